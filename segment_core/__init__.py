@@ -1,0 +1,149 @@
+"""Segment analytics for Python: a fast, bounded, fork-safe batching client.
+
+A drop-in superset of analytics-python's API::
+
+    import segment_core as analytics
+
+    analytics.write_key = "YOUR_WRITE_KEY"
+    analytics.track("user-1", "Signed Up", {"plan": "pro"})
+    analytics.flush()
+
+or an explicit client::
+
+    from segment_core import Client
+
+    client = Client("YOUR_WRITE_KEY")
+    client.track(user_id="user-1", event="Signed Up")
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from segment_core import signals
+from segment_core._version import VERSION
+from segment_core.builders import Properties, Traits
+from segment_core.client import Client
+from segment_core.config import Config
+from segment_core.errors import DeliveryError, InvalidMessage
+from segment_core.messages import Alias, Context, Group, Identify, Page, Screen, Track
+
+__version__ = VERSION
+
+__all__ = [
+    "Alias",
+    "Client",
+    "Config",
+    "Context",
+    "DeliveryError",
+    "Group",
+    "Identify",
+    "InvalidMessage",
+    "Page",
+    "Properties",
+    "Screen",
+    "Track",
+    "Traits",
+    "alias",
+    "flush",
+    "get_client",
+    "group",
+    "identify",
+    "join",
+    "page",
+    "screen",
+    "shutdown",
+    "signals",
+    "track",
+]
+
+# Module-level settings, read when the default client is first needed (as in
+# analytics-python). None means "the client's default".
+write_key: str | None = None
+host: str | None = None
+on_error: Any = None
+debug: bool = False
+send: bool = True
+sync_mode: bool = False
+max_queue_size: int | None = None
+gzip: bool | None = None
+timeout: float | None = None
+max_retries: int | None = None
+log_handler: Any = None
+
+default_client: Client | None = None
+_default_lock = threading.Lock()
+
+_SETTINGS = (
+    "host",
+    "on_error",
+    "debug",
+    "send",
+    "sync_mode",
+    "max_queue_size",
+    "gzip",
+    "timeout",
+    "max_retries",
+    "log_handler",
+)
+
+
+def get_client() -> Client:
+    """The process-wide default client, created on first use from the module settings."""
+    global default_client
+    client = default_client
+    if client is None:
+        with _default_lock:
+            if default_client is None:
+                options = {name: globals()[name] for name in _SETTINGS}
+                default_client = Client(
+                    write_key, **{k: v for k, v in options.items() if v is not None}
+                )
+            client = default_client
+    return client
+
+
+def identify(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+    """:meth:`Client.identify` on the default client."""
+    return get_client().identify(*args, **kwargs)
+
+
+def track(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+    """:meth:`Client.track` on the default client."""
+    return get_client().track(*args, **kwargs)
+
+
+def page(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+    """:meth:`Client.page` on the default client."""
+    return get_client().page(*args, **kwargs)
+
+
+def screen(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+    """:meth:`Client.screen` on the default client."""
+    return get_client().screen(*args, **kwargs)
+
+
+def group(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+    """:meth:`Client.group` on the default client."""
+    return get_client().group(*args, **kwargs)
+
+
+def alias(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+    """:meth:`Client.alias` on the default client."""
+    return get_client().alias(*args, **kwargs)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Send what the default client holds and wait for it (at most ``timeout`` seconds)."""
+    return get_client().flush(timeout) if default_client is not None else True
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and stop the default client."""
+    return default_client.shutdown(timeout) if default_client is not None else True
+
+
+def join(timeout: float | None = None) -> bool:
+    """analytics-python's name for :func:`shutdown`."""
+    return shutdown(timeout)

@@ -1,0 +1,164 @@
+"""``Traits`` and ``Properties``: dicts with chainable setters for the Spec's reserved names.
+
+>>> Traits().set_name("Michael Bolton").set_email("mbolton@example.com")
+{'name': 'Michael Bolton', 'email': 'mbolton@example.com'}
+>>> Properties().set_revenue(10).set_currency("USD").set("coupon_used", True)
+{'revenue': 10, 'currency': 'USD', 'coupon_used': True}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+__all__ = ["Properties", "Traits"]
+
+_B = TypeVar("_B", bound="_Builder")
+
+
+class _Builder(dict[str, Any]):
+    def set(self: _B, key: str, value: Any) -> _B:
+        """Set any key; returns ``self`` so calls chain."""
+        self[key] = value
+        return self
+
+
+class Traits(_Builder):
+    """Traits of a user or a group (identify and group calls)."""
+
+    def set_address(self, address: Mapping[str, Any]) -> Traits:
+        return self.set("address", dict(address))
+
+    def set_age(self, age: int) -> Traits:
+        return self.set("age", age)
+
+    def set_avatar(self, url: str) -> Traits:
+        return self.set("avatar", url)
+
+    def set_birthday(self, birthday: dt.date | str) -> Traits:
+        return self.set("birthday", birthday)
+
+    def set_company(self, company: Mapping[str, Any]) -> Traits:
+        return self.set("company", dict(company))
+
+    def set_created_at(self, created_at: dt.datetime | str) -> Traits:
+        return self.set("createdAt", created_at)
+
+    def set_description(self, description: str) -> Traits:
+        return self.set("description", description)
+
+    def set_email(self, email: str) -> Traits:
+        return self.set("email", email)
+
+    def set_employees(self, employees: int) -> Traits:
+        return self.set("employees", employees)
+
+    def set_first_name(self, first_name: str) -> Traits:
+        return self.set("firstName", first_name)
+
+    def set_gender(self, gender: str) -> Traits:
+        return self.set("gender", gender)
+
+    def set_id(self, id: str) -> Traits:
+        return self.set("id", id)
+
+    def set_industry(self, industry: str) -> Traits:
+        return self.set("industry", industry)
+
+    def set_last_name(self, last_name: str) -> Traits:
+        return self.set("lastName", last_name)
+
+    def set_name(self, name: str) -> Traits:
+        return self.set("name", name)
+
+    def set_phone(self, phone: str) -> Traits:
+        return self.set("phone", phone)
+
+    def set_plan(self, plan: str) -> Traits:
+        return self.set("plan", plan)
+
+    def set_title(self, title: str) -> Traits:
+        return self.set("title", title)
+
+    def set_username(self, username: str) -> Traits:
+        return self.set("username", username)
+
+    def set_website(self, website: str) -> Traits:
+        return self.set("website", website)
+
+
+class Properties(_Builder):
+    """Properties of a track, page or screen call."""
+
+    def set_category(self, category: str) -> Properties:
+        return self.set("category", category)
+
+    def set_coupon(self, coupon: str) -> Properties:
+        return self.set("coupon", coupon)
+
+    def set_currency(self, currency: str) -> Properties:
+        return self.set("currency", currency)
+
+    def set_discount(self, discount: float) -> Properties:
+        return self.set("discount", discount)
+
+    def set_keywords(self, keywords: Sequence[str]) -> Properties:
+        return self.set("keywords", list(keywords))
+
+    def set_name(self, name: str) -> Properties:
+        return self.set("name", name)
+
+    def set_order_id(self, order_id: str) -> Properties:
+        return self.set("order_id", order_id)
+
+    def set_path(self, path: str) -> Properties:
+        return self.set("path", path)
+
+    def set_price(self, price: float) -> Properties:
+        return self.set("price", price)
+
+    def set_product_id(self, product_id: str) -> Properties:
+        return self.set("product_id", product_id)
+
+    def set_products(self, products: Sequence[Mapping[str, Any]]) -> Properties:
+        return self.set("products", [dict(p) for p in products])
+
+    def set_quantity(self, quantity: int) -> Properties:
+        return self.set("quantity", quantity)
+
+    def set_referrer(self, referrer: str) -> Properties:
+        return self.set("referrer", referrer)
+
+    def set_repeat(self, repeat: bool) -> Properties:
+        return self.set("repeat", repeat)
+
+    def set_revenue(self, revenue: float) -> Properties:
+        return self.set("revenue", revenue)
+
+    def set_search(self, search: str) -> Properties:
+        return self.set("search", search)
+
+    def set_shipping(self, shipping: float) -> Properties:
+        return self.set("shipping", shipping)
+
+    def set_sku(self, sku: str) -> Properties:
+        return self.set("sku", sku)
+
+    def set_subtotal(self, subtotal: float) -> Properties:
+        return self.set("subtotal", subtotal)
+
+    def set_tax(self, tax: float) -> Properties:
+        return self.set("tax", tax)
+
+    def set_title(self, title: str) -> Properties:
+        return self.set("title", title)
+
+    def set_total(self, total: float) -> Properties:
+        return self.set("total", total)
+
+    def set_url(self, url: str) -> Properties:
+        return self.set("url", url)
+
+    def set_value(self, value: float) -> Properties:
+        return self.set("value", value)

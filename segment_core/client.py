@@ -1,0 +1,371 @@
+"""The client: analytics-python's API on a bounded, fork-safe, never-blocking pipeline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from segment_core import _capture, lifecycle, signals
+from segment_core.batching import MAX_MESSAGE_BYTES
+from segment_core.config import Config
+from segment_core.delivery import Delivery
+from segment_core.encoding import encode
+from segment_core.errors import InvalidMessage
+from segment_core.messages import Message
+from segment_core.normalize import MessageFactory
+from segment_core.stats import Stats
+from segment_core.worker import Worker
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("segment_core")
+
+Result = tuple[bool, dict[str, Any]]
+
+
+class Client:
+    """Send Segment calls from any thread without blocking or breaking the caller.
+
+    >>> client = Client("WRITE_KEY")                                # doctest: +SKIP
+    >>> client.track("user-1", "Order Completed", {"revenue": 42})  # doctest: +SKIP
+    (True, {...})
+
+    Every call validates and encodes its message on the caller's thread (a mistake
+    raises :class:`InvalidMessage` right there), then hands the bytes to a bounded
+    buffer drained by a background thread. Calls return ``(accepted, message)``.
+    """
+
+    def __init__(self, write_key: str | None = None, **options: Any) -> None:
+        self.config = Config.from_options(write_key, **options)
+        config = self.config
+        if config.log_handler is not None:
+            logger.addHandler(config.log_handler)
+        if config.debug:
+            logger.setLevel(logging.DEBUG)
+        self._factory = MessageFactory(config.default_context, config.default_integrations)
+        self._stats = Stats()
+        self._delivery = Delivery(config, self._stats, self)
+        self._worker = Worker(config, self._delivery)
+        self._sync_abandon = threading.Event()
+        self._registered = False
+        self._shut_down = False
+        self._warned_disabled = False
+        self._last_drop_log = 0.0
+        if not config.write_key and config.send:
+            self._warn_disabled()
+        weak_self = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: _call_if_alive(weak_self))
+        lifecycle.chain_sigterm()
+
+    # -- analytics-python's calls, same names, same positional order -------------
+
+    def identify(
+        self,
+        user_id: Any = None,
+        traits: Any = None,
+        context: Any = None,
+        timestamp: Any = None,
+        anonymous_id: Any = None,
+        integrations: Any = None,
+        message_id: Any = None,
+    ) -> Result:
+        """Who the user is: ``traits`` such as email, name, plan."""
+        return self._accept(
+            self._factory.build(
+                "identify",
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                context=context,
+                integrations=integrations,
+                timestamp=timestamp,
+                message_id=message_id,
+                traits=traits,
+            )
+        )
+
+    def track(
+        self,
+        user_id: Any = None,
+        event: Any = None,
+        properties: Any = None,
+        context: Any = None,
+        timestamp: Any = None,
+        anonymous_id: Any = None,
+        integrations: Any = None,
+        message_id: Any = None,
+    ) -> Result:
+        """What the user did: an ``event`` name with ``properties``."""
+        return self._accept(
+            self._factory.build(
+                "track",
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                context=context,
+                integrations=integrations,
+                timestamp=timestamp,
+                message_id=message_id,
+                event=event,
+                properties=properties,
+            )
+        )
+
+    def page(
+        self,
+        user_id: Any = None,
+        category: Any = None,
+        name: Any = None,
+        properties: Any = None,
+        context: Any = None,
+        timestamp: Any = None,
+        anonymous_id: Any = None,
+        integrations: Any = None,
+        message_id: Any = None,
+    ) -> Result:
+        """A page view, with the Spec's page fields in ``properties``."""
+        return self._page_or_screen(
+            "page", user_id, category, name, properties, context, timestamp, anonymous_id,
+            integrations, message_id,
+        )  # fmt: skip
+
+    def screen(
+        self,
+        user_id: Any = None,
+        category: Any = None,
+        name: Any = None,
+        properties: Any = None,
+        context: Any = None,
+        timestamp: Any = None,
+        anonymous_id: Any = None,
+        integrations: Any = None,
+        message_id: Any = None,
+    ) -> Result:
+        """A screen view in a mobile or desktop app."""
+        return self._page_or_screen(
+            "screen", user_id, category, name, properties, context, timestamp, anonymous_id,
+            integrations, message_id,
+        )  # fmt: skip
+
+    def group(
+        self,
+        user_id: Any = None,
+        group_id: Any = None,
+        traits: Any = None,
+        context: Any = None,
+        timestamp: Any = None,
+        anonymous_id: Any = None,
+        integrations: Any = None,
+        message_id: Any = None,
+    ) -> Result:
+        """Associate the user with a group (a company, an account, a team)."""
+        return self._accept(
+            self._factory.build(
+                "group",
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                context=context,
+                integrations=integrations,
+                timestamp=timestamp,
+                message_id=message_id,
+                group_id=group_id,
+                traits=traits,
+            )
+        )
+
+    def alias(
+        self,
+        previous_id: Any = None,
+        user_id: Any = None,
+        context: Any = None,
+        timestamp: Any = None,
+        integrations: Any = None,
+        message_id: Any = None,
+    ) -> Result:
+        """Merge the identity ``previous_id`` into ``user_id``."""
+        return self._accept(
+            self._factory.build(
+                "alias",
+                user_id=user_id,
+                context=context,
+                integrations=integrations,
+                timestamp=timestamp,
+                message_id=message_id,
+                previous_id=previous_id,
+            )
+        )
+
+    def enqueue(self, message: Message) -> Result:
+        """Send a typed message (:class:`Track`, :class:`Identify`, ...)."""
+        kind = getattr(message, "type", None)
+        if kind not in ("identify", "track", "page", "screen", "group", "alias"):
+            raise InvalidMessage(
+                f"message must be a Track, Identify, Page, Screen, Group or Alias, "
+                f"got {type(message).__name__}"
+            )
+        return self._accept(self._factory.build(kind, **message.call_kwargs()))
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything waiting now and wait for it, at most ``timeout`` seconds.
+
+        ``None`` waits at most ``shutdown_timeout``. Returns True when every message
+        accepted before the call was delivered or definitively failed.
+        """
+        if self.config.sync_mode or not self.config.enabled:
+            return True
+        return self._worker.flush(self._timeout(timeout))
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush, then stop the sender threads; later calls are refused (and counted).
+
+        Returns by the deadline (``None``: ``shutdown_timeout``) and reports whether
+        everything accepted was delivered or definitively failed. Safe to call twice.
+        """
+        self._shut_down = True
+        self._sync_abandon.set()
+        if self.config.sync_mode or not self.config.enabled:
+            return True
+        delivered = self._worker.shutdown(self._timeout(timeout))
+        if not delivered:
+            logger.warning(
+                "Segment client shut down with %d message(s) undelivered", self._worker.pending
+            )
+        return delivered
+
+    def join(self, timeout: float | None = None) -> bool:
+        """analytics-python's name for :meth:`shutdown`."""
+        return self.shutdown(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the counters: queued, accepted, sent, failed, dropped, retries, ..."""
+        snapshot = self._stats.snapshot(queued=self._worker.queued)
+        snapshot["accepted"] += self._worker.accepted
+        snapshot["pending"] = self._worker.pending
+        return snapshot
+
+    # -- internals -------------------------------------------------------------
+
+    def _page_or_screen(
+        self,
+        kind: str,
+        user_id: Any,
+        category: Any,
+        name: Any,
+        properties: Any,
+        context: Any,
+        timestamp: Any,
+        anonymous_id: Any,
+        integrations: Any,
+        message_id: Any,
+    ) -> Result:
+        return self._accept(
+            self._factory.build(
+                kind,
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                context=context,
+                integrations=integrations,
+                timestamp=timestamp,
+                message_id=message_id,
+                category=category,
+                name=name,
+                properties=properties,
+            )
+        )
+
+    def _accept(self, message: dict[str, Any]) -> Result:
+        config = self.config
+        if config.before_send is not None:
+            changed = self._run_before_send(message)
+            if changed is None:
+                self._drop(message, "before_send")
+                return False, message
+            message = changed
+        data = encode(message)
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise InvalidMessage(
+                f"message is {len(data)} bytes encoded; Segment accepts at most "
+                f"{MAX_MESSAGE_BYTES} bytes per message"
+            )
+        if _capture.sinks:
+            _capture.deliver(message)
+            return True, message
+        if not config.enabled:
+            if not config.send:
+                return True, message
+            self._drop(message, "disabled")
+            return False, message
+        if self._shut_down:
+            self._drop(message, "shut_down")
+            return False, message
+        if config.sync_mode:
+            self._stats.add(accepted=1)
+            self._delivery.deliver([data], self._sync_abandon)
+            signals.emit(signals.message_enqueued, self, message=message)
+            return True, message
+        refused = self._worker.put(data)
+        if refused is not None:
+            self._drop(message, refused)
+            return False, message
+        if not self._registered:
+            self._register()
+        signals.emit(signals.message_enqueued, self, message=message)
+        return True, message
+
+    def _run_before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        assert self.config.before_send is not None
+        try:
+            result = self.config.before_send(message)
+        except Exception:
+            logger.exception("before_send hook raised; sending the message unchanged")
+            return message
+        if result is not None and not isinstance(result, dict):
+            logger.error(
+                "before_send must return a dict or None, got %s; sending the message unchanged",
+                type(result).__name__,
+            )
+            return message
+        return result
+
+    def _register(self) -> None:
+        self._registered = True
+        lifecycle.register(self)
+
+    def _drop(self, message: dict[str, Any], reason: str) -> None:
+        self._stats.drop(reason)
+        now = time.monotonic()
+        if reason != "before_send" and now - self._last_drop_log > 5.0:
+            self._last_drop_log = now
+            logger.warning("Segment message dropped (%s); see Client.stats()", reason)
+        signals.emit(signals.message_dropped, self, message=message, reason=reason)
+
+    def _warn_disabled(self) -> None:
+        if not self._warned_disabled:
+            self._warned_disabled = True
+            logger.warning(
+                "Segment client has no write key: events are discarded. Pass write_key= "
+                "or set the SEGMENT_WRITE_KEY environment variable."
+            )
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self.config.shutdown_timeout if timeout is None else max(0.0, timeout)
+
+    def _after_fork(self) -> None:
+        self._stats = Stats()
+        self._delivery = Delivery(self.config, self._stats, self)
+        self._worker = Worker(self.config, self._delivery)
+        self._sync_abandon = threading.Event()
+        self._registered = False
+
+    def __repr__(self) -> str:
+        return f"<Client host={self.config.host!r} enabled={self.config.enabled}>"
+
+
+def _call_if_alive(method: weakref.WeakMethod[Any]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()

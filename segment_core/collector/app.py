@@ -1,0 +1,292 @@
+"""The collector's ASGI application: Segment's `/v1/*` routes, the query API, the page.
+
+Routes:
+
+* `POST /v1/batch`, `/v1/import`, `/v1/track`, `/v1/identify`, `/v1/page`,
+  `/v1/screen`, `/v1/group`, `/v1/alias`: accept what Segment's HTTP API accepts.
+* `GET /collector/summary`: counts of good, bad and duplicate messages.
+* `GET /collector/events`: stored events, oldest first; filters `type`, `event`,
+  `userId`, `anonymousId`, `status` (good|bad); `after=<seq>` (only events stored
+  after that cursor), `limit` (default 1000) or `last=<n>` (the newest n, still
+  oldest first). Answers `{"events": [...], "cursor": <seq of the last one>}`.
+* `GET /collector/events/<messageId>`: one event, 404 when unknown.
+* `POST /collector/reset`: forget events, counts and pending faults.
+* `POST|GET|DELETE /collector/faults`: queue, list or clear fault plans (see faults.py).
+* `GET /collector/stream`: server-sent events for the page (see stream.py).
+* `GET /`: the web page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from segment_core.collector._asgi import (
+    DRAIN_LIMIT,
+    JSONBytesResponse,
+    apply_fault,
+    error_response,
+)
+from segment_core.collector.faults import FaultPlanError, FaultQueue, parse_plans
+from segment_core.collector.forward import Forwarder
+from segment_core.collector.ingest import (
+    BATCH_ENDPOINTS,
+    SINGLE_ENDPOINTS,
+    Limits,
+    RequestError,
+    build_records,
+    decode_body,
+    parse_json,
+    utc_now_iso,
+    write_key_from,
+)
+from segment_core.collector.store import MAX_QUERY_LIMIT, EventQuery, EventStore
+from segment_core.collector.stream import Notifier, stream_endpoint
+
+__all__ = ["CollectorApp", "create_app"]
+
+_FILTERS = {"type": "type", "event": "event", "userId": "user_id", "anonymousId": "anonymous_id"}
+_QUERY_PARAMS = frozenset({*_FILTERS, "status", "limit", "after", "last"})
+_HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def create_app(
+    *,
+    write_key: str | None = None,
+    db: str | None = None,
+    forward: str | None = None,
+    limits: Limits | None = None,
+) -> CollectorApp:
+    """Build the collector ASGI app.
+
+    `write_key`: when set, `/v1/*` requests with another (or no) key get 401.
+    `db`: SQLite file to store events in; in memory when None.
+    `forward`: base URL of a Segment-compatible API to relay good batches to.
+    """
+    return CollectorApp(write_key=write_key, db=db, forward=forward, limits=limits or Limits())
+
+
+class CollectorApp:
+    """ASGI app; faults are applied here, outside Starlette, so they can drop connections."""
+
+    def __init__(
+        self, *, write_key: str | None, db: str | None, forward: str | None, limits: Limits
+    ) -> None:
+        self.write_key = write_key
+        self.limits = limits
+        self.store = EventStore(db)
+        self.faults = FaultQueue()
+        self.notifier = Notifier()
+        self.forwarder = Forwarder(forward) if forward else None
+        self.requests: Counter[str] = Counter()
+        page = resources.files("segment_core.collector").joinpath("static/index.html")
+        self._page = page.read_bytes()
+        self._starlette = Starlette(
+            routes=[
+                Route("/", self._index, methods=["GET"]),
+                Route("/v1/{endpoint}", self._ingest, methods=["POST"]),
+                Route("/collector/summary", self._summary, methods=["GET"]),
+                Route("/collector/events", self._events, methods=["GET"]),
+                Route("/collector/events/{message_id:path}", self._event, methods=["GET"]),
+                Route("/collector/reset", self._reset, methods=["POST"]),
+                Route("/collector/faults", self._faults, methods=["GET", "POST", "DELETE"]),
+                Route(
+                    "/collector/stream",
+                    stream_endpoint(self.store, self.notifier, self.summary),
+                    methods=["GET"],
+                ),
+            ],
+            exception_handlers={HTTPException: _http_error, Exception: _server_error},
+            lifespan=self._lifespan,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            fault = self.faults.take()
+            if fault is not None and await apply_fault(fault, scope, receive, send):
+                self.requests["faulted"] += 1
+                self.notifier.notify()
+                return
+        await self._starlette(scope, receive, send)
+
+    def summary(self) -> dict[str, Any]:
+        """Store counts plus request counts and the number of pending fault plans."""
+        counts = self.store.summary()
+        counts["requests"] = {
+            name: self.requests[name] for name in ("accepted", "rejected", "faulted")
+        }
+        counts["pending_faults"] = len(self.faults.pending())
+        if self.forwarder is not None:
+            counts["forwarded"] = dict(self.forwarder.stats)
+        return counts
+
+    def close(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.close()
+        self.store.close()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        self.close()
+
+    async def _index(self, request: Request) -> Response:
+        return HTMLResponse(self._page, headers={"Cache-Control": "no-cache"})
+
+    async def _ingest(self, request: Request) -> Response:
+        endpoint = request.path_params["endpoint"]
+        if endpoint not in BATCH_ENDPOINTS and endpoint not in SINGLE_ENDPOINTS:
+            return error_response(404, "not_found", f"there is no route /v1/{endpoint}")
+        received_at = utc_now_iso()
+        try:
+            raw = await self._read_body(request)
+            body = decode_body(raw, request.headers.get("content-encoding", ""), self.limits)
+            payload = parse_json(body)
+            write_key, source = write_key_from(request.headers.get("authorization"), payload)
+            self._authorize(write_key)
+            records = build_records(
+                payload,
+                endpoint,
+                write_key=write_key,
+                write_key_source=source,
+                received_at=received_at,
+                limits=self.limits,
+            )
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening any more
+        except RequestError as error:
+            self.requests["rejected"] += 1
+            self.notifier.notify()
+            return error_response(error.status, error.code, error.message)
+        self.store.add(records)
+        self.requests["accepted"] += 1
+        self.notifier.notify()
+        if self.forwarder is not None:
+            self.forwarder.submit([r.message for r in records if not r.reasons], write_key)
+        return JSONBytesResponse({"success": True})
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.limits.max_request_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            elif size > DRAIN_LIMIT:
+                break  # keep reading a huge body no longer; the client gets its 400
+        if size > limit:
+            raise RequestError(
+                400,
+                "request_too_large",
+                f"the body is {size} bytes or more; the limit is {limit}",
+            )
+        return b"".join(chunks)
+
+    def _authorize(self, write_key: str | None) -> None:
+        if self.write_key is None:
+            return
+        if write_key is None:
+            raise RequestError(
+                401,
+                "unauthorized",
+                "a write key is required (HTTP Basic username or writeKey in the body)",
+            )
+        if write_key != self.write_key:
+            raise RequestError(401, "unauthorized", "the write key is not valid")
+
+    async def _summary(self, request: Request) -> Response:
+        return JSONBytesResponse(self.summary())
+
+    async def _events(self, request: Request) -> Response:
+        try:
+            query = _parse_event_query(request)
+        except ValueError as error:
+            return error_response(400, "invalid_query", str(error))
+        events = self.store.query(query)
+        cursor = events[-1]["seq"] if events else query.after
+        return JSONBytesResponse({"events": events, "cursor": cursor})
+
+    async def _event(self, request: Request) -> Response:
+        message_id = request.path_params["message_id"]
+        event = self.store.get(message_id)
+        if event is None:
+            return error_response(404, "not_found", f"no event with messageId {message_id!r}")
+        return JSONBytesResponse(event)
+
+    async def _reset(self, request: Request) -> Response:
+        self.store.reset()
+        self.faults.clear()
+        self.requests.clear()
+        self.notifier.notify(reset=True)
+        return JSONBytesResponse({"success": True})
+
+    async def _faults(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                self.faults.add(parse_plans(orjson.loads(await request.body())))
+            except orjson.JSONDecodeError as error:
+                return error_response(400, "invalid_json", f"the body is not valid JSON: {error}")
+            except FaultPlanError as error:
+                return error_response(400, "invalid_fault_plan", str(error))
+        elif request.method == "DELETE":
+            self.faults.clear()
+        return JSONBytesResponse({"pending": self.faults.pending()})
+
+
+def _parse_event_query(request: Request) -> EventQuery:
+    params = request.query_params
+    unknown = sorted(set(params) - _QUERY_PARAMS)
+    if unknown:
+        raise ValueError(
+            f"unknown filter(s): {', '.join(unknown)}; known: {', '.join(sorted(_QUERY_PARAMS))}"
+        )
+    filters: dict[str, Any] = {
+        attribute: params[name] for name, attribute in _FILTERS.items() if name in params
+    }
+    status = params.get("status")
+    if status is not None and status not in ("good", "bad"):
+        raise ValueError("status must be good or bad")
+    limit = _int_param(params.get("limit"), "limit", minimum=1)
+    last = _int_param(params.get("last"), "last", minimum=1)
+    after = _int_param(params.get("after"), "after", minimum=0)
+    return EventQuery(
+        **filters,
+        status=status,
+        after=after or 0,
+        limit=min(limit, MAX_QUERY_LIMIT) if limit is not None else EventQuery.limit,
+        last=last,
+    )
+
+
+def _int_param(value: str | None, name: str, *, minimum: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
+    return number
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return error_response(500, "internal_error", "the collector failed; see its log")

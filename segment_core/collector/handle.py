@@ -1,0 +1,168 @@
+"""`CollectorHandle`: query and steer a running collector over its HTTP API.
+
+A handle works the same for a collector in this process (`run_in_background`) and
+one in another process (`CollectorHandle.connect("http://127.0.0.1:8765")`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+__all__ = ["CollectorError", "CollectorHandle"]
+
+# Python-style spellings accepted for the API's filter names.
+_FILTER_ALIASES = {"user_id": "userId", "anonymous_id": "anonymousId"}
+WAIT_POLL_SECONDS = 0.02
+WAIT_FOR_LIMIT = 100_000
+
+
+class CollectorError(RuntimeError):
+    """The collector answered a query with an error."""
+
+
+class CollectorHandle:
+    """A client for a collector's query API.
+
+    >>> with run_in_background() as collector:                      # doctest: +SKIP
+    ...     send_some_events(host=collector.url)
+    ...     [event] = collector.wait_for(1, type="track", event="Signed Up")
+    ...     assert event["status"] == "good", event["reasons"]
+    """
+
+    def __init__(
+        self, url: str, *, on_stop: Callable[[], None] | None = None, timeout: float = 10.0
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._on_stop = on_stop
+        self._timeout = timeout
+
+    @classmethod
+    def connect(cls, url: str) -> CollectorHandle:
+        """A handle on a collector already running at `url`; `stop()` leaves it running."""
+        return cls(url)
+
+    def events(self, **filters: Any) -> list[dict[str, Any]]:
+        """Stored events, oldest first.
+
+        Filters: `type`, `event`, `userId` (or `user_id`), `anonymousId` (or
+        `anonymous_id`), `status` ("good"/"bad"), `after`, `limit`, `last`.
+        """
+        params = {_FILTER_ALIASES.get(name, name): value for name, value in filters.items()}
+        body = self._request("GET", "/collector/events", params=params)
+        events: list[dict[str, Any]] = body["events"]
+        return events
+
+    def event(self, message_id: str) -> dict[str, Any]:
+        """The event stored under `message_id`; KeyError when there is none."""
+        response = self._send("GET", "/collector/events/" + quote(message_id, safe=""))
+        if response.status_code == 404:
+            raise KeyError(message_id)
+        return self._json(response)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts: total, good, bad, duplicates, by_type, requests, pending_faults."""
+        return self._request("GET", "/collector/summary")
+
+    def reset(self) -> None:
+        """Forget every event and count, and clear pending faults."""
+        self._request("POST", "/collector/reset")
+
+    def faults(self, plan: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Queue one fault plan or several; returns the plans now pending."""
+        pending: list[dict[str, Any]] = self._request("POST", "/collector/faults", json=plan)[
+            "pending"
+        ]
+        return pending
+
+    def clear_faults(self) -> None:
+        self._request("DELETE", "/collector/faults")
+
+    def wait_for(
+        self, count: int, timeout: float = 10.0, **filters: Any
+    ) -> list[dict[str, Any]]:
+        """Poll until at least `count` events match `filters`; return them all.
+
+        Raises AssertionError, saying what it did see, when `timeout` passes first.
+        """
+        filters.setdefault("limit", max(count, WAIT_FOR_LIMIT))
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events(**filters)
+            if len(events) >= count:
+                return events
+            if time.monotonic() >= deadline:
+                raise AssertionError(self._describe_timeout(count, timeout, filters, events))
+            time.sleep(WAIT_POLL_SECONDS)
+
+    def stop(self) -> None:
+        """Stop the collector if this handle started it."""
+        if self._on_stop is not None:
+            on_stop, self._on_stop = self._on_stop, None
+            on_stop()
+
+    def __enter__(self) -> CollectorHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"CollectorHandle({self.url!r})"
+
+    def _describe_timeout(
+        self,
+        count: int,
+        timeout: float,
+        filters: dict[str, Any],
+        matching: list[dict[str, Any]],
+    ) -> str:
+        shown = {k: v for k, v in filters.items() if k != "limit" or v != WAIT_FOR_LIMIT}
+        lines = [
+            f"expected at least {count} event(s) matching {shown} within {timeout:g}s, "
+            f"saw {len(matching)}; the collector holds:"
+        ]
+        recent = self.events(last=20)
+        for event in recent:
+            message = event["message"] if isinstance(event["message"], dict) else {}
+            label = message.get("event") or message.get("name") or ""
+            line = (
+                f"  {event['status']:4} {message.get('type')!s:8} {label!s:24} "
+                f"userId={message.get('userId')!r} anonymousId={message.get('anonymousId')!r}"
+            )
+            if event["reasons"]:
+                line += f" reasons={event['reasons']}"
+            lines.append(line)
+        if not recent:
+            lines.append("  (no events)")
+        lines.append(f"summary: {self.summary()}")
+        return "\n".join(lines)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._json(self._send(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        # One short-lived session per call: no pooled socket outlives the call, so
+        # handles are thread-safe and never leak connections.
+        with requests.Session() as session:
+            return session.request(method, self.url + path, timeout=self._timeout, **kwargs)
+
+    @staticmethod
+    def _json(response: requests.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("message", response.text)
+            except ValueError:
+                detail = response.text
+            raise CollectorError(f"{response.request.method} {response.url}: {detail}")
+        return response.json()

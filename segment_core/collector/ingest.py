@@ -1,0 +1,302 @@
+"""Turn one `/v1/*` request into records to store, or a 400/401 `RequestError`.
+
+Plain functions over bytes, headers and parsed JSON, so they can be tested and
+reused without a server. Limits follow SPEC.md:
+
+* a request body, on the wire and once un-gzipped, may be at most 500 × 1024 bytes
+  (512,000; Segment's libraries stop at 475,000 to leave headroom);
+* a message may be at most 32 × 1024 bytes, measured as compact JSON (orjson, no
+  spaces, UTF-8) of the message as sent, before the batch's `context` is merged in;
+* a batch may hold at most 2,500 messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import uuid
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from segment_core.collector.store import EventRecord
+from segment_core.collector.validation import is_iso8601, validate_message
+
+__all__ = [
+    "BATCH_ENDPOINTS",
+    "SINGLE_ENDPOINTS",
+    "Limits",
+    "RequestError",
+    "build_records",
+    "decode_body",
+    "parse_json",
+    "utc_now_iso",
+    "write_key_from",
+]
+
+BATCH_ENDPOINTS = frozenset({"batch", "import"})
+SINGLE_ENDPOINTS = frozenset({"alias", "group", "identify", "page", "screen", "track"})
+GENERATED_ID_PREFIX = "collector-"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits of one request (see the module docstring)."""
+
+    max_message_bytes: int = 32 * 1024
+    max_request_bytes: int = 500 * 1024
+    max_batch_messages: int = 2500
+
+
+class RequestError(Exception):
+    """A request the collector refuses; becomes `{"code": ..., "message": ...}`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def utc_now_iso() -> str:
+    """The current UTC time as ISO-8601 with milliseconds and a `Z`."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def decode_body(raw: bytes, content_encoding: str, limits: Limits) -> bytes:
+    """Un-gzip `raw` when asked to, never producing more than the request limit."""
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        raise RequestError(
+            400, "unsupported_encoding", f"Content-Encoding {content_encoding!r} is not supported"
+        )
+    budget = limits.max_request_bytes
+    parts: list[bytes] = []
+    remaining = raw
+    try:
+        # A gzip body may hold several members back to back; read them all.
+        while True:
+            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = decompressor.decompress(remaining, budget + 1)
+            budget -= len(chunk)
+            parts.append(chunk)
+            if budget < 0:
+                raise RequestError(
+                    400,
+                    "request_too_large",
+                    f"the un-gzipped body is over {limits.max_request_bytes} bytes",
+                )
+            if not decompressor.eof:
+                raise RequestError(400, "invalid_gzip", "the gzip body is truncated")
+            remaining = decompressor.unused_data
+            if not remaining:
+                break
+    except zlib.error as error:
+        raise RequestError(400, "invalid_gzip", f"the body is not valid gzip: {error}") from None
+    return b"".join(parts)
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body, or raise a 400 `invalid_json` error."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise RequestError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
+
+
+def write_key_from(authorization: str | None, payload: object) -> tuple[str | None, str | None]:
+    """The write key and where it came from: "basic", "body", "basic+body" or None."""
+    basic_key = _basic_username(authorization) if authorization else None
+    body_key = payload.get("writeKey") if isinstance(payload, dict) else None
+    if not isinstance(body_key, str) or not body_key:
+        body_key = None
+    if basic_key is not None and body_key is not None:
+        if basic_key != body_key:
+            raise RequestError(
+                401,
+                "unauthorized",
+                "the write key in the Authorization header differs from the one in the body",
+            )
+        return basic_key, "basic+body"
+    if basic_key is not None:
+        return basic_key, "basic"
+    if body_key is not None:
+        return body_key, "body"
+    return None, None
+
+
+def _basic_username(authorization: str) -> str | None:
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None  # e.g. an OAuth bearer token: not a write key
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise RequestError(
+            401, "unauthorized", "the Authorization header is not valid HTTP Basic"
+        ) from None
+    username = decoded.partition(":")[0]
+    return username or None
+
+
+def build_records(
+    payload: object,
+    endpoint: str,
+    *,
+    write_key: str | None,
+    write_key_source: str | None,
+    received_at: str,
+    limits: Limits,
+) -> list[EventRecord]:
+    """Validate every message of a request and make the records to store."""
+    if not isinstance(payload, dict):
+        raise RequestError(400, "invalid_body", "the body must be a JSON object")
+    path = f"/v1/{endpoint}"
+    if endpoint in BATCH_ENDPOINTS:
+        messages = _batch_messages(payload, limits)
+        sent_at = payload.get("sentAt")
+        batch_reasons = _batch_sent_at_reasons(sent_at)
+    else:
+        message = {key: value for key, value in payload.items() if key != "writeKey"}
+        encoded: bytes | None = _checked_dumps(message, None, limits)
+        batch_reasons = []
+        if "type" not in message:
+            message["type"] = endpoint  # the route says which call this is
+            encoded = None
+        elif message["type"] != endpoint:
+            batch_reasons.append(f"type {message['type']!r:.60} does not match the route {path}")
+        messages = [(message, encoded)]
+        sent_at = message.get("sentAt")
+    records = []
+    for index, (message, encoded) in enumerate(messages):
+        reasons = validate_message(message) + batch_reasons
+        records.append(
+            _record(
+                message,
+                encoded or _dumps(message, index),
+                reasons,
+                sent_at=sent_at if isinstance(sent_at, str) else None,
+                write_key=write_key,
+                write_key_source=write_key_source,
+                received_at=received_at,
+                endpoint=path,
+            )
+        )
+    return records
+
+
+def _batch_messages(payload: dict[str, Any], limits: Limits) -> list[tuple[Any, bytes | None]]:
+    """The batch's messages, each with its JSON when the merge left it unchanged."""
+    batch = payload.get("batch")
+    if not isinstance(batch, list):
+        raise RequestError(400, "invalid_batch", "batch must be an array of messages")
+    if len(batch) > limits.max_batch_messages:
+        raise RequestError(
+            400,
+            "too_many_messages",
+            f"the batch has {len(batch)} messages; the limit is {limits.max_batch_messages}",
+        )
+    shared: dict[str, dict[str, Any]] = {}
+    for field in ("context", "integrations"):
+        value = payload.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise RequestError(400, "invalid_batch", f"the batch's {field} must be an object")
+        shared[field] = value
+    messages: list[tuple[Any, bytes | None]] = []
+    for index, message in enumerate(batch):
+        encoded = _checked_dumps(message, index, limits)
+        if isinstance(message, dict) and shared:
+            messages.append((_merge_shared(message, shared), None))
+        else:
+            messages.append((message, encoded))
+    return messages
+
+
+def _merge_shared(message: dict[str, Any], shared: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Merge the batch's context/integrations in; the message's own keys win."""
+    merged = dict(message)
+    for field, values in shared.items():
+        own = message.get(field)
+        if own is None:
+            merged[field] = dict(values)
+        elif isinstance(own, dict):
+            merged[field] = {**values, **own}
+    return merged
+
+
+def _batch_sent_at_reasons(sent_at: object) -> list[str]:
+    if sent_at is None or is_iso8601(sent_at):
+        return []
+    return [f"the batch's sentAt {sent_at!r:.60} is not an ISO-8601 date-time string"]
+
+
+def _checked_dumps(message: object, index: int | None, limits: Limits) -> bytes:
+    """The message as compact JSON, or a 400 when that is over the message limit."""
+    encoded = _dumps(message, index)
+    size = len(encoded)
+    if size > limits.max_message_bytes:
+        which = "the message" if index is None else f"message #{index}"
+        raise RequestError(
+            400,
+            "message_too_large",
+            f"{which} is {size} bytes as JSON; the limit is {limits.max_message_bytes}",
+        )
+    return encoded
+
+
+def _dumps(value: object, index: int | None) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        which = "the message" if index is None else f"message #{index}"
+        raise RequestError(400, "invalid_json", f"{which} is nested too deeply") from None
+
+
+def _record(
+    message: object,
+    encoded: bytes,
+    reasons: list[str],
+    *,
+    sent_at: str | None,
+    write_key: str | None,
+    write_key_source: str | None,
+    received_at: str,
+    endpoint: str,
+) -> EventRecord:
+    fields = message if isinstance(message, dict) else {}
+    message_id = fields.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        message_id = GENERATED_ID_PREFIX + uuid.uuid4().hex
+    kind = fields.get("type")
+    event = fields.get("event")
+    return EventRecord(
+        message_id=message_id,
+        type=kind if isinstance(kind, str) else None,
+        event=event if isinstance(event, str) else None,
+        user_id=_id_text(fields.get("userId")),
+        anonymous_id=_id_text(fields.get("anonymousId")),
+        reasons=tuple(reasons),
+        received_at=received_at,
+        sent_at=sent_at,
+        write_key=write_key,
+        write_key_source=write_key_source,
+        endpoint=endpoint,
+        message=encoded,
+    )
+
+
+def _id_text(value: object) -> str | None:
+    """An id as the text a query filters on: numbers are compared as strings."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return str(value)

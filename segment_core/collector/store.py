@@ -1,0 +1,277 @@
+"""SQLite storage for received messages: one connection, guarded by a lock.
+
+Each stored message is keyed by its messageId; a second message with the same id
+is not stored again but counted as a duplicate of its type. Events come back in
+arrival order, oldest first, each with a `seq` cursor that only grows (also across
+`reset`), so a reader can ask for "everything after seq N".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = ["DEFAULT_QUERY_LIMIT", "EventQuery", "EventRecord", "EventStore", "MAX_QUERY_LIMIT"]
+
+DEFAULT_QUERY_LIMIT = 1000
+MAX_QUERY_LIMIT = 100_000
+UNKNOWN_TYPE = "unknown"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    type TEXT,
+    event TEXT,
+    user_id TEXT,
+    anonymous_id TEXT,
+    status TEXT NOT NULL,
+    reasons BLOB NOT NULL,
+    received_at TEXT NOT NULL,
+    sent_at TEXT,
+    write_key TEXT,
+    write_key_source TEXT,
+    endpoint TEXT NOT NULL,
+    message BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS duplicates (
+    type TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+"""
+_COLUMNS = (
+    "seq, message_id, status, reasons, received_at, sent_at, write_key, "
+    "write_key_source, endpoint, message"
+)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One message ready to store; `message` is its serialized JSON."""
+
+    message_id: str
+    type: str | None
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    reasons: tuple[str, ...]
+    received_at: str
+    sent_at: str | None
+    write_key: str | None
+    write_key_source: str | None
+    endpoint: str
+    message: bytes
+
+    @property
+    def status(self) -> str:
+        return "bad" if self.reasons else "good"
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Filters for `EventStore.query`; None means "any"."""
+
+    type: str | None = None
+    event: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    status: str | None = None
+    after: int = 0
+    limit: int = DEFAULT_QUERY_LIMIT
+    last: int | None = None
+
+
+class EventStore:
+    """Stores events in SQLite (in memory unless given a file path)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self._lock = threading.Lock()
+        self._connection = sqlite3.connect(
+            path or ":memory:", check_same_thread=False, isolation_level=None
+        )
+        if path:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.executescript(_SCHEMA)
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._duplicates: Counter[str] = Counter()
+        self._last_seq = 0
+        self._load_counts()
+
+    @property
+    def last_seq(self) -> int:
+        """The cursor of the newest event stored (0 when none ever was)."""
+        return self._last_seq
+
+    def add(self, records: list[EventRecord]) -> tuple[int, int]:
+        """Store `records`; return (how many were stored, how many were duplicates)."""
+        stored = duplicates = 0
+        with self._lock:
+            cursor = self._connection.cursor()
+            cursor.execute("BEGIN")
+            try:
+                for record in records:
+                    cursor.execute(
+                        "INSERT OR IGNORE INTO events (message_id, type, event, user_id, "
+                        "anonymous_id, status, reasons, received_at, sent_at, write_key, "
+                        "write_key_source, endpoint, message) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            record.message_id,
+                            record.type,
+                            record.event,
+                            record.user_id,
+                            record.anonymous_id,
+                            record.status,
+                            orjson.dumps(record.reasons),
+                            record.received_at,
+                            record.sent_at,
+                            record.write_key,
+                            record.write_key_source,
+                            record.endpoint,
+                            record.message,
+                        ),
+                    )
+                    type_key = record.type or UNKNOWN_TYPE
+                    if cursor.rowcount == 1:
+                        stored += 1
+                        self._counts[(type_key, record.status)] += 1
+                        self._last_seq = cursor.lastrowid or self._last_seq
+                    else:
+                        duplicates += 1
+                        self._duplicates[type_key] += 1
+                        cursor.execute(
+                            "INSERT INTO duplicates (type, count) VALUES (?, 1) "
+                            "ON CONFLICT (type) DO UPDATE SET count = count + 1",
+                            (type_key,),
+                        )
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                self._load_counts_locked()
+                raise
+        return stored, duplicates
+
+    def query(self, query: EventQuery) -> list[dict[str, Any]]:
+        """Events matching `query`, oldest first."""
+        clauses = ["seq > ?"]
+        params: list[object] = [query.after]
+        for column, value in (
+            ("type", query.type),
+            ("event", query.event),
+            ("user_id", query.user_id),
+            ("anonymous_id", query.anonymous_id),
+            ("status", query.status),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = " AND ".join(clauses)
+        if query.last is not None:
+            sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"
+            params.append(min(query.last, query.limit))
+        else:
+            sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?"
+            params.append(query.limit)
+        with self._lock:
+            rows = self._connection.execute(sql, params).fetchall()
+        if query.last is not None:
+            rows.reverse()
+        return [_row_to_event(row) for row in rows]
+
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        """The event stored under `message_id`, or None."""
+        with self._lock:
+            row = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        return None if row is None else _row_to_event(row)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of good, bad and duplicate messages, in total and by type."""
+        with self._lock:
+            counts = dict(self._counts)
+            duplicate_counts = dict(self._duplicates)
+            last_seq = self._last_seq
+        by_type: dict[str, dict[str, int]] = {}
+        for type_key in sorted({key for key, _ in counts} | set(duplicate_counts)):
+            good = counts.get((type_key, "good"), 0)
+            bad = counts.get((type_key, "bad"), 0)
+            by_type[type_key] = {
+                "total": good + bad,
+                "good": good,
+                "bad": bad,
+                "duplicates": duplicate_counts.get(type_key, 0),
+            }
+        good = sum(entry["good"] for entry in by_type.values())
+        bad = sum(entry["bad"] for entry in by_type.values())
+        return {
+            "total": good + bad,
+            "good": good,
+            "bad": bad,
+            "duplicates": sum(duplicate_counts.values()),
+            "by_type": by_type,
+            "last_seq": last_seq,
+        }
+
+    def reset(self) -> None:
+        """Forget every event and duplicate count (cursors keep growing)."""
+        with self._lock:
+            self._connection.execute("DELETE FROM events")
+            self._connection.execute("DELETE FROM duplicates")
+            self._counts.clear()
+            self._duplicates.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def _load_counts(self) -> None:
+        with self._lock:
+            self._load_counts_locked()
+
+    def _load_counts_locked(self) -> None:
+        connection = self._connection
+        self._counts = Counter(
+            {
+                (type_key or UNKNOWN_TYPE, status): count
+                for type_key, status, count in connection.execute(
+                    "SELECT type, status, COUNT(*) FROM events GROUP BY type, status"
+                )
+            }
+        )
+        self._duplicates = Counter(dict(connection.execute("SELECT type, count FROM duplicates")))
+        row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        self._last_seq = int(row[0]) if row else 0
+
+
+def _row_to_event(row: tuple[Any, ...]) -> dict[str, Any]:
+    (
+        seq,
+        message_id,
+        status,
+        reasons,
+        received_at,
+        sent_at,
+        write_key,
+        write_key_source,
+        endpoint,
+        message,
+    ) = row
+    return {
+        "seq": seq,
+        "messageId": message_id,
+        "status": status,
+        "reasons": orjson.loads(reasons),
+        "receivedAt": received_at,
+        "sentAt": sent_at,
+        "writeKey": write_key,
+        "writeKeySource": write_key_source,
+        "endpoint": endpoint,
+        "message": orjson.loads(message),
+    }

@@ -1,0 +1,113 @@
+"""Server-sent events: push new events and summary counts to the web page.
+
+`GET /collector/stream?after=<seq>` sends every stored event after the cursor as
+`event: message` (with `id: <seq>`, so a reconnecting browser resumes from
+`Last-Event-ID`), `event: summary` whenever the counts change, and `event: reset`
+after `POST /collector/reset`. A stream ends after a few seconds of life and the
+browser reconnects on its own; that keeps server shutdown quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from segment_core.collector.store import EventQuery, EventStore
+
+__all__ = ["Notifier", "stream_endpoint"]
+
+STREAM_LIFETIME_SECONDS = 25.0
+KEEPALIVE_SECONDS = 10.0
+# Coalesce bursts: at most one round of updates per interval and stream.
+MIN_UPDATE_INTERVAL_SECONDS = 0.1
+PAGE_SIZE = 500
+
+
+class Notifier:
+    """Wakes stream readers when the store changes; used from the event loop only."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.resets = 0
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify(self, *, reset: bool = False) -> None:
+        self.version += 1
+        if reset:
+            self.resets += 1
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def wait(self, seen_version: int, timeout: float) -> bool:
+        """Wait until the version moves past `seen_version`; False on timeout."""
+        if self.version != seen_version:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._waiters.discard(waiter)
+        return True
+
+
+def stream_endpoint(
+    store: EventStore, notifier: Notifier, summary: Callable[[], dict[str, Any]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """Make the `/collector/stream` endpoint over `store`."""
+
+    async def endpoint(request: Request) -> Response:
+        start = request.headers.get("last-event-id") or request.query_params.get("after")
+        try:
+            after = int(start) if start else store.last_seq
+        except ValueError:
+            after = store.last_seq
+        return StreamingResponse(
+            _events(store, notifier, summary, max(after, 0)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return endpoint
+
+
+async def _events(
+    store: EventStore,
+    notifier: Notifier,
+    summary: Callable[[], dict[str, Any]],
+    cursor: int,
+) -> AsyncIterator[bytes]:
+    deadline = time.monotonic() + STREAM_LIFETIME_SECONDS
+    resets = notifier.resets
+    last_summary: dict[str, Any] | None = None
+    yield b"retry: 1000\n\n"
+    while time.monotonic() < deadline:
+        version = notifier.version
+        if notifier.resets != resets:
+            resets = notifier.resets
+            yield b"event: reset\ndata: {}\n\n"
+        events = store.query(EventQuery(after=cursor, limit=PAGE_SIZE))
+        for event in events:
+            cursor = event["seq"]
+            yield b"id: %d\nevent: message\ndata: %s\n\n" % (cursor, orjson.dumps(event))
+        counts = summary()
+        if counts != last_summary:
+            last_summary = counts
+            yield b"event: summary\ndata: %s\n\n" % orjson.dumps(counts)
+        if len(events) == PAGE_SIZE:
+            continue
+        remaining = deadline - time.monotonic()
+        if not await notifier.wait(version, min(KEEPALIVE_SECONDS, max(remaining, 0.0))):
+            yield b": keep-alive\n\n"
+            continue
+        await asyncio.sleep(MIN_UPDATE_INTERVAL_SECONDS)

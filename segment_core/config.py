@@ -1,0 +1,202 @@
+"""Client options: one snake_case name each, defaults, aliases and validation.
+
+Every adapter speaks this vocabulary: Django as upper-case keys of
+``settings.SEGMENT``, Flask as ``SEGMENT_<NAME>`` config keys, ASGI as keyword
+arguments. A bad value raises :class:`ValueError` naming the option.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["ALIASES", "DEFAULT_HOST", "Config", "option_names"]
+
+DEFAULT_HOST = "https://api.segment.io"
+
+#: analytics-python's option names, accepted for drop-in compatibility.
+ALIASES: dict[str, str] = {
+    "upload_size": "flush_at",
+    "upload_interval": "flush_interval",
+    "thread": "max_in_flight",
+    "max_rate_limit_duration": "retry_after",
+}
+
+# Options analytics-python has that this client does not implement. Passing one
+# with a value is an error rather than a silent difference in behaviour.
+_UNSUPPORTED = ("oauth_client_id", "oauth_client_key", "oauth_key_id")
+_IGNORED = ("oauth_auth_server", "oauth_scope")
+
+ErrorHandler = Callable[[Exception, list[dict[str, Any]]], None]
+BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated client options. Build it with :meth:`Config.from_options`."""
+
+    write_key: str | None = None
+    host: str = DEFAULT_HOST
+    flush_at: int = 20
+    flush_interval: float = 5.0
+    max_queue_size: int = 10_000
+    gzip: bool = True
+    timeout: float = 10.0
+    max_retries: int = 10
+    retry_after: float | None = None
+    max_total_backoff_duration: float = 600.0
+    retry_backoff_min: float = 0.5
+    retry_backoff_max: float = 60.0
+    on_error: ErrorHandler | None = field(default=None, repr=False)
+    send: bool = True
+    sync_mode: bool = False
+    default_context: Mapping[str, Any] | None = None
+    default_integrations: Mapping[str, Any] | None = None
+    shutdown_timeout: float = 5.0
+    debug: bool = False
+    before_send: BeforeSend | None = field(default=None, repr=False)
+    max_in_flight: int = 1
+    proxies: Mapping[str, str] | None = None
+    log_handler: logging.Handler | None = field(default=None, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        """True when events leave the process (a write key is set and send is on)."""
+        return bool(self.write_key) and self.send
+
+    @property
+    def max_retry_after(self) -> float:
+        """The longest ``Retry-After`` the client honours, in seconds."""
+        return 300.0 if self.retry_after is None else self.retry_after
+
+    @classmethod
+    def from_options(cls, write_key: str | None = None, **options: Any) -> Config:
+        """Validate ``options`` (aliases accepted) and fill in environment fallbacks."""
+        values: dict[str, Any] = {}
+        given: dict[str, str] = {}
+        names = option_names()
+        for name, value in options.items():
+            if name in _IGNORED:
+                continue
+            if name in _UNSUPPORTED:
+                if value is not None:
+                    raise ValueError(f"{name}: OAuth authentication is not supported")
+                continue
+            target = ALIASES.get(name, name)
+            if target not in names:
+                raise TypeError(_unknown_option_message(name))
+            if target in given:  # an alias and its target, both given
+                first, second = sorted((name, given[target]), key=lambda n: n == target)
+                raise TypeError(f"{first} and {second} are the same option; pass only one")
+            given[target] = name
+            values[target] = value
+        if write_key is None:
+            write_key = os.environ.get("SEGMENT_WRITE_KEY") or None
+        if values.get("host") is None:
+            values["host"] = os.environ.get("SEGMENT_HOST") or DEFAULT_HOST
+        config = cls(write_key=write_key, **values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        _check_optional_str("write_key", self.write_key)
+        _check_host(self.host)
+        _check_int("flush_at", self.flush_at, low=1, high=2500)
+        _check_number("flush_interval", self.flush_interval, positive=True)
+        _check_int("max_queue_size", self.max_queue_size, low=1)
+        _check_bool("gzip", self.gzip)
+        _check_number("timeout", self.timeout, positive=True)
+        _check_int("max_retries", self.max_retries, low=0)
+        if self.retry_after is not None:
+            _check_number("retry_after", self.retry_after)
+        _check_number("max_total_backoff_duration", self.max_total_backoff_duration)
+        _check_number("retry_backoff_min", self.retry_backoff_min)
+        _check_number("retry_backoff_max", self.retry_backoff_max)
+        if self.retry_backoff_max < self.retry_backoff_min:
+            raise ValueError("retry_backoff_max must be at least retry_backoff_min")
+        _check_callable("on_error", self.on_error)
+        _check_bool("send", self.send)
+        _check_bool("sync_mode", self.sync_mode)
+        _check_mapping("default_context", self.default_context)
+        _check_mapping("default_integrations", self.default_integrations)
+        _check_number("shutdown_timeout", self.shutdown_timeout)
+        _check_bool("debug", self.debug)
+        _check_callable("before_send", self.before_send)
+        _check_int("max_in_flight", self.max_in_flight, low=1, high=64)
+        _check_mapping("proxies", self.proxies)
+        if self.log_handler is not None and not isinstance(self.log_handler, logging.Handler):
+            raise ValueError(
+                f"log_handler must be a logging.Handler, got {type(self.log_handler).__name__}"
+            )
+
+    def public_dict(self) -> dict[str, Any]:
+        """The options as a dict for display, with the write key masked."""
+        shown: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "write_key" and value:
+                value = value[:4] + "…" if len(value) > 4 else "…"
+            elif callable(value) or isinstance(value, logging.Handler):
+                value = getattr(value, "__qualname__", type(value).__name__)
+            shown[f.name] = value
+        return shown
+
+
+def option_names() -> frozenset[str]:
+    """Every option name :class:`Config` accepts (aliases excluded)."""
+    return frozenset(f.name for f in fields(Config))
+
+
+def _unknown_option_message(name: str) -> str:
+    candidates = sorted(option_names() | set(ALIASES))
+    close = difflib.get_close_matches(name, candidates, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown option {name!r}{hint}"
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_optional_str(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {_type_name(value)}")
+
+
+def _check_host(value: object) -> None:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError(f"host must be an http:// or https:// URL, got {value!r}")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_int(name: str, value: object, *, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+
+
+def _check_number(name: str, value: object, *, positive: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value}")
+
+
+def _check_callable(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be callable, got {_type_name(value)}")
+
+
+def _check_mapping(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict, got {_type_name(value)}")

@@ -1,0 +1,123 @@
+"""Delivers one batch with the retry policy; shared by the worker thread and sync mode."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from segment_core import signals
+from segment_core.config import Config
+from segment_core.encoding import decode
+from segment_core.errors import DeliveryError
+from segment_core.retry import backoff_delay
+from segment_core.stats import Stats
+from segment_core.transport import Outcome, Transport
+
+__all__ = ["Delivery"]
+
+logger = logging.getLogger("segment_core")
+
+
+class Delivery:
+    """Sends batches: retries what may succeed later, splits on 413, reports the rest."""
+
+    def __init__(
+        self,
+        config: Config,
+        stats: Stats,
+        sender: object,
+        transport_factory: Callable[[Config], Transport] = Transport,
+    ) -> None:
+        self._config = config
+        self._stats = stats
+        self._sender = sender
+        self._transport_factory = transport_factory
+        self._transport = transport_factory(config)
+
+    def reset_after_fork(self) -> None:
+        # The parent's connection pool must not be shared with the child.
+        self._transport = self._transport_factory(self._config)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def deliver(self, batch: list[bytes], abandon: threading.Event) -> None:
+        """Send ``batch``; return once every message is delivered or definitively failed."""
+        pending = [batch]
+        while pending:
+            current = pending.pop()
+            try:
+                pending.extend(self._deliver_one(current, abandon))
+            except Exception as exc:  # a bug here must never stop delivery for good
+                logger.exception("unexpected error while delivering a batch")
+                self._fail(current, Outcome(status=None, error=f"{type(exc).__name__}: {exc}"), 0)
+
+    def _deliver_one(self, batch: list[bytes], abandon: threading.Event) -> list[list[bytes]]:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            outcome = self._transport.post(batch, retry_count=attempt)
+            if outcome.ok:
+                self._stats.add(sent=len(batch), batches=1)
+                signals.emit(signals.batch_sent, self._sender, count=len(batch), status=outcome.status)
+                return []
+            if outcome.status == 413 and len(batch) > 1:
+                # A proxy (or a smaller server limit) refused the size: halve and resend.
+                half = len(batch) // 2
+                logger.info("batch of %d refused as too large; splitting it", len(batch))
+                return [batch[half:], batch[:half]]
+            attempt += 1
+            delay = self._retry_delay(outcome, attempt, started)
+            if delay is None:
+                self._fail(batch, outcome, attempt)
+                return []
+            self._stats.add(retries=1)
+            self._report_failure(batch, outcome, retrying=True)
+            logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
+            if abandon.wait(delay):
+                self._fail(batch, Outcome(status=None, error="client shut down before delivery"), 0)
+                return []
+
+    def _retry_delay(self, outcome: Outcome, attempt: int, started: float) -> float | None:
+        config = self._config
+        if not outcome.retryable or attempt > config.max_retries:
+            return None
+        delay = backoff_delay(
+            attempt, minimum=config.retry_backoff_min, maximum=config.retry_backoff_max
+        )
+        if outcome.retry_after is not None:
+            delay = min(outcome.retry_after, config.max_retry_after)
+        if time.monotonic() - started + delay > config.max_total_backoff_duration:
+            return None
+        return delay
+
+    def _fail(self, batch: list[bytes], outcome: Outcome, attempts: int) -> None:
+        self._stats.add(failed=len(batch))
+        self._stats.error(outcome.error)
+        logger.error(
+            "giving up on a batch of %d message(s) after %d attempt(s): %s",
+            len(batch),
+            attempts,
+            outcome.error,
+        )
+        error = self._report_failure(batch, outcome, retrying=False)
+        if self._config.on_error is not None:
+            try:
+                self._config.on_error(error, _decode_all(batch))
+            except Exception:
+                logger.exception("on_error hook raised")
+
+    def _report_failure(self, batch: list[bytes], outcome: Outcome, *, retrying: bool) -> Exception:
+        error = DeliveryError(outcome.error, status=outcome.status)
+        signals.emit(
+            signals.batch_failed, self._sender, error=error, count=len(batch), retrying=retrying
+        )
+        return error
+
+
+def _decode_all(batch: list[bytes]) -> list[dict[str, Any]]:
+    return [decode(item) for item in batch]
+

@@ -1,0 +1,160 @@
+"""Typed messages, as in Segment's Go library: one dataclass per call type.
+
+>>> client.enqueue(Track(event="Signed Up", user_id="42", properties=Properties().set_plan("pro")))
+... # doctest: +SKIP
+
+Fields are snake_case; they encode to the Spec's camelCase names. ``Context``
+inlines ``extra`` into the encoded object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+from segment_core.errors import InvalidMessage
+
+__all__ = ["Alias", "Context", "Group", "Identify", "Message", "Page", "Screen", "Track"]
+
+Timestamp = dt.datetime | str | None
+MessageType = Literal["identify", "track", "page", "screen", "group", "alias"]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+@dataclass
+class Context:
+    """The Spec's ``context`` object; ``extra`` holds keys the Spec does not name."""
+
+    active: bool | None = None
+    app: Mapping[str, Any] | None = None
+    campaign: Mapping[str, Any] | None = None
+    channel: str | None = None
+    consent: Mapping[str, Any] | None = None
+    device: Mapping[str, Any] | None = None
+    group_id: str | None = None
+    ip: str | None = None
+    library: Mapping[str, Any] | None = None
+    locale: str | None = None
+    location: Mapping[str, Any] | None = None
+    network: Mapping[str, Any] | None = None
+    os: Mapping[str, Any] | None = None
+    page: Mapping[str, Any] | None = None
+    referrer: Mapping[str, Any] | None = None
+    screen: Mapping[str, Any] | None = None
+    timezone: str | None = None
+    traits: Mapping[str, Any] | None = None
+    user_agent: str | None = None
+    user_agent_data: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The encoded form: camelCase keys, unset fields left out, ``extra`` inlined."""
+        out: dict[str, Any] = dict(self.extra)
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is not None:
+                out[_camel(f.name)] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+
+ContextLike = Context | Mapping[str, Any] | None
+
+
+@dataclass
+class _Common:
+    user_id: str | int | None = None
+    anonymous_id: str | int | None = None
+    context: ContextLike = None
+    integrations: Mapping[str, Any] | None = None
+    timestamp: Timestamp = None
+    message_id: str | None = None
+
+    type: ClassVar[MessageType]
+
+    def common_kwargs(self) -> dict[str, Any]:
+        context = self.context.to_dict() if isinstance(self.context, Context) else self.context
+        return {
+            "user_id": self.user_id,
+            "anonymous_id": self.anonymous_id,
+            "context": context,
+            "integrations": self.integrations,
+            "timestamp": self.timestamp,
+            "message_id": self.message_id,
+        }
+
+    def call_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the client method of the same name."""
+        raise NotImplementedError
+
+
+@dataclass
+class Track(_Common):
+    event: str = ""
+    properties: Mapping[str, Any] | None = None
+    type: ClassVar[MessageType] = "track"
+
+    def call_kwargs(self) -> dict[str, Any]:
+        return {**self.common_kwargs(), "event": self.event, "properties": self.properties}
+
+
+@dataclass
+class Identify(_Common):
+    traits: Mapping[str, Any] | None = None
+    type: ClassVar[MessageType] = "identify"
+
+    def call_kwargs(self) -> dict[str, Any]:
+        return {**self.common_kwargs(), "traits": self.traits}
+
+
+@dataclass
+class Page(_Common):
+    name: str | None = None
+    category: str | None = None
+    properties: Mapping[str, Any] | None = None
+    type: ClassVar[MessageType] = "page"
+
+    def call_kwargs(self) -> dict[str, Any]:
+        return {
+            **self.common_kwargs(),
+            "name": self.name,
+            "category": self.category,
+            "properties": self.properties,
+        }
+
+
+@dataclass
+class Screen(Page):
+    type: ClassVar[MessageType] = "screen"
+
+
+@dataclass
+class Group(_Common):
+    group_id: str | int | None = None
+    traits: Mapping[str, Any] | None = None
+    type: ClassVar[MessageType] = "group"
+
+    def call_kwargs(self) -> dict[str, Any]:
+        return {**self.common_kwargs(), "group_id": self.group_id, "traits": self.traits}
+
+
+@dataclass
+class Alias(_Common):
+    previous_id: str | int | None = None
+    type: ClassVar[MessageType] = "alias"
+
+    def call_kwargs(self) -> dict[str, Any]:
+        kwargs = self.common_kwargs()
+        if kwargs.pop("anonymous_id") is not None:
+            raise InvalidMessage("anonymous_id: an alias takes previous_id and user_id instead")
+        return {**kwargs, "previous_id": self.previous_id}
+
+
+Message = Track | Identify | Page | Screen | Group | Alias

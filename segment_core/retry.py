@@ -1,0 +1,54 @@
+"""The retry policy of Segment's newest official library (see SPEC.md).
+
+Retry 408, 410, 429, 460 and every 5xx but 501 and 505, and network errors;
+never any other 4xx. Exponential backoff with full jitter, ``Retry-After``
+honoured up to a cap, and a total time budget per batch.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+
+__all__ = ["backoff_delay", "is_retryable_status", "parse_retry_after"]
+
+_RETRYABLE_CLIENT_ERRORS = frozenset({408, 410, 429, 460})
+_FINAL_SERVER_ERRORS = frozenset({501, 505})
+
+
+def is_retryable_status(status: int) -> bool:
+    if status in _RETRYABLE_CLIENT_ERRORS:
+        return True
+    return 500 <= status <= 599 and status not in _FINAL_SERVER_ERRORS
+
+
+def backoff_delay(
+    attempt: int, *, minimum: float, maximum: float, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): full jitter.
+
+    The ceiling doubles from ``minimum`` each attempt up to ``maximum``; the delay
+    is drawn uniformly between ``minimum / 2`` and the ceiling so that retries from
+    many processes spread out but never hammer the server back to back.
+    """
+    ceiling = min(maximum, minimum * (2 ** max(0, attempt - 1)))
+    return (rng or random).uniform(min(minimum / 2, ceiling), ceiling)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -1,0 +1,26 @@
+"""One guard around every user hook: a bug in user code is logged, the request goes on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["call_hook", "logger"]
+
+logger = logging.getLogger("segment_core.web")
+
+T = TypeVar("T")
+
+
+def call_hook(name: str, hook: Callable[..., Any], *args: Any, default: T) -> Any | T:
+    """Call ``hook(*args)``; if it raises, log the traceback and return ``default``.
+
+    ``name`` is the option the hook came from, so the log says which setting to fix.
+    The caller checks the type of what a successful call returned.
+    """
+    try:
+        return hook(*args)
+    except Exception:
+        logger.exception("segment: the %s hook raised; going on with %r", name, default)
+        return default

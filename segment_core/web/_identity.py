@@ -1,0 +1,98 @@
+"""Browser identity: read analytics.js cookies in both formats, and create the id cookie.
+
+analytics.js "classic" stores ``ajs_anonymous_id=%22<uuid>%22`` (JSON, then URL
+encoding); analytics-next stores the raw value. Both are read; the cookie this
+library writes uses ``cookie_format`` ("raw" for analytics-next, "quoted" for
+classic).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from segment_core.web._options import WebOptions
+
+__all__ = ["CookieSpec", "anonymous_id_cookie", "new_anonymous_id", "parse_id_cookie"]
+
+# Longer values are not ids any browser library wrote; ignore them.
+MAX_ID_LENGTH = 256
+
+
+def parse_id_cookie(value: str | None) -> str | None:
+    """The id stored in an analytics.js cookie value, raw or classic; None if unusable.
+
+    >>> parse_id_cookie("%22a1b2%22"), parse_id_cookie("a1b2"), parse_id_cookie("null")
+    ('a1b2', 'a1b2', None)
+    """
+    if not value:
+        return None
+    text = unquote(value).strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = text[1:-1]
+        if isinstance(decoded, bool) or not isinstance(decoded, (str, int)):
+            return None
+        text = str(decoded).strip()
+    elif text == "null":
+        return None
+    if not text or len(text) > MAX_ID_LENGTH or not text.isprintable():
+        return None
+    return text
+
+
+def new_anonymous_id() -> str:
+    """A fresh anonymous id: a random UUID, as analytics.js creates."""
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class CookieSpec:
+    """A cookie for the adapter to set; ``value`` is ready for the wire.
+
+    >>> CookieSpec("ajs_anonymous_id", "abc", max_age=60).header_value()
+    'ajs_anonymous_id=abc; Max-Age=60; Path=/; SameSite=Lax'
+    """
+
+    name: str
+    value: str
+    max_age: int
+    path: str = "/"
+    domain: str | None = None
+    secure: bool = False
+    samesite: str = "Lax"
+    httponly: bool = False
+
+    def header_value(self) -> str:
+        """The value of a ``Set-Cookie`` header for this cookie."""
+        parts = [f"{self.name}={self.value}", f"Max-Age={self.max_age}", f"Path={self.path}"]
+        if self.domain:
+            parts.append(f"Domain={self.domain}")
+        parts.append(f"SameSite={self.samesite}")
+        if self.secure:
+            parts.append("Secure")
+        if self.httponly:
+            parts.append("HttpOnly")
+        return "; ".join(parts)
+
+
+def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool) -> CookieSpec:
+    """The ``ajs_anonymous_id`` cookie analytics.js will read back.
+
+    Never HttpOnly: the browser library must read it to share the visitor.
+    """
+    if options.cookie_format == "quoted":
+        value = quote(json.dumps(anonymous_id), safe="")
+    else:
+        value = quote(anonymous_id, safe="-._~")
+    return CookieSpec(
+        name=options.cookie_name,
+        value=value,
+        max_age=options.cookie_max_age,
+        domain=options.cookie_domain,
+        secure=secure,
+    )

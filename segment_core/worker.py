@@ -1,0 +1,182 @@
+"""The bounded buffer and the background thread(s) that drain it.
+
+Enqueue is O(1) and never blocks on the network: it appends bytes under a lock
+and wakes a sender when a batch is due (``flush_at`` reached, or the first
+message of a quiet period, which starts the ``flush_interval`` timer).
+
+Every accepted message has a sequence number. A sender takes a run of them out
+of the buffer and marks it in flight until it is delivered or definitively
+failed, so ``flush()`` knows exactly when everything accepted before it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+
+from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
+from segment_core.config import Config
+from segment_core.delivery import Delivery
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("segment_core")
+
+QUEUE_FULL = "queue_full"
+SHUT_DOWN = "shut_down"
+
+
+class Worker:
+    """Buffers encoded messages and delivers them from daemon threads started on demand."""
+
+    def __init__(self, config: Config, delivery: Delivery) -> None:
+        self._config = config
+        self._delivery = delivery
+        self._max_bytes = MAX_BATCH_BYTES - envelope_size(config.write_key or "")
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._has_work = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._buffer: deque[bytes] = deque()
+        self._oldest_at = 0.0
+        self._accepted = 0
+        self._taken = 0
+        self._in_flight: dict[int, int] = {}
+        self._flush_upto = 0
+        self._closing = False
+        self._abandon = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh buffer, lock and threads; the parent's queue stays its own."""
+        self._reset()
+        self._delivery.reset_after_fork()
+
+    @property
+    def accepted(self) -> int:
+        return self._accepted
+
+    @property
+    def queued(self) -> int:
+        return len(self._buffer)
+
+    @property
+    def pending(self) -> int:
+        """Accepted messages not yet delivered nor definitively failed."""
+        with self._lock:
+            return self._accepted - self._done_upto()
+
+    def put(self, item: bytes) -> str | None:
+        """Accept ``item``; return ``None``, or the reason it was refused."""
+        if self._pid != os.getpid():
+            self.after_fork()
+        with self._lock:
+            if self._closing:
+                return SHUT_DOWN
+            buffer = self._buffer
+            size = len(buffer)
+            if size >= self._config.max_queue_size:
+                return QUEUE_FULL
+            if not size:
+                self._oldest_at = time.monotonic()
+            buffer.append(item)
+            self._accepted += 1
+            if not self._threads:
+                self._start_threads()
+            if size == 0 or size + 1 == self._config.flush_at:
+                self._has_work.notify()
+        return None
+
+    def flush(self, timeout: float) -> bool:
+        """Send everything accepted so far now; wait at most ``timeout`` seconds for it."""
+        if self._pid != os.getpid():
+            self.after_fork()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            target = self._accepted
+            self._flush_upto = max(self._flush_upto, target)
+            self._has_work.notify_all()
+            while self._done_upto() < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._progress.wait(remaining)
+        return True
+
+    def shutdown(self, timeout: float) -> bool:
+        """Refuse new messages, deliver what was accepted within ``timeout``, stop the threads."""
+        if self._pid != os.getpid():
+            self.after_fork()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._closing = True
+            self._has_work.notify_all()
+        delivered = self.flush(timeout)
+        if not delivered:
+            # Senders waiting to retry give up now instead of outliving the deadline.
+            self._abandon.set()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if not any(thread.is_alive() for thread in self._threads):
+            self._delivery.close()
+        return delivered
+
+    def _done_upto(self) -> int:
+        """Every message with a lower sequence number is delivered or failed (lock held)."""
+        return min(self._in_flight, default=self._taken)
+
+    def _start_threads(self) -> None:
+        for index in range(self._config.max_in_flight):
+            thread = threading.Thread(
+                target=self._run, name=f"segment-sender-{index}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                taken = self._next_batch()
+                if taken is None:
+                    return
+                start, batch = taken
+            try:
+                self._delivery.deliver(batch, self._abandon)
+            except BaseException:  # pragma: no cover - deliver() already guards itself
+                logger.exception("sender thread error")
+            finally:
+                with self._lock:
+                    del self._in_flight[start]
+                    self._progress.notify_all()
+
+    def _next_batch(self) -> tuple[int, list[bytes]] | None:
+        """Wait (lock held) until a batch is due; ``None`` once closing and drained."""
+        config = self._config
+        while True:
+            size = len(self._buffer)
+            if not size:
+                if self._closing:
+                    return None
+                self._has_work.wait()
+                continue
+            now = time.monotonic()
+            due_at = self._oldest_at + config.flush_interval
+            if (
+                size >= config.flush_at
+                or self._closing
+                or self._taken < self._flush_upto
+                or now >= due_at
+            ):
+                start = self._taken
+                batch = take_batch(self._buffer, max_bytes=self._max_bytes)
+                self._taken += len(batch)
+                self._in_flight[start] = len(batch)
+                return start, batch
+            self._has_work.wait(due_at - now)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from segment_core import Client, Config
+
+
+def test_defaults_match_the_documented_ones() -> None:
+    config = Config.from_options("key")
+    assert config.host == "https://api.segment.io"
+    assert (config.flush_at, config.flush_interval, config.max_queue_size) == (20, 5.0, 10_000)
+    assert config.gzip is True
+    assert (config.timeout, config.max_retries, config.shutdown_timeout) == (10.0, 10, 5.0)
+    assert config.max_retry_after == 300.0
+
+
+def test_analytics_python_option_names_are_aliases() -> None:
+    config = Config.from_options("key", upload_size=7, upload_interval=0.25, thread=2)
+    assert (config.flush_at, config.flush_interval, config.max_in_flight) == (7, 0.25, 2)
+
+
+def test_an_alias_and_its_target_together_are_refused() -> None:
+    with pytest.raises(TypeError, match="upload_size and flush_at"):
+        Config.from_options("key", upload_size=7, flush_at=8)
+
+
+def test_unknown_option_suggests_the_closest_name() -> None:
+    with pytest.raises(TypeError, match="unknown option 'flush_intervall'.*'flush_interval'"):
+        Client("key", flush_intervall=3)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("flush_at", 0, "flush_at must be between 1 and 2500"),
+        ("flush_at", 2501, "flush_at must be between 1 and 2500"),
+        ("flush_at", "20", "flush_at must be an integer"),
+        ("flush_interval", 0, "flush_interval must be > 0"),
+        ("max_queue_size", 0, "max_queue_size must be at least 1"),
+        ("gzip", "yes", "gzip must be True or False"),
+        ("timeout", -1, "timeout must be > 0"),
+        ("max_retries", -1, "max_retries must be at least 0"),
+        ("host", "api.segment.io", "host must be an http:// or https:// URL"),
+        ("on_error", 3, "on_error must be callable"),
+        ("before_send", "x", "before_send must be callable"),
+        ("default_context", [1], "default_context must be a dict"),
+        ("default_integrations", "all", "default_integrations must be a dict"),
+        ("shutdown_timeout", None, "shutdown_timeout must be a number"),
+        ("send", 1, "send must be True or False"),
+        ("log_handler", "stderr", "log_handler must be a logging.Handler"),
+        ("retry_backoff_min", -0.5, "retry_backoff_min must be >= 0"),
+    ],
+)
+def test_bad_values_raise_value_error_naming_the_option(
+    option: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Client("key", **{option: value})
+
+
+def test_write_key_must_be_a_string() -> None:
+    with pytest.raises(ValueError, match="write_key must be a string"):
+        Client(123)  # type: ignore[arg-type]
+
+
+def test_environment_variables_are_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "from-env")
+    monkeypatch.setenv("SEGMENT_HOST", "http://127.0.0.1:1234")
+    config = Config.from_options()
+    assert (config.write_key, config.host) == ("from-env", "http://127.0.0.1:1234")
+    explicit = Config.from_options("explicit", host="https://events.eu1.segmentapis.com")
+    assert (explicit.write_key, explicit.host) == ("explicit", "https://events.eu1.segmentapis.com")
+
+
+def test_oauth_options_are_refused_rather_than_ignored() -> None:
+    with pytest.raises(ValueError, match="oauth_client_id: OAuth"):
+        Client("key", oauth_client_id="id")
+    Client("key", oauth_client_id=None, oauth_scope="tracking_api:write", send=False)
+
+
+def test_public_dict_masks_the_write_key() -> None:
+    shown = Config.from_options("secret-write-key", on_error=print).public_dict()
+    assert shown["write_key"] == "secr…"
+    assert "secret-write-key" not in repr(shown)
+    assert shown["on_error"] == "print"
+
+
+def test_log_handler_receives_the_clients_logs() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    try:
+        Client(None, log_handler=handler, send=True)
+        assert any("no write key" in r.getMessage() for r in records)
+    finally:
+        logging.getLogger("segment_core").removeHandler(handler)

@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import uuid
+from typing import Any
+
+import pytest
+
+from segment_core import (
+    Alias,
+    Client,
+    Context,
+    Group,
+    Identify,
+    InvalidMessage,
+    Page,
+    Properties,
+    Screen,
+    Track,
+    Traits,
+)
+from segment_core.testing import capture
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client("key", send=False)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c.track(event="E"), "user_id or anonymous_id is required for track"),
+        (lambda c: c.track("u"), "event must be a non-empty string"),
+        (lambda c: c.track("u", 42), "event must be a non-empty string"),
+        (lambda c: c.track("u", "E", [1]), "properties must be a dict, got list"),
+        (lambda c: c.identify("u", "traits"), "traits must be a dict, got str"),
+        (lambda c: c.track("u", "E", context=1), "context must be a dict, got int"),
+        (lambda c: c.track("u", "E", integrations=[]), "integrations must be a dict"),
+        (lambda c: c.group("u"), "group_id is required for group"),
+        (lambda c: c.alias(user_id="u"), "previous_id is required for alias"),
+        (lambda c: c.alias("p"), "user_id is required for alias"),
+        (lambda c: c.page("u", name=3), "name must be a string, got int"),
+        (lambda c: c.screen("u", category=[]), "category must be a string, got list"),
+        (lambda c: c.track("u", "E", timestamp="yesterday"), "timestamp must be an ISO-8601"),
+        (lambda c: c.track("u", "E", timestamp=12.5), "timestamp must be a datetime"),
+        (lambda c: c.track("u", "E", message_id="x" * 101), "at most 100 characters, got 101"),
+        (lambda c: c.track(1.5, "E"), "user_id must be a string or an integer, got float"),
+        (lambda c: c.track(True, "E"), "user_id must be a string or an integer, got bool"),
+    ],
+)
+def test_programmer_errors_raise_at_the_call_site(call: Any, message: str, client: Client) -> None:
+    with pytest.raises(InvalidMessage, match=message):
+        call(client)
+
+
+def test_invalid_message_is_a_value_error() -> None:
+    assert issubclass(InvalidMessage, ValueError)
+
+
+def test_a_value_that_cannot_be_encoded_names_its_type_and_place(client: Client) -> None:
+    with pytest.raises(InvalidMessage, match=r"message\.properties\.cart\[1\]: .* type object"):
+        client.track("u", "E", {"cart": [1, object()]})
+    with pytest.raises(InvalidMessage, match=r"message\.traits\.avatar: .* type bytes"):
+        client.identify("u", {"avatar": b"\x89PNG"})
+
+
+def test_a_message_over_32_kb_is_refused(client: Client) -> None:
+    with pytest.raises(InvalidMessage, match=r"at most 32768 bytes"):
+        client.track("u", "E", {"blob": "x" * 33_000})
+    ok, _ = client.track("u", "E", {"blob": "x" * 30_000})
+    assert ok
+
+
+def test_normalisation_of_ids_timestamps_and_library(client: Client) -> None:
+    big = 2**80 + 1
+    ok, message = client.track(big, "E", anonymous_id=uuid.UUID(int=5), message_id=17)
+    assert ok
+    assert message["userId"] == str(big)
+    assert message["anonymousId"] == "00000000-0000-0000-0000-000000000005"
+    assert message["messageId"] == "17"
+    assert message["context"]["library"]["name"] == "segment-web"
+    naive = dt.datetime(2024, 5, 6, 7, 8, 9, 123456)
+    assert client.track("u", "E", timestamp=naive)[1]["timestamp"] == "2024-05-06T07:08:09.123Z"
+    aware = dt.datetime(2024, 5, 6, 9, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert client.track("u", "E", timestamp=aware)[1]["timestamp"] == "2024-05-06T07:08:09.000Z"
+    text = client.track("u", "E", timestamp="2024-05-06T07:08:09Z")[1]["timestamp"]
+    assert text == "2024-05-06T07:08:09.000Z"
+
+
+def test_generated_timestamps_and_message_ids(client: Client) -> None:
+    before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    ids = set()
+    for _ in range(200):
+        message = client.track("u", "E")[1]
+        ids.add(message["messageId"])
+        assert uuid.UUID(message["messageId"]).version == 4
+    stamp = dt.datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00"))
+    assert before <= stamp <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    assert len(ids) == 200
+
+
+def test_defaults_are_merged_under_the_calls_own_values() -> None:
+    client = Client(
+        "key",
+        send=False,
+        default_context={"app": {"name": "shop", "version": "1"}, "locale": "en-US"},
+        default_integrations={"All": True, "Mixpanel": False},
+    )
+    message = client.track(
+        "u",
+        "E",
+        context={"app": {"version": "2"}, "ip": "1.2.3.4"},
+        integrations={"Mixpanel": True},
+    )[1]
+    assert message["context"]["app"] == {"name": "shop", "version": "2"}
+    assert message["context"]["locale"] == "en-US"
+    assert message["context"]["ip"] == "1.2.3.4"
+    assert message["integrations"] == {"All": True, "Mixpanel": True}
+
+
+def test_the_callers_dicts_are_not_changed(client: Client) -> None:
+    properties = {"a": 1}
+    context: dict[str, Any] = {"ip": "1.2.3.4"}
+    client.track("u", "E", properties, context)
+    assert properties == {"a": 1}
+    assert context == {"ip": "1.2.3.4"}
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Item:
+    sku: str
+    price: decimal.Decimal
+
+
+def test_rich_values_are_encoded_sensibly() -> None:
+    with capture() as events:
+        client = Client("key", host="http://127.0.0.1:9")
+        client.track(
+            "u",
+            "E",
+            {
+                "when": dt.datetime(2024, 1, 2, 3, 4, 5),
+                "day": dt.date(2024, 1, 2),
+                "price": decimal.Decimal("9.99"),
+                "count": decimal.Decimal("3"),
+                "id": uuid.UUID(int=1),
+                "color": Color.RED,
+                "tags": {"x"},
+                "pair": (1, 2),
+                "item": Item("A", decimal.Decimal("1.5")),
+                "huge": 2**70,
+                7: "int key",
+            },
+        )
+    from segment_core.encoding import decode, encode
+
+    decoded = decode(encode(events[0]))["properties"]
+    assert decoded["when"] == "2024-01-02T03:04:05Z"  # the orjson and stdlib encoders agree
+    assert decoded["day"] == "2024-01-02"
+    assert decoded["price"] == 9.99
+    assert decoded["count"] == 3
+    assert decoded["id"] == "00000000-0000-0000-0000-000000000001"
+    assert decoded["color"] == "red"
+    assert decoded["tags"] == ["x"]
+    assert decoded["pair"] == [1, 2]
+    assert decoded["item"] == {"sku": "A", "price": 1.5}
+    assert decoded["huge"] == 2**70
+    assert decoded["7"] == "int key"
+
+
+def test_typed_messages_encode_like_the_calls() -> None:
+    with capture() as events:
+        client = Client("key", host="http://127.0.0.1:9")
+        client.enqueue(Track(user_id="u", event="Bought", properties=Properties().set_revenue(5)))
+        client.enqueue(Identify(user_id="u", traits=Traits().set_email("a@b.c")))
+        client.enqueue(Page(anonymous_id="a", name="Home", category="Docs"))
+        client.enqueue(Screen(user_id="u", name="Settings"))
+        client.enqueue(Group(user_id="u", group_id=9, traits={"plan": "pro"}))
+        client.enqueue(Alias(user_id="u", previous_id="a"))
+        client.enqueue(
+            Track(
+                user_id="u",
+                event="Ctx",
+                context=Context(ip="1.2.3.4", user_agent="ua", extra={"custom": 1}),
+            )
+        )
+    assert [e["type"] for e in events] == [
+        "track",
+        "identify",
+        "page",
+        "screen",
+        "group",
+        "alias",
+        "track",
+    ]
+    assert events[0]["properties"] == {"revenue": 5}
+    assert events[1]["traits"] == {"email": "a@b.c"}
+    assert (events[2]["name"], events[2]["category"]) == ("Home", "Docs")
+    assert events[4]["groupId"] == "9"
+    assert (events[5]["previousId"], events[5]["userId"]) == ("a", "u")
+    context = events[6]["context"]
+    assert (context["ip"], context["userAgent"], context["custom"]) == ("1.2.3.4", "ua", 1)
+
+
+def test_enqueue_refuses_what_is_not_a_message(client: Client) -> None:
+    with pytest.raises(InvalidMessage, match="must be a Track, .* got dict"):
+        client.enqueue({"type": "track"})  # type: ignore[arg-type]
+
+
+def test_builders_chain_and_use_the_spec_names() -> None:
+    traits = (
+        Traits()
+        .set_name("Michael Bolton")
+        .set_email("mb@example.com")
+        .set_first_name("Michael")
+        .set_created_at("2024-01-01T00:00:00Z")
+        .set("plan", "pro")
+    )
+    assert traits == {
+        "name": "Michael Bolton",
+        "email": "mb@example.com",
+        "firstName": "Michael",
+        "createdAt": "2024-01-01T00:00:00Z",
+        "plan": "pro",
+    }
+    props = Properties().set_revenue(10).set_url("https://x.test/").set_order_id("o1")
+    assert props == {"revenue": 10, "url": "https://x.test/", "order_id": "o1"}
+    assert isinstance(props, dict)

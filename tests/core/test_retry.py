@@ -1,0 +1,177 @@
+"""Every branch of the retry policy, against a real server answering faults on demand."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import pytest
+
+from segment_core import Client, signals
+from segment_core.retry import backoff_delay, is_retryable_status, parse_retry_after
+from tests.receiver import Fault, Receiver
+
+
+@pytest.mark.parametrize("status", [408, 410, 429, 460, 500, 502, 503, 504, 599])
+def test_retryable_statuses(status: int) -> None:
+    assert is_retryable_status(status)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422, 501, 505])
+def test_final_statuses(status: int) -> None:
+    assert not is_retryable_status(status)
+
+
+def test_backoff_grows_exponentially_to_the_cap_with_jitter() -> None:
+    ceilings = [max(backoff_delay(n, minimum=0.5, maximum=60) for _ in range(200)) for n in (1, 4)]
+    assert 0.4 < ceilings[0] <= 0.5
+    assert 3.0 < ceilings[1] <= 4.0
+    assert all(0.25 <= backoff_delay(20, minimum=0.5, maximum=60) <= 60 for _ in range(200))
+
+
+def test_retry_after_parsing() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    date = email.utils.formatdate(time.time() + 30, usegmt=True)
+    parsed = parse_retry_after(date)
+    assert parsed is not None and 25 <= parsed <= 31
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(500), Fault(503), Fault(429, retry_after="0"), Fault(close=True), Fault(408)],
+    ids=["500", "503", "429", "closed", "408"],
+)
+def test_retried_until_delivered_with_the_same_message_id(
+    fault: Fault, receiver: Receiver, make_client: Any
+) -> None:
+    receiver.fail_next(fault, fault)
+    client = make_client()
+    message = client.track("u", "E")[1]
+    assert client.flush(10)
+    delivered = receiver.messages()
+    assert [m["messageId"] for m in delivered] == [message["messageId"]]
+    answered = [r for r in receiver.requests]
+    assert [r.headers.get("x-retry-count") for r in answered][-1] == "2"
+    assert client.stats()["retries"] == 2
+    assert client.stats()["sent"] == 1
+
+
+def test_retry_after_is_honoured(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(Fault(429, retry_after="0.3"))
+    client = make_client(retry_backoff_min=0.0, retry_backoff_max=0.0)
+    client.track("u", "E")
+    started = time.monotonic()
+    assert client.flush(10)
+    assert time.monotonic() - started >= 0.3
+
+
+def test_retry_after_is_capped(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(Fault(429, retry_after="3600"))
+    client = make_client(retry_after=0.0)
+    client.track("u", "E")
+    assert client.flush(10)
+    assert len(receiver.messages()) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 501])
+def test_final_failures_call_on_error_with_the_messages(
+    status: int, receiver: Receiver, make_client: Any
+) -> None:
+    receiver.fail_next(Fault(status))
+    errors: list[tuple[Exception, list[dict[str, Any]]]] = []
+    client = make_client(on_error=lambda exc, batch: errors.append((exc, batch)))
+    fired: list[dict[str, Any]] = []
+
+    def on_failed(sender: Client, **kw: Any) -> None:
+        fired.append(kw)
+
+    signals.batch_failed.connect(on_failed)
+    try:
+        client.track("u", "E")
+        assert client.flush(10)
+    finally:
+        signals.batch_failed.disconnect(on_failed)
+    assert len(receiver.requests) == 1
+    assert len(errors) == 1
+    assert f"HTTP {status}" in str(errors[0][0])
+    assert errors[0][1][0]["event"] == "E"
+    assert fired == [{"error": errors[0][0], "count": 1, "retrying": False}]
+    stats = client.stats()
+    assert (stats["failed"], stats["sent"]) == (1, 0)
+    assert f"HTTP {status}" in stats["last_error"]
+
+
+def test_max_retries_bounds_the_attempts(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(*[Fault(503)] * 10)
+    errors: list[Exception] = []
+    client = make_client(max_retries=2, on_error=lambda exc, batch: errors.append(exc))
+    client.track("u", "E")
+    assert client.flush(10)
+    assert len(receiver.requests) == 3
+    assert len(errors) == 1
+
+
+def test_total_backoff_budget_bounds_the_retries(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(*[Fault(503)] * 50)
+    client = make_client(
+        max_total_backoff_duration=0.2, retry_backoff_min=0.1, retry_backoff_max=0.1
+    )
+    client.track("u", "E")
+    assert client.flush(10)
+    assert client.stats()["failed"] == 1
+    assert len(receiver.requests) <= 3
+
+
+def test_413_splits_the_batch_until_it_fits(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(Fault(413), Fault(413))
+    client = make_client(flush_at=8, flush_interval=60)
+    for i in range(8):
+        client.track("u", "E", {"i": i})
+    assert client.flush(10)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(8))
+    assert [len(r.batch) for r in receiver.requests][:3] == [8, 4, 2]
+
+
+def test_413_for_a_single_message_is_final(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(Fault(413))
+    errors: list[Exception] = []
+    client = make_client(on_error=lambda exc, batch: errors.append(exc))
+    client.track("u", "E")
+    assert client.flush(10)
+    assert len(errors) == 1 and client.stats()["failed"] == 1
+
+
+def test_a_network_error_is_retried() -> None:
+    # Nothing listens on this port: every attempt is refused, and retried.
+    client = Client(
+        "k",
+        host="http://127.0.0.1:9",
+        max_retries=3,
+        retry_backoff_min=0.01,
+        retry_backoff_max=0.01,
+    )
+    client.track("u", "E")
+    assert client.flush(10)
+    stats = client.stats()
+    assert (stats["retries"], stats["failed"]) == (3, 1)
+    assert "ConnectionError" in stats["last_error"]
+    client.shutdown(1)
+
+
+def test_an_on_error_hook_that_raises_does_not_stop_delivery(
+    receiver: Receiver, make_client: Any
+) -> None:
+    receiver.fail_next(Fault(400))
+
+    def broken(exc: Exception, batch: list[dict[str, Any]]) -> None:
+        raise RuntimeError("bug in the hook")
+
+    client = make_client(on_error=broken)
+    client.track("u", "first")
+    assert client.flush(10)
+    client.track("u", "second")
+    assert client.flush(10)
+    assert [m["event"] for m in receiver.messages()] == ["second"]

@@ -1,0 +1,88 @@
+"""What goes over the wire, checked on a real loopback HTTP server."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import json
+from typing import Any
+
+from segment_core import Client
+from segment_core.batching import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES
+from tests.receiver import Receiver
+
+
+def test_batch_body_headers_and_auth(receiver: Receiver, make_client: Any) -> None:
+    client: Client = make_client(write_key="wk-123")
+    client.track("u1", "Signed Up", {"plan": "pro"})
+    client.identify("u1", {"email": "a@b.c"})
+    assert client.flush(5)
+    request = receiver.requests[-1]
+    assert request.path == "/v1/batch"
+    headers = request.headers
+    assert headers["authorization"] == "Basic " + base64.b64encode(b"wk-123:").decode()
+    assert headers["content-type"] == "application/json"
+    assert headers["content-encoding"] == "gzip"
+    assert headers["user-agent"].startswith("segment-web/")
+    assert "x-retry-count" not in headers
+    assert json.loads(gzip.decompress(request.raw))["writeKey"] == "wk-123"
+    body = request.body
+    sent_at = dt.datetime.fromisoformat(body["sentAt"].replace("Z", "+00:00"))
+    assert abs((dt.datetime.now(dt.timezone.utc) - sent_at).total_seconds()) < 60
+    assert [m["type"] for m in body["batch"]] == ["track", "identify"]
+    assert body["batch"][0]["properties"] == {"plan": "pro"}
+
+
+def test_gzip_can_be_turned_off(receiver: Receiver, make_client: Any) -> None:
+    client = make_client(gzip=False)
+    client.track("u1", "E")
+    assert client.flush(5)
+    request = receiver.requests[-1]
+    assert "content-encoding" not in request.headers
+    assert json.loads(request.raw)["batch"][0]["event"] == "E"
+
+
+def test_the_message_is_fixed_when_the_call_returns(receiver: Receiver, make_client: Any) -> None:
+    client = make_client()
+    properties: dict[str, Any] = {"step": 1}
+    client.track("u1", "E", properties)
+    properties["step"] = 2
+    assert client.flush(5)
+    assert receiver.messages()[0]["properties"] == {"step": 1}
+
+
+def test_batches_are_capped_at_2500_messages(receiver: Receiver, make_client: Any) -> None:
+    client = make_client(flush_at=2500, flush_interval=60, max_queue_size=6000)
+    # Short ids keep 2,500 messages under the byte limit, so the count limit is what binds.
+    ids = [client.track("u", "E", message_id=str(i))[1]["messageId"] for i in range(5001)]
+    assert client.flush(10)
+    sizes = [len(r.batch) for r in receiver.requests]
+    assert max(sizes) == MAX_BATCH_MESSAGES
+    assert sum(sizes) == 5001
+    assert [m["messageId"] for m in receiver.messages()] == ids
+
+
+def test_batches_stay_under_the_byte_limit(receiver: Receiver, make_client: Any) -> None:
+    client = make_client(flush_at=2500, flush_interval=60, gzip=False)
+    for i in range(80):
+        client.track("u", "E", {"i": i, "pad": "x" * 30_000})
+    assert client.flush(10)
+    assert len(receiver.requests) >= 5
+    assert all(len(r.raw) <= MAX_BATCH_BYTES for r in receiver.requests)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(80))
+
+
+def test_flush_at_sends_without_waiting_for_the_interval(
+    receiver: Receiver, make_client: Any
+) -> None:
+    client = make_client(flush_at=10, flush_interval=3600)
+    for i in range(10):
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(10, timeout=10)) == 10
+
+
+def test_flush_interval_sends_a_partial_batch(receiver: Receiver, make_client: Any) -> None:
+    client = make_client(flush_at=100, flush_interval=0.05)
+    client.track("u", "E")
+    assert len(receiver.wait_for_messages(1, timeout=10)) == 1
