@@ -62,7 +62,9 @@ class Delivery:
             outcome = self._transport.post(batch, retry_count=attempt)
             if outcome.ok:
                 self._stats.add(sent=len(batch), batches=1)
-                signals.emit(signals.batch_sent, self._sender, count=len(batch), status=outcome.status)
+                signals.emit(
+                    signals.batch_sent, self._sender, count=len(batch), status=outcome.status
+                )
                 return []
             if outcome.status == 413 and len(batch) > 1:
                 # A proxy (or a smaller server limit) refused the size: halve and resend.
@@ -120,4 +122,3 @@ class Delivery:
 
 def _decode_all(batch: list[bytes]) -> list[dict[str, Any]]:
     return [decode(item) for item in batch]
-

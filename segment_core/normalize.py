@@ -143,9 +143,7 @@ class MessageFactory:
         if kind == "track":
             event = fields.get("event")
             if not isinstance(event, str) or not event:
-                raise InvalidMessage(
-                    f"event must be a non-empty string for track, got {event!r}"
-                )
+                raise InvalidMessage(f"event must be a non-empty string for track, got {event!r}")
             message["event"] = event
             self._put(message, "properties", _mapping("properties", fields.get("properties")))
         elif kind in ("page", "screen"):

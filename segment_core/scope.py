@@ -43,7 +43,7 @@ class Analytics:
     ('7', 'a1')
     """
 
-    __slots__ = ("_client", "anonymous_id", "context", "user_id")
+    __slots__ = ("_client", "anonymous_id", "context", "page_called", "user_id")
 
     def __init__(
         self,
@@ -57,6 +57,8 @@ class Analytics:
         self.user_id = stringify_id("user_id", user_id)
         self.anonymous_id = stringify_id("anonymous_id", anonymous_id)
         self.context: dict[str, Any] = dict(context or {})
+        #: Set by :meth:`page`: adapters then skip their automatic page call.
+        self.page_called = False
 
     @property
     def client(self) -> Client:
@@ -85,8 +87,10 @@ class Analytics:
     def page(
         self, name: str | None = None, properties: Mapping[str, Any] | None = None, **kw: Any
     ) -> Result:
-        """Record a page view (``category=`` in ``kw``)."""
-        return self._send("page", kw, name=name, properties=properties)
+        """Record a page view (``category=`` in ``kw``), instead of the automatic one."""
+        result = self._send("page", kw, name=name, properties=properties)
+        self.page_called = True
+        return result
 
     def screen(
         self, name: str | None = None, properties: Mapping[str, Any] | None = None, **kw: Any

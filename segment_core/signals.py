@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from blinker import Namespace, NamedSignal
+from blinker import NamedSignal, Namespace
 
 __all__ = [
     "batch_failed",

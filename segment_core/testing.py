@@ -14,6 +14,7 @@ real local collector, when the ``collector`` extra is installed).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,7 +44,7 @@ def segment_events() -> Iterator[list[dict[str, Any]]]:
         yield events
 
 
-try:  # the collector is an optional extra
-    from segment_core.collector.fixtures import *  # noqa: F403
-except ImportError:  # pragma: no cover
-    pass
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the collector's fixtures when the ``collector`` extra is installed."""
+    with contextlib.suppress(ImportError):
+        config.pluginmanager.import_plugin("segment_core.collector.fixtures")

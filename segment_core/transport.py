@@ -16,7 +16,7 @@ from segment_core.config import Config
 from segment_core.encoding import now_timestamp
 from segment_core.retry import is_retryable_status, parse_retry_after
 
-__all__ = ["Outcome", "Transport", "USER_AGENT"]
+__all__ = ["USER_AGENT", "Outcome", "Transport"]
 
 USER_AGENT = f"{DISTRIBUTION}/{VERSION} (Python {platform.python_version()})"
 

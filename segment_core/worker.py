@@ -134,9 +134,7 @@ class Worker:
 
     def _start_threads(self) -> None:
         for index in range(self._config.max_in_flight):
-            thread = threading.Thread(
-                target=self._run, name=f"segment-sender-{index}", daemon=True
-            )
+            thread = threading.Thread(target=self._run, name=f"segment-sender-{index}", daemon=True)
             self._threads.append(thread)
             thread.start()
 

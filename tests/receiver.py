@@ -111,6 +111,10 @@ def start_receiver() -> Receiver:
             headers = {k.lower(): v for k, v in self.headers.items()}
             headers["x-test-status"] = str(fault.status)
             request = Request(self.path, headers, raw, json.loads(data))
+            # Recorded before answering, so a client that saw the answer finds it here.
+            with receiver.changed:
+                receiver.requests.append(request)
+                receiver.changed.notify_all()
             body = b'{"success": true}' if fault.status == 200 else b'{"code": "fault"}'
             self.send_response(fault.status)
             if fault.retry_after is not None:
@@ -119,9 +123,6 @@ def start_receiver() -> Receiver:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-            with receiver.changed:
-                receiver.requests.append(request)
-                receiver.changed.notify_all()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

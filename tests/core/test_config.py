@@ -27,7 +27,7 @@ def test_an_alias_and_its_target_together_are_refused() -> None:
 
 
 def test_unknown_option_suggests_the_closest_name() -> None:
-    with pytest.raises(TypeError, match="unknown option 'flush_intervall'.*'flush_interval'"):
+    with pytest.raises(TypeError, match=r"unknown option 'flush_intervall'.*'flush_interval'"):
         Client("key", flush_intervall=3)
 
 

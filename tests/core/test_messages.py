@@ -211,7 +211,7 @@ def test_typed_messages_encode_like_the_calls() -> None:
 
 
 def test_enqueue_refuses_what_is_not_a_message(client: Client) -> None:
-    with pytest.raises(InvalidMessage, match="must be a Track, .* got dict"):
+    with pytest.raises(InvalidMessage, match=r"must be a Track, .* got dict"):
         client.enqueue({"type": "track"})  # type: ignore[arg-type]
 
 

@@ -122,7 +122,8 @@ def test_total_backoff_budget_bounds_the_retries(receiver: Receiver, make_client
     client.track("u", "E")
     assert client.flush(10)
     assert client.stats()["failed"] == 1
-    assert len(receiver.requests) <= 3
+    # Delays are drawn from [0.05, 0.1] s, so a 0.2 s budget allows at most 5 attempts.
+    assert 2 <= len(receiver.requests) <= 5
 
 
 def test_413_splits_the_batch_until_it_fits(receiver: Receiver, make_client: Any) -> None:

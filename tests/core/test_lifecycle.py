@@ -1,0 +1,156 @@
+"""Exit, SIGTERM and fork, each in a real subprocess sending to a real server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+from tests.receiver import Receiver
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_script(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_returning_from_main_delivers_every_accepted_event(receiver: Receiver) -> None:
+    process = run_script(
+        """
+        import sys
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1])
+        for i in range(5000):
+            client.track("user", "Loop", {"i": i})
+        """,
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    indexes = [m["properties"]["i"] for m in receiver.messages()]
+    assert sorted(indexes) == list(range(5000))
+
+
+def test_module_level_api_delivers_at_exit(receiver: Receiver) -> None:
+    process = run_script(
+        """
+        import sys
+        import segment_core as analytics
+        analytics.write_key = "k"
+        analytics.host = sys.argv[1]
+        for i in range(300):
+            analytics.track("user", "Module", {"i": i})
+        """,
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert len(receiver.messages()) == 300
+
+
+def test_sigterm_on_a_plain_script_delivers_what_it_accepted(receiver: Receiver) -> None:
+    process = run_script(
+        """
+        import sys, threading
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_interval=3600, flush_at=2500)
+        for i in range(1000):
+            client.track("user", "Before SIGTERM", {"i": i})
+        print("ready", flush=True)
+        threading.Event().wait(120)
+        """,
+        receiver.url,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGTERM, stderr
+    assert len(receiver.messages()) == 1000
+
+
+def test_an_existing_sigterm_handler_is_left_alone(receiver: Receiver) -> None:
+    process = run_script(
+        """
+        import signal, sys, threading
+        def mine(signum, frame):
+            print("mine", flush=True)
+            sys.exit(3)
+        signal.signal(signal.SIGTERM, mine)
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_interval=3600)
+        client.track("user", "E")
+        assert signal.getsignal(signal.SIGTERM) is mine
+        print("ready", flush=True)
+        threading.Event().wait(120)
+        """,
+        receiver.url,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3, stderr
+    assert "mine" in stdout
+    assert len(receiver.messages()) == 1  # delivered by atexit after the app's own exit
+
+
+def test_fork_child_and_parent_each_deliver_their_own(receiver: Receiver) -> None:
+    process = run_script(
+        """
+        import os, sys
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_interval=3600, flush_at=2500)
+        for i in range(100):
+            client.track("parent", "Before fork", {"i": i})
+        pid = os.fork()
+        if pid == 0:
+            for i in range(50):
+                client.track("child", "In child", {"i": i})
+            sys.exit(0)
+        for i in range(50):
+            client.track("parent", "After fork", {"i": i})
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        """,
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    messages = receiver.messages()
+    counts = Counter(m["event"] for m in messages)
+    assert counts == {"Before fork": 100, "After fork": 50, "In child": 50}
+    assert len({m["messageId"] for m in messages}) == 200
+
+
+def test_a_forked_child_of_a_running_client_still_delivers(receiver: Receiver) -> None:
+    process = run_script(
+        """
+        import os, sys
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_at=1)
+        client.track("parent", "Started")
+        assert client.flush(10)
+        pid = os.fork()
+        if pid == 0:
+            client.track("child", "From child")
+            ok = client.flush(10)
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """,
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert sorted(m["event"] for m in receiver.messages()) == ["From child", "Started"]

@@ -1,0 +1,142 @@
+"""Disabled, send=False, sync mode, capture, hooks and signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import segment_core
+from segment_core import Client, signals
+from segment_core.testing import capture
+from tests.receiver import Receiver
+
+
+def test_no_write_key_disables_the_client_and_warns_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    client = Client()
+    assert client.config.enabled is False
+    assert client.track("u", "E")[0] is False
+    assert client.track("u", "E")[0] is False
+    assert client.stats()["dropped"] == {"disabled": 2}
+    assert sum("no write key" in r.getMessage() for r in caplog.records) == 1
+    assert client.flush(1) is True
+
+
+def test_send_false_validates_and_discards(receiver: Receiver, make_client: Any) -> None:
+    client = make_client(send=False)
+    assert client.track("u", "E")[0] is True
+    with pytest.raises(segment_core.InvalidMessage):
+        client.track("u")
+    assert client.flush(1)
+    assert receiver.requests == []
+
+
+def test_sync_mode_sends_before_the_call_returns(receiver: Receiver, make_client: Any) -> None:
+    client = make_client(sync_mode=True)
+    assert client.track("u", "Synchronous")[0] is True
+    assert [m["event"] for m in receiver.messages()] == ["Synchronous"]
+    assert client.stats()["sent"] == 1
+
+
+def test_capture_collects_without_network(receiver: Receiver, make_client: Any) -> None:
+    client = make_client()
+    with capture() as events:
+        client.track("u", "Captured")
+        client.identify("u", {"plan": "pro"})
+    assert [e["type"] for e in events] == ["track", "identify"]
+    assert client.flush(5)
+    assert receiver.requests == []
+
+
+def test_segment_events_fixture_from_the_plugin(segment_events: list[dict[str, Any]]) -> None:
+    Client("k", host="http://127.0.0.1:9").page("u", name="Home")
+    assert segment_events[0]["name"] == "Home"
+
+
+def test_before_send_can_change_drop_or_fail(receiver: Receiver, make_client: Any) -> None:
+    def hook(message: dict[str, Any]) -> dict[str, Any] | None:
+        event = message.get("event")
+        if event == "drop me":
+            return None
+        if event == "broken":
+            raise RuntimeError("bug in the hook")
+        message.setdefault("properties", {})["seen"] = True
+        return message
+
+    client = make_client(before_send=hook)
+    assert client.track("u", "keep")[0] is True
+    assert client.track("u", "drop me")[0] is False
+    assert client.track("u", "broken")[0] is True
+    assert client.flush(5)
+    got = {m["event"]: m.get("properties") for m in receiver.messages()}
+    assert got == {"keep": {"seen": True}, "broken": None}
+    assert client.stats()["dropped"] == {"before_send": 1}
+
+
+def test_signals_fire_and_a_broken_receiver_breaks_nothing(
+    receiver: Receiver, make_client: Any
+) -> None:
+    client = make_client()
+    enqueued: list[str] = []
+    sent: list[int] = []
+
+    def on_enqueued(sender: Client, message: dict[str, Any]) -> None:
+        enqueued.append(message["event"])
+        raise RuntimeError("bug in a receiver")
+
+    def on_sent(sender: Client, count: int, status: int) -> None:
+        sent.append(count)
+        raise RuntimeError("bug in a receiver")
+
+    signals.message_enqueued.connect(on_enqueued, sender=client)
+    signals.batch_sent.connect(on_sent, sender=client)
+    try:
+        assert client.track("u", "one")[0] is True
+        assert client.flush(5)
+        assert client.track("u", "two")[0] is True
+        assert client.flush(5)
+    finally:
+        signals.message_enqueued.disconnect(on_enqueued)
+        signals.batch_sent.disconnect(on_sent)
+    assert enqueued == ["one", "two"]
+    assert sent == [1, 1]
+    assert [m["event"] for m in receiver.messages()] == ["one", "two"]
+
+
+def test_module_level_api(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segment_core, "default_client", None)
+    monkeypatch.setattr(segment_core, "write_key", "module-key")
+    monkeypatch.setattr(segment_core, "host", receiver.url)
+    assert segment_core.track("u", "Module")[0] is True
+    segment_core.identify("u", {"a": 1})
+    segment_core.page("u", "Docs", "Intro")
+    segment_core.screen("u", name="Home")
+    segment_core.group("u", "g1")
+    segment_core.alias("old", "u")
+    assert segment_core.get_client() is segment_core.default_client
+    assert segment_core.flush() is True
+    types = [m["type"] for m in receiver.messages()]
+    assert types == ["track", "identify", "page", "screen", "group", "alias"]
+    assert receiver.requests[0].body["writeKey"] == "module-key"
+    assert segment_core.shutdown() is True
+
+
+def test_analytics_python_positional_order() -> None:
+    with capture() as events:
+        client = Client("k", host="http://127.0.0.1:9")
+        client.track("u", "E", {"p": 1}, {"ip": "1.1.1.1"}, None, "anon", {"All": False}, "m1")
+        client.page("u", "Category", "Name", {"path": "/"})
+        client.group("u", "g", {"name": "Acme"})
+        client.alias("previous", "u")
+        client.identify("u", {"email": "e"}, None, None, "anon")
+    track, page, group, alias, identify = events
+    assert track["anonymousId"] == "anon" and track["messageId"] == "m1"
+    assert track["integrations"] == {"All": False} and track["context"]["ip"] == "1.1.1.1"
+    assert (page["category"], page["name"]) == ("Category", "Name")
+    assert page["properties"] == {"path": "/"}
+    assert (group["groupId"], group["traits"]) == ("g", {"name": "Acme"})
+    assert (alias["previousId"], alias["userId"]) == ("previous", "u")
+    assert identify["anonymousId"] == "anon"
