@@ -53,6 +53,8 @@ class Client:
         self._sync_abandon = threading.Event()
         self._registered = False
         self._shut_down = False
+        # The common case, decided once: enqueue for the sender threads.
+        self._queueing = config.enabled and not config.sync_mode
         self._warned_disabled = False
         self._last_drop_log = 0.0
         if not config.write_key and config.send:
@@ -75,15 +77,8 @@ class Client:
     ) -> Result:
         """Who the user is: ``traits`` such as email, name, plan."""
         return self._accept(
-            self._factory.build(
-                "identify",
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                context=context,
-                integrations=integrations,
-                timestamp=timestamp,
-                message_id=message_id,
-                traits=traits,
+            self._factory.identify(
+                user_id, traits, context, timestamp, anonymous_id, integrations, message_id
             )
         )
 
@@ -100,16 +95,15 @@ class Client:
     ) -> Result:
         """What the user did: an ``event`` name with ``properties``."""
         return self._accept(
-            self._factory.build(
-                "track",
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                context=context,
-                integrations=integrations,
-                timestamp=timestamp,
-                message_id=message_id,
-                event=event,
-                properties=properties,
+            self._factory.track(
+                user_id,
+                event,
+                properties,
+                context,
+                timestamp,
+                anonymous_id,
+                integrations,
+                message_id,
             )
         )
 
@@ -126,10 +120,19 @@ class Client:
         message_id: Any = None,
     ) -> Result:
         """A page view, with the Spec's page fields in ``properties``."""
-        return self._page_or_screen(
-            "page", user_id, category, name, properties, context, timestamp, anonymous_id,
-            integrations, message_id,
-        )  # fmt: skip
+        return self._accept(
+            self._factory.page(
+                user_id,
+                category,
+                name,
+                properties,
+                context,
+                timestamp,
+                anonymous_id,
+                integrations,
+                message_id,
+            )  # fmt: skip
+        )
 
     def screen(
         self,
@@ -144,10 +147,19 @@ class Client:
         message_id: Any = None,
     ) -> Result:
         """A screen view in a mobile or desktop app."""
-        return self._page_or_screen(
-            "screen", user_id, category, name, properties, context, timestamp, anonymous_id,
-            integrations, message_id,
-        )  # fmt: skip
+        return self._accept(
+            self._factory.screen(
+                user_id,
+                category,
+                name,
+                properties,
+                context,
+                timestamp,
+                anonymous_id,
+                integrations,
+                message_id,
+            )  # fmt: skip
+        )
 
     def group(
         self,
@@ -162,16 +174,15 @@ class Client:
     ) -> Result:
         """Associate the user with a group (a company, an account, a team)."""
         return self._accept(
-            self._factory.build(
-                "group",
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                context=context,
-                integrations=integrations,
-                timestamp=timestamp,
-                message_id=message_id,
-                group_id=group_id,
-                traits=traits,
+            self._factory.group(
+                user_id,
+                group_id,
+                traits,
+                context,
+                timestamp,
+                anonymous_id,
+                integrations,
+                message_id,
             )
         )
 
@@ -186,15 +197,7 @@ class Client:
     ) -> Result:
         """Merge the identity ``previous_id`` into ``user_id``."""
         return self._accept(
-            self._factory.build(
-                "alias",
-                user_id=user_id,
-                context=context,
-                integrations=integrations,
-                timestamp=timestamp,
-                message_id=message_id,
-                previous_id=previous_id,
-            )
+            self._factory.alias(previous_id, user_id, context, timestamp, integrations, message_id)
         )
 
     def enqueue(self, message: Message) -> Result:
@@ -226,6 +229,7 @@ class Client:
         everything accepted was delivered or definitively failed. Safe to call twice.
         """
         self._shut_down = True
+        self._queueing = False
         self._sync_abandon.set()
         if self.config.sync_mode or not self.config.enabled:
             return True
@@ -249,37 +253,8 @@ class Client:
 
     # -- internals -------------------------------------------------------------
 
-    def _page_or_screen(
-        self,
-        kind: str,
-        user_id: Any,
-        category: Any,
-        name: Any,
-        properties: Any,
-        context: Any,
-        timestamp: Any,
-        anonymous_id: Any,
-        integrations: Any,
-        message_id: Any,
-    ) -> Result:
-        return self._accept(
-            self._factory.build(
-                kind,
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                context=context,
-                integrations=integrations,
-                timestamp=timestamp,
-                message_id=message_id,
-                category=category,
-                name=name,
-                properties=properties,
-            )
-        )
-
     def _accept(self, message: dict[str, Any]) -> Result:
-        config = self.config
-        if config.before_send is not None:
+        if self.config.before_send is not None:
             changed = self._run_before_send(message)
             if changed is None:
                 self._drop(message, "before_send")
@@ -291,6 +266,21 @@ class Client:
                 f"message is {len(data)} bytes encoded; Segment accepts at most "
                 f"{MAX_MESSAGE_BYTES} bytes per message"
             )
+        if _capture.sinks or not self._queueing:
+            return self._accept_elsewhere(message, data)
+        refused = self._worker.put(data)
+        if refused is not None:
+            self._drop(message, refused)
+            return False, message
+        if not self._registered:
+            self._register()
+        if signals.message_enqueued.receivers:
+            signals.emit(signals.message_enqueued, self, message=message)
+        return True, message
+
+    def _accept_elsewhere(self, message: dict[str, Any], data: bytes) -> Result:
+        """Everything but the common case: captured, disabled, shut down, or sync mode."""
+        config = self.config
         if _capture.sinks:
             _capture.deliver(message)
             return True, message
@@ -302,17 +292,8 @@ class Client:
         if self._shut_down:
             self._drop(message, "shut_down")
             return False, message
-        if config.sync_mode:
-            self._stats.add(accepted=1)
-            self._delivery.deliver([data], self._sync_abandon)
-            signals.emit(signals.message_enqueued, self, message=message)
-            return True, message
-        refused = self._worker.put(data)
-        if refused is not None:
-            self._drop(message, refused)
-            return False, message
-        if not self._registered:
-            self._register()
+        self._stats.add(accepted=1)
+        self._delivery.deliver([data], self._sync_abandon)
         signals.emit(signals.message_enqueued, self, message=message)
         return True, message
 

@@ -47,13 +47,12 @@ def now_timestamp() -> str:
     # to the second changes once a second, so it is cached (one tuple, so threads
     # always see a second and its text together).
     global _second_prefix
-    now = time.time()
-    second = int(now)
+    second, millisecond = divmod(time.time_ns() // 1_000_000, 1000)
     cached = _second_prefix
     if cached[0] != second:
         cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         _second_prefix = cached
-    return f"{cached[1]}.{int((now - second) * 1000):03d}Z"
+    return "%s.%03dZ" % (cached[1], millisecond)
 
 
 def _default(value: Any) -> Any:

@@ -36,6 +36,8 @@ class Worker:
         self._config = config
         self._delivery = delivery
         self._max_bytes = MAX_BATCH_BYTES - envelope_size(config.write_key or "")
+        self._max_queue_size = config.max_queue_size
+        self._flush_at = config.flush_at
         self._reset()
 
     def _reset(self) -> None:
@@ -45,7 +47,6 @@ class Worker:
         self._progress = threading.Condition(self._lock)
         self._buffer: deque[bytes] = deque()
         self._oldest_at = 0.0
-        self._accepted = 0
         self._taken = 0
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
@@ -60,7 +61,8 @@ class Worker:
 
     @property
     def accepted(self) -> int:
-        return self._accepted
+        """Messages accepted so far: taken by a sender, or still buffered."""
+        return self._taken + len(self._buffer)
 
     @property
     def queued(self) -> int:
@@ -70,28 +72,45 @@ class Worker:
     def pending(self) -> int:
         """Accepted messages not yet delivered nor definitively failed."""
         with self._lock:
-            return self._accepted - self._done_upto()
+            return self._taken + len(self._buffer) - self._done_upto()
 
     def put(self, item: bytes) -> str | None:
         """Accept ``item``; return ``None``, or the reason it was refused."""
         if self._pid != os.getpid():
             self.after_fork()
+        buffer = self._buffer
+        size = len(buffer)
+        if size >= self._max_queue_size:
+            return QUEUE_FULL
+        if 0 < size < self._flush_at - 1 and self._threads and not self._closing:
+            # Fast path, no lock: a sender already knows the buffer is not empty and
+            # no batch becomes due. (deque.append is atomic.)
+            buffer.append(item)
+            if self._closing:  # shutdown began meanwhile: take it back if still here
+                return self._withdraw(item)
+            return None
         with self._lock:
             if self._closing:
                 return SHUT_DOWN
-            buffer = self._buffer
             size = len(buffer)
-            if size >= self._config.max_queue_size:
+            if size >= self._max_queue_size:
                 return QUEUE_FULL
             if not size:
                 self._oldest_at = time.monotonic()
             buffer.append(item)
-            self._accepted += 1
             if not self._threads:
                 self._start_threads()
-            if size == 0 or size + 1 == self._config.flush_at:
+            if size == 0 or size + 1 >= self._flush_at:
                 self._has_work.notify()
         return None
+
+    def _withdraw(self, item: bytes) -> str | None:
+        with self._lock:
+            try:
+                self._buffer.remove(item)
+            except ValueError:
+                return None  # a sender took it: it is being delivered
+            return SHUT_DOWN
 
     def flush(self, timeout: float) -> bool:
         """Send everything accepted so far now; wait at most ``timeout`` seconds for it."""
@@ -99,7 +118,7 @@ class Worker:
             self.after_fork()
         deadline = time.monotonic() + timeout
         with self._lock:
-            target = self._accepted
+            target = self._taken + len(self._buffer)
             self._flush_upto = max(self._flush_upto, target)
             self._has_work.notify_all()
             while self._done_upto() < target:
@@ -162,7 +181,8 @@ class Worker:
             if not size:
                 if self._closing:
                     return None
-                self._has_work.wait()
+                # Bounded: an append on put()'s lock-free path may race this check.
+                self._has_work.wait(config.flush_interval)
                 continue
             now = time.monotonic()
             due_at = self._oldest_at + config.flush_interval

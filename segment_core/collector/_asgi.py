@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from segment_core.collector.faults import Fault
 
-__all__ = ["JSONBytesResponse", "apply_fault", "error_response"]
+__all__ = ["JSONBytesResponse", "apply_fault", "error_response", "read_body", "replay"]
 
 # How much of a body to read and throw away before answering an error, so that the
 # client sees the answer instead of a reset connection. Past this we stop reading.
@@ -28,42 +30,66 @@ class JSONBytesResponse(Response):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONBytesResponse:
     """The collector's one error shape: `{"code": ..., "message": ...}`."""
     return JSONBytesResponse({"code": code, "message": message}, status, headers=headers)
 
 
-async def drain_body(receive: Receive) -> bool:
-    """Read and discard the request body; False if the client went away."""
+async def read_body(receive: Receive, keep: int) -> bytes | None:
+    """Read the whole request body, keeping its first `keep` bytes (and one more,
+    so an over-long body stays over-long); None if the client went away."""
+    chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return False
-        size += len(message.get("body", b""))
+            return None
+        chunk = message.get("body", b"")
+        if size <= keep:
+            chunks.append(chunk[: keep + 1 - size])
+        size += len(chunk)
         if not message.get("more_body", False) or size > DRAIN_LIMIT:
-            return True
+            return b"".join(chunks)
 
 
-async def apply_fault(fault: Fault, scope: Scope, receive: Receive, send: Send) -> bool:
-    """Wait and/or answer as `fault` says; True when the request was answered here."""
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands out `body` once, then defers to the real one."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
+async def apply_fault(
+    fault: Fault, scope: Scope, receive: Receive, send: Send, *, keep: int
+) -> Receive | None:
+    """Wait and/or answer as `fault` says.
+
+    The body is read first, as a real server would before it stalls or fails, so a
+    delayed request is still handled when its client has given up waiting. Returns
+    None when the request was answered (or dropped) here, otherwise the `receive`
+    to hand on to the app.
+    """
+    body = await read_body(receive, 0 if fault.answers else keep)
+    if body is None:
+        return None
     if fault.delay:
         await asyncio.sleep(fault.delay)
     if not fault.answers:
-        return False
-    if not await drain_body(receive):
-        return True
+        return replay(body, receive)
     if fault.close:
         await _close_connection(receive, send)
-        return True
+        return None
     assert fault.status is not None
     headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
     response = error_response(
         fault.status, "injected_fault", f"fault injected by the collector: {fault.status}", headers
     )
     await response(scope, receive, send)
-    return True
+    return None
 
 
 async def _close_connection(receive: Receive, send: Send) -> None:
@@ -77,10 +103,8 @@ async def _close_connection(receive: Receive, send: Send) -> None:
         raise RuntimeError("closing a connection needs uvicorn's HTTP/1.1 server")
     transport.abort()
     # Let the server see the connection go, so it does not try to answer a 500.
-    try:
+    with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(_until_disconnect(receive), timeout=1.0)
-    except asyncio.TimeoutError:
-        pass
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -114,10 +114,14 @@ class CollectorApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             fault = self.faults.take()
-            if fault is not None and await apply_fault(fault, scope, receive, send):
-                self.requests["faulted"] += 1
-                self.notifier.notify()
-                return
+            if fault is not None:
+                keep = self.limits.max_request_bytes
+                after_fault = await apply_fault(fault, scope, receive, send, keep=keep)
+                if after_fault is None:
+                    self.requests["faulted"] += 1
+                    self.notifier.notify()
+                    return
+                receive = after_fault
         await self._starlette(scope, receive, send)
 
     def summary(self) -> dict[str, Any]:

@@ -22,8 +22,6 @@ __all__ = ["Forwarder"]
 
 logger = logging.getLogger("segment_core.collector")
 
-_STOP = object()
-
 
 class Forwarder:
     """Sends batches to `{url}/v1/batch` from a background thread."""
@@ -31,7 +29,7 @@ class Forwarder:
     def __init__(self, url: str, *, max_queue: int = 1000, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/") + "/v1/batch"
         self._timeout = timeout
-        self._queue: queue.Queue[object] = queue.Queue(max_queue)
+        self._queue: queue.Queue[tuple[list[bytes], str | None] | None] = queue.Queue(max_queue)
         self._lock = threading.Lock()
         self.stats = {"sent": 0, "failed": 0, "dropped": 0}
         self._thread = threading.Thread(
@@ -51,7 +49,7 @@ class Forwarder:
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued (within `timeout`), then stop the thread."""
         try:
-            self._queue.put(_STOP, timeout=timeout)
+            self._queue.put(None, timeout=timeout)
         except queue.Full:
             return
         self._thread.join(timeout)
@@ -59,9 +57,9 @@ class Forwarder:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is _STOP:
+            if item is None:  # close() asks the thread to stop
                 return
-            messages, write_key = item  # type: ignore[misc]
+            messages, write_key = item
             try:
                 self._send(messages, write_key)
             except Exception:  # a bad upstream must never kill the relay

@@ -63,11 +63,13 @@ class CollectorHandle:
         response = self._send("GET", "/collector/events/" + quote(message_id, safe=""))
         if response.status_code == 404:
             raise KeyError(message_id)
-        return self._json(response)
+        event: dict[str, Any] = self._json(response)
+        return event
 
     def summary(self) -> dict[str, Any]:
         """Counts: total, good, bad, duplicates, by_type, requests, pending_faults."""
-        return self._request("GET", "/collector/summary")
+        summary: dict[str, Any] = self._request("GET", "/collector/summary")
+        return summary
 
     def reset(self) -> None:
         """Forget every event and count, and clear pending faults."""
@@ -83,9 +85,7 @@ class CollectorHandle:
     def clear_faults(self) -> None:
         self._request("DELETE", "/collector/faults")
 
-    def wait_for(
-        self, count: int, timeout: float = 10.0, **filters: Any
-    ) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 10.0, **filters: Any) -> list[dict[str, Any]]:
         """Poll until at least `count` events match `filters`; return them all.
 
         Raises AssertionError, saying what it did see, when `timeout` passes first.

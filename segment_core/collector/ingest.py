@@ -3,9 +3,9 @@
 Plain functions over bytes, headers and parsed JSON, so they can be tested and
 reused without a server. Limits follow SPEC.md:
 
-* a request body, on the wire and once un-gzipped, may be at most 500 × 1024 bytes
+* a request body, on the wire and once un-gzipped, may be at most 500 * 1024 bytes
   (512,000; Segment's libraries stop at 475,000 to leave headroom);
-* a message may be at most 32 × 1024 bytes, measured as compact JSON (orjson, no
+* a message may be at most 32 * 1024 bytes, measured as compact JSON (orjson, no
   spaces, UTF-8) of the message as sent, before the batch's `context` is merged in;
 * a batch may hold at most 2,500 messages.
 """

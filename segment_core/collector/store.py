@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DEFAULT_QUERY_LIMIT", "EventQuery", "EventRecord", "EventStore", "MAX_QUERY_LIMIT"]
+__all__ = ["DEFAULT_QUERY_LIMIT", "MAX_QUERY_LIMIT", "EventQuery", "EventRecord", "EventStore"]
 
 DEFAULT_QUERY_LIMIT = 1000
 MAX_QUERY_LIMIT = 100_000

@@ -115,8 +115,7 @@ def _check_message_id(message: Mapping[str, Any], reasons: list[str]) -> None:
         reasons.append("messageId must not be empty")
     elif len(message_id) > MAX_MESSAGE_ID_LENGTH:
         reasons.append(
-            f"messageId is {len(message_id)} characters long; "
-            f"the limit is {MAX_MESSAGE_ID_LENGTH}"
+            f"messageId is {len(message_id)} characters long; the limit is {MAX_MESSAGE_ID_LENGTH}"
         )
 
 
@@ -227,8 +226,7 @@ def _check_consent(consent: object, reasons: list[str]) -> None:
         return
     if not isinstance(preferences, dict):
         reasons.append(
-            "context.consent.categoryPreferences must be an object, "
-            f"got {_json_type(preferences)}"
+            f"context.consent.categoryPreferences must be an object, got {_json_type(preferences)}"
         )
         return
     for category, allowed in preferences.items():

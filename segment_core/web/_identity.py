@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import quote, unquote
 
 from segment_core.web._options import WebOptions
@@ -64,7 +65,7 @@ class CookieSpec:
     path: str = "/"
     domain: str | None = None
     secure: bool = False
-    samesite: str = "Lax"
+    samesite: Literal["Lax", "Strict", "None"] = "Lax"
     httponly: bool = False
 
     def header_value(self) -> str:

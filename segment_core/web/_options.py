@@ -302,7 +302,7 @@ def _cookie_domain(name: str, value: object) -> str | None:
 def _cookie_format(name: str, value: object) -> str:
     if value not in ("raw", "quoted"):
         raise ValueError(f"{name} must be 'raw' or 'quoted', got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _max_age(name: str, value: object) -> int:

@@ -1,0 +1,63 @@
+"""`segment-collector` / `python -m segment_core.collector`: run the local collector."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from segment_core.collector.app import create_app
+from segment_core.collector.background import bind_socket, uvicorn_config
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segment-collector",
+        description=(
+            "A local Segment-compatible collector: accepts what Segment's HTTP API "
+            "accepts, validates every message against the Spec, stores it and shows "
+            "it live in a web page."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port to listen on (8765; 0 picks a free one)"
+    )
+    parser.add_argument("--db", default=None, help="SQLite file to keep events in (in memory)")
+    parser.add_argument(
+        "--write-key", default=None, help="answer 401 to requests with any other write key"
+    )
+    parser.add_argument(
+        "--forward",
+        default=None,
+        metavar="URL",
+        help="relay good batches to this Segment-compatible base URL, best effort",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (warning)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as error:
+        sys.exit(f"segment-collector: cannot listen on {args.host}:{args.port}: {error}")
+    app = create_app(write_key=args.write_key, db=args.db, forward=args.forward)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    print(f"segment-collector listening on {url} (open it in a browser)", flush=True)
+    uvicorn.Server(uvicorn_config(app, log_level=args.log_level)).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
