@@ -28,11 +28,13 @@ from segment_core.client import Client
 from segment_core.config import Config
 from segment_core.errors import DeliveryError, InvalidMessage
 from segment_core.messages import Alias, Context, Group, Identify, Page, Screen, Track
+from segment_core.scope import Analytics, analytics
 
 __version__ = VERSION
 
 __all__ = [
     "Alias",
+    "Analytics",
     "Client",
     "Config",
     "Context",
@@ -46,6 +48,7 @@ __all__ = [
     "Track",
     "Traits",
     "alias",
+    "analytics",
     "flush",
     "get_client",
     "group",

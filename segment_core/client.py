@@ -53,6 +53,7 @@ class Client:
         self._sync_abandon = threading.Event()
         self._registered = False
         self._shut_down = False
+        self._before_send = config.before_send
         # The common case, decided once: enqueue for the sender threads.
         self._queueing = config.enabled and not config.sync_mode
         self._warned_disabled = False
@@ -131,7 +132,7 @@ class Client:
                 anonymous_id,
                 integrations,
                 message_id,
-            )  # fmt: skip
+            )
         )
 
     def screen(
@@ -158,7 +159,7 @@ class Client:
                 anonymous_id,
                 integrations,
                 message_id,
-            )  # fmt: skip
+            )
         )
 
     def group(
@@ -254,7 +255,7 @@ class Client:
     # -- internals -------------------------------------------------------------
 
     def _accept(self, message: dict[str, Any]) -> Result:
-        if self.config.before_send is not None:
+        if self._before_send is not None:
             changed = self._run_before_send(message)
             if changed is None:
                 self._drop(message, "before_send")
@@ -298,9 +299,9 @@ class Client:
         return True, message
 
     def _run_before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        assert self.config.before_send is not None
+        assert self._before_send is not None
         try:
-            result = self.config.before_send(message)
+            result = self._before_send(message)
         except Exception:
             logger.exception("before_send hook raised; sending the message unchanged")
             return message

@@ -22,7 +22,7 @@ __all__ = ["LIBRARY", "MAX_MESSAGE_ID_LENGTH", "MessageFactory", "new_message_id
 MAX_MESSAGE_ID_LENGTH = 100
 LIBRARY = {"name": DISTRIBUTION, "version": VERSION}
 
-_randbytes = random.randbytes  # reseeded in forked children by the random module
+_getrandbits = random.getrandbits  # reseeded in forked children by the random module
 
 
 def new_message_id() -> str:
@@ -30,14 +30,14 @@ def new_message_id() -> str:
 
     A fifth of the cost of ``str(uuid.uuid4())``, which asks the kernel for every id.
     """
-    h = _randbytes(16).hex()
+    h = _getrandbits(128).to_bytes(16, "little").hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
 
 
 def stringify_id(name: str, value: object) -> str | None:
     """Ids are strings on the wire; integers keep every digit."""
     if value is None or type(value) is str:
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, str):
         return str(value)
     if isinstance(value, (int, uuid.UUID)) and not isinstance(value, bool):
@@ -47,7 +47,7 @@ def stringify_id(name: str, value: object) -> str | None:
 
 def _mapping(name: str, value: object) -> dict[str, Any] | None:
     if value is None or type(value) is dict:
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, Mapping):
         return dict(value)
     raise InvalidMessage(f"{name} must be a dict, got {type(value).__name__}")
@@ -232,8 +232,13 @@ class MessageFactory:
     def _start(
         kind: str, user_id: object, anonymous_id: object, timestamp: object, message_id: object
     ) -> dict[str, Any]:
-        user = stringify_id("user_id", user_id)
-        anonymous = stringify_id("anonymous_id", anonymous_id)
+        # Plain strings (nearly every call) skip the conversion.
+        user = user_id if type(user_id) is str else stringify_id("user_id", user_id)
+        anonymous = (
+            anonymous_id
+            if type(anonymous_id) is str
+            else stringify_id("anonymous_id", anonymous_id)
+        )
         if not user and (kind == "alias" or not anonymous):
             needed = "user_id" if kind == "alias" else "user_id or anonymous_id"
             raise InvalidMessage(f"{needed} is required for {kind}")

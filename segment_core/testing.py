@@ -1,4 +1,4 @@
-"""Test helpers, and the pytest plugin registered as ``segment``.
+"""Test helpers that need no test framework.
 
 ``capture()`` collects every message any client would send, with no network::
 
@@ -8,22 +8,19 @@
         client.track("u1", "Signed Up")
     assert events[0]["event"] == "Signed Up"
 
-Fixtures: ``segment_events`` (a capture for the test) and ``segment_collector`` (a
-real local collector, when the ``collector`` extra is installed).
+The pytest plugin (``segment_core.pytest_plugin``, registered automatically) adds the
+fixtures ``segment_events`` and ``segment_collector``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
-
 from segment_core import _capture
 
-__all__ = ["capture", "segment_events"]
+__all__ = ["capture"]
 
 
 @contextmanager
@@ -35,16 +32,3 @@ def capture() -> Iterator[list[dict[str, Any]]]:
         yield sink
     finally:
         _capture.sinks.remove(sink)
-
-
-@pytest.fixture
-def segment_events() -> Iterator[list[dict[str, Any]]]:
-    """Every message clients send during the test, captured in memory."""
-    with capture() as events:
-        yield events
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the collector's fixtures when the ``collector`` extra is installed."""
-    with contextlib.suppress(ImportError):
-        config.pluginmanager.import_plugin("segment_core.collector.fixtures")

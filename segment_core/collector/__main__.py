@@ -6,10 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
 from segment_core.collector.app import create_app
-from segment_core.collector.background import bind_socket, uvicorn_config
+from segment_core.collector.background import CollectorServer, bind_socket
 
 __all__ = ["main"]
 
@@ -56,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{sock.getsockname()[1]}"
     print(f"segment-collector listening on {url} (open it in a browser)", flush=True)
-    uvicorn.Server(uvicorn_config(app, log_level=args.log_level)).run(sockets=[sock])
+    CollectorServer(app, log_level=args.log_level).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -135,6 +135,10 @@ class CollectorApp:
             counts["forwarded"] = dict(self.forwarder.stats)
         return counts
 
+    def begin_shutdown(self) -> None:
+        """End open event streams so the server can stop; safe from any thread."""
+        self.notifier.close()
+
     def close(self) -> None:
         if self.forwarder is not None:
             self.forwarder.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from types import FrameType
 
 import uvicorn
 
-from segment_core.collector.app import create_app
+from segment_core.collector.app import CollectorApp, create_app
 from segment_core.collector.handle import CollectorHandle
 
-__all__ = ["bind_socket", "run_in_background", "uvicorn_config"]
+__all__ = ["CollectorServer", "bind_socket", "run_in_background"]
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -37,10 +38,26 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_config(app: object, *, log_level: str = "warning") -> uvicorn.Config:
-    """The uvicorn settings the collector runs with."""
+class CollectorServer(uvicorn.Server):
+    """uvicorn's server with the collector's settings; ends event streams on exit."""
+
+    def __init__(self, app: CollectorApp, *, log_level: str = "warning") -> None:
+        super().__init__(_config(app, log_level))
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.app.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+    def stop(self) -> None:
+        """Ask the server to stop (from another thread)."""
+        self.app.begin_shutdown()
+        self.should_exit = True
+
+
+def _config(app: CollectorApp, log_level: str) -> uvicorn.Config:
     return uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         http="h11",
         loop="asyncio",
         ws="none",
@@ -48,7 +65,7 @@ def uvicorn_config(app: object, *, log_level: str = "warning") -> uvicorn.Config
         log_level=log_level,
         access_log=False,
         proxy_headers=False,
-        # Open event streams must not hold a shutdown for long.
+        # A stream that somehow stays open must not hold a shutdown for long.
         timeout_graceful_shutdown=2,
     )
 
@@ -70,7 +87,7 @@ def run_in_background(
     app = create_app(write_key=write_key, db=db, forward=forward)
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app))
+    server = CollectorServer(app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="segment-collector", daemon=True
     )
@@ -78,14 +95,14 @@ def run_in_background(
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
+            server.stop()
             thread.join(STOP_TIMEOUT_SECONDS)
             sock.close()
             raise RuntimeError(f"the collector did not start on {host}:{bound_port}")
         time.sleep(0.01)
 
     def stop() -> None:
-        server.should_exit = True
+        server.stop()
         thread.join(STOP_TIMEOUT_SECONDS)
         sock.close()
 

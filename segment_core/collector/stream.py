@@ -4,7 +4,8 @@
 `event: message` (with `id: <seq>`, so a reconnecting browser resumes from
 `Last-Event-ID`), `event: summary` whenever the counts change, and `event: reset`
 after `POST /collector/reset`. A stream ends after a few seconds of life and the
-browser reconnects on its own; that keeps server shutdown quick.
+browser reconnects on its own. `Notifier.close()` ends every stream at once, so
+that a server with a page open still stops quickly.
 """
 
 from __future__ import annotations
@@ -30,17 +31,32 @@ PAGE_SIZE = 500
 
 
 class Notifier:
-    """Wakes stream readers when the store changes; used from the event loop only."""
+    """Wakes stream readers when the store changes.
+
+    `notify` is called from the event loop; `close` from any thread (or a signal
+    handler), to end every stream before the server shuts down.
+    """
 
     def __init__(self) -> None:
         self.version = 0
         self.resets = 0
+        self.closed = False
         self._waiters: set[asyncio.Future[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self, *, reset: bool = False) -> None:
         self.version += 1
         if reset:
             self.resets += 1
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -48,9 +64,10 @@ class Notifier:
 
     async def wait(self, seen_version: int, timeout: float) -> bool:
         """Wait until the version moves past `seen_version`; False on timeout."""
-        if self.version != seen_version:
+        if self.version != seen_version or self.closed:
             return True
-        waiter = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        waiter = self._loop.create_future()
         self._waiters.add(waiter)
         try:
             await asyncio.wait_for(waiter, timeout)
@@ -91,7 +108,7 @@ async def _events(
     resets = notifier.resets
     last_summary: dict[str, Any] | None = None
     yield b"retry: 1000\n\n"
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not notifier.closed:
         version = notifier.version
         if notifier.resets != resets:
             resets = notifier.resets

@@ -13,8 +13,9 @@ import re
 from typing import Any
 from urllib.parse import unquote_plus
 
-from segment_core.web._options import IPNetwork, WebOptions
+from segment_core.web._options import WebOptions
 from segment_core.web._request import RequestInfo
+from segment_core.web._validate import IPNetwork
 
 __all__ = [
     "REDACTED",

@@ -9,14 +9,13 @@ also holds client options), so a bad value fails the same way everywhere: a
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
-import importlib
-import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+
+from segment_core.web._validate import NORMALIZERS, Hook, IPNetwork, PageName
 
 __all__ = [
     "DEFAULT_EXCLUDE_PATHS",
@@ -67,14 +66,6 @@ DEFAULT_REDACT_QUERY_PARAMS: tuple[str, ...] = (
     "email",
 )
 
-PAGE_NAME_MODES = ("route", "template", "path")
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-PageName = Literal["route", "template", "path"] | Callable[[Any], Any]
-Hook = Callable[..., Any]
-
-_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
 
 @dataclass(frozen=True)
 class WebOptions:
@@ -90,26 +81,51 @@ class WebOptions:
     False
     """
 
+    #: Send a page call for each request that is a page view.
     page_calls: bool = True
+    #: Methods whose requests can be page views.
     page_methods: tuple[str, ...] = ("GET",)
+    #: Regular expressions searched in the path: no page call, no cookie, no user
+    #: lookup. Giving a list replaces the defaults (:data:`DEFAULT_EXCLUDE_PATHS`).
     exclude_paths: tuple[str | re.Pattern[str], ...] = DEFAULT_EXCLUDE_PATHS
+    #: No page call and no cookie for crawlers, previewers and uptime monitors.
     skip_bots: bool = True
+    #: The page's name: the route's name ("route", falling back to the template),
+    #: the route's pattern ("template"), the path ("path"), or ``callable(request)``.
     page_name: PageName = "route"
+    #: ``callable(request, response) -> bool``: False means no page call.
     page_filter: Hook | None = None
+    #: ``callable(request, response) -> dict``: merged over the page's properties.
     page_properties: Hook | None = None
+    #: ``callable(request) -> str | None``: the user id, instead of the framework's user.
     user_id: Hook | None = None
+    #: ``callable(request) -> bool``: False means no automatic calls and no cookie.
     consent: Hook | None = None
+    #: ``Sec-GPC: 1`` (Global Privacy Control) means no automatic calls and no
+    #: cookie. On by default: GPC is a legal opt-out of "sharing" in some places.
     honor_gpc: bool = True
+    #: The same for ``DNT: 1``; off by default (deprecated, sent by default by some).
     honor_dnt: bool = False
+    #: Proxies in front of the app, whose ``X-Forwarded-For``/``Forwarded`` entries
+    #: are believed: a hop count, or a list of networks (``["10.0.0.0/8"]``).
     trusted_proxies: int | tuple[IPNetwork, ...] = 0
+    #: False sends ``context.ip = "0.0.0.0"`` (Segment then records no address).
     collect_ip: bool = True
+    #: Zero the last octet of IPv4 addresses, the last 80 bits of IPv6 ones.
     anonymize_ip: bool = False
+    #: Query parameters whose values become ``REDACTED`` in url, search, referrer.
     redact_query_params: tuple[str, ...] = DEFAULT_REDACT_QUERY_PARAMS
+    #: Set ``ajs_anonymous_id`` for new visitors, so analytics.js shares the id.
     set_cookie: bool = True
+    #: The anonymous id cookie (analytics.js's name by default).
     cookie_name: str = "ajs_anonymous_id"
+    #: The cookie a user id is read from when the app knows no user.
     user_cookie_name: str = "ajs_user_id"
+    #: The cookie's domain, e.g. ``".example.com"`` to share it with subdomains.
     cookie_domain: str | None = None
+    #: "raw" (analytics-next) or "quoted" (analytics.js classic: ``%22<id>%22``).
     cookie_format: Literal["raw", "quoted"] = "raw"
+    #: The cookie's lifetime in seconds (or a ``timedelta``).
     cookie_max_age: int = ONE_YEAR
 
     # Derived once, for the hot path.
@@ -121,7 +137,7 @@ class WebOptions:
     )
 
     def __post_init__(self) -> None:
-        for name, normalize in _NORMALIZERS.items():
+        for name, normalize in NORMALIZERS.items():
             object.__setattr__(self, name, normalize(name, getattr(self, name)))
         patterns = tuple(re.compile(p) for p in self.exclude_paths)
         object.__setattr__(self, "exclude_patterns", patterns)
@@ -179,160 +195,3 @@ def _unknown_message(key: str, names: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, candidates, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown option {key!r}{hint}"
-
-
-# -- normalizers: (option name, given value) -> stored value, or ValueError ---------
-
-
-def _bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _strings(name: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    items = tuple(value) if isinstance(value, Iterable) else None
-    if items is None or not all(isinstance(i, str) for i in items):
-        raise ValueError(f"{name} must be a list of strings, got {value!r}")
-    return items
-
-
-def _methods(name: str, value: object) -> tuple[str, ...]:
-    return tuple(m.upper() for m in _strings(name, value))
-
-
-def _lower_strings(name: str, value: object) -> tuple[str, ...]:
-    return tuple(s.lower() for s in _strings(name, value))
-
-
-def _patterns(name: str, value: object) -> tuple[str | re.Pattern[str], ...]:
-    items = (value,) if isinstance(value, (str, re.Pattern)) else value
-    if not isinstance(items, Iterable):
-        raise ValueError(f"{name} must be a list of regular expressions, got {value!r}")
-    out: list[str | re.Pattern[str]] = []
-    for item in items:
-        if isinstance(item, re.Pattern):
-            out.append(item)
-            continue
-        if not isinstance(item, str):
-            raise ValueError(f"{name} must be a list of regular expressions, got {item!r}")
-        try:
-            re.compile(item)
-        except re.error as exc:
-            raise ValueError(f"{name}: {item!r} is not a valid regular expression: {exc}") from None
-        out.append(item)
-    return tuple(out)
-
-
-def _hook(name: str, value: object) -> Hook | None:
-    if value is None or callable(value):
-        return value
-    if isinstance(value, str):
-        return import_callable(name, value)
-    raise ValueError(f"{name} must be a callable or a dotted path to one, got {value!r}")
-
-
-def _page_name(name: str, value: object) -> PageName:
-    if value in PAGE_NAME_MODES:
-        return value  # type: ignore[return-value]
-    if callable(value):
-        return value
-    if isinstance(value, str) and ("." in value or ":" in value):
-        return import_callable(name, value)
-    modes = ", ".join(repr(m) for m in PAGE_NAME_MODES)
-    raise ValueError(f"{name} must be one of {modes} or a callable, got {value!r}")
-
-
-def import_callable(name: str, path: str) -> Hook:
-    """Import ``"package.module.attr"`` or ``"package.module:attr"`` for option ``name``."""
-    module_name, sep, attr = path.partition(":")
-    if not sep:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise ValueError(f"{name}: {path!r} is not a dotted path to a callable")
-    try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{name}: cannot import {path!r}: {exc}") from None
-    if not callable(target):
-        raise ValueError(f"{name}: {path!r} is not callable")
-    return target  # type: ignore[no-any-return]
-
-
-def _trusted_proxies(name: str, value: object) -> int | tuple[IPNetwork, ...]:
-    """A hop count, or networks: a list, or one string with commas (from an env var)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
-        return value
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, (list, tuple, set, frozenset)):
-        networks: list[IPNetwork] = []
-        for item in value:
-            try:
-                networks.append(ipaddress.ip_network(item, strict=False))
-            except (TypeError, ValueError):
-                raise ValueError(f"{name}: {item!r} is not an IP address or network") from None
-        return tuple(networks)
-    raise ValueError(
-        f"{name} must be a number of proxies or a list of networks (e.g. ['10.0.0.0/8']), "
-        f"got {value!r}"
-    )
-
-
-def _cookie_name(name: str, value: object) -> str:
-    if not isinstance(value, str) or not _COOKIE_NAME.match(value):
-        raise ValueError(f"{name} must be a valid cookie name, got {value!r}")
-    return value
-
-
-def _cookie_domain(name: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or re.search(r"[\s;,]", value):
-        raise ValueError(f"{name} must be a domain such as '.example.com' or None, got {value!r}")
-    return value
-
-
-def _cookie_format(name: str, value: object) -> str:
-    if value not in ("raw", "quoted"):
-        raise ValueError(f"{name} must be 'raw' or 'quoted', got {value!r}")
-    return value
-
-
-def _max_age(name: str, value: object) -> int:
-    if isinstance(value, dt.timedelta):
-        value = int(value.total_seconds())
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return int(value)
-
-
-_NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
-    "page_calls": _bool,
-    "page_methods": _methods,
-    "exclude_paths": _patterns,
-    "skip_bots": _bool,
-    "page_name": _page_name,
-    "page_filter": _hook,
-    "page_properties": _hook,
-    "user_id": _hook,
-    "consent": _hook,
-    "honor_gpc": _bool,
-    "honor_dnt": _bool,
-    "trusted_proxies": _trusted_proxies,
-    "collect_ip": _bool,
-    "anonymize_ip": _bool,
-    "redact_query_params": _lower_strings,
-    "set_cookie": _bool,
-    "cookie_name": _cookie_name,
-    "user_cookie_name": _cookie_name,
-    "cookie_domain": _cookie_domain,
-    "cookie_format": _cookie_format,
-    "cookie_max_age": _max_age,
-}

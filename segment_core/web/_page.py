@@ -29,17 +29,19 @@ __all__ = [
     "tracking_allowed",
 ]
 
-#: Crawlers, link previewers, uptime monitors and audit tools. Generic HTTP
-#: libraries (curl, requests, headless browsers) are not listed: they are how
-#: tests and scripts drive apps. Add them with a ``page_filter`` if needed.
+#: Crawlers, link previewers, uptime monitors and audit tools, matched in the
+#: lower-cased user agent (plus any word ending in "bot": see :func:`is_bot`).
+#: Generic HTTP libraries (curl, requests, headless browsers) are not listed:
+#: they are how tests and scripts drive apps. Add them with a ``page_filter``.
 BOT_PATTERN = re.compile(
-    r"(?<!cu)bot\b|crawl|spider|slurp|archiver|scrap(?:er|y)|mediapartners|feedfetcher"
+    r"crawl|spider|slurp|archiver|scraper|scrapy|mediapartners|feedfetcher"
     r"|facebookexternalhit|facebookcatalog|embedly|quora link preview|pinterest|vkshare"
     r"|whatsapp|preview|prerender|validator|lighthouse|pagespeed|gtmetrix"
     r"|pingdom|uptimerobot|statuscake|site24x7|newrelicpinger|datadog|monitor"
-    r"|google-inspectiontool|chatgpt-user|anthropic-ai|ccbot",
-    re.IGNORECASE,
+    r"|google-inspectiontool|chatgpt-user|anthropic-ai"
 )
+# "Googlebot/2.1", "bingbot", "Slackbot-LinkExpanding", but not the "CUBOT" phone.
+_BOT_WORD = re.compile(r"(?<!cu)bot\b")
 
 
 def should_track_page(
@@ -56,13 +58,23 @@ def tracking_allowed(request: RequestInfo, options: WebOptions) -> bool:
     return privacy_allows(request, options)
 
 
-def page_wanted(request: RequestInfo, status: int, options: WebOptions, response: Any) -> bool:
-    """The per-response half of :func:`should_track_page` (privacy aside)."""
+def page_wanted(
+    request: RequestInfo,
+    status: int,
+    options: WebOptions,
+    response: Any,
+    *,
+    excluded: bool | None = None,
+) -> bool:
+    """The per-response half of :func:`should_track_page` (privacy aside).
+
+    ``excluded`` is :func:`is_excluded` when the caller already knows it.
+    """
     if not options.page_calls or not request.host:
         return False
     if request.method.upper() not in options.page_methods or not is_page_status(status):
         return False
-    if is_excluded(request.path, options):
+    if is_excluded(request.path, options) if excluded is None else excluded:
         return False
     if options.page_filter is not None:
         target = request.hook_target
@@ -85,7 +97,14 @@ def is_bot(user_agent: str | None) -> bool:
 
     An empty user agent is not a bot: test clients and some proxies send none.
     """
-    return bool(user_agent) and BOT_PATTERN.search(user_agent or "") is not None
+    if not user_agent:
+        return False
+    # One lower() and plain alternatives: a few microseconds, where a case-insensitive
+    # pattern with a look-behind took ten times as long on every request.
+    text = user_agent.lower()
+    if "bot" in text and _BOT_WORD.search(text) is not None:
+        return True
+    return BOT_PATTERN.search(text) is not None
 
 
 def privacy_allows(request: RequestInfo, options: WebOptions) -> bool:

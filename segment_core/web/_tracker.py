@@ -45,21 +45,28 @@ class RequestTracker:
 
     Construction never raises: a hook that fails is logged and skipped, and a
     request whose context cannot be derived still gets a working ``analytics``.
+
+    - ``analytics``: the :class:`~segment_core.scope.Analytics` bound to the visitor.
+    - ``excluded``: the path is one of ``exclude_paths`` (no page call, no cookie).
+    - ``allowed``: not a bot, and privacy signals and ``consent`` allow automatic
+      calls and the cookie.
     """
 
-    __slots__ = ("_cookie", "_finished", "allowed", "analytics", "options", "request")
+    __slots__ = ("_cookie", "_finished", "allowed", "analytics", "excluded", "options", "request")
 
     def __init__(self, client: Client | None, options: WebOptions, request: RequestInfo) -> None:
         self.options = options
         self.request = request
         self._finished = False
         self._cookie: CookieSpec | None = None
+        self.excluded = False
         try:
+            self.excluded = is_excluded(request.path, options)
             self.allowed = tracking_allowed(request, options)
             anonymous_id = parse_id_cookie(request.cookies.get(options.cookie_name))
             if anonymous_id is None:
                 anonymous_id = new_anonymous_id()
-                if options.set_cookie and self.allowed and not is_excluded(request.path, options):
+                if options.set_cookie and self.allowed and not self.excluded:
                     secure = request.scheme == "https"
                     self._cookie = anonymous_id_cookie(anonymous_id, options, secure=secure)
             self.analytics = Analytics(
@@ -116,16 +123,19 @@ class RequestTracker:
             request.route_name = route_name
         if route_template is not None:
             request.route_template = route_template
+        options = self.options
         try:
-            if not self.allowed or not page_wanted(request, status, self.options, response):
+            if not self.allowed:
                 return False
-            name = page_name(request, self.options)
+            if not page_wanted(request, status, options, response, excluded=self.excluded):
+                return False
+            name = page_name(request, options)
             # The page fields were derived (and redacted) with the context; a view
             # may have added to them (a title), which the properties then carry too.
             fields = self.analytics.context.get("page")
             if not isinstance(fields, Mapping):
-                fields = page_fields(request, self.options.redacted_names)
-            properties = page_properties(request, self.options, fields, name, response)
+                fields = page_fields(request, options.redacted_names)
+            properties = page_properties(request, options, fields, name, response)
             self.analytics.page(name, properties)
         except Exception:
             logger.exception("segment: the automatic page call for %s failed", request.path)

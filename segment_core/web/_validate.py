@@ -1,0 +1,178 @@
+"""Validation of each web option: ``(name, given value) -> stored value`` or ValueError.
+
+Each error names the option, so the same message serves keyword arguments,
+Flask config keys and Django settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+__all__ = ["NORMALIZERS", "PAGE_NAME_MODES", "Hook", "IPNetwork", "PageName", "import_callable"]
+
+PAGE_NAME_MODES = ("route", "template", "path")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+PageName = Literal["route", "template", "path"] | Callable[[Any], Any]
+Hook = Callable[..., Any]
+
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _strings(name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    items = tuple(value) if isinstance(value, Iterable) else None
+    if items is None or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    return items
+
+
+def _methods(name: str, value: object) -> tuple[str, ...]:
+    return tuple(m.upper() for m in _strings(name, value))
+
+
+def _lower_strings(name: str, value: object) -> tuple[str, ...]:
+    return tuple(s.lower() for s in _strings(name, value))
+
+
+def _patterns(name: str, value: object) -> tuple[str | re.Pattern[str], ...]:
+    items = (value,) if isinstance(value, (str, re.Pattern)) else value
+    if not isinstance(items, Iterable):
+        raise ValueError(f"{name} must be a list of regular expressions, got {value!r}")
+    out: list[str | re.Pattern[str]] = []
+    for item in items:
+        if isinstance(item, re.Pattern):
+            out.append(item)
+            continue
+        if not isinstance(item, str):
+            raise ValueError(f"{name} must be a list of regular expressions, got {item!r}")
+        try:
+            re.compile(item)
+        except re.error as exc:
+            raise ValueError(f"{name}: {item!r} is not a valid regular expression: {exc}") from None
+        out.append(item)
+    return tuple(out)
+
+
+def _hook(name: str, value: object) -> Hook | None:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        return import_callable(name, value)
+    raise ValueError(f"{name} must be a callable or a dotted path to one, got {value!r}")
+
+
+def _page_name(name: str, value: object) -> PageName:
+    if value in PAGE_NAME_MODES:
+        return value  # type: ignore[return-value]
+    if callable(value):
+        return value
+    if isinstance(value, str) and ("." in value or ":" in value):
+        return import_callable(name, value)
+    modes = ", ".join(repr(m) for m in PAGE_NAME_MODES)
+    raise ValueError(f"{name} must be one of {modes} or a callable, got {value!r}")
+
+
+def import_callable(name: str, path: str) -> Hook:
+    """Import ``"package.module.attr"`` or ``"package.module:attr"`` for option ``name``."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"{name}: {path!r} is not a dotted path to a callable")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{name}: cannot import {path!r}: {exc}") from None
+    if not callable(target):
+        raise ValueError(f"{name}: {path!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _trusted_proxies(name: str, value: object) -> int | tuple[IPNetwork, ...]:
+    """A hop count, or networks: a list, or one string with commas (from an env var)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+        return value
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        networks: list[IPNetwork] = []
+        for item in value:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: {item!r} is not an IP address or network") from None
+        return tuple(networks)
+    raise ValueError(
+        f"{name} must be a number of proxies or a list of networks (e.g. ['10.0.0.0/8']), "
+        f"got {value!r}"
+    )
+
+
+def _cookie_name(name: str, value: object) -> str:
+    if not isinstance(value, str) or not _COOKIE_NAME.match(value):
+        raise ValueError(f"{name} must be a valid cookie name, got {value!r}")
+    return value
+
+
+def _cookie_domain(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or re.search(r"[\s;,]", value):
+        raise ValueError(f"{name} must be a domain such as '.example.com' or None, got {value!r}")
+    return value
+
+
+def _cookie_format(name: str, value: object) -> str:
+    if value not in ("raw", "quoted"):
+        raise ValueError(f"{name} must be 'raw' or 'quoted', got {value!r}")
+    return value
+
+
+def _max_age(name: str, value: object) -> int:
+    if isinstance(value, dt.timedelta):
+        value = int(value.total_seconds())
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return int(value)
+
+
+NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
+    "page_calls": _bool,
+    "page_methods": _methods,
+    "exclude_paths": _patterns,
+    "skip_bots": _bool,
+    "page_name": _page_name,
+    "page_filter": _hook,
+    "page_properties": _hook,
+    "user_id": _hook,
+    "consent": _hook,
+    "honor_gpc": _bool,
+    "honor_dnt": _bool,
+    "trusted_proxies": _trusted_proxies,
+    "collect_ip": _bool,
+    "anonymize_ip": _bool,
+    "redact_query_params": _lower_strings,
+    "set_cookie": _bool,
+    "cookie_name": _cookie_name,
+    "user_cookie_name": _cookie_name,
+    "cookie_domain": _cookie_domain,
+    "cookie_format": _cookie_format,
+    "cookie_max_age": _max_age,
+}

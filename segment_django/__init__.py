@@ -1,0 +1,23 @@
+"""Segment for Django: an app, a settings dict, system checks and a middleware.
+
+::
+
+    INSTALLED_APPS = [..., "segment_django"]
+    MIDDLEWARE = [
+        ...,
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "segment_django.middleware.SegmentMiddleware",
+    ]
+    SEGMENT = {"WRITE_KEY": "...", "EXCLUDE_PATHS": [r"^/admin/"]}
+
+Every request then gets an automatic page call and ``request.analytics`` for
+explicit calls (``request.analytics.track("Signed Up")``). ``SEGMENT`` takes every
+option of :class:`segment_core.config.Config` and :class:`segment_core.web.WebOptions`,
+upper-cased. The client is built once per process, on first use.
+"""
+
+from __future__ import annotations
+
+from segment_django.conf import get_client, web_options
+
+__all__ = ["get_client", "web_options"]

@@ -1,0 +1,20 @@
+"""The Django app: registers the system checks and follows settings changes."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class SegmentConfig(AppConfig):
+    name = "segment_django"
+    verbose_name = "Segment"
+
+    def ready(self) -> None:
+        from django.core import checks
+        from django.core.signals import setting_changed
+
+        from segment_django import conf
+        from segment_django.checks import check_settings
+
+        checks.register(check_settings)
+        setting_changed.connect(conf.on_setting_changed, dispatch_uid="segment_django.conf")

@@ -1,0 +1,147 @@
+"""System checks for ``settings.SEGMENT`` and the middleware's place.
+
+- ``segment_django.E001``: ``SEGMENT`` is not a dict.
+- ``segment_django.E002``: an unknown key in ``SEGMENT`` (the hint names the closest).
+- ``segment_django.E003``: an invalid value.
+- ``segment_django.E004``: no write key, outside ``DEBUG``, with ``SEND`` on.
+- ``segment_django.E005``: the middleware comes before ``AuthenticationMiddleware``.
+- ``segment_django.W001``: no write key, in ``DEBUG``: events are discarded.
+- ``segment_django.W002``: the middleware is not in ``MIDDLEWARE``.
+- ``segment_django.W003``: ``HOST`` is not https (loopback hosts excepted).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+from django.utils.module_loading import import_string
+
+from segment_core.config import Config
+from segment_core.web import WebOptions, split_options
+from segment_django.conf import django_message
+from segment_django.middleware import SegmentMiddleware
+
+__all__ = ["check_settings"]
+
+MIDDLEWARE = "segment_django.middleware.SegmentMiddleware"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    segment = getattr(settings, "SEGMENT", {})
+    if not isinstance(segment, Mapping):
+        return [
+            Error(
+                f"settings.SEGMENT must be a dict, got {type(segment).__name__}.",
+                hint='For example: SEGMENT = {"WRITE_KEY": "..."}',
+                id="segment_django.E001",
+            )
+        ]
+    messages = _check_values(segment)
+    messages += _check_write_key(segment)
+    messages += _check_host(segment)
+    messages += _check_middleware()
+    return messages
+
+
+def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    client_options: dict[str, Any] = {}
+    for key, value in segment.items():
+        try:
+            client, web = split_options({key: value})
+            WebOptions.from_mapping(web)
+        except ValueError as exc:
+            messages.append(_unknown(exc) if str(exc).startswith("unknown") else _invalid(exc))
+            continue
+        client_options.update(client)
+    try:  # together: some rules span options (retry_backoff_max >= retry_backoff_min)
+        Config.from_options(**client_options)
+    except (TypeError, ValueError) as exc:
+        messages.append(_invalid(exc))
+    return messages
+
+
+def _unknown(exc: Exception) -> Error:
+    text, _, hint = str(exc).partition("; ")
+    return Error(
+        f"settings.SEGMENT: {text}.",
+        hint=hint[:1].upper() + hint[1:] if hint else "See the segment_django documentation.",
+        id="segment_django.E002",
+    )
+
+
+def _invalid(exc: Exception) -> Error:
+    return Error(f"settings.SEGMENT: {django_message(exc)}.", id="segment_django.E003")
+
+
+def _check_write_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
+    options = {str(key).upper(): value for key, value in segment.items()}
+    if options.get("WRITE_KEY") or os.environ.get("SEGMENT_WRITE_KEY"):
+        return []
+    if options.get("SEND", True) is False:
+        return []
+    text = "Segment has no write key: every event is discarded."
+    hint = (
+        'Set SEGMENT = {"WRITE_KEY": ...} or the SEGMENT_WRITE_KEY environment variable, '
+        'or SEGMENT["SEND"] = False to turn sending off on purpose.'
+    )
+    if settings.DEBUG:
+        return [Warning(text, hint=hint, id="segment_django.W001")]
+    return [Error(text, hint=hint, id="segment_django.E004")]
+
+
+def _check_host(segment: Mapping[str, Any]) -> list[CheckMessage]:
+    options = {str(key).upper(): value for key, value in segment.items()}
+    host = options.get("HOST") or os.environ.get("SEGMENT_HOST")
+    if not isinstance(host, str) or not host.startswith("http://"):
+        return []
+    if urlsplit(host).hostname in LOOPBACK_HOSTS:
+        return []
+    return [
+        Warning(
+            f"Segment HOST {host!r} is not https: the write key and events travel in clear.",
+            hint="Use an https:// URL.",
+            id="segment_django.W003",
+        )
+    ]
+
+
+def _check_middleware() -> list[CheckMessage]:
+    middleware = [str(path) for path in getattr(settings, "MIDDLEWARE", None) or ()]
+    ours = next((i for i, path in enumerate(middleware) if _is_ours(path)), None)
+    if ours is None:
+        return [
+            Warning(
+                "SegmentMiddleware is not in MIDDLEWARE: no automatic page calls and no "
+                "request.analytics.",
+                hint=f"Add {MIDDLEWARE!r} after {AUTH_MIDDLEWARE!r}.",
+                id="segment_django.W002",
+            )
+        ]
+    if AUTH_MIDDLEWARE in middleware[ours + 1 :]:
+        return [
+            Error(
+                "SegmentMiddleware comes before AuthenticationMiddleware: it cannot see "
+                "request.user, so no event carries a user id.",
+                hint=f"Move {MIDDLEWARE!r} after {AUTH_MIDDLEWARE!r}.",
+                id="segment_django.E005",
+            )
+        ]
+    return []
+
+
+def _is_ours(path: str) -> bool:
+    if path == MIDDLEWARE:
+        return True
+    try:
+        imported = import_string(path)
+    except Exception:  # a broken entry is Django's to report
+        return False
+    return isinstance(imported, type) and issubclass(imported, SegmentMiddleware)

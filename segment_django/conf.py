@@ -1,0 +1,156 @@
+"""``settings.SEGMENT``, read on access, and the objects built from it.
+
+The client and the web options are built once, on first use, and rebuilt when
+the settings change (``override_settings``, pytest-django's ``settings``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+import segment_core
+from segment_core.client import Client
+from segment_core.config import ALIASES, Config
+from segment_core.config import option_names as client_option_names
+from segment_core.web import WebOptions, split_options
+from segment_core.web import option_names as web_option_names
+
+__all__ = ["conf", "django_message", "get_client", "on_setting_changed", "web_options"]
+
+logger = logging.getLogger("segment_django")
+
+_lock = threading.Lock()
+_client: Client | None = None
+_web_options: WebOptions | None = None
+
+
+class Settings:
+    """Typed access to the settings this app reads, at the moment of access."""
+
+    @property
+    def SEGMENT(self) -> Any:
+        return getattr(settings, "SEGMENT", {})
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """``SEGMENT``, checked to be a dict."""
+        segment = self.SEGMENT
+        if not isinstance(segment, Mapping):
+            raise ImproperlyConfigured(
+                f"settings.SEGMENT must be a dict, got {type(segment).__name__}"
+            )
+        return segment
+
+    @property
+    def asset_paths(self) -> tuple[str, ...]:
+        """Patterns for ``STATIC_URL`` and ``MEDIA_URL`` when they are served locally."""
+        patterns = []
+        for url in (getattr(settings, "STATIC_URL", None), getattr(settings, "MEDIA_URL", None)):
+            # Django turns an unset MEDIA_URL into "/": a prefix of every page, not assets.
+            if url and "://" not in url and not url.startswith("//") and url.strip("/"):
+                patterns.append("^" + re.escape(url if url.startswith("/") else f"/{url}"))
+        return tuple(patterns)
+
+
+conf = Settings()
+
+
+def django_message(error: Exception) -> str:
+    """An option error as a Django user reads it: ``FLUSH_AT must be ...``.
+
+    Option names are upper-cased where they cannot be plain words: at the start
+    of the message, or when they contain an underscore.
+    """
+    names = web_option_names() | client_option_names() | set(ALIASES)
+
+    def upper(match: re.Match[str]) -> str:
+        word = match[0]
+        is_name = word in names and (match.start() == 0 or "_" in word)
+        return word.upper() if is_name else word
+
+    return re.sub(r"(?<!['\w])[a-z][a-z_]*\b(?!')", upper, str(error))
+
+
+def _improperly_configured(error: Exception) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"settings.SEGMENT: {django_message(error)}")
+
+
+def _split() -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        return split_options(conf.options)
+    except ValueError as exc:
+        raise _improperly_configured(exc) from None
+
+
+def _build_web_options(web: dict[str, Any]) -> WebOptions:
+    try:
+        options = WebOptions.from_mapping(web)
+    except ValueError as exc:
+        raise _improperly_configured(exc) from None
+    # Django knows where its assets live: never count them as pages.
+    return replace(options, exclude_paths=(*options.exclude_paths, *conf.asset_paths))
+
+
+def validate() -> None:
+    """Raise :class:`ImproperlyConfigured` if ``settings.SEGMENT`` is invalid."""
+    client_options, _ = _split()
+    web_options()
+    try:
+        Config.from_options(**client_options)
+    except (TypeError, ValueError) as exc:
+        raise _improperly_configured(exc) from None
+
+
+def web_options() -> WebOptions:
+    """The :class:`WebOptions` from ``settings.SEGMENT`` (built once per settings)."""
+    global _web_options
+    options = _web_options
+    if options is None:
+        options = _web_options = _build_web_options(_split()[1])
+    return options
+
+
+def get_client() -> Client:
+    """This process's client, built from ``settings.SEGMENT`` on first use.
+
+    It also becomes ``segment_core``'s default client (unless one exists), so
+    ``segment_core.track(...)`` and ``analytics()`` outside a request use it too.
+    """
+    global _client
+    client = _client
+    if client is None:
+        with _lock:
+            if _client is None:
+                try:
+                    _client = Client(**_split()[0])
+                except (TypeError, ValueError) as exc:
+                    raise _improperly_configured(exc) from None
+                if segment_core.default_client is None:
+                    segment_core.default_client = _client
+            client = _client
+    return client
+
+
+def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """Forget what was built from settings that changed (``setting_changed`` receiver)."""
+    global _client, _web_options
+    if setting in ("SEGMENT", "STATIC_URL", "MEDIA_URL"):
+        _web_options = None
+    if setting != "SEGMENT":
+        return
+    with _lock:
+        old, _client = _client, None
+    if old is None:
+        return
+    if segment_core.default_client is old:
+        segment_core.default_client = None
+    # Deliver what the old client accepted, without holding up the caller for long.
+    old.shutdown(timeout=2.0)

@@ -1,0 +1,194 @@
+"""``SegmentMiddleware``: request context, ``request.analytics`` and page calls.
+
+Put it after ``AuthenticationMiddleware``. It works in both of Django's modes with
+no thread hop in async mode (the user comes from ``await request.auser()``). A
+view that raises gets no page call and its exception is left to Django; nothing
+analytics does turns a working response into an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.encoding import escape_uri_path
+from django.utils.functional import LazyObject, empty
+
+from segment_core.scope import bind, reset
+from segment_core.web import RequestInfo, RequestTracker, is_excluded
+from segment_django import conf
+
+__all__ = ["SegmentMiddleware"]
+
+logger = logging.getLogger("segment_django")
+
+
+class SegmentMiddleware:
+    """Segment for every request; see :mod:`segment_django` for the settings."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+        # Fail at start-up, not at the first request, on invalid settings.
+        conf.validate()
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        info = _request_info(request)
+        if self._wants_user(info):
+            info.user_id = _user_id(request)
+        tracker = self._start(request, info)
+        token = bind(tracker.analytics)
+        try:
+            response = self.get_response(request)
+        finally:
+            reset(token)
+        return self._finish(tracker, request, response)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        info = _request_info(request)
+        if self._wants_user(info):
+            info.user_id = await _auser_id(request)
+        tracker = self._start(request, info)
+        token = bind(tracker.analytics)
+        try:
+            response: HttpResponseBase = await self.get_response(request)
+        finally:
+            reset(token)
+        return self._finish(tracker, request, response)
+
+    # -- shared by both modes -------------------------------------------------
+
+    @staticmethod
+    def _wants_user(info: RequestInfo) -> bool:
+        # Health checks and assets: no session or user lookup for them.
+        return not is_excluded(info.path, conf.web_options())
+
+    @staticmethod
+    def _start(request: HttpRequest, info: RequestInfo) -> RequestTracker:
+        tracker = RequestTracker(conf.get_client(), conf.web_options(), info)
+        cast(Any, request).analytics = tracker.analytics
+        return tracker
+
+    @staticmethod
+    def _finish(
+        tracker: RequestTracker, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        try:
+            cookie = tracker.cookie_to_set()
+            if cookie is not None and cookie.name not in response.cookies:
+                response.set_cookie(
+                    cookie.name,
+                    cookie.value,
+                    max_age=cookie.max_age,
+                    path=cookie.path,
+                    domain=cookie.domain,
+                    secure=cookie.secure,
+                    httponly=cookie.httponly,
+                    samesite=cookie.samesite,
+                )
+            route_name, route_template = _route(request)
+
+            def finish() -> None:
+                tracker.finish(
+                    response.status_code,
+                    response,
+                    route_name=route_name,
+                    route_template=route_template,
+                )
+
+            if response.streaming:
+                _call_after_close(response, finish)
+            else:
+                finish()
+        except Exception:
+            logger.exception("segment: could not complete the request's analytics")
+        return response
+
+
+def _request_info(request: HttpRequest) -> RequestInfo:
+    try:
+        host = request.get_host()
+    except DisallowedHost:
+        host = ""  # Django answers 400 itself; never a page view
+    return RequestInfo(
+        method=request.method or "GET",
+        scheme=request.scheme or "http",
+        host=host,
+        path=escape_uri_path(request.path),
+        query_string=request.META.get("QUERY_STRING", ""),
+        headers=request.headers,
+        cookies=request.COOKIES,
+        client_addr=request.META.get("REMOTE_ADDR"),
+        native=request,
+    )
+
+
+def _route(request: HttpRequest) -> tuple[str | None, str | None]:
+    """The URL pattern's name (namespaced) and its route, from ``resolver_match``."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return None, None
+    name = match.view_name if match.url_name else None
+    route = match.route
+    if route is None:
+        return name, None
+    # re_path() routes are regexes: drop the anchors, keep the readable rest.
+    return name, "/" + route.removeprefix("^").removesuffix("$")
+
+
+def _call_after_close(response: HttpResponseBase, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the server closes a streaming response."""
+    close = response.close
+
+    def close_then_callback() -> None:
+        try:
+            close()
+        finally:
+            callback()
+
+    cast(Any, response).close = close_then_callback
+
+
+def _id_of(user: Any) -> str | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    pk = getattr(user, "pk", None)
+    return None if pk is None else str(pk)
+
+
+def _user_id(request: HttpRequest) -> str | None:
+    try:
+        return _id_of(getattr(request, "user", None))
+    except Exception:
+        logger.exception("segment: could not read request.user; no user id for this request")
+        return None
+
+
+async def _auser_id(request: HttpRequest) -> str | None:
+    try:
+        auser = getattr(request, "auser", None)
+        if auser is None:
+            user = getattr(request, "user", None)
+            if isinstance(user, LazyObject) and user._wrapped is empty:
+                return None  # evaluating it here would query the database in the event loop
+            return _id_of(user)
+        user = await auser()
+        if conf.web_options().user_id is not None and not hasattr(request, "_cached_user"):
+            # The USER_ID hook runs in the event loop and may read request.user:
+            # hand Django's lazy user the one already loaded, so it does no I/O.
+            cast(Any, request)._cached_user = user
+        return _id_of(user)
+    except Exception:
+        logger.exception("segment: could not load the user; no user id for this request")
+        return None

@@ -1,0 +1,122 @@
+"""Assert what your Django views send to Segment, in one line, with no network.
+
+::
+
+    from segment_django.testing import capture_events
+
+    def test_signup(client):
+        with capture_events() as events:
+            client.post("/signup/", {"email": "a@example.com"})
+        events.assert_tracked("Signed Up", plan="free")
+
+In a ``TestCase``, mix in :class:`SegmentTestMixin` and use ``self.segment_events``.
+Every message any client would send is captured when it is accepted (the
+automatic page call included), so nothing needs flushing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, overload
+
+from segment_core.testing import capture
+
+__all__ = ["CapturedEvents", "SegmentTestMixin", "capture_events"]
+
+Message = dict[str, Any]
+
+
+class CapturedEvents(Sequence[Message]):
+    """The messages captured so far (a live view), with finders and assertions."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self._messages = messages
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Message]: ...
+    def __getitem__(self, index: int | slice) -> Message | Sequence[Message]:
+        return self._messages[index]
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def find(self, type: str | None = None, **fields: Any) -> list[Message]:
+        """Messages of ``type`` whose top-level fields equal ``fields`` (camelCase keys)."""
+        return [
+            m
+            for m in self._messages
+            if (type is None or m.get("type") == type)
+            and all(m.get(key) == value for key, value in fields.items())
+        ]
+
+    def tracks(self, event: str | None = None) -> list[Message]:
+        return self.find("track") if event is None else self.find("track", event=event)
+
+    def pages(self, name: str | None = None) -> list[Message]:
+        return self.find("page") if name is None else self.find("page", name=name)
+
+    def assert_tracked(self, event: str, **properties: Any) -> Message:
+        """The one ``track`` of ``event`` whose properties include ``properties``."""
+        return self._assert_one("track", {"event": event}, "properties", properties)
+
+    def assert_page(self, name: str | None = None, **properties: Any) -> Message:
+        """The one ``page`` named ``name`` whose properties include ``properties``."""
+        where = {} if name is None else {"name": name}
+        return self._assert_one("page", where, "properties", properties)
+
+    def assert_identified(self, user_id: object, **traits: Any) -> Message:
+        """The one ``identify`` of ``user_id`` whose traits include ``traits``."""
+        return self._assert_one("identify", {"userId": str(user_id)}, "traits", traits)
+
+    def assert_nothing_sent(self) -> None:
+        assert not self._messages, f"expected no Segment messages, got:\n{self._summary()}"
+
+    def _assert_one(
+        self, type: str, where: Mapping[str, Any], part: str, subset: Mapping[str, Any]
+    ) -> Message:
+        found = [
+            m
+            for m in self.find(type, **where)
+            if all((m.get(part) or {}).get(key) == value for key, value in subset.items())
+        ]
+        wanted = ", ".join(f"{k}={v!r}" for k, v in {**where, **subset}.items())
+        assert len(found) == 1, (
+            f"expected one {type} with {wanted or 'any fields'}, found {len(found)}; "
+            f"captured:\n{self._summary()}"
+        )
+        return found[0]
+
+    def _summary(self) -> str:
+        if not self._messages:
+            return "  (nothing)"
+        lines = []
+        for m in self._messages:
+            label = m.get("event") or m.get("name") or m.get("groupId") or ""
+            detail = m.get("properties") or m.get("traits") or {}
+            lines.append(f"  {m.get('type')} {label!r} {detail}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<CapturedEvents {len(self)} message(s)>"
+
+
+@contextmanager
+def capture_events() -> Iterator[CapturedEvents]:
+    """Capture every message sent while the block runs."""
+    with capture() as messages:
+        yield CapturedEvents(messages)
+
+
+class SegmentTestMixin:
+    """For ``django.test.TestCase``: ``self.segment_events`` captures each test's messages."""
+
+    segment_events: CapturedEvents
+
+    def setUp(self) -> None:
+        super().setUp()  # type: ignore[misc]
+        manager = capture_events()
+        self.segment_events = manager.__enter__()
+        self.addCleanup(manager.__exit__, None, None, None)  # type: ignore[attr-defined]

@@ -1,0 +1,79 @@
+"""Django settings for these tests only, and fixtures that read what was sent.
+
+Settings are configured here (not through DJANGO_SETTINGS_MODULE) so that other
+test directories in the same pytest session are not affected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import django
+import pytest
+from django.conf import settings
+
+import segment_core
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="segment-django-tests",
+        ALLOWED_HOSTS=["testserver", "shop.example"],
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "segment_django",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "segment_django.middleware.SegmentMiddleware",
+        ],
+        ROOT_URLCONF="tests.django.urls",
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        STATIC_URL="/assets/",
+        USE_TZ=True,
+        # Tests that look at what is sent point HOST at the collector; the rest send nothing.
+        SEGMENT={"WRITE_KEY": "test-key", "SEND": False},
+    )
+    # pytest-django sets Django up only for settings known before collection; these
+    # are configured as this directory is collected, and its modules import models.
+    django.setup()
+
+Sent = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_default_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """segment_django makes its client segment_core's default: undo that after each test."""
+    monkeypatch.setattr(segment_core, "default_client", segment_core.default_client)
+
+
+@pytest.fixture
+def segment(settings: Any, segment_collector: Any) -> Callable[..., None]:
+    """Send to the test's collector; call it to add options: ``segment(TRUSTED_PROXIES=1)``."""
+    base = {"WRITE_KEY": "test-key", "HOST": segment_collector.url}
+    settings.SEGMENT = base
+
+    def configure(**options: Any) -> None:
+        settings.SEGMENT = {**base, **options}
+
+    return configure
+
+
+@pytest.fixture
+def sent(segment: Any, segment_collector: Any) -> Sent:
+    """Flush the Django client, then return the messages the collector got, oldest first."""
+    import segment_django
+
+    def sent(**filters: Any) -> list[dict[str, Any]]:
+        assert segment_django.get_client().flush(timeout=10), "the client did not flush in time"
+        events = segment_collector.events(**filters)
+        assert all(e["status"] == "good" for e in events), [e["reasons"] for e in events]
+        return [e["message"] for e in events]
+
+    return sent

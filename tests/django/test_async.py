@@ -1,0 +1,120 @@
+"""The middleware in Django's async mode (ASGI), through the async test client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncClient
+
+from segment_django.middleware import SegmentMiddleware
+from tests.django.conftest import Sent
+from tests.django.views import ViewBug
+
+
+def test_the_middleware_is_a_coroutine_function_in_async_mode() -> None:
+    async def get_response(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    def sync_get_response(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    assert iscoroutinefunction(SegmentMiddleware(get_response))
+    assert not iscoroutinefunction(SegmentMiddleware(sync_get_response))
+
+
+async def test_page_call_in_async_mode(
+    async_client: AsyncClient, sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    acall = SegmentMiddleware.__acall__
+
+    async def spy(self: SegmentMiddleware, request: HttpRequest) -> Any:
+        calls.append(request.path)
+        return await acall(self, request)
+
+    monkeypatch.setattr(SegmentMiddleware, "__acall__", spy)
+    response = await async_client.get("/products/7/?utm_medium=email", HTTP_SEC_GPC="0")
+    assert calls == ["/products/7/"]
+    cookie = response.cookies["ajs_anonymous_id"]
+    [page] = sent()
+    assert page["name"] == "product-detail"
+    assert page["anonymousId"] == cookie.value
+    assert page["properties"]["url"] == "http://testserver/products/7/?utm_medium=email"
+    assert page["context"]["campaign"] == {"medium": "email"}
+    assert page["context"]["ip"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("url", ["/track/", "/atrack/"])
+async def test_track_in_sync_and_async_views(
+    async_client: AsyncClient, sent: Sent, url: str
+) -> None:
+    await async_client.get(url)
+    track, page = sent()
+    assert track["event"] == "Clicked Buy"
+    assert track["anonymousId"] == page["anonymousId"]
+
+
+async def test_identify_then_track(async_client: AsyncClient, sent: Sent) -> None:
+    await async_client.get("/identify/")
+    assert [m.get("userId") for m in sent()] == ["u-77", "u-77", "u-77"]
+
+
+async def test_cookie_reused(async_client: AsyncClient, sent: Sent) -> None:
+    first = await async_client.get("/")
+    second = await async_client.get("/")
+    assert "ajs_anonymous_id" not in second.cookies
+    ids = {m["anonymousId"] for m in sent()}
+    assert ids == {first.cookies["ajs_anonymous_id"].value}
+
+
+async def test_no_page_for_errors(async_client: AsyncClient, sent: Sent) -> None:
+    assert (await async_client.get("/missing/")).status_code == 404
+    with pytest.raises(ViewBug):
+        await async_client.get("/boom/")
+    assert sent() == []
+
+
+async def test_async_streaming_response(async_client: AsyncClient, sent: Sent) -> None:
+    response = await async_client.get("/astream/")
+    assert sent() == []
+    body = [chunk async for chunk in response.streaming_content]  # type: ignore[attr-defined]
+    assert b"".join(body) == b"one two"
+    assert [m["name"] for m in sent()] == ["astream"]
+
+
+async def test_a_bug_in_a_user_hook(
+    async_client: AsyncClient, sent: Sent, segment: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    segment(PAGE_PROPERTIES="tests.django.hooks.broken")
+    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+        assert (await async_client.get("/")).status_code == 200
+    assert "the page_properties hook raised" in caplog.text
+    assert len(sent()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("hook", [None, "tests.django.hooks.user_email"])
+async def test_logged_in_user_without_touching_the_lazy_user(
+    async_client: AsyncClient,
+    sent: Sent,
+    segment: Any,
+    hook: str | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if hook:
+        segment(USER_ID=hook)
+    user = await sync_to_async(User.objects.create_user)("bob", email="bob@example.com")
+    await async_client.aforce_login(user)
+    with caplog.at_level(logging.WARNING):
+        data = (await async_client.get("/awhoami/")).json()
+    # Reading the lazy request.user in the event loop would raise SynchronousOnlyOperation,
+    # which the middleware would log; nothing is logged.
+    assert caplog.records == []
+    expected = "bob@example.com" if hook else str(user.pk)
+    assert data["user_id"] == expected
+    assert sent()[0]["userId"] == expected

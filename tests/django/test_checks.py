@@ -1,0 +1,125 @@
+"""Every system check, by id: each test asserts the exact list of ids reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+
+from segment_django.middleware import SegmentMiddleware
+
+SESSION = "django.contrib.sessions.middleware.SessionMiddleware"
+AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+OURS = "segment_django.middleware.SegmentMiddleware"
+
+
+class OurSubclass(SegmentMiddleware):
+    pass
+
+
+def ids(settings: Any, **segment: Any) -> list[str]:
+    settings.SEGMENT = segment
+    return [m.id for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+
+
+@pytest.fixture(autouse=True)
+def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.delenv("SEGMENT_HOST", raising=False)
+
+
+def test_a_good_configuration_reports_nothing(settings: Any) -> None:
+    assert ids(settings, WRITE_KEY="k", EXCLUDE_PATHS=[r"^/admin/"], TRUSTED_PROXIES=1) == []
+
+
+def test_e001_not_a_dict(settings: Any) -> None:
+    settings.SEGMENT = ["WRITE_KEY", "k"]
+    [message] = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+    assert message.id == "segment_django.E001"
+
+
+def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
+    settings.SEGMENT = {"WRITE_KEY": "k", "PAGE_CALL": False, "FLUSH_ATT": 1}
+    messages = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+    assert [m.id for m in messages] == ["segment_django.E002", "segment_django.E002"]
+    assert messages[0].msg == "settings.SEGMENT: unknown option 'PAGE_CALL'."
+    assert messages[0].hint == "Did you mean 'PAGE_CALLS'?"
+    assert messages[1].hint == "Did you mean 'FLUSH_AT'?"
+
+
+@pytest.mark.parametrize(
+    ("segment", "text"),
+    [
+        ({"EXCLUDE_PATHS": ["("]}, "EXCLUDE_PATHS: '(' is not a valid regular expression"),
+        ({"TRUSTED_PROXIES": "nope"}, "TRUSTED_PROXIES: 'nope' is not an IP address"),
+        ({"USER_ID": "no.such.hook"}, "USER_ID: cannot import 'no.such.hook'"),
+        ({"FLUSH_AT": 0}, "FLUSH_AT must be between 1 and 2500"),
+        ({"HOST": "ftp://x"}, "HOST must be an http:// or https:// URL"),
+        ({"SEND": "no"}, "SEND must be True or False"),
+        ({"RETRY_BACKOFF_MIN": 100}, "RETRY_BACKOFF_MAX must be at least RETRY_BACKOFF_MIN"),
+    ],
+)
+def test_e003_invalid_values_name_the_option(
+    settings: Any, segment: dict[str, Any], text: str
+) -> None:
+    settings.SEGMENT = {"WRITE_KEY": "k", **segment}
+    messages = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+    assert [m.id for m in messages] == ["segment_django.E003"]
+    assert text in messages[0].msg
+
+
+def test_several_problems_are_all_reported(settings: Any) -> None:
+    settings.DEBUG = False
+    assert ids(settings, PAGE_CALL=True, COOKIE_FORMAT="json", FLUSH_AT="x") == [
+        "segment_django.E002",
+        "segment_django.E003",
+        "segment_django.E003",
+        "segment_django.E004",
+    ]
+
+
+def test_e004_and_w001_missing_write_key(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.DEBUG = False
+    assert ids(settings) == ["segment_django.E004"]
+    assert ids(settings, SEND=False) == []
+    settings.DEBUG = True
+    assert ids(settings) == ["segment_django.W001"]
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "from-env")
+    assert ids(settings) == []
+
+
+def test_e005_middleware_before_authentication(settings: Any) -> None:
+    settings.MIDDLEWARE = [SESSION, OURS, AUTH]
+    assert ids(settings, WRITE_KEY="k") == ["segment_django.E005"]
+
+
+def test_w002_middleware_missing(settings: Any) -> None:
+    settings.MIDDLEWARE = [SESSION, AUTH]
+    assert ids(settings, WRITE_KEY="k") == ["segment_django.W002"]
+
+
+def test_a_subclass_of_the_middleware_counts(settings: Any) -> None:
+    settings.MIDDLEWARE = [SESSION, AUTH, "tests.django.test_checks.OurSubclass"]
+    assert ids(settings, WRITE_KEY="k") == []
+    settings.MIDDLEWARE = [SESSION, "tests.django.test_checks.OurSubclass", AUTH]
+    assert ids(settings, WRITE_KEY="k") == ["segment_django.E005"]
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("http://collector.example", ["segment_django.W003"]),
+        ("https://events.eu1.segmentapis.com", []),
+        ("http://localhost:8765", []),
+        ("http://127.0.0.1:8765", []),
+        ("http://[::1]:8765", []),
+    ],
+)
+def test_w003_host_not_https(settings: Any, host: str, expected: list[str]) -> None:
+    assert ids(settings, WRITE_KEY="k", HOST=host) == expected
+
+
+def test_w003_host_from_the_environment(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENT_HOST", "http://collector.example")
+    assert ids(settings, WRITE_KEY="k") == ["segment_django.W003"]

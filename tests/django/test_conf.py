@@ -1,0 +1,72 @@
+"""Settings are read on access: changes rebuild the client and the options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, override_settings
+
+import segment_core
+import segment_django
+from segment_core.scope import analytics
+from segment_django.middleware import SegmentMiddleware
+from tests.django.conftest import Sent
+
+
+def test_one_client_per_process_rebuilt_when_settings_change(settings: Any) -> None:
+    settings.SEGMENT = {"WRITE_KEY": "k1", "SEND": False}
+    first = segment_django.get_client()
+    assert segment_django.get_client() is first
+    assert first.config.write_key == "k1"
+    settings.SEGMENT = {"WRITE_KEY": "k2", "SEND": False, "FLUSH_AT": 5, "PAGE_CALLS": False}
+    second = segment_django.get_client()
+    assert second is not first
+    assert (second.config.write_key, second.config.flush_at) == ("k2", 5)
+    assert segment_django.web_options().page_calls is False
+
+
+def test_override_settings_works(settings: Any) -> None:
+    with override_settings(SEGMENT={"WRITE_KEY": "inner", "SEND": False}):
+        assert segment_django.get_client().config.write_key == "inner"
+    assert segment_django.get_client().config.write_key == "test-key"
+
+
+def test_static_and_media_urls_are_excluded(settings: Any) -> None:
+    settings.STATIC_URL = "/s/"
+    settings.MEDIA_URL = "https://cdn.example/media/"
+    patterns = [p.pattern for p in segment_django.web_options().exclude_patterns]
+    assert patterns[-1] == "^/s/"
+    assert not any("cdn" in p for p in patterns)
+
+
+def test_the_django_client_becomes_the_default_client(
+    sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segment_core, "default_client", None)
+    client = segment_django.get_client()
+    assert segment_core.default_client is client
+    # Outside a request (a task, a command), analytics() uses the settings' client.
+    assert analytics().client is client
+    analytics().track("Nightly Export", user_id="u-1")
+    assert [m["event"] for m in sent()] == ["Nightly Export"]
+
+
+@pytest.mark.parametrize(
+    ("segment", "text"),
+    [
+        ({"PAGE_CALL": True}, "unknown option 'PAGE_CALL'; did you mean 'PAGE_CALLS'?"),
+        ({"FLUSH_AT": -1}, "FLUSH_AT must be between 1 and 2500"),
+        ({"EXCLUDE_PATHS": "("}, "EXCLUDE_PATHS: '(' is not a valid regular expression"),
+        ("not a dict", "settings.SEGMENT must be a dict"),
+    ],
+)
+def test_invalid_settings_fail_when_the_middleware_loads(
+    settings: Any, segment: Any, text: str
+) -> None:
+    settings.SEGMENT = segment
+    with pytest.raises(ImproperlyConfigured, match=text.replace("?", r"\?").replace("(", r"\(")):
+        SegmentMiddleware(lambda request: None)
+    with pytest.raises(ImproperlyConfigured):
+        Client().get("/")

@@ -1,0 +1,40 @@
+"""segment_django.testing: one-line assertions about what views send."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client, SimpleTestCase
+
+from segment_django.testing import SegmentTestMixin, capture_events
+
+
+def test_capture_events(client: Client) -> None:
+    with capture_events() as events:
+        client.get("/track/")
+        client.get("/identify/")
+    events.assert_tracked("Clicked Buy", sku="A1")
+    events.assert_page("track")
+    events.assert_identified("u-77", plan="pro")
+    assert [m["type"] for m in events] == ["track", "page", "identify", "track", "page"]
+    assert len(events.pages()) == 2 and len(events.tracks("Upgraded")) == 1
+    assert events.find("page", name="identify")[0]["userId"] == "u-77"
+
+
+def test_failed_assertions_say_what_was_captured(client: Client) -> None:
+    with capture_events() as events:
+        client.get("/")
+    with pytest.raises(
+        AssertionError, match=r"(?s)expected one track with event='Signed Up'.*page 'home'"
+    ):
+        events.assert_tracked("Signed Up")
+    with pytest.raises(AssertionError, match="expected no Segment messages"):
+        events.assert_nothing_sent()
+    with capture_events() as nothing:
+        client.get("/healthz")
+    nothing.assert_nothing_sent()
+
+
+class MixinTests(SegmentTestMixin, SimpleTestCase):
+    def test_events_of_each_test(self) -> None:
+        self.client.get("/products/3/")
+        self.segment_events.assert_page("product-detail", path="/products/3/")

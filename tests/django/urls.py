@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from django.urls import include, path, re_path
+
+from tests.django import views
+
+shop = (
+    [path("cart/", views.page, name="cart")],
+    "shop",
+)
+
+urlpatterns = [
+    path("", views.page, name="home"),
+    path("products/<int:pk>/", views.page, name="product-detail"),
+    path("unnamed/<slug:slug>/", views.page),
+    re_path(r"^legacy/(?P<year>[0-9]{4})/$", views.page, name="legacy"),
+    path("shop/", include(shop)),
+    path("redirect/", views.redirect, name="redirect"),
+    path("missing/", views.missing, name="missing"),
+    path("boom/", views.boom, name="boom"),
+    path("track/", views.track, name="track"),
+    path("atrack/", views.atrack, name="atrack"),
+    path("identify/", views.identify, name="identify"),
+    path("whoami/", views.whoami, name="whoami"),
+    path("awhoami/", views.awhoami, name="awhoami"),
+    path("own-cookie/", views.own_cookie, name="own-cookie"),
+    path("stream/", views.stream, name="stream"),
+    path("astream/", views.astream, name="astream"),
+    path("healthz", views.page, name="healthz"),
+    path("assets/app.css", views.page, name="asset"),
+]

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+
+from segment_core.scope import analytics
+
+
+def page(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+def redirect(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect("/")
+
+
+def missing(request: HttpRequest) -> HttpResponse:
+    raise Http404
+
+
+class ViewBug(Exception):
+    pass
+
+
+def boom(request: HttpRequest) -> HttpResponse:
+    raise ViewBug("the view failed")
+
+
+def track(request: HttpRequest) -> HttpResponse:
+    request.analytics.track("Clicked Buy", {"sku": "A1"})  # type: ignore[attr-defined]
+    assert analytics() is request.analytics  # type: ignore[attr-defined]
+    return HttpResponse("ok")
+
+
+async def atrack(request: HttpRequest) -> HttpResponse:
+    request.analytics.track("Clicked Buy", {"sku": "A1"})  # type: ignore[attr-defined]
+    await asyncio.sleep(0)
+    assert analytics() is request.analytics  # type: ignore[attr-defined]
+    return HttpResponse("ok")
+
+
+def identify(request: HttpRequest) -> HttpResponse:
+    request.analytics.identify("u-77", {"plan": "pro"})  # type: ignore[attr-defined]
+    request.analytics.track("Upgraded")  # type: ignore[attr-defined]
+    return HttpResponse("ok")
+
+
+def whoami(request: HttpRequest) -> JsonResponse:
+    bound = request.analytics  # type: ignore[attr-defined]
+    return JsonResponse({"user_id": bound.user_id, "anonymous_id": bound.anonymous_id})
+
+
+async def awhoami(request: HttpRequest) -> JsonResponse:
+    bound = request.analytics  # type: ignore[attr-defined]
+    return JsonResponse({"user_id": bound.user_id, "anonymous_id": bound.anonymous_id})
+
+
+def own_cookie(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse("ok")
+    response.set_cookie("ajs_anonymous_id", "chosen-by-the-view")
+    return response
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        yield b"one "
+        yield b"two"
+
+    return StreamingHttpResponse(chunks())
+
+
+async def astream(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"one "
+        await asyncio.sleep(0)
+        yield b"two"
+
+    return StreamingHttpResponse(chunks())

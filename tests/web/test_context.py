@@ -1,0 +1,268 @@
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import parse_qsl, quote_plus
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segment_core.web import (
+    REDACTED,
+    WebOptions,
+    anonymize_ip,
+    campaign,
+    client_ip,
+    locale,
+    page_fields,
+    redact_query,
+    redact_url,
+    request_context,
+)
+from tests.web.conftest import BROWSER, make_request
+
+SECRETS = WebOptions().redacted_names
+
+
+def ip_of(trusted: object, peer: str | None = "10.0.0.1", **headers: str) -> str | None:
+    options = WebOptions.from_mapping({"trusted_proxies": trusted})
+    request = make_request(client_addr=peer, headers=headers)
+    found = client_ip(request, options.trusted_proxies)
+    return None if found is None else str(found)
+
+
+# -- client address ---------------------------------------------------------------
+
+
+def test_peer_address_when_no_proxy_is_trusted() -> None:
+    assert ip_of(0, "203.0.113.7", **{"x-forwarded-for": "1.1.1.1"}) == "203.0.113.7"
+    assert ip_of(0, "::ffff:203.0.113.7") == "203.0.113.7"  # v4-mapped peer
+    assert ip_of(0, None) is None
+    assert ip_of(0, "unix:/run/app.sock") is None
+
+
+@pytest.mark.parametrize(
+    ("hops", "xff", "expected"),
+    [
+        (1, "1.1.1.1", "1.1.1.1"),
+        (1, "6.6.6.6, 1.1.1.1", "1.1.1.1"),  # the client forged the left entry
+        (2, "6.6.6.6, 1.1.1.1, 10.0.0.2", "1.1.1.1"),
+        (3, "1.1.1.1", "1.1.1.1"),  # fewer hops than configured: the furthest one
+        (1, "1.1.1.1:5555", "1.1.1.1"),
+        (1, "[2001:db8::1]:443", "2001:db8::1"),
+        (1, "unknown", None),
+        (1, "", "10.0.0.1"),  # empty header: the peer
+    ],
+)
+def test_x_forwarded_for_with_a_hop_count(hops: int, xff: str, expected: str | None) -> None:
+    assert ip_of(hops, **{"x-forwarded-for": xff}) == expected
+
+
+def test_hop_count_without_header_is_the_peer() -> None:
+    assert ip_of(1) == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "expected"),
+    [
+        ("10.0.0.1", "1.1.1.1, 10.0.0.9", "1.1.1.1"),
+        ("10.0.0.1", "6.6.6.6, 1.1.1.1, 10.1.2.3", "1.1.1.1"),
+        ("203.0.113.9", "1.1.1.1", "203.0.113.9"),  # peer is not our proxy: header ignored
+        ("10.0.0.1", "10.0.0.7, 10.0.0.8", "10.0.0.7"),  # everyone trusted: the leftmost
+        ("10.0.0.1", "1.1.1.1, garbage, 10.0.0.8", None),
+        ("unix:/tmp/sock", "1.1.1.1", "1.1.1.1"),  # a Unix socket is a local proxy
+        ("::1", "2001:db8::5", "2001:db8::5"),
+    ],
+)
+def test_x_forwarded_for_with_trusted_networks(peer: str, xff: str, expected: str | None) -> None:
+    trusted = ["10.0.0.0/8", "::1"]
+    assert ip_of(trusted, peer, **{"x-forwarded-for": xff}) == expected
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "expected"),
+    [
+        ("for=192.0.2.60;proto=http;by=203.0.113.43", "192.0.2.60"),
+        ('for="[2001:db8:cafe::17]:4711"', "2001:db8:cafe::17"),
+        ("For=192.0.2.43, for=198.51.100.17", "198.51.100.17"),
+        ("proto=https;for=192.0.2.43:8080", "192.0.2.43"),
+        ("for=_hidden", None),
+        ("for=unknown", None),
+    ],
+)
+def test_forwarded_header(forwarded: str, expected: str | None) -> None:
+    assert ip_of(1, forwarded=forwarded) == expected
+
+
+def test_x_forwarded_for_wins_over_forwarded() -> None:
+    headers = {"x-forwarded-for": "1.1.1.1", "forwarded": "for=6.6.6.6"}
+    assert ip_of(1, **headers) == "1.1.1.1"
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        ("203.0.113.77", "203.0.113.0"),
+        ("2001:db8:abcd:1234:5678:9abc:def0:1234", "2001:db8:abcd::"),
+        (ipaddress.ip_address("::1"), "::"),
+    ],
+)
+def test_anonymize_ip(ip: str, expected: str) -> None:
+    assert str(anonymize_ip(ip)) == expected
+
+
+def test_context_ip_options() -> None:
+    request = make_request(client_addr="203.0.113.77")
+    assert request_context(request, WebOptions())["ip"] == "203.0.113.77"
+    assert request_context(request, WebOptions(anonymize_ip=True))["ip"] == "203.0.113.0"
+    assert request_context(request, WebOptions(collect_ip=False))["ip"] == "0.0.0.0"
+    assert "ip" not in request_context(make_request(client_addr=None), WebOptions())
+
+
+# -- headers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("en-US,en;q=0.9,fr;q=0.8", "en-US"),
+        ("fr-CH", "fr-CH"),
+        ("de;q=0.5, en;q=1", "de"),  # the first tag, as the browser ordered them
+        ("*", None),
+        ("", None),
+        (None, None),
+        ("<script>", None),
+    ],
+)
+def test_locale(header: str | None, expected: str | None) -> None:
+    assert locale(header) == expected
+
+
+def test_full_context() -> None:
+    request = make_request(
+        query_string="utm_source=news&utm_campaign=spring+sale&token=abc",
+        headers={"accept-language": "en-GB,en", "referer": "https://ref.example/?code=1"},
+    )
+    assert request_context(request, WebOptions()) == {
+        "ip": "203.0.113.7",
+        "userAgent": BROWSER,
+        "locale": "en-GB",
+        "page": {
+            "path": "/products/42",
+            "referrer": f"https://ref.example/?code={REDACTED}",
+            "search": f"?utm_source=news&utm_campaign=spring+sale&token={REDACTED}",
+            "url": f"https://shop.example/products/42?utm_source=news&utm_campaign=spring+sale&token={REDACTED}",
+        },
+        "campaign": {"source": "news", "name": "spring sale"},
+    }
+
+
+def test_minimal_context_leaves_out_what_is_unknown() -> None:
+    request = make_request(headers={"user-agent": ""}, client_addr=None)
+    assert request_context(request, WebOptions()) == {
+        "page": {
+            "path": "/products/42",
+            "referrer": "",
+            "search": "",
+            "url": "https://shop.example/products/42",
+        }
+    }
+
+
+def test_page_fields_with_a_port_and_no_query() -> None:
+    request = make_request(scheme="http", host="localhost:8000", path="/a%20b/")
+    assert page_fields(request, SECRETS)["url"] == "http://localhost:8000/a%20b/"
+
+
+# -- redaction --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("q=shoes", "q=shoes"),
+        ("password=hunter2&q=1", f"password={REDACTED}&q=1"),
+        ("TOKEN=a&Api_Key=b&sig=c", f"TOKEN={REDACTED}&Api_Key={REDACTED}&sig={REDACTED}"),
+        ("email=a%40b.c&email=d", f"email={REDACTED}&email={REDACTED}"),
+        ("access%5Ftoken=x", f"access%5Ftoken={REDACTED}"),  # the name is URL-decoded
+        ("monkey=1&keys=2", "monkey=1&keys=2"),  # whole names only
+        ("token", "token"),  # no value, nothing to hide
+        ("", ""),
+        ("a=1&&code=2", f"a=1&&code={REDACTED}"),
+        (
+            "X-Amz-Signature=abc&X-Amz-Credential=def",
+            f"X-Amz-Signature={REDACTED}&X-Amz-Credential={REDACTED}",
+        ),
+    ],
+)
+def test_redact_query(query: str, expected: str) -> None:
+    assert redact_query(query, SECRETS) == expected
+
+
+def test_redaction_list_is_configurable() -> None:
+    options = WebOptions(redact_query_params=("Coupon",))
+    assert redact_query("coupon=X&token=t", options.redacted_names) == f"coupon={REDACTED}&token=t"
+    assert redact_query("token=t", WebOptions(redact_query_params=()).redacted_names) == "token=t"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://a.example/p?session=s1&x=1#top",
+            f"https://a.example/p?session={REDACTED}&x=1#top",
+        ),
+        ("https://a.example/cb#access_token=abc", f"https://a.example/cb#access_token={REDACTED}"),
+        ("https://a.example/", "https://a.example/"),
+        ("http://[bad/?secret=1", f"http://[bad/?secret={REDACTED}"),  # never raises
+        ("", ""),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url, SECRETS) == expected
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["password", "Token", "q", "page", "API_KEY", "utm_source"]),
+            st.text(min_size=1),
+        ),
+        max_size=6,
+    )
+)
+def test_redaction_never_leaks_a_secret_value(pairs: list[tuple[str, str]]) -> None:
+    query = "&".join(f"{k}={quote_plus(v)}" for k, v in pairs)
+    redacted = parse_qsl(redact_query(query, SECRETS), keep_blank_values=True)
+    for (name, value), (name_after, value_after) in zip(pairs, redacted, strict=True):
+        assert name_after == name
+        assert value_after == (REDACTED if name.lower() in SECRETS else value)
+
+
+# -- campaign ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", {}),
+        ("q=1", {}),
+        (
+            "utm_campaign=spring+sale&utm_source=news&utm_medium=email&utm_term=shoes"
+            "&utm_content=banner",
+            {
+                "name": "spring sale",
+                "source": "news",
+                "medium": "email",
+                "term": "shoes",
+                "content": "banner",
+            },
+        ),
+        ("utm_foo=bar%20baz", {"foo": "bar baz"}),  # custom utm_ keys too
+        ("utm_source=a&utm_source=b", {"source": "b"}),  # the last one wins
+        ("utm_source=", {"source": ""}),
+        ("utm_=x&xutm_source=y", {}),
+    ],
+)
+def test_campaign(query: str, expected: dict[str, str]) -> None:
+    assert campaign(query) == expected

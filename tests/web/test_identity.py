@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segment_core.web import (
+    CookieSpec,
+    WebOptions,
+    anonymous_id_cookie,
+    new_anonymous_id,
+    parse_id_cookie,
+)
+
+UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (UUID, UUID),  # analytics-next: raw
+        (f"%22{UUID}%22", UUID),  # analytics.js classic: JSON then URL-encoded
+        (f'"{UUID}"', UUID),  # classic, after a framework URL-decoded it
+        ("%22user%40example.com%22", "user@example.com"),
+        ("user%40example.com", "user@example.com"),
+        ("%2242%22", "42"),
+        ("42", "42"),
+        ("%22a%5C%22b%22", 'a"b'),  # JSON escapes are honoured
+        ("", None),
+        (None, None),
+        ("null", None),
+        ("%22%22", None),
+        ("%22", '"'),
+        ("x" * 300, None),
+        ("a%0Ab", None),  # control characters: not an id
+    ],
+)
+def test_parse_id_cookie(value: str | None, expected: str | None) -> None:
+    assert parse_id_cookie(value) == expected
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1))
+def test_ids_written_by_either_library_read_back(ident: str) -> None:
+    ident = ident.strip()
+    if not ident or len(ident) > 256 or ident == "null" or not ident.isprintable():
+        return
+    classic = quote(json.dumps(ident), safe="")
+    assert parse_id_cookie(classic) == ident
+    if not (ident.startswith('"') and ident.endswith('"')):
+        assert parse_id_cookie(quote(ident, safe="")) == ident
+
+
+def test_new_anonymous_id_is_a_uuid4() -> None:
+    ident = new_anonymous_id()
+    assert uuid.UUID(ident).version == 4
+    assert new_anonymous_id() != ident
+
+
+def test_raw_cookie() -> None:
+    cookie = anonymous_id_cookie(UUID, WebOptions(), secure=False)
+    assert cookie == CookieSpec(name="ajs_anonymous_id", value=UUID, max_age=31536000)
+    assert cookie.path == "/" and cookie.samesite == "Lax" and not cookie.httponly
+    assert (
+        cookie.header_value() == f"ajs_anonymous_id={UUID}; Max-Age=31536000; Path=/; SameSite=Lax"
+    )
+
+
+def test_quoted_cookie_with_domain_on_https() -> None:
+    options = WebOptions(cookie_format="quoted", cookie_domain=".shop.example", cookie_max_age=60)
+    cookie = anonymous_id_cookie(UUID, options, secure=True)
+    assert cookie.value == f"%22{UUID}%22"
+    assert parse_id_cookie(cookie.value) == UUID
+    assert cookie.header_value() == (
+        f"ajs_anonymous_id=%22{UUID}%22; Max-Age=60; Path=/; Domain=.shop.example; "
+        "SameSite=Lax; Secure"
+    )
+
+
+def test_cookie_name_is_configurable() -> None:
+    cookie = anonymous_id_cookie(UUID, WebOptions(cookie_name="visitor"), secure=False)
+    assert cookie.header_value().startswith(f"visitor={UUID};")

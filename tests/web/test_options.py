@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+
+import pytest
+
+from segment_core.web import (
+    DEFAULT_EXCLUDE_PATHS,
+    WebOptions,
+    option_names,
+    split_options,
+)
+
+
+def user_id_hook(request: object) -> str:
+    return "from-dotted-path"
+
+
+def test_defaults() -> None:
+    options = WebOptions()
+    assert options.page_calls is True
+    assert options.page_methods == ("GET",)
+    assert options.exclude_paths == DEFAULT_EXCLUDE_PATHS
+    assert options.trusted_proxies == 0
+    assert options.honor_gpc is True and options.honor_dnt is False
+    assert options.cookie_name == "ajs_anonymous_id"
+    assert options.cookie_format == "raw"
+    assert options.cookie_max_age == 365 * 24 * 3600
+    assert "password" in options.redacted_names
+
+
+def test_from_mapping_accepts_any_case_and_normalizes() -> None:
+    options = WebOptions.from_mapping(
+        {
+            "PAGE_METHODS": ["get", "head"],
+            "Exclude_Paths": r"^/admin/",
+            "redact_query_params": ["Coupon"],
+            "cookie_max_age": dt.timedelta(days=2),
+            "trusted_proxies": ["10.0.0.0/8", "192.168.1.1"],
+        }
+    )
+    assert options.page_methods == ("GET", "HEAD")
+    assert options.exclude_paths == (r"^/admin/",)
+    assert options.redacted_names == frozenset({"coupon"})
+    assert options.cookie_max_age == 2 * 24 * 3600
+    assert options.trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.168.1.1/32"),
+    )
+
+
+def test_trusted_proxies_from_environment_style_strings() -> None:
+    assert WebOptions.from_mapping({"trusted_proxies": "2"}).trusted_proxies == 2
+    networks = WebOptions.from_mapping({"trusted_proxies": "10.0.0.0/8, ::1"}).trusted_proxies
+    assert networks == (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def test_hooks_from_dotted_paths() -> None:
+    options = WebOptions.from_mapping({"user_id": "tests.web.test_options.user_id_hook"})
+    assert options.user_id is user_id_hook
+    options = WebOptions.from_mapping({"page_name": "tests.web.test_options:user_id_hook"})
+    assert options.page_name is user_id_hook
+
+
+def test_compiled_patterns_are_accepted() -> None:
+    pattern = re.compile(r"^/api/", re.IGNORECASE)
+    options = WebOptions(exclude_paths=(pattern,))
+    assert options.exclude_patterns == (pattern,)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"page_calls": "yes"}, "page_calls must be True or False"),
+        ({"exclude_paths": ["(unclosed"]}, "exclude_paths: '(unclosed' is not a valid regular"),
+        ({"exclude_paths": 5}, "exclude_paths must be a list of regular expressions"),
+        ({"page_methods": [1]}, "page_methods must be a list of strings"),
+        ({"page_name": "title"}, "page_name must be one of 'route', 'template', 'path'"),
+        ({"page_filter": 3}, "page_filter must be a callable or a dotted path"),
+        (
+            {"user_id": "no_such_module_xyz.hook"},
+            "user_id: cannot import 'no_such_module_xyz.hook'",
+        ),
+        ({"consent": "nodots"}, "consent: 'nodots' is not a dotted path"),
+        ({"page_properties": "tests.web.test_options.DEFAULT_EXCLUDE_PATHS"}, "is not callable"),
+        ({"trusted_proxies": -1}, "trusted_proxies must be >= 0"),
+        ({"trusted_proxies": True}, "trusted_proxies must be a number of proxies"),
+        ({"trusted_proxies": ["10.0.0.0/33"]}, "trusted_proxies: '10.0.0.0/33' is not an IP"),
+        ({"cookie_name": "bad name"}, "cookie_name must be a valid cookie name"),
+        ({"user_cookie_name": ""}, "user_cookie_name must be a valid cookie name"),
+        ({"cookie_domain": "a.com; x"}, "cookie_domain must be a domain"),
+        ({"cookie_format": "json"}, "cookie_format must be 'raw' or 'quoted'"),
+        ({"cookie_max_age": 0}, "cookie_max_age must be a positive number of seconds"),
+        ({"anonymize_ip": 1}, "anonymize_ip must be True or False"),
+    ],
+)
+def test_bad_values_name_the_option(mapping: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        WebOptions.from_mapping(mapping)
+
+
+def test_direct_construction_validates_too() -> None:
+    with pytest.raises(ValueError, match="skip_bots must be True or False"):
+        WebOptions(skip_bots=None)  # type: ignore[arg-type]
+
+
+def test_unknown_key_suggests_the_closest_name() -> None:
+    with pytest.raises(ValueError, match=r"unknown option 'page_call'; did you mean 'page_calls'"):
+        WebOptions.from_mapping({"page_call": False})
+    # Upper-case keys (Django settings) get an upper-case suggestion.
+    with pytest.raises(ValueError, match=r"unknown option 'EXCLUDE_PATH'.*'EXCLUDE_PATHS'"):
+        WebOptions.from_mapping({"EXCLUDE_PATH": []})
+    with pytest.raises(ValueError, match=r"^unknown option 'zzz'$"):
+        WebOptions.from_mapping({"zzz": 1})
+
+
+def test_split_options_separates_client_and_web_options() -> None:
+    client, web = split_options(
+        {"WRITE_KEY": "k", "HOST": "https://x", "upload_size": 5, "PAGE_CALLS": False}
+    )
+    assert client == {"write_key": "k", "host": "https://x", "upload_size": 5}
+    assert web == {"page_calls": False}
+
+
+def test_split_options_unknown_key_suggests_from_both_sets() -> None:
+    with pytest.raises(ValueError, match=r"did you mean 'flush_at'"):
+        split_options({"flush_att": 1})
+    with pytest.raises(ValueError, match=r"did you mean 'COOKIE_NAME'"):
+        split_options({"COOKIE_NAMES": "x"})
+
+
+def test_client_and_web_option_names_do_not_overlap() -> None:
+    from segment_core.config import option_names as client_option_names
+
+    assert not (client_option_names() & option_names())

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from segment_core.web import (
+    RequestInfo,
+    WebOptions,
+    is_bot,
+    page_name,
+    page_properties,
+    should_track_page,
+)
+from tests.web.conftest import BROWSER, make_request
+
+
+def tracked(request: RequestInfo | None = None, status: int = 200, **options: Any) -> bool:
+    return should_track_page(request or make_request(), status, WebOptions(**options))
+
+
+def test_a_browser_get_is_a_page_view() -> None:
+    assert tracked()
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+def test_only_get_by_default(method: str) -> None:
+    assert not tracked(make_request(method=method))
+
+
+def test_page_methods_option() -> None:
+    assert tracked(make_request(method="HEAD"), page_methods=("GET", "HEAD"))
+    assert tracked(make_request(method="get"))
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(200, True), (204, True), (304, True), (301, False), (302, False), (307, False),
+     (400, False), (404, False), (500, False), (101, False)],
+)  # fmt: skip
+def test_status(status: int, expected: bool) -> None:
+    assert tracked(status=status) is expected
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/app.css",
+        "/media/u/1.png",
+        "/favicon.ico",
+        "/robots.txt",
+        "/apple-touch-icon-precomposed.png",
+        "/.well-known/security.txt",
+        "/health",
+        "/healthz/",
+        "/api/ready",
+        "/livez",
+        "/ping",
+    ],
+)
+def test_default_exclusions(path: str) -> None:
+    assert not tracked(make_request(path=path))
+
+
+@pytest.mark.parametrize("path", ["/", "/healthy-recipes", "/static", "/products/static/x"])
+def test_not_excluded(path: str) -> None:
+    assert tracked(make_request(path=path))
+
+
+def test_custom_exclusions_replace_the_defaults() -> None:
+    assert not tracked(make_request(path="/admin/users"), exclude_paths=(r"^/admin/",))
+    assert tracked(make_request(path="/favicon.ico"), exclude_paths=(r"^/admin/",))
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Twitterbot/1.0",
+        "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+        "Mozilla/5.0 (compatible; YandexBot/3.0)",
+        "Baiduspider+(+http://www.baidu.com/search/spider.htm)",
+        "Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+        "Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)",
+        "Mozilla/5.0 (Windows NT 10.0) Chrome-Lighthouse",
+        "WhatsApp/2.23.20.0",
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.0)",
+        "Datadog Agent/7.50",
+    ],
+)
+def test_bots_are_skipped(agent: str) -> None:
+    assert is_bot(agent)
+    assert not tracked(make_request(headers={"user-agent": agent}))
+    assert tracked(make_request(headers={"user-agent": agent}), skip_bots=False)
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        BROWSER,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+        "Mozilla/5.0 (Linux; Android 10; CUBOT X19) AppleWebKit/537.36 Chrome/90 Mobile",
+        "curl/8.5.0",
+        "python-httpx/0.28.1",
+        "",
+    ],
+)
+def test_people_and_scripts_are_not_bots(agent: str) -> None:
+    assert not is_bot(agent)
+
+
+def test_no_host_no_page_view() -> None:
+    assert not tracked(make_request(host=""))
+
+
+def test_page_calls_off() -> None:
+    assert not tracked(page_calls=False)
+
+
+@pytest.mark.parametrize(
+    ("headers", "options", "expected"),
+    [
+        ({"sec-gpc": "1"}, {}, False),  # honoured by default
+        ({"sec-gpc": "1"}, {"honor_gpc": False}, True),
+        ({"sec-gpc": "0"}, {}, True),
+        ({"dnt": "1"}, {}, True),  # DNT is off by default
+        ({"dnt": "1"}, {"honor_dnt": True}, False),
+        ({"dnt": "0"}, {"honor_dnt": True}, True),
+    ],
+)
+def test_privacy_signals(headers: dict[str, str], options: dict[str, Any], expected: bool) -> None:
+    assert tracked(make_request(headers=headers), **options) is expected
+
+
+def test_consent_hook_gets_the_native_request() -> None:
+    native = object()
+    seen: list[object] = []
+
+    def consent(request: object) -> bool:
+        seen.append(request)
+        return False
+
+    assert not tracked(make_request(native=native), consent=consent)
+    assert seen == [native]
+    assert tracked(consent=lambda request: True)
+
+
+def test_page_filter_gets_request_and_response() -> None:
+    response = object()
+    request = make_request()
+    calls: list[tuple[object, object]] = []
+
+    def page_filter(req: object, resp: object) -> bool:
+        calls.append((req, resp))
+        return False
+
+    options = WebOptions(page_filter=page_filter)
+    assert not should_track_page(request, 200, options, response)
+    assert calls == [(request, response)]  # no native request: the RequestInfo
+
+
+def broken(*args: object) -> Any:
+    raise RuntimeError("bug in user code")
+
+
+@pytest.mark.parametrize("option", ["page_filter", "consent"])
+def test_a_hook_that_raises_is_logged_and_means_no(
+    option: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+        assert not tracked(**{option: broken})
+    [record] = caplog.records
+    assert record.name == "segment_core.web"
+    assert f"the {option} hook raised" in record.getMessage()
+    assert record.exc_info is not None and "bug in user code" in str(record.exc_info[1])
+
+
+# -- names and properties ---------------------------------------------------------------
+
+
+def test_page_name_modes() -> None:
+    request = make_request()
+    assert page_name(request, WebOptions()) == "product-detail"
+    assert page_name(request, WebOptions(page_name="template")) == "/products/<int:pk>"
+    assert page_name(request, WebOptions(page_name="path")) == "/products/42"
+    assert page_name(request, WebOptions(page_name=lambda r: "Product")) == "Product"
+    unnamed = make_request(route_name=None)
+    assert page_name(unnamed, WebOptions()) == "/products/<int:pk>"
+    assert page_name(make_request(route_name=None, route_template=None), WebOptions()) is None
+
+
+def test_page_name_hook_that_fails_falls_back(caplog: pytest.LogCaptureFixture) -> None:
+    assert page_name(make_request(), WebOptions(page_name=broken)) == "product-detail"
+    assert page_name(make_request(), WebOptions(page_name=lambda r: 42)) == "product-detail"
+    assert [r.levelname for r in caplog.records] == ["ERROR", "ERROR"]
+
+
+def test_page_properties() -> None:
+    fields = {"path": "/p", "url": "https://x/p", "search": "", "referrer": ""}
+    assert page_properties(make_request(), WebOptions(), fields, "Home") == {
+        **fields,
+        "name": "Home",
+    }
+    assert page_properties(make_request(), WebOptions(), fields, None) == fields
+    extra = WebOptions(page_properties=lambda req, resp: {"title": "Shoes", "path": "/x"})
+    assert page_properties(make_request(), extra, fields, None) == {
+        **fields,
+        "title": "Shoes",
+        "path": "/x",
+    }
+
+
+def test_page_properties_hook_that_fails(caplog: pytest.LogCaptureFixture) -> None:
+    fields = {"path": "/p"}
+    assert (
+        page_properties(make_request(), WebOptions(page_properties=broken), fields, None) == fields
+    )
+    not_a_dict = WebOptions(page_properties=lambda req, resp: ["x"])
+    assert page_properties(make_request(), not_a_dict, fields, None) == fields
+    assert len(caplog.records) == 2

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import pytest
+
+from segment_core.client import Client
+from segment_core.web import RequestTracker, WebOptions
+from tests.web.conftest import make_request
+
+Messages = list[dict[str, Any]]
+UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
+
+
+def tracker(client: Client, options: WebOptions | None = None, **request: Any) -> RequestTracker:
+    return RequestTracker(client, options or WebOptions(), make_request(**request))
+
+
+def test_page_call_for_a_new_visitor(client: Client, sent: Messages) -> None:
+    t = tracker(client, query_string="utm_source=news&password=x")
+    cookie = t.cookie_to_set()
+    assert t.finish(200) is True
+    [page] = sent
+    assert page["type"] == "page"
+    assert page["name"] == "product-detail"
+    assert page["anonymousId"] == t.analytics.anonymous_id
+    assert uuid.UUID(page["anonymousId"]).version == 4
+    assert "userId" not in page
+    assert page["properties"] == {
+        "name": "product-detail",
+        "path": "/products/42",
+        "referrer": "",
+        "search": "?utm_source=news&password=REDACTED",
+        "url": "https://shop.example/products/42?utm_source=news&password=REDACTED",
+    }
+    assert page["context"]["ip"] == "203.0.113.7"
+    assert page["context"]["campaign"] == {"source": "news"}
+    assert page["context"]["page"]["url"] == page["properties"]["url"]
+    assert page["context"]["library"]["name"] == "segment-web"
+    assert cookie is not None
+    assert cookie.value == page["anonymousId"]
+    assert cookie.secure  # https
+
+
+def test_returning_visitor_keeps_its_id_and_gets_no_cookie(client: Client, sent: Messages) -> None:
+    t = tracker(client, cookies={"ajs_anonymous_id": f"%22{UUID}%22", "ajs_user_id": "u-9"})
+    assert t.cookie_to_set() is None
+    t.finish(200)
+    assert sent[0]["anonymousId"] == UUID
+    assert sent[0]["userId"] == "u-9"
+
+
+def test_framework_user_wins_over_the_cookie(client: Client, sent: Messages) -> None:
+    t = tracker(client, user_id="42", cookies={"ajs_user_id": "old"})
+    t.finish(200)
+    assert sent[0]["userId"] == "42"
+
+
+def test_user_id_hook(client: Client, sent: Messages) -> None:
+    options = WebOptions(user_id=lambda request: 7)
+    tracker(client, options, user_id="42").finish(200)
+    assert sent[0]["userId"] == "7"
+
+
+def test_user_id_hook_that_fails_falls_back_to_the_cookie(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(request: object) -> str:
+        raise KeyError("oops")
+
+    t = tracker(client, WebOptions(user_id=broken), cookies={"ajs_user_id": "u-1"})
+    assert t.finish(200)
+    assert sent[0]["userId"] == "u-1"
+    assert "the user_id hook raised" in caplog.text
+    t = tracker(client, WebOptions(user_id=lambda r: ["not", "an", "id"]))
+    assert t.analytics.user_id is None
+    assert "user_id returned" in caplog.text
+
+
+def test_no_page_call_and_no_cookie_when_privacy_says_no(client: Client, sent: Messages) -> None:
+    for t in (
+        tracker(client, headers={"sec-gpc": "1"}),
+        tracker(client, WebOptions(honor_dnt=True), headers={"dnt": "1"}),
+        tracker(client, WebOptions(consent=lambda r: False)),
+        tracker(client, headers={"user-agent": "Googlebot/2.1"}),
+    ):
+        assert t.cookie_to_set() is None
+        assert t.finish(200) is False
+        # Explicit calls are the app's decision and still work.
+        t.analytics.track("Checked Out")
+    assert [m["type"] for m in sent] == ["track"] * 4
+
+
+def test_excluded_path_no_page_call_no_cookie(client: Client, sent: Messages) -> None:
+    t = tracker(client, path="/static/app.js")
+    assert t.cookie_to_set() is None
+    assert not t.finish(200)
+    assert sent == []
+
+
+def test_cookie_options(client: Client) -> None:
+    options = WebOptions(cookie_format="quoted", cookie_domain=".shop.example")
+    cookie = tracker(client, options, scheme="http").cookie_to_set()
+    assert cookie is not None
+    assert cookie.value.startswith("%22") and cookie.domain == ".shop.example"
+    assert not cookie.secure
+    assert tracker(client, WebOptions(set_cookie=False)).cookie_to_set() is None
+
+
+def test_not_found_and_errors_are_not_pages_but_keep_the_cookie(
+    client: Client, sent: Messages
+) -> None:
+    t = tracker(client)
+    assert t.cookie_to_set() is not None
+    assert not t.finish(404)
+    assert sent == []
+
+
+def test_finish_runs_once(client: Client, sent: Messages) -> None:
+    t = tracker(client)
+    assert t.finish(200)
+    assert not t.finish(200)
+    assert len(sent) == 1
+
+
+def test_route_learned_after_the_view(client: Client, sent: Messages) -> None:
+    t = tracker(client, route_name=None, route_template=None)
+    t.finish(200, route_name="home", route_template="/")
+    assert sent[0]["name"] == "home"
+
+
+def test_identify_then_track_in_one_request(client: Client, sent: Messages) -> None:
+    t = tracker(client)
+    t.analytics.identify(99, {"plan": "pro"})
+    t.analytics.track("Upgraded", {"plan": "pro"})
+    t.finish(200)
+    identify, track, page = sent
+    assert identify["userId"] == track["userId"] == page["userId"] == "99"
+    assert identify["anonymousId"] == track["anonymousId"] == t.analytics.anonymous_id
+    assert identify["traits"] == {"plan": "pro"}
+    assert track["context"]["page"]["path"] == "/products/42"
+
+
+def test_an_explicit_page_call_replaces_the_automatic_one(client: Client, sent: Messages) -> None:
+    t = tracker(client)
+    t.analytics.page("Product", {"sku": "A1"}, category="Shop")
+    assert not t.finish(200)
+    [page] = sent
+    assert (page["name"], page["category"], page["properties"]) == (
+        "Product",
+        "Shop",
+        {"sku": "A1"},
+    )
+
+
+def test_page_properties_and_name_hooks(client: Client, sent: Messages) -> None:
+    options = WebOptions(
+        page_name=lambda request: "Custom",
+        page_properties=lambda request, response: {"status": response},
+    )
+    tracker(client, options).finish(200, 200)
+    assert sent[0]["name"] == "Custom"
+    assert sent[0]["properties"]["status"] == 200
+
+
+def test_a_page_call_that_cannot_be_encoded_is_logged_not_raised(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = WebOptions(page_properties=lambda request, response: {"blob": object()})
+    assert tracker(client, options).finish(200) is False
+    assert sent == []
+    assert "automatic page call for /products/42 failed" in caplog.text
+
+
+def test_a_request_that_cannot_be_read_still_gets_analytics(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenHeaders(dict[str, str]):
+        def get(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("broken adapter")
+
+    with caplog.at_level(logging.ERROR):
+        t = tracker(client, headers={})
+        t.request.headers = BrokenHeaders()
+        t = RequestTracker(client, WebOptions(), t.request)
+    assert "could not read the request" in caplog.text
+    assert t.cookie_to_set() is None
+    assert t.finish(200) is False
+    t.analytics.track("Still Works")
+    assert sent[0]["event"] == "Still Works"
