@@ -10,6 +10,7 @@ prints what arrived. No write key and no network are needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 from collections import Counter
 from typing import Any
@@ -97,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n  client: delivered={delivered} stats={client.stats()}")
         if args.keep_running:
             print(f"\nWatch events live at {collector.url}/  (Ctrl-C to stop)")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
-            except KeyboardInterrupt:
-                pass
     return 0 if delivered else 1
 
 

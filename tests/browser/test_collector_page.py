@@ -1,0 +1,109 @@
+"""The collector's web page in a real headless Chromium: live events, reasons, filter."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from segment_core.collector import CollectorHandle
+from tests.collector.helpers import DROP, batch, message, post
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOT = "/tmp/collector.png"
+TIMEOUT_MS = 10_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install chromium)"
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def test_page_shows_events_live_with_reasons_and_filters(
+    segment_collector: CollectorHandle, page: Any
+) -> None:
+    post(segment_collector.url, batch(message("page", name="Pricing", userId="ada")))
+    page.goto(segment_collector.url + "/")
+    expect(page.locator(".ev", has_text="Pricing")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+
+    # Sent after the page loaded: it must arrive over the live stream.
+    good = message("track", event="Browser Checkout", userId="grace")
+    bad = message("track", event=DROP, userId="mallory", properties=["not", "an", "object"])
+    identify = message("identify", userId="ada", traits={"email": "ada@example.com"})
+    assert (
+        post(segment_collector.url, batch(good, bad, identify), auth=("k", "")).status_code == 200
+    )
+
+    good_row = page.locator(".ev", has_text="Browser Checkout")
+    bad_row = page.locator(".ev.bad")
+    expect(good_row).to_be_visible(timeout=TIMEOUT_MS)
+    expect(bad_row).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(bad_row.locator(".reasons")).to_contain_text("event is required for a track call")
+    expect(bad_row.locator(".reasons")).to_contain_text("properties must be an object, got array")
+    expect(page.locator("#count-total")).to_have_text("4", timeout=TIMEOUT_MS)
+    expect(page.locator("#count-bad")).to_have_text("1", timeout=TIMEOUT_MS)
+
+    # A click shows the event's JSON.
+    good_row.locator(".row").click()
+    expect(good_row.locator(".details pre")).to_contain_text(good["messageId"])
+    expect(good_row.locator(".details")).to_contain_text("basic")
+
+    page.screenshot(path=SCREENSHOT, full_page=True, animations="disabled")
+
+    # Free text filter.
+    page.fill("#filter", "checkout")
+    expect(good_row).to_be_visible()
+    expect(bad_row).to_be_hidden()
+    expect(page.locator(".ev:visible")).to_have_count(1)
+    # field:value filter.
+    page.fill("#filter", "userid:ada")
+    expect(page.locator(".ev:visible")).to_have_count(2)
+    expect(good_row).to_be_hidden()
+    # Status buttons, combined with an empty filter.
+    page.fill("#filter", "")
+    page.click("#status-filter button[data-status=bad]")
+    expect(page.locator(".ev:visible")).to_have_count(1)
+    expect(bad_row).to_be_visible()
+    page.click("#status-filter button[data-status=all]")
+    expect(page.locator(".ev:visible")).to_have_count(4)
+
+    # A reset on the server clears the page.
+    segment_collector.reset()
+    expect(page.locator(".ev")).to_have_count(0, timeout=TIMEOUT_MS)
+    expect(page.locator("#count-total")).to_have_text("0", timeout=TIMEOUT_MS)
+    expect(page.locator("#empty")).to_be_visible()

@@ -1,0 +1,168 @@
+"""Fault injection: statuses, Retry-After, delays, dropped connections, time windows."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from segment_core.collector import CollectorError, CollectorHandle
+from tests.collector.helpers import assert_error, batch, message, post
+
+
+def send(collector: CollectorHandle) -> requests.Response:
+    return post(collector.url, batch(message()))
+
+
+def test_status_for_a_count_of_requests(segment_collector: CollectorHandle) -> None:
+    pending = segment_collector.faults({"status": 503, "count": 3})
+    assert pending == [{"status": 503, "count": 3}]
+    for _ in range(3):
+        body = assert_error(send(segment_collector), 503, "injected_fault")
+        assert "503" in body["message"]
+    assert send(segment_collector).status_code == 200
+    summary = segment_collector.summary()
+    assert summary["total"] == 1  # faulted requests are not stored
+    assert summary["requests"] == {"accepted": 1, "rejected": 0, "faulted": 3}
+
+
+def test_429_with_retry_after(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"status": 429, "retry_after": 1, "count": 1})
+    response = send(segment_collector)
+    assert_error(response, 429, "injected_fault")
+    assert response.headers["Retry-After"] == "1"
+    assert send(segment_collector).status_code == 200
+
+
+def test_retry_after_as_an_http_date(segment_collector: CollectorHandle) -> None:
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    segment_collector.faults({"status": 429, "retry_after": date})
+    assert send(segment_collector).headers["Retry-After"] == date
+
+
+@pytest.mark.parametrize("status", [413, 400, 500, 408])
+def test_other_statuses_default_to_one_request(
+    segment_collector: CollectorHandle, status: int
+) -> None:
+    segment_collector.faults({"status": status})
+    assert_error(send(segment_collector), status, "injected_fault")
+    assert send(segment_collector).status_code == 200
+
+
+def test_delay_then_handle_normally(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"delay": 0.3, "count": 1})
+    started = time.monotonic()
+    response = send(segment_collector)
+    assert time.monotonic() - started >= 0.3
+    assert response.status_code == 200
+    assert segment_collector.summary()["total"] == 1  # a slow answer is still an answer
+
+
+def test_delay_longer_than_the_client_waits(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"delay": 1.0})
+    with pytest.raises(requests.Timeout):
+        requests.post(segment_collector.url + "/v1/batch", json=batch(message()), timeout=0.2)
+    # The server still stores it when the delay ends, as a slow real server would.
+    segment_collector.wait_for(1, timeout=5)
+
+
+def test_delay_then_status(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"delay": 0.2, "status": 503})
+    started = time.monotonic()
+    assert_error(send(segment_collector), 503, "injected_fault")
+    assert time.monotonic() - started >= 0.2
+
+
+def test_close_without_a_response(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"close": True, "count": 2})
+    for _ in range(2):
+        with pytest.raises(requests.ConnectionError):
+            send(segment_collector)
+    assert send(segment_collector).status_code == 200
+    summary = segment_collector.summary()
+    assert (summary["total"], summary["requests"]["faulted"]) == (1, 2)
+
+
+def test_time_window(segment_collector: CollectorHandle) -> None:
+    started = time.monotonic()
+    segment_collector.faults({"status": 503, "seconds": 0.5})
+    statuses = []
+    deadline = started + 10
+    while time.monotonic() < deadline:
+        status = send(segment_collector).status_code
+        statuses.append(status)
+        if status == 200:
+            break
+    assert statuses[0] == 503 and statuses[-1] == 200
+    assert set(statuses[:-1]) == {503}
+    assert time.monotonic() - started >= 0.5
+
+
+def test_plans_run_in_order(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults([{"status": 500}, {"status": 503, "count": 2}])
+    segment_collector.faults({"status": 429})
+    codes = [send(segment_collector).status_code for _ in range(5)]
+    assert codes == [500, 503, 503, 429, 200]
+
+
+def test_time_window_starts_when_its_turn_comes(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults([{"status": 500, "count": 1}, {"status": 503, "seconds": 30}])
+    assert send(segment_collector).status_code == 500
+    assert send(segment_collector).status_code == 503
+    [window] = requests.get(segment_collector.url + "/collector/faults", timeout=10).json()[
+        "pending"
+    ]
+    assert window["status"] == 503 and 25 < window["seconds"] <= 30
+
+
+def test_clear_faults(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"status": 503, "count": 10})
+    segment_collector.clear_faults()
+    assert send(segment_collector).status_code == 200
+    assert segment_collector.summary()["pending_faults"] == 0
+
+
+def test_faults_leave_the_query_api_alone(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"status": 503, "count": 1})
+    assert segment_collector.summary()["pending_faults"] == 1
+    assert segment_collector.events() == []
+    assert requests.get(segment_collector.url + "/", timeout=10).status_code == 200
+    assert_error(send(segment_collector), 503, "injected_fault")
+
+
+def test_faults_apply_to_single_call_routes(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"status": 502})
+    response = post(segment_collector.url, message(), path="/v1/track")
+    assert_error(response, 502, "injected_fault")
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {},
+        {"status": 99},
+        {"status": "503"},
+        {"status": 503, "count": 0},
+        {"status": 503, "seconds": -1},
+        {"delay": -1},
+        {"delay": 301},
+        {"close": "yes"},
+        {"status": 503, "bogus": 1},
+        {"status": 429, "retry_after": -5},
+        [],
+        ["not a plan"],
+    ],
+)
+def test_invalid_plans(segment_collector: CollectorHandle, plan: Any) -> None:
+    response = requests.post(segment_collector.url + "/collector/faults", json=plan, timeout=10)
+    assert_error(response, 400, "invalid_fault_plan")
+    with pytest.raises(CollectorError):
+        segment_collector.faults(plan)
+    assert segment_collector.summary()["pending_faults"] == 0
+
+
+def test_invalid_plan_json(segment_collector: CollectorHandle) -> None:
+    response = requests.post(segment_collector.url + "/collector/faults", data=b"{", timeout=10)
+    assert_error(response, 400, "invalid_json")

@@ -1,0 +1,187 @@
+"""The query API and the Python handle: filters, lookups, duplicates, reset, waiting."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from segment_core.collector import CollectorError, CollectorHandle, run_in_background
+from tests.collector.helpers import DROP, assert_error, batch, message, post
+
+
+@pytest.fixture
+def mixed(segment_collector: CollectorHandle) -> dict[str, str]:
+    """Five stored events of several kinds; returns their messageIds by name."""
+    sent = {
+        "a": message("track", event="A", userId="u1"),
+        "b": message("track", event="B", userId="u2"),
+        "page": message("page", userId=DROP, anonymousId="anon-1"),
+        "bad": message("identify", userId=DROP),
+        "numeric": message("track", event="A", userId=42),
+    }
+    assert post(segment_collector.url, batch(*sent.values())).status_code == 200
+    return {name: m["messageId"] for name, m in sent.items()}
+
+
+def ids(events: list[dict[str, object]]) -> list[object]:
+    return [e["messageId"] for e in events]
+
+
+def test_filters(segment_collector: CollectorHandle, mixed: dict[str, str]) -> None:
+    c = segment_collector
+    assert ids(c.events()) == list(mixed.values())  # oldest first
+    assert ids(c.events(type="track")) == [mixed["a"], mixed["b"], mixed["numeric"]]
+    assert ids(c.events(type="track", event="A")) == [mixed["a"], mixed["numeric"]]
+    assert ids(c.events(userId="u1")) == [mixed["a"]]
+    assert ids(c.events(user_id="42")) == [mixed["numeric"]]
+    assert ids(c.events(anonymousId="anon-1")) == [mixed["page"]]
+    assert ids(c.events(anonymous_id="anon-1")) == [mixed["page"]]
+    assert ids(c.events(status="bad")) == [mixed["bad"]]
+    assert len(c.events(status="good")) == 4
+    assert c.events(type="alias") == []
+
+
+def test_limit_after_and_last(segment_collector: CollectorHandle, mixed: dict[str, str]) -> None:
+    c = segment_collector
+    first_two = c.events(limit=2)
+    assert ids(first_two) == [mixed["a"], mixed["b"]]
+    rest = c.events(after=first_two[-1]["seq"])
+    assert ids(rest) == [mixed["page"], mixed["bad"], mixed["numeric"]]
+    assert ids(c.events(last=2)) == [mixed["bad"], mixed["numeric"]]
+    assert ids(c.events(last=1, type="page")) == [mixed["page"]]
+    response = requests.get(c.url + "/collector/events", params={"limit": 2}, timeout=10)
+    assert response.json()["cursor"] == first_two[-1]["seq"]
+    empty = requests.get(c.url + "/collector/events", params={"after": 10**9}, timeout=10)
+    assert empty.json() == {"events": [], "cursor": 10**9}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"colour": "red"}, {"status": "ugly"}, {"limit": "0"}, {"limit": "x"}, {"after": "-1"}],
+)
+def test_bad_queries(segment_collector: CollectorHandle, params: dict[str, str]) -> None:
+    response = requests.get(segment_collector.url + "/collector/events", params=params, timeout=10)
+    assert_error(response, 400, "invalid_query")
+    with pytest.raises(CollectorError):
+        segment_collector.events(**params)
+
+
+def test_event_lookup(segment_collector: CollectorHandle) -> None:
+    sent = message(messageId="order/42 ?#%")
+    assert post(segment_collector.url, batch(sent)).status_code == 200
+    event = segment_collector.event("order/42 ?#%")
+    assert event["message"] == sent
+    assert set(event) == {
+        "seq",
+        "messageId",
+        "status",
+        "reasons",
+        "receivedAt",
+        "sentAt",
+        "writeKey",
+        "writeKeySource",
+        "endpoint",
+        "message",
+    }
+    with pytest.raises(KeyError):
+        segment_collector.event("no-such-id")
+    response = requests.get(segment_collector.url + "/collector/events/no-such-id", timeout=10)
+    assert_error(response, 404, "not_found")
+
+
+def test_duplicates_are_counted_not_stored(segment_collector: CollectorHandle) -> None:
+    first = message("track", event="First")
+    again = {**first, "event": "Second"}
+    page = message("page")
+    assert post(segment_collector.url, batch(first, page, again)).status_code == 200
+    assert post(segment_collector.url, batch(again, page)).status_code == 200
+    events = segment_collector.events()
+    assert ids(events) == [first["messageId"], page["messageId"]]
+    assert events[0]["message"]["event"] == "First"  # the first one stays
+    summary = segment_collector.summary()
+    assert (summary["total"], summary["duplicates"]) == (2, 3)
+    assert summary["by_type"] == {
+        "page": {"total": 1, "good": 1, "bad": 0, "duplicates": 1},
+        "track": {"total": 1, "good": 1, "bad": 0, "duplicates": 2},
+    }
+
+
+def test_summary(segment_collector: CollectorHandle, mixed: dict[str, str]) -> None:
+    post(segment_collector.url, data=b"{")
+    summary = segment_collector.summary()
+    assert summary["total"] == 5
+    assert (summary["good"], summary["bad"], summary["duplicates"]) == (4, 1, 0)
+    assert summary["by_type"]["identify"] == {"total": 1, "good": 0, "bad": 1, "duplicates": 0}
+    assert summary["by_type"]["track"]["total"] == 3
+    assert summary["requests"] == {"accepted": 1, "rejected": 1, "faulted": 0}
+    assert summary["pending_faults"] == 0
+
+
+def test_reset(segment_collector: CollectorHandle, mixed: dict[str, str]) -> None:
+    last_seq = segment_collector.summary()["last_seq"]
+    segment_collector.faults({"status": 503, "count": 5})
+    segment_collector.reset()
+    summary = segment_collector.summary()
+    assert (summary["total"], summary["duplicates"], summary["by_type"]) == (0, 0, {})
+    assert summary["requests"] == {"accepted": 0, "rejected": 0, "faulted": 0}
+    assert summary["pending_faults"] == 0
+    assert segment_collector.events() == []
+    # Stored again after a reset, not a duplicate; cursors keep growing.
+    post(segment_collector.url, batch(message(messageId=mixed["a"])))
+    [event] = segment_collector.wait_for(1)
+    assert event["seq"] > last_seq
+
+
+def test_wait_for_returns_once_enough_events_arrive(segment_collector: CollectorHandle) -> None:
+    sender = threading.Thread(
+        target=lambda: [post(segment_collector.url, batch(message())) for _ in range(3)]
+    )
+    sender.start()
+    try:
+        events = segment_collector.wait_for(3, timeout=10, type="track")
+    finally:
+        sender.join()
+    assert len(events) == 3
+
+
+def test_wait_for_says_what_it_saw(segment_collector: CollectorHandle) -> None:
+    post(segment_collector.url, batch(message("track", event="Seen", properties=[])))
+    with pytest.raises(AssertionError) as raised:
+        segment_collector.wait_for(1, timeout=0.2, event="Never")
+    text = str(raised.value)
+    assert "expected at least 1 event(s) matching {'event': 'Never'} within 0.2s, saw 0" in text
+    assert "Seen" in text and "properties must be an object" in text
+
+
+def test_connect_to_a_running_collector(segment_collector: CollectorHandle) -> None:
+    post(segment_collector.url, batch(message()))
+    with CollectorHandle.connect(segment_collector.url) as remote:
+        assert remote.url == segment_collector.url
+        assert remote.wait_for(1)[0]["status"] == "good"
+    # Leaving the block of a connected handle does not stop the collector.
+    assert segment_collector.summary()["total"] == 1
+
+
+def test_run_in_background_stops() -> None:
+    with run_in_background() as collector:
+        assert collector.url.startswith("http://127.0.0.1:")
+        assert collector.summary()["total"] == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(collector.url + "/collector/summary", timeout=5)
+
+
+def test_file_backed_store_keeps_events(tmp_path: Path) -> None:
+    db = str(tmp_path / "events.sqlite3")
+    sent = message()
+    with run_in_background(db=db) as first:
+        post(first.url, batch(sent, sent, message(userId=DROP)))
+        first.wait_for(2)
+    with run_in_background(db=db) as second:
+        assert second.event(sent["messageId"])["message"] == sent
+        summary = second.summary()
+        assert (summary["good"], summary["bad"], summary["duplicates"]) == (1, 1, 1)
+        post(second.url, batch(sent))
+        assert second.summary()["duplicates"] == 2

@@ -1,0 +1,205 @@
+"""The `/v1/*` routes: what they accept, where the write key comes from, merging."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from segment_core.collector import CollectorHandle, run_in_background
+from tests.collector.helpers import DROP, assert_error, batch, message, post
+
+SINGLE_ROUTES = ["track", "identify", "page", "screen", "group", "alias"]
+
+
+@pytest.mark.parametrize("route", ["batch", "import"])
+def test_batch_routes_store_every_message(segment_collector: CollectorHandle, route: str) -> None:
+    messages = [message(kind) for kind in SINGLE_ROUTES]
+    response = post(segment_collector.url, batch(*messages), path=f"/v1/{route}")
+    assert response.status_code == 200
+    assert response.json() == {"success": True}
+    events = segment_collector.wait_for(len(messages))
+    assert [e["messageId"] for e in events] == [m["messageId"] for m in messages]
+    for event, sent in zip(events, messages, strict=True):
+        assert event["status"] == "good", event["reasons"]
+        assert event["message"] == sent
+        assert event["endpoint"] == f"/v1/{route}"
+        assert event["sentAt"] == "2024-05-01T12:00:01.000Z"
+        assert event["receivedAt"].endswith("Z")
+
+
+@pytest.mark.parametrize("route", SINGLE_ROUTES)
+def test_single_call_routes(segment_collector: CollectorHandle, route: str) -> None:
+    sent = message(route, sentAt="2024-05-01T12:00:02Z")
+    response = post(segment_collector.url, {**sent, "writeKey": "key-1"}, path=f"/v1/{route}")
+    assert response.status_code == 200, response.text
+    event = segment_collector.event(sent["messageId"])
+    assert event["status"] == "good", event["reasons"]
+    assert event["message"] == sent  # the write key is not part of the message
+    assert event["endpoint"] == f"/v1/{route}"
+    assert event["sentAt"] == "2024-05-01T12:00:02Z"
+    assert (event["writeKey"], event["writeKeySource"]) == ("key-1", "body")
+
+
+def test_single_call_route_implies_the_type(segment_collector: CollectorHandle) -> None:
+    sent = message("track", type=DROP)
+    assert post(segment_collector.url, sent, path="/v1/track").status_code == 200
+    event = segment_collector.event(sent["messageId"])
+    assert event["status"] == "good", event["reasons"]
+    assert event["message"]["type"] == "track"
+
+
+def test_single_call_route_with_another_type_is_bad(segment_collector: CollectorHandle) -> None:
+    sent = message("identify")
+    assert post(segment_collector.url, sent, path="/v1/track").status_code == 200
+    event = segment_collector.event(sent["messageId"])
+    assert event["status"] == "bad"
+    assert event["reasons"] == ["type 'identify' does not match the route /v1/track"]
+
+
+def test_gzip_body(segment_collector: CollectorHandle) -> None:
+    sent = message()
+    response = post(segment_collector.url, batch(sent), gzipped=True)
+    assert response.status_code == 200, response.text
+    assert segment_collector.event(sent["messageId"])["message"] == sent
+
+
+def test_identity_content_encoding_is_accepted(segment_collector: CollectorHandle) -> None:
+    sent = message()
+    response = post(segment_collector.url, batch(sent), headers={"Content-Encoding": "identity"})
+    assert response.status_code == 200
+
+
+def test_unsupported_content_encoding(segment_collector: CollectorHandle) -> None:
+    response = post(segment_collector.url, batch(message()), headers={"Content-Encoding": "br"})
+    assert_error(response, 400, "unsupported_encoding")
+    assert segment_collector.summary()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("auth", "body_key", "expected"),
+    [
+        (("key-1", ""), None, ("key-1", "basic")),
+        (None, "key-1", ("key-1", "body")),
+        (("key-1", ""), "key-1", ("key-1", "basic+body")),
+        (None, None, (None, None)),
+    ],
+)
+def test_write_key_source_is_recorded(
+    segment_collector: CollectorHandle,
+    auth: tuple[str, str] | None,
+    body_key: str | None,
+    expected: tuple[str | None, str | None],
+) -> None:
+    sent = message()
+    body = batch(sent) if body_key is None else batch(sent, writeKey=body_key)
+    assert post(segment_collector.url, body, auth=auth).status_code == 200
+    event = segment_collector.event(sent["messageId"])
+    assert (event["writeKey"], event["writeKeySource"]) == expected
+
+
+def test_different_keys_in_header_and_body_are_refused(segment_collector: CollectorHandle) -> None:
+    response = post(segment_collector.url, batch(message(), writeKey="b"), auth=("a", ""))
+    assert_error(response, 401, "unauthorized")
+
+
+def test_malformed_basic_header_is_refused(segment_collector: CollectorHandle) -> None:
+    response = post(segment_collector.url, batch(message()), headers={"Authorization": "Basic %%%"})
+    assert_error(response, 401, "unauthorized")
+
+
+def test_bearer_token_is_not_taken_for_a_write_key(segment_collector: CollectorHandle) -> None:
+    sent = message()
+    response = post(
+        segment_collector.url, batch(sent), headers={"Authorization": "Bearer some-token"}
+    )
+    assert response.status_code == 200
+    assert segment_collector.event(sent["messageId"])["writeKeySource"] is None
+
+
+@pytest.fixture(scope="module")
+def keyed_collector() -> Iterator[CollectorHandle]:
+    with run_in_background(write_key="secret") as handle:
+        yield handle
+
+
+@pytest.mark.parametrize(
+    ("auth", "body_key"),
+    [(("wrong", ""), None), (None, "wrong"), (None, None)],
+    ids=["wrong-basic", "wrong-body", "missing"],
+)
+def test_configured_write_key_refuses_others(
+    keyed_collector: CollectorHandle, auth: tuple[str, str] | None, body_key: str | None
+) -> None:
+    keyed_collector.reset()
+    body = batch(message()) if body_key is None else batch(message(), writeKey=body_key)
+    assert_error(post(keyed_collector.url, body, auth=auth), 401, "unauthorized")
+    assert keyed_collector.summary()["total"] == 0
+    assert keyed_collector.summary()["requests"]["rejected"] == 1
+
+
+@pytest.mark.parametrize(
+    ("auth", "body_key"), [(("secret", ""), None), (None, "secret")], ids=["basic", "body"]
+)
+def test_configured_write_key_accepts_itself(
+    keyed_collector: CollectorHandle, auth: tuple[str, str] | None, body_key: str | None
+) -> None:
+    keyed_collector.reset()
+    body = batch(message()) if body_key is None else batch(message(), writeKey=body_key)
+    assert post(keyed_collector.url, body, auth=auth).status_code == 200
+    assert keyed_collector.wait_for(1)[0]["writeKey"] == "secret"
+
+
+def test_basic_header_is_username_and_empty_password(keyed_collector: CollectorHandle) -> None:
+    token = base64.b64encode(b"secret:").decode()
+    response = post(
+        keyed_collector.url, batch(message()), headers={"Authorization": f"Basic {token}"}
+    )
+    assert response.status_code == 200
+
+
+def test_batch_context_and_integrations_are_merged(segment_collector: CollectorHandle) -> None:
+    own = message(context={"ip": "10.0.0.2", "locale": "fr-FR"}, integrations={"Mixpanel": False})
+    bare = message(context=DROP)
+    body = batch(
+        own,
+        bare,
+        context={"ip": "10.0.0.1", "library": {"name": "batch-lib", "version": "2"}},
+        integrations={"All": True, "Mixpanel": True},
+    )
+    assert post(segment_collector.url, body).status_code == 200
+    merged = segment_collector.event(own["messageId"])["message"]
+    assert merged["context"] == {
+        "ip": "10.0.0.2",
+        "locale": "fr-FR",
+        "library": {"name": "batch-lib", "version": "2"},
+    }
+    assert merged["integrations"] == {"All": True, "Mixpanel": False}
+    filled = segment_collector.event(bare["messageId"])
+    assert filled["status"] == "good"
+    assert filled["message"]["context"] == {
+        "ip": "10.0.0.1",
+        "library": {"name": "batch-lib", "version": "2"},
+    }
+    assert filled["message"]["integrations"] == {"All": True, "Mixpanel": True}
+
+
+def test_batch_context_that_is_not_an_object(segment_collector: CollectorHandle) -> None:
+    response = post(segment_collector.url, batch(message(), context=["no"]))
+    assert_error(response, 400, "invalid_batch")
+
+
+def test_unknown_route_and_wrong_method(segment_collector: CollectorHandle) -> None:
+    assert_error(post(segment_collector.url, batch(), path="/v1/nope"), 404, "not_found")
+    response = requests.get(segment_collector.url + "/v1/batch", timeout=10)
+    assert_error(response, 405, "method_not_allowed")
+    assert_error(requests.get(segment_collector.url + "/nowhere", timeout=10), 404, "not_found")
+
+
+def test_page_is_served(segment_collector: CollectorHandle) -> None:
+    response = requests.get(segment_collector.url + "/", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<title>Segment collector</title>" in response.text

@@ -1,0 +1,71 @@
+"""`GET /collector/stream`: server-sent events for the page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import requests
+
+from segment_core.collector import CollectorHandle
+from tests.collector.helpers import batch, message, post
+
+
+def read_events(response: requests.Response, wanted: int) -> list[tuple[str, Any, str | None]]:
+    """Read (event name, data, id) triples until `wanted` `message` events arrived."""
+    found: list[tuple[str, Any, str | None]] = []
+    name, data, event_id = "message", "", None
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: "):
+            data = line[len("data: ") :]
+        elif line.startswith("id: "):
+            event_id = line[len("id: ") :]
+        elif line == "" and data:
+            found.append((name, orjson.loads(data), event_id))
+            if sum(1 for kind, _, _ in found if kind == "message") >= wanted:
+                return found
+            name, data, event_id = "message", "", None
+    raise AssertionError(f"the stream ended after {found}")
+
+
+def test_stream_pushes_new_events_and_counts(segment_collector: CollectorHandle) -> None:
+    with requests.get(
+        segment_collector.url + "/collector/stream", stream=True, timeout=10
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        sent = message()
+        post(segment_collector.url, batch(sent))
+        found = read_events(response, 1)
+    messages = [(data, event_id) for kind, data, event_id in found if kind == "message"]
+    [(event, event_id)] = messages
+    assert event["message"] == sent
+    assert event_id == str(event["seq"])
+    summaries = [data for kind, data, _ in found if kind == "summary"]
+    assert summaries and summaries[0]["total"] in (0, 1)
+
+
+def test_stream_resumes_after_last_event_id(segment_collector: CollectorHandle) -> None:
+    first, second = message(), message()
+    post(segment_collector.url, batch(first, second))
+    [stored_first, _] = segment_collector.wait_for(2)
+    with requests.get(
+        segment_collector.url + "/collector/stream",
+        headers={"Last-Event-ID": str(stored_first["seq"])},
+        stream=True,
+        timeout=10,
+    ) as response:
+        found = read_events(response, 1)
+    [event] = [data for kind, data, _ in found if kind == "message"]
+    assert event["messageId"] == second["messageId"]
+
+
+def test_stream_announces_a_reset(segment_collector: CollectorHandle) -> None:
+    with requests.get(
+        segment_collector.url + "/collector/stream?after=0", stream=True, timeout=10
+    ) as response:
+        segment_collector.reset()
+        post(segment_collector.url, batch(message()))
+        found = read_events(response, 1)
+    assert "reset" in [kind for kind, _, _ in found]

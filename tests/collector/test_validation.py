@@ -1,0 +1,220 @@
+"""Every Spec rule, checked end to end: a message goes in, the reasons come out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from segment_core.collector import CollectorHandle, validate_message
+from segment_core.collector.validation import is_iso8601
+from tests.collector.helpers import DROP, batch, message, post
+
+# (call, field overrides, the one expected reason)
+BAD_MESSAGES: list[tuple[str, dict[str, Any], str]] = [
+    ("track", {"type": DROP}, "type is required"),
+    ("track", {"type": "trak"}, "type 'trak' is not one of alias, group, identify, page, "),
+    ("track", {"type": 5}, "type must be a string, got number"),
+    ("track", {"userId": DROP}, "userId or anonymousId is required"),
+    ("track", {"userId": ""}, "userId or anonymousId is required"),
+    ("track", {"userId": {"id": 1}}, "userId must be a string or a number, got object"),
+    ("identify", {"anonymousId": True}, "anonymousId must be a string or a number, got boolean"),
+    ("alias", {"previousId": DROP}, "previousId is required for an alias call"),
+    ("alias", {"userId": DROP, "anonymousId": "a"}, "userId is required for an alias call"),
+    ("alias", {"previousId": ["x"]}, "previousId must be a string or a number, got array"),
+    ("track", {"event": DROP}, "event is required for a track call"),
+    ("track", {"event": 42}, "event must be a string, got number"),
+    ("track", {"event": "  "}, "event must not be empty"),
+    ("group", {"groupId": DROP}, "groupId is required for a group call"),
+    ("group", {"groupId": False}, "groupId must be a string or a number, got boolean"),
+    ("track", {"properties": ["a"]}, "properties must be an object, got array"),
+    ("identify", {"traits": "vip"}, "traits must be an object, got string"),
+    ("track", {"context": "web"}, "context must be an object, got string"),
+    ("track", {"integrations": []}, "integrations must be an object, got array"),
+    ("page", {"name": 7}, "name must be a string, got number"),
+    ("page", {"category": {}}, "category must be a string, got object"),
+    ("screen", {"name": False}, "name must be a string, got boolean"),
+    ("track", {"timestamp": "yesterday"}, "timestamp 'yesterday' is not an ISO-8601 date-time"),
+    ("track", {"timestamp": 1714564800}, "timestamp must be an ISO-8601 string, got number"),
+    (
+        "track",
+        {"originalTimestamp": "2024-13-01T00:00:00Z"},
+        "originalTimestamp '2024-13-01T00:00:00Z' is not an ISO-8601 date-time",
+    ),
+    ("track", {"sentAt": "2024-05-01"}, "sentAt '2024-05-01' is not an ISO-8601 date-time"),
+    ("track", {"messageId": DROP}, "messageId is required"),
+    ("track", {"messageId": 12345}, "messageId must be a string, got number"),
+    ("track", {"messageId": "m" * 101}, "messageId is 101 characters long; the limit is 100"),
+    ("track", {"context": {"ip": 1234}}, "context.ip must be a string, got number"),
+    ("track", {"context": {"ip": "not-an-ip"}}, "context.ip 'not-an-ip' is not an IP address"),
+    ("track", {"context": {"library": "py"}}, "context.library must be an object, got string"),
+    ("track", {"context": {"page": []}}, "context.page must be an object, got array"),
+    ("track", {"context": {"active": "yes"}}, "context.active must be a boolean, got string"),
+    ("track", {"context": {"userAgent": 1}}, "context.userAgent must be a string, got number"),
+    (
+        "track",
+        {"context": {"library": {"name": "x", "version": 2}}},
+        "context.library.version must be a string, got number",
+    ),
+    (
+        "track",
+        {"context": {"page": {"url": ["https://x"]}}},
+        "context.page.url must be a string, got array",
+    ),
+    (
+        "track",
+        {"context": {"consent": {"categoryPreferences": {"Ads": "no"}}}},
+        "context.consent.categoryPreferences.Ads must be a boolean, got string",
+    ),
+    (
+        "track",
+        {"integrations": {"Mixpanel": "yes"}},
+        "integrations.Mixpanel must be a boolean or an object, got string",
+    ),
+    ("identify", {"traits": {"address": "Paris"}}, "traits.address must be an object, got string"),
+    (
+        "page",
+        {"properties": {"search": "q=1"}},
+        "properties.search 'q=1' must start with '?'",
+    ),
+    (
+        "page",
+        {"properties": {"url": "https://example.com/a#top"}},
+        "properties.url 'https://example.com/a#top' must not include a #fragment",
+    ),
+    ("page", {"properties": {"title": 3}}, "properties.title must be a string, got number"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "reason"), BAD_MESSAGES, ids=[r for _, _, r in BAD_MESSAGES]
+)
+def test_bad_message_reasons(
+    segment_collector: CollectorHandle, kind: str, fields: dict[str, Any], reason: str
+) -> None:
+    sent = message(kind, **fields)
+    assert post(segment_collector.url, batch(sent)).status_code == 200  # Segment answers 200
+    [event] = segment_collector.wait_for(1)
+    assert event["status"] == "bad"
+    assert len(event["reasons"]) == 1, event["reasons"]
+    assert event["reasons"][0].startswith(reason), event["reasons"]
+    assert event["message"] == sent
+    summary = segment_collector.summary()
+    assert (summary["good"], summary["bad"]) == (0, 1)
+
+
+GOOD_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("track", {"userId": 42}),
+    ("track", {"userId": 4.5}),
+    ("track", {"userId": DROP, "anonymousId": "anon-1"}),
+    ("track", {"userId": None, "anonymousId": "anon-1"}),
+    ("track", {"properties": None, "context": None, "integrations": None}),
+    ("track", {"timestamp": "2024-05-01T12:00:00Z"}),
+    ("track", {"timestamp": "2024-05-01T12:00:00.123456+02:00"}),
+    ("track", {"timestamp": "2024-05-01T12:00:00-0500"}),
+    ("track", {"timestamp": "2024-05-01T12:00"}),
+    ("track", {"originalTimestamp": "2024-02-29T23:59:59.999Z", "sentAt": "2024-03-01T00:00Z"}),
+    ("track", {"messageId": "m" * 100}),
+    ("alias", {"userId": 7, "previousId": 8}),
+    ("group", {"groupId": 99}),
+    ("page", {"name": None, "properties": {"search": "", "url": "https://e.com/?q=1"}}),
+    ("page", {"properties": {"search": "?q=1", "path": "/a", "referrer": "https://r.com"}}),
+    (
+        "identify",
+        {
+            "traits": {"address": {"city": "Oslo"}, "company": {"name": "Acme"}},
+            "context": {
+                "ip": "2001:db8::1",
+                "active": True,
+                "traits": {"email": "a@b.c"},
+                "consent": {"categoryPreferences": {"Ads": False, "Analytics": True}},
+                "campaign": {"name": "spring", "source": "news", "custom": 3},
+                "device": {"id": "d1"},
+                "os": {"name": "iOS", "version": "17"},
+                "groupId": 5,
+            },
+        },
+    ),
+    ("track", {"integrations": {"All": False, "Amplitude": {"session_id": 1}}}),
+    ("track", {"context": {"ip": "0.0.0.0", "page": {"url": "https://e.com/x"}}}),
+    ("track", {"unknownTopLevelField": {"anything": [1, 2]}}),
+]
+
+
+@pytest.mark.parametrize(("kind", "fields"), GOOD_VARIANTS)
+def test_good_variants(
+    segment_collector: CollectorHandle, kind: str, fields: dict[str, Any]
+) -> None:
+    sent = message(kind, **fields)
+    assert post(segment_collector.url, batch(sent)).status_code == 200
+    [event] = segment_collector.wait_for(1)
+    assert event["status"] == "good", event["reasons"]
+    assert event["reasons"] == []
+
+
+def test_every_problem_of_a_message_is_listed(segment_collector: CollectorHandle) -> None:
+    sent = {"type": "track", "properties": [], "timestamp": "nope"}
+    assert post(segment_collector.url, batch(sent)).status_code == 200
+    [event] = segment_collector.wait_for(1)
+    assert event["reasons"] == [
+        "messageId is required",
+        "userId or anonymousId is required",
+        "event is required for a track call",
+        "properties must be an object, got array",
+        "timestamp 'nope' is not an ISO-8601 date-time",
+    ]
+    # Without a messageId the event is still stored, under a generated id.
+    assert event["messageId"].startswith("collector-")
+    assert segment_collector.event(event["messageId"])["message"] == sent
+
+
+def test_a_message_that_is_not_an_object(segment_collector: CollectorHandle) -> None:
+    assert post(segment_collector.url, batch("hello", 5, None, [1])).status_code == 200
+    events = segment_collector.wait_for(4)
+    assert [e["message"] for e in events] == ["hello", 5, None, [1]]
+    assert events[0]["reasons"] == ["the message must be a JSON object, got string"]
+    assert events[3]["reasons"] == ["the message must be a JSON object, got array"]
+    assert segment_collector.summary()["by_type"] == {
+        "unknown": {"total": 4, "good": 0, "bad": 4, "duplicates": 0}
+    }
+
+
+def test_invalid_batch_sent_at_marks_every_message(segment_collector: CollectorHandle) -> None:
+    body = batch(message(), message(), sentAt="last tuesday")
+    assert post(segment_collector.url, body).status_code == 200
+    events = segment_collector.wait_for(2)
+    for event in events:
+        assert event["reasons"] == [
+            "the batch's sentAt 'last tuesday' is not an ISO-8601 date-time string"
+        ]
+        assert event["sentAt"] == "last tuesday"  # kept as sent
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("2024-05-01T12:00:00Z", True),
+        ("2024-05-01T12:00:00.1Z", True),
+        ("2024-05-01t12:00:00z", True),
+        ("2024-05-01T12:00:00+05:30", True),
+        ("2024-05-01T23:59:59.123456789", True),
+        ("2024-05-01 12:00:00Z", False),
+        ("2024-05-01", False),
+        ("2024-02-30T00:00:00Z", False),
+        ("2024-05-01T24:00:00Z", False),
+        ("2024-05-01T12:00:00+25:00", False),
+        ("2024-05-01T12:00:60Z", False),
+        ("20240501T120000Z", False),
+        ("", False),
+        (None, False),
+        (1714564800, False),
+    ],
+)
+def test_iso8601(value: object, valid: bool) -> None:
+    assert is_iso8601(value) is valid
+
+
+def test_validate_message_never_raises_on_odd_input() -> None:
+    odd: list[object] = [None, 1, "x", [], {}, {"type": None}, {"context": {"consent": []}}]
+    for value in odd:
+        assert isinstance(validate_message(value), list)
