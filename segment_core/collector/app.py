@@ -3,7 +3,9 @@
 Routes:
 
 * `POST /v1/batch`, `/v1/import`, `/v1/track`, `/v1/identify`, `/v1/page`,
-  `/v1/screen`, `/v1/group`, `/v1/alias`: accept what Segment's HTTP API accepts.
+  `/v1/screen`, `/v1/group`, `/v1/alias`: accept what Segment's HTTP API accepts;
+  also analytics.js's one-letter routes (`/v1/t`, `/v1/p`, `/v1/i`, `/v1/g`,
+  `/v1/a`, `/v1/s`), with CORS so a page of another origin can post.
 * `GET /collector/summary`: counts of good, bad and duplicate messages.
 * `GET /collector/events`: stored events, oldest first; filters `type`, `event`,
   `userId`, `anonymousId`, `status` (good|bad); `after=<seq>` (only events stored
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from importlib import resources
 from typing import Any
 
@@ -41,12 +43,11 @@ from segment_core.collector._asgi import (
 from segment_core.collector.faults import FaultPlanError, FaultQueue, parse_plans
 from segment_core.collector.forward import Forwarder
 from segment_core.collector.ingest import (
-    BATCH_ENDPOINTS,
-    SINGLE_ENDPOINTS,
     Limits,
     RequestError,
     build_records,
     decode_body,
+    endpoint_name,
     parse_json,
     utc_now_iso,
     write_key_from,
@@ -113,8 +114,13 @@ class CollectorApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            # analytics.js in a page of another origin (the app) posts here.
+            if scope["method"] == "OPTIONS":
+                await _cors_preflight(send)
+                return
             fault = self.faults.take()
             if fault is not None:
+                # The unwrapped send: a "close" fault reaches the server's transport by it.
                 keep = self.limits.max_request_bytes
                 after_fault = await apply_fault(fault, scope, receive, send, keep=keep)
                 if after_fault is None:
@@ -122,6 +128,7 @@ class CollectorApp:
                     self.notifier.notify()
                     return
                 receive = after_fault
+            send = _with_cors(send)
         await self._starlette(scope, receive, send)
 
     def summary(self) -> dict[str, Any]:
@@ -154,7 +161,7 @@ class CollectorApp:
 
     async def _ingest(self, request: Request) -> Response:
         endpoint = request.path_params["endpoint"]
-        if endpoint not in BATCH_ENDPOINTS and endpoint not in SINGLE_ENDPOINTS:
+        if endpoint_name(endpoint) is None:
             return error_response(404, "not_found", f"there is no route /v1/{endpoint}")
         received_at = utc_now_iso()
         try:
@@ -288,6 +295,28 @@ def _int_param(value: str | None, name: str, *, minimum: int) -> int | None:
     if number < minimum:
         raise ValueError(f"{name} must be at least {minimum}")
     return number
+
+
+_CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
+    (b"access-control-max-age", b"600"),
+]
+
+
+async def _cors_preflight(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 204, "headers": _CORS_HEADERS})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _with_cors(send: Send) -> Send:
+    async def send_with_cors(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *_CORS_HEADERS[:1]]}
+        await send(message)
+
+    return send_with_cors
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

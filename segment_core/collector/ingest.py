@@ -32,6 +32,7 @@ __all__ = [
     "RequestError",
     "build_records",
     "decode_body",
+    "endpoint_name",
     "parse_json",
     "utc_now_iso",
     "write_key_from",
@@ -39,6 +40,24 @@ __all__ = [
 
 BATCH_ENDPOINTS = frozenset({"batch", "import"})
 SINGLE_ENDPOINTS = frozenset({"alias", "group", "identify", "page", "screen", "track"})
+#: analytics.js (analytics-next) posts single calls to one-letter routes.
+SHORT_ENDPOINTS = {
+    "a": "alias",
+    "g": "group",
+    "i": "identify",
+    "p": "page",
+    "s": "screen",
+    "t": "track",
+}
+
+
+def endpoint_name(endpoint: str) -> str | None:
+    """The call a ``/v1/<endpoint>`` route stands for (``None``: no such route)."""
+    if endpoint in BATCH_ENDPOINTS or endpoint in SINGLE_ENDPOINTS:
+        return endpoint
+    return SHORT_ENDPOINTS.get(endpoint)
+
+
 GENERATED_ID_PREFIX = "collector-"
 
 
@@ -158,6 +177,7 @@ def build_records(
     if not isinstance(payload, dict):
         raise RequestError(400, "invalid_body", "the body must be a JSON object")
     path = f"/v1/{endpoint}"
+    endpoint = endpoint_name(endpoint) or endpoint
     if endpoint in BATCH_ENDPOINTS:
         messages = _batch_messages(payload, limits)
         sent_at = payload.get("sentAt")

@@ -1,0 +1,42 @@
+"""What analytics.js in a page of another origin needs from the collector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+def test_preflight_and_cors_headers_on_v1_routes(segment_collector: Any) -> None:
+    url = f"{segment_collector.url}/v1/t"
+    preflight = requests.options(
+        url,
+        headers={"Origin": "http://127.0.0.1:9999", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "content-type" in preflight.headers["access-control-allow-headers"]
+    answer = requests.post(
+        url,
+        data=b'{"type":"track","event":"Clicked","anonymousId":"a1","messageId":"m-cors",'
+        b'"writeKey":"k"}',
+        headers={"Content-Type": "text/plain", "Origin": "http://127.0.0.1:9999"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "*"
+
+
+def test_analytics_js_short_routes_store_their_call(segment_collector: Any) -> None:
+    for route, kind in [("t", "track"), ("p", "page"), ("i", "identify"), ("s", "screen")]:
+        body: dict[str, Any] = {"anonymousId": "a1", "messageId": f"m-{route}", "writeKey": "k"}
+        if kind == "track":
+            body["event"] = "Clicked"
+        answer = requests.post(f"{segment_collector.url}/v1/{route}", json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        stored = segment_collector.event(f"m-{route}")
+        assert stored["status"] == "good", stored["reasons"]
+        assert stored["message"]["type"] == kind
+    assert requests.post(f"{segment_collector.url}/v1/x", json={}, timeout=10).status_code == 404
