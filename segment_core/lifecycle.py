@@ -110,6 +110,11 @@ def _chain_uwsgi() -> None:
 
 
 def _uwsgi_threads_enabled(uwsgi: Any) -> bool:
+    # uWSGI says itself whether Python threads run (has_threads); its options are
+    # only a fallback for versions that do not.
+    has_threads = getattr(uwsgi, "has_threads", None)
+    if has_threads is not None:
+        return bool(has_threads)
     options = getattr(uwsgi, "opt", {})
     for name in ("enable-threads", "threads"):
         value = options.get(name)
