@@ -120,9 +120,11 @@ class CollectorApp:
                 return
             fault = self.faults.take()
             if fault is not None:
-                # The unwrapped send: a "close" fault reaches the server's transport by it.
+                # The unwrapped send: a "close" fault reaches the server's transport by it;
+                # an injected status must be readable by a page (analytics.js retries on it).
+                fault_send = send if fault.close else _with_cors(send)
                 keep = self.limits.max_request_bytes
-                after_fault = await apply_fault(fault, scope, receive, send, keep=keep)
+                after_fault = await apply_fault(fault, scope, receive, fault_send, keep=keep)
                 if after_fault is None:
                     self.requests["faulted"] += 1
                     self.notifier.notify()
@@ -300,7 +302,11 @@ def _int_param(value: str | None, name: str, *, minimum: int) -> int | None:
 _CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"POST, OPTIONS"),
-    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
+    # analytics.js adds X-Retry-Count to every retry.
+    (
+        b"access-control-allow-headers",
+        b"authorization, content-type, content-encoding, x-retry-count",
+    ),
     (b"access-control-max-age", b"600"),
 ]
 

@@ -40,9 +40,10 @@ __all__ = [
 
 BATCH_ENDPOINTS = frozenset({"batch", "import"})
 SINGLE_ENDPOINTS = frozenset({"alias", "group", "identify", "page", "screen", "track"})
-#: analytics.js (analytics-next) posts single calls to one-letter routes.
+#: analytics.js (analytics-next) posts to one-letter routes (``b``: its batching mode).
 SHORT_ENDPOINTS = {
     "a": "alias",
+    "b": "batch",
     "g": "group",
     "i": "identify",
     "p": "page",

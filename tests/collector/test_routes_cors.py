@@ -40,3 +40,14 @@ def test_analytics_js_short_routes_store_their_call(segment_collector: Any) -> N
         assert stored["status"] == "good", stored["reasons"]
         assert stored["message"]["type"] == kind
     assert requests.post(f"{segment_collector.url}/v1/x", json={}, timeout=10).status_code == 404
+
+
+def test_analytics_js_batching_route(segment_collector: Any) -> None:
+    body = {
+        "writeKey": "k",
+        "sentAt": "2024-01-01T00:00:00.000Z",
+        "batch": [{"type": "page", "anonymousId": "a1", "messageId": "m-b1"}],
+    }
+    answer = requests.post(f"{segment_collector.url}/v1/b", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert segment_collector.event("m-b1")["status"] == "good"
