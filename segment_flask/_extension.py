@@ -1,0 +1,102 @@
+"""``SegmentFlask``: the extension object, usable with one app or an app factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+
+from segment_core.client import Client
+from segment_core.web import WebOptions
+from segment_flask._hooks import RequestHooks
+from segment_flask._state import SegmentState, check_keywords, load_state
+
+__all__ = ["EXTENSION_NAME", "SegmentFlask", "get_state"]
+
+EXTENSION_NAME = "segment"
+
+
+class SegmentFlask:
+    """Segment for a Flask app: a page call per request, ``request.analytics`` in views.
+
+    ::
+
+        app = Flask(__name__)
+        app.config["SEGMENT_WRITE_KEY"] = "..."
+        segment = SegmentFlask(app)
+
+        @app.post("/signup")
+        def signup():
+            request.analytics.track("Signed Up", {"plan": "free"})
+            ...
+
+    or, with an app factory, ``segment = SegmentFlask()`` at module level and
+    ``segment.init_app(app)`` in the factory. Options are the ``SEGMENT_*``
+    config keys; keyword arguments given here or to :meth:`init_app` override
+    them (``client=`` shares an existing :class:`~segment_core.Client`). The
+    extension keeps no app: each app's client and options live in
+    ``app.extensions["segment"]`` (a :class:`SegmentState`).
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        check_keywords(options)
+        self._defaults = options
+        if app is not None:
+            self._init_app(app, {}, stacklevel=3)
+
+    def init_app(self, app: Flask, **options: Any) -> None:
+        """Set Segment up for ``app``, once; ``options`` override the config keys."""
+        check_keywords(options)
+        self._init_app(app, options, stacklevel=3)
+
+    def _init_app(self, app: Flask, options: dict[str, Any], *, stacklevel: int) -> None:
+        if EXTENSION_NAME in app.extensions:
+            raise RuntimeError(
+                f"Segment is already set up on app {app.name!r}: call init_app once per app."
+            )
+        state = load_state(
+            app.config,
+            {**self._defaults, **options},
+            static_url_path=app.static_url_path if app.has_static_folder else None,
+            app_name=app.name,
+            stacklevel=stacklevel,
+        )
+        app.extensions[EXTENSION_NAME] = state
+        hooks = RequestHooks(state)
+        app.before_request(hooks.before_request)
+        app.after_request(hooks.after_request)
+        app.teardown_request(hooks.teardown_request)
+        from segment_flask.cli import segment_cli
+
+        app.cli.add_command(segment_cli)
+        _make_default(state.client)
+
+    @property
+    def client(self) -> Client:
+        """The current app's client."""
+        return get_state().client
+
+    @property
+    def options(self) -> WebOptions:
+        """The current app's web options."""
+        return get_state().options
+
+
+def get_state(app: Flask | None = None) -> SegmentState:
+    """``app``'s (default: the current app's) Segment state; RuntimeError if not set up."""
+    target = current_app if app is None else app
+    state = target.extensions.get(EXTENSION_NAME)
+    if not isinstance(state, SegmentState):
+        raise RuntimeError(
+            f"Segment is not set up on app {target.name!r}: call SegmentFlask(app) "
+            "or segment.init_app(app) first."
+        )
+    return state
+
+
+def _make_default(client: Client) -> None:
+    """The first app's client also serves ``segment_core.track(...)`` outside requests."""
+    import segment_core
+
+    if segment_core.default_client is None:
+        segment_core.default_client = client

@@ -1,0 +1,150 @@
+"""The request hooks one app registers: Flask objects in, segment_core's tracker out.
+
+- ``before_request``: build the request's tracker, expose its ``Analytics`` as
+  ``request.analytics`` (and ``g._segment.analytics``) and bind it for
+  :func:`segment_core.scope.analytics`.
+- ``after_request``: set the anonymous-id cookie, then the automatic page call,
+  or, for a streamed response, register it to run when the response closes.
+- ``teardown_request``: unbind.
+
+Every step is guarded: analytics never turns a working response into an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextvars import Token
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from flask.wrappers import Response
+
+from segment_core.client import Client
+from segment_core.scope import Analytics, bind, reset
+from segment_core.signals import emit
+from segment_core.web import RequestTracker, is_excluded
+from segment_flask._request import login_user_id, request_info, uses_flask_login
+from segment_flask._state import SegmentState
+from segment_flask.signals import page_tracked
+
+__all__ = ["RequestHooks", "RequestScope"]
+
+logger = logging.getLogger("segment_flask")
+
+Result = tuple[bool, dict[str, Any]]
+
+
+class PageAnalytics(Analytics):
+    """``request.analytics``; also keeps its page message for :data:`page_tracked`."""
+
+    __slots__ = ("page_message",)
+
+    def __init__(self, client: Client, bound: Analytics) -> None:
+        super().__init__(
+            client, user_id=bound.user_id, anonymous_id=bound.anonymous_id, context=bound.context
+        )
+        self.page_message: dict[str, Any] | None = None
+
+    def page(
+        self, name: str | None = None, properties: Mapping[str, Any] | None = None, **kw: Any
+    ) -> Result:
+        result = super().page(name, properties, **kw)
+        self.page_message = result[1]
+        return result
+
+
+class RequestScope:
+    """One request's analytics state, kept in ``g._segment``."""
+
+    __slots__ = ("analytics", "token", "tracker")
+
+    def __init__(
+        self, tracker: RequestTracker, analytics: PageAnalytics, token: Token[Analytics | None]
+    ) -> None:
+        self.tracker = tracker
+        self.analytics = analytics
+        #: Undoes the binding of ``analytics`` for ``segment_core.scope.analytics()``.
+        self.token = token
+
+
+class RequestHooks:
+    """The three hooks of one app, bound to that app's client and options."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: SegmentState) -> None:
+        self.state = state
+
+    def before_request(self) -> None:
+        try:
+            self._start()
+        except Exception:
+            logger.exception("segment: could not read the request; no analytics for it")
+
+    def _start(self) -> None:
+        native = _real(request)
+        state, options = self.state, self.state.options
+        info = request_info(native)
+        # A USER_ID hook replaces the framework's user, and health checks and
+        # assets need none: no session read or user query for them.
+        if (
+            options.user_id is None
+            and uses_flask_login(_real(current_app))
+            and not is_excluded(info.path, options)
+        ):
+            info.user_id = login_user_id()
+        tracker = RequestTracker(state.client, options, info)
+        analytics = PageAnalytics(state.client, tracker.analytics)
+        tracker.analytics = analytics
+        native.analytics = analytics
+        _real(g)._segment = RequestScope(tracker, analytics, bind(analytics))
+
+    def after_request(self, response: Response) -> Response:
+        scope: RequestScope | None = _real(g).get("_segment")
+        if scope is None:
+            return response
+        try:
+            cookie = scope.tracker.cookie_to_set()
+            if cookie is not None and not _sets_cookie(response, cookie.name):
+                response.headers.add("Set-Cookie", cookie.header_value())
+            # The signal's sender; looked up only when someone listens.
+            app: Flask | None = None
+            if page_tracked.receivers:
+                app = _real(current_app)
+            if response.is_streamed:
+                # The page view counts once the body was sent, not when it starts.
+                response.call_on_close(lambda: _finish(app, scope, response))
+            else:
+                _finish(app, scope, response)
+        except Exception:
+            logger.exception("segment: could not complete the request's analytics")
+        return response
+
+    def teardown_request(self, error: BaseException | None = None) -> None:
+        scope: RequestScope | None = _real(g).pop("_segment", None)
+        if scope is None:
+            return
+        try:
+            reset(scope.token)
+        except (ValueError, RuntimeError):
+            logger.exception("segment: could not unbind the request's analytics")
+
+
+def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:
+    try:
+        if scope.tracker.finish(response.status_code, response) and app is not None:
+            emit(page_tracked, app, message=scope.analytics.page_message)
+    except Exception:
+        logger.exception("segment: the automatic page call failed")
+
+
+def _real(proxy: Any) -> Any:
+    """The object behind one of Flask's context proxies (cheaper to use repeatedly)."""
+    return proxy._get_current_object()
+
+
+def _sets_cookie(response: Response, name: str) -> bool:
+    """Whether the view (or another hook) already sets cookie ``name``."""
+    prefix = name + "="
+    return any(value.startswith(prefix) for value in response.headers.getlist("Set-Cookie"))

@@ -1,0 +1,153 @@
+"""``SEGMENT_*`` config keys and keyword arguments -> one app's client and web options.
+
+Every option of :class:`segment_core.config.Config` and
+:class:`segment_core.web.WebOptions` is read as ``SEGMENT_<NAME>`` from
+``app.config``; keyword arguments to ``SegmentFlask(...)``/``init_app`` override
+them, and the core's environment fallbacks (``SEGMENT_WRITE_KEY``,
+``SEGMENT_HOST``) apply last. ``SEGMENT_CLIENT`` (or ``client=``) hands the app an
+existing :class:`~segment_core.Client` to share.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from segment_core.client import Client
+from segment_core.config import ALIASES
+from segment_core.config import option_names as client_option_names
+from segment_core.web import WebOptions, split_options
+from segment_core.web import option_names as web_option_names
+
+__all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state"]
+
+logger = logging.getLogger("segment_flask")
+
+CONFIG_PREFIX = "SEGMENT_"
+CLIENT_OPTION = "client"
+
+
+@dataclass(frozen=True)
+class SegmentState:
+    """What one app uses, kept in ``app.extensions["segment"]``."""
+
+    #: The client this app's calls go through (its own, or the one it was given).
+    client: Client
+    #: How requests become context, identity and page calls.
+    options: WebOptions
+    #: False when the client came from ``client=``/``SEGMENT_CLIENT`` (someone else's).
+    owns_client: bool
+
+
+def known_options() -> frozenset[str]:
+    """Every lower-case option name the extension accepts."""
+    return web_option_names() | client_option_names() | set(ALIASES) | {CLIENT_OPTION}
+
+
+def check_keywords(options: Mapping[str, Any]) -> None:
+    """Raise :class:`TypeError` for a keyword argument that is no option, naming the closest."""
+    names = known_options()
+    for key in options:
+        if key not in names:
+            close = difflib.get_close_matches(key, sorted(names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"SegmentFlask got an unknown option {key!r}{hint}")
+
+
+def config_options(config: Mapping[str, Any], *, stacklevel: int) -> dict[str, Any]:
+    """The ``SEGMENT_*`` keys of ``config`` as ``{option: value}``.
+
+    An unknown key is skipped with a warning naming the closest valid key: a typo
+    must not silently leave an option at its default.
+    """
+    names = known_options()
+    found: dict[str, Any] = {}
+    for key, value in config.items():
+        if not isinstance(key, str) or not key.startswith(CONFIG_PREFIX):
+            continue
+        name = key[len(CONFIG_PREFIX) :].lower()
+        if name in names:
+            found[name] = value
+            continue
+        valid = sorted(CONFIG_PREFIX + n.upper() for n in names)
+        close = difflib.get_close_matches(key.upper(), valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        warnings.warn(
+            f"unknown Segment config key {key!r} is ignored{hint}", UserWarning, stacklevel + 1
+        )
+    return found
+
+
+def load_state(
+    config: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    *,
+    static_url_path: str | None,
+    app_name: str,
+    stacklevel: int = 1,
+) -> SegmentState:
+    """Build the app's state; a bad value raises :class:`ValueError` naming its source."""
+    from_config = config_options(config, stacklevel=stacklevel + 1)
+    options = {**from_config, **overrides}
+    given = options.pop(CLIENT_OPTION, None)
+
+    def source(name: str) -> str | None:
+        """Where option ``name`` (or one of its aliases) was set; None: not by this app."""
+        spellings = [name, *(alias for alias, target in ALIASES.items() if target == name)]
+        for spelling in spellings:
+            if spelling in overrides:
+                return f"SegmentFlask({spelling}=...)"
+        for spelling in spellings:
+            if spelling in from_config:
+                return f"app.config[{CONFIG_PREFIX + spelling.upper()!r}]"
+        return None
+
+    client_kwargs, web_kwargs = split_options(options)
+    try:
+        web = WebOptions.from_mapping(web_kwargs)
+    except ValueError as exc:
+        raise _named(exc, source) from None
+    if static_url_path:
+        # Flask knows where its static files are served: never count them as pages.
+        asset = "^" + re.escape(static_url_path.rstrip("/") + "/")
+        web = replace(web, exclude_paths=(*web.exclude_paths, asset))
+
+    if given is not None:
+        where = source(CLIENT_OPTION)
+        if not isinstance(given, Client):
+            raise ValueError(f"{where}: must be a segment_core.Client, got {type(given).__name__}")
+        if client_kwargs:
+            ignored = ", ".join(str(source(name)) for name in sorted(client_kwargs))
+            warnings.warn(
+                f"{ignored} ignored: app {app_name!r} uses the client given by {where}; "
+                "set client options on that Client",
+                UserWarning,
+                stacklevel + 1,
+            )
+        return SegmentState(client=given, options=web, owns_client=False)
+
+    try:
+        client = Client(**client_kwargs)
+    except ValueError as exc:
+        raise _named(exc, source) from None
+    if client.config.send and not client.config.write_key:
+        logger.warning(
+            "Segment has no write key for app %r: every event is discarded. Set "
+            "app.config['SEGMENT_WRITE_KEY'] (or the SEGMENT_WRITE_KEY environment "
+            "variable), or SEGMENT_SEND = False to turn sending off on purpose.",
+            app_name,
+        )
+    return SegmentState(client=client, options=web, owns_client=True)
+
+
+def _named(error: ValueError, source: Callable[[str], str | None]) -> ValueError:
+    """``error`` prefixed with where its option was set (a config key or a keyword)."""
+    text = str(error)
+    match = re.match(r"[a-z_]+", text)
+    where = source(match[0]) if match is not None else None
+    return ValueError(f"{where or 'Segment'}: {text}")

@@ -1,0 +1,153 @@
+"""Who the visitor is (cookie, Flask-Login, hooks), and what their request says."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.flask.conftest import MakeApp, Sent
+
+UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
+
+
+def test_cookie_set_once_and_reused(app: Flask, sent: Sent) -> None:
+    client = app.test_client()
+    first = client.get("/")
+    [header] = first.headers.getlist("Set-Cookie")
+    assert "Max-Age=31536000" in header and "Path=/" in header and "SameSite=Lax" in header
+    assert "HttpOnly" not in header and "Secure" not in header and "Domain" not in header
+    cookie = client.get_cookie("ajs_anonymous_id")
+    assert cookie is not None
+    second = client.get("/products/1")
+    assert "Set-Cookie" not in second.headers
+    assert [p["anonymousId"] for p in sent()] == [cookie.value, cookie.value]
+
+
+def test_cookie_on_https_with_domain_and_classic_format(make_app: MakeApp) -> None:
+    app = make_app(SEGMENT_COOKIE_DOMAIN=".shop.example", cookie_format="quoted")
+    response = app.test_client().get("/", base_url="https://www.shop.example")
+    [header] = response.headers.getlist("Set-Cookie")
+    assert header.startswith("ajs_anonymous_id=%22") and "%22;" in header
+    assert "; Secure" in header and "; Domain=.shop.example;" in header
+
+
+@pytest.mark.parametrize("value", [f"%22{UUID}%22", UUID])
+def test_classic_and_raw_cookies(app: Flask, sent: Sent, value: str) -> None:
+    client = app.test_client()
+    client.set_cookie("ajs_anonymous_id", value)
+    client.set_cookie("ajs_user_id", "%22user-5%22")
+    response = client.get("/")
+    assert "Set-Cookie" not in response.headers
+    [page] = sent()
+    assert page["anonymousId"] == UUID
+    assert page["userId"] == "user-5"
+
+
+def test_a_cookie_set_by_the_view_is_left_alone(app: Flask) -> None:
+    response = app.test_client().get("/own-cookie")
+    [header] = response.headers.getlist("Set-Cookie")
+    assert header.startswith("ajs_anonymous_id=chosen-by-the-view;")
+
+
+def test_excluded_paths_get_no_cookie(app: Flask) -> None:
+    assert "Set-Cookie" not in app.test_client().get("/healthz").headers
+
+
+def test_flask_login_user(app: Flask, sent: Sent) -> None:
+    client = app.test_client()
+    client.get("/login/ann-7")
+    assert client.get("/whoami").get_json()["user_id"] == "ann-7"
+    client.get("/")
+    pages = sent()
+    assert [(m["name"], m.get("userId")) for m in pages] == [
+        ("login", None),  # the user logs in during this request
+        ("whoami", "ann-7"),
+        ("home", "ann-7"),
+    ]
+    assert len({m["anonymousId"] for m in pages}) == 1
+
+
+def test_user_id_hook_wins(make_app: MakeApp, sent: Sent) -> None:
+    client = make_app(SEGMENT_USER_ID="tests.flask.app.header_user").test_client()
+    client.get("/login/ann-7")
+    client.get("/", headers={"X-User": "from-header"})
+    assert [m.get("userId") for m in sent()] == [None, "from-header"]
+
+
+def test_a_failing_user_loader_is_logged_and_the_request_goes_on(
+    app: Flask, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = app.test_client()
+    client.get("/login/broken")
+    with caplog.at_level(logging.ERROR, logger="segment_flask"):
+        response = client.get("/")
+    assert response.status_code == 200
+    assert "could not load Flask-Login's user" in caplog.text
+    assert "userId" not in sent()[-1]
+
+
+# -- context ------------------------------------------------------------------------
+
+
+def test_forwarded_for_ignored_unless_proxies_are_trusted(app: Flask, sent: Sent) -> None:
+    app.test_client().get("/", headers={"X-Forwarded-For": "198.51.100.4"})
+    assert sent()[0]["context"]["ip"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("trusted", [1, ["127.0.0.0/8"], "127.0.0.1"])
+def test_trusted_proxies(make_app: MakeApp, sent: Sent, trusted: object) -> None:
+    app = make_app(SEGMENT_TRUSTED_PROXIES=trusted)
+    app.test_client().get("/", headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.4"})
+    assert sent()[0]["context"]["ip"] == "198.51.100.4"
+
+
+def test_anonymize_and_no_ip(make_app: MakeApp, sent: Sent) -> None:
+    peer = {"REMOTE_ADDR": "198.51.100.4"}
+    make_app(anonymize_ip=True).test_client().get("/", environ_base=peer)
+    make_app(collect_ip=False).test_client().get("/", environ_base=peer)
+    assert [m["context"]["ip"] for m in sent()] == ["198.51.100.0", "0.0.0.0"]
+
+
+def test_secrets_are_redacted(app: Flask, sent: Sent) -> None:
+    app.test_client().get(
+        "/?token=s3cret&q=1", headers={"Referer": "https://a.example/reset?password=hunter2"}
+    )
+    [page] = sent()
+    assert page["properties"]["url"] == "http://localhost/?token=REDACTED&q=1"
+    assert page["properties"]["search"] == "?token=REDACTED&q=1"
+    assert page["properties"]["referrer"] == "https://a.example/reset?password=REDACTED"
+    assert "s3cret" not in str(page) and "hunter2" not in str(page)
+
+
+# -- privacy ------------------------------------------------------------------------
+
+
+def _consent(request: Any) -> bool:
+    return bool(request.cookies.get("consent") == "yes")
+
+
+@pytest.mark.parametrize(
+    ("options", "headers"),
+    [
+        ({}, {"Sec-GPC": "1"}),
+        ({"SEGMENT_HONOR_DNT": True}, {"DNT": "1"}),
+        ({"consent": _consent}, {}),
+    ],
+)
+def test_privacy_no_page_call_no_cookie(
+    make_app: MakeApp, sent: Sent, options: dict[str, Any], headers: dict[str, str]
+) -> None:
+    response = make_app(**options).test_client().get("/track", headers=headers)
+    assert "Set-Cookie" not in response.headers
+    # The view's own call is the app's decision: it is sent.
+    assert [m["type"] for m in sent()] == ["track"]
+
+
+def test_consent_given(make_app: MakeApp, sent: Sent) -> None:
+    client = make_app(consent=_consent).test_client()
+    client.set_cookie("consent", "yes")
+    assert "ajs_anonymous_id=" in client.get("/").headers["Set-Cookie"]
+    assert len(sent()) == 1

@@ -1,0 +1,190 @@
+"""The automatic page call: one per page view, named, with the request's context."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from segment_flask import page_tracked
+from tests.flask.app import ViewBug
+from tests.flask.conftest import MakeApp, Sent
+
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+
+
+def test_page_call_per_request(app: Flask, sent: Sent) -> None:
+    response = app.test_client().get(
+        "/products/42?utm_source=news&utm_campaign=spring+sale",
+        headers={
+            "User-Agent": CHROME,
+            "Accept-Language": "de-CH,de;q=0.9",
+            "Referer": "https://search.example/?q=shoes",
+        },
+    )
+    assert response.status_code == 200
+    [page] = sent()
+    assert page["type"] == "page"
+    assert page["name"] == "product"
+    assert uuid.UUID(page["anonymousId"])
+    assert "userId" not in page
+    search = "?utm_source=news&utm_campaign=spring+sale"
+    assert page["properties"] == {
+        "name": "product",
+        "path": "/products/42",
+        "referrer": "https://search.example/?q=shoes",
+        "search": search,
+        "url": f"http://localhost/products/42{search}",
+    }
+    context = page["context"]
+    assert context["ip"] == "127.0.0.1"
+    assert context["userAgent"] == CHROME
+    assert context["locale"] == "de-CH"
+    assert context["campaign"] == {"source": "news", "name": "spring sale"}
+    assert context["page"]["url"] == page["properties"]["url"]
+    assert context["library"]["name"] == "segment-web"
+
+
+def test_url_under_a_mount_point_and_https(app: Flask, sent: Sent) -> None:
+    app.test_client().get(
+        "/products/7", base_url="https://shop.example/store", headers={"User-Agent": CHROME}
+    )
+    [page] = sent()
+    assert page["properties"]["url"] == "https://shop.example/store/products/7"
+    assert page["properties"]["path"] == "/store/products/7"
+
+
+def test_path_is_percent_encoded_as_sent(app: Flask, sent: Sent) -> None:
+    app.test_client().get("/tags/caf%C3%A9%20cr%C3%A8me?q=caf%C3%A9")
+    [page] = sent()
+    assert page["properties"]["path"] == "/tags/caf%C3%A9%20cr%C3%A8me"
+    assert page["properties"]["url"] == "http://localhost/tags/caf%C3%A9%20cr%C3%A8me?q=caf%C3%A9"
+
+
+def test_page_name_by_route_template(make_app: MakeApp, sent: Sent) -> None:
+    client = make_app(page_name="template").test_client()
+    client.get("/products/1")
+    client.get("/")
+    assert [m["name"] for m in sent()] == ["/products/<int:pk>", "/"]
+
+
+def test_page_name_by_config_key(make_app: MakeApp, sent: Sent) -> None:
+    make_app(SEGMENT_PAGE_NAME="path").test_client().get("/products/1")
+    assert [m["name"] for m in sent()] == ["/products/1"]
+
+
+@pytest.mark.parametrize(
+    "url", ["/healthz", "/static/app.css", "/favicon.ico", "/missing", "/gone", "/redirect"]
+)
+def test_no_page_call(app: Flask, sent: Sent, url: str) -> None:
+    response = app.test_client().get(url)
+    assert response.status_code in (200, 302, 404)
+    response.close()
+    assert sent() == []
+
+
+def test_static_files_under_a_custom_url_are_excluded(segment_client: Any, sent: Sent) -> None:
+    from flask import Flask as FlaskApp
+
+    from segment_flask import SegmentFlask
+    from tests.flask.app import STATIC
+
+    app = FlaskApp("assets", static_folder=str(STATIC), static_url_path="/assets")
+    SegmentFlask(app, client=segment_client)
+    response = app.test_client().get("/assets/app.css")
+    assert response.status_code == 200
+    assert "ajs_anonymous_id" not in response.headers.get("Set-Cookie", "")
+    response.close()
+    assert sent() == []
+
+
+def test_exclude_paths_option(make_app: MakeApp, sent: Sent) -> None:
+    client = make_app(SEGMENT_EXCLUDE_PATHS=[r"^/products/"]).test_client()
+    client.get("/products/1")
+    client.get("/")
+    assert [m["name"] for m in sent()] == ["home"]
+
+
+def test_only_get_requests(app: Flask, sent: Sent) -> None:
+    client = app.test_client()
+    client.post("/track")
+    client.head("/")
+    assert [m["type"] for m in sent()] == ["track"]
+
+
+def test_redirect_counts_only_the_page_it_leads_to(app: Flask, sent: Sent) -> None:
+    response = app.test_client().get("/redirect", follow_redirects=True)
+    assert [r.status_code for r in response.history] == [302]
+    assert [m["name"] for m in sent()] == ["home"]
+
+
+def test_bots_get_no_page_call_and_no_cookie(app: Flask, sent: Sent) -> None:
+    response = app.test_client().get(
+        "/", headers={"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}
+    )
+    assert "Set-Cookie" not in response.headers
+    assert sent() == []
+
+
+def test_a_view_that_raises(app: Flask, sent: Sent) -> None:
+    with pytest.raises(ViewBug, match="the view failed"):
+        app.test_client().get("/boom")
+    assert sent() == []
+
+
+def test_a_view_that_raises_is_a_500_without_page_call(app: Flask, sent: Sent) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert sent() == []
+
+
+def test_streaming_response_page_call_after_close(app: Flask, sent: Sent) -> None:
+    response = app.test_client().get("/stream", buffered=False)
+    assert response.is_streamed
+    assert sent() == []  # not yet: the body has not been sent
+    assert response.get_data() == b"one two"
+    response.close()
+    [page] = sent()
+    assert page["name"] == "stream"
+
+
+def test_page_calls_off_keeps_explicit_calls(make_app: MakeApp, sent: Sent) -> None:
+    make_app(SEGMENT_PAGE_CALLS=False).test_client().get("/track")
+    assert [m["type"] for m in sent()] == ["track"]
+
+
+def test_page_filter(make_app: MakeApp, sent: Sent) -> None:
+    client = make_app(SEGMENT_PAGE_FILTER="tests.flask.app.only_home").test_client()
+    client.get("/products/1")
+    client.get("/")
+    assert [m["name"] for m in sent()] == ["home"]
+
+
+def test_page_tracked_signal(app: Flask, sent: Sent) -> None:
+    received: list[tuple[Any, dict[str, Any]]] = []
+
+    def on_page(sender: Any, message: dict[str, Any]) -> None:
+        received.append((sender, message))
+
+    with page_tracked.connected_to(on_page, app):
+        client = app.test_client()
+        client.get("/")
+        client.get("/healthz")
+    [page] = sent()
+    [(sender, message)] = received
+    assert sender is app
+    assert message["messageId"] == page["messageId"]
+    assert message["name"] == "home"
+
+
+def test_page_tracked_only_for_its_app(make_app: MakeApp, sent: Sent) -> None:
+    first, second = make_app(), make_app()
+    received: list[Any] = []
+    with page_tracked.connected_to(lambda sender, message: received.append(sender), first):
+        second.test_client().get("/")
+        first.test_client().get("/")
+    assert received == [first]
+    assert len(sent()) == 2

@@ -1,0 +1,206 @@
+"""Setting the extension up: config keys, keywords, app factories, errors, the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+import segment_core
+from segment_core import Client
+from segment_flask import SegmentFlask, SegmentState, get_state
+from tests.flask.app import create_app
+from tests.flask.conftest import Sent
+
+
+@pytest.fixture
+def own_clients() -> Iterator[list[Client]]:
+    """Clients the extension built for a test's apps, shut down after it."""
+    clients: list[Client] = []
+    yield clients
+    for client in clients:
+        client.shutdown(timeout=5)
+
+
+def test_factory_with_two_apps_and_different_options(
+    segment_client: Client, segment_collector: Any, sent: Sent, own_clients: list[Client]
+) -> None:
+    segment = SegmentFlask(page_name="template")  # defaults shared by every app
+    shop = create_app({"SEGMENT_EXCLUDE_PATHS": [r"^/products/"]}, name="shop")
+    blog = create_app(
+        {"SEGMENT_WRITE_KEY": "blog-key", "SEGMENT_HOST": segment_collector.url}, name="blog"
+    )
+    segment.init_app(shop, client=segment_client)
+    segment.init_app(blog, flush_at=1)
+    own_clients.append(get_state(blog).client)
+
+    assert get_state(shop).client is segment_client and not get_state(shop).owns_client
+    blog_client = get_state(blog).client
+    assert blog_client is not segment_client and get_state(blog).owns_client
+    assert blog_client.config.write_key == "blog-key" and blog_client.config.flush_at == 1
+    assert not hasattr(segment, "app")
+    with shop.app_context():
+        assert segment.client is segment_client
+        assert segment.options.page_name == "template"
+
+    shop.test_client().get("/products/1")  # excluded in this app only
+    shop.test_client().get("/")
+    blog.test_client().get("/products/2")
+    assert blog_client.flush(timeout=10)
+    names = sorted(m["name"] for m in sent(type="page"))
+    assert names == ["/", "/products/<int:pk>"]
+
+
+def test_two_apps_share_a_client_by_config_key(segment_client: Client, sent: Sent) -> None:
+    first = create_app({"SEGMENT_CLIENT": segment_client}, name="first")
+    second = create_app({"SEGMENT_CLIENT": segment_client}, name="second")
+    SegmentFlask(first)
+    SegmentFlask(second, page_calls=False)
+    first.test_client().get("/")
+    second.test_client().get("/track")
+    assert sorted(m["type"] for m in sent()) == ["page", "track"]
+
+
+def test_keywords_override_config(make_app: Any) -> None:
+    app = make_app(SEGMENT_PAGE_NAME="path", page_name="template", SEGMENT_HONOR_DNT=True)
+    options = get_state(app).options
+    assert options.page_name == "template" and options.honor_dnt is True
+
+
+def test_state_lives_in_app_extensions(app: Flask, segment_client: Client) -> None:
+    state = app.extensions["segment"]
+    assert isinstance(state, SegmentState) and state.client is segment_client
+    with pytest.raises(RuntimeError, match="not set up on app 'other'"):
+        get_state(Flask("other"))
+
+
+def test_the_first_app_client_becomes_the_default(own_clients: list[Client]) -> None:
+    segment_core.default_client = None
+    app = create_app({"SEGMENT_WRITE_KEY": "k", "SEGMENT_SEND": False})
+    SegmentFlask(app)
+    assert segment_core.default_client is get_state(app).client
+
+
+def test_double_init_app_is_an_error(segment_client: Client) -> None:
+    app = create_app()
+    segment = SegmentFlask()
+    segment.init_app(app, client=segment_client)
+    with pytest.raises(RuntimeError, match=r"already set up on app 'shop'.*once per app"):
+        segment.init_app(app, client=segment_client)
+    with pytest.raises(RuntimeError, match="already set up"):
+        SegmentFlask(app, client=segment_client)
+
+
+def test_unknown_config_key_warns_with_the_closest(segment_client: Client) -> None:
+    app = create_app({"SEGMENT_PAGE_CALL": False, "SEGMENT_CLIENT": segment_client})
+    with pytest.warns(UserWarning, match="'SEGMENT_PAGE_CALL'.*did you mean 'SEGMENT_PAGE_CALLS'"):
+        SegmentFlask(app)
+    assert get_state(app).options.page_calls is True  # the typo changed nothing
+
+
+def test_the_warning_points_at_the_caller(segment_client: Client) -> None:
+    app = create_app({"SEGMENT_FLUSH_ATT": 5})
+    with pytest.warns(UserWarning, match="SEGMENT_FLUSH_AT'") as record:
+        SegmentFlask().init_app(app, client=segment_client)
+    assert record[0].filename == __file__
+
+
+def test_unknown_keyword_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"'page_call'.*did you mean 'page_calls'"):
+        SegmentFlask(page_call=False)
+    with pytest.raises(TypeError, match="'flushat'"):
+        SegmentFlask().init_app(create_app(), flushat=3)
+
+
+@pytest.mark.parametrize(
+    ("config", "keywords", "message"),
+    [
+        ({"SEGMENT_FLUSH_AT": 0}, {}, r"app.config\['SEGMENT_FLUSH_AT'\]: flush_at must be"),
+        ({"SEGMENT_UPLOAD_SIZE": 0}, {}, r"'SEGMENT_UPLOAD_SIZE'\]: flush_at must be"),
+        ({}, {"host": "ftp://x"}, r"SegmentFlask\(host=...\): host must be an http"),
+        ({"SEGMENT_TRUSTED_PROXIES": "nope"}, {}, r"TRUSTED_PROXIES'\]: trusted_proxies"),
+        ({}, {"page_calls": "yes"}, r"page_calls=...\): page_calls must be True or False"),
+        ({"SEGMENT_CLIENT": "a client"}, {}, r"SEGMENT_CLIENT'\]: must be a segment_core.Client"),
+    ],
+)
+def test_bad_values_name_the_option(
+    config: dict[str, Any], keywords: dict[str, Any], message: str
+) -> None:
+    app = create_app({"SEGMENT_SEND": False, **config})
+    with pytest.raises(ValueError, match=message):
+        SegmentFlask(app, **keywords)
+    assert "segment" not in app.extensions
+
+
+def test_no_write_key_disables_and_says_how_to_fix(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, sent: Sent
+) -> None:
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    app = create_app()
+    with caplog.at_level(logging.WARNING, logger="segment_flask"):
+        SegmentFlask(app)
+    [record] = [r for r in caplog.records if r.name == "segment_flask"]
+    assert "no write key for app 'shop'" in record.getMessage()
+    assert "SEGMENT_WRITE_KEY" in record.getMessage()
+    client = get_state(app).client
+    assert not client.config.enabled
+    response = app.test_client().get("/track")
+    assert response.status_code == 200
+    assert client.stats()["dropped"].get("disabled") == 2  # the track and the page
+    assert sent() == []
+
+
+def test_client_options_beside_a_given_client_warn(segment_client: Client) -> None:
+    app = create_app({"SEGMENT_FLUSH_AT": 5})
+    with pytest.warns(UserWarning, match=r"'SEGMENT_FLUSH_AT'\] ignored.*client given by"):
+        SegmentFlask(app, client=segment_client)
+
+
+# -- the CLI --------------------------------------------------------------------------
+
+
+def test_cli_status(segment_collector: Any, own_clients: list[Client]) -> None:
+    app = create_app(
+        {"SEGMENT_WRITE_KEY": "secret-write-key", "SEGMENT_HOST": segment_collector.url}
+    )
+    SegmentFlask(app, trusted_proxies=["10.0.0.0/8"], page_filter="tests.flask.app.only_home")
+    own_clients.append(get_state(app).client)
+    result = app.test_cli_runner().invoke(args=["segment", "status"])
+    assert result.exit_code == 0, result.output
+    assert "secret-write-key" not in result.output
+    assert "write_key: secr…" in result.output
+    assert f"host: {segment_collector.url}" in result.output
+    assert "trusted_proxies: ['10.0.0.0/8']" in result.output
+    assert "page_filter: only_home" in result.output
+    assert "queued: 0" in result.output
+
+    result = app.test_cli_runner().invoke(args=["segment", "status", "--json"])
+    report = json.loads(result.output)
+    assert report["client"]["write_key"] == "secr…"
+    assert report["stats"]["sent"] == 0
+    assert report["web"]["page_name"] == "route"
+
+
+def test_cli_flush_delivers(app: Flask, segment_client: Client, segment_collector: Any) -> None:
+    with app.app_context():
+        segment_client.track("u1", "Queued Before Flush")
+    result = app.test_cli_runner().invoke(args=["segment", "flush", "--timeout", "10"])
+    assert result.exit_code == 0, result.output
+    assert "every accepted event was delivered" in result.output
+    [event] = segment_collector.events(type="track")
+    assert event["message"]["event"] == "Queued Before Flush"
+
+
+def test_cli_flush_reports_what_is_left(
+    app: Flask, segment_client: Client, segment_collector: Any
+) -> None:
+    segment_collector.faults({"delay": 1.0})  # the collector answers late
+    segment_client.track("u1", "Slow")
+    result = app.test_cli_runner().invoke(args=["segment", "flush", "--timeout", "0.1"])
+    assert result.exit_code == 1
+    assert "1 event(s) still waiting" in result.output
+    segment_collector.wait_for(1, timeout=10, type="track")

@@ -1,0 +1,107 @@
+"""Explicit calls in views, and a bug anywhere near analytics never breaking a request."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask, g
+
+from segment_core.scope import current
+from segment_flask import page_tracked
+from tests.flask.conftest import MakeApp, Sent
+
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+
+
+def test_track_in_a_view(app: Flask, sent: Sent) -> None:
+    app.test_client().get("/track", headers={"User-Agent": CHROME})
+    track, page = sent()
+    assert track["event"] == "Clicked Buy" and track["properties"] == {"sku": "A1"}
+    assert track["anonymousId"] == page["anonymousId"]
+    assert track["context"]["userAgent"] == CHROME
+    assert track["context"]["page"]["path"] == "/track"
+
+
+def test_scope_analytics_in_a_view(app: Flask, sent: Sent) -> None:
+    app.test_client().get("/scope")
+    track, page = sent()
+    assert track["event"] == "Scoped" and track["anonymousId"] == page["anonymousId"]
+    assert current() is None  # unbound once the request is over
+
+
+def test_track_in_an_async_view(app: Flask, sent: Sent) -> None:
+    app.test_client().get("/async-track")
+    track, page = sent()
+    assert track["properties"] == {"sku": "async"}
+    assert track["anonymousId"] == page["anonymousId"]
+
+
+def test_identify_then_track_in_one_request(app: Flask, sent: Sent) -> None:
+    app.test_client().get("/identify")
+    identify, track, page = sent()
+    assert identify["type"] == "identify" and identify["traits"] == {"plan": "pro"}
+    assert identify["userId"] == track["userId"] == page["userId"] == "u-77"
+
+
+def test_request_analytics_is_in_g(app: Flask) -> None:
+    with app.test_request_context("/"):
+        app.preprocess_request()
+        from flask import request
+
+        assert g._segment.analytics is request.analytics  # type: ignore[attr-defined]
+        assert current() is request.analytics  # type: ignore[attr-defined]
+        app.do_teardown_request()
+        assert current() is None
+
+
+# -- bugs in user code are logged, the request goes on --------------------------------
+
+
+@pytest.mark.parametrize("option", ["PAGE_FILTER", "PAGE_PROPERTIES", "PAGE_NAME", "USER_ID"])
+def test_a_bug_in_a_user_hook(
+    make_app: MakeApp, sent: Sent, option: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(**{f"SEGMENT_{option}": "tests.flask.app.broken"})
+    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+        response = app.test_client().get("/")
+    assert response.status_code == 200
+    assert f"the {option.lower()} hook raised" in caplog.text
+    assert len(sent()) == (0 if option == "PAGE_FILTER" else 1)
+
+
+def test_a_page_tracked_receiver_that_raises(
+    app: Flask, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    def receiver(sender: Any, message: dict[str, Any]) -> None:
+        raise RuntimeError("bug in a receiver")
+
+    with (
+        page_tracked.connected_to(receiver, app),
+        caplog.at_level(logging.ERROR, logger="segment_core"),
+    ):
+        response = app.test_client().get("/")
+    assert response.status_code == 200
+    assert "a receiver of the page_tracked signal raised" in caplog.text
+    assert len(sent()) == 1
+
+
+def test_a_page_call_that_cannot_be_sent_is_logged(
+    make_app: MakeApp, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(SEGMENT_PAGE_PROPERTIES="tests.flask.app.unencodable")
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/track")
+    assert response.status_code == 200 and response.get_data() == b"tracked"
+    assert "the automatic page call for /track failed" in caplog.text
+    assert [m["type"] for m in sent()] == ["track"]
+
+
+def test_an_earlier_hook_answering_leaves_no_state(app: Flask, sent: Sent) -> None:
+    # A before_request registered ahead of the extension answers: ours never runs.
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: "maintenance")
+    response = app.test_client().get("/")
+    assert response.get_data() == b"maintenance"
+    assert "Set-Cookie" not in response.headers
+    assert sent() == []
