@@ -8,6 +8,7 @@ parameters are redacted before anything leaves the process.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -67,6 +68,12 @@ def parse_ip(value: str | None) -> IPAddress | None:
     """An address from a header or a peer, without port, brackets or quotes."""
     if not value:
         return None
+    return _parse_ip(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ip(value: str) -> IPAddress | None:
+    # Cached: the same few peers (a proxy, a load balancer) send most requests.
     text = value.strip().strip('"')
     if text.startswith("["):  # "[v6]" or "[v6]:port"
         text = text[1 : text.find("]")] if "]" in text else ""
@@ -167,7 +174,10 @@ def redact_query(query: str, names: frozenset[str]) -> str:
     changed = False
     for index, part in enumerate(parts):
         key, sep, _ = part.partition("=")
-        if sep and unquote_plus(key).strip().lower() in names:
+        if not sep:
+            continue
+        name = unquote_plus(key) if "%" in key or "+" in key else key
+        if name.strip().lower() in names:
             parts[index] = f"{key}={REDACTED}"
             changed = True
     return "&".join(parts) if changed else query

@@ -9,11 +9,11 @@ classic).
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote
 
+from segment_core.normalize import new_message_id
 from segment_core.web._options import WebOptions
 
 __all__ = ["CookieSpec", "anonymous_id_cookie", "new_anonymous_id", "parse_id_cookie"]
@@ -48,7 +48,7 @@ def parse_id_cookie(value: str | None) -> str | None:
 
 def new_anonymous_id() -> str:
     """A fresh anonymous id: a random UUID, as analytics.js creates."""
-    return str(uuid.uuid4())
+    return new_message_id()
 
 
 @dataclass(frozen=True)

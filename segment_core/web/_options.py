@@ -132,6 +132,11 @@ class WebOptions:
     exclude_patterns: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
+    #: The patterns as one regular expression (one search per request), or None
+    #: when they carry different flags and must be searched one by one.
+    exclude_regex: re.Pattern[str] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
     redacted_names: frozenset[str] = field(
         init=False, repr=False, compare=False, default=frozenset()
     )
@@ -141,6 +146,10 @@ class WebOptions:
             object.__setattr__(self, name, normalize(name, getattr(self, name)))
         patterns = tuple(re.compile(p) for p in self.exclude_paths)
         object.__setattr__(self, "exclude_patterns", patterns)
+        flags = {pattern.flags for pattern in patterns}
+        if patterns and len(flags) == 1:
+            joined = "|".join(f"(?:{pattern.pattern})" for pattern in patterns)
+            object.__setattr__(self, "exclude_regex", re.compile(joined, flags.pop()))
         object.__setattr__(self, "redacted_names", frozenset(self.redact_query_params))
 
     @classmethod

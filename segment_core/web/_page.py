@@ -89,6 +89,8 @@ def is_page_status(status: int) -> bool:
 
 def is_excluded(path: str, options: WebOptions) -> bool:
     """Whether one of ``exclude_paths`` is found in ``path``."""
+    if options.exclude_regex is not None:
+        return options.exclude_regex.search(path) is not None
     return any(pattern.search(path) for pattern in options.exclude_patterns)
 
 
