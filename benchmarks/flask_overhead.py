@@ -5,13 +5,13 @@ Run from the repository root with the project's virtualenv::
     .venv/bin/python benchmarks/flask_overhead.py              # 5 rounds of 2 x 6 s
     .venv/bin/python benchmarks/flask_overhead.py --rounds 3 --seconds 4 --json
 
-It starts a local collector (``python -m segment_core.collector --port 0``) and two
+It starts a fast loopback receiver (the one of ``benchmarks/core.py``) and two
 gunicorn servers on free loopback ports, with the same settings (one sync worker,
-one thread): the same app, one with ``SegmentFlask`` sending to the collector.
+one thread): the same app, one with ``SegmentFlask`` sending to the receiver.
 Rounds alternate which server is loaded first, with the project's load generator
 (``benchmarks/loadgen.py``); the figures are medians over rounds. At the end the
 servers are stopped gracefully and every page call the Segment app owes (one per
-request it answered) must have reached the collector. Besides requests/s it prints
+request it answered) must have reached the receiver. Besides requests/s it prints
 the gunicorn worker's CPU time per request (request thread and Segment's sender
 thread), steadier than requests/s on a shared machine. ``--option NAME=JSON``
 passes an option to ``SegmentFlask`` (``--option flush_at=500``, ``--option
@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.core import receiver_report, start_receiver  # noqa: E402
 from benchmarks.loadgen import run_load  # noqa: E402
 
 TARGET_RATIO = 0.95
@@ -85,21 +86,15 @@ def make_app(variant: str = "plain") -> Any:
 
 
 @contextmanager
-def collector() -> Iterator[str]:
-    """A collector in a subprocess; yields its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "segment_core.collector", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+def receiver() -> Iterator[tuple[str, int]]:
+    """The fast loopback receiver of ``benchmarks/core.py`` in a subprocess.
+
+    Not the collector: on a 2-core machine the receiver's CPU is taken from the
+    app under test, and Segment's servers are not on the app's machine.
+    """
+    process, port, _ = start_receiver()
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        if match is None:
-            raise RuntimeError(f"the collector did not start: {line!r}")
-        yield match[0]
+        yield f"http://127.0.0.1:{port}", port
     finally:
         _stop(process)
 
@@ -219,7 +214,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     errors = 0
     started = time.monotonic()
     with ExitStack() as stack:
-        collector_url = stack.enter_context(collector())
+        collector_url, receiver_port = stack.enter_context(receiver())
         urls: dict[str, str] = {}
         servers: dict[str, subprocess.Popen[str]] = {}
         for variant in ("plain", "segment"):
@@ -241,7 +236,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             if time.monotonic() - started > HARD_LIMIT_SECONDS - 2 * args.seconds - 20:
                 break  # stay within the bound on a slow machine
         _stop(servers["segment"])  # graceful: the worker's atexit delivers what it holds
-        delivered = _pages_received(collector_url)
+        delivered = int(receiver_report(receiver_port)["messages"])
     plain = statistics.median(r.per_second for r in runs["plain"])
     with_segment = statistics.median(r.per_second for r in runs["segment"])
     cpu_plain = statistics.median(r.cpu_per_request_us for r in runs["plain"])
@@ -266,13 +261,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "elapsed": time.monotonic() - started,
     }
-
-
-def _pages_received(collector_url: str) -> int:
-    from segment_core.collector.handle import CollectorHandle
-
-    summary = CollectorHandle.connect(collector_url).summary()
-    return int(summary.get("by_type", {}).get("page", {}).get("good", 0))
 
 
 def main() -> None:
@@ -314,7 +302,7 @@ def main() -> None:
             f"{result['elapsed']:.0f} s"
         )
     if result["pages_delivered"] != result["segment_requests"]:
-        sys.exit("not every page call reached the collector")
+        sys.exit("not every page call reached the receiver")
 
 
 if __name__ == "__main__":
