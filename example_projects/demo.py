@@ -1,24 +1,49 @@
-"""The demo: a local collector, this project's client, and a readable report.
+"""The demo: the local collector, this project's client, and the example apps on real servers.
 
-Run it with ``scripts/demo`` (add ``--keep-running`` to watch the live page).
-It starts the local Segment-compatible collector on loopback, sends a short
-scripted visit with the client (the same calls a web app would make), sends
-one deliberately malformed message to show how the collector reports it, and
-prints what arrived. No write key and no network are needed.
+Run it with ``scripts/demo`` (add ``--keep-running`` to watch the live page and
+try the apps in a browser). It starts the local Segment-compatible collector on
+loopback, then:
+
+1. sends a short scripted visit with the client (the calls a web app makes), and
+   one deliberately malformed message, to show how the collector reports it;
+2. starts each example app on a real server (gunicorn, uvicorn) pointed at the
+   collector through ``SEGMENT_WRITE_KEY``/``SEGMENT_HOST``, drives a scripted
+   visit over HTTP, and stops the server with SIGTERM, so that it delivers its
+   events as it shuts down;
+
+and prints what arrived, per app. It exits with status 1 when an expected event
+is missing or arrived twice, or any event but the deliberate one is malformed.
+No write key and no network are needed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
+import tempfile
 import threading
+import time
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
 
+from example_projects._servers import EXAMPLES, Example, Server, serving
+from example_projects._visits import SHOP_USER, VISITS, Visit, check, label
 from segment_core import Client, Context, Properties, Track, Traits
 from segment_core.collector import CollectorHandle, run_in_background
+
+CLIENT_WRITE_KEY = "demo-write-key"
+MALFORMED_ID = "demo-bad-1"
+CLIENT_EVENTS = 9  # eight calls from the client's visit, one malformed message
+# After SIGTERM the events are already there; a running app sends within flush_interval.
+ARRIVAL_TIMEOUT = 3.0
+ARRIVAL_TIMEOUT_RUNNING = 15.0
+# gunicorn exits with 0 after a graceful stop; uvicorn re-raises the signal it handled.
+GRACEFUL_EXITS = (0, -signal.SIGTERM)
 
 
 def scripted_visit(client: Client) -> None:
@@ -53,54 +78,167 @@ def scripted_visit(client: Client) -> None:
 
 def send_malformed(url: str) -> None:
     """A track without an event name: accepted by the HTTP API, reported as bad."""
-    bad = {"type": "track", "userId": "user-1001", "messageId": "demo-bad-1"}
-    requests.post(f"{url}/v1/batch", json={"batch": [bad], "writeKey": "demo"}, timeout=10)
+    bad = {"type": "track", "userId": "user-1001", "messageId": MALFORMED_ID}
+    payload = {"batch": [bad], "writeKey": CLIENT_WRITE_KEY}
+    requests.post(f"{url}/v1/batch", json=payload, timeout=10)
 
 
-def report(collector: CollectorHandle) -> str:
-    events = collector.events(limit=1000)
-    summary = collector.summary()
-    lines = ["", "What arrived at the local collector:", ""]
-    lines.append(f"  {'status':6}  {'type':8}  {'event / name':22}  {'userId':10}  anonymousId")
-    for item in events:
-        message: dict[str, Any] = item["message"]
-        label = message.get("event") or message.get("name") or message.get("groupId") or ""
-        lines.append(
-            f"  {item['status']:6}  {message.get('type', '?'):8}  {str(label)[:22]:22}  "
-            f"{str(message.get('userId') or '')[:10]:10}  {message.get('anonymousId') or ''}"
-        )
-        for reason in item.get("reasons") or []:
-            lines.append(f"          ↳ {reason}")
-    kinds = Counter(item["message"].get("type", "?") for item in events)
-    lines += [
-        "",
-        "  by type: " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())),
-        f"  good {summary.get('good')}, bad {summary.get('bad')}, "
-        f"duplicates {summary.get('duplicates')}",
+def client_demo(collector: CollectorHandle) -> bool:
+    """Part 1: the client on its own. True when all arrived as expected."""
+    client = Client(CLIENT_WRITE_KEY, host=collector.url)
+    scripted_visit(client)
+    delivered = client.shutdown(timeout=10)
+    send_malformed(collector.url)
+    collector.wait_for(CLIENT_EVENTS)
+    events = [e for e in collector.events(limit=1000) if e["writeKey"] == CLIENT_WRITE_KEY]
+    print("\n1. The client, sending a scripted visit and one malformed message:\n")
+    print(event_table(events))
+    print(f"\n  client: delivered={delivered} stats={client.stats()}")
+    unexpected_bad = [e for e in events if e["status"] != "good" and e["messageId"] != MALFORMED_ID]
+    return delivered and len(events) == CLIENT_EVENTS and not unexpected_bad
+
+
+@dataclass
+class Run:
+    """One example app's turn: its server, the visit, and what came of it."""
+
+    example: Example
+    server: Server | None = None
+    visit: Visit | None = None
+    seconds: float = 0.0
+    exit_status: int | None = None
+    error: str | None = None
+
+
+def run_example(
+    example: Example,
+    collector: CollectorHandle,
+    data_dir: Path,
+    keep: bool,
+    stack: contextlib.ExitStack,
+) -> Run:
+    """Serve ``example``, visit it, and (unless ``keep``) stop it with SIGTERM."""
+    run = Run(example)
+    started = time.monotonic()
+    try:
+        run.server = stack.enter_context(serving(example, collector.url, data_dir))
+        run.visit = VISITS[example.name](run.server.url)
+        if not keep:
+            run.exit_status = run.server.stop()
+            if run.exit_status not in GRACEFUL_EXITS:
+                run.error = f"exit status {run.exit_status} after SIGTERM:\n{run.server.log()}"
+    except (RuntimeError, KeyError, requests.RequestException) as exc:
+        log = run.server.log() if run.server is not None else ""
+        run.error = f"{type(exc).__name__}: {exc}\n{log}"
+    run.seconds = time.monotonic() - started
+    return run
+
+
+def arrived(
+    collector: CollectorHandle, run: Run, timeout: float
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The app's events (told apart by its write key) and the problems with them.
+
+    Polls until nothing is missing or ``timeout`` has passed.
+    """
+    assert run.visit is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [
+            e for e in collector.events(limit=10_000) if e["writeKey"] == run.example.write_key
+        ]
+        problems = check(run.visit, events)
+        if not problems or time.monotonic() > deadline:
+            return events, problems
+        time.sleep(0.1)
+
+
+def app_report(run: Run, events: list[dict[str, Any]], problems: list[str]) -> str:
+    example = run.example
+    lines = [
+        f"  {example.name}: {example.server} {example.target}  (write key {example.write_key!r})"
     ]
+    if run.error is not None:
+        return "\n".join([*lines, *("    " + line for line in run.error.splitlines()[-25:])])
+    assert run.visit is not None
+    stopped = "" if run.exit_status is None else ", stopped gracefully by SIGTERM"
+    lines.append(f"    served, visited{stopped}: {run.seconds:.1f}s")
+    lines.append(event_table(events, indent=4))
+    verdict = "as expected" if not problems else f"{len(problems)} problem(s):"
+    lines.append(f"    {len(events)} events, {verdict}")
+    lines += [f"      ✗ {problem}" for problem in problems]
+    return "\n".join(lines)
+
+
+def event_table(events: list[dict[str, Any]], *, indent: int = 2) -> str:
+    """One line per event (in the order they happened), then counts by type."""
+    pad = " " * indent
+    lines = [f"{pad}{'status':6}  {'type':8}  {'event / name':24}  {'userId':10}  anonymousId"]
+    ordered = sorted(events, key=lambda e: (str(e["message"].get("timestamp")), e["seq"]))
+    for item in ordered:
+        message: dict[str, Any] = item["message"]
+        name = label(message) or str(message.get("groupId") or "")
+        anonymous_id = message.get("anonymousId")
+        if message.get("type") == "alias":
+            anonymous_id = f"(previousId {message.get('previousId')})"
+        line = (
+            f"{pad}{item['status']:6}  {message.get('type', '?'):8}  {name[:24]:24}  "
+            f"{str(message.get('userId') or '-')[:10]:10}  {anonymous_id or '-'}"
+        )
+        lines.append(line)
+        lines += [f"{pad}        ↳ {reason}" for reason in item.get("reasons") or []]
+    kinds = Counter(item["message"].get("type", "?") for item in events)
+    lines.append(f"{pad}by type: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep-running", action="store_true", help="serve the live page")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep the collector and the apps up (Ctrl-C stops them)",
+    )
     parser.add_argument("--port", type=int, default=0, help="collector port (0: any free)")
     args = parser.parse_args(argv)
+    began = time.monotonic()
 
-    with run_in_background(port=args.port) as collector:
+    with contextlib.ExitStack() as stack:
+        collector = stack.enter_context(run_in_background(port=args.port))
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="segment-demo-")))
         print(f"collector listening on {collector.url}")
-        client = Client("demo-write-key", host=collector.url)
-        scripted_visit(client)
-        delivered = client.shutdown(timeout=10)
-        send_malformed(collector.url)
-        collector.wait_for(9)  # eight calls from the visit, one malformed message
-        print(report(collector))
-        print(f"\n  client: delivered={delivered} stats={client.stats()}")
+        ok = client_demo(collector)
+
+        print("\n2. The example apps, each on a real server, visited over HTTP:\n")
+        runs = [
+            run_example(example, collector, data_dir, args.keep_running, stack)
+            for example in EXAMPLES
+        ]
+        timeout = ARRIVAL_TIMEOUT_RUNNING if args.keep_running else ARRIVAL_TIMEOUT
+        for run in runs:
+            events, problems = arrived(collector, run, timeout) if run.visit else ([], [])
+            ok = ok and run.error is None and not problems
+            print(app_report(run, events, problems) + "\n")
+
+        summary = collector.summary()
+        ok = ok and summary["duplicates"] == 0 and summary["bad"] == 1
+        print(
+            f"collector: {summary['total']} events, good {summary['good']}, bad {summary['bad']} "
+            f"(1 on purpose), duplicates {summary['duplicates']}"
+        )
+        print(f"demo {'passed' if ok else 'FAILED'} in {time.monotonic() - began:.1f}s")
+
         if args.keep_running:
-            print(f"\nWatch events live at {collector.url}/  (Ctrl-C to stop)")
+            print(f"\nWatch events live at {collector.url}/")
+            for run in runs:
+                if run.server is not None:
+                    print(f"  {run.example.label:24} {run.server.url}/")
+            print(f"  (django_shop: log in as {' / '.join(SHOP_USER)}; fastapi_api: docs at /docs)")
+            print("Ctrl-C stops the apps (SIGTERM: each delivers what it holds) and the collector.")
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
-    return 0 if delivered else 1
+            print("\nstopping...")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

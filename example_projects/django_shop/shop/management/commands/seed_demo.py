@@ -1,0 +1,31 @@
+"""``manage.py seed_demo``: create the tables and the demo user (safe to run again)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+DEMO_PASSWORD = os.environ.get("SHOP_DEMO_PASSWORD", "espresso-for-ada")
+
+
+class Command(BaseCommand):
+    help = "Run the migrations, then create the demo user (or reset its password)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--username", default="ada")
+        parser.add_argument("--password", default=DEMO_PASSWORD)
+
+    def handle(self, *args: Any, username: str, password: str, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        user, created = get_user_model().objects.get_or_create(
+            username=username,
+            defaults={"email": f"{username}@example.com", "first_name": username.title()},
+        )
+        user.set_password(password)
+        user.save()
+        verb = "created" if created else "updated"
+        self.stdout.write(f"demo user {username!r} {verb}; log in with password {password!r}")

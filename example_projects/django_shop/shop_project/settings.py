@@ -1,0 +1,100 @@
+"""Settings for the demo shop, read from the environment.
+
+- ``SEGMENT_WRITE_KEY``, ``SEGMENT_HOST``: where events go (Segment, or a local
+  collector such as ``segment-collector``).
+- ``SEGMENT_JS_URL``, ``SEGMENT_JS_CONFIG``: load analytics.js in the pages (optional).
+- ``SHOP_DATABASE``: the SQLite file (default: ``django_shop.sqlite3`` in the temp dir).
+- ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-demo-shop-only")
+DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "segment_django",
+    "shop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After AuthenticationMiddleware, so page calls carry the logged-in user's id.
+    "segment_django.middleware.SegmentMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "shop_project.urls"
+WSGI_APPLICATION = "shop_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "shop.context_processors.shop",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get(
+            "SHOP_DATABASE", str(Path(tempfile.gettempdir()) / "django_shop.sqlite3")
+        ),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "shop:product_list"
+LOGOUT_REDIRECT_URL = "shop:product_list"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-gb"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        # Delivery problems (collector down, bad write key) show up in the server log.
+        "segment_core": {"handlers": ["console"], "level": "WARNING"},
+        "segment_django": {"handlers": ["console"], "level": "WARNING"},
+    },
+}
+
+# Segment: every option of segment_core.Client and segment_core.web.WebOptions,
+# upper-cased. None falls back to the SEGMENT_WRITE_KEY / SEGMENT_HOST variables
+# (and then to https://api.segment.io); with no write key nothing is sent.
+SEGMENT = {
+    "WRITE_KEY": os.environ.get("SEGMENT_WRITE_KEY"),
+    "HOST": os.environ.get("SEGMENT_HOST"),
+}
+
+# analytics.js in the browser (optional): the bundle's URL (empty: not loaded) and
+# a JSON object {"writeKey": ..., "options": {...}, "cdn": ..., "page": true}.
+SEGMENT_JS_URL = os.environ.get("SEGMENT_JS_URL", "")
+SEGMENT_JS_CONFIG = json.loads(os.environ.get("SEGMENT_JS_CONFIG") or "{}")

@@ -1,0 +1,25 @@
+"""Segment for ASGI apps (Starlette, FastAPI, Django's ASGI handler ...): one middleware.
+
+::
+
+    from fastapi import Depends, FastAPI
+    import segment_asgi
+
+    app = FastAPI()
+    app.add_middleware(segment_asgi.SegmentMiddleware, write_key="...")
+
+    @app.get("/items/{item_id}")
+    def read_item(item_id: int, analytics=Depends(segment_asgi.analytics)):
+        analytics.track("Item Viewed", {"item_id": item_id})
+
+Every GET answered with a success gets an automatic page call named after its
+route; ``request.state.analytics`` and ``segment_core.scope.analytics()`` reach
+the same object; the client is flushed on lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+from segment_asgi.dependencies import analytics
+from segment_asgi.middleware import ResponseInfo, SegmentMiddleware
+
+__all__ = ["ResponseInfo", "SegmentMiddleware", "analytics"]

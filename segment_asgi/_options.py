@@ -1,0 +1,77 @@
+"""Keyword options -> the client and the web options, checked once, at start-up."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import segment_core
+from segment_core.client import Client
+from segment_core.config import ALIASES
+from segment_core.config import option_names as client_option_names
+from segment_core.web import WebOptions
+from segment_core.web import option_names as web_option_names
+
+__all__ = ["OWN_OPTIONS", "check_names", "is_async", "make_client", "make_web_options"]
+
+#: Keywords of the middleware that are neither client nor web options.
+OWN_OPTIONS = frozenset({"client", "websockets"})
+
+# Hooks the web layer calls synchronously; only user_id may be a coroutine function.
+_SYNC_HOOKS = ("page_filter", "page_properties", "consent", "page_name")
+
+
+def check_names(options: Iterable[str]) -> None:
+    """An unknown keyword is a TypeError (as for any function) naming the closest option."""
+    known = client_option_names() | web_option_names() | OWN_OPTIONS
+    for name in options:
+        if name in known:
+            continue
+        if name in ALIASES:
+            raise TypeError(
+                f"SegmentMiddleware: {name!r} is analytics-python's name; use {ALIASES[name]!r}"
+            )
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"SegmentMiddleware got an unknown option {name!r}{hint}")
+
+
+def make_web_options(web: Mapping[str, Any]) -> WebOptions:
+    """Validated web options (a ValueError names a bad one)."""
+    options = WebOptions.from_mapping(web)
+    for name in _SYNC_HOOKS:
+        if is_async(getattr(options, name)):
+            raise ValueError(f"{name} must be a plain function; only user_id may be async")
+    return options
+
+
+def make_client(client: Client | None, options: Mapping[str, Any]) -> Client | None:
+    """The given client, or one built from the client options; None: the default client.
+
+    A client built here becomes ``segment_core``'s default client when there is
+    none yet, so ``segment_core.track(...)`` and ``analytics()`` outside a
+    request use it too.
+    """
+    if client is not None:
+        if options:
+            raise ValueError(
+                f"client= and client options ({', '.join(sorted(options))}) were both given: "
+                "configure the Client itself, or pass its options here"
+            )
+        return client
+    if not options:
+        return None
+    built = Client(**options)
+    if segment_core.default_client is None:
+        segment_core.default_client = built
+    return built
+
+
+def is_async(hook: object) -> bool:
+    """Whether calling ``hook`` returns a coroutine (functions, partials, callable objects)."""
+    return hook is not None and (
+        inspect.iscoroutinefunction(hook)
+        or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
+    )

@@ -1,0 +1,147 @@
+"""Read what the web rules need from an ASGI connection scope: plain functions.
+
+Nothing here decides anything about ids, context or page calls; it only turns
+the scope's bytes and tuples into a :class:`segment_core.web.RequestInfo`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import cookie_parser
+from starlette.routing import Host, Mount
+
+from segment_asgi._types import Scope
+from segment_core.web import RequestInfo
+
+__all__ = ["header_dict", "request_info", "request_path", "route_of", "user_id_of"]
+
+logger = logging.getLogger("segment_asgi")
+
+# The characters a path keeps unescaped (as Django's escape_uri_path): ASGI
+# gives the path decoded, the web rules want it as it would be on the wire.
+_PATH_SAFE = "/:@&+$,-_.!~*'()"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# WebSocket schemes, as the web rules (cookies, URLs) see them.
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+
+
+def request_info(scope: Scope, native: Any = None) -> RequestInfo:
+    """The neutral request for an ``http`` (or ``websocket``) scope."""
+    headers = header_dict(scope.get("headers") or ())
+    cookie = headers.get("cookie")
+    scheme = str(scope.get("scheme") or "http")
+    scheme = _HTTP_SCHEMES.get(scheme, scheme)
+    client = scope.get("client")
+    return RequestInfo(
+        method=str(scope.get("method") or "GET"),
+        scheme=scheme,
+        host=headers.get("host") or _server_host(scope.get("server"), scheme),
+        path=request_path(scope),
+        query_string=(scope.get("query_string") or b"").decode("latin-1"),
+        headers=headers,
+        cookies=cookie_parser(cookie) if cookie else {},
+        client_addr=str(client[0]) if client else None,
+        native=native,
+    )
+
+
+def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI header pairs as ``{lower-case name: value}``; repeated lines joined.
+
+    Repeated ``Cookie`` lines are joined with ``"; "`` (one cookie string), any
+    other repeated header with ``", "`` (so ``X-Forwarded-For`` keeps every hop).
+    """
+    pairs = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
+    headers = dict(pairs)
+    if len(headers) == len(pairs):  # the common case: no header repeated
+        return headers
+    headers = {}
+    for name, value in pairs:
+        previous = headers.get(name)
+        if previous is None:
+            headers[name] = value
+        else:
+            headers[name] = f"{previous}{'; ' if name == 'cookie' else ', '}{value}"
+    return headers
+
+
+def request_path(scope: Scope) -> str:
+    """``root_path`` + ``path``, percent-encoded.
+
+    Servers disagree on whether ``path`` already starts with ``root_path`` (the
+    ASGI spec says it does; some servers and test transports leave it out).
+    """
+    path = str(scope.get("path") or "/")
+    root_path = str(scope.get("root_path") or "")
+    if root_path and not path.startswith(root_path):
+        path = root_path + path
+    return quote(path, safe=_PATH_SAFE)
+
+
+def _server_host(server: Any, scheme: str) -> str:
+    """``host[:port]`` from the scope's ``server``, when the request had no Host header."""
+    if not server:
+        return ""
+    host, port = server[0], server[1] if len(server) > 1 else None
+    if ":" in str(host):  # an IPv6 address
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return str(host)
+    return f"{host}:{port}"
+
+
+def route_of(scope: Scope, root_path: str, path: str) -> tuple[str | None, str | None]:
+    """The matched route's name and path template, once the app has routed.
+
+    Starlette (and FastAPI) put the matched route in ``scope["route"]``; behind a
+    ``Mount`` the mount's prefix (what it added to ``root_path``, given here as it
+    was before the app ran) goes in front of the route's own path. Older
+    Starlette versions set only ``scope["endpoint"]``: its name, no template. An
+    app that does not route (a plain ASGI app, Django's handler, an app mounted
+    as a whole) has the request's ``path`` as its template.
+    """
+    route = scope.get("route")
+    if route is None:
+        endpoint = scope.get("endpoint")
+        name = getattr(endpoint, "__name__", None) if endpoint is not None else None
+        if isinstance(name, str) and name:
+            return name, None
+        return None, path
+    if isinstance(route, (Mount, Host)):
+        return None, path
+    name = getattr(route, "name", None)
+    route_path = getattr(route, "path", None)
+    if not isinstance(route_path, str):
+        return (name if isinstance(name, str) and name else None), path
+    mounted = str(scope.get("root_path") or "")
+    prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+    template = prefix + route_path if route_path else prefix or "/"
+    return (name if isinstance(name, str) and name else None), template
+
+
+def user_id_of(scope: Scope) -> str | None:
+    """The id of the user an authentication middleware put in ``scope["user"]``.
+
+    Starlette's ``BaseUser`` has ``is_authenticated`` and ``identity`` (an
+    ``identity`` that is not implemented falls back to ``display_name``).
+    """
+    user = scope.get("user")
+    if user is None:
+        return None
+    try:
+        if not getattr(user, "is_authenticated", False):
+            return None
+        try:
+            identity = user.identity
+        except NotImplementedError:
+            identity = user.display_name
+    except Exception:
+        logger.exception("segment: could not read scope['user']; no user id for this request")
+        return None
+    if identity is None or identity == "" or isinstance(identity, bool):
+        return None
+    return str(identity)

@@ -1,0 +1,301 @@
+"""``SegmentMiddleware``: a pure ASGI middleware for Starlette, FastAPI and any ASGI app.
+
+Per HTTP request it binds an :class:`~segment_core.scope.Analytics` object
+(``request.state.analytics``, ``segment_core.scope.analytics()``), adds the
+anonymous-id cookie to the response's start and sends the automatic page call
+once the last body chunk has been handed to the server. Bodies are never
+buffered or delayed. On lifespan shutdown it flushes the client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection, Request
+
+import segment_core
+from segment_asgi._options import check_names, is_async, make_client, make_web_options
+from segment_asgi._scope import request_info, route_of, user_id_of
+from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
+from segment_core.client import Client
+from segment_core.config import BeforeSend, ErrorHandler
+from segment_core.config import option_names as client_option_names
+from segment_core.lifespan import flush_in_thread, run_lifespan
+from segment_core.scope import bind, reset
+from segment_core.web import CookieSpec, RequestInfo, RequestTracker, split_options
+from segment_core.web import is_excluded as is_excluded_path
+from segment_core.web import option_names as web_option_names
+
+__all__ = ["SCOPE_MARK", "ResponseInfo", "SegmentMiddleware"]
+
+logger = logging.getLogger("segment_asgi")
+# Where the web layer logs failing hooks: the async user_id hook's failures go there too.
+hook_logger = logging.getLogger("segment_core.web")
+
+#: Set in the scope by the outermost middleware: an inner one passes through,
+#: so an app wrapped twice still sends one page call per request.
+SCOPE_MARK = "segment_asgi.tracked"
+
+Hook = Callable[..., Any]
+
+_OPTION_NAMES = client_option_names() | web_option_names()
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    """What ``page_filter`` and ``page_properties`` hooks get as the response.
+
+    ASGI has no response object: these are the status and headers of the
+    ``http.response.start`` message.
+    """
+
+    status_code: int
+    headers: Headers
+
+
+class SegmentMiddleware:
+    """Segment analytics for every request of an ASGI app.
+
+    ::
+
+        app = SegmentMiddleware(app, write_key="...")                  # any ASGI app
+        app = Starlette(routes=..., middleware=[Middleware(SegmentMiddleware, write_key="...")])
+        app.add_middleware(SegmentMiddleware, write_key="...")         # FastAPI
+
+    The keywords are the options of :class:`segment_core.Client` (``write_key``,
+    ``host``, ``flush_at`` ...) and of :class:`segment_core.web.WebOptions`
+    (``exclude_paths``, ``trusted_proxies`` ...), with the same meaning and
+    defaults; ``None`` (or leaving one out) means the option's default. A bad
+    value raises :class:`ValueError` naming the option, an unknown keyword a
+    :class:`TypeError` naming the closest one.
+
+    - ``client``: use this client instead of building one; with neither a client
+      nor client options, the default client (``segment_core.get_client()``).
+    - ``websockets``: bind an ``Analytics`` object to WebSocket connections too
+      (no page call, no cookie).
+
+    The ``user_id`` hook may be a coroutine function. A user put in
+    ``scope["user"]`` by an authentication middleware (Starlette's
+    ``AuthenticationMiddleware``) is seen when that middleware runs first, i.e.
+    wraps this one.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> SegmentMiddleware:
+        # Before Python binds the keywords, so a typo gets the closest name.
+        check_names(kwargs)
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        client: Client | None = None,
+        websockets: bool = False,
+        # Client options (segment_core.config.Config).
+        write_key: str | None = None,
+        host: str | None = None,
+        flush_at: int | None = None,
+        flush_interval: float | None = None,
+        max_queue_size: int | None = None,
+        gzip: bool | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_after: float | None = None,
+        max_total_backoff_duration: float | None = None,
+        retry_backoff_min: float | None = None,
+        retry_backoff_max: float | None = None,
+        on_error: ErrorHandler | None = None,
+        send: bool | None = None,
+        sync_mode: bool | None = None,
+        default_context: Mapping[str, Any] | None = None,
+        default_integrations: Mapping[str, Any] | None = None,
+        shutdown_timeout: float | None = None,
+        debug: bool | None = None,
+        before_send: BeforeSend | None = None,
+        max_in_flight: int | None = None,
+        proxies: Mapping[str, str] | None = None,
+        log_handler: logging.Handler | None = None,
+        # Web options (segment_core.web.WebOptions); hooks may be dotted paths.
+        page_calls: bool | None = None,
+        page_methods: Iterable[str] | None = None,
+        exclude_paths: Iterable[str | re.Pattern[str]] | re.Pattern[str] | None = None,
+        skip_bots: bool | None = None,
+        page_name: str | Hook | None = None,
+        page_filter: Hook | str | None = None,
+        page_properties: Hook | str | None = None,
+        user_id: Hook | str | None = None,
+        consent: Hook | str | None = None,
+        honor_gpc: bool | None = None,
+        honor_dnt: bool | None = None,
+        trusted_proxies: int | str | Iterable[str] | None = None,
+        collect_ip: bool | None = None,
+        anonymize_ip: bool | None = None,
+        redact_query_params: Iterable[str] | None = None,
+        set_cookie: bool | None = None,
+        cookie_name: str | None = None,
+        user_cookie_name: str | None = None,
+        cookie_domain: str | None = None,
+        cookie_format: Literal["raw", "quoted"] | None = None,
+        cookie_max_age: float | dt.timedelta | None = None,
+    ) -> None:
+        # Every option left at None takes its default from Config / WebOptions.
+        given = {
+            name: value
+            for name, value in locals().items()
+            if value is not None and name in _OPTION_NAMES
+        }
+        client_options, web_kwargs = split_options(given)
+        web_options = make_web_options(web_kwargs)
+        if not isinstance(websockets, bool):
+            raise ValueError(f"websockets must be True or False, got {websockets!r}")
+        self.app = app
+        self.websockets = websockets
+        self.options = web_options
+        # An async user_id hook is awaited here; the web layer gets its answer.
+        self._async_user_id = web_options.user_id if is_async(web_options.user_id) else None
+        self._tracker_options = (
+            replace(web_options, user_id=None) if self._async_user_id else web_options
+        )
+        # Hooks get the framework's request; without hooks nothing needs one.
+        self._hooks = any(
+            getattr(web_options, name) is not None
+            for name in ("page_filter", "page_properties", "user_id", "consent")
+        ) or callable(web_options.page_name)
+        self._response_hooks = (
+            web_options.page_filter is not None or web_options.page_properties is not None
+        )
+        self._client = make_client(client, client_options)
+        self._warned_user_order = False
+
+    @property
+    def client(self) -> Client:
+        """The client events go to."""
+        return self._client if self._client is not None else segment_core.get_client()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" or SCOPE_MARK in scope:
+            if kind == "lifespan":
+                await run_lifespan(self.app, scope, receive, send, self._flush)
+            elif kind == "websocket" and self.websockets and SCOPE_MARK not in scope:
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+
+        root_path = str(scope.get("root_path") or "")
+        had_user = "user" in scope
+        tracker = await self._start(scope, Request(scope) if self._hooks else None)
+        start: Message | None = None
+
+        async def send_with_analytics(message: Message) -> None:
+            nonlocal start
+            kind = message["type"]
+            if kind == "http.response.start":
+                start = message
+                cookie = tracker.cookie_to_set()
+                if cookie is not None:
+                    message = _with_cookie(message, cookie)
+                await send(message)
+                return
+            await send(message)
+            # The page call goes after the last chunk has been handed to the server.
+            if (
+                kind == "http.response.body" and not message.get("more_body", False)
+            ) or kind == "http.response.pathsend":
+                self._finish(tracker, scope, root_path, start)
+                if not had_user and "user" in scope:
+                    self._warn_user_order()
+
+        token = bind(tracker.analytics)
+        try:
+            await self.app(scope, receive, send_with_analytics)
+        finally:
+            reset(token)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracker = await self._start(scope, HTTPConnection(scope) if self._hooks else None)
+        token = bind(tracker.analytics)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            reset(token)
+
+    async def _start(self, scope: Scope, native: Any) -> RequestTracker:
+        """Mark the scope, read it, and bind the request's ``Analytics`` in its state."""
+        scope[SCOPE_MARK] = True
+        try:
+            info = request_info(scope, native)
+        except Exception:
+            logger.exception("segment: could not read the ASGI scope; no automatic calls for it")
+            info = RequestInfo(native=native)
+        # A user to look up, but not for health checks and assets.
+        if (self._async_user_id is not None or "user" in scope) and not is_excluded_path(
+            info.path, self.options
+        ):
+            if self._async_user_id is not None:
+                info.user_id = await self._await_user_id(info)
+            else:
+                info.user_id = user_id_of(scope)
+        tracker = RequestTracker(self._client, self._tracker_options, info)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["analytics"] = tracker.analytics
+        return tracker
+
+    async def _await_user_id(self, info: RequestInfo) -> Any:
+        """The async ``user_id`` hook's answer (checked by the web layer); None if it raised."""
+        hook = self._async_user_id
+        assert hook is not None
+        try:
+            return await hook(info.hook_target)
+        except Exception:
+            hook_logger.exception("segment: the user_id hook raised; going on with None")
+            return None
+
+    def _finish(
+        self, tracker: RequestTracker, scope: Scope, root_path: str, start: Message | None
+    ) -> None:
+        """The automatic page call; never raises."""
+        try:
+            status = int(start["status"]) if start is not None else 0
+            route_name, route_template = route_of(scope, root_path, tracker.request.path)
+            response = None
+            if self._response_hooks and start is not None:
+                response = ResponseInfo(status, Headers(raw=list(start.get("headers") or ())))
+            tracker.finish(status, response, route_name=route_name, route_template=route_template)
+        except Exception:
+            logger.exception("segment: could not complete the request's analytics")
+
+    def _warn_user_order(self) -> None:
+        """An authentication middleware inside this one: say so once."""
+        if not self._warned_user_order:
+            self._warned_user_order = True
+            logger.warning(
+                "segment: scope['user'] was set by a middleware inside SegmentMiddleware, "
+                "so events carry no user id from it; add SegmentMiddleware before "
+                "AuthenticationMiddleware (app.add_middleware) or after it in middleware=[...]"
+            )
+
+    async def _flush(self) -> None:
+        """Deliver what the client holds before the server hears shutdown is complete."""
+        client = self._client if self._client is not None else segment_core.default_client
+        await flush_in_thread(client)
+
+
+def _with_cookie(message: Message, cookie: CookieSpec) -> Message:
+    """``message`` (a response start) with the cookie, unless the app set that cookie."""
+    headers: list[Any] = list(message.get("headers") or ())
+    prefix = f"{cookie.name}=".encode("latin-1")
+    for name, value in headers:
+        if name.lower() == b"set-cookie" and value.lstrip().startswith(prefix):
+            return message
+    headers.append((b"set-cookie", cookie.header_value().encode("latin-1")))
+    return {**message, "headers": headers}

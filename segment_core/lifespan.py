@@ -1,0 +1,138 @@
+"""ASGI's lifespan protocol: flush a client before shutdown completes.
+
+Framework-free (the standard library only), for every ASGI entry point: the
+``segment_asgi`` middleware, and :class:`ShutdownFlush` for an app that needs
+nothing but the flush, such as Django's ASGI handler with ``segment_django``::
+
+    application = ShutdownFlush(get_asgi_application(), client=segment_django.get_client)
+
+Servers (uvicorn, hypercorn, gunicorn's uvicorn worker) end a worker without
+running ``atexit`` handlers, so lifespan shutdown is where an ASGI app delivers
+what it accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segment_core.client import Client
+
+__all__ = ["ShutdownFlush", "flush_in_thread", "run_lifespan"]
+
+logger = logging.getLogger("segment_core")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+# Loose on purpose: apps declare their parameters in many ways (Django's handler
+# takes a dict and Mappings, Starlette MutableMappings); all are ASGI apps.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+_SHUTDOWN_ANSWERS = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
+
+
+async def run_lifespan(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, flush: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``app``'s lifespan, calling ``flush()`` before the server hears shutdown is done.
+
+    The flush comes after the app's own shutdown handlers, which may still send
+    events. An app that does not speak lifespan (Django's ASGI handler raises on
+    it; some apps just return) has it answered here instead, so the server still
+    runs startup and shutdown, and the flush still happens. An app that answered
+    anything (a failed startup, say) keeps its own outcome, exceptions included.
+    """
+    received: list[Message] = []
+    answered = False
+
+    async def receive_and_remember() -> Message:
+        message = await receive()
+        received.append(message)
+        return message
+
+    async def send_after_flush(message: Message) -> None:
+        nonlocal answered
+        answered = True
+        if message["type"] in _SHUTDOWN_ANSWERS:
+            await flush()
+        await send(message)
+
+    try:
+        await app(scope, receive_and_remember, send_after_flush)
+    except Exception:
+        if answered:
+            raise
+        logger.debug("segment: the app does not support lifespan; answering it", exc_info=True)
+    if not answered:
+        await _answer(received, receive, send, flush)
+
+
+async def _answer(
+    received: list[Message], receive: Receive, send: Send, flush: Callable[[], Awaitable[None]]
+) -> None:
+    """Speak the protocol for the app, starting with what it read before giving up."""
+    pending = deque(received)
+    while True:
+        message = pending.popleft() if pending else await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await flush()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _to_thread(function: Callable[[float], bool], timeout: float) -> bool:
+    # anyio where it is installed (Starlette's apps may run on trio), else asyncio.
+    try:
+        import anyio.to_thread
+    except ImportError:
+        return await asyncio.to_thread(function, timeout)
+    return await anyio.to_thread.run_sync(function, timeout)
+
+
+async def flush_in_thread(client: Client | None) -> None:
+    """Deliver what ``client`` holds, off the event loop, within its ``shutdown_timeout``."""
+    if client is None:
+        return
+    timeout = client.config.shutdown_timeout
+    try:
+        delivered = await _to_thread(client.flush, timeout)
+    except Exception:
+        logger.exception("segment: the flush at shutdown failed")
+        return
+    if not delivered:
+        logger.warning(
+            "segment: %d event(s) not delivered within shutdown_timeout=%gs at shutdown",
+            client.stats().get("pending", 0),
+            timeout,
+        )
+
+
+class ShutdownFlush:
+    """An ASGI app that passes everything to ``app`` and flushes ``client`` at shutdown.
+
+    ``client`` is a :class:`Client` or a function returning one (called at
+    shutdown, so a client built lazily on the first request is the one flushed).
+    When ``app`` does not speak lifespan, this answers it for the server.
+    """
+
+    def __init__(self, app: ASGIApp, client: Client | Callable[[], Client | None]) -> None:
+        self.app = app
+        self._client = client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await run_lifespan(self.app, scope, receive, send, self._flush)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _flush(self) -> None:
+        client = self._client
+        await flush_in_thread(client() if callable(client) else client)

@@ -1,0 +1,53 @@
+"""The app ``test_uvicorn.py`` runs under a real uvicorn, in a subprocess.
+
+Environment: ``SEGMENT_HOST`` (the test's collector) and ``SERVED_APP``:
+``starlette`` (an app with lifespan support) or ``plain`` (an app that fails
+the lifespan protocol, as Django's ASGI handler does). The client holds every
+event until it is flushed, and reports each batch it sends on stderr, where
+uvicorn logs its shutdown steps.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from segment_asgi import SegmentMiddleware
+from segment_core import Client, signals
+from segment_core.scope import analytics
+
+client = Client("test-key", flush_at=2500, flush_interval=300)  # host: $SEGMENT_HOST
+
+
+def report(sender: Any, count: int, **kwargs: Any) -> None:
+    print(f"segment batch sent: {count} message(s)", file=sys.stderr, flush=True)
+
+
+signals.batch_sent.connect(report)
+
+
+async def track(request: Request) -> Response:
+    request.state.analytics.track("Clicked Buy", {"n": request.query_params.get("n")})
+    return PlainTextResponse("ok")
+
+
+async def plain(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        raise ValueError(f"can only handle HTTP, not {scope['type']}")
+    if scope["path"] == "/track/":
+        analytics().track("Clicked Buy")
+    await PlainTextResponse("ok")(scope, receive, send)
+
+
+inner: Any = (
+    plain
+    if os.environ.get("SERVED_APP") == "plain"
+    else Starlette(routes=[Route("/track/", track, name="track")])
+)
+app = SegmentMiddleware(inner, client=client)

@@ -1,0 +1,239 @@
+"""The middleware at the ASGI level: scopes, state, options, the double-wrap guard."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mypy import api as mypy_api
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+import segment_core
+from segment_asgi import SegmentMiddleware
+from segment_asgi.middleware import SCOPE_MARK
+from segment_core import Client
+from segment_core.collector.handle import CollectorHandle
+from segment_core.config import option_names as client_option_names
+from segment_core.scope import Analytics, current
+from segment_core.web import option_names as web_option_names
+from tests.asgi.asgi import Message, call, header, http_scope
+from tests.asgi.conftest import Sent
+
+
+def hello(request: Request) -> Response:
+    return PlainTextResponse("hello")
+
+
+HELLO = Starlette(routes=[Route("/", hello, name="hello")])
+
+
+async def test_other_scope_types_pass_through_untouched(client: Client) -> None:
+    seen: list[tuple[Any, Any, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope, receive, send))
+
+    async def receive() -> Message:
+        return {}
+
+    async def send(message: Message) -> None:
+        pass
+
+    middleware = SegmentMiddleware(app, client=client)
+    for kind in ("websocket", "custom"):
+        scope: dict[str, Any] = {"type": kind, "path": "/ws", "headers": []}
+        await middleware(scope, receive, send)
+        assert seen.pop() == (scope, receive, send)
+        assert scope == {"type": kind, "path": "/ws", "headers": []}
+
+
+async def test_state_is_created_and_the_contextvar_bound(client: Client, sent: Sent) -> None:
+    inside: list[Analytics | None] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        inside.append(current())
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    scope = http_scope()
+    await call(SegmentMiddleware(app, client=client), scope)
+    assert isinstance(scope["state"]["analytics"], Analytics)
+    assert inside == [scope["state"]["analytics"]]
+    assert current() is None  # reset after the request
+    [page] = sent()
+    assert page["name"] == "/"  # no router: the path stands for the route
+    assert page["context"]["ip"] == "203.0.113.9"
+
+
+async def test_existing_state_is_kept(client: Client) -> None:
+    scope = http_scope(state={"db": "pool"})
+    await call(SegmentMiddleware(HELLO, client=client), scope)
+    assert scope["state"]["db"] == "pool" and "analytics" in scope["state"]
+
+
+async def test_wrapping_twice_sends_one_page_call(client: Client, sent: Sent) -> None:
+    app = SegmentMiddleware(SegmentMiddleware(HELLO, client=client), client=client)
+    scope = http_scope()
+    [start, _] = await call(app, scope)
+    assert len(header(start, b"set-cookie")) == 1
+    assert scope[SCOPE_MARK] is True
+    assert [m["name"] for m in sent()] == ["hello"]
+
+
+async def test_root_path_and_host_from_the_server(client: Client, sent: Sent) -> None:
+    scope = http_scope(
+        "/caf\u00e9/",
+        root_path="/app",
+        scheme="https",
+        headers=[(b"user-agent", b"Mozilla/5.0")],
+        server=("shop.example", 8443),
+        query_string=b"utm_medium=email",
+    )
+    await call(SegmentMiddleware(PlainTextResponse("ok"), client=client), scope)
+    [page] = sent()
+    assert page["properties"]["path"] == "/app/caf%C3%A9/"
+    assert page["properties"]["url"] == "https://shop.example:8443/app/caf%C3%A9/?utm_medium=email"
+
+
+async def test_repeated_headers_are_joined(client: Client, sent: Sent) -> None:
+    scope = http_scope(
+        headers=[
+            (b"host", b"shop.example"),
+            (b"x-forwarded-for", b"6.6.6.6"),
+            (b"x-forwarded-for", b"198.51.100.4"),
+            (b"cookie", b"a=1"),
+            (b"cookie", b"ajs_user_id=u-3"),
+        ],
+    )
+    await call(SegmentMiddleware(HELLO, client=client, trusted_proxies=1), scope)
+    [page] = sent()
+    assert page["context"]["ip"] == "198.51.100.4"
+    assert page["userId"] == "u-3"
+
+
+async def test_pathsend_completes_the_response(client: Client, sent: Sent, tmp_path: Any) -> None:
+    file = tmp_path / "page.html"
+    file.write_text("<p>hi</p>")
+    app = Starlette(routes=[Route("/", lambda request: FileResponse(file), name="file")])
+    scope = http_scope(extensions={"http.response.pathsend": {}})
+    messages = await call(SegmentMiddleware(app, client=client), scope)
+    assert [m["type"] for m in messages] == ["http.response.start", "http.response.pathsend"]
+    assert [m["name"] for m in sent()] == ["file"]
+
+
+async def test_no_page_call_when_the_body_never_ends(client: Client, sent: Sent) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+
+    await call(SegmentMiddleware(app, client=client), http_scope())
+    assert sent() == []
+
+
+async def test_an_unreadable_scope_is_logged_and_served(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    scope = http_scope(headers=[("host", "not bytes")])
+    with caplog.at_level(logging.ERROR, logger="segment_asgi"):
+        [start, body] = await call(SegmentMiddleware(HELLO, client=client), scope)
+    assert start["status"] == 200 and body["body"] == b"hello"
+    assert "could not read the ASGI scope" in caplog.text
+    assert isinstance(scope["state"]["analytics"], Analytics)
+    assert sent() == []
+
+
+# -- options --------------------------------------------------------------------------
+
+
+def test_a_bad_value_names_the_option(client: Client) -> None:
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        SegmentMiddleware(HELLO, client=client, trusted_proxies="not a network")
+    with pytest.raises(ValueError, match="flush_at"):
+        SegmentMiddleware(HELLO, write_key="k", flush_at=0)
+    with pytest.raises(ValueError, match="websockets"):
+        SegmentMiddleware(HELLO, client=client, websockets="yes")  # type: ignore[arg-type]
+
+
+def test_an_unknown_option_names_the_closest(client: Client) -> None:
+    with pytest.raises(TypeError, match="'exclude_path'; did you mean 'exclude_paths'"):
+        SegmentMiddleware(HELLO, client=client, exclude_path=["^/admin/"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="did you mean 'websockets'"):
+        SegmentMiddleware(HELLO, client=client, websocket=True)  # type: ignore[call-arg]
+
+
+def test_analytics_python_names_point_to_ours(client: Client) -> None:
+    with pytest.raises(TypeError, match="'upload_size' is analytics-python's name; use 'flush_at'"):
+        SegmentMiddleware(HELLO, upload_size=100)  # type: ignore[call-arg]
+
+
+def test_the_keywords_are_exactly_the_options() -> None:
+    """The typed signature lists every client and web option, and nothing else."""
+    parameters = set(inspect.signature(SegmentMiddleware.__init__).parameters)
+    own = {"self", "app", "client", "websockets"}
+    assert parameters - own == set(client_option_names()) | set(web_option_names())
+
+
+@pytest.mark.slow
+def test_typed_for_starlette_middleware_lists(tmp_path: Path) -> None:
+    """``Middleware(SegmentMiddleware, ...)`` and ``add_middleware`` type-check (mypy).
+
+    Starlette types them with a ParamSpec, which mypy cannot match against an
+    ``__init__`` that takes ``**options``: this keeps the signature explicit.
+    """
+    app = tmp_path / "app.py"
+    app.write_text(
+        "from starlette.applications import Starlette\n"
+        "from starlette.middleware import Middleware\n"
+        "from segment_asgi import SegmentMiddleware\n"
+        "app = Starlette(middleware=[Middleware(SegmentMiddleware, write_key='k')])\n"
+        "app.add_middleware(SegmentMiddleware, exclude_paths=['^/admin/'], trusted_proxies=1)\n"
+        "app.add_middleware(SegmentMiddleware, flush_at='20')\n"
+    )
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nstrict = True\n")
+    arguments = ["--config-file", str(config), "--cache-dir", str(tmp_path / "cache"), str(app)]
+    stdout, stderr, status = mypy_api.run(arguments)
+    assert status == 1, stdout + stderr
+    assert stdout.count("error:") == 1 and 'Argument "flush_at"' in stdout, stdout
+
+
+def test_client_and_client_options_are_exclusive(client: Client) -> None:
+    with pytest.raises(ValueError, match=r"client= and client options \(host, write_key\)"):
+        SegmentMiddleware(HELLO, client=client, write_key="k", host="http://127.0.0.1:1")
+
+
+def test_only_user_id_may_be_async(client: Client) -> None:
+    async def consent(request: Any) -> bool:
+        return True
+
+    with pytest.raises(ValueError, match="consent must be a plain function"):
+        SegmentMiddleware(HELLO, client=client, consent=consent)
+
+
+async def test_options_build_a_client_that_becomes_the_default(
+    segment_collector: CollectorHandle, default_client: None
+) -> None:
+    segment_core.default_client = None
+    middleware = SegmentMiddleware(HELLO, write_key="test-key", host=segment_collector.url)
+    assert segment_core.default_client is middleware.client
+    await call(middleware, http_scope())
+    assert middleware.client.flush(timeout=10)
+    [event] = segment_collector.wait_for(1, type="page")
+    assert event["message"]["name"] == "hello"
+
+
+async def test_without_options_the_default_client_is_used(
+    segment_collector: CollectorHandle, default_client: None
+) -> None:
+    middleware = SegmentMiddleware(HELLO)
+    default = Client("test-key", host=segment_collector.url)
+    segment_core.default_client = default
+    assert middleware.client is default
+    await call(middleware, http_scope())
+    assert default.flush(timeout=10)
+    assert [e["message"]["name"] for e in segment_collector.events()] == ["hello"]

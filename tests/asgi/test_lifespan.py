@@ -1,0 +1,181 @@
+"""Lifespan: the client is flushed before the server hears that shutdown is complete.
+
+The clients here hold events until something flushes them (``flush_at`` and
+``flush_interval`` far away), so what reaches the collector was flushed by the
+middleware at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from segment_asgi import SegmentMiddleware
+from segment_core import Client
+from segment_core.collector.handle import CollectorHandle
+from tests.asgi.asgi import Message, call, http_scope, lifespan
+from tests.asgi.conftest import TestClient
+
+
+@pytest.fixture
+def holding_client(segment_collector: CollectorHandle) -> Iterator[Client]:
+    """A client that sends nothing until flushed."""
+    client = Client("test-key", host=segment_collector.url, flush_at=2500, flush_interval=300)
+    yield client
+    client.shutdown(timeout=10)
+
+
+def lifespan_app(events: list[str], client: Client) -> Starlette:
+    @asynccontextmanager
+    async def app_lifespan(app: Starlette) -> AsyncIterator[None]:
+        events.append("startup")
+        yield
+        events.append("app shutdown")
+        client.track("worker", "Worker Stopped")  # the app's own last words
+
+    async def home(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/", home, name="home")], lifespan=app_lifespan)
+
+
+async def test_flush_after_the_apps_shutdown_before_completion(
+    holding_client: Client, segment_collector: CollectorHandle
+) -> None:
+    events: list[str] = []
+    app = SegmentMiddleware(lifespan_app(events, holding_client), client=holding_client)
+
+    def on_message(message: Message) -> None:
+        if message["type"] == "lifespan.shutdown.complete":
+            stored = segment_collector.events()
+            events.append(f"shutdown complete with {len(stored)} events stored")
+
+    async with lifespan(app, on_message) as sent:
+        await call(app, http_scope())
+        assert segment_collector.events() == []  # held by the client
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert events == ["startup", "app shutdown", "shutdown complete with 2 events stored"]
+    stored = [e["message"] for e in segment_collector.events()]
+    assert [(m["type"], m.get("event") or m.get("name")) for m in stored] == [
+        ("page", "home"),
+        ("track", "Worker Stopped"),
+    ]
+
+
+async def no_lifespan(scope: Any, receive: Any, send: Any) -> None:
+    """An app like Django's ASGI handler: anything but HTTP is an error."""
+    if scope["type"] != "http":
+        raise ValueError(f"can only handle HTTP, not {scope['type']}")
+    await PlainTextResponse("ok")(scope, receive, send)
+
+
+async def ignores_lifespan(scope: Any, receive: Any, send: Any) -> None:
+    """An app that returns at once for anything but HTTP."""
+    if scope["type"] == "http":
+        await PlainTextResponse("ok")(scope, receive, send)
+
+
+@pytest.mark.parametrize("inner", [no_lifespan, ignores_lifespan])
+async def test_lifespan_answered_for_apps_without_it(
+    holding_client: Client, segment_collector: CollectorHandle, inner: Any
+) -> None:
+    app = SegmentMiddleware(inner, client=holding_client)
+    async with lifespan(app) as sent:
+        await call(app, http_scope("/about/"))
+        assert segment_collector.events() == []
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert [e["message"]["name"] for e in segment_collector.events()] == ["/about/"]
+
+
+async def test_an_app_that_read_startup_then_gave_up(holding_client: Client) -> None:
+    async def gives_up(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        raise RuntimeError("no lifespan here")
+
+    async with lifespan(SegmentMiddleware(gives_up, client=holding_client)) as sent:
+        pass
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_a_failed_startup_stays_the_apps(holding_client: Client) -> None:
+    @asynccontextmanager
+    async def broken(app: Starlette) -> AsyncIterator[None]:
+        raise RuntimeError("no database")
+        yield
+
+    app = SegmentMiddleware(Starlette(lifespan=broken), client=holding_client)
+    with pytest.raises(RuntimeError, match="no database"), TestClient(app):
+        pass
+
+
+def test_the_flush_is_bounded_by_shutdown_timeout(
+    segment_collector: CollectorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Client("test-key", host=segment_collector.url, shutdown_timeout=0.5, flush_at=2500)
+    try:
+        segment_collector.faults({"delay": 3.0})
+        app = SegmentMiddleware(lifespan_app([], client), client=client)
+        with caplog.at_level(logging.WARNING, logger="segment_asgi"), TestClient(app) as browser:
+            browser.get("/")
+            started = time.monotonic()
+        assert time.monotonic() - started < 2.5
+        assert "not delivered within shutdown_timeout=0.5s" in caplog.text
+        # Let the slow request land before the next test empties the collector.
+        assert client.flush(timeout=10)
+    finally:
+        client.shutdown(timeout=10)
+
+
+# -- Django's ASGI handler, which has no lifespan support -----------------------------
+
+
+@pytest.fixture
+def django_asgi(default_client: None) -> Any:
+    """Django's ASGI application, configured as tests/django configures it.
+
+    Without segment_django's own middleware: here the ASGI middleware is the one
+    that instruments the app (both at once would each pick an anonymous id).
+    """
+    from django.core.asgi import get_asgi_application
+    from django.test import override_settings
+
+    import tests.django.conftest  # noqa: F401  (configures Django once per session)
+
+    middleware = [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ]
+    with override_settings(MIDDLEWARE=middleware):
+        return get_asgi_application()  # the handler loads its middleware chain now
+
+
+def test_django_asgi_app_wrapped(
+    django_asgi: Any, holding_client: Client, segment_collector: CollectorHandle
+) -> None:
+    with (
+        pytest.raises(ValueError, match="Django can only handle ASGI/HTTP"),
+        TestClient(django_asgi),
+    ):
+        pass  # on its own, Django fails the lifespan protocol
+    app = SegmentMiddleware(django_asgi, client=holding_client)
+    with TestClient(app) as browser:
+        response = browser.get("/products/3/?utm_source=news")
+        assert response.status_code == 200
+        assert "ajs_anonymous_id" in response.cookies
+        assert browser.get("/missing/").status_code == 404
+        assert segment_collector.events() == []
+    [event] = segment_collector.events()
+    page = event["message"]
+    assert event["status"] == "good", event["reasons"]
+    assert page["name"] == "/products/3/"
+    assert page["anonymousId"] == response.cookies["ajs_anonymous_id"]
+    assert page["context"]["campaign"] == {"source": "news"}

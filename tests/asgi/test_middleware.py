@@ -1,0 +1,396 @@
+"""The middleware in a Starlette app, through Starlette's test client and the real collector."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+
+from segment_asgi import SegmentMiddleware
+from segment_core import Client
+from tests.asgi.apps import ROUTES, HeaderAuth, ViewBug, starlette_app
+from tests.asgi.conftest import Sent, TestClient
+
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+UUID_VALUE = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
+
+Browse = Callable[..., TestClient]
+
+
+@pytest.fixture
+def browse(client: Client) -> Iterator[Browse]:
+    """``browse(**options)``: a test client on the app with those middleware options."""
+    opened: list[TestClient] = []
+
+    def browse(
+        *, peer: str = "127.0.0.1", auth: bool = False, raise_errors: bool = True, **options: Any
+    ) -> TestClient:
+        app = starlette_app(client, auth=auth, **options)
+        test_client = TestClient(app, client=(peer, 50000), raise_server_exceptions=raise_errors)
+        opened.append(test_client)
+        return test_client
+
+    yield browse
+    for test_client in opened:
+        test_client.close()
+
+
+@pytest.fixture
+def browser(browse: Browse) -> TestClient:
+    return browse()
+
+
+def cookie_attributes(set_cookie: str) -> dict[str, str]:
+    parts = [part.strip() for part in set_cookie.split(";")]
+    attributes = {"": parts[0]}
+    for part in parts[1:]:
+        name, _, value = part.partition("=")
+        attributes[name.lower()] = value
+    return attributes
+
+
+def test_page_call_per_request(browser: TestClient, sent: Sent) -> None:
+    response = browser.get(
+        "/products/42/?utm_source=news&utm_campaign=spring+sale",
+        headers={
+            "user-agent": CHROME,
+            "accept-language": "de-CH,de;q=0.9",
+            "referer": "https://search.example/?q=shoes",
+        },
+    )
+    assert response.status_code == 200
+    [page] = sent()
+    assert page["type"] == "page"
+    assert page["name"] == "product-detail"
+    assert uuid.UUID(page["anonymousId"])
+    assert "userId" not in page
+    search = "?utm_source=news&utm_campaign=spring+sale"
+    assert page["properties"] == {
+        "name": "product-detail",
+        "path": "/products/42/",
+        "referrer": "https://search.example/?q=shoes",
+        "search": search,
+        "url": f"http://testserver/products/42/{search}",
+    }
+    context = page["context"]
+    assert context["ip"] == "127.0.0.1"
+    assert context["userAgent"] == CHROME
+    assert context["locale"] == "de-CH"
+    assert context["campaign"] == {"source": "news", "name": "spring sale"}
+    assert context["page"]["url"] == page["properties"]["url"]
+    assert context["library"]["name"] == "segment-web"
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/", "home"),
+        ("/shop/cart/", "cart"),  # behind a Mount
+        ("/sync/", "sync_page"),  # Starlette names a route after its endpoint
+    ],
+)
+def test_page_names(browser: TestClient, sent: Sent, url: str, name: str) -> None:
+    assert browser.get(url).status_code == 200
+    assert [m["name"] for m in sent()] == [name]
+
+
+def test_page_name_by_route_template(browse: Browse, sent: Sent) -> None:
+    browser = browse(page_name="template")
+    for url in ("/products/1/", "/shop/cart/", "/"):
+        browser.get(url)
+    assert [m["name"] for m in sent()] == ["/products/{pk:int}/", "/shop/cart/", "/"]
+
+
+def test_page_name_by_path(browse: Browse, sent: Sent) -> None:
+    browse(page_name="path").get("/products/1/?a=b")
+    assert [m["name"] for m in sent()] == ["/products/1/"]
+
+
+@pytest.mark.parametrize(
+    "url", ["/healthz", "/static/app.css", "/favicon.ico", "/missing/", "/redirect/"]
+)
+def test_no_page_call(browser: TestClient, sent: Sent, url: str) -> None:
+    browser.get(url, follow_redirects=False)
+    assert sent() == []
+
+
+def test_excluded_paths_option(browse: Browse, sent: Sent) -> None:
+    browser = browse(exclude_paths=[r"^/products/"])
+    browser.get("/products/1/")
+    browser.get("/")
+    assert [m["name"] for m in sent()] == ["home"]
+
+
+def test_only_get_requests(browser: TestClient, sent: Sent) -> None:
+    assert browser.post("/").status_code == 405
+    assert browser.head("/").status_code == 200
+    assert sent() == []
+
+
+def test_redirect_counts_only_the_page_it_leads_to(browser: TestClient, sent: Sent) -> None:
+    response = browser.get("/redirect/")
+    assert [r.status_code for r in response.history] == [302]
+    assert [m["name"] for m in sent()] == ["home"]
+
+
+def test_bots_get_no_page_call_and_no_cookie(browser: TestClient, sent: Sent) -> None:
+    response = browser.get("/", headers={"user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"})
+    assert "set-cookie" not in response.headers
+    assert sent() == []
+
+
+def test_a_view_that_raises(browser: TestClient, sent: Sent) -> None:
+    with pytest.raises(ViewBug, match="the view failed"):
+        browser.get("/boom/")
+    assert sent() == []
+
+
+def test_a_view_that_raises_answered_500(browse: Browse, sent: Sent) -> None:
+    browser = browse(raise_errors=False)
+    assert browser.get("/boom/").status_code == 500
+    assert browser.get("/missing/").status_code == 404
+    assert sent() == []
+
+
+# -- identity -------------------------------------------------------------------------
+
+
+def test_cookie_set_once_and_reused(browser: TestClient, sent: Sent) -> None:
+    first = browser.get("/")
+    attributes = cookie_attributes(first.headers["set-cookie"])
+    assert attributes == {
+        "": f"ajs_anonymous_id={first.cookies['ajs_anonymous_id']}",
+        "max-age": str(365 * 24 * 3600),
+        "path": "/",
+        "samesite": "Lax",
+    }
+    second = browser.get("/products/1/")
+    assert "set-cookie" not in second.headers
+    pages = sent()
+    value = first.cookies["ajs_anonymous_id"]
+    assert [p["anonymousId"] for p in pages] == [value, value]
+
+
+def test_secure_cookie_on_https(browse: Browse) -> None:
+    browser = browse(cookie_domain=".shop.example", cookie_format="quoted")
+    response = browser.get("https://shop.example/")
+    attributes = cookie_attributes(response.headers["set-cookie"])
+    assert "secure" in attributes and attributes["domain"] == ".shop.example"
+    value = attributes[""].partition("=")[2]
+    assert value.startswith("%22") and value.endswith("%22")
+
+
+@pytest.mark.parametrize("value", [f"%22{UUID_VALUE}%22", UUID_VALUE])
+def test_classic_and_raw_cookies(browser: TestClient, sent: Sent, value: str) -> None:
+    browser.cookies.set("ajs_anonymous_id", value)
+    browser.cookies.set("ajs_user_id", "%22user-5%22")
+    response = browser.get("/")
+    assert "set-cookie" not in response.headers
+    [page] = sent()
+    assert page["anonymousId"] == UUID_VALUE
+    assert page["userId"] == "user-5"
+
+
+def test_a_cookie_set_by_the_view_is_left_alone(browser: TestClient) -> None:
+    response = browser.get("/own-cookie/")
+    assert response.headers.get_list("set-cookie") == [
+        "ajs_anonymous_id=chosen-by-the-view; Path=/; SameSite=lax"
+    ]
+
+
+def test_the_authenticated_user(browse: Browse, sent: Sent) -> None:
+    browser = browse(auth=True)
+    assert browser.get("/whoami/", headers={"x-user": "ann"}).json()["user_id"] == "ann"
+    browser.get("/")
+    assert [(m["name"], m.get("userId")) for m in sent()] == [("whoami", "ann"), ("home", None)]
+
+
+def test_an_authentication_middleware_inside_is_reported_once(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    middleware = [
+        Middleware(SegmentMiddleware, client=client),
+        Middleware(AuthenticationMiddleware, backend=HeaderAuth()),
+    ]
+    app = Starlette(routes=ROUTES, middleware=middleware)
+    with caplog.at_level(logging.WARNING, logger="segment_asgi"), TestClient(app) as browser:
+        browser.get("/", headers={"x-user": "ann"})
+        browser.get("/", headers={"x-user": "ann"})
+    assert caplog.text.count("scope['user'] was set by a middleware inside") == 1
+    assert [m.get("userId") for m in sent()] == [None, None]
+
+
+def test_user_id_hook(browse: Browse, sent: Sent) -> None:
+    browser = browse(auth=True, user_id=lambda request: f"user:{request.user.display_name}")
+    browser.get("/", headers={"x-user": "ann"})
+    assert sent()[0]["userId"] == "user:ann"
+
+
+def test_async_user_id_hook(browse: Browse, sent: Sent) -> None:
+    async def user_id(request: Any) -> str:
+        return f"async:{request.headers['x-account']}"
+
+    browse(user_id=user_id).get("/", headers={"x-account": "7"})
+    assert sent()[0]["userId"] == "async:7"
+
+
+def test_excluded_paths_do_not_look_up_the_user(browse: Browse, sent: Sent) -> None:
+    looked_up: list[str] = []
+
+    async def user_id(request: Any) -> None:
+        looked_up.append(request.url.path)
+
+    browser = browse(user_id=user_id)
+    browser.get("/healthz")
+    browser.get("/static/app.css")
+    assert looked_up == []
+    browser.get("/")
+    assert looked_up == ["/"]
+
+
+# -- context ------------------------------------------------------------------------
+
+
+def test_forwarded_for_ignored_unless_proxies_are_trusted(browser: TestClient, sent: Sent) -> None:
+    browser.get("/", headers={"x-forwarded-for": "198.51.100.4"})
+    assert sent()[0]["context"]["ip"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("trusted", [1, ["127.0.0.0/8"]])
+def test_trusted_proxies(browse: Browse, sent: Sent, trusted: object) -> None:
+    browse(trusted_proxies=trusted).get("/", headers={"x-forwarded-for": "6.6.6.6, 198.51.100.4"})
+    assert sent()[0]["context"]["ip"] == "198.51.100.4"
+
+
+def test_anonymize_and_no_ip(browse: Browse, sent: Sent) -> None:
+    browse(peer="198.51.100.4", anonymize_ip=True).get("/")
+    browse(peer="198.51.100.4", collect_ip=False).get("/")
+    assert [m["context"]["ip"] for m in sent()] == ["198.51.100.0", "0.0.0.0"]
+
+
+def test_secrets_are_redacted(browser: TestClient, sent: Sent) -> None:
+    browser.get(
+        "/?token=s3cret&q=1", headers={"referer": "https://a.example/reset?password=hunter2"}
+    )
+    [page] = sent()
+    assert page["properties"]["url"] == "http://testserver/?token=REDACTED&q=1"
+    assert page["properties"]["search"] == "?token=REDACTED&q=1"
+    assert page["properties"]["referrer"] == "https://a.example/reset?password=REDACTED"
+    assert "s3cret" not in str(page) and "hunter2" not in str(page)
+
+
+# -- privacy ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "headers"),
+    [
+        ({}, {"sec-gpc": "1"}),
+        ({"honor_dnt": True}, {"dnt": "1"}),
+        ({"consent": lambda request: request.cookies.get("consent") == "yes"}, {}),
+    ],
+)
+def test_privacy_no_page_call_no_cookie(
+    browse: Browse, sent: Sent, options: dict[str, Any], headers: dict[str, str]
+) -> None:
+    response = browse(**options).get("/track/", headers=headers)
+    assert "set-cookie" not in response.headers
+    # The view's own call is the app's decision: it is sent.
+    assert [m["type"] for m in sent()] == ["track"]
+
+
+def test_consent_given(browse: Browse, sent: Sent) -> None:
+    browser = browse(consent=lambda request: request.cookies.get("consent") == "yes")
+    browser.cookies.set("consent", "yes")
+    assert "ajs_anonymous_id" in browser.get("/").cookies
+    assert len(sent()) == 1
+
+
+# -- explicit calls -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/track/", "/sync-track/"])
+def test_track_in_async_and_sync_endpoints(browser: TestClient, sent: Sent, url: str) -> None:
+    browser.get(url, headers={"user-agent": CHROME})
+    track, page = sent()
+    assert track["event"] == "Clicked Buy" and track["properties"] == {"sku": "A1"}
+    assert track["anonymousId"] == page["anonymousId"]
+    assert track["context"]["userAgent"] == CHROME
+    assert track["context"]["page"]["path"] == url
+
+
+def test_identify_then_track_in_one_request(browser: TestClient, sent: Sent) -> None:
+    browser.get("/identify/")
+    identify, track, page = sent()
+    assert identify["type"] == "identify" and identify["traits"] == {"plan": "pro"}
+    assert identify["userId"] == track["userId"] == page["userId"] == "u-77"
+
+
+def test_background_tasks_still_run(browser: TestClient, sent: Sent) -> None:
+    browser.get("/background/")
+    page, track = sent()
+    assert (page["type"], track["event"]) == ("page", "Sent Receipt")
+    assert track["anonymousId"] == page["anonymousId"]
+
+
+def test_streaming_response(browser: TestClient, sent: Sent) -> None:
+    assert browser.get("/stream/").text == "one two"
+    [page] = sent()
+    assert page["name"] == "stream"
+
+
+# -- hooks ----------------------------------------------------------------------------
+
+
+def broken(*args: object) -> bool:
+    raise RuntimeError("bug in a user hook")
+
+
+@pytest.mark.parametrize("option", ["page_filter", "page_properties", "page_name", "user_id"])
+def test_a_bug_in_a_user_hook(
+    browse: Browse, sent: Sent, option: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+        response = browse(**{option: broken}).get("/")
+    assert response.status_code == 200
+    assert f"the {option} hook raised" in caplog.text
+    assert len(sent()) == (0 if option == "page_filter" else 1)
+
+
+def test_a_bug_in_an_async_user_id_hook(
+    browse: Browse, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def user_id(request: Any) -> str:
+        raise RuntimeError("bug in a user hook")
+
+    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+        assert browse(user_id=user_id).get("/").status_code == 200
+    assert "the user_id hook raised" in caplog.text
+    [page] = sent()
+    assert "userId" not in page
+
+
+def test_page_filter_and_properties_see_request_and_response(browse: Browse, sent: Sent) -> None:
+    def page_filter(request: Any, response: Any) -> bool:
+        return bool(request.url.path == "/" and response.status_code == 200)
+
+    def page_properties(request: Any, response: Any) -> dict[str, Any]:
+        return {"content_type": response.headers["content-type"]}
+
+    browser = browse(page_filter=page_filter, page_properties=page_properties)
+    browser.get("/products/1/")
+    browser.get("/")
+    [page] = sent()
+    assert page["name"] == "home"
+    assert page["properties"]["content_type"] == "text/plain; charset=utf-8"
+
+
+def test_page_calls_off_keeps_explicit_calls(browse: Browse, sent: Sent) -> None:
+    browse(page_calls=False).get("/track/")
+    assert [m["type"] for m in sent()] == ["track"]

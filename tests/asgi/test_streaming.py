@@ -1,0 +1,123 @@
+"""Streaming: each chunk goes out as it is produced; the page call comes after the last.
+
+The generator waits for the client to have received the first chunk before it
+produces the second (an ``asyncio.Event`` handshake): a middleware that held a
+chunk back would deadlock it, which the timeouts turn into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import anyio
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from segment_asgi import SegmentMiddleware
+from segment_core import Client, signals
+from segment_core.collector.handle import CollectorHandle
+from tests.asgi.asgi import Message, call, http_scope
+
+TIMEOUT = 10
+
+
+def streaming_app(order: list[str], first_received: asyncio.Event) -> Starlette:
+    async def chunks() -> AsyncIterator[bytes]:
+        order.append("produce one")
+        yield b"one "
+        await first_received.wait()
+        order.append("produce two")
+        yield b"two"
+
+    async def stream(request: Request) -> Response:
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    return Starlette(routes=[Route("/stream", stream, name="stream")])
+
+
+@contextmanager
+def recording_enqueued(order: list[str]) -> Iterator[None]:
+    def on_enqueued(sender: Any, message: dict[str, Any], **kwargs: Any) -> None:
+        order.append(f"enqueued {message['type']}")
+
+    with signals.message_enqueued.connected_to(on_enqueued):
+        yield
+
+
+async def test_chunks_are_forwarded_at_once_and_the_page_follows_the_last(
+    client: Client, segment_collector: CollectorHandle
+) -> None:
+    order: list[str] = []
+    first_received = asyncio.Event()
+
+    def server_got(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            order.append(f"sent {message['body']!r}")
+            first_received.set()
+
+    app = SegmentMiddleware(streaming_app(order, first_received), client=client)
+    with recording_enqueued(order):
+        await call(app, http_scope("/stream"), server_got)
+    assert order == [
+        "produce one",
+        "sent b'one '",
+        "produce two",
+        "sent b'two'",
+        "sent b''",
+        "enqueued page",
+    ]
+    assert client.flush(timeout=TIMEOUT)
+    [page] = segment_collector.wait_for(1, type="page")
+    assert page["message"]["name"] == "stream"
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port, in this event loop."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        app, http="h11", ws="none", lifespan="off", log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        with anyio.fail_after(TIMEOUT):
+            while not server.started:
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, TIMEOUT)
+        sock.close()
+
+
+async def test_chunks_reach_a_real_client_before_the_next_is_produced(
+    client: Client, segment_collector: CollectorHandle
+) -> None:
+    order: list[str] = []
+    first_received = asyncio.Event()
+    app = SegmentMiddleware(streaming_app(order, first_received), client=client)
+    with recording_enqueued(order):
+        async with serving(app) as url, httpx.AsyncClient() as http:
+            with anyio.fail_after(TIMEOUT):
+                async with http.stream("GET", f"{url}/stream") as response:
+                    async for chunk in response.aiter_raw():
+                        order.append(f"client got {chunk!r}")
+                        first_received.set()
+    # Nothing was enqueued while the stream was open; the page call went out with
+    # its end (the client may read "two" just before or after it was enqueued).
+    assert order[:3] == ["produce one", "client got b'one '", "produce two"]
+    assert sorted(order[3:]) == ["client got b'two'", "enqueued page"]
+    assert "ajs_anonymous_id" in response.cookies
+    assert client.flush(timeout=TIMEOUT)
+    [page] = segment_collector.wait_for(1, type="page")
+    assert page["message"]["anonymousId"] == response.cookies["ajs_anonymous_id"]

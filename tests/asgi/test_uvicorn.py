@@ -1,0 +1,92 @@
+"""A real uvicorn in a subprocess, stopped with SIGTERM: every accepted event is delivered.
+
+The app's client holds its events until flushed, so what reaches the collector
+was flushed by the middleware during lifespan shutdown: uvicorn logs the batch
+between "Waiting for application shutdown" and "Application shutdown complete".
+After its graceful shutdown uvicorn re-raises SIGTERM with the default handler,
+so the process dies by the signal and ``atexit`` never runs: the lifespan flush
+is the only thing that delivers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from segment_core.collector.handle import CollectorHandle
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUESTS = 25
+START_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        assert process.poll() is None, f"uvicorn exited early:\n{log.read_text()}"
+        try:
+            httpx.get(f"{url}/healthz", timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"uvicorn did not start:\n{log.read_text()}"
+            time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("served", ["starlette", "plain"])
+def test_sigterm_delivers_every_accepted_event(
+    segment_collector: CollectorHandle, tmp_path: Path, served: str
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "uvicorn.log"
+    env = {**os.environ, "SEGMENT_HOST": segment_collector.url, "SERVED_APP": served}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.asgi.served:app",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--lifespan=on",  # a failed lifespan would stop the server: it must be answered
+        "--no-access-log",
+        "--log-level=info",
+    ]
+    with log.open("wb") as stream:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=stream)
+    try:
+        wait_until_serving(url, process, log)
+        with httpx.Client(base_url=url) as http:
+            for n in range(REQUESTS):
+                assert http.get(f"/track/?n={n}").status_code == 200
+        assert segment_collector.events() == []  # held by the app's client
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    events = segment_collector.wait_for(2 * REQUESTS, timeout=10)
+    assert len(events) == 2 * REQUESTS
+    assert all(e["status"] == "good" for e in events), [e["reasons"] for e in events]
+    types = sorted(e["message"]["type"] for e in events)
+    assert types == ["page"] * REQUESTS + ["track"] * REQUESTS
+    output = log.read_text()
+    flushed = output.index("segment batch sent")
+    assert output.index("Waiting for application shutdown") < flushed
+    assert flushed < output.index("Application shutdown complete")

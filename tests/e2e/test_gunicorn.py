@@ -1,0 +1,185 @@
+"""gunicorn (sync and gthread workers, with and without --preload) against the collector.
+
+Nothing accepted is lost when the master gets SIGTERM, when workers are recycled
+by --max-requests, or when the collector fails for a while; nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.servers import (
+    HOLD_UNTIL_EXIT,
+    app_env,
+    assert_all_delivered,
+    assert_delivered_for,
+    free_port,
+    gunicorn_argv,
+    load,
+    running,
+    stop_under_load,
+)
+
+pytestmark = pytest.mark.slow
+
+N = 200
+FLASK = "tests.e2e.apps.flask_app:app"
+DJANGO = "tests.e2e.apps.django_site.wsgi:application"
+PLAIN = "tests.e2e.apps.plain_wsgi:app"
+# The README's gunicorn.conf.py: `from segment_core.lifecycle import worker_exit`.
+WORKER_EXIT_HOOK = ("--config", "python:tests.e2e.apps.gunicorn_conf")
+
+
+@pytest.mark.parametrize(
+    ("worker_class", "preload", "app", "config"),
+    [
+        pytest.param("sync", False, FLASK, (), id="sync-flask"),
+        pytest.param("sync", True, DJANGO, WORKER_EXIT_HOOK, id="sync-preload-django-hook"),
+        pytest.param("gthread", False, DJANGO, (), id="gthread-django"),
+        pytest.param("gthread", True, FLASK, WORKER_EXIT_HOOK, id="gthread-preload-flask-hook"),
+    ],
+)
+def test_sigterm_to_the_master_delivers_every_event_once(
+    segment_collector: Any,
+    tmp_path: Path,
+    worker_class: str,
+    preload: bool,
+    app: str,
+    config: tuple[str, ...],
+) -> None:
+    port = free_port()
+    options = ["--worker-class", worker_class, *config]
+    if worker_class == "gthread":
+        options += ["--threads", "4"]
+    if preload:
+        options.append("--preload")
+    argv = gunicorn_argv(app, port, *options)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+        served = load(server, N)
+        if worker_class == "sync":  # one request at a time each: both must have served
+            assert len(served) == 2, served
+        # Held in the workers' buffers: whatever arrives now comes from the exit path.
+        assert segment_collector.summary()["total"] == 0
+        assert server.stop(signal.SIGTERM) == 0
+        log = server.log()
+    messages = assert_all_delivered(segment_collector, N)
+    assert {m["properties"]["pid"] for m in messages if m["type"] == "track"} == set(served)
+    assert "Traceback" not in log
+
+
+def test_max_requests_recycling_loses_nothing(segment_collector: Any, tmp_path: Path) -> None:
+    port = free_port()
+    max_requests = 25
+    argv = gunicorn_argv(
+        PLAIN,
+        port,
+        "--preload",  # every new worker forks from a master that holds a client
+        "--max-requests",
+        str(max_requests),
+        "--max-requests-jitter",
+        "0",
+    )
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+        served = load(server, N)
+        assert max(served.values()) <= max_requests, served
+        # Each recycled worker delivered its events as it exited, the master still up.
+        recycled = [pid for pid, count in served.items() if count == max_requests]
+        assert len(recycled) >= N // max_requests - 2, served
+        segment_collector.wait_for(2 * max_requests * len(recycled), timeout=20)
+        assert server.stop(signal.SIGTERM) == 0
+        log = server.log()
+    assert_all_delivered(segment_collector, N)
+    assert log.count("Autorestarting worker after current request.") >= len(recycled)
+    assert "Traceback" not in log
+
+
+def test_collector_outage_during_load_delivers_everything_once_it_recovers(
+    segment_collector: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    argv = gunicorn_argv(FLASK, port, "--worker-class", "sync")
+    env = app_env(
+        segment_collector.url,
+        flush_at=10,
+        flush_interval=0.05,
+        retry_backoff_min=0.05,
+        retry_backoff_max=0.5,
+        max_retries=100,
+    )
+    with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+        segment_collector.faults({"status": 503, "seconds": 5})
+        load(server, N)
+        # Delivered by the running workers once the collector answers again.
+        segment_collector.wait_for(2 * N, timeout=30)
+        summary = segment_collector.summary()
+        assert summary["requests"]["faulted"] > 0, summary
+        assert summary["pending_faults"] == 0, summary
+        assert server.stop(signal.SIGTERM) == 0
+    assert_all_delivered(segment_collector, N)
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_sigterm_during_traffic_delivers_every_answered_request(
+    segment_collector: Any, tmp_path: Path, worker_class: str
+) -> None:
+    port = free_port()
+    threads = ["--threads", "4"] if worker_class == "gthread" else []
+    argv = gunicorn_argv(FLASK, port, "--worker-class", worker_class, *threads)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+        answered, requested, status = stop_under_load(server)
+        assert status == 0
+    assert_delivered_for(segment_collector, answered, requested)
+
+
+def test_hup_reload_loses_nothing(segment_collector: Any, tmp_path: Path) -> None:
+    port = free_port()
+    argv = gunicorn_argv(DJANGO, port, "--preload")
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+        before = load(server, N // 2)
+        server.process.send_signal(signal.SIGHUP)  # new workers, old ones stopped gracefully
+        segment_collector.wait_for(N, timeout=20)  # what the old workers held
+        server.wait_until_ready(workers=2)
+        after = load(server, N, first=N // 2)
+        assert not set(before) & set(after), (before, after)
+        assert server.stop(signal.SIGTERM) == 0
+    assert_all_delivered(segment_collector, N)
+
+
+def test_shutdown_is_bounded_when_the_collector_stays_down(
+    segment_collector: Any, tmp_path: Path
+) -> None:
+    """shutdown_timeout bounds the exit flush: a worker never hangs on a dead collector."""
+    port = free_port()
+    argv = gunicorn_argv(FLASK, port, "--worker-class", "sync")
+    env = app_env(
+        segment_collector.url,
+        flush_at=1,
+        shutdown_timeout=1,
+        retry_backoff_min=0.05,
+        retry_backoff_max=0.2,
+        max_retries=1000,
+    )
+    segment_collector.faults({"status": 503, "seconds": 120})
+    try:
+        with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+            load(server, 20)
+            started = time.monotonic()
+            assert server.stop(signal.SIGTERM) == 0
+            elapsed = time.monotonic() - started
+            log = server.log()
+        summary = segment_collector.summary()
+    finally:
+        segment_collector.clear_faults()
+    assert elapsed < 10, f"{elapsed:.1f}s to stop\n{log}"
+    assert summary["total"] == 0, summary
+    assert summary["requests"]["faulted"] > 0, summary
+    assert "message(s) undelivered" in log, log
