@@ -5,15 +5,15 @@ Run from the repository root with the project's virtualenv::
     .venv/bin/python benchmarks/asgi_overhead.py              # 5 rounds of 2 x 6 s
     .venv/bin/python benchmarks/asgi_overhead.py --rounds 3 --seconds 4 --json
 
-It starts a local collector (``python -m segment_core.collector --port 0``) and two
+It starts a fast loopback receiver (the one of ``benchmarks/core.py``) and two
 uvicorn servers on free loopback ports with the same settings (one worker, h11,
 no access log): the same app, one wrapped in ``SegmentMiddleware`` sending to the
-collector. Rounds alternate which server is loaded first, with the project's load
+receiver. Rounds alternate which server is loaded first, with the project's load
 generator (``benchmarks/loadgen.py``); the figures are medians over rounds. Every
 request is a new visitor (the load generator keeps no cookies), so each one gets
 an anonymous id, a ``Set-Cookie`` and a page call: the adapter's busiest case.
 At the end the Segment server is stopped with SIGTERM and every page call it owes
-(one per request it answered) must have reached the collector, delivered by the
+(one per request it answered) must have reached the receiver, delivered by the
 flush at lifespan shutdown. Bounded: about a minute and a half with the defaults,
 two minutes at most.
 """
@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import socket
 import statistics
@@ -43,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.core import receiver_report, start_receiver  # noqa: E402
 from benchmarks.loadgen import run_load  # noqa: E402
 
 TARGET_RATIO = 0.95
@@ -85,21 +85,15 @@ def make_app() -> Any:
 
 
 @contextmanager
-def collector() -> Iterator[str]:
-    """A collector in a subprocess; yields its URL (it prints it once listening)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "segment_core.collector", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+def receiver() -> Iterator[tuple[str, int]]:
+    """The fast loopback receiver of ``benchmarks/core.py`` in a subprocess.
+
+    Not the collector: on a 2-core machine the receiver's CPU is taken from the
+    app under test, and Segment's servers are not on the app's machine.
+    """
+    process, port, _ = start_receiver()
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        if match is None:
-            raise RuntimeError(f"the collector did not start: {line!r}")
-        yield match[0]
+        yield f"http://127.0.0.1:{port}", port
     finally:
         stop(process)
 
@@ -200,7 +194,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     errors = 0
     started = time.monotonic()
     with ExitStack() as stack:
-        collector_url = stack.enter_context(collector())
+        collector_url, receiver_port = stack.enter_context(receiver())
         urls: dict[str, str] = {}
         processes: dict[str, subprocess.Popen[bytes]] = {}
         servers: dict[str, psutil.Process] = {}
@@ -228,7 +222,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             if time.monotonic() - started > HARD_LIMIT_SECONDS - 2 * args.seconds - 20:
                 break  # stay within the bound on a slow machine
         stop(processes["segment"])  # lifespan shutdown: the middleware flushes the client
-        delivered = pages_received(collector_url)
+        delivered = int(receiver_report(receiver_port)["messages"])
     plain = statistics.median(rates["plain"])
     with_segment = statistics.median(rates["segment"])
     cpu_plain = statistics.median(cpu["plain"])
@@ -252,13 +246,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "elapsed": time.monotonic() - started,
     }
-
-
-def pages_received(collector_url: str) -> int:
-    from segment_core.collector.handle import CollectorHandle
-
-    summary = CollectorHandle.connect(collector_url).summary()
-    return int(summary.get("by_type", {}).get("page", {}).get("good", 0))
 
 
 def main() -> None:
@@ -301,7 +288,7 @@ def main() -> None:
             f"{result['elapsed']:.0f} s"
         )
     if result["pages_delivered"] != result["segment_requests"]:
-        sys.exit("not every page call reached the collector")
+        sys.exit("not every page call reached the receiver")
 
 
 if __name__ == "__main__":

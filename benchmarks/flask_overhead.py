@@ -55,6 +55,8 @@ STOP_TIMEOUT_SECONDS = 15.0
 WRITE_KEY = "bench-write-key"
 #: The page the load generator asks for; the readiness probe uses an excluded one.
 PAGE, PROBE = "/", "/healthz"
+#: gunicorn serves ``f"{FLASK_APP}({variant!r})"``; other frameworks pass their own factory.
+FLASK_APP = "benchmarks.flask_overhead:make_app"
 
 
 # -- the app gunicorn serves (``benchmarks.flask_overhead:make_app('segment')``) --------
@@ -101,9 +103,13 @@ def receiver() -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def gunicorn(
-    variant: str, collector_url: str, options: dict[str, Any]
+    variant: str, collector_url: str, options: dict[str, Any], factory: str = FLASK_APP
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``gunicorn -w 1 --threads 1`` (sync) on a free port; yields its URL and process."""
+    """``gunicorn -w 1 --threads 1`` (sync) on a free port; yields its URL and process.
+
+    It serves ``factory(variant)``, which finds the receiver in ``$BENCH_COLLECTOR``
+    and the Segment options (JSON) in ``$BENCH_SEGMENT_OPTIONS``.
+    """
     command = [
         sys.executable,
         "-m",
@@ -115,7 +121,7 @@ def gunicorn(
         "--backlog=2048",
         "--log-level=info",
         "--graceful-timeout=10",
-        f"benchmarks.flask_overhead:make_app({variant!r})",
+        f"{factory}({variant!r})",
     ]
     env = {
         **os.environ,
@@ -208,7 +214,7 @@ def _worker(server: subprocess.Popen[str]) -> psutil.Process:
         time.sleep(0.05)  # the arbiter is still forking it, bounded by the deadline
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, factory: str = FLASK_APP) -> dict[str, Any]:
     runs: dict[str, list[Run]] = {"plain": [], "segment": []}
     served = {"plain": 0, "segment": 0}
     errors = 0
@@ -219,7 +225,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         servers: dict[str, subprocess.Popen[str]] = {}
         for variant in ("plain", "segment"):
             urls[variant], servers[variant] = stack.enter_context(
-                gunicorn(variant, collector_url, args.option)
+                gunicorn(variant, collector_url, args.option, factory)
             )
         workers = {variant: _worker(server) for variant, server in servers.items()}
         for variant in ("plain", "segment"):  # warm-up: imports, first connections
@@ -263,8 +269,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(doc: str, option_help: str) -> argparse.Namespace:
+    """The command line shared by the gunicorn benchmarks; ``doc`` is the module's docstring."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=6.0, help="per run (default 6)")
     parser.add_argument("--warmup", type=float, default=1.5)
@@ -274,15 +281,19 @@ def main() -> None:
         metavar="NAME=JSON",
         action="append",
         default=[],
-        help="an option for SegmentFlask, e.g. --option flush_at=100 (repeatable)",
+        help=option_help,
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.option = {
         name: json.loads(value) for name, _, value in (o.partition("=") for o in args.option)
     }
-    result = measure(args)
-    if args.json:
+    return args
+
+
+def report(result: dict[str, Any], as_json: bool) -> None:
+    """Print ``measure``'s result; exit with an error if a page call was not delivered."""
+    if as_json:
         print(json.dumps(result))
     else:
         spread = ", ".join(f"{r:.3f}" for r in result["round_ratios"])
@@ -303,6 +314,13 @@ def main() -> None:
         )
     if result["pages_delivered"] != result["segment_requests"]:
         sys.exit("not every page call reached the receiver")
+
+
+def main() -> None:
+    args = parse_args(
+        __doc__, "an option for SegmentFlask, e.g. --option flush_at=100 (repeatable)"
+    )
+    report(measure(args), args.json)
 
 
 if __name__ == "__main__":
