@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import cookie_parser
-from starlette.routing import Host, Mount
+from starlette.routing import BaseRoute, Host, Match, Mount
 
 from segment_asgi._types import Scope
 from segment_core.web import RequestInfo
@@ -94,17 +94,26 @@ def _server_host(server: Any, scheme: str) -> str:
     return f"{host}:{port}"
 
 
-def route_of(scope: Scope, root_path: str, path: str) -> tuple[str | None, str | None]:
+def route_of(
+    scope: Scope, root_path: str, path: str, *, had_router: bool = False
+) -> tuple[str | None, str | None]:
     """The matched route's name and path template, once the app has routed.
 
     Starlette (and FastAPI) put the matched route in ``scope["route"]``; behind a
     ``Mount`` the mount's prefix (what it added to ``root_path``, given here as it
     was before the app ran) goes in front of the route's own path. Older
-    Starlette versions set only ``scope["endpoint"]``: its name, no template. An
-    app that does not route (a plain ASGI app, Django's handler, an app mounted
-    as a whole) has the request's ``path`` as its template.
+    Starlette versions (0.37) do not: there the request is matched again against
+    the routes of the router the app put in ``scope["router"]`` (unless that
+    router was in the scope before the app ran: an outer app's, whose routes are
+    not this app's). Failing that, ``scope["endpoint"]`` gives a name, no
+    template. An app that does not route (a plain ASGI app, Django's handler, an
+    app mounted as a whole) has the request's ``path`` as its template.
     """
     route = scope.get("route")
+    if route is None and not had_router:
+        found = _match_again(scope, root_path)
+        if found is not None:
+            route, scope = found
     if route is None:
         endpoint = scope.get("endpoint")
         name = getattr(endpoint, "__name__", None) if endpoint is not None else None
@@ -121,6 +130,41 @@ def route_of(scope: Scope, root_path: str, path: str) -> tuple[str | None, str |
     prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
     template = prefix + route_path if route_path else prefix or "/"
     return (name if isinstance(name, str) and name else None), template
+
+
+def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None:
+    """The route the router handed the request to, and the scope it had there.
+
+    For Starlette versions that do not record it in ``scope["route"]``: the
+    router's matching done again on a copy of the scope as it was before the app
+    ran (first full match, else first partial one, into mounted routers), as
+    ``Router`` does. None when there is no router or nothing matches.
+    """
+    routes = getattr(scope.get("router"), "routes", None)
+    if not isinstance(routes, list) or "endpoint" not in scope:
+        return None
+    probe = dict(scope)
+    probe["root_path"] = root_path
+    probe.pop("path_params", None)
+    found: BaseRoute | None = None
+    while routes:
+        matched: tuple[BaseRoute, Scope] | None = None
+        for candidate in routes:
+            match, child_scope = candidate.matches(probe)
+            if match is Match.FULL:
+                matched = candidate, child_scope
+                break
+            if match is Match.PARTIAL and matched is None:
+                matched = candidate, child_scope
+        if matched is None:
+            break
+        found, child_scope = matched
+        probe.update(child_scope)
+        if not isinstance(found, (Mount, Host)):
+            break
+        # A mounted router: its routes are matched next (none: the mount itself).
+        routes = found.routes
+    return None if found is None else (found, probe)
 
 
 def user_id_of(scope: Scope) -> str | None:

@@ -87,8 +87,9 @@ class SegmentMiddleware:
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> SegmentMiddleware:
-        # Before Python binds the keywords, so a typo gets the closest name.
-        check_names(kwargs)
+        # Before Python binds the keywords, so a typo gets the closest name. Older
+        # Starlette (0.37) builds middleware as cls(app=app, **options): not an option.
+        check_names(name for name in kwargs if name != "app")
         return super().__new__(cls)
 
     def __init__(
@@ -191,6 +192,7 @@ class SegmentMiddleware:
 
         root_path = str(scope.get("root_path") or "")
         had_user = "user" in scope
+        had_router = "router" in scope
         tracker = await self._start(scope, Request(scope) if self._hooks else None)
         start: Message | None = None
 
@@ -209,7 +211,7 @@ class SegmentMiddleware:
             if (
                 kind == "http.response.body" and not message.get("more_body", False)
             ) or kind == "http.response.pathsend":
-                self._finish(tracker, scope, root_path, start)
+                self._finish(tracker, scope, root_path, had_router, start)
                 if not had_user and "user" in scope:
                     self._warn_user_order()
 
@@ -261,12 +263,19 @@ class SegmentMiddleware:
             return None
 
     def _finish(
-        self, tracker: RequestTracker, scope: Scope, root_path: str, start: Message | None
+        self,
+        tracker: RequestTracker,
+        scope: Scope,
+        root_path: str,
+        had_router: bool,
+        start: Message | None,
     ) -> None:
         """The automatic page call; never raises."""
         try:
             status = int(start["status"]) if start is not None else 0
-            route_name, route_template = route_of(scope, root_path, tracker.request.path)
+            route_name, route_template = route_of(
+                scope, root_path, tracker.request.path, had_router=had_router
+            )
             response = None
             if self._response_hooks and start is not None:
                 response = ResponseInfo(status, Headers(raw=list(start.get("headers") or ())))

@@ -1,7 +1,8 @@
 """``SegmentMiddleware``: request context, ``request.analytics`` and page calls.
 
 Put it after ``AuthenticationMiddleware``. It works in both of Django's modes with
-no thread hop in async mode (the user comes from ``await request.auser()``). A
+no thread hop in async mode (the user comes from ``await request.auser()``; Django
+4.2 has no ``auser()``, there the lazy user is loaded in a worker thread). A
 view that raises gets no page call and its exception is left to Django; nothing
 analytics does turns a working response into an error.
 """
@@ -12,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.encoding import escape_uri_path
@@ -179,9 +180,12 @@ async def _auser_id(request: HttpRequest) -> str | None:
     try:
         auser = getattr(request, "auser", None)
         if auser is None:
+            # Django < 5.0 has no request.auser(). Evaluating the lazy user here would
+            # query the database in the event loop: load it in a worker thread (as
+            # Django's async ORM does); later reads of request.user do no I/O.
             user = getattr(request, "user", None)
             if isinstance(user, LazyObject) and user._wrapped is empty:
-                return None  # evaluating it here would query the database in the event loop
+                return await sync_to_async(_id_of)(user)
             return _id_of(user)
         user = await auser()
         if conf.web_options().user_id is not None and not hasattr(request, "_cached_user"):

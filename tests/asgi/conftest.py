@@ -21,11 +21,56 @@ with warnings.catch_warnings():
     warnings.filterwarnings(
         "ignore", message=r"Using `httpx` with `starlette.testclient` is deprecated"
     )
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient as StarletteTestClient
 
-__all__ = ["Sent", "TestClient"]
+__all__ = ["Sent", "TestClient", "from_peer"]
 
 Sent = Callable[..., list[dict[str, Any]]]
+
+
+class TestClient(StarletteTestClient):
+    """Starlette's test client, closing its lifespan streams as newer Starlette does.
+
+    Starlette 0.37 (the lowest supported) leaves the memory streams ``with
+    TestClient(app)`` opens for the lifespan unclosed; anyio warns about each
+    (``ResourceWarning``) when it is garbage-collected, in whatever test runs then.
+    """
+
+    def __enter__(self) -> TestClient:
+        try:
+            return super().__enter__()
+        except BaseException:
+            self._close_lifespan_streams()
+            raise
+
+    def __exit__(self, *args: Any) -> None:
+        try:
+            super().__exit__(*args)
+        finally:
+            self._close_lifespan_streams()
+
+    def _close_lifespan_streams(self) -> None:
+        for name in ("stream_send", "stream_receive"):
+            stapled = self.__dict__.get(name)
+            if stapled is not None:  # closing twice (newer Starlette did already) is fine
+                stapled.send_stream.close()
+                stapled.receive_stream.close()
+
+
+def from_peer(app: Any, host: str, port: int = 50000) -> Any:
+    """``app`` as if every connection came from ``(host, port)``.
+
+    ``TestClient(client=...)`` is newer than the lowest supported Starlette
+    (0.37 always says ``("testclient", 50000)``); setting the scope's ``client``
+    here works with every version.
+    """
+
+    async def app_from_peer(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope["client"] = (host, port)
+        await app(scope, receive, send)
+
+    return app_from_peer
 
 
 @pytest.fixture

@@ -11,11 +11,14 @@ import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
 
 from segment_asgi import SegmentMiddleware
 from segment_core import Client
 from tests.asgi.apps import ROUTES, HeaderAuth, ViewBug, starlette_app
-from tests.asgi.conftest import Sent, TestClient
+from tests.asgi.conftest import Sent, TestClient, from_peer
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 UUID_VALUE = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
@@ -32,7 +35,7 @@ def browse(client: Client) -> Iterator[Browse]:
         *, peer: str = "127.0.0.1", auth: bool = False, raise_errors: bool = True, **options: Any
     ) -> TestClient:
         app = starlette_app(client, auth=auth, **options)
-        test_client = TestClient(app, client=(peer, 50000), raise_server_exceptions=raise_errors)
+        test_client = TestClient(from_peer(app, peer), raise_server_exceptions=raise_errors)
         opened.append(test_client)
         return test_client
 
@@ -110,6 +113,32 @@ def test_page_name_by_route_template(browse: Browse, sent: Sent) -> None:
 def test_page_name_by_path(browse: Browse, sent: Sent) -> None:
     browse(page_name="path").get("/products/1/?a=b")
     assert [m["name"] for m in sent()] == ["/products/1/"]
+
+
+def test_a_mounted_app_is_named_after_its_own_routes(client: Client, sent: Sent) -> None:
+    """The middleware around an app mounted in another: never the outer app's route.
+
+    (Where Starlette records no matched route, the outer router's routes must not
+    be matched again with the mounted app's path.)
+    """
+
+    async def outer_home(request: Request) -> Response:
+        return PlainTextResponse("outer")
+
+    async def inner_home(request: Request) -> Response:
+        return PlainTextResponse("inner")
+
+    inner = Starlette(routes=[Route("/", inner_home, name="inner_home")])
+    outer = Starlette(
+        routes=[
+            Route("/", outer_home, name="outer_home"),
+            Mount("/sub", app=SegmentMiddleware(inner, client=client)),
+        ]
+    )
+    with TestClient(outer) as browser:
+        assert browser.get("/sub/").text == "inner"
+        assert browser.get("/").text == "outer"
+    assert [m["name"] for m in sent()] == ["inner_home"]
 
 
 @pytest.mark.parametrize(
