@@ -5,15 +5,13 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-from collections.abc import Iterator, Mapping
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 from flask import Flask, Request
 from werkzeug.exceptions import SecurityError
 
-from segment_core.web import RequestInfo
+from segment_core.web import RequestInfo, WSGIHeaders
 
 flask_login: Any
 try:  # Flask-Login is optional (and untyped: imported as a plain module)
@@ -21,7 +19,7 @@ try:  # Flask-Login is optional (and untyped: imported as a plain module)
 except ImportError:
     flask_login = None
 
-__all__ = ["WSGIHeaders", "login_user_id", "request_info", "uses_flask_login"]
+__all__ = ["login_user_id", "request_info", "uses_flask_login"]
 
 logger = logging.getLogger("segment_flask")
 
@@ -57,46 +55,6 @@ def request_info(request: Request) -> RequestInfo:
 def _wire_path(path: str) -> str:
     """The path as the browser sent it: Werkzeug's is decoded, the Spec's is not."""
     return path if _NEEDS_QUOTING.search(path) is None else quote(path, safe=_PATH_SAFE)
-
-
-class WSGIHeaders(Mapping[str, str]):
-    """Request headers read straight from the WSGI environ, by lower-case name.
-
-    What :class:`RequestInfo` needs (``.get("user-agent")``) at a fraction of the
-    cost of Werkzeug's ``EnvironHeaders``, which raises an exception to report a
-    missing header. The server has already joined repeated headers with ", ".
-    """
-
-    __slots__ = ("_environ",)
-
-    def __init__(self, environ: Mapping[str, Any]) -> None:
-        self._environ = environ
-
-    def get(self, name: str, default: Any = None) -> Any:
-        value = self._environ.get(_environ_key(name))
-        return default if value is None else value
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return str(value)
-
-    def __iter__(self) -> Iterator[str]:
-        for key in self._environ:
-            if key.startswith("HTTP_"):
-                yield key[5:].replace("_", "-").lower()
-            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                yield key.replace("_", "-").lower()
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-@lru_cache(maxsize=256)
-def _environ_key(name: str) -> str:
-    key = name.upper().replace("-", "_")
-    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
 def uses_flask_login(app: Flask) -> bool:

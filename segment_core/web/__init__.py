@@ -49,7 +49,7 @@ from segment_core.web._page import (
     should_track_page,
     tracking_allowed,
 )
-from segment_core.web._request import RequestInfo
+from segment_core.web._request import RequestInfo, WSGIHeaders
 from segment_core.web._tracker import RequestTracker
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "CookieSpec",
     "RequestInfo",
     "RequestTracker",
+    "WSGIHeaders",
     "WebOptions",
     "anonymize_ip",
     "anonymous_id_cookie",
