@@ -43,7 +43,7 @@ class Analytics:
     ('7', 'a1')
     """
 
-    __slots__ = ("_client", "anonymous_id", "context", "page_called", "user_id")
+    __slots__ = ("_client", "anonymous_id", "context", "page_message", "user_id")
 
     def __init__(
         self,
@@ -57,8 +57,9 @@ class Analytics:
         self.user_id = stringify_id("user_id", user_id)
         self.anonymous_id = stringify_id("anonymous_id", anonymous_id)
         self.context: dict[str, Any] = dict(context or {})
-        #: Set by :meth:`page`: adapters then skip their automatic page call.
-        self.page_called = False
+        #: The message of this object's page call (explicit or automatic), if any:
+        #: adapters skip their automatic page call when a view made one.
+        self.page_message: dict[str, Any] | None = None
 
     @property
     def client(self) -> Client:
@@ -89,7 +90,7 @@ class Analytics:
     ) -> Result:
         """Record a page view (``category=`` in ``kw``), instead of the automatic one."""
         result = self._send("page", kw, name=name, properties=properties)
-        self.page_called = True
+        self.page_message = result[1]
         return result
 
     def screen(

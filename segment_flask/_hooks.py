@@ -13,14 +13,12 @@ Every step is guarded: analytics never turns a working response into an error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from contextvars import Token
 from typing import Any
 
 from flask import Flask, current_app, g, request
 from flask.wrappers import Response
 
-from segment_core.client import Client
 from segment_core.scope import Analytics, bind, reset
 from segment_core.signals import emit
 from segment_core.web import RequestTracker, is_excluded
@@ -32,27 +30,6 @@ __all__ = ["RequestHooks", "RequestScope"]
 
 logger = logging.getLogger("segment_flask")
 
-Result = tuple[bool, dict[str, Any]]
-
-
-class PageAnalytics(Analytics):
-    """``request.analytics``; also keeps its page message for :data:`page_tracked`."""
-
-    __slots__ = ("page_message",)
-
-    def __init__(self, client: Client, bound: Analytics) -> None:
-        super().__init__(
-            client, user_id=bound.user_id, anonymous_id=bound.anonymous_id, context=bound.context
-        )
-        self.page_message: dict[str, Any] | None = None
-
-    def page(
-        self, name: str | None = None, properties: Mapping[str, Any] | None = None, **kw: Any
-    ) -> Result:
-        result = super().page(name, properties, **kw)
-        self.page_message = result[1]
-        return result
-
 
 class RequestScope:
     """One request's analytics state, kept in ``g._segment``."""
@@ -60,7 +37,7 @@ class RequestScope:
     __slots__ = ("analytics", "token", "tracker")
 
     def __init__(
-        self, tracker: RequestTracker, analytics: PageAnalytics, token: Token[Analytics | None]
+        self, tracker: RequestTracker, analytics: Analytics, token: Token[Analytics | None]
     ) -> None:
         self.tracker = tracker
         self.analytics = analytics
@@ -95,8 +72,7 @@ class RequestHooks:
         ):
             info.user_id = login_user_id()
         tracker = RequestTracker(state.client, options, info)
-        analytics = PageAnalytics(state.client, tracker.analytics)
-        tracker.analytics = analytics
+        analytics = tracker.analytics
         native.analytics = analytics
         _real(g)._segment = RequestScope(tracker, analytics, bind(analytics))
 

@@ -115,7 +115,7 @@ class RequestTracker:
         ``route_name``/``route_template`` are for adapters that learn the route only
         after the view ran. Runs once per request; never raises.
         """
-        if self._finished or self.analytics.page_called:
+        if self._finished or self.analytics.page_message is not None:
             return False
         self._finished = True
         request = self.request
