@@ -42,10 +42,12 @@ class Client:
     def __init__(self, write_key: str | None = None, **options: Any) -> None:
         self.config = Config.from_options(write_key, **options)
         config = self.config
-        if config.log_handler is not None:
+        if config.log_handler is not None and config.log_handler not in logger.handlers:
             logger.addHandler(config.log_handler)
         if config.debug:
             logger.setLevel(logging.DEBUG)
+            if not logger.handlers:  # as analytics-python does: debug output is seen
+                logger.addHandler(logging.StreamHandler())
         self._factory = MessageFactory(config.default_context, config.default_integrations)
         self._stats = Stats()
         self._delivery = Delivery(config, self._stats, self)

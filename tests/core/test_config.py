@@ -100,3 +100,25 @@ def test_log_handler_receives_the_clients_logs() -> None:
         assert any("no write key" in r.getMessage() for r in records)
     finally:
         logging.getLogger("segment_core").removeHandler(handler)
+
+
+def test_debug_shows_the_clients_debug_logs(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("segment_core")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        for handler in handlers:
+            logger.removeHandler(handler)
+        client = Client("key", debug=True, send=False)
+        assert logger.level == logging.DEBUG
+        assert any(isinstance(h, logging.StreamHandler) for h in logger.handlers)
+        logger.debug("a debug line from the client")
+        assert "a debug line from the client" in capsys.readouterr().err
+        Client("key", debug=True, send=False)  # a second client adds no second handler
+        assert len(logger.handlers) == 1
+        assert client.config.debug is True
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.setLevel(level)
