@@ -20,21 +20,15 @@ two minutes at most.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import os
-import signal
 import socket
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.request import urlopen
 
 import psutil  # type: ignore[import-untyped]
 
@@ -42,17 +36,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.core import receiver_report, start_receiver  # noqa: E402
-from benchmarks.loadgen import run_load  # noqa: E402
-
-TARGET_RATIO = 0.95
-HARD_LIMIT_SECONDS = 120.0
-START_TIMEOUT_SECONDS = 20.0
-STOP_TIMEOUT_SECONDS = 15.0
-WRITE_KEY = "bench-write-key"
-#: The page the load generator asks for; the readiness probe uses an excluded one.
-PAGE, PROBE = "/", "/healthz"
-
+from benchmarks._overhead import (  # noqa: E402
+    PAGE,
+    PROBE,
+    WRITE_KEY,
+    Server,
+    measure,
+    parse_args,
+    report,
+    server_env,
+    stop,
+    wait_ready,
+)
 
 # -- the app uvicorn serves (``benchmarks.asgi_overhead:make_app``, ``--factory``) -------
 
@@ -81,21 +76,7 @@ def make_app() -> Any:
     )
 
 
-# -- processes ------------------------------------------------------------------------
-
-
-@contextmanager
-def receiver() -> Iterator[tuple[str, int]]:
-    """The fast loopback receiver of ``benchmarks/core.py`` in a subprocess.
-
-    Not the collector: on a 2-core machine the receiver's CPU is taken from the
-    app under test, and Segment's servers are not on the app's machine.
-    """
-    process, port, _ = start_receiver()
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        stop(process)
+# -- the server -----------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -107,10 +88,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn(
-    variant: str, collector_url: str, options: dict[str, Any]
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """One uvicorn worker on a free port; yields its URL and process."""
+def uvicorn(variant: str, collector_url: str, options: dict[str, Any]) -> Iterator[Server]:
+    """One uvicorn worker on a free port, in its own process (the one whose CPU counts).
+
+    SIGTERM at the end shuts the app down: the middleware flushes at lifespan shutdown.
+    """
     port = free_port()
     command = [
         sys.executable,
@@ -128,167 +110,34 @@ def uvicorn(
         "--log-level=warning",
         "--backlog=2048",
     ]
-    env = {
-        **os.environ,
-        "BENCH_VARIANT": variant,
-        "BENCH_COLLECTOR": collector_url,
-        "BENCH_SEGMENT_OPTIONS": json.dumps(options),
-        "PYTHONPATH": str(ROOT),
-    }
+    env = server_env(variant, collector_url, options)
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url + PROBE, process)
-        yield url, process
+        yield Server(url, process, psutil.Process(process.pid))
     finally:
         stop(process)
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {process.returncode}")
-        try:
-            with urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)  # polling a starting server, bounded by the deadline
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM (uvicorn shuts the app down: lifespan flush), then wait, then kill."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-# -- the measurement ------------------------------------------------------------------
-
-
-def load(
-    url: str, seconds: float, connections: int, server: psutil.Process
-) -> tuple[float, int, int, float]:
-    """Requests/s, requests answered, errors, and the server's CPU µs per request."""
-    before = server.cpu_times()
-    result = asyncio.run(
-        run_load(url + PAGE, connections=connections, requests=10_000_000, duration=seconds)
+def server_cpu_lines(result: dict[str, Any]) -> str:
+    """The report's CPU lines: per request, their ratio, and the machine's load."""
+    cpu_plain = result["without_cpu_us_per_request"]
+    cpu_segment = result["with_cpu_us_per_request"]
+    return (
+        f"server CPU per request: without {cpu_plain:.0f} µs, with {cpu_segment:.0f} µs; "
+        f"ratio {result['cpu_ratio']:.3f} (what a CPU-bound worker keeps)\n"
+        f"load average at the end: {result['load_average']:.2f} on {os.cpu_count()} CPUs"
     )
-    after = server.cpu_times()
-    cpu = (after.user + after.system) - (before.user + before.system)
-    per_request = cpu / result.requests * 1e6 if result.requests else 0.0
-    return result.per_second, result.requests, result.errors, per_request
-
-
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    rates: dict[str, list[float]] = {"plain": [], "segment": []}
-    cpu: dict[str, list[float]] = {"plain": [], "segment": []}
-    served = {"plain": 0, "segment": 0}
-    errors = 0
-    started = time.monotonic()
-    with ExitStack() as stack:
-        collector_url, receiver_port = stack.enter_context(receiver())
-        urls: dict[str, str] = {}
-        processes: dict[str, subprocess.Popen[bytes]] = {}
-        servers: dict[str, psutil.Process] = {}
-        for variant in ("plain", "segment"):
-            urls[variant], processes[variant] = stack.enter_context(
-                uvicorn(variant, collector_url, args.option)
-            )
-            servers[variant] = psutil.Process(processes[variant].pid)
-        for variant in ("plain", "segment"):  # warm-up: imports, first connections
-            _, count, failed, _ = load(
-                urls[variant], args.warmup, args.connections, servers[variant]
-            )
-            served[variant] += count
-            errors += failed
-        for round_index in range(args.rounds):
-            order = ("plain", "segment") if round_index % 2 == 0 else ("segment", "plain")
-            for variant in order:
-                rate, count, failed, per_request = load(
-                    urls[variant], args.seconds, args.connections, servers[variant]
-                )
-                rates[variant].append(rate)
-                cpu[variant].append(per_request)
-                served[variant] += count
-                errors += failed
-            if time.monotonic() - started > HARD_LIMIT_SECONDS - 2 * args.seconds - 20:
-                break  # stay within the bound on a slow machine
-        stop(processes["segment"])  # lifespan shutdown: the middleware flushes the client
-        delivered = int(receiver_report(receiver_port)["messages"])
-    plain = statistics.median(rates["plain"])
-    with_segment = statistics.median(rates["segment"])
-    cpu_plain = statistics.median(cpu["plain"])
-    cpu_segment = statistics.median(cpu["segment"])
-    return {
-        "rounds": len(rates["plain"]),
-        "seconds_per_run": args.seconds,
-        "connections": args.connections,
-        "without_rps": rates["plain"],
-        "with_rps": rates["segment"],
-        "without_median": plain,
-        "with_median": with_segment,
-        "ratio": with_segment / plain if plain else 0.0,
-        "round_ratios": [w / p for w, p in zip(rates["segment"], rates["plain"], strict=True)],
-        "without_cpu_us": cpu["plain"],
-        "with_cpu_us": cpu["segment"],
-        "cpu_ratio": cpu_plain / cpu_segment if cpu_segment else 0.0,
-        "load_average": os.getloadavg()[0],
-        "segment_requests": served["segment"],
-        "pages_delivered": delivered,
-        "errors": errors,
-        "elapsed": time.monotonic() - started,
-    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=6.0, help="per run (default 6)")
-    parser.add_argument("--warmup", type=float, default=1.5)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument(
-        "--option",
-        metavar="NAME=JSON",
-        action="append",
-        default=[],
-        help="an option for SegmentMiddleware, e.g. --option flush_at=100 (repeatable)",
+    args = parse_args(
+        __doc__,
+        "an option for SegmentMiddleware, e.g. --option flush_at=100 (repeatable)",
+        connections=8,
     )
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    args.option = {
-        name: json.loads(value) for name, _, value in (o.partition("=") for o in args.option)
-    }
-    result = measure(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        spread = ", ".join(f"{r:.3f}" for r in result["round_ratios"])
-        cpu_plain = statistics.median(result["without_cpu_us"])
-        cpu_segment = statistics.median(result["with_cpu_us"])
-        print(
-            f"without Segment: {result['without_median']:8.0f} requests/s  "
-            f"(runs: {', '.join(f'{r:.0f}' for r in result['without_rps'])})\n"
-            f"with Segment:    {result['with_median']:8.0f} requests/s  "
-            f"(runs: {', '.join(f'{r:.0f}' for r in result['with_rps'])})\n"
-            f"ratio (medians): {result['ratio']:.3f}  (target >= {TARGET_RATIO}); "
-            f"per round: {spread}\n"
-            f"server CPU per request: without {cpu_plain:.0f} µs, with {cpu_segment:.0f} µs; "
-            f"ratio {result['cpu_ratio']:.3f} (what a CPU-bound worker keeps)\n"
-            f"load average at the end: {result['load_average']:.2f} on {os.cpu_count()} CPUs\n"
-            f"page calls delivered: {result['pages_delivered']} of "
-            f"{result['segment_requests']} requests; load errors: {result['errors']}; "
-            f"{result['elapsed']:.0f} s"
-        )
-    if result["pages_delivered"] != result["segment_requests"]:
-        sys.exit("not every page call reached the receiver")
+    report(measure(args, uvicorn), args.json, server_cpu_lines)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from benchmarks.flask_overhead import PAGE, PROBE, WRITE_KEY
+from benchmarks._overhead import PAGE, PROBE, WRITE_KEY
 
 
 def hello(request: HttpRequest) -> HttpResponse:

@@ -5,7 +5,7 @@ Run from the repository root with the project's virtualenv::
     .venv/bin/python benchmarks/django_overhead.py              # 5 rounds of 2 x 6 s
     .venv/bin/python benchmarks/django_overhead.py --rounds 3 --seconds 4 --json
 
-The measurement of ``benchmarks/flask_overhead.py``, with its helpers, on a Django
+The measurement of ``benchmarks/flask_overhead.py`` (in ``_overhead.py``) on a Django
 site: a fast loopback receiver (the one of ``benchmarks/core.py``) and two gunicorn
 servers on free loopback ports, with the same settings (one sync worker, one
 thread), serving the same site (``benchmarks/django_bench_app.py``: session and
@@ -27,13 +27,14 @@ to leave delivery out). Bounded: about 65 s with the defaults, two minutes at mo
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.flask_overhead import measure, parse_args, report  # noqa: E402
+from benchmarks._overhead import gunicorn, measure, parse_args, report  # noqa: E402
 
 #: gunicorn serves ``f"{DJANGO_APP}({variant!r})"``, ``variant`` being "plain" or "segment".
 DJANGO_APP = "benchmarks.django_bench_app:make_app"
@@ -42,7 +43,7 @@ DJANGO_APP = "benchmarks.django_bench_app:make_app"
 def main() -> None:
     args = parse_args(__doc__, "a key of settings.SEGMENT, e.g. --option flush_at=100 (repeatable)")
     args.option = {name.upper(): value for name, value in args.option.items()}
-    report(measure(args, DJANGO_APP), args.json)
+    report(measure(args, partial(gunicorn, DJANGO_APP)), args.json)
 
 
 if __name__ == "__main__":
