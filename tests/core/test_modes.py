@@ -9,7 +9,7 @@ import pytest
 import segment_core
 from segment_core import Client, signals
 from segment_core.testing import capture
-from tests.receiver import Receiver
+from tests.receiver import Fault, Receiver
 
 
 def test_no_write_key_disables_the_client_and_warns_once(
@@ -39,6 +39,17 @@ def test_sync_mode_sends_before_the_call_returns(receiver: Receiver, make_client
     assert client.track("u", "Synchronous")[0] is True
     assert [m["event"] for m in receiver.messages()] == ["Synchronous"]
     assert client.stats()["sent"] == 1
+
+
+def test_sync_mode_retries_on_the_callers_thread(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(Fault(503), Fault(429, retry_after="0"))
+    client = make_client(sync_mode=True)
+    assert client.track("u", "Retried")[0] is True
+    # Delivered before the call returned, after two retries with the same message id.
+    assert [m["event"] for m in receiver.messages()] == ["Retried"]
+    assert [r.headers.get("x-retry-count") for r in receiver.requests] == [None, "1", "2"]
+    assert len({r.batch[0]["messageId"] for r in receiver.requests}) == 1
+    assert client.stats()["retries"] == 2
 
 
 def test_capture_collects_without_network(receiver: Receiver, make_client: Any) -> None:
