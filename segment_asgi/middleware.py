@@ -203,7 +203,10 @@ class SegmentMiddleware:
                 start = message
                 cookie = tracker.cookie_to_set()
                 if cookie is not None:
-                    message = _with_cookie(message, cookie)
+                    try:
+                        message = _with_cookie(message, cookie)
+                    except Exception:  # analytics never breaks a response
+                        logger.exception("segment: could not add the anonymous id cookie")
                 await send(message)
                 return
             await send(message)
