@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="collector port (0: any free)")
     args = parser.parse_args(argv)
     began = time.monotonic()
+    # SIGTERM (from `timeout`, a process manager) stops the demo like Ctrl-C does:
+    # the apps it started are stopped on the way out, never left running.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     with contextlib.ExitStack() as stack:
         collector = stack.enter_context(run_in_background(port=args.port))
@@ -239,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
                 threading.Event().wait()
             print("\nstopping...")
     return 0 if ok else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
