@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,12 +85,26 @@ async def apply_fault(
         await _close_connection(receive, send)
         return None
     assert fault.status is not None
-    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+    headers = _limit_headers(fault) if fault.status == 429 else {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = fault.retry_after
     response = error_response(
-        fault.status, "injected_fault", f"fault injected by the collector: {fault.status}", headers
+        fault.status,
+        "injected_fault",
+        f"fault injected by the collector: {fault.status}",
+        headers or None,
     )
     await response(scope, receive, send)
     return None
+
+
+def _limit_headers(fault: Fault) -> dict[str, str]:
+    """What Segment sends with a 429: when the rate limit resets, in epoch seconds."""
+    wait = 1.0
+    if fault.retry_after is not None:
+        with contextlib.suppress(ValueError):  # an HTTP date: one second is kept
+            wait = float(fault.retry_after)
+    return {"X-RateLimit-Reset": str(int(time.time() + wait))}
 
 
 async def _close_connection(receive: Receive, send: Send) -> None:
