@@ -3,20 +3,30 @@
 - ``segment_events``: every message clients send during the test, captured in
   memory (nothing leaves the process).
 - ``segment_collector``: a real local collector, one per session, reset before each
-  test (needs the ``collector`` extra).
+  test (needs the ``collector`` extra: ``pip install 'segment-web[collector]'``).
+
+pytest loads this module in every run on a machine where the package is installed,
+so it imports nothing beyond the base dependencies: the collector (Starlette and
+uvicorn) is imported only when a test asks for ``segment_collector``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from segment_core.testing import capture
 
-__all__ = ["segment_events"]
+if TYPE_CHECKING:
+    from segment_core.collector.handle import CollectorHandle
+
+__all__ = ["COLLECTOR_EXTRA_HINT", "segment_collector", "segment_events"]
+
+COLLECTOR_EXTRA_HINT = (
+    "the local collector needs the 'collector' extra: pip install 'segment-web[collector]'"
+)
 
 
 @pytest.fixture
@@ -26,7 +36,19 @@ def segment_events() -> Iterator[list[dict[str, Any]]]:
         yield events
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the collector's fixtures when the ``collector`` extra is installed."""
-    with contextlib.suppress(ImportError):
-        config.pluginmanager.import_plugin("segment_core.collector.fixtures")
+@pytest.fixture(scope="session")
+def _segment_collector_session() -> Iterator[CollectorHandle]:
+    """The session's one collector, shared by every test (internal: use `segment_collector`)."""
+    try:
+        from segment_core.collector.background import run_in_background
+    except ImportError as error:
+        pytest.fail(f"segment_collector: {COLLECTOR_EXTRA_HINT} ({error})", pytrace=False)
+    with run_in_background() as handle:
+        yield handle
+
+
+@pytest.fixture
+def segment_collector(_segment_collector_session: CollectorHandle) -> CollectorHandle:
+    """A running collector, emptied (events, counts, faults) before the test."""
+    _segment_collector_session.reset()
+    return _segment_collector_session

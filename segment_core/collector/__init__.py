@@ -13,11 +13,15 @@ test process:
 
 from __future__ import annotations
 
-from segment_core.collector.app import CollectorApp, create_app
-from segment_core.collector.background import run_in_background
-from segment_core.collector.handle import CollectorError, CollectorHandle
-from segment_core.collector.ingest import Limits
-from segment_core.collector.validation import validate_message
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segment_core.collector.app import CollectorApp, create_app
+    from segment_core.collector.background import run_in_background
+    from segment_core.collector.handle import CollectorError, CollectorHandle
+    from segment_core.collector.ingest import Limits
+    from segment_core.collector.validation import validate_message
 
 __all__ = [
     "CollectorApp",
@@ -28,3 +32,22 @@ __all__ = [
     "run_in_background",
     "validate_message",
 ]
+
+# Imported on first use, so that `segment-collector` and the pytest plugin can say
+# which extra is missing instead of failing while Python imports this package.
+_HOMES = {
+    "CollectorApp": "app",
+    "create_app": "app",
+    "run_in_background": "background",
+    "CollectorError": "handle",
+    "CollectorHandle": "handle",
+    "Limits": "ingest",
+    "validate_message": "validation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

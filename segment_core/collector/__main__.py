@@ -6,9 +6,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from segment_core.collector.app import create_app
-from segment_core.collector.background import CollectorServer, bind_socket
-
 __all__ = ["main"]
 
 
@@ -46,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    try:
+        from segment_core.collector.app import create_app
+        from segment_core.collector.background import CollectorServer, bind_socket
+    except ImportError as error:
+        sys.exit(
+            f"segment-collector: {error.name or 'a dependency'} is not installed; "
+            "install the collector extra: pip install 'segment-web[collector]'"
+        )
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as error:

@@ -1,5 +1,8 @@
 """The `segment_collector` pytest fixture: one collector per session, reset per test.
 
+The installed pytest plugin (``segment_core.pytest_plugin``) already provides it;
+this module stays importable for projects that list it in ``pytest_plugins``.
+
 Example::
 
     def test_signup_is_tracked(segment_collector):
@@ -10,25 +13,6 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from segment_core.collector.background import run_in_background
-from segment_core.collector.handle import CollectorHandle
+from segment_core.pytest_plugin import _segment_collector_session, segment_collector
 
 __all__ = ["_segment_collector_session", "segment_collector"]
-
-
-@pytest.fixture(scope="session")
-def _segment_collector_session() -> Iterator[CollectorHandle]:
-    """The session's one collector, shared by every test (internal: use `segment_collector`)."""
-    with run_in_background() as handle:
-        yield handle
-
-
-@pytest.fixture
-def segment_collector(_segment_collector_session: CollectorHandle) -> CollectorHandle:
-    """A running collector, emptied (events, counts, faults) before the test."""
-    _segment_collector_session.reset()
-    return _segment_collector_session

@@ -1,0 +1,119 @@
+"""The package installed without the collector extra: pytest and the CLI still behave.
+
+The collector's dependencies are made unimportable in a child process by a
+``sitecustomize`` that refuses ``starlette`` and ``uvicorn``, as on a machine where
+the package was installed without the ``collector`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+BLOCKER = '''
+import sys
+
+
+class _Refuse:
+    """Make the collector's dependencies unimportable, as when they are not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("starlette", "uvicorn"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Refuse())
+'''
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    blocker = tmp_path / "blocker"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["PYTHONPATH"] = str(blocker)
+    return env
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_blocker_really_hides_the_collector_dependencies(tmp_path: Path) -> None:
+    result = _run(["-c", "import starlette"], tmp_path, _env(tmp_path))
+    assert result.returncode != 0
+    assert "starlette" in result.stderr
+
+
+def test_pytest_runs_green_in_an_unrelated_folder(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "test_plain.py").write_text("def test_arithmetic():\n    assert 1 + 1 == 2\n")
+    result = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider"], project, _env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+
+
+def test_the_capture_fixture_works_and_the_collector_fixture_names_the_extra(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "test_app.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            from segment_core import Client
+
+
+            def test_capture(segment_events):
+                Client("key").track("u1", "Signed Up")
+                assert [e["event"] for e in segment_events] == ["Signed Up"]
+                assert "starlette" not in sys.modules
+
+
+            def test_collector(segment_collector):
+                pass
+            """
+        )
+    )
+    result = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider"], project, _env(tmp_path))
+    output = result.stdout + result.stderr
+    assert "1 passed, 1 error" in output, output
+    assert "pip install 'segment-web[collector]'" in output
+    assert "INTERNALERROR" not in output
+
+
+def test_segment_collector_without_the_extra_says_what_to_install(tmp_path: Path) -> None:
+    for args in (["-m", "segment_core.collector", "--port", "0"], ["-c", _CONSOLE_SCRIPT]):
+        result = _run(args, tmp_path, _env(tmp_path))
+        assert result.returncode != 0
+        assert result.stdout == ""
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "pip install 'segment-web[collector]'" in lines[0]
+
+
+# What the installed `segment-collector` script runs.
+_CONSOLE_SCRIPT = "from segment_core.collector.__main__ import main; main(['--port', '0'])"
+
+
+@pytest.mark.parametrize("name", ["run_in_background", "create_app", "CollectorHandle"])
+def test_the_collector_package_still_exports_its_api(name: str) -> None:
+    import segment_core.collector
+
+    assert name in segment_core.collector.__all__
+    assert callable(getattr(segment_core.collector, name))
