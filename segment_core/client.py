@@ -16,7 +16,7 @@ from segment_core.delivery import Delivery
 from segment_core.encoding import encode
 from segment_core.errors import InvalidMessage
 from segment_core.messages import Message
-from segment_core.normalize import MessageFactory
+from segment_core.normalize import MessageFactory, check_hook_result
 from segment_core.stats import Stats
 from segment_core.worker import Worker
 
@@ -262,7 +262,7 @@ class Client:
             if changed is None:
                 self._drop(message, "before_send")
                 return False, message
-            message = changed
+            message = check_hook_result(changed)
         data = encode(message)
         if len(data) > MAX_MESSAGE_BYTES:
             raise InvalidMessage(

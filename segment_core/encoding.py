@@ -3,23 +3,22 @@
 Values beyond plain JSON are encoded the way a destination expects them:
 datetimes and dates as ISO-8601 (naive datetimes are UTC), ``Decimal`` as a
 number, ``UUID`` as a string, enums by value, sets, tuples and dataclasses as
-arrays and objects, integers of any size with every digit. A value that cannot
-be encoded raises :class:`InvalidMessage` naming its type and where it was.
+arrays and objects. A value that cannot be encoded (see
+:mod:`segment_core.jsonvalues`) raises :class:`InvalidMessage` naming where it was.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import decimal
-import enum
 import json
 import time
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from segment_core.errors import InvalidMessage
+from segment_core.jsonvalues import plain
+from segment_core.spec import MAX_NESTING_DEPTH
 
 __all__ = ["decode", "encode", "format_timestamp", "now_timestamp"]
 
@@ -30,12 +29,19 @@ except ImportError:  # pragma: no cover - exercised only where orjson cannot be 
 
 
 def format_timestamp(value: dt.datetime) -> str:
-    """ISO-8601 in UTC with milliseconds and a ``Z``; naive datetimes are taken as UTC."""
+    """ISO-8601 in UTC with milliseconds and a ``Z``; naive datetimes are taken as UTC.
+
+    Years before 1000 keep four digits (``0999-...``), as ISO-8601 requires. Raises
+    ``OverflowError`` when the time in UTC falls outside years 1 to 9999.
+    """
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     else:
         value = value.astimezone(dt.timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+    )
 
 
 _second_prefix: tuple[int, str] = (-1, "")
@@ -57,6 +63,8 @@ def now_timestamp() -> str:
 
 def _default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise ValueError("not a finite number")
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, (set, frozenset)):
         return list(value)
@@ -73,11 +81,7 @@ def _stdlib_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return _default(value)
+    raise TypeError
 
 
 def _stdlib_dumps(value: Any) -> bytes:
@@ -87,20 +91,30 @@ def _stdlib_dumps(value: Any) -> bytes:
 
 
 if orjson is not None:
-    _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+    # No OPT_NON_STR_KEYS: a key that is not a plain str takes the checked path,
+    # which refuses keys that collide once written as text.
+    _OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 
     def _dumps(value: Any) -> bytes:
         try:
+            return orjson.dumps(value, option=_OPTIONS)
+        except orjson.JSONEncodeError:
+            # orjson stops at 64-bit integers; the stdlib keeps every digit.
+            return _stdlib_dumps(value)
+
+    def _fast(value: Any) -> bytes | None:
+        try:
             data = orjson.dumps(value, default=_default, option=_OPTIONS)
-            # orjson writes into a 4 KB buffer and shrinks it in place, which leaves
-            # each small result holding the whole 4 KB. A message waits in the queue,
-            # so it is kept as an exact-size copy (about 0.1 µs): ten times less memory.
-            return b"".join((data, b""))
-        except orjson.JSONEncodeError as exc:
-            if "64-bit" in str(exc) or "Integer" in str(exc):
-                # orjson stops at 64-bit integers; the stdlib keeps every digit.
-                return _stdlib_dumps(value)
-            raise
+        except orjson.JSONEncodeError:
+            return None
+        # orjson writes NaN and infinities as null, and a message deeper than the
+        # shared limit needs a walk: both are possible only when these show.
+        if b"null" in data or data.count(b"{") + data.count(b"[") > MAX_NESTING_DEPTH:
+            return None
+        # orjson writes into a 4 KB buffer and shrinks it in place, which leaves
+        # each small result holding the whole 4 KB. A message waits in the queue,
+        # so it is kept as an exact-size copy (about 0.1 µs): ten times less memory.
+        return b"".join((data, b""))
 
     def decode(data: bytes | str) -> Any:
         """Parse JSON bytes."""
@@ -109,50 +123,25 @@ if orjson is not None:
 else:  # pragma: no cover
     _dumps = _stdlib_dumps
 
+    def _fast(value: Any) -> bytes | None:
+        return None
+
     def decode(data: bytes | str) -> Any:
         """Parse JSON bytes."""
         return json.loads(data)
 
 
-def encode(value: Any) -> bytes:
-    """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`."""
+def encode(value: Any, where: str = "message") -> bytes:
+    """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
+
+    Whichever encoder runs, the same values are refused, with the path of the
+    first one at fault: see :func:`segment_core.jsonvalues.plain`.
+    """
+    data = _fast(value)
+    if data is not None:
+        return data
+    plain_value = plain(value, where)
     try:
-        return _dumps(value)
-    except (TypeError, ValueError, RecursionError) as exc:
-        where = _find_unencodable(value, "message")
-        if where is not None:
-            path, bad = where
-            raise InvalidMessage(
-                f"{path}: a value of type {type(bad).__name__} cannot be encoded as JSON"
-            ) from None
-        raise InvalidMessage(f"message cannot be encoded as JSON: {exc}") from None
-
-
-_LEAVES = (str, int, float, bool, type(None), dt.date, dt.time, uuid.UUID, decimal.Decimal)
-
-
-def _find_unencodable(value: Any, path: str, depth: int = 0) -> tuple[str, Any] | None:
-    """The first value (and its path) that the encoder cannot handle, if any."""
-    if depth > 200:  # too deep to walk; the encoder's own message is reported instead
-        return None
-    if isinstance(value, enum.Enum):
-        return _find_unencodable(value.value, path, depth + 1)
-    if isinstance(value, _LEAVES):
-        return None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, (str, int, float, bool, type(None), uuid.UUID, enum.Enum)):
-                return (f"{path} key {key!r}", key)
-            found = _find_unencodable(item, f"{path}.{key}", depth + 1)
-            if found:
-                return found
-        return None
-    if isinstance(value, (list, tuple, set, frozenset)):
-        for index, item in enumerate(value):
-            found = _find_unencodable(item, f"{path}[{index}]", depth + 1)
-            if found:
-                return found
-        return None
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _find_unencodable(dataclasses.asdict(value), path, depth + 1)
-    return (path, value)
+        return _dumps(plain_value)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - plain() refuses these first
+        raise InvalidMessage(f"{where} cannot be encoded as JSON: {exc}") from None

@@ -16,10 +16,16 @@ from typing import Any
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import InvalidMessage
+from segment_core.spec import MAX_MESSAGE_ID_LENGTH, content_problems, validate_message
 
-__all__ = ["LIBRARY", "MAX_MESSAGE_ID_LENGTH", "MessageFactory", "new_message_id", "stringify_id"]
-
-MAX_MESSAGE_ID_LENGTH = 100
+__all__ = [
+    "LIBRARY",
+    "MAX_MESSAGE_ID_LENGTH",
+    "MessageFactory",
+    "check_hook_result",
+    "new_message_id",
+    "stringify_id",
+]
 LIBRARY = {"name": DISTRIBUTION, "version": VERSION}
 
 _getrandbits = random.getrandbits  # reseeded in forked children by the random module
@@ -38,9 +44,11 @@ def stringify_id(name: str, value: object) -> str | None:
     """Ids are strings on the wire; integers keep every digit."""
     if value is None or type(value) is str:
         return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, (int, uuid.UUID)) and not isinstance(value, bool):
+    if isinstance(value, str):  # StrEnum, SafeString, ...: sent as the plain text
+        return str.__str__(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, uuid.UUID):
         return str(value)
     raise InvalidMessage(f"{name} must be a string or an integer, got {type(value).__name__}")
 
@@ -54,8 +62,10 @@ def _mapping(name: str, value: object) -> dict[str, Any] | None:
 
 
 def _optional_str(name: str, value: object) -> str | None:
-    if value is None or isinstance(value, str):
+    if value is None or type(value) is str:
         return value
+    if isinstance(value, str):
+        return str.__str__(value)
     raise InvalidMessage(f"{name} must be a string, got {type(value).__name__}")
 
 
@@ -63,31 +73,71 @@ def _timestamp(value: object) -> str:
     if value is None:
         return now_timestamp()
     if isinstance(value, dt.datetime):
-        return format_timestamp(value)
+        try:
+            return format_timestamp(value)
+        except OverflowError:
+            raise InvalidMessage(
+                f"timestamp {value.isoformat()!r} falls outside years 1 to 9999 in UTC"
+            ) from None
     if isinstance(value, str):
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         try:
             return format_timestamp(dt.datetime.fromisoformat(text))
         except ValueError:
             raise InvalidMessage(
-                f"timestamp must be an ISO-8601 date and time, got {value!r}"
+                f"timestamp must be an ISO-8601 date and time, got {value[:60]!r}"
+            ) from None
+        except OverflowError:
+            raise InvalidMessage(
+                f"timestamp {value[:60]!r} falls outside years 1 to 9999 in UTC"
             ) from None
     raise InvalidMessage(
         f"timestamp must be a datetime or an ISO-8601 string, got {type(value).__name__}"
     )
 
 
-def _message_id(value: object) -> str:
+def _message_id(value: object, name: str = "message_id") -> str:
     if value is None:
         return new_message_id()
-    text = stringify_id("message_id", value)
+    text = stringify_id(name, value)
     if not text:
-        raise InvalidMessage("message_id must not be empty")
+        raise InvalidMessage(f"{name} must not be empty")
     if len(text) > MAX_MESSAGE_ID_LENGTH:
         raise InvalidMessage(
-            f"message_id must be at most {MAX_MESSAGE_ID_LENGTH} characters, got {len(text)}"
+            f"{name} must be at most {MAX_MESSAGE_ID_LENGTH} characters, got {len(text)}"
         )
     return text
+
+
+_HOOK_IDS = (
+    ("userId", "user_id"),
+    ("anonymousId", "anonymous_id"),
+    ("previousId", "previous_id"),
+    ("groupId", "group_id"),
+)
+
+
+def check_hook_result(message: dict[str, Any]) -> dict[str, Any]:
+    """What a ``before_send`` hook returned, held to the rules of a caller's message.
+
+    Ids are stringified as the client does; then every Spec rule applies (the
+    collector's own check). Raises :class:`InvalidMessage` naming the field.
+    """
+    checked = dict(message)
+    for field, _name in _HOOK_IDS:
+        if field in checked:
+            checked[field] = stringify_id(f"before_send: {field}", checked[field])
+    if "messageId" in checked and checked["messageId"] is not None:
+        checked["messageId"] = _message_id(checked["messageId"], "before_send: messageId")
+    for field in ("event", "name", "category"):
+        if isinstance(checked.get(field), str):
+            checked[field] = str.__str__(checked[field])
+    problems = validate_message(checked)
+    if problems:
+        raise InvalidMessage(
+            "before_send returned a message the Spec refuses: " + "; ".join(problems)
+        )
+    return checked
 
 
 class MessageFactory:
@@ -123,7 +173,11 @@ class MessageFactory:
         integrations: object = None,
         message_id: object = None,
     ) -> dict[str, Any]:
-        if type(event) is not str or not event:
+        if type(event) is not str:
+            if not isinstance(event, str):
+                raise InvalidMessage(f"event must be a non-empty string for track, got {event!r}")
+            event = str.__str__(event)
+        if not event.strip():
             raise InvalidMessage(f"event must be a non-empty string for track, got {event!r}")
         message = self._start("track", user_id, anonymous_id, timestamp, message_id)
         message["event"] = event
@@ -260,6 +314,11 @@ class MessageFactory:
         merged = self._integrations(_mapping("integrations", integrations))
         if merged:
             message["integrations"] = merged
+        # The Spec's rules on the contents, shared with the collector: refused here
+        # exactly when the collector would mark the message bad.
+        problems = content_problems(message)
+        if problems:
+            raise InvalidMessage("; ".join(problems))
         return message
 
     @staticmethod

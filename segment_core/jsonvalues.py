@@ -1,0 +1,129 @@
+"""Turn any value a caller may send into plain JSON values, or say which one cannot be.
+
+The checked path of :func:`segment_core.encoding.encode`: it runs when the fast
+encoder fails or may have written something wrong, and always when orjson is
+missing, so both encoders refuse the same values with the same message:
+
+* NaN and infinities (``float`` or ``Decimal``): JSON has no such numbers;
+* integers too long to write as text (over 4,000 digits; Python refuses them);
+* circular references, and nesting deeper than the Spec limit;
+* mapping keys that are not text-like, or that collide once written as text
+  (``{1: ..., "1": ...}``);
+* values of any other type.
+
+``str`` subclasses (``enum.StrEnum``, Django's ``SafeString``) become plain ``str``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from segment_core.errors import InvalidMessage
+from segment_core.spec import MAX_NESTING_DEPTH
+
+__all__ = ["MAX_INTEGER_BITS", "plain"]
+
+#: About 4,000 decimal digits: Python refuses to write longer integers as text.
+MAX_INTEGER_BITS = 13_000
+
+_DATES = (dt.datetime, dt.date, dt.time)
+_LEAVES = (*_DATES, uuid.UUID)
+
+
+def plain(value: Any, where: str = "message") -> Any:
+    """``value`` as dicts with ``str`` keys, lists, ``str``, numbers, ``bool``, ``None``.
+
+    Datetimes, dates, times and UUIDs are kept: both encoders write them the same
+    way. Raises :class:`InvalidMessage` naming the path of the first value at fault.
+    """
+    return _plain(value, where, 1, set())
+
+
+def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
+    kind = type(value)
+    if kind is str or value is None or kind is bool or isinstance(value, _LEAVES):
+        return value
+    if isinstance(value, enum.Enum):
+        return _plain(value.value, where, depth, open_ids)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INTEGER_BITS:
+            raise InvalidMessage(
+                f"{where}: the integer has {value.bit_length()} bits, out of range "
+                f"(at most {MAX_INTEGER_BITS}); send it as a string"
+            )
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidMessage(f"{where}: {value!r} is not a number JSON can hold")
+        return float(value)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise InvalidMessage(f"{where}: Decimal {str(value)!r} is not a number JSON can hold")
+        number = int(value) if value == value.to_integral_value() else float(value)
+        return _plain(number, where, depth, open_ids)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value), where, depth, open_ids)
+    if not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        raise InvalidMessage(f"{where}: a value of type {kind.__name__} cannot be encoded as JSON")
+    if id(value) in open_ids:
+        raise InvalidMessage(f"{where}: a circular reference (the value contains itself)")
+    if depth > MAX_NESTING_DEPTH:
+        raise InvalidMessage(
+            f"{where}: nested more than {MAX_NESTING_DEPTH} levels deep (objects and arrays)"
+        )
+    open_ids.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return _plain_mapping(value, where, depth, open_ids)
+        return [
+            _plain(item, f"{where}[{index}]", depth + 1, open_ids)
+            for index, item in enumerate(value)
+        ]
+    finally:
+        open_ids.discard(id(value))
+
+
+def _plain_mapping(
+    value: Mapping[Any, Any], where: str, depth: int, open_ids: set[int]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    originals: dict[str, Any] = {}
+    for key, item in value.items():
+        text = _key_text(key, where)
+        if text in out:
+            raise InvalidMessage(
+                f"{where}: the keys {originals[text]!r} and {key!r} are both {text!r} in JSON"
+            )
+        originals[text] = key
+        out[text] = _plain(item, f"{where}.{text}", depth + 1, open_ids)
+    return out
+
+
+def _key_text(key: Any, where: str) -> str:
+    """A mapping key as JSON writes it (as orjson's OPT_NON_STR_KEYS would)."""
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int):
+        return str(int(key))
+    if isinstance(key, float) and math.isfinite(key):
+        return repr(float(key))
+    if isinstance(key, uuid.UUID):
+        return str(key)
+    if isinstance(key, _DATES):
+        return key.isoformat()
+    raise InvalidMessage(f"{where} key {key!r}: a key of type {type(key).__name__} cannot be used")

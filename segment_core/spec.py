@@ -1,0 +1,365 @@
+"""The Segment Spec's rules, shared by the client and the collector.
+
+The client refuses a message exactly when the collector would mark it bad, because
+both ask this module. `validate_message` never raises: whatever JSON value it
+gets, it returns a list of human-readable reasons, each naming the field at fault.
+An empty list means "good". `MAX_NESTING_DEPTH` is how deep a message may nest:
+the client refuses deeper ones and the collector rejects them at ingest, so it
+never stores what it cannot serve back.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "MAX_MESSAGE_ID_LENGTH",
+    "MAX_NESTING_DEPTH",
+    "MESSAGE_TYPES",
+    "content_problems",
+    "is_iso8601",
+    "too_deep",
+    "validate_message",
+]
+
+MESSAGE_TYPES = ("alias", "group", "identify", "page", "screen", "track")
+MAX_MESSAGE_ID_LENGTH = 100
+#: Objects and arrays nested in one message, the message itself counting as 1.
+#: Far beyond real data, and far below what JSON libraries refuse to write
+#: (orjson: 255), so a stored message can always be served inside a response.
+MAX_NESTING_DEPTH = 64
+
+# Date, "T", hours and minutes, optional seconds and fraction, optional zone.
+_ISO8601 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+    r"(?:[Zz]|[+-](\d{2}):?(\d{2}))?"
+)
+
+# Fields that, when present and not null, must be JSON objects.
+_OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
+# Fields that, when present and not null, must be strings.
+_STRING_FIELDS = ("name", "category")
+_TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
+
+# Reserved context keys and the JSON type each must have.
+_CONTEXT_OBJECTS = (
+    "app",
+    "campaign",
+    "consent",
+    "device",
+    "library",
+    "location",
+    "network",
+    "os",
+    "page",
+    "referrer",
+    "screen",
+    "traits",
+    "userAgentData",
+)
+_CONTEXT_STRINGS = ("ip", "locale", "timezone", "userAgent", "channel")
+# Reserved string sub-fields of some context objects.
+_CONTEXT_SUBSTRINGS = {
+    "library": ("name", "version"),
+    "os": ("name", "version"),
+    "page": ("path", "referrer", "search", "title", "url"),
+    "campaign": ("name", "source", "medium", "term", "content"),
+}
+_DESCRIPTIONS: dict[Any, str] = {dict: "an object", str: "a string", bool: "a boolean"}
+_CONTEXT_TYPES: dict[str, Any] = {
+    **dict.fromkeys(_CONTEXT_OBJECTS, dict),
+    **dict.fromkeys(_CONTEXT_STRINGS, str),
+    "active": bool,
+    "groupId": object,
+}
+_PAGE_PROPERTIES = ("name", "path", "referrer", "search", "title", "url")
+_TRAIT_OBJECTS = ("address", "company")
+
+
+def validate_message(message: object) -> list[str]:
+    """Return why `message` breaks the Segment Spec; an empty list if it does not.
+
+    >>> validate_message({"type": "track", "userId": "u1", "messageId": "m1"})
+    ['event is required for a track call']
+    """
+    if not isinstance(message, Mapping):
+        return [f"the message must be a JSON object, got {_json_type(message)}"]
+    reasons: list[str] = []
+    kind = message.get("type")
+    if kind is None:
+        reasons.append("type is required")
+    elif not isinstance(kind, str):
+        reasons.append(f"type must be a string, got {_json_type(kind)}")
+    elif kind not in MESSAGE_TYPES:
+        reasons.append(f"type {_show(kind)} is not one of {', '.join(MESSAGE_TYPES)}")
+    _check_message_id(message, reasons)
+    _check_identity(message, kind, reasons)
+    _check_call_fields(message, kind, reasons)
+    for field in _OBJECT_FIELDS:
+        _check_optional(message, field, dict, "an object", reasons)
+    for field in _STRING_FIELDS:
+        _check_optional(message, field, str, "a string", reasons)
+    for field in _TIMESTAMP_FIELDS:
+        _check_timestamp(message, field, reasons)
+    _check_contents(message, kind, reasons)
+    return reasons
+
+
+def too_deep(value: object, where: str, limit: int = MAX_NESTING_DEPTH) -> str | None:
+    """The path of the first object or array nested deeper than `limit`, if any.
+
+    `value` itself is at depth 1. The walk stops at the limit, so it is bounded
+    whatever it is given.
+    """
+    return _too_deep(value, where, limit)
+
+
+def _too_deep(value: object, where: str, remaining: int) -> str | None:
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    if remaining <= 0:
+        return where
+    for key, item in items:
+        if isinstance(item, Mapping | list | tuple):
+            path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+            found = _too_deep(item, path, remaining - 1)
+            if found is not None:
+                return found
+    return None
+
+
+def content_problems(message: Mapping[str, Any]) -> list[str]:
+    """The Spec rules on what a caller puts inside a message the client built.
+
+    The client builds the envelope (type, ids, messageId, timestamp, event name)
+    itself and checks it as it goes; this covers the rest (integrations, context,
+    traits, page properties), with the same reasons `validate_message` gives.
+    """
+    reasons: list[str] = []
+    _check_contents(message, message.get("type"), reasons)
+    return reasons
+
+
+def _check_contents(message: Mapping[str, Any], kind: object, reasons: list[str]) -> None:
+    integrations = message.get("integrations")
+    if integrations:
+        _check_integrations(integrations, reasons)
+    _check_context(message.get("context"), reasons)
+    traits = message.get("traits")
+    if traits:
+        _check_traits(traits, "traits", reasons)
+    if kind == "page":
+        _check_page_properties(message.get("properties"), reasons)
+
+
+def is_iso8601(value: object) -> bool:
+    """True for an ISO-8601 date-time string with a valid calendar date and time."""
+    if not isinstance(value, str):
+        return False
+    match = _ISO8601.fullmatch(value)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second, zone_hours, zone_minutes = match.groups()
+    try:
+        _dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    except ValueError:
+        return False
+    return zone_hours is None or (int(zone_hours) <= 23 and int(zone_minutes) <= 59)
+
+
+def _check_message_id(message: Mapping[str, Any], reasons: list[str]) -> None:
+    message_id = message.get("messageId")
+    if message_id is None:
+        reasons.append("messageId is required")
+    elif not isinstance(message_id, str):
+        reasons.append(f"messageId must be a string, got {_json_type(message_id)}")
+    elif not message_id:
+        reasons.append("messageId must not be empty")
+    elif len(message_id) > MAX_MESSAGE_ID_LENGTH:
+        reasons.append(
+            f"messageId is {len(message_id)} characters long; the limit is {MAX_MESSAGE_ID_LENGTH}"
+        )
+
+
+def _check_identity(message: Mapping[str, Any], kind: object, reasons: list[str]) -> None:
+    if kind == "alias":
+        for field in ("userId", "previousId"):
+            if _is_missing(message.get(field)):
+                reasons.append(f"{field} is required for an alias call")
+            else:
+                _check_id(message, field, reasons)
+        _check_id(message, "anonymousId", reasons)
+        return
+    for field in ("userId", "anonymousId"):
+        _check_id(message, field, reasons)
+    if _is_missing(message.get("userId")) and _is_missing(message.get("anonymousId")):
+        reasons.append("userId or anonymousId is required")
+
+
+def _check_call_fields(message: Mapping[str, Any], kind: object, reasons: list[str]) -> None:
+    if kind == "track":
+        event = message.get("event")
+        if event is None:
+            reasons.append("event is required for a track call")
+        elif not isinstance(event, str):
+            reasons.append(f"event must be a string, got {_json_type(event)}")
+        elif not event.strip():
+            reasons.append("event must not be empty")
+    elif kind == "group":
+        if _is_missing(message.get("groupId")):
+            reasons.append("groupId is required for a group call")
+        else:
+            _check_id(message, "groupId", reasons)
+
+
+def _check_id(message: Mapping[str, Any], field: str, reasons: list[str]) -> None:
+    value = message.get(field)
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        reasons.append(f"{field} must be a string or a number, got {_json_type(value)}")
+
+
+def _check_optional(
+    container: Mapping[str, Any],
+    field: str,
+    expected: type,
+    description: str,
+    reasons: list[str],
+    *,
+    prefix: str = "",
+) -> None:
+    value = container.get(field)
+    if value is not None and not isinstance(value, expected):
+        reasons.append(f"{prefix}{field} must be {description}, got {_json_type(value)}")
+
+
+def _check_timestamp(message: Mapping[str, Any], field: str, reasons: list[str]) -> None:
+    value = message.get(field)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        reasons.append(f"{field} must be an ISO-8601 string, got {_json_type(value)}")
+    elif not is_iso8601(value):
+        reasons.append(f"{field} {_show(value)} is not an ISO-8601 date-time")
+
+
+def _check_integrations(integrations: object, reasons: list[str]) -> None:
+    if not isinstance(integrations, dict):
+        return
+    for name, flag in integrations.items():
+        if not isinstance(flag, bool | dict):
+            reasons.append(
+                f"integrations.{name} must be a boolean or an object, got {_json_type(flag)}"
+            )
+
+
+def _check_context(context: object, reasons: list[str]) -> None:
+    if not isinstance(context, dict):
+        return
+    # Walk the keys present (a handful) rather than every reserved name: this
+    # runs on every call of the client.
+    for field, value in context.items():
+        expected = _CONTEXT_TYPES.get(field)
+        if expected is None or value is None:
+            continue
+        if not isinstance(value, expected):
+            description = _DESCRIPTIONS[expected]
+            reasons.append(f"context.{field} must be {description}, got {_json_type(value)}")
+        elif field in _CONTEXT_SUBSTRINGS:
+            for sub in _CONTEXT_SUBSTRINGS[field]:
+                text = value.get(sub)
+                if text is not None and not isinstance(text, str):
+                    reasons.append(
+                        f"context.{field}.{sub} must be a string, got {_json_type(text)}"
+                    )
+        elif field == "ip" and not _is_ip_address(value):
+            reasons.append(f"context.ip {_show(value)} is not an IP address")
+        elif field == "groupId":
+            _check_id(context, "groupId", reasons)
+        elif field == "consent":
+            _check_consent(value, reasons)
+        elif field == "traits":
+            _check_traits(value, "context.traits", reasons)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_consent(consent: object, reasons: list[str]) -> None:
+    if not isinstance(consent, dict):
+        return
+    preferences = consent.get("categoryPreferences")
+    if preferences is None:
+        return
+    if not isinstance(preferences, dict):
+        reasons.append(
+            f"context.consent.categoryPreferences must be an object, got {_json_type(preferences)}"
+        )
+        return
+    for category, allowed in preferences.items():
+        if not isinstance(allowed, bool):
+            reasons.append(
+                f"context.consent.categoryPreferences.{category} must be a boolean, "
+                f"got {_json_type(allowed)}"
+            )
+
+
+def _check_traits(traits: object, where: str, reasons: list[str]) -> None:
+    if isinstance(traits, dict):
+        for field in _TRAIT_OBJECTS:
+            _check_optional(traits, field, dict, "an object", reasons, prefix=f"{where}.")
+
+
+def _check_page_properties(properties: object, reasons: list[str]) -> None:
+    if not isinstance(properties, dict):
+        return
+    for field in _PAGE_PROPERTIES:
+        _check_optional(properties, field, str, "a string", reasons, prefix="properties.")
+    search = properties.get("search")
+    if isinstance(search, str) and search and not search.startswith("?"):
+        reasons.append(f"properties.search {_show(search)} must start with '?'")
+    url = properties.get("url")
+    if isinstance(url, str) and "#" in url:
+        reasons.append(f"properties.url {_show(url)} must not include a #fragment")
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or value == ""
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _show(value: str, limit: int = 60) -> str:
+    """Quote a user-supplied string for a reason, cut to a readable length."""
+    shown = value if len(value) <= limit else value[: limit - 1] + "…"
+    return repr(shown)
