@@ -24,7 +24,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", default=None, help="SQLite file to keep events in (in memory)")
     parser.add_argument(
-        "--write-key", default=None, help="answer 401 to requests with any other write key"
+        "--write-key",
+        default=None,
+        help="require this write key on every route (HTTP Basic user name; the page asks for it)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept this name in the Host header besides localhost, 127.0.0.1 and [::1] "
+        "(repeatable; '*' accepts any)",
+    )
+    parser.add_argument(
+        "--allow-remote-control",
+        action="store_true",
+        help="let pages of other sites reset the collector and plan faults",
     )
     parser.add_argument(
         "--forward",
@@ -55,7 +70,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sock = bind_socket(args.host, args.port)
     except OSError as error:
         sys.exit(f"segment-collector: cannot listen on {args.host}:{args.port}: {error}")
-    app = create_app(write_key=args.write_key, db=args.db, forward=args.forward)
+    app = create_app(
+        write_key=args.write_key,
+        db=args.db,
+        forward=args.forward,
+        allowed_hosts=args.allowed_host,
+        allow_remote_control=args.allow_remote_control,
+    )
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{sock.getsockname()[1]}"
     print(f"segment-collector listening on {url} (open it in a browser)", flush=True)

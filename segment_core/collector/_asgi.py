@@ -19,6 +19,8 @@ __all__ = ["JSONBytesResponse", "apply_fault", "error_response", "read_body", "r
 # How much of a body to read and throw away before answering an error, so that the
 # client sees the answer instead of a reset connection. Past this we stop reading.
 DRAIN_LIMIT = 64 * 1024 * 1024
+# Statuses whose responses have no body: an injected one is sent without one.
+_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class JSONBytesResponse(Response):
@@ -88,12 +90,16 @@ async def apply_fault(
     headers = _limit_headers(fault) if fault.status == 429 else {}
     if fault.retry_after is not None:
         headers["Retry-After"] = fault.retry_after
-    response = error_response(
-        fault.status,
-        "injected_fault",
-        f"fault injected by the collector: {fault.status}",
-        headers or None,
-    )
+    response: Response
+    if fault.status in _NO_BODY_STATUSES:
+        response = Response(status_code=fault.status, headers=headers or None)
+    else:
+        response = error_response(
+            fault.status,
+            "injected_fault",
+            f"fault injected by the collector: {fault.status}",
+            headers or None,
+        )
     await response(scope, receive, send)
     return None
 

@@ -16,18 +16,23 @@ Routes:
 * `POST|GET|DELETE /collector/faults`: queue, list or clear fault plans (see faults.py).
 * `GET /collector/stream`: server-sent events for the page (see stream.py).
 * `GET /`: the web page.
+
+Every route first passes the checks of `guard.py`: the `Host` must name the
+collector, a configured write key is needed everywhere, and the control routes
+refuse cross-site requests.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Collection, MutableMapping
 from importlib import resources
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
@@ -42,6 +47,7 @@ from segment_core.collector._asgi import (
 )
 from segment_core.collector.faults import FaultPlanError, FaultQueue, parse_plans
 from segment_core.collector.forward import Forwarder
+from segment_core.collector.guard import basic_user, host_allowed, is_cross_site, key_matches
 from segment_core.collector.ingest import (
     Limits,
     RequestError,
@@ -53,13 +59,14 @@ from segment_core.collector.ingest import (
     write_key_from,
 )
 from segment_core.collector.store import MAX_QUERY_LIMIT, EventQuery, EventStore
-from segment_core.collector.stream import Notifier, stream_endpoint
+from segment_core.collector.stream import Notifier, parse_count, stream_endpoint
 
 __all__ = ["CollectorApp", "create_app"]
 
 _FILTERS = {"type": "type", "event": "event", "userId": "user_id", "anonymousId": "anonymous_id"}
 _QUERY_PARAMS = frozenset({*_FILTERS, "status", "limit", "after", "last"})
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+_CONTROL_PATHS = frozenset({"/collector/reset", "/collector/faults"})
 
 
 def create_app(
@@ -68,23 +75,44 @@ def create_app(
     db: str | None = None,
     forward: str | None = None,
     limits: Limits | None = None,
+    allowed_hosts: Collection[str] = (),
+    allow_remote_control: bool = False,
 ) -> CollectorApp:
     """Build the collector ASGI app.
 
-    `write_key`: when set, `/v1/*` requests with another (or no) key get 401.
+    `write_key`: when set, every request needs it (HTTP Basic user name, or
+    `writeKey` in the body of `/v1/*`); others get 401.
     `db`: SQLite file to store events in; in memory when None.
     `forward`: base URL of a Segment-compatible API to relay good batches to.
+    `allowed_hosts`: host names accepted in `Host` besides the local ones (`"*"`: any).
+    `allow_remote_control`: let pages of other sites reset the collector and plan faults.
     """
-    return CollectorApp(write_key=write_key, db=db, forward=forward, limits=limits or Limits())
+    return CollectorApp(
+        write_key=write_key,
+        db=db,
+        forward=forward,
+        limits=limits or Limits(),
+        allowed_hosts=allowed_hosts,
+        allow_remote_control=allow_remote_control,
+    )
 
 
 class CollectorApp:
     """ASGI app; faults are applied here, outside Starlette, so they can drop connections."""
 
     def __init__(
-        self, *, write_key: str | None, db: str | None, forward: str | None, limits: Limits
+        self,
+        *,
+        write_key: str | None,
+        db: str | None,
+        forward: str | None,
+        limits: Limits,
+        allowed_hosts: Collection[str] = (),
+        allow_remote_control: bool = False,
     ) -> None:
         self.write_key = write_key
+        self.allowed_hosts = frozenset(allowed_hosts)
+        self.allow_remote_control = allow_remote_control
         self.limits = limits
         self.store = EventStore(db)
         self.faults = FaultQueue()
@@ -113,6 +141,13 @@ class CollectorApp:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                if scope["path"].startswith("/v1/"):
+                    send = _with_cors(send)  # so analytics.js can read why
+                await refusal(scope, receive, send)
+                return
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             # analytics.js in a page of another origin (the app) posts here.
             if scope["method"] == "OPTIONS":
@@ -132,6 +167,43 @@ class CollectorApp:
                 receive = after_fault
             send = _with_cors(send)
         await self._starlette(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request the guard refuses (see guard.py), or None."""
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        if not host_allowed(host, scope.get("server"), self.allowed_hosts):
+            return error_response(
+                400,
+                "host_not_allowed",
+                f"Host {host!r:.80} is not this collector's name; start it with "
+                "--allowed-host NAME to accept it",
+            )
+        path = scope["path"]
+        if (
+            self.write_key is not None
+            and not path.startswith("/v1/")  # the ingest route reads the body's key too
+            and not key_matches(basic_user(headers.get("authorization")), self.write_key)
+        ):
+            return error_response(
+                401,
+                "unauthorized",
+                "this collector needs its write key: HTTP Basic, the key as user name",
+                headers={"WWW-Authenticate": 'Basic realm="segment-collector"'},
+            )
+        if (
+            path in _CONTROL_PATHS
+            and scope["method"] not in ("GET", "HEAD")
+            and not self.allow_remote_control
+            and is_cross_site(headers, host)
+        ):
+            return error_response(
+                403,
+                "cross_site",
+                "the control routes refuse requests from pages of other sites; "
+                "start the collector with --allow-remote-control to allow them",
+            )
+        return None
 
     def summary(self) -> dict[str, Any]:
         """Store counts plus request counts and the number of pending fault plans."""
@@ -220,7 +292,7 @@ class CollectorApp:
                 "unauthorized",
                 "a write key is required (HTTP Basic username or writeKey in the body)",
             )
-        if write_key != self.write_key:
+        if not key_matches(write_key, self.write_key):
             raise RequestError(401, "unauthorized", "the write key is not valid")
 
     async def _summary(self, request: Request) -> Response:
@@ -278,6 +350,8 @@ def _parse_event_query(request: Request) -> EventQuery:
     limit = _int_param(params.get("limit"), "limit", minimum=1)
     last = _int_param(params.get("last"), "last", minimum=1)
     after = _int_param(params.get("after"), "after", minimum=0)
+    if last is not None:
+        last = min(last, MAX_QUERY_LIMIT)
     return EventQuery(
         **filters,
         status=status,
@@ -290,13 +364,7 @@ def _parse_event_query(request: Request) -> EventQuery:
 def _int_param(value: str | None, name: str, *, minimum: int) -> int | None:
     if value is None:
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}")
-    return number
+    return parse_count(value, name, minimum=minimum)
 
 
 _CORS_HEADERS = [

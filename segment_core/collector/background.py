@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Collection
 from types import FrameType
 
 import uvicorn
@@ -77,6 +78,8 @@ def run_in_background(
     db: str | None = None,
     host: str = "127.0.0.1",
     forward: str | None = None,
+    allowed_hosts: Collection[str] = (),
+    allow_remote_control: bool = False,
 ) -> CollectorHandle:
     """Start a collector in a daemon thread; return once it is listening.
 
@@ -84,7 +87,13 @@ def run_in_background(
     ...     print(collector.url)
     http://127.0.0.1:54321
     """
-    app = create_app(write_key=write_key, db=db, forward=forward)
+    app = create_app(
+        write_key=write_key,
+        db=db,
+        forward=forward,
+        allowed_hosts=allowed_hosts,
+        allow_remote_control=allow_remote_control,
+    )
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     server = CollectorServer(app)
@@ -107,4 +116,4 @@ def run_in_background(
         sock.close()
 
     url_host = f"[{host}]" if ":" in host else host
-    return CollectorHandle(f"http://{url_host}:{bound_port}", on_stop=stop)
+    return CollectorHandle(f"http://{url_host}:{bound_port}", on_stop=stop, write_key=write_key)

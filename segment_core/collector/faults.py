@@ -16,6 +16,8 @@ reaches the head of the queue.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from collections import deque
@@ -27,6 +29,11 @@ __all__ = ["Fault", "FaultPlan", "FaultPlanError", "FaultQueue", "parse_plans"]
 
 _KEYS = frozenset({"status", "retry_after", "delay", "close", "count", "seconds"})
 MAX_DELAY_SECONDS = 300.0
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+MAX_SECONDS = 86_400.0
+MAX_HEADER_CHARACTERS = 100
+# What a header value may hold: printable ASCII, spaces included.
+_HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
 
 
 class FaultPlanError(ValueError):
@@ -95,15 +102,7 @@ def _parse_plan(item: object, index: int) -> FaultPlan:
         isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599
     ):
         raise FaultPlanError(f"{where}: status must be an integer from 200 to 599")
-    retry_after = item.get("retry_after")
-    if retry_after is not None:
-        if isinstance(retry_after, bool) or not isinstance(retry_after, int | float | str):
-            raise FaultPlanError(f"{where}: retry_after must be seconds or an HTTP date")
-        if isinstance(retry_after, int | float) and retry_after < 0:
-            raise FaultPlanError(f"{where}: retry_after must not be negative")
-        if isinstance(retry_after, float) and retry_after.is_integer():
-            retry_after = int(retry_after)
-        retry_after = str(retry_after)
+    retry_after = _retry_after(item.get("retry_after"), where)
     delay = _number(item.get("delay", 0.0), f"{where}: delay")
     if delay > MAX_DELAY_SECONDS:
         raise FaultPlanError(f"{where}: delay must be at most {MAX_DELAY_SECONDS:g} seconds")
@@ -118,8 +117,8 @@ def _parse_plan(item: object, index: int) -> FaultPlan:
     seconds = item.get("seconds")
     if seconds is not None:
         seconds = _number(seconds, f"{where}: seconds")
-        if seconds <= 0:
-            raise FaultPlanError(f"{where}: seconds must be positive")
+        if not 0 < seconds <= MAX_SECONDS:
+            raise FaultPlanError(f"{where}: seconds must be positive and at most {MAX_SECONDS:g}")
     if count is None and seconds is None:
         count = 1
     fault = Fault(status=status, retry_after=retry_after, delay=delay, close=close)
@@ -127,9 +126,37 @@ def _parse_plan(item: object, index: int) -> FaultPlan:
 
 
 def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise FaultPlanError(f"{what} must be a non-negative number")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise FaultPlanError(f"{what} must be a finite, non-negative number")
     return float(value)
+
+
+def _retry_after(value: object, where: str) -> str | None:
+    """The Retry-After header to send: whole seconds, or an HTTP date as given."""
+    if value is None:
+        return None
+    what = f"{where}: retry_after"
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > MAX_HEADER_CHARACTERS or not _HEADER_TEXT.fullmatch(text):
+            raise FaultPlanError(
+                f"{what} must be seconds or an HTTP date, in at most "
+                f"{MAX_HEADER_CHARACTERS} printable ASCII characters"
+            )
+        try:
+            seconds = float(text)
+        except ValueError:
+            return text  # an HTTP date, sent as given
+        value = seconds
+    seconds = _number(value, what)
+    if seconds > MAX_RETRY_AFTER_SECONDS:
+        raise FaultPlanError(f"{what} must be at most {MAX_RETRY_AFTER_SECONDS:g} seconds")
+    return str(int(seconds)) if seconds.is_integer() else f"{seconds:g}"
 
 
 class FaultQueue:

@@ -36,16 +36,23 @@ class CollectorHandle:
     """
 
     def __init__(
-        self, url: str, *, on_stop: Callable[[], None] | None = None, timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        on_stop: Callable[[], None] | None = None,
+        timeout: float = 10.0,
+        write_key: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._on_stop = on_stop
         self._timeout = timeout
+        # A collector started with a write key wants it on every route.
+        self._auth = (write_key, "") if write_key else None
 
     @classmethod
-    def connect(cls, url: str) -> CollectorHandle:
+    def connect(cls, url: str, *, write_key: str | None = None) -> CollectorHandle:
         """A handle on a collector already running at `url`; `stop()` leaves it running."""
-        return cls(url)
+        return cls(url, write_key=write_key)
 
     def events(self, **filters: Any) -> list[dict[str, Any]]:
         """Stored events, oldest first.
@@ -155,6 +162,7 @@ class CollectorHandle:
         # One short-lived session per call: no pooled socket outlives the call, so
         # handles are thread-safe and never leak connections.
         with requests.Session() as session:
+            kwargs.setdefault("auth", self._auth)
             return session.request(method, self.url + path, timeout=self._timeout, **kwargs)
 
     @staticmethod

@@ -23,7 +23,8 @@ from typing import Any
 import orjson
 
 from segment_core.collector.store import EventRecord
-from segment_core.collector.validation import is_iso8601, validate_message
+from segment_core.masking import mask_secret
+from segment_core.spec import MAX_NESTING_DEPTH, is_iso8601, too_deep, validate_message
 
 __all__ = [
     "BATCH_ENDPOINTS",
@@ -196,6 +197,7 @@ def build_records(
         sent_at = message.get("sentAt")
     records = []
     for index, (message, encoded) in enumerate(messages):
+        _check_depth(message, None if endpoint not in BATCH_ENDPOINTS else index)
         reasons = validate_message(message) + batch_reasons
         records.append(
             _record(
@@ -253,6 +255,18 @@ def _merge_shared(message: dict[str, Any], shared: dict[str, dict[str, Any]]) ->
     return merged
 
 
+def _check_depth(message: object, index: int | None) -> None:
+    """Refuse what would nest too deeply to be served back (the client's own limit)."""
+    where = "message" if index is None else f"message #{index}"
+    path = too_deep(message, where)
+    if path is not None:
+        raise RequestError(
+            400,
+            "message_too_deep",
+            f"{path:.200} is nested more than {MAX_NESTING_DEPTH} levels deep (objects and arrays)",
+        )
+
+
 def _batch_sent_at_reasons(sent_at: object) -> list[str]:
     if sent_at is None or is_iso8601(sent_at):
         return []
@@ -307,7 +321,9 @@ def _record(
         reasons=tuple(reasons),
         received_at=received_at,
         sent_at=sent_at,
-        write_key=write_key,
+        # Stored events are readable through the query API and the page: the key
+        # is kept only as much as it helps to tell keys apart.
+        write_key=mask_secret(write_key),
         write_key_source=write_key_source,
         endpoint=endpoint,
         message=encoded,

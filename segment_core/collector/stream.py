@@ -19,9 +19,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from segment_core.collector._asgi import error_response
 from segment_core.collector.store import EventQuery, EventStore
 
-__all__ = ["Notifier", "stream_endpoint"]
+__all__ = ["MAX_CURSOR", "Notifier", "parse_count", "stream_endpoint"]
+
+#: The largest cursor SQLite can hold (a signed 64-bit integer).
+MAX_CURSOR = 2**63 - 1
 
 STREAM_LIFETIME_SECONDS = 25.0
 KEEPALIVE_SECONDS = 10.0
@@ -78,19 +82,35 @@ class Notifier:
         return True
 
 
+def parse_count(text: str, name: str, *, minimum: int) -> int:
+    """A cursor or count from a query string or header: plain decimal digits, in range.
+
+    Raises ValueError naming ``name``.
+    """
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise ValueError(f"{name} must be a whole number from {minimum} to {MAX_CURSOR}")
+    number = int(text)
+    if not minimum <= number <= MAX_CURSOR:
+        raise ValueError(f"{name} must be a whole number from {minimum} to {MAX_CURSOR}")
+    return number
+
+
 def stream_endpoint(
     store: EventStore, notifier: Notifier, summary: Callable[[], dict[str, Any]]
 ) -> Callable[[Request], Awaitable[Response]]:
     """Make the `/collector/stream` endpoint over `store`."""
 
     async def endpoint(request: Request) -> Response:
-        start = request.headers.get("last-event-id") or request.query_params.get("after")
+        header = request.headers.get("last-event-id")
+        name = "Last-Event-ID" if header else "after"
+        start = header or request.query_params.get("after")
         try:
-            after = int(start) if start else store.last_seq
-        except ValueError:
-            after = store.last_seq
+            after = parse_count(start, name, minimum=0) if start else store.last_seq
+        except ValueError as error:
+            return error_response(400, "invalid_query", str(error))
         return StreamingResponse(
-            _events(store, notifier, summary, max(after, 0)),
+            _events(store, notifier, summary, after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -34,7 +34,7 @@ def read_line(process: subprocess.Popen[str], timeout: float) -> str:
 
 @contextmanager
 def collector_process(
-    tmp_path: Path, *args: str, log_name: str = "collector.log"
+    tmp_path: Path, *args: str, log_name: str = "collector.log", write_key: str | None = None
 ) -> Iterator[CollectorHandle]:
     """Start the collector CLI on a free port; yield a handle; terminate it."""
     log = tmp_path / log_name
@@ -51,7 +51,7 @@ def collector_process(
             line = read_line(process, START_TIMEOUT)
             match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
             assert match, f"unexpected first line {line!r}; log: {log.read_text()}"
-            yield CollectorHandle.connect(match.group(0))
+            yield CollectorHandle.connect(match.group(0), write_key=write_key)
         finally:
             process.terminate()
             try:
@@ -75,10 +75,15 @@ def test_cli_receives_and_answers_queries(tmp_path: Path) -> None:
 
 
 def test_cli_write_key(tmp_path: Path) -> None:
-    with collector_process(tmp_path, "--write-key", "secret") as collector:
+    args = ("--write-key", "secret")
+    with collector_process(tmp_path, *args, write_key="secret") as collector:
         assert_error(post(collector.url, batch(message()), auth=("other", "")), 401, "unauthorized")
         assert post(collector.url, batch(message()), auth=("secret", "")).status_code == 200
         assert collector.summary()["total"] == 1
+        for path in ("/", "/collector/summary", "/collector/events"):
+            answer = requests.get(collector.url + path, timeout=10)
+            assert answer.status_code == 401, path
+            assert answer.headers["WWW-Authenticate"].startswith("Basic")
 
 
 def test_cli_db_survives_a_restart(tmp_path: Path) -> None:
@@ -100,7 +105,7 @@ def test_cli_forwards_to_another_collector(tmp_path: Path) -> None:
         assert post(relay.url, batch(good, bad), auth=("key-9", "")).status_code == 200
         [forwarded] = upstream.wait_for(1)
         assert forwarded["message"] == good
-        assert (forwarded["writeKey"], forwarded["writeKeySource"]) == ("key-9", "basic+body")
+        assert (forwarded["writeKey"], forwarded["writeKeySource"]) == ("…", "basic+body")
         deadline = time.monotonic() + 10
         while relay.summary()["forwarded"]["sent"] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)

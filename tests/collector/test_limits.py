@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from segment_core.collector import CollectorHandle
+from segment_core.spec import MAX_NESTING_DEPTH
 from tests.collector.helpers import assert_error, batch, message, new_id, post
 
 MESSAGE_LIMIT = 32 * 1024
@@ -162,10 +163,30 @@ def test_deeply_nested_message_is_refused(segment_collector: CollectorHandle, de
     assert segment_collector.summary()["total"] == 0
 
 
-def test_nesting_within_the_limits_is_stored(segment_collector: CollectorHandle) -> None:
+def _nested(levels: int) -> object:
     deep: object = "bottom"
-    for _ in range(200):
+    for _ in range(levels):
         deep = [deep]
-    sent = message(properties={"deep": deep})
+    return deep
+
+
+def test_nesting_within_the_shared_limit_is_stored_and_served(
+    segment_collector: CollectorHandle,
+) -> None:
+    # The message is level 1 and its properties level 2: the rest is the lists.
+    sent = message(properties={"deep": _nested(MAX_NESTING_DEPTH - 2)})
     assert post(segment_collector.url, batch(sent)).status_code == 200
     assert segment_collector.event(sent["messageId"])["message"] == sent
+    assert [e["message"] for e in segment_collector.events()] == [sent]
+
+
+@pytest.mark.parametrize("levels", [MAX_NESTING_DEPTH - 1, 250])
+def test_nesting_beyond_the_shared_limit_is_refused(
+    segment_collector: CollectorHandle, levels: int
+) -> None:
+    sent = message(properties={"deep": _nested(levels)})
+    response = post(segment_collector.url, batch(sent))
+    assert_error(response, 400, "message_too_deep")
+    assert "message #0.properties.deep" in response.json()["message"]
+    assert segment_collector.summary()["total"] == 0
+    assert segment_collector.events() == []  # and the query API still answers

@@ -1,0 +1,108 @@
+"""Who may talk to the collector: its own host names, its write key, its own pages.
+
+A collector runs on a developer's machine while they browse the web, so a page of
+any site could try to drive it. Three checks, applied before any route runs:
+
+* ``Host`` must name the collector itself (``localhost``, ``127.0.0.1``,
+  ``[::1]``, the address it listens on, or a name given with ``allowed_hosts``),
+  with the port it listens on. This defeats DNS rebinding, where a hostile name
+  resolves to 127.0.0.1 and the browser then treats the collector as that site.
+* With a write key, every route (not only ``/v1/*``) needs it: HTTP Basic with the
+  key as user name, as Segment's API takes it. The page's 401 asks the browser
+  for it, and the browser then sends it with the page's own requests.
+* The control routes (reset, faults) refuse cross-site requests: a form or
+  ``fetch`` from another site carries an ``Origin`` or ``Sec-Fetch-Site`` that
+  says so. ``allow_remote_control`` lifts this check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Collection, Mapping
+from urllib.parse import urlsplit
+
+__all__ = [
+    "LOCAL_NAMES",
+    "basic_user",
+    "host_allowed",
+    "is_cross_site",
+    "key_matches",
+]
+
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_allowed(
+    host_header: str | None,
+    server: tuple[str, int] | None,
+    allowed_hosts: Collection[str] = (),
+) -> bool:
+    """True when ``Host`` names this collector: a local or allowed name, and its port.
+
+    ``server`` is the ASGI scope's ``(address, port)`` the request arrived on.
+    ``"*"`` in ``allowed_hosts`` allows every name.
+    """
+    if "*" in allowed_hosts:
+        return True
+    if not host_header:
+        return False
+    name, port = _split_host(host_header)
+    if name is None:
+        return False
+    names = set(LOCAL_NAMES) | {h.lower().strip("[]") for h in allowed_hosts}
+    if server is not None and server[0] not in ("0.0.0.0", "::", ""):
+        names.add(server[0].lower().strip("[]"))
+    if name not in names:
+        return False
+    if server is None:
+        return True
+    return port == server[1] or (port is None and server[1] == 80)
+
+
+def _split_host(host_header: str) -> tuple[str | None, int | None]:
+    try:
+        parts = urlsplit("//" + host_header.strip())
+        name, port = parts.hostname, parts.port
+    except ValueError:
+        return None, None
+    if not name or parts.username is not None or parts.path or parts.query:
+        return None, None
+    return name.lower(), port
+
+
+def is_cross_site(headers: Mapping[str, str], host_header: str | None) -> bool:
+    """True when the browser says the request comes from a page of another site."""
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site.strip().lower() not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    if origin == "null":  # sandboxed frames, file: pages, privacy redirects
+        return True
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:
+        return True
+    return not host_header or netloc != host_header.strip().lower()
+
+
+def basic_user(authorization: str | None) -> str | None:
+    """The user name of an HTTP Basic ``Authorization`` header, if it is one."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+def key_matches(given: str | None, expected: str) -> bool:
+    """Compare write keys in constant time."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
