@@ -1,0 +1,296 @@
+"""Values a careless or hostile caller may pass: each is refused naming its field,
+or sent as plain JSON the collector accepts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils.safestring import mark_safe
+
+from segment_core import Client, InvalidMessage
+from segment_core.collector import CollectorHandle
+from segment_core.spec import MAX_NESTING_DEPTH
+from segment_core.testing import capture
+
+
+class Plan(enum.Enum):  # a str mixin whose str() is "Plan.PRO", not its value
+    PRO = "pro"
+
+    def __str__(self) -> str:
+        return f"Plan.{self.name}"
+
+
+class Color(str, enum.Enum):
+    RED = "red"
+
+
+class Shade(enum.Enum):
+    RED = "red"
+
+
+class StrPlan(str):
+    pass
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client("key", send=False)
+
+
+def _circular() -> dict[str, Any]:
+    loop: dict[str, Any] = {"name": "x"}
+    loop["self"] = loop
+    return loop
+
+
+def _nested(levels: int) -> object:
+    deep: object = "bottom"
+    for _ in range(levels):
+        deep = {"d": deep}
+    return deep
+
+
+# Each hostile value, and the path its InvalidMessage must name.
+HOSTILE: dict[str, tuple[object, str]] = {
+    "nan": (float("nan"), "message.properties.v"),
+    "inf": (float("inf"), "message.properties.v"),
+    "-inf": (float("-inf"), "message.properties.v"),
+    "nested nan": ({"list": [1, float("nan")]}, "message.properties.v.list[1]"),
+    "decimal nan": (decimal.Decimal("NaN"), "message.properties.v"),
+    "decimal snan": (decimal.Decimal("sNaN"), "message.properties.v"),
+    "decimal inf": (decimal.Decimal("Infinity"), "message.properties.v"),
+    "decimal -inf": (decimal.Decimal("-Infinity"), "message.properties.v"),
+    "circular": (_circular(), "message.properties.v.self"),
+    "too deep": (_nested(MAX_NESTING_DEPTH), "message.properties.v"),
+    "huge int": (10**5000, "message.properties.v"),
+    "colliding keys": ({1: "a", "1": "b"}, "message.properties.v"),
+    "colliding enum key": ({Shade.RED: 1, "red": 2}, "message.properties.v"),
+    "bad key": ({(1, 2): "tuple key"}, "message.properties.v key (1, 2)"),
+    "object": (object(), "message.properties.v"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_values_json_cannot_hold_are_refused_naming_the_field(client: Client, name: str) -> None:
+    value, path = HOSTILE[name]
+    with pytest.raises(InvalidMessage) as raised:
+        client.track("u1", "Viewed", {"v": value})
+    assert str(raised.value).startswith(path), str(raised.value)
+
+
+def _errors_in_this_process() -> dict[str, str]:
+    client = Client("key", send=False)
+    errors = {}
+    for name, (value, _path) in HOSTILE.items():
+        try:
+            client.track("u1", "Viewed", {"v": value})
+        except InvalidMessage as error:
+            errors[name] = str(error)
+    return errors
+
+
+_WITHOUT_ORJSON = """
+import json, sys
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "orjson":
+            raise ModuleNotFoundError("No module named 'orjson'", name=name)
+        return None
+
+sys.meta_path.insert(0, _Refuse())
+sys.path.insert(0, sys.argv[1])
+import segment_core.encoding
+assert segment_core.encoding.orjson is None
+from tests.core.test_hostile_values import _errors_in_this_process
+print(json.dumps(_errors_in_this_process()))
+"""
+
+
+def test_the_stdlib_encoder_refuses_the_same_values_with_the_same_words() -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_ORJSON, root],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == _errors_in_this_process()
+    assert len(_errors_in_this_process()) == len(HOSTILE)
+
+
+def test_big_integers_keep_every_digit(client: Client) -> None:
+    from segment_core.encoding import encode
+
+    with capture() as events:
+        client.track("u1", "Viewed", {"big": 2**70, "small": -(2**63)})
+    assert json.loads(encode(events[0]))["properties"] == {"big": 2**70, "small": -(2**63)}
+
+
+def test_non_str_keys_that_do_not_collide_are_written_as_text(client: Client) -> None:
+    from segment_core.encoding import decode, encode
+
+    with capture() as events:
+        client.track("u1", "Viewed", {1: "one", None: "none", 2.5: "half", Shade.RED: "r"})
+    assert decode(encode(events[0]))["properties"] == {
+        "1": "one",
+        "null": "none",
+        "2.5": "half",
+        "red": "r",
+    }
+
+
+@pytest.mark.parametrize(
+    "text", [Color.RED, StrPlan("red"), mark_safe("red")], ids=["StrEnum", "subclass", "SafeString"]
+)
+def test_str_subclasses_are_accepted_and_sent_as_plain_str(
+    text: str, segment_collector: CollectorHandle
+) -> None:
+    client = Client("key", host=segment_collector.url)
+    try:
+        client.track(text, text, {text: text}, anonymous_id=text, message_id=text + "-id")
+        client.page(text, text, text, {"title": text})
+        client.group(text, text, {text: [text]})
+        client.alias(text, text + "-new")
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    events = segment_collector.wait_for(4)
+    assert [e["status"] for e in events] == ["good"] * 4, [e["reasons"] for e in events]
+    track, page, group, alias = (e["message"] for e in events)
+    assert (track["userId"], track["anonymousId"], track["event"]) == ("red", "red", "red")
+    assert track["messageId"] == "red-id"
+    assert track["properties"] == {"red": "red"}
+    assert (page["name"], page["category"], page["properties"]["title"]) == ("red", "red", "red")
+    assert (group["groupId"], group["traits"]) == ("red", {"red": ["red"]})
+    assert alias["previousId"] == "red"
+
+
+def test_a_captured_message_holds_plain_str(client: Client) -> None:
+    with capture() as events:
+        client.track(Color.RED, Color.RED)
+    assert type(events[0]["userId"]) is str and events[0]["userId"] == "red"
+    assert type(events[0]["event"]) is str and events[0]["event"] == "red"
+
+
+def test_an_enum_id_is_sent_by_value_not_by_its_str(client: Client) -> None:
+    with pytest.raises(InvalidMessage, match="user_id"):
+        client.track(Plan.PRO, "Viewed")  # not a str, not an int: refused, not "Plan.PRO"
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        (dt.datetime(999, 1, 2, 3, 4, 5), "0999-01-02T03:04:05.000Z"),
+        (dt.datetime(1, 1, 1), "0001-01-01T00:00:00.000Z"),
+        ("0042-06-07T08:09:10Z", "0042-06-07T08:09:10.000Z"),
+    ],
+)
+def test_early_years_keep_four_digits(client: Client, timestamp: object, expected: str) -> None:
+    with capture() as events:
+        client.track("u1", "Viewed", timestamp=timestamp)
+    assert events[0]["timestamp"] == expected
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+        dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        "0001-01-01T00:00:00+05:00",
+    ],
+)
+def test_timestamps_outside_the_iso_years_are_refused(client: Client, timestamp: object) -> None:
+    with pytest.raises(InvalidMessage, match=r"^timestamp"):
+        client.track("u1", "Viewed", timestamp=timestamp)
+
+
+# -- the Spec rules the collector applies, refused by the client as well ----------
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c: c.track("u1", "   "), "event"),
+        (lambda c: c.track("u1", "\t\n"), "event"),
+        (lambda c: c.track("u1", "E", integrations={"All": "yes"}), "integrations.All"),
+        (lambda c: c.track("u1", "E", integrations={"Mixpanel": 1}), "integrations.Mixpanel"),
+        (lambda c: c.track("u1", "E", context={"ip": "not-an-ip"}), "context.ip"),
+        (lambda c: c.track("u1", "E", context={"active": "yes"}), "context.active"),
+        (lambda c: c.track("u1", "E", context={"library": "x"}), "context.library"),
+        (lambda c: c.track("u1", "E", context={"page": {"url": 5}}), "context.page.url"),
+        (
+            lambda c: c.track(
+                "u1", "E", context={"consent": {"categoryPreferences": {"Ads": "no"}}}
+            ),
+            "context.consent.categoryPreferences.Ads",
+        ),
+        (lambda c: c.identify("u1", {"address": "Main St"}), "traits.address"),
+        (lambda c: c.page("u1", properties={"search": "q=1"}), "properties.search"),
+        (lambda c: c.page("u1", properties={"url": "https://x/#top"}), "properties.url"),
+        (lambda c: c.page("u1", properties={"title": 5}), "properties.title"),
+    ],
+)
+def test_what_the_collector_marks_bad_the_client_refuses(
+    client: Client, call: Any, field: str
+) -> None:
+    with pytest.raises(InvalidMessage, match=rf"^{field.replace('.', '[.]')}"):
+        call(client)
+
+
+def test_default_integrations_are_checked_too() -> None:
+    client = Client("key", send=False, default_integrations={"All": "no"})
+    with pytest.raises(InvalidMessage, match=r"integrations\.All"):
+        client.track("u1", "E")
+
+
+# -- what before_send returns ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hook", "field"),
+    [
+        (lambda m: {**m, "userId": None}, "userId or anonymousId"),
+        (lambda m: {**m, "userId": 1.5}, "before_send: userId"),
+        (lambda m: {**m, "messageId": "x" * 101}, "before_send: messageId"),
+        (lambda m: {**m, "messageId": ""}, "before_send: messageId"),
+        (lambda m: {**m, "event": " "}, "event"),
+        (lambda m: {**m, "timestamp": "yesterday"}, "timestamp"),
+        (lambda m: {**m, "properties": {"v": float("nan")}}, "message.properties.v"),
+        (lambda m: {**m, "properties": {"pad": "x" * 40_000}}, "message is"),
+        (lambda m: {k: v for k, v in m.items() if k != "type"}, "type"),
+    ],
+)
+def test_what_before_send_returns_is_checked_like_a_callers_message(hook: Any, field: str) -> None:
+    client = Client("key", send=False, before_send=hook)
+    with pytest.raises(InvalidMessage, match=field.replace(".", "[.]")):
+        client.track("u1", "Viewed")
+
+
+def test_before_send_may_change_a_message_within_the_rules() -> None:
+    client = Client("key", send=False, before_send=lambda m: {**m, "userId": 42})
+    with capture() as events:
+        client.track("u1", "Viewed")
+    assert events[0]["userId"] == "42"
+
+
+def test_a_hook_changing_the_message_in_place_is_checked_too() -> None:
+    def hook(message: dict[str, Any]) -> dict[str, Any]:
+        message["integrations"] = {"All": "yes"}
+        return message
+
+    with pytest.raises(InvalidMessage, match=r"integrations\.All"):
+        Client("key", send=False, before_send=hook).track("u1", "Viewed")
