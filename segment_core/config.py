@@ -14,6 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from segment_core.hosts import check_host, check_write_key, redact_url
+from segment_core.masking import mask_secret
+
 __all__ = ["ALIASES", "DEFAULT_HOST", "Config", "option_names"]
 
 DEFAULT_HOST = "https://api.segment.io"
@@ -103,8 +106,8 @@ class Config:
         return config
 
     def validate(self) -> None:
-        _check_optional_str("write_key", self.write_key)
-        _check_host(self.host)
+        check_write_key(self.write_key)
+        check_host(self.host)
         _check_int("flush_at", self.flush_at, low=1, high=2500)
         _check_number("flush_interval", self.flush_interval, positive=True)
         _check_int("max_queue_size", self.max_queue_size, low=1)
@@ -133,13 +136,20 @@ class Config:
                 f"log_handler must be a logging.Handler, got {type(self.log_handler).__name__}"
             )
 
+    def __repr__(self) -> str:
+        # Logs and tracebacks show a Config: never with its secrets.
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.public_dict().items())
+        return f"Config({shown})"
+
     def public_dict(self) -> dict[str, Any]:
         """The options as a dict for display, with the write key masked."""
         shown: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "write_key" and value:
-                value = value[:4] + "…" if len(value) > 4 else "…"
+                value = mask_secret(value)
+            elif f.name == "proxies" and value:
+                value = {scheme: redact_url(str(url)) for scheme, url in value.items()}
             elif callable(value) or isinstance(value, logging.Handler):
                 value = getattr(value, "__qualname__", type(value).__name__)
             shown[f.name] = value
@@ -160,16 +170,6 @@ def _unknown_option_message(name: str) -> str:
 
 def _type_name(value: object) -> str:
     return type(value).__name__
-
-
-def _check_optional_str(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {_type_name(value)}")
-
-
-def _check_host(value: object) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ValueError(f"host must be an http:// or https:// URL, got {value!r}")
 
 
 def _check_bool(name: str, value: object) -> None:

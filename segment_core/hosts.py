@@ -1,0 +1,71 @@
+"""The ``host`` option and write keys, checked once at construction.
+
+``host`` is the base URL events go to: ``http`` or ``https``, a host name, an
+optional port and an optional path prefix (``https://proxy.example/segment``
+posts to ``/segment/v1/batch``). A query, a fragment or ``user:password@`` has
+no meaning there and is refused; so that no error or display ever shows a
+credential, the refused value is shown with them masked.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import SplitResult, urlsplit
+
+__all__ = ["check_host", "check_write_key", "redact_url"]
+
+
+def check_host(value: object) -> None:
+    """Raise ``ValueError`` naming ``host`` unless it is a usable base URL."""
+    if not isinstance(value, str):
+        raise ValueError(f"host must be an http:// or https:// URL, got {type(value).__name__}")
+    shown = redact_url(value)
+    if not value.isprintable() or value != value.strip() or " " in value:
+        raise ValueError(f"host must not contain spaces or control characters, got {shown!r}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as error:
+        raise ValueError(f"host is not a valid URL ({error}): {shown!r}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"host must be an http:// or https:// URL, got {shown!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"host must not hold credentials (user:password@), got {shown!r}; "
+            "the write key is sent as HTTP Basic already"
+        )
+    if not parts.hostname:
+        raise ValueError(f"host must name a server, got {shown!r}")
+    if parts.query or "?" in value:
+        raise ValueError(f"host must not have a query string, got {shown!r}")
+    if parts.fragment or "#" in value:
+        raise ValueError(f"host must not have a #fragment, got {shown!r}")
+
+
+def redact_url(value: str) -> str:
+    """``value`` with any ``user:password@`` part masked, for errors and displays."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return value.split("@")[-1] if "@" in value else value
+    if "@" not in parts.netloc:
+        return value
+    return SplitResult(
+        parts.scheme, "***@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, ""
+    ).geturl()
+
+
+def check_write_key(value: object) -> None:
+    """Raise ``ValueError`` naming ``write_key`` when it cannot be a write key.
+
+    The key is never shown: only what is wrong with it.
+    """
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"write_key must be a string, got {type(value).__name__}")
+    if value != value.strip():
+        raise ValueError("write_key has spaces or line breaks around it (a copy-paste slip?)")
+    if ":" in value:
+        raise ValueError("write_key must not contain ':' (HTTP Basic would cut the key there)")
+    if not value.isprintable() or any(character.isspace() for character in value):
+        raise ValueError("write_key must not contain spaces or control characters")
