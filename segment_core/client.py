@@ -238,8 +238,12 @@ class Client:
             return True
         delivered = self._worker.shutdown(self._timeout(timeout))
         if not delivered:
+            health = self._delivery.health
             logger.warning(
-                "Segment client shut down with %d message(s) undelivered", self._worker.pending
+                "Segment client shut down with %d message(s) undelivered to %s; last error: %s",
+                self._worker.pending,
+                health.host,
+                health.describe_last_error(),
             )
         return delivered
 

@@ -12,6 +12,8 @@ from segment_core import signals
 from segment_core.config import Config
 from segment_core.encoding import decode
 from segment_core.errors import DeliveryError
+from segment_core.health import DeliveryHealth
+from segment_core.hosts import redact_url
 from segment_core.retry import backoff_delay
 from segment_core.stats import Stats
 from segment_core.transport import Outcome, Transport
@@ -36,6 +38,7 @@ class Delivery:
         self._sender = sender
         self._transport_factory = transport_factory
         self._transport = transport_factory(config)
+        self.health = DeliveryHealth(redact_url(config.host))
 
     def reset_after_fork(self) -> None:
         # The parent's connection pool must not be shared with the child.
@@ -61,6 +64,7 @@ class Delivery:
         while True:
             outcome = self._transport.post(batch, retry_count=attempt)
             if outcome.ok:
+                self.health.succeeded()
                 self._stats.add(sent=len(batch), batches=1)
                 signals.emit(
                     signals.batch_sent, self._sender, count=len(batch), status=outcome.status
@@ -73,6 +77,7 @@ class Delivery:
                 return [batch[half:], batch[:half]]
             attempt += 1
             delay = self._retry_delay(outcome, attempt, started)
+            self.health.failed(outcome.error, retrying=delay is not None)
             if delay is None:
                 self._fail(batch, outcome, attempt)
                 return []
@@ -80,7 +85,8 @@ class Delivery:
             self._report_failure(batch, outcome, retrying=True)
             logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
             if abandon.wait(delay):
-                self._fail(batch, Outcome(status=None, error="client shut down before delivery"), 0)
+                stopped = f"client shut down before delivery; last error: {outcome.error}"
+                self._fail(batch, Outcome(status=None, error=stopped), attempt)
                 return []
 
     def _retry_delay(self, outcome: Outcome, attempt: int, started: float) -> float | None:
@@ -100,8 +106,9 @@ class Delivery:
         self._stats.add(failed=len(batch))
         self._stats.error(outcome.error)
         logger.error(
-            "giving up on a batch of %d message(s) after %d attempt(s): %s",
+            "giving up on a batch of %d message(s) for %s after %d attempt(s): %s",
             len(batch),
+            self.health.host,
             attempts,
             outcome.error,
         )

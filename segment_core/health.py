@@ -1,0 +1,73 @@
+"""Say, at the default log level, when events stop reaching the host and when they resume.
+
+A retry is logged only at DEBUG, and a batch is given up only after minutes of
+retries, so without this a client whose host is down or misconfigured would stay
+silent for as long. One WARNING on the first failure (with the host and the
+cause), then at most one reminder per ``REMINDER_SECONDS`` while it lasts, and
+one line when a batch goes through again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+__all__ = ["REMINDER_SECONDS", "DeliveryHealth"]
+
+logger = logging.getLogger("segment_core")
+
+REMINDER_SECONDS = 60.0
+
+
+class DeliveryHealth:
+    """Tracks whether the last attempt to reach ``host`` worked; logs the changes."""
+
+    def __init__(self, host: str, *, reminder_seconds: float = REMINDER_SECONDS) -> None:
+        self.host = host
+        self.last_error: str | None = None
+        self._reminder_seconds = reminder_seconds
+        self._lock = threading.Lock()
+        self._failing = False
+        self._failures = 0
+        self._last_logged = 0.0
+
+    def failed(self, cause: str, *, retrying: bool) -> None:
+        """One attempt failed with ``cause``."""
+        now = time.monotonic()
+        with self._lock:
+            self.last_error = cause
+            self._failures += 1
+            first = not self._failing
+            self._failing = True
+            if not first and now - self._last_logged < self._reminder_seconds:
+                return
+            self._last_logged = now
+            failures = self._failures
+        next_step = "retrying" if retrying else "not retrying this batch"
+        if first:
+            logger.warning("Segment: cannot deliver to %s: %s (%s)", self.host, cause, next_step)
+        else:
+            logger.warning(
+                "Segment: still cannot deliver to %s after %d failed attempt(s): %s (%s)",
+                self.host,
+                failures,
+                cause,
+                next_step,
+            )
+
+    def succeeded(self) -> None:
+        """A batch went through."""
+        if not self._failing:  # the common case, without the lock
+            return
+        with self._lock:
+            if not self._failing:
+                return
+            failures, self._failures, self._failing = self._failures, 0, False
+        logger.warning(
+            "Segment: delivering to %s again, after %d failed attempt(s)", self.host, failures
+        )
+
+    def describe_last_error(self) -> str:
+        """The last cause, for the shutdown line."""
+        return self.last_error or "no delivery attempt had failed"
