@@ -1,22 +1,22 @@
 """``flask segment status`` and ``flask segment flush``.
 
 ``status`` prints the app's client options (the write key masked), its web
-options and the client's counters; ``flush`` sends what the client holds and
-waits for it. Both act on the client of the process they run in: a CLI
-process's own client, or a long-running worker's when called from its code.
+options, and whether the host answers (exit status 1 when it does not). It
+shows no counters: the command's process is not the server's, and its client's
+figures would be its own. ``flush`` sends what this process's client holds and
+waits for it.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import fields
 from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from segment_core.status import PROBE_TIMEOUT_SECONDS, displayable, status_lines, status_report
 from segment_core.web import WebOptions
 from segment_flask._extension import get_state
 
@@ -27,25 +27,30 @@ segment_cli = AppGroup("segment", help="Segment analytics: show the setup, deliv
 
 @segment_cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(as_json: bool) -> None:
-    """Show the client's options (write key masked), the web options and the counters."""
+@click.option(
+    "--timeout", type=float, default=PROBE_TIMEOUT_SECONDS, help="Seconds to wait for the host."
+)
+@click.option("--no-check", is_flag=True, help="Do not contact the host.")
+def status(as_json: bool, timeout: float, no_check: bool) -> None:
+    """Show the client's options (write key masked), the web options, and probe the host."""
     state = get_state()
+    config = state.client.config
     report: dict[str, Any] = {
         "app": current_app.name,
         "shared_client": not state.owns_client,
-        "client": {k: _shown(v) for k, v in state.client.config.public_dict().items()},
+        **status_report(config, probe=not no_check, timeout=timeout),
         "web": web_options_dict(state.options),
-        "stats": {k: _shown(v) for k, v in state.client.stats().items()},
     }
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
-        return
-    enabled = "enabled" if state.client.config.enabled else "DISABLED (no write key or send off)"
-    click.echo(f"Segment for app {report['app']!r}: client {enabled}")
-    for section in ("client", "web", "stats"):
-        click.echo(f"{section}:")
-        for key, value in report[section].items():
-            click.echo(f"  {key}: {value}")
+    else:
+        enabled = "enabled" if config.enabled else "DISABLED (no write key or send off)"
+        click.echo(f"Segment for app {report['app']!r}: client {enabled}")
+        for line in status_lines({k: report[k] for k in report if k not in ("app", "enabled")}):
+            click.echo(line)
+    probe = report.get("host_check")
+    if probe is not None and not probe["reachable"]:
+        raise click.ClickException(f"Segment: the host does not answer: {probe['detail']}")
 
 
 @segment_cli.command("flush")
@@ -67,18 +72,5 @@ def flush(timeout: float | None) -> None:
 
 def web_options_dict(options: WebOptions) -> dict[str, Any]:
     """The web options as plain values: hooks by name, patterns as text."""
-    return {f.name: _shown(getattr(options, f.name)) for f in fields(options) if f.init}
-
-
-def _shown(value: Any) -> Any:
-    if isinstance(value, re.Pattern):
-        return value.pattern
-    if isinstance(value, (tuple, list)):
-        return [_shown(item) for item in value]
-    if isinstance(value, dict):
-        return {str(k): _shown(v) for k, v in value.items()}
-    if callable(value):
-        return getattr(value, "__qualname__", type(value).__name__)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
+    shown: dict[str, Any] = displayable(options)
+    return shown

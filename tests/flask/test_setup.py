@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,13 +177,30 @@ def test_cli_status(segment_collector: Any, own_clients: list[Client]) -> None:
     assert f"host: {segment_collector.url}" in result.output
     assert "trusted_proxies: ['10.0.0.0/8']" in result.output
     assert "page_filter: only_home" in result.output
-    assert "queued: 0" in result.output
+    assert "reachable: True" in result.output
+    for counter in ("queued", "sent", "dropped", "retries"):
+        assert f"  {counter}: " not in result.output  # the CLI's own counters mean nothing
 
     result = app.test_cli_runner().invoke(args=["segment", "status", "--json"])
     report = json.loads(result.output)
     assert report["client"]["write_key"] == "secr…"
-    assert report["stats"]["sent"] == 0
+    assert "stats" not in report
+    assert report["host_check"]["reachable"] is True
+    assert report["host_check"]["detail"].startswith("answered HTTP ")
     assert report["web"]["page_name"] == "route"
+
+
+def test_cli_status_fails_when_the_host_does_not_answer(own_clients: list[Client]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app({"SEGMENT_WRITE_KEY": "k", "SEGMENT_HOST": f"http://127.0.0.1:{port}"})
+    SegmentFlask(app)
+    own_clients.append(get_state(app).client)
+    result = app.test_cli_runner().invoke(args=["segment", "status", "--timeout", "2"])
+    assert result.exit_code == 1
+    assert "the host does not answer" in result.output
+    assert "refused" in result.output.lower()
 
 
 def test_cli_flush_delivers(app: Flask, segment_client: Client, segment_collector: Any) -> None:
