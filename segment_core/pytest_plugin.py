@@ -42,7 +42,11 @@ def _segment_collector_session() -> Iterator[CollectorHandle]:
     try:
         from segment_core.collector.background import run_in_background
     except ImportError as error:
-        pytest.fail(f"segment_collector: {COLLECTOR_EXTRA_HINT} ({error})", pytrace=False)
+        missing: str | None = str(error)
+    else:
+        missing = None
+    if missing is not None:  # failed outside the except block: no chained traceback
+        pytest.fail(f"segment_collector: {COLLECTOR_EXTRA_HINT} ({missing})", pytrace=False)
     with run_in_background() as handle:
         yield handle
 

@@ -80,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{sock.getsockname()[1]}"
     print(f"segment-collector listening on {url} (open it in a browser)", flush=True)
+    if args.host in ("0.0.0.0", "::") and not args.allowed_host:
+        print(
+            "segment-collector: only requests to localhost, 127.0.0.1 or [::1] are answered; "
+            "to reach it by another name or address, add --allowed-host NAME",
+            file=sys.stderr,
+            flush=True,
+        )
     CollectorServer(app, log_level=args.log_level).run(sockets=[sock])
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from segment_core.collector.ingest import utc_now_iso
+from segment_core.hosts import redact_url
 
 __all__ = ["Forwarder"]
 
@@ -63,7 +64,9 @@ class Forwarder:
             try:
                 self._send(messages, write_key)
             except Exception:  # a bad upstream must never kill the relay
-                logger.warning("could not forward a batch to %s", self.url, exc_info=True)
+                logger.warning(
+                    "could not forward a batch to %s", redact_url(self.url), exc_info=True
+                )
                 self._count("failed")
             else:
                 self._count("sent")
