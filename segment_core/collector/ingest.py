@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from segment_core.collector.store import EventRecord
-from segment_core.masking import mask_secret
+from segment_core.masking import masked_with_fingerprint
 from segment_core.spec import MAX_NESTING_DEPTH, is_iso8601, too_deep, validate_message
 
 __all__ = [
@@ -323,7 +323,7 @@ def _record(
         sent_at=sent_at,
         # Stored events are readable through the query API and the page: the key
         # is kept only as much as it helps to tell keys apart.
-        write_key=mask_secret(write_key),
+        write_key=masked_with_fingerprint(write_key),
         write_key_source=write_key_source,
         endpoint=endpoint,
         message=encoded,

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from segment_core.collector import CollectorHandle
+from segment_core.masking import masked_with_fingerprint
 from tests.collector.helpers import DROP, assert_error, batch, message, post
 
 pytestmark = pytest.mark.slow
@@ -105,7 +106,10 @@ def test_cli_forwards_to_another_collector(tmp_path: Path) -> None:
         assert post(relay.url, batch(good, bad), auth=("key-9", "")).status_code == 200
         [forwarded] = upstream.wait_for(1)
         assert forwarded["message"] == good
-        assert (forwarded["writeKey"], forwarded["writeKeySource"]) == ("…", "basic+body")
+        assert (forwarded["writeKey"], forwarded["writeKeySource"]) == (
+            masked_with_fingerprint("key-9"),
+            "basic+body",
+        )
         deadline = time.monotonic() + 10
         while relay.summary()["forwarded"]["sent"] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)

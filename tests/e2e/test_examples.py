@@ -18,6 +18,7 @@ import pytest
 from example_projects._servers import EXAMPLES, Example, serving
 from example_projects._visits import VISITS, check
 from segment_core.collector import CollectorHandle
+from segment_core.masking import masked_with_fingerprint
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,7 @@ def test_visit_arrives_once_and_joined(
     # Delivered before the server exited; the wait only bounds a slow collector.
     events = segment_collector.wait_for(len(visit.expected), timeout=10)
     assert check(visit, events) == [], server.log()
-    assert {event["writeKey"] for event in events} == {example.write_key}
+    assert {event["writeKey"] for event in events} == {masked_with_fingerprint(example.write_key)}
     summary = segment_collector.summary()
     assert (summary["total"], summary["bad"], summary["duplicates"]) == (len(events), 0, 0)
     messages = [event["message"] for event in events]
