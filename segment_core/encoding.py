@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from segment_core.errors import InvalidMessage
-from segment_core.jsonvalues import plain
+from segment_core.jsonvalues import has_non_finite, plain
 from segment_core.spec import MAX_NESTING_DEPTH
 
 __all__ = ["decode", "encode", "format_timestamp", "now_timestamp"]
@@ -107,9 +107,12 @@ if orjson is not None:
             data = orjson.dumps(value, default=_default, option=_OPTIONS)
         except orjson.JSONEncodeError:
             return None
-        # orjson writes NaN and infinities as null, and a message deeper than the
-        # shared limit needs a walk: both are possible only when these show.
-        if b"null" in data or data.count(b"{") + data.count(b"[") > MAX_NESTING_DEPTH:
+        # A message deeper than the shared limit needs a walk; it can only be one
+        # with that many brackets. orjson writes NaN and infinities as null: only a
+        # message with a null may hold one.
+        if data.count(b"{") + data.count(b"[") > MAX_NESTING_DEPTH:
+            return None
+        if b"null" in data and has_non_finite(value):
             return None
         # orjson writes into a 4 KB buffer and shrinks it in place, which leaves
         # each small result holding the whole 4 KB. A message waits in the queue,

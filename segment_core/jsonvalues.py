@@ -28,7 +28,7 @@ from typing import Any
 from segment_core.errors import InvalidMessage
 from segment_core.spec import MAX_NESTING_DEPTH
 
-__all__ = ["MAX_INTEGER_BITS", "plain"]
+__all__ = ["MAX_INTEGER_BITS", "has_non_finite", "plain"]
 
 #: About 4,000 decimal digits: Python refuses to write longer integers as text.
 MAX_INTEGER_BITS = 13_000
@@ -90,6 +90,42 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
         ]
     finally:
         open_ids.discard(id(value))
+
+
+_INFINITY = float("inf")
+
+
+def has_non_finite(value: Any) -> bool:
+    """True when ``value`` holds a NaN or an infinite float (which orjson writes as null).
+
+    Runs only on a value the encoder accepted (so it has no cycles); a loop over a
+    stack rather than a checked copy, as it runs on every message holding a null.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float:
+            if item != item or item == _INFINITY or item == -_INFINITY:
+                return True
+        elif kind is str or kind is int or kind is bool or item is None:
+            continue
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, enum.Enum):
+            stack.append(item.value)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+    return False
 
 
 def _plain_mapping(
