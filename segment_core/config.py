@@ -16,6 +16,7 @@ from typing import Any
 
 from segment_core.hosts import check_host, check_write_key, redact_url
 from segment_core.masking import mask_secret
+from segment_core.normalize import check_defaults
 
 __all__ = ["ALIASES", "DEFAULT_HOST", "Config", "option_names"]
 
@@ -126,6 +127,7 @@ class Config:
         _check_bool("sync_mode", self.sync_mode)
         _check_mapping("default_context", self.default_context)
         _check_mapping("default_integrations", self.default_integrations)
+        check_defaults(self.default_context, self.default_integrations)
         _check_number("shutdown_timeout", self.shutdown_timeout)
         _check_bool("debug", self.debug)
         _check_callable("before_send", self.before_send)

@@ -16,12 +16,14 @@ from typing import Any
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import InvalidMessage
+from segment_core.jsonvalues import plain
 from segment_core.spec import MAX_MESSAGE_ID_LENGTH, content_problems, validate_message
 
 __all__ = [
     "LIBRARY",
     "MAX_MESSAGE_ID_LENGTH",
     "MessageFactory",
+    "check_defaults",
     "check_hook_result",
     "new_message_id",
     "stringify_id",
@@ -115,6 +117,25 @@ _HOOK_IDS = (
     ("previousId", "previous_id"),
     ("groupId", "group_id"),
 )
+
+
+def check_defaults(context: object, integrations: object) -> None:
+    """Refuse ``default_context``/``default_integrations`` that would spoil every call.
+
+    Raises ``ValueError`` naming the option, at construction rather than at each call.
+    """
+    for option, field, value in (
+        ("default_context", "context", context),
+        ("default_integrations", "integrations", integrations),
+    ):
+        if not isinstance(value, Mapping):
+            continue
+        try:
+            plain(value, option)
+        except InvalidMessage as error:
+            raise ValueError(str(error)) from None
+        for problem in content_problems({"type": "track", field: dict(value)}):
+            raise ValueError(f"{option}: {problem}")
 
 
 def check_hook_result(message: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import decimal
 import enum
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -251,10 +252,18 @@ def test_what_the_collector_marks_bad_the_client_refuses(
         call(client)
 
 
-def test_default_integrations_are_checked_too() -> None:
-    client = Client("key", send=False, default_integrations={"All": "no"})
-    with pytest.raises(InvalidMessage, match=r"integrations\.All"):
-        client.track("u1", "E")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"default_integrations": {"All": "no"}}, "default_integrations: integrations.All"),
+        ({"default_context": {"ip": "nope"}}, "default_context: context.ip"),
+        ({"default_context": {"n": float("inf")}}, "default_context.n: inf"),
+        ({"default_context": {1: "a", "1": "b"}}, "default_context: the keys"),
+    ],
+)
+def test_defaults_are_checked_at_construction(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Client("key", send=False, **options)
 
 
 # -- what before_send returns ------------------------------------------------------
