@@ -303,3 +303,22 @@ def test_a_hook_changing_the_message_in_place_is_checked_too() -> None:
 
     with pytest.raises(InvalidMessage, match=r"integrations\.All"):
         Client("key", send=False, before_send=hook).track("u1", "Viewed")
+
+
+def test_the_client_and_the_collector_share_one_nesting_limit(
+    segment_collector: CollectorHandle,
+) -> None:
+    # The message is level 1 and its properties level 2: the rest is the nesting.
+    deepest_allowed = _nested(MAX_NESTING_DEPTH - 2)
+    client = Client("key", host=segment_collector.url)
+    try:
+        client.track("u1", "Deep", {"v": deepest_allowed})
+        with pytest.raises(InvalidMessage, match=r"^message\.properties\.v(\.d)+: nested"):
+            client.track("u1", "Too Deep", {"v": {"d": deepest_allowed}})
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    [event] = segment_collector.wait_for(1)
+    assert event["status"] == "good"
+    assert event["message"]["properties"]["v"] == deepest_allowed
+    assert segment_collector.events(last=1)[0]["seq"] == event["seq"]  # served back
