@@ -1,0 +1,63 @@
+"""A real Redis server for the Celery and RQ tests: Debian's ``redis-server``.
+
+Started on a free loopback port with a temporary directory, no persistence, and
+stopped at the end (``scripts/install-system-deps`` installs the package).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+from tests.e2e.servers import free_port
+
+START_TIMEOUT = 20.0
+
+
+def redis_server_binary() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+
+
+@contextlib.contextmanager
+def running_redis(directory: Path) -> Iterator[str]:
+    """Run ``redis-server`` until the block ends; yield its URL (``redis://127.0.0.1:<port>/0``)."""
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run scripts/install-system-deps")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv += ["--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"]
+    log = (directory / "redis.log").open("wb")
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        connection = redis.Redis.from_url(url)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if connection.ping():
+                    break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "redis-server did not start:\n" + (directory / "redis.log").read_text()
+                    ) from None
+                time.sleep(0.05)
+        connection.close()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()
