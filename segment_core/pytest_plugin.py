@@ -14,9 +14,15 @@ from typing import Any
 
 import pytest
 
-from segment_core.testing import capture
+from segment_core.testing import capture, outbox
 
 __all__ = ["segment_events"]
+
+
+@pytest.fixture(autouse=True)
+def _segment_empty_outbox() -> None:
+    """Each test starts with an empty ``segment_core.testing.outbox``."""
+    outbox.clear()
 
 
 @pytest.fixture

@@ -152,3 +152,32 @@ def test_a_management_command_delivers_as_it_exits(
     events = segment_collector.wait_for(25, timeout=5, event="Order Imported")
     assert sorted(e["message"]["properties"]["n"] for e in events) == list(range(25))
     assert segment_collector.summary()["duplicates"] == 0
+
+
+def test_manage_py_test_captures_in_the_outbox_and_sends_nothing(segment_collector: Any) -> None:
+    env = django_env(segment_collector.url, flush_interval=0.1)
+    argv = [sys.executable, "-m", "django", "test", "tests.e2e.apps.django_jobs.runner_checks"]
+    result = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Ran 2 tests" in result.stderr
+    assert segment_collector.summary()["total"] == 0
+
+
+def test_no_write_key_fails_only_check_deploy(segment_collector: Any) -> None:
+    """DEBUG is False and there is no write key: migrate works, check --deploy says why."""
+    env = django_env(segment_collector.url)
+    del env["TEST_WRITE_KEY"]
+
+    def manage(*command: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "django", *command]
+        return subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+        )
+
+    assert manage("migrate", "--noinput").returncode == 0
+    assert manage("check").returncode == 0
+    deploy = manage("check", "--deploy")
+    assert deploy.returncode != 0
+    assert "segment_django.E004" in deploy.stderr
