@@ -81,6 +81,7 @@ class SegmentCelery:
         self._own: Client | None = None
         self._lock = threading.Lock()
         self._conf: Mapping[str, Any] | None = None
+        self._reported = False
         if app is not None:
             self.init_app(app)
 
@@ -96,9 +97,10 @@ class SegmentCelery:
 
     @property
     def client(self) -> Client:
-        """The client the tasks' events go through (see the class docstring)."""
-        if self._given is not None:
-            return self._given
+        """The client the tasks' events go through (see the class docstring).
+
+        Raises :class:`ValueError` naming the option when the options are invalid.
+        """
         own = self._own_client()
         if own is not None:
             return own
@@ -107,7 +109,9 @@ class SegmentCelery:
         return segment_core.get_client()
 
     def _own_client(self) -> Client | None:
-        """A client built from keyword options and ``segment_*`` keys, if any are set."""
+        """``client=``, or one built from keyword options and ``segment_*`` keys, if any."""
+        if self._given is not None:
+            return self._given
         if self._own is not None:
             return self._own
         options = {**self._config_options(), **self._options}
@@ -122,16 +126,27 @@ class SegmentCelery:
                     segment_core.default_client = self._own
         return self._own
 
+    def _task_client(self) -> Client | None:
+        """The client to bind a task's visitor to; None: the default client, at call time."""
+        try:
+            return self._own_client()
+        except (TypeError, ValueError) as exc:
+            if not self._reported:
+                self._reported = True
+                logger.error("segment: %s; tasks use the default client", exc)
+            return None
+
     def _config_options(self) -> dict[str, Any]:
+        """The app's ``segment_<option>`` keys (lower-case, as Celery's own settings)."""
         conf = self._conf
         if conf is None:
             return {}
         names = option_names() | set(ALIASES)
         found: dict[str, Any] = {}
         for key in list(conf.keys()):
-            if not isinstance(key, str) or not key.lower().startswith(CONFIG_PREFIX):
+            if not isinstance(key, str) or not key.startswith(CONFIG_PREFIX):
                 continue
-            name = key[len(CONFIG_PREFIX) :].lower()
+            name = key[len(CONFIG_PREFIX) :]
             if name not in names:
                 raise ValueError(f"Celery config {key!r}: {_unknown(name)}")
             found[name] = conf[key]
@@ -187,7 +202,7 @@ def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:
         extension = _extensions.get(getattr(task, "app", None))
         if extension is not None:
             request = task.request
-            client = extension.client
+            client = extension._task_client()
             obj = restore(request.get(HEADER), client, source=f"Celery task {task.name!r}")
             if obj is not None:
                 token = bind(obj)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_server import running_redis
+from example_projects._redis import running_redis
 
 
 @pytest.fixture(scope="session")

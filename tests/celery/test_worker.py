@@ -19,8 +19,8 @@ from celery import Celery
 
 from segment_celery import HEADER, SegmentCelery
 from segment_core.scope import Analytics, bound
-from tests.e2e.servers import HOLD_UNTIL_EXIT, app_env
-from tests.jobs import DONE, TASK_EVENT
+from tests.e2e.servers import app_env
+from tests.jobs import DONE, HOLD_UNTIL_EXIT, TASK_EVENT, WORKER_STOP_TIMEOUT
 from tests.workers import CELERY_READY, celery_argv, poll, running_worker
 
 pytestmark = pytest.mark.slow
@@ -130,11 +130,11 @@ def _run_then_stop_midway(
             publisher.send_task(f"{APP}.work", args=(n, 0.03))
         poll(lambda: store.scard(DONE) >= 50, timeout=60, what="50 tasks done")
         # Held in the processes' buffers: what arrives, the exit paths delivered.
-        assert worker.stop(signal.SIGTERM) == 0
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
         log = worker.log()
     done = {int(n) for n in store.smembers(DONE)}
     assert 50 <= len(done) < total, "the worker should stop with tasks still waiting"
-    events = collector.wait_for(len(done), timeout=30, type="track", event=TASK_EVENT)
+    events = collector.wait_for(len(done), timeout=60, type="track", event=TASK_EVENT)
     summary = collector.summary()
     assert summary["duplicates"] == 0, summary
     assert summary["bad"] == 0, summary

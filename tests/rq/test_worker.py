@@ -17,8 +17,8 @@ import redis
 
 from segment_core.scope import Analytics, bound
 from segment_rq import META_KEY, Queue
-from tests.e2e.servers import HOLD_UNTIL_EXIT, app_env
-from tests.jobs import DONE, TASK_EVENT
+from tests.e2e.servers import app_env
+from tests.jobs import DONE, HOLD_UNTIL_EXIT, TASK_EVENT, WORKER_STOP_TIMEOUT
 from tests.workers import poll, running_worker
 
 pytestmark = pytest.mark.slow
@@ -98,13 +98,13 @@ def test_100_jobs_then_sigterm_deliver_every_event_once(
     argv = rq_argv(redis_db, "segment_rq.Worker")
     with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
         poll(lambda: connection.scard(DONE) >= 30, timeout=60, what="30 jobs done")
-        assert worker.stop(signal.SIGTERM) == 0
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
         log = worker.log()
     done = {int(n) for n in connection.smembers(DONE)}
     assert 30 <= len(done) < total, "the worker should stop with jobs still waiting"
     assert done & failing, "some of the jobs that raise must have run"
     assert log.count("fails after tracking, on purpose") >= len(done & failing)
-    events = segment_collector.wait_for(len(done), timeout=30, type="track", event=TASK_EVENT)
+    events = segment_collector.wait_for(len(done), timeout=60, type="track", event=TASK_EVENT)
     summary = segment_collector.summary()
     assert summary["duplicates"] == 0 and summary["bad"] == 0, summary
     numbers = Counter(e["message"]["properties"]["n"] for e in events)

@@ -1,7 +1,9 @@
-"""A real Redis server for the Celery and RQ tests: Debian's ``redis-server``.
+"""A Redis server of our own, the broker of the Celery and RQ workers: Debian's ``redis-server``.
 
-Started on a free loopback port with a temporary directory, no persistence, and
-stopped at the end (``scripts/install-system-deps`` installs the package).
+Started on a free loopback port with a temporary directory and no persistence,
+and stopped at the end; the system's Redis service, if any, is left alone
+(``scripts/install-system-deps`` installs the package). The demo and the tests
+use it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import redis
 
-from tests.e2e.servers import free_port
+from example_projects._servers import free_port
+
+__all__ = ["redis_server_binary", "running_redis"]
 
 START_TIMEOUT = 20.0
 
