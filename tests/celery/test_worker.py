@@ -156,8 +156,34 @@ def test_prefork_children_recycled_then_sigterm_deliver_every_event_once(
     assert max(pids.values()) <= 7, pids
 
 
-def test_threads_pool_sigterm_delivers_every_event_once(
+@pytest.mark.parametrize(
+    "pool",
+    [("--pool", "threads", "--concurrency", "2"), ("--pool", "solo")],
+    ids=["threads", "solo"],
+)
+def test_sigterm_to_a_worker_without_children_delivers_every_event_once(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path, pool: tuple[str, ...]
+) -> None:
+    _run_then_stop_midway(segment_collector, publisher, redis_db, tmp_path, *pool)
+
+
+def test_children_recycled_by_max_memory_deliver_every_event_once(
     segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
 ) -> None:
-    pool = ("--pool", "threads", "--concurrency", "2")
-    _run_then_stop_midway(segment_collector, publisher, redis_db, tmp_path, *pool)
+    """``--max-memory-per-child 1`` (KiB): every child is replaced after each task."""
+    total = 12
+    env = worker_env(segment_collector.url, redis_db, **HOLD_UNTIL_EXIT)
+    store = redis.Redis.from_url(redis_db)
+    pool = ("--pool", "prefork", "--concurrency", "2", "--max-memory-per-child", "1")
+    argv = celery_argv(APP, *pool)
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        for n in range(total):
+            publisher.send_task(f"{APP}.work", args=(n,))
+        # Delivered by each child as it is replaced, before the worker stops.
+        events = segment_collector.wait_for(total, timeout=90, type="track", event=TASK_EVENT)
+        assert store.scard(DONE) == total
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
+    numbers = Counter(e["message"]["properties"]["n"] for e in events)
+    assert set(numbers) == set(range(total)) and max(numbers.values()) == 1
+    assert segment_collector.summary()["duplicates"] == 0
+    assert len({e["message"]["properties"]["pid"] for e in events}) == total
