@@ -65,8 +65,8 @@ class SegmentFlask:
             app_name=app.name,
             stacklevel=stacklevel,
         )
-        if app.testing and state.owns_client and not state.options.send_in_tests:
-            divert(state.client)  # TESTING: events go to segment_core.testing.outbox
+        if state.owns_client and not state.options.send_in_tests:
+            _divert_when_testing(app, state.client)
         app.extensions[EXTENSION_NAME] = state
         hooks = RequestHooks(state)
         app.before_request(hooks.before_request)
@@ -98,6 +98,24 @@ def get_state(app: Flask | None = None) -> SegmentState:
             "or segment.init_app(app) first."
         )
     return state
+
+
+def _divert_when_testing(app: Flask, client: Client) -> None:
+    """With ``TESTING``, the app's events go to ``segment_core.testing.outbox``.
+
+    Checked now and before each request, so ``TESTING`` set after ``init_app`` (as
+    test fixtures often do) counts too.
+    """
+    diverted = False
+
+    def check() -> None:
+        nonlocal diverted
+        if app.testing and not diverted:
+            diverted = True
+            divert(client)
+
+    check()
+    app.before_request(check)
 
 
 def _make_default(client: Client) -> None:

@@ -50,3 +50,18 @@ def test_an_app_not_testing_sends(segment_collector: Any) -> None:
         assert segment_collector.summary()["total"] == 2
     finally:
         client.shutdown(timeout=5)
+
+
+def test_testing_set_after_init_app_counts_too(segment_collector: Any) -> None:
+    config = {"SEGMENT_WRITE_KEY": "k", "SEGMENT_HOST": segment_collector.url}
+    app = create_app({**config, "TESTING": False, "SEGMENT_SEND_IN_TESTS": False})
+    SegmentFlask(app)
+    app.config["TESTING"] = True  # as a test fixture does
+    client = get_state(app).client
+    try:
+        app.test_client().get("/track")
+        assert [m["type"] for m in outbox] == ["track", "page"]
+        assert client.flush(timeout=5)
+        assert segment_collector.summary()["total"] == 0
+    finally:
+        client.shutdown(timeout=5)
