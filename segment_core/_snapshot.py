@@ -33,7 +33,10 @@ class InvalidSnapshot(ValueError):
 def make_snapshot(
     user_id: str | None, anonymous_id: str | None, context: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The JSON-serialisable snapshot of one visitor (values that do not fit are left out)."""
+    """The JSON-serialisable snapshot of one visitor (values that do not fit are left out).
+
+    Its JSON text is at most ``MAX_SNAPSHOT_BYTES``: :func:`read_snapshot` reads it back.
+    """
     kept: dict[str, Any] = {}
     for name in TEXT_FIELDS:
         value = context.get(name)
@@ -53,12 +56,18 @@ def make_snapshot(
                 str(k): v for k, v in list(preferences.items())[:MAX_KEYS] if isinstance(v, bool)
             }
             kept["consent"] = {"categoryPreferences": flags}
-    return {
+    snapshot = {
         "version": SNAPSHOT_VERSION,
         "userId": user_id,
         "anonymousId": anonymous_id,
         "context": kept,
     }
+    # A queue's message stays small: the bulkiest parts go first when it would not.
+    for bulky in ("page", "campaign", "userAgent"):
+        if len(orjson.dumps(snapshot)) <= MAX_SNAPSHOT_BYTES:
+            break
+        kept.pop(bulky, None)
+    return snapshot
 
 
 def _texts(value: object, *, allowed: tuple[str, ...] | None) -> dict[str, str]:

@@ -194,3 +194,18 @@ def test_the_thread_gets_a_copy_its_changes_stay_its_own(client: Client, sent: M
         start_thread(work).join(10)
     assert request_analytics.user_id == "42"
     assert request_analytics.page_message is None
+
+
+def test_a_snapshot_stays_small_enough_to_read_back() -> None:
+    long = "x" * 8000
+    context = {
+        "ip": "1.2.3.4",
+        "userAgent": long,
+        "page": dict.fromkeys(("path", "referrer", "search", "title", "url"), long),
+        "campaign": {f"k{i}": long for i in range(20)},
+    }
+    obj = Analytics(anonymous_id="a1", context=context)
+    text = json.dumps(obj.snapshot())
+    assert len(text) <= 64 * 1024
+    rebuilt = Analytics.from_snapshot(text)
+    assert rebuilt.anonymous_id == "a1" and rebuilt.context["ip"] == "1.2.3.4"
