@@ -25,19 +25,19 @@ pytestmark = pytest.mark.slow
 GRACEFUL_EXITS = (0, -signal.SIGTERM)
 
 
-@pytest.mark.parametrize(
-    ("example", "with_worker"),
-    [
-        *((e, bool(e.worker)) for e in EXAMPLES),
-        # No broker: the shop sends its order confirmation from a thread instead.
-        *((e, False) for e in EXAMPLES if e.worker and e.server == "gunicorn"),
-    ],
-    ids=lambda value: (
-        f"{value.name}-{value.server}"
-        if isinstance(value, Example)
-        else ("worker" if value else "-")
-    ),
-)
+def _cases() -> list[Any]:
+    cases = []
+    for example in EXAMPLES:
+        name = f"{example.name}-{example.server}"
+        if example.worker:
+            cases.append(pytest.param(example, True, id=f"{name}-celery"))
+        cases.append(pytest.param(example, False, id=name))
+    return cases
+
+
+# The shop with a broker sends its order confirmation from its Celery worker;
+# without one, from a thread of the web process.
+@pytest.mark.parametrize(("example", "with_worker"), _cases())
 def test_visit_arrives_once_and_joined(
     example: Example,
     with_worker: bool,
