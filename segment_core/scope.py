@@ -192,6 +192,12 @@ class Analytics:
             context={k: dict(v) if isinstance(v, dict) else v for k, v in self.context.items()},
         )
 
+    def __copy__(self) -> Analytics:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Analytics:
+        return self.copy()
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as its snapshot: the client (threads, sockets) stays in this
         # process; the unpickled object uses the default client of its process.

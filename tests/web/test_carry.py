@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import threading
@@ -209,3 +210,15 @@ def test_a_snapshot_stays_small_enough_to_read_back() -> None:
     assert len(text) <= 64 * 1024
     rebuilt = Analytics.from_snapshot(text)
     assert rebuilt.anonymous_id == "a1" and rebuilt.context["ip"] == "1.2.3.4"
+
+
+def test_copy_keeps_the_client_and_separates_the_state(client: Client, sent: Messages) -> None:
+
+    original = visitor(client)
+    for duplicate in (original.copy(), copy.copy(original), copy.deepcopy(original)):
+        assert duplicate.client is client
+        assert duplicate.snapshot() == original.snapshot()
+        duplicate.identify("someone-else")
+        duplicate.context["campaign"]["name"] = "changed"
+        assert original.user_id == "42"
+        assert original.context["campaign"]["name"] == "spring"
