@@ -208,16 +208,7 @@ def serving(
         log = data_dir / f"{example.write_key}-worker.log"
         worker = _start_worker(example, env, log, broker_url)
     port = free_port()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            example.command(port),
-            cwd=example.directory,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _spawn(example.command(port), example.directory, env, log_path)
     server = Server(example, process, f"http://127.0.0.1:{port}", log_path, worker)
     try:
         if worker is not None:
@@ -251,20 +242,27 @@ def _run_setup(example: Example, env: dict[str, str], log_path: Path) -> None:
         )
 
 
-def _start_worker(
-    example: Example, env: dict[str, str], log_path: Path, broker_url: str
-) -> JobWorker:
+def _spawn(
+    argv: list[str], cwd: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own process group (Ctrl-C does not reach it), logging to a file."""
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", *example.worker],
-            cwd=example.directory,
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return JobWorker(process, log_path, broker_url)
+
+
+def _start_worker(
+    example: Example, env: dict[str, str], log_path: Path, broker_url: str
+) -> JobWorker:
+    argv = [sys.executable, "-m", *example.worker]
+    return JobWorker(_spawn(argv, example.directory, env, log_path), log_path, broker_url)
 
 
 def _wait_for_worker(server: Server, worker: JobWorker) -> None:
