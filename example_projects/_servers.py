@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["EXAMPLES", "Example", "Server", "free_port", "serving"]
+__all__ = ["EXAMPLES", "Example", "JobWorker", "Server", "free_port", "serving"]
 
 HERE = Path(__file__).resolve().parent
 READY_TIMEOUT = 30.0
@@ -39,6 +39,7 @@ class Example:
     server: str  # "gunicorn" or "uvicorn"
     target: str  # what the server loads, e.g. "shop_project.wsgi"
     setup: tuple[str, ...] = ()  # a command run once before the server starts
+    worker: tuple[str, ...] = ()  # a job worker run beside it, when there is a broker
 
     @property
     def label(self) -> str:
@@ -62,10 +63,27 @@ class Example:
         return [*_python("uvicorn"), "--host", "127.0.0.1", "--port", str(port), self.target]
 
 
+#: The shop's Celery worker: it sends the order confirmation.
+SHOP_WORKER = (
+    *("celery", "-A", "shop_project", "worker", "--pool", "prefork", "--concurrency", "1"),
+    *("--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"),
+)
+WORKER_READY = "ready."
+
 EXAMPLES = (
-    Example("django_shop", "gunicorn", "shop_project.wsgi", setup=("manage.py", "seed_demo")),
     Example(
-        "django_shop", "uvicorn", "shop_project.asgi:application", setup=("manage.py", "seed_demo")
+        "django_shop",
+        "gunicorn",
+        "shop_project.wsgi",
+        setup=("manage.py", "seed_demo"),
+        worker=SHOP_WORKER,
+    ),
+    Example(
+        "django_shop",
+        "uvicorn",
+        "shop_project.asgi:application",
+        setup=("manage.py", "seed_demo"),
+        worker=SHOP_WORKER,
     ),
     Example("flask_blog", "gunicorn", "wsgi:app"),
     Example("fastapi_api", "uvicorn", "main:app"),
@@ -80,9 +98,14 @@ def free_port() -> int:
         return port
 
 
-def app_environment(example: Example, collector_url: str, data_dir: Path) -> dict[str, str]:
+def app_environment(
+    example: Example, collector_url: str, data_dir: Path, broker_url: str | None = None
+) -> dict[str, str]:
     """The app's environment: the collector as Segment, and its data in ``data_dir``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_", "DJANGO_"))}
+    env.pop("SHOP_CELERY_BROKER", None)
+    if broker_url:
+        env["SHOP_CELERY_BROKER"] = broker_url
     env.update(
         SEGMENT_WRITE_KEY=example.write_key,
         SEGMENT_HOST=collector_url,
@@ -101,57 +124,95 @@ class Server:
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
+    #: The job worker beside the server (the shop's Celery worker), if one runs.
+    worker: JobWorker | None = None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        worker = "" if self.worker is None else self.worker.log()
+        return self.log_path.read_text(errors="replace") + worker
 
     @property
     def running(self) -> bool:
         return self.process.poll() is None
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
-        """SIGTERM, the way a platform stops a server; wait for the exit, return its status."""
+        """SIGTERM, the way a platform stops a server; wait for the exit, return its status.
+
+        Then the job worker, once it has taken every job the server published: its
+        warm shutdown finishes the running ones and delivers their events.
+        """
         if self.running:
             self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
+            status = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             raise RuntimeError(
                 f"{self.example.label} did not stop within {timeout:g}s of SIGTERM"
             ) from None
+        if self.worker is not None:
+            self.worker.stop(timeout)
+        return status
 
     def kill(self) -> None:
         """Kill the server's whole process group (workers a dead master left behind too)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(10)
+        for process in (self.process, *(() if self.worker is None else (self.worker.process,))):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+
+
+@dataclass
+class JobWorker:
+    """A Celery worker beside an example app, on the broker at ``broker_url``."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    broker_url: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Wait until the broker's queue is empty, then SIGTERM (a warm shutdown)."""
+        import redis
+
+        deadline = time.monotonic() + timeout
+        with redis.Redis.from_url(self.broker_url) as broker:
+            while broker.llen("celery") and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"the job worker did not stop within {timeout:g}s") from None
 
 
 @contextlib.contextmanager
-def serving(example: Example, collector_url: str, data_dir: Path) -> Iterator[Server]:
+def serving(
+    example: Example, collector_url: str, data_dir: Path, broker_url: str | None = None
+) -> Iterator[Server]:
     """Run ``example`` until the block ends; yield it once it answers its health check.
 
-    On the way out the server gets SIGTERM (if still running), then its process
-    group is killed. A failure while starting raises with the server's log.
+    With ``broker_url`` (Redis), the example's job worker runs beside it. On the
+    way out the server gets SIGTERM (if still running), then its process group is
+    killed. A failure while starting raises with the server's log.
     """
-    env = app_environment(example, collector_url, data_dir)
+    env = app_environment(example, collector_url, data_dir, broker_url)
     log_path = data_dir / f"{example.write_key}.log"
     if example.setup:
         _run_setup(example, env, log_path)
+    worker = None
+    if example.worker and broker_url:
+        log = data_dir / f"{example.write_key}-worker.log"
+        worker = _start_worker(example, env, log, broker_url)
     port = free_port()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            example.command(port),
-            cwd=example.directory,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(example, process, f"http://127.0.0.1:{port}", log_path)
+    process = _spawn(example.command(port), example.directory, env, log_path)
+    server = Server(example, process, f"http://127.0.0.1:{port}", log_path, worker)
     try:
+        if worker is not None:
+            _wait_for_worker(server, worker)
         _wait_until_ready(server)
         yield server
     finally:
@@ -179,6 +240,39 @@ def _run_setup(example: Example, env: dict[str, str], log_path: Path) -> None:
             f"{example.label}: {' '.join(example.setup)} failed "
             f"(status {done.returncode}):\n{log_path.read_text(errors='replace')}"
         )
+
+
+def _spawn(
+    argv: list[str], cwd: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own process group (Ctrl-C does not reach it), logging to a file."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _start_worker(
+    example: Example, env: dict[str, str], log_path: Path, broker_url: str
+) -> JobWorker:
+    argv = [sys.executable, "-m", *example.worker]
+    return JobWorker(_spawn(argv, example.directory, env, log_path), log_path, broker_url)
+
+
+def _wait_for_worker(server: Server, worker: JobWorker) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while WORKER_READY not in worker.log():
+        if worker.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{server.example.label}: its job worker did not start:\n{worker.log()}"
+            )
+        time.sleep(0.05)
 
 
 def _wait_until_ready(server: Server) -> None:

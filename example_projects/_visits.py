@@ -123,6 +123,8 @@ def visit_django_shop(base_url: str) -> Visit:
             Expected("identify", signed_in=True),
             Expected("page", "shop:cart", signed_in=True),
             Expected("track", "Order Completed", signed_in=True),
+            # From the Celery worker (or a thread), for the same visitor.
+            Expected("track", "Order Confirmation Sent", signed_in=True),
             Expected("page", "shop:order_complete", signed_in=True),
         ],
     )

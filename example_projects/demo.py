@@ -9,7 +9,9 @@ loopback, then:
 2. starts each example app on a real server (gunicorn, uvicorn) pointed at the
    collector through ``SEGMENT_WRITE_KEY``/``SEGMENT_HOST``, drives a scripted
    visit over HTTP, and stops the server with SIGTERM, so that it delivers its
-   events as it shuts down;
+   events as it shuts down. The shop sends its order confirmation from a Celery
+   worker, on a Redis server the demo starts on a free loopback port: the
+   task's event is attributed to the visitor who ordered;
 
 and prints what arrived, per app. It exits with status 1 when an expected event
 is missing or arrived twice, or any event but the deliberate one is malformed.
@@ -31,6 +33,7 @@ from typing import Any
 
 import requests
 
+from example_projects._redis import running_redis
 from example_projects._servers import EXAMPLES, Example, Server, serving
 from example_projects._visits import SHOP_USER, VISITS, Visit, check, label
 from segment_core import Client, Context, Properties, Track, Traits
@@ -116,12 +119,13 @@ def run_example(
     data_dir: Path,
     keep: bool,
     stack: contextlib.ExitStack,
+    broker_url: str | None = None,
 ) -> Run:
     """Serve ``example``, visit it, and (unless ``keep``) stop it with SIGTERM."""
     run = Run(example)
     started = time.monotonic()
     try:
-        run.server = stack.enter_context(serving(example, collector.url, data_dir))
+        run.server = stack.enter_context(serving(example, collector.url, data_dir, broker_url))
         run.visit = VISITS[example.name](run.server.url)
         if not keep:
             run.exit_status = run.server.stop()
@@ -164,10 +168,30 @@ def app_report(run: Run, events: list[dict[str, Any]], problems: list[str]) -> s
     stopped = "" if run.exit_status is None else ", stopped gracefully by SIGTERM"
     lines.append(f"    served, visited{stopped}: {run.seconds:.1f}s")
     lines.append(event_table(events, indent=4))
+    if example.worker:
+        lines.append(_from_the_worker(events))
     verdict = "as expected" if not problems else f"{len(problems)} problem(s):"
     lines.append(f"    {len(events)} events, {verdict}")
     lines += [f"      ✗ {problem}" for problem in problems]
     return "\n".join(lines)
+
+
+def _from_the_worker(events: list[dict[str, Any]]) -> str:
+    """Whom the Celery task's event was attributed to, next to the order it confirms."""
+    by_event = {e["message"].get("event"): e["message"] for e in events}
+    order = by_event.get("Order Completed")
+    confirmation = by_event.get("Order Confirmation Sent")
+    if order is None or confirmation is None:
+        return "    the order confirmation from the Celery worker did not arrive"
+    same = all(
+        confirmation.get(key) == order.get(key) for key in ("userId", "anonymousId")
+    ) and confirmation["context"].get("ip") == order["context"].get("ip")
+    return (
+        "    the Celery task's 'Order Confirmation Sent' is attributed to the visitor who "
+        f"ordered (userId {confirmation.get('userId')}, anonymousId "
+        f"{confirmation.get('anonymousId')}, ip {confirmation['context'].get('ip')}): "
+        + ("the same as 'Order Completed'" if same else "NOT the same as 'Order Completed'")
+    )
 
 
 def event_table(events: list[dict[str, Any]], *, indent: int = 2) -> str:
@@ -210,11 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         collector = stack.enter_context(run_in_background(port=args.port))
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="segment-demo-")))
         print(f"collector listening on {collector.url}")
+        redis_dir = data_dir / "redis"
+        redis_dir.mkdir()
+        broker_url = stack.enter_context(running_redis(redis_dir))
+        print(f"redis-server (the shop's Celery broker) listening on {broker_url}")
         ok = client_demo(collector)
 
         print("\n2. The example apps, each on a real server, visited over HTTP:\n")
         runs = [
-            run_example(example, collector, data_dir, args.keep_running, stack)
+            run_example(example, collector, data_dir, args.keep_running, stack, broker_url)
             for example in EXAMPLES
         ]
         timeout = ARRIVAL_TIMEOUT_RUNNING if args.keep_running else ARRIVAL_TIMEOUT

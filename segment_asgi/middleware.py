@@ -144,6 +144,7 @@ class SegmentMiddleware:
         cookie_domain: str | None = None,
         cookie_format: Literal["raw", "quoted"] | None = None,
         cookie_max_age: float | dt.timedelta | None = None,
+        send_in_tests: bool | None = None,  # read by Django's and Flask's test modes
     ) -> None:
         # Every option left at None takes its default from Config / WebOptions.
         given = {

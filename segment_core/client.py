@@ -60,6 +60,7 @@ class Client:
         self._queueing = config.enabled and not config.sync_mode
         self._warned_disabled = False
         self._last_drop_log = 0.0
+        self._outbox: list[dict[str, Any]] | None = None
         if not config.write_key and config.send:
             self._warn_disabled()
         weak_self = weakref.WeakMethod(self._after_fork)
@@ -288,6 +289,10 @@ class Client:
     def _accept_elsewhere(self, message: dict[str, Any], data: bytes) -> Result:
         """Everything but the common case: captured, disabled, shut down, or sync mode."""
         config = self.config
+        if self._outbox is not None:  # test mode: see segment_core.testing.divert
+            self._outbox.append(message)
+            _capture.deliver(message)
+            return True, message
         if _capture.sinks:
             _capture.deliver(message)
             return True, message
@@ -318,6 +323,13 @@ class Client:
             )
             return message
         return result
+
+    def _divert(self, outbox: list[dict[str, Any]] | None) -> None:
+        self._outbox = outbox
+        config = self.config
+        self._queueing = (
+            outbox is None and config.enabled and not config.sync_mode and not self._shut_down
+        )
 
     def _register(self) -> None:
         self._registered = True

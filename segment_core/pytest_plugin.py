@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from segment_core.testing import capture
+from segment_core.testing import capture, outbox
 
 if TYPE_CHECKING:
     from segment_core.collector.handle import CollectorHandle
@@ -27,6 +27,12 @@ __all__ = ["COLLECTOR_EXTRA_HINT", "segment_collector", "segment_events"]
 COLLECTOR_EXTRA_HINT = (
     "the local collector needs the 'collector' extra: pip install 'segment-web[collector]'"
 )
+
+
+@pytest.fixture(autouse=True)
+def _segment_empty_outbox() -> None:
+    """Each test starts with an empty ``segment_core.testing.outbox``."""
+    outbox.clear()
 
 
 @pytest.fixture

@@ -9,24 +9,52 @@ below the view reaches it with :func:`analytics`::
 
 Outside a request, :func:`analytics` returns an object bound to the default
 client and no user: pass ``user_id=`` (or ``anonymous_id=``) to each call.
+
+Work that leaves the request keeps the visitor: :meth:`Analytics.snapshot` is a
+small JSON value to hand to a job queue (``Analytics.from_snapshot`` rebuilds the
+object), and :func:`with_binding` / :func:`start_thread` run a function in
+another thread bound to the caller's visitor::
+
+    pool.submit(with_binding(send_receipt), order.id)
+    start_thread(send_receipt, order.id)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
 from segment_core.errors import InvalidMessage
 from segment_core.normalize import stringify_id
 
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["Analytics", "analytics", "bind", "bound", "current", "merge_context", "reset"]
+__all__ = [
+    "Analytics",
+    "InvalidSnapshot",
+    "analytics",
+    "bind",
+    "bound",
+    "current",
+    "merge_context",
+    "reset",
+    "restore",
+    "start_thread",
+    "with_binding",
+]
+
+logger = logging.getLogger("segment_core")
 
 Result = tuple[bool, dict[str, Any]]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _current: ContextVar[Analytics | None] = ContextVar("segment_core.analytics", default=None)
 
@@ -128,6 +156,53 @@ class Analytics:
         """
         self.context["consent"] = {"categoryPreferences": {**(preferences or {}), **categories}}
 
+    # -- carrying the visitor out of the request ---------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The visitor as a small JSON-serialisable dict, for a task queue or a thread.
+
+        It holds the ids and the context worth keeping (``ip``, ``userAgent``,
+        ``locale``, ``page``, ``campaign``, ``consent``); never cookies or headers.
+
+        >>> a = Analytics(user_id=7, anonymous_id="a1", context={"ip": "1.2.3.4"})
+        >>> a.snapshot()
+        {'version': 1, 'userId': '7', 'anonymousId': 'a1', 'context': {'ip': '1.2.3.4'}}
+        """
+        return make_snapshot(self.user_id, self.anonymous_id, self.context)
+
+    @classmethod
+    def from_snapshot(cls, value: object, client: Client | None = None) -> Analytics:
+        """Rebuild the visitor from :meth:`snapshot` (a dict, or its JSON text).
+
+        Raises :class:`InvalidSnapshot` (a ``ValueError``) naming the field that is
+        wrong: a snapshot read from a queue is checked like any outside input.
+
+        >>> Analytics.from_snapshot({"version": 1, "anonymousId": "a1"})
+        <Analytics user_id=None anonymous_id='a1'>
+        """
+        user_id, anonymous_id, context = read_snapshot(value)
+        return cls(client, user_id=user_id, anonymous_id=anonymous_id, context=context)
+
+    def copy(self) -> Analytics:
+        """A new object for the same visitor and client; changes to either stay apart."""
+        return Analytics(
+            self._client,
+            user_id=self.user_id,
+            anonymous_id=self.anonymous_id,
+            context={k: dict(v) if isinstance(v, dict) else v for k, v in self.context.items()},
+        )
+
+    def __copy__(self) -> Analytics:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Analytics:
+        return self.copy()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its snapshot: the client (threads, sockets) stays in this
+        # process; the unpickled object uses the default client of its process.
+        return (_unpickle, (self.snapshot(),))
+
     def _send(self, kind: str, kw: dict[str, Any], **fields: Any) -> Result:
         user_id = kw.pop("user_id", self.user_id)
         anonymous_id = kw.pop("anonymous_id", self.anonymous_id)
@@ -187,3 +262,75 @@ def bound(obj: Analytics) -> Iterator[Analytics]:
         yield obj
     finally:
         reset(token)
+
+
+def _unpickle(snapshot: dict[str, Any]) -> Analytics:
+    return Analytics(
+        user_id=snapshot.get("userId"),
+        anonymous_id=snapshot.get("anonymousId"),
+        context=snapshot.get("context") or {},
+    )
+
+
+def restore(value: object, client: Client | None = None, *, source: str) -> Analytics | None:
+    """:meth:`Analytics.from_snapshot`, for adapters: a bad snapshot is logged, not raised.
+
+    ``source`` says where the snapshot came from (``"Celery task 'shop.tasks.x'"``),
+    for the log line. Returns None when ``value`` is None or cannot be read.
+    """
+    if value is None:
+        return None
+    try:
+        return Analytics.from_snapshot(value, client)
+    except InvalidSnapshot as exc:
+        logger.warning("segment: ignoring the visitor snapshot of %s: %s", source, exc)
+    except Exception:  # a hostile value must never stop the job it came with
+        logger.exception("segment: could not read the visitor snapshot of %s", source)
+    return None
+
+
+def with_binding(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn``, run bound to the caller's visitor wherever it is called.
+
+    The visitor is taken now (a copy: the thread's changes stay its own), so the
+    wrapper can go to a thread or an executor::
+
+        executor.submit(with_binding(send_receipt), order.id)
+        threading.Thread(target=with_binding(send_receipt), args=(order.id,)).start()
+
+    Called outside a request, ``fn`` runs unbound.
+    """
+    obj = _current.get()
+    carried = obj.copy() if obj is not None else None
+
+    @functools.wraps(fn)
+    def run_bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        if carried is None:
+            return fn(*args, **kwargs)
+        token = _current.set(carried)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _current.reset(token)
+
+    return run_bound
+
+
+def start_thread(
+    fn: Callable[..., object],
+    /,
+    *args: Any,
+    name: str | None = None,
+    daemon: bool | None = None,
+    **kwargs: Any,
+) -> threading.Thread:
+    """Start a thread running ``fn(*args, **kwargs)`` bound to the caller's visitor.
+
+    Returns the started :class:`threading.Thread`. Its events are delivered like
+    any other: a non-daemon thread finishes before the process flushes at exit.
+    """
+    thread = threading.Thread(
+        target=with_binding(fn), args=args, kwargs=kwargs, name=name, daemon=daemon
+    )
+    thread.start()
+    return thread

@@ -10,17 +10,29 @@
 
 The pytest plugin (``segment_core.pytest_plugin``, registered automatically) adds the
 fixtures ``segment_events`` and ``segment_collector``.
+
+Test mode: under a test runner the adapters :func:`divert` the client they build
+(Django under ``manage.py test`` or pytest-django, Flask with ``TESTING = True``),
+so its events land in :data:`outbox`, like Django's ``mail.outbox``, instead of
+being sent. The ``SEND_IN_TESTS`` option turns sending back on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segment_core import _capture
 
-__all__ = ["capture"]
+if TYPE_CHECKING:
+    from segment_core.client import Client
+
+__all__ = ["capture", "divert", "outbox"]
+
+#: Every message a diverted client accepted, oldest first. The pytest plugin
+#: empties it before each test; elsewhere, ``outbox.clear()``.
+outbox: list[dict[str, Any]] = []
 
 
 @contextmanager
@@ -32,3 +44,12 @@ def capture() -> Iterator[list[dict[str, Any]]]:
         yield sink
     finally:
         _capture.sinks.remove(sink)
+
+
+def divert(client: Client, to: list[dict[str, Any]] | None = outbox) -> None:
+    """Make ``client`` put what it accepts in ``to`` (default: :data:`outbox`), not send it.
+
+    Messages are still validated and encoded as for sending. ``to=None`` makes
+    the client send again.
+    """
+    client._divert(to)

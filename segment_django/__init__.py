@@ -13,7 +13,9 @@
 Every request then gets an automatic page call and ``request.analytics`` for
 explicit calls (``request.analytics.track("Signed Up")``). ``SEGMENT`` takes every
 option of :class:`segment_core.config.Config` and :class:`segment_core.web.WebOptions`,
-upper-cased. The client is built once per process, on first use.
+upper-cased. The client is built once per process, at start-up (``AppConfig.ready``),
+and is also ``segment_core``'s default client: ``segment_core.track(...)`` works in
+management commands, the shell, signal receivers and workers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,20 @@
-"""The Django app: registers the system checks and follows settings changes."""
+"""The Django app: checks, settings changes, and the process's client built at start-up.
+
+``ready()`` builds the client from ``settings.SEGMENT`` on the main thread, so
+that ``segment_core.track(...)`` and ``segment_core.analytics()`` work in
+management commands, the shell, signal receivers and job workers, and so that
+the process delivers what it holds when it exits (``atexit``, and a SIGTERM
+handler where nothing else handles SIGTERM, such as ``runserver --noreload``).
+"""
 
 from __future__ import annotations
 
+import logging
+
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("segment_django")
 
 
 class SegmentConfig(AppConfig):
@@ -14,7 +26,14 @@ class SegmentConfig(AppConfig):
         from django.core.signals import setting_changed
 
         from segment_django import conf
-        from segment_django.checks import check_settings
+        from segment_django.checks import check_deployment, check_settings
 
         checks.register(check_settings)
+        checks.register(check_deployment, checks.Tags.security, deploy=True)
         setting_changed.connect(conf.on_setting_changed, dispatch_uid="segment_django.conf")
+        try:
+            conf.get_client()
+        except ImproperlyConfigured as exc:
+            # The system checks say what is wrong (manage.py check); the
+            # middleware refuses to start with it.
+            logger.error("segment: no client built: %s", exc)

@@ -3,7 +3,9 @@
 - ``segment_django.E001``: ``SEGMENT`` is not a dict.
 - ``segment_django.E002``: an unknown key in ``SEGMENT`` (the hint names the closest).
 - ``segment_django.E003``: an invalid value.
-- ``segment_django.E004``: no write key, outside ``DEBUG``, with ``SEND`` on.
+- ``segment_django.E004``: no write key, outside ``DEBUG``, with ``SEND`` on; a
+  deployment check (``manage.py check --deploy``), so ``migrate`` and ``test``
+  run without a key.
 - ``segment_django.E005``: the middleware comes before ``AuthenticationMiddleware``.
 - ``segment_django.W001``: no write key, in ``DEBUG``: events are discarded.
 - ``segment_django.W002``: the middleware is not in ``MIDDLEWARE``.
@@ -26,7 +28,7 @@ from segment_core.web import WebOptions, split_options
 from segment_django.conf import django_message
 from segment_django.middleware import SegmentMiddleware
 
-__all__ = ["check_settings"]
+__all__ = ["check_deployment", "check_settings"]
 
 MIDDLEWARE = "segment_django.middleware.SegmentMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -44,10 +46,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         ]
     messages = _check_values(segment)
-    messages += _check_write_key(segment)
+    if settings.DEBUG:
+        messages += _check_write_key(segment)
     messages += _check_host(segment)
     messages += _check_middleware()
     return messages
+
+
+def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``manage.py check --deploy``: a production settings file must send somewhere."""
+    segment = getattr(settings, "SEGMENT", {})
+    if not isinstance(segment, Mapping) or settings.DEBUG:
+        return []  # E001 reports the first; DEBUG is no deployment
+    return _check_write_key(segment)
 
 
 def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:

@@ -1,13 +1,16 @@
 """``settings.SEGMENT``, read on access, and the objects built from it.
 
 The client and the web options are built once, on first use, and rebuilt when
-the settings change (``override_settings``, pytest-django's ``settings``).
+the settings change (``override_settings``, pytest-django's ``settings``). Under
+a test runner the client is diverted to ``segment_core.testing.outbox`` unless
+``SEND_IN_TESTS`` is True.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
@@ -20,10 +23,18 @@ import segment_core
 from segment_core.client import Client
 from segment_core.config import ALIASES, Config
 from segment_core.config import option_names as client_option_names
+from segment_core.testing import divert
 from segment_core.web import WebOptions, split_options
 from segment_core.web import option_names as web_option_names
 
-__all__ = ["conf", "django_message", "get_client", "on_setting_changed", "web_options"]
+__all__ = [
+    "conf",
+    "django_message",
+    "get_client",
+    "on_setting_changed",
+    "running_tests",
+    "web_options",
+]
 
 logger = logging.getLogger("segment_django")
 
@@ -129,14 +140,24 @@ def get_client() -> Client:
     if client is None:
         with _lock:
             if _client is None:
+                client_options, web = _split()
                 try:
-                    _client = Client(**_split()[0])
+                    _client = Client(**client_options)
                 except (TypeError, ValueError) as exc:
                     raise _improperly_configured(exc) from None
+                if running_tests() and web.get("send_in_tests") is not True:
+                    divert(_client)  # events go to segment_core.testing.outbox
                 if segment_core.default_client is None:
                     segment_core.default_client = _client
             client = _client
     return client
+
+
+def running_tests() -> bool:
+    """Django's test runner or pytest-django is running this process."""
+    from django.core import mail
+
+    return hasattr(mail, "outbox") or sys.argv[1:2] == ["test"] or "pytest_django" in sys.modules
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:

@@ -12,6 +12,16 @@
 In a ``TestCase``, mix in :class:`SegmentTestMixin` and use ``self.segment_events``.
 Every message any client would send is captured when it is accepted (the
 automatic page call included), so nothing needs flushing.
+
+Under ``manage.py test`` and pytest-django nothing is sent at all: the client
+puts its events in :data:`outbox` (like ``mail.outbox``), unless
+``SEGMENT["SEND_IN_TESTS"]`` is True::
+
+    from segment_django.testing import outbox
+
+    outbox.assert_tracked("Order Email Sent", order_id="o-1")
+
+pytest empties it before each test; :class:`SegmentTestMixin` in ``setUp``.
 """
 
 from __future__ import annotations
@@ -20,9 +30,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, overload
 
+from segment_core import testing
 from segment_core.testing import capture
 
-__all__ = ["CapturedEvents", "SegmentTestMixin", "capture_events"]
+__all__ = ["CapturedEvents", "SegmentTestMixin", "capture_events", "outbox"]
 
 Message = dict[str, Any]
 
@@ -42,6 +53,10 @@ class CapturedEvents(Sequence[Message]):
 
     def __len__(self) -> int:
         return len(self._messages)
+
+    def clear(self) -> None:
+        """Forget what was captured so far."""
+        self._messages.clear()
 
     def find(self, type: str | None = None, **fields: Any) -> list[Message]:
         """Messages of ``type`` whose top-level fields equal ``fields`` (camelCase keys)."""
@@ -103,6 +118,11 @@ class CapturedEvents(Sequence[Message]):
         return f"<CapturedEvents {len(self)} message(s)>"
 
 
+#: What the Django client took instead of sending, under a test runner (a live view
+#: of ``segment_core.testing.outbox``).
+outbox = CapturedEvents(testing.outbox)
+
+
 @contextmanager
 def capture_events() -> Iterator[CapturedEvents]:
     """Capture every message sent while the block runs."""
@@ -117,6 +137,7 @@ class SegmentTestMixin:
 
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
+        outbox.clear()
         manager = capture_events()
         self.segment_events = manager.__enter__()
         self.addCleanup(manager.__exit__, None, None, None)  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from segment_core.client import Client
+from segment_core.testing import divert
 from segment_core.web import WebOptions
 from segment_flask._hooks import RequestHooks
 from segment_flask._state import SegmentState, check_keywords, load_state
@@ -36,6 +37,9 @@ class SegmentFlask:
     them (``client=`` shares an existing :class:`~segment_core.Client`). The
     extension keeps no app: each app's client and options live in
     ``app.extensions["segment"]`` (a :class:`SegmentState`).
+
+    With ``TESTING = True`` the app's own client sends nothing: its events go to
+    ``segment_core.testing.outbox``, unless ``SEGMENT_SEND_IN_TESTS = True``.
     """
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
@@ -61,6 +65,8 @@ class SegmentFlask:
             app_name=app.name,
             stacklevel=stacklevel,
         )
+        if state.owns_client and not state.options.send_in_tests:
+            _divert_when_testing(app, state.client)
         app.extensions[EXTENSION_NAME] = state
         hooks = RequestHooks(state)
         app.before_request(hooks.before_request)
@@ -92,6 +98,24 @@ def get_state(app: Flask | None = None) -> SegmentState:
             "or segment.init_app(app) first."
         )
     return state
+
+
+def _divert_when_testing(app: Flask, client: Client) -> None:
+    """With ``TESTING``, the app's events go to ``segment_core.testing.outbox``.
+
+    Checked now and before each request, so ``TESTING`` set after ``init_app`` (as
+    test fixtures often do) counts too.
+    """
+    diverted = False
+
+    def check() -> None:
+        nonlocal diverted
+        if app.testing and not diverted:
+            diverted = True
+            divert(client)
+
+    check()
+    app.before_request(check)
 
 
 def _make_default(client: Client) -> None:

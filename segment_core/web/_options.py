@@ -127,6 +127,9 @@ class WebOptions:
     cookie_format: Literal["raw", "quoted"] = "raw"
     #: The cookie's lifetime in seconds (or a ``timedelta``).
     cookie_max_age: int = ONE_YEAR
+    #: Under a test runner (Django's, pytest-django; Flask's ``TESTING``), events go
+    #: to ``segment_core.testing.outbox`` instead of being sent; True sends them.
+    send_in_tests: bool = False
 
     # Derived once, for the hot path.
     exclude_patterns: tuple[re.Pattern[str], ...] = field(

@@ -168,6 +168,7 @@ NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "trusted_proxies": _trusted_proxies,
     "collect_ip": _bool,
     "anonymize_ip": _bool,
+    "send_in_tests": _bool,
     "redact_query_params": _lower_strings,
     "set_cookie": _bool,
     "cookie_name": _cookie_name,

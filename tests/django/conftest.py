@@ -56,7 +56,7 @@ def _keep_the_default_client(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def segment(settings: Any, segment_collector: Any) -> Callable[..., None]:
     """Send to the test's collector; call it to add options: ``segment(TRUSTED_PROXIES=1)``."""
-    base = {"WRITE_KEY": "test-key", "HOST": segment_collector.url}
+    base = {"WRITE_KEY": "test-key", "HOST": segment_collector.url, "SEND_IN_TESTS": True}
     settings.SEGMENT = base
 
     def configure(**options: Any) -> None:

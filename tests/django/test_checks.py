@@ -69,9 +69,15 @@ def test_e003_invalid_values_name_the_option(
     assert text in messages[0].msg
 
 
+def deploy_ids(settings: Any, **segment: Any) -> list[str]:
+    settings.SEGMENT = segment
+    messages = run_checks(include_deployment_checks=True)
+    return [m.id for m in messages if m.id and m.id.startswith("segment_django.")]
+
+
 def test_several_problems_are_all_reported(settings: Any) -> None:
     settings.DEBUG = False
-    assert ids(settings, PAGE_CALL=True, COOKIE_FORMAT="json", FLUSH_AT="x") == [
+    assert deploy_ids(settings, PAGE_CALL=True, COOKIE_FORMAT="json", FLUSH_AT="x") == [
         "segment_django.E002",
         "segment_django.E003",
         "segment_django.E003",
@@ -81,12 +87,20 @@ def test_several_problems_are_all_reported(settings: Any) -> None:
 
 def test_e004_and_w001_missing_write_key(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.DEBUG = False
-    assert ids(settings) == ["segment_django.E004"]
-    assert ids(settings, SEND=False) == []
+    assert deploy_ids(settings) == ["segment_django.E004"]
+    assert deploy_ids(settings, SEND=False) == []
     settings.DEBUG = True
     assert ids(settings) == ["segment_django.W001"]
+    assert deploy_ids(settings) == ["segment_django.W001"]
     monkeypatch.setenv("SEGMENT_WRITE_KEY", "from-env")
     assert ids(settings) == []
+
+
+def test_a_missing_write_key_fails_only_the_deployment_check(settings: Any) -> None:
+    """migrate and test run the ordinary checks: no key must not stop them."""
+    settings.DEBUG = False
+    assert ids(settings) == []
+    assert deploy_ids(settings) == ["segment_django.E004"]
 
 
 def test_e005_middleware_before_authentication(settings: Any) -> None:

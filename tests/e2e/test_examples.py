@@ -26,11 +26,28 @@ pytestmark = pytest.mark.slow
 GRACEFUL_EXITS = (0, -signal.SIGTERM)
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: f"{e.name}-{e.server}")
+def _cases() -> list[Any]:
+    cases = []
+    for example in EXAMPLES:
+        name = f"{example.name}-{example.server}"
+        if example.worker:
+            cases.append(pytest.param(example, True, id=f"{name}-celery"))
+        cases.append(pytest.param(example, False, id=name))
+    return cases
+
+
+# The shop with a broker sends its order confirmation from its Celery worker;
+# without one, from a thread of the web process.
+@pytest.mark.parametrize(("example", "with_worker"), _cases())
 def test_visit_arrives_once_and_joined(
-    example: Example, segment_collector: CollectorHandle, tmp_path: Path
+    example: Example,
+    with_worker: bool,
+    segment_collector: CollectorHandle,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    with serving(example, segment_collector.url, tmp_path) as server:
+    broker = request.getfixturevalue("redis_db") if with_worker else None
+    with serving(example, segment_collector.url, tmp_path, broker) as server:
         visit = VISITS[example.name](server.url)
         status = server.stop()
         assert status in GRACEFUL_EXITS, server.log()
@@ -82,6 +99,13 @@ def _django_shop(messages: list[dict[str, Any]]) -> None:
     assert properties["total"] == round(179.0 + properties["shipping"], 2)
     assert properties["currency"] == "EUR"
     assert [p["product_id"] for p in properties["products"]] == ["p-102"]
+    # Sent by the Celery task (or the thread): for the visitor who ordered.
+    confirmation = _one(messages, "track", "Order Confirmation Sent")
+    assert confirmation["properties"]["order_id"] == properties["order_id"]
+    assert confirmation["userId"] == order["userId"]
+    assert confirmation["anonymousId"] == order["anonymousId"]
+    for key in ("ip", "userAgent", "page"):
+        assert confirmation["context"][key] == order["context"][key], key
     # The page call carries the route's name and the Spec's page fields.
     page = _one(messages, "page", "shop:product_detail")
     assert page["properties"]["path"] == "/products/hand-grinder/"

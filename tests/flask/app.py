@@ -27,7 +27,15 @@ class User(UserMixin):
 def create_app(config: dict[str, Any] | None = None, *, name: str = "shop") -> Flask:
     """A plain app, without Segment: each test adds the extension its own way."""
     app = Flask(name, static_folder=str(STATIC))
-    app.config.update(TESTING=True, SECRET_KEY="segment-flask-tests", **(config or {}))
+    # SEGMENT_SEND_IN_TESTS: these tests check what reaches the collector.
+    app.config.update(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "segment-flask-tests",
+            "SEGMENT_SEND_IN_TESTS": True,
+            **(config or {}),
+        }
+    )
 
     login_manager = LoginManager(app)
 

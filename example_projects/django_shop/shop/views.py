@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from segment_core.scope import Analytics
+from segment_core.scope import Analytics, start_thread
 from shop.cart import MAX_QUANTITY, Cart
 from shop.catalog import CURRENCY, PRODUCTS, by_id, by_slug
+from shop.tasks import send_order_confirmation
 
 SHIPPING = 4.90
 
@@ -76,6 +78,12 @@ def checkout(request: ShopRequest) -> HttpResponse:
     )
     basket.clear()
     request.session["last_order"] = {"order_id": order_id, "total": total}
+    confirm = (order_id, getattr(request.user, "email", ""), total)
+    if settings.CELERY_BROKER_URL:
+        # A worker sends it; the task's events join this visitor's.
+        send_order_confirmation.delay(*confirm)
+    else:  # no broker configured: a thread of this process, for the same visitor
+        start_thread(send_order_confirmation, *confirm)
     return redirect("shop:order_complete", order_id=order_id)
 
 

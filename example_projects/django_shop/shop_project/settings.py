@@ -4,6 +4,8 @@
   collector such as ``segment-collector``).
 - ``SEGMENT_JS_URL``, ``SEGMENT_JS_CONFIG``: load analytics.js in the pages (optional).
 - ``SHOP_DATABASE``: the SQLite file (default: ``django_shop.sqlite3`` in the temp dir).
+- ``SHOP_CELERY_BROKER``: the Celery broker (``redis://127.0.0.1:6379/0``); unset, the
+  order confirmation runs in a thread of the web process instead of a worker.
 - ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``.
 """
 
@@ -83,6 +85,8 @@ LOGGING = {
         # Delivery problems (collector down, bad write key) show up in the server log.
         "segment_core": {"handlers": ["console"], "level": "WARNING"},
         "segment_django": {"handlers": ["console"], "level": "WARNING"},
+        "segment_celery": {"handlers": ["console"], "level": "WARNING"},
+        "shop": {"handlers": ["console"], "level": "INFO"},
     },
 }
 
@@ -93,6 +97,11 @@ SEGMENT = {
     "WRITE_KEY": os.environ.get("SEGMENT_WRITE_KEY"),
     "HOST": os.environ.get("SEGMENT_HOST"),
 }
+
+# Celery (shop_project/celery.py): the order confirmation is a task.
+CELERY_BROKER_URL = os.environ.get("SHOP_CELERY_BROKER", "")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
 
 # analytics.js in the browser (optional): the bundle's URL (empty: not loaded) and
 # a JSON object {"writeKey": ..., "options": {...}, "cdn": ..., "page": true}.

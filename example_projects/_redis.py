@@ -1,0 +1,67 @@
+"""A Redis server of our own, the broker of the Celery and RQ workers: Debian's ``redis-server``.
+
+Started on a free loopback port with a temporary directory and no persistence,
+and stopped at the end; the system's Redis service, if any, is left alone
+(``scripts/install-system-deps`` installs the package). The demo and the tests
+use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+from example_projects._servers import free_port
+
+__all__ = ["redis_server_binary", "running_redis"]
+
+START_TIMEOUT = 20.0
+
+
+def redis_server_binary() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+
+
+@contextlib.contextmanager
+def running_redis(directory: Path) -> Iterator[str]:
+    """Run ``redis-server`` until the block ends; yield its URL (``redis://127.0.0.1:<port>/0``)."""
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run scripts/install-system-deps")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv += ["--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"]
+    log = (directory / "redis.log").open("wb")
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        connection = redis.Redis.from_url(url)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if connection.ping():
+                    break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "redis-server did not start:\n" + (directory / "redis.log").read_text()
+                    ) from None
+                time.sleep(0.05)
+        connection.close()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()

@@ -1,0 +1,22 @@
+"""Segment for Celery: a task's events join the visitor who caused it.
+
+::
+
+    from celery import Celery
+    from segment_celery import SegmentCelery
+
+    app = Celery("shop")
+    SegmentCelery(app)
+
+A task published during a request carries the visitor (ids, ip, userAgent,
+locale, page, campaign) in its message headers; while it runs,
+``segment_core.analytics()`` is bound to that visitor. Every worker exit path
+(prefork children recycled or stopped, warm shutdown of any pool) delivers what
+the process holds, within ``shutdown_timeout``.
+"""
+
+from __future__ import annotations
+
+from segment_celery._extension import CONFIG_PREFIX, HEADER, SegmentCelery
+
+__all__ = ["CONFIG_PREFIX", "HEADER", "SegmentCelery"]

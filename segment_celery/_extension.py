@@ -1,0 +1,240 @@
+"""``SegmentCelery``: the visitor travels with each task; delivery at every worker exit.
+
+Everything goes through Celery's signals (nothing of Celery is patched):
+
+- ``before_task_publish``: a task published while a visitor is bound (in a
+  request, or in a task that has one) carries the visitor's snapshot in the
+  message header ``segment_visitor``.
+- ``task_prerun`` / ``task_postrun``: the task runs bound to that visitor
+  (``segment_core.analytics()`` and ``self.request.analytics`` in a bound task).
+- ``worker_process_shutdown`` (a prefork child leaving through ``os._exit``:
+  recycled by ``--max-tasks-per-child`` / ``--max-memory-per-child``, or stopped)
+  and ``worker_shutdown`` (warm shutdown of solo, threads and prefork workers):
+  every client delivers what it holds, each within its ``shutdown_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from contextvars import Token
+from typing import Any
+
+from celery import Celery, signals
+
+from segment_core import lifecycle
+from segment_core.client import Client
+from segment_core.config import ALIASES, option_names
+from segment_core.scope import Analytics, bind, current, reset, restore
+
+__all__ = ["CONFIG_PREFIX", "HEADER", "SegmentCelery"]
+
+logger = logging.getLogger("segment_celery")
+
+#: The message header that carries the visitor's snapshot.
+HEADER = "segment_visitor"
+#: Celery configuration keys ``segment_<option>`` set client options.
+CONFIG_PREFIX = "segment_"
+
+_extensions: weakref.WeakKeyDictionary[Celery, SegmentCelery] = weakref.WeakKeyDictionary()
+_connected = False
+_connect_lock = threading.Lock()
+_running = threading.local()  # per worker thread: the tokens of the tasks it runs
+
+
+class SegmentCelery:
+    """Segment for a Celery app: tasks act for the visitor who caused them.
+
+    ::
+
+        app = Celery("shop", broker="redis://localhost:6379/0")
+        SegmentCelery(app)                          # Django: settings.SEGMENT
+
+        SegmentCelery(app, write_key="...", host="https://events.eu1.segmentapis.com")
+
+        @app.task
+        def send_confirmation(order_id):
+            analytics().track("Order Confirmation Sent", {"order_id": order_id})
+
+    Where the client comes from, first match wins: ``client=``; keyword options
+    (every :class:`~segment_core.Client` option) over the app's
+    ``segment_<option>`` configuration keys (a client of its own, which also
+    becomes ``segment_core``'s default client when there is none); else
+    ``segment_core``'s default client (under Django, the one ``settings.SEGMENT``
+    configured). Or ``SegmentCelery()`` first and :meth:`init_app` later.
+    """
+
+    def __init__(
+        self, app: Celery | None = None, *, client: Client | None = None, **options: Any
+    ) -> None:
+        _check_options(options)
+        if client is not None and not isinstance(client, Client):
+            raise TypeError(f"client must be a segment_core.Client, got {type(client).__name__}")
+        if client is not None and options:
+            raise TypeError("pass client= or client options, not both")
+        self._given = client
+        self._options = options
+        self._own: Client | None = None
+        self._lock = threading.Lock()
+        self._conf: Mapping[str, Any] | None = None
+        self._reported = False
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Celery) -> None:
+        """Set Segment up for ``app``, once."""
+        if app in _extensions:
+            raise RuntimeError(
+                f"Segment is already set up on Celery app {app.main!r}: call init_app once."
+            )
+        _extensions[app] = self
+        self._conf = app.conf
+        _connect()
+
+    @property
+    def client(self) -> Client:
+        """The client the tasks' events go through (see the class docstring).
+
+        Raises :class:`ValueError` naming the option when the options are invalid.
+        """
+        own = self._own_client()
+        if own is not None:
+            return own
+        import segment_core
+
+        return segment_core.get_client()
+
+    def _own_client(self) -> Client | None:
+        """``client=``, or one built from keyword options and ``segment_*`` keys, if any."""
+        if self._given is not None:
+            return self._given
+        if self._own is not None:
+            return self._own
+        options = {**self._config_options(), **self._options}
+        if not options:
+            return None
+        with self._lock:
+            if self._own is None:
+                self._own = Client(**options)
+                import segment_core
+
+                if segment_core.default_client is None:
+                    segment_core.default_client = self._own
+        return self._own
+
+    def _task_client(self) -> Client | None:
+        """The client to bind a task's visitor to; None: the default client, at call time."""
+        try:
+            return self._own_client()
+        except (TypeError, ValueError) as exc:
+            if not self._reported:
+                self._reported = True
+                logger.error("segment: %s; tasks use the default client", exc)
+            return None
+
+    def _config_options(self) -> dict[str, Any]:
+        """The app's ``segment_<option>`` keys (lower-case, as Celery's own settings)."""
+        conf = self._conf
+        if conf is None:
+            return {}
+        names = option_names() | set(ALIASES)
+        found: dict[str, Any] = {}
+        for key in list(conf.keys()):
+            if not isinstance(key, str) or not key.startswith(CONFIG_PREFIX):
+                continue
+            name = key[len(CONFIG_PREFIX) :]
+            if name not in names:
+                raise ValueError(f"Celery config {key!r}: {_unknown(name)}")
+            found[name] = conf[key]
+        return found
+
+    def __repr__(self) -> str:
+        return (
+            f"<SegmentCelery apps={[app.main for app in _extensions if _extensions[app] is self]}>"
+        )
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    names = option_names() | set(ALIASES)
+    for name in options:
+        if name not in names:
+            raise TypeError(f"SegmentCelery got an {_unknown(name)}")
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name, sorted(option_names() | set(ALIASES)), n=1)
+    return f"unknown option {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+
+
+def _connect() -> None:
+    global _connected
+    with _connect_lock:
+        if _connected:
+            return
+        _connected = True
+        signals.before_task_publish.connect(_on_publish, weak=False)
+        signals.task_prerun.connect(_on_prerun, weak=False)
+        signals.task_postrun.connect(_on_postrun, weak=False)
+        signals.worker_process_shutdown.connect(_on_process_shutdown, weak=False)
+        signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
+
+
+def _on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **kw: Any) -> None:
+    if headers is None or HEADER in headers:  # given explicitly: leave it
+        return
+    obj = current()
+    if obj is None:
+        return
+    try:
+        headers[HEADER] = obj.snapshot()
+    except Exception:  # publishing the task matters more than its visitor
+        logger.exception("segment: could not attach the visitor to task %s", sender)
+
+
+def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:
+    stack: list[Token[Analytics | None] | None] = _running.__dict__.setdefault("tokens", [])
+    token = None
+    try:
+        extension = _extensions.get(getattr(task, "app", None))
+        if extension is not None:
+            request = task.request
+            client = extension._task_client()
+            obj = restore(request.get(HEADER), client, source=f"Celery task {task.name!r}")
+            if obj is not None:
+                token = bind(obj)
+            request.analytics = obj if obj is not None else Analytics(client)
+    except Exception:  # the task runs, bound or not
+        logger.exception("segment: could not bind the visitor of a Celery task")
+    stack.append(token)
+
+
+def _on_postrun(sender: Any = None, task: Any = None, **kw: Any) -> None:
+    stack: list[Token[Analytics | None] | None] = _running.__dict__.get("tokens", [])
+    if not stack:
+        return
+    token = stack.pop()
+    if token is not None:
+        with contextlib.suppress(ValueError):  # set in another context: nothing to undo
+            reset(token)
+
+
+def _on_process_shutdown(**kw: Any) -> None:
+    """A prefork child is about to leave through ``os._exit``: atexit will not run."""
+    _deliver("worker process")
+
+
+def _on_worker_shutdown(**kw: Any) -> None:
+    """The worker stopped its pool: every task of this process has finished."""
+    _deliver("worker")
+
+
+def _deliver(what: str) -> None:
+    try:
+        if not lifecycle.shutdown_all():
+            logger.warning("segment: the Celery %s exits with events undelivered", what)
+    except Exception:
+        logger.exception("segment: delivery at the Celery %s's exit failed", what)

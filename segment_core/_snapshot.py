@@ -1,0 +1,181 @@
+"""The visitor as a small JSON value: what a task or a thread needs to act for them.
+
+A snapshot keeps the ids and the request context worth keeping (``ip``,
+``userAgent``, ``locale``, ``page``, ``campaign`` and ``consent``); never cookies,
+headers or anything else a request holds. It travels through queues (Celery
+headers, RQ job meta) that anybody with broker access can write to, so reading one
+checks every field and its size, and reports the first problem by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+__all__ = ["SNAPSHOT_VERSION", "InvalidSnapshot", "make_snapshot", "read_snapshot"]
+
+SNAPSHOT_VERSION = 1
+MAX_ID_LENGTH = 1024
+MAX_TEXT_LENGTH = 8192
+MAX_KEYS = 32
+MAX_SNAPSHOT_BYTES = 64 * 1024
+
+TEXT_FIELDS = ("ip", "userAgent", "locale")
+PAGE_FIELDS = ("path", "referrer", "search", "title", "url")
+
+
+class InvalidSnapshot(ValueError):
+    """A snapshot that cannot be read; the message names the field."""
+
+
+def make_snapshot(
+    user_id: str | None, anonymous_id: str | None, context: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The JSON-serialisable snapshot of one visitor (values that do not fit are left out).
+
+    Its JSON text is at most ``MAX_SNAPSHOT_BYTES``: :func:`read_snapshot` reads it back.
+    """
+    kept: dict[str, Any] = {}
+    for name in TEXT_FIELDS:
+        value = context.get(name)
+        if isinstance(value, str) and len(value) <= MAX_TEXT_LENGTH:
+            kept[name] = value
+    page = _texts(context.get("page"), allowed=PAGE_FIELDS)
+    if page:
+        kept["page"] = page
+    campaign = _texts(context.get("campaign"), allowed=None)
+    if campaign:
+        kept["campaign"] = campaign
+    consent = context.get("consent")
+    if isinstance(consent, Mapping):
+        preferences = consent.get("categoryPreferences")
+        if isinstance(preferences, Mapping):
+            flags = {
+                str(k): v for k, v in list(preferences.items())[:MAX_KEYS] if isinstance(v, bool)
+            }
+            kept["consent"] = {"categoryPreferences": flags}
+    snapshot = {
+        "version": SNAPSHOT_VERSION,
+        "userId": user_id,
+        "anonymousId": anonymous_id,
+        "context": kept,
+    }
+    # A queue's message stays small: the bulkiest parts go first when it would not.
+    for bulky in ("page", "campaign", "userAgent"):
+        if len(orjson.dumps(snapshot)) <= MAX_SNAPSHOT_BYTES:
+            break
+        kept.pop(bulky, None)
+    return snapshot
+
+
+def _texts(value: object, *, allowed: tuple[str, ...] | None) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    kept = {
+        str(k): v
+        for k, v in value.items()
+        if (allowed is None or k in allowed) and isinstance(v, str) and len(v) <= MAX_TEXT_LENGTH
+    }
+    return dict(list(kept.items())[:MAX_KEYS])
+
+
+def read_snapshot(value: object) -> tuple[str | None, str | None, dict[str, Any]]:
+    """``(user_id, anonymous_id, context)`` from a snapshot, or :class:`InvalidSnapshot`.
+
+    ``value`` is the dict :func:`make_snapshot` made, or its JSON text.
+    """
+    if isinstance(value, (str, bytes, bytearray)):
+        if len(value) > MAX_SNAPSHOT_BYTES:
+            raise InvalidSnapshot(f"snapshot is over {MAX_SNAPSHOT_BYTES} bytes")
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidSnapshot(f"snapshot is not valid JSON: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise InvalidSnapshot(f"snapshot must be a dict, got {type(value).__name__}")
+    version = value.get("version")
+    if version != SNAPSHOT_VERSION or isinstance(version, bool):
+        raise InvalidSnapshot(
+            f"snapshot.version must be {SNAPSHOT_VERSION}, got {version!r} "
+            "(a snapshot from a newer or older version of segment-web?)"
+        )
+    user_id = _id(value, "userId")
+    anonymous_id = _id(value, "anonymousId")
+    if user_id is None and anonymous_id is None:
+        raise InvalidSnapshot("snapshot needs a userId or an anonymousId")
+    return user_id, anonymous_id, _context(value.get("context"))
+
+
+def _id(snapshot: Mapping[str, Any], name: str) -> str | None:
+    value = snapshot.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidSnapshot(
+            f"snapshot.{name} must be a non-empty string of at most {MAX_ID_LENGTH} "
+            f"characters, got {_describe(value)}"
+        )
+    return value
+
+
+def _context(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidSnapshot(f"snapshot.context must be a dict, got {type(value).__name__}")
+    context: dict[str, Any] = {}
+    for name in TEXT_FIELDS:
+        if value.get(name) is not None:
+            context[name] = _text(f"context.{name}", value[name])
+    for name, allowed in (("page", PAGE_FIELDS), ("campaign", None)):
+        if value.get(name) is not None:
+            context[name] = _text_map(f"context.{name}", value[name], allowed)
+    if value.get("consent") is not None:
+        context["consent"] = _consent(value["consent"])
+    return context
+
+
+def _text(field: str, value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH:
+        raise InvalidSnapshot(
+            f"snapshot.{field} must be a string of at most {MAX_TEXT_LENGTH} characters, "
+            f"got {_describe(value)}"
+        )
+    return value
+
+
+def _text_map(field: str, value: object, allowed: tuple[str, ...] | None) -> dict[str, str]:
+    if not isinstance(value, Mapping) or len(value) > MAX_KEYS:
+        raise InvalidSnapshot(
+            f"snapshot.{field} must be a dict of at most {MAX_KEYS} strings, got {_describe(value)}"
+        )
+    texts: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or (allowed is not None and key not in allowed):
+            raise InvalidSnapshot(f"snapshot.{field} has an unexpected key {key!r}")
+        texts[key] = _text(f"{field}.{key}", item)
+    return texts
+
+
+def _consent(value: object) -> dict[str, Any]:
+    preferences = value.get("categoryPreferences") if isinstance(value, Mapping) else None
+    if not isinstance(preferences, Mapping) or len(preferences) > MAX_KEYS:
+        raise InvalidSnapshot(
+            "snapshot.context.consent must be {'categoryPreferences': {category: bool}}, "
+            f"got {_describe(value)}"
+        )
+    for key, flag in preferences.items():
+        if not isinstance(key, str) or not isinstance(flag, bool):
+            raise InvalidSnapshot(
+                f"snapshot.context.consent.categoryPreferences[{key!r}] must be True or False"
+            )
+    return {"categoryPreferences": dict(preferences)}
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters" if value else "an empty string"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"

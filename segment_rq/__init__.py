@@ -1,0 +1,19 @@
+"""Segment for RQ: a job's events join the visitor who enqueued it.
+
+::
+
+    from segment_rq import Queue
+
+    queue = Queue(connection=redis)
+    queue.enqueue(send_receipt, order.id)   # in a view: carries the visitor
+
+and run the worker with ``rq worker --worker-class segment_rq.Worker``: each job
+runs bound to its visitor (``segment_core.analytics()``), and each work-horse
+delivers its events before it exits.
+"""
+
+from __future__ import annotations
+
+from segment_rq._rq import META_KEY, Queue, SimpleWorker, Worker
+
+__all__ = ["META_KEY", "Queue", "SimpleWorker", "Worker"]

@@ -1,0 +1,105 @@
+"""``Queue`` and ``Worker``: RQ jobs act for the visitor who enqueued them.
+
+- :class:`Queue` puts the visitor's snapshot in ``job.meta["segment_visitor"]``
+  when a job is enqueued while a visitor is bound (in a request, or in a job
+  that has one).
+- :class:`Worker` binds it while the job runs, and delivers what the work-horse
+  holds before it leaves: RQ forks a work-horse per job, which exits through
+  ``os._exit()``, so ``atexit`` never runs there. Jobs that raise included.
+- :class:`SimpleWorker` runs jobs in the worker's own process: the same
+  binding; delivery at the worker's exit (``atexit``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import rq
+import rq.worker
+
+from segment_core import lifecycle
+from segment_core.scope import bind, current, reset, restore
+
+__all__ = ["META_KEY", "Queue", "SimpleWorker", "Worker"]
+
+logger = logging.getLogger("segment_rq")
+
+#: The ``job.meta`` key that carries the visitor's snapshot.
+META_KEY = "segment_visitor"
+
+
+class Queue(rq.Queue):
+    """An ``rq.Queue`` whose jobs carry the visitor bound when they are enqueued.
+
+    ``queue.enqueue(send_receipt, order.id)`` in a view: the job's events join the
+    visitor's. A ``meta`` given by the caller is kept; an explicit
+    ``meta={"segment_visitor": analytics.snapshot()}`` wins over the bound one.
+    """
+
+    def create_job(self, *args: Any, **kwargs: Any) -> Any:
+        obj = current()
+        if obj is not None:
+            meta = dict(kwargs.get("meta") or {})
+            if META_KEY not in meta:
+                try:
+                    meta[META_KEY] = obj.snapshot()
+                    kwargs["meta"] = meta
+                except Exception:  # enqueueing the job matters more than its visitor
+                    logger.exception("segment: could not attach the visitor to an RQ job")
+        return super().create_job(*args, **kwargs)
+
+
+class _BindsVisitor(rq.worker.BaseWorker):
+    def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
+        token = None
+        try:
+            obj = restore(_meta(job).get(META_KEY), source=f"RQ job {job.id!r}")
+            if obj is not None:
+                token = bind(obj)
+        except Exception:  # the job runs, bound or not
+            logger.exception("segment: could not bind the visitor of an RQ job")
+        try:
+            performed: bool = super().perform_job(job, queue, *args, **kwargs)
+            return performed
+        finally:
+            if token is not None:
+                reset(token)
+
+
+class Worker(_BindsVisitor, rq.Worker):
+    """An ``rq.Worker`` that binds each job's visitor and delivers before each horse exits.
+
+    ``rq worker --worker-class segment_rq.Worker``.
+    """
+
+    _segment_in_horse = False
+
+    def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
+        self._segment_in_horse = True
+        super().main_work_horse(*args, **kwargs)
+
+    def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return super().perform_job(job, queue, *args, **kwargs)
+        finally:
+            if self._segment_in_horse:
+                _deliver()
+
+
+class SimpleWorker(_BindsVisitor, rq.SimpleWorker):
+    """An ``rq.SimpleWorker`` (no fork) that binds each job's visitor."""
+
+
+def _meta(job: Any) -> dict[str, Any]:
+    meta = getattr(job, "meta", None)
+    return meta if isinstance(meta, dict) else {}
+
+
+def _deliver() -> None:
+    """The work-horse leaves through ``os._exit()`` next: deliver what it holds now."""
+    try:
+        if not lifecycle.shutdown_all():
+            logger.warning("segment: an RQ work-horse exits with events undelivered")
+    except Exception:
+        logger.exception("segment: delivery at an RQ work-horse's exit failed")

@@ -1,0 +1,89 @@
+"""Setting SegmentCelery up: where its client comes from, and mistakes it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from celery import Celery
+
+import segment_core
+from segment_celery import SegmentCelery
+from segment_core import Client
+
+
+@pytest.fixture
+def celery_app() -> Iterator[Celery]:
+    app = Celery("setup-tests", broker="memory://", set_as_current=False)
+    yield app
+    app.close()
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_default_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(segment_core, "default_client", None)
+    yield
+    if segment_core.default_client is not None:
+        segment_core.default_client.shutdown(timeout=1)
+
+
+def test_keyword_options_build_a_client_that_becomes_the_default(celery_app: Celery) -> None:
+    segment = SegmentCelery(celery_app, write_key="celery-key", host="http://127.0.0.1:9")
+    client = segment.client
+    assert client.config.write_key == "celery-key"
+    assert client.config.host == "http://127.0.0.1:9"
+    assert segment.client is client
+    assert segment_core.default_client is client
+
+
+def test_config_keys_build_the_client_and_keywords_win(celery_app: Celery) -> None:
+    celery_app.conf.update(segment_write_key="from-config", segment_flush_at=7)
+    segment = SegmentCelery(flush_at=3)
+    segment.init_app(celery_app)
+    assert segment.client.config.write_key == "from-config"
+    assert segment.client.config.flush_at == 3
+
+
+def test_without_options_the_default_client_is_used(celery_app: Celery) -> None:
+    default = Client("default-key")
+    segment_core.default_client = default
+    assert SegmentCelery(celery_app).client is default
+
+
+def test_a_given_client_is_used(celery_app: Celery) -> None:
+    mine = Client("mine")
+    try:
+        assert SegmentCelery(celery_app, client=mine).client is mine
+    finally:
+        mine.shutdown(timeout=1)
+
+
+def test_mistakes_name_what_is_wrong(celery_app: Celery) -> None:
+    with pytest.raises(TypeError, match="unknown option 'flush_att'; did you mean 'flush_at'"):
+        SegmentCelery(celery_app, flush_att=3)
+    with pytest.raises(TypeError, match=r"client must be a segment_core\.Client"):
+        SegmentCelery(celery_app, client="key")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not both"):
+        SegmentCelery(celery_app, client=Client(send=False), flush_at=3)
+    SegmentCelery(celery_app)
+    with pytest.raises(RuntimeError, match="already set up"):
+        SegmentCelery(celery_app)
+
+
+def test_a_bad_config_key_is_reported_and_tasks_use_the_default_client(
+    celery_app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    celery_app.conf.update(segment_flush_att=3)
+    segment = SegmentCelery(celery_app)
+    with pytest.raises(ValueError, match=r"'segment_flush_att'.*did you mean 'flush_at'"):
+        _ = segment.client
+    assert segment._task_client() is None
+    assert "segment_flush_att" in caplog.text
+
+
+def test_upper_case_settings_are_not_client_options(celery_app: Celery) -> None:
+    """Celery's Django namespace shows every Django setting: SEGMENT_JS_URL is not ours."""
+    celery_app.conf.update(SEGMENT_JS_URL="https://cdn.example/a.js")
+    default = Client("default-key")
+    segment_core.default_client = default
+    assert SegmentCelery(celery_app).client is default

@@ -1,0 +1,189 @@
+"""Celery workers on a real Redis broker, delivering to the collector.
+
+No eager mode and no fake broker: ``celery worker`` runs as a subprocess with
+the prefork, threads or solo pool; the tests publish through Redis and wait for
+the collector.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from segment_celery import HEADER, SegmentCelery
+from segment_core.scope import Analytics, bound
+from tests.e2e.servers import app_env
+from tests.jobs import DONE, HOLD_UNTIL_EXIT, TASK_EVENT, WORKER_STOP_TIMEOUT
+from tests.workers import CELERY_READY, celery_argv, poll, running_worker
+
+pytestmark = pytest.mark.slow
+
+APP = "tests.celery.app"
+VISITOR = Analytics(
+    user_id="user-42",
+    anonymous_id="anon-42",
+    context={
+        "ip": "203.0.113.9",
+        "userAgent": "Mozilla/5.0 (test)",
+        "locale": "en-GB",
+        "page": {"path": "/checkout", "url": "https://shop.example/checkout"},
+        "campaign": {"name": "spring"},
+        "library": {"name": "not carried"},
+    },
+)
+
+
+@pytest.fixture
+def publisher(redis_db: str) -> Iterator[Celery]:
+    """A Celery app in this process that publishes to the test's Redis."""
+    app = Celery("publisher", broker=redis_db)
+    app.conf.broker_connection_retry_on_startup = True
+    SegmentCelery(app)
+    yield app
+    app.close()
+
+
+def worker_env(collector_url: str, redis_url: str, **options: Any) -> dict[str, str]:
+    env = app_env(collector_url, **options)
+    env["TEST_REDIS_URL"] = redis_url
+    return env
+
+
+def test_a_task_runs_for_the_visitor_who_published_it(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+) -> None:
+    env = worker_env(segment_collector.url, redis_db)
+    argv = celery_argv(APP, "--pool", "solo")
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        with bound(VISITOR):
+            publisher.send_task(f"{APP}.track_for_visitor", args=("first",))
+            publisher.send_task(f"{APP}.track_with_request", args=("bound task",))
+        publisher.send_task(f"{APP}.work", args=(1,))  # outside a request: unbound
+        events = segment_collector.wait_for(4, timeout=30, type="track")
+        assert worker.stop() == 0
+    messages = {
+        (e["message"].get("properties") or {}).get("label", "unbound"): e["message"] for e in events
+    }
+    assert set(messages) == {"first", "follow-up", "bound task", "unbound"}
+    for label in ("first", "follow-up", "bound task"):
+        message = messages[label]
+        assert message["userId"] == "user-42"
+        assert message["anonymousId"] == "anon-42"
+        context = message["context"]
+        assert context["ip"] == "203.0.113.9"
+        assert context["userAgent"] == "Mozilla/5.0 (test)"
+        assert context["locale"] == "en-GB"
+        assert context["page"]["url"] == "https://shop.example/checkout"
+        assert context["campaign"] == {"name": "spring"}
+        assert context["library"]["name"] == "segment-web"
+    assert messages["unbound"]["userId"] == "job-1"
+    assert "anonymousId" not in messages["unbound"]
+
+
+HOSTILE_SNAPSHOTS = [
+    "not a snapshot",
+    {"version": 1, "userId": ["a", "list"]},
+    {"version": 99, "anonymousId": "a"},
+    {"version": 1, "anonymousId": "a", "context": {"page": {"url": 7}}},
+    {"version": 1, "anonymousId": "a" * 100_000},
+    {"version": True, "anonymousId": "a"},
+    ["version", 1],
+]
+
+
+def test_a_hostile_snapshot_is_logged_and_the_task_runs_unbound(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+) -> None:
+    env = worker_env(segment_collector.url, redis_db)
+    argv = celery_argv(APP, "--pool", "solo")
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        for n, snapshot in enumerate(HOSTILE_SNAPSHOTS):
+            publisher.send_task(f"{APP}.work", args=(n,), headers={HEADER: snapshot})
+        events = segment_collector.wait_for(len(HOSTILE_SNAPSHOTS), timeout=30, type="track")
+        assert worker.stop() == 0
+        log = worker.log()
+    assert sorted(e["message"]["userId"] for e in events) == sorted(
+        f"job-{n}" for n in range(len(HOSTILE_SNAPSHOTS))
+    )
+    assert not any("anonymousId" in e["message"] for e in events)
+    assert log.count("ignoring the visitor snapshot") == len(HOSTILE_SNAPSHOTS)
+    assert redis.Redis.from_url(redis_db).scard(DONE) == len(HOSTILE_SNAPSHOTS)
+
+
+def _run_then_stop_midway(
+    collector: Any, publisher: Celery, redis_url: str, tmp_path: Path, *pool: str
+) -> tuple[set[int], list[dict[str, Any]]]:
+    """200 tasks, SIGTERM once 50 are done; the tasks finished and the events delivered."""
+    total = 200
+    env = worker_env(collector.url, redis_url, **HOLD_UNTIL_EXIT)
+    store = redis.Redis.from_url(redis_url)
+    argv = celery_argv(APP, *pool)
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        for n in range(total):
+            publisher.send_task(f"{APP}.work", args=(n, 0.03))
+        poll(lambda: store.scard(DONE) >= 50, timeout=60, what="50 tasks done")
+        # Held in the processes' buffers: what arrives, the exit paths delivered.
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
+        log = worker.log()
+    done = {int(n) for n in store.smembers(DONE)}
+    assert 50 <= len(done) < total, "the worker should stop with tasks still waiting"
+    events = collector.wait_for(len(done), timeout=60, type="track", event=TASK_EVENT)
+    summary = collector.summary()
+    assert summary["duplicates"] == 0, summary
+    assert summary["bad"] == 0, summary
+    numbers = Counter(e["message"]["properties"]["n"] for e in events)
+    assert set(numbers) == done, sorted(set(numbers) ^ done)
+    assert max(numbers.values()) == 1
+    assert "Traceback" not in log
+    return done, events
+
+
+def test_prefork_children_recycled_then_sigterm_deliver_every_event_once(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+) -> None:
+    pool = ("--pool", "prefork", "--concurrency", "2", "--max-tasks-per-child", "7")
+    done, events = _run_then_stop_midway(segment_collector, publisher, redis_db, tmp_path, *pool)
+    pids = Counter(e["message"]["properties"]["pid"] for e in events)
+    # Children leave through os._exit after 7 tasks: many of them delivered.
+    assert len(pids) >= len(done) // 7, pids
+    assert max(pids.values()) <= 7, pids
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [("--pool", "threads", "--concurrency", "2"), ("--pool", "solo")],
+    ids=["threads", "solo"],
+)
+def test_sigterm_to_a_worker_without_children_delivers_every_event_once(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path, pool: tuple[str, ...]
+) -> None:
+    _run_then_stop_midway(segment_collector, publisher, redis_db, tmp_path, *pool)
+
+
+def test_children_recycled_by_max_memory_deliver_every_event_once(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+) -> None:
+    """``--max-memory-per-child 1`` (KiB): every child is replaced after each task."""
+    total = 12
+    env = worker_env(segment_collector.url, redis_db, **HOLD_UNTIL_EXIT)
+    store = redis.Redis.from_url(redis_db)
+    pool = ("--pool", "prefork", "--concurrency", "2", "--max-memory-per-child", "1")
+    argv = celery_argv(APP, *pool)
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        for n in range(total):
+            publisher.send_task(f"{APP}.work", args=(n,))
+        # Delivered by each child as it is replaced, before the worker stops.
+        events = segment_collector.wait_for(total, timeout=90, type="track", event=TASK_EVENT)
+        assert store.scard(DONE) == total
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
+    numbers = Counter(e["message"]["properties"]["n"] for e in events)
+    assert set(numbers) == set(range(total)) and max(numbers.values()) == 1
+    assert segment_collector.summary()["duplicates"] == 0
+    assert len({e["message"]["properties"]["pid"] for e in events}) == total

@@ -1,0 +1,60 @@
+"""Under pytest-django (and ``manage.py test``) the Django client sends nothing:
+its events wait in ``segment_django.testing.outbox`` unless ``SEND_IN_TESTS``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.test import Client as DjangoClient
+
+import segment_core
+import segment_django
+from segment_django.conf import running_tests
+from segment_django.testing import outbox
+
+
+@pytest.fixture(autouse=True)
+def _no_default_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segment_core, "default_client", None)
+
+
+def test_pytest_django_counts_as_running_tests() -> None:
+    assert running_tests()
+
+
+def test_events_go_to_the_outbox_not_the_network(settings: Any, segment_collector: Any) -> None:
+    settings.SEGMENT = {"WRITE_KEY": "k", "HOST": segment_collector.url}
+    response = DjangoClient().get("/track/")
+    assert response.status_code == 200
+    segment_core.track("user-1", "From A Signal")  # the module API: the same client
+    outbox.assert_tracked("From A Signal")
+    assert [m["type"] for m in outbox] == ["track", "page", "track"]
+    assert segment_django.get_client().flush(timeout=5)
+    assert segment_collector.summary()["total"] == 0
+
+
+def test_the_outbox_is_empty_when_a_test_starts() -> None:
+    outbox.assert_nothing_sent()
+
+
+def test_send_in_tests_sends(settings: Any, segment_collector: Any) -> None:
+    settings.SEGMENT = {"WRITE_KEY": "k", "HOST": segment_collector.url, "SEND_IN_TESTS": True}
+    DjangoClient().get("/track/")
+    assert segment_django.get_client().flush(timeout=10)
+    assert len(outbox) == 0
+    assert segment_collector.summary()["total"] == 2
+
+
+def test_events_are_captured_without_a_write_key(settings: Any) -> None:
+    settings.SEGMENT = {}
+    DjangoClient().get("/track/")
+    assert [m["type"] for m in outbox] == ["track", "page"]
+
+
+def test_send_in_tests_must_be_a_bool(settings: Any) -> None:
+    settings.SEGMENT = {"WRITE_KEY": "k", "SEND_IN_TESTS": "yes"}
+    messages = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+    assert [m.id for m in messages] == ["segment_django.E003"]
+    assert "SEND_IN_TESTS" in messages[0].msg

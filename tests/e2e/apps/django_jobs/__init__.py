@@ -1,0 +1,1 @@
+"""A Django site whose work leaves the request: Celery tasks, threads, a command."""

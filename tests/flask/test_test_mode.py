@@ -1,0 +1,68 @@
+"""``TESTING = True``: the app's own client sends nothing; its events wait in the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from segment_core import Client
+from segment_core.testing import outbox
+from segment_flask import SegmentFlask, get_state
+from tests.flask.app import create_app
+
+MakeApp = Callable[..., tuple[Flask, Client]]
+
+
+@pytest.fixture
+def make_app(segment_collector: Any) -> Iterator[MakeApp]:
+    """An app with its own client, sending to the collector unless diverted."""
+    clients: list[Client] = []
+
+    def make(**config: Any) -> tuple[Flask, Client]:
+        base = {"SEGMENT_WRITE_KEY": "k", "SEGMENT_HOST": segment_collector.url}
+        app = create_app({**base, **config})
+        SegmentFlask(app)
+        clients.append(get_state(app).client)
+        return app, clients[-1]
+
+    yield make
+    for client in clients:
+        client.shutdown(timeout=5)
+
+
+def visit_and_count(app: Flask, client: Client, collector: Any) -> int:
+    """GET /track (a track and a page call); how many reached the collector."""
+    assert app.test_client().get("/track").status_code == 200
+    assert client.flush(timeout=10)
+    total: int = collector.summary()["total"]
+    return total
+
+
+def test_a_testing_app_puts_its_events_in_the_outbox(
+    make_app: MakeApp, segment_collector: Any
+) -> None:
+    app, client = make_app(SEGMENT_SEND_IN_TESTS=False)
+    assert visit_and_count(app, client, segment_collector) == 0
+    assert [m["type"] for m in outbox] == ["track", "page"]
+
+
+def test_send_in_tests_sends(make_app: MakeApp, segment_collector: Any) -> None:
+    app, client = make_app(SEGMENT_SEND_IN_TESTS=True)
+    assert visit_and_count(app, client, segment_collector) == 2
+    assert outbox == []
+
+
+def test_an_app_not_testing_sends(make_app: MakeApp, segment_collector: Any) -> None:
+    app, client = make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
+    assert visit_and_count(app, client, segment_collector) == 2
+    assert outbox == []
+
+
+def test_testing_set_after_init_app_counts_too(make_app: MakeApp, segment_collector: Any) -> None:
+    app, client = make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
+    app.config["TESTING"] = True  # as a test fixture does
+    assert visit_and_count(app, client, segment_collector) == 0
+    assert [m["type"] for m in outbox] == ["track", "page"]

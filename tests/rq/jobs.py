@@ -1,0 +1,40 @@
+"""Jobs for the RQ worker tests. Each records what it did in the Redis set ``done``
+*after* tracking, so a test can compare the jobs that finished with the events."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from rq import get_current_job
+
+import segment_core
+from segment_core import Client
+from segment_core.scope import analytics
+from tests.e2e.apps.options import client_options
+from tests.jobs import DONE, TASK_EVENT
+
+# The worker's client, from SEGMENT_WRITE_KEY, SEGMENT_HOST and SEGMENT_<OPTION>.
+segment_core.default_client = Client(**client_options())
+
+
+def _done(n: int) -> None:
+    job = get_current_job()
+    assert job is not None
+    job.connection.sadd(DONE, n)
+
+
+def work(n: int, pause: float = 0.0) -> None:
+    if pause:
+        time.sleep(pause)
+    segment_core.track(f"job-{n}", TASK_EVENT, {"n": n, "pid": os.getpid()})
+    _done(n)
+
+
+def work_then_raise(n: int, pause: float = 0.0) -> None:
+    work(n, pause)
+    raise RuntimeError(f"job {n} fails after tracking, on purpose")
+
+
+def track_for_visitor(label: str) -> None:
+    analytics().track("Visitor Job", {"label": label})

@@ -1,0 +1,114 @@
+"""RQ workers (``rq worker --worker-class segment_rq.Worker``) on a real Redis.
+
+RQ forks a work-horse per job, which leaves through ``os._exit()``: each must
+deliver its events before it goes, jobs that raise included.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from segment_core.scope import Analytics, bound
+from segment_rq import META_KEY, Queue
+from tests.e2e.servers import app_env
+from tests.jobs import DONE, HOLD_UNTIL_EXIT, TASK_EVENT, WORKER_STOP_TIMEOUT
+from tests.workers import poll, running_worker
+
+pytestmark = pytest.mark.slow
+
+RQ_READY = r"Listening on"
+# By name: the jobs module configures the worker's client when imported.
+WORK = "tests.rq.jobs.work"
+WORK_THEN_RAISE = "tests.rq.jobs.work_then_raise"
+TRACK_FOR_VISITOR = "tests.rq.jobs.track_for_visitor"
+VISITOR = Analytics(
+    user_id="user-7",
+    anonymous_id="anon-7",
+    context={"ip": "198.51.100.4", "userAgent": "Mozilla/5.0 (rq)", "locale": "fr-FR"},
+)
+
+
+def rq_argv(redis_url: str, worker_class: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "rq.cli",
+        "worker",
+        "--url",
+        redis_url,
+        "--worker-class",
+        worker_class,
+        "--logging_level",
+        "INFO",
+    ]
+
+
+@pytest.mark.parametrize("worker_class", ["segment_rq.Worker", "segment_rq.SimpleWorker"])
+def test_a_job_runs_for_the_visitor_who_enqueued_it(
+    segment_collector: Any, redis_db: str, tmp_path: Path, worker_class: str
+) -> None:
+    connection = redis.Redis.from_url(redis_db)
+    queue = Queue(connection=connection)
+    with bound(VISITOR):
+        queue.enqueue(TRACK_FOR_VISITOR, "bound")
+        kept = queue.enqueue(TRACK_FOR_VISITOR, "own meta", meta={"order": 5})
+    queue.enqueue(WORK, 3)
+    assert queue.fetch_job(kept.id).meta["order"] == 5  # type: ignore[union-attr]
+    hostile = queue.enqueue(WORK, 4, meta={META_KEY: {"version": 1, "userId": {}}})
+    assert hostile.meta[META_KEY] == {"version": 1, "userId": {}}
+    env = app_env(segment_collector.url, flush_interval=0.2)
+    argv = rq_argv(redis_db, worker_class)
+    with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
+        events = segment_collector.wait_for(4, timeout=30, type="track")
+        assert worker.stop() == 0
+        log = worker.log()
+    by_label = {
+        (e["message"].get("properties") or {}).get("label") or e["message"]["userId"]: e["message"]
+        for e in events
+    }
+    assert set(by_label) == {"bound", "own meta", "job-3", "job-4"}
+    for label in ("bound", "own meta"):
+        message = by_label[label]
+        assert (message["userId"], message["anonymousId"]) == ("user-7", "anon-7")
+        assert message["context"]["ip"] == "198.51.100.4"
+        assert message["context"]["userAgent"] == "Mozilla/5.0 (rq)"
+        assert message["context"]["locale"] == "fr-FR"
+    assert "anonymousId" not in by_label["job-3"]
+    assert "anonymousId" not in by_label["job-4"]
+    assert "ignoring the visitor snapshot" in log
+
+
+def test_100_jobs_then_sigterm_deliver_every_event_once(
+    segment_collector: Any, redis_db: str, tmp_path: Path
+) -> None:
+    total = 100
+    connection = redis.Redis.from_url(redis_db)
+    queue = Queue(connection=connection)
+    failing = set(range(5, total, 10))
+    for n in range(total):
+        queue.enqueue(WORK_THEN_RAISE if n in failing else WORK, n, 0.02)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    argv = rq_argv(redis_db, "segment_rq.Worker")
+    with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
+        poll(lambda: connection.scard(DONE) >= 30, timeout=60, what="30 jobs done")
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
+        log = worker.log()
+    done = {int(n) for n in connection.smembers(DONE)}
+    assert 30 <= len(done) < total, "the worker should stop with jobs still waiting"
+    assert done & failing, "some of the jobs that raise must have run"
+    assert log.count("fails after tracking, on purpose") >= len(done & failing)
+    events = segment_collector.wait_for(len(done), timeout=60, type="track", event=TASK_EVENT)
+    summary = segment_collector.summary()
+    assert summary["duplicates"] == 0 and summary["bad"] == 0, summary
+    numbers = Counter(e["message"]["properties"]["n"] for e in events)
+    assert set(numbers) == done, sorted(set(numbers) ^ done)
+    assert max(numbers.values()) == 1
+    # One work-horse per job, each leaving through os._exit after delivering.
+    assert len({e["message"]["properties"]["pid"] for e in events}) == len(done)

@@ -1,0 +1,224 @@
+"""Carrying the visitor out of the request: snapshots, pickling, threads and executors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import segment_core
+from segment_core.client import Client
+from segment_core.scope import (
+    Analytics,
+    InvalidSnapshot,
+    analytics,
+    bound,
+    current,
+    restore,
+    start_thread,
+    with_binding,
+)
+from segment_core.web import RequestInfo, RequestTracker, WebOptions
+
+Messages = list[dict[str, Any]]
+
+
+def visitor(client: Client | None = None) -> Analytics:
+    request = RequestInfo(
+        host="shop.example",
+        scheme="https",
+        path="/checkout",
+        query_string="utm_campaign=spring&utm_source=news&token=s3cret",
+        headers={
+            "user-agent": "Mozilla/5.0 (test)",
+            "accept-language": "de-CH,de;q=0.9",
+            "cookie": "sessionid=secret-session",
+            "authorization": "Bearer secret",
+        },
+        cookies={"sessionid": "secret-session", "ajs_anonymous_id": "anon-1"},
+        client_addr="203.0.113.5",
+        user_id="42",
+    )
+    analytics = RequestTracker(client, WebOptions(), request).analytics
+    analytics.consent(Advertising=False)
+    return analytics
+
+
+def test_a_snapshot_is_small_json_with_ids_and_the_context_worth_keeping() -> None:
+    snapshot = visitor().snapshot()
+    text = json.dumps(snapshot)
+    assert len(text) < 1000
+    assert snapshot["version"] == 1
+    assert snapshot["userId"] == "42"
+    assert snapshot["anonymousId"] == "anon-1"
+    context = snapshot["context"]
+    assert set(context) == {"ip", "userAgent", "locale", "page", "campaign", "consent"}
+    assert context["ip"] == "203.0.113.5"
+    assert context["campaign"] == {"name": "spring", "source": "news"}
+    assert context["consent"] == {"categoryPreferences": {"Advertising": False}}
+    assert "s3cret" not in text  # redacted in the page fields already
+    for secret in ("secret-session", "Bearer", "cookie", "authorization"):
+        assert secret not in text
+
+
+def test_from_snapshot_rebuilds_the_visitor(client: Client, sent: Messages) -> None:
+    original = visitor(client)
+    rebuilt = Analytics.from_snapshot(original.snapshot(), client)
+    rebuilt.track("Order Email Sent")
+    [message] = sent
+    assert message["userId"] == "42"
+    assert message["anonymousId"] == "anon-1"
+    for key in ("ip", "userAgent", "locale", "page", "campaign", "consent"):
+        assert message["context"][key] == original.context[key]
+
+
+def test_from_snapshot_reads_json_text() -> None:
+    text = json.dumps(visitor().snapshot())
+    assert Analytics.from_snapshot(text).anonymous_id == "anon-1"
+    assert Analytics.from_snapshot(text.encode()).user_id == "42"
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (None, "snapshot must be a dict"),
+        ([1, 2], "snapshot must be a dict"),
+        ("{not json", "not valid JSON"),
+        ("x" * 70_000, "over 65536 bytes"),
+        ({"anonymousId": "a"}, "snapshot.version"),
+        ({"version": 2, "anonymousId": "a"}, "snapshot.version"),
+        ({"version": True, "anonymousId": "a"}, "snapshot.version"),
+        ({"version": 1}, "needs a userId or an anonymousId"),
+        ({"version": 1, "userId": 7}, "snapshot.userId"),
+        ({"version": 1, "userId": ""}, "snapshot.userId"),
+        ({"version": 1, "anonymousId": "a" * 2000}, "snapshot.anonymousId"),
+        ({"version": 1, "anonymousId": "a", "context": []}, "snapshot.context must be"),
+        ({"version": 1, "anonymousId": "a", "context": {"ip": 1}}, "snapshot.context.ip"),
+        (
+            {"version": 1, "anonymousId": "a", "context": {"page": {"cookie": "x"}}},
+            "snapshot.context.page has an unexpected key 'cookie'",
+        ),
+        (
+            {"version": 1, "anonymousId": "a", "context": {"campaign": {"name": ["x"]}}},
+            "snapshot.context.campaign.name",
+        ),
+        (
+            {
+                "version": 1,
+                "anonymousId": "a",
+                "context": {"campaign": {str(i): "x" for i in range(99)}},
+            },
+            "snapshot.context.campaign must be a dict of at most 32",
+        ),
+        (
+            {
+                "version": 1,
+                "anonymousId": "a",
+                "context": {"consent": {"categoryPreferences": {"A": "yes"}}},
+            },
+            "categoryPreferences['A']",
+        ),
+    ],
+)
+def test_from_snapshot_names_what_is_wrong(value: object, field: str) -> None:
+    with pytest.raises(InvalidSnapshot, match=field.replace("[", r"\[").replace("(", r"\(")):
+        Analytics.from_snapshot(value)
+
+
+def test_from_snapshot_drops_context_keys_it_does_not_carry() -> None:
+    value = {"version": 1, "anonymousId": "a", "context": {"ip": "1.2.3.4", "headers": {"x": 1}}}
+    assert Analytics.from_snapshot(value).context == {"ip": "1.2.3.4"}
+
+
+def test_restore_logs_and_returns_none_for_a_bad_snapshot(caplog: pytest.LogCaptureFixture) -> None:
+    assert restore(None, source="a job") is None
+    assert restore({"version": 1, "userId": []}, source="job 'x'") is None
+    assert "job 'x'" in caplog.text and "snapshot.userId" in caplog.text
+    assert restore(visitor().snapshot(), source="a job") is not None
+
+
+def test_an_analytics_object_pickles_as_its_snapshot(client: Client, sent: Messages) -> None:
+    original = visitor(client)
+    copy = pickle.loads(pickle.dumps(original))
+    assert copy.snapshot() == original.snapshot()
+    assert copy.client is segment_core.get_client()  # the client stays in its process
+    copy.track("E")
+    assert sent[0]["anonymousId"] == "anon-1"
+    assert sent[0]["context"]["campaign"] == original.context["campaign"]
+
+
+def test_a_thread_tracks_for_the_visitor(client: Client, sent: Messages) -> None:
+    seen: list[Analytics | None] = []
+
+    def work(label: str) -> None:
+        seen.append(current())
+        analytics().track("Thread Work", {"label": label})
+
+    with bound(visitor(client)):
+        start_thread(work, "started").join(10)
+        thread = threading.Thread(target=with_binding(work), args=("wrapped",))
+        thread.start()
+        thread.join(10)
+    unbound = threading.Thread(target=with_binding(lambda: seen.append(current())))
+    unbound.start()
+    unbound.join(10)
+    assert [m["properties"]["label"] for m in sent] == ["started", "wrapped"]
+    assert all(m["anonymousId"] == "anon-1" and m["userId"] == "42" for m in sent)
+    assert seen[2] is None
+
+
+def test_an_executor_tracks_for_the_visitor(client: Client, sent: Messages) -> None:
+    def work(n: int) -> str | None:
+        analytics().track("Pool Work", {"n": n})
+        return analytics().anonymous_id
+
+    with ThreadPoolExecutor(2) as pool, bound(visitor(client)):
+        ids = list(pool.map(with_binding(work), range(6)))
+    assert ids == ["anon-1"] * 6
+    assert sorted(m["properties"]["n"] for m in sent) == list(range(6))
+    assert {m["userId"] for m in sent} == {"42"}
+
+
+def test_the_thread_gets_a_copy_its_changes_stay_its_own(client: Client, sent: Messages) -> None:
+    request_analytics = visitor(client)
+
+    def work() -> None:
+        analytics().identify("other-user")
+        analytics().page("In a thread")
+
+    with bound(request_analytics):
+        start_thread(work).join(10)
+    assert request_analytics.user_id == "42"
+    assert request_analytics.page_message is None
+
+
+def test_a_snapshot_stays_small_enough_to_read_back() -> None:
+    long = "x" * 8000
+    context = {
+        "ip": "1.2.3.4",
+        "userAgent": long,
+        "page": dict.fromkeys(("path", "referrer", "search", "title", "url"), long),
+        "campaign": {f"k{i}": long for i in range(20)},
+    }
+    obj = Analytics(anonymous_id="a1", context=context)
+    text = json.dumps(obj.snapshot())
+    assert len(text) <= 64 * 1024
+    rebuilt = Analytics.from_snapshot(text)
+    assert rebuilt.anonymous_id == "a1" and rebuilt.context["ip"] == "1.2.3.4"
+
+
+def test_copy_keeps_the_client_and_separates_the_state(client: Client, sent: Messages) -> None:
+
+    original = visitor(client)
+    for duplicate in (original.copy(), copy.copy(original), copy.deepcopy(original)):
+        assert duplicate.client is client
+        assert duplicate.snapshot() == original.snapshot()
+        duplicate.identify("someone-else")
+        duplicate.context["campaign"]["name"] = "changed"
+        assert original.user_id == "42"
+        assert original.context["campaign"]["name"] == "spring"
