@@ -9,10 +9,9 @@ checks every field and its size, and reports the first problem by name.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
-
-import orjson
 
 __all__ = ["SNAPSHOT_VERSION", "InvalidSnapshot", "make_snapshot", "read_snapshot"]
 
@@ -64,7 +63,7 @@ def make_snapshot(
     }
     # A queue's message stays small: the bulkiest parts go first when it would not.
     for bulky in ("page", "campaign", "userAgent"):
-        if len(orjson.dumps(snapshot)) <= MAX_SNAPSHOT_BYTES:
+        if len(json.dumps(snapshot, ensure_ascii=False).encode()) <= MAX_SNAPSHOT_BYTES:
             break
         kept.pop(bulky, None)
     return snapshot
@@ -90,8 +89,8 @@ def read_snapshot(value: object) -> tuple[str | None, str | None, dict[str, Any]
         if len(value) > MAX_SNAPSHOT_BYTES:
             raise InvalidSnapshot(f"snapshot is over {MAX_SNAPSHOT_BYTES} bytes")
         try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
+            value = json.loads(value)
+        except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidSnapshot(f"snapshot is not valid JSON: {exc}") from None
     if not isinstance(value, Mapping):
         raise InvalidSnapshot(f"snapshot must be a dict, got {type(value).__name__}")

@@ -56,7 +56,7 @@ def test_status_fails_when_the_host_does_not_answer(settings: Any) -> None:
 
 
 def test_flush_delivers_what_this_process_holds(settings: Any, segment_collector: Any) -> None:
-    settings.SEGMENT = {"WRITE_KEY": "k", "HOST": segment_collector.url}
+    settings.SEGMENT = {"WRITE_KEY": "k", "HOST": segment_collector.url, "SEND_IN_TESTS": True}
     segment_django.get_client().track("u1", "Queued Before Flush")
     assert "every accepted event was delivered" in _run("flush", "--timeout", "10")
     [event] = segment_collector.wait_for(1, type="track")
@@ -64,7 +64,7 @@ def test_flush_delivers_what_this_process_holds(settings: Any, segment_collector
 
 
 def test_flush_reports_what_is_left(settings: Any, segment_collector: Any) -> None:
-    settings.SEGMENT = {"WRITE_KEY": "k", "HOST": segment_collector.url}
+    settings.SEGMENT = {"WRITE_KEY": "k", "HOST": segment_collector.url, "SEND_IN_TESTS": True}
     segment_collector.faults({"delay": 1.0})
     segment_django.get_client().track("u1", "Slow")
     with pytest.raises(CommandError, match="1 event"):
