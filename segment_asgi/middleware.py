@@ -34,9 +34,9 @@ from segment_core.web import option_names as web_option_names
 
 __all__ = ["SCOPE_MARK", "ResponseInfo", "SegmentMiddleware"]
 
-logger = logging.getLogger("segment_asgi")
+logger = logging.getLogger("segment.asgi")
 # Where the web layer logs failing hooks: the async user_id hook's failures go there too.
-hook_logger = logging.getLogger("segment_core.web")
+hook_logger = logging.getLogger("segment.core.web")
 
 #: Set in the scope by the outermost middleware: an inner one passes through,
 #: so an app wrapped twice still sends one page call per request.

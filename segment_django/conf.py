@@ -25,7 +25,7 @@ from segment_core.web import option_names as web_option_names
 
 __all__ = ["conf", "django_message", "get_client", "on_setting_changed", "web_options"]
 
-logger = logging.getLogger("segment_django")
+logger = logging.getLogger("segment.django")
 
 _lock = threading.Lock()
 _client: Client | None = None

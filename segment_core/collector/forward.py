@@ -20,7 +20,7 @@ from segment_core.collector.ingest import utc_now_iso
 
 __all__ = ["Forwarder"]
 
-logger = logging.getLogger("segment_core.collector")
+logger = logging.getLogger("segment.collector")
 
 
 class Forwarder:

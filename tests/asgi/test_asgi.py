@@ -147,7 +147,7 @@ async def test_an_unreadable_scope_is_logged_and_served(
     client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
 ) -> None:
     scope = http_scope(headers=[("host", "not bytes")])
-    with caplog.at_level(logging.ERROR, logger="segment_asgi"):
+    with caplog.at_level(logging.ERROR, logger="segment.asgi"):
         [start, body] = await call(SegmentMiddleware(HELLO, client=client), scope)
     assert start["status"] == 200 and body["body"] == b"hello"
     assert "could not read the ASGI scope" in caplog.text

@@ -141,9 +141,9 @@ def test_no_write_key_disables_and_says_how_to_fix(
 ) -> None:
     monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
     app = create_app()
-    with caplog.at_level(logging.WARNING, logger="segment_flask"):
+    with caplog.at_level(logging.WARNING, logger="segment.flask"):
         SegmentFlask(app)
-    [record] = [r for r in caplog.records if r.name == "segment_flask"]
+    [record] = [r for r in caplog.records if r.name == "segment.flask"]
     assert "no write key for app 'shop'" in record.getMessage()
     assert "SEGMENT_WRITE_KEY" in record.getMessage()
     client = get_state(app).client
