@@ -52,6 +52,7 @@ from segment_core.collector.ingest import (
     utc_now_iso,
     write_key_from,
 )
+from segment_core.collector.oauth import OAuthServer
 from segment_core.collector.store import MAX_QUERY_LIMIT, EventQuery, EventStore
 from segment_core.collector.stream import Notifier, stream_endpoint
 
@@ -68,23 +69,34 @@ def create_app(
     db: str | None = None,
     forward: str | None = None,
     limits: Limits | None = None,
+    oauth: OAuthServer | None = None,
 ) -> CollectorApp:
     """Build the collector ASGI app.
 
     `write_key`: when set, `/v1/*` requests with another (or no) key get 401.
     `db`: SQLite file to store events in; in memory when None.
     `forward`: base URL of a Segment-compatible API to relay good batches to.
+    `oauth`: require OAuth access tokens on `/v1/*` and serve `/token` (see oauth.py).
     """
-    return CollectorApp(write_key=write_key, db=db, forward=forward, limits=limits or Limits())
+    return CollectorApp(
+        write_key=write_key, db=db, forward=forward, limits=limits or Limits(), oauth=oauth
+    )
 
 
 class CollectorApp:
     """ASGI app; faults are applied here, outside Starlette, so they can drop connections."""
 
     def __init__(
-        self, *, write_key: str | None, db: str | None, forward: str | None, limits: Limits
+        self,
+        *,
+        write_key: str | None,
+        db: str | None,
+        forward: str | None,
+        limits: Limits,
+        oauth: OAuthServer | None = None,
     ) -> None:
         self.write_key = write_key
+        self.oauth = oauth
         self.limits = limits
         self.store = EventStore(db)
         self.faults = FaultQueue()
@@ -107,6 +119,7 @@ class CollectorApp:
                     stream_endpoint(self.store, self.notifier, self.summary),
                     methods=["GET"],
                 ),
+                *(oauth.routes() if oauth is not None else []),
             ],
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
             lifespan=self._lifespan,
@@ -142,6 +155,8 @@ class CollectorApp:
         counts["pending_faults"] = len(self.faults.pending())
         if self.forwarder is not None:
             counts["forwarded"] = dict(self.forwarder.stats)
+        if self.oauth is not None:
+            counts["oauth"] = self.oauth.summary()
         return counts
 
     def begin_shutdown(self) -> None:
@@ -167,6 +182,8 @@ class CollectorApp:
             return error_response(404, "not_found", f"there is no route /v1/{endpoint}")
         received_at = utc_now_iso()
         try:
+            if self.oauth is not None:
+                self.oauth.check_bearer(request.headers.get("authorization"))
             raw = await self._read_body(request)
             body = decode_body(raw, request.headers.get("content-encoding", ""), self.limits)
             payload = parse_json(body)

@@ -11,6 +11,7 @@ import uvicorn
 
 from segment_core.collector.app import CollectorApp, create_app
 from segment_core.collector.handle import CollectorHandle
+from segment_core.collector.oauth import OAuthServer
 
 __all__ = ["CollectorServer", "bind_socket", "run_in_background"]
 
@@ -77,6 +78,7 @@ def run_in_background(
     db: str | None = None,
     host: str = "127.0.0.1",
     forward: str | None = None,
+    oauth: OAuthServer | None = None,
 ) -> CollectorHandle:
     """Start a collector in a daemon thread; return once it is listening.
 
@@ -84,7 +86,7 @@ def run_in_background(
     ...     print(collector.url)
     http://127.0.0.1:54321
     """
-    app = create_app(write_key=write_key, db=db, forward=forward)
+    app = create_app(write_key=write_key, db=db, forward=forward, oauth=oauth)
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     server = CollectorServer(app)
