@@ -24,7 +24,15 @@ from segment_asgi._options import check_names, is_async, make_client, make_web_o
 from segment_asgi._scope import request_info, route_of, user_id_of
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core.client import Client
-from segment_core.config import BeforeSend, ErrorHandler
+from segment_core.config import (
+    Backoff,
+    BeforeSend,
+    Clock,
+    ErrorHandler,
+    FailureHook,
+    IdGenerator,
+    MessageHook,
+)
 from segment_core.config import option_names as client_option_names
 from segment_core.lifespan import flush_in_thread, run_lifespan
 from segment_core.scope import bind, reset
@@ -122,6 +130,17 @@ class SegmentMiddleware:
         max_in_flight: int | None = None,
         proxies: Mapping[str, str] | None = None,
         log_handler: logging.Handler | None = None,
+        max_batch_size: int | None = None,
+        on_success: MessageHook | None = None,
+        on_failure: FailureHook | None = None,
+        backoff: Backoff | None = None,
+        now: Clock | None = None,
+        uid: IdGenerator | None = None,
+        oauth_client_id: str | None = None,
+        oauth_client_key: str | bytes | None = None,
+        oauth_key_id: str | None = None,
+        oauth_auth_server: str | None = None,
+        oauth_scope: str | None = None,
         # Web options (segment_core.web.WebOptions); hooks may be dotted paths.
         page_calls: bool | None = None,
         page_methods: Iterable[str] | None = None,

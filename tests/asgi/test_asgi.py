@@ -180,7 +180,9 @@ def test_an_unknown_option_names_the_closest(client: Client) -> None:
 
 
 def test_analytics_python_names_point_to_ours(client: Client) -> None:
-    with pytest.raises(TypeError, match="'upload_size' is analytics-python's name; use 'flush_at'"):
+    with pytest.raises(
+        TypeError, match="'upload_size' is analytics-python's name; use 'max_batch_size'"
+    ):
         SegmentMiddleware(HELLO, upload_size=100)  # type: ignore[call-arg]
 
 
