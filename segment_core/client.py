@@ -12,7 +12,7 @@ from typing import Any
 from segment_core import _capture, lifecycle, signals
 from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
-from segment_core.config import Config
+from segment_core.config import POSITIONAL_OPTIONS, Config
 from segment_core.delivery import Delivery
 from segment_core.encoding import encode
 from segment_core.errors import InvalidMessage
@@ -46,7 +46,9 @@ class Client(ClientSettings):
     attributes (``client.host``, ``client.timeout``, ...).
     """
 
-    def __init__(self, write_key: str | None = None, **options: Any) -> None:
+    def __init__(self, write_key: str | None = None, *args: Any, **options: Any) -> None:
+        if args:  # analytics-python's positional order: Client(key, host, debug, ...)
+            options = _positional_options(args, options)
         self.config = Config.from_options(write_key, **options)
         config = self.config
         if config.log_handler is not None and config.log_handler not in package_logger.handlers:
@@ -356,6 +358,20 @@ class Client(ClientSettings):
 
     def __repr__(self) -> str:
         return f"<Client host={self.config.host!r} enabled={self.config.enabled}>"
+
+
+def _positional_options(args: tuple[Any, ...], options: dict[str, Any]) -> dict[str, Any]:
+    if len(args) > len(POSITIONAL_OPTIONS):
+        raise TypeError(
+            f"Client takes at most {len(POSITIONAL_OPTIONS) + 1} positional arguments "
+            f"(write_key, {', '.join(POSITIONAL_OPTIONS)}); got {len(args) + 1}"
+        )
+    merged = dict(options)
+    for name, value in zip(POSITIONAL_OPTIONS[: len(args)], args, strict=True):
+        if name in merged:
+            raise TypeError(f"Client got multiple values for {name!r}")
+        merged[name] = value
+    return merged
 
 
 def _message_factory(config: Config) -> MessageFactory:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["ALIASES", "DEFAULT_HOST", "Config", "option_names"]
+__all__ = ["ALIASES", "DEFAULT_HOST", "POSITIONAL_OPTIONS", "Config", "option_names"]
 
 DEFAULT_HOST = "https://api.segment.io"
 
@@ -26,6 +26,31 @@ ALIASES: dict[str, str] = {
     "thread": "max_in_flight",
     "max_rate_limit_duration": "retry_after",
 }
+
+#: analytics-python's ``Client`` parameters after ``write_key``, in its positional order.
+POSITIONAL_OPTIONS = (
+    "host",
+    "debug",
+    "max_queue_size",
+    "send",
+    "on_error",
+    "gzip",
+    "max_retries",
+    "sync_mode",
+    "timeout",
+    "proxies",
+    "thread",
+    "upload_size",
+    "upload_interval",
+    "log_handler",
+    "oauth_client_id",
+    "oauth_client_key",
+    "oauth_key_id",
+    "oauth_auth_server",
+    "oauth_scope",
+    "max_total_backoff_duration",
+    "max_rate_limit_duration",
+)
 
 #: Segment's OAuth authorization server and the scope the Tracking API needs.
 DEFAULT_OAUTH_AUTH_SERVER = "https://oauth2.segment.io"

@@ -121,7 +121,16 @@ def test_both_libraries_send_the_same_content(receiver: Receiver) -> None:
 
 @pytest.fixture
 def module_settings(receiver: Receiver) -> Iterator[None]:
-    names = ("write_key", "host", "send", "sync_mode", "default_client")
+    names = (
+        "write_key",
+        "host",
+        "send",
+        "sync_mode",
+        "debug",
+        "on_error",
+        "default_client",
+        *(f"oauth_{name}" for name in ("client_id", "client_key", "key_id", "auth_server")),
+    )
     saved = {name: getattr(segment_core, name) for name in names}
     segment_core.default_client = None
     yield
@@ -153,7 +162,54 @@ def test_flush_alone_creates_the_default_client(module_settings: None) -> None:
     assert segment_core.default_client.send is False
 
 
+def test_module_level_on_error_and_sync_mode_as_in_the_docs(
+    module_settings: None, receiver: Receiver
+) -> None:
+    failed: list[tuple[Exception, list[dict[str, Any]]]] = []
+
+    def on_error(error: Exception, items: list[dict[str, Any]]) -> None:
+        failed.append((error, items))
+
+    segment_core.write_key = "k"
+    segment_core.host = receiver.url
+    segment_core.on_error = on_error
+    segment_core.sync_mode = True
+    receiver.fail_next(Fault(status=400))
+    ok, msg = segment_core.track("u1", "Refused")
+    assert ok and msg["event"] == "Refused"
+    [(error, items)] = failed
+    assert "400" in str(error) and [item["messageId"] for item in items] == [msg["messageId"]]
+
+
+def test_module_level_oauth_settings_as_in_the_docs(
+    module_settings: None, oauth_collector: Any, key_pair: tuple[str, str]
+) -> None:
+    analytics = segment_core
+    analytics.write_key = "YOUR_WRITE_KEY"
+    analytics.host = oauth_collector.url
+    analytics.oauth_client_id = "CLIENT_ID"
+    analytics.oauth_client_key = key_pair[0]
+    analytics.oauth_key_id = "KEY_ID"
+    analytics.oauth_auth_server = oauth_collector.url
+    analytics.track("u1", "With OAuth")
+    assert analytics.flush(timeout=10)
+    [event] = oauth_collector.wait_for(1)
+    assert event["message"]["event"] == "With OAuth"
+    assert _oauth_counts(oauth_collector)["issued"] == 1
+
+
 # -- settings ------------------------------------------------------------------------
+
+
+def test_client_takes_analytics_pythons_positional_order(receiver: Receiver) -> None:
+    # Client(write_key, host, debug, max_queue_size, send, on_error, gzip, max_retries, ...)
+    client = Client("write-key", receiver.url, False, 500, False, None, False, 3)
+    assert (client.host, client.max_queue_size, client.send) == (receiver.url, 500, False)
+    assert (client.gzip, client.max_retries) == (False, 3)
+    with pytest.raises(TypeError, match="multiple values for 'host'"):
+        Client("write-key", receiver.url, host=receiver.url)
+    with pytest.raises(TypeError, match="at most 22 positional arguments"):
+        Client("write-key", *([None] * 22))
 
 
 def test_defaults_and_attributes_are_analytics_pythons() -> None:
