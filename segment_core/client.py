@@ -46,6 +46,9 @@ class Client(ClientSettings):
     attributes (``client.host``, ``client.timeout``, ...).
     """
 
+    #: analytics-python's ``Client.log``: the logger its users configure.
+    log = package_logger
+
     def __init__(self, write_key: str | None = None, *args: Any, **options: Any) -> None:
         if args:  # analytics-python's positional order: Client(key, host, debug, ...)
             options = _positional_options(args, options)

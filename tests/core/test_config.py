@@ -129,3 +129,25 @@ def test_debug_shows_the_clients_debug_logs(capsys: pytest.CaptureFixture[str]) 
         for handler in handlers:
             logger.addHandler(handler)
         logger.setLevel(level)
+
+
+@pytest.mark.parametrize("value", [0, 2501, "10", True, 2.5])
+def test_max_batch_size_is_checked_under_both_names(value: object) -> None:
+    for name in ("max_batch_size", "upload_size"):
+        with pytest.raises(ValueError, match="max_batch_size must be"):
+            Config.from_options("key", **{name: value})
+
+
+def test_a_batch_is_due_at_flush_at_or_a_full_batch() -> None:
+    assert Config.from_options("key", flush_at=5, max_batch_size=100).batch_due_at == 5
+    assert Config.from_options("key", flush_at=500, max_batch_size=100).batch_due_at == 100
+
+
+def test_public_dict_masks_the_oauth_key() -> None:
+    from tests.core.test_analytics_python_compat import _key_pair
+
+    private, _ = _key_pair()
+    shown = Config.from_options(
+        "key", oauth_client_id="id", oauth_client_key=private, oauth_key_id="kid"
+    ).public_dict()
+    assert shown["oauth_client_key"] == "…" and "PRIVATE" not in repr(shown)
