@@ -91,18 +91,22 @@ class Transport:
 
     def _post_with_token(self, body: bytes, headers: dict[str, str]) -> Outcome:
         assert self._tokens is not None
-        for attempt in (1, 2):
-            try:
-                token = self._tokens.token()
-            except OAuthError as error:
-                # Retryable trouble reads as a network error; a refusal is final.
-                return Outcome(status=None if error.retryable else error.status, error=str(error))
-            outcome = self._send(body, {**headers, "Authorization": f"Bearer {token}"})
-            if outcome.status != 401 or attempt == 2:
-                return outcome
+        outcome, token = self._send_with_token(body, headers)
+        if outcome.status == 401 and token is not None:
             # Revoked or expired early: one fresh token, one more try.
             self._tokens.invalidate(token)
-        raise AssertionError("unreachable")  # pragma: no cover
+            outcome, _ = self._send_with_token(body, headers)
+        return outcome
+
+    def _send_with_token(self, body: bytes, headers: dict[str, str]) -> tuple[Outcome, str | None]:
+        assert self._tokens is not None
+        try:
+            token = self._tokens.token()
+        except OAuthError as error:
+            # Retryable trouble reads as a network error; a refusal is final.
+            status = None if error.retryable else error.status
+            return Outcome(status=status, error=str(error)), None
+        return self._send(body, {**headers, "Authorization": f"Bearer {token}"}), token
 
     def _send(self, body: bytes, headers: dict[str, str]) -> Outcome:
         try:
