@@ -195,6 +195,8 @@ class Config:
                 value = value[:4] + "…" if len(value) > 4 else "…"
             elif f.name == "oauth_client_key" and value:
                 value = "…"
+            elif f.name == "proxies" and value:
+                value = {name: _without_password(url) for name, url in value.items()}
             elif callable(value) or isinstance(value, logging.Handler):
                 value = getattr(value, "__qualname__", type(value).__name__)
             shown[f.name] = value
@@ -305,6 +307,15 @@ def proxy_url(value: str) -> str:
     if port == 0:
         raise ValueError(f"proxies: {value!r} has port 0")
     return url
+
+
+def _without_password(url: str) -> str:
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, userinfo = head.rpartition("://")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:…@{host}" if scheme else f"{user}:…@{host}"
 
 
 def _check_oauth(config: Config) -> None:

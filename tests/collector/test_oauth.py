@@ -208,3 +208,35 @@ def test_the_command_line_names_a_bad_key_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert f"--oauth-public-key {missing}" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_command_line_serves_oauth(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    from segment_core import Client
+    from tests.collector.test_cli import collector_process
+
+    public = tmp_path / "public.pem"
+    public.write_bytes(_public_pem(key))
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with collector_process(
+        tmp_path, "--oauth-public-key", str(public), "--oauth-token-lifetime", "120"
+    ) as collector:
+        client = Client(
+            "write-key",
+            host=collector.url,
+            sync_mode=True,
+            oauth_client_id="client-1",
+            oauth_client_key=private,
+            oauth_key_id="key-1",
+            oauth_auth_server=collector.url,
+        )
+        assert client.track("u1", "Signed Up")[0]
+        [event] = collector.wait_for(1)
+        assert event["status"] == "good"
+        assert client.stats()["sent"] == 1
+        oauth = collector.summary()["oauth"]
+        assert (oauth["issued"], oauth["rejected_requests"]) == (1, 0)

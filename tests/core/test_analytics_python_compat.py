@@ -279,6 +279,28 @@ def test_a_proxy_without_a_scheme_is_used(
     assert request.batch[0]["event"] == "Through The Proxy"
 
 
+def test_proxy_credentials_are_sent_to_the_proxy(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    proxy = "http://ada:s3cret@" + receiver.url.removeprefix("http://")
+    client = make_client(host="http://segment.invalid", proxies={"all": proxy}, sync_mode=True)
+    client.track("u1", "E")
+    [request] = receiver.ok_requests()
+    expected = base64.b64encode(b"ada:s3cret").decode()
+    assert request.headers["proxy-authorization"] == f"Basic {expected}"
+    assert "s3cret" not in repr(client.config.public_dict())
+
+
+def test_no_proxy_in_proxies_bypasses_the_proxy(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    proxies = {"http": "203.0.113.16:80", "no_proxy": "127.0.0.1"}
+    client = make_client(proxies=proxies, sync_mode=True)
+    assert client.track("u1", "Direct")[0]
+    [request] = receiver.ok_requests()
+    assert request.path == "/v1/batch"
+
+
 def test_analytics_pythons_proxy_example_constructs() -> None:
     client = Client("write-key", proxies={"https": "203.0.113.16:80"}, send=False)
     assert client.proxies == {"https": "203.0.113.16:80"}
@@ -545,6 +567,25 @@ def test_a_key_the_server_does_not_know_fails_without_retrying(
     assert len(failures) == 1 and "invalid_client" in str(failures[0])
     assert client.stats()["retries"] == 0
     assert _oauth_counts(oauth_collector)["refused"] == 1
+
+
+def test_an_unreachable_authorization_server_is_retried_then_reported(
+    receiver: Receiver, key_pair: tuple[str, str]
+) -> None:
+    failures: list[Exception] = []
+    client = Client(
+        "write-key",
+        host=receiver.url,
+        sync_mode=True,
+        max_retries=2,
+        backoff=lambda attempt: 0.0,
+        on_failure=lambda message, error: failures.append(error),
+        **_oauth_options(key_pair[0], "http://127.0.0.1:9"),  # nothing listens there
+    )
+    client.track("u1", "E")
+    assert client.stats()["retries"] == 2
+    assert len(failures) == 1 and "OAuth token request" in str(failures[0])
+    assert receiver.ok_requests() == []
 
 
 def test_the_oauth_collector_refuses_basic_auth(oauth_collector: Any) -> None:
