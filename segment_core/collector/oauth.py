@@ -81,7 +81,7 @@ class OAuthServer:
             raise ValueError(f"token_lifetime must be > 0, got {token_lifetime}")
         self._jwt = jwt
         self._key = key
-        self._lifetime = token_lifetime
+        self._lifetime = float(token_lifetime)
         self._audience = audience.rstrip("/") if audience else None
         self._clock = clock
         self._lock = threading.Lock()
@@ -143,7 +143,9 @@ class OAuthServer:
             {
                 "access_token": token,
                 "token_type": "Bearer",
-                "expires_in": self._lifetime,
+                "expires_in": int(self._lifetime)
+                if self._lifetime.is_integer()
+                else self._lifetime,
                 "scope": scope,
             }
         )
