@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -219,6 +220,7 @@ def test_defaults_and_attributes_are_analytics_pythons() -> None:
         assert getattr(ours, name) == getattr(theirs, name), name
     assert ours.max_retries == 10 and ours.host == "https://api.segment.io"
     assert ours.gzip is True  # a documented difference: compression is on by default
+    assert Client.log is TheirClient.log is logging.getLogger("segment")
 
 
 @pytest.mark.parametrize("name", ["write_key", "host", "gzip", "timeout", "max_retries", "send"])
@@ -329,11 +331,18 @@ def test_on_success_is_called_for_each_delivered_message(
     make_client: Callable[..., Client], receiver: Receiver
 ) -> None:
     delivered: list[dict[str, Any]] = []
-    client = make_client(on_success=delivered.append)
+    threads: set[str] = set()
+
+    def on_success(message: dict[str, Any]) -> None:
+        delivered.append(message)
+        threads.add(threading.current_thread().name)
+
+    client = make_client(on_success=on_success)
     ids = [client.track("u1", "E", {"i": i})[1]["messageId"] for i in range(3)]
     assert client.flush(timeout=10)
     assert [m["messageId"] for m in delivered] == ids
     assert delivered[0]["properties"] == {"i": 0}
+    assert threads == {"segment-sender-0"}
 
 
 def test_on_failure_is_called_for_each_failed_message(
