@@ -298,6 +298,8 @@ def proxy_url(value: str) -> str:
         port = parts.port
     except ValueError as error:
         raise ValueError(f"proxies: {value!r} is not a proxy URL ({error})") from None
+    if parts.scheme.startswith("socks"):
+        raise ValueError(f"proxies: {value!r} is a SOCKS proxy; only HTTP(S) proxies are supported")
     if parts.scheme not in _PROXY_SCHEMES:
         raise ValueError(
             f"proxies: {value!r} has the scheme {parts.scheme!r}; use http:// or https://"

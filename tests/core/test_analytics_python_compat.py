@@ -312,6 +312,8 @@ def test_analytics_pythons_proxy_example_constructs() -> None:
     ("proxies", "problem"),
     [
         ({"https": "ftp://203.0.113.16:80"}, "scheme 'ftp'"),
+        ({"https": "socks5://203.0.113.16:1080"}, "SOCKS proxy"),
+        ({"https": "http://:80"}, "has no host"),
         ({"https": ""}, "must not be empty"),
         ({"https": "203.0.113.16:99999"}, "not a proxy URL"),
         ({"https": 8080}, "strings to strings"),
