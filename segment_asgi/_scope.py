@@ -19,7 +19,7 @@ from segment_core.web import RequestInfo
 
 __all__ = ["header_dict", "request_info", "request_path", "route_of", "user_id_of"]
 
-logger = logging.getLogger("segment_asgi")
+logger = logging.getLogger("segment.asgi")
 
 # The characters a path keeps unescaped (as Django's escape_uri_path): ASGI
 # gives the path decoded, the web rules want it as it would be on the wire.

@@ -24,7 +24,15 @@ from segment_asgi._options import check_names, is_async, make_client, make_web_o
 from segment_asgi._scope import request_info, route_of, user_id_of
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core.client import Client
-from segment_core.config import BeforeSend, ErrorHandler
+from segment_core.config import (
+    Backoff,
+    BeforeSend,
+    Clock,
+    ErrorHandler,
+    FailureHook,
+    IdGenerator,
+    MessageHook,
+)
 from segment_core.config import option_names as client_option_names
 from segment_core.lifespan import flush_in_thread, run_lifespan
 from segment_core.scope import bind, reset
@@ -34,9 +42,9 @@ from segment_core.web import option_names as web_option_names
 
 __all__ = ["SCOPE_MARK", "ResponseInfo", "SegmentMiddleware"]
 
-logger = logging.getLogger("segment_asgi")
+logger = logging.getLogger("segment.asgi")
 # Where the web layer logs failing hooks: the async user_id hook's failures go there too.
-hook_logger = logging.getLogger("segment_core.web")
+hook_logger = logging.getLogger("segment.core.web")
 
 #: Set in the scope by the outermost middleware: an inner one passes through,
 #: so an app wrapped twice still sends one page call per request.
@@ -122,6 +130,17 @@ class SegmentMiddleware:
         max_in_flight: int | None = None,
         proxies: Mapping[str, str] | None = None,
         log_handler: logging.Handler | None = None,
+        max_batch_size: int | None = None,
+        on_success: MessageHook | None = None,
+        on_failure: FailureHook | None = None,
+        backoff: Backoff | None = None,
+        now: Clock | None = None,
+        uid: IdGenerator | None = None,
+        oauth_client_id: str | None = None,
+        oauth_client_key: str | bytes | None = None,
+        oauth_key_id: str | None = None,
+        oauth_auth_server: str | None = None,
+        oauth_scope: str | None = None,
         # Web options (segment_core.web.WebOptions); hooks may be dotted paths.
         page_calls: bool | None = None,
         page_methods: Iterable[str] | None = None,

@@ -33,7 +33,7 @@ from segment_core.scope import Analytics, bind, current, reset, restore
 
 __all__ = ["CONFIG_PREFIX", "HEADER", "SegmentCelery"]
 
-logger = logging.getLogger("segment_celery")
+logger = logging.getLogger("segment.celery")
 
 #: The message header that carries the visitor's snapshot.
 HEADER = "segment_visitor"

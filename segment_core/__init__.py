@@ -74,6 +74,11 @@ gzip: bool | None = None
 timeout: float | None = None
 max_retries: int | None = None
 log_handler: Any = None
+oauth_client_id: str | None = None
+oauth_client_key: str | bytes | None = None
+oauth_key_id: str | None = None
+oauth_auth_server: str | None = None
+oauth_scope: str | None = None
 
 default_client: Client | None = None
 _default_lock = threading.Lock()
@@ -89,6 +94,11 @@ _SETTINGS = (
     "timeout",
     "max_retries",
     "log_handler",
+    "oauth_client_id",
+    "oauth_client_key",
+    "oauth_key_id",
+    "oauth_auth_server",
+    "oauth_scope",
 )
 
 
@@ -138,13 +148,16 @@ def alias(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Send what the default client holds and wait for it (at most ``timeout`` seconds)."""
-    return get_client().flush(timeout) if default_client is not None else True
+    """Send what the default client holds and wait for it (at most ``timeout`` seconds).
+
+    Like every module-level call, it creates :data:`default_client` when there is none.
+    """
+    return get_client().flush(timeout)
 
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and stop the default client."""
-    return default_client.shutdown(timeout) if default_client is not None else True
+    return get_client().shutdown(timeout)
 
 
 def join(timeout: float | None = None) -> bool:

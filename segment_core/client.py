@@ -10,24 +10,29 @@ import weakref
 from typing import Any
 
 from segment_core import _capture, lifecycle, signals
+from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
-from segment_core.config import Config
+from segment_core.config import POSITIONAL_OPTIONS, Config
 from segment_core.delivery import Delivery
 from segment_core.encoding import encode
 from segment_core.errors import InvalidMessage
+from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
 from segment_core.normalize import MessageFactory, check_hook_result
+from segment_core.returned import complete
 from segment_core.stats import Stats
 from segment_core.worker import Worker
 
 __all__ = ["Client"]
 
-logger = logging.getLogger("segment_core")
+logger = logging.getLogger("segment.core")
+#: The parent of every logger of the library; analytics-python logs to this name too.
+package_logger = logging.getLogger("segment")
 
 Result = tuple[bool, dict[str, Any]]
 
 
-class Client:
+class Client(ClientSettings):
     """Send Segment calls from any thread without blocking or breaking the caller.
 
     >>> client = Client("WRITE_KEY")                                # doctest: +SKIP
@@ -36,19 +41,26 @@ class Client:
 
     Every call validates and encodes its message on the caller's thread (a mistake
     raises :class:`InvalidMessage` right there), then hands the bytes to a bounded
-    buffer drained by a background thread. Calls return ``(accepted, message)``.
+    buffer drained by a background thread. Calls return ``(accepted, message)``,
+    the message with every key analytics-python's has. The settings are read-only
+    attributes (``client.host``, ``client.timeout``, ...).
     """
 
-    def __init__(self, write_key: str | None = None, **options: Any) -> None:
+    #: analytics-python's ``Client.log``: the logger its users configure.
+    log = package_logger
+
+    def __init__(self, write_key: str | None = None, *args: Any, **options: Any) -> None:
+        if args:  # analytics-python's positional order: Client(key, host, debug, ...)
+            options = _positional_options(args, options)
         self.config = Config.from_options(write_key, **options)
         config = self.config
-        if config.log_handler is not None and config.log_handler not in logger.handlers:
-            logger.addHandler(config.log_handler)
+        if config.log_handler is not None and config.log_handler not in package_logger.handlers:
+            package_logger.addHandler(config.log_handler)
         if config.debug:
-            logger.setLevel(logging.DEBUG)
-            if not logger.handlers:  # as analytics-python does: debug output is seen
-                logger.addHandler(logging.StreamHandler())
-        self._factory = MessageFactory(config.default_context, config.default_integrations)
+            package_logger.setLevel(logging.DEBUG)
+            if not package_logger.handlers:  # as analytics-python does: debug output is seen
+                package_logger.addHandler(logging.StreamHandler())
+        self._factory = _message_factory(config)
         self._stats = Stats()
         self._delivery = Delivery(config, self._stats, self)
         self._worker = Worker(config, self._delivery)
@@ -266,7 +278,7 @@ class Client:
             changed = self._run_before_send(message)
             if changed is None:
                 self._drop(message, "before_send")
-                return False, message
+                return False, complete(message)
             message = check_hook_result(changed)
         data = encode(message)
         if len(data) > MAX_MESSAGE_BYTES:
@@ -277,6 +289,7 @@ class Client:
         if _capture.sinks or not self._queueing:
             return self._accept_elsewhere(message, data)
         refused = self._worker.put(data)
+        complete(message)
         if refused is not None:
             self._drop(message, refused)
             return False, message
@@ -294,8 +307,9 @@ class Client:
             _capture.deliver(message)
             return True, message
         if _capture.sinks:
-            _capture.deliver(message)
-            return True, message
+            _capture.deliver(dict(message))  # as sent: the lean form
+            return True, complete(message)
+        complete(message)
         if not config.enabled:
             if not config.send:
                 return True, message
@@ -363,6 +377,28 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<Client host={self.config.host!r} enabled={self.config.enabled}>"
+
+
+def _positional_options(args: tuple[Any, ...], options: dict[str, Any]) -> dict[str, Any]:
+    if len(args) > len(POSITIONAL_OPTIONS):
+        raise TypeError(
+            f"Client takes at most {len(POSITIONAL_OPTIONS) + 1} positional arguments "
+            f"(write_key, {', '.join(POSITIONAL_OPTIONS)}); got {len(args) + 1}"
+        )
+    merged = dict(options)
+    for name, value in zip(POSITIONAL_OPTIONS[: len(args)], args, strict=True):
+        if name in merged:
+            raise TypeError(f"Client got multiple values for {name!r}")
+        merged[name] = value
+    return merged
+
+
+def _message_factory(config: Config) -> MessageFactory:
+    if config.now is None and config.uid is None:
+        return MessageFactory(config.default_context, config.default_integrations)
+    return InjectedMessageFactory(
+        config.default_context, config.default_integrations, now=config.now, uid=config.uid
+    )
 
 
 def _call_if_alive(method: weakref.WeakMethod[Any]) -> None:

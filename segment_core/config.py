@@ -7,6 +7,7 @@ arguments. A bad value raises :class:`ValueError` naming the option.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import logging
 import os
@@ -14,29 +15,58 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from segment_core.hosts import check_host, check_write_key, redact_url
+from segment_core.hosts import check_host, check_write_key
 from segment_core.masking import mask_secret
 from segment_core.normalize import check_defaults
 
-__all__ = ["ALIASES", "DEFAULT_HOST", "Config", "option_names"]
+__all__ = ["ALIASES", "DEFAULT_HOST", "POSITIONAL_OPTIONS", "Config", "option_names"]
 
 DEFAULT_HOST = "https://api.segment.io"
 
 #: analytics-python's option names, accepted for drop-in compatibility.
 ALIASES: dict[str, str] = {
-    "upload_size": "flush_at",
+    "upload_size": "max_batch_size",
     "upload_interval": "flush_interval",
     "thread": "max_in_flight",
     "max_rate_limit_duration": "retry_after",
 }
 
-# Options analytics-python has that this client does not implement. Passing one
-# with a value is an error rather than a silent difference in behaviour.
-_UNSUPPORTED = ("oauth_client_id", "oauth_client_key", "oauth_key_id")
-_IGNORED = ("oauth_auth_server", "oauth_scope")
+#: analytics-python's ``Client`` parameters after ``write_key``, in its positional order.
+POSITIONAL_OPTIONS = (
+    "host",
+    "debug",
+    "max_queue_size",
+    "send",
+    "on_error",
+    "gzip",
+    "max_retries",
+    "sync_mode",
+    "timeout",
+    "proxies",
+    "thread",
+    "upload_size",
+    "upload_interval",
+    "log_handler",
+    "oauth_client_id",
+    "oauth_client_key",
+    "oauth_key_id",
+    "oauth_auth_server",
+    "oauth_scope",
+    "max_total_backoff_duration",
+    "max_rate_limit_duration",
+)
+
+#: Segment's OAuth authorization server and the scope the Tracking API needs.
+DEFAULT_OAUTH_AUTH_SERVER = "https://oauth2.segment.io"
+DEFAULT_OAUTH_SCOPE = "tracking_api:write"
 
 ErrorHandler = Callable[[Exception, list[dict[str, Any]]], None]
 BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+MessageHook = Callable[[dict[str, Any]], None]
+FailureHook = Callable[[dict[str, Any], Exception], None]
+Backoff = Callable[[int], float]
+Clock = Callable[[], dt.datetime]
+IdGenerator = Callable[[], str]
 
 
 @dataclass(frozen=True)
@@ -47,9 +77,10 @@ class Config:
     host: str = DEFAULT_HOST
     flush_at: int = 20
     flush_interval: float = 5.0
+    max_batch_size: int = 2500
     max_queue_size: int = 10_000
     gzip: bool = True
-    timeout: float = 10.0
+    timeout: float = 15.0
     max_retries: int = 10
     retry_after: float | None = None
     max_total_backoff_duration: float = 600.0
@@ -66,11 +97,31 @@ class Config:
     max_in_flight: int = 1
     proxies: Mapping[str, str] | None = None
     log_handler: logging.Handler | None = field(default=None, repr=False)
+    on_success: MessageHook | None = field(default=None, repr=False)
+    on_failure: FailureHook | None = field(default=None, repr=False)
+    backoff: Backoff | None = field(default=None, repr=False)
+    now: Clock | None = field(default=None, repr=False)
+    uid: IdGenerator | None = field(default=None, repr=False)
+    oauth_client_id: str | None = None
+    oauth_client_key: str | bytes | None = field(default=None, repr=False)
+    oauth_key_id: str | None = None
+    oauth_auth_server: str = DEFAULT_OAUTH_AUTH_SERVER
+    oauth_scope: str = DEFAULT_OAUTH_SCOPE
 
     @property
     def enabled(self) -> bool:
         """True when events leave the process (a write key is set and send is on)."""
         return bool(self.write_key) and self.send
+
+    @property
+    def oauth(self) -> bool:
+        """True when requests authenticate with an OAuth access token (Bearer)."""
+        return self.oauth_client_id is not None
+
+    @property
+    def batch_due_at(self) -> int:
+        """How many waiting messages make a batch due: ``flush_at``, capped by the batch size."""
+        return min(self.flush_at, self.max_batch_size)
 
     @property
     def max_retry_after(self) -> float:
@@ -84,12 +135,6 @@ class Config:
         given: dict[str, str] = {}
         names = option_names()
         for name, value in options.items():
-            if name in _IGNORED:
-                continue
-            if name in _UNSUPPORTED:
-                if value is not None:
-                    raise ValueError(f"{name}: OAuth authentication is not supported")
-                continue
             target = ALIASES.get(name, name)
             if target not in names:
                 raise TypeError(_unknown_option_message(name))
@@ -102,6 +147,10 @@ class Config:
             write_key = os.environ.get("SEGMENT_WRITE_KEY") or None
         if values.get("host") is None:
             values["host"] = os.environ.get("SEGMENT_HOST") or DEFAULT_HOST
+        # analytics-python passes None for "the default" in its module-level settings.
+        for name in ("oauth_auth_server", "oauth_scope"):
+            if name in values and values[name] is None:
+                del values[name]
         config = cls(write_key=write_key, **values)
         config.validate()
         return config
@@ -111,6 +160,7 @@ class Config:
         check_host(self.host)
         _check_int("flush_at", self.flush_at, low=1, high=2500)
         _check_number("flush_interval", self.flush_interval, positive=True)
+        _check_int("max_batch_size", self.max_batch_size, low=1, high=2500)
         _check_int("max_queue_size", self.max_queue_size, low=1)
         _check_bool("gzip", self.gzip)
         _check_number("timeout", self.timeout, positive=True)
@@ -132,7 +182,10 @@ class Config:
         _check_bool("debug", self.debug)
         _check_callable("before_send", self.before_send)
         _check_int("max_in_flight", self.max_in_flight, low=1, high=64)
-        _check_mapping("proxies", self.proxies)
+        check_proxies(self.proxies)
+        for name in ("on_success", "on_failure", "backoff", "now", "uid"):
+            _check_callable(name, getattr(self, name))
+        _check_oauth(self)
         if self.log_handler is not None and not isinstance(self.log_handler, logging.Handler):
             raise ValueError(
                 f"log_handler must be a logging.Handler, got {type(self.log_handler).__name__}"
@@ -150,8 +203,10 @@ class Config:
             value = getattr(self, f.name)
             if f.name == "write_key" and value:
                 value = mask_secret(value)
+            elif f.name == "oauth_client_key" and value:
+                value = "…"
             elif f.name == "proxies" and value:
-                value = {scheme: redact_url(str(url)) for scheme, url in value.items()}
+                value = {name: _without_password(url) for name, url in value.items()}
             elif callable(value) or isinstance(value, logging.Handler):
                 value = getattr(value, "__qualname__", type(value).__name__)
             shown[f.name] = value
@@ -197,6 +252,109 @@ def _check_number(name: str, value: object, *, positive: bool = False) -> None:
 def _check_callable(name: str, value: object) -> None:
     if value is not None and not callable(value):
         raise ValueError(f"{name} must be callable, got {_type_name(value)}")
+
+
+_PROXY_SCHEMES = ("http", "https")
+
+
+def check_proxies(proxies: object) -> None:
+    """``proxies`` as ``requests`` reads them: ``{"https": "host:port", ...}``.
+
+    Keys are a scheme (``http``, ``https``, ``all``), optionally with a host
+    (``https://api.segment.io``), or ``no_proxy``; values are proxy URLs, where a
+    missing scheme means ``http://`` (as in analytics-python and ``requests``).
+    """
+    if proxies is None:
+        return
+    _check_mapping("proxies", proxies)
+    assert isinstance(proxies, Mapping)
+    for key, value in proxies.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(
+                f"proxies must map strings to strings, got {key!r}: {_type_name(value)}"
+            )
+        if key == "no_proxy":
+            continue
+        scheme = key.split("://", 1)[0]
+        if scheme not in (*_PROXY_SCHEMES, "all"):
+            raise ValueError(
+                f"proxies: unknown key {key!r}; use 'http', 'https', 'all', "
+                "'<scheme>://<host>' or 'no_proxy'"
+            )
+        proxy_url(value)
+
+
+def proxy_url(value: str) -> str:
+    """The proxy URL with its scheme (``http://`` when none is given); ValueError if bad."""
+    from urllib.parse import urlsplit
+
+    url = value.strip()
+    if not url:
+        raise ValueError("proxies: a proxy URL must not be empty")
+    if "://" not in url:
+        url = "http://" + url
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"proxies: {value!r} is not a proxy URL ({error})") from None
+    if parts.scheme.startswith("socks"):
+        raise ValueError(f"proxies: {value!r} is a SOCKS proxy; only HTTP(S) proxies are supported")
+    if parts.scheme not in _PROXY_SCHEMES:
+        raise ValueError(
+            f"proxies: {value!r} has the scheme {parts.scheme!r}; use http:// or https://"
+        )
+    if not parts.hostname:
+        raise ValueError(f"proxies: {value!r} has no host")
+    if port == 0:
+        raise ValueError(f"proxies: {value!r} has port 0")
+    return url
+
+
+def _without_password(url: str) -> str:
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, userinfo = head.rpartition("://")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:…@{host}" if scheme else f"{user}:…@{host}"
+
+
+def _check_oauth(config: Config) -> None:
+    given = {
+        name: getattr(config, name)
+        for name in ("oauth_client_id", "oauth_client_key", "oauth_key_id")
+        if getattr(config, name) is not None
+    }
+    for name in ("oauth_auth_server", "oauth_scope"):
+        if not isinstance(getattr(config, name), str) or not getattr(config, name):
+            raise ValueError(f"{name} must be a non-empty string, got {getattr(config, name)!r}")
+    _check_host_like("oauth_auth_server", config.oauth_auth_server)
+    if not given:
+        return
+    missing = [
+        name
+        for name in ("oauth_client_id", "oauth_client_key", "oauth_key_id")
+        if name not in given
+    ]
+    if missing:
+        raise ValueError(
+            f"{', '.join(missing)} must be set too: OAuth needs oauth_client_id, "
+            "oauth_client_key and oauth_key_id together"
+        )
+    for name in ("oauth_client_id", "oauth_key_id"):
+        if not isinstance(given[name], str) or not given[name]:
+            raise ValueError(f"{name} must be a non-empty string, got {given[name]!r}")
+    key = config.oauth_client_key
+    if not isinstance(key, (str, bytes)) or not key:
+        raise ValueError(
+            f"oauth_client_key must be a PEM private key (str or bytes), got {_type_name(key)}"
+        )
+
+
+def _check_host_like(name: str, value: str) -> None:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{name} must be an http:// or https:// URL, got {value!r}")
 
 
 def _check_mapping(name: str, value: object) -> None:

@@ -20,7 +20,7 @@ from segment_core.transport import Outcome, Transport
 
 __all__ = ["Delivery"]
 
-logger = logging.getLogger("segment_core")
+logger = logging.getLogger("segment.core")
 
 
 class Delivery:
@@ -69,6 +69,8 @@ class Delivery:
                 signals.emit(
                     signals.batch_sent, self._sender, count=len(batch), status=outcome.status
                 )
+                if self._config.on_success is not None:
+                    self._report_each(batch, self._config.on_success, "on_success")
                 return []
             if outcome.status == 413 and len(batch) > 1:
                 # A proxy (or a smaller server limit) refused the size: halve and resend.
@@ -93,8 +95,12 @@ class Delivery:
         config = self._config
         if not outcome.retryable or attempt > config.max_retries:
             return None
-        delay = backoff_delay(
-            attempt, minimum=config.retry_backoff_min, maximum=config.retry_backoff_max
+        delay = (
+            backoff_delay(
+                attempt, minimum=config.retry_backoff_min, maximum=config.retry_backoff_max
+            )
+            if config.backoff is None
+            else self._custom_backoff(attempt)
         )
         if outcome.retry_after is not None:
             delay = min(outcome.retry_after, config.max_retry_after)
@@ -118,6 +124,47 @@ class Delivery:
                 self._config.on_error(error, _decode_all(batch))
             except Exception:
                 logger.exception("on_error hook raised")
+        on_failure = self._config.on_failure
+        if on_failure is not None:
+            self._report_each(batch, lambda message: on_failure(message, error), "on_failure")
+
+    def _custom_backoff(self, attempt: int) -> float:
+        """The ``backoff`` option's delay; the default policy's when the hook misbehaves."""
+        config = self._config
+        assert config.backoff is not None
+        try:
+            delay = config.backoff(attempt)
+        except Exception:
+            logger.exception("backoff hook raised; using the default retry policy")
+        else:
+            if (
+                isinstance(delay, (int, float))
+                and not isinstance(delay, bool)
+                and 0 <= delay < float("inf")
+            ):
+                return float(delay)
+            logger.error(
+                "backoff must return a number of seconds >= 0, got %r; "
+                "using the default retry policy",
+                delay,
+            )
+        return backoff_delay(
+            attempt, minimum=config.retry_backoff_min, maximum=config.retry_backoff_max
+        )
+
+    @staticmethod
+    def _report_each(batch: list[bytes], hook: Callable[[dict[str, Any]], None], name: str) -> None:
+        """Call a per-message hook for each message; a hook that raises is logged once a batch."""
+        failed = 0
+        for item in batch:
+            try:
+                hook(decode(item))
+            except Exception:
+                failed += 1
+                if failed == 1:
+                    logger.exception("%s hook raised", name)
+        if failed > 1:
+            logger.error("%s hook raised for %d messages of one batch", name, failed)
 
     def _report_failure(self, batch: list[bytes], outcome: Outcome, *, retrying: bool) -> Exception:
         error = DeliveryError(outcome.error, status=outcome.status)

@@ -15,7 +15,7 @@ import time
 
 __all__ = ["REMINDER_SECONDS", "DeliveryHealth"]
 
-logger = logging.getLogger("segment_core")
+logger = logging.getLogger("segment.core")
 
 REMINDER_SECONDS = 60.0
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["live_clients", "register", "shutdown_all", "worker_exit"]
 
-logger = logging.getLogger("segment_core")
+logger = logging.getLogger("segment.core")
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 _lock = threading.Lock()

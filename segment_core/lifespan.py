@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ShutdownFlush", "flush_in_thread", "run_lifespan"]
 
-logger = logging.getLogger("segment_core")
+logger = logging.getLogger("segment.core")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -171,6 +171,7 @@ class MessageFactory:
     ) -> None:
         self._default_context = dict(default_context or {})
         self._default_integrations = dict(default_integrations or {})
+        self._no_defaults = not self._default_context and not self._default_integrations
 
     def build(self, kind: str, **arguments: Any) -> dict[str, Any]:
         """Dispatch on ``kind`` to the method of the same name (keyword arguments)."""
@@ -331,10 +332,13 @@ class MessageFactory:
     def _finish(
         self, message: dict[str, Any], context: object, integrations: object
     ) -> dict[str, Any]:
-        message["context"] = self._context(_mapping("context", context))
-        merged = self._integrations(_mapping("integrations", integrations))
-        if merged:
-            message["integrations"] = merged
+        if context is None and integrations is None and self._no_defaults:
+            message["context"] = {"library": LIBRARY}  # most calls: nothing to merge
+        else:
+            message["context"] = self._context(_mapping("context", context))
+            merged = self._integrations(_mapping("integrations", integrations))
+            if merged:
+                message["integrations"] = merged
         # The Spec's rules on the contents, shared with the collector: refused here
         # exactly when the collector would mark the message bad.
         problems = content_problems(message)

@@ -50,7 +50,7 @@ __all__ = [
     "with_binding",
 ]
 
-logger = logging.getLogger("segment_core")
+logger = logging.getLogger("segment.core")
 
 Result = tuple[bool, dict[str, Any]]
 P = ParamSpec("P")

@@ -24,7 +24,7 @@ __all__ = [
     "namespace",
 ]
 
-logger = logging.getLogger("segment_core")
+logger = logging.getLogger("segment.core")
 
 namespace = Namespace()
 

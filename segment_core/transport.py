@@ -5,6 +5,7 @@ a send is the only thing the sender thread does, and skipping ``requests``'
 per-call preparation (cookies, hooks, environment look-ups) halves its CPU cost.
 Proxies come from the ``proxies`` option, else from the environment
 (``HTTPS_PROXY``, ``NO_PROXY``, ...), read once when the client starts.
+With OAuth options, requests carry ``Authorization: Bearer`` (see oauth.py).
 """
 
 from __future__ import annotations
@@ -16,12 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import urllib3
-from requests.utils import get_environ_proxies, select_proxy
+from requests.utils import (
+    get_auth_from_url,
+    get_environ_proxies,
+    select_proxy,
+    should_bypass_proxies,
+)
 
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.batching import batch_body
-from segment_core.config import Config
+from segment_core.config import Config, proxy_url
 from segment_core.encoding import now_timestamp
+from segment_core.oauth import OAuthError, TokenSource
 from segment_core.retry import is_retryable_status, parse_retry_after
 
 __all__ = ["USER_AGENT", "Outcome", "Transport"]
@@ -63,14 +70,11 @@ class Transport:
         if config.gzip:
             self._headers["Content-Encoding"] = "gzip"
         self._timeout = urllib3.Timeout(total=config.timeout)
-        proxies = dict(config.proxies) if config.proxies else get_environ_proxies(self._url)
-        proxy = select_proxy(self._url, proxies)
-        pool_size = max(1, config.max_in_flight)
-        self._pool: urllib3.PoolManager = (
-            urllib3.ProxyManager(proxy, maxsize=pool_size)
-            if proxy
-            else urllib3.PoolManager(maxsize=pool_size)
-        )
+        self._pool = _pool_for(self._url, config)
+        self._tokens: TokenSource | None = None
+        if config.oauth:
+            auth_pool = _pool_for(config.oauth_auth_server.rstrip("/") + "/token", config)
+            self._tokens = TokenSource(config, auth_pool)
 
     def post(self, messages: Sequence[bytes], *, retry_count: int = 0) -> Outcome:
         # sentAt is stamped per attempt: Segment uses it to correct clock skew.
@@ -81,6 +85,30 @@ class Transport:
         headers = self._headers
         if retry_count:
             headers = {**headers, "X-Retry-Count": str(retry_count)}
+        if self._tokens is not None:
+            return self._post_with_token(body, headers)
+        return self._send(body, headers)
+
+    def _post_with_token(self, body: bytes, headers: dict[str, str]) -> Outcome:
+        assert self._tokens is not None
+        outcome, token = self._send_with_token(body, headers)
+        if outcome.status == 401 and token is not None:
+            # Revoked or expired early: one fresh token, one more try.
+            self._tokens.invalidate(token)
+            outcome, _ = self._send_with_token(body, headers)
+        return outcome
+
+    def _send_with_token(self, body: bytes, headers: dict[str, str]) -> tuple[Outcome, str | None]:
+        assert self._tokens is not None
+        try:
+            token = self._tokens.token()
+        except OAuthError as error:
+            # Retryable trouble reads as a network error; a refusal is final.
+            status = None if error.retryable else error.status
+            return Outcome(status=status, error=str(error)), None
+        return self._send(body, {**headers, "Authorization": f"Bearer {token}"}), token
+
+    def _send(self, body: bytes, headers: dict[str, str]) -> Outcome:
         try:
             response = self._pool.request(
                 "POST",
@@ -104,3 +132,23 @@ class Transport:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _pool_for(url: str, config: Config) -> urllib3.PoolManager:
+    """A connection pool for ``url``, through the proxy ``config`` (or the environment) names."""
+    pool_size = max(1, config.max_in_flight)
+    if config.proxies:
+        proxies = dict(config.proxies)
+        if should_bypass_proxies(url, no_proxy=proxies.get("no_proxy")):
+            proxies = {}
+    else:
+        proxies = get_environ_proxies(url)
+    proxy = select_proxy(url, proxies)
+    if not proxy:
+        return urllib3.PoolManager(maxsize=pool_size)
+    proxy = proxy_url(proxy)
+    username, password = get_auth_from_url(proxy)
+    proxy_headers = (
+        urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
+    )
+    return urllib3.ProxyManager(proxy, maxsize=pool_size, proxy_headers=proxy_headers)

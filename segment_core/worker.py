@@ -23,7 +23,7 @@ from segment_core.delivery import Delivery
 
 __all__ = ["Worker"]
 
-logger = logging.getLogger("segment_core")
+logger = logging.getLogger("segment.core")
 
 QUEUE_FULL = "queue_full"
 SHUT_DOWN = "shut_down"
@@ -37,7 +37,7 @@ class Worker:
         self._delivery = delivery
         self._max_bytes = MAX_BATCH_BYTES - envelope_size(config.write_key or "")
         self._max_queue_size = config.max_queue_size
-        self._flush_at = config.flush_at
+        self._flush_at = config.batch_due_at
         self._reset()
 
     def _reset(self) -> None:
@@ -187,13 +187,15 @@ class Worker:
             now = time.monotonic()
             due_at = self._oldest_at + config.flush_interval
             if (
-                size >= config.flush_at
+                size >= self._flush_at
                 or self._closing
                 or self._taken < self._flush_upto
                 or now >= due_at
             ):
                 start = self._taken
-                batch = take_batch(self._buffer, max_bytes=self._max_bytes)
+                batch = take_batch(
+                    self._buffer, max_messages=config.max_batch_size, max_bytes=self._max_bytes
+                )
                 self._taken += len(batch)
                 self._in_flight[start] = len(batch)
                 return start, batch

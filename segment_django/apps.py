@@ -14,7 +14,7 @@ import logging
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 
-logger = logging.getLogger("segment_django")
+logger = logging.getLogger("segment.django")
 
 
 class SegmentConfig(AppConfig):

@@ -36,7 +36,7 @@ __all__ = [
     "web_options",
 ]
 
-logger = logging.getLogger("segment_django")
+logger = logging.getLogger("segment.django")
 
 _lock = threading.Lock()
 _client: Client | None = None

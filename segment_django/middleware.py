@@ -25,7 +25,7 @@ from segment_django import conf
 
 __all__ = ["SegmentMiddleware"]
 
-logger = logging.getLogger("segment_django")
+logger = logging.getLogger("segment.django")
 
 
 class SegmentMiddleware:

@@ -28,7 +28,7 @@ from segment_flask.signals import page_tracked
 
 __all__ = ["RequestHooks", "RequestScope"]
 
-logger = logging.getLogger("segment_flask")
+logger = logging.getLogger("segment.flask")
 
 
 class RequestScope:

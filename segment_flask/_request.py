@@ -21,7 +21,7 @@ except ImportError:
 
 __all__ = ["login_user_id", "request_info", "uses_flask_login"]
 
-logger = logging.getLogger("segment_flask")
+logger = logging.getLogger("segment.flask")
 
 # What a browser may leave unescaped in a path (RFC 3986 pchar and "/").
 _PATH_SAFE = "/:@!$&'()*+,;="

@@ -26,7 +26,7 @@ from segment_core.web import option_names as web_option_names
 
 __all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state"]
 
-logger = logging.getLogger("segment_flask")
+logger = logging.getLogger("segment.flask")
 
 CONFIG_PREFIX = "SEGMENT_"
 CLIENT_OPTION = "client"

@@ -23,7 +23,7 @@ from segment_core.scope import bind, current, reset, restore
 
 __all__ = ["META_KEY", "Queue", "SimpleWorker", "Worker"]
 
-logger = logging.getLogger("segment_rq")
+logger = logging.getLogger("segment.rq")
 
 #: The ``job.meta`` key that carries the visitor's snapshot.
 META_KEY = "segment_visitor"

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from segment_core.collector.oauth import OAuthServer
 
 __all__ = ["main"]
 
@@ -48,6 +52,20 @@ def _parser() -> argparse.ArgumentParser:
         help="relay good batches to this Segment-compatible base URL, best effort",
     )
     parser.add_argument(
+        "--oauth-public-key",
+        default=None,
+        metavar="FILE",
+        help="require OAuth access tokens, issued at /token to clients whose RS256 "
+        "assertion this PEM public key verifies",
+    )
+    parser.add_argument(
+        "--oauth-token-lifetime",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="lifetime of the access tokens issued (3600)",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -70,12 +88,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sock = bind_socket(args.host, args.port)
     except OSError as error:
         sys.exit(f"segment-collector: cannot listen on {args.host}:{args.port}: {error}")
+    oauth = _oauth_server(args.oauth_public_key, args.oauth_token_lifetime)
     app = create_app(
         write_key=args.write_key,
         db=args.db,
         forward=args.forward,
         allowed_hosts=args.allowed_host,
         allow_remote_control=args.allow_remote_control,
+        oauth=oauth,
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{sock.getsockname()[1]}"
@@ -88,6 +108,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             flush=True,
         )
     CollectorServer(app, log_level=args.log_level).run(sockets=[sock])
+
+
+def _oauth_server(path: str | None, lifetime: float) -> OAuthServer | None:
+    if path is None:
+        return None
+    from segment_core.collector.oauth import OAuthServer
+
+    try:
+        with open(path, "rb") as file:
+            return OAuthServer(file.read(), token_lifetime=lifetime)
+    except (OSError, ValueError) as error:
+        sys.exit(f"segment-collector: --oauth-public-key {path}: {error}")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ from segment_core.collector.ingest import (
     utc_now_iso,
     write_key_from,
 )
+from segment_core.collector.oauth import OAuthServer
 from segment_core.collector.store import MAX_QUERY_LIMIT, EventQuery, EventStore
 from segment_core.collector.stream import Notifier, parse_count, stream_endpoint
 
@@ -77,6 +78,7 @@ def create_app(
     limits: Limits | None = None,
     allowed_hosts: Collection[str] = (),
     allow_remote_control: bool = False,
+    oauth: OAuthServer | None = None,
 ) -> CollectorApp:
     """Build the collector ASGI app.
 
@@ -86,6 +88,7 @@ def create_app(
     `forward`: base URL of a Segment-compatible API to relay good batches to.
     `allowed_hosts`: host names accepted in `Host` besides the local ones (`"*"`: any).
     `allow_remote_control`: let pages of other sites reset the collector and plan faults.
+    `oauth`: require OAuth access tokens on `/v1/*` and serve `/token` (see oauth.py).
     """
     return CollectorApp(
         write_key=write_key,
@@ -94,6 +97,7 @@ def create_app(
         limits=limits or Limits(),
         allowed_hosts=allowed_hosts,
         allow_remote_control=allow_remote_control,
+        oauth=oauth,
     )
 
 
@@ -109,8 +113,10 @@ class CollectorApp:
         limits: Limits,
         allowed_hosts: Collection[str] = (),
         allow_remote_control: bool = False,
+        oauth: OAuthServer | None = None,
     ) -> None:
         self.write_key = write_key
+        self.oauth = oauth
         self.allowed_hosts = frozenset(allowed_hosts)
         self.allow_remote_control = allow_remote_control
         self.limits = limits
@@ -135,6 +141,7 @@ class CollectorApp:
                     stream_endpoint(self.store, self.notifier, self.summary),
                     methods=["GET"],
                 ),
+                *(oauth.routes() if oauth is not None else []),
             ],
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
             lifespan=self._lifespan,
@@ -183,6 +190,7 @@ class CollectorApp:
         if (
             self.write_key is not None
             and not path.startswith("/v1/")  # the ingest route reads the body's key too
+            and not (self.oauth is not None and path == "/token")  # proves itself by assertion
             and not key_matches(basic_user(headers.get("authorization")), self.write_key)
         ):
             return error_response(
@@ -214,6 +222,8 @@ class CollectorApp:
         counts["pending_faults"] = len(self.faults.pending())
         if self.forwarder is not None:
             counts["forwarded"] = dict(self.forwarder.stats)
+        if self.oauth is not None:
+            counts["oauth"] = self.oauth.summary()
         return counts
 
     def begin_shutdown(self) -> None:
@@ -239,6 +249,8 @@ class CollectorApp:
             return error_response(404, "not_found", f"there is no route /v1/{endpoint}")
         received_at = utc_now_iso()
         try:
+            if self.oauth is not None:
+                self.oauth.check_bearer(request.headers.get("authorization"))
             raw = await self._read_body(request)
             body = decode_body(raw, request.headers.get("content-encoding", ""), self.limits)
             payload = parse_json(body)

@@ -12,6 +12,7 @@ import uvicorn
 
 from segment_core.collector.app import CollectorApp, create_app
 from segment_core.collector.handle import CollectorHandle
+from segment_core.collector.oauth import OAuthServer
 
 __all__ = ["CollectorServer", "bind_socket", "run_in_background"]
 
@@ -80,6 +81,7 @@ def run_in_background(
     forward: str | None = None,
     allowed_hosts: Collection[str] = (),
     allow_remote_control: bool = False,
+    oauth: OAuthServer | None = None,
 ) -> CollectorHandle:
     """Start a collector in a daemon thread; return once it is listening.
 
@@ -93,6 +95,7 @@ def run_in_background(
         forward=forward,
         allowed_hosts=allowed_hosts,
         allow_remote_control=allow_remote_control,
+        oauth=oauth,
     )
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]

@@ -21,7 +21,7 @@ from segment_core.hosts import redact_url
 
 __all__ = ["Forwarder"]
 
-logger = logging.getLogger("segment_core.collector")
+logger = logging.getLogger("segment.collector")
 
 
 class Forwarder:

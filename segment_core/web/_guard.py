@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 __all__ = ["call_hook", "logger"]
 
-logger = logging.getLogger("segment_core.web")
+logger = logging.getLogger("segment.core.web")
 
 T = TypeVar("T")
 

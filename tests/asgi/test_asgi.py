@@ -147,7 +147,7 @@ async def test_an_unreadable_scope_is_logged_and_served(
     client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
 ) -> None:
     scope = http_scope(headers=[("host", "not bytes")])
-    with caplog.at_level(logging.ERROR, logger="segment_asgi"):
+    with caplog.at_level(logging.ERROR, logger="segment.asgi"):
         [start, body] = await call(SegmentMiddleware(HELLO, client=client), scope)
     assert start["status"] == 200 and body["body"] == b"hello"
     assert "could not read the ASGI scope" in caplog.text
@@ -180,7 +180,9 @@ def test_an_unknown_option_names_the_closest(client: Client) -> None:
 
 
 def test_analytics_python_names_point_to_ours(client: Client) -> None:
-    with pytest.raises(TypeError, match="'upload_size' is analytics-python's name; use 'flush_at'"):
+    with pytest.raises(
+        TypeError, match="'upload_size' is analytics-python's name; use 'max_batch_size'"
+    ):
         SegmentMiddleware(HELLO, upload_size=100)  # type: ignore[call-arg]
 
 

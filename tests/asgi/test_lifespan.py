@@ -124,7 +124,7 @@ def test_the_flush_is_bounded_by_shutdown_timeout(
     try:
         segment_collector.faults({"delay": 3.0})
         app = SegmentMiddleware(lifespan_app([], client), client=client)
-        with caplog.at_level(logging.WARNING, logger="segment_asgi"), TestClient(app) as browser:
+        with caplog.at_level(logging.WARNING, logger="segment.asgi"), TestClient(app) as browser:
             browser.get("/")
             started = time.monotonic()
         assert time.monotonic() - started < 2.5

@@ -248,7 +248,7 @@ def test_an_authentication_middleware_inside_is_reported_once(
         Middleware(AuthenticationMiddleware, backend=HeaderAuth()),
     ]
     app = Starlette(routes=ROUTES, middleware=middleware)
-    with caplog.at_level(logging.WARNING, logger="segment_asgi"), TestClient(app) as browser:
+    with caplog.at_level(logging.WARNING, logger="segment.asgi"), TestClient(app) as browser:
         browser.get("/", headers={"x-user": "ann"})
         browser.get("/", headers={"x-user": "ann"})
     assert caplog.text.count("scope['user'] was set by a middleware inside") == 1
@@ -385,7 +385,7 @@ def broken(*args: object) -> bool:
 def test_a_bug_in_a_user_hook(
     browse: Browse, sent: Sent, option: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
         response = browse(**{option: broken}).get("/")
     assert response.status_code == 200
     assert f"the {option} hook raised" in caplog.text
@@ -398,7 +398,7 @@ def test_a_bug_in_an_async_user_id_hook(
     async def user_id(request: Any) -> str:
         raise RuntimeError("bug in a user hook")
 
-    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
         assert browse(user_id=user_id).get("/").status_code == 200
     assert "the user_id hook raised" in caplog.text
     [page] = sent()

@@ -12,18 +12,20 @@ def test_defaults_match_the_documented_ones() -> None:
     assert config.host == "https://api.segment.io"
     assert (config.flush_at, config.flush_interval, config.max_queue_size) == (20, 5.0, 10_000)
     assert config.gzip is True
-    assert (config.timeout, config.max_retries, config.shutdown_timeout) == (10.0, 10, 5.0)
+    assert (config.timeout, config.max_retries, config.shutdown_timeout) == (15.0, 10, 5.0)
     assert config.max_retry_after == 300.0
 
 
 def test_analytics_python_option_names_are_aliases() -> None:
     config = Config.from_options("key", upload_size=7, upload_interval=0.25, thread=2)
-    assert (config.flush_at, config.flush_interval, config.max_in_flight) == (7, 0.25, 2)
+    assert (config.max_batch_size, config.flush_interval, config.max_in_flight) == (7, 0.25, 2)
+    # A batch is due once a full batch waits, even with the default flush_at of 20.
+    assert (config.flush_at, config.batch_due_at) == (20, 7)
 
 
 def test_an_alias_and_its_target_together_are_refused() -> None:
-    with pytest.raises(TypeError, match="upload_size and flush_at"):
-        Config.from_options("key", upload_size=7, flush_at=8)
+    with pytest.raises(TypeError, match="upload_size and max_batch_size"):
+        Config.from_options("key", upload_size=7, max_batch_size=8)
 
 
 def test_unknown_option_suggests_the_closest_name() -> None:
@@ -74,10 +76,15 @@ def test_environment_variables_are_the_fallback(monkeypatch: pytest.MonkeyPatch)
     assert (explicit.write_key, explicit.host) == ("explicit", "https://events.eu1.segmentapis.com")
 
 
-def test_oauth_options_are_refused_rather_than_ignored() -> None:
-    with pytest.raises(ValueError, match="oauth_client_id: OAuth"):
+def test_incomplete_oauth_options_name_what_is_missing() -> None:
+    with pytest.raises(ValueError, match="oauth_client_key, oauth_key_id must be set too"):
         Client("key", oauth_client_id="id")
-    Client("key", oauth_client_id=None, oauth_scope="tracking_api:write", send=False)
+    with pytest.raises(ValueError, match="oauth_client_key is not a PEM private key"):
+        Client("key", oauth_client_id="id", oauth_key_id="kid", oauth_client_key="not a key")
+    with pytest.raises(ValueError, match="oauth_auth_server must be an http"):
+        Client("key", oauth_auth_server="oauth2.segment.io")
+    # analytics-python's module-level defaults: None for the server and scope.
+    Client("key", oauth_client_id=None, oauth_auth_server=None, oauth_scope=None, send=False)
 
 
 def test_public_dict_masks_the_write_key() -> None:
@@ -99,11 +106,11 @@ def test_log_handler_receives_the_clients_logs() -> None:
         Client(None, log_handler=handler, send=True)
         assert any("no write key" in r.getMessage() for r in records)
     finally:
-        logging.getLogger("segment_core").removeHandler(handler)
+        logging.getLogger("segment").removeHandler(handler)
 
 
 def test_debug_shows_the_clients_debug_logs(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = logging.getLogger("segment_core")
+    logger = logging.getLogger("segment")
     handlers, level = list(logger.handlers), logger.level
     try:
         for handler in handlers:
@@ -122,3 +129,25 @@ def test_debug_shows_the_clients_debug_logs(capsys: pytest.CaptureFixture[str]) 
         for handler in handlers:
             logger.addHandler(handler)
         logger.setLevel(level)
+
+
+@pytest.mark.parametrize("value", [0, 2501, "10", True, 2.5])
+def test_max_batch_size_is_checked_under_both_names(value: object) -> None:
+    for name in ("max_batch_size", "upload_size"):
+        with pytest.raises(ValueError, match="max_batch_size must be"):
+            Config.from_options("key", **{name: value})
+
+
+def test_a_batch_is_due_at_flush_at_or_a_full_batch() -> None:
+    assert Config.from_options("key", flush_at=5, max_batch_size=100).batch_due_at == 5
+    assert Config.from_options("key", flush_at=500, max_batch_size=100).batch_due_at == 100
+
+
+def test_public_dict_masks_the_oauth_key() -> None:
+    from tests.core.test_analytics_python_compat import _key_pair
+
+    private, _ = _key_pair()
+    shown = Config.from_options(
+        "key", oauth_client_id="id", oauth_client_key=private, oauth_key_id="kid"
+    ).public_dict()
+    assert shown["oauth_client_key"] == "…" and "PRIVATE" not in repr(shown)

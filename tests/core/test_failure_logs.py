@@ -29,14 +29,14 @@ def _lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "segment_core" and r.levelno >= level and r.levelno < level + 10
+        if r.name == "segment.core" and r.levelno >= level and r.levelno < level + 10
     ]
 
 
 def test_the_first_failure_warns_once_with_host_and_cause(
     refusing_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="segment_core")
+    caplog.set_level(logging.WARNING, logger="segment.core")
     client = Client("key", host=refusing_url, max_retries=5, **FAST_RETRIES)
     try:
         client.track("u1", "Lost")
@@ -54,7 +54,7 @@ def test_the_first_failure_warns_once_with_host_and_cause(
 def test_repeated_failures_are_rate_limited(
     refusing_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="segment_core")
+    caplog.set_level(logging.WARNING, logger="segment.core")
     client = Client("key", host=refusing_url, max_retries=2, flush_at=1, **FAST_RETRIES)
     try:
         for number in range(5):
@@ -70,7 +70,7 @@ def test_repeated_failures_are_rate_limited(
 def test_recovery_is_logged_once(
     segment_collector: CollectorHandle, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="segment_core")
+    caplog.set_level(logging.INFO, logger="segment.core")
     segment_collector.faults({"status": 503, "count": 3})
     client = Client("key", host=segment_collector.url, **FAST_RETRIES)
     try:
@@ -93,7 +93,7 @@ def test_recovery_is_logged_once(
 def test_the_shutdown_line_names_the_host_and_the_last_cause(
     refusing_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="segment_core")
+    caplog.set_level(logging.DEBUG, logger="segment.core")
     client = Client("key", host=refusing_url, retry_backoff_min=30, retry_backoff_max=60)
     client.track("u1", "Stuck")
     client.flush(0)  # send now; the first attempt fails, the retry waits 30 s or more
@@ -122,7 +122,7 @@ def _wait_for_line(caplog: pytest.LogCaptureFixture, text: str) -> str:
 
 
 def test_the_host_is_shown_without_credentials_anywhere(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="segment_core")
+    caplog.set_level(logging.DEBUG, logger="segment.core")
     client = Client("wk_VerySecretKey123", host="http://127.0.0.1:9", send=False)
     assert "VerySecret" not in repr(client)
     assert all("VerySecret" not in r.getMessage() for r in caplog.records)

@@ -91,7 +91,7 @@ async def test_a_bug_in_a_user_hook(
     async_client: AsyncClient, sent: Sent, segment: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     segment(PAGE_PROPERTIES="tests.django.hooks.broken")
-    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
         assert (await async_client.get("/")).status_code == 200
     assert "the page_properties hook raised" in caplog.text
     assert len(sent()) == 1

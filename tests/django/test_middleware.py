@@ -296,7 +296,7 @@ def test_a_bug_in_a_user_hook(
     client: Client, sent: Sent, segment: Any, option: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     segment(**{option: "tests.django.hooks.broken"})
-    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
         response = client.get("/")
     assert response.status_code == 200
     assert f"the {option.lower()} hook raised" in caplog.text

@@ -82,7 +82,7 @@ def test_a_failing_user_loader_is_logged_and_the_request_goes_on(
 ) -> None:
     client = app.test_client()
     client.get("/login/broken")
-    with caplog.at_level(logging.ERROR, logger="segment_flask"):
+    with caplog.at_level(logging.ERROR, logger="segment.flask"):
         response = client.get("/")
     assert response.status_code == 200
     assert "could not load Flask-Login's user" in caplog.text

@@ -121,7 +121,7 @@ def test_unknown_keyword_is_a_type_error() -> None:
     ("config", "keywords", "message"),
     [
         ({"SEGMENT_FLUSH_AT": 0}, {}, r"app.config\['SEGMENT_FLUSH_AT'\]: flush_at must be"),
-        ({"SEGMENT_UPLOAD_SIZE": 0}, {}, r"'SEGMENT_UPLOAD_SIZE'\]: flush_at must be"),
+        ({"SEGMENT_UPLOAD_SIZE": 0}, {}, r"'SEGMENT_UPLOAD_SIZE'\]: max_batch_size must be"),
         ({}, {"host": "ftp://x"}, r"SegmentFlask\(host=...\): host must be an http"),
         ({"SEGMENT_TRUSTED_PROXIES": "nope"}, {}, r"TRUSTED_PROXIES'\]: trusted_proxies"),
         ({}, {"page_calls": "yes"}, r"page_calls=...\): page_calls must be True or False"),
@@ -142,9 +142,9 @@ def test_no_write_key_disables_and_says_how_to_fix(
 ) -> None:
     monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
     app = create_app()
-    with caplog.at_level(logging.WARNING, logger="segment_flask"):
+    with caplog.at_level(logging.WARNING, logger="segment.flask"):
         SegmentFlask(app)
-    [record] = [r for r in caplog.records if r.name == "segment_flask"]
+    [record] = [r for r in caplog.records if r.name == "segment.flask"]
     assert "no write key for app 'shop'" in record.getMessage()
     assert "SEGMENT_WRITE_KEY" in record.getMessage()
     client = get_state(app).client

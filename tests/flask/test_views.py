@@ -64,7 +64,7 @@ def test_a_bug_in_a_user_hook(
     make_app: MakeApp, sent: Sent, option: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = make_app(**{f"SEGMENT_{option}": "tests.flask.app.broken"})
-    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
         response = app.test_client().get("/")
     assert response.status_code == 200
     assert f"the {option.lower()} hook raised" in caplog.text
@@ -79,7 +79,7 @@ def test_a_page_tracked_receiver_that_raises(
 
     with (
         page_tracked.connected_to(receiver, app),
-        caplog.at_level(logging.ERROR, logger="segment_core"),
+        caplog.at_level(logging.ERROR, logger="segment.core"),
     ):
         response = app.test_client().get("/")
     assert response.status_code == 200

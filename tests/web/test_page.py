@@ -171,10 +171,10 @@ def broken(*args: object) -> Any:
 def test_a_hook_that_raises_is_logged_and_means_no(
     option: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="segment_core.web"):
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
         assert not tracked(**{option: broken})
     [record] = caplog.records
-    assert record.name == "segment_core.web"
+    assert record.name == "segment.core.web"
     assert f"the {option} hook raised" in record.getMessage()
     assert record.exc_info is not None and "bug in user code" in str(record.exc_info[1])
 

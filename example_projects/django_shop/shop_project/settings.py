@@ -83,9 +83,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {
         # Delivery problems (collector down, bad write key) show up in the server log.
-        "segment_core": {"handlers": ["console"], "level": "WARNING"},
-        "segment_django": {"handlers": ["console"], "level": "WARNING"},
-        "segment_celery": {"handlers": ["console"], "level": "WARNING"},
+        # "segment" is the parent of every logger of the library, as in analytics-python.
+        "segment": {"handlers": ["console"], "level": "WARNING"},
         "shop": {"handlers": ["console"], "level": "INFO"},
     },
 }

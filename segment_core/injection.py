@@ -1,0 +1,88 @@
+"""An injected clock and id generator (options ``now`` and ``uid``), as in analytics-go.
+
+They make messages deterministic in a user's tests::
+
+    client = Client(KEY, now=lambda: FIXED_TIME, uid=lambda: "id-1")
+
+Both are user hooks: one that raises or returns something unusable is logged and
+the call goes on with the system clock or a random id. Without them the client
+uses :class:`MessageFactory` itself, so they cost nothing when unset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from segment_core.normalize import MAX_MESSAGE_ID_LENGTH, MessageFactory
+
+__all__ = ["InjectedMessageFactory"]
+
+logger = logging.getLogger("segment.core")
+
+
+class InjectedMessageFactory(MessageFactory):
+    """A :class:`MessageFactory` taking default timestamps and message ids from hooks."""
+
+    def __init__(
+        self,
+        default_context: Mapping[str, Any] | None,
+        default_integrations: Mapping[str, Any] | None,
+        *,
+        now: Callable[[], dt.datetime] | None,
+        uid: Callable[[], str] | None,
+    ) -> None:
+        super().__init__(default_context, default_integrations)
+        self._now = now
+        self._uid = uid
+        self._complained: set[str] = set()
+
+    def _start(  # type: ignore[override]
+        self,
+        kind: str,
+        user_id: object,
+        anonymous_id: object,
+        timestamp: object,
+        message_id: object,
+    ) -> dict[str, Any]:
+        if timestamp is None and self._now is not None:
+            timestamp = self._timestamp()
+        if message_id is None and self._uid is not None:
+            message_id = self._message_id()
+        return MessageFactory._start(kind, user_id, anonymous_id, timestamp, message_id)
+
+    def _timestamp(self) -> dt.datetime | None:
+        assert self._now is not None
+        try:
+            value = self._now()
+        except Exception:
+            self._complain("now", "raised", exc_info=True)
+            return None
+        if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+            self._complain("now", f"must return an aware datetime, got {value!r}")
+            return None
+        return value
+
+    def _message_id(self) -> str | None:
+        assert self._uid is not None
+        try:
+            value = self._uid()
+        except Exception:
+            self._complain("uid", "raised", exc_info=True)
+            return None
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_MESSAGE_ID_LENGTH:
+            self._complain(
+                "uid",
+                f"must return a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters, got {value!r}",
+            )
+            return None
+        return value
+
+    def _complain(self, hook: str, problem: str, *, exc_info: bool = False) -> None:
+        # Called on every message: the first failure is an error, the rest are debug noise.
+        level = logging.DEBUG if hook in self._complained else logging.ERROR
+        self._complained.add(hook)
+        fallback = "the system clock" if hook == "now" else "a random id"
+        logger.log(level, "%s hook %s; using %s", hook, problem, fallback, exc_info=exc_info)

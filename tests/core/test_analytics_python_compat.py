@@ -1,0 +1,612 @@
+"""segment_core driven exactly as analytics-python's README and docs drive analytics-python.
+
+Where it helps, both libraries make the same calls side by side and the returned
+messages and the requests they send are compared.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from segment.analytics import Client as TheirClient
+
+import segment_core
+from segment_core import Client
+from segment_core.collector import run_in_background
+from tests.receiver import Fault, Receiver
+
+Call = Callable[[Any], tuple[bool, dict[str, Any]]]
+
+WHEN = dt.datetime(2024, 5, 1, 12, 30, 15, 250000, tzinfo=dt.timezone.utc)
+
+# The calls of analytics-python's README and of Segment's docs for it.
+CALLS: dict[str, Call] = {
+    "identify": lambda c: c.identify(
+        "019mr8mf4r", {"email": "john@example.com", "name": "John Smith", "friends": 30}
+    ),
+    "track": lambda c: c.track("f4ca124298", "Signed Up", {"plan": "Enterprise"}),
+    "track without properties": lambda c: c.track("f4ca124298", "Article Bookmarked"),
+    "track anonymous": lambda c: c.track(anonymous_id="a-1", event="Viewed", properties={}),
+    "page": lambda c: c.page("user_id", "Docs", "Python", {"url": "http://segment.com"}),
+    "page bare": lambda c: c.page("user_id"),
+    "screen": lambda c: c.screen("user_id", "Docs", "Python", {"url": "app://docs"}),
+    "group": lambda c: c.group(
+        "user_id", "group_id", {"name": "Initech", "description": "Accounting Software"}
+    ),
+    "alias": lambda c: c.alias("previous_id", "user_id"),
+    "everything": lambda c: c.track(
+        user_id=42,
+        event="Order Completed",
+        properties={"revenue": 39.95, "items": [{"sku": "A-1"}]},
+        context={"ip": "203.0.113.7", "app": {"name": "shop"}},
+        timestamp=WHEN,
+        anonymous_id="anon-7",
+        integrations={"All": False, "Mixpanel": True},
+        message_id="order-42",
+    ),
+    "identify with options": lambda c: c.identify(
+        "u1", {"plan": "pro"}, {"locale": "de-CH"}, WHEN, None, {"Salesforce": False}, 7
+    ),
+}
+
+
+def _comparable(message: dict[str, Any], *, given_id: bool) -> dict[str, Any]:
+    """A message without what legitimately differs: the library, the timestamp's spelling."""
+    out = dict(message)
+    out["context"] = {k: v for k, v in out["context"].items() if k != "library"}
+    out["timestamp"] = dt.datetime.fromisoformat(out["timestamp"].replace("Z", "+00:00"))
+    if not given_id:  # generated: the time of the call and a random id
+        out.pop("messageId")
+        elapsed = dt.datetime.now(dt.timezone.utc) - out.pop("timestamp")
+        assert abs(elapsed.total_seconds()) < 600
+    return out
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_the_returned_message_is_analytics_pythons(name: str) -> None:
+    theirs_ok, theirs = CALLS[name](TheirClient("write-key", send=False))
+    ours_ok, ours = CALLS[name](Client("write-key", send=False))
+    assert ours_ok is theirs_ok is True
+    given_id = name in ("everything", "identify with options")
+    assert set(ours) == set(theirs)
+    assert _comparable(ours, given_id=given_id) == _comparable(theirs, given_id=given_id)
+    if not given_id:
+        assert len(ours["messageId"]) == len(theirs["messageId"]) == 36
+    assert ours["context"]["library"]["name"] == "segment-web"
+
+
+def test_code_written_for_analytics_python_reads_every_key() -> None:
+    _, msg = Client("write-key", send=False).track("user-1", "Signed Up")
+    assert msg["properties"] == {} and msg["integrations"] == {}
+    assert msg["anonymousId"] is None and msg["userId"] == "user-1"
+    _, page = Client("write-key", send=False).page(anonymous_id="a-1")
+    assert (page["name"], page["category"], page["userId"]) == (None, None, None)
+
+
+def _wire(message: dict[str, Any], given_id: bool) -> dict[str, Any]:
+    """What Segment reads: absent and empty/None keys mean the same to it."""
+    kept = {k: v for k, v in message.items() if v not in (None, {})}
+    return _comparable(kept, given_id=given_id)
+
+
+def test_both_libraries_send_the_same_content(receiver: Receiver) -> None:
+    theirs = TheirClient("write-key", host=receiver.url, sync_mode=True)
+    ours = Client("write-key", host=receiver.url, sync_mode=True)
+    for call in CALLS.values():
+        call(theirs)
+        call(ours)
+    requests = receiver.ok_requests()
+    assert len(requests) == 2 * len(CALLS)
+    for name, theirs_request, ours_request in zip(
+        CALLS, requests[::2], requests[1::2], strict=True
+    ):
+        assert ours_request.path == theirs_request.path == "/v1/batch"
+        assert ours_request.headers["authorization"] == theirs_request.headers["authorization"]
+        assert ours_request.body["writeKey"] == theirs_request.body["writeKey"] == "write-key"
+        [their_message] = theirs_request.batch
+        [our_message] = ours_request.batch
+        given_id = name in ("everything", "identify with options")
+        assert _wire(our_message, given_id) == _wire(their_message, given_id)
+    token = base64.b64encode(b"write-key:").decode()
+    assert requests[1].headers["authorization"] == f"Basic {token}"
+
+
+# -- module level, as in the README --------------------------------------------------
+
+
+@pytest.fixture
+def module_settings(receiver: Receiver) -> Iterator[None]:
+    names = (
+        "write_key",
+        "host",
+        "send",
+        "sync_mode",
+        "debug",
+        "on_error",
+        "default_client",
+        *(f"oauth_{name}" for name in ("client_id", "client_key", "key_id", "auth_server")),
+    )
+    saved = {name: getattr(segment_core, name) for name in names}
+    segment_core.default_client = None
+    yield
+    if segment_core.default_client is not None:
+        segment_core.default_client.shutdown(timeout=5)
+    for name, value in saved.items():
+        setattr(segment_core, name, value)
+
+
+def test_module_level_calls_as_in_the_readme(module_settings: None, receiver: Receiver) -> None:
+    analytics = segment_core
+    analytics.write_key = "YOUR_WRITE_KEY"
+    analytics.host = receiver.url
+    ok, msg = analytics.track("user-1", "Signed Up", {"plan": "pro"})
+    assert ok and msg["properties"] == {"plan": "pro"} and msg["anonymousId"] is None
+    analytics.identify("user-1", {"email": "ada@example.com"})
+    analytics.flush()
+    [track, identify] = receiver.wait_for_messages(2)
+    assert (track["event"], identify["traits"]) == ("Signed Up", {"email": "ada@example.com"})
+    assert isinstance(analytics.default_client, Client)
+    assert analytics.default_client.write_key == "YOUR_WRITE_KEY"
+
+
+def test_flush_alone_creates_the_default_client(module_settings: None) -> None:
+    segment_core.write_key = "k"
+    segment_core.send = False
+    assert segment_core.flush() is True
+    assert isinstance(segment_core.default_client, Client)
+    assert segment_core.default_client.send is False
+
+
+def test_module_level_on_error_and_sync_mode_as_in_the_docs(
+    module_settings: None, receiver: Receiver
+) -> None:
+    failed: list[tuple[Exception, list[dict[str, Any]]]] = []
+
+    def on_error(error: Exception, items: list[dict[str, Any]]) -> None:
+        failed.append((error, items))
+
+    segment_core.write_key = "k"
+    segment_core.host = receiver.url
+    segment_core.on_error = on_error
+    segment_core.sync_mode = True
+    receiver.fail_next(Fault(status=400))
+    ok, msg = segment_core.track("u1", "Refused")
+    assert ok and msg["event"] == "Refused"
+    [(error, items)] = failed
+    assert "400" in str(error) and [item["messageId"] for item in items] == [msg["messageId"]]
+
+
+def test_module_level_oauth_settings_as_in_the_docs(
+    module_settings: None, oauth_collector: Any, key_pair: tuple[str, str]
+) -> None:
+    analytics = segment_core
+    analytics.write_key = "YOUR_WRITE_KEY"
+    analytics.host = oauth_collector.url
+    analytics.oauth_client_id = "CLIENT_ID"
+    analytics.oauth_client_key = key_pair[0]
+    analytics.oauth_key_id = "KEY_ID"
+    analytics.oauth_auth_server = oauth_collector.url
+    analytics.track("u1", "With OAuth")
+    assert analytics.flush(timeout=10)
+    [event] = oauth_collector.wait_for(1)
+    assert event["message"]["event"] == "With OAuth"
+    assert _oauth_counts(oauth_collector)["issued"] == 1
+
+
+# -- settings ------------------------------------------------------------------------
+
+
+def test_client_takes_analytics_pythons_positional_order(receiver: Receiver) -> None:
+    # Client(write_key, host, debug, max_queue_size, send, on_error, gzip, max_retries, ...)
+    client = Client("write-key", receiver.url, False, 500, False, None, False, 3)
+    assert (client.host, client.max_queue_size, client.send) == (receiver.url, 500, False)
+    assert (client.gzip, client.max_retries) == (False, 3)
+    with pytest.raises(TypeError, match="multiple values for 'host'"):
+        Client("write-key", receiver.url, host=receiver.url)
+    with pytest.raises(TypeError, match="at most 22 positional arguments"):
+        Client("write-key", *([None] * 22))
+
+
+def test_defaults_and_attributes_are_analytics_pythons() -> None:
+    ours = Client("write-key", send=False)
+    theirs = TheirClient("write-key", send=False)
+    for name in ("write_key", "sync_mode", "timeout", "debug", "send", "on_error", "proxies"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.max_retries == 10 and ours.host == "https://api.segment.io"
+    assert ours.gzip is True  # a documented difference: compression is on by default
+    assert Client.log is TheirClient.log is logging.getLogger("segment")
+
+
+@pytest.mark.parametrize("name", ["write_key", "host", "gzip", "timeout", "max_retries", "send"])
+def test_settings_are_read_only(name: str) -> None:
+    client = Client("write-key", send=False)
+    with pytest.raises(AttributeError):
+        setattr(client, name, getattr(client, name))
+
+
+def test_the_segment_logger_receives_the_clients_logs() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logging.getLogger("segment").addHandler(handler)
+    try:
+        Client(None, send=True)
+    finally:
+        logging.getLogger("segment").removeHandler(handler)
+    assert any("no write key" in r.getMessage() for r in records)
+    assert all(r.name.startswith("segment.") for r in records)
+
+
+# -- upload_size / max_batch_size --------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["upload_size", "max_batch_size"])
+def test_upload_size_caps_every_batch(
+    option: str, make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    client = make_client(**{option: 3}, flush_interval=60)
+    for index in range(10):
+        client.track("u1", "E", {"i": index})
+    assert client.flush(timeout=10)
+    sizes = [len(r.batch) for r in receiver.ok_requests()]
+    assert sum(sizes) == 10 and max(sizes) <= 3
+    # A full batch is due at once: three waiting messages do not wait for flush_interval.
+    client.track("u1", "E")
+    client.track("u1", "E")
+    client.track("u1", "E")
+    assert len(receiver.wait_for_messages(13)) == 13
+
+
+# -- proxies -------------------------------------------------------------------------
+
+
+def test_a_proxy_without_a_scheme_is_used(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    proxy = receiver.url.removeprefix("http://")  # "127.0.0.1:port", as analytics-python takes
+    client = make_client(host="http://segment.invalid", proxies={"http": proxy}, sync_mode=True)
+    ok, _ = client.track("u1", "Through The Proxy")
+    [request] = receiver.ok_requests()
+    assert ok and request.path == "http://segment.invalid/v1/batch"
+    assert request.batch[0]["event"] == "Through The Proxy"
+
+
+def test_proxy_credentials_are_sent_to_the_proxy(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    proxy = "http://ada:s3cret@" + receiver.url.removeprefix("http://")
+    client = make_client(host="http://segment.invalid", proxies={"all": proxy}, sync_mode=True)
+    client.track("u1", "E")
+    [request] = receiver.ok_requests()
+    expected = base64.b64encode(b"ada:s3cret").decode()
+    assert request.headers["proxy-authorization"] == f"Basic {expected}"
+    assert "s3cret" not in repr(client.config.public_dict())
+
+
+def test_no_proxy_in_proxies_bypasses_the_proxy(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    proxies = {"http": "203.0.113.16:80", "no_proxy": "127.0.0.1"}
+    client = make_client(proxies=proxies, sync_mode=True)
+    assert client.track("u1", "Direct")[0]
+    [request] = receiver.ok_requests()
+    assert request.path == "/v1/batch"
+
+
+def test_analytics_pythons_proxy_example_constructs() -> None:
+    client = Client("write-key", proxies={"https": "203.0.113.16:80"}, send=False)
+    assert client.proxies == {"https": "203.0.113.16:80"}
+
+
+@pytest.mark.parametrize(
+    ("proxies", "problem"),
+    [
+        ({"https": "ftp://203.0.113.16:80"}, "scheme 'ftp'"),
+        ({"https": "socks5://203.0.113.16:1080"}, "SOCKS proxy"),
+        ({"https": "http://:80"}, "has no host"),
+        ({"https": ""}, "must not be empty"),
+        ({"https": "203.0.113.16:99999"}, "not a proxy URL"),
+        ({"https": 8080}, "strings to strings"),
+        ({"htps": "203.0.113.16:80"}, "unknown key 'htps'"),
+        ("203.0.113.16:80", "must be a dict"),
+    ],
+)
+def test_an_unusable_proxy_is_refused_naming_the_option(proxies: Any, problem: str) -> None:
+    with pytest.raises(ValueError, match=f"proxies.*{problem}"):
+        Client("write-key", proxies=proxies)
+
+
+# -- per-message callbacks, backoff, clock and ids (analytics-go) ----------------------
+
+
+def test_on_success_is_called_for_each_delivered_message(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    delivered: list[dict[str, Any]] = []
+    threads: set[str] = set()
+
+    def on_success(message: dict[str, Any]) -> None:
+        delivered.append(message)
+        threads.add(threading.current_thread().name)
+
+    client = make_client(on_success=on_success)
+    ids = [client.track("u1", "E", {"i": i})[1]["messageId"] for i in range(3)]
+    assert client.flush(timeout=10)
+    assert [m["messageId"] for m in delivered] == ids
+    assert delivered[0]["properties"] == {"i": 0}
+    assert threads == {"segment-sender-0"}
+
+
+def test_on_failure_is_called_for_each_failed_message(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    failed: list[tuple[str, Exception]] = []
+    receiver.fail_next(Fault(status=400))
+    client = make_client(on_failure=lambda m, e: failed.append((m["event"], e)))
+    client.track("u1", "First")
+    client.track("u1", "Second")
+    assert client.flush(timeout=10)
+    assert [event for event, _ in failed] == ["First", "Second"]
+    assert "400" in str(failed[0][1])
+
+
+def test_a_raising_callback_is_logged_and_delivery_goes_on(
+    make_client: Callable[..., Client], receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(message: dict[str, Any]) -> None:
+        raise RuntimeError("bug in the hook")
+
+    client = make_client(on_success=broken)
+    with caplog.at_level(logging.ERROR, logger="segment.core"):
+        client.track("u1", "A")
+        assert client.flush(timeout=10)
+        client.track("u1", "B")
+        assert client.flush(timeout=10)
+    assert client.stats()["sent"] == 2
+    assert "on_success hook raised" in caplog.text
+
+
+def test_backoff_decides_the_delay_of_each_retry(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    attempts: list[int] = []
+
+    def backoff(attempt: int) -> float:
+        attempts.append(attempt)
+        return 0.0
+
+    receiver.fail_next(Fault(status=503), Fault(status=503))
+    client = make_client(backoff=backoff, retry_backoff_min=30, retry_backoff_max=60)
+    client.track("u1", "E")
+    assert client.flush(timeout=10)
+    assert attempts == [1, 2]
+    assert len(receiver.ok_requests()) == 1
+
+
+def test_retry_after_wins_over_backoff(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    receiver.fail_next(Fault(status=429, retry_after="0"))
+    client = make_client(backoff=lambda attempt: 3600.0)
+    client.track("u1", "E")
+    assert client.flush(timeout=10)
+
+
+def test_a_broken_backoff_falls_back_to_the_default_policy(
+    make_client: Callable[..., Client], receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.fail_next(Fault(status=503))
+    client = make_client(backoff=lambda attempt: -1)
+    with caplog.at_level(logging.ERROR, logger="segment.core"):
+        client.track("u1", "E")
+        assert client.flush(timeout=10)
+    assert "backoff must return a number of seconds" in caplog.text
+
+
+def test_now_and_uid_make_messages_deterministic() -> None:
+    ids = iter(["id-1", "id-2"])
+    client = Client("write-key", send=False, now=lambda: WHEN, uid=lambda: next(ids))
+    _, first = client.track("u1", "E")
+    _, second = client.identify("u1")
+    assert (first["messageId"], second["messageId"]) == ("id-1", "id-2")
+    assert first["timestamp"] == second["timestamp"] == "2024-05-01T12:30:15.250Z"
+    _, given = client.track("u1", "E", message_id="mine", timestamp=WHEN.replace(year=2020))
+    assert given["messageId"] == "mine" and given["timestamp"].startswith("2020-")
+
+
+@pytest.mark.parametrize(
+    ("hooks", "problem"),
+    [
+        ({"now": lambda: dt.datetime(2024, 1, 1)}, "now hook must return an aware datetime"),
+        ({"now": lambda: 1 / 0}, "now hook raised"),
+        ({"uid": lambda: ""}, "uid hook must return a string"),
+        ({"uid": lambda: 42}, "uid hook must return a string"),
+    ],
+)
+def test_a_broken_clock_or_id_hook_is_logged_and_the_call_goes_on(
+    hooks: dict[str, Any], problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Client("write-key", send=False, **hooks)
+    with caplog.at_level(logging.ERROR, logger="segment.core"):
+        ok, message = client.track("u1", "E")
+    assert ok and len(message["messageId"]) == 36 and message["timestamp"].endswith("Z")
+    assert problem in caplog.text
+
+
+@pytest.mark.parametrize("name", ["on_success", "on_failure", "backoff", "now", "uid"])
+def test_hooks_must_be_callable(name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} must be callable"):
+        Client("write-key", **{name: "not callable"})
+
+
+# -- OAuth against the real collector -------------------------------------------------
+
+
+def _key_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+@pytest.fixture(scope="module")
+def key_pair() -> tuple[str, str]:
+    return _key_pair()
+
+
+@pytest.fixture
+def oauth_collector(key_pair: tuple[str, str]) -> Iterator[Any]:
+    from segment_core.collector.oauth import OAuthServer
+
+    with run_in_background(oauth=OAuthServer(key_pair[1])) as collector:
+        yield collector
+
+
+def _oauth_options(private_key: str, server: str) -> dict[str, Any]:
+    return {
+        "oauth_client_id": "client-1",
+        "oauth_client_key": private_key,
+        "oauth_key_id": "key-1",
+        "oauth_auth_server": server,
+    }
+
+
+def _oauth_counts(collector: Any) -> dict[str, int]:
+    counts: dict[str, int] = collector.summary()["oauth"]
+    return counts
+
+
+def test_oauth_as_analytics_python_configures_it(
+    oauth_collector: Any, key_pair: tuple[str, str]
+) -> None:
+    options = _oauth_options(key_pair[0], oauth_collector.url)
+    client = Client("write-key", host=oauth_collector.url, **options)
+    try:
+        client.track("u1", "Signed Up")
+        client.identify("u1", {"plan": "pro"})
+        assert client.flush(timeout=10)
+    finally:
+        client.shutdown(timeout=5)
+    events = oauth_collector.wait_for(2)
+    assert {e["status"] for e in events} == {"good"}
+    counts = _oauth_counts(oauth_collector)
+    assert counts["issued"] == 1 and counts["rejected_requests"] == 0
+
+
+def test_analytics_python_itself_gets_a_token_from_the_collector(
+    oauth_collector: Any, key_pair: tuple[str, str]
+) -> None:
+    options = _oauth_options(key_pair[0], oauth_collector.url)
+    theirs = TheirClient("write-key", host=oauth_collector.url, sync_mode=True, **options)
+    theirs.track("u1", "From analytics-python")
+    [event] = oauth_collector.wait_for(1)
+    assert event["message"]["event"] == "From analytics-python"
+    assert _oauth_counts(oauth_collector)["issued"] == 1
+
+
+def test_a_revoked_token_is_renewed_once_and_the_batch_resent(
+    oauth_collector: Any, key_pair: tuple[str, str]
+) -> None:
+    import requests
+
+    options = _oauth_options(key_pair[0], oauth_collector.url)
+    client = Client("write-key", host=oauth_collector.url, sync_mode=True, **options)
+    assert client.track("u1", "First")[0]
+    requests.delete(f"{oauth_collector.url}/collector/oauth", timeout=10).raise_for_status()
+    assert client.track("u1", "Second")[0]
+    assert len(oauth_collector.wait_for(2)) == 2
+    counts = _oauth_counts(oauth_collector)
+    assert counts["issued"] == 2 and counts["rejected_requests"] == 1
+    assert client.stats()["failed"] == 0
+
+
+def test_a_token_is_renewed_before_it_expires(
+    oauth_collector: Any, key_pair: tuple[str, str]
+) -> None:
+    import urllib3
+
+    from segment_core.config import Config
+    from segment_core.oauth import TokenSource
+
+    now = [1000.0]
+    config = Config.from_options("write-key", **_oauth_options(key_pair[0], oauth_collector.url))
+    tokens = TokenSource(config, urllib3.PoolManager(), clock=lambda: now[0])
+    first = tokens.token()
+    now[0] += 1000  # under half of the collector's hour
+    assert tokens.token() == first
+    now[0] += 900  # past half: renewed while the old one is still valid
+    second = tokens.token()
+    assert second != first
+    assert _oauth_counts(oauth_collector)["issued"] == 2
+
+
+def test_a_key_the_server_does_not_know_fails_without_retrying(
+    oauth_collector: Any,
+) -> None:
+    other_private, _ = _key_pair()
+    failures: list[Exception] = []
+    client = Client(
+        "write-key",
+        host=oauth_collector.url,
+        sync_mode=True,
+        on_failure=lambda message, error: failures.append(error),
+        **_oauth_options(other_private, oauth_collector.url),
+    )
+    ok, _ = client.track("u1", "E")
+    assert ok  # accepted; delivery is what failed
+    assert len(failures) == 1 and "invalid_client" in str(failures[0])
+    assert client.stats()["retries"] == 0
+    assert _oauth_counts(oauth_collector)["refused"] == 1
+
+
+def test_an_unreachable_authorization_server_is_retried_then_reported(
+    receiver: Receiver, key_pair: tuple[str, str]
+) -> None:
+    failures: list[Exception] = []
+    client = Client(
+        "write-key",
+        host=receiver.url,
+        sync_mode=True,
+        max_retries=2,
+        backoff=lambda attempt: 0.0,
+        on_failure=lambda message, error: failures.append(error),
+        **_oauth_options(key_pair[0], "http://127.0.0.1:9"),  # nothing listens there
+    )
+    client.track("u1", "E")
+    assert client.stats()["retries"] == 2
+    assert len(failures) == 1 and "OAuth token request" in str(failures[0])
+    assert receiver.ok_requests() == []
+
+
+def test_the_oauth_collector_refuses_basic_auth(oauth_collector: Any) -> None:
+    failures: list[Exception] = []
+    client = Client(
+        "write-key",
+        host=oauth_collector.url,
+        sync_mode=True,
+        on_failure=lambda message, error: failures.append(error),
+    )
+    client.track("u1", "E")
+    assert len(failures) == 1 and "401" in str(failures[0])
+    assert oauth_collector.events() == []
