@@ -61,7 +61,7 @@ from segment_core.web._page import (
     tracking_allowed,
 )
 from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_path
-from segment_core.web._request import RequestInfo, WSGIHeaders, wire_path
+from segment_core.web._request import RequestInfo, WSGIHeaders, asgi_path, wire_path
 from segment_core.web._tracker import RequestAnalytics, RequestTracker
 
 __all__ = [
@@ -89,6 +89,7 @@ __all__ = [
     "accepts_document",
     "anonymize_ip",
     "anonymous_id_cookie",
+    "asgi_path",
     "call_hook",
     "campaign",
     "client_ip",

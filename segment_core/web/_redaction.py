@@ -111,7 +111,7 @@ _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _MAX_DEPTH = 3
 _CACHE_SIZE = 4096
 # What stays unescaped when a changed nested value is written back.
-_VALUE_SAFE = "/:@!$'()*,;?~-._"
+_VALUE_SAFE = "/:@!$'()*,;~-._"
 
 
 def name_words(name: str) -> tuple[str, ...]:

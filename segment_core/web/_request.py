@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["RequestInfo", "WSGIHeaders", "wire_path"]
+__all__ = ["RequestInfo", "WSGIHeaders", "asgi_path", "wire_path"]
 
 
 @dataclass
@@ -132,3 +132,21 @@ def wire_path(raw: bytes | str) -> str:
     if isinstance(raw, bytes):
         return quote(raw, safe=_PATH_SAFE)
     return quote(raw, safe=_PATH_SAFE + "%")
+
+
+def asgi_path(path: str, raw_path: bytes | None, root_path: str = "") -> str:
+    """The wire path of an ASGI request: ``raw_path`` when the server gave it.
+
+    ``path`` is decoded by the server (invalid UTF-8 already lost to U+FFFD);
+    ``raw_path`` holds the bytes the browser sent. Servers disagree on whether
+    they start with ``root_path``: it is added where missing.
+
+    >>> asgi_path("/caf\ufffd", b"/caf%E9", "/shop")
+    '/shop/caf%E9'
+    """
+    wire = wire_path(raw_path.decode("latin-1")) if raw_path else wire_path(path)
+    if root_path:
+        prefix = wire_path(root_path.rstrip("/"))
+        if wire != prefix and not wire.startswith(prefix + "/"):
+            wire = prefix + wire
+    return wire

@@ -48,14 +48,40 @@ __all__ = ["RequestAnalytics", "RequestTracker"]
 NO_COOKIE_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 
+# The storage of Analytics.user_id, under the property that reads the user late.
+_USER_SLOT: Any = Analytics.__dict__["user_id"]
+
+
 class RequestAnalytics(Analytics):
-    """``request.analytics``: an :class:`Analytics` whose user is read at each call."""
+    """``request.analytics``: an :class:`Analytics` whose user is read when used.
+
+    ``user_id`` (and every call) takes up the user the framework authenticated
+    since the request started: Django REST framework authenticates in the view.
+    """
 
     __slots__ = ("_tracker",)
 
     def __init__(self, client: Client | None, tracker: RequestTracker | None, **kw: Any) -> None:
-        super().__init__(client, **kw)
         self._tracker = tracker
+        super().__init__(client, **kw)
+
+    @property
+    def user_id(self) -> str | None:
+        tracker = self._tracker
+        if tracker is not None:
+            tracker.refresh_user()
+        value: str | None = _USER_SLOT.__get__(self)
+        return value
+
+    @user_id.setter
+    def user_id(self, value: str | None) -> None:
+        _USER_SLOT.__set__(self, value)
+
+    @property
+    def stored_user_id(self) -> str | None:
+        """``user_id`` as it is, without reading the framework's user again."""
+        value: str | None = _USER_SLOT.__get__(self)
+        return value
 
     def _send(self, kind: str, kw: dict[str, Any], **fields: Any) -> Result:
         tracker = self._tracker
@@ -167,18 +193,20 @@ class RequestTracker:
                 logger.exception("segment: could not read the user; no user id from it")
         return _checked_id(found)
 
-    def _refresh_user(self) -> None:
-        """Take up the user authenticated since the last call (DRF, a login in the view).
+    def refresh_user(self) -> None:
+        """Take up the user authenticated since the last look (DRF, a login in the view).
 
-        A user id the view set itself (``identify``, ``alias``) is left alone.
+        A user id the view set itself (``identify``, ``alias``) is left alone; so
+        is everything once the response started (the cookie was decided).
         """
-        if self.options.user_id is None and self._read_user is None:
+        if self._cookie_decided or (self.options.user_id is None and self._read_user is None):
             return
         analytics = self.analytics
-        if analytics.user_id != self._resolved_user:
+        current = analytics.stored_user_id
+        if current != self._resolved_user:
             return
         found = self._current_user_id()
-        if found is not None and found != analytics.user_id:
+        if found is not None and found != current:
             analytics.user_id = found
             self._resolved_user = found
 
@@ -215,8 +243,6 @@ class RequestTracker:
         """
         if self._read_route is not None:
             self._refresh_route()
-        if not self._cookie_decided:
-            self._refresh_user()
         if not self._new_visitor:
             return
         analytics = self.analytics
@@ -251,7 +277,7 @@ class RequestTracker:
         except Exception:
             logger.exception("segment: the automatic identify of a login failed")
             return False
-        self._resolved_user = analytics.user_id
+        self._resolved_user = analytics.stored_user_id
         return True
 
     # -- the response ---------------------------------------------------------------
@@ -267,7 +293,7 @@ class RequestTracker:
         if self._cookie_decided:
             return self._cookie
         try:
-            self._refresh_user()
+            self.refresh_user()
         finally:
             self._cookie_decided = True
         options, request = self.options, self.request
