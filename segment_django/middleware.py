@@ -36,8 +36,8 @@ from segment_core.web import (
     RequestInfo,
     RequestTracker,
     WSGIHeaders,
-    asgi_path,
     is_excluded,
+    request_wire_path,
     wire_path,
 )
 from segment_django import conf
@@ -168,7 +168,9 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         host = ""  # Django answers 400 itself; never a page view
     scope = getattr(request, "scope", None)  # ASGIRequest
     if isinstance(scope, Mapping):
-        path = asgi_path(request.path, scope.get("raw_path"), str(scope.get("root_path") or ""))
+        path = request_wire_path(
+            request.path, scope.get("raw_path"), str(scope.get("root_path") or "")
+        )
     else:
         # Django re-escapes the bytes that are not UTF-8 ("%E9") in request.path.
         path = wire_path(request.path)

@@ -61,7 +61,7 @@ from segment_core.web._page import (
     tracking_allowed,
 )
 from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_path
-from segment_core.web._request import RequestInfo, WSGIHeaders, asgi_path, wire_path
+from segment_core.web._request import RequestInfo, WSGIHeaders, request_wire_path, wire_path
 from segment_core.web._tracker import RequestAnalytics, RequestTracker
 
 __all__ = [
@@ -89,7 +89,6 @@ __all__ = [
     "accepts_document",
     "anonymize_ip",
     "anonymous_id_cookie",
-    "asgi_path",
     "call_hook",
     "campaign",
     "client_ip",
@@ -112,6 +111,7 @@ __all__ = [
     "redact_query",
     "redact_url",
     "request_context",
+    "request_wire_path",
     "should_track_page",
     "split_options",
     "tracking_allowed",

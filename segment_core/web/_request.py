@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["RequestInfo", "WSGIHeaders", "asgi_path", "wire_path"]
+__all__ = ["RequestInfo", "WSGIHeaders", "request_wire_path", "wire_path"]
 
 
 @dataclass
@@ -134,14 +134,15 @@ def wire_path(raw: bytes | str) -> str:
     return quote(raw, safe=_PATH_SAFE + "%")
 
 
-def asgi_path(path: str, raw_path: bytes | None, root_path: str = "") -> str:
-    """The wire path of an ASGI request: ``raw_path`` when the server gave it.
+def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") -> str:
+    """The wire path of a request: ``raw_path`` when the server kept it.
 
     ``path`` is decoded by the server (invalid UTF-8 already lost to U+FFFD);
-    ``raw_path`` holds the bytes the browser sent. Servers disagree on whether
-    they start with ``root_path``: it is added where missing.
+    ``raw_path`` holds the bytes the browser sent (ASGI's ``raw_path``, a WSGI
+    ``RAW_URI``). Servers disagree on whether they start with ``root_path`` (the
+    mount point, ``SCRIPT_NAME``): it is added where missing.
 
-    >>> asgi_path("/caf\ufffd", b"/caf%E9", "/shop")
+    >>> request_wire_path("/caf\ufffd", b"/caf%E9", "/shop")
     '/shop/caf%E9'
     """
     wire = wire_path(raw_path.decode("latin-1")) if raw_path else wire_path(path)
