@@ -134,6 +134,12 @@ def wire_path(raw: bytes | str) -> str:
     return quote(raw, safe=_PATH_SAFE + "%")
 
 
+@lru_cache(maxsize=4096)
+def _raw_wire_path(raw: bytes) -> str:
+    # The request line's bytes: escapes kept, anything else outside the safe set escaped.
+    return quote(raw, safe=_PATH_SAFE + "%")
+
+
 def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") -> str:
     """The wire path of a request: ``raw_path`` when the server kept it.
 
@@ -145,7 +151,7 @@ def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") ->
     >>> request_wire_path("/caf\ufffd", b"/caf%E9", "/shop")
     '/shop/caf%E9'
     """
-    wire = wire_path(raw_path.decode("latin-1")) if raw_path else wire_path(path)
+    wire = _raw_wire_path(raw_path) if raw_path else wire_path(path)
     if root_path:
         prefix = wire_path(root_path.rstrip("/"))
         if wire != prefix and not wire.startswith(prefix + "/"):
