@@ -215,7 +215,12 @@ class Redactor:
         redacted = self.url(decoded, depth + 1)
         if redacted == decoded:
             return None
-        return redacted if decoded == value else quote(redacted, safe=_VALUE_SAFE)
+        if decoded == value:
+            return redacted
+        # Written back as it came: fully escaped if its slashes were.
+        upper = value.upper()
+        safe = "-._~" if "%2F" in upper or "%3A" in upper else _VALUE_SAFE
+        return quote(redacted, safe=safe)
 
     def url(self, url: str, depth: int = 0) -> str:
         """``url`` with secrets redacted from its query and fragment (never raises)."""
