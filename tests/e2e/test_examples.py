@@ -30,7 +30,7 @@ def test_visit_arrives_once_and_joined(
     example: Example, segment_collector: CollectorHandle, tmp_path: Path
 ) -> None:
     with serving(example, segment_collector.url, tmp_path) as server:
-        visit = VISITS[example.name](server.url)
+        visit = VISITS[example.name](server)
         status = server.stop()
         assert status in GRACEFUL_EXITS, server.log()
 
