@@ -6,6 +6,7 @@ app and kept: nothing here runs per request beyond a dict lookup.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,7 +32,7 @@ class AppFacts:
 
     def __init__(self) -> None:
         self._docs: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
-        self._hosts: weakref.WeakKeyDictionary[Any, tuple[str, ...] | None] = (
+        self._hosts: weakref.WeakKeyDictionary[Any, Callable[[str], bool] | None] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -61,13 +62,13 @@ class AppFacts:
             return None
         try:
             if app not in self._hosts:
-                self._hosts[app] = _allowed_hosts(app)
-            allowed = self._hosts[app]
-        except TypeError:
+                allowed = _allowed_hosts(app)
+                self._hosts[app] = (
+                    None if allowed is None else functools.partial(host_matches, allowed=allowed)
+                )
+            return self._hosts[app]
+        except TypeError:  # an app that cannot be weakly referenced
             return None
-        if allowed is None:
-            return None
-        return lambda host: host_matches(host, allowed)
 
 
 def _allowed_hosts(app: Any) -> tuple[str, ...] | None:

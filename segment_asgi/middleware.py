@@ -235,7 +235,6 @@ class SegmentMiddleware:
             if (
                 kind == "http.response.body" and not message.get("more_body", False)
             ) or kind == "http.response.pathsend":
-                read_route(tracker.request, final=True)
                 self._finish(tracker, start)
 
         token = bind(tracker.analytics)
@@ -256,7 +255,7 @@ class SegmentMiddleware:
         self,
         scope: Scope,
         native: Any,
-        read_route: Callable[[RequestInfo], bool] | None = None,
+        read_route: Callable[[RequestInfo, bool], bool] | None = None,
     ) -> RequestTracker:
         """Mark the scope, read it, and bind the request's ``Analytics`` in its state."""
         scope[SCOPE_MARK] = True
@@ -273,7 +272,8 @@ class SegmentMiddleware:
                 info.user_id = await self._await_user_id(info)
             else:
                 read_user = functools.partial(user_id_of, scope)
-        info.host_trusted = self._apps.host_check(scope)
+        if self.options.trusted_proxies:
+            info.host_trusted = self._apps.host_check(scope)
         tracker = RequestTracker(
             self._client, self._tracker_options, info, read_user=read_user, read_route=read_route
         )

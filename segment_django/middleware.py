@@ -125,7 +125,7 @@ class SegmentMiddleware:
             if cookie is not None and cookie.name not in response.cookies:
                 _set_cookie(response, cookie)
             info = tracker.request
-            _read_route(request, info)
+            tracker.refresh_route(final=True)
             if getattr(getattr(response, "accepted_renderer", None), "format", None) == "api":
                 # Django REST framework's browsable API: tooling, not a page of the app.
                 info.route_namespaces = (*info.route_namespaces, "rest_framework")
@@ -200,7 +200,7 @@ def _allowed_host(host: str) -> bool:
     return bool(validate_host(domain.lower(), allowed))
 
 
-def _read_route(request: HttpRequest, info: RequestInfo) -> bool:
+def _read_route(request: HttpRequest, info: RequestInfo, final: bool = False) -> bool:
     """Copy ``resolver_match`` into ``info``; False while Django has not resolved yet."""
     match = getattr(request, "resolver_match", None)
     if match is None:

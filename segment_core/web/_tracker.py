@@ -9,9 +9,10 @@ An adapter, for each request::
     tracker.finish(status, response, content_type=...)  # the automatic page call
     reset(token)
 
-The user and the route are read when they are known best: ``read_user`` is
+The user and the route are read when they are known best: ``read_user()`` is
 asked at each call (after the framework, or Django REST framework inside the
-view, authenticated), ``read_route`` until it has found the route.
+view, authenticated), ``read_route(request_info, final)`` until it has found the
+route (``final``: the response is complete) and filled it into ``request_info``.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class RequestTracker:
         request: RequestInfo,
         *,
         read_user: Callable[[], object] | None = None,
-        read_route: Callable[[RequestInfo], bool] | None = None,
+        read_route: Callable[[RequestInfo, bool], bool] | None = None,
     ) -> None:
         self.options = options
         self.request = request
@@ -210,13 +211,16 @@ class RequestTracker:
             analytics.user_id = found
             self._resolved_user = found
 
-    def _refresh_route(self) -> None:
-        """Ask the adapter for the route until it knows it; then hide secret path values."""
+    def refresh_route(self, final: bool = False) -> None:
+        """Ask the adapter for the route until it knows it; then hide secret path values.
+
+        ``final``: the response is complete, what the adapter knows now is all there is.
+        """
         read = self._read_route
         if read is None:
             return
         try:
-            if not read(self.request):
+            if not read(self.request, final) and not final:
                 return
         except Exception:
             logger.exception("segment: could not read the request's route")
@@ -242,7 +246,7 @@ class RequestTracker:
         client is not a browser, its throwaway anonymous id would be noise.
         """
         if self._read_route is not None:
-            self._refresh_route()
+            self.refresh_route()
         if not self._new_visitor:
             return
         analytics = self.analytics
@@ -339,7 +343,7 @@ class RequestTracker:
             if not self.allowed:
                 return False
             if self._read_route is not None:
-                self._refresh_route()
+                self.refresh_route(final=True)
             wanted = page_wanted(
                 request,
                 status,

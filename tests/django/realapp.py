@@ -58,6 +58,15 @@ class Orders(APIView):
         return Response({"orders": []})
 
 
+class Quiet(APIView):
+    """A JSON API view that makes no call of its own."""
+
+    authentication_classes = [SessionAuthentication]
+
+    def get(self, request: Request) -> Response:
+        return Response({"quiet": True})
+
+
 class Dashboard(APIView):
     """A DRF view answering HTML: its page call carries the user DRF authenticated."""
 
@@ -80,6 +89,7 @@ urlpatterns = [
     path("sign-in/", sign_in, name="sign-in"),
     path("api/orders/", Orders.as_view(), name="orders"),
     path("api/dashboard/", Dashboard.as_view(), name="dashboard"),
+    path("api/quiet/", Quiet.as_view(), name="quiet"),
     path("api-auth/", include("rest_framework.urls")),
     path("invite/<str:invite_key>/", tracked_html, name="invite"),
     path("files/<path:access_token>", tracked_html, name="file"),

@@ -159,6 +159,8 @@ def test_the_browsable_api_is_tooling(client: Client, sent: Sent) -> None:
     response = client.get("/app/api/orders/", **NAVIGATE)
     assert response["Content-Type"].startswith("text/html")
     client.get("/app/api-auth/login/", **NAVIGATE)
+    quiet = client.get("/app/api/quiet/", **NAVIGATE)
+    assert quiet["Content-Type"].startswith("text/html")
     assert pages(sent) == []
 
 

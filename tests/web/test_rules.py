@@ -132,7 +132,7 @@ def test_a_route_learned_during_the_view_redacts_the_next_calls(
 ) -> None:
     request = make_request(path="/t/abc123")
 
-    def read_route(info: Any) -> bool:
+    def read_route(info: Any, final: bool) -> bool:
         info.route_name, info.path_params = "t", {"token": "abc123"}
         return True
 
