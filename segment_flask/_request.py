@@ -36,6 +36,8 @@ def request_info(request: Request, app: Flask) -> RequestInfo:
     rule = request.url_rule
     environ = request.environ
     trusted = request.trusted_hosts or app.config.get("TRUSTED_HOSTS")
+    if trusted and host and not host_is_trusted(host, list(trusted)):
+        host = ""  # Flask before 3.1 does not check TRUSTED_HOSTS itself
     return RequestInfo(
         method=request.method,
         scheme=request.scheme,

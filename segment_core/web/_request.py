@@ -145,13 +145,14 @@ def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") ->
 
     ``path`` is decoded by the server (invalid UTF-8 already lost to U+FFFD);
     ``raw_path`` holds the bytes the browser sent (ASGI's ``raw_path``, a WSGI
-    ``RAW_URI``). Servers disagree on whether they start with ``root_path`` (the
-    mount point, ``SCRIPT_NAME``): it is added where missing.
+    ``RAW_URI``; a query some servers leave in it is dropped). Servers disagree
+    on whether they start with ``root_path`` (the mount point, ``SCRIPT_NAME``):
+    it is added where missing.
 
     >>> request_wire_path("/caf\ufffd", b"/caf%E9", "/shop")
     '/shop/caf%E9'
     """
-    wire = _raw_wire_path(raw_path) if raw_path else wire_path(path)
+    wire = _raw_wire_path(raw_path.partition(b"?")[0]) if raw_path else wire_path(path)
     if root_path:
         prefix = wire_path(root_path.rstrip("/"))
         if wire != prefix and not wire.startswith(prefix + "/"):

@@ -11,12 +11,11 @@ from fastapi.responses import HTMLResponse
 from starlette.authentication import AuthenticationBackend
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.testclient import TestClient
 
 from segment_asgi import SegmentMiddleware
 from segment_core import Client
 from tests.asgi.apps import HeaderAuth
-from tests.asgi.conftest import Sent
+from tests.asgi.conftest import Sent, TestClient
 
 NAVIGATE = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
