@@ -267,11 +267,10 @@ class SegmentMiddleware:
         # A user to look up, but not for health checks and assets. scope["user"] is
         # read at each call: an authentication middleware inside this one sets it later.
         read_user = None
-        if not is_excluded_path(info.path, self.options):
-            if self._async_user_id is not None:
-                info.user_id = await self._await_user_id(info)
-            else:
-                read_user = functools.partial(user_id_of, scope)
+        if self._async_user_id is None:
+            read_user = functools.partial(user_id_of, scope)
+        elif not is_excluded_path(info.path, self.options):
+            info.user_id = await self._await_user_id(info)
         if self.options.trusted_proxies:
             info.host_trusted = self._apps.host_check(scope)
         tracker = RequestTracker(

@@ -98,18 +98,12 @@ class SegmentMiddleware:
         info: RequestInfo,
         user_reader: Callable[[HttpRequest], str | None] | None = None,
     ) -> RequestTracker:
-        options = conf.web_options()
-        # Health checks and assets: no session or user lookup for them.
-        read_user = (
-            None
-            if is_excluded(info.path, options)
-            else functools.partial(user_reader or _user_id, request)
-        )
         tracker = RequestTracker(
             conf.get_client(),
-            options,
+            conf.web_options(),
             info,
-            read_user=read_user,
+            # Not called for excluded paths (health checks, assets).
+            read_user=functools.partial(user_reader or _user_id, request),
             read_route=functools.partial(_read_route, request),
         )
         cast(Any, request).analytics = tracker.analytics

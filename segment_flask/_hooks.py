@@ -21,7 +21,7 @@ from flask.wrappers import Response
 
 from segment_core.scope import Analytics, bind, reset
 from segment_core.signals import emit
-from segment_core.web import RequestTracker, is_excluded
+from segment_core.web import RequestTracker
 from segment_flask._request import login_user_id, request_info, uses_flask_login
 from segment_flask._state import SegmentState
 from segment_flask.signals import page_tracked
@@ -68,11 +68,7 @@ class RequestHooks:
         # assets need none: no session read or user query for them. The user is
         # read when a call is made, so a login in the view counts.
         read_user = None
-        if (
-            options.user_id is None
-            and uses_flask_login(app)
-            and not is_excluded(info.path, options)
-        ):
+        if options.user_id is None and uses_flask_login(app):
             read_user = login_user_id
         tracker = RequestTracker(state.client, options, info, read_user=read_user)
         analytics = tracker.analytics

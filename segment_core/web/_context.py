@@ -75,14 +75,17 @@ def request_context(
             context["ip"] = str(anonymize_ip(ip) if options.anonymize_ip else ip)
     user_agent = request.header("user-agent")
     if user_agent:
-        context["userAgent"] = cut(user_agent, MAX_USER_AGENT)
+        context["userAgent"] = (
+            user_agent if len(user_agent) <= MAX_USER_AGENT else cut(user_agent, MAX_USER_AGENT)
+        )
     language = locale(request.header("accept-language"))
     if language:
         context["locale"] = language
     context["page"] = page_fields(
         request, options.redactor, scheme=scheme, host=host, secret_values=secret_values
     )
-    utm = campaign(cut(request.query_string, MAX_QUERY))
+    query = request.query_string
+    utm = campaign(query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY))
     if utm:
         context["campaign"] = utm
     return context
@@ -133,11 +136,18 @@ def page_fields(
     path = request.path
     if secret_values:
         path = redact_path(path, secret_values)
-    path = cut(path, MAX_PATH)
-    query = cut(redactor.query(request.query_string), MAX_QUERY)
+    if len(path) > MAX_PATH:
+        path = cut(path, MAX_PATH)
+    query = request.query_string
+    if query:
+        query = redactor.query(query)
+        if len(query) > MAX_QUERY:
+            query = cut(query, MAX_QUERY)
     search = f"?{query}" if query else ""
     scheme = request.scheme if scheme is None else scheme
-    host = cut(request.host if host is None else host, MAX_HOST)
+    host = request.host if host is None else host
+    if len(host) > MAX_HOST:
+        host = cut(host, MAX_HOST)
     fields = {
         "path": path,
         "referrer": _referrer(request, redactor, host),
@@ -164,7 +174,7 @@ def _referrer(request: RequestInfo, redactor: Redactor, host: str) -> str:
                     referrer = parts._replace(path=redact_path(parts.path, values)).geturl()
         except ValueError:
             pass
-    return cut(referrer, MAX_REFERRER)
+    return referrer if len(referrer) <= MAX_REFERRER else cut(referrer, MAX_REFERRER)
 
 
 def redact_query(query: str, names: Redactor | frozenset[str]) -> str:

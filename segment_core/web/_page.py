@@ -147,22 +147,25 @@ def _accepts(accept: str, types: frozenset[str]) -> bool:
 
 def is_script_request(request: RequestInfo) -> bool:
     """Whether a script (XHR, fetch, htmx, Turbo) or a prefetch made the request."""
-    header = request.header
-    requested_with = header("x-requested-with")
+    get = request.headers.get  # on every page view: no method call per header
+    requested_with = get("x-requested-with")
     if requested_with and requested_with.strip().lower() == "xmlhttprequest":
         return True
-    if header("hx-request") is not None and header("hx-boosted") is None:
+    if get("hx-request") is not None and get("hx-boosted") is None:
         return True
-    if header("turbo-frame") is not None:
+    if get("turbo-frame") is not None:
         return True
-    mode = header("sec-fetch-mode")
+    mode = get("sec-fetch-mode")
     if mode is not None and mode.strip().lower() != "navigate":
         return True
-    for name in ("sec-purpose", "purpose", "x-purpose", "x-moz"):
-        value = header(name)
+    for name in _PREFETCH_HEADERS:
+        value = get(name)
         if value is not None and _is_prefetch(value):
             return True
     return False
+
+
+_PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
 
 
 @functools.lru_cache(maxsize=64)
@@ -180,7 +183,8 @@ def is_excluded_route(request: RequestInfo, options: WebOptions) -> bool:
     name = request.route_name
     if name is not None and name in excluded:
         return True
-    return any(namespace in excluded for namespace in request.route_namespaces)
+    namespaces = request.route_namespaces
+    return bool(namespaces) and any(namespace in excluded for namespace in namespaces)
 
 
 def is_excluded(path: str, options: WebOptions) -> bool:

@@ -69,7 +69,7 @@ class RequestAnalytics(Analytics):
     @property
     def user_id(self) -> str | None:
         tracker = self._tracker
-        if tracker is not None:
+        if tracker is not None and not tracker._cookie_decided:
             tracker.refresh_user()
         value: str | None = _USER_SLOT.__get__(self)
         return value
@@ -133,7 +133,7 @@ class RequestTracker:
     ) -> None:
         self.options = options
         self.request = request
-        self._read_user = read_user
+        self._read_user: Callable[[], object] | None = None
         self._read_route = read_route
         self._finished = False
         self._cookie: CookieSpec | None = None
@@ -145,6 +145,8 @@ class RequestTracker:
         self.scheme, self.host = request.scheme, request.host
         try:
             self.excluded = is_excluded(request.path, options)
+            # Health checks and assets: no session read or user query for them.
+            self._read_user = None if self.excluded else read_user
             self.allowed = tracking_allowed(request, options)
             self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
             anonymous_id = parse_id_cookie(request.cookies.get(options.cookie_name))
@@ -163,7 +165,11 @@ class RequestTracker:
                     options,
                     scheme=self.scheme,
                     host=self.host,
-                    secret_values=options.redactor.secret_values(request.path_params),
+                    secret_values=(
+                        options.redactor.secret_values(request.path_params)
+                        if request.path_params
+                        else ()
+                    ),
                 ),
             )
         except Exception:
@@ -225,7 +231,8 @@ class RequestTracker:
         except Exception:
             logger.exception("segment: could not read the request's route")
         self._read_route = None
-        values = self.options.redactor.secret_values(self.request.path_params)
+        params = self.request.path_params
+        values = self.options.redactor.secret_values(params) if params else ()
         if values:
             page = self.analytics.context.get("page")
             fields = page_fields(
@@ -372,6 +379,8 @@ def _checked_id(value: object) -> str | None:
     """A user id as a string; None for none, an empty one, or one that is no id."""
     if value is None or value == "":
         return None
+    if type(value) is str:
+        return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         logger.error("segment: user_id returned %r, not a string; ignored", value)
         return None
