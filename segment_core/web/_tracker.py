@@ -88,6 +88,8 @@ class RequestAnalytics(Analytics):
         tracker = self._tracker
         if tracker is not None:
             tracker.before_send(kw)
+            if "user_id" not in kw:  # read once: the base class would ask the property again
+                kw["user_id"] = _USER_SLOT.__get__(self)
         return super()._send(kind, kw, **fields)
 
 
@@ -254,13 +256,15 @@ class RequestTracker:
         """
         if self._read_route is not None:
             self.refresh_route()
+        if not self._cookie_decided:
+            self.refresh_user()
         if not self._new_visitor:
             return
         analytics = self.analytics
         if "anonymous_id" in kw:
             if kw["anonymous_id"] == analytics.anonymous_id:
                 self._anonymous_used = True
-        elif self._anonymous_used or analytics.user_id is None:
+        elif self._anonymous_used or analytics.stored_user_id is None:
             self._anonymous_used = True
         elif "user_id" not in kw or kw["user_id"] is not None:
             kw["anonymous_id"] = None
@@ -314,7 +318,7 @@ class RequestTracker:
             and self.allowed
             and not self.excluded
             and request.method.upper() not in NO_COOKIE_METHODS
-            and (self._anonymous_used or self.analytics.user_id is None)
+            and (self._anonymous_used or self.analytics.stored_user_id is None)
         ):
             secure = self.scheme == "https"
             self._cookie = anonymous_id_cookie(
