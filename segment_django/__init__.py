@@ -12,9 +12,10 @@
 
 Every page view (an HTML answer to a navigation; not the admin, not an API's
 JSON) then gets an automatic page call, a login an identify, and every request
-``request.analytics`` for explicit calls (``request.analytics.track("Signed Up")``). ``SEGMENT`` takes every
-option of :class:`segment_core.config.Config` and :class:`segment_core.web.WebOptions`,
-upper-cased. The client is built once per process, on first use.
+``request.analytics`` for explicit calls (``request.analytics.track("Signed Up")``).
+``SEGMENT`` takes every option of :class:`segment_core.config.Config` and
+:class:`segment_core.web.WebOptions`, upper-cased. The client is built once per
+process, on first use.
 """
 
 from __future__ import annotations

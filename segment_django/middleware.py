@@ -180,7 +180,11 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         cookies=request.COOKIES if "HTTP_COOKIE" in request.META else {},
         client_addr=request.META.get("REMOTE_ADDR"),
         host_trusted=_allowed_host,
-        route_of_path=functools.partial(_params_of_path, getattr(request, "urlconf", None)),
+        route_of_path=functools.partial(
+            _params_of_path,
+            getattr(request, "urlconf", None),
+            str(request.META.get("SCRIPT_NAME") or "").rstrip("/"),
+        ),
         native=request,
     )
 
@@ -208,8 +212,12 @@ def _read_route(request: HttpRequest, info: RequestInfo, final: bool = False) ->
     return True
 
 
-def _params_of_path(urlconf: str | None, path: str) -> Mapping[str, Any] | None:
+def _params_of_path(urlconf: str | None, script_name: str, path: str) -> Mapping[str, Any] | None:
     """The keyword arguments Django's router captures from ``path`` (for the referrer)."""
+    if script_name:
+        if not path.startswith(script_name + "/"):
+            return None
+        path = path[len(script_name) :]
     return _resolve_kwargs(path, urlconf or settings.ROOT_URLCONF)
 
 
