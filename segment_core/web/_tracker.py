@@ -62,7 +62,9 @@ class RequestAnalytics(Analytics):
 
     __slots__ = ("_tracker",)
 
-    def __init__(self, client: Client | None, tracker: RequestTracker | None, **kw: Any) -> None:
+    def __init__(
+        self, client: Client | None = None, *, tracker: RequestTracker | None = None, **kw: Any
+    ) -> None:
         self._tracker = tracker
         super().__init__(client, **kw)
 
@@ -159,7 +161,7 @@ class RequestTracker:
             self._resolved_user = user_id
             self.analytics = RequestAnalytics(
                 client,
-                self,
+                tracker=self,
                 user_id=user_id,
                 anonymous_id=anonymous_id,
                 context=request_context(
@@ -178,7 +180,7 @@ class RequestTracker:
             logger.exception("segment: could not read the request; no automatic calls for it")
             self.allowed = False
             self._new_visitor = False
-            self.analytics = RequestAnalytics(client, None, anonymous_id=new_anonymous_id())
+            self.analytics = RequestAnalytics(client, anonymous_id=new_anonymous_id())
 
     # -- the user -----------------------------------------------------------------
 
