@@ -148,9 +148,10 @@ def page_fields(
     host = request.host if host is None else host
     if len(host) > MAX_HOST:
         host = cut(host, MAX_HOST)
+    referrer = request.header("referer")
     fields = {
         "path": path,
-        "referrer": _referrer(request, redactor, host),
+        "referrer": _referrer(referrer, request, redactor, host) if referrer else "",
         "search": search,
     }
     if host:
@@ -158,11 +159,8 @@ def page_fields(
     return fields
 
 
-def _referrer(request: RequestInfo, redactor: Redactor, host: str) -> str:
+def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str) -> str:
     """The ``Referer``, redacted; a page of this app also loses secrets in its path."""
-    referrer = request.header("referer")
-    if not referrer:
-        return ""
     referrer = redactor.url(referrer)
     lookup = request.route_of_path
     if lookup is not None and host and f"//{host}/" in referrer[: MAX_HOST + 16]:

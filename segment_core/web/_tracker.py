@@ -152,7 +152,8 @@ class RequestTracker:
             # Health checks and assets: no session read or user query for them.
             self._read_user = None if self.excluded else read_user
             self.allowed = tracking_allowed(request, options)
-            self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
+            if options.trusted_proxies:
+                self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
             anonymous_id = parse_id_cookie(request.cookies.get(options.cookie_name))
             if anonymous_id is None:
                 anonymous_id = new_anonymous_id()
