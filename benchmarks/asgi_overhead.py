@@ -56,11 +56,11 @@ def make_app() -> Any:
     """The hello-world app; with ``$BENCH_VARIANT=segment``, wrapped in the middleware."""
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import PlainTextResponse
+    from starlette.responses import HTMLResponse, PlainTextResponse
     from starlette.routing import Route
 
-    async def hello(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("Hello, World!")
+    async def hello(request: Request) -> HTMLResponse:
+        return HTMLResponse("<p>Hello, World!</p>")
 
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")

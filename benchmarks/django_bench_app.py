@@ -25,7 +25,7 @@ from benchmarks._overhead import PAGE, PROBE, WRITE_KEY
 
 
 def hello(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Hello, World!", content_type="text/plain")
+    return HttpResponse("<p>Hello, World!</p>", content_type="text/html; charset=utf-8")
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -9,19 +9,27 @@ collector received.
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+
+from example_projects._servers import Server
 
 __all__ = ["VISITS", "Expected", "Visit", "check", "label"]
 
 TIMEOUT = 30.0
 SHOP_USER = ("ada", "espresso-for-ada")  # created by ``manage.py seed_demo``
 API_TOKEN, API_USER = "ada-secret-token", "user-ada"  # fastapi_api's USERS_BY_TOKEN
+SHOP_API_TOKEN = "ada-shop-api-token-0123456789abcdef"  # django_shop's seed_demo
+# The link of Django's password-reset e-mail, printed by the console e-mail backend.
+RESET_LINK = re.compile(r"/accounts/reset/(?P<uid>[^/\s]+)/(?P<token>[^/\s]+)/")
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class Visit:
     anonymous_id: str
     expected: list[Expected]
     user_id: str | None = None  # when the visit knows it; otherwise the identify's
+    #: Values that must reach the collector nowhere (tokens in URLs and headers).
+    secrets: list[str] = field(default_factory=list)
 
 
 def label(message: dict[str, Any]) -> str:
@@ -72,6 +82,11 @@ def check(visit: Visit, events: list[dict[str, Any]]) -> list[str]:
     for item, count in (arrived - wanted).items():
         problems.append(f"unexpected: {_describe(item)}" + (f" (x{count})" if count > 1 else ""))
 
+    for secret in visit.secrets:
+        leaks = [m for m in messages if secret in json.dumps(m)]
+        if leaks:
+            problems.append(f"a secret reached the collector in {len(leaks)} event(s)")
+
     user_ids = {m["userId"] for m in messages if m.get("type") in ("identify", "alias")}
     user_id = visit.user_id or (user_ids.pop() if len(user_ids) == 1 else None)
     for m in messages:
@@ -91,8 +106,14 @@ def _describe(item: Expected) -> str:
     return f"{item.type} {item.name!r} ({who})" if item.name else f"{item.type} ({who})"
 
 
-def visit_django_shop(base_url: str) -> Visit:
-    """Browse, add to cart, log in, check out."""
+def visit_django_shop(server: Server) -> Visit:
+    """Browse, add to cart, log in, check out; use the API, the admin, a password reset.
+
+    None of the API's JSON answers, its browsable pages or the admin's pages is a
+    page view; the reset link's token (and the API token) reach the collector
+    nowhere.
+    """
+    base_url = server.url
     with requests.Session() as http:
 
         def get(path: str) -> requests.Response:
@@ -111,6 +132,20 @@ def visit_django_shop(base_url: str) -> Visit:
         username, password = SHOP_USER
         post("/accounts/login/?next=/cart/", username=username, password=password, next="/cart/")
         post("/checkout/")  # then the order's page
+        get("/api/orders/")  # JSON, the session's user
+        http.get(base_url + "/api/orders/", headers={"Accept": "text/html"}, timeout=TIMEOUT)
+        token = {"Authorization": f"Token {SHOP_API_TOKEN}"}
+        _ok(http.get(base_url + "/api/orders/", headers=token, timeout=TIMEOUT))
+        get("/admin/login/?next=/admin/")  # the admin: tooling, not a page of the shop
+        get("/accounts/password_reset/")
+        post("/accounts/password_reset/", email=f"{username}@example.com")  # then "done"
+        link = _reset_link(server)
+        confirm = get(link)  # Django moves the token into the session, then the form
+        post(
+            confirm.url.removeprefix(base_url),
+            new_password1=password,
+            new_password2=password,
+        )  # then "complete"; the session of the old password is over
     return Visit(
         anonymous_id,
         [
@@ -126,12 +161,33 @@ def visit_django_shop(base_url: str) -> Visit:
             # From the Celery worker (or a thread), for the same visitor.
             Expected("track", "Order Confirmation Sent", signed_in=True),
             Expected("page", "shop:order_complete", signed_in=True),
+            Expected("track", "Orders Listed", signed_in=True),
+            Expected("track", "Orders Listed", signed_in=True),
+            Expected("track", "Orders Listed", signed_in=True),
+            Expected("page", "password_reset", signed_in=True),
+            Expected("page", "password_reset_done", signed_in=True),
+            Expected("page", "password_reset_confirm", signed_in=True),
+            Expected("page", "password_reset_complete"),
         ],
+        secrets=[RESET_LINK.search(link)["token"], SHOP_API_TOKEN],  # type: ignore[index]
     )
 
 
-def visit_flask_blog(base_url: str) -> Visit:
+def _reset_link(server: Server, timeout: float = 10.0) -> str:
+    """The newest reset link the console e-mail backend printed in the server's log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list(RESET_LINK.finditer(server.log()))
+        if found:
+            return found[-1][0]
+        if time.monotonic() > deadline:
+            raise RuntimeError("no password-reset e-mail in the server's log")
+        time.sleep(0.1)
+
+
+def visit_flask_blog(server: Server) -> Visit:
     """Read, sign up, comment."""
+    base_url = server.url
     post_path = "/posts/events-at-shutdown"
     with requests.Session() as http:
         _ok(http.get(base_url + "/", timeout=TIMEOUT))
@@ -160,8 +216,9 @@ def visit_flask_blog(base_url: str) -> Visit:
     )
 
 
-def visit_fastapi_api(base_url: str) -> Visit:
+def visit_fastapi_api(server: Server) -> Visit:
     """Open the page, create to-dos (anonymously, then with a token), complete one."""
+    base_url = server.url
     with requests.Session() as http:
         _ok(http.get(base_url + "/", timeout=TIMEOUT))
         anonymous_id = http.cookies["ajs_anonymous_id"]
@@ -192,7 +249,7 @@ def _ok(response: requests.Response) -> requests.Response:
     return response
 
 
-VISITS: dict[str, Callable[[str], Visit]] = {
+VISITS: dict[str, Callable[[Server], Visit]] = {
     "django_shop": visit_django_shop,
     "flask_blog": visit_flask_blog,
     "fastapi_api": visit_fastapi_api,

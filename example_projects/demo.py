@@ -14,7 +14,10 @@ loopback, then:
    task's event is attributed to the visitor who ordered;
 
 and prints what arrived, per app. It exits with status 1 when an expected event
-is missing or arrived twice, or any event but the deliberate one is malformed.
+is missing or arrived twice, an unexpected one arrived (a page call for the
+Django admin, a JSON API or a browsable API page would be one), a token of the
+visit (the password-reset link's, an API token) reached the collector, or any
+event but the deliberate one is malformed.
 No write key and no network are needed.
 """
 
@@ -126,7 +129,7 @@ def run_example(
     started = time.monotonic()
     try:
         run.server = stack.enter_context(serving(example, collector.url, data_dir, broker_url))
-        run.visit = VISITS[example.name](run.server.url)
+        run.visit = VISITS[example.name](run.server)
         if not keep:
             run.exit_status = run.server.stop()
             if run.exit_status not in GRACEFUL_EXITS:
@@ -172,6 +175,11 @@ def app_report(run: Run, events: list[dict[str, Any]], problems: list[str]) -> s
         lines.append(_from_the_worker(events))
     verdict = "as expected" if not problems else f"{len(problems)} problem(s):"
     lines.append(f"    {len(events)} events, {verdict}")
+    if run.visit.secrets and not any("secret" in problem for problem in problems):
+        lines.append(
+            f"    no secret reached the collector: {len(run.visit.secrets)} token(s) of the "
+            "visit (password-reset link, API token) searched in every event"
+        )
     lines += [f"      ✗ {problem}" for problem in problems]
     return "\n".join(lines)
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Host, Match, Mount
 
 from segment_asgi._types import Scope
-from segment_core.web import RequestInfo
+from segment_core.web import RequestInfo, request_wire_path
 
 __all__ = ["header_dict", "request_info", "request_path", "route_of", "user_id_of"]
 
@@ -23,7 +22,6 @@ logger = logging.getLogger("segment.asgi")
 
 # The characters a path keeps unescaped (as Django's escape_uri_path): ASGI
 # gives the path decoded, the web rules want it as it would be on the wire.
-_PATH_SAFE = "/:@&+$,-_.!~*'()"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # WebSocket schemes, as the web rules (cookies, URLs) see them.
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
@@ -70,16 +68,17 @@ def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def request_path(scope: Scope) -> str:
-    """``root_path`` + ``path``, percent-encoded.
+    """``root_path`` + the path as sent (``raw_path`` when there is one), percent-encoded.
 
     Servers disagree on whether ``path`` already starts with ``root_path`` (the
     ASGI spec says it does; some servers and test transports leave it out).
     """
-    path = str(scope.get("path") or "/")
-    root_path = str(scope.get("root_path") or "")
-    if root_path and not path.startswith(root_path):
-        path = root_path + path
-    return quote(path, safe=_PATH_SAFE)
+    raw_path = scope.get("raw_path")
+    return request_wire_path(
+        str(scope.get("path") or "/"),
+        raw_path if isinstance(raw_path, bytes) else None,
+        str(scope.get("root_path") or ""),
+    )
 
 
 def _server_host(server: Any, scheme: str) -> str:

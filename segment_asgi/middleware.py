@@ -10,6 +10,7 @@ buffered or delayed. On lifespan shutdown it flushes the client.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +21,7 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
 
 import segment_core
+from segment_asgi._apps import DOCS_NAMESPACE, AppFacts
 from segment_asgi._options import check_names, is_async, make_client, make_web_options
 from segment_asgi._scope import request_info, route_of, user_id_of
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
@@ -90,8 +92,15 @@ class SegmentMiddleware:
 
     The ``user_id`` hook may be a coroutine function. A user put in
     ``scope["user"]`` by an authentication middleware (Starlette's
-    ``AuthenticationMiddleware``) is seen when that middleware runs first, i.e.
-    wraps this one.
+    ``AuthenticationMiddleware``) is read at each call, so it is seen wherever
+    that middleware runs. ASGI has no standard login: after logging a user in,
+    call ``request.state.analytics.identify(user_id)`` to join the visitor to
+    the user (what ``identify_on_login`` does for Django and Flask-Login).
+
+    What it translates for :mod:`segment_core.web`: the response's content type,
+    the matched route and its ``path_params``, FastAPI's docs, ReDoc, OpenAPI and
+    OAuth2-redirect routes (the app's own URLs) as the namespace ``openapi``, and
+    the ``allowed_hosts`` of a ``TrustedHostMiddleware`` for forwarded hosts.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> SegmentMiddleware:
@@ -144,8 +153,11 @@ class SegmentMiddleware:
         # Web options (segment_core.web.WebOptions); hooks may be dotted paths.
         page_calls: bool | None = None,
         page_methods: Iterable[str] | None = None,
+        page_content_types: Iterable[str] | None = None,
         exclude_paths: Iterable[str | re.Pattern[str]] | re.Pattern[str] | None = None,
+        exclude_routes: Iterable[str] | None = None,
         skip_bots: bool | None = None,
+        bot_user_agents: Iterable[str] | None = None,
         page_name: str | Hook | None = None,
         page_filter: Hook | str | None = None,
         page_properties: Hook | str | None = None,
@@ -157,13 +169,22 @@ class SegmentMiddleware:
         collect_ip: bool | None = None,
         anonymize_ip: bool | None = None,
         redact_query_params: Iterable[str] | None = None,
+        replace_default_page_methods: bool | None = None,
+        replace_default_page_content_types: bool | None = None,
+        replace_default_exclude_paths: bool | None = None,
+        replace_default_exclude_routes: bool | None = None,
+        replace_default_bot_user_agents: bool | None = None,
+        replace_default_redact_query_params: bool | None = None,
         set_cookie: bool | None = None,
         cookie_name: str | None = None,
+        user_id_from_cookie: bool | None = None,
         user_cookie_name: str | None = None,
         cookie_domain: str | None = None,
         cookie_format: Literal["raw", "quoted"] | None = None,
         cookie_max_age: float | dt.timedelta | None = None,
         send_in_tests: bool | None = None,  # read by Django's and Flask's test modes
+        identify_on_login: bool | None = None,
+        identify_traits: Hook | str | None = None,
     ) -> None:
         # Every option left at None takes its default from Config / WebOptions.
         given = {
@@ -192,7 +213,7 @@ class SegmentMiddleware:
             web_options.page_filter is not None or web_options.page_properties is not None
         )
         self._client = make_client(client, client_options)
-        self._warned_user_order = False
+        self._apps = AppFacts()
 
     @property
     def client(self) -> Client:
@@ -211,9 +232,9 @@ class SegmentMiddleware:
             return
 
         root_path = str(scope.get("root_path") or "")
-        had_user = "user" in scope
         had_router = "router" in scope
-        tracker = await self._start(scope, Request(scope) if self._hooks else None)
+        read_route = functools.partial(self._read_route, scope, root_path, had_router)
+        tracker = await self._start(scope, Request(scope) if self._hooks else None, read_route)
         start: Message | None = None
 
         async def send_with_analytics(message: Message) -> None:
@@ -234,9 +255,7 @@ class SegmentMiddleware:
             if (
                 kind == "http.response.body" and not message.get("more_body", False)
             ) or kind == "http.response.pathsend":
-                self._finish(tracker, scope, root_path, had_router, start)
-                if not had_user and "user" in scope:
-                    self._warn_user_order()
+                self._finish(tracker, start)
 
         token = bind(tracker.analytics)
         try:
@@ -252,7 +271,12 @@ class SegmentMiddleware:
         finally:
             reset(token)
 
-    async def _start(self, scope: Scope, native: Any) -> RequestTracker:
+    async def _start(
+        self,
+        scope: Scope,
+        native: Any,
+        read_route: Callable[[RequestInfo, bool], bool] | None = None,
+    ) -> RequestTracker:
         """Mark the scope, read it, and bind the request's ``Analytics`` in its state."""
         scope[SCOPE_MARK] = True
         try:
@@ -260,15 +284,18 @@ class SegmentMiddleware:
         except Exception:
             logger.exception("segment: could not read the ASGI scope; no automatic calls for it")
             info = RequestInfo(native=native)
-        # A user to look up, but not for health checks and assets.
-        if (self._async_user_id is not None or "user" in scope) and not is_excluded_path(
-            info.path, self.options
-        ):
-            if self._async_user_id is not None:
-                info.user_id = await self._await_user_id(info)
-            else:
-                info.user_id = user_id_of(scope)
-        tracker = RequestTracker(self._client, self._tracker_options, info)
+        # A user to look up, but not for health checks and assets. scope["user"] is
+        # read at each call: an authentication middleware inside this one sets it later.
+        read_user = None
+        if self._async_user_id is None:
+            read_user = functools.partial(user_id_of, scope)
+        elif not is_excluded_path(info.path, self.options):
+            info.user_id = await self._await_user_id(info)
+        if self.options.trusted_proxies:
+            info.host_trusted = self._apps.host_check(scope)
+        tracker = RequestTracker(
+            self._client, self._tracker_options, info, read_user=read_user, read_route=read_route
+        )
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
@@ -285,41 +312,51 @@ class SegmentMiddleware:
             hook_logger.exception("segment: the user_id hook raised; going on with None")
             return None
 
-    def _finish(
+    def _read_route(
         self,
-        tracker: RequestTracker,
         scope: Scope,
         root_path: str,
         had_router: bool,
-        start: Message | None,
-    ) -> None:
+        info: RequestInfo,
+        final: bool = False,
+    ) -> bool:
+        """The route, once the app has routed (False before, unless ``final``).
+
+        An app that does not route (a plain ASGI app) has its path as the template.
+        """
+        if not final and "endpoint" not in scope and "route" not in scope:
+            return False
+        name, template = route_of(scope, root_path, info.path, had_router=had_router)
+        info.route_name, info.route_template = name, template
+        params = scope.get("path_params")
+        info.path_params = params if isinstance(params, Mapping) else None
+        if self._apps.is_docs_route(scope, root_path, template):
+            info.route_namespaces = (*info.route_namespaces, DOCS_NAMESPACE)
+        return True
+
+    def _finish(self, tracker: RequestTracker, start: Message | None) -> None:
         """The automatic page call; never raises."""
         try:
             status = int(start["status"]) if start is not None else 0
-            route_name, route_template = route_of(
-                scope, root_path, tracker.request.path, had_router=had_router
-            )
+            raw_headers = list(start.get("headers") or ()) if start is not None else []
             response = None
             if self._response_hooks and start is not None:
-                response = ResponseInfo(status, Headers(raw=list(start.get("headers") or ())))
-            tracker.finish(status, response, route_name=route_name, route_template=route_template)
+                response = ResponseInfo(status, Headers(raw=raw_headers))
+            tracker.finish(status, response, content_type=_content_type(raw_headers))
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
-
-    def _warn_user_order(self) -> None:
-        """An authentication middleware inside this one: say so once."""
-        if not self._warned_user_order:
-            self._warned_user_order = True
-            logger.warning(
-                "segment: scope['user'] was set by a middleware inside SegmentMiddleware, "
-                "so events carry no user id from it; add SegmentMiddleware before "
-                "AuthenticationMiddleware (app.add_middleware) or after it in middleware=[...]"
-            )
 
     async def _flush(self) -> None:
         """Deliver what the client holds before the server hears shutdown is complete."""
         client = self._client if self._client is not None else segment_core.default_client
         await flush_in_thread(client)
+
+
+def _content_type(headers: list[Any]) -> str | None:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def _with_cookie(message: Message, cookie: CookieSpec) -> Message:

@@ -8,14 +8,16 @@
         "django.contrib.auth.middleware.AuthenticationMiddleware",
         "segment_django.middleware.SegmentMiddleware",
     ]
-    SEGMENT = {"WRITE_KEY": "...", "EXCLUDE_PATHS": [r"^/admin/"]}
+    SEGMENT = {"WRITE_KEY": "...", "EXCLUDE_PATHS": [r"^/internal/"]}  # added to the defaults
 
-Every request then gets an automatic page call and ``request.analytics`` for
-explicit calls (``request.analytics.track("Signed Up")``). ``SEGMENT`` takes every
-option of :class:`segment_core.config.Config` and :class:`segment_core.web.WebOptions`,
-upper-cased. The client is built once per process, at start-up (``AppConfig.ready``),
-and is also ``segment_core``'s default client: ``segment_core.track(...)`` works in
-management commands, the shell, signal receivers and workers.
+Every page view (an HTML answer to a navigation; not the admin, not an API's
+JSON) then gets an automatic page call, a login an identify, and every request
+``request.analytics`` for explicit calls (``request.analytics.track("Signed Up")``).
+``SEGMENT`` takes every option of :class:`segment_core.config.Config` and
+:class:`segment_core.web.WebOptions`, upper-cased. The client is built once per
+process, at start-up (``AppConfig.ready``), and is also ``segment_core``'s default
+client: ``segment_core.track(...)`` works in management commands, the shell,
+signal receivers and workers.
 """
 
 from __future__ import annotations

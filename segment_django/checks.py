@@ -10,6 +10,7 @@
 - ``segment_django.W001``: no write key, in ``DEBUG``: events are discarded.
 - ``segment_django.W002``: the middleware is not in ``MIDDLEWARE``.
 - ``segment_django.W003``: ``HOST`` is not https (loopback hosts excepted).
+- ``segment_django.W004``: ``USER_ID_FROM_COOKIE`` is on: visitors can claim any user id.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if settings.DEBUG:
         messages += _check_write_key(segment)
     messages += _check_host(segment)
+    messages += _check_user_cookie(segment)
     messages += _check_middleware()
     return messages
 
@@ -120,6 +122,21 @@ def _check_host(segment: Mapping[str, Any]) -> list[CheckMessage]:
             f"Segment HOST {host!r} is not https: the write key and events travel in clear.",
             hint="Use an https:// URL.",
             id="segment_django.W003",
+        )
+    ]
+
+
+def _check_user_cookie(segment: Mapping[str, Any]) -> list[CheckMessage]:
+    options = {str(key).upper(): value for key, value in segment.items()}
+    if options.get("USER_ID_FROM_COOKIE") is not True:
+        return []
+    return [
+        Warning(
+            "USER_ID_FROM_COOKIE is on: events of visitors the app does not know carry the "
+            "user id of the ajs_user_id cookie, which any visitor can write.",
+            hint="Leave it off unless events attributed to a forged user id are harmless; "
+            "users the app authenticates are found without it.",
+            id="segment_django.W004",
         )
     ]
 

@@ -2,25 +2,44 @@
 
 Put it after ``AuthenticationMiddleware``. It works in both of Django's modes with
 no thread hop in async mode (the user comes from ``await request.auser()``; Django
-4.2 has no ``auser()``, there the lazy user is loaded in a worker thread). A
-view that raises gets no page call and its exception is left to Django; nothing
-analytics does turns a working response into an error.
+4.2 has no ``auser()``, there the lazy user is loaded in a worker thread). The
+user is read again at each call, so a view that authenticates itself (Django
+REST framework) has its user on its events and its page call. A view that
+raises gets no page call and its exception is left to Django; nothing analytics
+does turns a working response into an error.
+
+What it translates for :mod:`segment_core.web`: the response's content type, the
+route (``resolver_match``: its view name, route, namespaces and app names, and
+the captured keyword arguments), ``ALLOWED_HOSTS`` for forwarded hosts, and a
+response rendered by Django REST framework's browsable API (in the namespace
+``rest_framework``, tooling like the admin).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
-from django.utils.encoding import escape_uri_path
+from django.http.request import validate_host
+from django.urls import Resolver404, resolve
 from django.utils.functional import LazyObject, empty
 
 from segment_core.scope import bind, reset
-from segment_core.web import CookieSpec, RequestInfo, RequestTracker, WSGIHeaders, is_excluded
+from segment_core.web import (
+    CookieSpec,
+    RequestInfo,
+    RequestTracker,
+    WSGIHeaders,
+    is_excluded,
+    request_wire_path,
+    wire_path,
+)
 from segment_django import conf
 
 __all__ = ["SegmentMiddleware"]
@@ -46,8 +65,6 @@ class SegmentMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         info = _request_info(request)
-        if self._wants_user(info):
-            info.user_id = _user_id(request)
         tracker = self._start(request, info)
         token = bind(tracker.analytics)
         try:
@@ -60,7 +77,7 @@ class SegmentMiddleware:
         info = _request_info(request)
         if self._wants_user(info):
             info.user_id = await _auser_id(request)
-        tracker = self._start(request, info)
+        tracker = self._start(request, info, _loaded_user_id)
         token = bind(tracker.analytics)
         try:
             response: HttpResponseBase = await self.get_response(request)
@@ -76,9 +93,21 @@ class SegmentMiddleware:
         return not is_excluded(info.path, conf.web_options())
 
     @staticmethod
-    def _start(request: HttpRequest, info: RequestInfo) -> RequestTracker:
-        tracker = RequestTracker(conf.get_client(), conf.web_options(), info)
+    def _start(
+        request: HttpRequest,
+        info: RequestInfo,
+        user_reader: Callable[[HttpRequest], str | None] | None = None,
+    ) -> RequestTracker:
+        tracker = RequestTracker(
+            conf.get_client(),
+            conf.web_options(),
+            info,
+            # Not called for excluded paths (health checks, assets).
+            read_user=functools.partial(user_reader or _user_id, request),
+            read_route=functools.partial(_read_route, request),
+        )
         cast(Any, request).analytics = tracker.analytics
+        cast(Any, request)._segment_tracker = tracker
         return tracker
 
     @staticmethod
@@ -89,15 +118,15 @@ class SegmentMiddleware:
             cookie = tracker.cookie_to_set()
             if cookie is not None and cookie.name not in response.cookies:
                 _set_cookie(response, cookie)
-            route_name, route_template = _route(request)
+            info = tracker.request
+            tracker.refresh_route(final=True)
+            if getattr(getattr(response, "accepted_renderer", None), "format", None) == "api":
+                # Django REST framework's browsable API: tooling, not a page of the app.
+                info.route_namespaces = (*info.route_namespaces, "rest_framework")
+            content_type = response.headers.get("Content-Type")
 
             def finish() -> None:
-                tracker.finish(
-                    response.status_code,
-                    response,
-                    route_name=route_name,
-                    route_template=route_template,
-                )
+                tracker.finish(response.status_code, response, content_type=content_type)
 
             if response.streaming:
                 _call_after_close(response, finish)
@@ -131,32 +160,75 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         host = request.get_host()
     except DisallowedHost:
         host = ""  # Django answers 400 itself; never a page view
+    scope = getattr(request, "scope", None)  # ASGIRequest
+    if isinstance(scope, Mapping):
+        path = request_wire_path(
+            request.path, scope.get("raw_path"), str(scope.get("root_path") or "")
+        )
+    else:
+        # Django re-escapes the bytes that are not UTF-8 ("%E9") in request.path.
+        path = wire_path(request.path)
     return RequestInfo(
         method=request.method or "GET",
         scheme=request.scheme or "http",
         host=host,
-        path=escape_uri_path(request.path),
+        path=path,
         query_string=request.META.get("QUERY_STRING", ""),
         # META holds the headers as a WSGI environ does, under WSGI and ASGI alike.
         headers=WSGIHeaders(request.META),
         # Parsing cookies costs more than the rest: a new visitor has none.
         cookies=request.COOKIES if "HTTP_COOKIE" in request.META else {},
         client_addr=request.META.get("REMOTE_ADDR"),
+        host_trusted=_allowed_host,
+        route_of_path=functools.partial(
+            _params_of_path,
+            getattr(request, "urlconf", None),
+            str(request.META.get("SCRIPT_NAME") or "").rstrip("/"),
+        ),
         native=request,
     )
 
 
-def _route(request: HttpRequest) -> tuple[str | None, str | None]:
-    """The URL pattern's name (namespaced) and its route, from ``resolver_match``."""
+def _allowed_host(host: str) -> bool:
+    """Whether ``ALLOWED_HOSTS`` accepts ``host``, as ``request.get_host()`` decides."""
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    domain = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return bool(validate_host(domain.lower(), allowed))
+
+
+def _read_route(request: HttpRequest, info: RequestInfo, final: bool = False) -> bool:
+    """Copy ``resolver_match`` into ``info``; False while Django has not resolved yet."""
     match = getattr(request, "resolver_match", None)
     if match is None:
-        return None, None
-    name = match.view_name if match.url_name else None
+        return False
+    info.route_name = match.view_name if match.url_name else None
     route = match.route
-    if route is None:
-        return name, None
     # re_path() routes are regexes: drop the anchors, keep the readable rest.
-    return name, "/" + route.removeprefix("^").removesuffix("$")
+    info.route_template = None if route is None else "/" + route.removeprefix("^").removesuffix("$")
+    info.route_namespaces = (*match.namespaces, *match.app_names)
+    info.path_params = match.kwargs
+    return True
+
+
+def _params_of_path(urlconf: str | None, script_name: str, path: str) -> Mapping[str, Any] | None:
+    """The keyword arguments Django's router captures from ``path`` (for the referrer)."""
+    if script_name:
+        if not path.startswith(script_name + "/"):
+            return None
+        path = path[len(script_name) :]
+    return _resolve_kwargs(path, urlconf or settings.ROOT_URLCONF)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolve_kwargs(path: str, urlconf: str) -> Mapping[str, Any] | None:
+    from urllib.parse import unquote
+
+    try:
+        return resolve(unquote(path), urlconf).kwargs
+    except (Resolver404, ValueError, TypeError):
+        return None
 
 
 def _call_after_close(response: HttpResponseBase, callback: Callable[[], None]) -> None:
@@ -187,6 +259,23 @@ def _user_id(request: HttpRequest) -> str | None:
         return None
 
 
+def _loaded_user_id(request: HttpRequest) -> str | None:
+    """``request.user``'s id in async mode, without loading a user not loaded yet.
+
+    The user a view (or Django REST framework) set is always seen; Django's lazy
+    user only once it was loaded (reading it would query the database in the
+    event loop).
+    """
+    user = getattr(request, "user", None)
+    if (
+        isinstance(user, LazyObject)
+        and user._wrapped is empty
+        and not hasattr(request, "_cached_user")
+    ):
+        return None
+    return _user_id(request)
+
+
 async def _auser_id(request: HttpRequest) -> str | None:
     try:
         auser = getattr(request, "auser", None)
@@ -199,9 +288,9 @@ async def _auser_id(request: HttpRequest) -> str | None:
                 return await sync_to_async(_id_of)(user)
             return _id_of(user)
         user = await auser()
-        if conf.web_options().user_id is not None and not hasattr(request, "_cached_user"):
-            # The USER_ID hook runs in the event loop and may read request.user:
-            # hand Django's lazy user the one already loaded, so it does no I/O.
+        if not hasattr(request, "_cached_user"):
+            # request.user is read again at each call, in the event loop (and so may
+            # a USER_ID hook): hand Django's lazy user the one loaded, so it does no I/O.
             cast(Any, request)._cached_user = user
         return _id_of(user)
     except Exception:

@@ -9,7 +9,8 @@ from flask import Flask, current_app
 from segment_core.client import Client
 from segment_core.testing import divert
 from segment_core.web import WebOptions
-from segment_flask._hooks import RequestHooks
+from segment_flask._hooks import RequestHooks, identify_on_login
+from segment_flask._request import flask_login
 from segment_flask._state import SegmentState, check_keywords, load_state
 
 __all__ = ["EXTENSION_NAME", "SegmentFlask", "get_state"]
@@ -72,6 +73,8 @@ class SegmentFlask:
         app.before_request(hooks.before_request)
         app.after_request(hooks.after_request)
         app.teardown_request(hooks.teardown_request)
+        if flask_login is not None:
+            flask_login.user_logged_in.connect(identify_on_login, app)
         from segment_flask.cli import segment_cli
 
         app.cli.add_command(segment_cli)

@@ -21,7 +21,7 @@ from flask.wrappers import Response
 
 from segment_core.scope import Analytics, bind, reset
 from segment_core.signals import emit
-from segment_core.web import RequestTracker, is_excluded
+from segment_core.web import RequestTracker
 from segment_flask._request import login_user_id, request_info, uses_flask_login
 from segment_flask._state import SegmentState
 from segment_flask.signals import page_tracked
@@ -61,17 +61,16 @@ class RequestHooks:
 
     def _start(self) -> None:
         native = _real(request)
+        app = _real(current_app)
         state, options = self.state, self.state.options
-        info = request_info(native)
+        info = request_info(native, app)
         # A USER_ID hook replaces the framework's user, and health checks and
-        # assets need none: no session read or user query for them.
-        if (
-            options.user_id is None
-            and uses_flask_login(_real(current_app))
-            and not is_excluded(info.path, options)
-        ):
-            info.user_id = login_user_id()
-        tracker = RequestTracker(state.client, options, info)
+        # assets need none: no session read or user query for them. The user is
+        # read when a call is made, so a login in the view counts.
+        read_user = None
+        if options.user_id is None and uses_flask_login(app):
+            read_user = login_user_id
+        tracker = RequestTracker(state.client, options, info, read_user=read_user)
         analytics = tracker.analytics
         native.analytics = analytics
         _real(g)._segment = RequestScope(tracker, analytics, bind(analytics))
@@ -107,9 +106,23 @@ class RequestHooks:
             logger.exception("segment: could not unbind the request's analytics")
 
 
+def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
+    """Flask-Login's ``user_logged_in`` receiver: one identify for the request's visitor."""
+    try:
+        scope: RequestScope | None = _real(g).get("_segment")
+        if scope is None or user is None:
+            return
+        scope.tracker.identify_login(user.get_id(), user)
+    except Exception:
+        logger.exception("segment: the automatic identify of a login failed")
+
+
 def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:
     try:
-        if scope.tracker.finish(response.status_code, response) and app is not None:
+        content_type = response.headers.get("Content-Type")
+        if scope.tracker.finish(response.status_code, response, content_type=content_type) and (
+            app is not None
+        ):
             emit(page_tracked, app, message=scope.analytics.page_message)
     except Exception:
         logger.exception("segment: the automatic page call failed")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
-import re
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import unquote
 
 from flask import Flask, Request
-from werkzeug.exceptions import SecurityError
+from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.routing import Map, RequestRedirect
+from werkzeug.sansio.utils import host_is_trusted
 
-from segment_core.web import RequestInfo, WSGIHeaders
+from segment_core.web import RequestInfo, WSGIHeaders, request_wire_path, wire_path
 
 flask_login: Any
 try:  # Flask-Login is optional (and untyped: imported as a plain module)
@@ -23,12 +26,8 @@ __all__ = ["login_user_id", "request_info", "uses_flask_login"]
 
 logger = logging.getLogger("segment.flask")
 
-# What a browser may leave unescaped in a path (RFC 3986 pchar and "/").
-_PATH_SAFE = "/:@!$&'()*+,;="
-_NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9\-._~/:@!$&'()*+,;=]")
 
-
-def request_info(request: Request) -> RequestInfo:
+def request_info(request: Request, app: Flask) -> RequestInfo:
     """The neutral view of ``request``; hooks get ``request`` itself as ``native``."""
     try:
         host = request.host
@@ -36,11 +35,14 @@ def request_info(request: Request) -> RequestInfo:
         host = ""  # not in TRUSTED_HOSTS: Flask answers 400 itself; never a page view
     rule = request.url_rule
     environ = request.environ
+    trusted = request.trusted_hosts or app.config.get("TRUSTED_HOSTS")
+    if trusted and host and not host_is_trusted(host, list(trusted)):
+        host = ""  # Flask before 3.1 does not check TRUSTED_HOSTS itself
     return RequestInfo(
         method=request.method,
         scheme=request.scheme,
         host=host,
-        path=_wire_path(request.script_root + request.path),
+        path=_wire_path(environ),
         query_string=environ.get("QUERY_STRING", ""),
         headers=WSGIHeaders(environ),
         # Parsing cookies costs more than all the rest: a new visitor has none.
@@ -48,13 +50,45 @@ def request_info(request: Request) -> RequestInfo:
         client_addr=request.remote_addr,
         route_name=request.endpoint,
         route_template=rule.rule if rule is not None else None,
+        route_namespaces=tuple(request.blueprints),
+        path_params=request.view_args,
+        host_trusted=functools.partial(_is_trusted, tuple(trusted)) if trusted else None,
+        route_of_path=functools.partial(_params_of_path, app.url_map),
         native=request,
     )
 
 
-def _wire_path(path: str) -> str:
-    """The path as the browser sent it: Werkzeug's is decoded, the Spec's is not."""
-    return path if _NEEDS_QUOTING.search(path) is None else quote(path, safe=_PATH_SAFE)
+def _wire_path(environ: Mapping[str, Any]) -> str:
+    """The path as the browser sent it: the WSGI server decoded it, the Spec's is not.
+
+    Werkzeug's and gunicorn's ``RAW_URI`` keep the request line's bytes (Werkzeug
+    replaced invalid UTF-8 in ``PATH_INFO``); other servers give the bytes as latin-1.
+    """
+    script_name = environ.get("SCRIPT_NAME", "")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw and raw.startswith("/"):
+        # A proxy that strips the mount point leaves it out of the request line.
+        return request_wire_path("", raw.partition("?")[0].encode("latin-1"), script_name)
+    path = script_name + environ.get("PATH_INFO", "")
+    try:
+        return wire_path(path.encode("latin-1"))  # PEP 3333: the bytes, as latin-1
+    except UnicodeEncodeError:
+        return wire_path(path)
+
+
+def _is_trusted(trusted: tuple[str, ...], host: str) -> bool:
+    """Whether Flask's ``TRUSTED_HOSTS`` accepts ``host`` (for a forwarded host)."""
+    return host_is_trusted(host, list(trusted))
+
+
+@functools.lru_cache(maxsize=1024)
+def _params_of_path(url_map: Map, path: str) -> Mapping[str, Any] | None:
+    """What the app's router captures from ``path`` (to redact a same-app referrer)."""
+    try:
+        _, params = url_map.bind("localhost").match(unquote(path), method="GET")
+    except (HTTPException, RequestRedirect, ValueError):
+        return None
+    return params
 
 
 def uses_flask_login(app: Flask) -> bool:

@@ -14,17 +14,22 @@ filtering, cookies and privacy lives here, once::
 
 from __future__ import annotations
 
+from segment_core.web._bots import BOT_PATTERN, DEFAULT_BOT_USER_AGENTS, BotMatcher
 from segment_core.web._context import (
-    REDACTED,
+    MAX_HOST,
+    MAX_PATH,
+    MAX_QUERY,
+    MAX_REFERRER,
+    MAX_USER_AGENT,
     anonymize_ip,
     campaign,
-    client_ip,
     locale,
     page_fields,
     redact_query,
     redact_url,
     request_context,
 )
+from segment_core.web._forwarded import client_ip, forwarded_origin
 from segment_core.web._guard import call_hook
 from segment_core.web._identity import (
     CookieSpec,
@@ -34,42 +39,67 @@ from segment_core.web._identity import (
 )
 from segment_core.web._options import (
     DEFAULT_EXCLUDE_PATHS,
+    DEFAULT_EXCLUDE_ROUTES,
+    DEFAULT_PAGE_CONTENT_TYPES,
     DEFAULT_REDACT_QUERY_PARAMS,
+    LIST_DEFAULTS,
     WebOptions,
     option_names,
     split_options,
 )
 from segment_core.web._page import (
-    BOT_PATTERN,
+    accepts_document,
     is_bot,
     is_excluded,
+    is_excluded_route,
+    is_script_request,
+    media_type,
     page_name,
     page_properties,
     privacy_allows,
     should_track_page,
     tracking_allowed,
 )
-from segment_core.web._request import RequestInfo, WSGIHeaders
-from segment_core.web._tracker import RequestTracker
+from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_path
+from segment_core.web._request import RequestInfo, WSGIHeaders, request_wire_path, wire_path
+from segment_core.web._tracker import RequestAnalytics, RequestTracker
 
 __all__ = [
     "BOT_PATTERN",
+    "DEFAULT_BOT_USER_AGENTS",
     "DEFAULT_EXCLUDE_PATHS",
+    "DEFAULT_EXCLUDE_ROUTES",
+    "DEFAULT_PAGE_CONTENT_TYPES",
     "DEFAULT_REDACT_QUERY_PARAMS",
+    "LIST_DEFAULTS",
+    "MAX_HOST",
+    "MAX_PATH",
+    "MAX_QUERY",
+    "MAX_REFERRER",
+    "MAX_USER_AGENT",
     "REDACTED",
+    "BotMatcher",
     "CookieSpec",
+    "Redactor",
+    "RequestAnalytics",
     "RequestInfo",
     "RequestTracker",
     "WSGIHeaders",
     "WebOptions",
+    "accepts_document",
     "anonymize_ip",
     "anonymous_id_cookie",
     "call_hook",
     "campaign",
     "client_ip",
+    "forwarded_origin",
     "is_bot",
     "is_excluded",
+    "is_excluded_route",
+    "is_script_request",
     "locale",
+    "media_type",
+    "name_words",
     "new_anonymous_id",
     "option_names",
     "page_fields",
@@ -77,10 +107,13 @@ __all__ = [
     "page_properties",
     "parse_id_cookie",
     "privacy_allows",
+    "redact_path",
     "redact_query",
     "redact_url",
     "request_context",
+    "request_wire_path",
     "should_track_page",
     "split_options",
     "tracking_allowed",
+    "wire_path",
 ]

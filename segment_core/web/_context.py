@@ -1,46 +1,71 @@
 """Request -> the Spec's ``context``: ip, userAgent, locale, page, campaign.
 
-The client address is the socket peer unless proxies are trusted
-(``trusted_proxies``): then ``X-Forwarded-For`` (or, without it, ``Forwarded``)
-is walked from the right, skipping trusted hops. Secret-looking query
-parameters are redacted before anything leaves the process.
+The client address, scheme and host come from trusted proxies when there are
+some (see :mod:`segment_core.web._forwarded`). Secrets are redacted before
+anything leaves the process, and everything the visitor sends is cut to a
+documented size, so no request can push a message over Segment's 32 KB:
+
+- path, query string (``search``) and ``referrer``: 2,048 characters each;
+- ``userAgent``: 512; the host: 255; each ``campaign`` value: 256;
+- ``locale``: one language tag of at most 35 characters.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import re
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
+from segment_core.web._forwarded import IPAddress, client_ip, forwarded_hops, parse_ip
 from segment_core.web._options import WebOptions
+from segment_core.web._redaction import REDACTED, Redactor, redact_path
 from segment_core.web._request import RequestInfo
-from segment_core.web._validate import IPNetwork
 
 __all__ = [
+    "MAX_HOST",
+    "MAX_PATH",
+    "MAX_QUERY",
+    "MAX_REFERRER",
+    "MAX_USER_AGENT",
     "REDACTED",
     "anonymize_ip",
     "campaign",
     "client_ip",
+    "cut",
+    "forwarded_hops",
     "locale",
     "page_fields",
+    "parse_ip",
     "redact_query",
     "redact_url",
     "request_context",
 ]
 
-REDACTED = "REDACTED"
 NO_IP = "0.0.0.0"
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+MAX_PATH = 2048
+MAX_QUERY = 2048
+MAX_REFERRER = 2048
+MAX_USER_AGENT = 512
+MAX_HOST = 255
+MAX_CAMPAIGN_VALUE = 256
+MAX_LOCALE = 35
 
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$")
-_FORWARDED_FOR = re.compile(r'(?:^|;)\s*for\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
 
 
-def request_context(request: RequestInfo, options: WebOptions) -> dict[str, Any]:
-    """The context every call made for ``request`` carries."""
+def request_context(
+    request: RequestInfo,
+    options: WebOptions,
+    *,
+    scheme: str | None = None,
+    host: str | None = None,
+    secret_values: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The context every call made for ``request`` carries.
+
+    ``scheme`` and ``host`` are the visitor's (default: the request's);
+    ``secret_values`` are route parameter values to hide in the path.
+    """
     context: dict[str, Any] = {}
     if not options.collect_ip:
         context["ip"] = NO_IP
@@ -50,90 +75,38 @@ def request_context(request: RequestInfo, options: WebOptions) -> dict[str, Any]
             context["ip"] = str(anonymize_ip(ip) if options.anonymize_ip else ip)
     user_agent = request.header("user-agent")
     if user_agent:
-        context["userAgent"] = user_agent
+        context["userAgent"] = (
+            user_agent if len(user_agent) <= MAX_USER_AGENT else cut(user_agent, MAX_USER_AGENT)
+        )
     language = locale(request.header("accept-language"))
     if language:
         context["locale"] = language
-    context["page"] = page_fields(request, options.redacted_names)
-    utm = campaign(request.query_string)
+    context["page"] = page_fields(
+        request, options.redactor, scheme=scheme, host=host, secret_values=secret_values
+    )
+    query = request.query_string
+    utm = campaign(query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY))
     if utm:
         context["campaign"] = utm
     return context
 
 
-# -- client address -------------------------------------------------------------
-
-
-def parse_ip(value: str | None) -> IPAddress | None:
-    """An address from a header or a peer, without port, brackets or quotes."""
-    if not value:
-        return None
-    return _parse_ip(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_ip(value: str) -> IPAddress | None:
-    # Cached: the same few peers (a proxy, a load balancer) send most requests.
-    text = value.strip().strip('"')
-    if text.startswith("["):  # "[v6]" or "[v6]:port"
-        text = text[1 : text.find("]")] if "]" in text else ""
-    elif text.count(":") == 1:  # "v4:port"
-        text = text.partition(":")[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def forwarded_hops(request: RequestInfo) -> list[IPAddress | None]:
-    """The addresses proxies reported, leftmost (furthest) first; None if unreadable.
-
-    ``X-Forwarded-For`` wins over ``Forwarded`` because it is what nearly every
-    proxy appends to; a header the proxy does not write is the client's to forge.
-    """
-    xff = request.header("x-forwarded-for")
-    if xff:
-        return [parse_ip(part) for part in xff.split(",")]
-    forwarded = request.header("forwarded")
-    if forwarded:
-        hops: list[IPAddress | None] = []
-        for element in forwarded.split(","):
-            match = _FORWARDED_FOR.search(element)
-            hops.append(parse_ip(match.group(1)) if match else None)
-        return hops
-    return []
-
-
-def client_ip(request: RequestInfo, trusted: int | tuple[IPNetwork, ...]) -> IPAddress | None:
-    """The end user's address: the peer, or the first untrusted hop from the right.
-
-    With a hop count ``n``, the peer and the ``n - 1`` hops nearest to it are
-    proxies. With networks, every hop inside one is a proxy. A peer that is not
-    an IP address (a Unix socket) counts as a trusted local proxy.
-    """
-    peer = parse_ip(request.client_addr)
-    if not trusted:
-        return peer
-    hops = forwarded_hops(request)
-    if isinstance(trusted, int):
-        chain = [*hops, peer]
-        return chain[max(0, len(chain) - 1 - trusted)]
-    if peer is not None and not any(peer in network for network in trusted):
-        return peer
-    for hop in reversed(hops):
-        if hop is None or not any(hop in network for network in trusted):
-            return hop
-    return hops[0] if hops else peer
-
-
 def anonymize_ip(ip: IPAddress | str) -> IPAddress:
     """Zero the last octet of an IPv4 address, the last 80 bits of an IPv6 one."""
+    import ipaddress
+
     address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
     prefix = 24 if address.version == 4 else 48
     return ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, never in the middle of a ``%XX`` escape."""
+    if len(text) <= limit:
+        return text
+    text = text[:limit]
+    percent = text.rfind("%", -2)
+    return text[:percent] if percent >= 0 else text
 
 
 # -- headers and query ----------------------------------------------------------
@@ -143,58 +116,87 @@ def locale(accept_language: str | None) -> str | None:
     """The first language tag of an ``Accept-Language`` header (``en-US``)."""
     if not accept_language:
         return None
-    tag = accept_language.split(",", 1)[0].split(";", 1)[0].strip()
-    return tag if _LOCALE.match(tag) else None
+    tag = accept_language[: MAX_LOCALE + 64].split(",", 1)[0].split(";", 1)[0].strip()
+    return tag if len(tag) <= MAX_LOCALE and _LOCALE.match(tag) else None
 
 
-def page_fields(request: RequestInfo, redacted: frozenset[str]) -> dict[str, str]:
-    """The Spec's page fields: ``search`` keeps its ``?``, ``url`` has no fragment."""
-    query = redact_query(request.query_string, redacted)
+def page_fields(
+    request: RequestInfo,
+    redactor: Redactor,
+    *,
+    scheme: str | None = None,
+    host: str | None = None,
+    secret_values: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The Spec's page fields: ``search`` keeps its ``?``, ``url`` has no fragment.
+
+    Secrets are redacted from the query, the path (``secret_values``) and the
+    referrer; every field is cut to its size. An unknown host gives no ``url``.
+    """
+    path = request.path
+    if secret_values:
+        path = redact_path(path, secret_values)
+    if len(path) > MAX_PATH:
+        path = cut(path, MAX_PATH)
+    query = request.query_string
+    if query:
+        query = redactor.query(query)
+        if len(query) > MAX_QUERY:
+            query = cut(query, MAX_QUERY)
     search = f"?{query}" if query else ""
-    return {
-        "path": request.path,
-        "referrer": redact_url(request.header("referer") or "", redacted),
+    scheme = request.scheme if scheme is None else scheme
+    host = request.host if host is None else host
+    if len(host) > MAX_HOST:
+        host = cut(host, MAX_HOST)
+    referrer = request.header("referer")
+    fields = {
+        "path": path,
+        "referrer": _referrer(referrer, request, redactor, host) if referrer else "",
         "search": search,
-        "url": f"{request.scheme}://{request.host}{request.path}{search}",
     }
+    if host:
+        fields["url"] = f"{scheme}://{host}{path}{search}"
+    return fields
 
 
-def redact_query(query: str, names: frozenset[str]) -> str:
-    """``query`` with the value of every parameter named in ``names`` replaced.
+def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str) -> str:
+    """The ``Referer``, redacted; a page of this app also loses secrets in its path."""
+    referrer = redactor.url(referrer)
+    lookup = request.route_of_path
+    if lookup is not None and host and f"//{host}/" in referrer[: MAX_HOST + 16]:
+        try:
+            parts = urlsplit(referrer)
+            if parts.netloc.lower() == host.lower():
+                values = redactor.secret_values(lookup(parts.path))
+                if values:
+                    referrer = parts._replace(path=redact_path(parts.path, values)).geturl()
+        except ValueError:
+            pass
+    return referrer if len(referrer) <= MAX_REFERRER else cut(referrer, MAX_REFERRER)
 
-    Names compare case-insensitively after URL-decoding; everything else is kept
-    byte for byte.
 
-    >>> redact_query("q=shoes&Token=abc", frozenset({"token"}))
+def redact_query(query: str, names: Redactor | frozenset[str]) -> str:
+    """``query`` with the value of every secret parameter replaced by ``REDACTED``.
+
+    >>> redact_query("q=shoes&Token=abc", Redactor())
     'q=shoes&Token=REDACTED'
     """
-    if not query or not names:
-        return query
-    parts = query.split("&")
-    changed = False
-    for index, part in enumerate(parts):
-        key, sep, _ = part.partition("=")
-        if not sep:
-            continue
-        name = unquote_plus(key) if "%" in key or "+" in key else key
-        if name.strip().lower() in names:
-            parts[index] = f"{key}={REDACTED}"
-            changed = True
-    return "&".join(parts) if changed else query
+    return _redactor(names).query(query)
 
 
-def redact_url(url: str, names: frozenset[str]) -> str:
+def redact_url(url: str, names: Redactor | frozenset[str]) -> str:
     """``url`` with secrets redacted from its query and fragment (never raises)."""
-    if not url or not names:
-        return url
-    base, hash_sign, fragment = url.partition("#")
-    head, question, query = base.partition("?")
-    redacted = head + question + redact_query(query, names)
-    return redacted + hash_sign + redact_query(fragment, names)
+    return _redactor(names).url(url)
+
+
+def _redactor(names: Redactor | frozenset[str]) -> Redactor:
+    return names if isinstance(names, Redactor) else Redactor(names, defaults=False)
 
 
 def campaign(query: str) -> dict[str, str]:
     """``context.campaign`` from ``utm_*`` parameters, as analytics.js builds it.
+
+    Each value is cut to 256 characters (the caller cuts the query itself).
 
     ``utm_campaign`` becomes ``name``; every other ``utm_<x>`` becomes ``<x>``;
     ``+`` decodes to a space; the last value of a repeated parameter wins.
@@ -209,6 +211,7 @@ def campaign(query: str) -> dict[str, str]:
         key, _, value = part.partition("=")
         key = unquote_plus(key)
         if key.startswith("utm_") and len(key) > 4:
-            name = key[4:]
-            result["name" if name == "campaign" else name] = unquote_plus(value)
+            name = key[4:64]
+            value = unquote_plus(value)[:MAX_CAMPAIGN_VALUE]
+            result["name" if name == "campaign" else name] = value
     return result

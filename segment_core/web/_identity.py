@@ -8,7 +8,9 @@ classic).
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote
@@ -18,32 +20,58 @@ from segment_core.web._options import WebOptions
 
 __all__ = ["CookieSpec", "anonymous_id_cookie", "new_anonymous_id", "parse_id_cookie"]
 
-# Longer values are not ids any browser library wrote; ignore them.
-MAX_ID_LENGTH = 256
+#: Longer values are not ids any browser library wrote (a UUID has 36 characters).
+MAX_ID_LENGTH = 100
+# Values analytics.js may leave behind that are no id, and JSON literals.
+_NOT_IDS = frozenset({"null", "true", "false", "undefined", "nan", "none", "[object object]"})
+# Characters no id has: JSON and markup punctuation, cookie separators, escapes,
+# spaces and control characters (UUIDs, numbers, "user_42", "a@b.example",
+# "auth0|123" all pass).
+_IMPLAUSIBLE = re.compile(r'[\s"{}\[\]\\<>;,\x00-\x1f\x7f]')
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_id_cookie(value: str | None) -> str | None:
-    """The id stored in an analytics.js cookie value, raw or classic; None if unusable.
+    """The id stored in an analytics.js cookie value, raw or classic; None if implausible.
+
+    JSON objects and arrays, ``true``/``false``/``null``, undecodable
+    percent-escapes, control characters, spaces, quotes, brackets, braces,
+    backslashes, ``<>;,`` and values over 100 characters are not ids: a forged
+    or broken cookie counts as no cookie.
 
     >>> parse_id_cookie("%22a1b2%22"), parse_id_cookie("a1b2"), parse_id_cookie("null")
     ('a1b2', 'a1b2', None)
     """
-    if not value:
+    if not value or len(value) > 3 * MAX_ID_LENGTH + 6:
         return None
-    text = unquote(value).strip()
+    try:
+        text = unquote(value, errors="strict") if "%" in value else value
+    except UnicodeDecodeError:
+        return None
+    if "%" in text and _BAD_ESCAPE.search(value):
+        return None
+    text = text.strip()
     if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
         try:
             decoded = json.loads(text)
         except ValueError:
-            decoded = text[1:-1]
+            return None
         if isinstance(decoded, bool) or not isinstance(decoded, (str, int)):
             return None
         text = str(decoded).strip()
-    elif text == "null":
-        return None
-    if not text or len(text) > MAX_ID_LENGTH or not text.isprintable():
+    if (
+        not text
+        or len(text) > MAX_ID_LENGTH
+        or text.lower() in _NOT_IDS
+        or _IMPLAUSIBLE.search(text) is not None
+        or not text.isprintable()
+    ):
         return None
     return text
+
+
+# A "%" that does not start a two-digit hex escape.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def new_anonymous_id() -> str:

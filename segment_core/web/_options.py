@@ -15,11 +15,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from segment_core.web._bots import DEFAULT_BOT_USER_AGENTS, BotMatcher
+from segment_core.web._redaction import DEFAULT_SECRET_WORDS, Redactor
 from segment_core.web._validate import NORMALIZERS, Hook, IPNetwork, PageName
 
 __all__ = [
     "DEFAULT_EXCLUDE_PATHS",
+    "DEFAULT_EXCLUDE_ROUTES",
+    "DEFAULT_PAGE_CONTENT_TYPES",
     "DEFAULT_REDACT_QUERY_PARAMS",
+    "LIST_DEFAULTS",
     "ONE_YEAR",
     "WebOptions",
     "option_names",
@@ -40,31 +45,30 @@ DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = (
     r"(?:^|/)(?:health|healthz|healthcheck|ready|readyz|live|livez|ping)/?$",
 )
 
-#: Query parameters whose values are replaced by ``REDACTED`` (names compared
-#: case-insensitively) in ``url``, ``search`` and ``referrer``.
-DEFAULT_REDACT_QUERY_PARAMS: tuple[str, ...] = (
-    "password",
-    "passwd",
-    "pwd",
-    "token",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "secret",
-    "client_secret",
-    "key",
-    "api_key",
-    "apikey",
-    "code",
-    "signature",
-    "sig",
-    "x-amz-signature",
-    "x-amz-credential",
-    "x-amz-security-token",
-    "auth",
-    "session",
-    "email",
-)
+#: Words that make a parameter secret (see :mod:`segment_core.web._redaction` for
+#: the rule): its value becomes ``REDACTED`` in ``url``, ``search``, ``referrer``,
+#: and a route parameter's value in the path.
+DEFAULT_REDACT_QUERY_PARAMS: tuple[str, ...] = DEFAULT_SECRET_WORDS
+
+#: Response content types that make a page view (media types, parameters ignored).
+DEFAULT_PAGE_CONTENT_TYPES: tuple[str, ...] = ("text/html", "application/xhtml+xml")
+
+#: Route names or namespaces that are framework tooling, never page views: the
+#: Django admin (any ``AdminSite``; Flask-Admin's blueprint), Django REST
+#: framework's browsable API, the Django debug toolbar, and API docs (FastAPI's
+#: docs, ReDoc, OpenAPI schema and OAuth2 redirect routes; APIFlask's ``openapi``).
+DEFAULT_EXCLUDE_ROUTES: tuple[str, ...] = ("admin", "rest_framework", "djdt", "openapi")
+
+#: List options whose given entries are added to defaults; each has a
+#: ``replace_default_<name>`` option that, set to True, drops the defaults.
+LIST_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "page_methods": ("GET",),
+    "page_content_types": DEFAULT_PAGE_CONTENT_TYPES,
+    "exclude_paths": DEFAULT_EXCLUDE_PATHS,
+    "exclude_routes": DEFAULT_EXCLUDE_ROUTES,
+    "bot_user_agents": DEFAULT_BOT_USER_AGENTS,
+    "redact_query_params": DEFAULT_REDACT_QUERY_PARAMS,
+}
 
 
 @dataclass(frozen=True)
@@ -83,13 +87,22 @@ class WebOptions:
 
     #: Send a page call for each request that is a page view.
     page_calls: bool = True
-    #: Methods whose requests can be page views.
-    page_methods: tuple[str, ...] = ("GET",)
+    #: Methods whose requests can be page views (added to ``GET``).
+    page_methods: tuple[str, ...] = ()
+    #: Response media types that are documents (added to ``text/html`` and
+    #: ``application/xhtml+xml``); a 304 counts when the request accepts one.
+    page_content_types: tuple[str, ...] = ()
     #: Regular expressions searched in the path: no page call, no cookie, no user
-    #: lookup. Giving a list replaces the defaults (:data:`DEFAULT_EXCLUDE_PATHS`).
-    exclude_paths: tuple[str | re.Pattern[str], ...] = DEFAULT_EXCLUDE_PATHS
+    #: lookup. Added to :data:`DEFAULT_EXCLUDE_PATHS`.
+    exclude_paths: tuple[str | re.Pattern[str], ...] = ()
+    #: Route names or namespaces that are never page views (added to
+    #: :data:`DEFAULT_EXCLUDE_ROUTES`).
+    exclude_routes: tuple[str, ...] = ()
     #: No page call and no cookie for crawlers, previewers and uptime monitors.
     skip_bots: bool = True
+    #: Regular expressions searched in the lower-cased User-Agent to spot bots
+    #: (added to :data:`DEFAULT_BOT_USER_AGENTS`).
+    bot_user_agents: tuple[str, ...] = ()
     #: The page's name: the route's name ("route", falling back to the template),
     #: the route's pattern ("template"), the path ("path"), or ``callable(request)``.
     page_name: PageName = "route"
@@ -97,7 +110,8 @@ class WebOptions:
     page_filter: Hook | None = None
     #: ``callable(request, response) -> dict``: merged over the page's properties.
     page_properties: Hook | None = None
-    #: ``callable(request) -> str | None``: the user id, instead of the framework's user.
+    #: ``callable(request) -> str | None``: the user id, instead of the framework's
+    #: user. Called when the request's calls are made (after authentication ran).
     user_id: Hook | None = None
     #: ``callable(request) -> bool``: False means no automatic calls and no cookie.
     consent: Hook | None = None
@@ -106,20 +120,32 @@ class WebOptions:
     honor_gpc: bool = True
     #: The same for ``DNT: 1``; off by default (deprecated, sent by default by some).
     honor_dnt: bool = False
-    #: Proxies in front of the app, whose ``X-Forwarded-For``/``Forwarded`` entries
+    #: Proxies in front of the app, whose ``Forwarded``/``X-Forwarded-*`` entries
     #: are believed: a hop count, or a list of networks (``["10.0.0.0/8"]``).
     trusted_proxies: int | tuple[IPNetwork, ...] = 0
     #: False sends ``context.ip = "0.0.0.0"`` (Segment then records no address).
     collect_ip: bool = True
     #: Zero the last octet of IPv4 addresses, the last 80 bits of IPv6 ones.
     anonymize_ip: bool = False
-    #: Query parameters whose values become ``REDACTED`` in url, search, referrer.
-    redact_query_params: tuple[str, ...] = DEFAULT_REDACT_QUERY_PARAMS
+    #: Parameter names (or words of names) whose values become ``REDACTED``;
+    #: added to :data:`DEFAULT_REDACT_QUERY_PARAMS`.
+    redact_query_params: tuple[str, ...] = ()
+    #: Drop the defaults of the list option of the same name: only the given
+    #: entries count.
+    replace_default_page_methods: bool = False
+    replace_default_page_content_types: bool = False
+    replace_default_exclude_paths: bool = False
+    replace_default_exclude_routes: bool = False
+    replace_default_bot_user_agents: bool = False
+    replace_default_redact_query_params: bool = False
     #: Set ``ajs_anonymous_id`` for new visitors, so analytics.js shares the id.
     set_cookie: bool = True
     #: The anonymous id cookie (analytics.js's name by default).
     cookie_name: str = "ajs_anonymous_id"
-    #: The cookie a user id is read from when the app knows no user.
+    #: Believe the ``user_cookie_name`` cookie when the app knows no user. Off by
+    #: default: the browser writes that cookie, so anyone can claim any user id.
+    user_id_from_cookie: bool = False
+    #: The cookie analytics.js keeps the user id in.
     user_cookie_name: str = "ajs_user_id"
     #: The cookie's domain, e.g. ``".example.com"`` to share it with subdomains.
     cookie_domain: str | None = None
@@ -130,6 +156,11 @@ class WebOptions:
     #: Under a test runner (Django's, pytest-django; Flask's ``TESTING``), events go
     #: to ``segment_core.testing.outbox`` instead of being sent; True sends them.
     send_in_tests: bool = False
+    #: Send one ``identify`` when a user logs in (Django's and Flask-Login's
+    #: ``user_logged_in``), linking the visitor's anonymous id to the user.
+    identify_on_login: bool = True
+    #: ``callable(user) -> dict``: the traits of that identify (none by default).
+    identify_traits: Hook | None = None
 
     # Derived once, for the hot path.
     exclude_patterns: tuple[re.Pattern[str], ...] = field(
@@ -140,20 +171,38 @@ class WebOptions:
     exclude_regex: re.Pattern[str] | None = field(
         init=False, repr=False, compare=False, default=None
     )
-    redacted_names: frozenset[str] = field(
+    redactor: Redactor = field(init=False, repr=False, compare=False, default_factory=Redactor)
+    bots: BotMatcher = field(init=False, repr=False, compare=False, default_factory=BotMatcher)
+    excluded_routes: frozenset[str] = field(
+        init=False, repr=False, compare=False, default=frozenset()
+    )
+    content_types: frozenset[str] = field(
         init=False, repr=False, compare=False, default=frozenset()
     )
 
     def __post_init__(self) -> None:
         for name, normalize in NORMALIZERS.items():
             object.__setattr__(self, name, normalize(name, getattr(self, name)))
+        for name, defaults in LIST_DEFAULTS.items():
+            given = getattr(self, name)
+            if not getattr(self, f"replace_default_{name}"):
+                # dict: ordered, without repeats (dataclasses.replace() passes the
+                # extended list back in).
+                given = tuple(dict.fromkeys((*defaults, *given)))
+            object.__setattr__(self, name, given)
         patterns = tuple(re.compile(p) for p in self.exclude_paths)
         object.__setattr__(self, "exclude_patterns", patterns)
         flags = {pattern.flags for pattern in patterns}
         if patterns and len(flags) == 1:
             joined = "|".join(f"(?:{pattern.pattern})" for pattern in patterns)
             object.__setattr__(self, "exclude_regex", re.compile(joined, flags.pop()))
-        object.__setattr__(self, "redacted_names", frozenset(self.redact_query_params))
+        redactor = Redactor(
+            self.redact_query_params, defaults=not self.replace_default_redact_query_params
+        )
+        object.__setattr__(self, "redactor", redactor)
+        object.__setattr__(self, "bots", BotMatcher(self.bot_user_agents))
+        object.__setattr__(self, "excluded_routes", frozenset(self.exclude_routes))
+        object.__setattr__(self, "content_types", frozenset(self.page_content_types))
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> WebOptions:

@@ -1,27 +1,44 @@
 """Which requests are page views, what they are called, and what they carry.
 
-A request is a page view when its method is in ``page_methods`` (GET), its
-response is a success (2xx) or ``304 Not Modified``, its path is not excluded,
-its user agent is not a known crawler or monitor, privacy allows it
-(``Sec-GPC``, ``DNT``, the ``consent`` hook) and ``page_filter`` agrees.
+A page view is a navigation that renders a document:
+
+- its method is in ``page_methods`` (GET);
+- the response is a success (2xx) whose content type is one of
+  ``page_content_types`` (HTML), or a ``304 Not Modified`` to a request that
+  accepts one of them (the browser shows its cached copy of the page);
+- no script made it: not ``X-Requested-With: XMLHttpRequest``, not an htmx
+  request (``HX-Request``) unless boosted (``HX-Boosted``), not a Turbo frame,
+  not a ``Sec-Fetch-Mode`` other than ``navigate``, not a prefetch
+  (``Sec-Purpose``/``Purpose``/``X-Purpose``/``X-Moz``). A request with none of
+  these headers is judged by its response alone;
+- neither its path (``exclude_paths``) nor its route (``exclude_routes``: a route
+  name or one of its namespaces) is excluded;
+- its user agent is not a known crawler or monitor, privacy allows it
+  (``Sec-GPC``, ``DNT``, the ``consent`` hook) and ``page_filter`` agrees.
+
 Redirects are not page views: the page they lead to is.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Mapping
 from typing import Any
 
+from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
 from segment_core.web._request import RequestInfo
 
 __all__ = [
     "BOT_PATTERN",
+    "accepts_document",
     "is_bot",
     "is_excluded",
+    "is_excluded_route",
     "is_page_status",
+    "is_script_request",
+    "media_type",
     "page_name",
     "page_properties",
     "privacy_allows",
@@ -29,31 +46,26 @@ __all__ = [
     "tracking_allowed",
 ]
 
-#: Crawlers, link previewers, uptime monitors and audit tools, matched in the
-#: lower-cased user agent (plus any word ending in "bot": see :func:`is_bot`).
-#: Generic HTTP libraries (curl, requests, headless browsers) are not listed:
-#: they are how tests and scripts drive apps. Add them with a ``page_filter``.
-BOT_PATTERN = re.compile(
-    r"crawl|spider|slurp|archiver|scraper|scrapy|mediapartners|feedfetcher"
-    r"|facebookexternalhit|facebookcatalog|embedly|quora link preview|pinterest|vkshare"
-    r"|whatsapp|preview|prerender|validator|lighthouse|pagespeed|gtmetrix"
-    r"|pingdom|uptimerobot|statuscake|site24x7|newrelicpinger|datadog|monitor"
-    r"|google-inspectiontool|chatgpt-user|anthropic-ai"
-)
-# "Googlebot/2.1", "bingbot", "Slackbot-LinkExpanding", but not the "CUBOT" phone.
-_BOT_WORD = re.compile(r"(?<!cu)bot\b")
+_DEFAULT_BOTS = BotMatcher()
 
 
 def should_track_page(
-    request: RequestInfo, status: int, options: WebOptions, response: Any = None
+    request: RequestInfo,
+    status: int,
+    options: WebOptions,
+    response: Any = None,
+    *,
+    content_type: str | None = None,
 ) -> bool:
     """Whether ``request``, answered with ``status``, gets an automatic page call."""
-    return tracking_allowed(request, options) and page_wanted(request, status, options, response)
+    return tracking_allowed(request, options) and page_wanted(
+        request, status, options, response, content_type=content_type
+    )
 
 
 def tracking_allowed(request: RequestInfo, options: WebOptions) -> bool:
     """Whether automatic calls and the id cookie may happen at all for this visitor."""
-    if options.skip_bots and is_bot(request.header("user-agent")):
+    if options.skip_bots and options.bots.matches(request.header("user-agent")):
         return False
     return privacy_allows(request, options)
 
@@ -64,17 +76,28 @@ def page_wanted(
     options: WebOptions,
     response: Any,
     *,
+    content_type: str | None = None,
     excluded: bool | None = None,
 ) -> bool:
     """The per-response half of :func:`should_track_page` (privacy aside).
 
-    ``excluded`` is :func:`is_excluded` when the caller already knows it.
+    ``content_type`` is the response's ``Content-Type`` header; ``excluded`` is
+    :func:`is_excluded` when the caller already knows it.
     """
     if not options.page_calls or not request.host:
         return False
-    if request.method.upper() not in options.page_methods or not is_page_status(status):
+    if request.method.upper() not in options.page_methods:
+        return False
+    if status == 304:
+        if not accepts_document(request.header("accept"), options):
+            return False
+    elif not (200 <= status < 300) or media_type(content_type) not in options.content_types:
+        return False
+    if is_script_request(request):
         return False
     if is_excluded(request.path, options) if excluded is None else excluded:
+        return False
+    if is_excluded_route(request, options):
         return False
     if options.page_filter is not None:
         target = request.hook_target
@@ -87,6 +110,83 @@ def is_page_status(status: int) -> bool:
     return 200 <= status < 300 or status == 304
 
 
+@functools.lru_cache(maxsize=256)
+def media_type(content_type: str | None) -> str:
+    """The lower-case media type of a ``Content-Type`` value, parameters dropped.
+
+    >>> media_type("Text/HTML; charset=utf-8")
+    'text/html'
+    """
+    if not content_type:
+        return ""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def accepts_document(accept: str | None, options: WebOptions) -> bool:
+    """Whether an ``Accept`` header asks for a document (a page content type, q > 0).
+
+    ``*/*`` alone does not: scripts and API clients send it.
+    """
+    if not accept:
+        return False
+    return _accepts(accept, options.content_types)
+
+
+@functools.lru_cache(maxsize=256)
+def _accepts(accept: str, types: frozenset[str]) -> bool:
+    for item in accept.split(","):
+        kind, _, params = item.partition(";")
+        if kind.strip().lower() not in types:
+            continue
+        quality = params.replace(" ", "").lower()
+        if "q=0" in quality and not any(f"q=0.{d}" in quality for d in "123456789"):
+            continue  # q=0, q=0.0, q=0.00: "not acceptable"
+        return True
+    return False
+
+
+def is_script_request(request: RequestInfo) -> bool:
+    """Whether a script (XHR, fetch, htmx, Turbo) or a prefetch made the request."""
+    get = request.headers.get  # on every page view: no method call per header
+    requested_with = get("x-requested-with")
+    if requested_with and requested_with.strip().lower() == "xmlhttprequest":
+        return True
+    if get("hx-request") is not None and get("hx-boosted") is None:
+        return True
+    if get("turbo-frame") is not None:
+        return True
+    mode = get("sec-fetch-mode")
+    if mode is not None and mode.strip().lower() != "navigate":
+        return True
+    for name in _PREFETCH_HEADERS:
+        value = get(name)
+        if value is not None and _is_prefetch(value):
+            return True
+    return False
+
+
+_PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
+
+
+@functools.lru_cache(maxsize=64)
+def _is_prefetch(value: str) -> bool:
+    # "prefetch", "prefetch;prerender" (Chrome), "preview" (Safari's X-Purpose).
+    words = value.lower().replace(",", ";").split(";")
+    return any(word.strip() in ("prefetch", "prerender", "preview") for word in words)
+
+
+def is_excluded_route(request: RequestInfo, options: WebOptions) -> bool:
+    """Whether the route's name, or one of its namespaces, is in ``exclude_routes``."""
+    excluded = options.excluded_routes
+    if not excluded:
+        return False
+    name = request.route_name
+    if name is not None and name in excluded:
+        return True
+    namespaces = request.route_namespaces
+    return bool(namespaces) and any(namespace in excluded for namespace in namespaces)
+
+
 def is_excluded(path: str, options: WebOptions) -> bool:
     """Whether one of ``exclude_paths`` is found in ``path``."""
     if options.exclude_regex is not None:
@@ -94,19 +194,12 @@ def is_excluded(path: str, options: WebOptions) -> bool:
     return any(pattern.search(path) for pattern in options.exclude_patterns)
 
 
-def is_bot(user_agent: str | None) -> bool:
-    """Whether ``user_agent`` names a crawler, previewer or monitor.
+def is_bot(user_agent: str | None, options: WebOptions | None = None) -> bool:
+    """Whether ``user_agent`` names a crawler, previewer or monitor (``bot_user_agents``).
 
     An empty user agent is not a bot: test clients and some proxies send none.
     """
-    if not user_agent:
-        return False
-    # One lower() and plain alternatives: a few microseconds, where a case-insensitive
-    # pattern with a look-behind took ten times as long on every request.
-    text = user_agent.lower()
-    if "bot" in text and _BOT_WORD.search(text) is not None:
-        return True
-    return BOT_PATTERN.search(text) is not None
+    return (options.bots if options is not None else _DEFAULT_BOTS).matches(user_agent)
 
 
 def privacy_allows(request: RequestInfo, options: WebOptions) -> bool:
@@ -120,22 +213,26 @@ def privacy_allows(request: RequestInfo, options: WebOptions) -> bool:
     return True
 
 
-def page_name(request: RequestInfo, options: WebOptions) -> str | None:
+def page_name(request: RequestInfo, options: WebOptions, path: str | None = None) -> str | None:
     """The page's name: the route's name, its template, the path, or the hook's answer.
 
-    ``"route"`` falls back to the template when the route has no name.
+    ``"route"`` falls back to the template when the route has no name. ``path``
+    is the path as sent (secrets redacted); a name equal to the request's raw path
+    is replaced by it.
     """
+    path = request.path if path is None else path
     mode = options.page_name
     if mode == "route":
-        return request.route_name or request.route_template
+        name = request.route_name or request.route_template
+        return path if name == request.path else name
     if mode == "template":
-        return request.route_template
+        return path if request.route_template == request.path else request.route_template
     if mode == "path":
-        return request.path
+        return path
     default = request.route_name or request.route_template
     name = call_hook("page_name", mode, request.hook_target, default=default)
     if name is None or isinstance(name, str):
-        return name
+        return path if name == request.path else name
     logger.error("segment: page_name returned %r, not a string; using %r", name, default)
     return default
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
-__all__ = ["RequestInfo", "WSGIHeaders"]
+__all__ = ["RequestInfo", "WSGIHeaders", "request_wire_path", "wire_path"]
 
 
 @dataclass
@@ -23,6 +24,14 @@ class RequestInfo:
       Repeated ``X-Forwarded-For`` lines must be joined with ``", "``.
     - ``client_addr``: the socket peer's address (``REMOTE_ADDR``), if known.
     - ``route_name`` / ``route_template``: the matched route's name and pattern.
+    - ``route_namespaces``: namespaces (Django URL namespaces and app names,
+      Flask blueprints) the route belongs to, for ``exclude_routes``.
+    - ``path_params``: the values the route captured from the path, by parameter
+      name (secret-looking ones are redacted from the path).
+    - ``host_trusted``: the framework's check of a host name (Django's
+      ``ALLOWED_HOSTS``, Flask's ``TRUSTED_HOSTS``), applied to a forwarded host.
+    - ``route_of_path``: ``callable(path) -> path_params | None``, the app's
+      router, to redact a same-app ``Referer``.
     - ``user_id``: the user the framework authenticated, if any.
     - ``native``: the framework's own request object, handed to user hooks.
 
@@ -40,6 +49,10 @@ class RequestInfo:
     client_addr: str | None = None
     route_name: str | None = None
     route_template: str | None = None
+    route_namespaces: tuple[str, ...] = ()
+    path_params: Mapping[str, Any] | None = None
+    host_trusted: Callable[[str], bool] | None = None
+    route_of_path: Callable[[str], Mapping[str, Any] | None] | None = None
     user_id: str | None = None
     native: Any = None
 
@@ -98,3 +111,50 @@ class WSGIHeaders(Mapping[str, str]):
 def _environ_key(name: str) -> str:
     key = name.upper().replace("-", "_")
     return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
+# What a path keeps unescaped (RFC 3986 pchar and "/"); everything else is %XX.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+@lru_cache(maxsize=4096)
+def wire_path(raw: bytes | str) -> str:
+    """A path as the browser sent it, percent-encoded, from what the server gives.
+
+    ``bytes`` are the path after the server's percent-decoding (a WSGI
+    ``PATH_INFO`` encoded back to latin-1): every byte that is not a plain path
+    character, invalid UTF-8 included, becomes ``%XX`` again. A ``str`` is a path
+    still percent-encoded (ASGI's ``raw_path``): its escapes are kept as they are.
+
+    >>> wire_path(b"/caf\\xe9/\\xc3\\xa9"), wire_path("/a%E9 b")
+    ('/caf%E9/%C3%A9', '/a%E9%20b')
+    """
+    if isinstance(raw, bytes):
+        return quote(raw, safe=_PATH_SAFE)
+    return quote(raw, safe=_PATH_SAFE + "%")
+
+
+@lru_cache(maxsize=4096)
+def _raw_wire_path(raw: bytes) -> str:
+    # The request line's bytes: escapes kept, anything else outside the safe set escaped.
+    return quote(raw, safe=_PATH_SAFE + "%")
+
+
+def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") -> str:
+    """The wire path of a request: ``raw_path`` when the server kept it.
+
+    ``path`` is decoded by the server (invalid UTF-8 already lost to U+FFFD);
+    ``raw_path`` holds the bytes the browser sent (ASGI's ``raw_path``, a WSGI
+    ``RAW_URI``; a query some servers leave in it is dropped). Servers disagree
+    on whether they start with ``root_path`` (the mount point, ``SCRIPT_NAME``):
+    it is added where missing.
+
+    >>> request_wire_path("/caf\ufffd", b"/caf%E9", "/shop")
+    '/shop/caf%E9'
+    """
+    wire = _raw_wire_path(raw_path.partition(b"?")[0]) if raw_path else wire_path(path)
+    if root_path:
+        prefix = wire_path(root_path.rstrip("/"))
+        if wire != prefix and not wire.startswith(prefix + "/"):
+            wire = prefix + wire
+    return wire

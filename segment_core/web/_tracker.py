@@ -2,21 +2,27 @@
 
 An adapter, for each request::
 
-    tracker = RequestTracker(client, options, request_info)
+    tracker = RequestTracker(client, options, request_info, read_user=..., read_route=...)
     token = bind(tracker.analytics)          # and request.analytics = tracker.analytics
     ... run the view ...
     cookie = tracker.cookie_to_set()         # put it on the response, if not None
-    tracker.finish(status, response)         # the automatic page call (never raises)
+    tracker.finish(status, response, content_type=...)  # the automatic page call
     reset(token)
+
+The user and the route are read when they are known best: ``read_user()`` is
+asked at each call (after the framework, or Django REST framework inside the
+view, authenticated), ``read_route(request_info, final)`` until it has found the
+route (``final``: the response is complete) and filled it into ``request_info``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from segment_core.scope import Analytics
+from segment_core.scope import Analytics, Result
 from segment_core.web._context import page_fields, request_context
+from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._identity import (
     CookieSpec,
@@ -37,7 +43,56 @@ from segment_core.web._request import RequestInfo
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["RequestTracker"]
+__all__ = ["RequestAnalytics", "RequestTracker"]
+
+#: Methods whose answers never carry the cookie: no browser keeps a visitor from them.
+NO_COOKIE_METHODS = frozenset({"HEAD", "OPTIONS"})
+
+
+# The storage of Analytics.user_id, under the property that reads the user late.
+_USER_SLOT: Any = Analytics.__dict__["user_id"]
+
+
+class RequestAnalytics(Analytics):
+    """``request.analytics``: an :class:`Analytics` whose user is read when used.
+
+    ``user_id`` (and every call) takes up the user the framework authenticated
+    since the request started: Django REST framework authenticates in the view.
+    """
+
+    __slots__ = ("_tracker",)
+
+    def __init__(
+        self, client: Client | None = None, *, tracker: RequestTracker | None = None, **kw: Any
+    ) -> None:
+        self._tracker = tracker
+        super().__init__(client, **kw)
+
+    @property
+    def user_id(self) -> str | None:
+        tracker = self._tracker
+        if tracker is not None and not tracker._cookie_decided:
+            tracker.refresh_user()
+        value: str | None = _USER_SLOT.__get__(self)
+        return value
+
+    @user_id.setter
+    def user_id(self, value: str | None) -> None:
+        _USER_SLOT.__set__(self, value)
+
+    @property
+    def stored_user_id(self) -> str | None:
+        """``user_id`` as it is, without reading the framework's user again."""
+        value: str | None = _USER_SLOT.__get__(self)
+        return value
+
+    def _send(self, kind: str, kw: dict[str, Any], **fields: Any) -> Result:
+        tracker = self._tracker
+        if tracker is not None:
+            tracker.before_send(kw)
+            if "user_id" not in kw:  # read once: the base class would ask the property again
+                kw["user_id"] = _USER_SLOT.__get__(self)
+        return super()._send(kind, kw, **fields)
 
 
 class RequestTracker:
@@ -46,60 +101,232 @@ class RequestTracker:
     Construction never raises: a hook that fails is logged and skipped, and a
     request whose context cannot be derived still gets a working ``analytics``.
 
-    - ``analytics``: the :class:`~segment_core.scope.Analytics` bound to the visitor.
+    - ``analytics``: the :class:`RequestAnalytics` bound to the visitor.
     - ``excluded``: the path is one of ``exclude_paths`` (no page call, no cookie).
     - ``allowed``: not a bot, and privacy signals and ``consent`` allow automatic
       calls and the cookie.
+    - ``scheme`` / ``host``: what the visitor used (from trusted proxies if any).
     """
 
-    __slots__ = ("_cookie", "_finished", "allowed", "analytics", "excluded", "options", "request")
+    __slots__ = (
+        "_anonymous_used",
+        "_cookie",
+        "_cookie_decided",
+        "_finished",
+        "_new_visitor",
+        "_read_route",
+        "_read_user",
+        "_resolved_user",
+        "allowed",
+        "analytics",
+        "excluded",
+        "host",
+        "options",
+        "request",
+        "scheme",
+    )
 
-    def __init__(self, client: Client | None, options: WebOptions, request: RequestInfo) -> None:
+    def __init__(
+        self,
+        client: Client | None,
+        options: WebOptions,
+        request: RequestInfo,
+        *,
+        read_user: Callable[[], object] | None = None,
+        read_route: Callable[[RequestInfo, bool], bool] | None = None,
+    ) -> None:
         self.options = options
         self.request = request
+        self._read_user: Callable[[], object] | None = None
+        self._read_route = read_route
         self._finished = False
         self._cookie: CookieSpec | None = None
+        self._cookie_decided = False
+        self._anonymous_used = False
+        self._new_visitor = False
+        self._resolved_user: str | None = None
         self.excluded = False
+        self.scheme, self.host = request.scheme, request.host
         try:
             self.excluded = is_excluded(request.path, options)
+            # Health checks and assets: no session read or user query for them.
+            self._read_user = None if self.excluded else read_user
             self.allowed = tracking_allowed(request, options)
+            if options.trusted_proxies:
+                self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
             anonymous_id = parse_id_cookie(request.cookies.get(options.cookie_name))
             if anonymous_id is None:
                 anonymous_id = new_anonymous_id()
-                if options.set_cookie and self.allowed and not self.excluded:
-                    secure = request.scheme == "https"
-                    self._cookie = anonymous_id_cookie(anonymous_id, options, secure=secure)
-            self.analytics = Analytics(
+                self._new_visitor = True
+            user_id = self._user_id_given()
+            self._resolved_user = user_id
+            self.analytics = RequestAnalytics(
                 client,
-                user_id=self._user_id(),
+                tracker=self,
+                user_id=user_id,
                 anonymous_id=anonymous_id,
-                context=request_context(request, options),
+                context=request_context(
+                    request,
+                    options,
+                    scheme=self.scheme,
+                    host=self.host,
+                    secret_values=(
+                        options.redactor.secret_values(request.path_params)
+                        if request.path_params
+                        else ()
+                    ),
+                ),
             )
         except Exception:
             logger.exception("segment: could not read the request; no automatic calls for it")
             self.allowed = False
-            self._cookie = None
-            self.analytics = Analytics(client, anonymous_id=new_anonymous_id())
+            self._new_visitor = False
+            self.analytics = RequestAnalytics(client, anonymous_id=new_anonymous_id())
 
-    def _user_id(self) -> str | None:
-        """The hook's answer, else the framework's user, else the ``ajs_user_id`` cookie."""
-        request, options = self.request, self.options
-        user_id: object = request.user_id
+    # -- the user -----------------------------------------------------------------
+
+    def _user_id_given(self) -> str | None:
+        """The user known as the request starts: the adapter's, or the opt-in cookie."""
+        user_id = _checked_id(self.request.user_id)
+        if user_id is None and self.options.user_id_from_cookie:
+            user_id = parse_id_cookie(self.request.cookies.get(self.options.user_cookie_name))
+        return user_id
+
+    def _current_user_id(self) -> str | None:
+        """The ``user_id`` hook's answer, else the framework's user, as of now."""
+        options, request = self.options, self.request
+        found: object = None
         if options.user_id is not None:
-            user_id = call_hook("user_id", options.user_id, request.hook_target, default=None)
-        if isinstance(user_id, bool) or not isinstance(user_id, (str, int, type(None))):
-            logger.error("segment: user_id returned %r, not a string; ignored", user_id)
-            user_id = None
-        if user_id is None or user_id == "":
-            return parse_id_cookie(request.cookies.get(options.user_cookie_name))
-        return str(user_id)
+            found = call_hook("user_id", options.user_id, request.hook_target, default=None)
+        elif self._read_user is not None:
+            try:
+                found = self._read_user()
+            except Exception:
+                logger.exception("segment: could not read the user; no user id from it")
+        return _checked_id(found)
+
+    def refresh_user(self) -> None:
+        """Take up the user authenticated since the last look (DRF, a login in the view).
+
+        A user id the view set itself (``identify``, ``alias``) is left alone; so
+        is everything once the response started (the cookie was decided).
+        """
+        if self._cookie_decided or (self.options.user_id is None and self._read_user is None):
+            return
+        analytics = self.analytics
+        current = analytics.stored_user_id
+        if current != self._resolved_user:
+            return
+        found = self._current_user_id()
+        if found is not None and found != current:
+            analytics.user_id = found
+            self._resolved_user = found
+
+    def refresh_route(self, final: bool = False) -> None:
+        """Ask the adapter for the route until it knows it; then hide secret path values.
+
+        ``final``: the response is complete, what the adapter knows now is all there is.
+        """
+        read = self._read_route
+        if read is None:
+            return
+        try:
+            if not read(self.request, final) and not final:
+                return
+        except Exception:
+            logger.exception("segment: could not read the request's route")
+        self._read_route = None
+        params = self.request.path_params
+        values = self.options.redactor.secret_values(params) if params else ()
+        if values:
+            page = self.analytics.context.get("page")
+            fields = page_fields(
+                self.request,
+                self.options.redactor,
+                scheme=self.scheme,
+                host=self.host,
+                secret_values=values,
+            )
+            self.analytics.context["page"] = (
+                {**page, **fields} if isinstance(page, Mapping) else fields
+            )
+
+    def before_send(self, kw: dict[str, Any]) -> None:
+        """Called by ``analytics`` before each call: the latest user, the route's secrets.
+
+        A new visitor whose user is known gets calls with ``userId`` only: an API
+        client is not a browser, its throwaway anonymous id would be noise.
+        """
+        if self._read_route is not None:
+            self.refresh_route()
+        if not self._cookie_decided:
+            self.refresh_user()
+        if not self._new_visitor:
+            return
+        analytics = self.analytics
+        if "anonymous_id" in kw:
+            if kw["anonymous_id"] == analytics.anonymous_id:
+                self._anonymous_used = True
+        elif self._anonymous_used or analytics.stored_user_id is None:
+            self._anonymous_used = True
+        elif "user_id" not in kw or kw["user_id"] is not None:
+            kw["anonymous_id"] = None
+
+    # -- login --------------------------------------------------------------------
+
+    def identify_login(self, user_id: object, user: Any = None) -> bool:
+        """The automatic ``identify`` of a login: the visitor's anonymous id joins the user.
+
+        Traits come from the ``identify_traits(user)`` hook (none without one).
+        Never raises; True if it sent.
+        """
+        options = self.options
+        if not options.identify_on_login or not self.allowed or _checked_id(user_id) is None:
+            return False
+        traits: Any = None
+        if options.identify_traits is not None:
+            traits = call_hook("identify_traits", options.identify_traits, user, default=None)
+            if traits is not None and not isinstance(traits, Mapping):
+                logger.error("segment: identify_traits returned %r, not a dict; ignored", traits)
+                traits = None
+        analytics = self.analytics
+        try:
+            analytics.identify(user_id, traits, anonymous_id=analytics.anonymous_id)
+        except Exception:
+            logger.exception("segment: the automatic identify of a login failed")
+            return False
+        self._resolved_user = analytics.stored_user_id
+        return True
+
+    # -- the response ---------------------------------------------------------------
 
     def cookie_to_set(self) -> CookieSpec | None:
         """The ``ajs_anonymous_id`` cookie to add to the response, if one is needed.
 
-        Only for a new visitor, with ``set_cookie`` on, on a path that is not
-        excluded, for a visitor that is not a bot and whose privacy allows it.
+        Only for a new visitor (no valid cookie), with ``set_cookie`` on, on a path
+        that is not excluded, for a visitor that is not a bot and whose privacy
+        allows it; never on HEAD or OPTIONS, and not for a request whose user is
+        known unless its anonymous id was used (a login links it).
         """
+        if self._cookie_decided:
+            return self._cookie
+        try:
+            self.refresh_user()
+        finally:
+            self._cookie_decided = True
+        options, request = self.options, self.request
+        if (
+            self._new_visitor
+            and options.set_cookie
+            and self.allowed
+            and not self.excluded
+            and request.method.upper() not in NO_COOKIE_METHODS
+            and (self._anonymous_used or self.analytics.stored_user_id is None)
+        ):
+            secure = self.scheme == "https"
+            self._cookie = anonymous_id_cookie(
+                self.analytics.anonymous_id or "", options, secure=secure
+            )
         return self._cookie
 
     def finish(
@@ -107,13 +334,15 @@ class RequestTracker:
         status: int,
         response: Any = None,
         *,
+        content_type: str | None = None,
         route_name: str | None = None,
         route_template: str | None = None,
     ) -> bool:
         """Emit the automatic page call if the request deserves one; True if it did.
 
-        ``route_name``/``route_template`` are for adapters that learn the route only
-        after the view ran. Runs once per request; never raises.
+        ``content_type`` is the response's ``Content-Type``. ``route_name`` /
+        ``route_template`` are for adapters that learn the route only after the
+        view ran. Runs once per request; never raises.
         """
         if self._finished or self.analytics.page_message is not None:
             return False
@@ -127,17 +356,39 @@ class RequestTracker:
         try:
             if not self.allowed:
                 return False
-            if not page_wanted(request, status, options, response, excluded=self.excluded):
+            if self._read_route is not None:
+                self.refresh_route(final=True)
+            wanted = page_wanted(
+                request,
+                status,
+                options,
+                response,
+                content_type=content_type,
+                excluded=self.excluded,
+            )
+            if not wanted:
                 return False
-            name = page_name(request, options)
             # The page fields were derived (and redacted) with the context; a view
             # may have added to them (a title), which the properties then carry too.
             fields = self.analytics.context.get("page")
             if not isinstance(fields, Mapping):
-                fields = page_fields(request, options.redacted_names)
+                fields = page_fields(request, options.redactor, scheme=self.scheme, host=self.host)
+            name = page_name(request, options, fields.get("path"))
             properties = page_properties(request, options, fields, name, response)
             self.analytics.page(name, properties)
         except Exception:
-            logger.exception("segment: the automatic page call for %s failed", request.path)
+            logger.exception("segment: the automatic page call for %s failed", request.path[:200])
             return False
         return True
+
+
+def _checked_id(value: object) -> str | None:
+    """A user id as a string; None for none, an empty one, or one that is no id."""
+    if value is None or value == "":
+        return None
+    if type(value) is str:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        logger.error("segment: user_id returned %r, not a string; ignored", value)
+        return None
+    return str(value)

@@ -47,6 +47,26 @@ def _lower_strings(name: str, value: object) -> tuple[str, ...]:
     return tuple(s.lower() for s in _strings(name, value))
 
 
+def _media_types(name: str, value: object) -> tuple[str, ...]:
+    types = tuple(t.strip().lower() for t in _strings(name, value))
+    for media_type in types:
+        if media_type.count("/") != 1 or ";" in media_type or " " in media_type:
+            raise ValueError(f"{name}: {media_type!r} is not a media type such as 'text/html'")
+    return types
+
+
+def _regexes(name: str, value: object) -> tuple[str, ...]:
+    patterns = _strings(name, value)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(
+                f"{name}: {pattern!r} is not a valid regular expression: {exc}"
+            ) from None
+    return patterns
+
+
 def _patterns(name: str, value: object) -> tuple[str | re.Pattern[str], ...]:
     items = (value,) if isinstance(value, (str, re.Pattern)) else value
     if not isinstance(items, Iterable):
@@ -156,8 +176,11 @@ def _max_age(name: str, value: object) -> int:
 NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "page_calls": _bool,
     "page_methods": _methods,
+    "page_content_types": _media_types,
     "exclude_paths": _patterns,
+    "exclude_routes": _strings,
     "skip_bots": _bool,
+    "bot_user_agents": _regexes,
     "page_name": _page_name,
     "page_filter": _hook,
     "page_properties": _hook,
@@ -170,10 +193,19 @@ NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "anonymize_ip": _bool,
     "send_in_tests": _bool,
     "redact_query_params": _lower_strings,
+    "replace_default_page_methods": _bool,
+    "replace_default_page_content_types": _bool,
+    "replace_default_exclude_paths": _bool,
+    "replace_default_exclude_routes": _bool,
+    "replace_default_bot_user_agents": _bool,
+    "replace_default_redact_query_params": _bool,
     "set_cookie": _bool,
     "cookie_name": _cookie_name,
+    "user_id_from_cookie": _bool,
     "user_cookie_name": _cookie_name,
     "cookie_domain": _cookie_domain,
     "cookie_format": _cookie_format,
     "cookie_max_age": _max_age,
+    "identify_on_login": _bool,
+    "identify_traits": _hook,
 }

@@ -12,8 +12,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import (
+    HTMLResponse,
     JSONResponse,
-    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
@@ -30,11 +30,11 @@ class ViewBug(Exception):
 
 
 async def page(request: Request) -> Response:
-    return PlainTextResponse("ok")
+    return HTMLResponse("ok")
 
 
 def sync_page(request: Request) -> Response:
-    return PlainTextResponse("ok")
+    return HTMLResponse("ok")
 
 
 async def redirect(request: Request) -> Response:
@@ -48,20 +48,20 @@ async def boom(request: Request) -> Response:
 async def track(request: Request) -> Response:
     request.state.analytics.track("Clicked Buy", {"sku": "A1"})
     assert analytics() is request.state.analytics
-    return PlainTextResponse("ok")
+    return HTMLResponse("ok")
 
 
 def sync_track(request: Request) -> Response:
     # Sync endpoints run in a worker thread: the context variable follows them there.
     assert analytics() is request.state.analytics
     analytics().track("Clicked Buy", {"sku": "A1"})
-    return PlainTextResponse("ok")
+    return HTMLResponse("ok")
 
 
 async def identify(request: Request) -> Response:
     request.state.analytics.identify("u-77", {"plan": "pro"})
     request.state.analytics.track("Upgraded")
-    return PlainTextResponse("ok")
+    return HTMLResponse("ok")
 
 
 async def whoami(request: Request) -> Response:
@@ -70,7 +70,7 @@ async def whoami(request: Request) -> Response:
 
 
 async def own_cookie(request: Request) -> Response:
-    response = PlainTextResponse("ok")
+    response = HTMLResponse("ok")
     response.set_cookie("ajs_anonymous_id", "chosen-by-the-view")
     return response
 
@@ -80,7 +80,7 @@ async def stream(request: Request) -> Response:
         yield b"one "
         yield b"two"
 
-    return StreamingResponse(chunks())
+    return StreamingResponse(chunks(), media_type="text/html")
 
 
 async def background(request: Request) -> Response:
@@ -89,7 +89,7 @@ async def background(request: Request) -> Response:
     def later() -> None:
         bound.track("Sent Receipt")
 
-    return PlainTextResponse("ok", background=BackgroundTask(later))
+    return HTMLResponse("ok", background=BackgroundTask(later))
 
 
 ROUTES = [

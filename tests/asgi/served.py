@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from segment_asgi import SegmentMiddleware
@@ -34,7 +34,7 @@ signals.batch_sent.connect(report)
 
 async def track(request: Request) -> Response:
     request.state.analytics.track("Clicked Buy", {"n": request.query_params.get("n")})
-    return PlainTextResponse("ok")
+    return HTMLResponse("ok")
 
 
 async def plain(scope: Any, receive: Any, send: Any) -> None:
@@ -42,7 +42,7 @@ async def plain(scope: Any, receive: Any, send: Any) -> None:
         raise ValueError(f"can only handle HTTP, not {scope['type']}")
     if scope["path"] == "/track/":
         analytics().track("Clicked Buy")
-    await PlainTextResponse("ok")(scope, receive, send)
+    await HTMLResponse("ok")(scope, receive, send)
 
 
 inner: Any = (

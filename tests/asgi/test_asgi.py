@@ -12,7 +12,7 @@ import starlette.middleware
 from mypy import api as mypy_api
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
 import segment_core
@@ -35,7 +35,7 @@ STARLETTE_TYPES_MIDDLEWARE_OPTIONS = not hasattr(starlette.middleware, "_Middlew
 
 
 def hello(request: Request) -> Response:
-    return PlainTextResponse("hello")
+    return HTMLResponse("hello")
 
 
 HELLO = Starlette(routes=[Route("/", hello, name="hello")])
@@ -66,7 +66,7 @@ async def test_state_is_created_and_the_contextvar_bound(client: Client, sent: S
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         inside.append(current())
-        await PlainTextResponse("ok")(scope, receive, send)
+        await HTMLResponse("ok")(scope, receive, send)
 
     scope = http_scope()
     await call(SegmentMiddleware(app, client=client), scope)
@@ -102,7 +102,7 @@ async def test_root_path_and_host_from_the_server(client: Client, sent: Sent) ->
         server=("shop.example", 8443),
         query_string=b"utm_medium=email",
     )
-    await call(SegmentMiddleware(PlainTextResponse("ok"), client=client), scope)
+    await call(SegmentMiddleware(HTMLResponse("ok"), client=client), scope)
     [page] = sent()
     assert page["properties"]["path"] == "/app/caf%C3%A9/"
     assert page["properties"]["url"] == "https://shop.example:8443/app/caf%C3%A9/?utm_medium=email"
@@ -118,7 +118,10 @@ async def test_repeated_headers_are_joined(client: Client, sent: Sent) -> None:
             (b"cookie", b"ajs_user_id=u-3"),
         ],
     )
-    await call(SegmentMiddleware(HELLO, client=client, trusted_proxies=1), scope)
+    middleware = SegmentMiddleware(
+        HELLO, client=client, trusted_proxies=1, user_id_from_cookie=True
+    )
+    await call(middleware, scope)
     [page] = sent()
     assert page["context"]["ip"] == "198.51.100.4"
     assert page["userId"] == "u-3"

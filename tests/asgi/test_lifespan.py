@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from segment_asgi import SegmentMiddleware
@@ -43,7 +43,7 @@ def lifespan_app(events: list[str], client: Client) -> Starlette:
         client.track("worker", "Worker Stopped")  # the app's own last words
 
     async def home(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        return HTMLResponse("ok")
 
     return Starlette(routes=[Route("/", home, name="home")], lifespan=app_lifespan)
 
@@ -75,13 +75,13 @@ async def no_lifespan(scope: Any, receive: Any, send: Any) -> None:
     """An app like Django's ASGI handler: anything but HTTP is an error."""
     if scope["type"] != "http":
         raise ValueError(f"can only handle HTTP, not {scope['type']}")
-    await PlainTextResponse("ok")(scope, receive, send)
+    await HTMLResponse("ok")(scope, receive, send)
 
 
 async def ignores_lifespan(scope: Any, receive: Any, send: Any) -> None:
     """An app that returns at once for anything but HTTP."""
     if scope["type"] == "http":
-        await PlainTextResponse("ok")(scope, receive, send)
+        await HTMLResponse("ok")(scope, receive, send)
 
 
 @pytest.mark.parametrize("inner", [no_lifespan, ignores_lifespan])

@@ -38,7 +38,7 @@ def streaming_app(order: list[str], first_received: asyncio.Event) -> Starlette:
         yield b"two"
 
     async def stream(request: Request) -> Response:
-        return StreamingResponse(chunks(), media_type="text/plain")
+        return StreamingResponse(chunks(), media_type="text/html")
 
     return Starlette(routes=[Route("/stream", stream, name="stream")])
 

@@ -7,6 +7,7 @@ test directories in the same pytest session are not affected.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import django
@@ -21,16 +22,36 @@ if not settings.configured:
         SECRET_KEY="segment-django-tests",
         ALLOWED_HOSTS=["testserver", "shop.example"],
         INSTALLED_APPS=[
+            "django.contrib.admin",
             "django.contrib.auth",
             "django.contrib.contenttypes",
             "django.contrib.sessions",
+            "django.contrib.messages",
+            "rest_framework",
+            "rest_framework.authtoken",
             "segment_django",
         ],
         MIDDLEWARE=[
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
             "segment_django.middleware.SegmentMiddleware",
         ],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "DIRS": [str(Path(__file__).parent / "templates")],
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         ROOT_URLCONF="tests.django.urls",
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",

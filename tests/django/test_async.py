@@ -113,6 +113,7 @@ async def test_logged_in_user_without_touching_the_lazy_user(
     await sync_to_async(async_client.force_login)(user)
     with caplog.at_level(logging.WARNING):
         data = (await async_client.get("/awhoami/")).json()
+        await async_client.get("/")
     # Reading the lazy request.user in the event loop would raise SynchronousOnlyOperation,
     # which the middleware would log; nothing is logged.
     assert caplog.records == []

@@ -137,3 +137,8 @@ def test_w003_host_not_https(settings: Any, host: str, expected: list[str]) -> N
 def test_w003_host_from_the_environment(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEGMENT_HOST", "http://collector.example")
     assert ids(settings, WRITE_KEY="k") == ["segment_django.W003"]
+
+
+def test_w004_the_user_cookie_is_believed(settings: Any) -> None:
+    assert ids(settings, WRITE_KEY="k", USER_ID_FROM_COOKIE=True) == ["segment_django.W004"]
+    assert ids(settings, WRITE_KEY="k", USER_ID_FROM_COOKIE=False) == []

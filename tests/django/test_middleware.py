@@ -150,7 +150,17 @@ def test_classic_and_raw_cookies(client: Client, sent: Sent, value: str) -> None
     assert "ajs_anonymous_id" not in response.cookies
     [page] = sent()
     assert page["anonymousId"] == "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
-    assert page["userId"] == "user-5"
+    assert "userId" not in page  # the browser-written ajs_user_id decides nothing
+
+
+def test_the_user_cookie_counts_only_when_the_app_opts_in(
+    client: Client, sent: Sent, segment: Any
+) -> None:
+    segment(USER_ID_FROM_COOKIE=True)
+    client.cookies["ajs_anonymous_id"] = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
+    client.cookies["ajs_user_id"] = "%22user-5%22"
+    client.get("/")
+    assert sent()[0]["userId"] == "user-5"
 
 
 def test_a_cookie_set_by_the_view_is_left_alone(client: Client) -> None:
@@ -164,10 +174,8 @@ def test_logged_in_user(client: Client, sent: Sent) -> None:
     client.force_login(user)
     assert client.get("/whoami/").json()["user_id"] == str(user.pk)
     client.get("/")
-    assert [(m["name"], m["userId"]) for m in sent()] == [
-        ("whoami", str(user.pk)),
-        ("home", str(user.pk)),
-    ]
+    # /whoami/ answers JSON: not a page view.
+    assert [(m["name"], m["userId"]) for m in sent()] == [("home", str(user.pk))]
 
 
 @pytest.mark.django_db

@@ -28,4 +28,5 @@ urlpatterns = [
     path("astream/", views.astream, name="astream"),
     path("healthz", views.page, name="healthz"),
     path("assets/app.css", views.page, name="asset"),
+    path("app/", include("tests.django.realapp")),
 ]

@@ -48,7 +48,7 @@ def test_visit_arrives_once_and_joined(
 ) -> None:
     broker = request.getfixturevalue("redis_db") if with_worker else None
     with serving(example, segment_collector.url, tmp_path, broker) as server:
-        visit = VISITS[example.name](server.url)
+        visit = VISITS[example.name](server)
         status = server.stop()
         assert status in GRACEFUL_EXITS, server.log()
 

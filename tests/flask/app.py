@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, redirect, request
+from flask import Blueprint, Flask, Response, abort, jsonify, redirect, request
 from flask_login import LoginManager, UserMixin, login_user
 
 from segment_core.scope import analytics
@@ -109,7 +109,7 @@ def create_app(config: dict[str, Any] | None = None, *, name: str = "shop") -> F
             yield "one "
             yield "two"
 
-        return Response(chunks(), mimetype="text/plain")
+        return Response(chunks(), mimetype="text/html")
 
     @app.get("/own-cookie")
     def own_cookie() -> Response:
@@ -120,6 +120,32 @@ def create_app(config: dict[str, Any] | None = None, *, name: str = "shop") -> F
     @app.get("/healthz")
     def healthz() -> str:
         return "ok"
+
+    @app.get("/api/orders")
+    def orders() -> Any:
+        request.analytics.track("Listed Orders")  # type: ignore[attr-defined]
+        return jsonify(orders=[])
+
+    @app.get("/invite/<key>")
+    def invite(key: str) -> str:
+        request.analytics.track("Opened Invite")  # type: ignore[attr-defined]
+        return "invite"
+
+    @app.get("/cached")
+    def cached() -> Response:
+        return Response(status=304)
+
+    @app.get("/raw/<path:rest>")
+    def raw(rest: str) -> str:
+        return "raw"
+
+    admin = Blueprint("admin", __name__, url_prefix="/backoffice")
+
+    @admin.get("/")
+    def admin_index() -> str:
+        return "admin"
+
+    app.register_blueprint(admin)
 
     @app.get("/favicon.ico")
     def favicon() -> Response:

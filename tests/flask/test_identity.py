@@ -43,7 +43,15 @@ def test_classic_and_raw_cookies(app: Flask, sent: Sent, value: str) -> None:
     assert "Set-Cookie" not in response.headers
     [page] = sent()
     assert page["anonymousId"] == UUID
-    assert page["userId"] == "user-5"
+    assert "userId" not in page  # the browser-written ajs_user_id decides nothing
+
+
+def test_the_user_cookie_counts_only_when_the_app_opts_in(make_app: MakeApp, sent: Sent) -> None:
+    client = make_app(SEGMENT_USER_ID_FROM_COOKIE=True).test_client()
+    client.set_cookie("ajs_anonymous_id", UUID)
+    client.set_cookie("ajs_user_id", "%22user-5%22")
+    client.get("/")
+    assert sent()[0]["userId"] == "user-5"
 
 
 def test_a_cookie_set_by_the_view_is_left_alone(app: Flask) -> None:
@@ -61,20 +69,24 @@ def test_flask_login_user(app: Flask, sent: Sent) -> None:
     client.get("/login/ann-7")
     assert client.get("/whoami").get_json()["user_id"] == "ann-7"
     client.get("/")
-    pages = sent()
-    assert [(m["name"], m.get("userId")) for m in pages] == [
-        ("login", None),  # the user logs in during this request
-        ("whoami", "ann-7"),
-        ("home", "ann-7"),
+    messages = sent()
+    assert [(m["type"], m.get("name"), m.get("userId")) for m in messages] == [
+        ("identify", None, "ann-7"),  # the login joins the visitor to the user
+        ("page", "login", "ann-7"),
+        ("page", "home", "ann-7"),  # /whoami answers JSON: not a page view
     ]
-    assert len({m["anonymousId"] for m in pages}) == 1
+    assert len({m["anonymousId"] for m in messages}) == 1
 
 
 def test_user_id_hook_wins(make_app: MakeApp, sent: Sent) -> None:
     client = make_app(SEGMENT_USER_ID="tests.flask.app.header_user").test_client()
     client.get("/login/ann-7")
     client.get("/", headers={"X-User": "from-header"})
-    assert [m.get("userId") for m in sent()] == [None, "from-header"]
+    assert [(m["type"], m.get("userId")) for m in sent()] == [
+        ("identify", "ann-7"),
+        ("page", "ann-7"),
+        ("page", "from-header"),
+    ]
 
 
 def test_a_failing_user_loader_is_logged_and_the_request_goes_on(

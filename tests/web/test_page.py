@@ -17,7 +17,8 @@ from tests.web.conftest import BROWSER, make_request
 
 
 def tracked(request: RequestInfo | None = None, status: int = 200, **options: Any) -> bool:
-    return should_track_page(request or make_request(), status, WebOptions(**options))
+    request = request or make_request()
+    return should_track_page(request, status, WebOptions(**options), content_type="text/html")
 
 
 def test_a_browser_get_is_a_page_view() -> None:
@@ -68,9 +69,12 @@ def test_not_excluded(path: str) -> None:
     assert tracked(make_request(path=path))
 
 
-def test_custom_exclusions_replace_the_defaults() -> None:
+def test_custom_exclusions_extend_the_defaults() -> None:
     assert not tracked(make_request(path="/admin/users"), exclude_paths=(r"^/admin/",))
-    assert tracked(make_request(path="/favicon.ico"), exclude_paths=(r"^/admin/",))
+    assert not tracked(make_request(path="/healthz"), exclude_paths=(r"^/admin/",))
+    replaced = {"exclude_paths": (r"^/admin/",), "replace_default_exclude_paths": True}
+    assert not tracked(make_request(path="/admin/users"), **replaced)
+    assert tracked(make_request(path="/healthz"), **replaced)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +163,7 @@ def test_page_filter_gets_request_and_response() -> None:
         return False
 
     options = WebOptions(page_filter=page_filter)
-    assert not should_track_page(request, 200, options, response)
+    assert not should_track_page(request, 200, options, response, content_type="text/html")
     assert calls == [(request, response)]  # no native request: the RequestInfo
 
 

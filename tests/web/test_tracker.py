@@ -11,6 +11,7 @@ from segment_core.web import RequestTracker, WebOptions
 from tests.web.conftest import make_request
 
 Messages = list[dict[str, Any]]
+HTML = "text/html; charset=utf-8"
 UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
 
 
@@ -21,7 +22,7 @@ def tracker(client: Client, options: WebOptions | None = None, **request: Any) -
 def test_page_call_for_a_new_visitor(client: Client, sent: Messages) -> None:
     t = tracker(client, query_string="utm_source=news&password=x")
     cookie = t.cookie_to_set()
-    assert t.finish(200) is True
+    assert t.finish(200, content_type=HTML) is True
     [page] = sent
     assert page["type"] == "page"
     assert page["name"] == "product-detail"
@@ -47,35 +48,44 @@ def test_page_call_for_a_new_visitor(client: Client, sent: Messages) -> None:
 def test_returning_visitor_keeps_its_id_and_gets_no_cookie(client: Client, sent: Messages) -> None:
     t = tracker(client, cookies={"ajs_anonymous_id": f"%22{UUID}%22", "ajs_user_id": "u-9"})
     assert t.cookie_to_set() is None
-    t.finish(200)
+    t.finish(200, content_type=HTML)
     assert sent[0]["anonymousId"] == UUID
+    assert "userId" not in sent[0]  # the browser's ajs_user_id decides nothing by default
+
+
+def test_the_user_cookie_is_read_only_when_the_app_opts_in(client: Client, sent: Messages) -> None:
+    options = WebOptions(user_id_from_cookie=True)
+    t = tracker(client, options, cookies={"ajs_anonymous_id": UUID, "ajs_user_id": "%22u-9%22"})
+    t.finish(200, content_type=HTML)
     assert sent[0]["userId"] == "u-9"
 
 
 def test_framework_user_wins_over_the_cookie(client: Client, sent: Messages) -> None:
     t = tracker(client, user_id="42", cookies={"ajs_user_id": "old"})
-    t.finish(200)
+    t.finish(200, content_type=HTML)
     assert sent[0]["userId"] == "42"
 
 
 def test_user_id_hook(client: Client, sent: Messages) -> None:
     options = WebOptions(user_id=lambda request: 7)
-    tracker(client, options, user_id="42").finish(200)
+    tracker(client, options, user_id="42").finish(200, content_type=HTML)
     assert sent[0]["userId"] == "7"
 
 
-def test_user_id_hook_that_fails_falls_back_to_the_cookie(
+def test_user_id_hook_that_fails_falls_back_to_the_opted_in_cookie(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(request: object) -> str:
         raise KeyError("oops")
 
-    t = tracker(client, WebOptions(user_id=broken), cookies={"ajs_user_id": "u-1"})
-    assert t.finish(200)
+    options = WebOptions(user_id=broken, user_id_from_cookie=True)
+    t = tracker(client, options, cookies={"ajs_user_id": "u-1"})
+    assert t.finish(200, content_type=HTML)
     assert sent[0]["userId"] == "u-1"
     assert "the user_id hook raised" in caplog.text
     t = tracker(client, WebOptions(user_id=lambda r: ["not", "an", "id"]))
-    assert t.analytics.user_id is None
+    assert t.finish(200, content_type=HTML)
+    assert "userId" not in sent[1]
     assert "user_id returned" in caplog.text
 
 
@@ -87,7 +97,7 @@ def test_no_page_call_and_no_cookie_when_privacy_says_no(client: Client, sent: M
         tracker(client, headers={"user-agent": "Googlebot/2.1"}),
     ):
         assert t.cookie_to_set() is None
-        assert t.finish(200) is False
+        assert t.finish(200, content_type=HTML) is False
         # Explicit calls are the app's decision and still work.
         t.analytics.track("Checked Out")
     assert [m["type"] for m in sent] == ["track"] * 4
@@ -96,7 +106,7 @@ def test_no_page_call_and_no_cookie_when_privacy_says_no(client: Client, sent: M
 def test_excluded_path_no_page_call_no_cookie(client: Client, sent: Messages) -> None:
     t = tracker(client, path="/static/app.js")
     assert t.cookie_to_set() is None
-    assert not t.finish(200)
+    assert not t.finish(200, content_type=HTML)
     assert sent == []
 
 
@@ -120,14 +130,14 @@ def test_not_found_and_errors_are_not_pages_but_keep_the_cookie(
 
 def test_finish_runs_once(client: Client, sent: Messages) -> None:
     t = tracker(client)
-    assert t.finish(200)
-    assert not t.finish(200)
+    assert t.finish(200, content_type=HTML)
+    assert not t.finish(200, content_type=HTML)
     assert len(sent) == 1
 
 
 def test_route_learned_after_the_view(client: Client, sent: Messages) -> None:
     t = tracker(client, route_name=None, route_template=None)
-    t.finish(200, route_name="home", route_template="/")
+    t.finish(200, content_type=HTML, route_name="home", route_template="/")
     assert sent[0]["name"] == "home"
 
 
@@ -135,7 +145,7 @@ def test_identify_then_track_in_one_request(client: Client, sent: Messages) -> N
     t = tracker(client)
     t.analytics.identify(99, {"plan": "pro"})
     t.analytics.track("Upgraded", {"plan": "pro"})
-    t.finish(200)
+    t.finish(200, content_type=HTML)
     identify, track, page = sent
     assert identify["userId"] == track["userId"] == page["userId"] == "99"
     assert identify["anonymousId"] == track["anonymousId"] == t.analytics.anonymous_id
@@ -146,7 +156,7 @@ def test_identify_then_track_in_one_request(client: Client, sent: Messages) -> N
 def test_an_explicit_page_call_replaces_the_automatic_one(client: Client, sent: Messages) -> None:
     t = tracker(client)
     t.analytics.page("Product", {"sku": "A1"}, category="Shop")
-    assert not t.finish(200)
+    assert not t.finish(200, content_type=HTML)
     [page] = sent
     assert (page["name"], page["category"], page["properties"]) == (
         "Product",
@@ -160,7 +170,7 @@ def test_page_properties_and_name_hooks(client: Client, sent: Messages) -> None:
         page_name=lambda request: "Custom",
         page_properties=lambda request, response: {"status": response},
     )
-    tracker(client, options).finish(200, 200)
+    tracker(client, options).finish(200, 200, content_type=HTML)
     assert sent[0]["name"] == "Custom"
     assert sent[0]["properties"]["status"] == 200
 
@@ -169,7 +179,7 @@ def test_a_page_call_that_cannot_be_encoded_is_logged_not_raised(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
     options = WebOptions(page_properties=lambda request, response: {"blob": object()})
-    assert tracker(client, options).finish(200) is False
+    assert tracker(client, options).finish(200, content_type=HTML) is False
     assert sent == []
     assert "automatic page call for /products/42 failed" in caplog.text
 
@@ -187,6 +197,6 @@ def test_a_request_that_cannot_be_read_still_gets_analytics(
         t = RequestTracker(client, WebOptions(), t.request)
     assert "could not read the request" in caplog.text
     assert t.cookie_to_set() is None
-    assert t.finish(200) is False
+    assert t.finish(200, content_type=HTML) is False
     t.analytics.track("Still Works")
     assert sent[0]["event"] == "Still Works"

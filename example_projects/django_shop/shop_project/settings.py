@@ -23,9 +23,13 @@ DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
+    "rest_framework",
+    "rest_framework.authtoken",
     "segment_django",
     "shop",
 ]
@@ -36,6 +40,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     # After AuthenticationMiddleware, so page calls carry the logged-in user's id.
     "segment_django.middleware.SegmentMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -53,6 +58,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
                 "shop.context_processors.shop",
             ],
         },
@@ -72,6 +78,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "shop:product_list"
 LOGOUT_REDIRECT_URL = "shop:product_list"
+
+# Password reset e-mails (with their one-time link) are printed by the server.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "shop@example.com"
+
+# The JSON API (shop/api.py): a token (``Authorization: Token <key>``) or the session.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
 
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -95,6 +114,10 @@ LOGGING = {
 SEGMENT = {
     "WRITE_KEY": os.environ.get("SEGMENT_WRITE_KEY"),
     "HOST": os.environ.get("SEGMENT_HOST"),
+    # A login sends one identify (the visitor's anonymous id joined to the user),
+    # with these traits. The admin, the API's JSON and the browsable API, and the
+    # password-reset token in its URL need no setting: they are handled by default.
+    "IDENTIFY_TRAITS": "shop.analytics.identify_traits",
 }
 
 # Celery (shop_project/celery.py): the order confirmation is a task.

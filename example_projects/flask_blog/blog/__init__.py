@@ -31,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # SEGMENT_WRITE_KEY / SEGMENT_HOST variables; with no write key nothing is sent.
         SEGMENT_WRITE_KEY=os.environ.get("SEGMENT_WRITE_KEY"),
         SEGMENT_HOST=os.environ.get("SEGMENT_HOST"),
+        SEGMENT_IDENTIFY_TRAITS="blog.auth.identify_traits",
         # analytics.js in the browser (optional). Not SEGMENT_* keys: those are the
         # extension's, and it warns about names it does not know.
         ANALYTICS_JS_URL=os.environ.get("SEGMENT_JS_URL", ""),

@@ -34,6 +34,11 @@ class User(UserMixin):
         return {"username": self.username, "email": self.email, "createdAt": self.created_at}
 
 
+def identify_traits(user: User) -> dict[str, str]:
+    """The traits of the identify Segment sends when ``user`` logs in."""
+    return user.traits()
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     row = get_db().execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
@@ -72,9 +77,8 @@ def signup() -> ResponseReturnValue:
     analytics = request.analytics
     # alias: what this visitor did anonymously (the ajs_anonymous_id cookie) is theirs.
     analytics.alias(user.get_id())
-    analytics.identify(user.get_id(), user.traits())
     analytics.track("Signed Up", {"method": "password"})
-    login_user(user)
+    login_user(user)  # Segment sends the identify (SEGMENT_IDENTIFY_TRAITS: its traits)
     return redirect(_next_url())
 
 
@@ -93,8 +97,7 @@ def login() -> ResponseReturnValue:
         flash("Wrong username or password.")
         return render_template("login.html"), 401
     user = User.from_row(row)
-    login_user(user)
-    request.analytics.identify(user.get_id(), user.traits())
+    login_user(user)  # Segment sends the identify (SEGMENT_IDENTIFY_TRAITS: its traits)
     return redirect(_next_url())
 
 

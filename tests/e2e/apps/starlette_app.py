@@ -6,7 +6,7 @@ import os
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Route
 
 from segment_asgi import SegmentMiddleware
@@ -18,10 +18,10 @@ async def health(request: Request) -> PlainTextResponse:
     return PlainTextResponse(str(os.getpid()))
 
 
-async def item(request: Request) -> PlainTextResponse:
+async def item(request: Request) -> HTMLResponse:
     n = request.path_params["n"]
     request.state.analytics.track("Item Viewed", item_properties(n))
-    return PlainTextResponse(str(os.getpid()))
+    return HTMLResponse(str(os.getpid()))  # a page: an automatic page call
 
 
 starlette_app = Starlette(

@@ -8,12 +8,15 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from rest_framework.authtoken.models import Token
 
 DEMO_PASSWORD = os.environ.get("SHOP_DEMO_PASSWORD", "espresso-for-ada")
+#: The demo user's API token (``Authorization: Token <key>`` on ``/api/orders/``).
+DEMO_API_TOKEN = os.environ.get("SHOP_DEMO_API_TOKEN", "ada-shop-api-token-0123456789abcdef")
 
 
 class Command(BaseCommand):
-    help = "Run the migrations, then create the demo user (or reset its password)."
+    help = "Run the migrations, then create the demo user and its API token (again: reset)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="ada")
@@ -27,5 +30,7 @@ class Command(BaseCommand):
         )
         user.set_password(password)
         user.save()
+        Token.objects.filter(user=user).delete()
+        Token.objects.create(user=user, key=DEMO_API_TOKEN)
         verb = "created" if created else "updated"
         self.stdout.write(f"demo user {username!r} {verb}; log in with password {password!r}")

@@ -1,0 +1,269 @@
+"""What is a secret, by meaning: parameter names split into words, and the values to hide.
+
+A name (a query parameter, a route parameter) is split into lower-case words at
+``_``, ``-``, ``.``, spaces, brackets and camelCase humps: ``accessToken``,
+``api-key``, ``user[password]`` and ``reset_token`` all contain a secret word. It
+is secret when:
+
+- one of its words is a secret word (``password``, ``token``, ``key``, ``secret``,
+  ``signature``, ``auth``, ``session``, ``email``, ``jwt``, ``otp`` ... and every
+  entry of ``redact_query_params``; an entry of several words matches those words
+  in a row), or
+- a word *ends* with a strong secret word written together (``accesstoken``,
+  ``newpassword``, ``xapikey``, ``jsessionid``), or
+- the whole name is a short word that is only a secret on its own (``code``,
+  ``pin``, ``sig``, ``sid``, ``pass``) or a ``code`` of a login flow
+  (``auth_code``, ``invite_code``, ``verification_code``; not ``country_code``).
+
+Whole words only: ``keyword``, ``monkey``, ``author`` and ``passenger`` are not
+secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote, unquote, unquote_plus
+
+__all__ = [
+    "DEFAULT_SECRET_WORDS",
+    "REDACTED",
+    "Redactor",
+    "name_words",
+]
+
+REDACTED = "REDACTED"
+
+#: Words that make a name secret wherever they stand in it.
+DEFAULT_SECRET_WORDS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "apikey",
+    "signature",
+    "credential",
+    "credentials",
+    "auth",
+    "authorization",
+    "session",
+    "sessionid",
+    "sessid",
+    "jwt",
+    "otp",
+    "totp",
+    "mfa",
+    "csrf",
+    "csrftoken",
+    "xsrf",
+    "cookie",
+    "email",
+    "ssn",
+    "cvv",
+    "cvc",
+)
+
+# Strong words also found glued to others ("accesstoken", "newpassword").
+_GLUED_SUFFIXES = (
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "secret",
+    "apikey",
+    "signature",
+    "sessionid",
+    "credential",
+    "credentials",
+)
+# Names that are secrets only when they are the whole name.
+_WHOLE_NAMES = frozenset({"code", "pin", "sig", "sid", "pass", "nonce", "hash"})
+# "<word> code" is a one-time code of a login flow; "country code" is not.
+_CODE_QUALIFIERS = frozenset(
+    {
+        "access",
+        "activation",
+        "auth",
+        "authorization",
+        "backup",
+        "confirm",
+        "confirmation",
+        "invite",
+        "invitation",
+        "login",
+        "magic",
+        "mfa",
+        "otp",
+        "recovery",
+        "reset",
+        "security",
+        "sms",
+        "verification",
+        "verify",
+    }
+)
+
+_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+# Nested URLs are followed this deep (?next=/a?next=/b?token=...).
+_MAX_DEPTH = 3
+_CACHE_SIZE = 4096
+# What stays unescaped when a changed nested value is written back.
+_VALUE_SAFE = "/:@!$'()*,;~-._"
+
+
+def name_words(name: str) -> tuple[str, ...]:
+    """The lower-case words of a parameter name.
+
+    >>> name_words("user[newPassword]"), name_words("X-API-Key")
+    (('user', 'new', 'password'), ('x', 'api', 'key'))
+    """
+    return tuple(word.lower() for word in _WORDS.findall(name))
+
+
+class Redactor:
+    """Decides which names are secret (cached per name) and redacts URLs and paths.
+
+    ``extra`` are names added to the rule (each one a word or words in a row);
+    ``defaults=False`` leaves only them.
+    """
+
+    __slots__ = ("_cache", "_phrases", "_words", "defaults")
+
+    def __init__(self, extra: Iterable[str] = (), *, defaults: bool = True) -> None:
+        self.defaults = defaults
+        words: set[str] = set(DEFAULT_SECRET_WORDS) if defaults else set()
+        phrases: list[tuple[str, ...]] = []
+        for entry in extra:
+            parts = name_words(entry)
+            if len(parts) == 1:
+                words.add(parts[0])
+            elif parts:
+                phrases.append(parts)
+        self._words = frozenset(words)
+        self._phrases = tuple(phrases)
+        self._cache: dict[str, bool] = {}
+
+    def is_secret(self, name: str) -> bool:
+        """Whether a parameter called ``name`` holds a secret (see the module's rule)."""
+        cache = self._cache
+        found = cache.get(name)
+        if found is None:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            found = cache[name] = self._judge(name)
+        return found
+
+    def _judge(self, name: str) -> bool:
+        words = name_words(name)
+        if not words:
+            return False
+        known = self._words
+        if any(word in known for word in words):
+            return True
+        for phrase in self._phrases:
+            size = len(phrase)
+            if any(words[i : i + size] == phrase for i in range(len(words) - size + 1)):
+                return True
+        if not self.defaults:
+            return False
+        if any(word.endswith(_GLUED_SUFFIXES) for word in words):
+            return True
+        if len(words) == 1:
+            return words[0] in _WHOLE_NAMES
+        return words[-1] == "code" and words[-2] in _CODE_QUALIFIERS
+
+    # -- URLs ---------------------------------------------------------------------
+
+    def query(self, query: str, depth: int = 0) -> str:
+        """``query`` with secret values replaced by ``REDACTED``; the rest kept byte for byte.
+
+        A value that is itself a URL (``next=/account?token=...``) is redacted too.
+
+        >>> Redactor().query("q=shoes&accessToken=abc&next=%2Fa%3Ftoken%3Dx")
+        'q=shoes&accessToken=REDACTED&next=%2Fa%3Ftoken%3DREDACTED'
+        """
+        if not query:
+            return query
+        parts = query.split("&")
+        changed = False
+        for index, part in enumerate(parts):
+            key, sep, value = part.partition("=")
+            if not sep:
+                continue
+            name = unquote_plus(key) if "%" in key or "+" in key else key
+            if self.is_secret(name):
+                if value != REDACTED:
+                    parts[index] = f"{key}={REDACTED}"
+                    changed = True
+                continue
+            nested = self._nested(value, depth)
+            if nested is not None:
+                parts[index] = f"{key}={nested}"
+                changed = True
+        return "&".join(parts) if changed else query
+
+    def _nested(self, value: str, depth: int) -> str | None:
+        """A value holding a URL with secrets, redacted; None when nothing changes."""
+        if depth >= _MAX_DEPTH or not value or ("?" not in value and "%3" not in value.upper()):
+            return None
+        decoded = unquote_plus(value)
+        if "?" not in decoded and "#" not in decoded:
+            return None
+        redacted = self.url(decoded, depth + 1)
+        if redacted == decoded:
+            return None
+        if decoded == value:
+            return redacted
+        # Written back as it came: fully escaped if its slashes were.
+        upper = value.upper()
+        safe = "-._~" if "%2F" in upper or "%3A" in upper else _VALUE_SAFE
+        return quote(redacted, safe=safe)
+
+    def url(self, url: str, depth: int = 0) -> str:
+        """``url`` with secrets redacted from its query and fragment (never raises)."""
+        if not url or ("?" not in url and "#" not in url):
+            return url
+        base, hash_sign, fragment = url.partition("#")
+        head, question, query = base.partition("?")
+        redacted = head + question + self.query(query, depth)
+        return redacted + hash_sign + self.query(fragment, depth)
+
+    # -- paths ----------------------------------------------------------------------
+
+    def secret_values(self, params: Mapping[str, object] | None) -> tuple[str, ...]:
+        """The values of route parameters whose names are secret, as strings."""
+        if not params:
+            return ()
+        return tuple(
+            str(value)
+            for name, value in params.items()
+            if value is not None and str(value) != "" and self.is_secret(str(name))
+        )
+
+
+def redact_path(path: str, values: Iterable[str]) -> str:
+    """``path`` (percent-encoded) with the segments holding ``values`` made ``REDACTED``.
+
+    A value spanning segments (``<path:token>``) is replaced as a whole; a value
+    that is part of a segment (``/reset-<token>``) is replaced inside it.
+
+    >>> redact_path("/reset/MQ/abc-123/", ["abc-123"])
+    '/reset/MQ/REDACTED/'
+    """
+    segments = path.split("/")
+    for value in values:
+        decoded = [unquote(segment) for segment in segments]
+        size = value.count("/") + 1
+        start = 0
+        while start + size <= len(segments):
+            if "/".join(decoded[start : start + size]) == value:
+                segments[start : start + size] = [REDACTED]
+                decoded[start : start + size] = [REDACTED]
+            start += 1
+        for index, segment in enumerate(decoded):
+            if len(value) >= 4 and value in segment and segment != REDACTED:
+                segments[index] = quote(segment.replace(value, REDACTED), safe=_VALUE_SAFE)
+    return "/".join(segments)

@@ -1,0 +1,31 @@
+"""The automatic ``identify`` when a user logs in (``user_logged_in`` receiver).
+
+Connected by the app's ``ready()``. Django's ``login()`` sends the signal with
+the request: the visitor's anonymous id is joined to the user in one
+``identify``, with traits from the ``IDENTIFY_TRAITS`` hook (none without one).
+``IDENTIFY_ON_LOGIN = False`` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from segment_core.web import RequestTracker
+
+__all__ = ["identify_on_login"]
+
+logger = logging.getLogger("segment_django")
+
+
+def identify_on_login(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """``user_logged_in`` receiver: one identify for the request's visitor."""
+    try:
+        tracker = getattr(request, "_segment_tracker", None)
+        if not isinstance(tracker, RequestTracker) or user is None:
+            return  # a login outside SegmentMiddleware (a test client's login())
+        pk = getattr(user, "pk", None)
+        if pk is not None:
+            tracker.identify_login(str(pk), user)
+    except Exception:
+        logger.exception("segment: the automatic identify of a login failed")

@@ -1,0 +1,378 @@
+"""The rules every adapter shares: redaction by meaning, navigations, origins, bounds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from segment_core.client import Client
+from segment_core.web import (
+    DEFAULT_EXCLUDE_ROUTES,
+    LIST_DEFAULTS,
+    REDACTED,
+    Redactor,
+    RequestTracker,
+    WebOptions,
+    accepts_document,
+    forwarded_origin,
+    is_script_request,
+    media_type,
+    name_words,
+    parse_id_cookie,
+    redact_path,
+    request_context,
+    should_track_page,
+    wire_path,
+)
+from tests.web.conftest import make_request
+
+Messages = list[dict[str, Any]]
+HTML = "text/html; charset=utf-8"
+
+
+# -- redaction by meaning -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "password", "new_password", "newPassword", "user[password]", "PASSWORD",
+        "accessToken", "access_token", "refresh-token", "id_token", "reset_token",
+        "api-key", "apiKey", "X-API-Key", "x-amz-signature", "client_secret",
+        "jwt", "otp", "sessionid", "JSESSIONID", "csrftoken", "auth", "Authorization",
+        "email", "user[email]", "code", "auth_code", "inviteCode", "sig", "accesstoken",
+        "newpassword", "credentials[aws]",
+    ],
+)  # fmt: skip
+def test_secret_names(name: str) -> None:
+    assert Redactor().is_secret(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "keyword", "keywords", "monkey", "donkey", "author", "passenger", "q", "page",
+        "utm_source", "country_code", "zip_code", "sort", "tokenizer", "turkey",
+        "hashtag", "broken", "secretary",
+    ],
+)  # fmt: skip
+def test_names_that_are_not_secrets(name: str) -> None:
+    assert not Redactor().is_secret(name)
+
+
+def test_name_words() -> None:
+    assert name_words("user[newPassword]") == ("user", "new", "password")
+    assert name_words("HTTPServerKey") == ("http", "server", "key")
+
+
+def test_extra_names_are_words_or_words_in_a_row() -> None:
+    redactor = Redactor(["coupon", "gift_card"])
+    assert redactor.is_secret("couponCode") and redactor.is_secret("gift-card")
+    assert not redactor.is_secret("gift") and not redactor.is_secret("card")
+    assert redactor.is_secret("password")  # the defaults stay
+    only = Redactor(["coupon"], defaults=False)
+    assert only.is_secret("coupon") and not only.is_secret("password")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("next=/x?token=abc", f"next=/x?token={REDACTED}"),
+        ("next=%2Fx%3Ftoken%3Dabc%26a%3D1", f"next=%2Fx%3Ftoken%3D{REDACTED}%26a%3D1"),
+        (
+            "return=https%3A%2F%2Fa.example%2Fcb%23access_token%3Dsecret",
+            f"return=https%3A%2F%2Fa.example%2Fcb%23access_token%3D{REDACTED}",
+        ),
+        ("next=/a?next=/b?otp=1", f"next=/a?next=/b?otp={REDACTED}"),
+        ("q=what?&keyword=monkey", "q=what?&keyword=monkey"),
+    ],
+)
+def test_nested_urls_are_redacted(query: str, expected: str) -> None:
+    assert Redactor().query(query) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "values", "expected"),
+    [
+        ("/reset/MQ/c4b-9f1/", ["c4b-9f1"], "/reset/MQ/REDACTED/"),
+        ("/files/a/b/c", ["a/b"], "/files/REDACTED/c"),
+        ("/reset-abcd1234", ["abcd1234"], "/reset-REDACTED"),
+        ("/i/caf%C3%A9", ["caf\u00e9"], "/i/REDACTED"),
+        ("/i/ab", ["zz"], "/i/ab"),
+    ],
+)
+def test_redact_path(path: str, values: list[str], expected: str) -> None:
+    assert redact_path(path, values) == expected
+
+
+def test_secret_route_parameters_leave_every_field(client: Client, sent: Messages) -> None:
+    request = make_request(
+        path="/invite/s3cr3t",
+        route_name="invite",
+        path_params={"invite_key": "s3cr3t", "team": "red"},
+        headers={"referer": "https://shop.example/invite/0ld?x=1"},
+        route_of_path=lambda path: {"invite_key": path.rsplit("/", 1)[-1]},
+    )
+    tracker = RequestTracker(client, WebOptions(page_name="path"), request)
+    tracker.analytics.track("Opened")
+    tracker.finish(200, content_type=HTML)
+    track, page = sent
+    assert page["name"] == "/invite/REDACTED"
+    for fields in (track["context"]["page"], page["properties"]):
+        assert fields["path"] == "/invite/REDACTED"
+        assert fields["url"] == "https://shop.example/invite/REDACTED"
+        assert fields["referrer"] == "https://shop.example/invite/REDACTED?x=1"
+    assert "s3cr3t" not in json.dumps(sent) and "0ld" not in json.dumps(sent)
+
+
+def test_a_route_learned_during_the_view_redacts_the_next_calls(
+    client: Client, sent: Messages
+) -> None:
+    request = make_request(path="/t/abc123")
+
+    def read_route(info: Any, final: bool) -> bool:
+        info.route_name, info.path_params = "t", {"token": "abc123"}
+        return True
+
+    tracker = RequestTracker(client, WebOptions(), request, read_route=read_route)
+    tracker.analytics.track("Opened")
+    assert sent[0]["context"]["page"]["path"] == "/t/REDACTED"
+
+
+# -- what counts as a page view ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Text/HTML; Charset=UTF-8", "text/html"),
+     (" Application/XHTML+XML ", "application/xhtml+xml"),
+     (None, ""), ("", "")],
+)  # fmt: skip
+def test_media_type(value: str | None, expected: str) -> None:
+    assert media_type(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [("text/html", True), ("TEXT/HTML;charset=utf-8", True), ("application/xhtml+xml", True),
+     ("application/json", False), ("text/javascript", False), ("text/html-sandboxed", False),
+     (None, False), ("text/plain", False)],
+)  # fmt: skip
+def test_content_types(content_type: str | None, expected: bool) -> None:
+    request = make_request()
+    assert should_track_page(request, 200, WebOptions(), content_type=content_type) is expected
+
+
+def test_page_content_types_extend() -> None:
+    options = WebOptions(page_content_types=["application/vnd.shop+html"])
+    assert should_track_page(make_request(), 200, options, content_type="text/html")
+    assert should_track_page(
+        make_request(), 200, options, content_type="application/vnd.shop+html; q=1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [("text/html,*/*;q=0.8", True), ("application/xhtml+xml", True), ("*/*", False),
+     ("application/json", False), ("text/html;q=0", False), ("text/html; q=0.5", True),
+     (None, False)],
+)  # fmt: skip
+def test_a_304_needs_a_request_for_html(accept: str | None, expected: bool) -> None:
+    headers = {"accept": accept} if accept is not None else {"accept": ""}
+    request = make_request(headers=headers)
+    assert accepts_document(accept, WebOptions()) is expected
+    assert should_track_page(request, 304, WebOptions()) is expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, False),
+        ({"x-requested-with": "XMLHttpRequest"}, True),
+        ({"x-requested-with": "xmlhttprequest"}, True),
+        ({"hx-request": "true"}, True),
+        ({"hx-request": "true", "hx-boosted": "true"}, False),
+        ({"turbo-frame": "list"}, True),
+        ({"sec-fetch-mode": "cors"}, True),
+        ({"sec-fetch-mode": "no-cors"}, True),
+        ({"sec-fetch-mode": "navigate"}, False),
+        ({"sec-purpose": "prefetch"}, True),
+        ({"sec-purpose": "prefetch;prerender"}, True),
+        ({"purpose": "prefetch"}, True),
+        ({"x-purpose": "preview"}, True),
+        ({"x-moz": "prefetch"}, True),
+    ],
+)
+def test_script_requests(headers: dict[str, str], expected: bool) -> None:
+    assert is_script_request(make_request(headers=headers)) is expected
+
+
+def test_routes_are_excluded_by_name_or_namespace() -> None:
+    options = WebOptions(exclude_routes=["shop:cart", "billing"])
+    for name, namespaces in (
+        ("admin:index", ("admin",)),
+        ("x", ("backoffice", "admin")),
+        ("shop:cart", ("shop",)),
+        ("invoice", ("billing",)),
+    ):
+        request = make_request(route_name=name, route_namespaces=namespaces)
+        assert not should_track_page(request, 200, options, content_type=HTML), name
+    kept = make_request(route_name="shop:list", route_namespaces=("shop",))
+    assert should_track_page(kept, 200, options, content_type=HTML)
+    assert set(DEFAULT_EXCLUDE_ROUTES) <= set(options.exclude_routes)
+
+
+@pytest.mark.parametrize("name", sorted(LIST_DEFAULTS))
+def test_every_list_option_extends_its_defaults(name: str) -> None:
+    extra = {
+        "page_methods": ["head"],
+        "page_content_types": ["application/vnd.x+html"],
+        "exclude_paths": ["^/x/"],
+        "exclude_routes": ["x"],
+        "bot_user_agents": ["robotron"],
+        "redact_query_params": ["coupon"],
+    }[name]
+    extended = getattr(WebOptions.from_mapping({name: extra}), name)
+    assert set(LIST_DEFAULTS[name]) < set(extended)
+    replaced = WebOptions.from_mapping({name: extra, f"replace_default_{name}": True})
+    assert not set(LIST_DEFAULTS[name]) & set(getattr(replaced, name))
+
+
+def test_bot_user_agents_extend() -> None:
+    options = WebOptions(bot_user_agents=["curl/"])
+    assert options.bots.matches("curl/8.5") and options.bots.matches("Googlebot/2.1")
+
+
+# -- identity ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['{"id":1}', "%7B%22id%22%3A1%7D", "%22%7B%7D%22", "[1]", "true", "%22true%22", "null",
+     "undefined", "%E9", "%ZZ", "a%00b", "a\tb", "a b", "x" * 101, "%22" + "y" * 120 + "%22",
+     '"a"b"', "a;b", "<script>"],
+)  # fmt: skip
+def test_implausible_ids_are_absent(value: str) -> None:
+    assert parse_id_cookie(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("u-42", "u-42"), ("%22u-42%22", "u-42"), ("auth0%7C123", "auth0|123"), ("42", "42"),
+     ("ann%40example.com", "ann@example.com")],
+)  # fmt: skip
+def test_plausible_ids(value: str, expected: str) -> None:
+    assert parse_id_cookie(value) == expected
+
+
+def test_a_known_user_without_cookie_sends_user_id_only(client: Client, sent: Messages) -> None:
+    tracker = RequestTracker(client, WebOptions(), make_request(), read_user=lambda: "42")
+    tracker.analytics.track("Listed")
+    assert tracker.cookie_to_set() is None
+    tracker.finish(200, content_type=HTML)
+    assert all(m["userId"] == "42" and "anonymousId" not in m for m in sent)
+
+
+def test_the_user_is_read_when_the_call_is_made(client: Client, sent: Messages) -> None:
+    user: list[str | None] = [None]
+    tracker = RequestTracker(client, WebOptions(), make_request(), read_user=lambda: user[0])
+    tracker.analytics.track("Before")
+    user[0] = "7"  # authentication ran in the view
+    tracker.analytics.track("After")
+    assert tracker.analytics.user_id == "7"
+    assert tracker.cookie_to_set() is not None  # the anonymous id was used: keep the visitor
+    before, after = sent
+    assert "userId" not in before and after["userId"] == "7"
+    assert before["anonymousId"] == after["anonymousId"]
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])
+def test_no_cookie_for_head_and_options(client: Client, method: str) -> None:
+    tracker = RequestTracker(client, WebOptions(), make_request(method=method))
+    assert tracker.cookie_to_set() is None
+
+
+def test_identify_login(client: Client, sent: Messages) -> None:
+    options = WebOptions(identify_traits=lambda user: {"plan": user["plan"]})
+    tracker = RequestTracker(client, options, make_request())
+    assert tracker.identify_login("9", {"plan": "pro"})
+    [identify] = sent
+    assert identify["userId"] == "9"
+    assert identify["anonymousId"] == tracker.analytics.anonymous_id
+    assert identify["traits"] == {"plan": "pro"}
+    assert tracker.cookie_to_set() is not None
+    off = RequestTracker(client, WebOptions(identify_on_login=False), make_request())
+    assert not off.identify_login("9")
+
+
+# -- origin and bounds ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trusted", "headers", "expected"),
+    [
+        (0, {"x-forwarded-proto": "https", "x-forwarded-host": "a.example"}, ("http", "h")),
+        (1, {"x-forwarded-proto": "https", "x-forwarded-host": "a.example"},
+         ("https", "a.example")),
+        (1, {"forwarded": 'for=1.2.3.4;proto=https;host="b.example"',
+             "x-forwarded-proto": "http", "x-forwarded-host": "c.example"}, ("https", "b.example")),
+        (1, {"x-forwarded-proto": "gopher", "x-forwarded-host": "bad host"}, ("http", "h")),
+        (1, {"x-forwarded-proto": "HTTPS"}, ("https", "h")),
+        (("10.0.0.0/8",), {"x-forwarded-proto": "https"}, ("https", "h")),
+        (("192.168.0.0/16",), {"x-forwarded-proto": "https"}, ("http", "h")),
+    ],
+)  # fmt: skip
+def test_forwarded_origin(trusted: Any, headers: dict[str, str], expected: Any) -> None:
+    options = WebOptions(trusted_proxies=trusted)
+    request = make_request(scheme="http", host="h", client_addr="10.0.0.1", headers=headers)
+    assert forwarded_origin(request, options.trusted_proxies) == expected
+
+
+def test_a_forwarded_host_the_framework_does_not_trust_is_ignored() -> None:
+    request = make_request(
+        scheme="http",
+        host="h",
+        client_addr="10.0.0.1",
+        headers={"x-forwarded-host": "evil.example"},
+        host_trusted=lambda host: host == "good.example",
+    )
+    assert forwarded_origin(request, 1) == ("http", "h")
+
+
+def test_request_derived_context_is_bounded() -> None:
+    request = make_request(
+        path="/" + "p" * 70_000,
+        query_string="utm_campaign=" + "c" * 12_000 + "&q=%E9" * 5000,
+        headers={
+            "user-agent": "U" * 70_000,
+            "referer": "https://r.example/" + "r" * 70_000,
+            "accept-language": "en-" + "x" * 70_000,
+        },
+    )
+    context = request_context(request, WebOptions())
+    assert len(json.dumps(context)) < 12_000
+    page = context["page"]
+    assert len(page["path"]) == 2048 and len(page["search"]) <= 2049
+    assert len(page["referrer"]) == 2048 and len(context["userAgent"]) == 512
+    assert len(context["campaign"]["name"]) == 256
+    assert "locale" not in context
+
+
+def test_a_cut_never_splits_an_escape() -> None:
+    request = make_request(query_string="a=" + "%E9" * 1000)
+    search = request_context(request, WebOptions())["page"]["search"]
+    assert search.endswith("%E9") and len(search) <= 2049
+
+
+def test_a_huge_campaign_never_makes_a_view_call_raise(client: Client, sent: Messages) -> None:
+    request = make_request(query_string="utm_campaign=" + "c" * 12_000 + "&utm_x=" + "y" * 30_000)
+    tracker = RequestTracker(client, WebOptions(), request)
+    tracker.analytics.track("Viewed", {"n": 1})
+    assert sent[0]["event"] == "Viewed"
+
+
+def test_wire_path() -> None:
+    assert wire_path(b"/caf\xe9/\xc3\xa9 x") == "/caf%E9/%C3%A9%20x"
+    assert wire_path("/caf%E9/\u00e9") == "/caf%E9/%C3%A9"
