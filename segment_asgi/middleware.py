@@ -38,6 +38,9 @@ logger = logging.getLogger("segment_asgi")
 # Where the web layer logs failing hooks: the async user_id hook's failures go there too.
 hook_logger = logging.getLogger("segment_core.web")
 
+#: The request's tracker, in ``scope["state"]``: what ``segment_snippet`` renders from.
+TRACKER_KEY = "segment_tracker"
+
 #: Set in the scope by the outermost middleware: an inner one passes through,
 #: so an app wrapped twice still sends one page call per request.
 SCOPE_MARK = "segment_asgi.tracked"
@@ -144,6 +147,13 @@ class SegmentMiddleware:
         cookie_domain: str | None = None,
         cookie_format: Literal["raw", "quoted"] | None = None,
         cookie_max_age: float | dt.timedelta | None = None,
+        # The analytics.js snippet (segment_asgi.segment_snippet).
+        browser_write_key: str | None = None,
+        snippet_src: str | None = None,
+        browser_api_host: str | None = None,
+        browser_cdn: str | None = None,
+        page_source: Literal["server", "browser"] | None = None,
+        csp_nonce: str | Hook | None = None,
     ) -> None:
         # Every option left at None takes its default from Config / WebOptions.
         given = {
@@ -253,6 +263,7 @@ class SegmentMiddleware:
         if state is None:
             state = scope["state"] = {}
         state["analytics"] = tracker.analytics
+        state[TRACKER_KEY] = tracker  # for segment_snippet(request)
         return tracker
 
     async def _await_user_id(self, info: RequestInfo) -> Any:

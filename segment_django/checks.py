@@ -8,6 +8,8 @@
 - ``segment_django.W001``: no write key, in ``DEBUG``: events are discarded.
 - ``segment_django.W002``: the middleware is not in ``MIDDLEWARE``.
 - ``segment_django.W003``: ``HOST`` is not https (loopback hosts excepted).
+- ``segment_django.W004``: the analytics.js snippet is configured without
+  ``BROWSER_WRITE_KEY``: ``{% segment_snippet %}`` renders nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from segment_core.config import Config
-from segment_core.web import WebOptions, split_options
+from segment_core.web import WebOptions, missing_browser_key, split_options
 from segment_django.conf import django_message
 from segment_django.middleware import SegmentMiddleware
 
@@ -46,6 +48,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages = _check_values(segment)
     messages += _check_write_key(segment)
     messages += _check_host(segment)
+    messages += _check_browser_key(segment)
     messages += _check_middleware()
     return messages
 
@@ -53,6 +56,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     client_options: dict[str, Any] = {}
+    web_options: dict[str, Any] = {}
     for key, value in segment.items():
         try:
             client, web = split_options({key: value})
@@ -61,6 +65,12 @@ def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
             messages.append(_unknown(exc) if str(exc).startswith("unknown") else _invalid(exc))
             continue
         client_options.update(client)
+        web_options.update(web)
+    if not messages:
+        try:  # rules between web options (page_source needs page_calls)
+            WebOptions.from_mapping(web_options)
+        except ValueError as exc:
+            messages.append(_invalid(exc))
     try:  # together: some rules span options (retry_backoff_max >= retry_backoff_min)
         Config.from_options(**client_options)
     except (TypeError, ValueError) as exc:
@@ -109,6 +119,25 @@ def _check_host(segment: Mapping[str, Any]) -> list[CheckMessage]:
             f"Segment HOST {host!r} is not https: the write key and events travel in clear.",
             hint="Use an https:// URL.",
             id="segment_django.W003",
+        )
+    ]
+
+
+def _check_browser_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
+    try:
+        _, web = split_options(segment)
+        options = WebOptions.from_mapping(web)
+    except ValueError:
+        return []  # reported by _check_values
+    if not missing_browser_key(options):
+        return []
+    return [
+        Warning(
+            "The analytics.js snippet has no browser write key: {% segment_snippet %} "
+            "renders nothing.",
+            hint='Set SEGMENT["BROWSER_WRITE_KEY"] to the write key of your website '
+            "source; the server's WRITE_KEY is never sent to browsers.",
+            id="segment_django.W004",
         )
     ]
 

@@ -79,6 +79,7 @@ class SegmentMiddleware:
     def _start(request: HttpRequest, info: RequestInfo) -> RequestTracker:
         tracker = RequestTracker(conf.get_client(), conf.web_options(), info)
         cast(Any, request).analytics = tracker.analytics
+        cast(Any, request)._segment_tracker = tracker  # for {% segment_snippet %}
         return tracker
 
     @staticmethod

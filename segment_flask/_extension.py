@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from segment_core.client import Client
 from segment_core.web import WebOptions
 from segment_flask._hooks import RequestHooks
+from segment_flask._snippet import segment_snippet
 from segment_flask._state import SegmentState, check_keywords, load_state
 
 __all__ = ["EXTENSION_NAME", "SegmentFlask", "get_state"]
@@ -66,6 +67,7 @@ class SegmentFlask:
         app.before_request(hooks.before_request)
         app.after_request(hooks.after_request)
         app.teardown_request(hooks.teardown_request)
+        app.add_template_global(segment_snippet, "segment_snippet")
         from segment_flask.cli import segment_cli
 
         app.cli.add_command(segment_cli)

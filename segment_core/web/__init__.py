@@ -14,6 +14,7 @@ filtering, cookies and privacy lives here, once::
 
 from __future__ import annotations
 
+from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._context import (
     REDACTED,
     anonymize_ip,
@@ -50,26 +51,39 @@ from segment_core.web._page import (
     tracking_allowed,
 )
 from segment_core.web._request import RequestInfo, WSGIHeaders
+from segment_core.web._snippet import (
+    Snippet,
+    browser_settings,
+    find_csp_nonce,
+    missing_browser_key,
+    render_snippet,
+    script_json,
+)
 from segment_core.web._tracker import RequestTracker
 
 __all__ = [
     "BOT_PATTERN",
     "DEFAULT_EXCLUDE_PATHS",
     "DEFAULT_REDACT_QUERY_PARAMS",
+    "DEFAULT_SNIPPET_SRC",
     "REDACTED",
     "CookieSpec",
     "RequestInfo",
     "RequestTracker",
+    "Snippet",
     "WSGIHeaders",
     "WebOptions",
     "anonymize_ip",
     "anonymous_id_cookie",
+    "browser_settings",
     "call_hook",
     "campaign",
     "client_ip",
+    "find_csp_nonce",
     "is_bot",
     "is_excluded",
     "locale",
+    "missing_browser_key",
     "new_anonymous_id",
     "option_names",
     "page_fields",
@@ -79,7 +93,9 @@ __all__ = [
     "privacy_allows",
     "redact_query",
     "redact_url",
+    "render_snippet",
     "request_context",
+    "script_json",
     "should_track_page",
     "split_options",
     "tracking_allowed",

@@ -70,7 +70,7 @@ def page_wanted(
 
     ``excluded`` is :func:`is_excluded` when the caller already knows it.
     """
-    if not options.page_calls or not request.host:
+    if not options.server_page_views or not request.host:
         return False
     if request.method.upper() not in options.page_methods or not is_page_status(status):
         return False

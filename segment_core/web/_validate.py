@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from segment_core.web._browser_options import BROWSER_NORMALIZERS
+
 __all__ = ["NORMALIZERS", "PAGE_NAME_MODES", "Hook", "IPNetwork", "PageName", "import_callable"]
 
 PAGE_NAME_MODES = ("route", "template", "path")
@@ -175,4 +177,5 @@ NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "cookie_domain": _cookie_domain,
     "cookie_format": _cookie_format,
     "cookie_max_age": _max_age,
+    **BROWSER_NORMALIZERS,
 }
