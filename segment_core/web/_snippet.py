@@ -247,7 +247,10 @@ def find_csp_nonce(request: Any, options: WebOptions) -> str | None:
             return None
     if found is None:
         return None
-    text = str(found)  # django-csp's nonce is lazy: reading it puts it in the header
+    try:
+        text = str(found)  # django-csp's nonce is lazy: reading it puts it in the header
+    except Exception:  # too late for the header (django-csp raises): no nonce
+        return None
     return text or None
 
 
