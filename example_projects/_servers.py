@@ -129,13 +129,19 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(example: Example, collector_url: str, data_dir: Path) -> Iterator[Server]:
+def serving(
+    example: Example,
+    collector_url: str,
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Server]:
     """Run ``example`` until the block ends; yield it once it answers its health check.
 
-    On the way out the server gets SIGTERM (if still running), then its process
-    group is killed. A failure while starting raises with the server's log.
+    ``extra_env`` adds to (or overrides) the app's environment. On the way out the
+    server gets SIGTERM (if still running), then its process group is killed. A
+    failure while starting raises with the server's log.
     """
-    env = app_environment(example, collector_url, data_dir)
+    env = {**app_environment(example, collector_url, data_dir), **(extra_env or {})}
     log_path = data_dir / f"{example.write_key}.log"
     if example.setup:
         _run_setup(example, env, log_path)

@@ -45,6 +45,8 @@ def _write_key(name: str, value: object) -> str | None:
 
 
 def _snippet_src(name: str, value: object) -> str:
+    if value is None:  # as for the client's host: None means the default
+        return DEFAULT_SNIPPET_SRC
     if not isinstance(value, str) or re.search(r"[\s<>\"'`\\]", value) or not value:
         raise ValueError(f"{name} must be a URL without spaces or quotes, got {value!r}")
     parts = urlsplit(value)

@@ -2,14 +2,15 @@
 
 - ``SEGMENT_WRITE_KEY``, ``SEGMENT_HOST``: where events go (Segment, or a local
   collector such as ``segment-collector``).
-- ``SEGMENT_JS_URL``, ``SEGMENT_JS_CONFIG``: load analytics.js in the pages (optional).
+- ``SEGMENT_BROWSER_WRITE_KEY``: load analytics.js in the pages (optional), with
+  ``SEGMENT_SNIPPET_SRC``, ``SEGMENT_BROWSER_CDN``, ``SEGMENT_BROWSER_API_HOST`` and
+  ``SEGMENT_PAGE_SOURCE`` for where it comes from, where it sends, who counts pages.
 - ``SHOP_DATABASE``: the SQLite file (default: ``django_shop.sqlite3`` in the temp dir).
 - ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -92,9 +93,12 @@ LOGGING = {
 SEGMENT = {
     "WRITE_KEY": os.environ.get("SEGMENT_WRITE_KEY"),
     "HOST": os.environ.get("SEGMENT_HOST"),
+    # analytics.js in the pages ({% segment_snippet %} in base.html): the website
+    # source's own write key (no key: no snippet), where the library comes from
+    # (None: Segment's CDN), where it sends, and which side sends page views.
+    "BROWSER_WRITE_KEY": os.environ.get("SEGMENT_BROWSER_WRITE_KEY") or None,
+    "SNIPPET_SRC": os.environ.get("SEGMENT_SNIPPET_SRC") or None,
+    "BROWSER_CDN": os.environ.get("SEGMENT_BROWSER_CDN") or None,
+    "BROWSER_API_HOST": os.environ.get("SEGMENT_BROWSER_API_HOST") or None,
+    "PAGE_SOURCE": os.environ.get("SEGMENT_PAGE_SOURCE") or None,
 }
-
-# analytics.js in the browser (optional): the bundle's URL (empty: not loaded) and
-# a JSON object {"writeKey": ..., "options": {...}, "cdn": ..., "page": true}.
-SEGMENT_JS_URL = os.environ.get("SEGMENT_JS_URL", "")
-SEGMENT_JS_CONFIG = json.loads(os.environ.get("SEGMENT_JS_CONFIG") or "{}")
