@@ -83,6 +83,10 @@ class SegmentMiddleware:
     - ``websockets``: bind an ``Analytics`` object to WebSocket connections too
       (no page call, no cookie).
 
+    ``browser_write_key``, ``snippet_src``, ``browser_api_host``, ``browser_cdn``,
+    ``page_source`` and ``csp_nonce`` configure the analytics.js snippet that
+    :func:`segment_asgi.segment_snippet` renders for a request.
+
     The ``user_id`` hook may be a coroutine function. A user put in
     ``scope["user"]`` by an authentication middleware (Starlette's
     ``AuthenticationMiddleware``) is seen when that middleware runs first, i.e.
