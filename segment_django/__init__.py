@@ -14,6 +14,8 @@ Every request then gets an automatic page call and ``request.analytics`` for
 explicit calls (``request.analytics.track("Signed Up")``). ``SEGMENT`` takes every
 option of :class:`segment_core.config.Config` and :class:`segment_core.web.WebOptions`,
 upper-cased. The client is built once per process, on first use.
+``{% load segment %}{% segment_snippet %}`` in a template renders the analytics.js
+loader for the request's visitor (``BROWSER_WRITE_KEY`` and the other snippet options).
 """
 
 from __future__ import annotations

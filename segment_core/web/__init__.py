@@ -10,6 +10,9 @@ filtering, cookies and privacy lives here, once::
     tracker = RequestTracker(client, options, RequestInfo(host="example.com", path="/"))
     tracker.analytics.track("Viewed Pricing")
     tracker.finish(200)  # the automatic page call
+
+:func:`render_snippet` turns a tracker into the analytics.js loader for its
+visitor; the adapters' template helpers call it.
 """
 
 from __future__ import annotations
