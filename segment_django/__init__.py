@@ -20,6 +20,19 @@ loader for the request's visitor (``BROWSER_WRITE_KEY`` and the other snippet op
 
 from __future__ import annotations
 
+from typing import Any
+
+from segment_core.web import Snippet
 from segment_django.conf import get_client, web_options
 
-__all__ = ["get_client", "web_options"]
+__all__ = ["get_client", "segment_snippet", "web_options"]
+
+
+def segment_snippet(request: Any) -> Snippet:
+    """The analytics.js snippet for ``request``, for Jinja2 templates (Django's
+    ``Jinja2`` backend): ``env.globals["segment_snippet"] = segment_snippet``, then
+    ``{{ segment_snippet(request) }}``. Django templates use ``{% segment_snippet %}``.
+    """
+    from segment_django.templatetags.segment import snippet_for
+
+    return snippet_for(request)

@@ -10,6 +10,8 @@
 - ``segment_django.W003``: ``HOST`` is not https (loopback hosts excepted).
 - ``segment_django.W004``: the analytics.js snippet is configured without
   ``BROWSER_WRITE_KEY``: ``{% segment_snippet %}`` renders nothing.
+- ``segment_django.W005``: ``BROWSER_WRITE_KEY`` is set but no Django template
+  engine has the ``request`` context processor the tag needs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = ["check_settings"]
 MIDDLEWARE = "segment_django.middleware.SegmentMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
+REQUEST_PROCESSOR = "django.template.context_processors.request"
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -129,6 +133,15 @@ def _check_browser_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
         options = WebOptions.from_mapping(web)
     except ValueError:
         return []  # reported by _check_values
+    if options.browser_write_key is not None and not _request_in_templates():
+        return [
+            Warning(
+                "{% segment_snippet %} needs the request in the template context, and no "
+                "Django template engine adds it.",
+                hint=f"Add {REQUEST_PROCESSOR!r} to the context_processors of TEMPLATES.",
+                id="segment_django.W005",
+            )
+        ]
     if not missing_browser_key(options):
         return []
     return [
@@ -140,6 +153,22 @@ def _check_browser_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
             id="segment_django.W004",
         )
     ]
+
+
+def _request_in_templates() -> bool:
+    """Whether a Django-templates engine puts the request in every context (or none
+    exists: Jinja2 users call ``segment_django.segment_snippet(request)``)."""
+    engines = [
+        engine
+        for engine in getattr(settings, "TEMPLATES", None) or ()
+        if isinstance(engine, Mapping) and engine.get("BACKEND") == DJANGO_TEMPLATES
+    ]
+    if not engines:
+        return True
+    return any(
+        REQUEST_PROCESSOR in ((engine.get("OPTIONS") or {}).get("context_processors") or ())
+        for engine in engines
+    )
 
 
 def _check_middleware() -> list[CheckMessage]:

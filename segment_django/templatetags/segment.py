@@ -16,7 +16,7 @@ from django import template
 
 from segment_core.web import RequestTracker, Snippet, find_csp_nonce, render_snippet
 
-__all__ = ["segment_snippet"]
+__all__ = ["segment_snippet", "snippet_for"]
 
 logger = logging.getLogger("segment_django")
 
@@ -38,6 +38,12 @@ def segment_snippet(context: template.Context) -> Snippet:
             "'django.template.context_processors.request' in TEMPLATES"
         )
         return Snippet()
+    return snippet_for(request)
+
+
+def snippet_for(request: Any) -> Snippet:
+    """The snippet for ``request``: also a global for Django's Jinja2 backend
+    (``env.globals["segment_snippet"] = segment_django.segment_snippet``)."""
     tracker = getattr(request, "_segment_tracker", None)
     if not isinstance(tracker, RequestTracker):
         return render_snippet(None)

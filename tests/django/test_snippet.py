@@ -151,3 +151,20 @@ def test_e003_for_snippet_options(settings: Any) -> None:
 
 def no_consent(request: HttpRequest) -> bool:
     return False
+
+
+def test_w005_the_tag_without_the_request_context_processor(settings: Any) -> None:
+    assert ids(settings, BROWSER_WRITE_KEY=KEY) == []
+    settings.TEMPLATES = [
+        {"BACKEND": "django.template.backends.django.DjangoTemplates", "OPTIONS": {}}
+    ]
+    assert ids(settings, BROWSER_WRITE_KEY=KEY) == ["segment_django.W005"]
+    assert ids(settings) == []
+
+
+def test_a_global_for_jinja2(segment: Any) -> None:
+    import segment_django
+
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    response = Client().get("/")
+    assert has_snippet(str(segment_django.segment_snippet(response.wsgi_request)))
