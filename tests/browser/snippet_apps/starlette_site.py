@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from starlette.templating import Jinja2Templates
 import segment_asgi
 from tests.browser.snippet_apps.common import PAGE, USER_ID, segment_options, strict_csp
 
-TEMPLATES = Path(tempfile.mkdtemp(prefix="snippet-templates-"))
+TEMPLATES = Path(os.environ["SNIPPET_DATA_DIR"])
 (TEMPLATES / "page.html").write_text(
     PAGE.format(title="{{ title }}", snippet="{{ segment_snippet(request) }}")
 )
