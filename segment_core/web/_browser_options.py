@@ -34,7 +34,7 @@ _HOST_PATH = re.compile(r"^[A-Za-z0-9.\-\[\]:]+(?:/[A-Za-z0-9._~\-/%]*)?$")
 
 
 def _write_key(name: str, value: object) -> str | None:
-    if value is None:
+    if value is None or value == "":  # unset, e.g. from an empty environment variable
         return None
     if not isinstance(value, str) or not _WRITE_KEY.match(value):
         raise ValueError(
@@ -45,7 +45,7 @@ def _write_key(name: str, value: object) -> str | None:
 
 
 def _snippet_src(name: str, value: object) -> str:
-    if value is None:  # as for the client's host: None means the default
+    if value is None or value == "":  # as for the client's host: the default
         return DEFAULT_SNIPPET_SRC
     if not isinstance(value, str) or re.search(r"[\s<>\"'`\\]", value) or not value:
         raise ValueError(f"{name} must be a URL without spaces or quotes, got {value!r}")
@@ -66,7 +66,7 @@ def _snippet_src(name: str, value: object) -> str:
 
 def _base_url(name: str, value: object) -> str | None:
     """An http(s) URL without a trailing slash, or None."""
-    if value is None:
+    if value is None or value == "":
         return None
     if not isinstance(value, str) or re.search(r"[\s<>\"'`\\]", value):
         raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
@@ -78,7 +78,7 @@ def _base_url(name: str, value: object) -> str | None:
 
 def _api_host(name: str, value: object) -> str | None:
     """Where analytics.js sends events: ``https://host/v1`` or Segment's ``host/v1`` form."""
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, str) and "://" in value:
         return _base_url(name, value)

@@ -297,3 +297,12 @@ def test_the_server_still_sends_no_page_call_when_the_browser_does(client: Clien
         assert RequestTracker(client, options, make_request()).finish(200) is False
         assert RequestTracker(client, WebOptions(), make_request()).finish(200) is True
     assert [m["type"] for m in sent] == ["page"]
+
+
+def test_empty_strings_mean_unset() -> None:
+    options = WebOptions.from_mapping(
+        {"browser_write_key": "", "snippet_src": "", "browser_cdn": "", "browser_api_host": ""}
+    )
+    assert options.browser_write_key is None
+    assert options.snippet_src == DEFAULT_SNIPPET_SRC
+    assert (options.browser_cdn, options.browser_api_host) == (None, None)
