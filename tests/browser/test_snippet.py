@@ -227,8 +227,11 @@ def test_one_visitor_one_page_view_per_navigation(
     visit.navigate("/login")  # logs in, then redirects to /about
     assert visit.page.url == site.url + "/about"
     visit.navigate("/")
+    # Another user logs in on the same browser: analytics.js follows, same visitor.
+    visit.navigate("/login?as=u-43")
+    visit.navigate("/")
 
-    events = settle(site, collector, 4 + 4 + 1)  # page views, browser tracks, the login
+    events = settle(site, collector, 6 + 6 + 2)  # page views, browser tracks, the logins
     messages = [e["message"] for e in events]
     assert {m.get("anonymousId") for m in messages} == {server_id}, describe(events)
 
@@ -237,18 +240,21 @@ def test_one_visitor_one_page_view_per_navigation(
     sides = {"browser" if from_browser(e) else "server" for e in pages}
     assert sides == {site.config.page_source}, describe(events)
     paths = Counter(e["message"]["properties"]["path"] for e in pages)
-    assert paths == Counter({"/": 2, "/about": 2}), describe(events)
+    assert paths == Counter({"/": 3, "/about": 3}), describe(events)
 
-    # The server identified the user once; the browser never did, yet knows them.
-    [identify] = [m for m in messages if m["type"] == "identify"]
-    assert not from_browser(next(e for e in events if e["message"] is identify))
-    user_id = identify["userId"]
+    # The server identified each user once; the browser never did, yet knows them.
+    identifies = [e for e in events if e["message"]["type"] == "identify"]
+    assert not any(from_browser(e) for e in identifies), describe(events)
+    user_id, other_id = (e["message"]["userId"] for e in identifies)
+    assert user_id != other_id
     tracks = [e["message"] for e in events if e["message"]["type"] == "track"]
     assert [(t["properties"]["at"], t.get("userId")) for t in tracks] == [
         ("/", None),
         ("/about", None),
         ("/about", user_id),
         ("/", user_id),
+        ("/about", other_id),
+        ("/", other_id),
     ]
     # Each side with its own write key: the browser never sees the server's.
     assert {e["writeKey"] for e in events if from_browser(e)} == {site.browser_key}

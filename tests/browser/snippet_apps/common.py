@@ -1,10 +1,10 @@
 """What the three sites share: their settings from the environment, and their pages.
 
 Each site has the same pages: ``/`` and ``/about`` (documents with the snippet in
-their head), ``/login`` (logs the visitor in as :data:`USER_ID`, then redirects to
-``/about``) and ``/healthz``. Every page carries a strict Content-Security-Policy:
-scripts only with the response's nonce, connections only to the CDN and the
-collector.
+their head), ``/login`` (logs the visitor in as :data:`USER_ID`, or as the user
+named by ``?as=``, then redirects to ``/about``) and ``/healthz``. Every page
+carries a strict Content-Security-Policy: scripts only with the response's nonce,
+connections only to the CDN and the collector.
 """
 
 from __future__ import annotations

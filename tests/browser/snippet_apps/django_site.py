@@ -85,7 +85,7 @@ def about(request: HttpRequest) -> HttpResponse:
 
 
 def login(request: HttpRequest) -> HttpResponse:
-    user, _ = User.objects.get_or_create(username=USER_ID)
+    user, _ = User.objects.get_or_create(username=request.GET.get("as", USER_ID))
     auth_login(request, user)
     request.analytics.identify(str(user.pk))  # type: ignore[attr-defined]
     return HttpResponseRedirect("/about")

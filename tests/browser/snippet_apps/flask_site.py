@@ -49,8 +49,9 @@ def about() -> str:
 
 @app.get("/login")
 def login() -> ResponseReturnValue:
-    login_user(User(USER_ID))
-    request.analytics.identify(USER_ID)  # type: ignore[attr-defined]
+    user_id = request.args.get("as", USER_ID)
+    login_user(User(user_id))
+    request.analytics.identify(user_id)  # type: ignore[attr-defined]
     return redirect("/about")
 
 

@@ -72,9 +72,10 @@ async def about(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    segment_asgi.analytics(request).identify(USER_ID)
+    user_id = request.query_params.get("as", USER_ID)
+    segment_asgi.analytics(request).identify(user_id)
     response = RedirectResponse("/about", status_code=302)
-    response.set_cookie("user", USER_ID, httponly=True, samesite="lax")
+    response.set_cookie("user", user_id, httponly=True, samesite="lax")
     return response
 
 
