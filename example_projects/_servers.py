@@ -191,15 +191,23 @@ class JobWorker:
 
 @contextlib.contextmanager
 def serving(
-    example: Example, collector_url: str, data_dir: Path, broker_url: str | None = None
+    example: Example,
+    collector_url: str,
+    data_dir: Path,
+    broker_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Run ``example`` until the block ends; yield it once it answers its health check.
 
-    With ``broker_url`` (Redis), the example's job worker runs beside it. On the
-    way out the server gets SIGTERM (if still running), then its process group is
-    killed. A failure while starting raises with the server's log.
+    With ``broker_url`` (Redis), the example's job worker runs beside it.
+    ``extra_env`` adds to (or overrides) the app's environment. On the way out the
+    server gets SIGTERM (if still running), then its process group is killed. A
+    failure while starting raises with the server's log.
     """
-    env = app_environment(example, collector_url, data_dir, broker_url)
+    env = {
+        **app_environment(example, collector_url, data_dir, broker_url),
+        **(extra_env or {}),
+    }
     log_path = data_dir / f"{example.write_key}.log"
     if example.setup:
         _run_setup(example, env, log_path)

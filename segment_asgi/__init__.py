@@ -21,5 +21,6 @@ from __future__ import annotations
 
 from segment_asgi.dependencies import analytics
 from segment_asgi.middleware import ResponseInfo, SegmentMiddleware
+from segment_asgi.snippet import segment_snippet
 
-__all__ = ["ResponseInfo", "SegmentMiddleware", "analytics"]
+__all__ = ["ResponseInfo", "SegmentMiddleware", "analytics", "segment_snippet"]

@@ -20,7 +20,7 @@ __all__ = ["OWN_OPTIONS", "check_names", "is_async", "make_client", "make_web_op
 OWN_OPTIONS = frozenset({"client", "websockets"})
 
 # Hooks the web layer calls synchronously; only user_id may be a coroutine function.
-_SYNC_HOOKS = ("page_filter", "page_properties", "consent", "page_name")
+_SYNC_HOOKS = ("page_filter", "page_properties", "consent", "page_name", "csp_nonce")
 
 
 def check_names(options: Iterable[str]) -> None:

@@ -48,6 +48,9 @@ logger = logging.getLogger("segment.asgi")
 # Where the web layer logs failing hooks: the async user_id hook's failures go there too.
 hook_logger = logging.getLogger("segment.core.web")
 
+#: The request's tracker, in ``scope["state"]``: what ``segment_snippet`` renders from.
+TRACKER_KEY = "segment_tracker"
+
 #: Set in the scope by the outermost middleware: an inner one passes through,
 #: so an app wrapped twice still sends one page call per request.
 SCOPE_MARK = "segment_asgi.tracked"
@@ -89,6 +92,10 @@ class SegmentMiddleware:
       nor client options, the default client (``segment_core.get_client()``).
     - ``websockets``: bind an ``Analytics`` object to WebSocket connections too
       (no page call, no cookie).
+
+    ``browser_write_key``, ``snippet_src``, ``browser_api_host``, ``browser_cdn``,
+    ``page_source`` and ``csp_nonce`` configure the analytics.js snippet that
+    :func:`segment_asgi.segment_snippet` renders for a request.
 
     The ``user_id`` hook may be a coroutine function. A user put in
     ``scope["user"]`` by an authentication middleware (Starlette's
@@ -185,6 +192,13 @@ class SegmentMiddleware:
         send_in_tests: bool | None = None,  # read by Django's and Flask's test modes
         identify_on_login: bool | None = None,
         identify_traits: Hook | str | None = None,
+        # The analytics.js snippet (segment_asgi.segment_snippet).
+        browser_write_key: str | None = None,
+        snippet_src: str | None = None,
+        browser_api_host: str | None = None,
+        browser_cdn: str | None = None,
+        page_source: Literal["server", "browser"] | None = None,
+        csp_nonce: str | Hook | None = None,
     ) -> None:
         # Every option left at None takes its default from Config / WebOptions.
         given = {
@@ -300,6 +314,7 @@ class SegmentMiddleware:
         if state is None:
             state = scope["state"] = {}
         state["analytics"] = tracker.analytics
+        state[TRACKER_KEY] = tracker  # for segment_snippet(request)
         return tracker
 
     async def _await_user_id(self, info: RequestInfo) -> Any:

@@ -18,10 +18,25 @@ JSON) then gets an automatic page call, a login an identify, and every request
 process, at start-up (``AppConfig.ready``), and is also ``segment_core``'s default
 client: ``segment_core.track(...)`` works in management commands, the shell,
 signal receivers and workers.
+``{% load segment %}{% segment_snippet %}`` in a template renders the analytics.js
+loader for the request's visitor (``BROWSER_WRITE_KEY`` and the other snippet options).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from segment_core.web import Snippet
 from segment_django.conf import get_client, web_options
 
-__all__ = ["get_client", "web_options"]
+__all__ = ["get_client", "segment_snippet", "web_options"]
+
+
+def segment_snippet(request: Any) -> Snippet:
+    """The analytics.js snippet for ``request``, for Jinja2 templates (Django's
+    ``Jinja2`` backend): ``env.globals["segment_snippet"] = segment_snippet``, then
+    ``{{ segment_snippet(request) }}``. Django templates use ``{% segment_snippet %}``.
+    """
+    from segment_django.templatetags.segment import snippet_for
+
+    return snippet_for(request)

@@ -11,6 +11,10 @@
 - ``segment_django.W002``: the middleware is not in ``MIDDLEWARE``.
 - ``segment_django.W003``: ``HOST`` is not https (loopback hosts excepted).
 - ``segment_django.W004``: ``USER_ID_FROM_COOKIE`` is on: visitors can claim any user id.
+- ``segment_django.W005``: the analytics.js snippet is configured without
+  ``BROWSER_WRITE_KEY``: ``{% segment_snippet %}`` renders nothing.
+- ``segment_django.W006``: ``BROWSER_WRITE_KEY`` is set but no Django template
+  engine has the ``request`` context processor the tag needs.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from segment_core.config import Config
-from segment_core.web import WebOptions, split_options
+from segment_core.web import WebOptions, missing_browser_key, split_options
 from segment_django.conf import django_message
 from segment_django.middleware import SegmentMiddleware
 
@@ -34,6 +38,8 @@ __all__ = ["check_deployment", "check_settings"]
 MIDDLEWARE = "segment_django.middleware.SegmentMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
+REQUEST_PROCESSOR = "django.template.context_processors.request"
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -51,6 +57,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         messages += _check_write_key(segment)
     messages += _check_host(segment)
     messages += _check_user_cookie(segment)
+    messages += _check_browser_key(segment)
     messages += _check_middleware()
     return messages
 
@@ -66,6 +73,7 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
 def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     client_options: dict[str, Any] = {}
+    web_options: dict[str, Any] = {}
     for key, value in segment.items():
         try:
             client, web = split_options({key: value})
@@ -74,6 +82,12 @@ def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
             messages.append(_unknown(exc) if str(exc).startswith("unknown") else _invalid(exc))
             continue
         client_options.update(client)
+        web_options.update(web)
+    if not messages:
+        try:  # rules between web options (page_source needs page_calls)
+            WebOptions.from_mapping(web_options)
+        except ValueError as exc:
+            messages.append(_invalid(exc))
     try:  # together: some rules span options (retry_backoff_max >= retry_backoff_min)
         Config.from_options(**client_options)
     except (TypeError, ValueError) as exc:
@@ -139,6 +153,50 @@ def _check_user_cookie(segment: Mapping[str, Any]) -> list[CheckMessage]:
             id="segment_django.W004",
         )
     ]
+
+
+def _check_browser_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
+    try:
+        _, web = split_options(segment)
+        options = WebOptions.from_mapping(web)
+    except ValueError:
+        return []  # reported by _check_values
+    if options.browser_write_key is not None and not _request_in_templates():
+        return [
+            Warning(
+                "{% segment_snippet %} needs the request in the template context, and no "
+                "Django template engine adds it.",
+                hint=f"Add {REQUEST_PROCESSOR!r} to the context_processors of TEMPLATES.",
+                id="segment_django.W006",
+            )
+        ]
+    if not missing_browser_key(options):
+        return []
+    return [
+        Warning(
+            "The analytics.js snippet has no browser write key: {% segment_snippet %} "
+            "renders nothing.",
+            hint='Set SEGMENT["BROWSER_WRITE_KEY"] to the write key of your website '
+            "source; the server's WRITE_KEY is never sent to browsers.",
+            id="segment_django.W005",
+        )
+    ]
+
+
+def _request_in_templates() -> bool:
+    """Whether a Django-templates engine puts the request in every context (or none
+    exists: Jinja2 users call ``segment_django.segment_snippet(request)``)."""
+    engines = [
+        engine
+        for engine in getattr(settings, "TEMPLATES", None) or ()
+        if isinstance(engine, Mapping) and engine.get("BACKEND") == DJANGO_TEMPLATES
+    ]
+    if not engines:
+        return True
+    return any(
+        REQUEST_PROCESSOR in ((engine.get("OPTIONS") or {}).get("context_processors") or ())
+        for engine in engines
+    )
 
 
 def _check_middleware() -> list[CheckMessage]:

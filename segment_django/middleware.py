@@ -107,7 +107,7 @@ class SegmentMiddleware:
             read_route=functools.partial(_read_route, request),
         )
         cast(Any, request).analytics = tracker.analytics
-        cast(Any, request)._segment_tracker = tracker
+        cast(Any, request)._segment_tracker = tracker  # for {% segment_snippet %}
         return tracker
 
     @staticmethod

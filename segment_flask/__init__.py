@@ -28,7 +28,8 @@ worker_exit`` in ``gunicorn.conf.py``). ``flask segment status`` shows the setup
 from __future__ import annotations
 
 from segment_flask._extension import SegmentFlask, get_state
+from segment_flask._snippet import segment_snippet
 from segment_flask._state import SegmentState
 from segment_flask.signals import page_tracked
 
-__all__ = ["SegmentFlask", "SegmentState", "get_state", "page_tracked"]
+__all__ = ["SegmentFlask", "SegmentState", "get_state", "page_tracked", "segment_snippet"]

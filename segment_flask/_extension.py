@@ -11,6 +11,7 @@ from segment_core.testing import divert
 from segment_core.web import WebOptions
 from segment_flask._hooks import RequestHooks, identify_on_login
 from segment_flask._request import flask_login
+from segment_flask._snippet import segment_snippet
 from segment_flask._state import SegmentState, check_keywords, load_state
 
 __all__ = ["EXTENSION_NAME", "SegmentFlask", "get_state"]
@@ -75,6 +76,7 @@ class SegmentFlask:
         app.teardown_request(hooks.teardown_request)
         if flask_login is not None:
             flask_login.user_logged_in.connect(identify_on_login, app)
+        app.add_template_global(segment_snippet, "segment_snippet")
         from segment_flask.cli import segment_cli
 
         app.cli.add_command(segment_cli)

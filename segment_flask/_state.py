@@ -21,7 +21,7 @@ from typing import Any
 from segment_core.client import Client
 from segment_core.config import ALIASES
 from segment_core.config import option_names as client_option_names
-from segment_core.web import WebOptions, split_options
+from segment_core.web import WebOptions, missing_browser_key, split_options
 from segment_core.web import option_names as web_option_names
 
 __all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state"]
@@ -117,6 +117,13 @@ def load_state(
         asset = "^" + re.escape(static_url_path.rstrip("/") + "/")
         web = replace(web, exclude_paths=(*web.exclude_paths, asset))
 
+    if missing_browser_key(web):
+        logger.warning(
+            "Segment's analytics.js snippet has no browser write key for app %r: "
+            "segment_snippet() renders nothing. Set app.config['SEGMENT_BROWSER_WRITE_KEY'] "
+            "to the write key of your website source (the server's key is never used).",
+            app_name,
+        )
     if given is not None:
         where = source(CLIENT_OPTION)
         if not isinstance(given, Client):

@@ -1,6 +1,8 @@
 """A to-do API with FastAPI: ``uvicorn main:app``.
 
-- ``/``: a small HTML page that uses the API (an automatic page call per view).
+- ``/``: a small HTML page that uses the API (an automatic page call per view), with
+  analytics.js loaded by ``segment_snippet(request)`` when ``SEGMENT_BROWSER_WRITE_KEY``
+  is set.
 - ``/api/...``: JSON, no page calls; writes are tracked ("Todo Created", "Todo Completed").
 - ``Authorization: Bearer <token>``: the user's id on every call (the ``user_id`` hook).
 """
@@ -10,10 +12,12 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 import segment_asgi
@@ -43,7 +47,19 @@ app.add_middleware(
     # checks) stay excluded.
     exclude_paths=[*DEFAULT_EXCLUDE_PATHS, r"^/api/", r"^/(docs|redoc|openapi\.json)"],
     user_id=user_id_from_token,
+    # analytics.js in the page: the website source's own write key (None: no snippet),
+    # where the library comes from (None: Segment's CDN), where it sends, and which
+    # side sends page views (None: the server).
+    browser_write_key=os.environ.get("SEGMENT_BROWSER_WRITE_KEY") or None,
+    snippet_src=os.environ.get("SEGMENT_SNIPPET_SRC") or None,
+    browser_cdn=os.environ.get("SEGMENT_BROWSER_CDN") or None,
+    browser_api_host=os.environ.get("SEGMENT_BROWSER_API_HOST") or None,
+    page_source=os.environ.get("SEGMENT_PAGE_SOURCE") or None,  # type: ignore[arg-type]
 )
+
+# Pages render with Jinja2; segment_snippet(request) is a global of every template.
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals["segment_snippet"] = segment_asgi.segment_snippet
 
 
 class TodoIn(BaseModel):
@@ -93,46 +109,5 @@ def healthz() -> str:
 
 
 @app.get("/", response_class=HTMLResponse, name="home")
-def home() -> str:
-    return PAGE
-
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Todos</title>
-<style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 36rem; margin: 2rem auto; }</style>
-</head>
-<body>
-<h1>Todos</h1>
-<form id="new"><input name="title" required placeholder="What next?"> <button>Add</button></form>
-<ul id="todos"></ul>
-<script>
-  // Same-origin fetches send the ajs_anonymous_id cookie this page set: the API's
-  // "Todo Created" joins this page view's visitor.
-  const list = document.getElementById("todos");
-  async function refresh() {
-    const todos = await (await fetch("/api/todos")).json();
-    list.replaceChildren(...todos.map((todo) => {
-      const item = document.createElement("li");
-      item.textContent = (todo.done ? "✓ " : "") + todo.title;
-      if (!todo.done) item.onclick = () =>
-        fetch(`/api/todos/${todo.id}/complete`, { method: "POST" }).then(refresh);
-      return item;
-    }));
-  }
-  document.getElementById("new").onsubmit = async (event) => {
-    event.preventDefault();
-    const title = event.target.title.value;
-    await fetch("/api/todos", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ title }),
-    });
-    event.target.reset();
-    refresh();
-  };
-  refresh();
-</script>
-</body>
-</html>
-"""
+def home(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "home.html")

@@ -10,11 +10,15 @@ filtering, cookies and privacy lives here, once::
     tracker = RequestTracker(client, options, RequestInfo(host="example.com", path="/"))
     tracker.analytics.track("Viewed Pricing")
     tracker.finish(200)  # the automatic page call
+
+:func:`render_snippet` turns a tracker into the analytics.js loader for its
+visitor; the adapters' template helpers call it.
 """
 
 from __future__ import annotations
 
 from segment_core.web._bots import BOT_PATTERN, DEFAULT_BOT_USER_AGENTS, BotMatcher
+from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._context import (
     MAX_HOST,
     MAX_PATH,
@@ -62,6 +66,14 @@ from segment_core.web._page import (
 )
 from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_path
 from segment_core.web._request import RequestInfo, WSGIHeaders, request_wire_path, wire_path
+from segment_core.web._snippet import (
+    Snippet,
+    browser_settings,
+    find_csp_nonce,
+    missing_browser_key,
+    render_snippet,
+    script_json,
+)
 from segment_core.web._tracker import RequestAnalytics, RequestTracker
 
 __all__ = [
@@ -71,6 +83,7 @@ __all__ = [
     "DEFAULT_EXCLUDE_ROUTES",
     "DEFAULT_PAGE_CONTENT_TYPES",
     "DEFAULT_REDACT_QUERY_PARAMS",
+    "DEFAULT_SNIPPET_SRC",
     "LIST_DEFAULTS",
     "MAX_HOST",
     "MAX_PATH",
@@ -84,14 +97,17 @@ __all__ = [
     "RequestAnalytics",
     "RequestInfo",
     "RequestTracker",
+    "Snippet",
     "WSGIHeaders",
     "WebOptions",
     "accepts_document",
     "anonymize_ip",
     "anonymous_id_cookie",
+    "browser_settings",
     "call_hook",
     "campaign",
     "client_ip",
+    "find_csp_nonce",
     "forwarded_origin",
     "is_bot",
     "is_excluded",
@@ -99,6 +115,7 @@ __all__ = [
     "is_script_request",
     "locale",
     "media_type",
+    "missing_browser_key",
     "name_words",
     "new_anonymous_id",
     "option_names",
@@ -110,8 +127,10 @@ __all__ = [
     "redact_path",
     "redact_query",
     "redact_url",
+    "render_snippet",
     "request_context",
     "request_wire_path",
+    "script_json",
     "should_track_page",
     "split_options",
     "tracking_allowed",

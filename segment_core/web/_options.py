@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from segment_core.web._bots import DEFAULT_BOT_USER_AGENTS, BotMatcher
+from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC, CspNonce, PageSource
 from segment_core.web._redaction import DEFAULT_SECRET_WORDS, Redactor
 from segment_core.web._validate import NORMALIZERS, Hook, IPNetwork, PageName
 
@@ -161,6 +162,24 @@ class WebOptions:
     identify_on_login: bool = True
     #: ``callable(user) -> dict``: the traits of that identify (none by default).
     identify_traits: Hook | None = None
+    #: The write key of the website (analytics.js) source the snippet loads; never
+    #: the server's key. No key: the snippet renders nothing (and says why, once).
+    browser_write_key: str | None = None
+    #: Where analytics.js is loaded from; ``{write_key}`` is replaced by the browser
+    #: write key. A self-hosted copy suits a strict CSP or an offline site.
+    snippet_src: str = DEFAULT_SNIPPET_SRC
+    #: Where analytics.js sends events: ``"events.eu1.segmentapis.com/v1"`` or an
+    #: ``https://`` URL (a regional endpoint or a proxy). None: the source's setting.
+    browser_api_host: str | None = None
+    #: Where analytics.js fetches its source's settings (Segment's CDN, or a proxy).
+    browser_cdn: str | None = None
+    #: Which side sends page views: "server" (the automatic page calls) or "browser"
+    #: (the snippet's ``analytics.page()``). None: "server" when ``page_calls`` is on.
+    page_source: PageSource | None = None
+    #: Where the request's CSP nonce is: an attribute path on the framework's
+    #: request (django-csp and Flask-Talisman set ``request.csp_nonce``; Starlette
+    #: apps often ``"state.csp_nonce"``), or ``callable(request) -> str | None``.
+    csp_nonce: CspNonce | None = "csp_nonce"
 
     # Derived once, for the hot path.
     exclude_patterns: tuple[re.Pattern[str], ...] = field(
@@ -203,6 +222,16 @@ class WebOptions:
         object.__setattr__(self, "bots", BotMatcher(self.bot_user_agents))
         object.__setattr__(self, "excluded_routes", frozenset(self.exclude_routes))
         object.__setattr__(self, "content_types", frozenset(self.page_content_types))
+        if self.page_source == "server" and not self.page_calls:
+            raise ValueError(
+                "page_source is 'server' but page_calls is off: no side would send page "
+                "views; turn page_calls on, or set page_source to 'browser'"
+            )
+
+    @property
+    def server_page_views(self) -> bool:
+        """Whether the server sends page views (else the browser's snippet does)."""
+        return self.page_calls and self.page_source != "browser"
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> WebOptions:

@@ -84,7 +84,7 @@ def page_wanted(
     ``content_type`` is the response's ``Content-Type`` header; ``excluded`` is
     :func:`is_excluded` when the caller already knows it.
     """
-    if not options.page_calls or not request.host:
+    if not options.server_page_views or not request.host:
         return False
     if request.method.upper() not in options.page_methods:
         return False

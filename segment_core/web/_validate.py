@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from segment_core.web._browser_options import BROWSER_NORMALIZERS
+
 __all__ = ["NORMALIZERS", "PAGE_NAME_MODES", "Hook", "IPNetwork", "PageName", "import_callable"]
 
 PAGE_NAME_MODES = ("route", "template", "path")
@@ -208,4 +210,5 @@ NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "cookie_max_age": _max_age,
     "identify_on_login": _bool,
     "identify_traits": _hook,
+    **BROWSER_NORMALIZERS,
 }

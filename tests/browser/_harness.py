@@ -118,12 +118,20 @@ class AppServer:
     and ``env`` as its whole environment; its stderr is appended to ``log``.
     """
 
-    def __init__(self, target: str, directory: Path, env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        target: str,
+        directory: Path,
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        runner: str = "tests.browser._serve",  # or "tests.browser._serve_asgi"
+    ) -> None:
         self.log = log
         pythonpath = os.pathsep.join([str(directory), str(ROOT)])
         with log.open("ab") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.browser._serve", target],
+                [sys.executable, "-m", runner, target],
                 cwd=directory,
                 env={**env, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"},
                 stdout=subprocess.PIPE,

@@ -2,7 +2,9 @@
 
 - ``SEGMENT_WRITE_KEY``, ``SEGMENT_HOST``: where events go (Segment, or a local
   collector such as ``segment-collector``).
-- ``SEGMENT_JS_URL``, ``SEGMENT_JS_CONFIG``: load analytics.js in the pages (optional).
+- ``SEGMENT_BROWSER_WRITE_KEY``: load analytics.js in the pages (optional), with
+  ``SEGMENT_SNIPPET_SRC``, ``SEGMENT_BROWSER_CDN``, ``SEGMENT_BROWSER_API_HOST`` and
+  ``SEGMENT_PAGE_SOURCE`` for where it comes from, where it sends, who counts pages.
 - ``SHOP_DATABASE``: the SQLite file (default: ``django_shop.sqlite3`` in the temp dir).
 - ``SHOP_CELERY_BROKER``: the Celery broker (``redis://127.0.0.1:6379/0``); unset, the
   order confirmation runs in a thread of the web process instead of a worker.
@@ -11,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -118,14 +119,17 @@ SEGMENT = {
     # with these traits. The admin, the API's JSON and the browsable API, and the
     # password-reset token in its URL need no setting: they are handled by default.
     "IDENTIFY_TRAITS": "shop.analytics.identify_traits",
+    # analytics.js in the pages ({% segment_snippet %} in base.html): the website
+    # source's own write key (no key: no snippet), where the library comes from
+    # (None: Segment's CDN), where it sends, and which side sends page views.
+    "BROWSER_WRITE_KEY": os.environ.get("SEGMENT_BROWSER_WRITE_KEY") or None,
+    "SNIPPET_SRC": os.environ.get("SEGMENT_SNIPPET_SRC") or None,
+    "BROWSER_CDN": os.environ.get("SEGMENT_BROWSER_CDN") or None,
+    "BROWSER_API_HOST": os.environ.get("SEGMENT_BROWSER_API_HOST") or None,
+    "PAGE_SOURCE": os.environ.get("SEGMENT_PAGE_SOURCE") or None,
 }
 
 # Celery (shop_project/celery.py): the order confirmation is a task.
 CELERY_BROKER_URL = os.environ.get("SHOP_CELERY_BROKER", "")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
-
-# analytics.js in the browser (optional): the bundle's URL (empty: not loaded) and
-# a JSON object {"writeKey": ..., "options": {...}, "cdn": ..., "page": true}.
-SEGMENT_JS_URL = os.environ.get("SEGMENT_JS_URL", "")
-SEGMENT_JS_CONFIG = json.loads(os.environ.get("SEGMENT_JS_CONFIG") or "{}")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_login import LoginManager
 
 from segment_flask import SegmentFlask
@@ -32,10 +31,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SEGMENT_WRITE_KEY=os.environ.get("SEGMENT_WRITE_KEY"),
         SEGMENT_HOST=os.environ.get("SEGMENT_HOST"),
         SEGMENT_IDENTIFY_TRAITS="blog.auth.identify_traits",
-        # analytics.js in the browser (optional). Not SEGMENT_* keys: those are the
-        # extension's, and it warns about names it does not know.
-        ANALYTICS_JS_URL=os.environ.get("SEGMENT_JS_URL", ""),
-        ANALYTICS_JS_CONFIG=json.loads(os.environ.get("SEGMENT_JS_CONFIG") or "{}"),
+        # analytics.js in the pages ({{ segment_snippet() }} in base.html): the website
+        # source's own write key (no key: no snippet), where the library comes from
+        # (None: Segment's CDN), where it sends, and which side sends page views.
+        SEGMENT_BROWSER_WRITE_KEY=os.environ.get("SEGMENT_BROWSER_WRITE_KEY") or None,
+        SEGMENT_SNIPPET_SRC=os.environ.get("SEGMENT_SNIPPET_SRC") or None,
+        SEGMENT_BROWSER_CDN=os.environ.get("SEGMENT_BROWSER_CDN") or None,
+        SEGMENT_BROWSER_API_HOST=os.environ.get("SEGMENT_BROWSER_API_HOST") or None,
+        SEGMENT_PAGE_SOURCE=os.environ.get("SEGMENT_PAGE_SOURCE") or None,
     )
     if config:
         app.config.update(config)
@@ -47,7 +50,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     segment.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(posts.bp)
-    app.context_processor(analytics_js)
 
     @app.get("/healthz")
     def healthz() -> tuple[str, int, dict[str, str]]:
@@ -55,14 +57,3 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return "ok", 200, {"Content-Type": "text/plain"}
 
     return app
-
-
-def analytics_js() -> dict[str, Any]:
-    """What ``base.html`` needs to load analytics.js (nothing when no URL is set)."""
-    url = current_app.config["ANALYTICS_JS_URL"]
-    if not url:
-        return {"segment_js_url": ""}
-    # The browser uses the server's write key unless SEGMENT_JS_CONFIG names its own.
-    write_key = segment.client.config.write_key or ""
-    config = {"writeKey": write_key, **current_app.config["ANALYTICS_JS_CONFIG"]}
-    return {"segment_js_url": url, "segment_js_config": config}

@@ -1,0 +1,121 @@
+"""Validation of the options that configure analytics.js in the browser.
+
+``(name, given value) -> stored value`` or a :class:`ValueError` naming the option,
+as for every other web option (see ``_validate.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+__all__ = [
+    "BROWSER_NORMALIZERS",
+    "DEFAULT_SNIPPET_SRC",
+    "PAGE_SOURCES",
+    "CspNonce",
+    "PageSource",
+]
+
+#: Where analytics.js comes from by default: Segment's CDN, one URL per write key.
+DEFAULT_SNIPPET_SRC = "https://cdn.segment.com/analytics.js/v1/{write_key}/analytics.min.js"
+
+PAGE_SOURCES = ("server", "browser")
+PageSource = Literal["server", "browser"]
+#: An attribute path on the framework's request ("csp_nonce", "state.csp_nonce"),
+#: or ``callable(request) -> str | None``.
+CspNonce = str | Callable[[Any], Any]
+
+_WRITE_KEY = re.compile(r"^[A-Za-z0-9_\-.:]{1,200}$")
+_ATTRIBUTE_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
+_HOST_PATH = re.compile(r"^[A-Za-z0-9.\-\[\]:]+(?:/[A-Za-z0-9._~\-/%]*)?$")
+
+
+def _write_key(name: str, value: object) -> str | None:
+    if value is None or value == "":  # unset, e.g. from an empty environment variable
+        return None
+    if not isinstance(value, str) or not _WRITE_KEY.match(value):
+        raise ValueError(
+            f"{name} must be the write key of a website (analytics.js) source: letters, "
+            f"digits, '-', '_', '.' or ':', got {value!r}"
+        )
+    return value
+
+
+def _snippet_src(name: str, value: object) -> str:
+    if value is None or value == "":  # as for the client's host: the default
+        return DEFAULT_SNIPPET_SRC
+    if not isinstance(value, str) or re.search(r"[\s<>\"'`\\]", value) or not value:
+        raise ValueError(f"{name} must be a URL without spaces or quotes, got {value!r}")
+    parts = urlsplit(value)
+    relative = not parts.scheme and not parts.netloc and value.startswith("/")
+    if not relative and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise ValueError(
+            f"{name} must be an http(s) URL, or a path starting with '/', got {value!r}"
+        )
+    try:
+        value.format(write_key="")
+    except (KeyError, IndexError, ValueError):
+        raise ValueError(
+            f"{name}: {value!r} may hold only the placeholder '{{write_key}}'"
+        ) from None
+    return value
+
+
+def _base_url(name: str, value: object) -> str | None:
+    """An http(s) URL without a trailing slash, or None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or re.search(r"[\s<>\"'`\\]", value):
+        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise ValueError(f"{name} must be an http(s) URL such as 'https://host', got {value!r}")
+    return value.rstrip("/")
+
+
+def _api_host(name: str, value: object) -> str | None:
+    """Where analytics.js sends events: ``https://host/v1`` or Segment's ``host/v1`` form."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and "://" in value:
+        return _base_url(name, value)
+    if not isinstance(value, str) or not _HOST_PATH.match(value):
+        raise ValueError(
+            f"{name} must be a host and path such as 'events.eu1.segmentapis.com/v1' "
+            f"or an https:// URL, got {value!r}"
+        )
+    return value.rstrip("/")
+
+
+def _page_source(name: str, value: object) -> PageSource | None:
+    if value is None or value in PAGE_SOURCES:
+        return value  # type: ignore[return-value]
+    raise ValueError(f"{name} must be 'server', 'browser' or None, got {value!r}")
+
+
+def _csp_nonce(name: str, value: object) -> CspNonce | None:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str) and ":" in value:
+        from segment_core.web._validate import import_callable
+
+        return import_callable(name, value)
+    if isinstance(value, str) and _ATTRIBUTE_PATH.match(value):
+        return value
+    raise ValueError(
+        f"{name} must be an attribute of the request ('csp_nonce', 'state.csp_nonce'), "
+        f"'module:function', a callable or None, got {value!r}"
+    )
+
+
+BROWSER_NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
+    "browser_write_key": _write_key,
+    "snippet_src": _snippet_src,
+    "browser_api_host": _api_host,
+    "browser_cdn": _base_url,
+    "page_source": _page_source,
+    "csp_nonce": _csp_nonce,
+}

@@ -1,0 +1,284 @@
+"""The analytics.js loader ("the snippet"), rendered from the server's own settings.
+
+The snippet makes analytics.js continue the server's visitor instead of starting
+its own: it hands analytics.js the anonymous id the server chose for this request
+(before analytics.js loads, so even the first response of a new visitor agrees),
+the cookie domain and lifetime the server uses, and the logged-in user's id
+(stored, not sent: no ``identify`` call on every page). Exactly one side sends
+page views: the snippet calls ``analytics.page()`` only when ``page_source`` is
+"browser", and then the server sends none.
+
+Nothing is rendered for a visitor the server does not track (a bot, ``Sec-GPC``,
+``DNT`` or ``consent`` as configured, an excluded path): the same decision, made
+once by :class:`~segment_core.web.RequestTracker`, governs both sides.
+
+Adapters call :func:`render_snippet` with the request's tracker and the nonce
+found by :func:`find_csp_nonce`; templates get a :class:`Snippet`, a ``str`` that
+Jinja and Django insert without escaping (it has ``__html__``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
+from segment_core.web._guard import call_hook
+from segment_core.web._options import WebOptions
+
+if TYPE_CHECKING:
+    from segment_core.web._tracker import RequestTracker
+
+__all__ = [
+    "Snippet",
+    "browser_settings",
+    "find_csp_nonce",
+    "missing_browser_key",
+    "render_snippet",
+    "script_json",
+]
+
+logger = logging.getLogger("segment_core.web")
+
+SECONDS_PER_DAY = 24 * 60 * 60
+
+# The calls analytics.js accepts before it has loaded; the stub queues them.
+_BUFFERED_METHODS = (
+    "track",
+    "identify",
+    "page",
+    "screen",
+    "group",
+    "alias",
+    "reset",
+    "ready",
+    "debug",
+    "on",
+    "once",
+    "off",
+    "trackLink",
+    "trackForm",
+    "trackClick",
+    "trackSubmit",
+    "pageview",
+    "setAnonymousId",
+    "addSourceMiddleware",
+    "addIntegrationMiddleware",
+    "addDestinationMiddleware",
+    "register",
+    "deregister",
+)
+
+# Escapes that keep JSON inert inside <script>: no "</script>", no "<!--", and no
+# line terminators that older JavaScript engines reject inside string literals.
+_SCRIPT_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+# The loader: a stub that queues calls, the server's visitor, then the library.
+# It reads its settings from the JSON literal it is called with, and its CSP
+# nonce from its own element, which it hands on to the library's <script>.
+_LOADER = """(function (config) {
+  var nonce = document.currentScript ? document.currentScript.nonce : "";
+  var analytics = (window.analytics = window.analytics || []);
+  if (analytics.initialize || analytics.invoked) {
+    if (window.console && console.error) console.error("Segment snippet included twice.");
+    return;
+  }
+  analytics.invoked = true;
+  config.methods.forEach(function (method) {
+    analytics[method] = function () {
+      var call = Array.prototype.slice.call(arguments);
+      call.unshift(method);
+      analytics.push(call);
+      return analytics;
+    };
+  });
+  analytics.load = function (writeKey, options) {
+    var script = document.createElement("script");
+    script.async = true;
+    script.src = config.src;
+    if (nonce) script.nonce = nonce;
+    (document.head || document.documentElement).appendChild(script);
+    analytics._loadOptions = options;
+  };
+  analytics._writeKey = config.writeKey;
+  if (config.cdn) analytics._cdn = config.cdn;
+  // Before analytics.js loads: its first event already carries the server's id.
+  analytics.setAnonymousId(config.anonymousId);
+  if (config.userId) {
+    // The logged-in user, stored without an identify call (the server sent one at
+    // login). Changing users makes analytics.js drop the anonymous id: restore it.
+    analytics.on("initialize", function () {
+      var user = this.user();
+      if (user.id() !== config.userId) {
+        user.id(config.userId);
+        this.setAnonymousId(config.anonymousId);
+      }
+    });
+  }
+  analytics.load(config.writeKey, config.options);
+  if (config.page) analytics.page();
+})(__SETTINGS__);"""
+
+
+class Snippet(str):
+    """Markup that templates insert as it is: Jinja and Django honour ``__html__``."""
+
+    __slots__ = ()
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+EMPTY = Snippet("")
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe inside an inline ``<script>`` element.
+
+    >>> script_json({"id": "</script><b>"})
+    '{"id": "\\\\u003c/script\\\\u003e\\\\u003cb\\\\u003e"}'
+    """
+    return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+
+
+def browser_settings(tracker: RequestTracker) -> dict[str, Any] | None:
+    """What the snippet tells analytics.js for this request; None: render nothing.
+
+    None for a visitor the server does not track (bots, privacy signals, consent),
+    for an excluded path, and when there is no ``browser_write_key``.
+    """
+    options = tracker.options
+    if not tracker.allowed or tracker.excluded:
+        return None
+    write_key = options.browser_write_key
+    if write_key is None:
+        _warn_no_browser_key()
+        return None
+    analytics = tracker.analytics
+    secure = tracker.request.scheme == "https"
+    settings: dict[str, Any] = {
+        "writeKey": write_key,
+        "src": options.snippet_src.format(write_key=quote(write_key, safe="")),
+        "anonymousId": analytics.anonymous_id,
+        "userId": analytics.user_id,
+        "page": not options.server_page_views,
+        "options": load_options(options, secure=secure),
+        "methods": list(_BUFFERED_METHODS),
+    }
+    if options.browser_cdn is not None:
+        settings["cdn"] = options.browser_cdn
+    return settings
+
+
+def load_options(options: WebOptions, *, secure: bool) -> dict[str, Any]:
+    """analytics.js's load options: the server's cookie, and where events go."""
+    cookie: dict[str, Any] = {
+        # An empty domain makes a host-only cookie, as the server's is without one.
+        "domain": options.cookie_domain or "",
+        "path": "/",
+        "maxage": options.cookie_max_age / SECONDS_PER_DAY,  # analytics.js counts days
+        "sameSite": "Lax",
+        "secure": secure,
+    }
+    load: dict[str, Any] = {
+        "cookie": cookie,
+        "user": {"cookie": {"key": options.user_cookie_name}},
+    }
+    api_host = options.browser_api_host
+    if api_host is not None:
+        protocol, _, host = api_host.rpartition("://")
+        load["integrations"] = {
+            "Segment.io": {"apiHost": host, "protocol": protocol or "https"},
+        }
+    return load
+
+
+def render_snippet(tracker: RequestTracker | None, *, nonce: str | None = None) -> Snippet:
+    """The ``<script>`` that loads analytics.js for this request, or an empty Snippet.
+
+    ``tracker`` is None when the adapter did not see the request (its middleware is
+    missing): that is logged, and nothing is rendered. Never raises.
+    """
+    if tracker is None:
+        logger.warning(
+            "segment: the analytics.js snippet was asked for a request the Segment "
+            "middleware did not see; nothing is rendered (is the middleware installed?)"
+        )
+        return EMPTY
+    try:
+        settings = browser_settings(tracker)
+        if settings is None:
+            return EMPTY
+        attribute = f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
+        loader = _LOADER.replace("__SETTINGS__", script_json(settings))
+        return Snippet(f"<script{attribute}>\n{loader}\n</script>")
+    except Exception:
+        logger.exception("segment: could not render the analytics.js snippet")
+        return EMPTY
+
+
+def find_csp_nonce(request: Any, options: WebOptions) -> str | None:
+    """The request's CSP nonce, where ``csp_nonce`` says it is; None when there is none.
+
+    An attribute path is read from the framework's request (``request.csp_nonce``
+    for django-csp and Flask-Talisman, ``request.state.csp_nonce`` with
+    ``"state.csp_nonce"``); a callable is called with the request.
+    """
+    where = options.csp_nonce
+    if where is None or request is None:
+        return None
+    if callable(where):
+        found = call_hook("csp_nonce", where, request, default=None)
+    else:
+        found = request
+        try:
+            for name in where.split("."):
+                found = getattr(found, name)
+        except Exception:  # absent, or a lazy value that failed: no nonce
+            return None
+    if found is None:
+        return None
+    try:
+        text = str(found)  # django-csp's nonce is lazy: reading it puts it in the header
+    except Exception:  # too late for the header (django-csp raises): no nonce
+        return None
+    return text or None
+
+
+def missing_browser_key(options: WebOptions) -> bool:
+    """Whether the snippet is configured but has no ``browser_write_key``.
+
+    Then it renders nothing: the server's key is never handed to browsers. Checks
+    and start-up warnings say so.
+    """
+    if options.browser_write_key is not None:
+        return False
+    return (
+        options.page_source == "browser"
+        or options.snippet_src != DEFAULT_SNIPPET_SRC
+        or options.browser_api_host is not None
+        or options.browser_cdn is not None
+    )
+
+
+_warned_no_key = False
+
+
+def _warn_no_browser_key() -> None:
+    global _warned_no_key
+    if not _warned_no_key:
+        _warned_no_key = True
+        logger.warning(
+            "segment: the analytics.js snippet renders nothing: browser_write_key is not "
+            "set. Give it the write key of your website source (the server's key is "
+            "never sent to browsers)."
+        )

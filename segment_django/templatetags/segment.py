@@ -1,0 +1,50 @@
+"""``{% load segment %}`` then ``{% segment_snippet %}``: the analytics.js loader.
+
+The tag needs the request in the template's context, as ``{% csrf_token %}`` does:
+render with ``render(request, ...)`` (or a ``RequestContext``) and keep
+``django.template.context_processors.request`` in ``TEMPLATES``. It renders
+Segment's loader from ``settings.SEGMENT`` for the request's visitor, with
+django-csp's nonce (``request.csp_nonce``) when the request has one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django import template
+
+from segment_core.web import RequestTracker, Snippet, find_csp_nonce, render_snippet
+
+__all__ = ["segment_snippet", "snippet_for"]
+
+logger = logging.getLogger("segment_django")
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def segment_snippet(context: template.Context) -> Snippet:
+    """The ``<script>`` that loads analytics.js as this request's visitor, or nothing.
+
+    Nothing for visitors the server does not track (bots, GPC/DNT/consent as
+    configured), on excluded paths, and without ``BROWSER_WRITE_KEY``.
+    """
+    request: Any = context.get("request")
+    if request is None:
+        logger.warning(
+            "segment: {%% segment_snippet %%} in a template rendered without the request "
+            "in its context renders nothing; render it with render(request, ...) and keep "
+            "'django.template.context_processors.request' in TEMPLATES"
+        )
+        return Snippet()
+    return snippet_for(request)
+
+
+def snippet_for(request: Any) -> Snippet:
+    """The snippet for ``request``: also a global for Django's Jinja2 backend
+    (``env.globals["segment_snippet"] = segment_django.segment_snippet``)."""
+    tracker = getattr(request, "_segment_tracker", None)
+    if not isinstance(tracker, RequestTracker):
+        return render_snippet(None)
+    return render_snippet(tracker, nonce=find_csp_nonce(request, tracker.options))

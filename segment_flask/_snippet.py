@@ -1,0 +1,31 @@
+"""``segment_snippet()``: the analytics.js loader, a Jinja global of every app set up.
+
+``{{ segment_snippet() }}`` in a template's ``<head>`` renders Segment's loader from
+the app's own settings for the current visitor (see :mod:`segment_core.web`).
+"""
+
+from __future__ import annotations
+
+from flask import g, has_request_context, request
+
+from segment_core.web import Snippet, find_csp_nonce, render_snippet
+from segment_flask._hooks import RequestScope
+
+__all__ = ["segment_snippet"]
+
+
+def segment_snippet() -> Snippet:
+    """The ``<script>`` that loads analytics.js as the current request's visitor.
+
+    Empty for visitors the app does not track, on excluded paths, without a
+    ``SEGMENT_BROWSER_WRITE_KEY``, and outside a request. The CSP nonce is read
+    where ``SEGMENT_CSP_NONCE`` says: ``request.csp_nonce`` by default (Flask-Talisman).
+    """
+    if not has_request_context():
+        return Snippet()  # an email or a CLI render: no visitor, nothing to load
+    scope = g.get("_segment")
+    if not isinstance(scope, RequestScope):
+        return render_snippet(None)
+    tracker = scope.tracker
+    native = request._get_current_object()  # type: ignore[attr-defined]
+    return render_snippet(tracker, nonce=find_csp_nonce(native, tracker.options))

@@ -1,0 +1,136 @@
+"""``segment_asgi.segment_snippet(request)`` as a global of Starlette's Jinja2Templates."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+import segment_asgi
+from segment_core import Client
+from tests.asgi.conftest import Sent, TestClient
+from tests.web.snippets import has_snippet, script_tags, snippet_settings
+
+KEY = "website-key"
+PAGE = "<html><head>{{ segment_snippet(request) }}</head><body>hi</body></html>"
+
+
+class FakeUser:
+    is_authenticated = True
+    identity = "user-9"
+
+
+def make_app(client: Client, tmp_path: Path, *, user: bool = False, **options: Any) -> Starlette:
+    (tmp_path / "page.html").write_text(PAGE)
+    templates = Jinja2Templates(directory=str(tmp_path))
+    templates.env.globals["segment_snippet"] = segment_asgi.segment_snippet
+
+    async def page(request: Request) -> Response:
+        return templates.TemplateResponse(request, "page.html")
+
+    async def nonce(request: Request) -> Response:
+        request.state.csp_nonce = "state-nonce"
+        return templates.TemplateResponse(request, "page.html")
+
+    async def by_hand(request: Request) -> Response:
+        return HTMLResponse(f"<head>{segment_asgi.segment_snippet(request)}</head>")
+
+    async def with_user(scope: Any, receive: Any, send: Any) -> None:
+        if user and scope["type"] == "http":
+            scope["user"] = FakeUser()
+        await app(scope, receive, send)
+
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/nonce", nonce),
+            Route("/by-hand", by_hand),
+            Route("/healthz", page),
+        ],
+        middleware=[
+            Middleware(segment_asgi.SegmentMiddleware, client=client, **options),  # type: ignore[arg-type]
+        ],
+    )
+    return with_user  # type: ignore[return-value]
+
+
+def test_the_snippet_carries_the_servers_visitor(
+    client: Client, sent: Sent, tmp_path: Path
+) -> None:
+    with TestClient(make_app(client, tmp_path, browser_write_key=KEY)) as http:
+        response = http.get("/")
+    settings = snippet_settings(response.text)
+    assert settings["anonymousId"] == response.cookies["ajs_anonymous_id"]
+    assert (settings["writeKey"], settings["page"], settings["userId"]) == (KEY, False, None)
+    [server_page] = sent(type="page")
+    assert server_page["anonymousId"] == settings["anonymousId"]
+
+
+def test_the_user_from_scope(client: Client, tmp_path: Path) -> None:
+    with TestClient(make_app(client, tmp_path, user=True, browser_write_key=KEY)) as http:
+        assert snippet_settings(http.get("/").text)["userId"] == "user-9"
+
+
+def test_without_jinja(client: Client, tmp_path: Path) -> None:
+    with TestClient(make_app(client, tmp_path, browser_write_key=KEY)) as http:
+        assert has_snippet(http.get("/by-hand").text)
+
+
+def test_page_source_browser(client: Client, sent: Sent, tmp_path: Path) -> None:
+    app = make_app(client, tmp_path, browser_write_key=KEY, page_source="browser")
+    with TestClient(app) as http:
+        assert snippet_settings(http.get("/").text)["page"] is True
+    assert sent(type="page") == []
+
+
+def test_nonce_from_request_state(client: Client, tmp_path: Path) -> None:
+    app = make_app(client, tmp_path, browser_write_key=KEY, csp_nonce="state.csp_nonce")
+    with TestClient(app) as http:
+        assert script_tags(http.get("/nonce").text) == ['<script nonce="state-nonce">\n']
+        assert script_tags(http.get("/").text) == ["<script>\n"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "path"),
+    [({"Sec-GPC": "1"}, "/"), ({"User-Agent": "UptimeRobot/2.0"}, "/"), ({}, "/healthz")],
+)
+def test_nothing_for_visitors_the_server_does_not_track(
+    client: Client, tmp_path: Path, headers: dict[str, str], path: str
+) -> None:
+    with TestClient(make_app(client, tmp_path, browser_write_key=KEY)) as http:
+        response = http.get(path, headers=headers)
+    assert response.status_code == 200
+    assert not has_snippet(response.text)
+
+
+def test_without_the_middleware(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def by_hand(request: Request) -> Response:
+        return HTMLResponse(f"<head>{segment_asgi.segment_snippet(request)}</head>")
+
+    with (
+        caplog.at_level(logging.WARNING, logger="segment_core.web"),
+        TestClient(Starlette(routes=[Route("/", by_hand)])) as http,
+    ):
+        assert http.get("/").text == "<head></head>"
+    assert "middleware" in caplog.text
+
+
+def test_bad_options_fail_at_start(client: Client) -> None:
+    with pytest.raises(ValueError, match="page_source"):
+        segment_asgi.SegmentMiddleware(Starlette(), client=client, page_source="all")
+    with pytest.raises(ValueError, match="csp_nonce"):
+        segment_asgi.SegmentMiddleware(Starlette(), client=client, csp_nonce=3)  # type: ignore[arg-type]
+
+    async def async_nonce(request: Any) -> str:
+        return "n"
+
+    with pytest.raises(ValueError, match="csp_nonce must be a plain function"):
+        segment_asgi.SegmentMiddleware(Starlette(), client=client, csp_nonce=async_nonce)

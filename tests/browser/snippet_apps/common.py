@@ -1,0 +1,52 @@
+"""What the three sites share: their settings from the environment, and their pages.
+
+Each site has the same pages: ``/`` and ``/about`` (documents with the snippet in
+their head), ``/login`` (logs the visitor in as :data:`USER_ID`, or as the user
+named by ``?as=``, then redirects to ``/about``) and ``/healthz``. Every page
+carries a strict Content-Security-Policy: scripts only with the response's nonce,
+connections only to the CDN and the collector.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+USER_ID = "u-42"
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+{snippet}
+</head><body><h1>{title}</h1>
+<a id="about" href="/about">About</a> <a id="login" href="/login">Log in</a>
+</body></html>"""
+
+
+def segment_options() -> dict[str, Any]:
+    """The Segment options every site uses, as lower-case names."""
+    options: dict[str, Any] = {
+        "write_key": os.environ["SEGMENT_WRITE_KEY"],
+        "host": os.environ["SEGMENT_HOST"],
+        "flush_at": 1,  # each server event goes at once: the test waits at the collector
+        "browser_write_key": os.environ["SNIPPET_BROWSER_KEY"],
+        "snippet_src": os.environ["SNIPPET_SRC"],
+        "browser_cdn": os.environ["SNIPPET_CDN"],
+        "browser_api_host": os.environ["SEGMENT_HOST"] + "/v1",
+    }
+    for name in ("page_source", "cookie_name"):
+        value = os.environ.get("SNIPPET_" + name.upper())
+        if value:
+            options[name] = value
+    return options
+
+
+def connect_sources() -> list[str]:
+    """Where analytics.js may connect: the CDN (settings) and the collector (events)."""
+    return [os.environ["SNIPPET_CDN"], os.environ["SEGMENT_HOST"]]
+
+
+def strict_csp(nonce: str) -> str:
+    """The policy of every page (what django-csp and Flask-Talisman are configured to send)."""
+    return (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; "
+        f"connect-src {' '.join(connect_sources())}; base-uri 'none'; object-src 'none'"
+    )

@@ -1,0 +1,62 @@
+"""The Flask site: Flask-Login for the user, Flask-Talisman for the CSP nonce."""
+
+from __future__ import annotations
+
+from flask import Flask, redirect, render_template_string, request
+from flask.typing import ResponseReturnValue
+from flask_login import LoginManager, UserMixin, login_user
+from flask_talisman import Talisman
+
+from segment_flask import SegmentFlask
+from tests.browser.snippet_apps.common import PAGE, USER_ID, connect_sources, segment_options
+
+
+class User(UserMixin):
+    def __init__(self, user_id: str) -> None:
+        self.id = user_id
+
+
+app = Flask(__name__)
+app.config["SECRET_KEY"] = "snippet-tests"
+app.config.update({f"SEGMENT_{name.upper()}": value for name, value in segment_options().items()})
+login_manager = LoginManager(app)
+login_manager.user_loader(User)
+Talisman(
+    app,
+    force_https=False,
+    content_security_policy={
+        "default-src": "'none'",
+        "connect-src": connect_sources(),
+        "base-uri": "'none'",
+        "object-src": "'none'",
+        "script-src": [],
+    },
+    content_security_policy_nonce_in=["script-src"],
+)
+SegmentFlask(app)
+TEMPLATE = PAGE.format(title="{{ title }}", snippet="{{ segment_snippet() }}")
+
+
+@app.get("/")
+def home() -> str:
+    return render_template_string(TEMPLATE, title="Home")
+
+
+@app.get("/about")
+def about() -> str:
+    return render_template_string(TEMPLATE, title="About")
+
+
+@app.get("/login")
+def login() -> ResponseReturnValue:
+    user_id = request.args.get("as", USER_ID)
+    login_user(User(user_id))
+    return redirect("/about")
+
+
+@app.get("/healthz")
+def healthz() -> str:
+    return "ok"
+
+
+application = app

@@ -1,0 +1,295 @@
+"""The analytics.js snippet each adapter renders, run by Segment's own analytics-next.
+
+Headless Chromium visits a small site per framework (``snippet_apps/``): Django
+with ``{% segment_snippet %}`` and django-csp, Flask with ``segment_snippet()``
+and Flask-Talisman, Starlette with ``segment_snippet(request)`` in
+``Jinja2Templates`` and a nonce in ``request.state``. Every page has a strict
+Content-Security-Policy (scripts only with the response's nonce). The snippet
+loads analytics-next from a stand-in for Segment's CDN (``snippet_src``,
+``browser_cdn``) and it sends to the local collector (``browser_api_host``), where
+the server's events go too. Nothing leaves loopback.
+
+A visit: the home page, a second page, a login (redirected to a page), the home
+page again; on each page the browser tracks an event. Whichever side sends page
+views, there is exactly one per navigation; every event of the visit, the
+server's and the browser's, carries the server's anonymous id, and the browser's
+carry the user id after the login, with no identify call from the browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.masking import masked_with_fingerprint
+from tests.browser._harness import AJS_BUNDLE, AJS_BUNDLE_DIR, BUNDLES_PATH, AppServer, NetworkLog
+from tests.browser._harness import serve_cdn as serve_cdn_for
+
+pytestmark = pytest.mark.slow
+sync_api = pytest.importorskip("playwright.sync_api")
+
+TIMEOUT_MS = 15_000
+WAIT_SECONDS = 15.0
+ANALYTICS_READY = "() => window.analytics && window.analytics.initialized === true"
+# Every CSP violation the page sees, recorded before any of its scripts runs.
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__violations.push(event.violatedDirective + " " + event.blockedURI);
+});
+"""
+
+RUNNERS = {
+    "django": ("tests.browser.snippet_apps.django_site", "tests.browser._serve"),
+    "flask": ("tests.browser.snippet_apps.flask_site", "tests.browser._serve"),
+    "starlette": ("tests.browser.snippet_apps.starlette_site:app", "tests.browser._serve_asgi"),
+}
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    framework: str
+    page_source: str
+    #: The server's anonymous-id cookie, when not analytics.js's own name.
+    cookie_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        extra = f"-{self.cookie_name}" if self.cookie_name else ""
+        return f"{self.framework}-{self.page_source}{extra}"
+
+
+CONFIGS = [
+    *(SiteConfig(framework, source) for framework in RUNNERS for source in ("server", "browser")),
+    # analytics.js cannot read this cookie: only the snippet can hand it the server's id.
+    SiteConfig("flask", "server", cookie_name="visitor_id"),
+]
+
+
+@dataclass
+class Site:
+    config: SiteConfig
+    server: AppServer
+    server_key: str
+    browser_key: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def cookie_name(self) -> str:
+        return self.config.cookie_name or "ajs_anonymous_id"
+
+
+@pytest.fixture(scope="module")
+def collector_server() -> Iterator[CollectorHandle]:
+    with run_in_background() as handle:
+        yield handle
+
+
+@pytest.fixture
+def collector(collector_server: CollectorHandle) -> CollectorHandle:
+    collector_server.reset()
+    return collector_server
+
+
+@pytest.fixture(scope="module")
+def cdn_url(collector_server: CollectorHandle) -> Iterator[str]:
+    if not (AJS_BUNDLE_DIR / AJS_BUNDLE).is_file():
+        pytest.skip(f"{AJS_BUNDLE_DIR / AJS_BUNDLE} is absent: run scripts/install-js")
+    with serve_cdn_for(collector_server.url, {}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=lambda config: config.label)
+def site(
+    request: pytest.FixtureRequest,
+    collector_server: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    config: SiteConfig = request.param
+    target, runner = RUNNERS[config.framework]
+    data_dir: Path = tmp_path_factory.mktemp(config.label)
+    server_key, browser_key = f"server-{config.label}", f"browser-{config.label}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_", "DJANGO_"))},
+        "SEGMENT_WRITE_KEY": server_key,
+        "SEGMENT_HOST": collector_server.url,
+        "SNIPPET_BROWSER_KEY": browser_key,
+        "SNIPPET_SRC": f"{cdn_url}{BUNDLES_PATH}{AJS_BUNDLE}",
+        "SNIPPET_CDN": cdn_url,
+        "SNIPPET_PAGE_SOURCE": config.page_source,
+        "SNIPPET_COOKIE_NAME": config.cookie_name or "",
+        "SNIPPET_DATA_DIR": str(data_dir),
+    }
+    server = AppServer(target, data_dir, env, data_dir / "server.log", runner=runner)
+    yield Site(config, server, server_key, browser_key)
+    server.stop()
+
+
+class Visit:
+    """One visitor's browser context on a site, recording what the browser reports."""
+
+    def __init__(self, browser: Any, site: Site, collector: CollectorHandle, **context: Any):
+        self.site = site
+        self.collector = collector
+        self.context = browser.new_context(**context)
+        self.context.add_init_script(RECORD_VIOLATIONS)
+        self.network = NetworkLog(self.context)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.violations: list[str] = []
+        #: The headers and HTML of each page loaded.
+        self.responses: list[tuple[dict[str, str], str]] = []
+
+    def close(self) -> None:
+        self.context.close()
+
+    @contextlib.contextmanager
+    def delivered(self, route: str) -> Iterator[None]:
+        """Wait until the browser's post to ``route`` on the collector has been answered."""
+        url = self.collector.url + route
+        with self.page.expect_request_finished(lambda request: request.url == url) as finished:
+            yield
+        response = finished.value.response()
+        assert response is not None and response.status == 200, f"{url}: {response}"
+
+    def navigate(self, path: str) -> None:
+        """Open ``path`` (following redirects), wait for analytics.js, track one event."""
+        if self.site.config.page_source == "browser":
+            with self.delivered("/v1/p"):
+                response = self.page.goto(self.site.url + path)
+        else:
+            response = self.page.goto(self.site.url + path)
+        assert response is not None and response.status == 200
+        self.responses.append((response.headers, response.text()))
+        self.page.wait_for_function(ANALYTICS_READY)
+        with self.delivered("/v1/t"):
+            self.page.evaluate("() => analytics.track('Browser Event', {at: location.pathname})")
+        self.violations += self.page.evaluate("() => window.__violations")
+
+    def cookie(self, name: str) -> str | None:
+        values = [c["value"] for c in self.context.cookies(self.site.url) if c["name"] == name]
+        return values[0] if values else None
+
+
+def from_browser(event: dict[str, Any]) -> bool:
+    library = event["message"].get("context", {}).get("library", {})
+    return bool(library.get("name") == "analytics.js")
+
+
+def describe(events: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"{'browser' if from_browser(e) else 'server'} {e['message']['type']} "
+        f"{e['message'].get('event') or e['message'].get('properties', {}).get('path')} "
+        f"anonymousId={e['message'].get('anonymousId')} userId={e['message'].get('userId')}"
+        for e in events
+    )
+
+
+def settle(site: Site, collector: CollectorHandle, count: int) -> list[dict[str, Any]]:
+    """Every event of the visit: exactly ``count``, all valid."""
+    site.server.flush()
+    events = collector.wait_for(count, timeout=WAIT_SECONDS)
+    assert len(events) == count, describe(events)
+    assert [e["reasons"] for e in events if e["status"] != "good"] == []
+    return events
+
+
+@pytest.fixture
+def visit(browser: Any, site: Site, collector: CollectorHandle) -> Iterator[Visit]:
+    visit = Visit(browser, site, collector)
+    try:
+        yield visit
+    finally:
+        visit.close()
+
+
+def test_one_visitor_one_page_view_per_navigation(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    visit.navigate("/")
+    server_id = visit.cookie(site.cookie_name)
+    assert server_id is not None
+    # analytics.js took the server's id on the very first response.
+    assert visit.page.evaluate("() => analytics.user().anonymousId()") == server_id
+    visit.navigate("/about")
+    visit.navigate("/login")  # logs in, then redirects to /about
+    assert visit.page.url == site.url + "/about"
+    visit.navigate("/")
+    # Another user logs in on the same browser: analytics.js follows, same visitor.
+    visit.navigate("/login?as=u-43")
+    visit.navigate("/")
+
+    events = settle(site, collector, 6 + 6 + 2)  # page views, browser tracks, the logins
+    messages = [e["message"] for e in events]
+    assert {m.get("anonymousId") for m in messages} == {server_id}, describe(events)
+
+    # Exactly one page view per navigation, from the side page_source names.
+    pages = [e for e in events if e["message"]["type"] == "page"]
+    sides = {"browser" if from_browser(e) else "server" for e in pages}
+    assert sides == {site.config.page_source}, describe(events)
+    paths = Counter(e["message"]["properties"]["path"] for e in pages)
+    assert paths == Counter({"/": 3, "/about": 3}), describe(events)
+
+    # The server identified each user once; the browser never did, yet knows them.
+    identifies = [e for e in events if e["message"]["type"] == "identify"]
+    assert not any(from_browser(e) for e in identifies), describe(events)
+    user_id, other_id = (e["message"]["userId"] for e in identifies)
+    assert user_id != other_id
+    tracks = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert [(t["properties"]["at"], t.get("userId")) for t in tracks] == [
+        ("/", None),
+        ("/about", None),
+        ("/about", user_id),
+        ("/", user_id),
+        ("/about", other_id),
+        ("/", other_id),
+    ]
+    # Each side with its own write key: the browser never sees the server's.
+    # The collector stores each key masked, with a fingerprint that tells them apart.
+    browser_key, server_key = (
+        masked_with_fingerprint(k) for k in (site.browser_key, site.server_key)
+    )
+    assert {e["writeKey"] for e in events if from_browser(e)} == {browser_key}
+    assert {e["writeKey"] for e in events if not from_browser(e)} == {server_key}
+    assert all(site.server_key not in html for _, html in visit.responses)
+
+    # A strict CSP with a nonce: the snippet and the library it loads run, nothing is refused.
+    for headers, html in visit.responses:
+        policy = headers["content-security-policy"]
+        assert re.search(r"script-src\s+'nonce-[^']+'$|script-src\s+'nonce-[^']+';", policy)
+        assert "unsafe-inline" not in policy and "strict-dynamic" not in policy
+        assert "<script nonce=" in html
+    assert visit.violations == []
+    assert visit.network.console_errors == []
+    assert visit.network.outside_loopback() == []
+
+
+def test_a_gpc_visitor_gets_no_snippet(
+    browser: Any, site: Site, collector: CollectorHandle
+) -> None:
+    visit = Visit(browser, site, collector, extra_http_headers={"Sec-GPC": "1"})
+    try:
+        response = visit.page.goto(site.url + "/")
+        assert response is not None and response.status == 200
+        assert "analytics" not in response.text()
+        assert visit.page.evaluate("() => typeof window.analytics") == "undefined"
+        visit.page.goto(site.url + "/about")
+        assert visit.context.cookies(site.url) == []
+        assert [url for url in visit.network.requests if not url.startswith(site.url)] == []
+        site.server.flush()
+        assert collector.events() == []
+    finally:
+        visit.close()

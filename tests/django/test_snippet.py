@@ -1,0 +1,170 @@
+"""``{% load segment %}{% segment_snippet %}`` through Django's test client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.checks import run_checks
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template import Context, Template
+from django.test import Client
+from django.urls import path
+
+from tests.django.conftest import Sent
+from tests.web.snippets import has_snippet, script_tags, snippet_settings
+
+KEY = "website-key"
+PAGE = "{% load segment %}<html><head>{% segment_snippet %}</head><body>hi</body></html>"
+
+
+def page(request: HttpRequest) -> HttpResponse:
+    return render(request, "page.html")
+
+
+def with_nonce(request: HttpRequest) -> HttpResponse:
+    request.csp_nonce = "django-csp-nonce"  # type: ignore[attr-defined]  # as django-csp does
+    return render(request, "page.html")
+
+
+def without_request(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(Template(PAGE).render(Context({})))
+
+
+urlpatterns = [
+    path("", page, name="home"),
+    path("nonce/", with_nonce, name="nonce"),
+    path("no-request/", without_request, name="no-request"),
+    path("healthz", page, name="healthz"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _templates(settings: Any) -> None:
+    settings.ROOT_URLCONF = __name__
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "context_processors": ["django.template.context_processors.request"],
+                "loaders": [("django.template.loaders.locmem.Loader", {"page.html": PAGE})],
+            },
+        }
+    ]
+
+
+def test_the_snippet_carries_the_servers_visitor(segment: Any, sent: Sent) -> None:
+    segment(BROWSER_WRITE_KEY=KEY)
+    response = Client().get("/")
+    html = response.content.decode()
+    settings = snippet_settings(html)
+    cookie = response.cookies["ajs_anonymous_id"].value
+    assert settings["anonymousId"] == cookie  # on the very first response
+    assert settings["writeKey"] == KEY
+    assert settings["page"] is False
+    [server_page] = sent(type="page")
+    assert server_page["anonymousId"] == cookie
+    assert script_tags(html) == ["<script>\n"]
+
+
+def test_a_logged_in_user_is_in_the_snippet(segment: Any, db: Any) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    user = User.objects.create_user("ada", password="pw")
+    client = Client()
+    client.force_login(user)
+    client.cookies["ajs_anonymous_id"] = "anon-7"
+    settings = snippet_settings(client.get("/").content.decode())
+    assert (settings["anonymousId"], settings["userId"]) == ("anon-7", str(user.pk))
+
+
+def test_page_source_browser(segment: Any, sent: Sent) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, PAGE_SOURCE="browser")
+    assert snippet_settings(Client().get("/").content.decode())["page"] is True
+    assert sent(type="page") == []
+
+
+def test_django_csp_nonce(segment: Any) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    assert script_tags(Client().get("/nonce/").content.decode()) == [
+        '<script nonce="django-csp-nonce">\n'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "path", "options"),
+    [
+        ({"HTTP_SEC_GPC": "1"}, "/", {}),
+        ({"HTTP_DNT": "1"}, "/", {"HONOR_DNT": True}),
+        ({"HTTP_USER_AGENT": "Mozilla/5.0 (compatible; bingbot/2.0)"}, "/", {}),
+        ({}, "/healthz", {}),
+        ({}, "/", {"CONSENT": f"{__name__}.no_consent"}),
+    ],
+)
+def test_nothing_for_visitors_the_server_does_not_track(
+    segment: Any, headers: dict[str, str], path: str, options: dict[str, Any]
+) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False, **options)
+    response = Client().get(path, **headers)  # type: ignore[arg-type]
+    assert response.status_code == 200
+    assert not has_snippet(response.content.decode())
+
+
+def test_without_the_request_in_the_context(segment: Any, caplog: pytest.LogCaptureFixture) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    with caplog.at_level(logging.WARNING, logger="segment_django"):
+        html = Client().get("/no-request/").content.decode()
+    assert not has_snippet(html)
+    assert "context_processors.request" in caplog.text
+
+
+def test_without_the_middleware(
+    segment: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "segment" not in m]
+    with caplog.at_level(logging.WARNING, logger="segment_core.web"):
+        assert not has_snippet(Client().get("/").content.decode())
+    assert "middleware" in caplog.text
+
+
+def ids(settings: Any, **segment: Any) -> list[str]:
+    settings.SEGMENT = {"WRITE_KEY": "k", **segment}
+    return [m.id for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+
+
+def test_w004_the_snippet_without_a_browser_key(settings: Any) -> None:
+    assert ids(settings) == []
+    assert ids(settings, BROWSER_WRITE_KEY=KEY, PAGE_SOURCE="browser") == []
+    assert ids(settings, PAGE_SOURCE="browser") == ["segment_django.W005"]
+    assert ids(settings, SNIPPET_SRC="/static/analytics.js") == ["segment_django.W005"]
+
+
+def test_e003_for_snippet_options(settings: Any) -> None:
+    assert ids(settings, PAGE_SOURCE="both") == ["segment_django.E003"]
+    assert ids(settings, BROWSER_WRITE_KEY="a b") == ["segment_django.E003"]
+    # A rule between two options that are each fine.
+    assert ids(settings, PAGE_SOURCE="server", PAGE_CALLS=False) == ["segment_django.E003"]
+
+
+def no_consent(request: HttpRequest) -> bool:
+    return False
+
+
+def test_w005_the_tag_without_the_request_context_processor(settings: Any) -> None:
+    assert ids(settings, BROWSER_WRITE_KEY=KEY) == []
+    settings.TEMPLATES = [
+        {"BACKEND": "django.template.backends.django.DjangoTemplates", "OPTIONS": {}}
+    ]
+    assert ids(settings, BROWSER_WRITE_KEY=KEY) == ["segment_django.W006"]
+    assert ids(settings) == []
+
+
+def test_a_global_for_jinja2(segment: Any) -> None:
+    import segment_django
+
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    response = Client().get("/")
+    assert has_snippet(str(segment_django.segment_snippet(response.wsgi_request)))

@@ -1,0 +1,135 @@
+"""``{{ segment_snippet() }}``: the Jinja global ``SegmentFlask`` registers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask, g, render_template_string, request
+from flask_login import login_user
+
+from segment_flask import segment_snippet
+from tests.flask.app import User
+from tests.flask.conftest import MakeApp, Sent
+from tests.web.snippets import has_snippet, script_tags, snippet_settings
+
+KEY = "website-key"
+PAGE = "<html><head>{{ segment_snippet() }}</head><body>hi</body></html>"
+
+
+def add_views(app: Flask) -> Flask:
+    @app.get("/page")
+    def page() -> str:
+        return render_template_string(PAGE)
+
+    @app.get("/login-page")
+    def login_page() -> str:
+        login_user(User("u-1"))
+        request.analytics.identify("u-1")  # type: ignore[attr-defined]
+        return render_template_string(PAGE)
+
+    @app.get("/talisman")
+    def talisman() -> str:
+        request.csp_nonce = "talisman-nonce"  # type: ignore[attr-defined]
+        return render_template_string(PAGE)
+
+    @app.get("/g-nonce")
+    def g_nonce() -> str:
+        g.nonce = "g-nonce"
+        return render_template_string(PAGE)
+
+    @app.get("/ready")
+    def ready() -> str:  # a health check: excluded by default
+        return render_template_string(PAGE)
+
+    return app
+
+
+def test_the_snippet_carries_the_servers_visitor(make_app: MakeApp, sent: Sent) -> None:
+    app = add_views(make_app(SEGMENT_BROWSER_WRITE_KEY=KEY))
+    response = app.test_client().get("/page")
+    html = response.get_data(as_text=True)
+    settings = snippet_settings(html)
+    cookie = response.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    assert settings["anonymousId"] == cookie
+    assert (settings["writeKey"], settings["page"], settings["userId"]) == (KEY, False, None)
+    [server_page] = sent(type="page")
+    assert server_page["anonymousId"] == cookie
+
+
+def test_a_user_the_view_logs_in(make_app: MakeApp) -> None:
+    app = add_views(make_app(SEGMENT_BROWSER_WRITE_KEY=KEY))
+    settings = snippet_settings(app.test_client().get("/login-page").get_data(as_text=True))
+    assert settings["userId"] == "u-1"
+
+
+def test_a_logged_in_user(make_app: MakeApp) -> None:
+    app = add_views(make_app(SEGMENT_BROWSER_WRITE_KEY=KEY))
+    client = app.test_client()
+    client.get("/login-page")
+    settings = snippet_settings(client.get("/page").get_data(as_text=True))
+    assert settings["userId"] == "u-1"
+
+
+def test_page_source_browser(make_app: MakeApp, sent: Sent) -> None:
+    app = add_views(make_app(SEGMENT_BROWSER_WRITE_KEY=KEY, SEGMENT_PAGE_SOURCE="browser"))
+    assert snippet_settings(app.test_client().get("/page").get_data(as_text=True))["page"]
+    assert sent(type="page") == []
+
+
+def test_nonces(make_app: MakeApp) -> None:
+    app = add_views(make_app(SEGMENT_BROWSER_WRITE_KEY=KEY))
+    assert script_tags(app.test_client().get("/talisman").get_data(as_text=True)) == [
+        '<script nonce="talisman-nonce">\n'
+    ]
+    other = add_views(
+        make_app(SEGMENT_BROWSER_WRITE_KEY=KEY, SEGMENT_CSP_NONCE=lambda request: g.nonce)
+    )
+    assert script_tags(other.test_client().get("/g-nonce").get_data(as_text=True)) == [
+        '<script nonce="g-nonce">\n'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "path"),
+    [
+        ({"Sec-GPC": "1"}, "/page"),
+        ({"User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"}, "/page"),
+        ({}, "/ready"),
+    ],
+)
+def test_nothing_for_visitors_the_server_does_not_track(
+    make_app: MakeApp, headers: dict[str, str], path: str
+) -> None:
+    app = add_views(make_app(SEGMENT_BROWSER_WRITE_KEY=KEY))
+    response = app.test_client().get(path, headers=headers)
+    assert response.status_code == 200
+    assert not has_snippet(response.get_data(as_text=True))
+
+
+def test_outside_a_request_nothing(make_app: MakeApp) -> None:
+    app = make_app(SEGMENT_BROWSER_WRITE_KEY=KEY)
+    with app.app_context():
+        assert render_template_string(PAGE) == "<html><head></head><body>hi</body></html>"
+    assert segment_snippet() == ""
+
+
+def test_a_warning_when_the_snippet_has_no_browser_key(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="segment_flask"):
+        make_app()
+        assert "SEGMENT_BROWSER_WRITE_KEY" not in caplog.text
+        make_app(SEGMENT_PAGE_SOURCE="browser")
+    assert "SEGMENT_BROWSER_WRITE_KEY" in caplog.text
+
+
+def test_a_bad_option_names_its_key(make_app: MakeApp) -> None:
+    with pytest.raises(ValueError, match=r"SEGMENT_PAGE_SOURCE.*page_source must be"):
+        make_app(SEGMENT_PAGE_SOURCE="everywhere")
+
+
+def test_registered_on_every_app(make_app: MakeApp) -> None:
+    app: Any = make_app()
+    assert app.jinja_env.globals["segment_snippet"] is segment_snippet

@@ -1,0 +1,311 @@
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import pytest
+
+from segment_core.client import Client
+from segment_core.web import (
+    DEFAULT_SNIPPET_SRC,
+    RequestTracker,
+    Snippet,
+    WebOptions,
+    find_csp_nonce,
+    missing_browser_key,
+    render_snippet,
+    script_json,
+)
+from tests.web.conftest import make_request
+from tests.web.snippets import has_snippet, script_tags, snippet_settings
+
+KEY = "browserKey123"
+
+
+def render(options: WebOptions | None = None, nonce: str | None = None, **request: Any) -> str:
+    options = options or WebOptions(browser_write_key=KEY)
+    return str(render_snippet(RequestTracker(None, options, make_request(**request)), nonce=nonce))
+
+
+def test_the_browser_continues_the_servers_visitor() -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request(user_id="42"))
+    html = render_snippet(tracker)
+    assert isinstance(html, Snippet) and html.__html__() == str(html)
+    settings = snippet_settings(html)
+    assert settings["writeKey"] == KEY
+    assert settings["anonymousId"] == tracker.analytics.anonymous_id
+    assert settings["userId"] == "42"
+    assert settings["src"] == f"https://cdn.segment.com/analytics.js/v1/{KEY}/analytics.min.js"
+    # The server's cookie: host-only (no domain), a year, Secure on https.
+    assert settings["options"]["cookie"] == {
+        "domain": "",
+        "path": "/",
+        "maxage": 365,
+        "sameSite": "Lax",
+        "secure": True,
+    }
+    assert settings["options"]["user"] == {"cookie": {"key": "ajs_user_id"}}
+    assert "integrations" not in settings["options"] and "cdn" not in settings
+    # The server sends page views by default: the browser does not.
+    assert settings["page"] is False
+
+
+def test_an_id_the_view_changes_is_the_one_rendered() -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
+    tracker.analytics.identify("new-user")
+    assert snippet_settings(render_snippet(tracker))["userId"] == "new-user"
+
+
+def test_a_returning_visitor_keeps_the_cookie_id() -> None:
+    settings = snippet_settings(render(cookies={"ajs_anonymous_id": "%22abc-1%22"}, scheme="http"))
+    assert settings["anonymousId"] == "abc-1"
+    assert settings["userId"] is None
+    assert settings["options"]["cookie"]["secure"] is False
+
+
+def test_cookie_domain_lifetime_and_names_follow_the_server() -> None:
+    options = WebOptions(
+        browser_write_key=KEY,
+        cookie_domain=".shop.example",
+        cookie_max_age=86400 * 30,
+        user_cookie_name="uid",
+    )
+    settings = snippet_settings(render(options))
+    assert settings["options"]["cookie"]["domain"] == ".shop.example"
+    assert settings["options"]["cookie"]["maxage"] == 30
+    assert settings["options"]["user"] == {"cookie": {"key": "uid"}}
+
+
+@pytest.mark.parametrize(
+    ("given", "host", "protocol"),
+    [
+        ("events.eu1.segmentapis.com/v1", "events.eu1.segmentapis.com/v1", "https"),
+        ("https://proxy.shop.example/seg/v1/", "proxy.shop.example/seg/v1", "https"),
+        ("http://127.0.0.1:8765/v1", "127.0.0.1:8765/v1", "http"),
+    ],
+)
+def test_browser_api_host(given: str, host: str, protocol: str) -> None:
+    settings = snippet_settings(render(WebOptions(browser_write_key=KEY, browser_api_host=given)))
+    assert settings["options"]["integrations"] == {
+        "Segment.io": {"apiHost": host, "protocol": protocol}
+    }
+
+
+def test_self_hosted_library_and_cdn() -> None:
+    options = WebOptions(
+        browser_write_key="k:1",
+        snippet_src="/static/ajs/{write_key}.js",
+        browser_cdn="https://cdn.proxy.example/",
+    )
+    settings = snippet_settings(render(options))
+    assert settings["src"] == "/static/ajs/k%3A1.js"
+    assert settings["cdn"] == "https://cdn.proxy.example"
+
+
+def test_page_source_browser_moves_page_views_to_the_browser() -> None:
+    options = WebOptions(browser_write_key=KEY, page_source="browser")
+    assert snippet_settings(render(options))["page"] is True
+    assert options.server_page_views is False
+    # page_calls off and no page_source: the browser is the side left.
+    off = WebOptions(browser_write_key=KEY, page_calls=False)
+    assert off.server_page_views is False
+    assert snippet_settings(render(off))["page"] is True
+    assert WebOptions(page_source="server").server_page_views is True
+
+
+def test_page_source_server_without_page_calls_is_an_error() -> None:
+    with pytest.raises(ValueError, match="page_source is 'server' but page_calls is off"):
+        WebOptions(page_source="server", page_calls=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("page_source", "both"),
+        ("browser_write_key", "key with spaces"),
+        ("browser_write_key", 'k"></script>'),
+        ("browser_write_key", 42),
+        ("snippet_src", "javascript:alert(1)"),
+        ("snippet_src", "https://cdn.example/a.js?k={key}"),
+        ("snippet_src", "https://cdn.example/a b.js"),
+        ("snippet_src", "cdn.example/a.js"),
+        ("browser_cdn", "ftp://cdn.example"),
+        ("browser_api_host", "events example/v1"),
+        ("csp_nonce", "request csp nonce"),
+        ("csp_nonce", 3),
+    ],
+)
+def test_bad_values_name_the_option(name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"^{name}"):
+        WebOptions.from_mapping({name: value})
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "</script><script>alert(1)</script>",
+        "<!--<script>",
+        "a\u2028b\u2029c",
+        "x&amp;y>z",
+        '"; alert(1); "',
+    ],
+)
+def test_ids_cannot_break_out_of_the_script(hostile: str) -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request(user_id=hostile))
+    tracker.analytics.anonymous_id = hostile
+    html = str(render_snippet(tracker))
+    body = html.removeprefix("<script>\n").removesuffix("\n</script>")
+    for forbidden in ("<", "\u2028", "\u2029"):
+        assert forbidden not in body
+    settings_json = body[body.rindex("})({") + 3 :]
+    assert "&" not in settings_json and ">" not in settings_json
+    settings = snippet_settings(html)
+    assert settings["userId"] == settings["anonymousId"] == hostile
+
+
+def test_script_json_escapes_for_a_script_element() -> None:
+    text = script_json({"a": "</SCRIPT>&\u2028é"})
+    assert text == '{"a": "\\u003c/SCRIPT\\u003e\\u0026\\u2028é"}'
+    assert json.loads(text) == {"a": "</SCRIPT>&\u2028é"}
+
+
+def test_the_nonce_goes_on_the_script_escaped() -> None:
+    assert script_tags(render(nonce="r4nd0m+/=")) == ['<script nonce="r4nd0m+/=">\n']
+    assert script_tags(render(nonce='x" onload="alert(1)')) == [
+        '<script nonce="x&quot; onload=&quot;alert(1)">\n'
+    ]
+    assert script_tags(render()) == ["<script>\n"]
+
+
+def test_no_inline_event_handlers() -> None:
+    html = render(nonce="n")
+    assert re.search(r"\son\w+\s*=", html) is None
+    assert html.count("<script") == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "request_overrides"),
+    [
+        (WebOptions(browser_write_key=KEY), {"headers": {"sec-gpc": "1"}}),
+        (WebOptions(browser_write_key=KEY, honor_dnt=True), {"headers": {"dnt": "1"}}),
+        (WebOptions(browser_write_key=KEY, consent=lambda request: False), {}),
+        (WebOptions(browser_write_key=KEY, consent=lambda request: 1 / 0), {}),
+        (WebOptions(browser_write_key=KEY), {"headers": {"user-agent": "Googlebot/2.1"}}),
+        (WebOptions(browser_write_key=KEY), {"path": "/healthz"}),
+        (WebOptions(browser_write_key=KEY, exclude_paths=[r"^/admin/"]), {"path": "/admin/x"}),
+    ],
+)
+def test_nothing_for_visitors_the_server_does_not_track(
+    options: WebOptions, request_overrides: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        assert render(options, **request_overrides) == ""
+
+
+def test_the_privacy_signals_the_server_ignores_do_not_hide_the_snippet() -> None:
+    options = WebOptions(browser_write_key=KEY, honor_gpc=False)
+    assert has_snippet(render(options, headers={"sec-gpc": "1", "dnt": "1"}))
+    assert has_snippet(render(WebOptions(browser_write_key=KEY, consent=lambda request: True)))
+
+
+def test_without_a_browser_key_nothing_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    import segment_core.web._snippet as module
+
+    module._warned_no_key = False
+    with caplog.at_level(logging.WARNING, logger="segment_core.web"):
+        assert render(WebOptions()) == ""
+        assert render(WebOptions()) == ""
+    warnings = [r for r in caplog.records if "browser_write_key" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_the_server_key_is_never_used(client: Client) -> None:
+    tracker = RequestTracker(client, WebOptions(), make_request())
+    assert render_snippet(tracker) == ""
+    assert "test-key" not in render(WebOptions(browser_write_key=KEY))
+
+
+def test_missing_browser_key_is_reported_when_the_snippet_is_configured() -> None:
+    assert not missing_browser_key(WebOptions())
+    assert not missing_browser_key(WebOptions(browser_write_key=KEY, page_source="browser"))
+    assert missing_browser_key(WebOptions(page_source="browser"))
+    assert missing_browser_key(WebOptions(snippet_src="/static/analytics.js"))
+    assert missing_browser_key(WebOptions(browser_api_host="events.eu1.segmentapis.com/v1"))
+    assert missing_browser_key(WebOptions(browser_cdn="https://cdn.proxy.example"))
+    assert DEFAULT_SNIPPET_SRC.startswith("https://cdn.segment.com/analytics.js/v1/")
+
+
+def test_no_tracker_renders_nothing_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="segment_core.web"):
+        assert render_snippet(None) == ""
+    assert "middleware" in caplog.text
+
+
+class NonceHolder:
+    def __init__(self, **attributes: Any) -> None:
+        self.__dict__.update(attributes)
+
+
+class Lazy:
+    def __str__(self) -> str:
+        return "lazy-nonce"
+
+
+@pytest.mark.parametrize(
+    ("where", "holder", "expected"),
+    [
+        ("csp_nonce", NonceHolder(csp_nonce="n1"), "n1"),
+        ("csp_nonce", NonceHolder(csp_nonce=Lazy()), "lazy-nonce"),
+        ("csp_nonce", NonceHolder(), None),
+        ("csp_nonce", NonceHolder(csp_nonce=None), None),
+        ("csp_nonce", NonceHolder(csp_nonce=""), None),
+        ("state.csp_nonce", NonceHolder(state=NonceHolder(csp_nonce="n2")), "n2"),
+        ("state.csp_nonce", NonceHolder(state=NonceHolder()), None),
+        (lambda request: request.nonce, NonceHolder(nonce="n3"), "n3"),
+        (None, NonceHolder(csp_nonce="n4"), None),
+    ],
+)
+def test_find_csp_nonce(where: Any, holder: Any, expected: str | None) -> None:
+    assert find_csp_nonce(holder, WebOptions(csp_nonce=where)) == expected
+
+
+def test_a_failing_nonce_hook_is_logged_and_means_no_nonce(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    options = WebOptions(csp_nonce=lambda request: 1 / 0)
+    with caplog.at_level(logging.ERROR):
+        assert find_csp_nonce(object(), options) is None
+    assert "csp_nonce" in caplog.text
+
+
+def test_csp_nonce_as_an_import_path() -> None:
+    options = WebOptions.from_mapping({"CSP_NONCE": "tests.web.test_snippet:nonce_of"})
+    assert find_csp_nonce(NonceHolder(token="t"), options) == "t"
+
+
+def nonce_of(request: Any) -> str:
+    return str(request.token)
+
+
+def test_the_server_still_sends_no_page_call_when_the_browser_does(client: Client) -> None:
+    from segment_core.testing import capture
+
+    with capture() as sent:
+        options = WebOptions(browser_write_key=KEY, page_source="browser")
+        html = "text/html; charset=utf-8"
+        assert (
+            RequestTracker(client, options, make_request()).finish(200, content_type=html) is False
+        )
+        assert RequestTracker(client, WebOptions(), make_request()).finish(200, content_type=html)
+    assert [m["type"] for m in sent] == ["page"]
+
+
+def test_empty_strings_mean_unset() -> None:
+    options = WebOptions.from_mapping(
+        {"browser_write_key": "", "snippet_src": "", "browser_cdn": "", "browser_api_host": ""}
+    )
+    assert options.browser_write_key is None
+    assert options.snippet_src == DEFAULT_SNIPPET_SRC
+    assert (options.browser_cdn, options.browser_api_host) == (None, None)
