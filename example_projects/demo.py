@@ -41,6 +41,7 @@ from example_projects._servers import EXAMPLES, Example, Server, serving
 from example_projects._visits import SHOP_USER, VISITS, Visit, check, label
 from segment_core import Client, Context, Properties, Track, Traits
 from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.masking import masked_with_fingerprint
 
 CLIENT_WRITE_KEY = "demo-write-key"
 MALFORMED_ID = "demo-bad-1"
@@ -96,7 +97,11 @@ def client_demo(collector: CollectorHandle) -> bool:
     delivered = client.shutdown(timeout=10)
     send_malformed(collector.url)
     collector.wait_for(CLIENT_EVENTS)
-    events = [e for e in collector.events(limit=1000) if e["writeKey"] == CLIENT_WRITE_KEY]
+    events = [
+        e
+        for e in collector.events(limit=1000)
+        if e["writeKey"] == masked_with_fingerprint(CLIENT_WRITE_KEY)
+    ]
     print("\n1. The client, sending a scripted visit and one malformed message:\n")
     print(event_table(events))
     print(f"\n  client: delivered={delivered} stats={client.stats()}")
@@ -152,7 +157,9 @@ def arrived(
     deadline = time.monotonic() + timeout
     while True:
         events = [
-            e for e in collector.events(limit=10_000) if e["writeKey"] == run.example.write_key
+            e
+            for e in collector.events(limit=10_000)
+            if e["writeKey"] == masked_with_fingerprint(run.example.write_key)
         ]
         problems = check(run.visit, events)
         if not problems or time.monotonic() > deadline:
