@@ -17,6 +17,7 @@ from segment_core.encoding import encode
 from segment_core.errors import InvalidMessage
 from segment_core.messages import Message
 from segment_core.normalize import MessageFactory
+from segment_core.spool import Spool
 from segment_core.stats import Stats
 from segment_core.worker import Worker
 
@@ -62,6 +63,11 @@ class Client:
         self._last_drop_log = 0.0
         if not config.write_key and config.send:
             self._warn_disabled()
+        # With a spool, adopt what dead processes left from now on, message or not.
+        self._spool = Spool(config) if config.spool_dir and self._queueing else None
+        if self._spool is not None:
+            self._spool.attach(self._worker, self._delivery)
+            self._register()
         weak_self = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: _call_if_alive(weak_self))
         lifecycle.chain_sigterm()
@@ -223,6 +229,8 @@ class Client:
         """
         if self.config.sync_mode or not self.config.enabled:
             return True
+        if self._spool is not None:
+            return self._spool.flush(self._timeout(timeout))
         return self._worker.flush(self._timeout(timeout))
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -236,7 +244,15 @@ class Client:
         self._sync_abandon.set()
         if self.config.sync_mode or not self.config.enabled:
             return True
-        delivered = self._worker.shutdown(self._timeout(timeout))
+        timeout = self._timeout(timeout)
+        spool = self._spool
+        if spool is not None:
+            started = time.monotonic()
+            spool.flush(timeout)
+            timeout = max(0.0, timeout - (time.monotonic() - started))
+        delivered = self._worker.shutdown(timeout)
+        if spool is not None:
+            return spool.close() and delivered  # it reports what stays on disk
         if not delivered:
             logger.warning(
                 "Segment client shut down with %d message(s) undelivered", self._worker.pending
@@ -252,6 +268,9 @@ class Client:
         snapshot = self._stats.snapshot(queued=self._worker.queued)
         snapshot["accepted"] += self._worker.accepted
         snapshot["pending"] = self._worker.pending
+        if self._spool is not None:
+            snapshot["pending"] += self._spool.pending
+            snapshot["spool"] = self._spool.snapshot()
         return snapshot
 
     # -- internals -------------------------------------------------------------
@@ -271,7 +290,8 @@ class Client:
             )
         if _capture.sinks or not self._queueing:
             return self._accept_elsewhere(message, data)
-        refused = self._worker.put(data)
+        spool = self._spool
+        refused = self._worker.put(data) if spool is None else spool.put(data)
         if refused is not None:
             self._drop(message, refused)
             return False, message
@@ -344,6 +364,9 @@ class Client:
         self._worker = Worker(self.config, self._delivery)
         self._sync_abandon = threading.Event()
         self._registered = False
+        if self._spool is not None:
+            self._spool.after_fork(self._worker, self._delivery)
+            self._register()
 
     def __repr__(self) -> str:
         return f"<Client host={self.config.host!r} enabled={self.config.enabled}>"

@@ -17,6 +17,9 @@ from typing import Any
 __all__ = ["ALIASES", "DEFAULT_HOST", "Config", "option_names"]
 
 DEFAULT_HOST = "https://api.segment.io"
+#: The spool's default bound: about 800,000 typical events.
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
+SPOOL_FSYNC_POLICIES = ("never", "interval", "always")
 
 #: analytics-python's option names, accepted for drop-in compatibility.
 ALIASES: dict[str, str] = {
@@ -62,6 +65,9 @@ class Config:
     max_in_flight: int = 1
     proxies: Mapping[str, str] | None = None
     log_handler: logging.Handler | None = field(default=None, repr=False)
+    spool_dir: str | None = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    spool_fsync: str = "never"
 
     @property
     def enabled(self) -> bool:
@@ -98,6 +104,14 @@ class Config:
             write_key = os.environ.get("SEGMENT_WRITE_KEY") or None
         if values.get("host") is None:
             values["host"] = os.environ.get("SEGMENT_HOST") or DEFAULT_HOST
+        spool_dir = values.get("spool_dir")
+        if spool_dir is None:
+            values["spool_dir"] = os.environ.get("SEGMENT_SPOOL_DIR") or None
+        elif isinstance(spool_dir, os.PathLike):
+            values["spool_dir"] = os.fspath(spool_dir)
+        if isinstance(values["spool_dir"], str) and values["spool_dir"].strip():
+            # Absolute now: a later chdir() must not move the spool.
+            values["spool_dir"] = os.path.abspath(values["spool_dir"])
         config = cls(write_key=write_key, **values)
         config.validate()
         return config
@@ -132,6 +146,7 @@ class Config:
             raise ValueError(
                 f"log_handler must be a logging.Handler, got {type(self.log_handler).__name__}"
             )
+        _check_spool(self.spool_dir, self.spool_max_bytes, self.spool_fsync)
 
     def public_dict(self) -> dict[str, Any]:
         """The options as a dict for display, with the write key masked."""
@@ -200,3 +215,14 @@ def _check_callable(name: str, value: object) -> None:
 def _check_mapping(name: str, value: object) -> None:
     if value is not None and not isinstance(value, Mapping):
         raise ValueError(f"{name} must be a dict, got {_type_name(value)}")
+
+
+def _check_spool(directory: object, max_bytes: object, fsync: object) -> None:
+    if directory is not None and (
+        not isinstance(directory, str) or not directory.strip() or "\0" in directory
+    ):
+        raise ValueError(f"spool_dir must be a directory path, got {directory!r}")
+    _check_int("spool_max_bytes", max_bytes, low=1024 * 1024)
+    if fsync not in SPOOL_FSYNC_POLICIES:
+        choices = ", ".join(repr(p) for p in SPOOL_FSYNC_POLICIES)
+        raise ValueError(f"spool_fsync must be one of {choices}, got {fsync!r}")

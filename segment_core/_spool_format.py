@@ -1,0 +1,173 @@
+"""The spool's on-disk format: file names, framed records, acknowledgements, locks.
+
+A segment file starts with :data:`FILE_HEADER`, then holds framed records::
+
+    b"\\x00SGR" | length (u32 LE) | ordinal (u32 LE) | crc32 (u32 LE) | message bytes
+
+The checksum covers the length, the ordinal and the message. The marker starts
+with a NUL byte, which encoded JSON never contains, so after a torn or corrupted
+record the reader finds the next record by searching for the marker. The
+ordinal numbers the records of a segment; an acknowledgement file next to it
+(``.ack``) lists, as u32 LE, the ordinals already delivered or failed for good.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "FILE_HEADER",
+    "Scan",
+    "encode_record",
+    "key_directory",
+    "lock_exclusive",
+    "new_writer_id",
+    "read_acks",
+    "read_records",
+]
+
+FILE_HEADER = b"SGSPOOL\x01"
+MARKER = b"\x00SGR"
+_HEAD = struct.Struct("<II")  # length, ordinal
+_CRC = struct.Struct("<I")
+RECORD_OVERHEAD = len(MARKER) + _HEAD.size + _CRC.size
+#: Larger than any message the client accepts; a bigger length means damage.
+MAX_RECORD_BYTES = 1 << 20
+
+LOCK_SUFFIX = ".lock"
+SEGMENT_SUFFIX = ".seg"
+ACK_SUFFIX = ".ack"
+TEMP_SUFFIX = ".tmp"
+
+
+def key_directory(spool_dir: str, write_key: str, host: str) -> str:
+    """The directory for one write key and API host: a hash of both, never the key."""
+    digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:24]
+    return os.path.join(spool_dir, digest)
+
+
+def new_writer_id() -> str:
+    """A name for this process's files: pid, start time and a random token (pids recur)."""
+    return f"{os.getpid()}-{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
+
+
+def segment_name(writer: str, number: int) -> str:
+    return f"{writer}.{number:06d}{SEGMENT_SUFFIX}"
+
+
+def encode_record(ordinal: int, message: bytes) -> bytes:
+    head = _HEAD.pack(len(message), ordinal)
+    crc = zlib.crc32(message, zlib.crc32(head))
+    return b"".join((MARKER, head, _CRC.pack(crc), message))
+
+
+@dataclass
+class Scan:
+    """What a segment holds: its good records, and how many damaged stretches were skipped."""
+
+    records: list[tuple[int, bytes]]
+    damaged: int
+
+
+def read_records(blob: bytes) -> Scan:
+    """Every intact record of a segment's bytes; damage (torn or garbage) skipped and counted."""
+    records: list[tuple[int, bytes]] = []
+    damaged = 0
+    size = len(blob)
+    if blob.startswith(FILE_HEADER):
+        position = len(FILE_HEADER)
+    else:
+        position = 0
+        if size:
+            damaged += 1
+            position = _next_marker(blob, 0)
+    while position < size:
+        parsed = _record_at(blob, position)
+        if parsed is not None:
+            ordinal, start, end = parsed
+            records.append((ordinal, blob[start:end]))
+            position = end
+            continue
+        damaged += 1
+        position = _next_marker(blob, position + 1)
+    return Scan(records, damaged)
+
+
+def _next_marker(blob: bytes, start: int) -> int:
+    found = blob.find(MARKER, start)
+    return len(blob) if found < 0 else found
+
+
+def _record_at(blob: bytes, position: int) -> tuple[int, int, int] | None:
+    if blob[position : position + len(MARKER)] != MARKER:
+        return None
+    head_at = position + len(MARKER)
+    start = head_at + _HEAD.size + _CRC.size
+    if start > len(blob):
+        return None
+    length, ordinal = _HEAD.unpack_from(blob, head_at)
+    end = start + length
+    if length > MAX_RECORD_BYTES or end > len(blob):
+        return None
+    (crc,) = _CRC.unpack_from(blob, head_at + _HEAD.size)
+    head = blob[head_at : head_at + _HEAD.size]
+    if zlib.crc32(blob[start:end], zlib.crc32(head)) != crc:
+        return None
+    return ordinal, start, end
+
+
+def encode_acks(ordinals: list[int]) -> bytes:
+    return struct.pack(f"<{len(ordinals)}I", *ordinals)
+
+
+def read_acks(path: str) -> set[int]:
+    """The ordinals acknowledged in ``path`` (a torn last entry is ignored)."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        return set()
+    data = data[: len(data) - len(data) % 4]
+    return set(struct.unpack(f"<{len(data) // 4}I", data))
+
+
+def lock_exclusive(path: str, *, create: bool = False) -> int | None:
+    """Open ``path`` and take its lock without waiting; the descriptor, or None if held.
+
+    The lock lives as long as the descriptor: the kernel releases it when the
+    process dies, even by SIGKILL. After taking it, the path must still name the
+    locked file: a previous holder may have removed it meanwhile.
+    """
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except (FileNotFoundError, FileExistsError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(path).st_ino:
+            raise FileNotFoundError(path)
+    except OSError as error:
+        os.close(fd)
+        if isinstance(error, FileNotFoundError) or error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return None
+        raise
+    return fd
+
+
+def list_names(directory: str) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            found = list(entries)
+    except OSError:  # missing, not a directory, unreadable: nothing to see
+        return
+    yield from found
