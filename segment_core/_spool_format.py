@@ -1,6 +1,7 @@
 """The spool's on-disk format: file names, framed records, acknowledgements, locks.
 
-A segment file starts with :data:`FILE_HEADER`, then holds framed records::
+A segment file starts with :data:`FILE_HEADER`, then holds framed records, then
+(while its writer lives, or if it died) zeros up to the size reserved for it::
 
     b"\\x00SGR" | length (u32 LE) | ordinal (u32 LE) | crc32 (u32 LE) | message bytes
 
@@ -47,12 +48,18 @@ LOCK_SUFFIX = ".lock"
 SEGMENT_SUFFIX = ".seg"
 ACK_SUFFIX = ".ack"
 TEMP_SUFFIX = ".tmp"
+_KEY_DIGITS = 24
 
 
 def key_directory(spool_dir: str, write_key: str, host: str) -> str:
     """The directory for one write key and API host: a hash of both, never the key."""
-    digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:24]
+    digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:_KEY_DIGITS]
     return os.path.join(spool_dir, digest)
+
+
+def is_key_directory(name: str) -> bool:
+    """Whether ``name`` is one of ours (the spool directory may hold other things)."""
+    return len(name) == _KEY_DIGITS and all(c in "0123456789abcdef" for c in name)
 
 
 def new_writer_id() -> str:
@@ -97,6 +104,8 @@ def read_records(blob: bytes) -> Scan:
             records.append((ordinal, blob[start:end]))
             position = end
             continue
+        if blob.count(0, position) == size - position:
+            break  # the reserved, never written tail of a file its writer left open
         damaged += 1
         position = _next_marker(blob, position + 1)
     return Scan(records, damaged)

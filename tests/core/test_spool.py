@@ -30,6 +30,12 @@ def spool_files(spool_dir: Path, suffix: str = "") -> list[Path]:
     return sorted(p for p in spool_dir.glob("*/*") if p.name.endswith(suffix))
 
 
+def used_length(data: bytes) -> int:
+    """Where the records of a segment end (a live or killed writer's file has zeros after)."""
+    records = fmt.read_records(data).records
+    return len(fmt.FILE_HEADER) + sum(fmt.RECORD_OVERHEAD + len(m) for _, m in records)
+
+
 def spooled_messages(spool_dir: Path) -> list[bytes]:
     found = []
     for path in spool_files(spool_dir, fmt.SEGMENT_SUFFIX):
@@ -352,7 +358,7 @@ def test_torn_and_garbage_files_are_skipped_and_counted(
     run_writer(spool_dir, receiver.url, 10)
     [segment] = spool_files(spool_dir, fmt.SEGMENT_SUFFIX)
     data = segment.read_bytes()
-    segment.write_bytes(data[:-20])  # killed mid-write: the last record is torn
+    segment.write_bytes(data[: used_length(data) - 20])  # killed mid-write: the last one torn
     garbage = segment.parent / "999-0-deadbeef.000000.seg"
     garbage.write_bytes(os.urandom(5000))  # a writer whose lock file is gone, too
     client = make_client(spool_dir=spool_dir, flush_interval=0.2)
