@@ -5,7 +5,8 @@ A segment file starts with :data:`FILE_HEADER`, then holds framed records, then
 
     b"\\x00SGR" | length (u32 LE) | ordinal (u32 LE) | crc32 (u32 LE) | message bytes
 
-The checksum covers the length, the ordinal and the message. The marker starts
+The checksum is the CRC-32 of the message seeded with the ordinal, so a damaged
+length, ordinal or message fails it (one pass over the bytes). The marker starts
 with a NUL byte, which encoded JSON never contains, so after a torn or corrupted
 record the reader finds the next record by searching for the marker. The
 ordinal numbers the records of a segment; an acknowledgement file next to it
@@ -17,6 +18,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import secrets
 import struct
@@ -38,9 +40,8 @@ __all__ = [
 
 FILE_HEADER = b"SGSPOOL\x01"
 MARKER = b"\x00SGR"
-_HEAD = struct.Struct("<II")  # length, ordinal
-_CRC = struct.Struct("<I")
-RECORD_OVERHEAD = len(MARKER) + _HEAD.size + _CRC.size
+_HEAD = struct.Struct("<4sIII")  # marker, length, ordinal, checksum
+RECORD_OVERHEAD = _HEAD.size
 #: Larger than any message the client accepts; a bigger length means damage.
 MAX_RECORD_BYTES = 1 << 20
 
@@ -72,9 +73,16 @@ def segment_name(writer: str, number: int) -> str:
 
 
 def encode_record(ordinal: int, message: bytes) -> bytes:
-    head = _HEAD.pack(len(message), ordinal)
-    crc = zlib.crc32(message, zlib.crc32(head))
-    return b"".join((MARKER, head, _CRC.pack(crc), message))
+    return _HEAD.pack(MARKER, len(message), ordinal, zlib.crc32(message, ordinal)) + message
+
+
+def write_record(target: mmap.mmap, offset: int, ordinal: int, message: bytes) -> int:
+    """Write one record at ``offset`` of a mapped file; return where the next one goes."""
+    _HEAD.pack_into(target, offset, MARKER, len(message), ordinal, zlib.crc32(message, ordinal))
+    start = offset + _HEAD.size
+    end = start + len(message)
+    target[start:end] = message
+    return end
 
 
 @dataclass
@@ -117,19 +125,14 @@ def _next_marker(blob: bytes, start: int) -> int:
 
 
 def _record_at(blob: bytes, position: int) -> tuple[int, int, int] | None:
-    if blob[position : position + len(MARKER)] != MARKER:
-        return None
-    head_at = position + len(MARKER)
-    start = head_at + _HEAD.size + _CRC.size
+    start = position + _HEAD.size
     if start > len(blob):
         return None
-    length, ordinal = _HEAD.unpack_from(blob, head_at)
+    marker, length, ordinal, crc = _HEAD.unpack_from(blob, position)
     end = start + length
-    if length > MAX_RECORD_BYTES or end > len(blob):
+    if marker != MARKER or length > MAX_RECORD_BYTES or end > len(blob):
         return None
-    (crc,) = _CRC.unpack_from(blob, head_at + _HEAD.size)
-    head = blob[head_at : head_at + _HEAD.size]
-    if zlib.crc32(blob[start:end], zlib.crc32(head)) != crc:
+    if zlib.crc32(blob[start:end], ordinal) != crc:
         return None
     return ordinal, start, end
 

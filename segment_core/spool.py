@@ -19,6 +19,7 @@ import contextlib
 import logging
 import mmap
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -40,6 +41,9 @@ QUEUE_FULL = "queue_full"
 #: Seconds between looks for orphaned files, re-queueing and size measurement.
 TICK = 1.0
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+#: Linux 5.14+: fault pages in writable without changing them (not in the mmap module).
+_MADV_POPULATE_WRITE = 23
+_POPULATE_STEP = 256 * 1024
 
 
 class Record(bytes):
@@ -96,6 +100,7 @@ class Spool:
         self._directory = fmt.key_directory(config.spool_dir, config.write_key, config.host)
         self._max_bytes = config.spool_max_bytes
         self._fsync = config.spool_fsync
+        self._fsync_always = config.spool_fsync == "always"
         self._segment_bytes = max(64 * 1024, min(4 * 1024 * 1024, self._max_bytes // 16))
         self._room = config.max_queue_size
         self._worker: Worker | None = None
@@ -105,6 +110,8 @@ class Spool:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._spare: Segment | None = None
         self._first_look = threading.Event()
         self._own: Claim | None = None
         self._active: Segment | None = None
@@ -114,8 +121,7 @@ class Spool:
         self._others = 0  # the rest of the spool directory, as last measured
         self._broken = False
         self._closed = False
-        self._written_at_tick = -1
-        self._written = 0
+        self._seen_at_tick: tuple[Segment | None, int] = (None, -1)
         self._last_kept_log = 0.0
         self._thread: threading.Thread | None = None
         self.counts = {
@@ -164,24 +170,21 @@ class Spool:
                 if segment is None or segment.size + need > segment.allocated:
                     if segment is not None:
                         self._seal(segment)
-                    if self._bytes + self._others + self._segment_bytes > self._max_bytes:
+                    segment = self._next_segment()
+                    if segment is None:
                         self.counts["refused"] += 1
                         return SPOOL_FULL
-                    segment = self._open_segment()
                 ordinal = segment.count
                 # A copy into the mapped file: in the page cache at once, no system
                 # call, and the GIL is never released on the caller's hot path.
-                start = segment.size
                 assert segment.map is not None
-                segment.map[start : start + need] = fmt.encode_record(ordinal, data)
-                if self._fsync == "always":
+                segment.size = fmt.write_record(segment.map, segment.size, ordinal, data)
+                if self._fsync_always:
                     segment.map.flush()
             except (OSError, ValueError) as error:
                 self._break(error)
                 return worker.put(data)
-            segment.count += 1
-            segment.size += need
-            self._written += 1
+            segment.count = ordinal + 1
         record = Record(data)
         record.segment = segment
         record.ordinal = ordinal
@@ -270,12 +273,15 @@ class Spool:
         Returns True when nothing was left behind.
         """
         self._stop.set()
+        self._wake.set()
         with self._lock:
             if self._closed:
                 return True
             self._closed = True
-            if self._active is not None:
-                self._seal(self._active)
+            self._spare = None
+            for segment in list(self._own.segments if self._own is not None else ()):
+                if not segment.sealed:
+                    self._seal(segment)
             for claim in self._claims():
                 for segment in list(claim.segments):
                     self._delete_if_done(segment)
@@ -308,8 +314,23 @@ class Spool:
     def _claims(self) -> list[Claim]:
         return [*self._adopted, *([self._own] if self._own is not None else [])]
 
-    def _open_segment(self) -> Segment:
-        """A new segment file to append to (lock held)."""
+    def _next_segment(self) -> Segment | None:
+        """The segment to append to now; None when the spool is full (lock held)."""
+        segment = self._spare
+        if segment is None:
+            if not self._has_room():
+                return None
+            segment = self._new_segment()
+        self._spare = None
+        self._active = segment
+        self._wake.set()  # the spool thread prepares the next one
+        return segment
+
+    def _has_room(self) -> bool:
+        return self._bytes + self._others + self._segment_bytes <= self._max_bytes
+
+    def _new_segment(self) -> Segment:
+        """A new, empty segment file, mapped for appending (lock held)."""
         own = self._own
         if own is None:
             own = self._own = self._claim_own()
@@ -331,8 +352,28 @@ class Spool:
         segment.fd, segment.map, segment.allocated = fd, mapped, self._segment_bytes
         own.segments.append(segment)
         self._bytes += segment.allocated
-        self._active = segment
         return segment
+
+    def _prepare_spare(self) -> None:
+        """Open the next segment ahead of need, its pages already writable (spool thread).
+
+        A first write to each page of a mapped file costs a page fault; taking them
+        here keeps them (and the file's creation) off the callers of ``track()``.
+        """
+        with self._lock:
+            if self._spare is not None or self._active is None or self._closed:
+                return
+            if self._broken or not self._has_room():
+                return
+            try:
+                spare = self._spare = self._new_segment()
+            except OSError as error:
+                self._break(error)
+                return
+        for offset in range(0, spare.allocated, _POPULATE_STEP):
+            with self._lock:
+                if spare.map is None or not _populate(spare.map, offset, _POPULATE_STEP):
+                    return
 
     def _claim_own(self) -> Claim:
         os.makedirs(self._directory, mode=0o700, exist_ok=True)
@@ -410,24 +451,31 @@ class Spool:
                     logger.exception("error while tending the Segment spool")
                 failed = True
             self._first_look.set()
-            self._stop.wait(TICK)
+            self._wake.wait(TICK)
+            self._wake.clear()
 
     def _tend(self) -> None:
         if self._pid != os.getpid():
             return
+        self._prepare_spare()
         self._adopt_orphans()
         self.counts["scans"] += 1
         self._measure()
         self._requeue()
         with self._lock:
             active = self._active
-            idle = self._written == self._written_at_tick
-            self._written_at_tick = self._written
+            seen = (active, active.count if active is not None else -1)
+            idle = seen == self._seen_at_tick
+            self._seen_at_tick = seen
             if active is not None and active.map is not None:
                 if self._fsync == "interval":
                     _quietly(active.map.flush)
                 if idle and active.settled >= active.count and not active.pending:
-                    self._seal(active)  # quiet and all delivered: the file goes
+                    # Quiet and all delivered: the files go, the spare one too.
+                    self._seal(active)
+                    if self._spare is not None:
+                        self._seal(self._spare)
+                        self._spare = None
 
     def _adopt_orphans(self) -> None:
         """Take every writer whose lock is free (its process is gone) and queue its files."""
@@ -568,6 +616,17 @@ class Spool:
                     self.counts["damaged"] += len(lost)
                     self._delete_if_done(segment)
         return moved
+
+
+def _populate(mapped: mmap.mmap, offset: int, length: int) -> bool:
+    """Make pages of ``mapped`` writable ahead of use; False where the system cannot."""
+    if sys.platform != "linux":
+        return False
+    try:
+        mapped.madvise(_MADV_POPULATE_WRITE, offset, min(length, len(mapped) - offset))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _quietly(function: Any, *args: Any) -> None:
