@@ -16,7 +16,6 @@ ordinal numbers the records of a segment; an acknowledgement file next to it
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import mmap
 import os
@@ -26,6 +25,11 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no spool, the client keeps to memory
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "FILE_HEADER",
@@ -152,6 +156,15 @@ def read_acks(path: str) -> set[int]:
     return set(struct.unpack(f"<{len(data) // 4}I", data))
 
 
+def reserve(fd: int, size: int) -> None:
+    """Allocate ``size`` bytes of disk for the file now, so later writes cannot fail."""
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is not None:
+        allocate(fd, 0, size)
+    else:  # pragma: no cover - macOS has no posix_fallocate: write the zeros
+        os.pwrite(fd, bytes(size), 0)
+
+
 def lock_exclusive(path: str, *, create: bool = False) -> int | None:
     """Open ``path`` and take its lock without waiting; the descriptor, or None if held.
 
@@ -159,6 +172,8 @@ def lock_exclusive(path: str, *, create: bool = False) -> int | None:
     process dies, even by SIGKILL. After taking it, the path must still name the
     locked file: a previous holder may have removed it meanwhile.
     """
+    if fcntl is None:  # pragma: no cover - Windows
+        raise OSError(errno.ENOTSUP, "file locks (fcntl.flock) are not available here")
     flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else 0)
     try:
         fd = os.open(path, flags, 0o600)

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import mmap
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -41,9 +40,6 @@ QUEUE_FULL = "queue_full"
 #: Seconds between looks for orphaned files, re-queueing and size measurement.
 TICK = 1.0
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-#: Linux 5.14+: fault pages in writable without changing them (not in the mmap module).
-_MADV_POPULATE_WRITE = 23
-_POPULATE_STEP = 256 * 1024
 
 
 class Record(bytes):
@@ -159,7 +155,7 @@ class Spool:
         """Write ``data`` to disk, then queue it; ``None`` or the reason it was refused."""
         worker = self._worker
         assert worker is not None
-        if self._broken or self._pid != os.getpid():
+        if self._broken:  # (a forked child is reset by the client's at-fork hook)
             return worker.put(data)
         need = len(data) + fmt.RECORD_OVERHEAD
         with self._lock:
@@ -181,7 +177,7 @@ class Spool:
                 segment.size = fmt.write_record(segment.map, segment.size, ordinal, data)
                 if self._fsync_always:
                     segment.map.flush()
-            except (OSError, ValueError) as error:
+            except Exception as error:  # whatever the disk does, the caller goes on
                 self._break(error)
                 return worker.put(data)
             segment.count = ordinal + 1
@@ -274,6 +270,9 @@ class Spool:
         """
         self._stop.set()
         self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)  # it may be creating a file: let it finish first
         with self._lock:
             if self._closed:
                 return True
@@ -320,7 +319,11 @@ class Spool:
         if segment is None:
             if not self._has_room():
                 return None
-            segment = self._new_segment()
+            own = self._own
+            if own is None:
+                own = self._own = self._claim_own()
+            segment = self._create_segment(own, self._take_number())
+            self._publish(segment)
         self._spare = None
         self._active = segment
         self._wake.set()  # the spool thread prepares the next one
@@ -329,18 +332,19 @@ class Spool:
     def _has_room(self) -> bool:
         return self._bytes + self._others + self._segment_bytes <= self._max_bytes
 
-    def _new_segment(self) -> Segment:
-        """A new, empty segment file, mapped for appending (lock held)."""
-        own = self._own
-        if own is None:
-            own = self._own = self._claim_own()
-        path = os.path.join(self._directory, fmt.segment_name(own.writer, self._next_number))
+    def _take_number(self) -> int:
+        number = self._next_number
         self._next_number += 1
+        return number
+
+    def _create_segment(self, own: Claim, number: int) -> Segment:
+        """A new, empty segment file, mapped for appending (no lock needed)."""
+        path = os.path.join(self._directory, fmt.segment_name(own.writer, number))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             # Blocks reserved now: a full disk fails here, never as a SIGBUS on a
             # write into the mapping later.
-            os.posix_fallocate(fd, 0, self._segment_bytes)
+            fmt.reserve(fd, self._segment_bytes)
             mapped = mmap.mmap(fd, self._segment_bytes)
         except BaseException:
             os.close(fd)
@@ -350,30 +354,42 @@ class Spool:
         mapped[:header] = fmt.FILE_HEADER
         segment = Segment(own, path, count=0, size=header, sealed=False)
         segment.fd, segment.map, segment.allocated = fd, mapped, self._segment_bytes
-        own.segments.append(segment)
-        self._bytes += segment.allocated
         return segment
 
-    def _prepare_spare(self) -> None:
-        """Open the next segment ahead of need, its pages already writable (spool thread).
+    def _publish(self, segment: Segment) -> None:
+        """Count ``segment`` as one of ours (lock held)."""
+        segment.claim.segments.append(segment)
+        self._bytes += segment.allocated
 
-        A first write to each page of a mapped file costs a page fault; taking them
-        here keeps them (and the file's creation) off the callers of ``track()``.
-        """
+    def _prepare_spare(self) -> None:
+        """Create the next segment ahead of need (spool thread): reserving and mapping a
+        file takes milliseconds, which stay off the callers of ``track()`` (and off
+        the lock they take)."""
         with self._lock:
-            if self._spare is not None or self._active is None or self._closed:
+            own = self._own
+            if self._spare is not None or self._active is None or own is None:
                 return
-            if self._broken or not self._has_room():
+            if self._closed or self._broken or not self._has_room():
                 return
-            try:
-                spare = self._spare = self._new_segment()
-            except OSError as error:
-                self._break(error)
-                return
-        for offset in range(0, spare.allocated, _POPULATE_STEP):
+            number = self._take_number()
+        try:
+            segment = self._create_segment(own, number)
+        except Exception as error:
             with self._lock:
-                if spare.map is None or not _populate(spare.map, offset, _POPULATE_STEP):
-                    return
+                self._break(error)
+            return
+        with self._lock:
+            if (
+                self._closed
+                or self._spare is not None
+                or own is not self._own
+                or not self._has_room()  # others wrote meanwhile
+            ):
+                segment.close()  # shut down (or forked) meanwhile
+                _quietly(os.unlink, segment.path)
+                return
+            self._publish(segment)
+            self._spare = segment
 
     def _claim_own(self) -> Claim:
         os.makedirs(self._directory, mode=0o700, exist_ok=True)
@@ -616,17 +632,6 @@ class Spool:
                     self.counts["damaged"] += len(lost)
                     self._delete_if_done(segment)
         return moved
-
-
-def _populate(mapped: mmap.mmap, offset: int, length: int) -> bool:
-    """Make pages of ``mapped`` writable ahead of use; False where the system cannot."""
-    if sys.platform != "linux":
-        return False
-    try:
-        mapped.madvise(_MADV_POPULATE_WRITE, offset, min(length, len(mapped) - offset))
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _quietly(function: Any, *args: Any) -> None:
