@@ -40,6 +40,8 @@ QUEUE_FULL = "queue_full"
 #: Seconds between looks for orphaned files, re-queueing and size measurement.
 TICK = 1.0
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+#: The segment a process creates on its first message, while the caller waits.
+_FIRST_SEGMENT_BYTES = 256 * 1024
 
 
 class Record(bytes):
@@ -322,7 +324,10 @@ class Spool:
             own = self._own
             if own is None:
                 own = self._own = self._claim_own()
-            segment = self._create_segment(own, self._take_number())
+            # Small and written out now (a millisecond or so): the spool thread
+            # prepares the next, full-size one in the background.
+            size = min(self._segment_bytes, _FIRST_SEGMENT_BYTES)
+            segment = self._create_segment(own, self._take_number(), size)
             self._publish(segment)
         self._spare = None
         self._active = segment
@@ -337,15 +342,15 @@ class Spool:
         self._next_number += 1
         return number
 
-    def _create_segment(self, own: Claim, number: int) -> Segment:
-        """A new, empty segment file, mapped for appending (no lock needed)."""
+    def _create_segment(self, own: Claim, number: int, size: int) -> Segment:
+        """A new, empty segment file of ``size`` bytes, mapped for appending (no lock needed)."""
         path = os.path.join(self._directory, fmt.segment_name(own.writer, number))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             # Blocks reserved now: a full disk fails here, never as a SIGBUS on a
             # write into the mapping later.
-            fmt.reserve(fd, self._segment_bytes)
-            mapped = mmap.mmap(fd, self._segment_bytes)
+            fmt.reserve(fd, size)
+            mapped = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)
             _quietly(os.unlink, path)
@@ -353,7 +358,7 @@ class Spool:
         header = len(fmt.FILE_HEADER)
         mapped[:header] = fmt.FILE_HEADER
         segment = Segment(own, path, count=0, size=header, sealed=False)
-        segment.fd, segment.map, segment.allocated = fd, mapped, self._segment_bytes
+        segment.fd, segment.map, segment.allocated = fd, mapped, size
         return segment
 
     def _publish(self, segment: Segment) -> None:
@@ -367,13 +372,13 @@ class Spool:
         the lock they take)."""
         with self._lock:
             own = self._own
-            if self._spare is not None or self._active is None or own is None:
+            if self._spare is not None or own is None:
                 return
             if self._closed or self._broken or not self._has_room():
                 return
             number = self._take_number()
         try:
-            segment = self._create_segment(own, number)
+            segment = self._create_segment(own, number, self._segment_bytes)
         except Exception as error:
             with self._lock:
                 self._break(error)
@@ -487,11 +492,7 @@ class Spool:
                 if self._fsync == "interval":
                     _quietly(active.map.flush)
                 if idle and active.settled >= active.count and not active.pending:
-                    # Quiet and all delivered: the files go, the spare one too.
-                    self._seal(active)
-                    if self._spare is not None:
-                        self._seal(self._spare)
-                        self._spare = None
+                    self._seal(active)  # quiet and all delivered: the file goes
 
     def _adopt_orphans(self) -> None:
         """Take every writer whose lock is free (its process is gone) and queue its files."""
