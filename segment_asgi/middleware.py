@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -122,6 +123,9 @@ class SegmentMiddleware:
         max_in_flight: int | None = None,
         proxies: Mapping[str, str] | None = None,
         log_handler: logging.Handler | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int | None = None,
+        spool_fsync: Literal["never", "interval", "always"] | None = None,
         # Web options (segment_core.web.WebOptions); hooks may be dotted paths.
         page_calls: bool | None = None,
         page_methods: Iterable[str] | None = None,
