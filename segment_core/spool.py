@@ -357,9 +357,18 @@ class Spool:
             raise
         header = len(fmt.FILE_HEADER)
         mapped[:header] = fmt.FILE_HEADER
+        if self._fsync != "never":  # the file's name must survive a power loss too
+            self._sync_directory()
         segment = Segment(own, path, count=0, size=header, sealed=False)
         segment.fd, segment.map, segment.allocated = fd, mapped, size
         return segment
+
+    def _sync_directory(self) -> None:
+        fd = os.open(self._directory, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _publish(self, segment: Segment) -> None:
         """Count ``segment`` as one of ours (lock held)."""
