@@ -103,9 +103,7 @@ if orjson is not None:
             raise
 
     def decode(data: bytes | str) -> Any:
-        """Parse JSON bytes (a subclass of bytes too, such as a spooled record)."""
-        if type(data) is not bytes and isinstance(data, bytes):
-            data = bytes(data)  # orjson takes bytes itself, not subclasses
+        """Parse JSON bytes."""
         return orjson.loads(data)
 
 else:  # pragma: no cover

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from segment_core.delivery import Delivery
     from segment_core.worker import Worker
 
-__all__ = ["SPOOL_FULL", "Record", "Spool"]
+__all__ = ["SPOOL_FULL", "Spool"]
 
 logger = logging.getLogger("segment_core")
 
@@ -42,13 +42,6 @@ TICK = 1.0
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 #: The segment a process creates on its first message, while the caller waits.
 _FIRST_SEGMENT_BYTES = 256 * 1024
-
-
-class Record(bytes):
-    """An encoded message that lives in a spool segment until it is settled."""
-
-    segment: Segment
-    ordinal: int
 
 
 class Claim:
@@ -75,6 +68,7 @@ class Segment:
         self.count = count  # records to settle
         self.settled = 0
         self.pending: set[int] = set()  # on disk only: waiting for room in the buffer
+        self.serial = -1  # this process's number for it, once counted as ours
         self.size = size  # bytes used
         self.allocated = size  # bytes the file takes on disk
         self.sealed = sealed
@@ -114,6 +108,11 @@ class Spool:
         self._own: Claim | None = None
         self._active: Segment | None = None
         self._adopted: list[Claim] = []
+        # Queued messages by id(): (segment serial, ordinal, length). Plain bytes in
+        # the buffer and plain ints here: nothing for the garbage collector to walk.
+        self._where: dict[int, tuple[int, int, int]] = {}
+        self._by_serial: dict[int, Segment] = {}
+        self._serial = 0
         self._next_number = 0
         self._bytes = 0  # our files: own and adopted
         self._others = 0  # the rest of the spool directory, as last measured
@@ -183,18 +182,17 @@ class Spool:
                 self._break(error)
                 return worker.put(data)
             segment.count = ordinal + 1
-        record = Record(data)
-        record.segment = segment
-        record.ordinal = ordinal
-        refused = worker.put(record)
+            self._where[id(data)] = (segment.serial, ordinal, len(data))
+        refused = worker.put(data)
         if refused is None:
             return None
-        if refused == QUEUE_FULL:  # safe on disk: queued when the buffer has room
-            with self._lock:
+        with self._lock:
+            self._where.pop(id(data), None)
+            if refused == QUEUE_FULL:  # safe on disk: queued when the buffer has room
                 segment.pending.add(ordinal)
                 self.counts["spilled"] += 1
-            return None
-        self.settle([record])
+                return None
+            self._acknowledge({segment: [ordinal]})  # never queued: shut down
         return refused
 
     # -- hooks called by the delivery ------------------------------------------------
@@ -202,32 +200,47 @@ class Spool:
     def settle(self, batch: Iterable[bytes]) -> None:
         """``batch`` was delivered or failed for good: acknowledge it, drop finished files."""
         by_segment: dict[Segment, list[int]] = {}
-        for item in batch:
-            if isinstance(item, Record):
-                by_segment.setdefault(item.segment, []).append(item.ordinal)
-        if not by_segment:
-            return
         with self._lock:
-            for segment, ordinals in by_segment.items():
-                if segment.claim.lock_fd is None:
-                    continue  # closed, or the parent's: no longer ours to touch
-                try:
-                    if segment.ack_fd is None:
-                        segment.ack_fd = os.open(segment.ack_path, _APPEND, 0o600)
-                    os.write(segment.ack_fd, fmt.encode_acks(ordinals))
-                except OSError as error:
-                    self._break(error)
-                segment.settled += len(ordinals)
-                self._delete_if_done(segment)
+            for item in batch:
+                found = self._locate(item)
+                if found is not None:
+                    by_segment.setdefault(found[0], []).append(found[1])
+            self._acknowledge(by_segment)
+
+    def _locate(self, item: bytes) -> tuple[Segment, int] | None:
+        """Where a queued message is on disk, forgetting it: it left the buffer (lock held)."""
+        entry = self._where.pop(id(item), None)
+        if entry is None or entry[2] != len(item):
+            return None
+        segment = self._by_serial.get(entry[0])
+        return None if segment is None else (segment, entry[1])
+
+    def _acknowledge(self, by_segment: dict[Segment, list[int]]) -> None:
+        """Record settled messages in the acknowledgement files (lock held)."""
+        for segment, ordinals in by_segment.items():
+            if segment.claim.lock_fd is None:
+                continue  # closed, or the parent's: no longer ours to touch
+            try:
+                if segment.ack_fd is None:
+                    segment.ack_fd = os.open(segment.ack_path, _APPEND, 0o600)
+                os.write(segment.ack_fd, fmt.encode_acks(ordinals))
+            except OSError as error:
+                self._break(error)
+            segment.settled += len(ordinals)
+            self._delete_if_done(segment)
 
     def keep(self, batch: list[bytes]) -> bool:
         """Out of retries: keep ``batch`` on disk for a later attempt, if all of it is there."""
-        if not all(isinstance(item, Record) for item in batch):
-            return False
         with self._lock:
+            where = self._where
             for item in batch:
-                assert isinstance(item, Record)
-                item.segment.pending.add(item.ordinal)
+                entry = where.get(id(item))
+                if entry is None or entry[2] != len(item):
+                    return False  # not all of it on disk: it fails like any batch
+            for item in batch:
+                found = self._locate(item)
+                if found is not None:
+                    found[0].pending.add(found[1])
             self.counts["kept"] += len(batch)
         now = time.monotonic()
         if now - self._last_kept_log > 30.0:
@@ -374,6 +387,12 @@ class Spool:
         """Count ``segment`` as one of ours (lock held)."""
         segment.claim.segments.append(segment)
         self._bytes += segment.allocated
+        self._number(segment)
+
+    def _number(self, segment: Segment) -> None:
+        segment.serial = self._serial
+        self._serial += 1
+        self._by_serial[segment.serial] = segment
 
     def _prepare_spare(self) -> None:
         """Create the next segment ahead of need (spool thread): reserving and mapping a
@@ -442,6 +461,7 @@ class Spool:
         segment.close()
         _quietly(os.unlink, segment.path)
         _quietly(os.unlink, segment.ack_path)
+        self._by_serial.pop(segment.serial, None)
         self._bytes -= segment.allocated
         claim = segment.claim
         if segment in claim.segments:
@@ -561,6 +581,8 @@ class Spool:
             claim.segments = segments
             self._adopted.append(claim)
             self._bytes += sum(s.size for s in segments)
+            for segment in segments:
+                self._number(segment)
             for segment in list(segments):
                 self._delete_if_done(segment)
             if claim in self._adopted and not claim.segments:  # nothing left: no files
@@ -620,16 +642,15 @@ class Spool:
                 found.add(ordinal)
                 if ordinal not in wanted or room <= 0:
                     continue
-                record = Record(message)
-                record.segment = segment
-                record.ordinal = ordinal
                 with self._lock:
                     if ordinal not in segment.pending:
                         continue
                     segment.pending.discard(ordinal)
-                refused = worker.put(record)
+                    self._where[id(message)] = (segment.serial, ordinal, len(message))
+                refused = worker.put(message)
                 if refused is not None:
                     with self._lock:
+                        self._where.pop(id(message), None)
                         segment.pending.add(ordinal)
                     return moved
                 moved += 1

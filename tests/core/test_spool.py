@@ -355,8 +355,9 @@ def test_a_clean_shutdown_during_an_outage_leaves_messages_for_the_next_client(
         first.track("u", "E", {"i": i})
     assert first.shutdown(1) is False
     assert first.stats()["failed"] == 0
-    receiver.faults.clear()
     second = make_client(spool_dir=spool_dir)
+    poll(lambda: second.stats()["spool"]["adopted"] == 50, what="the first client's files adopted")
+    receiver.faults.clear()  # the outage ends
     assert second.flush(20)
     assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(50))
 
