@@ -101,6 +101,7 @@ class Spool:
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self._ack_lock = threading.Lock()  # acknowledgement files; after _lock if both
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._spare: Segment | None = None
@@ -198,14 +199,27 @@ class Spool:
     # -- hooks called by the delivery ------------------------------------------------
 
     def settle(self, batch: Iterable[bytes]) -> None:
-        """``batch`` was delivered or failed for good: acknowledge it, drop finished files."""
+        """``batch`` was delivered or failed for good: acknowledge it, drop finished files.
+
+        Called by a sender thread. The callers' lock is taken only for a moment: a
+        caller of ``track()`` never waits for this thread's system calls (and then
+        for the GIL it keeps).
+        """
         by_segment: dict[Segment, list[int]] = {}
+        for item in batch:  # (dict.pop is atomic: no lock needed)
+            found = self._locate(item)
+            if found is not None:
+                by_segment.setdefault(found[0], []).append(found[1])
+        if not by_segment:
+            return
+        with self._ack_lock:
+            for segment, ordinals in by_segment.items():
+                self._write_acks(segment, ordinals)
         with self._lock:
-            for item in batch:
-                found = self._locate(item)
-                if found is not None:
-                    by_segment.setdefault(found[0], []).append(found[1])
-            self._acknowledge(by_segment)
+            for segment, ordinals in by_segment.items():
+                if segment.claim.lock_fd is not None:
+                    segment.settled += len(ordinals)
+                    self._delete_if_done(segment)
 
     def _locate(self, item: bytes) -> tuple[Segment, int] | None:
         """Where a queued message is on disk, forgetting it: it left the buffer (lock held)."""
@@ -216,18 +230,25 @@ class Spool:
         return None if segment is None else (segment, entry[1])
 
     def _acknowledge(self, by_segment: dict[Segment, list[int]]) -> None:
-        """Record settled messages in the acknowledgement files (lock held)."""
+        """Record settled messages (lock held)."""
+        with self._ack_lock:
+            for segment, ordinals in by_segment.items():
+                self._write_acks(segment, ordinals)
         for segment, ordinals in by_segment.items():
-            if segment.claim.lock_fd is None:
-                continue  # closed, or the parent's: no longer ours to touch
-            try:
-                if segment.ack_fd is None:
-                    segment.ack_fd = os.open(segment.ack_path, _APPEND, 0o600)
-                os.write(segment.ack_fd, fmt.encode_acks(ordinals))
-            except OSError as error:
-                self._break(error)
-            segment.settled += len(ordinals)
-            self._delete_if_done(segment)
+            if segment.claim.lock_fd is not None:
+                segment.settled += len(ordinals)
+                self._delete_if_done(segment)
+
+    def _write_acks(self, segment: Segment, ordinals: list[int]) -> None:
+        """Append ``ordinals`` to the segment's acknowledgement file (ack lock held)."""
+        if segment.claim.lock_fd is None:
+            return  # closed, or the parent's: no longer ours to touch
+        try:
+            if segment.ack_fd is None:
+                segment.ack_fd = os.open(segment.ack_path, _APPEND, 0o600)
+            os.write(segment.ack_fd, fmt.encode_acks(ordinals))
+        except OSError as error:
+            self._break(error)
 
     def keep(self, batch: list[bytes]) -> bool:
         """Out of retries: keep ``batch`` on disk for a later attempt, if all of it is there."""
@@ -458,7 +479,8 @@ class Spool:
         """Remove ``segment`` once every record is settled (lock held)."""
         if not segment.sealed or segment.settled < segment.count or segment.pending:
             return
-        segment.close()
+        with self._ack_lock:  # a sender may be appending to its acknowledgements
+            segment.close()
         _quietly(os.unlink, segment.path)
         _quietly(os.unlink, segment.ack_path)
         self._by_serial.pop(segment.serial, None)
@@ -473,8 +495,9 @@ class Spool:
             self._adopted.remove(claim)
 
     def _release(self, claim: Claim) -> None:
-        for segment in claim.segments:
-            segment.close()
+        with self._ack_lock:
+            for segment in claim.segments:
+                segment.close()
         if claim.lock_fd is not None:
             _quietly(os.close, claim.lock_fd)
             claim.lock_fd = None
