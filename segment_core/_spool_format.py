@@ -104,11 +104,11 @@ def read_records(blob: bytes) -> Scan:
     size = len(blob)
     if blob.startswith(FILE_HEADER):
         position = len(FILE_HEADER)
+    elif blob.count(0) == size:
+        return Scan(records, 0)  # a file its writer was still preparing: empty
     else:
-        position = 0
-        if size:
-            damaged += 1
-            position = _next_marker(blob, 0)
+        damaged += 1
+        position = _next_marker(blob, 0)
     while position < size:
         parsed = _record_at(blob, position)
         if parsed is not None:

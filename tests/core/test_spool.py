@@ -461,5 +461,6 @@ def test_records_read_back_around_damage() -> None:
     assert scan.records == [(0, b'{"i":0}'), (1, b'{"i":1}')]
     assert scan.damaged == 3  # the garbage, the flipped bit, the torn record; not the zeros
     assert fmt.read_records(fmt.FILE_HEADER + bytes(4096)).damaged == 0
+    assert fmt.read_records(bytes(4096)).damaged == 0  # killed while preparing it
     headless = fmt.read_records(b"junk" + good[0])
     assert (headless.records, headless.damaged) == ([(0, b'{"i":0}')], 1)
