@@ -22,9 +22,11 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -39,6 +41,8 @@ WRITE_KEY = "bench-write-key"
 MAX_QUEUE_SIZE = 100_000
 #: The project's targets, as "ours is at least N times better than analytics-python".
 TARGETS = {"per_call": 8.0, "events_per_s": 5.0, "cpu_per_10k": 4.0}
+#: The spool's target: track() costs at most this many µs more than in memory.
+SPOOL_EXTRA_US = 3.0
 
 TIMES = "\u00d7"  # the multiplication sign
 
@@ -278,11 +282,18 @@ def make_subject(library: str, host: str, gzip: bool | None, **options: Any) -> 
 
 
 def measure_delivery(
-    library: str, port: int, gzip: bool | None, events: int, chunk: int, flush_timeout: float
+    library: str,
+    port: int,
+    gzip: bool | None,
+    events: int,
+    chunk: int,
+    flush_timeout: float,
+    spool_dir: str | None = None,
 ) -> dict[str, Any]:
     """Per-call cost, delivered events/s and CPU, all from one run of ``events`` track calls."""
     host = f"http://127.0.0.1:{port}"
-    subject = make_subject(library, host, gzip)
+    options = {"spool_dir": spool_dir} if spool_dir else {}
+    subject = make_subject(library, host, gzip, **options)
     templates = make_events()
     track = subject.client.track
 
@@ -321,6 +332,7 @@ def measure_delivery(
         "library": library,
         "version": subject.version,
         "phase": "delivery",
+        "spool": bool(spool_dir),
         "gzip": subject.gzip,
         "events": events,
         "chunk": chunk,
@@ -359,7 +371,9 @@ def _rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def measure_rss(library: str, hold_port: int, events: int, chunk: int) -> dict[str, Any]:
+def measure_rss(
+    library: str, hold_port: int, events: int, chunk: int, spool_dir: str | None = None
+) -> dict[str, Any]:
     """Resident memory added by ``events`` messages waiting in the client.
 
     The host accepts connections and never answers, so whatever a client takes
@@ -367,7 +381,8 @@ def measure_rss(library: str, hold_port: int, events: int, chunk: int) -> dict[s
     sender is then blocked on a socket, so the per-call time measured here is the
     caller's own cost without a busy sender thread competing for the GIL.
     """
-    subject = make_subject(library, f"http://127.0.0.1:{hold_port}", None)
+    options = {"spool_dir": spool_dir} if spool_dir else {}
+    subject = make_subject(library, f"http://127.0.0.1:{hold_port}", None, **options)
     templates = make_events()
     track = subject.client.track
     for user_id, event, properties in templates[:100]:
@@ -394,6 +409,7 @@ def measure_rss(library: str, hold_port: int, events: int, chunk: int) -> dict[s
         "library": library,
         "version": subject.version,
         "phase": "rss",
+        "spool": bool(spool_dir),
         "gzip": subject.gzip,
         "events": events,
         "refused": refused,
@@ -411,12 +427,26 @@ def run_child(args: argparse.Namespace) -> None:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
     gzip = {"default": None, "on": True, "off": False}[args.gzip]
-    if args.phase == "delivery":
-        result = measure_delivery(
-            args.library, args.port, gzip, args.events, args.chunk, args.flush_timeout
-        )
-    else:
-        result = measure_rss(args.library, args.hold_port, args.rss_events, args.chunk)
+    # The spool in the machine's temporary directory (a local disk here).
+    spool_dir = tempfile.mkdtemp(prefix="segment-bench-spool-") if args.spool else None
+    try:
+        if args.phase == "delivery":
+            result = measure_delivery(
+                args.library,
+                args.port,
+                gzip,
+                args.events,
+                args.chunk,
+                args.flush_timeout,
+                spool_dir,
+            )
+        else:
+            result = measure_rss(
+                args.library, args.hold_port, args.rss_events, args.chunk, spool_dir
+            )
+    finally:
+        if spool_dir:
+            shutil.rmtree(spool_dir, ignore_errors=True)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     # Skip atexit: a held request or a stuck flush must not keep the child alive.
@@ -432,14 +462,17 @@ class Run:
     library: str
     phase: str
     gzip: str = "default"
+    spool: bool = False
 
 
 RUNS = (
     Run("ap", "analytics-python", "delivery"),
     Run("ours", "ours", "delivery"),
+    Run("ours_spool", "ours", "delivery", spool=True),
     Run("ours_nogzip", "ours", "delivery", gzip="off"),
     Run("ap_rss", "analytics-python", "rss"),
     Run("ours_rss", "ours", "rss"),
+    Run("ours_spool_rss", "ours", "rss", spool=True),
 )
 
 Results = dict[str, list[dict[str, Any]]]
@@ -483,6 +516,7 @@ def run_child_process(
         "--chunk", str(args.chunk),
         "--rss-events", str(args.rss_events),
         "--flush-timeout", str(flush_timeout),
+        *(["--spool"] if run.spool else []),
     ]  # fmt: skip
     limit = flush_timeout + 45
     try:
@@ -547,6 +581,12 @@ _SPECS: Sequence[tuple[str, str, str, str, str, bool, str | None]] = (
      "{:,.0f}", True, "events_per_s"),
     ("delivered events/s (ours gzip=False)", "ap", "ours_nogzip", "events_per_s",
      "{:,.0f}", True, None),
+    ("track() median µs/call, ours spool on", "ap", "ours_spool", "per_call_us_median",
+     "{:.2f}", False, None),
+    ("track() median µs/call, idle, spool on", "ap_rss", "ours_spool_rss",
+     "per_call_us_median", "{:.2f}", False, None),
+    ("delivered events/s (ours spool on)", "ap", "ours_spool", "events_per_s",
+     "{:,.0f}", True, "events_per_s"),
     ("CPU s / 10k delivered (default gzip)", "ap", "ours", "cpu_s_per_10k",
      "{:.3f}", False, "cpu_per_10k"),
     ("CPU s / 10k delivered (ours gzip=False)", "ap", "ours_nogzip", "cpu_s_per_10k",
@@ -630,6 +670,21 @@ def _busy_cell(runs: list[dict[str, Any]]) -> str:
     return f"{max(shares):.0%}" if shares else "n/a"
 
 
+def spool_extra_us(results: Results, idle: bool = False) -> float | None:
+    """Median over the rounds of (spool on - in memory) track() µs/call, paired per round.
+
+    ``idle``: from the runs where the sender is blocked (the caller's own cost, without
+    a busy sender thread competing for the GIL; the steadier figure on a busy machine).
+    """
+    spool, memory = ("ours_spool_rss", "ours_rss") if idle else ("ours_spool", "ours")
+    pairs = zip(
+        _values(results, spool, "per_call_us_median"),
+        _values(results, memory, "per_call_us_median"),
+        strict=False,
+    )
+    return _median([s - m for s, m in pairs if s is not None and m is not None])
+
+
 def print_table(results: Results, info: dict[str, Any]) -> None:
     print(
         f"Python {info['python']} | segment_core (segment-web) {info['ours_version']} | "
@@ -660,6 +715,17 @@ def print_table(results: Results, info: dict[str, Any]) -> None:
             f"{_cell(row['ours'], row['_fmt']):>{_O}}{ratio:>9}{spread:>14}{target:>8}{met:>5}"
         )
     ap, ours, nogzip = (results.get(k, []) for k in ("ap", "ours", "ours_nogzip"))
+    for label, idle in (
+        ("spool on minus in memory, µs/call", False),
+        ("  the same, sender idle", True),
+    ):
+        extra = spool_extra_us(results, idle)
+        if extra is not None:
+            verdict = "yes" if extra <= SPOOL_EXTRA_US else "NO"
+            print(
+                f"{label:<{_M}}{'':>{_A}}{extra:>{_O}.2f}"
+                f"{'':>23}{'≤' + format(SPOOL_EXTRA_US, 'g') + 'µs':>8}{verdict:>5}"
+            )
     print("-" * len(header))
     extras: Sequence[tuple[str, Callable[[list[dict[str, Any]]], str]]] = (
         ("delivered/enqueued, all rounds (receiver)", _count_cell),
@@ -668,8 +734,12 @@ def print_table(results: Results, info: dict[str, Any]) -> None:
         ("POST requests per run (body)", _requests_cell),
         ("receiver busy, worst run (of one core)", _busy_cell),
     )
+    spool = results.get("ours_spool", [])
     for label, cell in extras:
-        print(f"{label:<{_M}}{cell(ap):>{_A}}{cell(ours):>{_O}}   ours gzip=False: {cell(nogzip)}")
+        print(
+            f"{label:<{_M}}{cell(ap):>{_A}}{cell(ours):>{_O}}   ours gzip=False: {cell(nogzip)}"
+            f"; spool on: {cell(spool)}"
+        )
     print(
         f"ratio: how many times better ours is (>1{TIMES}: ours better), from the medians; "
         "(range): the ratio's lowest and highest over the rounds.\n"
@@ -712,7 +782,14 @@ def run_parent(args: argparse.Namespace) -> None:
         receiver.wait()
     if args.json:
         rows = [{k: v for k, v in row.items() if k != "_fmt"} for row in build_rows(results)]
-        payload = {"info": info, "targets": TARGETS, "rows": rows, "runs": results}
+        payload = {
+            "info": info,
+            "targets": {**TARGETS, "spool_extra_us": SPOOL_EXTRA_US},
+            "rows": rows,
+            "spool_extra_us": spool_extra_us(results),
+            "spool_extra_us_sender_idle": spool_extra_us(results, idle=True),
+            "runs": results,
+        }
         print(json.dumps(payload, indent=2))
     else:
         print_table(results, info)
@@ -725,7 +802,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rss-events", type=int, default=10_000, help="events queued for RSS")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every run (median)")
     parser.add_argument("--flush-timeout", type=float, default=120.0, help="seconds per flush")
-    parser.add_argument("--budget", type=float, default=170.0, help="seconds for all runs")
+    parser.add_argument("--budget", type=float, default=230.0, help="seconds for all runs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     # Internal: the receiver and the per-library child runs.
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
@@ -733,6 +810,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phase", choices=("delivery", "rss"), help=argparse.SUPPRESS)
     parser.add_argument("--gzip", choices=("default", "on", "off"), default="default",
                         help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("--spool", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--hold-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

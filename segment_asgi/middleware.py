@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -157,6 +158,9 @@ class SegmentMiddleware:
         oauth_key_id: str | None = None,
         oauth_auth_server: str | None = None,
         oauth_scope: str | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int | None = None,
+        spool_fsync: Literal["never", "interval", "always"] | None = None,
         # Web options (segment_core.web.WebOptions); hooks may be dotted paths.
         page_calls: bool | None = None,
         page_methods: Iterable[str] | None = None,

@@ -20,6 +20,7 @@ from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
 from segment_core.normalize import MessageFactory, check_hook_result
 from segment_core.returned import complete
+from segment_core.spool import Spool
 from segment_core.stats import Stats
 from segment_core.worker import Worker
 
@@ -75,6 +76,11 @@ class Client(ClientSettings):
         self._outbox: list[dict[str, Any]] | None = None
         if not config.write_key and config.send:
             self._warn_disabled()
+        # With a spool, adopt what dead processes left from now on, message or not.
+        self._spool = Spool(config) if config.spool_dir and self._queueing else None
+        if self._spool is not None:
+            self._spool.attach(self._worker, self._delivery)
+            self._register()
         weak_self = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: _call_if_alive(weak_self))
         lifecycle.chain_sigterm()
@@ -236,6 +242,8 @@ class Client(ClientSettings):
         """
         if self.config.sync_mode or not self.config.enabled:
             return True
+        if self._spool is not None:
+            return self._spool.flush(self._timeout(timeout))
         return self._worker.flush(self._timeout(timeout))
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -249,7 +257,15 @@ class Client(ClientSettings):
         self._sync_abandon.set()
         if self.config.sync_mode or not self.config.enabled:
             return True
-        delivered = self._worker.shutdown(self._timeout(timeout))
+        timeout = self._timeout(timeout)
+        spool = self._spool
+        if spool is not None:
+            started = time.monotonic()
+            spool.flush(timeout)
+            timeout = max(0.0, timeout - (time.monotonic() - started))
+        delivered = self._worker.shutdown(timeout)
+        if spool is not None:
+            return spool.close() and delivered  # it reports what stays on disk
         if not delivered:
             health = self._delivery.health
             logger.warning(
@@ -269,6 +285,9 @@ class Client(ClientSettings):
         snapshot = self._stats.snapshot(queued=self._worker.queued)
         snapshot["accepted"] += self._worker.accepted
         snapshot["pending"] = self._worker.pending
+        if self._spool is not None:
+            snapshot["pending"] += self._spool.pending
+            snapshot["spool"] = self._spool.snapshot()
         return snapshot
 
     # -- internals -------------------------------------------------------------
@@ -288,7 +307,8 @@ class Client(ClientSettings):
             )
         if _capture.sinks or not self._queueing:
             return self._accept_elsewhere(message, data)
-        refused = self._worker.put(data)
+        spool = self._spool
+        refused = self._worker.put(data) if spool is None else spool.put(data)
         complete(message)
         if refused is not None:
             self._drop(message, refused)
@@ -374,6 +394,9 @@ class Client(ClientSettings):
         self._worker = Worker(self.config, self._delivery)
         self._sync_abandon = threading.Event()
         self._registered = False
+        if self._spool is not None:
+            self._spool.after_fork(self._worker, self._delivery)
+            self._register()
 
     def __repr__(self) -> str:
         return f"<Client host={self.config.host!r} enabled={self.config.enabled}>"

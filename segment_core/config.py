@@ -22,6 +22,9 @@ from segment_core.normalize import check_defaults
 __all__ = ["ALIASES", "DEFAULT_HOST", "POSITIONAL_OPTIONS", "Config", "option_names"]
 
 DEFAULT_HOST = "https://api.segment.io"
+#: The spool's default bound: about 800,000 typical events.
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
+SPOOL_FSYNC_POLICIES = ("never", "interval", "always")
 
 #: analytics-python's option names, accepted for drop-in compatibility.
 ALIASES: dict[str, str] = {
@@ -107,6 +110,9 @@ class Config:
     oauth_key_id: str | None = None
     oauth_auth_server: str = DEFAULT_OAUTH_AUTH_SERVER
     oauth_scope: str = DEFAULT_OAUTH_SCOPE
+    spool_dir: str | None = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    spool_fsync: str = "never"
 
     @property
     def enabled(self) -> bool:
@@ -151,6 +157,14 @@ class Config:
         for name in ("oauth_auth_server", "oauth_scope"):
             if name in values and values[name] is None:
                 del values[name]
+        spool_dir = values.get("spool_dir")
+        if spool_dir is None:
+            values["spool_dir"] = os.environ.get("SEGMENT_SPOOL_DIR") or None
+        elif isinstance(spool_dir, os.PathLike):
+            values["spool_dir"] = os.fspath(spool_dir)
+        if isinstance(values["spool_dir"], str) and values["spool_dir"].strip():
+            # Absolute now: a later chdir() must not move the spool.
+            values["spool_dir"] = os.path.abspath(values["spool_dir"])
         config = cls(write_key=write_key, **values)
         config.validate()
         return config
@@ -190,6 +204,7 @@ class Config:
             raise ValueError(
                 f"log_handler must be a logging.Handler, got {type(self.log_handler).__name__}"
             )
+        _check_spool(self.spool_dir, self.spool_max_bytes, self.spool_fsync)
 
     def __repr__(self) -> str:
         # Logs and tracebacks show a Config: never with its secrets.
@@ -360,3 +375,14 @@ def _check_host_like(name: str, value: str) -> None:
 def _check_mapping(name: str, value: object) -> None:
     if value is not None and not isinstance(value, Mapping):
         raise ValueError(f"{name} must be a dict, got {_type_name(value)}")
+
+
+def _check_spool(directory: object, max_bytes: object, fsync: object) -> None:
+    if directory is not None and (
+        not isinstance(directory, str) or not directory.strip() or "\0" in directory
+    ):
+        raise ValueError(f"spool_dir must be a directory path, got {directory!r}")
+    _check_int("spool_max_bytes", max_bytes, low=1024 * 1024)
+    if fsync not in SPOOL_FSYNC_POLICIES:
+        choices = ", ".join(repr(p) for p in SPOOL_FSYNC_POLICIES)
+        raise ValueError(f"spool_fsync must be one of {choices}, got {fsync!r}")

@@ -39,6 +39,10 @@ class Delivery:
         self._transport_factory = transport_factory
         self._transport = transport_factory(config)
         self.health = DeliveryHealth(redact_url(config.host))
+        #: With a spool: told of each batch delivered or failed for good, and asked to
+        #: keep a batch that ran out of retries for a later attempt (True: kept).
+        self.settled: Callable[[list[bytes]], None] | None = None
+        self.keep: Callable[[list[bytes]], bool] | None = None
 
     def reset_after_fork(self) -> None:
         # The parent's connection pool must not be shared with the child.
@@ -71,6 +75,8 @@ class Delivery:
                 )
                 if self._config.on_success is not None:
                     self._report_each(batch, self._config.on_success, "on_success")
+                if self.settled is not None:
+                    self.settled(batch)
                 return []
             if outcome.status == 413 and len(batch) > 1:
                 # A proxy (or a smaller server limit) refused the size: halve and resend.
@@ -81,12 +87,15 @@ class Delivery:
             delay = self._retry_delay(outcome, attempt, started)
             self.health.failed(outcome.error, retrying=delay is not None)
             if delay is None:
-                self._fail(batch, outcome, attempt)
+                if not (outcome.retryable and self.keep is not None and self.keep(batch)):
+                    self._fail(batch, outcome, attempt)
                 return []
             self._stats.add(retries=1)
             self._report_failure(batch, outcome, retrying=True)
             logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
             if abandon.wait(delay):
+                if self.keep is not None and self.keep(batch):
+                    return []
                 stopped = f"client shut down before delivery; last error: {outcome.error}"
                 self._fail(batch, Outcome(status=None, error=stopped), attempt)
                 return []
@@ -119,6 +128,8 @@ class Delivery:
             outcome.error,
         )
         error = self._report_failure(batch, outcome, retrying=False)
+        if self.settled is not None:
+            self.settled(batch)
         if self._config.on_error is not None:
             try:
                 self._config.on_error(error, _decode_all(batch))

@@ -14,6 +14,8 @@ _CONVERTERS: dict[str, Any] = {
     "flush_at": int,
     "flush_interval": float,
     "max_retries": int,
+    "max_total_backoff_duration": float,
+    "max_queue_size": int,
     "retry_backoff_min": float,
     "retry_backoff_max": float,
     "shutdown_timeout": float,

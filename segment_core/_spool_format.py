@@ -1,0 +1,201 @@
+"""The spool's on-disk format: file names, framed records, acknowledgements, locks.
+
+A segment file starts with :data:`FILE_HEADER`, then holds framed records, then
+(while its writer lives, or if it died) zeros up to the size reserved for it::
+
+    b"\\x00SGR" | length (u32 LE) | ordinal (u32 LE) | crc32 (u32 LE) | message bytes
+
+The checksum is the CRC-32 of the message seeded with the ordinal, so a damaged
+length, ordinal or message fails it (one pass over the bytes). The marker starts
+with a NUL byte, which encoded JSON never contains, so after a torn or corrupted
+record the reader finds the next record by searching for the marker. The
+ordinal numbers the records of a segment; an acknowledgement file next to it
+(``.ack``) lists, as u32 LE, the ordinals already delivered or failed for good.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import mmap
+import os
+import secrets
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no spool, the client keeps to memory
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "FILE_HEADER",
+    "Scan",
+    "encode_record",
+    "key_directory",
+    "lock_exclusive",
+    "new_writer_id",
+    "read_acks",
+    "read_records",
+]
+
+FILE_HEADER = b"SGSPOOL\x01"
+MARKER = b"\x00SGR"
+_HEAD = struct.Struct("<4sIII")  # marker, length, ordinal, checksum
+RECORD_OVERHEAD = _HEAD.size
+#: Larger than any message the client accepts; a bigger length means damage.
+MAX_RECORD_BYTES = 1 << 20
+
+LOCK_SUFFIX = ".lock"
+SEGMENT_SUFFIX = ".seg"
+ACK_SUFFIX = ".ack"
+TEMP_SUFFIX = ".tmp"
+_KEY_DIGITS = 24
+
+
+def key_directory(spool_dir: str, write_key: str, host: str) -> str:
+    """The directory for one write key and API host: a hash of both, never the key."""
+    digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:_KEY_DIGITS]
+    return os.path.join(spool_dir, digest)
+
+
+def is_key_directory(name: str) -> bool:
+    """Whether ``name`` is one of ours (the spool directory may hold other things)."""
+    return len(name) == _KEY_DIGITS and all(c in "0123456789abcdef" for c in name)
+
+
+def new_writer_id() -> str:
+    """A name for this process's files: pid, start time and a random token (pids recur)."""
+    return f"{os.getpid()}-{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
+
+
+def segment_name(writer: str, number: int) -> str:
+    return f"{writer}.{number:06d}{SEGMENT_SUFFIX}"
+
+
+def encode_record(ordinal: int, message: bytes) -> bytes:
+    return _HEAD.pack(MARKER, len(message), ordinal, zlib.crc32(message, ordinal)) + message
+
+
+def write_record(target: mmap.mmap, offset: int, ordinal: int, message: bytes) -> int:
+    """Write one record at ``offset`` of a mapped file; return where the next one goes."""
+    _HEAD.pack_into(target, offset, MARKER, len(message), ordinal, zlib.crc32(message, ordinal))
+    start = offset + _HEAD.size
+    end = start + len(message)
+    target[start:end] = message
+    return end
+
+
+@dataclass
+class Scan:
+    """What a segment holds: its good records, and how many damaged stretches were skipped."""
+
+    records: list[tuple[int, bytes]]
+    damaged: int
+
+
+def read_records(blob: bytes) -> Scan:
+    """Every intact record of a segment's bytes; damage (torn or garbage) skipped and counted."""
+    records: list[tuple[int, bytes]] = []
+    damaged = 0
+    size = len(blob)
+    if blob.startswith(FILE_HEADER):
+        position = len(FILE_HEADER)
+    elif blob.count(0) == size:
+        return Scan(records, 0)  # a file its writer was still preparing: empty
+    else:
+        damaged += 1
+        position = _next_marker(blob, 0)
+    while position < size:
+        parsed = _record_at(blob, position)
+        if parsed is not None:
+            ordinal, start, end = parsed
+            records.append((ordinal, blob[start:end]))
+            position = end
+            continue
+        if blob.count(0, position) == size - position:
+            break  # the reserved, never written tail of a file its writer left open
+        damaged += 1
+        position = _next_marker(blob, position + 1)
+    return Scan(records, damaged)
+
+
+def _next_marker(blob: bytes, start: int) -> int:
+    found = blob.find(MARKER, start)
+    return len(blob) if found < 0 else found
+
+
+def _record_at(blob: bytes, position: int) -> tuple[int, int, int] | None:
+    start = position + _HEAD.size
+    if start > len(blob):
+        return None
+    marker, length, ordinal, crc = _HEAD.unpack_from(blob, position)
+    end = start + length
+    if marker != MARKER or length > MAX_RECORD_BYTES or end > len(blob):
+        return None
+    if zlib.crc32(blob[start:end], ordinal) != crc:
+        return None
+    return ordinal, start, end
+
+
+def encode_acks(ordinals: list[int]) -> bytes:
+    return struct.pack(f"<{len(ordinals)}I", *ordinals)
+
+
+def read_acks(path: str) -> set[int]:
+    """The ordinals acknowledged in ``path`` (a torn last entry is ignored)."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        return set()
+    data = data[: len(data) - len(data) % 4]
+    return set(struct.unpack(f"<{len(data) // 4}I", data))
+
+
+def reserve(fd: int, size: int) -> None:
+    """Write ``size`` zero bytes to the file: its disk space is allocated now (a full
+    disk fails here, never as a SIGBUS on a write into a memory map later), and its
+    pages are in the page cache, which halves the cost of the first write to each."""
+    chunk = bytes(min(size, 1 << 20))
+    offset = 0
+    while offset < size:
+        offset += os.pwrite(fd, chunk[: size - offset], offset)
+
+
+def lock_exclusive(path: str, *, create: bool = False) -> int | None:
+    """Open ``path`` and take its lock without waiting; the descriptor, or None if held.
+
+    The lock lives as long as the descriptor: the kernel releases it when the
+    process dies, even by SIGKILL. After taking it, the path must still name the
+    locked file: a previous holder may have removed it meanwhile.
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        raise OSError(errno.ENOTSUP, "file locks (fcntl.flock) are not available here")
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except (FileNotFoundError, FileExistsError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(path).st_ino:
+            raise FileNotFoundError(path)
+    except OSError as error:
+        os.close(fd)
+        if isinstance(error, FileNotFoundError) or error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return None
+        raise
+    return fd
+
+
+def list_names(directory: str) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            found = list(entries)
+    except OSError:  # missing, not a directory, unreadable: nothing to see
+        return
+    yield from found

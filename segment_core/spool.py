@@ -1,0 +1,693 @@
+"""The on-disk spool: an accepted message survives a killed process and a long outage.
+
+With ``spool_dir`` set, every message is appended to this process's own segment
+file (one ``write()``: in the page cache before ``track()`` returns) and removed
+once it is delivered or failed for good. Each process holds an ``flock`` on its
+own lock file for its whole life; the kernel releases it when the process dies,
+however it dies. A live client takes the lock of a dead writer's files and
+delivers what they hold, so two adopters never both deliver the same file. What
+runs out of retries stays on disk and is tried again; at-least-once, with the
+``messageId`` unchanged so Segment de-duplicates a repeat.
+
+Layout: ``<spool_dir>/<hash of write key and host>/<pid>-<start>-<random>.lock``
+and ``....<n>.seg`` segments with their ``.ack`` files (see ``_spool_format``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mmap
+import os
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from segment_core import _spool_format as fmt
+from segment_core.config import Config
+
+if TYPE_CHECKING:
+    from segment_core.delivery import Delivery
+    from segment_core.worker import Worker
+
+__all__ = ["SPOOL_FULL", "Spool"]
+
+logger = logging.getLogger("segment.core")
+
+SPOOL_FULL = "spool_full"
+QUEUE_FULL = "queue_full"
+#: Seconds between looks for orphaned files, re-queueing and size measurement.
+TICK = 1.0
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+#: The segment a process creates on its first message, while the caller waits.
+_FIRST_SEGMENT_BYTES = 256 * 1024
+
+
+class Claim:
+    """The lock on one writer's files: this process's own, or a dead process's adopted."""
+
+    def __init__(self, directory: str, writer: str, lock_fd: int, *, own: bool) -> None:
+        self.writer = writer
+        self.lock_path = os.path.join(directory, writer + fmt.LOCK_SUFFIX)
+        self.lock_fd: int | None = lock_fd
+        self.own = own
+        self.segments: list[Segment] = []
+
+
+class Segment:
+    """One segment file and what is known of its records."""
+
+    def __init__(self, claim: Claim, path: str, *, count: int, size: int, sealed: bool) -> None:
+        self.claim = claim
+        self.path = path
+        self.ack_path = path[: -len(fmt.SEGMENT_SUFFIX)] + fmt.ACK_SUFFIX
+        self.map: mmap.mmap | None = None  # the file, mapped while this process appends
+        self.fd: int | None = None
+        self.ack_fd: int | None = None
+        self.count = count  # records to settle
+        self.settled = 0
+        self.pending: set[int] = set()  # on disk only: waiting for room in the buffer
+        self.serial = -1  # this process's number for it, once counted as ours
+        self.size = size  # bytes used
+        self.allocated = size  # bytes the file takes on disk
+        self.sealed = sealed
+
+    def close(self) -> None:
+        if self.map is not None:
+            self.map.close()
+            self.map = None
+        for fd in (self.fd, self.ack_fd):
+            if fd is not None:
+                _quietly(os.close, fd)
+        self.fd = self.ack_fd = None
+
+
+class Spool:
+    """This process's spool files, the orphans it adopted, and the thread that tends them."""
+
+    def __init__(self, config: Config) -> None:
+        assert config.spool_dir is not None and config.write_key
+        self._root = config.spool_dir
+        self._directory = fmt.key_directory(config.spool_dir, config.write_key, config.host)
+        self._max_bytes = config.spool_max_bytes
+        self._fsync = config.spool_fsync
+        self._fsync_always = config.spool_fsync == "always"
+        self._segment_bytes = max(64 * 1024, min(4 * 1024 * 1024, self._max_bytes // 16))
+        self._room = config.max_queue_size
+        self._worker: Worker | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._ack_lock = threading.Lock()  # acknowledgement files; after _lock if both
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._spare: Segment | None = None
+        self._first_look = threading.Event()
+        self._own: Claim | None = None
+        self._active: Segment | None = None
+        self._adopted: list[Claim] = []
+        # Queued messages by id(): (segment serial, ordinal, length). Plain bytes in
+        # the buffer and plain ints here: nothing for the garbage collector to walk.
+        self._where: dict[int, tuple[int, int, int]] = {}
+        self._by_serial: dict[int, Segment] = {}
+        self._serial = 0
+        self._next_number = 0
+        self._bytes = 0  # our files: own and adopted
+        self._others = 0  # the rest of the spool directory, as last measured
+        self._broken = False
+        self._closed = False
+        self._seen_at_tick: tuple[Segment | None, int] = (None, -1)
+        self._last_kept_log = 0.0
+        self._thread: threading.Thread | None = None
+        self.counts = {
+            "spilled": 0,  # written while the buffer was full: queued later
+            "kept": 0,  # out of retries, kept for a later attempt
+            "adopted": 0,  # taken over from the files of dead processes
+            "damaged": 0,  # stretches of damaged files skipped
+            "refused": 0,  # refused because the spool was full
+            "scans": 0,  # looks for orphaned files
+        }
+
+    # -- wiring --------------------------------------------------------------------
+
+    def attach(self, worker: Worker, delivery: Delivery) -> None:
+        """Feed ``worker``, hear from ``delivery``, and start looking for orphans now."""
+        self._worker = worker
+        delivery.settled = self.settle
+        delivery.keep = self.keep
+        self._thread = threading.Thread(target=self._run, name="segment-spool", daemon=True)
+        self._thread.start()
+
+    def after_fork(self, worker: Worker, delivery: Delivery) -> None:
+        """In a forked child: the parent's files and locks stay the parent's."""
+        for claim in self._claims():
+            for segment in claim.segments:
+                segment.close()
+            if claim.lock_fd is not None:
+                _quietly(os.close, claim.lock_fd)  # the parent's descriptor keeps the lock
+        self._reset()
+        self.attach(worker, delivery)
+
+    # -- the hot path ---------------------------------------------------------------
+
+    def put(self, data: bytes) -> str | None:
+        """Write ``data`` to disk, then queue it; ``None`` or the reason it was refused."""
+        worker = self._worker
+        assert worker is not None
+        if self._broken:  # (a forked child is reset by the client's at-fork hook)
+            return worker.put(data)
+        need = len(data) + fmt.RECORD_OVERHEAD
+        with self._lock:
+            if self._closed:  # racing a shutdown: the buffer refuses it and says why
+                return worker.put(data)
+            segment = self._active
+            try:
+                if segment is None or segment.size + need > segment.allocated:
+                    if segment is not None:
+                        self._seal(segment)
+                    segment = self._next_segment()
+                    if segment is None:
+                        self.counts["refused"] += 1
+                        return SPOOL_FULL
+                ordinal = segment.count
+                # A copy into the mapped file: in the page cache at once, no system
+                # call, and the GIL is never released on the caller's hot path.
+                assert segment.map is not None
+                segment.size = fmt.write_record(segment.map, segment.size, ordinal, data)
+                if self._fsync_always:
+                    segment.map.flush()
+            except Exception as error:  # whatever the disk does, the caller goes on
+                self._break(error)
+                return worker.put(data)
+            segment.count = ordinal + 1
+            self._where[id(data)] = (segment.serial, ordinal, len(data))
+        refused = worker.put(data)
+        if refused is None:
+            return None
+        with self._lock:
+            self._where.pop(id(data), None)
+            if refused == QUEUE_FULL:  # safe on disk: queued when the buffer has room
+                segment.pending.add(ordinal)
+                self.counts["spilled"] += 1
+                return None
+            self._acknowledge({segment: [ordinal]})  # never queued: shut down
+        return refused
+
+    # -- hooks called by the delivery ------------------------------------------------
+
+    def settle(self, batch: Iterable[bytes]) -> None:
+        """``batch`` was delivered or failed for good: acknowledge it, drop finished files.
+
+        Called by a sender thread. The callers' lock is taken only for a moment: a
+        caller of ``track()`` never waits for this thread's system calls (and then
+        for the GIL it keeps).
+        """
+        by_segment: dict[Segment, list[int]] = {}
+        for item in batch:  # (dict.pop is atomic: no lock needed)
+            found = self._locate(item)
+            if found is not None:
+                by_segment.setdefault(found[0], []).append(found[1])
+        if not by_segment:
+            return
+        with self._ack_lock:
+            for segment, ordinals in by_segment.items():
+                self._write_acks(segment, ordinals)
+        with self._lock:
+            for segment, ordinals in by_segment.items():
+                if segment.claim.lock_fd is not None:
+                    segment.settled += len(ordinals)
+                    self._delete_if_done(segment)
+
+    def _locate(self, item: bytes) -> tuple[Segment, int] | None:
+        """Where a queued message is on disk, forgetting it: it left the buffer (lock held)."""
+        entry = self._where.pop(id(item), None)
+        if entry is None or entry[2] != len(item):
+            return None
+        segment = self._by_serial.get(entry[0])
+        return None if segment is None else (segment, entry[1])
+
+    def _acknowledge(self, by_segment: dict[Segment, list[int]]) -> None:
+        """Record settled messages (lock held)."""
+        with self._ack_lock:
+            for segment, ordinals in by_segment.items():
+                self._write_acks(segment, ordinals)
+        for segment, ordinals in by_segment.items():
+            if segment.claim.lock_fd is not None:
+                segment.settled += len(ordinals)
+                self._delete_if_done(segment)
+
+    def _write_acks(self, segment: Segment, ordinals: list[int]) -> None:
+        """Append ``ordinals`` to the segment's acknowledgement file (ack lock held)."""
+        if segment.claim.lock_fd is None:
+            return  # closed, or the parent's: no longer ours to touch
+        try:
+            if segment.ack_fd is None:
+                segment.ack_fd = os.open(segment.ack_path, _APPEND, 0o600)
+            os.write(segment.ack_fd, fmt.encode_acks(ordinals))
+        except OSError as error:
+            self._break(error)
+
+    def keep(self, batch: list[bytes]) -> bool:
+        """Out of retries: keep ``batch`` on disk for a later attempt, if all of it is there."""
+        with self._lock:
+            where = self._where
+            for item in batch:
+                entry = where.get(id(item))
+                if entry is None or entry[2] != len(item):
+                    return False  # not all of it on disk: it fails like any batch
+            for item in batch:
+                found = self._locate(item)
+                if found is not None:
+                    found[0].pending.add(found[1])
+            self.counts["kept"] += len(batch)
+        now = time.monotonic()
+        if now - self._last_kept_log > 30.0:
+            self._last_kept_log = now
+            logger.warning(
+                "Segment batch of %d message(s) out of retries; kept in the spool and "
+                "tried again later",
+                len(batch),
+            )
+        return True
+
+    # -- flush, close, stats ---------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Messages on disk waiting for room in the buffer or for another attempt."""
+        return sum(len(s.pending) for claim in self._claims() for s in claim.segments)
+
+    def flush(self, timeout: float) -> bool:
+        """Queue what waits on disk and deliver everything, within ``timeout`` seconds."""
+        worker = self._worker
+        assert worker is not None
+        deadline = time.monotonic() + timeout
+        # What dead processes left counts too: wait for the first look at the directory.
+        self._first_look.wait(timeout)
+        pause = threading.Event()
+        while True:
+            moved = self._requeue()
+            done = worker.flush(max(0.0, deadline - time.monotonic()))
+            remaining = deadline - time.monotonic()
+            if done and not self.pending:
+                return True
+            if remaining <= 0:
+                return False
+            if not moved:
+                pause.wait(min(0.1, remaining))
+
+    def close(self) -> bool:
+        """Stop tending the spool; what is undelivered stays on disk for another process.
+
+        Returns True when nothing was left behind.
+        """
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)  # it may be creating a file: let it finish first
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+            self._spare = None
+            for segment in list(self._own.segments if self._own is not None else ()):
+                if not segment.sealed:
+                    self._seal(segment)
+            for claim in self._claims():
+                for segment in list(claim.segments):
+                    self._delete_if_done(segment)
+            left = 0
+            for claim in self._claims():
+                left += sum(s.count - s.settled for s in claim.segments)
+                if not claim.segments:
+                    _quietly(os.unlink, claim.lock_path)
+                self._release(claim)
+        if left:
+            logger.warning(
+                "%d Segment message(s) stay in the spool at %s; the next client with the "
+                "same write key delivers them",
+                left,
+                self._directory,
+            )
+        return not left
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "directory": self._directory,
+            "bytes": self._bytes,
+            "pending": self.pending,
+            "in_memory_only": self._broken,
+            **self.counts,
+        }
+
+    # -- internals (``_lock`` held where noted) --------------------------------------
+
+    def _claims(self) -> list[Claim]:
+        return [*self._adopted, *([self._own] if self._own is not None else [])]
+
+    def _next_segment(self) -> Segment | None:
+        """The segment to append to now; None when the spool is full (lock held)."""
+        segment = self._spare
+        if segment is None:
+            if not self._has_room():
+                return None
+            own = self._own
+            if own is None:
+                own = self._own = self._claim_own()
+            # Small and written out now (a millisecond or so): the spool thread
+            # prepares the next, full-size one in the background.
+            size = min(self._segment_bytes, _FIRST_SEGMENT_BYTES)
+            segment = self._create_segment(own, self._take_number(), size)
+            self._publish(segment)
+        self._spare = None
+        self._active = segment
+        self._wake.set()  # the spool thread prepares the next one
+        return segment
+
+    def _has_room(self) -> bool:
+        return self._bytes + self._others + self._segment_bytes <= self._max_bytes
+
+    def _take_number(self) -> int:
+        number = self._next_number
+        self._next_number += 1
+        return number
+
+    def _create_segment(self, own: Claim, number: int, size: int) -> Segment:
+        """A new, empty segment file of ``size`` bytes, mapped for appending (no lock needed)."""
+        path = os.path.join(self._directory, fmt.segment_name(own.writer, number))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            # Blocks reserved now: a full disk fails here, never as a SIGBUS on a
+            # write into the mapping later.
+            fmt.reserve(fd, size)
+            mapped = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            _quietly(os.unlink, path)
+            raise
+        header = len(fmt.FILE_HEADER)
+        mapped[:header] = fmt.FILE_HEADER
+        if self._fsync != "never":  # the file's name must survive a power loss too
+            self._sync_directory()
+        segment = Segment(own, path, count=0, size=header, sealed=False)
+        segment.fd, segment.map, segment.allocated = fd, mapped, size
+        return segment
+
+    def _sync_directory(self) -> None:
+        fd = os.open(self._directory, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _publish(self, segment: Segment) -> None:
+        """Count ``segment`` as one of ours (lock held)."""
+        segment.claim.segments.append(segment)
+        self._bytes += segment.allocated
+        self._number(segment)
+
+    def _number(self, segment: Segment) -> None:
+        segment.serial = self._serial
+        self._serial += 1
+        self._by_serial[segment.serial] = segment
+
+    def _prepare_spare(self) -> None:
+        """Create the next segment ahead of need (spool thread): reserving and mapping a
+        file takes milliseconds, which stay off the callers of ``track()`` (and off
+        the lock they take)."""
+        with self._lock:
+            own = self._own
+            if self._spare is not None or own is None:
+                return
+            if self._closed or self._broken or not self._has_room():
+                return
+            number = self._take_number()
+        try:
+            segment = self._create_segment(own, number, self._segment_bytes)
+        except Exception as error:
+            with self._lock:
+                self._break(error)
+            return
+        with self._lock:
+            if (
+                self._closed
+                or self._spare is not None
+                or own is not self._own
+                or not self._has_room()  # others wrote meanwhile
+            ):
+                segment.close()  # shut down (or forked) meanwhile
+                _quietly(os.unlink, segment.path)
+                return
+            self._publish(segment)
+            self._spare = segment
+
+    def _claim_own(self) -> Claim:
+        os.makedirs(self._directory, mode=0o700, exist_ok=True)
+        writer = fmt.new_writer_id()
+        temporary = os.path.join(self._directory, writer + fmt.TEMP_SUFFIX)
+        fd = fmt.lock_exclusive(temporary, create=True)
+        if fd is None:
+            raise OSError(f"could not lock {temporary}")
+        # Renamed once locked: an adopter never sees an unlocked lock file of a live writer.
+        claim = Claim(self._directory, writer, fd, own=True)
+        os.rename(temporary, claim.lock_path)
+        return claim
+
+    def _seal(self, segment: Segment) -> None:
+        """No more appends to ``segment``; its unused reserved tail is given back (lock held)."""
+        if segment.map is not None:
+            if self._fsync != "never":
+                _quietly(segment.map.flush)
+            segment.map.close()
+            segment.map = None
+        if segment.fd is not None:
+            _quietly(os.ftruncate, segment.fd, segment.size)
+            _quietly(os.close, segment.fd)
+            segment.fd = None
+            self._bytes -= segment.allocated - segment.size
+            segment.allocated = segment.size
+        segment.sealed = True
+        if segment is self._active:
+            self._active = None
+        self._delete_if_done(segment)
+
+    def _delete_if_done(self, segment: Segment) -> None:
+        """Remove ``segment`` once every record is settled (lock held)."""
+        if not segment.sealed or segment.settled < segment.count or segment.pending:
+            return
+        with self._ack_lock:  # a sender may be appending to its acknowledgements
+            segment.close()
+        _quietly(os.unlink, segment.path)
+        _quietly(os.unlink, segment.ack_path)
+        self._by_serial.pop(segment.serial, None)
+        self._bytes -= segment.allocated
+        claim = segment.claim
+        if segment in claim.segments:
+            claim.segments.remove(segment)
+        if not claim.own and not claim.segments and claim in self._adopted:
+            # Files first, then the lock file: a late adopter finds nothing to take.
+            _quietly(os.unlink, claim.lock_path)
+            self._release(claim)
+            self._adopted.remove(claim)
+
+    def _release(self, claim: Claim) -> None:
+        with self._ack_lock:
+            for segment in claim.segments:
+                segment.close()
+        if claim.lock_fd is not None:
+            _quietly(os.close, claim.lock_fd)
+            claim.lock_fd = None
+
+    def _break(self, error: Exception) -> None:
+        if not self._broken:
+            self._broken = True
+            logger.warning(
+                "Segment spool at %s is unusable (%s); new messages are kept in memory only",
+                self._directory,
+                error,
+            )
+
+    # -- the spool thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        failed = False
+        while not self._stop.is_set():
+            try:
+                self._tend()
+            except Exception:
+                # Once: a lasting problem must not fill the log every second.
+                if not failed:
+                    logger.exception("error while tending the Segment spool")
+                failed = True
+            self._first_look.set()
+            self._wake.wait(TICK)
+            self._wake.clear()
+
+    def _tend(self) -> None:
+        if self._pid != os.getpid():
+            return
+        self._prepare_spare()
+        self._adopt_orphans()
+        self.counts["scans"] += 1
+        self._measure()
+        self._requeue()
+        with self._lock:
+            active = self._active
+            seen = (active, active.count if active is not None else -1)
+            idle = seen == self._seen_at_tick
+            self._seen_at_tick = seen
+            if active is not None and active.map is not None:
+                if self._fsync == "interval":
+                    _quietly(active.map.flush)
+                if idle and active.settled >= active.count and not active.pending:
+                    self._seal(active)  # quiet and all delivered: the file goes
+
+    def _adopt_orphans(self) -> None:
+        """Take every writer whose lock is free (its process is gone) and queue its files."""
+        locked: set[str] = set()
+        unlocked: set[str] = set()
+        for entry in fmt.list_names(self._directory):
+            writer, _, suffix = entry.name.partition(".")
+            if suffix == fmt.LOCK_SUFFIX[1:]:
+                locked.add(writer)
+            elif entry.name.endswith(fmt.SEGMENT_SUFFIX):
+                unlocked.add(writer)
+            elif suffix == fmt.TEMP_SUFFIX[1:]:
+                self._remove_stale_temporary(entry)
+        held = {claim.writer for claim in self._claims()}
+        for writer in sorted((locked | unlocked) - held):
+            if self._closed:
+                return
+            path = os.path.join(self._directory, writer + fmt.LOCK_SUFFIX)
+            try:
+                fd = fmt.lock_exclusive(path, create=writer not in locked)
+            except OSError:
+                continue
+            if fd is not None:
+                self._adopt(Claim(self._directory, writer, fd, own=False))
+
+    def _adopt(self, claim: Claim) -> None:
+        prefix = claim.writer + "."
+        names = sorted(
+            entry.name
+            for entry in fmt.list_names(self._directory)
+            if entry.name.startswith(prefix) and entry.name.endswith(fmt.SEGMENT_SUFFIX)
+        )
+        segments = []
+        for name in names:
+            path = os.path.join(self._directory, name)
+            try:
+                with open(path, "rb") as file:
+                    blob = file.read()
+            except OSError:
+                continue
+            scan = fmt.read_records(blob)
+            acked = fmt.read_acks(path[: -len(fmt.SEGMENT_SUFFIX)] + fmt.ACK_SUFFIX)
+            todo = {ordinal for ordinal, _ in scan.records} - acked
+            if scan.damaged:
+                logger.warning(
+                    "Segment spool file %s is damaged: %d stretch(es) skipped", path, scan.damaged
+                )
+            segment = Segment(claim, path, count=len(todo), size=len(blob), sealed=True)
+            segment.pending = todo
+            segments.append(segment)
+            self.counts["damaged"] += scan.damaged
+            self.counts["adopted"] += len(todo)
+        with self._lock:
+            if self._closed:  # shut down meanwhile: leave the files to another process
+                self._release(claim)
+                return
+            claim.segments = segments
+            self._adopted.append(claim)
+            self._bytes += sum(s.size for s in segments)
+            for segment in segments:
+                self._number(segment)
+            for segment in list(segments):
+                self._delete_if_done(segment)
+            if claim in self._adopted and not claim.segments:  # nothing left: no files
+                _quietly(os.unlink, claim.lock_path)
+                self._release(claim)
+                self._adopted.remove(claim)
+
+    def _remove_stale_temporary(self, entry: os.DirEntry[str]) -> None:
+        # A writer renames its locked temporary file at once; one left for a minute
+        # and unlocked belongs to a process that died in between.
+        try:
+            if time.time() - entry.stat().st_mtime < 60:
+                return
+        except OSError:
+            return
+        fd = fmt.lock_exclusive(entry.path)
+        if fd is not None:
+            _quietly(os.unlink, entry.path)
+            os.close(fd)
+
+    def _measure(self) -> None:
+        """Bytes in the whole spool directory, so that all processes share one bound."""
+        total = 0
+        for directory in fmt.list_names(self._root):
+            if fmt.is_key_directory(directory.name) and directory.is_dir(follow_symlinks=False):
+                for entry in fmt.list_names(directory.path):
+                    with contextlib.suppress(OSError):
+                        total += entry.stat(follow_symlinks=False).st_size
+        with self._lock:
+            self._others = max(0, total - self._bytes)
+
+    def _requeue(self) -> int:
+        """Move messages waiting on disk into the buffer while it has room; how many."""
+        worker = self._worker
+        if worker is None:
+            return 0
+        room = self._room - worker.queued
+        with self._lock:
+            waiting = [
+                (s, s.size, set(s.pending))
+                for claim in self._claims()
+                if claim.lock_fd is not None
+                for s in claim.segments
+                if s.pending
+            ]
+        moved = 0
+        for segment, size, wanted in waiting:
+            if room <= 0:
+                break
+            try:
+                with open(segment.path, "rb") as file:
+                    blob = file.read(size)
+            except OSError:
+                blob = b""
+            found: set[int] = set()
+            for ordinal, message in fmt.read_records(blob).records:
+                found.add(ordinal)
+                if ordinal not in wanted or room <= 0:
+                    continue
+                with self._lock:
+                    if ordinal not in segment.pending:
+                        continue
+                    segment.pending.discard(ordinal)
+                    self._where[id(message)] = (segment.serial, ordinal, len(message))
+                refused = worker.put(message)
+                if refused is not None:
+                    with self._lock:
+                        self._where.pop(id(message), None)
+                        segment.pending.add(ordinal)
+                    return moved
+                moved += 1
+                room -= 1
+            lost = wanted - found
+            if lost and room > 0:  # gone from the file since it was written: damage
+                with self._lock:
+                    segment.pending -= lost
+                    segment.settled += len(lost)
+                    self.counts["damaged"] += len(lost)
+                    self._delete_if_done(segment)
+        return moved
+
+
+def _quietly(function: Any, *args: Any) -> None:
+    with contextlib.suppress(OSError):
+        function(*args)

@@ -1,0 +1,466 @@
+"""The on-disk spool: written before track() returns, removed once delivered, adopted
+from dead processes, bounded, and never fatal when the disk misbehaves."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segment_core import _spool_format as fmt
+from segment_core.config import DEFAULT_SPOOL_MAX_BYTES, Config
+from tests.e2e.servers import free_port
+from tests.receiver import Fault, Receiver
+
+ROOT = Path(__file__).resolve().parents[2]
+HOLD = {"flush_at": 2500, "flush_interval": 3600.0}
+
+
+def spool_files(spool_dir: Path, suffix: str = "") -> list[Path]:
+    return sorted(p for p in spool_dir.glob("*/*") if p.name.endswith(suffix))
+
+
+def used_length(data: bytes) -> int:
+    """Where the records of a segment end (a live or killed writer's file has zeros after)."""
+    records = fmt.read_records(data).records
+    return len(fmt.FILE_HEADER) + sum(fmt.RECORD_OVERHEAD + len(m) for _, m in records)
+
+
+def spooled_messages(spool_dir: Path) -> list[bytes]:
+    found = []
+    for path in spool_files(spool_dir, fmt.SEGMENT_SUFFIX):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # a live client removed it meanwhile
+            continue
+        found += [message for _, message in fmt.read_records(data).records]
+    return found
+
+
+def poll(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        time.sleep(0.02)
+
+
+def run_writer(
+    spool_dir: Path, host: str, count: int, *, key: str = "test-key", **options: Any
+) -> None:
+    """A separate process tracks ``count`` events and is SIGKILLed before sending any.
+
+    The spool directory depends on the write key and the host: give the host the
+    adopting client will use.
+    """
+    script = f"""
+import os, sys
+from segment_core import Client
+client = Client({key!r}, host={host!r}, spool_dir={str(spool_dir)!r}, **{dict(HOLD, **options)!r})
+for i in range({count}):
+    client.track("user", "Spooled", {{"i": i, "pid": os.getpid()}})
+print("tracked", flush=True)
+sys.stdin.read()
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"tracked\n"
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(10) == -signal.SIGKILL
+    process.stdin.close()  # type: ignore[union-attr]
+    process.stdout.close()
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+@pytest.fixture
+def dead_host() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+# -- options ---------------------------------------------------------------------------
+
+
+def test_spool_options_defaults_and_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SEGMENT_SPOOL_DIR", raising=False)
+    config = Config.from_options("k")
+    assert (config.spool_dir, config.spool_max_bytes, config.spool_fsync) == (
+        None,
+        DEFAULT_SPOOL_MAX_BYTES,
+        "never",
+    )
+    monkeypatch.setenv("SEGMENT_SPOOL_DIR", str(tmp_path))
+    assert Config.from_options("k").spool_dir == str(tmp_path)
+    assert Config.from_options("k", spool_dir=tmp_path / "x").spool_dir == str(tmp_path / "x")
+    monkeypatch.chdir(tmp_path)
+    assert Config.from_options("k", spool_dir="rel").spool_dir == str(tmp_path / "rel")
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"spool_dir": 42}, "spool_dir"),
+        ({"spool_dir": ""}, "spool_dir"),
+        ({"spool_dir": "a\0b"}, "spool_dir"),
+        ({"spool_max_bytes": 10}, "spool_max_bytes"),
+        ({"spool_max_bytes": "1GB"}, "spool_max_bytes"),
+        ({"spool_max_bytes": True}, "spool_max_bytes"),
+        ({"spool_fsync": "sometimes"}, "spool_fsync"),
+        ({"spool_fsync": None}, "spool_fsync"),
+    ],
+)
+def test_bad_spool_options_are_named(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        Config.from_options("k", **options)
+
+
+def test_without_a_spool_nothing_is_written(
+    make_client: Any, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SEGMENT_SPOOL_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    client = make_client()
+    assert client.track("u", "E")[0]
+    assert client.flush(10)
+    assert "spool" not in client.stats()
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the writer ------------------------------------------------------------------------
+
+
+def test_a_message_is_on_disk_when_track_returns(make_client: Any, spool_dir: Path) -> None:
+    client = make_client(spool_dir=spool_dir, **HOLD)
+    for i in range(5):
+        accepted, message = client.track("u", "E", {"i": i})
+        assert accepted
+        assert message["messageId"].encode() in b"".join(spooled_messages(spool_dir))
+    [directory] = spool_dir.iterdir()
+    assert len(directory.name) == 24 and "test-key" not in directory.name
+    names = [p.name for p in directory.iterdir()]
+    assert len([n for n in names if n.endswith(".lock")]) == 1
+    assert all(n.startswith(f"{os.getpid()}-") for n in names)
+
+
+def test_delivered_messages_are_removed(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    client = make_client(spool_dir=spool_dir, flush_at=50)
+    for i in range(500):
+        client.track("u", "E", {"i": i})
+    assert client.flush(20)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(500))
+    # The quiet, fully delivered segment goes within a tick or two; the lock stays,
+    # and an empty segment reserved for the next messages.
+    poll(
+        lambda: len(spool_files(spool_dir, fmt.SEGMENT_SUFFIX)) <= 1,
+        what="delivered segments removed",
+    )
+    assert spooled_messages(spool_dir) == []
+    assert client.stats()["spool"]["pending"] == 0
+    client.shutdown(5)
+    assert spool_files(spool_dir) == []
+
+
+def test_a_full_buffer_spills_to_disk_and_loses_nothing(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    client = make_client(spool_dir=spool_dir, max_queue_size=10, flush_at=2500)
+    results = [client.track("u", "E", {"i": i})[0] for i in range(300)]
+    assert all(results)
+    assert client.stats()["spool"]["spilled"] > 0
+    assert client.flush(30)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(300))
+
+
+def test_an_outage_longer_than_the_retry_budget_keeps_messages(
+    make_client: Any, receiver: Receiver, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.fail_next(*[Fault(503)] * 30)
+    client = make_client(spool_dir=spool_dir, flush_at=10, max_total_backoff_duration=0.05)
+    for i in range(40):
+        client.track("u", "E", {"i": i})
+    poll(lambda: client.stats()["spool"]["kept"] > 0, what="a batch kept")
+    assert client.stats()["failed"] == 0
+    # The receiver recovers; the live client sends what it kept, each message once.
+    assert client.flush(30)
+    ids = Counter(m["messageId"] for m in receiver.messages())
+    assert len(ids) == 40 and set(ids.values()) == {1}
+    assert "kept in the spool" in caplog.text
+
+
+def test_a_permanent_rejection_is_not_retried_forever(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    receiver.fail_next(Fault(400))
+    client = make_client(spool_dir=spool_dir, flush_at=3)
+    for i in range(3):
+        client.track("u", "E", {"i": i})
+    assert client.flush(10)
+    assert client.stats()["failed"] == 3
+    client.shutdown(5)
+    assert spool_files(spool_dir) == []
+
+
+def test_the_spool_is_bounded(make_client: Any, spool_dir: Path, dead_host: str) -> None:
+    limit = 1024 * 1024
+    client = make_client(spool_dir=spool_dir, spool_max_bytes=limit, host=dead_host, **HOLD)
+    body = {"text": "x" * 4000}
+    refused = 0
+    for i in range(400):
+        if not client.track("u", "E", {"i": i, **body})[0]:
+            refused += 1
+    assert refused > 100
+    stats = client.stats()
+    assert stats["dropped"]["spool_full"] == refused
+    assert sum(p.stat().st_size for p in spool_files(spool_dir)) <= limit
+
+
+def test_fsync_always_still_delivers(make_client: Any, receiver: Receiver, spool_dir: Path) -> None:
+    client = make_client(spool_dir=spool_dir, spool_fsync="always")
+    for i in range(20):
+        client.track("u", "E", {"i": i})
+    assert client.flush(10)
+    assert len(receiver.messages()) == 20
+
+
+# -- a disk that misbehaves ---------------------------------------------------------------
+
+
+def test_an_unusable_directory_falls_back_to_memory_with_one_warning(
+    make_client: Any, receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    client = make_client(spool_dir=blocker / "spool")
+    with caplog.at_level(logging.WARNING, logger="segment.core"):
+        assert all(client.track("u", "E", {"i": i})[0] for i in range(30))
+    assert client.flush(10)
+    assert len(receiver.messages()) == 30
+    warnings = [r for r in caplog.records if "spool" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert client.stats()["spool"]["in_memory_only"] is True
+
+
+def test_a_disk_that_fills_up_falls_back_to_memory(receiver: Receiver, spool_dir: Path) -> None:
+    # A file size limit makes writes fail the way a full disk does, mid-record.
+    process = run_script(
+        """
+        import resource, signal, sys
+        from segment_core import Client
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+        client = Client("k", host=sys.argv[1], spool_dir=sys.argv[2], flush_at=100)
+        accepted = sum(client.track("u", "E", {"i": i})[0] for i in range(500))
+        assert client.flush(20)
+        print(accepted, client.stats()["spool"]["in_memory_only"])
+        """,
+        receiver.url,
+        str(spool_dir),
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout.split() == ["500", "True"]
+    assert stderr.count("unusable") == 1, stderr
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(500))
+
+
+# -- adoption ---------------------------------------------------------------------------
+
+
+def test_a_new_client_delivers_what_a_killed_process_left(
+    make_client: Any, receiver: Receiver, spool_dir: Path, dead_host: str
+) -> None:
+    run_writer(spool_dir, receiver.url, 300)
+    assert len(spooled_messages(spool_dir)) == 300
+    client = make_client(spool_dir=spool_dir, flush_interval=0.2)
+    # Without a message of its own, the new client adopts and delivers.
+    messages = receiver.wait_for_messages(300, timeout=30)
+    assert sorted(m["properties"]["i"] for m in messages) == list(range(300))
+    assert client.stats()["spool"]["adopted"] == 300
+    poll(lambda: not spool_files(spool_dir), what="adopted files removed")
+
+
+def test_two_adopters_never_deliver_the_same_file(
+    make_client: Any, receiver: Receiver, spool_dir: Path, dead_host: str
+) -> None:
+    for _ in range(3):
+        run_writer(spool_dir, receiver.url, 200)
+    clients = [make_client(spool_dir=spool_dir, flush_interval=0.2) for _ in range(2)]
+    receiver.wait_for_messages(600, timeout=30)
+    for client in clients:
+        assert client.flush(10)
+    ids = Counter(m["messageId"] for m in receiver.messages())
+    assert len(ids) == 600 and set(ids.values()) == {1}
+    assert sum(c.stats()["spool"]["adopted"] for c in clients) == 600
+
+
+def test_a_live_process_files_are_never_taken(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    holder = make_client(spool_dir=spool_dir, **HOLD)
+    for i in range(20):
+        holder.track("u", "Held", {"i": i})
+    other = make_client(spool_dir=spool_dir, flush_interval=0.1)
+    other.track("u", "Mine")
+    assert other.flush(10)
+    poll(lambda: other.stats()["spool"]["scans"] >= 3, what="three looks for orphans")
+    assert [m["event"] for m in receiver.messages()] == ["Mine"]
+    assert other.stats()["spool"]["adopted"] == 0
+    assert holder.flush(10)
+    assert len(receiver.messages()) == 21
+
+
+def test_another_write_key_or_host_is_left_alone(
+    make_client: Any, receiver: Receiver, spool_dir: Path, dead_host: str
+) -> None:
+    run_writer(spool_dir, receiver.url, 10, key="other-key")
+    run_writer(spool_dir, dead_host, 10)
+    client = make_client(spool_dir=spool_dir)
+    client.track("u", "Mine")
+    assert client.flush(10)
+    poll(lambda: client.stats()["spool"]["scans"] >= 3, what="three looks for orphans")
+    assert [m["event"] for m in receiver.messages()] == ["Mine"]
+    assert len(spooled_messages(spool_dir)) == 20
+
+
+def test_a_clean_shutdown_during_an_outage_leaves_messages_for_the_next_client(
+    make_client: Any, receiver: Receiver, spool_dir: Path, dead_host: str
+) -> None:
+    receiver.fail_next(*[Fault(503)] * 10_000)
+    first = make_client(spool_dir=spool_dir, flush_at=5, max_total_backoff_duration=0.1)
+    for i in range(50):
+        first.track("u", "E", {"i": i})
+    assert first.shutdown(1) is False
+    assert first.stats()["failed"] == 0
+    second = make_client(spool_dir=spool_dir)
+    poll(lambda: second.stats()["spool"]["adopted"] == 50, what="the first client's files adopted")
+    receiver.faults.clear()  # the outage ends
+    assert second.flush(20)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(50))
+
+
+def test_torn_and_garbage_files_are_skipped_and_counted(
+    make_client: Any, receiver: Receiver, spool_dir: Path, dead_host: str
+) -> None:
+    run_writer(spool_dir, receiver.url, 10)
+    segment = spool_files(spool_dir, fmt.SEGMENT_SUFFIX)[0]  # then an empty spare one
+    data = segment.read_bytes()
+    segment.write_bytes(data[: used_length(data) - 20])  # killed mid-write: the last one torn
+    garbage = segment.parent / "999-0-deadbeef.000000.seg"
+    garbage.write_bytes(os.urandom(5000))  # a writer whose lock file is gone, too
+    client = make_client(spool_dir=spool_dir, flush_interval=0.2)
+    messages = receiver.wait_for_messages(9, timeout=30)
+    assert sorted(m["properties"]["i"] for m in messages) == list(range(9))
+    assert client.stats()["spool"]["damaged"] == 2
+    poll(lambda: not spool_files(spool_dir), what="damaged files removed")
+    assert client.flush(5)
+    assert len(receiver.messages()) == 9
+
+
+def test_acknowledged_records_of_a_dead_process_are_not_sent_again(
+    make_client: Any, receiver: Receiver, spool_dir: Path, dead_host: str
+) -> None:
+    run_writer(spool_dir, receiver.url, 10)
+    segment = spool_files(spool_dir, fmt.SEGMENT_SUFFIX)[0]
+    segment.with_suffix(fmt.ACK_SUFFIX).write_bytes(fmt.encode_acks([0, 1, 2]) + b"\x07")
+    make_client(spool_dir=spool_dir, flush_interval=0.2)
+    messages = receiver.wait_for_messages(7, timeout=30)
+    assert sorted(m["properties"]["i"] for m in messages) == list(range(3, 10))
+
+
+# -- fork ---------------------------------------------------------------------------------
+
+
+def test_a_forked_child_writes_its_own_files_and_never_resends_the_parents(
+    receiver: Receiver, spool_dir: Path
+) -> None:
+    process = run_script(
+        """
+        import os, sys
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], spool_dir=sys.argv[2], flush_at=2500,
+                        flush_interval=3600)
+        for i in range(10):
+            client.track("u", "Parent", {"i": i})
+        pid = os.fork()
+        if pid == 0:
+            client.track("u", "Child")
+            os._exit(0 if client.shutdown(10) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        print(sorted(p.split("-")[0] for p in os.listdir(client.stats()["spool"]["directory"])
+                     if p.endswith(".lock")))
+        sys.stdout.flush()
+        sys.stdin.read()
+        """,
+        receiver.url,
+        str(spool_dir),
+    )
+    assert process.stdout is not None and process.stdin is not None
+    # The child's own lock file is gone with its files; only the parent's remains.
+    assert process.stdout.readline().strip() == repr([str(process.pid)])
+    assert [m["event"] for m in receiver.messages()] == ["Child"]
+    process.stdin.close()  # the parent returns from main: atexit delivers its ten
+    assert process.wait(60) == 0, process.stderr.read()  # type: ignore[union-attr]
+    for pipe in (process.stdout, process.stderr):
+        pipe.close()  # type: ignore[union-attr]
+    assert Counter(m["event"] for m in receiver.messages()) == {"Parent": 10, "Child": 1}
+    assert spool_files(spool_dir) == []
+
+
+def run_script(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_spool_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("SEGMENT_SPOOL_DIR", raising=False)
+    yield
+
+
+# -- the format ----------------------------------------------------------------------------
+
+
+def test_records_read_back_around_damage() -> None:
+    good = [fmt.encode_record(i, b'{"i":%d}' % i) for i in range(4)]
+    torn = good[3][:-3]
+    flipped = bytearray(good[2])
+    flipped[-2] ^= 0x01  # one bit of the message
+    blob = fmt.FILE_HEADER + good[0] + b"garbage" + good[1] + bytes(flipped) + torn + bytes(100)
+    scan = fmt.read_records(blob)
+    assert scan.records == [(0, b'{"i":0}'), (1, b'{"i":1}')]
+    assert scan.damaged == 3  # the garbage, the flipped bit, the torn record; not the zeros
+    assert fmt.read_records(fmt.FILE_HEADER + bytes(4096)).damaged == 0
+    assert fmt.read_records(bytes(4096)).damaged == 0  # killed while preparing it
+    headless = fmt.read_records(b"junk" + good[0])
+    assert (headless.records, headless.damaged) == ([(0, b'{"i":0}')], 1)
