@@ -17,8 +17,10 @@ deliveries apart. Every integration ships one event per page view:
 - ``sentry``: ``sentry_sdk.init`` with ``traces_sample_rate=1.0`` and the default
   integrations: one transaction per request.
 
-Every client is flushed at exit, so a graceful stop delivers what it holds: the
-receiver's count then proves nothing was lost.
+Every client is flushed at exit (``atexit``, and for Starlette at lifespan
+shutdown too, since uvicorn ends by re-raising SIGTERM, which skips ``atexit``),
+so a graceful stop delivers what it holds: the receiver's count then proves
+nothing was lost.
 """
 
 from __future__ import annotations
@@ -38,6 +40,21 @@ COOKIE_MAX_AGE = 365 * 24 * 3600
 
 #: ``send_page(anonymous_id, user_id, name, request)``: the hand-written middleware's call.
 PageSender = Callable[[str, "str | None", "str | None", "PageRequest"], None]
+
+
+_flushes: list[Callable[[], object]] = []
+
+
+def on_exit(flush: Callable[[], object]) -> None:
+    """Run ``flush`` at exit, and from :func:`flush_all` (lifespan shutdown)."""
+    _flushes.append(flush)
+    atexit.register(flush)
+
+
+def flush_all() -> None:
+    """Deliver what every client set up here holds."""
+    for flush in _flushes:
+        flush()
 
 
 def variant() -> str:
@@ -95,7 +112,7 @@ def _analytics_python() -> PageSender:
     client = Client(WRITE_KEY, host=collector())
     # analytics-python's own atexit hook stops its thread without sending what is
     # queued: an app that wants its events flushes.
-    atexit.register(client.flush)
+    on_exit(client.flush)
 
     def send(anonymous_id: str, user_id: str | None, name: str | None, page: PageRequest) -> None:
         search = f"?{page.query}" if page.query else ""
@@ -119,7 +136,7 @@ def _posthog() -> PageSender:
     from posthog import Posthog
 
     client = Posthog("bench-project-key", host=collector())
-    atexit.register(client.flush)  # its own exit hook waits one second at most
+    on_exit(client.flush)  # its own exit hook waits one second at most
 
     def send(anonymous_id: str, user_id: str | None, name: str | None, page: PageRequest) -> None:
         client.capture(
@@ -153,6 +170,7 @@ def setup_opentelemetry() -> None:
     exporter = OTLPSpanExporter(endpoint=collector() + "/v1/traces")
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    on_exit(provider.force_flush)
 
 
 def setup_sentry() -> None:
@@ -164,6 +182,7 @@ def setup_sentry() -> None:
     dsn = f"http://public@{parts.netloc}{parts.path}/1"
     # shutdown_timeout: the exit hook's flush may take as long as it needs here.
     sentry_sdk.init(dsn=dsn, traces_sample_rate=1.0, shutdown_timeout=10)
+    on_exit(lambda: sentry_sdk.flush(timeout=10))
 
 
 def setup() -> None:

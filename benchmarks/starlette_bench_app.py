@@ -6,6 +6,8 @@ uvicorn serves ``benchmarks.starlette_bench_app:make_app`` (``--factory``);
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -30,7 +32,7 @@ def make_app() -> ASGIApp:
 
     variant = _peers.variant()
     _peers.setup()
-    app = Starlette(routes=[Route(_peers.PAGE, hello, name="hello")])
+    app = Starlette(routes=[Route(_peers.PAGE, hello, name="hello")], lifespan=_lifespan)
     if variant == "segment":
         from segment_asgi import SegmentMiddleware
 
@@ -43,6 +45,13 @@ def make_app() -> ASGIApp:
         # The server span only, as in the other frameworks (no span per send/receive).
         return OpenTelemetryMiddleware(app, exclude_spans=["receive", "send"])
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: Any) -> AsyncIterator[None]:
+    yield
+    # uvicorn ends by re-raising SIGTERM, so atexit never runs: flush here.
+    _peers.flush_all()
 
 
 class PageMiddleware:

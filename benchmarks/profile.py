@@ -1,0 +1,211 @@
+"""Where a served app's worker spends its CPU under load: py-spy, grouped by part.
+
+Run from the repository root, after ``pip install -e '.[bench]'`` (py-spy reads
+another process's memory: root, or ``ptrace`` allowed)::
+
+    .venv/bin/python benchmarks/profile.py --framework flask             # segment-web
+    .venv/bin/python benchmarks/profile.py --framework django --seconds 20 --raw out.txt
+
+It serves one app of ``benchmarks/adapters.py`` (default: with segment-web),
+loads it with the load generator while ``py-spy record --threads`` samples the
+worker process (``--rate`` per second), and reads the worker's CPU time per
+thread from ``/proc`` over the same window. Each sample goes to one part, by
+the innermost frame that names one (the adapter's call into Werkzeug counts as
+the adapter). A part's share of the samples, times the CPU per request, is its
+cost per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._overhead import load, stop_all, wait_started  # noqa: E402
+from benchmarks.adapters import CONNECTIONS, FRAMEWORKS, start  # noqa: E402
+from benchmarks.core import start_receiver  # noqa: E402
+from benchmarks.loadgen import run_load  # noqa: E402
+
+#: (part, what the frame's file path contains), innermost match wins; checked in order.
+REQUEST_PARTS: Sequence[tuple[str, str]] = (
+    ("encoding (orjson)", "segment_core/encoding.py"),
+    ("enqueue (buffer)", "segment_core/worker.py"),
+    ("message building", "segment_core/normalize.py"),
+    ("message building", "segment_core/client.py"),
+    ("message building", "segment_core/scope.py"),
+    ("web rules (ids, context, page)", "segment_core/web/"),
+    ("adapter", "segment_flask/"),
+    ("adapter", "segment_django/"),
+    ("adapter", "segment_asgi/"),
+)
+SENDER_PARTS: Sequence[tuple[str, str]] = (
+    ("sender: gzip", "gzip.py"),
+    ("sender: batch body", "segment_core/batching.py"),
+    ("sender: HTTP (urllib3, http.client, socket)", "urllib3/"),
+    ("sender: HTTP (urllib3, http.client, socket)", "http/client.py"),
+    ("sender: HTTP (urllib3, http.client, socket)", "socket.py"),
+    ("sender: delivery bookkeeping", "segment_core/delivery.py"),
+    ("sender: delivery bookkeeping", "segment_core/signals.py"),
+    ("sender: delivery bookkeeping", "segment_core/stats.py"),
+    ("sender: wake-up and batch taking", "segment_core/worker.py"),
+)
+SERVER = "framework and server (the bare app's work)"
+
+
+def part_of(stack: str) -> str:
+    """The part one collapsed stack (``thread (id): name;frame;frame``) belongs to."""
+    thread, _, frames_text = stack.partition(";")
+    frames = frames_text.split(";")
+    sender = "segment-sender" in thread
+    rules = SENDER_PARTS if sender else REQUEST_PARTS
+    for frame in reversed(frames):
+        for part, marker in rules:
+            if marker in frame:
+                return part
+    if sender:
+        return "sender: other"
+    if "thread (" in thread and "MainThread" not in thread:
+        return f"other thread: {thread.partition(': ')[2] or thread}"
+    return SERVER
+
+
+def read_samples(path: Path) -> Counter[str]:
+    parts: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            parts[part_of(stack)] += int(count)
+    return parts
+
+
+def thread_names(path: Path) -> dict[str, str]:
+    """Thread id -> name, from the ``thread (id): name`` heads of py-spy's stacks."""
+    names: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        head = line.partition(";")[0].rpartition(" ")[0] if ";" not in line else line.partition(";")[0]
+        if head.startswith("thread ("):
+            tid, _, name = head[len("thread (") :].partition("): ")
+            names[tid] = name
+    return names
+
+
+def thread_times(worker: Any) -> dict[str, tuple[float, float, int]]:
+    """Per thread id of ``worker``: user and system CPU seconds, context switches."""
+    times = {}
+    for thread in worker.threads():
+        switches = 0
+        try:
+            status = Path(f"/proc/{worker.pid}/task/{thread.id}/status").read_text()
+            for line in status.splitlines():
+                if line.endswith("ctxt_switches") is False and "ctxt_switches" in line:
+                    switches += int(line.split()[-1])
+        except OSError:
+            pass
+        times[str(thread.id)] = (thread.user_time, thread.system_time, switches)
+    return times
+
+
+def profile(args: argparse.Namespace) -> None:
+    receiver, port, _ = start_receiver()
+    server = start(args.framework, args.variant, f"http://127.0.0.1:{port}")
+    try:
+        wait_started(server)
+        load(server, 2.0, CONNECTIONS[args.framework])  # warm-up
+        raw = Path(args.raw or tempfile.mkstemp(suffix=".txt")[1])
+        command = [
+            str(Path(sys.executable).parent / "py-spy"), "record",
+            "--pid", str(server.worker.pid), "--rate", str(args.rate),
+            "--duration", str(int(args.seconds)), "--format", "raw", "--threads",
+            "--gil", "--nonblocking", "--output", str(raw),
+        ]  # fmt: skip
+        if args.native:
+            command.append("--native")
+        spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # py-spy attaches
+        before = thread_times(server.worker)
+        result = asyncio.run(
+            run_load(
+                server.url + "/",
+                connections=CONNECTIONS[args.framework],
+                requests=10**9,
+                duration=args.seconds - 2.0,
+            )
+        )
+        after = thread_times(server.worker)
+        _, errors = spy.communicate(timeout=args.seconds + 60)
+    finally:
+        stop_all([server])
+        receiver.kill()
+        receiver.wait()
+    if spy.returncode:
+        sys.exit(f"py-spy failed: {errors.decode()[-1000:]}")
+    taken = re.search(r"Samples: (\d+)", errors.decode())
+    sampled = int(taken[1]) if taken else int(args.rate * args.seconds)
+    report(args, result.requests, result.per_second, raw, before, after, sampled)
+
+
+def report(
+    args: argparse.Namespace,
+    requests: int,
+    per_second: float,
+    raw: Path,
+    before: dict[str, tuple[float, float, int]],
+    after: dict[str, tuple[float, float, int]],
+    sampled: int,
+) -> None:
+    us = 1e6 / requests
+    # One sample stands for this much wall time; the load ran for a part of it.
+    load_share = (args.seconds - 2.0) / args.seconds
+    sample_us = args.seconds * 1e6 / sampled / (requests / load_share)
+    names = thread_names(raw)
+    print(
+        f"{args.framework} with {args.variant}: {per_second:.0f} req/s while sampled "
+        f"({sampled:,} samples of {args.rate}/s asked; GIL holder only, non-blocking)"
+    )
+    print(f"  {'thread':<34}{'user µs':>9}{'sys µs':>9}{'ctx sw':>8}   per request")
+    total = 0.0
+    for tid, (user, system, switches) in sorted(after.items()):
+        user0, system0, switches0 = before.get(tid, (0.0, 0.0, 0))
+        spent = (user - user0) + (system - system0)
+        if spent <= 0:
+            continue
+        total += spent
+        print(
+            f"  {names.get(tid, 'thread ' + tid):<34}{(user - user0) * us:9.0f}"
+            f"{(system - system0) * us:9.0f}{(switches - switches0) / requests:8.2f}"
+        )
+    print(f"  {'worker, all threads':<34}{total * us:18.0f}")
+    samples = read_samples(raw)
+    held = sum(samples.values())
+    print(f"  holding the GIL, by part ({held:,} samples):{'µs/request':>14}")
+    for part, count in sorted(samples.items(), key=lambda item: -item[1]):
+        print(f"    {part:<46}{count * sample_us:10.1f}")
+    print(f"    {'all Python (GIL held)':<46}{held * sample_us:10.1f}")
+    print(f"  raw samples: {raw}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="flask")
+    parser.add_argument("--variant", default="segment")
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--rate", type=int, default=500, help="samples per second")
+    parser.add_argument("--native", action="store_true", help="C frames too (slower)")
+    parser.add_argument("--raw", help="keep py-spy's collapsed stacks in this file")
+    profile(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
