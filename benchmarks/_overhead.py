@@ -69,6 +69,7 @@ class Server:
 
 
 def _env(variant: str, collector_url: str) -> dict[str, str]:
+    # BENCH_SEGMENT_OPTIONS (JSON), if set, passes through to the segment-web servers.
     return {
         **os.environ,
         "BENCH_VARIANT": variant,
@@ -79,9 +80,7 @@ def _env(variant: str, collector_url: str) -> dict[str, str]:
     }
 
 
-def start_gunicorn(
-    framework: str, variant: str, app: str, receiver_url: str
-) -> Server:
+def start_gunicorn(framework: str, variant: str, app: str, receiver_url: str) -> Server:
     """``gunicorn -w 1 --threads 1`` (sync) serving ``app`` (``module:factory()``)."""
     source = f"{framework}-{variant}"
     command = [

@@ -26,9 +26,11 @@ nothing was lost.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import uuid
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 VARIANTS = ("bare", "segment", "analytics-python", "opentelemetry", "posthog", "sentry")
@@ -63,6 +65,12 @@ def variant() -> str:
 
 def collector() -> str:
     return os.environ["BENCH_COLLECTOR"]
+
+
+def segment_options() -> dict[str, Any]:
+    """Options for segment-web beyond the defaults (``adapters.py --option``), snake_case."""
+    options: dict[str, Any] = json.loads(os.environ.get("BENCH_SEGMENT_OPTIONS") or "{}")
+    return options
 
 
 class PageRequest:

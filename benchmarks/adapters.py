@@ -141,6 +141,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "rounds": rounds,
         "seconds_per_run": args.seconds,
+        "segment_options": args.option,
         "load_average": load_average,
         "cpus": os.cpu_count(),
         "elapsed": time.monotonic() - started,
@@ -240,7 +241,7 @@ def print_report(measured: dict[str, Any]) -> None:
         f"{measured['elapsed']:.0f} s\n{versions}\n"
     )
     header = (
-        f"{'framework':<10}{'integration':<31}{'req/s':>7}{'× bare':>8}{'CPU µs/req':>12}"
+        f"{'framework':<10}{'integration':<31}{'req/s':>7}{'vs bare':>8}{'CPU µs/req':>12}"
         f"{'added':>8}{'(runs)':>22}{'POSTs':>8}{'bytes sent':>12}{'delivered':>18}"
     )
     print(header)
@@ -249,8 +250,12 @@ def print_report(measured: dict[str, Any]) -> None:
         runs = result["cpu_us_runs"]
         spread = f"({min(runs):.0f}-{max(runs):.0f})"
         added = "" if result["variant"] == "bare" else _signed(result.get("added_cpu_us"))
-        delivered = "" if result["variant"] == "bare" else (
-            f"{result['delivered']:,}/{result['served']:,}" + (" LOST" if lost(result) else "")
+        delivered = (
+            ""
+            if result["variant"] == "bare"
+            else (
+                f"{result['delivered']:,}/{result['served']:,}" + (" LOST" if lost(result) else "")
+            )
         )
         print(
             f"{result['framework']:<10}{LABELS[result['variant']]:<31}{result['rps']:>7.0f}"
@@ -299,8 +304,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=900.0, help="no new round after this")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), type=_names(FRAMEWORKS))
     parser.add_argument("--variants", default=",".join(VARIANTS), type=_names(VARIANTS))
+    parser.add_argument(
+        "--option",
+        metavar="NAME=JSON",
+        action="append",
+        default=[],
+        help="an option for segment-web, e.g. --option flush_at=100 (repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    try:
+        args.option = {
+            name: json.loads(value) for name, _, value in (o.partition("=") for o in args.option)
+        }
+    except ValueError as error:
+        parser.error(f"--option takes NAME=JSON: {error}")
+    os.environ["BENCH_SEGMENT_OPTIONS"] = json.dumps(args.option)
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 1.5, 0.5
     if "bare" not in args.variants:

@@ -97,7 +97,15 @@ def make_app() -> Any:
             *extra_middleware.get(variant, []),
         ],
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        SEGMENT={"WRITE_KEY": _peers.WRITE_KEY, "HOST": _peers.collector()} if segment else {},
+        SEGMENT=(
+            {
+                "WRITE_KEY": _peers.WRITE_KEY,
+                "HOST": _peers.collector(),
+                **{k.upper(): v for k, v in _peers.segment_options().items()},
+            }
+            if segment
+            else {}
+        ),
     )
     if variant == "opentelemetry":
         from opentelemetry.instrumentation.django import DjangoInstrumentor

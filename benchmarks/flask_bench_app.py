@@ -29,7 +29,7 @@ def make_app() -> Flask:
         from segment_flask import SegmentFlask
 
         app.config.update(SEGMENT_WRITE_KEY=_peers.WRITE_KEY, SEGMENT_HOST=_peers.collector())
-        SegmentFlask(app)
+        SegmentFlask(app, **_peers.segment_options())
     elif variant in ("analytics-python", "posthog"):
         _add_page_hooks(app, _peers.page_sender())
     elif variant == "opentelemetry":

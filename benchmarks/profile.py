@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import subprocess
 import sys
 import tempfile
@@ -81,20 +80,29 @@ def part_of(stack: str) -> str:
     return SERVER
 
 
-def read_samples(path: Path) -> Counter[str]:
-    parts: Counter[str] = Counter()
+#: Leaf frames of a thread that waits (py-spy counts some waits with a timeout as busy).
+WAITS = ("Condition.wait (", "Event.wait (", "select (selectors", "poll (selectors")
+
+
+def read_samples(path: Path) -> dict[str, Counter[str]]:
+    """Per thread id: how many samples each part got (waits left out)."""
+    threads: dict[str, Counter[str]] = {}
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit():
-            parts[part_of(stack)] += int(count)
-    return parts
+        if not stack or not count.isdigit() or stack.rpartition(";")[2].startswith(WAITS):
+            continue
+        tid = stack[len("thread (") :].partition(")")[0]
+        threads.setdefault(tid, Counter())[part_of(stack)] += int(count)
+    return threads
 
 
 def thread_names(path: Path) -> dict[str, str]:
     """Thread id -> name, from the ``thread (id): name`` heads of py-spy's stacks."""
     names: dict[str, str] = {}
     for line in path.read_text().splitlines():
-        head = line.partition(";")[0].rpartition(" ")[0] if ";" not in line else line.partition(";")[0]
+        head = (
+            line.partition(";")[0].rpartition(" ")[0] if ";" not in line else line.partition(";")[0]
+        )
         if head.startswith("thread ("):
             tid, _, name = head[len("thread (") :].partition("): ")
             names[tid] = name
@@ -109,7 +117,7 @@ def thread_times(worker: Any) -> dict[str, tuple[float, float, int]]:
         try:
             status = Path(f"/proc/{worker.pid}/task/{thread.id}/status").read_text()
             for line in status.splitlines():
-                if line.endswith("ctxt_switches") is False and "ctxt_switches" in line:
+                if "ctxt_switches" in line:  # voluntary and involuntary
                     switches += int(line.split()[-1])
         except OSError:
             pass
@@ -128,7 +136,7 @@ def profile(args: argparse.Namespace) -> None:
             str(Path(sys.executable).parent / "py-spy"), "record",
             "--pid", str(server.worker.pid), "--rate", str(args.rate),
             "--duration", str(int(args.seconds)), "--format", "raw", "--threads",
-            "--gil", "--nonblocking", "--output", str(raw),
+            "--nonblocking", "--output", str(raw),
         ]  # fmt: skip
         if args.native:
             command.append("--native")
@@ -151,9 +159,7 @@ def profile(args: argparse.Namespace) -> None:
         receiver.wait()
     if spy.returncode:
         sys.exit(f"py-spy failed: {errors.decode()[-1000:]}")
-    taken = re.search(r"Samples: (\d+)", errors.decode())
-    sampled = int(taken[1]) if taken else int(args.rate * args.seconds)
-    report(args, result.requests, result.per_second, raw, before, after, sampled)
+    report(args, result.requests, result.per_second, raw, before, after)
 
 
 def report(
@@ -163,37 +169,37 @@ def report(
     raw: Path,
     before: dict[str, tuple[float, float, int]],
     after: dict[str, tuple[float, float, int]],
-    sampled: int,
 ) -> None:
+    """Each thread's CPU per request (``/proc``), split by its samples' parts."""
     us = 1e6 / requests
-    # One sample stands for this much wall time; the load ran for a part of it.
-    load_share = (args.seconds - 2.0) / args.seconds
-    sample_us = args.seconds * 1e6 / sampled / (requests / load_share)
     names = thread_names(raw)
+    samples = read_samples(raw)
     print(
         f"{args.framework} with {args.variant}: {per_second:.0f} req/s while sampled "
-        f"({sampled:,} samples of {args.rate}/s asked; GIL holder only, non-blocking)"
+        f"(py-spy {args.rate}/s, non-blocking); worker CPU per request from /proc:"
     )
-    print(f"  {'thread':<34}{'user µs':>9}{'sys µs':>9}{'ctx sw':>8}   per request")
+    parts: Counter[str] = Counter()
     total = 0.0
     for tid, (user, system, switches) in sorted(after.items()):
         user0, system0, switches0 = before.get(tid, (0.0, 0.0, 0))
-        spent = (user - user0) + (system - system0)
+        spent = ((user - user0) + (system - system0)) * us
         if spent <= 0:
             continue
         total += spent
         print(
-            f"  {names.get(tid, 'thread ' + tid):<34}{(user - user0) * us:9.0f}"
-            f"{(system - system0) * us:9.0f}{(switches - switches0) / requests:8.2f}"
+            f"  {names.get(tid, 'thread ' + tid):<40}{spent:7.0f} µs "
+            f"(user {(user - user0) * us:.0f}, system {(system - system0) * us:.0f}; "
+            f"{(switches - switches0) / requests:.2f} context switches)"
         )
-    print(f"  {'worker, all threads':<34}{total * us:18.0f}")
-    samples = read_samples(raw)
-    held = sum(samples.values())
-    print(f"  holding the GIL, by part ({held:,} samples):{'µs/request':>14}")
-    for part, count in sorted(samples.items(), key=lambda item: -item[1]):
-        print(f"    {part:<46}{count * sample_us:10.1f}")
-    print(f"    {'all Python (GIL held)':<46}{held * sample_us:10.1f}")
-    print(f"  raw samples: {raw}")
+        counts = samples.get(tid, Counter())
+        held = sum(counts.values())
+        for part, count in counts.items():
+            parts[part] += spent * count / held
+    print(f"  {'all threads':<40}{total:7.0f} µs")
+    print("by part (each thread's CPU split by its samples):")
+    for part, cost in parts.most_common():
+        print(f"  {part:<48}{cost:7.1f} µs")
+    print(f"raw samples: {raw}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -201,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--framework", choices=FRAMEWORKS, default="flask")
     parser.add_argument("--variant", default="segment")
     parser.add_argument("--seconds", type=float, default=12.0)
-    parser.add_argument("--rate", type=int, default=500, help="samples per second")
+    parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--native", action="store_true", help="C frames too (slower)")
     parser.add_argument("--raw", help="keep py-spy's collapsed stacks in this file")
     profile(parser.parse_args(argv))

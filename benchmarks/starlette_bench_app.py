@@ -36,7 +36,10 @@ def make_app() -> ASGIApp:
     if variant == "segment":
         from segment_asgi import SegmentMiddleware
 
-        return SegmentMiddleware(app, write_key=_peers.WRITE_KEY, host=_peers.collector())
+        options = _peers.segment_options()
+        return SegmentMiddleware(
+            app, write_key=_peers.WRITE_KEY, host=_peers.collector(), **options
+        )
     if variant in ("analytics-python", "posthog"):
         return PageMiddleware(app, _peers.page_sender())
     if variant == "opentelemetry":

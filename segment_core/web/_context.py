@@ -47,7 +47,7 @@ def request_context(request: RequestInfo, options: WebOptions) -> dict[str, Any]
     else:
         ip = client_ip(request, options.trusted_proxies)
         if ip is not None:
-            context["ip"] = str(anonymize_ip(ip) if options.anonymize_ip else ip)
+            context["ip"] = _ip_text(ip, options.anonymize_ip)
     user_agent = request.header("user-agent")
     if user_agent:
         context["userAgent"] = user_agent
@@ -86,6 +86,13 @@ def _parse_ip(value: str) -> IPAddress | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_text(ip: IPAddress, anonymize: bool) -> str:
+    # Cached like _parse_ip: writing an address out costs microseconds, and the
+    # same addresses come back.
+    return str(anonymize_ip(ip) if anonymize else ip)
 
 
 def forwarded_hops(request: RequestInfo) -> list[IPAddress | None]:
