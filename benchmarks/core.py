@@ -58,16 +58,19 @@ class _Counters:
     #: counts, for benchmarks that point several senders at one receiver.
     sources: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def count(self, source: str, messages: int, body_bytes: int) -> None:
+    def count(self, source: str, messages: int, body_bytes: int, discarded: int = 0) -> None:
         self.requests += 1
         self.body_bytes += body_bytes
         self.messages += messages
         counts = self.sources.get(source)
         if counts is None:
-            counts = self.sources[source] = {"messages": 0, "requests": 0, "body_bytes": 0}
+            counts = self.sources[source] = dict.fromkeys(
+                ("messages", "requests", "body_bytes", "discarded"), 0
+            )
         counts["messages"] += messages
         counts["requests"] += 1
         counts["body_bytes"] += body_bytes
+        counts["discarded"] += discarded
 
 
 _OK = b'{"success":true}'
@@ -151,13 +154,13 @@ class _Ingest(asyncio.Protocol):
         if method == b"POST" and path.endswith(_INGEST_PATHS):
             try:
                 raw = _decompress(body, encoding)
-                messages = _count_messages(path, raw)
+                messages, discarded = _count_messages(path, raw)
             except Exception:  # a body this receiver cannot read: counted, refused
                 counters.errors += 1
                 self._send(_response("400 Bad Request", b'{"success":false}', close=close))
                 return
             source = path[1:].partition(b"/")[0].decode("latin-1")
-            counters.count(source, messages, len(body))
+            counters.count(source, messages, len(body), discarded)
             # OTLP answers with a protobuf message: an empty body is an empty one.
             answer = b"" if path.endswith(b"/v1/traces") else _OK
             self._send(_response("200 OK", answer, close=close))
@@ -203,17 +206,16 @@ def _decompress(body: bytes, encoding: bytes) -> bytes:
     raise ValueError(f"unknown Content-Encoding {encoding!r}")
 
 
-def _count_messages(path: bytes, raw: bytes) -> int:
-    """How many events one request carries, in the format its path implies."""
-    if path.endswith(b"/v1/batch"):  # Segment: one "messageId" per message
-        return raw.count(b'"messageId"')
+def _count_messages(path: bytes, raw: bytes) -> tuple[int, int]:
+    """How many events one request carries, in the format its path implies; and how
+    many the sender reports it discarded (Sentry's client reports)."""
     if path.endswith(b"/batch/"):  # PostHog: {"batch": [...], "api_key": ...}
-        return len(json.loads(raw)["batch"])
+        return len(json.loads(raw)["batch"]), 0
     if path.endswith(b"/v1/traces"):
-        return _count_otlp_spans(raw)
+        return _count_otlp_spans(raw), 0
     if path.endswith(b"/envelope/"):
-        return _count_envelope_items(raw, "transaction")
-    return raw.count(b'"messageId"')
+        return _count_envelope(raw)
+    return raw.count(b'"messageId"'), 0  # Segment: one "messageId" per message
 
 
 def _protobuf_fields(data: bytes) -> list[tuple[int, bytes]]:
@@ -266,9 +268,10 @@ def _count_otlp_spans(raw: bytes) -> int:
     )
 
 
-def _count_envelope_items(raw: bytes, kind: str) -> int:
-    """Items of type ``kind`` in a Sentry envelope (a header line, then items)."""
-    count = 0
+def _count_envelope(raw: bytes) -> tuple[int, int]:
+    """Transactions in a Sentry envelope (a header line, then items), and those its
+    client reports say the SDK discarded."""
+    transactions = discarded = 0
     position = raw.find(b"\n") + 1  # after the envelope's header
     while 0 < position < len(raw):
         end = raw.find(b"\n", position)
@@ -281,11 +284,18 @@ def _count_envelope_items(raw: bytes, kind: str) -> int:
         length = header.get("length")
         if length is None:  # the payload runs to the next newline
             end = raw.find(b"\n", position)
-            position = len(raw) if end < 0 else end + 1
+            end = len(raw) if end < 0 else end
         else:
-            position += int(length) + 1
-        count += header.get("type") == kind
-    return count
+            end = position + int(length)
+        payload = raw[position:end]
+        position = end + 1
+        if header.get("type") == "transaction":
+            transactions += 1
+        elif header.get("type") == "client_report":
+            for event in json.loads(payload).get("discarded_events", ()):
+                if event.get("category") == "transaction":
+                    discarded += int(event.get("quantity", 0))
+    return transactions, discarded
 
 
 class _Hold(asyncio.Protocol):
