@@ -63,15 +63,30 @@ SENDER_PARTS: Sequence[tuple[str, str]] = (
 SERVER = "framework and server (the bare app's work)"
 
 
+#: Adapter functions that call the app (or the server's ``send``) below them: a
+#: sample whose innermost adapter frame is one of these, and not its leaf, is the
+#: app's or the server's work.
+PASS_THROUGH = (
+    "SegmentMiddleware.__call__",
+    "SegmentMiddleware.__acall__",
+    "send_with_analytics",
+)
+
+
 def part_of(stack: str) -> str:
     """The part one collapsed stack (``thread (id): name;frame;frame``) belongs to."""
     thread, _, frames_text = stack.partition(";")
     frames = frames_text.split(";")
     sender = "segment-sender" in thread
     rules = SENDER_PARTS if sender else REQUEST_PARTS
-    for frame in reversed(frames):
+    for index in range(len(frames) - 1, -1, -1):
+        frame = frames[index]
         for part, marker in rules:
             if marker in frame:
+                calls_below = index < len(frames) - 1
+                function = frame.partition(" (")[0]
+                if part == "adapter" and calls_below and function.endswith(PASS_THROUGH):
+                    return SERVER
                 return part
     if sender:
         return "sender: other"
