@@ -37,7 +37,7 @@ logger = logging.getLogger("segment_core")
 QUEUE_FULL = "queue_full"
 SHUT_DOWN = "shut_down"
 #: The shortest time between two sends that ``flush_at`` made due (seconds).
-BUSY_SEND_INTERVAL = 0.2
+BUSY_SEND_INTERVAL = 0.5
 
 
 class Worker:
