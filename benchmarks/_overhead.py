@@ -169,11 +169,17 @@ def _gunicorn_worker(arbiter: subprocess.Popen[str]) -> Any:
         time.sleep(0.05)  # the arbiter is still forking it, bounded by the deadline
 
 
-def load(server: Server, seconds: float, connections: int) -> Run:
+def load(server: Server, seconds: float, connections: int, cookie: str = "") -> Run:
     """One bounded run of the load generator against ``server``; recorded on it."""
     before = server.worker.cpu_times()
     result = asyncio.run(
-        run_load(server.url + PAGE, connections=connections, requests=10**9, duration=seconds)
+        run_load(
+            server.url + PAGE,
+            connections=connections,
+            requests=10**9,
+            duration=seconds,
+            cookie=cookie,
+        )
     )
     time.sleep(SETTLE_SECONDS)  # the sender finishes what this run started
     after = server.worker.cpu_times()

@@ -67,6 +67,15 @@ def collector() -> str:
     return os.environ["BENCH_COLLECTOR"]
 
 
+def tracks() -> bool:
+    """Whether the page's view also calls ``request.analytics.track()`` (segment-web)."""
+    return variant() == "segment" and os.environ.get("BENCH_TRACK") == "1"
+
+
+#: The event of ``adapters.py --track``.
+TRACK_EVENT = "Hello Viewed"
+
+
 def segment_options() -> dict[str, Any]:
     """Options for segment-web beyond the defaults (``adapters.py --option``), snake_case."""
     options: dict[str, Any] = json.loads(os.environ.get("BENCH_SEGMENT_OPTIONS") or "{}")

@@ -5,6 +5,7 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
     .venv/bin/python benchmarks/adapters.py --quick      # a smoke run, about a minute and a half
     .venv/bin/python benchmarks/adapters.py              # 4 rounds of 4 s per server, ~7 min
     .venv/bin/python benchmarks/adapters.py --frameworks flask --variants bare,segment
+    .venv/bin/python benchmarks/adapters.py --returning --track --variants segment
 
 For each framework (Django and Flask under gunicorn with one sync worker,
 Starlette under uvicorn) it serves the same hello-world page with each
@@ -13,8 +14,10 @@ analytics-python behind a hand-written middleware, OpenTelemetry, PostHog and
 Sentry, every one shipping one event per request to the fast loopback receiver
 of ``benchmarks/core.py``. Every server runs at once; rounds load each in turn
 (the order rotates every round) with the project's load generator, which keeps
-no cookies: every request is a new visitor. After a graceful stop of every
-server, the receiver's count for each must equal the requests it answered.
+no cookies: every request is a new visitor (``--returning``: every request
+carries the same ``ajs_anonymous_id`` cookie; ``--track``: segment-web's view
+also calls ``request.analytics.track()`` once). After a graceful stop of every
+server, the receiver's count for each must equal the events it owes.
 
 The table shows, per framework and integration, the medians over rounds of
 requests/s and of the worker's CPU time per request (from ``/proc``: request
@@ -85,6 +88,8 @@ FRAMEWORK_LABELS = {
     "flask": "Flask (gunicorn sync)",
     "starlette": "Starlette (uvicorn)",
 }
+#: The anonymous id of ``--returning``'s visitor (analytics-next's raw cookie format).
+RETURNING_VISITOR = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 #: Time for the receiver to have counted what stopped servers sent.
 DELIVERY_WAIT_SECONDS = 10.0
 
@@ -118,14 +123,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for server in servers:
             wait_started(server)
         for server in servers:  # warm-up: imports, first connections, caches
-            load(server, args.warmup, CONNECTIONS[server.framework])
+            load(server, args.warmup, CONNECTIONS[server.framework], args.cookie)
         rounds = 0
         for round_index in range(args.rounds):
             for framework in args.frameworks:
                 group = [s for s in servers if s.framework == framework]
                 shift = round_index % len(group)
                 for server in group[shift:] + group[:shift]:
-                    run = load(server, args.seconds, CONNECTIONS[framework])
+                    run = load(server, args.seconds, CONNECTIONS[framework], args.cookie)
                     server.runs.append(run)
                     _progress(args, round_index, server, run)
             rounds += 1
@@ -133,7 +138,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 break  # stay within the bound on a slow machine
         load_average = os.getloadavg()
         stop_all(servers)
-        report = _wait_delivered(port, servers)
+        report = _wait_delivered(port, servers, args.track)
     finally:
         stop_all(servers)
         receiver.kill()
@@ -147,7 +152,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "elapsed": time.monotonic() - started,
         "versions": _versions(),
         "receiver_errors": report["errors"],
-        "results": _results(servers, report["sources"]),
+        "returning_visitors": bool(args.cookie),
+        "track_per_request": args.track,
+        "results": _results(servers, report["sources"], args.track),
     }
 
 
@@ -160,14 +167,21 @@ def _progress(args: argparse.Namespace, round_index: int, server: Server, run: A
         )
 
 
-def _wait_delivered(port: int, servers: list[Server]) -> dict[str, Any]:
+def owed(server: Server, track: bool) -> int:
+    """Events ``server`` owes: one per request answered, two with ``--track`` (segment-web)."""
+    if server.variant == "bare":
+        return 0
+    return server.served * (2 if track and server.variant == "segment" else 1)
+
+
+def _wait_delivered(port: int, servers: list[Server], track: bool) -> dict[str, Any]:
     """The receiver's counts once every owed event arrived, or the deadline passed."""
     deadline = time.monotonic() + DELIVERY_WAIT_SECONDS
     while True:
         report = receiver_report(port)
         sources = report["sources"]
-        owed = [s for s in servers if s.variant != "bare"]
-        if all(_delivered(sources, s) >= s.served for s in owed) or time.monotonic() > deadline:
+        done = all(_delivered(sources, s) >= owed(s, track) for s in servers)
+        if done or time.monotonic() > deadline:
             return report
         time.sleep(0.2)  # the receiver is still reading; bounded by the deadline
 
@@ -176,7 +190,9 @@ def _delivered(sources: dict[str, dict[str, int]], server: Server) -> int:
     return sources.get(server.source, {}).get("messages", 0)
 
 
-def _results(servers: list[Server], sources: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+def _results(
+    servers: list[Server], sources: dict[str, dict[str, int]], track: bool
+) -> list[dict[str, Any]]:
     bare_cpu: dict[str, float] = {}
     bare_rps: dict[str, float] = {}
     results = []
@@ -196,6 +212,7 @@ def _results(servers: list[Server], sources: dict[str, dict[str, int]]) -> list[
                 "cpu_us": statistics.median(cpu),
                 "cpu_us_runs": cpu,
                 "served": server.served,
+                "owed": owed(server, track),
                 "errors": server.errors,
                 "delivered": counts.get("messages", 0),
                 # Events the integration itself reports it dropped (Sentry's client reports).
@@ -233,7 +250,7 @@ def lost(result: dict[str, Any]) -> bool:
     """An integration that neither delivered one event per request it answered nor
     reported the missing ones as dropped."""
     accounted = result["delivered"] + result["dropped"]
-    return result["variant"] != "bare" and accounted != result["served"]
+    return result["variant"] != "bare" and accounted != result["owed"]
 
 
 def print_report(measured: dict[str, Any]) -> None:
@@ -242,7 +259,14 @@ def print_report(measured: dict[str, Any]) -> None:
         f"{measured['rounds']} round(s) of {measured['seconds_per_run']:g} s per server; "
         f"{measured['cpus']} CPUs, load average at the end "
         f"{' '.join(f'{x:.2f}' for x in measured['load_average'])}; "
-        f"{measured['elapsed']:.0f} s\n{versions}\n"
+        f"{measured['elapsed']:.0f} s; "
+        + (
+            "returning visitors"
+            if measured["returning_visitors"]
+            else "every request a new visitor"
+        )
+        + ("; segment-web's view calls track() once" if measured["track_per_request"] else "")
+        + f"\n{versions}\n"
     )
     header = (
         f"{'framework':<10}{'integration':<31}{'req/s':>7}{'vs bare':>8}{'CPU µs/req':>12}"
@@ -256,7 +280,7 @@ def print_report(measured: dict[str, Any]) -> None:
         added = "" if result["variant"] == "bare" else _signed(result.get("added_cpu_us"))
         delivered = ""
         if result["variant"] != "bare":
-            delivered = f"{result['delivered']:,}/{result['served']:,}"
+            delivered = f"{result['delivered']:,}/{result['owed']:,}"
             if result["dropped"]:
                 delivered += f" ({result['dropped']:,} dropped)"
             if lost(result):
@@ -315,6 +339,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=[],
         help="an option for segment-web, e.g. --option flush_at=100 (repeatable)",
     )
+    parser.add_argument(
+        "--returning",
+        action="store_true",
+        help="every request carries an ajs_anonymous_id cookie (default: a new visitor each)",
+    )
+    parser.add_argument(
+        "--track",
+        action="store_true",
+        help="segment-web's view also calls request.analytics.track() once",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     try:
@@ -324,6 +358,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(f"--option takes NAME=JSON: {error}")
     os.environ["BENCH_SEGMENT_OPTIONS"] = json.dumps(args.option)
+    os.environ["BENCH_TRACK"] = "1" if args.track else ""
+    args.cookie = f"ajs_anonymous_id={RETURNING_VISITOR}" if args.returning else ""
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 1.5, 0.5
     if "bare" not in args.variants:

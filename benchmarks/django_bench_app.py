@@ -23,7 +23,12 @@ from benchmarks import _peers
 
 
 def hello(request: HttpRequest) -> HttpResponse:
+    if TRACK:
+        request.analytics.track(_peers.TRACK_EVENT)  # type: ignore[attr-defined]
     return HttpResponse("Hello, World!", content_type="text/html")
+
+
+TRACK = _peers.tracks()
 
 
 urlpatterns = [path(_peers.PAGE.removeprefix("/"), hello, name="hello")]

@@ -21,8 +21,12 @@ def make_app() -> Flask:
     _peers.setup()
     app = Flask("hello")
 
+    track = _peers.tracks()
+
     @app.get(_peers.PAGE)
     def hello() -> str:
+        if track:
+            request.analytics.track(_peers.TRACK_EVENT)  # type: ignore[attr-defined]
         return "Hello, World!"
 
     if variant == "segment":

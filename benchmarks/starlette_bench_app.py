@@ -23,7 +23,12 @@ ASGIApp = Any
 
 
 async def hello(request: Request) -> HTMLResponse:
+    if TRACK:
+        request.state.analytics.track(_peers.TRACK_EVENT)
     return HTMLResponse("Hello, World!")
+
+
+TRACK = _peers.tracks()
 
 
 def make_app() -> ASGIApp:
