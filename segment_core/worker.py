@@ -7,10 +7,10 @@ full batch waiting), so a busy request thread rarely hands the GIL over.
 
 Batches grow under load: a batch made due by ``flush_at`` leaves at once when
 traffic is light, but at most one such batch leaves every ``BUSY_SEND_INTERVAL``
-seconds. Under load a send then carries everything that arrived meanwhile (up
-to a full batch, which leaves at once), so a busy worker makes a few POSTs per
-second instead of one per ``flush_at`` events. ``flush()``, shutdown and full
-batches are never held back.
+seconds. Under load a send then carries everything that arrived meanwhile, so
+a busy worker makes a few POSTs per second instead of one per ``flush_at``
+events. ``flush()``, shutdown and a full batch (2,500 messages, or half of
+``max_queue_size`` when that is smaller) are never held back.
 
 Every accepted message has a sequence number. A sender takes a run of them out
 of the buffer and marks it in flight until it is delivered or definitively
@@ -49,7 +49,9 @@ class Worker:
         self._max_bytes = MAX_BATCH_BYTES - envelope_size(config.write_key or "")
         self._max_queue_size = config.max_queue_size
         self._flush_at = config.flush_at
-        self._full_batch = MAX_BATCH_MESSAGES
+        # A batch that must not wait: a full one, or half the queue (so that a small
+        # max_queue_size never fills while a batch is held back).
+        self._full_batch = max(1, min(MAX_BATCH_MESSAGES, config.max_queue_size // 2))
         self._reset()
 
     def _reset(self) -> None:

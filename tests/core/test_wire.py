@@ -121,3 +121,17 @@ def test_a_full_batch_is_never_held_back(
     messages = receiver.wait_for_messages(5 + MAX_BATCH_MESSAGES, timeout=20)
     assert len(messages) == 5 + MAX_BATCH_MESSAGES
     assert [len(r.batch) for r in receiver.requests] == [5, MAX_BATCH_MESSAGES]
+
+
+def test_half_a_small_queue_is_never_held_back(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
+    client = make_client(flush_at=5, flush_interval=3600, max_queue_size=100)
+    for i in range(5):
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(5, timeout=10)) == 5
+    for i in range(5, 55):  # half the queue: sent at once, so the queue never fills
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(55, timeout=10)) == 55
+    assert client.stats()["dropped"] == {}
