@@ -119,7 +119,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     receiver_url = f"http://127.0.0.1:{port}"
     servers: list[Server] = []
     try:
-        servers = [start(f, v, receiver_url) for f in args.frameworks for v in args.variants]
+        for framework in args.frameworks:  # all at once: they import in parallel
+            for variant in args.variants:
+                servers.append(start(framework, variant, receiver_url))
         for server in servers:
             wait_started(server)
         for server in servers:  # warm-up: imports, first connections, caches
