@@ -3,7 +3,7 @@
 Run from the repository root, after ``pip install -e '.[bench]'``::
 
     .venv/bin/python benchmarks/adapters.py --quick      # a smoke run, about a minute and a half
-    .venv/bin/python benchmarks/adapters.py              # 4 rounds of 4 s per server, ~7 min
+    .venv/bin/python benchmarks/adapters.py              # 5 rounds of 4 s per server, ~8 min
     .venv/bin/python benchmarks/adapters.py --frameworks flask --variants bare,segment
     .venv/bin/python benchmarks/adapters.py --returning --track --variants segment
 
@@ -12,8 +12,9 @@ Starlette under uvicorn) it serves the same hello-world page with each
 integration of ``benchmarks/_peers.py``: none (``bare``), segment-web,
 analytics-python behind a hand-written middleware, OpenTelemetry, PostHog and
 Sentry, every one shipping one event per request to the fast loopback receiver
-of ``benchmarks/core.py``. Every server runs at once; rounds load each in turn
-(the order rotates every round) with the project's load generator, which keeps
+of ``benchmarks/core.py``. One framework at a time, its servers run together;
+rounds load each in turn (the order rotates every round) with the project's
+load generator, which keeps
 no cookies: every request is a new visitor (``--returning``: every request
 carries the same ``ajs_anonymous_id`` cookie; ``--track``: segment-web's view
 also calls ``request.analytics.track()`` once). After a graceful stop of every
@@ -114,39 +115,27 @@ def missing_packages(frameworks: Sequence[str], variants: Sequence[str]) -> list
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Each framework in turn: its servers together, loaded in interleaved rounds."""
     started = time.monotonic()
     receiver, port, _ = start_receiver()
     receiver_url = f"http://127.0.0.1:{port}"
     servers: list[Server] = []
+    rounds: list[int] = []
+    load_average = os.getloadavg()
     try:
-        for framework in args.frameworks:  # all at once: they import in parallel
-            for variant in args.variants:
-                servers.append(start(framework, variant, receiver_url))
-        for server in servers:
-            wait_started(server)
-        for server in servers:  # warm-up: imports, first connections, caches
-            load(server, args.warmup, CONNECTIONS[server.framework], args.cookie)
-        rounds = 0
-        for round_index in range(args.rounds):
-            for framework in args.frameworks:
-                group = [s for s in servers if s.framework == framework]
-                shift = round_index % len(group)
-                for server in group[shift:] + group[:shift]:
-                    run = load(server, args.seconds, CONNECTIONS[framework], args.cookie)
-                    server.runs.append(run)
-                    _progress(args, round_index, server, run)
-            rounds += 1
-            if time.monotonic() - started > args.budget:
-                break  # stay within the bound on a slow machine
-        load_average = os.getloadavg()
-        stop_all(servers)
+        for framework in args.frameworks:
+            group = [start(framework, variant, receiver_url) for variant in args.variants]
+            servers += group
+            rounds.append(_measure_group(args, group, started))
+            load_average = os.getloadavg()
+            stop_all(group)  # graceful: each integration delivers what it holds
         report = _wait_delivered(port, servers, args.track)
     finally:
         stop_all(servers)
         receiver.kill()
         receiver.wait()
     return {
-        "rounds": rounds,
+        "rounds": min(rounds),
         "seconds_per_run": args.seconds,
         "segment_options": args.option,
         "load_average": load_average,
@@ -158,6 +147,25 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "track_per_request": args.track,
         "results": _results(servers, report["sources"], args.track),
     }
+
+
+def _measure_group(args: argparse.Namespace, group: list[Server], started: float) -> int:
+    """Warm-up, then rounds over one framework's servers (the order rotates); rounds run."""
+    connections = CONNECTIONS[group[0].framework]
+    for server in group:  # started together, so they import in parallel
+        wait_started(server)
+    for server in group:  # warm-up: imports, first connections, caches
+        load(server, args.warmup, connections, args.cookie)
+    budget = args.budget * (args.frameworks.index(group[0].framework) + 1) / len(args.frameworks)
+    for round_index in range(args.rounds):
+        shift = round_index % len(group)
+        for server in group[shift:] + group[:shift]:
+            run = load(server, args.seconds, connections, args.cookie)
+            server.runs.append(run)
+            _progress(args, round_index, server, run)
+        if time.monotonic() - started > budget:
+            return round_index + 1  # stay within the bound on a slow machine
+    return args.rounds
 
 
 def _progress(args: argparse.Namespace, round_index: int, server: Server, run: Any) -> None:
@@ -328,7 +336,7 @@ def markdown_summary(results: list[dict[str, Any]]) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 1.5 s: a smoke run")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0, help="per server and round")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds per server, first")
     parser.add_argument("--budget", type=float, default=900.0, help="no new round after this")
