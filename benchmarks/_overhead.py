@@ -74,10 +74,18 @@ def _env(variant: str, collector_url: str) -> dict[str, str]:
         **os.environ,
         "BENCH_VARIANT": variant,
         "BENCH_COLLECTOR": collector_url,
-        "PYTHONPATH": str(ROOT),
+        # $BENCH_PYTHONPATH first: to measure another checkout's packages (before/after).
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, (os.environ.get("BENCH_PYTHONPATH"), str(ROOT)))
+        ),
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
+
+
+def _cwd() -> str:
+    # ``python -m`` puts the working directory first on the path.
+    return os.environ.get("BENCH_PYTHONPATH") or str(ROOT)
 
 
 def start_gunicorn(framework: str, variant: str, app: str, receiver_url: str) -> Server:
@@ -91,7 +99,7 @@ def start_gunicorn(framework: str, variant: str, app: str, receiver_url: str) ->
         app,
     ]  # fmt: skip
     env = _env(variant, f"{receiver_url}/{source}")
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=_cwd(), env=env)
     return Server(framework, variant, source, process)
 
 
@@ -106,7 +114,7 @@ def start_uvicorn(framework: str, variant: str, factory: str, receiver_url: str)
         "--backlog=2048",
     ]  # fmt: skip
     env = _env(variant, f"{receiver_url}/{source}")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, text=True)
+    process = subprocess.Popen(command, cwd=_cwd(), env=env, text=True)
     server = Server(framework, variant, source, process)
     server.url = f"http://127.0.0.1:{port}"
     return server

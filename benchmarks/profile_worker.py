@@ -3,8 +3,8 @@
 Run from the repository root, after ``pip install -e '.[bench]'`` (py-spy reads
 another process's memory: root, or ``ptrace`` allowed)::
 
-    .venv/bin/python benchmarks/profile.py --framework flask             # segment-web
-    .venv/bin/python benchmarks/profile.py --framework django --seconds 20 --raw out.txt
+    .venv/bin/python benchmarks/profile_worker.py --framework flask             # segment-web
+    .venv/bin/python benchmarks/profile_worker.py --framework django --seconds 20 --raw out.txt
 
 It serves one app of ``benchmarks/adapters.py`` (default: with segment-web),
 loads it with the load generator while ``py-spy record --threads`` samples the
