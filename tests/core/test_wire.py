@@ -135,3 +135,16 @@ def test_half_a_small_queue_is_never_held_back(
         client.track("u", "E", {"i": i})
     assert len(receiver.wait_for_messages(55, timeout=10)) == 55
     assert client.stats()["dropped"] == {}
+
+
+def test_flush_interval_still_bounds_the_wait_under_load(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
+    client = make_client(flush_at=5, flush_interval=0.1)
+    for i in range(5):
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(5, timeout=10)) == 5
+    for i in range(5, 15):  # held back from flush_at, not from flush_interval
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(15, timeout=10)) == 15
