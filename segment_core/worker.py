@@ -9,7 +9,9 @@ Batches grow under load: a batch made due by ``flush_at`` leaves at once when
 traffic is light, but at most one such batch leaves every ``BUSY_SEND_INTERVAL``
 seconds. Under load a send then carries everything that arrived meanwhile, so
 a busy worker makes a few POSTs per second instead of one per ``flush_at``
-events. ``flush()``, shutdown and a full batch (2,500 messages, or half of
+events. When ``flush_at`` messages are already waiting as a send ends, the
+sender itself is the bottleneck (a burst, a slow network) and the next batch
+leaves at once. ``flush()``, shutdown and a full batch (2,500 messages, or half of
 ``max_queue_size`` when that is smaller) are never held back.
 
 Every accepted message has a sequence number. A sender takes a run of them out
@@ -49,9 +51,9 @@ class Worker:
         self._max_bytes = MAX_BATCH_BYTES - envelope_size(config.write_key or "")
         self._max_queue_size = config.max_queue_size
         self._flush_at = config.flush_at
-        # A batch that must not wait: a full one, or half the queue (so that a small
-        # max_queue_size never fills while a batch is held back).
-        self._full_batch = max(1, min(MAX_BATCH_MESSAGES, config.max_queue_size // 2))
+        # A batch held back under load leaves at once when full, or at half the queue
+        # (so that a small max_queue_size never fills while a batch is held back).
+        self._full_batch = max(config.flush_at, min(MAX_BATCH_MESSAGES, config.max_queue_size // 2))
         self._reset()
 
     def _reset(self) -> None:
@@ -62,6 +64,9 @@ class Worker:
         self._buffer: deque[bytes] = deque()
         self._oldest_at = 0.0
         self._last_send_at = -math.inf
+        # flush_at was already reached when a send ended: the sender is what limits
+        # delivery (a burst, a slow network), so holding a batch back gains nothing.
+        self._backlogged = False
         self._taken = 0
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
@@ -190,6 +195,7 @@ class Worker:
             finally:
                 with self._lock:
                     del self._in_flight[start]
+                    self._backlogged = len(self._buffer) >= self._flush_at
                     self._progress.notify_all()
 
     def _next_batch(self) -> tuple[int, list[bytes]] | None:
@@ -206,7 +212,8 @@ class Worker:
             now = time.monotonic()
             due_at = self._oldest_at + config.flush_interval
             if size >= config.flush_at:
-                due_at = min(due_at, self._last_send_at + BUSY_SEND_INTERVAL)
+                held_until = now if self._backlogged else self._last_send_at + BUSY_SEND_INTERVAL
+                due_at = min(due_at, held_until)
             if (
                 now >= due_at
                 or size >= self._full_batch

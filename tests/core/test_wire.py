@@ -99,6 +99,7 @@ def test_under_load_batches_grow_instead_of_posting_every_flush_at(
     for i in range(5):
         client.track("u", "E", {"i": i})
     assert len(receiver.wait_for_messages(5, timeout=10)) == 5  # light traffic: at once
+    assert client.flush(10)  # and the sender is idle again, nothing waiting
     for i in range(5, 40):
         client.track("u", "E", {"i": i})
     assert client.stats()["queued"] == 35  # due by flush_at, held to grow the batch
@@ -115,6 +116,7 @@ def test_a_full_batch_is_never_held_back(
     for i in range(5):
         client.track("u", "E", message_id=str(i))
     assert len(receiver.wait_for_messages(5, timeout=10)) == 5
+    assert client.flush(10)  # the sender is idle again, nothing waiting
     # Short ids keep 2,500 messages under the byte limit: a full batch by count.
     for i in range(5, 5 + MAX_BATCH_MESSAGES):
         client.track("u", "E", message_id=str(i))
