@@ -1,33 +1,26 @@
-"""The measurement shared by the adapter benchmarks (``*_overhead.py``).
+"""Servers and load for ``benchmarks/adapters.py``: start, load, measure, stop.
 
-Each benchmark starts the fast loopback receiver of ``benchmarks/core.py`` and two
-servers of the same app on free loopback ports, ``"plain"`` and ``"segment"``,
-with a launcher of its own (``gunicorn`` here for Flask and Django, uvicorn in
-``asgi_overhead.py``). Rounds alternate which server is loaded first, with the
-project's load generator (``benchmarks/loadgen.py``), sampling the CPU time of the
-server process that answers; the figures are medians over rounds. At the end the
-Segment server is stopped gracefully and every page call it owes (one per request
-it answered) must have reached the receiver. Bounded by ``HARD_LIMIT_SECONDS``.
+A server is one framework's hello-world app with one integration, served by a
+real server with one worker (gunicorn's sync worker, or uvicorn), on a free
+loopback port. ``load`` runs the project's load generator
+(``benchmarks/loadgen.py``) against it and samples the CPU time of the process
+that answers (all its threads: request handling and the integration's sender).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import re
 import signal
-import statistics
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.request import urlopen
 
 import psutil  # type: ignore[import-untyped]
@@ -36,89 +29,127 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.core import receiver_report, start_receiver  # noqa: E402
+from benchmarks._peers import PAGE  # noqa: E402
 from benchmarks.loadgen import run_load  # noqa: E402
 
-TARGET_RATIO = 0.95
-HARD_LIMIT_SECONDS = 120.0
-START_TIMEOUT_SECONDS = 20.0
-STOP_TIMEOUT_SECONDS = 15.0
-WRITE_KEY = "bench-write-key"
-#: The page the load generator asks for; the readiness probe uses an excluded one.
-PAGE, PROBE = "/", "/healthz"
+#: Every server of a run starts at once, on 2 busy cores: be patient.
+START_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 20.0
+#: After a run, the CPU a server spends finishing its sends still counts.
+SETTLE_SECONDS = 0.3
 
 
-# -- processes ------------------------------------------------------------------------
+@dataclass
+class Run:
+    per_second: float
+    requests: int
+    errors: int
+    #: CPU seconds the server's worker (request handling and sender threads) spent.
+    worker_cpu: float
+
+    @property
+    def cpu_per_request_us(self) -> float:
+        return self.worker_cpu / self.requests * 1e6 if self.requests else 0.0
 
 
-class Server(NamedTuple):
-    url: str
-    #: What ``stop`` stops (gracefully: that is when the Segment app delivers).
-    process: subprocess.Popen[Any]
+@dataclass
+class Server:
+    framework: str
+    variant: str
+    #: The receiver's path prefix this server delivers under.
+    source: str
+    process: subprocess.Popen[str]
+    url: str = ""
     #: The process that answers requests, whose CPU time ``load`` samples.
-    worker: psutil.Process
+    worker: Any = None
+    #: Requests answered (load generator and readiness probe): events owed.
+    served: int = 0
+    errors: int = 0
+    runs: list[Run] = field(default_factory=list)
 
 
-#: ``launch(variant, collector_url, options)``: a server of ``variant`` ("plain" or
-#: "segment") sending to ``collector_url`` with the Segment ``options``.
-Launcher = Callable[[str, str, dict[str, Any]], AbstractContextManager[Server]]
-
-
-@contextmanager
-def receiver() -> Iterator[tuple[str, int]]:
-    """The fast loopback receiver of ``benchmarks/core.py`` in a subprocess.
-
-    Not the collector: on a 2-core machine the receiver's CPU is taken from the
-    app under test, and Segment's servers are not on the app's machine.
-    """
-    process, port, _ = start_receiver()
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        stop(process)
-
-
-def server_env(variant: str, collector_url: str, options: dict[str, Any]) -> dict[str, str]:
-    """The environment the served app reads: receiver, Segment options (JSON), variant."""
+def _env(variant: str, collector_url: str) -> dict[str, str]:
+    # BENCH_SEGMENT_OPTIONS (JSON), if set, passes through to the segment-web servers.
     return {
         **os.environ,
         "BENCH_VARIANT": variant,
         "BENCH_COLLECTOR": collector_url,
-        "BENCH_SEGMENT_OPTIONS": json.dumps(options),
-        "PYTHONPATH": str(ROOT),
+        # $BENCH_PYTHONPATH first: to measure another checkout's packages (before/after).
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, (os.environ.get("BENCH_PYTHONPATH"), str(ROOT)))
+        ),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
     }
 
 
-@contextmanager
-def gunicorn(
-    factory: str, variant: str, collector_url: str, options: dict[str, Any]
-) -> Iterator[Server]:
-    """``gunicorn -w 1 --threads 1`` (sync) on a free port, serving ``factory(variant)``.
+def _cwd() -> str:
+    # ``python -m`` puts the working directory first on the path.
+    return os.environ.get("BENCH_PYTHONPATH") or str(ROOT)
 
-    A ``Launcher`` once ``factory`` is bound (``functools.partial(gunicorn, factory)``);
-    the app finds the receiver and the options in ``server_env``'s variables.
-    """
+
+def start_gunicorn(framework: str, variant: str, app: str, receiver_url: str) -> Server:
+    """``gunicorn -w 1 --threads 1`` (sync) serving ``app`` (``module:factory()``)."""
+    source = f"{framework}-{variant}"
     command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers=1",
-        "--threads=1",
-        "--worker-class=sync",
-        "--bind=127.0.0.1:0",
+        sys.executable, "-m", "gunicorn",
+        "--workers=1", "--threads=1", "--worker-class=sync",
+        "--bind=127.0.0.1:0", "--backlog=2048", "--log-level=info",
+        "--graceful-timeout=15", "--timeout=120",
+        app,
+    ]  # fmt: skip
+    env = _env(variant, f"{receiver_url}/{source}")
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=_cwd(), env=env)
+    return Server(framework, variant, source, process)
+
+
+def start_uvicorn(framework: str, variant: str, factory: str, receiver_url: str) -> Server:
+    """One uvicorn process (h11, asyncio, no access log) serving ``factory``."""
+    source = f"{framework}-{variant}"
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", factory,
+        "--host=127.0.0.1", f"--port={port}", "--workers=1", "--http=h11",
+        "--loop=asyncio", "--lifespan=on", "--no-access-log", "--log-level=warning",
         "--backlog=2048",
-        "--log-level=info",
-        "--graceful-timeout=10",
-        f"{factory}({variant!r})",
-    ]
-    env = server_env(variant, collector_url, options)
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    try:
-        url = _wait_listening(process)
-        wait_ready(url + PROBE, process)
-        yield Server(url, process, _worker(process))
-    finally:
-        stop(process)
+    ]  # fmt: skip
+    env = _env(variant, f"{receiver_url}/{source}")
+    process = subprocess.Popen(command, cwd=_cwd(), env=env, text=True)
+    server = Server(framework, variant, source, process)
+    server.url = f"http://127.0.0.1:{port}"
+    return server
+
+
+def wait_started(server: Server) -> None:
+    """Wait until ``server`` answers its page (one request: it owes one event)."""
+    process = server.process
+    if not server.url:  # gunicorn: the arbiter logs the port it bound
+        server.url = _wait_listening(process)
+        server.worker = _gunicorn_worker(process)
+    else:
+        server.worker = psutil.Process(process.pid)
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{server.source}: the server exited with {process.returncode}")
+        try:
+            # A long timeout: a probe given up on could still be answered (and tracked).
+            with urlopen(server.url + PAGE, timeout=START_TIMEOUT_SECONDS) as response:
+                response.read()
+                if response.status == 200:
+                    server.served += 1
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)  # polling a starting server, bounded by the deadline
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _wait_listening(process: subprocess.Popen[str]) -> str:
@@ -136,188 +167,51 @@ def _wait_listening(process: subprocess.Popen[str]) -> str:
     raise RuntimeError("gunicorn did not start")
 
 
-def _worker(server: subprocess.Popen[str]) -> psutil.Process:
+def _gunicorn_worker(arbiter: subprocess.Popen[str]) -> Any:
     """gunicorn's one worker process (the arbiter's child)."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while True:
-        children = psutil.Process(server.pid).children()
+        children = psutil.Process(arbiter.pid).children()
         if children or time.monotonic() > deadline:
             return children[0]
         time.sleep(0.05)  # the arbiter is still forking it, bounded by the deadline
 
 
-def wait_ready(url: str, process: subprocess.Popen[Any]) -> None:
-    """Poll ``url`` until it answers 200; fail if ``process`` exits or time runs out."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            with urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)  # polling a starting server, bounded by the deadline
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM, then wait, then kill.
-
-    SIGTERM is a graceful stop: gunicorn's workers run ``atexit``, uvicorn shuts the
-    app down (lifespan); either way the Segment app delivers what it holds.
-    """
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-# -- the measurement ------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    per_second: float
-    requests: int
-    errors: int
-    #: CPU seconds the server's worker (request handling and Segment's sender) spent.
-    worker_cpu: float
-
-    @property
-    def cpu_per_request_us(self) -> float:
-        return self.worker_cpu / self.requests * 1e6 if self.requests else 0.0
-
-
-def load(url: str, worker: psutil.Process, seconds: float, connections: int) -> Run:
-    """One bounded run of the load generator against ``url``."""
-    before = worker.cpu_times()
+def load(server: Server, seconds: float, connections: int, cookie: str = "") -> Run:
+    """One bounded run of the load generator against ``server``; recorded on it."""
+    before = server.worker.cpu_times()
     result = asyncio.run(
-        run_load(url + PAGE, connections=connections, requests=10_000_000, duration=seconds)
-    )
-    after = worker.cpu_times()
-    cpu = (after.user - before.user) + (after.system - before.system)
-    return Run(result.per_second, result.requests, result.errors, cpu)
-
-
-def measure(args: argparse.Namespace, launch: Launcher) -> dict[str, Any]:
-    """Warm-up, then ``args.rounds`` rounds of both servers; the figures as a dict."""
-    runs: dict[str, list[Run]] = {"plain": [], "segment": []}
-    served = {"plain": 0, "segment": 0}
-    errors = 0
-    started = time.monotonic()
-    with ExitStack() as stack:
-        collector_url, receiver_port = stack.enter_context(receiver())
-        servers = {
-            variant: stack.enter_context(launch(variant, collector_url, args.option))
-            for variant in ("plain", "segment")
-        }
-        for variant, server in servers.items():  # warm-up: imports, first connections
-            run = load(server.url, server.worker, args.warmup, args.connections)
-            served[variant] += run.requests
-            errors += run.errors
-        for round_index in range(args.rounds):
-            order = ("plain", "segment") if round_index % 2 == 0 else ("segment", "plain")
-            for variant in order:
-                server = servers[variant]
-                run = load(server.url, server.worker, args.seconds, args.connections)
-                runs[variant].append(run)
-                served[variant] += run.requests
-                errors += run.errors
-            if time.monotonic() - started > HARD_LIMIT_SECONDS - 2 * args.seconds - 20:
-                break  # stay within the bound on a slow machine
-        stop(servers["segment"].process)  # graceful: the Segment app delivers what it holds
-        delivered = int(receiver_report(receiver_port)["messages"])
-    plain = statistics.median(r.per_second for r in runs["plain"])
-    with_segment = statistics.median(r.per_second for r in runs["segment"])
-    cpu_plain = statistics.median(r.cpu_per_request_us for r in runs["plain"])
-    cpu_segment = statistics.median(r.cpu_per_request_us for r in runs["segment"])
-    return {
-        "rounds": len(runs["plain"]),
-        "seconds_per_run": args.seconds,
-        "connections": args.connections,
-        "options": args.option,
-        "without_rps": [r.per_second for r in runs["plain"]],
-        "with_rps": [r.per_second for r in runs["segment"]],
-        "without_median": plain,
-        "with_median": with_segment,
-        "ratio": with_segment / plain if plain else 0.0,
-        "round_ratios": [
-            w.per_second / p.per_second for w, p in zip(runs["segment"], runs["plain"], strict=True)
-        ],
-        "without_cpu_us": [r.cpu_per_request_us for r in runs["plain"]],
-        "with_cpu_us": [r.cpu_per_request_us for r in runs["segment"]],
-        "without_cpu_us_per_request": cpu_plain,
-        "with_cpu_us_per_request": cpu_segment,
-        "cpu_ratio": cpu_plain / cpu_segment if cpu_segment else 0.0,
-        "load_average": os.getloadavg()[0],
-        "segment_requests": served["segment"],
-        "pages_delivered": delivered,
-        "errors": errors,
-        "elapsed": time.monotonic() - started,
-    }
-
-
-# -- command line and report ----------------------------------------------------------
-
-
-def parse_args(doc: str, option_help: str, connections: int = 4) -> argparse.Namespace:
-    """The benchmarks' command line; ``doc`` is the module's docstring."""
-    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=6.0, help="per run (default 6)")
-    parser.add_argument("--warmup", type=float, default=1.5)
-    parser.add_argument("--connections", type=int, default=connections)
-    parser.add_argument(
-        "--option",
-        metavar="NAME=JSON",
-        action="append",
-        default=[],
-        help=option_help,
-    )
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    args.option = {
-        name: json.loads(value) for name, _, value in (o.partition("=") for o in args.option)
-    }
-    return args
-
-
-def worker_cpu_lines(result: dict[str, Any]) -> str:
-    """The report's CPU line for a gunicorn worker."""
-    cpu_without = result["without_cpu_us_per_request"]
-    cpu_with = result["with_cpu_us_per_request"]
-    return (
-        f"worker CPU per request: {cpu_without:.0f} us without, {cpu_with:.0f} us with "
-        f"Segment (+{cpu_with - cpu_without:.0f} us)"
-    )
-
-
-def report(
-    result: dict[str, Any],
-    as_json: bool,
-    cpu_lines: Callable[[dict[str, Any]], str] = worker_cpu_lines,
-) -> None:
-    """Print ``measure``'s result; exit with an error if a page call was not delivered."""
-    if as_json:
-        print(json.dumps(result))
-    else:
-        spread = ", ".join(f"{r:.3f}" for r in result["round_ratios"])
-        print(
-            f"without Segment: {result['without_median']:8.0f} requests/s  "
-            f"(runs: {', '.join(f'{r:.0f}' for r in result['without_rps'])})\n"
-            f"with Segment:    {result['with_median']:8.0f} requests/s  "
-            f"(runs: {', '.join(f'{r:.0f}' for r in result['with_rps'])})\n"
-            f"ratio (medians): {result['ratio']:.3f}  (target >= {TARGET_RATIO}); "
-            f"per round: {spread}\n"
-            f"{cpu_lines(result)}\n"
-            f"page calls delivered: {result['pages_delivered']} of "
-            f"{result['segment_requests']} requests; load errors: {result['errors']}; "
-            f"{result['elapsed']:.0f} s"
+        run_load(
+            server.url + PAGE,
+            connections=connections,
+            requests=10**9,
+            duration=seconds,
+            cookie=cookie,
         )
-    if result["pages_delivered"] != result["segment_requests"]:
-        sys.exit("not every page call reached the receiver")
+    )
+    time.sleep(SETTLE_SECONDS)  # the sender finishes what this run started
+    after = server.worker.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    run = Run(result.per_second, result.requests, result.errors, cpu)
+    server.served += result.requests
+    server.errors += result.errors
+    return run
+
+
+def stop_all(servers: list[Server]) -> None:
+    """SIGTERM every server at once, then wait for each (kill after the timeout).
+
+    SIGTERM is a graceful stop: gunicorn's workers run ``atexit``, uvicorn shuts
+    the app down (lifespan) and exits; either way each integration delivers what
+    it holds.
+    """
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for server in servers:
+        try:
+            server.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()

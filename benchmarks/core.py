@@ -58,6 +58,23 @@ class _Counters:
     requests: int = 0
     body_bytes: int = 0
     errors: int = 0
+    #: Per sender (the first segment of the path, e.g. "flask-segment"): the same
+    #: counts, for benchmarks that point several senders at one receiver.
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, source: str, messages: int, body_bytes: int, discarded: int = 0) -> None:
+        self.requests += 1
+        self.body_bytes += body_bytes
+        self.messages += messages
+        counts = self.sources.get(source)
+        if counts is None:
+            counts = self.sources[source] = dict.fromkeys(
+                ("messages", "requests", "body_bytes", "discarded"), 0
+            )
+        counts["messages"] += messages
+        counts["requests"] += 1
+        counts["body_bytes"] += body_bytes
+        counts["discarded"] += discarded
 
 
 _OK = b'{"success":true}'
@@ -80,7 +97,7 @@ class _Ingest(asyncio.Protocol):
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._need: int | None = None
-        self._request: tuple[bytes, bytes, bool, bool] = (b"", b"", False, False)
+        self._request: tuple[bytes, bytes, bytes, bool] = (b"", b"", b"", False)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -116,7 +133,8 @@ class _Ingest(asyncio.Protocol):
             self._close()
             return False
         length = 0
-        gzipped = close = False
+        encoding = b""
+        close = False
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             name = name.strip().lower()
@@ -124,27 +142,32 @@ class _Ingest(asyncio.Protocol):
             if name == b"content-length":
                 length = int(value)
             elif name == b"content-encoding":
-                gzipped = value == b"gzip"
+                encoding = value
             elif name == b"connection":
                 close = value == b"close"
+            elif name == b"transfer-encoding":
+                self._close()  # every sender measured here sends a Content-Length
+                return False
         self._need = length
-        self._request = (parts[0], parts[1], gzipped, close)
+        self._request = (parts[0], parts[1], encoding, close)
         return True
 
     def _answer(self, body: bytes) -> None:
-        method, path, gzipped, close = self._request
+        method, path, encoding, close = self._request
         counters = self._counters
-        if method == b"POST" and path.endswith(b"/batch"):
+        if method == b"POST" and path.endswith(_INGEST_PATHS):
             try:
-                raw = zlib.decompress(body, 47) if gzipped else body  # 47: gzip or zlib
-            except zlib.error:
+                raw = _decompress(body, encoding)
+                messages, discarded = _count_messages(path, raw)
+            except Exception:  # a body this receiver cannot read: counted, refused
                 counters.errors += 1
                 self._send(_response("400 Bad Request", b'{"success":false}', close=close))
                 return
-            counters.requests += 1
-            counters.body_bytes += len(body)
-            counters.messages += raw.count(b'"messageId"')
-            self._send(_response("200 OK", _OK, close=close))
+            source = path[1:].partition(b"/")[0].decode("latin-1")
+            counters.count(source, messages, len(body), discarded)
+            # OTLP answers with a protobuf message: an empty body is an empty one.
+            answer = b"" if path.endswith(b"/v1/traces") else _OK
+            self._send(_response("200 OK", answer, close=close))
         elif method == b"GET" and path == b"/count":
             report = {
                 "messages": counters.messages,
@@ -152,6 +175,7 @@ class _Ingest(asyncio.Protocol):
                 "body_bytes": counters.body_bytes,
                 "errors": counters.errors,
                 "cpu_s": time.process_time(),
+                "sources": counters.sources,
             }
             self._send(_response("200 OK", json.dumps(report).encode(), close=close))
         else:
@@ -166,6 +190,116 @@ class _Ingest(asyncio.Protocol):
     def _close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+#: What the receiver ingests: Segment's batch endpoint (``segment_core``,
+#: analytics-python), PostHog's ``/batch/``, OTLP/HTTP traces and Sentry envelopes.
+_INGEST_PATHS = (b"/batch", b"/batch/", b"/v1/traces", b"/envelope/")
+
+
+def _decompress(body: bytes, encoding: bytes) -> bytes:
+    if not encoding or encoding == b"identity":
+        return body
+    if encoding in (b"gzip", b"deflate"):
+        return zlib.decompress(body, 47)  # 47: a gzip or a zlib header
+    if encoding == b"br":
+        import brotli  # type: ignore[import-not-found,unused-ignore]
+
+        data: bytes = brotli.decompress(body)
+        return data
+    raise ValueError(f"unknown Content-Encoding {encoding!r}")
+
+
+def _count_messages(path: bytes, raw: bytes) -> tuple[int, int]:
+    """How many events one request carries, in the format its path implies; and how
+    many the sender reports it discarded (Sentry's client reports)."""
+    if path.endswith(b"/batch/"):  # PostHog: {"batch": [...], "api_key": ...}
+        return len(json.loads(raw)["batch"]), 0
+    if path.endswith(b"/v1/traces"):
+        return _count_otlp_spans(raw), 0
+    if path.endswith(b"/envelope/"):
+        return _count_envelope(raw)
+    return raw.count(b'"messageId"'), 0  # Segment: one "messageId" per message
+
+
+def _protobuf_fields(data: bytes) -> list[tuple[int, bytes]]:
+    """The length-delimited fields of one protobuf message: ``(number, bytes)``."""
+    fields: list[tuple[int, bytes]] = []
+    position, end = 0, len(data)
+
+    def varint() -> int:
+        nonlocal position
+        value = shift = 0
+        while True:
+            byte = data[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    while position < end:
+        key = varint()
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            varint()
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        elif wire_type == 2:
+            length = varint()
+            fields.append((number, data[position : position + length]))
+            position += length
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire_type}")
+    return fields
+
+
+def _count_otlp_spans(raw: bytes) -> int:
+    """Spans in an OTLP ``ExportTraceServiceRequest``.
+
+    resource_spans = 1 -> scope_spans = 2 -> spans = 2.
+    """
+    return sum(
+        1
+        for number, resource_spans in _protobuf_fields(raw)
+        if number == 1
+        for inner, scope_spans in _protobuf_fields(resource_spans)
+        if inner == 2
+        for field_number, _ in _protobuf_fields(scope_spans)
+        if field_number == 2
+    )
+
+
+def _count_envelope(raw: bytes) -> tuple[int, int]:
+    """Transactions in a Sentry envelope (a header line, then items), and those its
+    client reports say the SDK discarded."""
+    transactions = discarded = 0
+    position = raw.find(b"\n") + 1  # after the envelope's header
+    while 0 < position < len(raw):
+        end = raw.find(b"\n", position)
+        end = len(raw) if end < 0 else end
+        line = raw[position:end]
+        position = end + 1
+        if not line.strip():
+            continue
+        header = json.loads(line)
+        length = header.get("length")
+        if length is None:  # the payload runs to the next newline
+            end = raw.find(b"\n", position)
+            end = len(raw) if end < 0 else end
+        else:
+            end = position + int(length)
+        payload = raw[position:end]
+        position = end + 1
+        if header.get("type") == "transaction":
+            transactions += 1
+        elif header.get("type") == "client_report":
+            for event in json.loads(payload).get("discarded_events", ()):
+                if event.get("category") == "transaction":
+                    discarded += int(event.get("quantity", 0))
+    return transactions, discarded
 
 
 class _Hold(asyncio.Protocol):

@@ -1,12 +1,11 @@
-"""The hello-world Django site of ``benchmarks/django_overhead.py``.
+"""The hello-world Django site of ``benchmarks/adapters.py``.
 
-gunicorn serves ``benchmarks.django_bench_app:make_app('plain')`` or ``...('segment')``.
-Both variants have the same settings and the same session and authentication
-middleware (as a real site has); ``"segment"`` adds ``segment_django`` and its
-middleware, sending to ``$BENCH_COLLECTOR`` with the ``SEGMENT`` keys of
-``$BENCH_SEGMENT_OPTIONS`` (JSON). This module is also the ``ROOT_URLCONF``.
+gunicorn serves ``benchmarks.django_bench_app:make_app()``; ``$BENCH_VARIANT``
+says which integration it carries (see ``benchmarks/_peers.py``). Every variant
+has the same settings and the same session and authentication middleware (as a
+real site has). This module is also the ``ROOT_URLCONF``.
 
-The pages never touch the database: with no session cookie the session is empty
+The page never touches the database: with no session cookie the session is empty
 without a query and the user is anonymous. The in-memory SQLite database has no
 tables and a new database connection is an error, so a query would show as
 failed requests in the benchmark's count.
@@ -14,42 +13,77 @@ failed requests in the benchmark's count.
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from benchmarks._overhead import PAGE, PROBE, WRITE_KEY
+from benchmarks import _peers
 
 
 def hello(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("<p>Hello, World!</p>", content_type="text/html; charset=utf-8")
+    if TRACK:
+        request.analytics.track(_peers.TRACK_EVENT)  # type: ignore[attr-defined]
+    return HttpResponse("Hello, World!", content_type="text/html")
 
 
-def healthz(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("ok", content_type="text/plain")
+TRACK = _peers.tracks()
 
 
-urlpatterns = [
-    path(PAGE.removeprefix("/"), hello, name="hello"),
-    path(PROBE.removeprefix("/"), healthz, name="healthz"),
-]
+urlpatterns = [path(_peers.PAGE.removeprefix("/"), hello, name="hello")]
+
+
+class PageMiddleware:
+    """The hand-written middleware around analytics-python or PostHog."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.send_page = _peers.page_sender()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        anonymous_id, new = _peers.visitor(request.COOKIES.get(_peers.COOKIE))
+        response = self.get_response(request)
+        if request.method == "GET" and response.status_code == 200:
+            user = request.user
+            match = request.resolver_match
+            meta = request.META
+            page = _peers.PageRequest(
+                scheme=request.scheme or "http",
+                host=request.get_host(),
+                path=request.path,
+                query=meta.get("QUERY_STRING", ""),
+                referrer=meta.get("HTTP_REFERER", ""),
+                ip=meta.get("REMOTE_ADDR"),
+                user_agent=meta.get("HTTP_USER_AGENT", ""),
+            )
+            user_id = str(user.pk) if user.is_authenticated else None
+            self.send_page(anonymous_id, user_id, match.url_name if match else None, page)
+        if new:
+            response.set_cookie(
+                _peers.COOKIE, anonymous_id, max_age=_peers.COOKIE_MAX_AGE, samesite="Lax"
+            )
+        return response
 
 
 def _no_database(**kwargs: Any) -> None:
     raise RuntimeError("the benchmark's pages must not touch the database")
 
 
-def make_app(variant: str = "plain") -> Any:
-    """Configure Django for ``variant`` and return the WSGI application."""
+def make_app() -> Any:
+    """Configure Django for ``$BENCH_VARIANT`` and return the WSGI application."""
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
     from django.db.backends.signals import connection_created
 
+    variant = _peers.variant()
+    _peers.setup()
     segment = variant == "segment"
-    options = json.loads(os.environ.get("BENCH_SEGMENT_OPTIONS") or "{}")
+    extra_middleware = {
+        "segment": ["segment_django.middleware.SegmentMiddleware"],
+        "analytics-python": [f"{__name__}.PageMiddleware"],
+        "posthog": [f"{__name__}.PageMiddleware"],
+    }
     settings.configure(
         DEBUG=False,
         SECRET_KEY="bench-not-a-secret",
@@ -65,15 +99,26 @@ def make_app(variant: str = "plain") -> Any:
         MIDDLEWARE=[
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
-            *(["segment_django.middleware.SegmentMiddleware"] if segment else []),
+            *extra_middleware.get(variant, []),
         ],
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
         SEGMENT=(
-            {"WRITE_KEY": WRITE_KEY, "HOST": os.environ["BENCH_COLLECTOR"], **options}
+            {
+                "WRITE_KEY": _peers.WRITE_KEY,
+                "HOST": _peers.collector(),
+                **{k.upper(): v for k, v in _peers.segment_options().items()},
+            }
             if segment
             else {}
         ),
     )
+    if variant == "opentelemetry":
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+        DjangoInstrumentor().instrument()  # adds its middleware to the settings
     application = get_wsgi_application()  # django.setup(): the apps are ready
     connection_created.connect(_no_database)
     return application
+
+
+__all__ = ["PageMiddleware", "make_app", "urlpatterns"]

@@ -77,7 +77,9 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, keep_alive
 
 
-async def run_load(url: str, *, connections: int, requests: int, duration: float) -> Result:
+async def run_load(
+    url: str, *, connections: int, requests: int, duration: float, cookie: str = ""
+) -> Result:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -85,7 +87,7 @@ async def run_load(url: str, *, connections: int, requests: int, duration: float
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: Mozilla/5.0 loadgen\r\n"
-        "Accept: text/html\r\n\r\n"
+        "Accept: text/html\r\n" + (f"Cookie: {cookie}\r\n" if cookie else "") + "\r\n"
     ).encode()
     budget, counts = [requests], [0, 0]
     started = time.monotonic()
@@ -102,6 +104,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--cookie", default="", help="a Cookie header for every request")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(
@@ -110,6 +113,7 @@ def main() -> None:
             connections=args.connections,
             requests=args.requests,
             duration=args.duration,
+            cookie=args.cookie,
         )
     )
     if args.json:

@@ -1,8 +1,18 @@
 """The bounded buffer and the background thread(s) that drain it.
 
-Enqueue is O(1) and never blocks on the network: it appends bytes under a lock
-and wakes a sender when a batch is due (``flush_at`` reached, or the first
-message of a quiet period, which starts the ``flush_interval`` timer).
+Enqueue is O(1) and never blocks on the network: it appends bytes and wakes a
+sender only when that can change what the sender does (the first message of a
+quiet period, which starts the ``flush_interval`` timer; ``flush_at`` reached; a
+full batch waiting), so a busy request thread rarely hands the GIL over.
+
+Batches grow under load: a batch made due by ``flush_at`` leaves at once when
+traffic is light, but at most one such batch leaves every ``BUSY_SEND_INTERVAL``
+seconds. Under load a send then carries everything that arrived meanwhile, so
+a busy worker makes a few POSTs per second instead of one per ``flush_at``
+events. When ``flush_at`` messages are already waiting as a send ends, the
+sender itself is the bottleneck (a burst, a slow network) and the next batch
+leaves at once. ``flush()``, shutdown and a full batch (2,500 messages, or half of
+``max_queue_size`` when that is smaller) are never held back.
 
 Every accepted message has a sequence number. A sender takes a run of them out
 of the buffer and marks it in flight until it is delivered or definitively
@@ -12,6 +22,7 @@ failed, so ``flush()`` knows exactly when everything accepted before it is done.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -27,6 +38,8 @@ logger = logging.getLogger("segment.core")
 
 QUEUE_FULL = "queue_full"
 SHUT_DOWN = "shut_down"
+#: The shortest time between two sends that ``flush_at`` made due (seconds).
+BUSY_SEND_INTERVAL = 0.5
 
 
 class Worker:
@@ -38,6 +51,11 @@ class Worker:
         self._max_bytes = MAX_BATCH_BYTES - envelope_size(config.write_key or "")
         self._max_queue_size = config.max_queue_size
         self._flush_at = config.batch_due_at
+        # A batch held back under load leaves at once when full, or at half the queue
+        # (so that a small max_queue_size never fills while a batch is held back).
+        self._full_batch = max(
+            self._flush_at, min(config.max_batch_size, config.max_queue_size // 2)
+        )
         self._reset()
 
     def _reset(self) -> None:
@@ -47,6 +65,10 @@ class Worker:
         self._progress = threading.Condition(self._lock)
         self._buffer: deque[bytes] = deque()
         self._oldest_at = 0.0
+        self._last_send_at = -math.inf
+        # flush_at was already reached when a send ended: the sender is what limits
+        # delivery (a burst, a slow network), so holding a batch back gains nothing.
+        self._backlogged = False
         self._taken = 0
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
@@ -82,9 +104,12 @@ class Worker:
         size = len(buffer)
         if size >= self._max_queue_size:
             return QUEUE_FULL
-        if 0 < size < self._flush_at - 1 and self._threads and not self._closing:
+        count = size + 1
+        if size and count != self._flush_at and count % self._full_batch and self._threads:
             # Fast path, no lock: a sender already knows the buffer is not empty and
-            # no batch becomes due. (deque.append is atomic.)
+            # this message changes nothing it waits for. (deque.append is atomic.)
+            if self._closing:
+                return SHUT_DOWN
             buffer.append(item)
             if self._closing:  # shutdown began meanwhile: take it back if still here
                 return self._withdraw(item)
@@ -100,7 +125,8 @@ class Worker:
             buffer.append(item)
             if not self._threads:
                 self._start_threads()
-            if size == 0 or size + 1 >= self._flush_at:
+            count = size + 1
+            if size == 0 or count == self._flush_at or count % self._full_batch == 0:
                 self._has_work.notify()
         return None
 
@@ -171,6 +197,7 @@ class Worker:
             finally:
                 with self._lock:
                     del self._in_flight[start]
+                    self._backlogged = len(self._buffer) >= self._flush_at
                     self._progress.notify_all()
 
     def _next_batch(self) -> tuple[int, list[bytes]] | None:
@@ -186,11 +213,14 @@ class Worker:
                 continue
             now = time.monotonic()
             due_at = self._oldest_at + config.flush_interval
+            if size >= self._flush_at:
+                held_until = now if self._backlogged else self._last_send_at + BUSY_SEND_INTERVAL
+                due_at = min(due_at, held_until)
             if (
-                size >= self._flush_at
+                now >= due_at
+                or size >= self._full_batch
                 or self._closing
                 or self._taken < self._flush_upto
-                or now >= due_at
             ):
                 start = self._taken
                 batch = take_batch(
@@ -198,5 +228,7 @@ class Worker:
                 )
                 self._taken += len(batch)
                 self._in_flight[start] = len(batch)
+                self._last_send_at = now
                 return start, batch
-            self._has_work.wait(due_at - now)
+            # Bounded: lock-free appends racing each other may skip the flush_at wake-up.
+            self._has_work.wait(min(due_at - now, BUSY_SEND_INTERVAL))

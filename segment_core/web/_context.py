@@ -12,6 +12,7 @@ documented size, so no request can push a message over Segment's 32 KB:
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
@@ -72,7 +73,7 @@ def request_context(
     else:
         ip = client_ip(request, options.trusted_proxies)
         if ip is not None:
-            context["ip"] = str(anonymize_ip(ip) if options.anonymize_ip else ip)
+            context["ip"] = _ip_text(ip, options.anonymize_ip)
     user_agent = request.header("user-agent")
     if user_agent:
         context["userAgent"] = (
@@ -89,6 +90,13 @@ def request_context(
     if utm:
         context["campaign"] = utm
     return context
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_text(ip: IPAddress, anonymize: bool) -> str:
+    # Cached: writing an address out costs microseconds, and the same addresses
+    # come back.
+    return str(anonymize_ip(ip) if anonymize else ip)
 
 
 def anonymize_ip(ip: IPAddress | str) -> IPAddress:

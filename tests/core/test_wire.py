@@ -8,7 +8,9 @@ import gzip
 import json
 from typing import Any
 
-from segment_core import Client
+import pytest
+
+from segment_core import Client, worker
 from segment_core.batching import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES
 from tests.receiver import Receiver
 
@@ -86,3 +88,65 @@ def test_flush_interval_sends_a_partial_batch(receiver: Receiver, make_client: A
     client = make_client(flush_at=100, flush_interval=0.05)
     client.track("u", "E")
     assert len(receiver.wait_for_messages(1, timeout=10)) == 1
+
+
+def test_under_load_batches_grow_instead_of_posting_every_flush_at(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A busy interval far longer than the test: whatever it holds back stays back.
+    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
+    client = make_client(flush_at=5, flush_interval=3600)
+    for i in range(5):
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(5, timeout=10)) == 5  # light traffic: at once
+    assert client.flush(10)  # and the sender is idle again, nothing waiting
+    for i in range(5, 40):
+        client.track("u", "E", {"i": i})
+    assert client.stats()["queued"] == 35  # due by flush_at, held to grow the batch
+    assert client.flush(10)  # flush() is never held back
+    assert [len(r.batch) for r in receiver.requests] == [5, 35]
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(40))
+
+
+def test_a_full_batch_is_never_held_back(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
+    client = make_client(flush_at=5, flush_interval=3600, max_queue_size=6000)
+    for i in range(5):
+        client.track("u", "E", message_id=str(i))
+    assert len(receiver.wait_for_messages(5, timeout=10)) == 5
+    assert client.flush(10)  # the sender is idle again, nothing waiting
+    # Short ids keep 2,500 messages under the byte limit: a full batch by count.
+    for i in range(5, 5 + MAX_BATCH_MESSAGES):
+        client.track("u", "E", message_id=str(i))
+    messages = receiver.wait_for_messages(5 + MAX_BATCH_MESSAGES, timeout=20)
+    assert len(messages) == 5 + MAX_BATCH_MESSAGES
+    assert [len(r.batch) for r in receiver.requests] == [5, MAX_BATCH_MESSAGES]
+
+
+def test_half_a_small_queue_is_never_held_back(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
+    client = make_client(flush_at=5, flush_interval=3600, max_queue_size=100)
+    for i in range(5):
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(5, timeout=10)) == 5
+    for i in range(5, 55):  # half the queue: sent at once, so the queue never fills
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(55, timeout=10)) == 55
+    assert client.stats()["dropped"] == {}
+
+
+def test_flush_interval_still_bounds_the_wait_under_load(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
+    client = make_client(flush_at=5, flush_interval=0.1)
+    for i in range(5):
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(5, timeout=10)) == 5
+    for i in range(5, 15):  # held back from flush_at, not from flush_interval
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(15, timeout=10)) == 15

@@ -117,6 +117,14 @@ def test_people_and_scripts_are_not_bots(agent: str) -> None:
     assert not is_bot(agent)
 
 
+def test_the_answer_for_a_user_agent_is_the_same_every_time_and_for_long_ones() -> None:
+    # Answers are cached per user agent; long ones are matched every time.
+    padding = " (KHTML, like Gecko)" * 40
+    for _ in range(3):
+        assert is_bot("Googlebot/2.1" + padding) and is_bot("Googlebot/2.1")
+        assert not is_bot(BROWSER + padding) and not is_bot(BROWSER)
+
+
 def test_no_host_no_page_view() -> None:
     assert not tracked(make_request(host=""))
 

@@ -1,0 +1,162 @@
+"""The request thread's own cost: a served app called in a warm loop, without a server.
+
+Run from the repository root, after ``pip install -e '.[bench]'``::
+
+    .venv/bin/python benchmarks/request_path.py                       # every framework
+    .venv/bin/python benchmarks/request_path.py --framework django --option page_calls=false
+
+Calls the WSGI (Django, Flask) or ASGI (Starlette) application of
+``benchmarks/adapters.py`` directly, ``--requests`` times, with the request the
+load generator sends (a new visitor each time), and reports the process CPU per
+request, bare and with segment-web, in alternating chunks. No sockets, no other
+process: what is left is the framework's and the integration's Python, the
+floor against which ``adapters.py``'s figures (which add the server, the kernel
+and the sender thread) can be read. The events go to the loopback receiver of
+``benchmarks/core.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+FRAMEWORKS = ("django", "flask", "starlette")
+HEADERS = {"host": "127.0.0.1:8000", "user-agent": "Mozilla/5.0 loadgen", "accept": "text/html"}
+
+
+def wsgi_caller(app: Any) -> Callable[[], None]:
+    environ = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "", "SCRIPT_NAME": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in HEADERS.items()},
+    }  # fmt: skip
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        pass
+
+    def call() -> None:
+        body = app({**environ, "wsgi.input": io.BytesIO()}, start_response)
+        for _ in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+    return call
+
+
+def asgi_caller(app: Any) -> Callable[[], None]:
+    loop = asyncio.new_event_loop()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in HEADERS.items()],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    def call() -> None:
+        loop.run_until_complete(app(dict(scope), receive, send))
+
+    return call
+
+
+def child(framework: str, variant: str, requests: int, chunks: int) -> None:
+    """In a fresh process: build the app, warm it up, print CPU µs per request per chunk."""
+    os.environ["BENCH_VARIANT"] = variant
+    if framework == "starlette":
+        from benchmarks.starlette_bench_app import make_app
+
+        call = asgi_caller(make_app())
+    else:
+        module = __import__(f"benchmarks.{framework}_bench_app", fromlist=["make_app"])
+        call = wsgi_caller(module.make_app())
+    for _ in range(2000):
+        call()
+    per_chunk = requests // chunks
+    results = []
+    for _ in range(chunks):
+        started = time.process_time()
+        for _ in range(per_chunk):
+            call()
+        results.append((time.process_time() - started) / per_chunk * 1e6)
+    print(json.dumps(results), flush=True)
+    os._exit(0)  # the receiver counts nothing here: no need to wait for delivery
+
+
+def run(framework: str, variant: str, args: argparse.Namespace, collector: str) -> list[float]:
+    env = {
+        **os.environ,
+        "BENCH_COLLECTOR": collector,
+        "BENCH_SEGMENT_OPTIONS": json.dumps(args.option),
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, __file__, "--child", framework, variant, str(args.requests), "5"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        sys.exit(done.stderr[-2000:])
+    values: list[float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--framework", choices=FRAMEWORKS, action="append")
+    parser.add_argument("--requests", type=int, default=20_000, help="per run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--option", metavar="NAME=JSON", action="append", default=[])
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        framework, variant, requests, chunks = args.child
+        child(framework, variant, int(requests), int(chunks))
+        return
+    args.option = {n: json.loads(v) for n, _, v in (o.partition("=") for o in args.option)}
+    from benchmarks.core import start_receiver
+
+    receiver, port, _ = start_receiver()
+    try:
+        for framework in args.framework or FRAMEWORKS:
+            figures: dict[str, list[float]] = {"bare": [], "segment": []}
+            for _ in range(args.rounds):
+                for variant in figures:
+                    figures[variant].append(min(run(framework, variant, args, collector(port))))
+            bare = statistics.median(figures["bare"])
+            ours = statistics.median(figures["segment"])
+            print(
+                f"{framework:<10} bare {bare:6.1f} µs, with segment-web {ours:6.1f} µs: "
+                f"+{ours - bare:.1f} µs per request (best chunk, median of {args.rounds} rounds)"
+            )
+    finally:
+        receiver.kill()
+        receiver.wait()
+
+
+def collector(port: int) -> str:
+    return f"http://127.0.0.1:{port}/in-process"
+
+
+if __name__ == "__main__":
+    main()
