@@ -22,7 +22,7 @@ import decimal
 import enum
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from segment_core.errors import InvalidMessage
@@ -98,33 +98,40 @@ _INFINITY = float("inf")
 def has_non_finite(value: Any) -> bool:
     """True when ``value`` holds a NaN or an infinite float (which orjson writes as null).
 
-    Runs only on a value the encoder accepted (so it has no cycles); a loop over a
-    stack rather than a checked copy, as it runs on every message holding a null.
+    Runs only on a value the encoder accepted (so it has no cycles and is no deeper
+    than the nesting limit); it runs on every message holding a null, so the common
+    types are tested first, in a plain loop per container.
     """
-    stack = [value]
-    while stack:
-        item = stack.pop()
+    kind = type(value)
+    if kind is dict:
+        items: Iterable[Any] = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return _other_non_finite(value)
+    for item in items:
         kind = type(item)
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list or kind is tuple:
-            stack.extend(item)
-        elif kind is float:
-            if item != item or item == _INFINITY or item == -_INFINITY:
-                return True
-        elif kind is str or kind is int or kind is bool or item is None:
+        if kind is str or kind is int or kind is bool or item is None:
             continue
-        elif isinstance(item, float):
-            if not math.isfinite(item):
+        if kind is float:
+            if item - item != 0.0:  # NaN - NaN and inf - inf are NaN
                 return True
-        elif isinstance(item, enum.Enum):
-            stack.append(item.value)
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
-        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif has_non_finite(item):
+            return True
+    return False
+
+
+def _other_non_finite(item: Any) -> bool:
+    if isinstance(item, float):
+        return not math.isfinite(item)
+    if isinstance(item, enum.Enum):
+        return has_non_finite([item.value])
+    if isinstance(item, Mapping):
+        return has_non_finite(list(item.values()))
+    if isinstance(item, (list, tuple, set, frozenset)):
+        return has_non_finite(list(item))
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return has_non_finite([getattr(item, f.name) for f in dataclasses.fields(item)])
     return False
 
 

@@ -334,6 +334,8 @@ class MessageFactory:
     ) -> dict[str, Any]:
         if context is None and integrations is None and self._no_defaults:
             message["context"] = {"library": LIBRARY}  # most calls: nothing to merge
+            if "traits" not in message and message["type"] != "page":
+                return message  # nothing of the caller's that the Spec's content rules cover
         else:
             message["context"] = self._context(_mapping("context", context))
             merged = self._integrations(_mapping("integrations", integrations))
