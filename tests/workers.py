@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.servers import ROOT, STOP_TIMEOUT
+from tests.e2e.servers import STOP_TIMEOUT, spawn_logged
 
 READY_TIMEOUT = 60.0
 
@@ -61,16 +61,7 @@ def running_worker(
 ) -> Iterator[WorkerProcess]:
     """Run ``argv`` from the project's root; yield once ``ready`` (a regex) is in its log."""
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            list(argv),
-            cwd=ROOT,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn_logged(argv, env, log_path)
     worker = WorkerProcess(name, process, log_path)
     try:
         worker.wait_for_log(ready)

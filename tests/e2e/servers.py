@@ -124,6 +124,23 @@ class Server:
         self.process.wait(10)
 
 
+def spawn_logged(
+    argv: Sequence[str], env: Mapping[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` from the project's root, in its own process group (killed as
+    one at the end), with its output in ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @contextlib.contextmanager
 def running(
     name: str,
@@ -136,16 +153,7 @@ def running(
 ) -> Iterator[Server]:
     """Run ``argv``; yield the server once ``workers`` workers answer; kill what is left."""
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            list(argv),
-            cwd=ROOT,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, killed as one at the end
-        )
+    process = spawn_logged(argv, env, log_path)
     server = Server(name, process, f"http://127.0.0.1:{port}", log_path)
     try:
         server.wait_until_ready(workers)
