@@ -267,29 +267,46 @@ def _check_context(context: object, reasons: list[str]) -> None:
     if not isinstance(context, dict):
         return
     # Walk the keys present (a handful) rather than every reserved name: this
-    # runs on every call of the client.
+    # runs on every call of the client. Plain strings and objects of strings
+    # (nearly every context) pass with a type test each.
     for field, value in context.items():
-        expected = _CONTEXT_TYPES.get(field)
-        if expected is None or value is None:
-            continue
-        if not isinstance(value, expected):
-            description = _DESCRIPTIONS[expected]
-            reasons.append(f"context.{field} must be {description}, got {_json_type(value)}")
-        elif field in _CONTEXT_SUBSTRINGS:
-            for sub in _CONTEXT_SUBSTRINGS[field]:
-                text = value.get(sub)
-                if text is not None and not isinstance(text, str):
-                    reasons.append(
-                        f"context.{field}.{sub} must be a string, got {_json_type(text)}"
-                    )
-        elif field == "ip" and not _is_ip_address(value):
-            reasons.append(f"context.ip {_show(value)} is not an IP address")
-        elif field == "groupId":
-            _check_id(context, "groupId", reasons)
-        elif field == "consent":
-            _check_consent(value, reasons)
-        elif field == "traits":
-            _check_traits(value, "context.traits", reasons)
+        kind = type(value)
+        if kind is str:
+            expected = _CONTEXT_TYPES.get(field)
+            if expected is None or (expected is str and (field != "ip" or _is_ip_address(value))):
+                continue
+        elif kind is dict and field in _CONTEXT_SUBSTRINGS:
+            for text in value.values():
+                if type(text) is not str:
+                    break
+            else:
+                continue  # no reserved sub-field can be wrong: every value is a string
+        _check_context_field(context, field, value, reasons)
+
+
+def _check_context_field(
+    context: dict[str, Any], field: str, value: object, reasons: list[str]
+) -> None:
+    expected = _CONTEXT_TYPES.get(field)
+    if expected is None or value is None:
+        return
+    if not isinstance(value, expected):
+        description = _DESCRIPTIONS[expected]
+        reasons.append(f"context.{field} must be {description}, got {_json_type(value)}")
+    elif field in _CONTEXT_SUBSTRINGS:
+        assert isinstance(value, dict)
+        for sub in _CONTEXT_SUBSTRINGS[field]:
+            text = value.get(sub)
+            if text is not None and not isinstance(text, str):
+                reasons.append(f"context.{field}.{sub} must be a string, got {_json_type(text)}")
+    elif field == "ip" and not _is_ip_address(value):
+        reasons.append(f"context.ip {_show(value)} is not an IP address")
+    elif field == "groupId":
+        _check_id(context, "groupId", reasons)
+    elif field == "consent":
+        _check_consent(value, reasons)
+    elif field == "traits":
+        _check_traits(value, "context.traits", reasons)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -329,12 +346,15 @@ def _check_traits(traits: object, where: str, reasons: list[str]) -> None:
 def _check_page_properties(properties: object, reasons: list[str]) -> None:
     if not isinstance(properties, dict):
         return
+    get = properties.get
     for field in _PAGE_PROPERTIES:
-        _check_optional(properties, field, str, "a string", reasons, prefix="properties.")
-    search = properties.get("search")
-    if isinstance(search, str) and search and not search.startswith("?"):
+        value = get(field)
+        if value is not None and type(value) is not str:
+            _check_optional(properties, field, str, "a string", reasons, prefix="properties.")
+    search = get("search")
+    if isinstance(search, str) and search and search[0] != "?":
         reasons.append(f"properties.search {_show(search)} must start with '?'")
-    url = properties.get("url")
+    url = get("url")
     if isinstance(url, str) and "#" in url:
         reasons.append(f"properties.url {_show(url)} must not include a #fragment")
 

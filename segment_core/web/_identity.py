@@ -79,7 +79,7 @@ def new_anonymous_id() -> str:
     return new_message_id()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CookieSpec:
     """A cookie for the adapter to set; ``value`` is ready for the wire.
 
@@ -98,15 +98,26 @@ class CookieSpec:
 
     def header_value(self) -> str:
         """The value of a ``Set-Cookie`` header for this cookie."""
-        parts = [f"{self.name}={self.value}", f"Max-Age={self.max_age}", f"Path={self.path}"]
-        if self.domain:
-            parts.append(f"Domain={self.domain}")
-        parts.append(f"SameSite={self.samesite}")
-        if self.secure:
-            parts.append("Secure")
-        if self.httponly:
-            parts.append("HttpOnly")
-        return "; ".join(parts)
+        attributes = _attributes(
+            self.max_age, self.path, self.domain, self.samesite, self.secure, self.httponly
+        )
+        return f"{self.name}={self.value}{attributes}"
+
+
+@functools.lru_cache(maxsize=64)
+def _attributes(
+    max_age: int, path: str, domain: str | None, samesite: str, secure: bool, httponly: bool
+) -> str:
+    # The same for every visitor of an app: written out once.
+    parts = [f"Max-Age={max_age}", f"Path={path}"]
+    if domain:
+        parts.append(f"Domain={domain}")
+    parts.append(f"SameSite={samesite}")
+    if secure:
+        parts.append("Secure")
+    if httponly:
+        parts.append("HttpOnly")
+    return "; " + "; ".join(parts)
 
 
 def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool) -> CookieSpec:
@@ -116,6 +127,8 @@ def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool)
     """
     if options.cookie_format == "quoted":
         value = quote(json.dumps(anonymous_id), safe="")
+    elif anonymous_id.isascii() and anonymous_id.replace("-", "").isalnum():
+        value = anonymous_id  # the ids this library makes: nothing to escape
     else:
         value = quote(anonymous_id, safe="-._~")
     return CookieSpec(
