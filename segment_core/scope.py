@@ -204,14 +204,17 @@ class Analytics:
         return (_unpickle, (self.snapshot(),))
 
     def _send(self, kind: str, kw: dict[str, Any], **fields: Any) -> Result:
-        user_id = kw.pop("user_id", self.user_id)
-        anonymous_id = kw.pop("anonymous_id", self.anonymous_id)
+        # The bound ids are read only when the call does not give its own (reading
+        # user_id may ask the framework for its user).
+        user_id = kw.pop("user_id") if "user_id" in kw else self.user_id
+        anonymous_id = kw.pop("anonymous_id") if "anonymous_id" in kw else self.anonymous_id
         if user_id is None and anonymous_id is None:
             raise InvalidMessage(
                 f"{kind} needs a user_id or an anonymous_id: outside a request, pass one, "
                 f"e.g. analytics().{kind}(..., user_id=user.pk)"
             )
-        context = merge_context(self.context, kw.pop("context", None))
+        extra = kw.pop("context", None)
+        context = dict(self.context) if extra is None else merge_context(self.context, extra)
         call = getattr(self.client, kind)
         result: Result = call(
             user_id=user_id, anonymous_id=anonymous_id, context=context, **fields, **kw
