@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from types import CodeType, ModuleType
+from typing import Any, NamedTuple, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
@@ -28,7 +30,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.http.request import validate_host
 from django.urls import Resolver404, resolve
-from django.utils.functional import LazyObject, empty
+from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from segment_core.scope import bind, reset
 from segment_core.web import (
@@ -253,10 +255,125 @@ def _id_of(user: Any) -> str | None:
 
 def _user_id(request: HttpRequest) -> str | None:
     try:
-        return _id_of(getattr(request, "user", None))
+        user = getattr(request, "user", None)
+        anonymous = _anonymous_user(request, user)
+        return _id_of(user if anonymous is None else anonymous)
     except Exception:
         logger.exception("segment: could not read request.user; no user id for this request")
         return None
+
+
+class _DjangoAuth(NamedTuple):
+    """The parts of ``django.contrib.auth`` that Django's lazy ``request.user`` calls."""
+
+    lazy_user_code: CodeType  # AuthenticationMiddleware's ``lambda: get_user(request)``
+    middleware: ModuleType  # django.contrib.auth.middleware
+    middleware_get_user: Callable[[HttpRequest], Any]
+    auth: ModuleType  # django.contrib.auth
+    auth_get_user: Callable[[HttpRequest], Any]
+    models: ModuleType  # django.contrib.auth.models
+    session_key: str  # the session key of the logged-in user's id
+
+
+def _django_auth() -> _DjangoAuth | None:
+    """Django's own lazy user as this Django builds it; None if it is not recognised.
+
+    Found once per process; not while ``get_user`` is replaced (a test's patch): then
+    the lazy user is loaded as usual, and looked at again at the next request.
+    """
+    if _auth_found:
+        return _auth_found[0]
+    middleware = sys.modules.get("django.contrib.auth.middleware")
+    if middleware is None:
+        return None  # no AuthenticationMiddleware has run: no lazy user of Django's
+    from django.contrib import auth
+    from django.contrib.auth import models
+
+    process_request = getattr(middleware.AuthenticationMiddleware, "process_request", None)
+    codes = getattr(process_request, "__code__", None)
+    lazy_user_code = next(
+        (
+            code
+            for code in (codes.co_consts if codes is not None else ())
+            if isinstance(code, CodeType)
+            and code.co_name == "<lambda>"
+            and code.co_freevars == ("request",)
+            and code.co_names == ("get_user",)
+        ),
+        None,
+    )
+    if lazy_user_code is None or not isinstance(getattr(auth, "SESSION_KEY", None), str):
+        _auth_found.append(None)  # a Django that builds its lazy user differently
+        return None
+    middleware_get_user = getattr(middleware, "get_user", None)
+    auth_get_user = getattr(auth, "get_user", None)
+    if not (_defined_in(middleware_get_user, middleware) and _defined_in(auth_get_user, auth)):
+        return None
+    parts = _DjangoAuth(
+        lazy_user_code,
+        middleware,
+        cast(Any, middleware_get_user),
+        auth,
+        cast(Any, auth_get_user),
+        models,
+        auth.SESSION_KEY,
+    )
+    _auth_found.append(parts)
+    return parts
+
+
+_auth_found: list[_DjangoAuth | None] = []  # empty until found (or found missing)
+
+
+def _defined_in(function: Any, module: ModuleType) -> bool:
+    """Whether ``function`` is a plain function of ``module``'s source (not a patch)."""
+    code = getattr(function, "__code__", None)
+    return (
+        code is not None
+        and getattr(function, "__module__", None) == module.__name__
+        and code.co_filename == getattr(module, "__file__", None)
+    )
+
+
+def _anonymous_user(request: HttpRequest, user: Any) -> Any:
+    """The anonymous user ``user`` is, if it is Django's lazy user of a visitor not logged in.
+
+    For a lazy user that ``AuthenticationMiddleware`` set and nothing has loaded
+    yet: when the session holds no logged-in user, loading it would only make an
+    ``AnonymousUser``, after looking up the user model. This reads the session as
+    Django does (marking it accessed, loading it if it has a key) and stores the
+    same ``AnonymousUser`` where loading it would (``request._cached_user`` and the
+    lazy object), skipping the rest. None in every other case, where the user is
+    then read as usual: a user a view logged in or Django REST framework set (not
+    the lazy one), a lazy user of another middleware or already loaded, a session
+    with a user, a patched ``get_user``.
+    """
+    if type(user) is not SimpleLazyObject:
+        return None
+    parts = _django_auth()
+    if parts is None:
+        return None
+    state = object.__getattribute__(user, "__dict__")
+    setup = state.get("_setupfunc")
+    if (
+        state.get("_wrapped") is not empty
+        or getattr(setup, "__code__", None) is not parts.lazy_user_code
+        or setup.__closure__[0].cell_contents is not request
+        or hasattr(request, "_cached_user")
+        or parts.middleware.get_user is not parts.middleware_get_user
+        or parts.auth.get_user is not parts.auth_get_user
+    ):
+        return None
+    try:
+        cast(Any, request).session[parts.session_key]  # what auth.get_user() reads
+    except KeyError:
+        pass
+    else:
+        return None  # a logged-in user: load it as usual
+    anonymous = parts.models.AnonymousUser()
+    cast(Any, request)._cached_user = anonymous
+    state["_wrapped"] = anonymous  # as LazyObject.__setattr__ stores it
+    return anonymous
 
 
 def _loaded_user_id(request: HttpRequest) -> str | None:
