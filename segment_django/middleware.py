@@ -158,10 +158,7 @@ def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:
 
 
 def _request_info(request: HttpRequest) -> RequestInfo:
-    try:
-        host = request.get_host()
-    except DisallowedHost:
-        host = ""  # Django answers 400 itself; never a page view
+    host = _host(request)
     scope = getattr(request, "scope", None)  # ASGIRequest
     if isinstance(scope, Mapping):
         path = request_wire_path(
@@ -189,6 +186,60 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         ),
         native=request,
     )
+
+
+def _host(request: HttpRequest) -> str:
+    """``request.get_host()``, or "" for a host ``ALLOWED_HOSTS`` refuses.
+
+    Its answer depends only on the host header (``X-Forwarded-Host`` if
+    ``USE_X_FORWARDED_HOST``), ``ALLOWED_HOSTS`` and ``DEBUG``: it is kept for
+    those, for a request class that does not override how Django finds the host.
+    """
+    cls: Any = type(request)
+    if cls.get_host is not _get_host or cls._get_raw_host is not _get_raw_host:
+        return _checked_host(request)
+    try:
+        # What settings.NAME answers, from LazySettings' own cache of it (which
+        # override_settings and assignments clear), without its __getattribute__.
+        forwarded = _settings_read["USE_X_FORWARDED_HOST"]
+        allowed = _settings_read["ALLOWED_HOSTS"]
+        debug = _settings_read["DEBUG"]
+    except KeyError:
+        forwarded = settings.USE_X_FORWARDED_HOST
+        allowed = settings.ALLOWED_HOSTS
+        debug = settings.DEBUG
+    meta = request.META
+    # As request._get_raw_host() finds it.
+    if forwarded and "HTTP_X_FORWARDED_HOST" in meta:
+        raw = meta["HTTP_X_FORWARDED_HOST"]
+    else:
+        raw = meta.get("HTTP_HOST")
+        if raw is None:
+            return _checked_host(request)  # from SERVER_NAME and the port: not kept
+    try:
+        key = (raw, tuple(allowed), debug)
+        host = _hosts.get(key)
+    except TypeError:  # something unhashable in ALLOWED_HOSTS
+        return _checked_host(request)
+    if host is None:
+        host = _checked_host(request)
+        if len(_hosts) >= 256:
+            _hosts.clear()
+        _hosts[key] = host
+    return host
+
+
+_get_host = HttpRequest.get_host
+_get_raw_host = cast(Any, HttpRequest)._get_raw_host
+_hosts: dict[tuple[Any, ...], str] = {}  # get_host()'s answers, by what they depend on
+_settings_read: dict[str, Any] = object.__getattribute__(settings, "__dict__")
+
+
+def _checked_host(request: HttpRequest) -> str:
+    try:
+        return request.get_host()
+    except DisallowedHost:
+        return ""  # Django answers 400 itself; never a page view
 
 
 def _allowed_host(host: str) -> bool:
