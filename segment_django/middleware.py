@@ -17,10 +17,12 @@ response rendered by Django REST framework's browsable API (in the namespace
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sys
 from collections.abc import Callable, Mapping
+from http.cookies import Morsel, SimpleCookie, _quote
 from types import CodeType, ModuleType
 from typing import Any, NamedTuple, cast
 
@@ -143,9 +145,48 @@ def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:
     """``response.set_cookie`` without its ``expires`` date, which costs the most.
 
     ``Max-Age`` alone sets the lifetime in every browser analytics.js supports.
+    The ``Morsel`` is the one ``response.cookies[name] = value`` and its attributes
+    make, built from a copy of one made that way for the same attributes, and it
+    writes its ``Set-Cookie`` line from that one's (while nothing has changed it).
     """
-    response.cookies[cookie.name] = cookie.value
-    morsel = response.cookies[cookie.name]
+    jar = response.cookies
+    if type(jar) is not SimpleCookie:
+        _set_cookie_slowly(jar, cookie)
+        return
+    key = (
+        cookie.name,
+        cookie.path,
+        cookie.max_age,
+        cookie.samesite,
+        cookie.domain,
+        cookie.secure,
+        cookie.httponly,
+    )
+    try:
+        template = _cookie_templates[key]
+    except KeyError:
+        if len(_cookie_templates) >= 64:
+            _cookie_templates.clear()
+        template = _cookie_templates[key] = _cookie_template(cookie)
+    if template is None:
+        _set_cookie_slowly(jar, cookie)
+        return
+    attributes, suffix = template
+    value = str(cookie.value)  # as SimpleCookie.value_encode() encodes it
+    coded = _quote(value)
+    morsel = _PresetMorsel.__new__(_PresetMorsel)
+    dict.update(morsel, attributes)
+    state = morsel.__dict__
+    state["_key"] = cookie.name
+    state["_value"] = value
+    state["_coded_value"] = coded
+    state["_preset"] = (attributes, cookie.name, coded, f"{cookie.name}={coded}{suffix}")
+    jar[cookie.name] = morsel  # a Morsel is stored as it is
+
+
+def _set_cookie_slowly(jar: Any, cookie: CookieSpec) -> None:
+    jar[cookie.name] = cookie.value
+    morsel = jar[cookie.name]
     morsel["path"] = cookie.path
     morsel["max-age"] = cookie.max_age
     morsel["samesite"] = cookie.samesite
@@ -155,6 +196,40 @@ def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:
         morsel["secure"] = True
     if cookie.httponly:
         morsel["httponly"] = True
+
+
+class _PresetMorsel(Morsel):  # type: ignore[type-arg]
+    """A ``Morsel`` that knows its ``Set-Cookie`` line while it is as it was made."""
+
+    def OutputString(self, attrs: Any = None) -> str:
+        state = self.__dict__
+        preset = state.get("_preset")  # not after a copy or pickling
+        if (
+            attrs is None
+            and preset is not None
+            and state["_key"] == preset[1]
+            and state["_coded_value"] == preset[2]
+            and dict.__eq__(self, preset[0])
+        ):
+            line: str = preset[3]
+            return line
+        return super().OutputString(attrs)
+
+
+def _cookie_template(cookie: CookieSpec) -> tuple[dict[str, Any], str] | None:
+    """The attributes of the Morsel for ``cookie``, and its line after ``name=value``."""
+    jar: SimpleCookie = SimpleCookie()
+    _set_cookie_slowly(jar, dataclasses.replace(cookie, value="v"))
+    morsel = jar[cookie.name]
+    line = morsel.OutputString()
+    start = f"{morsel.key}={morsel.coded_value}"
+    if not line.startswith(start):
+        return None  # not the Morsel this was written for: set it as usual
+    return dict(morsel), line[len(start) :]
+
+
+_PresetMorsel.__name__ = "Morsel"  # its repr() is a Morsel's
+_cookie_templates: dict[tuple[Any, ...], tuple[dict[str, Any], str] | None] = {}
 
 
 def _request_info(request: HttpRequest) -> RequestInfo:
