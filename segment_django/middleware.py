@@ -233,32 +233,36 @@ _cookie_templates: dict[tuple[Any, ...], tuple[dict[str, Any], str] | None] = {}
 
 
 def _request_info(request: HttpRequest) -> RequestInfo:
-    host = _host(request)
+    meta = request.META
     scope = getattr(request, "scope", None)  # ASGIRequest
-    if isinstance(scope, Mapping):
+    if scope is not None and isinstance(scope, Mapping):
         path = request_wire_path(
             request.path, scope.get("raw_path"), str(scope.get("root_path") or "")
         )
     else:
         # Django re-escapes the bytes that are not UTF-8 ("%E9") in request.path.
         path = wire_path(request.path)
+    urlconf = getattr(request, "urlconf", None)
+    script_name = meta.get("SCRIPT_NAME")
+    if urlconf is None and not script_name:
+        route_of_path = _route_of_root_path  # the common case: no partial to make
+    else:
+        route_of_path = functools.partial(
+            _params_of_path, urlconf, str(script_name or "").rstrip("/")
+        )
     return RequestInfo(
         method=request.method or "GET",
         scheme=request.scheme or "http",
-        host=host,
+        host=_host(request),
         path=path,
-        query_string=request.META.get("QUERY_STRING", ""),
+        query_string=meta.get("QUERY_STRING", ""),
         # META holds the headers as a WSGI environ does, under WSGI and ASGI alike.
-        headers=WSGIHeaders(request.META),
+        headers=WSGIHeaders(meta),
         # Parsing cookies costs more than the rest: a new visitor has none.
-        cookies=request.COOKIES if "HTTP_COOKIE" in request.META else {},
-        client_addr=request.META.get("REMOTE_ADDR"),
+        cookies=request.COOKIES if "HTTP_COOKIE" in meta else {},
+        client_addr=meta.get("REMOTE_ADDR"),
         host_trusted=_allowed_host,
-        route_of_path=functools.partial(
-            _params_of_path,
-            getattr(request, "urlconf", None),
-            str(request.META.get("SCRIPT_NAME") or "").rstrip("/"),
-        ),
+        route_of_path=route_of_path,
         native=request,
     )
 
@@ -347,6 +351,11 @@ def _params_of_path(urlconf: str | None, script_name: str, path: str) -> Mapping
             return None
         path = path[len(script_name) :]
     return _resolve_kwargs(path, urlconf or settings.ROOT_URLCONF)
+
+
+def _route_of_root_path(path: str) -> Mapping[str, Any] | None:
+    """``_params_of_path`` for the app's ``ROOT_URLCONF``, mounted at the root."""
+    return _resolve_kwargs(path, settings.ROOT_URLCONF)
 
 
 @functools.lru_cache(maxsize=1024)
