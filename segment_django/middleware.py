@@ -295,6 +295,8 @@ def _host(request: HttpRequest) -> str:
         raw = meta.get("HTTP_HOST")
         if raw is None:
             return _checked_host(request)  # from SERVER_NAME and the port: not kept
+    if len(raw) > 300:
+        return _checked_host(request)  # no host name is that long: not worth keeping
     try:
         key = (raw, tuple(allowed), debug)
         host = _hosts.get(key)

@@ -100,3 +100,11 @@ def test_forwarded_host_when_django_uses_it(
     client.get("/", HTTP_X_FORWARDED_HOST=host)
     urls = [m["properties"]["url"] for m in sent()]
     assert urls == ([] if host == "evil.example" else ["http://shop.example/"])
+
+
+def test_a_host_too_long_to_be_one() -> None:
+    request = RequestFactory().get("/", HTTP_HOST="a" * 400 + ".shop.example")
+    with override_settings(ALLOWED_HOSTS=[".shop.example"]):
+        assert _host(request) == django_host(request) == request.META["HTTP_HOST"]
+    with override_settings(ALLOWED_HOSTS=["testserver"]):
+        assert _host(request) == ""
