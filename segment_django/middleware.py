@@ -17,10 +17,14 @@ response rendered by Django REST framework's browsable API (in the namespace
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import sys
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from http.cookies import Morsel, SimpleCookie, _quote
+from types import CodeType, ModuleType
+from typing import Any, NamedTuple, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
@@ -28,7 +32,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.http.request import validate_host
 from django.urls import Resolver404, resolve
-from django.utils.functional import LazyObject, empty
+from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from segment_core.scope import bind, reset
 from segment_core.web import (
@@ -141,9 +145,48 @@ def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:
     """``response.set_cookie`` without its ``expires`` date, which costs the most.
 
     ``Max-Age`` alone sets the lifetime in every browser analytics.js supports.
+    The ``Morsel`` is the one ``response.cookies[name] = value`` and its attributes
+    make, built from a copy of one made that way for the same attributes, and it
+    writes its ``Set-Cookie`` line from that one's (while nothing has changed it).
     """
-    response.cookies[cookie.name] = cookie.value
-    morsel = response.cookies[cookie.name]
+    jar = response.cookies
+    if type(jar) is not SimpleCookie:
+        _set_cookie_slowly(jar, cookie)
+        return
+    key = (
+        cookie.name,
+        cookie.path,
+        cookie.max_age,
+        cookie.samesite,
+        cookie.domain,
+        cookie.secure,
+        cookie.httponly,
+    )
+    try:
+        template = _cookie_templates[key]
+    except KeyError:
+        if len(_cookie_templates) >= 64:
+            _cookie_templates.clear()
+        template = _cookie_templates[key] = _cookie_template(cookie)
+    if template is None:
+        _set_cookie_slowly(jar, cookie)
+        return
+    attributes, suffix = template
+    value = str(cookie.value)  # as SimpleCookie.value_encode() encodes it
+    coded = _quote(value)
+    morsel = _PresetMorsel.__new__(_PresetMorsel)
+    dict.update(morsel, attributes)
+    state = morsel.__dict__
+    state["_key"] = cookie.name
+    state["_value"] = value
+    state["_coded_value"] = coded
+    state["_preset"] = (attributes, cookie.name, coded, f"{cookie.name}={coded}{suffix}")
+    jar[cookie.name] = morsel  # a Morsel is stored as it is
+
+
+def _set_cookie_slowly(jar: Any, cookie: CookieSpec) -> None:
+    jar[cookie.name] = cookie.value
+    morsel = jar[cookie.name]
     morsel["path"] = cookie.path
     morsel["max-age"] = cookie.max_age
     morsel["samesite"] = cookie.samesite
@@ -155,38 +198,129 @@ def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:
         morsel["httponly"] = True
 
 
+class _PresetMorsel(Morsel):  # type: ignore[type-arg]
+    """A ``Morsel`` that knows its ``Set-Cookie`` line while it is as it was made."""
+
+    def OutputString(self, attrs: Any = None) -> str:
+        state = self.__dict__
+        preset = state.get("_preset")  # not after a copy or pickling
+        if (
+            attrs is None
+            and preset is not None
+            and state["_key"] == preset[1]
+            and state["_coded_value"] == preset[2]
+            and dict.__eq__(self, preset[0])
+        ):
+            line: str = preset[3]
+            return line
+        return super().OutputString(attrs)
+
+
+def _cookie_template(cookie: CookieSpec) -> tuple[dict[str, Any], str] | None:
+    """The attributes of the Morsel for ``cookie``, and its line after ``name=value``."""
+    jar: SimpleCookie = SimpleCookie()
+    _set_cookie_slowly(jar, dataclasses.replace(cookie, value="v"))
+    morsel = jar[cookie.name]
+    line = morsel.OutputString()
+    start = f"{morsel.key}={morsel.coded_value}"
+    if not line.startswith(start):
+        return None  # not the Morsel this was written for: set it as usual
+    return dict(morsel), line[len(start) :]
+
+
+_PresetMorsel.__name__ = "Morsel"  # its repr() is a Morsel's
+_cookie_templates: dict[tuple[Any, ...], tuple[dict[str, Any], str] | None] = {}
+
+
 def _request_info(request: HttpRequest) -> RequestInfo:
-    try:
-        host = request.get_host()
-    except DisallowedHost:
-        host = ""  # Django answers 400 itself; never a page view
+    meta = request.META
     scope = getattr(request, "scope", None)  # ASGIRequest
-    if isinstance(scope, Mapping):
+    if scope is not None and isinstance(scope, Mapping):
         path = request_wire_path(
             request.path, scope.get("raw_path"), str(scope.get("root_path") or "")
         )
     else:
         # Django re-escapes the bytes that are not UTF-8 ("%E9") in request.path.
         path = wire_path(request.path)
+    urlconf = getattr(request, "urlconf", None)
+    script_name = meta.get("SCRIPT_NAME")
+    if urlconf is None and not script_name:
+        route_of_path = _route_of_root_path  # the common case: no partial to make
+    else:
+        route_of_path = functools.partial(
+            _params_of_path, urlconf, str(script_name or "").rstrip("/")
+        )
     return RequestInfo(
         method=request.method or "GET",
         scheme=request.scheme or "http",
-        host=host,
+        host=_host(request),
         path=path,
-        query_string=request.META.get("QUERY_STRING", ""),
+        query_string=meta.get("QUERY_STRING", ""),
         # META holds the headers as a WSGI environ does, under WSGI and ASGI alike.
-        headers=WSGIHeaders(request.META),
+        headers=WSGIHeaders(meta),
         # Parsing cookies costs more than the rest: a new visitor has none.
-        cookies=request.COOKIES if "HTTP_COOKIE" in request.META else {},
-        client_addr=request.META.get("REMOTE_ADDR"),
+        cookies=request.COOKIES if "HTTP_COOKIE" in meta else {},
+        client_addr=meta.get("REMOTE_ADDR"),
         host_trusted=_allowed_host,
-        route_of_path=functools.partial(
-            _params_of_path,
-            getattr(request, "urlconf", None),
-            str(request.META.get("SCRIPT_NAME") or "").rstrip("/"),
-        ),
+        route_of_path=route_of_path,
         native=request,
     )
+
+
+def _host(request: HttpRequest) -> str:
+    """``request.get_host()``, or "" for a host ``ALLOWED_HOSTS`` refuses.
+
+    Its answer depends only on the host header (``X-Forwarded-Host`` if
+    ``USE_X_FORWARDED_HOST``), ``ALLOWED_HOSTS`` and ``DEBUG``: it is kept for
+    those, for a request class that does not override how Django finds the host.
+    """
+    cls: Any = type(request)
+    if cls.get_host is not _get_host or cls._get_raw_host is not _get_raw_host:
+        return _checked_host(request)
+    try:
+        # What settings.NAME answers, from LazySettings' own cache of it (which
+        # override_settings and assignments clear), without its __getattribute__.
+        forwarded = _settings_read["USE_X_FORWARDED_HOST"]
+        allowed = _settings_read["ALLOWED_HOSTS"]
+        debug = _settings_read["DEBUG"]
+    except KeyError:
+        forwarded = settings.USE_X_FORWARDED_HOST
+        allowed = settings.ALLOWED_HOSTS
+        debug = settings.DEBUG
+    meta = request.META
+    # As request._get_raw_host() finds it.
+    if forwarded and "HTTP_X_FORWARDED_HOST" in meta:
+        raw = meta["HTTP_X_FORWARDED_HOST"]
+    else:
+        raw = meta.get("HTTP_HOST")
+        if raw is None:
+            return _checked_host(request)  # from SERVER_NAME and the port: not kept
+    if len(raw) > 300:
+        return _checked_host(request)  # no host name is that long: not worth keeping
+    try:
+        key = (raw, tuple(allowed), debug)
+        host = _hosts.get(key)
+    except TypeError:  # something unhashable in ALLOWED_HOSTS
+        return _checked_host(request)
+    if host is None:
+        host = _checked_host(request)
+        if len(_hosts) >= 256:
+            _hosts.clear()
+        _hosts[key] = host
+    return host
+
+
+_get_host = HttpRequest.get_host
+_get_raw_host = cast(Any, HttpRequest)._get_raw_host
+_hosts: dict[tuple[Any, ...], str] = {}  # get_host()'s answers, by what they depend on
+_settings_read: dict[str, Any] = object.__getattribute__(settings, "__dict__")
+
+
+def _checked_host(request: HttpRequest) -> str:
+    try:
+        return request.get_host()
+    except DisallowedHost:
+        return ""  # Django answers 400 itself; never a page view
 
 
 def _allowed_host(host: str) -> bool:
@@ -221,6 +355,11 @@ def _params_of_path(urlconf: str | None, script_name: str, path: str) -> Mapping
     return _resolve_kwargs(path, urlconf or settings.ROOT_URLCONF)
 
 
+def _route_of_root_path(path: str) -> Mapping[str, Any] | None:
+    """``_params_of_path`` for the app's ``ROOT_URLCONF``, mounted at the root."""
+    return _resolve_kwargs(path, settings.ROOT_URLCONF)
+
+
 @functools.lru_cache(maxsize=1024)
 def _resolve_kwargs(path: str, urlconf: str) -> Mapping[str, Any] | None:
     from urllib.parse import unquote
@@ -253,10 +392,125 @@ def _id_of(user: Any) -> str | None:
 
 def _user_id(request: HttpRequest) -> str | None:
     try:
-        return _id_of(getattr(request, "user", None))
+        user = getattr(request, "user", None)
+        anonymous = _anonymous_user(request, user)
+        return _id_of(user if anonymous is None else anonymous)
     except Exception:
         logger.exception("segment: could not read request.user; no user id for this request")
         return None
+
+
+class _DjangoAuth(NamedTuple):
+    """The parts of ``django.contrib.auth`` that Django's lazy ``request.user`` calls."""
+
+    lazy_user_code: CodeType  # AuthenticationMiddleware's ``lambda: get_user(request)``
+    middleware: ModuleType  # django.contrib.auth.middleware
+    middleware_get_user: Callable[[HttpRequest], Any]
+    auth: ModuleType  # django.contrib.auth
+    auth_get_user: Callable[[HttpRequest], Any]
+    models: ModuleType  # django.contrib.auth.models
+    session_key: str  # the session key of the logged-in user's id
+
+
+def _django_auth() -> _DjangoAuth | None:
+    """Django's own lazy user as this Django builds it; None if it is not recognised.
+
+    Found once per process; not while ``get_user`` is replaced (a test's patch): then
+    the lazy user is loaded as usual, and looked at again at the next request.
+    """
+    if _auth_found:
+        return _auth_found[0]
+    middleware = sys.modules.get("django.contrib.auth.middleware")
+    if middleware is None:
+        return None  # no AuthenticationMiddleware has run: no lazy user of Django's
+    from django.contrib import auth
+    from django.contrib.auth import models
+
+    process_request = getattr(middleware.AuthenticationMiddleware, "process_request", None)
+    codes = getattr(process_request, "__code__", None)
+    lazy_user_code = next(
+        (
+            code
+            for code in (codes.co_consts if codes is not None else ())
+            if isinstance(code, CodeType)
+            and code.co_name == "<lambda>"
+            and code.co_freevars == ("request",)
+            and code.co_names == ("get_user",)
+        ),
+        None,
+    )
+    if lazy_user_code is None or not isinstance(getattr(auth, "SESSION_KEY", None), str):
+        _auth_found.append(None)  # a Django that builds its lazy user differently
+        return None
+    middleware_get_user = getattr(middleware, "get_user", None)
+    auth_get_user = getattr(auth, "get_user", None)
+    if not (_defined_in(middleware_get_user, middleware) and _defined_in(auth_get_user, auth)):
+        return None
+    parts = _DjangoAuth(
+        lazy_user_code,
+        middleware,
+        cast(Any, middleware_get_user),
+        auth,
+        cast(Any, auth_get_user),
+        models,
+        auth.SESSION_KEY,
+    )
+    _auth_found.append(parts)
+    return parts
+
+
+_auth_found: list[_DjangoAuth | None] = []  # empty until found (or found missing)
+
+
+def _defined_in(function: Any, module: ModuleType) -> bool:
+    """Whether ``function`` is a plain function of ``module``'s source (not a patch)."""
+    code = getattr(function, "__code__", None)
+    return (
+        code is not None
+        and getattr(function, "__module__", None) == module.__name__
+        and code.co_filename == getattr(module, "__file__", None)
+    )
+
+
+def _anonymous_user(request: HttpRequest, user: Any) -> Any:
+    """The anonymous user ``user`` is, if it is Django's lazy user of a visitor not logged in.
+
+    For a lazy user that ``AuthenticationMiddleware`` set and nothing has loaded
+    yet: when the session holds no logged-in user, loading it would only make an
+    ``AnonymousUser``, after looking up the user model. This reads the session as
+    Django does (marking it accessed, loading it if it has a key) and stores the
+    same ``AnonymousUser`` where loading it would (``request._cached_user`` and the
+    lazy object), skipping the rest. None in every other case, where the user is
+    then read as usual: a user a view logged in or Django REST framework set (not
+    the lazy one), a lazy user of another middleware or already loaded, a session
+    with a user, a patched ``get_user``.
+    """
+    if type(user) is not SimpleLazyObject:
+        return None
+    parts = _django_auth()
+    if parts is None:
+        return None
+    state = object.__getattribute__(user, "__dict__")
+    setup = state.get("_setupfunc")
+    if (
+        state.get("_wrapped") is not empty
+        or getattr(setup, "__code__", None) is not parts.lazy_user_code
+        or setup.__closure__[0].cell_contents is not request
+        or hasattr(request, "_cached_user")
+        or parts.middleware.get_user is not parts.middleware_get_user
+        or parts.auth.get_user is not parts.auth_get_user
+    ):
+        return None
+    try:
+        cast(Any, request).session[parts.session_key]  # what auth.get_user() reads
+    except KeyError:
+        pass
+    else:
+        return None  # a logged-in user: load it as usual
+    anonymous = parts.models.AnonymousUser()
+    cast(Any, request)._cached_user = anonymous
+    state["_wrapped"] = anonymous  # as LazyObject.__setattr__ stores it
+    return anonymous
 
 
 def _loaded_user_id(request: HttpRequest) -> str | None:

@@ -1,0 +1,58 @@
+"""A referrer from the same app loses its secret route values wherever the app is mounted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.test import Client
+from django.urls import include, path
+
+from tests.django.conftest import Sent
+
+NAVIGATE = {"HTTP_ACCEPT": "text/html", "HTTP_SEC_FETCH_MODE": "navigate"}
+
+# Another URLconf, which a middleware picks for some requests (request.urlconf).
+urlpatterns = [path("portal/", include("tests.django.realapp"))]
+
+
+class PortalUrls:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.headers.get("X-Portal"):
+            request.urlconf = __name__  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+
+def test_an_app_mounted_under_a_script_name(client: Client, sent: Sent) -> None:
+    client.get(
+        "/app/html/",
+        SCRIPT_NAME="/shop",
+        HTTP_REFERER="http://testserver/shop/app/files/a/t0k3n",
+        **NAVIGATE,
+    )
+    client.get("/app/html/", HTTP_REFERER="http://testserver/elsewhere/app/files/t0k3n", **NAVIGATE)
+    client.get("/app/html/", SCRIPT_NAME="/", HTTP_REFERER="http://testserver/app/files/t0k3n")
+    assert [m["properties"]["referrer"] for m in sent()] == [
+        "http://testserver/shop/app/files/REDACTED",
+        "http://testserver/elsewhere/app/files/t0k3n",  # not a URL of this app
+        "http://testserver/app/files/REDACTED",
+    ]
+
+
+def test_a_urlconf_chosen_per_request(client: Client, sent: Sent, settings: Any) -> None:
+    settings.MIDDLEWARE = [f"{__name__}.PortalUrls", *settings.MIDDLEWARE]
+    client.get(
+        "/portal/html/",
+        HTTP_X_PORTAL="1",
+        HTTP_REFERER="http://testserver/portal/files/t0k3n",
+        **NAVIGATE,
+    )
+    client.get("/app/html/", HTTP_REFERER="http://testserver/app/files/t0k3n", **NAVIGATE)
+    assert [m["properties"]["referrer"] for m in sent()] == [
+        "http://testserver/portal/files/REDACTED",
+        "http://testserver/app/files/REDACTED",
+    ]

@@ -1,0 +1,217 @@
+"""The user on the events: Django's lazy ``request.user`` in every state a request can leave it.
+
+A visitor who is not logged in is recognised without loading the lazy user (no
+user model lookup), and ``request.user`` is left as loading it would leave it.
+Everything else (a session with a user, a login in the view, another
+middleware's user, a patched ``get_user``) reads the user as Django has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib import auth
+from django.contrib.auth.models import AnonymousUser, User
+from django.http import HttpRequest, HttpResponse
+from django.test import Client
+from django.urls import path
+from django.utils.functional import SimpleLazyObject
+
+from tests.django.conftest import Sent
+
+pytestmark = pytest.mark.urls(__name__)
+
+seen: list[HttpRequest] = []
+
+
+def page(request: HttpRequest) -> HttpResponse:
+    seen.append(request)
+    return HttpResponse("ok")
+
+
+def remember(request: HttpRequest) -> HttpResponse:
+    request.session["cart"] = ["A1"]
+    return HttpResponse("ok")
+
+
+def track_then_login(request: HttpRequest) -> HttpResponse:
+    request.analytics.track("Opened Sign-in")  # type: ignore[attr-defined]
+    user = User.objects.get(username=request.GET["username"])
+    auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponse("ok")
+
+
+def session_login(request: HttpRequest) -> HttpResponse:
+    """A hand-written login: the user's id written to the session, request.user untouched."""
+    user = User.objects.get(username=request.GET["username"])
+    request.session[auth.SESSION_KEY] = str(user.pk)
+    request.session[auth.BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    request.session[auth.HASH_SESSION_KEY] = user.get_session_auth_hash()
+    return HttpResponse("ok")
+
+
+def logout(request: HttpRequest) -> HttpResponse:
+    auth.logout(request)
+    return HttpResponse("ok")
+
+
+urlpatterns = [
+    path("", page, name="home"),
+    path("remember/", remember, name="remember"),
+    path("track-then-login/", track_then_login, name="track-then-login"),
+    path("session-login/", session_login, name="session-login"),
+    path("logout/", logout, name="logout"),
+]
+
+
+class TokenUserMiddleware:
+    """A middleware of the app's own: a lazy user from an ``X-User`` header."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        name = request.headers.get("X-User")
+        if name:
+            request.user = SimpleLazyObject(lambda: User.objects.get(username=name))
+        return self.get_response(request)
+
+
+@pytest.fixture(autouse=True)
+def _forget_requests() -> None:
+    seen.clear()
+
+
+@pytest.fixture
+def user_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the loads of Django's lazy user: each looks up the user model, then the session."""
+    lookups: list[str] = []
+    get_user_session_key = auth._get_user_session_key  # type: ignore[attr-defined]
+
+    def counting(request: HttpRequest) -> Any:
+        lookups.append(request.path)
+        return get_user_session_key(request)
+
+    monkeypatch.setattr(auth, "_get_user_session_key", counting)
+    return lookups
+
+
+def test_a_new_visitor_is_anonymous_without_a_user_lookup(
+    client: Client, sent: Sent, user_lookups: list[str]
+) -> None:
+    response = client.get("/")
+    [message] = sent()
+    assert "userId" not in message
+    assert user_lookups == []
+    # As loading the lazy user leaves the request: the session read, the user cached.
+    assert response["Vary"] == "Cookie"
+    [request] = seen
+    assert request.session.accessed
+    assert isinstance(request._cached_user, AnonymousUser)  # type: ignore[attr-defined]
+    assert request.user._wrapped is request._cached_user  # type: ignore[attr-defined]
+    assert not request.user.is_authenticated
+
+
+@pytest.mark.django_db
+def test_a_session_without_a_user_is_anonymous(
+    client: Client, sent: Sent, user_lookups: list[str]
+) -> None:
+    client.get("/remember/")
+    assert client.cookies["sessionid"].value
+    response = client.get("/")
+    assert [m.get("userId") for m in sent()] == [None, None]
+    assert user_lookups == []
+    assert response["Vary"] == "Cookie"
+    assert seen[0].session["cart"] == ["A1"]
+
+
+@pytest.mark.django_db
+def test_an_unknown_session_cookie_is_anonymous(
+    client: Client, sent: Sent, user_lookups: list[str]
+) -> None:
+    client.cookies["sessionid"] = "no-such-session-key-here"
+    client.get("/")
+    assert "userId" not in sent()[0]
+    assert user_lookups == []
+
+
+@pytest.mark.django_db
+def test_a_session_of_a_logged_in_user(client: Client, sent: Sent) -> None:
+    user = User.objects.create_user("ann")
+    client.force_login(user)
+    client.get("/")
+    assert sent()[0]["userId"] == str(user.pk)
+    assert seen[0].user == user
+
+
+@pytest.mark.django_db
+def test_a_view_that_logs_in_after_a_call(client: Client, sent: Sent) -> None:
+    user = User.objects.create_user("ann")
+    client.get("/track-then-login/?username=ann")
+    track, identify, page = sent()
+    assert (track["type"], identify["type"], page["type"]) == ("track", "identify", "page")
+    assert "userId" not in track
+    assert identify["userId"] == page["userId"] == str(user.pk)
+    assert identify["anonymousId"] == track["anonymousId"]
+
+
+@pytest.mark.django_db
+def test_a_view_that_writes_the_user_to_the_session(client: Client, sent: Sent) -> None:
+    user = User.objects.create_user("ann")
+    client.get("/session-login/?username=ann")
+    assert sent()[0]["userId"] == str(user.pk)
+
+
+@pytest.mark.django_db
+def test_a_view_that_logs_out(client: Client, sent: Sent) -> None:
+    client.force_login(User.objects.create_user("ann"))
+    client.get("/logout/")
+    assert "userId" not in sent()[0]
+
+
+@pytest.mark.django_db
+def test_a_lazy_user_of_another_middleware(client: Client, sent: Sent, settings: Any) -> None:
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:-1],
+        f"{__name__}.TokenUserMiddleware",
+        settings.MIDDLEWARE[-1],
+    ]
+    user = User.objects.create_user("ann")
+    client.get("/", HTTP_X_USER="ann")
+    client.get("/")
+    assert [m.get("userId") for m in sent()] == [str(user.pk), None]
+
+
+@pytest.mark.django_db
+def test_remote_user_middleware(client: Client, sent: Sent, settings: Any) -> None:
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:-1],
+        "django.contrib.auth.middleware.RemoteUserMiddleware",
+        settings.MIDDLEWARE[-1],
+    ]
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.RemoteUserBackend"]
+    client.get("/", REMOTE_USER="ann")
+    client.get("/")
+    user = User.objects.get(username="ann")
+    assert [m.get("userId") for m in sent()] == [str(user.pk), None]
+
+
+def test_a_replaced_get_user_is_called(
+    client: Client, sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.get("/")  # the middleware has seen Django's own get_user
+
+    class Staff(AnonymousUser):
+        pk = 7
+
+        @property
+        def is_authenticated(self) -> bool:  # type: ignore[override]
+            return True
+
+    monkeypatch.setattr(auth, "get_user", lambda request: Staff())
+    client.get("/")
+    monkeypatch.undo()
+    client.get("/")
+    assert [m.get("userId") for m in sent()] == [None, "7", None]
