@@ -78,6 +78,8 @@ _CONTEXT_TYPES: dict[str, Any] = {
     "groupId": object,
 }
 _PAGE_PROPERTIES = ("name", "path", "referrer", "search", "title", "url")
+# The type of every value of an object that no string rule can fault.
+_ONLY_STRINGS = frozenset({str})
 _TRAIT_OBJECTS = ("address", "company")
 
 
@@ -347,12 +349,11 @@ def _check_page_properties(properties: object, reasons: list[str]) -> None:
     if not isinstance(properties, dict):
         return
     get = properties.get
-    for field in _PAGE_PROPERTIES:
-        value = get(field)
-        if value is not None and type(value) is not str:
+    if not _ONLY_STRINGS.issuperset(map(type, properties.values())):
+        for field in _PAGE_PROPERTIES:
             _check_optional(properties, field, str, "a string", reasons, prefix="properties.")
     search = get("search")
-    if isinstance(search, str) and search and search[0] != "?":
+    if isinstance(search, str) and search and not search.startswith("?"):
         reasons.append(f"properties.search {_show(search)} must start with '?'")
     url = get("url")
     if isinstance(url, str) and "#" in url:
