@@ -100,7 +100,10 @@ class Analytics:
 
     def track(self, event: str, properties: Mapping[str, Any] | None = None, **kw: Any) -> Result:
         """Record that the visitor did ``event``."""
-        return self._send("track", kw, event=event, properties=properties)
+        user_id, anonymous_id, context = self._visitor("track", kw)
+        return self.client.track(
+            user_id, event, properties, context, anonymous_id=anonymous_id, **kw
+        )
 
     def identify(
         self, user_id: object = None, traits: Mapping[str, Any] | None = None, **kw: Any
@@ -108,7 +111,8 @@ class Analytics:
         """Say who the visitor is; later calls in this request use ``user_id``."""
         if user_id is not None:
             kw["user_id"] = user_id
-        result = self._send("identify", kw, traits=traits)
+        uid, anonymous_id, context = self._visitor("identify", kw)
+        result = self.client.identify(uid, traits, context, anonymous_id=anonymous_id, **kw)
         if user_id is not None:
             self.user_id = stringify_id("user_id", user_id)
         return result
@@ -117,7 +121,15 @@ class Analytics:
         self, name: str | None = None, properties: Mapping[str, Any] | None = None, **kw: Any
     ) -> Result:
         """Record a page view (``category=`` in ``kw``), instead of the automatic one."""
-        result = self._send("page", kw, name=name, properties=properties)
+        user_id, anonymous_id, context = self._visitor("page", kw)
+        result = self.client.page(
+            user_id,
+            name=name,
+            properties=properties,
+            context=context,
+            anonymous_id=anonymous_id,
+            **kw,
+        )
         self.page_message = result[1]
         return result
 
@@ -125,11 +137,22 @@ class Analytics:
         self, name: str | None = None, properties: Mapping[str, Any] | None = None, **kw: Any
     ) -> Result:
         """Record a screen view (``category=`` in ``kw``)."""
-        return self._send("screen", kw, name=name, properties=properties)
+        user_id, anonymous_id, context = self._visitor("screen", kw)
+        return self.client.screen(
+            user_id,
+            name=name,
+            properties=properties,
+            context=context,
+            anonymous_id=anonymous_id,
+            **kw,
+        )
 
     def group(self, group_id: object, traits: Mapping[str, Any] | None = None, **kw: Any) -> Result:
         """Associate the visitor with the group ``group_id``."""
-        return self._send("group", kw, group_id=group_id, traits=traits)
+        user_id, anonymous_id, context = self._visitor("group", kw)
+        return self.client.group(
+            user_id, group_id, traits, context, anonymous_id=anonymous_id, **kw
+        )
 
     def alias(self, user_id: object, previous_id: object = None, **kw: Any) -> Result:
         """Merge ``previous_id`` (default: the anonymous id) into ``user_id``.
@@ -203,7 +226,8 @@ class Analytics:
         # process; the unpickled object uses the default client of its process.
         return (_unpickle, (self.snapshot(),))
 
-    def _send(self, kind: str, kw: dict[str, Any], **fields: Any) -> Result:
+    def _visitor(self, kind: str, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+        """The ids and the context of one call, taken out of its ``kw``."""
         # The bound ids are read only when the call does not give its own (reading
         # user_id may ask the framework for its user).
         user_id = kw.pop("user_id") if "user_id" in kw else self.user_id
@@ -215,11 +239,7 @@ class Analytics:
             )
         extra = kw.pop("context", None)
         context = dict(self.context) if extra is None else merge_context(self.context, extra)
-        call = getattr(self.client, kind)
-        result: Result = call(
-            user_id=user_id, anonymous_id=anonymous_id, context=context, **fields, **kw
-        )
-        return result
+        return user_id, anonymous_id, context
 
     def __repr__(self) -> str:
         return f"<Analytics user_id={self.user_id!r} anonymous_id={self.anonymous_id!r}>"

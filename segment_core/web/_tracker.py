@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from segment_core.scope import Analytics, Result
+from segment_core.scope import Analytics
 from segment_core.web._context import page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, logger
@@ -86,13 +86,13 @@ class RequestAnalytics(Analytics):
         value: str | None = _USER_SLOT.__get__(self)
         return value
 
-    def _send(self, kind: str, kw: dict[str, Any], **fields: Any) -> Result:
+    def _visitor(self, kind: str, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
         tracker = self._tracker
         if tracker is not None:
             tracker.before_send(kw)
             if "user_id" not in kw:  # read once: the base class would ask the property again
                 kw["user_id"] = _USER_SLOT.__get__(self)
-        return super()._send(kind, kw, **fields)
+        return super()._visitor(kind, kw)
 
 
 class RequestTracker:
