@@ -70,6 +70,10 @@ def request_context(
     context: dict[str, Any] = {}
     if not options.collect_ip:
         context["ip"] = NO_IP
+    elif not options.trusted_proxies:
+        text = _peer_text(request.client_addr, options.anonymize_ip)
+        if text is not None:
+            context["ip"] = text
     else:
         ip = client_ip(request, options.trusted_proxies)
         if ip is not None:
@@ -90,6 +94,13 @@ def request_context(
     if utm:
         context["campaign"] = utm
     return context
+
+
+@functools.lru_cache(maxsize=4096)
+def _peer_text(peer: str | None, anonymize: bool) -> str | None:
+    # The socket peer's address as context.ip writes it, by the peer's own text.
+    ip = parse_ip(peer)
+    return None if ip is None else _ip_text(ip, anonymize)
 
 
 @functools.lru_cache(maxsize=4096)
