@@ -77,7 +77,7 @@ class SegmentFlask:
             else:
                 divert_when_testing = state.client
         app.extensions[EXTENSION_NAME] = state
-        hooks = RequestHooks(state, divert_when_testing=divert_when_testing)
+        hooks = RequestHooks(app, state, divert_when_testing=divert_when_testing)
         app.before_request(hooks.before_request)
         app.after_request(hooks.after_request)
         app.teardown_request(hooks.teardown_request)

@@ -16,7 +16,7 @@ import logging
 from contextvars import Token
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from flask.wrappers import Response
 
 from segment_core.client import Client
@@ -57,43 +57,40 @@ class RequestScope:
 
 
 class RequestHooks:
-    """The three hooks of one app, bound to that app's client and options.
+    """The three hooks of one app, bound to that app, its client and options.
 
+    Flask runs an app's hooks for that app only: ``app`` is ``current_app``.
     ``divert_when_testing``: the app's own client, to divert to the outbox once
     the app is ``TESTING`` (checked before each request until it is).
     """
 
-    __slots__ = ("divert_when_testing", "route_of_path", "state")
+    __slots__ = ("app", "divert_when_testing", "route_of_path", "state")
 
-    def __init__(self, state: SegmentState, *, divert_when_testing: Client | None = None) -> None:
+    def __init__(
+        self, app: Flask, state: SegmentState, *, divert_when_testing: Client | None = None
+    ) -> None:
+        self.app = app
         self.state = state
         self.divert_when_testing = divert_when_testing
-        #: The app's router for the web rules, made at the first request (one app).
-        self.route_of_path: RouteOfPath | None = None
+        #: The app's router for the web rules.
+        self.route_of_path: RouteOfPath = router_of(app)
 
     def before_request(self) -> None:
-        if self.divert_when_testing is not None:
-            self._check_testing()
+        client = self.divert_when_testing
+        # config, not app.testing: the same key, without the descriptor's cost.
+        if client is not None and self.app.config.get("TESTING"):
+            self.divert_when_testing = None
+            divert(client)
         try:
             self._start()
         except Exception:
             logger.exception("segment: could not read the request; no analytics for it")
 
-    def _check_testing(self) -> None:
-        client = self.divert_when_testing
-        # config, not app.testing: the same key, without the descriptor's cost.
-        if client is not None and _real(current_app).config.get("TESTING"):
-            self.divert_when_testing = None
-            divert(client)
-
     def _start(self) -> None:
         native = _real(request)
-        app = _real(current_app)
+        app = self.app
         state, options = self.state, self.state.options
-        route_of_path = self.route_of_path
-        if route_of_path is None:
-            route_of_path = self.route_of_path = router_of(app)
-        info = request_info(native, app, route_of_path)
+        info = request_info(native, app, self.route_of_path)
         # A USER_ID hook replaces the framework's user, and health checks and
         # assets need none: no session read or user query for them. The user is
         # read when a call is made, so a login in the view counts.
@@ -114,10 +111,8 @@ class RequestHooks:
             cookie = scope.tracker.cookie_to_set()
             if cookie is not None and not _sets_cookie(response, cookie.name):
                 response.headers.add("Set-Cookie", cookie.header_value())
-            # The signal's sender; looked up only when someone listens.
-            app: Flask | None = None
-            if page_tracked.receivers:
-                app = _real(current_app)
+            # The signal's sender, when someone listens.
+            app = self.app if page_tracked.receivers else None
             if response.is_streamed:
                 # The page view counts once the body was sent, not when it starts.
                 response.call_on_close(lambda: _finish(app, scope, response))
