@@ -28,29 +28,38 @@ _MAX_DEPTH = 32
 class AppFacts:
     """Per-app facts, cached by the app object."""
 
-    __slots__ = ("_docs", "_hosts")
+    __slots__ = ("_docs", "_hosts", "_last_docs")
 
     def __init__(self) -> None:
         self._docs: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
         self._hosts: weakref.WeakKeyDictionary[Any, Callable[[str], bool] | None] = (
             weakref.WeakKeyDictionary()
         )
+        # The app of the last request and its docs URLs, as one tuple (one read,
+        # whatever other threads do): nearly every request goes to the same app,
+        # found here without hashing into the weak dict. The middleware wraps
+        # that app: keeping it keeps nothing extra alive.
+        self._last_docs: tuple[Any, frozenset[str]] = (None, frozenset())
 
     def is_docs_route(self, scope: Scope, root_path: str, template: str | None) -> bool:
         """Whether the matched route is one of the app's docs, ReDoc or OpenAPI routes."""
         app = scope.get("app")
         if app is None or template is None:
             return False
-        try:
-            urls = self._docs.get(app)
-            if urls is None:
-                urls = self._docs[app] = frozenset(
-                    url
-                    for url in (getattr(app, name, None) for name in _DOCS_ATTRIBUTES)
-                    if isinstance(url, str) and url
-                )
-        except TypeError:  # an app that cannot be weakly referenced
-            return False
+        last_app, urls = self._last_docs
+        if app is not last_app:
+            try:
+                found = self._docs.get(app)
+                if found is None:
+                    found = self._docs[app] = frozenset(
+                        url
+                        for url in (getattr(app, name, None) for name in _DOCS_ATTRIBUTES)
+                        if isinstance(url, str) and url
+                    )
+            except TypeError:  # an app that cannot be weakly referenced
+                return False
+            urls = found
+            self._last_docs = (app, found)
         if not urls:
             return False
         return template in urls or template.removeprefix(root_path) in urls

@@ -53,12 +53,14 @@ def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     Repeated ``Cookie`` lines are joined with ``"; "`` (one cookie string), any
     other repeated header with ``", "`` (so ``X-Forwarded-For`` keeps every hop).
     """
-    pairs = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
-    headers = dict(pairs)
-    if len(headers) == len(pairs):  # the common case: no header repeated
+    if not isinstance(raw, (list, tuple)):
+        raw = list(raw)
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):  # the common case: no header repeated
         return headers
     headers = {}
-    for name, value in pairs:
+    for name_bytes, value_bytes in raw:
+        name, value = name_bytes.decode("latin-1").lower(), value_bytes.decode("latin-1")
         previous = headers.get(name)
         if previous is None:
             headers[name] = value

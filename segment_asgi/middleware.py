@@ -252,7 +252,11 @@ class SegmentMiddleware:
         root_path = str(scope.get("root_path") or "")
         had_router = "router" in scope
         read_route = functools.partial(self._read_route, scope, root_path, had_router)
-        tracker = await self._start(scope, Request(scope) if self._hooks else None, read_route)
+        native = Request(scope) if self._hooks else None
+        if self._async_user_id is None:
+            tracker = self._start(scope, native, read_route)
+        else:
+            tracker = await self._start_awaiting_user(scope, native, read_route)
         start: Message | None = None
 
         async def send_with_analytics(message: Message) -> None:
@@ -282,35 +286,62 @@ class SegmentMiddleware:
             reset(token)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tracker = await self._start(scope, HTTPConnection(scope) if self._hooks else None)
+        native = HTTPConnection(scope) if self._hooks else None
+        if self._async_user_id is None:
+            tracker = self._start(scope, native)
+        else:
+            tracker = await self._start_awaiting_user(scope, native)
         token = bind(tracker.analytics)
         try:
             await self.app(scope, receive, send)
         finally:
             reset(token)
 
-    async def _start(
+    def _start(
         self,
         scope: Scope,
         native: Any,
         read_route: Callable[[RequestInfo, bool], bool] | None = None,
     ) -> RequestTracker:
-        """Mark the scope, read it, and bind the request's ``Analytics`` in its state."""
+        """Mark the scope, read it, and bind the request's ``Analytics`` in its state.
+
+        scope["user"] is read at each call: an authentication middleware inside
+        this one sets it later.
+        """
+        info = self._read_scope(scope, native)
+        return self._track(scope, info, functools.partial(user_id_of, scope), read_route)
+
+    async def _start_awaiting_user(
+        self,
+        scope: Scope,
+        native: Any,
+        read_route: Callable[[RequestInfo, bool], bool] | None = None,
+    ) -> RequestTracker:
+        """:meth:`_start` with an async ``user_id`` hook, awaited here (not for
+        health checks and assets)."""
+        info = self._read_scope(scope, native)
+        if not is_excluded_path(info.path, self.options):
+            info.user_id = await self._await_user_id(info)
+        return self._track(scope, info, None, read_route)
+
+    def _read_scope(self, scope: Scope, native: Any) -> RequestInfo:
         scope[SCOPE_MARK] = True
         try:
             info = request_info(scope, native)
         except Exception:
             logger.exception("segment: could not read the ASGI scope; no automatic calls for it")
             info = RequestInfo(native=native)
-        # A user to look up, but not for health checks and assets. scope["user"] is
-        # read at each call: an authentication middleware inside this one sets it later.
-        read_user = None
-        if self._async_user_id is None:
-            read_user = functools.partial(user_id_of, scope)
-        elif not is_excluded_path(info.path, self.options):
-            info.user_id = await self._await_user_id(info)
         if self.options.trusted_proxies:
             info.host_trusted = self._apps.host_check(scope)
+        return info
+
+    def _track(
+        self,
+        scope: Scope,
+        info: RequestInfo,
+        read_user: Callable[[], Any] | None,
+        read_route: Callable[[RequestInfo, bool], bool] | None,
+    ) -> RequestTracker:
         tracker = RequestTracker(
             self._client, self._tracker_options, info, read_user=read_user, read_route=read_route
         )
@@ -348,7 +379,8 @@ class SegmentMiddleware:
         name, template = route_of(scope, root_path, info.path, had_router=had_router)
         info.route_name, info.route_template = name, template
         params = scope.get("path_params")
-        info.path_params = params if isinstance(params, Mapping) else None
+        # A dict (Starlette's) without the ABC's isinstance check.
+        info.path_params = params if type(params) is dict or isinstance(params, Mapping) else None
         if self._apps.is_docs_route(scope, root_path, template):
             info.route_namespaces = (*info.route_namespaces, DOCS_NAMESPACE)
         return True
@@ -356,11 +388,14 @@ class SegmentMiddleware:
     def _finish(self, tracker: RequestTracker, start: Message | None) -> None:
         """The automatic page call; never raises."""
         try:
-            status = int(start["status"]) if start is not None else 0
-            raw_headers = list(start.get("headers") or ()) if start is not None else []
+            if start is None:
+                tracker.finish(0, None, content_type=None)
+                return
+            status = int(start["status"])
+            raw_headers = start.get("headers") or ()
             response = None
-            if self._response_hooks and start is not None:
-                response = ResponseInfo(status, Headers(raw=raw_headers))
+            if self._response_hooks:
+                response = ResponseInfo(status, Headers(raw=list(raw_headers)))
             tracker.finish(status, response, content_type=_content_type(raw_headers))
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
@@ -371,7 +406,7 @@ class SegmentMiddleware:
         await flush_in_thread(client)
 
 
-def _content_type(headers: list[Any]) -> str | None:
+def _content_type(headers: Iterable[Any]) -> str | None:
     for name, value in headers:
         if name.lower() == b"content-type":
             return bytes(value).decode("latin-1")
@@ -380,10 +415,10 @@ def _content_type(headers: list[Any]) -> str | None:
 
 def _with_cookie(message: Message, cookie: CookieSpec) -> Message:
     """``message`` (a response start) with the cookie, unless the app set that cookie."""
-    headers: list[Any] = list(message.get("headers") or ())
+    headers = message.get("headers") or ()
     prefix = f"{cookie.name}=".encode("latin-1")
     for name, value in headers:
         if name.lower() == b"set-cookie" and value.lstrip().startswith(prefix):
             return message
-    headers.append((b"set-cookie", cookie.header_value().encode("latin-1")))
-    return {**message, "headers": headers}
+    added = (b"set-cookie", cookie.header_value().encode("latin-1"))
+    return {**message, "headers": [*headers, added]}

@@ -67,10 +67,17 @@ class SegmentFlask:
             app_name=app.name,
             stacklevel=stacklevel,
         )
+        # With TESTING, the app's events go to segment_core.testing.outbox: checked
+        # now and before each request, so TESTING set after init_app (as test
+        # fixtures often do) counts too.
+        divert_when_testing = None
         if state.owns_client and not state.options.send_in_tests:
-            _divert_when_testing(app, state.client)
+            if app.testing:
+                divert(state.client)
+            else:
+                divert_when_testing = state.client
         app.extensions[EXTENSION_NAME] = state
-        hooks = RequestHooks(state)
+        hooks = RequestHooks(app, state, divert_when_testing=divert_when_testing)
         app.before_request(hooks.before_request)
         app.after_request(hooks.after_request)
         app.teardown_request(hooks.teardown_request)
@@ -103,24 +110,6 @@ def get_state(app: Flask | None = None) -> SegmentState:
             "or segment.init_app(app) first."
         )
     return state
-
-
-def _divert_when_testing(app: Flask, client: Client) -> None:
-    """With ``TESTING``, the app's events go to ``segment_core.testing.outbox``.
-
-    Checked now and before each request, so ``TESTING`` set after ``init_app`` (as
-    test fixtures often do) counts too.
-    """
-    diverted = False
-
-    def check() -> None:
-        nonlocal diverted
-        if app.testing and not diverted:
-            diverted = True
-            divert(client)
-
-    check()
-    app.before_request(check)
 
 
 def _make_default(client: Client) -> None:

@@ -16,19 +16,30 @@ import logging
 from contextvars import Token
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from flask.wrappers import Response
 
+from segment_core.client import Client
 from segment_core.scope import Analytics, bind, reset
 from segment_core.signals import emit
+from segment_core.testing import divert
 from segment_core.web import RequestTracker
-from segment_flask._request import login_user_id, request_info, uses_flask_login
+from segment_flask._request import (
+    RouteOfPath,
+    login_user_id,
+    request_info,
+    router_of,
+    uses_flask_login,
+)
 from segment_flask._state import SegmentState
 from segment_flask.signals import page_tracked
 
 __all__ = ["RequestHooks", "RequestScope"]
 
 logger = logging.getLogger("segment.flask")
+
+#: Where the request's :class:`RequestScope` is kept in ``g``.
+SCOPE_KEY = "_segment"
 
 
 class RequestScope:
@@ -46,14 +57,30 @@ class RequestScope:
 
 
 class RequestHooks:
-    """The three hooks of one app, bound to that app's client and options."""
+    """The three hooks of one app, bound to that app, its client and options.
 
-    __slots__ = ("state",)
+    Flask runs an app's hooks for that app only: ``app`` is ``current_app``.
+    ``divert_when_testing``: the app's own client, to divert to the outbox once
+    the app is ``TESTING`` (checked before each request until it is).
+    """
 
-    def __init__(self, state: SegmentState) -> None:
+    __slots__ = ("app", "divert_when_testing", "route_of_path", "state")
+
+    def __init__(
+        self, app: Flask, state: SegmentState, *, divert_when_testing: Client | None = None
+    ) -> None:
+        self.app = app
         self.state = state
+        self.divert_when_testing = divert_when_testing
+        #: The app's router for the web rules.
+        self.route_of_path: RouteOfPath = router_of(app)
 
     def before_request(self) -> None:
+        client = self.divert_when_testing
+        # config, not app.testing: the same key, without the descriptor's cost.
+        if client is not None and self.app.config.get("TESTING"):
+            self.divert_when_testing = None
+            divert(client)
         try:
             self._start()
         except Exception:
@@ -61,9 +88,9 @@ class RequestHooks:
 
     def _start(self) -> None:
         native = _real(request)
-        app = _real(current_app)
+        app = self.app
         state, options = self.state, self.state.options
-        info = request_info(native, app)
+        info = request_info(native, app, self.route_of_path)
         # A USER_ID hook replaces the framework's user, and health checks and
         # assets need none: no session read or user query for them. The user is
         # read when a call is made, so a login in the view counts.
@@ -73,20 +100,19 @@ class RequestHooks:
         tracker = RequestTracker(state.client, options, info, read_user=read_user)
         analytics = tracker.analytics
         native.analytics = analytics
-        _real(g)._segment = RequestScope(tracker, analytics, bind(analytics))
+        # g's own namespace: the same attribute, without _AppCtxGlobals.__setattr__.
+        vars(_real(g))[SCOPE_KEY] = RequestScope(tracker, analytics, bind(analytics))
 
     def after_request(self, response: Response) -> Response:
-        scope: RequestScope | None = _real(g).get("_segment")
+        scope: RequestScope | None = vars(_real(g)).get(SCOPE_KEY)
         if scope is None:
             return response
         try:
             cookie = scope.tracker.cookie_to_set()
             if cookie is not None and not _sets_cookie(response, cookie.name):
                 response.headers.add("Set-Cookie", cookie.header_value())
-            # The signal's sender; looked up only when someone listens.
-            app: Flask | None = None
-            if page_tracked.receivers:
-                app = _real(current_app)
+            # The signal's sender, when someone listens.
+            app = self.app if page_tracked.receivers else None
             if response.is_streamed:
                 # The page view counts once the body was sent, not when it starts.
                 response.call_on_close(lambda: _finish(app, scope, response))
@@ -97,7 +123,7 @@ class RequestHooks:
         return response
 
     def teardown_request(self, error: BaseException | None = None) -> None:
-        scope: RequestScope | None = _real(g).pop("_segment", None)
+        scope: RequestScope | None = vars(_real(g)).pop(SCOPE_KEY, None)
         if scope is None:
             return
         try:
@@ -109,7 +135,7 @@ class RequestHooks:
 def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
     """Flask-Login's ``user_logged_in`` receiver: one identify for the request's visitor."""
     try:
-        scope: RequestScope | None = _real(g).get("_segment")
+        scope: RequestScope | None = vars(_real(g)).get(SCOPE_KEY)
         if scope is None or user is None:
             return
         scope.tracker.identify_login(user.get_id(), user)
@@ -136,4 +162,8 @@ def _real(proxy: Any) -> Any:
 def _sets_cookie(response: Response, name: str) -> bool:
     """Whether the view (or another hook) already sets cookie ``name``."""
     prefix = name + "="
-    return any(value.startswith(prefix) for value in response.headers.getlist("Set-Cookie"))
+    # One pass over the header pairs: getlist() builds a list and a generator.
+    for key, value in response.headers:
+        if key.lower() == "set-cookie" and value.startswith(prefix):
+            return True
+    return False

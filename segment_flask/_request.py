@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -22,13 +22,22 @@ try:  # Flask-Login is optional (and untyped: imported as a plain module)
 except ImportError:
     flask_login = None
 
-__all__ = ["login_user_id", "request_info", "uses_flask_login"]
+__all__ = ["RouteOfPath", "login_user_id", "request_info", "router_of", "uses_flask_login"]
 
 logger = logging.getLogger("segment.flask")
 
 
-def request_info(request: Request, app: Flask) -> RequestInfo:
-    """The neutral view of ``request``; hooks get ``request`` itself as ``native``."""
+#: ``route_of_path(path) -> path_params | None``: an app's router, for the web rules.
+RouteOfPath = Callable[[str], "Mapping[str, Any] | None"]
+
+
+def request_info(
+    request: Request, app: Flask, route_of_path: RouteOfPath | None = None
+) -> RequestInfo:
+    """The neutral view of ``request``; hooks get ``request`` itself as ``native``.
+
+    ``route_of_path``: what :func:`router_of` gives for ``app`` (made once by the caller).
+    """
     try:
         host = request.host
     except SecurityError:
@@ -38,6 +47,10 @@ def request_info(request: Request, app: Flask) -> RequestInfo:
     trusted = request.trusted_hosts or app.config.get("TRUSTED_HOSTS")
     if trusted and host and not host_is_trusted(host, list(trusted)):
         host = ""  # Flask before 3.1 does not check TRUSTED_HOSTS itself
+    # request.endpoint and request.blueprints, read from the rule once: a route
+    # outside any blueprint (no "." in its endpoint) has none.
+    endpoint = rule.endpoint if rule is not None else None
+    blueprints = tuple(request.blueprints) if endpoint and "." in endpoint else ()
     return RequestInfo(
         method=request.method,
         scheme=request.scheme,
@@ -48,14 +61,19 @@ def request_info(request: Request, app: Flask) -> RequestInfo:
         # Parsing cookies costs more than all the rest: a new visitor has none.
         cookies=request.cookies if "HTTP_COOKIE" in environ else {},
         client_addr=request.remote_addr,
-        route_name=request.endpoint,
+        route_name=endpoint,
         route_template=rule.rule if rule is not None else None,
-        route_namespaces=tuple(request.blueprints),
+        route_namespaces=blueprints,
         path_params=request.view_args,
         host_trusted=functools.partial(_is_trusted, tuple(trusted)) if trusted else None,
-        route_of_path=functools.partial(_params_of_path, app.url_map),
+        route_of_path=route_of_path or router_of(app),
         native=request,
     )
+
+
+def router_of(app: Flask) -> RouteOfPath:
+    """``app``'s router as the web rules use it: the params a path captures, or None."""
+    return functools.partial(_params_of_path, app.url_map)
 
 
 def _wire_path(environ: Mapping[str, Any]) -> str:
