@@ -21,6 +21,7 @@ import mmap
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,12 @@ TICK = 1.0
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 #: The segment a process creates on its first message, while the caller waits.
 _FIRST_SEGMENT_BYTES = 256 * 1024
+# The record format's parts, bound once for put().
+_RECORD_OVERHEAD = fmt.RECORD_OVERHEAD
+_MARKER = fmt.MARKER
+_pack_head = fmt.pack_head
+_crc32 = zlib.crc32
+_U32 = 0xFFFFFFFF
 
 
 class Claim:
@@ -69,6 +76,7 @@ class Segment:
         self.settled = 0
         self.pending: set[int] = set()  # on disk only: waiting for room in the buffer
         self.serial = -1  # this process's number for it, once counted as ours
+        self.key = -1 << 64  # serial << 64 (see Spool._where)
         self.size = size  # bytes used
         self.allocated = size  # bytes the file takes on disk
         self.sealed = sealed
@@ -109,9 +117,11 @@ class Spool:
         self._own: Claim | None = None
         self._active: Segment | None = None
         self._adopted: list[Claim] = []
-        # Queued messages by id(): (segment serial, ordinal, length). Plain bytes in
-        # the buffer and plain ints here: nothing for the garbage collector to walk.
-        self._where: dict[int, tuple[int, int, int]] = {}
+        # Queued messages by id(): serial << 64 | ordinal << 32 | length (see
+        # Segment.key). Plain bytes in the buffer and plain ints here: nothing for
+        # the garbage collector to track (a tuple per message would be, and would
+        # cost a young-generation collection every 700 calls).
+        self._where: dict[int, int] = {}
         self._by_serial: dict[int, Segment] = {}
         self._serial = 0
         self._next_number = 0
@@ -159,31 +169,39 @@ class Spool:
         assert worker is not None
         if self._broken:  # (a forked child is reset by the client's at-fork hook)
             return worker.put(data)
-        need = len(data) + fmt.RECORD_OVERHEAD
+        length = len(data)
         with self._lock:
-            if self._closed:  # racing a shutdown: the buffer refuses it and says why
-                return worker.put(data)
-            segment = self._active
+            segment = self._active  # None once closed: close() seals it
+            if segment is None or segment.size + _RECORD_OVERHEAD + length > segment.allocated:
+                if self._closed:  # racing a shutdown: the buffer refuses it and says why
+                    return worker.put(data)
+                try:
+                    segment = self._roll(segment)
+                except Exception as error:  # whatever the disk does, the caller goes on
+                    self._break(error)
+                    return worker.put(data)
+                if segment is None:
+                    self.counts["refused"] += 1
+                    return SPOOL_FULL
+            ordinal = segment.count
+            offset = segment.size
+            start = offset + _RECORD_OVERHEAD
+            end = start + length
             try:
-                if segment is None or segment.size + need > segment.allocated:
-                    if segment is not None:
-                        self._seal(segment)
-                    segment = self._next_segment()
-                    if segment is None:
-                        self.counts["refused"] += 1
-                        return SPOOL_FULL
-                ordinal = segment.count
                 # A copy into the mapped file: in the page cache at once, no system
                 # call, and the GIL is never released on the caller's hot path.
-                assert segment.map is not None
-                segment.size = fmt.write_record(segment.map, segment.size, ordinal, data)
+                mapped = segment.map
+                assert mapped is not None
+                _pack_head(mapped, offset, _MARKER, length, ordinal, _crc32(data, ordinal))
+                mapped[start:end] = data
                 if self._fsync_always:
-                    segment.map.flush()
+                    mapped.flush()
             except Exception as error:  # whatever the disk does, the caller goes on
                 self._break(error)
                 return worker.put(data)
+            segment.size = end
             segment.count = ordinal + 1
-            self._where[id(data)] = (segment.serial, ordinal, len(data))
+            self._where[id(data)] = segment.key | ordinal << 32 | length
         refused = worker.put(data)
         if refused is None:
             return None
@@ -195,6 +213,12 @@ class Spool:
                 return None
             self._acknowledge({segment: [ordinal]})  # never queued: shut down
         return refused
+
+    def _roll(self, segment: Segment | None) -> Segment | None:
+        """Seal the full ``segment`` and make the next one active; None when full (lock held)."""
+        if segment is not None:
+            self._seal(segment)
+        return self._next_segment()
 
     # -- hooks called by the delivery ------------------------------------------------
 
@@ -223,11 +247,11 @@ class Spool:
 
     def _locate(self, item: bytes) -> tuple[Segment, int] | None:
         """Where a queued message is on disk, forgetting it: it left the buffer (lock held)."""
-        entry = self._where.pop(id(item), None)
-        if entry is None or entry[2] != len(item):
+        where = self._where.pop(id(item), None)
+        if where is None or where & _U32 != len(item):
             return None
-        segment = self._by_serial.get(entry[0])
-        return None if segment is None else (segment, entry[1])
+        segment = self._by_serial.get(where >> 64)
+        return None if segment is None else (segment, where >> 32 & _U32)
 
     def _acknowledge(self, by_segment: dict[Segment, list[int]]) -> None:
         """Record settled messages (lock held)."""
@@ -256,7 +280,7 @@ class Spool:
             where = self._where
             for item in batch:
                 entry = where.get(id(item))
-                if entry is None or entry[2] != len(item):
+                if entry is None or entry & _U32 != len(item):
                     return False  # not all of it on disk: it fails like any batch
             for item in batch:
                 found = self._locate(item)
@@ -412,6 +436,7 @@ class Spool:
 
     def _number(self, segment: Segment) -> None:
         segment.serial = self._serial
+        segment.key = self._serial << 64
         self._serial += 1
         self._by_serial[segment.serial] = segment
 
@@ -669,7 +694,7 @@ class Spool:
                     if ordinal not in segment.pending:
                         continue
                     segment.pending.discard(ordinal)
-                    self._where[id(message)] = (segment.serial, ordinal, len(message))
+                    self._where[id(message)] = segment.key | ordinal << 32 | len(message)
                 refused = worker.put(message)
                 if refused is not None:
                     with self._lock:
