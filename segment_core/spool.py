@@ -229,11 +229,25 @@ class Spool:
         caller of ``track()`` never waits for this thread's system calls (and then
         for the GIL it keeps).
         """
+        # By segment serial: a batch's messages are mostly in one segment, in order.
+        # (dict.pop is atomic: no lock needed.)
+        by_serial: dict[int, list[int]] = {}
+        pop = self._where.pop
+        serial = -1
+        ordinals: list[int] = []
+        for item in batch:
+            where = pop(id(item), None)
+            if where is None or where & _U32 != len(item):
+                continue
+            if where >> 64 != serial:
+                serial = where >> 64
+                ordinals = by_serial.setdefault(serial, [])
+            ordinals.append(where >> 32 & _U32)
         by_segment: dict[Segment, list[int]] = {}
-        for item in batch:  # (dict.pop is atomic: no lock needed)
-            found = self._locate(item)
-            if found is not None:
-                by_segment.setdefault(found[0], []).append(found[1])
+        for serial, ordinals in by_serial.items():
+            segment = self._by_serial.get(serial)
+            if segment is not None:
+                by_segment[segment] = ordinals
         if not by_segment:
             return
         with self._ack_lock:
