@@ -253,11 +253,14 @@ class Spool:
         with self._ack_lock:
             for segment, ordinals in by_segment.items():
                 self._write_acks(segment, ordinals)
+        finished: list[str | Claim] = []
         with self._lock:
             for segment, ordinals in by_segment.items():
                 if segment.claim.lock_fd is not None:
                     segment.settled += len(ordinals)
-                    self._delete_if_done(segment)
+                    self._delete_if_done(segment, finished)
+        if finished:  # unlinked with the lock released: a caller never waits for it
+            self._remove(finished)
 
     def _locate(self, item: bytes) -> tuple[Segment, int] | None:
         """Where a queued message is on disk, forgetting it: it left the buffer (lock held)."""
@@ -514,24 +517,40 @@ class Spool:
             self._active = None
         self._delete_if_done(segment)
 
-    def _delete_if_done(self, segment: Segment) -> None:
-        """Remove ``segment`` once every record is settled (lock held)."""
+    def _delete_if_done(self, segment: Segment, later: list[str | Claim] | None = None) -> None:
+        """Remove ``segment`` once every record is settled (lock held).
+
+        With ``later``, what is to be removed is added to it instead, for the caller
+        to pass to :meth:`_remove` once the lock is released (callers of ``track()``
+        then never wait for those system calls).
+        """
         if not segment.sealed or segment.settled < segment.count or segment.pending:
             return
         with self._ack_lock:  # a sender may be appending to its acknowledgements
             segment.close()
-        _quietly(os.unlink, segment.path)
-        _quietly(os.unlink, segment.ack_path)
         self._by_serial.pop(segment.serial, None)
         self._bytes -= segment.allocated
         claim = segment.claim
         if segment in claim.segments:
             claim.segments.remove(segment)
+        steps: list[str | Claim] = [segment.path, segment.ack_path]
         if not claim.own and not claim.segments and claim in self._adopted:
-            # Files first, then the lock file: a late adopter finds nothing to take.
-            _quietly(os.unlink, claim.lock_path)
-            self._release(claim)
+            # Files first, then the lock file, then the lock: a late adopter finds
+            # nothing to take.
             self._adopted.remove(claim)
+            steps += [claim.lock_path, claim]
+        if later is None:
+            self._remove(steps)
+        else:
+            later.extend(steps)
+
+    def _remove(self, steps: list[str | Claim]) -> None:
+        """Unlink each path and release each emptied adopted claim, in order."""
+        for step in steps:
+            if isinstance(step, Claim):
+                self._release(step)
+            else:
+                _quietly(os.unlink, step)
 
     def _release(self, claim: Claim) -> None:
         with self._ack_lock:
