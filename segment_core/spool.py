@@ -49,6 +49,14 @@ _MARKER = fmt.MARKER
 _pack_head = fmt.pack_head
 _crc32 = zlib.crc32
 _U32 = 0xFFFFFFFF
+#: A queued message's location is ``segment.first + ordinal`` (first = serial << this):
+#: one small int. A segment of ours holds fewer records than that (4 MiB at most,
+#: 16 bytes of framing each); a larger ordinal (an adopted file's) is encoded
+#: apart, as a negative number (see ``_location``).
+_ORDINAL_BITS = 20
+_ORDINAL_SPAN = 1 << _ORDINAL_BITS
+_MAX_SEGMENT_BYTES = 4 * 1024 * 1024
+assert _MAX_SEGMENT_BYTES // fmt.RECORD_OVERHEAD < _ORDINAL_SPAN
 
 
 class Claim:
@@ -76,7 +84,7 @@ class Segment:
         self.settled = 0
         self.pending: set[int] = set()  # on disk only: waiting for room in the buffer
         self.serial = -1  # this process's number for it, once counted as ours
-        self.key = -1 << 64  # serial << 64 (see Spool._where)
+        self.first = -1  # serial << _ORDINAL_BITS: its records' locations start there
         self.size = size  # bytes used
         self.allocated = size  # bytes the file takes on disk
         self.sealed = sealed
@@ -101,7 +109,7 @@ class Spool:
         self._max_bytes = config.spool_max_bytes
         self._fsync = config.spool_fsync
         self._fsync_always = config.spool_fsync == "always"
-        self._segment_bytes = max(64 * 1024, min(4 * 1024 * 1024, self._max_bytes // 16))
+        self._segment_bytes = max(64 * 1024, min(_MAX_SEGMENT_BYTES, self._max_bytes // 16))
         self._room = config.max_queue_size
         self._worker: Worker | None = None
         self._reset()
@@ -117,10 +125,11 @@ class Spool:
         self._own: Claim | None = None
         self._active: Segment | None = None
         self._adopted: list[Claim] = []
-        # Queued messages by id(): serial << 64 | ordinal << 32 | length (see
-        # Segment.key). Plain bytes in the buffer and plain ints here: nothing for
-        # the garbage collector to track (a tuple per message would be, and would
-        # cost a young-generation collection every 700 calls).
+        # Queued messages by id(): their location (see _location). Plain bytes in the
+        # buffer and small ints here: nothing for the garbage collector to track (a
+        # tuple per message would be, and would cost a collection every 700 calls).
+        # An entry lives exactly as long as its message is queued or being sent, so
+        # the message is alive and its id() is not reused meanwhile.
         self._where: dict[int, int] = {}
         self._by_serial: dict[int, Segment] = {}
         self._serial = 0
@@ -168,9 +177,12 @@ class Spool:
         worker = self._worker
         assert worker is not None
         if self._broken:  # (a forked child is reset by the client's at-fork hook)
+            self._where.pop(id(data), None)  # (none, unless a sender thread died)
             return worker.put(data)
         length = len(data)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             segment = self._active  # None once closed: close() seals it
             if segment is None or segment.size + _RECORD_OVERHEAD + length > segment.allocated:
                 if self._closed:  # racing a shutdown: the buffer refuses it and says why
@@ -201,7 +213,9 @@ class Spool:
                 return worker.put(data)
             segment.size = end
             segment.count = ordinal + 1
-            self._where[id(data)] = segment.key | ordinal << 32 | length
+            self._where[id(data)] = segment.first + ordinal
+        finally:
+            lock.release()
         refused = worker.put(data)
         if refused is None:
             return None
@@ -233,16 +247,20 @@ class Spool:
         # (dict.pop is atomic: no lock needed.)
         by_serial: dict[int, list[int]] = {}
         pop = self._where.pop
-        serial = -1
+        low = high = 0  # the locations of the segment the last message was in
         ordinals: list[int] = []
         for item in batch:
             where = pop(id(item), None)
-            if where is None or where & _U32 != len(item):
+            if where is None:
                 continue
-            if where >> 64 != serial:
-                serial = where >> 64
-                ordinals = by_serial.setdefault(serial, [])
-            ordinals.append(where >> 32 & _U32)
+            if low <= where < high:
+                ordinals.append(where - low)
+                continue
+            serial, ordinal = _place(where)
+            ordinals = by_serial.setdefault(serial, [])
+            ordinals.append(ordinal)
+            low = serial << _ORDINAL_BITS if where >= 0 else 0
+            high = low + _ORDINAL_SPAN if where >= 0 else 0
         by_segment: dict[Segment, list[int]] = {}
         for serial, ordinals in by_serial.items():
             segment = self._by_serial.get(serial)
@@ -265,10 +283,11 @@ class Spool:
     def _locate(self, item: bytes) -> tuple[Segment, int] | None:
         """Where a queued message is on disk, forgetting it: it left the buffer (lock held)."""
         where = self._where.pop(id(item), None)
-        if where is None or where & _U32 != len(item):
+        if where is None:
             return None
-        segment = self._by_serial.get(where >> 64)
-        return None if segment is None else (segment, where >> 32 & _U32)
+        serial, ordinal = _place(where)
+        segment = self._by_serial.get(serial)
+        return None if segment is None else (segment, ordinal)
 
     def _acknowledge(self, by_segment: dict[Segment, list[int]]) -> None:
         """Record settled messages (lock held)."""
@@ -296,8 +315,7 @@ class Spool:
         with self._lock:
             where = self._where
             for item in batch:
-                entry = where.get(id(item))
-                if entry is None or entry & _U32 != len(item):
+                if id(item) not in where:
                     return False  # not all of it on disk: it fails like any batch
             for item in batch:
                 found = self._locate(item)
@@ -453,7 +471,7 @@ class Spool:
 
     def _number(self, segment: Segment) -> None:
         segment.serial = self._serial
-        segment.key = self._serial << 64
+        segment.first = self._serial << _ORDINAL_BITS
         self._serial += 1
         self._by_serial[segment.serial] = segment
 
@@ -727,7 +745,7 @@ class Spool:
                     if ordinal not in segment.pending:
                         continue
                     segment.pending.discard(ordinal)
-                    self._where[id(message)] = segment.key | ordinal << 32 | len(message)
+                    self._where[id(message)] = _location(segment, ordinal)
                 refused = worker.put(message)
                 if refused is not None:
                     with self._lock:
@@ -744,6 +762,21 @@ class Spool:
                     self.counts["damaged"] += len(lost)
                     self._delete_if_done(segment)
         return moved
+
+
+def _location(segment: Segment, ordinal: int) -> int:
+    """Where record ``ordinal`` of ``segment`` is, as one int (``put()`` inlines it)."""
+    if ordinal < _ORDINAL_SPAN:
+        return segment.first + ordinal
+    return ~(segment.serial << 32 | ordinal)  # an adopted file's large ordinal (u32)
+
+
+def _place(location: int) -> tuple[int, int]:
+    """The segment serial and the ordinal of a :func:`_location`."""
+    if location >= 0:
+        return location >> _ORDINAL_BITS, location & (_ORDINAL_SPAN - 1)
+    location = ~location
+    return location >> 32, location & _U32
 
 
 def _quietly(function: Any, *args: Any) -> None:
