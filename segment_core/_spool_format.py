@@ -46,6 +46,9 @@ FILE_HEADER = b"SGSPOOL\x01"
 MARKER = b"\x00SGR"
 _HEAD = struct.Struct("<4sIII")  # marker, length, ordinal, checksum
 RECORD_OVERHEAD = _HEAD.size
+#: ``pack_head(buffer, offset, MARKER, length, ordinal, checksum)``: a record's header
+#: (the writer inlines :func:`write_record` with it).
+pack_head = _HEAD.pack_into
 #: Larger than any message the client accepts; a bigger length means damage.
 MAX_RECORD_BYTES = 1 << 20
 

@@ -21,6 +21,7 @@ import mmap
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,20 @@ TICK = 1.0
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 #: The segment a process creates on its first message, while the caller waits.
 _FIRST_SEGMENT_BYTES = 256 * 1024
+# The record format's parts, bound once for put().
+_RECORD_OVERHEAD = fmt.RECORD_OVERHEAD
+_MARKER = fmt.MARKER
+_pack_head = fmt.pack_head
+_crc32 = zlib.crc32
+_U32 = 0xFFFFFFFF
+#: A queued message's location is ``segment.first + ordinal`` (first = serial << this):
+#: one small int. A segment of ours holds fewer records than that (4 MiB at most,
+#: 16 bytes of framing each); a larger ordinal (an adopted file's) is encoded
+#: apart, as a negative number (see ``_location``).
+_ORDINAL_BITS = 20
+_ORDINAL_SPAN = 1 << _ORDINAL_BITS
+_MAX_SEGMENT_BYTES = 4 * 1024 * 1024
+assert _MAX_SEGMENT_BYTES // fmt.RECORD_OVERHEAD < _ORDINAL_SPAN
 
 
 class Claim:
@@ -69,6 +84,7 @@ class Segment:
         self.settled = 0
         self.pending: set[int] = set()  # on disk only: waiting for room in the buffer
         self.serial = -1  # this process's number for it, once counted as ours
+        self.first = -1  # serial << _ORDINAL_BITS: its records' locations start there
         self.size = size  # bytes used
         self.allocated = size  # bytes the file takes on disk
         self.sealed = sealed
@@ -93,7 +109,7 @@ class Spool:
         self._max_bytes = config.spool_max_bytes
         self._fsync = config.spool_fsync
         self._fsync_always = config.spool_fsync == "always"
-        self._segment_bytes = max(64 * 1024, min(4 * 1024 * 1024, self._max_bytes // 16))
+        self._segment_bytes = max(64 * 1024, min(_MAX_SEGMENT_BYTES, self._max_bytes // 16))
         self._room = config.max_queue_size
         self._worker: Worker | None = None
         self._reset()
@@ -109,9 +125,12 @@ class Spool:
         self._own: Claim | None = None
         self._active: Segment | None = None
         self._adopted: list[Claim] = []
-        # Queued messages by id(): (segment serial, ordinal, length). Plain bytes in
-        # the buffer and plain ints here: nothing for the garbage collector to walk.
-        self._where: dict[int, tuple[int, int, int]] = {}
+        # Queued messages by id(): their location (see _location). Plain bytes in the
+        # buffer and small ints here: nothing for the garbage collector to track (a
+        # tuple per message would be, and would cost a collection every 700 calls).
+        # An entry lives exactly as long as its message is queued or being sent, so
+        # the message is alive and its id() is not reused meanwhile.
+        self._where: dict[int, int] = {}
         self._by_serial: dict[int, Segment] = {}
         self._serial = 0
         self._next_number = 0
@@ -158,32 +177,45 @@ class Spool:
         worker = self._worker
         assert worker is not None
         if self._broken:  # (a forked child is reset by the client's at-fork hook)
+            self._where.pop(id(data), None)  # (none, unless a sender thread died)
             return worker.put(data)
-        need = len(data) + fmt.RECORD_OVERHEAD
-        with self._lock:
-            if self._closed:  # racing a shutdown: the buffer refuses it and says why
-                return worker.put(data)
-            segment = self._active
+        length = len(data)
+        lock = self._lock
+        lock.acquire()
+        try:
+            segment = self._active  # None once closed: close() seals it
+            if segment is None or segment.size + _RECORD_OVERHEAD + length > segment.allocated:
+                if self._closed:  # racing a shutdown: the buffer refuses it and says why
+                    return worker.put(data)
+                try:
+                    segment = self._roll(segment)
+                except Exception as error:  # whatever the disk does, the caller goes on
+                    self._break(error)
+                    return worker.put(data)
+                if segment is None:
+                    self.counts["refused"] += 1
+                    return SPOOL_FULL
+            ordinal = segment.count
+            offset = segment.size
+            start = offset + _RECORD_OVERHEAD
+            end = start + length
             try:
-                if segment is None or segment.size + need > segment.allocated:
-                    if segment is not None:
-                        self._seal(segment)
-                    segment = self._next_segment()
-                    if segment is None:
-                        self.counts["refused"] += 1
-                        return SPOOL_FULL
-                ordinal = segment.count
                 # A copy into the mapped file: in the page cache at once, no system
                 # call, and the GIL is never released on the caller's hot path.
-                assert segment.map is not None
-                segment.size = fmt.write_record(segment.map, segment.size, ordinal, data)
+                mapped = segment.map
+                assert mapped is not None
+                _pack_head(mapped, offset, _MARKER, length, ordinal, _crc32(data, ordinal))
+                mapped[start:end] = data
                 if self._fsync_always:
-                    segment.map.flush()
+                    mapped.flush()
             except Exception as error:  # whatever the disk does, the caller goes on
                 self._break(error)
                 return worker.put(data)
+            segment.size = end
             segment.count = ordinal + 1
-            self._where[id(data)] = (segment.serial, ordinal, len(data))
+            self._where[id(data)] = segment.first + ordinal
+        finally:
+            lock.release()
         refused = worker.put(data)
         if refused is None:
             return None
@@ -196,6 +228,12 @@ class Spool:
             self._acknowledge({segment: [ordinal]})  # never queued: shut down
         return refused
 
+    def _roll(self, segment: Segment | None) -> Segment | None:
+        """Seal the full ``segment`` and make the next one active; None when full (lock held)."""
+        if segment is not None:
+            self._seal(segment)
+        return self._next_segment()
+
     # -- hooks called by the delivery ------------------------------------------------
 
     def settle(self, batch: Iterable[bytes]) -> None:
@@ -205,29 +243,51 @@ class Spool:
         caller of ``track()`` never waits for this thread's system calls (and then
         for the GIL it keeps).
         """
+        # By segment serial: a batch's messages are mostly in one segment, in order.
+        # (dict.pop is atomic: no lock needed.)
+        by_serial: dict[int, list[int]] = {}
+        pop = self._where.pop
+        low = high = 0  # the locations of the segment the last message was in
+        ordinals: list[int] = []
+        for item in batch:
+            where = pop(id(item), None)
+            if where is None:
+                continue
+            if low <= where < high:
+                ordinals.append(where - low)
+                continue
+            serial, ordinal = _place(where)
+            ordinals = by_serial.setdefault(serial, [])
+            ordinals.append(ordinal)
+            low = serial << _ORDINAL_BITS if where >= 0 else 0
+            high = low + _ORDINAL_SPAN if where >= 0 else 0
         by_segment: dict[Segment, list[int]] = {}
-        for item in batch:  # (dict.pop is atomic: no lock needed)
-            found = self._locate(item)
-            if found is not None:
-                by_segment.setdefault(found[0], []).append(found[1])
+        for serial, ordinals in by_serial.items():
+            segment = self._by_serial.get(serial)
+            if segment is not None:
+                by_segment[segment] = ordinals
         if not by_segment:
             return
         with self._ack_lock:
             for segment, ordinals in by_segment.items():
                 self._write_acks(segment, ordinals)
+        finished: list[str | Claim] = []
         with self._lock:
             for segment, ordinals in by_segment.items():
                 if segment.claim.lock_fd is not None:
                     segment.settled += len(ordinals)
-                    self._delete_if_done(segment)
+                    self._delete_if_done(segment, finished)
+        if finished:  # unlinked with the lock released: a caller never waits for it
+            self._remove(finished)
 
     def _locate(self, item: bytes) -> tuple[Segment, int] | None:
         """Where a queued message is on disk, forgetting it: it left the buffer (lock held)."""
-        entry = self._where.pop(id(item), None)
-        if entry is None or entry[2] != len(item):
+        where = self._where.pop(id(item), None)
+        if where is None:
             return None
-        segment = self._by_serial.get(entry[0])
-        return None if segment is None else (segment, entry[1])
+        serial, ordinal = _place(where)
+        segment = self._by_serial.get(serial)
+        return None if segment is None else (segment, ordinal)
 
     def _acknowledge(self, by_segment: dict[Segment, list[int]]) -> None:
         """Record settled messages (lock held)."""
@@ -255,8 +315,7 @@ class Spool:
         with self._lock:
             where = self._where
             for item in batch:
-                entry = where.get(id(item))
-                if entry is None or entry[2] != len(item):
+                if id(item) not in where:
                     return False  # not all of it on disk: it fails like any batch
             for item in batch:
                 found = self._locate(item)
@@ -412,6 +471,7 @@ class Spool:
 
     def _number(self, segment: Segment) -> None:
         segment.serial = self._serial
+        segment.first = self._serial << _ORDINAL_BITS
         self._serial += 1
         self._by_serial[segment.serial] = segment
 
@@ -475,24 +535,40 @@ class Spool:
             self._active = None
         self._delete_if_done(segment)
 
-    def _delete_if_done(self, segment: Segment) -> None:
-        """Remove ``segment`` once every record is settled (lock held)."""
+    def _delete_if_done(self, segment: Segment, later: list[str | Claim] | None = None) -> None:
+        """Remove ``segment`` once every record is settled (lock held).
+
+        With ``later``, what is to be removed is added to it instead, for the caller
+        to pass to :meth:`_remove` once the lock is released (callers of ``track()``
+        then never wait for those system calls).
+        """
         if not segment.sealed or segment.settled < segment.count or segment.pending:
             return
         with self._ack_lock:  # a sender may be appending to its acknowledgements
             segment.close()
-        _quietly(os.unlink, segment.path)
-        _quietly(os.unlink, segment.ack_path)
         self._by_serial.pop(segment.serial, None)
         self._bytes -= segment.allocated
         claim = segment.claim
         if segment in claim.segments:
             claim.segments.remove(segment)
+        steps: list[str | Claim] = [segment.path, segment.ack_path]
         if not claim.own and not claim.segments and claim in self._adopted:
-            # Files first, then the lock file: a late adopter finds nothing to take.
-            _quietly(os.unlink, claim.lock_path)
-            self._release(claim)
+            # Files first, then the lock file, then the lock: a late adopter finds
+            # nothing to take.
             self._adopted.remove(claim)
+            steps += [claim.lock_path, claim]
+        if later is None:
+            self._remove(steps)
+        else:
+            later.extend(steps)
+
+    def _remove(self, steps: list[str | Claim]) -> None:
+        """Unlink each path and release each emptied adopted claim, in order."""
+        for step in steps:
+            if isinstance(step, Claim):
+                self._release(step)
+            else:
+                _quietly(os.unlink, step)
 
     def _release(self, claim: Claim) -> None:
         with self._ack_lock:
@@ -669,7 +745,7 @@ class Spool:
                     if ordinal not in segment.pending:
                         continue
                     segment.pending.discard(ordinal)
-                    self._where[id(message)] = (segment.serial, ordinal, len(message))
+                    self._where[id(message)] = _location(segment, ordinal)
                 refused = worker.put(message)
                 if refused is not None:
                     with self._lock:
@@ -686,6 +762,21 @@ class Spool:
                     self.counts["damaged"] += len(lost)
                     self._delete_if_done(segment)
         return moved
+
+
+def _location(segment: Segment, ordinal: int) -> int:
+    """Where record ``ordinal`` of ``segment`` is, as one int (``put()`` inlines it)."""
+    if ordinal < _ORDINAL_SPAN:
+        return segment.first + ordinal
+    return ~(segment.serial << 32 | ordinal)  # an adopted file's large ordinal (u32)
+
+
+def _place(location: int) -> tuple[int, int]:
+    """The segment serial and the ordinal of a :func:`_location`."""
+    if location >= 0:
+        return location >> _ORDINAL_BITS, location & (_ORDINAL_SPAN - 1)
+    location = ~location
+    return location >> 32, location & _U32
 
 
 def _quietly(function: Any, *args: Any) -> None:

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -389,6 +390,38 @@ def test_acknowledged_records_of_a_dead_process_are_not_sent_again(
     make_client(spool_dir=spool_dir, flush_interval=0.2)
     messages = receiver.wait_for_messages(7, timeout=30)
     assert sorted(m["properties"]["i"] for m in messages) == list(range(3, 10))
+
+
+def test_records_with_large_ordinals_are_delivered_and_acknowledged_once(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    # A dead writer's segment whose ordinals are beyond what this process numbers its
+    # own records with (any u32 is valid in the format).
+    directory = Path(fmt.key_directory(str(spool_dir), "test-key", receiver.url))
+    directory.mkdir(parents=True)
+    ordinals = [0, (1 << 20) - 1, 1 << 20, (1 << 32) - 1]
+    records = [
+        fmt.encode_record(ordinal, b'{"type":"track","event":"Old","userId":"u",'
+                          b'"messageId":"m-%d","properties":{"i":%d}}' % (i, i))
+        for i, ordinal in enumerate(ordinals)
+    ]  # fmt: skip
+    (directory / "999-0-deadbeef.000000.seg").write_bytes(fmt.FILE_HEADER + b"".join(records))
+    client = make_client(spool_dir=spool_dir, flush_interval=0.2)
+    messages = receiver.wait_for_messages(4, timeout=30)
+    assert sorted(m["properties"]["i"] for m in messages) == [0, 1, 2, 3]
+    poll(lambda: not spool_files(spool_dir), what="the adopted file removed once delivered")
+    assert client.flush(5)
+    assert len(receiver.messages()) == 4
+    assert client.stats()["spool"]["adopted"] == 4
+
+
+@pytest.mark.parametrize("serial", [0, 1, 1023, 1024, 10**6])
+def test_a_queued_message_location_names_its_segment_and_ordinal(serial: int) -> None:
+    from segment_core import spool
+
+    segment: Any = SimpleNamespace(serial=serial, first=serial << spool._ORDINAL_BITS)
+    for ordinal in (0, 1, (1 << 20) - 1, 1 << 20, (1 << 32) - 1):
+        assert spool._place(spool._location(segment, ordinal)) == (serial, ordinal)
 
 
 # -- fork ---------------------------------------------------------------------------------
