@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import mmap
 import os
 import secrets
 import struct
@@ -46,8 +45,8 @@ FILE_HEADER = b"SGSPOOL\x01"
 MARKER = b"\x00SGR"
 _HEAD = struct.Struct("<4sIII")  # marker, length, ordinal, checksum
 RECORD_OVERHEAD = _HEAD.size
-#: ``pack_head(buffer, offset, MARKER, length, ordinal, checksum)``: a record's header
-#: (the writer inlines :func:`write_record` with it).
+#: ``pack_head(buffer, offset, MARKER, length, ordinal, checksum)``: a record's header,
+#: written in place; the message follows it (see :func:`encode_record`).
 pack_head = _HEAD.pack_into
 #: Larger than any message the client accepts; a bigger length means damage.
 MAX_RECORD_BYTES = 1 << 20
@@ -81,15 +80,6 @@ def segment_name(writer: str, number: int) -> str:
 
 def encode_record(ordinal: int, message: bytes) -> bytes:
     return _HEAD.pack(MARKER, len(message), ordinal, zlib.crc32(message, ordinal)) + message
-
-
-def write_record(target: mmap.mmap, offset: int, ordinal: int, message: bytes) -> int:
-    """Write one record at ``offset`` of a mapped file; return where the next one goes."""
-    _HEAD.pack_into(target, offset, MARKER, len(message), ordinal, zlib.crc32(message, ordinal))
-    start = offset + _HEAD.size
-    end = start + len(message)
-    target[start:end] = message
-    return end
 
 
 @dataclass
