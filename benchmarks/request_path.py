@@ -4,6 +4,7 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
 
     .venv/bin/python benchmarks/request_path.py                       # every framework
     .venv/bin/python benchmarks/request_path.py --framework django --option page_calls=false
+    BENCH_PYTHONPATH=/tmp/old .venv/bin/python benchmarks/request_path.py   # another checkout
 
 Calls the WSGI (Django, Flask) or ASGI (Starlette) application of
 ``benchmarks/adapters.py`` directly, ``--requests`` times, with the request the
@@ -107,11 +108,13 @@ def child(framework: str, variant: str, requests: int, chunks: int) -> None:
 
 
 def run(framework: str, variant: str, args: argparse.Namespace, collector: str) -> list[float]:
+    paths = (os.environ.get("BENCH_PYTHONPATH"), str(ROOT))
     env = {
         **os.environ,
         "BENCH_COLLECTOR": collector,
         "BENCH_SEGMENT_OPTIONS": json.dumps(args.option),
-        "PYTHONPATH": str(ROOT),
+        # $BENCH_PYTHONPATH first: another checkout's packages (before/after).
+        "PYTHONPATH": os.pathsep.join(filter(None, paths)),
     }
     command = [sys.executable, __file__, "--child", framework, variant, str(args.requests), "5"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
