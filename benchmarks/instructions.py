@@ -17,6 +17,13 @@ sender's encoding, gzip and HTTP too), start-up and shutdown cancelled out. On a
 shared virtual machine where the same run's CPU time moves by half, this count
 moves by well under 1%.
 
+``--served`` counts a real server's worker instead: gunicorn's sync worker
+(Django, Flask) or uvicorn (Starlette) started under callgrind, loaded with
+``--high - --low`` requests of new visitors after a warm-up; ``callgrind_control
+--dump`` before and after the load gives the worker's instructions per request,
+its threads included (the server's parsing and writing too; the kernel's work is
+not counted by valgrind).
+
 The configurations split segment-web's cost into its parts: the adapter and the
 request's context alone (no page call, no cookie), the cookie, the page call (and
 its delivery), a ``request.analytics.track()`` in the view, and a returning
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import http.client
 import json
 import os
 import re
@@ -35,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +53,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 FRAMEWORKS = ("django", "flask", "starlette")
+HEADERS = {"User-Agent": "Mozilla/5.0 loadgen", "Accept": "text/html"}
 RETURNING_COOKIE = "ajs_anonymous_id=3b241101-e2bb-4255-8caf-4136c566a962"
 NO_PAGE = {"page_calls": False, "page_source": "browser"}
 
@@ -115,18 +125,106 @@ def count(
     return int(found.group(1))
 
 
+def served_count(
+    framework: str,
+    variant: str,
+    options: dict[str, object],
+    extra_env: dict[str, str],
+    requests: int,
+    *,
+    collector: str,
+    path_first: str | None,
+) -> int:
+    """Instructions per request of a served app's worker, between two callgrind dumps."""
+    from benchmarks._overhead import _free_port
+
+    python_path = [str(ROOT)] if path_first is None else [path_first, str(ROOT)]
+    env = {
+        **os.environ, **extra_env, "BENCH_VARIANT": variant, "BENCH_COLLECTOR": collector,
+        "BENCH_SEGMENT_OPTIONS": json.dumps(options), "PYTHONPATH": os.pathsep.join(python_path),
+    }  # fmt: skip
+    port = _free_port()
+    if framework == "starlette":
+        server = [
+            "-m", "uvicorn", "--factory", "benchmarks.starlette_bench_app:make_app",
+            "--host=127.0.0.1", f"--port={port}", "--http=h11", "--loop=asyncio",
+            "--lifespan=on", "--no-access-log", "--log-level=warning",
+        ]  # fmt: skip
+    else:
+        server = [
+            "-m", "gunicorn", "--workers=1", "--threads=1", "--worker-class=sync",
+            f"--bind=127.0.0.1:{port}", "--timeout=0", "--graceful-timeout=60",
+            f"benchmarks.{framework}_bench_app:make_app()",
+        ]  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        log_path = os.path.join(folder, "log")
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                 f"--callgrind-out-file={folder}/cg.%p", sys.executable, *server],
+                env=env, cwd=path_first or str(ROOT), stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            _get(port, deadline=time.monotonic() + 300)
+            for _ in range(200):
+                _get(port)
+            text = Path(log_path).read_text()
+            booted = re.findall(r"Booting worker with pid: (\d+)", text)
+            worker = int(booted[-1]) if booted else process.pid
+            _dump(worker, folder)
+            for _ in range(requests):
+                _get(port)
+            return _dump(worker, folder) // requests
+        finally:
+            process.terminate()
+            process.wait(120)
+
+
+def _get(port: int, deadline: float | None = None) -> None:
+    """One page view of a new visitor; until ``deadline``, retried while the server starts."""
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            connection.request("GET", "/", headers=dict(HEADERS))
+            connection.getresponse().read()
+            connection.close()
+            return
+        except OSError:
+            if deadline is None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _dump(pid: int, folder: str) -> int:
+    """Instructions since the last dump (callgrind zeroes its counters at each)."""
+    before = set(os.listdir(folder))
+    subprocess.run(["callgrind_control", "--dump", str(pid)], capture_output=True, check=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = [n for n in set(os.listdir(folder)) - before if n.startswith(f"cg.{pid}.")]
+        if new:
+            time.sleep(0.5)  # written whole
+            dumped = Path(folder, new[0]).read_text()
+            found = re.search(r"^summary:\s*(\d+)", dumped, re.M)
+            if found:
+                return int(found.group(1))
+        time.sleep(0.2)
+    raise RuntimeError("callgrind_control wrote no dump")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--framework", choices=FRAMEWORKS, action="append")
     parser.add_argument("--low", type=int, default=100, help="requests of the shorter run")
     parser.add_argument("--high", type=int, default=600, help="requests of the longer run")
+    parser.add_argument("--served", action="store_true", help="a real server's worker")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         framework, variant, requests = args.child
         child(framework, variant, int(requests))
         return
-    if shutil.which("valgrind") is None:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("valgrind is not installed: apt-get install valgrind")
     from benchmarks.core import start_receiver
 
@@ -139,17 +237,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for framework in args.framework or FRAMEWORKS:
             bare: int | None = None
-            print(f"{framework}: instructions per request (every thread), {args.high - args.low}"
+            where = "a served worker" if args.served else "in-process, every thread"
+            print(f"{framework}: instructions per request ({where}), {args.high - args.low}"
                   f" requests counted")  # fmt: skip
             for label, variant, options, extra_env in configurations:
                 first = other if extra_env.get("_OTHER") else None
                 env = {k: v for k, v in extra_env.items() if not k.startswith("_")}
-                run = functools.partial(
-                    count, framework, variant, options, env, collector=collector, path_first=first
-                )
-                with ThreadPoolExecutor(2) as pool:  # the two runs side by side
-                    low, high = pool.map(run, (args.low, args.high))
-                per_request = (high - low) // (args.high - args.low)
+                if args.served:
+                    if extra_env.get("BENCH_RETURNING"):
+                        continue  # the served load is new visitors only
+                    per_request = served_count(
+                        framework, variant, options, env, args.high - args.low,
+                        collector=collector, path_first=first,
+                    )  # fmt: skip
+                else:
+                    run = functools.partial(
+                        count, framework, variant, options, env, collector=collector,
+                        path_first=first,
+                    )  # fmt: skip
+                    with ThreadPoolExecutor(2) as pool:  # the two runs side by side
+                        low, high = pool.map(run, (args.low, args.high))
+                    per_request = (high - low) // (args.high - args.low)
                 bare = per_request if bare is None else bare
                 added = f"+{per_request - bare:,}" if variant != "bare" else ""
                 print(f"  {label:<40} {per_request:>10,} {added:>10}", flush=True)
