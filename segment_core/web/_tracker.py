@@ -88,11 +88,39 @@ class RequestAnalytics(Analytics):
 
     def _visitor(self, kind: str, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
         tracker = self._tracker
-        if tracker is not None:
+        if tracker is None:
+            return super()._visitor(kind, kw)
+        if tracker._read_route is not None or not tracker._cookie_decided:
             tracker.before_send(kw)
-            if "user_id" not in kw:  # read once: the base class would ask the property again
-                kw["user_id"] = _USER_SLOT.__get__(self)
+        elif tracker._new_visitor:
+            tracker._anonymous_rule(kw)
+        if not kw:  # most calls: the bound ids and context as they are
+            user_id = _USER_SLOT.__get__(self)
+            anonymous_id = self.anonymous_id
+            if user_id is not None or anonymous_id is not None:
+                return user_id, anonymous_id, dict(self.context)
+        if "user_id" not in kw:  # read once: the base class would ask the property again
+            kw["user_id"] = _USER_SLOT.__get__(self)
         return super()._visitor(kind, kw)
+
+
+def _request_analytics(
+    client: Client | None,
+    tracker: RequestTracker,
+    user_id: str | None,
+    anonymous_id: str,
+    context: dict[str, Any],
+) -> RequestAnalytics:
+    # RequestAnalytics(client, tracker=..., ...) for ids already checked and a
+    # context built for it alone: nothing to convert or copy.
+    analytics: RequestAnalytics = object.__new__(RequestAnalytics)
+    analytics._tracker = tracker
+    analytics._client = client
+    _USER_SLOT.__set__(analytics, user_id)
+    analytics.anonymous_id = anonymous_id
+    analytics.context = context
+    analytics.page_message = None
+    return analytics
 
 
 class RequestTracker:
@@ -160,12 +188,12 @@ class RequestTracker:
                 self._new_visitor = True
             user_id = self._user_id_given()
             self._resolved_user = user_id
-            self.analytics = RequestAnalytics(
+            self.analytics = _request_analytics(
                 client,
-                tracker=self,
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                context=request_context(
+                self,
+                user_id,
+                anonymous_id,
+                request_context(
                     request,
                     options,
                     scheme=self.scheme,
@@ -261,13 +289,15 @@ class RequestTracker:
             self.refresh_route()
         if not self._cookie_decided:
             self.refresh_user()
-        if not self._new_visitor:
-            return
-        analytics = self.analytics
+        if self._new_visitor:
+            self._anonymous_rule(kw)
+
+    def _anonymous_rule(self, kw: dict[str, Any]) -> None:
+        # A new visitor's call: its anonymous id is used, or left out for a known user.
         if "anonymous_id" in kw:
-            if kw["anonymous_id"] == analytics.anonymous_id:
+            if kw["anonymous_id"] == self.analytics.anonymous_id:
                 self._anonymous_used = True
-        elif self._anonymous_used or analytics.stored_user_id is None:
+        elif self._anonymous_used or _USER_SLOT.__get__(self.analytics) is None:
             self._anonymous_used = True
         elif "user_id" not in kw or kw["user_id"] is not None:
             kw["anonymous_id"] = None
