@@ -92,7 +92,8 @@ def page_wanted(
     ``content_type`` is the response's ``Content-Type`` header; ``excluded`` is
     :func:`is_excluded` when the caller already knows it.
     """
-    if not options.server_page_views or not request.host:
+    # options.server_page_views, without the property call.
+    if not options.page_calls or options.page_source == "browser" or not request.host:
         return False
     if request.method.upper() not in options.page_methods:
         return False

@@ -344,18 +344,16 @@ class RequestTracker:
             self.refresh_user()
         finally:
             self._cookie_decided = True
-        options, request = self.options, self.request
         if (
             self._new_visitor
-            and options.set_cookie
             and self.allowed
             and not self.excluded
-            and request.method.upper() not in NO_COOKIE_METHODS
-            and (self._anonymous_used or self.analytics.stored_user_id is None)
+            and self.options.set_cookie
+            and self.request.method.upper() not in NO_COOKIE_METHODS
+            and (self._anonymous_used or _USER_SLOT.__get__(self.analytics) is None)
         ):
-            secure = self.scheme == "https"
             self._cookie = anonymous_id_cookie(
-                self.analytics.anonymous_id or "", options, secure=secure
+                self.analytics.anonymous_id or "", self.options, secure=self.scheme == "https"
             )
         return self._cookie
 
@@ -400,12 +398,18 @@ class RequestTracker:
                 return False
             # The page fields were derived (and redacted) with the context; a view
             # may have added to them (a title), which the properties then carry too.
-            fields = self.analytics.context.get("page")
-            if not isinstance(fields, Mapping):
+            analytics = self.analytics
+            fields = analytics.context.get("page")
+            if type(fields) is not dict and not isinstance(fields, Mapping):
                 fields = page_fields(request, options.redactor, scheme=self.scheme, host=self.host)
             name = page_name(request, options, fields.get("path"))
-            properties = page_properties(request, options, fields, name, response)
-            self.analytics.page(name, properties)
+            if options.page_properties is None:  # page_properties() without a hook
+                properties = dict(fields)
+                if name is not None:
+                    properties["name"] = name
+            else:
+                properties = page_properties(request, options, fields, name, response)
+            analytics.page(name, properties)
         except Exception:
             logger.exception("segment: the automatic page call for %s failed", request.path[:200])
             return False
