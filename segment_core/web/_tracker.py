@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from segment_core.normalize import new_message_id
 from segment_core.scope import Analytics
 from segment_core.web._context import page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
@@ -184,9 +185,11 @@ class RequestTracker:
                 self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
             anonymous_id = parse_id_cookie(request.cookies.get(options.cookie_name))
             if anonymous_id is None:
-                anonymous_id = new_anonymous_id()
+                anonymous_id = new_message_id()  # new_anonymous_id(), one call less
                 self._new_visitor = True
-            user_id = self._user_id_given()
+            user_id = request.user_id
+            if user_id is not None or options.user_id_from_cookie:
+                user_id = self._user_id_given()
             self._resolved_user = user_id
             self.analytics = _request_analytics(
                 client,
