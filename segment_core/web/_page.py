@@ -95,7 +95,8 @@ def page_wanted(
     # options.server_page_views, without the property call.
     if not options.page_calls or options.page_source == "browser" or not request.host:
         return False
-    if request.method.upper() not in options.page_methods:
+    method = request.method
+    if method not in options.page_methods and method.upper() not in options.page_methods:
         return False
     if status == 304:
         if not accepts_document(request.header("accept"), options):

@@ -94,7 +94,13 @@ class RequestAnalytics(Analytics):
         if tracker._read_route is not None or not tracker._cookie_decided:
             tracker.before_send(kw)
         elif tracker._new_visitor:
-            tracker._anonymous_rule(kw)
+            if kw:
+                tracker._anonymous_rule(kw)
+            elif not tracker._anonymous_used:  # _anonymous_rule() for a call without options
+                if _USER_SLOT.__get__(self) is None:
+                    tracker._anonymous_used = True
+                else:
+                    kw["anonymous_id"] = None
         if not kw:  # most calls: the bound ids and context as they are
             user_id = _USER_SLOT.__get__(self)
             anonymous_id = self.anonymous_id
