@@ -101,9 +101,14 @@ class Analytics:
     def track(self, event: str, properties: Mapping[str, Any] | None = None, **kw: Any) -> Result:
         """Record that the visitor did ``event``."""
         user_id, anonymous_id, context = self._visitor("track", kw)
-        return self.client.track(
-            user_id, event, properties, context, anonymous_id=anonymous_id, **kw
-        )
+        client = self._client
+        if client is None:
+            client = self.client
+        if kw:
+            return client.track(
+                user_id, event, properties, context, anonymous_id=anonymous_id, **kw
+            )
+        return client.track(user_id, event, properties, context, anonymous_id=anonymous_id)
 
     def identify(
         self, user_id: object = None, traits: Mapping[str, Any] | None = None, **kw: Any
@@ -122,14 +127,26 @@ class Analytics:
     ) -> Result:
         """Record a page view (``category=`` in ``kw``), instead of the automatic one."""
         user_id, anonymous_id, context = self._visitor("page", kw)
-        result = self.client.page(
-            user_id,
-            name=name,
-            properties=properties,
-            context=context,
-            anonymous_id=anonymous_id,
-            **kw,
-        )
+        client = self._client
+        if client is None:
+            client = self.client
+        if kw:
+            result = client.page(
+                user_id,
+                name=name,
+                properties=properties,
+                context=context,
+                anonymous_id=anonymous_id,
+                **kw,
+            )
+        else:
+            result = client.page(
+                user_id,
+                name=name,
+                properties=properties,
+                context=context,
+                anonymous_id=anonymous_id,
+            )
         self.page_message = result[1]
         return result
 

@@ -78,21 +78,25 @@ def request_context(
         ip = client_ip(request, options.trusted_proxies)
         if ip is not None:
             context["ip"] = _ip_text(ip, options.anonymize_ip)
-    user_agent = request.header("user-agent")
+    get = request.headers.get
+    user_agent = get("user-agent")
     if user_agent:
         context["userAgent"] = (
             user_agent if len(user_agent) <= MAX_USER_AGENT else cut(user_agent, MAX_USER_AGENT)
         )
-    language = locale(request.header("accept-language"))
-    if language:
-        context["locale"] = language
+    accept_language = get("accept-language")
+    if accept_language:
+        language = locale(accept_language)
+        if language:
+            context["locale"] = language
     context["page"] = page_fields(
         request, options.redactor, scheme=scheme, host=host, secret_values=secret_values
     )
     query = request.query_string
-    utm = campaign(query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY))
-    if utm:
-        context["campaign"] = utm
+    if "utm_" in query:  # campaign() finds nothing in a query without one
+        utm = campaign(query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY))
+        if utm:
+            context["campaign"] = utm
     return context
 
 
@@ -167,7 +171,7 @@ def page_fields(
     host = request.host if host is None else host
     if len(host) > MAX_HOST:
         host = cut(host, MAX_HOST)
-    referrer = request.header("referer")
+    referrer = request.headers.get("referer")
     fields = {
         "path": path,
         "referrer": _referrer(referrer, request, redactor, host) if referrer else "",

@@ -131,10 +131,7 @@ def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool)
         value = anonymous_id  # the ids this library makes: nothing to escape
     else:
         value = quote(anonymous_id, safe="-._~")
+    # Positional (name, value, max_age, path, domain, secure): once per new visitor.
     return CookieSpec(
-        name=options.cookie_name,
-        value=value,
-        max_age=options.cookie_max_age,
-        domain=options.cookie_domain,
-        secure=secure,
+        options.cookie_name, value, options.cookie_max_age, "/", options.cookie_domain, secure
     )

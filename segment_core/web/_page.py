@@ -28,7 +28,7 @@ from typing import Any
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
-from segment_core.web._request import RequestInfo
+from segment_core.web._request import RequestInfo, WSGIHeaders
 
 __all__ = [
     "BOT_PATTERN",
@@ -65,9 +65,17 @@ def should_track_page(
 
 def tracking_allowed(request: RequestInfo, options: WebOptions) -> bool:
     """Whether automatic calls and the id cookie may happen at all for this visitor."""
-    if options.skip_bots and options.bots.matches(request.header("user-agent")):
+    get = request.headers.get
+    if options.skip_bots and options.bots.matches(get("user-agent")):
         return False
-    return privacy_allows(request, options)
+    # privacy_allows(), inline: once per request.
+    if options.honor_gpc and (get("sec-gpc") or "").strip() == "1":
+        return False
+    if options.honor_dnt and (get("dnt") or "").strip() == "1":
+        return False
+    if options.consent is not None:
+        return bool(call_hook("consent", options.consent, request.hook_target, default=False))
+    return True
 
 
 def page_wanted(
@@ -84,9 +92,11 @@ def page_wanted(
     ``content_type`` is the response's ``Content-Type`` header; ``excluded`` is
     :func:`is_excluded` when the caller already knows it.
     """
-    if not options.server_page_views or not request.host:
+    # options.server_page_views, without the property call.
+    if not options.page_calls or options.page_source == "browser" or not request.host:
         return False
-    if request.method.upper() not in options.page_methods:
+    method = request.method
+    if method not in options.page_methods and method.upper() not in options.page_methods:
         return False
     if status == 304:
         if not accepts_document(request.header("accept"), options):
@@ -147,7 +157,13 @@ def _accepts(accept: str, types: frozenset[str]) -> bool:
 
 def is_script_request(request: RequestInfo) -> bool:
     """Whether a script (XHR, fetch, htmx, Turbo) or a prefetch made the request."""
-    get = request.headers.get  # on every page view: no method call per header
+    headers = request.headers
+    # Most requests carry none of these headers: one pass over the names says so.
+    if (type(headers) is dict and _SCRIPT_HEADERS.isdisjoint(headers)) or (
+        type(headers) is WSGIHeaders and _SCRIPT_ENVIRON_KEYS.isdisjoint(headers._environ)
+    ):
+        return False
+    get = headers.get  # on every page view: no method call per header
     requested_with = get("x-requested-with")
     if requested_with and requested_with.strip().lower() == "xmlhttprequest":
         return True
@@ -166,6 +182,12 @@ def is_script_request(request: RequestInfo) -> bool:
 
 
 _PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
+_SCRIPT_HEADERS = frozenset(
+    ("x-requested-with", "hx-request", "turbo-frame", "sec-fetch-mode", *_PREFETCH_HEADERS)
+)
+_SCRIPT_ENVIRON_KEYS = frozenset(
+    "HTTP_" + name.upper().replace("-", "_") for name in _SCRIPT_HEADERS
+)
 
 
 @functools.lru_cache(maxsize=64)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from segment_core.normalize import new_message_id
 from segment_core.scope import Analytics
 from segment_core.web._context import page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
@@ -88,11 +89,45 @@ class RequestAnalytics(Analytics):
 
     def _visitor(self, kind: str, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
         tracker = self._tracker
-        if tracker is not None:
+        if tracker is None:
+            return super()._visitor(kind, kw)
+        if tracker._read_route is not None or not tracker._cookie_decided:
             tracker.before_send(kw)
-            if "user_id" not in kw:  # read once: the base class would ask the property again
-                kw["user_id"] = _USER_SLOT.__get__(self)
+        elif tracker._new_visitor:
+            if kw:
+                tracker._anonymous_rule(kw)
+            elif not tracker._anonymous_used:  # _anonymous_rule() for a call without options
+                if _USER_SLOT.__get__(self) is None:
+                    tracker._anonymous_used = True
+                else:
+                    kw["anonymous_id"] = None
+        if not kw:  # most calls: the bound ids and context as they are
+            user_id = _USER_SLOT.__get__(self)
+            anonymous_id = self.anonymous_id
+            if user_id is not None or anonymous_id is not None:
+                return user_id, anonymous_id, dict(self.context)
+        if "user_id" not in kw:  # read once: the base class would ask the property again
+            kw["user_id"] = _USER_SLOT.__get__(self)
         return super()._visitor(kind, kw)
+
+
+def _request_analytics(
+    client: Client | None,
+    tracker: RequestTracker,
+    user_id: str | None,
+    anonymous_id: str,
+    context: dict[str, Any],
+) -> RequestAnalytics:
+    # RequestAnalytics(client, tracker=..., ...) for ids already checked and a
+    # context built for it alone: nothing to convert or copy.
+    analytics: RequestAnalytics = object.__new__(RequestAnalytics)
+    analytics._tracker = tracker
+    analytics._client = client
+    _USER_SLOT.__set__(analytics, user_id)
+    analytics.anonymous_id = anonymous_id
+    analytics.context = context
+    analytics.page_message = None
+    return analytics
 
 
 class RequestTracker:
@@ -156,16 +191,18 @@ class RequestTracker:
                 self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
             anonymous_id = parse_id_cookie(request.cookies.get(options.cookie_name))
             if anonymous_id is None:
-                anonymous_id = new_anonymous_id()
+                anonymous_id = new_message_id()  # new_anonymous_id(), one call less
                 self._new_visitor = True
-            user_id = self._user_id_given()
+            user_id = request.user_id
+            if user_id is not None or options.user_id_from_cookie:
+                user_id = self._user_id_given()
             self._resolved_user = user_id
-            self.analytics = RequestAnalytics(
+            self.analytics = _request_analytics(
                 client,
-                tracker=self,
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                context=request_context(
+                self,
+                user_id,
+                anonymous_id,
+                request_context(
                     request,
                     options,
                     scheme=self.scheme,
@@ -261,13 +298,15 @@ class RequestTracker:
             self.refresh_route()
         if not self._cookie_decided:
             self.refresh_user()
-        if not self._new_visitor:
-            return
-        analytics = self.analytics
+        if self._new_visitor:
+            self._anonymous_rule(kw)
+
+    def _anonymous_rule(self, kw: dict[str, Any]) -> None:
+        # A new visitor's call: its anonymous id is used, or left out for a known user.
         if "anonymous_id" in kw:
-            if kw["anonymous_id"] == analytics.anonymous_id:
+            if kw["anonymous_id"] == self.analytics.anonymous_id:
                 self._anonymous_used = True
-        elif self._anonymous_used or analytics.stored_user_id is None:
+        elif self._anonymous_used or _USER_SLOT.__get__(self.analytics) is None:
             self._anonymous_used = True
         elif "user_id" not in kw or kw["user_id"] is not None:
             kw["anonymous_id"] = None
@@ -314,18 +353,16 @@ class RequestTracker:
             self.refresh_user()
         finally:
             self._cookie_decided = True
-        options, request = self.options, self.request
         if (
             self._new_visitor
-            and options.set_cookie
             and self.allowed
             and not self.excluded
-            and request.method.upper() not in NO_COOKIE_METHODS
-            and (self._anonymous_used or self.analytics.stored_user_id is None)
+            and self.options.set_cookie
+            and self.request.method.upper() not in NO_COOKIE_METHODS
+            and (self._anonymous_used or _USER_SLOT.__get__(self.analytics) is None)
         ):
-            secure = self.scheme == "https"
             self._cookie = anonymous_id_cookie(
-                self.analytics.anonymous_id or "", options, secure=secure
+                self.analytics.anonymous_id or "", self.options, secure=self.scheme == "https"
             )
         return self._cookie
 
@@ -370,12 +407,18 @@ class RequestTracker:
                 return False
             # The page fields were derived (and redacted) with the context; a view
             # may have added to them (a title), which the properties then carry too.
-            fields = self.analytics.context.get("page")
-            if not isinstance(fields, Mapping):
+            analytics = self.analytics
+            fields = analytics.context.get("page")
+            if type(fields) is not dict and not isinstance(fields, Mapping):
                 fields = page_fields(request, options.redactor, scheme=self.scheme, host=self.host)
             name = page_name(request, options, fields.get("path"))
-            properties = page_properties(request, options, fields, name, response)
-            self.analytics.page(name, properties)
+            if options.page_properties is None:  # page_properties() without a hook
+                properties = dict(fields)
+                if name is not None:
+                    properties["name"] = name
+            else:
+                properties = page_properties(request, options, fields, name, response)
+            analytics.page(name, properties)
         except Exception:
             logger.exception("segment: the automatic page call for %s failed", request.path[:200])
             return False
