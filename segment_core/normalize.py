@@ -203,9 +203,13 @@ class MessageFactory:
             raise InvalidMessage(f"event must be a non-empty string for track, got {event!r}")
         message = self._start("track", user_id, anonymous_id, timestamp, message_id)
         message["event"] = event
-        properties = _mapping("properties", properties)
         if properties is not None:
-            message["properties"] = properties
+            message["properties"] = (
+                properties if type(properties) is dict else _mapping("properties", properties)
+            )
+        if context is None and integrations is None and self._no_defaults:
+            message["context"] = {"library": LIBRARY}  # as _finish does, one call less
+            return message
         return self._finish(message, context, integrations)
 
     def page(
@@ -299,9 +303,17 @@ class MessageFactory:
         context: object,
         integrations: object,
     ) -> dict[str, Any]:
-        self._put(message, "name", _optional_str("name", name))
-        self._put(message, "category", _optional_str("category", category))
-        self._put(message, "properties", _mapping("properties", properties))
+        # Plain strings and dicts (nearly every call) skip the conversion.
+        if name is not None:
+            message["name"] = name if type(name) is str else _optional_str("name", name)
+        if category is not None:
+            message["category"] = (
+                category if type(category) is str else _optional_str("category", category)
+            )
+        if properties is not None:
+            message["properties"] = (
+                properties if type(properties) is dict else _mapping("properties", properties)
+            )
         return self._finish(message, context, integrations)
 
     @staticmethod
@@ -309,10 +321,12 @@ class MessageFactory:
         kind: str, user_id: object, anonymous_id: object, timestamp: object, message_id: object
     ) -> dict[str, Any]:
         # Plain strings (nearly every call) skip the conversion.
-        user = user_id if type(user_id) is str else stringify_id("user_id", user_id)
+        user = (
+            user_id if type(user_id) is str or user_id is None else stringify_id("user_id", user_id)
+        )
         anonymous = (
             anonymous_id
-            if type(anonymous_id) is str
+            if type(anonymous_id) is str or anonymous_id is None
             else stringify_id("anonymous_id", anonymous_id)
         )
         if not user and (kind == "alias" or not anonymous):
