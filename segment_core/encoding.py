@@ -106,11 +106,41 @@ if orjson is not None:
             # orjson stops at 64-bit integers; the stdlib keeps every digit.
             return _stdlib_dumps(value)
 
-    def _fast(value: Any) -> bytes | None:
+    def decode(data: bytes | str) -> Any:
+        """Parse JSON bytes."""
+        return orjson.loads(data)
+
+else:  # pragma: no cover
+    _dumps = _stdlib_dumps
+
+    def decode(data: bytes | str) -> Any:
+        """Parse JSON bytes."""
+        return json.loads(data)
+
+
+def _slow_encode(value: Any, where: str) -> bytes:
+    """What orjson could not write, or may have written wrong: checked, then encoded."""
+    plain_value = plain(value, where)
+    try:
+        return _dumps(plain_value)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - plain() refuses these first
+        raise InvalidMessage(f"{where} cannot be encoded as JSON: {exc}") from None
+
+
+if orjson is not None:
+    _orjson_dumps = orjson.dumps
+    _EncodeError = orjson.JSONEncodeError
+
+    def encode(value: Any, where: str = "message") -> bytes:
+        """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
+
+        Whichever encoder runs, the same values are refused, with the path of the
+        first one at fault: see :func:`segment_core.jsonvalues.plain`.
+        """
         try:
-            data = orjson.dumps(value, default=_default, option=_OPTIONS)
-        except orjson.JSONEncodeError:
-            return None
+            data = _orjson_dumps(value, default=_default, option=_OPTIONS)
+        except _EncodeError:
+            return _slow_encode(value, where)
         # A message deeper than the shared limit needs a walk; it can only be one
         # with that many brackets. Few messages hold a "[": finding none (memchr)
         # costs less than counting them. orjson writes NaN and infinities as null:
@@ -119,41 +149,19 @@ if orjson is not None:
         brackets = data.count(b"{")
         if data.find(b"[") >= 0:
             brackets += data.count(b"[")
-        if brackets > MAX_NESTING_DEPTH:
-            return None
-        if data.find(b"null") >= 0 and has_non_finite(value):
-            return None
+        if brackets > MAX_NESTING_DEPTH or (data.find(b"null") >= 0 and has_non_finite(value)):
+            return _slow_encode(value, where)
         # orjson writes into a 4 KB buffer and shrinks it in place, which leaves
         # each small result holding the whole 4 KB. A message waits in the queue,
         # so it is kept as an exact-size copy (about 0.1 µs): ten times less memory.
         return b"".join((data, b""))
 
-    def decode(data: bytes | str) -> Any:
-        """Parse JSON bytes."""
-        return orjson.loads(data)
-
 else:  # pragma: no cover
-    _dumps = _stdlib_dumps
 
-    def _fast(value: Any) -> bytes | None:
-        return None
+    def encode(value: Any, where: str = "message") -> bytes:
+        """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
 
-    def decode(data: bytes | str) -> Any:
-        """Parse JSON bytes."""
-        return json.loads(data)
-
-
-def encode(value: Any, where: str = "message") -> bytes:
-    """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
-
-    Whichever encoder runs, the same values are refused, with the path of the
-    first one at fault: see :func:`segment_core.jsonvalues.plain`.
-    """
-    data = _fast(value)
-    if data is not None:
-        return data
-    plain_value = plain(value, where)
-    try:
-        return _dumps(plain_value)
-    except (TypeError, ValueError) as exc:  # pragma: no cover - plain() refuses these first
-        raise InvalidMessage(f"{where} cannot be encoded as JSON: {exc}") from None
+        Whichever encoder runs, the same values are refused, with the path of the
+        first one at fault: see :func:`segment_core.jsonvalues.plain`.
+        """
+        return _slow_encode(value, where)
