@@ -45,6 +45,9 @@ def format_timestamp(value: dt.datetime) -> str:
 
 
 _second_prefix: tuple[int, str] = (-1, "")
+#: ".000Z" to ".999Z": the end of a timestamp, looked up rather than formatted.
+_MILLISECONDS = tuple(f".{millisecond:03d}Z" for millisecond in range(1000))
+_time_ns = time.time_ns
 
 
 def now_timestamp() -> str:
@@ -53,12 +56,13 @@ def now_timestamp() -> str:
     # to the second changes once a second, so it is cached (one tuple, so threads
     # always see a second and its text together).
     global _second_prefix
-    second, millisecond = divmod(time.time_ns() // 1_000_000, 1000)
+    milliseconds = _time_ns() // 1_000_000
+    second = milliseconds // 1000
     cached = _second_prefix
     if cached[0] != second:
         cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         _second_prefix = cached
-    return "%s.%03dZ" % (cached[1], millisecond)  # noqa: UP031 - the fastest formatting here
+    return cached[1] + _MILLISECONDS[milliseconds - second * 1000]
 
 
 def _default(value: Any) -> Any:
@@ -102,23 +106,6 @@ if orjson is not None:
             # orjson stops at 64-bit integers; the stdlib keeps every digit.
             return _stdlib_dumps(value)
 
-    def _fast(value: Any) -> bytes | None:
-        try:
-            data = orjson.dumps(value, default=_default, option=_OPTIONS)
-        except orjson.JSONEncodeError:
-            return None
-        # A message deeper than the shared limit needs a walk; it can only be one
-        # with that many brackets. orjson writes NaN and infinities as null: only a
-        # message with a null may hold one.
-        if data.count(b"{") + data.count(b"[") > MAX_NESTING_DEPTH:
-            return None
-        if b"null" in data and has_non_finite(value):
-            return None
-        # orjson writes into a 4 KB buffer and shrinks it in place, which leaves
-        # each small result holding the whole 4 KB. A message waits in the queue,
-        # so it is kept as an exact-size copy (about 0.1 µs): ten times less memory.
-        return b"".join((data, b""))
-
     def decode(data: bytes | str) -> Any:
         """Parse JSON bytes."""
         return orjson.loads(data)
@@ -126,25 +113,55 @@ if orjson is not None:
 else:  # pragma: no cover
     _dumps = _stdlib_dumps
 
-    def _fast(value: Any) -> bytes | None:
-        return None
-
     def decode(data: bytes | str) -> Any:
         """Parse JSON bytes."""
         return json.loads(data)
 
 
-def encode(value: Any, where: str = "message") -> bytes:
-    """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
-
-    Whichever encoder runs, the same values are refused, with the path of the
-    first one at fault: see :func:`segment_core.jsonvalues.plain`.
-    """
-    data = _fast(value)
-    if data is not None:
-        return data
+def _slow_encode(value: Any, where: str) -> bytes:
+    """What orjson could not write, or may have written wrong: checked, then encoded."""
     plain_value = plain(value, where)
     try:
         return _dumps(plain_value)
     except (TypeError, ValueError) as exc:  # pragma: no cover - plain() refuses these first
         raise InvalidMessage(f"{where} cannot be encoded as JSON: {exc}") from None
+
+
+if orjson is not None:
+    _orjson_dumps = orjson.dumps
+    _EncodeError = orjson.JSONEncodeError
+
+    def encode(value: Any, where: str = "message") -> bytes:
+        """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
+
+        Whichever encoder runs, the same values are refused, with the path of the
+        first one at fault: see :func:`segment_core.jsonvalues.plain`.
+        """
+        try:
+            data = _orjson_dumps(value, default=_default, option=_OPTIONS)
+        except _EncodeError:
+            return _slow_encode(value, where)
+        # A message deeper than the shared limit needs a walk; it can only be one
+        # with that many brackets. Few messages hold a "[": finding none (memchr)
+        # costs less than counting them. orjson writes NaN and infinities as null:
+        # only a message with a null may hold one. (find rather than "in": bytes'
+        # "in" tries the operand as an integer first, an exception every time.)
+        brackets = data.count(b"{")
+        if data.find(b"[") >= 0:
+            brackets += data.count(b"[")
+        if brackets > MAX_NESTING_DEPTH or (data.find(b"null") >= 0 and has_non_finite(value)):
+            return _slow_encode(value, where)
+        # orjson writes into a 4 KB buffer and shrinks it in place, which leaves
+        # each small result holding the whole 4 KB. A message waits in the queue,
+        # so it is kept as an exact-size copy (about 0.1 µs): ten times less memory.
+        return b"".join((data, b""))
+
+else:  # pragma: no cover
+
+    def encode(value: Any, where: str = "message") -> bytes:
+        """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
+
+        Whichever encoder runs, the same values are refused, with the path of the
+        first one at fault: see :func:`segment_core.jsonvalues.plain`.
+        """
+        return _slow_encode(value, where)

@@ -21,13 +21,23 @@ __all__ = ["complete"]
 def _track(message: dict[str, Any]) -> None:
     if "properties" not in message:
         message["properties"] = {}
-    _common(message)
+    if "integrations" not in message:
+        message["integrations"] = {}
+    if "userId" not in message:
+        message["userId"] = None
+    if "anonymousId" not in message:
+        message["anonymousId"] = None
 
 
 def _identify_or_group(message: dict[str, Any]) -> None:
     if "traits" not in message:
         message["traits"] = {}
-    _common(message)
+    if "integrations" not in message:
+        message["integrations"] = {}
+    if "userId" not in message:
+        message["userId"] = None
+    if "anonymousId" not in message:
+        message["anonymousId"] = None
 
 
 def _page_or_screen(message: dict[str, Any]) -> None:
@@ -37,21 +47,17 @@ def _page_or_screen(message: dict[str, Any]) -> None:
         message["name"] = None
     if "category" not in message:
         message["category"] = None
-    _common(message)
+    if "integrations" not in message:
+        message["integrations"] = {}
+    if "userId" not in message:
+        message["userId"] = None
+    if "anonymousId" not in message:
+        message["anonymousId"] = None
 
 
 def _alias(message: dict[str, Any]) -> None:
     if "integrations" not in message:
         message["integrations"] = {}
-    if "anonymousId" not in message:
-        message["anonymousId"] = None
-
-
-def _common(message: dict[str, Any]) -> None:
-    if "integrations" not in message:
-        message["integrations"] = {}
-    if "userId" not in message:
-        message["userId"] = None
     if "anonymousId" not in message:
         message["anonymousId"] = None
 
