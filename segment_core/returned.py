@@ -21,23 +21,13 @@ __all__ = ["complete"]
 def _track(message: dict[str, Any]) -> None:
     if "properties" not in message:
         message["properties"] = {}
-    if "integrations" not in message:
-        message["integrations"] = {}
-    if "userId" not in message:
-        message["userId"] = None
-    if "anonymousId" not in message:
-        message["anonymousId"] = None
+    _common(message)
 
 
 def _identify_or_group(message: dict[str, Any]) -> None:
     if "traits" not in message:
         message["traits"] = {}
-    if "integrations" not in message:
-        message["integrations"] = {}
-    if "userId" not in message:
-        message["userId"] = None
-    if "anonymousId" not in message:
-        message["anonymousId"] = None
+    _common(message)
 
 
 def _page_or_screen(message: dict[str, Any]) -> None:
@@ -47,6 +37,10 @@ def _page_or_screen(message: dict[str, Any]) -> None:
         message["name"] = None
     if "category" not in message:
         message["category"] = None
+    _common(message)
+
+
+def _common(message: dict[str, Any]) -> None:
     if "integrations" not in message:
         message["integrations"] = {}
     if "userId" not in message:
