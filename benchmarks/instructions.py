@@ -94,6 +94,25 @@ def child(framework: str, variant: str, requests: int) -> None:
     os._exit(0)
 
 
+def _env(
+    variant: str,
+    options: dict[str, object],
+    extra_env: dict[str, str],
+    collector: str,
+    path_first: str | None,
+) -> dict[str, str]:
+    """The environment of a measured interpreter: the app's variant, options and code."""
+    python_path = [str(ROOT)] if path_first is None else [path_first, str(ROOT)]
+    return {
+        **os.environ,
+        **extra_env,
+        "BENCH_VARIANT": variant,
+        "BENCH_COLLECTOR": collector,
+        "BENCH_SEGMENT_OPTIONS": json.dumps(options),
+        "PYTHONPATH": os.pathsep.join(python_path),
+    }
+
+
 def count(
     framework: str,
     variant: str,
@@ -105,14 +124,7 @@ def count(
     path_first: str | None,
 ) -> int:
     """Instructions of one whole run under callgrind."""
-    python_path = [str(ROOT)] if path_first is None else [path_first, str(ROOT)]
-    env = {
-        **os.environ,
-        **extra_env,
-        "BENCH_COLLECTOR": collector,
-        "BENCH_SEGMENT_OPTIONS": json.dumps(options),
-        "PYTHONPATH": os.pathsep.join(python_path),
-    }
+    env = _env(variant, options, extra_env, collector, path_first)
     with tempfile.TemporaryDirectory() as folder:
         command = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
@@ -138,11 +150,7 @@ def served_count(
     """Instructions per request of a served app's worker, between two callgrind dumps."""
     from benchmarks._overhead import _free_port
 
-    python_path = [str(ROOT)] if path_first is None else [path_first, str(ROOT)]
-    env = {
-        **os.environ, **extra_env, "BENCH_VARIANT": variant, "BENCH_COLLECTOR": collector,
-        "BENCH_SEGMENT_OPTIONS": json.dumps(options), "PYTHONPATH": os.pathsep.join(python_path),
-    }  # fmt: skip
+    env = _env(variant, options, extra_env, collector, path_first)
     port = _free_port()
     if framework == "starlette":
         server = [
