@@ -87,6 +87,8 @@ class Segment:
         self.first = -1  # serial << _ORDINAL_BITS: its records' locations start there
         self.size = size  # bytes used
         self.allocated = size  # bytes the file takes on disk
+        # Where the next record may start at the latest (put() compares one number).
+        self.limit = size - fmt.RECORD_OVERHEAD
         self.sealed = sealed
 
     def close(self) -> None:
@@ -121,6 +123,7 @@ class Spool:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._spare: Segment | None = None
+        self._full: list[Segment] = []  # filled by callers, sealed by the spool thread
         self._first_look = threading.Event()
         self._own: Claim | None = None
         self._active: Segment | None = None
@@ -184,7 +187,7 @@ class Spool:
         lock.acquire()
         try:
             segment = self._active  # None once closed: close() seals it
-            if segment is None or segment.size + _RECORD_OVERHEAD + length > segment.allocated:
+            if segment is None or segment.size + length > segment.limit:
                 if self._closed:  # racing a shutdown: the buffer refuses it and says why
                     return worker.put(data)
                 try:
@@ -229,9 +232,15 @@ class Spool:
         return refused
 
     def _roll(self, segment: Segment | None) -> Segment | None:
-        """Seal the full ``segment`` and make the next one active; None when full (lock held)."""
+        """Retire the full ``segment`` and make the next one active; None when full (lock held).
+
+        The spool thread seals it: unmapping and truncating 4 MiB takes up to a
+        millisecond, which a caller of ``track()`` never waits for.
+        """
         if segment is not None:
-            self._seal(segment)
+            self._active = None
+            self._full.append(segment)
+            self._wake.set()
         return self._next_segment()
 
     # -- hooks called by the delivery ------------------------------------------------
@@ -373,6 +382,7 @@ class Spool:
                 return True
             self._closed = True
             self._spare = None
+            self._full = []  # (unsealed: sealed below with the rest)
             for segment in list(self._own.segments if self._own is not None else ()):
                 if not segment.sealed:
                     self._seal(segment)
@@ -454,6 +464,7 @@ class Spool:
             self._sync_directory()
         segment = Segment(own, path, count=0, size=header, sealed=False)
         segment.fd, segment.map, segment.allocated = fd, mapped, size
+        segment.limit = size - fmt.RECORD_OVERHEAD
         return segment
 
     def _sync_directory(self) -> None:
@@ -519,21 +530,46 @@ class Spool:
 
     def _seal(self, segment: Segment) -> None:
         """No more appends to ``segment``; its unused reserved tail is given back (lock held)."""
-        if segment.map is not None:
+        self._unmap(segment.map, segment.fd, segment.size)
+        segment.map = segment.fd = None
+        self._sealed(segment)
+
+    def _unmap(self, mapped: mmap.mmap | None, fd: int | None, size: int) -> None:
+        """Write out (per the fsync policy), unmap and truncate a segment's file to ``size``."""
+        if mapped is not None:
             if self._fsync != "never":
-                _quietly(segment.map.flush)
-            segment.map.close()
-            segment.map = None
-        if segment.fd is not None:
-            _quietly(os.ftruncate, segment.fd, segment.size)
-            _quietly(os.close, segment.fd)
-            segment.fd = None
-            self._bytes -= segment.allocated - segment.size
-            segment.allocated = segment.size
+                _quietly(mapped.flush)
+            mapped.close()
+        if fd is not None:
+            _quietly(os.ftruncate, fd, size)
+            _quietly(os.close, fd)
+
+    def _sealed(self, segment: Segment, later: list[str | Claim] | None = None) -> None:
+        """Count ``segment`` as sealed, its file cut to what it holds (lock held)."""
+        self._bytes -= segment.allocated - segment.size
+        segment.allocated = segment.size
         segment.sealed = True
         if segment is self._active:
             self._active = None
-        self._delete_if_done(segment)
+        self._delete_if_done(segment, later)
+
+    def _seal_full(self) -> None:
+        """Seal the segments callers filled (spool thread): the system calls without the lock."""
+        with self._lock:
+            full, self._full = self._full, []
+            files = [(segment.map, segment.fd, segment.size) for segment in full]
+            for segment in full:
+                segment.map = segment.fd = None  # nobody appends to a full segment
+        if not full:
+            return
+        for mapped, fd, size in files:
+            self._unmap(mapped, fd, size)
+        finished: list[str | Claim] = []
+        with self._lock:
+            for segment in full:
+                if not segment.sealed:  # (close() may have sealed it meanwhile)
+                    self._sealed(segment, finished)
+        self._remove(finished)
 
     def _delete_if_done(self, segment: Segment, later: list[str | Claim] | None = None) -> None:
         """Remove ``segment`` once every record is settled (lock held).
@@ -606,6 +642,7 @@ class Spool:
     def _tend(self) -> None:
         if self._pid != os.getpid():
             return
+        self._seal_full()
         self._prepare_spare()
         self._adopt_orphans()
         self.counts["scans"] += 1

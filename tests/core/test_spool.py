@@ -239,6 +239,29 @@ def test_the_spool_is_bounded(make_client: Any, spool_dir: Path, dead_host: str)
     assert sum(p.stat().st_size for p in spool_files(spool_dir)) <= limit
 
 
+def test_filled_segments_are_cut_to_their_records_and_all_delivered(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    # 64 KiB segments: 200 messages of ~1.5 KB fill several of them.
+    client = make_client(spool_dir=spool_dir, spool_max_bytes=1024 * 1024, **HOLD)
+    for i in range(200):
+        assert client.track("u", "E", {"i": i, "text": "x" * 1500})[0]
+
+    def filled_are_cut() -> bool:
+        segments = [p.read_bytes() for p in spool_files(spool_dir, fmt.SEGMENT_SUFFIX)]
+        cut = [data for data in segments if len(data) == used_length(data)]
+        # All but the one being written and the spare made ahead of need.
+        return len(segments) >= 4 and len(cut) >= len(segments) - 2
+
+    poll(filled_are_cut, what="filled segments truncated to their records")
+    on_disk = spooled_messages(spool_dir)
+    assert len(on_disk) == 200 and len(set(on_disk)) == 200
+    assert client.flush(20)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(200))
+    client.shutdown(5)
+    assert spool_files(spool_dir) == []
+
+
 def test_fsync_always_still_delivers(make_client: Any, receiver: Receiver, spool_dir: Path) -> None:
     client = make_client(spool_dir=spool_dir, spool_fsync="always")
     for i in range(20):
