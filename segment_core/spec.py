@@ -77,6 +77,10 @@ _CONTEXT_TYPES: dict[str, Any] = {
     "active": bool,
     "groupId": object,
 }
+# The context fields whose string value needs a closer look: ip, and those of another type.
+_STRING_SUSPECTS = frozenset(
+    {"ip", *(field for field, kind in _CONTEXT_TYPES.items() if kind not in (str, object))}
+)
 _PAGE_PROPERTIES = ("name", "path", "referrer", "search", "title", "url")
 # The type of every value of an object that no string rule can fault.
 _ONLY_STRINGS = frozenset({str})
@@ -270,19 +274,18 @@ def _check_context(context: object, reasons: list[str]) -> None:
         return
     # Walk the keys present (a handful) rather than every reserved name: this
     # runs on every call of the client. Plain strings and objects of strings
-    # (nearly every context) pass with a type test each.
+    # (nearly every context) pass with a type test and a set lookup each.
     for field, value in context.items():
         kind = type(value)
         if kind is str:
-            expected = _CONTEXT_TYPES.get(field)
-            if expected is None or (expected is str and (field != "ip" or _is_ip_address(value))):
+            if field not in _STRING_SUSPECTS or (field == "ip" and _is_ip_address(value)):
                 continue
-        elif kind is dict and field in _CONTEXT_SUBSTRINGS:
-            for text in value.values():
-                if type(text) is not str:
-                    break
-            else:
-                continue  # no reserved sub-field can be wrong: every value is a string
+        elif (
+            kind is dict
+            and field in _CONTEXT_SUBSTRINGS
+            and _ONLY_STRINGS.issuperset(map(type, value.values()))
+        ):
+            continue  # no reserved sub-field can be wrong: every value is a string
         _check_context_field(context, field, value, reasons)
 
 

@@ -379,8 +379,22 @@ class RequestTracker:
 
         ``content_type`` is the response's ``Content-Type``. ``route_name`` /
         ``route_template`` are for adapters that learn the route only after the
-        view ran. Runs once per request; never raises.
+        view ran. Runs once per request; never raises. Afterwards the tracker lets
+        go of the framework's request (see :meth:`_release`).
         """
+        try:
+            return self._page_call(status, response, content_type, route_name, route_template)
+        finally:
+            self._release()
+
+    def _page_call(
+        self,
+        status: int,
+        response: Any,
+        content_type: str | None,
+        route_name: str | None,
+        route_template: str | None,
+    ) -> bool:
         if self._finished or self.analytics.page_message is not None:
             return False
         self._finished = True
@@ -423,6 +437,21 @@ class RequestTracker:
             logger.exception("segment: the automatic page call for %s failed", request.path[:200])
             return False
         return True
+
+    def _release(self) -> None:
+        """The response is complete: break the cycles through the framework's request.
+
+        The request refers to ``analytics`` (``request.analytics``, the ASGI scope),
+        ``analytics`` to this tracker, and the adapter's readers to the request.
+        Left as they are, every request and all it holds would wait for the cycle
+        collector; broken, they go as soon as the framework lets go of them.
+        """
+        self._read_user = self._read_route = None  # no more reads after the response
+        analytics = self.analytics
+        if type(analytics) is RequestAnalytics and (not self._new_visitor or self._anonymous_used):
+            # Its calls from now on need nothing of this tracker: no user or route
+            # to read, and no anonymous-id rule left that could change a call.
+            analytics._tracker = None
 
 
 def _checked_id(value: object) -> str | None:

@@ -19,6 +19,7 @@ from segment_asgi import SegmentMiddleware
 from segment_core import Client
 from tests.asgi.apps import ROUTES, HeaderAuth, ViewBug, starlette_app
 from tests.asgi.conftest import Sent, TestClient, from_peer
+from tests.cycles import left_to_the_collector
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 UUID_VALUE = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
@@ -432,3 +433,18 @@ def test_page_filter_and_properties_see_request_and_response(browse: Browse, sen
 def test_page_calls_off_keeps_explicit_calls(browse: Browse, sent: Sent) -> None:
     browse(page_calls=False).get("/track/")
     assert [m["type"] for m in sent()] == ["track"]
+
+
+@pytest.mark.parametrize("returning", [False, True])
+def test_a_finished_request_is_freed_without_the_cycle_collector(
+    browser: TestClient, sent: Sent, returning: bool
+) -> None:
+    if returning:
+        browser.cookies.set("ajs_anonymous_id", UUID_VALUE)
+    browser.get("/")  # warm-up: first-request work of the app
+    assert left_to_the_collector(lambda: browser.get("/track/")) == []
+    assert [m.get("event") or m["properties"]["path"] for m in sent()] == [
+        "/",
+        "Clicked Buy",
+        "/track/",
+    ]

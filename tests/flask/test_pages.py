@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from segment_flask import page_tracked
+from tests.cycles import left_to_the_collector
 from tests.flask.app import ViewBug
 from tests.flask.conftest import MakeApp, Sent
 
@@ -188,3 +189,15 @@ def test_page_tracked_only_for_its_app(make_app: MakeApp, sent: Sent) -> None:
         first.test_client().get("/")
     assert received == [first]
     assert len(sent()) == 2
+
+
+@pytest.mark.parametrize("returning", [False, True])
+def test_a_finished_request_is_freed_without_the_cycle_collector(
+    app: Flask, sent: Sent, returning: bool
+) -> None:
+    browser = app.test_client()
+    if returning:
+        browser.set_cookie("ajs_anonymous_id", "3b241101-e2bb-4255-8caf-4136c566a962")
+    browser.get("/")  # warm-up: first-request work of the app
+    assert left_to_the_collector(lambda: browser.get("/products/42")) == []
+    assert [page["properties"]["path"] for page in sent()] == ["/", "/products/42"]
