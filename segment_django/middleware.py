@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.http.request import validate_host
@@ -477,13 +478,19 @@ def _anonymous_user(request: HttpRequest, user: Any) -> Any:
 
     For a lazy user that ``AuthenticationMiddleware`` set and nothing has loaded
     yet: when the session holds no logged-in user, loading it would only make an
-    ``AnonymousUser``, after looking up the user model. This reads the session as
-    Django does (marking it accessed, loading it if it has a key) and stores the
-    same ``AnonymousUser`` where loading it would (``request._cached_user`` and the
-    lazy object), skipping the rest. None in every other case, where the user is
-    then read as usual: a user a view logged in or Django REST framework set (not
-    the lazy one), a lazy user of another middleware or already loaded, a session
-    with a user, a patched ``get_user``.
+    ``AnonymousUser``, after looking up the user model.
+
+    - A request without a session (no session cookie, nothing stored in this
+      request) is left as it is: the lazy user unloaded, the session not
+      accessed, so the response gets no ``Vary: Cookie`` for the analytics' sake.
+    - Otherwise the session is read as Django does (marking it accessed, loading
+      it if it has a key), and the same ``AnonymousUser`` is stored where loading
+      the user would (``request._cached_user`` and the lazy object).
+
+    None in every other case, where the user is then read as usual: a user a view
+    logged in or Django REST framework set (not the lazy one), a lazy user of
+    another middleware or already loaded, a session with a user, a patched
+    ``get_user``.
     """
     if type(user) is not SimpleLazyObject:
         return None
@@ -501,6 +508,8 @@ def _anonymous_user(request: HttpRequest, user: Any) -> Any:
         or parts.auth.get_user is not parts.auth_get_user
     ):
         return None
+    if _without_session(request):
+        return parts.models.AnonymousUser()
     try:
         cast(Any, request).session[parts.session_key]  # what auth.get_user() reads
     except KeyError:
@@ -511,6 +520,20 @@ def _anonymous_user(request: HttpRequest, user: Any) -> Any:
     cast(Any, request)._cached_user = anonymous
     state["_wrapped"] = anonymous  # as LazyObject.__setattr__ stores it
     return anonymous
+
+
+def _without_session(request: HttpRequest) -> bool:
+    """No session cookie and nothing stored in the session yet: it is empty, and unread."""
+    session = vars(request).get("session")
+    return (
+        isinstance(session, SessionBase)
+        and cast(Any, type(session))._get_session is _get_session  # data in _session_cache
+        and "_session_cache" not in vars(session)  # not read or written in this request
+        and session.session_key is None  # no (valid) session cookie
+    )
+
+
+_get_session = cast(Any, SessionBase)._get_session
 
 
 def _loaded_user_id(request: HttpRequest) -> str | None:
@@ -532,6 +555,9 @@ def _loaded_user_id(request: HttpRequest) -> str | None:
 
 async def _auser_id(request: HttpRequest) -> str | None:
     try:
+        user = getattr(request, "user", None)
+        if _without_session(request) and _anonymous_user(request, user) is not None:
+            return None  # Django's lazy user of a visitor without a session: no I/O
         auser = getattr(request, "auser", None)
         if auser is None:
             # Django < 5.0 has no request.auser(). Evaluating the lazy user here would

@@ -105,7 +105,8 @@ class RequestAnalytics(Analytics):
             user_id = _USER_SLOT.__get__(self)
             anonymous_id = self.anonymous_id
             if user_id is not None or anonymous_id is not None:
-                return user_id, anonymous_id, dict(self.context)
+                # Not copied: the client copies a call's context into its message.
+                return user_id, anonymous_id, self.context
         if "user_id" not in kw:  # read once: the base class would ask the property again
             kw["user_id"] = _USER_SLOT.__get__(self)
         return super()._visitor(kind, kw)

@@ -49,6 +49,16 @@ async def test_page_call_in_async_mode(
     assert page["context"]["ip"] == "127.0.0.1"
 
 
+async def test_a_new_visitor_in_async_mode_leaves_the_session_alone(
+    async_client: AsyncClient, sent: Sent
+) -> None:
+    response = await async_client.get("/")
+    assert "Vary" not in response  # the session was not read for the analytics
+    [page] = sent()
+    assert "userId" not in page
+    assert page["anonymousId"] == response.cookies["ajs_anonymous_id"].value
+
+
 @pytest.mark.parametrize("url", ["/track/", "/atrack/"])
 async def test_track_in_sync_and_async_views(
     async_client: AsyncClient, sent: Sent, url: str

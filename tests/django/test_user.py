@@ -1,7 +1,9 @@
 """The user on the events: Django's lazy ``request.user`` in every state a request can leave it.
 
 A visitor who is not logged in is recognised without loading the lazy user (no
-user model lookup), and ``request.user`` is left as loading it would leave it.
+user model lookup). Without a session cookie the request is left untouched (no
+``Vary: Cookie`` for the analytics' sake); with one, ``request.user`` is left as
+loading it would leave it.
 Everything else (a session with a user, a login in the view, another
 middleware's user, a patched ``get_user``) reads the user as Django has it.
 """
@@ -17,7 +19,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import path
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import SimpleLazyObject, empty
 
 from tests.django.conftest import Sent
 
@@ -29,6 +31,11 @@ seen: list[HttpRequest] = []
 def page(request: HttpRequest) -> HttpResponse:
     seen.append(request)
     return HttpResponse("ok")
+
+
+def whoami(request: HttpRequest) -> HttpResponse:
+    seen.append(request)
+    return HttpResponse(request.user.get_username() or "anonymous")
 
 
 def remember(request: HttpRequest) -> HttpResponse:
@@ -59,6 +66,7 @@ def logout(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("", page, name="home"),
+    path("whoami/", whoami, name="whoami"),
     path("remember/", remember, name="remember"),
     path("track-then-login/", track_then_login, name="track-then-login"),
     path("session-login/", session_login, name="session-login"),
@@ -98,20 +106,32 @@ def user_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return lookups
 
 
-def test_a_new_visitor_is_anonymous_without_a_user_lookup(
+def test_a_new_visitor_is_anonymous_without_touching_the_session(
     client: Client, sent: Sent, user_lookups: list[str]
 ) -> None:
     response = client.get("/")
     [message] = sent()
     assert "userId" not in message
     assert user_lookups == []
-    # As loading the lazy user leaves the request: the session read, the user cached.
-    assert response["Vary"] == "Cookie"
+    # No session cookie: the request is left as the app left it. The session is not
+    # accessed, so the response varies on nothing for the analytics' sake.
+    assert "Vary" not in response
     [request] = seen
-    assert request.session.accessed
+    assert not request.session.accessed
+    assert not hasattr(request, "_cached_user")
+    assert request.user._wrapped is empty  # type: ignore[attr-defined]
+    assert not request.user.is_authenticated  # loads it as usual
+
+
+def test_a_view_that_reads_the_user_varies_on_the_cookie_as_usual(
+    client: Client, sent: Sent
+) -> None:
+    response = client.get("/whoami/")
+    assert response.content == b"anonymous"
+    assert response["Vary"] == "Cookie"  # Django's own, for the view's read
+    assert "userId" not in sent()[0]
+    [request] = seen
     assert isinstance(request._cached_user, AnonymousUser)  # type: ignore[attr-defined]
-    assert request.user._wrapped is request._cached_user  # type: ignore[attr-defined]
-    assert not request.user.is_authenticated
 
 
 @pytest.mark.django_db
