@@ -15,7 +15,8 @@ each followed by a flush of every event to the loopback receiver of
 difference of the counts is what one request costs, every thread included (the
 sender's encoding, gzip and HTTP too), start-up and shutdown cancelled out. On a
 shared virtual machine where the same run's CPU time moves by half, this count
-moves by well under 1%.
+moves by a few percent at most (the sender's batches and the cycle collector's
+passes fall a little differently from run to run).
 
 ``--served`` counts a real server's worker instead: gunicorn's sync worker
 (Django, Flask) or uvicorn (Starlette) started under callgrind, loaded with
