@@ -87,8 +87,6 @@ class Segment:
         self.first = -1  # serial << _ORDINAL_BITS: its records' locations start there
         self.size = size  # bytes used
         self.allocated = size  # bytes the file takes on disk
-        # Where the next record may start at the latest (put() compares one number).
-        self.limit = size - fmt.RECORD_OVERHEAD
         self.sealed = sealed
 
     def close(self) -> None:
@@ -187,7 +185,7 @@ class Spool:
         lock.acquire()
         try:
             segment = self._active  # None once closed: close() seals it
-            if segment is None or segment.size + length > segment.limit:
+            if segment is None or segment.size + _RECORD_OVERHEAD + length > segment.allocated:
                 if self._closed:  # racing a shutdown: the buffer refuses it and says why
                     return worker.put(data)
                 try:
@@ -464,7 +462,6 @@ class Spool:
             self._sync_directory()
         segment = Segment(own, path, count=0, size=header, sealed=False)
         segment.fd, segment.map, segment.allocated = fd, mapped, size
-        segment.limit = size - fmt.RECORD_OVERHEAD
         return segment
 
     def _sync_directory(self) -> None:
