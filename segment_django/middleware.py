@@ -492,6 +492,27 @@ def _anonymous_user(request: HttpRequest, user: Any) -> Any:
     another middleware or already loaded, a session with a user, a patched
     ``get_user``.
     """
+    parts = _unloaded_django_user(request, user)
+    if parts is None:
+        return None
+    if _without_session(request):
+        return parts.models.AnonymousUser()
+    try:
+        cast(Any, request).session[parts.session_key]  # what auth.get_user() reads
+    except KeyError:
+        pass
+    else:
+        return None  # a logged-in user: load it as usual
+    anonymous = parts.models.AnonymousUser()
+    cast(Any, request)._cached_user = anonymous
+    # As LazyObject.__setattr__ stores it.
+    object.__getattribute__(user, "__dict__")["_wrapped"] = anonymous
+    return anonymous
+
+
+def _unloaded_django_user(request: HttpRequest, user: Any) -> _DjangoAuth | None:
+    """Django's auth parts if ``user`` is the lazy user ``AuthenticationMiddleware``
+    set for ``request`` and nothing has loaded it yet (with no patched ``get_user``)."""
     if type(user) is not SimpleLazyObject:
         return None
     parts = _django_auth()
@@ -508,18 +529,7 @@ def _anonymous_user(request: HttpRequest, user: Any) -> Any:
         or parts.auth.get_user is not parts.auth_get_user
     ):
         return None
-    if _without_session(request):
-        return parts.models.AnonymousUser()
-    try:
-        cast(Any, request).session[parts.session_key]  # what auth.get_user() reads
-    except KeyError:
-        pass
-    else:
-        return None  # a logged-in user: load it as usual
-    anonymous = parts.models.AnonymousUser()
-    cast(Any, request)._cached_user = anonymous
-    state["_wrapped"] = anonymous  # as LazyObject.__setattr__ stores it
-    return anonymous
+    return parts
 
 
 def _without_session(request: HttpRequest) -> bool:
@@ -556,7 +566,7 @@ def _loaded_user_id(request: HttpRequest) -> str | None:
 async def _auser_id(request: HttpRequest) -> str | None:
     try:
         user = getattr(request, "user", None)
-        if _without_session(request) and _anonymous_user(request, user) is not None:
+        if _without_session(request) and _unloaded_django_user(request, user) is not None:
             return None  # Django's lazy user of a visitor without a session: no I/O
         auser = getattr(request, "auser", None)
         if auser is None:
