@@ -11,7 +11,7 @@ import datetime as dt
 import random
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.encoding import format_timestamp, now_timestamp
@@ -22,6 +22,7 @@ from segment_core.spec import MAX_MESSAGE_ID_LENGTH, content_problems, validate_
 __all__ = [
     "LIBRARY",
     "MAX_MESSAGE_ID_LENGTH",
+    "CheckedContext",
     "MessageFactory",
     "check_defaults",
     "check_hook_result",
@@ -51,6 +52,18 @@ def new_message_id() -> str:
 # Version 4 in the third group, variant 10xx (8 to b) in the fourth.
 _HEAD_MASK = 0xFFFFFFFF_FFFF_0FFF_3FFF
 _HEAD_BITS = 0x00000000_0000_4000_8000
+
+
+class CheckedContext(dict[str, Any]):
+    """A call's context that its maker vouches passes the Spec's context rules.
+
+    The message factory copies it like any context but skips its check: a web
+    request's context is built of strings and checked addresses, and is handed
+    over as one only while it is equal to what was built (see
+    :class:`segment_core.web.RequestTracker`).
+    """
+
+    __slots__ = ()
 
 
 def stringify_id(name: str, value: object) -> str | None:
@@ -357,18 +370,26 @@ class MessageFactory:
     def _finish(
         self, message: dict[str, Any], context: object, integrations: object
     ) -> dict[str, Any]:
+        # A context checked already: the defaults were checked at construction, and
+        # merging keeps each value of one or the other.
+        checked = type(context) is CheckedContext
         if context is None and integrations is None and self._no_defaults:
             message["context"] = {"library": LIBRARY}  # most calls: nothing to merge
             if "traits" not in message and message["type"] != "page":
                 return message  # nothing of the caller's that the Spec's content rules cover
+            checked = True
         else:
-            message["context"] = self._context(_mapping("context", context))
+            message["context"] = self._context(
+                cast("dict[str, Any]", context) if checked else _mapping("context", context)
+            )
             merged = self._integrations(_mapping("integrations", integrations))
             if merged:
                 message["integrations"] = merged
+            if checked and not merged and "traits" not in message and message["type"] != "page":
+                return message
         # The Spec's rules on the contents, shared with the collector: refused here
         # exactly when the collector would mark the message bad.
-        problems = content_problems(message)
+        problems = content_problems(message, context_checked=checked)
         if problems:
             raise InvalidMessage("; ".join(problems))
         return message

@@ -143,23 +143,27 @@ def _too_deep(value: object, where: str, remaining: int) -> str | None:
     return None
 
 
-def content_problems(message: Mapping[str, Any]) -> list[str]:
+def content_problems(message: Mapping[str, Any], *, context_checked: bool = False) -> list[str]:
     """The Spec rules on what a caller puts inside a message the client built.
 
     The client builds the envelope (type, ids, messageId, timestamp, event name)
     itself and checks it as it goes; this covers the rest (integrations, context,
     traits, page properties), with the same reasons `validate_message` gives.
+    ``context_checked``: the context is known to pass (its check is skipped).
     """
     reasons: list[str] = []
-    _check_contents(message, message.get("type"), reasons)
+    _check_contents(message, message.get("type"), reasons, context_checked)
     return reasons
 
 
-def _check_contents(message: Mapping[str, Any], kind: object, reasons: list[str]) -> None:
+def _check_contents(
+    message: Mapping[str, Any], kind: object, reasons: list[str], context_checked: bool = False
+) -> None:
     integrations = message.get("integrations")
     if integrations:
         _check_integrations(integrations, reasons)
-    _check_context(message.get("context"), reasons)
+    if not context_checked:
+        _check_context(message.get("context"), reasons)
     traits = message.get("traits")
     if traits:
         _check_traits(traits, "traits", reasons)

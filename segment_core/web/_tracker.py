@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from segment_core.normalize import new_message_id
+from segment_core.normalize import CheckedContext, new_message_id
 from segment_core.scope import Analytics
 from segment_core.web._context import page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
@@ -105,8 +105,11 @@ class RequestAnalytics(Analytics):
             user_id = _USER_SLOT.__get__(self)
             anonymous_id = self.anonymous_id
             if user_id is not None or anonymous_id is not None:
+                context = self.context
+                if context == tracker._context_built:  # as built: no need to check it again
+                    return user_id, anonymous_id, CheckedContext(context)
                 # Not copied: the client copies a call's context into its message.
-                return user_id, anonymous_id, self.context
+                return user_id, anonymous_id, context
         if "user_id" not in kw:  # read once: the base class would ask the property again
             kw["user_id"] = _USER_SLOT.__get__(self)
         return super()._visitor(kind, kw)
@@ -146,6 +149,7 @@ class RequestTracker:
 
     __slots__ = (
         "_anonymous_used",
+        "_context_built",
         "_cookie",
         "_cookie_decided",
         "_finished",
@@ -181,6 +185,9 @@ class RequestTracker:
         self._anonymous_used = False
         self._new_visitor = False
         self._resolved_user: str | None = None
+        #: A copy of the context as built (it passes the Spec's context rules by
+        #: construction): calls whose context still equals it skip that check.
+        self._context_built: dict[str, Any] | None = None
         self.excluded = False
         self.scheme, self.host = request.scheme, request.host
         try:
@@ -198,23 +205,19 @@ class RequestTracker:
             if user_id is not None or options.user_id_from_cookie:
                 user_id = self._user_id_given()
             self._resolved_user = user_id
-            self.analytics = _request_analytics(
-                client,
-                self,
-                user_id,
-                anonymous_id,
-                request_context(
-                    request,
-                    options,
-                    scheme=self.scheme,
-                    host=self.host,
-                    secret_values=(
-                        options.redactor.secret_values(request.path_params)
-                        if request.path_params
-                        else ()
-                    ),
+            context = request_context(
+                request,
+                options,
+                scheme=self.scheme,
+                host=self.host,
+                secret_values=(
+                    options.redactor.secret_values(request.path_params)
+                    if request.path_params
+                    else ()
                 ),
             )
+            self._context_built = _copy_of(context)
+            self.analytics = _request_analytics(client, self, user_id, anonymous_id, context)
         except Exception:
             logger.exception("segment: could not read the request; no automatic calls for it")
             self.allowed = False
@@ -277,7 +280,9 @@ class RequestTracker:
         params = self.request.path_params
         values = self.options.redactor.secret_values(params) if params else ()
         if values:
-            page = self.analytics.context.get("page")
+            context = self.analytics.context
+            as_built = context == self._context_built
+            page = context.get("page")
             fields = page_fields(
                 self.request,
                 self.options.redactor,
@@ -285,9 +290,9 @@ class RequestTracker:
                 host=self.host,
                 secret_values=values,
             )
-            self.analytics.context["page"] = (
-                {**page, **fields} if isinstance(page, Mapping) else fields
-            )
+            context["page"] = {**page, **fields} if isinstance(page, Mapping) else fields
+            # Redacted strings in place of strings: still as good as built.
+            self._context_built = _copy_of(context) if as_built else None
 
     def before_send(self, kw: dict[str, Any]) -> None:
         """Called by ``analytics`` before each call: the latest user, the route's secrets.
@@ -453,6 +458,18 @@ class RequestTracker:
             # Its calls from now on need nothing of this tracker: no user or route
             # to read, and no anonymous-id rule left that could change a call.
             analytics._tracker = None
+
+
+def _copy_of(context: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a request's context that a change to its objects leaves alone.
+
+    The objects of a context :func:`request_context` built: ``page``, ``campaign``.
+    """
+    copy = dict(context)
+    copy["page"] = dict(context["page"])
+    if "campaign" in context:
+        copy["campaign"] = dict(context["campaign"])
+    return copy
 
 
 def _checked_id(value: object) -> str | None:
