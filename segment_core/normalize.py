@@ -370,15 +370,15 @@ class MessageFactory:
     def _finish(
         self, message: dict[str, Any], context: object, integrations: object
     ) -> dict[str, Any]:
-        # A context checked already: the defaults were checked at construction, and
-        # merging keeps each value of one or the other.
-        checked = type(context) is CheckedContext
         if context is None and integrations is None and self._no_defaults:
             message["context"] = {"library": LIBRARY}  # most calls: nothing to merge
             if "traits" not in message and message["type"] != "page":
                 return message  # nothing of the caller's that the Spec's content rules cover
             checked = True
         else:
+            # A context checked already stays so merged: the defaults were checked at
+            # construction, and merging keeps each value of one or the other.
+            checked = type(context) is CheckedContext
             message["context"] = self._context(
                 cast("dict[str, Any]", context) if checked else _mapping("context", context)
             )
