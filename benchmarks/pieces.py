@@ -63,9 +63,12 @@ def child(piece: str, calls: int, collector: str) -> None:
     context = dict(tracker.analytics.context)
     properties = {"path": "/", "referrer": "", "search": "", "url": "http://127.0.0.1:8000/"}
 
+    analytics = tracker.analytics
+
     def finish() -> None:
         tracker._finished = False
-        tracker.analytics.page_message = None
+        analytics.page_message = None
+        analytics._tracker = tracker  # as in a request: finish() lets go of it
         tracker.finish(200, None, content_type="text/html; charset=utf-8")
 
     def cookie() -> None:
