@@ -12,6 +12,10 @@ deliveries apart. Every integration ships one event per page view:
   call with the page fields, the client's address and user agent.
 - ``posthog``: the PostHog client behind the same middleware, one ``$pageview``
   ``capture`` per request.
+- ``minimal``: the same middleware with the least client that can do the job, a
+  yardstick rather than a product: the message is built as a dict, encoded by
+  orjson and appended to a list, with no check of any kind; a thread sends what
+  gathered as one gzipped POST every half second, and at exit.
 - ``opentelemetry``: the framework's OpenTelemetry instrumentation, a
   ``BatchSpanProcessor`` and the OTLP/HTTP exporter: one server span per request.
 - ``sentry``: ``sentry_sdk.init`` with ``traces_sample_rate=1.0`` and the default
@@ -33,7 +37,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-VARIANTS = ("bare", "segment", "analytics-python", "opentelemetry", "posthog", "sentry")
+VARIANTS = (
+    "bare", "segment", "minimal", "analytics-python", "opentelemetry", "posthog", "sentry",
+)  # fmt: skip
+#: The variants served behind the hand-written middleware.
+HAND_WRITTEN = ("minimal", "analytics-python", "posthog")
 WRITE_KEY = "bench-write-key"
 #: The page every request asks for (the load generator's and the readiness probe's).
 PAGE = "/"
@@ -120,6 +128,8 @@ def page_sender() -> PageSender:
         return _analytics_python()
     if variant() == "posthog":
         return _posthog()
+    if variant() == "minimal":
+        return _minimal()
     raise ValueError(f"no hand-written middleware for {variant()!r}")
 
 
@@ -170,6 +180,78 @@ def _posthog() -> PageSender:
                 "title": name,
             },
         )
+
+    return send
+
+
+def _minimal() -> PageSender:
+    import gzip
+    import http.client
+    import random
+    import threading
+    import time
+
+    import orjson
+
+    parts = urlsplit(collector())
+    pending: list[bytes] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    library = {"name": "minimal", "version": "0"}
+
+    def post() -> None:
+        with lock:
+            batch = pending[:]
+            del pending[:]
+        if not batch:
+            return
+        body = gzip.compress(b'{"batch":[' + b",".join(batch) + b"]}", compresslevel=1)
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        connection.request(
+            "POST",
+            f"{parts.path}/v1/batch",
+            body,
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        connection.getresponse().read()
+        connection.close()
+
+    def run() -> None:
+        while not stop.wait(0.5):
+            post()
+
+    threading.Thread(target=run, daemon=True).start()
+
+    def flush() -> None:
+        stop.set()
+        post()
+
+    on_exit(flush)
+
+    def send(anonymous_id: str, user_id: str | None, name: str | None, page: PageRequest) -> None:
+        now = time.time()
+        search = f"?{page.query}" if page.query else ""
+        fields = {"path": page.path, "referrer": page.referrer, "search": search, "url": page.url}
+        message = {
+            "type": "page",
+            "messageId": f"{random.getrandbits(128):032x}",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            + f".{int(now * 1000) % 1000:03d}Z",
+            "anonymousId": anonymous_id,
+            "name": name,
+            "properties": fields,
+            "context": {
+                "ip": page.ip,
+                "userAgent": page.user_agent,
+                "page": fields,
+                "library": library,
+            },
+        }
+        if user_id is not None:
+            message["userId"] = user_id
+        data = orjson.dumps(message)
+        with lock:
+            pending.append(data)
 
     return send
 

@@ -79,6 +79,7 @@ REQUIRES = {
 LABELS = {
     "bare": "bare app",
     "segment": "segment-web",
+    "minimal": "minimal: middleware, no checks",
     "analytics-python": "analytics-python + middleware",
     "opentelemetry": "OpenTelemetry, OTLP/HTTP",
     "posthog": "PostHog $pageview",

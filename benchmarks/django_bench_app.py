@@ -83,6 +83,7 @@ def make_app() -> Any:
         "segment": ["segment_django.middleware.SegmentMiddleware"],
         "analytics-python": [f"{__name__}.PageMiddleware"],
         "posthog": [f"{__name__}.PageMiddleware"],
+        "minimal": [f"{__name__}.PageMiddleware"],
     }
     settings.configure(
         DEBUG=False,

@@ -34,7 +34,7 @@ def make_app() -> Flask:
 
         app.config.update(SEGMENT_WRITE_KEY=_peers.WRITE_KEY, SEGMENT_HOST=_peers.collector())
         SegmentFlask(app, **_peers.segment_options())
-    elif variant in ("analytics-python", "posthog"):
+    elif variant in _peers.HAND_WRITTEN:
         _add_page_hooks(app, _peers.page_sender())
     elif variant == "opentelemetry":
         from opentelemetry.instrumentation.flask import FlaskInstrumentor

@@ -62,6 +62,7 @@ NO_PAGE = {"page_calls": False, "page_source": "browser"}
 CONFIGURATIONS: Sequence[tuple[str, str, dict[str, object], dict[str, str]]] = (
     ("bare app", "bare", {}, {}),
     ("segment-web", "segment", {}, {}),
+    ("minimal: middleware, no checks", "minimal", {}, {}),
     ("  no page call, no cookie", "segment", {**NO_PAGE, "set_cookie": False}, {}),
     ("  no page call", "segment", NO_PAGE, {}),
     ("  one track() in the view", "segment", {}, {"BENCH_TRACK": "1"}),
@@ -92,6 +93,10 @@ def child(framework: str, variant: str, requests: int) -> None:
 
         if not get_client().flush(60):
             sys.exit("the events were not all delivered")
+    elif variant != "bare":
+        from benchmarks import _peers
+
+        _peers.flush_all()
     os._exit(0)
 
 

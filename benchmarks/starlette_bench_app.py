@@ -45,7 +45,7 @@ def make_app() -> ASGIApp:
         return SegmentMiddleware(
             app, write_key=_peers.WRITE_KEY, host=_peers.collector(), **options
         )
-    if variant in ("analytics-python", "posthog"):
+    if variant in _peers.HAND_WRITTEN:
         return PageMiddleware(app, _peers.page_sender())
     if variant == "opentelemetry":
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
