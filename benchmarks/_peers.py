@@ -220,10 +220,12 @@ def _minimal() -> PageSender:
         while not stop.wait(0.5):
             post()
 
-    threading.Thread(target=run, daemon=True).start()
+    sender = threading.Thread(target=run, daemon=True)
+    sender.start()
 
     def flush() -> None:
         stop.set()
+        sender.join(30)  # a POST under way ends before the rest leaves
         post()
 
     on_exit(flush)

@@ -35,7 +35,7 @@ urlpatterns = [path(_peers.PAGE.removeprefix("/"), hello, name="hello")]
 
 
 class PageMiddleware:
-    """The hand-written middleware around analytics-python or PostHog."""
+    """The hand-written middleware around analytics-python, PostHog or the minimal client."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
