@@ -372,8 +372,6 @@ class MessageFactory:
     ) -> dict[str, Any]:
         if context is None and integrations is None and self._no_defaults:
             message["context"] = {"library": LIBRARY}  # most calls: nothing to merge
-            if "traits" not in message and message["type"] != "page":
-                return message  # nothing of the caller's that the Spec's content rules cover
             checked = True
         else:
             # A context checked already stays so merged: the defaults were checked at
@@ -385,8 +383,13 @@ class MessageFactory:
             merged = self._integrations(_mapping("integrations", integrations))
             if merged:
                 message["integrations"] = merged
-            if checked and not merged and "traits" not in message and message["type"] != "page":
-                return message
+        if (
+            checked
+            and "integrations" not in message
+            and "traits" not in message
+            and message["type"] != "page"
+        ):
+            return message  # nothing of the caller's that the Spec's content rules cover
         # The Spec's rules on the contents, shared with the collector: refused here
         # exactly when the collector would mark the message bad.
         problems = content_problems(message, context_checked=checked)
