@@ -18,6 +18,11 @@ shared virtual machine where the same run's CPU time moves by half, this count
 moves by a few percent at most (the sender's batches and the cycle collector's
 passes fall a little differently from run to run).
 
+``--request-thread`` counts the thread that serves the requests alone
+(callgrind's ``--separate-threads=yes``): the sender's batches, which fall on the
+clock and move a whole-process count by several thousand instructions, are left
+out, so a change of a few thousand on the request's path shows.
+
 ``--served`` counts a real server's worker instead: gunicorn's sync worker
 (Django, Flask) or uvicorn (Starlette) started under callgrind, loaded with
 ``--high - --low`` requests of new visitors after a warm-up; ``callgrind_control
@@ -128,16 +133,22 @@ def count(
     *,
     collector: str,
     path_first: str | None,
+    request_thread: bool = False,
 ) -> int:
-    """Instructions of one whole run under callgrind."""
+    """Instructions of one whole run under callgrind (of its first thread alone if asked)."""
     env = _env(variant, options, extra_env, collector, path_first)
+    split = ["--separate-threads=yes"] if request_thread else []
     with tempfile.TemporaryDirectory() as folder:
         command = [
-            "valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
+            "valgrind", "--tool=callgrind", *split, f"--callgrind-out-file={folder}/out",
             sys.executable, __file__, "--child", framework, variant, str(requests),
         ]  # fmt: skip
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    found = re.search(r"Collected : (\d+)", done.stderr)
+        if request_thread and not done.returncode:
+            # The thread that serves the requests is the interpreter's first: out-01.
+            found = re.search(r"^summary:\s*(\d+)", Path(folder, "out-01").read_text(), re.M)
+        else:
+            found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or found is None:
         sys.exit(f"{framework} {variant}: {done.stderr[-2000:]}")
     return int(found.group(1))
@@ -232,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--low", type=int, default=100, help="requests of the shorter run")
     parser.add_argument("--high", type=int, default=600, help="requests of the longer run")
     parser.add_argument("--served", action="store_true", help="a real server's worker")
+    parser.add_argument(
+        "--request-thread",
+        action="store_true",
+        help="in-process: the thread that serves the requests alone, without the sender's",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -251,7 +267,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for framework in args.framework or FRAMEWORKS:
             bare: int | None = None
-            where = "a served worker" if args.served else "in-process, every thread"
+            where = (
+                "a served worker"
+                if args.served
+                else "in-process, the request thread"
+                if args.request_thread
+                else "in-process, every thread"
+            )
             print(f"{framework}: instructions per request ({where}), {args.high - args.low}"
                   f" requests counted")  # fmt: skip
             for label, variant, options, extra_env in configurations:
@@ -267,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 else:
                     run = functools.partial(
                         count, framework, variant, options, env, collector=collector,
-                        path_first=first,
+                        path_first=first, request_thread=args.request_thread,
                     )  # fmt: skip
                     with ThreadPoolExecutor(2) as pool:  # the two runs side by side
                         low, high = pool.map(run, (args.low, args.high))
