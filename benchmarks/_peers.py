@@ -32,13 +32,17 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import random
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 VARIANTS = (
-    "bare", "segment", "minimal", "analytics-python", "opentelemetry", "posthog", "sentry",
+    "bare", "segment", "minimal", "floor", "analytics-python", "opentelemetry", "posthog", "sentry",
 )  # fmt: skip
 #: The variants served behind the hand-written middleware.
 HAND_WRITTEN = ("minimal", "analytics-python", "posthog")
@@ -184,20 +188,20 @@ def _posthog() -> PageSender:
     return send
 
 
-def _minimal() -> PageSender:
+def gzip_batcher(name: str) -> Callable[[bytes], None]:
+    """The least sender: ``append(encoded_message)``; one gzipped POST every half second.
+
+    No check of any kind, no retry: the yardsticks' delivery (``minimal``, ``floor``).
+    Flushed at exit like every client here.
+    """
     import gzip
     import http.client
-    import random
     import threading
-    import time
-
-    import orjson
 
     parts = urlsplit(collector())
     pending: list[bytes] = []
     lock = threading.Lock()
     stop = threading.Event()
-    library = {"name": "minimal", "version": "0"}
 
     def post() -> None:
         with lock:
@@ -220,7 +224,7 @@ def _minimal() -> PageSender:
         while not stop.wait(0.5):
             post()
 
-    sender = threading.Thread(target=run, daemon=True)
+    sender = threading.Thread(target=run, name=f"{name}-sender", daemon=True)
     sender.start()
 
     def flush() -> None:
@@ -230,30 +234,48 @@ def _minimal() -> PageSender:
 
     on_exit(flush)
 
-    def send(anonymous_id: str, user_id: str | None, name: str | None, page: PageRequest) -> None:
-        now = time.time()
-        search = f"?{page.query}" if page.query else ""
-        fields = {"path": page.path, "referrer": page.referrer, "search": search, "url": page.url}
-        message = {
-            "type": "page",
-            "messageId": f"{random.getrandbits(128):032x}",
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-            + f".{int(now * 1000) % 1000:03d}Z",
-            "anonymousId": anonymous_id,
-            "name": name,
-            "properties": fields,
-            "context": {
-                "ip": page.ip,
-                "userAgent": page.user_agent,
-                "page": fields,
-                "library": library,
-            },
-        }
-        if user_id is not None:
-            message["userId"] = user_id
-        data = orjson.dumps(message)
+    def append(data: bytes) -> None:
         with lock:
             pending.append(data)
+
+    return append
+
+
+def page_message(
+    anonymous_id: str,
+    user_id: str | None,
+    name: str | None,
+    fields: dict[str, str],
+    ip: str | None,
+    user_agent: str,
+    library: dict[str, str],
+) -> bytes:
+    """A page call as the yardsticks send it: a dict, encoded by orjson, nothing checked."""
+    now = time.time()
+    message: dict[str, Any] = {
+        "type": "page",
+        "messageId": f"{random.getrandbits(128):032x}",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        + f".{int(now * 1000) % 1000:03d}Z",
+        "anonymousId": anonymous_id,
+        "properties": fields,
+        "context": {"ip": ip, "userAgent": user_agent, "page": fields, "library": library},
+    }
+    if name is not None:
+        message["name"] = name
+    if user_id is not None:
+        message["userId"] = user_id
+    return orjson.dumps(message)
+
+
+def _minimal() -> PageSender:
+    append = gzip_batcher("minimal")
+    library = {"name": "minimal", "version": "0"}
+
+    def send(anonymous_id: str, user_id: str | None, name: str | None, page: PageRequest) -> None:
+        search = f"?{page.query}" if page.query else ""
+        fields = {"path": page.path, "referrer": page.referrer, "search": search, "url": page.url}
+        append(page_message(anonymous_id, user_id, name, fields, page.ip, page.user_agent, library))
 
     return send
 

@@ -80,6 +80,7 @@ LABELS = {
     "bare": "bare app",
     "segment": "segment-web",
     "minimal": "minimal: middleware, no checks",
+    "floor": "floor: the same, raw environ",
     "analytics-python": "analytics-python + middleware",
     "opentelemetry": "OpenTelemetry, OTLP/HTTP",
     "posthog": "PostHog $pageview",

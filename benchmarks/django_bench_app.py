@@ -119,6 +119,10 @@ def make_app() -> Any:
         DjangoInstrumentor().instrument()  # adds its middleware to the settings
     application = get_wsgi_application()  # django.setup(): the apps are ready
     connection_created.connect(_no_database)
+    if variant == "floor":
+        from benchmarks._floor import FloorWSGI
+
+        return FloorWSGI(application)
     return application
 
 

@@ -36,6 +36,10 @@ def make_app() -> Flask:
         SegmentFlask(app, **_peers.segment_options())
     elif variant in _peers.HAND_WRITTEN:
         _add_page_hooks(app, _peers.page_sender())
+    elif variant == "floor":
+        from benchmarks._floor import FloorWSGI
+
+        app.wsgi_app = FloorWSGI(app.wsgi_app)  # type: ignore[method-assign]
     elif variant == "opentelemetry":
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 

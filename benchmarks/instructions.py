@@ -68,6 +68,7 @@ CONFIGURATIONS: Sequence[tuple[str, str, dict[str, object], dict[str, str]]] = (
     ("bare app", "bare", {}, {}),
     ("segment-web", "segment", {}, {}),
     ("minimal: middleware, no checks", "minimal", {}, {}),
+    ("floor: the same, raw environ", "floor", {}, {}),
     ("  no page call, no cookie", "segment", {**NO_PAGE, "set_cookie": False}, {}),
     ("  no page call", "segment", NO_PAGE, {}),
     ("  one track() in the view", "segment", {}, {"BENCH_TRACK": "1"}),

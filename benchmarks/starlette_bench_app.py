@@ -47,6 +47,10 @@ def make_app() -> ASGIApp:
         )
     if variant in _peers.HAND_WRITTEN:
         return PageMiddleware(app, _peers.page_sender())
+    if variant == "floor":
+        from benchmarks._floor import FloorASGI
+
+        return FloorASGI(app)
     if variant == "opentelemetry":
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
