@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 from collections import deque
 from collections.abc import Iterable, Sequence
 
@@ -45,15 +48,16 @@ def take_batch(
     room for the envelope. Always takes at least one message when there is one
     (every message is at most ``MAX_MESSAGE_BYTES``, far below any batch limit).
     """
-    batch: list[bytes] = []
-    size = 0
-    while buffer and len(batch) < max_messages:
-        item = buffer[0]
-        added = len(item) + (1 if batch else 0)
-        if batch and size + added > max_bytes:
-            break
-        batch.append(buffer.popleft())
-        size += added
+    popleft = buffer.popleft
+    batch = [popleft() for _ in range(min(len(buffer), max_messages))]
+    if sum(map(len, batch)) + len(batch) - 1 <= max_bytes:
+        return batch  # nearly always: everything waiting fits
+    # Cut where the next message would pass max_bytes (each comes with a comma),
+    # and put the rest back in front, in order. Only appends race this: at the right.
+    ends = list(map(operator.add, itertools.accumulate(map(len, batch)), range(len(batch))))
+    fits = max(1, bisect.bisect_right(ends, max_bytes))
+    buffer.extendleft(reversed(batch[fits:]))
+    del batch[fits:]
     return batch
 
 

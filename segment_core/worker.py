@@ -8,11 +8,11 @@ full batch waiting), so a busy request thread rarely hands the GIL over.
 Batches grow under load: a batch made due by ``flush_at`` leaves at once when
 traffic is light, but at most one such batch leaves every ``BUSY_SEND_INTERVAL``
 seconds. Under load a send then carries everything that arrived meanwhile, so
-a busy worker makes a few POSTs per second instead of one per ``flush_at``
-events. When ``flush_at`` messages are already waiting as a send ends, the
-sender itself is the bottleneck (a burst, a slow network) and the next batch
-leaves at once. ``flush()``, shutdown and a full batch (2,500 messages, or half of
-``max_queue_size`` when that is smaller) are never held back.
+a busy worker makes two POSTs per second instead of one per ``flush_at``
+events, or one after another while a POST takes longer than that (the interval
+runs from the start of the last send). ``flush()``, shutdown and a full batch
+(2,500 messages, or half of ``max_queue_size`` when that is smaller) are never
+held back.
 
 Every accepted message has a sequence number. A sender takes a run of them out
 of the buffer and marks it in flight until it is delivered or definitively
@@ -66,9 +66,6 @@ class Worker:
         self._buffer: deque[bytes] = deque()
         self._oldest_at = 0.0
         self._last_send_at = -math.inf
-        # flush_at was already reached when a send ended: the sender is what limits
-        # delivery (a burst, a slow network), so holding a batch back gains nothing.
-        self._backlogged = False
         self._taken = 0
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
@@ -197,7 +194,6 @@ class Worker:
             finally:
                 with self._lock:
                     del self._in_flight[start]
-                    self._backlogged = len(self._buffer) >= self._flush_at
                     self._progress.notify_all()
 
     def _next_batch(self) -> tuple[int, list[bytes]] | None:
@@ -214,8 +210,7 @@ class Worker:
             now = time.monotonic()
             due_at = self._oldest_at + config.flush_interval
             if size >= self._flush_at:
-                held_until = now if self._backlogged else self._last_send_at + BUSY_SEND_INTERVAL
-                due_at = min(due_at, held_until)
+                due_at = min(due_at, self._last_send_at + BUSY_SEND_INTERVAL)
             if (
                 now >= due_at
                 or size >= self._full_batch
