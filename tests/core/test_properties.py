@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -50,6 +51,6 @@ def test_packing_keeps_every_message_once_in_order_within_limits(
         body = json.loads(batch_body(batch, write_key="k", sent_at="2024-01-01T00:00:00.000Z"))
         assert [m["n"] for m in body["batch"]] == [json.loads(m)["n"] for m in batch]
     # As few batches as the limits allow: each but the last stopped at a limit.
-    for batch, following in zip(batches, batches[1:]):
+    for batch, following in itertools.pairwise(batches):
         joined = sum(len(m) for m in batch) + len(batch)  # and the comma before the next
         assert len(batch) == max_messages or joined + len(following[0]) > max_bytes
