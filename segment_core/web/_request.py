@@ -11,7 +11,7 @@ from urllib.parse import quote
 __all__ = ["RequestInfo", "WSGIHeaders", "request_wire_path", "wire_path"]
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestInfo:
     """What the web rules need to know about one HTTP request.
 
