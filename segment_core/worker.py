@@ -10,9 +10,10 @@ traffic is light, but at most one such batch leaves every ``BUSY_SEND_INTERVAL``
 seconds. Under load a send then carries everything that arrived meanwhile, so
 a busy worker makes two POSTs per second instead of one per ``flush_at``
 events, or one after another while a POST takes longer than that (the interval
-runs from the start of the last send). ``flush()``, shutdown and a full batch
-(2,500 messages, or half of ``max_queue_size`` when that is smaller) are never
-held back.
+runs from the start of the last send). ``flush()``, shutdown, a full batch
+(2,500 messages, or half of ``max_queue_size`` when that is smaller) and the
+batch after one that a limit cut short (more was waiting than one request can
+carry) are never held back.
 
 Every accepted message has a sequence number. A sender takes a run of them out
 of the buffer and marks it in flight until it is delivered or definitively
@@ -66,6 +67,9 @@ class Worker:
         self._buffer: deque[bytes] = deque()
         self._oldest_at = 0.0
         self._last_send_at = -math.inf
+        # The last batch was cut by a limit (messages or bytes) with more waiting: the
+        # sender is what holds delivery back, so the next batch is not held.
+        self._left_behind = False
         self._taken = 0
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
@@ -210,7 +214,8 @@ class Worker:
             now = time.monotonic()
             due_at = self._oldest_at + config.flush_interval
             if size >= self._flush_at:
-                due_at = min(due_at, self._last_send_at + BUSY_SEND_INTERVAL)
+                held_until = now if self._left_behind else self._last_send_at + BUSY_SEND_INTERVAL
+                due_at = min(due_at, held_until)
             if (
                 now >= due_at
                 or size >= self._full_batch
@@ -224,6 +229,7 @@ class Worker:
                 self._taken += len(batch)
                 self._in_flight[start] = len(batch)
                 self._last_send_at = now
+                self._left_behind = len(batch) < size
                 return start, batch
             # Bounded: lock-free appends racing each other may skip the flush_at wake-up.
             self._has_work.wait(min(due_at - now, BUSY_SEND_INTERVAL))

@@ -125,6 +125,25 @@ def test_a_full_batch_is_never_held_back(
     assert [len(r.batch) for r in receiver.requests] == [5, MAX_BATCH_MESSAGES]
 
 
+def test_a_backlog_larger_than_one_request_is_never_held_back(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
+    client = make_client(flush_at=5, flush_interval=3600, max_queue_size=200)
+    for i in range(5):
+        client.track("u", "E", {"i": i})
+    assert len(receiver.wait_for_messages(5, timeout=10)) == 5  # light traffic: at once
+    assert client.flush(10)  # from now on, a batch flush_at made due is held back
+    # Half the queue (100 messages of 10 KB, about 1 MB) makes a batch due at once;
+    # the byte limit cuts it, and what it left behind is not held back either.
+    for i in range(5, 105):
+        client.track("u", "E", {"i": i, "pad": "x" * 10_000})
+    messages = receiver.wait_for_messages(105, timeout=20)
+    assert sorted(m["properties"]["i"] for m in messages) == list(range(105))
+    assert len(receiver.requests) >= 4  # about 47 such messages fit in one request
+    assert all(len(gzip.decompress(r.raw)) <= MAX_BATCH_BYTES for r in receiver.requests)
+
+
 def test_half_a_small_queue_is_never_held_back(
     receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
