@@ -12,8 +12,8 @@ a busy worker makes two POSTs per second instead of one per ``flush_at``
 events, or one after another while a POST takes longer than that (the interval
 runs from the start of the last send). ``flush()``, shutdown, a full batch
 (2,500 messages, or half of ``max_queue_size`` when that is smaller) and the
-batch after one that a limit cut short (more was waiting than one request can
-carry) are never held back.
+batch after one that a limit cut short with as many messages again left waiting
+(more than one request can carry) are never held back.
 
 Every accepted message has a sequence number. A sender takes a run of them out
 of the buffer and marks it in flight until it is delivered or definitively
@@ -67,8 +67,9 @@ class Worker:
         self._buffer: deque[bytes] = deque()
         self._oldest_at = 0.0
         self._last_send_at = -math.inf
-        # The last batch was cut by a limit (messages or bytes) with more waiting: the
-        # sender is what holds delivery back, so the next batch is not held.
+        # The last batch was cut by a limit (messages or bytes) and left at least as
+        # many messages waiting: the sender is what holds delivery back, so the next
+        # batch is not held.
         self._left_behind = False
         self._taken = 0
         self._in_flight: dict[int, int] = {}
@@ -229,7 +230,7 @@ class Worker:
                 self._taken += len(batch)
                 self._in_flight[start] = len(batch)
                 self._last_send_at = now
-                self._left_behind = len(batch) < size
+                self._left_behind = len(batch) < size and len(self._buffer) >= len(batch)
                 return start, batch
             # Bounded: lock-free appends racing each other may skip the flush_at wake-up.
             self._has_work.wait(min(due_at - now, BUSY_SEND_INTERVAL))
