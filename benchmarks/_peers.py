@@ -16,6 +16,9 @@ deliveries apart. Every integration ships one event per page view:
   yardstick rather than a product: the message is built as a dict, encoded by
   orjson and appended to a list, with no check of any kind; a thread sends what
   gathered as one gzipped POST every half second, and at exit.
+- ``floor``: a yardstick too, the unavoidable work alone, beneath the framework
+  (``benchmarks/_floor.py``): the raw WSGI environ or ASGI scope, the id, the
+  ``Set-Cookie`` header, ``minimal``'s message and sender.
 - ``opentelemetry``: the framework's OpenTelemetry instrumentation, a
   ``BatchSpanProcessor`` and the OTLP/HTTP exporter: one server span per request.
 - ``sentry``: ``sentry_sdk.init`` with ``traces_sample_rate=1.0`` and the default

@@ -9,21 +9,23 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
 
 For each framework (Django and Flask under gunicorn with one sync worker,
 Starlette under uvicorn) it serves the same hello-world page with each
-integration of ``benchmarks/_peers.py``: none (``bare``), segment-web,
-analytics-python behind a hand-written middleware, OpenTelemetry, PostHog and
-Sentry, every one shipping one event per request to the fast loopback receiver
-of ``benchmarks/core.py``. One framework at a time, its servers run together;
-rounds load each in turn (the order rotates every round) with the project's
-load generator, which keeps
-no cookies: every request is a new visitor (``--returning``: every request
-carries the same ``ajs_anonymous_id`` cookie; ``--track``: segment-web's view
-also calls ``request.analytics.track()`` once). After a graceful stop of every
-server, the receiver's count for each must equal the events it owes.
+integration of ``benchmarks/_peers.py``: none (``bare``), segment-web, two
+yardsticks (``minimal``, ``floor``), analytics-python behind a hand-written
+middleware, OpenTelemetry, PostHog and Sentry, every one shipping one event per
+request to the fast loopback receiver of ``benchmarks/core.py``. One framework
+at a time, its servers run together; rounds load each in turn (the order rotates
+every round) with the project's load generator, which keeps no cookies: every
+request is a new visitor (``--returning``: every request carries the same
+``ajs_anonymous_id`` cookie; ``--track``: segment-web's view also calls
+``request.analytics.track()`` once). After a graceful stop of every server, the
+receiver's count for each must equal the events it owes.
 
 The table shows, per framework and integration, the medians over rounds of
 requests/s and of the worker's CPU time per request (from ``/proc``: request
-handling and the integration's background threads), the same minus the bare
-app's (what the integration adds), and the POSTs and bytes it sent in total.
+handling and the integration's background threads), what the integration adds
+(the median over rounds of its CPU per request minus the bare app's in the same
+round, and the range of those differences), and the POSTs and bytes it sent in
+total.
 """
 
 from __future__ import annotations
@@ -205,14 +207,14 @@ def _delivered(sources: dict[str, dict[str, int]], server: Server) -> int:
 def _results(
     servers: list[Server], sources: dict[str, dict[str, int]], track: bool
 ) -> list[dict[str, Any]]:
-    bare_cpu: dict[str, float] = {}
+    bare_cpu: dict[str, list[float]] = {}
     bare_rps: dict[str, float] = {}
     results = []
     for server in servers:
         rps = statistics.median(r.per_second for r in server.runs)
         cpu = [r.cpu_per_request_us for r in server.runs]
         if server.variant == "bare":
-            bare_cpu[server.framework] = statistics.median(cpu)
+            bare_cpu[server.framework] = cpu
             bare_rps[server.framework] = rps
         counts = sources.get(server.source, {})
         results.append(
@@ -237,7 +239,15 @@ def _results(
         framework = result["framework"]
         if framework in bare_cpu:
             result["ratio"] = result["rps"] / bare_rps[framework]
-            result["added_cpu_us"] = result["cpu_us"] - bare_cpu[framework]
+            # Each round's run against the bare app's run of the same round (the
+            # runs of a round are seconds apart, rounds minutes): the median of
+            # these paired differences is steadier than a difference of medians.
+            paired = [
+                run - bare
+                for run, bare in zip(result["cpu_us_runs"], bare_cpu[framework], strict=False)
+            ]
+            result["added_cpu_us"] = statistics.median(paired)
+            result["added_cpu_us_runs"] = paired
     return results
 
 
@@ -282,7 +292,8 @@ def print_report(measured: dict[str, Any]) -> None:
     )
     header = (
         f"{'framework':<10}{'integration':<31}{'req/s':>7}{'vs bare':>8}{'CPU µs/req':>12}"
-        f"{'added':>8}{'(runs)':>22}{'POSTs':>8}{'bytes sent':>12}   delivered"
+        f"{'added':>8}{'(per round)':>16}{'(runs)':>14}{'POSTs':>8}{'bytes sent':>12}"
+        "   delivered"
     )
     print(header)
     print("-" * len(header))
@@ -290,6 +301,12 @@ def print_report(measured: dict[str, Any]) -> None:
         runs = result["cpu_us_runs"]
         spread = f"({min(runs):.0f}-{max(runs):.0f})"
         added = "" if result["variant"] == "bare" else _signed(result.get("added_cpu_us"))
+        paired = result.get("added_cpu_us_runs")
+        added_spread = (
+            f"({min(paired):+.0f} to {max(paired):+.0f})"
+            if paired and result["variant"] != "bare"
+            else ""
+        )
         delivered = ""
         if result["variant"] != "bare":
             delivered = f"{result['delivered']:,}/{result['owed']:,}"
@@ -299,7 +316,8 @@ def print_report(measured: dict[str, Any]) -> None:
                 delivered += " LOST"
         print(
             f"{result['framework']:<10}{LABELS[result['variant']]:<31}{result['rps']:>7.0f}"
-            f"{result.get('ratio', 0):>8.2f}{result['cpu_us']:>12.0f}{added:>8}{spread:>22}"
+            f"{result.get('ratio', 0):>8.2f}{result['cpu_us']:>12.0f}{added:>8}{added_spread:>16}"
+            f"{spread:>14}"
             f"{result['posts']:>8,}{result['bytes']:>12,}   {delivered}"
         )
     print()
