@@ -90,16 +90,24 @@ def test_flush_interval_sends_a_partial_batch(receiver: Receiver, make_client: A
     assert len(receiver.wait_for_messages(1, timeout=10)) == 1
 
 
-def test_under_load_batches_grow_instead_of_posting_every_flush_at(
-    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _busy_client(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> Client:
+    """A client with ``flush_at=5`` that sent one batch of 5 and now holds batches back."""
     # A busy interval far longer than the test: whatever it holds back stays back.
     monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
-    client = make_client(flush_at=5, flush_interval=3600)
+    client: Client = make_client(flush_at=5, **options)
     for i in range(5):
         client.track("u", "E", {"i": i})
     assert len(receiver.wait_for_messages(5, timeout=10)) == 5  # light traffic: at once
     assert client.flush(10)  # and the sender is idle again, nothing waiting
+    return client
+
+
+def test_under_load_batches_grow_instead_of_posting_every_flush_at(
+    receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _busy_client(receiver, make_client, monkeypatch, flush_interval=3600)
     for i in range(5, 40):
         client.track("u", "E", {"i": i})
     assert client.stats()["queued"] == 35  # due by flush_at, held to grow the batch
@@ -111,12 +119,9 @@ def test_under_load_batches_grow_instead_of_posting_every_flush_at(
 def test_a_full_batch_is_never_held_back(
     receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
-    client = make_client(flush_at=5, flush_interval=3600, max_queue_size=6000)
-    for i in range(5):
-        client.track("u", "E", message_id=str(i))
-    assert len(receiver.wait_for_messages(5, timeout=10)) == 5
-    assert client.flush(10)  # the sender is idle again, nothing waiting
+    client = _busy_client(
+        receiver, make_client, monkeypatch, flush_interval=3600, max_queue_size=6000
+    )
     # Short ids keep 2,500 messages under the byte limit: a full batch by count.
     for i in range(5, 5 + MAX_BATCH_MESSAGES):
         client.track("u", "E", message_id=str(i))
@@ -128,12 +133,9 @@ def test_a_full_batch_is_never_held_back(
 def test_a_backlog_larger_than_one_request_is_never_held_back(
     receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
-    client = make_client(flush_at=5, flush_interval=3600, max_queue_size=200)
-    for i in range(5):
-        client.track("u", "E", {"i": i})
-    assert len(receiver.wait_for_messages(5, timeout=10)) == 5  # light traffic: at once
-    assert client.flush(10)  # from now on, a batch flush_at made due is held back
+    client = _busy_client(
+        receiver, make_client, monkeypatch, flush_interval=3600, max_queue_size=200
+    )
     # Half the queue (100 messages of 10 KB, about 1 MB) makes a batch due at once.
     # The byte limit cuts it at about 47 messages, leaving more than that waiting:
     # the next batch leaves at once too. The few left after it wait to grow.
@@ -150,11 +152,9 @@ def test_a_backlog_larger_than_one_request_is_never_held_back(
 def test_half_a_small_queue_is_never_held_back(
     receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
-    client = make_client(flush_at=5, flush_interval=3600, max_queue_size=100)
-    for i in range(5):
-        client.track("u", "E", {"i": i})
-    assert len(receiver.wait_for_messages(5, timeout=10)) == 5
+    client = _busy_client(
+        receiver, make_client, monkeypatch, flush_interval=3600, max_queue_size=100
+    )
     for i in range(5, 55):  # half the queue: sent at once, so the queue never fills
         client.track("u", "E", {"i": i})
     assert len(receiver.wait_for_messages(55, timeout=10)) == 55
@@ -164,11 +164,7 @@ def test_half_a_small_queue_is_never_held_back(
 def test_flush_interval_still_bounds_the_wait_under_load(
     receiver: Receiver, make_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker, "BUSY_SEND_INTERVAL", 3600.0)
-    client = make_client(flush_at=5, flush_interval=0.1)
-    for i in range(5):
-        client.track("u", "E", {"i": i})
-    assert len(receiver.wait_for_messages(5, timeout=10)) == 5
+    client = _busy_client(receiver, make_client, monkeypatch, flush_interval=0.1)
     for i in range(5, 15):  # held back from flush_at, not from flush_interval
         client.track("u", "E", {"i": i})
     assert len(receiver.wait_for_messages(15, timeout=10)) == 15
