@@ -37,7 +37,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def _cookie_value(header: str) -> str | None:
     """The ``ajs_anonymous_id`` value of a ``Cookie`` header, if it has one."""
     start = header.find(_COOKIE_PREFIX)
-    if start < 0 or (start and header[start - 1] not in " ;"):
+    while start > 0 and header[start - 1] not in " ;":  # the end of another name
+        start = header.find(_COOKIE_PREFIX, start + 1)
+    if start < 0:
         return None
     start += len(_COOKIE_PREFIX)
     end = header.find(";", start)
