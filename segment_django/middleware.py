@@ -30,6 +30,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import DisallowedHost
+from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponseBase
 from django.http.request import validate_host
 from django.urls import Resolver404, resolve
@@ -109,10 +110,11 @@ class SegmentMiddleware:
             info,
             # Not called for excluded paths (health checks, assets).
             read_user=functools.partial(user_reader or _user_id, request),
-            read_route=functools.partial(_read_route, request),
+            read_route=_read_route,  # the request is info.native
         )
-        cast(Any, request).analytics = tracker.analytics
-        cast(Any, request)._segment_tracker = tracker  # for {% segment_snippet %}
+        native: Any = request  # typed so, not cast(): this runs on every request
+        native.analytics = tracker.analytics
+        native._segment_tracker = tracker  # for {% segment_snippet %}
         return tracker
 
     @staticmethod
@@ -129,14 +131,14 @@ class SegmentMiddleware:
                 # Django REST framework's browsable API: tooling, not a page of the app.
                 info.route_namespaces = (*info.route_namespaces, "rest_framework")
             content_type = response.headers.get("Content-Type")
-
-            def finish() -> None:
-                tracker.finish(response.status_code, response, content_type=content_type)
-
             if response.streaming:
+
+                def finish() -> None:
+                    tracker.finish(response.status_code, response, content_type=content_type)
+
                 _call_after_close(response, finish)
             else:
-                finish()
+                tracker.finish(response.status_code, response, content_type=content_type)
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
         return response
@@ -182,7 +184,8 @@ def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:
     state["_value"] = value
     state["_coded_value"] = coded
     state["_preset"] = (attributes, cookie.name, coded, f"{cookie.name}={coded}{suffix}")
-    jar[cookie.name] = morsel  # a Morsel is stored as it is
+    # What jar[cookie.name] = morsel does with a Morsel, without its call.
+    dict.__setitem__(jar, cookie.name, morsel)
 
 
 def _set_cookie_slowly(jar: Any, cookie: CookieSpec) -> None:
@@ -253,7 +256,7 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         )
     return RequestInfo(
         method=request.method or "GET",
-        scheme=request.scheme or "http",
+        scheme=_scheme(request),
         host=_host(request),
         path=path,
         query_string=meta.get("QUERY_STRING", ""),
@@ -266,6 +269,27 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         route_of_path=route_of_path,
         native=request,
     )
+
+
+def _scheme(request: HttpRequest) -> str:
+    """``request.scheme``: read from the environ for Django's own WSGI request.
+
+    ``SECURE_PROXY_SSL_HEADER`` unset (from LazySettings' own cache of it, as in
+    :func:`_host`) and no class overriding how Django finds the scheme: what the
+    property answers, without its three calls.
+    """
+    cls: Any = type(request)
+    if (
+        cls._get_scheme is _wsgi_get_scheme
+        and cls.scheme is _scheme_property
+        and _settings_read.get("SECURE_PROXY_SSL_HEADER", True) is None
+    ):
+        return request.META.get("wsgi.url_scheme") or "http"
+    return request.scheme or "http"
+
+
+_wsgi_get_scheme = cast(Any, WSGIRequest)._get_scheme
+_scheme_property = HttpRequest.__dict__["scheme"]
 
 
 def _host(request: HttpRequest) -> str:
@@ -333,9 +357,9 @@ def _allowed_host(host: str) -> bool:
     return bool(validate_host(domain.lower(), allowed))
 
 
-def _read_route(request: HttpRequest, info: RequestInfo, final: bool = False) -> bool:
+def _read_route(info: RequestInfo, final: bool = False) -> bool:
     """Copy ``resolver_match`` into ``info``; False while Django has not resolved yet."""
-    match = getattr(request, "resolver_match", None)
+    match = getattr(info.native, "resolver_match", None)
     if match is None:
         return False
     info.route_name = match.view_name if match.url_name else None
@@ -394,8 +418,7 @@ def _id_of(user: Any) -> str | None:
 def _user_id(request: HttpRequest) -> str | None:
     try:
         user = getattr(request, "user", None)
-        anonymous = _anonymous_user(request, user)
-        return _id_of(user if anonymous is None else anonymous)
+        return None if _anonymous_visitor(request, user) else _id_of(user)
     except Exception:
         logger.exception("segment: could not read request.user; no user id for this request")
         return None
@@ -473,8 +496,8 @@ def _defined_in(function: Any, module: ModuleType) -> bool:
     )
 
 
-def _anonymous_user(request: HttpRequest, user: Any) -> Any:
-    """The anonymous user ``user`` is, if it is Django's lazy user of a visitor not logged in.
+def _anonymous_visitor(request: HttpRequest, user: Any) -> bool:
+    """Whether ``user`` is Django's lazy user of a visitor not logged in.
 
     For a lazy user that ``AuthenticationMiddleware`` set and nothing has loaded
     yet: when the session holds no logged-in user, loading it would only make an
@@ -482,32 +505,34 @@ def _anonymous_user(request: HttpRequest, user: Any) -> Any:
 
     - A request without a session (no session cookie, nothing stored in this
       request) is left as it is: the lazy user unloaded, the session not
-      accessed, so the response gets no ``Vary: Cookie`` for the analytics' sake.
+      accessed, so the response gets no ``Vary: Cookie`` for the analytics' sake,
+      and no ``AnonymousUser`` is made.
     - Otherwise the session is read as Django does (marking it accessed, loading
       it if it has a key), and the same ``AnonymousUser`` is stored where loading
       the user would (``request._cached_user`` and the lazy object).
 
-    None in every other case, where the user is then read as usual: a user a view
+    False in every other case, where the user is then read as usual: a user a view
     logged in or Django REST framework set (not the lazy one), a lazy user of
     another middleware or already loaded, a session with a user, a patched
     ``get_user``.
     """
     parts = _unloaded_django_user(request, user)
     if parts is None:
-        return None
+        return False
     if _without_session(request):
-        return parts.models.AnonymousUser()
+        return True
+    native: Any = request
     try:
-        cast(Any, request).session[parts.session_key]  # what auth.get_user() reads
+        native.session[parts.session_key]  # what auth.get_user() reads
     except KeyError:
         pass
     else:
-        return None  # a logged-in user: load it as usual
+        return False  # a logged-in user: load it as usual
     anonymous = parts.models.AnonymousUser()
-    cast(Any, request)._cached_user = anonymous
+    native._cached_user = anonymous
     # As LazyObject.__setattr__ stores it.
     object.__getattribute__(user, "__dict__")["_wrapped"] = anonymous
-    return anonymous
+    return True
 
 
 def _unloaded_django_user(request: HttpRequest, user: Any) -> _DjangoAuth | None:
@@ -535,9 +560,11 @@ def _unloaded_django_user(request: HttpRequest, user: Any) -> _DjangoAuth | None
 def _without_session(request: HttpRequest) -> bool:
     """No session cookie and nothing stored in the session yet: it is empty, and unread."""
     session = vars(request).get("session")
+    if not isinstance(session, SessionBase):
+        return False
+    session_class: Any = type(session)
     return (
-        isinstance(session, SessionBase)
-        and cast(Any, type(session))._get_session is _get_session  # data in _session_cache
+        session_class._get_session is _get_session  # its data in _session_cache
         and "_session_cache" not in vars(session)  # not read or written in this request
         and session.session_key is None  # no (valid) session cookie
     )

@@ -140,6 +140,21 @@ def test_secure_cookie_on_https(client: Client, segment: Any) -> None:
     assert cookie.value.startswith("%22") and cookie.value.endswith("%22")
 
 
+def test_scheme_from_secure_proxy_ssl_header(client: Client, sent: Sent, settings: Any) -> None:
+    def secure_cookie(**headers: Any) -> bool:
+        client.cookies.clear()  # a new visitor each time: the cookie is set
+        return bool(client.get("/", **headers).cookies["ajs_anonymous_id"]["secure"])
+
+    assert not secure_cookie()  # the scheme found once with the setting unset
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert secure_cookie(HTTP_X_FORWARDED_PROTO="https")
+    assert not secure_cookie()
+    settings.SECURE_PROXY_SSL_HEADER = None
+    assert not secure_cookie(HTTP_X_FORWARDED_PROTO="https")
+    schemes = [page["properties"]["url"].split(":")[0] for page in sent()]
+    assert schemes == ["http", "https", "http", "http"]
+
+
 @pytest.mark.parametrize(
     "value", ["%228d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b%22", "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"]
 )
