@@ -4,12 +4,14 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
 
     .venv/bin/python benchmarks/request_path.py                       # every framework
     .venv/bin/python benchmarks/request_path.py --framework django --option page_calls=false
+    .venv/bin/python benchmarks/request_path.py --variant segment --variant floor
     BENCH_PYTHONPATH=/tmp/old .venv/bin/python benchmarks/request_path.py   # another checkout
 
 Calls the WSGI (Django, Flask) or ASGI (Starlette) application of
 ``benchmarks/adapters.py`` directly, ``--requests`` times, with the request the
 load generator sends (a new visitor each time), and reports the process CPU per
-request, bare and with segment-web, in alternating chunks. No sockets, no other
+request, bare and with segment-web (or the ``--variant`` of ``adapters.py``
+given: ``floor``, ``minimal``), in alternating chunks. No sockets, no other
 process: what is left is the framework's and the integration's Python, the
 floor against which ``adapters.py``'s figures (which add the server, the kernel
 and the sender thread) can be read. The events go to the loopback receiver of
@@ -36,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 FRAMEWORKS = ("django", "flask", "starlette")
+LABELS = {"segment": "segment-web", "floor": "the floor", "minimal": "minimal"}
 HEADERS = {"host": "127.0.0.1:8000", "user-agent": "Mozilla/5.0 loadgen", "accept": "text/html"}
 
 
@@ -130,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="per run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--option", metavar="NAME=JSON", action="append", default=[])
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=("segment", "floor", "minimal"),
+        help="what to set against the bare app (default: segment; repeatable)",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -142,16 +151,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     receiver, port, _ = start_receiver()
     try:
         for framework in args.framework or FRAMEWORKS:
-            figures: dict[str, list[float]] = {"bare": [], "segment": []}
+            variants = ["bare", *dict.fromkeys(args.variant or ["segment"])]
+            figures: dict[str, list[float]] = {variant: [] for variant in variants}
             for _ in range(args.rounds):
-                for variant in figures:
+                for variant in variants:
                     figures[variant].append(min(run(framework, variant, args, collector(port))))
             bare = statistics.median(figures["bare"])
-            ours = statistics.median(figures["segment"])
-            print(
-                f"{framework:<10} bare {bare:6.1f} µs, with segment-web {ours:6.1f} µs: "
-                f"+{ours - bare:.1f} µs per request (best chunk, median of {args.rounds} rounds)"
-            )
+            for variant in variants[1:]:
+                value = statistics.median(figures[variant])
+                print(
+                    f"{framework:<10} bare {bare:6.1f} µs, with {LABELS[variant]} {value:6.1f} µs: "
+                    f"{value - bare:+.1f} µs per request "
+                    f"(best chunk, median of {args.rounds} rounds)"
+                )
     finally:
         receiver.kill()
         receiver.wait()
