@@ -278,13 +278,14 @@ def _scheme(request: HttpRequest) -> str:
     :func:`_host`) and no class overriding how Django finds the scheme: what the
     property answers, without its three calls.
     """
+    native: Any = request
     cls: Any = type(request)
     if (
         cls._get_scheme is _wsgi_get_scheme
         and cls.scheme is _scheme_property
         and _settings_read.get("SECURE_PROXY_SSL_HEADER", True) is None
     ):
-        return request.META.get("wsgi.url_scheme") or "http"
+        return native.environ.get("wsgi.url_scheme") or "http"  # as _get_scheme() reads it
     return request.scheme or "http"
 
 
