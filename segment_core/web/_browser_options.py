@@ -36,7 +36,7 @@ _HOST_PATH = re.compile(r"^[A-Za-z0-9.\-\[\]:]+(?:/[A-Za-z0-9._~\-/%]*)?$")
 def _write_key(name: str, value: object) -> str | None:
     if value is None or value == "":  # unset, e.g. from an empty environment variable
         return None
-    if not isinstance(value, str) or not _WRITE_KEY.match(value):
+    if not isinstance(value, str) or not _WRITE_KEY.fullmatch(value):
         raise ValueError(
             f"{name} must be the write key of a website (analytics.js) source: letters, "
             f"digits, '-', '_', '.' or ':', got {value!r}"
@@ -82,7 +82,7 @@ def _api_host(name: str, value: object) -> str | None:
         return None
     if isinstance(value, str) and "://" in value:
         return _base_url(name, value)
-    if not isinstance(value, str) or not _HOST_PATH.match(value):
+    if not isinstance(value, str) or not _HOST_PATH.fullmatch(value):
         raise ValueError(
             f"{name} must be a host and path such as 'events.eu1.segmentapis.com/v1' "
             f"or an https:// URL, got {value!r}"
@@ -103,7 +103,7 @@ def _csp_nonce(name: str, value: object) -> CspNonce | None:
         from segment_core.web._validate import import_callable
 
         return import_callable(name, value)
-    if isinstance(value, str) and _ATTRIBUTE_PATH.match(value):
+    if isinstance(value, str) and _ATTRIBUTE_PATH.fullmatch(value):
         return value
     raise ValueError(
         f"{name} must be an attribute of the request ('csp_nonce', 'state.csp_nonce'), "

@@ -140,7 +140,7 @@ def locale(accept_language: str | None) -> str | None:
     if not accept_language:
         return None
     tag = accept_language[: MAX_LOCALE + 64].split(",", 1)[0].split(";", 1)[0].strip()
-    return tag if len(tag) <= MAX_LOCALE and _LOCALE.match(tag) else None
+    return tag if len(tag) <= MAX_LOCALE and _LOCALE.fullmatch(tag) else None
 
 
 def page_fields(

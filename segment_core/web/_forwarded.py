@@ -139,7 +139,7 @@ def forwarded_origin(request: RequestInfo, trusted: Trusted) -> tuple[str, str]:
     if claimed_host:
         claimed_host = claimed_host.strip()
         check = request.host_trusted
-        if _HOST.match(claimed_host) and (check is None or check(claimed_host)):
+        if _HOST.fullmatch(claimed_host) and (check is None or check(claimed_host)):
             host = claimed_host
     return scheme, host
 

@@ -148,7 +148,7 @@ def _trusted_proxies(name: str, value: object) -> int | tuple[IPNetwork, ...]:
 
 
 def _cookie_name(name: str, value: object) -> str:
-    if not isinstance(value, str) or not _COOKIE_NAME.match(value):
+    if not isinstance(value, str) or not _COOKIE_NAME.fullmatch(value):
         raise ValueError(f"{name} must be a valid cookie name, got {value!r}")
     return value
 

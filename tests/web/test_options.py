@@ -89,6 +89,7 @@ def test_compiled_patterns_are_accepted() -> None:
         ({"trusted_proxies": True}, "trusted_proxies must be a number of proxies"),
         ({"trusted_proxies": ["10.0.0.0/33"]}, "trusted_proxies: '10.0.0.0/33' is not an IP"),
         ({"cookie_name": "bad name"}, "cookie_name must be a valid cookie name"),
+        ({"cookie_name": "visitor\n"}, "cookie_name must be a valid cookie name"),
         ({"user_cookie_name": ""}, "user_cookie_name must be a valid cookie name"),
         ({"cookie_domain": "a.com; x"}, "cookie_domain must be a domain"),
         ({"cookie_format": "json"}, "cookie_format must be 'raw' or 'quoted'"),

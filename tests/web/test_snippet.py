@@ -127,13 +127,16 @@ def test_page_source_server_without_page_calls_is_an_error() -> None:
         ("browser_write_key", "key with spaces"),
         ("browser_write_key", 'k"></script>'),
         ("browser_write_key", 42),
+        ("browser_write_key", "key\n"),  # a pattern's $ also matches before a last newline
         ("snippet_src", "javascript:alert(1)"),
         ("snippet_src", "https://cdn.example/a.js?k={key}"),
         ("snippet_src", "https://cdn.example/a b.js"),
         ("snippet_src", "cdn.example/a.js"),
         ("browser_cdn", "ftp://cdn.example"),
         ("browser_api_host", "events example/v1"),
+        ("browser_api_host", "events.example/v1\n"),
         ("csp_nonce", "request csp nonce"),
+        ("csp_nonce", "csp_nonce\n"),
         ("csp_nonce", 3),
     ],
 )
