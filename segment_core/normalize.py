@@ -376,9 +376,11 @@ class MessageFactory:
         else:
             # A context checked already stays so merged: the defaults were checked at
             # construction, and merging keeps each value of one or the other.
-            checked = type(context) is CheckedContext
-            # Narrowed by the test itself: cast() would be one more call.
-            given = context if type(context) is CheckedContext else _mapping("context", context)
+            given: dict[str, Any] | None
+            if type(context) is CheckedContext:  # narrowed by the test: no cast() call
+                checked, given = True, context
+            else:
+                checked, given = False, _mapping("context", context)
             message["context"] = self._context(given)
             merged = self._integrations(_mapping("integrations", integrations))
             if merged:
