@@ -19,6 +19,11 @@ deliveries apart. Every integration ships one event per page view:
 - ``floor``: a yardstick too, the unavoidable work alone, beneath the framework
   (``benchmarks/_floor.py``): the raw WSGI environ or ASGI scope, the id, the
   ``Set-Cookie`` header, ``minimal``'s message and sender.
+- ``hooks`` (``instructions.py`` only, not a peer): the framework's hook points
+  segment-web's adapter uses, each doing nothing (Django: one more middleware;
+  Flask: ``before_request``, ``after_request`` and ``teardown_request``;
+  Starlette: a pure ASGI middleware that wraps ``send``): what the framework
+  itself charges for hosting an adapter.
 - ``opentelemetry``: the framework's OpenTelemetry instrumentation, a
   ``BatchSpanProcessor`` and the OTLP/HTTP exporter: one server span per request.
 - ``sentry``: ``sentry_sdk.init`` with ``traces_sample_rate=1.0`` and the default

@@ -66,6 +66,16 @@ class PageMiddleware:
         return response
 
 
+class HookPoints:
+    """The ``hooks`` variant: one more middleware, doing nothing."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+
 def _no_database(**kwargs: Any) -> None:
     raise RuntimeError("the benchmark's pages must not touch the database")
 
@@ -84,6 +94,7 @@ def make_app() -> Any:
         "analytics-python": [f"{__name__}.PageMiddleware"],
         "posthog": [f"{__name__}.PageMiddleware"],
         "minimal": [f"{__name__}.PageMiddleware"],
+        "hooks": [f"{__name__}.HookPoints"],
     }
     settings.configure(
         DEBUG=False,
@@ -126,4 +137,4 @@ def make_app() -> Any:
     return application
 
 
-__all__ = ["PageMiddleware", "make_app", "urlpatterns"]
+__all__ = ["HookPoints", "PageMiddleware", "make_app", "urlpatterns"]

@@ -40,6 +40,8 @@ def make_app() -> Flask:
         from benchmarks._floor import FloorWSGI
 
         app.wsgi_app = FloorWSGI(app.wsgi_app)  # type: ignore[method-assign]
+    elif variant == "hooks":
+        _add_hook_points(app)
     elif variant == "opentelemetry":
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
@@ -73,3 +75,23 @@ def _add_page_hooks(app: Flask, send_page: _peers.PageSender) -> None:
                 _peers.COOKIE, g.anonymous_id, max_age=_peers.COOKIE_MAX_AGE, samesite="Lax"
             )
         return response
+
+
+class _HookPoints:
+    """The ``hooks`` variant: the three hooks segment-web registers, doing nothing."""
+
+    def before_request(self) -> None:
+        return None
+
+    def after_request(self, response: Response) -> Response:
+        return response
+
+    def teardown_request(self, error: BaseException | None = None) -> None:
+        return None
+
+
+def _add_hook_points(app: Flask) -> None:
+    hooks = _HookPoints()
+    app.before_request(hooks.before_request)
+    app.after_request(hooks.after_request)
+    app.teardown_request(hooks.teardown_request)

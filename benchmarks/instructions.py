@@ -33,7 +33,10 @@ not counted by valgrind).
 The configurations split segment-web's cost into its parts: the adapter and the
 request's context alone (no page call, no cookie), the cookie, the page call (and
 its delivery), a ``request.analytics.track()`` in the view, and a returning
-visitor (the ``ajs_anonymous_id`` cookie sent, none set). With
+visitor (the ``ajs_anonymous_id`` cookie sent, none set). Beside them, the
+yardsticks of ``benchmarks/_peers.py``: ``minimal``, ``floor``, and ``hooks``
+(the framework's hook points that the adapter uses, doing nothing: what the
+framework charges for hosting any adapter). With
 ``BENCH_PYTHONPATH``, that checkout's packages are counted too ("other").
 """
 
@@ -69,6 +72,7 @@ CONFIGURATIONS: Sequence[tuple[str, str, dict[str, object], dict[str, str]]] = (
     ("segment-web", "segment", {}, {}),
     ("minimal: middleware, no checks", "minimal", {}, {}),
     ("floor: the same, raw environ", "floor", {}, {}),
+    ("hooks: the adapter's hook points alone", "hooks", {}, {}),
     ("  no page call, no cookie", "segment", {**NO_PAGE, "set_cookie": False}, {}),
     ("  no page call", "segment", NO_PAGE, {}),
     ("  one track() in the view", "segment", {}, {"BENCH_TRACK": "1"}),

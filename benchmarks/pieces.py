@@ -11,7 +11,11 @@ Each piece is called in a loop in a fresh interpreter under ``valgrind
 2,000 is its cost per call. The request is the one of ``request_path.py`` (a new
 visitor, ``GET /``), with the neutral :class:`RequestInfo` an adapter builds:
 
-- ``tracker``: ``RequestTracker(...)`` for it (identity, context);
+- ``tracker``: ``RequestTracker(...)`` for it (identity, context), and four of
+  its parts: ``exclusions`` (the path against ``exclude_paths``), ``allowed``
+  (bots, privacy signals, consent), ``anonid`` (a new visitor's id, a UUID as
+  analytics.js makes), ``context`` (the request's context: ip, user agent,
+  locale, page fields with secrets redacted, campaign);
 - ``cookie``: ``cookie_to_set()``;
 - ``finish``: the automatic page call: the tracker's decision (status, content
   type, exclusions, the page name), then ``visitor``, ``build`` and ``accept``:
@@ -31,6 +35,12 @@ visitor, ``GET /``), with the neutral :class:`RequestInfo` an adapter builds:
   the loopback receiver of ``core.py`` included.
 
 Only ``deliver`` lets messages leave; the other pieces measure the caller's side.
+
+The ``floor`` yardstick's pieces (``benchmarks/_floor.py``), the same work without
+any rule, for comparison: ``floorid`` (its id: 128 random bits in hex),
+``floorcookie`` (its ``Set-Cookie`` line, appended to a header list),
+``floorpage`` (its page call: the page fields read from a WSGI environ, the
+message built, encoded by orjson and appended to a list).
 """
 
 from __future__ import annotations
@@ -47,6 +57,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PIECES = (
     "tracker",
+    "exclusions",
+    "allowed",
+    "anonid",
+    "context",
     "cookie",
     "finish",
     "visitor",
@@ -57,6 +71,9 @@ PIECES = (
     "ctrack",
     "pagecaller",
     "deliver",
+    "floorid",
+    "floorcookie",
+    "floorpage",
 )
 CALLS = 2000
 VISITOR = "3b241101-e2bb-4255-8caf-4136c566a962"
@@ -65,9 +82,13 @@ VISITOR = "3b241101-e2bb-4255-8caf-4136c566a962"
 def child(piece: str, calls: int, collector: str) -> None:
     """In the measured interpreter: warm up, call ``piece`` ``calls`` times, leave."""
     import segment_core
+    from benchmarks import _floor
     from segment_core.encoding import encode
     from segment_core.web import RequestInfo, RequestTracker
+    from segment_core.web._context import request_context
+    from segment_core.web._identity import new_anonymous_id
     from segment_core.web._options import WebOptions
+    from segment_core.web._page import is_excluded, tracking_allowed
 
     client = segment_core.Client(
         "bench-key", host=collector, max_queue_size=10**6, flush_at=2500, flush_interval=10**6
@@ -106,8 +127,23 @@ def child(piece: str, calls: int, collector: str) -> None:
     def page() -> None:
         client.page(anonymous_id=VISITOR, name="hello", properties=properties, context=context)
 
+    # The floor's middleware, its batcher replaced by a list: nothing leaves.
+    floor: Any = object.__new__(_floor.FloorWSGI)
+    appended: list[bytes] = []
+    floor.append = appended.append
+    cookie_prefix, cookie_attributes = _floor._COOKIE_PREFIX, _floor._COOKIE_ATTRIBUTES
+    environ = {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "wsgi.url_scheme": "http",
+        "REMOTE_ADDR": "127.0.0.1", **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+    }  # fmt: skip
+
     calls_of: dict[str, Callable[[], object]] = {
         "tracker": lambda: RequestTracker(client, options, request),
+        "exclusions": lambda: is_excluded(request.path, options),
+        "allowed": lambda: tracking_allowed(request, options),
+        "anonid": new_anonymous_id,
+        "context": lambda: request_context(request, options, scheme="http", host=request.host),
         "cookie": cookie,
         "finish": finish,
         "visitor": lambda: analytics._visitor("page", {}),
@@ -120,6 +156,9 @@ def child(piece: str, calls: int, collector: str) -> None:
         "ctrack": lambda: client.track("u1", "Hello Viewed"),
         "pagecaller": page,
         "deliver": page,
+        "floorid": _floor._new_id,
+        "floorcookie": lambda: [("Set-Cookie", cookie_prefix + VISITOR + cookie_attributes)],
+        "floorpage": lambda: floor._page(environ, VISITOR),
     }
     call = calls_of[piece]
     for _ in range(200):
@@ -128,6 +167,7 @@ def child(piece: str, calls: int, collector: str) -> None:
         client.flush(60)
     else:
         worker._buffer.clear()
+        appended.clear()
     for _ in range(calls):
         call()
     if piece == "deliver" and not client.flush(60):

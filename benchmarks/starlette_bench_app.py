@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from benchmarks import _peers
 
-__all__ = ["PageMiddleware", "make_app"]
+__all__ = ["HookPoints", "PageMiddleware", "make_app"]
 
 ASGIApp = Any
 
@@ -51,6 +51,8 @@ def make_app() -> ASGIApp:
         from benchmarks._floor import FloorASGI
 
         return FloorASGI(app)
+    if variant == "hooks":
+        return HookPoints(app)
     if variant == "opentelemetry":
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
@@ -64,6 +66,23 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
     yield
     # uvicorn ends by re-raising SIGTERM, so atexit never runs: flush here.
     _peers.flush_all()
+
+
+class HookPoints:
+    """The ``hooks`` variant: a pure ASGI middleware that wraps ``send``, doing nothing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_through(message: dict[str, Any]) -> None:
+            await send(message)
+
+        await self.app(scope, receive, send_through)
 
 
 class PageMiddleware:
