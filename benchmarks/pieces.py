@@ -135,7 +135,8 @@ def child(piece: str, calls: int, collector: str) -> None:
     environ = {
         "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "wsgi.url_scheme": "http",
-        "REMOTE_ADDR": "127.0.0.1", **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+        "REMOTE_ADDR": "127.0.0.1",
+        **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()},
     }  # fmt: skip
 
     calls_of: dict[str, Callable[[], object]] = {
