@@ -82,7 +82,7 @@ VISITOR = "3b241101-e2bb-4255-8caf-4136c566a962"
 def child(piece: str, calls: int, collector: str) -> None:
     """In the measured interpreter: warm up, call ``piece`` ``calls`` times, leave."""
     import segment_core
-    from benchmarks import _floor
+    from benchmarks import _floor, request_path
     from segment_core.encoding import encode
     from segment_core.web import RequestInfo, RequestTracker
     from segment_core.web._context import request_context
@@ -97,7 +97,7 @@ def child(piece: str, calls: int, collector: str) -> None:
     if piece != "deliver":
         worker._threads = [None]  # no sender is started: nothing leaves
     options = WebOptions()
-    headers = {"host": "127.0.0.1:8000", "user-agent": "Mozilla/5.0 loadgen", "accept": "text/html"}
+    headers = request_path.HEADERS
     request = RequestInfo(
         method="GET", scheme="http", host="127.0.0.1:8000", path="/", query_string="",
         headers=headers, cookies={}, client_addr="127.0.0.1",
@@ -132,12 +132,7 @@ def child(piece: str, calls: int, collector: str) -> None:
     appended: list[bytes] = []
     floor.append = appended.append
     cookie_prefix, cookie_attributes = _floor._COOKIE_PREFIX, _floor._COOKIE_ATTRIBUTES
-    environ = {
-        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "wsgi.url_scheme": "http",
-        "REMOTE_ADDR": "127.0.0.1",
-        **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()},
-    }  # fmt: skip
+    environ = request_path.wsgi_environ()
 
     calls_of: dict[str, Callable[[], object]] = {
         "tracker": lambda: RequestTracker(client, options, request),

@@ -42,8 +42,9 @@ LABELS = {"segment": "segment-web", "floor": "the floor", "minimal": "minimal"}
 HEADERS = {"host": "127.0.0.1:8000", "user-agent": "Mozilla/5.0 loadgen", "accept": "text/html"}
 
 
-def wsgi_caller(app: Any) -> Callable[[], None]:
-    environ = {
+def wsgi_environ() -> dict[str, Any]:
+    """The WSGI environ of the measured request (``GET /``, ``HEADERS``), without its input."""
+    return {
         "REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "", "SCRIPT_NAME": "",
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
@@ -51,6 +52,10 @@ def wsgi_caller(app: Any) -> Callable[[], None]:
         "wsgi.run_once": False,
         **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in HEADERS.items()},
     }  # fmt: skip
+
+
+def wsgi_caller(app: Any) -> Callable[[], None]:
+    environ = wsgi_environ()
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         pass
