@@ -40,6 +40,7 @@ __all__ = [
     "redact_query",
     "redact_url",
     "request_context",
+    "without_fragment",
 ]
 
 NO_IP = "0.0.0.0"
@@ -94,6 +95,7 @@ def request_context(
     )
     query = request.query_string
     if "utm_" in query:  # campaign() finds nothing in a query without one
+        query = without_fragment(query)
         utm = campaign(query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY))
         if utm:
             context["campaign"] = utm
@@ -121,6 +123,19 @@ def anonymize_ip(ip: IPAddress | str) -> IPAddress:
     address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
     prefix = 24 if address.version == 4 else 48
     return ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address
+
+
+def without_fragment(query: str) -> str:
+    """A query string without the ``#fragment`` some servers leave in it.
+
+    Browsers never send a fragment, but any client can write one into the request
+    line, and uvicorn's h11 server passes it on in the query string. It is no part
+    of the page's URL: the Spec's ``url`` has none.
+
+    >>> without_fragment("q=1#top"), without_fragment("q=1")
+    ('q=1', 'q=1')
+    """
+    return query.partition("#")[0] if "#" in query else query
 
 
 def cut(text: str, limit: int) -> str:
@@ -163,7 +178,7 @@ def page_fields(
         path = cut(path, MAX_PATH)
     query = request.query_string
     if query:
-        query = redactor.query(query)
+        query = redactor.query(without_fragment(query))
         if len(query) > MAX_QUERY:
             query = cut(query, MAX_QUERY)
     search = f"?{query}" if query else ""

@@ -108,6 +108,19 @@ async def test_root_path_and_host_from_the_server(client: Client, sent: Sent) ->
     assert page["properties"]["url"] == "https://shop.example:8443/app/caf%C3%A9/?utm_medium=email"
 
 
+async def test_a_fragment_left_in_the_query_still_makes_a_page_call(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Any client can write "#" into the request line, and uvicorn's h11 server
+    # passes it on in the query string: it is no part of the page's URL.
+    scope = http_scope(query_string=b"q=1#top")
+    await call(SegmentMiddleware(HELLO, client=client), scope)
+    [page] = sent()
+    assert page["properties"]["url"] == "http://shop.example/?q=1"
+    assert page["context"]["page"]["search"] == "?q=1"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_repeated_headers_are_joined(client: Client, sent: Sent) -> None:
     scope = http_scope(
         headers=[

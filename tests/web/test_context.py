@@ -169,6 +169,25 @@ def test_minimal_context_leaves_out_what_is_unknown() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("query", "search"),
+    [("q=1#top", "?q=1"), ("#top", ""), ("q=1&r=%23#a#b", "?q=1&r=%23"), ("q=%23", "?q=%23")],
+)
+def test_a_fragment_in_the_query_is_no_part_of_the_page(query: str, search: str) -> None:
+    # Any client can write one into the request line; uvicorn's h11 server passes
+    # it on, and the Spec's url has none.
+    request = make_request(host="shop.example", path="/", query_string=query)
+    fields = page_fields(request, SECRETS)
+    assert fields["search"] == search
+    assert fields["url"] == f"https://shop.example/{search}"
+
+
+def test_a_fragment_is_no_part_of_the_campaign() -> None:
+    request = make_request(query_string="utm_source=news#utm_medium=x")
+    context = request_context(request, WebOptions())
+    assert context["campaign"] == {"source": "news"}
+
+
 def test_page_fields_with_a_port_and_no_query() -> None:
     request = make_request(scheme="http", host="localhost:8000", path="/a%20b/")
     assert page_fields(request, SECRETS)["url"] == "http://localhost:8000/a%20b/"
