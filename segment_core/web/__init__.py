@@ -65,7 +65,13 @@ from segment_core.web._page import (
     tracking_allowed,
 )
 from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_path
-from segment_core.web._request import RequestInfo, WSGIHeaders, request_wire_path, wire_path
+from segment_core.web._request import (
+    RequestInfo,
+    WSGIHeaders,
+    checked_host,
+    request_wire_path,
+    wire_path,
+)
 from segment_core.web._snippet import (
     Snippet,
     browser_settings,
@@ -106,6 +112,7 @@ __all__ = [
     "browser_settings",
     "call_hook",
     "campaign",
+    "checked_host",
     "client_ip",
     "find_csp_nonce",
     "forwarded_origin",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["RequestInfo", "WSGIHeaders", "request_wire_path", "wire_path"]
+__all__ = ["RequestInfo", "WSGIHeaders", "checked_host", "request_wire_path", "wire_path"]
 
 
 @dataclass(slots=True)
@@ -158,3 +159,22 @@ def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") ->
         if wire != prefix and not wire.startswith(prefix + "/"):
             wire = prefix + wire
     return wire
+
+
+# RFC 3986's host (an IP literal, or a name of unreserved characters, %-escapes and
+# sub-delimiters: underscores too, as in container names) and an optional port.
+_HOST_HEADER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?")
+
+
+@lru_cache(maxsize=256)
+def checked_host(host: str) -> str:
+    """``host`` if it is a ``host[:port]`` a URL can hold, else ``""`` (unknown).
+
+    For servers that pass the ``Host`` header on unchecked (ASGI's): a header such
+    as ``example.com#x`` or ``a b/c`` makes no page URL, so such a request is
+    never a page view.
+
+    >>> checked_host("shop.example:8000"), checked_host("[::1]"), checked_host("a#b")
+    ('shop.example:8000', '[::1]', '')
+    """
+    return host if _HOST_HEADER.fullmatch(host) else ""

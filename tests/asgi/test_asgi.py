@@ -121,6 +121,30 @@ async def test_a_fragment_left_in_the_query_still_makes_a_page_call(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.parametrize(
+    "host",
+    [b"shop.example#x", b"shop example", b"shop.example/a", b'a"<b>', b"a@b", b"a:b:c", b"a\\b"],
+)
+async def test_a_host_header_no_url_can_hold_makes_no_page_call(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture, host: bytes
+) -> None:
+    scope = http_scope(headers=[(b"host", host), (b"user-agent", b"Mozilla/5.0")])
+    [start, _] = await call(SegmentMiddleware(HELLO, client=client), scope)
+    assert start["status"] == 200
+    assert sent() == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    "host", ["web_app:8000", "[::1]:8443", "xn--bcher-kva.example", "Shop.Example.", "10.0.0.7"]
+)
+async def test_every_host_a_url_can_hold_is_kept(client: Client, sent: Sent, host: str) -> None:
+    scope = http_scope(headers=[(b"host", host.encode()), (b"user-agent", b"Mozilla/5.0")])
+    await call(SegmentMiddleware(HELLO, client=client), scope)
+    [page] = sent()
+    assert page["properties"]["url"] == f"http://{host}/"
+
+
 async def test_repeated_headers_are_joined(client: Client, sent: Sent) -> None:
     scope = http_scope(
         headers=[
