@@ -155,5 +155,7 @@ def _entry(header: str | None, index: int, hop_count: int) -> str | None:
     values = header.split(",")
     if len(values) == 1:
         return values[0]
-    offset = hop_count - max(index, 0)  # entries from the right, the visitor's included
+    # Entries from the right, the visitor's included; with no hops to align with
+    # (no X-Forwarded-For), the one the trusted peer itself wrote: the last.
+    offset = max(1, hop_count - max(index, 0))
     return values[max(0, len(values) - offset)]

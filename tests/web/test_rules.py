@@ -322,6 +322,15 @@ def test_identify_login(client: Client, sent: Messages) -> None:
         (1, {"x-forwarded-proto": "HTTPS"}, ("https", "h")),
         (("10.0.0.0/8",), {"x-forwarded-proto": "https"}, ("https", "h")),
         (("192.168.0.0/16",), {"x-forwarded-proto": "https"}, ("http", "h")),
+        # Several values and no X-Forwarded-For to align them with: the peer's own, last.
+        (1, {"x-forwarded-proto": "http, https", "x-forwarded-host": "a.example, b.example"},
+         ("https", "b.example")),
+        (2, {"x-forwarded-proto": "https,http"}, ("http", "h")),
+        (("10.0.0.0/8",), {"x-forwarded-proto": "http,,https"}, ("https", "h")),
+        # More values than hops: aligned from the right.
+        (1, {"x-forwarded-for": "1.2.3.4", "x-forwarded-proto": "http,https,http"}, ("http", "h")),
+        (2, {"x-forwarded-for": "1.2.3.4, 10.0.0.2", "x-forwarded-proto": "http,https,http"},
+         ("https", "h")),
     ],
 )  # fmt: skip
 def test_forwarded_origin(trusted: Any, headers: dict[str, str], expected: Any) -> None:
