@@ -5,6 +5,7 @@ installed (``apt-get install valgrind``)::
 
     .venv/bin/python benchmarks/instructions.py                     # every framework
     .venv/bin/python benchmarks/instructions.py --framework flask
+    .venv/bin/python benchmarks/instructions.py --served --cache-sim   # with L1 misses
     BENCH_PYTHONPATH=/tmp/old .venv/bin/python benchmarks/instructions.py   # another checkout too
 
 Each configuration runs the app of ``benchmarks/request_path.py`` (the WSGI or
@@ -28,7 +29,10 @@ out, so a change of a few thousand on the request's path shows.
 ``--high - --low`` requests of new visitors after a warm-up; ``callgrind_control
 --dump`` before and after the load gives the worker's instructions per request,
 its threads included (the server's parsing and writing too; the kernel's work is
-not counted by valgrind).
+not counted by valgrind). With ``--cache-sim`` it also counts the first-level
+cache misses callgrind simulates (code and data, 32 KB each): a served request
+runs with caches that the server and the kernel have refilled since the last
+one, so the code and objects it touches cost refills as well as instructions.
 
 The configurations split segment-web's cost into its parts: the adapter and the
 request's context alone (no page call, no cookie), the cookie, the page call (and
@@ -168,8 +172,13 @@ def served_count(
     *,
     collector: str,
     path_first: str | None,
-) -> int:
-    """Instructions per request of a served app's worker, between two callgrind dumps."""
+    cache_sim: bool = False,
+) -> dict[str, int]:
+    """Events per request of a served app's worker, between two callgrind dumps.
+
+    ``Ir`` (instructions), and with ``cache_sim`` the simulated first-level cache
+    misses too: ``I1mr`` (code), ``D1mr`` and ``D1mw`` (data read and written).
+    """
     from benchmarks._overhead import _free_port
 
     env = _env(variant, options, extra_env, collector, path_first)
@@ -191,6 +200,7 @@ def served_count(
         with open(log_path, "w") as log:
             process = subprocess.Popen(
                 ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                 *(["--cache-sim=yes"] if cache_sim else []),
                  f"--callgrind-out-file={folder}/cg.%p", sys.executable, *server],
                 env=env, cwd=path_first or str(ROOT), stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -204,7 +214,7 @@ def served_count(
             _dump(worker, folder)
             for _ in range(requests):
                 _get(port)
-            return _dump(worker, folder) // requests
+            return {event: total // requests for event, total in _dump(worker, folder).items()}
         finally:
             process.terminate()
             process.wait(120)
@@ -225,8 +235,8 @@ def _get(port: int, deadline: float | None = None) -> None:
             time.sleep(0.5)
 
 
-def _dump(pid: int, folder: str) -> int:
-    """Instructions since the last dump (callgrind zeroes its counters at each)."""
+def _dump(pid: int, folder: str) -> dict[str, int]:
+    """Each event's total since the last dump (callgrind zeroes its counters at each)."""
     before = set(os.listdir(folder))
     subprocess.run(["callgrind_control", "--dump", str(pid)], capture_output=True, check=True)
     deadline = time.monotonic() + 60
@@ -235,9 +245,11 @@ def _dump(pid: int, folder: str) -> int:
         if new:
             time.sleep(0.5)  # written whole
             dumped = Path(folder, new[0]).read_text()
-            found = re.search(r"^summary:\s*(\d+)", dumped, re.M)
-            if found:
-                return int(found.group(1))
+            events = re.search(r"^events:\s*(.+)$", dumped, re.M)
+            found = re.search(r"^summary:\s*(.+)$", dumped, re.M)
+            if events and found:
+                names, totals = events.group(1).split(), found.group(1).split()
+                return dict(zip(names, map(int, totals), strict=True))
         time.sleep(0.2)
     raise RuntimeError("callgrind_control wrote no dump")
 
@@ -248,6 +260,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--low", type=int, default=100, help="requests of the shorter run")
     parser.add_argument("--high", type=int, default=600, help="requests of the longer run")
     parser.add_argument("--served", action="store_true", help="a real server's worker")
+    parser.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="with --served: also the simulated first-level cache misses per request",
+    )
     parser.add_argument(
         "--request-thread",
         action="store_true",
@@ -272,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for framework in args.framework or FRAMEWORKS:
             bare: int | None = None
+            bare_misses = 0
             where = (
                 "a served worker"
                 if args.served
@@ -287,10 +305,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if args.served:
                     if extra_env.get("BENCH_RETURNING"):
                         continue  # the served load is new visitors only
-                    per_request = served_count(
+                    events = served_count(
                         framework, variant, options, env, args.high - args.low,
-                        collector=collector, path_first=first,
+                        collector=collector, path_first=first, cache_sim=args.cache_sim,
                     )  # fmt: skip
+                    per_request = events["Ir"]
                 else:
                     run = functools.partial(
                         count, framework, variant, options, env, collector=collector,
@@ -301,7 +320,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                     per_request = (high - low) // (args.high - args.low)
                 bare = per_request if bare is None else bare
                 added = f"+{per_request - bare:,}" if variant != "bare" else ""
-                print(f"  {label:<40} {per_request:>10,} {added:>10}", flush=True)
+                line = f"  {label:<40} {per_request:>10,} {added:>10}"
+                if args.served and args.cache_sim:
+                    misses = events["I1mr"] + events["D1mr"] + events["D1mw"]
+                    bare_misses = misses if variant == "bare" else bare_misses
+                    more = f"+{misses - bare_misses:,}" if variant != "bare" else ""
+                    line += f"   L1 misses {misses:>7,} {more:>7}"
+                print(line, flush=True)
     finally:
         receiver.kill()
         receiver.wait()
