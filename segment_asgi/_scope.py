@@ -14,7 +14,7 @@ from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Host, Match, Mount
 
 from segment_asgi._types import Scope
-from segment_core.web import RequestInfo, checked_host, request_wire_path
+from segment_core.web import RequestInfo, request_wire_path
 
 __all__ = ["header_dict", "request_info", "request_path", "route_of", "user_id_of"]
 
@@ -34,12 +34,10 @@ def request_info(scope: Scope, native: Any = None) -> RequestInfo:
     scheme = str(scope.get("scheme") or "http")
     scheme = _HTTP_SCHEMES.get(scheme, scheme)
     client = scope.get("client")
-    host = headers.get("host")
     return RequestInfo(
         method=str(scope.get("method") or "GET"),
         scheme=scheme,
-        # ASGI servers pass the Host header on unchecked.
-        host=checked_host(host) if host else _server_host(scope.get("server"), scheme),
+        host=headers.get("host") or _server_host(scope.get("server"), scheme),
         path=request_path(scope),
         query_string=(scope.get("query_string") or b"").decode("latin-1"),
         headers=headers,

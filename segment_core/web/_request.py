@@ -170,9 +170,9 @@ _HOST_HEADER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(
 def checked_host(host: str) -> str:
     """``host`` if it is a ``host[:port]`` a URL can hold, else ``""`` (unknown).
 
-    For servers that pass the ``Host`` header on unchecked (ASGI's): a header such
-    as ``example.com#x`` or ``a b/c`` makes no page URL, so such a request is
-    never a page view.
+    :class:`RequestTracker` treats any other host as unknown: ASGI servers pass
+    the ``Host`` header on unchecked, and one such as ``example.com#x`` or
+    ``a b/c`` makes no page URL, so such a request is never a page view.
 
     >>> checked_host("shop.example:8000"), checked_host("[::1]"), checked_host("a#b")
     ('shop.example:8000', '[::1]', '')

@@ -39,7 +39,7 @@ from segment_core.web._page import (
     page_wanted,
     tracking_allowed,
 )
-from segment_core.web._request import RequestInfo
+from segment_core.web._request import RequestInfo, checked_host
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -189,6 +189,10 @@ class RequestTracker:
         #: construction): calls whose context still equals it skip that check.
         self._context_built: dict[str, Any] | None = None
         self.excluded = False
+        if request.host and not checked_host(request.host):
+            # A Host no URL can hold (ASGI servers pass it on unchecked): unknown,
+            # so never a page view, as where the framework refuses it itself.
+            request.host = ""
         self.scheme, self.host = request.scheme, request.host
         try:
             self.excluded = is_excluded(request.path, options)

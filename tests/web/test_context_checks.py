@@ -11,7 +11,7 @@ import pytest
 
 from segment_core.client import Client
 from segment_core.errors import InvalidMessage
-from segment_core.spec import content_problems
+from segment_core.spec import content_problems, validate_message
 from segment_core.web import RequestTracker, WebOptions, request_context
 from tests.web.conftest import make_request
 
@@ -47,6 +47,19 @@ def test_every_built_context_passes_the_specs_rules(
     request = make_request(**overrides)
     context = request_context(request, options)
     assert content_problems({"type": "track", "context": context}) == []
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["default", "anonymized", "no-ip", "proxies"])
+@pytest.mark.parametrize("overrides", HOSTILE_REQUESTS)
+def test_every_automatic_page_call_passes_the_specs_rules(
+    client: Client, sent: Messages, options: WebOptions, overrides: dict[str, Any]
+) -> None:
+    # The automatic page call of a context as built is not checked again.
+    t = RequestTracker(client, options, make_request(**overrides))
+    t.finish(200, content_type=HTML)
+    for message in sent:
+        assert validate_message(message) == []
+        assert "#" not in message["properties"].get("url", "")
 
 
 def test_calls_with_the_context_as_built_send_it_whole(client: Client, sent: Messages) -> None:
