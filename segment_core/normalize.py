@@ -251,6 +251,30 @@ class MessageFactory:
         message = self._start("page", user_id, anonymous_id, timestamp, message_id)
         return self._page_fields(message, category, name, properties, context, integrations)
 
+    def request_page(
+        self,
+        user_id: str | None,
+        anonymous_id: str | None,
+        name: str | None,
+        properties: dict[str, str],
+        context: CheckedContext,
+    ) -> dict[str, Any]:
+        """A web request's automatic page call, of values its tracker derived itself.
+
+        Ids are strings already, ``name`` a string or None, ``properties`` the page
+        fields as built (strings; a ``search`` that starts with ``?``, a ``url``
+        without a fragment) and ``context`` vouched for: nothing of the caller's
+        is left for the Spec's content rules to check.
+        """
+        message = self._start("page", user_id, anonymous_id, None, None)
+        if name is not None:
+            message["name"] = name
+        message["properties"] = properties
+        message["context"] = self._context(context)
+        if self._default_integrations:  # checked when the client was made
+            message["integrations"] = dict(self._default_integrations)
+        return message
+
     def screen(
         self,
         user_id: object = None,

@@ -442,7 +442,24 @@ class RequestTracker:
                     properties["name"] = name
             else:
                 properties = page_properties(request, options, fields, name, response)
-            analytics.page(name, properties)
+            # analytics.page(name, properties), with the ids and context it would use.
+            user_id, anonymous_id, context = analytics._visitor("page", {})
+            client = analytics.client
+            if (
+                type(context) is CheckedContext  # the context (and its page fields) as built
+                and options.page_properties is None
+                and (name is None or type(name) is str)
+            ):
+                result = client._request_page(user_id, anonymous_id, name, properties, context)
+            else:
+                result = client.page(
+                    user_id,
+                    name=name,
+                    properties=properties,
+                    context=context,
+                    anonymous_id=anonymous_id,
+                )
+            analytics.page_message = result[1]
         except Exception:
             logger.exception("segment: the automatic page call for %s failed", request.path[:200])
             return False

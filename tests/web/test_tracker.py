@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import logging
 import uuid
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 
 from segment_core.client import Client
+from segment_core.scope import Analytics
 from segment_core.web import RequestTracker, WebOptions
 from tests.web.conftest import make_request
 
@@ -200,3 +202,43 @@ def test_a_request_that_cannot_be_read_still_gets_analytics(
     assert t.finish(200, content_type=HTML) is False
     t.analytics.track("Still Works")
     assert sent[0]["event"] == "Still Works"
+
+
+FIXED_TIME = datetime.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)
+CLIENT_SETTINGS: list[dict[str, Any]] = [
+    {},
+    {
+        "default_context": {"app": {"name": "shop"}, "page": {"title": "Shop"}},
+        "default_integrations": {"Amplitude": False},
+    },
+    {"now": lambda: FIXED_TIME, "uid": lambda: "id-1"},
+]
+
+
+@pytest.mark.parametrize("settings", CLIENT_SETTINGS, ids=["plain", "defaults", "injected"])
+@pytest.mark.parametrize("user", [None, "u-7"])
+def test_the_automatic_page_call_is_the_one_analytics_page_makes(
+    settings: dict[str, Any], user: str | None, sent: Messages
+) -> None:
+    client = Client("test-key", **settings)
+    try:
+        t = RequestTracker(
+            client, WebOptions(), make_request(query_string="utm_source=news", user_id=user)
+        )
+        ids = {"user_id": t.analytics.user_id, "anonymous_id": t.analytics.anonymous_id}
+        context = dict(t.analytics.context)
+        assert t.finish(200, content_type=HTML) is True
+        returned = t.analytics.page_message
+        [automatic] = sent
+        if user is not None:
+            ids["anonymous_id"] = None  # a known user's calls leave a new visitor's id out
+        reference = Analytics(client, **ids, context=context)
+        _, expected = reference.page(automatic["name"], dict(automatic["properties"]))
+    finally:
+        client.shutdown(timeout=1)
+    wire = sent[1]
+    if "uid" not in settings:  # a new id and time for each call
+        for message in (automatic, wire, returned, expected):
+            del message["messageId"], message["timestamp"]
+    assert automatic == wire
+    assert returned == expected
