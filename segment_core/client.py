@@ -18,7 +18,7 @@ from segment_core.encoding import encode
 from segment_core.errors import InvalidMessage
 from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
-from segment_core.normalize import CheckedContext, MessageFactory, check_hook_result
+from segment_core.normalize import MessageFactory, check_hook_result
 from segment_core.returned import complete
 from segment_core.spool import Spool
 from segment_core.stats import Stats
@@ -154,19 +154,6 @@ class Client(ClientSettings):
                 integrations,
                 message_id,
             )
-        )
-
-    def _request_page(
-        self,
-        user_id: str | None,
-        anonymous_id: str | None,
-        name: str | None,
-        properties: dict[str, str],
-        context: CheckedContext,
-    ) -> Result:
-        """A web request's automatic page call: see :meth:`MessageFactory.request_page`."""
-        return self._accept(
-            self._factory.request_page(user_id, anonymous_id, name, properties, context)
         )
 
     def screen(

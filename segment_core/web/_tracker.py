@@ -442,24 +442,21 @@ class RequestTracker:
                     properties["name"] = name
             else:
                 properties = page_properties(request, options, fields, name, response)
-            # analytics.page(name, properties), with the ids and context it would use.
+            # The ids and context analytics.page() would use: with the context (and so
+            # its page fields) as built, nothing of the view's is left to check.
             user_id, anonymous_id, context = analytics._visitor("page", {})
-            client = analytics.client
             if (
-                type(context) is CheckedContext  # the context (and its page fields) as built
+                type(context) is CheckedContext
                 and options.page_properties is None
                 and (name is None or type(name) is str)
             ):
-                result = client._request_page(user_id, anonymous_id, name, properties, context)
-            else:
-                result = client.page(
-                    user_id,
-                    name=name,
-                    properties=properties,
-                    context=context,
-                    anonymous_id=anonymous_id,
+                client = analytics.client
+                message = client._factory.request_page(
+                    user_id, anonymous_id, name, properties, context
                 )
-            analytics.page_message = result[1]
+                analytics.page_message = client._accept(message)[1]
+            else:  # the view changed the context, or a hook made the name or properties
+                analytics.page(name, properties)
         except Exception:
             logger.exception("segment: the automatic page call for %s failed", request.path[:200])
             return False
