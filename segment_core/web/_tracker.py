@@ -189,12 +189,12 @@ class RequestTracker:
         #: construction): calls whose context still equals it skip that check.
         self._context_built: dict[str, Any] | None = None
         self.excluded = False
-        if request.host and not checked_host(request.host):
-            # A Host no URL can hold (ASGI servers pass it on unchecked): unknown,
-            # so never a page view, as where the framework refuses it itself.
-            request.host = ""
         self.scheme, self.host = request.scheme, request.host
         try:
+            if request.host and not checked_host(request.host):
+                # A Host no URL can hold (ASGI servers pass it on unchecked): unknown,
+                # so never a page view, as where the framework refuses it itself.
+                request.host = self.host = ""
             self.excluded = is_excluded(request.path, options)
             # Health checks and assets: no session read or user query for them.
             self._read_user = None if self.excluded else read_user
