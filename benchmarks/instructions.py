@@ -30,9 +30,9 @@ out, so a change of a few thousand on the request's path shows.
 --dump`` before and after the load gives the worker's instructions per request,
 its threads included (the server's parsing and writing too; the kernel's work is
 not counted by valgrind). With ``--cache-sim`` it also counts the first-level
-cache misses callgrind simulates (code and data, 32 KB each): a served request
-runs with caches that the server and the kernel have refilled since the last
-one, so the code and objects it touches cost refills as well as instructions.
+cache misses callgrind simulates (code and data, 32 KB each, the worker's own
+accesses only: what the kernel and other processes evict is not simulated), to
+compare how often the code each configuration adds misses them per instruction.
 
 The configurations split segment-web's cost into its parts: the adapter and the
 request's context alone (no page call, no cookie), the cookie, the page call (and
