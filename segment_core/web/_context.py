@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus, urlsplit
 from segment_core.web._forwarded import IPAddress, client_ip, forwarded_hops, parse_ip
 from segment_core.web._options import WebOptions
 from segment_core.web._redaction import REDACTED, Redactor, redact_path
-from segment_core.web._request import RequestInfo
+from segment_core.web._request import RequestInfo, without_fragment
 
 __all__ = [
     "MAX_HOST",
@@ -40,7 +40,6 @@ __all__ = [
     "redact_query",
     "redact_url",
     "request_context",
-    "without_fragment",
 ]
 
 NO_IP = "0.0.0.0"
@@ -123,19 +122,6 @@ def anonymize_ip(ip: IPAddress | str) -> IPAddress:
     address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
     prefix = 24 if address.version == 4 else 48
     return ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address
-
-
-def without_fragment(query: str) -> str:
-    """A query string without the ``#fragment`` some servers leave in it.
-
-    Browsers never send a fragment, but any client can write one into the request
-    line, and uvicorn's h11 server passes it on in the query string. It is no part
-    of the page's URL: the Spec's ``url`` has none.
-
-    >>> without_fragment("q=1#top"), without_fragment("q=1")
-    ('q=1', 'q=1')
-    """
-    return query.partition("#")[0] if "#" in query else query
 
 
 def cut(text: str, limit: int) -> str:

@@ -9,7 +9,14 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["RequestInfo", "WSGIHeaders", "checked_host", "request_wire_path", "wire_path"]
+__all__ = [
+    "RequestInfo",
+    "WSGIHeaders",
+    "checked_host",
+    "request_wire_path",
+    "wire_path",
+    "without_fragment",
+]
 
 
 @dataclass(slots=True)
@@ -64,7 +71,8 @@ class RequestInfo:
     @property
     def url(self) -> str:
         """The full URL, without a fragment (and before any redaction)."""
-        search = f"?{self.query_string}" if self.query_string else ""
+        query = without_fragment(self.query_string)
+        search = f"?{query}" if query else ""
         return f"{self.scheme}://{self.host}{self.path}{search}"
 
     @property
@@ -178,3 +186,16 @@ def checked_host(host: str) -> str:
     ('shop.example:8000', '[::1]', '')
     """
     return host if _HOST_HEADER.fullmatch(host) else ""
+
+
+def without_fragment(query: str) -> str:
+    """A query string without the ``#fragment`` some servers leave in it.
+
+    Browsers never send a fragment, but any client can write one into the request
+    line, and uvicorn's h11 server passes it on in the query string. It is no part
+    of the page's URL: the Spec's ``url`` has none.
+
+    >>> without_fragment("q=1#top"), without_fragment("q=1")
+    ('q=1', 'q=1')
+    """
+    return query.partition("#")[0] if "#" in query else query

@@ -180,6 +180,7 @@ def test_a_fragment_in_the_query_is_no_part_of_the_page(query: str, search: str)
     fields = page_fields(request, SECRETS)
     assert fields["search"] == search
     assert fields["url"] == f"https://shop.example/{search}"
+    assert request.url == fields["url"]
 
 
 def test_a_fragment_is_no_part_of_the_campaign() -> None:
