@@ -14,7 +14,7 @@ from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.config import POSITIONAL_OPTIONS, Config
 from segment_core.delivery import Delivery
-from segment_core.encoding import encode
+from segment_core.encoding import encode, encode_strings
 from segment_core.errors import InvalidMessage
 from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
@@ -292,14 +292,20 @@ class Client(ClientSettings):
 
     # -- internals -------------------------------------------------------------
 
-    def _accept(self, message: dict[str, Any]) -> Result:
+    def _accept(self, message: dict[str, Any], *, strings_only: bool = False) -> Result:
+        """Take a built message: ``before_send``, encoding, the size limit, the queue.
+
+        ``strings_only``: the caller made every value of ``message`` itself, of
+        strings and dicts of strings (see :func:`encode_strings`).
+        """
         if self._before_send is not None:
             changed = self._run_before_send(message)
             if changed is None:
                 self._drop(message, "before_send")
                 return False, complete(message)
             message = check_hook_result(changed)
-        data = encode(message)
+            strings_only = False
+        data = encode_strings(message) if strings_only else encode(message)
         if len(data) > MAX_MESSAGE_BYTES:
             raise InvalidMessage(
                 f"message is {len(data)} bytes encoded; Segment accepts at most "

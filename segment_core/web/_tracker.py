@@ -52,6 +52,8 @@ NO_COOKIE_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 # The storage of Analytics.user_id, under the property that reads the user late.
 _USER_SLOT: Any = Analytics.__dict__["user_id"]
+# The storage of Analytics.context, under the property that notes who has seen it.
+_CONTEXT_SLOT: Any = Analytics.__dict__["context"]
 
 
 class RequestAnalytics(Analytics):
@@ -82,12 +84,32 @@ class RequestAnalytics(Analytics):
         _USER_SLOT.__set__(self, value)
 
     @property
+    def context(self) -> dict[str, Any]:
+        """The context of the request's calls; a view may change it (it is checked then)."""
+        tracker = self._tracker
+        if tracker is not None and tracker._context_private:
+            tracker._share_context()
+        value: dict[str, Any] = _CONTEXT_SLOT.__get__(self)
+        return value
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        tracker = self._tracker
+        if tracker is not None:  # another context: checked at each call
+            tracker._context_private = False
+            tracker._context_built = None
+        _CONTEXT_SLOT.__set__(self, value)
+
+    @property
     def stored_user_id(self) -> str | None:
         """``user_id`` as it is, without reading the framework's user again."""
         value: str | None = _USER_SLOT.__get__(self)
         return value
 
-    def _visitor(self, kind: str, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    def _visitor(
+        self, kind: str, kw: dict[str, Any], *, last: bool = False
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        # last: the automatic page call, after which no call is expected to be made.
         tracker = self._tracker
         if tracker is None:
             return super()._visitor(kind, kw)
@@ -105,7 +127,12 @@ class RequestAnalytics(Analytics):
             user_id = _USER_SLOT.__get__(self)
             anonymous_id = self.anonymous_id
             if user_id is not None or anonymous_id is not None:
-                context = self.context
+                context = _CONTEXT_SLOT.__get__(self)
+                if tracker._context_private:
+                    # As built. The call's message will hold the context's page and
+                    # campaign objects, which the caller may change through it.
+                    tracker._share_context(copy=not last)
+                    return user_id, anonymous_id, CheckedContext(context)
                 if context == tracker._context_built:  # as built: no need to check it again
                     return user_id, anonymous_id, CheckedContext(context)
                 # Not copied: the client copies a call's context into its message.
@@ -129,7 +156,7 @@ def _request_analytics(
     analytics._client = client
     _USER_SLOT.__set__(analytics, user_id)
     analytics.anonymous_id = anonymous_id
-    analytics.context = context
+    _CONTEXT_SLOT.__set__(analytics, context)
     analytics.page_message = None
     return analytics
 
@@ -150,6 +177,7 @@ class RequestTracker:
     __slots__ = (
         "_anonymous_used",
         "_context_built",
+        "_context_private",
         "_cookie",
         "_cookie_decided",
         "_finished",
@@ -185,8 +213,11 @@ class RequestTracker:
         self._anonymous_used = False
         self._new_visitor = False
         self._resolved_user: str | None = None
-        #: A copy of the context as built (it passes the Spec's context rules by
-        #: construction): calls whose context still equals it skip that check.
+        #: The context is as built (it passes the Spec's context rules by
+        #: construction) and nothing outside the tracker has seen it yet.
+        self._context_private = False
+        #: Once it was seen, a copy of it as built: calls whose context still
+        #: equals it skip the Spec's context check.
         self._context_built: dict[str, Any] | None = None
         self.excluded = False
         self.scheme, self.host = request.scheme, request.host
@@ -220,8 +251,8 @@ class RequestTracker:
                     else ()
                 ),
             )
-            self._context_built = _copy_of(context)
             self.analytics = _request_analytics(client, self, user_id, anonymous_id, context)
+            self._context_private = True
         except Exception:
             logger.exception("segment: could not read the request; no automatic calls for it")
             self.allowed = False
@@ -284,8 +315,8 @@ class RequestTracker:
         params = self.request.path_params
         values = self.options.redactor.secret_values(params) if params else ()
         if values:
-            context = self.analytics.context
-            as_built = context == self._context_built
+            context = _CONTEXT_SLOT.__get__(self.analytics)
+            as_built = self._context_private or context == self._context_built
             page = context.get("page")
             fields = page_fields(
                 self.request,
@@ -296,7 +327,8 @@ class RequestTracker:
             )
             context["page"] = {**page, **fields} if isinstance(page, Mapping) else fields
             # Redacted strings in place of strings: still as good as built.
-            self._context_built = _copy_of(context) if as_built else None
+            if not self._context_private:
+                self._context_built = _copy_of(context) if as_built else None
 
     def before_send(self, kw: dict[str, Any]) -> None:
         """Called by ``analytics`` before each call: the latest user, the route's secrets.
@@ -432,35 +464,45 @@ class RequestTracker:
             # The page fields were derived (and redacted) with the context; a view
             # may have added to them (a title), which the properties then carry too.
             analytics = self.analytics
-            fields = analytics.context.get("page")
+            fields = _CONTEXT_SLOT.__get__(analytics).get("page")
             if type(fields) is not dict and not isinstance(fields, Mapping):
                 fields = page_fields(request, options.redactor, scheme=self.scheme, host=self.host)
             name = page_name(request, options, fields.get("path"))
-            if options.page_properties is None:  # page_properties() without a hook
-                properties = dict(fields)
-                if name is not None:
-                    properties["name"] = name
-            else:
+            if options.page_properties is not None or not (name is None or type(name) is str):
+                # A hook made the properties, or a name that is not a plain string:
+                # checked as a view's call is.
                 properties = page_properties(request, options, fields, name, response)
+                analytics.page(name, properties)
+                return True
+            properties = dict(fields)  # page_properties() without a hook
+            if name is not None:
+                properties["name"] = name
             # The ids and context analytics.page() would use: with the context (and so
             # its page fields) as built, nothing of the view's is left to check.
-            user_id, anonymous_id, context = analytics._visitor("page", {})
-            if (
-                type(context) is CheckedContext
-                and options.page_properties is None
-                and (name is None or type(name) is str)
-            ):
+            user_id, anonymous_id, context = analytics._visitor("page", {}, last=True)
+            if type(context) is CheckedContext:
                 client = analytics.client
-                message = client._factory.request_page(
-                    user_id, anonymous_id, name, properties, context
-                )
-                analytics.page_message = client._accept(message)[1]
-            else:  # the view changed the context, or a hook made the name or properties
+                factory = client._factory
+                message = factory.request_page(user_id, anonymous_id, name, properties, context)
+                # Without default context or integrations, every value is a string
+                # of the tracker's or the factory's: nothing for the encoder to check.
+                strings_only = factory._no_defaults
+                analytics.page_message = client._accept(message, strings_only=strings_only)[1]
+            else:  # the view changed the context
                 analytics.page(name, properties)
         except Exception:
             logger.exception("segment: the automatic page call for %s failed", request.path[:200])
             return False
         return True
+
+    def _share_context(self, *, copy: bool = True) -> None:
+        """The context as built is about to be seen: keep a copy to tell a change by.
+
+        ``copy=False``: none is kept, and calls from now on check the context.
+        """
+        self._context_private = False
+        if copy:
+            self._context_built = _copy_of(_CONTEXT_SLOT.__get__(self.analytics))
 
     def _release(self) -> None:
         """The response is complete: break the cycles through the framework's request.

@@ -134,6 +134,36 @@ def test_a_change_through_a_returned_message_is_checked(client: Client, sent: Me
         t.analytics.track("Second")
 
 
+@pytest.mark.parametrize("user_id", [None, "u1"], ids=["visitor", "user"])
+def test_a_change_through_the_page_message_is_checked_in_later_calls(
+    client: Client, sent: Messages, user_id: str | None
+) -> None:
+    # A page view whose view made no call: its context was seen first by the page call.
+    t = RequestTracker(client, WebOptions(), make_request(user_id=user_id))
+    assert t.finish(200, content_type=HTML) is True
+    message = t.analytics.page_message
+    assert message is not None
+    message["context"]["page"]["title"] = 5
+    with pytest.raises(InvalidMessage, match=re.escape("context.page.title")):
+        t.analytics.track("After")
+    assert [message["type"] for message in sent] == ["page"]
+
+
+def test_a_context_read_before_any_call_is_checked_once_changed(
+    client: Client, sent: Messages
+) -> None:
+    t = RequestTracker(client, WebOptions(), make_request())
+    context = t.analytics.context  # before any call: nothing of it was sent yet
+    context["page"]["title"] = "Product 42"
+    t.analytics.track("Viewed")
+    context["page"]["title"] = ["not", "a", "string"]
+    with pytest.raises(InvalidMessage, match=re.escape("context.page.title")):
+        t.analytics.track("Viewed again")
+    context["page"]["title"] = "Product 42"
+    assert t.finish(200, content_type=HTML) is True
+    assert [message["context"]["page"]["title"] for message in sent] == ["Product 42"] * 2
+
+
 def test_route_secrets_keep_the_context_as_good_as_built(client: Client, sent: Messages) -> None:
     def read_route(request: Any, final: bool) -> bool:
         request.path_params = {"token": "s3cr3t-value"}
