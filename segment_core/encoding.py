@@ -174,7 +174,7 @@ else:  # pragma: no cover
 
     def encode_strings(value: dict[str, Any]) -> bytes:
         """Encode a message of strings and dicts of strings, as :func:`encode` would."""
-        return _stdlib_dumps(value)
+        return encode(value)  # no scans to skip: the same checks and errors
 
     def encode(value: Any, where: str = "message") -> bytes:
         """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
