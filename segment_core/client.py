@@ -14,7 +14,7 @@ from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.config import POSITIONAL_OPTIONS, Config
 from segment_core.delivery import Delivery
-from segment_core.encoding import encode, encode_strings
+from segment_core.encoding import encode, encode_simple
 from segment_core.errors import InvalidMessage
 from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
@@ -98,11 +98,11 @@ class Client(ClientSettings):
         message_id: Any = None,
     ) -> Result:
         """Who the user is: ``traits`` such as email, name, plan."""
-        return self._accept(
-            self._factory.identify(
-                user_id, traits, context, timestamp, anonymous_id, integrations, message_id
-            )
+        factory = self._factory
+        message = factory.identify(
+            user_id, traits, context, timestamp, anonymous_id, integrations, message_id
         )
+        return self._accept(message, simple=factory.simple(context, integrations, traits))
 
     def track(
         self,
@@ -116,18 +116,11 @@ class Client(ClientSettings):
         message_id: Any = None,
     ) -> Result:
         """What the user did: an ``event`` name with ``properties``."""
-        return self._accept(
-            self._factory.track(
-                user_id,
-                event,
-                properties,
-                context,
-                timestamp,
-                anonymous_id,
-                integrations,
-                message_id,
-            )
+        factory = self._factory
+        message = factory.track(
+            user_id, event, properties, context, timestamp, anonymous_id, integrations, message_id
         )
+        return self._accept(message, simple=factory.simple(context, integrations, properties))
 
     def page(
         self,
@@ -142,19 +135,19 @@ class Client(ClientSettings):
         message_id: Any = None,
     ) -> Result:
         """A page view, with the Spec's page fields in ``properties``."""
-        return self._accept(
-            self._factory.page(
-                user_id,
-                category,
-                name,
-                properties,
-                context,
-                timestamp,
-                anonymous_id,
-                integrations,
-                message_id,
-            )
+        factory = self._factory
+        message = factory.page(
+            user_id,
+            category,
+            name,
+            properties,
+            context,
+            timestamp,
+            anonymous_id,
+            integrations,
+            message_id,
         )
+        return self._accept(message, simple=factory.simple(context, integrations, properties))
 
     def screen(
         self,
@@ -169,19 +162,19 @@ class Client(ClientSettings):
         message_id: Any = None,
     ) -> Result:
         """A screen view in a mobile or desktop app."""
-        return self._accept(
-            self._factory.screen(
-                user_id,
-                category,
-                name,
-                properties,
-                context,
-                timestamp,
-                anonymous_id,
-                integrations,
-                message_id,
-            )
+        factory = self._factory
+        message = factory.screen(
+            user_id,
+            category,
+            name,
+            properties,
+            context,
+            timestamp,
+            anonymous_id,
+            integrations,
+            message_id,
         )
+        return self._accept(message, simple=factory.simple(context, integrations, properties))
 
     def group(
         self,
@@ -195,18 +188,11 @@ class Client(ClientSettings):
         message_id: Any = None,
     ) -> Result:
         """Associate the user with a group (a company, an account, a team)."""
-        return self._accept(
-            self._factory.group(
-                user_id,
-                group_id,
-                traits,
-                context,
-                timestamp,
-                anonymous_id,
-                integrations,
-                message_id,
-            )
+        factory = self._factory
+        message = factory.group(
+            user_id, group_id, traits, context, timestamp, anonymous_id, integrations, message_id
         )
+        return self._accept(message, simple=factory.simple(context, integrations, traits))
 
     def alias(
         self,
@@ -218,9 +204,9 @@ class Client(ClientSettings):
         message_id: Any = None,
     ) -> Result:
         """Merge the identity ``previous_id`` into ``user_id``."""
-        return self._accept(
-            self._factory.alias(previous_id, user_id, context, timestamp, integrations, message_id)
-        )
+        factory = self._factory
+        message = factory.alias(previous_id, user_id, context, timestamp, integrations, message_id)
+        return self._accept(message, simple=factory.simple(context, integrations, None))
 
     def enqueue(self, message: Message) -> Result:
         """Send a typed message (:class:`Track`, :class:`Identify`, ...)."""
@@ -292,11 +278,11 @@ class Client(ClientSettings):
 
     # -- internals -------------------------------------------------------------
 
-    def _accept(self, message: dict[str, Any], *, strings_only: bool = False) -> Result:
+    def _accept(self, message: dict[str, Any], *, simple: bool = False) -> Result:
         """Take a built message: ``before_send``, encoding, the size limit, the queue.
 
-        ``strings_only``: the caller made every value of ``message`` itself, of
-        strings and dicts of strings (see :func:`encode_strings`).
+        ``simple``: the message holds only JSON's own values, a few dicts deep
+        (see :meth:`MessageFactory.simple`): encoded without the encoder's scans.
         """
         if self._before_send is not None:
             changed = self._run_before_send(message)
@@ -304,8 +290,8 @@ class Client(ClientSettings):
                 self._drop(message, "before_send")
                 return False, complete(message)
             message = check_hook_result(changed)
-            strings_only = False
-        data = encode_strings(message) if strings_only else encode(message)
+            simple = False
+        data = encode_simple(message) if simple else encode(message)
         if len(data) > MAX_MESSAGE_BYTES:
             raise InvalidMessage(
                 f"message is {len(data)} bytes encoded; Segment accepts at most "

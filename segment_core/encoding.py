@@ -20,7 +20,7 @@ from segment_core.errors import InvalidMessage
 from segment_core.jsonvalues import has_non_finite, plain
 from segment_core.spec import MAX_NESTING_DEPTH
 
-__all__ = ["decode", "encode", "encode_strings", "format_timestamp", "now_timestamp"]
+__all__ = ["decode", "encode", "encode_simple", "format_timestamp", "now_timestamp"]
 
 try:
     import orjson
@@ -156,24 +156,24 @@ if orjson is not None:
         # so it is kept as an exact-size copy (about 0.1 µs): ten times less memory.
         return b"".join((data, b""))
 
-    def encode_strings(value: dict[str, Any]) -> bytes:
-        """Encode a message of strings and dicts of strings, as :func:`encode` would.
+    def encode_simple(value: dict[str, Any]) -> bytes:
+        """Encode a simple message, as :func:`encode` would, without its scans.
 
-        For messages whose every value the client made itself (a web request's
-        automatic page call without default context or integrations): nothing in
-        them can be too deep, not a number, or beyond plain JSON, so the scans
+        Simple: strings, finite numbers, booleans and None in a few levels of
+        dicts (see :meth:`segment_core.normalize.MessageFactory.simple`). Nothing
+        in it can be too deep, not a number, or beyond plain JSON, so the scans
         :func:`encode` makes for those are skipped.
         """
         try:
             data = _orjson_dumps(value)
-        except _EncodeError:  # a string orjson refuses (a lone surrogate): as encode() does
+        except _EncodeError:  # a lone surrogate, an integer past 64 bits: as encode() does
             return encode(value)
         return b"".join((data, b""))  # an exact-size copy, as in encode()
 
 else:  # pragma: no cover
 
-    def encode_strings(value: dict[str, Any]) -> bytes:
-        """Encode a message of strings and dicts of strings, as :func:`encode` would."""
+    def encode_simple(value: dict[str, Any]) -> bytes:
+        """Encode a simple message, as :func:`encode` would."""
         return encode(value)  # no scans to skip: the same checks and errors
 
     def encode(value: Any, where: str = "message") -> bytes:

@@ -28,7 +28,7 @@ from typing import Any
 from segment_core.errors import InvalidMessage
 from segment_core.spec import MAX_NESTING_DEPTH
 
-__all__ = ["MAX_INTEGER_BITS", "has_non_finite", "plain"]
+__all__ = ["MAX_INTEGER_BITS", "flat_json", "has_non_finite", "plain"]
 
 #: About 4,000 decimal digits: Python refuses to write longer integers as text.
 MAX_INTEGER_BITS = 13_000
@@ -90,6 +90,27 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
         ]
     finally:
         open_ids.discard(id(value))
+
+
+def flat_json(values: dict[str, Any]) -> bool:
+    """True when every value of ``values`` is JSON's own and holds no other value.
+
+    That is a ``str``, an ``int``, a ``bool``, ``None`` or a finite ``float``, of
+    exactly those types: each is written as it is, none can be too deep or not a
+    number. (Keys are the encoder's to check.)
+
+    >>> flat_json({"plan": "pro", "seats": 3, "price": 9.5, "trial": False})
+    True
+    >>> flat_json({"price": float("nan")}), flat_json({"items": []})
+    (False, False)
+    """
+    for value in values.values():
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            continue
+        if kind is not float or value - value != 0.0:  # NaN - NaN and inf - inf are NaN
+            return False
+    return True
 
 
 _INFINITY = float("inf")

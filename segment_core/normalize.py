@@ -16,7 +16,7 @@ from typing import Any
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import InvalidMessage
-from segment_core.jsonvalues import plain
+from segment_core.jsonvalues import flat_json, plain
 from segment_core.spec import MAX_MESSAGE_ID_LENGTH, content_problems, validate_message
 
 __all__ = [
@@ -55,12 +55,13 @@ _HEAD_BITS = 0x00000000_0000_4000_8000
 
 
 class CheckedContext(dict[str, Any]):
-    """A call's context that its maker vouches passes the Spec's context rules.
+    """A call's context that its maker vouches for.
 
-    The message factory copies it like any context but skips its check: a web
+    It passes the Spec's context rules and holds only strings, in dicts: a web
     request's context is built of strings and checked addresses, and is handed
     over as one only while it is equal to what was built (see
-    :class:`segment_core.web.RequestTracker`).
+    :class:`segment_core.web.RequestTracker`). The message factory copies it
+    into a plain dict like any context, but does not check it again.
     """
 
     __slots__ = ()
@@ -196,6 +197,22 @@ class MessageFactory:
         self._default_context = dict(default_context or {})
         self._default_integrations = dict(default_integrations or {})
         self._no_defaults = not self._default_context and not self._default_integrations
+
+    def simple(self, context: object, integrations: object, fields: object) -> bool:
+        """Whether the message of a call with these arguments is simple to encode.
+
+        ``fields``: the call's properties or traits. The ids, names and times are
+        strings by now; with no default context or integrations, none of the call's,
+        a context that is None or a :class:`CheckedContext`, and ``fields`` None or
+        :func:`~segment_core.jsonvalues.flat_json`, every value is JSON's own, at
+        most three dicts deep: :func:`~segment_core.encoding.encode_simple` takes it.
+        """
+        return (
+            integrations is None
+            and self._no_defaults
+            and (context is None or type(context) is CheckedContext)
+            and (fields is None or (type(fields) is dict and flat_json(fields)))
+        )
 
     def build(self, kind: str, **arguments: Any) -> dict[str, Any]:
         """Dispatch on ``kind`` to the method of the same name (keyword arguments)."""
@@ -394,8 +411,18 @@ class MessageFactory:
     def _finish(
         self, message: dict[str, Any], context: object, integrations: object
     ) -> dict[str, Any]:
-        if context is None and integrations is None and self._no_defaults:
-            message["context"] = {"library": LIBRARY}  # most calls: nothing to merge
+        if (
+            integrations is None
+            and self._no_defaults
+            and (context is None or type(context) is CheckedContext)
+        ):
+            # Most calls: nothing to merge, nothing of the caller's context to check.
+            if context is None:
+                message["context"] = {"library": LIBRARY}
+            else:  # a web request's calls: copied into a plain dict
+                copied = dict(context)
+                copied.setdefault("library", LIBRARY)
+                message["context"] = copied
             checked = True
         else:
             # A context checked already stays so merged: the defaults were checked at

@@ -129,9 +129,11 @@ class RequestAnalytics(Analytics):
             if user_id is not None or anonymous_id is not None:
                 context = _CONTEXT_SLOT.__get__(self)
                 if tracker._context_private:
-                    # As built. The call's message will hold the context's page and
-                    # campaign objects, which the caller may change through it.
-                    tracker._share_context(copy=not last)
+                    if not last:  # the message gets objects of its own: still private
+                        return user_id, anonymous_id, _copy_of(context, CheckedContext)
+                    # The message holds the context's page and campaign objects,
+                    # which the caller may change through it.
+                    tracker._share_context(copy=False)
                     return user_id, anonymous_id, CheckedContext(context)
                 if context == tracker._context_built:  # as built: no need to check it again
                     return user_id, anonymous_id, CheckedContext(context)
@@ -279,7 +281,7 @@ class RequestTracker:
                 found = self._read_user()
             except Exception:
                 logger.exception("segment: could not read the user; no user id from it")
-        return _checked_id(found)
+        return None if found is None else _checked_id(found)
 
     def refresh_user(self) -> None:
         """Take up the user authenticated since the last look (DRF, a login in the view).
@@ -290,7 +292,7 @@ class RequestTracker:
         if self._cookie_decided or (self.options.user_id is None and self._read_user is None):
             return
         analytics = self.analytics
-        current = analytics.stored_user_id
+        current = _USER_SLOT.__get__(analytics)  # analytics.stored_user_id
         if current != self._resolved_user:
             return
         found = self._current_user_id()
@@ -486,8 +488,8 @@ class RequestTracker:
                 message = factory.request_page(user_id, anonymous_id, name, properties, context)
                 # Without default context or integrations, every value is a string
                 # of the tracker's or the factory's: nothing for the encoder to check.
-                strings_only = factory._no_defaults
-                analytics.page_message = client._accept(message, strings_only=strings_only)[1]
+                simple = factory._no_defaults
+                analytics.page_message = client._accept(message, simple=simple)[1]
             else:  # the view changed the context
                 analytics.page(name, properties)
         except Exception:
@@ -520,12 +522,14 @@ class RequestTracker:
             analytics._tracker = None
 
 
-def _copy_of(context: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a request's context that a change to its objects leaves alone.
+def _copy_of(
+    context: dict[str, Any], kind: Callable[[dict[str, Any]], dict[str, Any]] = dict
+) -> dict[str, Any]:
+    """A copy (a ``kind``) of a request's context that a change to its objects leaves alone.
 
     The objects of a context :func:`request_context` built: ``page``, ``campaign``.
     """
-    copy = dict(context)
+    copy = kind(context)
     copy["page"] = dict(context["page"])
     if "campaign" in context:
         copy["campaign"] = dict(context["campaign"])

@@ -54,6 +54,38 @@ def test_the_message_is_fixed_when_the_call_returns(receiver: Receiver, make_cli
     assert receiver.messages()[0]["properties"] == {"step": 1}
 
 
+# Values of JSON's own, none nested: the calls that carry only such values skip the
+# encoder's scans for nesting and NaN, and must write them as the checked path does.
+FLAT_VALUES: dict[str, Any] = {
+    "text": '\u00e9\u2028\x00"\\',
+    "empty": "",
+    "int": -(2**63),
+    "uint": 2**64 - 1,
+    "big": 2**70,
+    "float": 0.1,
+    "negative zero": -0.0,
+    "huge": 1e308,
+    "yes": True,
+    "none": None,
+}
+
+
+def test_flat_properties_and_traits_arrive_as_given(receiver: Receiver, make_client: Any) -> None:
+    client = make_client()
+    client.track("u1", "E", FLAT_VALUES)
+    client.page("u1", name="Home", properties=FLAT_VALUES)
+    client.screen("u1", name="Home", properties=FLAT_VALUES)
+    client.identify("u1", FLAT_VALUES)
+    client.group("u1", "g1", FLAT_VALUES)
+    client.track("u1", "E", {1: "one", "b": "x"})  # a key JSON writes as text
+    assert client.flush(5)
+    messages = receiver.messages()
+    fields = [m.get("properties", m.get("traits")) for m in messages]
+    assert fields == [FLAT_VALUES] * 5 + [{"1": "one", "b": "x"}]
+    assert [m["context"]["library"]["name"] for m in messages] == ["segment-web"] * 6
+    assert b'"big":1180591620717411303424' in gzip.decompress(receiver.requests[-1].raw)
+
+
 def test_batches_are_capped_at_2500_messages(receiver: Receiver, make_client: Any) -> None:
     client = make_client(flush_at=2500, flush_interval=60, max_queue_size=6000)
     # Short ids keep 2,500 messages under the byte limit, so the count limit is what binds.

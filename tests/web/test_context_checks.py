@@ -126,8 +126,23 @@ def test_a_valid_change_is_sent_and_later_changes_are_still_checked(
     assert sent[0]["context"]["page"]["title"] == "Product 42"
 
 
+def test_a_message_sent_before_the_view_saw_the_context_has_objects_of_its_own(
+    client: Client, sent: Messages
+) -> None:
+    t = RequestTracker(client, WebOptions(), make_request(query_string="utm_source=news"))
+    _, message = t.analytics.track("First")
+    message["context"]["page"]["title"] = 5
+    message["context"]["campaign"]["source"] = ["x"]
+    t.analytics.track("Second")
+    assert t.finish(200, content_type=HTML) is True
+    assert [m["context"]["campaign"] for m in sent[1:]] == [{"source": "news"}] * 2
+    assert ["title" in m["context"]["page"] for m in sent[1:]] == [False, False]
+    assert "title" not in t.analytics.context["page"]
+
+
 def test_a_change_through_a_returned_message_is_checked(client: Client, sent: Messages) -> None:
     t = RequestTracker(client, WebOptions(), make_request())
+    assert t.analytics.context["page"]  # seen: calls share its objects from now on
     _, message = t.analytics.track("First")
     message["context"]["page"]["title"] = 5  # the request's own page object
     with pytest.raises(InvalidMessage, match=re.escape("context.page.title")):
@@ -164,18 +179,27 @@ def test_a_context_read_before_any_call_is_checked_once_changed(
     assert [message["context"]["page"]["title"] for message in sent] == ["Product 42"] * 2
 
 
-def test_route_secrets_keep_the_context_as_good_as_built(client: Client, sent: Messages) -> None:
+@pytest.mark.parametrize("seen_first", [False, True], ids=["unseen", "seen"])
+def test_route_secrets_keep_the_context_as_good_as_built(
+    client: Client, sent: Messages, seen_first: bool
+) -> None:
     def read_route(request: Any, final: bool) -> bool:
         request.path_params = {"token": "s3cr3t-value"}
         return True
 
     request = make_request(path="/reset/s3cr3t-value")
     t = RequestTracker(client, WebOptions(), request, read_route=read_route)
-    t.analytics.track("Reset")
+    if seen_first:
+        assert t.analytics.context["page"]["path"] == "/reset/s3cr3t-value"
+    t.analytics.track("Reset")  # the route is read: the secret redacted
+    # Still as built: later calls skip the context's check.
+    assert t._context_private is not seen_first
+    if seen_first:
+        assert t._context_built == t.analytics.context
     t.finish(200, content_type=HTML)
+    assert len(sent) == 2
     for message in sent:
         assert "s3cr3t-value" not in str(message)
-    assert t._context_built == t.analytics.context
 
 
 def test_the_clients_default_context_merges_with_a_checked_one(sent: Messages) -> None:
