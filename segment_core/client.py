@@ -18,7 +18,7 @@ from segment_core.encoding import encode, encode_simple
 from segment_core.errors import InvalidMessage
 from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
-from segment_core.normalize import MessageFactory, check_hook_result
+from segment_core.normalize import WHOLE_MESSAGE, MessageFactory, check_hook_result
 from segment_core.returned import complete
 from segment_core.spool import Spool
 from segment_core.stats import Stats
@@ -102,7 +102,8 @@ class Client(ClientSettings):
         message = factory.identify(
             user_id, traits, context, timestamp, anonymous_id, integrations, message_id
         )
-        return self._accept(message, simple=factory.simple(context, integrations, traits))
+        unchecked = factory.unchecked(context, integrations, message.get("traits"))
+        return self._accept(message, unchecked=unchecked)
 
     def track(
         self,
@@ -120,7 +121,8 @@ class Client(ClientSettings):
         message = factory.track(
             user_id, event, properties, context, timestamp, anonymous_id, integrations, message_id
         )
-        return self._accept(message, simple=factory.simple(context, integrations, properties))
+        unchecked = factory.unchecked(context, integrations, message.get("properties"))
+        return self._accept(message, unchecked=unchecked)
 
     def page(
         self,
@@ -147,7 +149,8 @@ class Client(ClientSettings):
             integrations,
             message_id,
         )
-        return self._accept(message, simple=factory.simple(context, integrations, properties))
+        unchecked = factory.unchecked(context, integrations, message.get("properties"))
+        return self._accept(message, unchecked=unchecked)
 
     def screen(
         self,
@@ -174,7 +177,8 @@ class Client(ClientSettings):
             integrations,
             message_id,
         )
-        return self._accept(message, simple=factory.simple(context, integrations, properties))
+        unchecked = factory.unchecked(context, integrations, message.get("properties"))
+        return self._accept(message, unchecked=unchecked)
 
     def group(
         self,
@@ -192,7 +196,8 @@ class Client(ClientSettings):
         message = factory.group(
             user_id, group_id, traits, context, timestamp, anonymous_id, integrations, message_id
         )
-        return self._accept(message, simple=factory.simple(context, integrations, traits))
+        unchecked = factory.unchecked(context, integrations, message.get("traits"))
+        return self._accept(message, unchecked=unchecked)
 
     def alias(
         self,
@@ -206,7 +211,7 @@ class Client(ClientSettings):
         """Merge the identity ``previous_id`` into ``user_id``."""
         factory = self._factory
         message = factory.alias(previous_id, user_id, context, timestamp, integrations, message_id)
-        return self._accept(message, simple=factory.simple(context, integrations, None))
+        return self._accept(message, unchecked=factory.unchecked(context, integrations, None))
 
     def enqueue(self, message: Message) -> Result:
         """Send a typed message (:class:`Track`, :class:`Identify`, ...)."""
@@ -278,11 +283,11 @@ class Client(ClientSettings):
 
     # -- internals -------------------------------------------------------------
 
-    def _accept(self, message: dict[str, Any], *, simple: bool = False) -> Result:
+    def _accept(self, message: dict[str, Any], *, unchecked: object = WHOLE_MESSAGE) -> Result:
         """Take a built message: ``before_send``, encoding, the size limit, the queue.
 
-        ``simple``: the message holds only JSON's own values, a few dicts deep
-        (see :meth:`MessageFactory.simple`): encoded without the encoder's scans.
+        ``unchecked``: what of the message the encoder must look into (see
+        :meth:`MessageFactory.unchecked`): nothing, its properties, or all of it.
         """
         if self._before_send is not None:
             changed = self._run_before_send(message)
@@ -290,8 +295,13 @@ class Client(ClientSettings):
                 self._drop(message, "before_send")
                 return False, complete(message)
             message = check_hook_result(changed)
-            simple = False
-        data = encode_simple(message) if simple else encode(message)
+            unchecked = WHOLE_MESSAGE
+        if unchecked is None:
+            data = encode_simple(message)
+        elif unchecked is WHOLE_MESSAGE:
+            data = encode(message)
+        else:  # only the call's properties or traits may hold a float
+            data = encode(message, numbers=unchecked)
         if len(data) > MAX_MESSAGE_BYTES:
             raise InvalidMessage(
                 f"message is {len(data)} bytes encoded; Segment accepts at most "

@@ -131,11 +131,13 @@ if orjson is not None:
     _orjson_dumps = orjson.dumps
     _EncodeError = orjson.JSONEncodeError
 
-    def encode(value: Any, where: str = "message") -> bytes:
+    def encode(value: Any, where: str = "message", *, numbers: Any = None) -> bytes:
         """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
 
         Whichever encoder runs, the same values are refused, with the path of the
-        first one at fault: see :func:`segment_core.jsonvalues.plain`.
+        first one at fault: see :func:`segment_core.jsonvalues.plain`. ``numbers``:
+        the part of ``value`` that may hold a float, when the caller knows that
+        nothing else does (a message's properties); by default, all of it.
         """
         try:
             data = _orjson_dumps(value, default=_default, option=_OPTIONS)
@@ -149,7 +151,9 @@ if orjson is not None:
         brackets = data.count(b"{")
         if data.find(b"[") >= 0:
             brackets += data.count(b"[")
-        if brackets > MAX_NESTING_DEPTH or (data.find(b"null") >= 0 and has_non_finite(value)):
+        if brackets > MAX_NESTING_DEPTH or (
+            data.find(b"null") >= 0 and has_non_finite(value if numbers is None else numbers)
+        ):
             return _slow_encode(value, where)
         # orjson writes into a 4 KB buffer and shrinks it in place, which leaves
         # each small result holding the whole 4 KB. A message waits in the queue,
@@ -160,7 +164,7 @@ if orjson is not None:
         """Encode a simple message, as :func:`encode` would, without its scans.
 
         Simple: strings, finite numbers, booleans and None in a few levels of
-        dicts (see :meth:`segment_core.normalize.MessageFactory.simple`). Nothing
+        dicts (see :meth:`segment_core.normalize.MessageFactory.unchecked`). Nothing
         in it can be too deep, not a number, or beyond plain JSON, so the scans
         :func:`encode` makes for those are skipped.
         """
@@ -176,10 +180,11 @@ else:  # pragma: no cover
         """Encode a simple message, as :func:`encode` would."""
         return encode(value)  # no scans to skip: the same checks and errors
 
-    def encode(value: Any, where: str = "message") -> bytes:
+    def encode(value: Any, where: str = "message", *, numbers: Any = None) -> bytes:
         """Encode ``value`` to compact JSON bytes or raise :class:`InvalidMessage`.
 
         Whichever encoder runs, the same values are refused, with the path of the
-        first one at fault: see :func:`segment_core.jsonvalues.plain`.
+        first one at fault: see :func:`segment_core.jsonvalues.plain`. (``numbers``:
+        as with orjson; this encoder checks every value.)
         """
         return _slow_encode(value, where)

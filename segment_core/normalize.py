@@ -22,6 +22,7 @@ from segment_core.spec import MAX_MESSAGE_ID_LENGTH, content_problems, validate_
 __all__ = [
     "LIBRARY",
     "MAX_MESSAGE_ID_LENGTH",
+    "WHOLE_MESSAGE",
     "CheckedContext",
     "MessageFactory",
     "check_defaults",
@@ -30,6 +31,8 @@ __all__ = [
     "stringify_id",
 ]
 LIBRARY = {"name": DISTRIBUTION, "version": VERSION}
+#: :meth:`MessageFactory.unchecked`'s answer when any value may be the caller's.
+WHOLE_MESSAGE = "whole message"
 
 _getrandbits = random.getrandbits  # reseeded in forked children by the random module
 
@@ -198,21 +201,29 @@ class MessageFactory:
         self._default_integrations = dict(default_integrations or {})
         self._no_defaults = not self._default_context and not self._default_integrations
 
-    def simple(self, context: object, integrations: object, fields: object) -> bool:
-        """Whether the message of a call with these arguments is simple to encode.
+    def unchecked(self, context: object, integrations: object, fields: object) -> object:
+        """The part of a call's message the encoder must look into, if any.
 
-        ``fields``: the call's properties or traits. The ids, names and times are
-        strings by now; with no default context or integrations, none of the call's,
-        a context that is None or a :class:`CheckedContext`, and ``fields`` None or
-        :func:`~segment_core.jsonvalues.flat_json`, every value is JSON's own, at
-        most three dicts deep: :func:`~segment_core.encoding.encode_simple` takes it.
+        ``fields``: the message's properties or traits (None without). The ids,
+        names and times are strings by now. With no default context or
+        integrations, none of the call's, and a context that is None or a
+        :class:`CheckedContext`, only ``fields`` may hold the caller's values:
+
+        - None: ``fields`` is None or :func:`~segment_core.jsonvalues.flat_json`,
+          so every value is JSON's own, at most three dicts deep
+          (:func:`~segment_core.encoding.encode_simple`);
+        - ``fields``: only they may hold a float (``encode(numbers=fields)``);
+        - :data:`WHOLE_MESSAGE` otherwise.
         """
-        return (
-            integrations is None
-            and self._no_defaults
-            and (context is None or type(context) is CheckedContext)
-            and (fields is None or (type(fields) is dict and flat_json(fields)))
-        )
+        if (
+            integrations is not None
+            or not self._no_defaults
+            or not (context is None or type(context) is CheckedContext)
+        ):
+            return WHOLE_MESSAGE
+        if fields is None or (type(fields) is dict and flat_json(fields)):
+            return None
+        return fields
 
     def build(self, kind: str, **arguments: Any) -> dict[str, Any]:
         """Dispatch on ``kind`` to the method of the same name (keyword arguments)."""

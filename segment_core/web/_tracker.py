@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from segment_core.normalize import CheckedContext, new_message_id
+from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id
 from segment_core.scope import Analytics
 from segment_core.web._context import page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
@@ -488,8 +488,8 @@ class RequestTracker:
                 message = factory.request_page(user_id, anonymous_id, name, properties, context)
                 # Without default context or integrations, every value is a string
                 # of the tracker's or the factory's: nothing for the encoder to check.
-                simple = factory._no_defaults
-                analytics.page_message = client._accept(message, simple=simple)[1]
+                unchecked = None if factory._no_defaults else WHOLE_MESSAGE
+                analytics.page_message = client._accept(message, unchecked=unchecked)[1]
             else:  # the view changed the context
                 analytics.page(name, properties)
         except Exception:

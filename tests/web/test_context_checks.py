@@ -221,3 +221,24 @@ def test_the_clients_default_integrations_go_with_a_checked_context(sent: Messag
     finally:
         client.shutdown(timeout=1)
     assert sent[0]["integrations"] == {"Amplitude": False}
+
+
+@pytest.mark.parametrize(
+    ("properties", "path"),
+    [
+        ({"price": float("nan")}, "message.properties.price"),
+        ({"items": [{"price": float("-inf")}]}, "message.properties.items[0].price"),
+        ({"deep": {"d": {"d": float("inf")}}, "coupon": None}, "message.properties.deep.d.d"),
+    ],
+    ids=["flat", "nested", "with-null"],
+)
+def test_a_requests_call_refuses_numbers_json_cannot_hold(
+    client: Client, sent: Messages, properties: dict[str, Any], path: str
+) -> None:
+    # The request's context needs no check; the call's own properties still do.
+    t = RequestTracker(client, WebOptions(), make_request())
+    with pytest.raises(InvalidMessage) as raised:
+        t.analytics.track("Bought", properties)
+    assert str(raised.value).startswith(path), str(raised.value)
+    t.analytics.track("Bought", {"items": [{"price": 9.5}], "coupon": None})
+    assert sent[0]["properties"] == {"items": [{"price": 9.5}], "coupon": None}
