@@ -8,6 +8,7 @@ import decimal
 import enum
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -322,3 +323,70 @@ def test_the_client_and_the_collector_share_one_nesting_limit(
     assert event["status"] == "good"
     assert event["message"]["properties"]["v"] == deepest_allowed
     assert segment_collector.events(last=1)[0]["seq"] == event["seq"]  # served back
+
+
+_LEAVES: list[object] = [
+    "x",
+    "\ud800",
+    "\u00e9\x00",
+    0,
+    -(2**63),
+    2**64,
+    2**70,
+    10**5000,
+    1.5,
+    -0.0,
+    float("nan"),
+    float("-inf"),
+    True,
+    None,
+    decimal.Decimal("1.5"),
+    decimal.Decimal("NaN"),
+    dt.datetime(2020, 1, 1),
+    Shade.RED,
+    Color.RED,
+    StrPlan("s"),
+    (1, 2),
+    {"s"},
+    {1: "a"},
+    {1: "a", "1": "b"},
+]
+
+
+def _random_value(rng: random.Random, depth: int) -> object:
+    roll = rng.random()
+    if depth < 4 and roll < 0.2:
+        return {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randint(0, 3))}
+    if depth < 4 and roll < 0.3:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return rng.choice(_LEAVES)
+
+
+def _outcome(encoder: Any, *args: Any, **kwargs: Any) -> object:
+    try:
+        return encoder(*args, **kwargs)
+    except InvalidMessage as error:
+        return str(error)
+
+
+def test_the_shortcuts_encode_exactly_as_the_checked_path() -> None:
+    # Flat properties skip the encoder's scans, nested ones are walked alone for
+    # NaN: the bytes, or the error, must be those of encode() on the whole message.
+    from segment_core.encoding import encode, encode_simple
+    from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, MessageFactory
+
+    factory, rng = MessageFactory(), random.Random(20261201)
+    paths = set()
+    for _ in range(3000):
+        properties = {f"p{i}": _random_value(rng, 1) for i in range(rng.randint(0, 4))}
+        context = rng.choice([None, CheckedContext({"ip": "203.0.113.7", "page": {"path": "/"}})])
+        message = factory.track("u1", "Viewed", properties, context)
+        unchecked = factory.unchecked(context, None, message.get("properties"))
+        if unchecked is None:
+            shortcut = _outcome(encode_simple, message)
+        else:
+            assert unchecked is not WHOLE_MESSAGE
+            shortcut = _outcome(encode, message, numbers=unchecked)
+        assert shortcut == _outcome(encode, message), properties
+        paths.add((unchecked is None, isinstance(shortcut, bytes)))
+    assert paths == {(True, True), (True, False), (False, True), (False, False)}
