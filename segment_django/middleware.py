@@ -43,6 +43,7 @@ from segment_core.web import (
     RequestTracker,
     WSGIHeaders,
     is_excluded,
+    is_plain_id,
     request_wire_path,
     wire_path,
 )
@@ -176,9 +177,9 @@ def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:
         return
     attributes, suffix = template
     value = str(cookie.value)  # as SimpleCookie.value_encode() encodes it
-    # The ids this library makes are letters, digits and "-": what _quote() leaves
-    # as they are, found here without its regular expression (most of its cost).
-    coded = value if value.isascii() and value.replace("-", "").isalnum() else _quote(value)
+    # _quote() leaves the ids this library makes as they are: told apart without
+    # its regular expression (most of its cost).
+    coded = value if is_plain_id(value) else _quote(value)
     morsel = _PresetMorsel.__new__(_PresetMorsel)
     dict.update(morsel, attributes)
     state = morsel.__dict__

@@ -38,6 +38,7 @@ from segment_core.web._guard import call_hook
 from segment_core.web._identity import (
     CookieSpec,
     anonymous_id_cookie,
+    is_plain_id,
     new_anonymous_id,
     parse_id_cookie,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "is_bot",
     "is_excluded",
     "is_excluded_route",
+    "is_plain_id",
     "is_script_request",
     "locale",
     "media_type",

@@ -18,7 +18,13 @@ from urllib.parse import quote, unquote
 from segment_core.normalize import new_message_id
 from segment_core.web._options import WebOptions
 
-__all__ = ["CookieSpec", "anonymous_id_cookie", "new_anonymous_id", "parse_id_cookie"]
+__all__ = [
+    "CookieSpec",
+    "anonymous_id_cookie",
+    "is_plain_id",
+    "new_anonymous_id",
+    "parse_id_cookie",
+]
 
 #: Longer values are not ids any browser library wrote (a UUID has 36 characters).
 MAX_ID_LENGTH = 100
@@ -120,6 +126,17 @@ def _attributes(
     return "; " + "; ".join(parts)
 
 
+def is_plain_id(value: str) -> bool:
+    """Whether ``value`` is ASCII letters, digits and hyphens, like the ids this library makes.
+
+    Such a value needs no escape in a cookie, as a URL or as ``http.cookies`` quotes it.
+
+    >>> is_plain_id("3b241101-e2bb-4255-8caf-4136c566a962"), is_plain_id("a b"), is_plain_id("")
+    (True, False, False)
+    """
+    return value.isascii() and value.replace("-", "").isalnum()
+
+
 def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool) -> CookieSpec:
     """The ``ajs_anonymous_id`` cookie analytics.js will read back.
 
@@ -127,7 +144,7 @@ def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool)
     """
     if options.cookie_format == "quoted":
         value = quote(json.dumps(anonymous_id), safe="")
-    elif anonymous_id.isascii() and anonymous_id.replace("-", "").isalnum():
+    elif is_plain_id(anonymous_id):
         value = anonymous_id  # the ids this library makes: nothing to escape
     else:
         value = quote(anonymous_id, safe="-._~")
