@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from flask import Flask, Request
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import Map, RequestRedirect
+from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 
 from segment_core.web import RequestInfo, WSGIHeaders, request_wire_path, wire_path
@@ -63,7 +64,7 @@ def request_info(
         query_string=environ.get("QUERY_STRING", ""),
         headers=WSGIHeaders(environ),
         # Parsing cookies costs more than all the rest: a new visitor has none.
-        cookies=request.cookies if "HTTP_COOKIE" in environ else {},
+        cookies=_cookies(request, environ) if "HTTP_COOKIE" in environ else {},
         client_addr=request.remote_addr,
         route_name=endpoint,
         route_template=rule.rule if rule is not None else None,
@@ -74,6 +75,35 @@ def request_info(
         native=request,
     )
     return info
+
+
+def _cookies(request: Request, environ: Mapping[str, Any]) -> Mapping[str, str]:
+    """``request.cookies``, without reading every header to find the ``Cookie`` line.
+
+    Werkzeug's property joins ``request.headers.getlist("Cookie")``, which walks the
+    whole environ, to find the one ``HTTP_COOKIE`` a WSGI environ has, and hands
+    that line to its parser as it is. Here the same parser gets it straight from
+    the environ, and the result is kept where the property keeps it, so that the app
+    reading ``request.cookies`` later parses nothing again. A request class with
+    its own ``cookies``, or Werkzeug 2.3's deprecated non-UTF-8 charset, takes the
+    property.
+    """
+    state = request.__dict__
+    parsed: Mapping[str, str] | None = state.get("cookies")  # the session's read
+    if parsed is not None:
+        return parsed
+    if (
+        type(request).cookies is not _werkzeug_cookies
+        or getattr(request, "_charset", "utf-8") != "utf-8"
+        or getattr(request, "_encoding_errors", "replace") != "replace"
+    ):
+        return request.cookies
+    cookies = parse_cookie(environ["HTTP_COOKIE"], cls=request.dict_storage_class)
+    state["cookies"] = cookies
+    return cookies
+
+
+_werkzeug_cookies = Request.cookies
 
 
 def router_of(app: Flask) -> RouteOfPath:

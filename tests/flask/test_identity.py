@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Request, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 from tests.flask.conftest import MakeApp, Sent
 
@@ -44,6 +45,55 @@ def test_classic_and_raw_cookies(app: Flask, sent: Sent, value: str) -> None:
     [page] = sent()
     assert page["anonymousId"] == UUID
     assert "userId" not in page  # the browser-written ajs_user_id decides nothing
+
+
+OTHER_UUID = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"ajs_anonymous_id={UUID}",
+        f'theme="dark \\"blue\\""; ajs_anonymous_id={UUID}; ajs_anonymous_id={OTHER_UUID}; n',
+        f"caf\u00c3\u00a9=cr\u00c3\u00a8me; ajs_anonymous_id=%22{UUID}%22;;",
+    ],
+)
+@pytest.mark.parametrize("secret_key", [None, "s3cret"], ids=["no session", "session"])
+def test_the_view_reads_the_cookies_werkzeug_parses(
+    make_app: MakeApp, header: str, secret_key: str | None
+) -> None:
+    app = make_app(SECRET_KEY=secret_key)  # with a key, the session reads the cookies first
+
+    @app.get("/cookies")
+    def cookies() -> dict[str, Any]:
+        parsed = request.cookies
+        return {
+            "type": type(parsed).__name__,
+            "items": list(parsed.items(multi=True)),
+            "anonymous_id": request.analytics.anonymous_id,  # type: ignore[attr-defined]
+        }
+
+    response = app.test_client(use_cookies=False).get("/cookies", headers={"Cookie": header})
+    expected = Request.from_values(headers={"Cookie": header}).cookies
+    assert response.get_json() == {
+        "type": type(expected).__name__,
+        "items": [list(item) for item in expected.items(multi=True)],
+        "anonymous_id": UUID,  # the first value, as request.cookies.get() gives
+    }
+
+
+def test_a_request_class_with_its_own_cookies_is_asked(make_app: MakeApp, sent: Sent) -> None:
+    class SignedCookiesRequest(Request):
+        @property
+        def cookies(self) -> ImmutableMultiDict[str, str]:  # type: ignore[override]
+            return ImmutableMultiDict({"ajs_anonymous_id": UUID})
+
+    app = make_app()
+    app.request_class = SignedCookiesRequest
+    client = app.test_client(use_cookies=False)
+    response = client.get("/", headers={"Cookie": f"ajs_anonymous_id={OTHER_UUID}"})
+    assert "Set-Cookie" not in response.headers
+    assert [page["anonymousId"] for page in sent()] == [UUID]
 
 
 def test_the_user_cookie_counts_only_when_the_app_opts_in(make_app: MakeApp, sent: Sent) -> None:
