@@ -103,7 +103,7 @@ class Client(ClientSettings):
             user_id, traits, context, timestamp, anonymous_id, integrations, message_id
         )
         unchecked = factory.unchecked(context, integrations, message.get("traits"))
-        return self._accept(message, unchecked=unchecked)
+        return self._accept(message, unchecked)
 
     def track(
         self,
@@ -122,7 +122,7 @@ class Client(ClientSettings):
             user_id, event, properties, context, timestamp, anonymous_id, integrations, message_id
         )
         unchecked = factory.unchecked(context, integrations, message.get("properties"))
-        return self._accept(message, unchecked=unchecked)
+        return self._accept(message, unchecked)
 
     def page(
         self,
@@ -150,7 +150,7 @@ class Client(ClientSettings):
             message_id,
         )
         unchecked = factory.unchecked(context, integrations, message.get("properties"))
-        return self._accept(message, unchecked=unchecked)
+        return self._accept(message, unchecked)
 
     def screen(
         self,
@@ -178,7 +178,7 @@ class Client(ClientSettings):
             message_id,
         )
         unchecked = factory.unchecked(context, integrations, message.get("properties"))
-        return self._accept(message, unchecked=unchecked)
+        return self._accept(message, unchecked)
 
     def group(
         self,
@@ -197,7 +197,7 @@ class Client(ClientSettings):
             user_id, group_id, traits, context, timestamp, anonymous_id, integrations, message_id
         )
         unchecked = factory.unchecked(context, integrations, message.get("traits"))
-        return self._accept(message, unchecked=unchecked)
+        return self._accept(message, unchecked)
 
     def alias(
         self,
@@ -211,7 +211,7 @@ class Client(ClientSettings):
         """Merge the identity ``previous_id`` into ``user_id``."""
         factory = self._factory
         message = factory.alias(previous_id, user_id, context, timestamp, integrations, message_id)
-        return self._accept(message, unchecked=factory.unchecked(context, integrations, None))
+        return self._accept(message, factory.unchecked(context, integrations, None))
 
     def enqueue(self, message: Message) -> Result:
         """Send a typed message (:class:`Track`, :class:`Identify`, ...)."""
@@ -283,11 +283,15 @@ class Client(ClientSettings):
 
     # -- internals -------------------------------------------------------------
 
-    def _accept(self, message: dict[str, Any], *, unchecked: object = WHOLE_MESSAGE) -> Result:
+    def _accept(
+        self, message: dict[str, Any], unchecked: object = WHOLE_MESSAGE, *, lean: bool = False
+    ) -> Result:
         """Take a built message: ``before_send``, encoding, the size limit, the queue.
 
         ``unchecked``: what of the message the encoder must look into (see
         :meth:`MessageFactory.unchecked`): nothing, its properties, or all of it.
+        ``lean``: a message the caller does not return at once is left without the
+        keys of analytics-python's shape (see :func:`complete`) once queued.
         """
         if self._before_send is not None:
             changed = self._run_before_send(message)
@@ -311,14 +315,15 @@ class Client(ClientSettings):
             return self._accept_elsewhere(message, data)
         spool = self._spool
         refused = self._worker.put(data) if spool is None else spool.put(data)
-        complete(message)
+        if not lean:
+            complete(message)
         if refused is not None:
-            self._drop(message, refused)
+            self._drop(complete(message), refused)
             return False, message
         if not self._registered:
             self._register()
         if signals.message_enqueued.receivers:
-            signals.emit(signals.message_enqueued, self, message=message)
+            signals.emit(signals.message_enqueued, self, message=complete(message))
         return True, message
 
     def _accept_elsewhere(self, message: dict[str, Any], data: bytes) -> Result:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
 from segment_core.errors import InvalidMessage
 from segment_core.normalize import stringify_id
+from segment_core.returned import complete
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -71,7 +72,7 @@ class Analytics:
     ('7', 'a1')
     """
 
-    __slots__ = ("_client", "anonymous_id", "context", "page_message", "user_id")
+    __slots__ = ("_client", "_page_message", "anonymous_id", "context", "user_id")
 
     def __init__(
         self,
@@ -85,9 +86,22 @@ class Analytics:
         self.user_id = stringify_id("user_id", user_id)
         self.anonymous_id = stringify_id("anonymous_id", anonymous_id)
         self.context: dict[str, Any] = dict(context or {})
-        #: The message of this object's page call (explicit or automatic), if any:
-        #: adapters skip their automatic page call when a view made one.
-        self.page_message: dict[str, Any] | None = None
+        self._page_message: dict[str, Any] | None = None
+
+    @property
+    def page_message(self) -> dict[str, Any] | None:
+        """The message of this object's page call (explicit or automatic), if any.
+
+        Adapters skip their automatic page call when a view made one. It has
+        analytics-python's shape, as a call returns it: the automatic page call
+        fills in the keys it left out only when this is read.
+        """
+        message = self._page_message
+        return message if message is None else complete(message)
+
+    @page_message.setter
+    def page_message(self, message: dict[str, Any] | None) -> None:
+        self._page_message = message
 
     @property
     def client(self) -> Client:

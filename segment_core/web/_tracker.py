@@ -159,7 +159,7 @@ def _request_analytics(
     _USER_SLOT.__set__(analytics, user_id)
     analytics.anonymous_id = anonymous_id
     _CONTEXT_SLOT.__set__(analytics, context)
-    analytics.page_message = None
+    analytics._page_message = None
     return analytics
 
 
@@ -439,7 +439,7 @@ class RequestTracker:
         route_name: str | None,
         route_template: str | None,
     ) -> bool:
-        if self._finished or self.analytics.page_message is not None:
+        if self._finished or self.analytics._page_message is not None:
             return False
         self._finished = True
         request = self.request
@@ -489,7 +489,8 @@ class RequestTracker:
                 # Without default context or integrations, every value is a string
                 # of the tracker's or the factory's: nothing for the encoder to check.
                 unchecked = None if factory._no_defaults else WHOLE_MESSAGE
-                analytics.page_message = client._accept(message, unchecked=unchecked)[1]
+                # Kept lean: page_message completes it if it is ever read.
+                analytics._page_message = client._accept(message, unchecked, lean=True)[1]
             else:  # the view changed the context
                 analytics.page(name, properties)
         except Exception:

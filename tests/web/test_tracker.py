@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from segment_core import signals
 from segment_core.client import Client
 from segment_core.scope import Analytics
 from segment_core.web import RequestTracker, WebOptions
@@ -213,6 +214,35 @@ CLIENT_SETTINGS: list[dict[str, Any]] = [
     },
     {"now": lambda: FIXED_TIME, "uid": lambda: "id-1"},
 ]
+
+
+@pytest.mark.parametrize("listened", [False, True], ids=["no receiver", "a receiver"])
+def test_a_queued_automatic_page_call_is_returned_and_signalled_in_full(
+    segment_collector: Any, listened: bool
+) -> None:
+    client = Client("test-key", host=segment_collector.url)
+    enqueued: list[dict[str, Any]] = []
+
+    def on_enqueued(sender: Any, message: dict[str, Any]) -> None:
+        enqueued.append(dict(message))
+
+    if listened:
+        signals.message_enqueued.connect(on_enqueued, sender=client)
+    try:
+        t = tracker(client)
+        assert t.finish(200, content_type=HTML) is True
+        returned = t.analytics.page_message
+        assert client.flush(timeout=10)
+    finally:
+        signals.message_enqueued.disconnect(on_enqueued)
+        client.shutdown(timeout=5)
+    assert returned is not None
+    assert returned.items() >= {"integrations": {}, "userId": None, "category": None}.items()
+    assert returned["anonymousId"] == t.analytics.anonymous_id
+    assert enqueued == ([returned] if listened else [])
+    [event] = segment_collector.events()
+    assert event["message"]["messageId"] == returned["messageId"]
+    assert "integrations" not in event["message"]  # the wire stays lean
 
 
 @pytest.mark.parametrize("settings", CLIENT_SETTINGS, ids=["plain", "defaults", "injected"])
