@@ -8,9 +8,11 @@ Per request: read the ``ajs_anonymous_id`` cookie or make an id, add the
 ``Set-Cookie`` header for a new visitor, and for a ``GET`` answered 200 build one
 page message (the page fields, ip, user agent), encode it with orjson and append
 it to the gzip batcher of ``_peers`` (one POST every half second, flushed at
-exit). It reads the WSGI environ or the ASGI scope directly, beneath the
-framework: no framework object, no route name, no rule of any kind (no bots,
-privacy, redaction, size limits, checks or retries).
+exit); with ``adapters.py --track``, a track message in the same context too
+(``_peers.track_message``), as segment-web's view sends one. It reads the WSGI
+environ or the ASGI scope directly, beneath the framework: no framework object,
+no route name, no rule of any kind (no bots, privacy, redaction, size limits,
+checks or retries).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class FloorWSGI:
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self.append = _peers.gzip_batcher("floor")
+        self.track = _peers.track_requested()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         cookie = environ.get("HTTP_COOKIE")
@@ -86,6 +89,8 @@ class FloorWSGI:
         }
         ip, user_agent = environ.get("REMOTE_ADDR"), environ.get("HTTP_USER_AGENT", "")
         self.append(_peers.page_message(anonymous_id, None, None, fields, ip, user_agent, LIBRARY))
+        if self.track:
+            self.append(_peers.track_message(anonymous_id, fields, ip, user_agent, LIBRARY))
 
 
 class FloorASGI:
@@ -94,6 +99,7 @@ class FloorASGI:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.append = _peers.gzip_batcher("floor")
+        self.track = _peers.track_requested()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,7 +119,7 @@ class FloorASGI:
         new = anonymous_id is None
         if anonymous_id is None:
             anonymous_id = _new_id()
-        append = self.append
+        append, track = self.append, self.track
 
         async def send_with_cookie(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -137,6 +143,8 @@ class FloorASGI:
                             anonymous_id, None, None, fields, ip, user_agent, LIBRARY
                         )
                     )
+                    if track:
+                        append(_peers.track_message(anonymous_id, fields, ip, user_agent, LIBRARY))
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)

@@ -87,9 +87,21 @@ def collector() -> str:
     return os.environ["BENCH_COLLECTOR"]
 
 
+#: The variants that send a second event per page view with ``adapters.py --track``.
+TRACKING = ("segment", "floor")
+
+
+def track_requested() -> bool:
+    """Whether ``adapters.py --track`` asks for a second event per page view."""
+    return os.environ.get("BENCH_TRACK") == "1"
+
+
 def tracks() -> bool:
-    """Whether the page's view also calls ``request.analytics.track()`` (segment-web)."""
-    return variant() == "segment" and os.environ.get("BENCH_TRACK") == "1"
+    """Whether the page's view calls ``request.analytics.track()`` (segment-web, ``--track``).
+
+    The ``floor`` sends :func:`track_message` beside its page message instead.
+    """
+    return variant() == "segment" and track_requested()
 
 
 #: The event of ``adapters.py --track``.
@@ -259,12 +271,10 @@ def page_message(
     library: dict[str, str],
 ) -> bytes:
     """A page call as the yardsticks send it: a dict, encoded by orjson, nothing checked."""
-    now = time.time()
     message: dict[str, Any] = {
         "type": "page",
         "messageId": f"{random.getrandbits(128):032x}",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-        + f".{int(now * 1000) % 1000:03d}Z",
+        "timestamp": _timestamp(),
         "anonymousId": anonymous_id,
         "properties": fields,
         "context": {"ip": ip, "userAgent": user_agent, "page": fields, "library": library},
@@ -274,6 +284,30 @@ def page_message(
     if user_id is not None:
         message["userId"] = user_id
     return orjson.dumps(message)
+
+
+def track_message(
+    anonymous_id: str,
+    fields: dict[str, str],
+    ip: str | None,
+    user_agent: str,
+    library: dict[str, str],
+) -> bytes:
+    """The ``floor``'s second event with ``--track``: ``TRACK_EVENT`` in the page's context."""
+    message: dict[str, Any] = {
+        "type": "track",
+        "event": TRACK_EVENT,
+        "messageId": f"{random.getrandbits(128):032x}",
+        "timestamp": _timestamp(),
+        "anonymousId": anonymous_id,
+        "context": {"ip": ip, "userAgent": user_agent, "page": fields, "library": library},
+    }
+    return orjson.dumps(message)
+
+
+def _timestamp() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
 def _minimal() -> PageSender:

@@ -17,7 +17,8 @@ at a time, its servers run together; rounds load each in turn (the order rotates
 every round) with the project's load generator, which keeps no cookies: every
 request is a new visitor (``--returning``: every request carries the same
 ``ajs_anonymous_id`` cookie; ``--track``: segment-web's view also calls
-``request.analytics.track()`` once). After a graceful stop of every server, the
+``request.analytics.track()`` once, and the ``floor`` sends a track message
+beside its page message). After a graceful stop of every server, the
 receiver's count for each must equal the events it owes.
 
 The table shows, per framework and integration, the medians over rounds of
@@ -54,7 +55,7 @@ try:
         stop_all,
         wait_started,
     )
-    from benchmarks._peers import VARIANTS
+    from benchmarks._peers import TRACKING, VARIANTS
     from benchmarks.core import receiver_report, start_receiver
 except ImportError as error:  # pragma: no cover - a missing benchmark dependency
     sys.exit(f"{error}: install the benchmark's dependencies: pip install -e '.[bench]'")
@@ -182,10 +183,10 @@ def _progress(args: argparse.Namespace, round_index: int, server: Server, run: A
 
 
 def owed(server: Server, track: bool) -> int:
-    """Events ``server`` owes: one per request answered, two with ``--track`` (segment-web)."""
+    """Events ``server`` owes: one per request answered, two with ``--track`` (``TRACKING``)."""
     if server.variant == "bare":
         return 0
-    return server.served * (2 if track and server.variant == "segment" else 1)
+    return server.served * (2 if track and server.variant in TRACKING else 1)
 
 
 def _wait_delivered(port: int, servers: list[Server], track: bool) -> dict[str, Any]:
@@ -287,7 +288,11 @@ def print_report(measured: dict[str, Any]) -> None:
             if measured["returning_visitors"]
             else "every request a new visitor"
         )
-        + ("; segment-web's view calls track() once" if measured["track_per_request"] else "")
+        + (
+            "; segment-web's view calls track() once, the floor sends a track too"
+            if measured["track_per_request"]
+            else ""
+        )
         + f"\n{versions}\n"
     )
     header = (
@@ -377,7 +382,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--track",
         action="store_true",
-        help="segment-web's view also calls request.analytics.track() once",
+        help="segment-web's view also calls request.analytics.track() once; the floor, a track",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
