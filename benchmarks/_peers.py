@@ -52,6 +52,11 @@ import orjson
 VARIANTS = (
     "bare", "segment", "minimal", "floor", "analytics-python", "opentelemetry", "posthog", "sentry",
 )  # fmt: skip
+#: Variants that are another one with one change, measured beside it in the same
+#: run (``adapters.py --variants``): the view also sends a track event (``-track``),
+#: or every request comes from a returning visitor (``-returning``: the load
+#: generator sends the ``ajs_anonymous_id`` cookie).
+DERIVED = ("segment-track", "segment-returning", "floor-track", "floor-returning")
 #: The variants served behind the hand-written middleware.
 HAND_WRITTEN = ("minimal", "analytics-python", "posthog")
 WRITE_KEY = "bench-write-key"
@@ -80,7 +85,9 @@ def flush_all() -> None:
 
 
 def variant() -> str:
-    return os.environ.get("BENCH_VARIANT", "bare")
+    """The integration served: ``$BENCH_VARIANT``, or the one a ``DERIVED`` variant changes."""
+    name = os.environ.get("BENCH_VARIANT", "bare")
+    return name.rsplit("-", 1)[0] if name in DERIVED else name
 
 
 def collector() -> str:
@@ -92,8 +99,10 @@ TRACKING = ("segment", "floor")
 
 
 def track_requested() -> bool:
-    """Whether ``adapters.py --track`` asks for a second event per page view."""
-    return os.environ.get("BENCH_TRACK") == "1"
+    """Whether a page view also sends a track event: ``adapters.py --track``, or ``-track``."""
+    return os.environ.get("BENCH_TRACK") == "1" or (
+        os.environ.get("BENCH_VARIANT", "").endswith("-track")
+    )
 
 
 def tracks() -> bool:

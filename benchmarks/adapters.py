@@ -6,6 +6,7 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
     .venv/bin/python benchmarks/adapters.py              # 5 rounds of 4 s per server, ~8 min
     .venv/bin/python benchmarks/adapters.py --frameworks flask --variants bare,segment
     .venv/bin/python benchmarks/adapters.py --returning --track --variants segment
+    .venv/bin/python benchmarks/adapters.py --variants segment,segment-track,segment-returning
 
 For each framework (Django and Flask under gunicorn with one sync worker,
 Starlette under uvicorn) it serves the same hello-world page with each
@@ -18,8 +19,11 @@ every round) with the project's load generator, which keeps no cookies: every
 request is a new visitor (``--returning``: every request carries the same
 ``ajs_anonymous_id`` cookie; ``--track``: segment-web's view also calls
 ``request.analytics.track()`` once, and the ``floor`` sends a track message
-beside its page message). After a graceful stop of every server, the
-receiver's count for each must equal the events it owes.
+beside its page message). The derived variants (``segment-track``,
+``segment-returning``, ``floor-track``, ``floor-returning``) make one of those
+changes for one server, so that a run sets it beside its base, interleaved, and
+prints what it adds relative to the base's addition. After a graceful stop of
+every server, the receiver's count for each must equal the events it owes.
 
 The table shows, per framework and integration, the medians over rounds of
 requests/s and of the worker's CPU time per request (from ``/proc``: request
@@ -55,7 +59,7 @@ try:
         stop_all,
         wait_started,
     )
-    from benchmarks._peers import TRACKING, VARIANTS
+    from benchmarks._peers import DERIVED, TRACKING, VARIANTS
     from benchmarks.core import receiver_report, start_receiver
 except ImportError as error:  # pragma: no cover - a missing benchmark dependency
     sys.exit(f"{error}: install the benchmark's dependencies: pip install -e '.[bench]'")
@@ -88,6 +92,10 @@ LABELS = {
     "opentelemetry": "OpenTelemetry, OTLP/HTTP",
     "posthog": "PostHog $pageview",
     "sentry": "Sentry, traces 100%",
+    "segment-track": "segment-web, one track() more",
+    "segment-returning": "segment-web, returning visitor",
+    "floor-track": "floor, one track more",
+    "floor-returning": "floor, returning visitor",
 }
 FRAMEWORK_LABELS = {
     "django": "Django (gunicorn sync)",
@@ -96,6 +104,8 @@ FRAMEWORK_LABELS = {
 }
 #: The anonymous id of ``--returning``'s visitor (analytics-next's raw cookie format).
 RETURNING_VISITOR = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+RETURNING_COOKIE = f"ajs_anonymous_id={RETURNING_VISITOR}"
+TIMES = "\N{MULTIPLICATION SIGN}"
 #: Time for the receiver to have counted what stopped servers sent.
 DELIVERY_WAIT_SECONDS = 10.0
 
@@ -160,12 +170,12 @@ def _measure_group(args: argparse.Namespace, group: list[Server], started: float
     for server in group:  # started together, so they import in parallel
         wait_started(server)
     for server in group:  # warm-up: imports, first connections, caches
-        load(server, args.warmup, connections, args.cookie)
+        load(server, args.warmup, connections, cookie(args, server))
     budget = args.budget * (args.frameworks.index(group[0].framework) + 1) / len(args.frameworks)
     for round_index in range(args.rounds):
         shift = round_index % len(group)
         for server in group[shift:] + group[:shift]:
-            run = load(server, args.seconds, connections, args.cookie)
+            run = load(server, args.seconds, connections, cookie(args, server))
             server.runs.append(run)
             _progress(args, round_index, server, run)
         if time.monotonic() - started > budget:
@@ -182,11 +192,19 @@ def _progress(args: argparse.Namespace, round_index: int, server: Server, run: A
         )
 
 
+def cookie(args: argparse.Namespace, server: Server) -> str:
+    """The ``Cookie`` header of ``server``'s load: a returning visitor's, or none."""
+    if args.cookie or not server.variant.endswith("-returning"):
+        return str(args.cookie)
+    return RETURNING_COOKIE
+
+
 def owed(server: Server, track: bool) -> int:
-    """Events ``server`` owes: one per request answered, two with ``--track`` (``TRACKING``)."""
+    """Events ``server`` owes: one per request answered, two with a track event per request."""
     if server.variant == "bare":
         return 0
-    return server.served * (2 if track and server.variant in TRACKING else 1)
+    tracked = server.variant.endswith("-track") or (track and server.variant in TRACKING)
+    return server.served * (2 if tracked else 1)
 
 
 def _wait_delivered(port: int, servers: list[Server], track: bool) -> dict[str, Any]:
@@ -327,6 +345,10 @@ def print_report(measured: dict[str, Any]) -> None:
         )
     print()
     print(markdown_summary(measured["results"]))
+    relative = relative_summary(measured["results"])
+    if relative:
+        print()
+        print(relative)
     if measured["receiver_errors"]:
         print(f"! the receiver refused {measured['receiver_errors']} request(s) it could not read")
 
@@ -358,6 +380,32 @@ def markdown_summary(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def relative_summary(results: list[dict[str, Any]]) -> str:
+    """Each derived variant's added CPU over its base's, in the same run (a Markdown table)."""
+    frameworks = list(dict.fromkeys(r["framework"] for r in results))
+    added = {(r["framework"], r["variant"]): r.get("added_cpu_us") for r in results}
+    derived = [v for v in dict.fromkeys(r["variant"] for r in results) if v in DERIVED]
+    if not derived:
+        return ""
+    lines = [
+        "| added worker CPU, relative to its base in this run | "
+        + " | ".join(FRAMEWORK_LABELS[f] for f in frameworks)
+        + " |",
+        "| --- |" + " --- |" * len(frameworks),
+    ]
+    for variant in derived:
+        base = variant.rsplit("-", 1)[0]
+        cells = []
+        for framework in frameworks:
+            mine, theirs = added.get((framework, variant)), added.get((framework, base))
+            if mine is None or theirs is None or theirs <= 0:
+                cells.append("n/a")
+            else:
+                cells.append(f"{mine / theirs:.2f}" + TIMES)
+        lines.append(f"| {LABELS[variant]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 1.5 s: a smoke run")
@@ -366,7 +414,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds per server, first")
     parser.add_argument("--budget", type=float, default=900.0, help="no new round after this")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), type=_names(FRAMEWORKS))
-    parser.add_argument("--variants", default=",".join(VARIANTS), type=_names(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        type=_names((*VARIANTS, *DERIVED)),
+        help=f"default: all but {', '.join(DERIVED)}",
+    )
     parser.add_argument(
         "--option",
         metavar="NAME=JSON",
@@ -394,7 +447,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--option takes NAME=JSON: {error}")
     os.environ["BENCH_SEGMENT_OPTIONS"] = json.dumps(args.option)
     os.environ["BENCH_TRACK"] = "1" if args.track else ""
-    args.cookie = f"ajs_anonymous_id={RETURNING_VISITOR}" if args.returning else ""
+    args.cookie = RETURNING_COOKIE if args.returning else ""
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 1.5, 0.5
     if "bare" not in args.variants:
