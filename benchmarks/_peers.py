@@ -280,14 +280,8 @@ def page_message(
     library: dict[str, str],
 ) -> bytes:
     """A page call as the yardsticks send it: a dict, encoded by orjson, nothing checked."""
-    message: dict[str, Any] = {
-        "type": "page",
-        "messageId": f"{random.getrandbits(128):032x}",
-        "timestamp": _timestamp(),
-        "anonymousId": anonymous_id,
-        "properties": fields,
-        "context": {"ip": ip, "userAgent": user_agent, "page": fields, "library": library},
-    }
+    message = _message("page", anonymous_id, fields, ip, user_agent, library)
+    message["properties"] = fields
     if name is not None:
         message["name"] = name
     if user_id is not None:
@@ -303,15 +297,26 @@ def track_message(
     library: dict[str, str],
 ) -> bytes:
     """The ``floor``'s second event with ``--track``: ``TRACK_EVENT`` in the page's context."""
-    message: dict[str, Any] = {
-        "type": "track",
-        "event": TRACK_EVENT,
+    message = _message("track", anonymous_id, fields, ip, user_agent, library)
+    message["event"] = TRACK_EVENT
+    return orjson.dumps(message)
+
+
+def _message(
+    kind: str,
+    anonymous_id: str,
+    fields: dict[str, str],
+    ip: str | None,
+    user_agent: str,
+    library: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "type": kind,
         "messageId": f"{random.getrandbits(128):032x}",
         "timestamp": _timestamp(),
         "anonymousId": anonymous_id,
         "context": {"ip": ip, "userAgent": user_agent, "page": fields, "library": library},
     }
-    return orjson.dumps(message)
 
 
 def _timestamp() -> str:

@@ -364,12 +364,7 @@ def markdown_summary(results: list[dict[str, Any]]) -> str:
     cell: dict[tuple[str, str], dict[str, Any]] = {
         (r["framework"], r["variant"]): r for r in results
     }
-    lines = [
-        "| added worker CPU per request | "
-        + " | ".join(FRAMEWORK_LABELS[f] for f in frameworks)
-        + " |",
-        "| --- |" + " --- |" * len(frameworks),
-    ]
+    lines = _table_head("added worker CPU per request", frameworks)
     for variant in variants:
         cells = []
         for framework in frameworks:
@@ -387,12 +382,7 @@ def relative_summary(results: list[dict[str, Any]]) -> str:
     derived = [v for v in dict.fromkeys(r["variant"] for r in results) if v in DERIVED]
     if not derived:
         return ""
-    lines = [
-        "| added worker CPU, relative to its base in this run | "
-        + " | ".join(FRAMEWORK_LABELS[f] for f in frameworks)
-        + " |",
-        "| --- |" + " --- |" * len(frameworks),
-    ]
+    lines = _table_head("added worker CPU, relative to its base in this run", frameworks)
     for variant in derived:
         base = variant.rsplit("-", 1)[0]
         cells = []
@@ -404,6 +394,12 @@ def relative_summary(results: list[dict[str, Any]]) -> str:
                 cells.append(f"{mine / theirs:.2f}" + TIMES)
         lines.append(f"| {LABELS[variant]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _table_head(title: str, frameworks: Sequence[str]) -> list[str]:
+    """The first two lines of a Markdown table with one column per framework."""
+    columns = " | ".join(FRAMEWORK_LABELS[f] for f in frameworks)
+    return [f"| {title} | {columns} |", "| --- |" + " --- |" * len(frameworks)]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
