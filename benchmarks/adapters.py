@@ -203,7 +203,9 @@ def owed(server: Server, track: bool) -> int:
     """Events ``server`` owes: one per request answered, two with a track event per request."""
     if server.variant == "bare":
         return 0
-    tracked = server.variant.endswith("-track") or (track and server.variant in TRACKING)
+    variant = server.variant
+    base = variant.rsplit("-", 1)[0] if variant in DERIVED else variant
+    tracked = variant.endswith("-track") or (track and base in TRACKING)
     return server.served * (2 if tracked else 1)
 
 
