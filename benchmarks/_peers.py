@@ -86,7 +86,11 @@ def flush_all() -> None:
 
 def variant() -> str:
     """The integration served: ``$BENCH_VARIANT``, or the one a ``DERIVED`` variant changes."""
-    name = os.environ.get("BENCH_VARIANT", "bare")
+    return base_variant(os.environ.get("BENCH_VARIANT", "bare"))
+
+
+def base_variant(name: str) -> str:
+    """The variant ``name`` changes if it is one of ``DERIVED``, else ``name`` itself."""
     return name.rsplit("-", 1)[0] if name in DERIVED else name
 
 

@@ -59,7 +59,7 @@ try:
         stop_all,
         wait_started,
     )
-    from benchmarks._peers import DERIVED, TRACKING, VARIANTS
+    from benchmarks._peers import DERIVED, TRACKING, VARIANTS, base_variant
     from benchmarks.core import receiver_report, start_receiver
 except ImportError as error:  # pragma: no cover - a missing benchmark dependency
     sys.exit(f"{error}: install the benchmark's dependencies: pip install -e '.[bench]'")
@@ -204,8 +204,7 @@ def owed(server: Server, track: bool) -> int:
     if server.variant == "bare":
         return 0
     variant = server.variant
-    base = variant.rsplit("-", 1)[0] if variant in DERIVED else variant
-    tracked = variant.endswith("-track") or (track and base in TRACKING)
+    tracked = variant.endswith("-track") or (track and base_variant(variant) in TRACKING)
     return server.served * (2 if tracked else 1)
 
 
@@ -386,7 +385,7 @@ def relative_summary(results: list[dict[str, Any]]) -> str:
         return ""
     lines = _table_head("added worker CPU, relative to its base in this run", frameworks)
     for variant in derived:
-        base = variant.rsplit("-", 1)[0]
+        base = base_variant(variant)
         cells = []
         for framework in frameworks:
             mine, theirs = added.get((framework, variant)), added.get((framework, base))
