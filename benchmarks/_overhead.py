@@ -177,7 +177,9 @@ def _gunicorn_worker(arbiter: subprocess.Popen[str]) -> Any:
         time.sleep(0.05)  # the arbiter is still forking it, bounded by the deadline
 
 
-def load(server: Server, seconds: float, connections: int, cookie: str = "") -> Run:
+def load(
+    server: Server, seconds: float, connections: int, cookie: str = "", *, browser: bool = False
+) -> Run:
     """One bounded run of the load generator against ``server``; recorded on it."""
     before = server.worker.cpu_times()
     result = asyncio.run(
@@ -187,6 +189,7 @@ def load(server: Server, seconds: float, connections: int, cookie: str = "") -> 
             requests=10**9,
             duration=seconds,
             cookie=cookie,
+            browser=browser,
         )
     )
     time.sleep(SETTLE_SECONDS)  # the sender finishes what this run started

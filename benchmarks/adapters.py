@@ -160,6 +160,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "receiver_errors": report["errors"],
         "returning_visitors": bool(args.cookie),
         "track_per_request": args.track,
+        "browser_headers": args.browser,
         "results": _results(servers, report["sources"], args.track),
     }
 
@@ -170,12 +171,14 @@ def _measure_group(args: argparse.Namespace, group: list[Server], started: float
     for server in group:  # started together, so they import in parallel
         wait_started(server)
     for server in group:  # warm-up: imports, first connections, caches
-        load(server, args.warmup, connections, cookie(args, server))
+        load(server, args.warmup, connections, cookie(args, server), browser=args.browser)
     budget = args.budget * (args.frameworks.index(group[0].framework) + 1) / len(args.frameworks)
     for round_index in range(args.rounds):
         shift = round_index % len(group)
         for server in group[shift:] + group[:shift]:
-            run = load(server, args.seconds, connections, cookie(args, server))
+            run = load(
+                server, args.seconds, connections, cookie(args, server), browser=args.browser
+            )
             server.runs.append(run)
             _progress(args, round_index, server, run)
         if time.monotonic() - started > budget:
@@ -312,6 +315,7 @@ def print_report(measured: dict[str, Any]) -> None:
             if measured["track_per_request"]
             else ""
         )
+        + ("; a browser's headers" if measured.get("browser_headers") else "")
         + f"\n{versions}\n"
     )
     header = (
@@ -433,6 +437,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--track",
         action="store_true",
         help="segment-web's view also calls request.analytics.track() once; the floor, a track",
+    )
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="every request carries the headers of Chrome following a link of the site "
+        "(default: a Host, a User-Agent and an Accept line)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)

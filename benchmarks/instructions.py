@@ -6,6 +6,7 @@ installed (``apt-get install valgrind``)::
     .venv/bin/python benchmarks/instructions.py                     # every framework
     .venv/bin/python benchmarks/instructions.py --framework flask
     .venv/bin/python benchmarks/instructions.py --served --cache-sim   # with L1 misses
+    .venv/bin/python benchmarks/instructions.py --browser           # a browser's headers
     BENCH_PYTHONPATH=/tmp/old .venv/bin/python benchmarks/instructions.py   # another checkout too
 
 Each configuration runs the app of ``benchmarks/request_path.py`` (the WSGI or
@@ -65,8 +66,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.loadgen import PLAIN_HEADERS, browser_headers  # noqa: E402
+
 FRAMEWORKS = ("django", "flask", "starlette")
-HEADERS = {"User-Agent": "Mozilla/5.0 loadgen", "Accept": "text/html"}
 RETURNING_COOKIE = "ajs_anonymous_id=3b241101-e2bb-4255-8caf-4136c566a962"
 NO_PAGE = {"page_calls": False, "page_source": "browser"}
 
@@ -222,10 +224,12 @@ def served_count(
 
 def _get(port: int, deadline: float | None = None) -> None:
     """One page view of a new visitor; until ``deadline``, retried while the server starts."""
+    netloc = f"127.0.0.1:{port}"
+    headers = browser_headers(netloc) if os.environ.get("BENCH_BROWSER") else PLAIN_HEADERS
     while True:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            connection.request("GET", "/", headers=dict(HEADERS))
+            connection.request("GET", "/", headers=dict(headers))
             connection.getresponse().read()
             connection.close()
             return
@@ -270,8 +274,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="in-process: the thread that serves the requests alone, without the sender's",
     )
+    parser.add_argument(
+        "--browser", action="store_true", help="the headers of loadgen.py --browser"
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.browser:
+        os.environ["BENCH_BROWSER"] = "1"  # for the measured interpreters, and _get()
     if args.child:
         framework, variant, requests = args.child
         child(framework, variant, int(requests))

@@ -14,8 +14,41 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+#: What every request carries by default, besides ``Host``: a client that says little.
+PLAIN_HEADERS = {"User-Agent": "Mozilla/5.0 loadgen", "Accept": "text/html"}
+
+
+def browser_headers(netloc: str) -> dict[str, str]:
+    """What Chrome 131 sends, besides ``Host``, when a link of ``netloc``'s page is followed.
+
+    A new visitor's navigation within the site: its client hints, fetch metadata,
+    languages and a same-site ``Referer`` with a query string.
+    """
+    return {
+        "sec-ch-ua": '"Chromium";v="131", "Not_A Brand";v="24"',
+        "sec-ch-ua-mobile": "?0",
+        "sec-ch-ua-platform": '"Linux"',
+        "Upgrade-Insecure-Requests": "1",
+        "User-Agent": (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Safari/537.36"
+        ),
+        "Accept": (
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+            "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"
+        ),
+        "Sec-Fetch-Site": "same-origin",
+        "Sec-Fetch-Mode": "navigate",
+        "Sec-Fetch-User": "?1",
+        "Sec-Fetch-Dest": "document",
+        "Referer": f"http://{netloc}/?page=2",
+        "Accept-Encoding": "gzip, deflate, br, zstd",
+        "Accept-Language": "en-US,en;q=0.9",
+    }
 
 
 @dataclass
@@ -78,16 +111,26 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 
 async def run_load(
-    url: str, *, connections: int, requests: int, duration: float, cookie: str = ""
+    url: str,
+    *,
+    connections: int,
+    requests: int,
+    duration: float,
+    cookie: str = "",
+    browser: bool = False,
 ) -> Result:
+    """Load ``url``; ``browser``: with a browser's headers (:func:`browser_headers`)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("loadgen targets loopback only")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers: Mapping[str, str] = browser_headers(parts.netloc) if browser else PLAIN_HEADERS
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     request = (
-        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: Mozilla/5.0 loadgen\r\n"
-        "Accept: text/html\r\n" + (f"Cookie: {cookie}\r\n" if cookie else "") + "\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{lines}"
+        + (f"Cookie: {cookie}\r\n" if cookie else "")
+        + "\r\n"
     ).encode()
     budget, counts = [requests], [0, 0]
     started = time.monotonic()
@@ -105,6 +148,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--cookie", default="", help="a Cookie header for every request")
+    parser.add_argument("--browser", action="store_true", help="send a browser's headers")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(
@@ -114,6 +158,7 @@ def main() -> None:
             requests=args.requests,
             duration=args.duration,
             cookie=args.cookie,
+            browser=args.browser,
         )
     )
     if args.json:

@@ -5,11 +5,13 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
     .venv/bin/python benchmarks/request_path.py                       # every framework
     .venv/bin/python benchmarks/request_path.py --framework django --option page_calls=false
     .venv/bin/python benchmarks/request_path.py --variant segment --variant floor
+    .venv/bin/python benchmarks/request_path.py --browser            # a browser's headers
     BENCH_PYTHONPATH=/tmp/old .venv/bin/python benchmarks/request_path.py   # another checkout
 
 Calls the WSGI (Django, Flask) or ASGI (Starlette) application of
 ``benchmarks/adapters.py`` directly, ``--requests`` times, with the request the
-load generator sends (a new visitor each time), and reports the process CPU per
+load generator sends (a new visitor each time; ``--browser``: with the headers of
+``loadgen.py --browser``), and reports the process CPU per
 request, bare and with segment-web (or the ``--variant`` of ``adapters.py``
 given: ``floor``, ``minimal``), in alternating chunks. No sockets, no other
 process: what is left is the framework's and the integration's Python, the
@@ -37,9 +39,23 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.loadgen import PLAIN_HEADERS, browser_headers  # noqa: E402
+
 FRAMEWORKS = ("django", "flask", "starlette")
 LABELS = {"segment": "segment-web", "floor": "the floor", "minimal": "minimal"}
-HEADERS = {"host": "127.0.0.1:8000", "user-agent": "Mozilla/5.0 loadgen", "accept": "text/html"}
+HOST = "127.0.0.1:8000"
+HEADERS = {"host": HOST, **{name.lower(): value for name, value in PLAIN_HEADERS.items()}}
+
+
+def use_browser_headers() -> None:
+    """Send the headers of ``loadgen.py --browser`` from now on (``BENCH_BROWSER=1``)."""
+    global HEADERS
+    browser = browser_headers(HOST)
+    HEADERS = {"host": HOST, **{name.lower(): value for name, value in browser.items()}}
+
+
+if os.environ.get("BENCH_BROWSER"):
+    use_browser_headers()
 
 
 def wsgi_environ() -> dict[str, Any]:
@@ -144,8 +160,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         choices=("segment", "floor", "minimal"),
         help="what to set against the bare app (default: segment; repeatable)",
     )
+    parser.add_argument(
+        "--browser", action="store_true", help="the headers of loadgen.py --browser"
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.browser:
+        os.environ["BENCH_BROWSER"] = "1"  # read by the children's import of this module
     if args.child:
         framework, variant, requests, chunks = args.child
         child(framework, variant, int(requests), int(chunks))

@@ -391,7 +391,9 @@ def _params_of_path(urlconf: str | None, script_name: str, path: str) -> Mapping
 
 def _route_of_root_path(path: str) -> Mapping[str, Any] | None:
     """``_params_of_path`` for the app's ``ROOT_URLCONF``, mounted at the root."""
-    return _resolve_kwargs(path, settings.ROOT_URLCONF)
+    # settings.ROOT_URLCONF, from LazySettings' own cache of it when it has one.
+    urlconf = _settings_read.get("ROOT_URLCONF") or settings.ROOT_URLCONF
+    return _resolve_kwargs(path, urlconf)
 
 
 @functools.lru_cache(maxsize=1024)

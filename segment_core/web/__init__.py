@@ -67,6 +67,7 @@ from segment_core.web._page import (
 )
 from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_path
 from segment_core.web._request import (
+    ASGIHeaders,
     RequestInfo,
     WSGIHeaders,
     checked_host,
@@ -98,6 +99,7 @@ __all__ = [
     "MAX_REFERRER",
     "MAX_USER_AGENT",
     "REDACTED",
+    "ASGIHeaders",
     "BotMatcher",
     "CookieSpec",
     "Redactor",

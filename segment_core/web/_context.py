@@ -140,7 +140,13 @@ def locale(accept_language: str | None) -> str | None:
     """The first language tag of an ``Accept-Language`` header (``en-US``)."""
     if not accept_language:
         return None
-    tag = accept_language[: MAX_LOCALE + 64].split(",", 1)[0].split(";", 1)[0].strip()
+    return _first_language(accept_language[: MAX_LOCALE + 64])
+
+
+@functools.lru_cache(maxsize=256)
+def _first_language(head: str) -> str | None:
+    # By the header's start: browsers send a few values, the same for many visitors.
+    tag = head.split(",", 1)[0].split(";", 1)[0].strip()
     return tag if len(tag) <= MAX_LOCALE and _LOCALE.fullmatch(tag) else None
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
-from segment_core.web._request import RequestInfo, WSGIHeaders
+from segment_core.web._request import ASGIHeaders, RequestInfo, WSGIHeaders
 
 __all__ = [
     "BOT_PATTERN",
@@ -158,12 +158,23 @@ def _accepts(accept: str, types: frozenset[str]) -> bool:
 def is_script_request(request: RequestInfo) -> bool:
     """Whether a script (XHR, fetch, htmx, Turbo) or a prefetch made the request."""
     headers = request.headers
-    # Most requests carry none of these headers: one pass over the names says so.
-    if (type(headers) is dict and _SCRIPT_HEADERS.isdisjoint(headers)) or (
-        type(headers) is WSGIHeaders and _SCRIPT_ENVIRON_KEYS.isdisjoint(headers._environ)
-    ):
-        return False
+    # One pass over the names finds which of these headers the request has: most
+    # have none, and a browser's navigation only Sec-Fetch-Mode.
+    present: set[str] | set[bytes] | None = None
+    # A view's & looks each of these names up, instead of hashing every key.
+    if type(headers) is WSGIHeaders:
+        present = headers._environ.keys() & _SCRIPT_ENVIRON_KEYS
+    elif type(headers) is ASGIHeaders:
+        present = headers._pairs.keys() & _SCRIPT_ASGI_KEYS
+    elif type(headers) is dict:
+        present = headers.keys() & _SCRIPT_HEADERS
     get = headers.get  # on every page view: no method call per header
+    if present is not None and len(present) < 2:
+        if not present:
+            return False
+        if next(iter(present)) in _FETCH_MODE_KEYS:
+            mode = get("sec-fetch-mode")
+            return mode is not None and _is_script_fetch_mode(mode)
     requested_with = get("x-requested-with")
     if requested_with and requested_with.strip().lower() == "xmlhttprequest":
         return True
@@ -172,7 +183,7 @@ def is_script_request(request: RequestInfo) -> bool:
     if get("turbo-frame") is not None:
         return True
     mode = get("sec-fetch-mode")
-    if mode is not None and mode.strip().lower() != "navigate":
+    if mode is not None and _is_script_fetch_mode(mode):
         return True
     for name in _PREFETCH_HEADERS:
         value = get(name)
@@ -188,6 +199,15 @@ _SCRIPT_HEADERS = frozenset(
 _SCRIPT_ENVIRON_KEYS = frozenset(
     "HTTP_" + name.upper().replace("-", "_") for name in _SCRIPT_HEADERS
 )
+_SCRIPT_ASGI_KEYS = frozenset(name.encode() for name in _SCRIPT_HEADERS)
+# Sec-Fetch-Mode, as each of the kinds of headers above names it.
+_FETCH_MODE_KEYS = frozenset(("sec-fetch-mode", "HTTP_SEC_FETCH_MODE", b"sec-fetch-mode"))
+
+
+@functools.lru_cache(maxsize=64)
+def _is_script_fetch_mode(mode: str) -> bool:
+    # Browsers send "navigate" for a page and "cors", "no-cors", "same-origin" for fetch().
+    return mode.strip().lower() != "navigate"
 
 
 @functools.lru_cache(maxsize=64)

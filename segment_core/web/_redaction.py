@@ -110,6 +110,10 @@ _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # Nested URLs are followed this deep (?next=/a?next=/b?token=...).
 _MAX_DEPTH = 3
 _CACHE_SIZE = 4096
+# Redacted queries and URLs kept (each at most this long): the same referrers and
+# query strings come back from one visitor to the next.
+_REDACTED_CACHE_SIZE = 1024
+_REDACTED_CACHE_LENGTH = 512
 # What stays unescaped when a changed nested value is written back.
 _VALUE_SAFE = "/:@!$'()*,;~-._"
 
@@ -130,7 +134,7 @@ class Redactor:
     ``defaults=False`` leaves only them.
     """
 
-    __slots__ = ("_cache", "_phrases", "_words", "defaults")
+    __slots__ = ("_cache", "_phrases", "_queries", "_urls", "_words", "defaults")
 
     def __init__(self, extra: Iterable[str] = (), *, defaults: bool = True) -> None:
         self.defaults = defaults
@@ -145,6 +149,9 @@ class Redactor:
         self._words = frozenset(words)
         self._phrases = tuple(phrases)
         self._cache: dict[str, bool] = {}
+        # What query() and url() answered, by their text: it depends on nothing else.
+        self._queries: dict[str, str] = {}
+        self._urls: dict[str, str] = {}
 
     def is_secret(self, name: str) -> bool:
         """Whether a parameter called ``name`` holds a secret (see the module's rule)."""
@@ -187,6 +194,14 @@ class Redactor:
         """
         if not query:
             return query
+        if depth:
+            return self._query(query, depth)
+        found = self._queries.get(query)
+        if found is None:
+            found = _remember(self._queries, query, self._query(query, 0))
+        return found
+
+    def _query(self, query: str, depth: int) -> str:
         parts = query.split("&")
         changed = False
         for index, part in enumerate(parts):
@@ -226,6 +241,14 @@ class Redactor:
         """``url`` with secrets redacted from its query and fragment (never raises)."""
         if not url or ("?" not in url and "#" not in url):
             return url
+        if depth:
+            return self._url(url, depth)
+        found = self._urls.get(url)
+        if found is None:
+            found = _remember(self._urls, url, self._url(url, 0))
+        return found
+
+    def _url(self, url: str, depth: int) -> str:
         base, hash_sign, fragment = url.partition("#")
         head, question, query = base.partition("?")
         redacted = head + question + self.query(query, depth)
@@ -242,6 +265,15 @@ class Redactor:
             for name, value in params.items()
             if value is not None and str(value) != "" and self.is_secret(str(name))
         )
+
+
+def _remember(cache: dict[str, str], text: str, redacted: str) -> str:
+    """Keep ``redacted`` as the answer for ``text`` (unless too long), in a bounded cache."""
+    if len(text) <= _REDACTED_CACHE_LENGTH:
+        if len(cache) >= _REDACTED_CACHE_SIZE:
+            cache.clear()
+        cache[text] = redacted
+    return redacted
 
 
 def redact_path(path: str, values: Iterable[str]) -> str:

@@ -164,6 +164,47 @@ async def test_repeated_headers_are_joined(client: Client, sent: Sent) -> None:
     assert page["userId"] == "u-3"
 
 
+BROWSER_HEADERS = [
+    (b"host", b"shop.example"),
+    (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36"),
+    (b"accept", b"text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"),
+    (b"sec-fetch-mode", b"navigate"),
+    (b"sec-fetch-dest", b"document"),
+    (b"referer", b"https://search.example/?q=caf\xe9&token=abc"),
+    (b"accept-language", b"de-CH,de;q=0.9"),
+]
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    [
+        pytest.param(lambda pairs: pairs, id="lower-case"),
+        pytest.param(lambda pairs: [(n.title(), v) for n, v in pairs], id="title-case"),
+        pytest.param(lambda pairs: iter(list(pairs)), id="an iterator"),
+        pytest.param(lambda pairs: tuple([n, v] for n, v in pairs), id="lists in a tuple"),
+    ],
+)
+async def test_headers_read_the_same_however_the_server_spells_them(
+    client: Client, sent: Sent, spelled: Any
+) -> None:
+    """Names in any case, pairs in any iterable: the page call carries the same."""
+    scope = http_scope(headers=spelled(BROWSER_HEADERS))
+    await call(SegmentMiddleware(HELLO, client=client), scope)
+    [page] = sent()
+    assert page["context"]["userAgent"].startswith("Mozilla/5.0 (X11")
+    assert page["context"]["locale"] == "de-CH"
+    # Latin-1 as the server passed it on, the secret redacted.
+    assert page["properties"]["referrer"] == "https://search.example/?q=caf\xe9&token=REDACTED"
+
+
+async def test_a_script_request_in_any_case_makes_no_page_call(client: Client, sent: Sent) -> None:
+    middleware = SegmentMiddleware(HELLO, client=client)
+    for name in (b"sec-fetch-mode", b"Sec-Fetch-Mode"):
+        headers = [*BROWSER_HEADERS[:3], (name, b"cors")]
+        await call(middleware, http_scope(headers=headers))
+    assert sent() == []
+
+
 async def test_pathsend_completes_the_response(client: Client, sent: Sent, tmp_path: Any) -> None:
     file = tmp_path / "page.html"
     file.write_text("<p>hi</p>")

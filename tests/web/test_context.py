@@ -136,6 +136,13 @@ def test_context_ip_options() -> None:
 )
 def test_locale(header: str | None, expected: str | None) -> None:
     assert locale(header) == expected
+    assert locale(header) == expected  # the answer remembered is the same
+
+
+def test_locale_reads_the_first_tag_of_a_long_header() -> None:
+    languages = ",".join(f"x{number};q=0.{number % 9 + 1}" for number in range(500))
+    assert locale("pt-BR," + languages) == "pt-BR"
+    assert locale("a" * 36 + "," + languages) is None  # longer than any language tag
 
 
 def test_full_context() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -12,9 +13,11 @@ from segment_core.web import (
     DEFAULT_EXCLUDE_ROUTES,
     LIST_DEFAULTS,
     REDACTED,
+    ASGIHeaders,
     Redactor,
     RequestTracker,
     WebOptions,
+    WSGIHeaders,
     accepts_document,
     forwarded_origin,
     is_script_request,
@@ -26,7 +29,7 @@ from segment_core.web import (
     should_track_page,
     wire_path,
 )
-from tests.web.conftest import make_request
+from tests.web.conftest import BROWSER, NAVIGATION_ACCEPT, make_request
 
 Messages = list[dict[str, Any]]
 HTML = "text/html; charset=utf-8"
@@ -90,7 +93,33 @@ def test_extra_names_are_words_or_words_in_a_row() -> None:
     ],
 )
 def test_nested_urls_are_redacted(query: str, expected: str) -> None:
-    assert Redactor().query(query) == expected
+    redactor = Redactor()
+    assert redactor.query(query) == expected
+    assert redactor.query(query) == expected  # the answer remembered is the same
+    assert redactor.url(f"/page?{query}#{query}") == f"/page?{expected}#{expected}"
+    assert redactor.url(f"/page?{query}#{query}") == f"/page?{expected}#{expected}"
+
+
+def test_each_redactor_remembers_its_own_answers() -> None:
+    url = "https://a.example/?coupon=X1&token=t"
+    default, coupons = Redactor(), Redactor(["coupon"], defaults=False)
+    for _ in range(2):
+        assert default.url(url) == f"https://a.example/?coupon=X1&token={REDACTED}"
+        assert coupons.url(url) == f"https://a.example/?coupon={REDACTED}&token=t"
+        assert default.query("coupon=X1") == "coupon=X1"
+        assert coupons.query("coupon=X1") == f"coupon={REDACTED}"
+
+
+def test_what_a_redactor_remembers_is_bounded() -> None:
+    redactor = Redactor()
+    for number in range(5000):
+        assert redactor.query(f"q={number}&secret=s") == f"q={number}&secret={REDACTED}"
+        assert redactor.url(f"/s?q={number}") == f"/s?q={number}"
+    long_query = "q=" + "x" * 5000 + "&token=t"
+    assert redactor.query(long_query) == long_query.replace("token=t", f"token={REDACTED}")
+    remembered = [*redactor._queries, *redactor._urls]
+    assert 0 < len(remembered) <= 2 * 1024
+    assert long_query not in remembered
 
 
 @pytest.mark.parametrize(
@@ -198,6 +227,13 @@ def test_a_304_needs_a_request_for_html(accept: str | None, expected: bool) -> N
         ({"sec-fetch-mode": "cors"}, True),
         ({"sec-fetch-mode": "no-cors"}, True),
         ({"sec-fetch-mode": "navigate"}, False),
+        ({"sec-fetch-mode": " Navigate "}, False),
+        ({"sec-fetch-mode": "same-origin"}, True),
+        ({"sec-fetch-mode": ""}, True),
+        ({"sec-fetch-mode": "navigate", "x-requested-with": "XMLHttpRequest"}, True),
+        ({"sec-fetch-mode": "navigate", "sec-purpose": "prefetch"}, True),
+        ({"sec-fetch-mode": "navigate", "hx-request": "true", "hx-boosted": "true"}, False),
+        ({"sec-fetch-mode": "navigate", "purpose": "nothing"}, False),
         ({"sec-purpose": "prefetch"}, True),
         ({"sec-purpose": "prefetch;prerender"}, True),
         ({"purpose": "prefetch"}, True),
@@ -205,8 +241,39 @@ def test_a_304_needs_a_request_for_html(accept: str | None, expected: bool) -> N
         ({"x-moz": "prefetch"}, True),
     ],
 )
-def test_script_requests(headers: dict[str, str], expected: bool) -> None:
-    assert is_script_request(make_request(headers=headers)) is expected
+@pytest.mark.parametrize("kind", ["dict", "wsgi", "asgi", "mapping"])
+def test_script_requests(headers: dict[str, str], expected: bool, kind: str) -> None:
+    """The same answer for every kind of headers an adapter hands over."""
+    given = {"user-agent": BROWSER, "accept": NAVIGATION_ACCEPT, **headers}
+    view: Mapping[str, str]
+    if kind == "dict":
+        view = given
+    elif kind == "wsgi":
+        environ = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in given.items()}
+        view = WSGIHeaders({"REQUEST_METHOD": "GET", "PATH_INFO": "/", **environ})
+    elif kind == "asgi":
+        asgi = ASGIHeaders.of([(name.encode(), value.encode()) for name, value in given.items()])
+        assert asgi is not None
+        view = asgi
+    else:
+        view = _CaseInsensitive(given)  # as a framework's own header object
+    request = make_request()
+    request.headers = view
+    assert is_script_request(request) is expected
+
+
+class _CaseInsensitive(Mapping[str, str]):
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = {name.title(): value for name, value in headers.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name.title()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
 
 
 def test_routes_are_excluded_by_name_or_namespace() -> None:
