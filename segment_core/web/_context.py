@@ -234,14 +234,22 @@ def campaign(query: str) -> dict[str, str]:
     >>> campaign("utm_campaign=spring+sale&utm_source=news")
     {'name': 'spring sale', 'source': 'news'}
     """
-    result: dict[str, str] = {}
     if "utm_" not in query:
-        return result
+        return {}
+    return dict(_campaign(query))  # a dict of the caller's own: the cached one stays as made
+
+
+@functools.lru_cache(maxsize=256)
+def _campaign(query: str) -> dict[str, str]:
+    # By the query: a campaign's links bring the same one, visitor after visitor.
+    result: dict[str, str] = {}
     for part in query.split("&"):
         key, _, value = part.partition("=")
-        key = unquote_plus(key)
+        if "%" in key or "+" in key:
+            key = unquote_plus(key)
         if key.startswith("utm_") and len(key) > 4:
             name = key[4:64]
-            value = unquote_plus(value)[:MAX_CAMPAIGN_VALUE]
-            result["name" if name == "campaign" else name] = value
+            if "%" in value or "+" in value:
+                value = unquote_plus(value)
+            result["name" if name == "campaign" else name] = value[:MAX_CAMPAIGN_VALUE]
     return result

@@ -295,3 +295,13 @@ def test_redaction_never_leaks_a_secret_value(pairs: list[tuple[str, str]]) -> N
 )
 def test_campaign(query: str, expected: dict[str, str]) -> None:
     assert campaign(query) == expected
+    assert campaign(query) == expected  # the answer remembered is the same
+
+
+def test_each_request_gets_a_campaign_of_its_own() -> None:
+    query = "utm_source=news&utm_campaign=spring"
+    first = request_context(make_request(query_string=query), WebOptions())
+    first["campaign"]["source"] = "changed by a view"
+    second = request_context(make_request(query_string=query), WebOptions())
+    assert second["campaign"] == {"source": "news", "name": "spring"}
+    assert campaign(query) is not campaign(query)
