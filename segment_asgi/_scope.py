@@ -7,7 +7,8 @@ the scope's bytes and tuples into a :class:`segment_core.web.RequestInfo`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from http.cookies import _unquote  # as starlette.requests.cookie_parser unquotes
 from typing import Any
 
 from starlette.requests import cookie_parser
@@ -50,11 +51,56 @@ def request_info(scope: Scope, native: Any = None) -> RequestInfo:
         path=request_path(scope),
         query_string=(scope.get("query_string") or b"").decode("latin-1"),
         headers=headers,
-        cookies=cookie_parser(cookie) if cookie else {},
+        cookies=HeaderCookies(cookie) if cookie else {},
         client_addr=str(client[0]) if client else None,
         native=native,
     )
     return info
+
+
+class HeaderCookies(Mapping[str, str]):
+    """The cookies of a ``Cookie`` header as Starlette's ``cookie_parser`` reads them.
+
+    A browser sends every cookie of the site, and the web rules ask for one or
+    two: :meth:`get` parses only the parts that can hold the name asked for
+    (the last one wins, as in the parser); anything else parses the whole header
+    once.
+    """
+
+    __slots__ = ("_header", "_parsed")
+
+    def __init__(self, header: str) -> None:
+        self._header = header
+        self._parsed: dict[str, str] | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if not name or self._parsed is not None:
+            return self._all().get(name, default)
+        value = default
+        if name in self._header:
+            for part in self._header.split(";"):
+                if name in part:
+                    # What cookie_parser() makes of this part: a part without "="
+                    # has the empty name.
+                    key, equals, text = part.partition("=")
+                    if equals and key.strip() == name:
+                        value = _unquote(text.strip())
+        return value
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def _all(self) -> dict[str, str]:
+        parsed = self._parsed
+        if parsed is None:
+            parsed = self._parsed = cookie_parser(self._header)
+        return parsed
 
 
 def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
