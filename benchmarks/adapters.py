@@ -7,6 +7,7 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
     .venv/bin/python benchmarks/adapters.py --frameworks flask --variants bare,segment
     .venv/bin/python benchmarks/adapters.py --returning --track --variants segment
     .venv/bin/python benchmarks/adapters.py --variants segment,segment-track,segment-returning
+    .venv/bin/python benchmarks/adapters.py --browser --variants bare,segment,floor
 
 For each framework (Django and Flask under gunicorn with one sync worker,
 Starlette under uvicorn) it serves the same hello-world page with each
@@ -16,10 +17,12 @@ middleware, OpenTelemetry, PostHog and Sentry, every one shipping one event per
 request to the fast loopback receiver of ``benchmarks/core.py``. One framework
 at a time, its servers run together; rounds load each in turn (the order rotates
 every round) with the project's load generator, which keeps no cookies: every
-request is a new visitor (``--returning``: every request carries the same
-``ajs_anonymous_id`` cookie; ``--track``: segment-web's view also calls
-``request.analytics.track()`` once, and the ``floor`` sends a track message
-beside its page message). The derived variants (``segment-track``,
+request is a new visitor, and sends a ``Host``, a ``User-Agent`` and an
+``Accept`` line (``--browser``: the headers Chrome sends when it follows a link
+of the site, Referer, languages and fetch metadata among them; ``--returning``:
+every request carries the same ``ajs_anonymous_id`` cookie; ``--track``:
+segment-web's view also calls ``request.analytics.track()`` once, and the
+``floor`` sends a track message beside its page message). The derived variants (``segment-track``,
 ``segment-returning``, ``floor-track``, ``floor-returning``) make one of those
 changes for one server, so that a run sets it beside its base, interleaved, and
 prints what it adds relative to the base's addition. After a graceful stop of

@@ -15,7 +15,7 @@ from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Host, Match, Mount
 
 from segment_asgi._types import Scope
-from segment_core.web import ASGIHeaders, RequestInfo, request_wire_path
+from segment_core.web import RequestInfo, request_wire_path
 
 __all__ = ["header_dict", "request_info", "request_path", "route_of", "user_id_of"]
 
@@ -30,12 +30,7 @@ _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
 
 def request_info(scope: Scope, native: Any = None) -> RequestInfo:
     """The neutral request for an ``http`` (or ``websocket``) scope."""
-    raw = scope.get("headers") or ()
-    if not isinstance(raw, (list, tuple)):
-        raw = list(raw)
-    headers: Mapping[str, str] | None = ASGIHeaders.of(raw)
-    if headers is None:
-        headers = header_dict(raw)
+    headers = header_dict(scope.get("headers") or ())
     cookie = headers.get("cookie")
     scheme = str(scope.get("scheme") or "http")
     scheme = _HTTP_SCHEMES.get(scheme, scheme)

@@ -67,7 +67,6 @@ from segment_core.web._page import (
 )
 from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_path
 from segment_core.web._request import (
-    ASGIHeaders,
     RequestInfo,
     WSGIHeaders,
     checked_host,
@@ -99,7 +98,6 @@ __all__ = [
     "MAX_REFERRER",
     "MAX_USER_AGENT",
     "REDACTED",
-    "ASGIHeaders",
     "BotMatcher",
     "CookieSpec",
     "Redactor",

@@ -22,13 +22,13 @@ Redirects are not page views: the page they lead to is.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import KeysView, Mapping
 from typing import Any
 
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
-from segment_core.web._request import ASGIHeaders, RequestInfo, WSGIHeaders
+from segment_core.web._request import RequestInfo, WSGIHeaders
 
 __all__ = [
     "BOT_PATTERN",
@@ -158,23 +158,21 @@ def _accepts(accept: str, types: frozenset[str]) -> bool:
 def is_script_request(request: RequestInfo) -> bool:
     """Whether a script (XHR, fetch, htmx, Turbo) or a prefetch made the request."""
     headers = request.headers
-    # One pass over the names finds which of these headers the request has: most
-    # have none, and a browser's navigation only Sec-Fetch-Mode.
-    present: set[str] | set[bytes] | None = None
-    # A view's & looks each of these names up, instead of hashing every key.
+    # Most requests have none of these headers, a browser's navigation only
+    # Sec-Fetch-Mode: one set operation tells either.
+    keys: KeysView[str] | None = None
     if type(headers) is WSGIHeaders:
-        present = headers._environ.keys() & _SCRIPT_ENVIRON_KEYS
-    elif type(headers) is ASGIHeaders:
-        present = headers._pairs.keys() & _SCRIPT_ASGI_KEYS
+        keys, names = headers._environ.keys(), _SCRIPT_ENVIRON_KEYS
     elif type(headers) is dict:
-        present = headers.keys() & _SCRIPT_HEADERS
-    get = headers.get  # on every page view: no method call per header
-    if present is not None and len(present) < 2:
-        if not present:
+        keys, names = headers.keys(), _SCRIPT_HEADERS
+    if keys is not None:
+        if keys.isdisjoint(names):
             return False
-        if next(iter(present)) in _FETCH_MODE_KEYS:
-            mode = get("sec-fetch-mode")
+        present = keys & names
+        if len(present) == 1 and present.pop() in _FETCH_MODE_KEYS:
+            mode = headers.get("sec-fetch-mode")
             return mode is not None and _is_script_fetch_mode(mode)
+    get = headers.get  # no method lookup per header
     requested_with = get("x-requested-with")
     if requested_with and requested_with.strip().lower() == "xmlhttprequest":
         return True
@@ -199,9 +197,8 @@ _SCRIPT_HEADERS = frozenset(
 _SCRIPT_ENVIRON_KEYS = frozenset(
     "HTTP_" + name.upper().replace("-", "_") for name in _SCRIPT_HEADERS
 )
-_SCRIPT_ASGI_KEYS = frozenset(name.encode() for name in _SCRIPT_HEADERS)
 # Sec-Fetch-Mode, as each of the kinds of headers above names it.
-_FETCH_MODE_KEYS = frozenset(("sec-fetch-mode", "HTTP_SEC_FETCH_MODE", b"sec-fetch-mode"))
+_FETCH_MODE_KEYS = frozenset(("sec-fetch-mode", "HTTP_SEC_FETCH_MODE"))
 
 
 @functools.lru_cache(maxsize=64)

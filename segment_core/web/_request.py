@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote
 
 __all__ = [
-    "ASGIHeaders",
     "RequestInfo",
     "WSGIHeaders",
     "checked_host",
@@ -121,61 +120,6 @@ class WSGIHeaders(Mapping[str, str]):
 def _environ_key(name: str) -> str:
     key = name.upper().replace("-", "_")
     return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
-
-
-class ASGIHeaders(Mapping[str, str]):
-    """Request headers read from an ASGI scope's pairs, each value decoded when read.
-
-    Decoding every pair up front costs more than the rest of a page view's
-    request reading when a browser sends its dozen and a half headers, and only
-    a few are ever read. :meth:`of` makes one when the pairs allow it.
-    """
-
-    __slots__ = ("_pairs",)
-
-    def __init__(self, pairs: dict[bytes, bytes]) -> None:
-        #: Lower-case names to values, as the server sent them (latin-1 bytes).
-        self._pairs = pairs
-
-    @classmethod
-    def of(cls, raw: list[Any] | tuple[Any, ...]) -> ASGIHeaders | None:
-        """The headers of ``raw`` pairs, or None unless the server sent them plainly.
-
-        Plainly: bytes names, all lower-case (as HTTP/2 and every common ASGI
-        server send them), none repeated. Otherwise the caller decodes and joins
-        them itself. Values are bytes, as the ASGI specification has them.
-        """
-        try:
-            pairs = dict(raw)
-            if len(pairs) != len(raw):
-                return None
-            names = b"".join(pairs)
-        except (TypeError, ValueError):
-            return None
-        return cls(pairs) if names.lower() == names else None
-
-    def get(self, name: str, default: Any = None) -> Any:
-        value = self._pairs.get(_asgi_key(name))
-        return default if value is None else value.decode("latin-1")
-
-    def __getitem__(self, name: str) -> str:
-        value = self._pairs.get(_asgi_key(name))
-        if value is None:
-            raise KeyError(name)
-        return value.decode("latin-1")
-
-    def __iter__(self) -> Iterator[str]:
-        for name in self._pairs:
-            yield name.decode("latin-1")
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-
-@lru_cache(maxsize=256)
-def _asgi_key(name: str) -> bytes:
-    # A name no latin-1 header can have matches none ("?" is no header name character).
-    return name.lower().encode("latin-1", "replace")
 
 
 # What a path keeps unescaped (RFC 3986 pchar and "/"); everything else is %XX.
