@@ -66,7 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.loadgen import PLAIN_HEADERS, browser_headers  # noqa: E402
+from benchmarks.loadgen import request_headers  # noqa: E402
 
 FRAMEWORKS = ("django", "flask", "starlette")
 RETURNING_COOKIE = "ajs_anonymous_id=3b241101-e2bb-4255-8caf-4136c566a962"
@@ -224,8 +224,7 @@ def served_count(
 
 def _get(port: int, deadline: float | None = None) -> None:
     """One page view of a new visitor; until ``deadline``, retried while the server starts."""
-    netloc = f"127.0.0.1:{port}"
-    headers = browser_headers(netloc) if os.environ.get("BENCH_BROWSER") else PLAIN_HEADERS
+    headers = request_headers(f"127.0.0.1:{port}", browser=bool(os.environ.get("BENCH_BROWSER")))
     while True:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)

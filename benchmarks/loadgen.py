@@ -51,6 +51,11 @@ def browser_headers(netloc: str) -> dict[str, str]:
     }
 
 
+def request_headers(netloc: str, *, browser: bool = False) -> Mapping[str, str]:
+    """The headers besides ``Host`` of a request to ``netloc``: plain, or a browser's."""
+    return browser_headers(netloc) if browser else PLAIN_HEADERS
+
+
 @dataclass
 class Result:
     requests: int
@@ -125,7 +130,7 @@ async def run_load(
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("loadgen targets loopback only")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers: Mapping[str, str] = browser_headers(parts.netloc) if browser else PLAIN_HEADERS
+    headers = request_headers(parts.netloc, browser=browser)
     lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{lines}"

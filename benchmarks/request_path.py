@@ -39,23 +39,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.loadgen import PLAIN_HEADERS, browser_headers  # noqa: E402
+from benchmarks.loadgen import request_headers  # noqa: E402
 
 FRAMEWORKS = ("django", "flask", "starlette")
 LABELS = {"segment": "segment-web", "floor": "the floor", "minimal": "minimal"}
 HOST = "127.0.0.1:8000"
-HEADERS = {"host": HOST, **{name.lower(): value for name, value in PLAIN_HEADERS.items()}}
-
-
-def use_browser_headers() -> None:
-    """Send the headers of ``loadgen.py --browser`` from now on (``BENCH_BROWSER=1``)."""
-    global HEADERS
-    browser = browser_headers(HOST)
-    HEADERS = {"host": HOST, **{name.lower(): value for name, value in browser.items()}}
-
-
-if os.environ.get("BENCH_BROWSER"):
-    use_browser_headers()
+#: The load generator's request, lower-case; ``BENCH_BROWSER=1``: ``loadgen.py --browser``'s.
+HEADERS = {
+    "host": HOST,
+    **{
+        name.lower(): value
+        for name, value in request_headers(
+            HOST, browser=bool(os.environ.get("BENCH_BROWSER"))
+        ).items()
+    },
+}
 
 
 def wsgi_environ() -> dict[str, Any]:
