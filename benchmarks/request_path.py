@@ -6,6 +6,7 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
     .venv/bin/python benchmarks/request_path.py --framework django --option page_calls=false
     .venv/bin/python benchmarks/request_path.py --variant segment --variant floor
     .venv/bin/python benchmarks/request_path.py --browser            # a browser's headers
+    .venv/bin/python benchmarks/request_path.py --evict 8 --requests 3000   # caches cold
     BENCH_PYTHONPATH=/tmp/old .venv/bin/python benchmarks/request_path.py   # another checkout
 
 Calls the WSGI (Django, Flask) or ASGI (Starlette) application of
@@ -18,6 +19,12 @@ process: what is left is the framework's and the integration's Python, the
 floor against which ``adapters.py``'s figures (which add the server, the kernel
 and the sender thread) can be read. The events go to the loopback receiver of
 ``benchmarks/core.py``.
+
+``--evict MB``: before each request, write over a buffer of that many MB, so
+that the request starts with the processor's own caches holding none of its
+code and data, as a served worker's request does after the kernel's and the
+server's work. Each request's process CPU time is then read around it alone,
+so the sender thread's share, which mostly runs meanwhile, is left out.
 """
 
 from __future__ import annotations
@@ -108,6 +115,7 @@ def asgi_caller(app: Any) -> Callable[[], None]:
 
 def child(framework: str, variant: str, requests: int, chunks: int) -> None:
     """In a fresh process: build the app, warm it up, print CPU µs per request per chunk."""
+    evict_bytes = int(float(os.environ.get("BENCH_EVICT_MB") or 0) * 2**20)
     os.environ["BENCH_VARIANT"] = variant
     if framework == "starlette":
         from benchmarks.starlette_bench_app import make_app
@@ -121,11 +129,29 @@ def child(framework: str, variant: str, requests: int, chunks: int) -> None:
     per_chunk = requests // chunks
     results = []
     for _ in range(chunks):
+        if evict_bytes:
+            results.append(cold_calls(call, per_chunk, evict_bytes) / per_chunk * 1e6)
+            continue
         started = time.process_time()
         for _ in range(per_chunk):
             call()
         results.append((time.process_time() - started) / per_chunk * 1e6)
     print(json.dumps(results), flush=True)
+
+
+def cold_calls(call: Callable[[], None], count: int, evict_bytes: int) -> float:
+    """Process CPU seconds of ``count`` calls, each after ``evict_bytes`` were written over."""
+    import ctypes
+
+    buffer = (ctypes.c_char * evict_bytes)()
+    clock = time.process_time
+    spent = 0.0
+    for turn in range(count):
+        ctypes.memset(buffer, turn & 0xFF, evict_bytes)
+        started = clock()
+        call()
+        spent += clock() - started
+    return spent
     os._exit(0)  # the receiver counts nothing here: no need to wait for delivery
 
 
@@ -161,10 +187,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--browser", action="store_true", help="the headers of loadgen.py --browser"
     )
+    parser.add_argument(
+        "--evict",
+        type=float,
+        default=0.0,
+        metavar="MB",
+        help="write over this many MB before each request: caches cold (try 8)",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.browser:
         os.environ["BENCH_BROWSER"] = "1"  # read by the children's import of this module
+    if args.evict:
+        os.environ["BENCH_EVICT_MB"] = str(args.evict)  # read by the children
     if args.child:
         framework, variant, requests, chunks = args.child
         child(framework, variant, int(requests), int(chunks))
