@@ -7,6 +7,7 @@ installed (``apt-get install valgrind``)::
     .venv/bin/python benchmarks/instructions.py --framework flask
     .venv/bin/python benchmarks/instructions.py --served --cache-sim   # with L1 misses
     .venv/bin/python benchmarks/instructions.py --browser           # a browser's headers
+    .venv/bin/python benchmarks/instructions.py --cold 2.5          # and L2 misses, caches cold
     BENCH_PYTHONPATH=/tmp/old .venv/bin/python benchmarks/instructions.py   # another checkout too
 
 Each configuration runs the app of ``benchmarks/request_path.py`` (the WSGI or
@@ -34,6 +35,15 @@ not counted by valgrind). With ``--cache-sim`` it also counts the first-level
 cache misses callgrind simulates (code and data, 32 KB each, the worker's own
 accesses only: what the kernel and other processes evict is not simulated), to
 compare how often the code each configuration adds misses them per instruction.
+
+``--cold MB`` counts the request thread as ``--request-thread`` does, with this
+machine's caches simulated (their sizes read from ``/sys``; the second level as
+callgrind's last) and ``MB`` written over before each request, so that every
+request starts with none of its code and data in the first two levels, as a
+served worker's request does after the kernel's and the server's work. It adds
+the second-level misses per request (code, data read, data written), less those
+of the writing itself (a run that writes and serves nothing), for the bare app,
+segment-web and the yardsticks.
 
 The configurations split segment-web's cost into its parts: the adapter and the
 request's context alone (no page call, no cookie), the cookie, the page call (and
@@ -102,8 +112,19 @@ def child(framework: str, variant: str, requests: int) -> None:
         call = request_path.wsgi_caller(module.make_app())
     for _ in range(300):
         call()
-    for _ in range(requests):
-        call()
+    evict = int(float(os.environ.get("BENCH_EVICT_MB") or 0) * 2**20)
+    if evict:
+        import ctypes
+
+        buffer = (ctypes.c_char * evict)()
+        serve = not os.environ.get("BENCH_EVICT_ONLY")
+        for turn in range(requests):
+            ctypes.memset(buffer, turn & 0xFF, evict)
+            if serve:
+                call()
+    else:
+        for _ in range(requests):
+            call()
     if variant == "segment":
         from segment_core import get_client
 
@@ -163,6 +184,48 @@ def count(
     if done.returncode or found is None:
         sys.exit(f"{framework} {variant}: {done.stderr[-2000:]}")
     return int(found.group(1))
+
+
+def cold_count(
+    framework: str,
+    variant: str,
+    extra_env: dict[str, str],
+    requests: int,
+    *,
+    collector: str,
+    path_first: str | None,
+) -> dict[str, int]:
+    """Events of the request thread of one run with the caches simulated (``--cold``)."""
+    env = _env(variant, {}, extra_env, collector, path_first)
+    with tempfile.TemporaryDirectory() as folder:
+        command = [
+            "valgrind", "--tool=callgrind", "--separate-threads=yes", "--cache-sim=yes",
+            *cache_geometry(), f"--callgrind-out-file={folder}/out",
+            sys.executable, __file__, "--child", framework, variant, str(requests),
+        ]  # fmt: skip
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+        text = "" if done.returncode else Path(folder, "out-01").read_text()
+    events = re.search(r"^events:\s*(.+)$", text, re.M)
+    found = re.search(r"^summary:\s*(.+)$", text, re.M)
+    if events is None or found is None:
+        sys.exit(f"{framework} {variant}: {done.stderr[-2000:]}")
+    return dict(zip(events.group(1).split(), map(int, found.group(1).split()), strict=True))
+
+
+def cache_geometry() -> list[str]:
+    """callgrind's ``--I1``, ``--D1`` and ``--LL`` for this machine's first two levels."""
+    options = []
+    for index, option in ((1, "--I1"), (0, "--D1"), (2, "--LL")):
+        folder = Path(f"/sys/devices/system/cpu/cpu0/cache/index{index}")
+        try:
+            size = (folder / "size").read_text().strip()
+            ways = int((folder / "ways_of_associativity").read_text())
+            line = int((folder / "coherency_line_size").read_text())
+        except (OSError, ValueError):
+            continue  # callgrind's own guess for this level
+        kilobytes = int(size.rstrip("K"))
+        options.append(f"{option}={kilobytes * 1024},{ways},{line}")
+    return options
 
 
 def served_count(
@@ -276,6 +339,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--browser", action="store_true", help="the headers of loadgen.py --browser"
     )
+    parser.add_argument(
+        "--cold",
+        type=float,
+        metavar="MB",
+        help="the request thread with caches simulated and MB written over before each "
+        "request: second-level misses too (try 2.5)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.browser:
@@ -294,6 +364,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         configurations.insert(2, (f"segment-web of {other}", "segment", {}, {"_OTHER": "1"}))
     receiver, port, _ = start_receiver()
     collector = f"http://127.0.0.1:{port}/in-process"
+    if args.cold:
+        try:
+            cold(args, collector, other)
+        finally:
+            receiver.kill()
+            receiver.wait()
+        return
     try:
         for framework in args.framework or FRAMEWORKS:
             bare: int | None = None
@@ -338,6 +415,56 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         receiver.kill()
         receiver.wait()
+
+
+#: ``--cold``: the bare app, segment-web and the yardsticks.
+COLD_CONFIGURATIONS = ("bare", "segment", "minimal", "floor", "hooks")
+#: The second-level misses callgrind counts: code read, data read, data written.
+SECOND_LEVEL_MISSES = ("ILmr", "DLmr", "DLmw")
+
+
+def cold(args: argparse.Namespace, collector: str, other: str | None) -> None:
+    """``--cold``: instructions and second-level misses per request, caches cold."""
+    os.environ["BENCH_EVICT_MB"] = str(args.cold)  # passed on to the measured interpreters
+    labels: dict[str, str] = {}
+    for label, variant, _, _ in CONFIGURATIONS:
+        labels.setdefault(variant, label)  # the first: the plain configuration
+    runs: list[tuple[str, str, dict[str, str], str | None]] = [
+        ("writing over the caches alone", "bare", {"BENCH_EVICT_ONLY": "1"}, None),
+        *((labels[v], v, {}, None) for v in COLD_CONFIGURATIONS),
+    ]
+    if other:
+        runs.insert(3, (f"segment-web of {other}", "segment", {}, other))
+    for framework in args.framework or FRAMEWORKS:
+        print(f"{framework}: per request, the request thread, {args.cold:g} MB written over "
+              f"before each; {args.high - args.low} requests counted")  # fmt: skip
+        print(f"  {'':<40} {'instructions':>12} {'added':>9} {'L2 misses':>10} {'added':>7}")
+        base: dict[str, int] | None = None
+        bare: dict[str, int] | None = None
+        for label, variant, extra_env, first in runs:
+            run = functools.partial(
+                cold_count, framework, variant, extra_env,
+                collector=collector, path_first=first,
+            )  # fmt: skip
+            with ThreadPoolExecutor(2) as pool:
+                low, high = pool.map(run, (args.low, args.high))
+            spent = {k: (high[k] - low[k]) // (args.high - args.low) for k in high}
+            if base is None:
+                base = spent
+                print(f"  {label:<40} {spent['Ir']:>12,} {'':>9} {_misses(spent):>10,}")
+                continue
+            own = {k: spent[k] - base[k] for k in spent}  # less the writing itself
+            bare = own if bare is None else bare
+            added = (
+                f"{own['Ir'] - bare['Ir']:+,}" if variant != "bare" or first else "",
+                f"{_misses(own) - _misses(bare):+,}" if variant != "bare" or first else "",
+            )
+            print(f"  {label:<40} {own['Ir']:>12,} {added[0]:>9} {_misses(own):>10,} "
+                  f"{added[1]:>7}", flush=True)  # fmt: skip
+
+
+def _misses(events: dict[str, int]) -> int:
+    return sum(events[name] for name in SECOND_LEVEL_MISSES)
 
 
 if __name__ == "__main__":
