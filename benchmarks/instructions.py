@@ -218,13 +218,14 @@ def cache_geometry() -> list[str]:
     for index, option in ((1, "--I1"), (0, "--D1"), (2, "--LL")):
         folder = Path(f"/sys/devices/system/cpu/cpu0/cache/index{index}")
         try:
-            size = (folder / "size").read_text().strip()
+            size = int((folder / "size").read_text().strip().removesuffix("K")) * 1024
             ways = int((folder / "ways_of_associativity").read_text())
             line = int((folder / "coherency_line_size").read_text())
         except (OSError, ValueError):
             continue  # callgrind's own guess for this level
-        kilobytes = int(size.rstrip("K"))
-        options.append(f"{option}={kilobytes * 1024},{ways},{line}")
+        sets = size // (ways * line) if ways and line else 0
+        if sets and not sets & (sets - 1):  # callgrind takes a power of two only
+            options.append(f"{option}={size},{ways},{line}")
     return options
 
 
