@@ -204,11 +204,18 @@ def cold_count(
             sys.executable, __file__, "--child", framework, variant, str(requests),
         ]  # fmt: skip
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
-        text = "" if done.returncode else Path(folder, "out-01").read_text()
+        totals = None if done.returncode else _totals(Path(folder, "out-01").read_text())
+    if totals is None:
+        sys.exit(f"{framework} {variant}: {done.stderr[-2000:]}")
+    return totals
+
+
+def _totals(text: str) -> dict[str, int] | None:
+    """Each event's total in a callgrind output file, or None if it holds none yet."""
     events = re.search(r"^events:\s*(.+)$", text, re.M)
     found = re.search(r"^summary:\s*(.+)$", text, re.M)
     if events is None or found is None:
-        sys.exit(f"{framework} {variant}: {done.stderr[-2000:]}")
+        return None
     return dict(zip(events.group(1).split(), map(int, found.group(1).split()), strict=True))
 
 
@@ -311,12 +318,9 @@ def _dump(pid: int, folder: str) -> dict[str, int]:
         new = [n for n in set(os.listdir(folder)) - before if n.startswith(f"cg.{pid}.")]
         if new:
             time.sleep(0.5)  # written whole
-            dumped = Path(folder, new[0]).read_text()
-            events = re.search(r"^events:\s*(.+)$", dumped, re.M)
-            found = re.search(r"^summary:\s*(.+)$", dumped, re.M)
-            if events and found:
-                names, totals = events.group(1).split(), found.group(1).split()
-                return dict(zip(names, map(int, totals), strict=True))
+            totals = _totals(Path(folder, new[0]).read_text())
+            if totals is not None:
+                return totals
         time.sleep(0.2)
     raise RuntimeError("callgrind_control wrote no dump")
 
