@@ -6,8 +6,7 @@ import bisect
 import itertools
 import operator
 from collections import deque
-from collections.abc import Iterable, Sequence, Sized
-from typing import TypeVar
+from collections.abc import Iterable, Sequence
 
 from segment_core.encoding import encode
 
@@ -37,21 +36,17 @@ def envelope_size(write_key: str) -> int:
     return _ENVELOPE_FIXED + len(encode(write_key))
 
 
-_Message = TypeVar("_Message", bound=Sized)
-
-
 def take_batch(
-    buffer: deque[_Message],
+    buffer: deque[bytes],
     *,
     max_messages: int = MAX_BATCH_MESSAGES,
     max_bytes: int = MAX_BATCH_BYTES,
-) -> list[_Message]:
+) -> list[bytes]:
     """Pop from the left of ``buffer`` as many messages as fit in one body.
 
     ``max_bytes`` bounds the joined messages with their commas; the caller leaves
     room for the envelope. Always takes at least one message when there is one
     (every message is at most ``MAX_MESSAGE_BYTES``, far below any batch limit).
-    A message's ``len()`` is its encoded size (or, not encoded yet, an estimate).
     """
     popleft = buffer.popleft
     batch = [popleft() for _ in range(min(len(buffer), max_messages))]

@@ -13,18 +13,12 @@ from segment_core import _capture, lifecycle, signals
 from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.config import POSITIONAL_OPTIONS, Config
-from segment_core.deferred import DeferredPage
 from segment_core.delivery import Delivery
-from segment_core.encoding import encode, encode_simple, now_timestamp
+from segment_core.encoding import encode, encode_simple
 from segment_core.errors import InvalidMessage
 from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
-from segment_core.normalize import (
-    WHOLE_MESSAGE,
-    CheckedContext,
-    MessageFactory,
-    check_hook_result,
-)
+from segment_core.normalize import WHOLE_MESSAGE, MessageFactory, check_hook_result
 from segment_core.returned import complete
 from segment_core.spool import Spool
 from segment_core.stats import Stats
@@ -48,9 +42,7 @@ class Client(ClientSettings):
 
     Every call validates and encodes its message on the caller's thread (a mistake
     raises :class:`InvalidMessage` right there), then hands the bytes to a bounded
-    buffer drained by a background thread. (A web request's automatic page call,
-    whose values the library derived itself, is built and encoded by that thread:
-    see :mod:`segment_core.deferred`.) Calls return ``(accepted, message)``,
+    buffer drained by a background thread. Calls return ``(accepted, message)``,
     the message with every key analytics-python's has. The settings are read-only
     attributes (``client.host``, ``client.timeout``, ...).
     """
@@ -333,51 +325,6 @@ class Client(ClientSettings):
         if signals.message_enqueued.receivers:
             signals.emit(signals.message_enqueued, self, message=complete(message))
         return True, message
-
-    def _accept_request_page(
-        self,
-        user_id: str | None,
-        anonymous_id: str | None,
-        name: str | None,
-        properties: dict[str, str],
-        context: CheckedContext,
-        *,
-        defer: bool = False,
-    ) -> dict[str, Any] | DeferredPage:
-        """A web request's automatic page call (see :meth:`MessageFactory.request_page`).
-
-        ``defer``: nothing but the caller holds the context, which builds the message
-        before anything else can see it. Then the call is queued as a
-        :class:`DeferredPage` for the sender to build and encode, unless something
-        must see the message now: ``before_send``, the spool, a capture, a
-        ``message_enqueued`` receiver, or no queue (sync mode, disabled, test mode).
-        Returns the page message (lean), or what stands for it until it is built.
-        """
-        if (
-            defer
-            and self._before_send is None
-            and self._spool is None
-            and self._queueing
-            and not _capture.sinks
-            and not signals.message_enqueued.receivers
-        ):
-            page = DeferredPage(
-                self, user_id, anonymous_id, name, properties, context, now_timestamp()
-            )
-            refused = self._worker.put(page)
-            if refused is None:
-                if not self._registered:
-                    self._register()
-                return page
-            message = page.message()
-            self._drop(complete(message), refused)
-            return message
-        factory = self._factory
-        message = factory.request_page(user_id, anonymous_id, name, properties, context)
-        # Without default context or integrations, every value is a string of the
-        # tracker's or the factory's: nothing for the encoder to check.
-        unchecked = None if factory._no_defaults else WHOLE_MESSAGE
-        return self._accept(message, unchecked, lean=True)[1]
 
     def _accept_elsewhere(self, message: dict[str, Any], data: bytes) -> Result:
         """Everything but the common case: captured, disabled, shut down, or sync mode."""

@@ -30,7 +30,6 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
-from segment_core.deferred import DeferredPage
 from segment_core.errors import InvalidMessage
 from segment_core.normalize import stringify_id
 from segment_core.returned import complete
@@ -87,7 +86,7 @@ class Analytics:
         self.user_id = stringify_id("user_id", user_id)
         self.anonymous_id = stringify_id("anonymous_id", anonymous_id)
         self.context: dict[str, Any] = dict(context or {})
-        self._page_message: dict[str, Any] | DeferredPage | None = None
+        self._page_message: dict[str, Any] | None = None
 
     @property
     def page_message(self) -> dict[str, Any] | None:
@@ -95,18 +94,13 @@ class Analytics:
 
         Adapters skip their automatic page call when a view made one. It has
         analytics-python's shape, as a call returns it: the automatic page call
-        fills in the keys it left out only when this is read (and builds its
-        message then, if the sender has not yet).
+        fills in the keys it left out only when this is read.
         """
         message = self._page_message
-        if message is None:
-            return None
-        if isinstance(message, DeferredPage):  # built when first asked for
-            return complete(message.message())
-        return complete(message)
+        return message if message is None else complete(message)
 
     @page_message.setter
-    def page_message(self, message: dict[str, Any] | DeferredPage | None) -> None:
+    def page_message(self, message: dict[str, Any] | None) -> None:
         self._page_message = message
 
     @property

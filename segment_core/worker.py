@@ -28,13 +28,12 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Protocol
 
-from segment_core.batching import MAX_BATCH_BYTES, envelope_size, pack, take_batch
+from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
 from segment_core.config import Config
 from segment_core.delivery import Delivery
 
-__all__ = ["Deferred", "Worker"]
+__all__ = ["Worker"]
 
 logger = logging.getLogger("segment.core")
 
@@ -42,18 +41,6 @@ QUEUE_FULL = "queue_full"
 SHUT_DOWN = "shut_down"
 #: The shortest time between two sends that ``flush_at`` made due (seconds).
 BUSY_SEND_INTERVAL = 0.5
-
-
-class Deferred(Protocol):
-    """A message its sender encodes (see :class:`segment_core.deferred.DeferredPage`)."""
-
-    def __len__(self) -> int: ...  # its encoded size, or an estimate until encoded
-
-    def data(self) -> bytes | None: ...  # None: it cannot be sent (logged and counted)
-
-
-Item = bytes | Deferred
-_ONLY_BYTES = {bytes}
 
 
 class Worker:
@@ -77,7 +64,7 @@ class Worker:
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
-        self._buffer: deque[Item] = deque()
+        self._buffer: deque[bytes] = deque()
         self._oldest_at = 0.0
         self._last_send_at = -math.inf
         # The last batch was cut by a limit (messages or bytes) and left at least as
@@ -111,7 +98,7 @@ class Worker:
         with self._lock:
             return self._taken + len(self._buffer) - self._done_upto()
 
-    def put(self, item: Item) -> str | None:
+    def put(self, item: bytes) -> str | None:
         """Accept ``item``; return ``None``, or the reason it was refused."""
         if self._pid != os.getpid():
             self.after_fork()
@@ -145,7 +132,7 @@ class Worker:
                 self._has_work.notify()
         return None
 
-    def _withdraw(self, item: Item) -> str | None:
+    def _withdraw(self, item: bytes) -> str | None:
         with self._lock:
             try:
                 self._buffer.remove(item)
@@ -204,10 +191,9 @@ class Worker:
                 taken = self._next_batch()
                 if taken is None:
                     return
-                start, items = taken
+                start, batch = taken
             try:
-                for batch in self._encoded(items):
-                    self._delivery.deliver(batch, self._abandon)
+                self._delivery.deliver(batch, self._abandon)
             except BaseException:  # pragma: no cover - deliver() already guards itself
                 logger.exception("sender thread error")
             finally:
@@ -215,20 +201,7 @@ class Worker:
                     del self._in_flight[start]
                     self._progress.notify_all()
 
-    def _encoded(self, items: list[Item]) -> list[list[bytes]]:
-        """The batch as bodies to send: deferred messages encoded, cut again to fit."""
-        if set(map(type, items)) == _ONLY_BYTES:
-            return [items]  # type: ignore[list-item]  # every message encoded by its caller
-        batch = []
-        for item in items:
-            data = item if type(item) is bytes else item.data()  # type: ignore[union-attr]
-            if data is not None:
-                batch.append(data)
-        if sum(map(len, batch)) + len(batch) - 1 <= self._max_bytes:
-            return [batch] if batch else []
-        return pack(batch, max_messages=self._config.max_batch_size, max_bytes=self._max_bytes)
-
-    def _next_batch(self) -> tuple[int, list[Item]] | None:
+    def _next_batch(self) -> tuple[int, list[bytes]] | None:
         """Wait (lock held) until a batch is due; ``None`` once closing and drained."""
         config = self._config
         while True:

@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from segment_core.deferred import DeferredPage
-from segment_core.normalize import CheckedContext, new_message_id
+from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id
 from segment_core.scope import Analytics
 from segment_core.web._context import page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
@@ -87,9 +86,6 @@ class RequestAnalytics(Analytics):
     @property
     def context(self) -> dict[str, Any]:
         """The context of the request's calls; a view may change it (it is checked then)."""
-        page = self._page_message
-        if type(page) is DeferredPage:
-            page.message()  # built before its context's objects can change
         tracker = self._tracker
         if tracker is not None and tracker._context_private:
             tracker._share_context()
@@ -485,15 +481,16 @@ class RequestTracker:
                 properties["name"] = name
             # The ids and context analytics.page() would use: with the context (and so
             # its page fields) as built, nothing of the view's is left to check.
-            # Nothing outside the tracker holds the context: its message may be built
-            # later (reading the context through analytics builds it first).
-            private = self._context_private
             user_id, anonymous_id, context = analytics._visitor("page", {}, last=True)
             if type(context) is CheckedContext:
-                # Kept lean, or not built yet: page_message completes it when read.
-                analytics._page_message = analytics.client._accept_request_page(
-                    user_id, anonymous_id, name, properties, context, defer=private
-                )
+                client = analytics.client
+                factory = client._factory
+                message = factory.request_page(user_id, anonymous_id, name, properties, context)
+                # Without default context or integrations, every value is a string
+                # of the tracker's or the factory's: nothing for the encoder to check.
+                unchecked = None if factory._no_defaults else WHOLE_MESSAGE
+                # Kept lean: page_message completes it if it is ever read.
+                analytics._page_message = client._accept(message, unchecked, lean=True)[1]
             else:  # the view changed the context
                 analytics.page(name, properties)
         except Exception:
