@@ -118,6 +118,7 @@ def child(piece: str, calls: int, collector: str) -> None:
         tracker._finished = False
         analytics.page_message = None
         analytics._tracker = tracker  # as in a request: finish() lets go of it
+        tracker._context_private = True  # as in a request: nothing else has seen it
         tracker.finish(200, None, content_type="text/html; charset=utf-8")
 
     def cookie() -> None:
@@ -131,6 +132,7 @@ def child(piece: str, calls: int, collector: str) -> None:
     floor: Any = object.__new__(_floor.FloorWSGI)
     appended: list[bytes] = []
     floor.append = appended.append
+    floor.track = False  # a page view's own call only
     cookie_prefix, cookie_attributes = _floor._COOKIE_PREFIX, _floor._COOKIE_ATTRIBUTES
     environ = request_path.wsgi_environ()
 
