@@ -22,10 +22,10 @@ request is a new visitor, and sends a ``Host``, a ``User-Agent`` and an
 of the site, Referer, languages and fetch metadata among them; ``--returning``:
 every request carries the same ``ajs_anonymous_id`` cookie; ``--track``:
 segment-web's view also calls ``request.analytics.track()`` once, and the
-``floor`` sends a track message beside its page message). The derived variants (``segment-track``,
-``segment-returning``, ``floor-track``, ``floor-returning``) make one of those
-changes for one server, so that a run sets it beside its base, interleaved, and
-prints what it adds relative to the base's addition. After a graceful stop of
+``floor`` sends a track message beside its page message). The derived variants
+(``segment-track``, ``segment-returning``, ``floor-track``, ``floor-returning``)
+make one of those changes for one server, so that a run sets it beside its
+base, interleaved, and prints what it adds relative to the base's addition. After a graceful stop of
 every server, the receiver's count for each must equal the events it owes.
 
 The table shows, per framework and integration, the medians over rounds of

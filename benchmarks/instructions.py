@@ -112,14 +112,11 @@ def child(framework: str, variant: str, requests: int) -> None:
         call = request_path.wsgi_caller(module.make_app())
     for _ in range(300):
         call()
-    evict = int(float(os.environ.get("BENCH_EVICT_MB") or 0) * 2**20)
-    if evict:
-        import ctypes
-
-        buffer = (ctypes.c_char * evict)()
+    buffer = request_path.eviction_buffer()
+    if buffer is not None:
         serve = not os.environ.get("BENCH_EVICT_ONLY")
         for turn in range(requests):
-            ctypes.memset(buffer, turn & 0xFF, evict)
+            request_path.evict(buffer, turn)
             if serve:
                 call()
     else:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import io
 import json
 import os
@@ -115,7 +116,7 @@ def asgi_caller(app: Any) -> Callable[[], None]:
 
 def child(framework: str, variant: str, requests: int, chunks: int) -> None:
     """In a fresh process: build the app, warm it up, print CPU µs per request per chunk."""
-    evict_bytes = int(float(os.environ.get("BENCH_EVICT_MB") or 0) * 2**20)
+    buffer = eviction_buffer()
     os.environ["BENCH_VARIANT"] = variant
     if framework == "starlette":
         from benchmarks.starlette_bench_app import make_app
@@ -129,8 +130,8 @@ def child(framework: str, variant: str, requests: int, chunks: int) -> None:
     per_chunk = requests // chunks
     results = []
     for _ in range(chunks):
-        if evict_bytes:
-            results.append(cold_calls(call, per_chunk, evict_bytes) / per_chunk * 1e6)
+        if buffer is not None:
+            results.append(cold_calls(call, per_chunk, buffer) / per_chunk * 1e6)
             continue
         started = time.process_time()
         for _ in range(per_chunk):
@@ -140,15 +141,23 @@ def child(framework: str, variant: str, requests: int, chunks: int) -> None:
     os._exit(0)  # the receiver counts nothing here: no need to wait for delivery
 
 
-def cold_calls(call: Callable[[], None], count: int, evict_bytes: int) -> float:
-    """Process CPU seconds of ``count`` calls, each after ``evict_bytes`` were written over."""
-    import ctypes
+def eviction_buffer() -> Any:
+    """The buffer of ``BENCH_EVICT_MB`` (``--evict``) to write over, or None if none."""
+    size = int(float(os.environ.get("BENCH_EVICT_MB") or 0) * 2**20)
+    return (ctypes.c_char * size)() if size else None
 
-    buffer = (ctypes.c_char * evict_bytes)()
+
+def evict(buffer: Any, turn: int) -> None:
+    """Write over all of ``buffer`` (a new byte each turn): the caches hold it alone."""
+    ctypes.memset(buffer, turn & 0xFF, len(buffer))
+
+
+def cold_calls(call: Callable[[], None], count: int, buffer: Any) -> float:
+    """Process CPU seconds of ``count`` calls, each after ``buffer`` was written over."""
     clock = time.process_time
     spent = 0.0
     for turn in range(count):
-        ctypes.memset(buffer, turn & 0xFF, evict_bytes)
+        evict(buffer, turn)
         started = clock()
         call()
         spent += clock() - started
