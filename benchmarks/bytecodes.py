@@ -5,6 +5,7 @@ Run from the repository root, after ``pip install -e '.[bench]'``::
     .venv/bin/python benchmarks/bytecodes.py                           # every framework
     .venv/bin/python benchmarks/bytecodes.py --framework django --functions 30
     .venv/bin/python benchmarks/bytecodes.py --variant segment --variant floor --variant hooks
+    .venv/bin/python benchmarks/bytecodes.py --variant segment --option skip_bots=false
 
 Each variant of ``adapters.py`` runs the app of ``request_path.py`` (the WSGI or
 ASGI callable, no server, a new visitor's ``GET /``) in a fresh interpreter,
@@ -18,7 +19,9 @@ bytecode that calls into C (a dict copy, orjson) counts once.
 Packages: the framework's (``django``, ``asgiref``; ``flask``, ``werkzeug``,
 ``blinker``; ``starlette``), the standard library's, this project's
 (``segment_core``, the adapter), code that ``dataclasses`` generates (``<string>``),
-the yardsticks of ``benchmarks/`` and their sender.
+the yardsticks of ``benchmarks/`` and their sender. ``--option NAME=JSON`` gives
+segment-web an option, as ``adapters.py --option`` does: what turning a rule off
+saves is the difference of two runs.
 """
 
 from __future__ import annotations
@@ -99,10 +102,15 @@ def child(framework: str, variant: str, requests: int) -> None:
     os._exit(0)  # nothing here is waited for: the events need not leave
 
 
-def run(framework: str, variant: str, requests: int, collector: str) -> list[list[Any]]:
-    env = {**os.environ, "BENCH_VARIANT": variant, "BENCH_COLLECTOR": collector}
+def run(framework: str, variant: str, args: argparse.Namespace, collector: str) -> list[list[Any]]:
+    env = {
+        **os.environ,
+        "BENCH_VARIANT": variant,
+        "BENCH_COLLECTOR": collector,
+        "BENCH_SEGMENT_OPTIONS": json.dumps(args.option),
+    }
     done = subprocess.run(
-        [sys.executable, __file__, "--child", framework, variant, str(requests)],
+        [sys.executable, __file__, "--child", framework, variant, str(args.requests)],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     if done.returncode:
@@ -144,12 +152,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--variant", choices=VARIANTS[1:], action="append")
     parser.add_argument("--requests", type=int, default=20, help="requests counted")
     parser.add_argument("--functions", type=int, default=0, help="list segment-web's top N")
+    parser.add_argument("--option", metavar="NAME=JSON", action="append", default=[])
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         framework, variant, requests = args.child
         child(framework, variant, int(requests))
         return
+    args.option = {n: json.loads(v) for n, _, v in (o.partition("=") for o in args.option)}
     from benchmarks.core import start_receiver
     from benchmarks.request_path import collector
 
@@ -157,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for framework in args.framework or FRAMEWORKS:
             variants = ["bare", *dict.fromkeys(args.variant or VARIANTS[1:])]
-            results = {v: run(framework, v, args.requests, collector(port)) for v in variants}
+            results = {v: run(framework, v, args, collector(port)) for v in variants}
             report(framework, results, args.functions)
     finally:
         receiver.kill()
