@@ -67,13 +67,7 @@ def child(framework: str, variant: str, requests: int) -> None:
     os.environ["BENCH_VARIANT"] = variant
     from benchmarks import request_path
 
-    if framework == "starlette":
-        from benchmarks.starlette_bench_app import make_app
-
-        call = request_path.asgi_caller(make_app())
-    else:
-        module = __import__(f"benchmarks.{framework}_bench_app", fromlist=["make_app"])
-        call = request_path.wsgi_caller(module.make_app())
+    call = request_path.app_caller(framework)
     for _ in range(300):
         call()
     counts: collections.Counter[tuple[str, str]] = collections.Counter()

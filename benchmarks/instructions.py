@@ -103,13 +103,7 @@ def child(framework: str, variant: str, requests: int) -> None:
 
     if os.environ.get("BENCH_RETURNING"):
         request_path.HEADERS = {**request_path.HEADERS, "cookie": RETURNING_COOKIE}
-    if framework == "starlette":
-        from benchmarks.starlette_bench_app import make_app
-
-        call = request_path.asgi_caller(make_app())
-    else:
-        module = __import__(f"benchmarks.{framework}_bench_app", fromlist=["make_app"])
-        call = request_path.wsgi_caller(module.make_app())
+    call = request_path.app_caller(framework)
     for _ in range(300):
         call()
     buffer = request_path.eviction_buffer()

@@ -114,17 +114,21 @@ def asgi_caller(app: Any) -> Callable[[], None]:
     return call
 
 
+def app_caller(framework: str) -> Callable[[], None]:
+    """One request to ``framework``'s app of ``$BENCH_VARIANT``, built now (see ``adapters.py``)."""
+    if framework == "starlette":
+        from benchmarks.starlette_bench_app import make_app
+
+        return asgi_caller(make_app())
+    module = __import__(f"benchmarks.{framework}_bench_app", fromlist=["make_app"])
+    return wsgi_caller(module.make_app())
+
+
 def child(framework: str, variant: str, requests: int, chunks: int) -> None:
     """In a fresh process: build the app, warm it up, print CPU µs per request per chunk."""
     buffer = eviction_buffer()
     os.environ["BENCH_VARIANT"] = variant
-    if framework == "starlette":
-        from benchmarks.starlette_bench_app import make_app
-
-        call = asgi_caller(make_app())
-    else:
-        module = __import__(f"benchmarks.{framework}_bench_app", fromlist=["make_app"])
-        call = wsgi_caller(module.make_app())
+    call = app_caller(framework)
     for _ in range(2000):
         call()
     per_chunk = requests // chunks
