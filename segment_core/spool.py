@@ -118,6 +118,9 @@ class Spool:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._ack_lock = threading.Lock()  # acknowledgement files; after _lock if both
+        # Held while messages move from disk to the buffer (before _lock if both), and
+        # by flush() across its check, which must not miss a message on the way.
+        self._requeue_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._spare: Segment | None = None
@@ -344,7 +347,8 @@ class Spool:
     @property
     def pending(self) -> int:
         """Messages on disk waiting for room in the buffer or for another attempt."""
-        return sum(len(s.pending) for claim in self._claims() for s in claim.segments)
+        with self._lock:  # the spool thread may remove a segment from a list meanwhile
+            return sum(len(s.pending) for claim in self._claims() for s in claim.segments)
 
     def flush(self, timeout: float) -> bool:
         """Queue what waits on disk and deliver everything, within ``timeout`` seconds."""
@@ -355,11 +359,20 @@ class Spool:
         self._first_look.wait(timeout)
         pause = threading.Event()
         while True:
-            moved = self._requeue()
-            done = worker.flush(max(0.0, deadline - time.monotonic()))
+            # No message moves from disk to the buffer but this call's own: one moved
+            # after the buffer's flush counted what to wait for, and off the disk when
+            # pending is read, would be missed by both. One that runs out of retries
+            # meanwhile is back on disk before the buffer counts it done.
+            if not self._requeue_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                return False  # another flush() holds it past this one's deadline
+            try:
+                moved = self._requeue()
+                done = worker.flush(max(0.0, deadline - time.monotonic()))
+                if done and not self.pending:
+                    return True
+            finally:
+                self._requeue_lock.release()
             remaining = deadline - time.monotonic()
-            if done and not self.pending:
-                return True
             if remaining <= 0:
                 return False
             if not moved:
@@ -644,7 +657,11 @@ class Spool:
         self._adopt_orphans()
         self.counts["scans"] += 1
         self._measure()
-        self._requeue()
+        if self._requeue_lock.acquire(blocking=False):  # else a flush() is moving them
+            try:
+                self._requeue()
+            finally:
+                self._requeue_lock.release()
         with self._lock:
             active = self._active
             seen = (active, active.count if active is not None else -1)
