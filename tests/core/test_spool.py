@@ -212,6 +212,24 @@ def test_an_outage_longer_than_the_retry_budget_keeps_messages(
     assert "kept in the spool" in caplog.text
 
 
+def test_flush_waits_for_a_batch_kept_while_it_waits(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    # The first batch fails slowly and is kept while flush() waits for the second,
+    # which is answered slowly: the spool's own pass (once a second) finds the kept
+    # batch meanwhile. flush() returns only once both were delivered.
+    receiver.fail_next(Fault(503, delay=0.5), Fault(200, delay=2.5))
+    client = make_client(spool_dir=spool_dir, flush_at=10, max_retries=0)
+    for i in range(10):
+        client.track("u", "E", {"i": i})
+    poll(lambda: client.stats()["queued"] == 0, what="the first batch taken")
+    for i in range(10, 20):
+        client.track("u", "E", {"i": i})
+    assert client.flush(30)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(20))
+    assert client.stats()["spool"]["kept"] == 10
+
+
 def test_a_permanent_rejection_is_not_retried_forever(
     make_client: Any, receiver: Receiver, spool_dir: Path
 ) -> None:
