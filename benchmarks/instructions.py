@@ -160,18 +160,15 @@ def count(
 ) -> int:
     """Instructions of one whole run under callgrind (of its first thread alone if asked)."""
     env = _env(variant, options, extra_env, collector, path_first)
-    split = ["--separate-threads=yes"] if request_thread else []
+    if request_thread:
+        return _request_thread_events(framework, variant, env, requests, timeout=900)["Ir"]
     with tempfile.TemporaryDirectory() as folder:
         command = [
-            "valgrind", "--tool=callgrind", *split, f"--callgrind-out-file={folder}/out",
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
             sys.executable, __file__, "--child", framework, variant, str(requests),
         ]  # fmt: skip
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if request_thread and not done.returncode:
-            # The thread that serves the requests is the interpreter's first: out-01.
-            found = re.search(r"^summary:\s*(\d+)", Path(folder, "out-01").read_text(), re.M)
-        else:
-            found = re.search(r"Collected : (\d+)", done.stderr)
+    found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or found is None:
         sys.exit(f"{framework} {variant}: {done.stderr[-2000:]}")
     return int(found.group(1))
@@ -188,13 +185,28 @@ def cold_count(
 ) -> dict[str, int]:
     """Events of the request thread of one run with the caches simulated (``--cold``)."""
     env = _env(variant, {}, extra_env, collector, path_first)
+    return _request_thread_events(
+        framework, variant, env, requests, "--cache-sim=yes", *cache_geometry(), timeout=1800
+    )
+
+
+def _request_thread_events(
+    framework: str,
+    variant: str,
+    env: dict[str, str],
+    requests: int,
+    *valgrind_options: str,
+    timeout: float,
+) -> dict[str, int]:
+    """Each event's total for the thread that serves the requests, in one run."""
     with tempfile.TemporaryDirectory() as folder:
         command = [
-            "valgrind", "--tool=callgrind", "--separate-threads=yes", "--cache-sim=yes",
-            *cache_geometry(), f"--callgrind-out-file={folder}/out",
+            "valgrind", "--tool=callgrind", "--separate-threads=yes", *valgrind_options,
+            f"--callgrind-out-file={folder}/out",
             sys.executable, __file__, "--child", framework, variant, str(requests),
         ]  # fmt: skip
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        # The thread that serves the requests is the interpreter's first: out-01.
         totals = None if done.returncode else _totals(Path(folder, "out-01").read_text())
     if totals is None:
         sys.exit(f"{framework} {variant}: {done.stderr[-2000:]}")
