@@ -313,6 +313,8 @@ class Client(ClientSettings):
             )
         if _capture.sinks or not self._queueing:
             return self._accept_elsewhere(message, data)
+        if not self._registered:  # before the first message is queued: a SIGTERM may follow
+            self._register()
         spool = self._spool
         refused = self._worker.put(data) if spool is None else spool.put(data)
         if not lean:
@@ -320,8 +322,6 @@ class Client(ClientSettings):
         if refused is not None:
             self._drop(complete(message), refused)
             return False, message
-        if not self._registered:
-            self._register()
         if signals.message_enqueued.receivers:
             signals.emit(signals.message_enqueued, self, message=complete(message))
         return True, message

@@ -4,6 +4,9 @@
 - ``SIGTERM``: a handler is chained only where the process would otherwise die
   without running ``atexit`` (the handler is ``SIG_DFL``) and only from the main
   thread. Servers' own handlers (gunicorn, uvicorn, uWSGI) are never replaced.
+  It delivers, then ends the process as ``SIG_DFL`` would; a signal that stops
+  the main thread inside a client lets that call finish (it may hold a lock the
+  delivery needs) while another thread delivers.
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
   ``gunicorn.conf.py``; it shuts down every client as the worker exits.
@@ -31,6 +34,8 @@ _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 _lock = threading.Lock()
 _installed = False
 _sigterm_chained = False
+#: None; "delivering" once SIGTERM came; "delivered" once every client shut down.
+_sigterm_state: str | None = None
 
 
 def register(client: Client) -> None:
@@ -81,10 +86,58 @@ def chain_sigterm() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _sigterm_state
+    if _sigterm_state == "delivered":  # sent by _shut_down_then_signal below
+        _die(signum)
+    if _sigterm_state == "delivering":  # a repeated SIGTERM: the first one is at work
+        return
+    _sigterm_state = "delivering"
+    if _inside_this_package(frame):
+        # The main thread was stopped inside a client, perhaps holding one of its
+        # locks, which shutting down from here would wait for forever. It goes on
+        # instead (refused calls are dropped, and counted); another thread shuts
+        # the clients down, then signals again.
+        threading.Thread(
+            target=_shut_down_then_signal, args=(signum,), name="segment-sigterm", daemon=True
+        ).start()
+        return
     shutdown_all()
-    # Then die the way SIG_DFL would have, so the exit status still says SIGTERM.
+    _die(signum)
+
+
+def _shut_down_then_signal(signum: int) -> None:
+    global _sigterm_state
+    try:
+        shutdown_all()
+    finally:
+        _sigterm_state = "delivered"
+        os.kill(os.getpid(), signum)
+
+
+def _die(signum: int) -> None:
+    """End the process the way ``SIG_DFL`` would have, so its status still says SIGTERM."""
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def _inside_this_package(frame: FrameType | None) -> bool:
+    """Whether ``frame``, or a frame that called it, runs this package's code."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_PACKAGE_DIRECTORY):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _forget_sigterm() -> None:
+    global _sigterm_state
+    _sigterm_state = None  # a child forked meanwhile got no SIGTERM of its own yet
+
+
+os.register_at_fork(after_in_child=_forget_sigterm)
 
 
 def _chain_uwsgi() -> None:

@@ -79,6 +79,68 @@ def test_sigterm_on_a_plain_script_delivers_what_it_accepted(receiver: Receiver)
     assert len(receiver.messages()) == 1000
 
 
+def test_sigterm_while_a_call_holds_the_buffer_lock_still_delivers_and_ends(
+    receiver: Receiver,
+) -> None:
+    # The signal is handled in the main thread at the next bytecode: here, while
+    # track() holds the buffer's lock (it wakes the sender under it). Shutting
+    # down from the handler would wait for that lock forever.
+    process = run_script(
+        """
+        import os, signal, sys, threading
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_interval=3600, flush_at=2)
+        client.track("user", "Before SIGTERM")
+        condition = client._worker._has_work  # notified as the second message makes a batch
+        notify = condition.notify
+        def notify_after_sigterm(n=1):
+            os.kill(os.getpid(), signal.SIGTERM)
+            notify(n)
+        condition.notify = notify_after_sigterm
+        for event in ("During SIGTERM", "After SIGTERM"):
+            accepted, _ = client.track("user", event)
+            print(f"{event}: {accepted}", flush=True)
+        threading.Event().wait(120)
+        """,
+        receiver.url,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM, stderr
+    # The process may end before it prints; whatever it accepted was delivered.
+    accepted = [line.split(":")[0] for line in stdout.splitlines() if line.endswith("True")]
+    delivered = [m["event"] for m in receiver.messages()]
+    assert delivered[:2] == ["Before SIGTERM", "During SIGTERM"]
+    assert set(accepted) <= set(delivered)
+
+
+def test_a_repeated_sigterm_lets_the_first_finish_delivering(receiver: Receiver) -> None:
+    process = run_script(
+        """
+        import sys, threading
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_interval=3600, flush_at=2500)
+        for i in range(2000):
+            client.track("user", "Before SIGTERM", {"i": i})
+        print("ready", flush=True)
+        threading.Event().wait(120)
+        """,
+        receiver.url,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    for _ in range(3):
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM, stderr
+    assert len(receiver.messages()) == 2000
+
+
 def test_an_existing_sigterm_handler_is_left_alone(receiver: Receiver) -> None:
     process = run_script(
         """
