@@ -6,10 +6,12 @@ the scope's bytes and tuples into a :class:`segment_core.web.RequestInfo`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from http.cookies import _unquote  # as starlette.requests.cookie_parser unquotes
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Host, Match, Mount
@@ -17,7 +19,14 @@ from starlette.routing import BaseRoute, Host, Match, Mount
 from segment_asgi._types import Scope
 from segment_core.web import RequestInfo, request_wire_path
 
-__all__ = ["header_dict", "request_info", "request_path", "route_of", "user_id_of"]
+__all__ = [
+    "header_dict",
+    "request_info",
+    "request_path",
+    "route_of",
+    "route_params",
+    "user_id_of",
+]
 
 logger = logging.getLogger("segment.asgi")
 
@@ -198,6 +207,53 @@ def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None
     probe = dict(scope)
     probe["root_path"] = root_path
     probe.pop("path_params", None)
+    return _match(routes, probe)
+
+
+def route_params(owner: Any, root_path: str, path: str) -> Mapping[str, Any] | None:
+    """What the router of ``owner`` (an app or a router) captures from ``path``.
+
+    ``path`` is a path of the site, percent-encoded (a same-app ``Referer``'s);
+    ``root_path`` where the app is mounted. None when nothing matches.
+    """
+    mount = root_path.rstrip("/")
+    if mount:
+        if path != mount and not path.startswith(mount + "/"):
+            return None
+        path = path[len(mount) :] or "/"
+    try:
+        return _cached_route_params(owner, path)
+    except TypeError:  # an app that cannot be a cache key
+        return _route_params(owner, path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_route_params(owner: Any, path: str) -> Mapping[str, Any] | None:
+    return _route_params(owner, path)
+
+
+def _route_params(owner: Any, path: str) -> Mapping[str, Any] | None:
+    routes = getattr(owner, "routes", None)
+    if not isinstance(routes, list):
+        return None
+    probe: Scope = {
+        "type": "http",
+        "method": "GET",
+        "path": unquote(path),
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+    }
+    found = _match(routes, probe)
+    if found is None:
+        return None
+    params = found[1].get("path_params")
+    return params if isinstance(params, Mapping) else None
+
+
+def _match(routes: list[BaseRoute], probe: Scope) -> tuple[BaseRoute, Scope] | None:
+    """Match ``probe`` as a router does (first full match, else first partial one,
+    into mounted routers), updating it with each match's scope."""
     found: BaseRoute | None = None
     while routes:
         matched: tuple[BaseRoute, Scope] | None = None

@@ -24,7 +24,7 @@ from starlette.requests import HTTPConnection, Request
 import segment_core
 from segment_asgi._apps import DOCS_NAMESPACE, AppFacts
 from segment_asgi._options import check_names, is_async, make_client, make_web_options
-from segment_asgi._scope import request_info, route_of, user_id_of
+from segment_asgi._scope import request_info, route_of, route_params, user_id_of
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core.client import Client
 from segment_core.config import (
@@ -232,6 +232,10 @@ class SegmentMiddleware:
         )
         self._client = make_client(client, client_options)
         self._apps = AppFacts()
+        # The app this middleware wraps, when it routes itself (a Starlette or
+        # FastAPI app, a Router); otherwise each request's scope["app"], the app
+        # whose middleware this is.
+        self._router = app if isinstance(getattr(app, "routes", None), list) else None
 
     @property
     def client(self) -> Client:
@@ -333,6 +337,10 @@ class SegmentMiddleware:
             info = RequestInfo(native=native)
         if self.options.trusted_proxies:
             info.host_trusted = self._apps.host_check(scope)
+        # The app's router, for a same-app Referer and calls made before it routed.
+        info.route_of_path = functools.partial(
+            route_params, self._router or scope.get("app"), str(scope.get("root_path") or "")
+        )
         return info
 
     def _track(

@@ -74,7 +74,19 @@ def request_info(
         route_of_path=route_of_path or router_of(app),
         native=request,
     )
+    mount = environ.get("SCRIPT_NAME")
+    if mount:  # the app's router knows its paths without the mount point
+        info.route_of_path = functools.partial(
+            _under_mount, mount.rstrip("/"), route_of_path or router_of(app)
+        )
     return info
+
+
+def _under_mount(mount: str, route_of_path: RouteOfPath, path: str) -> Mapping[str, Any] | None:
+    """``route_of_path`` for a path of the site: None outside the app's mount point."""
+    if path == mount or path.startswith(mount + "/"):
+        return route_of_path(path[len(mount) :] or "/")
+    return None
 
 
 def _cookies(request: Request, environ: Mapping[str, Any]) -> Mapping[str, str]:

@@ -276,6 +276,19 @@ def _remember(cache: dict[str, str], text: str, redacted: str) -> str:
     return redacted
 
 
+def _same_value(text: str, value: str) -> bool:
+    """Whether ``text`` of the path is what a route converter made ``value`` of.
+
+    Converters normalise: a UUID is written in lower case, an integer without
+    leading zeros.
+    """
+    if text == value:
+        return True
+    if len(text) == 36 == len(value):
+        return text.lower() == value
+    return text.isdigit() and value.isdigit() and text.lstrip("0") == value.lstrip("0")
+
+
 def redact_path(path: str, values: Iterable[str]) -> str:
     """``path`` (percent-encoded) with the segments holding ``values`` made ``REDACTED``.
 
@@ -291,7 +304,7 @@ def redact_path(path: str, values: Iterable[str]) -> str:
         size = value.count("/") + 1
         start = 0
         while start + size <= len(segments):
-            if "/".join(decoded[start : start + size]) == value:
+            if _same_value("/".join(decoded[start : start + size]), value):
                 segments[start : start + size] = [REDACTED]
                 decoded[start : start + size] = [REDACTED]
             start += 1

@@ -187,6 +187,7 @@ class RequestTracker:
         "_read_route",
         "_read_user",
         "_resolved_user",
+        "_route_guessed",
         "allowed",
         "analytics",
         "excluded",
@@ -209,6 +210,7 @@ class RequestTracker:
         self.request = request
         self._read_user: Callable[[], object] | None = None
         self._read_route = read_route
+        self._route_guessed = False
         self._finished = False
         self._cookie: CookieSpec | None = None
         self._cookie_decided = False
@@ -310,11 +312,30 @@ class RequestTracker:
             return
         try:
             if not read(self.request, final) and not final:
+                if not self._route_guessed:
+                    self._guess_route()
                 return
         except Exception:
             logger.exception("segment: could not read the request's route")
         self._read_route = None
-        params = self.request.path_params
+        self._redact_path(self.request.path_params)
+
+    def _guess_route(self) -> None:
+        """A call before the framework routed (from a middleware): the secrets the
+        app's router will capture from the path are hidden from it already."""
+        self._route_guessed = True
+        lookup = self.request.route_of_path
+        if lookup is None:
+            return
+        try:
+            params = lookup(self.request.path)
+        except Exception:
+            logger.exception("segment: could not match the request's path to a route")
+            return
+        self._redact_path(params)
+
+    def _redact_path(self, params: Mapping[str, Any] | None) -> None:
+        """Hide the values of the secret ones of ``params`` from the context's page fields."""
         values = self.options.redactor.secret_values(params) if params else ()
         if values:
             context = _CONTEXT_SLOT.__get__(self.analytics)

@@ -17,6 +17,17 @@ NAVIGATE = {"HTTP_ACCEPT": "text/html", "HTTP_SEC_FETCH_MODE": "navigate"}
 urlpatterns = [path("portal/", include("tests.django.realapp"))]
 
 
+class AuditRequests:
+    """A middleware inside Segment's: its call is made before Django resolved the URL."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.analytics.track("Request Seen")  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+
 class PortalUrls:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -56,3 +67,17 @@ def test_a_urlconf_chosen_per_request(client: Client, sent: Sent, settings: Any)
         "http://testserver/portal/files/REDACTED",
         "http://testserver/app/files/REDACTED",
     ]
+
+
+def test_a_call_before_the_url_is_resolved_carries_no_path_secret(
+    client: Client, sent: Sent, settings: Any
+) -> None:
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.AuditRequests"]
+    client.get("/app/files/a/t0k3n", SCRIPT_NAME="/shop", **NAVIGATE)
+    messages = sent()
+    # The middleware's, the view's, the page call.
+    assert [m.get("event", m["type"]) for m in messages] == ["Request Seen", "Viewed", "page"]
+    for message in messages:
+        assert message["context"]["page"]["path"] == "/shop/app/files/REDACTED"
+        assert message["context"]["page"]["url"] == "http://testserver/shop/app/files/REDACTED"
+    assert "t0k3n" not in str(messages)

@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from tests.flask.conftest import MakeApp, Sent
 
@@ -114,6 +115,25 @@ def test_secret_route_parameters_and_same_app_referrers(make_app: MakeApp, sent:
         assert message["context"]["page"]["referrer"] == "http://localhost/invite/REDACTED?a=1"
     assert page["name"] == "/invite/REDACTED"
     assert "k3y" not in str([track, page])
+
+
+def test_a_mounted_app_redacts_its_own_pages_in_the_referrer(make_app: MakeApp, sent: Sent) -> None:
+    app = make_app()
+
+    @app.get("/reset/<uuid:reset_token>")
+    def reset(reset_token: Any) -> str:
+        return "reset"
+
+    app.wsgi_app = DispatcherMiddleware(Response("elsewhere"), {"/shop": app.wsgi_app})  # type: ignore[method-assign]
+    client = app.test_client()
+    token = "5f3b1c2d-1111-4222-8333-444455556666".upper()
+    client.get(f"/shop/reset/{token}", headers={"Referer": "http://localhost/shop/invite/0ld-k3y"})
+    client.get("/shop/", headers={"Referer": "http://localhost/invite/0ld-k3y"})
+    reset_page, home = pages(sent)
+    assert reset_page["properties"]["path"] == "/shop/reset/REDACTED"
+    assert reset_page["properties"]["referrer"] == "http://localhost/shop/invite/REDACTED"
+    # Outside the mount point: a page of another app on the site, left alone.
+    assert home["properties"]["referrer"] == "http://localhost/invite/0ld-k3y"
 
 
 def test_trusted_proxy_scheme_and_host(make_app: MakeApp, sent: Sent) -> None:

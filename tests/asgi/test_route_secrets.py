@@ -1,0 +1,96 @@
+"""Secrets a route captures from the path never leave: in the page, a same-app
+``Referer``, and calls made before the app routed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+
+from segment_asgi import SegmentMiddleware
+from segment_core import Client
+from tests.asgi.conftest import Sent, TestClient
+
+TOKEN = "s3cr3t-t0k3n"
+UUID = "5f3b1c2d-1111-4222-8333-444455556666"
+
+
+async def html(request: Request) -> HTMLResponse:
+    return HTMLResponse("<p>page</p>")
+
+
+def routes() -> list[Any]:
+    return [
+        Route("/", html),
+        Route("/invite/{invite_token}", html),
+        Route("/reset/{reset_token:uuid}", html),
+    ]
+
+
+def referrers_sent(sent: Sent) -> list[str]:
+    return [m["properties"]["referrer"] for m in sent(type="page")]
+
+
+def test_a_same_app_referrer_loses_its_secret_with_the_middleware_added(
+    client: Client, sent: Sent
+) -> None:
+    app = Starlette(routes=routes())
+    app.add_middleware(SegmentMiddleware, client=client)
+    with TestClient(app) as browser:
+        browser.get("/", headers={"referer": f"http://testserver/invite/{TOKEN}?a=1"})
+        browser.get("/", headers={"referer": f"http://other.example/invite/{TOKEN}"})
+    assert referrers_sent(sent) == [
+        "http://testserver/invite/REDACTED?a=1",
+        f"http://other.example/invite/{TOKEN}",  # another site's path: its own business
+    ]
+
+
+def test_a_same_app_referrer_into_a_mounted_app_loses_its_secret(
+    client: Client, sent: Sent
+) -> None:
+    inner = Starlette(routes=routes())
+    outer = Starlette(routes=[Route("/", html), Mount("/sub", inner)])
+    with TestClient(SegmentMiddleware(outer, client=client)) as browser:
+        browser.get("/", headers={"referer": f"http://testserver/sub/invite/{TOKEN}"})
+        browser.get("/", headers={"referer": f"http://testserver/sub/reset/{UUID.upper()}"})
+    assert referrers_sent(sent) == [
+        "http://testserver/sub/invite/REDACTED",
+        "http://testserver/sub/reset/REDACTED",
+    ]
+
+
+def test_the_middleware_of_a_mounted_app_matches_the_referrer_below_its_mount(
+    client: Client, sent: Sent
+) -> None:
+    inner = Starlette(routes=routes())
+    inner.add_middleware(SegmentMiddleware, client=client)
+    outer = Starlette(routes=[Mount("/sub", inner)])
+    with TestClient(outer) as browser:
+        browser.get("/sub/", headers={"referer": f"http://testserver/sub/invite/{TOKEN}"})
+        browser.get("/sub/", headers={"referer": f"http://testserver/invite/{TOKEN}"})
+    assert referrers_sent(sent) == [
+        "http://testserver/sub/invite/REDACTED",
+        f"http://testserver/invite/{TOKEN}",  # not a page of the mounted app
+    ]
+
+
+def test_a_call_before_the_app_routed_carries_no_path_secret(client: Client, sent: Sent) -> None:
+    async def audit(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request.state.analytics.track("Request Seen")
+        return await call_next(request)
+
+    app = Starlette(routes=routes())
+    app.add_middleware(BaseHTTPMiddleware, dispatch=audit)
+    app.add_middleware(SegmentMiddleware, client=client)
+    with TestClient(app) as browser:
+        browser.get(f"/invite/{TOKEN}")
+        browser.get(f"/reset/{UUID.upper()}")
+    messages = sent()
+    assert [m["type"] for m in messages] == ["track", "page", "track", "page"]
+    for message in messages:
+        assert message["context"]["page"]["path"] in ("/invite/REDACTED", "/reset/REDACTED")
+    assert TOKEN not in str(messages) and UUID not in str(messages).lower()
