@@ -34,6 +34,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponseBase
 from django.http.request import validate_host
 from django.urls import Resolver404, resolve
+from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from segment_core.scope import bind, reset
@@ -126,6 +127,10 @@ class SegmentMiddleware:
             cookie = tracker.cookie_to_set()
             if cookie is not None and cookie.name not in response.cookies:
                 _set_cookie(response, cookie)
+                # A cookie of this visitor's: as Django's session and CSRF cookies,
+                # it makes the response vary on Cookie, so that a cache (Django's
+                # per-site cache among them) never hands it to another visitor.
+                patch_vary_headers(response, _VARY_ON_COOKIE)
             info = tracker.request
             tracker.refresh_route(final=True)
             if getattr(getattr(response, "accepted_renderer", None), "format", None) == "api":
@@ -235,6 +240,7 @@ def _cookie_template(cookie: CookieSpec) -> tuple[dict[str, Any], str] | None:
     return dict(morsel), line[len(start) :]
 
 
+_VARY_ON_COOKIE = ("Cookie",)
 _PresetMorsel.__name__ = "Morsel"  # its repr() is a Morsel's
 _cookie_templates: dict[tuple[Any, ...], tuple[dict[str, Any], str] | None] = {}
 

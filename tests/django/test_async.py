@@ -53,7 +53,8 @@ async def test_a_new_visitor_in_async_mode_leaves_the_session_alone(
     async_client: AsyncClient, sent: Sent
 ) -> None:
     response = await async_client.get("/")
-    assert "Vary" not in response  # the session was not read for the analytics
+    assert not response.asgi_request.session.accessed  # not read for the analytics
+    assert response["Vary"] == "Cookie"  # for the anonymous id cookie it sets
     [page] = sent()
     assert "userId" not in page
     assert page["anonymousId"] == response.cookies["ajs_anonymous_id"].value

@@ -16,10 +16,14 @@ from http.cookies import Morsel, SimpleCookie
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
+from django.test import Client
+
+from tests.django.conftest import Sent
 
 ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -153,3 +157,28 @@ def test_the_morsel_reads_copies_and_pickles(client: Any, segment: Any) -> None:
     assert restored["ajs_anonymous_id"].output(header="") == line
     only_path = f"Set-Cookie: ajs_anonymous_id={morsel.value}; Path=/"
     assert response.cookies.output(attrs=["path"]) == only_path
+
+
+def test_the_per_site_cache_never_hands_one_visitor_s_cookie_to_another(
+    settings: Any, sent: Sent
+) -> None:
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.MIDDLEWARE = [
+        "django.middleware.cache.UpdateCacheMiddleware",
+        *settings.MIDDLEWARE,
+        "django.middleware.cache.FetchFromCacheMiddleware",
+    ]
+    cache.clear()
+    cookies = [Client().get("/").cookies["ajs_anonymous_id"].value for _ in range(3)]
+    returning = Client()
+    returning.cookies["ajs_anonymous_id"] = "returning-visitor"
+    returning.get("/")  # no cookie set: the page cached for the visitors after it
+    cookies.append(Client().get("/").cookies["ajs_anonymous_id"].value)
+    assert len(set(cookies)) == 4
+    pages = sent()
+    assert [page["anonymousId"] for page in pages] == [
+        *cookies[:3],
+        "returning-visitor",
+        cookies[3],
+    ]
+    cache.clear()

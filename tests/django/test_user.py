@@ -114,8 +114,8 @@ def test_a_new_visitor_is_anonymous_without_touching_the_session(
     assert "userId" not in message
     assert user_lookups == []
     # No session cookie: the request is left as the app left it. The session is not
-    # accessed, so the response varies on nothing for the analytics' sake.
-    assert "Vary" not in response
+    # accessed; the response varies on Cookie for the anonymous id cookie it sets.
+    assert response["Vary"] == "Cookie" and "sessionid" not in response.cookies
     [request] = seen
     assert not request.session.accessed
     assert not hasattr(request, "_cached_user")
