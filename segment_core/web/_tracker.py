@@ -188,6 +188,7 @@ class RequestTracker:
         "_read_user",
         "_resolved_user",
         "_route_guessed",
+        "_user_found",
         "allowed",
         "analytics",
         "excluded",
@@ -217,6 +218,8 @@ class RequestTracker:
         self._anonymous_used = False
         self._new_visitor = False
         self._resolved_user: str | None = None
+        #: The framework's (or the hook's) answer when last asked.
+        self._user_found: str | None = None
         #: The context is as built (it passes the Spec's context rules by
         #: construction) and nothing outside the tracker has seen it yet.
         self._context_private = False
@@ -243,7 +246,7 @@ class RequestTracker:
             user_id = request.user_id
             if user_id is not None or options.user_id_from_cookie:
                 user_id = self._user_id_given()
-            self._resolved_user = user_id
+            self._resolved_user = self._user_found = user_id
             context = request_context(
                 request,
                 options,
@@ -273,7 +276,8 @@ class RequestTracker:
         return user_id
 
     def _current_user_id(self) -> str | None:
-        """The ``user_id`` hook's answer, else the framework's user, as of now."""
+        """The ``user_id`` hook's answer, else the framework's user, as of now; then
+        the opt-in user cookie."""
         options, request = self.options, self.request
         found: object = None
         if options.user_id is not None:
@@ -283,10 +287,14 @@ class RequestTracker:
                 found = self._read_user()
             except Exception:
                 logger.exception("segment: could not read the user; no user id from it")
-        return None if found is None else _checked_id(found)
+        user_id = None if found is None else _checked_id(found)
+        if user_id is None and options.user_id_from_cookie:
+            user_id = parse_id_cookie(request.cookies.get(options.user_cookie_name))
+        return user_id
 
     def refresh_user(self) -> None:
-        """Take up the user authenticated since the last look (DRF, a login in the view).
+        """Take up the user authenticated since the last look (DRF, a login or a
+        logout in the view).
 
         A user id the view set itself (``identify``, ``alias``) is left alone; so
         is everything once the response started (the cookie was decided).
@@ -298,7 +306,10 @@ class RequestTracker:
         if current != self._resolved_user:
             return
         found = self._current_user_id()
-        if found is not None and found != current:
+        previous, self._user_found = self._user_found, found
+        # A user logged in, or the one found before logged out. (A user the view
+        # logged in, that the framework does not show yet, stays.)
+        if found != current and (found is not None or previous is not None):
             analytics.user_id = found
             self._resolved_user = found
 

@@ -131,3 +131,15 @@ async def test_logged_in_user_without_touching_the_lazy_user(
     expected = "bob@example.com" if hook else str(user.pk)
     assert data["user_id"] == expected
     assert sent()[0]["userId"] == expected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_logout_in_an_async_view_ends_the_user_for_the_rest_of_the_request(
+    async_client: AsyncClient, sent: Sent
+) -> None:
+    user = await sync_to_async(User.objects.create_user)("bob")
+    await sync_to_async(async_client.force_login)(user)
+    assert (await async_client.get("/asignout/")).json() == {"user_id": None}
+    signing_out, signed_out = sent()
+    assert signing_out["userId"] == str(user.pk)
+    assert "userId" not in signed_out and signed_out["anonymousId"]

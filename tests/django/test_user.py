@@ -64,6 +64,13 @@ def logout(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def track_logout_track(request: HttpRequest) -> HttpResponse:
+    request.analytics.track("Signing Out")  # type: ignore[attr-defined]
+    auth.logout(request)
+    request.analytics.track("Signed Out")  # type: ignore[attr-defined]
+    return HttpResponse("<p>bye</p>")
+
+
 urlpatterns = [
     path("", page, name="home"),
     path("whoami/", whoami, name="whoami"),
@@ -71,6 +78,7 @@ urlpatterns = [
     path("track-then-login/", track_then_login, name="track-then-login"),
     path("session-login/", session_login, name="session-login"),
     path("logout/", logout, name="logout"),
+    path("track-logout-track/", track_logout_track, name="track-logout-track"),
 ]
 
 
@@ -189,6 +197,19 @@ def test_a_view_that_logs_out(client: Client, sent: Sent) -> None:
     client.force_login(User.objects.create_user("ann"))
     client.get("/logout/")
     assert "userId" not in sent()[0]
+
+
+@pytest.mark.django_db
+def test_a_logout_after_a_call_ends_the_user_for_the_rest_of_the_request(
+    client: Client, sent: Sent
+) -> None:
+    user = User.objects.create_user("ann")
+    client.force_login(user)
+    client.get("/track-logout-track/")
+    signing_out, signed_out, page = sent()
+    assert signing_out["userId"] == str(user.pk)
+    assert "userId" not in signed_out and "userId" not in page
+    assert signed_out["anonymousId"] == page["anonymousId"]
 
 
 @pytest.mark.django_db

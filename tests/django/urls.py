@@ -23,6 +23,7 @@ urlpatterns = [
     path("identify/", views.identify, name="identify"),
     path("whoami/", views.whoami, name="whoami"),
     path("awhoami/", views.awhoami, name="awhoami"),
+    path("asignout/", views.asignout, name="asignout"),
     path("own-cookie/", views.own_cookie, name="own-cookie"),
     path("stream/", views.stream, name="stream"),
     path("astream/", views.astream, name="astream"),

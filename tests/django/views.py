@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.contrib.auth import logout
 from django.http import (
     Http404,
     HttpRequest,
@@ -58,6 +60,13 @@ def identify(request: HttpRequest) -> HttpResponse:
 def whoami(request: HttpRequest) -> JsonResponse:
     bound = request.analytics  # type: ignore[attr-defined]
     return JsonResponse({"user_id": bound.user_id, "anonymous_id": bound.anonymous_id})
+
+
+async def asignout(request: HttpRequest) -> JsonResponse:
+    request.analytics.track("Signing Out")  # type: ignore[attr-defined]
+    await sync_to_async(logout)(request)  # alogout() is Django 5.0+
+    request.analytics.track("Signed Out")  # type: ignore[attr-defined]
+    return JsonResponse({"user_id": request.analytics.user_id})  # type: ignore[attr-defined]
 
 
 async def awhoami(request: HttpRequest) -> JsonResponse:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, Request, request
+from flask_login import logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
 from tests.flask.conftest import MakeApp, Sent
@@ -126,6 +127,25 @@ def test_flask_login_user(app: Flask, sent: Sent) -> None:
         ("page", "home", "ann-7"),  # /whoami answers JSON: not a page view
     ]
     assert len({m["anonymousId"] for m in messages}) == 1
+
+
+def test_a_logout_ends_the_user_for_the_rest_of_the_request(make_app: MakeApp, sent: Sent) -> None:
+    app = make_app()
+
+    @app.get("/logout")
+    def logout() -> str:
+        request.analytics.track("Signing Out")  # type: ignore[attr-defined]
+        logout_user()
+        request.analytics.track("Signed Out")  # type: ignore[attr-defined]
+        return "<p>bye</p>"
+
+    client = app.test_client()
+    client.get("/login/ann-7")
+    client.get("/logout")
+    _, _, signing_out, signed_out, page = sent()
+    assert signing_out["userId"] == "ann-7"
+    assert "userId" not in signed_out and "userId" not in page
+    assert signed_out["anonymousId"] == page["anonymousId"] == signing_out["anonymousId"]
 
 
 def test_user_id_hook_wins(make_app: MakeApp, sent: Sent) -> None:
