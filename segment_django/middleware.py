@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from http.cookies import Morsel, SimpleCookie, _quote
 from types import CodeType, ModuleType
 from typing import Any, NamedTuple, cast
@@ -31,13 +31,13 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
-from django.http import HttpRequest, HttpResponseBase
+from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.http.request import validate_host
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
-from segment_core.scope import bind, reset
+from segment_core.scope import Analytics, bind, reset
 from segment_core.web import (
     CookieSpec,
     RequestInfo,
@@ -138,6 +138,8 @@ class SegmentMiddleware:
                 info.route_namespaces = (*info.route_namespaces, "rest_framework")
             content_type = response.headers.get("Content-Type")
             if response.streaming:
+                if not isinstance(response, FileResponse):  # its file goes out as it is
+                    _bind_while_streaming(response, tracker.analytics)
 
                 def finish() -> None:
                     tracker.finish(response.status_code, response, content_type=content_type)
@@ -148,6 +150,44 @@ class SegmentMiddleware:
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
         return response
+
+
+def _bind_while_streaming(response: Any, analytics: Analytics) -> None:
+    """Keep ``analytics()`` bound while the server pulls each chunk of the body.
+
+    The body of a streaming response is made after the view returned, as the
+    server sends it: what it calls is still below the view.
+    """
+    if response.is_async:
+        response.streaming_content = _bound_async_chunks(response.streaming_content, analytics)
+    else:
+        response.streaming_content = _bound_chunks(iter(response.streaming_content), analytics)
+
+
+def _bound_chunks(chunks: Iterator[bytes], analytics: Analytics) -> Iterator[bytes]:
+    while True:
+        token = bind(analytics)
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        finally:
+            reset(token)
+        yield chunk
+
+
+async def _bound_async_chunks(
+    chunks: AsyncIterator[bytes], analytics: Analytics
+) -> AsyncIterator[bytes]:
+    while True:
+        token = bind(analytics)
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        finally:
+            reset(token)
+        yield chunk
 
 
 def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:

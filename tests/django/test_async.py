@@ -143,3 +143,14 @@ async def test_a_logout_in_an_async_view_ends_the_user_for_the_rest_of_the_reque
     signing_out, signed_out = sent()
     assert signing_out["userId"] == str(user.pk)
     assert "userId" not in signed_out and signed_out["anonymousId"]
+
+
+async def test_analytics_is_bound_while_an_async_streaming_body_is_made(
+    async_client: AsyncClient, sent: Sent
+) -> None:
+    response = await async_client.get("/astream-tracked/")
+    body = b"".join([chunk async for chunk in response.streaming_content])  # type: ignore[attr-defined]
+    assert body == b"<p>one two</p>"
+    track, page = sent()
+    assert track["event"] == "Chunk Sent" and page["name"] == "astream-tracked"
+    assert track["anonymousId"] == page["anonymousId"]

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
 from django.test import Client
 
+from segment_core.scope import analytics
 from tests.django.conftest import Sent
 from tests.django.views import ViewBug
 
@@ -309,6 +310,15 @@ def test_streaming_response_page_call_after_close(client: Client, sent: Sent) ->
     assert b"".join(response.streaming_content) == b"one two"  # type: ignore[attr-defined]
     [page] = sent()
     assert page["name"] == "stream"
+
+
+def test_analytics_is_bound_while_a_streaming_body_is_made(client: Client, sent: Sent) -> None:
+    response = client.get("/stream-tracked/")
+    assert b"".join(response.streaming_content) == b"<p>one two</p>"  # type: ignore[attr-defined]
+    track, page = sent()
+    assert track["event"] == "Chunk Sent" and page["name"] == "stream-tracked"
+    assert track["anonymousId"] == page["anonymousId"] == response.cookies["ajs_anonymous_id"].value
+    assert analytics().anonymous_id is None  # unbound between chunks and after
 
 
 # -- hooks that fail ------------------------------------------------------------------

@@ -27,6 +27,8 @@ urlpatterns = [
     path("own-cookie/", views.own_cookie, name="own-cookie"),
     path("stream/", views.stream, name="stream"),
     path("astream/", views.astream, name="astream"),
+    path("stream-tracked/", views.stream_tracked, name="stream-tracked"),
+    path("astream-tracked/", views.astream_tracked, name="astream-tracked"),
     path("healthz", views.page, name="healthz"),
     path("assets/app.css", views.page, name="asset"),
     path("app/", include("tests.django.realapp")),

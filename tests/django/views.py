@@ -88,6 +88,25 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks())
 
 
+def stream_tracked(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        yield b"<p>one "
+        analytics().track("Chunk Sent")  # a helper below the view, as the body is sent
+        yield b"two</p>"
+
+    return StreamingHttpResponse(chunks(), content_type="text/html")
+
+
+async def astream_tracked(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"<p>one "
+        await asyncio.sleep(0)
+        analytics().track("Chunk Sent")
+        yield b"two</p>"
+
+    return StreamingHttpResponse(chunks(), content_type="text/html")
+
+
 async def astream(request: HttpRequest) -> StreamingHttpResponse:
     async def chunks() -> AsyncIterator[bytes]:
         yield b"one "
