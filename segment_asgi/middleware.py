@@ -98,7 +98,9 @@ class SegmentMiddleware:
     ``page_source`` and ``csp_nonce`` configure the analytics.js snippet that
     :func:`segment_asgi.segment_snippet` renders for a request.
 
-    The ``user_id`` hook may be a coroutine function. A user put in
+    The ``user_id`` hook may be a coroutine function: it is awaited as the
+    request starts (for the view's calls) and again as the response starts (for
+    the cookie and the page call, once the app has run). A user put in
     ``scope["user"]`` by an authentication middleware (Starlette's
     ``AuthenticationMiddleware``) is read at each call, so it is seen wherever
     that middleware runs. ASGI has no standard login: after logging a user in,
@@ -268,6 +270,10 @@ class SegmentMiddleware:
             kind = message["type"]
             if kind == "http.response.start":
                 start = message
+                if self._async_user_id is not None and not tracker.excluded:
+                    # Asked again now that the app has run (a session or login
+                    # middleware inside this one, a login or logout in the view).
+                    tracker.user_answered(await self._await_user_id(tracker.request))
                 cookie = tracker.cookie_to_set()
                 if cookie is not None:
                     try:

@@ -287,9 +287,13 @@ class RequestTracker:
                 found = self._read_user()
             except Exception:
                 logger.exception("segment: could not read the user; no user id from it")
+        return self._user_id_of(found)
+
+    def _user_id_of(self, found: object) -> str | None:
+        """The user id of what the framework or the hook answered; else the opt-in cookie."""
         user_id = None if found is None else _checked_id(found)
-        if user_id is None and options.user_id_from_cookie:
-            user_id = parse_id_cookie(request.cookies.get(options.user_cookie_name))
+        if user_id is None and self.options.user_id_from_cookie:
+            user_id = parse_id_cookie(self.request.cookies.get(self.options.user_cookie_name))
         return user_id
 
     def refresh_user(self) -> None:
@@ -301,11 +305,18 @@ class RequestTracker:
         """
         if self._cookie_decided or (self.options.user_id is None and self._read_user is None):
             return
+        if _USER_SLOT.__get__(self.analytics) == self._resolved_user:
+            self._take_user(self._current_user_id())
+
+    def user_answered(self, found: object) -> None:
+        """What an async ``user_id`` hook answered now, awaited by the adapter: taken
+        up as :meth:`refresh_user` takes up the framework's user."""
+        if not self._cookie_decided and _USER_SLOT.__get__(self.analytics) == self._resolved_user:
+            self._take_user(self._user_id_of(found))
+
+    def _take_user(self, found: str | None) -> None:
         analytics = self.analytics
         current = _USER_SLOT.__get__(analytics)  # analytics.stored_user_id
-        if current != self._resolved_user:
-            return
-        found = self._current_user_id()
         previous, self._user_found = self._user_found, found
         # A user logged in, or the one found before logged out. (A user the view
         # logged in, that the framework does not show yet, stays.)

@@ -11,6 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
@@ -277,6 +278,35 @@ def test_async_user_id_hook(browse: Browse, sent: Sent) -> None:
 
     browse(user_id=user_id).get("/", headers={"x-account": "7"})
     assert sent()[0]["userId"] == "async:7"
+
+
+def test_an_async_user_id_hook_is_asked_again_once_the_app_has_run(
+    client: Client, sent: Sent
+) -> None:
+    async def user_id(request: Any) -> str | None:
+        session = request.scope.get("session")  # set by a middleware inside Segment's
+        return None if session is None else session.get("uid")
+
+    async def login(request: Request) -> Response:
+        request.session["uid"] = "u-7"
+        request.state.analytics.track("Signing In")
+        return HTMLResponse("<p>in</p>")
+
+    async def logout(request: Request) -> Response:
+        request.session.clear()
+        return HTMLResponse("<p>out</p>")
+
+    app = Starlette(routes=[Route("/login", login), Route("/logout", logout)])
+    app.add_middleware(SessionMiddleware, secret_key="not-a-secret")
+    app.add_middleware(SegmentMiddleware, client=client, user_id=user_id)
+    with TestClient(app) as browser:
+        browser.get("/login")
+        browser.get("/logout")
+    signing_in, login_page, logout_page = sent()
+    assert "userId" not in signing_in  # the hook's first answer, before the session
+    assert login_page["userId"] == "u-7"
+    assert "userId" not in logout_page
+    assert len({m["anonymousId"] for m in (signing_in, login_page, logout_page)}) == 1
 
 
 def test_excluded_paths_do_not_look_up_the_user(browse: Browse, sent: Sent) -> None:
