@@ -57,6 +57,7 @@ def request_info(scope: Scope, native: Any = None) -> RequestInfo:
         headers=headers,
         cookies=HeaderCookies(cookie) if cookie else {},
         client_addr=str(client[0]) if client else None,
+        mount=str(scope.get("root_path") or "").rstrip("/"),
         native=native,
     )
     return info

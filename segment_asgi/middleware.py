@@ -39,8 +39,13 @@ from segment_core.config import (
 from segment_core.config import option_names as client_option_names
 from segment_core.lifespan import flush_in_thread, run_lifespan
 from segment_core.scope import bind, reset
-from segment_core.web import CookieSpec, RequestInfo, RequestTracker, split_options
-from segment_core.web import is_excluded as is_excluded_path
+from segment_core.web import (
+    CookieSpec,
+    RequestInfo,
+    RequestTracker,
+    is_excluded_request,
+    split_options,
+)
 from segment_core.web import option_names as web_option_names
 
 __all__ = ["SCOPE_MARK", "ResponseInfo", "SegmentMiddleware"]
@@ -330,7 +335,7 @@ class SegmentMiddleware:
         """:meth:`_start` with an async ``user_id`` hook, awaited here (not for
         health checks and assets)."""
         info = self._read_scope(scope, native)
-        if not is_excluded_path(info.path, self.options):
+        if not is_excluded_request(info, self.options):
             info.user_id = await self._await_user_id(info)
         return self._track(scope, info, None, read_route)
 

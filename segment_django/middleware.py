@@ -43,7 +43,7 @@ from segment_core.web import (
     RequestInfo,
     RequestTracker,
     WSGIHeaders,
-    is_excluded,
+    is_excluded_request,
     is_plain_id,
     request_wire_path,
     wire_path,
@@ -98,7 +98,7 @@ class SegmentMiddleware:
     @staticmethod
     def _wants_user(info: RequestInfo) -> bool:
         # Health checks and assets: no session or user lookup for them.
-        return not is_excluded(info.path, conf.web_options())
+        return not is_excluded_request(info, conf.web_options())
 
     @staticmethod
     def _start(
@@ -297,12 +297,11 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         path = wire_path(request.path)
     urlconf = getattr(request, "urlconf", None)
     script_name = meta.get("SCRIPT_NAME")
-    if urlconf is None and not script_name:
+    mount = str(script_name or "").rstrip("/") if script_name else ""
+    if urlconf is None and not mount:
         route_of_path = _route_of_root_path  # the common case: no partial to make
     else:
-        route_of_path = functools.partial(
-            _params_of_path, urlconf, str(script_name or "").rstrip("/")
-        )
+        route_of_path = functools.partial(_params_of_path, urlconf, mount)
     # RequestInfo(...) as two calls: CPython 3.11 makes a dict of the keywords of
     # a call to a class (half of its cost here), not of a call to a function.
     info: RequestInfo = object.__new__(RequestInfo)
@@ -320,6 +319,7 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         client_addr=meta.get("REMOTE_ADDR"),
         host_trusted=_allowed_host,
         route_of_path=route_of_path,
+        mount=mount,
         native=request,
     )
     return info

@@ -76,9 +76,8 @@ def request_info(
     )
     mount = environ.get("SCRIPT_NAME")
     if mount:  # the app's router knows its paths without the mount point
-        info.route_of_path = functools.partial(
-            _under_mount, mount.rstrip("/"), route_of_path or router_of(app)
-        )
+        info.mount = mount = mount.rstrip("/")
+        info.route_of_path = functools.partial(_under_mount, mount, route_of_path or router_of(app))
     return info
 
 

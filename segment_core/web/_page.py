@@ -105,7 +105,7 @@ def page_wanted(
         return False
     if is_script_request(request):
         return False
-    if is_excluded(request.path, options) if excluded is None else excluded:
+    if is_excluded_request(request, options) if excluded is None else excluded:
         return False
     if is_excluded_route(request, options):
         return False
@@ -231,6 +231,17 @@ def is_excluded(path: str, options: WebOptions) -> bool:
     if options.exclude_regex is not None:
         return options.exclude_regex.search(path) is not None
     return any(pattern.search(path) for pattern in options.exclude_patterns)
+
+
+def is_excluded_request(request: RequestInfo, options: WebOptions) -> bool:
+    """Whether one of ``exclude_paths`` is found in the request's path, or in its
+    path below the app's mount point (``/shop/static/app.css`` as ``/static/app.css``)."""
+    path, mount = request.path, request.mount
+    if is_excluded(path, options):
+        return True
+    if mount and path.startswith(mount + "/"):
+        return is_excluded(path[len(mount) :], options)
+    return False
 
 
 def is_bot(user_agent: str | None, options: WebOptions | None = None) -> bool:

@@ -40,6 +40,8 @@ class RequestInfo:
       ``ALLOWED_HOSTS``, Flask's ``TRUSTED_HOSTS``), applied to a forwarded host.
     - ``route_of_path``: ``callable(path) -> path_params | None``, the app's
       router, to redact a same-app ``Referer``.
+    - ``mount``: where the app is mounted (``SCRIPT_NAME``, ``root_path``),
+      without a trailing ``/``; ``exclude_paths`` also match the path below it.
     - ``user_id``: the user the framework authenticated, if any.
     - ``native``: the framework's own request object, handed to user hooks.
 
@@ -61,6 +63,7 @@ class RequestInfo:
     path_params: Mapping[str, Any] | None = None
     host_trusted: Callable[[str], bool] | None = None
     route_of_path: Callable[[str], Mapping[str, Any] | None] | None = None
+    mount: str = ""
     user_id: str | None = None
     native: Any = None
 

@@ -34,6 +34,7 @@ from segment_core.web._identity import (
 from segment_core.web._options import WebOptions
 from segment_core.web._page import (
     is_excluded,
+    is_excluded_request,
     page_name,
     page_properties,
     page_wanted,
@@ -233,7 +234,9 @@ class RequestTracker:
                 # A Host no URL can hold (ASGI servers pass it on unchecked): unknown,
                 # so never a page view, as where the framework refuses it itself.
                 request.host = self.host = ""
-            self.excluded = is_excluded(request.path, options)
+            self.excluded = is_excluded(request.path, options) or (
+                request.mount != "" and is_excluded_request(request, options)
+            )
             # Health checks and assets: no session read or user query for them.
             self._read_user = None if self.excluded else read_user
             self.allowed = tracking_allowed(request, options)

@@ -1,5 +1,6 @@
 """Secrets a route captures from the path never leave: in the page, a same-app
-``Referer``, and calls made before the app routed."""
+``Referer``, and calls made before the app routed. And a mounted app's paths are
+its own: its assets are excluded below its mount point."""
 
 from __future__ import annotations
 
@@ -94,3 +95,10 @@ def test_a_call_before_the_app_routed_carries_no_path_secret(client: Client, sen
     for message in messages:
         assert message["context"]["page"]["path"] in ("/invite/REDACTED", "/reset/REDACTED")
     assert TOKEN not in str(messages) and UUID not in str(messages).lower()
+
+
+def test_the_assets_of_an_app_below_a_root_path_get_no_cookie(client: Client) -> None:
+    app = Starlette(routes=[Route("/", html), Route("/static/app.css", html)])
+    with TestClient(SegmentMiddleware(app, client=client), root_path="/api") as browser:
+        assert "set-cookie" not in browser.get("/api/static/app.css").headers
+        assert "set-cookie" in browser.get("/api/").headers

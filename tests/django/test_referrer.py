@@ -81,3 +81,12 @@ def test_a_call_before_the_url_is_resolved_carries_no_path_secret(
         assert message["context"]["page"]["path"] == "/shop/app/files/REDACTED"
         assert message["context"]["page"]["url"] == "http://testserver/shop/app/files/REDACTED"
     assert "t0k3n" not in str(messages)
+
+
+def test_the_assets_of_an_app_below_a_script_name_get_no_cookie(client: Client, sent: Sent) -> None:
+    # STATIC_URL is /assets/, served here by a view: below /shop, still an asset.
+    response = client.get("/assets/app.css", SCRIPT_NAME="/shop", **NAVIGATE)
+    assert response.status_code == 200 and "ajs_anonymous_id" not in response.cookies
+    response = client.get("/app/html/", SCRIPT_NAME="/shop", **NAVIGATE)
+    assert "ajs_anonymous_id" in response.cookies
+    assert [m["properties"]["path"] for m in sent()] == ["/shop/app/html/"]

@@ -136,6 +136,16 @@ def test_a_mounted_app_redacts_its_own_pages_in_the_referrer(make_app: MakeApp, 
     assert home["properties"]["referrer"] == "http://localhost/invite/0ld-k3y"
 
 
+def test_a_mounted_app_s_assets_get_no_cookie_and_no_user_lookup(make_app: MakeApp) -> None:
+    app = make_app()
+    app.wsgi_app = DispatcherMiddleware(Response("elsewhere"), {"/shop": app.wsgi_app})  # type: ignore[method-assign]
+    client = app.test_client()
+    for path in ("/shop/static/app.css", "/shop/favicon.ico"):
+        with client.get(path) as response:
+            assert response.status_code == 200 and "Set-Cookie" not in response.headers, path
+    assert "Set-Cookie" in client.get("/shop/").headers
+
+
 def test_trusted_proxy_scheme_and_host(make_app: MakeApp, sent: Sent) -> None:
     app = make_app(SEGMENT_TRUSTED_PROXIES=1, TRUSTED_HOSTS=["shop.example", "localhost"])
     client = app.test_client()
