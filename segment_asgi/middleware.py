@@ -350,7 +350,7 @@ class SegmentMiddleware:
             info.host_trusted = self._apps.host_check(scope)
         # The app's router, for a same-app Referer and calls made before it routed.
         info.route_of_path = functools.partial(
-            route_params, self._router or scope.get("app"), str(scope.get("root_path") or "")
+            route_params, self._router or scope.get("app"), info.mount
         )
         return info
 

@@ -290,7 +290,7 @@ class RequestTracker:
                 found = self._read_user()
             except Exception:
                 logger.exception("segment: could not read the user; no user id from it")
-        return self._user_id_of(found)
+        return self._user_id_of(found) if found is not None or options.user_id_from_cookie else None
 
     def _user_id_of(self, found: object) -> str | None:
         """The user id of what the framework or the hook answered; else the opt-in cookie."""
@@ -308,23 +308,23 @@ class RequestTracker:
         """
         if self._cookie_decided or (self.options.user_id is None and self._read_user is None):
             return
-        if _USER_SLOT.__get__(self.analytics) == self._resolved_user:
-            self._take_user(self._current_user_id())
+        current = _USER_SLOT.__get__(self.analytics)  # analytics.stored_user_id
+        if current == self._resolved_user:
+            self._take_user(current, self._current_user_id())
 
     def user_answered(self, found: object) -> None:
         """What an async ``user_id`` hook answered now, awaited by the adapter: taken
         up as :meth:`refresh_user` takes up the framework's user."""
-        if not self._cookie_decided and _USER_SLOT.__get__(self.analytics) == self._resolved_user:
-            self._take_user(self._user_id_of(found))
+        current = _USER_SLOT.__get__(self.analytics)
+        if not self._cookie_decided and current == self._resolved_user:
+            self._take_user(current, self._user_id_of(found))
 
-    def _take_user(self, found: str | None) -> None:
-        analytics = self.analytics
-        current = _USER_SLOT.__get__(analytics)  # analytics.stored_user_id
+    def _take_user(self, current: str | None, found: str | None) -> None:
         previous, self._user_found = self._user_found, found
         # A user logged in, or the one found before logged out. (A user the view
         # logged in, that the framework does not show yet, stays.)
         if found != current and (found is not None or previous is not None):
-            analytics.user_id = found
+            self.analytics.user_id = found
             self._resolved_user = found
 
     def refresh_route(self, final: bool = False) -> None:
@@ -343,7 +343,9 @@ class RequestTracker:
         except Exception:
             logger.exception("segment: could not read the request's route")
         self._read_route = None
-        self._redact_path(self.request.path_params)
+        params = self.request.path_params
+        if params:
+            self._redact_path(params)
 
     def _guess_route(self) -> None:
         """A call before the framework routed (from a middleware): the secrets the
