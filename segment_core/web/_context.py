@@ -95,7 +95,9 @@ def request_context(
     query = request.query_string
     if "utm_" in query:  # campaign() finds nothing in a query without one
         query = without_fragment(query)
-        utm = campaign(query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY))
+        query = query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY)
+        # Redacted as search is: a secret utm_ name, or a URL with secrets as a value.
+        utm = campaign(options.redactor.query(query))
         if utm:
             context["campaign"] = utm
     return context

@@ -28,9 +28,13 @@ _SCHEMES = frozenset({"http", "https"})
 
 def parse_ip(value: str | None) -> IPAddress | None:
     """An address from a header or a peer, without port, brackets or quotes."""
-    if not value:
+    if not value or len(value) > _MAX_ADDRESS:
         return None
     return _parse_ip(value)
+
+
+# The longest address text there is: "[v6]:port", a zone id of an interface's name.
+_MAX_ADDRESS = 100
 
 
 @functools.lru_cache(maxsize=4096)
@@ -41,6 +45,9 @@ def _parse_ip(value: str) -> IPAddress | None:
         text = text[1 : text.find("]")] if "]" in text else ""
     elif text.count(":") == 1:  # "v4:port"
         text = text.partition(":")[0]
+    # A zone id ("fe80::1%eth0") names an interface of the sender's: no part of
+    # the visitor's address.
+    text = text.partition("%")[0]
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:

@@ -69,13 +69,21 @@ def tracking_allowed(request: RequestInfo, options: WebOptions) -> bool:
     if options.skip_bots and options.bots.matches(get("user-agent")):
         return False
     # privacy_allows(), inline: once per request.
-    if options.honor_gpc and (get("sec-gpc") or "").strip() == "1":
+    if options.honor_gpc and _signal_on(get("sec-gpc")):
         return False
-    if options.honor_dnt and (get("dnt") or "").strip() == "1":
+    if options.honor_dnt and _signal_on(get("dnt")):
         return False
     if options.consent is not None:
         return bool(call_hook("consent", options.consent, request.hook_target, default=False))
     return True
+
+
+def _signal_on(value: str | None) -> bool:
+    """Whether a privacy header (``Sec-GPC``, ``DNT``) says ``1``; sent twice, its
+    lines come joined (``1, 1``)."""
+    if not value:
+        return False
+    return value.strip() == "1" or ("," in value and "1" in (v.strip() for v in value.split(",")))
 
 
 def page_wanted(
@@ -254,9 +262,9 @@ def is_bot(user_agent: str | None, options: WebOptions | None = None) -> bool:
 
 def privacy_allows(request: RequestInfo, options: WebOptions) -> bool:
     """``Sec-GPC: 1`` (``honor_gpc``), ``DNT: 1`` (``honor_dnt``), then ``consent``."""
-    if options.honor_gpc and (request.header("sec-gpc") or "").strip() == "1":
+    if options.honor_gpc and _signal_on(request.header("sec-gpc")):
         return False
-    if options.honor_dnt and (request.header("dnt") or "").strip() == "1":
+    if options.honor_dnt and _signal_on(request.header("dnt")):
         return False
     if options.consent is not None:
         return bool(call_hook("consent", options.consent, request.hook_target, default=False))

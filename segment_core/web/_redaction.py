@@ -170,6 +170,8 @@ class Redactor:
         known = self._words
         if any(word in known for word in words):
             return True
+        if len(words) > 1 and "".join(words) in known:  # passWord, e-mail
+            return True
         for phrase in self._phrases:
             size = len(phrase)
             if any(words[i : i + size] == phrase for i in range(len(words) - size + 1)):
@@ -222,7 +224,11 @@ class Redactor:
 
     def _nested(self, value: str, depth: int) -> str | None:
         """A value holding a URL with secrets, redacted; None when nothing changes."""
-        if depth >= _MAX_DEPTH or not value or ("?" not in value and "%3" not in value.upper()):
+        if depth >= _MAX_DEPTH or not value:
+            return None
+        upper = value.upper()
+        # "?", or an escaped "?" / "=" (%3F, %3D) or "#" (%23): possibly a URL.
+        if "?" not in value and "%3" not in upper and "%23" not in upper:
             return None
         decoded = unquote_plus(value)
         if "?" not in decoded and "#" not in decoded:
@@ -233,7 +239,6 @@ class Redactor:
         if decoded == value:
             return redacted
         # Written back as it came: fully escaped if its slashes were.
-        upper = value.upper()
         safe = "-._~" if "%2F" in upper or "%3A" in upper else _VALUE_SAFE
         return quote(redacted, safe=safe)
 

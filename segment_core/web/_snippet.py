@@ -164,7 +164,7 @@ def browser_settings(tracker: RequestTracker) -> dict[str, Any] | None:
         _warn_no_browser_key()
         return None
     analytics = tracker.analytics
-    secure = tracker.request.scheme == "https"
+    secure = tracker.scheme == "https"  # the visitor's: a trusted proxy's, if any
     settings: dict[str, Any] = {
         "writeKey": write_key,
         "src": options.snippet_src.format(write_key=quote(write_key, safe="")),

@@ -52,6 +52,8 @@ def test_peer_address_when_no_proxy_is_trusted() -> None:
         (1, "[2001:db8::1]:443", "2001:db8::1"),
         (1, "unknown", None),
         (1, "", "10.0.0.1"),  # empty header: the peer
+        (1, "fe80::1%eth0", "fe80::1"),  # a zone id names the sender's interface
+        (1, "fe80::1%" + "A" * 40_000, None),  # no address is that long
     ],
 )
 def test_x_forwarded_for_with_a_hop_count(hops: int, xff: str, expected: str | None) -> None:
@@ -213,6 +215,8 @@ def test_page_fields_with_a_port_and_no_query() -> None:
         ("email=a%40b.c&email=d", f"email={REDACTED}&email={REDACTED}"),
         ("access%5Ftoken=x", f"access%5Ftoken={REDACTED}"),  # the name is URL-decoded
         ("monkey=1&keys=2", "monkey=1&keys=2"),  # whole names only
+        ("passWord=a&e-mail=b&page_size=c", f"passWord={REDACTED}&e-mail={REDACTED}&page_size=c"),
+        ("next=/cb%23access_token=abc", f"next=/cb%23access_token%3D{REDACTED}"),
         ("token", "token"),  # no value, nothing to hide
         ("", ""),
         ("a=1&&code=2", f"a=1&&code={REDACTED}"),
@@ -296,6 +300,20 @@ def test_redaction_never_leaks_a_secret_value(pairs: list[tuple[str, str]]) -> N
 def test_campaign(query: str, expected: dict[str, str]) -> None:
     assert campaign(query) == expected
     assert campaign(query) == expected  # the answer remembered is the same
+
+
+def test_the_campaign_keeps_no_secret_the_search_hides() -> None:
+    query = "utm_source=news&utm_token=s3cr3t&utm_content=%2Faccount%3Ftoken%3Ds3cr3t"
+    context = request_context(make_request(query_string=query), WebOptions())
+    assert context["campaign"] == {
+        "source": "news",
+        "token": REDACTED,
+        "content": f"/account?token={REDACTED}",
+    }
+    assert "s3cr3t" not in str(context)
+    chosen = WebOptions(redact_query_params=("utm_term",))
+    context = request_context(make_request(query_string="utm_term=a%40b.example"), chosen)
+    assert context["campaign"] == {"term": REDACTED}
 
 
 def test_each_request_gets_a_campaign_of_its_own() -> None:

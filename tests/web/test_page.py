@@ -139,6 +139,8 @@ def test_page_calls_off() -> None:
         ({"sec-gpc": "1"}, {}, False),  # honoured by default
         ({"sec-gpc": "1"}, {"honor_gpc": False}, True),
         ({"sec-gpc": "0"}, {}, True),
+        ({"sec-gpc": "1, 1"}, {}, False),  # sent twice: the lines come joined
+        ({"sec-gpc": "10"}, {}, True),
         ({"dnt": "1"}, {}, True),  # DNT is off by default
         ({"dnt": "1"}, {"honor_dnt": True}, False),
         ({"dnt": "0"}, {"honor_dnt": True}, True),

@@ -52,6 +52,14 @@ def test_the_browser_continues_the_servers_visitor() -> None:
     assert settings["page"] is False
 
 
+def test_behind_a_trusted_https_proxy_the_browser_keeps_the_cookie_secure() -> None:
+    options = WebOptions(browser_write_key=KEY, trusted_proxies=1)
+    request = make_request(scheme="http", headers={"x-forwarded-proto": "https"})
+    tracker = RequestTracker(None, options, request)
+    assert tracker.cookie_to_set() is not None and tracker.cookie_to_set().secure  # type: ignore[union-attr]
+    assert snippet_settings(render_snippet(tracker))["options"]["cookie"]["secure"] is True
+
+
 def test_an_id_the_view_changes_is_the_one_rendered() -> None:
     tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
     tracker.analytics.identify("new-user")
