@@ -32,8 +32,8 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import FileResponse, HttpRequest, HttpResponseBase
-from django.http.response import ResponseHeaders
 from django.http.request import validate_host
+from django.http.response import ResponseHeaders
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
