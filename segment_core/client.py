@@ -274,11 +274,12 @@ class Client(ClientSettings):
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters: queued, accepted, sent, failed, dropped, retries, ..."""
         snapshot = self._stats.snapshot(queued=self._worker.queued)
-        snapshot["accepted"] += self._worker.accepted
+        spool = self._spool
+        snapshot["accepted"] += self._worker.accepted if spool is None else spool.accepted
         snapshot["pending"] = self._worker.pending
-        if self._spool is not None:
-            snapshot["pending"] += self._spool.pending
-            snapshot["spool"] = self._spool.snapshot()
+        if spool is not None:
+            snapshot["pending"] += spool.pending
+            snapshot["spool"] = spool.snapshot()
         return snapshot
 
     # -- internals -------------------------------------------------------------

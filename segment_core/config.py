@@ -166,7 +166,10 @@ class Config:
             # Absolute now: a later chdir() must not move the spool.
             values["spool_dir"] = os.path.abspath(values["spool_dir"])
         config = cls(write_key=write_key, **values)
-        config.validate()
+        try:
+            config.validate()
+        except ValueError as error:
+            raise _as_written(error, given) from None
         return config
 
     def validate(self) -> None:
@@ -238,6 +241,15 @@ def _unknown_option_message(name: str) -> str:
     close = difflib.get_close_matches(name, candidates, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown option {name!r}{hint}"
+
+
+def _as_written(error: ValueError, given: Mapping[str, str]) -> ValueError:
+    """``error`` naming the option as the caller wrote it (an alias, not its target)."""
+    text = str(error)
+    for target, name in given.items():
+        if name != target and text.startswith(target + " "):
+            return ValueError(name + text[len(target) :])
+    return error
 
 
 def _type_name(value: object) -> str:

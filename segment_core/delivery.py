@@ -38,7 +38,7 @@ class Delivery:
         self._sender = sender
         self._transport_factory = transport_factory
         self._transport = transport_factory(config)
-        self.health = DeliveryHealth(redact_url(config.host))
+        self.health = DeliveryHealth(redact_url(config.host), timeout=config.timeout)
         #: With a spool: told of each batch delivered or failed for good, and asked to
         #: keep a batch that ran out of retries for a later attempt (True: kept).
         self.settled: Callable[[list[bytes]], None] | None = None
@@ -66,7 +66,11 @@ class Delivery:
         started = time.monotonic()
         attempt = 0
         while True:
-            outcome = self._transport.post(batch, retry_count=attempt)
+            self.health.request_started()
+            try:
+                outcome = self._transport.post(batch, retry_count=attempt)
+            finally:
+                self.health.request_ended()
             if outcome.ok:
                 self.health.succeeded()
                 self._stats.add(sent=len(batch), batches=1)

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from segment_core.errors import InvalidMessage
-from segment_core.jsonvalues import has_non_finite, plain
+from segment_core.jsonvalues import has_non_finite, plain, replace_lone_surrogates
 from segment_core.spec import MAX_NESTING_DEPTH
 
 __all__ = ["decode", "encode", "encode_simple", "format_timestamp", "now_timestamp"]
@@ -123,8 +123,12 @@ def _slow_encode(value: Any, where: str) -> bytes:
     plain_value = plain(value, where)
     try:
         return _dumps(plain_value)
-    except (TypeError, ValueError) as exc:  # pragma: no cover - plain() refuses these first
-        raise InvalidMessage(f"{where} cannot be encoded as JSON: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        # plain() refused everything else first: what is left is text UTF-8 cannot encode.
+        found: list[str] = []
+        replace_lone_surrogates(plain_value, where, found)
+        problem = found[0] if found else f"{where} cannot be encoded as JSON: {exc}"
+        raise InvalidMessage(problem) from None
 
 
 if orjson is not None:

@@ -23,14 +23,32 @@ REMINDER_SECONDS = 60.0
 class DeliveryHealth:
     """Tracks whether the last attempt to reach ``host`` worked; logs the changes."""
 
-    def __init__(self, host: str, *, reminder_seconds: float = REMINDER_SECONDS) -> None:
+    def __init__(
+        self,
+        host: str,
+        *,
+        reminder_seconds: float = REMINDER_SECONDS,
+        timeout: float | None = None,
+    ) -> None:
         self.host = host
         self.last_error: str | None = None
+        self._timeout = timeout
+        # When each thread's request now under way started: the shutdown line says
+        # so when a request hangs (no error yet, only a wait).
+        self._waiting: dict[int, float] = {}
         self._reminder_seconds = reminder_seconds
         self._lock = threading.Lock()
         self._failing = False
         self._failures = 0
         self._last_logged = 0.0
+
+    def request_started(self) -> None:
+        """The calling thread sends a request now and waits for its answer."""
+        self._waiting[threading.get_ident()] = time.monotonic()
+
+    def request_ended(self) -> None:
+        """The calling thread's request got an answer or an error."""
+        self._waiting.pop(threading.get_ident(), None)
 
     def failed(self, cause: str, *, retrying: bool) -> None:
         """One attempt failed with ``cause``."""
@@ -69,5 +87,17 @@ class DeliveryHealth:
         )
 
     def describe_last_error(self) -> str:
-        """The last cause, for the shutdown line."""
-        return self.last_error or "no delivery attempt had failed"
+        """What held delivery back, for the shutdown line: a request still waiting, a cause."""
+        started = min(self._waiting.copy().values(), default=None)
+        if started is None:
+            return (
+                self.last_error or "none (no attempt had failed; messages were waiting to be sent)"
+            )
+        waited = time.monotonic() - started
+        limit = (
+            f"; timeout {self._timeout:g} s to connect and for each read" if self._timeout else ""
+        )
+        text = f"a request was still waiting for an answer after {waited:.1f} s{limit}"
+        if self.last_error:
+            text += f"; the attempt before it failed: {self.last_error}"
+        return text

@@ -9,7 +9,9 @@ missing, so both encoders refuse the same values with the same message:
 * circular references, and nesting deeper than the Spec limit;
 * mapping keys that are not text-like, or that collide once written as text
   (``{1: ..., "1": ...}``);
-* values of any other type.
+* values of any other type;
+* text holding a lone surrogate (half of a UTF-16 pair), which UTF-8 cannot
+  encode: :func:`replace_lone_surrogates` finds it once an encoder has failed.
 
 ``str`` subclasses (``enum.StrEnum``, Django's ``SafeString``) become plain ``str``.
 """
@@ -21,6 +23,7 @@ import datetime as dt
 import decimal
 import enum
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,12 +31,23 @@ from typing import Any
 from segment_core.errors import InvalidMessage
 from segment_core.spec import MAX_NESTING_DEPTH
 
-__all__ = ["MAX_INTEGER_BITS", "flat_json", "has_non_finite", "plain"]
+__all__ = [
+    "MAX_INTEGER_BITS",
+    "flat_json",
+    "has_non_finite",
+    "integer_problem",
+    "plain",
+    "replace_lone_surrogates",
+]
 
 #: About 4,000 decimal digits: Python refuses to write longer integers as text.
 MAX_INTEGER_BITS = 13_000
 
 _DATES = (dt.datetime, dt.date, dt.time)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A batch body holds its messages two levels down; deeper text is not looked at
+#: (a message that deep is refused for its nesting anyway).
+_TEXT_DEPTH = MAX_NESTING_DEPTH + 2
 _LEAVES = (*_DATES, uuid.UUID)
 
 
@@ -55,11 +69,9 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, int):
-        if value.bit_length() > MAX_INTEGER_BITS:
-            raise InvalidMessage(
-                f"{where}: the integer has {value.bit_length()} bits, out of range "
-                f"(at most {MAX_INTEGER_BITS}); send it as a string"
-            )
+        problem = integer_problem(value)
+        if problem is not None:
+            raise InvalidMessage(f"{where}: {problem}")
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -90,6 +102,75 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
         ]
     finally:
         open_ids.discard(id(value))
+
+
+def integer_problem(value: int) -> str | None:
+    """Why ``value`` cannot be written as JSON text (too long), or ``None``."""
+    bits = value.bit_length()
+    if bits <= MAX_INTEGER_BITS:
+        return None
+    return (
+        f"the integer has {bits} bits, out of range (at most {MAX_INTEGER_BITS}); "
+        "send it as a string"
+    )
+
+
+def replace_lone_surrogates(value: Any, where: str, found: list[str]) -> Any:
+    """``value`` with each lone surrogate of its strings and keys replaced by U+FFFD.
+
+    A lone surrogate is half of a UTF-16 pair (a string cut inside an emoji); UTF-8
+    cannot encode it. Appends to ``found`` what was replaced, path first (``where``,
+    then ``.key`` and ``[index]``; ``where=""`` starts the path at the first key).
+    Dicts and lists are walked, other values kept; nothing is copied when nothing
+    is replaced. For error paths only: it looks at every string.
+
+    For ``{"name": "x\\ud83d"}`` and ``where="message"``: ``{"name": "x\\ufffd"}``,
+    and ``found`` gets ``"message.name: the text holds a lone surrogate ..."``.
+    """
+    return _replace_surrogates(value, where, found, _TEXT_DEPTH)
+
+
+def _replace_surrogates(value: Any, where: str, found: list[str], depth: int) -> Any:
+    if isinstance(value, str):
+        match = _LONE_SURROGATE.search(value)
+        if match is None:
+            return value
+        found.append(f"{where or 'message'}: {_surrogate_problem(match.group())}")
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if depth <= 0:
+        return value
+    if isinstance(value, list):
+        items = [
+            _replace_surrogates(item, f"{where}[{index}]", found, depth - 1)
+            for index, item in enumerate(value)
+        ]
+        same = all(new is old for new, old in zip(items, value, strict=True))
+        return value if same else items
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    changed = False
+    for key, item in value.items():
+        text = key
+        if isinstance(key, str):
+            match = _LONE_SURROGATE.search(key)
+            if match is not None:
+                found.append(
+                    f"{where or 'message'} key {key!r}: {_surrogate_problem(match.group())}"
+                )
+                text = _LONE_SURROGATE.sub("\ufffd", key)
+        path = f"{where}.{text}" if where else str(text)
+        new = _replace_surrogates(item, path, found, depth - 1)
+        changed = changed or text is not key or new is not item
+        out[text] = new
+    return out if changed else value
+
+
+def _surrogate_problem(surrogate: str) -> str:
+    return (
+        f"the text holds a lone surrogate {surrogate!r} (half of a UTF-16 pair), "
+        "which UTF-8 cannot encode"
+    )
 
 
 def flat_json(values: dict[str, Any]) -> bool:
@@ -183,6 +264,9 @@ def _key_text(key: Any, where: str) -> str:
     if isinstance(key, bool):
         return "true" if key else "false"
     if isinstance(key, int):
+        problem = integer_problem(key)
+        if problem is not None:
+            raise InvalidMessage(f"{where} key: {problem}")
         return str(int(key))
     if isinstance(key, float) and math.isfinite(key):
         return repr(float(key))

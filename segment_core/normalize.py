@@ -16,7 +16,13 @@ from typing import Any
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import InvalidMessage
-from segment_core.jsonvalues import flat_json, plain
+from segment_core.jsonvalues import (
+    MAX_INTEGER_BITS,
+    flat_json,
+    integer_problem,
+    plain,
+    replace_lone_surrogates,
+)
 from segment_core.spec import MAX_MESSAGE_ID_LENGTH, content_problems, validate_message
 
 __all__ = [
@@ -77,6 +83,8 @@ def stringify_id(name: str, value: object) -> str | None:
     if isinstance(value, str):  # StrEnum, SafeString, ...: sent as the plain text
         return str.__str__(value)
     if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > MAX_INTEGER_BITS:  # str() would refuse it
+            raise InvalidMessage(f"{name}: {integer_problem(value)}")
         return str(int(value))
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -159,9 +167,13 @@ def check_defaults(context: object, integrations: object) -> None:
         if not isinstance(value, Mapping):
             continue
         try:
-            plain(value, option)
+            checked = plain(value, option)
         except InvalidMessage as error:
             raise ValueError(str(error)) from None
+        found: list[str] = []
+        replace_lone_surrogates(checked, option, found)
+        if found:
+            raise ValueError(found[0])
         for problem in content_problems({"type": "track", field: dict(value)}):
             raise ValueError(f"{option}: {problem}")
 

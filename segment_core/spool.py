@@ -143,6 +143,9 @@ class Spool:
         self._broken = False
         self._closed = False
         self._seen_at_tick: tuple[Segment | None, int] = (None, -1)
+        # Messages moved from disk into the buffer: the buffer counts each as
+        # accepted again (or, for an adopted file's, for the first time).
+        self._requeued = 0
         self._last_kept_log = 0.0
         self._thread: threading.Thread | None = None
         self.counts = {
@@ -343,6 +346,17 @@ class Spool:
         return True
 
     # -- flush, close, stats ---------------------------------------------------------
+
+    @property
+    def accepted(self) -> int:
+        """Messages :meth:`put` accepted: queued at once, or spilled to disk for later.
+
+        Each counts once, however often it goes back to the buffer from the disk;
+        what dead processes left is counted as ``adopted``, not here.
+        """
+        worker = self._worker
+        assert worker is not None
+        return worker.accepted - self._requeued + self.counts["spilled"]
 
     @property
     def pending(self) -> int:
@@ -803,6 +817,7 @@ class Spool:
                         self._where.pop(id(message), None)
                         segment.pending.add(ordinal)
                     return moved
+                self._requeued += 1
                 moved += 1
                 room -= 1
             lost = wanted - found

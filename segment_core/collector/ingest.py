@@ -8,6 +8,10 @@ reused without a server. Limits follow SPEC.md:
 * a message may be at most 32 * 1024 bytes, measured as compact JSON (orjson, no
   spaces, UTF-8) of the message as sent, before the batch's `context` is merged in;
 * a batch may hold at most 2,500 messages.
+
+A string holding a lone surrogate escape (``"\\ud83d"``: ``JSON.stringify`` writes
+half an emoji so) is valid JSON that UTF-8 cannot hold: the message is stored with
+U+FFFD in its place and marked bad, naming the field, as the client refuses it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import json
+import math
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from typing import Any
 import orjson
 
 from segment_core.collector.store import EventRecord
+from segment_core.jsonvalues import replace_lone_surrogates
 from segment_core.masking import masked_with_fingerprint
 from segment_core.spec import MAX_NESTING_DEPTH, is_iso8601, too_deep, validate_message
 
@@ -128,7 +135,49 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise RequestError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
+        payload = _parse_with_lone_surrogates(body)
+        if payload is None:
+            raise RequestError(
+                400, "invalid_json", f"the body is not valid JSON: {error}"
+            ) from None
+        return payload
+
+
+def _parse_with_lone_surrogates(body: bytes) -> Any:
+    """``body`` parsed as orjson would, if what orjson refused was only lone surrogates.
+
+    Their strings are kept as they are: each message is repaired and marked bad
+    on its own (see :func:`_encoded`). ``None`` when the body is not such JSON.
+    """
+    try:
+        payload = json.loads(
+            body.decode("utf-8"),
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_orjson_int,
+        )
+    except (ValueError, RecursionError, OverflowError):  # UnicodeDecodeError too
+        return None
+    found: list[str] = []
+    replace_lone_surrogates(payload, "", found)
+    return payload if found else None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def _orjson_int(text: str) -> int | float:
+    """As orjson reads integers: a float beyond 64 bits."""
+    number = int(text)
+    return number if -(2**63) <= number < 2**64 else _finite_float(text)
 
 
 def write_key_from(authorization: str | None, payload: object) -> tuple[str | None, str | None]:
@@ -137,6 +186,8 @@ def write_key_from(authorization: str | None, payload: object) -> tuple[str | No
     body_key = payload.get("writeKey") if isinstance(payload, dict) else None
     if not isinstance(body_key, str) or not body_key:
         body_key = None
+    elif not body_key.isascii():
+        body_key = _valid_text(body_key)
     if basic_key is not None and body_key is not None:
         if basic_key != body_key:
             raise RequestError(
@@ -185,26 +236,30 @@ def build_records(
         sent_at = payload.get("sentAt")
         batch_reasons = _batch_sent_at_reasons(sent_at)
     else:
-        message = {key: value for key, value in payload.items() if key != "writeKey"}
-        encoded: bytes | None = _checked_dumps(message, None, limits)
+        fields = {key: value for key, value in payload.items() if key != "writeKey"}
+        message, single, text_reasons = _encoded(fields, None, limits)
+        encoded: bytes | None = single
         batch_reasons = []
         if "type" not in message:
             message["type"] = endpoint  # the route says which call this is
             encoded = None
         elif message["type"] != endpoint:
             batch_reasons.append(f"type {message['type']!r:.60} does not match the route {path}")
-        messages = [(message, encoded)]
+        messages = [(message, encoded, text_reasons)]
         sent_at = message.get("sentAt")
     records = []
-    for index, (message, encoded) in enumerate(messages):
+    for index, (message, encoded, text_reasons) in enumerate(messages):
         _check_depth(message, None if endpoint not in BATCH_ENDPOINTS else index)
-        reasons = validate_message(message) + batch_reasons
+        if encoded is None:
+            message, encoded_now, more = _encoded(message, index)
+            encoded, text_reasons = encoded_now, text_reasons + more
+        reasons = text_reasons + validate_message(message) + batch_reasons
         records.append(
             _record(
                 message,
-                encoded or _dumps(message, index),
+                encoded,
                 reasons,
-                sent_at=sent_at if isinstance(sent_at, str) else None,
+                sent_at=_valid_text(sent_at) if isinstance(sent_at, str) else None,
                 write_key=write_key,
                 write_key_source=write_key_source,
                 received_at=received_at,
@@ -214,8 +269,13 @@ def build_records(
     return records
 
 
-def _batch_messages(payload: dict[str, Any], limits: Limits) -> list[tuple[Any, bytes | None]]:
-    """The batch's messages, each with its JSON when the merge left it unchanged."""
+def _batch_messages(
+    payload: dict[str, Any], limits: Limits
+) -> list[tuple[Any, bytes | None, list[str]]]:
+    """The batch's messages, each with its JSON when the merge left it unchanged.
+
+    And with the reasons its text was repaired (see :func:`_encoded`).
+    """
     batch = payload.get("batch")
     if not isinstance(batch, list):
         raise RequestError(400, "invalid_batch", "batch must be an array of messages")
@@ -233,13 +293,14 @@ def _batch_messages(payload: dict[str, Any], limits: Limits) -> list[tuple[Any, 
         if not isinstance(value, dict):
             raise RequestError(400, "invalid_batch", f"the batch's {field} must be an object")
         shared[field] = value
-    messages: list[tuple[Any, bytes | None]] = []
+    messages: list[tuple[Any, bytes | None, list[str]]] = []
     for index, message in enumerate(batch):
-        encoded = _checked_dumps(message, index, limits)
+        repaired, encoded, text_reasons = _encoded(message, index, limits)
         if isinstance(message, dict) and shared:
-            messages.append((_merge_shared(message, shared), None))
+            # Encoded again once merged; lone surrogates are found then, in both.
+            messages.append((_merge_shared(message, shared), None, []))
         else:
-            messages.append((message, encoded))
+            messages.append((repaired, encoded, text_reasons))
     return messages
 
 
@@ -263,7 +324,8 @@ def _check_depth(message: object, index: int | None) -> None:
         raise RequestError(
             400,
             "message_too_deep",
-            f"{path:.200} is nested more than {MAX_NESTING_DEPTH} levels deep (objects and arrays)",
+            f"{_valid_text(path):.200} is nested more than {MAX_NESTING_DEPTH} levels deep "
+            "(objects and arrays)",
         )
 
 
@@ -273,26 +335,46 @@ def _batch_sent_at_reasons(sent_at: object) -> list[str]:
     return [f"the batch's sentAt {sent_at!r:.60} is not an ISO-8601 date-time string"]
 
 
-def _checked_dumps(message: object, index: int | None, limits: Limits) -> bytes:
-    """The message as compact JSON, or a 400 when that is over the message limit."""
-    encoded = _dumps(message, index)
+def _encoded(
+    message: Any, index: int | None, limits: Limits | None = None
+) -> tuple[Any, bytes, list[str]]:
+    """The message, as compact JSON, and why its text had to be repaired.
+
+    Lone surrogates, which JSON can carry but UTF-8 cannot, become U+FFFD in
+    the message returned; each is a reason naming its field. With ``limits``, a
+    message over the size limit is a 400.
+    """
+    which = "the message" if index is None else f"message #{index}"
+    text_reasons: list[str] = []
+    try:
+        encoded = orjson.dumps(message)
+    except orjson.JSONEncodeError:
+        message = replace_lone_surrogates(message, "", text_reasons)
+        if not text_reasons:
+            raise RequestError(400, "invalid_json", f"{which} is nested too deeply") from None
+        _check_depth(message, index)  # within the limit, every text was repaired
+        encoded = orjson.dumps(message)
+        text_reasons = [reason + "; stored as U+FFFD" for reason in text_reasons[:5]] + (
+            [f"{len(text_reasons) - 5} more strings with lone surrogates"]
+            if len(text_reasons) > 5
+            else []
+        )
     size = len(encoded)
-    if size > limits.max_message_bytes:
-        which = "the message" if index is None else f"message #{index}"
+    if limits is not None and size > limits.max_message_bytes:
         raise RequestError(
             400,
             "message_too_large",
             f"{which} is {size} bytes as JSON; the limit is {limits.max_message_bytes}",
         )
-    return encoded
+    return message, encoded, text_reasons
 
 
-def _dumps(value: object, index: int | None) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        which = "the message" if index is None else f"message #{index}"
-        raise RequestError(400, "invalid_json", f"{which} is nested too deeply") from None
+def _valid_text(text: str) -> str:
+    """``text`` with any lone surrogate replaced by U+FFFD (UTF-8 cannot hold one)."""
+    if text.isascii():
+        return text
+    repaired: str = replace_lone_surrogates(text, "", [])
+    return repaired
 
 
 def _record(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
+import requests
 
 from segment_core.collector import CollectorHandle, validate_message
 from segment_core.collector.validation import is_iso8601
@@ -218,3 +220,42 @@ def test_validate_message_never_raises_on_odd_input() -> None:
     odd: list[object] = [None, 1, "x", [], {}, {"type": None}, {"context": {"consent": []}}]
     for value in odd:
         assert isinstance(validate_message(value), list)
+
+
+def test_a_lone_surrogate_marks_only_its_message_bad(segment_collector: CollectorHandle) -> None:
+    # JSON.stringify writes half an emoji as a lone surrogate escape: valid JSON,
+    # text UTF-8 cannot hold. The collector stores U+FFFD in its place.
+    good, cut = message(), message(properties={"title": "abc", "k": 1})
+    body = orjson.dumps(batch(good, cut))
+    body = body.replace(b'"abc"', b'"abc\\ud83d"').replace(b'"k"', b'"k\\udc00"')
+    assert post(segment_collector.url, data=body).status_code == 200
+    stored_good, stored_cut = segment_collector.wait_for(2)
+    assert (stored_good["messageId"], stored_good["status"]) == (good["messageId"], "good")
+    assert stored_cut["reasons"] == [
+        "properties.title: the text holds a lone surrogate '\\ud83d' (half of a UTF-16 pair), "
+        "which UTF-8 cannot encode; stored as U+FFFD",
+        "properties key 'k\\udc00': the text holds a lone surrogate '\\udc00' (half of a UTF-16 "
+        "pair), which UTF-8 cannot encode; stored as U+FFFD",
+    ]
+    assert stored_cut["message"]["properties"] == {"title": "abc\ufffd", "k\ufffd": 1}
+    single = orjson.dumps({**message(), "sentAt": "now", "writeKey": "key"})
+    single = single.replace(b'"now"', b'"\\ud800"').replace(b'"key"', b'"k\\ud800"')
+    assert post(segment_collector.url, data=single, path="/v1/track").status_code == 200
+    stored_single = segment_collector.wait_for(3)[2]
+    assert stored_single["sentAt"] == "\ufffd"
+    assert stored_single["reasons"][0].startswith("sentAt: the text holds a lone surrogate")
+    # Everything that serves stored events still works.
+    assert (segment_collector.summary()["good"], segment_collector.summary()["bad"]) == (1, 2)
+    assert segment_collector.event(stored_cut["messageId"])["status"] == "bad"
+    assert requests.get(segment_collector.url + "/", timeout=10).status_code == 200
+
+
+def test_a_body_refused_for_more_than_lone_surrogates_is_still_invalid(
+    segment_collector: CollectorHandle,
+) -> None:
+    for value in (b"NaN", b"1e999"):
+        body = orjson.dumps(batch(message(event="abc", properties={"v": 0})))
+        body = body.replace(b'"abc"', b'"abc\\ud83d"').replace(b'"v":0', b'"v":' + value)
+        response = post(segment_collector.url, data=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "invalid_json"

@@ -28,6 +28,22 @@ def test_an_alias_and_its_target_together_are_refused() -> None:
         Config.from_options("key", upload_size=7, max_batch_size=8)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("upload_size", 0, "upload_size must be between 1 and 2500, got 0"),
+        ("upload_interval", 0, "upload_interval must be > 0, got 0"),
+        ("thread", 0, "thread must be between 1 and 64, got 0"),
+        ("max_rate_limit_duration", -1, "max_rate_limit_duration must be >= 0, got -1"),
+    ],
+)
+def test_a_bad_alias_value_names_the_alias_the_caller_wrote(
+    option: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        Client("key", **{option: value})
+
+
 def test_unknown_option_suggests_the_closest_name() -> None:
     with pytest.raises(TypeError, match=r"unknown option 'flush_intervall'.*'flush_interval'"):
         Client("key", flush_intervall=3)
@@ -134,7 +150,7 @@ def test_debug_shows_the_clients_debug_logs(capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.parametrize("value", [0, 2501, "10", True, 2.5])
 def test_max_batch_size_is_checked_under_both_names(value: object) -> None:
     for name in ("max_batch_size", "upload_size"):
-        with pytest.raises(ValueError, match="max_batch_size must be"):
+        with pytest.raises(ValueError, match=f"^{name} must be"):
             Config.from_options("key", **{name: value})
 
 

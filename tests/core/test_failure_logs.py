@@ -111,6 +111,26 @@ def test_the_shutdown_line_names_the_host_and_the_last_cause(
     assert "after 1 attempt(s)" in giving_up
 
 
+def test_the_shutdown_line_says_a_request_was_still_waiting_for_an_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="segment.core")
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = Client("key", host=url, timeout=30)
+        client.track("u1", "Stuck")
+        assert not client.shutdown(0.5)
+    [line] = [m for m in _lines(caplog, logging.WARNING) if "shut down" in m]
+    assert re.fullmatch(
+        rf"Segment client shut down with 1 message\(s\) undelivered to {re.escape(url)}; "
+        r"last error: a request was still waiting for an answer after \d+\.\d s; "
+        r"timeout 30 s to connect and for each read",
+        line,
+    ), line
+
+
 def _wait_for_line(caplog: pytest.LogCaptureFixture, text: str) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -78,6 +78,9 @@ HOSTILE: dict[str, tuple[object, str]] = {
     "colliding enum key": ({Shade.RED: 1, "red": 2}, "message.properties.v"),
     "bad key": ({(1, 2): "tuple key"}, "message.properties.v key (1, 2)"),
     "object": (object(), "message.properties.v"),
+    "lone surrogate": ("x\ud800", "message.properties.v: the text holds a lone surrogate"),
+    "lone surrogate in a key": ({"na\udc00me": 1}, "message.properties.v key 'na\\udc00me'"),
+    "huge int key": ({10**5000: 1}, "message.properties.v key: the integer has"),
 }
 
 
@@ -132,6 +135,42 @@ def test_the_stdlib_encoder_refuses_the_same_values_with_the_same_words() -> Non
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == _errors_in_this_process()
     assert len(_errors_in_this_process()) == len(HOSTILE)
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (lambda c: c.track("u1", "Ev\ud800"), "message.event"),
+        (lambda c: c.track("u\ud800", "E"), "message.userId"),
+        (lambda c: c.track(None, "E", anonymous_id="a\udfff"), "message.anonymousId"),
+        (lambda c: c.track("u1", "E", context={"foo": "\ud800"}), "message.context.foo"),
+        (lambda c: c.identify("u1", {"email": "\ud800"}), "message.traits.email"),
+        (lambda c: c.group("u1", "g\ud800"), "message.groupId"),
+        (lambda c: c.page("u1", name="P\ud800"), "message.name"),
+    ],
+)
+def test_a_lone_surrogate_anywhere_is_refused_naming_the_field(
+    client: Client, call: Any, path: str
+) -> None:
+    with pytest.raises(InvalidMessage, match=rf"^{re.escape(path)}: the text holds a lone"):
+        call(client)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c: c.track(10**5000, "E"), "user_id"),
+        (lambda c: c.track(None, "E", anonymous_id=10**5000), "anonymous_id"),
+        (lambda c: c.track("u", "E", message_id=10**5000), "message_id"),
+        (lambda c: c.group("u", 10**5000), "group_id"),
+        (lambda c: c.alias(10**5000, "u"), "previous_id"),
+    ],
+)
+def test_an_id_too_long_to_write_is_refused_naming_the_field(
+    client: Client, call: Any, field: str
+) -> None:
+    with pytest.raises(InvalidMessage, match=rf"^{field}: the integer has 16610 bits"):
+        call(client)
 
 
 def test_big_integers_keep_every_digit(client: Client) -> None:
@@ -260,6 +299,7 @@ def test_what_the_collector_marks_bad_the_client_refuses(
         ({"default_context": {"ip": "nope"}}, "default_context: context.ip"),
         ({"default_context": {"n": float("inf")}}, "default_context.n: inf"),
         ({"default_context": {1: "a", "1": "b"}}, "default_context: the keys"),
+        ({"default_context": {"app": {"name": "caf\udce9"}}}, "default_context.app.name: "),
     ],
 )
 def test_defaults_are_checked_at_construction(options: dict[str, Any], message: str) -> None:

@@ -212,6 +212,23 @@ def test_an_outage_longer_than_the_retry_budget_keeps_messages(
     assert "kept in the spool" in caplog.text
 
 
+def test_accepted_counts_each_message_once_however_often_it_is_tried(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    # Spilled while the buffer is full, then kept and queued again after each
+    # failing round: every message goes through the buffer several times.
+    receiver.fail_next(*[Fault(503)] * 12)
+    client = make_client(
+        spool_dir=spool_dir, max_queue_size=10, flush_at=10, max_total_backoff_duration=0.05
+    )
+    assert all(client.track("u", "E", {"i": i})[0] for i in range(40))
+    poll(lambda: client.stats()["spool"]["kept"] >= 20, what="batches kept")
+    assert client.flush(30)
+    stats = client.stats()
+    assert stats["spool"]["spilled"] > 0
+    assert (stats["accepted"], stats["sent"], stats["pending"]) == (40, 40, 0)
+
+
 def test_flush_waits_for_a_batch_kept_while_it_waits(
     make_client: Any, receiver: Receiver, spool_dir: Path
 ) -> None:

@@ -121,7 +121,7 @@ def test_unknown_keyword_is_a_type_error() -> None:
     ("config", "keywords", "message"),
     [
         ({"SEGMENT_FLUSH_AT": 0}, {}, r"app.config\['SEGMENT_FLUSH_AT'\]: flush_at must be"),
-        ({"SEGMENT_UPLOAD_SIZE": 0}, {}, r"'SEGMENT_UPLOAD_SIZE'\]: max_batch_size must be"),
+        ({"SEGMENT_UPLOAD_SIZE": 0}, {}, r"'SEGMENT_UPLOAD_SIZE'\]: upload_size must be"),
         ({}, {"host": "ftp://x"}, r"SegmentFlask\(host=...\): host must be an http"),
         ({"SEGMENT_TRUSTED_PROXIES": "nope"}, {}, r"TRUSTED_PROXIES'\]: trusted_proxies"),
         ({}, {"page_calls": "yes"}, r"page_calls=...\): page_calls must be True or False"),
