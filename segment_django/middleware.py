@@ -44,10 +44,10 @@ from segment_core.web import (
     RequestInfo,
     RequestTracker,
     WSGIHeaders,
+    environ_wire_path,
     is_excluded_request,
     is_plain_id,
     request_wire_path,
-    wire_path,
 )
 from segment_django import conf
 
@@ -308,8 +308,9 @@ def _request_info(request: HttpRequest) -> RequestInfo:
             request.path, scope.get("raw_path"), str(scope.get("root_path") or "")
         )
     else:
-        # Django re-escapes the bytes that are not UTF-8 ("%E9") in request.path.
-        path = wire_path(request.path)
+        # META is the environ, but with PATH_INFO decoded: request.path re-escapes
+        # the bytes that are not UTF-8 ("%E9"), a literal "%" is lost with it.
+        path = environ_wire_path(meta, request.path)
     urlconf = getattr(request, "urlconf", None)
     script_name = meta.get("SCRIPT_NAME")
     mount = str(script_name or "").rstrip("/") if script_name else ""

@@ -15,7 +15,7 @@ from werkzeug.routing import Map, RequestRedirect
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 
-from segment_core.web import RequestInfo, WSGIHeaders, request_wire_path, wire_path
+from segment_core.web import RequestInfo, WSGIHeaders, environ_wire_path
 
 flask_login: Any
 try:  # Flask-Login is optional (and untyped: imported as a plain module)
@@ -60,7 +60,7 @@ def request_info(
         method=request.method,
         scheme=request.scheme,
         host=host,
-        path=_wire_path(environ),
+        path=environ_wire_path(environ),
         query_string=environ.get("QUERY_STRING", ""),
         headers=WSGIHeaders(environ),
         # Parsing cookies costs more than all the rest: a new visitor has none.
@@ -120,24 +120,6 @@ _werkzeug_cookies = Request.cookies
 def router_of(app: Flask) -> RouteOfPath:
     """``app``'s router as the web rules use it: the params a path captures, or None."""
     return functools.partial(_params_of_path, app.url_map)
-
-
-def _wire_path(environ: Mapping[str, Any]) -> str:
-    """The path as the browser sent it: the WSGI server decoded it, the Spec's is not.
-
-    Werkzeug's and gunicorn's ``RAW_URI`` keep the request line's bytes (Werkzeug
-    replaced invalid UTF-8 in ``PATH_INFO``); other servers give the bytes as latin-1.
-    """
-    script_name = environ.get("SCRIPT_NAME", "")
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw and raw.startswith("/"):
-        # A proxy that strips the mount point leaves it out of the request line.
-        return request_wire_path("", raw.partition("?")[0].encode("latin-1"), script_name)
-    path = script_name + environ.get("PATH_INFO", "")
-    try:
-        return wire_path(path.encode("latin-1"))  # PEP 3333: the bytes, as latin-1
-    except UnicodeEncodeError:
-        return wire_path(path)
 
 
 def _is_trusted(trusted: tuple[str, ...], host: str) -> bool:

@@ -71,6 +71,7 @@ from segment_core.web._request import (
     RequestInfo,
     WSGIHeaders,
     checked_host,
+    environ_wire_path,
     request_wire_path,
     wire_path,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "campaign",
     "checked_host",
     "client_ip",
+    "environ_wire_path",
     "find_csp_nonce",
     "forwarded_origin",
     "is_bot",

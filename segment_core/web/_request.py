@@ -172,6 +172,32 @@ def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") ->
     return wire
 
 
+def environ_wire_path(environ: Mapping[str, Any], decoded: str | None = None) -> str:
+    """The path of a WSGI request as the browser sent it (``SCRIPT_NAME`` included).
+
+    gunicorn's and Werkzeug's ``RAW_URI`` and uWSGI's ``REQUEST_URI`` keep the
+    request line's bytes. Otherwise ``decoded``, a path the framework decoded
+    (Django's ``request.path``, which re-escapes bytes that are not UTF-8), or
+    else ``PATH_INFO`` as the server decoded it, given as latin-1 (PEP 3333):
+    each of its bytes is escaped again where needed (a ``%`` too: it was ``%25``).
+
+    >>> environ_wire_path({"SCRIPT_NAME": "", "PATH_INFO": "/100%"})
+    '/100%25'
+    """
+    script_name = environ.get("SCRIPT_NAME", "")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw and raw.startswith("/"):
+        # A proxy that strips the mount point leaves it out of the request line.
+        return request_wire_path("", raw.partition("?")[0].encode("latin-1"), script_name)
+    if decoded is not None:
+        return wire_path(decoded)
+    path = script_name + environ.get("PATH_INFO", "")
+    try:
+        return wire_path(path.encode("latin-1"))
+    except UnicodeEncodeError:  # not the latin-1 of bytes: a path as text
+        return wire_path(path)
+
+
 # RFC 3986's host (an IP literal, or a name of unreserved characters, %-escapes and
 # sub-delimiters: underscores too, as in container names) and an optional port.
 _HOST_HEADER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?")

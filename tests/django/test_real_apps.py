@@ -326,6 +326,18 @@ def test_a_64_kb_url_logs_no_traceback(
     assert len(page["context"]["userAgent"]) == 512
 
 
+def test_the_request_line_of_the_wsgi_server_is_the_path_sent(client: Client, sent: Sent) -> None:
+    # gunicorn's RAW_URI (uWSGI's REQUEST_URI): the escapes Django's PATH_INFO lost.
+    for raw in ("/app/raw/100%25", "/app/raw/a%2Fb/%41"):
+        client.get(raw, RAW_URI=f"{raw}?q=1")
+    client.get("/app/raw/x", SCRIPT_NAME="/shop", REQUEST_URI="/app/raw/%78")
+    assert [m["properties"]["path"] for m in sent()] == [
+        "/app/raw/100%25",
+        "/app/raw/a%2Fb/%41",
+        "/shop/app/raw/%78",  # a proxy took the mount point out of the request line
+    ]
+
+
 def test_invalid_utf8_in_the_path_is_kept_as_sent(client: Client, sent: Sent) -> None:
     client.get("/app/raw/caf%E9/%C3%A9t%C3%A9")
     [page] = sent()
