@@ -18,6 +18,7 @@ import atexit
 import logging
 import os
 import signal
+import sys
 import threading
 import weakref
 from types import FrameType
@@ -36,6 +37,8 @@ _installed = False
 _sigterm_chained = False
 #: None; "delivering" once SIGTERM came; "delivered" once every client shut down.
 _sigterm_state: str | None = None
+#: The process whose ``multiprocessing`` exit shuts the clients down.
+_exit_hooked_in: int | None = None
 
 
 def register(client: Client) -> None:
@@ -47,7 +50,27 @@ def register(client: Client) -> None:
             _installed = True
             atexit.register(shutdown_all)
             _chain_uwsgi()
+        _hook_multiprocessing_exit()
     chain_sigterm()
+
+
+def _hook_multiprocessing_exit() -> None:
+    """In a ``multiprocessing`` child, shut down as it ends (once per process).
+
+    A child started by fork or forkserver (a ``Process``, a ``Pool``'s worker)
+    leaves through ``os._exit()``, past ``atexit``; the exit function of
+    ``multiprocessing`` runs its finalizers first.
+    """
+    global _exit_hooked_in
+    if _exit_hooked_in == os.getpid():
+        return
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None or multiprocessing.parent_process() is None:
+        return
+    _exit_hooked_in = os.getpid()
+    from multiprocessing import util
+
+    util.Finalize(None, shutdown_all, exitpriority=0)
 
 
 def live_clients() -> list[Client]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from pathlib import Path
 
 from tests.receiver import Receiver
 
@@ -165,6 +166,52 @@ def test_an_existing_sigterm_handler_is_left_alone(receiver: Receiver) -> None:
     assert process.returncode == 3, stderr
     assert "mine" in stdout
     assert len(receiver.messages()) == 1  # delivered by atexit after the app's own exit
+
+
+MULTIPROCESSING_SCRIPT = """
+import multiprocessing, os, sys
+import segment_core
+from segment_core import Client
+
+segment_core.default_client = Client(
+    "k", host=os.environ["RECEIVER"], flush_interval=3600, flush_at=2500
+)
+
+
+def track(label):
+    assert segment_core.track("user", "In child", {"label": label})[0]
+
+
+if __name__ == "__main__":
+    track("parent")
+    for method in ("fork", "forkserver", "spawn"):
+        child = multiprocessing.get_context(method).Process(target=track, args=(method,))
+        child.start()
+        child.join()
+        assert child.exitcode == 0
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(track, [f"pool-{i}" for i in range(4)])
+"""
+
+
+def test_multiprocessing_children_deliver_what_they_accepted(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    # Children of fork and forkserver (and a Pool's workers) leave through os._exit().
+    script = tmp_path / "children.py"
+    script.write_text(MULTIPROCESSING_SCRIPT)
+    process = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        env={**os.environ, "RECEIVER": receiver.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
+    labels = sorted(m["properties"]["label"] for m in receiver.messages())
+    expected = ["fork", "forkserver", "parent", *(f"pool-{i}" for i in range(4)), "spawn"]
+    assert labels == expected
 
 
 def test_fork_child_and_parent_each_deliver_their_own(receiver: Receiver) -> None:
