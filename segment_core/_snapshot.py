@@ -13,13 +13,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from segment_core.jsonvalues import replace_lone_surrogates
+from segment_core.spec import content_problems
+
 __all__ = ["SNAPSHOT_VERSION", "InvalidSnapshot", "make_snapshot", "read_snapshot"]
 
 SNAPSHOT_VERSION = 1
 MAX_ID_LENGTH = 1024
 MAX_TEXT_LENGTH = 8192
 MAX_KEYS = 32
-MAX_SNAPSHOT_BYTES = 64 * 1024
+#: As JSON text: half of what Segment takes for a message, so that every message
+#: a task sends with it keeps room for its own properties.
+MAX_SNAPSHOT_BYTES = 16 * 1024
 
 TEXT_FIELDS = ("ip", "userAgent", "locale")
 PAGE_FIELDS = ("path", "referrer", "search", "title", "url")
@@ -63,10 +68,15 @@ def make_snapshot(
     }
     # A queue's message stays small: the bulkiest parts go first when it would not.
     for bulky in ("page", "campaign", "userAgent"):
-        if len(json.dumps(snapshot, ensure_ascii=False).encode()) <= MAX_SNAPSHOT_BYTES:
+        if _size(snapshot) <= MAX_SNAPSHOT_BYTES:
             break
         kept.pop(bulky, None)
     return snapshot
+
+
+def _size(value: object) -> int:
+    """Bytes of ``value`` as JSON text (UTF-8; a lone surrogate counted as one byte)."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "replace"))
 
 
 def _texts(value: object, *, allowed: tuple[str, ...] | None) -> dict[str, str]:
@@ -104,7 +114,26 @@ def read_snapshot(value: object) -> tuple[str | None, str | None, dict[str, Any]
     anonymous_id = _id(value, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise InvalidSnapshot("snapshot needs a userId or an anonymousId")
-    return user_id, anonymous_id, _context(value.get("context"))
+    context = _context(value.get("context"))
+    _check_as_sent(user_id, anonymous_id, context)
+    return user_id, anonymous_id, context
+
+
+def _check_as_sent(user_id: str | None, anonymous_id: str | None, context: dict[str, Any]) -> None:
+    """What each call made for the visitor would be refused for: better refused now.
+
+    The Spec's rules on a context (an ``ip`` that is an address), text UTF-8 can
+    encode, and the size (checked here too for a snapshot given as a dict).
+    """
+    for problem in content_problems({"type": "track", "context": context}):
+        raise InvalidSnapshot(f"snapshot.{problem}")
+    read = {"userId": user_id, "anonymousId": anonymous_id, "context": context}
+    found: list[str] = []
+    replace_lone_surrogates(read, "snapshot", found)
+    if found:
+        raise InvalidSnapshot(found[0])
+    if _size(read) > MAX_SNAPSHOT_BYTES:
+        raise InvalidSnapshot(f"snapshot is over {MAX_SNAPSHOT_BYTES} bytes")
 
 
 def _id(snapshot: Mapping[str, Any], name: str) -> str | None:

@@ -222,7 +222,7 @@ class Analytics:
         >>> a.snapshot()
         {'version': 1, 'userId': '7', 'anonymousId': 'a1', 'context': {'ip': '1.2.3.4'}}
         """
-        return make_snapshot(self.user_id, self.anonymous_id, self.context)
+        return make_snapshot(*self._carried_ids(), self.context)
 
     @classmethod
     def from_snapshot(cls, value: object, client: Client | None = None) -> Analytics:
@@ -239,12 +239,17 @@ class Analytics:
 
     def copy(self) -> Analytics:
         """A new object for the same visitor and client; changes to either stay apart."""
+        user_id, anonymous_id = self._carried_ids()
         return Analytics(
             self._client,
-            user_id=self.user_id,
-            anonymous_id=self.anonymous_id,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
             context={k: dict(v) if isinstance(v, dict) else v for k, v in self.context.items()},
         )
+
+    def _carried_ids(self) -> tuple[str | None, str | None]:
+        """The ids a copy or a snapshot carries: those this object's calls would send."""
+        return self.user_id, self.anonymous_id
 
     def __copy__(self) -> Analytics:
         return self.copy()

@@ -101,6 +101,20 @@ class RequestAnalytics(Analytics):
             tracker._context_built = None
         _CONTEXT_SLOT.__set__(self, value)
 
+    def _carried_ids(self) -> tuple[str | None, str | None]:
+        # A new visitor whose user is known sends userId alone (no cookie keeps the
+        # anonymous id): so do its tasks and threads, unless a call used it.
+        user_id, anonymous_id = self.user_id, self.anonymous_id
+        tracker = self._tracker
+        if (
+            tracker is not None
+            and tracker._new_visitor
+            and not tracker._anonymous_used
+            and user_id is not None
+        ):
+            anonymous_id = None
+        return user_id, anonymous_id
+
     @property
     def stored_user_id(self) -> str | None:
         """``user_id`` as it is, without reading the framework's user again."""

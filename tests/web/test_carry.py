@@ -89,7 +89,7 @@ def test_from_snapshot_reads_json_text() -> None:
         (None, "snapshot must be a dict"),
         ([1, 2], "snapshot must be a dict"),
         ("{not json", "not valid JSON"),
-        ("x" * 70_000, "over 65536 bytes"),
+        ("x" * 20_000, "over 16384 bytes"),
         ({"anonymousId": "a"}, "snapshot.version"),
         ({"version": 2, "anonymousId": "a"}, "snapshot.version"),
         ({"version": True, "anonymousId": "a"}, "snapshot.version"),
@@ -99,6 +99,21 @@ def test_from_snapshot_reads_json_text() -> None:
         ({"version": 1, "anonymousId": "a" * 2000}, "snapshot.anonymousId"),
         ({"version": 1, "anonymousId": "a", "context": []}, "snapshot.context must be"),
         ({"version": 1, "anonymousId": "a", "context": {"ip": 1}}, "snapshot.context.ip"),
+        # What every call for the visitor would be refused for, refused as it is read:
+        ({"version": 1, "userId": "u", "context": {"ip": "hello"}}, "snapshot.context.ip"),
+        ({"version": 1, "anonymousId": "\udc80"}, "snapshot.anonymousId: the text holds"),
+        (
+            {"version": 1, "userId": "u", "context": {"page": {"title": "caf\ud800"}}},
+            "snapshot.context.page.title: the text holds",
+        ),
+        (  # a dict, read without its text's size check: the same limit
+            {
+                "version": 1,
+                "userId": "u",
+                "context": {"page": dict.fromkeys(("path", "search", "url"), "x" * 8000)},
+            },
+            "over 16384 bytes",
+        ),
         (
             {"version": 1, "anonymousId": "a", "context": {"page": {"cookie": "x"}}},
             "snapshot.context.page has an unexpected key 'cookie'",
@@ -207,7 +222,7 @@ def test_a_snapshot_stays_small_enough_to_read_back() -> None:
     }
     obj = Analytics(anonymous_id="a1", context=context)
     text = json.dumps(obj.snapshot())
-    assert len(text) <= 64 * 1024
+    assert len(text) <= 16 * 1024
     rebuilt = Analytics.from_snapshot(text)
     assert rebuilt.anonymous_id == "a1" and rebuilt.context["ip"] == "1.2.3.4"
 
@@ -222,3 +237,20 @@ def test_copy_keeps_the_client_and_separates_the_state(client: Client, sent: Mes
         duplicate.context["campaign"]["name"] = "changed"
         assert original.user_id == "42"
         assert original.context["campaign"]["name"] == "spring"
+
+
+def test_a_known_user_s_tasks_and_threads_carry_the_ids_its_calls_send(
+    client: Client, sent: Messages
+) -> None:
+    # An API client: the user is known, no cookie, so calls send userId alone and
+    # no cookie keeps an anonymous id; its tasks and threads send no other.
+    tracker = RequestTracker(client, WebOptions(), RequestInfo(host="api.example", user_id="u-7"))
+    request_analytics = tracker.analytics
+    assert tracker.cookie_to_set() is None
+    assert request_analytics.snapshot()["anonymousId"] is None
+    assert request_analytics.snapshot()["userId"] == "u-7"
+    assert request_analytics.copy().anonymous_id is None
+    # A new visitor without a user: its anonymous id travels (the cookie keeps it).
+    tracker = RequestTracker(client, WebOptions(), RequestInfo(host="shop.example"))
+    assert tracker.cookie_to_set() is not None
+    assert tracker.analytics.snapshot()["anonymousId"] == tracker.analytics.anonymous_id
