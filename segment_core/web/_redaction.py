@@ -289,8 +289,8 @@ def _same_value(text: str, value: str) -> bool:
     """
     if text == value:
         return True
-    if len(text) == 36 == len(value):
-        return text.lower() == value
+    if len(value) == 36 and value.count("-") == 4:  # a UUID: any case, hyphens or not
+        return text.replace("-", "").lower() == value.replace("-", "")
     return text.isdigit() and value.isdigit() and text.lstrip("0") == value.lstrip("0")
 
 

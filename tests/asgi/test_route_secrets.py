@@ -17,6 +17,8 @@ from segment_core import Client
 from tests.asgi.conftest import Sent, TestClient
 
 TOKEN = "s3cr3t-t0k3n"
+# Lower case: Starlette 0.37, the lowest supported, routes no upper-case UUID (the
+# case is tested with Flask, whose converter takes both).
 UUID = "5f3b1c2d-1111-4222-8333-444455556666"
 
 
@@ -57,7 +59,7 @@ def test_a_same_app_referrer_into_a_mounted_app_loses_its_secret(
     outer = Starlette(routes=[Route("/", html), Mount("/sub", inner)])
     with TestClient(SegmentMiddleware(outer, client=client)) as browser:
         browser.get("/", headers={"referer": f"http://testserver/sub/invite/{TOKEN}"})
-        browser.get("/", headers={"referer": f"http://testserver/sub/reset/{UUID.upper()}"})
+        browser.get("/", headers={"referer": f"http://testserver/sub/reset/{UUID}"})
     assert referrers_sent(sent) == [
         "http://testserver/sub/invite/REDACTED",
         "http://testserver/sub/reset/REDACTED",
@@ -89,12 +91,12 @@ def test_a_call_before_the_app_routed_carries_no_path_secret(client: Client, sen
     app.add_middleware(SegmentMiddleware, client=client)
     with TestClient(app) as browser:
         browser.get(f"/invite/{TOKEN}")
-        browser.get(f"/reset/{UUID.upper()}")
+        browser.get(f"/reset/{UUID}")
     messages = sent()
     assert [m["type"] for m in messages] == ["track", "page", "track", "page"]
     for message in messages:
         assert message["context"]["page"]["path"] in ("/invite/REDACTED", "/reset/REDACTED")
-    assert TOKEN not in str(messages) and UUID not in str(messages).lower()
+    assert TOKEN not in str(messages) and UUID not in str(messages)
 
 
 def test_the_assets_of_an_app_below_a_root_path_get_no_cookie(client: Client) -> None:

@@ -121,6 +121,9 @@ def test_what_a_redactor_remembers_is_bounded() -> None:
     assert long_query not in remembered
 
 
+UUID_TEXT = "5f3b1c2d-1111-4222-8333-444455556666"
+
+
 @pytest.mark.parametrize(
     ("path", "values", "expected"),
     [
@@ -129,6 +132,11 @@ def test_what_a_redactor_remembers_is_bounded() -> None:
         ("/reset-abcd1234", ["abcd1234"], "/reset-REDACTED"),
         ("/i/caf%C3%A9", ["caf\u00e9"], "/i/REDACTED"),
         ("/i/ab", ["zz"], "/i/ab"),
+        # What a converter made of the path's text: a UUID, an integer.
+        ("/r/5F3B1C2D-1111-4222-8333-444455556666", [UUID_TEXT], "/r/REDACTED"),
+        ("/r/5f3b1c2d111142228333444455556666", [UUID_TEXT], "/r/REDACTED"),
+        ("/r/0042", ["42"], "/r/REDACTED"),
+        ("/r/42/1042", ["42"], "/r/REDACTED/1042"),
     ],
 )
 def test_redact_path(path: str, values: list[str], expected: str) -> None:
