@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from segment_core import _capture, lifecycle, signals
@@ -74,6 +75,8 @@ class Client(ClientSettings):
         self._warned_disabled = False
         self._last_drop_log = 0.0
         self._outbox: list[dict[str, Any]] | None = None
+        # Asked as the first message comes, then forgotten: see testing.divert_when.
+        self._divert_check: tuple[Callable[[], object], list[dict[str, Any]]] | None = None
         if not config.write_key and config.send:
             self._warn_disabled()
         # With a spool, adopt what dead processes left from now on, message or not.
@@ -313,7 +316,9 @@ class Client(ClientSettings):
                 f"{MAX_MESSAGE_BYTES} bytes per message"
             )
         if _capture.sinks or not self._queueing:
-            return self._accept_elsewhere(message, data)
+            done = self._accept_elsewhere(message, data)
+            if done is not None:
+                return done
         if not self._registered:  # before the first message is queued: a SIGTERM may follow
             self._register()
         spool = self._spool
@@ -327,8 +332,15 @@ class Client(ClientSettings):
             signals.emit(signals.message_enqueued, self, message=complete(message))
         return True, message
 
-    def _accept_elsewhere(self, message: dict[str, Any], data: bytes) -> Result:
-        """Everything but the common case: captured, disabled, shut down, or sync mode."""
+    def _accept_elsewhere(self, message: dict[str, Any], data: bytes) -> Result | None:
+        """Everything but the common case: captured, disabled, shut down, or sync mode.
+
+        None: the common case after all (the first message found no test running).
+        """
+        if self._divert_check is not None:
+            self._settle_divert()
+            if self._queueing and not _capture.sinks:
+                return None
         config = self.config
         if self._outbox is not None:  # test mode: see segment_core.testing.divert
             self._outbox.append(message)
@@ -366,7 +378,24 @@ class Client(ClientSettings):
             return message
         return result
 
+    def _divert_when(self, check: Callable[[], object], outbox: list[dict[str, Any]]) -> None:
+        self._divert_check = (check, outbox)
+        self._queueing = False  # the first message goes the slow way, which asks
+
+    def _settle_divert(self) -> None:
+        pending = self._divert_check
+        if pending is None:
+            return
+        check, outbox = pending
+        try:
+            testing = bool(check())
+        except Exception:
+            logger.exception("could not tell whether tests are running; sending as usual")
+            testing = False
+        self._divert(outbox if testing else None)
+
     def _divert(self, outbox: list[dict[str, Any]] | None) -> None:
+        self._divert_check = None
         self._outbox = outbox
         config = self.config
         self._queueing = (

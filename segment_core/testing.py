@@ -19,7 +19,7 @@ being sent. The ``SEND_IN_TESTS`` option turns sending back on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from segment_core import _capture
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["capture", "divert", "outbox"]
+__all__ = ["capture", "divert", "divert_when", "outbox"]
 
 #: Every message a diverted client accepted, oldest first. The pytest plugin
 #: empties it before each test; elsewhere, ``outbox.clear()``.
@@ -43,7 +43,11 @@ def capture() -> Iterator[list[dict[str, Any]]]:
     try:
         yield sink
     finally:
-        _capture.sinks.remove(sink)
+        # This very list: remove() would take the first equal one (another capture's).
+        for index, item in enumerate(_capture.sinks):
+            if item is sink:
+                del _capture.sinks[index]
+                break
 
 
 def divert(client: Client, to: list[dict[str, Any]] | None = outbox) -> None:
@@ -53,3 +57,15 @@ def divert(client: Client, to: list[dict[str, Any]] | None = outbox) -> None:
     the client send again.
     """
     client._divert(to)
+
+
+def divert_when(
+    client: Client, check: Callable[[], object], to: list[dict[str, Any]] = outbox
+) -> None:
+    """:func:`divert` ``client`` if ``check()`` says so as its first message comes.
+
+    For a client made before a test runner starts (Django's ``ready()`` runs
+    before ``setup_test_environment()``): its first message is kept from the
+    network until ``check()`` has answered. A later :func:`divert` wins.
+    """
+    client._divert_when(check, to)

@@ -23,7 +23,7 @@ import segment_core
 from segment_core.client import Client
 from segment_core.config import ALIASES, Config
 from segment_core.config import option_names as client_option_names
-from segment_core.testing import divert
+from segment_core.testing import divert, divert_when
 from segment_core.web import WebOptions, split_options
 from segment_core.web import option_names as web_option_names
 
@@ -145,8 +145,11 @@ def get_client() -> Client:
                     _client = Client(**client_options)
                 except (TypeError, ValueError) as exc:
                     raise _improperly_configured(exc) from None
-                if running_tests() and web.get("send_in_tests") is not True:
-                    divert(_client)  # events go to segment_core.testing.outbox
+                if web.get("send_in_tests") is not True:
+                    if running_tests():
+                        divert(_client)  # events go to segment_core.testing.outbox
+                    else:  # a test runner may start later (a runtests.py script)
+                        divert_when(_client, running_tests)
                 if segment_core.default_client is None:
                     segment_core.default_client = _client
             client = _client

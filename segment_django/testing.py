@@ -87,7 +87,9 @@ class CapturedEvents(Sequence[Message]):
         return self._assert_one("identify", {"userId": str(user_id)}, "traits", traits)
 
     def assert_nothing_sent(self) -> None:
-        assert not self._messages, f"expected no Segment messages, got:\n{self._summary()}"
+        # Raised, not asserted: these checks hold under python -O too.
+        if self._messages:
+            raise AssertionError(f"expected no Segment messages, got:\n{self._summary()}")
 
     def _assert_one(
         self, type: str, where: Mapping[str, Any], part: str, subset: Mapping[str, Any]
@@ -98,10 +100,11 @@ class CapturedEvents(Sequence[Message]):
             if all((m.get(part) or {}).get(key) == value for key, value in subset.items())
         ]
         wanted = ", ".join(f"{k}={v!r}" for k, v in {**where, **subset}.items())
-        assert len(found) == 1, (
-            f"expected one {type} with {wanted or 'any fields'}, found {len(found)}; "
-            f"captured:\n{self._summary()}"
-        )
+        if len(found) != 1:
+            raise AssertionError(
+                f"expected one {type} with {wanted or 'any fields'}, found {len(found)}; "
+                f"captured:\n{self._summary()}"
+            )
         return found[0]
 
     def _summary(self) -> str:

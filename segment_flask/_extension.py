@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from segment_core.client import Client
-from segment_core.testing import divert
+from segment_core.testing import divert, divert_when
 from segment_core.web import WebOptions
 from segment_flask._hooks import RequestHooks, identify_on_login
 from segment_flask._request import flask_login
@@ -76,6 +76,10 @@ class SegmentFlask:
                 divert(state.client)
             else:
                 divert_when_testing = state.client
+                # Also for what is sent outside a request (a CLI command, a call
+                # in a test), asked as the first message comes.
+                config = app.config
+                divert_when(state.client, lambda: config.get("TESTING"))
         app.extensions[EXTENSION_NAME] = state
         hooks = RequestHooks(app, state, divert_when_testing=divert_when_testing)
         app.before_request(hooks.before_request)

@@ -10,9 +10,11 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 __all__ = ["CollectorError", "CollectorHandle"]
 
@@ -48,6 +50,8 @@ class CollectorHandle:
         self._timeout = timeout
         # A collector started with a write key wants it on every route.
         self._auth = (write_key, "") if write_key else None
+        # One on this machine is reached directly, whatever HTTP_PROXY says.
+        self._direct = urlsplit(self.url).hostname in _LOOPBACK_NAMES
 
     @classmethod
     def connect(cls, url: str, *, write_key: str | None = None) -> CollectorHandle:
@@ -162,6 +166,7 @@ class CollectorHandle:
         # One short-lived session per call: no pooled socket outlives the call, so
         # handles are thread-safe and never leak connections.
         with requests.Session() as session:
+            session.trust_env = not self._direct
             kwargs.setdefault("auth", self._auth)
             return session.request(method, self.url + path, timeout=self._timeout, **kwargs)
 

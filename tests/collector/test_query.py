@@ -185,3 +185,12 @@ def test_file_backed_store_keeps_events(tmp_path: Path) -> None:
         assert (summary["good"], summary["bad"], summary["duplicates"]) == (1, 1, 1)
         post(second.url, batch(sent))
         assert second.summary()["duplicates"] == 2
+
+
+def test_the_handle_of_a_local_collector_goes_around_a_proxy(
+    segment_collector: CollectorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    segment_collector.reset()
+    assert segment_collector.summary()["total"] == 0

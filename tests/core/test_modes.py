@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import segment_core
-from segment_core import Client, signals
+from segment_core import Client, _capture, signals
 from segment_core.testing import capture
 from tests.receiver import Fault, Receiver
 
@@ -60,6 +60,18 @@ def test_capture_collects_without_network(receiver: Receiver, make_client: Any) 
     assert [e["type"] for e in events] == ["track", "identify"]
     assert client.flush(5)
     assert receiver.requests == []
+
+
+def test_captures_nest_and_leave_nothing_behind(segment_events: list[dict[str, Any]]) -> None:
+    client = Client("k", host="http://127.0.0.1:9")
+    with capture() as inner:
+        pass  # leaves empty, as the fixture's list is: equal to it, not it
+    client.track("u", "A")
+    with capture() as inner:
+        client.track("u", "B")
+    assert [e["event"] for e in inner] == ["B"]
+    assert [e["event"] for e in segment_events] == ["A", "B"]
+    assert len(_capture.sinks) == 1 and _capture.sinks[0] is segment_events
 
 
 def test_segment_events_fixture_from_the_plugin(segment_events: list[dict[str, Any]]) -> None:

@@ -3,6 +3,8 @@ its events wait in ``segment_django.testing.outbox`` unless ``SEND_IN_TESTS``.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -58,3 +60,41 @@ def test_send_in_tests_must_be_a_bool(settings: Any) -> None:
     messages = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
     assert [m.id for m in messages] == ["segment_django.E003"]
     assert "SEND_IN_TESTS" in messages[0].msg
+
+
+RUNTESTS_SCRIPT = """
+import sys
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=["segment_django"],
+    SEGMENT={"WRITE_KEY": "k", "HOST": sys.argv[1], "FLUSH_AT": 1},
+)
+django.setup()  # ready() builds the client: no test runner yet
+if sys.argv[2] == "tests":
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()  # as a runtests.py script's runner does
+import segment_core
+from segment_django.testing import outbox
+
+segment_core.track("user-1", "In A Script")
+assert segment_core.default_client.flush(timeout=10)
+print(len(outbox))
+"""
+
+
+@pytest.mark.parametrize(("mode", "outboxed", "sent"), [("tests", 1, 0), ("production", 0, 1)])
+def test_a_test_runner_started_after_the_client_was_made_still_counts(
+    segment_collector: Any, mode: str, outboxed: int, sent: int
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", RUNTESTS_SCRIPT, segment_collector.url, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == outboxed
+    assert segment_collector.summary()["total"] == sent

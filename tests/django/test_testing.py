@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from django.test import Client, SimpleTestCase
 
@@ -38,3 +41,23 @@ class MixinTests(SegmentTestMixin, SimpleTestCase):
     def test_events_of_each_test(self) -> None:
         self.client.get("/products/3/")
         self.segment_events.assert_page("product-detail", path="/products/3/")
+
+
+def test_the_assertions_hold_under_python_o() -> None:
+    script = (
+        "from segment_django.testing import CapturedEvents\n"
+        "events = CapturedEvents([{'type': 'track', 'event': 'A', 'properties': {}}])\n"
+        "for check in (events.assert_nothing_sent, lambda: events.assert_tracked('B')):\n"
+        "    try:\n"
+        "        check()\n"
+        "    except AssertionError as error:\n"
+        "        print(str(error).splitlines()[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "expected no Segment messages, got:",
+        "expected one track with event='B', found 0; captured:",
+    ]

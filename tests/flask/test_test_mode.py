@@ -66,3 +66,17 @@ def test_testing_set_after_init_app_counts_too(make_app: MakeApp, segment_collec
     app.config["TESTING"] = True  # as a test fixture does
     assert visit_and_count(app, client, segment_collector) == 0
     assert [m["type"] for m in outbox] == ["track", "page"]
+
+
+def test_testing_set_after_init_app_counts_outside_a_request_too(
+    make_app: MakeApp, segment_collector: Any
+) -> None:
+    app, client = make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
+    app.config["TESTING"] = True
+    client.track("user-1", "From A CLI Command")  # before any request
+    assert visit_and_count(app, client, segment_collector) == 0
+    assert [m.get("event", m["type"]) for m in outbox] == [
+        "From A CLI Command",
+        "Clicked Buy",
+        "page",
+    ]
