@@ -295,6 +295,10 @@ def _batch_messages(
         shared[field] = value
     messages: list[tuple[Any, bytes | None, list[str]]] = []
     for index, message in enumerate(batch):
+        if isinstance(message, dict) and "writeKey" in message:
+            # analytics.js puts the key in each message too: never stored, as the
+            # batch's own is not (the record keeps its masked form).
+            message = {key: value for key, value in message.items() if key != "writeKey"}
         repaired, encoded, text_reasons = _encoded(message, index, limits)
         if isinstance(message, dict) and shared:
             # Encoded again once merged; lone surrogates are found then, in both.

@@ -47,6 +47,21 @@ def test_single_call_routes(segment_collector: CollectorHandle, route: str) -> N
     )
 
 
+def test_a_write_key_inside_batched_messages_is_never_stored(
+    segment_collector: CollectorHandle,
+) -> None:
+    # analytics.js in batching mode puts the key in every message.
+    sent = [message("track"), message("page")]
+    keyed = [{**m, "writeKey": "secret-key-1"} for m in sent]
+    response = post(segment_collector.url, batch(*keyed), auth=("secret-key-1", ""))
+    assert response.status_code == 200, response.text
+    for original in sent:
+        event = segment_collector.event(original["messageId"])
+        assert event["message"] == original
+        assert event["writeKey"] == masked_with_fingerprint("secret-key-1")
+    assert "secret-key-1" not in str(segment_collector.events())
+
+
 def test_single_call_route_implies_the_type(segment_collector: CollectorHandle) -> None:
     sent = message("track", type=DROP)
     assert post(segment_collector.url, sent, path="/v1/track").status_code == 200
