@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from segment_core.collector.oauth import OAuthServer
@@ -24,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, default=8765, help="port to listen on (8765; 0 picks a free one)"
+        "--port", type=_port, default=8765, help="port to listen on (8765; 0 picks a free one)"
     )
     parser.add_argument("--db", default=None, help="SQLite file to keep events in (in memory)")
     parser.add_argument(
@@ -47,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--forward",
+        type=_base_url,
         default=None,
         metavar="URL",
         help="relay good batches to this Segment-compatible base URL, best effort",
@@ -89,25 +93,51 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as error:
         sys.exit(f"segment-collector: cannot listen on {args.host}:{args.port}: {error}")
     oauth = _oauth_server(args.oauth_public_key, args.oauth_token_lifetime)
-    app = create_app(
-        write_key=args.write_key,
-        db=args.db,
-        forward=args.forward,
-        allowed_hosts=args.allowed_host,
-        allow_remote_control=args.allow_remote_control,
-        oauth=oauth,
-    )
-    host = f"[{args.host}]" if ":" in args.host else args.host
+    try:
+        app = create_app(
+            write_key=args.write_key,
+            db=args.db,
+            forward=args.forward,
+            allowed_hosts=args.allowed_host,
+            allow_remote_control=args.allow_remote_control,
+            oauth=oauth,
+        )
+    except (OSError, sqlite3.Error) as error:
+        sys.exit(f"segment-collector: --db {args.db}: {error}")
+    wildcard = args.host in ("0.0.0.0", "::", "")
+    # On every address: the page is opened through this machine's own.
+    host = ("[::1]" if args.host == "::" else "127.0.0.1") if wildcard else args.host
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     url = f"http://{host}:{sock.getsockname()[1]}"
     print(f"segment-collector listening on {url} (open it in a browser)", flush=True)
-    if args.host in ("0.0.0.0", "::") and not args.allowed_host:
+    if wildcard and not args.allowed_host:
         print(
-            "segment-collector: only requests to localhost, 127.0.0.1 or [::1] are answered; "
-            "to reach it by another name or address, add --allowed-host NAME",
+            "segment-collector: requests must name it by localhost, 127.0.0.1, [::1] or an "
+            "address of this machine; to reach it by another name, add --allowed-host NAME",
             file=sys.stderr,
             flush=True,
         )
-    CollectorServer(app, log_level=args.log_level).run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a stop like any other
+        CollectorServer(app, log_level=args.log_level).run(sockets=[sock])
+
+
+def _port(text: str) -> int:
+    """A TCP port for argparse: 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
+    return port
+
+
+def _base_url(text: str) -> str:
+    """An http(s) URL with a host, for argparse."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"an http:// or https:// URL with a host, got {text!r}")
+    return text
 
 
 def _oauth_server(path: str | None, lifetime: float) -> OAuthServer | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -148,3 +149,46 @@ def test_cli_stops_promptly_with_a_page_open(tmp_path: Path) -> None:
         assert stream.status_code == 200
     log = (tmp_path / "collector.log").read_text()
     assert "timeout graceful shutdown exceeded" not in log, log
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--port", "70000"], 2, "argument --port: a port is 0 to 65535, got 70000"),
+        (["--port", "http"], 2, "argument --port: not a port number"),
+        (["--forward", "notaurl"], 2, "argument --forward: an http:// or https:// URL"),
+        (["--db", "/nonexistent/dir/events.db"], 1, "--db /nonexistent/dir/events.db: "),
+    ],
+)
+def test_bad_arguments_get_one_line_not_a_traceback(args: list[str], code: int, says: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "segment_core.collector", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == code
+    assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_ctrl_c_stops_it_quietly(tmp_path: Path) -> None:
+    log = tmp_path / "collector.log"
+    with (
+        log.open("w") as stderr,
+        subprocess.Popen(
+            [sys.executable, "-m", "segment_core.collector", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        ) as process,
+    ):
+        assert "listening on http://127.0.0.1:" in read_line(process, START_TIMEOUT)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def test_on_every_address_it_prints_a_url_that_works(tmp_path: Path) -> None:
+    with collector_process(tmp_path, "--host", "0.0.0.0") as collector:
+        assert collector.summary()["total"] == 0  # by 127.0.0.1, as printed
+    assert "add --allowed-host" in (tmp_path / "collector.log").read_text()
