@@ -1,9 +1,10 @@
 """Server-sent events: push new events and summary counts to the web page.
 
 `GET /collector/stream?after=<seq>` sends every stored event after the cursor as
-`event: message` (with `id: <seq>`, so a reconnecting browser resumes from
-`Last-Event-ID`), `event: summary` whenever the counts change, and `event: reset`
-after `POST /collector/reset`. A stream ends after a few seconds of life and the
+`event: message` (with `id: <run>-<seq>`, so a reconnecting browser resumes from
+`Last-Event-ID`, or starts afresh when the collector is another run), `event:
+summary` whenever the counts change, and `event: reset` after `POST
+/collector/reset`. A stream ends after a few seconds of life and the
 browser reconnects on its own. `Notifier.close()` ends every stream at once, so
 that a server with a page open still stops quickly.
 """
@@ -11,6 +12,7 @@ that a server with a page open still stops quickly.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -42,6 +44,10 @@ class Notifier:
     """
 
     def __init__(self) -> None:
+        #: Names this collector's run in the streams' event ids: a browser that
+        #: reconnects to another run (a restart of one in memory, whose cursors
+        #: start again) is told to reset, rather than skip what it has not seen.
+        self.run = secrets.token_hex(4)
         self.version = 0
         self.resets = 0
         self.closed = False
@@ -105,12 +111,17 @@ def stream_endpoint(
         header = request.headers.get("last-event-id")
         name = "Last-Event-ID" if header else "after"
         start = header or request.query_params.get("after")
+        restarted = False
+        if header and "-" in header:  # "<run>-<seq>", as _events writes it
+            run, _, start = header.rpartition("-")
+            if run != notifier.run:
+                restarted, start = True, "0"
         try:
             after = parse_count(start, name, minimum=0) if start else store.last_seq
         except ValueError as error:
             return error_response(400, "invalid_query", str(error))
         return StreamingResponse(
-            _events(store, notifier, summary, after),
+            _events(store, notifier, summary, after, restarted=restarted),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -123,11 +134,16 @@ async def _events(
     notifier: Notifier,
     summary: Callable[[], dict[str, Any]],
     cursor: int,
+    *,
+    restarted: bool = False,
 ) -> AsyncIterator[bytes]:
     deadline = time.monotonic() + STREAM_LIFETIME_SECONDS
     resets = notifier.resets
     last_summary: dict[str, Any] | None = None
+    run = notifier.run.encode()
     yield b"retry: 1000\n\n"
+    if restarted:  # what the page shows came from another run: start it afresh
+        yield b"event: reset\ndata: {}\n\n"
     while time.monotonic() < deadline and not notifier.closed:
         version = notifier.version
         if notifier.resets != resets:
@@ -136,7 +152,7 @@ async def _events(
         events = store.query(EventQuery(after=cursor, limit=PAGE_SIZE))
         for event in events:
             cursor = event["seq"]
-            yield b"id: %d\nevent: message\ndata: %s\n\n" % (cursor, orjson.dumps(event))
+            yield b"id: %s-%d\nevent: message\ndata: %s\n\n" % (run, cursor, orjson.dumps(event))
         counts = summary()
         if counts != last_summary:
             last_summary = counts

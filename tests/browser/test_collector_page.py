@@ -82,3 +82,15 @@ def test_page_shows_events_live_with_reasons_and_filters(
     expect(page.locator(".ev")).to_have_count(0, timeout=TIMEOUT_MS)
     expect(page.locator("#count-total")).to_have_text("0", timeout=TIMEOUT_MS)
     expect(page.locator("#empty")).to_be_visible()
+
+
+def test_the_filter_finds_text_as_written(segment_collector: CollectorHandle, page: Any) -> None:
+    quoted = message("track", event="Met O'\"Brien \\ Co", userId="ada")
+    post(segment_collector.url, batch(quoted, message("track", event="Other", userId="bob")))
+    page.goto(segment_collector.url + "/")
+    expect(page.locator(".ev")).to_have_count(2, timeout=TIMEOUT_MS)
+    page.fill("#filter", "o'\"brien")  # JSON writes the quote as \"
+    expect(page.locator(".ev:visible")).to_have_count(1)
+    expect(page.locator(".ev:visible")).to_contain_text("Brien")
+    page.fill("#filter", "\\")
+    expect(page.locator(".ev:visible")).to_have_count(1)

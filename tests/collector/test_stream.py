@@ -41,7 +41,7 @@ def test_stream_pushes_new_events_and_counts(segment_collector: CollectorHandle)
     messages = [(data, event_id) for kind, data, event_id in found if kind == "message"]
     [(event, event_id)] = messages
     assert event["message"] == sent
-    assert event_id == str(event["seq"])
+    assert event_id is not None and event_id.endswith(f"-{event['seq']}")  # "<run>-<seq>"
     summaries = [data for kind, data, _ in found if kind == "summary"]
     assert summaries and summaries[0]["total"] in (0, 1)
 
@@ -69,3 +69,30 @@ def test_stream_announces_a_reset(segment_collector: CollectorHandle) -> None:
         post(segment_collector.url, batch(message()))
         found = read_events(response, 1)
     assert "reset" in [kind for kind, _, _ in found]
+
+
+def test_a_browser_back_from_another_run_starts_afresh(segment_collector: CollectorHandle) -> None:
+    # A restarted collector in memory numbers its events from 1 again: a page that
+    # had seen 5 of the last run's must not skip the new run's first 5.
+    sent = [message() for _ in range(3)]
+    post(segment_collector.url, batch(*sent))
+    stored = segment_collector.wait_for(3)
+    with requests.get(
+        segment_collector.url + "/collector/stream",
+        headers={"Last-Event-ID": f"0ther0ne-{stored[-1]['seq'] + 5}"},
+        stream=True,
+        timeout=10,
+    ) as response:
+        found = read_events(response, 3)
+    assert found[0][0] == "reset"
+    received = [data["messageId"] for kind, data, _ in found if kind == "message"]
+    assert received == [m["messageId"] for m in sent]
+    with requests.get(  # the same run: resumed where it was
+        segment_collector.url + "/collector/stream",
+        headers={"Last-Event-ID": [i for k, _, i in found if k == "message"][-1] or ""},
+        stream=True,
+        timeout=10,
+    ) as response:
+        post(segment_collector.url, batch(message(event="Later")))
+        later = read_events(response, 1)
+    assert [d["message"]["event"] for k, d, _ in later if k == "message"] == ["Later"]
