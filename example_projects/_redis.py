@@ -40,7 +40,15 @@ def running_redis(directory: Path) -> Iterator[str]:
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     argv += ["--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"]
     log = (directory / "redis.log").open("wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    # Its own session, as the apps': Ctrl-C at the terminal must not stop the broker
+    # before the job workers have drained it.
+    process = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     try:
         connection = redis.Redis.from_url(url)

@@ -178,9 +178,12 @@ class JobWorker:
         import redis
 
         deadline = time.monotonic() + timeout
-        with redis.Redis.from_url(self.broker_url) as broker:
-            while broker.llen("celery") and time.monotonic() < deadline:
-                time.sleep(0.05)
+        try:
+            with redis.Redis.from_url(self.broker_url) as broker:
+                while broker.llen("celery") and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        except redis.RedisError:  # the broker is gone: nothing more can come
+            pass
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
