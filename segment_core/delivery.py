@@ -182,7 +182,7 @@ class Delivery:
             logger.error("%s hook raised for %d messages of one batch", name, failed)
 
     def _report_failure(self, batch: list[bytes], outcome: Outcome, *, retrying: bool) -> Exception:
-        error = DeliveryError(outcome.error, status=outcome.status)
+        error = DeliveryError(outcome.error, status=outcome.status, body=outcome.body)
         signals.emit(
             signals.batch_failed, self._sender, error=error, count=len(batch), retrying=retrying
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 __all__ = ["DeliveryError", "InvalidMessage"]
 
 
@@ -20,3 +23,21 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.status = status
         self.body = body
+
+    @property
+    def code(self) -> str:
+        """The answer's JSON ``code``, else ``"unknown"`` (analytics-python's ``APIError.code``)."""
+        return str(self._answer().get("code", "unknown"))
+
+    @property
+    def message(self) -> str:
+        """The answer's JSON ``message``, else its text (analytics-python's ``APIError.message``)."""
+        answer = self._answer()
+        return str(answer["message"]) if "message" in answer else self.body or str(self)
+
+    def _answer(self) -> dict[str, Any]:
+        try:
+            answer = json.loads(self.body) if self.body else None
+        except ValueError:
+            return {}
+        return answer if isinstance(answer, dict) else {}

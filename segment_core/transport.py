@@ -43,6 +43,8 @@ class Outcome:
     status: int | None
     error: str = ""
     retry_after: float | None = None
+    #: The answer's text (its first 500 bytes), when there was one.
+    body: str = ""
 
     @property
     def ok(self) -> bool:
@@ -128,6 +130,7 @@ class Transport:
             status=response.status,
             error=f"HTTP {response.status}: {text}",
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            body=text,
         )
 
     def close(self) -> None:

@@ -180,6 +180,9 @@ def test_module_level_on_error_and_sync_mode_as_in_the_docs(
     assert ok and msg["event"] == "Refused"
     [(error, items)] = failed
     assert "400" in str(error) and [item["messageId"] for item in items] == [msg["messageId"]]
+    # What handlers written for analytics-python's APIError read.
+    assert (error.status, error.code) == (400, "fault")  # type: ignore[attr-defined]
+    assert isinstance(error.message, str)  # type: ignore[attr-defined]
 
 
 def test_module_level_oauth_settings_as_in_the_docs(
