@@ -26,12 +26,12 @@ class DeliveryError(Exception):
 
     @property
     def code(self) -> str:
-        """The answer's JSON ``code``, else ``"unknown"`` (analytics-python's ``APIError.code``)."""
+        """The answer's JSON ``code``, else ``"unknown"`` (as analytics-python's ``APIError``)."""
         return str(self._answer().get("code", "unknown"))
 
     @property
     def message(self) -> str:
-        """The answer's JSON ``message``, else its text (analytics-python's ``APIError.message``)."""
+        """The answer's JSON ``message``, else its text (as ``APIError.message``)."""
         answer = self._answer()
         return str(answer["message"]) if "message" in answer else self.body or str(self)
 
