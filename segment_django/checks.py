@@ -127,7 +127,7 @@ def _check_write_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
 def _check_host(segment: Mapping[str, Any]) -> list[CheckMessage]:
     options = {str(key).upper(): value for key, value in segment.items()}
     host = options.get("HOST") or os.environ.get("SEGMENT_HOST")
-    if not isinstance(host, str) or not host.startswith("http://"):
+    if not isinstance(host, str) or not host.lower().startswith("http://"):
         return []
     if urlsplit(host).hostname in LOOPBACK_HOSTS:
         return []

@@ -157,10 +157,16 @@ def get_client() -> Client:
 
 
 def running_tests() -> bool:
-    """Django's test runner or pytest-django is running this process."""
-    from django.core import mail
+    """Django's test runner or pytest-django is running this process.
 
-    return hasattr(mail, "outbox") or sys.argv[1:2] == ["test"] or "pytest_django" in sys.modules
+    A runner sets up Django's test environment (``setup_test_environment()``, which
+    a runner imports ``django.test.utils`` for). ``mail.outbox`` alone says nothing:
+    the locmem e-mail backend makes one in any process.
+    """
+    utils = sys.modules.get("django.test.utils")
+    if utils is not None and hasattr(getattr(utils, "_TestState", None), "saved_data"):
+        return True
+    return sys.argv[1:2] == ["test"] or "pytest_django" in sys.modules
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:

@@ -422,12 +422,15 @@ class RequestTracker:
     def identify_login(self, user_id: object, user: Any = None) -> bool:
         """The automatic ``identify`` of a login: the visitor's anonymous id joins the user.
 
-        Traits come from the ``identify_traits(user)`` hook (none without one).
-        Never raises; True if it sent.
+        Traits come from the ``identify_traits(user)`` hook (none without one). With
+        a ``user_id`` hook, its answer is the user id (as for every other call), if
+        it has one for the user just logged in. Never raises; True if it sent.
         """
         options = self.options
         if not options.identify_on_login or not self.allowed or _checked_id(user_id) is None:
             return False
+        if options.user_id is not None:
+            user_id = self._current_user_id() or user_id
         traits: Any = None
         if options.identify_traits is not None:
             traits = call_hook("identify_traits", options.identify_traits, user, default=None)

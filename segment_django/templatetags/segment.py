@@ -9,6 +9,7 @@ django-csp's nonce (``request.csp_nonce``) when the request has one.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -32,13 +33,20 @@ def segment_snippet(context: template.Context) -> Snippet:
     """
     request: Any = context.get("request")
     if request is None:
-        logger.warning(
-            "segment: {%% segment_snippet %%} in a template rendered without the request "
-            "in its context renders nothing; render it with render(request, ...) and keep "
-            "'django.template.context_processors.request' in TEMPLATES"
-        )
+        _warn_no_request()
         return Snippet()
     return snippet_for(request)
+
+
+@functools.cache
+def _warn_no_request() -> None:
+    # Once: a base template of every e-mail would warn at each one.
+    logger.warning(
+        "segment: {% segment_snippet %} in a template rendered without the request "
+        "in its context renders nothing; render it with render(request, ...) and keep "
+        "'django.template.context_processors.request' in TEMPLATES (a template rendered "
+        "outside a request, such as an e-mail, renders nothing too, on purpose)"
+    )
 
 
 def snippet_for(request: Any) -> Snippet:

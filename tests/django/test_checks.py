@@ -124,6 +124,7 @@ def test_a_subclass_of_the_middleware_counts(settings: Any) -> None:
     ("host", "expected"),
     [
         ("http://collector.example", ["segment_django.W003"]),
+        ("HTTP://collector.example", ["segment_django.W003"]),  # the client sends it so too
         ("https://events.eu1.segmentapis.com", []),
         ("http://localhost:8765", []),
         ("http://127.0.0.1:8765", []),

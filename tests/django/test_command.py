@@ -75,3 +75,9 @@ def test_flush_reports_what_is_left(settings: Any, segment_collector: Any) -> No
 def test_an_unknown_verb_is_a_usage_error() -> None:
     with pytest.raises(CommandError, match="invalid choice"):
         _run("explode")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "abc"])
+def test_a_timeout_that_is_no_wait_is_a_usage_error(value: str) -> None:
+    with pytest.raises(CommandError, match="argument --timeout"):
+        _run("status", "--timeout", value)

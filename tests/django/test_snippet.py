@@ -14,6 +14,7 @@ from django.template import Context, Template
 from django.test import Client
 from django.urls import path
 
+from segment_django.templatetags.segment import _warn_no_request
 from tests.django.conftest import Sent
 from tests.web.snippets import has_snippet, script_tags, snippet_settings
 
@@ -114,10 +115,14 @@ def test_nothing_for_visitors_the_server_does_not_track(
 
 def test_without_the_request_in_the_context(segment: Any, caplog: pytest.LogCaptureFixture) -> None:
     segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    _warn_no_request.cache_clear()  # said once per process: this test's own once
     with caplog.at_level(logging.WARNING, logger="segment_django"):
         html = Client().get("/no-request/").content.decode()
+        Client().get("/no-request/")
     assert not has_snippet(html)
-    assert "context_processors.request" in caplog.text
+    [warning] = [r for r in caplog.records if r.name.startswith("segment")]
+    assert "{% segment_snippet %}" in warning.getMessage()
+    assert "context_processors.request" in warning.getMessage()
 
 
 def test_without_the_middleware(

@@ -70,12 +70,17 @@ from django.conf import settings
 settings.configure(
     INSTALLED_APPS=["segment_django"],
     SEGMENT={"WRITE_KEY": "k", "HOST": sys.argv[1], "FLUSH_AT": 1},
+    EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
 )
 django.setup()  # ready() builds the client: no test runner yet
 if sys.argv[2] == "tests":
     from django.test.utils import setup_test_environment
 
     setup_test_environment()  # as a runtests.py script's runner does
+else:  # the locmem backend makes a mail.outbox outside tests too
+    from django.core.mail import send_mail
+
+    send_mail("Digest", "body", "from@example.com", ["to@example.com"])
 import segment_core
 from segment_django.testing import outbox
 

@@ -186,6 +186,19 @@ def test_a_view_that_logs_in_after_a_call(client: Client, sent: Sent) -> None:
 
 
 @pytest.mark.django_db
+def test_the_login_identify_uses_the_user_id_hook_as_every_call_does(
+    client: Client, sent: Sent, segment: Any
+) -> None:
+    segment(USER_ID="tests.django.hooks.user_email")
+    User.objects.create_user("ann", email="ann@example.com")
+    client.get("/track-then-login/?username=ann")
+    track, identify, page = sent()
+    assert identify["type"] == "identify"
+    assert identify["userId"] == page["userId"] == "ann@example.com"
+    assert identify["anonymousId"] == track["anonymousId"]
+
+
+@pytest.mark.django_db
 def test_a_view_that_writes_the_user_to_the_session(client: Client, sent: Sent) -> None:
     user = User.objects.create_user("ann")
     client.get("/session-login/?username=ann")

@@ -8,6 +8,7 @@ not). It shows no counters: this command's process is not the server's.
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="status: print one JSON object")
         parser.add_argument(
             "--timeout",
-            type=float,
+            type=_seconds,
             default=None,
             help=f"status: seconds to wait for the host ({PROBE_TIMEOUT_SECONDS:g}); "
             "flush: seconds to wait at most (shutdown_timeout)",
@@ -67,3 +68,14 @@ class Command(BaseCommand):
             return
         pending = client.stats().get("pending", "some")
         raise CommandError(f"Segment: {pending} event(s) still waiting after the timeout.")
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds above zero, for argparse."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be more than 0, got {text}")
+    return seconds
