@@ -8,6 +8,7 @@ a test runner the client is diverted to ``segment_core.testing.outbox`` unless
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -180,7 +181,13 @@ def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
         old, _client = _client, None
     if old is None:
         return
-    if segment_core.default_client is old:
+    was_default = segment_core.default_client is old
+    if was_default:
         segment_core.default_client = None
     # Deliver what the old client accepted, without holding up the caller for long.
     old.shutdown(timeout=2.0)
+    if was_default or segment_core.default_client is None:
+        # Built now from the new settings (and diverted in tests): left for later, a
+        # call of segment_core's module API first would make a client of its own.
+        with contextlib.suppress(ImproperlyConfigured):  # settings a test means to be bad
+            get_client()

@@ -12,6 +12,7 @@ import segment_core
 import segment_django
 from segment_core.scope import analytics
 from segment_django.middleware import SegmentMiddleware
+from segment_django.testing import outbox
 from tests.django.conftest import Sent
 
 
@@ -51,6 +52,18 @@ def test_the_django_client_becomes_the_default_client(
     assert analytics().client is client
     analytics().track("Nightly Export", user_id="u-1")
     assert [m["event"] for m in sent()] == ["Nightly Export"]
+
+
+def test_after_a_settings_change_the_module_api_still_uses_djangos_client(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "a-real-key")  # what a stray client would use
+    monkeypatch.setenv("SEGMENT_HOST", "http://127.0.0.1:9")  # and where, if this fails
+    monkeypatch.setattr(segment_core, "default_client", segment_django.get_client())
+    settings.SEGMENT = {"WRITE_KEY": "k", "HOST": "http://127.0.0.1:9"}
+    segment_core.track("user-1", "After The Change")  # no request made the client again
+    assert segment_core.default_client is segment_django.get_client()
+    outbox.assert_tracked("After The Change")  # diverted: a test sends nothing
 
 
 @pytest.mark.parametrize(
