@@ -43,7 +43,9 @@ from segment_core.web import (
     CookieSpec,
     RequestInfo,
     RequestTracker,
+    WebOptions,
     WSGIHeaders,
+    call_hook,
     environ_wire_path,
     is_excluded_request,
     is_plain_id,
@@ -84,6 +86,9 @@ class SegmentMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         info = _request_info(request)
+        options = conf.web_options()
+        if _has_sync_hooks(options):
+            return await self._acall_with_hooks(request, info, options)
         if self._wants_user(info):
             info.user_id = await _auser_id(request)
         tracker = self._start(request, info, _loaded_user_id)
@@ -93,6 +98,35 @@ class SegmentMiddleware:
         finally:
             reset(token)
         return self._finish(tracker, request, response)
+
+    async def _acall_with_hooks(
+        self, request: HttpRequest, info: RequestInfo, options: WebOptions
+    ) -> HttpResponseBase:
+        """``__acall__`` for an app with hooks, which may use the ORM (refused in the
+        event loop): where they run, the request's start and end, is in a thread,
+        and the ``user_id`` hook is asked as the request starts and as it ends (the
+        view's calls carry its first answer)."""
+        hook = options.user_id
+        if self._wants_user(info):
+            if hook is None:
+                info.user_id = await _auser_id(request)
+            else:
+                info.user_id = await sync_to_async(_ask_user_id)(hook, info)
+        if hook is None:
+            tracker = await sync_to_async(self._start)(request, info, _loaded_user_id)
+        else:  # the hook's answers, not the framework's user
+            tracker = await sync_to_async(self._start)(
+                request, info, None, _without_user_hook(options), reads_user=False
+            )
+        token = bind(tracker.analytics)
+        try:
+            response: HttpResponseBase = await self.get_response(request)
+        finally:
+            reset(token)
+        if hook is not None and not tracker.excluded:
+            tracker.user_answered(await sync_to_async(_ask_user_id)(hook, info))
+        finished: HttpResponseBase = await sync_to_async(self._finish)(tracker, request, response)
+        return finished
 
     # -- shared by both modes -------------------------------------------------
 
@@ -106,13 +140,16 @@ class SegmentMiddleware:
         request: HttpRequest,
         info: RequestInfo,
         user_reader: Callable[[HttpRequest], str | None] | None = None,
+        options: WebOptions | None = None,
+        *,
+        reads_user: bool = True,
     ) -> RequestTracker:
         tracker = RequestTracker(
             conf.get_client(),
-            conf.web_options(),
+            options or conf.web_options(),
             info,
             # Not called for excluded paths (health checks, assets).
-            read_user=functools.partial(user_reader or _user_id, request),
+            read_user=functools.partial(user_reader or _user_id, request) if reads_user else None,
             read_route=_read_route,  # the request is info.native
         )
         native: Any = request  # typed so, not cast(): this runs on every request
@@ -165,6 +202,33 @@ def _vary_on_cookie(response: HttpResponseBase) -> None:
         store["vary"] = ("Vary", "Cookie")
     else:
         patch_vary_headers(response, _VARY_ON_COOKIE)
+
+
+def _has_sync_hooks(options: WebOptions) -> bool:
+    """Whether the settings name hooks the middleware calls (each may use the ORM)."""
+    return (
+        options.user_id is not None
+        or options.consent is not None
+        or options.page_filter is not None
+        or options.page_properties is not None
+        or callable(options.page_name)
+    )
+
+
+def _ask_user_id(hook: Callable[..., Any], info: RequestInfo) -> Any:
+    return call_hook("user_id", hook, info.hook_target, default=None)
+
+
+def _without_user_hook(options: WebOptions) -> WebOptions:
+    """``options`` whose ``user_id`` hook the middleware asks itself (kept per options)."""
+    pair = _without_user_hook_of[0]  # one read: another thread may replace it
+    if pair is None or pair[0] is not options:
+        pair = _without_user_hook_of[0] = (options, dataclasses.replace(options, user_id=None))
+    return pair[1]
+
+
+# The last settings' options and the same without the user_id hook, as one tuple.
+_without_user_hook_of: list[tuple[WebOptions, WebOptions] | None] = [None]
 
 
 def _bind_while_streaming(response: Any, analytics: Analytics) -> None:

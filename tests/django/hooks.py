@@ -16,3 +16,18 @@ def broken(*args: object) -> bool:
 
 def only_home(request: HttpRequest, response: object) -> bool:
     return request.path == "/"
+
+
+def user_from_the_database(request: HttpRequest) -> str | None:
+    """A hook that queries the database, as real ones do."""
+    from django.contrib.auth.models import User
+
+    if not request.user.is_authenticated:
+        return None
+    return "db-" + User.objects.get(pk=request.user.pk).username
+
+
+def users_counted(request: HttpRequest, response: object) -> dict[str, int]:
+    from django.contrib.auth.models import User
+
+    return {"users": User.objects.count()}

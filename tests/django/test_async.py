@@ -154,3 +154,24 @@ async def test_analytics_is_bound_while_an_async_streaming_body_is_made(
     track, page = sent()
     assert track["event"] == "Chunk Sent" and page["name"] == "astream-tracked"
     assert track["anonymousId"] == page["anonymousId"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_hooks_that_query_the_database_work_in_async_mode(
+    async_client: AsyncClient, sent: Sent, segment: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The ORM refuses to run in the event loop: the hooks must not run there.
+    segment(
+        USER_ID="tests.django.hooks.user_from_the_database",
+        PAGE_PROPERTIES="tests.django.hooks.users_counted",
+    )
+    user = await sync_to_async(User.objects.create_user)("bob")
+    await sync_to_async(async_client.force_login)(user)
+    with caplog.at_level(logging.WARNING):
+        await async_client.get("/")  # a sync view
+        await async_client.get("/atrack/")  # an async view's own call
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("segment")] == []
+    messages = sent()
+    assert [m.get("userId") for m in messages] == ["db-bob"] * len(messages)
+    pages = [m for m in messages if m["type"] == "page"]
+    assert pages and all(page["properties"]["users"] == 1 for page in pages)
