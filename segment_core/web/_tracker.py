@@ -298,12 +298,15 @@ class RequestTracker:
         options, request = self.options, self.request
         found: object = None
         if options.user_id is not None:
-            found = call_hook("user_id", options.user_id, request.hook_target, default=None)
+            found = call_hook("user_id", options.user_id, request.hook_target, default=_FAILED)
+            if found is _FAILED:  # logged: no news of the user, not a logout
+                return self._user_found
         elif self._read_user is not None:
             try:
                 found = self._read_user()
             except Exception:
                 logger.exception("segment: could not read the user; no user id from it")
+                return self._user_found
         return self._user_id_of(found) if found is not None or options.user_id_from_cookie else None
 
     def _user_id_of(self, found: object) -> str | None:
@@ -586,6 +589,10 @@ class RequestTracker:
             # Its calls from now on need nothing of this tracker: no user or route
             # to read, and no anonymous-id rule left that could change a call.
             analytics._tracker = None
+
+
+#: What a hook that raised answers.
+_FAILED: Any = object()
 
 
 def _copy_of(

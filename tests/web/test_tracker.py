@@ -92,6 +92,25 @@ def test_user_id_hook_that_fails_falls_back_to_the_opted_in_cookie(
     assert "user_id returned" in caplog.text
 
 
+def test_a_user_id_hook_that_fails_later_is_no_logout(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers: list[object] = ["u-1", RuntimeError("the database is away"), None]
+
+    def flaky(request: object) -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    t = tracker(client, WebOptions(user_id=flaky))
+    t.analytics.track("First")  # u-1
+    t.analytics.track("Second")  # the hook raised: still u-1
+    t.analytics.track("Third")  # the hook says nobody: a logout
+    assert [m.get("userId") for m in sent] == ["u-1", "u-1", None]
+    assert "the user_id hook raised" in caplog.text
+
+
 def test_no_page_call_and_no_cookie_when_privacy_says_no(client: Client, sent: Messages) -> None:
     for t in (
         tracker(client, headers={"sec-gpc": "1"}),
