@@ -45,9 +45,9 @@ FILE_HEADER = b"SGSPOOL\x01"
 MARKER = b"\x00SGR"
 _HEAD = struct.Struct("<4sIII")  # marker, length, ordinal, checksum
 RECORD_OVERHEAD = _HEAD.size
-#: ``pack_head(buffer, offset, MARKER, length, ordinal, checksum)``: a record's header,
-#: written in place; the message follows it (see :func:`encode_record`).
-pack_head = _HEAD.pack_into
+#: ``pack_head(MARKER, length, ordinal, checksum)``: a record's header; the message
+#: follows it (see :func:`encode_record`).
+pack_head = _HEAD.pack
 #: Larger than any message the client accepts; a bigger length means damage.
 MAX_RECORD_BYTES = 1 << 20
 

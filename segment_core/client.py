@@ -252,14 +252,14 @@ class Client(ClientSettings):
         if self.config.sync_mode or not self.config.enabled:
             return True
         timeout = self._timeout(timeout)
+        deadline = time.monotonic() + timeout
         spool = self._spool
         if spool is not None:
-            started = time.monotonic()
             spool.flush(timeout)
-            timeout = max(0.0, timeout - (time.monotonic() - started))
-        delivered = self._worker.shutdown(timeout)
+        delivered = self._worker.shutdown(max(0.0, deadline - time.monotonic()))
         if spool is not None:
-            return spool.close() and delivered  # it reports what stays on disk
+            # It reports what stays on disk.
+            return spool.close(deadline - time.monotonic()) and delivered
         if not delivered:
             health = self._delivery.health
             logger.warning(

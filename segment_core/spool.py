@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import mmap
 import os
 import threading
 import time
@@ -47,6 +46,11 @@ _FIRST_SEGMENT_BYTES = 256 * 1024
 _RECORD_OVERHEAD = fmt.RECORD_OVERHEAD
 _MARKER = fmt.MARKER
 _pack_head = fmt.pack_head
+_sync_data: Any = getattr(os, "fdatasync", os.fsync)  # not on every platform
+# One system call for a record's head and message, where the platform has it.
+_write_at: Any = getattr(os, "pwritev", None) or (
+    lambda fd, parts, offset: os.pwrite(fd, b"".join(parts), offset)
+)
 _crc32 = zlib.crc32
 _U32 = 0xFFFFFFFF
 #: A queued message's location is ``segment.first + ordinal`` (first = serial << this):
@@ -77,7 +81,6 @@ class Segment:
         self.claim = claim
         self.path = path
         self.ack_path = path[: -len(fmt.SEGMENT_SUFFIX)] + fmt.ACK_SUFFIX
-        self.map: mmap.mmap | None = None  # the file, mapped while this process appends
         self.fd: int | None = None
         self.ack_fd: int | None = None
         self.count = count  # records to settle
@@ -90,9 +93,6 @@ class Segment:
         self.sealed = sealed
 
     def close(self) -> None:
-        if self.map is not None:
-            self.map.close()
-            self.map = None
         for fd in (self.fd, self.ack_fd):
             if fd is not None:
                 _quietly(os.close, fd)
@@ -204,17 +204,19 @@ class Spool:
                     return SPOOL_FULL
             ordinal = segment.count
             offset = segment.size
-            start = offset + _RECORD_OVERHEAD
-            end = start + length
+            end = offset + _RECORD_OVERHEAD + length
             try:
-                # A copy into the mapped file: in the page cache at once, no system
-                # call, and the GIL is never released on the caller's hot path.
-                mapped = segment.map
-                assert mapped is not None
-                _pack_head(mapped, offset, _MARKER, length, ordinal, _crc32(data, ordinal))
-                mapped[start:end] = data
+                # One write into the page cache, not a copy into a mapping of the
+                # file: a file cut short behind our back (": > file") then costs
+                # this record, where a write into the mapping would kill the
+                # process with SIGBUS.
+                fd = segment.fd
+                assert fd is not None
+                head = _pack_head(_MARKER, length, ordinal, _crc32(data, ordinal))
+                if _write_at(fd, (head, data), offset) != end - offset:
+                    raise OSError(f"a short write to {segment.path}")
                 if self._fsync_always:
-                    mapped.flush()
+                    _sync_data(fd)
             except Exception as error:  # whatever the disk does, the caller goes on
                 self._break(error)
                 return worker.put(data)
@@ -369,8 +371,10 @@ class Spool:
         worker = self._worker
         assert worker is not None
         deadline = time.monotonic() + timeout
-        # What dead processes left counts too: wait for the first look at the directory.
-        self._first_look.wait(timeout)
+        # What dead processes left counts too: wait for the first look at the directory
+        # (not done by the deadline: what it would find is not delivered either).
+        if not self._first_look.wait(timeout):
+            return False
         pause = threading.Event()
         while True:
             # No message moves from disk to the buffer but this call's own: one moved
@@ -392,16 +396,17 @@ class Spool:
             if not moved:
                 pause.wait(min(0.1, remaining))
 
-    def close(self) -> bool:
+    def close(self, timeout: float = 5.0) -> bool:
         """Stop tending the spool; what is undelivered stays on disk for another process.
 
-        Returns True when nothing was left behind.
+        Returns True when nothing was left behind; waits at most ``timeout`` seconds
+        for the spool thread (it may be creating a file, or reading a dead one's).
         """
         self._stop.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(5.0)  # it may be creating a file: let it finish first
+            thread.join(max(0.0, timeout))
         with self._lock:
             if self._closed:
                 return True
@@ -471,24 +476,21 @@ class Spool:
         return number
 
     def _create_segment(self, own: Claim, number: int, size: int) -> Segment:
-        """A new, empty segment file of ``size`` bytes, mapped for appending (no lock needed)."""
+        """A new, empty segment file of ``size`` bytes, open for appending (no lock needed)."""
         path = os.path.join(self._directory, fmt.segment_name(own.writer, number))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            # Blocks reserved now: a full disk fails here, never as a SIGBUS on a
-            # write into the mapping later.
+            # Blocks reserved now: a full disk fails here, not at a write later.
             fmt.reserve(fd, size)
-            mapped = mmap.mmap(fd, size)
+            os.pwrite(fd, fmt.FILE_HEADER, 0)
         except BaseException:
             os.close(fd)
             _quietly(os.unlink, path)
             raise
-        header = len(fmt.FILE_HEADER)
-        mapped[:header] = fmt.FILE_HEADER
         if self._fsync != "never":  # the file's name must survive a power loss too
             self._sync_directory()
-        segment = Segment(own, path, count=0, size=header, sealed=False)
-        segment.fd, segment.map, segment.allocated = fd, mapped, size
+        segment = Segment(own, path, count=0, size=len(fmt.FILE_HEADER), sealed=False)
+        segment.fd, segment.allocated = fd, size
         return segment
 
     def _sync_directory(self) -> None:
@@ -554,17 +556,15 @@ class Spool:
 
     def _seal(self, segment: Segment) -> None:
         """No more appends to ``segment``; its unused reserved tail is given back (lock held)."""
-        self._unmap(segment.map, segment.fd, segment.size)
-        segment.map = segment.fd = None
+        self._close_file(segment.fd, segment.size)
+        segment.fd = None
         self._sealed(segment)
 
-    def _unmap(self, mapped: mmap.mmap | None, fd: int | None, size: int) -> None:
-        """Write out (per the fsync policy), unmap and truncate a segment's file to ``size``."""
-        if mapped is not None:
-            if self._fsync != "never":
-                _quietly(mapped.flush)
-            mapped.close()
+    def _close_file(self, fd: int | None, size: int) -> None:
+        """Write out (per the fsync policy), truncate to ``size`` and close a segment's file."""
         if fd is not None:
+            if self._fsync != "never":
+                _quietly(_sync_data, fd)
             _quietly(os.ftruncate, fd, size)
             _quietly(os.close, fd)
 
@@ -581,13 +581,13 @@ class Spool:
         """Seal the segments callers filled (spool thread): the system calls without the lock."""
         with self._lock:
             full, self._full = self._full, []
-            files = [(segment.map, segment.fd, segment.size) for segment in full]
+            files = [(segment.fd, segment.size) for segment in full]
             for segment in full:
-                segment.map = segment.fd = None  # nobody appends to a full segment
+                segment.fd = None  # nobody appends to a full segment
         if not full:
             return
-        for mapped, fd, size in files:
-            self._unmap(mapped, fd, size)
+        for fd, size in files:
+            self._close_file(fd, size)
         finished: list[str | Claim] = []
         with self._lock:
             for segment in full:
@@ -638,6 +638,27 @@ class Spool:
             _quietly(os.close, claim.lock_fd)
             claim.lock_fd = None
 
+    def _keep_own_lock(self) -> None:
+        """Keep this process's lock file fresh, and make sure it is still there.
+
+        Touched at each pass, it never looks stale to a cleaner of old files (a
+        ``/tmp`` cleaner). If it was removed all the same, another process may take
+        this one for dead and adopt its files: the spool stops being written to.
+        """
+        own = self._own
+        if own is None or own.lock_fd is None or self._broken:
+            return
+        try:
+            os.utime(own.lock_fd)
+            if os.stat(own.lock_path).st_ino == os.fstat(own.lock_fd).st_ino:
+                return
+            problem = "its lock file was replaced"
+        except FileNotFoundError:
+            problem = "its lock file was removed"
+        except OSError as error:
+            problem = str(error)
+        self._break(OSError(f"{own.lock_path}: {problem}"))
+
     def _break(self, error: Exception) -> None:
         if not self._broken:
             self._broken = True
@@ -666,6 +687,7 @@ class Spool:
     def _tend(self) -> None:
         if self._pid != os.getpid():
             return
+        self._keep_own_lock()
         self._seal_full()
         self._prepare_spare()
         self._adopt_orphans()
@@ -681,9 +703,9 @@ class Spool:
             seen = (active, active.count if active is not None else -1)
             idle = seen == self._seen_at_tick
             self._seen_at_tick = seen
-            if active is not None and active.map is not None:
+            if active is not None and active.fd is not None:
                 if self._fsync == "interval":
-                    _quietly(active.map.flush)
+                    _quietly(_sync_data, active.fd)
                 if idle and active.settled >= active.count and not active.pending:
                     self._seal(active)  # quiet and all delivered: the file goes
 

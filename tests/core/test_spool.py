@@ -165,6 +165,57 @@ def test_a_message_is_on_disk_when_track_returns(make_client: Any, spool_dir: Pa
     assert all(n.startswith(f"{os.getpid()}-") for n in names)
 
 
+def test_a_segment_cut_short_behind_its_back_never_kills_the_app(
+    receiver: Receiver, spool_dir: Path
+) -> None:
+    # ": > file" to free disk: a write into a mapping of the file would die of SIGBUS
+    # (so the app runs in a process of its own here).
+    script = f"""
+import glob, os
+from segment_core import Client
+client = Client("k", host={receiver.url!r}, spool_dir={str(spool_dir)!r}, **{HOLD!r})
+for i in range(10):
+    assert client.track("u", "E", {{"i": i}})[0]
+[segment] = glob.glob(os.path.join({str(spool_dir)!r}, "*", "*.000000.seg"))
+os.truncate(segment, 0)
+for i in range(10, 300):
+    assert client.track("u", "E", {{"i": i}})[0]
+assert client.flush(20)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(300))
+
+
+def test_flush_is_not_done_before_the_first_look_at_the_disk(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    run_writer(spool_dir, receiver.url, 3000)  # a dead process's messages, on disk
+    client = make_client(spool_dir=spool_dir)
+    assert client.flush(0.001) is False  # what the first look finds is not delivered yet
+    assert client.flush(30) is True
+    assert {m["properties"]["i"] for m in receiver.messages()} == set(range(3000))
+
+
+def test_a_live_lock_file_stays_fresh_and_its_removal_is_noticed(
+    make_client: Any, receiver: Receiver, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(spool_dir=spool_dir, **HOLD)
+    assert client.track("u", "E", {"i": 0})[0]
+    [lock] = spool_files(spool_dir, fmt.LOCK_SUFFIX)
+    os.utime(lock, (0, 0))  # as old as can be: a /tmp cleaner's prey
+    poll(lambda: lock.stat().st_mtime > time.time() - 60, what="the lock file touched")
+    lock.unlink()  # removed all the same: another client would take us for dead
+    poll(lambda: client.stats()["spool"]["in_memory_only"], what="the spool to stop")
+    assert "lock file was removed" in caplog.text
+    for i in range(1, 100):
+        assert client.track("u", "E", {"i": i})[0]
+    assert client.flush(20)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(100))
+
+
 def test_delivered_messages_are_removed(
     make_client: Any, receiver: Receiver, spool_dir: Path
 ) -> None:
