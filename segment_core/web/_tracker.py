@@ -287,10 +287,7 @@ class RequestTracker:
 
     def _user_id_given(self) -> str | None:
         """The user known as the request starts: the adapter's, or the opt-in cookie."""
-        user_id = _checked_id(self.request.user_id)
-        if user_id is None and self.options.user_id_from_cookie:
-            user_id = parse_id_cookie(self.request.cookies.get(self.options.user_cookie_name))
-        return user_id
+        return self._user_id_of(self.request.user_id)
 
     def _current_user_id(self) -> str | None:
         """The ``user_id`` hook's answer, else the framework's user, as of now; then
