@@ -10,6 +10,8 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.receiver import Receiver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,13 +61,16 @@ def test_module_level_api_delivers_at_exit(receiver: Receiver) -> None:
     assert len(receiver.messages()) == 300
 
 
-def test_sigterm_on_a_plain_script_delivers_what_it_accepted(receiver: Receiver) -> None:
+@pytest.mark.parametrize("signals", [1, 3])  # a repeated SIGTERM lets the first finish
+def test_sigterm_on_a_plain_script_delivers_what_it_accepted(
+    receiver: Receiver, signals: int
+) -> None:
     process = run_script(
         """
         import sys, threading
         from segment_core import Client
         client = Client("k", host=sys.argv[1], flush_interval=3600, flush_at=2500)
-        for i in range(1000):
+        for i in range(2000):
             client.track("user", "Before SIGTERM", {"i": i})
         print("ready", flush=True)
         threading.Event().wait(120)
@@ -74,10 +79,14 @@ def test_sigterm_on_a_plain_script_delivers_what_it_accepted(receiver: Receiver)
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
+    for _ in range(signals):
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
     assert process.returncode == -signal.SIGTERM, stderr
-    assert len(receiver.messages()) == 1000
+    assert len(receiver.messages()) == 2000
 
 
 def test_sigterm_while_a_call_holds_the_buffer_lock_still_delivers_and_ends(
@@ -115,31 +124,6 @@ def test_sigterm_while_a_call_holds_the_buffer_lock_still_delivers_and_ends(
     delivered = [m["event"] for m in receiver.messages()]
     assert delivered[:2] == ["Before SIGTERM", "During SIGTERM"]
     assert set(accepted) <= set(delivered)
-
-
-def test_a_repeated_sigterm_lets_the_first_finish_delivering(receiver: Receiver) -> None:
-    process = run_script(
-        """
-        import sys, threading
-        from segment_core import Client
-        client = Client("k", host=sys.argv[1], flush_interval=3600, flush_at=2500)
-        for i in range(2000):
-            client.track("user", "Before SIGTERM", {"i": i})
-        print("ready", flush=True)
-        threading.Event().wait(120)
-        """,
-        receiver.url,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    for _ in range(3):
-        process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == -signal.SIGTERM, stderr
-    assert len(receiver.messages()) == 2000
 
 
 def test_an_existing_sigterm_handler_is_left_alone(receiver: Receiver) -> None:
