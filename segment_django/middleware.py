@@ -377,7 +377,7 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         path = environ_wire_path(meta, request.path)
     urlconf = getattr(request, "urlconf", None)
     script_name = meta.get("SCRIPT_NAME")
-    mount = str(script_name or "").rstrip("/") if script_name else ""
+    mount = str(script_name).rstrip("/") if script_name else ""
     if urlconf is None and not mount:
         route_of_path = _route_of_root_path  # the common case: no partial to make
     else:
