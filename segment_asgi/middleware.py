@@ -274,6 +274,10 @@ class SegmentMiddleware:
             nonlocal start
             kind = message["type"]
             if kind == "http.response.start":
+                headers = message.get("headers")
+                if headers is not None and type(headers) is not list:
+                    # Any iterable, says ASGI: read once here, for all who look.
+                    message = {**message, "headers": list(headers)}
                 start = message
                 if self._async_user_id is not None and not tracker.excluded:
                     # Asked again now that the app has run (a session or login
@@ -302,10 +306,14 @@ class SegmentMiddleware:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         native = HTTPConnection(scope) if self._hooks else None
+        # The route, for the secrets its parameters hold in the path.
+        read_route = functools.partial(
+            self._read_route, scope, str(scope.get("root_path") or ""), "router" in scope
+        )
         if self._async_user_id is None:
-            tracker = self._start(scope, native)
+            tracker = self._start(scope, native, read_route)
         else:
-            tracker = await self._start_awaiting_user(scope, native)
+            tracker = await self._start_awaiting_user(scope, native, read_route)
         token = bind(tracker.analytics)
         try:
             await self.app(scope, receive, send)

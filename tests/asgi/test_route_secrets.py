@@ -10,7 +10,8 @@ from starlette.applications import Starlette
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from segment_asgi import SegmentMiddleware
 from segment_core import Client
@@ -104,3 +105,33 @@ def test_the_assets_of_an_app_below_a_root_path_get_no_cookie(client: Client) ->
     with TestClient(SegmentMiddleware(app, client=client), root_path="/api") as browser:
         assert "set-cookie" not in browser.get("/api/static/app.css").headers
         assert "set-cookie" in browser.get("/api/").headers
+
+
+def test_a_websocket_s_route_secrets_are_hidden_too(client: Client, sent: Sent) -> None:
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        websocket.state.analytics.track("WS Opened")
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws/{token}", socket)])
+    with (
+        TestClient(SegmentMiddleware(app, client=client, websockets=True)) as browser,
+        browser.websocket_connect(f"/ws/{TOKEN}"),
+    ):
+        pass
+    [track] = sent()
+    assert track["context"]["page"]["path"] == "/ws/REDACTED"
+    assert TOKEN not in str(track)
+
+
+def test_response_headers_given_as_any_iterable_are_kept(client: Client, sent: Sent) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = ((name, value) for name, value in [(b"content-type", b"text/html")])
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"<p>hi</p>"})
+
+    browser = TestClient(SegmentMiddleware(app, client=client))  # no lifespan: a bare app
+    response = browser.get("/", headers={"accept": "text/html"})
+    assert response.headers["content-type"] == "text/html"
+    assert "ajs_anonymous_id=" in response.headers["set-cookie"]
+    assert [m["type"] for m in sent()] == ["page"]
