@@ -9,12 +9,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
+
+from segment_core.errors import InvalidMessage
 
 __all__ = ["Properties", "Traits"]
 
 _B = TypeVar("_B", bound="_Builder")
+
+
+def _mapping(field: str, value: object) -> dict[str, Any]:
+    """``value`` as a dict of its own, or InvalidMessage naming ``field``."""
+    if not isinstance(value, Mapping):
+        raise InvalidMessage(f"{field} must be a dict, got {type(value).__name__}")
+    return dict(value)
 
 
 class _Builder(dict[str, Any]):
@@ -28,7 +37,7 @@ class Traits(_Builder):
     """Traits of a user or a group (identify and group calls)."""
 
     def set_address(self, address: Mapping[str, Any]) -> Traits:
-        return self.set("address", dict(address))
+        return self.set("address", _mapping("traits.address", address))
 
     def set_age(self, age: int) -> Traits:
         return self.set("age", age)
@@ -40,7 +49,7 @@ class Traits(_Builder):
         return self.set("birthday", birthday)
 
     def set_company(self, company: Mapping[str, Any]) -> Traits:
-        return self.set("company", dict(company))
+        return self.set("company", _mapping("traits.company", company))
 
     def set_created_at(self, created_at: dt.datetime | str) -> Traits:
         return self.set("createdAt", created_at)
@@ -104,6 +113,10 @@ class Properties(_Builder):
         return self.set("discount", discount)
 
     def set_keywords(self, keywords: Sequence[str]) -> Properties:
+        if isinstance(keywords, (str, bytes)) or not isinstance(keywords, Iterable):
+            raise InvalidMessage(
+                f"properties.keywords must be a list of strings, got {type(keywords).__name__}"
+            )
         return self.set("keywords", list(keywords))
 
     def set_name(self, name: str) -> Properties:
@@ -122,7 +135,14 @@ class Properties(_Builder):
         return self.set("product_id", product_id)
 
     def set_products(self, products: Sequence[Mapping[str, Any]]) -> Properties:
-        return self.set("products", [dict(p) for p in products])
+        if isinstance(products, (str, bytes, Mapping)) or not isinstance(products, Iterable):
+            raise InvalidMessage(
+                f"properties.products must be a list of dicts, got {type(products).__name__}"
+            )
+        return self.set(
+            "products",
+            [_mapping(f"properties.products[{i}]", p) for i, p in enumerate(products)],
+        )
 
     def set_quantity(self, quantity: int) -> Properties:
         return self.set("quantity", quantity)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -365,6 +366,9 @@ class Client(ClientSettings):
 
     def _run_before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         assert self._before_send is not None
+        # A copy: the message may hold the caller's own dicts (a typed message's
+        # properties), which a hook that edits in place must leave alone.
+        message = copy.deepcopy(message)
         try:
             result = self._before_send(message)
         except Exception:

@@ -1,7 +1,10 @@
 """Typed messages, as in Segment's Go library: one dataclass per call type.
 
->>> client.enqueue(Track(event="Signed Up", user_id="42", properties=Properties().set_plan("pro")))
+>>> properties = Properties().set("plan", "pro")
+>>> client.enqueue(Track(event="Signed Up", user_id="42", properties=properties))
 ... # doctest: +SKIP
+
+Every field is given by name, as in Go's struct literals.
 
 Fields are snake_case; they encode to the Spec's camelCase names. ``Context``
 inlines ``extra`` into the encoded object.
@@ -27,7 +30,7 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Context:
     """The Spec's ``context`` object; ``extra`` holds keys the Spec does not name."""
 
@@ -68,7 +71,7 @@ class Context:
 ContextLike = Context | Mapping[str, Any] | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Common:
     user_id: str | int | None = None
     anonymous_id: str | int | None = None
@@ -95,7 +98,7 @@ class _Common:
         raise NotImplementedError
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Track(_Common):
     event: str = ""
     properties: Mapping[str, Any] | None = None
@@ -105,7 +108,7 @@ class Track(_Common):
         return {**self.common_kwargs(), "event": self.event, "properties": self.properties}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Identify(_Common):
     traits: Mapping[str, Any] | None = None
     type: ClassVar[MessageType] = "identify"
@@ -114,7 +117,7 @@ class Identify(_Common):
         return {**self.common_kwargs(), "traits": self.traits}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Page(_Common):
     name: str | None = None
     category: str | None = None
@@ -130,12 +133,12 @@ class Page(_Common):
         }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Screen(Page):
     type: ClassVar[MessageType] = "screen"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Group(_Common):
     group_id: str | int | None = None
     traits: Mapping[str, Any] | None = None
@@ -145,7 +148,7 @@ class Group(_Common):
         return {**self.common_kwargs(), "group_id": self.group_id, "traits": self.traits}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Alias(_Common):
     previous_id: str | int | None = None
     type: ClassVar[MessageType] = "alias"

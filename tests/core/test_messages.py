@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import re
 import uuid
 from typing import Any
 
@@ -234,3 +235,42 @@ def test_builders_chain_and_use_the_spec_names() -> None:
     props = Properties().set_revenue(10).set_url("https://x.test/").set_order_id("o1")
     assert props == {"revenue": 10, "url": "https://x.test/", "order_id": "o1"}
     assert isinstance(props, dict)
+
+
+def test_typed_messages_take_their_fields_by_name_only() -> None:
+    # Positional arguments would land in the dataclass's own field order
+    # (user_id, anonymous_id, ...): Page("u", "Home") sent "Home" as anonymousId.
+    with pytest.raises(TypeError):
+        Page("user-1", "Home")  # type: ignore[misc]
+    assert Page(user_id="user-1", name="Home").name == "Home"
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: Properties().set_keywords("shoes"), "properties.keywords"),
+        (lambda: Properties().set_products({"id": 1}), "properties.products"),
+        (lambda: Properties().set_products([1]), "properties.products[0]"),
+        (lambda: Traits().set_address("1 Main St"), "traits.address"),
+        (lambda: Traits().set_company(None), "traits.company"),  # type: ignore[arg-type]
+    ],
+)
+def test_builders_refuse_values_of_the_wrong_shape_by_name(build: Any, field: str) -> None:
+    with pytest.raises(InvalidMessage, match=rf"^{re.escape(field)} must be"):
+        build()
+
+
+def test_before_send_works_on_a_copy_of_a_typed_message() -> None:
+    def redact(message: dict[str, Any]) -> dict[str, Any]:
+        message["properties"].pop("email")
+        message["properties"]["redacted"] = True
+        return message
+
+    properties = {"plan": "pro", "email": "a@b.example"}
+    message = Track(user_id="u", event="Upgraded", properties=properties)
+    client = Client("key", send=False, before_send=redact)
+    with capture() as events:
+        client.enqueue(message)
+        client.enqueue(message)  # built once, sent twice: the hook sees it as built
+    assert [e["properties"] for e in events] == [{"plan": "pro", "redacted": True}] * 2
+    assert properties == {"plan": "pro", "email": "a@b.example"}
