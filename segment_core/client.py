@@ -220,10 +220,26 @@ class Client(ClientSettings):
     def enqueue(self, message: Message) -> Result:
         """Send a typed message (:class:`Track`, :class:`Identify`, ...)."""
         kind = getattr(message, "type", None)
-        if kind not in ("identify", "track", "page", "screen", "group", "alias"):
+        if (
+            isinstance(message, type)
+            or not hasattr(message, "call_kwargs")
+            or kind
+            not in (
+                "identify",
+                "track",
+                "page",
+                "screen",
+                "group",
+                "alias",
+            )
+        ):
             raise InvalidMessage(
-                f"message must be a Track, Identify, Page, Screen, Group or Alias, "
-                f"got {type(message).__name__}"
+                "message must be a Track, Identify, Page, Screen, Group or Alias, got "
+                + (
+                    f"the class {message.__name__} (an instance: {message.__name__}(...))"
+                    if isinstance(message, type)
+                    else type(message).__name__
+                )
             )
         return self._accept(self._factory.build(kind, **message.call_kwargs()))
 

@@ -58,6 +58,8 @@ class Context:
 
     def to_dict(self) -> dict[str, Any]:
         """The encoded form: camelCase keys, unset fields left out, ``extra`` inlined."""
+        if not isinstance(self.extra, Mapping):
+            raise InvalidMessage(f"context.extra must be a dict, got {type(self.extra).__name__}")
         out: dict[str, Any] = dict(self.extra)
         for f in fields(self):
             if f.name == "extra":

@@ -274,3 +274,10 @@ def test_before_send_works_on_a_copy_of_a_typed_message() -> None:
         client.enqueue(message)  # built once, sent twice: the hook sees it as built
     assert [e["properties"] for e in events] == [{"plan": "pro", "redacted": True}] * 2
     assert properties == {"plan": "pro", "email": "a@b.example"}
+
+
+def test_enqueue_says_what_is_wrong_with_what_it_got(client: Client) -> None:
+    with pytest.raises(InvalidMessage, match=r"got the class Track \(an instance: Track\(...\)\)"):
+        client.enqueue(Track)  # type: ignore[arg-type]
+    with pytest.raises(InvalidMessage, match=r"^context\.extra must be a dict, got NoneType"):
+        client.enqueue(Track(user_id="u", event="E", context=Context(extra=None)))  # type: ignore[arg-type]
