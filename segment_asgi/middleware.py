@@ -243,6 +243,8 @@ class SegmentMiddleware:
         # FastAPI app, a Router); otherwise each request's scope["app"], the app
         # whose middleware this is.
         self._router = app if isinstance(getattr(app, "routes", None), list) else None
+        #: Whether it said once that an outer instance tracks its requests.
+        self._stood_aside = False
 
     @property
     def client(self) -> Client:
@@ -257,6 +259,13 @@ class SegmentMiddleware:
             elif kind == "websocket" and self.websockets and SCOPE_MARK not in scope:
                 await self._websocket(scope, receive, send)
             else:
+                if SCOPE_MARK in scope and not self._stood_aside:
+                    self._stood_aside = True
+                    logger.warning(
+                        "segment: another SegmentMiddleware, outside this one, tracks the "
+                        "requests this one sees (a mounted app's?); this one's options and "
+                        "client do not apply to them: configure the outer one"
+                    )
                 await self.app(scope, receive, send)
             return
 

@@ -84,13 +84,21 @@ async def test_existing_state_is_kept(client: Client) -> None:
     assert scope["state"]["db"] == "pool" and "analytics" in scope["state"]
 
 
-async def test_wrapping_twice_sends_one_page_call(client: Client, sent: Sent) -> None:
-    app = SegmentMiddleware(SegmentMiddleware(HELLO, client=client), client=client)
+async def test_wrapping_twice_sends_one_page_call(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    inner_client = Client("inner-key", host="http://127.0.0.1:9")
+    app = SegmentMiddleware(SegmentMiddleware(HELLO, client=inner_client), client=client)
     scope = http_scope()
-    [start, _] = await call(app, scope)
+    with caplog.at_level(logging.WARNING, logger="segment.asgi"):
+        [start, _] = await call(app, scope)
+        await call(app, http_scope())
     assert len(header(start, b"set-cookie")) == 1
     assert scope[SCOPE_MARK] is True
-    assert [m["name"] for m in sent()] == ["hello"]
+    assert [m["name"] for m in sent()] == ["hello", "hello"]  # the outer one's client
+    # The inner one stands aside, and says so once: its own options do not apply.
+    [warning] = [r for r in caplog.records if "another SegmentMiddleware" in r.getMessage()]
+    assert "configure the outer one" in warning.getMessage()
 
 
 async def test_root_path_and_host_from_the_server(client: Client, sent: Sent) -> None:
