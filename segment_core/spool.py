@@ -240,7 +240,7 @@ class Spool:
     def _roll(self, segment: Segment | None) -> Segment | None:
         """Retire the full ``segment`` and make the next one active; None when full (lock held).
 
-        The spool thread seals it: unmapping and truncating 4 MiB takes up to a
+        The spool thread seals it: writing out and truncating 4 MiB takes up to a
         millisecond, which a caller of ``track()`` never waits for.
         """
         if segment is not None:
@@ -513,7 +513,7 @@ class Spool:
         self._by_serial[segment.serial] = segment
 
     def _prepare_spare(self) -> None:
-        """Create the next segment ahead of need (spool thread): reserving and mapping a
+        """Create the next segment ahead of need (spool thread): reserving the blocks of a
         file takes milliseconds, which stay off the callers of ``track()`` (and off
         the lock they take)."""
         with self._lock:
