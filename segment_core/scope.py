@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -43,6 +43,8 @@ __all__ = [
     "analytics",
     "bind",
     "bound",
+    "bound_async_iteration",
+    "bound_iteration",
     "current",
     "merge_context",
     "reset",
@@ -56,6 +58,7 @@ logger = logging.getLogger("segment.core")
 Result = tuple[bool, dict[str, Any]]
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 _current: ContextVar[Analytics | None] = ContextVar("segment_core.analytics", default=None)
 
@@ -346,6 +349,51 @@ def restore(value: object, client: Client | None = None, *, source: str) -> Anal
     except Exception:  # a hostile value must never stop the job it came with
         logger.exception("segment: could not read the visitor snapshot of %s", source)
     return None
+
+
+def bound_iteration(items: Iterable[T], obj: Analytics) -> Iterator[T]:
+    """``items``, each made with ``obj`` bound: a streamed response's body, made
+    after the view returned, as the server sends it, is still below the view.
+
+    Closing it closes ``items``.
+    """
+    iterator = iter(items)
+    try:
+        while True:
+            # Still bound, in the framework's own context kept for the body: left so.
+            token = None if _current.get() is obj else _current.set(obj)
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                if token is not None:
+                    _current.reset(token)
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+async def bound_async_iteration(items: AsyncIterable[T], obj: Analytics) -> AsyncIterator[T]:
+    """:func:`bound_iteration` for an async body."""
+    iterator = aiter(items)
+    try:
+        while True:
+            token = None if _current.get() is obj else _current.set(obj)
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            finally:
+                if token is not None:
+                    _current.reset(token)
+            yield item
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def with_binding(fn: Callable[P, R]) -> Callable[P, R]:

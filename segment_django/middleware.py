@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from http.cookies import Morsel, SimpleCookie, _quote
 from types import CodeType, ModuleType
 from typing import Any, NamedTuple, cast
@@ -38,7 +38,7 @@ from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
-from segment_core.scope import Analytics, bind, reset
+from segment_core.scope import Analytics, bind, bound_async_iteration, bound_iteration, reset
 from segment_core.web import (
     CookieSpec,
     RequestInfo,
@@ -232,41 +232,12 @@ _without_user_hook_of: list[tuple[WebOptions, WebOptions] | None] = [None]
 
 
 def _bind_while_streaming(response: Any, analytics: Analytics) -> None:
-    """Keep ``analytics()`` bound while the server pulls each chunk of the body.
-
-    The body of a streaming response is made after the view returned, as the
-    server sends it: what it calls is still below the view.
-    """
+    """Keep ``analytics()`` bound while the server pulls each chunk of the body."""
+    content = response.streaming_content
     if response.is_async:
-        response.streaming_content = _bound_async_chunks(response.streaming_content, analytics)
+        response.streaming_content = bound_async_iteration(content, analytics)
     else:
-        response.streaming_content = _bound_chunks(iter(response.streaming_content), analytics)
-
-
-def _bound_chunks(chunks: Iterator[bytes], analytics: Analytics) -> Iterator[bytes]:
-    while True:
-        token = bind(analytics)
-        try:
-            chunk = next(chunks)
-        except StopIteration:
-            return
-        finally:
-            reset(token)
-        yield chunk
-
-
-async def _bound_async_chunks(
-    chunks: AsyncIterator[bytes], analytics: Analytics
-) -> AsyncIterator[bytes]:
-    while True:
-        token = bind(analytics)
-        try:
-            chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        finally:
-            reset(token)
-        yield chunk
+        response.streaming_content = bound_iteration(content, analytics)
 
 
 def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:

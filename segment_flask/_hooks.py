@@ -21,7 +21,7 @@ from flask.wrappers import Response
 from werkzeug.datastructures import Headers
 
 from segment_core.client import Client
-from segment_core.scope import Analytics, bind, reset
+from segment_core.scope import Analytics, bind, bound_iteration, reset
 from segment_core.signals import emit
 from segment_core.testing import divert
 from segment_core.web import RequestTracker
@@ -114,10 +114,13 @@ class RequestHooks:
                 _add_header(response, "Set-Cookie", cookie.header_value())
             # The signal's sender, when someone listens.
             app = self.app if page_tracked.receivers else None
-            if response.is_streamed:
-                # The page view counts once the body was sent, not when it starts.
+            if response.is_streamed and not response.direct_passthrough:
+                # The page view counts once the body was sent, not when it starts;
+                # analytics() stays bound while the body is made.
+                body: Any = bound_iteration(response.response, scope.analytics)
+                response.response = body
                 response.call_on_close(lambda: _finish(app, scope, response))
-            else:
+            else:  # send_file()'s file goes out as it is: no close to wait for
                 _finish(app, scope, response)
         except Exception:
             logger.exception("segment: could not complete the request's analytics")

@@ -22,13 +22,33 @@ from segment_flask._extension import get_state
 
 __all__ = ["segment_cli"]
 
+class _Seconds(click.ParamType):  # type: ignore[type-arg]
+    """A number of seconds above zero (a finite one)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 < seconds < float("inf"):
+            self.fail(f"seconds must be more than 0, got {value}", param, ctx)
+        return seconds
+
+
+_SECONDS = _Seconds()
+
 segment_cli = AppGroup("segment", help="Segment analytics: show the setup, deliver events.")
 
 
 @segment_cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
-    "--timeout", type=float, default=PROBE_TIMEOUT_SECONDS, help="Seconds to wait for the host."
+    "--timeout",
+    type=_SECONDS,
+    default=PROBE_TIMEOUT_SECONDS,
+    help="Seconds to wait for the host.",
 )
 @click.option("--no-check", is_flag=True, help="Do not contact the host.")
 def status(as_json: bool, timeout: float, no_check: bool) -> None:
@@ -56,7 +76,7 @@ def status(as_json: bool, timeout: float, no_check: bool) -> None:
 @segment_cli.command("flush")
 @click.option(
     "--timeout",
-    type=float,
+    type=_SECONDS,
     default=None,
     help="Seconds to wait at most (default: shutdown_timeout).",
 )

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Response, send_from_directory, stream_with_context
 
+from segment_core.scope import analytics, current
 from segment_flask import page_tracked
 from tests.cycles import left_to_the_collector
 from tests.flask.app import ViewBug
 from tests.flask.conftest import MakeApp, Sent
+
+NAVIGATE = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 
@@ -150,6 +155,39 @@ def test_streaming_response_page_call_after_close(app: Flask, sent: Sent) -> Non
     response.close()
     [page] = sent()
     assert page["name"] == "stream"
+
+
+def test_analytics_is_bound_while_a_streamed_body_is_made(app: Flask, sent: Sent) -> None:
+    @app.get("/export")
+    def export() -> Response:
+        @stream_with_context
+        def rows() -> Iterator[str]:
+            yield "<p>row 1</p>"
+            analytics().track("Export Streamed")  # a helper below the view
+            yield "<p>row 2</p>"
+
+        return Response(rows(), mimetype="text/html")
+
+    response = app.test_client().get("/export", buffered=False)
+    assert response.get_data() == b"<p>row 1</p><p>row 2</p>"
+    response.close()
+    assert current() is None  # unbound after the body, whichever Flask kept the context
+    track, page = sent()
+    assert track["event"] == "Export Streamed" and page["name"] == "export"
+    assert track["anonymousId"] == page["anonymousId"]
+
+
+def test_a_page_sent_as_a_file_is_a_page_view(app: Flask, sent: Sent, tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>the single-page app</p>")
+
+    @app.get("/app/<path:path>")
+    def spa(path: str) -> Response:
+        return send_from_directory(tmp_path, "index.html")
+
+    with app.test_client().get("/app/orders/7", headers=NAVIGATE) as response:
+        assert response.status_code == 200 and "ajs_anonymous_id=" in response.headers["Set-Cookie"]
+    [page] = sent()
+    assert page["properties"]["path"] == "/app/orders/7"
 
 
 def test_page_calls_off_keeps_explicit_calls(make_app: MakeApp, sent: Sent) -> None:

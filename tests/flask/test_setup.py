@@ -222,3 +222,12 @@ def test_cli_flush_reports_what_is_left(
     assert result.exit_code == 1
     assert "1 event(s) still waiting" in result.output
     segment_collector.wait_for(1, timeout=10, type="track")
+
+
+@pytest.mark.parametrize(
+    ("command", "value"), [("status", "0"), ("status", "nan"), ("flush", "-1")]
+)
+def test_a_timeout_that_is_no_wait_is_a_usage_error(app: Flask, command: str, value: str) -> None:
+    result = app.test_cli_runner().invoke(args=["segment", command, "--timeout", value])
+    assert result.exit_code == 2
+    assert "Invalid value for '--timeout'" in result.output
