@@ -22,6 +22,7 @@ from segment_flask._extension import get_state
 
 __all__ = ["segment_cli"]
 
+
 class _Seconds(click.ParamType):  # type: ignore[type-arg]
     """A number of seconds above zero (a finite one)."""
 
