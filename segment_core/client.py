@@ -22,6 +22,7 @@ from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
 from segment_core.normalize import WHOLE_MESSAGE, MessageFactory, check_hook_result
 from segment_core.returned import complete
+from segment_core.spec import MESSAGE_TYPES
 from segment_core.spool import Spool
 from segment_core.stats import Stats
 from segment_core.worker import Worker
@@ -220,19 +221,8 @@ class Client(ClientSettings):
     def enqueue(self, message: Message) -> Result:
         """Send a typed message (:class:`Track`, :class:`Identify`, ...)."""
         kind = getattr(message, "type", None)
-        if (
-            isinstance(message, type)
-            or not hasattr(message, "call_kwargs")
-            or kind
-            not in (
-                "identify",
-                "track",
-                "page",
-                "screen",
-                "group",
-                "alias",
-            )
-        ):
+        typed = not isinstance(message, type) and hasattr(message, "call_kwargs")
+        if not typed or kind not in MESSAGE_TYPES:
             raise InvalidMessage(
                 "message must be a Track, Identify, Page, Screen, Group or Alias, got "
                 + (
