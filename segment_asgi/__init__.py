@@ -15,6 +15,8 @@
 Every GET answered with a success gets an automatic page call named after its
 route; ``request.state.analytics`` and ``segment_core.scope.analytics()`` reach
 the same object; the client is flushed on lifespan shutdown.
+
+PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 """
 
 from __future__ import annotations

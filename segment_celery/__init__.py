@@ -13,6 +13,8 @@ locale, page, campaign) in its message headers; while it runs,
 ``segment_core.analytics()`` is bound to that visitor. Every worker exit path
 (prefork children recycled or stopped, warm shutdown of any pool) delivers what
 the process holds, within ``shutdown_timeout``.
+
+PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ or an explicit client::
 
     client = Client("YOUR_WRITE_KEY")
     client.track(user_id="user-1", event="Signed Up")
+
+PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 """
 
 from __future__ import annotations
@@ -62,23 +64,24 @@ __all__ = [
 ]
 
 # Module-level settings, read when the default client is first needed (as in
-# analytics-python). None means "the client's default".
+# analytics-python), each the client's default until set. None means that default
+# too (host: SEGMENT_HOST, else Segment's API).
 write_key: str | None = None
 host: str | None = None
 on_error: Any = None
 debug: bool = False
 send: bool = True
 sync_mode: bool = False
-max_queue_size: int | None = None
-gzip: bool | None = None
-timeout: float | None = None
-max_retries: int | None = None
+max_queue_size: int | None = Config.max_queue_size
+gzip: bool | None = Config.gzip
+timeout: float | None = Config.timeout
+max_retries: int | None = Config.max_retries
 log_handler: Any = None
 oauth_client_id: str | None = None
 oauth_client_key: str | bytes | None = None
 oauth_key_id: str | None = None
-oauth_auth_server: str | None = None
-oauth_scope: str | None = None
+oauth_auth_server: str | None = Config.oauth_auth_server
+oauth_scope: str | None = Config.oauth_scope
 
 default_client: Client | None = None
 _default_lock = threading.Lock()

@@ -19,7 +19,6 @@ from segment_core.spec import content_problems
 __all__ = ["SNAPSHOT_VERSION", "InvalidSnapshot", "make_snapshot", "read_snapshot"]
 
 SNAPSHOT_VERSION = 1
-MAX_ID_LENGTH = 1024
 MAX_TEXT_LENGTH = 8192
 MAX_KEYS = 32
 #: As JSON text: half of what Segment takes for a message, so that every message
@@ -66,11 +65,15 @@ def make_snapshot(
         "anonymousId": anonymous_id,
         "context": kept,
     }
-    # A queue's message stays small: the bulkiest parts go first when it would not.
+    # A queue's message stays small: the bulkiest parts go first when it would not,
+    # then the whole context (ids of thousands of characters). Ids are kept: ids
+    # over the bound together cannot travel, and the reader says so.
     for bulky in ("page", "campaign", "userAgent"):
         if _size(snapshot) <= MAX_SNAPSHOT_BYTES:
             break
         kept.pop(bulky, None)
+    if _size(snapshot) > MAX_SNAPSHOT_BYTES:
+        kept.clear()
     return snapshot
 
 
@@ -140,11 +143,9 @@ def _id(snapshot: Mapping[str, Any], name: str) -> str | None:
     value = snapshot.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
-        raise InvalidSnapshot(
-            f"snapshot.{name} must be a non-empty string of at most {MAX_ID_LENGTH} "
-            f"characters, got {_describe(value)}"
-        )
+    # Any length the client takes for a call: the snapshot's size bounds it.
+    if not isinstance(value, str) or not value:
+        raise InvalidSnapshot(f"snapshot.{name} must be a non-empty string, got {_describe(value)}")
     return value
 
 

@@ -366,9 +366,12 @@ class Client(ClientSettings):
             self._drop(message, "shut_down")
             return False, message
         self._stats.add(accepted=1)
-        self._delivery.deliver([data], self._sync_abandon)
+        # The caller waits: retries only while the whole stays within ``timeout``.
+        delivered = self._delivery.deliver(
+            [data], self._sync_abandon, deadline=time.monotonic() + config.timeout
+        )
         signals.emit(signals.message_enqueued, self, message=message)
-        return True, message
+        return delivered, message
 
     def _run_before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         assert self._before_send is not None

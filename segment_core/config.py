@@ -19,7 +19,14 @@ from segment_core.hosts import check_host, check_write_key
 from segment_core.masking import mask_secret
 from segment_core.normalize import check_defaults
 
-__all__ = ["ALIASES", "DEFAULT_HOST", "POSITIONAL_OPTIONS", "Config", "option_names"]
+__all__ = [
+    "ALIASES",
+    "DEFAULT_HOST",
+    "FROM_ENVIRONMENT",
+    "POSITIONAL_OPTIONS",
+    "Config",
+    "option_names",
+]
 
 DEFAULT_HOST = "https://api.segment.io"
 #: The spool's default bound: about 800,000 typical events.
@@ -149,17 +156,31 @@ class Config:
                 raise TypeError(f"{first} and {second} are the same option; pass only one")
             given[target] = name
             values[target] = value
+        from_environment: dict[str, str] = {}  # option: the variable its value came from
         if write_key is None:
             write_key = os.environ.get("SEGMENT_WRITE_KEY") or None
+            if write_key is not None:
+                from_environment["write_key"] = "SEGMENT_WRITE_KEY"
         if values.get("host") is None:
             values["host"] = os.environ.get("SEGMENT_HOST") or DEFAULT_HOST
+            if os.environ.get("SEGMENT_HOST"):
+                from_environment["host"] = "SEGMENT_HOST"
         # analytics-python passes None for "the default" in its module-level settings.
-        for name in ("oauth_auth_server", "oauth_scope"):
+        for name in ("oauth_auth_server", "oauth_scope", "timeout", *_FLAGS):
             if name in values and values[name] is None:
                 del values[name]
+        # What analytics-python accepts for these, read as it reads them.
+        for name in _FLAGS:
+            flag = values.get(name)
+            if isinstance(flag, int) and not isinstance(flag, bool):
+                values[name] = bool(flag)  # send=int(os.environ["SEND"])
+        if isinstance(values.get("timeout"), tuple):
+            values["timeout"] = _timeout_pair(values["timeout"], given.get("timeout", "timeout"))
         spool_dir = values.get("spool_dir")
         if spool_dir is None:
             values["spool_dir"] = os.environ.get("SEGMENT_SPOOL_DIR") or None
+            if values["spool_dir"] is not None:
+                from_environment["spool_dir"] = "SEGMENT_SPOOL_DIR"
         elif isinstance(spool_dir, os.PathLike):
             values["spool_dir"] = os.fspath(spool_dir)
         if isinstance(values["spool_dir"], str) and values["spool_dir"].strip():
@@ -169,14 +190,14 @@ class Config:
         try:
             config.validate()
         except ValueError as error:
-            raise _as_written(error, given) from None
+            raise _as_written(error, given, from_environment) from None
         return config
 
     def validate(self) -> None:
         check_write_key(self.write_key)
         check_host(self.host)
         _check_int("flush_at", self.flush_at, low=1, high=2500)
-        _check_number("flush_interval", self.flush_interval, positive=True)
+        _check_number("flush_interval", self.flush_interval)
         _check_int("max_batch_size", self.max_batch_size, low=1, high=2500)
         _check_int("max_queue_size", self.max_queue_size, low=1)
         _check_bool("gzip", self.gzip)
@@ -243,9 +264,19 @@ def _unknown_option_message(name: str) -> str:
     return f"unknown option {name!r}{hint}"
 
 
-def _as_written(error: ValueError, given: Mapping[str, str]) -> ValueError:
-    """``error`` naming the option as the caller wrote it (an alias, not its target)."""
+#: In the error of a value that came from an environment variable, before its name.
+FROM_ENVIRONMENT = " (from the environment variable "
+
+
+def _as_written(
+    error: ValueError, given: Mapping[str, str], from_environment: Mapping[str, str]
+) -> ValueError:
+    """``error`` naming the option as the caller wrote it (an alias, not its target),
+    or the environment variable its value came from."""
     text = str(error)
+    for target, variable in from_environment.items():
+        if text.startswith(target + " "):
+            return ValueError(f"{text}{FROM_ENVIRONMENT}{variable})")
     for target, name in given.items():
         if name != target and text.startswith(target + " "):
             return ValueError(name + text[len(target) :])
@@ -256,9 +287,25 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+#: The options that are True or False.
+_FLAGS = ("gzip", "send", "sync_mode", "debug")
+
+
+def _timeout_pair(pair: tuple[Any, ...], name: str) -> float:
+    """requests' ``(connect, read)`` timeout as one bound on the whole request."""
+    if len(pair) != 2 or not all(
+        isinstance(part, (int, float)) and not isinstance(part, bool) and part > 0 for part in pair
+    ):
+        raise ValueError(
+            f"{name} must be a number of seconds > 0 or a (connect, read) pair of them, "
+            f"got {pair!r}"
+        )
+    return float(pair[0] + pair[1])
+
+
 def _check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
+        raise ValueError(f"{name} must be True or False (or 0 or 1), got {value!r}")
 
 
 def _check_int(name: str, value: object, *, low: int, high: int | None = None) -> None:

@@ -51,18 +51,35 @@ class Delivery:
     def close(self) -> None:
         self._transport.close()
 
-    def deliver(self, batch: list[bytes], abandon: threading.Event) -> None:
-        """Send ``batch``; return once every message is delivered or definitively failed."""
+    def deliver(
+        self, batch: list[bytes], abandon: threading.Event, deadline: float | None = None
+    ) -> bool:
+        """Send ``batch``; return once every message is delivered or definitively failed.
+
+        ``deadline`` (``time.monotonic()``): no retry is started that would wait past
+        it. True if every message was delivered.
+        """
         pending = [batch]
+        delivered = True
         while pending:
             current = pending.pop()
             try:
-                pending.extend(self._deliver_one(current, abandon))
+                more = self._deliver_one(current, abandon, deadline)
             except Exception as exc:  # a bug here must never stop delivery for good
                 logger.exception("unexpected error while delivering a batch")
                 self._fail(current, Outcome(status=None, error=f"{type(exc).__name__}: {exc}"), 0)
+                delivered = False
+            else:
+                if more is None:
+                    delivered = False
+                else:
+                    pending.extend(more)
+        return delivered
 
-    def _deliver_one(self, batch: list[bytes], abandon: threading.Event) -> list[list[bytes]]:
+    def _deliver_one(
+        self, batch: list[bytes], abandon: threading.Event, deadline: float | None
+    ) -> list[list[bytes]] | None:
+        """What is left to send of ``batch`` (halves of it), or None if it was not delivered."""
         started = time.monotonic()
         attempt = 0
         while True:
@@ -89,20 +106,22 @@ class Delivery:
                 return [batch[half:], batch[:half]]
             attempt += 1
             delay = self._retry_delay(outcome, attempt, started)
+            if delay is not None and deadline is not None and time.monotonic() + delay > deadline:
+                delay = None
             self.health.failed(outcome.error, retrying=delay is not None)
             if delay is None:
                 if not (outcome.retryable and self.keep is not None and self.keep(batch)):
                     self._fail(batch, outcome, attempt)
-                return []
+                return None
             self._stats.add(retries=1)
             self._report_failure(batch, outcome, retrying=True)
             logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
             if abandon.wait(delay):
                 if self.keep is not None and self.keep(batch):
-                    return []
+                    return None
                 stopped = f"client shut down before delivery; last error: {outcome.error}"
                 self._fail(batch, Outcome(status=None, error=stopped), attempt)
-                return []
+                return None
 
     def _retry_delay(self, outcome: Outcome, attempt: int, started: float) -> float | None:
         config = self._config

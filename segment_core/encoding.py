@@ -2,8 +2,8 @@
 
 Values beyond plain JSON are encoded the way a destination expects them:
 datetimes and dates as ISO-8601 (naive datetimes are UTC), ``Decimal`` as a
-number, ``UUID`` as a string, enums by value, sets, tuples and dataclasses as
-arrays and objects. A value that cannot be encoded (see
+number, ``UUID`` as a string, enums by value, bytes as UTF-8 text, sets, tuples
+and dataclasses as arrays and objects. A value that cannot be encoded (see
 :mod:`segment_core.jsonvalues`) raises :class:`InvalidMessage` naming where it was.
 """
 
@@ -34,7 +34,7 @@ def format_timestamp(value: dt.datetime) -> str:
     Years before 1000 keep four digits (``0999-...``), as ISO-8601 requires. Raises
     ``OverflowError`` when the time in UTC falls outside years 1 to 9999.
     """
-    if value.tzinfo is None:
+    if value.utcoffset() is None:  # naive, or a tzinfo that gives no offset
         value = value.replace(tzinfo=dt.timezone.utc)
     else:
         value = value.astimezone(dt.timezone.utc)
@@ -72,12 +72,14 @@ def _default(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, (set, frozenset)):
         return list(value)
+    if isinstance(value, (bytes, bytearray)):  # UTF-8 text, as analytics-python takes it
+        return value.decode()  # else UnicodeDecodeError: plain() names the field
     raise TypeError
 
 
 def _stdlib_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):  # as orjson writes it: naive is UTC, UTC is "Z"
-        if value.tzinfo is None:
+        if value.utcoffset() is None:
             value = value.replace(tzinfo=dt.timezone.utc)
         text = value.isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text

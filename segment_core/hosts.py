@@ -9,9 +9,30 @@ credential, the refused value is shown with them masked.
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["check_host", "check_write_key", "redact_url"]
+__all__ = ["check_host", "check_write_key", "is_loopback_url", "redact_url"]
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``).
+
+    Such a server is reached directly: a proxy of the environment (``HTTP_PROXY``)
+    is for the network, and cannot reach the caller's own loopback.
+    """
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_host(value: object) -> None:

@@ -18,6 +18,7 @@ from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import InvalidMessage
 from segment_core.jsonvalues import (
     MAX_INTEGER_BITS,
+    copy_json,
     flat_json,
     integer_problem,
     plain,
@@ -209,8 +210,8 @@ class MessageFactory:
         default_context: Mapping[str, Any] | None = None,
         default_integrations: Mapping[str, Any] | None = None,
     ) -> None:
-        self._default_context = dict(default_context or {})
-        self._default_integrations = dict(default_integrations or {})
+        self._default_context = copy_json(default_context) if default_context else {}
+        self._default_integrations = copy_json(default_integrations) if default_integrations else {}
         self._no_defaults = not self._default_context and not self._default_integrations
 
     def unchecked(self, context: object, integrations: object, fields: object) -> object:
@@ -272,7 +273,8 @@ class MessageFactory:
                 properties if type(properties) is dict else _mapping("properties", properties)
             )
         if context is None and integrations is None and self._no_defaults:
-            message["context"] = {"library": LIBRARY}  # as _finish does, one call less
+            # As _finish does, one call less.
+            message["context"] = {"library": {"name": DISTRIBUTION, "version": VERSION}}
             return message
         return self._finish(message, context, integrations)
 
@@ -422,7 +424,12 @@ class MessageFactory:
             raise InvalidMessage(f"{needed} is required for {kind}")
         message: dict[str, Any] = {
             "type": kind,
-            "messageId": new_message_id() if message_id is None else _message_id(message_id),
+            # analytics-python makes one for "" too.
+            "messageId": (
+                new_message_id()
+                if message_id is None or message_id == ""
+                else _message_id(message_id)
+            ),
             "timestamp": now_timestamp() if timestamp is None else _timestamp(timestamp),
         }
         if user:
@@ -440,11 +447,13 @@ class MessageFactory:
             and (context is None or type(context) is CheckedContext)
         ):
             # Most calls: nothing to merge, nothing of the caller's context to check.
+            # The library's own dict each time: the caller may change the one returned.
             if context is None:
-                message["context"] = {"library": LIBRARY}
+                message["context"] = {"library": {"name": DISTRIBUTION, "version": VERSION}}
             else:  # a web request's calls: copied into a plain dict
                 copied = dict(context)
-                copied.setdefault("library", LIBRARY)
+                if "library" not in copied:
+                    copied["library"] = {"name": DISTRIBUTION, "version": VERSION}
                 message["context"] = copied
             checked = True
         else:
@@ -481,10 +490,11 @@ class MessageFactory:
     def _context(self, context: dict[str, Any] | None) -> dict[str, Any]:
         if not self._default_context:
             if not context:
-                return {"library": LIBRARY}
+                return {"library": dict(LIBRARY)}
             merged = dict(context)
         else:
-            merged = dict(self._default_context)
+            # A copy all the way down: the caller may change the message returned.
+            merged = copy_json(self._default_context)
             if context:
                 for key, value in context.items():
                     default = merged.get(key)
@@ -492,13 +502,14 @@ class MessageFactory:
                         merged[key] = {**default, **value}
                     else:
                         merged[key] = value
-        merged.setdefault("library", LIBRARY)
+        if "library" not in merged:
+            merged["library"] = dict(LIBRARY)
         return merged
 
     def _integrations(self, integrations: dict[str, Any] | None) -> dict[str, Any] | None:
         if not self._default_integrations:
             return integrations
-        return {**self._default_integrations, **(integrations or {})}
+        return {**copy_json(self._default_integrations), **(integrations or {})}
 
 
 _KINDS = ("identify", "track", "page", "screen", "group", "alias")

@@ -8,11 +8,11 @@
         client.track("u1", "Signed Up")
     assert events[0]["event"] == "Signed Up"
 
-The pytest plugin (``segment_core.pytest_plugin``, registered automatically) adds the
+The pytest plugin (:mod:`segment_pytest`, registered automatically) adds the
 fixtures ``segment_events`` and ``segment_collector``.
 
 Test mode: under a test runner the adapters :func:`divert` the client they build
-(Django under ``manage.py test`` or pytest-django, Flask with ``TESTING = True``),
+(Django under ``manage.py test``, pytest-django or pytest, Flask with ``TESTING = True``),
 so its events land in :data:`outbox`, like Django's ``mail.outbox``, instead of
 being sent. The ``SEND_IN_TESTS`` option turns sending back on.
 """

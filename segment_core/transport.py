@@ -4,7 +4,8 @@ Requests go through urllib3, the HTTP engine under ``requests``, used directly:
 a send is the only thing the sender thread does, and skipping ``requests``'
 per-call preparation (cookies, hooks, environment look-ups) halves its CPU cost.
 Proxies come from the ``proxies`` option, else from the environment
-(``HTTPS_PROXY``, ``NO_PROXY``, ...), read once when the client starts.
+(``HTTPS_PROXY``, ``NO_PROXY``, ...), read once when the client starts; the
+environment's are not used for a host on this machine (a local collector).
 With OAuth options, requests carry ``Authorization: Bearer`` (see oauth.py).
 """
 
@@ -28,6 +29,7 @@ from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.batching import batch_body
 from segment_core.config import Config, proxy_url
 from segment_core.encoding import now_timestamp
+from segment_core.hosts import is_loopback_url
 from segment_core.oauth import OAuthError, TokenSource
 from segment_core.retry import is_retryable_status, parse_retry_after
 
@@ -144,6 +146,8 @@ def _pool_for(url: str, config: Config) -> urllib3.PoolManager:
         proxies = dict(config.proxies)
         if should_bypass_proxies(url, no_proxy=proxies.get("no_proxy")):
             proxies = {}
+    elif is_loopback_url(url):  # a collector on this machine: HTTP_PROXY is for the network
+        proxies = {}
     else:
         proxies = get_environ_proxies(url)
     proxy = select_proxy(url, proxies)

@@ -41,6 +41,8 @@ QUEUE_FULL = "queue_full"
 SHUT_DOWN = "shut_down"
 #: The shortest time between two sends that ``flush_at`` made due (seconds).
 BUSY_SEND_INTERVAL = 0.5
+#: The longest wait between two looks at an empty buffer when ``flush_interval`` is 0.
+_IDLE_CHECK = 0.05
 
 
 class Worker:
@@ -210,7 +212,7 @@ class Worker:
                 if self._closing:
                     return None
                 # Bounded: an append on put()'s lock-free path may race this check.
-                self._has_work.wait(config.flush_interval)
+                self._has_work.wait(max(config.flush_interval, _IDLE_CHECK))
                 continue
             now = time.monotonic()
             due_at = self._oldest_at + config.flush_interval

@@ -20,6 +20,8 @@ client: ``segment_core.track(...)`` works in management commands, the shell,
 signal receivers and workers.
 ``{% load segment %}{% segment_snippet %}`` in a template renders the analytics.js
 loader for the request's visitor (``BROWSER_WRITE_KEY`` and the other snippet options).
+
+PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 import segment_core
 from segment_core.client import Client
-from segment_core.config import ALIASES, Config
+from segment_core.config import ALIASES, FROM_ENVIRONMENT, Config
 from segment_core.config import option_names as client_option_names
 from segment_core.testing import divert, divert_when
 from segment_core.web import WebOptions, split_options
@@ -92,6 +92,8 @@ def django_message(error: Exception) -> str:
 
 
 def _improperly_configured(error: Exception) -> ImproperlyConfigured:
+    if FROM_ENVIRONMENT in str(error):  # not a value of settings.SEGMENT
+        return ImproperlyConfigured(str(error))
     return ImproperlyConfigured(f"settings.SEGMENT: {django_message(error)}")
 
 
@@ -158,7 +160,7 @@ def get_client() -> Client:
 
 
 def running_tests() -> bool:
-    """Django's test runner or pytest-django is running this process.
+    """Django's test runner, pytest-django or pytest is running this process's tests.
 
     A runner sets up Django's test environment (``setup_test_environment()``, which
     a runner imports ``django.test.utils`` for). ``mail.outbox`` alone says nothing:
@@ -167,7 +169,10 @@ def running_tests() -> bool:
     utils = sys.modules.get("django.test.utils")
     if utils is not None and hasattr(getattr(utils, "_TestState", None), "saved_data"):
         return True
-    return sys.argv[1:2] == ["test"] or "pytest_django" in sys.modules
+    if sys.argv[1:2] == ["test"] or "pytest_django" in sys.modules:
+        return True
+    plugin = sys.modules.get("segment_pytest")  # plain pytest, without pytest-django
+    return plugin is not None and bool(plugin.running())
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:

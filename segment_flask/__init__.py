@@ -23,6 +23,8 @@ option of :class:`segment_core.config.Config` and
 :class:`segment_core.web.WebOptions`. Events accepted are delivered as the
 worker exits (``atexit``; for gunicorn, ``from segment_core.lifecycle import
 worker_exit`` in ``gunicorn.conf.py``). ``flask segment status`` shows the setup.
+
+PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 """
 
 from __future__ import annotations

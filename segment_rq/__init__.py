@@ -10,6 +10,8 @@
 and run the worker with ``rq worker --worker-class segment_rq.Worker``: each job
 runs bound to its visitor (``segment_core.analytics()``), and each work-horse
 delivers its events before it exits.
+
+PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 """
 
 from __future__ import annotations

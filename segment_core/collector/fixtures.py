@@ -1,6 +1,6 @@
 """The `segment_collector` pytest fixture: one collector per session, reset per test.
 
-The installed pytest plugin (``segment_core.pytest_plugin``) already provides it;
+The installed pytest plugin (:mod:`segment_pytest`) already provides it;
 this module stays importable for projects that list it in ``pytest_plugins``.
 
 Example::
@@ -13,6 +13,6 @@ Example::
 
 from __future__ import annotations
 
-from segment_core.pytest_plugin import _segment_collector_session, segment_collector
+from segment_pytest import _segment_collector_session, segment_collector
 
 __all__ = ["_segment_collector_session", "segment_collector"]

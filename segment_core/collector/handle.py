@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
-_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+from segment_core.hosts import is_loopback_url
 
 __all__ = ["CollectorError", "CollectorHandle"]
 
@@ -51,7 +51,7 @@ class CollectorHandle:
         # A collector started with a write key wants it on every route.
         self._auth = (write_key, "") if write_key else None
         # One on this machine is reached directly, whatever HTTP_PROXY says.
-        self._direct = urlsplit(self.url).hostname in _LOOPBACK_NAMES
+        self._direct = is_loopback_url(self.url)
 
     @classmethod
     def connect(cls, url: str, *, write_key: str | None = None) -> CollectorHandle:

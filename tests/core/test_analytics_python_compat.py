@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -87,6 +88,71 @@ def test_code_written_for_analytics_python_reads_every_key() -> None:
     assert msg["anonymousId"] is None and msg["userId"] == "user-1"
     _, page = Client("write-key", send=False).page(anonymous_id="a-1")
     assert (page["name"], page["category"], page["userId"]) == (None, None, None)
+
+
+def test_the_returned_message_is_the_callers_to_change(receiver: Receiver) -> None:
+    # Nothing of a returned message is shared with the next one, whichever client.
+    defaults = {"app": {"name": "shop", "version": "1.0"}, "tags": [["a"]]}
+    client = Client(
+        "write-key",
+        host=receiver.url,
+        default_context=defaults,
+        default_integrations={"Amplitude": {"session_id": 1}},
+    )
+    other = Client("write-key", host=receiver.url)
+    _, first = client.track("u1", "First", context={"ip": "203.0.113.7"})
+    first["context"]["app"]["version"] = "EDITED"
+    first["context"]["tags"][0].append("EDITED")
+    first["context"]["library"]["name"] = "EDITED"
+    first["integrations"]["Amplitude"]["session_id"] = "EDITED"
+    _, mine = other.track("u1", "Mine")
+    mine["context"]["library"]["version"] = "EDITED"
+    defaults["app"]["version"] = "EDITED after construction"
+    client.track("u1", "Second")
+    other.track("u1", "Third")
+    assert client.flush(timeout=5) and other.flush(timeout=5)
+    sent = {m["event"]: m for m in receiver.wait_for_messages(4)}
+    assert sent["Second"]["context"]["app"] == {"name": "shop", "version": "1.0"}
+    assert sent["Second"]["context"]["tags"] == [["a"]]
+    assert sent["Second"]["integrations"] == {"Amplitude": {"session_id": 1}}
+    for event in ("Second", "Third"):
+        assert sent[event]["context"]["library"]["name"] == "segment-web"
+        assert sent[event]["context"]["library"]["version"] != "EDITED"
+    client.shutdown(timeout=5)
+    other.shutdown(timeout=5)
+
+
+def test_values_analytics_python_accepts_in_properties(receiver: Receiver) -> None:
+    # bytes are UTF-8 text to analytics-python; a naive datetime is one whose
+    # tzinfo gives no offset as well as one without a tzinfo.
+    class NoOffset(dt.tzinfo):
+        def utcoffset(self, when: dt.datetime | None) -> None:
+            return None
+
+        def dst(self, when: dt.datetime | None) -> None:
+            return None
+
+    when = dt.datetime(2020, 6, 1, 12)
+    for library in (TheirClient, Client):
+        library("write-key", host=receiver.url, sync_mode=True).track(
+            "u1",
+            "Values",
+            {"sku": b"ABC-123", "tags": [bytearray(b"caf\xc3\xa9")]},
+            timestamp=when.replace(tzinfo=NoOffset()),
+        )
+    theirs, ours = receiver.messages()
+    assert ours["properties"] == theirs["properties"] == {"sku": "ABC-123", "tags": ["café"]}
+    assert ours["timestamp"] == "2020-06-01T12:00:00.000Z"
+    with pytest.raises(segment_core.InvalidMessage, match=r"properties\.sku: bytes that are not"):
+        Client("write-key", send=False).track("u1", "Values", {"sku": b"\xff"})
+
+
+def test_an_empty_message_id_gets_one_made() -> None:
+    _, theirs = TheirClient("write-key", send=False).track("u1", "E", message_id=None)
+    _, ours = Client("write-key", send=False).track("u1", "E", message_id="")
+    assert len(ours["messageId"]) == len(theirs["messageId"]) == 36
+    with pytest.raises(segment_core.InvalidMessage, match="at most 100 characters, got 128"):
+        Client("write-key", send=False).track("u1", "E", message_id="f" * 128)
 
 
 def _wire(message: dict[str, Any], given_id: bool) -> dict[str, Any]:
@@ -177,12 +243,62 @@ def test_module_level_on_error_and_sync_mode_as_in_the_docs(
     segment_core.sync_mode = True
     receiver.fail_next(Fault(status=400))
     ok, msg = segment_core.track("u1", "Refused")
-    assert ok and msg["event"] == "Refused"
+    # analytics-python raises here; never raising, the call says it was not delivered.
+    assert not ok and msg["event"] == "Refused"
     [(error, items)] = failed
     assert "400" in str(error) and [item["messageId"] for item in items] == [msg["messageId"]]
     # What handlers written for analytics-python's APIError read.
     assert (error.status, error.code) == (400, "fault")  # type: ignore[attr-defined]
     assert isinstance(error.message, str)  # type: ignore[attr-defined]
+
+
+def test_sync_mode_waits_no_longer_than_timeout_for_a_server_in_trouble(
+    receiver: Receiver,
+) -> None:
+    # Serverless code sends before it returns: an outage must not hold every call
+    # for the whole retry policy, as the sender thread may wait.
+    failures: list[Exception] = []
+    client = Client(
+        "k",
+        host=receiver.url,
+        sync_mode=True,
+        timeout=1.5,
+        backoff=lambda attempt: 0.4,
+        on_failure=lambda message, error: failures.append(error),
+    )
+    receiver.fail_next(*[Fault(status=503)] * 50)
+    started = time.monotonic()
+    ok, msg = client.track("u1", "In an outage")
+    elapsed = time.monotonic() - started
+    assert not ok and msg["event"] == "In an outage"
+    assert elapsed < 1.5 + 1.0, elapsed  # the retries stop before the deadline
+    attempts = 50 - len(receiver.faults)
+    assert 2 <= attempts <= 4, attempts  # retried within it, never past it
+    [error] = failures
+    assert "503" in str(error)
+    # A healthy server: delivered at the first attempt.
+    receiver.fail_next()
+    receiver.faults.clear()
+    ok, msg = client.track("u1", "Back")
+    assert ok and [m["event"] for m in receiver.messages()] == ["Back"]
+
+
+def test_module_level_settings_read_back_their_values() -> None:
+    import segment.analytics as theirs
+
+    # Code that reads them (analytics.timeout * 2) works; gzip is on by default here.
+    for name in ("max_queue_size", "timeout", "max_retries", "oauth_auth_server", "oauth_scope"):
+        assert getattr(segment_core, name) == getattr(theirs, name), name
+    assert segment_core.gzip is True
+
+
+def test_module_level_flags_set_as_numbers(module_settings: None, receiver: Receiver) -> None:
+    segment_core.write_key = "k"
+    segment_core.host = receiver.url
+    segment_core.send = 0  # type: ignore[assignment]  # int(os.environ.get("SEGMENT_SEND", "0"))
+    ok, _ = segment_core.track("u1", "Not sent")
+    assert ok and segment_core.default_client is not None
+    assert segment_core.default_client.send is False
 
 
 def test_module_level_oauth_settings_as_in_the_docs(
@@ -304,6 +420,22 @@ def test_no_proxy_in_proxies_bypasses_the_proxy(
     assert client.track("u1", "Direct")[0]
     [request] = receiver.ok_requests()
     assert request.path == "/v1/batch"
+
+
+def test_the_environments_proxy_is_for_the_network_not_this_machine(
+    make_client: Callable[..., Client], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client sending to a local collector (the segment_collector fixture, CI with
+    # HTTP_PROXY set) reaches it directly; every other host goes through the proxy.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", receiver.url)
+    port = receiver.url.rsplit(":", 1)[1]
+    for host in (f"http://localhost:{port}", receiver.url):
+        assert make_client(host=host, sync_mode=True).track("u1", "Direct")[0], host
+    assert make_client(host="http://segment.invalid", sync_mode=True).track("u1", "Proxied")[0]
+    paths = [request.path for request in receiver.ok_requests()]
+    assert paths == ["/v1/batch", "/v1/batch", "http://segment.invalid/v1/batch"]
 
 
 def test_analytics_pythons_proxy_example_constructs() -> None:
@@ -577,7 +709,7 @@ def test_a_key_the_server_does_not_know_fails_without_retrying(
         **_oauth_options(other_private, oauth_collector.url),
     )
     ok, _ = client.track("u1", "E")
-    assert ok  # accepted; delivery is what failed
+    assert not ok  # sent on the calling thread, and not delivered
     assert len(failures) == 1 and "invalid_client" in str(failures[0])
     assert client.stats()["retries"] == 0
     assert _oauth_counts(oauth_collector)["refused"] == 1

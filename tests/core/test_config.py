@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
 from segment_core import Client, Config
+from tests.receiver import Receiver
 
 
 def test_defaults_match_the_documented_ones() -> None:
@@ -32,7 +34,7 @@ def test_an_alias_and_its_target_together_are_refused() -> None:
     ("option", "value", "message"),
     [
         ("upload_size", 0, "upload_size must be between 1 and 2500, got 0"),
-        ("upload_interval", 0, "upload_interval must be > 0, got 0"),
+        ("upload_interval", -1, "upload_interval must be >= 0, got -1"),
         ("thread", 0, "thread must be between 1 and 64, got 0"),
         ("max_rate_limit_duration", -1, "max_rate_limit_duration must be >= 0, got -1"),
     ],
@@ -42,6 +44,42 @@ def test_a_bad_alias_value_names_the_alias_the_caller_wrote(
 ) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         Client("key", **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("options", "read"),
+    [
+        ({"gzip": 1, "send": 0, "sync_mode": 1, "debug": 0}, (True, False, True, False)),
+        (dict.fromkeys(("gzip", "send", "sync_mode", "debug")), (True, True, False, False)),
+    ],
+)
+def test_flags_as_analytics_python_reads_them(
+    options: dict[str, Any], read: tuple[bool, ...]
+) -> None:
+    # analytics.send = int(os.environ.get("SEGMENT_SEND", "0")): 0 and 1 as False and True,
+    # None as the default.
+    config = Config.from_options("key", **options)
+    assert (config.gzip, config.send, config.sync_mode, config.debug) == read
+
+
+@pytest.mark.parametrize(
+    ("timeout", "read"), [((3.05, 27), 30.05), ([2, 3], None), (None, 15.0), (4, 4)]
+)
+def test_timeouts_as_analytics_python_takes_them(timeout: Any, read: float | None) -> None:
+    # requests' (connect, read) pair bounds the whole request by their sum; None is
+    # the default (a request without a bound would hold flush() and shutdown()).
+    if read is None:
+        with pytest.raises(ValueError, match="timeout must be a number of seconds"):
+            Config.from_options("key", timeout=timeout)
+    else:
+        assert Config.from_options("key", timeout=timeout).timeout == read
+
+
+def test_upload_interval_zero_sends_at_once(receiver: Receiver) -> None:
+    client = Client("key", host=receiver.url, upload_interval=0)
+    client.track("u1", "At once")
+    assert [m["event"] for m in receiver.wait_for_messages(1)] == ["At once"]
+    assert client.shutdown(timeout=5)
 
 
 def test_unknown_option_suggests_the_closest_name() -> None:
@@ -55,7 +93,7 @@ def test_unknown_option_suggests_the_closest_name() -> None:
         ("flush_at", 0, "flush_at must be between 1 and 2500"),
         ("flush_at", 2501, "flush_at must be between 1 and 2500"),
         ("flush_at", "20", "flush_at must be an integer"),
-        ("flush_interval", 0, "flush_interval must be > 0"),
+        ("flush_interval", -0.5, "flush_interval must be >= 0"),
         ("max_queue_size", 0, "max_queue_size must be at least 1"),
         ("gzip", "yes", "gzip must be True or False"),
         ("timeout", -1, "timeout must be > 0"),
@@ -66,7 +104,10 @@ def test_unknown_option_suggests_the_closest_name() -> None:
         ("default_context", [1], "default_context must be a dict"),
         ("default_integrations", "all", "default_integrations must be a dict"),
         ("shutdown_timeout", None, "shutdown_timeout must be a number"),
-        ("send", 1, "send must be True or False"),
+        ("send", "1", "send must be True or False"),
+        ("debug", "false", "debug must be True or False"),
+        ("timeout", (3, 0), r"timeout must be a number of seconds > 0 or a \(connect, read\) pair"),
+        ("timeout", (1, 2, 3), "timeout must be a number of seconds > 0 or a"),
         ("log_handler", "stderr", "log_handler must be a logging.Handler"),
         ("retry_backoff_min", -0.5, "retry_backoff_min must be >= 0"),
     ],
@@ -167,3 +208,27 @@ def test_public_dict_masks_the_oauth_key() -> None:
         "key", oauth_client_id="id", oauth_client_key=private, oauth_key_id="kid"
     ).public_dict()
     assert shown["oauth_client_key"] == "…" and "PRIVATE" not in repr(shown)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "options", "text"),
+    [
+        ("SEGMENT_HOST", "garbage", {"write_key": "k"}, "host must be an http"),
+        ("SEGMENT_WRITE_KEY", "abc:def", {}, "write_key must not contain ':'"),
+        ("SEGMENT_SPOOL_DIR", "   ", {"write_key": "k"}, "spool_dir"),
+    ],
+)
+def test_a_bad_environment_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, options: Any, text: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(
+        ValueError, match=f"^{text}.*\\(from the environment variable {variable}\\)$"
+    ):
+        Config.from_options(**options)
+    # The same value given as the option: named as the option, as always.
+    option = variable.removeprefix("SEGMENT_").lower()
+    monkeypatch.delenv(variable)
+    with pytest.raises(ValueError, match=f"^{text}") as raised:
+        Config.from_options(**{**options, option: value})
+    assert "environment" not in str(raised.value)

@@ -83,3 +83,24 @@ def test_invalid_settings_fail_when_the_middleware_loads(
         SegmentMiddleware(lambda request: None)
     with pytest.raises(ImproperlyConfigured):
         Client().get("/")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "text"),
+    [
+        ("SEGMENT_HOST", "garbage", "host must be an http:// or https:// URL, got 'garbage'"),
+        ("SEGMENT_WRITE_KEY", "abc:def", "write_key must not contain ':'"),
+    ],
+)
+def test_a_bad_environment_variable_is_named_not_blamed_on_the_settings(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, text: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings.SEGMENT = {}  # neither HOST nor WRITE_KEY: both come from the environment
+    with pytest.raises(ImproperlyConfigured) as raised:
+        SegmentMiddleware(lambda request: None)
+    message = str(raised.value)
+    assert message.startswith(text) and message.endswith(
+        f"(from the environment variable {variable})"
+    )
+    assert "settings.SEGMENT" not in message

@@ -96,7 +96,7 @@ def test_from_snapshot_reads_json_text() -> None:
         ({"version": 1}, "needs a userId or an anonymousId"),
         ({"version": 1, "userId": 7}, "snapshot.userId"),
         ({"version": 1, "userId": ""}, "snapshot.userId"),
-        ({"version": 1, "anonymousId": "a" * 2000}, "snapshot.anonymousId"),
+        ({"version": 1, "anonymousId": "a" * 17_000}, "over 16384 bytes"),
         ({"version": 1, "anonymousId": "a", "context": []}, "snapshot.context must be"),
         ({"version": 1, "anonymousId": "a", "context": {"ip": 1}}, "snapshot.context.ip"),
         # What every call for the visitor would be refused for, refused as it is read:
@@ -225,6 +225,22 @@ def test_a_snapshot_stays_small_enough_to_read_back() -> None:
     assert len(text) <= 16 * 1024
     rebuilt = Analytics.from_snapshot(text)
     assert rebuilt.anonymous_id == "a1" and rebuilt.context["ip"] == "1.2.3.4"
+
+
+@pytest.mark.parametrize("length", [1_100, 2_000, 7_000])
+def test_any_id_a_call_takes_travels_in_a_snapshot(
+    length: int, client: Client, sent: Messages
+) -> None:
+    # The maker and the reader agree: an id the client sends for the request's own
+    # calls (a USER_ID hook's, thousands of characters) reaches the job too.
+    long_id = "u" * length
+    context = {"ip": "1.2.3.4", "userAgent": "x" * 8000, "page": {"path": "/p" * 2000}}
+    obj = Analytics(client, user_id=long_id, anonymous_id="a" * length, context=context)
+    assert obj.track("In The Request")[0]
+    rebuilt = Analytics.from_snapshot(json.dumps(obj.snapshot()), client)
+    assert (rebuilt.user_id, rebuilt.anonymous_id) == (long_id, "a" * length)
+    assert rebuilt.context["ip"] == "1.2.3.4"
+    assert rebuilt.track("In The Job")[0]
 
 
 def test_copy_keeps_the_client_and_separates_the_state(client: Client, sent: Messages) -> None:
