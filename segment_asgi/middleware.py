@@ -293,9 +293,12 @@ class SegmentMiddleware:
                     # middleware inside this one, a login or logout in the view).
                     tracker.user_answered(await self._await_user_id(tracker.request))
                 cookie = tracker.cookie_to_set()
-                if cookie is not None:
+                if cookie is not None or tracker.snippet_rendered:
                     try:
-                        message = _with_cookie(message, cookie)
+                        if cookie is not None:
+                            message = _with_cookie(message, cookie)
+                        if tracker.snippet_rendered:  # the page holds the visitor's ids
+                            message = _varying_on_cookie(message)
                     except Exception:  # analytics never breaks a response
                         logger.exception("segment: could not add the anonymous id cookie")
                 await send(message)
@@ -447,6 +450,19 @@ def _content_type(headers: Iterable[Any]) -> str | None:
         if name.lower() == b"content-type":
             return bytes(value).decode("latin-1")
     return None
+
+
+def _varying_on_cookie(message: Message) -> Message:
+    """``message`` (a response start) with ``Cookie`` in its ``Vary`` header."""
+    headers = list(message.get("headers") or ())
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == b"vary":
+            names = {part.strip().lower() for part in bytes(value).split(b",")}
+            if b"cookie" in names or b"*" in names:
+                return message
+            headers[index] = (name, bytes(value) + b", Cookie")
+            return {**message, "headers": headers}
+    return {**message, "headers": [*headers, (b"vary", b"Cookie")]}
 
 
 def _with_cookie(message: Message, cookie: CookieSpec) -> Message:

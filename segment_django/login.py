@@ -16,7 +16,7 @@ from segment_django import conf
 
 __all__ = ["identify_on_login"]
 
-logger = logging.getLogger("segment_django")
+logger = logging.getLogger("segment.django")
 
 
 def identify_on_login(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:

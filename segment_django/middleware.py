@@ -169,6 +169,8 @@ class SegmentMiddleware:
                 # it makes the response vary on Cookie, so that a cache (Django's
                 # per-site cache among them) never hands it to another visitor.
                 _vary_on_cookie(response)
+            elif tracker.snippet_rendered:  # the page holds the visitor's ids
+                _vary_on_cookie(response)
             info = tracker.request
             tracker.refresh_route(final=True)
             if getattr(getattr(response, "accepted_renderer", None), "format", None) == "api":

@@ -112,6 +112,8 @@ class RequestHooks:
             cookie = scope.tracker.cookie_to_set()
             if cookie is not None and not _sets_cookie(response, cookie.name):
                 _add_header(response, "Set-Cookie", cookie.header_value())
+            if scope.tracker.snippet_rendered:  # the page holds the visitor's ids
+                response.vary.add("Cookie")
             # The signal's sender, when someone listens.
             app = self.app if page_tracked.receivers else None
             if response.is_streamed and not response.direct_passthrough:

@@ -9,8 +9,10 @@ page views: the snippet calls ``analytics.page()`` only when ``page_source`` is
 "browser", and then the server sends none.
 
 Nothing is rendered for a visitor the server does not track (a bot, ``Sec-GPC``,
-``DNT`` or ``consent`` as configured, an excluded path): the same decision, made
-once by :class:`~segment_core.web.RequestTracker`, governs both sides.
+``DNT`` or ``consent`` as configured, an excluded path or route): the same
+decision, made once by :class:`~segment_core.web.RequestTracker`, governs both
+sides. A response that holds the snippet varies on the cookies (``Vary: Cookie``,
+added by the adapters), as one that sets the visitor's cookie does.
 
 Adapters call :func:`render_snippet` with the request's tracker and the nonce
 found by :func:`find_csp_nonce`; templates get a :class:`Snippet`, a ``str`` that
@@ -22,12 +24,14 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._guard import call_hook
 from segment_core.web._options import WebOptions
+from segment_core.web._page import is_excluded_route
 
 if TYPE_CHECKING:
     from segment_core.web._tracker import RequestTracker
@@ -41,7 +45,7 @@ __all__ = [
     "script_json",
 ]
 
-logger = logging.getLogger("segment_core.web")
+logger = logging.getLogger("segment.core.web")
 
 SECONDS_PER_DAY = 24 * 60 * 60
 
@@ -147,17 +151,31 @@ def script_json(value: Any) -> str:
     >>> script_json({"id": "</script><b>"})
     '{"id": "\\\\u003c/script\\\\u003e\\\\u003cb\\\\u003e"}'
     """
-    return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+    text = json.dumps(value, ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+    # A lone surrogate (half of an emoji) is fine in JavaScript, not in a UTF-8 page.
+    return _LONE_SURROGATE.sub(_escaped_surrogate, text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
 
 
 def browser_settings(tracker: RequestTracker) -> dict[str, Any] | None:
     """What the snippet tells analytics.js for this request; None: render nothing.
 
     None for a visitor the server does not track (bots, privacy signals, consent),
-    for an excluded path, and when there is no ``browser_write_key``.
+    for an excluded path or route, and when there is no ``browser_write_key``.
     """
     options = tracker.options
     if not tracker.allowed or tracker.excluded:
+        return None
+    # Tooling excluded by route (the admin, DRF's browsable API, API docs): known
+    # once the framework has routed, which a template rendered by a view follows.
+    tracker.refresh_route()
+    if is_excluded_route(tracker.request, options):
         return None
     write_key = options.browser_write_key
     if write_key is None:
@@ -220,7 +238,9 @@ def render_snippet(tracker: RequestTracker | None, *, nonce: str | None = None) 
             return EMPTY
         attribute = f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
         loader = _LOADER.replace("__SETTINGS__", script_json(settings))
-        return Snippet(f"<script{attribute}>\n{loader}\n</script>")
+        snippet = Snippet(f"<script{attribute}>\n{loader}\n</script>")
+        tracker.handed_to_browser()
+        return snippet
     except Exception:
         logger.exception("segment: could not render the analytics.js snippet")
         return EMPTY

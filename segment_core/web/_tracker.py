@@ -211,6 +211,7 @@ class RequestTracker:
         "options",
         "request",
         "scheme",
+        "snippet_rendered",
     )
 
     def __init__(
@@ -242,6 +243,9 @@ class RequestTracker:
         #: equals it skip the Spec's context check.
         self._context_built: dict[str, Any] | None = None
         self.excluded = False
+        #: The analytics.js snippet was rendered with this visitor's ids: the
+        #: response varies on the cookies (see :meth:`handed_to_browser`).
+        self.snippet_rendered = False
         self.scheme, self.host = request.scheme, request.host
         try:
             if request.host and not checked_host(request.host):
@@ -416,6 +420,17 @@ class RequestTracker:
             self._anonymous_used = True
         elif "user_id" not in kw or kw["user_id"] is not None:
             kw["anonymous_id"] = None
+
+    def handed_to_browser(self) -> None:
+        """The snippet gave analytics.js this visitor's ids.
+
+        The anonymous id is in use: it is kept in the cookie (for a known user too,
+        whose browser would otherwise get a new one on every page), and the response,
+        which holds the ids, varies on the cookies that name them (``Vary: Cookie``),
+        so that a cache never hands it to another visitor.
+        """
+        self.snippet_rendered = True
+        self._anonymous_used = True
 
     # -- login --------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from segment_core.web import RequestTracker, Snippet, find_csp_nonce, render_sni
 
 __all__ = ["segment_snippet", "snippet_for"]
 
-logger = logging.getLogger("segment_django")
+logger = logging.getLogger("segment.django")
 
 register = template.Library()
 

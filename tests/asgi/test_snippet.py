@@ -116,7 +116,7 @@ def test_without_the_middleware(tmp_path: Path, caplog: pytest.LogCaptureFixture
         return HTMLResponse(f"<head>{segment_asgi.segment_snippet(request)}</head>")
 
     with (
-        caplog.at_level(logging.WARNING, logger="segment_core.web"),
+        caplog.at_level(logging.WARNING, logger="segment.core.web"),
         TestClient(Starlette(routes=[Route("/", by_hand)])) as http,
     ):
         assert http.get("/").text == "<head></head>"
@@ -134,3 +134,37 @@ def test_bad_options_fail_at_start(client: Client) -> None:
 
     with pytest.raises(ValueError, match="csp_nonce must be a plain function"):
         segment_asgi.SegmentMiddleware(Starlette(), client=client, csp_nonce=async_nonce)
+
+
+def test_a_page_with_the_snippet_varies_on_cookie(client: Client, tmp_path: Path) -> None:
+    with TestClient(make_app(client, tmp_path, browser_write_key=KEY)) as http:
+        http.cookies.set("ajs_anonymous_id", "visitor-A-1111")
+        page = http.get("/")
+        health = http.get("/healthz")  # excluded: no snippet
+    assert snippet_settings(page.text)["anonymousId"] == "visitor-A-1111"
+    assert page.headers["vary"] == "Cookie"
+    assert "vary" not in health.headers
+
+
+def test_an_excluded_route_gets_no_snippet(client: Client, sent: Sent, tmp_path: Path) -> None:
+    app = make_app(
+        client,
+        tmp_path,
+        browser_write_key=KEY,
+        page_source="browser",
+        exclude_routes=["nonce"],
+    )
+    with TestClient(app) as http:
+        assert not has_snippet(http.get("/nonce").text)
+        assert has_snippet(http.get("/").text)
+    assert sent(type="page") == []
+
+
+def test_a_user_id_with_a_lone_surrogate_still_renders_the_page(
+    client: Client, tmp_path: Path
+) -> None:
+    app = make_app(client, tmp_path, browser_write_key=KEY, user_id=lambda request: "user-\ud83d")
+    with TestClient(app) as http:
+        response = http.get("/")
+    assert response.status_code == 200
+    assert snippet_settings(response.text)["userId"] == "user-\ud83d"

@@ -116,7 +116,7 @@ def test_nothing_for_visitors_the_server_does_not_track(
 def test_without_the_request_in_the_context(segment: Any, caplog: pytest.LogCaptureFixture) -> None:
     segment(BROWSER_WRITE_KEY=KEY, SEND=False)
     _warn_no_request.cache_clear()  # said once per process: this test's own once
-    with caplog.at_level(logging.WARNING, logger="segment_django"):
+    with caplog.at_level(logging.WARNING, logger="segment.django"):
         html = Client().get("/no-request/").content.decode()
         Client().get("/no-request/")
     assert not has_snippet(html)
@@ -130,7 +130,7 @@ def test_without_the_middleware(
 ) -> None:
     segment(BROWSER_WRITE_KEY=KEY, SEND=False)
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "segment" not in m]
-    with caplog.at_level(logging.WARNING, logger="segment_core.web"):
+    with caplog.at_level(logging.WARNING, logger="segment.core.web"):
         assert not has_snippet(Client().get("/").content.decode())
     assert "middleware" in caplog.text
 
@@ -173,3 +173,54 @@ def test_a_global_for_jinja2(segment: Any) -> None:
     segment(BROWSER_WRITE_KEY=KEY, SEND=False)
     response = Client().get("/")
     assert has_snippet(str(segment_django.segment_snippet(response.wsgi_request)))
+
+
+def test_a_page_with_the_snippet_varies_on_cookie_and_the_site_cache_keeps_visitors_apart(
+    segment: Any, settings: Any
+) -> None:
+    # The page holds the visitor's ids: Django's per-site cache keeps one per visitor.
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.MIDDLEWARE = [
+        "django.middleware.cache.UpdateCacheMiddleware",
+        *settings.MIDDLEWARE,
+        "django.middleware.cache.FetchFromCacheMiddleware",
+    ]
+    settings.CACHE_MIDDLEWARE_SECONDS = 60
+    seen = []
+    for visitor in ("visitor-A-1111", "visitor-B-2222", "visitor-A-1111"):
+        client = Client()
+        client.cookies["ajs_anonymous_id"] = visitor
+        response = client.get("/")
+        assert "Cookie" in response.headers.get("Vary", "")
+        seen.append(snippet_settings(response.content.decode())["anonymousId"])
+    assert seen == ["visitor-A-1111", "visitor-B-2222", "visitor-A-1111"]
+
+
+def test_an_excluded_route_gets_no_snippet(segment: Any, sent: Sent) -> None:
+    # Tooling excluded by route, as the admin is by default: nothing on either side.
+    segment(BROWSER_WRITE_KEY=KEY, PAGE_SOURCE="browser", EXCLUDE_ROUTES=["nonce"])
+    assert not has_snippet(Client().get("/nonce/").content.decode())
+    assert has_snippet(Client().get("/").content.decode())
+    assert sent(type="page") == []
+
+
+def test_a_logged_in_users_id_stays_with_a_cookie_of_another_name(segment: Any, db: Any) -> None:
+    # analytics.js keeps the id in ajs_anonymous_id; the server reads COOKIE_NAME:
+    # it keeps the id it handed over there, so the next page hands over the same.
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False, COOKIE_NAME="my_anon")
+    client = Client()
+    client.force_login(User.objects.create_user("ada", password="pw"))
+    handed = [snippet_settings(client.get("/").content.decode())["anonymousId"] for _ in "abc"]
+    assert len(set(handed)) == 1 and client.cookies["my_anon"].value == handed[0]
+
+
+def lone_surrogate_user(request: HttpRequest) -> str:
+    return "user-\ud83d"  # a JSON claim cut inside an emoji
+
+
+def test_a_user_id_with_a_lone_surrogate_still_renders_the_page(segment: Any) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False, USER_ID=f"{__name__}.lone_surrogate_user")
+    response = Client().get("/")
+    assert response.status_code == 200
+    assert snippet_settings(response.content.decode())["userId"] == "user-\ud83d"

@@ -9,7 +9,8 @@ import pytest
 from flask import Flask, g, render_template_string, request
 from flask_login import login_user
 
-from segment_flask import segment_snippet
+from segment_core import Client
+from segment_flask import SegmentFlask, segment_snippet
 from tests.flask.app import User
 from tests.flask.conftest import MakeApp, Sent
 from tests.web.snippets import has_snippet, script_tags, snippet_settings
@@ -133,3 +134,43 @@ def test_a_bad_option_names_its_key(make_app: MakeApp) -> None:
 def test_registered_on_every_app(make_app: MakeApp) -> None:
     app: Any = make_app()
     assert app.jinja_env.globals["segment_snippet"] is segment_snippet
+
+
+def test_a_page_with_the_snippet_varies_on_cookie(segment_client: Client) -> None:
+    # An app without sessions or logins: the Vary is the snippet's alone.
+    app = Flask(__name__)
+    app.config["SEGMENT_BROWSER_WRITE_KEY"] = KEY
+    SegmentFlask(app, client=segment_client)
+    app.add_url_rule("/page", "page", lambda: render_template_string(PAGE))
+    app.add_url_rule("/plain", "plain", lambda: "<p>no snippet</p>")
+    client = app.test_client()
+    client.set_cookie("ajs_anonymous_id", "visitor-A-1111")
+    response = client.get("/page")
+    assert snippet_settings(response.get_data(as_text=True))["anonymousId"] == "visitor-A-1111"
+    assert response.headers["Vary"] == "Cookie"
+    assert "Vary" not in client.get("/plain").headers
+
+
+def test_an_excluded_route_gets_no_snippet(make_app: MakeApp, sent: Sent) -> None:
+    app = add_views(
+        make_app(
+            SEGMENT_BROWSER_WRITE_KEY=KEY,
+            SEGMENT_PAGE_SOURCE="browser",
+            SEGMENT_EXCLUDE_ROUTES=["talisman"],
+        )
+    )
+    assert not has_snippet(app.test_client().get("/talisman").get_data(as_text=True))
+    assert has_snippet(app.test_client().get("/page").get_data(as_text=True))
+    assert sent(type="page") == []
+
+
+def test_a_logged_in_users_id_stays_with_a_cookie_of_another_name(make_app: MakeApp) -> None:
+    app = add_views(make_app(SEGMENT_BROWSER_WRITE_KEY=KEY, SEGMENT_COOKIE_NAME="my_anon"))
+    client = app.test_client()
+    client.get("/login-page")
+    client.delete_cookie("my_anon")  # a session from before the analytics cookie
+    handed = [
+        snippet_settings(client.get("/page").get_data(as_text=True))["anonymousId"] for _ in "abc"
+    ]
+    cookie = client.get_cookie("my_anon")
+    assert len(set(handed)) == 1 and cookie is not None and cookie.value == handed[0]
