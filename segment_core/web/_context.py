@@ -97,7 +97,7 @@ def request_context(
         query = without_fragment(query)
         query = query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY)
         # Redacted as search is: a secret utm_ name, or a URL with secrets as a value.
-        utm = campaign(options.redactor.query(query))
+        utm = campaign(options.redactor.query(query, paths=request.route_of_path))
         if utm:
             context["campaign"] = utm
     return context
@@ -168,11 +168,14 @@ def page_fields(
     path = request.path
     if secret_values:
         path = redact_path(path, secret_values)
+    if ";" in path:  # /cart;jsessionid=...
+        path = redactor.path_parameters(path)
     if len(path) > MAX_PATH:
         path = cut(path, MAX_PATH)
     query = request.query_string
     if query:
-        query = redactor.query(without_fragment(query))
+        # The app's router, for its own paths in values (?next=/invite/KEY).
+        query = redactor.query(without_fragment(query), paths=request.route_of_path)
         if len(query) > MAX_QUERY:
             query = cut(query, MAX_QUERY)
     search = f"?{query}" if query else ""
@@ -183,7 +186,7 @@ def page_fields(
     referrer = request.headers.get("referer")
     fields = {
         "path": path,
-        "referrer": _referrer(referrer, request, redactor, host) if referrer else "",
+        "referrer": _referrer(referrer, request, redactor, scheme, host) if referrer else "",
         "search": search,
     }
     if host:
@@ -191,20 +194,43 @@ def page_fields(
     return fields
 
 
-def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str) -> str:
+def _referrer(
+    referrer: str, request: RequestInfo, redactor: Redactor, scheme: str, host: str
+) -> str:
     """The ``Referer``, redacted; a page of this app also loses secrets in its path."""
-    referrer = redactor.url(referrer)
     lookup = request.route_of_path
-    if lookup is not None and host and f"//{host}/" in referrer[: MAX_HOST + 16]:
+    referrer = redactor.url(referrer, paths=lookup)
+    if lookup is not None and host and _names_host(referrer, host):
         try:
             parts = urlsplit(referrer)
-            if parts.netloc.lower() == host.lower():
+            if _origin(parts.scheme, parts.netloc) == _origin(scheme, host):
                 values = redactor.secret_values(lookup(parts.path))
                 if values:
                     referrer = parts._replace(path=redact_path(parts.path, values)).geturl()
-        except ValueError:
+        except Exception:  # an odd URL, or the router failed on it: left as redacted
             pass
     return referrer if len(referrer) <= MAX_REFERRER else cut(referrer, MAX_REFERRER)
+
+
+def _names_host(url: str, host: str) -> bool:
+    """Whether ``url`` may be on ``host`` (its name, in any case, follows ``//``)."""
+    name = host if host.endswith("]") else host.rpartition(":")[0] or host
+    start = url.find("//", 0, 16)
+    return start >= 0 and url[start + 2 : start + 2 + len(name)].lower() == name.lower()
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
+def _origin(scheme: str, netloc: str) -> tuple[str, str]:
+    """``(host name, port)`` of a URL's authority, the scheme's default port written out."""
+    netloc = netloc.lower().rpartition("@")[2]
+    if netloc.startswith("["):  # an IPv6 literal
+        end = netloc.find("]")
+        name, port = netloc[: end + 1], netloc[end + 2 :]
+    else:
+        name, _, port = netloc.partition(":")
+    return name, port or _DEFAULT_PORTS.get(scheme.lower(), "")
 
 
 def redact_query(query: str, names: Redactor | frozenset[str]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote
@@ -21,6 +22,7 @@ from segment_core.web._options import WebOptions
 __all__ = [
     "CookieSpec",
     "anonymous_id_cookie",
+    "id_cookie",
     "is_plain_id",
     "new_anonymous_id",
     "parse_id_cookie",
@@ -78,6 +80,25 @@ def parse_id_cookie(value: str | None) -> str | None:
 
 # A "%" that does not start a two-digit hex escape.
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def id_cookie(cookies: Mapping[str, str], header: str | None, name: str) -> str | None:
+    """The value of the cookie ``name`` as analytics.js reads it: the first one sent.
+
+    ``cookies`` is the framework's parse of the ``Cookie`` header, ``header`` the
+    header itself. A browser sends two cookies of one name when a host's cookie and
+    a domain's both exist, the more specific first; analytics.js takes the first,
+    where most frameworks keep the last.
+    """
+    value = cookies.get(name)
+    if value is None or header is None or header.count(name + "=") < 2:
+        return value
+    for part in header.split(";"):
+        key, equals, text = part.partition("=")
+        if equals and key.strip() == name:
+            text = text.strip()
+            return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+    return value
 
 
 def new_anonymous_id() -> str:

@@ -10,36 +10,49 @@ is secret when:
   entry of ``redact_query_params``; an entry of several words matches those words
   in a row), or
 - a word *ends* with a strong secret word written together (``accesstoken``,
-  ``newpassword``, ``xapikey``, ``jsessionid``), or
+  ``newpassword``, ``xapikey``, ``jsessionid``, ``phpsessid``), or
 - the whole name is a short word that is only a secret on its own (``code``,
   ``pin``, ``sig``, ``sid``, ``pass``) or a ``code`` of a login flow
   (``auth_code``, ``invite_code``, ``verification_code``; not ``country_code``).
 
 Whole words only: ``keyword``, ``monkey``, ``author`` and ``passenger`` are not
 secrets.
+
+In a URL, the values of secret names are redacted in the query (``&`` and ``;``
+separate parameters), the fragment, a path's ``;name=value`` parameters, and URLs
+nested in values (escaped once or twice); a URL's ``user:password@`` is dropped.
+Given the app's router (``paths``), a nested path of the app (``?next=/invite/KEY``)
+loses the values of its secret route parameters too.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote, unquote, unquote_plus
 
 __all__ = [
     "DEFAULT_SECRET_WORDS",
     "REDACTED",
     "Redactor",
+    "RouteLookup",
     "name_words",
 ]
 
 REDACTED = "REDACTED"
+
+#: The app's router: a path of the app to its route's parameters (None: no route).
+RouteLookup = Callable[[str], Mapping[str, Any] | None]
 
 #: Words that make a name secret wherever they stand in it.
 DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "password",
     "passwd",
     "passphrase",
+    "passcode",
     "pwd",
+    "pw",
     "secret",
     "token",
     "key",
@@ -66,16 +79,18 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "cvc",
 )
 
-# Strong words also found glued to others ("accesstoken", "newpassword").
+# Strong words also found glued to others ("accesstoken", "newpassword", "phpsessid").
 _GLUED_SUFFIXES = (
     "password",
     "passwd",
     "passphrase",
+    "passcode",
     "token",
     "secret",
     "apikey",
     "signature",
     "sessionid",
+    "sessid",
     "credential",
     "credentials",
 )
@@ -107,6 +122,8 @@ _CODE_QUALIFIERS = frozenset(
 )
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+# A query split at "&" and ";", the separators kept (at odd indexes).
+_PARAMETERS = re.compile(r"([&;])")
 # Nested URLs are followed this deep (?next=/a?next=/b?token=...).
 _MAX_DEPTH = 3
 _CACHE_SIZE = 4096
@@ -149,9 +166,10 @@ class Redactor:
         self._words = frozenset(words)
         self._phrases = tuple(phrases)
         self._cache: dict[str, bool] = {}
-        # What query() and url() answered, by their text: it depends on nothing else.
-        self._queries: dict[str, str] = {}
-        self._urls: dict[str, str] = {}
+        # What query() and url() answered, by their text (and the router given):
+        # it depends on nothing else.
+        self._queries: dict[Any, str] = {}
+        self._urls: dict[Any, str] = {}
 
     def is_secret(self, name: str) -> bool:
         """Whether a parameter called ``name`` holds a secret (see the module's rule)."""
@@ -186,10 +204,12 @@ class Redactor:
 
     # -- URLs ---------------------------------------------------------------------
 
-    def query(self, query: str, depth: int = 0) -> str:
+    def query(self, query: str, depth: int = 0, paths: RouteLookup | None = None) -> str:
         """``query`` with secret values replaced by ``REDACTED``; the rest kept byte for byte.
 
-        A value that is itself a URL (``next=/account?token=...``) is redacted too.
+        A value that is itself a URL (``next=/account?token=...``) is redacted too;
+        with ``paths`` (the app's router: a path to its route parameters), so is a
+        path of the app in a value (``next=/invite/KEY``).
 
         >>> Redactor().query("q=shoes&accessToken=abc&next=%2Fa%3Ftoken%3Dx")
         'q=shoes&accessToken=REDACTED&next=%2Fa%3Ftoken%3DREDACTED'
@@ -197,14 +217,18 @@ class Redactor:
         if not query:
             return query
         if depth:
-            return self._query(query, depth)
-        found = self._queries.get(query)
+            return self._query(query, depth, paths)
+        key: Any = query if paths is None else (query, paths)
+        found = self._queries.get(key)
         if found is None:
-            found = _remember(self._queries, query, self._query(query, 0))
+            found = _remember(self._queries, key, query, self._query(query, 0, paths))
         return found
 
-    def _query(self, query: str, depth: int) -> str:
-        parts = query.split("&")
+    def _query(self, query: str, depth: int, paths: RouteLookup | None) -> str:
+        # "&" separates parameters, and ";" too for many servers: both are looked at
+        # (split at ";" too, the separators are kept as parts of their own).
+        semicolons = ";" in query
+        parts = _PARAMETERS.split(query) if semicolons else query.split("&")
         changed = False
         for index, part in enumerate(parts):
             key, sep, value = part.partition("=")
@@ -216,24 +240,42 @@ class Redactor:
                     parts[index] = f"{key}={REDACTED}"
                     changed = True
                 continue
-            nested = self._nested(value, depth)
+            nested = self._nested(value, depth, paths)
             if nested is not None:
                 parts[index] = f"{key}={nested}"
                 changed = True
-        return "&".join(parts) if changed else query
+        if not changed:
+            return query
+        return "".join(parts) if semicolons else "&".join(parts)
 
-    def _nested(self, value: str, depth: int) -> str | None:
+    def _nested(self, value: str, depth: int, paths: RouteLookup | None) -> str | None:
         """A value holding a URL with secrets, redacted; None when nothing changes."""
         if depth >= _MAX_DEPTH or not value:
             return None
         upper = value.upper()
-        # "?", or an escaped "?" / "=" (%3F, %3D) or "#" (%23): possibly a URL.
-        if "?" not in value and "%3" not in upper and "%23" not in upper:
+        # "?", or an escaped "?" / "=" (%3F, %3D) or "#" (%23): possibly a URL; so is
+        # a value with credentials ("@", "%40"), one escaped twice ("%25"), and with
+        # the router, a path ("/", "%2F").
+        if (
+            "?" not in value
+            and "%3" not in upper
+            and "%23" not in upper
+            and "%25" not in upper
+            and "@" not in value
+            and "%40" not in upper
+            and (paths is None or ("/" not in value and "%2F" not in upper))
+        ):
             return None
         decoded = unquote_plus(value)
-        if "?" not in decoded and "#" not in decoded:
+        if "?" in decoded or "#" in decoded or "@" in decoded:
+            redacted = self.url(decoded, depth + 1, paths)
+        elif paths is not None and decoded.startswith("/") and not decoded.startswith("//"):
+            redacted = self._app_path(decoded, paths)
+        elif "%" in decoded and decoded != value:  # escaped twice: look one level down
+            inner = self._nested(decoded, depth + 1, paths)
+            return None if inner is None else quote(inner, safe="-._~")
+        else:
             return None
-        redacted = self.url(decoded, depth + 1)
         if redacted == decoded:
             return None
         if decoded == value:
@@ -242,22 +284,61 @@ class Redactor:
         safe = "-._~" if "%2F" in upper or "%3A" in upper else _VALUE_SAFE
         return quote(redacted, safe=safe)
 
-    def url(self, url: str, depth: int = 0) -> str:
-        """``url`` with secrets redacted from its query and fragment (never raises)."""
-        if not url or ("?" not in url and "#" not in url):
+    def url(self, url: str, depth: int = 0, paths: RouteLookup | None = None) -> str:
+        """``url`` with secrets redacted from its query, fragment and ``;`` parameters,
+        and its ``user:password@`` dropped (never raises).
+
+        ``paths``: the app's router, for the app's paths nested in values (see
+        :meth:`query`); the route secrets of the URL's own path are the caller's to
+        redact.
+        """
+        if not url or ("?" not in url and "#" not in url and "@" not in url and ";" not in url):
             return url
         if depth:
-            return self._url(url, depth)
-        found = self._urls.get(url)
+            return self._url(url, depth, paths)
+        key: Any = url if paths is None else (url, paths)
+        found = self._urls.get(key)
         if found is None:
-            found = _remember(self._urls, url, self._url(url, 0))
+            found = _remember(self._urls, key, url, self._url(url, 0, paths))
         return found
 
-    def _url(self, url: str, depth: int) -> str:
+    def _url(self, url: str, depth: int, paths: RouteLookup | None) -> str:
         base, hash_sign, fragment = url.partition("#")
         head, question, query = base.partition("?")
-        redacted = head + question + self.query(query, depth)
-        return redacted + hash_sign + self.query(fragment, depth)
+        if "@" in head:
+            head = _without_userinfo(head)
+        if ";" in head:
+            head = self.path_parameters(head)
+        if depth and paths is not None and head.startswith("/") and not head.startswith("//"):
+            head = self._app_path(head, paths)  # a path of the app, nested in a value
+        redacted = head + question + self.query(query, depth, paths)
+        return redacted + hash_sign + self.query(fragment, depth, paths)
+
+    def path_parameters(self, path: str) -> str:
+        """``path`` with the values of its secret ``;name=value`` parameters redacted.
+
+        >>> Redactor().path_parameters("/cart;jsessionid=abc123")
+        '/cart;jsessionid=REDACTED'
+        """
+        if ";" not in path:
+            return path
+        segments = path.split("/")
+        for index, segment in enumerate(segments):
+            if ";" in segment:
+                first, _, rest = segment.partition(";")
+                redacted = self._query(rest, _MAX_DEPTH, None)
+                if redacted != rest:
+                    segments[index] = f"{first};{redacted}"
+        return "/".join(segments)
+
+    def _app_path(self, path: str, paths: RouteLookup) -> str:
+        """A path of the app (with its own query, if any) without its route's secrets."""
+        head, question, rest = path.partition("?")
+        try:
+            values = self.secret_values(paths(head))
+        except Exception:  # the app's router failed on an odd path: nothing to hide
+            return path
+        return (redact_path(head, values) if values else head) + question + rest
 
     # -- paths ----------------------------------------------------------------------
 
@@ -272,13 +353,25 @@ class Redactor:
         )
 
 
-def _remember(cache: dict[str, str], text: str, redacted: str) -> str:
-    """Keep ``redacted`` as the answer for ``text`` (unless too long), in a bounded cache."""
+def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str) -> str:
+    """Keep ``redacted`` as the answer for ``key`` (unless ``text`` is too long), in a
+    bounded cache."""
     if len(text) <= _REDACTED_CACHE_LENGTH:
         if len(cache) >= _REDACTED_CACHE_SIZE:
             cache.clear()
-        cache[text] = redacted
+        cache[key] = redacted
     return redacted
+
+
+def _without_userinfo(head: str) -> str:
+    """A URL's scheme, host and path without ``user:password@``."""
+    scheme, slashes, rest = head.partition("://")
+    if not slashes:
+        return head
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return head
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def _same_value(text: str, value: str) -> bool:
@@ -288,6 +381,8 @@ def _same_value(text: str, value: str) -> bool:
     leading zeros.
     """
     if text == value:
+        return True
+    if "%" in value and unquote(value) == text:  # bytes that are not UTF-8, re-escaped
         return True
     if len(value) == 36 and value.count("-") == 4:  # a UUID: any case, hyphens or not
         return text.replace("-", "").lower() == value.replace("-", "")

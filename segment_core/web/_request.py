@@ -164,7 +164,12 @@ def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") ->
     >>> request_wire_path("/caf\ufffd", b"/caf%E9", "/shop")
     '/shop/caf%E9'
     """
-    wire = _raw_wire_path(raw_path.partition(b"?")[0]) if raw_path else wire_path(path)
+    # A fragment, which some clients write into the request line, is no part of it.
+    wire = (
+        _raw_wire_path(raw_path.partition(b"?")[0].partition(b"#")[0])
+        if raw_path
+        else wire_path(path)
+    )
     if root_path:
         prefix = wire_path(root_path.rstrip("/"))
         if wire != prefix and not wire.startswith(prefix + "/"):
@@ -188,7 +193,8 @@ def environ_wire_path(environ: Mapping[str, Any], decoded: str | None = None) ->
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw and raw.startswith("/"):
         # A proxy that strips the mount point leaves it out of the request line.
-        return request_wire_path("", raw.partition("?")[0].encode("latin-1"), script_name)
+        line = raw.partition("?")[0].partition("#")[0]
+        return request_wire_path("", line.encode("latin-1"), script_name)
     if decoded is not None:
         return wire_path(decoded)
     path = script_name + environ.get("PATH_INFO", "")

@@ -28,6 +28,7 @@ from segment_core.web._guard import call_hook, logger
 from segment_core.web._identity import (
     CookieSpec,
     anonymous_id_cookie,
+    id_cookie,
     new_anonymous_id,
     parse_id_cookie,
 )
@@ -260,7 +261,12 @@ class RequestTracker:
             self.allowed = tracking_allowed(request, options)
             if options.trusted_proxies:
                 self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
-            anonymous_id = parse_id_cookie(request.cookies.get(options.cookie_name))
+            cookies = request.cookies
+            anonymous_id = (
+                parse_id_cookie(id_cookie(cookies, request.header("cookie"), options.cookie_name))
+                if cookies
+                else None
+            )
             if anonymous_id is None:
                 anonymous_id = new_message_id()  # new_anonymous_id(), one call less
                 self._new_visitor = True
@@ -314,7 +320,10 @@ class RequestTracker:
         """The user id of what the framework or the hook answered; else the opt-in cookie."""
         user_id = None if found is None else _checked_id(found)
         if user_id is None and self.options.user_id_from_cookie:
-            user_id = parse_id_cookie(self.request.cookies.get(self.options.user_cookie_name))
+            request = self.request
+            user_id = parse_id_cookie(
+                id_cookie(request.cookies, request.header("cookie"), self.options.user_cookie_name)
+            )
         return user_id
 
     def refresh_user(self) -> None:

@@ -8,13 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from segment_core.client import Client
 from segment_core.web import (
     CookieSpec,
+    RequestTracker,
     WebOptions,
     anonymous_id_cookie,
+    environ_wire_path,
     new_anonymous_id,
     parse_id_cookie,
+    request_wire_path,
 )
+from tests.web.conftest import make_request
 
 UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
 
@@ -92,3 +97,46 @@ def test_quoted_cookie_with_domain_on_https() -> None:
 def test_cookie_name_is_configurable() -> None:
     cookie = anonymous_id_cookie(UUID, WebOptions(cookie_name="visitor"), secure=False)
     assert cookie.header_value().startswith(f"visitor={UUID};")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # A host's cookie and a domain's: the browser sends the more specific first,
+        # and analytics.js takes it; the framework's parse kept the last.
+        ("ajs_anonymous_id=first-1; ajs_anonymous_id=second-2", "first-1"),
+        ('a=1; ajs_anonymous_id="first-1"; x=2; ajs_anonymous_id=second-2', "first-1"),
+        ("xajs_anonymous_id=other; ajs_anonymous_id=only-1", "only-1"),
+    ],
+)
+def test_of_two_cookies_of_one_name_the_first_is_the_visitor(
+    header: str, expected: str, client: Client
+) -> None:
+    request = make_request(cookies=last_wins(header), headers={"cookie": header})
+    tracker = RequestTracker(client, WebOptions(), request)
+    assert tracker.analytics.anonymous_id == expected
+
+
+def last_wins(header: str) -> dict[str, str]:
+    """What Django's and Starlette's parsers make of ``header``: the last one wins."""
+    parsed: dict[str, str] = {}
+    for part in header.split(";"):
+        key, _, value = part.partition("=")
+        parsed[key.strip()] = value.strip().strip('"')
+    return parsed
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"RAW_URI": "/s/page#access_token=X", "PATH_INFO": "/s/page"}, "/s/page"),
+        ({"RAW_URI": "/s/page?q=1#top", "PATH_INFO": "/s/page"}, "/s/page"),
+        ({"REQUEST_URI": "/s/a%23b", "PATH_INFO": "/s/a#b"}, "/s/a%23b"),
+    ],
+)
+def test_a_fragment_in_the_request_line_is_no_part_of_the_path(
+    environ: dict[str, str], expected: str
+) -> None:
+    assert environ_wire_path(environ) == expected
+    raw = environ.get("RAW_URI", environ.get("REQUEST_URI", "")).encode()
+    assert request_wire_path(environ["PATH_INFO"], raw) == expected

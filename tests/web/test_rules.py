@@ -45,7 +45,7 @@ HTML = "text/html; charset=utf-8"
         "api-key", "apiKey", "X-API-Key", "x-amz-signature", "client_secret",
         "jwt", "otp", "sessionid", "JSESSIONID", "csrftoken", "auth", "Authorization",
         "email", "user[email]", "code", "auth_code", "inviteCode", "sig", "accesstoken",
-        "newpassword", "credentials[aws]",
+        "newpassword", "credentials[aws]", "PHPSESSID", "passcode", "pw", "user_pw",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
@@ -99,6 +99,94 @@ def test_nested_urls_are_redacted(query: str, expected: str) -> None:
     assert redactor.url(f"/page?{query}#{query}") == f"/page?{expected}#{expected}"
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # ";" separates parameters for many servers.
+        ("a=1;token=abc&b=2", f"a=1;token={REDACTED}&b=2"),
+        # A URL escaped twice in a value.
+        ("next=%252Freset%253Ftoken%253Dabc", f"next=%252Freset%253Ftoken%253D{REDACTED}"),
+        # A URL with credentials in a value.
+        ("u=http%3A%2F%2Fada%3Ahunter2%40h.example%2Fx", "u=http%3A%2F%2Fh.example%2Fx"),
+        ("discount=50%25&q=a%40b", "discount=50%25&q=a%40b"),
+    ],
+)
+def test_more_places_a_secret_hides_in_a_query(query: str, expected: str) -> None:
+    assert Redactor().query(query) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://ada:hunter2@other.example/x?q=1", "https://other.example/x?q=1"),
+        ("https://ada@other.example/", "https://other.example/"),
+        ("/cart;jsessionid=abc123?q=1", f"/cart;jsessionid={REDACTED}?q=1"),
+        ("mailto:ada@example.com", "mailto:ada@example.com"),
+    ],
+)
+def test_more_places_a_secret_hides_in_a_url(url: str, expected: str) -> None:
+    assert Redactor().url(url) == expected
+
+
+def invite_router(path: str) -> Mapping[str, Any] | None:
+    # The app's router: /invite/<key>/ captures the key.
+    parts = path.strip("/").split("/")
+    return {"key": parts[1]} if len(parts) == 2 and parts[0] == "invite" else None
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("next=/invite/KEY123/", f"next=/invite/{REDACTED}/"),
+        ("next=%2Finvite%2FKEY123%2F", f"next=%2Finvite%2F{REDACTED}%2F"),
+        ("next=/invite/KEY123/?a=1", f"next=/invite/{REDACTED}/?a=1"),
+        ("next=/products/KEY123/", "next=/products/KEY123/"),
+        ("next=//evil.example/invite/KEY123/", "next=//evil.example/invite/KEY123/"),
+    ],
+)
+def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expected: str) -> None:
+    redactor = Redactor()
+    assert redactor.query(query, paths=invite_router) == expected
+    assert redactor.query(query, paths=invite_router) == expected  # remembered alike
+    assert redactor.query(query) == query  # without the router: no route to read
+
+
+def test_a_login_page_after_a_secret_link_keeps_the_secret_out(
+    client: Client, sent: Messages
+) -> None:
+    # @login_required sends /invite/KEY/ to /login?next=/invite/KEY/.
+    request = make_request(
+        path="/login",
+        query_string="next=%2Finvite%2FKEY123%2F",
+        headers={"referer": "http://SHOP.example:443/login?next=/invite/KEY123/"},
+        route_of_path=invite_router,
+    )
+    tracker = RequestTracker(client, WebOptions(), request)
+    tracker.finish(200, content_type=HTML)
+    [page] = sent
+    assert "KEY123" not in json.dumps(page)
+    assert page["properties"]["search"] == f"?next=%2Finvite%2F{REDACTED}%2F"
+
+
+@pytest.mark.parametrize(
+    "referrer",
+    [
+        "https://shop.example:443/invite/KEY123/",
+        "https://SHOP.EXAMPLE/invite/KEY123/",
+        "https://ada:pw@shop.example/invite/KEY123/",
+    ],
+)
+def test_a_referrer_of_the_app_however_written(
+    client: Client, sent: Messages, referrer: str
+) -> None:
+    request = make_request(headers={"referer": referrer}, route_of_path=invite_router)
+    RequestTracker(client, WebOptions(), request).finish(200, content_type=HTML)
+    [page] = sent
+    shown = page["properties"]["referrer"]
+    assert shown.endswith(f"/invite/{REDACTED}/") and "KEY123" not in shown
+    assert "ada" not in shown
+
+
 def test_each_redactor_remembers_its_own_answers() -> None:
     url = "https://a.example/?coupon=X1&token=t"
     default, coupons = Redactor(), Redactor(["coupon"], defaults=False)
@@ -137,6 +225,8 @@ UUID_TEXT = "5f3b1c2d-1111-4222-8333-444455556666"
         ("/r/5f3b1c2d111142228333444455556666", [UUID_TEXT], "/r/REDACTED"),
         ("/r/0042", ["42"], "/r/REDACTED"),
         ("/r/42/1042", ["42"], "/r/REDACTED/1042"),
+        # Django under WSGI re-escapes bytes that are not UTF-8 in a route's value.
+        ("/invite/%FFSECRETXYZ", ["%FFSECRETXYZ"], "/invite/REDACTED"),
     ],
 )
 def test_redact_path(path: str, values: list[str], expected: str) -> None:
