@@ -20,6 +20,7 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -85,6 +86,15 @@ oauth_scope: str | None = Config.oauth_scope
 
 default_client: Client | None = None
 _default_lock = threading.Lock()
+
+
+def _new_default_lock() -> None:
+    # A fork while another thread builds the default client: the child's lock is free.
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_default_lock)
 
 _SETTINGS = (
     "host",

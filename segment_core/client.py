@@ -86,8 +86,7 @@ class Client(ClientSettings):
         if self._spool is not None:
             self._spool.attach(self._worker, self._delivery)
             self._register()
-        weak_self = weakref.WeakMethod(self._after_fork)
-        os.register_at_fork(after_in_child=lambda: _call_if_alive(weak_self))
+        _live.add(self)  # made anew in a forked child (see _after_fork_in_child)
         lifecycle.chain_sigterm()
 
     # -- analytics-python's calls, same names, same positional order -------------
@@ -474,7 +473,13 @@ def _message_factory(config: Config) -> MessageFactory:
     )
 
 
-def _call_if_alive(method: weakref.WeakMethod[Any]) -> None:
-    bound = method()
-    if bound is not None:
-        bound()
+#: Every client not yet garbage: one fork hook for all of them, not one each.
+_live: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_live):
+        client._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

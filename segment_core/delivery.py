@@ -63,6 +63,10 @@ class Delivery:
         delivered = True
         while pending:
             current = pending.pop()
+            if abandon.is_set():  # shut down past its deadline: no more requests
+                self._stop_at_shutdown(current, "client shut down before delivery", 0)
+                delivered = False
+                continue
             try:
                 more = self._deliver_one(current, abandon, deadline)
             except Exception as exc:  # a bug here must never stop delivery for good
@@ -105,6 +109,7 @@ class Delivery:
                 logger.info("batch of %d refused as too large; splitting it", len(batch))
                 return [batch[half:], batch[:half]]
             attempt += 1
+            self._stats.error(outcome.error)  # the latest, while retries go on too
             delay = self._retry_delay(outcome, attempt, started)
             if delay is not None and deadline is not None and time.monotonic() + delay > deadline:
                 delay = None
@@ -117,11 +122,15 @@ class Delivery:
             self._report_failure(batch, outcome, retrying=True)
             logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
             if abandon.wait(delay):
-                if self.keep is not None and self.keep(batch):
-                    return None
                 stopped = f"client shut down before delivery; last error: {outcome.error}"
-                self._fail(batch, Outcome(status=None, error=stopped), attempt)
+                self._stop_at_shutdown(batch, stopped, attempt)
                 return None
+
+    def _stop_at_shutdown(self, batch: list[bytes], error: str, attempts: int) -> None:
+        """A batch the client shut down before delivering: kept on disk, or failed."""
+        if self.keep is not None and self.keep(batch):
+            return
+        self._fail(batch, Outcome(status=None, error=error), attempts)
 
     def _retry_delay(self, outcome: Outcome, attempt: int, started: float) -> float | None:
         config = self._config
@@ -134,7 +143,9 @@ class Delivery:
             if config.backoff is None
             else self._custom_backoff(attempt)
         )
-        if outcome.retry_after is not None:
+        if outcome.retry_after is not None and outcome.retry_after >= config.retry_backoff_min:
+            # The server's wait wins; one shorter than the policy's least ("0") would
+            # spend every retry at once, and is not taken.
             delay = min(outcome.retry_after, config.max_retry_after)
         if time.monotonic() - started + delay > config.max_total_backoff_duration:
             return None

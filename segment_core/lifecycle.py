@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import weakref
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -78,11 +79,24 @@ def live_clients() -> list[Client]:
 
 
 def shutdown_all(timeout: float | None = None) -> bool:
-    """Shut down every live client; True when everything accepted was delivered."""
-    delivered = True
-    for client in live_clients():
+    """Shut down every live client; True when everything accepted was delivered.
+
+    The clients deliver side by side: the whole takes at most ``timeout`` (each
+    client's ``shutdown_timeout`` when None), however many clients there are.
+    """
+    clients = live_clients()
+    for client in clients:  # every sender starts on what it holds now
         try:
-            delivered = client.shutdown(timeout) and delivered
+            client.flush(0)
+        except Exception:
+            logger.exception("error while flushing a Segment client")
+    started = time.monotonic()
+    delivered = True
+    for client in clients:
+        budget = client.config.shutdown_timeout if timeout is None else timeout
+        try:
+            remaining = max(0.0, started + budget - time.monotonic())
+            delivered = client.shutdown(remaining) and delivered
         except Exception:  # never let one client stop the others at exit
             logger.exception("error while shutting down a Segment client")
             delivered = False
@@ -156,8 +170,11 @@ _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _forget_sigterm() -> None:
-    global _sigterm_state
+    global _sigterm_state, _lock
     _sigterm_state = None  # a child forked meanwhile got no SIGTERM of its own yet
+    # Another thread of the parent may have held it as the fork came: the child
+    # has no such thread to release it.
+    _lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_sigterm)

@@ -142,6 +142,8 @@ class Spool:
         self._others = 0  # the rest of the spool directory, as last measured
         self._broken = False
         self._closed = False
+        #: Messages :meth:`close` left on disk.
+        self._left_behind = 0
         self._seen_at_tick: tuple[Segment | None, int] = (None, -1)
         # Messages moved from disk into the buffer: the buffer counts each as
         # accepted again (or, for an adopted file's, for the first time).
@@ -408,8 +410,8 @@ class Spool:
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, timeout))
         with self._lock:
-            if self._closed:
-                return True
+            if self._closed:  # closed before: what it left then is still left
+                return not self._left_behind
             self._closed = True
             self._spare = None
             self._full = []  # (unsealed: sealed below with the rest)
@@ -425,6 +427,7 @@ class Spool:
                 if not claim.segments:
                     _quietly(os.unlink, claim.lock_path)
                 self._release(claim)
+            self._left_behind = left
         if left:
             logger.warning(
                 "%d Segment message(s) stay in the spool at %s; the next client with the "

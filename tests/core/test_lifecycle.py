@@ -7,12 +7,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.receiver import Receiver
+from tests.receiver import Fault, Receiver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -247,3 +248,74 @@ def test_a_forked_child_of_a_running_client_still_delivers(receiver: Receiver) -
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert sorted(m["event"] for m in receiver.messages()) == ["From child", "Started"]
+
+
+@pytest.mark.parametrize(
+    "held",
+    ["segment_core.lifecycle._lock", "segment_core._default_lock"],
+)
+def test_a_fork_while_another_thread_holds_a_lock_leaves_the_child_free(
+    receiver: Receiver, held: str
+) -> None:
+    # The child's first message registers its client (and the module-level call
+    # builds the default one): neither may wait for a thread the child does not have.
+    process = run_script(
+        f"""
+        import os, signal, sys, threading
+        import segment_core
+        import segment_core.lifecycle
+        from segment_core import Client
+
+        holding, release = threading.Event(), threading.Event()
+
+        def hold():
+            with {held}:
+                holding.set()
+                release.wait(30)
+
+        threading.Thread(target=hold, daemon=True).start()
+        holding.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)  # a hang ends the child by SIGALRM
+            segment_core.write_key, segment_core.host = "k", sys.argv[1]
+            client = Client("k", host=sys.argv[1])
+            client.track("u1", "Child")
+            segment_core.track("u1", "Child, module level")
+            ok = client.flush(10) and segment_core.flush(10)
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        release.set()
+        print(os.waitstatus_to_exitcode(status))
+        """,
+        receiver.url,
+    )
+    out, err = process.communicate(timeout=60)
+    assert out.strip() == "0", err
+    events = sorted(m["event"] for m in receiver.messages())
+    assert events == ["Child", "Child, module level"]
+
+
+def test_clients_deliver_side_by_side_at_exit(receiver: Receiver) -> None:
+    # Four clients against a server that hangs: the exit takes one shutdown_timeout,
+    # not one per client.
+    receiver.fail_next(*[Fault(delay=20)] * 8)
+    process = run_script(
+        """
+        import sys, time
+        from segment_core import Client
+
+        clients = [
+            Client("k", host=sys.argv[1], shutdown_timeout=1.0, timeout=30) for _ in range(4)
+        ]
+        for client in clients:
+            client.track("u1", "Held")
+        print(time.monotonic(), flush=True)
+        """,
+        receiver.url,
+    )
+    out, err = process.communicate(timeout=60)
+    ended = time.monotonic()
+    assert process.returncode == 0, err
+    assert ended - float(out) < 3.0  # one client after another: over 4 s
+    assert err.count("shut down with 1 message(s) undelivered") == 4

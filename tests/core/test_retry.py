@@ -176,3 +176,52 @@ def test_an_on_error_hook_that_raises_does_not_stop_delivery(
     client.track("u", "second")
     assert client.flush(10)
     assert [m["event"] for m in receiver.messages()] == ["second"]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "0.01"])
+def test_a_retry_after_shorter_than_the_policy_spends_no_retries_at_once(
+    receiver: Receiver, make_client: Any, value: str
+) -> None:
+    # A rate limit that says "now": every retry at once would give the batch up
+    # within milliseconds, still rate limited. The policy's backoff applies.
+    receiver.fail_next(*[Fault(429, retry_after=value)] * 3)
+    client = make_client(retry_backoff_min=0.2, retry_backoff_max=0.2, max_retries=3)
+    client.track("u", "E")
+    started = time.monotonic()
+    assert client.flush(10)
+    assert time.monotonic() - started >= 0.3  # three waits of at least 0.1 s each
+    assert len(receiver.messages()) == 1
+
+
+def test_last_error_says_why_while_retries_go_on(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(*[Fault(503)] * 1000)
+    client = make_client(retry_backoff_min=0.05, retry_backoff_max=0.05)
+    client.track("u", "E")
+    deadline = time.monotonic() + 10
+    while client.stats()["retries"] < 2 and time.monotonic() < deadline:
+        client.flush(0.05)
+    stats = client.stats()
+    assert stats["retries"] >= 2 and stats["failed"] == 0
+    assert "503" in str(stats["last_error"])
+
+
+def test_nothing_is_sent_once_shutdown_gave_up(receiver: Receiver, make_client: Any) -> None:
+    # Past its deadline, shutdown() returns and the senders stop: what is left is
+    # reported failed, with no more requests to a server in trouble.
+    receiver.fail_next(*[Fault(500)] * 10_000)
+    failed: list[int] = []
+    client = make_client(
+        max_batch_size=10,
+        retry_backoff_min=0.2,
+        retry_backoff_max=0.2,
+        on_error=lambda error, messages: failed.append(len(messages)),
+    )
+    for i in range(200):
+        client.track("u", "E", {"i": i})
+    assert client.shutdown(0.5) is False
+    sent = len(receiver.requests)
+    deadline = time.monotonic() + 10
+    while sum(failed) < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the hook's count, with a deadline
+    assert sum(failed) == 200  # every message reported
+    assert len(receiver.requests) <= sent + 1  # at most the one under way at the deadline

@@ -606,3 +606,13 @@ def test_records_read_back_around_damage() -> None:
     assert fmt.read_records(bytes(4096)).damaged == 0  # killed while preparing it
     headless = fmt.read_records(b"junk" + good[0])
     assert (headless.records, headless.damaged) == ([(0, b'{"i":0}')], 1)
+
+
+def test_a_second_shutdown_still_reports_what_stays_on_disk(
+    make_client: Any, spool_dir: Path, dead_host: str
+) -> None:
+    client = make_client(host=dead_host, spool_dir=spool_dir, **HOLD)
+    for i in range(20):
+        client.track("u", "E", {"i": i})
+    assert client.shutdown(0.5) is False
+    assert client.shutdown(0.5) is False  # "safe to call twice": and as honest
