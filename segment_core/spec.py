@@ -37,7 +37,8 @@ MAX_NESTING_DEPTH = 64
 # Date, "T", hours and minutes, optional seconds and fraction, optional zone.
 _ISO8601 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
-    r"(?:[Zz]|[+-](\d{2}):?(\d{2}))?"
+    r"(?:[Zz]|[+-](\d{2}):?(\d{2}))?",
+    re.ASCII,  # digits 0-9: "٢٠٢٤" is no year
 )
 
 # Fields that, when present and not null, must be JSON objects.

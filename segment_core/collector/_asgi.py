@@ -8,10 +8,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from segment_core.collector._json import dumps
 from segment_core.collector.faults import Fault
 
 __all__ = ["JSONBytesResponse", "apply_fault", "error_response", "read_body", "replay"]
@@ -29,7 +29,7 @@ class JSONBytesResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return dumps(content)
 
 
 def error_response(

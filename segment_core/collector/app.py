@@ -83,7 +83,7 @@ def create_app(
     """Build the collector ASGI app.
 
     `write_key`: when set, every request needs it (HTTP Basic user name, or
-    `writeKey` in the body of `/v1/*`); others get 401.
+    `writeKey` in the body of `/v1/*`); others get 401. An empty one is none.
     `db`: SQLite file to store events in; in memory when None.
     `forward`: base URL of a Segment-compatible API to relay good batches to.
     `allowed_hosts`: host names accepted in `Host` besides the local ones (`"*"`: any).
@@ -115,7 +115,8 @@ class CollectorApp:
         allow_remote_control: bool = False,
         oauth: OAuthServer | None = None,
     ) -> None:
-        self.write_key = write_key
+        # An empty key ("--write-key $KEY" with KEY unset) is no key: none could match.
+        self.write_key = write_key or None
         self.oauth = oauth
         self.allowed_hosts = frozenset(allowed_hosts)
         self.allow_remote_control = allow_remote_control

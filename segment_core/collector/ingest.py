@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from segment_core.collector._json import dumps, loads
 from segment_core.collector.store import EventRecord
 from segment_core.jsonvalues import replace_lone_surrogates
 from segment_core.masking import masked_with_fingerprint
@@ -133,7 +134,7 @@ def decode_body(raw: bytes, content_encoding: str, limits: Limits) -> bytes:
 def parse_json(body: bytes) -> Any:
     """Parse a request body, or raise a 400 `invalid_json` error."""
     try:
-        return orjson.loads(body)
+        return loads(body)
     except orjson.JSONDecodeError as error:
         payload = _parse_with_lone_surrogates(body)
         if payload is None:
@@ -154,7 +155,6 @@ def _parse_with_lone_surrogates(body: bytes) -> Any:
             body.decode("utf-8"),
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
-            parse_int=_orjson_int,
         )
     except (ValueError, RecursionError, OverflowError):  # UnicodeDecodeError too
         return None
@@ -172,12 +172,6 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{text} is out of range")
     return number
-
-
-def _orjson_int(text: str) -> int | float:
-    """As orjson reads integers: a float beyond 64 bits."""
-    number = int(text)
-    return number if -(2**63) <= number < 2**64 else _finite_float(text)
 
 
 def write_key_from(authorization: str | None, payload: object) -> tuple[str | None, str | None]:
@@ -250,8 +244,8 @@ def build_records(
     records = []
     for index, (message, encoded, text_reasons) in enumerate(messages):
         _check_depth(message, None if endpoint not in BATCH_ENDPOINTS else index)
-        if encoded is None:
-            message, encoded_now, more = _encoded(message, index)
+        if encoded is None:  # merged with the batch's context: held to the same limit
+            message, encoded_now, more = _encoded(message, index, limits, merged=True)
             encoded, text_reasons = encoded_now, text_reasons + more
         reasons = text_reasons + validate_message(message) + batch_reasons
         records.append(
@@ -340,24 +334,25 @@ def _batch_sent_at_reasons(sent_at: object) -> list[str]:
 
 
 def _encoded(
-    message: Any, index: int | None, limits: Limits | None = None
+    message: Any, index: int | None, limits: Limits | None = None, *, merged: bool = False
 ) -> tuple[Any, bytes, list[str]]:
     """The message, as compact JSON, and why its text had to be repaired.
 
     Lone surrogates, which JSON can carry but UTF-8 cannot, become U+FFFD in
     the message returned; each is a reason naming its field. With ``limits``, a
-    message over the size limit is a 400.
+    message over the size limit is a 400 (``merged``: it is, once the batch's
+    shared context and integrations are in it).
     """
     which = "the message" if index is None else f"message #{index}"
     text_reasons: list[str] = []
     try:
-        encoded = orjson.dumps(message)
+        encoded = dumps(message)
     except orjson.JSONEncodeError:
         message = replace_lone_surrogates(message, "", text_reasons)
         if not text_reasons:
             raise RequestError(400, "invalid_json", f"{which} is nested too deeply") from None
         _check_depth(message, index)  # within the limit, every text was repaired
-        encoded = orjson.dumps(message)
+        encoded = dumps(message)
         text_reasons = [reason + "; stored as U+FFFD" for reason in text_reasons[:5]] + (
             [f"{len(text_reasons) - 5} more strings with lone surrogates"]
             if len(text_reasons) > 5
@@ -365,10 +360,11 @@ def _encoded(
         )
     size = len(encoded)
     if limits is not None and size > limits.max_message_bytes:
+        once = " once the batch's context and integrations are merged in" if merged else ""
         raise RequestError(
             400,
             "message_too_large",
-            f"{which} is {size} bytes as JSON; the limit is {limits.max_message_bytes}",
+            f"{which} is {size} bytes as JSON{once}; the limit is {limits.max_message_bytes}",
         )
     return message, encoded, text_reasons
 

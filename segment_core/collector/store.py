@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from segment_core.collector._json import loads
+
 __all__ = ["DEFAULT_QUERY_LIMIT", "MAX_QUERY_LIMIT", "EventQuery", "EventRecord", "EventStore"]
 
 DEFAULT_QUERY_LIMIT = 1000
@@ -168,9 +170,13 @@ class EventStore:
             ("anonymous_id", query.anonymous_id),
             ("status", query.status),
         ):
-            if value is not None:
+            if value is None:
+                continue
+            if column == "type" and value == UNKNOWN_TYPE:  # as the summary counts them
+                clauses.append("(type IS NULL OR type = ?)")
+            else:
                 clauses.append(f"{column} = ?")
-                params.append(value)
+            params.append(value)
         where = " AND ".join(clauses)
         if query.last is not None:
             sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"
@@ -273,5 +279,5 @@ def _row_to_event(row: tuple[Any, ...]) -> dict[str, Any]:
         "writeKey": write_key,
         "writeKeySource": write_key_source,
         "endpoint": endpoint,
-        "message": orjson.loads(message),
+        "message": loads(message),
     }

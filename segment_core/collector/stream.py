@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from segment_core.collector._asgi import error_response
+from segment_core.collector._json import dumps
 from segment_core.collector.store import EventQuery, EventStore
 
 __all__ = ["MAX_CURSOR", "Notifier", "parse_count", "stream_endpoint"]
@@ -112,11 +113,14 @@ def stream_endpoint(
         name = "Last-Event-ID" if header else "after"
         start = header or request.query_params.get("after")
         restarted = False
-        if header and "-" in header:  # "<run>-<seq>", as _events writes it
-            run, _, start = header.rpartition("-")
-            if run != notifier.run:
-                restarted, start = True, "0"
         try:
+            if header and "-" in header:  # "<run>-<seq>", as _events writes it
+                run, _, start = header.rpartition("-")
+                parse_count(start, name, minimum=0)  # the sequence number: digits
+                if not run.isalnum():
+                    raise ValueError(f"{name} must be <run>-<seq>, as the stream writes it")
+                if run != notifier.run:  # another run's: start afresh
+                    restarted, start = True, "0"
             after = parse_count(start, name, minimum=0) if start else store.last_seq
         except ValueError as error:
             return error_response(400, "invalid_query", str(error))
@@ -150,9 +154,18 @@ async def _events(
             resets = notifier.resets
             yield b"event: reset\ndata: {}\n\n"
         events = store.query(EventQuery(after=cursor, limit=PAGE_SIZE))
-        for event in events:
-            cursor = event["seq"]
-            yield b"id: %s-%d\nevent: message\ndata: %s\n\n" % (run, cursor, orjson.dumps(event))
+        if events:
+            # A page of events as one write, then a turn for the event loop: a reader
+            # that left is noticed before the next page, not after the whole backlog
+            # was written into its closed socket.
+            chunks = []
+            for event in events:
+                cursor = event["seq"]
+                chunks.append(
+                    b"id: %s-%d\nevent: message\ndata: %s\n\n" % (run, cursor, dumps(event))
+                )
+            yield b"".join(chunks)
+            await asyncio.sleep(0)
         counts = summary()
         if counts != last_summary:
             last_summary = counts

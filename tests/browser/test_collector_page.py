@@ -94,3 +94,24 @@ def test_the_filter_finds_text_as_written(segment_collector: CollectorHandle, pa
     expect(page.locator(".ev:visible")).to_contain_text("Brien")
     page.fill("#filter", "\\")
     expect(page.locator(".ev:visible")).to_have_count(1)
+
+
+def test_a_message_with_objects_where_text_belongs_is_shown_bad_and_the_page_lives_on(
+    segment_collector: CollectorHandle, page: Any
+) -> None:
+    # JavaScript cannot write {"toString": 1} as text: the page must not.
+    hostile = [
+        message("track", event={"toString": 1}, userId="eve"),
+        message("identify", userId={"toString": "x"}, traits={"email": {"valueOf": 2}}),
+        message("page", name={"toString": 1}, properties={"path": {"toString": 1}}, userId="eve"),
+        message("alias", previousId={"toString": 1}, userId="eve"),
+    ]
+    post(segment_collector.url, batch(*hostile))
+    page.goto(segment_collector.url + "/")  # the bad ones are among those loaded first
+    expect(page.locator(".ev.bad")).to_have_count(4, timeout=TIMEOUT_MS)
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    page.fill("#filter", "userid:eve")
+    page.fill("#filter", "")
+    # and the page goes on showing what arrives
+    post(segment_collector.url, batch(message("track", event="After The Bad Ones", userId="ada")))
+    expect(page.locator(".ev", has_text="After The Bad Ones")).to_be_visible(timeout=TIMEOUT_MS)

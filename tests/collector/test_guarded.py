@@ -57,6 +57,9 @@ def test_the_largest_cursor_is_accepted(segment_collector: CollectorHandle) -> N
     [
         ({"Last-Event-ID": "99999999999999999999"}, ""),
         ({"Last-Event-ID": "abc"}, ""),
+        ({"Last-Event-ID": "-5"}, ""),
+        ({"Last-Event-ID": "x-"}, ""),
+        ({"Last-Event-ID": "a b-3"}, ""),
         ({}, "?after=99999999999999999999"),
         ({}, "?after=-3"),
     ],

@@ -50,6 +50,24 @@ def test_message_one_byte_over_the_limit(segment_collector: CollectorHandle) -> 
     assert segment_collector.summary()["total"] == 0  # the whole batch is refused
 
 
+def test_a_message_over_the_limit_once_the_batch_context_is_merged(
+    segment_collector: CollectorHandle,
+) -> None:
+    # A small body whose shared context would make every message 100 KB: refused,
+    # not stored 300 times over.
+    shared = {"context": {"padding": "x" * 100_000}}
+    small = [message() for _ in range(300)]
+    response = post(segment_collector.url, {**batch(*small), **shared})
+    body = assert_error(response, 400, "message_too_large")
+    assert "message #0" in body["message"] and "once the batch's context" in body["message"]
+    assert segment_collector.summary()["total"] == 0
+    # Merged and within the limit: stored as merged.
+    fits = {"context": {"padding": "x" * 1_000}}
+    assert post(segment_collector.url, {**batch(message()), **fits}).status_code == 200
+    [stored] = segment_collector.events()
+    assert stored["message"]["context"]["padding"] == "x" * 1_000
+
+
 def test_single_route_message_limit(segment_collector: CollectorHandle) -> None:
     at_limit = message_of_size(MESSAGE_LIMIT)
     assert post(segment_collector.url, at_limit, path="/v1/track").status_code == 200

@@ -44,6 +44,19 @@ def test_filters(segment_collector: CollectorHandle, mixed: dict[str, str]) -> N
     assert c.events(type="alias") == []
 
 
+def test_the_unknown_type_is_what_the_summary_counts_as_unknown(
+    segment_collector: CollectorHandle,
+) -> None:
+    untyped = message("track", event="E", userId="u")
+    del untyped["type"]
+    odd = message("track", event="E", userId="u", type="unknown")
+    post(segment_collector.url, batch(untyped, odd, message("track", event="E", userId="u")))
+    counted = segment_collector.summary()["by_type"]["unknown"]
+    found = segment_collector.events(type="unknown")
+    assert len(found) == counted["good"] + counted["bad"] == 2
+    assert {e["messageId"] for e in found} == {untyped["messageId"], odd["messageId"]}
+
+
 def test_limit_after_and_last(segment_collector: CollectorHandle, mixed: dict[str, str]) -> None:
     c = segment_collector
     first_two = c.events(limit=2)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 
 import pytest
 import requests
 
+from segment_core import Client
 from segment_core.collector import CollectorHandle, run_in_background
 from segment_core.masking import masked_with_fingerprint
 from tests.collector.helpers import DROP, assert_error, batch, message, post
@@ -160,6 +162,14 @@ def test_configured_write_key_refuses_others(
     assert keyed_collector.summary()["requests"]["rejected"] == 1
 
 
+def test_an_empty_write_key_is_no_key() -> None:
+    # --write-key "$SEGMENT_WRITE_KEY" with the variable unset: no key could match it.
+    with run_in_background(write_key="") as handle:
+        assert post(handle.url, batch(message())).status_code == 200
+        assert handle.summary()["total"] == 1
+        assert requests.get(handle.url + "/", timeout=10).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("auth", "body_key"), [(("secret", ""), None), (None, "secret")], ids=["basic", "body"]
 )
@@ -223,3 +233,33 @@ def test_page_is_served(segment_collector: CollectorHandle) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "<title>Segment collector</title>" in response.text
+
+
+def test_integers_beyond_64_bits_are_stored_with_every_digit(
+    segment_collector: CollectorHandle,
+) -> None:
+    # The client sends every digit; what the collector stores and serves is what came.
+    client = Client("k", host=segment_collector.url)
+    properties = {"n": 2**100, "m": -(10**20), "small": 7, "f": 1.5}
+    client.track(10**20, "Big Numbers", properties)
+    assert client.flush(10)
+    client.shutdown(timeout=5)
+    [event] = segment_collector.events(userId="100000000000000000000")
+    assert event["status"] == "good"
+    assert event["message"]["properties"] == properties
+    assert event["message"]["userId"] == "100000000000000000000"
+    # A number too long for 64 bits anywhere in a body sent by hand: kept too.
+    raw = json.dumps(batch(message("track", event="Raw", userId="u", count=2**70)))
+    post(segment_collector.url, data=raw.encode())
+    [stored] = segment_collector.events(event="Raw")
+    assert stored["message"]["count"] == 2**70
+    # The live stream serves them as stored.
+    text = b""
+    with requests.get(
+        segment_collector.url + "/collector/stream", params={"after": 0}, stream=True, timeout=10
+    ) as stream:
+        for chunk in stream.iter_content(chunk_size=None):
+            text += chunk
+            if b"event: summary" in text:
+                break
+    assert str(2**70).encode() in text and str(2**100).encode() in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -9,6 +11,7 @@ import requests
 
 from segment_core.collector import CollectorHandle
 from tests.collector.helpers import batch, message, post
+from tests.collector.test_cli import collector_process
 
 
 def read_events(response: requests.Response, wanted: int) -> list[tuple[str, Any, str | None]]:
@@ -96,3 +99,25 @@ def test_a_browser_back_from_another_run_starts_afresh(segment_collector: Collec
         post(segment_collector.url, batch(message(event="Later")))
         later = read_events(response, 1)
     assert [d["message"]["event"] for k, d, _ in later if k == "message"] == ["Later"]
+
+
+def test_a_reader_that_leaves_during_a_backlog_costs_nothing(tmp_path: Path) -> None:
+    # The collector as a CI script starts it, its log read by nobody: a page closed
+    # while a backlog streams must not write one warning per event, nor stall it.
+    with collector_process(tmp_path) as collector:
+        for number in range(30):
+            events = [
+                message("track", event="Backlog", userId="u", messageId=f"m{number}-{i}")
+                for i in range(100)
+            ]
+            post(collector.url, batch(*events))
+        port = int(collector.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as reader:
+            request = f"GET /collector/stream?after=0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+            reader.sendall(request.encode())
+            assert reader.recv(200).startswith(b"HTTP/1.1 200")
+        assert collector.summary()["total"] == 3000  # answering at once
+        post(collector.url, batch(message("track", event="After", userId="u")))
+        assert collector.summary()["total"] == 3001
+    warnings = (tmp_path / "collector.log").read_text().count("socket.send() raised exception")
+    assert warnings < 10, warnings

@@ -37,6 +37,11 @@ BAD_MESSAGES: list[tuple[str, dict[str, Any], str]] = [
     ("page", {"category": {}}, "category must be a string, got object"),
     ("screen", {"name": False}, "name must be a string, got boolean"),
     ("track", {"timestamp": "yesterday"}, "timestamp 'yesterday' is not an ISO-8601 date-time"),
+    (  # digits of another script: no ISO-8601 date, and the client refuses them too
+        "track",
+        {"timestamp": "\u0662\u0660\u0662\u0664-01-01T00:00:00Z"},
+        "timestamp '\u0662\u0660\u0662\u0664-01-01T00:00:00Z' is not an ISO-8601 date-time",
+    ),
     ("track", {"timestamp": 1714564800}, "timestamp must be an ISO-8601 string, got number"),
     (
         "track",

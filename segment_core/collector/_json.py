@@ -1,0 +1,58 @@
+"""JSON for the collector: orjson, and every digit of integers beyond 64 bits.
+
+orjson reads an integer beyond 64 bits as a float and refuses to write one, so a
+message holding ``2**100`` (which the client sends with every digit) would be
+stored as ``1.2676506002282294e+30``. Text with a run of 19 digits or more may
+hold such an integer: it is read by the standard library, which keeps them, and
+a value orjson cannot write for that reason is written by the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import orjson
+
+__all__ = ["dumps", "loads"]
+
+# A run of digits long enough for an integer orjson cannot hold (2**63 has 19).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def loads(data: bytes) -> Any:
+    """Parse JSON as orjson does (raising ``orjson.JSONDecodeError``), long integers kept."""
+    if _LONG_DIGITS.search(data) is None:
+        return orjson.loads(data)
+    value = orjson.loads(data)  # every check orjson makes, first
+    try:
+        return json.loads(data, parse_constant=_refuse, parse_float=_finite)
+    except (ValueError, RecursionError):  # what orjson accepted: never, in practice
+        return value
+
+
+def dumps(value: Any) -> bytes:
+    """``orjson.dumps(value)``; integers beyond 64 bits written with every digit."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as error:
+        if "64-bit" not in str(error):
+            raise
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: refused as orjson refuses it
+            raise orjson.JSONEncodeError("str is not valid UTF-8: surrogates not allowed") from None
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
