@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "loads", "loads_strictly"]
 
 # A run of digits long enough for an integer orjson cannot hold (2**63 has 19).
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
@@ -28,9 +28,17 @@ def loads(data: bytes) -> Any:
         return orjson.loads(data)
     value = orjson.loads(data)  # every check orjson makes, first
     try:
-        return json.loads(data, parse_constant=_refuse, parse_float=_finite)
+        return loads_strictly(data.decode("utf-8"))
     except (ValueError, RecursionError):  # what orjson accepted: never, in practice
         return value
+
+
+def loads_strictly(text: str) -> Any:
+    """The standard library's parse, refusing what JSON has not (``NaN``, ``1e999``).
+
+    Raises ``ValueError`` (or ``RecursionError``); integers keep every digit.
+    """
+    return json.loads(text, parse_constant=_refuse, parse_float=_finite)
 
 
 def dumps(value: Any) -> bytes:

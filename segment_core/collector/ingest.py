@@ -19,8 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
-import json
-import math
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from segment_core.collector._json import dumps, loads
+from segment_core.collector._json import dumps, loads, loads_strictly
 from segment_core.collector.store import EventRecord
 from segment_core.jsonvalues import replace_lone_surrogates
 from segment_core.masking import masked_with_fingerprint
@@ -151,27 +149,12 @@ def _parse_with_lone_surrogates(body: bytes) -> Any:
     on its own (see :func:`_encoded`). ``None`` when the body is not such JSON.
     """
     try:
-        payload = json.loads(
-            body.decode("utf-8"),
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-        )
+        payload = loads_strictly(body.decode("utf-8"))
     except (ValueError, RecursionError, OverflowError):  # UnicodeDecodeError too
         return None
     found: list[str] = []
     replace_lone_surrogates(payload, "", found)
     return payload if found else None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is out of range")
-    return number
 
 
 def write_key_from(authorization: str | None, payload: object) -> tuple[str | None, str | None]:
