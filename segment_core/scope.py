@@ -213,6 +213,12 @@ class Analytics:
         """
         self.context["consent"] = {"categoryPreferences": {**(preferences or {}), **categories}}
 
+    # Django's templates call a method they meet ({{ request.analytics.page }})
+    # unless it alters data: none of these is called from a template.
+    track.alters_data = identify.alters_data = page.alters_data = True  # type: ignore[attr-defined]
+    screen.alters_data = group.alters_data = alias.alters_data = True  # type: ignore[attr-defined]
+    consent.alters_data = True  # type: ignore[attr-defined]
+
     # -- carrying the visitor out of the request ---------------------------------
 
     def snapshot(self) -> dict[str, Any]:

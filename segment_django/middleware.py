@@ -17,6 +17,7 @@ response rendered by Django REST framework's browsable API (in the namespace
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import logging
@@ -29,7 +30,7 @@ from typing import Any, NamedTuple, cast
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, SynchronousOnlyOperation
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.http.request import validate_host
@@ -40,6 +41,7 @@ from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from segment_core.scope import Analytics, bind, bound_async_iteration, bound_iteration, reset
 from segment_core.web import (
+    USER_NOT_KNOWN,
     CookieSpec,
     RequestInfo,
     RequestTracker,
@@ -139,14 +141,14 @@ class SegmentMiddleware:
     def _start(
         request: HttpRequest,
         info: RequestInfo,
-        user_reader: Callable[[HttpRequest], str | None] | None = None,
+        user_reader: Callable[[HttpRequest], Any] | None = None,
         options: WebOptions | None = None,
         *,
         reads_user: bool = True,
     ) -> RequestTracker:
         tracker = RequestTracker(
             conf.get_client(),
-            options or conf.web_options(),
+            _loop_safe_user_hook(options or conf.web_options()),
             info,
             # Not called for excluded paths (health checks, assets).
             read_user=functools.partial(user_reader or _user_id, request) if reads_user else None,
@@ -204,6 +206,29 @@ def _vary_on_cookie(response: HttpResponseBase) -> None:
         store["vary"] = ("Vary", "Cookie")
     else:
         patch_vary_headers(response, _VARY_ON_COOKIE)
+
+
+def _loop_safe_user_hook(options: WebOptions) -> WebOptions:
+    """``options`` whose ``USER_ID`` hook, asked where Django refuses the ORM (an
+    async view served in sync mode), answers "not known now" instead of failing."""
+    hook = options.user_id
+    if hook is None:
+        return options
+    pair = _loop_safe_of[0]  # one read: another thread may replace it
+    if pair is None or pair[0] is not options:
+
+        def user_id(request: Any) -> Any:
+            try:
+                return hook(request)
+            except SynchronousOnlyOperation:
+                return USER_NOT_KNOWN
+
+        pair = _loop_safe_of[0] = (options, dataclasses.replace(options, user_id=user_id))
+    return pair[1]
+
+
+# The last settings' options and the same with the loop-safe USER_ID hook.
+_loop_safe_of: list[tuple[WebOptions, WebOptions] | None] = [None]
 
 
 def _has_sync_hooks(options: WebOptions) -> bool:
@@ -499,9 +524,22 @@ def _route_of_root_path(path: str) -> Mapping[str, Any] | None:
 def _resolve_kwargs(path: str, urlconf: str) -> Mapping[str, Any] | None:
     from urllib.parse import unquote
 
+    from django.utils import translation
+
+    path = unquote(path)
     try:
-        return resolve(unquote(path), urlconf).kwargs
+        return resolve(path, urlconf).kwargs
     except (Resolver404, ValueError, TypeError):
+        pass
+    # Under i18n_patterns a path resolves in its own language (/fr/invite/...), not
+    # only in the one active for the request that links to it.
+    try:
+        language = translation.get_language_from_path(path)
+        if language is None or language == translation.get_language():
+            return None
+        with translation.override(language):
+            return resolve(path, urlconf).kwargs
+    except (Resolver404, ValueError, TypeError, LookupError):
         return None
 
 
@@ -525,9 +563,20 @@ def _id_of(user: Any) -> str | None:
     return None if pk is None else str(pk)
 
 
-def _user_id(request: HttpRequest) -> str | None:
+def _user_id(request: HttpRequest) -> Any:
     try:
         user = getattr(request, "user", None)
+        if (
+            type(user) is SimpleLazyObject
+            and _running_loop() is not None
+            and object.__getattribute__(user, "__dict__").get("_wrapped") is empty
+        ):
+            # An async view served in sync mode: loading the user (or its session)
+            # here is the ORM in an event loop, which Django refuses. The user known
+            # so far stays; the view's await request.auser() loads it for later calls.
+            state = vars(request)  # where request.user and await request.auser() keep it
+            loaded = state.get("_cached_user") or state.get("_acached_user")
+            return USER_NOT_KNOWN if loaded is None else _id_of(loaded)
         return None if _anonymous_visitor(request, user) else _id_of(user)
     except Exception:
         logger.exception("segment: could not read request.user; no user id for this request")
@@ -681,9 +730,10 @@ def _without_session(request: HttpRequest) -> bool:
 
 
 _get_session = cast(Any, SessionBase)._get_session
+_running_loop = asyncio._get_running_loop  # None outside an event loop, and cheap
 
 
-def _loaded_user_id(request: HttpRequest) -> str | None:
+def _loaded_user_id(request: HttpRequest) -> Any:
     """``request.user``'s id in async mode, without loading a user not loaded yet.
 
     The user a view (or Django REST framework) set is always seen; Django's lazy
@@ -696,7 +746,7 @@ def _loaded_user_id(request: HttpRequest) -> str | None:
         and user._wrapped is empty
         and not hasattr(request, "_cached_user")
     ):
-        return None
+        return USER_NOT_KNOWN  # not loaded yet: the user known so far stays
     return _user_id(request)
 
 

@@ -83,7 +83,7 @@ from segment_core.web._snippet import (
     render_snippet,
     script_json,
 )
-from segment_core.web._tracker import RequestAnalytics, RequestTracker
+from segment_core.web._tracker import USER_NOT_KNOWN, RequestAnalytics, RequestTracker
 
 __all__ = [
     "BOT_PATTERN",
@@ -100,6 +100,7 @@ __all__ = [
     "MAX_REFERRER",
     "MAX_USER_AGENT",
     "REDACTED",
+    "USER_NOT_KNOWN",
     "BotMatcher",
     "CookieSpec",
     "Redactor",

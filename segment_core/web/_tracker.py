@@ -46,7 +46,7 @@ from segment_core.web._request import RequestInfo, checked_host
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["RequestAnalytics", "RequestTracker"]
+__all__ = ["USER_NOT_KNOWN", "RequestAnalytics", "RequestTracker"]
 
 #: Methods whose answers never carry the cookie: no browser keeps a visitor from them.
 NO_COOKIE_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -306,14 +306,14 @@ class RequestTracker:
         found: object = None
         if options.user_id is not None:
             found = call_hook("user_id", options.user_id, request.hook_target, default=_FAILED)
-            if found is _FAILED:  # logged: no news of the user, not a logout
-                return self._user_found
         elif self._read_user is not None:
             try:
                 found = self._read_user()
             except Exception:
                 logger.exception("segment: could not read the user; no user id from it")
                 return self._user_found
+        if found is _FAILED or found is USER_NOT_KNOWN:  # no news of the user, not a logout
+            return self._user_found
         return self._user_id_of(found) if found is not None or options.user_id_from_cookie else None
 
     def _user_id_of(self, found: object) -> str | None:
@@ -612,8 +612,23 @@ class RequestTracker:
             analytics._tracker = None
 
 
+class _Marker:
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def __repr__(self) -> str:
+        return self._text
+
+
 #: What a hook that raised answers.
-_FAILED: Any = object()
+_FAILED: Any = _Marker("the user known before")
+
+#: What a user reader or a ``user_id`` hook answers when it cannot tell now (a
+#: framework's user that cannot be loaded where the call is made): no news of the
+#: user, the one known before stays.
+USER_NOT_KNOWN: Any = _Marker("USER_NOT_KNOWN")
 
 
 def _copy_of(
