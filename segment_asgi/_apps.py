@@ -62,11 +62,23 @@ class AppFacts:
             self._last_docs = (app, found)
         if not urls:
             return False
-        return template in urls or template.removeprefix(root_path) in urls
+        if template in urls or template.removeprefix(root_path) in urls:
+            return True
+        # An app mounted inside another (app.mount("/v2", FastAPI())): its URLs are
+        # its own, below its mount point.
+        mounted = str(scope.get("root_path") or "")
+        prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+        return bool(prefix) and template.removeprefix(prefix) in urls
 
-    def host_check(self, scope: Scope) -> Callable[[str], bool] | None:
-        """A check of forwarded hosts against the app's ``TrustedHostMiddleware``."""
+    def host_check(self, scope: Scope, wrapped: Any = None) -> Callable[[str], bool] | None:
+        """A check of forwarded hosts against the app's ``TrustedHostMiddleware``.
+
+        ``wrapped``: the app the middleware wraps, when Starlette has not yet put
+        itself in ``scope["app"]``.
+        """
         app = scope.get("app")
+        if app is None:
+            app = wrapped
         if app is None:
             return None
         try:

@@ -269,11 +269,37 @@ def _match(routes: list[BaseRoute], probe: Scope) -> tuple[BaseRoute, Scope] | N
             break
         found, child_scope = matched
         probe.update(child_scope)
+        found = _included_route(found, probe)
         if not isinstance(found, (Mount, Host)):
             break
         # A mounted router: its routes are matched next (none: the mount itself).
         routes = found.routes
     return None if found is None else (found, probe)
+
+
+def _included_route(route: BaseRoute, probe: Scope) -> BaseRoute:
+    """The route inside a FastAPI ``include_router`` entry that ``probe`` matches.
+
+    Newer FastAPI keeps an included router as one entry whose ``matches()`` says
+    only whether something inside matches; which route does (and the path
+    parameters it captures) comes from its own ``_match()``. Other routes are
+    returned as they are.
+    """
+    depth = 0
+    while type(route).__name__ == "_IncludedRouter" and depth < _MAX_INCLUDES:
+        depth += 1
+        try:
+            match, child_scope, inner, _ = route._match(probe)  # type: ignore[attr-defined]
+        except Exception:  # another FastAPI's: the entry as it is
+            return route
+        if match is Match.NONE or inner is None:
+            return route
+        probe.update(child_scope)
+        route = inner
+    return route
+
+
+_MAX_INCLUDES = 32
 
 
 def user_id_of(scope: Scope) -> str | None:

@@ -367,7 +367,9 @@ class SegmentMiddleware:
             logger.exception("segment: could not read the ASGI scope; no automatic calls for it")
             info = RequestInfo(native=native)
         if self.options.trusted_proxies:
-            info.host_trusted = self._apps.host_check(scope)
+            # scope["app"] is set by Starlette itself: not yet when this middleware
+            # wraps the app from outside (SegmentMiddleware(app)).
+            info.host_trusted = self._apps.host_check(scope, self.app)
         # The app's router, for a same-app Referer and calls made before it routed.
         info.route_of_path = functools.partial(
             route_params, self._router or scope.get("app"), info.mount
