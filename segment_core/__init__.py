@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from segment_core import signals
@@ -115,8 +116,19 @@ _SETTINGS = (
 )
 
 
+#: Functions naming the client of where the call is made (a Flask app's, in its
+#: app context): asked first by the module-level calls, each answer None or a client.
+_client_finders: list[Callable[[], Client | None]] = []
+
+
 def get_client() -> Client:
-    """The process-wide default client, created on first use from the module settings."""
+    """The client of where the call is made (a Flask app's own, in its app context),
+    else the process-wide default client, created on first use from the module
+    settings."""
+    for find in _client_finders:
+        found = find()
+        if found is not None:
+            return found
     global default_client
     client = default_client
     if client is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 
+import segment_core
 from segment_core.client import Client
 from segment_core.testing import divert, divert_when
 from segment_core.web import WebOptions
@@ -82,8 +83,12 @@ class SegmentFlask:
                 divert_when(state.client, lambda: config.get("TESTING"))
         app.extensions[EXTENSION_NAME] = state
         hooks = RequestHooks(app, state, divert_when_testing=divert_when_testing)
-        app.before_request(hooks.before_request)
-        app.after_request(hooks.after_request)
+        # The first of the app's before_request functions, so that those registered
+        # before init_app find request.analytics; the last of its after_request ones
+        # (Flask runs them in reverse), so that the response it completes is the one
+        # sent, whichever the app's own hooks returned.
+        app.before_request_funcs.setdefault(None, []).insert(0, hooks.before_request)
+        app.after_request_funcs.setdefault(None, []).insert(0, hooks.after_request)
         app.teardown_request(hooks.teardown_request)
         if flask_login is not None:
             flask_login.user_logged_in.connect(identify_on_login, app)
@@ -114,6 +119,17 @@ def get_state(app: Flask | None = None) -> SegmentState:
             "or segment.init_app(app) first."
         )
     return state
+
+
+def _current_app_client() -> Client | None:
+    """The client of the app whose context this is (for ``segment_core.track()``)."""
+    if not has_app_context():
+        return None
+    state = current_app.extensions.get(EXTENSION_NAME)
+    return state.client if isinstance(state, SegmentState) else None
+
+
+segment_core._client_finders.append(_current_app_client)
 
 
 def _make_default(client: Client) -> None:

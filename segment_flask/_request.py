@@ -74,6 +74,13 @@ def request_info(
         route_of_path=route_of_path or router_of(app),
         native=request,
     )
+    url_map = app.url_map
+    server_name = app.config.get("SERVER_NAME")
+    if host and (url_map.host_matching or server_name):
+        # Routes by host or subdomain: a same-app path is matched on this host.
+        info.route_of_path = route_of_path = functools.partial(
+            _params_of_host_path, url_map, str(server_name or ""), host
+        )
     mount = environ.get("SCRIPT_NAME")
     if mount:  # the app's router knows its paths without the mount point
         info.mount = mount = mount.rstrip("/")
@@ -132,6 +139,27 @@ def _params_of_path(url_map: Map, path: str) -> Mapping[str, Any] | None:
     """What the app's router captures from ``path`` (to redact a same-app referrer)."""
     try:
         _, params = url_map.bind("localhost").match(unquote(path), method="GET")
+    except (HTTPException, RequestRedirect, ValueError):
+        return None
+    return params
+
+
+@functools.lru_cache(maxsize=1024)
+def _params_of_host_path(
+    url_map: Map, server_name: str, host: str, path: str
+) -> Mapping[str, Any] | None:
+    """:func:`_params_of_path` for an app that routes by host or subdomain."""
+    name, server = host.lower(), server_name.lower()
+    try:
+        if url_map.host_matching:
+            adapter = url_map.bind(name)
+        elif name == server:
+            adapter = url_map.bind(server, subdomain="")
+        elif server and name.endswith("." + server):
+            adapter = url_map.bind(server, subdomain=name[: -len(server) - 1])
+        else:
+            return None
+        _, params = adapter.match(unquote(path), method="GET")
     except (HTTPException, RequestRedirect, ValueError):
         return None
     return params

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask, Response, request
 
 import segment_core
 from segment_core import Client
+from segment_core.testing import capture, outbox
 from segment_flask import SegmentFlask, SegmentState, get_state
 from tests.flask.app import create_app
 from tests.flask.conftest import Sent
@@ -231,3 +232,87 @@ def test_a_timeout_that_is_no_wait_is_a_usage_error(app: Flask, command: str, va
     result = app.test_cli_runner().invoke(args=["segment", command, "--timeout", value])
     assert result.exit_code == 2
     assert "Invalid value for '--timeout'" in result.output
+
+
+def test_the_module_api_follows_the_app_whose_context_it_is(segment_client: Client) -> None:
+    # An app created first (a module-level wsgi app a test imports), then a TESTING
+    # app: what the second one sends, in a request or a CLI command, is its own.
+    first = Flask("first")
+    SegmentFlask(first, client=segment_client)
+    second = Flask("second")
+    second.config.update(
+        TESTING=True, SEGMENT_WRITE_KEY="second-key", SEGMENT_HOST="http://127.0.0.1:9"
+    )
+    SegmentFlask(second)
+
+    @second.get("/")
+    def home() -> str:
+        segment_core.track("u1", "In The Request")
+        return "<p>home</p>"
+
+    @second.cli.command("signup")
+    def signup() -> None:
+        segment_core.track("u1", "In The Command")
+
+    outbox.clear()
+    assert second.test_client().get("/").status_code == 200
+    result = second.test_cli_runner().invoke(args=["signup"])
+    assert result.exit_code == 0, result.output
+    tracked = [m["event"] for m in outbox if m["type"] == "track"]
+    assert tracked == ["In The Request", "In The Command"]
+    with first.app_context():
+        assert segment_core.get_client() is segment_client
+    assert segment_core.get_client() is segment_core.default_client  # no app context
+
+
+def test_the_apps_own_hooks_before_and_after_init_app(segment_client: Client) -> None:
+    # Registered before init_app: a before_request hook finds request.analytics, an
+    # after_request hook that returns a new response keeps the cookie on it, and one
+    # that fails (a 500) leaves no page call behind.
+    app = Flask("hooks")
+
+    @app.before_request
+    def audit() -> None:
+        request.analytics.track("Seen")  # type: ignore[attr-defined]
+
+    @app.after_request
+    def replace(response: Response) -> Response:
+        if request.path == "/fails":
+            raise RuntimeError("an after_request hook that fails")
+        return Response(response.get_data(), status=response.status_code, mimetype="text/html")
+
+    SegmentFlask(app, client=segment_client)
+    app.add_url_rule("/", "home", lambda: "<p>home</p>")
+    app.add_url_rule("/fails", "fails", lambda: "<p>fails</p>")
+    with capture() as events:
+        response = app.test_client().get("/", headers={"Accept": "text/html"})
+        failed = app.test_client().get("/fails", headers={"Accept": "text/html"})
+    assert response.status_code == 200 and "ajs_anonymous_id=" in response.headers["Set-Cookie"]
+    assert failed.status_code == 500
+    pages = [e["properties"]["path"] for e in events if e["type"] == "page"]
+    assert pages == ["/"]
+    assert [e["event"] for e in events if e["type"] == "track"] == ["Seen", "Seen"]
+
+
+def test_a_same_app_referrer_of_an_app_that_routes_by_subdomain_or_host(
+    segment_client: Client,
+) -> None:
+    subdomains = Flask("subdomains", subdomain_matching=True)
+    subdomains.config["SERVER_NAME"] = "example.com"
+    tenant = Blueprint("tenant", "subdomains", subdomain="<tenant>")
+    tenant.add_url_rule("/invite/<key>", "invite", lambda tenant, key: "<p>invite</p>")
+    tenant.add_url_rule("/signup", "signup", lambda tenant: "<p>signup</p>")
+    subdomains.register_blueprint(tenant)
+    hosts = Flask("hosts", host_matching=True, static_host="static.example.com")
+    hosts.add_url_rule("/invite/<key>", "invite", lambda key: "<p>i</p>", host="app.example.com")
+    hosts.add_url_rule("/signup", "signup", lambda: "<p>s</p>", host="app.example.com")
+    for app, origin in ((subdomains, "http://acme.example.com"), (hosts, "http://app.example.com")):
+        SegmentFlask(app, client=segment_client)
+        with capture() as events:
+            app.test_client().get(
+                "/signup",
+                base_url=origin,
+                headers={"Accept": "text/html", "Referer": f"{origin}/invite/SECRET"},
+            )
+        [page] = [e for e in events if e["type"] == "page"]
+        assert page["properties"]["referrer"] == f"{origin}/invite/REDACTED"
