@@ -146,9 +146,12 @@ class SegmentMiddleware:
         *,
         reads_user: bool = True,
     ) -> RequestTracker:
+        options = options or conf.web_options()
+        if options.user_id is not None:
+            options = _loop_safe_user_hook(options)
         tracker = RequestTracker(
             conf.get_client(),
-            _loop_safe_user_hook(options or conf.web_options()),
+            options,
             info,
             # Not called for excluded paths (health checks, assets).
             read_user=functools.partial(user_reader or _user_id, request) if reads_user else None,
