@@ -66,6 +66,7 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "sessionid",
     "sessid",
     "jwt",
+    "saml",
     "otp",
     "totp",
     "mfa",
@@ -95,7 +96,7 @@ _GLUED_SUFFIXES = (
     "credentials",
 )
 # Names that are secrets only when they are the whole name.
-_WHOLE_NAMES = frozenset({"code", "pin", "sig", "sid", "pass", "nonce", "hash"})
+_WHOLE_NAMES = frozenset({"code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket"})
 # "<word> code" is a one-time code of a login flow; "country code" is not.
 _CODE_QUALIFIERS = frozenset(
     {

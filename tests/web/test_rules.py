@@ -46,6 +46,7 @@ HTML = "text/html; charset=utf-8"
         "jwt", "otp", "sessionid", "JSESSIONID", "csrftoken", "auth", "Authorization",
         "email", "user[email]", "code", "auth_code", "inviteCode", "sig", "accesstoken",
         "newpassword", "credentials[aws]", "PHPSESSID", "passcode", "pw", "user_pw",
+        "SAMLResponse", "SAMLRequest", "ticket",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
@@ -57,7 +58,7 @@ def test_secret_names(name: str) -> None:
     [
         "keyword", "keywords", "monkey", "donkey", "author", "passenger", "q", "page",
         "utm_source", "country_code", "zip_code", "sort", "tokenizer", "turkey",
-        "hashtag", "broken", "secretary",
+        "hashtag", "broken", "secretary", "ticket_id", "refresh",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
