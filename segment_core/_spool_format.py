@@ -59,7 +59,12 @@ _KEY_DIGITS = 24
 
 
 def key_directory(spool_dir: str, write_key: str, host: str) -> str:
-    """The directory for one write key and API host: a hash of both, never the key."""
+    """The directory for one write key and API host: a hash of both, never the key.
+
+    The host as requests go to it: ``https://api.segment.io/`` is the same host as
+    ``https://api.segment.io``.
+    """
+    host = host.rstrip("/")
     digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:_KEY_DIGITS]
     return os.path.join(spool_dir, digest)
 

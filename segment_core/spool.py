@@ -149,6 +149,7 @@ class Spool:
         # accepted again (or, for an adopted file's, for the first time).
         self._requeued = 0
         self._last_kept_log = 0.0
+        self._last_read_error_log = 0.0
         self._thread: threading.Thread | None = None
         self.counts = {
             "spilled": 0,  # written while the buffer was full: queued later
@@ -385,6 +386,7 @@ class Spool:
             # meanwhile is back on disk before the buffer counts it done.
             if not self._requeue_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 return False  # another flush() holds it past this one's deadline
+            kept = self.counts["kept"]
             try:
                 moved = self._requeue()
                 done = worker.flush(max(0.0, deadline - time.monotonic()))
@@ -395,7 +397,11 @@ class Spool:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            if not moved:
+            if self.counts["kept"] != kept:
+                # Out of retries again: tried again at the spool's own pace, not at
+                # once (a server in trouble would get every batch back to back).
+                pause.wait(min(TICK, remaining))
+            elif not moved:
                 pause.wait(min(0.1, remaining))
 
     def close(self, timeout: float = 5.0) -> bool:
@@ -662,6 +668,18 @@ class Spool:
             problem = str(error)
         self._break(OSError(f"{own.lock_path}: {problem}"))
 
+    def _cannot_read(self, segment: Segment, error: OSError) -> None:
+        """A file that cannot be read now: said at most every 30 s, its messages kept."""
+        now = time.monotonic()
+        if now - self._last_read_error_log > 30.0:
+            self._last_read_error_log = now
+            logger.warning(
+                "cannot read the Segment spool file %s (%s); its messages wait on disk "
+                "and are tried again",
+                segment.path,
+                error,
+            )
+
     def _break(self, error: Exception) -> None:
         if not self._broken:
             self._broken = True
@@ -701,6 +719,7 @@ class Spool:
                 self._requeue()
             finally:
                 self._requeue_lock.release()
+        synced: int | None = None
         with self._lock:
             active = self._active
             seen = (active, active.count if active is not None else -1)
@@ -708,9 +727,15 @@ class Spool:
             self._seen_at_tick = seen
             if active is not None and active.fd is not None:
                 if self._fsync == "interval":
-                    _quietly(_sync_data, active.fd)
+                    # Forced to disk outside the lock, which every track() takes:
+                    # on a busy disk this takes tens of milliseconds.
+                    with contextlib.suppress(OSError):
+                        synced = os.dup(active.fd)
                 if idle and active.settled >= active.count and not active.pending:
                     self._seal(active)  # quiet and all delivered: the file goes
+        if synced is not None:
+            _quietly(_sync_data, synced)
+            _quietly(os.close, synced)
 
     def _adopt_orphans(self) -> None:
         """Take every writer whose lock is free (its process is gone) and queue its files."""
@@ -824,8 +849,13 @@ class Spool:
             try:
                 with open(segment.path, "rb") as file:
                     blob = file.read(size)
-            except OSError:
-                blob = b""
+            except FileNotFoundError:
+                blob = b""  # removed behind our back: what it held is gone
+            except OSError as error:
+                # Out of file descriptors, a permission, an I/O error: perhaps only
+                # for now. Its messages stay waiting, for the next look.
+                self._cannot_read(segment, error)
+                continue
             found: set[int] = set()
             for ordinal, message in fmt.read_records(blob).records:
                 found.add(ordinal)

@@ -616,3 +616,77 @@ def test_a_second_shutdown_still_reports_what_stays_on_disk(
         client.track("u", "E", {"i": i})
     assert client.shutdown(0.5) is False
     assert client.shutdown(0.5) is False  # "safe to call twice": and as honest
+
+
+def test_the_same_host_with_a_trailing_slash_adopts_the_orphans(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    run_writer(spool_dir, receiver.url, 50)
+    client = make_client(host=receiver.url + "/", spool_dir=spool_dir, flush_interval=0.2)
+    assert len(receiver.wait_for_messages(50, timeout=30)) == 50
+    assert client.stats()["spool"]["adopted"] == 50
+
+
+def test_flush_in_an_outage_tries_kept_batches_at_the_spools_pace(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    # Out of retries at once (max_retries=0): a flush must not send them back to back.
+    receiver.fail_next(*[Fault(503)] * 100_000)
+    client = make_client(spool_dir=spool_dir, max_retries=0, flush_interval=0.1)
+    for i in range(100):
+        client.track("u", "E", {"i": i})
+    poll(lambda: client.stats()["spool"]["kept"] > 0, what="a batch kept")
+    before = len(receiver.requests)
+    assert client.flush(2.0) is False
+    assert len(receiver.requests) - before <= 8  # about one pass a second, not hundreds
+    receiver.faults.clear()
+    assert client.flush(20)
+    assert len({m["messageId"] for m in receiver.messages()}) == 100
+
+
+def test_a_file_that_cannot_be_read_for_a_moment_loses_nothing(
+    receiver: Receiver, spool_dir: Path
+) -> None:
+    # Out of file descriptors while a backlog waits on disk: the files are read
+    # again later, not written off as damaged.
+    receiver.fail_next(*[Fault(503)] * 100_000)
+    script = f"""
+import os, resource, sys, time
+from segment_core import Client
+client = Client("test-key", host={receiver.url!r}, spool_dir={str(spool_dir)!r},
+                max_retries=0, flush_interval=0.1)
+for i in range(500):
+    client.track("u", "Waiting", {{"i": i}})
+deadline = time.monotonic() + 20
+while client.stats()["spool"]["kept"] == 0 and time.monotonic() < deadline:
+    client.flush(0.1)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+client.flush(2.5)  # the spool looks at its files meanwhile, and cannot open them
+for fd in held:
+    os.close(fd)
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+print("released", flush=True)
+sys.stdin.readline()
+print(client.flush(30), client.stats()["spool"]["damaged"], flush=True)
+"""
+    with subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        assert process.stdout.readline() == "released\n"
+        receiver.faults.clear()  # the server is back
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        assert process.stdout.readline().split() == ["True", "0"]
+    assert sorted({m["properties"]["i"] for m in receiver.messages()}) == list(range(500))
