@@ -30,7 +30,13 @@ class Command(BaseCommand):
         )
         user.set_password(password)
         user.save()
+        # The known token for the first demo user; another one (--username) gets a
+        # token of its own: a token is one user's alone.
         Token.objects.filter(user=user).delete()
-        Token.objects.create(user=user, key=DEMO_API_TOKEN)
+        taken = Token.objects.filter(key=DEMO_API_TOKEN).exists()
+        token = Token.objects.create(
+            user=user, key=Token.generate_key() if taken else DEMO_API_TOKEN
+        )
         verb = "created" if created else "updated"
         self.stdout.write(f"demo user {username!r} {verb}; log in with password {password!r}")
+        self.stdout.write(f"API token: {token.key} (Authorization: Token {token.key})")
