@@ -140,6 +140,9 @@ class Spool:
         self._next_number = 0
         self._bytes = 0  # our files: own and adopted
         self._others = 0  # the rest of the spool directory, as last measured
+        # A file the spool thread is making: counted against the bound meanwhile, so
+        # that a caller making one at the same time cannot pass it.
+        self._reserving = 0
         self._broken = False
         self._closed = False
         #: Messages :meth:`close` left on disk.
@@ -477,7 +480,8 @@ class Spool:
         return segment
 
     def _has_room(self) -> bool:
-        return self._bytes + self._others + self._segment_bytes <= self._max_bytes
+        used = self._bytes + self._others + self._reserving
+        return used + self._segment_bytes <= self._max_bytes
 
     def _take_number(self) -> int:
         number = self._next_number
@@ -532,13 +536,16 @@ class Spool:
             if self._closed or self._broken or not self._has_room():
                 return
             number = self._take_number()
+            self._reserving = self._segment_bytes
         try:
             segment = self._create_segment(own, number, self._segment_bytes)
         except Exception as error:
             with self._lock:
+                self._reserving = 0
                 self._break(error)
             return
         with self._lock:
+            self._reserving = 0
             if (
                 self._closed
                 or self._spare is not None
