@@ -214,9 +214,9 @@ def _referrer(
 
 def _names_host(url: str, host: str) -> bool:
     """Whether ``url`` may be on ``host`` (its name, in any case, follows ``//``)."""
-    name = host if host.endswith("]") else host.rpartition(":")[0] or host
+    name = _origin("", host)[0]
     start = url.find("//", 0, 16)
-    return start >= 0 and url[start + 2 : start + 2 + len(name)].lower() == name.lower()
+    return start >= 0 and url[start + 2 : start + 2 + len(name)].lower() == name
 
 
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
