@@ -4,6 +4,8 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import os
+import random
 import re
 import uuid
 from typing import Any
@@ -102,6 +104,36 @@ def test_generated_timestamps_and_message_ids(client: Client) -> None:
     stamp = dt.datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00"))
     assert before <= stamp <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
     assert len(ids) == 200
+
+
+def test_an_app_seeding_the_random_module_repeats_no_message_id(client: Client) -> None:
+    # Segment drops a message whose id it has seen: an app that seeds the random
+    # module the same way each run (a job, a simulation) must not lose its events.
+    ids = []
+    state = random.getstate()
+    try:
+        for _ in range(2):
+            random.seed(1234)
+            ids.append(client.track("u", "E")[1]["messageId"])
+    finally:
+        random.setstate(state)
+    assert ids[0] != ids[1]
+
+
+def test_a_forked_child_makes_ids_of_its_own(client: Client) -> None:
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        try:
+            os.write(writing, client.track("u", "E")[1]["messageId"].encode())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    parent_id = client.track("u", "E")[1]["messageId"]
+    with os.fdopen(reading, "rb") as pipe:
+        child_id = pipe.read().decode()
+    os.waitpid(child, 0)
+    assert uuid.UUID(child_id) and child_id != parent_id
 
 
 def test_defaults_are_merged_under_the_calls_own_values() -> None:
