@@ -474,12 +474,7 @@ class MessageFactory:
             merged = self._integrations(_mapping("integrations", integrations))
             if merged:
                 message["integrations"] = merged
-        if (
-            checked
-            and "integrations" not in message
-            and "traits" not in message
-            and message["type"] != "page"
-        ):
+        if checked and "integrations" not in message and message["type"] != "page":
             return message  # nothing of the caller's that the Spec's content rules cover
         # The Spec's rules on the contents, shared with the collector: refused here
         # exactly when the collector would mark the message bad.

@@ -85,7 +85,6 @@ _STRING_SUSPECTS = frozenset(
 _PAGE_PROPERTIES = ("name", "path", "referrer", "search", "title", "url")
 # The type of every value of an object that no string rule can fault.
 _ONLY_STRINGS = frozenset({str})
-_TRAIT_OBJECTS = ("address", "company")
 
 
 def validate_message(message: object) -> list[str]:
@@ -149,7 +148,7 @@ def content_problems(message: Mapping[str, Any], *, context_checked: bool = Fals
 
     The client builds the envelope (type, ids, messageId, timestamp, event name)
     itself and checks it as it goes; this covers the rest (integrations, context,
-    traits, page properties), with the same reasons `validate_message` gives.
+    page properties), with the same reasons `validate_message` gives.
     ``context_checked``: the context is known to pass (its check is skipped).
     """
     reasons: list[str] = []
@@ -165,9 +164,6 @@ def _check_contents(
         _check_integrations(integrations, reasons)
     if not context_checked:
         _check_context(message.get("context"), reasons)
-    traits = message.get("traits")
-    if traits:
-        _check_traits(traits, "traits", reasons)
     if kind == "page":
         _check_page_properties(message.get("properties"), reasons)
 
@@ -315,8 +311,6 @@ def _check_context_field(
         _check_id(context, "groupId", reasons)
     elif field == "consent":
         _check_consent(value, reasons)
-    elif field == "traits":
-        _check_traits(value, "context.traits", reasons)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -345,12 +339,6 @@ def _check_consent(consent: object, reasons: list[str]) -> None:
                 f"context.consent.categoryPreferences.{category} must be a boolean, "
                 f"got {_json_type(allowed)}"
             )
-
-
-def _check_traits(traits: object, where: str, reasons: list[str]) -> None:
-    if isinstance(traits, dict):
-        for field in _TRAIT_OBJECTS:
-            _check_optional(traits, field, dict, "an object", reasons, prefix=f"{where}.")
 
 
 def _check_page_properties(properties: object, reasons: list[str]) -> None:

@@ -41,6 +41,11 @@ CALLS: dict[str, Call] = {
         "user_id", "group_id", {"name": "Initech", "description": "Accounting Software"}
     ),
     "alias": lambda c: c.alias("previous_id", "user_id"),
+    # Reserved traits as text, as Segment's destination docs write them.
+    "identify with a company's name": lambda c: c.identify(
+        "u1", {"company": "Initech", "address": "1 Main St"}
+    ),
+    "group with an address": lambda c: c.group("u1", "g1", {"address": "1 Main St"}),
     "everything": lambda c: c.track(
         user_id=42,
         event="Order Completed",

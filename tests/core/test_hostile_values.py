@@ -279,7 +279,6 @@ def test_timestamps_outside_the_iso_years_are_refused(client: Client, timestamp:
             ),
             "context.consent.categoryPreferences.Ads",
         ),
-        (lambda c: c.identify("u1", {"address": "Main St"}), "traits.address"),
         (lambda c: c.page("u1", properties={"search": "q=1"}), "properties.search"),
         (lambda c: c.page("u1", properties={"url": "https://x/#top"}), "properties.url"),
         (lambda c: c.page("u1", properties={"title": 5}), "properties.title"),
