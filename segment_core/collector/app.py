@@ -10,7 +10,8 @@ Routes:
 * `GET /collector/events`: stored events, oldest first; filters `type`, `event`,
   `userId`, `anonymousId`, `status` (good|bad); `after=<seq>` (only events stored
   after that cursor), `limit` (default 1000) or `last=<n>` (the newest n, still
-  oldest first). Answers `{"events": [...], "cursor": <seq of the last one>}`.
+  oldest first). Answers `{"events": [...], "cursor": <seq of the last one>,
+  "run": <this run's name>}`.
 * `GET /collector/events/<messageId>`: one event, 404 when unknown.
 * `POST /collector/reset`: forget events, counts and pending faults.
 * `POST|GET|DELETE /collector/faults`: queue, list or clear fault plans (see faults.py).
@@ -318,7 +319,8 @@ class CollectorApp:
             return error_response(400, "invalid_query", str(error))
         events = self.store.query(query)
         cursor = events[-1]["seq"] if events else query.after
-        return JSONBytesResponse({"events": events, "cursor": cursor})
+        # The run names this collector's cursors: a page streams from `<run>-<cursor>`.
+        return JSONBytesResponse({"events": events, "cursor": cursor, "run": self.notifier.run})
 
     async def _event(self, request: Request) -> Response:
         message_id = request.path_params["message_id"]

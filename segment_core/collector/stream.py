@@ -1,6 +1,7 @@
 """Server-sent events: push new events and summary counts to the web page.
 
-`GET /collector/stream?after=<seq>` sends every stored event after the cursor as
+`GET /collector/stream?after=<seq>` (or `<run>-<seq>`, with the `run` of
+`/collector/events`) sends every stored event after the cursor as
 `event: message` (with `id: <run>-<seq>`, so a reconnecting browser resumes from
 `Last-Event-ID`, or starts afresh when the collector is another run), `event:
 summary` whenever the counts change, and `event: reset` after `POST
@@ -114,8 +115,11 @@ def stream_endpoint(
         start = header or request.query_params.get("after")
         restarted = False
         try:
-            if header and "-" in header:  # "<run>-<seq>", as _events writes it
-                run, _, start = header.rpartition("-")
+            # "<run>-<seq>": as _events writes its ids, and as the page passes the
+            # cursor of /collector/events (a bare `after` from another run would
+            # skip that run's first events).
+            if start and "-" in start:
+                run, _, start = start.rpartition("-")
                 parse_count(start, name, minimum=0)  # the sequence number: digits
                 if not run.isalnum():
                     raise ValueError(f"{name} must be <run>-<seq>, as the stream writes it")

@@ -101,6 +101,34 @@ def test_a_browser_back_from_another_run_starts_afresh(segment_collector: Collec
     assert [d["message"]["event"] for k, d, _ in later if k == "message"] == ["Later"]
 
 
+def test_the_page_cursor_names_its_run(segment_collector: CollectorHandle) -> None:
+    # The page streams from the cursor of /collector/events before any event gave
+    # it an id: a bare cursor from a collector restarted since would skip events.
+    sent = [message() for _ in range(3)]
+    post(segment_collector.url, batch(*sent))
+    segment_collector.wait_for(3)
+    page = requests.get(segment_collector.url + "/collector/events?last=500", timeout=10).json()
+    assert page["run"].isalnum() and page["cursor"] >= 3
+    with requests.get(  # the page of another run, its cursor past this run's events
+        segment_collector.url + f"/collector/stream?after=0ther0ne-{page['cursor'] + 5}",
+        stream=True,
+        timeout=10,
+    ) as response:
+        found = read_events(response, 3)
+    assert found[0][0] == "reset"
+    assert [d["messageId"] for k, d, _ in found if k == "message"] == [
+        m["messageId"] for m in sent
+    ]
+    with requests.get(  # this run's page: only what came after its cursor
+        segment_collector.url + f"/collector/stream?after={page['run']}-{page['cursor']}",
+        stream=True,
+        timeout=10,
+    ) as response:
+        post(segment_collector.url, batch(message(event="Later")))
+        later = read_events(response, 1)
+    assert [d["message"]["event"] for k, d, _ in later if k == "message"] == ["Later"]
+
+
 def test_a_reader_that_leaves_during_a_backlog_costs_nothing(tmp_path: Path) -> None:
     # The collector as a CI script starts it, its log read by nobody: a page closed
     # while a backlog streams must not write one warning per event, nor stall it.
