@@ -101,6 +101,10 @@ def stringify_id(name: str, value: object) -> str | None:
 def _mapping(name: str, value: object) -> dict[str, Any] | None:
     if value is None or type(value) is dict:
         return value
+    if isinstance(value, dict):
+        # What the mapping says it holds: dict() of a dict subclass copies its
+        # storage, which for a multi-value dict (Django's request.GET) is lists.
+        return dict(value.items())
     if isinstance(value, Mapping):
         return dict(value)
     raise InvalidMessage(f"{name} must be a dict, got {type(value).__name__}")
