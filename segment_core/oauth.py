@@ -134,6 +134,18 @@ class TokenSource:
         return encoded
 
     def _request(self) -> tuple[str, float]:
+        skew = self._skew
+        try:
+            return self._ask()
+        except OAuthError as error:
+            # Refused, with a Date that shows our clock off: the assertion was dated
+            # outside what the server accepts ("used before issued", "expired"). One
+            # more, dated by the server's clock, rather than losing the batch.
+            if error.status is not None and 400 <= error.status < 500 and self._skew != skew:
+                return self._ask()
+            raise
+
+    def _ask(self) -> tuple[str, float]:
         body = urlencode(
             {
                 "grant_type": "client_credentials",

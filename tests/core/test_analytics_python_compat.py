@@ -701,6 +701,28 @@ def test_a_token_is_renewed_before_it_expires(
     assert _oauth_counts(oauth_collector)["issued"] == 2
 
 
+@pytest.mark.parametrize("skew", [300.0, -300.0])
+def test_a_clock_minutes_off_is_corrected_at_once(
+    oauth_collector: Any, key_pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch, skew: float
+) -> None:
+    # A container's clock that drifted: the first assertion is dated outside what the
+    # server takes ("used before issued", "expired"); the server's Date dates the next.
+    import types
+
+    import segment_core.oauth
+
+    real_time = time.time
+    skewed = types.SimpleNamespace(time=lambda: real_time() + skew, monotonic=time.monotonic)
+    monkeypatch.setattr(segment_core.oauth, "time", skewed)
+    options = _oauth_options(key_pair[0], oauth_collector.url)
+    client = Client("write-key", host=oauth_collector.url, sync_mode=True, **options)
+    assert client.track("u1", "First")[0]
+    [event] = oauth_collector.wait_for(1)
+    assert event["message"]["event"] == "First"
+    counts = _oauth_counts(oauth_collector)
+    assert counts["refused"] == 1 and counts["issued"] == 1
+
+
 def test_a_key_the_server_does_not_know_fails_without_retrying(
     oauth_collector: Any,
 ) -> None:
