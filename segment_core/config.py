@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -169,6 +170,11 @@ class Config:
         for name in ("oauth_auth_server", "oauth_scope", "timeout", *_FLAGS):
             if name in values and values[name] is None:
                 del values[name]
+        # An OAuth setting read from an unset variable (os.environ.get("X", "")) is
+        # not set, as analytics-python reads it.
+        for name in _OAUTH_OPTIONS:
+            if name in values and values[name] in ("", b""):
+                del values[name]
         # What analytics-python accepts for these, read as it reads them.
         for name in _FLAGS:
             flag = values.get(name)
@@ -289,6 +295,13 @@ def _type_name(value: object) -> str:
 
 #: The options that are True or False.
 _FLAGS = ("gzip", "send", "sync_mode", "debug")
+_OAUTH_OPTIONS = (
+    "oauth_client_id",
+    "oauth_client_key",
+    "oauth_key_id",
+    "oauth_auth_server",
+    "oauth_scope",
+)
 
 
 def _timeout_pair(pair: tuple[Any, ...], name: str) -> float:
@@ -319,6 +332,8 @@ def _check_int(name: str, value: object, *, low: int, high: int | None = None) -
 def _check_number(name: str, value: object, *, positive: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value):  # NaN compares false with everything: no check would hold
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value}")
 
@@ -336,18 +351,20 @@ def check_proxies(proxies: object) -> None:
 
     Keys are a scheme (``http``, ``https``, ``all``), optionally with a host
     (``https://api.segment.io``), or ``no_proxy``; values are proxy URLs, where a
-    missing scheme means ``http://`` (as in analytics-python and ``requests``).
+    missing scheme means ``http://`` (as in analytics-python and ``requests``), or
+    None or ``""`` for no proxy.
     """
     if proxies is None:
         return
     _check_mapping("proxies", proxies)
     assert isinstance(proxies, Mapping)
     for key, value in proxies.items():
-        if not isinstance(key, str) or not isinstance(value, str):
+        if not isinstance(key, str) or not (value is None or isinstance(value, str)):
             raise ValueError(
                 f"proxies must map strings to strings, got {key!r}: {_type_name(value)}"
             )
-        if key == "no_proxy":
+        # None or "": no proxy for that key, as requests reads {"https": None}.
+        if key == "no_proxy" or not value:
             continue
         scheme = key.split("://", 1)[0]
         if scheme not in (*_PROXY_SCHEMES, "all"):

@@ -443,6 +443,26 @@ def test_the_environments_proxy_is_for_the_network_not_this_machine(
     assert paths == ["/v1/batch", "/v1/batch", "http://segment.invalid/v1/batch"]
 
 
+@pytest.mark.parametrize("none", [None, ""])
+def test_a_scheme_mapped_to_none_goes_without_a_proxy(
+    make_client: Callable[..., Client], receiver: Receiver, none: Any
+) -> None:
+    # requests' way to say "no proxy for this scheme", which analytics-python passes on.
+    client = make_client(proxies={"http": none, "https": "203.0.113.16:80"}, sync_mode=True)
+    assert client.track("u1", "Direct")[0]
+    [request] = receiver.ok_requests()
+    assert request.path == "/v1/batch"
+
+
+def test_oauth_settings_left_empty_are_not_set(receiver: Receiver) -> None:
+    # As read from unset variables: os.environ.get("SEGMENT_OAUTH_CLIENT_ID", "").
+    empty = {name: "" for name in ("oauth_client_id", "oauth_client_key", "oauth_key_id")}
+    client = Client("write-key", host=receiver.url, sync_mode=True, **empty)
+    assert client.track("u1", "With The Write Key")[0]
+    [request] = receiver.ok_requests()
+    assert request.headers["authorization"].startswith("Basic ")
+
+
 def test_analytics_pythons_proxy_example_constructs() -> None:
     client = Client("write-key", proxies={"https": "203.0.113.16:80"}, send=False)
     assert client.proxies == {"https": "203.0.113.16:80"}
@@ -454,7 +474,7 @@ def test_analytics_pythons_proxy_example_constructs() -> None:
         ({"https": "ftp://203.0.113.16:80"}, "scheme 'ftp'"),
         ({"https": "socks5://203.0.113.16:1080"}, "SOCKS proxy"),
         ({"https": "http://:80"}, "has no host"),
-        ({"https": ""}, "must not be empty"),
+        ({"https": " "}, "must not be empty"),
         ({"https": "203.0.113.16:99999"}, "not a proxy URL"),
         ({"https": 8080}, "strings to strings"),
         ({"htps": "203.0.113.16:80"}, "unknown key 'htps'"),

@@ -110,6 +110,11 @@ def test_unknown_option_suggests_the_closest_name() -> None:
         ("timeout", (1, 2, 3), "timeout must be a number of seconds > 0 or a"),
         ("log_handler", "stderr", "log_handler must be a logging.Handler"),
         ("retry_backoff_min", -0.5, "retry_backoff_min must be >= 0"),
+        # NaN compares false with everything: it would pass every bound.
+        ("timeout", float("nan"), "timeout must be a finite number of seconds, got nan"),
+        ("flush_interval", float("nan"), "flush_interval must be a finite number"),
+        ("shutdown_timeout", float("inf"), "shutdown_timeout must be a finite number"),
+        ("max_total_backoff_duration", float("nan"), "max_total_backoff_duration must be a fin"),
     ],
 )
 def test_bad_values_raise_value_error_naming_the_option(
