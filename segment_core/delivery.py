@@ -15,6 +15,7 @@ from segment_core.errors import DeliveryError
 from segment_core.health import DeliveryHealth
 from segment_core.hosts import redact_url
 from segment_core.retry import backoff_delay
+from segment_core.returned import complete
 from segment_core.stats import Stats
 from segment_core.transport import Outcome, Transport
 
@@ -220,4 +221,6 @@ class Delivery:
 
 
 def _decode_all(batch: list[bytes]) -> list[dict[str, Any]]:
-    return [decode(item) for item in batch]
+    """The batch for ``on_error``: messages with every key analytics-python's have,
+    so that handlers written for it (``m["anonymousId"]``) read them."""
+    return [complete(decode(item)) for item in batch]

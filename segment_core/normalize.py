@@ -8,6 +8,8 @@ call: it does the least work that gives a correct, self-contained message.
 from __future__ import annotations
 
 import datetime as dt
+import numbers
+import operator
 import os
 import random
 import uuid
@@ -95,6 +97,8 @@ def stringify_id(name: str, value: object) -> str | None:
         return str(int(value))
     if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy.int64
+        return stringify_id(name, operator.index(value))
     raise InvalidMessage(f"{name} must be a string or an integer, got {type(value).__name__}")
 
 

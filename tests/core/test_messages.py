@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import numbers
 import os
 import random
 import re
@@ -92,6 +93,26 @@ def test_normalisation_of_ids_timestamps_and_library(client: Client) -> None:
     assert client.track("u", "E", timestamp=aware)[1]["timestamp"] == "2024-05-06T07:08:09.000Z"
     text = client.track("u", "E", timestamp="2024-05-06T07:08:09Z")[1]["timestamp"]
     assert text == "2024-05-06T07:08:09.000Z"
+
+
+class Int64:
+    """An integer type of its own, as numpy's: an ``Integral`` but not an ``int``."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
+numbers.Integral.register(Int64)
+
+
+def test_ids_of_any_integer_type_are_their_digits(client: Client) -> None:
+    ok, message = client.identify(Int64(42), {"plan": "pro"}, message_id=Int64(7))
+    assert ok and (message["userId"], message["messageId"]) == ("42", "7")
+    with pytest.raises(InvalidMessage, match="user_id must be a string or an integer"):
+        client.identify(1.5)
 
 
 def test_generated_timestamps_and_message_ids(client: Client) -> None:

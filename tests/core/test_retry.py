@@ -98,6 +98,9 @@ def test_final_failures_call_on_error_with_the_messages(
     assert len(errors) == 1
     assert f"HTTP {status}" in str(errors[0][0])
     assert errors[0][1][0]["event"] == "E"
+    # Every key of analytics-python's message, for handlers written for it.
+    failed = errors[0][1][0]
+    assert (failed["anonymousId"], failed["properties"], failed["integrations"]) == (None, {}, {})
     assert fired == [{"error": errors[0][0], "count": 1, "retrying": False}]
     stats = client.stats()
     assert (stats["failed"], stats["sent"]) == (1, 0)
