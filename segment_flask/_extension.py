@@ -83,11 +83,14 @@ class SegmentFlask:
                 divert_when(state.client, lambda: config.get("TESTING"))
         app.extensions[EXTENSION_NAME] = state
         hooks = RequestHooks(app, state, divert_when_testing=divert_when_testing)
-        # The first of the app's before_request functions, so that those registered
-        # before init_app find request.analytics; the last of its after_request ones
-        # (Flask runs them in reverse), so that the response it completes is the one
-        # sent, whichever the app's own hooks returned.
-        app.before_request_funcs.setdefault(None, []).insert(0, hooks.before_request)
+        # The first of the app's url_value_preprocessors, which Flask runs before its
+        # before_request functions: those and the preprocessors registered before
+        # init_app find request.analytics, so does the handler of an error a
+        # preprocessor raises, and the route's values are read before one takes them
+        # out. The last of its after_request functions (Flask runs them in reverse),
+        # so that the response it completes is the one sent, whichever the app's own
+        # hooks returned.
+        app.url_value_preprocessors.setdefault(None, []).insert(0, hooks.start_request)
         app.after_request_funcs.setdefault(None, []).insert(0, hooks.after_request)
         app.teardown_request(hooks.teardown_request)
         if flask_login is not None:

@@ -1,8 +1,9 @@
 """The request hooks one app registers: Flask objects in, segment_core's tracker out.
 
-- ``before_request``: build the request's tracker, expose its ``Analytics`` as
-  ``request.analytics`` (and ``g._segment.analytics``) and bind it for
-  :func:`segment_core.scope.analytics`.
+- ``start_request`` (the app's first ``url_value_preprocessor``, which Flask runs
+  before any ``before_request`` function): build the request's tracker, expose its
+  ``Analytics`` as ``request.analytics`` (and ``g._segment.analytics``) and bind
+  it for :func:`segment_core.scope.analytics`.
 - ``after_request``: set the anonymous-id cookie, then the automatic page call,
   or, for a streamed response, register it to run when the response closes.
 - ``teardown_request``: unbind.
@@ -13,7 +14,7 @@ Every step is guarded: analytics never turns a working response into an error.
 from __future__ import annotations
 
 import logging
-from contextvars import Token
+from contextvars import Token, copy_context
 from typing import Any
 
 from flask import Flask, g, request
@@ -24,10 +25,12 @@ from segment_core.client import Client
 from segment_core.scope import Analytics, bind, bound_iteration, reset
 from segment_core.signals import emit
 from segment_core.testing import divert
-from segment_core.web import RequestTracker
+from segment_core.web import RequestTracker, browser_settings, media_type
 from segment_flask._request import (
+    NamespacesOf,
     RouteOfPath,
     login_user_id,
+    namespaces_of,
     request_info,
     router_of,
     uses_flask_login,
@@ -39,12 +42,13 @@ __all__ = ["RequestHooks", "RequestScope"]
 
 logger = logging.getLogger("segment.flask")
 
-#: Where the request's :class:`RequestScope` is kept in ``g``.
+#: Where the request's :class:`RequestScope` is kept in ``g`` and on the request.
 SCOPE_KEY = "_segment"
 
 
 class RequestScope:
-    """One request's analytics state, kept in ``g._segment``."""
+    """One request's analytics state, kept in ``g._segment`` until the request's
+    teardown; for a streamed body, made after it, also on the request until it closes."""
 
     __slots__ = ("analytics", "token", "tracker")
 
@@ -65,7 +69,7 @@ class RequestHooks:
     the app is ``TESTING`` (checked before each request until it is).
     """
 
-    __slots__ = ("app", "divert_when_testing", "route_of_path", "state")
+    __slots__ = ("app", "blueprint_namespaces", "divert_when_testing", "route_of_path", "state")
 
     def __init__(
         self, app: Flask, state: SegmentState, *, divert_when_testing: Client | None = None
@@ -75,8 +79,13 @@ class RequestHooks:
         self.divert_when_testing = divert_when_testing
         #: The app's router for the web rules.
         self.route_of_path: RouteOfPath = router_of(app)
+        #: The namespaces of each blueprint's routes, for ``exclude_routes``.
+        self.blueprint_namespaces: NamespacesOf = namespaces_of(app)
 
-    def before_request(self) -> None:
+    def start_request(self, endpoint: str | None = None, values: Any = None) -> None:
+        """A ``url_value_preprocessor``: it runs before the others, which may take a
+        route's values out (``values.pop("token")``) or abort, and before every
+        ``before_request`` function."""
         client = self.divert_when_testing
         # config, not app.testing: the same key, without the descriptor's cost.
         if client is not None and self.app.config.get("TESTING"):
@@ -91,7 +100,7 @@ class RequestHooks:
         native = _real(request)
         app = self.app
         state, options = self.state, self.state.options
-        info = request_info(native, app, self.route_of_path)
+        info = request_info(native, app, self.route_of_path, self.blueprint_namespaces)
         # A USER_ID hook replaces the framework's user, and health checks and
         # assets need none: no session read or user query for them. The user is
         # read when a call is made, so a login in the view counts.
@@ -109,20 +118,24 @@ class RequestHooks:
         if scope is None:
             return response
         try:
-            cookie = scope.tracker.cookie_to_set()
+            tracker = scope.tracker
+            cookie = tracker.cookie_to_set()
             if cookie is not None and not _sets_cookie(response, cookie.name):
                 _add_header(response, "Set-Cookie", cookie.header_value())
-            if scope.tracker.snippet_rendered:  # the page holds the visitor's ids
+            # send_file()'s file goes out as it is: no body to wait for.
+            streamed = response.is_streamed and not response.direct_passthrough
+            # The page holds the visitor's ids, or a body made later may write them.
+            if tracker.snippet_rendered or (streamed and _may_render_snippet(tracker, response)):
                 response.vary.add("Cookie")
             # The signal's sender, when someone listens.
             app = self.app if page_tracked.receivers else None
-            if response.is_streamed and not response.direct_passthrough:
+            if streamed:
                 # The page view counts once the body was sent, not when it starts;
                 # analytics() stays bound while the body is made.
                 body: Any = bound_iteration(response.response, scope.analytics)
                 response.response = body
-                response.call_on_close(lambda: _finish(app, scope, response))
-            else:  # send_file()'s file goes out as it is: no close to wait for
+                response.call_on_close(_StreamClose(app, scope, response))
+            else:
                 _finish(app, scope, response)
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
@@ -149,6 +162,37 @@ def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
         logger.exception("segment: the automatic identify of a login failed")
 
 
+class _StreamClose:
+    """What completes a streamed response's analytics as it closes.
+
+    Flask tears the request down before the body is made: ``segment_snippet()`` in
+    a streamed template finds the scope on the request meanwhile, and the page
+    call's hooks (``page_filter``, ``page_properties``), run as the response
+    closes, outside Flask's contexts, run in a copy of these, with the view's g,
+    session and request.
+    """
+
+    __slots__ = ("app", "context", "native", "response", "scope")
+
+    def __init__(self, app: Flask | None, scope: RequestScope, response: Response) -> None:
+        self.app = app
+        self.scope: RequestScope | None = scope
+        self.response: Response | None = response
+        self.native = _real(request)
+        vars(self.native)[SCOPE_KEY] = scope
+        self.context = copy_context()
+
+    def __call__(self) -> None:
+        scope, response = self.scope, self.response
+        if scope is None or response is None:
+            return
+        self.context.run(_finish, self.app, scope, response)
+        # The response refers to this, the request to the scope: cycles, broken at
+        # once, so that the request's objects go without the cycle collector.
+        self.scope = self.response = None
+        vars(self.native).pop(SCOPE_KEY, None)
+
+
 def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:
     try:
         content_type = response.headers.get("Content-Type")
@@ -158,6 +202,17 @@ def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:
             emit(page_tracked, app, message=scope.analytics.page_message)
     except Exception:
         logger.exception("segment: the automatic page call failed")
+
+
+def _may_render_snippet(tracker: RequestTracker, response: Response) -> bool:
+    """Whether a streamed page (``stream_template``) may render the snippet after its
+    headers are sent: a page for which the snippet renders something."""
+    options = tracker.options
+    return (
+        options.browser_write_key is not None
+        and media_type(response.headers.get("Content-Type")) in options.page_content_types
+        and browser_settings(tracker) is not None
+    )
 
 
 def _real(proxy: Any) -> Any:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, Request
 from werkzeug.exceptions import HTTPException, SecurityError
-from werkzeug.routing import Map, RequestRedirect
+from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 
@@ -23,7 +24,16 @@ try:  # Flask-Login is optional (and untyped: imported as a plain module)
 except ImportError:
     flask_login = None
 
-__all__ = ["RouteOfPath", "login_user_id", "request_info", "router_of", "uses_flask_login"]
+__all__ = [
+    "NamespacesOf",
+    "RouteOfPath",
+    "login_user_id",
+    "namespaces_of",
+    "path_texts",
+    "request_info",
+    "router_of",
+    "uses_flask_login",
+]
 
 logger = logging.getLogger("segment.flask")
 
@@ -31,13 +41,24 @@ logger = logging.getLogger("segment.flask")
 #: ``route_of_path(path) -> path_params | None``: an app's router, for the web rules.
 RouteOfPath = Callable[[str], "Mapping[str, Any] | None"]
 
+#: ``namespaces_of(blueprint) -> namespaces``: an app's namespaces of a blueprint's routes.
+NamespacesOf = Callable[[str], "tuple[str, ...]"]
+
+#: Where a rule keeps the pattern :func:`path_texts` reads its parameters with.
+_PATH_PATTERN = "_segment_path_pattern"
+_UNSET: Any = object()
+
 
 def request_info(
-    request: Request, app: Flask, route_of_path: RouteOfPath | None = None
+    request: Request,
+    app: Flask,
+    route_of_path: RouteOfPath | None = None,
+    blueprint_namespaces: NamespacesOf | None = None,
 ) -> RequestInfo:
     """The neutral view of ``request``; hooks get ``request`` itself as ``native``.
 
-    ``route_of_path``: what :func:`router_of` gives for ``app`` (made once by the caller).
+    ``route_of_path`` and ``blueprint_namespaces``: what :func:`router_of` and
+    :func:`namespaces_of` give for ``app`` (made once by the caller).
     """
     try:
         host = request.host
@@ -48,10 +69,16 @@ def request_info(
     trusted = request.trusted_hosts or app.config.get("TRUSTED_HOSTS")
     if trusted and host and not host_is_trusted(host, list(trusted)):
         host = ""  # Flask before 3.1 does not check TRUSTED_HOSTS itself
-    # request.endpoint and request.blueprints, read from the rule once: a route
+    # request.endpoint and request.blueprint, read from the rule once: a route
     # outside any blueprint (no "." in its endpoint) has none.
     endpoint = rule.endpoint if rule is not None else None
-    blueprints = tuple(request.blueprints) if endpoint and "." in endpoint else ()
+    blueprints: tuple[str, ...] = ()
+    if endpoint and "." in endpoint:
+        blueprints = (blueprint_namespaces or namespaces_of(app))(endpoint.rpartition(".")[0])
+    path_params = request.view_args
+    if path_params and rule is not None:
+        # The path's own text: what the visitor sees, whatever the converter made of it.
+        path_params = path_texts(rule, request.path) or path_params
     # RequestInfo(...) as two calls: CPython 3.11 makes a dict of the keywords of
     # a call to a class (half of its cost here), not of a call to a function.
     info: RequestInfo = object.__new__(RequestInfo)
@@ -69,7 +96,7 @@ def request_info(
         route_name=endpoint,
         route_template=rule.rule if rule is not None else None,
         route_namespaces=blueprints,
-        path_params=request.view_args,
+        path_params=path_params,
         host_trusted=functools.partial(_is_trusted, tuple(trusted)) if trusted else None,
         route_of_path=route_of_path or router_of(app),
         native=request,
@@ -134,14 +161,84 @@ def _is_trusted(trusted: tuple[str, ...], host: str) -> bool:
     return host_is_trusted(host, list(trusted))
 
 
+def namespaces_of(app: Flask) -> NamespacesOf:
+    """``app``'s namespaces of a blueprint's routes, worked out once per blueprint."""
+    return functools.lru_cache(maxsize=None)(functools.partial(_blueprint_namespaces, app))
+
+
+def _blueprint_namespaces(app: Flask, blueprint: str) -> tuple[str, ...]:
+    """The namespaces of the routes of ``blueprint`` (a dotted name when nested).
+
+    Each enclosing blueprint's full name (``site.admin``, ``site``) and each one's
+    own name (``admin``), as a nested Django namespace is matched; and ``admin``
+    for Flask-Admin, which gives every view a blueprint named after the view.
+    """
+    parts = blueprint.split(".")
+    full_names = [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
+    namespaces = dict.fromkeys([*full_names, *parts])
+    if any(_is_flask_admin(app.blueprints.get(name)) for name in full_names):
+        namespaces["admin"] = None
+    return tuple(namespaces)
+
+
+def _is_flask_admin(blueprint: Any) -> bool:
+    """Whether ``blueprint`` is one Flask-Admin made for one of its views."""
+    name = getattr(blueprint, "import_name", "")
+    return name == "flask_admin" or name.startswith("flask_admin.")
+
+
+def path_texts(rule: Rule, path: str) -> dict[str, str] | None:
+    """The text of ``path`` each of ``rule``'s path parameters matched, by name.
+
+    Converters can make another object of it (a signed token decoded to its
+    payload, ``3.50`` read as ``3.5``): the secrets hidden from the path are found
+    by their text. None when ``path`` is not one of ``rule``'s, or the rule's
+    parts cannot be read.
+    """
+    pattern = vars(rule).get(_PATH_PATTERN, _UNSET)
+    if pattern is _UNSET:  # made once per rule, kept on it
+        pattern = vars(rule)[_PATH_PATTERN] = _path_pattern(rule)
+    match = pattern.fullmatch(path) if pattern is not None else None
+    return match.groupdict() if match is not None else None
+
+
+def _path_pattern(rule: Rule) -> re.Pattern[str] | None:
+    """A pattern of the paths ``rule`` matches, with a named group per path parameter.
+
+    Built from the parts Werkzeug compiled the rule into (slashes merged as it
+    merges them); the host or subdomain part comes first, up to a ``|``.
+    """
+    try:
+        converters = rule._converters
+        pieces: list[str] = []
+        in_path = False
+        for is_parameter, text in rule._trace:
+            if in_path:
+                regex = f"(?P<{text}>{converters[text].regex})" if is_parameter else re.escape(text)
+                pieces.append(regex)
+            elif not is_parameter and text == "|":
+                in_path = True
+        return re.compile("".join(pieces)) if in_path else None
+    except (AttributeError, KeyError, TypeError, re.error):
+        return None
+
+
 @functools.lru_cache(maxsize=1024)
 def _params_of_path(url_map: Map, path: str) -> Mapping[str, Any] | None:
     """What the app's router captures from ``path`` (to redact a same-app referrer)."""
+    decoded = unquote(path)
     try:
-        _, params = url_map.bind("localhost").match(unquote(path), method="GET")
+        rule, params = url_map.bind("localhost").match(decoded, method="GET", return_rule=True)
     except (HTTPException, RequestRedirect, ValueError):
         return None
-    return params
+    return _texts_of(rule, decoded, params)
+
+
+def _texts_of(rule: Rule, path: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The path's text of each parameter of ``params`` (as matched on ``path``)."""
+    if not params:
+        return params
+    return path_texts(rule, "/" + path.lstrip("/")) or params
 
 
 @functools.lru_cache(maxsize=1024)
@@ -159,10 +256,11 @@ def _params_of_host_path(
             adapter = url_map.bind(server, subdomain=name[: -len(server) - 1])
         else:
             return None
-        _, params = adapter.match(unquote(path), method="GET")
+        decoded = unquote(path)
+        rule, params = adapter.match(decoded, method="GET", return_rule=True)
     except (HTTPException, RequestRedirect, ValueError):
         return None
-    return params
+    return _texts_of(rule, decoded, params)
 
 
 def uses_flask_login(app: Flask) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import g, has_request_context, request
 
 from segment_core.web import Snippet, find_csp_nonce, render_snippet
-from segment_flask._hooks import RequestScope
+from segment_flask._hooks import SCOPE_KEY, RequestScope
 
 __all__ = ["segment_snippet"]
 
@@ -23,9 +23,11 @@ def segment_snippet() -> Snippet:
     """
     if not has_request_context():
         return Snippet()  # an email or a CLI render: no visitor, nothing to load
-    scope = g.get("_segment")
+    native = request._get_current_object()  # type: ignore[attr-defined]
+    # A streamed template renders after the request's teardown, which empties g
+    # (Flask 3.1) or leaves a new one (before): the scope is on the request then.
+    scope = vars(native).get(SCOPE_KEY) or g.get(SCOPE_KEY)
     if not isinstance(scope, RequestScope):
         return render_snippet(None)
     tracker = scope.tracker
-    native = request._get_current_object()  # type: ignore[attr-defined]
     return render_snippet(tracker, nonce=find_csp_nonce(native, tracker.options))

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask, Response, send_from_directory, stream_with_context
+from flask import Flask, Response, g, request, send_from_directory, session, stream_with_context
+from flask_login import current_user, login_user
 
 from segment_core.scope import analytics, current
 from segment_flask import page_tracked
 from tests.cycles import left_to_the_collector
-from tests.flask.app import ViewBug
+from tests.flask.app import User, ViewBug
 from tests.flask.conftest import MakeApp, Sent
 
 NAVIGATE = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -177,6 +178,48 @@ def test_analytics_is_bound_while_a_streamed_body_is_made(app: Flask, sent: Sent
     assert track["anonymousId"] == page["anonymousId"]
 
 
+@pytest.mark.parametrize("with_context", [True, False], ids=["stream_with_context", "plain"])
+def test_the_hooks_of_a_streamed_page_see_the_request_s_context(
+    make_app: MakeApp, sent: Sent, with_context: bool
+) -> None:
+    # They run as the response closes, after Flask left the request's contexts.
+    def properties(native: Any, response: Any) -> dict[str, Any]:
+        user = current_user.get_id() if current_user.is_authenticated else None
+        return {"tenant": g.tenant, "lang": session.get("lang"), "user": user, "path": request.path}
+
+    def wanted(native: Any, response: Any) -> bool:
+        return bool(g.tenant == "acme")
+
+    app = make_app(SEGMENT_PAGE_PROPERTIES=properties, SEGMENT_PAGE_FILTER=wanted)
+
+    @app.before_request
+    def tenant() -> None:
+        g.tenant = "acme"
+
+    @app.get("/report")
+    def report() -> Response:
+        session["lang"] = "fr"
+        login_user(User("ann-7"))
+
+        def rows() -> Iterator[str]:
+            yield "<p>row 1</p>"
+            yield "<p>row 2</p>"
+
+        return Response(stream_with_context(rows()) if with_context else rows())
+
+    response = app.test_client().get("/report")
+    assert response.get_data() == b"<p>row 1</p><p>row 2</p>"
+    response.close()
+    identify, page = sent()
+    assert identify["type"] == "identify" and page["name"] == "report"
+    assert {k: page["properties"][k] for k in ("tenant", "lang", "user", "path")} == {
+        "tenant": "acme",
+        "lang": "fr",
+        "user": "ann-7",
+        "path": "/report",
+    }
+
+
 def test_a_page_sent_as_a_file_is_a_page_view(app: Flask, sent: Sent, tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<p>the single-page app</p>")
 
@@ -238,4 +281,6 @@ def test_a_finished_request_is_freed_without_the_cycle_collector(
         browser.set_cookie("ajs_anonymous_id", "3b241101-e2bb-4255-8caf-4136c566a962")
     browser.get("/")  # warm-up: first-request work of the app
     assert left_to_the_collector(lambda: browser.get("/products/42")) == []
-    assert [page["properties"]["path"] for page in sent()] == ["/", "/products/42"]
+    assert left_to_the_collector(lambda: browser.get("/stream").close()) == []
+    paths = [page["properties"]["path"] for page in sent()]
+    assert paths == ["/", "/products/42", "/stream"]

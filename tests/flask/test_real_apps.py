@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from typing import Any
 
 import pytest
-from flask import Flask, Response
+from flask import Blueprint, Flask, Response, g
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.routing import BaseConverter
 
 from tests.flask.conftest import MakeApp, Sent
 
@@ -58,6 +61,44 @@ def test_a_blueprint_named_admin_is_tooling(make_app: MakeApp, sent: Sent) -> No
     client.get("/backoffice/")
     client.get("/tags/x")
     client.get("/healthz")
+    client.get("/")
+    assert [p["name"] for p in pages(sent)] == ["home"]
+
+
+def test_nested_blueprints_are_excluded_by_their_own_names(make_app: MakeApp, sent: Sent) -> None:
+    app = make_app(SEGMENT_EXCLUDE_ROUTES=["internal"])
+    site = Blueprint("site", __name__, url_prefix="/site")
+    for name in ("admin", "internal", "shop"):
+        nested = Blueprint(name, __name__, url_prefix=f"/{name}")
+        nested.add_url_rule("/", "index", lambda: "<p>page</p>")
+        site.register_blueprint(nested)
+    app.register_blueprint(site)
+    client = app.test_client()
+    for path in ("/site/admin/", "/site/internal/", "/site/shop/"):
+        assert client.get(path).status_code == 200
+    # A full dotted name, and an enclosing blueprint, exclude what they hold.
+    for excluded in ("site.shop", "site"):
+        other = make_app(SEGMENT_EXCLUDE_ROUTES=[excluded])
+        other.register_blueprint(site)
+        assert other.test_client().get("/site/shop/").status_code == 200
+    assert [p["name"] for p in pages(sent)] == ["site.shop.index"]
+
+
+def test_every_flask_admin_page_is_tooling(make_app: MakeApp, sent: Sent) -> None:
+    flask_admin = pytest.importorskip("flask_admin")
+
+    class ReportsView(flask_admin.BaseView):  # type: ignore[misc]
+        @flask_admin.expose("/")
+        def index(self) -> str:
+            return "<p>reports</p>"
+
+    app = make_app()
+    admin = flask_admin.Admin(app, name="Shop admin", endpoint="backoffice", url="/manage")
+    admin.add_view(ReportsView(name="Reports"))
+    admin.add_view(ReportsView(name="Users", endpoint="user"))
+    client = app.test_client()
+    for path in ("/manage/", "/manage/reportsview/", "/manage/user/"):
+        assert client.get(path).status_code == 200, path
     client.get("/")
     assert [p["name"] for p in pages(sent)] == ["home"]
 
@@ -115,6 +156,64 @@ def test_secret_route_parameters_and_same_app_referrers(make_app: MakeApp, sent:
         assert message["context"]["page"]["referrer"] == "http://localhost/invite/REDACTED?a=1"
     assert page["name"] == "/invite/REDACTED"
     assert "k3y" not in str([track, page])
+
+
+def test_a_secret_a_url_value_preprocessor_takes_out_is_redacted(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    # Flask's URL processors pattern: the route's value moves to g before the view.
+    app = make_app()
+    invites = Blueprint("invites", __name__, url_prefix="/join/<token>")
+
+    @invites.url_value_preprocessor
+    def pull_token(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        g.invite_token = values.pop("token") if values else None
+
+    invites.add_url_rule("/", "show", lambda: f"<p>{len(g.invite_token)}</p>")
+    app.register_blueprint(invites)
+    client = app.test_client()
+    client.get("/join/TOPSECRET-123/", headers={"Referer": "http://localhost/join/OLD-456/"})
+    client.get("/", headers={"Referer": "http://localhost/join/OLD-789/"})
+    invite, home = pages(sent)
+    assert invite["properties"]["url"] == "http://localhost/join/REDACTED/"
+    assert invite["properties"]["referrer"] == "http://localhost/join/REDACTED/"
+    assert home["properties"]["referrer"] == "http://localhost/join/REDACTED/"
+
+
+class SignedConverter(BaseConverter):
+    """A signed token in the path, decoded to its payload (as itsdangerous does)."""
+
+    regex = r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
+
+    def to_python(self, value: str) -> Any:
+        payload = value.split(".")[0]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+    def to_url(self, value: Any) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+        return f"{payload}.signature"
+
+
+def test_secret_values_a_converter_turns_into_other_objects_are_redacted(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    app = make_app(SEGMENT_PAGE_NAME="path")
+    app.url_map.converters["signed"] = SignedConverter
+    app.add_url_rule("/verify/<signed:token>", "verify", lambda token: "<p>verified</p>")
+    app.add_url_rule("/magic/<float:key>/go", "magic", lambda key: "<p>magic</p>")
+    app.add_url_rule("/pin/<int:pin>", "pin", lambda pin: "<p>pin</p>")
+    payload = base64.urlsafe_b64encode(b'{"uid": 7}').decode().rstrip("=")
+    token = f"{payload}.SIGNEDbyTHEapp"
+    client = app.test_client()
+    for path in (f"/verify/{token}", "/magic/3.50/go", "/pin/0042"):
+        client.get(path, headers={"Referer": f"http://localhost{path}"})
+    verify, magic, pin = pages(sent)
+    assert verify["properties"]["path"] == verify["name"] == "/verify/REDACTED"
+    assert verify["properties"]["referrer"] == "http://localhost/verify/REDACTED"
+    assert magic["properties"]["path"] == "/magic/REDACTED/go"
+    assert magic["properties"]["referrer"] == "http://localhost/magic/REDACTED/go"
+    assert pin["properties"]["path"] == "/pin/REDACTED"
+    assert "SIGNED" not in str([verify, magic, pin]) and "3.5" not in str([verify, magic])
 
 
 def test_a_mounted_app_redacts_its_own_pages_in_the_referrer(make_app: MakeApp, sent: Sent) -> None:

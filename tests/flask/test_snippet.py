@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Flask, g, render_template_string, request
+from flask import Flask, Response, g, render_template_string, request, stream_template_string
 from flask_login import login_user
 
 from segment_core import Client
@@ -174,3 +174,39 @@ def test_a_logged_in_users_id_stays_with_a_cookie_of_another_name(make_app: Make
     ]
     cookie = client.get_cookie("my_anon")
     assert len(set(handed)) == 1 and cookie is not None and cookie.value == handed[0]
+
+
+def test_a_streamed_template_renders_the_snippet_and_varies_on_cookie(
+    make_app: MakeApp, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Flask tears the request down before a streamed body is made.
+    app = make_app(SEGMENT_BROWSER_WRITE_KEY=KEY)
+    app.add_url_rule("/streamed", "streamed", lambda: stream_template_string(PAGE))
+    with caplog.at_level(logging.WARNING):
+        response = app.test_client().get("/streamed")
+        html = response.get_data(as_text=True)
+        response.close()
+    assert response.headers["Vary"] == "Cookie"
+    cookie = response.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    assert snippet_settings(html)["anonymousId"] == cookie
+    assert "did not see" not in caplog.text
+    [page] = sent(type="page")
+    assert page["anonymousId"] == cookie
+
+
+@pytest.mark.parametrize("browser_key", [KEY, None])
+def test_a_streamed_body_without_a_snippet_to_come_does_not_vary(
+    segment_client: Client, browser_key: str | None
+) -> None:
+    # An app without sessions or logins: a Vary would be the snippet's alone.
+    app = Flask(__name__)
+    app.config["SEGMENT_BROWSER_WRITE_KEY"] = browser_key
+    SegmentFlask(app, client=segment_client)
+    app.add_url_rule("/streamed", "streamed", lambda: stream_template_string(PAGE))
+    csv = Response(iter(["a,b\n"]), mimetype="text/csv")
+    app.add_url_rule("/export", "export", lambda: csv)
+    client = app.test_client()
+    assert "Vary" not in client.get("/export").headers  # no page: no snippet
+    response = client.get("/streamed")
+    assert has_snippet(response.get_data(as_text=True)) == (browser_key is not None)
+    assert ("Vary" in response.headers) == (browser_key is not None)

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Flask, g
+from flask import Flask, abort, g, request
 
 from segment_core.scope import current
 from segment_flask import page_tracked
@@ -48,8 +48,6 @@ def test_identify_then_track_in_one_request(app: Flask, sent: Sent) -> None:
 def test_request_analytics_is_in_g(app: Flask) -> None:
     with app.test_request_context("/"):
         app.preprocess_request()
-        from flask import request
-
         assert g._segment.analytics is request.analytics  # type: ignore[attr-defined]
         assert current() is request.analytics  # type: ignore[attr-defined]
         app.do_teardown_request()
@@ -98,10 +96,61 @@ def test_a_page_call_that_cannot_be_sent_is_logged(
     assert [m["type"] for m in sent()] == ["track"]
 
 
-def test_an_earlier_hook_answering_leaves_no_state(app: Flask, sent: Sent) -> None:
-    # A before_request registered ahead of the extension answers: ours never runs.
-    app.before_request_funcs.setdefault(None, []).insert(0, lambda: "maintenance")
+def test_an_earlier_preprocessor_failing_leaves_no_state(app: Flask, sent: Sent) -> None:
+    # A url_value_preprocessor put ahead of the extension aborts: ours never runs.
+    def closed(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        abort(503)
+
+    app.url_value_preprocessors.setdefault(None, []).insert(0, closed)
     response = app.test_client().get("/")
-    assert response.get_data() == b"maintenance"
+    assert response.status_code == 503
     assert "Set-Cookie" not in response.headers
     assert sent() == []
+
+
+def test_every_before_request_function_finds_request_analytics(app: Flask, sent: Sent) -> None:
+    # Even one put ahead of all others, after init_app; its answer is the page.
+    def maintenance() -> str:
+        request.analytics.track("Maintenance Shown")  # type: ignore[attr-defined]
+        return "<p>back soon</p>"
+
+    app.before_request_funcs.setdefault(None, []).insert(0, maintenance)
+    response = app.test_client().get("/")
+    assert response.get_data() == b"<p>back soon</p>"
+    track, page = sent()
+    assert track["event"] == "Maintenance Shown" and page["name"] == "home"
+    assert track["anonymousId"] == page["anonymousId"]
+
+
+def test_an_error_a_url_value_preprocessor_raises_is_handled_with_analytics(
+    app: Flask, sent: Sent
+) -> None:
+    # Flask's URL processors pattern: the language code taken out of the values,
+    # an unknown one a 404, whose handler tracks it.
+    @app.url_value_preprocessor
+    def pull_lang(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if values and "lang" in values:
+            g.lang = values.pop("lang")
+            if g.lang not in ("en", "fr"):
+                abort(404)
+
+    @app.get("/<lang>/about")
+    def about() -> str:
+        return f"<p>about ({g.lang})</p>"
+
+    @app.errorhandler(404)
+    def not_found(error: Exception) -> tuple[str, int]:
+        request.analytics.track("Page Not Found", {"path": request.path})  # type: ignore[attr-defined]
+        return "<p>not found</p>", 404
+
+    client = app.test_client()
+    assert client.get("/fr/about").status_code == 200
+    assert client.get("/xx/about").status_code == 404
+    assert client.get("/nowhere").status_code == 404
+    messages = sent()
+    assert [m.get("event") or m["name"] for m in messages] == [
+        "about",
+        "Page Not Found",
+        "Page Not Found",
+    ]
+    assert [m["properties"]["path"] for m in messages[1:]] == ["/xx/about", "/nowhere"]
