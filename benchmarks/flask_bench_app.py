@@ -80,7 +80,7 @@ def _add_page_hooks(app: Flask, send_page: _peers.PageSender) -> None:
 class _HookPoints:
     """The ``hooks`` variant: the three hooks segment-web registers, doing nothing."""
 
-    def before_request(self) -> None:
+    def start_request(self, endpoint: str | None, values: Any) -> None:
         return None
 
     def after_request(self, response: Response) -> Response:
@@ -92,6 +92,6 @@ class _HookPoints:
 
 def _add_hook_points(app: Flask) -> None:
     hooks = _HookPoints()
-    app.before_request(hooks.before_request)
+    app.url_value_preprocessor(hooks.start_request)
     app.after_request(hooks.after_request)
     app.teardown_request(hooks.teardown_request)
