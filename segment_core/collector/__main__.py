@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from segment_core.collector.guard import allowed_host_name
 
 if TYPE_CHECKING:
     from segment_core.collector.oauth import OAuthServer
@@ -31,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", default=None, help="SQLite file to keep events in (in memory)")
     parser.add_argument(
+        "--max-events",
+        type=_event_count,
+        default=None,
+        metavar="N",
+        help="forget the oldest events beyond N; the summary counts them as 'forgotten' "
+        "(100,000 in memory, no limit with --db; 0: no limit)",
+    )
+    parser.add_argument(
         "--write-key",
         default=None,
         help="require this write key on every route (HTTP Basic user name; the page asks for it)",
@@ -38,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allowed-host",
         action="append",
+        type=_allowed_host,
         default=[],
         metavar="NAME",
         help="accept this name in the Host header besides localhost, 127.0.0.1 and [::1] "
@@ -64,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--oauth-token-lifetime",
-        type=float,
+        type=_positive_seconds,
         default=3600.0,
         metavar="SECONDS",
         help="lifetime of the access tokens issued (3600)",
@@ -82,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         from segment_core.collector.app import create_app
-        from segment_core.collector.background import CollectorServer, bind_socket
+        from segment_core.collector.background import CollectorServer, bind_socket, local_url
     except ImportError as error:
         sys.exit(
             f"segment-collector: {error.name or 'a dependency'} is not installed; "
@@ -101,23 +113,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             allowed_hosts=args.allowed_host,
             allow_remote_control=args.allow_remote_control,
             oauth=oauth,
+            max_events=args.max_events,
         )
     except (OSError, sqlite3.Error) as error:
         sys.exit(f"segment-collector: --db {args.db}: {error}")
     wildcard = args.host in ("0.0.0.0", "::", "")
-    # On every address: the page is opened through this machine's own.
-    host = ("[::1]" if args.host == "::" else "127.0.0.1") if wildcard else args.host
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    url = f"http://{host}:{sock.getsockname()[1]}"
-    print(f"segment-collector listening on {url} (open it in a browser)", flush=True)
-    if wildcard and not args.allowed_host:
-        print(
-            "segment-collector: requests must name it by localhost, 127.0.0.1, [::1] or an "
-            "address of this machine; to reach it by another name, add --allowed-host NAME",
-            file=sys.stderr,
-            flush=True,
-        )
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a stop like any other
+    url = local_url(args.host, sock.getsockname()[1])
+    # Ctrl-C: a stop like any other, also once the URL is out but before the server
+    # runs (a script that read the line may stop it at once).
+    with contextlib.suppress(KeyboardInterrupt):
+        print(f"segment-collector listening on {url} (open it in a browser)", flush=True)
+        if wildcard and not args.allowed_host:
+            print(
+                "segment-collector: requests must name it by localhost, 127.0.0.1, [::1] or an "
+                "address of this machine; to reach it by another name, add --allowed-host NAME",
+                file=sys.stderr,
+                flush=True,
+            )
         CollectorServer(app, log_level=args.log_level).run(sockets=[sock])
 
 
@@ -130,6 +142,36 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
     return port
+
+
+def _allowed_host(text: str) -> str:
+    """A name for the Host check, for argparse (see guard.allowed_host_name)."""
+    try:
+        return allowed_host_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _event_count(text: str) -> int:
+    """A number of events for argparse: a whole number, 0 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"a number of events, 0 for no limit; got {count}")
+    return count
+
+
+def _positive_seconds(text: str) -> float:
+    """A duration for argparse: a finite number of seconds greater than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"a number of seconds greater than 0, got {text!r}")
+    return seconds
 
 
 def _base_url(text: str) -> str:

@@ -48,7 +48,13 @@ from segment_core.collector._asgi import (
 )
 from segment_core.collector.faults import FaultPlanError, FaultQueue, parse_plans
 from segment_core.collector.forward import Forwarder
-from segment_core.collector.guard import basic_user, host_allowed, is_cross_site, key_matches
+from segment_core.collector.guard import (
+    allowed_host_name,
+    basic_user,
+    host_allowed,
+    is_cross_site,
+    key_matches,
+)
 from segment_core.collector.ingest import (
     Limits,
     RequestError,
@@ -80,6 +86,7 @@ def create_app(
     allowed_hosts: Collection[str] = (),
     allow_remote_control: bool = False,
     oauth: OAuthServer | None = None,
+    max_events: int | None = None,
 ) -> CollectorApp:
     """Build the collector ASGI app.
 
@@ -90,6 +97,8 @@ def create_app(
     `allowed_hosts`: host names accepted in `Host` besides the local ones (`"*"`: any).
     `allow_remote_control`: let pages of other sites reset the collector and plan faults.
     `oauth`: require OAuth access tokens on `/v1/*` and serve `/token` (see oauth.py).
+    `max_events`: events to hold before the oldest are forgotten; None: 100,000 in
+    memory, no limit with `db`; 0: no limit.
     """
     return CollectorApp(
         write_key=write_key,
@@ -99,6 +108,7 @@ def create_app(
         allowed_hosts=allowed_hosts,
         allow_remote_control=allow_remote_control,
         oauth=oauth,
+        max_events=max_events,
     )
 
 
@@ -115,14 +125,15 @@ class CollectorApp:
         allowed_hosts: Collection[str] = (),
         allow_remote_control: bool = False,
         oauth: OAuthServer | None = None,
+        max_events: int | None = None,
     ) -> None:
         # An empty key ("--write-key $KEY" with KEY unset) is no key: none could match.
         self.write_key = write_key or None
         self.oauth = oauth
-        self.allowed_hosts = frozenset(allowed_hosts)
+        self.allowed_hosts = _checked_allowed_hosts(allowed_hosts)
         self.allow_remote_control = allow_remote_control
         self.limits = limits
-        self.store = EventStore(db)
+        self.store = EventStore(db, max_events=max_events)
         self.faults = FaultQueue()
         self.notifier = Notifier()
         self.forwarder = Forwarder(forward) if forward else None
@@ -185,8 +196,8 @@ class CollectorApp:
             return error_response(
                 400,
                 "host_not_allowed",
-                f"Host {host!r:.80} is not this collector's name; start it with "
-                "--allowed-host NAME to accept it",
+                f"Host {host!r:.80} is not this collector's name; to accept it, start "
+                "the collector with --allowed-host NAME (or allowed_hosts=[NAME] in Python)",
             )
         path = scope["path"]
         if (
@@ -349,6 +360,15 @@ class CollectorApp:
         return JSONBytesResponse({"pending": self.faults.pending()})
 
 
+def _checked_allowed_hosts(allowed_hosts: Collection[str]) -> frozenset[str]:
+    if isinstance(allowed_hosts, str):  # its letters would each be a name
+        raise ValueError(f"allowed_hosts takes a list of host names, got {allowed_hosts!r}")
+    try:
+        return frozenset(allowed_host_name(name) for name in allowed_hosts)
+    except ValueError as error:
+        raise ValueError(f"allowed_hosts {error}") from None
+
+
 def _parse_event_query(request: Request) -> EventQuery:
     params = request.query_params
     unknown = sorted(set(params) - _QUERY_PARAMS)
@@ -382,8 +402,9 @@ def _int_param(value: str | None, name: str, *, minimum: int) -> int | None:
     return parse_count(value, name, minimum=minimum)
 
 
+_ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 _CORS_HEADERS = [
-    (b"access-control-allow-origin", b"*"),
+    _ALLOW_ANY_ORIGIN,
     (b"access-control-allow-methods", b"POST, OPTIONS"),
     # analytics.js adds X-Retry-Count to every retry.
     (
@@ -391,6 +412,11 @@ _CORS_HEADERS = [
         b"authorization, content-type, content-encoding, x-retry-count",
     ),
     (b"access-control-max-age", b"600"),
+]
+_CORS_RESPONSE_HEADERS = [
+    _ALLOW_ANY_ORIGIN,
+    # Without them a page cannot read when an injected 429 or 503 says to retry.
+    (b"access-control-expose-headers", b"Retry-After, X-RateLimit-Reset"),
 ]
 
 
@@ -402,7 +428,7 @@ async def _cors_preflight(send: Send) -> None:
 def _with_cors(send: Send) -> Send:
     async def send_with_cors(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *_CORS_HEADERS[:1]]}
+            message = {**message, "headers": [*message.get("headers", []), *_CORS_RESPONSE_HEADERS]}
         await send(message)
 
     return send_with_cors

@@ -14,7 +14,7 @@ from segment_core.collector.app import CollectorApp, create_app
 from segment_core.collector.handle import CollectorHandle
 from segment_core.collector.oauth import OAuthServer
 
-__all__ = ["CollectorServer", "bind_socket", "run_in_background"]
+__all__ = ["CollectorServer", "bind_socket", "local_url", "run_in_background"]
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -38,6 +38,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL that reaches a collector listening on ``host``, from this machine.
+
+    On every address ("0.0.0.0", "::") it is reached through this machine's own:
+    the wildcard is no name a client can use, nor one the Host check accepts.
+    """
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    url_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{url_host}:{port}"
 
 
 class CollectorServer(uvicorn.Server):
@@ -82,8 +96,12 @@ def run_in_background(
     allowed_hosts: Collection[str] = (),
     allow_remote_control: bool = False,
     oauth: OAuthServer | None = None,
+    max_events: int | None = None,
 ) -> CollectorHandle:
     """Start a collector in a daemon thread; return once it is listening.
+
+    The options are `create_app`'s. On every address (`host="0.0.0.0"` or
+    `"::"`), the handle's URL is this machine's own (127.0.0.1 or [::1]).
 
     >>> with run_in_background() as collector:                      # doctest: +SKIP
     ...     print(collector.url)
@@ -96,6 +114,7 @@ def run_in_background(
         allowed_hosts=allowed_hosts,
         allow_remote_control=allow_remote_control,
         oauth=oauth,
+        max_events=max_events,
     )
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
@@ -118,5 +137,4 @@ def run_in_background(
         thread.join(STOP_TIMEOUT_SECONDS)
         sock.close()
 
-    url_host = f"[{host}]" if ":" in host else host
-    return CollectorHandle(f"http://{url_host}:{bound_port}", on_stop=stop, write_key=write_key)
+    return CollectorHandle(local_url(host, bound_port), on_stop=stop, write_key=write_key)

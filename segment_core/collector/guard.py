@@ -20,11 +20,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 from collections.abc import Collection, Mapping
 from urllib.parse import urlsplit
 
 __all__ = [
     "LOCAL_NAMES",
+    "allowed_host_name",
     "basic_user",
     "host_allowed",
     "is_cross_site",
@@ -59,6 +61,36 @@ def host_allowed(
     if server is None:
         return True
     return port == server[1] or (port is None and server[1] == 80)
+
+
+def allowed_host_name(text: str) -> str:
+    """``text`` checked as an entry of ``allowed_hosts``: a host name or address, or ``"*"``.
+
+    Raises ValueError for what could never match a ``Host`` name: a port, a
+    scheme or a path (the port is always the one the collector listens on).
+    """
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if text == "*" or _is_ip_address(bare):
+        return text
+    if text and not any(character in _NOT_IN_HOST_NAMES for character in text):
+        return text
+    name, _ = _split_host(text.split("://", 1)[-1].split("/", 1)[0])
+    hint = f"; use {name!r}" if name and name != text else ""
+    raise ValueError(
+        f"takes a host name or address ('*': any), without a port or scheme (the port "
+        f"is the one the collector listens on); got {text!r}{hint}"
+    )
+
+
+_NOT_IN_HOST_NAMES = frozenset(":/@?#[]* \t")
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _split_host(host_header: str) -> tuple[str | None, int | None]:

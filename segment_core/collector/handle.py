@@ -78,7 +78,7 @@ class CollectorHandle:
         return event
 
     def summary(self) -> dict[str, Any]:
-        """Counts: total, good, bad, duplicates, by_type, requests, pending_faults."""
+        """Counts: total, good, bad, duplicates, by_type, forgotten, requests, pending_faults."""
         summary: dict[str, Any] = self._request("GET", "/collector/summary")
         return summary
 

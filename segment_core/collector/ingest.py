@@ -6,7 +6,9 @@ reused without a server. Limits follow SPEC.md:
 * a request body, on the wire and once un-gzipped, may be at most 500 * 1024 bytes
   (512,000; Segment's libraries stop at 475,000 to leave headroom);
 * a message may be at most 32 * 1024 bytes, measured as compact JSON (orjson, no
-  spaces, UTF-8) of the message as sent, before the batch's `context` is merged in;
+  spaces, UTF-8) of the message as sent (without a `writeKey`, and on the single
+  routes without the `type` the route adds); a batch message is held to the limit
+  again once the batch's shared `context` and `integrations` are merged in;
 * a batch may hold at most 2,500 messages.
 
 A string holding a lone surrogate escape (``"\\ud83d"``: ``JSON.stringify`` writes
@@ -218,8 +220,9 @@ def build_records(
         encoded: bytes | None = single
         batch_reasons = []
         if "type" not in message:
-            message["type"] = endpoint  # the route says which call this is
-            encoded = None
+            # The route says which call this is; the limit held the message as sent.
+            message["type"] = endpoint
+            encoded = dumps(message)
         elif message["type"] != endpoint:
             batch_reasons.append(f"type {message['type']!r:.60} does not match the route {path}")
         messages = [(message, encoded, text_reasons)]

@@ -18,6 +18,7 @@ assertion is ``invalid_request`` / ``Token is expired``, as Segment answers it.
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -77,11 +78,16 @@ class OAuthServer:
             raise ValueError(f"the OAuth public key is not a PEM public key: {error}") from None
         if not isinstance(key, rsa.RSAPublicKey):
             raise ValueError("the OAuth public key must be an RSA key (RS256)")
-        if token_lifetime <= 0:
-            raise ValueError(f"token_lifetime must be > 0, got {token_lifetime}")
+        if not math.isfinite(token_lifetime) or token_lifetime <= 0:
+            raise ValueError(
+                f"token_lifetime must be a number of seconds greater than 0, got {token_lifetime}"
+            )
         self._jwt = jwt
         self._key = key
         self._lifetime = float(token_lifetime)
+        # Whole seconds as an integer, as Segment answers; JSON integers stop at 64 bits.
+        whole = self._lifetime.is_integer() and self._lifetime < 2**63
+        self._expires_in: int | float = int(self._lifetime) if whole else self._lifetime
         self._audience = audience.rstrip("/") if audience else None
         self._clock = clock
         self._lock = threading.Lock()
@@ -143,9 +149,7 @@ class OAuthServer:
             {
                 "access_token": token,
                 "token_type": "Bearer",
-                "expires_in": int(self._lifetime)
-                if self._lifetime.is_integer()
-                else self._lifetime,
+                "expires_in": self._expires_in,
                 "scope": scope,
             }
         )

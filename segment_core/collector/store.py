@@ -3,7 +3,12 @@
 Each stored message is keyed by its messageId; a second message with the same id
 is not stored again but counted as a duplicate of its type. Events come back in
 arrival order, oldest first, each with a `seq` cursor that only grows (also across
-`reset`), so a reader can ask for "everything after seq N".
+`reset`, and past forgotten events), so a reader can ask for "everything after
+seq N".
+
+A long run is bounded by `max_events`: beyond it the oldest events are forgotten.
+The counts still include them (a run with bad events says so after those events
+are gone), and `forgotten` says how many the store no longer holds.
 """
 
 from __future__ import annotations
@@ -18,10 +23,19 @@ import orjson
 
 from segment_core.collector._json import loads
 
-__all__ = ["DEFAULT_QUERY_LIMIT", "MAX_QUERY_LIMIT", "EventQuery", "EventRecord", "EventStore"]
+__all__ = [
+    "DEFAULT_MAX_EVENTS_IN_MEMORY",
+    "DEFAULT_QUERY_LIMIT",
+    "MAX_QUERY_LIMIT",
+    "EventQuery",
+    "EventRecord",
+    "EventStore",
+]
 
 DEFAULT_QUERY_LIMIT = 1000
 MAX_QUERY_LIMIT = 100_000
+#: Events kept in memory by default: some 40-80 MB of typical events.
+DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
 UNKNOWN_TYPE = "unknown"
 
 _SCHEMA = """
@@ -44,6 +58,12 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS duplicates (
     type TEXT PRIMARY KEY,
     count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forgotten (
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (type, status)
 );
 """
 _COLUMNS = (
@@ -89,9 +109,20 @@ class EventQuery:
 
 
 class EventStore:
-    """Stores events in SQLite (in memory unless given a file path)."""
+    """Stores events in SQLite (in memory unless given a file path).
 
-    def __init__(self, path: str | None = None) -> None:
+    `max_events`: how many events to hold; beyond it the oldest are forgotten.
+    None: 100,000 in memory, no limit in a file; 0: no limit.
+    """
+
+    def __init__(self, path: str | None = None, *, max_events: int | None = None) -> None:
+        if max_events is None:
+            max_events = 0 if path else DEFAULT_MAX_EVENTS_IN_MEMORY
+        elif isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0:
+            raise ValueError(
+                f"max_events must be a whole number of events, 0 for no limit; got {max_events!r}"
+            )
+        self.max_events = max_events
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(
             path or ":memory:", check_same_thread=False, isolation_level=None
@@ -103,6 +134,8 @@ class EventStore:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._duplicates: Counter[str] = Counter()
         self._last_seq = 0
+        self._held = 0
+        self._forgotten = 0
         self._load_counts()
 
     @property
@@ -152,12 +185,32 @@ class EventStore:
                             "ON CONFLICT (type) DO UPDATE SET count = count + 1",
                             (type_key,),
                         )
+                self._held += stored
+                if self.max_events and self._held > self.max_events:
+                    self._forget_oldest(cursor, self._held - self.max_events)
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
                 self._load_counts_locked()
                 raise
         return stored, duplicates
+
+    def _forget_oldest(self, cursor: sqlite3.Cursor, excess: int) -> None:
+        """Delete the `excess` oldest events, keeping their counts (under the lock)."""
+        (newest_forgotten,) = cursor.execute(
+            "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?", (excess - 1,)
+        ).fetchone()
+        # Their counts live on in `forgotten`, so a file reopened counts them too.
+        cursor.execute(
+            "INSERT INTO forgotten (type, status, count) "
+            "SELECT coalesce(type, ?), status, COUNT(*) FROM events WHERE seq <= ? "
+            "GROUP BY 1, 2 "
+            "ON CONFLICT (type, status) DO UPDATE SET count = count + excluded.count",
+            (UNKNOWN_TYPE, newest_forgotten),
+        )
+        cursor.execute("DELETE FROM events WHERE seq <= ?", (newest_forgotten,))
+        self._held -= cursor.rowcount
+        self._forgotten += cursor.rowcount
 
     def query(self, query: EventQuery) -> list[dict[str, Any]]:
         """Events matching `query`, oldest first."""
@@ -204,6 +257,7 @@ class EventStore:
             counts = dict(self._counts)
             duplicate_counts = dict(self._duplicates)
             last_seq = self._last_seq
+            forgotten = self._forgotten
         by_type: dict[str, dict[str, int]] = {}
         for type_key in sorted({key for key, _ in counts} | set(duplicate_counts)):
             good = counts.get((type_key, "good"), 0)
@@ -223,6 +277,7 @@ class EventStore:
             "duplicates": sum(duplicate_counts.values()),
             "by_type": by_type,
             "last_seq": last_seq,
+            "forgotten": forgotten,
         }
 
     def reset(self) -> None:
@@ -230,8 +285,10 @@ class EventStore:
         with self._lock:
             self._connection.execute("DELETE FROM events")
             self._connection.execute("DELETE FROM duplicates")
+            self._connection.execute("DELETE FROM forgotten")
             self._counts.clear()
             self._duplicates.clear()
+            self._held = self._forgotten = 0
 
     def close(self) -> None:
         with self._lock:
@@ -243,14 +300,19 @@ class EventStore:
 
     def _load_counts_locked(self) -> None:
         connection = self._connection
-        self._counts = Counter(
-            {
-                (type_key or UNKNOWN_TYPE, status): count
-                for type_key, status, count in connection.execute(
-                    "SELECT type, status, COUNT(*) FROM events GROUP BY type, status"
-                )
-            }
-        )
+        held: Counter[tuple[str, str]] = Counter()
+        for type_key, status, count in connection.execute(
+            "SELECT type, status, COUNT(*) FROM events GROUP BY type, status"
+        ):
+            held[(type_key or UNKNOWN_TYPE, status)] += count
+        forgotten: Counter[tuple[str, str]] = Counter()
+        for type_key, status, count in connection.execute(
+            "SELECT type, status, count FROM forgotten"
+        ):
+            forgotten[(type_key, status)] += count
+        self._held = sum(held.values())
+        self._forgotten = sum(forgotten.values())
+        self._counts = held + forgotten
         self._duplicates = Counter(dict(connection.execute("SELECT type, count FROM duplicates")))
         row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         self._last_seq = int(row[0]) if row else 0

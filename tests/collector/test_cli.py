@@ -125,8 +125,9 @@ def test_console_script_help() -> None:
     result = subprocess.run(
         [str(script), "--help"], capture_output=True, text=True, timeout=60, check=True
     )
-    for option in ("--host", "--port", "--db", "--write-key", "--forward"):
+    for option in ("--host", "--port", "--db", "--write-key", "--forward", "--max-events"):
         assert option in result.stdout
+    assert "100,000 in memory" in result.stdout
 
 
 def test_cli_refuses_a_busy_port(tmp_path: Path) -> None:
@@ -158,6 +159,10 @@ def test_cli_stops_promptly_with_a_page_open(tmp_path: Path) -> None:
         (["--port", "http"], 2, "argument --port: not a port number"),
         (["--forward", "notaurl"], 2, "argument --forward: an http:// or https:// URL"),
         (["--db", "/nonexistent/dir/events.db"], 1, "--db /nonexistent/dir/events.db: "),
+        (["--allowed-host", "collector:8765"], 2, "argument --allowed-host: takes a host name"),
+        (["--allowed-host", "http://collector"], 2, "argument --allowed-host: takes a host name"),
+        (["--max-events", "-1"], 2, "argument --max-events: a number of events"),
+        (["--max-events", "many"], 2, "argument --max-events: not a whole number"),
     ],
 )
 def test_bad_arguments_get_one_line_not_a_traceback(args: list[str], code: int, says: str) -> None:
@@ -186,6 +191,17 @@ def test_ctrl_c_stops_it_quietly(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def test_max_events_bounds_a_long_run(tmp_path: Path) -> None:
+    sent = [message() for _ in range(5)]
+    with collector_process(tmp_path, "--max-events", "2") as collector:
+        post(collector.url, batch(*sent[:3]))
+        post(collector.url, batch(*sent[3:]))
+        held = collector.wait_for(2)
+        assert [e["messageId"] for e in held] == [m["messageId"] for m in sent[3:]]
+        summary = collector.summary()
+        assert (summary["total"], summary["forgotten"]) == (5, 3)
 
 
 def test_on_every_address_it_prints_a_url_that_works(tmp_path: Path) -> None:

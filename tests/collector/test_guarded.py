@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,12 +206,51 @@ def test_the_collectors_own_names_are_accepted(
 
 
 def test_allowed_hosts_extend_the_names() -> None:
-    with run_in_background(allowed_hosts=["collector.internal"]) as handle:
+    with run_in_background(allowed_hosts=["collector.internal", "10.0.0.7", "fd00::7"]) as handle:
         port = handle.url.rsplit(":", 1)[1]
-        answer = get(handle.url + "/", headers={"Host": f"collector.internal:{port}"})
-        assert answer.status_code == 200
+        for name in ("collector.internal", "10.0.0.7", "[fd00::7]"):
+            answer = get(handle.url + "/", headers={"Host": f"{name}:{port}"})
+            assert answer.status_code == 200, name
         answer = get(handle.url + "/", headers={"Host": f"other.internal:{port}"})
         assert answer.status_code == 400
+
+
+def test_a_refused_host_is_told_how_to_allow_it(segment_collector: CollectorHandle) -> None:
+    port = segment_collector.url.rsplit(":", 1)[1]
+    answer = get(segment_collector.url + "/", headers={"Host": f"collector.internal:{port}"})
+    says = assert_error(answer, 400, "host_not_allowed")["message"]
+    assert "--allowed-host NAME" in says and "allowed_hosts=[NAME]" in says
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("collector.internal:8765", "got 'collector.internal:8765'; use 'collector.internal'"),
+        ("http://collector.internal", "use 'collector.internal'"),
+        ("[::1]:8765", "use '::1'"),
+        ("*.example.com", "got '*.example.com'"),
+        ("", "got ''"),
+    ],
+)
+def test_allowed_hosts_that_could_never_match_are_refused(given: str, says: str) -> None:
+    with pytest.raises(ValueError, match=r"^allowed_hosts takes a host name") as raised:
+        run_in_background(allowed_hosts=[given])
+    assert says in str(raised.value)
+
+
+def test_allowed_hosts_is_a_list_not_one_name() -> None:
+    with pytest.raises(ValueError, match="allowed_hosts takes a list of host names"):
+        run_in_background(allowed_hosts="collector.internal")
+
+
+@pytest.mark.parametrize(("host", "local"), [("0.0.0.0", "127.0.0.1"), ("::", "[::1]")])
+def test_on_every_address_the_handle_reaches_it(host: str, local: str) -> None:
+    if ":" in host and not socket.has_ipv6:
+        pytest.skip("this machine has no IPv6")
+    with run_in_background(host=host) as handle:
+        assert handle.url.startswith(f"http://{local}:")
+        assert post(handle.url, batch(message())).status_code == 200
+        assert handle.wait_for(1)[0]["status"] == "good"
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,25 @@ def test_single_route_message_limit(segment_collector: CollectorHandle) -> None:
     assert_error(post(segment_collector.url, over, path="/v1/track"), 400, "message_too_large")
 
 
+def test_a_single_call_without_type_is_measured_as_sent(
+    segment_collector: CollectorHandle,
+) -> None:
+    # Segment's HTTP API documents single calls without "type": the route names
+    # the call, and the type the collector adds is not part of what was sent.
+    at_limit = message_of_size(MESSAGE_LIMIT)
+    del at_limit["type"]
+    at_limit["properties"]["padding"] += "x" * len(b',"type":"track"')
+    assert len(orjson.dumps(at_limit)) == MESSAGE_LIMIT
+    assert post(segment_collector.url, at_limit, path="/v1/track").status_code == 200
+    stored = segment_collector.event(at_limit["messageId"])
+    assert (stored["status"], stored["message"]["type"]) == ("good", "track")
+    over = {**at_limit, "messageId": new_id(), "properties": {"padding": "x" * MESSAGE_LIMIT}}
+    body = assert_error(
+        post(segment_collector.url, over, path="/v1/track"), 400, "message_too_large"
+    )
+    assert body["message"].startswith("the message is ") and "batch" not in body["message"]
+
+
 @pytest.mark.parametrize("gzipped", [False, True])
 def test_request_exactly_at_the_limit(segment_collector: CollectorHandle, gzipped: bool) -> None:
     data = body_of_size(REQUEST_LIMIT)

@@ -198,6 +198,37 @@ def test_an_unusable_public_key_is_refused() -> None:
         OAuthServer(pem)
 
 
+@pytest.mark.parametrize("lifetime", [float("nan"), float("inf"), -5.0, 0.0])
+def test_a_token_lifetime_must_be_a_positive_number(
+    key: rsa.RSAPrivateKey, lifetime: float
+) -> None:
+    with pytest.raises(ValueError, match="token_lifetime must be a number of seconds"):
+        OAuthServer(_public_pem(key), token_lifetime=lifetime)
+
+
+def test_a_long_token_lifetime_is_answered(key: rsa.RSAPrivateKey) -> None:
+    oauth = OAuthServer(_public_pem(key), token_lifetime=1e30)
+    with run_in_background(oauth=oauth) as handle:
+        answer = ask_token(handle.url, assertion(key, handle.url))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["expires_in"] == 1e30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lifetime", ["nan", "inf", "-5", "0", "soon"])
+def test_the_command_line_names_a_bad_token_lifetime(tmp_path: Path, lifetime: str) -> None:
+    public = tmp_path / "public.pem"
+    public.write_bytes(_public_pem(_private_key()))
+    result = subprocess.run(
+        [sys.executable, "-m", "segment_core.collector", "--port", "0",
+         "--oauth-public-key", str(public), "--oauth-token-lifetime", lifetime],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "argument --oauth-token-lifetime: " in result.stderr
+    assert "--oauth-public-key" not in result.stderr.splitlines()[-1]
+
+
 @pytest.mark.slow
 def test_the_command_line_names_a_bad_key_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"

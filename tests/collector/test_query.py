@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from segment_core.collector import CollectorError, CollectorHandle, run_in_background
+from segment_core.collector import CollectorError, CollectorHandle, create_app, run_in_background
+from segment_core.collector.store import DEFAULT_MAX_EVENTS_IN_MEMORY
 from tests.collector.helpers import DROP, assert_error, batch, message, post
 
 
@@ -198,6 +199,63 @@ def test_file_backed_store_keeps_events(tmp_path: Path) -> None:
         assert (summary["good"], summary["bad"], summary["duplicates"]) == (1, 1, 1)
         post(second.url, batch(sent))
         assert second.summary()["duplicates"] == 2
+
+
+def test_the_oldest_events_beyond_max_events_are_forgotten() -> None:
+    sent = [message(), message(userId=DROP), *(message() for _ in range(4))]
+    with run_in_background(max_events=3) as collector:
+        post(collector.url, batch(*sent[:3]))
+        first_seqs = [e["seq"] for e in collector.events()]
+        post(collector.url, batch(*sent[3:]))
+        held = collector.events()
+        assert ids(held) == [m["messageId"] for m in sent[3:]]
+        # Cursors only grow: the new events follow the forgotten ones.
+        assert (first_seqs, [e["seq"] for e in held]) == ([1, 2, 3], [4, 5, 6])
+        with pytest.raises(KeyError):
+            collector.event(sent[0]["messageId"])
+        # The counts still tell of the bad one, gone from the store.
+        summary = collector.summary()
+        assert (summary["total"], summary["good"], summary["bad"]) == (6, 5, 1)
+        assert summary["forgotten"] == 3
+        assert ids(collector.events(after=2)) == ids(held)  # a cursor of forgotten events
+        assert ids(collector.events(after=4)) == ids(held[1:])
+        assert ids(collector.events(last=10)) == ids(held)
+        collector.reset()
+        assert collector.summary()["forgotten"] == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "bound"),
+    [({}, DEFAULT_MAX_EVENTS_IN_MEMORY), ({"db": "events.sqlite3"}, 0), ({"max_events": 0}, 0)],
+)
+def test_max_events_defaults_to_a_bound_in_memory_only(
+    tmp_path: Path, options: dict[str, str], bound: int
+) -> None:
+    if "db" in options:
+        options = {"db": str(tmp_path / options["db"])}
+    app = create_app(**options)  # type: ignore[arg-type]
+    try:
+        assert app.store.max_events == bound  # 0: no limit
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("max_events", [-1, 2.5, True, "10"])
+def test_max_events_must_be_a_count(max_events: object) -> None:
+    with pytest.raises(ValueError, match="max_events must be a whole number"):
+        create_app(max_events=max_events)  # type: ignore[arg-type]
+
+
+def test_a_file_keeps_the_counts_of_forgotten_events(tmp_path: Path) -> None:
+    db = str(tmp_path / "events.sqlite3")
+    with run_in_background(db=db, max_events=1) as first:
+        post(first.url, batch(message(userId=DROP), message(), message("page")))
+        first.wait_for(1)
+    with run_in_background(db=db) as second:
+        summary = second.summary()
+        assert (summary["total"], summary["bad"], summary["forgotten"]) == (3, 1, 2)
+        assert summary["by_type"]["track"]["total"] == 2
+        assert [e["message"]["type"] for e in second.events()] == ["page"]
 
 
 def test_the_handle_of_a_local_collector_goes_around_a_proxy(

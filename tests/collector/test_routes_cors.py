@@ -29,6 +29,23 @@ def test_preflight_and_cors_headers_on_v1_routes(segment_collector: Any) -> None
     assert answer.headers["access-control-allow-origin"] == "*"
 
 
+def test_a_page_of_another_origin_can_read_when_to_retry(segment_collector: Any) -> None:
+    # analytics.js reads Retry-After of a 429; a browser hides it unless exposed.
+    segment_collector.faults({"status": 429, "retry_after": 7})
+    answer = requests.post(
+        f"{segment_collector.url}/v1/t",
+        data=b'{"type":"track","event":"Clicked","anonymousId":"a1","writeKey":"k"}',
+        headers={"Content-Type": "text/plain", "Origin": "http://127.0.0.1:9999"},
+        timeout=10,
+    )
+    assert answer.status_code == 429
+    assert answer.headers["Retry-After"] == "7"
+    exposed = {
+        name.strip().lower() for name in answer.headers["Access-Control-Expose-Headers"].split(",")
+    }
+    assert {"retry-after", "x-ratelimit-reset"} <= exposed
+
+
 def test_analytics_js_short_routes_store_their_call(segment_collector: Any) -> None:
     for route, kind in [("t", "track"), ("p", "page"), ("i", "identify"), ("s", "screen")]:
         body: dict[str, Any] = {"anonymousId": "a1", "messageId": f"m-{route}", "writeKey": "k"}

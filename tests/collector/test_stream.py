@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import requests
 
-from segment_core.collector import CollectorHandle
+from segment_core.collector import CollectorHandle, run_in_background
 from tests.collector.helpers import batch, message, post
 from tests.collector.test_cli import collector_process
 
@@ -116,9 +116,7 @@ def test_the_page_cursor_names_its_run(segment_collector: CollectorHandle) -> No
     ) as response:
         found = read_events(response, 3)
     assert found[0][0] == "reset"
-    assert [d["messageId"] for k, d, _ in found if k == "message"] == [
-        m["messageId"] for m in sent
-    ]
+    assert [d["messageId"] for k, d, _ in found if k == "message"] == [m["messageId"] for m in sent]
     with requests.get(  # this run's page: only what came after its cursor
         segment_collector.url + f"/collector/stream?after={page['run']}-{page['cursor']}",
         stream=True,
@@ -149,3 +147,16 @@ def test_a_reader_that_leaves_during_a_backlog_costs_nothing(tmp_path: Path) -> 
         assert collector.summary()["total"] == 3001
     warnings = (tmp_path / "collector.log").read_text().count("socket.send() raised exception")
     assert warnings < 10, warnings
+
+
+def test_a_stream_behind_forgotten_events_goes_on_with_those_held() -> None:
+    sent = [message() for _ in range(5)]
+    with run_in_background(max_events=2) as collector:
+        post(collector.url, batch(*sent))
+        with requests.get(
+            collector.url + "/collector/stream?after=1", stream=True, timeout=10
+        ) as r:
+            found = read_events(r, 2)
+    assert [d["messageId"] for k, d, _ in found if k == "message"] == [
+        m["messageId"] for m in sent[3:]
+    ]
