@@ -189,17 +189,26 @@ class Analytics:
         )
 
     def alias(self, user_id: object, previous_id: object = None, **kw: Any) -> Result:
-        """Merge ``previous_id`` (default: the anonymous id) into ``user_id``.
+        """Merge ``previous_id`` into ``user_id``.
 
-        Later calls in this request use ``user_id``.
+        ``previous_id`` defaults to the id the visitor's calls carry: its anonymous
+        id, or its user id when it has none (a client the app knows by its user
+        alone, such as an API client without the cookie). Later calls in this
+        request use ``user_id``.
         """
-        previous = previous_id if previous_id is not None else self.anonymous_id or self.user_id
-        if previous is None:
-            raise InvalidMessage(
-                "alias needs previous_id: there is no anonymous id outside a request"
-            )
-        context = merge_context(self.context, kw.pop("context", None))
-        result = self.client.alias(previous_id=previous, user_id=user_id, context=context, **kw)
+        if self.anonymous_id is None and self.user_id is None:  # outside a request
+            if previous_id is None:
+                raise InvalidMessage(
+                    "alias needs previous_id: there is no visitor's id outside a request"
+                )
+            context = merge_context(self.context, kw.pop("context", None))
+        else:
+            # The ids the visitor's calls carry: a request's visitor known by its user
+            # alone has an anonymous id that no call sends, and no browser keeps.
+            known_user, anonymous_id, context = self._visitor("alias", kw)
+            if previous_id is None:
+                previous_id = anonymous_id or known_user
+        result = self.client.alias(previous_id=previous_id, user_id=user_id, context=context, **kw)
         self.user_id = stringify_id("user_id", user_id)
         return result
 

@@ -15,6 +15,10 @@
   ``BROWSER_WRITE_KEY``: ``{% segment_snippet %}`` renders nothing.
 - ``segment_django.W006``: ``BROWSER_WRITE_KEY`` is set but no Django template
   engine has the ``request`` context processor the tag needs.
+- ``segment_django.W007``: the middleware is listed more than once.
+- ``segment_django.W008``: the middleware comes after the cache's
+  ``FetchFromCacheMiddleware`` (or ``CacheMiddleware``): pages the cache answers
+  never reach it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.middleware.cache import FetchFromCacheMiddleware
 from django.utils.module_loading import import_string
 
 from segment_core.config import Config
@@ -78,7 +83,7 @@ def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
         try:
             client, web = split_options({key: value})
             WebOptions.from_mapping(web)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             messages.append(_unknown(exc) if str(exc).startswith("unknown") else _invalid(exc))
             continue
         client_options.update(client)
@@ -86,7 +91,7 @@ def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
     if not messages:
         try:  # rules between web options (page_source needs page_calls)
             WebOptions.from_mapping(web_options)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             messages.append(_invalid(exc))
     try:  # together: some rules span options (retry_backoff_max >= retry_backoff_min)
         Config.from_options(**client_options)
@@ -112,7 +117,7 @@ def _check_write_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
     options = {str(key).upper(): value for key, value in segment.items()}
     if options.get("WRITE_KEY") or os.environ.get("SEGMENT_WRITE_KEY"):
         return []
-    if options.get("SEND", True) is False:
+    if "SEND" in options and _sending_off(options["SEND"]):
         return []
     text = "Segment has no write key: every event is discarded."
     hint = (
@@ -122,6 +127,15 @@ def _check_write_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
     if settings.DEBUG:
         return [Warning(text, hint=hint, id="segment_django.W001")]
     return [Error(text, hint=hint, id="segment_django.E004")]
+
+
+def _sending_off(send: object) -> bool:
+    """Whether ``SEND`` turns sending off, read as the client reads it (0 is off too);
+    an invalid value is E003's to report."""
+    try:
+        return not Config.from_options(send=send).send
+    except (TypeError, ValueError):
+        return False
 
 
 def _check_host(segment: Mapping[str, Any]) -> list[CheckMessage]:
@@ -201,8 +215,8 @@ def _request_in_templates() -> bool:
 
 def _check_middleware() -> list[CheckMessage]:
     middleware = [str(path) for path in getattr(settings, "MIDDLEWARE", None) or ()]
-    ours = next((i for i, path in enumerate(middleware) if _is_ours(path)), None)
-    if ours is None:
+    listed = [i for i, path in enumerate(middleware) if _is_ours(path)]
+    if not listed:
         return [
             Warning(
                 "SegmentMiddleware is not in MIDDLEWARE: no automatic page calls and no "
@@ -211,23 +225,51 @@ def _check_middleware() -> list[CheckMessage]:
                 id="segment_django.W002",
             )
         ]
+    ours = listed[0]
+    messages: list[CheckMessage] = []
     if AUTH_MIDDLEWARE in middleware[ours + 1 :]:
-        return [
+        messages.append(
             Error(
                 "SegmentMiddleware comes before AuthenticationMiddleware: it cannot see "
                 "request.user, so no event carries a user id.",
                 hint=f"Move {MIDDLEWARE!r} after {AUTH_MIDDLEWARE!r}.",
                 id="segment_django.E005",
             )
-        ]
-    return []
+        )
+    if len(listed) > 1:
+        messages.append(
+            Warning(
+                f"SegmentMiddleware is in MIDDLEWARE {len(listed)} times: only the first "
+                "one tracks requests.",
+                hint="Keep one entry.",
+                id="segment_django.W007",
+            )
+        )
+    fetch = next((i for i, path in enumerate(middleware) if _is_cache_fetch(path)), None)
+    if fetch is not None and fetch < ours:
+        messages.append(
+            Warning(
+                f"SegmentMiddleware comes after {middleware[fetch]}: the pages the cache "
+                "answers get no page call and no anonymous-id cookie.",
+                hint=f"Move {MIDDLEWARE!r} before it (Django wants the cache's fetch last).",
+                id="segment_django.W008",
+            )
+        )
+    return messages
 
 
 def _is_ours(path: str) -> bool:
-    if path == MIDDLEWARE:
-        return True
+    return path == MIDDLEWARE or _is_subclass(path, SegmentMiddleware)
+
+
+def _is_cache_fetch(path: str) -> bool:
+    """Whether ``path`` answers from Django's cache (``CacheMiddleware`` does too)."""
+    return _is_subclass(path, FetchFromCacheMiddleware)
+
+
+def _is_subclass(path: str, base: type) -> bool:
     try:
         imported = import_string(path)
     except Exception:  # a broken entry is Django's to report
         return False
-    return isinstance(imported, type) and issubclass(imported, SegmentMiddleware)
+    return isinstance(imported, type) and issubclass(imported, base)

@@ -107,10 +107,11 @@ def _split() -> tuple[dict[str, Any], dict[str, Any]]:
 def _build_web_options(web: dict[str, Any]) -> WebOptions:
     try:
         options = WebOptions.from_mapping(web)
+        # Django knows where its assets live: never count them as pages. (replace()
+        # checks every value again.)
+        return replace(options, exclude_paths=(*options.exclude_paths, *conf.asset_paths))
     except ValueError as exc:
         raise _improperly_configured(exc) from None
-    # Django knows where its assets live: never count them as pages.
-    return replace(options, exclude_paths=(*options.exclude_paths, *conf.asset_paths))
 
 
 def validate() -> None:

@@ -10,9 +10,13 @@ does turns a working response into an error.
 
 What it translates for :mod:`segment_core.web`: the response's content type, the
 route (``resolver_match``: its view name, route, namespaces and app names, and
-the captured keyword arguments), ``ALLOWED_HOSTS`` for forwarded hosts, and a
-response rendered by Django REST framework's browsable API (in the namespace
-``rest_framework``, tooling like the admin).
+the captured keyword arguments; for a page answered before Django routed it, a
+per-site cache's hit, what the router makes of its path), ``ALLOWED_HOSTS`` for
+forwarded hosts, and a response rendered by Django REST framework's browsable API
+(in the namespace ``rest_framework``, tooling like the admin).
+
+Put it before the cache's ``FetchFromCacheMiddleware``, else the pages the cache
+answers never reach it. Listed twice, the inner one stands aside.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.http.request import validate_host
 from django.http.response import ResponseHeaders
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
@@ -77,6 +81,9 @@ class SegmentMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
+        if hasattr(request, "_segment_tracker"):
+            # Listed twice in MIDDLEWARE: the outer one tracks this request.
+            return self.get_response(request)
         info = _request_info(request)
         tracker = self._start(request, info)
         token = bind(tracker.analytics)
@@ -87,6 +94,10 @@ class SegmentMiddleware:
         return self._finish(tracker, request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        if hasattr(request, "_segment_tracker"):
+            # Listed twice in MIDDLEWARE: the outer one tracks this request.
+            passed: HttpResponseBase = await self.get_response(request)
+            return passed
         info = _request_info(request)
         options = conf.web_options()
         if _has_sync_hooks(options):
@@ -177,6 +188,16 @@ class SegmentMiddleware:
             elif tracker.snippet_rendered:  # the page holds the visitor's ids
                 _vary_on_cookie(response)
             info = tracker.request
+            if (
+                request.resolver_match is None
+                and response.status_code < 400
+                and tracker.allowed
+                and not tracker.excluded
+            ):
+                # Answered before Django routed it (a per-site cache's hit): the route
+                # of its path, for its page name, exclude_routes and secret segments.
+                # (Not for an error: a 404's path would fail to resolve again.)
+                _read_route_of_path(info, request)
             tracker.refresh_route(final=True)
             if getattr(getattr(response, "accepted_renderer", None), "format", None) == "api":
                 # Django REST framework's browsable API: tooling, not a page of the app.
@@ -493,11 +514,13 @@ def _allowed_host(host: str) -> bool:
     return bool(validate_host(domain.lower(), allowed))
 
 
-def _read_route(info: RequestInfo, final: bool = False) -> bool:
-    """Copy ``resolver_match`` into ``info``; False while Django has not resolved yet."""
-    match = getattr(info.native, "resolver_match", None)
+def _read_route(info: RequestInfo, final: bool = False, match: ResolverMatch | None = None) -> bool:
+    """Copy ``resolver_match`` (or ``match``) into ``info``; False while Django has
+    not resolved yet."""
     if match is None:
-        return False
+        match = getattr(info.native, "resolver_match", None)
+        if match is None:
+            return False
     info.route_name = match.view_name if match.url_name else None
     route = match.route
     # re_path() routes are regexes: drop the anchors, keep the readable rest.
@@ -505,6 +528,14 @@ def _read_route(info: RequestInfo, final: bool = False) -> bool:
     info.route_namespaces = (*match.namespaces, *match.app_names)
     info.path_params = match.kwargs
     return True
+
+
+def _read_route_of_path(info: RequestInfo, request: HttpRequest) -> None:
+    """Fill ``info`` with the route Django's router finds for the request's path."""
+    urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
+    match = _resolve(request.path_info, urlconf)
+    if match is not None:
+        _read_route(info, True, match)
 
 
 def _params_of_path(urlconf: str | None, script_name: str, path: str) -> Mapping[str, Any] | None:
@@ -523,15 +554,20 @@ def _route_of_root_path(path: str) -> Mapping[str, Any] | None:
     return _resolve_kwargs(path, urlconf)
 
 
-@functools.lru_cache(maxsize=1024)
 def _resolve_kwargs(path: str, urlconf: str) -> Mapping[str, Any] | None:
     from urllib.parse import unquote
 
+    match = _resolve(unquote(path), urlconf)
+    return None if match is None else match.kwargs
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolve(path: str, urlconf: str) -> ResolverMatch | None:
+    """What Django's router makes of ``path`` (decoded), or None when nothing matches."""
     from django.utils import translation
 
-    path = unquote(path)
     try:
-        return resolve(path, urlconf).kwargs
+        return resolve(path, urlconf)
     except (Resolver404, ValueError, TypeError):
         pass
     # Under i18n_patterns a path resolves in its own language (/fr/invite/...), not
@@ -541,7 +577,7 @@ def _resolve_kwargs(path: str, urlconf: str) -> Mapping[str, Any] | None:
         if language is None or language == translation.get_language():
             return None
         with translation.override(language):
-            return resolve(path, urlconf).kwargs
+            return resolve(path, urlconf)
     except (Resolver404, ValueError, TypeError, LookupError):
         return None
 

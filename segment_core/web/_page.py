@@ -29,6 +29,7 @@ from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
 from segment_core.web._request import RequestInfo, WSGIHeaders
+from segment_core.web._validate import Hook
 
 __all__ = [
     "BOT_PATTERN",
@@ -74,8 +75,21 @@ def tracking_allowed(request: RequestInfo, options: WebOptions) -> bool:
     if options.honor_dnt and _signal_on(get("dnt")):
         return False
     if options.consent is not None:
-        return bool(call_hook("consent", options.consent, request.hook_target, default=False))
+        return _consent_given(request, options.consent)
     return True
+
+
+def _consent_given(request: RequestInfo, consent: Hook) -> bool:
+    """The ``consent`` hook's answer: True alone is consent.
+
+    Anything else is logged and counts as no consent: a consent cookie's text
+    (``"false"``) is truthy, and privacy must not hang on that.
+    """
+    answer = call_hook("consent", consent, request.hook_target, default=False)
+    if answer is True or answer is False:
+        return answer
+    logger.error("segment: consent returned %r, not True or False; taken as no consent", answer)
+    return False
 
 
 def _signal_on(value: str | None) -> bool:
@@ -267,7 +281,7 @@ def privacy_allows(request: RequestInfo, options: WebOptions) -> bool:
     if options.honor_dnt and _signal_on(request.header("dnt")):
         return False
     if options.consent is not None:
-        return bool(call_hook("consent", options.consent, request.hook_target, default=False))
+        return _consent_given(request, options.consent)
     return True
 
 

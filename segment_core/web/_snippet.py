@@ -12,7 +12,9 @@ Nothing is rendered for a visitor the server does not track (a bot, ``Sec-GPC``,
 ``DNT`` or ``consent`` as configured, an excluded path or route): the same
 decision, made once by :class:`~segment_core.web.RequestTracker`, governs both
 sides. A response that holds the snippet varies on the cookies (``Vary: Cookie``,
-added by the adapters), as one that sets the visitor's cookie does.
+added by the adapters), as one that sets the visitor's cookie does. A response a
+cache may store before that header is added gets a snippet that names no visitor
+(``shared``): the loader reads the id from the server's cookie instead.
 
 Adapters call :func:`render_snippet` with the request's tracker and the nonce
 found by :func:`find_csp_nonce`; templates get a :class:`Snippet`, a ``str`` that
@@ -116,7 +118,9 @@ _LOADER = """(function (config) {
   analytics._writeKey = config.writeKey;
   if (config.cdn) analytics._cdn = config.cdn;
   // Before analytics.js loads: its first event already carries the server's id.
-  analytics.setAnonymousId(config.anonymousId);
+  // A page a cache may hand to other visitors names none: the server's cookie does.
+  var anonymousId = config.anonymousId || cookieValue(config.cookieName);
+  if (anonymousId) analytics.setAnonymousId(anonymousId);
   if (config.userId) {
     // The logged-in user, stored without an identify call (the server sent one at
     // login). Changing users makes analytics.js drop the anonymous id: restore it.
@@ -130,6 +134,24 @@ _LOADER = """(function (config) {
   }
   analytics.load(config.writeKey, config.options);
   if (config.page) analytics.page();
+
+  function cookieValue(name) {
+    // The first cookie of that name, as the server reads it: raw, or JSON (classic).
+    var found = null;
+    var pairs = name && document.cookie ? document.cookie.split("; ") : [];
+    pairs.some(function (pair) {
+      var at = pair.indexOf("=");
+      if (pair.slice(0, at) !== name) return false;
+      try {
+        var value = decodeURIComponent(pair.slice(at + 1));
+        found = value.charAt(0) === '"' ? JSON.parse(value) : value;
+      } catch (error) {
+        found = null; // a broken value: analytics.js makes its own id
+      }
+      return true;
+    });
+    return found;
+  }
 })(__SETTINGS__);"""
 
 
@@ -163,11 +185,12 @@ def _escaped_surrogate(match: re.Match[str]) -> str:
     return f"\\u{ord(match[0]):04x}"
 
 
-def browser_settings(tracker: RequestTracker) -> dict[str, Any] | None:
+def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[str, Any] | None:
     """What the snippet tells analytics.js for this request; None: render nothing.
 
     None for a visitor the server does not track (bots, privacy signals, consent),
     for an excluded path or route, and when there is no ``browser_write_key``.
+    ``shared``: see :func:`render_snippet`.
     """
     options = tracker.options
     if not tracker.allowed or tracker.excluded:
@@ -186,12 +209,14 @@ def browser_settings(tracker: RequestTracker) -> dict[str, Any] | None:
     settings: dict[str, Any] = {
         "writeKey": write_key,
         "src": options.snippet_src.format(write_key=quote(write_key, safe="")),
-        "anonymousId": analytics.anonymous_id,
-        "userId": analytics.user_id,
+        "anonymousId": None if shared else analytics.anonymous_id,
+        "userId": None if shared else analytics.user_id,
         "page": not options.server_page_views,
         "options": load_options(options, secure=secure),
         "methods": list(_BUFFERED_METHODS),
     }
+    if shared:  # the loader reads the visitor's id from the cookie the server keeps it in
+        settings["cookieName"] = options.cookie_name
     if options.browser_cdn is not None:
         settings["cdn"] = options.browser_cdn
     return settings
@@ -220,11 +245,17 @@ def load_options(options: WebOptions, *, secure: bool) -> dict[str, Any]:
     return load
 
 
-def render_snippet(tracker: RequestTracker | None, *, nonce: str | None = None) -> Snippet:
+def render_snippet(
+    tracker: RequestTracker | None, *, nonce: str | None = None, shared: bool = False
+) -> Snippet:
     """The ``<script>`` that loads analytics.js for this request, or an empty Snippet.
 
     ``tracker`` is None when the adapter did not see the request (its middleware is
-    missing): that is logged, and nothing is rendered. Never raises.
+    missing): that is logged, and nothing is rendered. ``shared``: a cache may
+    store the response before the adapter makes it vary on the cookies, and hand
+    it to other visitors; then the snippet holds no visitor's ids, and the loader
+    reads the anonymous id from the cookie, which the response sets for a new
+    visitor (a logged-in user's id is not handed over). Never raises.
     """
     if tracker is None:
         logger.warning(
@@ -233,13 +264,15 @@ def render_snippet(tracker: RequestTracker | None, *, nonce: str | None = None) 
         )
         return EMPTY
     try:
-        settings = browser_settings(tracker)
+        settings = browser_settings(tracker, shared=shared)
         if settings is None:
             return EMPTY
         attribute = f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
         loader = _LOADER.replace("__SETTINGS__", script_json(settings))
         snippet = Snippet(f"<script{attribute}>\n{loader}\n</script>")
-        tracker.handed_to_browser()
+        tracker.handed_to_browser()  # the cookie keeps the id, even for a known user
+        if shared:  # but the page names no visitor: nothing in it varies on the cookies
+            tracker.snippet_rendered = False
         return snippet
     except Exception:
         logger.exception("segment: could not render the analytics.js snippet")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -114,10 +115,18 @@ def import_callable(name: str, path: str) -> Hook:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
         raise ValueError(f"{name}: {path!r} is not a dotted path to a callable")
+    if module_name.startswith("."):
+        # Relative to nothing: settings are not a package.
+        raise ValueError(
+            f"{name}: {path!r} is a relative path; write the module's full dotted path "
+            "(e.g. 'myapp.hooks:function')"
+        )
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"{name}: cannot import {path!r}: {exc}") from None
+    except Exception as exc:  # the module itself failed as it was imported
+        raise ValueError(f"{name}: cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
     if not callable(target):
         raise ValueError(f"{name}: {path!r} is not callable")
     return target  # type: ignore[no-any-return]
@@ -168,11 +177,19 @@ def _cookie_format(name: str, value: object) -> str:
 
 
 def _max_age(name: str, value: object) -> int:
-    if isinstance(value, dt.timedelta):
-        value = int(value.total_seconds())
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return int(value)
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    # Whole seconds go into Max-Age: a lifetime under one second would be 0, which
+    # tells the browser to delete the cookie at once.
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or (isinstance(seconds, float) and not math.isfinite(seconds))
+        or seconds < 1
+    ):
+        raise ValueError(
+            f"{name} must be a positive number of seconds (at least 1, finite), got {value!r}"
+        )
+    return int(seconds)
 
 
 NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {

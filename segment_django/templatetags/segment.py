@@ -4,7 +4,9 @@ The tag needs the request in the template's context, as ``{% csrf_token %}`` doe
 render with ``render(request, ...)`` (or a ``RequestContext``) and keep
 ``django.template.context_processors.request`` in ``TEMPLATES``. It renders
 Segment's loader from ``settings.SEGMENT`` for the request's visitor, with
-django-csp's nonce (``request.csp_nonce``) when the request has one.
+django-csp's nonce (``request.csp_nonce``) when the request has one. In a
+response Django's cache may store, it names no visitor: analytics.js takes the
+anonymous id from the cookie.
 """
 
 from __future__ import annotations
@@ -55,4 +57,8 @@ def snippet_for(request: Any) -> Snippet:
     tracker = getattr(request, "_segment_tracker", None)
     if not isinstance(tracker, RequestTracker):
         return render_snippet(None)
-    return render_snippet(tracker, nonce=find_csp_nonce(request, tracker.options))
+    # Django's cache (cache_page, the per-site cache) flags a response it may store,
+    # maybe before the middleware makes it vary on Cookie: then the page may reach
+    # other visitors, and names none.
+    shared = bool(getattr(request, "_cache_update_cache", False))
+    return render_snippet(tracker, nonce=find_csp_nonce(request, tracker.options), shared=shared)

@@ -77,6 +77,17 @@ class Dashboard(APIView):
         return HttpResponse(HTML)
 
 
+class Rename(APIView):
+    """A JSON API that merges the user's id into the one of another system."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        request.analytics.alias(f"crm-{request.user.pk}")  # type: ignore[attr-defined]
+        return Response({"ok": True})
+
+
 backoffice = AdminSite(name="backoffice")
 
 urlpatterns = [
@@ -90,6 +101,7 @@ urlpatterns = [
     path("api/orders/", Orders.as_view(), name="orders"),
     path("api/dashboard/", Dashboard.as_view(), name="dashboard"),
     path("api/quiet/", Quiet.as_view(), name="quiet"),
+    path("api/rename/", Rename.as_view(), name="rename"),
     path("api-auth/", include("rest_framework.urls")),
     path("invite/<str:invite_key>/", tracked_html, name="invite"),
     path("files/<path:access_token>", tracked_html, name="file"),

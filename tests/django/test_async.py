@@ -175,3 +175,14 @@ async def test_hooks_that_query_the_database_work_in_async_mode(
     assert [m.get("userId") for m in messages] == ["db-bob"] * len(messages)
     pages = [m for m in messages if m["type"] == "page"]
     assert pages and all(page["properties"]["users"] == 1 for page in pages)
+
+
+async def test_the_middleware_listed_twice_tracks_each_request_once_in_async_mode(
+    settings: Any, sent: Sent
+) -> None:
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "segment_django.middleware.SegmentMiddleware"]
+    response = await AsyncClient().get("/atrack/")
+    track, page = sent()
+    assert (track["type"], page["type"]) == ("track", "page")
+    assert track["anonymousId"] == page["anonymousId"]
+    assert page["anonymousId"] == response.cookies["ajs_anonymous_id"].value

@@ -12,6 +12,9 @@ from segment_django.middleware import SegmentMiddleware
 SESSION = "django.contrib.sessions.middleware.SessionMiddleware"
 AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
 OURS = "segment_django.middleware.SegmentMiddleware"
+UPDATE_CACHE = "django.middleware.cache.UpdateCacheMiddleware"
+FETCH_FROM_CACHE = "django.middleware.cache.FetchFromCacheMiddleware"
+CACHE = "django.middleware.cache.CacheMiddleware"
 
 
 class OurSubclass(SegmentMiddleware):
@@ -58,6 +61,12 @@ def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
         ({"HOST": "ftp://x"}, "HOST must be an http:// or https:// URL"),
         ({"SEND": "no"}, "SEND must be True or False"),
         ({"RETRY_BACKOFF_MIN": 100}, "RETRY_BACKOFF_MAX must be at least RETRY_BACKOFF_MIN"),
+        ({"COOKIE_MAX_AGE": 0.5}, "COOKIE_MAX_AGE must be a positive number of seconds"),
+        ({"COOKIE_MAX_AGE": float("inf")}, "COOKIE_MAX_AGE must be a positive number of seconds"),
+        ({"COOKIE_MAX_AGE": float("nan")}, "COOKIE_MAX_AGE must be a positive number of seconds"),
+        ({"USER_ID": ".hooks:user_id"}, "USER_ID: '.hooks:user_id' is a relative path"),
+        ({"PAGE_NAME": ".hooks.name"}, "PAGE_NAME: '.hooks.name' is a relative path"),
+        ({"CSP_NONCE": ".hooks:nonce"}, "CSP_NONCE: '.hooks:nonce' is a relative path"),
     ],
 )
 def test_e003_invalid_values_name_the_option(
@@ -89,6 +98,8 @@ def test_e004_and_w001_missing_write_key(settings: Any, monkeypatch: pytest.Monk
     settings.DEBUG = False
     assert deploy_ids(settings) == ["segment_django.E004"]
     assert deploy_ids(settings, SEND=False) == []
+    assert deploy_ids(settings, SEND=0) == []  # off, as the client reads it
+    assert deploy_ids(settings, SEND=1) == ["segment_django.E004"]
     settings.DEBUG = True
     assert ids(settings) == ["segment_django.W001"]
     assert deploy_ids(settings) == ["segment_django.W001"]
@@ -118,6 +129,28 @@ def test_a_subclass_of_the_middleware_counts(settings: Any) -> None:
     assert ids(settings, WRITE_KEY="k") == []
     settings.MIDDLEWARE = [SESSION, "tests.django.test_checks.OurSubclass", AUTH]
     assert ids(settings, WRITE_KEY="k") == ["segment_django.E005"]
+
+
+def test_w007_the_middleware_listed_twice(settings: Any) -> None:
+    settings.MIDDLEWARE = [SESSION, AUTH, OURS, "tests.django.test_checks.OurSubclass"]
+    assert ids(settings, WRITE_KEY="k") == ["segment_django.W007"]
+
+
+@pytest.mark.parametrize(
+    ("middleware", "expected"),
+    [
+        ([UPDATE_CACHE, SESSION, AUTH, OURS, FETCH_FROM_CACHE], []),
+        ([SESSION, AUTH, OURS, UPDATE_CACHE, FETCH_FROM_CACHE], []),
+        ([SESSION, AUTH, OURS, CACHE], []),
+        ([UPDATE_CACHE, SESSION, AUTH, FETCH_FROM_CACHE, OURS], ["segment_django.W008"]),
+        ([SESSION, AUTH, CACHE, OURS], ["segment_django.W008"]),
+    ],
+)
+def test_w008_the_middleware_after_the_cache_s_fetch(
+    settings: Any, middleware: list[str], expected: list[str]
+) -> None:
+    settings.MIDDLEWARE = middleware
+    assert ids(settings, WRITE_KEY="k") == expected
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,7 @@ def test_after_a_settings_change_the_module_api_still_uses_djangos_client(
         ({"PAGE_CALL": True}, "unknown option 'PAGE_CALL'; did you mean 'PAGE_CALLS'?"),
         ({"FLUSH_AT": -1}, "FLUSH_AT must be between 1 and 2500"),
         ({"EXCLUDE_PATHS": "("}, "EXCLUDE_PATHS: '(' is not a valid regular expression"),
+        ({"COOKIE_MAX_AGE": 0.5}, "COOKIE_MAX_AGE must be a positive number of seconds"),
         ("not a dict", "settings.SEGMENT must be a dict"),
     ],
 )

@@ -243,6 +243,15 @@ def test_anonymize_and_no_ip(client: Client, sent: Sent, segment: Any) -> None:
     assert [m["context"]["ip"] for m in sent()] == ["198.51.100.0", "0.0.0.0"]
 
 
+def test_the_middleware_listed_twice_tracks_each_request_once(settings: Any, sent: Sent) -> None:
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "segment_django.middleware.SegmentMiddleware"]
+    response = Client().get("/track/")
+    track, page = sent()
+    assert (track["type"], page["type"]) == ("track", "page")
+    assert track["anonymousId"] == page["anonymousId"]
+    assert page["anonymousId"] == response.cookies["ajs_anonymous_id"].value
+
+
 def test_secrets_are_redacted(client: Client, sent: Sent) -> None:
     client.get("/?token=s3cret&q=1", HTTP_REFERER="https://a.example/reset?password=hunter2")
     [page] = sent()
@@ -261,6 +270,8 @@ def test_secrets_are_redacted(client: Client, sent: Sent) -> None:
         ({}, {"HTTP_SEC_GPC": "1"}),
         ({"HONOR_DNT": True}, {"HTTP_DNT": "1"}),
         ({"CONSENT": lambda request: request.COOKIES.get("consent") == "yes"}, {}),
+        # A consent cookie's text, not a bool: no consent (and logged).
+        ({"CONSENT": lambda request: request.COOKIES.get("consent", "false")}, {}),
     ],
 )
 def test_privacy_no_page_call_no_cookie(

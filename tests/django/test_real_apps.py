@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.auth.tokens import default_token_generator
+from django.core.cache import cache
 from django.test import Client
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -133,6 +135,21 @@ def test_drf_token_user_is_on_the_view_events_without_an_anonymous_id(
 
 
 @pytest.mark.django_db
+def test_alias_of_a_drf_token_user_merges_the_user_id(client: Client, sent: Sent) -> None:
+    # No cookie, no browser: the user's id is the only one its events carry.
+    user = User.objects.create_user("api", "api@example.com")
+    token = Token.objects.create(user=user)
+    response = client.post("/app/api/rename/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 200
+    [alias] = sent()
+    assert (alias["type"], alias["previousId"], alias["userId"]) == (
+        "alias",
+        str(user.pk),
+        f"crm-{user.pk}",
+    )
+
+
+@pytest.mark.django_db
 def test_drf_user_is_on_the_page_call_of_an_html_view(client: Client, sent: Sent) -> None:
     user = User.objects.create_user("api", "api@example.com")
     token = Token.objects.create(user=user)
@@ -247,6 +264,50 @@ def test_secret_route_parameters_are_redacted_everywhere(
         assert message["context"]["page"]["referrer"] == "http://testserver/app/files/REDACTED"
     assert page["name"] == "/app/invite/REDACTED/"
     assert "k3y-s3cr3t" not in str([track, page]) and "t0k3n" not in str([track, page])
+
+
+@pytest.fixture
+def site_cache(settings: Any) -> Iterator[None]:
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.MIDDLEWARE = [
+        "django.middleware.cache.UpdateCacheMiddleware",
+        *settings.MIDDLEWARE,
+        "django.middleware.cache.FetchFromCacheMiddleware",
+    ]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.mark.parametrize("page_name", ["route", "path"])
+def test_a_page_the_site_cache_answers_has_its_route(
+    site_cache: None, sent: Sent, segment: Any, page_name: str
+) -> None:
+    # The cache answers before Django routes: the route comes from the path.
+    segment(PAGE_NAME=page_name)
+    visitor = Client()
+    visitor.cookies["ajs_anonymous_id"] = "visitor-1"
+    for _ in range(2):
+        assert visitor.get("/app/invite/k3y-s3cr3t/").status_code == 200
+    track, miss, hit = sent()
+    assert (track["type"], miss["type"], hit["type"]) == ("track", "page", "page")  # hit: no view
+    name = "invite" if page_name == "route" else "/app/invite/REDACTED/"
+    assert hit["name"] == miss["name"] == name
+    assert hit["properties"] == miss["properties"]
+    assert hit["context"]["page"]["path"] == "/app/invite/REDACTED/"
+    assert "k3y-s3cr3t" not in str(hit)
+
+
+def test_exclude_routes_holds_for_a_page_the_site_cache_answers(
+    site_cache: None, sent: Sent, segment: Any
+) -> None:
+    segment(EXCLUDE_ROUTES=["invite"])
+    visitor = Client()
+    visitor.cookies["ajs_anonymous_id"] = "visitor-1"
+    for _ in range(2):
+        assert visitor.get("/app/invite/k3y/").status_code == 200
+    # The view's own call, once: the second answer came from the cache.
+    assert [m["type"] for m in sent()] == ["track"]
 
 
 def test_a_nested_url_loses_its_secrets(client: Client, sent: Sent) -> None:

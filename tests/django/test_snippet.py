@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.checks import run_checks
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template import Context, Template
 from django.test import Client
 from django.urls import path
+from django.views.decorators.cache import cache_page
 
 from segment_django.templatetags.segment import _warn_no_request
 from tests.django.conftest import Sent
@@ -35,8 +37,14 @@ def without_request(request: HttpRequest) -> HttpResponse:
     return HttpResponse(Template(PAGE).render(Context({})))
 
 
+@cache_page(60)
+def cached(request: HttpRequest) -> HttpResponse:
+    return render(request, "page.html")
+
+
 urlpatterns = [
     path("", page, name="home"),
+    path("cached/", cached, name="cached"),
     path("nonce/", with_nonce, name="nonce"),
     path("no-request/", without_request, name="no-request"),
     path("healthz", page, name="healthz"),
@@ -175,26 +183,51 @@ def test_a_global_for_jinja2(segment: Any) -> None:
     assert has_snippet(str(segment_django.segment_snippet(response.wsgi_request)))
 
 
-def test_a_page_with_the_snippet_varies_on_cookie_and_the_site_cache_keeps_visitors_apart(
-    segment: Any, settings: Any
+UPDATE_CACHE = "django.middleware.cache.UpdateCacheMiddleware"
+FETCH_FROM_CACHE = "django.middleware.cache.FetchFromCacheMiddleware"
+
+
+@pytest.mark.parametrize("cached_by", ["cache_page", "site cache around", "site cache inside"])
+@pytest.mark.django_db
+def test_a_page_a_cache_may_store_hands_no_visitor_s_ids_to_another(
+    segment: Any, settings: Any, cached_by: str
 ) -> None:
-    # The page holds the visitor's ids: Django's per-site cache keeps one per visitor.
+    # Django's cache stores a page before the middleware makes it vary on Cookie
+    # (cache_page, or the per-site cache inside the middleware): the page names no
+    # visitor, and each one's cookie hands analytics.js its own id.
     segment(BROWSER_WRITE_KEY=KEY, SEND=False)
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    settings.MIDDLEWARE = [
-        "django.middleware.cache.UpdateCacheMiddleware",
-        *settings.MIDDLEWARE,
-        "django.middleware.cache.FetchFromCacheMiddleware",
-    ]
-    settings.CACHE_MIDDLEWARE_SECONDS = 60
-    seen = []
-    for visitor in ("visitor-A-1111", "visitor-B-2222", "visitor-A-1111"):
-        client = Client()
-        client.cookies["ajs_anonymous_id"] = visitor
-        response = client.get("/")
-        assert "Cookie" in response.headers.get("Vary", "")
-        seen.append(snippet_settings(response.content.decode())["anonymousId"])
-    assert seen == ["visitor-A-1111", "visitor-B-2222", "visitor-A-1111"]
+    url = "/cached/" if cached_by == "cache_page" else "/"
+    if cached_by == "site cache around":
+        settings.MIDDLEWARE = [UPDATE_CACHE, *settings.MIDDLEWARE, FETCH_FROM_CACHE]
+    elif cached_by == "site cache inside":
+        settings.MIDDLEWARE = [*settings.MIDDLEWARE, UPDATE_CACHE, FETCH_FROM_CACHE]
+    cache.clear()
+    user = User.objects.create_user("ada", password="pw")
+    signed_in, returning, new = Client(), Client(), Client()
+    signed_in.force_login(user)
+    returning.cookies["ajs_anonymous_id"] = "visitor-B-2222"
+    handed: list[tuple[str | None, str | None]] = []
+    for client in (signed_in, returning, new, Client()):
+        html = client.get(url).content.decode()
+        settings_ = snippet_settings(html)
+        handed.append((settings_["anonymousId"], settings_["userId"]))
+        assert settings_["cookieName"] == "ajs_anonymous_id"
+        assert "visitor-B-2222" not in html
+        anonymous_id = client.cookies.get("ajs_anonymous_id")
+        assert anonymous_id is not None and anonymous_id.value  # where the loader finds it
+    assert handed == [(None, None)] * 4
+    assert len({c.cookies["ajs_anonymous_id"].value for c in (signed_in, returning, new)}) == 3
+    cache.clear()
+
+
+def test_a_page_no_cache_stores_names_its_visitor_and_varies_on_cookie(segment: Any) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    client = Client()
+    client.cookies["ajs_anonymous_id"] = "visitor-A-1111"
+    response = client.get("/")
+    assert snippet_settings(response.content.decode())["anonymousId"] == "visitor-A-1111"
+    assert response.headers["Vary"] == "Cookie"
 
 
 def test_an_excluded_route_gets_no_snippet(segment: Any, sent: Sent) -> None:

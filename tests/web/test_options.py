@@ -94,6 +94,21 @@ def test_compiled_patterns_are_accepted() -> None:
         ({"cookie_domain": "a.com; x"}, "cookie_domain must be a domain"),
         ({"cookie_format": "json"}, "cookie_format must be 'raw' or 'quoted'"),
         ({"cookie_max_age": 0}, "cookie_max_age must be a positive number of seconds"),
+        # Under a second: Max-Age=0 would delete the cookie.
+        ({"cookie_max_age": 0.5}, "cookie_max_age must be a positive number of seconds"),
+        (
+            {"cookie_max_age": dt.timedelta(milliseconds=500)},
+            "cookie_max_age must be a positive number of seconds",
+        ),
+        ({"cookie_max_age": float("inf")}, "cookie_max_age must be a positive number of seconds"),
+        ({"cookie_max_age": float("nan")}, "cookie_max_age must be a positive number of seconds"),
+        ({"user_id": ".hooks:user_id"}, "user_id: '.hooks:user_id' is a relative path"),
+        ({"page_name": "..hooks.name"}, "page_name: '..hooks.name' is a relative path"),
+        ({"csp_nonce": ".hooks:nonce"}, "csp_nonce: '.hooks:nonce' is a relative path"),
+        (
+            {"consent": "tests.web.broken_hooks:consent"},
+            "consent: cannot import 'tests.web.broken_hooks:consent': RuntimeError",
+        ),
         ({"anonymize_ip": 1}, "anonymize_ip must be True or False"),
     ],
 )

@@ -11,6 +11,7 @@ from segment_core.web import (
     is_bot,
     page_name,
     page_properties,
+    privacy_allows,
     should_track_page,
 )
 from tests.web.conftest import BROWSER, make_request
@@ -161,6 +162,18 @@ def test_consent_hook_gets_the_native_request() -> None:
     assert not tracked(make_request(native=native), consent=consent)
     assert seen == [native]
     assert tracked(consent=lambda request: True)
+
+
+@pytest.mark.parametrize("answer", ["false", "no", 1, None, [], object()])
+def test_consent_is_true_alone_anything_else_is_logged_as_no(
+    answer: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A consent cookie's text ("false") is truthy: privacy must not hang on that.
+    options = WebOptions(consent=lambda request: answer)
+    with caplog.at_level(logging.ERROR, logger="segment"):
+        assert not tracked(consent=options.consent)
+        assert not privacy_allows(make_request(), options)
+    assert "consent returned" in caplog.text and "no consent" in caplog.text
 
 
 def test_page_filter_gets_request_and_response() -> None:

@@ -69,6 +69,17 @@ def test_alias_defaults_to_the_anonymous_id(client: Client, sent: Messages) -> N
     assert sent[1]["previousId"] == "legacy"
 
 
+def test_alias_of_a_visitor_known_by_its_user_alone_defaults_to_the_user_id(
+    client: Client, sent: Messages
+) -> None:
+    Analytics(client, user_id="crm-7").alias("user-7")
+    Analytics(client, user_id="crm-8", anonymous_id="anon-8").alias("user-8")
+    assert [(m["previousId"], m["userId"]) for m in sent] == [
+        ("crm-7", "user-7"),
+        ("anon-8", "user-8"),  # the anonymous id first, when there is one
+    ]
+
+
 def test_consent_goes_into_the_context(client: Client, sent: Messages) -> None:
     a = Analytics(client, anonymous_id="a")
     a.consent({"Advertising": False}, Analytics=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -22,6 +24,8 @@ from tests.web.conftest import make_request
 from tests.web.snippets import has_snippet, script_tags, snippet_settings
 
 KEY = "browserKey123"
+UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="runs the loader in Node.js")
 
 
 def render(options: WebOptions | None = None, nonce: str | None = None, **request: Any) -> str:
@@ -174,6 +178,82 @@ def test_ids_cannot_break_out_of_the_script(hostile: str) -> None:
     assert "&" not in settings_json and ">" not in settings_json
     settings = snippet_settings(html)
     assert settings["userId"] == settings["anonymousId"] == hostile
+
+
+def test_a_page_a_cache_may_share_names_no_visitor() -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request(user_id="42"))
+    settings = snippet_settings(render_snippet(tracker, shared=True))
+    assert (settings["anonymousId"], settings["userId"]) == (None, None)
+    assert settings["cookieName"] == "ajs_anonymous_id"  # where the loader finds the id
+    assert tracker.analytics.anonymous_id not in str(render_snippet(tracker, shared=True))
+    # Nothing in the page varies by visitor; the cookie hands the browser the id,
+    # for a known user too.
+    assert not tracker.snippet_rendered
+    cookie = tracker.cookie_to_set()
+    assert cookie is not None and cookie.value == tracker.analytics.anonymous_id
+
+
+def test_a_page_no_cache_shares_names_its_visitor_and_no_cookie_name() -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
+    settings = snippet_settings(render_snippet(tracker))
+    assert settings["anonymousId"] == tracker.analytics.anonymous_id
+    assert "cookieName" not in settings
+    assert tracker.snippet_rendered
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("cookie", "options", "expected"),
+    [
+        (f"ajs_anonymous_id={UUID}", {}, UUID),
+        (f"other=1; ajs_anonymous_id=%22{UUID}%22", {}, UUID),  # analytics.js classic
+        (f"sid=x; visitor={UUID}; ajs_anonymous_id=theirs", {"cookie_name": "visitor"}, UUID),
+        (f"ajs_anonymous_id={UUID}; ajs_anonymous_id=other", {}, UUID),  # the first, as sent
+        ("ajs_anonymous_id=%E9", {}, None),  # undecodable: analytics.js makes its own
+        ("", {}, None),
+    ],
+)
+def test_the_loader_of_a_shared_page_takes_the_id_from_the_cookie(
+    cookie: str, options: dict[str, Any], expected: str | None
+) -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY, **options), make_request())
+    queued = run_loader(str(render_snippet(tracker, shared=True)), cookie)
+    assert [call[1:] for call in queued if call[0] == "setAnonymousId"] == (
+        [[expected]] if expected else []
+    )
+
+
+@needs_node
+def test_the_loader_of_a_page_names_the_servers_visitor_whatever_the_cookie() -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
+    queued = run_loader(str(render_snippet(tracker)), "ajs_anonymous_id=someone-else")
+    assert ["setAnonymousId", tracker.analytics.anonymous_id] in queued
+
+
+# A page with just enough of a browser for the loader: the calls it queues for
+# analytics.js, as JSON.
+_PAGE = """
+var document = {
+  cookie: process.argv[1],
+  currentScript: null,
+  createElement: function () { return {}; },
+  head: { appendChild: function () {} },
+};
+var window = globalThis;
+%s
+console.log(JSON.stringify(window.analytics.filter(Array.isArray)));
+"""
+
+
+def run_loader(snippet: str, cookie: str) -> list[list[Any]]:
+    script = snippet.removeprefix("<script>\n").removesuffix("\n</script>")
+    node = shutil.which("node") or "node"
+    result = subprocess.run(
+        [node, "-e", _PAGE % script, cookie], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    queued: list[list[Any]] = json.loads(result.stdout)
+    return queued
 
 
 def test_script_json_escapes_for_a_script_element() -> None:

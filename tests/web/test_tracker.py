@@ -175,6 +175,37 @@ def test_identify_then_track_in_one_request(client: Client, sent: Messages) -> N
     assert track["context"]["page"]["path"] == "/products/42"
 
 
+def test_alias_of_a_known_user_without_the_cookie_merges_the_user_id(
+    client: Client, sent: Messages
+) -> None:
+    # An API client: its calls carry userId alone; its anonymous id is no one's.
+    t = tracker(client, user_id="42")
+    t.analytics.alias("crm-42")
+    t.analytics.track("Renamed")
+    assert t.cookie_to_set() is None
+    alias, track = sent
+    assert (alias["previousId"], alias["userId"]) == ("42", "crm-42")
+    assert "anonymousId" not in track and track["userId"] == "crm-42"
+
+
+def test_alias_of_a_new_anonymous_visitor_keeps_its_id_in_the_cookie(
+    client: Client, sent: Messages
+) -> None:
+    t = tracker(client)
+    t.analytics.alias("user-1")
+    cookie = t.cookie_to_set()  # the id the alias merged stays the browser's
+    assert cookie is not None and cookie.value == t.analytics.anonymous_id
+    assert sent[0]["previousId"] == t.analytics.anonymous_id
+
+
+def test_alias_of_a_returning_visitor_merges_its_anonymous_id(
+    client: Client, sent: Messages
+) -> None:
+    t = tracker(client, user_id="42", cookies={"ajs_anonymous_id": UUID})
+    t.analytics.alias("crm-42")
+    assert sent[0]["previousId"] == UUID
+
+
 def test_an_explicit_page_call_replaces_the_automatic_one(client: Client, sent: Messages) -> None:
     t = tracker(client)
     t.analytics.page("Product", {"sku": "A1"}, category="Shop")
