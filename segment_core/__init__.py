@@ -20,12 +20,11 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from segment_core import signals
+from segment_core import _forks, signals
 from segment_core._version import VERSION
 from segment_core.builders import Properties, Traits
 from segment_core.client import Client
@@ -95,7 +94,7 @@ def _new_default_lock() -> None:
     _default_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_new_default_lock)
+_forks.in_every_child(_new_default_lock)
 
 _SETTINGS = (
     "host",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from segment_core import _capture, lifecycle, signals
+from segment_core import _capture, _forks, lifecycle, signals
 from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.config import POSITIONAL_OPTIONS, Config
@@ -442,10 +441,11 @@ class Client(ClientSettings):
         self._delivery = Delivery(self.config, self._stats, self)
         self._worker = Worker(self.config, self._delivery)
         self._sync_abandon = threading.Event()
+        # Registered for exit with the child's first message, once it can tell a
+        # multiprocessing child (whose exit skips atexit) from the parent's copy.
         self._registered = False
         if self._spool is not None:
             self._spool.after_fork(self._worker, self._delivery)
-            self._register()
 
     def __repr__(self) -> str:
         return f"<Client host={self.config.host!r} enabled={self.config.enabled}>"
@@ -482,4 +482,4 @@ def _after_fork_in_child() -> None:
         client._after_fork()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_forks.in_every_child(_after_fork_in_child)

@@ -46,10 +46,18 @@ WHOLE_MESSAGE = "whole message"
 
 # The library's own generator: an app that seeds the random module (random.seed(0)
 # in a job, a simulation, pytest-randomly) must not repeat message ids, which
-# Segment takes for duplicates and drops. Seeded from the system, anew in a child.
+# Segment takes for duplicates and drops. Seeded from the system, anew in each
+# process: checked by pid, as a uWSGI worker forked from the master runs no
+# at-fork handler (unless --py-call-osafterfork) and would draw its siblings' ids.
 _generator = random.Random()
-os.register_at_fork(after_in_child=_generator.seed)
 _getrandbits = _generator.getrandbits
+_seeded_in = os.getpid()
+
+
+def _reseed() -> None:
+    global _seeded_in
+    _generator.seed()
+    _seeded_in = os.getpid()
 
 
 def new_message_id() -> str:
@@ -57,6 +65,8 @@ def new_message_id() -> str:
 
     A fifth of the cost of ``str(uuid.uuid4())``, which asks the kernel for every id.
     """
+    if _seeded_in != os.getpid():
+        _reseed()
     # 80 bits written as 8-4-4-4 with the version and variant bits set, then 48 bits:
     # fewer string objects than slicing one hex string.
     head = _getrandbits(80) & _HEAD_MASK | _HEAD_BITS

@@ -167,21 +167,34 @@ class Spool:
 
     def attach(self, worker: Worker, delivery: Delivery) -> None:
         """Feed ``worker``, hear from ``delivery``, and start looking for orphans now."""
-        self._worker = worker
-        delivery.settled = self.settle
-        delivery.keep = self.keep
-        self._thread = threading.Thread(target=self._run, name="segment-spool", daemon=True)
-        self._thread.start()
+        self._wire(worker, delivery)
+        self._start()
 
     def after_fork(self, worker: Worker, delivery: Delivery) -> None:
-        """In a forked child: the parent's files and locks stay the parent's."""
+        """In a forked child: the parent's files and locks stay the parent's.
+
+        The spool thread starts with the child's first use of the spool: a child
+        that makes no call has no thread (one forked from a thread of the parent
+        would otherwise never end once that thread returns).
+        """
         for claim in self._claims():
             for segment in claim.segments:
                 segment.close()
             if claim.lock_fd is not None:
                 _quietly(os.close, claim.lock_fd)  # the parent's descriptor keeps the lock
         self._reset()
-        self.attach(worker, delivery)
+        self._wire(worker, delivery)
+
+    def _wire(self, worker: Worker, delivery: Delivery) -> None:
+        self._worker = worker
+        delivery.settled = self.settle
+        delivery.keep = self.keep
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="segment-spool", daemon=True)
+                self._thread.start()
 
     # -- the hot path ---------------------------------------------------------------
 
@@ -189,6 +202,8 @@ class Spool:
         """Write ``data`` to disk, then queue it; ``None`` or the reason it was refused."""
         worker = self._worker
         assert worker is not None
+        if self._thread is None:  # a forked child's first call
+            self._start()
         if self._broken:  # (a forked child is reset by the client's at-fork hook)
             self._where.pop(id(data), None)  # (none, unless a sender thread died)
             return worker.put(data)
@@ -376,6 +391,8 @@ class Spool:
         """Queue what waits on disk and deliver everything, within ``timeout`` seconds."""
         worker = self._worker
         assert worker is not None
+        if self._thread is None:  # a forked child's first call: look for orphans too
+            self._start()
         deadline = time.monotonic() + timeout
         # What dead processes left counts too: wait for the first look at the directory
         # (not done by the deadline: what it would find is not delivered either).

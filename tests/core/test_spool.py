@@ -573,6 +573,70 @@ def test_a_forked_child_writes_its_own_files_and_never_resends_the_parents(
     assert spool_files(spool_dir) == []
 
 
+def test_multiprocessing_children_deliver_what_they_accepted_as_they_end(
+    receiver: Receiver, spool_dir: Path
+) -> None:
+    # A Pool's workers and a forked Process leave through os._exit(): they deliver
+    # as their multiprocessing exit runs, as without a spool.
+    process = run_script(
+        """
+        import multiprocessing, sys
+        import segment_core
+        from segment_core import Client
+        segment_core.default_client = Client(
+            "k", host=sys.argv[1], spool_dir=sys.argv[2], flush_at=2500, flush_interval=3600
+        )
+
+        def track(label):
+            assert segment_core.track("u", "In Child", {"label": label})[0]
+
+        if __name__ == "__main__":
+            child = multiprocessing.get_context("fork").Process(target=track, args=("fork",))
+            child.start()
+            child.join()
+            assert child.exitcode == 0
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                pool.map(track, [f"pool-{i}" for i in range(4)])
+        """,
+        receiver.url,
+        str(spool_dir),
+    )
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    # Delivered by the children themselves: the parent made no call of its own.
+    labels = sorted(m["properties"]["label"] for m in receiver.messages())
+    assert labels == ["fork", *(f"pool-{i}" for i in range(4))]
+    assert spool_files(spool_dir) == []
+
+
+def test_a_child_forked_from_a_thread_ends_when_that_thread_returns(
+    receiver: Receiver, spool_dir: Path
+) -> None:
+    # The child runs on in the thread that forked it: a spool thread started for it
+    # at the fork would keep it alive for ever once that thread returns.
+    process = run_script(
+        """
+        import os, sys, threading
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], spool_dir=sys.argv[2])
+        client.track("u", "Parent")
+        children = []
+        thread = threading.Thread(target=lambda: children.append(os.fork()))
+        thread.start()
+        thread.join()
+        if children[0]:
+            _, status = os.waitpid(children[0], 0)
+            print(os.waitstatus_to_exitcode(status))
+        """,
+        receiver.url,
+        str(spool_dir),
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout.strip() == "0"
+    assert [m["event"] for m in receiver.messages()] == ["Parent"]
+
+
 def run_script(code: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *args],
