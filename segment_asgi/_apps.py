@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -22,16 +22,40 @@ DOCS_NAMESPACE = "openapi"
 
 # FastAPI's attributes holding the URLs of its tooling routes.
 _DOCS_ATTRIBUTES = ("openapi_url", "docs_url", "redoc_url", "swagger_ui_oauth2_redirect_url")
+# FastAPI's default URLs of its docs pages. With its own turned off (docs_url=None),
+# FastAPI's guide serves them again from routes the app writes at these URLs,
+# hidden from the schema (include_in_schema=False): those are docs too.
+_DEFAULT_DOCS_URLS = {
+    "docs_url": "/docs",
+    "redoc_url": "/redoc",
+    "swagger_ui_oauth2_redirect_url": "/docs/oauth2-redirect",
+}
 _MAX_DEPTH = 32
+
+
+class DocsURLs(NamedTuple):
+    """An app's docs URLs: its own, and the defaults it turned off."""
+
+    own: frozenset[str]
+    #: Docs when a route hidden from the schema serves them.
+    turned_off: frozenset[str]
+
+
+_NO_DOCS = DocsURLs(frozenset(), frozenset())
 
 
 class AppFacts:
     """Per-app facts, cached by the app object."""
 
-    __slots__ = ("_docs", "_hosts", "_last_docs")
+    __slots__ = ("_allowed_hosts", "_docs", "_hosts", "_last_docs")
 
-    def __init__(self) -> None:
-        self._docs: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+    def __init__(self, allowed_hosts: tuple[str, ...] | None = None) -> None:
+        """``allowed_hosts``: the hosts a forwarded host may name, instead of those
+        of the app's ``TrustedHostMiddleware``."""
+        self._allowed_hosts: Callable[[str], bool] | None = None
+        if allowed_hosts is not None:
+            self._allowed_hosts = functools.partial(host_matches, allowed=allowed_hosts)
+        self._docs: weakref.WeakKeyDictionary[Any, DocsURLs] = weakref.WeakKeyDictionary()
         self._hosts: weakref.WeakKeyDictionary[Any, Callable[[str], bool] | None] = (
             weakref.WeakKeyDictionary()
         )
@@ -39,10 +63,16 @@ class AppFacts:
         # whatever other threads do): nearly every request goes to the same app,
         # found here without hashing into the weak dict. The middleware wraps
         # that app: keeping it keeps nothing extra alive.
-        self._last_docs: tuple[Any, frozenset[str]] = (None, frozenset())
+        self._last_docs: tuple[Any, DocsURLs] = (None, _NO_DOCS)
 
-    def is_docs_route(self, scope: Scope, root_path: str, template: str | None) -> bool:
-        """Whether the matched route is one of the app's docs, ReDoc or OpenAPI routes."""
+    def is_docs_route(
+        self, scope: Scope, root_path: str, template: str | None, route: Any = None
+    ) -> bool:
+        """Whether the matched route is one of the app's docs, ReDoc or OpenAPI routes.
+
+        With FastAPI's docs turned off (``docs_url=None``), a route hidden from the
+        schema at the default URL (``/docs``) is the app's own docs page.
+        """
         app = scope.get("app")
         if app is None or template is None:
             return False
@@ -51,31 +81,29 @@ class AppFacts:
             try:
                 found = self._docs.get(app)
                 if found is None:
-                    found = self._docs[app] = frozenset(
-                        url
-                        for url in (getattr(app, name, None) for name in _DOCS_ATTRIBUTES)
-                        if isinstance(url, str) and url
-                    )
+                    found = self._docs[app] = _docs_urls(app)
             except TypeError:  # an app that cannot be weakly referenced
                 return False
             urls = found
             self._last_docs = (app, found)
-        if not urls:
-            return False
-        if template in urls or template.removeprefix(root_path) in urls:
+        if urls.own and _is_at(template, urls.own, scope, root_path):
             return True
-        # An app mounted inside another (app.mount("/v2", FastAPI())): its URLs are
-        # its own, below its mount point.
-        mounted = str(scope.get("root_path") or "")
-        prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
-        return bool(prefix) and template.removeprefix(prefix) in urls
+        return (
+            bool(urls.turned_off)
+            and getattr(route, "include_in_schema", True) is False
+            and _is_at(template, urls.turned_off, scope, root_path)
+        )
 
     def host_check(self, scope: Scope, wrapped: Any = None) -> Callable[[str], bool] | None:
-        """A check of forwarded hosts against the app's ``TrustedHostMiddleware``.
+        """A check of forwarded hosts: ``allowed_hosts`` when given, else the
+        ``allowed_hosts`` of the app's ``TrustedHostMiddleware``.
 
         ``wrapped``: the app the middleware wraps, when Starlette has not yet put
-        itself in ``scope["app"]``.
+        itself in ``scope["app"]``. A ``TrustedHostMiddleware`` around the app is
+        out of sight: it needs the option.
         """
+        if self._allowed_hosts is not None:
+            return self._allowed_hosts
         app = scope.get("app")
         if app is None:
             app = wrapped
@@ -90,6 +118,28 @@ class AppFacts:
             return self._hosts[app]
         except TypeError:  # an app that cannot be weakly referenced
             return None
+
+
+def _docs_urls(app: Any) -> DocsURLs:
+    own, turned_off = set(), set()
+    for name in _DOCS_ATTRIBUTES:
+        url = getattr(app, name, "")
+        if isinstance(url, str) and url:
+            own.add(url)
+        elif url is None and name in _DEFAULT_DOCS_URLS:
+            turned_off.add(_DEFAULT_DOCS_URLS[name])
+    return DocsURLs(frozenset(own), frozenset(turned_off - own))
+
+
+def _is_at(template: str, urls: frozenset[str], scope: Scope, root_path: str) -> bool:
+    """Whether ``template`` is one of the app's ``urls``, below where it is mounted."""
+    if template in urls or template.removeprefix(root_path) in urls:
+        return True
+    # An app mounted inside another (app.mount("/v2", FastAPI())): its URLs are
+    # its own, below its mount point.
+    mounted = str(scope.get("root_path") or "")
+    prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+    return bool(prefix) and template.removeprefix(prefix) in urls
 
 
 def _allowed_hosts(app: Any) -> tuple[str, ...] | None:

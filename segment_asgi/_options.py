@@ -14,10 +14,17 @@ from segment_core.config import option_names as client_option_names
 from segment_core.web import WebOptions
 from segment_core.web import option_names as web_option_names
 
-__all__ = ["OWN_OPTIONS", "check_names", "is_async", "make_client", "make_web_options"]
+__all__ = [
+    "OWN_OPTIONS",
+    "allowed_hosts_of",
+    "check_names",
+    "is_async",
+    "make_client",
+    "make_web_options",
+]
 
 #: Keywords of the middleware that are neither client nor web options.
-OWN_OPTIONS = frozenset({"client", "websockets"})
+OWN_OPTIONS = frozenset({"allowed_hosts", "client", "websockets"})
 
 # Hooks the web layer calls synchronously; only user_id may be a coroutine function.
 _SYNC_HOOKS = ("page_filter", "page_properties", "consent", "page_name", "csp_nonce")
@@ -55,6 +62,11 @@ def make_client(client: Client | None, options: Mapping[str, Any]) -> Client | N
     request use it too.
     """
     if client is not None:
+        if not isinstance(client, Client):
+            hint = "; pass write_key=... to build one" if isinstance(client, str) else ""
+            raise ValueError(
+                f"client must be a segment_core.Client, got {type(client).__name__}{hint}"
+            )
         if options:
             raise ValueError(
                 f"client= and client options ({', '.join(sorted(options))}) were both given: "
@@ -67,6 +79,24 @@ def make_client(client: Client | None, options: Mapping[str, Any]) -> Client | N
     if segment_core.default_client is None:
         segment_core.default_client = built
     return built
+
+
+def allowed_hosts_of(value: object) -> tuple[str, ...]:
+    """``allowed_hosts``, checked as ``TrustedHostMiddleware`` takes them."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError(
+            f"allowed_hosts must be a list of host names, as TrustedHostMiddleware's, got {value!r}"
+        )
+    hosts = tuple(value)
+    for host in hosts:
+        if not isinstance(host, str) or not host or not host.isprintable() or " " in host:
+            raise ValueError(f"allowed_hosts must hold host names, got {host!r}")
+        if "*" in host[1:] or (host.startswith("*") and host != "*" and host[1] != "."):
+            raise ValueError(
+                f"allowed_hosts: a wildcard is '*' or a subdomain one like '*.example.com', "
+                f"got {host!r}"
+            )
+    return hosts
 
 
 def is_async(hook: object) -> bool:

@@ -21,6 +21,7 @@ from segment_core.web import RequestInfo, request_wire_path
 
 __all__ = [
     "header_dict",
+    "match_route",
     "request_info",
     "request_path",
     "route_of",
@@ -158,8 +159,8 @@ def _server_host(server: Any, scheme: str) -> str:
 
 def route_of(
     scope: Scope, root_path: str, path: str, *, had_router: bool = False
-) -> tuple[str | None, str | None]:
-    """The matched route's name and path template, once the app has routed.
+) -> tuple[str | None, str | None, BaseRoute | None]:
+    """The matched route's name, its path template and the route, once the app has routed.
 
     Starlette (and FastAPI) put the matched route in ``scope["route"]``; behind a
     ``Mount`` the mount's prefix (what it added to ``root_path``, given here as it
@@ -169,7 +170,8 @@ def route_of(
     router was in the scope before the app ran: an outer app's, whose routes are
     not this app's). Failing that, ``scope["endpoint"]`` gives a name, no
     template. An app that does not route (a plain ASGI app, Django's handler, an
-    app mounted as a whole) has the request's ``path`` as its template.
+    app mounted as a whole) has the request's ``path`` as its template (and an
+    app mounted as a whole, its ``Mount`` as the route).
     """
     route = scope.get("route")
     if route is None and not had_router:
@@ -180,18 +182,18 @@ def route_of(
         endpoint = scope.get("endpoint")
         name = getattr(endpoint, "__name__", None) if endpoint is not None else None
         if isinstance(name, str) and name:
-            return name, None
-        return None, path
+            return name, None, None
+        return None, path, None
     if isinstance(route, (Mount, Host)):
-        return None, path
+        return None, path, route
     name = getattr(route, "name", None)
     route_path = getattr(route, "path", None)
     if not isinstance(route_path, str):
-        return (name if isinstance(name, str) and name else None), path
+        return (name if isinstance(name, str) and name else None), path, route
     mounted = str(scope.get("root_path") or "")
     prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
     template = prefix + route_path if route_path else prefix or "/"
-    return (name if isinstance(name, str) and name else None), template
+    return (name if isinstance(name, str) and name else None), template, route
 
 
 def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None:
@@ -208,7 +210,7 @@ def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None
     probe = dict(scope)
     probe["root_path"] = root_path
     probe.pop("path_params", None)
-    return _match(routes, probe)
+    return match_route(routes, probe)
 
 
 def route_params(owner: Any, root_path: str, path: str) -> Mapping[str, Any] | None:
@@ -245,16 +247,21 @@ def _route_params(owner: Any, path: str) -> Mapping[str, Any] | None:
         "headers": [],
         "query_string": b"",
     }
-    found = _match(routes, probe)
+    found = match_route(routes, probe)
     if found is None:
         return None
     params = found[1].get("path_params")
     return params if isinstance(params, Mapping) else None
 
 
-def _match(routes: list[BaseRoute], probe: Scope) -> tuple[BaseRoute, Scope] | None:
+def match_route(
+    routes: list[BaseRoute], probe: Scope, passed: list[BaseRoute] | None = None
+) -> tuple[BaseRoute, Scope] | None:
     """Match ``probe`` as a router does (first full match, else first partial one,
-    into mounted routers), updating it with each match's scope."""
+    into mounted routers), updating it with each match's scope.
+
+    ``passed`` gets each ``Mount`` and ``Host`` matched on the way to the route.
+    """
     found: BaseRoute | None = None
     while routes:
         matched: tuple[BaseRoute, Scope] | None = None
@@ -272,6 +279,8 @@ def _match(routes: list[BaseRoute], probe: Scope) -> tuple[BaseRoute, Scope] | N
         found = _included_route(found, probe)
         if not isinstance(found, (Mount, Host)):
             break
+        if passed is not None:
+            passed.append(found)
         # A mounted router: its routes are matched next (none: the mount itself).
         routes = found.routes
     return None if found is None else (found, probe)

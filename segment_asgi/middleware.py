@@ -23,7 +23,14 @@ from starlette.requests import HTTPConnection, Request
 
 import segment_core
 from segment_asgi._apps import DOCS_NAMESPACE, AppFacts
-from segment_asgi._options import check_names, is_async, make_client, make_web_options
+from segment_asgi._mounts import MountNames
+from segment_asgi._options import (
+    allowed_hosts_of,
+    check_names,
+    is_async,
+    make_client,
+    make_web_options,
+)
 from segment_asgi._scope import request_info, route_of, route_params, user_id_of
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core.client import Client
@@ -48,7 +55,7 @@ from segment_core.web import (
 )
 from segment_core.web import option_names as web_option_names
 
-__all__ = ["SCOPE_MARK", "ResponseInfo", "SegmentMiddleware"]
+__all__ = ["SCOPE_MARK", "UNTRACKED_WEBSOCKET", "ResponseInfo", "SegmentMiddleware"]
 
 logger = logging.getLogger("segment.asgi")
 # Where the web layer logs failing hooks: the async user_id hook's failures go there too.
@@ -60,6 +67,10 @@ TRACKER_KEY = "segment_tracker"
 #: Set in the scope by the outermost middleware: an inner one passes through,
 #: so an app wrapped twice still sends one page call per request.
 SCOPE_MARK = "segment_asgi.tracked"
+
+#: Set in a WebSocket's scope the middleware passes on untracked (``websockets``
+#: off), so that ``segment_asgi.analytics`` can say which option binds one.
+UNTRACKED_WEBSOCKET = "segment_asgi.untracked_websocket"
 
 Hook = Callable[..., Any]
 
@@ -98,6 +109,11 @@ class SegmentMiddleware:
       nor client options, the default client (``segment_core.get_client()``).
     - ``websockets``: bind an ``Analytics`` object to WebSocket connections too
       (no page call, no cookie).
+    - ``allowed_hosts``: the hosts a forwarded host may name, as the
+      ``allowed_hosts`` of Starlette's ``TrustedHostMiddleware`` (``"*"``,
+      ``"*.example.com"``). Without it, those of a ``TrustedHostMiddleware`` in
+      the app's middleware or inside this one count; one wrapping the app from
+      outside cannot be seen.
 
     ``browser_write_key``, ``snippet_src``, ``browser_api_host``, ``browser_cdn``,
     ``page_source`` and ``csp_nonce`` configure the analytics.js snippet that
@@ -114,7 +130,10 @@ class SegmentMiddleware:
 
     What it translates for :mod:`segment_core.web`: the response's content type,
     the matched route and its ``path_params``, FastAPI's docs, ReDoc, OpenAPI and
-    OAuth2-redirect routes (the app's own URLs) as the namespace ``openapi``, and
+    OAuth2-redirect routes (the app's own URLs, and a route hidden from the schema
+    at ``/docs``, ``/redoc`` or ``/docs/oauth2-redirect`` when the app turned that
+    one off) as the namespace ``openapi``, the names of the ``Mount``s passed on
+    the way to the route as its namespaces (``"shop"`` and ``"shop:cart"``), and
     the ``allowed_hosts`` of a ``TrustedHostMiddleware`` for forwarded hosts.
     """
 
@@ -130,6 +149,7 @@ class SegmentMiddleware:
         *,
         client: Client | None = None,
         websockets: bool = False,
+        allowed_hosts: Iterable[str] | None = None,
         # Client options (segment_core.config.Config).
         write_key: str | None = None,
         host: str | None = None,
@@ -221,6 +241,7 @@ class SegmentMiddleware:
         web_options = make_web_options(web_kwargs)
         if not isinstance(websockets, bool):
             raise ValueError(f"websockets must be True or False, got {websockets!r}")
+        self._apps = AppFacts(None if allowed_hosts is None else allowed_hosts_of(allowed_hosts))
         self.app = app
         self.websockets = websockets
         self.options = web_options
@@ -238,7 +259,7 @@ class SegmentMiddleware:
             web_options.page_filter is not None or web_options.page_properties is not None
         )
         self._client = make_client(client, client_options)
-        self._apps = AppFacts()
+        self._mounts = MountNames()
         # The app this middleware wraps, when it routes itself (a Starlette or
         # FastAPI app, a Router); otherwise each request's scope["app"], the app
         # whose middleware this is.
@@ -256,8 +277,12 @@ class SegmentMiddleware:
         if kind != "http" or SCOPE_MARK in scope:
             if kind == "lifespan":
                 await run_lifespan(self.app, scope, receive, send, self._flush)
-            elif kind == "websocket" and self.websockets and SCOPE_MARK not in scope:
-                await self._websocket(scope, receive, send)
+            elif kind == "websocket" and SCOPE_MARK not in scope:
+                if self.websockets:
+                    await self._websocket(scope, receive, send)
+                else:
+                    scope[UNTRACKED_WEBSOCKET] = True
+                    await self.app(scope, receive, send)
             else:
                 if SCOPE_MARK in scope and not self._stood_aside:
                     self._stood_aside = True
@@ -271,12 +296,14 @@ class SegmentMiddleware:
 
         root_path = str(scope.get("root_path") or "")
         had_router = "router" in scope
-        read_route = functools.partial(self._read_route, scope, root_path, had_router)
+        # This app's router, read now: scope["app"] changes as mounted apps run.
+        app_router = self._router or scope.get("app")
+        read_route = functools.partial(self._read_route, scope, root_path, had_router, app_router)
         native = Request(scope) if self._hooks else None
         if self._async_user_id is None:
-            tracker = self._start(scope, native, read_route)
+            tracker = self._start(scope, native, app_router, read_route)
         else:
-            tracker = await self._start_awaiting_user(scope, native, read_route)
+            tracker = await self._start_awaiting_user(scope, native, app_router, read_route)
         start: Message | None = None
 
         async def send_with_analytics(message: Message) -> None:
@@ -319,13 +346,18 @@ class SegmentMiddleware:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         native = HTTPConnection(scope) if self._hooks else None
         # The route, for the secrets its parameters hold in the path.
+        app_router = self._router or scope.get("app")
         read_route = functools.partial(
-            self._read_route, scope, str(scope.get("root_path") or ""), "router" in scope
+            self._read_route,
+            scope,
+            str(scope.get("root_path") or ""),
+            "router" in scope,
+            app_router,
         )
         if self._async_user_id is None:
-            tracker = self._start(scope, native, read_route)
+            tracker = self._start(scope, native, app_router, read_route)
         else:
-            tracker = await self._start_awaiting_user(scope, native, read_route)
+            tracker = await self._start_awaiting_user(scope, native, app_router, read_route)
         token = bind(tracker.analytics)
         try:
             await self.app(scope, receive, send)
@@ -336,6 +368,7 @@ class SegmentMiddleware:
         self,
         scope: Scope,
         native: Any,
+        app_router: Any,
         read_route: Callable[[RequestInfo, bool], bool] | None = None,
     ) -> RequestTracker:
         """Mark the scope, read it, and bind the request's ``Analytics`` in its state.
@@ -343,23 +376,24 @@ class SegmentMiddleware:
         scope["user"] is read at each call: an authentication middleware inside
         this one sets it later.
         """
-        info = self._read_scope(scope, native)
+        info = self._read_scope(scope, native, app_router)
         return self._track(scope, info, functools.partial(user_id_of, scope), read_route)
 
     async def _start_awaiting_user(
         self,
         scope: Scope,
         native: Any,
+        app_router: Any,
         read_route: Callable[[RequestInfo, bool], bool] | None = None,
     ) -> RequestTracker:
         """:meth:`_start` with an async ``user_id`` hook, awaited here (not for
         health checks and assets)."""
-        info = self._read_scope(scope, native)
+        info = self._read_scope(scope, native, app_router)
         if not is_excluded_request(info, self.options):
             info.user_id = await self._await_user_id(info)
         return self._track(scope, info, None, read_route)
 
-    def _read_scope(self, scope: Scope, native: Any) -> RequestInfo:
+    def _read_scope(self, scope: Scope, native: Any, app_router: Any) -> RequestInfo:
         scope[SCOPE_MARK] = True
         try:
             info = request_info(scope, native)
@@ -371,9 +405,7 @@ class SegmentMiddleware:
             # wraps the app from outside (SegmentMiddleware(app)).
             info.host_trusted = self._apps.host_check(scope, self.app)
         # The app's router, for a same-app Referer and calls made before it routed.
-        info.route_of_path = functools.partial(
-            route_params, self._router or scope.get("app"), info.mount
-        )
+        info.route_of_path = functools.partial(route_params, app_router, info.mount)
         return info
 
     def _track(
@@ -408,22 +440,31 @@ class SegmentMiddleware:
         scope: Scope,
         root_path: str,
         had_router: bool,
+        app_router: Any,
         info: RequestInfo,
         final: bool = False,
     ) -> bool:
         """The route, once the app has routed (False before, unless ``final``).
 
         An app that does not route (a plain ASGI app) has its path as the template.
+        The names of the ``Mount``s passed on the way are the route's namespaces.
         """
         if not final and "endpoint" not in scope and "route" not in scope:
             return False
-        name, template = route_of(scope, root_path, info.path, had_router=had_router)
+        name, template, route = route_of(scope, root_path, info.path, had_router=had_router)
         info.route_name, info.route_template = name, template
         params = scope.get("path_params")
         # A dict (Starlette's) without the ABC's isinstance check.
         info.path_params = params if type(params) is dict or isinstance(params, Mapping) else None
-        if self._apps.is_docs_route(scope, root_path, template):
-            info.route_namespaces = (*info.route_namespaces, DOCS_NAMESPACE)
+        namespaces: tuple[str, ...] = ()
+        if route is not None:
+            # The router that routed the request from the top; an outer app's
+            # (there before this one ran) names routes that are not this app's.
+            top = app_router if had_router else scope.get("router", app_router)
+            namespaces = self._mounts.of(top, route, scope, root_path)
+        if self._apps.is_docs_route(scope, root_path, template, route):
+            namespaces = (*namespaces, DOCS_NAMESPACE)
+        info.route_namespaces = namespaces
         return True
 
     def _finish(self, tracker: RequestTracker, start: Message | None) -> None:

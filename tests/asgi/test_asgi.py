@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 import segment_core
 from segment_asgi import SegmentMiddleware
-from segment_asgi.middleware import SCOPE_MARK
+from segment_asgi.middleware import SCOPE_MARK, UNTRACKED_WEBSOCKET
 from segment_core import Client
 from segment_core.collector.handle import CollectorHandle
 from segment_core.config import option_names as client_option_names
@@ -58,7 +58,9 @@ async def test_other_scope_types_pass_through_untouched(client: Client) -> None:
         scope: dict[str, Any] = {"type": kind, "path": "/ws", "headers": []}
         await middleware(scope, receive, send)
         assert seen.pop() == (scope, receive, send)
-        assert scope == {"type": kind, "path": "/ws", "headers": []}
+        # A WebSocket is only marked as passed on untracked, for segment_asgi.analytics's error.
+        marked = {UNTRACKED_WEBSOCKET: True} if kind == "websocket" else {}
+        assert scope == {"type": kind, "path": "/ws", "headers": [], **marked}
 
 
 async def test_state_is_created_and_the_contextvar_bound(client: Client, sent: Sent) -> None:
@@ -256,6 +258,21 @@ def test_a_bad_value_names_the_option(client: Client) -> None:
         SegmentMiddleware(HELLO, client=client, websockets="yes")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["shop.example", ["shop.example", ""], ["shop .example"], ["shop*.example"], ["*example"], [1]],
+)
+def test_a_bad_allowed_hosts_names_the_option(client: Client, value: Any) -> None:
+    with pytest.raises(ValueError, match="allowed_hosts"):
+        SegmentMiddleware(HELLO, client=client, allowed_hosts=value)
+
+
+def test_a_client_that_is_not_a_client_is_refused_at_start() -> None:
+    """Not at the first view that asks for analytics, with a 500."""
+    with pytest.raises(ValueError, match=r"client must be a segment_core\.Client, got str"):
+        SegmentMiddleware(HELLO, client="MY_WRITE_KEY")  # type: ignore[arg-type]
+
+
 def test_the_app_by_keyword(client: Client) -> None:
     """Starlette 0.37 builds a middleware list as ``cls(app=app, **options)``."""
     assert SegmentMiddleware(app=HELLO, client=client).app is HELLO
@@ -278,7 +295,7 @@ def test_analytics_python_names_point_to_ours(client: Client) -> None:
 def test_the_keywords_are_exactly_the_options() -> None:
     """The typed signature lists every client and web option, and nothing else."""
     parameters = set(inspect.signature(SegmentMiddleware.__init__).parameters)
-    own = {"self", "app", "client", "websockets"}
+    own = {"self", "app", "client", "websockets", "allowed_hosts"}
     assert parameters - own == set(client_option_names()) | set(web_option_names())
 
 

@@ -1,5 +1,5 @@
 """FastAPI apps as they are usually built: routers included, apps mounted, the app
-wrapped from outside."""
+wrapped from outside, the docs served by the app itself."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.responses import HTMLResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -79,3 +84,87 @@ def test_the_docs_of_a_mounted_app_are_no_page_views() -> None:
             assert http.get(path, headers=HTML).status_code == 200
         http.get("/welcome", headers=HTML)
     assert [e["properties"]["path"] for e in page_calls(events)] == ["/welcome"]
+
+
+def test_a_trusted_host_middleware_outside_needs_allowed_hosts() -> None:
+    """Outside the middleware, ``TrustedHostMiddleware`` is out of its sight:
+    ``allowed_hosts`` says which forwarded hosts to believe."""
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    urls = []
+    for allowed in (["shop.example", "*.shop.example"], ["*"]):
+        app = shop()
+        app.add_middleware(
+            segment_asgi.SegmentMiddleware,
+            client=Client("k", send=False),
+            trusted_proxies=1,
+            allowed_hosts=allowed,
+        )
+        outside = TrustedHostMiddleware(app, allowed_hosts=["testserver"])
+        with TestClient(outside) as http, capture() as events:
+            for host in ("evil.example", "eu.shop.example"):
+                headers = {**HTML, **forwarded, "X-Forwarded-Host": host}
+                assert http.get("/welcome", headers=headers).status_code == 200
+        urls.append([page["properties"]["url"] for page in page_calls(events)])
+    assert urls == [
+        ["https://testserver/welcome", "https://eu.shop.example/welcome"],
+        ["https://evil.example/welcome", "https://eu.shop.example/welcome"],
+    ]
+
+
+def self_hosted_docs(**settings: Any) -> FastAPI:
+    """FastAPI's guide to serving the docs' assets itself: its docs turned off, and
+    served again by the app's own routes, hidden from the schema."""
+    app = FastAPI(**settings)
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=str(app.openapi_url),
+            title="API",
+            oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+            swagger_js_url="/static/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui.css",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=str(app.openapi_url), title="API", redoc_js_url="/static/redoc.js"
+        )
+
+    @app.get("/", response_class=HTMLResponse)
+    def home() -> str:
+        return "<p>home</p>"
+
+    app.add_middleware(segment_asgi.SegmentMiddleware, client=Client("k", send=False))
+    return app
+
+
+def test_docs_served_by_the_app_itself_are_no_page_views() -> None:
+    app = self_hosted_docs(docs_url=None, redoc_url=None)
+    with TestClient(app) as http, capture() as events:
+        for path in ("/docs", "/docs/oauth2-redirect", "/redoc", "/"):
+            assert http.get(path, headers=HTML).status_code == 200, path
+    assert [e["properties"]["path"] for e in page_calls(events)] == ["/"]
+
+
+def test_pages_at_the_docs_urls_that_are_not_docs_are_page_views() -> None:
+    """Only a route hidden from the schema, at a URL whose docs the app turned off."""
+    moved = self_hosted_docs(docs_url="/developer/docs", redoc_url="/developer/redoc")
+    listed = FastAPI(docs_url=None, redoc_url=None)
+
+    @listed.get("/docs", response_class=HTMLResponse)
+    def documentation() -> str:
+        return "<p>our product's documentation</p>"
+
+    listed.add_middleware(segment_asgi.SegmentMiddleware, client=Client("k", send=False))
+    visited = []
+    for app, path in ((moved, "/docs"), (moved, "/redoc"), (listed, "/docs")):
+        with TestClient(app) as http, capture() as events:
+            assert http.get(path, headers=HTML).status_code == 200, path
+        visited += [e["properties"]["path"] for e in page_calls(events)]
+    assert visited == ["/docs", "/redoc", "/docs"]
