@@ -31,11 +31,10 @@ if TYPE_CHECKING:
     from segment_core.delivery import Delivery
     from segment_core.worker import Worker
 
-__all__ = ["SPOOL_FULL", "Spool"]
+__all__ = ["Spool"]
 
 logger = logging.getLogger("segment.core")
 
-SPOOL_FULL = "spool_full"
 QUEUE_FULL = "queue_full"
 #: Seconds between looks for orphaned files, re-queueing and size measurement.
 TICK = 1.0
@@ -159,7 +158,7 @@ class Spool:
             "kept": 0,  # out of retries, kept for a later attempt
             "adopted": 0,  # taken over from the files of dead processes
             "damaged": 0,  # stretches of damaged files skipped
-            "refused": 0,  # refused because the spool was full
+            "refused": 0,  # no room on disk: put in the buffer instead
             "scans": 0,  # looks for orphaned files
         }
 
@@ -221,8 +220,10 @@ class Spool:
                     self._break(error)
                     return worker.put(data)
                 if segment is None:
+                    # No room on disk (other processes' data, or only the next files
+                    # they hold ready): the buffer takes it, as without a spool.
                     self.counts["refused"] += 1
-                    return SPOOL_FULL
+                    return worker.put(data)
             ordinal = segment.count
             offset = segment.size
             end = offset + _RECORD_OVERHEAD + length

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from segment_core import Client
 from segment_core import _spool_format as fmt
 from segment_core.config import DEFAULT_SPOOL_MAX_BYTES, Config
 from tests.e2e.servers import free_port
@@ -312,17 +313,44 @@ def test_a_permanent_rejection_is_not_retried_forever(
 
 
 def test_the_spool_is_bounded(make_client: Any, spool_dir: Path, dead_host: str) -> None:
+    # Past the bound, messages wait in memory as without a spool, up to the buffer's
+    # own bound, and only then are refused.
     limit = 1024 * 1024
-    client = make_client(spool_dir=spool_dir, spool_max_bytes=limit, host=dead_host, **HOLD)
+    client = make_client(
+        spool_dir=spool_dir, spool_max_bytes=limit, host=dead_host, max_queue_size=50, **HOLD
+    )
     body = {"text": "x" * 4000}
     refused = 0
     for i in range(400):
         if not client.track("u", "E", {"i": i, **body})[0]:
             refused += 1
-    assert refused > 100
     stats = client.stats()
-    assert stats["dropped"]["spool_full"] == refused
+    assert stats["spool"]["refused"] > 100  # no room on disk for these
+    assert refused > 50 and stats["dropped"]["queue_full"] == refused
     assert sum(p.stat().st_size for p in spool_files(spool_dir)) <= limit
+
+
+def test_the_next_files_idle_processes_hold_ready_cost_no_message(
+    receiver: Receiver, spool_dir: Path
+) -> None:
+    # Each writer keeps its next file reserved, empty: enough idle writers fill the
+    # bound with nothing in it. A message finding no room on disk is still delivered.
+    limit = 1024 * 1024
+    options = {"host": receiver.url, "spool_dir": str(spool_dir), "spool_max_bytes": limit}
+    idle = [Client("k", **options) for _ in range(17)]
+    try:
+        for client in idle:
+            assert client.track("u", "Idle")[0]
+            assert client.flush(10)
+        busy = Client("k", **options)
+        accepted = sum(busy.track("u", "Busy", {"i": i})[0] for i in range(300))
+        assert busy.flush(10)
+        assert accepted == 300
+        assert Counter(m["event"] for m in receiver.messages()) == {"Idle": 17, "Busy": 300}
+        busy.shutdown(10)
+    finally:
+        for client in idle:
+            client.shutdown(10)
 
 
 def test_filled_segments_are_cut_to_their_records_and_all_delivered(
@@ -601,7 +629,7 @@ def test_multiprocessing_children_deliver_what_they_accepted_as_they_end(
         receiver.url,
         str(spool_dir),
     )
-    stdout, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     # Delivered by the children themselves: the parent made no call of its own.
     labels = sorted(m["properties"]["label"] for m in receiver.messages())
