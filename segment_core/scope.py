@@ -442,17 +442,24 @@ def start_thread(
     fn: Callable[..., object],
     /,
     *args: Any,
-    name: str | None = None,
-    daemon: bool | None = None,
+    thread_name: str | None = None,
+    thread_daemon: bool | None = None,
     **kwargs: Any,
 ) -> threading.Thread:
     """Start a thread running ``fn(*args, **kwargs)`` bound to the caller's visitor.
 
-    Returns the started :class:`threading.Thread`. Its events are delivered like
-    any other: a non-daemon thread finishes before the process flushes at exit.
+    Every argument but the two below goes to ``fn``, ``name`` and ``daemon``
+    included (``send_welcome(email, name)`` is common)::
+
+        start_thread(send_welcome, user.email, name=user.first_name)
+
+    ``thread_name`` and ``thread_daemon`` are the thread's own ``name`` and
+    ``daemon`` (see :class:`threading.Thread`). Returns the started thread. Its
+    events are delivered like any other: a non-daemon thread finishes before the
+    process flushes at exit.
     """
     thread = threading.Thread(
-        target=with_binding(fn), args=args, kwargs=kwargs, name=name, daemon=daemon
+        target=with_binding(fn), args=args, kwargs=kwargs, name=thread_name, daemon=thread_daemon
     )
     thread.start()
     return thread

@@ -88,7 +88,7 @@ class WebOptions:
 
     #: Send a page call for each request that is a page view.
     page_calls: bool = True
-    #: Methods whose requests can be page views (added to ``GET``).
+    #: HTTP methods whose requests can be page views (added to ``GET``).
     page_methods: tuple[str, ...] = ()
     #: Response media types that are documents (added to ``text/html`` and
     #: ``application/xhtml+xml``); a 304 counts when the request accepts one.
@@ -112,7 +112,9 @@ class WebOptions:
     #: ``callable(request, response) -> dict``: merged over the page's properties.
     page_properties: Hook | None = None
     #: ``callable(request) -> str | None``: the user id, instead of the framework's
-    #: user. Called when the request's calls are made (after authentication ran).
+    #: user. Called when the request's calls are made (after authentication ran),
+    #: and as the request starts for a visitor without the cookie (a user named
+    #: only later logged in during the request).
     user_id: Hook | None = None
     #: ``callable(request) -> bool``: False means no automatic calls and no cookie.
     consent: Hook | None = None

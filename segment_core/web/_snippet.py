@@ -6,7 +6,10 @@ its own: it hands analytics.js the anonymous id the server chose for this reques
 the cookie domain and lifetime the server uses, and the logged-in user's id
 (stored, not sent: no ``identify`` call on every page). Exactly one side sends
 page views: the snippet calls ``analytics.page()`` only when ``page_source`` is
-"browser", and then the server sends none.
+"browser", and then the server sends none. Where the server redacted a page
+field (a secret in the path, the query or the referrer), the loader hands
+analytics.js the redacted value, for its page call and, through a source
+middleware, for the ``context.page`` of its events on that page.
 
 Nothing is rendered for a visitor the server does not track (a bot, ``Sec-GPC``,
 ``DNT`` or ``consent`` as configured, an excluded path or route): the same
@@ -27,13 +30,15 @@ import html
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._guard import call_hook
 from segment_core.web._options import WebOptions
-from segment_core.web._page import is_excluded_route
+from segment_core.web._page import is_excluded_route, page_name
+from segment_core.web._request import RequestInfo
 
 if TYPE_CHECKING:
     from segment_core.web._tracker import RequestTracker
@@ -132,8 +137,43 @@ _LOADER = """(function (config) {
       }
     });
   }
+  var redacted = config.pageFields;
+  if (redacted) {
+    // The server redacted secrets from this page's fields (its path, query or
+    // referrer): analytics.js reports them as the server would. Only the values
+    // this document had are replaced: a page a single-page app moves to keeps its own.
+    var original = {
+      path: location.pathname,
+      search: location.search,
+      url: location.href.split("#")[0],
+      referrer: document.referrer,
+    };
+    analytics.addSourceMiddleware(function (chain) {
+      var event = chain.payload.obj;
+      if (event.context) redact(event.context.page);
+      if (event.type === "page") redact(event.properties);
+      chain.next(chain.payload);
+    });
+  }
   analytics.load(config.writeKey, config.options);
-  if (config.page) analytics.page();
+  if (config.page) {
+    var call = config.pageName ? [config.pageName] : [];
+    if (redacted) call.push(copied(redacted));
+    analytics.page.apply(analytics, call);
+  }
+
+  function redact(fields) {
+    if (!fields) return;
+    for (var name in redacted) {
+      if (fields[name] === original[name]) fields[name] = redacted[name];
+    }
+  }
+
+  function copied(fields) {
+    var copy = {}; // analytics.js classic adds its defaults to the properties it is given
+    for (var name in fields) copy[name] = fields[name];
+    return copy;
+  }
 
   function cookieValue(name) {
     // The first cookie of that name, as the server reads it: raw, or JSON (classic).
@@ -217,9 +257,47 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     }
     if shared:  # the loader reads the visitor's id from the cookie the server keeps it in
         settings["cookieName"] = options.cookie_name
+    fields = tracker.page_fields()
+    redacted = _redacted_fields(tracker.request, fields, shared=shared)
+    if redacted:
+        settings["pageFields"] = redacted
+    if settings["page"] and not (shared and callable(options.page_name)):
+        # The name the server's page call would have (a hook's answer may be the
+        # visitor's own: not in a page a cache may hand to others).
+        path = fields.get("path")
+        name = page_name(tracker.request, options, path if isinstance(path, str) else None)
+        if isinstance(name, str) and name:
+            settings["pageName"] = name
     if options.browser_cdn is not None:
         settings["cdn"] = options.browser_cdn
     return settings
+
+
+def _redacted_fields(
+    request: RequestInfo, fields: Mapping[str, Any], *, shared: bool
+) -> dict[str, str]:
+    """The page fields the server changed (secrets redacted, values cut), by name.
+
+    analytics.js reads its own from the page (``location``, ``document.referrer``):
+    the loader puts these in their place. Most pages have none. ``shared``: no
+    referrer, which is each visitor's own, not the page's.
+    """
+    changed: dict[str, str] = {}
+    path = fields.get("path")
+    if isinstance(path, str) and path != request.path:
+        changed["path"] = path
+    search = fields.get("search")
+    query = request.query_string
+    if isinstance(search, str) and search != (f"?{query}" if query else ""):
+        changed["search"] = search
+    url = fields.get("url")
+    if changed and isinstance(url, str):  # the URL holds the path and the query
+        changed["url"] = url
+    if not shared:
+        referrer = fields.get("referrer")
+        if isinstance(referrer, str) and referrer != (request.headers.get("referer") or ""):
+            changed["referrer"] = referrer
+    return changed
 
 
 def load_options(options: WebOptions, *, secure: bool) -> dict[str, Any]:

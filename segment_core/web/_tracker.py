@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id
-from segment_core.scope import Analytics
+from segment_core.scope import Analytics, Result
 from segment_core.web._context import page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, logger
@@ -116,6 +116,24 @@ class RequestAnalytics(Analytics):
             anonymous_id = None
         return user_id, anonymous_id
 
+    def identify(
+        self, user_id: object = None, traits: Mapping[str, Any] | None = None, **kw: Any
+    ) -> Result:
+        """As :meth:`Analytics.identify`; for a visitor who came without a user, a
+        login: it joins the visitor's anonymous id to the user, as the automatic
+        identify of a login does (the cookie then keeps the id)."""
+        tracker = self._tracker
+        if (
+            user_id is not None
+            and tracker is not None
+            and getattr(tracker, "_arrived_anonymous", False)
+            and "anonymous_id" not in kw
+        ):
+            kw["anonymous_id"] = self.anonymous_id
+        return super().identify(user_id, traits, **kw)
+
+    identify.alters_data = True  # type: ignore[attr-defined]  # as Analytics.identify
+
     @property
     def stored_user_id(self) -> str | None:
         """``user_id`` as it is, without reading the framework's user again."""
@@ -194,6 +212,7 @@ class RequestTracker:
 
     __slots__ = (
         "_anonymous_used",
+        "_arrived_anonymous",
         "_context_built",
         "_context_private",
         "_cookie",
@@ -234,6 +253,8 @@ class RequestTracker:
         self._cookie_decided = False
         self._anonymous_used = False
         self._new_visitor = False
+        # _arrived_anonymous: set by _arrival_user() alone, and read with a default
+        # (one store less for every other request).
         self._resolved_user: str | None = None
         #: The framework's (or the hook's) answer when last asked.
         self._user_found: str | None = None
@@ -256,11 +277,18 @@ class RequestTracker:
             self.excluded = is_excluded(request.path, options) or (
                 request.mount != "" and is_excluded_request(request, options)
             )
-            # Health checks and assets: no session read or user query for them.
-            self._read_user = None if self.excluded else read_user
+            if self.excluded:
+                # Health checks and assets: no cookie, and no user lookup for them
+                # (no session read, user query or user_id hook): all decided now.
+                self._cookie_decided = True
+            else:
+                self._read_user = read_user
             self.allowed = tracking_allowed(request, options)
             if options.trusted_proxies:
                 self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
+            user_id = request.user_id
+            if user_id is not None or options.user_id_from_cookie:
+                user_id = self._user_id_given()
             cookies = request.cookies
             anonymous_id = (
                 parse_id_cookie(id_cookie(cookies, request.header("cookie"), options.cookie_name))
@@ -270,9 +298,8 @@ class RequestTracker:
             if anonymous_id is None:
                 anonymous_id = new_message_id()  # new_anonymous_id(), one call less
                 self._new_visitor = True
-            user_id = request.user_id
-            if user_id is not None or options.user_id_from_cookie:
-                user_id = self._user_id_given()
+                if options.user_id is not None and user_id is None and not self.excluded:
+                    user_id = self._arrival_user()
             self._resolved_user = self._user_found = user_id
             context = request_context(
                 request,
@@ -298,6 +325,19 @@ class RequestTracker:
     def _user_id_given(self) -> str | None:
         """The user known as the request starts: the adapter's, or the opt-in cookie."""
         return self._user_id_of(self.request.user_id)
+
+    def _arrival_user(self) -> str | None:
+        """The ``user_id`` hook's answer for a new visitor, as the request starts.
+
+        Asked later only, a login in the view and an API client known from the
+        start would look the same: both named by the hook at the first call, neither
+        with the cookie. The API client's calls carry its user id alone; the visitor
+        who logged in is joined to the user by the ``identify`` that follows.
+        """
+        user_id = self._current_user_id()
+        #: The visitor came without a user: a user it identifies logged in.
+        self._arrived_anonymous = user_id is None
+        return user_id
 
     def _current_user_id(self) -> str | None:
         """The ``user_id`` hook's answer, else the framework's user, as of now; then
@@ -406,6 +446,23 @@ class RequestTracker:
             # Redacted strings in place of strings: still as good as built.
             if not self._context_private:
                 self._context_built = _copy_of(context) if as_built else None
+
+    def page_fields(self) -> Mapping[str, Any]:
+        """The page fields the request's calls carry: secrets redacted, values cut
+        (and what a view added to them)."""
+        fields = _CONTEXT_SLOT.__get__(self.analytics).get("page")
+        if isinstance(fields, Mapping):
+            return fields
+        # A view replaced the context: the fields as the request gives them.
+        request, redactor = self.request, self.options.redactor
+        params = request.path_params
+        return page_fields(
+            request,
+            redactor,
+            scheme=self.scheme,
+            host=self.host,
+            secret_values=redactor.secret_values(params) if params else (),
+        )
 
     def before_send(self, kw: dict[str, Any]) -> None:
         """Called by ``analytics`` before each call: the latest user, the route's secrets.

@@ -16,7 +16,15 @@ from typing import Any, Literal
 
 from segment_core.web._browser_options import BROWSER_NORMALIZERS
 
-__all__ = ["NORMALIZERS", "PAGE_NAME_MODES", "Hook", "IPNetwork", "PageName", "import_callable"]
+__all__ = [
+    "HTTP_METHODS",
+    "NORMALIZERS",
+    "PAGE_NAME_MODES",
+    "Hook",
+    "IPNetwork",
+    "PageName",
+    "import_callable",
+]
 
 PAGE_NAME_MODES = ("route", "template", "path")
 
@@ -25,6 +33,8 @@ PageName = Literal["route", "template", "path"] | Callable[[Any], Any]
 Hook = Callable[..., Any]
 
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# One label of a host name: what browsers take (underscores included), 63 at most.
+_DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 
 def _bool(name: str, value: object) -> bool:
@@ -34,16 +44,28 @@ def _bool(name: str, value: object) -> bool:
 
 
 def _strings(name: str, value: object) -> tuple[str, ...]:
+    """A list of strings, without empty ones: ``"".split(",")`` (an unset
+    environment variable) adds nothing, where an empty pattern would match all."""
     if isinstance(value, str):
-        return (value,)
+        return (value,) if value else ()
     items = tuple(value) if isinstance(value, Iterable) else None
     if items is None or not all(isinstance(i, str) for i in items):
         raise ValueError(f"{name} must be a list of strings, got {value!r}")
-    return items
+    return tuple(item for item in items if item)
+
+
+#: What ``page_methods`` may name: the methods of RFC 9110, and PATCH.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 
 
 def _methods(name: str, value: object) -> tuple[str, ...]:
-    return tuple(m.upper() for m in _strings(name, value))
+    methods = _strings(name, value)
+    for method in methods:
+        if method.upper() not in HTTP_METHODS:
+            raise ValueError(
+                f"{name}: {method!r} is not an HTTP method (one of {', '.join(HTTP_METHODS)})"
+            )
+    return tuple(m.upper() for m in methods)
 
 
 def _lower_strings(name: str, value: object) -> tuple[str, ...]:
@@ -81,6 +103,8 @@ def _patterns(name: str, value: object) -> tuple[str | re.Pattern[str], ...]:
             continue
         if not isinstance(item, str):
             raise ValueError(f"{name} must be a list of regular expressions, got {item!r}")
+        if not item:  # as in _strings(): nothing, rather than a pattern found in every path
+            continue
         try:
             re.compile(item)
         except re.error as exc:
@@ -163,11 +187,51 @@ def _cookie_name(name: str, value: object) -> str:
 
 
 def _cookie_domain(name: str, value: object) -> str | None:
+    """A domain name, as a ``Domain`` attribute holds it: ASCII (an IDN in its
+    ``xn--`` form), an optional leading dot, no scheme, port or path."""
     if value is None:
         return None
-    if not isinstance(value, str) or not value or re.search(r"[\s;,]", value):
-        raise ValueError(f"{name} must be a domain such as '.example.com' or None, got {value!r}")
-    return value
+    expected = f"{name} must be a domain name such as '.example.com' or None"
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{expected}, got {value!r}")
+    problem = _domain_problem(value)
+    if problem:
+        raise ValueError(f"{expected}: {value!r} {problem}")
+    dot, domain = ("." if value.startswith(".") else ""), value.removeprefix(".")
+    if not domain.isascii():
+        try:  # browsers match a cookie's domain against the host in its ASCII form
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ValueError(f"{expected}: {value!r} is not a valid domain name ({exc})") from None
+    labels = domain.split(".")
+    if "" in labels:
+        raise ValueError(
+            f"{expected}: {value!r} has an empty label (two dots, or a dot at the end)"
+        )
+    for label in labels:
+        if not _DOMAIN_LABEL.fullmatch(label):
+            raise ValueError(
+                f"{expected}: {value!r} has the label {label!r}; a label is 1 to 63 "
+                "letters, digits, '-' or '_', and neither starts nor ends with '-'"
+            )
+    if len(domain) > 253:
+        raise ValueError(f"{expected}: {value!r} is longer than a domain name can be (253)")
+    return dot + domain
+
+
+def _domain_problem(value: str) -> str | None:
+    """What makes ``value`` no domain name, in words; None if nothing obvious does."""
+    if value.startswith("["):
+        return "is an IPv6 address; leave it unset for a cookie of the host alone"
+    if "://" in value:
+        return "has a scheme; give the host name alone"
+    if "/" in value:
+        return "has a path; give the host name alone"
+    if ":" in value:
+        return "has a port; a cookie is shared by every port of its domain"
+    if re.search(r"[\s;,=\"'@\\]", value):
+        return "holds spaces or separators"
+    return None
 
 
 def _cookie_format(name: str, value: object) -> str:

@@ -293,3 +293,47 @@ def test_a_gpc_visitor_gets_no_snippet(
         assert collector.events() == []
     finally:
         visit.close()
+
+
+def test_secrets_in_the_pages_url_and_referrer_reach_neither_side(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    secret_page = "/about?email=ann%40example.com&token=S3CR3T&tab=1"
+    referrer = site.url + "/?token=FROM-REFERRER"
+    if site.config.page_source == "browser":
+        with visit.delivered("/v1/p"):
+            visit.page.goto(site.url + secret_page, referer=referrer)
+    else:
+        visit.page.goto(site.url + secret_page, referer=referrer)
+    visit.page.wait_for_function(ANALYTICS_READY)
+    assert visit.page.evaluate("() => document.referrer") == referrer
+    with visit.delivered("/v1/t"):
+        visit.page.evaluate("() => analytics.track('Browser Event', {at: 'here'})")
+    # A single-page app moves on: its new page keeps its own path and query.
+    visit.page.evaluate("() => history.pushState({}, '', '/about?step=2')")
+    with visit.delivered("/v1/t"):
+        visit.page.evaluate("() => analytics.track('Browser Event', {at: 'moved'})")
+
+    events = settle(site, collector, 3)
+    assert not any(
+        secret in str(e["message"]) for e in events for secret in ("S3CR3T", "ann%40", "FROM-")
+    ), describe(events)
+    redacted = {
+        "path": "/about",
+        "search": "?email=REDACTED&token=REDACTED&tab=1",
+        "url": site.url + "/about?email=REDACTED&token=REDACTED&tab=1",
+        "referrer": site.url + "/?token=REDACTED",
+    }
+    [page] = [e["message"] for e in events if e["message"]["type"] == "page"]
+    assert {k: page["properties"][k] for k in redacted} == redacted
+    here, moved = (
+        e["message"]["context"]["page"] for e in events if e["message"]["type"] == "track"
+    )
+    assert {k: here[k] for k in redacted} == redacted
+    assert {k: moved[k] for k in redacted} == {
+        "path": "/about",
+        "search": "?step=2",
+        "url": site.url + "/about?step=2",
+        "referrer": redacted["referrer"],
+    }
+    assert visit.violations == [] and visit.network.console_errors == []

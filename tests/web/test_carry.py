@@ -187,6 +187,24 @@ def test_a_thread_tracks_for_the_visitor(client: Client, sent: Messages) -> None
     assert seen[2] is None
 
 
+def test_start_thread_passes_name_and_daemon_on_to_the_function(
+    client: Client, sent: Messages
+) -> None:
+    def send_welcome(email: str, name: str, daemon: str = "") -> None:
+        analytics().track("Welcome Sent", {"email": email, "name": name, "daemon": daemon})
+
+    with bound(visitor(client)):
+        start_thread(send_welcome, "ann@example.com", name="Ann", daemon="imp").join(10)
+        thread = start_thread(send_welcome, "bo@example.com", "Bo", thread_name="welcome")
+        thread.join(10)
+    assert [m["properties"] for m in sent] == [
+        {"email": "ann@example.com", "name": "Ann", "daemon": "imp"},
+        {"email": "bo@example.com", "name": "Bo", "daemon": ""},
+    ]
+    assert thread.name == "welcome" and not thread.daemon
+    assert start_thread(lambda: None, thread_daemon=True).daemon
+
+
 def test_an_executor_tracks_for_the_visitor(client: Client, sent: Messages) -> None:
     def work(n: int) -> str | None:
         analytics().track("Pool Work", {"n": n})

@@ -8,10 +8,12 @@ import pytest
 
 from segment_core.web import (
     DEFAULT_EXCLUDE_PATHS,
+    RequestTracker,
     WebOptions,
     option_names,
     split_options,
 )
+from tests.web.conftest import make_request
 
 
 def user_id_hook(request: object) -> str:
@@ -115,6 +117,69 @@ def test_compiled_patterns_are_accepted() -> None:
 def test_bad_values_name_the_option(mapping: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         WebOptions.from_mapping(mapping)
+
+
+@pytest.mark.parametrize(
+    ("domain", "problem"),
+    [
+        ("example.com:443", "has a port"),
+        ("https://example.com", "has a scheme"),
+        ("example.com/", "has a path"),
+        (".", "has an empty label"),
+        ("a..b", "has an empty label"),
+        ("example.com.", "has an empty label"),
+        ("[::1]", "is an IPv6 address"),
+        ("-shop.example", "has the label '-shop'"),
+        ("x" * 64 + ".example", "has the label 'xxx"),
+        ("a.com; x", "holds spaces or separators"),
+        ("", "got ''"),
+    ],
+)
+def test_a_cookie_domain_no_browser_takes_is_refused(domain: str, problem: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"^cookie_domain must be a domain name.*" + re.escape(problem)
+    ):
+        WebOptions(cookie_domain=domain)
+
+
+def test_cookie_domains_browsers_take() -> None:
+    for domain in (".example.com", "shop.example.com", "localhost", "127.0.0.1", "my_host.lan"):
+        assert WebOptions(cookie_domain=domain).cookie_domain == domain
+    # An internationalised domain in the ASCII form browsers match hosts by (and
+    # that a Set-Cookie header can carry).
+    assert WebOptions(cookie_domain="пример.рф").cookie_domain == "xn--e1afmkfd.xn--p1ai"
+    assert WebOptions(cookie_domain=".bücher.de").cookie_domain == ".xn--bcher-kva.de"
+    tracker = RequestTracker(None, WebOptions(cookie_domain="пример.рф"), make_request())
+    cookie = tracker.cookie_to_set()
+    assert cookie is not None
+    assert "; Domain=xn--e1afmkfd.xn--p1ai;" in cookie.header_value().encode("latin-1").decode()
+
+
+def test_page_methods_are_http_methods() -> None:
+    assert WebOptions(page_methods=["post", "Patch"]).page_methods == ("GET", "POST", "PATCH")
+    with pytest.raises(
+        ValueError, match=r"^page_methods: 'GETT' is not an HTTP method \(one of GET"
+    ):
+        WebOptions(page_methods=["GETT"])
+
+
+def test_empty_list_entries_are_ignored() -> None:
+    # What os.environ.get("X", "").split(",") gives for an unset variable: an empty
+    # pattern would be found in every path and every User-Agent.
+    unset = [""]
+    options = WebOptions(
+        exclude_paths=unset,
+        bot_user_agents=unset,
+        exclude_routes=unset,
+        page_methods=unset,
+        page_content_types=unset,
+        redact_query_params=unset,
+    )
+    assert options == WebOptions()
+    assert WebOptions(exclude_paths="", bot_user_agents="") == WebOptions()
+    assert WebOptions(exclude_paths=["", r"^/internal/"]).exclude_paths[-1] == r"^/internal/"
+    assert options.exclude_regex is not None and not options.exclude_regex.search("/products/1")
+    assert not options.bots.matches("Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0")
 
 
 def test_direct_construction_validates_too() -> None:

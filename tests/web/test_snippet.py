@@ -401,3 +401,138 @@ def test_empty_strings_mean_unset() -> None:
     assert options.browser_write_key is None
     assert options.snippet_src == DEFAULT_SNIPPET_SRC
     assert (options.browser_cdn, options.browser_api_host) == (None, None)
+
+
+# A reset link: a secret route parameter, a secret query parameter, and a referrer
+# (a page of the same app) whose query holds a secret too.
+RESET = {
+    "path": "/reset/S3CR3T",
+    "path_params": {"token": "S3CR3T"},
+    "route_name": "password-reset",
+    "query_string": "email=ann%40example.com&step=2",
+    "headers": {"referer": "https://shop.example/account?token=abc&tab=1"},
+}
+RESET_URL = "https://shop.example/reset/S3CR3T?email=ann%40example.com&step=2#top"
+REDACTED_FIELDS = {
+    "path": "/reset/REDACTED",
+    "search": "?email=REDACTED&step=2",
+    "url": "https://shop.example/reset/REDACTED?email=REDACTED&step=2",
+    "referrer": "https://shop.example/account?token=REDACTED&tab=1",
+}
+
+
+def test_a_page_with_secrets_hands_the_browser_the_servers_redacted_fields() -> None:
+    settings = snippet_settings(render(**RESET))
+    assert settings["pageFields"] == REDACTED_FIELDS
+    assert "S3CR3T" not in json.dumps(settings) and "ann%40" not in json.dumps(settings)
+    # Only what the server changed: the browser's own values are right for the rest.
+    settings = snippet_settings(render(**{**RESET, "headers": {}, "query_string": "step=2"}))
+    assert settings["pageFields"] == {
+        "path": "/reset/REDACTED",
+        "url": "https://shop.example/reset/REDACTED?step=2",
+    }
+
+
+def test_a_page_without_secrets_hands_the_browser_no_fields() -> None:
+    settings = snippet_settings(
+        render(query_string="q=shoes", headers={"referer": "https://search.example/?q=shoes"})
+    )
+    assert "pageFields" not in settings
+
+
+def test_the_browsers_page_call_is_named_as_the_servers_would_be() -> None:
+    options = WebOptions(browser_write_key=KEY, page_source="browser")
+    assert snippet_settings(render(options, **RESET))["pageName"] == "password-reset"
+    by_path = WebOptions(browser_write_key=KEY, page_source="browser", page_name="path")
+    assert snippet_settings(render(by_path, **RESET))["pageName"] == "/reset/REDACTED"
+    # The server sends the page views: no name for a page call the browser does not make.
+    assert "pageName" not in snippet_settings(render(**RESET))
+
+
+def test_a_page_a_cache_may_share_holds_no_visitors_referrer_or_hook_name() -> None:
+    options = WebOptions(browser_write_key=KEY, page_source="browser", page_name=lambda r: "n")
+    tracker = RequestTracker(None, options, make_request(**RESET))
+    settings = snippet_settings(render_snippet(tracker, shared=True))
+    # The page's own fields are the same for every visitor a cache hands it to.
+    assert settings["pageFields"] == {k: v for k, v in REDACTED_FIELDS.items() if k != "referrer"}
+    assert "pageName" not in settings
+    assert snippet_settings(render_snippet(tracker))["pageName"] == "n"
+
+
+@needs_node
+def test_the_loaders_page_call_and_events_carry_the_redacted_fields() -> None:
+    options = WebOptions(browser_write_key=KEY, page_source="browser")
+    snippet = render(options, **RESET)
+    referrer = "https://shop.example/account?token=abc&tab=1"
+    here = {
+        "path": "/reset/S3CR3T",
+        "search": "?email=ann%40example.com&step=2",
+        "url": RESET_URL.partition("#")[0],
+        "referrer": referrer,
+        "title": "Reset",
+    }
+    moved = {**here, "path": "/done", "search": "", "url": "https://shop.example/done"}
+    events = [
+        # analytics.js's events: on this page, and on one a single-page app moved to.
+        {"type": "track", "context": {"page": here}},
+        {"type": "page", "properties": {**here, "name": "Own"}, "context": {"page": here}},
+        {"type": "track", "context": {"page": moved}},
+    ]
+    calls, (track, page, later) = run_loader_events(snippet, RESET_URL, referrer, events)
+    assert calls == [["page", "password-reset", REDACTED_FIELDS]]
+    assert track["context"]["page"] == {**REDACTED_FIELDS, "title": "Reset"}
+    assert page["context"]["page"] == {**REDACTED_FIELDS, "title": "Reset"}
+    assert page["properties"] == {**REDACTED_FIELDS, "title": "Reset", "name": "Own"}
+    # Another page's own path and URL stay; the document's referrer is still this one's.
+    assert later["context"]["page"] == {**moved, "referrer": REDACTED_FIELDS["referrer"]}
+
+
+@needs_node
+def test_the_loader_of_a_page_without_secrets_adds_no_middleware() -> None:
+    snippet = render(WebOptions(browser_write_key=KEY, page_source="browser"), route_name=None)
+    queued = run_loader(snippet, "")
+    assert [call for call in queued if call[0] in ("page", "addSourceMiddleware")] == [
+        ["page", "/products/<int:pk>"]
+    ]
+
+
+# The same page, at a URL and with a referrer, that also runs analytics.js's events
+# through the source middlewares the loader queued, as analytics.js would.
+_BROWSER_PAGE = """
+var location = new URL(process.argv[1]);
+var document = {
+  cookie: "",
+  referrer: process.argv[2],
+  currentScript: null,
+  createElement: function () { return {}; },
+  head: { appendChild: function () {} },
+};
+var window = globalThis;
+%s
+var queued = window.analytics.filter(Array.isArray);
+var events = JSON.parse(process.argv[3]).map(function (event) {
+  queued.forEach(function (call) {
+    if (call[0] !== "addSourceMiddleware") return;
+    call[1]({ payload: { obj: event }, integrations: {}, next: function (p) { event = p.obj; } });
+  });
+  return event;
+});
+var pages = queued.filter(function (call) { return call[0] === "page"; });
+console.log(JSON.stringify([pages, events]));
+"""
+
+
+def run_loader_events(
+    snippet: str, url: str, referrer: str, events: list[dict[str, Any]]
+) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    script = snippet.removeprefix("<script>\n").removesuffix("\n</script>")
+    node = shutil.which("node") or "node"
+    result = subprocess.run(
+        [node, "-e", _BROWSER_PAGE % script, url, referrer, json.dumps(events)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    calls, processed = json.loads(result.stdout)
+    return calls, processed

@@ -95,7 +95,8 @@ def test_user_id_hook_that_fails_falls_back_to_the_opted_in_cookie(
 def test_a_user_id_hook_that_fails_later_is_no_logout(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
-    answers: list[object] = ["u-1", RuntimeError("the database is away"), None]
+    # The first answer is the one as the request starts (a visitor without the cookie).
+    answers: list[object] = ["u-1", "u-1", RuntimeError("the database is away"), None]
 
     def flaky(request: object) -> object:
         answer = answers.pop(0)
@@ -130,6 +131,23 @@ def test_excluded_path_no_page_call_no_cookie(client: Client, sent: Messages) ->
     assert t.cookie_to_set() is None
     assert not t.finish(200, content_type=HTML)
     assert sent == []
+
+
+def test_excluded_paths_ask_the_user_id_hook_nothing(client: Client, sent: Messages) -> None:
+    asked: list[object] = []
+
+    def user_id(request: object) -> str:
+        asked.append(request)  # a session read, a user query
+        return "u-1"
+
+    options = WebOptions(user_id=user_id)
+    for path in ("/healthz", "/robots.txt", "/static/app.css"):
+        t = tracker(client, options, path=path)
+        t.analytics.track("Checked")  # a view's own call
+        assert t.cookie_to_set() is None
+        assert not t.finish(200, content_type=HTML)
+    assert asked == []
+    assert [m.get("userId") for m in sent] == [None] * 3
 
 
 def test_cookie_options(client: Client) -> None:
@@ -173,6 +191,31 @@ def test_identify_then_track_in_one_request(client: Client, sent: Messages) -> N
     assert identify["anonymousId"] == track["anonymousId"] == t.analytics.anonymous_id
     assert identify["traits"] == {"plan": "pro"}
     assert track["context"]["page"]["path"] == "/products/42"
+
+
+def test_a_new_visitor_who_logs_in_is_joined_to_the_user(client: Client, sent: Messages) -> None:
+    # The login is the visitor's first request: no cookie yet, and the user_id hook
+    # reads the session the view writes.
+    session: dict[str, str] = {}
+    t = tracker(client, WebOptions(user_id=lambda request: session.get("user")))
+    session["user"] = "alice"
+    t.analytics.identify("alice")
+    t.analytics.track("Logged In")
+    cookie = t.cookie_to_set()
+    identify, track = sent
+    assert identify["userId"] == track["userId"] == "alice"
+    assert identify["anonymousId"] == track["anonymousId"] == t.analytics.anonymous_id
+    assert cookie is not None and cookie.value == t.analytics.anonymous_id
+
+
+def test_an_api_client_the_hook_knows_is_not_given_an_anonymous_id(
+    client: Client, sent: Messages
+) -> None:
+    t = tracker(client, WebOptions(user_id=lambda request: "42"))
+    t.analytics.identify("42", {"plan": "pro"})
+    t.analytics.track("Upgraded")
+    assert t.cookie_to_set() is None
+    assert [(m["userId"], m.get("anonymousId")) for m in sent] == [("42", None)] * 2
 
 
 def test_alias_of_a_known_user_without_the_cookie_merges_the_user_id(
