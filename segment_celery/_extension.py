@@ -10,7 +10,9 @@ Everything goes through Celery's signals (nothing of Celery is patched):
 - ``worker_process_shutdown`` (a prefork child leaving through ``os._exit``:
   recycled by ``--max-tasks-per-child`` / ``--max-memory-per-child``, or stopped)
   and ``worker_shutdown`` (warm shutdown of solo, threads and prefork workers):
-  every client delivers what it holds, each within its ``shutdown_timeout``.
+  every client delivers what it holds, each within its ``shutdown_timeout``. A
+  child with a ``spool_dir`` waits only while sends succeed: what a failed send
+  left stays on disk, for the next process.
 """
 
 from __future__ import annotations
@@ -94,6 +96,11 @@ class SegmentCelery:
         _extensions[app] = self
         self._conf = app.conf
         _connect()
+        # Built now, not at the first task: a process that only publishes tasks (a
+        # web app, a script) sends through it too, as segment_core's default client.
+        # A worker builds it before its pool forks; each child then gets a fresh
+        # buffer and sender (the client is fork-safe).
+        self._task_client()
 
     @property
     def client(self) -> Client:
@@ -203,13 +210,29 @@ def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:
         if extension is not None:
             request = task.request
             client = extension._task_client()
-            obj = restore(request.get(HEADER), client, source=f"Celery task {task.name!r}")
+            snapshot = _visitor_header(request)
+            obj = restore(snapshot, client, source=f"Celery task {task.name!r}")
             if obj is not None:
                 token = bind(obj)
+            elif snapshot is None and request.is_eager:
+                # Run here by task.apply() (or eager mode), in the caller's context:
+                # the caller's visitor, if any, is the task's.
+                obj = current()
             request.analytics = obj if obj is not None else Analytics(client)
     except Exception:  # the task runs, bound or not
         logger.exception("segment: could not bind the visitor of a Celery task")
     stack.append(token)
+
+
+def _visitor_header(request: Any) -> object:
+    """The snapshot a task came with: a worker's request has the message's headers as
+    attributes; ``task.apply(headers=...)`` leaves them in ``request.headers``."""
+    value = request.get(HEADER)
+    if value is None:
+        headers = getattr(request, "headers", None)
+        if isinstance(headers, Mapping):
+            value = headers.get(HEADER)
+    return value
 
 
 def _on_postrun(sender: Any = None, task: Any = None, **kw: Any) -> None:
@@ -223,18 +246,22 @@ def _on_postrun(sender: Any = None, task: Any = None, **kw: Any) -> None:
 
 
 def _on_process_shutdown(**kw: Any) -> None:
-    """A prefork child is about to leave through ``os._exit``: atexit will not run."""
-    _deliver("worker process")
+    """A prefork child is about to leave through ``os._exit``: atexit will not run.
+
+    Children are recycled often (``--max-tasks-per-child``): during an outage the
+    spool keeps what they hold instead of each one waiting ``shutdown_timeout``.
+    """
+    _deliver("worker process", leave_to_spool=True)
 
 
 def _on_worker_shutdown(**kw: Any) -> None:
     """The worker stopped its pool: every task of this process has finished."""
-    _deliver("worker")
+    _deliver("worker", leave_to_spool=False)
 
 
-def _deliver(what: str) -> None:
+def _deliver(what: str, *, leave_to_spool: bool) -> None:
     try:
-        if not lifecycle.shutdown_all():
+        if not lifecycle.shutdown_all(leave_to_spool=leave_to_spool):
             logger.warning("segment: the Celery %s exits with events undelivered", what)
     except Exception:
         logger.exception("segment: delivery at the Celery %s's exit failed", what)

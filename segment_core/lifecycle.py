@@ -9,7 +9,9 @@
   delivery needs) while another thread delivers.
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
-  ``gunicorn.conf.py``; it shuts down every client as the worker exits.
+  ``gunicorn.conf.py``; it delivers what the worker accepted as it exits.
+- Job runners whose processes end after each job (an RQ work-horse, a recycled
+  Celery child) call ``shutdown_all(leave_to_spool=True)``.
 """
 
 from __future__ import annotations
@@ -78,24 +80,28 @@ def live_clients() -> list[Client]:
     return list(_clients)
 
 
-def shutdown_all(timeout: float | None = None) -> bool:
+def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) -> bool:
     """Shut down every live client; True when everything accepted was delivered.
 
     The clients deliver side by side: the whole takes at most ``timeout`` (each
     client's ``shutdown_timeout`` when None), however many clients there are.
+
+    ``leave_to_spool``: a client with a ``spool_dir`` waits for delivery only while
+    its sends succeed. Once an attempt failed, what it holds stays on disk for the
+    next process of the same spool, at once: for processes that end after every job
+    (an RQ work-horse, a recycled Celery child), which would otherwise each wait
+    out ``shutdown_timeout`` during an outage.
     """
     clients = live_clients()
-    for client in clients:  # every sender starts on what it holds now
-        try:
-            client.flush(0)
-        except Exception:
-            logger.exception("error while flushing a Segment client")
+    _start_sending(clients)
     started = time.monotonic()
+    failing: list[Client] = []
+    if leave_to_spool:
+        failing = _wait_while_sends_succeed([c for c in clients if _spooled(c)], started, timeout)
     delivered = True
     for client in clients:
-        budget = client.config.shutdown_timeout if timeout is None else timeout
         try:
-            remaining = max(0.0, started + budget - time.monotonic())
+            remaining = 0.0 if client in failing else _remaining(client, started, timeout)
             delivered = client.shutdown(remaining) and delivered
         except Exception:  # never let one client stop the others at exit
             logger.exception("error while shutting down a Segment client")
@@ -103,9 +109,94 @@ def shutdown_all(timeout: float | None = None) -> bool:
     return delivered
 
 
+def _flush_all(timeout: float | None = None) -> bool:
+    """Deliver what every live client holds, side by side, within ``timeout`` (as
+    :func:`shutdown_all`); the clients go on accepting calls."""
+    clients = live_clients()
+    _start_sending(clients)
+    started = time.monotonic()
+    delivered = True
+    for client in clients:
+        try:
+            delivered = client.flush(_remaining(client, started, timeout)) and delivered
+        except Exception:
+            logger.exception("error while flushing a Segment client")
+            delivered = False
+    return delivered
+
+
+def _start_sending(clients: list[Client]) -> None:
+    for client in clients:  # every sender starts on what it holds now
+        try:
+            client.flush(0)
+        except Exception:
+            logger.exception("error while flushing a Segment client")
+
+
+def _remaining(client: Client, started: float, timeout: float | None) -> float:
+    budget = client.config.shutdown_timeout if timeout is None else timeout
+    return max(0.0, started + budget - time.monotonic())
+
+
+def _spooled(client: Client) -> bool:
+    try:
+        return "spool" in client.stats()
+    except Exception:
+        logger.exception("error while reading a Segment client's stats")
+        return False
+
+
+#: How often a wait of ``leave_to_spool`` looks whether a send failed (seconds).
+_LOOK_EVERY = 0.05
+
+
+def _wait_while_sends_succeed(
+    clients: list[Client], started: float, timeout: float | None
+) -> list[Client]:
+    """Flush ``clients`` (each with a spool) until delivered, out of time, or an attempt of
+    this process failed; the clients whose attempts failed."""
+    failing: list[Client] = []
+    waiting = list(clients)
+    while waiting:
+        for client in list(waiting):
+            try:
+                if client.stats()["last_error"] is not None:
+                    failing.append(client)
+                    waiting.remove(client)
+                    continue
+                remaining = _remaining(client, started, timeout)
+                if not remaining or client.flush(min(_LOOK_EVERY, remaining)):
+                    waiting.remove(client)
+            except Exception:
+                logger.exception("error while flushing a Segment client")
+                waiting.remove(client)
+    return failing
+
+
 def worker_exit(server: Any = None, worker: Any = None) -> None:
-    """gunicorn's ``worker_exit`` hook: deliver what the worker accepted before it exits."""
-    shutdown_all()
+    """gunicorn's ``worker_exit`` hook: deliver what the worker accepted before it exits.
+
+    The interpreter lets the threads the app started (``start_thread``, an
+    executor's) finish after this hook, then runs ``atexit``. While such a thread
+    is alive, the hook only delivers what was accepted so far, and ``atexit``
+    shuts the clients down once the threads ended: their calls are delivered too.
+    """
+    if getattr(worker, "pid", None) not in (None, os.getpid()):
+        return  # gunicorn's arbiter, for a worker that is already gone: not our exit
+    if _app_threads_alive():
+        _flush_all()
+    else:
+        shutdown_all()
+
+
+def _app_threads_alive() -> bool:
+    """Whether a thread the interpreter waits for at exit (not a daemon) is still running."""
+    this = threading.current_thread()
+    main = threading.main_thread()
+    return any(
+        not thread.daemon and thread is not this and thread is not main
+        for thread in threading.enumerate()
+    )
 
 
 def chain_sigterm() -> None:

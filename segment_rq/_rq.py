@@ -6,6 +6,8 @@
 - :class:`Worker` binds it while the job runs, and delivers what the work-horse
   holds before it leaves: RQ forks a work-horse per job, which exits through
   ``os._exit()``, so ``atexit`` never runs there. Jobs that raise included.
+  Within ``shutdown_timeout``; with a ``spool_dir``, only while sends succeed
+  (what a failed send left stays on disk, for the next process).
 - :class:`SimpleWorker` runs jobs in the worker's own process: the same
   binding; delivery at the worker's exit (``atexit``).
 """
@@ -97,9 +99,13 @@ def _meta(job: Any) -> dict[str, Any]:
 
 
 def _deliver() -> None:
-    """The work-horse leaves through ``os._exit()`` next: deliver what it holds now."""
+    """The work-horse leaves through ``os._exit()`` next: deliver what it holds now.
+
+    With a spool, what a failed send left stays on disk for the next process: the
+    worker takes its next job at once, even during an outage.
+    """
     try:
-        if not lifecycle.shutdown_all():
+        if not lifecycle.shutdown_all(leave_to_spool=True):
             logger.warning("segment: an RQ work-horse exits with events undelivered")
     except Exception:
         logger.exception("segment: delivery at an RQ work-horse's exit failed")

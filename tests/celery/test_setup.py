@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -87,3 +88,21 @@ def test_upper_case_settings_are_not_client_options(celery_app: Celery) -> None:
     default = Client("default-key")
     segment_core.default_client = default
     assert SegmentCelery(celery_app).client is default
+
+
+@pytest.mark.slow
+def test_keyword_options_make_the_default_client_of_a_process_that_only_publishes(
+    redis_db: str, segment_collector: Any
+) -> None:
+    """A web app or a script that publishes tasks never runs one: the client is built
+    by SegmentCelery itself, not by the first task."""
+    app = Celery("publisher-only", broker=redis_db, set_as_current=False)
+    try:
+        segment = SegmentCelery(app, write_key="celery-key", host=segment_collector.url)
+        assert segment_core.track("user-1", "Signed Up")[0]
+        assert segment_core.flush(10)
+        [event] = segment_collector.wait_for(1, timeout=10, event="Signed Up")
+        assert event["message"]["userId"] == "user-1"
+        assert segment_core.default_client is segment.client
+    finally:
+        app.close()

@@ -10,9 +10,13 @@ import textwrap
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import requests
 
+from segment_core import lifecycle
 from tests.receiver import Fault, Receiver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -319,3 +323,75 @@ def test_clients_deliver_side_by_side_at_exit(receiver: Receiver) -> None:
     assert process.returncode == 0, err
     assert ended - float(out) < 3.0  # one client after another: over 4 s
     assert err.count("shut down with 1 message(s) undelivered") == 4
+
+
+THREADED_WSGI_APP = """
+import os, threading
+from concurrent.futures import ThreadPoolExecutor
+import segment_core
+from segment_core import Client
+from segment_core.scope import Analytics, bound, start_thread, with_binding
+
+segment_core.default_client = Client(flush_at=2500, flush_interval=3600)
+executor = ThreadPoolExecutor(1)
+
+
+def later(label):
+    threading.Event().wait(2.0)  # still running as the worker exits
+    segment_core.analytics().track("Thread Work", {"label": label})
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/work":
+        with bound(Analytics(anonymous_id="visitor")) as visitor:
+            visitor.track("Work Requested")
+            start_thread(later, "start_thread")
+            executor.submit(with_binding(later), "executor")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+
+@pytest.mark.slow
+def test_gunicorns_worker_exit_hook_delivers_what_running_threads_send_after_it(
+    segment_collector: Any, tmp_path: Path
+) -> None:
+    from tests.e2e.servers import app_env, free_port, gunicorn_argv, running
+
+    (tmp_path / "threaded_app.py").write_text(THREADED_WSGI_APP)
+    port = free_port()
+    argv = gunicorn_argv(
+        "threaded_app:app",
+        port,
+        "--workers=1",
+        "--pythonpath",
+        str(tmp_path),
+        # The README's gunicorn.conf.py: `from segment_core.lifecycle import worker_exit`.
+        "--config",
+        "python:tests.e2e.apps.gunicorn_conf",
+    )
+    env = app_env(segment_collector.url)
+    with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path) as server:
+        assert requests.get(server.url + "/work", timeout=10).status_code == 200
+        # The worker's hook runs while both threads still wait to track.
+        assert server.stop(signal.SIGTERM) == 0
+        log = server.log()
+    events = segment_collector.wait_for(3, timeout=20, type="track")
+    assert sorted(str(e["message"].get("properties", {}).get("label")) for e in events) == [
+        "None",
+        "executor",
+        "start_thread",
+    ]
+    assert "dropped" not in log and "Traceback" not in log
+
+
+def test_worker_exit_called_for_another_process_leaves_the_clients_alone(
+    make_client: Any, receiver: Receiver
+) -> None:
+    # gunicorn's arbiter calls the hook itself for a worker it finds already gone.
+    client = make_client(flush_interval=3600)
+    assert client.track("user", "Before the hook")[0]
+    lifecycle.worker_exit(server=None, worker=SimpleNamespace(pid=os.getpid() + 1))
+    assert client.track("user", "After the hook")[0]
+    assert client.flush(5)
+    assert [m["event"] for m in receiver.messages()] == ["Before the hook", "After the hook"]

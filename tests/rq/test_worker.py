@@ -112,3 +112,30 @@ def test_100_jobs_then_sigterm_deliver_every_event_once(
     assert max(numbers.values()) == 1
     # One work-horse per job, each leaving through os._exit after delivering.
     assert len({e["message"]["properties"]["pid"] for e in events}) == len(done)
+
+
+def test_during_an_outage_a_spool_keeps_each_horses_events_and_the_worker_moves_on(
+    segment_collector: Any, redis_db: str, tmp_path: Path
+) -> None:
+    """Each horse would wait ``shutdown_timeout`` (30 s) for a collector answering 503;
+    with a spool it leaves its events on disk at the first failure, for a later one."""
+    total = 4
+    connection = redis.Redis.from_url(redis_db)
+    queue = Queue(connection=connection)
+    segment_collector.faults({"status": 503, "seconds": 600})
+    for n in range(total):
+        queue.enqueue(WORK, n)
+    spool = tmp_path / "spool"
+    env = app_env(segment_collector.url, shutdown_timeout=30, spool_dir=spool)
+    argv = rq_argv(redis_db, "segment_rq.Worker")
+    with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
+        poll(lambda: connection.scard(DONE) == total, timeout=20, what=f"{total} jobs done")
+        assert segment_collector.summary()["requests"]["faulted"] >= 1
+        segment_collector.clear_faults()
+        queue.enqueue(WORK, total)  # its horse delivers what the others left, and its own
+        events = segment_collector.wait_for(total + 1, timeout=30, type="track", event=TASK_EVENT)
+        assert worker.stop() == 0
+        log = worker.log()
+    numbers = Counter(e["message"]["properties"]["n"] for e in events)
+    assert set(numbers) == set(range(total + 1)) and max(numbers.values()) == 1
+    assert "stay in the spool" in log
