@@ -141,7 +141,8 @@ class TokenSource:
             # Refused, with a Date that shows our clock off: the assertion was dated
             # outside what the server accepts ("used before issued", "expired"). One
             # more, dated by the server's clock, rather than losing the batch.
-            if error.status is not None and 400 <= error.status < 500 and self._skew != skew:
+            refused = error.status is not None and 400 <= error.status < 500
+            if refused and error.status not in (408, 429) and abs(self._skew - skew) > 2:
                 return self._ask()
             raise
 

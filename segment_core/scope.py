@@ -22,6 +22,7 @@ another thread bound to the caller's visitor::
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -438,6 +439,19 @@ def with_binding(fn: Callable[P, R]) -> Callable[P, R]:
     return run_bound
 
 
+def _takes_keyword(fn: Callable[..., object], name: str) -> bool:
+    """Whether ``fn`` takes a keyword argument ``name`` (its own, or through ``**``)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: a builtin
+        return False
+    return any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        or (p.name == name and p.kind is not inspect.Parameter.POSITIONAL_ONLY)
+        for p in parameters
+    )
+
+
 def start_thread(
     fn: Callable[..., object],
     /,
@@ -448,16 +462,23 @@ def start_thread(
 ) -> threading.Thread:
     """Start a thread running ``fn(*args, **kwargs)`` bound to the caller's visitor.
 
-    Every argument but the two below goes to ``fn``, ``name`` and ``daemon``
-    included (``send_welcome(email, name)`` is common)::
+    ``thread_name`` and ``thread_daemon`` are the thread's own ``name`` and
+    ``daemon`` (see :class:`threading.Thread`). ``name=`` and ``daemon=`` go to
+    ``fn`` when it takes them (``send_welcome(email, name)`` is common)::
 
         start_thread(send_welcome, user.email, name=user.first_name)
 
-    ``thread_name`` and ``thread_daemon`` are the thread's own ``name`` and
-    ``daemon`` (see :class:`threading.Thread`). Returns the started thread. Its
-    events are delivered like any other: a non-daemon thread finishes before the
-    process flushes at exit.
+    and are the thread's otherwise (``start_thread(poll, daemon=True)``). Returns
+    the started thread. Its events are delivered like any other: a non-daemon
+    thread finishes before the process flushes at exit.
     """
+    for option in ("name", "daemon"):
+        if option in kwargs and not _takes_keyword(fn, option):
+            value = kwargs.pop(option)
+            if option == "name" and thread_name is None:
+                thread_name = value
+            elif option == "daemon" and thread_daemon is None:
+                thread_daemon = value
     thread = threading.Thread(
         target=with_binding(fn), args=args, kwargs=kwargs, name=thread_name, daemon=thread_daemon
     )

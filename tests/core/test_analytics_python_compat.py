@@ -743,6 +743,26 @@ def test_a_clock_minutes_off_is_corrected_at_once(
     assert counts["refused"] == 1 and counts["issued"] == 1
 
 
+def test_a_clock_once_corrected_asks_once_per_refusal(
+    oauth_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A key the server does not know, on a clock minutes off: the first refusal
+    # corrects the clock and asks again; later refusals do not, the clock being right.
+    import types
+
+    import segment_core.oauth
+
+    real_time = time.time
+    skewed = types.SimpleNamespace(time=lambda: real_time() + 300, monotonic=time.monotonic)
+    monkeypatch.setattr(segment_core.oauth, "time", skewed)
+    other_private, _ = _key_pair()
+    options = _oauth_options(other_private, oauth_collector.url)
+    client = Client("write-key", host=oauth_collector.url, sync_mode=True, **options)
+    for _ in range(3):
+        assert not client.track("u1", "E")[0]
+    assert _oauth_counts(oauth_collector)["refused"] == 4
+
+
 def test_a_key_the_server_does_not_know_fails_without_retrying(
     oauth_collector: Any,
 ) -> None:

@@ -203,6 +203,9 @@ def test_start_thread_passes_name_and_daemon_on_to_the_function(
     ]
     assert thread.name == "welcome" and not thread.daemon
     assert start_thread(lambda: None, thread_daemon=True).daemon
+    # A function that takes no such argument: they are the thread's, as they were.
+    poller = start_thread(lambda: None, name="poller", daemon=True)
+    assert poller.name == "poller" and poller.daemon
 
 
 def test_an_executor_tracks_for_the_visitor(client: Client, sent: Messages) -> None:
