@@ -28,6 +28,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+import segment_core
 from segment_core import lifecycle
 from segment_core.client import Client
 from segment_core.config import ALIASES, option_names
@@ -82,7 +83,11 @@ class SegmentCelery:
         self._options = options
         self._own: Client | None = None
         self._lock = threading.Lock()
-        self._conf: Mapping[str, Any] | None = None
+        # The app whose configuration holds the segment_* keys, read when the client
+        # is built: reading it sooner would load Celery's configuration early (an
+        # on_after_configure handler connected later would never run) and miss a
+        # config_from_object() made after init_app.
+        self._app: Celery | None = None
         self._reported = False
         if app is not None:
             self.init_app(app)
@@ -94,13 +99,11 @@ class SegmentCelery:
                 f"Segment is already set up on Celery app {app.main!r}: call init_app once."
             )
         _extensions[app] = self
-        self._conf = app.conf
+        self._app = app
         _connect()
-        # Built now, not at the first task: a process that only publishes tasks (a
-        # web app, a script) sends through it too, as segment_core's default client.
-        # A worker builds it before its pool forks; each child then gets a fresh
-        # buffer and sender (the client is fork-safe).
-        self._task_client()
+        # A process that only publishes tasks (a web app, a script) sends through the
+        # extension's own client too, as segment_core's default client: built by the
+        # first module-level call that finds no default (see _default_client).
 
     @property
     def client(self) -> Client:
@@ -145,9 +148,9 @@ class SegmentCelery:
 
     def _config_options(self) -> dict[str, Any]:
         """The app's ``segment_<option>`` keys (lower-case, as Celery's own settings)."""
-        conf = self._conf
-        if conf is None:
+        if self._app is None:
             return {}
+        conf = self._app.conf
         names = option_names() | set(ALIASES)
         found: dict[str, Any] = {}
         for key in list(conf.keys()):
@@ -163,6 +166,30 @@ class SegmentCelery:
         return (
             f"<SegmentCelery apps={[app.main for app in _extensions if _extensions[app] is self]}>"
         )
+
+
+def _default_client() -> Client | None:
+    """For segment_core's module-level calls while there is no default client: the
+    own client of a live (not closed) app's extension, built now if need be."""
+    import segment_core
+
+    if segment_core.default_client is not None or not _extensions:
+        return None
+    try:
+        from celery._state import _get_active_apps
+
+        apps = list(_get_active_apps())
+    except ImportError:  # a Celery without it: every app set up
+        apps = list(_extensions)
+    for app in apps:
+        extension = _extensions.get(app)
+        client = extension._task_client() if extension is not None else None
+        if client is not None:
+            return client
+    return None
+
+
+segment_core._client_finders.append(_default_client)
 
 
 def _check_options(options: Mapping[str, Any]) -> None:

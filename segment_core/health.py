@@ -86,6 +86,11 @@ class DeliveryHealth:
             "Segment: delivering to %s again, after %d failed attempt(s)", self.host, failures
         )
 
+    @property
+    def failing(self) -> bool:
+        """True from a failed attempt until a batch goes through again."""
+        return self._failing
+
     def describe_last_error(self) -> str:
         """What held delivery back, for the shutdown line: a request still waiting, a cause."""
         started = min(self._waiting.copy().values(), default=None)

@@ -87,10 +87,11 @@ def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) 
     client's ``shutdown_timeout`` when None), however many clients there are.
 
     ``leave_to_spool``: a client with a ``spool_dir`` waits for delivery only while
-    its sends succeed. Once an attempt failed, what it holds stays on disk for the
-    next process of the same spool, at once: for processes that end after every job
-    (an RQ work-horse, a recycled Celery child), which would otherwise each wait
-    out ``shutdown_timeout`` during an outage.
+    its sends succeed. While its last attempt failed (none went through since),
+    what it holds stays on disk for the next process of the same spool, at once:
+    for processes that end after every job (an RQ work-horse, a recycled Celery
+    child), which would otherwise each wait out ``shutdown_timeout`` during an
+    outage.
     """
     clients = live_clients()
     _start_sending(clients)
@@ -160,7 +161,9 @@ def _wait_while_sends_succeed(
     while waiting:
         for client in list(waiting):
             try:
-                if client.stats()["last_error"] is not None:
+                # Failing now (an attempt failed, and none went through since), not
+                # once in the process's life: one 503 hours ago is no outage.
+                if client._delivery.health.failing:
                     failing.append(client)
                     waiting.remove(client)
                     continue

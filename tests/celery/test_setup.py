@@ -106,3 +106,26 @@ def test_keyword_options_make_the_default_client_of_a_process_that_only_publishe
         assert segment_core.default_client is segment.client
     finally:
         app.close()
+
+
+def test_setting_up_leaves_celerys_configuration_to_load_when_it_would(
+    celery_app: Celery,
+) -> None:
+    # Celery's own recipe for periodic tasks connects to on_after_configure after the
+    # extensions are set up: loading the configuration early would skip it.
+    fired: list[bool] = []
+    SegmentCelery(celery_app)
+
+    @celery_app.on_after_configure.connect
+    def setup_periodic_tasks(sender: Any, **kwargs: Any) -> None:
+        fired.append(True)
+
+    class Config:
+        segment_write_key = "from-config"
+        segment_send = False
+
+    celery_app.config_from_object(Config)  # after init_app: still read
+    assert celery_app.conf.segment_write_key == "from-config"
+    assert fired == [True]
+    client = segment_core.get_client()
+    assert client.config.write_key == "from-config"

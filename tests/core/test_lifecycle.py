@@ -395,3 +395,31 @@ def test_worker_exit_called_for_another_process_leaves_the_clients_alone(
     assert client.track("user", "After the hook")[0]
     assert client.flush(5)
     assert [m["event"] for m in receiver.messages()] == ["Before the hook", "After the hook"]
+
+
+def test_a_failure_since_recovered_does_not_leave_the_last_events_to_the_spool(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    # One 503 long ago, retried and delivered: at a work-horse's end the service
+    # answers, so its last events are sent, not left on disk for another process.
+    receiver.fail_next(Fault(503))
+    process = run_script(
+        """
+        import sys
+        from segment_core import Client, lifecycle
+        client = Client("k", host=sys.argv[1], spool_dir=sys.argv[2],
+                        retry_backoff_min=0.01, retry_backoff_max=0.05)
+        client.track("u", "Early")
+        assert client.flush(10)
+        assert client.stats()["last_error"] is not None  # the 503, retried
+        for i in range(50):
+            client.track("u", "Late", {"i": i})
+        print(lifecycle.shutdown_all(10, leave_to_spool=True))
+        """,
+        receiver.url,
+        str(tmp_path / "spool"),
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout.strip() == "True"
+    assert Counter(m["event"] for m in receiver.messages()) == {"Early": 1, "Late": 50}
