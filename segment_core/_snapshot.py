@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from segment_core.jsonvalues import replace_lone_surrogates
+from segment_core.jsonvalues import describe, replace_lone_surrogates, short_repr
 from segment_core.spec import content_problems
 
 __all__ = ["SNAPSHOT_VERSION", "InvalidSnapshot", "make_snapshot", "read_snapshot"]
@@ -145,7 +145,7 @@ def _id(snapshot: Mapping[str, Any], name: str) -> str | None:
         return None
     # Any length the client takes for a call: the snapshot's size bounds it.
     if not isinstance(value, str) or not value:
-        raise InvalidSnapshot(f"snapshot.{name} must be a non-empty string, got {_describe(value)}")
+        raise InvalidSnapshot(f"snapshot.{name} must be a non-empty string, got {describe(value)}")
     return value
 
 
@@ -170,7 +170,7 @@ def _text(field: str, value: object) -> str:
     if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH:
         raise InvalidSnapshot(
             f"snapshot.{field} must be a string of at most {MAX_TEXT_LENGTH} characters, "
-            f"got {_describe(value)}"
+            f"got {describe(value)}"
         )
     return value
 
@@ -178,12 +178,12 @@ def _text(field: str, value: object) -> str:
 def _text_map(field: str, value: object, allowed: tuple[str, ...] | None) -> dict[str, str]:
     if not isinstance(value, Mapping) or len(value) > MAX_KEYS:
         raise InvalidSnapshot(
-            f"snapshot.{field} must be a dict of at most {MAX_KEYS} strings, got {_describe(value)}"
+            f"snapshot.{field} must be a dict of at most {MAX_KEYS} strings, got {describe(value)}"
         )
     texts: dict[str, str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or (allowed is not None and key not in allowed):
-            raise InvalidSnapshot(f"snapshot.{field} has an unexpected key {key!r}")
+            raise InvalidSnapshot(f"snapshot.{field} has an unexpected key {short_repr(key)}")
         texts[key] = _text(f"{field}.{key}", item)
     return texts
 
@@ -193,18 +193,12 @@ def _consent(value: object) -> dict[str, Any]:
     if not isinstance(preferences, Mapping) or len(preferences) > MAX_KEYS:
         raise InvalidSnapshot(
             "snapshot.context.consent must be {'categoryPreferences': {category: bool}}, "
-            f"got {_describe(value)}"
+            f"got {describe(value)}"
         )
     for key, flag in preferences.items():
         if not isinstance(key, str) or not isinstance(flag, bool):
             raise InvalidSnapshot(
-                f"snapshot.context.consent.categoryPreferences[{key!r}] must be True or False"
+                f"snapshot.context.consent.categoryPreferences[{short_repr(key)}] "
+                "must be True or False"
             )
     return {"categoryPreferences": dict(preferences)}
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, str):
-        return f"a string of {len(value)} characters" if value else "an empty string"
-    text = repr(value)
-    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"

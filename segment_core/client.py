@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -13,7 +12,7 @@ from typing import Any
 from segment_core import _capture, _forks, lifecycle, signals
 from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
-from segment_core.config import POSITIONAL_OPTIONS, Config
+from segment_core.config import MAX_SECONDS, POSITIONAL_OPTIONS, Config
 from segment_core.delivery import Delivery
 from segment_core.encoding import encode, encode_simple
 from segment_core.errors import InvalidMessage
@@ -302,19 +301,21 @@ class Client(ClientSettings):
         ``lean``: a message the caller does not return at once is left without the
         keys of analytics-python's shape (see :func:`complete`) once queued.
         """
-        if self._before_send is not None:
-            changed = self._run_before_send(message)
-            if changed is None:
-                self._drop(message, "before_send")
-                return False, complete(message)
-            message = check_hook_result(changed)
-            unchecked = WHOLE_MESSAGE
         if unchecked is None:
             data = encode_simple(message)
         elif unchecked is WHOLE_MESSAGE:
             data = encode(message)
         else:  # only the call's properties or traits may hold a float
             data = encode(message, numbers=unchecked)
+        if self._before_send is not None:
+            # The hook gets a copy as sent, checked as without a hook: a hook that
+            # edits in place leaves the caller's own dicts (a typed message's) alone.
+            changed = self._run_before_send(_capture.as_sent(data))
+            if changed is None:
+                self._drop(message, "before_send")
+                return False, complete(message)
+            message = check_hook_result(changed)
+            data = encode(message)
         if len(data) > MAX_MESSAGE_BYTES:
             raise InvalidMessage(
                 f"message is {len(data)} bytes encoded; Segment accepts at most "
@@ -347,12 +348,14 @@ class Client(ClientSettings):
             if self._queueing and not _capture.sinks:
                 return None
         config = self.config
+        # Tests see what was sent: JSON values, as of the call (the caller may reuse
+        # or change its dicts afterwards). The call returns the caller's own values.
         if self._outbox is not None:  # test mode: see segment_core.testing.divert
-            self._outbox.append(message)
-            _capture.deliver(message)
-            return True, message
+            self._outbox.append(_capture.as_sent(data))
+            _capture.deliver(data)
+            return True, complete(message)
         if _capture.sinks:
-            _capture.deliver(dict(message))  # as sent: the lean form
+            _capture.deliver(data)
             return True, complete(message)
         complete(message)
         if not config.enabled:
@@ -373,9 +376,6 @@ class Client(ClientSettings):
 
     def _run_before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         assert self._before_send is not None
-        # A copy: the message may hold the caller's own dicts (a typed message's
-        # properties), which a hook that edits in place must leave alone.
-        message = copy.deepcopy(message)
         try:
             result = self._before_send(message)
         except Exception:
@@ -434,7 +434,10 @@ class Client(ClientSettings):
             )
 
     def _timeout(self, timeout: float | None) -> float:
-        return self.config.shutdown_timeout if timeout is None else max(0.0, timeout)
+        if timeout is None:
+            return self.config.shutdown_timeout
+        # Thread waits refuse longer ones (OverflowError); 30 days is as good as forever.
+        return min(max(0.0, timeout), MAX_SECONDS)
 
     def _after_fork(self) -> None:
         self._stats = Stats()

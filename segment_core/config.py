@@ -24,6 +24,7 @@ __all__ = [
     "ALIASES",
     "DEFAULT_HOST",
     "FROM_ENVIRONMENT",
+    "MAX_SECONDS",
     "POSITIONAL_OPTIONS",
     "Config",
     "option_names",
@@ -33,6 +34,10 @@ DEFAULT_HOST = "https://api.segment.io"
 #: The spool's default bound: about 800,000 typical events.
 DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 SPOOL_FSYNC_POLICIES = ("never", "interval", "always")
+#: The longest an option in seconds may be: 30 days. Past every practical use, and
+#: within what thread waits take (``threading.TIMEOUT_MAX``: 49 days on Windows)
+#: and socket timeouts (a larger one fails every request).
+MAX_SECONDS = 30 * 24 * 60 * 60
 
 #: analytics-python's option names, accepted for drop-in compatibility.
 ALIASES: dict[str, str] = {
@@ -313,7 +318,9 @@ def _timeout_pair(pair: tuple[Any, ...], name: str) -> float:
             f"{name} must be a number of seconds > 0 or a (connect, read) pair of them, "
             f"got {pair!r}"
         )
-    return float(pair[0] + pair[1])
+    total = pair[0] + pair[1]
+    _check_number(name, total)  # before float(), which cannot take every int
+    return float(total)
 
 
 def _check_bool(name: str, value: object) -> None:
@@ -332,10 +339,24 @@ def _check_int(name: str, value: object, *, low: int, high: int | None = None) -
 def _check_number(name: str, value: object, *, positive: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value):  # NaN compares false with everything: no check would hold
+    # NaN compares false with everything: no check would hold. (An int is finite, and
+    # math.isfinite() cannot take one past a float's range.)
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
     if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value}")
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be {bound}, got {_number_text(value)}")
+    if value > MAX_SECONDS:
+        raise ValueError(
+            f"{name} must be at most {MAX_SECONDS} seconds (30 days), got {_number_text(value)}"
+        )
+
+
+def _number_text(value: float) -> str:
+    """``value`` for an error message (Python refuses to write an int of over 4,300 digits)."""
+    if isinstance(value, int) and abs(value) > 10**1000:
+        return f"an integer of {value.bit_length()} bits"
+    return str(value)
 
 
 def _check_callable(name: str, value: object) -> None:
@@ -379,14 +400,21 @@ def proxy_url(value: str) -> str:
     """The proxy URL with its scheme (``http://`` when none is given); ValueError if bad."""
     from urllib.parse import urlsplit
 
+    from urllib3.util import parse_url
+
     url = value.strip()
     if not url:
         raise ValueError("proxies: a proxy URL must not be empty")
+    if not url.isprintable() or " " in url:
+        raise ValueError(
+            f"proxies: {_without_password(url)!r} must not contain spaces or control characters"
+        )
     if "://" not in url:
         url = "http://" + url
     try:
         parts = urlsplit(url)
         port = parts.port
+        parse_url(url)  # what the connection pool reads it with: its refusals too
     except ValueError as error:
         raise ValueError(f"proxies: {value!r} is not a proxy URL ({error})") from None
     if parts.scheme.startswith("socks"):

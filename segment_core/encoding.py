@@ -17,7 +17,14 @@ import uuid
 from typing import Any
 
 from segment_core.errors import InvalidMessage
-from segment_core.jsonvalues import has_non_finite, plain, replace_lone_surrogates
+from segment_core.jsonvalues import (
+    date_text,
+    decimal_number,
+    has_non_finite,
+    plain,
+    replace_lone_surrogates,
+    utc_offset,
+)
 from segment_core.spec import MAX_NESTING_DEPTH
 
 __all__ = ["decode", "encode", "encode_simple", "format_timestamp", "now_timestamp"]
@@ -32,12 +39,12 @@ def format_timestamp(value: dt.datetime) -> str:
     """ISO-8601 in UTC with milliseconds and a ``Z``; naive datetimes are taken as UTC.
 
     Years before 1000 keep four digits (``0999-...``), as ISO-8601 requires. Raises
-    ``OverflowError`` when the time in UTC falls outside years 1 to 9999.
+    ``OverflowError`` when the time in UTC falls outside years 1 to 9999, and
+    ``ValueError`` when its tzinfo gives no usable offset (see :func:`utc_offset`).
     """
-    if value.utcoffset() is None:  # naive, or a tzinfo that gives no offset
-        value = value.replace(tzinfo=dt.timezone.utc)
-    else:
-        value = value.astimezone(dt.timezone.utc)
+    offset = utc_offset(value) if value.tzinfo is not None else None
+    if offset:  # else naive, or a tzinfo that gives no offset or a zero one: UTC already
+        value -= offset  # the time in UTC (its tzinfo kept, never asked again)
     return (
         f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
         f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
@@ -65,11 +72,15 @@ def now_timestamp() -> str:
     return cached[1] + _MILLISECONDS[milliseconds - second * 1000]
 
 
+_DATES = (dt.datetime, dt.date, dt.time)
+
+
 def _default(value: Any) -> Any:
+    # A ValueError sends the value to the checked path, which names its field.
+    if isinstance(value, _DATES):  # orjson passes them here: see _OPTIONS
+        return date_text(value)
     if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            raise ValueError("not a finite number")
-        return int(value) if value == value.to_integral_value() else float(value)
+        return decimal_number(value)
     if isinstance(value, (set, frozenset)):
         return list(value)
     if isinstance(value, (bytes, bytearray)):  # UTF-8 text, as analytics-python takes it
@@ -78,13 +89,7 @@ def _default(value: Any) -> Any:
 
 
 def _stdlib_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):  # as orjson writes it: naive is UTC, UTC is "Z"
-        if value.utcoffset() is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        text = value.isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
+    # Only for what plain() returned: dates are text already.
     if isinstance(value, uuid.UUID):
         return str(value)
     raise TypeError
@@ -98,8 +103,11 @@ def _stdlib_dumps(value: Any) -> bytes:
 
 if orjson is not None:
     # No OPT_NON_STR_KEYS: a key that is not a plain str takes the checked path,
-    # which refuses keys that collide once written as text.
-    _OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+    # which refuses keys that collide once written as text. Dates and times are
+    # passed to _default: orjson asks a tzinfo it does not know for its offset
+    # without checking the answer (one that raises kills the process), and the
+    # checked path writes them with the same function.
+    _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 
     def _dumps(value: Any) -> bytes:
         try:

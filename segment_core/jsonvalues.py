@@ -5,7 +5,10 @@ encoder fails or may have written something wrong, and always when orjson is
 missing, so both encoders refuse the same values with the same message:
 
 * NaN and infinities (``float`` or ``Decimal``): JSON has no such numbers;
-* integers too long to write as text (over 4,000 digits; Python refuses them);
+* integers too long to write as text (over 4,000 digits; Python refuses them),
+  ``Decimal`` integers included, and ``Decimal`` fractions beyond a float's range;
+* datetimes and times whose ``tzinfo`` gives no offset (it raises, or returns
+  something other than a ``timedelta`` within a day): no ISO-8601 text for them;
 * circular references, and nesting deeper than the Spec limit;
 * mapping keys that are not text-like, or that collide once written as text
   (``{1: ..., "1": ...}``);
@@ -14,6 +17,7 @@ missing, so both encoders refuse the same values with the same message:
   encode: :func:`replace_lone_surrogates` finds it once an encoder has failed.
 
 ``str`` subclasses (``enum.StrEnum``, Django's ``SafeString``) become plain ``str``.
+Error messages show values through :func:`describe`: briefly, whatever they are.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import decimal
 import enum
 import math
 import re
+import reprlib
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,22 +39,35 @@ from segment_core.spec import MAX_NESTING_DEPTH
 __all__ = [
     "MAX_INTEGER_BITS",
     "copy_json",
+    "date_text",
+    "decimal_number",
+    "describe",
     "flat_json",
     "has_non_finite",
     "integer_problem",
     "plain",
     "replace_lone_surrogates",
+    "short_repr",
+    "utc_offset",
 ]
 
 #: About 4,000 decimal digits: Python refuses to write longer integers as text.
 MAX_INTEGER_BITS = 13_000
+#: The digits of 2 ** MAX_INTEGER_BITS: an integer with more has too many bits.
+_MAX_INTEGER_DIGITS = math.floor(MAX_INTEGER_BITS * math.log10(2)) + 1
 
 _DATES = (dt.datetime, dt.date, dt.time)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: A batch body holds its messages two levels down; deeper text is not looked at
 #: (a message that deep is refused for its nesting anyway).
 _TEXT_DEPTH = MAX_NESTING_DEPTH + 2
-_LEAVES = (*_DATES, uuid.UUID)
+#: What an error message shows of a value: a few items, a few levels, a few
+#: dozen characters; a message is for reading, not a copy of the data.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 3
+_SHORT.maxdict = _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = _SHORT.maxfrozenset = 4
+_SHORT.maxstring = _SHORT.maxlong = _SHORT.maxother = 40
+_SHORT_LENGTH = 60
 
 
 def copy_json(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,16 +90,22 @@ def _copy_item(value: Any) -> Any:
 def plain(value: Any, where: str = "message") -> Any:
     """``value`` as dicts with ``str`` keys, lists, ``str``, numbers, ``bool``, ``None``.
 
-    Datetimes, dates, times and UUIDs are kept: both encoders write them the same
-    way. Raises :class:`InvalidMessage` naming the path of the first value at fault.
+    Datetimes, dates and times become their text (:func:`date_text`); UUIDs are
+    kept: both encoders write them the same way. Raises :class:`InvalidMessage`
+    naming the path of the first value at fault.
     """
     return _plain(value, where, 1, set())
 
 
 def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
     kind = type(value)
-    if kind is str or value is None or kind is bool or isinstance(value, _LEAVES):
+    if kind is str or value is None or kind is bool or isinstance(value, uuid.UUID):
         return value
+    if isinstance(value, _DATES):
+        try:
+            return date_text(value)
+        except ValueError as error:
+            raise InvalidMessage(f"{where}: {error}") from None
     if isinstance(value, enum.Enum):
         return _plain(value.value, where, depth, open_ids)
     if isinstance(value, str):
@@ -93,13 +117,14 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidMessage(f"{where}: {value!r} is not a number JSON can hold")
+            raise InvalidMessage(f"{where}: {float.__repr__(value)} is not a number JSON can hold")
         return float(value)
     if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            raise InvalidMessage(f"{where}: Decimal {str(value)!r} is not a number JSON can hold")
-        number = int(value) if value == value.to_integral_value() else float(value)
-        return _plain(number, where, depth, open_ids)
+        try:
+            number = decimal_number(value)
+        except ValueError as error:
+            raise InvalidMessage(f"{where}: {error}") from None
+        return _plain(number, where, depth, open_ids)  # an integer's bits are checked there
     if isinstance(value, (bytes, bytearray)):
         try:
             return value.decode()
@@ -136,6 +161,149 @@ def integer_problem(value: int) -> str | None:
         f"the integer has {bits} bits, out of range (at most {MAX_INTEGER_BITS}); "
         "send it as a string"
     )
+
+
+def decimal_number(value: decimal.Decimal) -> int | float:
+    """The JSON number ``value`` is written as: an integer with every digit, else a float.
+
+    Raises ``ValueError`` saying why there is none: NaN and infinities, integers
+    of more digits than :data:`MAX_INTEGER_BITS` allow (told by the exponent, as
+    ``int(Decimal("1e1000000"))`` takes seconds), fractions beyond a float's range.
+    (An integer of up to that many digits may still have too many bits:
+    :func:`integer_problem`.)
+    """
+    if not value.is_finite():
+        raise ValueError(f"Decimal {short_repr(str(value))} is not a number JSON can hold")
+    if value == value.to_integral_value():
+        if value.is_zero():  # 0E+1000000: an exponent, no digits
+            return 0
+        digits = value.adjusted() + 1
+        if digits > _MAX_INTEGER_DIGITS:
+            raise ValueError(
+                f"the integer has {digits} digits, out of range (at most {MAX_INTEGER_BITS} "
+                "bits); send it as a string"
+            )
+        return int(value)
+    number = float(value)
+    if number - number != 0.0:  # inf - inf is NaN
+        raise ValueError(
+            f"Decimal {short_repr(str(value))} is not an integer, and beyond the range of a float"
+        )
+    return number
+
+
+def utc_offset(value: dt.datetime | dt.time) -> dt.timedelta | None:
+    """``value.utcoffset()``, or ``ValueError`` when its tzinfo gives no usable offset.
+
+    The tzinfo is the caller's code: it may raise, or return something other than
+    a ``timedelta`` within a day (Python refuses those).
+    """
+    try:
+        return value.utcoffset()
+    except Exception as error:
+        raise ValueError(_no_offset(value, error)) from None
+
+
+def date_text(value: dt.date | dt.time) -> str:
+    """A datetime, date or time as the ISO-8601 text both encoders write.
+
+    A datetime is naive (taken as UTC) or at UTC: it ends in ``Z``; else it keeps
+    its offset in hours and minutes, or, when its offset has seconds (which
+    RFC 3339 cannot write), it is written in UTC. Raises ``ValueError`` when its
+    tzinfo gives no usable offset (:func:`utc_offset`), or when it falls outside
+    years 1 to 9999 in UTC.
+
+    >>> date_text(dt.datetime(2024, 5, 1, 12, 30)), date_text(dt.date(2024, 5, 1))
+    ('2024-05-01T12:30:00Z', '2024-05-01')
+    """
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return dt.datetime.isoformat(value) + "Z"
+        text = _iso_text(value)
+        if text[-6] in "+-":  # it ends with an offset of whole minutes: "+05:30"
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        return _utc_text(value)  # an offset with seconds, or none at all: rare
+    if isinstance(value, dt.time):
+        return dt.time.isoformat(value) if value.tzinfo is None else _iso_text(value)
+    return dt.date.isoformat(value)
+
+
+def _iso_text(value: dt.datetime | dt.time) -> str:
+    # isoformat() asks the tzinfo for its offset, and checks the answer.
+    try:
+        if isinstance(value, dt.datetime):
+            return dt.datetime.isoformat(value)
+        return dt.time.isoformat(value)
+    except Exception as error:
+        raise ValueError(_no_offset(value, error)) from None
+
+
+def _utc_text(value: dt.datetime) -> str:
+    offset = utc_offset(value)
+    clock = value.replace(tzinfo=None)
+    if offset:
+        try:
+            clock -= offset
+        except OverflowError:
+            raise ValueError("the datetime falls outside years 1 to 9999 in UTC") from None
+    return dt.datetime.isoformat(clock) + "Z"
+
+
+def _no_offset(value: dt.datetime | dt.time, error: Exception) -> str:
+    kind = "datetime" if isinstance(value, dt.datetime) else "time"
+    return (
+        f"the {kind}'s tzinfo {_type_name(value.tzinfo)} gives no usable UTC offset "
+        f"({_error_text(error)})"
+    )
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` cut short: a few items and levels, at most about 60 characters.
+
+    Never raises: a value whose ``repr`` fails is shown by its type.
+
+    >>> short_repr(list(range(100))), short_repr("x" * 100)
+    ('[0, 1, 2, 3, ...]', "'xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx'")
+    """
+    try:
+        text = _SHORT.repr(value)
+    except Exception:  # a repr that raises, however deep
+        return f"<{_type_name(value)} whose repr failed>"
+    if len(text) > _SHORT_LENGTH:  # a repr that ignores the limits (a class's own)
+        text = text[: _SHORT_LENGTH - 3] + "..."
+    return text
+
+
+def describe(value: object) -> str:
+    """``value`` for an error message: what it is, briefly, whatever its size; never raises.
+
+    Text is quoted when short and counted when long; anything else is its type
+    and :func:`short_repr`.
+
+    >>> describe("  "), describe("x" * 100), describe({"cart": [1, 2]})
+    ("'  '", 'a string of 100 characters', "dict {'cart': [1, 2]}")
+    """
+    if isinstance(value, str):
+        if len(value) > _SHORT.maxstring:
+            return f"a string of {len(value)} characters"
+        return repr(str.__str__(value))  # a subclass's own repr may say anything
+    return f"{_type_name(value)} {short_repr(value)}"
+
+
+def _type_name(value: object) -> str:
+    name = getattr(type(value), "__name__", None)
+    return name if isinstance(name, str) else "object"
+
+
+def _error_text(error: BaseException) -> str:
+    """``RuntimeError: tz database not loaded``, cut short; never raises."""
+    try:
+        text = str(error)
+    except Exception:
+        text = ""
+    if len(text) > _SHORT_LENGTH * 2:
+        text = text[: _SHORT_LENGTH * 2 - 3] + "..."
+    return f"{_type_name(error)}: {text}" if text else _type_name(error)
 
 
 def replace_lone_surrogates(value: Any, where: str, found: list[str]) -> Any:
@@ -179,7 +347,8 @@ def _replace_surrogates(value: Any, where: str, found: list[str], depth: int) ->
             match = _LONE_SURROGATE.search(key)
             if match is not None:
                 found.append(
-                    f"{where or 'message'} key {key!r}: {_surrogate_problem(match.group())}"
+                    f"{where or 'message'} key {short_repr(key)}: "
+                    + _surrogate_problem(match.group())
                 )
                 text = _LONE_SURROGATE.sub("\ufffd", key)
         path = f"{where}.{text}" if where else str(text)
@@ -269,7 +438,8 @@ def _plain_mapping(
         text = _key_text(key, where)
         if text in out:
             raise InvalidMessage(
-                f"{where}: the keys {originals[text]!r} and {key!r} are both {text!r} in JSON"
+                f"{where}: the keys {short_repr(originals[text])} and {short_repr(key)} are "
+                f"both {short_repr(text)} in JSON"
             )
         originals[text] = key
         out[text] = _plain(item, f"{where}.{text}", depth + 1, open_ids)
@@ -296,5 +466,10 @@ def _key_text(key: Any, where: str) -> str:
     if isinstance(key, uuid.UUID):
         return str(key)
     if isinstance(key, _DATES):
-        return key.isoformat()
-    raise InvalidMessage(f"{where} key {key!r}: a key of type {type(key).__name__} cannot be used")
+        try:
+            return date_text(key)
+        except ValueError as error:
+            raise InvalidMessage(f"{where} key: {error}") from None
+    raise InvalidMessage(
+        f"{where} key {short_repr(key)}: a key of type {_type_name(key)} cannot be used"
+    )

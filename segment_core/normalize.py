@@ -22,6 +22,7 @@ from segment_core.errors import InvalidMessage
 from segment_core.jsonvalues import (
     MAX_INTEGER_BITS,
     copy_json,
+    describe,
     flat_json,
     integer_problem,
     plain,
@@ -138,6 +139,8 @@ def _timestamp(value: object) -> str:
     if isinstance(value, dt.datetime):
         try:
             return format_timestamp(value)
+        except ValueError as error:  # its tzinfo gave no usable offset
+            raise InvalidMessage(f"timestamp: {error}") from None
         except OverflowError:
             raise InvalidMessage(
                 f"timestamp {value.isoformat()!r} falls outside years 1 to 9999 in UTC"
@@ -266,7 +269,7 @@ class MessageFactory:
         """Dispatch on ``kind`` to the method of the same name (keyword arguments)."""
         method = getattr(self, kind, None) if kind in _KINDS else None
         if method is None:
-            raise InvalidMessage(f"type must be one of {', '.join(_KINDS)}, got {kind!r}")
+            raise InvalidMessage(f"type must be one of {', '.join(_KINDS)}, got {describe(kind)}")
         message: dict[str, Any] = method(**arguments)
         return message
 
@@ -286,10 +289,14 @@ class MessageFactory:
     ) -> dict[str, Any]:
         if type(event) is not str:
             if not isinstance(event, str):
-                raise InvalidMessage(f"event must be a non-empty string for track, got {event!r}")
+                raise InvalidMessage(
+                    f"event must be a non-empty string for track, got {describe(event)}"
+                )
             event = str.__str__(event)
         if not event.strip():
-            raise InvalidMessage(f"event must be a non-empty string for track, got {event!r}")
+            raise InvalidMessage(
+                f"event must be a non-empty string for track, got {describe(event)}"
+            )
         message = self._start("track", user_id, anonymous_id, timestamp, message_id)
         message["event"] = event
         if properties is not None:

@@ -30,14 +30,18 @@ if TYPE_CHECKING:
 
 __all__ = ["capture", "divert", "divert_when", "outbox"]
 
-#: Every message a diverted client accepted, oldest first. The pytest plugin
-#: empties it before each test; elsewhere, ``outbox.clear()``.
+#: Every message a diverted client accepted, oldest first, as sent (JSON values, as
+#: of the call). The pytest plugin empties it before each test; elsewhere, ``outbox.clear()``.
 outbox: list[dict[str, Any]] = []
 
 
 @contextmanager
 def capture() -> Iterator[list[dict[str, Any]]]:
-    """Collect, in order, every message accepted by any client while the block runs."""
+    """Collect, in order, every message accepted by any client while the block runs.
+
+    Each as sent, as of the call: JSON values (a ``Decimal`` is a number, a
+    ``datetime`` text), a copy of its own.
+    """
     sink: list[dict[str, Any]] = []
     _capture.sinks.append(sink)
     try:

@@ -43,6 +43,10 @@ SHUT_DOWN = "shut_down"
 BUSY_SEND_INTERVAL = 0.5
 #: The longest wait between two looks at an empty buffer when ``flush_interval`` is 0.
 _IDLE_CHECK = 0.05
+#: After an unexpected error of the sender loop: the pause, and the least time
+#: between two logs of it (seconds).
+_ERROR_PAUSE = 0.5
+_ERROR_LOG_INTERVAL = 60.0
 
 
 class Worker:
@@ -79,6 +83,7 @@ class Worker:
         self._closing = False
         self._abandon = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._last_error_log = -math.inf
 
     def after_fork(self) -> None:
         """In a forked child: a fresh buffer, lock and threads; the parent's queue stays its own."""
@@ -189,11 +194,16 @@ class Worker:
 
     def _run(self) -> None:
         while True:
-            with self._lock:
-                taken = self._next_batch()
-                if taken is None:
-                    return
-                start, batch = taken
+            try:
+                with self._lock:
+                    taken = self._next_batch()
+            except Exception:
+                # A bug here must not end the thread: accepted messages would wait for ever.
+                self._pause_after_error()
+                continue
+            if taken is None:
+                return
+            start, batch = taken
             try:
                 self._delivery.deliver(batch, self._abandon)
             except BaseException:  # pragma: no cover - deliver() already guards itself
@@ -202,6 +212,18 @@ class Worker:
                 with self._lock:
                     del self._in_flight[start]
                     self._progress.notify_all()
+
+    def _pause_after_error(self) -> None:
+        """Log an unexpected error of the sender loop (once a minute), then pause.
+
+        The pause keeps an error that repeats from spinning; the loop then goes on,
+        sending what is due without the wait that failed.
+        """
+        now = time.monotonic()
+        if now - self._last_error_log >= _ERROR_LOG_INTERVAL:
+            self._last_error_log = now
+            logger.exception("Segment sender thread error; it goes on")
+        time.sleep(_ERROR_PAUSE)
 
     def _next_batch(self) -> tuple[int, list[bytes]] | None:
         """Wait (lock held) until a batch is due; ``None`` once closing and drained."""

@@ -3,7 +3,7 @@
 PYTEST_DONT_REWRITE
 
 - ``segment_events``: every message clients send during the test, captured in
-  memory (nothing leaves the process).
+  memory as sent (nothing leaves the process).
 - ``segment_collector``: a real local collector, one per session, reset before each
   test (needs the ``collector`` extra: ``pip install 'segment-web[collector]'``).
 
@@ -58,7 +58,7 @@ def _segment_empty_outbox() -> None:
 
 @pytest.fixture
 def segment_events() -> Iterator[list[dict[str, Any]]]:
-    """Every message clients send during the test, captured in memory."""
+    """Every message clients send during the test, captured in memory as sent."""
     from segment_core.testing import capture
 
     with capture() as events:

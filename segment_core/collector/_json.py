@@ -2,9 +2,11 @@
 
 orjson reads an integer beyond 64 bits as a float and refuses to write one, so a
 message holding ``2**100`` (which the client sends with every digit) would be
-stored as ``1.2676506002282294e+30``. Text with a run of 19 digits or more may
-hold such an integer: it is read by the standard library, which keeps them, and
-a value orjson cannot write for that reason is written by the standard library.
+stored as ``1.2676506002282294e+30``, and refuses to read one beyond a float's
+range (``10**400``, which the client sends too). Text with a run of 19 digits or
+more may hold such an integer: it is read by the standard library, which keeps
+them, and a value orjson cannot write for that reason is written by the standard
+library.
 """
 
 from __future__ import annotations
@@ -23,10 +25,22 @@ _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def loads(data: bytes) -> Any:
-    """Parse JSON as orjson does (raising ``orjson.JSONDecodeError``), long integers kept."""
+    """Parse JSON as orjson does (raising ``orjson.JSONDecodeError``), long integers kept.
+
+    Text orjson refuses that holds such a run is read by :func:`loads_strictly`
+    before it is refused: orjson refuses integers beyond a float's range, and one
+    of them must not lose a whole batch. (That reading keeps lone surrogates, as
+    the collector's own fallback for them does.)
+    """
     if _LONG_DIGITS.search(data) is None:
         return orjson.loads(data)
-    value = orjson.loads(data)  # every check orjson makes, first
+    try:
+        value = orjson.loads(data)  # every check orjson makes, first
+    except orjson.JSONDecodeError as error:
+        try:
+            return loads_strictly(data.decode("utf-8"))
+        except (ValueError, RecursionError):
+            raise error from None  # orjson's words: they say where
     try:
         return loads_strictly(data.decode("utf-8"))
     except (ValueError, RecursionError):  # what orjson accepted: never, in practice

@@ -9,6 +9,7 @@ from collections.abc import Collection
 from types import FrameType
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from segment_core.collector.app import CollectorApp, create_app
 from segment_core.collector.handle import CollectorHandle
@@ -55,10 +56,17 @@ def local_url(host: str, port: int) -> str:
 
 
 class CollectorServer(uvicorn.Server):
-    """uvicorn's server with the collector's settings; ends event streams on exit."""
+    """uvicorn's server with the collector's settings; ends event streams on exit.
 
-    def __init__(self, app: CollectorApp, *, log_level: str = "warning") -> None:
-        super().__init__(_config(app, log_level))
+    ``own_logging``: configure logging as uvicorn's command line does, for a process
+    that runs only the collector. False leaves the process's logging alone (see
+    :func:`run_in_background`).
+    """
+
+    def __init__(
+        self, app: CollectorApp, *, log_level: str = "warning", own_logging: bool = True
+    ) -> None:
+        super().__init__(_config(app, log_level, own_logging=own_logging))
         self.app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -71,13 +79,17 @@ class CollectorServer(uvicorn.Server):
         self.should_exit = True
 
 
-def _config(app: CollectorApp, log_level: str) -> uvicorn.Config:
+def _config(app: CollectorApp, log_level: str, *, own_logging: bool) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         http="h11",
         loop="asyncio",
         ws="none",
         lifespan="on",
+        # uvicorn's logging configuration (dictConfig) closes the process's handlers:
+        # a test run's --log-file, an app's log file. Without it, uvicorn's records
+        # go to the process's handlers; log_level still sets its loggers' levels.
+        log_config=LOGGING_CONFIG if own_logging else None,
         log_level=log_level,
         access_log=False,
         proxy_headers=False,
@@ -118,7 +130,7 @@ def run_in_background(
     )
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    server = CollectorServer(app)
+    server = CollectorServer(app, own_logging=False)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="segment-collector", daemon=True
     )

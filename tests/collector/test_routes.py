@@ -263,3 +263,38 @@ def test_integers_beyond_64_bits_are_stored_with_every_digit(
             if b"event: summary" in text:
                 break
     assert str(2**70).encode() in text and str(2**100).encode() in text
+
+
+def test_an_integer_beyond_a_floats_range_loses_no_event_of_its_batch(
+    segment_collector: CollectorHandle,
+) -> None:
+    # orjson refuses to read 10**400 (a float's range ends near 1.8e308); the client
+    # sends such integers, up to its limit of 13,000 bits, with every digit.
+    client = Client("k", host=segment_collector.url, flush_at=100)
+    try:
+        for index in range(10):
+            client.track("u1", "Innocent Event", {"i": index})
+        huge = {"n": 10**400, "m": -(2**13000 - 1)}
+        assert client.track("u1", "Odd Event", huge)[0]
+        assert client.flush(10)
+        assert client.stats()["failed"] == 0
+    finally:
+        client.shutdown(timeout=5)
+    events = segment_collector.wait_for(11, userId="u1")
+    assert [e["status"] for e in events] == ["good"] * 11, [e["reasons"] for e in events]
+    [odd] = segment_collector.events(event="Odd Event")  # read back from the store
+    assert odd["message"]["properties"] == huge
+
+
+@pytest.mark.parametrize(
+    "number",
+    [b"1" + b"0" * 400 + b".5", b"1" + b"0" * 400 + b"e1", b"-1e999", b"NaN"],
+    ids=["fraction", "exponent", "infinity", "nan"],
+)
+def test_numbers_beyond_a_float_beside_long_integers_are_still_refused(
+    segment_collector: CollectorHandle, number: bytes
+) -> None:
+    body = b'{"batch": [{"type": "track", "event": "E", "userId": "u", "n": %s, "big": %s}]}'
+    data = body % (number, b"9" * 400)
+    assert_error(post(segment_collector.url, data=data), 400, "invalid_json")
+    assert segment_collector.summary()["total"] == 0

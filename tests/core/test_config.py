@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from typing import Any
 
 import pytest
 
 from segment_core import Client, Config
+from segment_core.config import MAX_SECONDS
 from tests.receiver import Receiver
 
 
@@ -237,3 +240,72 @@ def test_a_bad_environment_variable_is_named(
     with pytest.raises(ValueError, match=f"^{text}") as raised:
         Config.from_options(**{**options, option: value})
     assert "environment" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [
+        ("flush_interval", sys.maxsize, str(sys.maxsize)),
+        ("upload_interval", 1e300, "1e+300"),
+        ("shutdown_timeout", sys.maxsize, str(sys.maxsize)),
+        ("timeout", 1e10, "10000000000.0"),
+        ("timeout", (1, 10**400), str(10**400 + 1)),  # the sum of (connect, read)
+        ("retry_after", 10**5000, "an integer of 16610 bits"),
+        ("max_total_backoff_duration", MAX_SECONDS + 0.5, "2592000.5"),
+        ("retry_backoff_max", 1e12, "1000000000000.0"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and len(value) < 30 else "",
+)
+def test_seconds_past_30_days_are_refused_by_name(option: str, value: object, shown: str) -> None:
+    # Thread waits and sockets refuse such values: a sender thread would die of one.
+    with pytest.raises(
+        ValueError,
+        match=rf"^{option} must be at most 2592000 seconds \(30 days\), got {re.escape(shown)}$",
+    ):
+        Client("key", **{option: value})
+
+
+def test_30_days_is_the_longest_wait_and_it_works(receiver: Receiver) -> None:
+    month = float(MAX_SECONDS)
+    client = Client(
+        "key",
+        host=receiver.url,
+        flush_at=1,
+        flush_interval=month,
+        shutdown_timeout=month,
+        timeout=month,
+        retry_after=month,
+        max_total_backoff_duration=month,
+        retry_backoff_max=month,
+    )
+    client.track("u1", "First")
+    receiver.wait_for_messages(1)  # the sender now waits flush_interval for more
+    client.track("u1", "Second")
+    assert [m["event"] for m in receiver.wait_for_messages(2)] == ["First", "Second"]
+    assert client.flush() and client.shutdown()
+
+
+def test_flush_and_shutdown_take_any_timeout(receiver: Receiver) -> None:
+    client = Client("key", host=receiver.url)
+    client.track("u1", "Waiting")
+    assert client.flush(timeout=sys.maxsize)  # as good as for ever: it returns once sent
+    assert client.flush(timeout=float("inf"))
+    assert [m["event"] for m in receiver.messages()] == ["Waiting"]
+    assert client.shutdown(timeout=1e300)
+
+
+@pytest.mark.parametrize(
+    ("proxy", "problem"),
+    [
+        ("http://pro xy:80", "must not contain spaces or control characters"),
+        ("\x00", "must not contain spaces or control characters"),
+        ("http://user:secret@proxy\n:80", "must not contain spaces or control characters"),
+        ("http://pro%xy:80", "is not a proxy URL"),
+    ],
+)
+def test_a_proxy_url_the_connection_pool_cannot_read_is_refused_by_name(
+    proxy: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^proxies: .* {problem}") as raised:
+        Client("key", proxies={"https": proxy})
+    assert "secret" not in str(raised.value)

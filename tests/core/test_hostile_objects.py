@@ -1,0 +1,276 @@
+"""Values whose own code misbehaves, or whose size is a trap: a tzinfo that fails, a
+Decimal of a million digits, an object whose repr raises or runs to megabytes. Each is
+refused at once with an InvalidMessage naming its field, alike by both encoders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import os
+import subprocess
+import sys
+import time
+import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segment_core import Client, InvalidMessage
+from segment_core._snapshot import InvalidSnapshot, read_snapshot
+from segment_core.collector import CollectorHandle
+from segment_core.encoding import encode
+
+
+class OddZone(dt.tzinfo):
+    """A tzinfo of the caller's whose utcoffset() raises, or answers what Python refuses."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def utcoffset(self, when: object) -> Any:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def dst(self, when: object) -> None:
+        return None
+
+    def tzname(self, when: object) -> str:
+        return "Odd"
+
+
+ODD_ANSWERS: dict[str, object] = {
+    "raises": RuntimeError("tz database not loaded"),
+    "a string": "+01:00",
+    "30 hours": dt.timedelta(hours=30),
+}
+
+
+def _paris() -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo("Europe/Paris")
+    except zoneinfo.ZoneInfoNotFoundError:  # no tz database: a fixed offset instead
+        return dt.timezone(dt.timedelta(hours=2))
+
+
+# Dates as callers pass them; orjson wrote them itself before, and the wire keeps that.
+ORDINARY_DATES: dict[str, object] = {
+    "naive": dt.datetime(2024, 5, 1, 12, 30),
+    "microseconds": dt.datetime(2024, 5, 1, 12, 30, 0, 123456),
+    "utc": dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc),
+    "india": dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone(dt.timedelta(hours=5.5))),
+    "west": dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30))),
+    "paris": dt.datetime(2024, 5, 1, 12, 30, tzinfo=_paris()),
+    "year 999": dt.datetime(999, 1, 2),
+    "date": dt.date(2024, 5, 1),
+    "time": dt.time(12, 30, 0, 5),
+}
+
+
+def _outcome(call: Callable[[], object]) -> str:
+    try:
+        return "sent: " + encode(call()).decode()
+    except InvalidMessage as error:
+        return f"refused: {error}"
+
+
+def outcomes() -> dict[str, str]:
+    """What a client does with each value: the JSON it sends, or why it refuses."""
+    client = Client("key", send=False)
+
+    def properties(value: object) -> Callable[[], object]:
+        return lambda: client.track("u1", "Viewed", {"at": value})[1]["properties"]["at"]
+
+    def timestamp(value: dt.datetime) -> Callable[[], object]:
+        return lambda: client.track("u1", "Viewed", timestamp=value)[1]["timestamp"]
+
+    calls: dict[str, Callable[[], object]] = {}
+    for name, answer in ODD_ANSWERS.items():
+        zone = OddZone(answer)
+        calls[f"{name}: datetime"] = properties(dt.datetime(2024, 5, 1, tzinfo=zone))
+        calls[f"{name}: time"] = properties(dt.time(12, tzinfo=zone))
+        calls[f"{name}: timestamp"] = timestamp(dt.datetime(2024, 5, 1, tzinfo=zone))
+    calls["ordinary dates"] = properties(ORDINARY_DATES)
+    seconds = dt.timezone(dt.timedelta(hours=1, seconds=30))
+    calls["an offset with seconds"] = properties(dt.datetime(2024, 5, 1, 12, tzinfo=seconds))
+    calls["datetime keys"] = properties({dt.datetime(2024, 5, 1): 1, dt.date(2024, 5, 2): 2})
+    calls["a decimal of 300,001 digits"] = properties(decimal.Decimal("1e300000"))
+    calls["a decimal fraction beyond a float"] = properties(decimal.Decimal("1" * 400 + ".5"))
+    calls["a decimal zero with a huge exponent"] = properties(decimal.Decimal("0e999999999"))
+    return {name: _outcome(call) for name, call in calls.items()}
+
+
+_CHILD = """
+import json, sys
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "orjson":
+            raise ModuleNotFoundError("No module named 'orjson'", name=name)
+        return None
+
+if sys.argv[2] == "without orjson":
+    sys.meta_path.insert(0, _Refuse())
+sys.path.insert(0, sys.argv[1])
+import segment_core.encoding
+assert (segment_core.encoding.orjson is None) == (sys.argv[2] == "without orjson")
+from tests.core.test_hostile_objects import outcomes
+print(json.dumps(outcomes()))
+"""
+
+
+def _outcomes_in_a_child(encoder: str) -> dict[str, str]:
+    # In a child process: a tzinfo that raises used to kill the process (SIGSEGV).
+    root = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, root, encoder],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": root},
+        check=False,
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    found: dict[str, str] = json.loads(result.stdout)
+    return found
+
+
+def test_a_tzinfo_that_fails_is_refused_naming_the_field_by_both_encoders() -> None:
+    found = _outcomes_in_a_child("with orjson")
+    assert _outcomes_in_a_child("without orjson") == found
+    no_offset = "tzinfo OddZone gives no usable UTC offset"
+    for name in ODD_ANSWERS:
+        assert found[f"{name}: datetime"].startswith(
+            f"refused: message.properties.at: the datetime's {no_offset} ("
+        ), found
+        assert found[f"{name}: time"].startswith(
+            f"refused: message.properties.at: the time's {no_offset} ("
+        ), found
+        assert found[f"{name}: timestamp"].startswith(
+            f"refused: timestamp: the datetime's {no_offset} ("
+        ), found
+    assert found["raises: datetime"].endswith("(RuntimeError: tz database not loaded)")
+    # An offset RFC 3339 cannot write (seconds) is written in UTC.
+    assert found["an offset with seconds"] == 'sent: "2024-05-01T10:59:30Z"'
+    assert found["datetime keys"] == 'sent: {"2024-05-01T00:00:00Z":1,"2024-05-02":2}'
+    assert found["a decimal zero with a huge exponent"] == "sent: 0"
+    assert found["a decimal fraction beyond a float"] == (
+        "refused: message.properties.at: Decimal '11111111111111111...1111111111111111.5'"
+        " is not an integer, and beyond the range of a float"
+    )
+
+
+def test_dates_are_written_as_orjson_itself_wrote_them() -> None:
+    import orjson  # here: the module is imported without it too (outcomes())
+
+    expected = orjson.dumps(ORDINARY_DATES, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+    assert encode(ORDINARY_DATES) == expected
+    assert json.loads(expected)["india"] == "2024-05-01T12:30:00+05:30"
+
+
+def test_dates_arrive_as_iso_text(segment_collector: CollectorHandle) -> None:
+    client = Client("key", host=segment_collector.url)
+    try:
+        client.track("u1", "Dated", {"dates": ORDINARY_DATES})
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    [event] = segment_collector.wait_for(1, event="Dated")
+    assert event["status"] == "good", event["reasons"]
+    assert event["message"]["properties"]["dates"] == json.loads(encode(ORDINARY_DATES))
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client("key", send=False)
+
+
+@pytest.mark.parametrize("text", ["1e300000", "-12345e100000", "1e3914"])
+def test_a_decimal_too_long_to_write_is_refused_at_once(client: Client, text: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(
+        InvalidMessage,
+        match=r"^message\.properties\.revenue: the integer has \d+ digits, "
+        r"out of range \(at most 13000 bits\); send it as a string$",
+    ):
+        client.track("u1", "Order Completed", {"revenue": decimal.Decimal(text)})
+    assert time.monotonic() - started < 1.0  # int() of it alone took seconds
+
+
+def test_a_decimal_within_the_integer_limit_keeps_every_digit(client: Client) -> None:
+    largest = 2**13000 - 1
+    _, message = client.track("u1", "Order Completed", {"n": decimal.Decimal(largest)})
+    assert json.loads(encode(message))["properties"]["n"] == largest
+    with pytest.raises(InvalidMessage, match=r"the integer has 13001 bits"):
+        client.track("u1", "Order Completed", {"n": decimal.Decimal(largest + 1)})
+
+
+def test_a_decimal_fraction_beyond_a_float_is_refused_not_sent_as_null(client: Client) -> None:
+    # orjson wrote the float it became, infinity, as null.
+    with pytest.raises(InvalidMessage, match=r"^message\.properties\.v\.n: Decimal"):
+        client.track("u1", "Viewed", {"v": {"n": decimal.Decimal("9" * 400 + ".5")}})
+
+
+class FailingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("lazy object not loaded")
+
+    def __hash__(self) -> int:
+        return 1
+
+
+def _deep_list(levels: int) -> list[Any]:
+    deep: list[Any] = []
+    for _ in range(levels):
+        deep = [deep]
+    return deep
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {f"k{i}": "v" * 10 for i in range(200_000)},
+        _deep_list(100_000),
+        FailingRepr(),
+        " " * 1_000_000,
+    ],
+    ids=["big dict", "deep list", "failing repr", "long blank text"],
+)
+def test_a_wrong_event_is_described_briefly(client: Client, event: object) -> None:
+    # An InvalidMessage: not a RecursionError, nor the error of the value's repr.
+    with pytest.raises(InvalidMessage, match=r"^event must be a non-empty string") as raised:
+        client.track("u1", event)
+    assert len(str(raised.value)) < 200, str(raised.value)[:300]
+
+
+def test_a_blank_event_is_shown_as_it_is(client: Client) -> None:
+    with pytest.raises(InvalidMessage, match=r"got ' \\t'$"):
+        client.track("u1", " \t")
+
+
+@pytest.mark.parametrize(
+    ("properties", "start"),
+    [
+        ({FailingRepr(): 1}, "message.properties key <FailingRepr"),
+        ({tuple(range(1_000_000)): 1}, "message.properties key (0, 1, 2, 3, ...)"),
+        ({10**3000: 1, str(10**3000): 2}, "message.properties: the keys 1000"),
+    ],
+    ids=["failing repr", "big tuple", "long colliding keys"],
+)
+def test_a_bad_key_is_described_briefly(
+    client: Client, properties: dict[Any, int], start: str
+) -> None:
+    with pytest.raises(InvalidMessage) as raised:
+        client.track("u1", "Viewed", properties)
+    assert str(raised.value).startswith(start), str(raised.value)[:300]
+    assert len(str(raised.value)) < 300, str(raised.value)[:300]
+
+
+@pytest.mark.parametrize("user_id", [FailingRepr(), ["x"] * 1_000_000, _deep_list(100_000)])
+def test_a_snapshot_describes_a_bad_field_briefly(user_id: object) -> None:
+    with pytest.raises(InvalidSnapshot, match=r"^snapshot\.userId must be a non-empty string") as e:
+        read_snapshot({"version": 1, "userId": user_id})
+    assert len(str(e.value)) < 200
