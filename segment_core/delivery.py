@@ -64,11 +64,11 @@ class Delivery:
         delivered = True
         while pending:
             current = pending.pop()
-            if abandon.is_set():  # shut down past its deadline: no more requests
-                self._stop_at_shutdown(current, "client shut down before delivery", 0)
-                delivered = False
-                continue
             try:
+                if abandon.is_set():  # shut down past its deadline: no more requests
+                    self._stop_at_shutdown(current, "client shut down before delivery", 0)
+                    delivered = False
+                    continue
                 more = self._deliver_one(current, abandon, deadline)
             except Exception as exc:  # a bug here must never stop delivery for good
                 logger.exception("unexpected error while delivering a batch")
@@ -102,7 +102,10 @@ class Delivery:
                 if self._config.on_success is not None:
                     self._report_each(batch, self._config.on_success, "on_success")
                 if self.settled is not None:
-                    self.settled(batch)
+                    try:
+                        self.settled(batch)
+                    except Exception:  # delivered all the same: never counted failed too
+                        logger.exception("error while settling a delivered batch")
                 return []
             if outcome.status == 413 and len(batch) > 1:
                 # A proxy (or a smaller server limit) refused the size: halve and resend.
