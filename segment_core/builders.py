@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -20,7 +21,13 @@ _B = TypeVar("_B", bound="_Builder")
 
 
 def _mapping(field: str, value: object) -> dict[str, Any]:
-    """``value`` as a dict of its own, or InvalidMessage naming ``field``."""
+    """``value`` as a dict of its own, or InvalidMessage naming ``field``.
+
+    A dataclass instance (as Go's ``Product`` and ``Address`` structs) gives its
+    fields, as the encoder writes one anywhere else.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     if not isinstance(value, Mapping):
         raise InvalidMessage(f"{field} must be a dict, got {type(value).__name__}")
     return dict(value)

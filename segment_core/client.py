@@ -420,7 +420,8 @@ class Client(ClientSettings):
     def _drop(self, message: dict[str, Any], reason: str) -> None:
         self._stats.drop(reason)
         now = time.monotonic()
-        if reason != "before_send" and now - self._last_drop_log > 5.0:
+        # "disabled": said once, as the client was made without a write key.
+        if reason not in _UNLOGGED_DROPS and now - self._last_drop_log > 5.0:
             self._last_drop_log = now
             logger.warning("Segment message dropped (%s); see Client.stats()", reason)
         signals.emit(signals.message_dropped, self, message=message, reason=reason)
@@ -475,6 +476,9 @@ def _message_factory(config: Config) -> MessageFactory:
         config.default_context, config.default_integrations, now=config.now, uid=config.uid
     )
 
+
+#: Drops said otherwise: by the hook's choice, or once when the client was made.
+_UNLOGGED_DROPS = frozenset({"before_send", "disabled"})
 
 #: Every client not yet garbage: one fork hook for all of them, not one each.
 _live: weakref.WeakSet[Client] = weakref.WeakSet()

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from segment_core import signals
+from segment_core._capture import as_sent
 from segment_core.config import Config
-from segment_core.encoding import decode
 from segment_core.errors import DeliveryError
 from segment_core.health import DeliveryHealth
 from segment_core.hosts import redact_url
@@ -207,7 +207,7 @@ class Delivery:
         failed = 0
         for item in batch:
             try:
-                hook(decode(item))
+                hook(as_sent(item))
             except Exception:
                 failed += 1
                 if failed == 1:
@@ -226,4 +226,4 @@ class Delivery:
 def _decode_all(batch: list[bytes]) -> list[dict[str, Any]]:
     """The batch for ``on_error``: messages with every key analytics-python's have,
     so that handlers written for it (``m["anonymousId"]``) read them."""
-    return [complete(decode(item)) for item in batch]
+    return [complete(as_sent(item)) for item in batch]

@@ -49,7 +49,7 @@ class InjectedMessageFactory(MessageFactory):
     ) -> dict[str, Any]:
         if timestamp is None and self._now is not None:
             timestamp = self._timestamp()
-        if message_id is None and self._uid is not None:
+        if (message_id is None or message_id == "") and self._uid is not None:  # "": none given
             message_id = self._message_id()
         return MessageFactory._start(kind, user_id, anonymous_id, timestamp, message_id)
 

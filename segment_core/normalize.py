@@ -28,7 +28,12 @@ from segment_core.jsonvalues import (
     plain,
     replace_lone_surrogates,
 )
-from segment_core.spec import MAX_MESSAGE_ID_LENGTH, content_problems, validate_message
+from segment_core.spec import (
+    MAX_MESSAGE_ID_LENGTH,
+    content_problems,
+    parse_iso8601,
+    validate_message,
+)
 
 __all__ = [
     "LIBRARY",
@@ -148,7 +153,16 @@ def _timestamp(value: object) -> str:
     if isinstance(value, str):
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         try:
-            return format_timestamp(dt.datetime.fromisoformat(text))
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:  # what the Spec takes that this Python does not (3.10)
+            found = parse_iso8601(value)
+            if found is None:
+                raise InvalidMessage(
+                    f"timestamp must be an ISO-8601 date and time, got {value[:60]!r}"
+                ) from None
+            when = found
+        try:
+            return format_timestamp(when)
         except ValueError:
             raise InvalidMessage(
                 f"timestamp must be an ISO-8601 date and time, got {value[:60]!r}"

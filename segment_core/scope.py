@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
 from segment_core.errors import InvalidMessage
+from segment_core.messages import Context
 from segment_core.normalize import stringify_id
 from segment_core.returned import complete
 
@@ -300,8 +301,15 @@ class Analytics:
         return f"<Analytics user_id={self.user_id!r} anonymous_id={self.anonymous_id!r}>"
 
 
-def merge_context(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``extra`` over ``base``, one level deep (``page``, ``campaign`` ... merge by key)."""
+def merge_context(base: Mapping[str, Any], extra: object) -> dict[str, Any]:
+    """``extra`` over ``base``, one level deep (``page``, ``campaign`` ... merge by key).
+
+    ``extra``: a mapping, a typed :class:`~segment_core.Context`, or None.
+    """
+    if isinstance(extra, Context):
+        extra = extra.to_dict()
+    elif extra is not None and not isinstance(extra, Mapping):
+        raise InvalidMessage(f"context must be a dict, got {type(extra).__name__}")
     merged = dict(base)
     for key, value in (extra or {}).items():
         below = merged.get(key)

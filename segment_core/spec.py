@@ -36,8 +36,8 @@ MAX_NESTING_DEPTH = 64
 
 # Date, "T", hours and minutes, optional seconds and fraction, optional zone.
 _ISO8601 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
-    r"(?:[Zz]|[+-](\d{2}):?(\d{2}))?",
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
+    r"(?:[Zz]|([+-])(\d{2}):?(\d{2}))?",
     re.ASCII,  # digits 0-9: "٢٠٢٤" is no year
 )
 
@@ -170,17 +170,33 @@ def _check_contents(
 
 def is_iso8601(value: object) -> bool:
     """True for an ISO-8601 date-time string with a valid calendar date and time."""
-    if not isinstance(value, str):
-        return False
-    match = _ISO8601.fullmatch(value)
+    return isinstance(value, str) and parse_iso8601(value) is not None
+
+
+def parse_iso8601(text: str) -> _dt.datetime | None:
+    """The date-time an ISO-8601 string the Spec accepts names; None for any other.
+
+    Any number of fraction digits (Go and Java write nanoseconds) and offsets with
+    or without a colon, whatever ``datetime.fromisoformat`` of the running Python
+    takes. Naive when the string has neither an offset nor ``Z``.
+    """
+    match = _ISO8601.fullmatch(text)
     if match is None:
-        return False
-    year, month, day, hour, minute, second, zone_hours, zone_minutes = match.groups()
+        return None
+    year, month, day, hour, minute, second, fraction, sign, zone_h, zone_m = match.groups()
+    zone = _dt.timezone.utc if text[-1] in "Zz" else None
+    if sign is not None:
+        if int(zone_h) > 23 or int(zone_m) > 59:
+            return None
+        offset = _dt.timedelta(hours=int(zone_h), minutes=int(zone_m))
+        zone = _dt.timezone(-offset if sign == "-" else offset)
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
     try:
-        _dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+        return _dt.datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, zone
+        )
     except ValueError:
-        return False
-    return zone_hours is None or (int(zone_hours) <= 23 and int(zone_minutes) <= 59)
+        return None
 
 
 def _check_message_id(message: Mapping[str, Any], reasons: list[str]) -> None:

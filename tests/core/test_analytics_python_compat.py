@@ -501,9 +501,11 @@ def test_on_success_is_called_for_each_delivered_message(
 
     client = make_client(on_success=on_success)
     ids = [client.track("u1", "E", {"i": i})[1]["messageId"] for i in range(3)]
+    ids.append(client.track("u1", "Big", {"i": 2**64 + 1})[1]["messageId"])
     assert client.flush(timeout=10)
     assert [m["messageId"] for m in delivered] == ids
     assert delivered[0]["properties"] == {"i": 0}
+    assert delivered[3]["properties"] == {"i": 2**64 + 1}  # as sent: every digit
     assert threads == {"segment-sender-0"}
 
 
@@ -574,11 +576,16 @@ def test_a_broken_backoff_falls_back_to_the_default_policy(
 
 
 def test_now_and_uid_make_messages_deterministic() -> None:
-    ids = iter(["id-1", "id-2"])
+    ids = iter(["id-1", "id-2", "id-3"])
     client = Client("write-key", send=False, now=lambda: WHEN, uid=lambda: next(ids))
     _, first = client.track("u1", "E")
     _, second = client.identify("u1")
-    assert (first["messageId"], second["messageId"]) == ("id-1", "id-2")
+    _, third = client.track("u1", "E", message_id="")  # none given, as None
+    assert (first["messageId"], second["messageId"], third["messageId"]) == (
+        "id-1",
+        "id-2",
+        "id-3",
+    )
     assert first["timestamp"] == second["timestamp"] == "2024-05-01T12:30:15.250Z"
     _, given = client.track("u1", "E", message_id="mine", timestamp=WHEN.replace(year=2020))
     assert given["messageId"] == "mine" and given["timestamp"].startswith("2020-")

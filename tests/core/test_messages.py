@@ -26,6 +26,7 @@ from segment_core import (
     Track,
     Traits,
 )
+from segment_core.spec import parse_iso8601
 from segment_core.testing import capture
 
 
@@ -113,6 +114,23 @@ def test_ids_of_any_integer_type_are_their_digits(client: Client) -> None:
     assert ok and (message["userId"], message["messageId"]) == ("42", "7")
     with pytest.raises(InvalidMessage, match="user_id must be a string or an integer"):
         client.identify(1.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        ("2024-01-02T03:04:05.123456789Z", "2024-01-02T03:04:05.123Z"),  # Go, Java
+        ("2024-01-02T03:04:05.1Z", "2024-01-02T03:04:05.100Z"),
+        ("2024-01-02T05:04:05+0200", "2024-01-02T03:04:05.000Z"),
+        ("2024-01-02T03:04:05.12345+00:00", "2024-01-02T03:04:05.123Z"),
+    ],
+)
+def test_iso_8601_timestamps_as_other_services_write_them(
+    client: Client, text: str, sent: str
+) -> None:
+    # The same on every supported Python: 3.10's fromisoformat takes none of these.
+    assert client.track("u", "E", timestamp=text)[1]["timestamp"] == sent
+    assert parse_iso8601(text) is not None
 
 
 def test_generated_timestamps_and_message_ids(client: Client) -> None:
@@ -288,6 +306,23 @@ def test_builders_chain_and_use_the_spec_names() -> None:
     props = Properties().set_revenue(10).set_url("https://x.test/").set_order_id("o1")
     assert props == {"revenue": 10, "url": "https://x.test/", "order_id": "o1"}
     assert isinstance(props, dict)
+
+
+def test_builders_take_dataclasses_as_gos_take_structs() -> None:
+    @dataclasses.dataclass
+    class Product:
+        product_id: str
+        price: float
+
+    @dataclasses.dataclass
+    class Address:
+        city: str
+
+    props = Properties().set_products([Product("p1", 9.5)])
+    assert props == {"products": [{"product_id": "p1", "price": 9.5}]}
+    assert Traits().set_address(Address("Oslo")) == {"address": {"city": "Oslo"}}
+    with pytest.raises(InvalidMessage, match=r"properties\.products\[0\] must be a dict"):
+        Properties().set_products([Product])  # the class, not an instance
 
 
 def test_typed_messages_take_their_fields_by_name_only() -> None:

@@ -22,6 +22,10 @@ def test_no_write_key_disables_the_client_and_warns_once(
     assert client.track("u", "E")[0] is False
     assert client.stats()["dropped"] == {"disabled": 2}
     assert sum("no write key" in r.getMessage() for r in caplog.records) == 1
+    # Said once: not again for each message dropped meanwhile.
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("segment")] == [
+        next(r.getMessage() for r in caplog.records if "no write key" in r.getMessage())
+    ]
     assert client.flush(1) is True
 
 

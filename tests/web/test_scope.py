@@ -42,6 +42,19 @@ def test_context_given_to_a_call_merges_over_the_bound_one(client: Client, sent:
     assert a.context == {"ip": "1.2.3.4", "page": {"path": "/p"}}  # unchanged
 
 
+def test_a_typed_context_merges_and_anything_else_is_named(
+    client: Client, sent: Messages
+) -> None:
+    a = Analytics(client, anonymous_id="a", context={"ip": "1.2.3.4"})
+    a.track("E", context=segment_core.Context(locale="de-CH", app={"name": "web"}))
+    assert sent[0]["context"]["locale"] == "de-CH"
+    assert sent[0]["context"]["app"] == {"name": "web"}
+    assert sent[0]["context"]["ip"] == "1.2.3.4"
+    for wrong in (["ip"], "web"):
+        with pytest.raises(InvalidMessage, match=r"^context must be a dict, got "):
+            a.track("E", context=wrong)
+
+
 def test_ids_can_be_overridden_per_call(client: Client, sent: Messages) -> None:
     a = Analytics(client, user_id="u", anonymous_id="a")
     a.track("E", user_id="other", integrations={"All": False})
