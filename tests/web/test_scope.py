@@ -42,9 +42,7 @@ def test_context_given_to_a_call_merges_over_the_bound_one(client: Client, sent:
     assert a.context == {"ip": "1.2.3.4", "page": {"path": "/p"}}  # unchanged
 
 
-def test_a_typed_context_merges_and_anything_else_is_named(
-    client: Client, sent: Messages
-) -> None:
+def test_a_typed_context_merges_and_anything_else_is_named(client: Client, sent: Messages) -> None:
     a = Analytics(client, anonymous_id="a", context={"ip": "1.2.3.4"})
     a.track("E", context=segment_core.Context(locale="de-CH", app={"name": "web"}))
     assert sent[0]["context"]["locale"] == "de-CH"
