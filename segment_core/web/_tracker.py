@@ -277,12 +277,10 @@ class RequestTracker:
             self.excluded = is_excluded(request.path, options) or (
                 request.mount != "" and is_excluded_request(request, options)
             )
-            if self.excluded:
-                # Health checks and assets: no cookie, and no user lookup for them
-                # (no session read, user query or user_id hook): all decided now.
-                self._cookie_decided = True
-            else:
-                self._read_user = read_user
+            # Health checks and assets: no user lookup as they start or end (no
+            # session read, user query or user_id hook); a call a view makes there
+            # (an API under exclude_paths) asks for the user then, as anywhere.
+            self._read_user = read_user
             self.allowed = tracking_allowed(request, options)
             if options.trusted_proxies:
                 self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
@@ -539,6 +537,9 @@ class RequestTracker:
         """
         if self._cookie_decided:
             return self._cookie
+        if self.excluded:  # no cookie there: no user to look up for it
+            self._cookie_decided = True
+            return None
         try:
             self.refresh_user()
         finally:

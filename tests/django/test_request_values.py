@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import path
 
 from tests.django.conftest import Sent
+
+
+def export(request: HttpRequest) -> HttpResponse:
+    request.analytics.track("Report Exported")  # type: ignore[attr-defined]
+    return HttpResponse("<p>done</p>")
 
 
 def search(request: HttpRequest) -> HttpResponse:
@@ -18,7 +24,7 @@ def search(request: HttpRequest) -> HttpResponse:
     return HttpResponse("<p>results</p>")
 
 
-urlpatterns = [path("search/", search)]
+urlpatterns = [path("search/", search), path("internal/export/", export)]
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +40,15 @@ def test_a_query_dict_is_sent_as_the_values_it_gives(segment: Any, sent: Sent) -
     by_type = {m["type"]: m for m in sent()}
     assert by_type["track"]["properties"] == {"q": "boots", "page": "2"}
     assert by_type["identify"]["traits"] == {"plan": "pro"}
+
+
+def test_a_call_on_an_excluded_path_carries_the_user(segment: Any, sent: Sent, db: Any) -> None:
+    # Excluded from page views and the cookie, not from the user: an API's calls.
+    segment(EXCLUDE_PATHS=[r"^/internal/"])
+    user = User.objects.create_user("ada", password="pw")
+    client = Client()
+    client.force_login(user)
+    assert client.get("/internal/export/").status_code == 200
+    assert [(m["type"], m.get("event"), m.get("userId")) for m in sent()] == [
+        ("track", "Report Exported", str(user.pk))
+    ]

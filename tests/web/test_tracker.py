@@ -133,7 +133,7 @@ def test_excluded_path_no_page_call_no_cookie(client: Client, sent: Messages) ->
     assert sent == []
 
 
-def test_excluded_paths_ask_the_user_id_hook_nothing(client: Client, sent: Messages) -> None:
+def test_excluded_paths_ask_for_the_user_only_for_a_call(client: Client, sent: Messages) -> None:
     asked: list[object] = []
 
     def user_id(request: object) -> str:
@@ -143,11 +143,15 @@ def test_excluded_paths_ask_the_user_id_hook_nothing(client: Client, sent: Messa
     options = WebOptions(user_id=user_id)
     for path in ("/healthz", "/robots.txt", "/static/app.css"):
         t = tracker(client, options, path=path)
-        t.analytics.track("Checked")  # a view's own call
         assert t.cookie_to_set() is None
         assert not t.finish(200, content_type=HTML)
-    assert asked == []
-    assert [m.get("userId") for m in sent] == [None] * 3
+    assert asked == []  # not as they start, nor for a cookie or a page call
+    assert sent == []
+    # A call a view makes there (an API under exclude_paths) carries the user.
+    t = tracker(client, options, path="/healthz")
+    t.analytics.track("Checked")
+    assert [m.get("userId") for m in sent] == ["u-1"]
+    assert len(asked) == 1
 
 
 def test_cookie_options(client: Client) -> None:
