@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,23 +10,19 @@ import segment_core
 from segment_core.client import Client
 from segment_core.config import ALIASES
 from segment_core.config import option_names as client_option_names
-from segment_core.web import WebOptions
+from segment_core.web import WebOptions, check_plain_hooks
 from segment_core.web import option_names as web_option_names
 
 __all__ = [
     "OWN_OPTIONS",
     "allowed_hosts_of",
     "check_names",
-    "is_async",
     "make_client",
     "make_web_options",
 ]
 
 #: Keywords of the middleware that are neither client nor web options.
 OWN_OPTIONS = frozenset({"allowed_hosts", "client", "websockets"})
-
-# Hooks the web layer calls synchronously; only user_id may be a coroutine function.
-_SYNC_HOOKS = ("page_filter", "page_properties", "consent", "page_name", "csp_nonce")
 
 
 def check_names(options: Iterable[str]) -> None:
@@ -48,9 +43,7 @@ def check_names(options: Iterable[str]) -> None:
 def make_web_options(web: Mapping[str, Any]) -> WebOptions:
     """Validated web options (a ValueError names a bad one)."""
     options = WebOptions.from_mapping(web)
-    for name in _SYNC_HOOKS:
-        if is_async(getattr(options, name)):
-            raise ValueError(f"{name} must be a plain function; only user_id may be async")
+    check_plain_hooks(options, async_user_id=True)
     return options
 
 
@@ -97,11 +90,3 @@ def allowed_hosts_of(value: object) -> tuple[str, ...]:
                 f"got {host!r}"
             )
     return hosts
-
-
-def is_async(hook: object) -> bool:
-    """Whether calling ``hook`` returns a coroutine (functions, partials, callable objects)."""
-    return hook is not None and (
-        inspect.iscoroutinefunction(hook)
-        or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
-    )

@@ -27,7 +27,6 @@ from segment_asgi._mounts import MountNames
 from segment_asgi._options import (
     allowed_hosts_of,
     check_names,
-    is_async,
     make_client,
     make_web_options,
 )
@@ -50,6 +49,7 @@ from segment_core.web import (
     CookieSpec,
     RequestInfo,
     RequestTracker,
+    is_async,
     is_excluded_request,
     split_options,
 )

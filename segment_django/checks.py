@@ -34,7 +34,7 @@ from django.middleware.cache import FetchFromCacheMiddleware
 from django.utils.module_loading import import_string
 
 from segment_core.config import Config
-from segment_core.web import WebOptions, missing_browser_key, split_options
+from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
 from segment_django.conf import django_message
 from segment_django.middleware import SegmentMiddleware
 
@@ -89,8 +89,8 @@ def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
         client_options.update(client)
         web_options.update(web)
     if not messages:
-        try:  # rules between web options (page_source needs page_calls)
-            WebOptions.from_mapping(web_options)
+        try:  # rules between web options (page_source needs page_calls); hooks' kind
+            check_plain_hooks(WebOptions.from_mapping(web_options))
         except (TypeError, ValueError) as exc:
             messages.append(_invalid(exc))
     try:  # together: some rules span options (retry_backoff_max >= retry_backoff_min)

@@ -25,7 +25,7 @@ from segment_core.client import Client
 from segment_core.config import ALIASES, FROM_ENVIRONMENT, Config
 from segment_core.config import option_names as client_option_names
 from segment_core.testing import divert, divert_when
-from segment_core.web import WebOptions, split_options
+from segment_core.web import WebOptions, check_plain_hooks, split_options
 from segment_core.web import option_names as web_option_names
 
 __all__ = [
@@ -107,6 +107,7 @@ def _split() -> tuple[dict[str, Any], dict[str, Any]]:
 def _build_web_options(web: dict[str, Any]) -> WebOptions:
     try:
         options = WebOptions.from_mapping(web)
+        check_plain_hooks(options)  # Django calls them in the request's thread
         # Django knows where its assets live: never count them as pages. (replace()
         # checks every value again.)
         return replace(options, exclude_paths=(*options.exclude_paths, *conf.asset_paths))

@@ -21,7 +21,7 @@ from typing import Any
 from segment_core.client import Client
 from segment_core.config import ALIASES
 from segment_core.config import option_names as client_option_names
-from segment_core.web import WebOptions, missing_browser_key, split_options
+from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
 from segment_core.web import option_names as web_option_names
 
 __all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state"]
@@ -110,6 +110,7 @@ def load_state(
     client_kwargs, web_kwargs = split_options(options)
     try:
         web = WebOptions.from_mapping(web_kwargs)
+        check_plain_hooks(web)  # Flask calls them in the request's thread
     except ValueError as exc:
         raise _named(exc, source) from None
     if static_url_path:

@@ -84,6 +84,7 @@ from segment_core.web._snippet import (
     script_json,
 )
 from segment_core.web._tracker import USER_NOT_KNOWN, RequestAnalytics, RequestTracker
+from segment_core.web._validate import check_plain_hooks, is_async
 
 __all__ = [
     "BOT_PATTERN",
@@ -116,11 +117,13 @@ __all__ = [
     "browser_settings",
     "call_hook",
     "campaign",
+    "check_plain_hooks",
     "checked_host",
     "client_ip",
     "environ_wire_path",
     "find_csp_nonce",
     "forwarded_origin",
+    "is_async",
     "is_bot",
     "is_excluded",
     "is_excluded_request",

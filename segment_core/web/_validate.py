@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import inspect
 import ipaddress
 import math
 import re
@@ -293,3 +294,36 @@ NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "identify_traits": _hook,
     **BROWSER_NORMALIZERS,
 }
+
+
+#: Hooks every adapter calls as plain functions, in the request's thread.
+PLAIN_HOOKS = (
+    "page_filter",
+    "page_properties",
+    "consent",
+    "page_name",
+    "csp_nonce",
+    "identify_traits",
+)
+
+
+def is_async(hook: object) -> bool:
+    """Whether calling ``hook`` returns a coroutine (functions, partials, callable objects)."""
+    return hook is not None and (
+        inspect.iscoroutinefunction(hook)
+        or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
+    )
+
+
+def check_plain_hooks(options: Any, *, async_user_id: bool = False) -> None:
+    """ValueError naming a hook given as ``async def`` that the adapter calls plainly.
+
+    Called, it would return a coroutine, which counts as "yes" (``page_filter``,
+    ``consent``) or as no user: wrong data, and a warning no one reads. Only
+    ``segment_asgi`` awaits a hook, ``user_id`` (``async_user_id``).
+    """
+    names = PLAIN_HOOKS if async_user_id else (*PLAIN_HOOKS, "user_id")
+    for name in names:
+        if is_async(getattr(options, name, None)):
+            also = "; only user_id may be async" if async_user_id else ""
+            raise ValueError(f"{name} must be a plain function, not async def{also}")

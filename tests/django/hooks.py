@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest
 
 
@@ -31,3 +33,11 @@ def users_counted(request: HttpRequest, response: object) -> dict[str, int]:
     from django.contrib.auth.models import User
 
     return {"users": User.objects.count()}
+
+
+async def async_user_id(request: Any) -> str | None:
+    return "never awaited"
+
+
+async def async_page_filter(request: Any, response: Any) -> bool:
+    return False

@@ -67,6 +67,15 @@ def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
         ({"USER_ID": ".hooks:user_id"}, "USER_ID: '.hooks:user_id' is a relative path"),
         ({"PAGE_NAME": ".hooks.name"}, "PAGE_NAME: '.hooks.name' is a relative path"),
         ({"CSP_NONCE": ".hooks:nonce"}, "CSP_NONCE: '.hooks:nonce' is a relative path"),
+        # Called in the request's thread: a coroutine would count as "yes" or no user.
+        (
+            {"USER_ID": "tests.django.hooks.async_user_id"},
+            "USER_ID must be a plain function, not async def",
+        ),
+        (
+            {"PAGE_FILTER": "tests.django.hooks.async_page_filter"},
+            "PAGE_FILTER must be a plain function, not async def",
+        ),
     ],
 )
 def test_e003_invalid_values_name_the_option(

@@ -118,6 +118,10 @@ def test_unknown_keyword_is_a_type_error() -> None:
         SegmentFlask().init_app(create_app(), flushat=3)
 
 
+async def _async_consent(request: Any) -> bool:
+    return False  # a coroutine, which would count as consent
+
+
 @pytest.mark.parametrize(
     ("config", "keywords", "message"),
     [
@@ -127,6 +131,7 @@ def test_unknown_keyword_is_a_type_error() -> None:
         ({"SEGMENT_TRUSTED_PROXIES": "nope"}, {}, r"TRUSTED_PROXIES'\]: trusted_proxies"),
         ({}, {"page_calls": "yes"}, r"page_calls=...\): page_calls must be True or False"),
         ({"SEGMENT_CLIENT": "a client"}, {}, r"SEGMENT_CLIENT'\]: must be a segment_core.Client"),
+        ({}, {"consent": _async_consent}, r"consent must be a plain function, not async def"),
     ],
 )
 def test_bad_values_name_the_option(
