@@ -12,6 +12,17 @@ of Django's function of the same name::
 It is Django's ASGI application, plus the lifespan protocol answered for it: at
 shutdown the client is flushed (within ``SHUTDOWN_TIMEOUT``). Page calls and
 ``request.analytics`` still come from ``segment_django``'s middleware.
+
+With Django Channels, the router is the application the server runs, and it
+refuses the lifespan protocol: wrap the router itself::
+
+    from channels.routing import ProtocolTypeRouter
+    from django.core.asgi import get_asgi_application
+    from segment_django.asgi import flushing_at_shutdown
+
+    application = flushing_at_shutdown(
+        ProtocolTypeRouter({"http": get_asgi_application(), "websocket": ...})
+    )
 """
 
 from __future__ import annotations
@@ -21,9 +32,15 @@ from django.core.asgi import get_asgi_application as django_asgi_application
 from segment_core.lifespan import ASGIApp, ShutdownFlush
 from segment_django.conf import get_client
 
-__all__ = ["get_asgi_application"]
+__all__ = ["flushing_at_shutdown", "get_asgi_application"]
 
 
 def get_asgi_application() -> ASGIApp:
     """Django's ASGI application, flushing Segment's client at lifespan shutdown."""
-    return ShutdownFlush(django_asgi_application(), client=get_client)
+    return flushing_at_shutdown(django_asgi_application())
+
+
+def flushing_at_shutdown(app: ASGIApp) -> ASGIApp:
+    """``app`` (a Channels router, any ASGI app) answering the lifespan protocol
+    itself, flushing Segment's client at shutdown."""
+    return ShutdownFlush(app, client=get_client)

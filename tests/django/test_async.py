@@ -186,3 +186,24 @@ async def test_the_middleware_listed_twice_tracks_each_request_once_in_async_mod
     assert (track["type"], page["type"]) == ("track", "page")
     assert track["anonymousId"] == page["anonymousId"]
     assert page["anonymousId"] == response.cookies["ajs_anonymous_id"].value
+
+
+async def test_a_router_that_refuses_lifespan_is_flushed_when_wrapped(
+    segment: Any, segment_collector: Any
+) -> None:
+    # Channels' ProtocolTypeRouter raises for the lifespan scope: wrapped, the
+    # events a worker still holds go out as the server shuts it down.
+    import segment_django
+    from segment_django.asgi import flushing_at_shutdown
+    from tests.asgi.asgi import lifespan
+
+    segment(FLUSH_AT=2500, FLUSH_INTERVAL=300)
+
+    async def router(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError(f"No application configured for scope type {scope['type']!r}")
+
+    async with lifespan(flushing_at_shutdown(router)) as sent:
+        assert segment_django.get_client().track("u1", "Before Shutdown")[0]
+        assert segment_collector.events() == []
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert [e["message"]["event"] for e in segment_collector.events()] == ["Before Shutdown"]
