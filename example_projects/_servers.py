@@ -102,8 +102,13 @@ def app_environment(
     example: Example, collector_url: str, data_dir: Path, broker_url: str | None = None
 ) -> dict[str, str]:
     """The app's environment: the collector as Segment, and its data in ``data_dir``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_", "DJANGO_"))}
-    env.pop("SHOP_CELERY_BROKER", None)
+    # The caller's settings for these apps (SHOP_DEMO_PASSWORD, ...) would not be the
+    # ones the scripted visit uses.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SEGMENT_", "DJANGO_", "SHOP_", "BLOG_"))
+    }
     if broker_url:
         env["SHOP_CELERY_BROKER"] = broker_url
     env.update(

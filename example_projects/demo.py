@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -173,7 +174,9 @@ def app_report(run: Run, events: list[dict[str, Any]], problems: list[str]) -> s
         f"  {example.name}: {example.server} {example.target}  (write key {example.write_key!r})"
     ]
     if run.error is not None:
-        return "\n".join([*lines, *("    " + line for line in run.error.splitlines()[-25:])])
+        # What went wrong first, then the end of the server's (and worker's) log.
+        cause, *log = run.error.splitlines()
+        return "\n".join([*lines, f"    ✗ {cause}", *("    " + line for line in log[-25:])])
     assert run.visit is not None
     stopped = "" if run.exit_status is None else ", stopped gracefully by SIGTERM"
     lines.append(f"    served, visited{stopped}: {run.seconds:.1f}s")
@@ -244,7 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (from `timeout`, a process manager) stops the demo like Ctrl-C does:
     # the apps it started are stopped on the way out, never left running.
     signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args, began)
+    except KeyboardInterrupt:
+        print("\ndemo stopped before it finished", file=sys.stderr)
+        return 128 + _stopped_by[0]
+    except OSError as error:  # the port asked for is taken, ...
+        print(f"demo: {error}", file=sys.stderr)
+        return 1
 
+
+def _run(args: argparse.Namespace, began: float) -> int:
     with contextlib.ExitStack() as stack:
         collector = stack.enter_context(run_in_background(port=args.port))
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="segment-demo-")))
@@ -287,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+#: The signal that stopped the demo: SIGINT (Ctrl-C) unless SIGTERM came.
+_stopped_by = [int(signal.SIGINT)]
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    _stopped_by[0] = signum
     raise KeyboardInterrupt
 
 
