@@ -198,12 +198,17 @@ def is_script_request(request: RequestInfo) -> bool:
     requested_with = get("x-requested-with")
     if requested_with and requested_with.strip().lower() == "xmlhttprequest":
         return True
-    if get("hx-request") is not None and get("hx-boosted") is None:
-        return True
+    # A boosted htmx navigation is a page view, though made by a script: its
+    # fetch is in "cors" mode, which alone would say otherwise.
+    boosted = False
+    if get("hx-request") is not None:
+        if get("hx-boosted") is None:
+            return True
+        boosted = True
     if get("turbo-frame") is not None:
         return True
     mode = get("sec-fetch-mode")
-    if mode is not None and _is_script_fetch_mode(mode):
+    if mode is not None and not boosted and _is_script_fetch_mode(mode):
         return True
     for name in _PREFETCH_HEADERS:
         value = get(name)

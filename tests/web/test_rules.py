@@ -331,6 +331,10 @@ def test_a_304_needs_a_request_for_html(accept: str | None, expected: bool) -> N
         ({"sec-fetch-mode": "navigate", "x-requested-with": "XMLHttpRequest"}, True),
         ({"sec-fetch-mode": "navigate", "sec-purpose": "prefetch"}, True),
         ({"sec-fetch-mode": "navigate", "hx-request": "true", "hx-boosted": "true"}, False),
+        # As a browser sends a boosted navigation: htmx fetches it in "cors" mode.
+        ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": "true"}, False),
+        ({"sec-fetch-mode": "cors", "hx-request": "true"}, True),
+        ({"sec-purpose": "prefetch", "hx-request": "true", "hx-boosted": "true"}, True),
         ({"sec-fetch-mode": "navigate", "purpose": "nothing"}, False),
         ({"sec-purpose": "prefetch"}, True),
         ({"sec-purpose": "prefetch;prerender"}, True),
