@@ -255,6 +255,8 @@ class SegmentMiddleware:
             getattr(web_options, name) is not None
             for name in ("page_filter", "page_properties", "user_id", "consent")
         ) or callable(web_options.page_name)
+        #: Whether a page may render the snippet (in a body streamed after its headers).
+        self._browser_key_given = web_options.browser_write_key is not None
         self._response_hooks = (
             web_options.page_filter is not None or web_options.page_properties is not None
         )
@@ -320,14 +322,17 @@ class SegmentMiddleware:
                     # middleware inside this one, a login or logout in the view).
                     tracker.user_answered(await self._await_user_id(tracker.request))
                 cookie = tracker.cookie_to_set()
-                if cookie is not None or tracker.snippet_rendered:
+                if cookie is not None or tracker.snippet_rendered or self._browser_key_given:
                     try:
                         if cookie is not None:
                             message = _with_cookie(message, cookie)
-                        if tracker.snippet_rendered:  # the page holds the visitor's ids
+                        # The page holds the visitor's ids, or a body made later may write them.
+                        if tracker.snippet_rendered or (
+                            self._browser_key_given and _may_render_snippet_later(tracker, message)
+                        ):
                             message = _varying_on_cookie(message)
                     except Exception:  # analytics never breaks a response
-                        logger.exception("segment: could not add the anonymous id cookie")
+                        logger.exception("segment: could not add the anonymous id cookie or Vary")
                 await send(message)
                 return
             await send(message)
@@ -493,6 +498,20 @@ def _content_type(headers: Iterable[Any]) -> str | None:
         if name.lower() == b"content-type":
             return bytes(value).decode("latin-1")
     return None
+
+
+def _may_render_snippet_later(tracker: RequestTracker, message: Message) -> bool:
+    """Whether a response's body, made after its start (``message``) is sent, may
+    render the snippet: one without a ``Content-Length`` (a body made before its
+    start, Starlette's ``HTMLResponse`` or a file, has one) whose page would get one."""
+    content_type = None
+    for name, value in message.get("headers") or ():
+        lowered = name.lower()
+        if lowered == b"content-length":
+            return False
+        if lowered == b"content-type":
+            content_type = bytes(value).decode("latin-1")
+    return tracker.may_render_snippet(content_type)
 
 
 def _varying_on_cookie(message: Message) -> Message:

@@ -205,6 +205,9 @@ class SegmentMiddleware:
             content_type = response.headers.get("Content-Type")
             if response.streaming:
                 if not isinstance(response, FileResponse):  # its file goes out as it is
+                    # Its body, made after the headers are sent, may write the ids.
+                    if tracker.may_render_snippet(content_type):
+                        _vary_on_cookie(response)
                     _bind_while_streaming(response, tracker.analytics)
 
                 def finish() -> None:

@@ -25,7 +25,7 @@ from segment_core.client import Client
 from segment_core.scope import Analytics, bind, bound_iteration, reset
 from segment_core.signals import emit
 from segment_core.testing import divert
-from segment_core.web import RequestTracker, browser_settings, media_type
+from segment_core.web import RequestTracker
 from segment_flask._request import (
     NamespacesOf,
     RouteOfPath,
@@ -125,7 +125,9 @@ class RequestHooks:
             # send_file()'s file goes out as it is: no body to wait for.
             streamed = response.is_streamed and not response.direct_passthrough
             # The page holds the visitor's ids, or a body made later may write them.
-            if tracker.snippet_rendered or (streamed and _may_render_snippet(tracker, response)):
+            if tracker.snippet_rendered or (
+                streamed and tracker.may_render_snippet(response.headers.get("Content-Type"))
+            ):
                 response.vary.add("Cookie")
             # The signal's sender, when someone listens.
             app = self.app if page_tracked.receivers else None
@@ -202,17 +204,6 @@ def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:
             emit(page_tracked, app, message=scope.analytics.page_message)
     except Exception:
         logger.exception("segment: the automatic page call failed")
-
-
-def _may_render_snippet(tracker: RequestTracker, response: Response) -> bool:
-    """Whether a streamed page (``stream_template``) may render the snippet after its
-    headers are sent: a page for which the snippet renders something."""
-    options = tracker.options
-    return (
-        options.browser_write_key is not None
-        and media_type(response.headers.get("Content-Type")) in options.page_content_types
-        and browser_settings(tracker) is not None
-    )
 
 
 def _real(proxy: Any) -> Any:

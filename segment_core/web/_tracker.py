@@ -36,12 +36,14 @@ from segment_core.web._options import WebOptions
 from segment_core.web._page import (
     is_excluded,
     is_excluded_request,
+    media_type,
     page_name,
     page_properties,
     page_wanted,
     tracking_allowed,
 )
 from segment_core.web._request import RequestInfo, checked_host
+from segment_core.web._snippet import browser_settings
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -495,6 +497,18 @@ class RequestTracker:
         """
         self.snippet_rendered = True
         self._anonymous_used = True
+
+    def may_render_snippet(self, content_type: str | None) -> bool:
+        """Whether a streamed response's body, made after its headers are sent, may
+        render the snippet: a page (``page_content_types``) for which the snippet
+        renders something. Such a response varies on ``Cookie`` from the start.
+        """
+        options = self.options
+        return (
+            options.browser_write_key is not None
+            and media_type(content_type) in options.page_content_types
+            and browser_settings(self) is not None
+        )
 
     # -- login --------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -43,6 +43,17 @@ def make_app(client: Client, tmp_path: Path, *, user: bool = False, **options: A
     async def by_hand(request: Request) -> Response:
         return HTMLResponse(f"<head>{segment_asgi.segment_snippet(request)}</head>")
 
+    async def streamed(request: Request) -> Response:
+        # The template renders as the server sends the body, after the headers are out.
+        body = templates.get_template("page.html").generate(request=request)
+        return StreamingResponse(body, media_type="text/html; charset=utf-8")
+
+    async def streamed_csv(request: Request) -> Response:
+        return StreamingResponse(iter(["a,b\n"]), media_type="text/csv")
+
+    async def plain(request: Request) -> Response:
+        return HTMLResponse("<p>no snippet</p>")
+
     async def with_user(scope: Any, receive: Any, send: Any) -> None:
         if user and scope["type"] == "http":
             scope["user"] = FakeUser()
@@ -54,6 +65,9 @@ def make_app(client: Client, tmp_path: Path, *, user: bool = False, **options: A
             Route("/nonce", nonce),
             Route("/by-hand", by_hand),
             Route("/healthz", page),
+            Route("/streamed", streamed),
+            Route("/export.csv", streamed_csv),
+            Route("/plain", plain),
         ],
         middleware=[
             Middleware(segment_asgi.SegmentMiddleware, client=client, **options),  # type: ignore[arg-type]
@@ -144,6 +158,29 @@ def test_a_page_with_the_snippet_varies_on_cookie(client: Client, tmp_path: Path
     assert snippet_settings(page.text)["anonymousId"] == "visitor-A-1111"
     assert page.headers["vary"] == "Cookie"
     assert "vary" not in health.headers
+
+
+def test_a_streamed_page_that_renders_the_snippet_varies_on_cookie(
+    client: Client, tmp_path: Path
+) -> None:
+    with TestClient(make_app(client, tmp_path, browser_write_key=KEY)) as http:
+        http.cookies.set("ajs_anonymous_id", "visitor-A-1111")
+        response = http.get("/streamed")
+    assert snippet_settings(response.text)["anonymousId"] == "visitor-A-1111"
+    assert response.headers["vary"] == "Cookie"
+
+
+@pytest.mark.parametrize("browser_key", [KEY, None])
+def test_a_body_without_a_snippet_to_come_does_not_vary(
+    client: Client, tmp_path: Path, browser_key: str | None
+) -> None:
+    with TestClient(make_app(client, tmp_path, browser_write_key=browser_key)) as http:
+        http.cookies.set("ajs_anonymous_id", "visitor-A-1111")
+        assert "vary" not in http.get("/export.csv").headers  # no page: no snippet
+        assert "vary" not in http.get("/plain").headers  # made before its headers, without one
+        response = http.get("/streamed")
+    assert has_snippet(response.text) == (browser_key is not None)
+    assert ("vary" in response.headers) == (browser_key is not None)
 
 
 def test_an_excluded_route_gets_no_snippet(client: Client, sent: Sent, tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.checks import run_checks
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template import Context, Template
+from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import path
 from django.views.decorators.cache import cache_page
@@ -42,8 +43,23 @@ def cached(request: HttpRequest) -> HttpResponse:
     return render(request, "page.html")
 
 
+def streamed(request: HttpRequest) -> StreamingHttpResponse:
+    # The template renders as the server pulls the body, after the headers are out.
+    def body() -> Any:
+        yield "<!doctype html>"
+        yield render_to_string("page.html", request=request)
+
+    return StreamingHttpResponse(body(), content_type="text/html; charset=utf-8")
+
+
+def streamed_csv(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(iter(["a,b\n"]), content_type="text/csv")
+
+
 urlpatterns = [
     path("", page, name="home"),
+    path("streamed/", streamed, name="streamed"),
+    path("export.csv", streamed_csv, name="export"),
     path("cached/", cached, name="cached"),
     path("nonce/", with_nonce, name="nonce"),
     path("no-request/", without_request, name="no-request"),
@@ -228,6 +244,30 @@ def test_a_page_no_cache_stores_names_its_visitor_and_varies_on_cookie(segment: 
     response = client.get("/")
     assert snippet_settings(response.content.decode())["anonymousId"] == "visitor-A-1111"
     assert response.headers["Vary"] == "Cookie"
+
+
+def test_a_streamed_page_that_renders_the_snippet_varies_on_cookie(segment: Any) -> None:
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False)
+    client = Client()
+    client.cookies["ajs_anonymous_id"] = "visitor-A-1111"  # no cookie to set: no Vary for it
+    response = client.get("/streamed/")
+    assert response.headers["Vary"] == "Cookie"
+    html = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    assert snippet_settings(html)["anonymousId"] == "visitor-A-1111"
+
+
+@pytest.mark.parametrize("browser_key", [KEY, None])
+def test_a_streamed_body_without_a_snippet_to_come_does_not_vary(
+    segment: Any, browser_key: str | None
+) -> None:
+    segment(BROWSER_WRITE_KEY=browser_key, SEND=False)
+    client = Client()
+    client.cookies["ajs_anonymous_id"] = "visitor-A-1111"
+    assert "Vary" not in client.get("/export.csv").headers  # no page: no snippet
+    response = client.get("/streamed/")
+    html = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    assert has_snippet(html) == (browser_key is not None)
+    assert ("Vary" in response.headers) == (browser_key is not None)
 
 
 def test_an_excluded_route_gets_no_snippet(segment: Any, sent: Sent) -> None:
