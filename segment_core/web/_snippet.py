@@ -17,7 +17,10 @@ decision, made once by :class:`~segment_core.web.RequestTracker`, governs both
 sides. A response that holds the snippet varies on the cookies (``Vary: Cookie``,
 added by the adapters), as one that sets the visitor's cookie does. A response a
 cache may store before that header is added gets a snippet that names no visitor
-(``shared``): the loader reads the id from the server's cookie instead.
+(``shared``), and that any visitor may get: the loader reads the id from the
+server's cookie instead, and starts analytics.js only where that cookie is (the
+server sets it only for visitors it tracks) and the browser's privacy signals
+allow it.
 
 Adapters call :func:`render_snippet` with the request's tracker and the nonce
 found by :func:`find_csp_nonce`; templates get a :class:`Snippet`, a ``str`` that
@@ -55,6 +58,8 @@ __all__ = [
 logger = logging.getLogger("segment.core.web")
 
 SECONDS_PER_DAY = 24 * 60 * 60
+#: The anonymous-id cookie analytics.js keeps itself (and clears on reset()).
+ANALYTICS_JS_COOKIE = "ajs_anonymous_id"
 
 # The calls analytics.js accepts before it has loaded; the stub queues them.
 _BUFFERED_METHODS = (
@@ -112,6 +117,9 @@ _LOADER = """(function (config) {
       return analytics;
     };
   });
+  // A page a cache may hand to anyone: this visitor's decision is made here. The
+  // page's own calls stay queued, and analytics.js never loads.
+  if (config.shared && !tracked(config.shared)) return;
   analytics.load = function (writeKey, options) {
     var script = document.createElement("script");
     script.async = true;
@@ -137,6 +145,17 @@ _LOADER = """(function (config) {
       }
     });
   }
+  if (config.expireOnReset) {
+    // analytics.reset() (at logout) forgets analytics.js's own cookie, not the
+    // server's: without this the next page would hand the old visitor back.
+    analytics.on("reset", function () {
+      var cookie = config.options.cookie;
+      document.cookie =
+        config.expireOnReset + "=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=" +
+        cookie.path + (cookie.domain ? "; Domain=" + cookie.domain : "") + "; SameSite=Lax" +
+        (cookie.secure ? "; Secure" : "");
+    });
+  }
   var redacted = config.pageFields;
   if (redacted) {
     // The server redacted secrets from this page's fields (its path, query or
@@ -148,6 +167,9 @@ _LOADER = """(function (config) {
       url: location.href.split("#")[0],
       referrer: document.referrer,
     };
+    // The query's parameters the server redacted, by their text as the browser has it.
+    var secretPairs =
+      redacted.search === undefined ? {} : changedPairs(original.search, redacted.search);
     analytics.addSourceMiddleware(function (chain) {
       var event = chain.payload.obj;
       if (event.context) redact(event.context.page);
@@ -163,10 +185,67 @@ _LOADER = """(function (config) {
   }
 
   function redact(fields) {
+    // Part by part: a single-page app may change the query and keep the path (or
+    // the other way round); each part this document was loaded with stays redacted.
     if (!fields) return;
-    for (var name in redacted) {
-      if (fields[name] === original[name]) fields[name] = redacted[name];
+    var path = fields.path;
+    var search = fields.search;
+    if (redacted.referrer !== undefined && fields.referrer === original.referrer) {
+      fields.referrer = redacted.referrer;
     }
+    if (redacted.path !== undefined && path === original.path) fields.path = redacted.path;
+    if (typeof search === "string") fields.search = redactedSearch(search);
+    var url = fields.url;
+    if (typeof url !== "string") return;
+    if (url === original.url) {
+      if (redacted.url !== undefined) fields.url = redacted.url;
+      return;
+    }
+    var at = url.indexOf("#");
+    var head = at === -1 ? url : url.slice(0, at);
+    var tail = typeof path === "string" && typeof search === "string" ? path + search : null;
+    var origin = tail === null ? "" : head.slice(0, head.length - tail.length);
+    if (tail !== null && origin + tail === head) {
+      fields.url = origin + fields.path + fields.search + url.slice(head.length);
+    }
+  }
+
+  function redactedSearch(search) {
+    if (search === original.search) return redacted.search === undefined ? search : redacted.search;
+    if (redacted.search === undefined) return search; // the server found no secret in it
+    // A query the page changed to: the server never saw it, and its rules cannot run
+    // here. The parameters it redacted stay redacted; when they cannot be told apart
+    // (the server cut the query), the query is left out.
+    if (secretPairs === null) return "";
+    var kept = pairsOf(search).map(function (pair) {
+      return pair in secretPairs ? secretPairs[pair] : pair;
+    });
+    return kept.length ? "?" + kept.join("&") : "";
+  }
+
+  function changedPairs(loaded, reported) {
+    var from = pairsOf(loaded);
+    var to = pairsOf(reported);
+    if (from.length !== to.length) return null;
+    var changed = Object.create(null);
+    from.forEach(function (pair, index) {
+      if (pair !== to[index]) changed[pair] = to[index];
+    });
+    return changed;
+  }
+
+  function pairsOf(search) {
+    return search && search !== "?" ? search.slice(1).split("&") : [];
+  }
+
+  function tracked(shared) {
+    // The server sets its cookie only for visitors it tracks (a new one's in this
+    // very response): not for bots, privacy signals or refused consent. The
+    // browser's own privacy signals count too: a returning visitor may turn them on.
+    var signals = typeof navigator === "undefined" ? {} : navigator;
+    if (shared.gpc && signals.globalPrivacyControl === true) return false;
+    if (shared.dnt && signals.doNotTrack === "1") return false;
+    return !shared.cookie || cookieValue(config.cookieName) !== null;
   }
 
   function copied(fields) {
@@ -228,12 +307,15 @@ def _escaped_surrogate(match: re.Match[str]) -> str:
 def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[str, Any] | None:
     """What the snippet tells analytics.js for this request; None: render nothing.
 
-    None for a visitor the server does not track (bots, privacy signals, consent),
-    for an excluded path or route, and when there is no ``browser_write_key``.
+    None for a visitor the server does not track (bots, privacy signals, consent;
+    in a ``shared`` page the loader decides that), for an excluded path or route,
+    and when there is no ``browser_write_key``.
     ``shared``: see :func:`render_snippet`.
     """
     options = tracker.options
-    if not tracker.allowed or tracker.excluded:
+    # A shared page is made once for every visitor a cache hands it to: the loader
+    # decides for each of them (see _shared_checks), only the page's own rules here.
+    if tracker.excluded or not (shared or tracker.allowed):
         return None
     # Tooling excluded by route (the admin, DRF's browsable API, API docs): known
     # once the framework has routed, which a template rendered by a view follows.
@@ -257,6 +339,9 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     }
     if shared:  # the loader reads the visitor's id from the cookie the server keeps it in
         settings["cookieName"] = options.cookie_name
+        settings["shared"] = _shared_checks(options)
+    if options.cookie_name != ANALYTICS_JS_COOKIE:  # analytics.reset() forgets its own only
+        settings["expireOnReset"] = options.cookie_name
     fields = tracker.page_fields()
     redacted = _redacted_fields(tracker.request, fields, shared=shared)
     if redacted:
@@ -271,6 +356,17 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     if options.browser_cdn is not None:
         settings["cdn"] = options.browser_cdn
     return settings
+
+
+def _shared_checks(options: WebOptions) -> dict[str, bool]:
+    """What the loader of a shared page checks before it starts analytics.js.
+
+    ``cookie``: the server's cookie must be there; it is set only for visitors the
+    server tracks, so it carries the server's bot, privacy and consent decision
+    (without ``set_cookie`` there is none to read, and only the signals count).
+    ``gpc`` / ``dnt``: the browser's own privacy signals, as the server honours them.
+    """
+    return {"cookie": options.set_cookie, "gpc": options.honor_gpc, "dnt": options.honor_dnt}
 
 
 def _redacted_fields(
@@ -331,9 +427,12 @@ def render_snippet(
     ``tracker`` is None when the adapter did not see the request (its middleware is
     missing): that is logged, and nothing is rendered. ``shared``: a cache may
     store the response before the adapter makes it vary on the cookies, and hand
-    it to other visitors; then the snippet holds no visitor's ids, and the loader
-    reads the anonymous id from the cookie, which the response sets for a new
-    visitor (a logged-in user's id is not handed over). Never raises.
+    it to other visitors; then the snippet holds no visitor's ids and is rendered
+    for every visitor the page's own rules allow (a bot's too, so that the cached
+    page serves the next visitor): the loader reads the anonymous id from the
+    cookie, which the response sets for a new visitor it tracks, and starts
+    analytics.js only where it finds it (a logged-in user's id is not handed
+    over). Never raises.
     """
     if tracker is None:
         logger.warning(
@@ -348,7 +447,8 @@ def render_snippet(
         attribute = f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
         loader = _LOADER.replace("__SETTINGS__", script_json(settings))
         snippet = Snippet(f"<script{attribute}>\n{loader}\n</script>")
-        tracker.handed_to_browser()  # the cookie keeps the id, even for a known user
+        if tracker.allowed:  # the cookie keeps the id, even for a known user
+            tracker.handed_to_browser()
         if shared:  # but the page names no visitor: nothing in it varies on the cookies
             tracker.snippet_rendered = False
         return snippet

@@ -5,8 +5,10 @@ render with ``render(request, ...)`` (or a ``RequestContext``) and keep
 ``django.template.context_processors.request`` in ``TEMPLATES``. It renders
 Segment's loader from ``settings.SEGMENT`` for the request's visitor, with
 django-csp's nonce (``request.csp_nonce``) when the request has one. In a
-response Django's cache may store, it names no visitor: analytics.js takes the
-anonymous id from the cookie.
+response Django's cache may store, it names no visitor and is the same for
+all: analytics.js takes the anonymous id from the cookie, and the loader starts it
+only for a visitor the server tracks (one it gave that cookie) whose browser's
+privacy signals allow it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def segment_snippet(context: template.Context) -> Snippet:
     """The ``<script>`` that loads analytics.js as this request's visitor, or nothing.
 
     Nothing for visitors the server does not track (bots, GPC/DNT/consent as
-    configured), on excluded paths, and without ``BROWSER_WRITE_KEY``.
+    configured; in a page Django's cache may store, the loader decides), on
+    excluded paths, and without ``BROWSER_WRITE_KEY``.
     """
     request: Any = context.get("request")
     if request is None:

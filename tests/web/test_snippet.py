@@ -239,21 +239,126 @@ var document = {
   createElement: function () { return {}; },
   head: { appendChild: function () {} },
 };
+var navigator = JSON.parse(process.argv[2]);
 var window = globalThis;
 %s
-console.log(JSON.stringify(window.analytics.filter(Array.isArray)));
+var queued = window.analytics.filter(Array.isArray);
+// analytics.reset(), as analytics.js announces it to the handlers the loader queued.
+var written = [];
+if (process.argv[3] === "reset") {
+  document.cookie = "";
+  queued.forEach(function (call) {
+    if (call[0] === "on" && call[1] === "reset") {
+      call[2]();
+      written.push(document.cookie);
+    }
+  });
+}
+console.log(JSON.stringify([queued, written]));
 """
 
 
-def run_loader(snippet: str, cookie: str) -> list[list[Any]]:
+def run_loader(
+    snippet: str, cookie: str, navigator: dict[str, Any] | None = None
+) -> list[list[Any]]:
+    queued, _ = run_loader_page(snippet, cookie, navigator)
+    return queued
+
+
+def run_loader_page(
+    snippet: str, cookie: str, navigator: dict[str, Any] | None = None, *, reset: bool = False
+) -> tuple[list[list[Any]], list[str]]:
+    """The calls the loader queues, and the cookies it writes when analytics.js resets."""
     script = snippet.removeprefix("<script>\n").removesuffix("\n</script>")
     node = shutil.which("node") or "node"
+    argv = [cookie, json.dumps(navigator or {}), "reset" if reset else ""]
     result = subprocess.run(
-        [node, "-e", _PAGE % script, cookie], capture_output=True, text=True, timeout=30
+        [node, "-e", _PAGE % script, *argv], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
-    queued: list[list[Any]] = json.loads(result.stdout)
-    return queued
+    queued, written = json.loads(result.stdout)
+    return queued, written
+
+
+BOT = {"user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}
+
+
+@pytest.mark.parametrize(
+    "headers", [BOT, {"sec-gpc": "1"}, {"dnt": "1"}], ids=["bot", "gpc", "dnt"]
+)
+def test_a_page_a_cache_may_share_is_the_same_whoever_asked_first(headers: dict[str, str]) -> None:
+    # A cache hands the first visitor's page to all others: a bot's, too.
+    options = WebOptions(browser_write_key=KEY, honor_dnt=True, page_source="browser")
+    untracked = RequestTracker(None, options, make_request(headers=headers))
+    tracked = RequestTracker(None, options, make_request())
+    assert str(render_snippet(untracked, shared=True)) == str(render_snippet(tracked, shared=True))
+    assert render_snippet(untracked) == ""  # a page of its own: the server decides
+    assert untracked.cookie_to_set() is None  # the shared page's loader reads this
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("options", "cookie", "navigator", "starts"),
+    [
+        ({}, f"ajs_anonymous_id={UUID}", {}, True),
+        # No cookie: the server does not track this visitor (a bot, Sec-GPC, consent).
+        ({}, "", {}, False),
+        ({"cookie_name": "visitor"}, f"ajs_anonymous_id={UUID}", {}, False),
+        # The browser's own signals, as the server honours them.
+        ({}, f"ajs_anonymous_id={UUID}", {"globalPrivacyControl": True}, False),
+        ({"honor_gpc": False}, f"ajs_anonymous_id={UUID}", {"globalPrivacyControl": True}, True),
+        ({}, f"ajs_anonymous_id={UUID}", {"doNotTrack": "1"}, True),
+        ({"honor_dnt": True}, f"ajs_anonymous_id={UUID}", {"doNotTrack": "1"}, False),
+        # No server cookie to wait for: the signals alone decide.
+        ({"set_cookie": False}, "", {}, True),
+        ({"set_cookie": False}, "", {"globalPrivacyControl": True}, False),
+    ],
+)
+def test_the_loader_of_a_shared_page_starts_analytics_only_for_tracked_visitors(
+    options: dict[str, Any], cookie: str, navigator: dict[str, Any], starts: bool
+) -> None:
+    web_options = WebOptions(browser_write_key=KEY, page_source="browser", **options)
+    tracker = RequestTracker(None, web_options, make_request(headers=BOT))
+    queued = run_loader(str(render_snippet(tracker, shared=True)), cookie, navigator)
+    # Untracked, the page's calls stay queued and analytics.js is never loaded.
+    assert any(call[0] == "page" for call in queued) is starts
+
+
+@needs_node
+def test_the_loader_of_a_page_no_cache_shares_ignores_the_browsers_signals() -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
+    queued = run_loader(str(render_snippet(tracker)), "", {"globalPrivacyControl": True})
+    assert ["setAnonymousId", tracker.analytics.anonymous_id] in queued  # the server decided
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("options", "secure", "expired"),
+    [
+        (
+            {"cookie_name": "visitor"},
+            False,
+            ["visitor=; Max-Age=0; {expires}; Path=/; SameSite=Lax"],
+        ),
+        (
+            {"cookie_name": "visitor", "cookie_domain": ".shop.example"},
+            True,
+            ["visitor=; Max-Age=0; {expires}; Path=/; Domain=.shop.example; SameSite=Lax; Secure"],
+        ),
+        ({}, False, []),  # analytics.js's own cookie: its reset() expires it
+    ],
+)
+def test_analytics_reset_expires_the_servers_cookie(
+    options: dict[str, Any], secure: bool, expired: list[str]
+) -> None:
+    scheme = "https" if secure else "http"
+    tracker = RequestTracker(
+        None, WebOptions(browser_write_key=KEY, **options), make_request(scheme=scheme)
+    )
+    for snippet in (render_snippet(tracker), render_snippet(tracker, shared=True)):
+        _, written = run_loader_page(str(snippet), f"visitor={UUID}", reset=True)
+        expires = "Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        assert written == [cookie.format(expires=expires) for cookie in expired]
 
 
 def test_script_json_escapes_for_a_script_element() -> None:
@@ -485,6 +590,45 @@ def test_the_loaders_page_call_and_events_carry_the_redacted_fields() -> None:
     assert page["properties"] == {**REDACTED_FIELDS, "title": "Reset", "name": "Own"}
     # Another page's own path and URL stay; the document's referrer is still this one's.
     assert later["context"]["page"] == {**moved, "referrer": REDACTED_FIELDS["referrer"]}
+
+
+@needs_node
+def test_a_query_a_single_page_app_changes_to_keeps_the_redacted_parts() -> None:
+    snippet = render(**RESET)
+    here = {
+        "path": "/reset/S3CR3T",
+        "search": "?email=ann%40example.com&step=2",
+        "url": RESET_URL.partition("#")[0],
+    }
+    origin = "https://shop.example"
+
+    def at(path: str, search: str, fragment: str = "") -> dict[str, Any]:
+        return {"path": path, "search": search, "url": origin + path + search + fragment}
+
+    events = [
+        # history.replaceState: the query changes, the path stays.
+        at(here["path"], "?tab=2"),
+        # ... and keeps a parameter the server redacted, with the same value.
+        at(here["path"], "?email=ann%40example.com&step=3"),
+        # The path changes, the query stays.
+        at("/done", here["search"]),
+        at(here["path"], here["search"], "#top"),
+        # A URL that is not the page's own parts (a canonical link's) stays as it is.
+        {**here, "url": "https://canonical.example/reset"},
+    ]
+    _, processed = run_loader_events(
+        snippet, RESET_URL, "", [{"type": "track", "context": {"page": p}} for p in events]
+    )
+    assert [event["context"]["page"] for event in processed] == [
+        at("/reset/REDACTED", "?tab=2"),
+        at("/reset/REDACTED", "?email=REDACTED&step=3"),
+        at("/done", "?email=REDACTED&step=2"),
+        at("/reset/REDACTED", "?email=REDACTED&step=2", "#top"),
+        {
+            **at("/reset/REDACTED", "?email=REDACTED&step=2"),
+            "url": "https://canonical.example/reset",
+        },
+    ]
 
 
 @needs_node
