@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from segment_core.jsonvalues import short_repr
 from segment_core.normalize import MAX_MESSAGE_ID_LENGTH, MessageFactory
 
 __all__ = ["InjectedMessageFactory"]
@@ -60,8 +61,12 @@ class InjectedMessageFactory(MessageFactory):
         except Exception:
             self._complain("now", "raised", exc_info=True)
             return None
-        if not isinstance(value, dt.datetime) or value.utcoffset() is None:
-            self._complain("now", f"must return an aware datetime, got {value!r}")
+        try:
+            aware = isinstance(value, dt.datetime) and value.utcoffset() is not None
+        except Exception:  # a tzinfo that fails: no usable clock either
+            aware = False
+        if not aware:
+            self._complain("now", f"must return an aware datetime, got {short_repr(value)}")
             return None
         return value
 
@@ -75,7 +80,8 @@ class InjectedMessageFactory(MessageFactory):
         if not isinstance(value, str) or not 0 < len(value) <= MAX_MESSAGE_ID_LENGTH:
             self._complain(
                 "uid",
-                f"must return a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters, got {value!r}",
+                f"must return a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters, "
+                f"got {short_repr(value)}",
             )
             return None
         return value

@@ -598,6 +598,8 @@ def test_now_and_uid_make_messages_deterministic() -> None:
         ({"now": lambda: 1 / 0}, "now hook raised"),
         ({"uid": lambda: ""}, "uid hook must return a string"),
         ({"uid": lambda: 42}, "uid hook must return a string"),
+        ({"now": lambda: WHEN.replace(tzinfo=_FailingZone())}, "now hook must return an aware"),
+        ({"uid": lambda: "x" * 10**6}, "uid hook must return a string of 1 to 100 characters"),
     ],
 )
 def test_a_broken_clock_or_id_hook_is_logged_and_the_call_goes_on(
@@ -608,6 +610,15 @@ def test_a_broken_clock_or_id_hook_is_logged_and_the_call_goes_on(
         ok, message = client.track("u1", "E")
     assert ok and len(message["messageId"]) == 36 and message["timestamp"].endswith("Z")
     assert problem in caplog.text
+    assert len(caplog.text) < 2000  # the value described briefly, whatever its size
+
+
+class _FailingZone(dt.tzinfo):
+    def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+        raise RuntimeError("tz database not loaded")
+
+    def dst(self, when: dt.datetime | None) -> dt.timedelta:
+        raise RuntimeError("tz database not loaded")
 
 
 @pytest.mark.parametrize("name", ["on_success", "on_failure", "backoff", "now", "uid"])
