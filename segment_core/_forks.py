@@ -6,8 +6,8 @@ forked from the master that loaded the app does not, unless uWSGI runs with
 hook. Without them, every worker would share the master's spool files, locks
 and sender state. Each handler runs once per process, whichever of the two
 calls first. (An app that imports ``uwsgidecorators`` after segment_core
-replaces that hook: the client's own fork checks remain, and ids are drawn per
-process regardless, see ``normalize``.)
+replaces that hook: the client's own fork checks remain, and in uWSGI each id
+checks its process, see ``normalize``.)
 """
 
 from __future__ import annotations
@@ -39,18 +39,19 @@ def _run_in_child() -> None:
         handler()
 
 
-def _hook_uwsgi() -> None:
+def _hook_uwsgi() -> bool:
+    """Hook uWSGI's post-fork when running in it; whether it is."""
     try:
         import uwsgi
     except ImportError:
-        return
+        return False
     # uWSGI's decorators module sets the hook to its own chain as it is imported:
     # join that chain when it is there (importing it ourselves would replace the
     # app's spooler and mule hooks), else chain the hook.
     decorators: Any = sys.modules.get("uwsgidecorators")
     if decorators is not None:
         decorators.postfork(_run_in_child)
-        return
+        return True
     previous = getattr(uwsgi, "post_fork_hook", None)
 
     def post_fork() -> None:
@@ -59,7 +60,9 @@ def _hook_uwsgi() -> None:
             previous()
 
     uwsgi.post_fork_hook = post_fork
+    return True
 
 
 os.register_at_fork(after_in_child=_run_in_child)
-_hook_uwsgi()
+#: Whether this process runs in uWSGI (whose workers may run no at-fork handler).
+UNDER_UWSGI = _hook_uwsgi()

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from segment_core import _forks
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import InvalidMessage
@@ -53,8 +54,7 @@ WHOLE_MESSAGE = "whole message"
 # The library's own generator: an app that seeds the random module (random.seed(0)
 # in a job, a simulation, pytest-randomly) must not repeat message ids, which
 # Segment takes for duplicates and drops. Seeded from the system, anew in each
-# process: checked by pid, as a uWSGI worker forked from the master runs no
-# at-fork handler (unless --py-call-osafterfork) and would draw its siblings' ids.
+# forked child (see _forks, which also covers uWSGI's workers).
 _generator = random.Random()
 _getrandbits = _generator.getrandbits
 _seeded_in = os.getpid()
@@ -66,13 +66,14 @@ def _reseed() -> None:
     _seeded_in = os.getpid()
 
 
+_forks.in_every_child(_reseed)
+
+
 def new_message_id() -> str:
     """A random UUID string (version 4 layout, from the library's own generator).
 
     A fifth of the cost of ``str(uuid.uuid4())``, which asks the kernel for every id.
     """
-    if _seeded_in != os.getpid():
-        _reseed()
     # 80 bits written as 8-4-4-4 with the version and variant bits set, then 48 bits:
     # fewer string objects than slicing one hex string.
     head = _getrandbits(80) & _HEAD_MASK | _HEAD_BITS
@@ -81,6 +82,18 @@ def new_message_id() -> str:
         + "-"
         + _getrandbits(48).to_bytes(6, "big").hex()
     )
+
+
+if _forks.UNDER_UWSGI:
+    # An app importing uWSGI's decorators module after this one replaces the
+    # post-fork hook _forks set: in uWSGI, each id also checks its process.
+    _draw_message_id = new_message_id
+
+    def new_message_id() -> str:
+        """A random UUID string, drawn by this process's own generator."""
+        if _seeded_in != os.getpid():
+            _reseed()
+        return _draw_message_id()
 
 
 # Version 4 in the third group, variant 10xx (8 to b) in the fourth.
