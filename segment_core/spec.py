@@ -22,7 +22,9 @@ __all__ = [
     "MAX_NESTING_DEPTH",
     "MESSAGE_TYPES",
     "content_problems",
+    "is_ip_address",
     "is_iso8601",
+    "parse_iso8601",
     "too_deep",
     "validate_message",
 ]
@@ -295,7 +297,7 @@ def _check_context(context: object, reasons: list[str]) -> None:
     for field, value in context.items():
         kind = type(value)
         if kind is str:
-            if field not in _STRING_SUSPECTS or (field == "ip" and _is_ip_address(value)):
+            if field not in _STRING_SUSPECTS or (field == "ip" and is_ip_address(value)):
                 continue
         elif (
             kind is dict
@@ -321,7 +323,7 @@ def _check_context_field(
             text = value.get(sub)
             if text is not None and not isinstance(text, str):
                 reasons.append(f"context.{field}.{sub} must be a string, got {_json_type(text)}")
-    elif field == "ip" and not _is_ip_address(value):
+    elif field == "ip" and not is_ip_address(value):
         reasons.append(f"context.ip {_show(value)} is not an IP address")
     elif field == "groupId":
         _check_id(context, "groupId", reasons)
@@ -330,7 +332,8 @@ def _check_context_field(
 
 
 @functools.lru_cache(maxsize=1024)
-def _is_ip_address(text: str) -> bool:
+def is_ip_address(text: str) -> bool:
+    """True for an IPv4 or IPv6 address written as text."""
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 from collections.abc import Collection, Mapping
 from urllib.parse import urlsplit
+
+from segment_core.spec import is_ip_address
 
 __all__ = [
     "LOCAL_NAMES",
@@ -70,7 +71,7 @@ def allowed_host_name(text: str) -> str:
     scheme or a path (the port is always the one the collector listens on).
     """
     bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    if text == "*" or _is_ip_address(bare):
+    if text == "*" or is_ip_address(bare):
         return text
     if text and not any(character in _NOT_IN_HOST_NAMES for character in text):
         return text
@@ -83,14 +84,6 @@ def allowed_host_name(text: str) -> str:
 
 
 _NOT_IN_HOST_NAMES = frozenset(":/@?#[]* \t")
-
-
-def _is_ip_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _split_host(host_header: str) -> tuple[str | None, int | None]:
