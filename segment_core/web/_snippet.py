@@ -304,6 +304,22 @@ def _escaped_surrogate(match: re.Match[str]) -> str:
     return f"\\u{ord(match[0]):04x}"
 
 
+def snippet_renders(tracker: RequestTracker, *, shared: bool = False) -> bool:
+    """Whether the snippet renders anything for this request (a key aside): the
+    decision alone, without building what it would render (no hook is called)."""
+    # A shared page is made once for every visitor a cache hands it to: the loader
+    # decides for each of them (see _shared_checks), only the page's own rules here.
+    # Without the server's cookie to tell them, the visitors the server refuses
+    # (consent, bots) cannot be told in the browser: their page renders nothing.
+    decided_in_browser = shared and tracker.options.set_cookie
+    if tracker.excluded or not (decided_in_browser or tracker.allowed):
+        return False
+    # Tooling excluded by route (the admin, DRF's browsable API, API docs): known
+    # once the framework has routed, which a template rendered by a view follows.
+    tracker.refresh_route()
+    return not is_excluded_route(tracker.request, tracker.options)
+
+
 def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[str, Any] | None:
     """What the snippet tells analytics.js for this request; None: render nothing.
 
@@ -313,14 +329,7 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     ``shared``: see :func:`render_snippet`.
     """
     options = tracker.options
-    # A shared page is made once for every visitor a cache hands it to: the loader
-    # decides for each of them (see _shared_checks), only the page's own rules here.
-    if tracker.excluded or not (shared or tracker.allowed):
-        return None
-    # Tooling excluded by route (the admin, DRF's browsable API, API docs): known
-    # once the framework has routed, which a template rendered by a view follows.
-    tracker.refresh_route()
-    if is_excluded_route(tracker.request, options):
+    if not snippet_renders(tracker, shared=shared):
         return None
     write_key = options.browser_write_key
     if write_key is None:

@@ -43,7 +43,7 @@ from segment_core.web._page import (
     tracking_allowed,
 )
 from segment_core.web._request import RequestInfo, checked_host
-from segment_core.web._snippet import browser_settings
+from segment_core.web._snippet import snippet_renders
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -507,7 +507,7 @@ class RequestTracker:
         return (
             options.browser_write_key is not None
             and media_type(content_type) in options.page_content_types
-            and browser_settings(self) is not None
+            and snippet_renders(self)
         )
 
     # -- login --------------------------------------------------------------------

@@ -296,6 +296,30 @@ def test_a_page_a_cache_may_share_is_the_same_whoever_asked_first(headers: dict[
     assert untracked.cookie_to_set() is None  # the shared page's loader reads this
 
 
+def test_without_the_cookie_a_shared_page_is_decided_by_the_server() -> None:
+    # The loader cannot tell a visitor the server refuses (consent, a bot) without
+    # the server's cookie: such a visitor's page renders nothing, shared or not.
+    options = WebOptions(
+        browser_write_key=KEY, page_source="browser", set_cookie=False, consent=lambda r: False
+    )
+    refused = RequestTracker(None, options, make_request())
+    assert render_snippet(refused, shared=True) == ""
+
+
+def test_whether_a_streamed_page_may_render_the_snippet_asks_no_hook() -> None:
+    asked: list[object] = []
+
+    def page_name(request: object) -> str:
+        asked.append(request)  # a database query, in a real app
+        return "Home"
+
+    options = WebOptions(browser_write_key=KEY, page_source="browser", page_name=page_name)
+    tracker = RequestTracker(None, options, make_request())
+    assert tracker.may_render_snippet("text/html")
+    assert not tracker.may_render_snippet("text/csv")
+    assert asked == []
+
+
 @needs_node
 @pytest.mark.parametrize(
     ("options", "cookie", "navigator", "starts"),
@@ -318,7 +342,10 @@ def test_the_loader_of_a_shared_page_starts_analytics_only_for_tracked_visitors(
     options: dict[str, Any], cookie: str, navigator: dict[str, Any], starts: bool
 ) -> None:
     web_options = WebOptions(browser_write_key=KEY, page_source="browser", **options)
-    tracker = RequestTracker(None, web_options, make_request(headers=BOT))
+    # Made for a bot (the first to ask, the page then cached for all), unless no
+    # cookie lets the browser decide: then the server decided, for a visitor it tracks.
+    headers = BOT if web_options.set_cookie else {}
+    tracker = RequestTracker(None, web_options, make_request(headers=headers))
     queued = run_loader(str(render_snippet(tracker, shared=True)), cookie, navigator)
     # Untracked, the page's calls stay queued and analytics.js is never loaded.
     assert any(call[0] == "page" for call in queued) is starts
