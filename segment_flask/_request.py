@@ -206,7 +206,8 @@ def _path_pattern(rule: Rule) -> re.Pattern[str] | None:
     """A pattern of the paths ``rule`` matches, with a named group per path parameter.
 
     Built from the parts Werkzeug compiled the rule into (slashes merged as it
-    merges them); the host or subdomain part comes first, up to a ``|``.
+    merges them); the host or subdomain part comes first, up to a ``|``. A rule
+    with ``strict_slashes=False`` matches its path without the last slash too.
     """
     try:
         converters = rule._converters
@@ -218,7 +219,12 @@ def _path_pattern(rule: Rule) -> re.Pattern[str] | None:
                 pieces.append(regex)
             elif not is_parameter and text == "|":
                 in_path = True
-        return re.compile("".join(pieces)) if in_path else None
+        if not in_path:
+            return None
+        pattern = "".join(pieces)
+        if pattern.endswith("/") and not rule.strict_slashes:
+            pattern += "?"  # Werkzeug matches such a rule without its last slash too
+        return re.compile(pattern)
     except (AttributeError, KeyError, TypeError, re.error):
         return None
 

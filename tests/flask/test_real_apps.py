@@ -180,6 +180,15 @@ def test_a_secret_a_url_value_preprocessor_takes_out_is_redacted(
     assert home["properties"]["referrer"] == "http://localhost/join/REDACTED/"
 
 
+class PayloadConverter(BaseConverter):
+    """A signed token in the path, read as its payload's text."""
+
+    regex = r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
+
+    def to_python(self, value: str) -> Any:
+        return value.split(".")[0]
+
+
 class SignedConverter(BaseConverter):
     """A signed token in the path, decoded to its payload (as itsdangerous does)."""
 
@@ -202,12 +211,23 @@ def test_secret_values_a_converter_turns_into_other_objects_are_redacted(
     app.add_url_rule("/verify/<signed:token>", "verify", lambda token: "<p>verified</p>")
     app.add_url_rule("/magic/<float:key>/go", "magic", lambda key: "<p>magic</p>")
     app.add_url_rule("/pin/<int:pin>", "pin", lambda pin: "<p>pin</p>")
+    # Matched without its last slash too (Werkzeug's strict_slashes=False), by a
+    # converter that keeps part of the text: the payload of "payload.signature".
+    app.url_map.converters["payload"] = PayloadConverter
+    app.add_url_rule(
+        "/join/<payload:token>/", "join", lambda token: "<p>in</p>", strict_slashes=False
+    )
     payload = base64.urlsafe_b64encode(b'{"uid": 7}').decode().rstrip("=")
     token = f"{payload}.SIGNEDbyTHEapp"
     client = app.test_client()
-    for path in (f"/verify/{token}", "/magic/3.50/go", "/pin/0042"):
+    # A token of plain words: found by the route alone, not by its look.
+    for path in (f"/verify/{token}", "/magic/3.50/go", "/pin/0042", "/join/welcome.SIGNED"):
         client.get(path, headers={"Referer": f"http://localhost{path}"})
-    verify, magic, pin = pages(sent)
+    verify, magic, pin, invite = pages(sent)
+    assert invite["properties"]["path"] == "/join/REDACTED"
+    assert invite["properties"]["url"] == "http://localhost/join/REDACTED"
+    assert invite["properties"]["referrer"] == "http://localhost/join/REDACTED"
+    assert "SIGNED" not in str(invite)
     assert verify["properties"]["path"] == verify["name"] == "/verify/REDACTED"
     assert verify["properties"]["referrer"] == "http://localhost/verify/REDACTED"
     assert magic["properties"]["path"] == "/magic/REDACTED/go"
