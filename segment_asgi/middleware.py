@@ -517,14 +517,19 @@ def _may_render_snippet_later(tracker: RequestTracker, message: Message) -> bool
 def _varying_on_cookie(message: Message) -> Message:
     """``message`` (a response start) with ``Cookie`` in its ``Vary`` header."""
     headers = list(message.get("headers") or ())
+    first = None  # the first Vary header: Cookie joins it; every one is read
     for index, (name, value) in enumerate(headers):
         if name.lower() == b"vary":
             names = {part.strip().lower() for part in bytes(value).split(b",")}
             if b"cookie" in names or b"*" in names:
                 return message
-            headers[index] = (name, bytes(value) + b", Cookie")
-            return {**message, "headers": headers}
-    return {**message, "headers": [*headers, (b"vary", b"Cookie")]}
+            if first is None:
+                first = index
+    if first is None:
+        return {**message, "headers": [*headers, (b"vary", b"Cookie")]}
+    name, value = headers[first]
+    headers[first] = (name, bytes(value) + b", Cookie")
+    return {**message, "headers": headers}
 
 
 def _with_cookie(message: Message, cookie: CookieSpec) -> Message:

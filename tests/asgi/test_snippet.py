@@ -205,3 +205,27 @@ def test_a_user_id_with_a_lone_surrogate_still_renders_the_page(
         response = http.get("/")
     assert response.status_code == 200
     assert snippet_settings(response.text)["userId"] == "user-\ud83d"
+
+
+def test_vary_headers_already_there_are_joined_never_repeated(client: Client) -> None:
+    async def page(request: Request) -> Response:
+        body = _parts(str(segment_asgi.segment_snippet(request)))
+        response = StreamingResponse(body, media_type="text/html")
+        for value in request.query_params.getlist("vary"):
+            response.raw_headers.append((b"vary", value.encode()))
+        return response
+
+    app = segment_asgi.SegmentMiddleware(
+        Starlette(routes=[Route("/", page)]), client=client, browser_write_key=KEY
+    )
+    with TestClient(app) as http:
+        once = http.get("/", params={"vary": "Accept-Encoding"})
+        twice = http.get("/", params=[("vary", "Accept-Encoding"), ("vary", "Cookie")])
+    assert once.headers.get_list("vary") == ["Accept-Encoding, Cookie"]
+    assert twice.headers.get_list("vary") == ["Accept-Encoding", "Cookie"]  # not added again
+
+
+async def _parts(snippet: str) -> Any:
+    yield b"<html><head>"
+    yield snippet.encode()
+    yield b"</head></html>"
