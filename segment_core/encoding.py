@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -27,7 +28,18 @@ from segment_core.jsonvalues import (
 )
 from segment_core.spec import MAX_NESTING_DEPTH
 
-__all__ = ["decode", "encode", "encode_simple", "format_timestamp", "now_timestamp"]
+__all__ = [
+    "LONG_DIGITS",
+    "decode",
+    "encode",
+    "encode_simple",
+    "format_timestamp",
+    "now_timestamp",
+]
+
+#: A run of digits long enough for an integer past 64 bits (2**63 has 19 digits),
+#: which orjson reads as a float (or refuses) and the standard library keeps.
+LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 try:
     import orjson
@@ -117,14 +129,17 @@ if orjson is not None:
             return _stdlib_dumps(value)
 
     def decode(data: bytes | str) -> Any:
-        """Parse JSON bytes."""
-        return orjson.loads(data)
+        """Parse JSON as a receiver does: integers past 64 bits keep every digit."""
+        raw = data.encode() if isinstance(data, str) else data
+        if LONG_DIGITS.search(raw) is None:
+            return orjson.loads(data)
+        return json.loads(data)
 
 else:  # pragma: no cover
     _dumps = _stdlib_dumps
 
     def decode(data: bytes | str) -> Any:
-        """Parse JSON bytes."""
+        """Parse JSON; integers keep every digit."""
         return json.loads(data)
 
 

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "loads", "loads_strictly"]
+from segment_core.encoding import LONG_DIGITS
 
-# A run of digits long enough for an integer orjson cannot hold (2**63 has 19).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+__all__ = ["dumps", "loads", "loads_strictly"]
 
 
 def loads(data: bytes) -> Any:
@@ -32,7 +30,7 @@ def loads(data: bytes) -> Any:
     of them must not lose a whole batch. (That reading keeps lone surrogates, as
     the collector's own fallback for them does.)
     """
-    if _LONG_DIGITS.search(data) is None:
+    if LONG_DIGITS.search(data) is None:
         return orjson.loads(data)
     try:
         value = orjson.loads(data)  # every check orjson makes, first
