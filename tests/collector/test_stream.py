@@ -33,6 +33,16 @@ def read_events(response: requests.Response, wanted: int) -> list[tuple[str, Any
     raise AssertionError(f"the stream ended after {found}")
 
 
+def events_after(collector: CollectorHandle, **request: Any) -> list[str]:
+    """Open the stream as ``request`` says, post one "Later" event: the events it sends."""
+    with requests.get(
+        collector.url + "/collector/stream", stream=True, timeout=10, **request
+    ) as response:
+        post(collector.url, batch(message(event="Later")))
+        later = read_events(response, 1)
+    return [data["message"]["event"] for kind, data, _ in later if kind == "message"]
+
+
 def test_stream_pushes_new_events_and_counts(segment_collector: CollectorHandle) -> None:
     with requests.get(
         segment_collector.url + "/collector/stream", stream=True, timeout=10
@@ -90,15 +100,9 @@ def test_a_browser_back_from_another_run_starts_afresh(segment_collector: Collec
     assert found[0][0] == "reset"
     received = [data["messageId"] for kind, data, _ in found if kind == "message"]
     assert received == [m["messageId"] for m in sent]
-    with requests.get(  # the same run: resumed where it was
-        segment_collector.url + "/collector/stream",
-        headers={"Last-Event-ID": [i for k, _, i in found if k == "message"][-1] or ""},
-        stream=True,
-        timeout=10,
-    ) as response:
-        post(segment_collector.url, batch(message(event="Later")))
-        later = read_events(response, 1)
-    assert [d["message"]["event"] for k, d, _ in later if k == "message"] == ["Later"]
+    # The same run: resumed where it was.
+    last_id = [i for k, _, i in found if k == "message"][-1] or ""
+    assert events_after(segment_collector, headers={"Last-Event-ID": last_id}) == ["Later"]
 
 
 def test_the_page_cursor_names_its_run(segment_collector: CollectorHandle) -> None:
@@ -117,14 +121,9 @@ def test_the_page_cursor_names_its_run(segment_collector: CollectorHandle) -> No
         found = read_events(response, 3)
     assert found[0][0] == "reset"
     assert [d["messageId"] for k, d, _ in found if k == "message"] == [m["messageId"] for m in sent]
-    with requests.get(  # this run's page: only what came after its cursor
-        segment_collector.url + f"/collector/stream?after={page['run']}-{page['cursor']}",
-        stream=True,
-        timeout=10,
-    ) as response:
-        post(segment_collector.url, batch(message(event="Later")))
-        later = read_events(response, 1)
-    assert [d["message"]["event"] for k, d, _ in later if k == "message"] == ["Later"]
+    # This run's page: only what came after its cursor.
+    after = f"{page['run']}-{page['cursor']}"
+    assert events_after(segment_collector, params={"after": after}) == ["Later"]
 
 
 def test_a_reader_that_leaves_during_a_backlog_costs_nothing(tmp_path: Path) -> None:
