@@ -27,6 +27,8 @@ import weakref
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from segment_core import _forks
+
 if TYPE_CHECKING:
     from segment_core.client import Client
 
@@ -271,7 +273,7 @@ def _forget_sigterm() -> None:
     _lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_sigterm)
+_forks.in_every_child(_forget_sigterm)
 
 
 def _chain_uwsgi() -> None:
