@@ -64,6 +64,12 @@ T = TypeVar("T")
 
 _current: ContextVar[Analytics | None] = ContextVar("segment_core.analytics", default=None)
 
+#: Functions an adapter registers to find its request's object where the framework
+#: runs code in the request without this module's binding (a Flask thread started
+#: with ``copy_current_request_context``): asked in order, only when nothing is
+#: bound; each answers an object or None.
+_analytics_finders: list[Callable[[], Analytics | None]] = []
+
 
 class Analytics:
     """Segment calls on behalf of one visitor: ids and request context filled in.
@@ -327,7 +333,17 @@ def current() -> Analytics | None:
 
 def analytics() -> Analytics:
     """The current request's object; outside a request, one on the default client."""
-    return _current.get() or Analytics()
+    return _current.get() or _unbound_analytics()
+
+
+def _unbound_analytics() -> Analytics:
+    """What :func:`analytics` returns when nothing is bound: the request's object an
+    adapter finds, else one without a visitor."""
+    for find in _analytics_finders:
+        found = find()
+        if found is not None:
+            return found
+    return Analytics()
 
 
 def bind(obj: Analytics) -> Token[Analytics | None]:

@@ -7,13 +7,14 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 
 import segment_core
+import segment_core.scope
 from segment_core.client import Client
 from segment_core.testing import divert, divert_when
 from segment_core.web import WebOptions
-from segment_flask._hooks import RequestHooks, identify_on_login
+from segment_flask._hooks import RequestHooks, identify_on_login, request_analytics
 from segment_flask._request import flask_login
 from segment_flask._snippet import segment_snippet
-from segment_flask._state import SegmentState, check_keywords, load_state
+from segment_flask._state import SegmentState, check_keywords, load_state, overlay
 
 __all__ = ["EXTENSION_NAME", "SegmentFlask", "get_state"]
 
@@ -63,7 +64,7 @@ class SegmentFlask:
             )
         state = load_state(
             app.config,
-            {**self._defaults, **options},
+            overlay(self._defaults, options),
             static_url_path=app.static_url_path if app.has_static_folder else None,
             app_name=app.name,
             stacklevel=stacklevel,
@@ -89,10 +90,11 @@ class SegmentFlask:
         # preprocessor raises, and the route's values are read before one takes them
         # out. The last of its after_request functions (Flask runs them in reverse),
         # so that the response it completes is the one sent, whichever the app's own
-        # hooks returned.
+        # hooks returned. The last of its teardown functions (also run in reverse),
+        # so that the app's own, registered before init_app or after, run bound.
         app.url_value_preprocessors.setdefault(None, []).insert(0, hooks.start_request)
         app.after_request_funcs.setdefault(None, []).insert(0, hooks.after_request)
-        app.teardown_request(hooks.teardown_request)
+        app.teardown_request_funcs.setdefault(None, []).insert(0, hooks.teardown_request)
         if flask_login is not None:
             flask_login.user_logged_in.connect(identify_on_login, app)
         app.add_template_global(segment_snippet, "segment_snippet")
@@ -133,6 +135,7 @@ def _current_app_client() -> Client | None:
 
 
 segment_core._client_finders.append(_current_app_client)
+segment_core.scope._analytics_finders.append(request_analytics)
 
 
 def _make_default(client: Client) -> None:

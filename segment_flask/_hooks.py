@@ -6,7 +6,10 @@
   it for :func:`segment_core.scope.analytics`.
 - ``after_request``: set the anonymous-id cookie, then the automatic page call,
   or, for a streamed response, register it to run when the response closes.
-- ``teardown_request``: unbind.
+- ``teardown_request`` (the app's last): unbind. Code that runs in the request's
+  context without the binding (a thread started with
+  ``copy_current_request_context``) finds ``request.analytics`` through
+  :func:`request_analytics`.
 
 Every step is guarded: analytics never turns a working response into an error.
 """
@@ -17,7 +20,7 @@ import logging
 from contextvars import Token, copy_context
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from flask.wrappers import Response
 from werkzeug.datastructures import Headers
 
@@ -38,7 +41,7 @@ from segment_flask._request import (
 from segment_flask._state import SegmentState
 from segment_flask.signals import page_tracked
 
-__all__ = ["RequestHooks", "RequestScope"]
+__all__ = ["RequestHooks", "RequestScope", "request_analytics"]
 
 logger = logging.getLogger("segment.flask")
 
@@ -162,6 +165,16 @@ def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
         scope.tracker.identify_login(user.get_id(), user)
     except Exception:
         logger.exception("segment: the automatic identify of a login failed")
+
+
+def request_analytics() -> Analytics | None:
+    """``request.analytics``, for :func:`segment_core.scope.analytics` when nothing is
+    bound: Flask pushes a copy of the request's context, not of its context
+    variables, into a thread started with ``copy_current_request_context``."""
+    if not has_request_context():
+        return None
+    found = getattr(_real(request), "analytics", None)
+    return found if isinstance(found, Analytics) else None
 
 
 class _StreamClose:

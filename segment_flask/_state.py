@@ -3,7 +3,8 @@
 Every option of :class:`segment_core.config.Config` and
 :class:`segment_core.web.WebOptions` is read as ``SEGMENT_<NAME>`` from
 ``app.config``; keyword arguments to ``SegmentFlask(...)``/``init_app`` override
-them, and the core's environment fallbacks (``SEGMENT_WRITE_KEY``,
+them (whichever of an option's names each uses: ``max_batch_size=`` replaces
+``SEGMENT_UPLOAD_SIZE``), and the core's environment fallbacks (``SEGMENT_WRITE_KEY``,
 ``SEGMENT_HOST``) apply last. ``SEGMENT_CLIENT`` (or ``client=``) hands the app an
 existing :class:`~segment_core.Client` to share.
 """
@@ -14,7 +15,7 @@ import difflib
 import logging
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,7 +25,7 @@ from segment_core.config import option_names as client_option_names
 from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
 from segment_core.web import option_names as web_option_names
 
-__all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state"]
+__all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state", "overlay"]
 
 logger = logging.getLogger("segment.flask")
 
@@ -50,13 +51,42 @@ def known_options() -> frozenset[str]:
 
 
 def check_keywords(options: Mapping[str, Any]) -> None:
-    """Raise :class:`TypeError` for a keyword argument that is no option, naming the closest."""
+    """Raise :class:`TypeError` for a keyword argument that is no option, naming the
+    closest, or for two keyword arguments that are one option's two names."""
     names = known_options()
     for key in options:
         if key not in names:
             close = difflib.get_close_matches(key, sorted(names), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"SegmentFlask got an unknown option {key!r}{hint}")
+    _check_one_name_each(options, lambda name: f"SegmentFlask({name}=...)")
+
+
+def overlay(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: an option of ``top`` replaces ``base``'s, whichever of
+    its names (``upload_size`` or ``max_batch_size``) each uses."""
+    replaced = {_option_of(name) for name in top}
+    kept = {name: value for name, value in base.items() if _option_of(name) not in replaced}
+    return {**kept, **top}
+
+
+def _option_of(name: str) -> str:
+    """The option ``name`` sets: analytics-python's names are aliases of ours."""
+    return ALIASES.get(name, name)
+
+
+def _check_one_name_each(spellings: Iterable[str], describe: Callable[[str], str]) -> None:
+    """Raise :class:`TypeError` when two of ``spellings`` set one option, naming both
+    as ``describe`` writes them: which of the two values counts would be a guess."""
+    first_of: dict[str, str] = {}
+    for spelling in spellings:
+        option = _option_of(spelling.lower())
+        first = first_of.setdefault(option, spelling)
+        if first != spelling:
+            raise TypeError(
+                f"{describe(first)} and {describe(spelling)} are the same option "
+                f"({option}); set only one"
+            )
 
 
 def config_options(config: Mapping[str, Any], *, stacklevel: int) -> dict[str, Any]:
@@ -67,12 +97,14 @@ def config_options(config: Mapping[str, Any], *, stacklevel: int) -> dict[str, A
     """
     names = known_options()
     found: dict[str, Any] = {}
+    keys: list[str] = []
     for key, value in config.items():
         if not isinstance(key, str) or not key.startswith(CONFIG_PREFIX):
             continue
         name = key[len(CONFIG_PREFIX) :].lower()
         if name in names:
             found[name] = value
+            keys.append(key[len(CONFIG_PREFIX) :])
             continue
         valid = sorted(CONFIG_PREFIX + n.upper() for n in names)
         close = difflib.get_close_matches(key.upper(), valid, n=1)
@@ -80,6 +112,7 @@ def config_options(config: Mapping[str, Any], *, stacklevel: int) -> dict[str, A
         warnings.warn(
             f"unknown Segment config key {key!r} is ignored{hint}", UserWarning, stacklevel + 1
         )
+    _check_one_name_each(keys, lambda name: f"app.config[{CONFIG_PREFIX + name!r}]")
     return found
 
 
@@ -93,12 +126,13 @@ def load_state(
 ) -> SegmentState:
     """Build the app's state; a bad value raises :class:`ValueError` naming its source."""
     from_config = config_options(config, stacklevel=stacklevel + 1)
-    options = {**from_config, **overrides}
+    options = overlay(from_config, overrides)
     given = options.pop(CLIENT_OPTION, None)
 
     def source(name: str) -> str | None:
-        """Where option ``name`` (or one of its aliases) was set; None: not by this app."""
-        spellings = [name, *(alias for alias, target in ALIASES.items() if target == name)]
+        """Where option ``name`` (by any of its names) was set; None: not by this app."""
+        option = _option_of(name)
+        spellings = [option, *(alias for alias, target in ALIASES.items() if target == option)]
         for spelling in spellings:
             if spelling in overrides:
                 return f"SegmentFlask({spelling}=...)"

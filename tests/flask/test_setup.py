@@ -73,6 +73,44 @@ def test_keywords_override_config(make_app: Any) -> None:
     assert options.page_name == "template" and options.honor_dnt is True
 
 
+@pytest.mark.parametrize(
+    ("config", "keywords"),
+    [
+        ({"SEGMENT_UPLOAD_SIZE": 100, "SEGMENT_UPLOAD_INTERVAL": 10}, {"max_batch_size": 5}),
+        ({"SEGMENT_MAX_BATCH_SIZE": 100, "SEGMENT_UPLOAD_INTERVAL": 10}, {"upload_size": 5}),
+    ],
+)
+def test_keywords_override_config_under_either_name(
+    config: dict[str, Any], keywords: dict[str, Any], own_clients: list[Client]
+) -> None:
+    # analytics-python's names (upload_size, upload_interval) are aliases of ours.
+    app = create_app({"SEGMENT_SEND": False, **config})
+    SegmentFlask(app, flush_interval=1, **keywords)
+    own_clients.append(get_state(app).client)
+    assert get_state(app).client.config.max_batch_size == 5
+    assert get_state(app).client.config.flush_interval == 1
+
+
+def test_init_app_keywords_override_the_extensions_under_either_name(
+    own_clients: list[Client],
+) -> None:
+    segment = SegmentFlask(upload_size=7, flush_interval=3)
+    app = create_app({"SEGMENT_SEND": False})
+    segment.init_app(app, max_batch_size=5, upload_interval=1)
+    own_clients.append(get_state(app).client)
+    assert get_state(app).client.config.max_batch_size == 5
+    assert get_state(app).client.config.flush_interval == 1
+
+
+def test_one_option_set_twice_in_one_place_names_both() -> None:
+    app = create_app({"SEGMENT_SEND": False, "SEGMENT_UPLOAD_SIZE": 1, "SEGMENT_MAX_BATCH_SIZE": 2})
+    with pytest.raises(TypeError, match=r"'SEGMENT_UPLOAD_SIZE'\] and .*'SEGMENT_MAX_BATCH_SIZE'"):
+        SegmentFlask(app)
+    assert "segment" not in app.extensions
+    with pytest.raises(TypeError, match=r"\(upload_interval=...\) and .*\(flush_interval=...\)"):
+        SegmentFlask(upload_interval=1, flush_interval=2)
+
+
 def test_state_lives_in_app_extensions(app: Flask, segment_client: Client) -> None:
     state = app.extensions["segment"]
     assert isinstance(state, SegmentState) and state.client is segment_client

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pytest
-from flask import Flask, abort, g, request
+from flask import Flask, abort, copy_current_request_context, g, request
 
-from segment_core.scope import current
-from segment_flask import page_tracked
+from segment_core import Client
+from segment_core.scope import analytics, current
+from segment_flask import SegmentFlask, page_tracked
+from tests.flask.app import create_app
 from tests.flask.conftest import MakeApp, Sent
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
@@ -52,6 +55,53 @@ def test_request_analytics_is_in_g(app: Flask) -> None:
         assert current() is request.analytics  # type: ignore[attr-defined]
         app.do_teardown_request()
         assert current() is None
+
+
+def test_analytics_in_a_thread_given_the_request_context(app: Flask, sent: Sent) -> None:
+    # Flask copies the request's context into the thread, not its context variables.
+    @app.get("/report")
+    def report() -> str:
+        @copy_current_request_context
+        def generate() -> None:
+            analytics().track("Report Generated")
+
+        worker = threading.Thread(target=generate)
+        worker.start()
+        worker.join(timeout=10)
+        return "<p>report</p>"
+
+    app.test_client().get("/report")
+    track, page = sent()
+    assert track["event"] == "Report Generated"
+    assert track["anonymousId"] == page["anonymousId"] is not None
+    assert track["context"]["page"]["path"] == "/report"
+
+
+def test_teardown_functions_run_bound_whenever_registered(
+    segment_client: Client, sent: Sent
+) -> None:
+    # Flask runs teardown functions in reverse: one registered before init_app runs
+    # after those registered with it.
+    app = create_app()
+    seen: list[object] = []
+
+    @app.teardown_request
+    def before_init_app(error: BaseException | None) -> None:
+        seen.append(current())
+        analytics().track("Audited Before")
+
+    SegmentFlask(app, client=segment_client)
+
+    @app.teardown_request
+    def after_init_app(error: BaseException | None) -> None:
+        analytics().track("Audited After")
+
+    app.test_client().get("/")
+    events = {m.get("event", m["type"]): m for m in sent()}
+    assert sorted(events) == ["Audited After", "Audited Before", "page"]
+    assert {m["anonymousId"] for m in events.values()} == {events["page"]["anonymousId"]}
+    assert seen[0] is not None  # still bound there, for what reads the binding itself
+    assert current() is None
 
 
 # -- bugs in user code are logged, the request goes on --------------------------------
