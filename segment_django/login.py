@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from segment_core.web import RequestTracker, call_hook
-from segment_django import conf
+from segment_core.web import RequestTracker
 
 __all__ = ["identify_on_login"]
 
@@ -28,13 +27,8 @@ def identify_on_login(sender: Any, request: Any = None, user: Any = None, **kwar
         pk = getattr(user, "pk", None)
         if pk is None:
             return
-        user_id: object = str(pk)
-        hook = conf.web_options().user_id
-        if hook is not None and tracker.options.user_id is None:
-            # In async mode the middleware asks the hook itself; receivers run in a
-            # thread (alogin() sends the signal so), where the hook may use the ORM.
-            answer = call_hook("user_id", hook, tracker.request.hook_target, default=None)
-            user_id = user_id if answer is None else answer
-        tracker.identify_login(user_id, user)
+        # With a USER_ID hook, identify_login() asks it for the user's id: in async
+        # mode too, where alogin() sends the signal to this receiver in a thread.
+        tracker.identify_login(str(pk), user)
     except Exception:
         logger.exception("segment: the automatic identify of a login failed")

@@ -39,7 +39,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.http.request import validate_host
 from django.http.response import ResponseHeaders
-from django.urls import Resolver404, ResolverMatch, resolve
+from django.urls import LocalePrefixPattern, Resolver404, ResolverMatch, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
@@ -116,9 +116,11 @@ class SegmentMiddleware:
         self, request: HttpRequest, info: RequestInfo, options: WebOptions
     ) -> HttpResponseBase:
         """``__acall__`` for an app with hooks, which may use the ORM (refused in the
-        event loop): where they run, the request's start and end, is in a thread,
-        and the ``user_id`` hook is asked as the request starts and as it ends (the
-        view's calls carry its first answer)."""
+        event loop): they run in a thread. The ``user_id`` hook is asked as the
+        request starts, at each call made outside the event loop (a sync view, which
+        Django runs in a thread: the user Django REST framework authenticates there
+        is seen, as in sync mode), and as the response is made (for the cookie and
+        the page call); calls made in the event loop carry the answer known so far."""
         hook = options.user_id
         if self._wants_user(info):
             if hook is None:
@@ -127,17 +129,16 @@ class SegmentMiddleware:
                 info.user_id = await sync_to_async(_ask_user_id)(hook, info)
         if hook is None:
             tracker = await sync_to_async(self._start)(request, info, _loaded_user_id)
-        else:  # the hook's answers, not the framework's user
+        else:
             tracker = await sync_to_async(self._start)(
-                request, info, None, _without_user_hook(options), reads_user=False
+                request, info, None, _off_loop_user_hook(options)
             )
         token = bind(tracker.analytics)
         try:
             response: HttpResponseBase = await self.get_response(request)
         finally:
             reset(token)
-        if hook is not None and not tracker.excluded:
-            tracker.user_answered(await sync_to_async(_ask_user_id)(hook, info))
+        # In a thread: deciding the cookie asks the user_id hook a last time.
         finished: HttpResponseBase = await sync_to_async(self._finish)(tracker, request, response)
         return finished
 
@@ -154,18 +155,17 @@ class SegmentMiddleware:
         info: RequestInfo,
         user_reader: Callable[[HttpRequest], Any] | None = None,
         options: WebOptions | None = None,
-        *,
-        reads_user: bool = True,
     ) -> RequestTracker:
-        options = options or conf.web_options()
-        if options.user_id is not None:
-            options = _loop_safe_user_hook(options)
+        if options is None:  # given in async mode, with its own user_id hook
+            options = conf.web_options()
+            if options.user_id is not None:
+                options = _loop_safe_user_hook(options)
         tracker = RequestTracker(
             conf.get_client(),
             options,
             info,
             # Not called for excluded paths (health checks, assets).
-            read_user=functools.partial(user_reader or _user_id, request) if reads_user else None,
+            read_user=functools.partial(user_reader or _user_id, request),
             read_route=_read_route,  # the request is info.native
         )
         native: Any = request  # typed so, not cast(): this runs on every request
@@ -273,16 +273,26 @@ def _ask_user_id(hook: Callable[..., Any], info: RequestInfo) -> Any:
     return call_hook("user_id", hook, info.hook_target, default=None)
 
 
-def _without_user_hook(options: WebOptions) -> WebOptions:
-    """``options`` whose ``user_id`` hook the middleware asks itself (kept per options)."""
-    pair = _without_user_hook_of[0]  # one read: another thread may replace it
+def _off_loop_user_hook(options: WebOptions) -> WebOptions:
+    """``options`` whose ``USER_ID`` hook, in async mode, is asked only outside the
+    event loop (where it may use the ORM); in it, it answers "not known now"."""
+    hook = options.user_id
+    if hook is None:
+        return options
+    pair = _off_loop_of[0]  # one read: another thread may replace it
     if pair is None or pair[0] is not options:
-        pair = _without_user_hook_of[0] = (options, dataclasses.replace(options, user_id=None))
+
+        def user_id(request: Any) -> Any:
+            if _running_loop() is not None:
+                return USER_NOT_KNOWN
+            return hook(request)
+
+        pair = _off_loop_of[0] = (options, dataclasses.replace(options, user_id=user_id))
     return pair[1]
 
 
-# The last settings' options and the same without the user_id hook, as one tuple.
-_without_user_hook_of: list[tuple[WebOptions, WebOptions] | None] = [None]
+# The last settings' options and the same with the off-loop USER_ID hook.
+_off_loop_of: list[tuple[WebOptions, WebOptions] | None] = [None]
 
 
 def _bind_while_streaming(response: Any, analytics: Analytics) -> None:
@@ -525,12 +535,56 @@ def _read_route(info: RequestInfo, final: bool = False, match: ResolverMatch | N
         if match is None:
             return False
     info.route_name = match.view_name if match.url_name else None
-    route = match.route
-    # re_path() routes are regexes: drop the anchors, keep the readable rest.
-    info.route_template = None if route is None else "/" + route.removeprefix("^").removesuffix("$")
+    info.route_template = _route_templates.get(match.route) or _route_template(match)
     info.route_namespaces = (*match.namespaces, *match.app_names)
     info.path_params = match.kwargs
     return True
+
+
+def _route_template(match: ResolverMatch) -> str | None:
+    """``match.route`` as a page's template, kept for the next match of that route.
+
+    A ``re_path()`` route is a regex: its anchors go, the readable rest stays.
+    Under ``i18n_patterns`` the route starts with the language's prefix (``fr/``):
+    it goes too, so that a page has one template in every language. Whether a
+    route came through ``i18n_patterns`` is decided once per route text, from the
+    patterns it matched (``i18n_patterns`` is only allowed at the top of a root
+    URLconf, anywhere in its list): a request then pays one dictionary lookup.
+    """
+    route = match.route
+    if route is None:
+        return None
+    template = "/" + _without_language_prefix(route, match).removeprefix("^").removesuffix("$")
+    if len(_route_templates) >= 4096:  # a few per route and language: never this many
+        _route_templates.clear()
+    _route_templates[route] = template
+    return template
+
+
+def _without_language_prefix(route: str, match: ResolverMatch) -> str:
+    """``route`` without the prefix ``i18n_patterns`` put in it, if it did."""
+    tried = match.tried
+    outermost = tried[-1][0] if tried and tried[-1] else None  # the matched chain's top
+    locale = getattr(outermost, "pattern", None)
+    if not isinstance(locale, LocalePrefixPattern):
+        return route
+    # Its prefix was "<language>/", or "" for the default language when that one
+    # is not prefixed (and then the route starts with no language).
+    language, slash, rest = route.partition("/")
+    if slash and (locale.prefix_default_language or language.lower() in _language_codes()):
+        return rest
+    return route
+
+
+def _language_codes() -> set[str]:
+    """The codes of the languages ``i18n_patterns`` may put in a route, lower-cased."""
+    return {str(code).lower() for code, _ in settings.LANGUAGES} | {
+        str(settings.LANGUAGE_CODE).lower()
+    }
+
+
+# Each route's template, by the route's text (see _route_template).
+_route_templates: dict[str | None, str] = {}
 
 
 def _read_route_of_path(info: RequestInfo, request: HttpRequest) -> None:

@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from typing import Any, overload
 
 from segment_core import testing
+from segment_core.encoding import decode, encode
+from segment_core.errors import InvalidMessage
 from segment_core.testing import capture
 
 __all__ = ["CapturedEvents", "SegmentTestMixin", "capture_events", "outbox"]
@@ -59,12 +61,16 @@ class CapturedEvents(Sequence[Message]):
         self._messages.clear()
 
     def find(self, type: str | None = None, **fields: Any) -> list[Message]:
-        """Messages of ``type`` whose top-level fields equal ``fields`` (camelCase keys)."""
+        """Messages of ``type`` whose top-level fields equal ``fields`` (camelCase keys).
+
+        Values compare as sent: ``timestamp=datetime(...)`` finds its ISO-8601 text.
+        """
+        expected = _as_sent(fields)
         return [
             m
             for m in self._messages
             if (type is None or m.get("type") == type)
-            and all(m.get(key) == value for key, value in fields.items())
+            and all(m.get(key) == value for key, value in expected.items())
         ]
 
     def tracks(self, event: str | None = None) -> list[Message]:
@@ -74,7 +80,11 @@ class CapturedEvents(Sequence[Message]):
         return self.find("page") if name is None else self.find("page", name=name)
 
     def assert_tracked(self, event: str, **properties: Any) -> Message:
-        """The one ``track`` of ``event`` whose properties include ``properties``."""
+        """The one ``track`` of ``event`` whose properties include ``properties``.
+
+        Values compare as sent, so the ones the view passed match: a ``Decimal``
+        its number, a ``date``, ``datetime`` or ``UUID`` its text, a tuple its list.
+        """
         return self._assert_one("track", {"event": event}, "properties", properties)
 
     def assert_page(self, name: str | None = None, **properties: Any) -> Message:
@@ -94,10 +104,11 @@ class CapturedEvents(Sequence[Message]):
     def _assert_one(
         self, type: str, where: Mapping[str, Any], part: str, subset: Mapping[str, Any]
     ) -> Message:
+        expected = _as_sent(subset)
         found = [
             m
             for m in self.find(type, **where)
-            if all((m.get(part) or {}).get(key) == value for key, value in subset.items())
+            if all((m.get(part) or {}).get(key) == value for key, value in expected.items())
         ]
         wanted = ", ".join(f"{k}={v!r}" for k, v in {**where, **subset}.items())
         if len(found) != 1:
@@ -119,6 +130,19 @@ class CapturedEvents(Sequence[Message]):
 
     def __repr__(self) -> str:
         return f"<CapturedEvents {len(self)} message(s)>"
+
+
+def _as_sent(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as captures hold them: each encoded and read back as JSON, as the
+    client sends it. One JSON cannot hold (a matcher such as ``mock.ANY``) is kept."""
+    return {key: _value_as_sent(value) for key, value in values.items()}
+
+
+def _value_as_sent(value: Any) -> Any:
+    try:
+        return decode(encode(value))
+    except InvalidMessage:
+        return value
 
 
 #: What the Django client took instead of sending, under a test runner (a live view

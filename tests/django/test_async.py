@@ -10,6 +10,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient
+from rest_framework.authtoken.models import Token
 
 from segment_django.middleware import SegmentMiddleware
 from tests.django.conftest import Sent
@@ -175,6 +176,59 @@ async def test_hooks_that_query_the_database_work_in_async_mode(
     assert [m.get("userId") for m in messages] == ["db-bob"] * len(messages)
     pages = [m for m in messages if m["type"] == "page"]
     assert pages and all(page["properties"]["users"] == 1 for page in pages)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_user_id_hook_sees_the_user_a_drf_view_authenticates_in_async_mode(
+    async_client: AsyncClient, sent: Sent, segment: Any
+) -> None:
+    # Django runs the sync API view in a thread: its calls ask the hook there, after
+    # the token authenticated; the API client gets events with its user id alone.
+    segment(USER_ID="tests.django.hooks.user_email")
+    user = await sync_to_async(User.objects.create_user)("api", "api@example.com")
+    token = await sync_to_async(Token.objects.create)(user=user)
+    response = await async_client.get(
+        "/app/api/orders/", headers={"Authorization": f"Token {token.key}"}
+    )
+    assert response.status_code == 200
+    assert "ajs_anonymous_id" not in response.cookies
+    [event] = sent()
+    assert (event["event"], event["userId"]) == ("Listed Orders", "api@example.com")
+    assert "anonymousId" not in event
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_page_call_of_a_drf_view_carries_the_hooks_last_answer_in_async_mode(
+    async_client: AsyncClient, sent: Sent, segment: Any
+) -> None:
+    segment(USER_ID="tests.django.hooks.user_email")
+    user = await sync_to_async(User.objects.create_user)("api", "api@example.com")
+    token = await sync_to_async(Token.objects.create)(user=user)
+    response = await async_client.get(
+        "/app/api/dashboard/",
+        headers={"Authorization": f"Token {token.key}", "Accept": "text/html"},
+    )
+    assert "ajs_anonymous_id" not in response.cookies
+    track, page = sent()
+    assert (track["event"], page["type"]) == ("Opened Dashboard", "page")
+    assert track["userId"] == page["userId"] == "api@example.com"
+    assert "anonymousId" not in track and "anonymousId" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_login_in_async_mode_is_identified_by_the_user_id_hook(
+    async_client: AsyncClient, sent: Sent, segment: Any
+) -> None:
+    segment(USER_ID="tests.django.hooks.user_email")
+    await sync_to_async(User.objects.create_user)("ann", "ann@example.com")
+    response = await async_client.get(
+        "/app/sign-in/", {"username": "ann"}, headers={"Accept": "text/html"}
+    )
+    cookie = response.cookies["ajs_anonymous_id"].value  # the visitor is joined to the user
+    identify, track, page = sent()
+    assert (identify["type"], track["event"], page["type"]) == ("identify", "Signed In", "page")
+    assert [m["userId"] for m in (identify, track, page)] == ["ann@example.com"] * 3
+    assert [m["anonymousId"] for m in (identify, track, page)] == [cookie] * 3
 
 
 async def test_the_middleware_listed_twice_tracks_each_request_once_in_async_mode(

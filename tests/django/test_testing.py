@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
+import uuid
+from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.test import Client, SimpleTestCase
@@ -21,6 +25,25 @@ def test_capture_events(client: Client) -> None:
     assert [m["type"] for m in events] == ["track", "page", "identify", "track", "page"]
     assert len(events.pages()) == 2 and len(events.tracks("Upgraded")) == 1
     assert events.find("page", name="identify")[0]["userId"] == "u-77"
+
+
+def test_the_assertions_take_the_values_the_view_passed(client: Client) -> None:
+    with capture_events() as events:
+        client.get("/checkout/")
+    events.assert_tracked(
+        "Order Completed",
+        total=Decimal("19.99"),
+        items=Decimal(2),
+        order_id=uuid.UUID(int=5),
+        delivery=datetime.date(2024, 1, 2),
+        paid_at=datetime.datetime(2024, 1, 1, 12, 30, tzinfo=datetime.timezone.utc),
+        skus=("A1", "B2"),
+    )
+    events.assert_identified("u-5", first_order=datetime.date(2024, 1, 1))
+    assert len(events.find("identify", traits={"first_order": datetime.date(2024, 1, 1)})) == 1
+    events.assert_tracked("Order Completed", order_id=mock.ANY)  # not JSON: compared as it is
+    with pytest.raises(AssertionError, match=r"expected one track with .*total=Decimal\('20.00'\)"):
+        events.assert_tracked("Order Completed", total=Decimal("20.00"))
 
 
 def test_failed_assertions_say_what_was_captured(client: Client) -> None:

@@ -122,6 +122,36 @@ def test_a_referrer_in_another_language_loses_its_route_secret(
     assert message["properties"]["referrer"].endswith("/invite/REDACTED/")
 
 
+def test_a_page_has_one_template_in_every_language(segment: Any, sent: Sent) -> None:
+    segment(PAGE_NAME="template")
+    client = Client()
+    for url in ("/en/about/", "/fr/about/", "/en/invite/SEKRET1/", "/fr/invite/SEKRET2/"):
+        client.get(url, **NAVIGATE)  # type: ignore[arg-type]
+    assert [(m["properties"]["path"], m["name"]) for m in sent()] == [
+        ("/en/about/", "/about/"),
+        ("/fr/about/", "/about/"),
+        ("/en/invite/REDACTED/", "/invite/<str:invite_token>/"),
+        ("/fr/invite/REDACTED/", "/invite/<str:invite_token>/"),
+    ]
+
+
+def test_one_template_when_the_default_language_has_no_prefix(
+    segment: Any, sent: Sent, settings: Any
+) -> None:
+    settings.ROOT_URLCONF = "tests.django.unprefixed_i18n_urls"
+    segment(PAGE_NAME="template")
+    client = Client()
+    for url in ("/shop/", "/fr/shop/", "/invite/SEKRET1/", "/fr/invite/SEKRET2/", "/fr/faq/"):
+        client.get(url, **NAVIGATE)  # type: ignore[arg-type]
+    assert [(m["properties"]["path"], m["name"]) for m in sent()] == [
+        ("/shop/", "/shop/"),
+        ("/fr/shop/", "/shop/"),
+        ("/invite/REDACTED/", "/invite/<str:invite_token>/"),
+        ("/fr/invite/REDACTED/", "/invite/<str:invite_token>/"),
+        ("/fr/faq/", "/fr/faq/"),  # not under i18n_patterns: its own route, whole
+    ]
+
+
 def test_a_template_naming_the_calls_makes_none(segment: Any, sent: Sent) -> None:
     response = Client().get("/methods/", **NAVIGATE)  # type: ignore[arg-type]
     assert response.content == b"<p></p>"

@@ -20,6 +20,7 @@ urlpatterns = [
     path("boom/", views.boom, name="boom"),
     path("track/", views.track, name="track"),
     path("atrack/", views.atrack, name="atrack"),
+    path("checkout/", views.checkout, name="checkout"),
     path("identify/", views.identify, name="identify"),
     path("whoami/", views.whoami, name="whoami"),
     path("awhoami/", views.awhoami, name="awhoami"),

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -48,6 +51,21 @@ async def atrack(request: HttpRequest) -> HttpResponse:
     request.analytics.track("Clicked Buy", {"sku": "A1"})  # type: ignore[attr-defined]
     await asyncio.sleep(0)
     assert analytics() is request.analytics  # type: ignore[attr-defined]
+    return HttpResponse("ok")
+
+
+def checkout(request: HttpRequest) -> HttpResponse:
+    # Values as a model's fields hold them: none of them JSON's own.
+    order = {
+        "total": Decimal("19.99"),
+        "items": 2,
+        "order_id": uuid.UUID(int=5),
+        "delivery": datetime.date(2024, 1, 2),
+        "paid_at": datetime.datetime(2024, 1, 1, 12, 30, tzinfo=datetime.timezone.utc),
+        "skus": ("A1", "B2"),
+    }
+    request.analytics.track("Order Completed", order)  # type: ignore[attr-defined]
+    request.analytics.identify("u-5", {"first_order": datetime.date(2024, 1, 1)})  # type: ignore[attr-defined]
     return HttpResponse("ok")
 
 
