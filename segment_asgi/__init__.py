@@ -14,15 +14,23 @@
 
 Every GET answered with a success gets an automatic page call named after its
 route; ``request.state.analytics`` and ``segment_core.scope.analytics()`` reach
-the same object; the client is flushed on lifespan shutdown.
+the same object; the client is flushed on lifespan shutdown (in a mounted app,
+which gets none, wrap the app the server runs in :func:`flushing_at_shutdown`).
 
 PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 """
 
 from __future__ import annotations
 
+from segment_asgi._shutdown import flushing_at_shutdown
 from segment_asgi.dependencies import analytics
 from segment_asgi.middleware import ResponseInfo, SegmentMiddleware
 from segment_asgi.snippet import segment_snippet
 
-__all__ = ["ResponseInfo", "SegmentMiddleware", "analytics", "segment_snippet"]
+__all__ = [
+    "ResponseInfo",
+    "SegmentMiddleware",
+    "analytics",
+    "flushing_at_shutdown",
+    "segment_snippet",
+]

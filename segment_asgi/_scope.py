@@ -213,29 +213,34 @@ def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None
     return match_route(routes, probe)
 
 
-def route_params(owner: Any, root_path: str, path: str) -> Mapping[str, Any] | None:
+def route_params(
+    owner: Any, root_path: str, headers: Mapping[str, str], path: str
+) -> Mapping[str, Any] | None:
     """What the router of ``owner`` (an app or a router) captures from ``path``.
 
     ``path`` is a path of the site, percent-encoded (a same-app ``Referer``'s);
-    ``root_path`` where the app is mounted. None when nothing matches.
+    ``root_path`` where the app is mounted; ``headers`` the request's, whose
+    ``Host`` a ``Host`` route matches (read only here, when a path is looked up).
+    None when nothing matches.
     """
     mount = root_path.rstrip("/")
     if mount:
         if path != mount and not path.startswith(mount + "/"):
             return None
         path = path[len(mount) :] or "/"
+    host = headers.get("host") or ""
     try:
-        return _cached_route_params(owner, path)
+        return _cached_route_params(owner, host, path)
     except TypeError:  # an app that cannot be a cache key
-        return _route_params(owner, path)
+        return _route_params(owner, host, path)
 
 
 @functools.lru_cache(maxsize=1024)
-def _cached_route_params(owner: Any, path: str) -> Mapping[str, Any] | None:
-    return _route_params(owner, path)
+def _cached_route_params(owner: Any, host: str, path: str) -> Mapping[str, Any] | None:
+    return _route_params(owner, host, path)
 
 
-def _route_params(owner: Any, path: str) -> Mapping[str, Any] | None:
+def _route_params(owner: Any, host: str, path: str) -> Mapping[str, Any] | None:
     routes = getattr(owner, "routes", None)
     if not isinstance(routes, list):
         return None
@@ -244,7 +249,7 @@ def _route_params(owner: Any, path: str) -> Mapping[str, Any] | None:
         "method": "GET",
         "path": unquote(path),
         "root_path": "",
-        "headers": [],
+        "headers": [(b"host", host.encode("latin-1"))] if host else [],
         "query_string": b"",
     }
     found = match_route(routes, probe)

@@ -31,6 +31,7 @@ from segment_asgi._options import (
     make_web_options,
 )
 from segment_asgi._scope import request_info, route_of, route_params, user_id_of
+from segment_asgi._shutdown import FLUSHED_AT_SHUTDOWN
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core.client import Client
 from segment_core.config import (
@@ -46,6 +47,7 @@ from segment_core.config import option_names as client_option_names
 from segment_core.lifespan import flush_in_thread, run_lifespan
 from segment_core.scope import bind, reset
 from segment_core.web import (
+    REDIRECT_STATUSES,
     CookieSpec,
     RequestInfo,
     RequestTracker,
@@ -124,7 +126,10 @@ class SegmentMiddleware:
     the cookie and the page call, once the app has run). A user put in
     ``scope["user"]`` by an authentication middleware (Starlette's
     ``AuthenticationMiddleware``) is read at each call, so it is seen wherever
-    that middleware runs. ASGI has no standard login: after logging a user in,
+    that middleware runs. A ``consent`` or ``user_id`` hook that raises as the
+    request starts (reading ``request.session`` before a ``SessionMiddleware``
+    inside this one ran) is asked again, unlogged until then, once the app has run.
+    ASGI has no standard login: after logging a user in,
     call ``request.state.analytics.identify(user_id)`` to join the visitor to
     the user (what ``identify_on_login`` does for Django and Flask-Login).
 
@@ -135,6 +140,10 @@ class SegmentMiddleware:
     one off) as the namespace ``openapi``, the names of the ``Mount``s passed on
     the way to the route as its namespaces (``"shop"`` and ``"shop:cart"``), and
     the ``allowed_hosts`` of a ``TrustedHostMiddleware`` for forwarded hosts.
+
+    On a mounted app, which Starlette passes no lifespan, the client is flushed
+    at shutdown only by :func:`segment_asgi.flushing_at_shutdown` around the app
+    the server runs; without it, the first request logs a WARNING saying so.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> SegmentMiddleware:
@@ -268,6 +277,8 @@ class SegmentMiddleware:
         self._router = app if isinstance(getattr(app, "routes", None), list) else None
         #: Whether it said once that an outer instance tracks its requests.
         self._stood_aside = False
+        #: Whether it got lifespan, or its first request has been checked for it.
+        self._lifespan_checked = False
 
     @property
     def client(self) -> Client:
@@ -278,6 +289,7 @@ class SegmentMiddleware:
         kind = scope["type"]
         if kind != "http" or SCOPE_MARK in scope:
             if kind == "lifespan":
+                self._lifespan_checked = True
                 await run_lifespan(self.app, scope, receive, send, self._flush)
             elif kind == "websocket" and SCOPE_MARK not in scope:
                 if self.websockets:
@@ -296,6 +308,8 @@ class SegmentMiddleware:
                 await self.app(scope, receive, send)
             return
 
+        if not self._lifespan_checked:
+            self._check_lifespan(scope)
         root_path = str(scope.get("root_path") or "")
         had_router = "router" in scope
         # This app's router, read now: scope["app"] changes as mounted apps run.
@@ -321,7 +335,9 @@ class SegmentMiddleware:
                     # Asked again now that the app has run (a session or login
                     # middleware inside this one, a login or logout in the view).
                     tracker.user_answered(await self._await_user_id(tracker.request))
-                cookie = tracker.cookie_to_set()
+                cookie = tracker.cookie_to_set(
+                    _location(message) if message["status"] in REDIRECT_STATUSES else None
+                )
                 if cookie is not None or tracker.snippet_rendered or self._browser_key_given:
                     try:
                         if cookie is not None:
@@ -349,6 +365,8 @@ class SegmentMiddleware:
             reset(token)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._lifespan_checked:
+            self._check_lifespan(scope)
         native = HTTPConnection(scope) if self._hooks else None
         # The route, for the secrets its parameters hold in the path.
         app_router = self._router or scope.get("app")
@@ -395,7 +413,7 @@ class SegmentMiddleware:
         health checks and assets)."""
         info = self._read_scope(scope, native, app_router)
         if not is_excluded_request(info, self.options):
-            info.user_id = await self._await_user_id(info)
+            info.user_id = await self._await_user_id(info, early=True)
         return self._track(scope, info, None, read_route)
 
     def _read_scope(self, scope: Scope, native: Any, app_router: Any) -> RequestInfo:
@@ -409,8 +427,10 @@ class SegmentMiddleware:
             # scope["app"] is set by Starlette itself: not yet when this middleware
             # wraps the app from outside (SegmentMiddleware(app)).
             info.host_trusted = self._apps.host_check(scope, self.app)
-        # The app's router, for a same-app Referer and calls made before it routed.
-        info.route_of_path = functools.partial(route_params, app_router, info.mount)
+        # The app's router, for a same-app Referer and calls made before it routed;
+        # on the request's Host (a Host route matches it; a same-app Referer came
+        # through the same host).
+        info.route_of_path = functools.partial(route_params, app_router, info.mount, info.headers)
         return info
 
     def _track(
@@ -430,14 +450,26 @@ class SegmentMiddleware:
         state[TRACKER_KEY] = tracker  # for segment_snippet(request)
         return tracker
 
-    async def _await_user_id(self, info: RequestInfo) -> Any:
-        """The async ``user_id`` hook's answer (checked by the web layer); None if it raised."""
+    async def _await_user_id(self, info: RequestInfo, early: bool = False) -> Any:
+        """The async ``user_id`` hook's answer (checked by the web layer); None if it raised.
+
+        ``early``: as the request starts, where the hook may need what a middleware
+        inside this one has yet to set up (a session): a failure then is not logged;
+        the hook is asked again as the response starts.
+        """
         hook = self._async_user_id
         assert hook is not None
         try:
             return await hook(info.hook_target)
         except Exception:
-            hook_logger.exception("segment: the user_id hook raised; going on with None")
+            if early:
+                hook_logger.debug(
+                    "segment: the user_id hook raised as the request started; "
+                    "asked again as the response starts",
+                    exc_info=True,
+                )
+            else:
+                hook_logger.exception("segment: the user_id hook raised; going on with None")
             return None
 
     def _read_route(
@@ -487,15 +519,45 @@ class SegmentMiddleware:
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
 
+    def _check_lifespan(self, scope: Scope) -> None:
+        """At the first request without lifespan: join the app of
+        ``segment_asgi.flushing_at_shutdown`` around this one; without one, say
+        that nothing flushes the client at shutdown."""
+        self._lifespan_checked = True
+        flushed = scope.get(FLUSHED_AT_SHUTDOWN)
+        if flushed is not None:
+            flushed.add(self)
+        else:
+            logger.warning(
+                "segment: SegmentMiddleware got a request but no lifespan startup: it "
+                "is in a mounted app (Starlette passes lifespan to no mounted app), or "
+                "the server runs without lifespan. Servers such as uvicorn end their "
+                "workers without atexit, so the events its client holds when the "
+                "server stops are delivered only if the app the server runs flushes "
+                "them: wrap that app, app = segment_asgi.flushing_at_shutdown(app), "
+                "and keep the server's lifespan on"
+            )
+
+    def _client_at_shutdown(self) -> Client | None:
+        """The client to flush at shutdown: its own, else the default one if built."""
+        return self._client if self._client is not None else segment_core.default_client
+
     async def _flush(self) -> None:
         """Deliver what the client holds before the server hears shutdown is complete."""
-        client = self._client if self._client is not None else segment_core.default_client
-        await flush_in_thread(client)
+        await flush_in_thread(self._client_at_shutdown())
 
 
 def _content_type(headers: Iterable[Any]) -> str | None:
     for name, value in headers:
         if name.lower() == b"content-type":
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _location(message: Message) -> str | None:
+    """The ``Location`` of a response start, if it has one."""
+    for name, value in message.get("headers") or ():
+        if name.lower() == b"location":
             return bytes(value).decode("latin-1")
     return None
 

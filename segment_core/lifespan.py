@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -118,12 +118,16 @@ async def flush_in_thread(client: Client | None) -> None:
 class ShutdownFlush:
     """An ASGI app that passes everything to ``app`` and flushes ``client`` at shutdown.
 
-    ``client`` is a :class:`Client` or a function returning one (called at
-    shutdown, so a client built lazily on the first request is the one flushed).
-    When ``app`` does not speak lifespan, this answers it for the server.
+    ``client`` is a :class:`Client`, or a function returning one or several
+    (called at shutdown, so a client built lazily on the first request is one
+    flushed); several are flushed one after the other, each within its own
+    ``shutdown_timeout``. When ``app`` does not speak lifespan, this answers it
+    for the server.
     """
 
-    def __init__(self, app: ASGIApp, client: Client | Callable[[], Client | None]) -> None:
+    def __init__(
+        self, app: ASGIApp, client: Client | Callable[[], Client | Iterable[Client] | None]
+    ) -> None:
         self.app = app
         self._client = client
 
@@ -134,5 +138,9 @@ class ShutdownFlush:
             await self.app(scope, receive, send)
 
     async def _flush(self) -> None:
+        from segment_core.client import Client
+
         client = self._client
-        await flush_in_thread(client() if callable(client) else client)
+        found = client() if callable(client) else client
+        for each in (found,) if found is None or isinstance(found, Client) else found:
+            await flush_in_thread(each)

@@ -83,7 +83,12 @@ from segment_core.web._snippet import (
     render_snippet,
     script_json,
 )
-from segment_core.web._tracker import USER_NOT_KNOWN, RequestAnalytics, RequestTracker
+from segment_core.web._tracker import (
+    REDIRECT_STATUSES,
+    USER_NOT_KNOWN,
+    RequestAnalytics,
+    RequestTracker,
+)
 from segment_core.web._validate import check_plain_hooks, is_async
 
 __all__ = [
@@ -101,6 +106,7 @@ __all__ = [
     "MAX_REFERRER",
     "MAX_USER_AGENT",
     "REDACTED",
+    "REDIRECT_STATUSES",
     "USER_NOT_KNOWN",
     "BotMatcher",
     "CookieSpec",

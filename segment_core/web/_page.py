@@ -34,6 +34,8 @@ from segment_core.web._validate import Hook
 __all__ = [
     "BOT_PATTERN",
     "accepts_document",
+    "allowed_as_request_starts",
+    "consent_given",
     "is_bot",
     "is_excluded",
     "is_excluded_route",
@@ -66,6 +68,18 @@ def should_track_page(
 
 def tracking_allowed(request: RequestInfo, options: WebOptions) -> bool:
     """Whether automatic calls and the id cookie may happen at all for this visitor."""
+    allowed = allowed_as_request_starts(request, options)
+    # The consent hook raised, unlogged: asked once more, a failure logged then.
+    return consent_given(request, options.consent) if allowed is None else allowed
+
+
+def allowed_as_request_starts(request: RequestInfo, options: WebOptions) -> bool | None:
+    """:func:`tracking_allowed` as a request starts; None when the ``consent`` hook raised.
+
+    The hook may need what a middleware inside the adapter's has yet to set up (a
+    session): its failure is not logged here, and the caller asks again with
+    :func:`consent_given` once the app has run.
+    """
     get = request.headers.get
     if options.skip_bots and options.bots.matches(get("user-agent")):
         return False
@@ -75,17 +89,32 @@ def tracking_allowed(request: RequestInfo, options: WebOptions) -> bool:
     if options.honor_dnt and _signal_on(get("dnt")):
         return False
     if options.consent is not None:
-        return _consent_given(request, options.consent)
+        try:
+            answer = options.consent(request.hook_target)
+        except Exception:
+            logger.debug(
+                "segment: the consent hook raised as the request started; "
+                "asked again once the app has run",
+                exc_info=True,
+            )
+            return None
+        return _checked_consent(answer)
     return True
 
 
-def _consent_given(request: RequestInfo, consent: Hook) -> bool:
-    """The ``consent`` hook's answer: True alone is consent.
+def consent_given(request: RequestInfo, consent: Hook | None) -> bool:
+    """The ``consent`` hook's answer: True alone is consent (no hook: True).
 
     Anything else is logged and counts as no consent: a consent cookie's text
-    (``"false"``) is truthy, and privacy must not hang on that.
+    (``"false"``) is truthy, and privacy must not hang on that. A hook that raises
+    is logged and counts as no consent.
     """
-    answer = call_hook("consent", consent, request.hook_target, default=False)
+    if consent is None:
+        return True
+    return _checked_consent(call_hook("consent", consent, request.hook_target, default=False))
+
+
+def _checked_consent(answer: object) -> bool:
     if answer is True or answer is False:
         return answer
     logger.error("segment: consent returned %r, not True or False; taken as no consent", answer)
@@ -285,9 +314,7 @@ def privacy_allows(request: RequestInfo, options: WebOptions) -> bool:
         return False
     if options.honor_dnt and _signal_on(request.header("dnt")):
         return False
-    if options.consent is not None:
-        return _consent_given(request, options.consent)
-    return True
+    return consent_given(request, options.consent)
 
 
 def page_name(request: RequestInfo, options: WebOptions, path: str | None = None) -> str | None:

@@ -312,7 +312,7 @@ def snippet_renders(tracker: RequestTracker, *, shared: bool = False) -> bool:
     # Without the server's cookie to tell them, the visitors the server refuses
     # (consent, bots) cannot be told in the browser: their page renders nothing.
     decided_in_browser = shared and tracker.options.set_cookie
-    if tracker.excluded or not (decided_in_browser or tracker.allowed):
+    if tracker.excluded or not (decided_in_browser or tracker.allowed or tracker.allowed_now()):
         return False
     # Tooling excluded by route (the admin, DRF's browsable API, API docs): known
     # once the framework has routed, which a template rendered by a view follows.

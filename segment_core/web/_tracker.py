@@ -34,13 +34,14 @@ from segment_core.web._identity import (
 )
 from segment_core.web._options import WebOptions
 from segment_core.web._page import (
+    allowed_as_request_starts,
+    consent_given,
     is_excluded,
     is_excluded_request,
     media_type,
     page_name,
     page_properties,
     page_wanted,
-    tracking_allowed,
 )
 from segment_core.web._request import RequestInfo, checked_host
 from segment_core.web._snippet import snippet_renders
@@ -48,10 +49,14 @@ from segment_core.web._snippet import snippet_renders
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["USER_NOT_KNOWN", "RequestAnalytics", "RequestTracker"]
+__all__ = ["REDIRECT_STATUSES", "USER_NOT_KNOWN", "RequestAnalytics", "RequestTracker"]
 
 #: Methods whose answers never carry the cookie: no browser keeps a visitor from them.
 NO_COOKIE_METHODS = frozenset({"HEAD", "OPTIONS"})
+
+#: The statuses whose ``Location`` the browser follows: what
+#: :meth:`RequestTracker.cookie_to_set` takes as ``redirect_to``.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 # The storage of Analytics.user_id, under the property that reads the user late.
@@ -208,7 +213,8 @@ class RequestTracker:
     - ``analytics``: the :class:`RequestAnalytics` bound to the visitor.
     - ``excluded``: the path is one of ``exclude_paths`` (no page call, no cookie).
     - ``allowed``: not a bot, and privacy signals and ``consent`` allow automatic
-      calls and the cookie.
+      calls and the cookie; None while a ``consent`` hook that raised as the
+      request started waits to be asked again (:meth:`allowed_now`).
     - ``scheme`` / ``host``: what the visitor used (from trusted proxies if any).
     """
 
@@ -283,7 +289,7 @@ class RequestTracker:
             # session read, user query or user_id hook); a call a view makes there
             # (an API under exclude_paths) asks for the user then, as anywhere.
             self._read_user = read_user
-            self.allowed = tracking_allowed(request, options)
+            self.allowed: bool | None = allowed_as_request_starts(request, options)
             if options.trusted_proxies:
                 self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
             user_id = request.user_id
@@ -334,18 +340,35 @@ class RequestTracker:
         with the cookie. The API client's calls carry its user id alone; the visitor
         who logged in is joined to the user by the ``identify`` that follows.
         """
-        user_id = self._current_user_id()
+        user_id = self._current_user_id(early=True)
         #: The visitor came without a user: a user it identifies logged in.
         self._arrived_anonymous = user_id is None
         return user_id
 
-    def _current_user_id(self) -> str | None:
+    def _current_user_id(self, early: bool = False) -> str | None:
         """The ``user_id`` hook's answer, else the framework's user, as of now; then
-        the opt-in user cookie."""
+        the opt-in user cookie.
+
+        ``early``: asked before the app has routed the request, where the hook may
+        need what a middleware inside the adapter's has yet to set up (a session):
+        if it raises, that is not logged, and it is asked again at the next call
+        and as the response starts.
+        """
         options, request = self.options, self.request
         found: object = None
         if options.user_id is not None:
-            found = call_hook("user_id", options.user_id, request.hook_target, default=_FAILED)
+            if not early:
+                found = call_hook("user_id", options.user_id, request.hook_target, default=_FAILED)
+            else:
+                try:
+                    found = options.user_id(request.hook_target)
+                except Exception:
+                    logger.debug(
+                        "segment: the user_id hook raised before the app routed the "
+                        "request; asked again later",
+                        exc_info=True,
+                    )
+                    found = _FAILED
         elif self._read_user is not None:
             try:
                 found = self._read_user()
@@ -366,18 +389,20 @@ class RequestTracker:
             )
         return user_id
 
-    def refresh_user(self) -> None:
+    def refresh_user(self, early: bool = False) -> None:
         """Take up the user authenticated since the last look (DRF, a login or a
         logout in the view).
 
         A user id the view set itself (``identify``, ``alias``) is left alone; so
         is everything once the response started (the cookie was decided).
+        ``early``: for a call made before the app routed the request (see
+        :meth:`_current_user_id`).
         """
         if self._cookie_decided or (self.options.user_id is None and self._read_user is None):
             return
         current = _USER_SLOT.__get__(self.analytics)  # analytics.stored_user_id
         if current == self._resolved_user:
-            self._take_user(current, self._current_user_id())
+            self._take_user(current, self._current_user_id(early))
 
     def user_answered(self, found: object) -> None:
         """What an async ``user_id`` hook answered now, awaited by the adapter: taken
@@ -473,7 +498,9 @@ class RequestTracker:
         if self._read_route is not None:
             self.refresh_route()
         if not self._cookie_decided:
-            self.refresh_user()
+            # Before the app routed (a middleware's call), the user_id hook may fail
+            # for want of what a middleware inside sets up: asked again later.
+            self.refresh_user(self._read_route is not None)
         if self._new_visitor:
             self._anonymous_rule(kw)
 
@@ -510,6 +537,16 @@ class RequestTracker:
             and snippet_renders(self)
         )
 
+    def allowed_now(self) -> bool:
+        """:attr:`allowed`, decided now if the ``consent`` hook raised as the request
+        started: asked again, now that the app has run (a session middleware inside
+        the adapter's has set the session up); if it raises again, that is logged
+        and counts as no consent."""
+        allowed = self.allowed
+        if allowed is None:
+            allowed = self.allowed = consent_given(self.request, self.options.consent)
+        return allowed
+
     # -- login --------------------------------------------------------------------
 
     def identify_login(self, user_id: object, user: Any = None) -> bool:
@@ -520,7 +557,11 @@ class RequestTracker:
         it has one for the user just logged in. Never raises; True if it sent.
         """
         options = self.options
-        if not options.identify_on_login or not self.allowed or _checked_id(user_id) is None:
+        if (
+            not options.identify_on_login
+            or not (self.allowed or self.allowed_now())
+            or _checked_id(user_id) is None
+        ):
             return False
         if options.user_id is not None:
             user_id = self._current_user_id() or user_id
@@ -541,13 +582,18 @@ class RequestTracker:
 
     # -- the response ---------------------------------------------------------------
 
-    def cookie_to_set(self) -> CookieSpec | None:
+    def cookie_to_set(self, redirect_to: str | None = None) -> CookieSpec | None:
         """The ``ajs_anonymous_id`` cookie to add to the response, if one is needed.
 
         Only for a new visitor (no valid cookie), with ``set_cookie`` on, on a path
         that is not excluded, for a visitor that is not a bot and whose privacy
         allows it; never on HEAD or OPTIONS, and not for a request whose user is
         known unless its anonymous id was used (a login links it).
+
+        ``redirect_to``: the ``Location`` of a redirect (a status in
+        :data:`REDIRECT_STATUSES`). A plain-http request redirected to https gets
+        no cookie: set over http it could not be ``Secure``, and the https page,
+        seeing it, would never set the ``Secure`` one. That page sets it.
         """
         if self._cookie_decided:
             return self._cookie
@@ -560,11 +606,12 @@ class RequestTracker:
             self._cookie_decided = True
         if (
             self._new_visitor
-            and self.allowed
             and not self.excluded
             and self.options.set_cookie
             and self.request.method.upper() not in NO_COOKIE_METHODS
             and (self._anonymous_used or _USER_SLOT.__get__(self.analytics) is None)
+            and (redirect_to is None or not _upgrades_to_https(self.scheme, redirect_to))
+            and (self.allowed or self.allowed_now())
         ):
             self._cookie = anonymous_id_cookie(
                 self.analytics.anonymous_id or "", self.options, secure=self.scheme == "https"
@@ -610,7 +657,7 @@ class RequestTracker:
             request.route_template = route_template
         options = self.options
         try:
-            if not self.allowed:
+            if not self.allowed and self.allowed is not None:
                 return False
             if self._read_route is not None:
                 self.refresh_route(final=True)
@@ -622,7 +669,9 @@ class RequestTracker:
                 content_type=content_type,
                 excluded=self.excluded,
             )
-            if not wanted:
+            # A consent hook that raised as the request started: asked again for a
+            # page alone (a redirect made before a session middleware ran is none).
+            if not wanted or not (self.allowed or self.allowed_now()):
                 return False
             # The page fields were derived (and redacted) with the context; a view
             # may have added to them (a title), which the properties then carry too.
@@ -715,6 +764,11 @@ def _copy_of(
     if "campaign" in context:
         copy["campaign"] = dict(context["campaign"])
     return copy
+
+
+def _upgrades_to_https(scheme: str, location: str) -> bool:
+    """Whether a redirect's ``location`` takes a plain-http request to https."""
+    return scheme == "http" and location[:8].lower() == "https://"
 
 
 def _checked_id(value: object) -> str | None:

@@ -17,9 +17,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from segment_asgi import SegmentMiddleware
+from segment_asgi import SegmentMiddleware, flushing_at_shutdown
 from segment_core import Client
 from segment_core.collector.handle import CollectorHandle
 from tests.asgi.asgi import Message, call, http_scope, lifespan
@@ -133,6 +133,93 @@ def test_the_flush_is_bounded_by_shutdown_timeout(
         assert client.flush(timeout=10)
     finally:
         client.shutdown(timeout=10)
+
+
+# -- a mounted app's middleware, which gets no lifespan ---------------------------------
+
+NO_LIFESPAN = "SegmentMiddleware got a request but no lifespan startup"
+
+
+def mounted(segment_collector: CollectorHandle) -> tuple[Starlette, Starlette]:
+    """FastAPI's sub-application pattern: the middleware on the app mounted at /api,
+    building its client (that holds events until flushed) at its first request."""
+
+    async def home(request: Request) -> Response:
+        return HTMLResponse("ok")
+
+    api = Starlette(routes=[Route("/", home, name="home")])
+    api.add_middleware(
+        SegmentMiddleware,
+        write_key="test-key",
+        host=segment_collector.url,
+        flush_at=2500,
+        flush_interval=300,
+    )
+    return Starlette(routes=[Mount("/api", api)]), api
+
+
+def built_client(api: Starlette) -> Client:
+    """The client the mounted app's middleware built."""
+    node: Any = api.middleware_stack
+    while not isinstance(node, SegmentMiddleware):
+        node = node.app
+    return node.client
+
+
+def no_lifespan_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if NO_LIFESPAN in r.getMessage()]
+
+
+def test_a_mounted_app_s_middleware_is_flushed_by_the_app_the_server_runs(
+    segment_collector: CollectorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    outer, api = mounted(segment_collector)
+    try:
+        with caplog.at_level(logging.WARNING), TestClient(flushing_at_shutdown(outer)) as browser:
+            browser.get("/api/")
+            browser.get("/api/")
+            assert segment_collector.events() == []  # held by the client
+        assert [e["message"]["name"] for e in segment_collector.events()] == ["home", "home"]
+        assert no_lifespan_warnings(caplog) == []
+    finally:
+        built_client(api).shutdown(timeout=10)
+
+
+def test_without_it_a_mounted_app_s_middleware_warns_once(
+    segment_collector: CollectorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    outer, api = mounted(segment_collector)
+    try:
+        with caplog.at_level(logging.WARNING), TestClient(outer) as browser:
+            browser.get("/api/")
+            browser.get("/api/")
+        assert segment_collector.events() == []  # nothing flushed it at shutdown
+        [warning] = no_lifespan_warnings(caplog)
+        assert warning.levelno == logging.WARNING and warning.name == "segment.asgi"
+        assert "segment_asgi.flushing_at_shutdown(app)" in warning.getMessage()
+    finally:
+        built_client(api).shutdown(timeout=10)
+
+
+def test_without_lifespan_from_the_server_the_wrapper_cannot_flush_and_it_warns(
+    segment_collector: CollectorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    outer, api = mounted(segment_collector)
+    try:
+        with caplog.at_level(logging.WARNING):
+            TestClient(flushing_at_shutdown(outer)).get("/api/")  # no lifespan run
+        assert len(no_lifespan_warnings(caplog)) == 1
+    finally:
+        built_client(api).shutdown(timeout=10)
+
+
+def test_a_middleware_that_gets_lifespan_does_not_warn(
+    holding_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = SegmentMiddleware(lifespan_app([], holding_client), client=holding_client)
+    with caplog.at_level(logging.WARNING), TestClient(app) as browser:
+        browser.get("/")
+    assert no_lifespan_warnings(caplog) == []
 
 
 # -- Django's ASGI handler, which has no lifespan support -----------------------------

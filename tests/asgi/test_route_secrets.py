@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Host, Mount, Route, Router, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from segment_asgi import SegmentMiddleware
@@ -98,6 +98,39 @@ def test_a_call_before_the_app_routed_carries_no_path_secret(client: Client, sen
     for message in messages:
         assert message["context"]["page"]["path"] in ("/invite/REDACTED", "/reset/REDACTED")
     assert TOKEN not in str(messages) and UUID not in str(messages)
+
+
+def test_the_secrets_of_a_host_route_are_hidden_by_the_host_they_are_on(
+    client: Client, sent: Sent
+) -> None:
+    async def audit(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request.state.analytics.track("Request Seen")  # before the app routed
+        return await call_next(request)
+
+    # On tenants' hosts /invite/... holds a secret; elsewhere the same path is a slug.
+    tenant = Router(routes=routes())
+    app = Starlette(
+        routes=[Host("{tenant}.example.com", tenant), Route("/invite/{slug}", html), *routes()]
+    )
+    app.add_middleware(BaseHTTPMiddleware, dispatch=audit)
+    app.add_middleware(SegmentMiddleware, client=client)
+    acme = {"host": "acme.example.com"}
+    with TestClient(app) as browser:
+        browser.get("/", headers={**acme, "referer": f"http://acme.example.com/invite/{TOKEN}"})
+        browser.get(f"/invite/{TOKEN}", headers=acme)
+        browser.get("/", headers=acme, params={"next": f"/invite/{TOKEN}"})
+        browser.get("/", headers={"referer": f"http://testserver/invite/{TOKEN}"})
+    messages = sent()
+    assert [m["type"] for m in messages] == ["track", "page"] * 4
+    pages = [m["context"]["page"] for m in messages]
+    assert [(p["url"], p["referrer"]) for p in pages[1::2]] == [
+        ("http://acme.example.com/", "http://acme.example.com/invite/REDACTED"),
+        ("http://acme.example.com/invite/REDACTED", ""),
+        ("http://acme.example.com/?next=%2Finvite%2FREDACTED", ""),
+        ("http://testserver/", f"http://testserver/invite/{TOKEN}"),  # a slug there
+    ]
+    assert pages[0::2] == pages[1::2]  # the calls made before routing hide the same
+    assert TOKEN not in str(messages[:-2])
 
 
 def test_the_assets_of_an_app_below_a_root_path_get_no_cookie(client: Client) -> None:

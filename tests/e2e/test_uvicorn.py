@@ -35,6 +35,8 @@ pytestmark = pytest.mark.slow
 
 N = 200
 STARLETTE = "tests.e2e.apps.starlette_app:app"
+MOUNTED = "tests.e2e.apps.mounted_app:app"
+NO_LIFESPAN = "SegmentMiddleware got a request but no lifespan startup"
 REPORT = re.compile(REPORT_PREFIX + r" pid=(\d+) sent=(\d+) pending=(\d+) failed=(\d+)")
 
 
@@ -89,6 +91,42 @@ def test_sigterm_during_traffic_delivers_every_answered_request(
         log = server.log()
     assert_delivered_for(segment_collector, answered, requested)
     assert all(report[1:] == (0, 0) for report in shutdown_reports(log).values()), log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_mounted_app_s_middleware_delivers_on_sigterm_through_flushing_at_shutdown(
+    segment_collector: Any, tmp_path: Path, workers: int
+) -> None:
+    port = free_port()
+    argv = uvicorn_argv(MOUNTED, port, "--workers", str(workers))
+    env = {**app_env(segment_collector.url, **HOLD_UNTIL_EXIT), "E2E_FLUSHING_AT_SHUTDOWN": "1"}
+    with running("uvicorn", argv, port=port, env=env, log_dir=tmp_path, workers=workers) as s:
+        load(s, N)
+        assert segment_collector.summary()["total"] == 0  # held until shutdown
+        assert s.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        log = s.log()
+    # The server has exited: whatever it delivered is at the collector already.
+    assert_all_delivered(segment_collector, N, timeout=1)
+    assert NO_LIFESPAN not in log
+
+
+@pytest.mark.parametrize(
+    ("app", "options"),
+    [(MOUNTED, ()), (STARLETTE, ("--lifespan", "off"))],
+    ids=["mounted", "lifespan-off"],
+)
+def test_a_middleware_without_lifespan_warns_at_its_first_request(
+    segment_collector: Any, tmp_path: Path, app: str, options: tuple[str, ...]
+) -> None:
+    port = free_port()
+    argv = uvicorn_argv(app, port, *options)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    with running("uvicorn", argv, port=port, env=env, log_dir=tmp_path) as server:
+        load(server, 10)
+        assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        log = server.log()
+    assert log.count(NO_LIFESPAN) == 1, log
+    assert "segment_asgi.flushing_at_shutdown(app)" in log
 
 
 def test_django_asgi_without_lifespan_support_is_flushed_by_the_middleware(

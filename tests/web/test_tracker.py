@@ -112,6 +112,86 @@ def test_a_user_id_hook_that_fails_later_is_no_logout(
     assert "the user_id hook raised" in caplog.text
 
 
+class SessionHook:
+    """A hook reading a session that a middleware inside the adapter's sets up:
+    it raises until the app has run (:meth:`app_ran`), then answers ``answer``."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.session = False
+
+    def __call__(self, request: object) -> object:
+        if not self.session:
+            raise AssertionError("SessionMiddleware must be installed")
+        return self.answer
+
+    def app_ran(self) -> None:
+        self.session = True
+
+
+def test_a_consent_hook_that_raises_as_the_request_starts_is_asked_once_the_app_ran(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    consent = SessionHook(True)
+    t = tracker(client, WebOptions(consent=consent))
+    assert t.allowed is None  # not known yet
+    consent.app_ran()
+    assert t.cookie_to_set() is not None
+    assert t.finish(200, content_type=HTML)
+    assert t.allowed is True
+    assert [m["type"] for m in sent] == ["page"]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_consent_hook_that_raises_once_the_app_ran_is_logged_once_and_means_no(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    t = tracker(client, WebOptions(consent=SessionHook(True)))
+    assert t.cookie_to_set() is None
+    assert not t.finish(200, content_type=HTML)
+    assert t.allowed is False and sent == []
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "the consent hook raised" in error.getMessage()
+
+
+def test_a_consent_hook_is_asked_again_for_a_page_alone(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A redirect made before a session middleware ran (to https: no cookie) is no page.
+    t = tracker(client, WebOptions(consent=SessionHook(True)), scheme="http")
+    assert t.cookie_to_set(redirect_to="https://shop.example/products/42") is None
+    assert not t.finish(307)
+    assert t.allowed is None
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_user_id_hook_that_raises_as_a_new_visitor_arrives_is_not_logged(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    user_id = SessionHook("u-1")
+    t = tracker(client, WebOptions(user_id=user_id))
+    user_id.app_ran()
+    assert t.cookie_to_set() is None  # a known user, whose anonymous id went unused
+    assert t.finish(200, content_type=HTML)
+    assert [m.get("userId") for m in sent] == ["u-1"]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_no_cookie_on_a_redirect_from_http_to_https(client: Client) -> None:
+    def cookie(scheme: str, redirect_to: str | None, method: str = "GET") -> Any:
+        return tracker(client, scheme=scheme, method=method).cookie_to_set(redirect_to)
+
+    # The https page sets it, Secure.
+    assert cookie("http", "https://shop.example/products/42") is None
+    assert cookie("http", "HTTPS://shop.example/") is None
+    # Other redirects keep the visitor's id: a login's POST, a move within the site.
+    assert cookie("http", "/account", "POST") is not None
+    assert cookie("http", "http://shop.example/account") is not None
+    assert cookie("http", "//shop.example/account") is not None  # still http
+    secure = cookie("https", "https://shop.example/account")
+    assert secure is not None and secure.secure
+
+
 def test_no_page_call_and_no_cookie_when_privacy_says_no(client: Client, sent: Messages) -> None:
     for t in (
         tracker(client, headers={"sec-gpc": "1"}),
