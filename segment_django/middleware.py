@@ -45,6 +45,7 @@ from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from segment_core.scope import Analytics, bind, bound_async_iteration, bound_iteration, reset
 from segment_core.web import (
+    REDIRECT_STATUSES,
     USER_NOT_KNOWN,
     CookieSpec,
     RequestInfo,
@@ -178,7 +179,11 @@ class SegmentMiddleware:
         tracker: RequestTracker, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
         try:
-            cookie = tracker.cookie_to_set()
+            # A redirect's Location: none for an http request sent on to https.
+            redirect_to = (
+                response.get("Location") if response.status_code in REDIRECT_STATUSES else None
+            )
+            cookie = tracker.cookie_to_set(redirect_to)
             if cookie is not None and cookie.name not in response.cookies:
                 _set_cookie(response, cookie)
                 # A cookie of this visitor's: as Django's session and CSRF cookies,

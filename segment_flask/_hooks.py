@@ -28,7 +28,7 @@ from segment_core.client import Client
 from segment_core.scope import Analytics, bind, bound_iteration, reset
 from segment_core.signals import emit
 from segment_core.testing import divert
-from segment_core.web import RequestTracker
+from segment_core.web import REDIRECT_STATUSES, RequestTracker
 from segment_flask._request import (
     NamespacesOf,
     RouteOfPath,
@@ -122,7 +122,10 @@ class RequestHooks:
             return response
         try:
             tracker = scope.tracker
-            cookie = tracker.cookie_to_set()
+            status = response.status_code
+            # A redirect's Location: none for an http request sent on to https.
+            redirect_to = response.headers.get("Location") if status in REDIRECT_STATUSES else None
+            cookie = tracker.cookie_to_set(redirect_to)
             if cookie is not None and not _sets_cookie(response, cookie.name):
                 _add_header(response, "Set-Cookie", cookie.header_value())
             # send_file()'s file goes out as it is: no body to wait for.

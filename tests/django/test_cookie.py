@@ -86,6 +86,18 @@ def test_the_line_is_simple_cookies(segment: Any) -> None:
         assert line == simple_cookie_line(value[1], max_age=31536000, path="/", samesite="Lax")
 
 
+def test_no_cookie_on_a_redirect_from_http_to_https(segment: Any) -> None:
+    segment()
+    status, headers = serve("/to-https/")
+    assert status.startswith("302") and ("Location", "https://testserver/to-https/") in headers
+    assert set_cookie_lines(headers) == []  # over http it could not be Secure
+    _, headers = serve("/to-https/", **{"wsgi.url_scheme": "https"})
+    [line] = set_cookie_lines(headers)
+    assert line.endswith("; Secure")
+    status, headers = serve("/redirect/")  # another redirect keeps the visitor's cookie
+    assert status.startswith("302") and len(set_cookie_lines(headers)) == 1
+
+
 def test_every_attribute(segment: Any) -> None:
     segment(COOKIE_DOMAIN=".shop.example", COOKIE_FORMAT="quoted", COOKIE_MAX_AGE=600)
     for _ in range(2):

@@ -16,6 +16,7 @@ urlpatterns = [
     re_path(r"^legacy/(?P<year>[0-9]{4})/$", views.page, name="legacy"),
     path("shop/", include(shop)),
     path("redirect/", views.redirect, name="redirect"),
+    path("to-https/", views.to_https, name="to_https"),
     path("missing/", views.missing, name="missing"),
     path("boom/", views.boom, name="boom"),
     path("track/", views.track, name="track"),

@@ -29,6 +29,10 @@ def redirect(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect("/")
 
 
+def to_https(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(f"https://{request.get_host()}{request.path}")
+
+
 def missing(request: HttpRequest) -> HttpResponse:
     raise Http404
 

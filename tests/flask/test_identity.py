@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Flask, Request, request
+from flask import Flask, Request, redirect, request
 from flask_login import logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
@@ -26,6 +26,20 @@ def test_cookie_set_once_and_reused(app: Flask, sent: Sent) -> None:
     second = client.get("/products/1")
     assert "Set-Cookie" not in second.headers
     assert [p["anonymousId"] for p in sent()] == [cookie.value, cookie.value]
+
+
+def test_no_cookie_on_a_redirect_from_http_to_https(make_app: MakeApp) -> None:
+    app = make_app()
+    app.add_url_rule("/to-https", "to_https", lambda: redirect("https://localhost/to-https"))
+    app.add_url_rule("/back-home", "back_home", lambda: redirect("/"))
+    to_https = app.test_client().get("/to-https")
+    assert to_https.status_code == 302 and "Set-Cookie" not in to_https.headers
+    [header] = (
+        app.test_client().get("/", base_url="https://localhost").headers.getlist("Set-Cookie")
+    )
+    assert header.endswith("; Secure")
+    back_home = app.test_client().get("/back-home")  # another redirect keeps the cookie
+    assert back_home.status_code == 302 and len(back_home.headers.getlist("Set-Cookie")) == 1
 
 
 def test_cookie_on_https_with_domain_and_classic_format(make_app: MakeApp) -> None:
