@@ -62,6 +62,9 @@ class Client(ClientSettings):
             package_logger.setLevel(logging.DEBUG)
             if not package_logger.handlers:  # as analytics-python does: debug output is seen
                 package_logger.addHandler(logging.StreamHandler())
+            # A receiver of this client's own signal: without debug, calls do nothing
+            # more. (Weakly held: it goes with the client.)
+            signals.message_enqueued.connect(self._log_accepted, sender=self)
         self._factory = _message_factory(config)
         self._stats = Stats()
         self._delivery = Delivery(config, self._stats, self)
@@ -373,6 +376,9 @@ class Client(ClientSettings):
         )
         signals.emit(signals.message_enqueued, self, message=message)
         return delivered, message
+
+    def _log_accepted(self, _sender: object, *, message: dict[str, Any], **_: object) -> None:
+        logger.debug("accepted %s message %s", message.get("type"), message.get("messageId"))
 
     def _run_before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         assert self._before_send is not None

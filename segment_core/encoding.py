@@ -2,8 +2,9 @@
 
 Values beyond plain JSON are encoded the way a destination expects them:
 datetimes and dates as ISO-8601 (naive datetimes are UTC), ``Decimal`` as a
-number, ``UUID`` as a string, enums by value, bytes as UTF-8 text, sets, tuples
-and dataclasses as arrays and objects. A value that cannot be encoded (see
+number, ``UUID`` as a string, enums by value, bytes as UTF-8 text, lazy
+translations (Django's, Flask-Babel's) as their text, sets, tuples and
+dataclasses as arrays and objects. A value that cannot be encoded (see
 :mod:`segment_core.jsonvalues`) raises :class:`InvalidMessage` naming where it was.
 """
 
@@ -19,9 +20,11 @@ from typing import Any
 
 from segment_core.errors import InvalidMessage
 from segment_core.jsonvalues import (
+    date_problem,
     date_text,
     decimal_number,
     has_non_finite,
+    lazy_text,
     plain,
     replace_lone_surrogates,
     utc_offset,
@@ -52,8 +55,13 @@ def format_timestamp(value: dt.datetime) -> str:
 
     Years before 1000 keep four digits (``0999-...``), as ISO-8601 requires. Raises
     ``OverflowError`` when the time in UTC falls outside years 1 to 9999, and
-    ``ValueError`` when its tzinfo gives no usable offset (see :func:`utc_offset`).
+    ``ValueError`` when its tzinfo gives no usable offset (see :func:`utc_offset`)
+    or when it is no date (pandas' ``NaT``: see :func:`date_problem`).
     """
+    if type(value) is not dt.datetime:
+        problem = date_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
     offset = utc_offset(value) if value.tzinfo is not None else None
     if offset:  # else naive, or a tzinfo that gives no offset or a zero one: UTC already
         value -= offset  # the time in UTC (its tzinfo kept, never asked again)
@@ -97,7 +105,10 @@ def _default(value: Any) -> Any:
         return list(value)
     if isinstance(value, (bytes, bytearray)):  # UTF-8 text, as analytics-python takes it
         return value.decode()  # else UnicodeDecodeError: plain() names the field
-    raise TypeError
+    text = lazy_text(value)  # else ValueError: plain() names the field
+    if text is None:
+        raise TypeError
+    return text
 
 
 def _stdlib_default(value: Any) -> Any:

@@ -12,11 +12,14 @@ missing, so both encoders refuse the same values with the same message:
 * circular references, and nesting deeper than the Spec limit;
 * mapping keys that are not text-like, or that collide once written as text
   (``{1: ..., "1": ...}``);
+* lazy text whose ``str()`` raises (a translation asked for outside a request);
 * values of any other type;
 * text holding a lone surrogate (half of a UTF-16 pair), which UTF-8 cannot
   encode: :func:`replace_lone_surrogates` finds it once an encoder has failed.
 
-``str`` subclasses (``enum.StrEnum``, Django's ``SafeString``) become plain ``str``.
+``str`` subclasses (``enum.StrEnum``, Django's ``SafeString``) become plain ``str``,
+and so does lazy text (:func:`lazy_text`: Django's ``gettext_lazy``, Flask-Babel's
+``lazy_gettext``). A datetime that is no date (pandas' ``NaT``) is refused.
 Error messages show values through :func:`describe`: briefly, whatever they are.
 """
 
@@ -29,6 +32,7 @@ import enum
 import math
 import re
 import reprlib
+import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -39,12 +43,14 @@ from segment_core.spec import MAX_NESTING_DEPTH
 __all__ = [
     "MAX_INTEGER_BITS",
     "copy_json",
+    "date_problem",
     "date_text",
     "decimal_number",
     "describe",
     "flat_json",
     "has_non_finite",
     "integer_problem",
+    "lazy_text",
     "plain",
     "replace_lone_surrogates",
     "short_repr",
@@ -57,6 +63,13 @@ MAX_INTEGER_BITS = 13_000
 _MAX_INTEGER_DIGITS = math.floor(MAX_INTEGER_BITS * math.log10(2)) + 1
 
 _DATES = (dt.datetime, dt.date, dt.time)
+#: Lazy text, by the module and name of its class: a translation made when the
+#: value is read as text. Looked up in ``sys.modules``, so no framework is imported.
+_LAZY_TEXT_CLASSES = (
+    ("django.utils.functional", "Promise"),  # gettext_lazy, TextChoices.label
+    ("flask_babel.speaklater", "LazyString"),  # Flask-Babel's lazy_gettext
+    ("babel.support", "LazyProxy"),  # Babel's own (Flask-BabelEx, Flask-Security)
+)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: A batch body holds its messages two levels down; deeper text is not looked at
 #: (a message that deep is refused for its nesting anyway).
@@ -133,7 +146,15 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _plain(dataclasses.asdict(value), where, depth, open_ids)
     if not isinstance(value, (Mapping, list, tuple, set, frozenset)):
-        raise InvalidMessage(f"{where}: a value of type {kind.__name__} cannot be encoded as JSON")
+        try:
+            text = lazy_text(value)
+        except ValueError as error:
+            raise InvalidMessage(f"{where}: {error}") from None
+        if text is None:
+            raise InvalidMessage(
+                f"{where}: a value of type {kind.__name__} cannot be encoded as JSON"
+            )
+        return text
     if id(value) in open_ids:
         raise InvalidMessage(f"{where}: a circular reference (the value contains itself)")
     if depth > MAX_NESTING_DEPTH:
@@ -150,6 +171,28 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
         ]
     finally:
         open_ids.discard(id(value))
+
+
+def lazy_text(value: object) -> str | None:
+    """``str(value)`` as a plain ``str`` when ``value`` is lazy text, else None.
+
+    Lazy text is Django's ``Promise`` (``gettext_lazy``, ``TextChoices.label``),
+    Flask-Babel's ``LazyString`` or Babel's ``LazyProxy``: it stands for a
+    translation, and becomes text when read as such. For values of no known type
+    only: it looks each class up. Raises ``ValueError`` when ``str()`` raises.
+    """
+    for module_name, class_name in _LAZY_TEXT_CLASSES:
+        module = sys.modules.get(module_name)
+        lazy_class = getattr(module, class_name, None) if module is not None else None
+        if isinstance(lazy_class, type) and isinstance(value, lazy_class):
+            try:
+                text = str(value)
+            except Exception as error:
+                raise ValueError(
+                    f"lazy text ({_type_name(value)}) whose str() failed ({_error_text(error)})"
+                ) from None
+            return str.__str__(text)  # a lazy SafeString, say: sent as plain text
+    return None
 
 
 def integer_problem(value: int) -> str | None:
@@ -210,13 +253,15 @@ def date_text(value: dt.date | dt.time) -> str:
     A datetime is naive (taken as UTC) or at UTC: it ends in ``Z``; else it keeps
     its offset in hours and minutes, or, when its offset has seconds (which
     RFC 3339 cannot write), it is written in UTC. Raises ``ValueError`` when its
-    tzinfo gives no usable offset (:func:`utc_offset`), or when it falls outside
-    years 1 to 9999 in UTC.
+    tzinfo gives no usable offset (:func:`utc_offset`), when it falls outside
+    years 1 to 9999 in UTC, or when it is no date (:func:`date_problem`).
 
     >>> date_text(dt.datetime(2024, 5, 1, 12, 30)), date_text(dt.date(2024, 5, 1))
     ('2024-05-01T12:30:00Z', '2024-05-01')
     """
     if isinstance(value, dt.datetime):
+        if type(value) is not dt.datetime:
+            _check_date(value)
         if value.tzinfo is None:
             return dt.datetime.isoformat(value) + "Z"
         text = _iso_text(value)
@@ -225,7 +270,31 @@ def date_text(value: dt.date | dt.time) -> str:
         return _utc_text(value)  # an offset with seconds, or none at all: rare
     if isinstance(value, dt.time):
         return dt.time.isoformat(value) if value.tzinfo is None else _iso_text(value)
+    if type(value) is not dt.date:
+        _check_date(value)
     return dt.date.isoformat(value)
+
+
+def date_problem(value: dt.date) -> str | None:
+    """Why ``value``, a ``date`` or ``datetime`` subclass, stands for no date, or None.
+
+    pandas' ``NaT`` ("not a time", a missing value) is a datetime whose fields
+    are NaN and which equals nothing, itself included; written from its fields,
+    it would read as the real date 0001-01-01.
+    """
+    try:
+        real = isinstance(value.year, int) and bool(value == value)
+    except Exception:  # a subclass's own fields or comparison may raise
+        real = False
+    if real:
+        return None
+    return f"{describe(value)} is not a date (a missing value, such as pandas' NaT)"
+
+
+def _check_date(value: dt.date) -> None:
+    problem = date_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _iso_text(value: dt.datetime | dt.time) -> str:
@@ -470,6 +539,12 @@ def _key_text(key: Any, where: str) -> str:
             return date_text(key)
         except ValueError as error:
             raise InvalidMessage(f"{where} key: {error}") from None
+    try:
+        text = lazy_text(key)
+    except ValueError as error:
+        raise InvalidMessage(f"{where} key: {error}") from None
+    if text is not None:
+        return text
     raise InvalidMessage(
         f"{where} key {short_repr(key)}: a key of type {_type_name(key)} cannot be used"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import logging
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,13 +30,20 @@ from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.batching import batch_body
 from segment_core.config import Config, proxy_url
 from segment_core.encoding import now_timestamp
-from segment_core.hosts import is_loopback_url
+from segment_core.hosts import is_loopback_url, redact_url
 from segment_core.oauth import OAuthError, TokenSource
 from segment_core.retry import is_retryable_status, parse_retry_after
 
 __all__ = ["USER_AGENT", "Outcome", "Transport"]
 
 USER_AGENT = f"{DISTRIBUTION}/{VERSION} (Python {platform.python_version()})"
+#: Connections kept by a client in sync mode, where each caller sends on its own
+#: thread: more callers at once open one more each, which the pool then closes
+#: (with a warning of urllib3's). Never waited for: a caller is held by nothing
+#: but its own request.
+SYNC_POOL_SIZE = 32
+
+logger = logging.getLogger("segment.core")
 
 
 @dataclass(frozen=True)
@@ -74,13 +82,21 @@ class Transport:
         if config.gzip:
             self._headers["Content-Encoding"] = "gzip"
         self._timeout = urllib3.Timeout(total=config.timeout)
-        self._pool = _pool_for(self._url, config)
+        self._debug = config.debug
+        self._shown_url = redact_url(self._url)
+        if config.sync_mode:
+            self._pool = _pool_for(self._url, config, size=SYNC_POOL_SIZE)
+        else:  # one connection per sender thread
+            self._pool = _pool_for(self._url, config, size=max(1, config.max_in_flight))
         self._tokens: TokenSource | None = None
         if config.oauth:
-            auth_pool = _pool_for(config.oauth_auth_server.rstrip("/") + "/token", config)
+            # One token request at a time (TokenSource holds a lock): one connection.
+            auth_url = config.oauth_auth_server.rstrip("/") + "/token"
+            auth_pool = _pool_for(auth_url, config, size=max(1, config.max_in_flight))
             self._tokens = TokenSource(config, auth_pool)
 
     def post(self, messages: Sequence[bytes], *, retry_count: int = 0) -> Outcome:
+        """POST ``messages`` as one batch."""
         # sentAt is stamped per attempt: Segment uses it to correct clock skew.
         body = batch_body(messages, write_key=self._write_key, sent_at=now_timestamp())
         if self._config.gzip:
@@ -90,8 +106,19 @@ class Transport:
         if retry_count:
             headers = {**headers, "X-Retry-Count": str(retry_count)}
         if self._tokens is not None:
-            return self._post_with_token(body, headers)
-        return self._send(body, headers)
+            outcome = self._post_with_token(body, headers)
+        else:
+            outcome = self._send(body, headers)
+        if self._debug:
+            answer = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
+            logger.debug(
+                "sent %d message(s), %d bytes, to %s: %s",
+                len(messages),
+                len(body),
+                self._shown_url,
+                answer,
+            )
+        return outcome
 
     def _post_with_token(self, body: bytes, headers: dict[str, str]) -> Outcome:
         assert self._tokens is not None
@@ -110,7 +137,8 @@ class Transport:
             # Retryable trouble reads as a network error; a refusal is final.
             status = None if error.retryable else error.status
             return Outcome(status=status, error=str(error)), None
-        return self._send(body, {**headers, "Authorization": f"Bearer {token}"}), token
+        bearer = {**headers, "Authorization": f"Bearer {token}"}
+        return self._send(body, bearer), token
 
     def _send(self, body: bytes, headers: dict[str, str]) -> Outcome:
         try:
@@ -139,9 +167,9 @@ class Transport:
         self._pool.clear()
 
 
-def _pool_for(url: str, config: Config) -> urllib3.PoolManager:
-    """A connection pool for ``url``, through the proxy ``config`` (or the environment) names."""
-    pool_size = max(1, config.max_in_flight)
+def _pool_for(url: str, config: Config, *, size: int) -> urllib3.PoolManager:
+    """A pool keeping ``size`` connections to ``url``, through the proxy ``config``
+    (or the environment) names."""
     if config.proxies:
         proxies = dict(config.proxies)
         if should_bypass_proxies(url, no_proxy=proxies.get("no_proxy")):
@@ -152,10 +180,10 @@ def _pool_for(url: str, config: Config) -> urllib3.PoolManager:
         proxies = get_environ_proxies(url)
     proxy = select_proxy(url, proxies)
     if not proxy:
-        return urllib3.PoolManager(maxsize=pool_size)
+        return urllib3.PoolManager(maxsize=size)
     proxy = proxy_url(proxy)
     username, password = get_auth_from_url(proxy)
     proxy_headers = (
         urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
     )
-    return urllib3.ProxyManager(proxy, maxsize=pool_size, proxy_headers=proxy_headers)
+    return urllib3.ProxyManager(proxy, maxsize=size, proxy_headers=proxy_headers)

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils.functional import lazy
 from django.utils.safestring import mark_safe
 
 from segment_core import Client, InvalidMessage
 from segment_core.collector import CollectorHandle
 from segment_core.spec import MAX_NESTING_DEPTH
 from segment_core.testing import capture
+from tests.core.test_framework_values import NotATime, _untranslatable
 
 
 class Plan(enum.Enum):  # a str mixin whose str() is "Plan.PRO", not its value
@@ -81,6 +83,12 @@ HOSTILE: dict[str, tuple[object, str]] = {
     "lone surrogate": ("x\ud800", "message.properties.v: the text holds a lone surrogate"),
     "lone surrogate in a key": ({"na\udc00me": 1}, "message.properties.v key 'na\\udc00me'"),
     "huge int key": ({10**5000: 1}, "message.properties.v key: the integer has"),
+    "not a date": (NotATime(), "message.properties.v: NotATime NaT is not a date"),
+    "not a date key": ({NotATime(): 1}, "message.properties.v key: NotATime NaT is not a date"),
+    "failing lazy text": (
+        lazy(_untranslatable, str)(),
+        "message.properties.v: lazy text (__proxy__) whose str() failed",
+    ),
 }
 
 

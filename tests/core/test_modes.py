@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
 import segment_core
 from segment_core import Client, _capture, signals
+from segment_core.collector import CollectorHandle
 from segment_core.testing import capture
 from tests.receiver import Fault, Receiver
 
@@ -167,3 +169,26 @@ def test_analytics_python_positional_order() -> None:
     assert (group["groupId"], group["traits"]) == ("g", {"name": "Acme"})
     assert (alias["previousId"], alias["userId"]) == ("previous", "u")
     assert identify["anonymousId"] == "anon"
+
+
+def test_sync_mode_serves_many_threads_without_pool_warnings(
+    segment_collector: CollectorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    threads, calls = 24, 10  # callers at once, within the connections the pool keeps
+    client = Client("key", host=segment_collector.url, sync_mode=True)
+    start = threading.Barrier(threads)
+    results: list[bool] = []
+
+    def send(thread: int) -> None:
+        start.wait()
+        for call in range(calls):
+            results.append(client.track(f"u{thread}", "Threaded", {"call": call})[0])
+
+    workers = [threading.Thread(target=send, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert results == [True] * (threads * calls)
+    assert len(segment_collector.wait_for(threads * calls, type="track")) == threads * calls
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
