@@ -10,8 +10,10 @@ Routes:
 * `GET /collector/events`: stored events, oldest first; filters `type`, `event`,
   `userId`, `anonymousId`, `status` (good|bad); `after=<seq>` (only events stored
   after that cursor), `limit` (default 1000) or `last=<n>` (the newest n, still
-  oldest first). Answers `{"events": [...], "cursor": <seq of the last one>,
-  "run": <this run's name>}`.
+  oldest first; no more than `limit` when it is given too); both up to 100,000.
+  Answers `{"events": [...], "cursor": <seq of the last one>, "run": <this run's name>}`.
+* `/v1/*` answers a page of another origin by its name, with credentials allowed,
+  and a preflight allows the headers it asks for (analytics.js can add any).
 * `GET /collector/events/<messageId>`: one event, 404 when unknown.
 * `POST /collector/reset`: forget events, counts and pending faults.
 * `POST|GET|DELETE /collector/faults`: queue, list or clear fault plans (see faults.py).
@@ -26,6 +28,7 @@ refuse cross-site requests.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, MutableMapping
 from importlib import resources
@@ -165,19 +168,19 @@ class CollectorApp:
             refusal = self._refusal(scope)
             if refusal is not None:
                 if scope["path"].startswith("/v1/"):
-                    send = _with_cors(send)  # so analytics.js can read why
+                    send = _with_cors(send, scope)  # so analytics.js can read why
                 await refusal(scope, receive, send)
                 return
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             # analytics.js in a page of another origin (the app) posts here.
             if scope["method"] == "OPTIONS":
-                await _cors_preflight(send)
+                await _cors_preflight(scope, send)
                 return
             fault = self.faults.take()
             if fault is not None:
                 # The unwrapped send: a "close" fault reaches the server's transport by it;
                 # an injected status must be readable by a page (analytics.js retries on it).
-                fault_send = send if fault.close else _with_cors(send)
+                fault_send = send if fault.close else _with_cors(send, scope)
                 keep = self.limits.max_request_bytes
                 after_fault = await apply_fault(fault, scope, receive, fault_send, keep=keep)
                 if after_fault is None:
@@ -185,7 +188,7 @@ class CollectorApp:
                     self.notifier.notify()
                     return
                 receive = after_fault
-            send = _with_cors(send)
+            send = _with_cors(send, scope)
         await self._starlette(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> Response | None:
@@ -385,14 +388,12 @@ def _parse_event_query(request: Request) -> EventQuery:
     limit = _int_param(params.get("limit"), "limit", minimum=1)
     last = _int_param(params.get("last"), "last", minimum=1)
     after = _int_param(params.get("after"), "after", minimum=0)
-    if last is not None:
-        last = min(last, MAX_QUERY_LIMIT)
     return EventQuery(
         **filters,
         status=status,
         after=after or 0,
-        limit=min(limit, MAX_QUERY_LIMIT) if limit is not None else EventQuery.limit,
-        last=last,
+        limit=min(limit, MAX_QUERY_LIMIT) if limit is not None else None,
+        last=min(last, MAX_QUERY_LIMIT) if last is not None else None,
     )
 
 
@@ -402,33 +403,70 @@ def _int_param(value: str | None, name: str, *, minimum: int) -> int | None:
     return parse_count(value, name, minimum=minimum)
 
 
-_ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
-_CORS_HEADERS = [
-    _ALLOW_ANY_ORIGIN,
+# analytics.js adds X-Retry-Count to every retry: allowed whether asked for or not.
+_ALWAYS_ALLOWED_HEADERS = ("authorization", "content-type", "content-encoding", "x-retry-count")
+# What a header name is made of (RFC 9110's token): anything else is not echoed.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_ALLOW_ANY_ORIGIN = [(b"access-control-allow-origin", b"*")]
+_CORS_PREFLIGHT_HEADERS = [
     (b"access-control-allow-methods", b"POST, OPTIONS"),
-    # analytics.js adds X-Retry-Count to every retry.
-    (
-        b"access-control-allow-headers",
-        b"authorization, content-type, content-encoding, x-retry-count",
-    ),
     (b"access-control-max-age", b"600"),
+    (b"vary", b"Origin, Access-Control-Request-Headers"),
 ]
 _CORS_RESPONSE_HEADERS = [
-    _ALLOW_ANY_ORIGIN,
+    (b"vary", b"Origin"),
     # Without them a page cannot read when an injected 429 or 503 says to retry.
     (b"access-control-expose-headers", b"Retry-After, X-RateLimit-Reset"),
 ]
 
 
-async def _cors_preflight(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 204, "headers": _CORS_HEADERS})
+def _request_header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _allowed_origin(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The page's own origin, with credentials: analytics.js may send them
+    (`credentials: "include"`), and a browser refuses `*` then."""
+    origin = _request_header(scope, b"origin")
+    if origin is None:
+        return _ALLOW_ANY_ORIGIN
+    return [
+        (b"access-control-allow-origin", origin),
+        (b"access-control-allow-credentials", b"true"),
+    ]
+
+
+def _allowed_headers(requested: bytes | None) -> bytes:
+    """The headers the browser asks to send (analytics.js's `deliveryStrategy.config.headers`
+    can add any), when every one is a header name; otherwise only the usual ones."""
+    names = list(_ALWAYS_ALLOWED_HEADERS)
+    if requested is not None:
+        asked = [name.strip(" \t") for name in requested.decode("latin-1").lower().split(",")]
+        if all(_HEADER_NAME.fullmatch(name) for name in asked if name):
+            names.extend(name for name in asked if name and name not in names)
+    return ", ".join(names).encode("ascii")
+
+
+async def _cors_preflight(scope: Scope, send: Send) -> None:
+    requested = _request_header(scope, b"access-control-request-headers")
+    headers = [
+        *_allowed_origin(scope),
+        (b"access-control-allow-headers", _allowed_headers(requested)),
+        *_CORS_PREFLIGHT_HEADERS,
+    ]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 
 
-def _with_cors(send: Send) -> Send:
+def _with_cors(send: Send, scope: Scope) -> Send:
+    cors_headers = [*_allowed_origin(scope), *_CORS_RESPONSE_HEADERS]
+
     async def send_with_cors(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *_CORS_RESPONSE_HEADERS]}
+            message = {**message, "headers": [*message.get("headers", []), *cors_headers]}
         await send(message)
 
     return send_with_cors

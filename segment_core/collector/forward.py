@@ -1,8 +1,11 @@
 """Relay good batches to a real Segment-compatible endpoint, best effort.
 
 Requests are queued and sent by one daemon thread, so a slow or failing upstream
-never slows the collector down. When the queue is full a batch is dropped and
-counted; a failed send is logged and counted, never retried.
+never slows the collector down. What one request brought is relayed in as many
+requests as Segment's limits need (SPEC.md: 500 KB and 2,500 messages per request,
+32 KB per message): a batch merged with its shared `context` can outgrow them.
+When the queue is full a batch is dropped and counted; a failed send is logged and
+counted, never retried.
 """
 
 from __future__ import annotations
@@ -11,28 +14,38 @@ import base64
 import logging
 import queue
 import threading
+import urllib.error
 import urllib.request
-from typing import Any
 
 import orjson
 
-from segment_core.collector.ingest import utc_now_iso
+from segment_core.batching import pack
+from segment_core.collector.ingest import Limits, utc_now_iso
 from segment_core.hosts import redact_url
 
 __all__ = ["Forwarder"]
 
 logger = logging.getLogger("segment.collector")
 
+#: Segment's own limits, whatever the collector was started with.
+SEGMENT_LIMITS = Limits()
+#: How much of an upstream's refusal to log: enough for its error code and message.
+ERROR_BODY_LOG_CHARS = 500
+
 
 class Forwarder:
-    """Sends batches to `{url}/v1/batch` from a background thread."""
+    """Sends batches to `{url}/v1/batch` from a background thread.
+
+    `stats`: requests `sent` and `failed`, batches `dropped` (queue full) and
+    messages `too_large` (over Segment's 32 KB, never sent).
+    """
 
     def __init__(self, url: str, *, max_queue: int = 1000, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/") + "/v1/batch"
         self._timeout = timeout
         self._queue: queue.Queue[tuple[list[bytes], str | None] | None] = queue.Queue(max_queue)
         self._lock = threading.Lock()
-        self.stats = {"sent": 0, "failed": 0, "dropped": 0}
+        self.stats = {"sent": 0, "failed": 0, "dropped": 0, "too_large": 0}
         self._thread = threading.Thread(
             target=self._run, name="segment-collector-forwarder", daemon=True
         )
@@ -60,30 +73,61 @@ class Forwarder:
             item = self._queue.get()
             if item is None:  # close() asks the thread to stop
                 return
-            messages, write_key = item
             try:
-                self._send(messages, write_key)
-            except Exception:  # a bad upstream must never kill the relay
-                logger.warning(
-                    "could not forward a batch to %s", redact_url(self.url), exc_info=True
-                )
+                self._relay(*item)
+            except Exception:  # a bug here must never kill the relay
+                logger.exception("could not forward a batch to %s", redact_url(self.url))
                 self._count("failed")
-            else:
-                self._count("sent")
 
-    def _send(self, messages: list[bytes], write_key: str | None) -> None:
-        envelope: dict[str, Any] = {"sentAt": utc_now_iso()}
-        headers = {"Content-Type": "application/json", "User-Agent": "segment-collector"}
+    def _relay(self, messages: list[bytes], write_key: str | None) -> None:
+        fitting = [m for m in messages if len(m) <= SEGMENT_LIMITS.max_message_bytes]
+        if len(fitting) < len(messages):
+            too_large = len(messages) - len(fitting)
+            logger.warning(
+                "not forwarding %d message(s) over %d bytes to %s: Segment refuses them",
+                too_large,
+                SEGMENT_LIMITS.max_message_bytes,
+                redact_url(self.url),
+            )
+            self._count("too_large", too_large)
+        envelope: dict[str, str] = {"sentAt": utc_now_iso()}
         if write_key is not None:
             envelope["writeKey"] = write_key
+        # The messages are already JSON: splice them in rather than parse them again.
+        head, tail = b'{"batch":[', b"]," + orjson.dumps(envelope)[1:]
+        room = SEGMENT_LIMITS.max_request_bytes - len(head) - len(tail)
+        for chunk in pack(fitting, max_messages=SEGMENT_LIMITS.max_batch_messages, max_bytes=room):
+            self._count(
+                "sent" if self._send(head + b",".join(chunk) + tail, write_key) else "failed"
+            )
+
+    def _send(self, body: bytes, write_key: str | None) -> bool:
+        """POST one body; False (and one line in the log) when it did not arrive."""
+        headers = {"Content-Type": "application/json", "User-Agent": "segment-collector"}
+        if write_key is not None:
             token = base64.b64encode(f"{write_key}:".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
-        # The messages are already JSON: splice them in rather than parse them again.
-        body = b'{"batch":[' + b",".join(messages) + b"]," + orjson.dumps(envelope)[1:]
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self._timeout) as response:
-            response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                reason = error.read(ERROR_BODY_LOG_CHARS * 4).decode("utf-8", "replace")
+            # repr keeps the upstream's text on one line, whatever it holds.
+            logger.warning(
+                "%s refused a forwarded batch of %d bytes: HTTP %d %r",
+                redact_url(self.url),
+                len(body),
+                error.code,
+                reason[:ERROR_BODY_LOG_CHARS],
+            )
+            return False
+        except OSError as error:  # refused, unreachable, timed out, TLS
+            logger.warning("could not forward a batch to %s: %s", redact_url(self.url), error)
+            return False
+        return True
 
-    def _count(self, what: str) -> None:
+    def _count(self, what: str, amount: int = 1) -> None:
         with self._lock:
-            self.stats[what] += 1
+            self.stats[what] += amount

@@ -62,7 +62,8 @@ class CollectorHandle:
         """Stored events, oldest first.
 
         Filters: `type`, `event`, `userId` (or `user_id`), `anonymousId` (or
-        `anonymous_id`), `status` ("good"/"bad"), `after`, `limit`, `last`.
+        `anonymous_id`), `status` ("good"/"bad"), `after`, `limit` (default 1,000),
+        `last` (the newest n; no more than `limit` when it is given too).
         """
         params = {_FILTER_ALIASES.get(name, name): value for name, value in filters.items()}
         body = self._request("GET", "/collector/events", params=params)

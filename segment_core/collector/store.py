@@ -104,7 +104,8 @@ class EventQuery:
     anonymous_id: str | None = None
     status: str | None = None
     after: int = 0
-    limit: int = DEFAULT_QUERY_LIMIT
+    #: None: `last` events when `last` is given, else DEFAULT_QUERY_LIMIT.
+    limit: int | None = None
     last: int | None = None
 
 
@@ -233,10 +234,10 @@ class EventStore:
         where = " AND ".join(clauses)
         if query.last is not None:
             sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"
-            params.append(min(query.last, query.limit))
+            params.append(query.last if query.limit is None else min(query.last, query.limit))
         else:
             sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?"
-            params.append(query.limit)
+            params.append(DEFAULT_QUERY_LIMIT if query.limit is None else query.limit)
         with self._lock:
             rows = self._connection.execute(sql, params).fetchall()
         if query.last is not None:

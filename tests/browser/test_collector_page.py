@@ -69,6 +69,20 @@ def test_page_shows_events_live_with_reasons_and_filters(
     page.fill("#filter", "userid:ada")
     expect(page.locator(".ev:visible")).to_have_count(2)
     expect(good_row).to_be_hidden()
+    # Nested fields: a dotted path, or a key at any depth; keys in any case.
+    for nested in ("properties.plan:pro", "plan:pro", "Properties.Plan:PRO"):
+        page.fill("#filter", nested)
+        expect(page.locator(".ev:visible")).to_have_count(1)
+        expect(good_row).to_be_visible()
+    page.fill("#filter", "email:ada@")  # traits.email of the identify call
+    expect(page.locator(".ev:visible")).to_have_count(1)
+    expect(page.locator(".ev:visible")).to_contain_text("ada@example.com")
+    page.fill("#filter", "context.library.name:tests")
+    expect(page.locator(".ev:visible")).to_have_count(4)
+    page.fill("#filter", "plan:free")  # the key is there, the value is not
+    expect(page.locator(".ev:visible")).to_have_count(0)
+    page.fill("#filter", "plan:pro userid:ada")
+    expect(page.locator(".ev:visible")).to_have_count(0)
     # Status buttons, combined with an empty filter.
     page.fill("#filter", "")
     page.click("#status-filter button[data-status=bad]")
@@ -111,6 +125,10 @@ def test_a_message_with_objects_where_text_belongs_is_shown_bad_and_the_page_liv
     expect(page.locator(".ev.bad")).to_have_count(4, timeout=TIMEOUT_MS)
     expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
     page.fill("#filter", "userid:eve")
+    page.fill("#filter", "tostring:1")  # a key as any other
+    expect(page.locator(".ev:visible")).to_have_count(3)
+    page.fill("#filter", "constructor:")  # no message has it, whatever JavaScript says
+    expect(page.locator(".ev:visible")).to_have_count(0)
     page.fill("#filter", "")
     # and the page goes on showing what arrives
     post(segment_collector.url, batch(message("track", event="After The Bad Ones", userId="ada")))

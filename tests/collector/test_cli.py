@@ -114,7 +114,12 @@ def test_cli_forwards_to_another_collector(tmp_path: Path) -> None:
         deadline = time.monotonic() + 10
         while relay.summary()["forwarded"]["sent"] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert relay.summary()["forwarded"] == {"sent": 1, "failed": 0, "dropped": 0}
+        assert relay.summary()["forwarded"] == {
+            "sent": 1,
+            "failed": 0,
+            "dropped": 0,
+            "too_large": 0,
+        }
         assert upstream.summary()["total"] == 1  # the bad message stayed behind
 
 

@@ -292,7 +292,7 @@ def test_v1_keeps_its_cors_for_pages_of_other_origins(segment_collector: Collect
     headers = {"Origin": "https://shop.example", "Sec-Fetch-Site": "cross-site"}
     answer = post(segment_collector.url, batch(message()), headers=headers)
     assert answer.status_code == 200
-    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://shop.example"
 
 
 def test_allow_remote_control_lifts_the_cross_site_check() -> None:

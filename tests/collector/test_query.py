@@ -72,6 +72,16 @@ def test_limit_after_and_last(segment_collector: CollectorHandle, mixed: dict[st
     assert empty.json() == {"events": [], "cursor": 10**9, "run": empty.json()["run"]}
 
 
+def test_last_alone_is_not_held_to_the_default_limit(segment_collector: CollectorHandle) -> None:
+    sent = [message("track", event="E", userId="u") for _ in range(1600)]
+    for start in (0, 800):
+        assert post(segment_collector.url, batch(*sent[start : start + 800])).status_code == 200
+    newest = segment_collector.events(last=1500)
+    assert ids(newest) == [m["messageId"] for m in sent[100:]]  # still oldest first
+    assert ids(segment_collector.events(last=1500, limit=10)) == ids(newest[-10:])
+    assert len(segment_collector.events()) == 1000  # the default limit, without last
+
+
 @pytest.mark.parametrize(
     "params",
     [{"colour": "red"}, {"status": "ugly"}, {"limit": "0"}, {"limit": "x"}, {"after": "-1"}],

@@ -1,0 +1,92 @@
+"""Relaying to an upstream API: within Segment's limits, and saying why a relay failed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.collector.forward import Forwarder
+from tests.collector.helpers import batch, message, post
+
+WAIT_SECONDS = 15.0
+
+
+@pytest.fixture
+def upstream() -> Iterator[CollectorHandle]:
+    with run_in_background(write_key="upstream-key") as handle:
+        yield handle
+
+
+def wait_for_relayed(relay: CollectorHandle, requests: int) -> dict[str, int]:
+    """The relay's counts once it has counted `requests` requests as sent."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        forwarded: dict[str, int] = relay.summary()["forwarded"]
+        if forwarded["sent"] >= requests or time.monotonic() > deadline:
+            return forwarded
+        time.sleep(0.02)
+
+
+def test_a_batch_grown_by_its_shared_context_is_relayed_in_requests_within_the_limits(
+    upstream: CollectorHandle,
+) -> None:
+    # 2,000 small messages and one shared context: some 300 KB as sent, over 500 KB
+    # once the context is merged into each message.
+    shared = {"userAgent": "Mozilla/5.0 " + "x" * 300, "library": {"name": "custom"}}
+    sent = [message(context={}) for _ in range(2000)]
+    with run_in_background(forward=upstream.url) as relay:
+        answer = post(relay.url, batch(*sent, context=shared), auth=("upstream-key", ""))
+        assert answer.status_code == 200, answer.text
+        relayed = upstream.wait_for(2000, timeout=WAIT_SECONDS)
+        requests = upstream.summary()["requests"]
+        forwarded = wait_for_relayed(relay, requests["accepted"])
+    assert requests["rejected"] == 0
+    assert requests["accepted"] >= 2  # the upstream holds each to 500 KB
+    assert forwarded == {"sent": requests["accepted"], "failed": 0, "dropped": 0, "too_large": 0}
+    assert [e["messageId"] for e in relayed] == [m["messageId"] for m in sent]
+    assert relayed[0]["message"]["context"]["userAgent"] == shared["userAgent"]
+
+
+def test_more_messages_than_one_request_holds_are_relayed_in_several(
+    upstream: CollectorHandle,
+) -> None:
+    sent = [message() for _ in range(3000)]
+    forwarder = Forwarder(upstream.url)
+    forwarder.submit([orjson.dumps(m) for m in sent], "upstream-key")
+    forwarder.close(timeout=WAIT_SECONDS)  # sends what is queued first
+    assert forwarder.stats == {"sent": 2, "failed": 0, "dropped": 0, "too_large": 0}
+    assert len(upstream.wait_for(3000, timeout=WAIT_SECONDS)) == 3000
+
+
+def test_a_message_segment_would_refuse_is_not_relayed_and_the_rest_is(
+    upstream: CollectorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    small = message()
+    huge = message(properties={"blob": "x" * 40_000})
+    forwarder = Forwarder(upstream.url)
+    with caplog.at_level(logging.WARNING, logger="segment.collector"):
+        forwarder.submit([orjson.dumps(huge), orjson.dumps(small)], "upstream-key")
+        forwarder.close(timeout=WAIT_SECONDS)
+    assert forwarder.stats == {"sent": 1, "failed": 0, "dropped": 0, "too_large": 1}
+    assert [e["messageId"] for e in upstream.events()] == [small["messageId"]]
+    assert "not forwarding 1 message(s) over 32768 bytes" in caplog.text
+
+
+def test_a_refused_relay_is_logged_in_one_line_with_the_upstreams_answer(
+    upstream: CollectorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    forwarder = Forwarder(upstream.url)
+    with caplog.at_level(logging.WARNING, logger="segment.collector"):
+        forwarder.submit([orjson.dumps(message())], "not-the-key")
+        forwarder.close(timeout=WAIT_SECONDS)
+    assert forwarder.stats["failed"] == 1
+    [record] = [r for r in caplog.records if r.name == "segment.collector"]
+    line = record.getMessage()
+    assert "HTTP 401" in line
+    assert "the write key is not valid" in line  # the upstream's own words
+    assert "\n" not in line and record.exc_info is None
