@@ -14,20 +14,34 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
 from example_projects._servers import free_port
 
-__all__ = ["redis_server_binary", "running_redis"]
+__all__ = ["database_url", "redis_server_binary", "running_redis"]
 
 START_TIMEOUT = 20.0
+#: redis-server's default number of databases (``databases 16``).
+DATABASES = 16
 
 
 def redis_server_binary() -> str | None:
     return shutil.which("redis-server") or (
         "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
     )
+
+
+def database_url(url: str, number: int) -> str:
+    """``url`` (``redis://host:port/0``) naming database ``number`` of the same server.
+
+    Job workers on different databases never take each other's jobs: each
+    database has its own queues.
+    """
+    if not 0 <= number < DATABASES:
+        raise ValueError(f"a Redis database number is 0 to {DATABASES - 1}, got {number}")
+    return urlsplit(url)._replace(path=f"/{number}").geturl()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["EXAMPLES", "Example", "JobWorker", "Server", "free_port", "serving"]
+__all__ = [
+    "EXAMPLES",
+    "Example",
+    "JobWorker",
+    "Server",
+    "free_port",
+    "loopback_session",
+    "serving",
+]
 
 HERE = Path(__file__).resolve().parent
 READY_TIMEOUT = 30.0
@@ -96,6 +104,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def loopback_session() -> requests.Session:
+    """A session for the apps and the collector on this machine: never through a proxy.
+
+    A shell's ``HTTP_PROXY`` is for the network; the proxy cannot reach our loopback.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    return session
 
 
 def app_environment(
@@ -293,7 +311,7 @@ def _wait_for_worker(server: Server, worker: JobWorker) -> None:
 
 def _wait_until_ready(server: Server) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
-    with requests.Session() as session:
+    with loopback_session() as session:
         while True:
             if not server.running:
                 raise RuntimeError(

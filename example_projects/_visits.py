@@ -1,7 +1,7 @@
 """Scripted visits to the example apps, and what each one should send to Segment.
 
-A visit is what a person does in a browser, over HTTP with ``requests.Session``
-(cookies kept): browse, sign up or log in, buy or comment. It returns the
+A visit is what a person does in a browser, over HTTP with a ``requests.Session``
+(cookies kept, no proxy): browse, sign up or log in, buy or comment. It returns the
 visitor's anonymous id (the ``ajs_anonymous_id`` cookie the app set) and the
 events the app should have sent; :func:`check` compares those with what the
 collector received.
@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from example_projects._servers import Server
+from example_projects._servers import Server, loopback_session
 
 __all__ = ["VISITS", "Expected", "Visit", "check", "label"]
 
@@ -114,7 +114,7 @@ def visit_django_shop(server: Server) -> Visit:
     nowhere.
     """
     base_url = server.url
-    with requests.Session() as http:
+    with loopback_session() as http:
 
         def get(path: str) -> requests.Response:
             return _ok(http.get(base_url + path, timeout=TIMEOUT))
@@ -189,7 +189,7 @@ def visit_flask_blog(server: Server) -> Visit:
     """Read, sign up, comment."""
     base_url = server.url
     post_path = "/posts/events-at-shutdown"
-    with requests.Session() as http:
+    with loopback_session() as http:
         _ok(http.get(base_url + "/", timeout=TIMEOUT))
         anonymous_id = http.cookies["ajs_anonymous_id"]
         _ok(http.get(base_url + post_path, timeout=TIMEOUT))
@@ -219,7 +219,7 @@ def visit_flask_blog(server: Server) -> Visit:
 def visit_fastapi_api(server: Server) -> Visit:
     """Open the page, create to-dos (anonymously, then with a token), complete one."""
     base_url = server.url
-    with requests.Session() as http:
+    with loopback_session() as http:
         _ok(http.get(base_url + "/", timeout=TIMEOUT))
         anonymous_id = http.cookies["ajs_anonymous_id"]
         api = base_url + "/api/todos"

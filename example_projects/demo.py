@@ -10,15 +10,17 @@ loopback, then:
    collector through ``SEGMENT_WRITE_KEY``/``SEGMENT_HOST``, drives a scripted
    visit over HTTP, and stops the server with SIGTERM, so that it delivers its
    events as it shuts down. The shop sends its order confirmation from a Celery
-   worker, on a Redis server the demo starts on a free loopback port: the
-   task's event is attributed to the visitor who ordered;
+   worker, on a Redis server the demo starts on a free loopback port (each app
+   its own database, so a worker takes only its own shop's tasks): the task's
+   event is attributed to the visitor who ordered;
 
 and prints what arrived, per app. It exits with status 1 when an expected event
 is missing or arrived twice, an unexpected one arrived (a page call for the
 Django admin, a JSON API or a browsable API page would be one), a token of the
 visit (the password-reset link's, an API token) reached the collector, or any
 event but the deliberate one is malformed.
-No write key and no network are needed.
+No write key and no network are needed; a proxy in the environment (``HTTP_PROXY``)
+is not used for the servers on loopback.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ from typing import Any
 
 import requests
 
-from example_projects._redis import running_redis
-from example_projects._servers import EXAMPLES, Example, Server, serving
+from example_projects._redis import database_url, running_redis
+from example_projects._servers import EXAMPLES, Example, Server, loopback_session, serving
 from example_projects._visits import SHOP_USER, VISITS, Visit, check, label
 from segment_core import Client, Context, Properties, Track, Traits
 from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.collector.__main__ import _port as port_argument
 from segment_core.masking import masked_with_fingerprint
 
 CLIENT_WRITE_KEY = "demo-write-key"
@@ -88,7 +91,8 @@ def send_malformed(url: str) -> None:
     """A track without an event name: accepted by the HTTP API, reported as bad."""
     bad = {"type": "track", "userId": "user-1001", "messageId": MALFORMED_ID}
     payload = {"batch": [bad], "writeKey": CLIENT_WRITE_KEY}
-    requests.post(f"{url}/v1/batch", json=payload, timeout=10)
+    with loopback_session() as http:
+        http.post(f"{url}/v1/batch", json=payload, timeout=10)
 
 
 def client_demo(collector: CollectorHandle) -> bool:
@@ -241,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the collector and the apps up (Ctrl-C stops them)",
     )
-    parser.add_argument("--port", type=int, default=0, help="collector port (0: any free)")
+    # The collector's own check: a port out of range is a usage error, not a traceback.
+    parser.add_argument(
+        "--port", type=port_argument, default=0, help="collector port (0: any free)"
+    )
     args = parser.parse_args(argv)
     began = time.monotonic()
     # SIGTERM (from `timeout`, a process manager) stops the demo like Ctrl-C does:
@@ -264,14 +271,24 @@ def _run(args: argparse.Namespace, began: float) -> int:
         print(f"collector listening on {collector.url}")
         redis_dir = data_dir / "redis"
         redis_dir.mkdir()
-        broker_url = stack.enter_context(running_redis(redis_dir))
-        print(f"redis-server (the shop's Celery broker) listening on {broker_url}")
+        redis_url = stack.enter_context(running_redis(redis_dir))
+        server_url = redis_url.rsplit("/", 1)[0]
+        print(f"redis-server listening on {server_url} (each shop's Celery broker: a database)")
         ok = client_demo(collector)
 
         print("\n2. The example apps, each on a real server, visited over HTTP:\n")
+        # A database (so queues) per app: with --keep-running both shops and their
+        # workers run at once, and neither worker may take the other shop's task.
         runs = [
-            run_example(example, collector, data_dir, args.keep_running, stack, broker_url)
-            for example in EXAMPLES
+            run_example(
+                example,
+                collector,
+                data_dir,
+                args.keep_running,
+                stack,
+                broker_url=database_url(redis_url, number),
+            )
+            for number, example in enumerate(EXAMPLES)
         ]
         timeout = ARRIVAL_TIMEOUT_RUNNING if args.keep_running else ARRIVAL_TIMEOUT
         for run in runs:
