@@ -20,6 +20,7 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -85,6 +86,10 @@ oauth_auth_server: str | None = Config.oauth_auth_server
 oauth_scope: str | None = Config.oauth_scope
 
 default_client: Client | None = None
+#: What module-level calls use while no write key is set: a disabled client, kept
+#: apart so that the first call once a key is set (or a framework's configuration)
+#: makes the real default client.
+_keyless_client: Client | None = None
 _default_lock = threading.Lock()
 
 
@@ -123,22 +128,35 @@ _client_finders: list[Callable[[], Client | None]] = []
 def get_client() -> Client:
     """The client of where the call is made (a Flask app's own, in its app context),
     else the process-wide default client, created on first use from the module
-    settings."""
+    settings. Until they (or ``SEGMENT_WRITE_KEY``) give a write key, a disabled
+    client that discards, with one warning; :data:`default_client` stays None."""
     for find in _client_finders:
         found = find()
         if found is not None:
             return found
-    global default_client
     client = default_client
     if client is None:
-        with _default_lock:
-            if default_client is None:
-                options = {name: globals()[name] for name in _SETTINGS}
-                default_client = Client(
-                    write_key, **{k: v for k, v in options.items() if v is not None}
-                )
-            client = default_client
+        client = _default_or_keyless_client()
     return client
+
+
+def _default_or_keyless_client() -> Client:
+    """Build the default client from the module settings, or while they hold no
+    write key (nor the environment), reuse one disabled client (it warns once)."""
+    global default_client, _keyless_client
+    with _default_lock:
+        if default_client is not None:
+            return default_client
+        if _keyless_client is not None and not (write_key or os.environ.get("SEGMENT_WRITE_KEY")):
+            return _keyless_client
+        options = {name: globals()[name] for name in _SETTINGS}
+        client = Client(write_key, **{k: v for k, v in options.items() if v is not None})
+        if client.config.write_key:
+            default_client = client
+            _keyless_client = None
+        else:
+            _keyless_client = client
+        return client
 
 
 def identify(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
@@ -174,7 +192,8 @@ def alias(*args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
 def flush(timeout: float | None = None) -> bool:
     """Send what the default client holds and wait for it (at most ``timeout`` seconds).
 
-    Like every module-level call, it creates :data:`default_client` when there is none.
+    Like every module-level call, it creates :data:`default_client` when there is none
+    and a write key is set.
     """
     return get_client().flush(timeout)
 

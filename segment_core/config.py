@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from segment_core.errors import InvalidMessage
 from segment_core.hosts import check_host, check_write_key
 from segment_core.masking import mask_secret
+from segment_core.messages import Context
 from segment_core.normalize import check_defaults
 
 __all__ = [
@@ -139,8 +141,16 @@ class Config:
 
     @property
     def batch_due_at(self) -> int:
-        """How many waiting messages make a batch due: ``flush_at``, capped by the batch size."""
-        return min(self.flush_at, self.max_batch_size)
+        """How many waiting messages make a batch due: ``flush_at``, capped by the batch
+        size and by :attr:`full_batch`."""
+        return min(self.flush_at, self.full_batch)
+
+    @property
+    def full_batch(self) -> int:
+        """How many waiting messages are a batch sent without waiting: ``max_batch_size``,
+        or half of ``max_queue_size`` when that is smaller (a buffer that must wait to
+        reach a batch would refuse messages meanwhile)."""
+        return min(self.max_batch_size, max(1, self.max_queue_size // 2))
 
     @property
     def max_retry_after(self) -> float:
@@ -185,6 +195,8 @@ class Config:
             flag = values.get(name)
             if isinstance(flag, int) and not isinstance(flag, bool):
                 values[name] = bool(flag)  # send=int(os.environ["SEND"])
+        if isinstance(values.get("default_context"), Context):
+            values["default_context"] = _typed_context(values["default_context"])
         if isinstance(values.get("timeout"), tuple):
             values["timeout"] = _timeout_pair(values["timeout"], given.get("timeout", "timeout"))
         spool_dir = values.get("spool_dir")
@@ -474,6 +486,14 @@ def _check_oauth(config: Config) -> None:
 def _check_host_like(name: str, value: str) -> None:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"{name} must be an http:// or https:// URL, got {value!r}")
+
+
+def _typed_context(context: Context) -> dict[str, Any]:
+    """A typed ``default_context`` as it encodes; ValueError naming the option."""
+    try:
+        return context.to_dict()
+    except InvalidMessage as error:
+        raise ValueError(f"default_context: {error}") from None
 
 
 def _check_mapping(name: str, value: object) -> None:

@@ -1,9 +1,14 @@
 """Process lifecycle: nothing accepted is lost on a graceful exit.
 
 - ``atexit``: every live client is shut down, each within its ``shutdown_timeout``.
+  Registered as the package is imported: ``atexit`` runs the last registered
+  first, so what the app registers afterwards (a handler that tracks a last
+  event) runs while the clients still accept calls.
 - ``SIGTERM``: a handler is chained only where the process would otherwise die
   without running ``atexit`` (the handler is ``SIG_DFL``) and only from the main
-  thread. Servers' own handlers (gunicorn, uvicorn, uWSGI) are never replaced.
+  thread: as the package is imported, else as a client is built there (the first
+  call may come from a worker thread, which cannot install one). Servers' own
+  handlers (gunicorn, uvicorn, uWSGI) are never replaced.
   It delivers, then ends the process as ``SIG_DFL`` would; a signal that stops
   the main thread inside a client lets that call finish (it may hold a lock the
   delivery needs) while another thread delivers.
@@ -38,7 +43,7 @@ logger = logging.getLogger("segment.core")
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 _lock = threading.Lock()
-_installed = False
+_uwsgi_chained = False
 _sigterm_chained = False
 #: None; "delivering" once SIGTERM came; "delivered" once every client shut down.
 _sigterm_state: str | None = None
@@ -48,12 +53,11 @@ _exit_hooked_in: int | None = None
 
 def register(client: Client) -> None:
     """Track ``client`` so that it is shut down at exit."""
-    global _installed
+    global _uwsgi_chained
     with _lock:
         _clients.add(client)
-        if not _installed:
-            _installed = True
-            atexit.register(shutdown_all)
+        if not _uwsgi_chained:
+            _uwsgi_chained = True
             _chain_uwsgi()
         _hook_multiprocessing_exit()
     chain_sigterm()
@@ -266,8 +270,11 @@ _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _forget_sigterm() -> None:
-    global _sigterm_state, _lock
+    global _sigterm_state, _sigterm_chained, _lock
     _sigterm_state = None  # a child forked meanwhile got no SIGTERM of its own yet
+    # The child may set SIGTERM back to SIG_DFL (an RQ work-horse does): its first
+    # client looks again.
+    _sigterm_chained = False
     # Another thread of the parent may have held it as the fork came: the child
     # has no such thread to release it.
     _lock = threading.Lock()
@@ -310,3 +317,18 @@ def _uwsgi_threads_enabled(uwsgi: Any) -> bool:
         if value not in (None, b"", "", b"0", "0", False, 0):
             return True
     return False
+
+
+def _install_at_import() -> None:
+    """Register the exit shutdown, and chain SIGTERM from the main thread, once per process.
+
+    Done as the package is imported rather than at the first message: that call may
+    come from a worker thread (an executor's, a queue consumer's), where no handler
+    can be installed, and an ``atexit`` handler registered then would run before the
+    app's own, refusing what they track. With no client, both cost nothing.
+    """
+    atexit.register(shutdown_all)
+    chain_sigterm()
+
+
+_install_at_import()

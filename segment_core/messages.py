@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from segment_core.errors import InvalidMessage
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["Alias", "Context", "Group", "Identify", "Message", "Page", "Screen", "Track"]
 
 Timestamp = dt.datetime | str | None
 MessageType = Literal["identify", "track", "page", "screen", "group", "alias"]
+#: An object of the context: a dict, or a dataclass (as Go's ``PageInfo``).
+ContextObject: TypeAlias = "Mapping[str, Any] | DataclassInstance"
 
 
 def _camel(name: str) -> str:
@@ -35,25 +40,25 @@ class Context:
     """The Spec's ``context`` object; ``extra`` holds keys the Spec does not name."""
 
     active: bool | None = None
-    app: Mapping[str, Any] | None = None
-    campaign: Mapping[str, Any] | None = None
+    app: ContextObject | None = None
+    campaign: ContextObject | None = None
     channel: str | None = None
-    consent: Mapping[str, Any] | None = None
-    device: Mapping[str, Any] | None = None
+    consent: ContextObject | None = None
+    device: ContextObject | None = None
     group_id: str | None = None
     ip: str | None = None
-    library: Mapping[str, Any] | None = None
+    library: ContextObject | None = None
     locale: str | None = None
-    location: Mapping[str, Any] | None = None
-    network: Mapping[str, Any] | None = None
-    os: Mapping[str, Any] | None = None
-    page: Mapping[str, Any] | None = None
-    referrer: Mapping[str, Any] | None = None
-    screen: Mapping[str, Any] | None = None
+    location: ContextObject | None = None
+    network: ContextObject | None = None
+    os: ContextObject | None = None
+    page: ContextObject | None = None
+    referrer: ContextObject | None = None
+    screen: ContextObject | None = None
     timezone: str | None = None
-    traits: Mapping[str, Any] | None = None
+    traits: ContextObject | None = None
     user_agent: str | None = None
-    user_agent_data: Mapping[str, Any] | None = None
+    user_agent_data: ContextObject | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,8 +70,15 @@ class Context:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            if value is not None:
-                out[_camel(f.name)] = dict(value) if isinstance(value, Mapping) else value
+            if value is None:
+                continue
+            if isinstance(value, Mapping):
+                value = dict(value)
+            elif is_dataclass(value) and not isinstance(value, type):
+                # Go's PageInfo, DeviceInfo, ... as dataclasses: their fields, as the
+                # builders take them.
+                value = asdict(value)
+            out[_camel(f.name)] = value
         return out
 
 

@@ -29,6 +29,7 @@ from segment_core.jsonvalues import (
     plain,
     replace_lone_surrogates,
 )
+from segment_core.messages import Context
 from segment_core.spec import (
     MAX_MESSAGE_ID_LENGTH,
     content_problems,
@@ -141,6 +142,15 @@ def _mapping(name: str, value: object) -> dict[str, Any] | None:
     if isinstance(value, Mapping):
         return dict(value)
     raise InvalidMessage(f"{name} must be a dict, got {type(value).__name__}")
+
+
+def _context_mapping(value: object) -> dict[str, Any] | None:
+    """A call's ``context``: a dict, or a typed :class:`Context` as it encodes."""
+    if value is None or type(value) is dict:
+        return value
+    if isinstance(value, Context):
+        return value.to_dict()
+    return _mapping("context", value)
 
 
 def _optional_str(name: str, value: object) -> str | None:
@@ -521,7 +531,7 @@ class MessageFactory:
             if type(context) is CheckedContext:  # narrowed by the test: no cast() call
                 checked, given = True, context
             else:
-                checked, given = False, _mapping("context", context)
+                checked, given = False, _context_mapping(context)
             message["context"] = self._context(given)
             merged = self._integrations(_mapping("integrations", integrations))
             if merged:

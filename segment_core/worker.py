@@ -18,6 +18,10 @@ batch after one that a limit cut short with as many messages again left waiting
 Every accepted message has a sequence number. A sender takes a run of them out
 of the buffer and marks it in flight until it is delivered or definitively
 failed, so ``flush()`` knows exactly when everything accepted before it is done.
+
+When the OS refuses a thread (its thread limit, or no memory for a stack), the
+message stays accepted in the buffer: the next call tries again, and
+``flush()`` or shutdown deliver on the calling thread meanwhile.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ _IDLE_CHECK = 0.05
 #: between two logs of it (seconds).
 _ERROR_PAUSE = 0.5
 _ERROR_LOG_INTERVAL = 60.0
+#: When a sender thread could not be started last said so (for every client).
+_last_start_failure_log = -math.inf
 
 
 class Worker:
@@ -60,9 +66,7 @@ class Worker:
         self._flush_at = config.batch_due_at
         # A batch held back under load leaves at once when full, or at half the queue
         # (so that a small max_queue_size never fills while a batch is held back).
-        self._full_batch = max(
-            self._flush_at, min(config.max_batch_size, config.max_queue_size // 2)
-        )
+        self._full_batch = config.full_batch
         self._reset()
 
     def _reset(self) -> None:
@@ -156,6 +160,8 @@ class Worker:
             target = self._taken + len(self._buffer)
             self._flush_upto = max(self._flush_upto, target)
             self._has_work.notify_all()
+            if self._buffer and not self._threads and not self._start_threads():
+                self._send_here(target, deadline)
             while self._done_upto() < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -186,11 +192,49 @@ class Worker:
         """Every message with a lower sequence number is delivered or failed (lock held)."""
         return min(self._in_flight, default=self._taken)
 
-    def _start_threads(self) -> None:
+    def _start_threads(self) -> bool:
+        """Start the sender threads (lock held); whether one runs.
+
+        A refusal of the OS is no error of the caller's: the message stays accepted,
+        and the next call tries again.
+        """
+        global _last_start_failure_log
         for index in range(self._config.max_in_flight):
             thread = threading.Thread(target=self._run, name=f"segment-sender-{index}", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as error:  # "can't start new thread"
+                now = time.monotonic()
+                if now - _last_start_failure_log >= _ERROR_LOG_INTERVAL:
+                    _last_start_failure_log = now
+                    logger.warning(
+                        "Segment could not start a sender thread (%s); accepted messages "
+                        "wait for a later call to start one, or for flush() or shutdown "
+                        "to send them. (Each Client keeps a sender thread: build one per "
+                        "process, not one per task or request.)",
+                        error,
+                    )
+                break
             self._threads.append(thread)
-            thread.start()
+        return bool(self._threads)
+
+    def _send_here(self, target: int, deadline: float) -> None:
+        """Deliver on the calling thread (lock held) what was accepted before ``target``,
+        while no sender thread could start; no retry waits past ``deadline``."""
+        while self._buffer and self._taken < target and time.monotonic() < deadline:
+            start = self._taken
+            batch = take_batch(
+                self._buffer, max_messages=self._config.max_batch_size, max_bytes=self._max_bytes
+            )
+            self._taken += len(batch)
+            self._in_flight[start] = len(batch)
+            self._lock.release()
+            try:
+                self._delivery.deliver(batch, self._abandon, deadline)
+            finally:
+                self._lock.acquire()
+                del self._in_flight[start]
+                self._progress.notify_all()
 
     def _run(self) -> None:
         while True:

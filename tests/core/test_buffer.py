@@ -43,7 +43,15 @@ def test_concurrent_enqueue_loses_and_duplicates_nothing(
 def test_a_full_buffer_drops_the_new_event_counts_and_signals(
     receiver: Receiver, make_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = make_client(max_queue_size=10, flush_at=2500, flush_interval=3600)
+    client = make_client(max_queue_size=10, flush_interval=3600)
+    # The sender waits for a slow answer while the buffer fills (half of it would
+    # be sent at once otherwise).
+    receiver.fail_next(Fault(delay=1.0))
+    client.track("u", "E", {"i": 0})
+    client.flush(0)
+    deadline = time.monotonic() + 10
+    while client.stats()["queued"] and time.monotonic() < deadline:
+        client.flush(0.01)  # polls: the sender has taken the first message
     dropped: list[str] = []
 
     def on_dropped(sender: Client, message: dict[str, Any], reason: str) -> None:
@@ -51,7 +59,7 @@ def test_a_full_buffer_drops_the_new_event_counts_and_signals(
 
     signals.message_dropped.connect(on_dropped, sender=client)
     try:
-        results = [client.track("u", "E", {"i": i})[0] for i in range(15)]
+        results = [client.track("u", "E", {"i": i})[0] for i in range(1, 16)]
     finally:
         signals.message_dropped.disconnect(on_dropped)
     assert results == [True] * 10 + [False] * 5
@@ -59,7 +67,7 @@ def test_a_full_buffer_drops_the_new_event_counts_and_signals(
     assert client.stats()["dropped"] == {"queue_full": 5}
     assert sum("dropped (queue_full)" in r.getMessage() for r in caplog.records) == 1
     assert client.flush(10)
-    assert [m["properties"]["i"] for m in receiver.messages()] == list(range(10))
+    assert [m["properties"]["i"] for m in receiver.messages()] == list(range(11))
 
 
 def test_flush_returns_by_its_deadline_when_the_server_hangs(

@@ -1,0 +1,92 @@
+"""The OS refuses the sender thread: calls are still accepted, and delivered.
+
+The refusal is real: the child process limits its address space (RLIMIT_AS) below
+what one more thread stack needs, as a process at its thread or memory limit is.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.core.test_lifecycle import run_script
+from tests.receiver import Receiver
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+
+#: Puts the child where no thread can start, then lets it start threads again.
+NO_MORE_THREADS = """
+import resource, threading
+
+def address_space() -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmSize:"))
+    return int(line.split()[1]) * 1024
+
+_, HARD = resource.getrlimit(resource.RLIMIT_AS)
+threading.stack_size(64 * 1024 * 1024)
+
+def refuse_threads():
+    resource.setrlimit(resource.RLIMIT_AS, (address_space() + 32 * 1024 * 1024, HARD))
+    try:
+        threading.Thread(target=print).start()
+    except RuntimeError:
+        return
+    raise AssertionError("a thread still started")
+
+def allow_threads():
+    resource.setrlimit(resource.RLIMIT_AS, (HARD, HARD))
+"""
+
+
+def test_calls_are_accepted_and_flush_delivers_when_no_thread_can_start(
+    receiver: Receiver,
+) -> None:
+    process = run_script(
+        NO_MORE_THREADS
+        + """
+import sys
+from segment_core import Client
+client = Client("k", host=sys.argv[1], flush_interval=3600)
+refuse_threads()
+print("accepted:", [client.track("u", "No Thread", {"i": i})[0] for i in range(3)])
+print("queued:", client.stats()["queued"])
+print("flushed:", client.flush(10))
+allow_threads()
+client.track("u", "Thread Again")  # starts the sender thread
+print("senders:", sum(t.name.startswith("segment-sender") for t in threading.enumerate()))
+print("flushed:", client.flush(10))
+""",
+        receiver.url,
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout.splitlines() == [
+        "accepted: [True, True, True]",
+        "queued: 3",
+        "flushed: True",
+        "senders: 1",
+        "flushed: True",
+    ]
+    assert [m["event"] for m in receiver.messages()] == ["No Thread"] * 3 + ["Thread Again"]
+    assert stderr.count("could not start a sender thread") == 1, stderr
+
+
+def test_what_waits_for_a_thread_is_delivered_at_exit(receiver: Receiver) -> None:
+    process = run_script(
+        NO_MORE_THREADS
+        + """
+import sys
+import segment_core as analytics
+analytics.write_key = "k"
+analytics.host = sys.argv[1]
+refuse_threads()
+for i in range(5):
+    assert analytics.track("u", "Before Exit", {"i": i})[0]
+""",
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
