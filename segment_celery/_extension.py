@@ -27,6 +27,7 @@ from contextvars import Token
 from typing import Any
 
 from celery import Celery, signals
+from celery.utils.text import match_case
 
 import segment_core
 from segment_core import lifecycle
@@ -40,7 +41,8 @@ logger = logging.getLogger("segment.celery")
 
 #: The message header that carries the visitor's snapshot.
 HEADER = "segment_visitor"
-#: Celery configuration keys ``segment_<option>`` set client options.
+#: Celery configuration keys ``segment_<option>`` set client options (and
+#: ``<NAMESPACE>_SEGMENT_<OPTION>`` under the app's namespace).
 CONFIG_PREFIX = "segment_"
 
 _extensions: weakref.WeakKeyDictionary[Celery, SegmentCelery] = weakref.WeakKeyDictionary()
@@ -147,20 +149,35 @@ class SegmentCelery:
             return None
 
     def _config_options(self) -> dict[str, Any]:
-        """The app's ``segment_<option>`` keys (lower-case, as Celery's own settings)."""
+        """The app's ``segment_<option>`` keys (lower-case, as Celery's own settings).
+
+        Under a namespace (``config_from_object(..., namespace="CELERY")``) also
+        ``CELERY_SEGMENT_<OPTION>``, which wins, as it does for Celery's own settings.
+        """
         if self._app is None:
             return {}
         conf = self._app.conf
+        namespace = self._app.namespace
+        # In the namespace's case, as Celery reads its own keys.
+        namespaced = (
+            match_case(f"{namespace.rstrip('_')}_{CONFIG_PREFIX}", namespace) if namespace else None
+        )
         names = option_names() | set(ALIASES)
+        plain: dict[str, Any] = {}
         found: dict[str, Any] = {}
         for key in list(conf.keys()):
-            if not isinstance(key, str) or not key.startswith(CONFIG_PREFIX):
+            if not isinstance(key, str):
                 continue
-            name = key[len(CONFIG_PREFIX) :]
+            if namespaced is not None and key.startswith(namespaced):
+                options, name = found, key[len(namespaced) :].lower()
+            elif key.startswith(CONFIG_PREFIX):
+                options, name = plain, key[len(CONFIG_PREFIX) :]
+            else:
+                continue
             if name not in names:
                 raise ValueError(f"Celery config {key!r}: {_unknown(name)}")
-            found[name] = conf[key]
-        return found
+            options[name] = conf[key]
+        return {**plain, **found}
 
     def __repr__(self) -> str:
         return (

@@ -15,7 +15,7 @@ from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.config import MAX_SECONDS, POSITIONAL_OPTIONS, Config
 from segment_core.delivery import Delivery
 from segment_core.encoding import encode, encode_simple
-from segment_core.errors import InvalidMessage
+from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
 from segment_core.normalize import WHOLE_MESSAGE, MessageFactory, check_hook_result
@@ -384,7 +384,9 @@ class Client(ClientSettings):
         assert self._before_send is not None
         try:
             result = self._before_send(message)
-        except Exception:
+        except Exception as error:
+            if is_interruption(error):  # a job's time limit: it stops the job, not the hook
+                raise
             logger.exception("before_send hook raised; sending the message unchanged")
             return message
         if result is not None and not isinstance(result, dict):
@@ -406,7 +408,9 @@ class Client(ClientSettings):
         check, outbox = pending
         try:
             testing = bool(check())
-        except Exception:
+        except Exception as error:
+            if is_interruption(error):
+                raise
             logger.exception("could not tell whether tests are running; sending as usual")
             testing = False
         self._divert(outbox if testing else None)

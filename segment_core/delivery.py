@@ -11,7 +11,7 @@ from typing import Any
 from segment_core import signals
 from segment_core._capture import as_sent
 from segment_core.config import Config
-from segment_core.errors import DeliveryError
+from segment_core.errors import DeliveryError, is_interruption
 from segment_core.health import DeliveryHealth
 from segment_core.hosts import redact_url
 from segment_core.retry import backoff_delay
@@ -71,6 +71,9 @@ class Delivery:
                     continue
                 more = self._deliver_one(current, abandon, deadline)
             except Exception as exc:  # a bug here must never stop delivery for good
+                if is_interruption(exc):  # (see _deliver_one)
+                    self._interrupted(pending, exc)
+                    raise
                 logger.exception("unexpected error while delivering a batch")
                 self._fail(current, Outcome(status=None, error=f"{type(exc).__name__}: {exc}"), 0)
                 delivered = False
@@ -84,51 +87,80 @@ class Delivery:
     def _deliver_one(
         self, batch: list[bytes], abandon: threading.Event, deadline: float | None
     ) -> list[list[bytes]] | None:
-        """What is left to send of ``batch`` (halves of it), or None if it was not delivered."""
+        """What is left to send of ``batch`` (halves of it), or None if it was not delivered.
+
+        In sync mode this runs on the caller's thread: a job's time limit may stop it
+        in a request or a wait, and must reach the job. The batch then counts as
+        failed, unless it was already counted (and a hook that follows was stopped).
+        """
         started = time.monotonic()
         attempt = 0
-        while True:
-            self.health.request_started()
-            try:
-                outcome = self._transport.post(batch, retry_count=attempt)
-            finally:
-                self.health.request_ended()
-            if outcome.ok:
-                self.health.succeeded()
-                self._stats.add(sent=len(batch), batches=1)
-                signals.emit(
-                    signals.batch_sent, self._sender, count=len(batch), status=outcome.status
-                )
-                if self._config.on_success is not None:
-                    self._report_each(batch, self._config.on_success, "on_success")
-                if self.settled is not None:
-                    try:
-                        self.settled(batch)
-                    except Exception:  # delivered all the same: never counted failed too
-                        logger.exception("error while settling a delivered batch")
-                return []
-            if outcome.status == 413 and len(batch) > 1:
-                # A proxy (or a smaller server limit) refused the size: halve and resend.
-                half = len(batch) // 2
-                logger.info("batch of %d refused as too large; splitting it", len(batch))
-                return [batch[half:], batch[:half]]
-            attempt += 1
-            self._stats.error(outcome.error)  # the latest, while retries go on too
-            delay = self._retry_delay(outcome, attempt, started)
-            if delay is not None and deadline is not None and time.monotonic() + delay > deadline:
-                delay = None
-            self.health.failed(outcome.error, retrying=delay is not None)
-            if delay is None:
-                if not (outcome.retryable and self.keep is not None and self.keep(batch)):
-                    self._fail(batch, outcome, attempt)
-                return None
-            self._stats.add(retries=1)
-            self._report_failure(batch, outcome, retrying=True)
-            logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
-            if abandon.wait(delay):
-                stopped = f"client shut down before delivery; last error: {outcome.error}"
-                self._stop_at_shutdown(batch, stopped, attempt)
-                return None
+        settled = False  # counted as sent, failed or kept
+        try:
+            while True:
+                self.health.request_started()
+                try:
+                    outcome = self._transport.post(batch, retry_count=attempt)
+                finally:
+                    self.health.request_ended()
+                if outcome.ok:
+                    settled = True
+                    self.health.succeeded()
+                    self._stats.add(sent=len(batch), batches=1)
+                    signals.emit(
+                        signals.batch_sent, self._sender, count=len(batch), status=outcome.status
+                    )
+                    if self._config.on_success is not None:
+                        self._report_each(batch, self._config.on_success, "on_success")
+                    if self.settled is not None:
+                        try:
+                            self.settled(batch)
+                        except Exception:  # delivered all the same: never counted failed too
+                            logger.exception("error while settling a delivered batch")
+                    return []
+                if outcome.status == 413 and len(batch) > 1:
+                    # A proxy (or a smaller server limit) refused the size: halve and resend.
+                    half = len(batch) // 2
+                    logger.info("batch of %d refused as too large; splitting it", len(batch))
+                    return [batch[half:], batch[:half]]
+                attempt += 1
+                self._stats.error(outcome.error)  # the latest, while retries go on too
+                delay = self._retry_delay(outcome, attempt, started)
+                if (
+                    delay is not None
+                    and deadline is not None
+                    and time.monotonic() + delay > deadline
+                ):
+                    delay = None
+                self.health.failed(outcome.error, retrying=delay is not None)
+                if delay is None:
+                    settled = True
+                    if not (outcome.retryable and self.keep is not None and self.keep(batch)):
+                        self._fail(batch, outcome, attempt)
+                    return None
+                self._stats.add(retries=1)
+                self._report_failure(batch, outcome, retrying=True)
+                logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
+                if abandon.wait(delay):
+                    settled = True
+                    stopped = f"client shut down before delivery; last error: {outcome.error}"
+                    self._stop_at_shutdown(batch, stopped, attempt)
+                    return None
+        except Exception as exc:
+            if is_interruption(exc) and not settled:
+                self._interrupted([batch], exc)
+            raise
+
+    def _interrupted(self, batches: list[list[bytes]], error: Exception) -> None:
+        """Sync mode: a job's time limit stopped the caller while it sent ``batches``.
+
+        They count as failed, ``last_error`` saying why. No hook runs: the job is to
+        stop now, not to run more of the app's code.
+        """
+        count = sum(len(batch) for batch in batches)
+        if count:
+            self._stats.add(failed=count)
+            self._stats.error(f"interrupted by {type(error).__name__}: {error}")
 
     def _stop_at_shutdown(self, batch: list[bytes], error: str, attempts: int) -> None:
         """A batch the client shut down before delivering: kept on disk, or failed."""
@@ -171,7 +203,9 @@ class Delivery:
         if self._config.on_error is not None:
             try:
                 self._config.on_error(error, _decode_all(batch))
-            except Exception:
+            except Exception as exc:
+                if is_interruption(exc):  # sync mode: a job's time limit stops the job
+                    raise
                 logger.exception("on_error hook raised")
         on_failure = self._config.on_failure
         if on_failure is not None:
@@ -183,7 +217,9 @@ class Delivery:
         assert config.backoff is not None
         try:
             delay = config.backoff(attempt)
-        except Exception:
+        except Exception as exc:
+            if is_interruption(exc):  # sync mode: a job's time limit stops the job
+                raise
             logger.exception("backoff hook raised; using the default retry policy")
         else:
             if (
@@ -208,7 +244,9 @@ class Delivery:
         for item in batch:
             try:
                 hook(as_sent(item))
-            except Exception:
+            except Exception as exc:
+                if is_interruption(exc):  # sync mode: a job's time limit stops the job
+                    raise
                 failed += 1
                 if failed == 1:
                     logger.exception("%s hook raised", name)

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
+from types import CodeType
 from typing import Any
 
 __all__ = ["DeliveryError", "InvalidMessage"]
+
+#: What job runners raise inside a running job to stop it at its time limit, from a
+#: signal handler or from another thread: RQ's ``job_timeout`` and Celery's
+#: ``soft_time_limit``. Looked up where already imported: never imported here.
+_TIME_LIMITS = (
+    ("rq.timeouts", "JobTimeoutException"),
+    ("billiard.exceptions", "SoftTimeLimitExceeded"),
+)
 
 
 class InvalidMessage(ValueError):
@@ -41,3 +52,50 @@ class DeliveryError(Exception):
         except ValueError:
             return {}
         return answer if isinstance(answer, dict) else {}
+
+
+def is_interruption(error: BaseException) -> bool:
+    """Whether ``error`` stops the program's work rather than reports a failure of the code
+    it came out of.
+
+    A guard that keeps going after an error (around a user hook, around the spool's
+    disk) lets these through: anything not an ``Exception`` (``KeyboardInterrupt``,
+    ``SystemExit``), a job's time limit (RQ's ``JobTimeoutException``, Celery's
+    ``SoftTimeLimitExceeded``), and any exception a signal handler raised, which
+    lands wherever the program happens to be and belongs to the program (an
+    ``alarm()`` that raises ``TimeoutError``, say).
+    """
+    if not isinstance(error, Exception):
+        return True
+    for module_name, class_name in _TIME_LIMITS:
+        limit = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(limit, type) and isinstance(error, limit):
+            return True
+    return _raised_by_signal_handler(error)
+
+
+def _raised_by_signal_handler(error: BaseException) -> bool:
+    """Whether a Python signal handler installed now is among the frames ``error`` left."""
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    handlers = _signal_handler_codes()
+    while traceback is not None:
+        if traceback.tb_frame.f_code in handlers:
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _signal_handler_codes() -> set[CodeType]:
+    codes = set()
+    for number in range(1, signal.NSIG):  # (plain numbers: a set of enums takes longer)
+        try:
+            handler = signal.getsignal(number)
+        except (OSError, ValueError):  # a number this platform does not use
+            continue
+        function = getattr(handler, "__func__", handler)  # a bound method's function
+        code = getattr(function, "__code__", None)
+        if isinstance(code, CodeType):
+            codes.add(code)
+    return codes

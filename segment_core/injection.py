@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from segment_core.errors import is_interruption
 from segment_core.jsonvalues import short_repr
 from segment_core.normalize import MAX_MESSAGE_ID_LENGTH, MessageFactory
 
@@ -58,12 +59,16 @@ class InjectedMessageFactory(MessageFactory):
         assert self._now is not None
         try:
             value = self._now()
-        except Exception:
+        except Exception as error:
+            if is_interruption(error):  # a job's time limit: it stops the job, not the hook
+                raise
             self._complain("now", "raised", exc_info=True)
             return None
         try:
             aware = isinstance(value, dt.datetime) and value.utcoffset() is not None
-        except Exception:  # a tzinfo that fails: no usable clock either
+        except Exception as error:  # a tzinfo that fails: no usable clock either
+            if is_interruption(error):
+                raise
             aware = False
         if not aware:
             self._complain("now", f"must return an aware datetime, got {short_repr(value)}")
@@ -74,7 +79,9 @@ class InjectedMessageFactory(MessageFactory):
         assert self._uid is not None
         try:
             value = self._uid()
-        except Exception:
+        except Exception as error:
+            if is_interruption(error):
+                raise
             self._complain("uid", "raised", exc_info=True)
             return None
         if not isinstance(value, str) or not 0 < len(value) <= MAX_MESSAGE_ID_LENGTH:

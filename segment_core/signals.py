@@ -15,6 +15,8 @@ from typing import Any
 
 from blinker import NamedSignal, Namespace
 
+from segment_core.errors import is_interruption
+
 __all__ = [
     "batch_failed",
     "batch_sent",
@@ -40,5 +42,7 @@ def emit(signal: NamedSignal, sender: object, **kwargs: Any) -> None:
         return
     try:
         signal.send(sender, **kwargs)
-    except Exception:
+    except Exception as error:
+        if is_interruption(error):  # a job's time limit: it stops the job, not the receiver
+            raise
         logger.exception("a receiver of the %s signal raised", signal.name)

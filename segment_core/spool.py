@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from segment_core import _spool_format as fmt
 from segment_core.config import Config
+from segment_core.errors import is_interruption
 
 if TYPE_CHECKING:
     from segment_core.delivery import Delivery
@@ -134,6 +135,9 @@ class Spool:
         # An entry lives exactly as long as its message is queued or being sent, so
         # the message is alive and its id() is not reused meanwhile.
         self._where: dict[int, int] = {}
+        # Messages whose put() was stopped on their way to the buffer, by id(): kept
+        # alive (their ids stay theirs) until _queue_unsure settles them.
+        self._unsure: dict[int, bytes] = {}
         self._by_serial: dict[int, Segment] = {}
         self._serial = 0
         self._next_number = 0
@@ -198,7 +202,13 @@ class Spool:
     # -- the hot path ---------------------------------------------------------------
 
     def put(self, data: bytes) -> str | None:
-        """Write ``data`` to disk, then queue it; ``None`` or the reason it was refused."""
+        """Write ``data`` to disk, then queue it; ``None`` or the reason it was refused.
+
+        An exception raised into the caller meanwhile (a job's time limit, from a
+        signal handler) goes on to the caller. The message is then accepted or not,
+        never half: a record it stopped is taken back; one written but stopped on
+        its way to the buffer is looked after by :meth:`_queue_unsure`.
+        """
         worker = self._worker
         assert worker is not None
         if self._thread is None:  # a forked child's first call
@@ -207,57 +217,94 @@ class Spool:
             self._where.pop(id(data), None)  # (none, unless a sender thread died)
             return worker.put(data)
         length = len(data)
-        lock = self._lock
-        lock.acquire()
+        key = id(data)
         try:
-            segment = self._active  # None once closed: close() seals it
-            if segment is None or segment.size + _RECORD_OVERHEAD + length > segment.allocated:
-                if self._closed:  # racing a shutdown: the buffer refuses it and says why
-                    return worker.put(data)
-                try:
-                    segment = self._roll(segment)
-                except Exception as error:  # whatever the disk does, the caller goes on
-                    self._break(error)
-                    return worker.put(data)
-                if segment is None:
-                    # No room on disk (other processes' data, or only the next files
-                    # they hold ready): the buffer takes it, as without a spool.
-                    self.counts["refused"] += 1
-                    return worker.put(data)
-            ordinal = segment.count
-            offset = segment.size
-            end = offset + _RECORD_OVERHEAD + length
-            try:
-                # One write into the page cache, not a copy into a mapping of the
-                # file: a file cut short behind our back (": > file") then costs
-                # this record, where a write into the mapping would kill the
-                # process with SIGBUS.
+            # "with", not acquire() then try: an exception raised between those two
+            # would leave the lock held for good.
+            with self._lock:
+                segment = self._active  # None once closed: close() seals it
+                if segment is None or segment.size + _RECORD_OVERHEAD + length > segment.allocated:
+                    if self._closed:  # racing a shutdown: the buffer refuses it and says why
+                        return worker.put(data)
+                    try:
+                        segment = self._roll(segment)
+                    except OSError as error:
+                        if is_interruption(error):
+                            raise
+                        self._break(error)  # the disk failed: the caller goes on
+                        return worker.put(data)
+                    if segment is None:
+                        # No room on disk (other processes' data, or only the next files
+                        # they hold ready): the buffer takes it, as without a spool.
+                        self.counts["refused"] += 1
+                        return worker.put(data)
+                ordinal = segment.count
+                offset = segment.size
+                end = offset + _RECORD_OVERHEAD + length
                 fd = segment.fd
                 assert fd is not None
-                head = _pack_head(_MARKER, length, ordinal, _crc32(data, ordinal))
-                if _write_at(fd, (head, data), offset) != end - offset:
-                    raise OSError(f"a short write to {segment.path}")
-                if self._fsync_always:
-                    _sync_data(fd)
-            except Exception as error:  # whatever the disk does, the caller goes on
-                self._break(error)
-                return worker.put(data)
-            segment.size = end
-            segment.count = ordinal + 1
-            self._where[id(data)] = segment.first + ordinal
-        finally:
-            lock.release()
-        refused = worker.put(data)
-        if refused is None:
-            return None
-        with self._lock:
-            self._where.pop(id(data), None)
-            if refused == QUEUE_FULL:  # safe on disk: queued when the buffer has room
-                segment.pending.add(ordinal)
-                self.counts["spilled"] += 1
+                try:
+                    # One write into the page cache, not a copy into a mapping of the
+                    # file: a file cut short behind our back (": > file") then costs
+                    # this record, where a write into the mapping would kill the
+                    # process with SIGBUS.
+                    head = _pack_head(_MARKER, length, ordinal, _crc32(data, ordinal))
+                    if _write_at(fd, (head, data), offset) != end - offset:
+                        raise OSError(f"a short write to {segment.path}")
+                    if self._fsync_always:
+                        _sync_data(fd)
+                except BaseException as error:
+                    if isinstance(error, OSError) and not is_interruption(error):
+                        self._break(error)  # the disk failed: the caller goes on
+                        return worker.put(data)
+                    self._take_back(fd, offset, end)
+                    raise
+                segment.size = end
+                segment.count = ordinal + 1
+                self._where[key] = segment.first + ordinal
+            refused = worker.put(data)
+            if refused is None:
                 return None
-            self._acknowledge({segment: [ordinal]})  # never queued: shut down
-        return refused
+            with self._lock:
+                if refused == QUEUE_FULL:  # safe on disk: queued when the buffer has room
+                    # No call before the last line: Python runs a signal handler (and
+                    # raises what it raises) only at a call or a loop's jump back, so
+                    # none can leave this half done.
+                    self.counts["spilled"] += 1
+                    del self._where[key]
+                    segment.pending.add(ordinal)
+                    return None
+                del self._where[key]
+                self._acknowledge({segment: [ordinal]})  # never queued: shut down
+            return refused
+        except BaseException:
+            if key in self._where:  # on disk, and perhaps in the buffer: see _queue_unsure
+                self._unsure[key] = data
+            raise
+
+    def _take_back(self, fd: int, offset: int, end: int) -> None:
+        """Zero what a write stopped halfway may have left: the next record goes there."""
+        try:
+            os.pwrite(fd, bytes(end - offset), offset)
+        except OSError as error:
+            self._break(error)  # no record follows one that may be left there
+
+    def _queue_unsure(self, keys: list[int]) -> None:
+        """Queue from disk each message of ``keys`` that never reached the buffer.
+
+        The caller makes sure that the buffer has settled every message it held when
+        ``keys`` were read. A :meth:`put` stopped after its record was written, on
+        the way to the buffer, leaves it unknown whether the buffer took the
+        message; once the buffer has settled what it held, one still located here
+        never got there. It waits on disk as a spilled one does, and is accepted.
+        """
+        with self._lock:
+            for key in keys:
+                data = self._unsure.pop(key, None)
+                found = self._locate(data) if data is not None else None
+                if found is not None:
+                    found[0].pending.add(found[1])
+                    self.counts["spilled"] += 1
 
     def _roll(self, segment: Segment | None) -> Segment | None:
         """Retire the full ``segment`` and make the next one active; None when full (lock held).
@@ -345,6 +392,8 @@ class Spool:
                 segment.ack_fd = os.open(segment.ack_path, _APPEND, 0o600)
             os.write(segment.ack_fd, fmt.encode_acks(ordinals))
         except OSError as error:
+            if is_interruption(error):  # (a signal handler's TimeoutError: not the disk)
+                raise
             self._break(error)
 
     def keep(self, batch: list[bytes]) -> bool:
@@ -408,9 +457,12 @@ class Spool:
             if not self._requeue_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 return False  # another flush() holds it past this one's deadline
             kept = self.counts["kept"]
+            unsure = list(self._unsure)
             try:
                 moved = self._requeue()
                 done = worker.flush(max(0.0, deadline - time.monotonic()))
+                if done and unsure:
+                    self._queue_unsure(unsure)  # (then pending: the loop goes on)
                 if done and not self.pending:
                     return True
             finally:
@@ -514,13 +566,13 @@ class Spool:
             # Blocks reserved now: a full disk fails here, not at a write later.
             fmt.reserve(fd, size)
             os.pwrite(fd, fmt.FILE_HEADER, 0)
+            if self._fsync != "never":  # the file's name must survive a power loss too
+                self._sync_directory()
+            segment = Segment(own, path, count=0, size=len(fmt.FILE_HEADER), sealed=False)
         except BaseException:
             os.close(fd)
             _quietly(os.unlink, path)
             raise
-        if self._fsync != "never":  # the file's name must survive a power loss too
-            self._sync_directory()
-        segment = Segment(own, path, count=0, size=len(fmt.FILE_HEADER), sealed=False)
         segment.fd, segment.allocated = fd, size
         return segment
 
@@ -557,11 +609,15 @@ class Spool:
             self._reserving = self._segment_bytes
         try:
             segment = self._create_segment(own, number, self._segment_bytes)
-        except Exception as error:
+        except OSError as error:
             with self._lock:
                 self._reserving = 0
                 self._break(error)
             return
+        except BaseException:
+            with self._lock:
+                self._reserving = 0
+            raise
         with self._lock:
             self._reserving = 0
             if (
@@ -585,7 +641,12 @@ class Spool:
             raise OSError(f"could not lock {temporary}")
         # Renamed once locked: an adopter never sees an unlocked lock file of a live writer.
         claim = Claim(self._directory, writer, fd, own=True)
-        os.rename(temporary, claim.lock_path)
+        try:
+            os.rename(temporary, claim.lock_path)
+        except BaseException:
+            os.close(fd)
+            _quietly(os.unlink, temporary)
+            raise
         return claim
 
     def _seal(self, segment: Segment) -> None:
@@ -739,6 +800,11 @@ class Spool:
         self._adopt_orphans()
         self.counts["scans"] += 1
         self._measure()
+        worker = self._worker
+        if self._unsure and worker is not None:
+            keys = list(self._unsure)
+            if not worker.pending:  # nothing queued nor being sent: none of them is
+                self._queue_unsure(keys)
         if self._requeue_lock.acquire(blocking=False):  # else a flush() is moving them
             try:
                 self._requeue()
@@ -877,6 +943,8 @@ class Spool:
             except FileNotFoundError:
                 blob = b""  # removed behind our back: what it held is gone
             except OSError as error:
+                if is_interruption(error):  # (in flush(), on the caller's thread)
+                    raise
                 # Out of file descriptors, a permission, an I/O error: perhaps only
                 # for now. Its messages stay waiting, for the next look.
                 self._cannot_read(segment, error)
@@ -926,5 +994,8 @@ def _place(location: int) -> tuple[int, int]:
 
 
 def _quietly(function: Any, *args: Any) -> None:
-    with contextlib.suppress(OSError):
+    try:
         function(*args)
+    except OSError as error:
+        if is_interruption(error):  # a signal handler's TimeoutError, say: not the disk
+            raise

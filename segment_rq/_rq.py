@@ -21,6 +21,7 @@ import rq
 import rq.worker
 
 from segment_core import lifecycle
+from segment_core.errors import is_interruption
 from segment_core.scope import bind, current, reset, restore
 
 __all__ = ["META_KEY", "Queue", "SimpleWorker", "Worker"]
@@ -47,7 +48,9 @@ class Queue(rq.Queue):
                 try:
                     meta[META_KEY] = obj.snapshot()
                     kwargs["meta"] = meta
-                except Exception:  # enqueueing the job matters more than its visitor
+                except Exception as error:  # enqueueing the job matters more than its visitor
+                    if is_interruption(error):  # the time limit of the job enqueueing this one
+                        raise
                     logger.exception("segment: could not attach the visitor to an RQ job")
         return super().create_job(*args, **kwargs)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 DONE = "done"
 #: The event each numbered job tracks.
 TASK_EVENT = "Task Done"
+#: The Redis set each looping job adds its number to once its time limit stopped it.
+STOPPED = "stopped"
 #: Client options of the workers whose exits are tested: events wait in the
 #: buffer until the process exits (so what arrives, the exit path delivered),
 #: and the exit flush has a deadline generous enough for a busy machine.

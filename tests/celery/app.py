@@ -8,17 +8,21 @@ finished with the events that arrived.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from typing import Any
 
 import redis
 from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
 
 import segment_core
 from segment_celery import SegmentCelery
+from segment_core import Client
 from segment_core.scope import analytics
 from tests.e2e.apps.options import client_options
-from tests.jobs import DONE, TASK_EVENT
+from tests.jobs import DONE, STOPPED, TASK_EVENT
 
 BROKER = os.environ["TEST_REDIS_URL"]
 
@@ -54,3 +58,25 @@ def track_for_visitor(label: str) -> None:
 def track_with_request(self: object, label: str) -> None:
     """The task helper: ``self.request.analytics``."""
     self.request.analytics.track("Visitor Task", {"label": label})  # type: ignore[attr-defined]
+
+
+def _enrich(message: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(0.05)  # a lookup to enrich the message: most of the task's time
+    return message
+
+
+@functools.cache
+def _enriching_client() -> Client:
+    return Client(**client_options(), before_send=_enrich)
+
+
+@app.task(soft_time_limit=1, time_limit=60)
+def track_until_stopped(n: int) -> None:
+    """Tracks in a loop until its soft time limit stops it; records that it did."""
+    client = _enriching_client()
+    try:
+        while True:
+            client.track(f"job-{n}", "Loop Step", {"n": n})
+    except SoftTimeLimitExceeded:
+        _redis.sadd(STOPPED, n)
+        raise

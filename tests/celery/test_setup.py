@@ -45,6 +45,50 @@ def test_config_keys_build_the_client_and_keywords_win(celery_app: Celery) -> No
     assert segment.client.config.flush_at == 3
 
 
+def test_under_a_namespace_its_spelling_builds_the_client_and_wins(celery_app: Celery) -> None:
+    """``config_from_object(settings, namespace="CELERY")``, as with Django: keys are
+    ``CELERY_SEGMENT_<OPTION>``, as Celery's own are ``CELERY_<SETTING>``."""
+
+    class Settings:
+        CELERY_SEGMENT_WRITE_KEY = "from-the-namespace"
+        CELERY_SEGMENT_FLUSH_AT = 7
+        segment_flush_at = 3
+        segment_max_queue_size = 77
+
+    celery_app.config_from_object(Settings, namespace="CELERY")
+    config = SegmentCelery(celery_app).client.config
+    assert (config.write_key, config.flush_at, config.max_queue_size) == (
+        "from-the-namespace",
+        7,
+        77,
+    )
+
+
+def test_a_lower_case_namespace_reads_lower_case_keys() -> None:
+    app = Celery("setup-tests", broker="memory://", set_as_current=False, namespace="celery")
+    try:
+        app.conf.update(celery_segment_write_key="lower-namespace", celery_segment_flush_at=5)
+        config = SegmentCelery(app).client.config
+        assert (config.write_key, config.flush_at) == ("lower-namespace", 5)
+    finally:
+        app.close()
+
+
+def test_a_bad_namespaced_key_is_reported_and_tasks_use_the_default_client(
+    celery_app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Settings:
+        CELERY_SEGMENT_WRITE_KEY = "from-the-namespace"
+        CELERY_SEGMENT_FLUSHAT = 7
+
+    celery_app.config_from_object(Settings, namespace="CELERY")
+    segment = SegmentCelery(celery_app)
+    with pytest.raises(ValueError, match=r"'CELERY_SEGMENT_FLUSHAT'.*did you mean 'flush_at'"):
+        _ = segment.client
+    assert segment._task_client() is None
+    assert "CELERY_SEGMENT_FLUSHAT" in caplog.text
+
+
 def test_without_options_the_default_client_is_used(celery_app: Celery) -> None:
     default = Client("default-key")
     segment_core.default_client = default

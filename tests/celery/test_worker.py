@@ -20,7 +20,7 @@ from celery import Celery
 from segment_celery import HEADER, SegmentCelery
 from segment_core.scope import Analytics, bound
 from tests.e2e.servers import app_env
-from tests.jobs import DONE, HOLD_UNTIL_EXIT, TASK_EVENT, WORKER_STOP_TIMEOUT
+from tests.jobs import DONE, HOLD_UNTIL_EXIT, STOPPED, TASK_EVENT, WORKER_STOP_TIMEOUT
 from tests.workers import CELERY_READY, celery_argv, poll, running_worker
 
 pytestmark = pytest.mark.slow
@@ -85,6 +85,25 @@ def test_a_task_runs_for_the_visitor_who_published_it(
         assert context["library"]["name"] == "segment-web"
     assert messages["unbound"]["userId"] == "job-1"
     assert "anonymousId" not in messages["unbound"]
+
+
+def test_a_soft_time_limit_stops_a_task_that_tracks_in_a_loop(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+) -> None:
+    """Celery raises SoftTimeLimitExceeded into the task from a signal handler, here
+    nearly always inside track() (in a slow before_send hook, with a spool): the
+    task gets it, long before its hard time limit."""
+    env = worker_env(segment_collector.url, redis_db, spool_dir=tmp_path / "spool")
+    store = redis.Redis.from_url(redis_db)
+    argv = celery_argv(APP, "--pool", "prefork", "--concurrency", "1")
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        for n in range(2):
+            publisher.send_task(f"{APP}.track_until_stopped", args=(n,))
+        poll(lambda: store.scard(STOPPED) == 2, timeout=30, what="both tasks stopped")
+        segment_collector.wait_for(2, timeout=30, type="track", event="Loop Step")
+        assert worker.stop() == 0
+        log = worker.log()
+    assert "is unusable" not in log  # the spool took no time limit for a disk failure
 
 
 HOSTILE_SNAPSHOTS = [

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from typing import Any
 
 from rq import get_current_job
 
@@ -38,3 +40,20 @@ def work_then_raise(n: int, pause: float = 0.0) -> None:
 
 def track_for_visitor(label: str) -> None:
     analytics().track("Visitor Job", {"label": label})
+
+
+def _enrich(message: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(0.05)  # a lookup to enrich the message: most of the job's time
+    return message
+
+
+@functools.cache
+def _enriching_client() -> Client:
+    return Client(**client_options(), before_send=_enrich)
+
+
+def track_until_stopped(n: int) -> None:
+    """Tracks in a loop until its time limit (``job_timeout``) stops it."""
+    client = _enriching_client()
+    while True:
+        client.track(f"job-{n}", "Loop Step", {"n": n})

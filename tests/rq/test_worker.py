@@ -28,6 +28,7 @@ RQ_READY = r"Listening on"
 WORK = "tests.rq.jobs.work"
 WORK_THEN_RAISE = "tests.rq.jobs.work_then_raise"
 TRACK_FOR_VISITOR = "tests.rq.jobs.track_for_visitor"
+TRACK_UNTIL_STOPPED = "tests.rq.jobs.track_until_stopped"
 VISITOR = Analytics(
     user_id="user-7",
     anonymous_id="anon-7",
@@ -83,6 +84,32 @@ def test_a_job_runs_for_the_visitor_who_enqueued_it(
     assert "anonymousId" not in by_label["job-3"]
     assert "anonymousId" not in by_label["job-4"]
     assert "ignoring the visitor snapshot" in log
+
+
+def test_job_timeout_stops_a_job_that_tracks_in_a_loop(
+    segment_collector: Any, redis_db: str, tmp_path: Path
+) -> None:
+    """RQ raises JobTimeoutException into the job from SIGALRM, here nearly always
+    inside track() (in a slow before_send hook, with a spool): it ends the job, and
+    the SimpleWorker goes on to the next one."""
+    connection = redis.Redis.from_url(redis_db)
+    queue = Queue(connection=connection)
+    looping = [queue.enqueue(TRACK_UNTIL_STOPPED, n, job_timeout=1) for n in range(2)]
+    queue.enqueue(WORK, 9)
+    env = app_env(segment_collector.url, flush_interval=0.2, spool_dir=tmp_path / "spool")
+    argv = rq_argv(redis_db, "segment_rq.SimpleWorker")
+    with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
+        segment_collector.wait_for(1, timeout=60, type="track", event=TASK_EVENT)
+        assert worker.stop() == 0
+        log = worker.log()
+    for job in looping:
+        job.refresh()
+        assert job.get_status() == "failed"
+        result = job.latest_result()
+        assert result is not None and "JobTimeoutException" in (result.exc_string or "")
+    assert "is unusable" not in log  # the spool took no time limit for a disk failure
+    steps = segment_collector.events(type="track", event="Loop Step", limit=1000)
+    assert {e["message"]["properties"]["n"] for e in steps} == {0, 1}
 
 
 def test_100_jobs_then_sigterm_deliver_every_event_once(
