@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from segment_core.web._request import MAX_CACHED_LENGTH
+
 __all__ = ["BOT_PATTERN", "DEFAULT_BOT_USER_AGENTS", "BotMatcher"]
 
 #: Regular expressions searched in the lower-cased User-Agent. Generic HTTP
@@ -53,7 +55,8 @@ _CACHE_SIZE = 2048
 
 
 class BotMatcher:
-    """``matches(user_agent)``: one search per distinct User-Agent, then a dict lookup."""
+    """``matches(user_agent)``: one search per distinct User-Agent, then a dict lookup
+    (a User-Agent longer than :data:`MAX_CACHED_LENGTH` is searched each time)."""
 
     __slots__ = ("_cache", "_pattern")
 
@@ -69,7 +72,9 @@ class BotMatcher:
         cache = self._cache
         found = cache.get(user_agent)
         if found is None:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            found = cache[user_agent] = self._pattern.search(user_agent.lower()) is not None
+            found = self._pattern.search(user_agent.lower()) is not None
+            if len(user_agent) <= MAX_CACHED_LENGTH:
+                if len(cache) >= _CACHE_SIZE:
+                    cache.clear()
+                cache[user_agent] = found
         return found

@@ -7,22 +7,28 @@ documented size, so no request can push a message over Segment's 32 KB:
 
 - path, query string (``search``) and ``referrer``: 2,048 characters each;
 - ``userAgent``: 512; the host: 255; each ``campaign`` value: 256;
-- ``locale``: one language tag of at most 35 characters.
+- ``locale``: one language tag of at most 35 characters;
+- the whole context: 12 KB JSON-encoded (:data:`MAX_CONTEXT_BYTES`), where
+  backslashes, quotes and non-ASCII text take more bytes than characters.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
+import orjson
+
 from segment_core.web._forwarded import IPAddress, client_ip, forwarded_hops, parse_ip
 from segment_core.web._options import WebOptions
 from segment_core.web._redaction import REDACTED, Redactor, redact_path
-from segment_core.web._request import RequestInfo, without_fragment
+from segment_core.web._request import RequestInfo, short_value_cache, without_fragment
 
 __all__ = [
+    "MAX_CONTEXT_BYTES",
     "MAX_HOST",
     "MAX_PATH",
     "MAX_QUERY",
@@ -33,6 +39,8 @@ __all__ = [
     "campaign",
     "client_ip",
     "cut",
+    "encoded_size",
+    "fit_context",
     "forwarded_hops",
     "locale",
     "page_fields",
@@ -50,6 +58,12 @@ MAX_USER_AGENT = 512
 MAX_HOST = 255
 MAX_CAMPAIGN_VALUE = 256
 MAX_LOCALE = 35
+#: What the context of one request may weigh, JSON-encoded: well under half of a
+#: message's 32 KB, so that a view's own call keeps the rest, and the automatic page
+#: call, which carries the page fields twice (``context.page`` and ``properties``), fits.
+MAX_CONTEXT_BYTES = 12 * 1024
+
+_dumps = orjson.dumps
 
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$")
 
@@ -100,7 +114,94 @@ def request_context(
         utm = campaign(options.redactor.query(query, paths=request.route_of_path))
         if utm:
             context["campaign"] = utm
+    try:
+        if len(_dumps(context)) <= MAX_CONTEXT_BYTES:
+            return context
+    except TypeError:  # a lone surrogate, which orjson refuses: measured otherwise
+        pass
+    fit_context(context)
     return context
+
+
+def fit_context(context: dict[str, Any], limit: int = MAX_CONTEXT_BYTES) -> None:
+    """Cut what the visitor sent in ``context`` until it weighs at most ``limit`` bytes
+    JSON-encoded (or nothing of the visitor's is left to cut).
+
+    The referrer gives way first, then the query (``search``, and ``url`` with it),
+    the User-Agent, the campaign, and last the path; each is cut by what is too much,
+    never in the middle of a ``%XX`` escape.
+    """
+    excess = encoded_size(context) - limit
+    if excess > 0:
+        _give_way(context, excess)
+
+
+def _give_way(context: dict[str, Any], excess: int) -> None:
+    """Cut ``excess`` bytes (encoded) of what the visitor sent from ``context``."""
+    page = context.get("page")
+    if not isinstance(page, dict):
+        page = {}
+    # Each field's bytes are counted as it is cut: the whole is measured once.
+    excess -= _shorten(page, "referrer", excess)
+    if excess > 0:
+        excess -= _shorten_in_url(page, "search", excess)
+    if excess > 0:
+        excess -= _shorten(context, "userAgent", excess)
+    if excess > 0 and "campaign" in context:
+        excess -= encoded_size(context.pop("campaign")) + len('"campaign":,')  # key, comma
+    if excess > 0:
+        _shorten_in_url(page, "path", excess)
+
+
+def _shorten(fields: dict[str, Any], name: str, excess: int) -> int:
+    """Cut ``excess`` bytes from text ``fields[name]``: how many it cut."""
+    text = fields.get(name)
+    if not isinstance(text, str) or not text:
+        return 0
+    size = _text_size(text)
+    fields[name], left = _cut_to_size(text, size - excess)
+    return size - left
+
+
+def _shorten_in_url(page: dict[str, Any], name: str, excess: int) -> int:
+    """:func:`_shorten` for the page's ``path`` or ``search``, cut from ``url`` too."""
+    path, search, url = page.get("path"), page.get("search"), page.get("url")
+    if not (isinstance(path, str) and isinstance(search, str) and isinstance(url, str)):
+        return _shorten(page, name, excess)
+    if not url.endswith(path + search):  # a url of the view's: on its own
+        return _shorten(page, name, excess)
+    origin = url[: len(url) - len(path) - len(search)]
+    cut_bytes = _shorten(page, name, (excess + 1) // 2)  # each one counts twice
+    if page["search"] == "?":
+        page["search"] = ""
+    page["url"] = origin + page["path"] + page["search"]
+    return 2 * cut_bytes
+
+
+def encoded_size(value: object) -> int:
+    """How many bytes ``value`` takes JSON-encoded (at most: text with a lone surrogate,
+    which the client replaces, is measured as ``\\udXXX``)."""
+    try:
+        return len(_dumps(value))
+    except TypeError:
+        return len(json.dumps(value))
+
+
+def _text_size(text: str) -> int:
+    return encoded_size(text) - 2  # without its quotes
+
+
+def _cut_to_size(text: str, limit: int) -> tuple[str, int]:
+    """``text`` cut to weigh at most ``limit`` bytes encoded (see :func:`cut`), and
+    what it weighs then (at most)."""
+    end, size = min(len(text), max(limit, 0)), 0  # a character takes a byte at least
+    while end > 0:
+        size = _text_size(text[:end])
+        if size <= limit:
+            break
+        # Cut in proportion: text that weighs alike throughout fits at the next try.
+        end = end * limit // size
+    return cut(text, end), (size if end > 0 else 0)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -186,7 +287,7 @@ def page_fields(
     referrer = request.headers.get("referer")
     fields = {
         "path": path,
-        "referrer": _referrer(referrer, request, redactor, scheme, host) if referrer else "",
+        "referrer": _referrer(referrer, request, redactor, host) if referrer else "",
         "search": search,
     }
     if host:
@@ -194,43 +295,46 @@ def page_fields(
     return fields
 
 
-def _referrer(
-    referrer: str, request: RequestInfo, redactor: Redactor, scheme: str, host: str
-) -> str:
-    """The ``Referer``, redacted; a page of this app also loses secrets in its path."""
+def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str) -> str:
+    """The ``Referer``, redacted; a page of this app also loses secrets in its path.
+
+    A page of this app: on the same host name, in any case. Whatever the scheme:
+    behind a proxy that ends TLS (its hops not trusted), the app sees http where the
+    browser's ``Referer`` says https. Ports differ only when both name one other than
+    80 and 443, which are the schemes' own.
+    """
     lookup = request.route_of_path
     referrer = redactor.url(referrer, paths=lookup)
-    if lookup is not None and host and _names_host(referrer, host):
-        try:
-            parts = urlsplit(referrer)
-            if _origin(parts.scheme, parts.netloc) == _origin(scheme, host):
-                values = redactor.secret_values(lookup(parts.path))
-                if values:
-                    referrer = parts._replace(path=redact_path(parts.path, values)).geturl()
-        except Exception:  # an odd URL, or the router failed on it: left as redacted
-            pass
+    if lookup is not None and host:
+        app_name, app_port = _name_and_port(host)
+        start = referrer.find("//", 0, 16)  # the name follows it, or it is another host
+        if start >= 0 and referrer[start + 2 : start + 2 + len(app_name)].lower() == app_name:
+            try:
+                parts = urlsplit(referrer)
+                name, port = _name_and_port(parts.netloc)
+                if name == app_name and (port == app_port or not port or not app_port):
+                    values = redactor.secret_values(lookup(parts.path))
+                    if values:
+                        referrer = parts._replace(path=redact_path(parts.path, values)).geturl()
+            except Exception:  # an odd URL, or the router failed on it: left as redacted
+                pass
     return referrer if len(referrer) <= MAX_REFERRER else cut(referrer, MAX_REFERRER)
 
 
-def _names_host(url: str, host: str) -> bool:
-    """Whether ``url`` may be on ``host`` (its name, in any case, follows ``//``)."""
-    name = _origin("", host)[0]
-    start = url.find("//", 0, 16)
-    return start >= 0 and url[start + 2 : start + 2 + len(name)].lower() == name
+_DEFAULT_PORTS = frozenset({"80", "443"})
 
 
-_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
-
-
-def _origin(scheme: str, netloc: str) -> tuple[str, str]:
-    """``(host name, port)`` of a URL's authority, the scheme's default port written out."""
+@short_value_cache(maxsize=256)
+def _name_and_port(netloc: str) -> tuple[str, str]:
+    """``(host name, port)`` of a URL's authority in lower case; the port is ``""`` if
+    it is a default one. (Cached: the app's host, and the authorities of its pages.)"""
     netloc = netloc.lower().rpartition("@")[2]
     if netloc.startswith("["):  # an IPv6 literal
         end = netloc.find("]")
         name, port = netloc[: end + 1], netloc[end + 2 :]
     else:
         name, _, port = netloc.partition(":")
-    return name, port or _DEFAULT_PORTS.get(scheme.lower(), "")
+    return name, "" if port in _DEFAULT_PORTS else port
 
 
 def redact_query(query: str, names: Redactor | frozenset[str]) -> str:
@@ -267,7 +371,7 @@ def campaign(query: str) -> dict[str, str]:
     return dict(_campaign(query))  # a dict of the caller's own: the cached one stays as made
 
 
-@functools.lru_cache(maxsize=256)
+@short_value_cache(maxsize=256)
 def _campaign(query: str) -> dict[str, str]:
     # By the query: a campaign's links bring the same one, visitor after visitor.
     result: dict[str, str] = {}

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus
 
+from segment_core.web._request import MAX_CACHED_LENGTH
+
 __all__ = [
     "DEFAULT_SECRET_WORDS",
     "REDACTED",
@@ -128,10 +130,9 @@ _PARAMETERS = re.compile(r"([&;])")
 # Nested URLs are followed this deep (?next=/a?next=/b?token=...).
 _MAX_DEPTH = 3
 _CACHE_SIZE = 4096
-# Redacted queries and URLs kept (each at most this long): the same referrers and
-# query strings come back from one visitor to the next.
+# Redacted queries and URLs kept (each at most MAX_CACHED_LENGTH long): the same
+# referrers and query strings come back from one visitor to the next.
 _REDACTED_CACHE_SIZE = 1024
-_REDACTED_CACHE_LENGTH = 512
 # What stays unescaped when a changed nested value is written back.
 _VALUE_SAFE = "/:@!$'()*,;~-._"
 
@@ -177,9 +178,11 @@ class Redactor:
         cache = self._cache
         found = cache.get(name)
         if found is None:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            found = cache[name] = self._judge(name)
+            found = self._judge(name)
+            if len(name) <= MAX_CACHED_LENGTH:  # a visitor's long name is judged each time
+                if len(cache) >= _CACHE_SIZE:
+                    cache.clear()
+                cache[name] = found
         return found
 
     def _judge(self, name: str) -> bool:
@@ -357,22 +360,49 @@ class Redactor:
 def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str) -> str:
     """Keep ``redacted`` as the answer for ``key`` (unless ``text`` is too long), in a
     bounded cache."""
-    if len(text) <= _REDACTED_CACHE_LENGTH:
+    if len(text) <= MAX_CACHED_LENGTH:
         if len(cache) >= _REDACTED_CACHE_SIZE:
             cache.clear()
         cache[key] = redacted
     return redacted
 
 
+# A URL's start up to its authority, as browsers parse it (the WHATWG URL Standard):
+# after "scheme:" and the slashes and backslashes that follow it for the special
+# schemes ("https:\\h", "https:///h", "https:h"), after "//" for others; or a
+# scheme-relative URL's own slashes ("//h", "/\h").
+_AUTHORITY_START = re.compile(
+    r"(?:(?i:https?|wss?|ftp|file):[/\\]*|[A-Za-z][A-Za-z0-9+.-]*://|[/\\]{2,})"
+)
+# Where the authority ends: at a slash, or a backslash (for the special schemes).
+_AUTHORITY_END = re.compile(r"[/\\]")
+# What browsers take for a host and port: an authority that is neither (a password
+# with a "/" in it, say) makes them refuse the URL.
+_HOST_AND_PORT = re.compile(r"(?:\[[^\]]*\]|[^:]*)(?::[0-9]*)?")
+
+
 def _without_userinfo(head: str) -> str:
-    """A URL's scheme, host and path without ``user:password@``."""
-    scheme, slashes, rest = head.partition("://")
-    if not slashes:
+    """A URL's scheme, host and path (no query or fragment) without ``user:password@``.
+
+    The authority ends at the first ``/`` or ``\\`` after it starts, and its userinfo
+    at the last ``@`` in it. A URL browsers would refuse for a host that cannot be one
+    (``https://ada:pa/ss@host/``) loses everything up to its last ``@``: the rest of a
+    password is no path to keep.
+    """
+    start = _AUTHORITY_START.match(head)
+    if start is None:
         return head
-    authority, slash, path = rest.partition("/")
-    if "@" not in authority:
-        return head
-    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    begin = start.end()
+    found = _AUTHORITY_END.search(head, begin)
+    end = len(head) if found is None else found.start()
+    at = head.rfind("@", begin, end)
+    if at < 0:
+        if _HOST_AND_PORT.fullmatch(head, begin, end):
+            return head
+        at = head.rfind("@", end)
+        if at < 0:
+            return head
+    return head[:begin] + head[at + 1 :]
 
 
 def _same_value(text: str, value: str) -> bool:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, update_wrapper
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 __all__ = [
+    "MAX_CACHED_LENGTH",
     "RequestInfo",
+    "ShortValueCache",
     "WSGIHeaders",
     "checked_host",
     "request_wire_path",
+    "short_value_cache",
     "wire_path",
     "without_fragment",
 ]
@@ -125,11 +128,56 @@ def _environ_key(name: str) -> str:
     return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
+#: The longest value a per-value cache keeps. Requests bring the same short values
+#: again and again (paths, hosts, User-Agents); a long one is one visitor's, and would
+#: hold kilobytes for each entry kept.
+MAX_CACHED_LENGTH = 512
+
+_Value = TypeVar("_Value", bound=Sized)
+_Answer = TypeVar("_Answer")
+
+
+class ShortValueCache(dict[_Value, _Answer]):
+    """A function with its answers kept for up to ``maxsize`` values of at most
+    :data:`MAX_CACHED_LENGTH` characters (or bytes): bounded in bytes, not only in
+    entries. Longer values are answered anew each time; a full cache starts over.
+
+    Called as the function is: a value seen before is answered by the dict's own
+    lookup, without a Python frame, as with ``functools.lru_cache``.
+    """
+
+    def __init__(self, compute: Callable[[_Value], _Answer], maxsize: int) -> None:
+        super().__init__()
+        self._compute = compute
+        self._maxsize = maxsize
+        update_wrapper(self, compute)  # the function's name and docstring
+
+    def __missing__(self, value: _Value) -> _Answer:
+        answer = self._compute(value)
+        if len(value) <= MAX_CACHED_LENGTH:
+            if len(self) >= self._maxsize:
+                self.clear()
+            self[value] = answer
+        return answer
+
+    __call__ = dict.__getitem__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._compute.__qualname__}>"
+
+
+def short_value_cache(
+    maxsize: int,
+) -> Callable[[Callable[[_Value], _Answer]], ShortValueCache[_Value, _Answer]]:
+    """A decorator: the function as a :class:`ShortValueCache` of ``maxsize`` entries."""
+    return lambda compute: ShortValueCache(compute, maxsize)
+
+
 # What a path keeps unescaped (RFC 3986 pchar and "/"); everything else is %XX.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
-@lru_cache(maxsize=4096)
+@short_value_cache(maxsize=4096)
 def wire_path(raw: bytes | str) -> str:
     """A path as the browser sent it, percent-encoded, from what the server gives.
 
@@ -146,7 +194,7 @@ def wire_path(raw: bytes | str) -> str:
     return quote(raw, safe=_PATH_SAFE + "%")
 
 
-@lru_cache(maxsize=4096)
+@short_value_cache(maxsize=4096)
 def _raw_wire_path(raw: bytes) -> str:
     # The request line's bytes: escapes kept, anything else outside the safe set escaped.
     return quote(raw, safe=_PATH_SAFE + "%")
@@ -209,7 +257,7 @@ def environ_wire_path(environ: Mapping[str, Any], decoded: str | None = None) ->
 _HOST_HEADER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?")
 
 
-@lru_cache(maxsize=256)
+@short_value_cache(maxsize=256)
 def checked_host(host: str) -> str:
     """``host`` if it is a ``host[:port]`` a URL can hold, else ``""`` (unknown).
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from segment_core.errors import InvalidMessage
 from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id
 from segment_core.scope import Analytics, Result
-from segment_core.web._context import page_fields, request_context
+from segment_core.web._context import fit_context, page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._identity import (
@@ -468,6 +469,7 @@ class RequestTracker:
                 secret_values=values,
             )
             context["page"] = {**page, **fields} if isinstance(page, Mapping) else fields
+            fit_context(context)  # the fields anew, as long as the request has them
             # Redacted strings in place of strings: still as good as built.
             if not self._context_private:
                 self._context_built = _copy_of(context) if as_built else None
@@ -684,29 +686,61 @@ class RequestTracker:
                 # A hook made the properties, or a name that is not a plain string:
                 # checked as a view's call is.
                 properties = page_properties(request, options, fields, name, response)
-                analytics.page(name, properties)
+                try:
+                    analytics.page(name, properties)
+                except InvalidMessage as error:
+                    return self._page_without_repeats(name, properties, error)
                 return True
             properties = dict(fields)  # page_properties() without a hook
             if name is not None:
                 properties["name"] = name
-            # The ids and context analytics.page() would use: with the context (and so
-            # its page fields) as built, nothing of the view's is left to check.
-            user_id, anonymous_id, context = analytics._visitor("page", {}, last=True)
-            if type(context) is CheckedContext:
-                client = analytics.client
-                factory = client._factory
-                message = factory.request_page(user_id, anonymous_id, name, properties, context)
-                # Without default context or integrations, every value is a string
-                # of the tracker's or the factory's: nothing for the encoder to check.
-                unchecked = None if factory._no_defaults else WHOLE_MESSAGE
-                # Kept lean: page_message completes it if it is ever read.
-                analytics._page_message = client._accept(message, unchecked, lean=True)[1]
-            else:  # the view changed the context
-                analytics.page(name, properties)
+            try:
+                # The ids and context analytics.page() would use: with the context (and
+                # so its page fields) as built, nothing of the view's is left to check.
+                user_id, anonymous_id, context = analytics._visitor("page", {}, last=True)
+                if type(context) is CheckedContext:
+                    client = analytics.client
+                    factory = client._factory
+                    message = factory.request_page(user_id, anonymous_id, name, properties, context)
+                    # Without default context or integrations, every value is a string
+                    # of the tracker's or the factory's: nothing for the encoder to check.
+                    unchecked = None if factory._no_defaults else WHOLE_MESSAGE
+                    # Kept lean: page_message completes it if it is ever read.
+                    analytics._page_message = client._accept(message, unchecked, lean=True)[1]
+                else:  # the view changed the context
+                    analytics.page(name, properties)
+            except InvalidMessage as error:  # too big (a view's additions, a default context)
+                return self._page_without_repeats(name, properties, error)
         except Exception:
             logger.exception("segment: the automatic page call for %s failed", request.path[:200])
             return False
         return True
+
+    def _page_without_repeats(
+        self, name: Any, properties: Mapping[str, Any], error: InvalidMessage
+    ) -> bool:
+        """The automatic page call the client refused, sent once more without the
+        properties that ``context.page`` holds too (the long ones: ``search``,
+        ``referrer``, ``url``); one line logged either way, no traceback."""
+        path = self.request.path[:200]
+        repeated = [key for key in _REPEATED_PAGE_FIELDS if key in properties]
+        if repeated:
+            fewer = {key: value for key, value in properties.items() if key not in repeated}
+            try:
+                self.analytics.page(name, fewer)
+            except InvalidMessage as second:
+                error = second
+            else:
+                logger.warning(
+                    "segment: the automatic page call for %s was sent without its %s "
+                    "properties (%s)",
+                    path,
+                    ", ".join(repeated),
+                    error,
+                )
+                return True
+        logger.error("segment: the automatic page call for %s failed: %s", path, error)
+        return False
 
     def _share_context(self, *, copy: bool = True) -> None:
         """The context as built is about to be seen: keep a copy to tell a change by.
@@ -731,6 +765,10 @@ class RequestTracker:
             # Its calls from now on need nothing of this tracker: no user or route
             # to read, and no anonymous-id rule left that could change a call.
             analytics._tracker = None
+
+
+#: Page properties that ``context.page`` holds too, the long ones first.
+_REPEATED_PAGE_FIELDS = ("search", "referrer", "url")
 
 
 class _Marker:

@@ -53,6 +53,21 @@ def test_a_same_app_referrer_loses_its_secret_with_the_middleware_added(
     ]
 
 
+def test_a_same_app_referrer_behind_a_proxy_that_ends_tls_loses_its_secret(
+    client: Client, sent: Sent
+) -> None:
+    # The proxy's hops are not trusted: the app sees http, the browser said https.
+    app = Starlette(routes=routes())
+    app.add_middleware(SegmentMiddleware, client=client)
+    with TestClient(app, base_url="http://shop.example") as browser:
+        browser.get("/", headers={"referer": f"https://shop.example/invite/{TOKEN}"})
+        browser.get("/", headers={"referer": f"https://shop.example:443/invite/{TOKEN}"})
+    assert referrers_sent(sent) == [
+        "https://shop.example/invite/REDACTED",
+        "https://shop.example:443/invite/REDACTED",
+    ]
+
+
 def test_a_same_app_referrer_into_a_mounted_app_loses_its_secret(
     client: Client, sent: Sent
 ) -> None:

@@ -90,3 +90,13 @@ def test_the_assets_of_an_app_below_a_script_name_get_no_cookie(client: Client, 
     response = client.get("/app/html/", SCRIPT_NAME="/shop", **NAVIGATE)
     assert "ajs_anonymous_id" in response.cookies
     assert [m["properties"]["path"] for m in sent()] == ["/shop/app/html/"]
+
+
+def test_a_page_of_the_app_behind_a_proxy_that_ends_tls(client: Client, sent: Sent) -> None:
+    # No trusted proxy: Django sees http, the browser's Referer says https.
+    client.get("/app/html/", HTTP_REFERER="https://testserver/app/files/t0k3n", **NAVIGATE)
+    client.get("/app/html/", HTTP_REFERER="https://testserver:443/app/files/t0k3n", **NAVIGATE)
+    assert [m["properties"]["referrer"] for m in sent()] == [
+        "https://testserver/app/files/REDACTED",
+        "https://testserver:443/app/files/REDACTED",
+    ]

@@ -1,0 +1,52 @@
+"""A visitor's request, however heavy, leaves a view's own call its room and gets its page call."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from segment_asgi import SegmentMiddleware
+from segment_core import Client
+from segment_core.batching import MAX_MESSAGE_BYTES
+from tests.asgi.conftest import Sent, TestClient
+
+# Backslashes take two bytes each encoded, and the page fields are sent twice; all of it
+# within what servers accept by default.
+HEAVY_PATH = "/" + "a" * 2047 + "?q=" + "\\" * 1900
+HEAVY_HEADERS = {
+    "Referer": "https://ex.example/" + "\\" * 2030,
+    "User-Agent": "Mozilla/5.0 " + "\\" * 500,
+    "Accept": "text/html",
+}
+CART = {"items": ["x" * 100] * 160}  # 16.5 KB: half of what a message may weigh
+
+
+async def cart(request: Request) -> HTMLResponse:
+    request.state.analytics.track("Cart Viewed", CART)
+    return HTMLResponse("<p>cart</p>")
+
+
+@pytest.mark.parametrize("view_tracks", [True, False])
+def test_a_heavy_request_leaves_a_views_call_its_room(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture, view_tracks: bool
+) -> None:
+    async def quiet(request: Request) -> HTMLResponse:
+        return HTMLResponse("<p>page</p>")
+
+    app = Starlette(routes=[Route("/{rest:path}", cart if view_tracks else quiet)])
+    app.add_middleware(SegmentMiddleware, client=client)
+    with caplog.at_level(logging.WARNING), TestClient(app) as browser:
+        response = browser.get(HEAVY_PATH, headers=HEAVY_HEADERS)
+    assert response.status_code == 200
+    messages = sent()
+    assert [m["type"] for m in messages] == (["track", "page"] if view_tracks else ["page"])
+    assert messages[-1]["properties"]["path"] == "/" + "a" * 2047
+    for message in messages:
+        assert len(json.dumps(message, ensure_ascii=False).encode()) <= MAX_MESSAGE_BYTES
+    assert not [r for r in caplog.records if r.name.startswith("segment")]

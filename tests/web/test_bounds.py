@@ -1,0 +1,209 @@
+"""What a visitor sends is bounded: in bytes in every message, and in the memory of caches."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import tracemalloc
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from segment_core.batching import MAX_MESSAGE_BYTES
+from segment_core.client import Client
+from segment_core.web import (
+    BotMatcher,
+    Redactor,
+    RequestInfo,
+    RequestTracker,
+    WebOptions,
+    campaign,
+    checked_host,
+    page_fields,
+    request_context,
+    wire_path,
+)
+from segment_core.web._context import MAX_CONTEXT_BYTES, encoded_size
+from segment_core.web._request import MAX_CACHED_LENGTH, request_wire_path, short_value_cache
+from tests.web.conftest import BROWSER, make_request
+
+Messages = list[dict[str, Any]]
+HTML = "text/html; charset=utf-8"
+
+
+def heavy_request(text: str = "\\", **overrides: Any) -> RequestInfo:
+    """Every field at its size in characters, of characters that weigh more encoded:
+    within what servers accept by default (a request line under 4 KB)."""
+    values: dict[str, Any] = {
+        "path": "/" + "a" * 2047,
+        "query_string": "q=" + text * 1900,
+        "headers": {
+            "referer": "https://ex.example/" + text * 2030,
+            "user-agent": "Mozilla/5.0 " + text * 500,
+            "accept": "text/html",
+        },
+    }
+    values.update(overrides)
+    return make_request(**values)
+
+
+def size_of(message: Mapping[str, Any]) -> int:
+    return len(json.dumps(message, ensure_ascii=False).encode())
+
+
+# -- the context's budget ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["\\", '"', "\u00e9", "\u20ac", "\U0001f600", "\x01", "\ud800"], ids=repr
+)
+def test_a_context_weighs_its_budget_at_most(text: str) -> None:
+    request = heavy_request(text, query_string="utm_campaign=x&q=" + text * 1900)
+    context = request_context(request, WebOptions())
+    assert encoded_size(context) <= MAX_CONTEXT_BYTES
+    page = context["page"]
+    # What was cut is cut alike in search and url, never in the middle of an escape.
+    assert page["url"] == f"https://shop.example{page['path']}{page['search']}"
+    uncut = page_fields(request, WebOptions().redactor)
+    for name in ("path", "search", "referrer"):
+        assert uncut[name].startswith(page[name])
+    assert request.headers["user-agent"].startswith(context.get("userAgent", ""))
+
+
+def test_the_referrer_gives_way_first() -> None:
+    request = heavy_request()
+    context = request_context(request, WebOptions())
+    page = context["page"]
+    assert page["referrer"] == ""
+    assert page["search"].startswith("?q=\\\\") and len(page["search"]) < 1 + 2 + 1900
+    # The page itself, and the browser, stay whole.
+    assert page["path"] == request.path and context["userAgent"] == request.headers["user-agent"]
+
+
+def test_an_ordinary_context_is_left_as_it_is() -> None:
+    request = make_request(
+        query_string="q=caf%C3%A9&utm_source=news",
+        headers={"referer": "https://www.example/search?q=" + "\u00e9" * 300},
+    )
+    context = request_context(request, WebOptions())
+    assert context["page"] == page_fields(request, WebOptions().redactor)
+    assert context["userAgent"] == BROWSER and context["campaign"] == {"source": "news"}
+
+
+def test_route_secrets_found_later_keep_the_context_within_its_budget(
+    client: Client, sent: Messages
+) -> None:
+    def router(path: str) -> Mapping[str, Any]:
+        return {"token": "aaaa"}
+
+    request = heavy_request(route_of_path=router)
+    tracker = RequestTracker(client, WebOptions(), request, read_route=lambda request, final: False)
+    tracker.analytics.track("Viewed")  # before routing: the route is guessed
+    tracker.finish(200, content_type=HTML)
+    viewed, page = sent
+    assert "aaaa" not in json.dumps(viewed)
+    context = {key: value for key, value in viewed["context"].items() if key != "library"}
+    assert encoded_size(context) <= MAX_CONTEXT_BYTES
+    assert page["type"] == "page" and size_of(page) <= MAX_MESSAGE_BYTES
+
+
+@pytest.mark.parametrize("text", ["\\", "\u20ac", "\x01"], ids=repr)
+def test_a_views_call_keeps_more_than_half_a_message_beside_any_request(
+    client: Client, sent: Messages, text: str
+) -> None:
+    tracker = RequestTracker(client, WebOptions(), heavy_request(text))
+    properties = {"items": ["x" * 100] * 160}  # 16.5 KB, half of what a message may be
+    tracker.analytics.track("Cart Viewed", properties)
+    assert tracker.finish(200, content_type=HTML) is True
+    viewed, page = sent
+    assert viewed["properties"] == properties
+    # The page call carries the page fields twice, and is sent whole.
+    assert page["properties"]["url"] == page["context"]["page"]["url"]
+    assert size_of(page) <= MAX_MESSAGE_BYTES
+
+
+def test_a_page_call_the_view_made_too_big_goes_without_its_repeated_fields(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = RequestTracker(client, WebOptions(), heavy_request())
+    tracker.analytics.context["app"] = {"build": "b" * 12_000}
+    with caplog.at_level(logging.WARNING):
+        assert tracker.finish(200, content_type=HTML) is True
+    [page] = sent
+    assert set(page["properties"]) == {"path", "name"}
+    assert page["context"]["page"]["url"].startswith("https://shop.example/aaa")
+    [record] = [r for r in caplog.records if r.name.startswith("segment")]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "sent without its search, referrer, url properties" in record.getMessage()
+
+
+def test_a_page_call_too_big_without_them_is_logged_in_one_line(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = RequestTracker(client, WebOptions(), heavy_request())
+    tracker.analytics.context["app"] = {"build": "b" * 30_000}
+    with caplog.at_level(logging.WARNING):
+        assert tracker.finish(200, content_type=HTML) is False
+    assert sent == []
+    [record] = [r for r in caplog.records if r.name.startswith("segment")]
+    assert record.levelno == logging.ERROR and record.exc_info is None
+    assert "automatic page call for /aaa" in record.getMessage()
+    assert "bytes encoded" in record.getMessage()
+
+
+# -- caches ---------------------------------------------------------------------------
+
+
+def _cache_users() -> dict[str, Callable[[str], object]]:
+    bots, redactor = BotMatcher(), Redactor()
+    return {
+        "wire_path of text": lambda value: wire_path("/" + value),
+        "wire_path of bytes": lambda value: wire_path(("/" + value).encode()),
+        "request_wire_path": lambda value: request_wire_path("", ("/" + value).encode()),
+        "checked_host": checked_host,
+        "bot user agents": bots.matches,
+        "secret names": redactor.is_secret,
+        "campaign": lambda value: campaign("utm_source=" + value[:2000]),
+    }
+
+
+@pytest.mark.parametrize("use", list(_cache_users()))
+def test_long_values_a_visitor_sends_leave_no_memory_behind(use: str) -> None:
+    answer = _cache_users()[use]
+    answer("warm-up" + "v" * 8000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(200):
+            answer(f"{number}-" + "v" * 8000)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 100_000  # where the values kept would take 1.6 MB at least
+
+
+def test_a_short_value_cache_keeps_short_values_up_to_its_size() -> None:
+    calls: list[str] = []
+
+    @short_value_cache(maxsize=3)
+    def upper(text: str) -> str:
+        """The text in capitals."""
+        calls.append(text)
+        return text.upper()
+
+    long_text = "x" * (MAX_CACHED_LENGTH + 1)
+    assert [upper("a"), upper("a"), upper(long_text), upper(long_text)] == [
+        "A",
+        "A",
+        long_text.upper(),
+        long_text.upper(),
+    ]
+    assert calls == ["a", long_text, long_text]
+    for text in "bcde":
+        upper(text)
+    assert 0 < len(upper) <= 3 and "e" in upper
+    assert upper.__doc__ == "The text in capitals." and "upper" in repr(upper)
