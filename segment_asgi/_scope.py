@@ -6,7 +6,6 @@ the scope's bytes and tuples into a :class:`segment_core.web.RequestInfo`.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from http.cookies import _unquote  # as starlette.requests.cookie_parser unquotes
@@ -17,7 +16,7 @@ from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Host, Match, Mount
 
 from segment_asgi._types import Scope
-from segment_core.web import RequestInfo, request_wire_path
+from segment_core.web import RequestInfo, cached_for_short_text, request_wire_path
 
 __all__ = [
     "header_dict",
@@ -235,7 +234,7 @@ def route_params(
         return _route_params(owner, host, path)
 
 
-@functools.lru_cache(maxsize=1024)
+@cached_for_short_text(maxsize=1024)
 def _cached_route_params(owner: Any, host: str, path: str) -> Mapping[str, Any] | None:
     return _route_params(owner, host, path)
 

@@ -52,6 +52,7 @@ from segment_core.web import (
     RequestTracker,
     WebOptions,
     WSGIHeaders,
+    cached_for_short_text,
     call_hook,
     environ_wire_path,
     is_excluded_request,
@@ -623,7 +624,7 @@ def _resolve_kwargs(path: str, urlconf: str) -> Mapping[str, Any] | None:
     return None if match is None else match.kwargs
 
 
-@functools.lru_cache(maxsize=1024)
+@cached_for_short_text(maxsize=1024)
 def _resolve(path: str, urlconf: str) -> ResolverMatch | None:
     """What Django's router makes of ``path`` (decoded), or None when nothing matches."""
     from django.utils import translation

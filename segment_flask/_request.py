@@ -16,7 +16,7 @@ from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 
-from segment_core.web import RequestInfo, WSGIHeaders, environ_wire_path
+from segment_core.web import RequestInfo, WSGIHeaders, cached_for_short_text, environ_wire_path
 
 flask_login: Any
 try:  # Flask-Login is optional (and untyped: imported as a plain module)
@@ -229,7 +229,7 @@ def _path_pattern(rule: Rule) -> re.Pattern[str] | None:
         return None
 
 
-@functools.lru_cache(maxsize=1024)
+@cached_for_short_text(maxsize=1024)
 def _params_of_path(url_map: Map, path: str) -> Mapping[str, Any] | None:
     """What the app's router captures from ``path`` (to redact a same-app referrer)."""
     decoded = unquote(path)
@@ -247,7 +247,7 @@ def _texts_of(rule: Rule, path: str, params: Mapping[str, Any]) -> Mapping[str, 
     return path_texts(rule, "/" + path.lstrip("/")) or params
 
 
-@functools.lru_cache(maxsize=1024)
+@cached_for_short_text(maxsize=1024)
 def _params_of_host_path(
     url_map: Map, server_name: str, host: str, path: str
 ) -> Mapping[str, Any] | None:

@@ -70,6 +70,7 @@ from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_p
 from segment_core.web._request import (
     RequestInfo,
     WSGIHeaders,
+    cached_for_short_text,
     checked_host,
     environ_wire_path,
     request_wire_path,
@@ -121,6 +122,7 @@ __all__ = [
     "anonymize_ip",
     "anonymous_id_cookie",
     "browser_settings",
+    "cached_for_short_text",
     "call_hook",
     "campaign",
     "check_plain_hooks",

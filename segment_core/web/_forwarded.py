@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import re
 
-from segment_core.web._request import RequestInfo
+from segment_core.web._request import RequestInfo, cached_for_short_text
 from segment_core.web._validate import IPNetwork
 
 __all__ = ["IPAddress", "client_ip", "forwarded_hops", "forwarded_origin", "parse_ip"]
@@ -57,7 +57,7 @@ def _parse_ip(value: str) -> IPAddress | None:
     return ip
 
 
-@functools.lru_cache(maxsize=1024)
+@cached_for_short_text(maxsize=1024)
 def _forwarded_elements(header: str) -> tuple[dict[str, str], ...]:
     """``Forwarded`` as one dict of lower-case keys per element, leftmost first."""
     elements = []

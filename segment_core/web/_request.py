@@ -14,6 +14,7 @@ __all__ = [
     "RequestInfo",
     "ShortValueCache",
     "WSGIHeaders",
+    "cached_for_short_text",
     "checked_host",
     "request_wire_path",
     "short_value_cache",
@@ -171,6 +172,28 @@ def short_value_cache(
 ) -> Callable[[Callable[[_Value], _Answer]], ShortValueCache[_Value, _Answer]]:
     """A decorator: the function as a :class:`ShortValueCache` of ``maxsize`` entries."""
     return lambda compute: ShortValueCache(compute, maxsize)
+
+
+def cached_for_short_text(
+    maxsize: int,
+) -> Callable[[Callable[..., _Answer]], Callable[..., _Answer]]:
+    """A decorator: ``functools.lru_cache(maxsize)``, but a call with a text argument
+    (what a visitor sent: a path, a header) longer than :data:`MAX_CACHED_LENGTH` is
+    answered anew, never kept."""
+
+    def decorate(compute: Callable[..., _Answer]) -> Callable[..., _Answer]:
+        cached = lru_cache(maxsize=maxsize)(compute)
+
+        def call(*args: Any) -> _Answer:
+            for arg in args:
+                if type(arg) is str and len(arg) > MAX_CACHED_LENGTH:
+                    return compute(*args)
+            return cached(*args)
+
+        call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return update_wrapper(call, compute)
+
+    return decorate
 
 
 # What a path keeps unescaped (RFC 3986 pchar and "/"); everything else is %XX.

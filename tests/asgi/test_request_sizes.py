@@ -15,6 +15,7 @@ from segment_asgi import SegmentMiddleware
 from segment_core import Client
 from segment_core.batching import MAX_MESSAGE_BYTES
 from tests.asgi.conftest import Sent, TestClient
+from tests.memory import memory_kept
 
 # Backslashes take two bytes each encoded, and the page fields are sent twice; all of it
 # within what servers accept by default.
@@ -50,3 +51,14 @@ def test_a_heavy_request_leaves_a_views_call_its_room(
     for message in messages:
         assert len(json.dumps(message, ensure_ascii=False).encode()) <= MAX_MESSAGE_BYTES
     assert not [r for r in caplog.records if r.name.startswith("segment")]
+
+
+def test_long_same_app_referrers_leave_no_memory_behind() -> None:
+    from segment_asgi._scope import route_params
+
+    app = Starlette(routes=[Route("/cart/{rest:path}", cart)])
+    headers, long_value = {"host": "shop.example"}, "v" * 8000
+    # Where the paths kept would take 1.6 MB at least.
+    assert (
+        memory_kept(lambda n: route_params(app, "", headers, f"/cart/{n}-{long_value}")) < 100_000
+    )

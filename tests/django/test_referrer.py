@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import include, path
 
 from tests.django.conftest import Sent
+from tests.memory import memory_kept
 
 NAVIGATE = {"HTTP_ACCEPT": "text/html", "HTTP_SEC_FETCH_MODE": "navigate"}
 
@@ -100,3 +101,11 @@ def test_a_page_of_the_app_behind_a_proxy_that_ends_tls(client: Client, sent: Se
         "https://testserver/app/files/REDACTED",
         "https://testserver:443/app/files/REDACTED",
     ]
+
+
+def test_long_same_app_referrers_leave_no_memory_behind(settings: Any) -> None:
+    from segment_django.middleware import _resolve
+
+    urlconf, long_value = settings.ROOT_URLCONF, "v" * 8000
+    # Where the paths kept would take 1.6 MB at least.
+    assert memory_kept(lambda n: _resolve(f"/invite/{n}-{long_value}/", urlconf)) < 100_000

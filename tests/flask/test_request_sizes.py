@@ -10,6 +10,7 @@ from flask import Flask, request
 
 from segment_core.batching import MAX_MESSAGE_BYTES
 from tests.flask.conftest import MakeApp, Sent
+from tests.memory import memory_kept
 
 # Backslashes take two bytes each encoded, and the page fields are sent twice; all of it
 # within what servers accept by default.
@@ -46,3 +47,17 @@ def test_a_heavy_request_leaves_a_views_call_its_room(
     for message in (viewed, page):
         assert len(json.dumps(message, ensure_ascii=False).encode()) <= MAX_MESSAGE_BYTES
     assert not [r for r in caplog.records if r.name.startswith("segment")]
+
+
+def test_long_same_app_referrers_leave_no_memory_behind(make_app: MakeApp) -> None:
+    from segment_flask._request import _params_of_host_path, _params_of_path
+
+    url_map, long_value = cart_app(make_app).url_map, "v" * 8000
+    # Where the paths kept would take 1.6 MB at least.
+    assert memory_kept(lambda n: _params_of_path(url_map, f"/cart/{n}-{long_value}")) < 100_000
+    assert (
+        memory_kept(
+            lambda n: _params_of_host_path(url_map, "", "shop.example", f"/cart/{n}-{long_value}")
+        )
+        < 100_000
+    )

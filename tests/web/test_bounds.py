@@ -26,7 +26,13 @@ from segment_core.web import (
     wire_path,
 )
 from segment_core.web._context import MAX_CONTEXT_BYTES, encoded_size
-from segment_core.web._request import MAX_CACHED_LENGTH, request_wire_path, short_value_cache
+from segment_core.web._forwarded import forwarded_hops
+from segment_core.web._request import (
+    MAX_CACHED_LENGTH,
+    cached_for_short_text,
+    request_wire_path,
+    short_value_cache,
+)
 from tests.web.conftest import BROWSER, make_request
 
 Messages = list[dict[str, Any]]
@@ -166,6 +172,9 @@ def _cache_users() -> dict[str, Callable[[str], object]]:
         "bot user agents": bots.matches,
         "secret names": redactor.is_secret,
         "campaign": lambda value: campaign("utm_source=" + value[:2000]),
+        "Forwarded": lambda value: forwarded_hops(
+            make_request(headers={"forwarded": f'for="{value}"'})
+        ),
     }
 
 
@@ -207,3 +216,23 @@ def test_a_short_value_cache_keeps_short_values_up_to_its_size() -> None:
         upper(text)
     assert 0 < len(upper) <= 3 and "e" in upper
     assert upper.__doc__ == "The text in capitals." and "upper" in repr(upper)
+
+
+def test_a_lookup_cached_by_its_arguments_keeps_no_long_text() -> None:
+    calls: list[tuple[object, str]] = []
+
+    @cached_for_short_text(maxsize=4)
+    def lookup(owner: object, path: str) -> int:
+        """The length of the path."""
+        calls.append((owner, path))
+        return len(path)
+
+    long_path = "/" + "x" * MAX_CACHED_LENGTH
+    assert [lookup(1, "/a"), lookup(1, "/a"), lookup(1, long_path), lookup(1, long_path)] == [
+        2,
+        2,
+        len(long_path),
+        len(long_path),
+    ]
+    assert calls == [(1, "/a"), (1, long_path), (1, long_path)]
+    assert lookup.__doc__ == "The length of the path."
