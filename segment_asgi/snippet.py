@@ -23,8 +23,9 @@ __all__ = ["segment_snippet"]
 def segment_snippet(request: HTTPConnection) -> Snippet:
     """The ``<script>`` that loads analytics.js as the visitor of ``request``.
 
-    Empty for visitors the server does not track, on excluded paths, without a
-    ``browser_write_key``, and when :class:`~segment_asgi.SegmentMiddleware` did not
+    For visitors the server does not track and on excluded paths, an inert
+    ``analytics`` that loads nothing (the page's own calls do not fail); empty
+    without a ``browser_write_key``, and when :class:`~segment_asgi.SegmentMiddleware` did not
     see the request (that is logged). The CSP nonce comes from where the
     ``csp_nonce`` option says (e.g. ``csp_nonce="state.csp_nonce"``).
     """

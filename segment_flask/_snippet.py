@@ -17,8 +17,9 @@ __all__ = ["segment_snippet"]
 def segment_snippet() -> Snippet:
     """The ``<script>`` that loads analytics.js as the current request's visitor.
 
-    Empty for visitors the app does not track, on excluded paths, without a
-    ``SEGMENT_BROWSER_WRITE_KEY``, and outside a request. The CSP nonce is read
+    For visitors the app does not track and on excluded paths, an inert
+    ``analytics`` that loads nothing (the page's own calls do not fail); empty
+    without a ``SEGMENT_BROWSER_WRITE_KEY``, and outside a request. The CSP nonce is read
     where ``SEGMENT_CSP_NONCE`` says: ``request.csp_nonce`` by default (Flask-Talisman).
     """
     if not has_request_context():

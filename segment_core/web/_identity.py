@@ -87,8 +87,11 @@ def id_cookie(cookies: Mapping[str, str], header: str | None, name: str) -> str 
 
     ``cookies`` is the framework's parse of the ``Cookie`` header, ``header`` the
     header itself. A browser sends two cookies of one name when a host's cookie and
-    a domain's both exist, the more specific first; analytics.js takes the first,
-    where most frameworks keep the last.
+    a domain's both exist (longer paths first, then the older first: RFC 6265,
+    5.4); analytics.js and the snippet's loader take the first, as ``document.cookie``
+    lists them in the same order, where most frameworks keep the last. The first
+    wins here too, so both sides name one visitor; ``analytics.reset()`` removes
+    both (see the snippet).
     """
     value = cookies.get(name)
     if value is None or header is None or header.count(name + "=") < 2:

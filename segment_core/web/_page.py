@@ -39,6 +39,7 @@ __all__ = [
     "is_bot",
     "is_excluded",
     "is_excluded_route",
+    "is_page_prefetch",
     "is_page_status",
     "is_script_request",
     "media_type",
@@ -268,6 +269,43 @@ def _is_prefetch(value: str) -> bool:
     # "prefetch", "prefetch;prerender" (Chrome), "preview" (Safari's X-Purpose).
     words = value.lower().replace(",", ";").split(";")
     return any(word.strip() in ("prefetch", "prerender", "preview") for word in words)
+
+
+def is_page_prefetch(request: RequestInfo) -> bool:
+    """Whether the browser prefetched or prerendered a page it may show later.
+
+    Speculation rules, ``<link rel=prefetch>`` and a browser's own preloading ask
+    with ``Sec-Purpose: prefetch`` (``prefetch;prerender``), ``Purpose`` or
+    ``X-Moz``; a navigation then shows the response without asking again. True
+    when that is the only reason the request is no page view: no script made it
+    (a ``fetch()`` cannot send ``Sec-Purpose``, and has a ``cors`` or
+    ``same-origin`` mode). Safari's ``X-Purpose: preview`` is not one: it renders
+    the page for a preview, which is not showing it.
+    """
+    get = request.headers.get
+    for name in _SPECULATION_HEADERS:
+        value = get(name)
+        if value is not None and _is_speculation(value):
+            break
+    else:
+        return False
+    requested_with = get("x-requested-with")
+    if requested_with and requested_with.strip().lower() == "xmlhttprequest":
+        return False
+    if get("hx-request") is not None or get("turbo-frame") is not None:
+        return False
+    # "navigate" from speculation rules, "no-cors" from <link rel=prefetch>.
+    mode = get("sec-fetch-mode")
+    return mode is None or mode.strip().lower() in ("navigate", "no-cors")
+
+
+_SPECULATION_HEADERS = ("sec-purpose", "purpose", "x-moz")
+
+
+@functools.lru_cache(maxsize=64)
+def _is_speculation(value: str) -> bool:
+    words = value.lower().replace(",", ";").split(";")
+    return any(word.strip() in ("prefetch", "prerender") for word in words)
 
 
 def is_excluded_route(request: RequestInfo, options: WebOptions) -> bool:

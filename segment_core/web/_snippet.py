@@ -5,14 +5,17 @@ its own: it hands analytics.js the anonymous id the server chose for this reques
 (before analytics.js loads, so even the first response of a new visitor agrees),
 the cookie domain and lifetime the server uses, and the logged-in user's id
 (stored, not sent: no ``identify`` call on every page). Exactly one side sends
-page views: the snippet calls ``analytics.page()`` only when ``page_source`` is
-"browser", and then the server sends none. Where the server redacted a page
-field (a secret in the path, the query or the referrer), the loader hands
-analytics.js the redacted value, for its page call and, through a source
-middleware, for the ``context.page`` of its events on that page.
+page views: the snippet calls ``analytics.page()`` when ``page_source`` is
+"browser", and then the server sends none; and for a page the browser prefetched
+or prerendered, which the server does not count, when the browser shows it.
+Where the server redacted a page field (a secret in the path, the query or the
+referrer), the loader hands analytics.js the redacted value, for its page call
+and, through a source middleware, for the ``context.page`` of its events on that
+page.
 
-Nothing is rendered for a visitor the server does not track (a bot, ``Sec-GPC``,
-``DNT`` or ``consent`` as configured, an excluded path or route): the same
+A visitor the server does not track (a bot, ``Sec-GPC``, ``DNT`` or ``consent``
+as configured, an excluded path or route) gets an inert stub: the page's own
+``analytics.*`` calls work and do nothing, and analytics.js never loads. The same
 decision, made once by :class:`~segment_core.web.RequestTracker`, governs both
 sides. A response that holds the snippet varies on the cookies (``Vary: Cookie``,
 added by the adapters), as one that sets the visitor's cookie does. A response a
@@ -20,7 +23,8 @@ cache may store before that header is added gets a snippet that names no visitor
 (``shared``), and that any visitor may get: the loader reads the id from the
 server's cookie instead, and starts analytics.js only where that cookie is (the
 server sets it only for visitors it tracks) and the browser's privacy signals
-allow it.
+allow it. A page whose ids differ from the cookie's (a template fragment cache
+kept another visitor's snippet) is treated the same way.
 
 Adapters call :func:`render_snippet` with the request's tracker and the nonce
 found by :func:`find_csp_nonce`; templates get a :class:`Snippet`, a ``str`` that
@@ -39,8 +43,9 @@ from urllib.parse import quote
 
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._guard import call_hook
+from segment_core.web._identity import id_cookie, parse_id_cookie
 from segment_core.web._options import WebOptions
-from segment_core.web._page import is_excluded_route, page_name
+from segment_core.web._page import is_excluded_route, is_page_prefetch, page_name
 from segment_core.web._request import RequestInfo
 
 if TYPE_CHECKING:
@@ -98,11 +103,10 @@ _SCRIPT_ESCAPES = {
     0x2029: "\\u2029",
 }
 
-# The loader: a stub that queues calls, the server's visitor, then the library.
-# It reads its settings from the JSON literal it is called with, and its CSP
-# nonce from its own element, which it hands on to the library's <script>.
-_LOADER = """(function (config) {
-  var nonce = document.currentScript ? document.currentScript.nonce : "";
+# The stub: window.analytics queues the page's calls until analytics.js has loaded.
+# Alone (the inert stub), for a visitor the server does not track: the page's own
+# analytics.* calls (analytics.reset() at logout) stay queued, and nothing loads.
+_STUB = r"""(function (config) {
   var analytics = (window.analytics = window.analytics || []);
   if (analytics.initialize || analytics.invoked) {
     if (window.console && console.error) console.error("Segment snippet included twice.");
@@ -117,9 +121,23 @@ _LOADER = """(function (config) {
       return analytics;
     };
   });
-  // A page a cache may hand to anyone: this visitor's decision is made here. The
-  // page's own calls stay queued, and analytics.js never loads.
-  if (config.shared && !tracked(config.shared)) return;
+"""
+
+# The loader: the stub, the server's visitor, then the library. It reads its
+# settings from the JSON literal it is called with, and its CSP nonce from its own
+# element, which it hands on to the library's <script>. ES5; rendered in a CDATA
+# section (see _script), so it never holds "]]>".
+_LOADER = (
+    _STUB
+    + r"""  var nonce = document.currentScript ? document.currentScript.nonce : "";
+  // The visitor the server's cookie names now. A page made for another visitor (a
+  // cache stored it, whole or a fragment of it) names the wrong one, or none: this
+  // visitor is the cookie's, and the page's user id is not handed over.
+  var cookieId = cookieValue(config.cookieName);
+  var ownPage = !config.shared && (cookieId === null || cookieId === config.anonymousId);
+  // Then this visitor's decision is made here. The page's own calls stay queued,
+  // and analytics.js never loads.
+  if (!ownPage && !tracked(config.checks)) return;
   analytics.load = function (writeKey, options) {
     var script = document.createElement("script");
     script.async = true;
@@ -131,31 +149,45 @@ _LOADER = """(function (config) {
   analytics._writeKey = config.writeKey;
   if (config.cdn) analytics._cdn = config.cdn;
   // Before analytics.js loads: its first event already carries the server's id.
-  // A page a cache may hand to other visitors names none: the server's cookie does.
-  var anonymousId = config.anonymousId || cookieValue(config.cookieName);
+  var anonymousId = cookieId === null ? config.anonymousId : cookieId;
   if (anonymousId) analytics.setAnonymousId(anonymousId);
-  if (config.userId) {
+  var userId = ownPage ? config.userId : null;
+  if (userId) {
     // The logged-in user, stored without an identify call (the server sent one at
     // login). Changing users makes analytics.js drop the anonymous id: restore it.
     analytics.on("initialize", function () {
       var user = this.user();
-      if (user.id() !== config.userId) {
-        user.id(config.userId);
-        this.setAnonymousId(config.anonymousId);
+      if (user.id() !== userId) {
+        var kept = anonymousId || user.anonymousId();
+        user.id(userId);
+        this.setAnonymousId(kept);
       }
     });
   }
-  if (config.expireOnReset) {
-    // analytics.reset() (at logout) forgets analytics.js's own cookie, not the
-    // server's: without this the next page would hand the old visitor back.
-    analytics.on("reset", function () {
-      var cookie = config.options.cookie;
-      document.cookie =
-        config.expireOnReset + "=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=" +
-        cookie.path + (cookie.domain ? "; Domain=" + cookie.domain : "") + "; SameSite=Lax" +
-        (cookie.secure ? "; Secure" : "");
+  analytics.on("reset", function () {
+    // analytics.reset() (at logout) forgets analytics.js's own cookie where it writes
+    // it: not the server's, nor one written for the whole domain (by analytics.js's
+    // defaults, on another page). Left there, either hands the old visitor back.
+    var host = location.hostname;
+    var labels = /^[0-9.]+$|:/.test(host) ? [host] : host.split(".");
+    var domains = labels.map(function (label, at) {
+      return labels.slice(at).join(".");
     });
-  }
+    domains[domains.length - 1] = ""; // host-only, in place of the top-level domain
+    var names = [__ANALYTICS_JS_COOKIE__];
+    if (config.cookieName !== names[0]) names.push(config.cookieName);
+    names.forEach(function (name) {
+      domains.forEach(function (domain) {
+        writeCookie(name, "", 0, domain);
+      });
+    });
+    if (config.renewOnReset) {
+      // The new visitor analytics.js starts, in the server's cookie: the server adopts it.
+      var cookie = config.options.cookie;
+      var id = encodeURIComponent(this.user().anonymousId());
+      writeCookie(config.cookieName, id, cookie.maxage, cookie.domain);
+    }
+  });
   var redacted = config.pageFields;
   if (redacted) {
     // The server redacted secrets from this page's fields (its path, query or
@@ -178,10 +210,33 @@ _LOADER = """(function (config) {
     });
   }
   analytics.load(config.writeKey, config.options);
-  if (config.page) {
+  // The server counts no prefetched or prerendered page: shown, it is counted here.
+  // Unless the browser fetched it for this very navigation: then a cache kept the
+  // page made for a prefetch, and the server counted this visit.
+  if (config.page || (config.prefetched && !fetchedForThisNavigation())) {
     var call = config.pageName ? [config.pageName] : [];
     if (redacted) call.push(copied(redacted));
-    analytics.page.apply(analytics, call);
+    whenShown(function () {
+      var loaded = window.analytics; // analytics.js, once loaded, or still the stub
+      loaded.page.apply(loaded, call);
+    });
+  }
+
+  function whenShown(callback) {
+    // A prerendered page runs before it is shown, and may never be: its page view waits.
+    if (document.prerendering) document.addEventListener("prerenderingchange", callback);
+    else callback();
+  }
+
+  function fetchedForThisNavigation() {
+    var performance = window.performance;
+    var entry = performance && performance.getEntriesByType
+      ? performance.getEntriesByType("navigation")[0]
+      : null;
+    // deliveryType "" is the network's answer to this navigation (no prefetch, no
+    // cache); where the browser does not say, the server's word stands.
+    return !document.prerendering && !!entry && entry.deliveryType === "" &&
+      !(entry.activationStart > 0);
   }
 
   function redact(fields) {
@@ -238,14 +293,14 @@ _LOADER = """(function (config) {
     return search && search !== "?" ? search.slice(1).split("&") : [];
   }
 
-  function tracked(shared) {
+  function tracked(checks) {
     // The server sets its cookie only for visitors it tracks (a new one's in this
     // very response): not for bots, privacy signals or refused consent. The
     // browser's own privacy signals count too: a returning visitor may turn them on.
     var signals = typeof navigator === "undefined" ? {} : navigator;
-    if (shared.gpc && signals.globalPrivacyControl === true) return false;
-    if (shared.dnt && signals.doNotTrack === "1") return false;
-    return !shared.cookie || cookieValue(config.cookieName) !== null;
+    if (checks.gpc && signals.globalPrivacyControl === true) return false;
+    if (checks.dnt && signals.doNotTrack === "1") return false;
+    return !checks.cookie || cookieId !== null;
   }
 
   function copied(fields) {
@@ -254,8 +309,18 @@ _LOADER = """(function (config) {
     return copy;
   }
 
+  function writeCookie(name, value, days, domain) {
+    // As the server writes its cookie; 0 days expires it.
+    var cookie = config.options.cookie;
+    document.cookie =
+      name + "=" + value + "; Max-Age=" + Math.round(days * 86400) +
+      (days ? "" : "; Expires=Thu, 01 Jan 1970 00:00:00 GMT") + "; Path=" + cookie.path +
+      (domain ? "; Domain=" + domain : "") + "; SameSite=Lax" + (cookie.secure ? "; Secure" : "");
+  }
+
   function cookieValue(name) {
-    // The first cookie of that name, as the server reads it: raw, or JSON (classic).
+    // The first cookie of that name, as the server reads it: raw, or JSON (classic);
+    // null for a value the server takes for no id (a broken or forged one).
     var found = null;
     var pairs = name && document.cookie ? document.cookie.split("; ") : [];
     pairs.some(function (pair) {
@@ -269,9 +334,14 @@ _LOADER = """(function (config) {
       }
       return true;
     });
-    return found;
+    var plausible =
+      typeof found === "string" && 100 >= found.length &&
+      !/^(null|true|false|undefined|nan|none)?$/i.test(found) &&
+      !/[\s"{}[\]\\\x3c\x3e;,\x00-\x1f\x7f]/.test(found);
+    return plausible ? found : null;
   }
 })(__SETTINGS__);"""
+).replace("__ANALYTICS_JS_COOKIE__", json.dumps(ANALYTICS_JS_COOKIE))
 
 
 class Snippet(str):
@@ -321,7 +391,7 @@ def snippet_renders(tracker: RequestTracker, *, shared: bool = False) -> bool:
 
 
 def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[str, Any] | None:
-    """What the snippet tells analytics.js for this request; None: render nothing.
+    """What the snippet tells analytics.js for this request; None: no loader.
 
     None for a visitor the server does not track (bots, privacy signals, consent;
     in a ``shared`` page the loader decides that), for an excluded path or route,
@@ -336,30 +406,42 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
         _warn_no_browser_key()
         return None
     analytics = tracker.analytics
+    request = tracker.request
     secure = tracker.scheme == "https"  # the visitor's: a trusted proxy's, if any
+    cookie_name = options.cookie_name
     settings: dict[str, Any] = {
         "writeKey": write_key,
         "src": options.snippet_src.format(write_key=quote(write_key, safe="")),
-        "anonymousId": None if shared else analytics.anonymous_id,
+        "anonymousId": None if shared else _kept_anonymous_id(tracker),
         "userId": None if shared else analytics.user_id,
         "page": not options.server_page_views,
         "options": load_options(options, secure=secure),
         "methods": list(_BUFFERED_METHODS),
+        # Where the loader finds the visitor's id: in a page made for another visitor
+        # (a cache's, whole or a fragment), the cookie tells this one.
+        "cookieName": cookie_name,
+        "checks": _shared_checks(options),
     }
-    if shared:  # the loader reads the visitor's id from the cookie the server keeps it in
-        settings["cookieName"] = options.cookie_name
-        settings["shared"] = _shared_checks(options)
-    if options.cookie_name != ANALYTICS_JS_COOKIE:  # analytics.reset() forgets its own only
-        settings["expireOnReset"] = options.cookie_name
+    if shared:
+        settings["shared"] = True
+    elif options.server_page_views and is_page_prefetch(request):
+        # The server counts no prefetch, and the browser shows it without asking
+        # again: the loader counts it when shown. (Not in a page a cache may store:
+        # the server counts the visits the cache answers.)
+        settings["prefetched"] = True
+    if cookie_name != ANALYTICS_JS_COOKIE and options.set_cookie:
+        # After analytics.reset(), the server's cookie takes analytics.js's new id.
+        settings["renewOnReset"] = True
     fields = tracker.page_fields()
-    redacted = _redacted_fields(tracker.request, fields, shared=shared)
+    redacted = _redacted_fields(request, fields, shared=shared)
     if redacted:
         settings["pageFields"] = redacted
-    if settings["page"] and not (shared and callable(options.page_name)):
+    browser_page = settings["page"] or "prefetched" in settings
+    if browser_page and not (shared and callable(options.page_name)):
         # The name the server's page call would have (a hook's answer may be the
         # visitor's own: not in a page a cache may hand to others).
         path = fields.get("path")
-        name = page_name(tracker.request, options, path if isinstance(path, str) else None)
+        name = page_name(request, options, path if isinstance(path, str) else None)
         if isinstance(name, str) and name:
             settings["pageName"] = name
     if options.browser_cdn is not None:
@@ -367,8 +449,25 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     return settings
 
 
+def _kept_anonymous_id(tracker: RequestTracker) -> str | None:
+    """The anonymous id to hand analytics.js; None when no cookie keeps it.
+
+    With ``set_cookie`` off and a ``cookie_name`` of the server's own, an id the
+    server made up for this request is gone at the next: handed over, it would
+    replace analytics.js's own (stable) id on every page.
+    """
+    options = tracker.options
+    anonymous_id = tracker.analytics.anonymous_id
+    if options.set_cookie or options.cookie_name == ANALYTICS_JS_COOKIE:
+        return anonymous_id  # the server's cookie keeps it, or analytics.js's (the same)
+    request = tracker.request
+    cookie = id_cookie(request.cookies, request.header("cookie"), options.cookie_name)
+    return anonymous_id if parse_id_cookie(cookie) is not None else None
+
+
 def _shared_checks(options: WebOptions) -> dict[str, bool]:
-    """What the loader of a shared page checks before it starts analytics.js.
+    """What the loader checks before it starts analytics.js in a page not made for
+    its visitor (one a cache may hand to anyone).
 
     ``cookie``: the server's cookie must be there; it is set only for visitors the
     server tracks, so it carries the server's bot, privacy and consent decision
@@ -431,10 +530,14 @@ def load_options(options: WebOptions, *, secure: bool) -> dict[str, Any]:
 def render_snippet(
     tracker: RequestTracker | None, *, nonce: str | None = None, shared: bool = False
 ) -> Snippet:
-    """The ``<script>`` that loads analytics.js for this request, or an empty Snippet.
+    """The ``<script>`` that loads analytics.js for this request.
 
-    ``tracker`` is None when the adapter did not see the request (its middleware is
-    missing): that is logged, and nothing is rendered. ``shared``: a cache may
+    For a visitor the server does not track (see :func:`browser_settings`), an
+    inert stub: ``window.analytics`` whose methods queue and do nothing, so the
+    page's own calls (``analytics.reset()`` at logout) still run; no library, no
+    ids. An empty Snippet without a ``browser_write_key``, and when ``tracker`` is
+    None: the adapter did not see the request (its middleware is missing), which
+    is logged. ``shared``: a cache may
     store the response before the adapter makes it vary on the cookies, and hand
     it to other visitors; then the snippet holds no visitor's ids and is rendered
     for every visitor the page's own rules allow (a bot's too, so that the cached
@@ -452,10 +555,10 @@ def render_snippet(
     try:
         settings = browser_settings(tracker, shared=shared)
         if settings is None:
-            return EMPTY
-        attribute = f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
-        loader = _LOADER.replace("__SETTINGS__", script_json(settings))
-        snippet = Snippet(f"<script{attribute}>\n{loader}\n</script>")
+            if tracker.options.browser_write_key is None:
+                return EMPTY
+            return _script(_INERT_STUB, nonce)
+        snippet = _script(_LOADER.replace("__SETTINGS__", script_json(settings)), nonce)
         if tracker.allowed:  # the cookie keeps the id, even for a known user
             tracker.handed_to_browser()
         if shared:  # but the page names no visitor: nothing in it varies on the cookies
@@ -464,6 +567,18 @@ def render_snippet(
     except Exception:
         logger.exception("segment: could not render the analytics.js snippet")
         return EMPTY
+
+
+def _script(code: str, nonce: str | None) -> Snippet:
+    # The code in a CDATA section, its markers in JavaScript comments: an XHTML page
+    # (application/xhtml+xml) reads the loader's "&&" as text, and an HTML page
+    # ignores them. Nothing in it can close the section: the loader has no "]]>",
+    # and its settings escape every ">".
+    attribute = f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
+    return Snippet(f"<script{attribute}>\n//<![CDATA[\n{code}\n//]]>\n</script>")
+
+
+_INERT_STUB = _STUB + f"}})({script_json({'methods': list(_BUFFERED_METHODS)})});"
 
 
 def find_csp_nonce(request: Any, options: WebOptions) -> str | None:

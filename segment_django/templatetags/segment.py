@@ -30,11 +30,12 @@ register = template.Library()
 
 @register.simple_tag(takes_context=True)
 def segment_snippet(context: template.Context) -> Snippet:
-    """The ``<script>`` that loads analytics.js as this request's visitor, or nothing.
+    """The ``<script>`` that loads analytics.js as this request's visitor.
 
-    Nothing for visitors the server does not track (bots, GPC/DNT/consent as
-    configured; in a page Django's cache may store, the loader decides), on
-    excluded paths, and without ``BROWSER_WRITE_KEY``.
+    For visitors the server does not track (bots, GPC/DNT/consent as configured;
+    in a page Django's cache may store, the loader decides) and on excluded paths,
+    an inert ``analytics`` that loads nothing, so the page's own calls do not fail;
+    nothing at all without ``BROWSER_WRITE_KEY``.
     """
     request: Any = context.get("request")
     if request is None:

@@ -61,11 +61,14 @@ class SiteConfig:
     page_source: str
     #: The server's anonymous-id cookie, when not analytics.js's own name.
     cookie_name: str | None = None
+    set_cookie: bool = True
 
     @property
     def label(self) -> str:
         extra = f"-{self.cookie_name}" if self.cookie_name else ""
-        return f"{self.framework}-{self.page_source}{extra}"
+        return (
+            f"{self.framework}-{self.page_source}{extra}{'' if self.set_cookie else '-no-cookie'}"
+        )
 
 
 CONFIGS = [
@@ -118,7 +121,17 @@ def site(
     cdn_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Site]:
-    config: SiteConfig = request.param
+    with running_site(request.param, collector_server, cdn_url, tmp_path_factory) as site:
+        yield site
+
+
+@contextlib.contextmanager
+def running_site(
+    config: SiteConfig,
+    collector_server: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
     target, runner = RUNNERS[config.framework]
     data_dir: Path = tmp_path_factory.mktemp(config.label)
     server_key, browser_key = f"server-{config.label}", f"browser-{config.label}"
@@ -131,18 +144,31 @@ def site(
         "SNIPPET_CDN": cdn_url,
         "SNIPPET_PAGE_SOURCE": config.page_source,
         "SNIPPET_COOKIE_NAME": config.cookie_name or "",
+        "SNIPPET_SET_COOKIE": "1" if config.set_cookie else "0",
         "SNIPPET_DATA_DIR": str(data_dir),
     }
     server = AppServer(target, data_dir, env, data_dir / "server.log", runner=runner)
-    yield Site(config, server, server_key, browser_key)
-    server.stop()
+    try:
+        yield Site(config, server, server_key, browser_key)
+    finally:
+        server.stop()
 
 
 class Visit:
     """One visitor's browser context on a site, recording what the browser reports."""
 
-    def __init__(self, browser: Any, site: Site, collector: CollectorHandle, **context: Any):
+    def __init__(
+        self,
+        browser: Any,
+        site: Site,
+        collector: CollectorHandle,
+        *,
+        base_url: str | None = None,
+        **context: Any,
+    ):
         self.site = site
+        #: Where the site is visited: its own URL, or another name of its host.
+        self.base_url = base_url or site.url
         self.collector = collector
         self.context = browser.new_context(**context)
         self.context.add_init_script(RECORD_VIOLATIONS)
@@ -169,9 +195,9 @@ class Visit:
         """Open ``path`` (following redirects), wait for analytics.js, track one event."""
         if self.site.config.page_source == "browser":
             with self.delivered("/v1/p"):
-                response = self.page.goto(self.site.url + path)
+                response = self.page.goto(self.base_url + path)
         else:
-            response = self.page.goto(self.site.url + path)
+            response = self.page.goto(self.base_url + path)
         assert response is not None and response.status == 200
         self.responses.append((response.headers, response.text()))
         self.page.wait_for_function(ANALYTICS_READY)
@@ -180,8 +206,16 @@ class Visit:
         self.violations += self.page.evaluate("() => window.__violations")
 
     def cookie(self, name: str) -> str | None:
-        values = [c["value"] for c in self.context.cookies(self.site.url) if c["name"] == name]
+        values = self.cookies(name)
         return values[0] if values else None
+
+    def cookies(self, name: str) -> list[str]:
+        """The values of every cookie ``name`` the page's URL gets (of any domain)."""
+        return [c["value"] for c in self.context.cookies(self.base_url) if c["name"] == name]
+
+    def track(self, label: str) -> None:
+        with self.delivered("/v1/t"):
+            self.page.evaluate("(at) => analytics.track('Browser Event', {at})", label)
 
 
 def from_browser(event: dict[str, Any]) -> bool:
@@ -277,16 +311,21 @@ def test_one_visitor_one_page_view_per_navigation(
     assert visit.network.outside_loopback() == []
 
 
-def test_a_gpc_visitor_gets_no_snippet(
+def test_a_gpc_visitor_gets_an_inert_stub(
     browser: Any, site: Site, collector: CollectorHandle
 ) -> None:
     visit = Visit(browser, site, collector, extra_http_headers={"Sec-GPC": "1"})
+    errors: list[str] = []
+    visit.page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         response = visit.page.goto(site.url + "/")
         assert response is not None and response.status == 200
-        assert "analytics" not in response.text()
-        assert visit.page.evaluate("() => typeof window.analytics") == "undefined"
+        assert "writeKey" not in response.text() and "anonymousId" not in response.text()
+        # The page's own calls (analytics.reset() at logout) run, and do nothing.
+        visit.page.evaluate("() => { analytics.reset(); analytics.track('Signed out'); }")
         visit.page.goto(site.url + "/about")
+        assert visit.page.evaluate("() => typeof analytics.reset") == "function"
+        assert errors == [] and visit.page.evaluate("() => window.__violations") == []
         assert visit.context.cookies(site.url) == []
         assert [url for url in visit.network.requests if not url.startswith(site.url)] == []
         site.server.flush()
@@ -337,3 +376,149 @@ def test_secrets_in_the_pages_url_and_referrer_reach_neither_side(
         "referrer": redacted["referrer"],
     }
     assert visit.violations == [] and visit.network.console_errors == []
+
+
+#: A visitor's id in a cookie for the whole domain, as analytics.js's own defaults
+#: write it (from a page of the site that loads it without the server's snippet).
+DOMAIN_VISITOR = "11111111-2222-4333-8444-555555555555"
+
+
+def test_analytics_reset_starts_one_new_visitor_on_both_sides(
+    browser: Any, site: Site, collector: CollectorHandle
+) -> None:
+    # The site on another name of its host, below a domain a cookie can be set for.
+    base_url = site.url.replace("127.0.0.1", "www.shop.localhost")
+    visit = Visit(browser, site, collector, base_url=base_url)
+    try:
+        visit.context.add_cookies(
+            [{"name": "ajs_anonymous_id", "value": DOMAIN_VISITOR, "domain": ".shop.localhost",
+              "path": "/"}]
+        )  # fmt: skip
+        visit.navigate("/")
+        visit.page.evaluate("() => analytics.reset()")  # at logout, as the README says
+        visit.track("reset")
+        new_id = visit.page.evaluate("() => analytics.user().anonymousId()")
+        visit.navigate("/about")
+        # No cookie of either name holds an old id: analytics.js's, the server's.
+        assert set(visit.cookies("ajs_anonymous_id") + visit.cookies(site.cookie_name)) == {new_id}
+        events = settle(site, collector, 2 + 3)  # page views, tracks
+    finally:
+        visit.close()
+    before = {e["message"]["anonymousId"] for e in events if at_path(e) == "/"}
+    after = {e["message"]["anonymousId"] for e in events if at_path(e) in ("reset", "/about")}
+    assert after == {new_id}, describe(events)
+    assert not before & after and DOMAIN_VISITOR not in after, describe(events)
+
+
+def at_path(event: dict[str, Any]) -> str | None:
+    """The path of a page call, or where a browser event was tracked."""
+    properties: dict[str, Any] = event["message"].get("properties", {})
+    where = properties.get("at") if event["message"]["type"] == "track" else properties.get("path")
+    return where if isinstance(where, str) else None
+
+
+PREFETCH_ABOUT = """() => {
+  const rules = document.createElement("script");
+  rules.type = "speculationrules";
+  rules.textContent = JSON.stringify({prefetch: [{source: "list", urls: ["/about"]}]});
+  document.head.append(rules);
+}"""
+
+
+def test_a_prefetched_page_is_counted_once_when_shown(
+    browser: Any, site: Site, collector: CollectorHandle
+) -> None:
+    # bypass_csp: the test's own speculation rules, added without the page's nonce.
+    visit = Visit(browser, site, collector, bypass_csp=True)
+    try:
+        visit.navigate("/")
+        about = site.url + "/about"
+        try:
+            with visit.page.expect_request_finished(
+                lambda request: request.url == about, timeout=15_000
+            ):
+                visit.page.evaluate(PREFETCH_ABOUT)
+        except Exception as error:  # playwright's TimeoutError
+            if "Timeout" not in type(error).__name__:
+                raise
+            # Chromium's speculation rules may decline a prefetch (memory, load).
+            pytest.skip("Chromium made no prefetch of /about")
+        with visit.delivered("/v1/p"):
+            visit.page.click("#about")
+        visit.page.wait_for_function(ANALYTICS_READY)
+        # Shown from the prefetch: the server never heard of this navigation.
+        delivery = "() => performance.getEntriesByType('navigation')[0].deliveryType"
+        assert visit.page.evaluate(delivery) == "navigational-prefetch"
+        visitor = visit.cookie(site.cookie_name)
+        events = settle(site, collector, 2 + 1)  # page views, the first page's track
+    finally:
+        visit.close()
+    pages = [e for e in events if e["message"]["type"] == "page"]
+    assert sorted(e["message"]["properties"]["path"] for e in pages) == ["/", "/about"]
+    [prefetched] = [e["message"] for e in pages if e["message"]["properties"]["path"] == "/about"]
+    assert prefetched["properties"]["url"] == about
+    assert {e["message"]["anonymousId"] for e in events} == {visitor}
+
+
+def test_a_fragment_cache_hands_no_visitor_anothers_ids(
+    browser: Any, site: Site, collector: CollectorHandle
+) -> None:
+    if site.config.framework != "django":
+        pytest.skip("Django's {% cache %} fragment")
+    first = Visit(browser, site, collector)
+    second = Visit(browser, site, collector)
+    try:
+        first.navigate("/login")  # logged in, then at /about
+        first.navigate("/fragment")  # the head is kept with this visitor's ids
+        first_id = first.cookie(site.cookie_name)
+        second.navigate("/fragment")  # a new visitor: the server's cookie names it
+        second_id = second.cookie(site.cookie_name)
+        user = "() => [analytics.user().anonymousId(), analytics.user().id()]"
+        assert second.page.evaluate(user) == [second_id, None]
+        assert first.cookie(site.cookie_name) == first_id
+        events = settle(site, collector, 3 + 3 + 1)  # page views, tracks, the login's identify
+    finally:
+        first.close()
+        second.close()
+    assert second_id is not None and second_id != first_id
+    ids = Counter((e["message"]["anonymousId"], e["message"].get("userId")) for e in events)
+    [(_, user_id)] = [key for key in ids if key[0] == first_id]
+    assert user_id is not None  # the logged-in user, on all of the first visitor's events
+    assert ids == {(first_id, user_id): 5, (second_id, None): 2}, describe(events)
+
+
+def test_an_xhtml_page_loads_analytics_js(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    if site.config.framework != "flask":
+        pytest.skip("the Flask site's /xhtml page")
+    visit.navigate("/xhtml")
+    assert visit.page.evaluate("() => document.getElementById('title').textContent") == "XHTML"
+    events = settle(site, collector, 2)  # the page view, the track
+    assert {e["message"]["anonymousId"] for e in events} == {visit.cookie(site.cookie_name)}
+    assert visit.violations == [] and visit.network.console_errors == []
+
+
+def test_with_no_cookie_to_keep_it_analytics_js_keeps_its_own_visitor(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # set_cookie off and a cookie name of the server's own: the server's id of each
+    # request is gone at the next, and analytics.js's own must not be replaced by it.
+    config = SiteConfig("flask", "server", cookie_name="visitor_id", set_cookie=False)
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        visit = Visit(browser, site, collector)
+        try:
+            for path in ("/", "/about", "/"):
+                visit.navigate(path)
+            browser_id = visit.page.evaluate("() => analytics.user().anonymousId()")
+            assert visit.cookies("visitor_id") == []
+            assert visit.cookies("ajs_anonymous_id") == [browser_id]
+            events = settle(site, collector, 3 + 3)  # the server's page views, tracks
+        finally:
+            visit.close()
+    tracks = [e["message"] for e in events if from_browser(e)]
+    assert {t["anonymousId"] for t in tracks} == {browser_id}, describe(events)

@@ -19,6 +19,7 @@ from segment_core.web import (
     parse_id_cookie,
     request_wire_path,
 )
+from segment_core.web._identity import id_cookie
 from tests.web.conftest import make_request
 
 UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
@@ -140,3 +141,14 @@ def test_a_fragment_in_the_request_line_is_no_part_of_the_path(
     assert environ_wire_path(environ) == expected
     raw = environ.get("RAW_URI", environ.get("REQUEST_URI", "")).encode()
     assert request_wire_path(environ["PATH_INFO"], raw) == expected
+
+
+def test_of_two_cookies_of_the_name_the_first_sent_wins_as_in_analytics_js() -> None:
+    # A host's cookie and one for the whole domain: frameworks keep the last.
+    header = "ajs_anonymous_id=first-sent; sid=1; ajs_anonymous_id=second"
+    assert id_cookie({"ajs_anonymous_id": "second"}, header, "ajs_anonymous_id") == "first-sent"
+    assert (
+        id_cookie({"ajs_anonymous_id": "one"}, "ajs_anonymous_id=one", "ajs_anonymous_id") == "one"
+    )
+    quoted = 'visitor="%22first%22"; visitor=second'
+    assert id_cookie({"visitor": "second"}, quoted, "visitor") == "%22first%22"

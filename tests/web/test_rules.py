@@ -28,6 +28,7 @@ from segment_core.web import (
     should_track_page,
     wire_path,
 )
+from segment_core.web._page import is_page_prefetch
 from tests.web.conftest import BROWSER, NAVIGATION_ACCEPT, make_request
 
 Messages = list[dict[str, Any]]
@@ -358,6 +359,33 @@ def test_script_requests(headers: dict[str, str], expected: bool, kind: str) -> 
     request = make_request()
     request.headers = view
     assert is_script_request(request) is expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, False),
+        ({"sec-fetch-mode": "navigate"}, False),  # a page view: the server counts it
+        # Speculation rules: a prefetch, a prerender; <link rel=prefetch>.
+        ({"sec-fetch-mode": "navigate", "sec-purpose": "prefetch"}, True),
+        ({"sec-fetch-mode": "navigate", "sec-purpose": "prefetch;prerender"}, True),
+        ({"sec-fetch-mode": "no-cors", "sec-purpose": "prefetch"}, True),
+        ({"purpose": "prefetch"}, True),
+        ({"x-moz": "prefetch"}, True),
+        # No page either way: a script's request, or a preview nobody is shown.
+        ({"sec-fetch-mode": "cors", "purpose": "prefetch"}, False),
+        ({"sec-purpose": "prefetch", "x-requested-with": "XMLHttpRequest"}, False),
+        ({"sec-purpose": "prefetch", "hx-request": "true", "hx-boosted": "true"}, False),
+        ({"sec-purpose": "prefetch", "turbo-frame": "list"}, False),
+        ({"x-purpose": "preview"}, False),
+        ({"purpose": "preview"}, False),
+    ],
+)
+def test_page_prefetches(headers: dict[str, str], expected: bool) -> None:
+    request = make_request(headers=headers)
+    assert is_page_prefetch(request) is expected
+    if expected:  # the server counts none of them
+        assert not should_track_page(request, 200, WebOptions(), content_type="text/html")
 
 
 class _CaseInsensitive(Mapping[str, str]):

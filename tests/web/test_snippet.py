@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -21,7 +22,13 @@ from segment_core.web import (
     script_json,
 )
 from tests.web.conftest import make_request
-from tests.web.snippets import has_snippet, script_tags, snippet_settings
+from tests.web.snippets import (
+    has_snippet,
+    is_inert_stub,
+    script_code,
+    script_tags,
+    snippet_settings,
+)
 
 KEY = "browserKey123"
 UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
@@ -171,8 +178,8 @@ def test_ids_cannot_break_out_of_the_script(hostile: str) -> None:
     tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request(user_id=hostile))
     tracker.analytics.anonymous_id = hostile
     html = str(render_snippet(tracker))
-    body = html.removeprefix("<script>\n").removesuffix("\n</script>")
-    for forbidden in ("<", "\u2028", "\u2029"):
+    body = script_code(html)
+    for forbidden in ("<", "\u2028", "\u2029", "]]>"):
         assert forbidden not in body
     settings_json = body[body.rindex("})({") + 3 :]
     assert "&" not in settings_json and ">" not in settings_json
@@ -193,11 +200,11 @@ def test_a_page_a_cache_may_share_names_no_visitor() -> None:
     assert cookie is not None and cookie.value == tracker.analytics.anonymous_id
 
 
-def test_a_page_no_cache_shares_names_its_visitor_and_no_cookie_name() -> None:
+def test_a_page_no_cache_shares_names_its_visitor() -> None:
     tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
     settings = snippet_settings(render_snippet(tracker))
     assert settings["anonymousId"] == tracker.analytics.anonymous_id
-    assert "cookieName" not in settings
+    assert "shared" not in settings
     assert tracker.snippet_rendered
 
 
@@ -224,36 +231,83 @@ def test_the_loader_of_a_shared_page_takes_the_id_from_the_cookie(
 
 
 @needs_node
-def test_the_loader_of_a_page_names_the_servers_visitor_whatever_the_cookie() -> None:
-    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
-    queued = run_loader(str(render_snippet(tracker)), "ajs_anonymous_id=someone-else")
-    assert ["setAnonymousId", tracker.analytics.anonymous_id] in queued
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "",  # none the browser can read: the page's
+        f"ajs_anonymous_id={UUID}",  # the page's own visitor
+        "ajs_anonymous_id=null",  # no id, for the server too: it made one up
+        'ajs_anonymous_id="{}"',
+        f"ajs_anonymous_id={'x' * 101}",
+    ],
+)
+def test_the_loader_of_a_page_names_the_servers_visitor(cookie: str) -> None:
+    tracker = RequestTracker(
+        None,
+        WebOptions(browser_write_key=KEY),
+        make_request(user_id="42", cookies={"ajs_anonymous_id": UUID}),
+    )
+    queued = run_loader(str(render_snippet(tracker)), cookie)
+    assert [call for call in queued if call[0] == "setAnonymousId"] == [["setAnonymousId", UUID]]
+    assert any(call[:2] == ["on", "initialize"] for call in queued)  # the user, stored
+
+
+@needs_node
+@pytest.mark.parametrize("cookie_name", ["ajs_anonymous_id", "visitor"])
+def test_a_page_made_for_another_visitor_names_the_cookies_visitor_and_no_user(
+    cookie_name: str,
+) -> None:
+    # A template fragment cache kept the snippet of the visitor who came first: a
+    # logged-in user's. The next visitor's cookie (set by the server in that very
+    # response, for a new one) tells the page is not theirs.
+    options = WebOptions(browser_write_key=KEY, cookie_name=cookie_name)
+    first = RequestTracker(
+        None, options, make_request(user_id="42", cookies={cookie_name: "first-visitor"})
+    )
+    fragment = str(render_snippet(first))
+    queued = run_loader(fragment, f"{cookie_name}={UUID}")
+    assert [call for call in queued if call[0] == "setAnonymousId"] == [["setAnonymousId", UUID]]
+    assert not any(call[:2] == ["on", "initialize"] for call in queued)  # no user handed over
+    # Decided as in a shared page: the browser's privacy signals count (then nothing
+    # is handed to analytics.js, which never loads).
+    queued = run_loader(fragment, f"{cookie_name}={UUID}", {"globalPrivacyControl": True})
+    assert [call[0] for call in queued if call[0] in ("setAnonymousId", "on")] == []
 
 
 # A page with just enough of a browser for the loader: the calls it queues for
-# analytics.js, as JSON.
+# analytics.js, and the cookies it writes, as JSON.
 _PAGE = """
+var written = [];
+var cookies = process.argv[1];
 var document = {
-  cookie: process.argv[1],
+  get cookie() { return cookies; },
+  set cookie(value) { written.push(value); },
   currentScript: null,
   createElement: function () { return {}; },
   head: { appendChild: function () {} },
 };
+var location = new URL(process.argv[4] || "https://shop.example/");
 var navigator = JSON.parse(process.argv[2]);
 var window = globalThis;
 %s
 var queued = window.analytics.filter(Array.isArray);
-// analytics.reset(), as analytics.js announces it to the handlers the loader queued.
-var written = [];
-if (process.argv[3] === "reset") {
-  document.cookie = "";
-  queued.forEach(function (call) {
-    if (call[0] === "on" && call[1] === "reset") {
-      call[2]();
-      written.push(document.cookie);
-    }
-  });
-}
+// An event analytics.js announces to the handlers the loader queued ("reset",
+// "initialize"), as analytics.js with another user and its own id ("new-id": after
+// a reset, the new visitor's, made when first asked for).
+var user = {
+  id: function (id) {
+    if (id !== undefined) written.push("user.id(" + id + ")");
+    return "someone-else";
+  },
+  anonymousId: function () { return "new-id"; },
+};
+var loaded = {
+  user: function () { return user; },
+  setAnonymousId: function (id) { written.push("setAnonymousId(" + id + ")"); },
+};
+queued.forEach(function (call) {
+  if (call[0] === "on" && call[1] === process.argv[3]) call[2].call(loaded);
+});
 console.log(JSON.stringify([queued, written]));
 """
 
@@ -266,12 +320,18 @@ def run_loader(
 
 
 def run_loader_page(
-    snippet: str, cookie: str, navigator: dict[str, Any] | None = None, *, reset: bool = False
+    snippet: str,
+    cookie: str,
+    navigator: dict[str, Any] | None = None,
+    *,
+    event: str = "",
+    url: str = "",
 ) -> tuple[list[list[Any]], list[str]]:
-    """The calls the loader queues, and the cookies it writes when analytics.js resets."""
-    script = snippet.removeprefix("<script>\n").removesuffix("\n</script>")
+    """The calls the loader queues, and the cookies it writes (and, on analytics.js's
+    ``event``, what its handler does)."""
+    script = script_code(snippet)
     node = shutil.which("node") or "node"
-    argv = [cookie, json.dumps(navigator or {}), "reset" if reset else ""]
+    argv = [cookie, json.dumps(navigator or {}), event, url]
     result = subprocess.run(
         [node, "-e", _PAGE % script, *argv], capture_output=True, text=True, timeout=30
     )
@@ -292,7 +352,7 @@ def test_a_page_a_cache_may_share_is_the_same_whoever_asked_first(headers: dict[
     untracked = RequestTracker(None, options, make_request(headers=headers))
     tracked = RequestTracker(None, options, make_request())
     assert str(render_snippet(untracked, shared=True)) == str(render_snippet(tracked, shared=True))
-    assert render_snippet(untracked) == ""  # a page of its own: the server decides
+    assert is_inert_stub(render_snippet(untracked))  # a page of its own: the server decides
     assert untracked.cookie_to_set() is None  # the shared page's loader reads this
 
 
@@ -303,7 +363,7 @@ def test_without_the_cookie_a_shared_page_is_decided_by_the_server() -> None:
         browser_write_key=KEY, page_source="browser", set_cookie=False, consent=lambda r: False
     )
     refused = RequestTracker(None, options, make_request())
-    assert render_snippet(refused, shared=True) == ""
+    assert is_inert_stub(render_snippet(refused, shared=True))
 
 
 def test_whether_a_streamed_page_may_render_the_snippet_asks_no_hook() -> None:
@@ -358,34 +418,66 @@ def test_the_loader_of_a_page_no_cache_shares_ignores_the_browsers_signals() -> 
     assert ["setAnonymousId", tracker.analytics.anonymous_id] in queued  # the server decided
 
 
+EXPIRED = "=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/"
+
+
 @needs_node
 @pytest.mark.parametrize(
-    ("options", "secure", "expired"),
+    ("options", "url", "written"),
     [
+        # The id cookies, host-only and for each domain above the host, whoever wrote
+        # them: analytics.js's reset() removes its own alone, where it writes it.
+        (
+            {},
+            "http://www.shop.example/bye",
+            [
+                f"ajs_anonymous_id{EXPIRED}{domain}; SameSite=Lax"
+                for domain in ("; Domain=www.shop.example", "; Domain=shop.example", "")
+            ],
+        ),
+        ({}, "http://localhost:8000/", [f"ajs_anonymous_id{EXPIRED}; SameSite=Lax"]),
+        ({}, "http://127.0.0.1:8000/", [f"ajs_anonymous_id{EXPIRED}; SameSite=Lax"]),
+        # The server's own cookie too, then it takes analytics.js's new visitor, with
+        # the server's attributes: the next page's server calls carry that id.
         (
             {"cookie_name": "visitor"},
-            False,
-            ["visitor=; Max-Age=0; {expires}; Path=/; SameSite=Lax"],
+            "http://localhost/",
+            [
+                f"ajs_anonymous_id{EXPIRED}; SameSite=Lax",
+                f"visitor{EXPIRED}; SameSite=Lax",
+                "visitor=new-id; Max-Age=31536000; Path=/; SameSite=Lax",
+            ],
         ),
         (
-            {"cookie_name": "visitor", "cookie_domain": ".shop.example"},
-            True,
-            ["visitor=; Max-Age=0; {expires}; Path=/; Domain=.shop.example; SameSite=Lax; Secure"],
+            {"cookie_name": "visitor", "cookie_domain": ".shop.example", "cookie_max_age": 3600},
+            "https://shop.example/",
+            [
+                f"ajs_anonymous_id{EXPIRED}; Domain=shop.example; SameSite=Lax; Secure",
+                f"ajs_anonymous_id{EXPIRED}; SameSite=Lax; Secure",
+                f"visitor{EXPIRED}; Domain=shop.example; SameSite=Lax; Secure",
+                f"visitor{EXPIRED}; SameSite=Lax; Secure",
+                "visitor=new-id; Max-Age=3600; Path=/; Domain=.shop.example; SameSite=Lax; Secure",
+            ],
         ),
-        ({}, False, []),  # analytics.js's own cookie: its reset() expires it
+        # No server cookie to keep the new visitor in.
+        (
+            {"cookie_name": "visitor", "set_cookie": False},
+            "http://localhost/",
+            [f"ajs_anonymous_id{EXPIRED}; SameSite=Lax", f"visitor{EXPIRED}; SameSite=Lax"],
+        ),
     ],
 )
-def test_analytics_reset_expires_the_servers_cookie(
-    options: dict[str, Any], secure: bool, expired: list[str]
+def test_analytics_reset_starts_a_new_visitor_on_both_sides(
+    options: dict[str, Any], url: str, written: list[str]
 ) -> None:
-    scheme = "https" if secure else "http"
+    scheme = url.partition(":")[0]
     tracker = RequestTracker(
         None, WebOptions(browser_write_key=KEY, **options), make_request(scheme=scheme)
     )
     for snippet in (render_snippet(tracker), render_snippet(tracker, shared=True)):
-        _, written = run_loader_page(str(snippet), f"visitor={UUID}", reset=True)
-        expires = "Expires=Thu, 01 Jan 1970 00:00:00 GMT"
-        assert written == [cookie.format(expires=expires) for cookie in expired]
+        cookies = f"visitor={UUID}; ajs_anonymous_id={UUID}"
+        _, writes = run_loader_page(str(snippet), cookies, event="reset", url=url)
+        assert writes == written
 
 
 def test_script_json_escapes_for_a_script_element() -> None:
@@ -420,11 +512,23 @@ def test_no_inline_event_handlers() -> None:
         (WebOptions(browser_write_key=KEY, exclude_paths=[r"^/admin/"]), {"path": "/admin/x"}),
     ],
 )
-def test_nothing_for_visitors_the_server_does_not_track(
+def test_an_inert_stub_for_visitors_the_server_does_not_track(
     options: WebOptions, request_overrides: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The page's own analytics.* calls (analytics.reset() at logout) must not fail.
     with caplog.at_level(logging.ERROR):
-        assert render(options, **request_overrides) == ""
+        html = render(options, nonce="n", **request_overrides)
+    assert is_inert_stub(html) and script_tags(html) == ['<script nonce="n">\n']
+    assert "anonymousId" not in html and "writeKey" not in html and "src" not in html
+
+
+@needs_node
+def test_the_inert_stub_queues_the_pages_calls_and_loads_nothing() -> None:
+    html = render(headers={"sec-gpc": "1"})
+    page = html.replace("\n//]]>", "\nanalytics.reset(); analytics.track('Signed out');\n//]]>")
+    queued, written = run_loader_page(page, f"ajs_anonymous_id={UUID}")
+    assert queued == [["reset"], ["track", "Signed out"]]
+    assert written == []
 
 
 def test_the_privacy_signals_the_server_ignores_do_not_hide_the_snippet() -> None:
@@ -696,7 +800,7 @@ console.log(JSON.stringify([pages, events]));
 def run_loader_events(
     snippet: str, url: str, referrer: str, events: list[dict[str, Any]]
 ) -> tuple[list[list[Any]], list[dict[str, Any]]]:
-    script = snippet.removeprefix("<script>\n").removesuffix("\n</script>")
+    script = script_code(snippet)
     node = shutil.which("node") or "node"
     result = subprocess.run(
         [node, "-e", _BROWSER_PAGE % script, url, referrer, json.dumps(events)],
@@ -707,3 +811,161 @@ def run_loader_events(
     assert result.returncode == 0, result.stderr
     calls, processed = json.loads(result.stdout)
     return calls, processed
+
+
+PREFETCH = {"sec-fetch-mode": "navigate", "sec-purpose": "prefetch"}
+
+
+def test_a_prefetched_page_is_counted_by_the_browser_when_shown() -> None:
+    # The server counts no prefetch; the browser may show it later without asking again.
+    settings = snippet_settings(render(**{**RESET, "headers": {**RESET["headers"], **PREFETCH}}))
+    assert (settings["page"], settings["prefetched"]) == (False, True)
+    # As the server's page call would have been: its name and redacted fields.
+    assert settings["pageName"] == "password-reset"
+    assert settings["pageFields"] == REDACTED_FIELDS
+    prerender = {**PREFETCH, "sec-purpose": "prefetch;prerender"}
+    assert snippet_settings(render(headers=prerender))["prefetched"] is True
+    # A navigation, a script's prefetch, a page the browser counts anyway: nothing to add.
+    assert "prefetched" not in snippet_settings(render(headers={"sec-fetch-mode": "navigate"}))
+    script = {"sec-fetch-mode": "cors", "purpose": "prefetch"}
+    assert "prefetched" not in snippet_settings(render(headers=script))
+    browser = WebOptions(browser_write_key=KEY, page_source="browser")
+    assert "prefetched" not in snippet_settings(render(browser, headers=PREFETCH))
+
+
+def test_a_page_a_cache_may_share_is_never_counted_as_prefetched() -> None:
+    # Every visitor the cache answers is counted by the server: never twice.
+    tracker = RequestTracker(
+        None, WebOptions(browser_write_key=KEY), make_request(headers=PREFETCH)
+    )
+    settings = snippet_settings(render_snippet(tracker, shared=True))
+    assert "prefetched" not in settings and settings["page"] is False
+
+
+# The loader in a page the browser shows, maybe after prerendering it: the page
+# calls queued before it is shown, and after.
+_SHOWN_PAGE = """
+var listeners = [];
+var document = {
+  cookie: "",
+  referrer: "",
+  prerendering: process.argv[1] === "prerendering",
+  addEventListener: function (type, listener) { listeners.push([type, listener]); },
+  currentScript: null,
+  createElement: function () { return {}; },
+  head: { appendChild: function () {} },
+};
+var location = new URL("https://shop.example/products/42");
+var entries = JSON.parse(process.argv[2]);
+Object.defineProperty(globalThis, "performance", {
+  value: { getEntriesByType: function () { return entries; } },
+  configurable: true,
+});
+var window = globalThis;
+%s
+function pages() {
+  return window.analytics.filter(function (call) { return call[0] === "page"; }).length;
+}
+var before = pages();
+document.prerendering = false;
+listeners.forEach(function (listener) {
+  if (listener[0] === "prerenderingchange") listener[1]();
+});
+console.log(JSON.stringify([before, pages()]));
+"""
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("source", "headers", "prerendering", "entries", "counted"),
+    [
+        # From the prefetch (speculation rules), or the browser does not say: the
+        # server counted none of it.
+        ("server", PREFETCH, "", [{"deliveryType": "navigational-prefetch"}], [1, 1]),
+        ("server", PREFETCH, "", [{"deliveryType": "cache"}], [1, 1]),
+        ("server", PREFETCH, "", [], [1, 1]),
+        ("server", PREFETCH, "", [{"activationStart": 0}], [1, 1]),
+        # Prerendered: counted once shown, never before (and never if never shown).
+        ("server", PREFETCH, "prerendering", [{"deliveryType": ""}], [0, 1]),
+        ("browser", {}, "prerendering", [], [0, 1]),
+        ("server", PREFETCH, "", [{"deliveryType": "", "activationStart": 12.5}], [1, 1]),
+        # Fetched for this navigation (a cache kept the prefetch's page): the server counted it.
+        ("server", PREFETCH, "", [{"deliveryType": "", "activationStart": 0}], [0, 0]),
+        ("server", {}, "", [], [0, 0]),
+        ("browser", {}, "", [{"deliveryType": "", "activationStart": 0}], [1, 1]),
+    ],
+)
+def test_the_loader_counts_a_page_when_it_is_shown(
+    source: str,
+    headers: dict[str, str],
+    prerendering: str,
+    entries: list[dict[str, Any]],
+    counted: list[int],
+) -> None:
+    snippet = render(WebOptions(browser_write_key=KEY, page_source=source), headers=headers)
+    node = shutil.which("node") or "node"
+    script = _SHOWN_PAGE % script_code(snippet)
+    result = subprocess.run(
+        [node, "-e", script, prerendering, json.dumps(entries)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == counted
+
+
+@pytest.mark.parametrize(
+    ("options", "cookies", "handed"),
+    [
+        # The server's own cookie name, which it does not set: an id it made up for
+        # this request would replace analytics.js's own on every page.
+        ({"set_cookie": False, "cookie_name": "visitor"}, {}, False),
+        ({"set_cookie": False, "cookie_name": "visitor"}, {"visitor": "null"}, False),
+        # A cookie keeps it: the app's, the server's, or analytics.js's own.
+        ({"set_cookie": False, "cookie_name": "visitor"}, {"visitor": UUID}, True),
+        ({"set_cookie": False}, {}, True),
+        ({"cookie_name": "visitor"}, {}, True),
+    ],
+)
+def test_an_id_no_cookie_keeps_is_not_handed_to_analytics_js(
+    options: dict[str, Any], cookies: dict[str, str], handed: bool
+) -> None:
+    tracker = RequestTracker(
+        None, WebOptions(browser_write_key=KEY, **options), make_request(cookies=cookies)
+    )
+    settings = snippet_settings(render_snippet(tracker))
+    assert settings["anonymousId"] == (tracker.analytics.anonymous_id if handed else None)
+    assert "renewOnReset" not in settings or tracker.options.set_cookie
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("headers", [{}, {"sec-gpc": "1"}], ids=["loader", "inert"])
+def test_the_snippet_is_well_formed_in_an_xhtml_page(shared: bool, headers: dict[str, str]) -> None:
+    tracker = RequestTracker(
+        None,
+        WebOptions(browser_write_key=KEY, page_source="browser"),
+        make_request(**{**RESET, "headers": headers}, user_id="a&b<c>]]>d"),
+    )
+    snippet = render_snippet(tracker, nonce="n&1", shared=shared)
+    page = f'<html xmlns="http://www.w3.org/1999/xhtml"><head>{snippet}</head><body/></html>'
+    [script] = ElementTree.fromstring(page).iter("{http://www.w3.org/1999/xhtml}script")
+    assert script.get("nonce") == "n&1"
+    # The script's text, as the XML parser hands it to JavaScript: the code itself.
+    assert script.text == f"\n//\n{script_code(str(snippet))}\n//\n"
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("options", "kept"),
+    [
+        ({}, UUID),  # the server's visitor
+        ({"set_cookie": False, "cookie_name": "visitor"}, "new-id"),  # analytics.js's own
+    ],
+)
+def test_the_logged_in_user_keeps_the_visitors_id(options: dict[str, Any], kept: str) -> None:
+    request = make_request(user_id="42", cookies={"ajs_anonymous_id": UUID})
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY, **options), request)
+    _, done = run_loader_page(str(render_snippet(tracker)), "", event="initialize")
+    # analytics.js drops its anonymous id when the user changes: the loader restores it.
+    assert done == ["user.id(42)", f"setAnonymousId({kept})"]

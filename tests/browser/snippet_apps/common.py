@@ -4,7 +4,9 @@ Each site has the same pages: ``/`` and ``/about`` (documents with the snippet i
 their head), ``/login`` (logs the visitor in as :data:`USER_ID`, or as the user
 named by ``?as=``, then redirects to ``/about``) and ``/healthz``. Every page
 carries a strict Content-Security-Policy: scripts only with the response's nonce,
-connections only to the CDN and the collector.
+connections only to the CDN and the collector. Some have a page of their own:
+Django ``/fragment`` (the snippet in a ``{% cache %}`` fragment), Flask ``/xhtml``
+(an ``application/xhtml+xml`` page).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def segment_options() -> dict[str, Any]:
         value = os.environ.get("SNIPPET_" + name.upper())
         if value:
             options[name] = value
+    if os.environ.get("SNIPPET_SET_COOKIE") == "0":
+        options["set_cookie"] = False
     return options
 
 

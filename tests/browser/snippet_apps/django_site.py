@@ -6,6 +6,7 @@ import os
 
 import django
 from csp.constants import NONCE, NONE
+from csp.decorators import csp_exempt
 from django.conf import settings
 
 from tests.browser.snippet_apps.common import PAGE, USER_ID, connect_sources, segment_options
@@ -13,7 +14,7 @@ from tests.browser.snippet_apps.common import PAGE, USER_ID, connect_sources, se
 settings.configure(
     DEBUG=False,
     SECRET_KEY="snippet-tests",
-    ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+    ALLOWED_HOSTS=["127.0.0.1", ".localhost"],
     ROOT_URLCONF=__name__,
     INSTALLED_APPS=[
         "django.contrib.auth",
@@ -43,7 +44,13 @@ settings.configure(
                         "django.template.loaders.locmem.Loader",
                         {
                             "page.html": "{% load segment %}"
-                            + PAGE.format(title="{{ title }}", snippet="{% segment_snippet %}")
+                            + PAGE.format(title="{{ title }}", snippet="{% segment_snippet %}"),
+                            # The head kept for every visitor: the first one's snippet.
+                            "fragment.html": "{% load cache segment %}"
+                            + PAGE.format(
+                                title="{{ title }}",
+                                snippet="{% cache 300 head %}{% segment_snippet %}{% endcache %}",
+                            ),
                         },
                     )
                 ],
@@ -84,6 +91,11 @@ def about(request: HttpRequest) -> HttpResponse:
     return render(request, "page.html", {"title": "About"})
 
 
+@csp_exempt()  # the kept head holds the first response's nonce
+def fragment(request: HttpRequest) -> HttpResponse:
+    return render(request, "fragment.html", {"title": "Fragment"})
+
+
 def login(request: HttpRequest) -> HttpResponse:
     user, _ = User.objects.get_or_create(username=request.GET.get("as", USER_ID))
     auth_login(request, user)
@@ -97,6 +109,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("", home),
     path("about", about),
+    path("fragment", fragment),
     path("login", login),
     path("healthz", healthz),
 ]

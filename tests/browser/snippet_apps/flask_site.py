@@ -47,6 +47,17 @@ def about() -> str:
     return render_template_string(TEMPLATE, title="About")
 
 
+XHTML = """<?xml version="1.0" encoding="UTF-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>XHTML</title>
+{{ segment_snippet() }}
+</head><body><h1 id="title">XHTML</h1></body></html>"""
+
+
+@app.get("/xhtml")
+def xhtml() -> ResponseReturnValue:
+    return render_template_string(XHTML), {"Content-Type": "application/xhtml+xml; charset=utf-8"}
+
+
 @app.get("/login")
 def login() -> ResponseReturnValue:
     user_id = request.args.get("as", USER_ID)
