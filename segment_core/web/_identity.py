@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 
 from segment_core.normalize import new_message_id
 from segment_core.web._options import WebOptions
+from segment_core.web._request import cached_for_short_text
 
 __all__ = [
     "CookieSpec",
@@ -38,19 +39,22 @@ _NOT_IDS = frozenset({"null", "true", "false", "undefined", "nan", "none", "[obj
 _IMPLAUSIBLE = re.compile(r'[\s"{}\[\]\\<>;,\x00-\x1f\x7f]')
 
 
-@functools.lru_cache(maxsize=1024)
+@cached_for_short_text(maxsize=1024)
 def parse_id_cookie(value: str | None) -> str | None:
     """The id stored in an analytics.js cookie value, raw or classic; None if implausible.
 
     JSON objects and arrays, ``true``/``false``/``null``, undecodable
     percent-escapes, control characters, spaces, quotes, brackets, braces,
-    backslashes, ``<>;,`` and values over 100 characters are not ids: a forged
-    or broken cookie counts as no cookie.
+    backslashes, ``<>;,``, values over 100 characters, and values with raw
+    non-ASCII characters (analytics.js and this library percent-encode them; a
+    server reads such bytes as Latin-1 or U+FFFD, so one visitor would have a
+    different id per framework) are not ids: a forged or broken cookie counts as
+    no cookie.
 
     >>> parse_id_cookie("%22a1b2%22"), parse_id_cookie("a1b2"), parse_id_cookie("null")
     ('a1b2', 'a1b2', None)
     """
-    if not value or len(value) > 3 * MAX_ID_LENGTH + 6:
+    if not value or len(value) > 3 * MAX_ID_LENGTH + 6 or not value.isascii():
         return None
     try:
         text = unquote(value, errors="strict") if "%" in value else value

@@ -28,7 +28,7 @@ from typing import Any
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
-from segment_core.web._request import RequestInfo, WSGIHeaders
+from segment_core.web._request import RequestInfo, WSGIHeaders, cached_for_short_text
 from segment_core.web._validate import Hook
 
 __all__ = [
@@ -194,7 +194,7 @@ def accepts_document(accept: str | None, options: WebOptions) -> bool:
     return _accepts(accept, options.content_types)
 
 
-@functools.lru_cache(maxsize=256)
+@cached_for_short_text(maxsize=256)
 def _accepts(accept: str, types: frozenset[str]) -> bool:
     for item in accept.split(","):
         kind, _, params = item.partition(";")

@@ -27,6 +27,8 @@ from segment_core.web import (
 )
 from segment_core.web._context import MAX_CONTEXT_BYTES, encoded_size
 from segment_core.web._forwarded import forwarded_hops
+from segment_core.web._identity import parse_id_cookie
+from segment_core.web._page import accepts_document
 from segment_core.web._request import (
     MAX_CACHED_LENGTH,
     cached_for_short_text,
@@ -172,6 +174,8 @@ def _cache_users() -> dict[str, Callable[[str], object]]:
         "bot user agents": bots.matches,
         "secret names": redactor.is_secret,
         "campaign": lambda value: campaign("utm_source=" + value[:2000]),
+        "id cookie": parse_id_cookie,
+        "Accept": lambda value: accepts_document(value, WebOptions()),
         "Forwarded": lambda value: forwarded_hops(
             make_request(headers={"forwarded": f'for="{value}"'})
         ),

@@ -44,6 +44,9 @@ UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
         ("%22", None),
         ("x" * 300, None),
         ("a%0Ab", None),  # control characters: not an id
+        ("caf%C3%A9-id", "café-id"),  # percent-encoded, as analytics.js writes it
+        ("café-id", None),  # raw bytes a server read as Latin-1: not an id
+        ("caf\ufffd-id", None),  # ... or as U+FFFD
     ],
 )
 def test_parse_id_cookie(value: str | None, expected: str | None) -> None:
