@@ -13,14 +13,26 @@ logger = logging.getLogger("segment.core.web")
 T = TypeVar("T")
 
 
-def call_hook(name: str, hook: Callable[..., Any], *args: Any, default: T) -> Any | T:
+def call_hook(
+    name: str, hook: Callable[..., Any], *args: Any, default: T, early: bool = False
+) -> Any | T:
     """Call ``hook(*args)``; if it raises, log the traceback and return ``default``.
 
     ``name`` is the option the hook came from, so the log says which setting to fix.
-    The caller checks the type of what a successful call returned.
+    The caller checks the type of what a successful call returned. ``early``: asked
+    before the app has run, where the hook may need what a middleware inside the
+    adapter's has yet to set up (a session); the caller asks again once the app has
+    run, so a failure now is logged at DEBUG only.
     """
     try:
         return hook(*args)
     except Exception:
-        logger.exception("segment: the %s hook raised; going on with %r", name, default)
+        if early:
+            logger.debug(
+                "segment: the %s hook raised before the app ran; asked again once it has",
+                name,
+                exc_info=True,
+            )
+        else:
+            logger.exception("segment: the %s hook raised; going on with %r", name, default)
         return default

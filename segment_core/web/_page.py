@@ -53,6 +53,10 @@ __all__ = [
 _DEFAULT_BOTS = BotMatcher()
 
 
+#: What an early ``consent`` ask answers when the hook raised (it is asked again).
+_RAISED = object()
+
+
 def should_track_page(
     request: RequestInfo,
     status: int,
@@ -90,16 +94,10 @@ def allowed_as_request_starts(request: RequestInfo, options: WebOptions) -> bool
     if options.honor_dnt and _signal_on(get("dnt")):
         return False
     if options.consent is not None:
-        try:
-            answer = options.consent(request.hook_target)
-        except Exception:
-            logger.debug(
-                "segment: the consent hook raised as the request started; "
-                "asked again once the app has run",
-                exc_info=True,
-            )
-            return None
-        return _checked_consent(answer)
+        answer = call_hook(
+            "consent", options.consent, request.hook_target, default=_RAISED, early=True
+        )
+        return None if answer is _RAISED else _checked_consent(answer)
     return True
 
 

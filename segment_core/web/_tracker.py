@@ -358,18 +358,9 @@ class RequestTracker:
         options, request = self.options, self.request
         found: object = None
         if options.user_id is not None:
-            if not early:
-                found = call_hook("user_id", options.user_id, request.hook_target, default=_FAILED)
-            else:
-                try:
-                    found = options.user_id(request.hook_target)
-                except Exception:
-                    logger.debug(
-                        "segment: the user_id hook raised before the app routed the "
-                        "request; asked again later",
-                        exc_info=True,
-                    )
-                    found = _FAILED
+            found = call_hook(
+                "user_id", options.user_id, request.hook_target, default=_FAILED, early=early
+            )
         elif self._read_user is not None:
             try:
                 found = self._read_user()
