@@ -244,19 +244,32 @@ def _vary_on_cookie(response: HttpResponseBase) -> None:
 def _loop_safe_user_hook(options: WebOptions) -> WebOptions:
     """``options`` whose ``USER_ID`` hook, asked where Django refuses the ORM (an
     async view served in sync mode), answers "not known now" instead of failing."""
+    return _with_user_hook_wrapped(options, _loop_safe, _loop_safe_of)
+
+
+def _loop_safe(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def user_id(request: Any) -> Any:
+        try:
+            return hook(request)
+        except SynchronousOnlyOperation:
+            return USER_NOT_KNOWN
+
+    return user_id
+
+
+def _with_user_hook_wrapped(
+    options: WebOptions,
+    wrap: Callable[[Callable[[Any], Any]], Callable[[Any], Any]],
+    kept: list[tuple[WebOptions, WebOptions] | None],
+) -> WebOptions:
+    """``options`` with its ``USER_ID`` hook wrapped by ``wrap``; the last settings'
+    answer is kept in ``kept`` (one read: another thread may replace it)."""
     hook = options.user_id
     if hook is None:
         return options
-    pair = _loop_safe_of[0]  # one read: another thread may replace it
+    pair = kept[0]
     if pair is None or pair[0] is not options:
-
-        def user_id(request: Any) -> Any:
-            try:
-                return hook(request)
-            except SynchronousOnlyOperation:
-                return USER_NOT_KNOWN
-
-        pair = _loop_safe_of[0] = (options, dataclasses.replace(options, user_id=user_id))
+        pair = kept[0] = (options, dataclasses.replace(options, user_id=wrap(hook)))
     return pair[1]
 
 
@@ -282,19 +295,16 @@ def _ask_user_id(hook: Callable[..., Any], info: RequestInfo) -> Any:
 def _off_loop_user_hook(options: WebOptions) -> WebOptions:
     """``options`` whose ``USER_ID`` hook, in async mode, is asked only outside the
     event loop (where it may use the ORM); in it, it answers "not known now"."""
-    hook = options.user_id
-    if hook is None:
-        return options
-    pair = _off_loop_of[0]  # one read: another thread may replace it
-    if pair is None or pair[0] is not options:
+    return _with_user_hook_wrapped(options, _off_loop, _off_loop_of)
 
-        def user_id(request: Any) -> Any:
-            if _running_loop() is not None:
-                return USER_NOT_KNOWN
-            return hook(request)
 
-        pair = _off_loop_of[0] = (options, dataclasses.replace(options, user_id=user_id))
-    return pair[1]
+def _off_loop(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def user_id(request: Any) -> Any:
+        if _running_loop() is not None:
+            return USER_NOT_KNOWN
+        return hook(request)
+
+    return user_id
 
 
 # The last settings' options and the same with the off-loop USER_ID hook.
