@@ -10,24 +10,32 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from segment_core.errors import InvalidMessage
+from segment_core.messages import camel_case, struct_fields
 
 __all__ = ["Properties", "Traits"]
 
 _B = TypeVar("_B", bound="_Builder")
 
 
-def _mapping(field: str, value: object) -> dict[str, Any]:
+def _as_named(name: str) -> str:
+    return name
+
+
+def _mapping(
+    field: str, value: object, name_of: Callable[[str], str] = _as_named
+) -> dict[str, Any]:
     """``value`` as a dict of its own, or InvalidMessage naming ``field``.
 
     A dataclass instance (as Go's ``Product`` and ``Address`` structs) gives its
-    fields, as the encoder writes one anywhere else.
+    fields as ``name_of`` names them, unset (None) ones left out, as Go's
+    ``omitempty`` does: an unset field clears no trait downstream.
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        return struct_fields(value, field, name_of)
     if not isinstance(value, Mapping):
         raise InvalidMessage(f"{field} must be a dict, got {type(value).__name__}")
     return dict(value)
@@ -44,7 +52,8 @@ class Traits(_Builder):
     """Traits of a user or a group (identify and group calls)."""
 
     def set_address(self, address: Mapping[str, Any]) -> Traits:
-        return self.set("address", _mapping("traits.address", address))
+        # The Spec's address is camelCase (postalCode); its company and products are not.
+        return self.set("address", _mapping("traits.address", address, camel_case))
 
     def set_age(self, age: int) -> Traits:
         return self.set("age", age)

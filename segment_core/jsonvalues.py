@@ -152,7 +152,7 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
             raise InvalidMessage(f"{where}: {error}") from None
         if text is None:
             raise InvalidMessage(
-                f"{where}: a value of type {kind.__name__} cannot be encoded as JSON"
+                f"{where}: a value of type {_qualified_type_name(value)} cannot be encoded as JSON"
             )
         return text
     if id(value) in open_ids:
@@ -364,6 +364,14 @@ def _type_name(value: object) -> str:
     return name if isinstance(name, str) else "object"
 
 
+def _qualified_type_name(value: object) -> str:
+    """``numpy.bool`` rather than ``bool``: a refused type that shares a name with
+    an accepted one must not read as that one."""
+    module = getattr(type(value), "__module__", None)
+    name = _type_name(value)
+    return name if module == "builtins" or not isinstance(module, str) else f"{module}.{name}"
+
+
 def _error_text(error: BaseException) -> str:
     """``RuntimeError: tz database not loaded``, cut short; never raises."""
     try:
@@ -539,12 +547,19 @@ def _key_text(key: Any, where: str) -> str:
             return date_text(key)
         except ValueError as error:
             raise InvalidMessage(f"{where} key: {error}") from None
+    if isinstance(key, decimal.Decimal) and key.is_finite():
+        try:  # the number a Decimal value is written as, then as a key of that type
+            return _key_text(decimal_number(key), where)
+        except ValueError as error:
+            raise InvalidMessage(f"{where} key: {error}") from None
     try:
         text = lazy_text(key)
     except ValueError as error:
         raise InvalidMessage(f"{where} key: {error}") from None
     if text is not None:
         return text
-    raise InvalidMessage(
-        f"{where} key {short_repr(key)}: a key of type {_type_name(key)} cannot be used"
-    )
+    if isinstance(key, (float, decimal.Decimal)):  # the finite ones were taken above
+        problem = "NaN and infinities cannot be keys (JSON has no such numbers)"
+    else:
+        problem = f"a key of type {_qualified_type_name(key)} cannot be used"
+    raise InvalidMessage(f"{where} key {short_repr(key)}: {problem}")

@@ -7,17 +7,20 @@
 Every field is given by name, as in Go's struct literals.
 
 Fields are snake_case; they encode to the Spec's camelCase names. ``Context``
-inlines ``extra`` into the encoded object.
+inlines ``extra`` into the encoded object; a dataclass in one of its object fields
+encodes as Go's structs with ``omitempty`` do: camelCase names, unset (None)
+fields left out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from segment_core.errors import InvalidMessage
+from segment_core.spec import MAX_NESTING_DEPTH
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -30,9 +33,56 @@ MessageType = Literal["identify", "track", "page", "screen", "group", "alias"]
 ContextObject: TypeAlias = "Mapping[str, Any] | DataclassInstance"
 
 
-def _camel(name: str) -> str:
+def camel_case(name: str) -> str:
+    """A snake_case field name as the Spec writes it.
+
+    >>> camel_case("advertising_id"), camel_case("ad_tracking_enabled")
+    ('advertisingId', 'adTrackingEnabled')
+    """
     head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+    # Not str.title(), which also capitalises after digits ("x_64bit": "x64Bit").
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def struct_fields(
+    value: DataclassInstance, where: str, name_of: Callable[[str], str] = camel_case
+) -> dict[str, Any]:
+    """A dataclass as Go writes a struct whose fields are all ``omitempty``.
+
+    Its fields are named by ``name_of`` and those that are None left out, so an
+    unset field overwrites nothing (a ``default_context``'s ``app.name``).
+    Dataclasses within it, in its lists and dicts too, are written the same way.
+    Raises :class:`InvalidMessage` naming ``where`` for one nested without end.
+    """
+    out: dict[str, Any] = _struct_item(value, where, name_of, 1)
+    return out
+
+
+def _struct_item(item: Any, where: str, name_of: Callable[[str], str], depth: int) -> Any:
+    kind = type(item)
+    # Only the plain containers: a subclass (a QueryDict) is written as the encoder
+    # writes it anywhere else.
+    if kind is dict:
+        items: Any = item.items()
+    elif kind is list or kind is tuple:
+        items = enumerate(item)
+    elif is_dataclass(item) and not isinstance(item, type):
+        items = ((name_of(f.name), getattr(item, f.name)) for f in fields(item))
+    else:
+        return item
+    if depth > MAX_NESTING_DEPTH:  # a dataclass that holds itself, say
+        raise InvalidMessage(
+            f"{where}: nested more than {MAX_NESTING_DEPTH} levels deep (objects and arrays)"
+        )
+    if kind is list or kind is tuple:
+        return [
+            _struct_item(value, f"{where}[{index}]", name_of, depth + 1) for index, value in items
+        ]
+    return {
+        key: _struct_item(value, f"{where}.{key}", name_of, depth + 1)
+        for key, value in items
+        if value is not None or kind is dict  # a dict's own None values are kept
+    }
 
 
 @dataclass(kw_only=True)
@@ -72,13 +122,13 @@ class Context:
             value = getattr(self, f.name)
             if value is None:
                 continue
+            name = camel_case(f.name)
             if isinstance(value, Mapping):
                 value = dict(value)
             elif is_dataclass(value) and not isinstance(value, type):
-                # Go's PageInfo, DeviceInfo, ... as dataclasses: their fields, as the
-                # builders take them.
-                value = asdict(value)
-            out[_camel(f.name)] = value
+                # Go's PageInfo, DeviceInfo, ... as dataclasses.
+                value = struct_fields(value, f"context.{name}")
+            out[name] = value
         return out
 
 

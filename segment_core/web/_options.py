@@ -239,14 +239,14 @@ class WebOptions:
     def from_mapping(cls, mapping: Mapping[str, Any]) -> WebOptions:
         """Build options from a dict whose keys are option names in any case.
 
-        An unknown key raises :class:`ValueError` with the closest valid name.
+        An unknown key raises :class:`ValueError` with the closest valid name, and
+        so does one option under two keys (see :func:`split_options`).
         """
         values: dict[str, Any] = {}
         names = option_names()
-        for key, value in mapping.items():
-            name = str(key).lower()
+        for key, name, value in _lower_case_keys(mapping):
             if name not in names:
-                raise ValueError(_unknown_message(str(key), names))
+                raise ValueError(_unknown_message(key, names))
             values[name] = value
         return cls(**values)
 
@@ -261,7 +261,8 @@ def split_options(mapping: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 
     Client options are the names :class:`segment_core.config.Config` accepts
     (analytics-python aliases included). An unknown key raises :class:`ValueError`
-    with the closest name from both sets.
+    with the closest name from both sets, and so does one option under two keys
+    that differ in case only (``EXCLUDE_PATHS`` and ``exclude_paths``).
     """
     from segment_core.config import ALIASES
     from segment_core.config import option_names as client_option_names
@@ -270,15 +271,30 @@ def split_options(mapping: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     web_names = option_names()
     client: dict[str, Any] = {}
     web: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = str(key).lower()
+    for key, name, value in _lower_case_keys(mapping):
         if name in web_names:
             web[name] = value
         elif name in client_names:
             client[name] = value
         else:
-            raise ValueError(_unknown_message(str(key), web_names | client_names))
+            raise ValueError(_unknown_message(key, web_names | client_names))
     return client, web
+
+
+def _lower_case_keys(mapping: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """``(key, lower-case key, value)`` for each item; :class:`ValueError` for two keys
+    that differ in case only (a settings dict merged from a base may spell one
+    option twice), as the last one would silently win."""
+    items: list[tuple[str, str, Any]] = []
+    key_of: dict[str, str] = {}  # a lower-case name: the key that first gave it
+    for key, value in mapping.items():
+        spelling = str(key)
+        name = spelling.lower()
+        first = key_of.setdefault(name, spelling)
+        if first != spelling:
+            raise ValueError(f"{first!r} and {spelling!r} are the same option; pass only one")
+        items.append((spelling, name, value))
+    return items
 
 
 def _unknown_message(key: str, names: Iterable[str]) -> str:

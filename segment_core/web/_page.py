@@ -8,9 +8,11 @@ A page view is a navigation that renders a document:
   accepts one of them (the browser shows its cached copy of the page);
 - no script made it: not ``X-Requested-With: XMLHttpRequest``, not an htmx
   request (``HX-Request``) unless boosted (``HX-Boosted``), not a Turbo frame,
-  not a ``Sec-Fetch-Mode`` other than ``navigate``, not a prefetch
-  (``Sec-Purpose``/``Purpose``/``X-Purpose``/``X-Moz``). A request with none of
-  these headers is judged by its response alone;
+  not a ``Sec-Fetch-Mode`` other than ``navigate`` unless a boosted htmx request
+  or a Turbo Drive visit (``X-Turbo-Request-Id``) made it, not a prefetch
+  (``Sec-Purpose``/``Purpose``/``X-Purpose``/``X-Moz``, Turbo's
+  ``X-Sec-Purpose``). A request with none of these headers is judged by its
+  response alone;
 - neither its path (``exclude_paths``) nor its route (``exclude_routes``: a route
   name or one of its namespaces) is excluded;
 - its user agent is not a known crawler or monitor, privacy allows it
@@ -236,7 +238,14 @@ def is_script_request(request: RequestInfo) -> bool:
     if get("turbo-frame") is not None:
         return True
     mode = get("sec-fetch-mode")
-    if mode is not None and not boosted and _is_script_fetch_mode(mode):
+    if (
+        mode is not None
+        and not boosted
+        and _is_script_fetch_mode(mode)
+        # A Turbo Drive visit (outside a frame) renders a whole document, as a
+        # boosted htmx navigation does; its prefetches are told below.
+        and get("x-turbo-request-id") is None
+    ):
         return True
     for name in _PREFETCH_HEADERS:
         value = get(name)
@@ -245,9 +254,17 @@ def is_script_request(request: RequestInfo) -> bool:
     return False
 
 
-_PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
+# X-Sec-Purpose: Turbo's hover prefetch, as fetch() may not send Sec-Purpose.
+_PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz", "x-sec-purpose")
 _SCRIPT_HEADERS = frozenset(
-    ("x-requested-with", "hx-request", "turbo-frame", "sec-fetch-mode", *_PREFETCH_HEADERS)
+    (
+        "x-requested-with",
+        "hx-request",
+        "turbo-frame",
+        "x-turbo-request-id",
+        "sec-fetch-mode",
+        *_PREFETCH_HEADERS,
+    )
 )
 _SCRIPT_ENVIRON_KEYS = frozenset(
     "HTTP_" + name.upper().replace("-", "_") for name in _SCRIPT_HEADERS

@@ -6,14 +6,14 @@ A name (a query parameter, a route parameter) is split into lower-case words at
 is secret when:
 
 - one of its words is a secret word (``password``, ``token``, ``key``, ``secret``,
-  ``signature``, ``auth``, ``session``, ``email``, ``jwt``, ``otp`` ... and every
-  entry of ``redact_query_params``; an entry of several words matches those words
-  in a row), or
+  ``signature``, ``auth``, ``session``, ``email``, ``jwt``, ``otp``, ``sesame``,
+  ``hmac`` ... and every entry of ``redact_query_params``; an entry of several
+  words matches those words in a row), or
 - a word *ends* with a strong secret word written together (``accesstoken``,
   ``newpassword``, ``xapikey``, ``jsessionid``, ``phpsessid``), or
 - the whole name is a short word that is only a secret on its own (``code``,
-  ``pin``, ``sig``, ``sid``, ``pass``) or a ``code`` of a login flow
-  (``auth_code``, ``invite_code``, ``verification_code``; not ``country_code``).
+  ``pin``, ``sig``, ``sid``, ``pass``, ``sso``) or a ``code`` of a login flow
+  (``auth_code``, ``invite_code``, ``oobCode``; not ``country_code``).
 
 Whole words only: ``keyword``, ``monkey``, ``author`` and ``passenger`` are not
 secrets.
@@ -69,6 +69,7 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "sessid",
     "jwt",
     "saml",
+    "samlart",  # SAMLart: the artifact a SAML login hands over in the URL
     "otp",
     "totp",
     "mfa",
@@ -76,6 +77,9 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "csrftoken",
     "xsrf",
     "cookie",
+    "hmac",  # Shopify's app launch and OAuth callback
+    "verifier",  # OAuth 1.0a's oauth_verifier, PKCE's code_verifier
+    "sesame",  # django-sesame's magic-link login token
     "email",
     "ssn",
     "cvv",
@@ -98,7 +102,8 @@ _GLUED_SUFFIXES = (
     "credentials",
 )
 # Names that are secrets only when they are the whole name.
-_WHOLE_NAMES = frozenset({"code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket"})
+# sso: DiscourseConnect's signed login payload, with the user's email in it.
+_WHOLE_NAMES = frozenset({"code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso"})
 # "<word> code" is a one-time code of a login flow; "country code" is not.
 _CODE_QUALIFIERS = frozenset(
     {
@@ -114,6 +119,7 @@ _CODE_QUALIFIERS = frozenset(
         "login",
         "magic",
         "mfa",
+        "oob",  # Firebase's oobCode: password reset, email sign-in
         "otp",
         "recovery",
         "reset",

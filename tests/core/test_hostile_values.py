@@ -45,6 +45,10 @@ class StrPlan(str):
     pass
 
 
+# A type named as an accepted one, as numpy's scalar numpy.bool is.
+ForeignBool = type("bool", (), {"__repr__": lambda self: "True_"})
+
+
 @pytest.fixture
 def client() -> Client:
     return Client("key", send=False)
@@ -85,6 +89,23 @@ HOSTILE: dict[str, tuple[object, str]] = {
     "huge int key": ({10**5000: 1}, "message.properties.v key: the integer has"),
     "not a date": (NotATime(), "message.properties.v: NotATime NaT is not a date"),
     "not a date key": ({NotATime(): 1}, "message.properties.v key: NotATime NaT is not a date"),
+    # Finite float and Decimal keys are written as text: these two are no number at all.
+    "nan key": (
+        {float("nan"): 1},
+        "message.properties.v key nan: NaN and infinities cannot be keys",
+    ),
+    "decimal infinity key": (
+        {decimal.Decimal("-Infinity"): 1},
+        "message.properties.v key Decimal('-Infinity'): NaN and infinities cannot be keys",
+    ),
+    "a type named as an accepted one": (
+        ForeignBool(),
+        f"message.properties.v: a value of type {__name__}.bool cannot be encoded as JSON",
+    ),
+    "a key of a type named as an accepted one": (
+        {ForeignBool(): 1},
+        f"message.properties.v key True_: a key of type {__name__}.bool cannot be used",
+    ),
     "failing lazy text": (
         lazy(_untranslatable, str)(),
         "message.properties.v: lazy text (__proxy__) whose str() failed",
@@ -200,6 +221,19 @@ def test_non_str_keys_that_do_not_collide_are_written_as_text(client: Client) ->
         "2.5": "half",
         "red": "r",
     }
+
+
+def test_decimal_keys_are_written_as_their_values_are(client: Client) -> None:
+    from segment_core.encoding import decode, encode
+
+    keys = {decimal.Decimal("1.5"): "a", decimal.Decimal("2.00"): "b", decimal.Decimal("3"): "c"}
+    with capture() as events:
+        client.track("u1", "Viewed", {"by_key": keys, "as_values": list(keys)})
+    sent = decode(encode(events[0]))["properties"]
+    assert sent["by_key"] == {"1.5": "a", "2": "b", "3": "c"}
+    assert sent["as_values"] == [1.5, 2, 3]
+    with pytest.raises(InvalidMessage, match=r"^message\.properties\.v: the keys .* are both"):
+        client.track("u1", "Viewed", {"v": {decimal.Decimal("1.5"): 1, "1.5": 2}})
 
 
 @pytest.mark.parametrize(

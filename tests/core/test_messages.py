@@ -325,6 +325,37 @@ def test_builders_take_dataclasses_as_gos_take_structs() -> None:
         Properties().set_products([Product])  # the class, not an instance
 
 
+def test_builders_leave_unset_dataclass_fields_out_and_name_the_rest_as_the_spec() -> None:
+    """None fields would clear the traits downstream; the Spec's address is camelCase,
+    its company and e-commerce products snake_case."""
+
+    @dataclasses.dataclass
+    class Address:
+        city: str | None = None
+        postal_code: str | None = None
+        street: str | None = None
+
+    @dataclasses.dataclass
+    class Company:
+        name: str | None = None
+        employee_count: int | None = None
+        plan: str | None = None
+
+    @dataclasses.dataclass
+    class Product:
+        product_id: str
+        image_url: str | None = None
+        price: float | None = None
+
+    traits = Traits().set_address(Address("Oslo", postal_code="0150"))
+    assert traits.set_company(Company("Acme", employee_count=0)) == {
+        "address": {"city": "Oslo", "postalCode": "0150"},
+        "company": {"name": "Acme", "employee_count": 0},
+    }
+    products = Properties().set_products([Product("p1", price=9.5), Product("p2")])
+    assert products == {"products": [{"product_id": "p1", "price": 9.5}, {"product_id": "p2"}]}
+
+
 def test_typed_messages_take_their_fields_by_name_only() -> None:
     # Positional arguments would land in the dataclass's own field order
     # (user_id, anonymous_id, ...): Page("u", "Home") sent "Home" as anonymousId.

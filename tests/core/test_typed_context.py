@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from segment_core import Client, Context, Track, Traits
+from segment_core import Client, Context, InvalidMessage, Track, Traits
 from tests.receiver import Receiver
 
 
@@ -49,3 +49,75 @@ def test_a_dataclass_as_a_context_field(receiver: Receiver, make_client: Any) ->
     assert client.flush(5)
     for message in receiver.messages():
         assert message["context"]["page"] == {"path": "/a", "url": "https://example.com/a"}
+
+
+@dataclasses.dataclass
+class AppInfo:  # Go's analytics.AppInfo: every field omitempty
+    name: str | None = None
+    version: str | None = None
+    build: str | None = None
+
+
+@dataclasses.dataclass
+class DeviceInfo:  # Go's analytics.DeviceInfo: AdvertisingID `json:"advertisingId"`
+    id: str | None = None
+    advertising_id: str | None = None
+    ad_tracking_enabled: bool | None = None
+
+
+@dataclasses.dataclass
+class Brand:
+    brand: str
+    version: str | None = None
+
+
+@dataclasses.dataclass
+class UserAgentData:
+    brands: list[Brand]
+    platform_version: str | None = None
+    mobile: bool = False
+
+
+def test_a_dataclass_field_is_written_as_the_spec_names_it_and_unset_ones_left_out(
+    receiver: Receiver, make_client: Any
+) -> None:
+    """As Go's structs with omitempty: an unset field overwrites no default."""
+    client = make_client(default_context={"app": {"name": "Shop", "version": "1.0"}})
+    context = Context(
+        app=AppInfo(build="42"),
+        device=DeviceInfo(advertising_id="ad-1", ad_tracking_enabled=False),
+        user_agent_data=UserAgentData([Brand("Chromium", "124"), Brand("Edge")]),
+    )
+    assert client.track("u", "E", context=context)[0]
+    assert client.enqueue(Track(user_id="u", event="E", context=context))[0]
+    assert client.flush(5)
+    for message in receiver.messages():
+        sent = message["context"]
+        assert sent["app"] == {"name": "Shop", "version": "1.0", "build": "42"}
+        assert sent["device"] == {"advertisingId": "ad-1", "adTrackingEnabled": False}
+        assert sent["userAgentData"] == {
+            "brands": [{"brand": "Chromium", "version": "124"}, {"brand": "Edge"}],
+            "mobile": False,
+        }
+
+
+def test_a_typed_default_context_with_dataclasses_leaves_unset_fields_out(
+    receiver: Receiver, make_client: Any
+) -> None:
+    client = make_client(default_context=Context(app=AppInfo(name="Shop")))
+    assert client.track("u", "E", context={"app": {"version": "2.0"}})[0]
+    assert client.flush(5)
+    [message] = receiver.messages()
+    assert message["context"]["app"] == {"name": "Shop", "version": "2.0"}
+
+
+@dataclasses.dataclass
+class Node:
+    parent: Node | None = None
+
+
+def test_a_dataclass_that_holds_itself_is_refused_naming_the_field() -> None:
+    node = Node()
+    node.parent = node
+    with pytest.raises(InvalidMessage, match=r"^context\.device\.parent\.parent.*nested more"):
+        Context(device=node).to_dict()

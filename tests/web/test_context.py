@@ -255,6 +255,17 @@ def test_redact_url(url: str, expected: str) -> None:
     assert redact_url(url, SECRETS) == expected
 
 
+def test_a_magic_link_login_stays_out_of_the_page_and_the_next_pages_referrer() -> None:
+    """django-sesame's link logs its visitor in, by default for ever."""
+    link = "https://shop.example/welcome/?sesame=AAAAAQbAn7uvk5BHhRG7NOPtqFGs"
+    landing = make_request(path="/welcome/", query_string=link.partition("?")[2])
+    following = make_request(path="/cart/", headers={"referer": link})
+    landed, followed = page_fields(landing, SECRETS), page_fields(following, SECRETS)
+    assert landed["search"] == f"?sesame={REDACTED}"
+    assert landed["url"] == f"https://shop.example/welcome/?sesame={REDACTED}"
+    assert followed["referrer"] == f"https://shop.example/welcome/?sesame={REDACTED}"
+
+
 @given(
     st.lists(
         st.tuples(

@@ -212,6 +212,21 @@ def test_split_options_unknown_key_suggests_from_both_sets() -> None:
         split_options({"COOKIE_NAMES": "x"})
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("EXCLUDE_PATHS", "exclude_paths"), ("honor_dnt", "Honor_DNT"), ("FLUSH_AT", "flush_at")],
+)
+def test_one_option_under_two_cases_is_refused_naming_both(first: str, second: str) -> None:
+    """A settings dict merged from a base may spell one option twice: which value counts
+    would be a guess."""
+    message = f"^'{first}' and '{second}' are the same option; pass only one$"
+    with pytest.raises(ValueError, match=message):
+        split_options({first: [], "PAGE_CALLS": True, second: []})
+    if first.lower() in option_names():
+        with pytest.raises(ValueError, match=message):
+            WebOptions.from_mapping({first: [], "PAGE_CALLS": True, second: []})
+
+
 def test_client_and_web_option_names_do_not_overlap() -> None:
     from segment_core.config import option_names as client_option_names
 

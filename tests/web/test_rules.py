@@ -33,6 +33,10 @@ from tests.web.conftest import BROWSER, NAVIGATION_ACCEPT, make_request
 
 Messages = list[dict[str, Any]]
 HTML = "text/html; charset=utf-8"
+# What Turbo (7.2 on) sends with every request, and with a hover prefetch (Turbo 8).
+TURBO_ID = "0b6f8a1e-5d8e-4a4e-9d7e-2f6f1f7c1a10"
+TURBO_VISIT = {"sec-fetch-mode": "cors", "x-turbo-request-id": TURBO_ID}
+TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
 
 
 # -- redaction by meaning -------------------------------------------------------------
@@ -48,6 +52,9 @@ HTML = "text/html; charset=utf-8"
         "email", "user[email]", "code", "auth_code", "inviteCode", "sig", "accesstoken",
         "newpassword", "credentials[aws]", "PHPSESSID", "passcode", "pw", "user_pw",
         "SAMLResponse", "SAMLRequest", "ticket",
+        # Login links and one-time credentials of common packages and services:
+        # django-sesame, Shopify, OAuth 1.0a and PKCE, Firebase, DiscourseConnect, SAML.
+        "sesame", "hmac", "oauth_verifier", "code_verifier", "oobCode", "sso", "SAMLart",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
@@ -59,7 +66,8 @@ def test_secret_names(name: str) -> None:
     [
         "keyword", "keywords", "monkey", "donkey", "author", "passenger", "q", "page",
         "utm_source", "country_code", "zip_code", "sort", "tokenizer", "turkey",
-        "hashtag", "broken", "secretary", "ticket_id", "refresh",
+        "hashtag", "broken", "secretary", "ticket_id", "refresh", "state", "RelayState",
+        "sso_provider", "shop", "timestamp",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
@@ -342,6 +350,16 @@ def test_a_304_needs_a_request_for_html(accept: str | None, expected: bool) -> N
         ({"purpose": "prefetch"}, True),
         ({"x-purpose": "preview"}, True),
         ({"x-moz": "prefetch"}, True),
+        # A Turbo Drive visit: fetch()ed in "cors" mode, it renders a whole document.
+        (TURBO_VISIT, False),
+        ({"x-turbo-request-id": TURBO_ID}, False),
+        ({**TURBO_VISIT, "turbo-frame": "list"}, True),
+        # Turbo's hover prefetch: the visit it serves asks the server nothing.
+        ({**TURBO_VISIT, **TURBO_PREFETCH}, True),
+        (TURBO_PREFETCH, True),
+        ({**TURBO_VISIT, "sec-purpose": "prefetch"}, True),
+        ({**TURBO_VISIT, "purpose": "prefetch"}, True),
+        ({"x-requested-with": "XMLHttpRequest", "x-turbo-request-id": TURBO_ID}, True),
     ],
 )
 @pytest.mark.parametrize("kind", ["dict", "wsgi", "mapping"])
@@ -359,6 +377,17 @@ def test_script_requests(headers: dict[str, str], expected: bool, kind: str) -> 
     request = make_request()
     request.headers = view
     assert is_script_request(request) is expected
+
+
+def test_a_turbo_drive_visit_is_a_page_view_and_its_hover_prefetch_is_not() -> None:
+    """As a browser sends them: Turbo fetch()es a visit, outside any frame."""
+    fetch = {**TURBO_VISIT, "sec-fetch-dest": "empty", "sec-fetch-site": "same-origin"}
+    visit = make_request(headers=fetch)
+    prefetch = make_request(headers={**fetch, **TURBO_PREFETCH})
+    frame = make_request(headers={**fetch, "turbo-frame": "list"})
+    assert should_track_page(visit, 200, WebOptions(), content_type=HTML)
+    assert not should_track_page(prefetch, 200, WebOptions(), content_type=HTML)
+    assert not should_track_page(frame, 200, WebOptions(), content_type=HTML)
 
 
 @pytest.mark.parametrize(
@@ -379,6 +408,8 @@ def test_script_requests(headers: dict[str, str], expected: bool, kind: str) -> 
         ({"sec-purpose": "prefetch", "turbo-frame": "list"}, False),
         ({"x-purpose": "preview"}, False),
         ({"purpose": "preview"}, False),
+        # Turbo renders its own prefetch, which no snippet sees shown.
+        ({**TURBO_VISIT, **TURBO_PREFETCH}, False),
     ],
 )
 def test_page_prefetches(headers: dict[str, str], expected: bool) -> None:
