@@ -16,10 +16,10 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Host, Mount
 
-from segment_asgi._scope import match_route
+from segment_asgi._scope import match_route, starlette_routes
 from segment_asgi._types import Scope
 
-__all__ = ["MountNames", "namespaces_of"]
+__all__ = ["MountNames", "namespaces_of", "routes_of"]
 
 # A route's namespaces; None: reached through differently named mounts (the same
 # routes mounted twice), so the request's own path decides.
@@ -122,7 +122,7 @@ def _forget(tables: dict[int, tuple[weakref.ref[Any], Table]], key: int, gone: A
 def _walk(app: Any) -> Table:
     """Every route below ``app``, with its namespaces."""
     table: Table = {}
-    pending: list[tuple[Iterable[BaseRoute], tuple[str, ...], int]] = [(_routes_of(app), (), 0)]
+    pending: list[tuple[Iterable[BaseRoute], tuple[str, ...], int]] = [(routes_of(app), (), 0)]
     while pending:
         routes, chain, depth = pending.pop()
         for route in routes:
@@ -132,13 +132,13 @@ def _walk(app: Any) -> Table:
                 inner = (*chain, name) if name else chain
                 _add(table, route, namespaces_of(inner, None))
                 if depth < _MAX_DEPTH:
-                    pending.append((_routes_of(route), inner, depth + 1))
+                    pending.append((routes_of(route), inner, depth + 1))
             elif type(route).__name__ == "_IncludedRouter":
                 # Newer FastAPI keeps an included router as one entry: its routes
                 # are those of the router it includes.
                 if depth < _MAX_DEPTH:
                     included = getattr(route, "original_router", None)
-                    pending.append((_routes_of(included), chain, depth + 1))
+                    pending.append((routes_of(included), chain, depth + 1))
             else:
                 _add(table, route, namespaces_of(chain, name))
     return table
@@ -152,13 +152,14 @@ def _add(table: Table, route: BaseRoute, namespaces: tuple[str, ...]) -> None:
         table[id(route)] = (route, namespaces)
 
 
-def _routes_of(node: Any) -> list[BaseRoute]:
-    """The routes of a router, an app, or a mounted app wrapped in middleware."""
+def routes_of(node: Any) -> list[BaseRoute]:
+    """The routes of a router, an app, or a mounted app wrapped in middleware
+    (none for an app that Starlette's router does not route)."""
     for _ in range(_MAX_DEPTH):
         if node is None:
             break
-        routes = getattr(node, "routes", None)
-        if isinstance(routes, list) and routes:
+        routes = starlette_routes(node)
+        if routes:
             return routes
         node = getattr(node, "app", None)
     return []
@@ -170,7 +171,7 @@ def _rematched(app: Any, scope: Scope, root_path: str) -> tuple[str, ...]:
     probe["root_path"] = root_path
     probe.pop("path_params", None)
     passed: list[BaseRoute] = []
-    found = match_route(_routes_of(app), probe, passed)
+    found = match_route(routes_of(app), probe, passed)
     if found is None:
         return ()
     names = [getattr(mount, "name", None) for mount in passed]

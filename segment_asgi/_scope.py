@@ -25,6 +25,7 @@ __all__ = [
     "request_path",
     "route_of",
     "route_params",
+    "starlette_routes",
     "user_id_of",
 ]
 
@@ -168,9 +169,11 @@ def route_of(
     the routes of the router the app put in ``scope["router"]`` (unless that
     router was in the scope before the app ran: an outer app's, whose routes are
     not this app's). Failing that, ``scope["endpoint"]`` gives a name, no
-    template. An app that does not route (a plain ASGI app, Django's handler, an
-    app mounted as a whole) has the request's ``path`` as its template (and an
-    app mounted as a whole, its ``Mount`` as the route).
+    template. An app that routes itself and leaves its route's template in
+    ``scope["path_template"]`` (Litestar) has that as its template. An app that
+    does not route (a plain ASGI app, Django's handler, an app mounted as a
+    whole) has the request's ``path`` as its template (and an app mounted as a
+    whole, its ``Mount`` as the route).
     """
     route = scope.get("route")
     if route is None and not had_router:
@@ -182,9 +185,9 @@ def route_of(
         name = getattr(endpoint, "__name__", None) if endpoint is not None else None
         if isinstance(name, str) and name:
             return name, None, None
-        return None, path, None
+        return None, _template_in_scope(scope, root_path) or path, None
     if isinstance(route, (Mount, Host)):
-        return None, path, route
+        return None, _template_in_scope(scope, root_path) or path, route
     name = getattr(route, "name", None)
     route_path = getattr(route, "path", None)
     if not isinstance(route_path, str):
@@ -195,6 +198,30 @@ def route_of(
     return (name if isinstance(name, str) and name else None), template, route
 
 
+def _template_in_scope(scope: Scope, root_path: str) -> str | None:
+    """The template of the route an app that routes itself wrote in the scope
+    (Litestar's ``path_template``, below its own mount point), below ``root_path``."""
+    template = scope.get("path_template")
+    if not isinstance(template, str) or not template:
+        return None
+    mounted = str(scope.get("root_path") or "")
+    prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+    return prefix + template
+
+
+def starlette_routes(owner: Any) -> list[BaseRoute] | None:
+    """The routes of ``owner`` (an app, a router) when Starlette's router matches them.
+
+    Other frameworks' apps have a list of ``routes`` too (Litestar's), of routes
+    that only their own router can match: None for those. A router's routes are
+    all of one kind: the first one tells (read per request on older Starlette).
+    """
+    routes = getattr(owner, "routes", None)
+    if isinstance(routes, list) and (not routes or isinstance(routes[0], BaseRoute)):
+        return routes
+    return None
+
+
 def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None:
     """The route the router handed the request to, and the scope it had there.
 
@@ -203,8 +230,10 @@ def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None
     ran (first full match, else first partial one, into mounted routers), as
     ``Router`` does. None when there is no router or nothing matches.
     """
-    routes = getattr(scope.get("router"), "routes", None)
-    if not isinstance(routes, list) or "endpoint" not in scope:
+    if "endpoint" not in scope:
+        return None
+    routes = starlette_routes(scope.get("router"))
+    if routes is None:
         return None
     probe = dict(scope)
     probe["root_path"] = root_path
@@ -220,7 +249,7 @@ def route_params(
     ``path`` is a path of the site, percent-encoded (a same-app ``Referer``'s);
     ``root_path`` where the app is mounted; ``headers`` the request's, whose
     ``Host`` a ``Host`` route matches (read only here, when a path is looked up).
-    None when nothing matches.
+    None when nothing matches, and for an app that Starlette's router does not route.
     """
     mount = root_path.rstrip("/")
     if mount:
@@ -240,8 +269,8 @@ def _cached_route_params(owner: Any, host: str, path: str) -> Mapping[str, Any] 
 
 
 def _route_params(owner: Any, host: str, path: str) -> Mapping[str, Any] | None:
-    routes = getattr(owner, "routes", None)
-    if not isinstance(routes, list):
+    routes = starlette_routes(owner)
+    if routes is None:
         return None
     probe: Scope = {
         "type": "http",
@@ -285,8 +314,9 @@ def match_route(
             break
         if passed is not None:
             passed.append(found)
-        # A mounted router: its routes are matched next (none: the mount itself).
-        routes = found.routes
+        # A mounted router: its routes are matched next (none: the mount itself,
+        # and an app mounted whole that routes without Starlette: Litestar).
+        routes = starlette_routes(found) or []
     return None if found is None else (found, probe)
 
 

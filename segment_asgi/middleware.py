@@ -30,8 +30,15 @@ from segment_asgi._options import (
     make_client,
     make_web_options,
 )
-from segment_asgi._scope import request_info, route_of, route_params, user_id_of
+from segment_asgi._scope import (
+    request_info,
+    route_of,
+    route_params,
+    starlette_routes,
+    user_id_of,
+)
 from segment_asgi._shutdown import FLUSHED_AT_SHUTDOWN
+from segment_asgi._tracked_apps import SelfTrackingMounts
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core.client import Client
 from segment_core.config import (
@@ -44,6 +51,7 @@ from segment_core.config import (
     MessageHook,
 )
 from segment_core.config import option_names as client_option_names
+from segment_core.lifecycle import live_clients
 from segment_core.lifespan import flush_in_thread, run_lifespan
 from segment_core.scope import bind, reset
 from segment_core.web import (
@@ -134,12 +142,17 @@ class SegmentMiddleware:
     the user (what ``identify_on_login`` does for Django and Flask-Login).
 
     What it translates for :mod:`segment_core.web`: the response's content type,
-    the matched route and its ``path_params``, FastAPI's docs, ReDoc, OpenAPI and
-    OAuth2-redirect routes (the app's own URLs, and a route hidden from the schema
-    at ``/docs``, ``/redoc`` or ``/docs/oauth2-redirect`` when the app turned that
-    one off) as the namespace ``openapi``, the names of the ``Mount``s passed on
-    the way to the route as its namespaces (``"shop"`` and ``"shop:cart"``), and
-    the ``allowed_hosts`` of a ``TrustedHostMiddleware`` for forwarded hosts.
+    the matched route (Starlette's, or the template Litestar leaves in the scope)
+    and its ``path_params``, FastAPI's docs, ReDoc, OpenAPI and OAuth2-redirect
+    routes (the app's own URLs, and a route hidden from the schema at ``/docs``,
+    ``/redoc`` or ``/docs/oauth2-redirect`` when the app turned that one off) as
+    the namespace ``openapi``, the names of the ``Mount``s passed on the way to
+    the route as its namespaces (``"shop"`` and ``"shop:cart"``), and the
+    ``allowed_hosts`` of a ``TrustedHostMiddleware`` for forwarded hosts.
+
+    A mounted Flask app with ``SegmentFlask``, or a Django project with
+    ``segment_django``'s middleware, tracks its own requests: this one stands
+    aside for them.
 
     On a mounted app, which Starlette passes no lifespan, the client is flushed
     at shutdown only by :func:`segment_asgi.flushing_at_shutdown` around the app
@@ -271,10 +284,11 @@ class SegmentMiddleware:
         )
         self._client = make_client(client, client_options)
         self._mounts = MountNames()
-        # The app this middleware wraps, when it routes itself (a Starlette or
-        # FastAPI app, a Router); otherwise each request's scope["app"], the app
-        # whose middleware this is.
-        self._router = app if isinstance(getattr(app, "routes", None), list) else None
+        self._self_tracking = SelfTrackingMounts()
+        # The app this middleware wraps, when Starlette's router routes it (a
+        # Starlette or FastAPI app, a Router); otherwise each request's
+        # scope["app"], the app whose middleware this is.
+        self._router = app if starlette_routes(app) is not None else None
         #: Whether it said once that an outer instance tracks its requests.
         self._stood_aside = False
         #: Whether it got lifespan, or its first request has been checked for it.
@@ -310,10 +324,17 @@ class SegmentMiddleware:
 
         if not self._lifespan_checked:
             self._check_lifespan(scope)
-        root_path = str(scope.get("root_path") or "")
-        had_router = "router" in scope
         # This app's router, read now: scope["app"] changes as mounted apps run.
         app_router = self._router or scope.get("app")
+        known_app, self_tracking = self._self_tracking.last
+        if (app_router is not known_app or self_tracking) and self._self_tracking.routes_to_one(
+            app_router, scope
+        ):
+            # A mounted Flask or Django app tracks it: its routes' secrets, its user.
+            await self.app(scope, receive, send)
+            return
+        root_path = str(scope.get("root_path") or "")
+        had_router = "router" in scope
         read_route = functools.partial(self._read_route, scope, root_path, had_router, app_router)
         native = Request(scope) if self._hooks else None
         if self._async_user_id is None:
@@ -485,8 +506,14 @@ class SegmentMiddleware:
 
         An app that does not route (a plain ASGI app) has its path as the template.
         The names of the ``Mount``s passed on the way are the route's namespaces.
+        Litestar routes without Starlette: its ``path_template`` says it has routed.
         """
-        if not final and "endpoint" not in scope and "route" not in scope:
+        if (
+            not final
+            and "endpoint" not in scope
+            and "route" not in scope
+            and "path_template" not in scope
+        ):
             return False
         name, template, route = route_of(scope, root_path, info.path, had_router=had_router)
         info.route_name, info.route_template = name, template
@@ -543,8 +570,18 @@ class SegmentMiddleware:
         return self._client if self._client is not None else segment_core.default_client
 
     async def _flush(self) -> None:
-        """Deliver what the client holds before the server hears shutdown is complete."""
-        await flush_in_thread(self._client_at_shutdown())
+        """Deliver what the client holds before the server hears shutdown is complete.
+
+        A mounted Flask or Django app that tracks itself sends with a client of its
+        own, which gets no lifespan and, under servers that end their workers
+        without ``atexit``, no other chance: the other live clients are flushed too.
+        """
+        own = self._client_at_shutdown()
+        await flush_in_thread(own)
+        if self._self_tracking.last[1]:
+            for client in live_clients():
+                if client is not own:
+                    await flush_in_thread(client)
 
 
 def _content_type(headers: Iterable[Any]) -> str | None:
