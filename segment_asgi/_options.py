@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import segment_core
+from segment_core.adapters import (
+    SERVER_KEY_IN_BROWSER,
+    SERVER_KEY_IN_BROWSER_FIX,
+    hands_server_key_to_browsers,
+    offer_as_default,
+    server_write_key,
+    shared_client,
+)
 from segment_core.client import Client
 from segment_core.config import ALIASES
 from segment_core.config import option_names as client_option_names
@@ -19,7 +27,10 @@ __all__ = [
     "check_names",
     "make_client",
     "make_web_options",
+    "warn_if_server_key_in_browser",
 ]
+
+logger = logging.getLogger("segment.asgi")
 
 #: Keywords of the middleware that are neither client nor web options.
 OWN_OPTIONS = frozenset({"allowed_hosts", "client", "websockets"})
@@ -50,9 +61,12 @@ def make_web_options(web: Mapping[str, Any]) -> WebOptions:
 def make_client(client: Client | None, options: Mapping[str, Any]) -> Client | None:
     """The given client, or one built from the client options; None: the default client.
 
-    A client built here becomes ``segment_core``'s default client when there is
-    none yet, so ``segment_core.track(...)`` and ``analytics()`` outside a
-    request use it too.
+    Options without a write key take the module-level settings for those they leave
+    unset (see :mod:`segment_core.adapters`). Instances given the same option values
+    (a framework that makes one instance per route) share one client: a client is a
+    sender thread and a buffer, made once per process. A client built here with a
+    write key becomes ``segment_core``'s default client when there is none, so
+    ``segment_core.track(...)`` and ``analytics()`` outside a request use it too.
     """
     if client is not None:
         if not isinstance(client, Client):
@@ -68,10 +82,25 @@ def make_client(client: Client | None, options: Mapping[str, Any]) -> Client | N
         return client
     if not options:
         return None
-    built = Client(**options)
-    if segment_core.default_client is None:
-        segment_core.default_client = built
+    built = shared_client(options)
+    offer_as_default(built)
     return built
+
+
+def warn_if_server_key_in_browser(options: WebOptions, client: Client | None) -> None:
+    """Log once per process when the snippet's key is the server's: ``client``'s write
+    key (None: the default client's, as :func:`make_client` answers for no options)."""
+    global _warned_server_key
+    if _warned_server_key or options.browser_write_key is None:
+        return
+    write_key = server_write_key({}) if client is None else client.config.write_key
+    if not hands_server_key_to_browsers(options.browser_write_key, write_key):
+        return
+    _warned_server_key = True
+    logger.warning("SegmentMiddleware: %s; %s.", SERVER_KEY_IN_BROWSER, SERVER_KEY_IN_BROWSER_FIX)
+
+
+_warned_server_key = False
 
 
 def allowed_hosts_of(value: object) -> tuple[str, ...]:

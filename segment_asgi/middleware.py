@@ -29,6 +29,7 @@ from segment_asgi._options import (
     check_names,
     make_client,
     make_web_options,
+    warn_if_server_key_in_browser,
 )
 from segment_asgi._scope import (
     request_info,
@@ -283,6 +284,7 @@ class SegmentMiddleware:
             web_options.page_filter is not None or web_options.page_properties is not None
         )
         self._client = make_client(client, client_options)
+        warn_if_server_key_in_browser(web_options, self._client)
         self._mounts = MountNames()
         self._self_tracking = SelfTrackingMounts()
         # The app this middleware wraps, when Starlette's router routes it (a

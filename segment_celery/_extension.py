@@ -31,6 +31,7 @@ from celery.utils.text import match_case
 
 import segment_core
 from segment_core import lifecycle
+from segment_core.adapters import build_client, offer_as_default
 from segment_core.client import Client
 from segment_core.config import ALIASES, option_names
 from segment_core.scope import Analytics, bind, current, reset, restore
@@ -67,8 +68,9 @@ class SegmentCelery:
 
     Where the client comes from, first match wins: ``client=``; keyword options
     (every :class:`~segment_core.Client` option) over the app's
-    ``segment_<option>`` configuration keys (a client of its own, which also
-    becomes ``segment_core``'s default client when there is none); else
+    ``segment_<option>`` configuration keys (a client of its own; without a write
+    key, the module-level settings fill in the options they leave unset; with one,
+    it also becomes ``segment_core``'s default client when there is none); else
     ``segment_core``'s default client (under Django, the one ``settings.SEGMENT``
     configured). Or ``SegmentCelery()`` first and :meth:`init_app` later.
     """
@@ -131,11 +133,8 @@ class SegmentCelery:
             return None
         with self._lock:
             if self._own is None:
-                self._own = Client(**options)
-                import segment_core
-
-                if segment_core.default_client is None:
-                    segment_core.default_client = self._own
+                self._own = build_client(options)
+                offer_as_default(self._own)
         return self._own
 
     def _task_client(self) -> Client | None:
@@ -187,7 +186,8 @@ class SegmentCelery:
 
 def _default_client() -> Client | None:
     """For segment_core's module-level calls while there is no default client: the
-    own client of a live (not closed) app's extension, built now if need be."""
+    own client of a live (not closed) app's extension, built now if need be, when it
+    has a write key."""
     import segment_core
 
     if segment_core.default_client is not None or not _extensions:
@@ -201,7 +201,7 @@ def _default_client() -> Client | None:
     for app in apps:
         extension = _extensions.get(app)
         client = extension._task_client() if extension is not None else None
-        if client is not None:
+        if client is not None and client.config.write_key:  # else the module-level settings'
             return client
     return None
 

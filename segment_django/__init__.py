@@ -17,7 +17,10 @@ JSON) then gets an automatic page call, a login an identify, and every request
 :class:`segment_core.web.WebOptions`, upper-cased. The client is built once per
 process, at start-up (``AppConfig.ready``), and is also ``segment_core``'s default
 client: ``segment_core.track(...)`` works in management commands, the shell,
-signal receivers and workers.
+signal receivers and workers. Without client options in ``SEGMENT``, Django sends
+through ``segment_core``'s default client itself (the module-level settings:
+``segment_core.write_key``, ``segment_core.host``, ...); without a ``WRITE_KEY``,
+the options ``SEGMENT`` leaves unset come from them.
 ``{% load segment %}{% segment_snippet %}`` in a template renders the analytics.js
 loader for the request's visitor (``BROWSER_WRITE_KEY`` and the other snippet options).
 

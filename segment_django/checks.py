@@ -3,7 +3,8 @@
 - ``segment_django.E001``: ``SEGMENT`` is not a dict.
 - ``segment_django.E002``: an unknown key in ``SEGMENT`` (the hint names the closest).
 - ``segment_django.E003``: an invalid value.
-- ``segment_django.E004``: no write key, outside ``DEBUG``, with ``SEND`` on; a
+- ``segment_django.E004``: no write key (neither ``WRITE_KEY`` nor
+  ``segment_core.write_key`` nor the environment's), outside ``DEBUG``, with ``SEND`` on; a
   deployment check (``manage.py check --deploy``), so ``migrate`` and ``test``
   run without a key.
 - ``segment_django.E005``: the middleware comes before ``AuthenticationMiddleware``.
@@ -19,6 +20,8 @@
 - ``segment_django.W008``: the middleware comes after the cache's
   ``FetchFromCacheMiddleware`` (or ``CacheMiddleware``): pages the cache answers
   never reach it.
+- ``segment_django.W009``: ``BROWSER_WRITE_KEY`` is the server's write key: the
+  snippet would hand it to every browser.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.middleware.cache import FetchFromCacheMiddleware
 from django.utils.module_loading import import_string
 
+from segment_core.adapters import (
+    SERVER_KEY_IN_BROWSER,
+    SERVER_KEY_IN_BROWSER_FIX,
+    hands_server_key_to_browsers,
+    server_write_key,
+)
 from segment_core.config import Config
 from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
 from segment_django.conf import django_message
@@ -104,7 +113,7 @@ def _unknown(exc: Exception) -> Error:
     text, _, hint = str(exc).partition("; ")
     return Error(
         f"settings.SEGMENT: {text}.",
-        hint=hint[:1].upper() + hint[1:] if hint else "See the segment_django documentation.",
+        hint=_sentence(hint) if hint else "See the segment_django documentation.",
         id="segment_django.E002",
     )
 
@@ -115,18 +124,32 @@ def _invalid(exc: Exception) -> Error:
 
 def _check_write_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
     options = {str(key).upper(): value for key, value in segment.items()}
-    if options.get("WRITE_KEY") or os.environ.get("SEGMENT_WRITE_KEY"):
+    if _server_write_key(segment):
         return []
     if "SEND" in options and _sending_off(options["SEND"]):
         return []
     text = "Segment has no write key: every event is discarded."
     hint = (
-        'Set SEGMENT = {"WRITE_KEY": ...} or the SEGMENT_WRITE_KEY environment variable, '
-        'or SEGMENT["SEND"] = False to turn sending off on purpose.'
+        'Set SEGMENT = {"WRITE_KEY": ...}, segment_core.write_key or the SEGMENT_WRITE_KEY '
+        'environment variable, or SEGMENT["SEND"] = False to turn sending off on purpose.'
     )
     if settings.DEBUG:
         return [Warning(text, hint=hint, id="segment_django.W001")]
     return [Error(text, hint=hint, id="segment_django.E004")]
+
+
+def _server_write_key(segment: Mapping[str, Any]) -> str | None:
+    """The write key Django's client sends with (``WRITE_KEY``, else the module-level
+    setting or the environment's), read without making the client."""
+    try:
+        client_options, _ = split_options(segment)
+    except (TypeError, ValueError):  # reported by _check_values; the key may be fine
+        client_options = {
+            "write_key": next(
+                (value for key, value in segment.items() if str(key).upper() == "WRITE_KEY"), None
+            )
+        }
+    return server_write_key(client_options)
 
 
 def _sending_off(send: object) -> bool:
@@ -175,26 +198,39 @@ def _check_browser_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
         options = WebOptions.from_mapping(web)
     except ValueError:
         return []  # reported by _check_values
+    messages: list[CheckMessage] = []
+    if hands_server_key_to_browsers(options.browser_write_key, _server_write_key(segment)):
+        messages.append(
+            Warning(
+                f"{django_message(SERVER_KEY_IN_BROWSER)}.",
+                hint=f"{_sentence(django_message(SERVER_KEY_IN_BROWSER_FIX))}.",
+                id="segment_django.W009",
+            )
+        )
     if options.browser_write_key is not None and not _request_in_templates():
-        return [
+        messages.append(
             Warning(
                 "{% segment_snippet %} needs the request in the template context, and no "
                 "Django template engine adds it.",
                 hint=f"Add {REQUEST_PROCESSOR!r} to the context_processors of TEMPLATES.",
                 id="segment_django.W006",
             )
-        ]
-    if not missing_browser_key(options):
-        return []
-    return [
-        Warning(
-            "The analytics.js snippet has no browser write key: {% segment_snippet %} "
-            "renders nothing.",
-            hint='Set SEGMENT["BROWSER_WRITE_KEY"] to the write key of your website '
-            "source; the server's WRITE_KEY is never sent to browsers.",
-            id="segment_django.W005",
         )
-    ]
+    if missing_browser_key(options):
+        messages.append(
+            Warning(
+                "The analytics.js snippet has no browser write key: {% segment_snippet %} "
+                "renders nothing.",
+                hint='Set SEGMENT["BROWSER_WRITE_KEY"] to the write key of your website '
+                "source; the server's WRITE_KEY is never sent to browsers.",
+                id="segment_django.W005",
+            )
+        )
+    return messages
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _request_in_templates() -> bool:

@@ -19,8 +19,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import get_script_prefix
 
 import segment_core
+from segment_core.adapters import build_client, default_client, offer_as_default
 from segment_core.client import Client
 from segment_core.config import ALIASES, FROM_ENVIRONMENT, Config
 from segment_core.config import option_names as client_option_names
@@ -41,6 +43,10 @@ logger = logging.getLogger("segment.django")
 
 _lock = threading.Lock()
 _client: Client | None = None
+#: Whether ``_client`` was built from ``settings.SEGMENT`` (else it is segment_core's).
+_owned = False
+#: The client last diverted under test runners: set up once, not at each call.
+_diverted: Client | None = None
 _web_options: WebOptions | None = None
 
 
@@ -64,10 +70,18 @@ class Settings:
     @property
     def asset_paths(self) -> tuple[str, ...]:
         """Patterns for ``STATIC_URL`` and ``MEDIA_URL`` when they are served locally."""
+        # Django puts the script prefix ("/", or FORCE_SCRIPT_NAME's "/app/") before a
+        # relative URL, and so turns an unset MEDIA_URL into the prefix itself: the
+        # start of every page's path, not of assets. So is "/".
+        page_roots = ("", get_script_prefix().strip("/"))
         patterns = []
         for url in (getattr(settings, "STATIC_URL", None), getattr(settings, "MEDIA_URL", None)):
-            # Django turns an unset MEDIA_URL into "/": a prefix of every page, not assets.
-            if url and "://" not in url and not url.startswith("//") and url.strip("/"):
+            if (
+                url
+                and "://" not in url
+                and not url.startswith("//")
+                and url.strip("/") not in page_roots
+            ):
                 patterns.append("^" + re.escape(url if url.startswith("/") else f"/{url}"))
         return tuple(patterns)
 
@@ -75,7 +89,7 @@ class Settings:
 conf = Settings()
 
 
-def django_message(error: Exception) -> str:
+def django_message(error: Exception | str) -> str:
     """An option error as a Django user reads it: ``FLUSH_AT must be ...``.
 
     Option names are upper-cased where they cannot be plain words: at the start
@@ -135,30 +149,51 @@ def web_options() -> WebOptions:
 
 
 def get_client() -> Client:
-    """This process's client, built from ``settings.SEGMENT`` on first use.
+    """This process's client: built from ``settings.SEGMENT`` on first use, or, when
+    it names no client option, ``segment_core``'s default client (the module-level
+    settings' ``segment_core.write_key``, ``host``, ...).
 
-    It also becomes ``segment_core``'s default client (unless one exists), so
-    ``segment_core.track(...)`` and ``analytics()`` outside a request use it too.
+    A client it builds with a write key also becomes ``segment_core``'s default
+    client (unless one exists), so ``segment_core.track(...)`` and ``analytics()``
+    outside a request use it too.
     """
-    global _client
     client = _client
     if client is None:
-        with _lock:
-            if _client is None:
-                client_options, web = _split()
-                try:
-                    _client = Client(**client_options)
-                except (TypeError, ValueError) as exc:
-                    raise _improperly_configured(exc) from None
-                if web.get("send_in_tests") is not True:
-                    if running_tests():
-                        divert(_client)  # events go to segment_core.testing.outbox
-                    else:  # a test runner may start later (a runtests.py script)
-                        divert_when(_client, running_tests)
-                if segment_core.default_client is None:
-                    segment_core.default_client = _client
-            client = _client
+        client = _find_client()
     return client
+
+
+def _find_client() -> Client:
+    global _client, _owned
+    with _lock:
+        if _client is not None:
+            return _client
+        client_options, web = _split()
+        try:
+            client = build_client(client_options) if client_options else default_client()
+        except (TypeError, ValueError) as exc:
+            raise _improperly_configured(exc) from None
+        if client is not _diverted:
+            _divert_in_tests(client, web)
+        if client_options:
+            offer_as_default(client)  # diverted first: a test's module-level call sends nothing
+        if client_options or client.config.write_key:
+            _client, _owned = client, bool(client_options)
+        # else: the module-level settings have no write key yet (an app's ready()
+        # may set one later): asked again at the next call.
+        return client
+
+
+def _divert_in_tests(client: Client, web: Mapping[str, Any]) -> None:
+    """Under a test runner, ``client``'s events go to ``segment_core.testing.outbox``."""
+    global _diverted
+    _diverted = client
+    if web.get("send_in_tests") is True:
+        divert(client, None)
+    elif running_tests():
+        divert(client)
+    else:  # a test runner may start later (a runtests.py script)
+        divert_when(client, running_tests)
 
 
 def running_tests() -> bool:
@@ -179,14 +214,14 @@ def running_tests() -> bool:
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     """Forget what was built from settings that changed (``setting_changed`` receiver)."""
-    global _client, _web_options
+    global _client, _diverted, _web_options
     if setting in ("SEGMENT", "STATIC_URL", "MEDIA_URL"):
         _web_options = None
     if setting != "SEGMENT":
         return
     with _lock:
-        old, _client = _client, None
-    if old is None:
+        old, _client, _diverted = _client, None, None
+    if old is None or not _owned:  # segment_core's default client is not Django's to stop
         return
     was_default = segment_core.default_client is old
     if was_default:

@@ -668,11 +668,22 @@ def _call_after_close(response: HttpResponseBase, callback: Callable[[], None]) 
     cast(Any, response).close = close_then_callback
 
 
-def _id_of(user: Any) -> str | None:
+def _id_of(user: Any) -> Any:
+    """The user's id as text; None for a visitor not logged in.
+
+    ``USER_NOT_KNOWN`` for a logged-in user without a pk: Django's ``delete()``
+    clears it, and the view's next call ("Account Deleted") still acts for that user.
+    """
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     pk = getattr(user, "pk", None)
-    return None if pk is None else str(pk)
+    return USER_NOT_KNOWN if pk is None else str(pk)
+
+
+def _arrival_id_of(user: Any) -> str | None:
+    """:func:`_id_of` as the request starts: no user id is known yet to keep."""
+    found = _id_of(user)
+    return None if found is USER_NOT_KNOWN else found
 
 
 def _user_id(request: HttpRequest) -> Any:
@@ -689,10 +700,31 @@ def _user_id(request: HttpRequest) -> Any:
             state = vars(request)  # where request.user and await request.auser() keep it
             loaded = state.get("_cached_user") or state.get("_acached_user")
             return USER_NOT_KNOWN if loaded is None else _id_of(loaded)
-        return None if _anonymous_visitor(request, user) else _id_of(user)
+        if _anonymous_visitor(request, user):
+            return None
+        found = _id_of(user)
+        return _deleted_user_id(request, user) if found is USER_NOT_KNOWN else found
     except Exception:
         logger.exception("segment: could not read request.user; no user id for this request")
         return None
+
+
+def _deleted_user_id(request: HttpRequest, user: Any) -> Any:
+    """The id of the logged-in user a view deleted (``delete()`` clears its pk): the
+    session's, when Django's auth loaded the user from it; else the id known so far
+    (in the event loop, where the user was read as the request started)."""
+    parts = _django_auth()
+    loaded = user._wrapped if isinstance(user, LazyObject) else user
+    session = vars(request).get("session")
+    if (
+        parts is None
+        or session is None
+        or vars(request).get("_cached_user") is not loaded
+        or _running_loop() is not None  # reading the session may be I/O, refused there
+    ):
+        return USER_NOT_KNOWN
+    user_id = session.get(parts.session_key)
+    return USER_NOT_KNOWN if user_id is None else str(user_id)
 
 
 class _DjangoAuth(NamedTuple):
@@ -874,14 +906,14 @@ async def _auser_id(request: HttpRequest) -> str | None:
             # Django's async ORM does); later reads of request.user do no I/O.
             user = getattr(request, "user", None)
             if isinstance(user, LazyObject) and user._wrapped is empty:
-                return await sync_to_async(_id_of)(user)
-            return _id_of(user)
+                return await sync_to_async(_arrival_id_of)(user)
+            return _arrival_id_of(user)
         user = await auser()
         if not hasattr(request, "_cached_user"):
             # request.user is read again at each call, in the event loop (and so may
             # a USER_ID hook): hand Django's lazy user the one loaded, so it does no I/O.
             cast(Any, request)._cached_user = user
-        return _id_of(user)
+        return _arrival_id_of(user)
     except Exception:
         logger.exception("segment: could not load the user; no user id for this request")
         return None

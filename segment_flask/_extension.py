@@ -8,6 +8,7 @@ from flask import Flask, current_app, has_app_context
 
 import segment_core
 import segment_core.scope
+from segment_core.adapters import offer_as_default
 from segment_core.client import Client
 from segment_core.testing import divert, divert_when
 from segment_core.web import WebOptions
@@ -38,12 +39,15 @@ class SegmentFlask:
     or, with an app factory, ``segment = SegmentFlask()`` at module level and
     ``segment.init_app(app)`` in the factory. Options are the ``SEGMENT_*``
     config keys; keyword arguments given here or to :meth:`init_app` override
-    them (``client=`` shares an existing :class:`~segment_core.Client`). The
-    extension keeps no app: each app's client and options live in
-    ``app.extensions["segment"]`` (a :class:`SegmentState`).
+    them (``client=`` shares an existing :class:`~segment_core.Client`). Without
+    any client option, the app sends through ``segment_core``'s default client,
+    made from its module-level settings (``segment_core.write_key``, ...) as they
+    are when ``init_app`` runs. The extension keeps no app: each app's client and
+    options live in ``app.extensions["segment"]`` (a :class:`SegmentState`).
 
-    With ``TESTING = True`` the app's own client sends nothing: its events go to
-    ``segment_core.testing.outbox``, unless ``SEGMENT_SEND_IN_TESTS = True``.
+    With ``TESTING = True`` the app's own client (or the default client it
+    follows) sends nothing: its events go to ``segment_core.testing.outbox``,
+    unless ``SEGMENT_SEND_IN_TESTS = True``.
     """
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
@@ -73,7 +77,7 @@ class SegmentFlask:
         # now and before each request, so TESTING set after init_app (as test
         # fixtures often do) counts too.
         divert_when_testing = None
-        if state.owns_client and not state.options.send_in_tests:
+        if (state.owns_client or state.follows_default) and not state.options.send_in_tests:
             if app.testing:
                 divert(state.client)
             else:
@@ -101,7 +105,8 @@ class SegmentFlask:
         from segment_flask.cli import segment_cli
 
         app.cli.add_command(segment_cli)
-        _make_default(state.client)
+        # The first app's client also serves segment_core.track(...) outside requests.
+        offer_as_default(state.client)
 
     @property
     def client(self) -> Client:
@@ -136,11 +141,3 @@ def _current_app_client() -> Client | None:
 
 segment_core._client_finders.append(_current_app_client)
 segment_core.scope._analytics_finders.append(request_analytics)
-
-
-def _make_default(client: Client) -> None:
-    """The first app's client also serves ``segment_core.track(...)`` outside requests."""
-    import segment_core
-
-    if segment_core.default_client is None:
-        segment_core.default_client = client

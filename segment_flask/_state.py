@@ -6,7 +6,10 @@ Every option of :class:`segment_core.config.Config` and
 them (whichever of an option's names each uses: ``max_batch_size=`` replaces
 ``SEGMENT_UPLOAD_SIZE``), and the core's environment fallbacks (``SEGMENT_WRITE_KEY``,
 ``SEGMENT_HOST``) apply last. ``SEGMENT_CLIENT`` (or ``client=``) hands the app an
-existing :class:`~segment_core.Client` to share.
+existing :class:`~segment_core.Client` to share. An app that names no client option
+sends through ``segment_core``'s default client; one that names some but no write
+key takes the module-level settings for those it leaves unset (see
+:mod:`segment_core.adapters`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from segment_core.adapters import (
+    SERVER_KEY_IN_BROWSER,
+    SERVER_KEY_IN_BROWSER_FIX,
+    build_client,
+    default_client,
+    hands_server_key_to_browsers,
+)
 from segment_core.client import Client
 from segment_core.config import ALIASES
 from segment_core.config import option_names as client_option_names
@@ -41,8 +51,12 @@ class SegmentState:
     client: Client
     #: How requests become context, identity and page calls.
     options: WebOptions
-    #: False when the client came from ``client=``/``SEGMENT_CLIENT`` (someone else's).
+    #: False when the client came from ``client=``/``SEGMENT_CLIENT`` (someone else's)
+    #: or is ``segment_core``'s default client.
     owns_client: bool
+    #: True when the app names no client option: it sends through ``segment_core``'s
+    #: default client (the module-level settings), diverted as its own with ``TESTING``.
+    follows_default: bool = False
 
 
 def known_options() -> frozenset[str]:
@@ -171,20 +185,38 @@ def load_state(
                 UserWarning,
                 stacklevel + 1,
             )
+        _warn_if_server_key_in_browser(web, given, app_name)
         return SegmentState(client=given, options=web, owns_client=False)
 
     try:
-        client = Client(**client_kwargs)
+        client = build_client(client_kwargs) if client_kwargs else default_client()
     except ValueError as exc:
         raise _named(exc, source) from None
     if client.config.send and not client.config.write_key:
         logger.warning(
             "Segment has no write key for app %r: every event is discarded. Set "
-            "app.config['SEGMENT_WRITE_KEY'] (or the SEGMENT_WRITE_KEY environment "
-            "variable), or SEGMENT_SEND = False to turn sending off on purpose.",
+            "app.config['SEGMENT_WRITE_KEY'] (or segment_core.write_key before init_app, "
+            "or the SEGMENT_WRITE_KEY environment variable), or SEGMENT_SEND = False to "
+            "turn sending off on purpose.",
             app_name,
         )
-    return SegmentState(client=client, options=web, owns_client=True)
+    _warn_if_server_key_in_browser(web, client, app_name)
+    return SegmentState(
+        client=client,
+        options=web,
+        owns_client=bool(client_kwargs),
+        follows_default=not client_kwargs,
+    )
+
+
+def _warn_if_server_key_in_browser(web: WebOptions, client: Client, app_name: str) -> None:
+    if hands_server_key_to_browsers(web.browser_write_key, client.config.write_key):
+        logger.warning(
+            "Segment for app %r: %s; %s.",
+            app_name,
+            SERVER_KEY_IN_BROWSER,
+            SERVER_KEY_IN_BROWSER_FIX,
+        )
 
 
 def _named(error: ValueError, source: Callable[[str], str | None]) -> ValueError:

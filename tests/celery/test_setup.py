@@ -95,6 +95,41 @@ def test_without_options_the_default_client_is_used(celery_app: Celery) -> None:
     assert SegmentCelery(celery_app).client is default
 
 
+def test_options_without_a_write_key_take_the_module_level_ones(
+    celery_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """analytics-python's ``analytics.write_key = ...``, kept after changing the import."""
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.setattr(segment_core, "write_key", "module-key")
+    monkeypatch.setattr(segment_core, "host", "http://127.0.0.1:9")
+    segment = SegmentCelery(celery_app, flush_at=3)
+    config = segment.client.config
+    assert (config.write_key, config.host, config.flush_at) == (
+        "module-key",
+        "http://127.0.0.1:9",
+        3,
+    )
+    assert segment_core.default_client is segment.client
+
+
+def test_a_client_without_a_write_key_never_serves_the_module_level_calls(
+    celery_app: Celery, monkeypatch: pytest.MonkeyPatch, segment_collector: Any
+) -> None:
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.setattr(segment_core, "write_key", None)
+    monkeypatch.setattr(segment_core, "_keyless_client", None)
+    segment = SegmentCelery(celery_app, flush_at=3)
+    assert segment.client.config.write_key is None
+    assert segment_core.get_client() is not segment.client
+    assert segment_core.default_client is None
+    # Set later (a worker's start-up): the module-level calls send with it.
+    monkeypatch.setattr(segment_core, "write_key", "module-key")
+    monkeypatch.setattr(segment_core, "host", segment_collector.url)
+    assert segment_core.track("user-1", "Nightly Export")[0]
+    assert segment_core.flush(10)
+    assert [e["message"]["event"] for e in segment_collector.events()] == ["Nightly Export"]
+
+
 def test_a_given_client_is_used(celery_app: Celery) -> None:
     mine = Client("mine")
     try:

@@ -70,8 +70,11 @@ Sent = Callable[..., list[dict[str, Any]]]
 
 @pytest.fixture(autouse=True)
 def _keep_the_default_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    """segment_django makes its client segment_core's default: undo that after each test."""
+    """segment_django makes its client segment_core's default: undo that after each test.
+    Settings without client options follow the module's client, diverted in tests: each
+    test gets a disabled one of its own."""
     monkeypatch.setattr(segment_core, "default_client", segment_core.default_client)
+    monkeypatch.setattr(segment_core, "_keyless_client", None)
 
 
 @pytest.fixture

@@ -146,6 +146,20 @@ async def test_a_logout_in_an_async_view_ends_the_user_for_the_rest_of_the_reque
     assert "userId" not in signed_out and signed_out["anonymousId"]
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_an_account_deleted_in_an_async_view_keeps_its_user_id(
+    async_client: AsyncClient, sent: Sent
+) -> None:
+    user = await sync_to_async(User.objects.create_user)("bob")
+    user_id = str(user.pk)
+    await sync_to_async(async_client.force_login)(user)
+    assert (await async_client.get("/adelete-account/")).status_code == 200
+    assert [(m["type"], m.get("userId")) for m in sent()] == [
+        ("track", user_id),
+        ("page", user_id),
+    ]
+
+
 async def test_analytics_is_bound_while_an_async_streaming_body_is_made(
     async_client: AsyncClient, sent: Sent
 ) -> None:

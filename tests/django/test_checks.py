@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.core.checks import run_checks
 
+import segment_core
 from segment_django.middleware import SegmentMiddleware
 
 SESSION = "django.contrib.sessions.middleware.SessionMiddleware"
@@ -28,8 +29,11 @@ def ids(settings: Any, **segment: Any) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No write key but the settings': none in the environment, none at module level."""
     monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
     monkeypatch.delenv("SEGMENT_HOST", raising=False)
+    monkeypatch.setattr(segment_core, "default_client", None)
+    monkeypatch.setattr(segment_core, "write_key", None)
 
 
 def test_a_good_configuration_reports_nothing(settings: Any) -> None:
@@ -114,6 +118,38 @@ def test_e004_and_w001_missing_write_key(settings: Any, monkeypatch: pytest.Monk
     assert deploy_ids(settings) == ["segment_django.W001"]
     monkeypatch.setenv("SEGMENT_WRITE_KEY", "from-env")
     assert ids(settings) == []
+
+
+def test_a_module_level_write_key_is_a_write_key(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """analytics-python's ``analytics.write_key = ...``, kept after changing the import."""
+    monkeypatch.setattr(segment_core, "write_key", "module-key")
+    settings.DEBUG = False
+    assert deploy_ids(settings) == []
+    assert deploy_ids(settings, FLUSH_AT=5) == []
+    settings.DEBUG = True
+    assert ids(settings) == []
+
+
+def test_w009_the_browser_key_is_the_server_key(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ids(settings, WRITE_KEY="k-server", BROWSER_WRITE_KEY="k-browser") == []
+    settings.SEGMENT = {"WRITE_KEY": "k-server", "BROWSER_WRITE_KEY": "k-server"}
+    [message] = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+    assert message.id == "segment_django.W009"
+    assert message.msg.startswith("BROWSER_WRITE_KEY is the server's WRITE_KEY: ")
+    assert message.hint == (
+        "Give BROWSER_WRITE_KEY the write key of a website (analytics.js) source."
+    )
+    # The server's key wherever it comes from: the module-level setting, the environment.
+    monkeypatch.setattr(segment_core, "write_key", "k-module")
+    assert ids(settings, BROWSER_WRITE_KEY="k-module") == ["segment_django.W009"]
+    monkeypatch.setattr(segment_core, "write_key", None)
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "k-env")
+    assert ids(settings, BROWSER_WRITE_KEY="k-env") == ["segment_django.W009"]
+    assert ids(settings, WRITE_KEY="k-server", BROWSER_WRITE_KEY="k-env") == []
 
 
 def test_a_missing_write_key_fails_only_the_deployment_check(settings: Any) -> None:

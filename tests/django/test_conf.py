@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
+from django.urls import set_script_prefix
 
 import segment_core
 import segment_django
@@ -40,6 +41,30 @@ def test_static_and_media_urls_are_excluded(settings: Any) -> None:
     patterns = [p.pattern for p in segment_django.web_options().exclude_patterns]
     assert patterns[-1] == "^/s/"
     assert not any("cdn" in p for p in patterns)
+
+
+def test_an_unset_media_url_under_a_script_prefix_excludes_no_page(
+    settings: Any, sent: Sent
+) -> None:
+    # django.setup() sets FORCE_SCRIPT_NAME as the script prefix (runserver, manage.py
+    # test, pytest-django): Django then reads an unset MEDIA_URL as "/app/", and a
+    # relative STATIC_URL as "/app/static/".
+    settings.FORCE_SCRIPT_NAME = "/app"
+    set_script_prefix("/app/")
+    try:
+        settings.STATIC_URL = "static/"
+        settings.MEDIA_URL = ""
+        patterns = [p.pattern for p in segment_django.web_options().exclude_patterns]
+        assert "^/app/static/" in patterns
+        assert "^/app/" not in patterns
+        response = Client().get("/track/")
+        assert response.status_code == 200 and "ajs_anonymous_id" in response.cookies
+        assert [(m["type"], m["context"]["page"]["path"]) for m in sent()] == [
+            ("track", "/app/track/"),
+            ("page", "/app/track/"),
+        ]
+    finally:
+        set_script_prefix("/")
 
 
 def test_the_django_client_becomes_the_default_client(

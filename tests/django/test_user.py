@@ -71,8 +71,18 @@ def track_logout_track(request: HttpRequest) -> HttpResponse:
     return HttpResponse("<p>bye</p>")
 
 
+def delete_account(request: HttpRequest) -> HttpResponse:
+    """Django's delete() leaves request.user logged in, its pk set to None."""
+    if "track_first" in request.GET:
+        request.analytics.track("Opened Settings")  # type: ignore[attr-defined]
+    request.user.delete()
+    request.analytics.track("Account Deleted")  # type: ignore[attr-defined]
+    return HttpResponse("<p>bye</p>")
+
+
 urlpatterns = [
     path("", page, name="home"),
+    path("delete-account/", delete_account, name="delete-account"),
     path("whoami/", whoami, name="whoami"),
     path("remember/", remember, name="remember"),
     path("track-then-login/", track_then_login, name="track-then-login"),
@@ -269,3 +279,36 @@ def test_a_replaced_get_user_is_called(
     monkeypatch.undo()
     client.get("/")
     assert [m.get("userId") for m in sent()] == [None, "7", None]
+
+
+@pytest.mark.django_db
+def test_a_deleted_account_keeps_its_user_id_for_the_rest_of_the_request(
+    client: Client, sent: Sent
+) -> None:
+    user = User.objects.create_user("ann")
+    user_id = str(user.pk)
+    client.force_login(user)
+    client.get("/delete-account/")
+    assert not User.objects.filter(username="ann").exists()
+    assert [(m["type"], m.get("userId")) for m in sent()] == [
+        ("track", user_id),
+        ("page", user_id),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_deleted_user_of_another_middleware_keeps_the_user_id_known_so_far(
+    client: Client, sent: Sent, settings: Any
+) -> None:
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:-1],
+        f"{__name__}.TokenUserMiddleware",
+        settings.MIDDLEWARE[-1],
+    ]
+    user_id = str(User.objects.create_user("ann").pk)
+    client.get("/delete-account/?track_first=1", HTTP_X_USER="ann")
+    assert [(m.get("event"), m.get("userId")) for m in sent()] == [
+        ("Opened Settings", user_id),
+        ("Account Deleted", user_id),
+        (None, user_id),
+    ]

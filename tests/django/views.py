@@ -91,6 +91,14 @@ async def asignout(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"user_id": request.analytics.user_id})  # type: ignore[attr-defined]
 
 
+async def adelete_account(request: HttpRequest) -> HttpResponse:
+    """Django's delete() leaves request.user logged in, its pk set to None."""
+    user = await request.auser()
+    await sync_to_async(user.delete)()
+    request.analytics.track("Account Deleted")  # type: ignore[attr-defined]
+    return HttpResponse("<p>bye</p>")
+
+
 async def awhoami(request: HttpRequest) -> JsonResponse:
     bound = request.analytics  # type: ignore[attr-defined]
     return JsonResponse({"user_id": bound.user_id, "anonymous_id": bound.anonymous_id})

@@ -18,9 +18,12 @@ MakeApp = Callable[..., Flask]
 
 
 @pytest.fixture(autouse=True)
-def _keep_default_client() -> Iterator[None]:
-    """The first app's client becomes segment_core's default: undo that after each test."""
+def _keep_default_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The first app's client becomes segment_core's default: undo that after each test.
+    An app without client options follows the module's client, diverted with ``TESTING``:
+    each test gets a disabled one of its own."""
     before = segment_core.default_client
+    monkeypatch.setattr(segment_core, "_keyless_client", None)
     yield
     segment_core.default_client = before
 

@@ -185,6 +185,8 @@ def test_no_write_key_disables_and_says_how_to_fix(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, sent: Sent
 ) -> None:
     monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.setattr(segment_core, "default_client", None)  # nor one to follow
+    monkeypatch.setattr(segment_core, "_keyless_client", None)
     app = create_app()
     with caplog.at_level(logging.WARNING, logger="segment.flask"):
         SegmentFlask(app)

@@ -1,0 +1,142 @@
+"""What every framework adapter does with its own settings, written once.
+
+Where an adapter's client comes from (Django's ``settings.SEGMENT``, Flask's
+``SEGMENT_*`` keys, the keywords of ``SegmentMiddleware`` and ``SegmentCelery``):
+
+- settings with no client option at all: :func:`default_client`, the client
+  ``segment_core``'s module-level calls use, made from the module-level settings
+  (``segment_core.write_key``, ``segment_core.host``, ...);
+- settings with client options but no write key: :func:`build_client` completes
+  them with the module-level settings, each option they leave unset taking its
+  module-level value (so the key and the host stay a pair), then the environment;
+- settings with a write key of their own: a client of their own.
+
+A client an adapter builds becomes the default client when there is none, so that
+module-level calls outside requests (commands, workers) send with it; one without
+a write key never does (:func:`offer_as_default`): it would discard those calls,
+whatever the module-level settings say.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import segment_core
+from segment_core import _forks
+from segment_core.client import Client
+
+__all__ = [
+    "SERVER_KEY_IN_BROWSER",
+    "SERVER_KEY_IN_BROWSER_FIX",
+    "build_client",
+    "default_client",
+    "hands_server_key_to_browsers",
+    "offer_as_default",
+    "server_write_key",
+    "shared_client",
+]
+
+#: What every adapter says when the snippet's key is the server's, and how to fix it.
+SERVER_KEY_IN_BROWSER = (
+    "browser_write_key is the server's write_key: the snippet hands it to every browser, "
+    "where anyone can read it and send events as the server"
+)
+SERVER_KEY_IN_BROWSER_FIX = (
+    "give browser_write_key the write key of a website (analytics.js) source"
+)
+
+
+def default_client() -> Client:
+    """``segment_core``'s default client, made now from the module-level settings if
+    need be. While they (and ``SEGMENT_WRITE_KEY``) give no write key: the disabled
+    client the module-level calls use meanwhile, which is not the default client."""
+    client = segment_core.default_client
+    if client is None:
+        client = segment_core._default_or_keyless_client()
+    return client
+
+
+def build_client(options: Mapping[str, Any]) -> Client:
+    """A client for an adapter's client ``options`` (at least one).
+
+    Without a write key of their own, each option they leave unset takes its
+    module-level setting. A bad option raises :class:`ValueError` (or
+    :class:`TypeError` for an unknown one) naming it. Hand the client to
+    :func:`offer_as_default` once it is set up (diverted in tests).
+    """
+    return Client(**_completed(options))
+
+
+def shared_client(options: Mapping[str, Any]) -> Client:
+    """:func:`build_client` once per process for the same option values: a framework
+    that makes one adapter instance per route gets one client (one sender thread and
+    buffer), not one per instance. Values count by identity, as given (two hooks
+    that compare equal may differ); one shut down since is replaced."""
+    completed = _completed(options)  # module-level settings changed since: another client
+    key = tuple(sorted((name, id(value)) for name, value in completed.items()))
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is None or entry[0]._shut_down:
+            # The values stay referenced by the entry: no other object takes their ids.
+            entry = _shared[key] = (Client(**completed), tuple(completed.values()))
+    return entry[0]
+
+
+#: The clients of :func:`shared_client` by (name, id(value)) pairs, with those values.
+_shared: dict[tuple[tuple[str, int], ...], tuple[Client, tuple[Any, ...]]] = {}
+_shared_lock = threading.Lock()
+
+
+def _new_shared_lock() -> None:
+    # A fork while another thread held it: the child's is free.
+    global _shared_lock
+    _shared_lock = threading.Lock()
+
+
+_forks.in_every_child(_new_shared_lock)
+
+
+def offer_as_default(client: Client) -> None:
+    """Make ``client`` the default client if there is none and it has a write key."""
+    if not client.config.write_key:
+        return
+    with segment_core._default_lock:
+        if segment_core.default_client is None:
+            segment_core.default_client = client
+
+
+def server_write_key(options: Mapping[str, Any]) -> str | None:
+    """The write key a client for an adapter's client ``options`` sends with, without
+    making one: theirs, else the default client's (no options) or the module-level
+    setting, else ``SEGMENT_WRITE_KEY``."""
+    key = options.get("write_key")
+    if key:
+        return str(key)
+    if not options and segment_core.default_client is not None:
+        return segment_core.default_client.config.write_key
+    return segment_core.write_key or os.environ.get("SEGMENT_WRITE_KEY") or None
+
+
+def hands_server_key_to_browsers(browser_write_key: str | None, write_key: str | None) -> bool:
+    """Whether the snippet's ``browser_write_key`` is the server's ``write_key``."""
+    return browser_write_key is not None and browser_write_key == write_key
+
+
+def _completed(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options``; without a write key, over the module-level settings that are set."""
+    if options.get("write_key"):
+        return dict(options)
+    completed = {**_module_settings(), **options}
+    if not completed.get("write_key"):
+        completed.pop("write_key", None)  # "" or None: the environment's, as Client reads it
+    return completed
+
+
+def _module_settings() -> dict[str, Any]:
+    """The module-level settings that are set (None stands for the client's default)."""
+    names = ("write_key", *segment_core._SETTINGS)
+    values = {name: getattr(segment_core, name) for name in names}
+    return {name: value for name, value in values.items() if value is not None}

@@ -1,0 +1,119 @@
+"""analytics-python's module-level settings, kept after changing the import, beside
+``settings.SEGMENT``: which client Django sends with, and which settings win."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+import segment_core
+import segment_django
+from segment_django.testing import outbox
+
+
+@pytest.fixture(autouse=True)
+def _module_level(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No module-level settings and no default client yet; those a test makes are stopped."""
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.delenv("SEGMENT_HOST", raising=False)
+    for name in ("write_key", "host", "default_client", "_keyless_client"):
+        monkeypatch.setattr(segment_core, name, None)
+    yield
+    if segment_core.default_client is not None:
+        segment_core.default_client.shutdown(timeout=5)
+
+
+def module_settings(monkeypatch: pytest.MonkeyPatch, collector: Any) -> None:
+    """``analytics.write_key = ...`` and ``analytics.host = ...``, as analytics-python has them."""
+    monkeypatch.setattr(segment_core, "write_key", "module-key")
+    monkeypatch.setattr(segment_core, "host", collector.url)
+
+
+def delivered(collector: Any) -> list[str]:
+    """What the collector got, as each message's event or type, once Django's client flushed."""
+    assert segment_django.get_client().flush(timeout=10)
+    return [e["message"].get("event") or e["message"]["type"] for e in collector.events()]
+
+
+def test_without_client_options_django_sends_with_the_module_level_settings(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_settings(monkeypatch, segment_collector)
+    settings.SEGMENT = {"SEND_IN_TESTS": True}  # web options only
+    client = segment_django.get_client()
+    assert client is segment_core.default_client
+    assert (client.config.write_key, client.config.host) == ("module-key", segment_collector.url)
+    assert Client().get("/track/").status_code == 200
+    accepted, _ = segment_core.track("user-1", "Order Completed")
+    assert accepted
+    assert delivered(segment_collector) == ["Clicked Buy", "page", "Order Completed"]
+
+
+def test_client_options_without_a_write_key_take_the_module_level_ones(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_settings(monkeypatch, segment_collector)
+    settings.SEGMENT = {"FLUSH_AT": 1, "SEND_IN_TESTS": True}
+    client = segment_django.get_client()
+    config = client.config
+    assert (config.write_key, config.host, config.flush_at) == (
+        "module-key",
+        segment_collector.url,
+        1,
+    )
+    assert segment_core.default_client is client
+    Client().get("/track/")
+    assert delivered(segment_collector) == ["Clicked Buy", "page"]
+
+
+def test_a_write_key_of_the_settings_wins_and_takes_nothing_from_the_module_level(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segment_core, "write_key", "module-key")
+    monkeypatch.setattr(segment_core, "host", "http://127.0.0.1:9")
+    settings.SEGMENT = {"WRITE_KEY": "own-key", "HOST": segment_collector.url}
+    config = segment_django.get_client().config
+    assert (config.write_key, config.host) == ("own-key", segment_collector.url)
+    settings.SEGMENT = {"WRITE_KEY": "own-key"}
+    assert segment_django.get_client().config.host == "https://api.segment.io"
+
+
+def test_a_client_without_a_write_key_never_becomes_the_default_client(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.SEGMENT = {"FLUSH_AT": 5}  # no write key anywhere yet
+    assert segment_django.get_client().config.write_key is None
+    assert segment_core.default_client is None
+    # Set later (a script, a worker's start-up): the module-level calls send with it.
+    module_settings(monkeypatch, segment_collector)
+    accepted, _ = segment_core.track("user-1", "Nightly Export")
+    assert accepted
+    assert segment_core.flush(timeout=10)
+    assert [e["message"]["event"] for e in segment_collector.events()] == ["Nightly Export"]
+
+
+def test_a_module_level_key_set_after_start_up_is_used_from_the_next_request(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As by an app's ``AppConfig.ready()`` that runs after segment_django's."""
+    settings.SEGMENT = {"SEND_IN_TESTS": True}
+    Client().get("/track/")  # no write key yet: discarded
+    module_settings(monkeypatch, segment_collector)
+    Client().get("/track/")
+    assert segment_django.get_client() is segment_core.default_client
+    assert delivered(segment_collector) == ["Clicked Buy", "page"]
+
+
+def test_the_module_level_client_django_follows_is_diverted_in_tests(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_settings(monkeypatch, segment_collector)
+    settings.SEGMENT = {}
+    Client().get("/track/")
+    segment_core.track("user-1", "From A Signal")
+    assert segment_django.get_client().config.write_key == "module-key"
+    assert [m.get("event") or m["type"] for m in outbox] == ["Clicked Buy", "page", "From A Signal"]
+    assert delivered(segment_collector) == []

@@ -1,0 +1,121 @@
+"""analytics-python's module-level settings, kept after changing the import, beside
+the app's ``SEGMENT_*`` keys: which client an app sends with, and which settings win."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import segment_core
+from segment_core.testing import outbox
+from segment_flask import SegmentFlask, get_state
+from tests.flask.app import create_app
+
+
+@pytest.fixture(autouse=True)
+def _module_level(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No module-level settings and no default client yet; those a test makes are stopped."""
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.delenv("SEGMENT_HOST", raising=False)
+    for name in ("write_key", "host", "default_client"):
+        monkeypatch.setattr(segment_core, name, None)
+    yield
+    if segment_core.default_client is not None:
+        segment_core.default_client.shutdown(timeout=5)
+
+
+def module_settings(monkeypatch: pytest.MonkeyPatch, collector: Any) -> None:
+    """``analytics.write_key = ...`` and ``analytics.host = ...``, as analytics-python has them."""
+    monkeypatch.setattr(segment_core, "write_key", "module-key")
+    monkeypatch.setattr(segment_core, "host", collector.url)
+
+
+def delivered(collector: Any) -> list[str]:
+    """What the collector got, as each message's event or type, once everything flushed."""
+    assert segment_core.flush(timeout=10)
+    return [e["message"].get("event") or e["message"]["type"] for e in collector.events()]
+
+
+def test_without_client_options_the_app_sends_with_the_module_level_settings(
+    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_settings(monkeypatch, segment_collector)
+    app = create_app({"TESTING": False})
+    SegmentFlask(app)
+
+    @app.get("/buy")
+    def buy() -> str:
+        accepted, _ = segment_core.track("u1", "Order Completed")
+        return "accepted" if accepted else "discarded"
+
+    client = get_state(app).client
+    assert client is segment_core.default_client
+    assert (client.config.write_key, client.config.host) == ("module-key", segment_collector.url)
+    assert app.test_client().get("/buy").text == "accepted"
+    accepted, _ = segment_core.track("u1", "Outside A Request")
+    assert accepted
+    assert delivered(segment_collector) == ["Order Completed", "page", "Outside A Request"]
+
+
+def test_client_options_without_a_write_key_take_the_module_level_ones(
+    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_settings(monkeypatch, segment_collector)
+    app = create_app({"SEGMENT_FLUSH_AT": 1})
+    SegmentFlask(app)
+    client = get_state(app).client
+    config = client.config
+    assert (config.write_key, config.host, config.flush_at) == (
+        "module-key",
+        segment_collector.url,
+        1,
+    )
+    assert segment_core.default_client is client
+    app.test_client().get("/track")
+    assert delivered(segment_collector) == ["Clicked Buy", "page"]
+
+
+def test_an_app_client_without_a_write_key_never_becomes_the_default_client(
+    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SegmentFlask(create_app({"SEGMENT_FLUSH_AT": 5}))
+    assert segment_core.default_client is None
+    module_settings(monkeypatch, segment_collector)  # set later: module-level calls use it
+    accepted, _ = segment_core.track("u1", "Nightly Export")
+    assert accepted
+    assert delivered(segment_collector) == ["Nightly Export"]
+
+
+def test_a_testing_app_diverts_the_module_level_client_it_follows(
+    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_settings(monkeypatch, segment_collector)
+    app = create_app({"SEGMENT_SEND_IN_TESTS": False})  # TESTING
+    SegmentFlask(app)
+    app.test_client().get("/track")
+    assert [m.get("event") or m["type"] for m in outbox] == ["Clicked Buy", "page"]
+    assert delivered(segment_collector) == []
+
+
+@pytest.mark.parametrize("where", ["config", "module"])
+def test_a_warning_when_the_browser_key_is_the_server_key(
+    where: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {"SEGMENT_BROWSER_WRITE_KEY": "server-key", "SEGMENT_SEND": False}
+    if where == "config":
+        config["SEGMENT_WRITE_KEY"] = "server-key"
+    else:
+        monkeypatch.setattr(segment_core, "write_key", "server-key")
+    with caplog.at_level(logging.WARNING, logger="segment.flask"):
+        SegmentFlask(create_app({**config, "SEGMENT_BROWSER_WRITE_KEY": "browser-key"}))
+        assert "browser_write_key" not in caplog.text
+        SegmentFlask(create_app(config))
+    [record] = [r for r in caplog.records if "browser_write_key" in r.getMessage()]
+    assert record.getMessage() == (
+        "Segment for app 'shop': browser_write_key is the server's write_key: the snippet "
+        "hands it to every browser, where anyone can read it and send events as the "
+        "server; give browser_write_key the write key of a website (analytics.js) source."
+    )
