@@ -21,11 +21,13 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
-from segment_core import _forks, signals
+from segment_core import _forks, lifecycle, signals
 from segment_core._version import VERSION
 from segment_core.builders import Properties, Traits
 from segment_core.client import Client
@@ -206,3 +208,21 @@ def shutdown(timeout: float | None = None) -> bool:
 def join(timeout: float | None = None) -> bool:
     """analytics-python's name for :func:`shutdown`."""
     return shutdown(timeout)
+
+
+class _SettingsModule(types.ModuleType):
+    """This package, whose ``write_key`` set on the main thread readies SIGTERM.
+
+    A script may set the module-level settings on its main thread and make every
+    call from worker threads (an executor's, a queue consumer's), where no signal
+    handler can be installed: setting the key is the moment the process has
+    something to deliver for, and the last it spends on the main thread.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "write_key" and value:
+            lifecycle.chain_sigterm()
+
+
+sys.modules[__name__].__class__ = _SettingsModule

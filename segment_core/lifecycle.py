@@ -5,13 +5,18 @@
   first, so what the app registers afterwards (a handler that tracks a last
   event) runs while the clients still accept calls.
 - ``SIGTERM``: a handler is chained only where the process would otherwise die
-  without running ``atexit`` (the handler is ``SIG_DFL``) and only from the main
-  thread: as the package is imported, else as a client is built there (the first
-  call may come from a worker thread, which cannot install one). Servers' own
-  handlers (gunicorn, uvicorn, uWSGI) are never replaced.
-  It delivers, then ends the process as ``SIG_DFL`` would; a signal that stops
-  the main thread inside a client lets that call finish (it may hold a lock the
-  delivery needs) while another thread delivers.
+  without running ``atexit`` (the handler is ``SIG_DFL``), only from the main
+  thread, and only once there is something to deliver for: a client built there,
+  a first message queued there, or the module-level settings (``write_key``, ...)
+  set there, as a script that calls from worker threads only does. Importing the
+  package changes nothing about how the process dies (a Python-level handler
+  waits for the main thread to leave C code; ``faulthandler.register`` installs
+  one Python cannot see). A forked child gets ``SIG_DFL`` back until its own
+  first message. Servers' own handlers (gunicorn, uvicorn, uWSGI) are never
+  replaced. It delivers, then ends the process as ``SIG_DFL`` would; a signal
+  that stops the main thread inside a client lets that call finish (it may hold
+  a lock the delivery needs) while another thread delivers; one that comes while
+  ``atexit`` delivers lets that delivery finish (within ``shutdown_timeout``).
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
   ``gunicorn.conf.py``; it delivers what the worker accepted as it exits.
@@ -22,6 +27,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -37,7 +43,7 @@ from segment_core import _forks
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["live_clients", "register", "shutdown_all", "worker_exit"]
+__all__ = ["chain_sigterm", "live_clients", "register", "shutdown_all", "worker_exit"]
 
 logger = logging.getLogger("segment.core")
 
@@ -229,14 +235,21 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     if _sigterm_state == "delivering":  # a repeated SIGTERM: the first one is at work
         return
     _sigterm_state = "delivering"
+    if _exit_delivery_running:
+        # atexit is delivering already, within shutdown_timeout, and the process
+        # ends once it is done (no thread can start any more to do it again).
+        return
     if _inside_this_package(frame):
         # The main thread was stopped inside a client, perhaps holding one of its
         # locks, which shutting down from here would wait for forever. It goes on
         # instead (refused calls are dropped, and counted); another thread shuts
         # the clients down, then signals again.
-        threading.Thread(
-            target=_shut_down_then_signal, args=(signum,), name="segment-sigterm", daemon=True
-        ).start()
+        try:
+            threading.Thread(
+                target=_shut_down_then_signal, args=(signum,), name="segment-sigterm", daemon=True
+            ).start()
+        except RuntimeError:  # no thread to be had: the call goes on, and atexit delivers
+            _sigterm_state = None
         return
     shutdown_all()
     _die(signum)
@@ -272,8 +285,15 @@ _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def _forget_sigterm() -> None:
     global _sigterm_state, _sigterm_chained, _lock
     _sigterm_state = None  # a child forked meanwhile got no SIGTERM of its own yet
-    # The child may set SIGTERM back to SIG_DFL (an RQ work-horse does): its first
-    # client looks again.
+    # The child dies as it would have without the package (Process.terminate() in
+    # C code) until its first message, which chains the handler again; one that
+    # sets SIGTERM back to SIG_DFL itself (an RQ work-horse does) is the same.
+    # Not in a uWSGI worker: uWSGI sets its own handlers there, which Python does
+    # not see (it still reports the parent's).
+    if _sigterm_chained and "uwsgi" not in sys.modules:
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _sigterm_chained = False
     # Another thread of the parent may have held it as the fork came: the child
     # has no such thread to release it.
@@ -319,16 +339,17 @@ def _uwsgi_threads_enabled(uwsgi: Any) -> bool:
     return False
 
 
-def _install_at_import() -> None:
-    """Register the exit shutdown, and chain SIGTERM from the main thread, once per process.
-
-    Done as the package is imported rather than at the first message: that call may
-    come from a worker thread (an executor's, a queue consumer's), where no handler
-    can be installed, and an ``atexit`` handler registered then would run before the
-    app's own, refusing what they track. With no client, both cost nothing.
-    """
-    atexit.register(shutdown_all)
-    chain_sigterm()
+def _deliver_at_exit() -> None:
+    """``atexit``: shut every client down (a SIGTERM meanwhile lets it finish)."""
+    global _exit_delivery_running
+    _exit_delivery_running = True
+    shutdown_all()
 
 
-_install_at_import()
+#: Whether ``atexit``'s delivery has begun (a SIGTERM then waits for it).
+_exit_delivery_running = False
+
+# Registered as the package is imported rather than at the first message: an
+# ``atexit`` handler registered then would run before the app's own (the last
+# registered runs first), refusing what they track. With no client, it does nothing.
+atexit.register(_deliver_at_exit)

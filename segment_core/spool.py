@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import threading
 import time
 import zlib
@@ -122,7 +123,7 @@ class Spool:
         # by flush() across its check, which must not miss a message on the way.
         self._requeue_lock = threading.Lock()
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = _Wake()
         self._spare: Segment | None = None
         self._full: list[Segment] = []  # filled by callers, sealed by the spool thread
         self._first_look = threading.Event()
@@ -999,3 +1000,36 @@ def _quietly(function: Any, *args: Any) -> None:
     except OSError as error:
         if is_interruption(error):  # a signal handler's TimeoutError, say: not the disk
             raise
+
+
+class _Wake:
+    """What ``threading.Event`` does for the spool thread's wake-ups, signal-safe.
+
+    ``Event.set()`` takes a lock in Python code: a time limit (a signal handler's
+    exception) landing there on a caller's thread leaves that lock held, and every
+    later ``set()``, ``close()`` included, waits for it forever. Here ``set()`` is
+    one C call on a queue; stopped before it, it only wakes nobody, and the spool
+    thread looks again within its tick.
+    """
+
+    __slots__ = ("_tokens",)
+
+    def __init__(self) -> None:
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def set(self) -> None:
+        if self._tokens.empty():  # one token is enough, however many wake-ups
+            self._tokens.put(None)
+
+    def wait(self, timeout: float) -> bool:
+        """Whether a wake-up came within ``timeout`` seconds (it is used up)."""
+        try:
+            self._tokens.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        return True
+
+    def clear(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._tokens.get_nowait()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -205,7 +206,11 @@ class Worker:
                 thread.start()
             except RuntimeError as error:  # "can't start new thread"
                 now = time.monotonic()
-                if now - _last_start_failure_log >= _ERROR_LOG_INTERVAL:
+                if _at_interpreter_shutdown(error):
+                    # An atexit handler's call (Python 3.12 refuses threads then):
+                    # the exit's shutdown delivers it on the calling thread.
+                    logger.debug("Segment sends on the calling thread at exit (%s)", error)
+                elif now - _last_start_failure_log >= _ERROR_LOG_INTERVAL:
                     _last_start_failure_log = now
                     logger.warning(
                         "Segment could not start a sender thread (%s); accepted messages "
@@ -302,3 +307,8 @@ class Worker:
                 return start, batch
             # Bounded: lock-free appends racing each other may skip the flush_at wake-up.
             self._has_work.wait(min(due_at - now, BUSY_SEND_INTERVAL))
+
+
+def _at_interpreter_shutdown(error: RuntimeError) -> bool:
+    """Whether a thread was refused because the interpreter is exiting."""
+    return sys.is_finalizing() or "interpreter shutdown" in str(error)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from segment_core.collector.guard import allowed_host_name
+from segment_core.hosts import check_write_key
 
 if TYPE_CHECKING:
     from segment_core.collector.oauth import OAuthServer
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--write-key",
+        type=_write_key,
         default=None,
         help="require this write key on every route (HTTP Basic user name; the page asks for it)",
     )
@@ -142,6 +144,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
     return port
+
+
+def _write_key(text: str) -> str:
+    """A write key a client can send as HTTP Basic's user name, for argparse."""
+    try:
+        check_write_key(text)
+    except ValueError as error:
+        problem = str(error).replace("write_key", "a write key", 1)
+        raise argparse.ArgumentTypeError(problem) from None
+    return text
 
 
 def _allowed_host(text: str) -> str:

@@ -71,6 +71,7 @@ from segment_core.collector.ingest import (
 from segment_core.collector.oauth import OAuthServer
 from segment_core.collector.store import MAX_QUERY_LIMIT, EventQuery, EventStore
 from segment_core.collector.stream import Notifier, parse_count, stream_endpoint
+from segment_core.hosts import check_write_key
 
 __all__ = ["CollectorApp", "create_app"]
 
@@ -102,7 +103,9 @@ def create_app(
     `oauth`: require OAuth access tokens on `/v1/*` and serve `/token` (see oauth.py).
     `max_events`: events to hold before the oldest are forgotten; None: 100,000 in
     memory, no limit with `db`; 0: no limit.
+    A `write_key` no client could send (a `:`, spaces) raises `ValueError`.
     """
+    check_write_key(write_key)
     return CollectorApp(
         write_key=write_key,
         db=db,

@@ -168,6 +168,8 @@ def test_cli_stops_promptly_with_a_page_open(tmp_path: Path) -> None:
         (["--allowed-host", "http://collector"], 2, "argument --allowed-host: takes a host name"),
         (["--max-events", "-1"], 2, "argument --max-events: a number of events"),
         (["--max-events", "many"], 2, "argument --max-events: not a whole number"),
+        (["--write-key", "a:b"], 2, "argument --write-key: a write key must not contain ':'"),
+        (["--write-key", " key"], 2, "argument --write-key: a write key has spaces"),
     ],
 )
 def test_bad_arguments_get_one_line_not_a_traceback(args: list[str], code: int, says: str) -> None:

@@ -11,6 +11,7 @@ import requests
 
 from segment_core import Client
 from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.collector.app import create_app
 from segment_core.masking import masked_with_fingerprint
 from tests.collector.helpers import DROP, assert_error, batch, message, post
 
@@ -298,3 +299,9 @@ def test_numbers_beyond_a_float_beside_long_integers_are_still_refused(
     data = body % (number, b"9" * 400)
     assert_error(post(segment_collector.url, data=data), 400, "invalid_json")
     assert segment_collector.summary()["total"] == 0
+
+
+@pytest.mark.parametrize("key", ["a:b", " key", "two words"])
+def test_a_write_key_no_client_could_send_is_refused_at_once(key: str) -> None:
+    with pytest.raises(ValueError, match="write_key"):
+        create_app(write_key=key)

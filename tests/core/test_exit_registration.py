@@ -1,11 +1,12 @@
-"""Exit delivery set up as the package is imported, whichever thread makes the first call."""
+"""Exit delivery: atexit registered as the package is imported, SIGTERM chained from the
+main thread once there is something to deliver for, and nothing changed before that."""
 
 from __future__ import annotations
 
 import signal
 
 from tests.core.test_lifecycle import run_script
-from tests.receiver import Receiver
+from tests.receiver import Fault, Receiver
 
 
 def _sigterm_when_ready(code: str, receiver: Receiver) -> tuple[int | None, str]:
@@ -42,17 +43,22 @@ def test_sigterm_delivers_when_the_first_call_comes_from_a_worker_thread(
     assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
 
 
-def test_sigterm_delivers_for_a_client_built_on_a_worker_thread(receiver: Receiver) -> None:
+def test_sigterm_delivers_for_a_client_built_on_a_worker_thread_once_chained_on_the_main_thread(
+    receiver: Receiver,
+) -> None:
     returncode, stderr = _sigterm_when_ready(
         """
-        import sys, threading
-        from segment_core import Client
+        import signal, sys, threading
+        from segment_core import Client, lifecycle
         def consume():
             client = Client("k", host=sys.argv[1], flush_interval=3600)
             client.track("u", "Consumed")
         consumer = threading.Thread(target=consume)
         consumer.start()
         consumer.join()
+        # Nothing ran on the main thread to chain it: the documented call does.
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        lifecycle.chain_sigterm()
         print("ready", flush=True)
         while True:  # short waits: a signal landing as one begins is handled after it
             threading.Event().wait(0.1)
@@ -114,8 +120,9 @@ def test_an_atexit_handler_of_the_app_can_still_track(receiver: Receiver) -> Non
 def test_a_process_that_builds_no_client_exits_as_before(receiver: Receiver) -> None:
     returncode, stderr = _sigterm_when_ready(
         """
-        import threading
-        import segment_core
+        import signal, threading
+        import segment_core, segment_core.lifecycle
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
         print("ready", flush=True)
         while True:  # short waits: a signal landing as one begins is handled after it
             threading.Event().wait(0.1)
@@ -127,6 +134,73 @@ def test_a_process_that_builds_no_client_exits_as_before(receiver: Receiver) -> 
     process = run_script("import segment_core")
     _, stderr = process.communicate(timeout=60)
     assert (process.returncode, stderr) == (0, "")
+
+
+def test_importing_the_package_keeps_a_faulthandler_registered_for_sigterm() -> None:
+    # faulthandler's handler is C-level: Python still reports SIG_DFL for SIGTERM.
+    process = run_script(
+        """
+        import faulthandler, os, signal, sys
+        faulthandler.register(signal.SIGTERM, file=sys.stderr, chain=True)
+        import segment_core
+        segment_core.write_key = None  # a setting without a key: nothing to deliver for
+        os.kill(os.getpid(), signal.SIGTERM)
+        """
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGTERM, stderr
+    assert "Current thread" in stderr or "Stack (most recent call first)" in stderr, stderr
+
+
+def test_a_forked_child_gets_the_default_sigterm_back_until_its_first_message() -> None:
+    # A Python-level handler waits for the main thread to leave C code: a child
+    # with nothing to deliver (a multiprocessing worker) dies as it would have.
+    process = run_script(
+        """
+        import os, signal
+        from segment_core import Client
+        client = Client("k", host="http://127.0.0.1:9", flush_interval=3600)
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        pid = os.fork()
+        if pid == 0:
+            before = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            client.track("u", "In The Child")
+            after = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            print("child default before, after its first message:", before, after, flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        client.shutdown(timeout=0)
+        """
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout.strip() == "child default before, after its first message: True False"
+
+
+def test_a_sigterm_while_atexit_delivers_lets_that_delivery_finish(receiver: Receiver) -> None:
+    receiver.fail_next(Fault(delay=1.0))  # the exit's delivery takes a while
+    process = run_script(
+        """
+        import os, signal, sys, threading, time
+        import segment_core as analytics
+        from segment_core import lifecycle
+        analytics.write_key = "k"
+        analytics.host = sys.argv[1]
+        analytics.track("u", "Last")
+
+        def terminate_during_the_exit_delivery():  # as a supervisor would
+            while not lifecycle._exit_delivery_running:
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=terminate_during_the_exit_delivery, daemon=True).start()
+        """,
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+    assert process.returncode == 0, stderr  # it was ending: it ends as it would have
+    assert [m["event"] for m in receiver.messages()] == ["Last"]
 
 
 def test_a_forked_child_that_restores_the_default_sigterm_gets_it_chained_again(
