@@ -146,4 +146,6 @@ def _routed_into(app: Any, scope: Scope, mounts: tuple[BaseRoute, ...]) -> bool:
     passed: list[BaseRoute] = []
     if match_route(routes_of(app), probe, passed) is None:
         return False
-    return any(route is mount for route in passed for mount in mounts)
+    # By the app mounted: FastAPI matches an included router's routes as copies.
+    mounted = {id(mount.app) for mount in mounts if isinstance(mount, (Mount, Host))}
+    return any(id(getattr(route, "app", None)) in mounted for route in passed)

@@ -328,9 +328,12 @@ class SegmentMiddleware:
             self._check_lifespan(scope)
         # This app's router, read now: scope["app"] changes as mounted apps run.
         app_router = self._router or scope.get("app")
+        # Where mounted apps are looked for: that router, else the app this wraps
+        # (through other middleware, before any app has put itself in the scope).
+        mount_owner = self.app if app_router is None else app_router
         known_app, self_tracking = self._self_tracking.last
-        if (app_router is not known_app or self_tracking) and self._self_tracking.routes_to_one(
-            app_router, scope
+        if (mount_owner is not known_app or self_tracking) and self._self_tracking.routes_to_one(
+            mount_owner, scope
         ):
             # A mounted Flask or Django app tracks it: its routes' secrets, its user.
             await self.app(scope, receive, send)

@@ -3,12 +3,14 @@
 Where an adapter's client comes from (Django's ``settings.SEGMENT``, Flask's
 ``SEGMENT_*`` keys, the keywords of ``SegmentMiddleware`` and ``SegmentCelery``):
 
-- settings with no client option at all: :func:`default_client`, the client
-  ``segment_core``'s module-level calls use, made from the module-level settings
-  (``segment_core.write_key``, ``segment_core.host``, ...);
-- settings with client options but no write key: :func:`build_client` completes
-  them with the module-level settings, each option they leave unset taking its
-  module-level value (so the key and the host stay a pair), then the environment;
+- settings without a write key: :func:`build_client` completes them with the
+  module-level settings (``segment_core.write_key``, ``segment_core.host``, ...),
+  each option they leave unset taking its module-level value (so the key and the
+  host stay a pair), then the environment. Where one process has one set of such
+  settings (Django's ``settings.SEGMENT``, ``SegmentMiddleware``'s keywords),
+  settings with no client option at all use :func:`default_client` instead, the
+  client ``segment_core``'s module-level calls use; a Flask app, of which a
+  process may make many (each diverted in tests on its own), has its own;
 - settings with a write key of their own: a client of their own.
 
 A client an adapter builds becomes the default client when there is none, so that
@@ -60,7 +62,7 @@ def default_client() -> Client:
 
 
 def build_client(options: Mapping[str, Any]) -> Client:
-    """A client for an adapter's client ``options`` (at least one).
+    """A client of an adapter's own for its client ``options`` (perhaps none).
 
     Without a write key of their own, each option they leave unset takes its
     module-level setting. A bad option raises :class:`ValueError` (or

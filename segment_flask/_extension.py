@@ -39,15 +39,14 @@ class SegmentFlask:
     or, with an app factory, ``segment = SegmentFlask()`` at module level and
     ``segment.init_app(app)`` in the factory. Options are the ``SEGMENT_*``
     config keys; keyword arguments given here or to :meth:`init_app` override
-    them (``client=`` shares an existing :class:`~segment_core.Client`). Without
-    any client option, the app sends through ``segment_core``'s default client,
-    made from its module-level settings (``segment_core.write_key``, ...) as they
-    are when ``init_app`` runs. The extension keeps no app: each app's client and
+    them (``client=`` shares an existing :class:`~segment_core.Client`). Without a
+    write key of its own, the app's client takes the module-level settings
+    (``segment_core.write_key``, ...) as they are when ``init_app`` runs, for the
+    options the app leaves unset. The extension keeps no app: each app's client and
     options live in ``app.extensions["segment"]`` (a :class:`SegmentState`).
 
-    With ``TESTING = True`` the app's own client (or the default client it
-    follows) sends nothing: its events go to ``segment_core.testing.outbox``,
-    unless ``SEGMENT_SEND_IN_TESTS = True``.
+    With ``TESTING = True`` the app's own client sends nothing: its events go to
+    ``segment_core.testing.outbox``, unless ``SEGMENT_SEND_IN_TESTS = True``.
     """
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
@@ -77,7 +76,7 @@ class SegmentFlask:
         # now and before each request, so TESTING set after init_app (as test
         # fixtures often do) counts too.
         divert_when_testing = None
-        if (state.owns_client or state.follows_default) and not state.options.send_in_tests:
+        if state.owns_client and not state.options.send_in_tests:
             if app.testing:
                 divert(state.client)
             else:

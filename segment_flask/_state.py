@@ -6,10 +6,9 @@ Every option of :class:`segment_core.config.Config` and
 them (whichever of an option's names each uses: ``max_batch_size=`` replaces
 ``SEGMENT_UPLOAD_SIZE``), and the core's environment fallbacks (``SEGMENT_WRITE_KEY``,
 ``SEGMENT_HOST``) apply last. ``SEGMENT_CLIENT`` (or ``client=``) hands the app an
-existing :class:`~segment_core.Client` to share. An app that names no client option
-sends through ``segment_core``'s default client; one that names some but no write
-key takes the module-level settings for those it leaves unset (see
-:mod:`segment_core.adapters`).
+existing :class:`~segment_core.Client` to share. An app that names no write key
+takes the module-level settings (``segment_core.write_key``, ``host``, ...) for the
+client options it leaves unset (see :mod:`segment_core.adapters`).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from segment_core.adapters import (
     SERVER_KEY_IN_BROWSER,
     SERVER_KEY_IN_BROWSER_FIX,
     build_client,
-    default_client,
     hands_server_key_to_browsers,
 )
 from segment_core.client import Client
@@ -51,12 +49,8 @@ class SegmentState:
     client: Client
     #: How requests become context, identity and page calls.
     options: WebOptions
-    #: False when the client came from ``client=``/``SEGMENT_CLIENT`` (someone else's)
-    #: or is ``segment_core``'s default client.
+    #: False when the client came from ``client=``/``SEGMENT_CLIENT`` (someone else's).
     owns_client: bool
-    #: True when the app names no client option: it sends through ``segment_core``'s
-    #: default client (the module-level settings), diverted as its own with ``TESTING``.
-    follows_default: bool = False
 
 
 def known_options() -> frozenset[str]:
@@ -189,7 +183,9 @@ def load_state(
         return SegmentState(client=given, options=web, owns_client=False)
 
     try:
-        client = build_client(client_kwargs) if client_kwargs else default_client()
+        # The app's own client, even with no client option: its TESTING diverts
+        # only its own events, and another app's key is never its.
+        client = build_client(client_kwargs)
     except ValueError as exc:
         raise _named(exc, source) from None
     if client.config.send and not client.config.write_key:
@@ -201,12 +197,7 @@ def load_state(
             app_name,
         )
     _warn_if_server_key_in_browser(web, client, app_name)
-    return SegmentState(
-        client=client,
-        options=web,
-        owns_client=bool(client_kwargs),
-        follows_default=not client_kwargs,
-    )
+    return SegmentState(client=client, options=web, owns_client=True)
 
 
 def _warn_if_server_key_in_browser(web: WebOptions, client: Client, app_name: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from asgiref.wsgi import WsgiToAsgi
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from flask import Flask
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -180,3 +180,21 @@ def test_the_lifespan_shutdown_flushes_the_client_of_a_mounted_app_that_tracks_i
         assert page["message"]["properties"]["path"] == "/legacy/about"
     finally:
         holding.shutdown(timeout=5)
+
+
+def test_through_other_middleware_and_an_included_router_the_mount_is_still_found(
+    client: Client, sent: Sent
+) -> None:
+    # The middleware wraps CORS middleware, not the app (no router of its own), and
+    # FastAPI matches an included router's mount as a copy of it.
+    router = APIRouter()
+    router.mount("/legacy", WSGIMiddleware(legacy_app(client)))
+    app = FastAPI()
+    app.include_router(router, prefix="/v1")
+    wrapped = SegmentMiddleware(CORSMiddleware(app, allow_origins=["*"]), client=client)
+    with TestClient(wrapped) as browser:
+        response = browser.get(f"/v1/legacy/invite/{SECRET}")
+    [page] = sent(type="page")
+    assert page["properties"]["path"] == "/v1/legacy/invite/REDACTED"
+    [cookie] = response.headers.get_list("set-cookie")
+    assert cookie.startswith(f"ajs_anonymous_id={page['anonymousId']};")

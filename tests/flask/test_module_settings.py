@@ -119,3 +119,28 @@ def test_a_warning_when_the_browser_key_is_the_server_key(
         "hands it to every browser, where anyone can read it and send events as the "
         "server; give browser_write_key the write key of a website (analytics.js) source."
     )
+
+
+def test_apps_without_client_options_each_have_their_own_client_and_testing(
+    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An app factory's test app, then the real app it also makes: the second must
+    # neither send the first's events nor take another app's key.
+    module_settings(monkeypatch, segment_collector)
+    outbox.clear()
+    testing = create_app({"TESTING": True, "SEGMENT_SEND_IN_TESTS": False})
+    SegmentFlask(testing)
+    other = create_app({"TESTING": False, "SEGMENT_WRITE_KEY": "other-key"})
+    SegmentFlask(other)
+    plain = create_app({"TESTING": False})
+    SegmentFlask(plain)
+    assert get_state(testing).client is not get_state(plain).client
+    assert get_state(plain).client.config.write_key == "module-key"
+    testing.test_client().get("/?from=testing")
+    plain.test_client().get("/?from=plain")
+    for app in (testing, other, plain):
+        assert get_state(app).client.flush(timeout=10)
+    assert [m["context"]["page"]["search"] for m in outbox] == ["?from=testing"]
+    sent = [e["message"]["context"]["page"]["search"] for e in segment_collector.events()]
+    assert sent == ["?from=plain"]
+    outbox.clear()
