@@ -11,12 +11,13 @@
   set there, as a script that calls from worker threads only does. Importing the
   package changes nothing about how the process dies (a Python-level handler
   waits for the main thread to leave C code; ``faulthandler.register`` installs
-  one Python cannot see). A forked child gets ``SIG_DFL`` back until its own
-  first message. Servers' own handlers (gunicorn, uvicorn, uWSGI) are never
+  one Python cannot see). Servers' own handlers (gunicorn, uvicorn, uWSGI) are never
   replaced. It delivers, then ends the process as ``SIG_DFL`` would; a signal
   that stops the main thread inside a client lets that call finish (it may hold
   a lock the delivery needs) while another thread delivers; one that comes while
-  ``atexit`` delivers lets that delivery finish (within ``shutdown_timeout``).
+  ``atexit`` delivers lets that delivery finish (within ``shutdown_timeout``), then
+  ends the process. With ``SEGMENT_WRITE_KEY`` set, the package's import on the
+  main thread chains it too: the process is set up to send.
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
   ``gunicorn.conf.py``; it delivers what the worker accepted as it exits.
@@ -27,7 +28,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import signal
@@ -285,15 +285,8 @@ _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def _forget_sigterm() -> None:
     global _sigterm_state, _sigterm_chained, _lock
     _sigterm_state = None  # a child forked meanwhile got no SIGTERM of its own yet
-    # The child dies as it would have without the package (Process.terminate() in
-    # C code) until its first message, which chains the handler again; one that
-    # sets SIGTERM back to SIG_DFL itself (an RQ work-horse does) is the same.
-    # Not in a uWSGI worker: uWSGI sets its own handlers there, which Python does
-    # not see (it still reports the parent's).
-    if _sigterm_chained and "uwsgi" not in sys.modules:
-        with contextlib.suppress(ValueError, OSError):
-            if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The child may set SIGTERM back to SIG_DFL (an RQ work-horse does): its first
+    # message looks again.
     _sigterm_chained = False
     # Another thread of the parent may have held it as the fork came: the child
     # has no such thread to release it.
@@ -340,10 +333,16 @@ def _uwsgi_threads_enabled(uwsgi: Any) -> bool:
 
 
 def _deliver_at_exit() -> None:
-    """``atexit``: shut every client down (a SIGTERM meanwhile lets it finish)."""
+    """``atexit``: shut every client down; a SIGTERM that came meanwhile, once that
+    is done, ends the process as ``SIG_DFL`` would have."""
     global _exit_delivery_running
     _exit_delivery_running = True
-    shutdown_all()
+    try:
+        shutdown_all()
+    finally:
+        _exit_delivery_running = False
+    if _sigterm_state == "delivering":
+        _die(signal.SIGTERM)
 
 
 #: Whether ``atexit``'s delivery has begun (a SIGTERM then waits for it).
@@ -353,3 +352,7 @@ _exit_delivery_running = False
 # ``atexit`` handler registered then would run before the app's own (the last
 # registered runs first), refusing what they track. With no client, it does nothing.
 atexit.register(_deliver_at_exit)
+if os.environ.get("SEGMENT_WRITE_KEY"):
+    # Set up to send: its first call may come from a worker thread, where no
+    # handler can be chained.
+    chain_sigterm()

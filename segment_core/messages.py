@@ -67,7 +67,7 @@ def _struct_item(item: Any, where: str, name_of: Callable[[str], str], depth: in
     elif kind is list or kind is tuple:
         items = enumerate(item)
     elif is_dataclass(item) and not isinstance(item, type):
-        items = ((name_of(f.name), getattr(item, f.name)) for f in fields(item))
+        items = _named_fields(item, where, name_of)
     else:
         return item
     if depth > MAX_NESTING_DEPTH:  # a dataclass that holds itself, say
@@ -83,6 +83,27 @@ def _struct_item(item: Any, where: str, name_of: Callable[[str], str], depth: in
         for key, value in items
         if value is not None or kind is dict  # a dict's own None values are kept
     }
+
+
+def _named_fields(
+    item: DataclassInstance, where: str, name_of: Callable[[str], str]
+) -> list[tuple[str, Any]]:
+    """The public fields of ``item`` (a ``_name`` is the object's own business, as
+    the encoder has it anywhere else) by their written names; InvalidMessage for
+    two written the same (``user_id`` and ``userId``)."""
+    named: dict[str, str] = {}
+    items: list[tuple[str, Any]] = []
+    for f in fields(item):
+        if f.name.startswith("_"):
+            continue
+        name = name_of(f.name)
+        if name in named:
+            raise InvalidMessage(
+                f"{where}: the fields {named[name]!r} and {f.name!r} are both {name!r} in JSON"
+            )
+        named[name] = f.name
+        items.append((name, getattr(item, f.name)))
+    return items
 
 
 @dataclass(kw_only=True)

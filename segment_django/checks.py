@@ -98,6 +98,11 @@ def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
         client_options.update(client)
         web_options.update(web)
     if not messages:
+        try:  # together: one option written twice (EXCLUDE_PATHS and exclude_paths)
+            split_options(segment)
+        except (TypeError, ValueError) as exc:
+            messages.append(_invalid(exc))
+    if not messages:
         try:  # rules between web options (page_source needs page_calls); hooks' kind
             check_plain_hooks(WebOptions.from_mapping(web_options))
         except (TypeError, ValueError) as exc:

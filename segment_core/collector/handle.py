@@ -49,7 +49,8 @@ class CollectorHandle:
         self._on_stop = on_stop
         self._timeout = timeout
         # A collector started with a write key wants it on every route.
-        self._auth = (write_key, "") if write_key else None
+        # As UTF-8, as clients send it (requests would write a text key as latin-1).
+        self._auth = (write_key.encode(), b"") if write_key else None
         # One on this machine is reached directly, whatever HTTP_PROXY says.
         self._direct = is_loopback_url(self.url)
 

@@ -305,3 +305,13 @@ def test_numbers_beyond_a_float_beside_long_integers_are_still_refused(
 def test_a_write_key_no_client_could_send_is_refused_at_once(key: str) -> None:
     with pytest.raises(ValueError, match="write_key"):
         create_app(write_key=key)
+
+
+@pytest.mark.parametrize("key", ["clé", "ключ"])
+def test_a_non_ascii_write_key_works_for_clients_and_the_handle(key: str) -> None:
+    with run_in_background(write_key=key) as collector:
+        client = Client(key, host=collector.url)
+        assert client.track("u", "Keyed")[0]
+        assert client.flush(timeout=10)
+        assert [e["message"]["event"] for e in collector.events()] == ["Keyed"]
+        client.shutdown(timeout=5)

@@ -3,7 +3,11 @@ main thread once there is something to deliver for, and nothing changed before t
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+import textwrap
 
 from tests.core.test_lifecycle import run_script
 from tests.receiver import Fault, Receiver
@@ -152,29 +156,42 @@ def test_importing_the_package_keeps_a_faulthandler_registered_for_sigterm() -> 
     assert "Current thread" in stderr or "Stack (most recent call first)" in stderr, stderr
 
 
-def test_a_forked_child_gets_the_default_sigterm_back_until_its_first_message() -> None:
-    # A Python-level handler waits for the main thread to leave C code: a child
-    # with nothing to deliver (a multiprocessing worker) dies as it would have.
-    process = run_script(
-        """
-        import os, signal
-        from segment_core import Client
-        client = Client("k", host="http://127.0.0.1:9", flush_interval=3600)
-        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-        pid = os.fork()
-        if pid == 0:
-            before = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-            client.track("u", "In The Child")
-            after = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-            print("child default before, after its first message:", before, after, flush=True)
-            os._exit(0)
-        os.waitpid(pid, 0)
-        client.shutdown(timeout=0)
-        """
+def test_sigterm_delivers_for_calls_from_worker_threads_with_the_key_in_the_environment(
+    receiver: Receiver,
+) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+            import sys, threading
+            from concurrent.futures import ThreadPoolExecutor
+            import segment_core as analytics
+            analytics.host = sys.argv[1]
+            with ThreadPoolExecutor(4) as executor:
+                list(executor.map(lambda i: analytics.track("u", "Job Done", {"i": i}), range(5)))
+            print("ready", flush=True)
+            while True:  # short waits: a signal landing as one begins is handled after it
+                threading.Event().wait(0.1)
+            """
+            ),
+            receiver.url,
+        ],
+        env={**os.environ, "SEGMENT_WRITE_KEY": "k"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
-    assert stdout.strip() == "child default before, after its first message: True False"
+    assert process.stdout is not None
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM, stderr
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
 
 
 def test_a_sigterm_while_atexit_delivers_lets_that_delivery_finish(receiver: Receiver) -> None:
@@ -199,7 +216,7 @@ def test_a_sigterm_while_atexit_delivers_lets_that_delivery_finish(receiver: Rec
     )
     _, stderr = process.communicate(timeout=60)
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
-    assert process.returncode == 0, stderr  # it was ending: it ends as it would have
+    assert process.returncode == -signal.SIGTERM, stderr  # once delivered, as SIGTERM would
     assert [m["event"] for m in receiver.messages()] == ["Last"]
 
 

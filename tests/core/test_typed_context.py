@@ -121,3 +121,19 @@ def test_a_dataclass_that_holds_itself_is_refused_naming_the_field() -> None:
     node.parent = node
     with pytest.raises(InvalidMessage, match=r"^context\.device\.parent\.parent.*nested more"):
         Context(device=node).to_dict()
+
+
+def test_a_dataclass_keeps_its_private_fields_and_refuses_two_fields_written_alike() -> None:
+    @dataclasses.dataclass
+    class Device:
+        id: str
+        _cache_token: str = "internal"
+
+    @dataclasses.dataclass
+    class Address:
+        user_id: str
+        userId: str
+
+    assert Context(device=Device("d1")).to_dict() == {"device": {"id": "d1"}}
+    with pytest.raises(InvalidMessage, match="'user_id' and 'userId' are both 'userId'"):
+        Traits().set_address(Address("a", "b"))

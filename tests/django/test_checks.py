@@ -64,6 +64,10 @@ def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
         ({"FLUSH_AT": 0}, "FLUSH_AT must be between 1 and 2500"),
         ({"HOST": "ftp://x"}, "HOST must be an http:// or https:// URL"),
         ({"SEND": "no"}, "SEND must be True or False"),
+        (
+            {"EXCLUDE_PATHS": ["^/a/"], "exclude_paths": ["^/b/"]},
+            "'EXCLUDE_PATHS' and 'exclude_paths' are the same option",
+        ),
         ({"RETRY_BACKOFF_MIN": 100}, "RETRY_BACKOFF_MAX must be at least RETRY_BACKOFF_MIN"),
         ({"COOKIE_MAX_AGE": 0.5}, "COOKIE_MAX_AGE must be a positive number of seconds"),
         ({"COOKIE_MAX_AGE": float("inf")}, "COOKIE_MAX_AGE must be a positive number of seconds"),
