@@ -7,8 +7,8 @@
 - ``SIGTERM``: a handler is chained only where the process would otherwise die
   without running ``atexit`` (the handler is ``SIG_DFL``), only from the main
   thread, and only once there is something to deliver for: a client built there,
-  a first message queued there, or the module-level settings (``write_key``, ...)
-  set there, as a script that calls from worker threads only does. Importing the
+  a first message queued there, or ``segment_core.write_key`` set there, as a
+  script that calls from worker threads only does. Importing the
   package changes nothing about how the process dies (a Python-level handler
   waits for the main thread to leave C code; ``faulthandler.register`` installs
   one Python cannot see). Servers' own handlers (gunicorn, uvicorn, uWSGI) are never

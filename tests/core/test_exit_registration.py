@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 from tests.core.test_lifecycle import run_script
 from tests.receiver import Fault, Receiver
 
 
-def _sigterm_when_ready(code: str, receiver: Receiver) -> tuple[int | None, str]:
-    process = run_script(code, receiver.url)
+def _sigterm_when_ready(
+    code: str, receiver: Receiver, env: dict[str, str] | None = None
+) -> tuple[int | None, str]:
+    process = run_script(code, receiver.url, env=env)
     assert process.stdout is not None
     try:
         assert process.stdout.readline().strip() == "ready"
@@ -159,38 +158,22 @@ def test_importing_the_package_keeps_a_faulthandler_registered_for_sigterm() -> 
 def test_sigterm_delivers_for_calls_from_worker_threads_with_the_key_in_the_environment(
     receiver: Receiver,
 ) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                """
-            import sys, threading
-            from concurrent.futures import ThreadPoolExecutor
-            import segment_core as analytics
-            analytics.host = sys.argv[1]
-            with ThreadPoolExecutor(4) as executor:
-                list(executor.map(lambda i: analytics.track("u", "Job Done", {"i": i}), range(5)))
-            print("ready", flush=True)
-            while True:  # short waits: a signal landing as one begins is handled after it
-                threading.Event().wait(0.1)
-            """
-            ),
-            receiver.url,
-        ],
+    returncode, stderr = _sigterm_when_ready(
+        """
+        import sys, threading
+        from concurrent.futures import ThreadPoolExecutor
+        import segment_core as analytics
+        analytics.host = sys.argv[1]
+        with ThreadPoolExecutor(4) as executor:
+            list(executor.map(lambda i: analytics.track("u", "Job Done", {"i": i}), range(5)))
+        print("ready", flush=True)
+        while True:  # short waits: a signal landing as one begins is handled after it
+            threading.Event().wait(0.1)
+        """,
+        receiver,
         env={**os.environ, "SEGMENT_WRITE_KEY": "k"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
-    assert process.stdout is not None
-    try:
-        assert process.stdout.readline().strip() == "ready"
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == -signal.SIGTERM, stderr
+    assert returncode == -signal.SIGTERM, stderr
     assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
 
 
