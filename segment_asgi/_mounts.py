@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Host, Mount
 from segment_asgi._scope import match_route, starlette_routes
 from segment_asgi._types import Scope
 
-__all__ = ["MountNames", "namespaces_of", "routes_of"]
+__all__ = ["MountNames", "included_routes", "namespaces_of", "routes_of"]
 
 # A route's namespaces; None: reached through differently named mounts (the same
 # routes mounted twice), so the request's own path decides.
@@ -133,15 +133,21 @@ def _walk(app: Any) -> Table:
                 _add(table, route, namespaces_of(inner, None))
                 if depth < _MAX_DEPTH:
                     pending.append((routes_of(route), inner, depth + 1))
-            elif type(route).__name__ == "_IncludedRouter":
-                # Newer FastAPI keeps an included router as one entry: its routes
-                # are those of the router it includes.
+            elif (included := included_routes(route)) is not None:
                 if depth < _MAX_DEPTH:
-                    included = getattr(route, "original_router", None)
-                    pending.append((routes_of(included), chain, depth + 1))
+                    pending.append((included, chain, depth + 1))
             else:
                 _add(table, route, namespaces_of(chain, name))
     return table
+
+
+def included_routes(route: BaseRoute) -> list[BaseRoute] | None:
+    """The routes of a router included in one entry (newer FastAPI keeps an included
+    router so: its routes are those of the router it includes); None for any other
+    route."""
+    if type(route).__name__ != "_IncludedRouter":
+        return None
+    return routes_of(getattr(route, "original_router", None))
 
 
 def _add(table: Table, route: BaseRoute, namespaces: tuple[str, ...]) -> None:

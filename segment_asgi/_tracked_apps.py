@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Host, Mount
 
-from segment_asgi._mounts import routes_of
+from segment_asgi._mounts import included_routes, routes_of
 from segment_asgi._scope import match_route
 from segment_asgi._types import Scope
 
@@ -133,9 +133,8 @@ def _self_tracking_mounts(routes: Iterable[BaseRoute]) -> tuple[BaseRoute, ...]:
                 found.append(route)
             elif isinstance(route, (Mount, Host)) and depth < _MAX_DEPTH:
                 pending.append((routes_of(route), depth + 1))
-            elif type(route).__name__ == "_IncludedRouter" and depth < _MAX_DEPTH:
-                # Newer FastAPI keeps an included router as one entry.
-                pending.append((routes_of(getattr(route, "original_router", None)), depth + 1))
+            elif (included := included_routes(route)) is not None and depth < _MAX_DEPTH:
+                pending.append((included, depth + 1))
     return tuple(found)
 
 
