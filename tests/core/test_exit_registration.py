@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import os
 import signal
+import textwrap
+
+import pytest
 
 from tests.core.test_lifecycle import run_script
 from tests.receiver import Fault, Receiver
+
+#: Ends each script of _sigterm_when_ready: the SIGTERM comes once it is ready.
+_WAIT_FOR_SIGTERM = """
+import threading
+print("ready", flush=True)
+while True:  # short waits: a signal landing as one begins is handled after it
+    threading.Event().wait(0.1)
+"""
 
 
 def _sigterm_when_ready(
     code: str, receiver: Receiver, env: dict[str, str] | None = None
 ) -> tuple[int | None, str]:
-    process = run_script(code, receiver.url, env=env)
+    """Run ``code``, then wait for SIGTERM; its exit status and stderr."""
+    process = run_script(textwrap.dedent(code) + _WAIT_FOR_SIGTERM, receiver.url, env=env)
     assert process.stdout is not None
     try:
         assert process.stdout.readline().strip() == "ready"
@@ -24,23 +36,24 @@ def _sigterm_when_ready(
     return process.returncode, stderr
 
 
+@pytest.mark.parametrize("key_from", ["module setting", "environment"])
 def test_sigterm_delivers_when_the_first_call_comes_from_a_worker_thread(
-    receiver: Receiver,
+    receiver: Receiver, key_from: str
 ) -> None:
+    # The main thread only sets things up; every call comes from the executor's threads.
+    by_setting = key_from == "module setting"
     returncode, stderr = _sigterm_when_ready(
         """
-        import sys, threading
+        import sys
         from concurrent.futures import ThreadPoolExecutor
         import segment_core as analytics
-        analytics.write_key = "k"
+        KEY_LINE
         analytics.host = sys.argv[1]
         with ThreadPoolExecutor(4) as executor:
             list(executor.map(lambda i: analytics.track("u", "Job Done", {"i": i}), range(5)))
-        print("ready", flush=True)
-        while True:  # short waits: a signal landing as one begins is handled after it
-            threading.Event().wait(0.1)
-        """,
+        """.replace("KEY_LINE", 'analytics.write_key = "k"' if by_setting else ""),
         receiver,
+        env=None if by_setting else {**os.environ, "SEGMENT_WRITE_KEY": "k"},
     )
     assert returncode == -signal.SIGTERM, stderr
     assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
@@ -62,9 +75,6 @@ def test_sigterm_delivers_for_a_client_built_on_a_worker_thread_once_chained_on_
         # Nothing ran on the main thread to chain it: the documented call does.
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
         lifecycle.chain_sigterm()
-        print("ready", flush=True)
-        while True:  # short waits: a signal landing as one begins is handled after it
-            threading.Event().wait(0.1)
         """,
         receiver,
     )
@@ -87,9 +97,6 @@ def test_a_client_built_on_the_main_thread_chains_sigterm_after_an_import_on_a_t
         caller = threading.Thread(target=client.track, args=("u", "From A Thread"))
         caller.start()
         caller.join()
-        print("ready", flush=True)
-        while True:  # short waits: a signal landing as one begins is handled after it
-            threading.Event().wait(0.1)
         """,
         receiver,
     )
@@ -123,12 +130,9 @@ def test_an_atexit_handler_of_the_app_can_still_track(receiver: Receiver) -> Non
 def test_a_process_that_builds_no_client_exits_as_before(receiver: Receiver) -> None:
     returncode, stderr = _sigterm_when_ready(
         """
-        import signal, threading
+        import signal
         import segment_core, segment_core.lifecycle
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-        print("ready", flush=True)
-        while True:  # short waits: a signal landing as one begins is handled after it
-            threading.Event().wait(0.1)
         """,
         receiver,
     )
@@ -153,28 +157,6 @@ def test_importing_the_package_keeps_a_faulthandler_registered_for_sigterm() -> 
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == -signal.SIGTERM, stderr
     assert "Current thread" in stderr or "Stack (most recent call first)" in stderr, stderr
-
-
-def test_sigterm_delivers_for_calls_from_worker_threads_with_the_key_in_the_environment(
-    receiver: Receiver,
-) -> None:
-    returncode, stderr = _sigterm_when_ready(
-        """
-        import sys, threading
-        from concurrent.futures import ThreadPoolExecutor
-        import segment_core as analytics
-        analytics.host = sys.argv[1]
-        with ThreadPoolExecutor(4) as executor:
-            list(executor.map(lambda i: analytics.track("u", "Job Done", {"i": i}), range(5)))
-        print("ready", flush=True)
-        while True:  # short waits: a signal landing as one begins is handled after it
-            threading.Event().wait(0.1)
-        """,
-        receiver,
-        env={**os.environ, "SEGMENT_WRITE_KEY": "k"},
-    )
-    assert returncode == -signal.SIGTERM, stderr
-    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
 
 
 def test_a_sigterm_while_atexit_delivers_lets_that_delivery_finish(receiver: Receiver) -> None:
