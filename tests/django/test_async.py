@@ -194,6 +194,13 @@ async def test_hooks_that_query_the_database_work_in_async_mode(
     assert pages and all(page["properties"]["users"] == 1 for page in pages)
 
 
+async def _api_token() -> Token:
+    """The REST framework token of a new user, api@example.com."""
+    user = await sync_to_async(User.objects.create_user)("api", "api@example.com")
+    token: Token = await sync_to_async(Token.objects.create)(user=user)
+    return token
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_user_id_hook_sees_the_user_a_drf_view_authenticates_in_async_mode(
     async_client: AsyncClient, sent: Sent, segment: Any
@@ -201,8 +208,7 @@ async def test_a_user_id_hook_sees_the_user_a_drf_view_authenticates_in_async_mo
     # Django runs the sync API view in a thread: its calls ask the hook there, after
     # the token authenticated; the API client gets events with its user id alone.
     segment(USER_ID="tests.django.hooks.user_email")
-    user = await sync_to_async(User.objects.create_user)("api", "api@example.com")
-    token = await sync_to_async(Token.objects.create)(user=user)
+    token = await _api_token()
     response = await async_client.get(
         "/app/api/orders/", headers={"Authorization": f"Token {token.key}"}
     )
@@ -218,8 +224,7 @@ async def test_the_page_call_of_a_drf_view_carries_the_hooks_last_answer_in_asyn
     async_client: AsyncClient, sent: Sent, segment: Any
 ) -> None:
     segment(USER_ID="tests.django.hooks.user_email")
-    user = await sync_to_async(User.objects.create_user)("api", "api@example.com")
-    token = await sync_to_async(Token.objects.create)(user=user)
+    token = await _api_token()
     response = await async_client.get(
         "/app/api/dashboard/",
         headers={"Authorization": f"Token {token.key}", "Accept": "text/html"},
