@@ -9,7 +9,7 @@ from segment_core.web._request import MAX_CACHED_LENGTH
 
 __all__ = ["BOT_PATTERN", "DEFAULT_BOT_USER_AGENTS", "BotMatcher"]
 
-#: Regular expressions searched in the lower-cased User-Agent. Generic HTTP
+#: Regular expressions searched in the User-Agent, ignoring case. Generic HTTP
 #: libraries (curl, requests, headless browsers) are not listed: they are how
 #: tests and scripts drive apps. Add them with ``bot_user_agents``.
 DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
@@ -62,7 +62,8 @@ class BotMatcher:
 
     def __init__(self, patterns: Iterable[str] = DEFAULT_BOT_USER_AGENTS) -> None:
         joined = "|".join(f"(?:{pattern})" for pattern in patterns)
-        self._pattern = re.compile(joined) if joined else None
+        # Ignoring case: an entry spelled as its product spells itself ("HeadlessChrome").
+        self._pattern = re.compile(joined, re.IGNORECASE) if joined else None
         self._cache: dict[str, bool] = {}
 
     def matches(self, user_agent: str | None) -> bool:
@@ -72,7 +73,7 @@ class BotMatcher:
         cache = self._cache
         found = cache.get(user_agent)
         if found is None:
-            found = self._pattern.search(user_agent.lower()) is not None
+            found = self._pattern.search(user_agent) is not None
             if len(user_agent) <= MAX_CACHED_LENGTH:
                 if len(cache) >= _CACHE_SIZE:
                     cache.clear()

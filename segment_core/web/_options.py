@@ -101,7 +101,7 @@ class WebOptions:
     exclude_routes: tuple[str, ...] = ()
     #: No page call and no cookie for crawlers, previewers and uptime monitors.
     skip_bots: bool = True
-    #: Regular expressions searched in the lower-cased User-Agent to spot bots
+    #: Regular expressions searched in the User-Agent, ignoring case, to spot bots
     #: (added to :data:`DEFAULT_BOT_USER_AGENTS`).
     bot_user_agents: tuple[str, ...] = ()
     #: The page's name: the route's name ("route", falling back to the template),

@@ -469,6 +469,13 @@ def test_bot_user_agents_extend() -> None:
     assert options.bots.matches("curl/8.5") and options.bots.matches("Googlebot/2.1")
 
 
+def test_bot_user_agents_are_matched_ignoring_case() -> None:
+    options = WebOptions(bot_user_agents=["HeadlessChrome", "Python-urllib"])
+    assert options.bots.matches("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/120.0")
+    assert options.bots.matches("python-urllib/3.11")
+    assert not options.bots.matches("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0")
+
+
 # -- identity ----------------------------------------------------------------------------
 
 
