@@ -193,7 +193,7 @@ class Config:
         # What analytics-python accepts for these, read as it reads them.
         for name in _FLAGS:
             flag = values.get(name)
-            if isinstance(flag, int) and not isinstance(flag, bool):
+            if type(flag) is int and flag in (0, 1):
                 values[name] = bool(flag)  # send=int(os.environ["SEND"])
         if isinstance(values.get("default_context"), Context):
             values["default_context"] = _typed_context(values["default_context"])
