@@ -9,8 +9,8 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
+from segment_core.collector.forward import checked_base_url
 from segment_core.collector.guard import allowed_host_name
 from segment_core.hosts import check_write_key
 
@@ -188,10 +188,12 @@ def _positive_seconds(text: str) -> float:
 
 def _base_url(text: str) -> str:
     """An http(s) URL with a host, for argparse."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"an http:// or https:// URL with a host, got {text!r}")
-    return text
+    try:
+        return checked_base_url(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"an http:// or https:// URL with a host, got {text!r}"
+        ) from None
 
 
 def _oauth_server(path: str | None, lifetime: float) -> OAuthServer | None:

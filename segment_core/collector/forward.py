@@ -16,6 +16,7 @@ import queue
 import threading
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -23,7 +24,7 @@ from segment_core.batching import pack
 from segment_core.collector.ingest import Limits, utc_now_iso
 from segment_core.hosts import redact_url
 
-__all__ = ["Forwarder"]
+__all__ = ["Forwarder", "checked_base_url"]
 
 logger = logging.getLogger("segment.collector")
 
@@ -31,6 +32,14 @@ logger = logging.getLogger("segment.collector")
 SEGMENT_LIMITS = Limits()
 #: How much of an upstream's refusal to log: enough for its error code and message.
 ERROR_BODY_LOG_CHARS = 500
+
+
+def checked_base_url(url: str) -> str:
+    """`url` if it is an http(s) URL with a host; else a ValueError naming it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"forward: an http:// or https:// URL with a host, got {url!r}")
+    return url
 
 
 class Forwarder:
@@ -41,7 +50,7 @@ class Forwarder:
     """
 
     def __init__(self, url: str, *, max_queue: int = 1000, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/") + "/v1/batch"
+        self.url = checked_base_url(url).rstrip("/") + "/v1/batch"
         self._timeout = timeout
         self._queue: queue.Queue[tuple[list[bytes], str | None] | None] = queue.Queue(max_queue)
         self._lock = threading.Lock()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.collector import CollectorHandle, create_app, run_in_background
 from segment_core.collector.forward import Forwarder
 from tests.collector.helpers import batch, message, post
 
@@ -90,3 +90,11 @@ def test_a_refused_relay_is_logged_in_one_line_with_the_upstreams_answer(
     assert "HTTP 401" in line
     assert "the write key is not valid" in line  # the upstream's own words
     assert "\n" not in line and record.exc_info is None
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://example.com", "http://"])
+def test_a_forward_url_the_command_line_refuses_is_refused_in_python_too(url: str) -> None:
+    with pytest.raises(ValueError, match=r"^forward: an http:// or https:// URL with a host"):
+        create_app(forward=url)
+    with pytest.raises(ValueError, match="forward"), run_in_background(forward=url):
+        pass
