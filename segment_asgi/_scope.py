@@ -7,6 +7,7 @@ the scope's bytes and tuples into a :class:`segment_core.web.RequestInfo`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from http.cookies import _unquote  # as starlette.requests.cookie_parser unquotes
 from typing import Any
@@ -16,11 +17,12 @@ from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Host, Match, Mount
 
 from segment_asgi._types import Scope
-from segment_core.web import RequestInfo, cached_for_short_text, request_wire_path
+from segment_core.web import Redactor, RequestInfo, cached_for_short_text, request_wire_path
 
 __all__ = [
     "header_dict",
     "match_route",
+    "path_texts",
     "request_info",
     "request_path",
     "route_of",
@@ -242,14 +244,20 @@ def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None
 
 
 def route_params(
-    owner: Any, root_path: str, headers: Mapping[str, str], path: str
+    owner: Any,
+    root_path: str,
+    headers: Mapping[str, str],
+    path: str,
+    redactor: Redactor | None = None,
 ) -> Mapping[str, Any] | None:
     """What the router of ``owner`` (an app or a router) captures from ``path``.
 
     ``path`` is a path of the site, percent-encoded (a same-app ``Referer``'s);
     ``root_path`` where the app is mounted; ``headers`` the request's, whose
     ``Host`` a ``Host`` route matches (read only here, when a path is looked up).
-    None when nothing matches, and for an app that Starlette's router does not route.
+    With the app's ``redactor``, a secret value a convertor made another object
+    of is the text the path holds. None when nothing matches, and for an app
+    that Starlette's router does not route.
     """
     mount = root_path.rstrip("/")
     if mount:
@@ -258,24 +266,29 @@ def route_params(
         path = path[len(mount) :] or "/"
     host = headers.get("host") or ""
     try:
-        return _cached_route_params(owner, host, path)
+        return _cached_route_params(owner, host, path, redactor)
     except TypeError:  # an app that cannot be a cache key
-        return _route_params(owner, host, path)
+        return _route_params(owner, host, path, redactor)
 
 
 @cached_for_short_text(maxsize=1024)
-def _cached_route_params(owner: Any, host: str, path: str) -> Mapping[str, Any] | None:
-    return _route_params(owner, host, path)
+def _cached_route_params(
+    owner: Any, host: str, path: str, redactor: Redactor | None
+) -> Mapping[str, Any] | None:
+    return _route_params(owner, host, path, redactor)
 
 
-def _route_params(owner: Any, host: str, path: str) -> Mapping[str, Any] | None:
+def _route_params(
+    owner: Any, host: str, path: str, redactor: Redactor | None
+) -> Mapping[str, Any] | None:
     routes = starlette_routes(owner)
     if routes is None:
         return None
+    decoded = unquote(path)
     probe: Scope = {
         "type": "http",
         "method": "GET",
-        "path": unquote(path),
+        "path": decoded,
         "root_path": "",
         "headers": [(b"host", host.encode("latin-1"))] if host else [],
         "query_string": b"",
@@ -283,8 +296,34 @@ def _route_params(owner: Any, host: str, path: str) -> Mapping[str, Any] | None:
     found = match_route(routes, probe)
     if found is None:
         return None
-    params = found[1].get("path_params")
-    return params if isinstance(params, Mapping) else None
+    route, matched = found
+    params = matched.get("path_params")
+    if not isinstance(params, Mapping):
+        return None
+    if params and redactor is not None and redactor.needs_path_texts(params, decoded):
+        params = redactor.with_path_texts(params, decoded, path_texts(route, matched))
+    return params
+
+
+def path_texts(route: Any, scope: Scope) -> dict[str, str] | None:
+    """The text of the path each parameter of ``route`` was made of, by name.
+
+    Read again with the route's own pattern (what Starlette matched before its
+    convertors' ``convert``), on the path below the mounts the router passed
+    (``scope`` as it left it). None when the route has no pattern, or it does
+    not match.
+    """
+    regex = getattr(route, "path_regex", None)
+    if not isinstance(regex, re.Pattern):
+        return None
+    path = str(scope.get("path") or "")
+    root_path = str(scope.get("root_path") or "")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    found = regex.match(path)
+    if found is None:
+        return None
+    return {name: text for name, text in found.groupdict().items() if text is not None}
 
 
 def match_route(

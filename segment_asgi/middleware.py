@@ -32,6 +32,7 @@ from segment_asgi._options import (
     warn_if_server_key_in_browser,
 )
 from segment_asgi._scope import (
+    path_texts,
     request_info,
     route_of,
     route_params,
@@ -456,7 +457,13 @@ class SegmentMiddleware:
         # The app's router, for a same-app Referer and calls made before it routed;
         # on the request's Host (a Host route matches it; a same-app Referer came
         # through the same host).
-        info.route_of_path = functools.partial(route_params, app_router, info.mount, info.headers)
+        info.route_of_path = functools.partial(
+            route_params,
+            app_router,
+            info.mount,
+            info.headers,
+            redactor=self._tracker_options.redactor,
+        )
         return info
 
     def _track(
@@ -524,7 +531,15 @@ class SegmentMiddleware:
         info.route_name, info.route_template = name, template
         params = scope.get("path_params")
         # A dict (Starlette's) without the ABC's isinstance check.
-        info.path_params = params if type(params) is dict or isinstance(params, Mapping) else None
+        if type(params) is not dict and not isinstance(params, Mapping):
+            params = None
+        elif params:
+            # A secret value a convertor made another object of: the path's own text.
+            path = str(scope.get("path") or "")
+            redactor = self._tracker_options.redactor
+            if redactor.needs_path_texts(params, path):
+                params = redactor.with_path_texts(params, path, path_texts(route, scope))
+        info.path_params = params
         namespaces: tuple[str, ...] = ()
         if route is not None:
             # The router that routed the request from the top; an outer app's

@@ -40,6 +40,7 @@ from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.http.request import validate_host
 from django.http.response import ResponseHeaders
 from django.urls import LocalePrefixPattern, Resolver404, ResolverMatch, resolve
+from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
@@ -553,8 +554,60 @@ def _read_route(info: RequestInfo, final: bool = False, match: ResolverMatch | N
     info.route_name = match.view_name if match.url_name else None
     info.route_template = _route_templates.get(match.route) or _route_template(match)
     info.route_namespaces = (*match.namespaces, *match.app_names)
-    info.path_params = match.kwargs
+    params = match.kwargs
+    info.path_params = _path_params(match, info.native.path_info) if params else params
     return True
+
+
+def _path_params(match: ResolverMatch, path: str) -> Mapping[str, Any]:
+    """The values ``match`` captured from ``path`` (decoded, as Django resolved it).
+
+    Not the view's own keyword arguments (``path(..., {"form_class": ...})``),
+    which the path does not hold. A secret value a converter made another object
+    of (a signed token decoded to its payload) is the text the path holds.
+    """
+    params = match.kwargs
+    extra = getattr(match, "extra_kwargs", None)  # Django 4.1 on (not in the type stubs)
+    if extra:
+        params = {name: value for name, value in params.items() if name not in extra}
+    if params:
+        redactor = conf.web_options().redactor
+        if redactor.needs_path_texts(params, path):
+            params = redactor.with_path_texts(params, path, _path_texts(match, path))
+    return params
+
+
+def _path_texts(match: ResolverMatch, path: str) -> dict[str, str] | None:
+    """The text of ``path`` each parameter of ``match`` was made of, by name.
+
+    Read again with the regexes of the patterns ``match`` went through (what
+    Django matched before its converters' ``to_python``); None when they cannot
+    be read or do not match.
+    """
+    chain = match.tried[-1] if match.tried else None  # the patterns that matched
+    if not chain or not path.startswith("/"):
+        return None
+    rest = path[1:]  # after the root URLconf's own "^/"
+    texts: dict[str, str] = {}
+    try:
+        for entry in chain:
+            pattern = entry.pattern
+            if isinstance(pattern, LocalePrefixPattern):
+                # "<language>/", or nothing for an unprefixed default language: read
+                # from the path, in whatever language it was resolved.
+                language, slash, after = rest.partition("/")
+                if slash and language.lower() in _language_codes():
+                    rest = after
+                continue
+            found = pattern.regex.search(rest)
+            if found is None:
+                return None
+            groups = found.groupdict().items()
+            texts.update((name, text) for name, text in groups if text is not None)
+            rest = rest[found.end() :]
+    except (AttributeError, TypeError, IndexError):
+        return None
+    return texts
 
 
 def _route_template(match: ResolverMatch) -> str | None:
@@ -606,7 +659,7 @@ _route_templates: dict[str | None, str] = {}
 def _read_route_of_path(info: RequestInfo, request: HttpRequest) -> None:
     """Fill ``info`` with the route Django's router finds for the request's path."""
     urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
-    match = _resolve(request.path_info, urlconf)
+    match = _resolve(request.path_info, urlconf, translation.get_language())
     if match is not None:
         _read_route(info, True, match)
 
@@ -630,24 +683,29 @@ def _route_of_root_path(path: str) -> Mapping[str, Any] | None:
 def _resolve_kwargs(path: str, urlconf: str) -> Mapping[str, Any] | None:
     from urllib.parse import unquote
 
-    match = _resolve(unquote(path), urlconf)
-    return None if match is None else match.kwargs
+    decoded = unquote(path)
+    match = _resolve(decoded, urlconf, translation.get_language())
+    return None if match is None else _path_params(match, decoded)
 
 
 @cached_for_short_text(maxsize=1024)
-def _resolve(path: str, urlconf: str) -> ResolverMatch | None:
-    """What Django's router makes of ``path`` (decoded), or None when nothing matches."""
-    from django.utils import translation
+def _resolve(path: str, urlconf: str, active: str | None = None) -> ResolverMatch | None:
+    """What Django's router makes of ``path`` (decoded) while language ``active`` is
+    active, or None when nothing matches.
 
+    Kept by the language too: a route written in translated text matches in its
+    own language only.
+    """
     try:
         return resolve(path, urlconf)
     except (Resolver404, ValueError, TypeError):
         pass
-    # Under i18n_patterns a path resolves in its own language (/fr/invite/...), not
-    # only in the one active for the request that links to it.
+    # Under i18n_patterns a path resolves in its own language (/fr/invite/...), and
+    # one without a language prefix in the default language (which i18n_patterns may
+    # leave unprefixed), not only in the one active for the request that links to it.
     try:
-        language = translation.get_language_from_path(path)
-        if language is None or language == translation.get_language():
+        language = translation.get_language_from_path(path) or settings.LANGUAGE_CODE
+        if language == active:
             return None
         with translation.override(language):
             return resolve(path, urlconf)

@@ -24,7 +24,7 @@ import orjson
 
 from segment_core.web._forwarded import IPAddress, client_ip, forwarded_hops, parse_ip
 from segment_core.web._options import WebOptions
-from segment_core.web._redaction import REDACTED, Redactor, redact_path
+from segment_core.web._redaction import REDACTED, Redactor, name_and_port, redact_path, same_host
 from segment_core.web._request import RequestInfo, short_value_cache, without_fragment
 
 __all__ = [
@@ -111,7 +111,11 @@ def request_context(
         query = without_fragment(query)
         query = query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY)
         # Redacted as search is: a secret utm_ name, or a URL with secrets as a value.
-        utm = campaign(options.redactor.query(query, paths=request.route_of_path))
+        utm = campaign(
+            options.redactor.query(
+                query, paths=request.route_of_path, host=request.host if host is None else host
+            )
+        )
         if utm:
             context["campaign"] = utm
     try:
@@ -273,15 +277,16 @@ def page_fields(
         path = redactor.path_parameters(path)
     if len(path) > MAX_PATH:
         path = cut(path, MAX_PATH)
+    host = request.host if host is None else host
     query = request.query_string
     if query:
-        # The app's router, for its own paths in values (?next=/invite/KEY).
-        query = redactor.query(without_fragment(query), paths=request.route_of_path)
+        # The app's router and host, for its own paths and URLs in values
+        # (?next=/invite/KEY, ?next=https://shop.example/invite/KEY).
+        query = redactor.query(without_fragment(query), paths=request.route_of_path, host=host)
         if len(query) > MAX_QUERY:
             query = cut(query, MAX_QUERY)
     search = f"?{query}" if query else ""
     scheme = request.scheme if scheme is None else scheme
-    host = request.host if host is None else host
     if len(host) > MAX_HOST:
         host = cut(host, MAX_HOST)
     referrer = request.headers.get("referer")
@@ -298,43 +303,25 @@ def page_fields(
 def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str) -> str:
     """The ``Referer``, redacted; a page of this app also loses secrets in its path.
 
-    A page of this app: on the same host name, in any case. Whatever the scheme:
-    behind a proxy that ends TLS (its hops not trusted), the app sees http where the
-    browser's ``Referer`` says https. Ports differ only when both name one other than
-    80 and 443, which are the schemes' own.
+    A page of this app: on the app's host, as :func:`same_host` tells it (any scheme:
+    behind a proxy that ends TLS, its hops not trusted, the app sees http where the
+    browser's ``Referer`` says https).
     """
     lookup = request.route_of_path
-    referrer = redactor.url(referrer, paths=lookup)
+    referrer = redactor.url(referrer, paths=lookup, host=host)
     if lookup is not None and host:
-        app_name, app_port = _name_and_port(host)
+        app_name = name_and_port(host)[0]
         start = referrer.find("//", 0, 16)  # the name follows it, or it is another host
         if start >= 0 and referrer[start + 2 : start + 2 + len(app_name)].lower() == app_name:
             try:
                 parts = urlsplit(referrer)
-                name, port = _name_and_port(parts.netloc)
-                if name == app_name and (port == app_port or not port or not app_port):
+                if same_host(parts.netloc, host):
                     values = redactor.secret_values(lookup(parts.path))
                     if values:
                         referrer = parts._replace(path=redact_path(parts.path, values)).geturl()
             except Exception:  # an odd URL, or the router failed on it: left as redacted
                 pass
     return referrer if len(referrer) <= MAX_REFERRER else cut(referrer, MAX_REFERRER)
-
-
-_DEFAULT_PORTS = frozenset({"80", "443"})
-
-
-@short_value_cache(maxsize=256)
-def _name_and_port(netloc: str) -> tuple[str, str]:
-    """``(host name, port)`` of a URL's authority in lower case; the port is ``""`` if
-    it is a default one. (Cached: the app's host, and the authorities of its pages.)"""
-    netloc = netloc.lower().rpartition("@")[2]
-    if netloc.startswith("["):  # an IPv6 literal
-        end = netloc.find("]")
-        name, port = netloc[: end + 1], netloc[end + 2 :]
-    else:
-        name, _, port = netloc.partition(":")
-    return name, "" if port in _DEFAULT_PORTS else port
 
 
 def redact_query(query: str, names: Redactor | frozenset[str]) -> str:

@@ -22,7 +22,8 @@ In a URL, the values of secret names are redacted in the query (``&`` and ``;``
 separate parameters), the fragment, a path's ``;name=value`` parameters, and URLs
 nested in values (escaped once or twice); a URL's ``user:password@`` is dropped.
 Given the app's router (``paths``), a nested path of the app (``?next=/invite/KEY``)
-loses the values of its secret route parameters too.
+loses the values of its secret route parameters too, and so does a nested URL of the
+app's own host (``?next=https://shop.example/invite/KEY``).
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus
 
-from segment_core.web._request import MAX_CACHED_LENGTH
+from segment_core.web._request import MAX_CACHED_LENGTH, short_value_cache
 
 __all__ = [
     "DEFAULT_SECRET_WORDS",
     "REDACTED",
     "Redactor",
     "RouteLookup",
+    "name_and_port",
     "name_words",
+    "same_host",
 ]
 
 REDACTED = "REDACTED"
@@ -214,12 +217,16 @@ class Redactor:
 
     # -- URLs ---------------------------------------------------------------------
 
-    def query(self, query: str, depth: int = 0, paths: RouteLookup | None = None) -> str:
+    def query(
+        self, query: str, depth: int = 0, paths: RouteLookup | None = None, host: str = ""
+    ) -> str:
         """``query`` with secret values replaced by ``REDACTED``; the rest kept byte for byte.
 
         A value that is itself a URL (``next=/account?token=...``) is redacted too;
         with ``paths`` (the app's router: a path to its route parameters), so is a
-        path of the app in a value (``next=/invite/KEY``).
+        path of the app in a value (``next=/invite/KEY``), and with ``host`` (the
+        request's own, ``host[:port]``) an http(s) URL on that host
+        (``next=https://shop.example/invite/KEY``, what ``request.url`` gives).
 
         >>> Redactor().query("q=shoes&accessToken=abc&next=%2Fa%3Ftoken%3Dx")
         'q=shoes&accessToken=REDACTED&next=%2Fa%3Ftoken%3DREDACTED'
@@ -227,14 +234,14 @@ class Redactor:
         if not query:
             return query
         if depth:
-            return self._query(query, depth, paths)
-        key: Any = query if paths is None else (query, paths)
+            return self._query(query, depth, paths, host)
+        key: Any = query if paths is None else (query, paths, host)
         found = self._queries.get(key)
         if found is None:
-            found = _remember(self._queries, key, query, self._query(query, 0, paths))
+            found = _remember(self._queries, key, query, self._query(query, 0, paths, host))
         return found
 
-    def _query(self, query: str, depth: int, paths: RouteLookup | None) -> str:
+    def _query(self, query: str, depth: int, paths: RouteLookup | None, host: str) -> str:
         # "&" separates parameters, and ";" too for many servers: both are looked at
         # (split at ";" too, the separators are kept as parts of their own).
         semicolons = ";" in query
@@ -250,7 +257,7 @@ class Redactor:
                     parts[index] = f"{key}={REDACTED}"
                     changed = True
                 continue
-            nested = self._nested(value, depth, paths)
+            nested = self._nested(value, depth, paths, host)
             if nested is not None:
                 parts[index] = f"{key}={nested}"
                 changed = True
@@ -258,7 +265,7 @@ class Redactor:
             return query
         return "".join(parts) if semicolons else "&".join(parts)
 
-    def _nested(self, value: str, depth: int, paths: RouteLookup | None) -> str | None:
+    def _nested(self, value: str, depth: int, paths: RouteLookup | None, host: str) -> str | None:
         """A value holding a URL with secrets, redacted; None when nothing changes."""
         if depth >= _MAX_DEPTH or not value:
             return None
@@ -278,11 +285,13 @@ class Redactor:
             return None
         decoded = unquote_plus(value)
         if "?" in decoded or "#" in decoded or "@" in decoded:
-            redacted = self.url(decoded, depth + 1, paths)
+            redacted = self.url(decoded, depth + 1, paths, host)
         elif paths is not None and decoded.startswith("/") and not decoded.startswith("//"):
             redacted = self._app_path(decoded, paths)
+        elif paths is not None and host and _own_path_start(decoded, host) >= 0:
+            redacted = self._url(decoded, depth + 1, paths, host)  # a URL of the app itself
         elif "%" in decoded and decoded != value:  # escaped twice: look one level down
-            inner = self._nested(decoded, depth + 1, paths)
+            inner = self._nested(decoded, depth + 1, paths, host)
             return None if inner is None else quote(inner, safe="-._~")
         else:
             return None
@@ -294,35 +303,42 @@ class Redactor:
         safe = "-._~" if "%2F" in upper or "%3A" in upper else _VALUE_SAFE
         return quote(redacted, safe=safe)
 
-    def url(self, url: str, depth: int = 0, paths: RouteLookup | None = None) -> str:
+    def url(
+        self, url: str, depth: int = 0, paths: RouteLookup | None = None, host: str = ""
+    ) -> str:
         """``url`` with secrets redacted from its query, fragment and ``;`` parameters,
         and its ``user:password@`` dropped (never raises).
 
-        ``paths``: the app's router, for the app's paths nested in values (see
-        :meth:`query`); the route secrets of the URL's own path are the caller's to
-        redact.
+        ``paths`` and ``host``: the app's router and the request's host, for the
+        app's paths and URLs nested in values (see :meth:`query`); the route
+        secrets of the URL's own path are the caller's to redact.
         """
         if not url or ("?" not in url and "#" not in url and "@" not in url and ";" not in url):
             return url
         if depth:
-            return self._url(url, depth, paths)
-        key: Any = url if paths is None else (url, paths)
+            return self._url(url, depth, paths, host)
+        key: Any = url if paths is None else (url, paths, host)
         found = self._urls.get(key)
         if found is None:
-            found = _remember(self._urls, key, url, self._url(url, 0, paths))
+            found = _remember(self._urls, key, url, self._url(url, 0, paths, host))
         return found
 
-    def _url(self, url: str, depth: int, paths: RouteLookup | None) -> str:
+    def _url(self, url: str, depth: int, paths: RouteLookup | None, host: str) -> str:
         base, hash_sign, fragment = url.partition("#")
         head, question, query = base.partition("?")
         if "@" in head:
             head = _without_userinfo(head)
         if ";" in head:
             head = self.path_parameters(head)
-        if depth and paths is not None and head.startswith("/") and not head.startswith("//"):
-            head = self._app_path(head, paths)  # a path of the app, nested in a value
-        redacted = head + question + self.query(query, depth, paths)
-        return redacted + hash_sign + self.query(fragment, depth, paths)
+        if depth and paths is not None:  # a URL nested in a value
+            if head.startswith("/") and not head.startswith("//"):
+                head = self._app_path(head, paths)  # a path of the app
+            elif host:
+                start = _own_path_start(head, host)
+                if start >= 0:  # a URL of the app itself (?next=https://shop.example/...)
+                    head = head[:start] + self._app_path(head[start:], paths)
+        redacted = head + question + self.query(query, depth, paths, host)
+        return redacted + hash_sign + self.query(fragment, depth, paths, host)
 
     def path_parameters(self, path: str) -> str:
         """``path`` with the values of its secret ``;name=value`` parameters redacted.
@@ -336,7 +352,7 @@ class Redactor:
         for index, segment in enumerate(segments):
             if ";" in segment:
                 first, _, rest = segment.partition(";")
-                redacted = self._query(rest, _MAX_DEPTH, None)
+                redacted = self._query(rest, _MAX_DEPTH, None, "")
                 if redacted != rest:
                     segments[index] = f"{first};{redacted}"
         return "/".join(segments)
@@ -362,6 +378,43 @@ class Redactor:
             if value is not None and str(value) != "" and self.is_secret(str(name))
         )
 
+    def needs_path_texts(self, params: Mapping[str, object], path: str) -> bool:
+        """Whether a secret one of a route's ``params`` has a value that ``path`` (as the
+        router matched it, decoded) does not hold as ``str()`` writes it.
+
+        A converter may make another object of the text it matched (a signed token
+        decoded to its payload): the adapter then reads the path's own text of each
+        parameter for :meth:`with_path_texts`. Text found in the path needs nothing.
+        """
+        for name, value in params.items():
+            if not _holds(path, value) and self.is_secret(str(name)):
+                return True
+        return False
+
+    def with_path_texts(
+        self, params: Mapping[str, object], path: str, texts: Mapping[str, str] | None
+    ) -> dict[str, object]:
+        """``params`` with the text ``path`` holds for each one in ``texts`` (what the
+        adapter read with the route's own pattern; None when it could not).
+
+        A secret value still not found in ``path`` stands for the whole path, which
+        is then redacted as a whole: a page without its path, never with the secret.
+        """
+        written = dict(params)
+        if texts:
+            for name, text in texts.items():
+                if name in written:
+                    written[name] = text
+        for name, value in written.items():
+            if not _holds(path, value) and self.is_secret(str(name)):
+                written[name] = path.strip("/")
+        return written
+
+
+def _holds(path: str, value: object) -> bool:
+    """Whether ``path`` holds ``value`` as ``str()`` writes it (a number, a UUID)."""
+    return (value if type(value) is str else str(value)) in path
+
 
 def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str) -> str:
     """Keep ``redacted`` as the answer for ``key`` (unless ``text`` is too long), in a
@@ -371,6 +424,46 @@ def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str) -> str:
             cache.clear()
         cache[key] = redacted
     return redacted
+
+
+_DEFAULT_PORTS = frozenset({"80", "443"})
+
+
+def same_host(netloc: str, host: str) -> bool:
+    """Whether a URL's authority ``netloc`` names the app's ``host`` (``host[:port]``).
+
+    The same host name, in any case. Ports differ only when both name one other
+    than 80 and 443, which are the schemes' own: whatever the scheme, as behind a
+    proxy that ends TLS the app sees http where the browser says https.
+    """
+    name, port = name_and_port(netloc)
+    app_name, app_port = name_and_port(host)
+    return name == app_name and (port == app_port or not port or not app_port)
+
+
+@short_value_cache(maxsize=256)
+def name_and_port(netloc: str) -> tuple[str, str]:
+    """``(host name, port)`` of a URL's authority in lower case; the port is ``""`` if
+    it is a default one. (Cached: the app's host, and the authorities of its pages.)"""
+    netloc = netloc.lower().rpartition("@")[2]
+    if netloc.startswith("["):  # an IPv6 literal
+        end = netloc.find("]")
+        name, port = netloc[: end + 1], netloc[end + 2 :]
+    else:
+        name, _, port = netloc.partition(":")
+    return name, "" if port in _DEFAULT_PORTS else port
+
+
+def _own_path_start(url: str, host: str) -> int:
+    """Where the path of ``url`` starts when it is an http(s) URL on ``host`` (see
+    :func:`same_host`), else -1."""
+    scheme_end = url.find("://", 0, 8)
+    if scheme_end < 0 or url[:scheme_end].lower() not in ("http", "https"):
+        return -1
+    start = url.find("/", scheme_end + 3)
+    if start < 0:  # no path: the app's root, which captures nothing
+        return -1
+    return start if same_host(url[scheme_end + 3 : start], host) else -1
 
 
 # A URL's start up to its authority, as browsers parse it (the WHATWG URL Standard):

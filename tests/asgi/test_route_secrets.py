@@ -4,12 +4,15 @@ its own: its assets are excluded below its mount point."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Host, Mount, Route, Router, WebSocketRoute
 from starlette.websockets import WebSocket
 
@@ -183,3 +186,77 @@ def test_response_headers_given_as_any_iterable_are_kept(client: Client, sent: S
     assert response.headers["content-type"] == "text/html"
     assert "ajs_anonymous_id=" in response.headers["set-cookie"]
     assert [m["type"] for m in sent()] == ["page"]
+
+
+class SignedConvertor(Convertor):
+    """A signed token in the path, decoded to its payload (as itsdangerous does)."""
+
+    regex = r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
+
+    def convert(self, value: str) -> Any:
+        payload = value.split(".")[0]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+    def to_string(self, value: Any) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+        return f"{payload}.signature"
+
+
+register_url_convertor("signed", SignedConvertor())
+SIGNED = base64.urlsafe_b64encode(b'{"uid": 7}').decode().rstrip("=") + ".SIGNEDbyTHEapp"
+
+
+def test_a_token_a_convertor_decodes_is_redacted_as_the_path_writes_it(
+    client: Client, sent: Sent
+) -> None:
+    async def confirm(request: Request) -> HTMLResponse:
+        request.state.analytics.track(
+            "Email Confirmed", {"uid": request.path_params["token"]["uid"]}
+        )
+        return HTMLResponse("<p>confirmed</p>")
+
+    app = Starlette(
+        routes=[
+            Route("/", html),
+            Route("/confirm/{token:signed}", confirm),
+            Mount("/team/{team}", routes=[Route("/join/{invite_token:signed}", html)]),
+            # A mount's own value: its text is not read again, the whole path is hidden.
+            Mount("/org/{org_token:signed}", routes=[Route("/members", html)]),
+        ]
+    )
+    app.add_middleware(SegmentMiddleware, client=client)
+    with TestClient(app) as browser:
+        browser.get(f"/confirm/{SIGNED}")
+        browser.get(f"/team/red/join/{SIGNED}")
+        browser.get(f"/org/{SIGNED}/members")
+        browser.get("/", headers={"referer": f"http://testserver/confirm/{SIGNED}"})
+        browser.get("/", params={"next": f"/team/red/join/{SIGNED}"})
+    messages = sent()
+    assert [m.get("event") or m["type"] for m in messages] == ["Email Confirmed", *["page"] * 5]
+    pages = [m["context"]["page"] for m in messages]
+    assert pages[0] == pages[1]
+    assert [p["path"] for p in pages[1:4]] == [
+        "/confirm/REDACTED",
+        "/team/red/join/REDACTED",
+        "/REDACTED",
+    ]
+    assert pages[4]["referrer"] == "http://testserver/confirm/REDACTED"
+    assert pages[5]["search"] == "?next=%2Fteam%2Fred%2Fjoin%2FREDACTED"
+    assert "SIGNED" not in json.dumps(messages)
+
+
+def test_the_app_s_own_url_in_a_value_loses_its_route_secret(client: Client, sent: Sent) -> None:
+    async def invite(request: Request) -> Response:
+        # A login wall, as FastAPI apps write it: back to the URL asked for, after.
+        return RedirectResponse(f"/login?next={request.url}")
+
+    app = Starlette(routes=[Route("/invite/{invite_token}", invite), Route("/login", html)])
+    app.add_middleware(SegmentMiddleware, client=client)
+    with TestClient(app) as browser:
+        assert browser.get(f"/invite/{TOKEN}").url.path == "/login"
+    [login] = sent(type="page")
+    assert login["properties"]["search"] == "?next=http://testserver/invite/REDACTED"
+    assert (
+        login["properties"]["url"]
+        == "http://testserver/login?next=http://testserver/invite/REDACTED"
+    )

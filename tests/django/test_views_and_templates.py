@@ -152,6 +152,24 @@ def test_one_template_when_the_default_language_has_no_prefix(
     ]
 
 
+def test_a_page_of_the_unprefixed_default_language_linked_from_another_language(
+    segment: Any, sent: Sent, settings: Any
+) -> None:
+    settings.ROOT_URLCONF = "tests.django.unprefixed_i18n_urls"
+    client = Client()
+    referrer = "http://testserver/invite/SEKRET7/"
+    client.get("/fr/shop/", HTTP_REFERER=referrer, **NAVIGATE)  # type: ignore[arg-type]
+    client.get("/fr/shop/?next=/invite/SEKRET8/", **NAVIGATE)  # type: ignore[arg-type]
+    # The same referrer in the default language, after a French page looked it up.
+    client.get("/shop/", HTTP_REFERER=referrer, **NAVIGATE)  # type: ignore[arg-type]
+    pages = [m["properties"] for m in sent()]
+    assert [(p["path"], p["referrer"], p["search"]) for p in pages] == [
+        ("/fr/shop/", "http://testserver/invite/REDACTED/", ""),
+        ("/fr/shop/", "", "?next=/invite/REDACTED/"),
+        ("/shop/", "http://testserver/invite/REDACTED/", ""),
+    ]
+
+
 def test_a_template_naming_the_calls_makes_none(segment: Any, sent: Sent) -> None:
     response = Client().get("/methods/", **NAVIGATE)  # type: ignore[arg-type]
     assert response.content == b"<p></p>"

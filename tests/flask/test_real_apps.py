@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, Response, g
+from flask import Blueprint, Flask, Response, g, redirect, request, url_for
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.routing import BaseConverter
 
@@ -234,6 +234,28 @@ def test_secret_values_a_converter_turns_into_other_objects_are_redacted(
     assert magic["properties"]["referrer"] == "http://localhost/magic/REDACTED/go"
     assert pin["properties"]["path"] == "/pin/REDACTED"
     assert "SIGNED" not in str([verify, magic, pin]) and "3.5" not in str([verify, magic])
+
+
+def test_a_login_wall_s_next_url_loses_the_route_secret(make_app: MakeApp, sent: Sent) -> None:
+    # The login_required decorator of Flask's docs: /login?next=<request.url>, an
+    # absolute URL of the app, as a relative ?next=/invite/<key> is.
+    app = make_app()
+
+    @app.get("/join/<invite_key>")
+    def join(invite_key: str) -> Any:
+        return redirect(url_for("sign_in", next=request.url))
+
+    @app.get("/sign-in")
+    def sign_in() -> str:
+        return "<p>sign in</p>"
+
+    client = app.test_client()
+    client.get("/join/INVKEY9d41be02", headers=NAVIGATE, follow_redirects=True)
+    client.get("/sign-in?next=/join/INVKEY9d41be03", headers=NAVIGATE)
+    absolute, relative = pages(sent)
+    assert absolute["properties"]["search"] == "?next=http://localhost/join/REDACTED"
+    assert relative["properties"]["search"] == "?next=/join/REDACTED"
+    assert "INVKEY" not in json.dumps([absolute, relative])
 
 
 def test_a_mounted_app_redacts_its_own_pages_in_the_referrer(make_app: MakeApp, sent: Sent) -> None:

@@ -161,6 +161,62 @@ def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expect
     assert redactor.query(query) == query  # without the router: no route to read
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # What Flask's url_for("login", next=request.url) and FastAPI's
+        # f"/login?next={request.url}" write: the app's own absolute URL.
+        ("next=http://shop.example/invite/KEY123/", f"next=http://shop.example/invite/{REDACTED}/"),
+        (
+            "next=https%3A%2F%2Fshop.example%2Finvite%2FKEY123%2F%3Fa%3D1",
+            f"next=https%3A%2F%2Fshop.example%2Finvite%2F{REDACTED}%2F%3Fa%3D1",
+        ),
+        ("next=HTTPS://SHOP.example:443/invite/KEY123/", f"next=HTTPS://SHOP.example:443/invite/{REDACTED}/"),
+        # A port of its own on one side only: the same app, as for a same-app Referer.
+        ("next=http://shop.example:8000/invite/KEY123/", f"next=http://shop.example:8000/invite/{REDACTED}/"),
+        ("next=https://other.example/invite/KEY123/", "next=https://other.example/invite/KEY123/"),
+        ("next=https://shop.example.evil/invite/KEY123/", "next=https://shop.example.evil/invite/KEY123/"),
+        ("next=ftp://shop.example/invite/KEY123/", "next=ftp://shop.example/invite/KEY123/"),
+        ("next=https://shop.example/products/KEY123/", "next=https://shop.example/products/KEY123/"),
+    ],
+)  # fmt: skip
+def test_a_url_of_the_app_in_a_value_loses_its_route_secrets(query: str, expected: str) -> None:
+    redactor = Redactor()
+    assert redactor.query(query, paths=invite_router, host="shop.example") == expected
+    assert redactor.query(query, paths=invite_router, host="shop.example") == expected
+    # Another host's request, or no router: the URL is another site's, or unreadable.
+    assert redactor.query(query, paths=invite_router, host="elsewhere.example") == query
+    assert redactor.query(query, host="shop.example") == query
+
+
+def test_a_url_on_another_port_of_the_host_is_another_app_s() -> None:
+    query = "next=http://localhost:3000/invite/KEY123/"
+    assert Redactor().query(query, paths=invite_router, host="localhost:8000") == query
+
+
+def test_a_login_page_after_a_secret_link_keeps_its_absolute_url_out(
+    client: Client, sent: Messages
+) -> None:
+    request = make_request(
+        scheme="http",  # behind a proxy that ends TLS: the app sees http
+        path="/login",
+        query_string="next=https%3A%2F%2Fshop.example%2Finvite%2FKEY123%2F&utm_source=mail",
+        headers={"referer": "https://shop.example/login?next=https://shop.example/invite/KEY9/"},
+        route_of_path=invite_router,
+    )
+    tracker = RequestTracker(client, WebOptions(), request)
+    tracker.finish(200, content_type=HTML)
+    [page] = sent
+    assert "KEY123" not in json.dumps(page) and "KEY9" not in json.dumps(page)
+    assert page["properties"]["search"].startswith(
+        f"?next=https%3A%2F%2Fshop.example%2Finvite%2F{REDACTED}%2F&"
+    )
+    assert (
+        page["properties"]["referrer"]
+        == f"https://shop.example/login?next=https://shop.example/invite/{REDACTED}/"
+    )
+
+
 def test_a_login_page_after_a_secret_link_keeps_the_secret_out(
     client: Client, sent: Messages
 ) -> None:
@@ -241,6 +297,38 @@ UUID_TEXT = "5f3b1c2d-1111-4222-8333-444455556666"
 )
 def test_redact_path(path: str, values: list[str], expected: str) -> None:
     assert redact_path(path, values) == expected
+
+
+SIGNED = "eyJ1aWQiOjd9.c2lnbmVk"  # a signed token, which a converter reads as {"uid": 7}
+
+
+def test_a_route_value_a_converter_made_another_object_of_is_redacted_as_written() -> None:
+    redactor = Redactor()
+    path = f"/team/red/confirm/{SIGNED}/"
+    params = {"team": "red", "token": {"uid": 7}, "pk": 42}
+    assert redactor.needs_path_texts(params, path)
+    written = redactor.with_path_texts(params, path, {"team": "red", "token": SIGNED, "pk": "42"})
+    assert written == {"team": "red", "token": SIGNED, "pk": "42"}
+    assert redact_path(path, redactor.secret_values(written)) == f"/team/red/confirm/{REDACTED}/"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"team": "red", "pk": 42, "slug": "a-b"},  # nothing secret
+        {"token": SIGNED, "reset_key": UUID_TEXT, "key_id": 7},  # secrets, as the path has them
+    ],
+)
+def test_route_values_the_path_holds_need_no_second_look(params: dict[str, Any]) -> None:
+    path = f"/r/{SIGNED}/{UUID_TEXT}/7/42/red/a-b"
+    assert not Redactor().needs_path_texts(params, path)
+
+
+def test_a_secret_route_value_whose_text_cannot_be_read_hides_the_whole_path() -> None:
+    redactor = Redactor()
+    path = f"/confirm/{SIGNED}/done"
+    written = redactor.with_path_texts({"token": {"uid": 7}, "step": "done"}, path, None)
+    assert redact_path(f"/shop{path}", redactor.secret_values(written)) == f"/shop/{REDACTED}"
 
 
 def test_secret_route_parameters_leave_every_field(client: Client, sent: Messages) -> None:
