@@ -12,10 +12,14 @@
     def read_item(item_id: int, analytics=Depends(segment_asgi.analytics)):
         analytics.track("Item Viewed", {"item_id": item_id})
 
-Every GET answered with a success gets an automatic page call named after its
-route; ``request.state.analytics`` and ``segment_core.scope.analytics()`` reach
-the same object; the client is flushed on lifespan shutdown (in a mounted app,
-which gets none, wrap the app the server runs in :func:`flushing_at_shutdown`).
+A page view (by default a GET answered with a 2xx HTML document; not JSON,
+FastAPI's docs, a script's request, an excluded path or route, or a bot) gets an
+automatic page call named after its route; ``request.state.analytics`` and
+``segment_core.scope.analytics()`` reach the same object; the client is flushed
+on lifespan shutdown (in a mounted app, which gets none, wrap the app the server
+runs in :func:`flushing_at_shutdown`). Under pytest, the client it builds from
+its options puts its events in ``segment_core.testing.outbox`` unless
+``send_in_tests=True``.
 
 PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 """

@@ -18,6 +18,7 @@ from segment_core.adapters import (
 from segment_core.client import Client
 from segment_core.config import ALIASES
 from segment_core.config import option_names as client_option_names
+from segment_core.testing import divert, divert_when, pytest_running
 from segment_core.web import WebOptions, check_plain_hooks
 from segment_core.web import option_names as web_option_names
 
@@ -58,7 +59,9 @@ def make_web_options(web: Mapping[str, Any]) -> WebOptions:
     return options
 
 
-def make_client(client: Client | None, options: Mapping[str, Any]) -> Client | None:
+def make_client(
+    client: Client | None, options: Mapping[str, Any], *, send_in_tests: bool = False
+) -> Client | None:
     """The given client, or one built from the client options; None: the default client.
 
     Options without a write key take the module-level settings for those they leave
@@ -67,6 +70,8 @@ def make_client(client: Client | None, options: Mapping[str, Any]) -> Client | N
     sender thread and a buffer, made once per process. A client built here with a
     write key becomes ``segment_core``'s default client when there is none, so
     ``segment_core.track(...)`` and ``analytics()`` outside a request use it too.
+    Under pytest, a client built here puts its events in
+    ``segment_core.testing.outbox`` unless ``send_in_tests``.
     """
     if client is not None:
         if not isinstance(client, Client):
@@ -83,8 +88,23 @@ def make_client(client: Client | None, options: Mapping[str, Any]) -> Client | N
     if not options:
         return None
     built = shared_client(options)
+    _divert_in_tests(built, send_in_tests)  # first: a test's module-level call sends nothing
     offer_as_default(built)
     return built
+
+
+def _divert_in_tests(client: Client, send_in_tests: bool) -> None:
+    """Under pytest, ``client``'s events go to ``segment_core.testing.outbox``, not out.
+
+    Instances with the same client options share ``client``: the latest one's
+    ``send_in_tests`` decides, as new settings do in Django.
+    """
+    if send_in_tests:
+        divert(client, None)
+    elif pytest_running():
+        divert(client)
+    else:  # pytest may start later, in this process (an app imported by a runner script)
+        divert_when(client, pytest_running)
 
 
 def warn_if_server_key_in_browser(options: WebOptions, client: Client | None) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
 
@@ -244,7 +245,7 @@ class SegmentMiddleware:
         cookie_domain: str | None = None,
         cookie_format: Literal["raw", "quoted"] | None = None,
         cookie_max_age: float | dt.timedelta | None = None,
-        send_in_tests: bool | None = None,  # read by Django's and Flask's test modes
+        send_in_tests: bool | None = None,
         identify_on_login: bool | None = None,
         identify_traits: Hook | str | None = None,
         # The analytics.js snippet (segment_asgi.segment_snippet).
@@ -284,8 +285,12 @@ class SegmentMiddleware:
         self._response_hooks = (
             web_options.page_filter is not None or web_options.page_properties is not None
         )
-        self._client = make_client(client, client_options)
+        self._client = make_client(client, client_options, send_in_tests=web_options.send_in_tests)
         warn_if_server_key_in_browser(web_options, self._client)
+        #: Whether the page call may be made on the event loop: not by a sync_mode
+        #: client, which sends it on the calling thread (unknown yet for the default
+        #: client, which may change).
+        self._finish_on_loop = self._client is not None and not self._client.config.sync_mode
         self._mounts = MountNames()
         self._self_tracking = SelfTrackingMounts()
         # The app this middleware wraps, when Starlette's router routes it (a
@@ -383,7 +388,10 @@ class SegmentMiddleware:
             if (
                 kind == "http.response.body" and not message.get("more_body", False)
             ) or kind == "http.response.pathsend":
-                self._finish(tracker, start)
+                if self._finish_on_loop:
+                    self._finish(tracker, start)
+                else:
+                    await self._finish_off_loop(tracker, start)
 
         token = bind(tracker.analytics)
         try:
@@ -565,6 +573,15 @@ class SegmentMiddleware:
             tracker.finish(status, response, content_type=_content_type(raw_headers))
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
+
+    async def _finish_off_loop(self, tracker: RequestTracker, start: Message | None) -> None:
+        """:meth:`_finish` for a ``sync_mode`` client in a worker thread: it sends the
+        page call on the calling thread, and the event loop (every other request of
+        the worker) must not wait for Segment's answer."""
+        if self.client.config.sync_mode:
+            await anyio.to_thread.run_sync(self._finish, tracker, start)
+        else:
+            self._finish(tracker, start)
 
     def _check_lifespan(self, scope: Scope) -> None:
         """At the first request without lifespan: join the app of

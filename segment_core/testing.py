@@ -19,6 +19,7 @@ being sent. The ``SEND_IN_TESTS`` option turns sending back on.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from segment_core import _capture
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["capture", "divert", "divert_when", "outbox"]
+__all__ = ["capture", "divert", "divert_when", "outbox", "pytest_running"]
 
 #: Every message a diverted client accepted, oldest first, as sent (JSON values, as
 #: of the call). The pytest plugin empties it before each test; elsewhere, ``outbox.clear()``.
@@ -52,6 +53,12 @@ def capture() -> Iterator[list[dict[str, Any]]]:
             if item is sink:
                 del _capture.sinks[index]
                 break
+
+
+def pytest_running() -> bool:
+    """Whether pytest runs tests in this process (not in a server it started)."""
+    plugin = sys.modules.get("segment_pytest")  # the plugin pytest registers
+    return plugin is not None and bool(plugin.running())
 
 
 def divert(client: Client, to: list[dict[str, Any]] | None = outbox) -> None:

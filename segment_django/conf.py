@@ -26,7 +26,7 @@ from segment_core.adapters import build_client, default_client, offer_as_default
 from segment_core.client import Client
 from segment_core.config import ALIASES, FROM_ENVIRONMENT, Config
 from segment_core.config import option_names as client_option_names
-from segment_core.testing import divert, divert_when
+from segment_core.testing import divert, divert_when, pytest_running
 from segment_core.web import WebOptions, check_plain_hooks, split_options
 from segment_core.web import option_names as web_option_names
 
@@ -208,8 +208,7 @@ def running_tests() -> bool:
         return True
     if sys.argv[1:2] == ["test"] or "pytest_django" in sys.modules:
         return True
-    plugin = sys.modules.get("segment_pytest")  # plain pytest, without pytest-django
-    return plugin is not None and bool(plugin.running())
+    return pytest_running()  # plain pytest, without pytest-django
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:

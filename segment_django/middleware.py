@@ -113,6 +113,14 @@ class SegmentMiddleware:
             response: HttpResponseBase = await self.get_response(request)
         finally:
             reset(token)
+        if conf.get_client().config.sync_mode:
+            # It sends the page call on the calling thread: not the event loop, which
+            # every other request of the worker waits for. In the request's own
+            # thread, as the hooks run (reading the session is I/O).
+            finished: HttpResponseBase = await sync_to_async(self._finish)(
+                tracker, request, response
+            )
+            return finished
         return self._finish(tracker, request, response)
 
     async def _acall_with_hooks(

@@ -14,11 +14,13 @@
         request.analytics.track("Order Completed", {"revenue": 42.5})
         return "thanks"
 
-Every GET that answers 2xx gets an automatic ``page`` call named after its
-endpoint, with the Spec's page fields and the request's context; the visitor
-keeps one ``ajs_anonymous_id`` cookie shared with analytics.js; the user is the
-``USER_ID`` hook's answer, else Flask-Login's ``current_user``, else the
-``ajs_user_id`` cookie. Options are ``SEGMENT_<NAME>`` config keys for every
+A page view (by default a GET answered with a 2xx HTML document; not JSON, a
+script's request, an excluded path or route, or a bot) gets an automatic ``page`` call
+named after its endpoint, with the Spec's page fields and the request's context;
+the visitor keeps one ``ajs_anonymous_id`` cookie shared with analytics.js; the
+user is the ``USER_ID`` hook's answer, else Flask-Login's ``current_user``, else,
+only with ``SEGMENT_USER_ID_FROM_COOKIE = True``, the ``ajs_user_id`` cookie
+(which any visitor can write). Options are ``SEGMENT_<NAME>`` config keys for every
 option of :class:`segment_core.config.Config` and
 :class:`segment_core.web.WebOptions`. Events accepted are delivered as the
 worker exits (``atexit``; for gunicorn, ``from segment_core.lifecycle import

@@ -345,7 +345,9 @@ async def test_options_build_a_client_that_becomes_the_default(
     segment_collector: CollectorHandle, default_client: None
 ) -> None:
     segment_core.default_client = None
-    middleware = SegmentMiddleware(HELLO, write_key="test-key", host=segment_collector.url)
+    middleware = SegmentMiddleware(
+        HELLO, write_key="test-key", host=segment_collector.url, send_in_tests=True
+    )
     assert segment_core.default_client is middleware.client
     await call(middleware, http_scope())
     assert middleware.client.flush(timeout=10)

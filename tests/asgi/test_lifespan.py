@@ -154,6 +154,7 @@ def mounted(segment_collector: CollectorHandle) -> tuple[Starlette, Starlette]:
         host=segment_collector.url,
         flush_at=2500,
         flush_interval=300,
+        send_in_tests=True,
     )
     return Starlette(routes=[Mount("/api", api)]), api
 

@@ -43,7 +43,11 @@ async def test_instances_made_per_route_share_one_client(
 ) -> None:
     # As Litestar's DefineMiddleware(SegmentMiddleware, **options) does: one options
     # mapping, one middleware instance around each route's handler.
-    options: dict[str, Any] = {"write_key": "test-key", "host": segment_collector.url}
+    options: dict[str, Any] = {
+        "write_key": "test-key",
+        "host": segment_collector.url,
+        "send_in_tests": True,
+    }
     routes = {path: SegmentMiddleware(page(path), **options) for path in ("/", "/pricing")}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -79,7 +83,7 @@ async def test_options_without_a_write_key_take_the_module_level_ones(
 ) -> None:
     monkeypatch.setattr(segment_core, "write_key", "module-key")
     monkeypatch.setattr(segment_core, "host", segment_collector.url)
-    middleware = SegmentMiddleware(page("home"), flush_at=1)
+    middleware = SegmentMiddleware(page("home"), flush_at=1, send_in_tests=True)
     config = middleware.client.config
     assert (config.write_key, config.host, config.flush_at) == (
         "module-key",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
 from typing import Any
 
 import django
@@ -282,3 +285,38 @@ async def test_a_router_that_refuses_lifespan_is_flushed_when_wrapped(
         assert segment_collector.events() == []
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert [e["message"]["event"] for e in segment_collector.events()] == ["Before Shutdown"]
+
+
+async def test_other_requests_go_on_while_a_sync_mode_page_call_waits_for_segment(
+    segment: Any, segment_collector: Any
+) -> None:
+    # Django's own ASGI handler, as a server runs it: each request in its own context.
+    from django.core.handlers.asgi import ASGIHandler
+
+    from tests.asgi.asgi import call, http_scope
+
+    posting = threading.Event()
+    delivered_at: list[float] = []
+
+    def before_send(message: dict[str, Any]) -> dict[str, Any]:
+        posting.set()
+        return message
+
+    segment_collector.faults({"delay": 2.0, "count": 1})  # the page call's POST lasts 2 s
+    segment(
+        SYNC_MODE=True,
+        TIMEOUT=10,
+        BEFORE_SEND=before_send,
+        ON_SUCCESS=lambda message: delivered_at.append(time.monotonic()),
+    )
+    handler = ASGIHandler()
+    page = asyncio.create_task(call(handler, http_scope("/")))
+    assert await asyncio.to_thread(posting.wait, 10), "no page call was sent"
+    [start, *_] = await call(handler, http_scope("/healthz"))  # a health check: no page call
+    pinged_at = time.monotonic()
+    assert start["status"] == 200
+    await page
+    assert delivered_at, "the page call was not delivered"
+    assert pinged_at < delivered_at[0]  # /healthz did not wait for Segment's answer
+    [event] = segment_collector.events()
+    assert event["message"]["context"]["page"]["path"] == "/"
