@@ -41,9 +41,10 @@ class Delivery:
         self._transport = transport_factory(config)
         self.health = DeliveryHealth(redact_url(config.host), timeout=config.timeout)
         #: With a spool: told of each batch delivered or failed for good, and asked to
-        #: keep a batch that ran out of retries for a later attempt (True: kept).
+        #: keep a batch that ran out of retries for a later attempt; it returns the
+        #: messages it could not keep (never written to disk), which fail.
         self.settled: Callable[[list[bytes]], None] | None = None
-        self.keep: Callable[[list[bytes]], bool] | None = None
+        self.keep: Callable[[list[bytes]], list[bytes]] | None = None
 
     def reset_after_fork(self) -> None:
         # The parent's connection pool must not be shared with the child.
@@ -135,8 +136,9 @@ class Delivery:
                 self.health.failed(outcome.error, retrying=delay is not None)
                 if delay is None:
                     settled = True
-                    if not (outcome.retryable and self.keep is not None and self.keep(batch)):
-                        self._fail(batch, outcome, attempt)
+                    unkept = batch if not outcome.retryable else self._keep(batch)
+                    if unkept:
+                        self._fail(unkept, outcome, attempt)
                     return None
                 self._stats.add(retries=1)
                 self._report_failure(batch, outcome, retrying=True)
@@ -163,10 +165,15 @@ class Delivery:
             self._stats.error(f"interrupted by {type(error).__name__}: {error}")
 
     def _stop_at_shutdown(self, batch: list[bytes], error: str, attempts: int) -> None:
-        """A batch the client shut down before delivering: kept on disk, or failed."""
-        if self.keep is not None and self.keep(batch):
-            return
-        self._fail(batch, Outcome(status=None, error=error), attempts)
+        """A batch the client shut down before delivering: what is on disk stays there,
+        the rest fails."""
+        unkept = self._keep(batch)
+        if unkept:
+            self._fail(unkept, Outcome(status=None, error=error), attempts)
+
+    def _keep(self, batch: list[bytes]) -> list[bytes]:
+        """What of ``batch`` the spool could not keep for a later attempt (all, without one)."""
+        return batch if self.keep is None else self.keep(batch)
 
     def _retry_delay(self, outcome: Outcome, attempt: int, started: float) -> float | None:
         config = self._config
@@ -190,13 +197,10 @@ class Delivery:
     def _fail(self, batch: list[bytes], outcome: Outcome, attempts: int) -> None:
         self._stats.add(failed=len(batch))
         self._stats.error(outcome.error)
-        logger.error(
-            "giving up on a batch of %d message(s) for %s after %d attempt(s): %s",
-            len(batch),
-            self.health.host,
-            attempts,
-            outcome.error,
-        )
+        # The same cause: the same status, or the same kind of error ("ReadTimeoutError:
+        # ..."), whose text varies with the connection's details.
+        kind = outcome.status if outcome.status is not None else outcome.error.partition(":")[0]
+        self.health.gave_up(len(batch), attempts, outcome.error, kind)
         error = self._report_failure(batch, outcome, retrying=False)
         if self.settled is not None:
             self.settled(batch)

@@ -5,13 +5,21 @@ retries, so without this a client whose host is down or misconfigured would stay
 silent for as long. One WARNING on the first failure (with the host and the
 cause), then at most one reminder per ``REMINDER_SECONDS`` while it lasts, and
 one line when a batch goes through again.
+
+A host that fails now and then must not fill the log either: a failure within
+``REMINDER_SECONDS`` of the last failure line is not logged until it lasts that
+long, nor is its end; the next line counts those that came and went. Batches
+given up for the same cause (an HTTP status, a kind of network error) make one
+ERROR per ``REMINDER_SECONDS``, which counts the ones folded into it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from dataclasses import dataclass
 
 __all__ = ["REMINDER_SECONDS", "DeliveryHealth"]
 
@@ -39,8 +47,13 @@ class DeliveryHealth:
         self._reminder_seconds = reminder_seconds
         self._lock = threading.Lock()
         self._failing = False
-        self._failures = 0
-        self._last_logged = 0.0
+        self._failures = 0  # failed attempts since the last success
+        # The failure going on was logged: its end is logged too.
+        self._announced = False
+        self._last_logged = -math.inf  # the last failure line
+        # Failures that came and went, unlogged, since the last failure line.
+        self._unlogged_spells = 0
+        self._give_ups: dict[object, _GiveUps] = {}
 
     def request_started(self) -> None:
         """The calling thread sends a request now and waits for its answer."""
@@ -56,14 +69,17 @@ class DeliveryHealth:
         with self._lock:
             self.last_error = cause
             self._failures += 1
-            first = not self._failing
             self._failing = True
-            if not first and now - self._last_logged < self._reminder_seconds:
+            if now - self._last_logged < self._reminder_seconds:
                 return
             self._last_logged = now
+            self._announced = True
             failures = self._failures
+            spells, self._unlogged_spells = self._unlogged_spells, 0
         next_step = "retrying" if retrying else "not retrying this batch"
-        if first:
+        if spells:
+            next_step += f"; {spells} earlier failure(s) since the last such line recovered"
+        if failures == 1:
             logger.warning("Segment: cannot deliver to %s: %s (%s)", self.host, cause, next_step)
         else:
             logger.warning(
@@ -82,9 +98,49 @@ class DeliveryHealth:
             if not self._failing:
                 return
             failures, self._failures, self._failing = self._failures, 0, False
+            announced, self._announced = self._announced, False
+            if not announced:
+                self._unlogged_spells += 1
+                return
         logger.warning(
             "Segment: delivering to %s again, after %d failed attempt(s)", self.host, failures
         )
+
+    def gave_up(self, count: int, attempts: int, cause: str, kind: object) -> None:
+        """A batch of ``count`` message(s) failed for good after ``attempts`` attempt(s).
+
+        ``kind`` tells causes apart (an HTTP status, an error's type): the first
+        batch of a kind is logged at once, the next ones of that kind within
+        ``REMINDER_SECONDS`` are counted into the next line.
+        """
+        now = time.monotonic()
+        with self._lock:
+            folded = self._give_ups.get(kind)
+            if folded is not None and now - folded.logged_at < self._reminder_seconds:
+                folded.batches += 1
+                folded.messages += count
+                return
+            self._give_ups[kind] = _GiveUps(logged_at=now)
+        if folded is None or not folded.batches:
+            logger.error(
+                "giving up on a batch of %d message(s) for %s after %d attempt(s): %s",
+                count,
+                self.host,
+                attempts,
+                cause,
+            )
+        else:
+            logger.error(
+                "giving up on a batch of %d message(s) for %s after %d attempt(s): %s "
+                "(and on %d more batch(es), %d message(s), for the same cause since the "
+                "last such line)",
+                count,
+                self.host,
+                attempts,
+                cause,
+                folded.batches,
+                folded.messages,
+            )
 
     @property
     def failing(self) -> bool:
@@ -106,3 +162,12 @@ class DeliveryHealth:
         if self.last_error:
             text += f"; the attempt before it failed: {self.last_error}"
         return text
+
+
+@dataclass
+class _GiveUps:
+    """Batches given up for one cause since its last line, not logged one by one."""
+
+    logged_at: float
+    batches: int = 0
+    messages: int = 0

@@ -23,12 +23,16 @@
   ``gunicorn.conf.py``; it delivers what the worker accepted as it exits.
 - Job runners whose processes end after each job (an RQ work-horse, a recycled
   Celery child) call ``shutdown_all(leave_to_spool=True)``.
+- ASGI: the app's lifespan shutdown flushes first (see ``lifespan``); the exit's
+  delivery that follows shares that flush's ``shutdown_timeout`` (see
+  :func:`shutdown_flush_ended`).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import signal
 import sys
@@ -43,7 +47,14 @@ from segment_core import _forks
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["chain_sigterm", "live_clients", "register", "shutdown_all", "worker_exit"]
+__all__ = [
+    "chain_sigterm",
+    "live_clients",
+    "register",
+    "shutdown_all",
+    "shutdown_flush_ended",
+    "worker_exit",
+]
 
 logger = logging.getLogger("segment.core")
 
@@ -55,6 +66,9 @@ _sigterm_chained = False
 _sigterm_state: str | None = None
 #: The process whose ``multiprocessing`` exit shuts the clients down.
 _exit_hooked_in: int | None = None
+#: Clients whose flush at the app's shutdown ran out of time: when it did, and how
+#: many batches they had delivered by then.
+_flush_ran_out: weakref.WeakKeyDictionary[Client, tuple[float, int]] = weakref.WeakKeyDictionary()
 
 
 def register(client: Client) -> None:
@@ -148,7 +162,46 @@ def _start_sending(clients: list[Client]) -> None:
 
 def _remaining(client: Client, started: float, timeout: float | None) -> float:
     budget = client.config.shutdown_timeout if timeout is None else timeout
-    return max(0.0, started + budget - time.monotonic())
+    remaining = max(0.0, started + budget - time.monotonic())
+    if timeout is None:  # the client's own shutdown_timeout: shared with the app's flush
+        remaining = min(remaining, _left_after_shutdown_flush(client))
+    return remaining
+
+
+def shutdown_flush_ended(client: Client, *, deadline: float, delivered: bool) -> None:
+    """Note how the flush of ``client`` at the app's shutdown (ASGI lifespan) ended.
+
+    The process's exit follows it, and delivers as part of the same shutdown: where
+    that flush ran out of time at ``deadline``, the exit waits only for what is left
+    of it, while no batch went through since (the host still does not answer). A
+    server whose host hangs then ends within one ``shutdown_timeout``, not two;
+    with a spool, what is left stays on disk for the next process.
+    """
+    if delivered:
+        _flush_ran_out.pop(client, None)
+        return
+    batches = _batches_delivered(client)
+    if batches is not None:
+        _flush_ran_out[client] = (deadline, batches)
+
+
+def _left_after_shutdown_flush(client: Client) -> float:
+    """What is left of the time the app's shutdown flush of ``client`` had (inf: none ran out)."""
+    ran_out = _flush_ran_out.get(client)
+    if ran_out is None:
+        return math.inf
+    deadline, batches = ran_out
+    if _batches_delivered(client) != batches:  # the host answers again: a new wait is worth it
+        return math.inf
+    return max(0.0, deadline - time.monotonic())
+
+
+def _batches_delivered(client: Client) -> int | None:
+    try:
+        return int(client.stats()["batches"])
+    except Exception:
+        logger.exception("error while reading a Segment client's stats")
+        return None
 
 
 def _spooled(client: Client) -> bool:
@@ -294,6 +347,8 @@ def _forget_sigterm() -> None:
 
 
 _forks.in_every_child(_forget_sigterm)
+# The parent's flush: a child's clients start with counters of their own.
+_forks.in_every_child(_flush_ran_out.clear)
 
 
 def _chain_uwsgi() -> None:

@@ -8,16 +8,21 @@ nothing but the flush, such as Django's ASGI handler with ``segment_django``::
 
 Servers (uvicorn, hypercorn, gunicorn's uvicorn worker) end a worker without
 running ``atexit`` handlers, so lifespan shutdown is where an ASGI app delivers
-what it accepted.
+what it accepted. A server that does run them next (uvicorn without
+``--workers``) spends one ``shutdown_timeout`` on both: the exit's delivery does
+not wait again for a host that let this flush run out of time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
+
+from segment_core import lifecycle
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -102,11 +107,13 @@ async def flush_in_thread(client: Client | None) -> None:
     if client is None:
         return
     timeout = client.config.shutdown_timeout
+    deadline = time.monotonic() + timeout
     try:
         delivered = await _to_thread(client.flush, timeout)
     except Exception:
         logger.exception("segment: the flush at shutdown failed")
         return
+    lifecycle.shutdown_flush_ended(client, deadline=deadline, delivered=delivered)
     if not delivered:
         logger.warning(
             "segment: %d event(s) not delivered within shutdown_timeout=%gs at shutdown",

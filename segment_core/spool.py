@@ -397,27 +397,32 @@ class Spool:
                 raise
             self._break(error)
 
-    def keep(self, batch: list[bytes]) -> bool:
-        """Out of retries: keep ``batch`` on disk for a later attempt, if all of it is there."""
+    def keep(self, batch: list[bytes]) -> list[bytes]:
+        """Out of retries: keep what of ``batch`` is on disk for a later attempt.
+
+        Returns the rest, which was never on disk (the spool was full or unusable
+        when it was accepted): that fails as it would without a spool. A batch
+        mixes both after such a spell, and what is on disk must not go with it.
+        """
+        memory_only: list[bytes] = []
         with self._lock:
-            where = self._where
-            for item in batch:
-                if id(item) not in where:
-                    return False  # not all of it on disk: it fails like any batch
             for item in batch:
                 found = self._locate(item)
-                if found is not None:
+                if found is None:
+                    memory_only.append(item)
+                else:
                     found[0].pending.add(found[1])
-            self.counts["kept"] += len(batch)
+            kept = len(batch) - len(memory_only)
+            self.counts["kept"] += kept
         now = time.monotonic()
-        if now - self._last_kept_log > 30.0:
+        if kept and now - self._last_kept_log > 30.0:
             self._last_kept_log = now
             logger.warning(
-                "Segment batch of %d message(s) out of retries; kept in the spool and "
+                "Segment: %d message(s) of a batch out of retries kept in the spool and "
                 "tried again later",
-                len(batch),
+                kept,
             )
-        return True
+        return memory_only
 
     # -- flush, close, stats ---------------------------------------------------------
 

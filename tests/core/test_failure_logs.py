@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from segment_core import Client
 from segment_core.collector import CollectorHandle
+from segment_core.health import DeliveryHealth
+from tests.receiver import Fault, Receiver
 
 FAST_RETRIES = {"retry_backoff_min": 0.01, "retry_backoff_max": 0.02}
 
@@ -64,7 +67,8 @@ def test_repeated_failures_are_rate_limited(
         client.shutdown(5)
     warnings = _lines(caplog, logging.WARNING)
     assert len(warnings) == 1, warnings
-    assert len(_lines(caplog, logging.ERROR)) == 5  # each batch given up, once
+    [error] = _lines(caplog, logging.ERROR)  # the others, of the same cause, are folded
+    assert error.startswith("giving up on a batch of 1 message(s)")
 
 
 def test_recovery_is_logged_once(
@@ -88,6 +92,105 @@ def test_recovery_is_logged_once(
         f"Segment: delivering to {segment_collector.url} again, after 3 failed attempt(s)"
     )
     assert _lines(caplog, logging.ERROR) == []
+
+
+def test_a_host_failing_now_and_then_logs_one_failure_and_one_recovery(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="segment.core")
+    receiver.fail_next(*[Fault(503), Fault(200)] * 5)  # each batch retried once, delivered
+    client = Client("key", host=receiver.url, flush_at=1, **FAST_RETRIES)
+    try:
+        for number in range(5):
+            client.track("u1", f"Late {number}")
+            assert client.flush(30)
+    finally:
+        client.shutdown(5)
+    assert len(receiver.messages()) == 5
+    warnings = _lines(caplog, logging.WARNING)
+    assert [line.split(" to ")[0] for line in warnings] == [
+        "Segment: cannot deliver",
+        "Segment: delivering",
+    ], warnings
+    assert _lines(caplog, logging.ERROR) == []
+
+
+def test_batches_rejected_for_the_same_cause_log_one_error(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="segment.core")
+    receiver.fail_next(*[Fault(401)] * 5, Fault(400))  # a wrong write key, then another cause
+    client = Client("key", host=receiver.url, flush_at=1, **FAST_RETRIES)
+    try:
+        for number in range(6):
+            client.track("u1", f"Rejected {number}")
+            assert client.flush(30)
+    finally:
+        client.shutdown(5)
+    assert client.stats()["failed"] == 6
+    errors = _lines(caplog, logging.ERROR)
+    assert [line.split(": ")[1] for line in errors] == ["HTTP 401", "HTTP 400"], errors
+
+
+def _repeat_until_logged(
+    caplog: pytest.LogCaptureFixture, level: int, text: str, step: Callable[[], None]
+) -> tuple[int, str]:
+    """Call ``step`` until a line of ``level`` with ``text`` is logged: how many calls, the line."""
+    deadline = time.monotonic() + 10
+    calls = 0
+    while time.monotonic() < deadline:
+        step()
+        calls += 1
+        found = [line for line in _lines(caplog, level) if text in line]
+        if found:
+            return calls, found[0]
+        threading.Event().wait(0.01)
+    raise AssertionError(f"no log line with {text!r} within 10 s")
+
+
+def test_failures_that_came_and_went_are_counted_in_the_next_failure_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="segment.core")
+    health = DeliveryHealth("http://collector.test", reminder_seconds=0.3)
+    health.failed("HTTP 503: busy", retrying=True)
+    health.succeeded()
+    assert len(_lines(caplog, logging.WARNING)) == 2  # the first ones, at once
+    caplog.clear()
+
+    def fail_and_recover() -> None:
+        health.failed("HTTP 503: busy", retrying=True)
+        health.succeeded()
+
+    calls, line = _repeat_until_logged(caplog, logging.WARNING, "cannot deliver", fail_and_recover)
+    assert calls > 1
+    assert line == (
+        "Segment: cannot deliver to http://collector.test: HTTP 503: busy "
+        f"(retrying; {calls - 1} earlier failure(s) since the last such line recovered)"
+    )
+    # That failure was logged: its end is too.
+    assert _lines(caplog, logging.WARNING)[-1] == (
+        "Segment: delivering to http://collector.test again, after 1 failed attempt(s)"
+    )
+
+
+def test_batches_given_up_meanwhile_are_counted_in_the_next_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="segment.core")
+    health = DeliveryHealth("http://collector.test", reminder_seconds=0.3)
+    health.gave_up(3, 1, "HTTP 401: bad key", 401)
+    assert len(_lines(caplog, logging.ERROR)) == 1  # the first, at once
+    caplog.clear()
+    calls, line = _repeat_until_logged(
+        caplog, logging.ERROR, "401", lambda: health.gave_up(2, 1, "HTTP 401: bad key", 401)
+    )
+    assert calls > 1
+    assert line == (
+        "giving up on a batch of 2 message(s) for http://collector.test after 1 attempt(s): "
+        f"HTTP 401: bad key (and on {calls - 1} more batch(es), {2 * (calls - 1)} message(s), "
+        "for the same cause since the last such line)"
+    )
 
 
 def test_the_shutdown_line_names_the_host_and_the_last_cause(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -324,6 +325,60 @@ def test_clients_deliver_side_by_side_at_exit(receiver: Receiver) -> None:
     assert process.returncode == 0, err
     assert ended - float(out) < 3.0  # one client after another: over 4 s
     assert err.count("shut down with 1 message(s) undelivered") == 4
+
+
+LIFESPAN_THEN_EXIT = """
+import asyncio, sys, time
+from segment_core import Client
+from segment_core.lifespan import flush_in_thread
+
+client = Client("k", host=sys.argv[1], shutdown_timeout=2.0, timeout=30, **OPTIONS)
+client.track("u1", "Held")
+print(time.monotonic(), flush=True)
+asyncio.run(flush_in_thread(client))  # the app's lifespan shutdown; then the exit
+"""
+
+
+def test_an_exit_after_a_lifespan_flush_that_ran_out_of_time_does_not_wait_again(
+    tmp_path: Path,
+) -> None:
+    # uvicorn without --workers: the lifespan flush, then atexit, for a host that
+    # never answers. Both share one shutdown_timeout; the spool keeps the message.
+    from tests.core.test_spool import spooled_messages
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        script = LIFESPAN_THEN_EXIT.replace("OPTIONS", repr({"spool_dir": str(tmp_path)}))
+        process = run_script(script, url)
+        out, err = process.communicate(timeout=60)
+        ended = time.monotonic()
+    assert process.returncode == 0, err
+    assert ended - float(out) < 3.2  # one shutdown_timeout and the exit; two are 4 s
+    assert "1 event(s) not delivered within shutdown_timeout=2s" in err
+    assert "1 Segment message(s) stay in the spool" in err
+    assert [b'"Held"' in message for message in spooled_messages(tmp_path)] == [True]
+
+
+def test_an_exit_after_a_lifespan_flush_that_ran_out_of_time_waits_once_the_host_answers(
+    receiver: Receiver,
+) -> None:
+    # The host answers after the lifespan flush gave up: the exit waits for what
+    # was tracked since, as any exit does.
+    receiver.fail_next(Fault(delay=3.0))
+    script = LIFESPAN_THEN_EXIT.replace("OPTIONS", "{}") + textwrap.dedent(
+        """
+        deadline = time.monotonic() + 20
+        while client.stats()["batches"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.track("u1", "After")
+        """
+    )
+    process = run_script(script, receiver.url)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert sorted(m["event"] for m in receiver.messages()) == ["After", "Held"]
 
 
 THREADED_WSGI_APP = """

@@ -300,6 +300,69 @@ def test_flush_waits_for_a_batch_kept_while_it_waits(
     assert client.stats()["spool"]["kept"] == 10
 
 
+def _stop_writing_to_disk(client: Client, spool_dir: Path) -> None:
+    """Make ``client``'s spool keep new messages in memory only (its lock file removed)."""
+    [lock] = spool_files(spool_dir, fmt.LOCK_SUFFIX)
+    lock.unlink()
+    poll(lambda: client.stats()["spool"]["in_memory_only"], what="the spool to stop")
+
+
+def test_a_batch_out_of_retries_keeps_what_is_on_disk_and_fails_only_the_rest(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    # One batch of messages written to disk and messages the spool could not take:
+    # the first stay on disk and are delivered later; only the others fail.
+    receiver.fail_next(Fault(503))
+    reported: list[list[dict[str, Any]]] = []
+    client = make_client(
+        spool_dir=spool_dir,
+        max_retries=0,
+        on_error=lambda error, batch: reported.append(batch),
+        **HOLD,
+    )
+    for i in range(5):
+        assert client.track("u", "On disk", {"i": i})[0]
+    _stop_writing_to_disk(client, spool_dir)
+    for i in range(5, 10):
+        assert client.track("u", "In memory", {"i": i})[0]
+    assert client.flush(30)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
+    assert [sorted(m["properties"]["i"] for m in batch) for batch in reported] == [[5, 6, 7, 8, 9]]
+    stats = client.stats()
+    assert (stats["failed"], stats["sent"], stats["spool"]["kept"]) == (5, 5, 5)
+
+
+def test_a_batch_stopped_by_shutdown_leaves_what_is_on_disk_for_the_next_client(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    receiver.fail_next(Fault(503))
+    reported: list[list[dict[str, Any]]] = []
+    first = Client(  # shut down here, once (a second shutdown would wait for what stays)
+        "test-key",
+        host=receiver.url,
+        spool_dir=spool_dir,
+        retry_backoff_min=30,
+        retry_backoff_max=60,
+        on_error=lambda error, batch: reported.append(batch),
+        **HOLD,
+    )
+    for i in range(5):
+        assert first.track("u", "On disk", {"i": i})[0]
+    _stop_writing_to_disk(first, spool_dir)
+    for i in range(5, 10):
+        assert first.track("u", "In memory", {"i": i})[0]
+    first.flush(0)  # sent now; answered 503, the retry waits 30 s or more
+    poll(lambda: first.stats()["retries"] == 1, what="a retry planned")
+    assert first.shutdown(0.5) is False
+    poll(lambda: first.stats()["failed"], what="the batch stopped")
+    assert first.stats()["failed"] == 5
+    assert [sorted(m["properties"]["i"] for m in batch) for batch in reported] == [[5, 6, 7, 8, 9]]
+    second = make_client(spool_dir=spool_dir)
+    assert second.flush(20)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
+    assert second.stats()["spool"]["adopted"] == 5
+
+
 def test_a_permanent_rejection_is_not_retried_forever(
     make_client: Any, receiver: Receiver, spool_dir: Path
 ) -> None:
