@@ -408,19 +408,22 @@ def check_proxies(proxies: object) -> None:
         proxy_url(value)
 
 
-def proxy_url(value: str) -> str:
-    """The proxy URL with its scheme (``http://`` when none is given); ValueError if bad."""
+def proxy_url(value: str, *, name: str = "proxies") -> str:
+    """The proxy URL with its scheme (``http://`` when none is given); ValueError if bad.
+
+    ``name`` is where the value came from (the option, or an environment variable),
+    for the error; a password in the URL is never shown.
+    """
     from urllib.parse import urlsplit
 
     from urllib3.util import parse_url
 
     url = value.strip()
     if not url:
-        raise ValueError("proxies: a proxy URL must not be empty")
+        raise ValueError(f"{name}: a proxy URL must not be empty")
+    shown = _without_password(url)
     if not url.isprintable() or " " in url:
-        raise ValueError(
-            f"proxies: {_without_password(url)!r} must not contain spaces or control characters"
-        )
+        raise ValueError(f"{name}: {shown!r} must not contain spaces or control characters")
     if "://" not in url:
         url = "http://" + url
     try:
@@ -428,17 +431,18 @@ def proxy_url(value: str) -> str:
         port = parts.port
         parse_url(url)  # what the connection pool reads it with: its refusals too
     except ValueError as error:
-        raise ValueError(f"proxies: {value!r} is not a proxy URL ({error})") from None
+        reason = str(error).replace(url, _without_password(url))  # urllib3 quotes the URL
+        raise ValueError(f"{name}: {shown!r} is not a proxy URL ({reason})") from None
     if parts.scheme.startswith("socks"):
-        raise ValueError(f"proxies: {value!r} is a SOCKS proxy; only HTTP(S) proxies are supported")
+        raise ValueError(f"{name}: {shown!r} is a SOCKS proxy; only HTTP(S) proxies are supported")
     if parts.scheme not in _PROXY_SCHEMES:
         raise ValueError(
-            f"proxies: {value!r} has the scheme {parts.scheme!r}; use http:// or https://"
+            f"{name}: {shown!r} has the scheme {parts.scheme!r}; use http:// or https://"
         )
     if not parts.hostname:
-        raise ValueError(f"proxies: {value!r} has no host")
+        raise ValueError(f"{name}: {shown!r} has no host")
     if port == 0:
-        raise ValueError(f"proxies: {value!r} has port 0")
+        raise ValueError(f"{name}: {shown!r} has port 0")
     return url
 
 

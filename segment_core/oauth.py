@@ -15,7 +15,6 @@ its expiry; a batch answered 401 renews it once and is sent again.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import threading
 import time
@@ -27,12 +26,15 @@ from urllib.parse import urlencode
 import urllib3
 
 from segment_core.config import Config
+from segment_core.retry import parse_http_date
 
 __all__ = ["OAuthError", "TokenSource", "load_private_key"]
 
 ASSERTION_LIFETIME_SECONDS = 60
 #: Used when the server gives no ``expires_in``.
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600.0
+#: Of the token answer, what is read: a token answer is a few kilobytes.
+TOKEN_ANSWER_BYTES = 64 * 1024
 _ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -87,6 +89,10 @@ class TokenSource:
             raise ValueError(
                 "oauth_client_id: OAuth needs the 'oauth' extra: pip install 'segment-web[oauth]'"
             ) from None
+        # Imported here: transport.py imports this module, to build a TokenSource.
+        from segment_core.transport import post
+
+        self._post = post
         assert config.oauth_client_id and config.oauth_key_id and config.oauth_client_key
         self._jwt = jwt
         self._client_id = config.oauth_client_id
@@ -156,32 +162,31 @@ class TokenSource:
             }
         )
         try:
-            response = self._pool.request(
-                "POST",
+            answer = self._post(
+                self._pool,
                 self._url,
                 body=body.encode(),
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
                 timeout=self._timeout,
-                retries=False,
-                redirect=False,
+                body_limit=TOKEN_ANSWER_BYTES,
             )
         except urllib3.exceptions.HTTPError as error:
             raise OAuthError(
                 f"OAuth token request to {self._url} failed: {type(error).__name__}: {error}",
                 retryable=True,
             ) from None
-        self._note_server_time(response.headers.get("Date"))
-        if response.status != 200:
-            text = response.data[:300].decode("utf-8", "replace")
+        self._note_server_time(answer.headers.get("Date"))
+        if answer.status != 200:
+            text = answer.unfollowed or answer.body[:300].decode("utf-8", "replace")
             # 4xx other than a rate limit is a configuration problem: retrying will not help.
-            retryable = response.status in (408, 429) or response.status >= 500
+            retryable = answer.status in (408, 429) or answer.status >= 500
             raise OAuthError(
-                f"OAuth token request refused: HTTP {response.status}: {text}",
-                status=response.status,
+                f"OAuth token request refused: HTTP {answer.status}: {text}",
+                status=answer.status,
                 retryable=retryable,
             )
         try:
-            payload = json.loads(response.data)
+            payload = json.loads(answer.body)
             token = payload["access_token"]
             if not isinstance(token, str) or not token:
                 raise TypeError("access_token is not a non-empty string")
@@ -195,11 +200,8 @@ class TokenSource:
         return token, float(lifetime)
 
     def _note_server_time(self, date: str | None) -> None:
-        if not date:
-            return
-        try:
-            server_time = email.utils.parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
+        server_time = parse_http_date(date) if date else None
+        if server_time is None:
             return
         # The Date header has whole seconds; only a real difference is worth correcting.
         skew = server_time - time.time()

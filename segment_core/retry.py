@@ -7,11 +7,12 @@ honoured up to a cap, and a total time budget per batch.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import random
 import time
 
-__all__ = ["backoff_delay", "is_retryable_status", "parse_retry_after"]
+__all__ = ["backoff_delay", "is_retryable_status", "parse_http_date", "parse_retry_after"]
 
 _RETRYABLE_CLIENT_ERRORS = frozenset({408, 410, 429, 460})
 _FINAL_SERVER_ERRORS = frozenset({501, 505})
@@ -45,10 +46,23 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return max(0.0, float(value))
     except ValueError:
         pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
+    when = parse_http_date(value)
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def parse_http_date(value: str) -> float | None:
+    """An HTTP date (``Date``, ``Retry-After``) as a Unix time; None when unusable.
+
+    A date without a usable zone (RFC 5322's ``-0000``) is read as UTC, as HTTP
+    dates are, never as this machine's local time. A date whose year is out of
+    Python's range (year 9999 plus an offset) is unusable, not an error.
+    """
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        return when.timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None

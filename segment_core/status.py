@@ -3,8 +3,10 @@
 A command runs in its own process, so the counters of its client say nothing of
 the server's: the report shows only what the command can know, the effective
 configuration and whether the host answers. The probe is a plain ``GET`` of the
-host's base URL with a short timeout; it sends no write key and no event. Any
-HTTP answer means the host is reachable; a connection or TLS error means not.
+host's base URL with a short timeout; it sends no write key and no event. It goes
+the way the client's batches go (the same proxy, the same CA certificates), so
+that it answers for them. Any HTTP answer means the host is reachable; a
+connection or TLS error means not.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
-import requests
+import urllib3
 
 from segment_core.config import Config
 from segment_core.hosts import redact_url
+from segment_core.transport import connection_pool, exchange
 
 __all__ = [
     "PROBE_TIMEOUT_SECONDS",
@@ -45,23 +48,26 @@ class HostProbe:
 
 
 def probe_host(config: Config, timeout: float = PROBE_TIMEOUT_SECONDS) -> HostProbe:
-    """``GET`` the host's base URL once, through the configured proxies."""
+    """``GET`` the host's base URL once, as the client's batches reach it."""
     url = config.host.rstrip("/") + "/"
     shown = redact_url(url)
+    pool = connection_pool(url, config, size=1)
     started = time.monotonic()
     try:
-        with requests.Session() as session:
-            response = session.get(
-                url,
-                timeout=timeout,
-                allow_redirects=False,
-                proxies=dict(config.proxies) if config.proxies else None,
-                headers={"User-Agent": "segment-web status"},
-            )
-    except requests.RequestException as error:
+        answer = exchange(
+            pool,
+            "GET",
+            url,
+            headers={"User-Agent": "segment-web status"},
+            timeout=urllib3.Timeout(total=timeout),
+            body_limit=0,
+        )
+    except urllib3.exceptions.HTTPError as error:
         return HostProbe(shown, False, f"{type(error).__name__}: {_short(error)}")
+    finally:
+        pool.clear()
     elapsed = (time.monotonic() - started) * 1000
-    return HostProbe(shown, True, f"answered HTTP {response.status_code} in {elapsed:.0f} ms")
+    return HostProbe(shown, True, f"answered HTTP {answer.status} in {elapsed:.0f} ms")
 
 
 def status_report(

@@ -1,0 +1,251 @@
+"""What the client takes from the environment, as ``requests`` does: proxies (advice: an
+unusable one is ignored, with a warning) and a CA bundle. The status probe goes the same
+way as the batches. Real servers on loopback, TLS with a CA of the test's own."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segment_core import Client
+from segment_core.config import Config
+from segment_core.status import probe_host
+from tests.core.loopback import Certificates, Loopback, accept, make_certificates, reply, start
+
+PROXY_VARIABLES = ("http", "https", "all", "no")
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy and no CA bundle, but what the test sets."""
+    for key in PROXY_VARIABLES:
+        monkeypatch.delenv(f"{key}_proxy", raising=False)
+        monkeypatch.delenv(f"{key.upper()}_PROXY", raising=False)
+    for name in CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nothing listens on (and, in a message, one no other test uses)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_server(certificates: Certificates) -> Iterator[Loopback]:
+    """An https server whose certificate only the test's CA vouches for."""
+    server = start(tls=certificates.server_context())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    built: list[Client] = []
+    yield built
+    for client in built:
+        client.shutdown(5)
+
+
+def _client(clients: list[Client], host: str, **options: Any) -> tuple[Client, list[Exception]]:
+    errors: list[Exception] = []
+    client = Client(
+        "write-key", host=host, sync_mode=True, on_error=lambda e, m: errors.append(e), **options
+    )
+    clients.append(client)
+    return client, errors
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "segment.core" and r.levelno == logging.WARNING
+    ]
+
+
+# -- proxies of the environment ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("ALL_PROXY", "socks5://127.0.0.1:{port}", "is a SOCKS proxy"),
+        ("all_proxy", "socks5h://user:secret@127.0.0.1:{port}", "is a SOCKS proxy"),
+        ("HTTP_PROXY", "htp://127.0.0.1:{port}", "has the scheme 'htp'"),
+        ("http_proxy", "127.0.0.1:{port}0000", "is not a proxy URL"),
+    ],
+)
+def test_an_unusable_proxy_of_the_environment_is_ignored_with_one_warning(
+    variable: str,
+    value: str,
+    problem: str,
+    free_port: int,
+    clients: list[Client],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Set for other programs (a VPN client's SOCKS proxy, ssh -D) or mistyped: the app
+    # still starts, and the client connects without it.
+    caplog.set_level(logging.WARNING, logger="segment.core")
+    monkeypatch.setenv(variable, value.format(port=free_port))
+    first, errors = _client(clients, "http://segment.invalid", max_retries=0)
+    _client(clients, "http://segment.invalid")  # a second client: no second warning
+    ok, _ = first.track("u1", "E")
+    [warning] = [line for line in _warnings(caplog) if variable in line]
+    assert warning.startswith(f"Segment: {variable}: ")
+    assert problem in warning
+    assert warning.endswith(
+        "; connecting without a proxy (the proxies option sets one for Segment alone)"
+    )
+    assert "secret" not in warning
+    # Sent directly: this machine looked the name up, and found nothing.
+    [error] = errors
+    assert not ok and "segment.invalid" in str(error) and "Proxy" not in str(error)
+
+
+def test_a_usable_proxy_of_the_environment_is_still_used(
+    clients: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = start()
+    try:
+        monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)  # chosen first for an http:// host
+        client, errors = _client(clients, "http://segment.invalid")
+        assert client.track("u1", "Through The Proxy")[0], errors
+        [seen] = proxy.posted("http://segment.invalid/v1/batch")
+        assert seen.batch[0]["event"] == "Through The Proxy"
+    finally:
+        proxy.stop()
+
+
+def test_an_unusable_proxies_option_is_still_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(ValueError, match=r"^proxies: 'socks5://127\.0\.0\.1:1081' is a SOCKS"):
+        Client("write-key", proxies={"https": "socks5://127.0.0.1:1081"})
+
+
+# -- CA bundles ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_a_ca_bundle_named_by_the_environment_verifies_the_host(
+    variable: str,
+    tls_server: Loopback,
+    certificates: Certificates,
+    clients: list[Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable, str(certificates.ca))
+    client, errors = _client(clients, tls_server.url)
+    assert client.track("u1", "Over TLS")[0], errors
+    [seen] = tls_server.posted()
+    assert seen.batch[0]["event"] == "Over TLS"
+
+
+def test_a_directory_of_certificates_verifies_the_host(
+    tls_server: Loopback,
+    certificates: Certificates,
+    clients: list[Client],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("naming certificates by their hash takes the openssl command")
+    shutil.copy(certificates.ca, tmp_path / "ca.pem")
+    subprocess.run([openssl, "rehash", str(tmp_path)], check=True, capture_output=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path))
+    client, errors = _client(clients, tls_server.url)
+    assert client.track("u1", "Over TLS")[0], errors
+
+
+def test_without_a_ca_bundle_the_host_is_still_verified(
+    tls_server: Loopback, clients: list[Client]
+) -> None:
+    client, errors = _client(clients, tls_server.url, max_retries=0)
+    assert not client.track("u1", "E")[0]
+    assert "CERTIFICATE_VERIFY_FAILED" in str(errors[0])
+    assert tls_server.seen == []
+
+
+def test_a_ca_bundle_that_is_not_there_is_named_in_one_warning(
+    tls_server: Loopback,
+    clients: list[Client],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="segment.core")
+    missing = tmp_path / "no-such-bundle.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(missing))
+    client, errors = _client(clients, tls_server.url, max_retries=0)
+    _client(clients, tls_server.url)
+    [warning] = _warnings(caplog)
+    assert warning == (
+        f"Segment: REQUESTS_CA_BUNDLE={str(missing)!r} is no file or directory; "
+        "verifying TLS with the system's certificates instead"
+    )
+    # Verification is never turned off: the system's certificates do not know this CA.
+    assert not client.track("u1", "E")[0]
+    assert "CERTIFICATE_VERIFY_FAILED" in str(errors[0])
+
+
+# -- the status probe ----------------------------------------------------------------
+
+
+def test_the_status_probe_trusts_the_ca_bundle_as_the_batches_do(
+    tls_server: Loopback,
+    certificates: Certificates,
+    clients: list[Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = Config.from_options("write-key", host=tls_server.url)
+    unverified = probe_host(config)
+    assert not unverified.reachable and "CERTIFICATE_VERIFY_FAILED" in unverified.detail
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificates.ca))
+    verified = probe_host(config)
+    assert verified.reachable and verified.detail.startswith("answered HTTP 200 in ")
+    client, errors = _client(clients, tls_server.url)
+    assert client.track("u1", "E")[0], errors
+
+
+def test_the_status_probe_reports_a_missing_ca_bundle_instead_of_failing(
+    tls_server: Loopback, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(tmp_path / "gone.pem"))
+    probe = probe_host(Config.from_options("write-key", host=tls_server.url))
+    assert not probe.reachable and "CERTIFICATE_VERIFY_FAILED" in probe.detail
+
+
+def test_the_status_probe_reaches_a_host_on_this_machine_directly(
+    free_port: int, monkeypatch: pytest.MonkeyPatch, clients: list[Client]
+) -> None:
+    # As the batches do: the environment's proxy is for the network, not for this machine.
+    server = start(
+        lambda handler, seen: reply(handler, 404) if seen.method == "GET" else accept(handler, seen)
+    )
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port}")  # nothing there
+        probe = probe_host(Config.from_options("write-key", host=server.url))
+        assert probe.reachable and probe.detail.startswith("answered HTTP 404 in "), probe
+        client, errors = _client(clients, server.url)
+        assert client.track("u1", "E")[0], errors
+    finally:
+        server.stop()
