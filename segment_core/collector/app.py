@@ -13,7 +13,9 @@ Routes:
   oldest first; no more than `limit` when it is given too); both up to 100,000.
   Answers `{"events": [...], "cursor": <seq of the last one>, "run": <this run's name>}`.
 * `/v1/*` answers a page of another origin by its name, with credentials allowed,
-  and a preflight allows the headers it asks for (analytics.js can add any).
+  and a preflight allows the headers it asks for (analytics.js can add any). So
+  does a path the collector has no route for, so that a page posting to `/t` (an
+  `apiHost` without `/v1`) can read the 404, which names the route it meant.
 * `GET /collector/events/<messageId>`: one event, 404 when unknown.
 * `POST /collector/reset`: forget events, counts and pending faults.
 * `POST|GET|DELETE /collector/faults`: queue, list or clear fault plans (see faults.py).
@@ -40,7 +42,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from segment_core.collector._asgi import (
@@ -170,10 +172,17 @@ class CollectorApp:
         if scope["type"] == "http":
             refusal = self._refusal(scope)
             if refusal is not None:
-                if scope["path"].startswith("/v1/"):
+                if scope["path"].startswith("/v1/") or not self._has_route(scope):
                     send = _with_cors(send, scope)  # so analytics.js can read why
                 await refusal(scope, receive, send)
                 return
+            if not scope["path"].startswith("/v1/") and not self._has_route(scope):
+                # analytics.js posting beside /v1: the page must see the 404, not a
+                # CORS failure. Nothing there is readable but the error.
+                if scope["method"] == "OPTIONS":
+                    await _cors_preflight(scope, send)
+                    return
+                send = _with_cors(send, scope)
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             # analytics.js in a page of another origin (the app) posts here.
             if scope["method"] == "OPTIONS":
@@ -193,6 +202,10 @@ class CollectorApp:
                 receive = after_fault
             send = _with_cors(send, scope)
         await self._starlette(scope, receive, send)
+
+    def _has_route(self, scope: Scope) -> bool:
+        """Whether a route answers this path (for some method)."""
+        return any(route.matches(scope)[0] is not Match.NONE for route in self._starlette.routes)
 
     def _refusal(self, scope: Scope) -> Response | None:
         """The answer to a request the guard refuses (see guard.py), or None."""
@@ -478,7 +491,12 @@ def _with_cors(send: Send, scope: Scope) -> Send:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    detail = str(exc.detail)
+    prefix, _, endpoint = request.url.path.rpartition("/")
+    if exc.status_code == 404 and endpoint_name(endpoint) is not None:
+        # An analytics.js apiHost (browser_api_host) without its /v1.
+        detail = f"there is no route {request.url.path}; events go to {prefix}/v1/{endpoint}"
+    return error_response(exc.status_code, code, detail, headers=exc.headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -77,17 +77,25 @@ def _base_url(name: str, value: object) -> str | None:
 
 
 def _api_host(name: str, value: object) -> str | None:
-    """Where analytics.js sends events: ``https://host/v1`` or Segment's ``host/v1`` form."""
+    """Where analytics.js sends events: ``https://host/v1`` or Segment's ``host/v1`` form.
+
+    analytics.js posts to ``<apiHost>/t``: a value without a path gets ``/v1``, the
+    API's path, as the server's ``host`` does (``https://host`` posts to ``/v1/batch``).
+    """
     if value is None or value == "":
         return None
     if isinstance(value, str) and "://" in value:
-        return _base_url(name, value)
+        url = _base_url(name, value)
+        if url is not None and not urlsplit(url).path:
+            url += "/v1"
+        return url
     if not isinstance(value, str) or not _HOST_PATH.fullmatch(value):
         raise ValueError(
             f"{name} must be a host and path such as 'events.eu1.segmentapis.com/v1' "
             f"or an https:// URL, got {value!r}"
         )
-    return value.rstrip("/")
+    host = value.rstrip("/")
+    return host if "/" in host else f"{host}/v1"
 
 
 def _page_source(name: str, value: object) -> PageSource | None:

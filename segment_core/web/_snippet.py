@@ -13,6 +13,13 @@ referrer), the loader hands analytics.js the redacted value, for its page call
 and, through a source middleware, for the ``context.page`` of its events on that
 page.
 
+A page that Turbo Drive or htmx (``hx-boost``) shows in the document where the
+loader already runs is handed to it: Turbo runs its snippet (which hands its
+settings over), htmx does not (the loader reads them from the response). That
+page's user id, fields and page view then apply as for a page the browser loaded.
+Where a visit took the document to a URL the loader has no settings for, its
+events carry no path, query or URL: the server's rules cannot run in the browser.
+
 A visitor the server does not track (a bot, ``Sec-GPC``, ``DNT`` or ``consent``
 as configured, an excluded path or route) gets an inert stub: the page's own
 ``analytics.*`` calls work and do nothing, and analytics.js never loads. The same
@@ -103,13 +110,26 @@ _SCRIPT_ESCAPES = {
     0x2029: "\\u2029",
 }
 
+# Whole-line comments are for readers of this file: every page carries the code.
+_COMMENT_LINE = re.compile(r"^[ \t]*//.*\n", re.MULTILINE)
+
 # The stub: window.analytics queues the page's calls until analytics.js has loaded.
 # Alone (the inert stub), for a visitor the server does not track: the page's own
 # analytics.* calls (analytics.reset() at logout) stay queued, and nothing loads.
-_STUB = r"""(function (config) {
+_STUB_CODE = r"""(function (config) {
+  var script = document.currentScript;
+  // Out of the document once run: Turbo Drive runs the scripts of a new page's head
+  // that the document does not hold yet, and the next page's snippet may be this one's twin.
+  if (script && script.parentNode) script.parentNode.removeChild(script);
   var analytics = (window.analytics = window.analytics || []);
   if (analytics.initialize || analytics.invoked) {
-    if (window.console && console.error) console.error("Segment snippet included twice.");
+    // Once the document has loaded, this is a new page that Turbo Drive (or htmx, for
+    // a snippet in the body) shows in it: the loader already here takes its settings.
+    if (document.readyState === "loading") {
+      if (window.console && console.error) console.error("Segment snippet included twice.");
+    } else if (window._segmentShowPage) {
+      window._segmentShowPage(config);
+    }
     return;
   }
   analytics.invoked = true;
@@ -122,22 +142,23 @@ _STUB = r"""(function (config) {
     };
   });
 """
+_STUB = _COMMENT_LINE.sub("", _STUB_CODE)
 
 # The loader: the stub, the server's visitor, then the library. It reads its
 # settings from the JSON literal it is called with, and its CSP nonce from its own
 # element, which it hands on to the library's <script>. ES5; rendered in a CDATA
 # section (see _script), so it never holds "]]>".
-_LOADER = (
-    _STUB
-    + r"""  var nonce = document.currentScript ? document.currentScript.nonce : "";
+_LOADER_CODE = (
+    _STUB_CODE
+    + r"""  var nonce = script ? script.nonce : "";
   // The visitor the server's cookie names now. A page made for another visitor (a
   // cache stored it, whole or a fragment of it) names the wrong one, or none: this
   // visitor is the cookie's, and the page's user id is not handed over.
   var cookieId = cookieValue(config.cookieName);
-  var ownPage = !config.shared && (cookieId === null || cookieId === config.anonymousId);
+  var ownPage = isOwnPage(config, cookieId);
   // Then this visitor's decision is made here. The page's own calls stay queued,
   // and analytics.js never loads.
-  if (!ownPage && !tracked(config.checks)) return;
+  if (!ownPage && !tracked(config.checks, cookieId)) return;
   analytics.load = function (writeKey, options) {
     var script = document.createElement("script");
     script.async = true;
@@ -154,14 +175,9 @@ _LOADER = (
   var userId = ownPage ? config.userId : null;
   if (userId) {
     // The logged-in user, stored without an identify call (the server sent one at
-    // login). Changing users makes analytics.js drop the anonymous id: restore it.
+    // login).
     analytics.on("initialize", function () {
-      var user = this.user();
-      if (user.id() !== userId) {
-        var kept = anonymousId || user.anonymousId();
-        user.id(userId);
-        this.setAnonymousId(kept);
-      }
+      adoptUser(this, userId, anonymousId);
     });
   }
   analytics.on("reset", function () {
@@ -189,36 +205,75 @@ _LOADER = (
     }
   });
   var redacted = config.pageFields;
-  if (redacted) {
-    // The server redacted secrets from this page's fields (its path, query or
-    // referrer): analytics.js reports them as the server would. Only the values
-    // this document had are replaced: a page a single-page app moves to keeps its own.
-    var original = {
-      path: location.pathname,
-      search: location.search,
-      url: location.href.split("#")[0],
-      referrer: document.referrer,
-    };
-    // The query's parameters the server redacted, by their text as the browser has it.
-    var secretPairs =
-      redacted.search === undefined ? {} : changedPairs(original.search, redacted.search);
-    analytics.addSourceMiddleware(function (chain) {
-      var event = chain.payload.obj;
-      if (event.context) redact(event.context.page);
-      if (event.type === "page") redact(event.properties);
-      chain.next(chain.payload);
+  // Where the server redacted secrets from this page's fields (its path, query or
+  // referrer), analytics.js reports them as the server would, through a source
+  // middleware (see report). document.referrer stays this document's.
+  var referrer = { original: document.referrer, redacted: redacted && redacted.referrer };
+  var current = pageState(redacted || {});
+  // The pages of this document whose fields the server gave, newest first (Turbo's
+  // and htmx's back and forward show them again without asking the server).
+  var known = [current];
+  // Where the document was when a visit the server renders (Turbo's, htmx's) took it
+  // elsewhere, until the new page's settings come; null: no such visit.
+  var leftFrom = null;
+  var visiting = null; // "turbo" or "htmx" while one shows a new page
+  var arriving = null; // the settings of the page it shows, once they came
+  var madeFor = null; // the path and query of the response they came in
+  var adopted = false; // whether they apply already
+  var watching = false;
+  if (redacted) watchPages();
+  window._segmentShowPage = function (settings) {
+    arrive(settings);
+    if (!visiting) showPage();
+    // During a visit, its page view waits for its end (Turbo follows a redirect
+    // first); the fields and user apply now if the document is at the page's URL.
+    else if (here() === madeFor) adoptPage(settings);
+  };
+  document.addEventListener("turbo:visit", function (event) {
+    // Back or forward (Turbo's "restore") has already moved the document's URL.
+    leaving("turbo", event.detail && event.detail.action === "restore" ? "" : here());
+    unrunSnippets(); // another visit's
+  });
+  document.addEventListener("turbo:before-fetch-response", function (event) {
+    // The visit's own response (a frame's or a form's comes to its element).
+    var response = event.detail && event.detail.fetchResponse;
+    if (visiting === "turbo" && event.target === document.documentElement && response) {
+      madeFor = response.location.pathname + response.location.search;
+    }
+  });
+  document.addEventListener("turbo:load", function () {
+    // A snippet Turbo could not run (a Content-Security-Policy whose nonce is the first
+    // page's): its settings are read from the element it added.
+    if (visiting === "turbo" && !arriving) arrive(unrunSnippets());
+    arrived("turbo");
+  });
+  document.addEventListener("htmx:beforeHistoryUpdate", function (event) {
+    var detail = event.detail || {};
+    leaving("htmx", here());
+    madeFor = responsePath(detail.xhr);
+    if (madeFor !== null) arrive(settingsIn(detail));
+  });
+  ["htmx:pushedIntoHistory", "htmx:replacedInHistory"].forEach(function (type) {
+    document.addEventListener(type, function () {
+      // At the new page's URL before its body comes: its scripts' events are its own.
+      if (visiting === "htmx" && arriving && here() === madeFor) adoptPage(arriving);
     });
-  }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    arrived("htmx"); // the new page's title is in place: its page view
+  });
+  document.addEventListener("htmx:historyRestore", function () {
+    // Back or forward, restored from htmx's own copy: only a known page is vouched for.
+    watchPages();
+    leftFrom = "";
+  });
   analytics.load(config.writeKey, config.options);
   // The server counts no prefetched or prerendered page: shown, it is counted here.
   // Unless the browser fetched it for this very navigation: then a cache kept the
   // page made for a prefetch, and the server counted this visit.
   if (config.page || (config.prefetched && !fetchedForThisNavigation())) {
-    var call = config.pageName ? [config.pageName] : [];
-    if (redacted) call.push(copied(redacted));
     whenShown(function () {
-      var loaded = window.analytics; // analytics.js, once loaded, or still the stub
-      loaded.page.apply(loaded, call);
+      countPage(config);
     });
   }
 
@@ -239,17 +294,189 @@ _LOADER = (
       !(entry.activationStart > 0);
   }
 
-  function redact(fields) {
-    // Part by part: a single-page app may change the query and keep the path (or
-    // the other way round); each part this document was loaded with stays redacted.
+  function countPage(settings) {
+    var call = settings.pageName ? [settings.pageName] : [];
+    if (settings.pageFields) call.push(copied(settings.pageFields));
+    var loaded = window.analytics; // analytics.js, once loaded, or still the stub
+    loaded.page.apply(loaded, call);
+  }
+
+  function adoptUser(loaded, id, keptAnonymousId) {
+    // Changing users makes analytics.js drop the anonymous id: restore it.
+    var user = loaded.user();
+    if (user.id() !== id) {
+      var kept = keptAnonymousId || user.anonymousId();
+      user.id(id);
+      loaded.setAnonymousId(kept);
+    }
+  }
+
+  function here() {
+    return location.pathname + location.search;
+  }
+
+  function leaving(library, from) {
+    watchPages();
+    visiting = library;
+    arrive(null);
+    madeFor = null;
+    if (leftFrom === null) leftFrom = from;
+  }
+
+  function arrive(settings) {
+    arriving = settings;
+    adopted = false;
+  }
+
+  function arrived(library) {
+    if (visiting !== library) return;
+    visiting = null;
+    showPage();
+    madeFor = null;
+  }
+
+  function showPage() {
+    // The page a visit showed in this document, at its URL now: as a page the browser
+    // loaded, its fields, its user and its page view. None came, or for another URL
+    // (htmx's hx-push-url may name one): the visit's page stays unvouched for.
+    var settings = arriving;
+    arriving = null;
+    if (!settings || (madeFor !== null && here() !== madeFor)) return;
+    if (!adopted) adoptPage(settings);
+    if (current.redacted && settings.page) countPage(settings);
+  }
+
+  function adoptPage(settings) {
+    adopted = true;
+    watchPages();
+    var id = cookieValue(settings.cookieName);
+    var own = isOwnPage(settings, id);
+    var tracking = !!settings.writeKey && (own || tracked(settings.checks, id));
+    // A page the server does not track (the inert stub's): its events are dropped.
+    current = pageState(tracking ? settings.pageFields || {} : null);
+    known.unshift(current);
+    if (known.length > 20) known.pop(); // as many as a visitor goes back, or more
+    leftFrom = null;
+    var user = tracking && own ? settings.userId : null;
+    var loaded = window.analytics;
+    if (user && loaded.initialized) adoptUser(loaded, user, id || settings.anonymousId);
+    else if (user) {
+      loaded.on("initialize", function () {
+        adoptUser(this, user, id || settings.anonymousId);
+      });
+    }
+  }
+
+  function settingsIn(detail) {
+    // htmx runs no script of the new page's head: the settings its snippet would have
+    // been called with are read from the response. (A snippet in the body hands them
+    // over itself, during the swap.)
+    var request = detail.xhr;
+    var settings = settingsOf(request && request.responseText);
+    // A fragment's request (hx-push-url) is no page view for the server either.
+    if (settings && !detail.boosted) settings.page = false;
+    return settings;
+  }
+
+  function unrunSnippets() {
+    // The settings of the last snippet in the head that did not run; each one is
+    // removed (Turbo adds the next page's twin only where none is left).
+    var found = null;
+    var scripts = document.head ? document.head.getElementsByTagName("script") : [];
+    Array.prototype.slice.call(scripts).forEach(function (element) {
+      var settings = settingsOf(element.text);
+      if (!settings) return;
+      found = settings;
+      element.parentNode.removeChild(element);
+    });
+    return found;
+  }
+
+  function settingsOf(code) {
+    // The JSON a snippet's code ends with, as _script renders it.
+    var found = typeof code === "string" ? /\}\)\((\{[^\n]*\})\);\n\/\/\]\]\x3e/.exec(code) : null;
+    try {
+      return found ? JSON.parse(found[1]) : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  function responsePath(request) {
+    try {
+      var url = new URL(request.responseURL);
+      return url.pathname + url.search;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  function pageState(fields) {
+    // A page at the document's URL now: the values analytics.js reads for it, and the
+    // server's for those it changed (null: a page the server does not track).
+    var original = {
+      path: location.pathname,
+      search: location.search,
+      url: location.href.split("#")[0],
+    };
+    // The query's parameters the server redacted, by their text as the browser has it.
+    var secretPairs =
+      !fields || fields.search === undefined ? {} : changedPairs(original.search, fields.search);
+    return { original: original, redacted: fields, secretPairs: secretPairs };
+  }
+
+  function watchPages() {
+    if (watching) return;
+    watching = true;
+    window.analytics.addSourceMiddleware(function (chain) {
+      var event = chain.payload.obj;
+      var fields = event.context && event.context.page;
+      var page = pageOf(fields || event.properties || {});
+      if (page && !page.redacted) return; // not passed on: dropped
+      report(fields, page);
+      if (event.type === "page") report(event.properties, page);
+      chain.next(chain.payload);
+    });
+  }
+
+  function pageOf(fields) {
+    // The page an event was made on: a known one, or the one the document's own
+    // scripts moved from (a single-page app's). null: a page a visit showed whose
+    // fields never came.
+    var at = fields.path + fields.search;
+    var found = null;
+    known.some(function (page) {
+      found = page.original.path + page.original.search === at ? page : null;
+      return found !== null;
+    });
+    if (found) return found;
+    return leftFrom === null || at === leftFrom ? current : null;
+  }
+
+  function report(fields, page) {
     if (!fields) return;
+    if (referrer.redacted !== undefined && fields.referrer === referrer.original) {
+      fields.referrer = referrer.redacted;
+    }
+    if (page) redact(fields, page);
+    else {
+      // The server's rules (its routes' secret parameters) cannot run here: nothing
+      // of this URL is sent.
+      delete fields.path;
+      delete fields.search;
+      delete fields.url;
+    }
+  }
+
+  function redact(fields, page) {
+    // Part by part: a single-page app may change the query and keep the path (or
+    // the other way round); each part this page was loaded with stays redacted.
+    var original = page.original;
+    var redacted = page.redacted;
     var path = fields.path;
     var search = fields.search;
-    if (redacted.referrer !== undefined && fields.referrer === original.referrer) {
-      fields.referrer = redacted.referrer;
-    }
     if (redacted.path !== undefined && path === original.path) fields.path = redacted.path;
-    if (typeof search === "string") fields.search = redactedSearch(search);
+    if (typeof search === "string") fields.search = redactedSearch(search, page);
     var url = fields.url;
     if (typeof url !== "string") return;
     if (url === original.url) {
@@ -265,12 +492,14 @@ _LOADER = (
     }
   }
 
-  function redactedSearch(search) {
-    if (search === original.search) return redacted.search === undefined ? search : redacted.search;
-    if (redacted.search === undefined) return search; // the server found no secret in it
+  function redactedSearch(search, page) {
+    var redacted = page.redacted.search;
+    if (search === page.original.search) return redacted === undefined ? search : redacted;
+    if (redacted === undefined) return search; // the server found no secret in it
     // A query the page changed to: the server never saw it, and its rules cannot run
     // here. The parameters it redacted stay redacted; when they cannot be told apart
     // (the server cut the query), the query is left out.
+    var secretPairs = page.secretPairs;
     if (secretPairs === null) return "";
     var kept = pairsOf(search).map(function (pair) {
       return pair in secretPairs ? secretPairs[pair] : pair;
@@ -293,14 +522,18 @@ _LOADER = (
     return search && search !== "?" ? search.slice(1).split("&") : [];
   }
 
-  function tracked(checks) {
+  function isOwnPage(settings, cookie) {
+    return !settings.shared && (cookie === null || cookie === settings.anonymousId);
+  }
+
+  function tracked(checks, cookie) {
     // The server sets its cookie only for visitors it tracks (a new one's in this
     // very response): not for bots, privacy signals or refused consent. The
     // browser's own privacy signals count too: a returning visitor may turn them on.
     var signals = typeof navigator === "undefined" ? {} : navigator;
     if (checks.gpc && signals.globalPrivacyControl === true) return false;
     if (checks.dnt && signals.doNotTrack === "1") return false;
-    return !checks.cookie || cookieId !== null;
+    return !checks.cookie || cookie !== null;
   }
 
   function copied(fields) {
@@ -342,6 +575,7 @@ _LOADER = (
   }
 })(__SETTINGS__);"""
 ).replace("__ANALYTICS_JS_COOKIE__", json.dumps(ANALYTICS_JS_COOKIE))
+_LOADER = _COMMENT_LINE.sub("", _LOADER_CODE)
 
 
 class Snippet(str):

@@ -86,3 +86,27 @@ def test_analytics_js_delivers_with_the_documented_delivery_options(
         assert network.failed_to(collector.url) == []
     finally:
         context.close()
+
+
+def test_a_page_posting_beside_v1_reads_the_collectors_404(
+    browser: Any, cdn_url: str, collector: CollectorHandle
+) -> None:
+    # analytics.js with an apiHost without /v1 posts to /t: the page sees the answer,
+    # not a CORS failure.
+    context = browser.new_context()
+    try:
+        network = NetworkLog(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{cdn_url}/{sorted(DELIVERY)[0]}.html")
+        answer = page.evaluate(
+            """async (url) => {
+              const response = await fetch(url, {method: "POST", body: "{}"});
+              return [response.status, (await response.json()).message];
+            }""",
+            collector.url + "/t",
+        )
+        assert answer == [404, "there is no route /t; events go to /v1/t"]
+        assert network.failed_to(collector.url + "/t") == []
+    finally:
+        context.close()

@@ -133,3 +133,29 @@ def test_a_message_with_objects_where_text_belongs_is_shown_bad_and_the_page_liv
     # and the page goes on showing what arrives
     post(segment_collector.url, batch(message("track", event="After The Bad Ones", userId="ada")))
     expect(page.locator(".ev", has_text="After The Bad Ones")).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def test_without_javascript_the_page_points_to_the_events(
+    segment_collector: CollectorHandle, browser: Any
+) -> None:
+    post(segment_collector.url, batch(message("track", event="Order Completed", userId="ada")))
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(segment_collector.url + "/")
+        # Nothing claims the collector is empty: it holds an event.
+        expect(page.locator("#empty")).to_be_hidden()
+        expect(page.locator("#count-total")).not_to_have_text("0")
+        # Where the events and counts are, shown in the <noscript> note.
+        for route in ("/collector/events", "/collector/summary"):
+            expect(page.locator(f"a[href='{route}']")).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_an_empty_collector_says_so_once_loaded(
+    segment_collector: CollectorHandle, page: Any
+) -> None:
+    page.goto(segment_collector.url + "/")
+    expect(page.locator("#empty")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#count-total")).to_have_text("0")

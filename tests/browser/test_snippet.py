@@ -62,13 +62,15 @@ class SiteConfig:
     #: The server's anonymous-id cookie, when not analytics.js's own name.
     cookie_name: str | None = None
     set_cookie: bool = True
+    #: browser_api_host: the collector's URL and this path.
+    api_path: str = "/v1"
 
     @property
     def label(self) -> str:
         extra = f"-{self.cookie_name}" if self.cookie_name else ""
-        return (
-            f"{self.framework}-{self.page_source}{extra}{'' if self.set_cookie else '-no-cookie'}"
-        )
+        extra += "" if self.set_cookie else "-no-cookie"
+        extra += "" if self.api_path == "/v1" else f"-api{self.api_path.replace('/', '-')}"
+        return f"{self.framework}-{self.page_source}{extra}"
 
 
 CONFIGS = [
@@ -145,6 +147,7 @@ def running_site(
         "SNIPPET_PAGE_SOURCE": config.page_source,
         "SNIPPET_COOKIE_NAME": config.cookie_name or "",
         "SNIPPET_SET_COOKIE": "1" if config.set_cookie else "0",
+        "SNIPPET_API_HOST": collector_server.url + config.api_path,
         "SNIPPET_DATA_DIR": str(data_dir),
     }
     server = AppServer(target, data_dir, env, data_dir / "server.log", runner=runner)
@@ -522,3 +525,22 @@ def test_with_no_cookie_to_keep_it_analytics_js_keeps_its_own_visitor(
             visit.close()
     tracks = [e["message"] for e in events if from_browser(e)]
     assert {t["anonymousId"] for t in tracks} == {browser_id}, describe(events)
+
+
+def test_an_api_host_given_as_the_servers_host_reaches_the_collector(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # browser_api_host as the server's host is given: a base URL, without /v1.
+    config = SiteConfig("flask", "server", api_path="")
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        visit = Visit(browser, site, collector)
+        try:
+            visit.navigate("/")  # its track goes to /v1/t
+            settle(site, collector, 1 + 1)  # the server's page view, the browser's track
+        finally:
+            visit.close()
+    assert visit.network.failed_to(collector.url) == []

@@ -109,6 +109,34 @@ def test_the_other_routes_do_not_answer_pages_of_other_origins(segment_collector
     assert "access-control-allow-credentials" not in summary.headers
 
 
+def test_a_page_posting_beside_v1_can_read_the_404(segment_collector: Any) -> None:
+    # analytics.js with an apiHost that lacks /v1 posts to /t: its page must see why.
+    url = f"{segment_collector.url}/t"
+    preflight = requests.options(
+        url,
+        headers={"Origin": PAGE_ORIGIN, "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == PAGE_ORIGIN
+    answer = requests.post(
+        url, data=b"{}", headers={"Content-Type": "text/plain", "Origin": PAGE_ORIGIN}, timeout=10
+    )
+    assert answer.status_code == 404
+    assert answer.headers["access-control-allow-origin"] == PAGE_ORIGIN
+    assert answer.json()["message"] == "there is no route /t; events go to /v1/t"
+    prefixed = requests.post(f"{segment_collector.url}/seg/p", data=b"{}", timeout=10)
+    assert prefixed.json()["message"] == "there is no route /seg/p; events go to /seg/v1/p"
+    # A route's own answer, for any method, stays closed to other origins.
+    for method in ("get", "post", "options"):
+        known = requests.request(
+            method, f"{segment_collector.url}/collector/events/nope",
+            headers={"Origin": PAGE_ORIGIN}, timeout=10,
+        )  # fmt: skip
+        assert known.status_code in (404, 405)
+        assert "access-control-allow-origin" not in known.headers
+
+
 def test_a_page_of_another_origin_can_read_when_to_retry(segment_collector: Any) -> None:
     # analytics.js reads Retry-After of a 429; a browser hides it unless exposed.
     segment_collector.faults({"status": 429, "retry_after": 7})

@@ -103,6 +103,11 @@ def test_cookie_domain_lifetime_and_names_follow_the_server() -> None:
         ("events.eu1.segmentapis.com/v1", "events.eu1.segmentapis.com/v1", "https"),
         ("https://proxy.shop.example/seg/v1/", "proxy.shop.example/seg/v1", "https"),
         ("http://127.0.0.1:8765/v1", "127.0.0.1:8765/v1", "http"),
+        # Without a path, as the server's host is given: analytics.js needs the API's /v1.
+        ("http://127.0.0.1:8765", "127.0.0.1:8765/v1", "http"),
+        ("https://proxy.shop.example/", "proxy.shop.example/v1", "https"),
+        ("events.eu1.segmentapis.com", "events.eu1.segmentapis.com/v1", "https"),
+        ("https://proxy.shop.example/seg", "proxy.shop.example/seg", "https"),
     ],
 )
 def test_browser_api_host(given: str, host: str, protocol: str) -> None:
@@ -282,6 +287,7 @@ var cookies = process.argv[1];
 var document = {
   get cookie() { return cookies; },
   set cookie(value) { written.push(value); },
+  addEventListener: function () {},
   currentScript: null,
   createElement: function () { return {}; },
   head: { appendChild: function () {} },
@@ -778,6 +784,7 @@ var location = new URL(process.argv[1]);
 var document = {
   cookie: "",
   referrer: process.argv[2],
+  addEventListener: function () {},
   currentScript: null,
   createElement: function () { return {}; },
   head: { appendChild: function () {} },
@@ -969,3 +976,56 @@ def test_the_logged_in_user_keeps_the_visitors_id(options: dict[str, Any], kept:
     _, done = run_loader_page(str(render_snippet(tracker)), "", event="initialize")
     # analytics.js drops its anonymous id when the user changes: the loader restores it.
     assert done == ["user.id(42)", f"setAnonymousId({kept})"]
+
+
+# Two snippets run in one document: the second while it loads (a template that has
+# the snippet twice), or once it has loaded (a new page Turbo Drive shows in it).
+_SECOND_SNIPPET = """
+var errors = [];
+var document = {
+  cookie: "",
+  referrer: "",
+  readyState: "loading",
+  addEventListener: function () {},
+  currentScript: null,
+  createElement: function () { return {}; },
+  head: { appendChild: function () {} },
+};
+var location = new URL("https://shop.example/products/42");
+var window = globalThis;
+console.error = function (message) { errors.push(message); };
+var snippets = JSON.parse(process.argv[1]);
+new Function(snippets[0])();
+document.readyState = process.argv[2];
+new Function(snippets[1])();
+var calls = window.analytics.filter(function (call) {
+  return call[0] === "page" || (call[0] === "on" && call[1] === "initialize");
+});
+console.log(JSON.stringify([calls.map(function (call) { return call.slice(0, 2); }), errors]));
+"""
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("ready_state", "calls", "errors"),
+    [
+        ("loading", [["page", "product-detail"]], ["Segment snippet included twice."]),
+        # A new page: its page view and its user, handed to the loader already there.
+        ("complete", [["page", "product-detail"], ["on", "initialize"], ["page", "about"]], []),
+    ],
+)
+def test_a_second_snippet_is_a_new_page_once_the_document_has_loaded(
+    ready_state: str, calls: list[list[str]], errors: list[str]
+) -> None:
+    options = WebOptions(browser_write_key=KEY, page_source="browser")
+    first = script_code(render(options))
+    second = script_code(render(options, route_name="about", user_id="42"))
+    node = shutil.which("node") or "node"
+    result = subprocess.run(
+        [node, "-e", _SECOND_SNIPPET, json.dumps([first, second]), ready_state],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [calls, errors]

@@ -6,15 +6,27 @@ named by ``?as=``, then redirects to ``/about``) and ``/healthz``. Every page
 carries a strict Content-Security-Policy: scripts only with the response's nonce,
 connections only to the CDN and the collector. Some have a page of their own:
 Django ``/fragment`` (the snippet in a ``{% cache %}`` fragment), Flask ``/xhtml``
-(an ``application/xhtml+xml`` page).
+(an ``application/xhtml+xml`` page). ``navigation_site`` is a Flask site of its
+own, navigated by Turbo Drive or htmx.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 USER_ID = "u-42"
+NODE_MODULES = Path(__file__).resolve().parents[1] / "js/node_modules"
+#: What navigates the pages of ``navigation_site``, by ``SNIPPET_NAVIGATION``.
+NAVIGATION_LIBRARIES = {
+    "turbo": NODE_MODULES / "@hotwired/turbo/dist/turbo.es2017-umd.js",
+    "htmx": NODE_MODULES / "htmx.org/dist/htmx.min.js",
+}
+#: Links of ``navigation_site`` whose URLs hold secrets, in the path and in the query:
+#: a page, and a piece of a page (htmx's ``hx-push-url``).
+INVITE = "/invite/SECRETKEY?token=SECRETTOKEN&tab=1"
+FRAGMENT = "/fragment/SECRETKEY?token=SECRETTOKEN"
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 {snippet}
@@ -32,7 +44,7 @@ def segment_options() -> dict[str, Any]:
         "browser_write_key": os.environ["SNIPPET_BROWSER_KEY"],
         "snippet_src": os.environ["SNIPPET_SRC"],
         "browser_cdn": os.environ["SNIPPET_CDN"],
-        "browser_api_host": os.environ["SEGMENT_HOST"] + "/v1",
+        "browser_api_host": os.environ.get("SNIPPET_API_HOST", os.environ["SEGMENT_HOST"] + "/v1"),
     }
     for name in ("page_source", "cookie_name"):
         value = os.environ.get("SNIPPET_" + name.upper())

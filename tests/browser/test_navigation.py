@@ -1,0 +1,274 @@
+"""The snippet in a site that Turbo Drive or htmx (``hx-boost``) navigates.
+
+Such a visit replaces the page without a new document: Turbo runs the new page's
+snippet in the document analytics.js already runs in (unless a nonce-only
+Content-Security-Policy stops it), htmx runs no script of the new page's
+``<head>``. Whichever side sends page views, there is exactly one per visit; the
+browser's events on each page carry that page's fields as the server redacted
+them, and the user id of a login made through a visit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segment_core.collector import CollectorHandle, run_in_background
+from tests.browser._harness import (
+    AJS_BUNDLE,
+    AJS_BUNDLE_DIR,
+    BUNDLES_PATH,
+    AppServer,
+    NetworkLog,
+    serve_cdn,
+)
+from tests.browser.snippet_apps.common import FRAGMENT, NAVIGATION_LIBRARIES, USER_ID
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("playwright.sync_api")
+
+TIMEOUT_MS = 15_000
+WAIT_SECONDS = 15.0
+ANALYTICS_READY = "() => window.analytics && window.analytics.initialized === true"
+# Set in the first page: still there after a visit that kept the document, which
+# counts the visits the library has finished showing.
+MARK_DOCUMENT = """() => {
+  window.firstDocument = true;
+  window.visitsShown = 0;
+  for (const type of ["turbo:load", "htmx:afterSettle"]) {
+    document.addEventListener(type, () => { window.visitsShown += 1; });
+  }
+}"""
+SAME_DOCUMENT = "() => window.firstDocument === true"
+SECRETS = ("SECRETKEY", "SECRETTOKEN")
+SOURCES = ("server", "browser")
+# What the browser says when Turbo adds a later page's inline snippet to a document
+# whose policy allows the first page's nonce only.
+TURBO_REFUSED = "Executing inline script violates the following Content Security Policy"
+
+
+@pytest.fixture(scope="module")
+def collector_server() -> Iterator[CollectorHandle]:
+    with run_in_background() as handle:
+        yield handle
+
+
+@pytest.fixture
+def collector(collector_server: CollectorHandle) -> CollectorHandle:
+    collector_server.reset()
+    return collector_server
+
+
+@pytest.fixture(scope="module")
+def cdn_url(collector_server: CollectorHandle) -> Iterator[str]:
+    if not (AJS_BUNDLE_DIR / AJS_BUNDLE).is_file():
+        pytest.skip(f"{AJS_BUNDLE_DIR / AJS_BUNDLE} is absent: run scripts/install-js")
+    missing = [str(path) for path in NAVIGATION_LIBRARIES.values() if not path.is_file()]
+    if missing:
+        pytest.skip(f"{missing} absent: run scripts/install-js")
+    with serve_cdn(collector_server.url, {}) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_site(
+    config: SiteConfig, collector: CollectorHandle, cdn_url: str, data_dir: Path
+) -> Iterator[AppServer]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_")},
+        "SEGMENT_WRITE_KEY": f"server-{config.label}",
+        "SEGMENT_HOST": collector.url,
+        "SNIPPET_BROWSER_KEY": f"browser-{config.label}",
+        "SNIPPET_SRC": f"{cdn_url}{BUNDLES_PATH}{AJS_BUNDLE}",
+        "SNIPPET_CDN": cdn_url,
+        "SNIPPET_PAGE_SOURCE": config.page_source,
+        "SNIPPET_NAVIGATION": config.library,
+        "SNIPPET_CSP": "1" if config.csp else "0",
+    }
+    target = "tests.browser.snippet_apps.navigation_site"
+    server = AppServer(target, data_dir, env, data_dir / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    library: str
+    page_source: str
+    csp: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.library}-{self.page_source}{'-csp' if self.csp else ''}"
+
+
+CONFIGS = [
+    *(SiteConfig(library, source) for library in ("turbo", "htmx") for source in SOURCES),
+    *(SiteConfig("turbo", source, csp=True) for source in SOURCES),
+]
+
+
+@dataclass
+class Site:
+    config: SiteConfig
+    server: AppServer
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=lambda config: config.label)
+def site(
+    request: pytest.FixtureRequest,
+    collector_server: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    data_dir = tmp_path_factory.mktemp(request.param.label)
+    with running_site(request.param, collector_server, cdn_url, data_dir) as server:
+        yield Site(request.param, server)
+
+
+class Visit:
+    """One browser context on the site; each step waits for analytics.js's deliveries."""
+
+    def __init__(self, browser: Any, server: AppServer, collector: CollectorHandle) -> None:
+        self.server = server
+        self.collector = collector
+        self.context = browser.new_context()
+        self.network = NetworkLog(self.context)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+
+    def open(self, path: str) -> None:
+        response = self.page.goto(self.server.url + path)
+        assert response is not None and response.status == 200
+        self.page.wait_for_function(ANALYTICS_READY)
+        self.page.evaluate(MARK_DOCUMENT)
+
+    def click(self, link: str, title: str) -> None:
+        """Follow a link; the library shows the page in the same document."""
+        shown = self.page.evaluate("() => window.visitsShown")
+        self.page.click(f"#{link}")
+        self.page.wait_for_function(
+            "([title, shown]) => document.getElementById('title').textContent === title"
+            " && window.visitsShown > shown",
+            arg=[title, shown],
+        )
+        assert self.page.evaluate(SAME_DOCUMENT), "the page was loaded as a new document"
+
+    def track(self, label: str) -> None:
+        url = self.collector.url + "/v1/t"
+        with self.page.expect_request_finished(lambda request: request.url == url):
+            self.page.evaluate("(at) => analytics.track('Browser Event', {at})", label)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser: Any, site: Site, collector: CollectorHandle) -> Iterator[Visit]:
+    visit = Visit(browser, site.server, collector)
+    try:
+        yield visit
+    finally:
+        visit.close()
+
+
+def describe(events: list[dict[str, Any]]) -> str:
+    return "\n".join(json.dumps(e["message"], sort_keys=True) for e in events)
+
+
+def from_browser(event: dict[str, Any]) -> bool:
+    return bool(event["message"]["context"].get("library", {}).get("name") == "analytics.js")
+
+
+def settle(server: AppServer, collector: CollectorHandle, count: int) -> list[dict[str, Any]]:
+    """Every event of the visit: exactly ``count``, all valid."""
+    server.flush()
+    events = collector.wait_for(count, timeout=WAIT_SECONDS)
+    assert len(events) == count, describe(events)
+    assert [e["reasons"] for e in events if e["status"] != "good"] == []
+    return events
+
+
+def test_each_visit_is_one_page_view_with_the_servers_redacted_fields(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    page_source, server = site.config.page_source, site.server
+    visit.open("/")
+    visit.click("invite", "Invite")
+    visit.track("invite")
+    visit.click("login", "About")  # logs in, then redirects to /about
+    visit.track("login")
+    visit.page.go_back()  # shown again from the library's copy: no request, no page view
+    visit.page.wait_for_function("() => document.getElementById('title').textContent === 'Invite'")
+    visit.track("back")
+    visit.click("home", "Home")
+    visit.track("home")
+
+    events = settle(server, collector, 4 + 1 + 4)  # page views, the login's identify, tracks
+    assert not any(secret in describe(events) for secret in SECRETS), describe(events)
+    pages = [e for e in events if e["message"]["type"] == "page"]
+    assert {"browser" if from_browser(e) else "server" for e in pages} == {page_source}
+    paths = Counter(e["message"]["properties"]["path"] for e in pages)
+    assert paths == Counter({"/": 2, "/invite/REDACTED": 1, "/about": 1}), describe(events)
+
+    invite = {
+        "path": "/invite/REDACTED",
+        "search": "?token=REDACTED&tab=1",
+        "url": server.url + "/invite/REDACTED?token=REDACTED&tab=1",
+    }
+    about = {"path": "/about", "search": "", "url": server.url + "/about"}
+    home = {"path": "/", "search": "", "url": server.url + "/"}
+    tracks = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert [
+        (t["properties"]["at"], {k: t["context"]["page"].get(k) for k in invite}, t.get("userId"))
+        for t in tracks
+    ] == [
+        ("invite", invite, None),
+        ("login", about, USER_ID),
+        ("back", invite, USER_ID),
+        ("home", home, USER_ID),
+    ]
+    refused = [e for e in visit.network.console_errors if e.startswith(TURBO_REFUSED)]
+    assert site.config.csp or not refused
+    assert [e for e in visit.network.console_errors if e not in refused] == []
+
+
+def test_a_pushed_url_without_the_servers_fields_is_not_sent(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    server = site.server
+    if site.config.library != "htmx":
+        pytest.skip("htmx's hx-push-url")
+    visit.open("/")
+    visit.click("fragment", "Fragment")  # a piece of a page, at a URL of its own
+    assert visit.page.evaluate("() => location.pathname + location.search") == FRAGMENT
+    visit.track("fragment")
+    events = settle(server, collector, 1 + 1)  # the first page's view, the track
+    assert not any(secret in describe(events) for secret in SECRETS), describe(events)
+    [track] = [e["message"] for e in events if e["message"]["type"] == "track"]
+    # The server's rules (a route's secret parameter) cannot run in the browser.
+    assert not {"path", "search", "url"} & set(track["context"]["page"])
+
+
+def test_a_page_the_server_does_not_track_sends_nothing_from_the_browser(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    server = site.server
+    visit.open("/")
+    visit.click("private", "Private")  # an excluded path: the server renders the inert stub
+    visit.page.evaluate("() => analytics.track('Browser Event', {at: 'private'})")
+    visit.click("home", "Home")
+    visit.track("home")
+    events = settle(server, collector, 2 + 1)  # page views, the track at home
+    tracked_at = [e["message"]["properties"].get("at") for e in events if from_browser(e)]
+    assert "private" not in tracked_at and "home" in tracked_at, describe(events)
