@@ -24,6 +24,10 @@ MAX_KEYS = 32
 #: As JSON text: half of what Segment takes for a message, so that every message
 #: a task sends with it keeps room for its own properties.
 MAX_SNAPSHOT_BYTES = 16 * 1024
+#: A snapshot's JSON text, in characters, read before its size is measured: six per
+#: byte, as escaping can write one (``\u0041``, ``json.dumps``'s default for text
+#: outside ASCII), so that parsing stays bounded.
+MAX_SNAPSHOT_TEXT_LENGTH = 6 * MAX_SNAPSHOT_BYTES
 
 TEXT_FIELDS = ("ip", "userAgent", "locale")
 PAGE_FIELDS = ("path", "referrer", "search", "title", "url")
@@ -96,11 +100,15 @@ def _texts(value: object, *, allowed: tuple[str, ...] | None) -> dict[str, str]:
 def read_snapshot(value: object) -> tuple[str | None, str | None, dict[str, Any]]:
     """``(user_id, anonymous_id, context)`` from a snapshot, or :class:`InvalidSnapshot`.
 
-    ``value`` is the dict :func:`make_snapshot` made, or its JSON text.
+    ``value`` is the dict :func:`make_snapshot` made, or its JSON text (escaped or
+    not: its size is measured as read, as for a dict).
     """
     if isinstance(value, (str, bytes, bytearray)):
-        if len(value) > MAX_SNAPSHOT_BYTES:
-            raise InvalidSnapshot(f"snapshot is over {MAX_SNAPSHOT_BYTES} bytes")
+        if len(value) > MAX_SNAPSHOT_TEXT_LENGTH:
+            raise InvalidSnapshot(
+                f"snapshot is over {MAX_SNAPSHOT_TEXT_LENGTH} characters of JSON text "
+                f"(at most {MAX_SNAPSHOT_BYTES} bytes once read)"
+            )
         try:
             value = json.loads(value)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -16,6 +16,7 @@ not wait again for a host that let this flush run out of time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from segment_core import lifecycle
+from segment_core.scope import wait_for_bound_calls
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -103,13 +105,19 @@ async def _to_thread(function: Callable[[float], bool], timeout: float) -> bool:
 
 
 async def flush_in_thread(client: Client | None) -> None:
-    """Deliver what ``client`` holds, off the event loop, within its ``shutdown_timeout``."""
+    """Deliver what ``client`` holds, off the event loop, within its ``shutdown_timeout``.
+
+    Threads of :func:`~segment_core.scope.start_thread` and functions of
+    :func:`~segment_core.scope.with_binding` still running are waited for first,
+    within the same time: the server ends the process next, without the
+    interpreter's wait for them, and their events would be lost.
+    """
     if client is None:
         return
     timeout = client.config.shutdown_timeout
     deadline = time.monotonic() + timeout
     try:
-        delivered = await _to_thread(client.flush, timeout)
+        delivered = await _to_thread(functools.partial(_flush_after_bound_calls, client), timeout)
     except Exception:
         logger.exception("segment: the flush at shutdown failed")
         return
@@ -120,6 +128,13 @@ async def flush_in_thread(client: Client | None) -> None:
             client.stats().get("pending", 0),
             timeout,
         )
+
+
+def _flush_after_bound_calls(client: Client, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    client.flush(0)  # what it holds already goes out while the threads finish
+    wait_for_bound_calls(timeout)
+    return client.flush(max(0.0, deadline - time.monotonic()))
 
 
 class ShutdownFlush:

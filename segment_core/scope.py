@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from segment_core import _forks
 from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
 from segment_core.errors import InvalidMessage
 from segment_core.messages import Context
@@ -452,15 +453,65 @@ def with_binding(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def run_bound(*args: P.args, **kwargs: P.kwargs) -> R:
-        if carried is None:
-            return fn(*args, **kwargs)
-        token = _current.set(carried)
+        counted = _bound_call_started()
         try:
-            return fn(*args, **kwargs)
+            if carried is None:
+                return fn(*args, **kwargs)
+            token = _current.set(carried)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _current.reset(token)
         finally:
-            _current.reset(token)
+            if counted:
+                _bound_call_ended()
 
     return run_bound
+
+
+#: Functions of :func:`with_binding` running on threads the interpreter waits for
+#: at exit (not daemons): an ASGI server ends its worker without that wait, so
+#: the app's shutdown waits for them itself (:func:`wait_for_bound_calls`).
+_bound_calls_running = 0
+_bound_calls_changed = threading.Condition(threading.Lock())
+
+
+def _bound_call_started() -> bool:
+    """Count a call starting on this thread; whether it was counted (not a daemon)."""
+    global _bound_calls_running
+    if threading.current_thread().daemon:  # a daemon's work is not waited for at exit
+        return False
+    with _bound_calls_changed:
+        _bound_calls_running += 1
+    return True
+
+
+def _bound_call_ended() -> None:
+    global _bound_calls_running
+    with _bound_calls_changed:
+        _bound_calls_running -= 1
+        if not _bound_calls_running:
+            _bound_calls_changed.notify_all()
+
+
+def wait_for_bound_calls(timeout: float) -> bool:
+    """Wait until no function of :func:`with_binding` or :func:`start_thread` runs on
+    a non-daemon thread, at most ``timeout`` seconds; True when none does.
+
+    For an exit that the interpreter's own wait for threads does not precede.
+    """
+    with _bound_calls_changed:
+        return _bound_calls_changed.wait_for(lambda: not _bound_calls_running, timeout)
+
+
+def _forget_bound_calls() -> None:
+    # The parent's threads are not the child's; another may have held the lock.
+    global _bound_calls_running, _bound_calls_changed
+    _bound_calls_running = 0
+    _bound_calls_changed = threading.Condition(threading.Lock())
+
+
+_forks.in_every_child(_forget_bound_calls)
 
 
 def _takes_keyword(fn: Callable[..., object], name: str) -> bool:
@@ -493,8 +544,10 @@ def start_thread(
         start_thread(send_welcome, user.email, name=user.first_name)
 
     and are the thread's otherwise (``start_thread(poll, daemon=True)``). Returns
-    the started thread. Its events are delivered like any other: a non-daemon
-    thread finishes before the process flushes at exit.
+    the started thread. Its events are delivered like any other: the thread is not
+    a daemon unless asked for (not even when started from one, as a dev server's
+    request threads are), and it finishes before the process flushes at exit or
+    an ASGI app's lifespan shutdown flushes (within ``shutdown_timeout``).
     """
     for option in ("name", "daemon"):
         if option in kwargs and not _takes_keyword(fn, option):
@@ -504,7 +557,13 @@ def start_thread(
             elif option == "daemon" and thread_daemon is None:
                 thread_daemon = value
     thread = threading.Thread(
-        target=with_binding(fn), args=args, kwargs=kwargs, name=thread_name, daemon=thread_daemon
+        target=with_binding(fn),
+        args=args,
+        kwargs=kwargs,
+        name=thread_name,
+        # threading.Thread's None would take the calling thread's: a daemon's events
+        # would be lost at exit.
+        daemon=bool(thread_daemon),
     )
     thread.start()
     return thread

@@ -8,8 +8,10 @@ middleware at shutdown.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,6 +24,7 @@ from starlette.routing import Mount, Route
 from segment_asgi import SegmentMiddleware, flushing_at_shutdown
 from segment_core import Client
 from segment_core.collector.handle import CollectorHandle
+from segment_core.scope import Analytics, analytics, bound, start_thread, with_binding
 from tests.asgi.asgi import Message, call, http_scope, lifespan
 from tests.asgi.conftest import TestClient
 
@@ -69,6 +72,40 @@ async def test_flush_after_the_apps_shutdown_before_completion(
         ("page", "home"),
         ("track", "Worker Stopped"),
     ]
+
+
+async def test_threads_working_for_a_visitor_are_waited_for_before_the_flush(
+    holding_client: Client, segment_collector: CollectorHandle
+) -> None:
+    # uvicorn ends the process right after lifespan shutdown, without waiting for
+    # threads: what they track later would be lost.
+    shutting_down = threading.Event()
+    daemon_released = threading.Event()
+
+    def send_receipt(label: str) -> None:
+        shutting_down.wait(10)
+        threading.Event().wait(0.3)  # still working as the flush would start
+        analytics().track("Receipt Sent", {"label": label})
+
+    stored_at_completion: list[str] = []
+
+    def on_message(message: Message) -> None:
+        if message["type"] == "lifespan.shutdown.complete":
+            stored = segment_collector.events(event="Receipt Sent")
+            stored_at_completion.extend(e["message"]["properties"]["label"] for e in stored)
+
+    app = SegmentMiddleware(lifespan_app([], holding_client), client=holding_client)
+    with ThreadPoolExecutor(1) as executor:
+        async with lifespan(app, on_message):
+            with bound(Analytics(holding_client, anonymous_id="visitor")):
+                start_thread(send_receipt, "thread")
+                executor.submit(with_binding(send_receipt), "executor")
+                start_thread(daemon_released.wait, 10, daemon=True)  # never waited for
+            shutting_down.set()
+            started = time.monotonic()
+        assert time.monotonic() - started < 5
+        daemon_released.set()
+    assert sorted(stored_at_completion) == ["executor", "thread"]
 
 
 async def no_lifespan(scope: Any, receive: Any, send: Any) -> None:

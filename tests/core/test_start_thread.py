@@ -1,0 +1,52 @@
+"""start_thread: its threads are waited for at exit, whichever thread started them."""
+
+from __future__ import annotations
+
+import threading
+
+from segment_core.scope import start_thread
+from tests.core.test_lifecycle import run_script
+from tests.receiver import Receiver
+
+
+def test_a_thread_started_from_a_daemon_thread_is_not_a_daemon() -> None:
+    # Flask's dev server and socketserver's ThreadingMixIn serve requests on daemons.
+    started: list[threading.Thread] = []
+    request_thread = threading.Thread(
+        target=lambda: started.append(start_thread(lambda: None)), daemon=True
+    )
+    request_thread.start()
+    request_thread.join(10)
+    [thread] = started
+    assert not thread.daemon
+    assert start_thread(lambda: None, daemon=True).daemon  # unless asked for
+
+
+def test_what_it_sends_after_the_daemon_that_started_it_is_gone_is_delivered_at_exit(
+    receiver: Receiver,
+) -> None:
+    process = run_script(
+        """
+        import sys, threading
+        from segment_core import Client
+        from segment_core.scope import Analytics, bound, start_thread
+
+        client = Client("k", host=sys.argv[1], flush_interval=3600)
+
+        def send_receipt():
+            threading.Event().wait(0.5)  # still working as the main thread returns
+            client.track("user", "Receipt Sent")
+
+        def serve_request():
+            with bound(Analytics(client, user_id="user")):
+                start_thread(send_receipt)
+
+        request_thread = threading.Thread(target=serve_request, daemon=True)
+        request_thread.start()
+        request_thread.join()
+        """,
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert [m["event"] for m in receiver.messages()] == ["Receipt Sent"]
