@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from segment_core import testing
 from segment_core.adapters import (
     SERVER_KEY_IN_BROWSER,
     SERVER_KEY_IN_BROWSER_FIX,
@@ -18,7 +19,6 @@ from segment_core.adapters import (
 from segment_core.client import Client
 from segment_core.config import ALIASES
 from segment_core.config import option_names as client_option_names
-from segment_core.testing import divert, divert_when, pytest_running
 from segment_core.web import WebOptions, check_plain_hooks
 from segment_core.web import option_names as web_option_names
 
@@ -26,6 +26,7 @@ __all__ = [
     "OWN_OPTIONS",
     "allowed_hosts_of",
     "check_names",
+    "divert_in_tests",
     "make_client",
     "make_web_options",
     "warn_if_server_key_in_browser",
@@ -88,23 +89,18 @@ def make_client(
     if not options:
         return None
     built = shared_client(options)
-    _divert_in_tests(built, send_in_tests)  # first: a test's module-level call sends nothing
+    divert_in_tests(built, send_in_tests)  # first: a test's module-level call sends nothing
     offer_as_default(built)
     return built
 
 
-def _divert_in_tests(client: Client, send_in_tests: bool) -> None:
+def divert_in_tests(client: Client, send_in_tests: bool) -> None:
     """Under pytest, ``client``'s events go to ``segment_core.testing.outbox``, not out.
 
     Instances with the same client options share ``client``: the latest one's
     ``send_in_tests`` decides, as new settings do in Django.
     """
-    if send_in_tests:
-        divert(client, None)
-    elif pytest_running():
-        divert(client)
-    else:  # pytest may start later, in this process (an app imported by a runner script)
-        divert_when(client, pytest_running)
+    testing.divert_in_tests(client, send=send_in_tests, running=testing.pytest_running)
 
 
 def warn_if_server_key_in_browser(options: WebOptions, client: Client | None) -> None:

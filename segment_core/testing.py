@@ -29,7 +29,7 @@ from segment_core import _capture
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["capture", "divert", "divert_when", "outbox", "pytest_running"]
+__all__ = ["capture", "divert", "divert_in_tests", "divert_when", "outbox", "pytest_running"]
 
 #: Every message a diverted client accepted, oldest first, as sent (JSON values, as
 #: of the call). The pytest plugin empties it before each test; elsewhere, ``outbox.clear()``.
@@ -80,3 +80,15 @@ def divert_when(
     network until ``check()`` has answered. A later :func:`divert` wins.
     """
     client._divert_when(check, to)
+
+
+def divert_in_tests(client: Client, *, send: bool, running: Callable[[], object]) -> None:
+    """An adapter's test mode for ``client``: sent for real if ``send`` (its
+    ``send_in_tests`` option), else diverted to :data:`outbox` while ``running()``
+    says tests run, now or as its first message comes (a runner may start later)."""
+    if send:
+        divert(client, None)
+    elif running():
+        divert(client)
+    else:
+        divert_when(client, running)

@@ -26,7 +26,7 @@ from segment_core.adapters import build_client, default_client, offer_as_default
 from segment_core.client import Client
 from segment_core.config import ALIASES, FROM_ENVIRONMENT, Config
 from segment_core.config import option_names as client_option_names
-from segment_core.testing import divert, divert_when, pytest_running
+from segment_core.testing import divert_in_tests, pytest_running
 from segment_core.web import WebOptions, check_plain_hooks, split_options
 from segment_core.web import option_names as web_option_names
 
@@ -188,12 +188,7 @@ def _divert_in_tests(client: Client, web: Mapping[str, Any]) -> None:
     """Under a test runner, ``client``'s events go to ``segment_core.testing.outbox``."""
     global _diverted
     _diverted = client
-    if web.get("send_in_tests") is True:
-        divert(client, None)
-    elif running_tests():
-        divert(client)
-    else:  # a test runner may start later (a runtests.py script)
-        divert_when(client, running_tests)
+    divert_in_tests(client, send=web.get("send_in_tests") is True, running=running_tests)
 
 
 def running_tests() -> bool:

@@ -102,7 +102,8 @@ async def test_the_same_with_a_sync_mode_default_client(
     segment_collector: CollectorHandle,
     default_client: None,
 ) -> None:
-    middleware = SegmentMiddleware(APP)  # no client options: segment_core's default client
+    # No client options: segment_core's default client.
+    middleware = SegmentMiddleware(APP, send_in_tests=True)
     segment_core.default_client = sync_client  # made sync_mode after the middleware
     pinged_at = await ping_while_the_page_call_is_sent(middleware, watch)
     assert watch.delivered_at is not None, "the page call was not delivered"
