@@ -13,6 +13,9 @@ Everything goes through Celery's signals (nothing of Celery is patched):
   every client delivers what it holds, each within its ``shutdown_timeout``. A
   child with a ``spool_dir`` waits only while sends succeed: what a failed send
   left stays on disk, for the next process.
+- ``worker_init``: the worker's main process builds the tasks' client (with a
+  spool, it delivers what dead processes left), and the receivers above that must
+  follow the app's own move behind them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from contextvars import Token
 from typing import Any
 
 from celery import Celery, signals
+from celery.utils.dispatch import Signal
 from celery.utils.text import match_case
 
 import segment_core
@@ -229,9 +233,46 @@ def _connect() -> None:
         _connected = True
         signals.before_task_publish.connect(_on_publish, weak=False)
         signals.task_prerun.connect(_on_prerun, weak=False)
-        signals.task_postrun.connect(_on_postrun, weak=False)
-        signals.worker_process_shutdown.connect(_on_process_shutdown, weak=False)
-        signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
+        signals.worker_init.connect(_on_worker_init, weak=False)
+        for signal, receiver in _runs_last():
+            signal.connect(receiver, weak=False)
+
+
+def _runs_last() -> tuple[tuple[Signal, Any], ...]:
+    """Receivers that must follow the app's own: the app's ``task_postrun``
+    receivers still see the task's visitor, and what the app's shutdown receivers
+    track is delivered with the rest."""
+    return (
+        (signals.task_postrun, _on_postrun),
+        (signals.worker_process_shutdown, _on_process_shutdown),
+        (signals.worker_shutdown, _on_worker_shutdown),
+    )
+
+
+def _on_worker_init(sender: Any = None, **kw: Any) -> None:
+    """The worker has imported every task module and is about to start its pool."""
+    # Celery calls receivers in the order they were connected, and the app's were
+    # connected as its modules were imported, after SegmentCelery(app).
+    for signal, receiver in _runs_last():
+        signal.disconnect(receiver)
+        signal.connect(receiver, weak=False)
+    extension = _extensions.get(getattr(sender, "app", None))
+    if extension is not None:
+        _start_client(extension)
+
+
+def _start_client(extension: SegmentCelery) -> None:
+    """Build the tasks' client in the worker's main process, before its pool starts.
+
+    With a spool, this long-lived process then delivers what dead processes left
+    (a child the OOM killer took, the worker before a restart) while no task runs,
+    and again at the worker's exit. Pool children forked later get clients of their own.
+    """
+    try:
+        if extension._task_client() is None:
+            segment_core.get_client()
+    except Exception:  # the worker runs all the same; tasks build the client again
+        logger.exception("segment: could not build the client as the Celery worker starts")
 
 
 def _on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **kw: Any) -> None:

@@ -10,6 +10,8 @@
   (what a failed send left stays on disk, for the next process).
 - :class:`SimpleWorker` runs jobs in the worker's own process: the same
   binding; delivery at the worker's exit (``atexit``).
+- Both build the client as they start working: with a spool, the worker's own
+  process delivers what dead processes left, without waiting for a job.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import rq
 import rq.worker
 
+import segment_core
 from segment_core import lifecycle
 from segment_core.errors import is_interruption
 from segment_core.scope import bind, current, reset, restore
@@ -56,6 +59,11 @@ class Queue(rq.Queue):
 
 
 class _BindsVisitor(rq.worker.BaseWorker):
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        _start_client()
+        worked: bool = super().work(*args, **kwargs)
+        return worked
+
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
         token = None
         try:
@@ -99,6 +107,19 @@ class SimpleWorker(_BindsVisitor, rq.SimpleWorker):
 def _meta(job: Any) -> dict[str, Any]:
     meta = getattr(job, "meta", None)
     return meta if isinstance(meta, dict) else {}
+
+
+def _start_client() -> None:
+    """Build the jobs' client in the worker's own process as it starts working.
+
+    With a spool, this long-lived process then delivers what dead processes left
+    (a work-horse the OOM killer took, the worker before a restart) while no job
+    runs, and again at its exit (``atexit``). Work-horses get clients of their own.
+    """
+    try:
+        segment_core.get_client()
+    except Exception:  # the worker runs all the same; jobs build the client again
+        logger.exception("segment: could not build the client as the RQ worker starts")
 
 
 def _deliver() -> None:

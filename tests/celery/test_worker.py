@@ -236,3 +236,53 @@ def test_during_an_outage_recycled_children_leave_their_events_to_the_spool(
     numbers = Counter(e["message"]["properties"]["n"] for e in events)
     assert set(numbers) == set(range(total + 1)) and max(numbers.values()) == 1
     assert "stay in the spool" in log
+
+
+@pytest.mark.parametrize(
+    "options",
+    # The test app turns SEGMENT_FLUSH_INTERVAL into a segment_flush_interval key: a
+    # client of its own. Without, the default client, from the environment alone.
+    [{"flush_interval": 1}, {}],
+    ids=["segment_keys", "environment"],
+)
+def test_an_idle_worker_delivers_what_a_killed_child_left_in_the_spool(
+    segment_collector: Any,
+    publisher: Celery,
+    redis_db: str,
+    tmp_path: Path,
+    options: dict[str, Any],
+) -> None:
+    """The OOM killer ends a child right after it tracked; no task comes after it."""
+    env = worker_env(segment_collector.url, redis_db, spool_dir=tmp_path / "spool", **options)
+    argv = celery_argv(APP, "--pool", "prefork", "--concurrency", "1")
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        publisher.send_task(f"{APP}.track_then_die", args=("oom",))
+        worker.wait_for_log(r"WorkerLostError|SIGKILL")
+        events = segment_collector.wait_for(1, timeout=30, type="track", event="Killed Task")
+        assert worker.stop() == 0
+    assert [e["message"]["properties"]["label"] for e in events] == ["oom"]
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [("--pool", "prefork", "--concurrency", "1"), ("--pool", "solo")],
+    ids=["prefork", "solo"],
+)
+def test_the_apps_own_receivers_track_for_the_visitor_and_at_shutdown(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path, pool: tuple[str, ...]
+) -> None:
+    env = worker_env(segment_collector.url, redis_db)
+    argv = celery_argv("tests.celery.receivers_app", *pool)
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        with bound(VISITOR):
+            publisher.send_task(f"{APP}.track_with_request", args=("bound task",))
+        segment_collector.wait_for(1, timeout=30, type="track", event="Task Finished")
+        assert worker.stop() == 0
+        log = worker.log()
+    stopped = ["Worker Stopped"] + (["Child Stopped"] if "prefork" in pool else [])
+    events = segment_collector.wait_for(2 + len(stopped), timeout=30, type="track")
+    by_event = {e["message"]["event"]: e["message"] for e in events}
+    assert sorted(by_event) == sorted(["Visitor Task", "Task Finished", *stopped])
+    assert by_event["Task Finished"]["userId"] == "user-42"
+    assert by_event["Task Finished"]["properties"] == {"task": f"{APP}.track_with_request"}
+    assert "dropped" not in log

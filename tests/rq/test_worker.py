@@ -29,6 +29,7 @@ WORK = "tests.rq.jobs.work"
 WORK_THEN_RAISE = "tests.rq.jobs.work_then_raise"
 TRACK_FOR_VISITOR = "tests.rq.jobs.track_for_visitor"
 TRACK_UNTIL_STOPPED = "tests.rq.jobs.track_until_stopped"
+TRACK_THEN_DIE = "tests.rq.jobs.track_then_die"
 VISITOR = Analytics(
     user_id="user-7",
     anonymous_id="anon-7",
@@ -166,3 +167,22 @@ def test_during_an_outage_a_spool_keeps_each_horses_events_and_the_worker_moves_
     numbers = Counter(e["message"]["properties"]["n"] for e in events)
     assert set(numbers) == set(range(total + 1)) and max(numbers.values()) == 1
     assert "stay in the spool" in log
+
+
+@pytest.mark.parametrize("worker_class", ["segment_rq.Worker", "segment_rq.SimpleWorker"])
+def test_an_idle_worker_delivers_what_a_killed_process_left_in_the_spool(
+    segment_collector: Any, redis_db: str, tmp_path: Path, worker_class: str
+) -> None:
+    """The OOM killer ends a work-horse (or a worker, then restarted) right after it
+    tracked; no job comes after it."""
+    queue = Queue(connection=redis.Redis.from_url(redis_db))
+    queue.enqueue(TRACK_THEN_DIE, "oom")
+    env = app_env(segment_collector.url, spool_dir=tmp_path / "spool")
+    argv = rq_argv(redis_db, worker_class)
+    if worker_class == "segment_rq.SimpleWorker":  # the job kills the worker itself
+        with running_worker("rq-killed", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as killed:
+            killed.process.wait(30)
+    with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
+        events = segment_collector.wait_for(1, timeout=30, type="track", event="Killed Job")
+        assert worker.stop() == 0
+    assert [e["message"]["properties"]["label"] for e in events] == ["oom"]
