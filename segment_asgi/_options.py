@@ -26,7 +26,6 @@ __all__ = [
     "OWN_OPTIONS",
     "allowed_hosts_of",
     "check_names",
-    "divert_in_tests",
     "make_client",
     "make_web_options",
     "warn_if_server_key_in_browser",

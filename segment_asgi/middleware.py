@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import anyio
 import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
@@ -28,7 +29,6 @@ from segment_asgi._mounts import MountNames
 from segment_asgi._options import (
     allowed_hosts_of,
     check_names,
-    divert_in_tests,
     make_client,
     make_web_options,
     warn_if_server_key_in_browser,
@@ -302,9 +302,6 @@ class SegmentMiddleware:
         self._stood_aside = False
         #: Whether it got lifespan, or its first request has been checked for it.
         self._lifespan_checked = False
-        #: The default client last put in test mode, for an instance without a
-        #: client of its own (the default client may be replaced).
-        self._default_in_test_mode: Client | None = None
 
     @property
     def client(self) -> Client:
@@ -485,8 +482,6 @@ class SegmentMiddleware:
         read_user: Callable[[], Any] | None,
         read_route: Callable[[RequestInfo, bool], bool] | None,
     ) -> RequestTracker:
-        if self._client is None:
-            self._default_client_in_test_mode()
         tracker = RequestTracker(
             self._client, self._tracker_options, info, read_user=read_user, read_route=read_route
         )
@@ -496,14 +491,6 @@ class SegmentMiddleware:
         state["analytics"] = tracker.analytics
         state[TRACKER_KEY] = tracker  # for segment_snippet(request)
         return tracker
-
-    def _default_client_in_test_mode(self) -> None:
-        """Under pytest, the default client this instance sends with puts its events in
-        the test outbox too (unless ``send_in_tests``), as Django's does."""
-        client = segment_core.get_client()
-        if client is not self._default_in_test_mode and client is segment_core.default_client:
-            self._default_in_test_mode = client
-            divert_in_tests(client, self.options.send_in_tests)
 
     async def _await_user_id(self, info: RequestInfo, early: bool = False) -> Any:
         """The async ``user_id`` hook's answer (checked by the web layer); None if it raised.
@@ -593,7 +580,10 @@ class SegmentMiddleware:
         page call on the calling thread, and the event loop (every other request of
         the worker) must not wait for Segment's answer."""
         if self.client.config.sync_mode:
-            await anyio.to_thread.run_sync(self._finish, tracker, start)
+            # Shielded: a StreamingResponse cancels its task group once its last chunk
+            # is sent, and the page call must not be cancelled before its thread starts.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._finish, tracker, start)
         else:
             self._finish(tracker, start)
 

@@ -358,7 +358,7 @@ async def test_options_build_a_client_that_becomes_the_default(
 async def test_without_options_the_default_client_is_used(
     segment_collector: CollectorHandle, default_client: None
 ) -> None:
-    middleware = SegmentMiddleware(HELLO, send_in_tests=True)
+    middleware = SegmentMiddleware(HELLO)
     default = Client("test-key", host=segment_collector.url)
     segment_core.default_client = default
     assert middleware.client is default

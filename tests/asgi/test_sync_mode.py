@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 import segment_core
@@ -19,6 +19,7 @@ from segment_asgi import SegmentMiddleware
 from segment_core import Client
 from segment_core.collector.handle import CollectorHandle
 from tests.asgi.asgi import call, http_scope
+from tests.asgi.conftest import TestClient
 
 #: How long the collector takes to answer: the page call's POST lasts that long.
 SLOW_ANSWER = 2.0
@@ -102,10 +103,34 @@ async def test_the_same_with_a_sync_mode_default_client(
     segment_collector: CollectorHandle,
     default_client: None,
 ) -> None:
-    # No client options: segment_core's default client.
-    middleware = SegmentMiddleware(APP, send_in_tests=True)
+    middleware = SegmentMiddleware(APP)  # no client options: segment_core's default client
     segment_core.default_client = sync_client  # made sync_mode after the middleware
     pinged_at = await ping_while_the_page_call_is_sent(middleware, watch)
     assert watch.delivered_at is not None, "the page call was not delivered"
     assert pinged_at < watch.delivered_at
     assert len(segment_collector.events()) == 1
+
+
+async def streamed(request: Request) -> Response:
+    async def chunks() -> Any:
+        yield b"<p>one"
+        yield b" two</p>"
+
+    return StreamingResponse(chunks(), media_type="text/html")
+
+
+def test_a_streamed_page_s_sync_mode_page_call_is_not_cancelled_with_its_response(
+    segment_collector: CollectorHandle,
+) -> None:
+    # The response's task group is cancelled once its last chunk is sent.
+    client = Client("test-key", host=segment_collector.url, sync_mode=True, timeout=10)
+    app = SegmentMiddleware(Starlette(routes=[Route("/streamed", streamed)]), client=client)
+    try:
+        with TestClient(app) as browser:
+            assert (
+                browser.get("/streamed", headers={"accept": "text/html"}).text == "<p>one two</p>"
+            )
+    finally:
+        client.shutdown(timeout=5)
+    [event] = segment_collector.events()
+    assert event["message"]["context"]["page"]["path"] == "/streamed"
