@@ -36,9 +36,23 @@ ERROR_BODY_LOG_CHARS = 500
 
 def checked_base_url(url: str) -> str:
     """`url` if it is an http(s) URL with a host; else a ValueError naming it."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"forward: an http:// or https:// URL with a host, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is no number raises here
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or url != url.strip()
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"forward: an http:// or https:// URL with a host (and a port, a path, "
+            f"nothing else), got {url!r}"
+        )
     return url
 
 

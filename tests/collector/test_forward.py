@@ -92,7 +92,19 @@ def test_a_refused_relay_is_logged_in_one_line_with_the_upstreams_answer(
     assert "\n" not in line and record.exc_info is None
 
 
-@pytest.mark.parametrize("url", ["notaurl", "ftp://example.com", "http://"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "notaurl",
+        "ftp://example.com",
+        "http://",
+        "http://127.0.0.1:abc",
+        "http://127.0.0.1:99999",
+        "http://example.com/?x=1",
+        "http://example.com/#top",
+        " http://example.com",
+    ],
+)
 def test_a_forward_url_the_command_line_refuses_is_refused_in_python_too(url: str) -> None:
     with pytest.raises(ValueError, match=r"^forward: an http:// or https:// URL with a host"):
         create_app(forward=url)
