@@ -53,6 +53,17 @@ BOT_PATTERN = re.compile("|".join(DEFAULT_BOT_USER_AGENTS))
 
 _CACHE_SIZE = 2048
 
+# A pattern's leading global flags ("(?i)crawler"), valid alone but not once joined.
+_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+
+
+def _scoped(pattern: str) -> str:
+    """``pattern`` as a group of its own; its leading global flags apply to it alone."""
+    flags = _GLOBAL_FLAGS.match(pattern)
+    if flags is None:
+        return f"(?:{pattern})"
+    return f"(?{flags.group(1)}:{pattern[flags.end() :]})"
+
 
 class BotMatcher:
     """``matches(user_agent)``: one search per distinct User-Agent, then a dict lookup
@@ -61,9 +72,12 @@ class BotMatcher:
     __slots__ = ("_cache", "_pattern")
 
     def __init__(self, patterns: Iterable[str] = DEFAULT_BOT_USER_AGENTS) -> None:
-        joined = "|".join(f"(?:{pattern})" for pattern in patterns)
+        joined = "|".join(_scoped(pattern) for pattern in patterns)
         # Ignoring case: an entry spelled as its product spells itself ("HeadlessChrome").
-        self._pattern = re.compile(joined, re.IGNORECASE) if joined else None
+        try:
+            self._pattern = re.compile(joined, re.IGNORECASE) if joined else None
+        except re.error as exc:
+            raise ValueError(f"bot_user_agents: the patterns cannot be joined: {exc}") from None
         self._cache: dict[str, bool] = {}
 
     def matches(self, user_agent: str | None) -> bool:

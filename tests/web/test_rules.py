@@ -564,6 +564,15 @@ def test_bot_user_agents_are_matched_ignoring_case() -> None:
     assert not options.bots.matches("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0")
 
 
+@pytest.mark.parametrize(
+    "pattern", ["(?i)screaming frog", "(?x) screaming \\s frog", "(?s)screaming.frog"]
+)
+def test_a_bot_pattern_with_leading_flags_applies_them_to_itself(pattern: str) -> None:
+    options = WebOptions(bot_user_agents=[pattern])
+    assert options.bots.matches("Screaming Frog SEO Spider/19.0")
+    assert not options.bots.matches("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0")
+
+
 # -- identity ----------------------------------------------------------------------------
 
 
