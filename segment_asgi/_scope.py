@@ -293,7 +293,8 @@ def _route_params(
         "headers": [(b"host", host.encode("latin-1"))] if host else [],
         "query_string": b"",
     }
-    found = match_route(routes, probe)
+    passed: list[BaseRoute] = []
+    found = match_route(routes, probe, passed)
     if found is None:
         return None
     route, matched = found
@@ -301,29 +302,59 @@ def _route_params(
     if not isinstance(params, Mapping):
         return None
     if params and redactor is not None and redactor.needs_path_texts(params, decoded):
-        params = redactor.with_path_texts(params, decoded, path_texts(route, matched))
+        params = redactor.with_path_texts(params, decoded, _texts_along(route, passed, decoded))
     return params
 
 
-def path_texts(route: Any, scope: Scope) -> dict[str, str] | None:
-    """The text of the path each parameter of ``route`` was made of, by name.
+def path_texts(owner: Any, scope: Scope, root_path: str) -> dict[str, str] | None:
+    """The text of the request's path each path parameter was made of, by name.
 
-    Read again with the route's own pattern (what Starlette matched before its
-    convertors' ``convert``), on the path below the mounts the router passed
-    (``scope`` as it left it). None when the route has no pattern, or it does
-    not match.
+    The router of ``owner`` (an app or a router, mounted at ``root_path``)
+    matches ``scope`` again; each part of the path is read again with the
+    pattern of the ``Mount`` or route that took it (what Starlette matched before
+    its convertors' ``convert``). A ``Host`` route's parameters come from the host
+    name: their text is ``""``, none of the path. None when nothing matches, or a
+    route has no pattern.
     """
-    regex = getattr(route, "path_regex", None)
-    if not isinstance(regex, re.Pattern):
+    routes = starlette_routes(owner)
+    if routes is None:
         return None
     path = str(scope.get("path") or "")
-    root_path = str(scope.get("root_path") or "")
     if root_path and path.startswith(root_path):
         path = path[len(root_path) :]
-    found = regex.match(path)
+    probe = dict(scope)
+    probe["root_path"] = root_path
+    probe.pop("path_params", None)
+    passed: list[BaseRoute] = []
+    found = match_route(routes, probe, passed)
+    return None if found is None else _texts_along(found[0], passed, path)
+
+
+def _texts_along(route: Any, passed: list[BaseRoute], path: str) -> dict[str, str] | None:
+    """The texts of :func:`path_texts`: ``path`` (below the router's own root) as the
+    ``Mount``s and ``Host``s ``passed`` on the way to ``route`` matched it."""
+    texts: dict[str, str] = {}
+    try:
+        for node in passed:
+            if isinstance(node, Host):
+                texts.update(dict.fromkeys(node.host_regex.groupindex, ""))
+                continue
+            found = node.path_regex.match(path) if isinstance(node, Mount) else None
+            if found is None:
+                return None
+            groups = found.groupdict()
+            path = "/" + groups.pop("path")  # what the mount hands its routes
+            texts.update((name, text) for name, text in groups.items() if text is not None)
+        if passed and route is passed[-1]:  # an app mounted whole: no route of its own
+            return texts
+        regex = getattr(route, "path_regex", None)
+        found = regex.match(path) if isinstance(regex, re.Pattern) else None
+    except (AttributeError, KeyError, TypeError):
+        return None
     if found is None:
         return None
-    return {name: text for name, text in found.groupdict().items() if text is not None}
+    texts.update((name, text) for name, text in found.groupdict().items() if text is not None)
+    return texts
 
 
 def match_route(

@@ -547,7 +547,10 @@ class SegmentMiddleware:
             path = str(scope.get("path") or "")
             redactor = self._tracker_options.redactor
             if redactor.needs_path_texts(params, path):
-                params = redactor.with_path_texts(params, path, path_texts(route, scope))
+                # Matched again from the top: each Mount's own part, and the Hosts'.
+                top = app_router if had_router else scope.get("router", app_router)
+                texts = path_texts(top, scope, root_path)
+                params = redactor.with_path_texts(params, path, texts)
         info.path_params = params
         namespaces: tuple[str, ...] = ()
         if route is not None:

@@ -589,12 +589,27 @@ def _path_texts(match: ResolverMatch, path: str) -> dict[str, str] | None:
     """The text of ``path`` each parameter of ``match`` was made of, by name.
 
     Read again with the regexes of the patterns ``match`` went through (what
-    Django matched before its converters' ``to_python``); None when they cannot
-    be read or do not match.
+    Django matched before its converters' ``to_python``), in the language the path
+    resolved in (see :func:`_resolve`): a translated route's regex is that
+    language's. None when they cannot be read or do not match.
     """
     chain = match.tried[-1] if match.tried else None  # the patterns that matched
     if not chain or not path.startswith("/"):
         return None
+    texts = _texts_along(chain, path)
+    if texts is None:  # resolved in the path's own language, not the active one
+        language = _path_language(path)
+        if language != translation.get_language():
+            try:
+                with translation.override(language):
+                    texts = _texts_along(chain, path)
+            except LookupError:  # a LANGUAGE_CODE Django has no catalogue for
+                return None
+    return texts
+
+
+def _texts_along(chain: list[Any], path: str) -> dict[str, str] | None:
+    """:func:`_path_texts` in the active language."""
     rest = path[1:]  # after the root URLconf's own "^/"
     texts: dict[str, str] = {}
     try:
@@ -712,13 +727,19 @@ def _resolve(path: str, urlconf: str, active: str | None = None) -> ResolverMatc
     # one without a language prefix in the default language (which i18n_patterns may
     # leave unprefixed), not only in the one active for the request that links to it.
     try:
-        language = translation.get_language_from_path(path) or settings.LANGUAGE_CODE
+        language = _path_language(path)
         if language == active:
             return None
         with translation.override(language):
             return resolve(path, urlconf)
     except (Resolver404, ValueError, TypeError, LookupError):
         return None
+
+
+def _path_language(path: str) -> str:
+    """The language a path resolves in when not in the active one: its prefix's,
+    else the default one."""
+    return translation.get_language_from_path(path) or str(settings.LANGUAGE_CODE)
 
 
 def _call_after_close(response: HttpResponseBase, callback: Callable[[], None]) -> None:

@@ -23,7 +23,10 @@ separate parameters), the fragment, a path's ``;name=value`` parameters, and URL
 nested in values (escaped once or twice); a URL's ``user:password@`` is dropped.
 Given the app's router (``paths``), a nested path of the app (``?next=/invite/KEY``)
 loses the values of its secret route parameters too, and so does a nested URL of the
-app's own host (``?next=https://shop.example/invite/KEY``).
+app's own host (``?next=https://shop.example/invite/KEY``, ``?next=//shop.example/...``),
+read as browsers read it: spaces around it, tabs and newlines in it, a host's last
+dot and backslashes for slashes (``https:\\\\shop.example.\\invite\\KEY``) change
+nothing.
 """
 
 from __future__ import annotations
@@ -280,13 +283,13 @@ class Redactor:
             and "%25" not in upper
             and "@" not in value
             and "%40" not in upper
-            and (paths is None or ("/" not in value and "%2F" not in upper))
+            and (paths is None or _holds_no_slash(value, upper))
         ):
             return None
-        decoded = unquote_plus(value)
+        decoded = _as_browsers_read(unquote_plus(value))
         if "?" in decoded or "#" in decoded or "@" in decoded:
             redacted = self.url(decoded, depth + 1, paths, host)
-        elif paths is not None and decoded.startswith("/") and not decoded.startswith("//"):
+        elif paths is not None and _is_site_path(decoded):
             redacted = self._app_path(decoded, paths)
         elif paths is not None and host and _own_path_start(decoded, host) >= 0:
             redacted = self._url(decoded, depth + 1, paths, host)  # a URL of the app itself
@@ -331,7 +334,7 @@ class Redactor:
         if ";" in head:
             head = self.path_parameters(head)
         if depth and paths is not None:  # a URL nested in a value
-            if head.startswith("/") and not head.startswith("//"):
+            if _is_site_path(head):
                 head = self._app_path(head, paths)  # a path of the app
             elif host:
                 start = _own_path_start(head, host)
@@ -360,11 +363,13 @@ class Redactor:
     def _app_path(self, path: str, paths: RouteLookup) -> str:
         """A path of the app (with its own query, if any) without its route's secrets."""
         head, question, rest = path.partition("?")
+        # Browsers read a backslash in a web URL's path as a slash.
+        route_path = head.replace("\\", "/") if "\\" in head else head
         try:
-            values = self.secret_values(paths(head))
+            values = self.secret_values(paths(route_path))
         except Exception:  # the app's router failed on an odd path: nothing to hide
             return path
-        return (redact_path(head, values) if values else head) + question + rest
+        return (redact_path(route_path, values) if values else head) + question + rest
 
     # -- paths ----------------------------------------------------------------------
 
@@ -379,15 +384,17 @@ class Redactor:
         )
 
     def needs_path_texts(self, params: Mapping[str, object], path: str) -> bool:
-        """Whether a secret one of a route's ``params`` has a value that ``path`` (as the
-        router matched it, decoded) does not hold as ``str()`` writes it.
+        """Whether a secret one of a route's ``params`` is not a text that ``path`` (as
+        the router matched it, decoded) holds.
 
         A converter may make another object of the text it matched (a signed token
-        decoded to its payload): the adapter then reads the path's own text of each
-        parameter for :meth:`with_path_texts`. Text found in the path needs nothing.
+        decoded to its payload, ``7`` read from ``0007``): the adapter then reads the
+        path's own text of each parameter for :meth:`with_path_texts`. Such an object
+        is never looked for in the path as ``str()`` writes it: its digits may stand
+        anywhere else in it (``1`` in ``/v1/``). A text the path holds needs nothing.
         """
         for name, value in params.items():
-            if not _holds(path, value) and self.is_secret(str(name)):
+            if not _is_text_of(path, value) and self.is_secret(str(name)):
                 return True
         return False
 
@@ -397,8 +404,10 @@ class Redactor:
         """``params`` with the text ``path`` holds for each one in ``texts`` (what the
         adapter read with the route's own pattern; None when it could not).
 
-        A secret value still not found in ``path`` stands for the whole path, which
-        is then redacted as a whole: a page without its path, never with the secret.
+        An empty text is a parameter the path does not hold at all (one a ``Host``
+        route read from the host name): it has nothing in the path to hide. A secret
+        value still not a text of ``path`` stands for the whole path, which is then
+        redacted as a whole: a page without its path, never with the secret.
         """
         written = dict(params)
         if texts:
@@ -406,14 +415,15 @@ class Redactor:
                 if name in written:
                     written[name] = text
         for name, value in written.items():
-            if not _holds(path, value) and self.is_secret(str(name)):
+            if not _is_text_of(path, value) and self.is_secret(str(name)):
                 written[name] = path.strip("/")
         return written
 
 
-def _holds(path: str, value: object) -> bool:
-    """Whether ``path`` holds ``value`` as ``str()`` writes it (a number, a UUID)."""
-    return (value if type(value) is str else str(value)) in path
+def _is_text_of(path: str, value: object) -> bool:
+    """Whether ``value`` is a text that ``path`` holds (another object, a number or
+    a UUID, is not: where its digits stand in the path says nothing)."""
+    return type(value) is str and value in path
 
 
 def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str) -> str:
@@ -451,19 +461,52 @@ def name_and_port(netloc: str) -> tuple[str, str]:
         name, port = netloc[: end + 1], netloc[end + 2 :]
     else:
         name, _, port = netloc.partition(":")
+        # "shop.example." is the same host, fully qualified: browsers keep the dot.
+        name = name.removesuffix(".")
     return name, "" if port in _DEFAULT_PORTS else port
 
 
 def _own_path_start(url: str, host: str) -> int:
-    """Where the path of ``url`` starts when it is an http(s) URL on ``host`` (see
-    :func:`same_host`), else -1."""
-    scheme_end = url.find("://", 0, 8)
-    if scheme_end < 0 or url[:scheme_end].lower() not in ("http", "https"):
+    """Where the path of ``url`` (no query or fragment) starts when it is an http(s)
+    or scheme-relative URL on ``host`` (see :func:`same_host`), else -1."""
+    start = _WEB_AUTHORITY_START.match(url)
+    if start is None:
         return -1
-    start = url.find("/", scheme_end + 3)
-    if start < 0:  # no path: the app's root, which captures nothing
+    found = _AUTHORITY_END.search(url, start.end())
+    if found is None:  # no path: the app's root, which captures nothing
         return -1
-    return start if same_host(url[scheme_end + 3 : start], host) else -1
+    netloc = url[start.end() : found.start()]
+    if "%" in netloc:  # browsers decode a host's escapes ("shop%2Eexample")
+        netloc = unquote(netloc)
+    return found.start() if same_host(netloc, host) else -1
+
+
+def _is_site_path(url: str) -> bool:
+    """Whether ``url`` is a path of the site it is on (``/invite/KEY``), not a
+    scheme-relative URL (``//host/...``; browsers take a backslash for a slash)."""
+    return url[:1] in _SLASHES and url[1:2] not in _SLASHES
+
+
+def _holds_no_slash(value: str, upper: str) -> bool:
+    """Whether a query value (and ``upper``, the same in upper case) holds no slash or
+    backslash, escaped or not: no path or web URL."""
+    return "/" not in value and "%2F" not in upper and "\\" not in value and "%5C" not in upper
+
+
+def _as_browsers_read(url: str) -> str:
+    """``url`` as browsers read it (the WHATWG URL Standard): without the control
+    characters and spaces around it, nor any tab or newline in it."""
+    if "\t" in url or "\n" in url or "\r" in url:
+        url = url.replace("\t", "").replace("\n", "").replace("\r", "")
+    return url.strip(_C0_AND_SPACE)
+
+
+_SLASHES = ("/", "\\")
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+# A web URL's start up to its host, as browsers read it: "http:" or "https:" and the
+# slashes and backslashes that follow, or a scheme-relative URL's own ("//h", "\\h",
+# "///h"), which takes the page's scheme.
+_WEB_AUTHORITY_START = re.compile(r"(?i:https?):[/\\]*|[/\\]{2,}")
 
 
 # A URL's start up to its authority, as browsers parse it (the WHATWG URL Standard):

@@ -220,7 +220,7 @@ def test_a_token_a_convertor_decodes_is_redacted_as_the_path_writes_it(
             Route("/", html),
             Route("/confirm/{token:signed}", confirm),
             Mount("/team/{team}", routes=[Route("/join/{invite_token:signed}", html)]),
-            # A mount's own value: its text is not read again, the whole path is hidden.
+            # A mount's own value: read with the mount's pattern.
             Mount("/org/{org_token:signed}", routes=[Route("/members", html)]),
         ]
     )
@@ -238,7 +238,7 @@ def test_a_token_a_convertor_decodes_is_redacted_as_the_path_writes_it(
     assert [p["path"] for p in pages[1:4]] == [
         "/confirm/REDACTED",
         "/team/red/join/REDACTED",
-        "/REDACTED",
+        "/org/REDACTED/members",
     ]
     assert pages[4]["referrer"] == "http://testserver/confirm/REDACTED"
     assert pages[5]["search"] == "?next=%2Fteam%2Fred%2Fjoin%2FREDACTED"
@@ -260,3 +260,67 @@ def test_the_app_s_own_url_in_a_value_loses_its_route_secret(client: Client, sen
         login["properties"]["url"]
         == "http://testserver/login?next=http://testserver/invite/REDACTED"
     )
+
+
+class InviteNumberConvertor(Convertor):
+    """An invite's link text (base 36, a multiple of a large prime), read as its number."""
+
+    regex = "[0-9a-z]+"
+
+    def convert(self, value: str) -> int:
+        return int(value, 36) // 1000003
+
+    def to_string(self, value: int) -> str:
+        number, digits = value * 1000003, ""
+        while number:
+            number, digit = divmod(number, 36)
+            digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        return digits
+
+
+register_url_convertor("invite_number", InviteNumberConvertor())
+INVITE_ONE = "lflv"  # invite number 1
+
+
+def test_route_objects_are_read_from_the_path_through_mounts_and_hosts(
+    client: Client, sent: Sent
+) -> None:
+    tenant = Starlette(routes=[Route("/about", html)])
+    app = Starlette(
+        routes=[
+            Route("/", html),
+            # Invite number 1: "/v1/" holds a "1", the path's own text is "lflv".
+            Route("/v1/invite/{invite_key:invite_number}", html),
+            Mount("/org/{org_key:invite_number}", routes=[Route("/home", html)]),
+            Host("{tenant_key}.example.com", tenant),
+        ]
+    )
+    with TestClient(SegmentMiddleware(app, client=client)) as browser:
+        browser.get(f"/v1/invite/{INVITE_ONE}")
+        browser.get(f"/org/{INVITE_ONE}/home")
+        browser.get("/", headers={"referer": f"http://testserver/org/{INVITE_ONE}/home"})
+        # A host's value: none of the path to hide.
+        browser.get("/about", headers={"host": "acme.example.com"})
+    pages = [m["context"]["page"] for m in sent(type="page")]
+    assert [p["path"] for p in pages] == [
+        "/v1/invite/REDACTED",
+        "/org/REDACTED/home",
+        "/",
+        "/about",
+    ]
+    assert pages[2]["referrer"] == "http://testserver/org/REDACTED/home"
+    assert INVITE_ONE not in json.dumps(pages)
+
+
+def test_a_scheme_relative_or_backslashed_url_of_the_app_loses_its_route_secret(
+    client: Client, sent: Sent
+) -> None:
+    app = Starlette(routes=[Route("/invite/{invite_token}", html), Route("/login", html)])
+    with TestClient(SegmentMiddleware(app, client=client), base_url="http://shop.example") as b:
+        b.get("/login", params={"next": f"//shop.example/invite/{TOKEN}"})
+        b.get("/login", params={"next": f" https:\\\\shop.example.\\invite\\{TOKEN}"})
+    searches = [m["properties"]["search"] for m in sent(type="page")]
+    assert searches == [
+        "?next=%2F%2Fshop.example%2Finvite%2FREDACTED",
+        "?next=https%3A%5C%5Cshop.example.%2Finvite%2FREDACTED",
+    ]

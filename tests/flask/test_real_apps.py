@@ -258,6 +258,27 @@ def test_a_login_wall_s_next_url_loses_the_route_secret(make_app: MakeApp, sent:
     assert "INVKEY" not in json.dumps([absolute, relative])
 
 
+def test_a_scheme_relative_next_url_of_the_app_loses_the_route_secret(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    app = make_app()
+
+    @app.get("/join/<invite_key>")
+    def join(invite_key: str) -> str:
+        return "<p>join</p>"
+
+    @app.get("/sign-in")
+    def sign_in() -> str:
+        return "<p>sign in</p>"
+
+    client = app.test_client()
+    client.get("/sign-in?next=%2F%2Flocalhost%2Fjoin%2FINVKEY9d41be04", headers=NAVIGATE)
+    client.get("/sign-in?next=//LOCALHOST./join/INVKEY9d41be05", headers=NAVIGATE)
+    escaped, written = pages(sent)
+    assert escaped["properties"]["search"] == "?next=%2F%2Flocalhost%2Fjoin%2FREDACTED"
+    assert written["properties"]["search"] == "?next=//LOCALHOST./join/REDACTED"
+
+
 def test_a_mounted_app_redacts_its_own_pages_in_the_referrer(make_app: MakeApp, sent: Sent) -> None:
     app = make_app()
 

@@ -178,6 +178,28 @@ def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expect
         ("next=https://shop.example.evil/invite/KEY123/", "next=https://shop.example.evil/invite/KEY123/"),
         ("next=ftp://shop.example/invite/KEY123/", "next=ftp://shop.example/invite/KEY123/"),
         ("next=https://shop.example/products/KEY123/", "next=https://shop.example/products/KEY123/"),
+        # Scheme-relative, as Django's url_has_allowed_host_and_scheme lets it through.
+        ("next=//shop.example/invite/KEY123/", f"next=//shop.example/invite/{REDACTED}/"),
+        (
+            "next=%2F%2Fshop.example%2Finvite%2FKEY123%2F",
+            f"next=%2F%2Fshop.example%2Finvite%2F{REDACTED}%2F",
+        ),
+        ("next=/\\shop.example/invite/KEY123/", f"next=/\\shop.example/invite/{REDACTED}/"),
+        ("next=//shop.example.evil/invite/KEY123/", "next=//shop.example.evil/invite/KEY123/"),
+        # What browsers read as the same URL: spaces around it, tabs in it,
+        # backslashes for slashes, the host's last dot.
+        ("next=%20https://shop.example/invite/KEY123/", f"next=https://shop.example/invite/{REDACTED}/"),
+        ("next=ht%09tps://shop.example/invite/KEY123/", f"next=https://shop.example/invite/{REDACTED}/"),
+        (
+            "next=https:%5C%5Cshop.example%5Cinvite%5CKEY123%5C",
+            f"next=https:%5C%5Cshop.example/invite/{REDACTED}/",
+        ),
+        (
+            "next=https:\\\\shop.example\\invite\\KEY123",
+            f"next=https:\\\\shop.example/invite/{REDACTED}",
+        ),
+        ("next=https://shop.example./invite/KEY123/", f"next=https://shop.example./invite/{REDACTED}/"),
+        ("next=https://shop%2Eexample/invite/KEY123/", f"next=https://shop.example/invite/{REDACTED}/"),
     ],
 )  # fmt: skip
 def test_a_url_of_the_app_in_a_value_loses_its_route_secrets(query: str, expected: str) -> None:
@@ -316,12 +338,32 @@ def test_a_route_value_a_converter_made_another_object_of_is_redacted_as_written
     "params",
     [
         {"team": "red", "pk": 42, "slug": "a-b"},  # nothing secret
-        {"token": SIGNED, "reset_key": UUID_TEXT, "key_id": 7},  # secrets, as the path has them
+        {"token": SIGNED, "reset_key": UUID_TEXT, "key_id": "7"},  # secrets, as the path has them
     ],
 )
 def test_route_values_the_path_holds_need_no_second_look(params: dict[str, Any]) -> None:
     path = f"/r/{SIGNED}/{UUID_TEXT}/7/42/red/a-b"
     assert not Redactor().needs_path_texts(params, path)
+
+
+def test_a_secret_route_object_is_read_from_the_path_wherever_its_digits_stand() -> None:
+    # A hashid converter reads "lflv" as the invite's number, 1; "/v1/" holds a "1".
+    redactor = Redactor()
+    path = "/v1/invite/lflv/"
+    params = {"invite_key": 1}
+    assert redactor.needs_path_texts(params, path)
+    assert redactor.needs_path_texts({"key_id": 7}, "/r/7")  # a number: its text may be "07"
+    written = redactor.with_path_texts(params, path, {"invite_key": "lflv"})
+    assert redact_path(path, redactor.secret_values(written)) == f"/v1/invite/{REDACTED}/"
+    unread = redactor.with_path_texts(params, path, None)
+    assert redact_path(path, redactor.secret_values(unread)) == f"/{REDACTED}/"
+
+
+def test_a_parameter_the_path_does_not_hold_leaves_the_path_whole() -> None:
+    # A Host route's {tenant_key}, read from the host name: its text is "".
+    redactor = Redactor()
+    written = redactor.with_path_texts({"tenant_key": "acme"}, "/about", {"tenant_key": ""})
+    assert redact_path("/about", redactor.secret_values(written)) == "/about"
 
 
 def test_a_secret_route_value_whose_text_cannot_be_read_hides_the_whole_path() -> None:
