@@ -256,7 +256,9 @@ class Client(ClientSettings):
         self._shut_down = True
         self._queueing = False
         self._sync_abandon.set()
+        health = self._delivery.health
         if self.config.sync_mode or not self.config.enabled:
+            health.report_given_up()
             return True
         timeout = self._timeout(timeout)
         deadline = time.monotonic() + timeout
@@ -264,15 +266,21 @@ class Client(ClientSettings):
         if spool is not None:
             spool.flush(timeout)
         delivered = self._worker.shutdown(max(0.0, deadline - time.monotonic()))
+        health.report_given_up()
+        undelivered = self._worker.pending
+        where = ""
         if spool is not None:
-            # It reports what stays on disk.
-            return spool.close(deadline - time.monotonic()) and delivered
-        if not delivered:
-            health = self._delivery.health
+            # Of the sender's messages, those on disk stay there for the next client
+            # (close() says so); those the spool could not take are lost, as without one.
+            undelivered -= spool.in_buffer
+            where = ", held in memory only (not in the spool)"
+            delivered = spool.close(deadline - time.monotonic()) and delivered
+        if undelivered > 0:
             logger.warning(
-                "Segment client shut down with %d message(s) undelivered to %s; last error: %s",
-                self._worker.pending,
+                "Segment client shut down with %d message(s) undelivered to %s%s; last error: %s",
+                undelivered,
                 health.host,
+                where,
                 health.describe_last_error(),
             )
         return delivered

@@ -136,7 +136,7 @@ class Delivery:
                 self.health.failed(outcome.error, retrying=delay is not None)
                 if delay is None:
                     settled = True
-                    unkept = batch if not outcome.retryable else self._keep(batch)
+                    unkept = batch if outcome.final_for_spool else self._keep(batch)
                     if unkept:
                         self._fail(unkept, outcome, attempt)
                     return None

@@ -10,7 +10,8 @@ A host that fails now and then must not fill the log either: a failure within
 ``REMINDER_SECONDS`` of the last failure line is not logged until it lasts that
 long, nor is its end; the next line counts those that came and went. Batches
 given up for the same cause (an HTTP status, a kind of network error) make one
-ERROR per ``REMINDER_SECONDS``, which counts the ones folded into it.
+ERROR per ``REMINDER_SECONDS``, which counts the ones folded into it; those that
+no such line counted yet when delivery recovers, or at shutdown, get a line then.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["REMINDER_SECONDS", "DeliveryHealth"]
 
@@ -101,10 +102,42 @@ class DeliveryHealth:
             announced, self._announced = self._announced, False
             if not announced:
                 self._unlogged_spells += 1
-                return
-        logger.warning(
-            "Segment: delivering to %s again, after %d failed attempt(s)", self.host, failures
-        )
+            folded = self._take_folded_give_ups()
+        if announced:
+            logger.warning(
+                "Segment: delivering to %s again, after %d failed attempt(s)", self.host, failures
+            )
+        self._log_folded_give_ups(folded)
+
+    def report_given_up(self) -> None:
+        """Log the batches given up that no line has counted yet: at shutdown, no later
+        line would."""
+        with self._lock:
+            folded = self._take_folded_give_ups()
+        self._log_folded_give_ups(folded)
+
+    def _take_folded_give_ups(self) -> list[_GiveUps]:
+        """The give-ups folded since each cause's last line; those causes count from zero
+        again (lock held)."""
+        taken = []
+        for held in self._give_ups.values():
+            if held.batches:
+                taken.append(replace(held))
+                held.batches = held.messages = 0
+        return taken
+
+    def _log_folded_give_ups(self, folded: list[_GiveUps]) -> None:
+        # Without this line, batches folded into a next line that never comes (the
+        # host recovered, the process ends) would never be counted in the log.
+        for held in folded:
+            logger.error(
+                "gave up on %d more batch(es), %d message(s), for %s for the same cause "
+                "since the last such line: %s",
+                held.batches,
+                held.messages,
+                self.host,
+                held.cause,
+            )
 
     def gave_up(self, count: int, attempts: int, cause: str, kind: object) -> None:
         """A batch of ``count`` message(s) failed for good after ``attempts`` attempt(s).
@@ -119,8 +152,9 @@ class DeliveryHealth:
             if folded is not None and now - folded.logged_at < self._reminder_seconds:
                 folded.batches += 1
                 folded.messages += count
+                folded.cause = cause
                 return
-            self._give_ups[kind] = _GiveUps(logged_at=now)
+            self._give_ups[kind] = _GiveUps(logged_at=now, cause=cause)
         if folded is None or not folded.batches:
             logger.error(
                 "giving up on a batch of %d message(s) for %s after %d attempt(s): %s",
@@ -169,5 +203,6 @@ class _GiveUps:
     """Batches given up for one cause since its last line, not logged one by one."""
 
     logged_at: float
+    cause: str  # the latest one's: its text varies within a kind
     batches: int = 0
     messages: int = 0

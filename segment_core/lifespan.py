@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from segment_core import lifecycle
-from segment_core.scope import wait_for_bound_calls
+from segment_core.scope import bound_calls_running, wait_for_bound_calls
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -133,7 +133,13 @@ async def flush_in_thread(client: Client | None) -> None:
 def _flush_after_bound_calls(client: Client, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     client.flush(0)  # what it holds already goes out while the threads finish
-    wait_for_bound_calls(timeout)
+    if not wait_for_bound_calls(timeout):
+        logger.warning(
+            "segment: %d call(s) of start_thread or with_binding still running after "
+            "shutdown_timeout=%gs at shutdown; events they send from now on are lost",
+            bound_calls_running(),
+            timeout,
+        )
     return client.flush(max(0.0, deadline - time.monotonic()))
 
 

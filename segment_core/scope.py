@@ -504,6 +504,12 @@ def wait_for_bound_calls(timeout: float) -> bool:
         return _bound_calls_changed.wait_for(lambda: not _bound_calls_running, timeout)
 
 
+def bound_calls_running() -> int:
+    """How many functions of :func:`with_binding` or :func:`start_thread` run now on
+    non-daemon threads."""
+    return _bound_calls_running
+
+
 def _forget_bound_calls() -> None:
     # The parent's threads are not the child's; another may have held the lock.
     global _bound_calls_running, _bound_calls_changed

@@ -438,6 +438,11 @@ class Spool:
         return worker.accepted - self._requeued + self.counts["spilled"]
 
     @property
+    def in_buffer(self) -> int:
+        """Messages of the sender's buffer (or in flight) that are on disk too."""
+        return len(self._where)
+
+    @property
     def pending(self) -> int:
         """Messages on disk waiting for room in the buffer or for another attempt."""
         with self._lock:  # the spool thread may remove a segment from a list meanwhile

@@ -3,7 +3,7 @@
 A command runs in its own process, so the counters of its client say nothing of
 the server's: the report shows only what the command can know, the effective
 configuration and whether the host answers. The probe is a plain ``GET`` of the
-host's base URL with a short timeout; it sends no write key and no event. It goes
+host's base URL with a short time limit; it sends no write key and no event. It goes
 the way the client's batches go (the same proxy, the same CA certificates), so
 that it answers for them. Any HTTP answer means the host is reachable; a
 connection or TLS error means not.
@@ -12,6 +12,7 @@ connection or TLS error means not.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
@@ -48,9 +49,27 @@ class HostProbe:
 
 
 def probe_host(config: Config, timeout: float = PROBE_TIMEOUT_SECONDS) -> HostProbe:
-    """``GET`` the host's base URL once, as the client's batches reach it."""
+    """``GET`` the host's base URL once, as the client's batches reach it, waiting at
+    most ``timeout`` seconds in all."""
     url = config.host.rstrip("/") + "/"
     shown = redact_url(url)
+    outcome: list[HostProbe] = []
+    # urllib3's timeout bounds each read, not the answer: a host sending its headers a
+    # byte at a time would hold the command for as long as it likes. The probe runs
+    # on a daemon thread, left to itself once the time is up.
+    probe = threading.Thread(
+        target=lambda: outcome.append(_probe(config, url, shown, timeout)),
+        name="segment-status-probe",
+        daemon=True,
+    )
+    probe.start()
+    probe.join(timeout)
+    if not outcome:
+        return HostProbe(shown, False, f"no answer within {timeout:g} s")
+    return outcome[0]
+
+
+def _probe(config: Config, url: str, shown: str, timeout: float) -> HostProbe:
     pool = connection_pool(url, config, size=1)
     started = time.monotonic()
     try:

@@ -18,6 +18,7 @@ import gzip
 import logging
 import os
 import platform
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -83,6 +84,10 @@ class Outcome:
     retry_after: float | None = None
     #: The answer's text (its first :data:`ERROR_TEXT_BYTES`), when there was one.
     body: str = ""
+    #: ``status`` is the OAuth token endpoint's refusal: the batch was never sent.
+    token_refused: bool = False
+    #: A redirect to follow once its ``Retry-After`` has passed: retried, not followed now.
+    deferred: bool = False
 
     @property
     def ok(self) -> bool:
@@ -91,7 +96,20 @@ class Outcome:
     @property
     def retryable(self) -> bool:
         # No status means the request never got an answer: a network error.
-        return self.status is None or is_retryable_status(self.status)
+        return self.status is None or self.deferred or is_retryable_status(self.status)
+
+    @property
+    def final_for_spool(self) -> bool:
+        """Whether a batch given up with this outcome leaves the spool: only when the batch
+        endpoint itself refused it for good (a 4xx not retried). A redirect not followed,
+        or a token endpoint's refusal, says nothing of the batch: it stays on disk."""
+        status = self.status
+        return (
+            status is not None
+            and 400 <= status < 500
+            and not self.token_refused
+            and not is_retryable_status(status)
+        )
 
 
 class Transport:
@@ -164,7 +182,7 @@ class Transport:
         except OAuthError as error:
             # Retryable trouble reads as a network error; a refusal is final.
             status = None if error.retryable else error.status
-            return Outcome(status=status, error=str(error)), None
+            return Outcome(status=status, error=str(error), token_refused=True), None
         bearer = {**headers, "Authorization": f"Bearer {token}"}
         return self._send(body, bearer), token
 
@@ -188,6 +206,7 @@ class Transport:
             error=f"HTTP {answer.status}: {answer.unfollowed or text}",
             retry_after=parse_retry_after(answer.headers.get("Retry-After")),
             body=text,
+            deferred=answer.deferred,
         )
 
     def close(self) -> None:
@@ -204,6 +223,8 @@ class Answer:
     body: bytes
     #: Why this answer, a redirect, was not followed; "" for any other answer.
     unfollowed: str = ""
+    #: A redirect not followed only because it asked to wait (``Retry-After``).
+    deferred: bool = False
 
 
 def post(
@@ -222,7 +243,10 @@ def post(
     in a row. Another server is never sent the request: its body and headers
     carry the credentials (the write key, a client assertion) meant for the
     configured one alone. A redirect that is not followed is the answer, saying why.
+    ``timeout``'s total bounds the whole chain: each hop gets what is left of it.
     """
+    budget = timeout.total if isinstance(timeout.total, (int, float)) else None
+    started = time.monotonic()
     hops = 0
     while True:
         answer = exchange(
@@ -233,7 +257,24 @@ def post(
         target, unfollowed = _redirect_target(url, answer, hops)
         if target is None:
             return replace(answer, unfollowed=unfollowed)
+        wait = parse_retry_after(answer.headers.get("Retry-After"))
+        if wait is not None:
+            # Retry-After is the least wait before following it (RFC 9110): the retry
+            # after that wait asks the configured URL again, and is redirected then.
+            return replace(
+                answer,
+                unfollowed=f"redirect to {redact_url(target)} asks to wait {wait:g} s",
+                deferred=True,
+            )
         url, hops = target, hops + 1
+        if budget is not None:
+            left = budget - (time.monotonic() - started)
+            if left <= 0:
+                raise urllib3.exceptions.TimeoutError(
+                    f"redirected {hops} time(s); the timeout of {budget:g} s ran out "
+                    f"before {redact_url(url)} was asked"
+                )
+            timeout = urllib3.Timeout(total=left)
 
 
 def exchange(

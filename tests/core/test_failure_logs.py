@@ -67,8 +67,10 @@ def test_repeated_failures_are_rate_limited(
         client.shutdown(5)
     warnings = _lines(caplog, logging.WARNING)
     assert len(warnings) == 1, warnings
-    [error] = _lines(caplog, logging.ERROR)  # the others, of the same cause, are folded
-    assert error.startswith("giving up on a batch of 1 message(s)")
+    # The others, of the same cause, are folded into one line, at shutdown here.
+    first, folded = _lines(caplog, logging.ERROR)
+    assert first.startswith("giving up on a batch of 1 message(s)")
+    assert folded.startswith("gave up on 4 more batch(es), 4 message(s), ")
 
 
 def test_recovery_is_logged_once(
@@ -128,7 +130,7 @@ def test_batches_rejected_for_the_same_cause_log_one_error(
     finally:
         client.shutdown(5)
     assert client.stats()["failed"] == 6
-    errors = _lines(caplog, logging.ERROR)
+    errors = [line for line in _lines(caplog, logging.ERROR) if line.startswith("giving up")]
     assert [line.split(": ")[1] for line in errors] == ["HTTP 401", "HTTP 400"], errors
 
 
@@ -249,3 +251,53 @@ def test_the_host_is_shown_without_credentials_anywhere(caplog: pytest.LogCaptur
     client = Client("wk_VerySecretKey123", host="http://127.0.0.1:9", send=False)
     assert "VerySecret" not in repr(client)
     assert all("VerySecret" not in r.getMessage() for r in caplog.records)
+
+
+def _given_up_counts(caplog: pytest.LogCaptureFixture) -> list[tuple[int, int]]:
+    """(batches, messages) each ERROR line counts as given up."""
+    counts = []
+    for line in _lines(caplog, logging.ERROR):
+        first = re.match(r"giving up on a batch of (\d+) message", line)
+        more = re.search(r"(\d+) more batch\(es\), (\d+) message\(s\)", line)
+        batches = (1 if first else 0) + (int(more[1]) if more else 0)
+        messages = (int(first[1]) if first else 0) + (int(more[2]) if more else 0)
+        counts.append((batches, messages))
+    return counts
+
+
+def test_batches_given_up_within_the_minute_are_logged_when_delivery_recovers(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="segment.core")
+    receiver.fail_next(*[Fault(503)] * 4)
+    client = Client("key", host=receiver.url, flush_at=1, max_retries=0)
+    try:
+        for number in range(4):
+            client.track("u1", "Lost", {"n": number})
+            client.track("u1", "Lost", {"n": number})
+            assert client.flush(30)
+        client.track("u1", "Delivered")
+        assert client.flush(30)
+        assert client.stats()["failed"] == 8
+        # Before shutdown: the recovery said it, not the exit.
+        assert _given_up_counts(caplog) == [(1, 2), (3, 6)], _lines(caplog, logging.ERROR)
+        assert _lines(caplog, logging.ERROR)[-1].startswith(
+            f"gave up on 3 more batch(es), 6 message(s), for {receiver.url} for the same "
+            "cause since the last such line: HTTP 503"
+        )
+    finally:
+        client.shutdown(5)
+
+
+def test_batches_given_up_within_the_minute_are_logged_at_shutdown(
+    refusing_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="segment.core")
+    client = Client("key", host=refusing_url, flush_at=1, max_retries=0)
+    for number in range(3):
+        client.track("u1", "Lost", {"n": number})
+        assert client.flush(30)
+    assert _given_up_counts(caplog) == [(1, 1)]
+    assert client.shutdown(5)
+    assert _given_up_counts(caplog) == [(1, 1), (2, 2)], _lines(caplog, logging.ERROR)
+    assert client.stats()["failed"] == 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -464,6 +465,30 @@ def test_an_unusable_directory_falls_back_to_memory_with_one_warning(
     warnings = [r for r in caplog.records if "spool" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert client.stats()["spool"]["in_memory_only"] is True
+
+
+def test_a_shutdown_names_what_it_leaves_in_memory_only(
+    spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A host that never answers: of the batch still waiting, what is on disk stays for
+    # the next client; the rest is lost with the process, and the log says so.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = Client("test-key", host=url, spool_dir=spool_dir, timeout=30, **HOLD)
+        for i in range(2):
+            assert client.track("u", "On disk", {"i": i})[0]
+        _stop_writing_to_disk(client, spool_dir)
+        for i in range(2, 5):
+            assert client.track("u", "In memory", {"i": i})[0]
+        with caplog.at_level(logging.WARNING, logger="segment.core"):
+            assert client.shutdown(0.5) is False
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Segment client")]
+    assert line.startswith(
+        f"Segment client shut down with 3 message(s) undelivered to {url}, "
+        "held in memory only (not in the spool); last error: a request was still waiting"
+    ), line
 
 
 def test_a_disk_that_fills_up_falls_back_to_memory(receiver: Receiver, spool_dir: Path) -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 
+import pytest
+
+from segment_core import Client
+from segment_core.lifespan import flush_in_thread
 from segment_core.scope import start_thread
 from tests.core.test_lifecycle import run_script
 from tests.receiver import Receiver
@@ -50,3 +56,24 @@ def test_what_it_sends_after_the_daemon_that_started_it_is_gone_is_delivered_at_
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert [m["event"] for m in receiver.messages()] == ["Receipt Sent"]
+
+
+def test_a_lifespan_shutdown_that_stops_waiting_for_bound_calls_says_how_many_run(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Client("k", host=receiver.url, shutdown_timeout=0.3)
+    release = threading.Event()
+    threads = [start_thread(release.wait, 30) for _ in range(2)]
+    try:
+        with caplog.at_level(logging.WARNING, logger="segment.core"):
+            asyncio.run(flush_in_thread(client))
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(10)
+        client.shutdown(5)
+    lines = [r.getMessage() for r in caplog.records if "start_thread" in r.getMessage()]
+    assert lines == [
+        "segment: 2 call(s) of start_thread or with_binding still running after "
+        "shutdown_timeout=0.3s at shutdown; events they send from now on are lost"
+    ]

@@ -337,3 +337,121 @@ def test_an_odd_retry_after_date_still_retries(
     stats = client.stats()
     assert (stats["sent"], stats["retries"], stats["failed"]) == (1, 1, 0), errors
     assert len(server.posted()) == 2
+
+
+def test_a_redirect_chain_takes_no_longer_than_the_timeout(
+    servers: list[Loopback], clients: list[Client]
+) -> None:
+    # Each answer takes 0.4 s: three redirects and the answer would take 1.6 s.
+    def slow_hops(handler: BaseHTTPRequestHandler, seen: Seen) -> None:
+        threading.Event().wait(0.4)
+        hop = int(seen.path.rsplit("/", 1)[1]) if seen.path.startswith("/hop/") else 0
+        if hop < MAX_REDIRECTS:
+            reply(handler, 307, headers=[("Location", f"/hop/{hop + 1}")])
+        else:
+            accept(handler, seen)
+
+    server = start(slow_hops)
+    servers.append(server)
+    client, errors = _client(clients, server.url, sync_mode=True, timeout=1.0, max_retries=0)
+    started = time.monotonic()
+    delivered, _ = client.track("u1", "Slow")
+    elapsed = time.monotonic() - started
+    assert not delivered
+    assert elapsed < 1.4, f"the chain took {elapsed:.1f} s with timeout=1"
+    [error] = errors
+    assert "Timeout" in str(error) and getattr(error, "status", None) is None  # as a timeout
+
+
+def test_a_redirect_asking_to_wait_is_followed_only_on_a_retry_after_that_wait(
+    servers: list[Loopback], clients: list[Client]
+) -> None:
+    asked_at: list[float] = []
+
+    def moved_in_a_while(handler: BaseHTTPRequestHandler, seen: Seen) -> None:
+        if seen.path != "/v1/batch":
+            accept(handler, seen)
+            return
+        asked_at.append(time.monotonic())
+        wait = [("Retry-After", "1")] if len(asked_at) == 1 else []
+        reply(handler, 307, headers=[("Location", "/relay/v1/batch"), *wait])
+
+    server = start(moved_in_a_while)
+    servers.append(server)
+    client, errors = _client(clients, server.url, **FAST)
+    client.track("u1", "Moved Later")
+    assert client.flush(10)
+    assert errors == []
+    [followed] = server.posted("/relay/v1/batch")
+    assert [m["event"] for m in followed.batch] == ["Moved Later"]
+    first, second = asked_at
+    assert second - first >= 0.9  # the retry waited as asked, not the policy's 0.01 s
+    assert client.stats()["retries"] == 1
+
+
+def _private_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
+@pytest.mark.parametrize("refusal", ["loop", "another-server", "301", "token-refused"])
+def test_an_answer_that_is_not_the_batch_endpoints_keeps_the_spooled_batch(
+    refusal: str, servers: list[Loopback], clients: list[Client], tmp_path: Path
+) -> None:
+    pytest.importorskip("jwt")
+    fixed = threading.Event()
+    delivered: list[int] = []
+    elsewhere = start()
+    servers.append(elsewhere)
+
+    def misconfigured(handler: BaseHTTPRequestHandler, seen: Seen) -> None:
+        if seen.path == "/token":
+            if refusal == "token-refused" and not fixed.is_set():
+                reply(handler, 400, b'{"error": "invalid_client"}')
+            else:
+                token = json.dumps({"access_token": "token-1", "expires_in": 3600}).encode()
+                reply(handler, 200, token, [("Content-Type", "application/json")])
+        elif fixed.is_set() or refusal == "token-refused":
+            delivered.extend(m["properties"]["n"] for m in seen.batch)
+            accept(handler, seen)
+        elif refusal == "loop":
+            reply(handler, 307, headers=[("Location", "/a" if seen.path != "/a" else "/v1/batch")])
+        elif refusal == "another-server":
+            reply(handler, 307, headers=[("Location", f"{elsewhere.url}/v1/batch")])
+        else:
+            reply(handler, 301, headers=[("Location", "/v1/batch/")])
+
+    server = start(misconfigured)
+    servers.append(server)
+    options: dict[str, Any] = {"spool_dir": tmp_path, "flush_at": 1, "max_retries": 0, **FAST}
+    if refusal == "token-refused":
+        options.update(
+            oauth_client_id="client-1",
+            oauth_client_key=_private_key(),
+            oauth_key_id="key-1",
+            oauth_auth_server=server.url,
+        )
+    first = Client("write-key", host=server.url, **options)
+    for number in range(3):
+        assert first.track("u1", "Spooled", {"n": number})[0]
+    deadline = time.monotonic() + 10
+    while first.stats()["spool"]["kept"] < 3:
+        assert time.monotonic() < deadline, first.stats()
+        threading.Event().wait(0.02)
+    assert first.stats()["failed"] == 0
+    assert not first.shutdown(2)  # they stay on disk
+    fixed.set()
+    later, errors = _client(clients, server.url, **options)
+    assert later.flush(10), errors
+    assert sorted(delivered) == [0, 1, 2]
+    assert elsewhere.seen == []

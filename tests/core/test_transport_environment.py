@@ -8,6 +8,8 @@ import logging
 import shutil
 import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -249,3 +251,33 @@ def test_the_status_probe_reaches_a_host_on_this_machine_directly(
         assert client.track("u1", "E")[0], errors
     finally:
         server.stop()
+
+
+def test_the_status_probe_gives_up_in_time_on_a_host_sending_a_byte_at_a_time() -> None:
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def dribble() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                # Each byte well within a read timeout: only a bound on the whole answer ends it.
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: aaaaaaaaaaaa":
+                    if stop.wait(0.3):
+                        return
+                    connection.sendall(bytes([byte]))
+
+        server = threading.Thread(target=dribble, daemon=True)
+        server.start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        try:
+            probe = probe_host(Config.from_options("write-key", host=url), timeout=1.0)
+        finally:
+            stop.set()
+        elapsed = time.monotonic() - started
+        server.join(10)
+    assert (probe.reachable, probe.detail) == (False, "no answer within 1 s")
+    assert elapsed < 1.5, f"the probe took {elapsed:.1f} s"
