@@ -105,4 +105,3 @@ def test_a_client_given_is_never_diverted(
     app = SegmentMiddleware(APP, client=given)
     assert visit_and_count(app, segment_collector) == 2
     assert outbox == []
-
