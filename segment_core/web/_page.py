@@ -295,9 +295,14 @@ def is_page_prefetch(request: RequestInfo) -> bool:
     when that is the only reason the request is no page view: no script made it
     (a ``fetch()`` cannot send ``Sec-Purpose``, and has a ``cors`` or
     ``same-origin`` mode). Safari's ``X-Purpose: preview`` is not one: it renders
-    the page for a preview, which is not showing it.
+    the page for a preview, which is not showing it. Turbo's hover prefetch is a
+    ``fetch()`` that says so itself (``X-Sec-Purpose``, with its ``X-Turbo-Request-Id``):
+    a click shows it as a Turbo Drive visit, unless a frame asked for it.
     """
     get = request.headers.get
+    if get("x-turbo-request-id") is not None:
+        purpose = get("x-sec-purpose")
+        return purpose is not None and _is_speculation(purpose) and get("turbo-frame") is None
     for name in _SPECULATION_HEADERS:
         value = get(name)
         if value is not None and _is_speculation(value):

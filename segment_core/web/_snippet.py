@@ -16,9 +16,14 @@ page.
 A page that Turbo Drive or htmx (``hx-boost``) shows in the document where the
 loader already runs is handed to it: Turbo runs its snippet (which hands its
 settings over), htmx does not (the loader reads them from the response). That
-page's user id, fields and page view then apply as for a page the browser loaded.
-Where a visit took the document to a URL the loader has no settings for, its
-events carry no path, query or URL: the server's rules cannot run in the browser.
+page's user id, fields and page view then apply as for a page the browser loaded
+(a Turbo Frame's response that advances the URL is no page view, as for the server).
+A page with another write key or load options is loaded anew; a Turbo visit from a
+page with the inert stub (below) starts analytics.js as a first page does. Outside a
+visit (a script inserting another page's markup runs its snippet), a second snippet
+is reported and does nothing. Where a visit took the document to a URL the loader
+has no settings for, its events carry no path, query or URL: the server's rules
+cannot run in the browser.
 
 A visitor the server does not track (a bot, ``Sec-GPC``, ``DNT`` or ``consent``
 as configured, an excluded path or route) gets an inert stub: the page's own
@@ -118,21 +123,29 @@ _COMMENT_LINE = re.compile(r"^[ \t]*//.*\n", re.MULTILINE)
 # analytics.* calls (analytics.reset() at logout) stay queued, and nothing loads.
 _STUB_CODE = r"""(function (config) {
   var script = document.currentScript;
-  // Out of the document once run: Turbo Drive runs the scripts of a new page's head
-  // that the document does not hold yet, and the next page's snippet may be this one's twin.
-  if (script && script.parentNode) script.parentNode.removeChild(script);
   var analytics = (window.analytics = window.analytics || []);
   if (analytics.initialize || analytics.invoked) {
-    // Once the document has loaded, this is a new page that Turbo Drive (or htmx, for
-    // a snippet in the body) shows in it: the loader already here takes its settings.
-    if (document.readyState === "loading") {
-      if (window.console && console.error) console.error("Segment snippet included twice.");
-    } else if (window._segmentShowPage) {
-      window._segmentShowPage(config);
+    var handOver = window._segmentShowPage;
+    if (handOver && handOver(config)) {
+      // A new page that Turbo Drive or htmx shows: the loader already here took its
+      // settings. Out of the document, for Turbo runs a head's script only where the
+      // document holds no twin of it (the next page's may be).
+      if (script && script.parentNode) script.parentNode.removeChild(script);
+      return;
     }
-    return;
+    // A Turbo Drive visit from a page the server did not track: this page starts
+    // analytics.js as a first page does, without the calls queued there.
+    var takeOver = analytics.inert && !config.inert &&
+      document.documentElement.getAttribute("aria-busy") === "true";
+    if (!takeOver) {
+      // Not a visit's page (a script that inserts another page's markup runs it too).
+      if (window.console && console.error) console.error("Segment snippet included twice.");
+      return;
+    }
+    analytics = window.analytics = [];
   }
   analytics.invoked = true;
+  analytics.inert = !!config.inert;
   config.methods.forEach(function (method) {
     analytics[method] = function () {
       var call = Array.prototype.slice.call(arguments);
@@ -158,7 +171,10 @@ _LOADER_CODE = (
   var ownPage = isOwnPage(config, cookieId);
   // Then this visitor's decision is made here. The page's own calls stay queued,
   // and analytics.js never loads.
-  if (!ownPage && !tracked(config.checks, cookieId)) return;
+  if (!ownPage && !tracked(config.checks, cookieId)) {
+    analytics.inert = true;
+    return;
+  }
   analytics.load = function (writeKey, options) {
     var script = document.createElement("script");
     script.async = true;
@@ -220,18 +236,27 @@ _LOADER_CODE = (
   var arriving = null; // the settings of the page it shows, once they came
   var madeFor = null; // the path and query of the response they came in
   var adopted = false; // whether they apply already
+  var frameAt = null; // the URL a Turbo Frame showed last, since the last click
+  var ofFrame = false; // whether the visit shows what a frame fetched (no page view)
+  var reloading = false; // the document is loaded anew: its events would go astray
   var watching = false;
   if (redacted) watchPages();
   window._segmentShowPage = function (settings) {
+    // Only a visit's page: markup a script inserts is no page of this document.
+    if (!visiting) return false;
     arrive(settings);
-    if (!visiting) showPage();
-    // During a visit, its page view waits for its end (Turbo follows a redirect
-    // first); the fields and user apply now if the document is at the page's URL.
-    else if (here() === madeFor) adoptPage(settings);
+    // Its page view waits for the visit's end (Turbo follows a redirect first); the
+    // fields and user apply now if the document is at the page's URL.
+    if (here() === madeFor) adoptPage(settings);
+    return true;
   };
   document.addEventListener("turbo:visit", function (event) {
     // Back or forward (Turbo's "restore") has already moved the document's URL.
     leaving("turbo", event.detail && event.detail.action === "restore" ? "" : here());
+    // A frame's navigation that advances the URL is a visit to what the frame showed;
+    // the server counts no frame's request, nor does the loader.
+    ofFrame = frameAt !== null && event.detail && event.detail.url === frameAt;
+    frameAt = null;
     unrunSnippets(); // another visit's
   });
   document.addEventListener("turbo:before-fetch-response", function (event) {
@@ -240,6 +265,12 @@ _LOADER_CODE = (
     if (visiting === "turbo" && event.target === document.documentElement && response) {
       madeFor = response.location.pathname + response.location.search;
     }
+  });
+  document.addEventListener("turbo:click", function () {
+    frameAt = null; // a link's own visit, or one a frame's load precedes
+  });
+  document.addEventListener("turbo:frame-load", function (event) {
+    frameAt = event.target.getAttribute("src");
   });
   document.addEventListener("turbo:load", function () {
     // A snippet Turbo could not run (a Content-Security-Policy whose nonce is the first
@@ -261,6 +292,9 @@ _LOADER_CODE = (
   });
   document.addEventListener("htmx:afterSettle", function () {
     arrived("htmx"); // the new page's title is in place: its page view
+  });
+  document.addEventListener("htmx:beforeHistorySave", function () {
+    unrunSnippets(); // not in htmx's copy of the page, which it shows with its scripts
   });
   document.addEventListener("htmx:historyRestore", function () {
     // Back or forward, restored from htmx's own copy: only a known page is vouched for.
@@ -311,6 +345,10 @@ _LOADER_CODE = (
     }
   }
 
+  function loadedWith(settings) {
+    return JSON.stringify([settings.writeKey, settings.src, settings.cdn, settings.options]);
+  }
+
   function here() {
     return location.pathname + location.search;
   }
@@ -318,6 +356,7 @@ _LOADER_CODE = (
   function leaving(library, from) {
     watchPages();
     visiting = library;
+    ofFrame = false;
     arrive(null);
     madeFor = null;
     if (leftFrom === null) leftFrom = from;
@@ -343,11 +382,21 @@ _LOADER_CODE = (
     arriving = null;
     if (!settings || (madeFor !== null && here() !== madeFor)) return;
     if (!adopted) adoptPage(settings);
-    if (current.redacted && settings.page) countPage(settings);
+    if (reloading) return;
+    // The server counts no prefetch (Turbo's on hover): shown, it is counted here.
+    var counted = settings.page || settings.prefetched;
+    if (current.redacted && counted && !ofFrame) countPage(settings);
   }
 
   function adoptPage(settings) {
     adopted = true;
+    if (settings.writeKey && loadedWith(settings) !== loadedWith(config)) {
+      // A page of another source, or loaded otherwise: analytics.js loads once per
+      // document, so the page is loaded as a document of its own.
+      reloading = true;
+      location.reload();
+    }
+    if (reloading) return;
     watchPages();
     var id = cookieValue(settings.cookieName);
     var own = isOwnPage(settings, id);
@@ -379,10 +428,11 @@ _LOADER_CODE = (
   }
 
   function unrunSnippets() {
-    // The settings of the last snippet in the head that did not run; each one is
-    // removed (Turbo adds the next page's twin only where none is left).
+    // The settings of the last snippet in the document that did not run; each one is
+    // removed, run or not (Turbo adds the next page's twin only where none is left,
+    // and runs again a body's scripts where it shows its copy of a page).
     var found = null;
-    var scripts = document.head ? document.head.getElementsByTagName("script") : [];
+    var scripts = document.getElementsByTagName("script");
     Array.prototype.slice.call(scripts).forEach(function (element) {
       var settings = settingsOf(element.text);
       if (!settings) return;
@@ -432,7 +482,7 @@ _LOADER_CODE = (
       var event = chain.payload.obj;
       var fields = event.context && event.context.page;
       var page = pageOf(fields || event.properties || {});
-      if (page && !page.redacted) return; // not passed on: dropped
+      if (reloading || (page && !page.redacted)) return; // not passed on: dropped
       report(fields, page);
       if (event.type === "page") report(event.properties, page);
       chain.next(chain.payload);
@@ -812,7 +862,7 @@ def _script(code: str, nonce: str | None) -> Snippet:
     return Snippet(f"<script{attribute}>\n//<![CDATA[\n{code}\n//]]>\n</script>")
 
 
-_INERT_STUB = _STUB + f"}})({script_json({'methods': list(_BUFFERED_METHODS)})});"
+_INERT_STUB = _STUB + f"}})({script_json({'methods': list(_BUFFERED_METHODS), 'inert': True})});"
 
 
 def find_csp_nonce(request: Any, options: WebOptions) -> str | None:

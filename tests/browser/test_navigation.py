@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.masking import masked_with_fingerprint
 from tests.browser._harness import (
     AJS_BUNDLE,
     AJS_BUNDLE_DIR,
@@ -272,3 +273,100 @@ def test_a_page_the_server_does_not_track_sends_nothing_from_the_browser(
     events = settle(server, collector, 2 + 1)  # page views, the track at home
     tracked_at = [e["message"]["properties"].get("at") for e in events if from_browser(e)]
     assert "private" not in tracked_at and "home" in tracked_at, describe(events)
+
+
+def test_a_page_inserted_by_the_pages_own_script_is_no_visit(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    if site.config.csp:
+        pytest.skip("the inserting script has no nonce")
+    visit.open("/inserting")
+    visit.page.click("#insert")  # the invite page's markup, its snippet run and removed
+    visit.page.wait_for_function("() => window.inserted === true")
+    visit.track("inserting")
+    events = settle(site.server, collector, 1 + 1)  # the page's view, the track
+    [page_view] = [e["message"] for e in events if e["message"]["type"] == "page"]
+    assert page_view["properties"]["path"] == "/inserting", describe(events)
+    [track] = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert track["context"]["page"]["path"] == "/inserting", describe(events)
+    assert visit.network.console_errors == ["Segment snippet included twice."]
+
+
+def test_a_visit_turbo_prefetched_on_hover_is_one_page_view(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    if site.config.library != "turbo":
+        pytest.skip("Turbo's hover prefetch")
+    visit.open("/prefetching")
+    with visit.page.expect_request_finished(
+        lambda request: (
+            request.url.endswith("/about") and request.headers.get("x-sec-purpose") == "prefetch"
+        )
+    ):
+        visit.page.hover("#about")
+    visit.click("about", "About")  # shown from the prefetch: no second request
+    events = settle(site.server, collector, 2)
+    paths = [e["message"]["properties"]["path"] for e in events]
+    assert sorted(paths) == ["/about", "/prefetching"], describe(events)
+
+
+def test_a_turbo_visit_from_a_page_the_server_does_not_track_starts_analytics_js(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    if site.config.library != "turbo" or site.config.csp:
+        pytest.skip("htmx runs no snippet of a visit's head, nor Turbo one the policy refuses")
+    response = visit.page.goto(site.server.url + "/private")  # the inert stub
+    assert response is not None and response.status == 200
+    visit.page.evaluate(MARK_DOCUMENT)
+    visit.click("home", "Home")
+    visit.page.wait_for_function(ANALYTICS_READY)
+    visit.track("home")
+    visit.click("about", "About")
+    events = settle(site.server, collector, 2 + 1)  # page views, the track at home
+    paths = [e["message"]["properties"]["path"] for e in events if e["message"]["type"] == "page"]
+    assert paths == ["/", "/about"], describe(events)
+    [track] = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert track["context"]["page"]["path"] == "/", describe(events)
+
+
+def test_a_page_with_another_browser_key_is_loaded_as_a_document_of_its_own(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    visit.open("/")
+    visit.page.click("#other")
+    visit.page.wait_for_function(
+        "() => document.getElementById('title').textContent === 'Other'"
+        " && window.firstDocument === undefined"
+    )
+    visit.page.wait_for_function(ANALYTICS_READY)
+    visit.track("other")
+    # With "server", the visit's request and the load are both page views.
+    count = 1 + (2 if site.config.page_source == "server" else 1) + 1
+    events = settle(site.server, collector, count)
+    other_key = masked_with_fingerprint(f"browser-{site.config.label}-other")
+    [track] = [e for e in events if e["message"]["type"] == "track"]
+    assert track["writeKey"] == other_key, describe(events)
+    browser_pages = [e for e in events if from_browser(e) and e["message"]["type"] == "page"]
+    assert [e["writeKey"] == other_key for e in browser_pages] == (
+        [False, True] if site.config.page_source == "browser" else []
+    ), describe(events)
+
+
+def test_a_turbo_frame_that_advances_the_url_is_no_page_view(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    if site.config.library != "turbo":
+        pytest.skip("Turbo Frames")
+    visit.open("/framing")
+    visit.page.click("#advance")  # the frame shows the invite page's, at its URL
+    visit.page.wait_for_function(
+        "() => document.getElementById('framed').textContent === 'Invite'"
+        " && location.pathname.startsWith('/invite/') && window.visitsShown > 0"
+    )
+    visit.track("advanced")
+    events = settle(site.server, collector, 1 + 1)  # the page's view, the track
+    assert not any(secret in describe(events) for secret in SECRETS), describe(events)
+    [page_view] = [e["message"] for e in events if e["message"]["type"] == "page"]
+    assert page_view["properties"]["path"] == "/framing", describe(events)
+    [track] = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert track["context"]["page"]["path"] == "/invite/REDACTED", describe(events)

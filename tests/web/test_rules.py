@@ -538,8 +538,11 @@ def test_a_turbo_drive_visit_is_a_page_view_and_its_hover_prefetch_is_not() -> N
         ({"sec-purpose": "prefetch", "turbo-frame": "list"}, False),
         ({"x-purpose": "preview"}, False),
         ({"purpose": "preview"}, False),
-        # Turbo renders its own prefetch, which no snippet sees shown.
-        ({**TURBO_VISIT, **TURBO_PREFETCH}, False),
+        # Turbo's hover prefetch: a click shows it as a visit, which runs its snippet.
+        ({**TURBO_VISIT, **TURBO_PREFETCH}, True),
+        ({**TURBO_VISIT, **TURBO_PREFETCH, "turbo-frame": "list"}, False),
+        ({**TURBO_VISIT, "x-sec-purpose": "preview"}, False),
+        ({**TURBO_VISIT}, False),
     ],
 )
 def test_page_prefetches(headers: dict[str, str], expected: bool) -> None:

@@ -979,25 +979,33 @@ def test_the_logged_in_user_keeps_the_visitors_id(options: dict[str, Any], kept:
 
 
 # Two snippets run in one document: the second while it loads (a template that has
-# the snippet twice), or once it has loaded (a new page Turbo Drive shows in it).
+# the snippet twice), once it has loaded (a script inserts another page's markup), or
+# during a visit (a new page Turbo Drive shows in it).
 _SECOND_SNIPPET = """
 var errors = [];
+var listeners = {};
 var document = {
   cookie: "",
   referrer: "",
   readyState: "loading",
-  addEventListener: function () {},
+  addEventListener: function (type, listener) { listeners[type] = listener; },
   currentScript: null,
   createElement: function () { return {}; },
+  getElementsByTagName: function () { return []; },
   head: { appendChild: function () {} },
 };
+function dispatch(type) {
+  if (process.argv[2] === "visit") listeners[type]({ detail: { action: "advance" } });
+}
 var location = new URL("https://shop.example/products/42");
 var window = globalThis;
 console.error = function (message) { errors.push(message); };
 var snippets = JSON.parse(process.argv[1]);
 new Function(snippets[0])();
-document.readyState = process.argv[2];
+document.readyState = process.argv[2] === "loading" ? "loading" : "complete";
+dispatch("turbo:visit");
 new Function(snippets[1])();
+dispatch("turbo:load");
 var calls = window.analytics.filter(function (call) {
   return call[0] === "page" || (call[0] === "on" && call[1] === "initialize");
 });
@@ -1010,11 +1018,12 @@ console.log(JSON.stringify([calls.map(function (call) { return call.slice(0, 2);
     ("ready_state", "calls", "errors"),
     [
         ("loading", [["page", "product-detail"]], ["Segment snippet included twice."]),
+        ("complete", [["page", "product-detail"]], ["Segment snippet included twice."]),
         # A new page: its page view and its user, handed to the loader already there.
-        ("complete", [["page", "product-detail"], ["on", "initialize"], ["page", "about"]], []),
+        ("visit", [["page", "product-detail"], ["on", "initialize"], ["page", "about"]], []),
     ],
 )
-def test_a_second_snippet_is_a_new_page_once_the_document_has_loaded(
+def test_a_second_snippet_is_a_new_page_only_during_a_visit(
     ready_state: str, calls: list[list[str]], errors: list[str]
 ) -> None:
     options = WebOptions(browser_write_key=KEY, page_source="browser")

@@ -6,7 +6,12 @@ route parameter with a secret name, visited with a secret in the query too);
 ``/login`` (logs the visitor in as :data:`USER_ID`, then redirects to ``/about``);
 ``/fragment/<key>``, a piece of a page for htmx's ``hx-push-url``, without the snippet;
 ``/private``, a page the server does not track (an excluded path: its snippet is
-the inert stub).
+the inert stub); ``/prefetching``, the one page with Turbo's hover prefetch on;
+``/inserting``, whose button inserts the invite page's markup as jQuery's
+``load()`` does (each script added, run and removed at once); every page's Turbo
+Frame (``#frame``), which ``/framing`` navigates to the invite page and promotes
+to a visit (``data-turbo-action="advance"``). ``/other/``: a second app, whose
+snippet has another ``browser_write_key``.
 
 With ``SNIPPET_CSP=1`` every page has a Content-Security-Policy that allows scripts
 with the response's nonce only, and names it in ``<meta name="csp-nonce">`` for
@@ -22,6 +27,7 @@ import secrets
 from flask import Flask, Response, redirect, render_template_string, request, send_file
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, UserMixin, login_user
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from segment_flask import SegmentFlask
 from tests.browser.snippet_apps.common import (
@@ -33,11 +39,13 @@ from tests.browser.snippet_apps.common import (
 )
 
 LIBRARY = os.environ["SNIPPET_NAVIGATION"]
+OTHER_BROWSER_KEY = os.environ["SNIPPET_BROWSER_KEY"] + "-other"
 WITH_CSP = os.environ.get("SNIPPET_CSP") == "1"
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{{ title }}</title>
-<meta name="turbo-prefetch" content="false"><link rel="icon" href="data:,">
+{% if not prefetch %}<meta name="turbo-prefetch" content="false">{% endif %}
+<link rel="icon" href="data:,">
 {% if nonce %}<meta name="csp-nonce" content="{{ nonce }}">{% endif %}
 <script{% if nonce %} nonce="{{ nonce }}"{% endif %} src="/js/{{ library }}.js"></script>
 {{ segment_snippet() }}
@@ -45,7 +53,8 @@ PAGE = """<!doctype html>
 <h1 id="title">{{ title }}</h1>
 <a id="home" href="/">Home</a> <a id="about" href="/about">About</a>
 <a id="invite" href="{{ invite }}">Invite</a> <a id="login" href="/login">Log in</a>
-<a id="private" href="/private">Private</a>
+<a id="private" href="/private">Private</a> <a id="other" href="/other/">Other</a>
+<turbo-frame id="frame"><p id="framed">{{ title }}</p>{{ extra|safe }}</turbo-frame>
 <button id="fragment" hx-get="{{ fragment }}" hx-target="#title" hx-swap="outerHTML"
   hx-push-url="true">Fragment</button>
 </body></html>"""
@@ -79,7 +88,27 @@ def add_policy(response: Response) -> Response:
     return response
 
 
-def page(title: str) -> str:
+# As jQuery's load() runs the scripts of the markup it inserts: each one is added to
+# the head, run, and removed by the inserting script itself.
+INSERTING = """<button id="insert">Insert</button><div id="inserted"></div>
+<script>
+document.getElementById("insert").addEventListener("click", function () {
+  fetch("__INVITE__").then(function (response) { return response.text(); }).then(function (html) {
+    var markup = new DOMParser().parseFromString(html, "text/html");
+    document.getElementById("inserted").innerHTML = markup.body.innerHTML;
+    markup.querySelectorAll("script:not([src])").forEach(function (found) {
+      var script = document.createElement("script");
+      script.text = found.text;
+      document.head.appendChild(script).parentNode.removeChild(script);
+    });
+    window.inserted = true;
+  });
+});
+</script>""".replace("__INVITE__", INVITE)
+ADVANCE = f'<a id="advance" href="{INVITE}" data-turbo-action="advance">Advance</a>'
+
+
+def page(title: str, *, prefetch: bool = False, extra: str = "") -> str:
     return render_template_string(
         PAGE,
         title=title,
@@ -87,6 +116,8 @@ def page(title: str) -> str:
         invite=INVITE,
         fragment=FRAGMENT,
         nonce=getattr(request, "csp_nonce", None),
+        prefetch=prefetch,
+        extra=extra,
     )
 
 
@@ -110,6 +141,21 @@ def private() -> str:
     return page("Private")
 
 
+@app.get("/prefetching")
+def prefetching() -> str:
+    return page("Prefetching", prefetch=True)
+
+
+@app.get("/inserting")
+def inserting() -> str:
+    return page("Inserting", extra=INSERTING)
+
+
+@app.get("/framing")
+def framing() -> str:
+    return page("Framing", extra=ADVANCE)
+
+
 @app.get("/fragment/<key>")
 def fragment(key: str) -> str:
     return '<h1 id="title">Fragment</h1>'
@@ -126,4 +172,15 @@ def library(name: str) -> ResponseReturnValue:
     return send_file(NAVIGATION_LIBRARIES[name], mimetype="text/javascript")
 
 
-application = app
+other_app = Flask("other")
+other_options = {**segment_options(), "browser_write_key": OTHER_BROWSER_KEY}
+other_app.config.update({f"SEGMENT_{name.upper()}": value for name, value in other_options.items()})
+SegmentFlask(other_app)
+
+
+@other_app.get("/")
+def other() -> str:
+    return page("Other")
+
+
+application = DispatcherMiddleware(app, {"/other": other_app})
