@@ -453,5 +453,7 @@ def test_an_answer_that_is_not_the_batch_endpoints_keeps_the_spooled_batch(
     fixed.set()
     later, errors = _client(clients, server.url, **options)
     assert later.flush(10), errors
-    assert sorted(delivered) == [0, 1, 2]
+    # At least once: a retry of the first client's, under way as its shutdown timed
+    # out, may reach the fixed server too (the same messages, which Segment de-duplicates).
+    assert sorted(set(delivered)) == [0, 1, 2]
     assert elsewhere.seen == []
