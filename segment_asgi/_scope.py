@@ -395,20 +395,25 @@ def _included_route(route: BaseRoute, probe: Scope) -> BaseRoute:
 
     Newer FastAPI keeps an included router as one entry whose ``matches()`` says
     only whether something inside matches; which route does (and the path
-    parameters it captures) comes from its own ``_match()``. Other routes are
-    returned as they are.
+    parameters it captures) comes from its own ``_match()``. A FastAPI route
+    comes back as what FastAPI matched it with, its copy for that inclusion (as
+    FastAPI's ``RouteContext`` does): only the copy's ``path_regex`` holds the
+    include's prefix. Other routes are returned as they are.
     """
     depth = 0
     while type(route).__name__ == "_IncludedRouter" and depth < _MAX_INCLUDES:
         depth += 1
         try:
-            match, child_scope, inner, _ = route._match(probe)  # type: ignore[attr-defined]
+            match, child_scope, inner, routed_as = route._match(probe)  # type: ignore[attr-defined]
         except Exception:  # another FastAPI's: the entry as it is
             return route
         if match is Match.NONE or inner is None:
             return route
         probe.update(child_scope)
-        route = inner
+        # Other routes come back as FastAPI's prefixed copies already (no pattern
+        # of their own on the context).
+        prefixed = isinstance(getattr(routed_as, "path_regex", None), re.Pattern)
+        route = routed_as if prefixed else inner
     return route
 
 

@@ -57,6 +57,64 @@ def test_a_route_of_an_included_router_loses_its_secrets_everywhere() -> None:
     assert referrer == "http://testserver/invite/REDACTED"
 
 
+def accounts(converted: bool) -> APIRouter:
+    router = APIRouter()
+    if converted:
+
+        @router.get("/acct/{account_key:int}/home", response_class=HTMLResponse)
+        def number(account_key: int) -> str:
+            return "<p>account</p>"
+
+    else:
+
+        @router.get("/acct/{account_key}/home", response_class=HTMLResponse)
+        def text(account_key: str) -> str:
+            return "<p>account</p>"
+
+    return router
+
+
+def secrets_kept(app: FastAPI, path: str, secret_at: str) -> list[tuple[str, str, str]]:
+    """The path, ``?next=`` and referrer of a page at ``path`` that has ``secret_at``
+    (its prefix: the account key at the end) in all three."""
+    app.add_middleware(segment_asgi.SegmentMiddleware, client=Client("k", send=False))
+    with TestClient(app) as http, capture() as events:
+        headers = {**HTML, "Referer": f"http://testserver{secret_at}/000777/home?tab=2"}
+        http.get(f"{path}?next={secret_at}/000888/home", headers=headers)
+    assert "000777" not in json.dumps(events) and "000888" not in json.dumps(events)
+    return [
+        (page["properties"]["path"], page["properties"]["search"], page["properties"]["referrer"])
+        for page in page_calls(events)
+    ]
+
+
+def test_a_route_of_a_router_included_with_a_prefix_keeps_its_path_but_its_secret() -> None:
+    for converted in (True, False):
+        app = FastAPI()
+        app.include_router(accounts(converted), prefix="/v2")
+        assert secrets_kept(app, "/v2/acct/000999/home", "/v2/acct") == [
+            (
+                "/v2/acct/REDACTED/home",
+                "?next=/v2/acct/REDACTED/home",
+                "http://testserver/v2/acct/REDACTED/home?tab=2",
+            )
+        ], converted
+
+
+def test_a_route_included_twice_with_prefixes_that_have_parameters_keeps_its_path() -> None:
+    teams = APIRouter()
+    teams.include_router(accounts(converted=True), prefix="/v2")
+    app = FastAPI()
+    app.include_router(teams, prefix="/org/{org:int}")
+    assert secrets_kept(app, "/org/07/v2/acct/000999/home", "/org/07/v2/acct") == [
+        (
+            "/org/07/v2/acct/REDACTED/home",
+            "?next=/org/07/v2/acct/REDACTED/home",
+            "http://testserver/org/07/v2/acct/REDACTED/home?tab=2",
+        )
+    ]
+
+
 def test_a_forwarded_host_is_checked_when_the_app_is_wrapped_from_outside() -> None:
     options = {"client": Client("k", send=False), "trusted_proxies": 1}
     apps = [
