@@ -21,9 +21,9 @@ page's user id, fields and page view then apply as for a page the browser loaded
 A page with another write key or load options is loaded anew; a Turbo visit from a
 page with the inert stub (below) starts analytics.js as a first page does. Outside a
 visit (a script inserting another page's markup runs its snippet), a second snippet
-is reported and does nothing. Where a visit took the document to a URL the loader
-has no settings for, its events carry no path, query or URL: the server's rules
-cannot run in the browser.
+is reported and does nothing (silently, once loaded, in a document with the inert
+stub). Where a visit took the document to a URL the loader has no settings for, its
+events carry no path, query or URL: the server's rules cannot run in the browser.
 
 A visitor the server does not track (a bot, ``Sec-GPC``, ``DNT`` or ``consent``
 as configured, an excluded path or route) gets an inert stub: the page's own
@@ -138,8 +138,13 @@ _STUB_CODE = r"""(function (config) {
     var takeOver = analytics.inert && !config.inert &&
       document.documentElement.getAttribute("aria-busy") === "true";
     if (!takeOver) {
-      // Not a visit's page (a script that inserts another page's markup runs it too).
-      if (window.console && console.error) console.error("Segment snippet included twice.");
+      // Twice in the page as it loads, or a snippet the loader here refused (a script
+      // that inserts another page's markup runs it too). A document without a loader
+      // (the inert stub's) has nothing to refuse: a visit's snippet is no mistake there.
+      var reported = !analytics.inert || document.readyState === "loading";
+      if (reported && window.console && console.error) {
+        console.error("Segment snippet included twice.");
+      }
       return;
     }
     analytics = window.analytics = [];
@@ -236,7 +241,8 @@ _LOADER_CODE = (
   var arriving = null; // the settings of the page it shows, once they came
   var madeFor = null; // the path and query of the response they came in
   var adopted = false; // whether they apply already
-  var frameAt = null; // the URL a Turbo Frame showed last, since the last click
+  var frameAt = null; // the URL a Turbo Frame advanced the document to, until its visit
+  var shownAt = location.href; // the URL of the page Turbo showed last
   var ofFrame = false; // whether the visit shows what a frame fetched (no page view)
   var reloading = false; // the document is loaded anew: its events would go astray
   var watching = false;
@@ -266,13 +272,16 @@ _LOADER_CODE = (
       madeFor = response.location.pathname + response.location.search;
     }
   });
-  document.addEventListener("turbo:click", function () {
-    frameAt = null; // a link's own visit, or one a frame's load precedes
-  });
   document.addEventListener("turbo:frame-load", function (event) {
-    frameAt = event.target.getAttribute("src");
+    // Only a frame's navigation that advances the URL (data-turbo-action) is followed by
+    // a visit to what it showed: Turbo has moved the document's URL to the frame's by
+    // now. Any other's URL may be a real visit's next (Turbo.visit, a form's redirect).
+    var src = event.target.getAttribute("src");
+    var url = src === null ? null : new URL(src, document.baseURI).href;
+    if (url === location.href && url !== shownAt) frameAt = url;
   });
   document.addEventListener("turbo:load", function () {
+    shownAt = location.href;
     // A snippet Turbo could not run (a Content-Security-Policy whose nonce is the first
     // page's): its settings are read from the element it added.
     if (visiting === "turbo" && !arriving) arrive(unrunSnippets());

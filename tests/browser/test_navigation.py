@@ -140,10 +140,12 @@ def site(
 class Visit:
     """One browser context on the site; each step waits for analytics.js's deliveries."""
 
-    def __init__(self, browser: Any, server: AppServer, collector: CollectorHandle) -> None:
+    def __init__(
+        self, browser: Any, server: AppServer, collector: CollectorHandle, **context: Any
+    ) -> None:
         self.server = server
         self.collector = collector
-        self.context = browser.new_context()
+        self.context = browser.new_context(**context)
         self.network = NetworkLog(self.context)
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
@@ -152,6 +154,12 @@ class Visit:
         response = self.page.goto(self.server.url + path)
         assert response is not None and response.status == 200
         self.page.wait_for_function(ANALYTICS_READY)
+        self.page.evaluate(MARK_DOCUMENT)
+
+    def open_untracked(self, path: str) -> None:
+        """A page with the inert stub: analytics.js does not start."""
+        response = self.page.goto(self.server.url + path)
+        assert response is not None and response.status == 200
         self.page.evaluate(MARK_DOCUMENT)
 
     def click(self, link: str, title: str) -> None:
@@ -370,3 +378,56 @@ def test_a_turbo_frame_that_advances_the_url_is_no_page_view(
     assert page_view["properties"]["path"] == "/framing", describe(events)
     [track] = [e["message"] for e in events if e["message"]["type"] == "track"]
     assert track["context"]["page"]["path"] == "/invite/REDACTED", describe(events)
+
+
+def test_a_visit_to_the_url_a_turbo_frame_showed_is_a_page_view(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    if site.config.library != "turbo":
+        pytest.skip("Turbo Frames")
+    visit.open("/framing")
+    visit.page.evaluate(
+        "() => document.addEventListener('turbo:frame-load', () => { window.frameLoaded = true; })"
+    )
+    visit.page.click("#in-frame")  # the frame alone shows /about's; the URL stays
+    visit.page.wait_for_function("() => window.frameLoaded === true")
+    assert visit.page.evaluate("() => location.pathname") == "/framing"
+    # A visit that is no link's click (as a form's redirect is) to what the frame showed.
+    visit.page.evaluate("(url) => Turbo.visit(url)", site.server.url + "/about")
+    visit.page.wait_for_function(
+        "() => document.getElementById('title').textContent === 'About' && window.visitsShown > 0"
+    )
+    visit.track("visited")
+    events = settle(site.server, collector, 2 + 1)  # page views, the track
+    paths = [e["message"]["properties"]["path"] for e in events if e["message"]["type"] == "page"]
+    assert paths == ["/framing", "/about"], describe(events)
+    [track] = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert track["context"]["page"]["path"] == "/about", describe(events)
+
+
+def test_a_visitor_the_server_does_not_track_navigates_without_errors(
+    browser: Any, site: Site, collector: CollectorHandle
+) -> None:
+    # Sec-GPC: every page has the inert stub, here at the end of its body, which
+    # Turbo and htmx run on each visit.
+    visit = Visit(browser, site.server, collector, extra_http_headers={"Sec-GPC": "1"})
+    try:
+        visit.open_untracked("/in-body/")
+        visit.click("about", "About")
+        visit.click("home", "Home")
+        assert visit.page.evaluate("() => window.analytics.inert === true")
+        settle(site.server, collector, 0)
+        errors = visit.network.console_errors
+        assert [e for e in errors if not e.startswith(TURBO_REFUSED)] == []
+    finally:
+        visit.close()
+
+
+def test_a_visit_from_a_page_the_server_does_not_track_reports_no_error(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    visit.open_untracked("/in-body/private")  # an excluded path: the inert stub
+    visit.click("home", "Home")  # the snippet, at the end of the body
+    visit.click("about", "About")
+    errors = visit.network.console_errors
+    assert [e for e in errors if not e.startswith(TURBO_REFUSED)] == []

@@ -10,8 +10,10 @@ the inert stub); ``/prefetching``, the one page with Turbo's hover prefetch on;
 ``/inserting``, whose button inserts the invite page's markup as jQuery's
 ``load()`` does (each script added, run and removed at once); every page's Turbo
 Frame (``#frame``), which ``/framing`` navigates to the invite page and promotes
-to a visit (``data-turbo-action="advance"``). ``/other/``: a second app, whose
-snippet has another ``browser_write_key``.
+to a visit (``data-turbo-action="advance"``), or to ``/about`` alone. ``/other/``: a
+second app, whose snippet has another ``browser_write_key``. ``/in-body/``,
+``/in-body/about`` and ``/in-body/private`` (excluded): the same pages with the
+snippet at the end of their ``<body>``, linked to each other.
 
 With ``SNIPPET_CSP=1`` every page has a Content-Security-Policy that allows scripts
 with the response's nonce only, and names it in ``<meta name="csp-nonce">`` for
@@ -48,15 +50,16 @@ PAGE = """<!doctype html>
 <link rel="icon" href="data:,">
 {% if nonce %}<meta name="csp-nonce" content="{{ nonce }}">{% endif %}
 <script{% if nonce %} nonce="{{ nonce }}"{% endif %} src="/js/{{ library }}.js"></script>
-{{ segment_snippet() }}
+{% if not in_body %}{{ segment_snippet() }}{% endif %}
 </head><body{% if library == "htmx" %} hx-boost="true"{% endif %}>
 <h1 id="title">{{ title }}</h1>
-<a id="home" href="/">Home</a> <a id="about" href="/about">About</a>
+<a id="home" href="{{ base }}/">Home</a> <a id="about" href="{{ base }}/about">About</a>
 <a id="invite" href="{{ invite }}">Invite</a> <a id="login" href="/login">Log in</a>
-<a id="private" href="/private">Private</a> <a id="other" href="/other/">Other</a>
+<a id="private" href="{{ base }}/private">Private</a> <a id="other" href="/other/">Other</a>
 <turbo-frame id="frame"><p id="framed">{{ title }}</p>{{ extra|safe }}</turbo-frame>
 <button id="fragment" hx-get="{{ fragment }}" hx-target="#title" hx-swap="outerHTML"
   hx-push-url="true">Fragment</button>
+{% if in_body %}{{ segment_snippet() }}{% endif %}
 </body></html>"""
 
 
@@ -68,7 +71,7 @@ class User(UserMixin):
 app = Flask(__name__)
 app.config["SECRET_KEY"] = "navigation-tests"
 app.config.update({f"SEGMENT_{name.upper()}": value for name, value in segment_options().items()})
-app.config["SEGMENT_EXCLUDE_PATHS"] = ["^/private$"]
+app.config["SEGMENT_EXCLUDE_PATHS"] = ["^/private$", "^/in-body/private$"]
 login_manager = LoginManager(app)
 login_manager.user_loader(User)
 SegmentFlask(app)
@@ -106,12 +109,15 @@ document.getElementById("insert").addEventListener("click", function () {
 });
 </script>""".replace("__INVITE__", INVITE)
 ADVANCE = f'<a id="advance" href="{INVITE}" data-turbo-action="advance">Advance</a>'
+IN_FRAME = '<a id="in-frame" href="/about">In the frame</a>'
 
 
-def page(title: str, *, prefetch: bool = False, extra: str = "") -> str:
+def page(title: str, *, prefetch: bool = False, extra: str = "", in_body: bool = False) -> str:
     return render_template_string(
         PAGE,
         title=title,
+        base="/in-body" if in_body else "",
+        in_body=in_body,
         library=LIBRARY,
         invite=INVITE,
         fragment=FRAGMENT,
@@ -153,7 +159,22 @@ def inserting() -> str:
 
 @app.get("/framing")
 def framing() -> str:
-    return page("Framing", extra=ADVANCE)
+    return page("Framing", extra=ADVANCE + IN_FRAME)
+
+
+@app.get("/in-body/")
+def home_in_body() -> str:
+    return page("Home", in_body=True)
+
+
+@app.get("/in-body/about")
+def about_in_body() -> str:
+    return page("About", in_body=True)
+
+
+@app.get("/in-body/private")
+def private_in_body() -> str:
+    return page("Private", in_body=True)
 
 
 @app.get("/fragment/<key>")
