@@ -32,3 +32,22 @@ def make_client(receiver: Receiver) -> Iterator[Any]:
     yield make
     for client in clients:
         client.shutdown(timeout=5)
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    """Clients the test builds (append them), shut down after it."""
+    built: list[Client] = []
+    yield built
+    for client in built:
+        client.shutdown(5)
+
+
+def client_with_errors(
+    clients: list[Client], host: str, **options: Any
+) -> tuple[Client, list[Exception]]:
+    """A client for ``host`` (kept in ``clients``), and the errors its ``on_error`` gets."""
+    errors: list[Exception] = []
+    client = Client("write-key", host=host, on_error=lambda e, m: errors.append(e), **options)
+    clients.append(client)
+    return client, errors

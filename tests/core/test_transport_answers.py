@@ -17,6 +17,7 @@ import pytest
 from segment_core import Client
 from segment_core.retry import parse_retry_after
 from segment_core.transport import MAX_REDIRECTS
+from tests.core.conftest import client_with_errors
 from tests.core.loopback import Loopback, Seen, accept, reply, start
 
 FAST = {"retry_backoff_min": 0.01, "retry_backoff_max": 0.02}
@@ -29,22 +30,6 @@ def servers() -> Iterator[list[Loopback]]:
     yield started
     for server in started:
         server.stop()
-
-
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    """Clients the test builds (append them), shut down after it."""
-    built: list[Client] = []
-    yield built
-    for client in built:
-        client.shutdown(5)
-
-
-def _client(clients: list[Client], host: str, **options: Any) -> tuple[Client, list[Exception]]:
-    errors: list[Exception] = []
-    client = Client("write-key", host=host, on_error=lambda e, m: errors.append(e), **options)
-    clients.append(client)
-    return client, errors
 
 
 # -- redirects -----------------------------------------------------------------------
@@ -62,7 +47,7 @@ def test_a_307_or_308_on_the_same_server_is_followed_with_the_body_and_the_key(
 
     server = start(moved)
     servers.append(server)
-    client, errors = _client(clients, server.url, sync_mode=True)
+    client, errors = client_with_errors(clients, server.url, sync_mode=True)
     assert client.track("u1", "Moved")[0]
     [first] = server.posted()
     [followed] = server.posted("/relay/v1/batch")
@@ -81,7 +66,7 @@ def test_redirects_are_followed_a_few_times_at_most(
 
     server = start(in_circles)
     servers.append(server)
-    client, errors = _client(clients, server.url, sync_mode=True)
+    client, errors = client_with_errors(clients, server.url, sync_mode=True)
     assert not client.track("u1", "Lost")[0]
     assert len(server.seen) == 1 + MAX_REDIRECTS
     [error] = errors
@@ -98,7 +83,7 @@ def test_a_redirect_to_another_server_is_refused_and_gets_nothing(
     target = f"{elsewhere.url}/v1/batch"
     server = start(lambda handler, seen: reply(handler, 307, headers=[("Location", target)]))
     servers.append(server)
-    client, errors = _client(clients, server.url, max_retries=3, **FAST)
+    client, errors = client_with_errors(clients, server.url, max_retries=3, **FAST)
     client.track("u1", "Kept Home")
     assert client.flush(10)
     assert elsewhere.seen == []  # neither the write key nor the events went there
@@ -136,7 +121,7 @@ def test_other_redirects_fail_naming_the_status_and_the_location(
 ) -> None:
     server = start(lambda handler, seen: reply(handler, status, headers=[("Location", "/new")]))
     servers.append(server)
-    client, errors = _client(clients, server.url, sync_mode=True)
+    client, errors = client_with_errors(clients, server.url, sync_mode=True)
     assert not client.track("u1", "E")[0]
     [error] = errors
     assert str(error) == (
@@ -156,7 +141,7 @@ def test_a_redirect_to_nowhere_fails_saying_so(
     headers = [("Location", location)] if location else []
     server = start(lambda handler, seen: reply(handler, 307, headers=headers))
     servers.append(server)
-    client, errors = _client(clients, server.url, sync_mode=True)
+    client, errors = client_with_errors(clients, server.url, sync_mode=True)
     assert not client.track("u1", "E")[0]
     [error] = errors
     assert str(error).startswith("HTTP 307: ") and why in str(error)
@@ -190,7 +175,7 @@ def test_the_token_request_follows_a_redirect_too(
 
     server = start(authorization_server)
     servers.append(server)
-    client, errors = _client(
+    client, errors = client_with_errors(
         clients,
         server.url,
         sync_mode=True,
@@ -231,7 +216,7 @@ def test_a_2xx_whose_body_cannot_be_read_is_delivered_once(
     server = start(answer)
     servers.append(server)
     options: dict[str, Any] = {"spool_dir": str(tmp_path / "spool")} if spool else {}
-    client, errors = _client(clients, server.url, max_retries=3, **FAST, **options)
+    client, errors = client_with_errors(clients, server.url, max_retries=3, **FAST, **options)
     for number in range(5):
         client.track("u1", "E", {"number": number})
     assert client.flush(10)
@@ -266,7 +251,7 @@ def test_a_huge_error_page_is_not_read_past_its_start(
 
     server = start(huge_error_page)
     servers.append(server)
-    client, errors = _client(clients, server.url, sync_mode=True, max_retries=0)
+    client, errors = client_with_errors(clients, server.url, sync_mode=True, max_retries=0)
     assert not client.track("u1", "E")[0]
     [error] = errors
     assert getattr(error, "body", None) == "<html>" + "x" * 494
@@ -286,7 +271,7 @@ def test_a_short_answer_keeps_its_connection_for_the_next_batch(
 
     server = start(answer)
     servers.append(server)
-    client, _ = _client(clients, server.url, sync_mode=True)
+    client, _ = client_with_errors(clients, server.url, sync_mode=True)
     client.track("u1", "First")
     assert client.track("u1", "Second")[0]
     assert server.connections == 1
@@ -331,7 +316,7 @@ def test_an_odd_retry_after_date_still_retries(
     server = start(busy_once)
     servers.append(server)
     # retry_after=0: the longest wait honoured, so a far date waits the policy's least.
-    client, errors = _client(clients, server.url, retry_after=0.0, **FAST)
+    client, errors = client_with_errors(clients, server.url, retry_after=0.0, **FAST)
     client.track("u1", "E")
     assert client.flush(10)
     stats = client.stats()
@@ -353,7 +338,9 @@ def test_a_redirect_chain_takes_no_longer_than_the_timeout(
 
     server = start(slow_hops)
     servers.append(server)
-    client, errors = _client(clients, server.url, sync_mode=True, timeout=1.0, max_retries=0)
+    client, errors = client_with_errors(
+        clients, server.url, sync_mode=True, timeout=1.0, max_retries=0
+    )
     started = time.monotonic()
     delivered, _ = client.track("u1", "Slow")
     elapsed = time.monotonic() - started
@@ -378,7 +365,7 @@ def test_a_redirect_asking_to_wait_is_followed_only_on_a_retry_after_that_wait(
 
     server = start(moved_in_a_while)
     servers.append(server)
-    client, errors = _client(clients, server.url, **FAST)
+    client, errors = client_with_errors(clients, server.url, **FAST)
     client.track("u1", "Moved Later")
     assert client.flush(10)
     assert errors == []
@@ -451,7 +438,7 @@ def test_an_answer_that_is_not_the_batch_endpoints_keeps_the_spooled_batch(
     assert first.stats()["failed"] == 0
     assert not first.shutdown(2)  # they stay on disk
     fixed.set()
-    later, errors = _client(clients, server.url, **options)
+    later, errors = client_with_errors(clients, server.url, **options)
     assert later.flush(10), errors
     # At least once: a retry of the first client's, under way as its shutdown timed
     # out, may reach the fixed server too (the same messages, which Segment de-duplicates).

@@ -19,6 +19,7 @@ import pytest
 from segment_core import Client
 from segment_core.config import Config
 from segment_core.status import probe_host
+from tests.core.conftest import client_with_errors
 from tests.core.loopback import Certificates, Loopback, accept, make_certificates, reply, start
 
 PROXY_VARIABLES = ("http", "https", "all", "no")
@@ -57,21 +58,8 @@ def tls_server(certificates: Certificates) -> Iterator[Loopback]:
     server.stop()
 
 
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    built: list[Client] = []
-    yield built
-    for client in built:
-        client.shutdown(5)
-
-
 def _client(clients: list[Client], host: str, **options: Any) -> tuple[Client, list[Exception]]:
-    errors: list[Exception] = []
-    client = Client(
-        "write-key", host=host, sync_mode=True, on_error=lambda e, m: errors.append(e), **options
-    )
-    clients.append(client)
-    return client, errors
+    return client_with_errors(clients, host, sync_mode=True, **options)
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
