@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from segment_core.collector import CollectorHandle, run_in_background
+
 CHROMIUM = "/usr/bin/chromium"
 # Nothing listens on the discard port: a request that is not for loopback (which
 # Chromium never sends through a proxy) fails with ERR_PROXY_CONNECTION_FAILED.
@@ -41,3 +43,17 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def collector_server() -> Iterator[CollectorHandle]:
+    """One collector for a module's tests (a module may define its own)."""
+    with run_in_background() as handle:
+        yield handle
+
+
+@pytest.fixture
+def collector(collector_server: CollectorHandle) -> CollectorHandle:
+    """The module's collector, emptied for the test."""
+    collector_server.reset()
+    return collector_server

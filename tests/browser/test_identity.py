@@ -306,12 +306,6 @@ def check_speaks_to_browsers(collector_url: str) -> None:
         )
 
 
-@pytest.fixture
-def collector(collector_server: CollectorHandle) -> CollectorHandle:
-    collector_server.reset()
-    return collector_server
-
-
 @pytest.fixture(scope="module")
 def cdn_url(collector_server: CollectorHandle) -> Iterator[str]:
     if not (AJS_BUNDLE_DIR / AJS_BUNDLE).is_file():

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.collector import CollectorHandle
 from segment_core.masking import masked_with_fingerprint
 from tests.browser._harness import (
     AJS_BUNDLE,
@@ -54,18 +54,6 @@ SOURCES = ("server", "browser")
 # What the browser says when Turbo adds a later page's inline snippet to a document
 # whose policy allows the first page's nonce only.
 TURBO_REFUSED = "Executing inline script violates the following Content Security Policy"
-
-
-@pytest.fixture(scope="module")
-def collector_server() -> Iterator[CollectorHandle]:
-    with run_in_background() as handle:
-        yield handle
-
-
-@pytest.fixture
-def collector(collector_server: CollectorHandle) -> CollectorHandle:
-    collector_server.reset()
-    return collector_server
 
 
 @pytest.fixture(scope="module")

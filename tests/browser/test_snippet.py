@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.collector import CollectorHandle
 from segment_core.masking import masked_with_fingerprint
 from tests.browser._harness import AJS_BUNDLE, AJS_BUNDLE_DIR, BUNDLES_PATH, AppServer, NetworkLog
 from tests.browser._harness import serve_cdn as serve_cdn_for
@@ -94,18 +94,6 @@ class Site:
     @property
     def cookie_name(self) -> str:
         return self.config.cookie_name or "ajs_anonymous_id"
-
-
-@pytest.fixture(scope="module")
-def collector_server() -> Iterator[CollectorHandle]:
-    with run_in_background() as handle:
-        yield handle
-
-
-@pytest.fixture
-def collector(collector_server: CollectorHandle) -> CollectorHandle:
-    collector_server.reset()
-    return collector_server
 
 
 @pytest.fixture(scope="module")
