@@ -62,7 +62,9 @@ def _scoped(pattern: str) -> str:
     flags = _GLOBAL_FLAGS.match(pattern)
     if flags is None:
         return f"(?:{pattern})"
-    return f"(?{flags.group(1)}:{pattern[flags.end() :]})"
+    # On a line of its own: a verbose pattern's comment ("# our monitor") ends at it.
+    end = "\n)" if "x" in flags.group(1) else ")"
+    return f"(?{flags.group(1)}:{pattern[flags.end() :]}{end}"
 
 
 class BotMatcher:

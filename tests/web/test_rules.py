@@ -610,7 +610,13 @@ def test_bot_user_agents_are_matched_ignoring_case() -> None:
 
 
 @pytest.mark.parametrize(
-    "pattern", ["(?i)screaming frog", "(?x) screaming \\s frog", "(?s)screaming.frog"]
+    "pattern",
+    [
+        "(?i)screaming frog",
+        "(?x) screaming \\s frog",
+        "(?x) screaming \\s frog  # our own crawler",
+        "(?s)screaming.frog",
+    ],
 )
 def test_a_bot_pattern_with_leading_flags_applies_them_to_itself(pattern: str) -> None:
     options = WebOptions(bot_user_agents=[pattern])
