@@ -366,7 +366,7 @@ class Redactor:
         # Browsers read a backslash in a web URL's path as a slash.
         route_path = head.replace("\\", "/") if "\\" in head else head
         try:
-            values = self.secret_values(paths(route_path))
+            values = self.secret_values(_route_params_of(route_path, paths))
         except Exception:  # the app's router failed on an odd path: nothing to hide
             return path
         return (redact_path(route_path, values) if values else head) + question + rest
@@ -491,6 +491,36 @@ def _holds_no_slash(value: str, upper: str) -> bool:
     """Whether a query value (and ``upper``, the same in upper case) holds no slash or
     backslash, escaped or not: no path or web URL."""
     return "/" not in value and "%2F" not in upper and "\\" not in value and "%5C" not in upper
+
+
+def _route_params_of(path: str, paths: RouteLookup) -> Mapping[str, Any] | None:
+    """What the app's router captures from ``path`` as a browser and the app would
+    route it: its dot segments resolved and repeated slashes merged, or with the
+    trailing slash a router redirects it to (``/invite/KEY`` for ``/invite/<key>/``)."""
+    found = paths(path)
+    if found is None:
+        normal = _normal_path(path)
+        if normal != path:
+            found = paths(normal)
+        if found is None and not normal.endswith("/"):
+            found = paths(normal + "/")
+    return found
+
+
+def _normal_path(path: str) -> str:
+    """``path`` without ``.`` and ``..`` segments (as browsers resolve them) and with
+    each run of slashes made one."""
+    if "//" not in path and "/." not in path:
+        return path
+    kept: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment not in ("", "."):
+            kept.append(segment)
+    normal = "/" + "/".join(kept)
+    return normal + "/" if kept and path.endswith(("/", "/.", "/..")) else normal
 
 
 def _as_browsers_read(url: str) -> str:

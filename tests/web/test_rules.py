@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -159,6 +160,33 @@ def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expect
     assert redactor.query(query, paths=invite_router) == expected
     assert redactor.query(query, paths=invite_router) == expected  # remembered alike
     assert redactor.query(query) == query  # without the router: no route to read
+
+
+def strict_invite_router(path: str) -> Mapping[str, Any] | None:
+    # The app's router, as strict as Django's or Werkzeug's: only /invite/<key>/.
+    found = re.fullmatch(r"/invite/([^/]+)/", path)
+    return {"key": found.group(1)} if found else None
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Dot segments, as browsers resolve them.
+        ("next=/./invite/KEY123/", f"next=/./invite/{REDACTED}/"),
+        ("next=/a/../invite/KEY123/", f"next=/a/../invite/{REDACTED}/"),
+        ("next=https://shop.example/x/../invite/KEY123/", f"next=https://shop.example/x/../invite/{REDACTED}/"),
+        # What the router redirects to its route: merged slashes, the trailing slash.
+        ("next=/invite//KEY123/", f"next=/invite//{REDACTED}/"),
+        ("next=/invite/KEY123", f"next=/invite/{REDACTED}"),
+        ("next=https://shop.example/invite/KEY123", f"next=https://shop.example/invite/{REDACTED}"),
+        ("next=/products/KEY123", "next=/products/KEY123"),
+    ],
+)  # fmt: skip
+def test_a_path_of_the_app_spelled_another_way_loses_its_route_secrets(
+    query: str, expected: str
+) -> None:
+    redactor = Redactor()
+    assert redactor.query(query, paths=strict_invite_router, host="shop.example") == expected
 
 
 @pytest.mark.parametrize(
