@@ -285,6 +285,27 @@ class Client(ClientSettings):
             )
         return delivered
 
+    def _warn_undelivered(self, when: str) -> None:
+        """One WARNING for what is not delivered yet (an ASGI app's flush at shutdown,
+        which may be the process's last delivery): how many, the host, how many of
+        them the spool holds on disk for the next process, and the last error."""
+        pending = self._worker.pending
+        spool = self._spool
+        on_disk = ""
+        if spool is not None:
+            kept = spool.in_buffer + spool.pending
+            pending += spool.pending
+            on_disk = f" ({kept} of them on disk in the spool, for the next process)"
+        health = self._delivery.health
+        logger.warning(
+            "Segment: %d message(s) not delivered to %s %s%s; last error: %s",
+            pending,
+            health.host,
+            when,
+            on_disk,
+            health.describe_last_error(),
+        )
+
     def join(self, timeout: float | None = None) -> bool:
         """analytics-python's name for :meth:`shutdown`."""
         return self.shutdown(timeout)

@@ -9,8 +9,10 @@ nothing but the flush, such as Django's ASGI handler with ``segment_django``::
 Servers (uvicorn, hypercorn, gunicorn's uvicorn worker) end a worker without
 running ``atexit`` handlers, so lifespan shutdown is where an ASGI app delivers
 what it accepted. A server that does run them next (uvicorn without
-``--workers``) spends one ``shutdown_timeout`` on both: the exit's delivery does
-not wait again for a host that let this flush run out of time.
+``--workers``, stopped with Ctrl-C) spends one ``shutdown_timeout`` on both: the
+exit's delivery does not wait again for a host that let this flush run out of
+time. Stopped with SIGTERM, uvicorn ends the process without them: this flush is
+the last delivery.
 """
 
 from __future__ import annotations
@@ -123,11 +125,7 @@ async def flush_in_thread(client: Client | None) -> None:
         return
     lifecycle.shutdown_flush_ended(client, deadline=deadline, delivered=delivered)
     if not delivered:
-        logger.warning(
-            "segment: %d event(s) not delivered within shutdown_timeout=%gs at shutdown",
-            client.stats().get("pending", 0),
-            timeout,
-        )
+        client._warn_undelivered(f"within shutdown_timeout={timeout:g}s at shutdown")
 
 
 def _flush_after_bound_calls(client: Client, timeout: float) -> bool:
