@@ -201,6 +201,9 @@ _LOADER_CODE = (
       adoptUser(this, userId, anonymousId);
     });
   }
+  // The user the server named last in this document: when its next page names none,
+  // that user logged out (an id analytics.js got otherwise is the page's own affair).
+  var namedUser = userId || null;
   analytics.on("reset", function () {
     // analytics.reset() (at logout) forgets analytics.js's own cookie where it writes
     // it: not the server's, nor one written for the whole domain (by analytics.js's
@@ -243,7 +246,7 @@ _LOADER_CODE = (
   var adopted = false; // whether they apply already
   var frameAt = null; // the URL a Turbo Frame advanced the document to, until its visit
   var shownAt = location.href; // the URL of the page Turbo showed last
-  var ofFrame = false; // whether the visit shows what a frame fetched (no page view)
+  var uncounted = false; // whether the visit is no page view (a frame's, a restore's)
   var reloading = false; // the document is loaded anew: its events would go astray
   var watching = false;
   if (redacted) watchPages();
@@ -261,7 +264,7 @@ _LOADER_CODE = (
     leaving("turbo", event.detail && event.detail.action === "restore" ? "" : here());
     // A frame's navigation that advances the URL is a visit to what the frame showed;
     // the server counts no frame's request, nor does the loader.
-    ofFrame = frameAt !== null && event.detail && event.detail.url === frameAt;
+    uncounted = frameAt !== null && event.detail && event.detail.url === frameAt;
     frameAt = null;
     unrunSnippets(); // another visit's
   });
@@ -305,10 +308,23 @@ _LOADER_CODE = (
   document.addEventListener("htmx:beforeHistorySave", function () {
     unrunSnippets(); // not in htmx's copy of the page, which it shows with its scripts
   });
-  document.addEventListener("htmx:historyRestore", function () {
-    // Back or forward, restored from htmx's own copy: only a known page is vouched for.
+  document.addEventListener("htmx:historyCacheMissLoad", function (event) {
+    // Back or forward to a page htmx kept no copy of: it shows the server's anew, with
+    // its scripts (a body's snippet hands itself over). A visit, as a restore no page
+    // view (the server counts no htmx request that is not boosted).
+    var request = (event.detail || {}).xhr;
+    leaving("htmx", "");
+    uncounted = true;
+    madeFor = responsePath(request);
+    if (madeFor === null) return;
+    arrive(settingsOf(request.responseText));
+    if (arriving && here() === madeFor) adoptPage(arriving);
+  });
+  document.addEventListener("htmx:historyRestore", function (event) {
     watchPages();
-    leftFrom = "";
+    // Restored from htmx's own copy: only a known page is vouched for. (A page fetched
+    // anew was a visit's.)
+    if (!(event.detail && event.detail.cacheMiss)) leftFrom = "";
   });
   analytics.load(config.writeKey, config.options);
   // The server counts no prefetched or prerendered page: shown, it is counted here.
@@ -345,7 +361,8 @@ _LOADER_CODE = (
   }
 
   function adoptUser(loaded, id, keptAnonymousId) {
-    // Changing users makes analytics.js drop the anonymous id: restore it.
+    // Changing users makes analytics.js drop the anonymous id: restore it. (id null:
+    // no user.)
     var user = loaded.user();
     if (user.id() !== id) {
       var kept = keptAnonymousId || user.anonymousId();
@@ -365,7 +382,7 @@ _LOADER_CODE = (
   function leaving(library, from) {
     watchPages();
     visiting = library;
-    ofFrame = false;
+    uncounted = false;
     arrive(null);
     madeFor = null;
     if (leftFrom === null) leftFrom = from;
@@ -394,7 +411,7 @@ _LOADER_CODE = (
     if (reloading) return;
     // The server counts no prefetch (Turbo's on hover): shown, it is counted here.
     var counted = settings.page || settings.prefetched;
-    if (current.redacted && counted && !ofFrame) countPage(settings);
+    if (current.redacted && counted && !uncounted) countPage(settings);
   }
 
   function adoptPage(settings) {
@@ -415,12 +432,28 @@ _LOADER_CODE = (
     known.unshift(current);
     if (known.length > 20) known.pop(); // as many as a visitor goes back, or more
     leftFrom = null;
-    var user = tracking && own ? settings.userId : null;
+    // A page made for another visitor, or one the server does not track, says nothing
+    // of this visitor's user.
+    if (!tracking || !own) return;
+    var user = settings.userId || null;
+    var loggedOut = user ? null : namedUser;
+    namedUser = user;
+    var keptAnonymousId = id || settings.anonymousId;
+    if (!user && !loggedOut) return;
+    whenInitialized(function (loaded) {
+      // A logout through a visit: the page's own analytics.reset() may not run (Turbo
+      // cannot run its inline script under a nonce-only CSP). The anonymous id stays,
+      // the server's cookie's.
+      if (user || loaded.user().id() === loggedOut) adoptUser(loaded, user, keptAnonymousId);
+    });
+  }
+
+  function whenInitialized(callback) {
     var loaded = window.analytics;
-    if (user && loaded.initialized) adoptUser(loaded, user, id || settings.anonymousId);
-    else if (user) {
+    if (loaded.initialized) callback(loaded);
+    else {
       loaded.on("initialize", function () {
-        adoptUser(this, user, id || settings.anonymousId);
+        callback(this);
       });
     }
   }

@@ -240,6 +240,50 @@ def test_each_visit_is_one_page_view_with_the_servers_redacted_fields(
     assert [e for e in visit.network.console_errors if e not in refused] == []
 
 
+def test_a_logout_through_a_visit_forgets_the_user(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    # No analytics.reset() on the page the logout leads to: under a nonce-only policy
+    # Turbo could not run it anyway.
+    visit.open("/")
+    visit.click("login", "About")  # logs in, then redirects to /about
+    visit.track("logged in")
+    visit.click("logout", "Home")  # logs out, then redirects to /
+    visit.track("logged out")
+    events = settle(site.server, collector, 3 + 1 + 2)  # page views, the identify, tracks
+    tracks = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert [(t["properties"]["at"], t.get("userId")) for t in tracks] == [
+        ("logged in", USER_ID),
+        ("logged out", None),
+    ], describe(events)
+    assert tracks[0]["anonymousId"] == tracks[1]["anonymousId"], describe(events)
+
+
+def test_a_page_htmx_fetches_again_on_back_is_handed_over(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    if site.config.library != "htmx":
+        pytest.skip("htmx's history cache")
+    visit.open("/in-body/")
+    # htmx keeps no copy of a page: back fetches it again, and runs its body's snippet.
+    visit.page.evaluate("() => { htmx.config.historyCacheSize = 0; }")
+    visit.click("about", "About")
+    shown = visit.page.evaluate("() => window.visitsShown")
+    visit.page.go_back()
+    visit.page.wait_for_function(
+        "([shown]) => document.getElementById('title').textContent === 'Home'"
+        " && window.visitsShown > shown",
+        arg=[shown],
+    )
+    visit.track("back")
+    events = settle(site.server, collector, 2 + 1)  # page views (none for back), the track
+    paths = [e["message"]["properties"]["path"] for e in events if e["message"]["type"] == "page"]
+    assert paths == ["/in-body/", "/in-body/about"], describe(events)
+    [track] = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert track["context"]["page"]["path"] == "/in-body/", describe(events)
+    assert visit.network.console_errors == []
+
+
 def test_a_pushed_url_without_the_servers_fields_is_not_sent(
     visit: Visit, site: Site, collector: CollectorHandle
 ) -> None:
@@ -331,7 +375,8 @@ def test_a_page_with_another_browser_key_is_loaded_as_a_document_of_its_own(
     visit.open("/")
     visit.page.click("#other")
     visit.page.wait_for_function(
-        "() => document.getElementById('title').textContent === 'Other'"
+        # Polled in the new document too, before its body is parsed.
+        "() => document.getElementById('title')?.textContent === 'Other'"
         " && window.firstDocument === undefined"
     )
     visit.page.wait_for_function(ANALYTICS_READY)

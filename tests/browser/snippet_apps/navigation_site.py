@@ -4,6 +4,7 @@
 browser tests' npm packages. Pages: ``/`` and ``/about``; ``/invite/<key>`` (a
 route parameter with a secret name, visited with a secret in the query too);
 ``/login`` (logs the visitor in as :data:`USER_ID`, then redirects to ``/about``);
+``/logout`` (logs the visitor out, then redirects to ``/``);
 ``/fragment/<key>``, a piece of a page for htmx's ``hx-push-url``, without the snippet;
 ``/private``, a page the server does not track (an excluded path: its snippet is
 the inert stub); ``/prefetching``, the one page with Turbo's hover prefetch on;
@@ -28,7 +29,7 @@ import secrets
 
 from flask import Flask, Response, redirect, render_template_string, request, send_file
 from flask.typing import ResponseReturnValue
-from flask_login import LoginManager, UserMixin, login_user
+from flask_login import LoginManager, UserMixin, login_user, logout_user
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from segment_flask import SegmentFlask
@@ -55,6 +56,7 @@ PAGE = """<!doctype html>
 <h1 id="title">{{ title }}</h1>
 <a id="home" href="{{ base }}/">Home</a> <a id="about" href="{{ base }}/about">About</a>
 <a id="invite" href="{{ invite }}">Invite</a> <a id="login" href="/login">Log in</a>
+<a id="logout" href="/logout">Log out</a>
 <a id="private" href="{{ base }}/private">Private</a> <a id="other" href="/other/">Other</a>
 <turbo-frame id="frame"><p id="framed">{{ title }}</p>{{ extra|safe }}</turbo-frame>
 <button id="fragment" hx-get="{{ fragment }}" hx-target="#title" hx-swap="outerHTML"
@@ -186,6 +188,12 @@ def fragment(key: str) -> str:
 def login() -> ResponseReturnValue:
     login_user(User(USER_ID))
     return redirect("/about")
+
+
+@app.get("/logout")
+def logout() -> ResponseReturnValue:
+    logout_user()
+    return redirect("/")
 
 
 @app.get("/js/<name>.js")
