@@ -101,3 +101,18 @@ def sent(segment: Any, segment_collector: Any) -> Sent:
         return [e["message"] for e in events]
 
     return sent
+
+
+def english_and_french(settings: Any, urlconf: str, *, authentication: bool = True) -> None:
+    """Route with ``urlconf`` in a site in English (the default) and French, the
+    locale middleware before segment_django's."""
+    settings.ROOT_URLCONF = urlconf
+    settings.USE_I18N = True
+    settings.LANGUAGES = [("en", "English"), ("fr", "French")]
+    settings.LANGUAGE_CODE = "en"
+    settings.MIDDLEWARE = [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.locale.LocaleMiddleware",
+        *(["django.contrib.auth.middleware.AuthenticationMiddleware"] if authentication else []),
+        "segment_django.middleware.SegmentMiddleware",
+    ]

@@ -16,7 +16,7 @@ from django.urls import include, path, register_converter
 from django.utils import translation
 from django.utils.functional import lazy
 
-from tests.django.conftest import Sent
+from tests.django.conftest import Sent, english_and_french
 
 NAVIGATE = {"HTTP_ACCEPT": "text/html", "HTTP_SEC_FETCH_MODE": "navigate"}
 
@@ -101,16 +101,7 @@ urlpatterns = [
 
 @pytest.fixture(autouse=True)
 def _urls(settings: Any) -> None:
-    settings.ROOT_URLCONF = __name__
-    settings.USE_I18N = True
-    settings.LANGUAGES = [("en", "English"), ("fr", "French")]
-    settings.LANGUAGE_CODE = "en"
-    settings.MIDDLEWARE = [
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.locale.LocaleMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "segment_django.middleware.SegmentMiddleware",
-    ]
+    english_and_french(settings, __name__)
 
 
 def token() -> str:

@@ -13,7 +13,7 @@ from django.urls import path
 from django.utils import translation
 from django.utils.functional import lazy
 
-from tests.django.conftest import Sent
+from tests.django.conftest import Sent, english_and_french
 
 NAVIGATE = {"HTTP_ACCEPT": "text/html", "HTTP_SEC_FETCH_MODE": "navigate"}
 
@@ -37,15 +37,7 @@ urlpatterns = [
 
 @pytest.fixture(autouse=True)
 def _urls(settings: Any) -> None:
-    settings.ROOT_URLCONF = __name__
-    settings.USE_I18N = True
-    settings.LANGUAGES = [("en", "English"), ("fr", "French")]
-    settings.LANGUAGE_CODE = "en"
-    settings.MIDDLEWARE = [
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.locale.LocaleMiddleware",
-        "segment_django.middleware.SegmentMiddleware",
-    ]
+    english_and_french(settings, __name__, authentication=False)
 
 
 def test_a_translated_route_in_a_referrer_is_matched_in_the_request_s_language(

@@ -15,7 +15,7 @@ from django.template import engines
 from django.test import Client
 from django.urls import path
 
-from tests.django.conftest import Sent
+from tests.django.conftest import Sent, english_and_french
 
 NAVIGATE = {"HTTP_ACCEPT": "text/html", "HTTP_SEC_FETCH_MODE": "navigate"}
 
@@ -59,16 +59,7 @@ urlpatterns = [
 
 @pytest.fixture(autouse=True)
 def _urls(settings: Any) -> None:
-    settings.ROOT_URLCONF = __name__
-    settings.USE_I18N = True
-    settings.LANGUAGES = [("en", "English"), ("fr", "French")]
-    settings.LANGUAGE_CODE = "en"
-    settings.MIDDLEWARE = [
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.locale.LocaleMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "segment_django.middleware.SegmentMiddleware",
-    ]
+    english_and_french(settings, __name__)
 
 
 def test_an_async_view_served_in_sync_mode(
