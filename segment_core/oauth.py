@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 import urllib3
 
 from segment_core.config import Config
+from segment_core.http_exchange import post
 from segment_core.retry import parse_http_date
 
 __all__ = ["OAuthError", "TokenSource", "load_private_key"]
@@ -89,10 +90,6 @@ class TokenSource:
             raise ValueError(
                 "oauth_client_id: OAuth needs the 'oauth' extra: pip install 'segment-web[oauth]'"
             ) from None
-        # Imported here: transport.py imports this module, to build a TokenSource.
-        from segment_core.transport import post
-
-        self._post = post
         assert config.oauth_client_id and config.oauth_key_id and config.oauth_client_key
         self._jwt = jwt
         self._client_id = config.oauth_client_id
@@ -162,7 +159,7 @@ class TokenSource:
             }
         )
         try:
-            answer = self._post(
+            answer = post(
                 self._pool,
                 self._url,
                 body=body.encode(),

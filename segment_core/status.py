@@ -22,7 +22,7 @@ import urllib3
 
 from segment_core.config import Config
 from segment_core.hosts import redact_url
-from segment_core.transport import connection_pool, exchange
+from segment_core.http_exchange import connection_pool, exchange
 
 __all__ = [
     "PROBE_TIMEOUT_SECONDS",

@@ -1,13 +1,9 @@
 """HTTP to Segment's batch endpoint: a keep-alive connection pool, gzip, auth, headers.
 
-Requests go through urllib3, the HTTP engine under ``requests``, used directly:
-a send is the only thing the sender thread does, and skipping ``requests``'
-per-call preparation (cookies, hooks, environment look-ups) halves its CPU cost.
-What ``requests`` reads from the environment is read once, when the client starts:
-proxies come from the ``proxies`` option, else from the environment
-(``HTTPS_PROXY``, ``NO_PROXY``, ...), which is not used for a host on this machine
-(a local collector); TLS is verified with the CA bundle ``REQUESTS_CA_BUNDLE`` or
-``CURL_CA_BUNDLE`` names, else with the system's certificates.
+Requests go through urllib3, the HTTP engine under ``requests``, used directly
+(http_exchange.py): a send is the only thing the sender thread does, and skipping
+``requests``' per-call preparation (cookies, hooks, environment look-ups) halves
+its CPU cost. The pool, its proxy and its CA bundle are set when the client starts.
 With OAuth options, requests carry ``Authorization: Bearer`` (see oauth.py).
 """
 
@@ -16,43 +12,22 @@ from __future__ import annotations
 import base64
 import gzip
 import logging
-import os
 import platform
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import urllib3
-from requests.utils import (
-    get_auth_from_url,
-    get_environ_proxies,
-    select_proxy,
-    should_bypass_proxies,
-)
 
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.batching import batch_body
-from segment_core.config import Config, proxy_url
+from segment_core.config import Config
 from segment_core.encoding import now_timestamp
-from segment_core.hosts import is_loopback_url, redact_url
+from segment_core.hosts import redact_url
+from segment_core.http_exchange import ERROR_TEXT_BYTES, connection_pool, post
 from segment_core.oauth import OAuthError, TokenSource
 from segment_core.retry import is_retryable_status, parse_retry_after
 
-if TYPE_CHECKING:
-    from urllib3.response import BaseHTTPResponse
-
-__all__ = [
-    "MAX_REDIRECTS",
-    "USER_AGENT",
-    "Answer",
-    "Outcome",
-    "Transport",
-    "connection_pool",
-    "exchange",
-    "post",
-]
+__all__ = ["USER_AGENT", "Outcome", "Transport"]
 
 USER_AGENT = f"{DISTRIBUTION}/{VERSION} (Python {platform.python_version()})"
 #: Connections kept by a client in sync mode, where each caller sends on its own
@@ -60,19 +35,8 @@ USER_AGENT = f"{DISTRIBUTION}/{VERSION} (Python {platform.python_version()})"
 #: (with a warning of urllib3's). Never waited for: a caller is held by nothing
 #: but its own request.
 SYNC_POOL_SIZE = 32
-#: 307 and 308 redirects followed in a row, at most, for one request.
-MAX_REDIRECTS = 3
-#: Of an answer's body, what is read: enough for an error's text (and all of
-#: Segment's ``{"success": true}``, so that its connection is kept).
-ERROR_TEXT_BYTES = 500
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Where ``requests`` reads a CA bundle's path from, in this order.
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 logger = logging.getLogger("segment.core")
-
-#: What :func:`_warn_once` has logged.
-_warned: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -82,7 +46,7 @@ class Outcome:
     status: int | None
     error: str = ""
     retry_after: float | None = None
-    #: The answer's text (its first :data:`ERROR_TEXT_BYTES`), when there was one.
+    #: The answer's text (its first ``ERROR_TEXT_BYTES``), when there was one.
     body: str = ""
     #: ``status`` is the OAuth token endpoint's refusal: the batch was never sent.
     token_refused: bool = False
@@ -211,245 +175,3 @@ class Transport:
 
     def close(self) -> None:
         self._pool.clear()
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An HTTP answer: its status, its headers and the start of its body."""
-
-    status: int
-    headers: Mapping[str, str]
-    #: At most the ``body_limit`` asked for; empty when the body could not be read.
-    body: bytes
-    #: Why this answer, a redirect, was not followed; "" for any other answer.
-    unfollowed: str = ""
-    #: A redirect not followed only because it asked to wait (``Retry-After``).
-    deferred: bool = False
-
-
-def post(
-    pool: urllib3.PoolManager,
-    url: str,
-    *,
-    body: bytes,
-    headers: Mapping[str, str],
-    timeout: urllib3.Timeout,
-    body_limit: int,
-) -> Answer:
-    """POST ``body`` to ``url``, following 307 and 308 redirects on the same server.
-
-    Raises urllib3's ``HTTPError`` when no answer came. A 307 or 308 keeps the
-    method and the body, so it is followed, at most :data:`MAX_REDIRECTS` times
-    in a row. Another server is never sent the request: its body and headers
-    carry the credentials (the write key, a client assertion) meant for the
-    configured one alone. A redirect that is not followed is the answer, saying why.
-    ``timeout``'s total bounds the whole chain: each hop gets what is left of it.
-    """
-    budget = timeout.total if isinstance(timeout.total, (int, float)) else None
-    started = time.monotonic()
-    hops = 0
-    while True:
-        answer = exchange(
-            pool, "POST", url, body=body, headers=headers, timeout=timeout, body_limit=body_limit
-        )
-        if not 300 <= answer.status < 400:
-            return answer
-        target, unfollowed = _redirect_target(url, answer, hops)
-        if target is None:
-            return replace(answer, unfollowed=unfollowed)
-        wait = parse_retry_after(answer.headers.get("Retry-After"))
-        if wait is not None:
-            # Retry-After is the least wait before following it (RFC 9110): the retry
-            # after that wait asks the configured URL again, and is redirected then.
-            return replace(
-                answer,
-                unfollowed=f"redirect to {redact_url(target)} asks to wait {wait:g} s",
-                deferred=True,
-            )
-        url, hops = target, hops + 1
-        if budget is not None:
-            left = budget - (time.monotonic() - started)
-            if left <= 0:
-                raise urllib3.exceptions.TimeoutError(
-                    f"redirected {hops} time(s); the timeout of {budget:g} s ran out "
-                    f"before {redact_url(url)} was asked"
-                )
-            timeout = urllib3.Timeout(total=left)
-
-
-def exchange(
-    pool: urllib3.PoolManager,
-    method: str,
-    url: str,
-    *,
-    body: bytes | None = None,
-    headers: Mapping[str, str],
-    timeout: urllib3.Timeout,
-    body_limit: int,
-) -> Answer:
-    """One request, no redirect followed; raises urllib3's ``HTTPError`` when no answer came."""
-    response = pool.request(
-        method,
-        url,
-        body=body,
-        headers=headers,
-        timeout=timeout,
-        retries=False,
-        redirect=False,
-        preload_content=False,
-    )
-    return Answer(response.status, response.headers, _body_start(response, body_limit))
-
-
-def _body_start(response: BaseHTTPResponse, limit: int) -> bytes:
-    """At most ``limit`` bytes of the body; the rest is never read.
-
-    A body that ends within them gives its connection back to the pool (urllib3
-    does it on reaching the end); a longer one closes it, rather than reading on
-    through an error page that may be hundreds of megabytes.
-    """
-    try:
-        return response.read(limit)
-    except (urllib3.exceptions.HTTPError, OSError):
-        # The status line has come: the answer is that status, whatever befalls its
-        # body (cut short, mislabelled as gzip). A 2xx taken for a network error
-        # would have its batch sent again, for ever with a spool.
-        return b""
-    finally:
-        response.close()
-        response.release_conn()
-
-
-def _redirect_target(url: str, answer: Answer, hops: int) -> tuple[str | None, str]:
-    """Where to send the request that ``url`` answered with a redirect: (target, "")
-    to follow it, else (None, why not)."""
-    location = answer.headers.get("Location")
-    if not location:
-        return None, "a redirect without a Location"
-    try:
-        target = urljoin(url, location.strip())
-    except ValueError:
-        return None, f"a redirect to {redact_url(location)!r}, which is not a URL"
-    shown = redact_url(target)
-    if answer.status not in (307, 308):
-        # 301, 302 and 303 let clients turn a POST into a GET without its body.
-        return None, f"redirect to {shown} not followed: only 307 and 308 keep a POST's body"
-    if not _same_server(url, target):
-        origin = redact_url(f"{urlsplit(url).scheme}://{urlsplit(url).netloc}")
-        return None, (
-            f"redirect to {shown} not followed: it leaves {origin}, "
-            "and the request carries credentials for that server alone"
-        )
-    if hops >= MAX_REDIRECTS:
-        return None, f"redirect to {shown} not followed: {MAX_REDIRECTS} redirects in a row already"
-    return target, ""
-
-
-def _same_server(url: str, target: str) -> bool:
-    """Whether ``target`` is the server of ``url``, or the same host moved from http to
-    https on the default ports (as ``requests`` keeps credentials on a redirect)."""
-    try:
-        here, there = urlsplit(url), urlsplit(target)
-        ports = (
-            here.port or _DEFAULT_PORTS.get(here.scheme),
-            there.port or _DEFAULT_PORTS.get(there.scheme),
-        )
-    except ValueError:
-        return False
-    if not there.hostname or here.hostname != there.hostname:
-        return False
-    if (here.scheme, ports[0]) == (there.scheme, ports[1]):
-        return True
-    return (here.scheme, ports[0], there.scheme, ports[1]) == ("http", 80, "https", 443)
-
-
-def connection_pool(url: str, config: Config, *, size: int) -> urllib3.PoolManager:
-    """A pool keeping ``size`` connections to ``url``: through the proxy ``config`` (or the
-    environment) names, verifying TLS with the CA bundle the environment names."""
-    ca_certs, ca_cert_dir = _trust_store()
-    proxy = _proxy_for(url, config)
-    if not proxy:
-        return urllib3.PoolManager(maxsize=size, ca_certs=ca_certs, ca_cert_dir=ca_cert_dir)
-    username, password = get_auth_from_url(proxy)
-    proxy_headers = (
-        urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
-    )
-    return urllib3.ProxyManager(
-        proxy,
-        maxsize=size,
-        proxy_headers=proxy_headers,
-        ca_certs=ca_certs,
-        ca_cert_dir=ca_cert_dir,
-    )
-
-
-def _proxy_for(url: str, config: Config) -> str | None:
-    """The proxy URL to reach ``url`` through, if any."""
-    if config.proxies:
-        proxies = dict(config.proxies)
-        if should_bypass_proxies(url, no_proxy=proxies.get("no_proxy")):
-            return None
-        chosen = select_proxy(url, proxies)
-        return proxy_url(chosen) if chosen else None  # checked when the client was built
-    if is_loopback_url(url):  # a collector on this machine: HTTP_PROXY is for the network
-        return None
-    environment = get_environ_proxies(url)
-    for key in (urlsplit(url).scheme.lower(), "all"):  # what requests picks from the environment
-        if environment.get(key):
-            break
-    else:
-        return None
-    variable = _proxy_variable(key)
-    try:
-        return proxy_url(environment[key], name=variable)
-    except ValueError as error:
-        # A proxy of the environment is every program's, set for some other one (a SOCKS
-        # ALL_PROXY of a VPN client or of ssh -D) or mistyped: advice, where a bad
-        # proxies option is an error. The app must start, and events still go out.
-        _warn_once(
-            f"Segment: {error}; connecting without a proxy "
-            "(the proxies option sets one for Segment alone)"
-        )
-        return None
-
-
-def _proxy_variable(key: str) -> str:
-    """The environment variable a proxy of ``key`` (``https``, ``all``) came from."""
-    name = f"{key}_proxy"
-    if name in os.environ:  # the lower-case name wins, as urllib reads them
-        return name
-    for variable in os.environ:
-        if variable.lower() == name:
-            return variable
-    return f"the system's {key} proxy setting"
-
-
-def _trust_store() -> tuple[str | None, str | None]:
-    """The CA certificates hosts are verified with: (a bundle file, a directory).
-
-    As ``requests`` reads them (so analytics-python): ``REQUESTS_CA_BUNDLE``, else
-    ``CURL_CA_BUNDLE``, a file or a directory of certificates. Without either,
-    neither: the system's store, which urllib3 loads.
-    """
-    for variable in CA_BUNDLE_VARIABLES:
-        path = os.environ.get(variable)
-        if not path:  # an empty one is unset, for requests too
-            continue
-        if os.path.isdir(path):
-            return None, path
-        if os.path.isfile(path):
-            return path, None
-        _warn_once(
-            f"Segment: {variable}={path!r} is no file or directory; "
-            "verifying TLS with the system's certificates instead"
-        )
-        break
-    return None, None
-
-
-def _warn_once(message: str) -> None:
-    """Log ``message`` once a process: every client (and every fork) reads the same
-    environment, and would repeat it."""
-    if message not in _warned:
-        _warned.add(message)
-        logger.warning(message)

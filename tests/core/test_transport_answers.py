@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from segment_core import Client
+from segment_core.http_exchange import MAX_REDIRECTS
 from segment_core.retry import parse_retry_after
-from segment_core.transport import MAX_REDIRECTS
 from tests.core.conftest import client_with_errors
 from tests.core.loopback import Loopback, Seen, accept, reply, start
 
@@ -109,7 +109,7 @@ def test_a_redirect_to_another_server_is_refused_and_gets_nothing(
 )
 def test_which_redirects_stay_on_the_server(target: str, same: bool) -> None:
     # Servers on loopback cannot listen on 80 and 443: the rule itself, for the upgrade.
-    from segment_core.transport import _same_server
+    from segment_core.http_exchange import _same_server
 
     assert _same_server("http://api.example/v1/batch", target) is same
     assert _same_server("https://api.example/v1/batch", "http://api.example/v1/batch") is False
