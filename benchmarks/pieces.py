@@ -26,8 +26,8 @@ visitor, ``GET /``), with the neutral :class:`RequestInfo` an adapter builds:
 - ``accept``: the client taking it (``encode``, the size limit, the buffer, the
   returned message in analytics-python's shape); ``build`` and ``accept`` each
   copy their input first (a dict of five strings, a message: about 2k);
-- ``encode``: the part of ``accept`` that encodes the message (orjson, and the
-  scans for nesting depth and NaN);
+- ``encode``: the part of ``accept`` that encodes the message (the walk for
+  nesting depth and NaN, then orjson);
 - ``atrack``: ``request.analytics.track("Hello Viewed")``;
 - ``ctrack``: ``client.track("u1", "Hello Viewed")``;
 - ``pagecaller``: ``client.page(...)`` with that request's context;

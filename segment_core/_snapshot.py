@@ -113,6 +113,8 @@ def read_snapshot(value: object) -> tuple[str | None, str | None, dict[str, Any]
             value = json.loads(value)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidSnapshot(f"snapshot is not valid JSON: {exc}") from None
+        except RecursionError:  # nesting a snapshot never has (it is four levels deep)
+            raise InvalidSnapshot("snapshot is not valid JSON: nested too deep to read") from None
     if not isinstance(value, Mapping):
         raise InvalidSnapshot(f"snapshot must be a dict, got {type(value).__name__}")
     version = value.get("version")

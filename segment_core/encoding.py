@@ -23,13 +23,12 @@ from segment_core.jsonvalues import (
     date_problem,
     date_text,
     decimal_number,
-    has_non_finite,
+    fast_encodable,
     lazy_text,
     plain,
     replace_lone_surrogates,
     utc_offset,
 )
-from segment_core.spec import MAX_NESTING_DEPTH
 
 __all__ = [
     "LONG_DIGITS",
@@ -176,24 +175,17 @@ if orjson is not None:
 
         Whichever encoder runs, the same values are refused, with the path of the
         first one at fault: see :func:`segment_core.jsonvalues.plain`. ``numbers``:
-        the part of ``value`` that may hold a float, when the caller knows that
-        nothing else does (a message's properties); by default, all of it.
+        the part of ``value`` that may hold the caller's values, when the caller
+        knows that nothing else does (a message's properties or traits, level 2 of
+        the message); by default, all of it.
         """
+        # Looked at before orjson sees it: orjson writes NaN as null, and a tuple
+        # nested too deep kills the process (see jsonvalues.fast_encodable).
+        if not (fast_encodable(value, 1) if numbers is None else fast_encodable(numbers, 2)):
+            return _slow_encode(value, where)
         try:
             data = _orjson_dumps(value, default=_default, option=_OPTIONS)
         except _EncodeError:
-            return _slow_encode(value, where)
-        # A message deeper than the shared limit needs a walk; it can only be one
-        # with that many brackets. Few messages hold a "[": finding none (memchr)
-        # costs less than counting them. orjson writes NaN and infinities as null:
-        # only a message with a null may hold one. (find rather than "in": bytes'
-        # "in" tries the operand as an integer first, an exception every time.)
-        brackets = data.count(b"{")
-        if data.find(b"[") >= 0:
-            brackets += data.count(b"[")
-        if brackets > MAX_NESTING_DEPTH or (
-            data.find(b"null") >= 0 and has_non_finite(value if numbers is None else numbers)
-        ):
             return _slow_encode(value, where)
         # orjson writes into a 4 KB buffer and shrinks it in place, which leaves
         # each small result holding the whole 4 KB. A message waits in the queue,

@@ -47,8 +47,8 @@ __all__ = [
     "date_text",
     "decimal_number",
     "describe",
+    "fast_encodable",
     "flat_json",
-    "has_non_finite",
     "integer_problem",
     "lazy_text",
     "plain",
@@ -93,10 +93,12 @@ def copy_json(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _copy_item(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _copy_item(item) for key, item in value.items()}
+    if isinstance(value, dict):  # a subclass (a QueryDict) as its storage, as plain() reads it
+        return {key: _copy_item(item) for key, item in dict.items(value)}
     if isinstance(value, (list, tuple)):
         return [_copy_item(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _copy_item(item) for key, item in value.items()}
     return value
 
 
@@ -143,9 +145,8 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
             return value.decode()
         except UnicodeDecodeError:
             raise InvalidMessage(f"{where}: bytes that are not UTF-8 text") from None
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value), where, depth, open_ids)
-    if not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+    fielded = dataclasses.is_dataclass(value) and not isinstance(value, type)
+    if not fielded and not isinstance(value, (Mapping, list, tuple, set, frozenset)):
         try:
             text = lazy_text(value)
         except ValueError as error:
@@ -163,6 +164,8 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
         )
     open_ids.add(id(value))
     try:
+        if fielded:
+            return _plain_fields(value, where, depth, open_ids)
         if isinstance(value, Mapping):
             return _plain_mapping(value, where, depth, open_ids)
         return [
@@ -463,15 +466,20 @@ def flat_json(values: dict[str, Any]) -> bool:
     return True
 
 
-_INFINITY = float("inf")
+def fast_encodable(value: Any, depth: int) -> bool:
+    """True when ``value`` may go to orjson as it is: no NaN, no nesting too deep.
 
+    False when ``value`` holds a NaN or an infinity (orjson writes them as null),
+    or objects and arrays nested deeper than the nesting limit. The depth is
+    checked here, before orjson runs: orjson bounds the nesting of lists and
+    dicts but not of tuples, and writes past its buffer for a tuple nested a few
+    hundred deep, which kills the process. ``depth`` is the level of ``value``
+    (the message is level 1), counted as :func:`plain` counts; a value that holds
+    itself ends at the limit too. Other types are left to orjson, which refuses
+    those it cannot write as :func:`plain` does (see ``encoding._default``).
 
-def has_non_finite(value: Any) -> bool:
-    """True when ``value`` holds a NaN or an infinite float (which orjson writes as null).
-
-    Runs only on a value the encoder accepted (so it has no cycles and is no deeper
-    than the nesting limit); it runs on every message holding a null, so the common
-    types are tested first, in a plain loop per container.
+    It runs on every message with more than flat properties or traits, so the
+    common types are tested first, in a plain loop per container.
     """
     kind = type(value)
     if kind is dict:
@@ -479,39 +487,68 @@ def has_non_finite(value: Any) -> bool:
     elif kind is list or kind is tuple:
         items = value
     else:
-        return _other_non_finite(value)
+        return _other_fast_encodable(value, depth)
+    if depth > MAX_NESTING_DEPTH:
+        return False
+    depth += 1
     for item in items:
         kind = type(item)
         if kind is str or kind is int or kind is bool or item is None:
             continue
         if kind is float:
             if item - item != 0.0:  # NaN - NaN and inf - inf are NaN
-                return True
-        elif has_non_finite(item):
-            return True
-    return False
+                return False
+        elif not fast_encodable(item, depth):
+            return False
+    return True
 
 
-def _other_non_finite(item: Any) -> bool:
+def _other_fast_encodable(item: Any, depth: int) -> bool:
+    """:func:`fast_encodable` for what orjson writes of the rarer types."""
     if isinstance(item, float):
-        return not math.isfinite(item)
-    if isinstance(item, enum.Enum):
-        return has_non_finite([item.value])
-    if isinstance(item, Mapping):
-        return has_non_finite(list(item.values()))
-    if isinstance(item, (list, tuple, set, frozenset)):
-        return has_non_finite(list(item))
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return has_non_finite([getattr(item, f.name) for f in dataclasses.fields(item)])
-    return False
+        return math.isfinite(item)
+    if isinstance(item, enum.Enum):  # written as its value, at its own level
+        return fast_encodable([item.value], depth - 1)
+    # Containers as orjson writes them: a dict or list subclass as its storage,
+    # a set as a list (see encoding._default), a dataclass as its attributes.
+    if isinstance(item, dict):
+        items: list[Any] = list(dict.values(item))
+    elif isinstance(item, list):
+        items = list(list.__iter__(item))
+    elif isinstance(item, tuple):
+        items = list(tuple.__iter__(item))
+    elif isinstance(item, (set, frozenset)):
+        items = list(item)
+    elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+        try:
+            items = _dataclass_values(item)
+        except Exception:  # a field never set, say: the checked path names it
+            return False
+    else:  # text, numbers, dates, UUIDs, bytes, or for encoding._default to judge
+        return True
+    return fast_encodable(items, depth)
+
+
+def _dataclass_values(item: Any) -> list[Any]:
+    """The values orjson writes of a dataclass instance: those of its ``__dict__``
+    (attributes that are no fields included), or of its fields when its class has
+    ``__slots__``."""
+    attributes = getattr(item, "__dict__", None)
+    if type(attributes) is dict and "__slots__" not in type(item).__dict__:
+        return list(attributes.values())
+    return [getattr(item, field.name) for field in dataclasses.fields(item)]
 
 
 def _plain_mapping(
     value: Mapping[Any, Any], where: str, depth: int, open_ids: set[int]
 ) -> dict[str, Any]:
+    # A dict subclass below the top is read as orjson writes it: its storage (a
+    # QueryDict's lists, not its items()), so both paths write it alike; the top
+    # (properties, traits, context) was read through items() when the call was made.
+    pairs = dict.items(value) if depth > 1 and isinstance(value, dict) else value.items()
     out: dict[str, Any] = {}
     originals: dict[str, Any] = {}
-    for key, item in value.items():
+    for key, item in pairs:
         text = _key_text(key, where)
         if text in out:
             raise InvalidMessage(
@@ -520,6 +557,25 @@ def _plain_mapping(
             )
         originals[text] = key
         out[text] = _plain(item, f"{where}.{text}", depth + 1, open_ids)
+    return out
+
+
+def _plain_fields(value: Any, where: str, depth: int, open_ids: set[int]) -> dict[str, Any]:
+    """A dataclass instance as orjson writes one: its fields, but those whose names
+    start with ``_`` (the object's own business). Each is read, not copied: a field
+    may hold what cannot be copied (a lock, a connection) or the instance itself."""
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(value):
+        name = field.name
+        if name.startswith("_"):
+            continue
+        try:
+            item = getattr(value, name)
+        except Exception as error:  # a field never set, a descriptor that raises
+            raise InvalidMessage(
+                f"{where}.{name}: the field could not be read ({_error_text(error)})"
+            ) from None
+        out[name] = _plain(item, f"{where}.{name}", depth + 1, open_ids)
     return out
 
 

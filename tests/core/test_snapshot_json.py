@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -40,3 +41,17 @@ def test_json_text_too_long_to_hold_a_snapshot_is_refused_before_parsing() -> No
     text = json.dumps({"version": 1, "anonymousId": "a", "padding": " " * 100_000})
     with pytest.raises(InvalidSnapshot, match="over 98304 characters of JSON text"):
         Analytics.from_snapshot(text)
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_json_text_nested_deeper_than_a_snapshot_is_refused_as_one(opening: str) -> None:
+    closing = "]" if opening == "[" else "}"
+    nested = opening * 5000 + "1" + closing * 5000  # 30 KB: within the length bound
+    text = '{"version": 1, "anonymousId": "a", "context": ' + nested + "}"
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # Python's default: a test run may have raised it
+    try:
+        with pytest.raises(InvalidSnapshot, match=r"^snapshot is not valid JSON: nested too deep"):
+            Analytics.from_snapshot(text)
+    finally:
+        sys.setrecursionlimit(limit)

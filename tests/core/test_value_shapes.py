@@ -1,0 +1,250 @@
+"""Values of unusual shape: tuples nested without end, dataclasses that hold themselves
+or what cannot be copied, dict subclasses below the top. Each is refused naming its
+field, or written the same way whichever path of the encoder writes the message."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from segment_core import Client, InvalidMessage
+from segment_core.collector import CollectorHandle
+from segment_core.spec import MAX_NESTING_DEPTH
+from segment_core.testing import capture
+
+ROOT = str(Path(__file__).resolve().parents[2])
+#: Past 64 bits: orjson refuses it, so the message takes the encoder's checked path.
+BIG_ORDER_ID = 2**64
+#: The first nested value refused in properties or a context (the message is level 1,
+#: they are level 2): the path the refusal names.
+TOO_DEEP = (
+    f"{'[0]' * (MAX_NESTING_DEPTH - 2)}: "
+    f"nested more than {MAX_NESTING_DEPTH} levels deep (objects and arrays)"
+)
+
+
+def _run(script: str, *args: str, block_orjson: bool = False) -> Any:
+    """Run ``script`` in a fresh interpreter (what it does may end the process) and
+    return the JSON it prints."""
+    prelude = _BLOCK_ORJSON if block_orjson else ""
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + script, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": ROOT},
+        check=False,
+    )
+    assert result.returncode == 0, f"exit code {result.returncode}: {result.stderr[-500:]}"
+    return json.loads(result.stdout)
+
+
+_BLOCK_ORJSON = """
+import sys
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "orjson":
+            raise ModuleNotFoundError("No module named 'orjson'", name=name)
+        return None
+
+sys.meta_path.insert(0, _Refuse())
+import segment_core.encoding
+assert segment_core.encoding.orjson is None
+"""
+
+_DEEP_CALLS = """
+import json, sys
+from segment_core import Client, InvalidMessage
+
+def chain(kind, levels):
+    value = 1
+    for level in range(levels):
+        value = [value] if kind == "list" or (kind == "mixed" and level % 2) else (value,)
+    return value
+
+outcomes = {}
+for kind in ("list", "tuple", "mixed"):
+    for levels in (300, 2_000, 100_000):
+        tree = chain(kind, levels)
+        calls = {
+            "properties": lambda c: c.track("u1", "Tree Saved", {"tree": tree}),
+            "traits": lambda c: c.identify("u1", {"tree": tree}),
+            "context": lambda c: c.track("u1", "Tree Saved", context={"tree": tree}),
+            "before_send": lambda c: Client(
+                "key", send=False, before_send=lambda m: {**m, "properties": {"tree": tree}}
+            ).track("u1", "Tree Saved"),
+        }
+        for where, call in calls.items():
+            try:
+                call(Client("key", send=False))
+                outcome = "accepted"
+            except InvalidMessage as error:
+                outcome = str(error)
+            outcomes[f"{kind} {levels} in {where}"] = outcome
+print(json.dumps(outcomes))
+"""
+
+
+def test_a_tuple_nested_without_end_is_refused_as_a_list_is() -> None:
+    # What before_send returns is refused where the hook put the tree.
+    field_of = {"properties": "properties", "traits": "traits", "context": "context"}
+    field_of["before_send"] = "properties"
+    outcomes = _run(_DEEP_CALLS)
+    assert len(outcomes) == 3 * 3 * len(field_of)
+    for name, outcome in outcomes.items():
+        field = field_of[name.rsplit(" ", 1)[1]]
+        assert outcome == f"message.{field}.tree{TOO_DEEP}", name
+
+
+def test_a_default_context_nested_without_end_is_refused_at_construction() -> None:
+    deep: object = 1
+    for _ in range(2_000):
+        deep = (deep,)
+    with pytest.raises(ValueError, match=r"^default_context\.app(\[0\])+: nested more than"):
+        Client("key", send=False, default_context={"app": deep})
+
+
+def test_tuples_within_the_limit_reach_the_collector_as_arrays(
+    segment_collector: CollectorHandle,
+) -> None:
+    deepest: object = "leaf"
+    for _ in range(MAX_NESTING_DEPTH - 2):  # the properties are level 2
+        deepest = (deepest, 1)
+    client = Client("key", host=segment_collector.url)
+    try:
+        client.track("u1", "Tree Saved", {"tree": deepest})
+        with pytest.raises(InvalidMessage, match=r"^message\.properties\.tree(\[0\])+: nested"):
+            client.track("u1", "Tree Saved", {"tree": (deepest,)})
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    [event] = segment_collector.wait_for(1)
+    assert event["status"] == "good"
+    assert event["message"]["properties"]["tree"] == json.loads(json.dumps(deepest))
+
+
+@dataclasses.dataclass
+class Node:
+    name: str
+    parent: Node | None = None
+    children: list[Node] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Job:
+    id: int
+    lock: Any
+
+
+@dataclasses.dataclass
+class Order:
+    id: str
+    lines: list[dict[str, Any]]
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+def _holds_itself() -> Node:
+    node = Node("root")
+    node.parent = node
+    return node
+
+
+def _holds_itself_in_a_list() -> Node:
+    root = Node("root")
+    root.children.append(Node("leaf", parent=root))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        (_holds_itself(), "message.properties.node.parent"),
+        (_holds_itself_in_a_list(), "message.properties.node.children[0].parent"),
+    ],
+)
+def test_a_dataclass_that_holds_itself_is_refused_naming_the_field(value: Node, path: str) -> None:
+    with pytest.raises(InvalidMessage) as raised:
+        Client("key", send=False).track("u1", "Job Done", {"node": value})
+    assert str(raised.value) == f"{path}: a circular reference (the value contains itself)"
+
+
+def test_a_dataclass_holding_what_cannot_be_encoded_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidMessage) as raised:
+        Client("key", send=False).track("u1", "Job Done", {"job": Job(1, threading.Lock())})
+    assert str(raised.value) == (
+        "message.properties.job.lock: a value of type _thread.lock cannot be encoded as JSON"
+    )
+
+
+def test_a_dataclass_is_written_alike_whichever_path_writes_the_message(
+    segment_collector: CollectorHandle,
+) -> None:
+    # Its lock is its own business (a leading "_"): never copied, never sent.
+    order = Order("o-1", [{"sku": "s-1", "quantity": 2}])
+    client = Client("key", host=segment_collector.url)
+    try:
+        client.track("u1", "Order Completed", {"order": order})
+        client.track("u1", "Order Completed", {"order": order, "big": BIG_ORDER_ID})
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    events = segment_collector.wait_for(2)
+    assert [event["status"] for event in events] == ["good", "good"]
+    written = [event["message"]["properties"]["order"] for event in events]
+    assert written == [{"id": "o-1", "lines": [{"sku": "s-1", "quantity": 2}]}] * 2
+
+
+def _filters() -> MultiDict[str, str]:
+    return MultiDict([("color", "red"), ("color", "blue")])
+
+
+@pytest.mark.parametrize(
+    "others",
+    [{}, {"order": BIG_ORDER_ID}, {"by_size": {42: 1}}],
+    ids=["alone", "with an integer past 64 bits", "with an integer key"],
+)
+def test_a_dict_subclass_below_the_top_is_sent_as_its_storage_whatever_else_is_sent(
+    segment_collector: CollectorHandle, others: dict[str, Any]
+) -> None:
+    client = Client("key", host=segment_collector.url)
+    try:
+        client.track("u1", "Searched", {"filters": _filters(), **others})
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    [event] = segment_collector.wait_for(1)
+    assert event["message"]["properties"]["filters"] == {"color": ["red", "blue"]}
+
+
+_SEARCHED = """
+import json
+from werkzeug.datastructures import MultiDict
+from segment_core import Client
+from segment_core.testing import capture
+
+filters = MultiDict([("color", "red"), ("color", "blue")])
+with capture() as sent:
+    Client("key", send=False).track("u1", "Searched", {"filters": filters})
+print(json.dumps(sent[0]["properties"]))
+"""
+
+
+def test_without_orjson_a_dict_subclass_below_the_top_is_sent_as_its_storage() -> None:
+    assert _run(_SEARCHED, block_orjson=True) == {"filters": {"color": ["red", "blue"]}}
+
+
+def test_a_dict_subclass_in_a_default_context_is_sent_as_its_storage() -> None:
+    client = Client("key", send=False, default_context={"app": {"filters": _filters()}})
+    with capture() as sent:
+        client.track("u1", "Searched")
+    assert sent[0]["context"]["app"] == {"filters": {"color": ["red", "blue"]}}
