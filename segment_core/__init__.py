@@ -20,6 +20,7 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -31,7 +32,7 @@ from segment_core import _forks, lifecycle, signals
 from segment_core._version import VERSION
 from segment_core.builders import Properties, Traits
 from segment_core.client import Client
-from segment_core.config import Config
+from segment_core.config import DEFAULT_HOST, FROM_ENVIRONMENT, Config, check_option
 from segment_core.errors import DeliveryError, InvalidMessage
 from segment_core.messages import Alias, Context, Group, Identify, Page, Screen, Track
 from segment_core.scope import Analytics, analytics
@@ -39,6 +40,7 @@ from segment_core.scope import Analytics, analytics
 __version__ = VERSION
 
 __all__ = [
+    "VERSION",
     "Alias",
     "Analytics",
     "Client",
@@ -92,7 +94,11 @@ default_client: Client | None = None
 #: apart so that the first call once a key is set (or a framework's configuration)
 #: makes the real default client.
 _keyless_client: Client | None = None
+#: What module-level calls use while an environment variable they read is unusable:
+#: the settings and variables it was made for, and a client that discards.
+_misconfigured: tuple[tuple[str | None, ...], Client] | None = None
 _default_lock = threading.Lock()
+_logger = logging.getLogger("segment.core")
 
 
 def _new_default_lock() -> None:
@@ -138,8 +144,58 @@ def get_client() -> Client:
             return found
     client = default_client
     if client is None:
-        client = _default_or_keyless_client()
+        client = _client_for_module_calls()
     return client
+
+
+def _client_for_module_calls() -> Client:
+    """:func:`_default_or_keyless_client`, or while ``SEGMENT_WRITE_KEY`` or
+    ``SEGMENT_HOST`` is unusable (a key read from a file, with its line break), a
+    client that discards, whose one ERROR names the variable: every call of a view
+    would otherwise raise it. (An adapter raises it as the app starts.)"""
+    global _misconfigured
+    misconfigured = _misconfigured
+    if misconfigured is not None and misconfigured[0] == _settings_read():
+        return misconfigured[1]
+    try:
+        return _default_or_keyless_client()
+    except ValueError as error:
+        if FROM_ENVIRONMENT not in str(error):
+            raise
+        with _default_lock:
+            settings = _settings_read()
+            misconfigured = _misconfigured
+            if misconfigured is None or misconfigured[0] != settings:
+                misconfigured = _misconfigured = (settings, _MisconfiguredClient(error))
+        return misconfigured[1]
+
+
+def _settings_read() -> tuple[str | None, ...]:
+    """What decides whether the environment's values are read, and which."""
+    return (
+        write_key,
+        host,
+        os.environ.get("SEGMENT_WRITE_KEY"),
+        os.environ.get("SEGMENT_HOST"),
+        os.environ.get("SEGMENT_SPOOL_DIR"),
+    )
+
+
+class _MisconfiguredClient(Client):
+    """Discards every call, and says once why: ``problem``, an environment variable's."""
+
+    def __init__(self, problem: ValueError) -> None:
+        self._problem = problem
+        # Neither the key nor the host of the environment: it is what is wrong.
+        super().__init__("", host=DEFAULT_HOST)
+
+    def _warn_disabled(self) -> None:
+        if not self._warned_disabled:
+            self._warned_disabled = True
+            _logger.error(
+                "Segment: %s; the module-level calls discard their events until it is fixed",
+                self._problem,
+            )
 
 
 def _default_or_keyless_client() -> Client:
@@ -220,9 +276,15 @@ class _SettingsModule(types.ModuleType):
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if value is not None and name in _CHECKED_SETTINGS:
+            # Refused here, where it is set: not by every call once it is read.
+            check_option(name, value)
         super().__setattr__(name, value)
         if name == "write_key" and value:
             lifecycle.chain_sigterm()
+
+
+_CHECKED_SETTINGS = frozenset({"write_key", *_SETTINGS})
 
 
 sys.modules[__name__].__class__ = _SettingsModule

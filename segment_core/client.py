@@ -16,6 +16,7 @@ from segment_core.config import MAX_SECONDS, POSITIONAL_OPTIONS, Config
 from segment_core.delivery import Delivery
 from segment_core.encoding import encode, encode_simple
 from segment_core.errors import InvalidMessage, is_interruption
+from segment_core.hosts import doubled_api_path, redact_url
 from segment_core.injection import InjectedMessageFactory
 from segment_core.messages import Message
 from segment_core.normalize import WHOLE_MESSAGE, MessageFactory, check_hook_result
@@ -56,6 +57,7 @@ class Client(ClientSettings):
             options = _positional_options(args, options)
         self.config = Config.from_options(write_key, **options)
         config = self.config
+        _warn_doubled_api_path(config.host)
         if config.log_handler is not None and config.log_handler not in package_logger.handlers:
             package_logger.addHandler(config.log_handler)
         if config.debug:
@@ -72,6 +74,8 @@ class Client(ClientSettings):
         self._sync_abandon = threading.Event()
         self._registered = False
         self._shut_down = False
+        #: What the finished shutdown returned: a later one has nothing left to do.
+        self._shutdown_result: bool | None = None
         self._before_send = config.before_send
         # The common case, decided once: enqueue for the sender threads.
         self._queueing = config.enabled and not config.sync_mode
@@ -239,10 +243,13 @@ class Client(ClientSettings):
         """Send everything waiting now and wait for it, at most ``timeout`` seconds.
 
         ``None`` waits at most ``shutdown_timeout``. Returns True when every message
-        accepted before the call was delivered or definitively failed.
+        accepted before the call was delivered or definitively failed. After
+        :meth:`shutdown`, nothing is sent any more: it returns what that returned.
         """
         if self.config.sync_mode or not self.config.enabled:
             return True
+        if self._shutdown_result is not None:  # nothing is sent any more: it said what was
+            return self._shutdown_result
         if self._spool is not None:
             return self._spool.flush(self._timeout(timeout))
         return self._worker.flush(self._timeout(timeout))
@@ -251,8 +258,12 @@ class Client(ClientSettings):
         """Flush, then stop the sender threads; later calls are refused (and counted).
 
         Returns by the deadline (``None``: ``shutdown_timeout``) and reports whether
-        everything accepted was delivered or definitively failed. Safe to call twice.
+        everything accepted was delivered. What is not by then fails, through
+        ``on_error`` and ``on_failure`` on this thread, before it returns (what the
+        spool keeps on disk aside). Safe to call twice: the second returns at once.
         """
+        if self._shutdown_result is not None:
+            return self._shutdown_result
         self._shut_down = True
         self._queueing = False
         self._sync_abandon.set()
@@ -267,14 +278,14 @@ class Client(ClientSettings):
             spool.flush(timeout)
         delivered = self._worker.shutdown(max(0.0, deadline - time.monotonic()))
         health.report_given_up()
-        undelivered = self._worker.pending
+        # Of the sender's messages, those on disk stay there for the next client (close()
+        # says so); the others failed at the deadline.
+        undelivered = self._worker.given_up
         where = ""
         if spool is not None:
-            # Of the sender's messages, those on disk stay there for the next client
-            # (close() says so); those the spool could not take are lost, as without one.
-            undelivered -= spool.in_buffer
             where = ", held in memory only (not in the spool)"
             delivered = spool.close(deadline - time.monotonic()) and delivered
+        self._shutdown_result = delivered
         if undelivered > 0:
             logger.warning(
                 "Segment client shut down with %d message(s) undelivered to %s%s; last error: %s",
@@ -319,6 +330,8 @@ class Client(ClientSettings):
         if spool is not None:
             snapshot["pending"] += spool.pending
             snapshot["spool"] = spool.snapshot()
+            # Messages whose file was removed under the spool: failed, never sent.
+            snapshot["failed"] += snapshot["spool"]["lost"]
         return snapshot
 
     # -- internals -------------------------------------------------------------
@@ -506,6 +519,21 @@ def _positional_options(args: tuple[Any, ...], options: dict[str, Any]) -> dict[
             raise TypeError(f"Client got multiple values for {name!r}")
         merged[name] = value
     return merged
+
+
+def _warn_doubled_api_path(host: str) -> None:
+    """A ``host`` ending with ``/v1`` works for no server: say so as the client is made,
+    not with every batch refused."""
+    doubled = doubled_api_path(host)
+    if doubled is not None:
+        logger.warning(
+            "Segment host %s ends with %s, and the client adds /v1/batch to it: events "
+            "would go to %s/v1/batch; leave %s out of host",
+            redact_url(host),
+            doubled,
+            redact_url(host).rstrip("/"),
+            doubled,
+        )
 
 
 def _message_factory(config: Config) -> MessageFactory:

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_SECONDS",
     "POSITIONAL_OPTIONS",
     "Config",
+    "check_option",
     "option_names",
 ]
 
@@ -160,18 +161,7 @@ class Config:
     @classmethod
     def from_options(cls, write_key: str | None = None, **options: Any) -> Config:
         """Validate ``options`` (aliases accepted) and fill in environment fallbacks."""
-        values: dict[str, Any] = {}
-        given: dict[str, str] = {}
-        names = option_names()
-        for name, value in options.items():
-            target = ALIASES.get(name, name)
-            if target not in names:
-                raise TypeError(_unknown_option_message(name))
-            if target in given:  # an alias and its target, both given
-                first, second = sorted((name, given[target]), key=lambda n: n == target)
-                raise TypeError(f"{first} and {second} are the same option; pass only one")
-            given[target] = name
-            values[target] = value
+        values, given = _read_options(options)
         from_environment: dict[str, str] = {}  # option: the variable its value came from
         if write_key is None:
             write_key = os.environ.get("SEGMENT_WRITE_KEY") or None
@@ -181,31 +171,10 @@ class Config:
             values["host"] = os.environ.get("SEGMENT_HOST") or DEFAULT_HOST
             if os.environ.get("SEGMENT_HOST"):
                 from_environment["host"] = "SEGMENT_HOST"
-        # analytics-python passes None for "the default" in its module-level settings.
-        for name in ("oauth_auth_server", "oauth_scope", "timeout", *_FLAGS):
-            if name in values and values[name] is None:
-                del values[name]
-        # An OAuth setting read from an unset variable (os.environ.get("X", "")) is
-        # not set, as analytics-python reads it.
-        for name in _OAUTH_OPTIONS:
-            if name in values and values[name] in ("", b""):
-                del values[name]
-        # What analytics-python accepts for these, read as it reads them.
-        for name in _FLAGS:
-            flag = values.get(name)
-            if type(flag) is int and flag in (0, 1):
-                values[name] = bool(flag)  # send=int(os.environ["SEND"])
-        if isinstance(values.get("default_context"), Context):
-            values["default_context"] = _typed_context(values["default_context"])
-        if isinstance(values.get("timeout"), tuple):
-            values["timeout"] = _timeout_pair(values["timeout"], given.get("timeout", "timeout"))
-        spool_dir = values.get("spool_dir")
-        if spool_dir is None:
+        if values.get("spool_dir") is None:
             values["spool_dir"] = os.environ.get("SEGMENT_SPOOL_DIR") or None
             if values["spool_dir"] is not None:
                 from_environment["spool_dir"] = "SEGMENT_SPOOL_DIR"
-        elif isinstance(spool_dir, os.PathLike):
-            values["spool_dir"] = os.fspath(spool_dir)
         if isinstance(values["spool_dir"], str) and values["spool_dir"].strip():
             # Absolute now: a later chdir() must not move the spool.
             values["spool_dir"] = os.path.abspath(values["spool_dir"])
@@ -275,6 +244,61 @@ class Config:
         return shown
 
 
+def check_option(name: str, value: Any) -> None:
+    """Check one option on its own (a module-level setting, as it is assigned):
+    ``ValueError`` naming it, ``TypeError`` for an unknown name.
+
+    Neither the environment nor the other options take part, except that OAuth's three
+    options are checked as if the other two were set: they are set one at a time, and
+    whether all three are is checked as the client is built.
+    """
+    values, given = _read_options({name: value})
+    if name in _OAUTH_TOGETHER:
+        values = {**dict.fromkeys(_OAUTH_TOGETHER, "set"), **values}
+    try:
+        Config(**values).validate()
+    except ValueError as error:
+        raise _as_written(error, given, {}) from None
+
+
+def _read_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``options`` by their own names (an alias's target), as analytics-python reads
+    them, and the name each was given as; a ``TypeError`` for an unknown name."""
+    values: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    names = option_names()
+    for name, value in options.items():
+        target = ALIASES.get(name, name)
+        if target not in names:
+            raise TypeError(_unknown_option_message(name))
+        if target in given:  # an alias and its target, both given
+            first, second = sorted((name, given[target]), key=lambda n: n == target)
+            raise TypeError(f"{first} and {second} are the same option; pass only one")
+        given[target] = name
+        values[target] = value
+    # analytics-python passes None for "the default" in its module-level settings.
+    for name in ("oauth_auth_server", "oauth_scope", "timeout", *_FLAGS):
+        if name in values and values[name] is None:
+            del values[name]
+    # An OAuth setting read from an unset variable (os.environ.get("X", "")) is
+    # not set, as analytics-python reads it.
+    for name in _OAUTH_OPTIONS:
+        if name in values and values[name] in ("", b""):
+            del values[name]
+    # What analytics-python accepts for these, read as it reads them.
+    for name in _FLAGS:
+        flag = values.get(name)
+        if type(flag) is int and flag in (0, 1):
+            values[name] = bool(flag)  # send=int(os.environ["SEND"])
+    if isinstance(values.get("default_context"), Context):
+        values["default_context"] = _typed_context(values["default_context"])
+    if isinstance(values.get("timeout"), tuple):
+        values["timeout"] = _timeout_pair(values["timeout"], given.get("timeout", "timeout"))
+    if isinstance(values.get("spool_dir"), os.PathLike):
+        values["spool_dir"] = os.fspath(values["spool_dir"])
+    return values, given
+
+
 def option_names() -> frozenset[str]:
     """Every option name :class:`Config` accepts (aliases excluded)."""
     return frozenset(f.name for f in fields(Config))
@@ -319,6 +343,8 @@ _OAUTH_OPTIONS = (
     "oauth_auth_server",
     "oauth_scope",
 )
+#: The OAuth options that go together: all three, or none.
+_OAUTH_TOGETHER = ("oauth_client_id", "oauth_client_key", "oauth_key_id")
 
 
 def _timeout_pair(pair: tuple[Any, ...], name: str) -> float:
@@ -457,21 +483,15 @@ def _without_password(url: str) -> str:
 
 def _check_oauth(config: Config) -> None:
     given = {
-        name: getattr(config, name)
-        for name in ("oauth_client_id", "oauth_client_key", "oauth_key_id")
-        if getattr(config, name) is not None
+        name: getattr(config, name) for name in _OAUTH_TOGETHER if getattr(config, name) is not None
     }
     for name in ("oauth_auth_server", "oauth_scope"):
         if not isinstance(getattr(config, name), str) or not getattr(config, name):
             raise ValueError(f"{name} must be a non-empty string, got {getattr(config, name)!r}")
-    _check_host_like("oauth_auth_server", config.oauth_auth_server)
+    check_host(config.oauth_auth_server, name="oauth_auth_server")
     if not given:
         return
-    missing = [
-        name
-        for name in ("oauth_client_id", "oauth_client_key", "oauth_key_id")
-        if name not in given
-    ]
+    missing = [name for name in _OAUTH_TOGETHER if name not in given]
     if missing:
         raise ValueError(
             f"{', '.join(missing)} must be set too: OAuth needs oauth_client_id, "
@@ -485,11 +505,6 @@ def _check_oauth(config: Config) -> None:
         raise ValueError(
             f"oauth_client_key must be a PEM private key (str or bytes), got {_type_name(key)}"
         )
-
-
-def _check_host_like(name: str, value: str) -> None:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(f"{name} must be an http:// or https:// URL, got {value!r}")
 
 
 def _typed_context(context: Context) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from segment_core import signals
@@ -19,9 +20,32 @@ from segment_core.returned import complete
 from segment_core.stats import Stats
 from segment_core.transport import Outcome, Transport
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "HeldBatch"]
 
 logger = logging.getLogger("segment.core")
+
+#: What a message the client shut down before sending failed with.
+SHUT_DOWN_BEFORE_DELIVERY = "client shut down before delivery"
+#: ... and one whose request was still waiting for an answer then.
+_NO_ANSWER_BY_SHUTDOWN = (
+    "client shut down while a request was waiting for an answer (the batch may have arrived)"
+)
+
+
+@dataclass(eq=False)
+class HeldBatch:
+    """A batch taken for delivery, until its outcome is reported.
+
+    Whoever releases it (see :meth:`Delivery.release`) reports it: the sender at its
+    outcome, or the client at shutdown's deadline, where a sender may still wait
+    for an answer or a retry. Its outcome is reported once either way.
+    """
+
+    batch: list[bytes]
+    attempts: int = 0
+    #: A request for it waits for its answer now.
+    asking: bool = False
+    last_error: str = ""
 
 
 class Delivery:
@@ -45,13 +69,34 @@ class Delivery:
         #: messages it could not keep (never written to disk), which fail.
         self.settled: Callable[[list[bytes]], None] | None = None
         self.keep: Callable[[list[bytes]], list[bytes]] | None = None
+        self._held: set[HeldBatch] = set()
+        self._held_lock = threading.Lock()
 
     def reset_after_fork(self) -> None:
-        # The parent's connection pool must not be shared with the child.
+        # The parent's connection pool must not be shared with the child, nor its
+        # batches: the child never reports them.
         self._transport = self._transport_factory(self._config)
+        self._held = set()
+        self._held_lock = threading.Lock()
 
     def close(self) -> None:
         self._transport.close()
+
+    def hold(self, batch: list[bytes]) -> HeldBatch:
+        """``batch``, taken for delivery: from now on :meth:`give_up` sees it."""
+        held = HeldBatch(batch)
+        with self._held_lock:
+            self._held.add(held)
+        return held
+
+    def release(self, held: HeldBatch) -> bool:
+        """Whether the caller is the one to report ``held``'s outcome: False once
+        :meth:`give_up` reported it."""
+        with self._held_lock:
+            if held not in self._held:
+                return False
+            self._held.remove(held)
+            return True
 
     def deliver(
         self, batch: list[bytes], abandon: threading.Event, deadline: float | None = None
@@ -61,22 +106,31 @@ class Delivery:
         ``deadline`` (``time.monotonic()``): no retry is started that would wait past
         it. True if every message was delivered.
         """
-        pending = [batch]
+        return self.deliver_held(self.hold(batch), abandon, deadline)
+
+    def deliver_held(
+        self, held: HeldBatch, abandon: threading.Event, deadline: float | None = None
+    ) -> bool:
+        """:meth:`deliver` for a batch :meth:`hold` took."""
+        pending = [held]
         delivered = True
         while pending:
             current = pending.pop()
             try:
                 if abandon.is_set():  # shut down past its deadline: no more requests
-                    self._stop_at_shutdown(current, "client shut down before delivery", 0)
+                    if self.release(current):
+                        self._stop_at_shutdown(current.batch, SHUT_DOWN_BEFORE_DELIVERY, 0)
                     delivered = False
                     continue
                 more = self._deliver_one(current, abandon, deadline)
             except Exception as exc:  # a bug here must never stop delivery for good
                 if is_interruption(exc):  # (see _deliver_one)
-                    self._interrupted(pending, exc)
+                    self._interrupted([h.batch for h in pending if self.release(h)], exc)
                     raise
                 logger.exception("unexpected error while delivering a batch")
-                self._fail(current, Outcome(status=None, error=f"{type(exc).__name__}: {exc}"), 0)
+                if self.release(current):
+                    error = Outcome(status=None, error=f"{type(exc).__name__}: {exc}")
+                    self._fail(current.batch, error, 0)
                 delivered = False
             else:
                 if more is None:
@@ -85,28 +139,56 @@ class Delivery:
                     pending.extend(more)
         return delivered
 
+    def give_up(self, waiting: list[bytes]) -> int:
+        """At shutdown's deadline: fail, once, what is not delivered yet, and return how
+        many messages failed.
+
+        That is ``waiting`` (taken from the buffer, never sent) and every batch a sender
+        still holds: one waiting to retry, one waiting for an answer (which may yet
+        come: Segment de-duplicates a batch sent again by ``messageId``). What the spool
+        keeps on disk does not fail: it is delivered later. The process may end right
+        after the shutdown, and the hooks with it: they run now, on this thread.
+        """
+        with self._held_lock:
+            held, self._held = self._held, set()
+        failed = 0
+        if waiting:
+            failed += self._stop_at_shutdown(waiting, SHUT_DOWN_BEFORE_DELIVERY, 0)
+        for batch in held:
+            if batch.asking:
+                error = _NO_ANSWER_BY_SHUTDOWN
+                attempts = batch.attempts + 1
+            else:
+                error, attempts = SHUT_DOWN_BEFORE_DELIVERY, batch.attempts
+            if batch.last_error:
+                error += f"; last error: {batch.last_error}"
+            failed += self._stop_at_shutdown(batch.batch, error, attempts)
+        return failed
+
     def _deliver_one(
-        self, batch: list[bytes], abandon: threading.Event, deadline: float | None
-    ) -> list[list[bytes]] | None:
-        """What is left to send of ``batch`` (halves of it), or None if it was not delivered.
+        self, held: HeldBatch, abandon: threading.Event, deadline: float | None
+    ) -> list[HeldBatch] | None:
+        """What is left to send of ``held`` (halves of it), or None if it was not delivered.
 
         In sync mode this runs on the caller's thread: a job's time limit may stop it
         in a request or a wait, and must reach the job. The batch then counts as
-        failed, unless it was already counted (and a hook that follows was stopped).
+        failed, unless it was already reported (and a hook that follows was stopped).
         """
+        batch = held.batch
         started = time.monotonic()
-        attempt = 0
-        settled = False  # counted as sent, failed or kept
         try:
             while True:
                 self.health.request_started()
+                held.asking = True
                 try:
-                    outcome = self._transport.post(batch, retry_count=attempt)
+                    outcome = self._transport.post(batch, retry_count=held.attempts)
                 finally:
+                    held.asking = False
                     self.health.request_ended()
                 if outcome.ok:
-                    settled = True
                     self.health.succeeded()
+                    if not self.release(held):
+                        return None  # given up at shutdown, and reported as failed then
                     self._stats.add(sent=len(batch), batches=1)
                     signals.emit(
                         signals.batch_sent, self._sender, count=len(batch), status=outcome.status
@@ -123,8 +205,10 @@ class Delivery:
                     # A proxy (or a smaller server limit) refused the size: halve and resend.
                     half = len(batch) // 2
                     logger.info("batch of %d refused as too large; splitting it", len(batch))
-                    return [batch[half:], batch[:half]]
-                attempt += 1
+                    return self._split(held, [batch[half:], batch[:half]])
+                held.attempts += 1
+                attempt = held.attempts
+                held.last_error = outcome.error
                 self._stats.error(outcome.error)  # the latest, while retries go on too
                 delay = self._retry_delay(outcome, attempt, started)
                 if (
@@ -135,23 +219,33 @@ class Delivery:
                     delay = None
                 self.health.failed(outcome.error, retrying=delay is not None)
                 if delay is None:
-                    settled = True
-                    unkept = batch if outcome.final_for_spool else self._keep(batch)
-                    if unkept:
-                        self._fail(unkept, outcome, attempt)
+                    if self.release(held):
+                        unkept = batch if outcome.final_for_spool else self._keep(batch)
+                        if unkept:
+                            self._fail(unkept, outcome, attempt)
                     return None
                 self._stats.add(retries=1)
                 self._report_failure(batch, outcome, retrying=True)
                 logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
                 if abandon.wait(delay):
-                    settled = True
-                    stopped = f"client shut down before delivery; last error: {outcome.error}"
-                    self._stop_at_shutdown(batch, stopped, attempt)
+                    if self.release(held):
+                        stopped = f"{SHUT_DOWN_BEFORE_DELIVERY}; last error: {outcome.error}"
+                        self._stop_at_shutdown(batch, stopped, attempt)
                     return None
         except Exception as exc:
-            if is_interruption(exc) and not settled:
+            if is_interruption(exc) and self.release(held):
                 self._interrupted([batch], exc)
             raise
+
+    def _split(self, held: HeldBatch, halves: list[list[bytes]]) -> list[HeldBatch] | None:
+        """``held`` as its ``halves``, each held in its place; None if it was given up."""
+        parts = [HeldBatch(half, last_error=held.last_error) for half in halves]
+        with self._held_lock:
+            if held not in self._held:
+                return None
+            self._held.remove(held)
+            self._held.update(parts)
+        return parts
 
     def _interrupted(self, batches: list[list[bytes]], error: Exception) -> None:
         """Sync mode: a job's time limit stopped the caller while it sent ``batches``.
@@ -164,12 +258,13 @@ class Delivery:
             self._stats.add(failed=count)
             self._stats.error(f"interrupted by {type(error).__name__}: {error}")
 
-    def _stop_at_shutdown(self, batch: list[bytes], error: str, attempts: int) -> None:
+    def _stop_at_shutdown(self, batch: list[bytes], error: str, attempts: int) -> int:
         """A batch the client shut down before delivering: what is on disk stays there,
-        the rest fails."""
+        the rest fails; how many failed."""
         unkept = self._keep(batch)
         if unkept:
             self._fail(unkept, Outcome(status=None, error=error), attempts)
+        return len(unkept)
 
     def _keep(self, batch: list[bytes]) -> list[bytes]:
         """What of ``batch`` the spool could not keep for a later attempt (all, without one)."""

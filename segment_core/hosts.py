@@ -4,7 +4,8 @@
 optional port and an optional path prefix (``https://proxy.example/segment``
 posts to ``/segment/v1/batch``). A query, a fragment or ``user:password@`` has
 no meaning there and is refused; so that no error or display ever shows a
-credential, the refused value is shown with them masked.
+credential, the refused value is shown with them masked. ``oauth_auth_server`` is
+held to the same rules.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["check_host", "check_write_key", "is_loopback_url", "redact_url"]
+__all__ = ["check_host", "check_write_key", "doubled_api_path", "is_loopback_url", "redact_url"]
 
 
 def is_loopback_url(url: str) -> bool:
@@ -35,31 +36,42 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def check_host(value: object) -> None:
-    """Raise ``ValueError`` naming ``host`` unless it is a usable base URL."""
+def check_host(value: object, *, name: str = "host") -> None:
+    """Raise ``ValueError`` naming ``name`` (the option) unless ``value`` is a usable
+    base URL: ``host``, or ``oauth_auth_server``, whose path ``/token`` is added to."""
     if not isinstance(value, str):
-        raise ValueError(f"host must be an http:// or https:// URL, got {type(value).__name__}")
+        raise ValueError(f"{name} must be an http:// or https:// URL, got {type(value).__name__}")
     shown = redact_url(value)
     if not value.isprintable() or value != value.strip() or " " in value:
-        raise ValueError(f"host must not contain spaces or control characters, got {shown!r}")
+        raise ValueError(f"{name} must not contain spaces or control characters, got {shown!r}")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError as error:
-        raise ValueError(f"host is not a valid URL ({error}): {shown!r}") from None
+        raise ValueError(f"{name} is not a valid URL ({error}): {shown!r}") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"host must be an http:// or https:// URL, got {shown!r}")
+        raise ValueError(f"{name} must be an http:// or https:// URL, got {shown!r}")
     if parts.username is not None or parts.password is not None:
         raise ValueError(
-            f"host must not hold credentials (user:password@), got {shown!r}; "
-            "the write key is sent as HTTP Basic already"
+            f"{name} must not hold credentials (user:password@), got {shown!r}"
+            + ("; the write key is sent as HTTP Basic already" if name == "host" else "")
         )
     if not parts.hostname:
-        raise ValueError(f"host must name a server, got {shown!r}")
+        raise ValueError(f"{name} must name a server, got {shown!r}")
     if parts.query or "?" in value:
-        raise ValueError(f"host must not have a query string, got {shown!r}")
+        raise ValueError(f"{name} must not have a query string, got {shown!r}")
     if parts.fragment or "#" in value:
-        raise ValueError(f"host must not have a #fragment, got {shown!r}")
+        raise ValueError(f"{name} must not have a #fragment, got {shown!r}")
+
+
+def doubled_api_path(host: str) -> str | None:
+    """The part of ``host``'s path the client adds itself (``/v1`` or ``/v1/batch``), if
+    it ends with it: events would go to ``/v1/v1/batch``."""
+    path = urlsplit(host).path.rstrip("/")
+    for suffix in ("/v1/batch", "/v1"):
+        if path.lower().endswith(suffix):
+            return suffix
+    return None
 
 
 def redact_url(value: str) -> str:

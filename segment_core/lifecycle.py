@@ -394,6 +394,12 @@ def _deliver_at_exit() -> None:
     _exit_delivery_running = True
     try:
         shutdown_all()
+    except KeyboardInterrupt:
+        # A second Ctrl-C: stop now, with one line rather than a traceback.
+        logger.warning(
+            "Segment: delivery at exit interrupted; %d message(s) not delivered",
+            sum(client.stats()["pending"] for client in live_clients()),
+        )
     finally:
         _exit_delivery_running = False
     if _sigterm_state == "delivering":

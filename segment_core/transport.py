@@ -10,18 +10,20 @@ With OAuth options, requests carry ``Authorization: Bearer`` (see oauth.py).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gzip
 import logging
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import urllib3
 
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.batching import batch_body
-from segment_core.config import Config
-from segment_core.encoding import now_timestamp
+from segment_core.config import Clock, Config
+from segment_core.encoding import format_timestamp, now_timestamp
+from segment_core.errors import is_interruption
 from segment_core.hosts import redact_url
 from segment_core.http_exchange import ERROR_TEXT_BYTES, connection_pool, post
 from segment_core.oauth import OAuthError, TokenSource
@@ -37,6 +39,8 @@ USER_AGENT = f"{DISTRIBUTION}/{VERSION} (Python {platform.python_version()})"
 SYNC_POOL_SIZE = 32
 
 logger = logging.getLogger("segment.core")
+#: Answers that say the URL posted to is wrong (a ``host`` with ``/v1`` of its own).
+_NO_SUCH_URL = (404, 405)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class Transport:
         if config.gzip:
             self._headers["Content-Encoding"] = "gzip"
         self._timeout = urllib3.Timeout(total=config.timeout)
+        self._sent_at = now_timestamp if config.now is None else _stamped_by(config.now)
         self._debug = config.debug
         self._shown_url = redact_url(self._url)
         if config.sync_mode:
@@ -108,7 +113,7 @@ class Transport:
     def post(self, messages: Sequence[bytes], *, retry_count: int = 0) -> Outcome:
         """POST ``messages`` as one batch."""
         # sentAt is stamped per attempt: Segment uses it to correct clock skew.
-        body = batch_body(messages, write_key=self._write_key, sent_at=now_timestamp())
+        body = batch_body(messages, write_key=self._write_key, sent_at=self._sent_at())
         if self._config.gzip:
             # Level 1: most of the size reduction of JSON for a fraction of the CPU.
             body = gzip.compress(body, compresslevel=1)
@@ -165,9 +170,12 @@ class Transport:
         if 200 <= answer.status < 300:
             return Outcome(status=answer.status)
         text = answer.body.decode("utf-8", "replace")
+        status = f"HTTP {answer.status}"
+        if answer.status in _NO_SUCH_URL:  # the URL is at fault: say which it was
+            status += f" from {self._shown_url}"
         return Outcome(
             status=answer.status,
-            error=f"HTTP {answer.status}: {answer.unfollowed or text}",
+            error=f"{status}: {answer.unfollowed or text}",
             retry_after=parse_retry_after(answer.headers.get("Retry-After")),
             body=text,
             deferred=answer.deferred,
@@ -175,3 +183,24 @@ class Transport:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _stamped_by(now: Clock) -> Callable[[], str]:
+    """sentAt from the ``now`` option, the clock of the messages' timestamps.
+
+    Segment moves each timestamp by ``receivedAt - sentAt``: a sentAt from another
+    clock would move every event by the difference. A hook that fails gives the
+    system clock's time, as for timestamps (where it is logged).
+    """
+
+    def sent_at() -> str:
+        try:
+            value = now()
+            if isinstance(value, dt.datetime) and value.utcoffset() is not None:
+                return format_timestamp(value)
+        except Exception as error:
+            if is_interruption(error):  # sync mode: a job's time limit stops the job
+                raise
+        return now_timestamp()
+
+    return sent_at

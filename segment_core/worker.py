@@ -36,7 +36,7 @@ from collections import deque
 
 from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
 from segment_core.config import Config
-from segment_core.delivery import Delivery
+from segment_core.delivery import Delivery, HeldBatch
 
 __all__ = ["Worker"]
 
@@ -87,6 +87,8 @@ class Worker:
         self._flush_upto = 0
         self._closing = False
         self._abandon = threading.Event()
+        #: Messages failed at shutdown's deadline (those the spool keeps on disk aside).
+        self.given_up = 0
         self._threads: list[threading.Thread] = []
         self._last_error_log = -math.inf
 
@@ -180,14 +182,30 @@ class Worker:
             self._has_work.notify_all()
         delivered = self.flush(timeout)
         if not delivered:
-            # Senders waiting to retry give up now instead of outliving the deadline.
-            self._abandon.set()
+            self.given_up += self._give_up()
         for thread in self._threads:
-            if thread is not threading.current_thread():
+            # A sender given up on may wait for an answer for up to its timeout: not
+            # for it.
+            if thread is not threading.current_thread() and not self._abandon.is_set():
                 thread.join(max(0.0, deadline - time.monotonic()))
         if not any(thread.is_alive() for thread in self._threads):
             self._delivery.close()
         return delivered
+
+    def _give_up(self) -> int:
+        """At shutdown's deadline: what is not delivered fails now, once, and counts as
+        done (see :meth:`Delivery.give_up`); how many messages failed."""
+        with self._lock:
+            waiting = list(self._buffer)
+            self._buffer.clear()
+            self._taken += len(waiting)
+            # Every batch a sender holds is given up below: none is waited for any more.
+            self._in_flight.clear()
+            self._progress.notify_all()
+        failed = self._delivery.give_up(waiting)
+        # Senders waiting to retry stop now instead of outliving the deadline.
+        self._abandon.set()
+        return failed
 
     def _done_upto(self) -> int:
         """Every message with a lower sequence number is delivered or failed (lock held)."""
@@ -233,12 +251,13 @@ class Worker:
             )
             self._taken += len(batch)
             self._in_flight[start] = len(batch)
+            held = self._delivery.hold(batch)
             self._lock.release()
             try:
-                self._delivery.deliver(batch, self._abandon, deadline)
+                self._delivery.deliver_held(held, self._abandon, deadline)
             finally:
                 self._lock.acquire()
-                del self._in_flight[start]
+                self._in_flight.pop(start, None)  # (gone if shutdown gave it up)
                 self._progress.notify_all()
 
     def _run(self) -> None:
@@ -252,14 +271,14 @@ class Worker:
                 continue
             if taken is None:
                 return
-            start, batch = taken
+            start, held = taken
             try:
-                self._delivery.deliver(batch, self._abandon)
+                self._delivery.deliver_held(held, self._abandon)
             except BaseException:  # pragma: no cover - deliver() already guards itself
                 logger.exception("sender thread error")
             finally:
                 with self._lock:
-                    del self._in_flight[start]
+                    self._in_flight.pop(start, None)  # (gone if shutdown gave it up)
                     self._progress.notify_all()
 
     def _pause_after_error(self) -> None:
@@ -274,7 +293,7 @@ class Worker:
             logger.exception("Segment sender thread error; it goes on")
         time.sleep(_ERROR_PAUSE)
 
-    def _next_batch(self) -> tuple[int, list[bytes]] | None:
+    def _next_batch(self) -> tuple[int, HeldBatch] | None:
         """Wait (lock held) until a batch is due; ``None`` once closing and drained."""
         config = self._config
         while True:
@@ -304,7 +323,9 @@ class Worker:
                 self._in_flight[start] = len(batch)
                 self._last_send_at = now
                 self._left_behind = len(batch) < size and len(self._buffer) >= len(batch)
-                return start, batch
+                # Held as it leaves the buffer (lock held): shutdown's give-up sees
+                # every message, in the buffer or in a sender's hands.
+                return start, self._delivery.hold(batch)
             # Bounded: lock-free appends racing each other may skip the flush_at wake-up.
             self._has_work.wait(min(due_at - now, BUSY_SEND_INTERVAL))
 

@@ -494,8 +494,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = str(exc.detail)
     prefix, _, endpoint = request.url.path.rpartition("/")
     if exc.status_code == 404 and endpoint_name(endpoint) is not None:
-        # An analytics.js apiHost (browser_api_host) without its /v1.
-        detail = f"there is no route {request.url.path}; events go to {prefix}/v1/{endpoint}"
+        # An analytics.js apiHost (browser_api_host) without its /v1, or a client's host
+        # with a /v1 of its own, to which the client adds another: the route is where
+        # the first /v1 is (or would be).
+        before, has_v1, _ = (prefix + "/").partition("/v1/")
+        root = before if has_v1 else prefix
+        detail = f"there is no route {request.url.path}; events go to {root}/v1/{endpoint}"
     return error_response(exc.status_code, code, detail, headers=exc.headers)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from segment_core import Client
+from segment_core import Client, DeliveryError
 from segment_core.collector import CollectorHandle, run_in_background
 from segment_core.collector.app import create_app
 from segment_core.masking import masked_with_fingerprint
@@ -227,6 +227,29 @@ def test_unknown_route_and_wrong_method(segment_collector: CollectorHandle) -> N
     response = requests.get(segment_collector.url + "/v1/batch", timeout=10)
     assert_error(response, 405, "method_not_allowed")
     assert_error(requests.get(segment_collector.url + "/nowhere", timeout=10), 404, "not_found")
+
+
+def test_a_host_with_a_v1_of_its_own_is_told_where_events_go(
+    segment_collector: CollectorHandle,
+) -> None:
+    # Client(host=".../v1") posts to /v1/v1/batch: the answer and the client's error
+    # name the route from the root, and the URL the client posted to.
+    answer = post(segment_collector.url, batch(message()), path="/v1/v1/batch")
+    assert answer.json()["message"] == "there is no route /v1/v1/batch; events go to /v1/batch"
+    prefixed = post(segment_collector.url, batch(message()), path="/seg/v1/v1/batch")
+    assert prefixed.json()["message"].endswith("; events go to /seg/v1/batch")
+    errors: list[DeliveryError] = []
+    client = Client(
+        "key-1",
+        host=segment_collector.url + "/v1",
+        sync_mode=True,
+        on_error=lambda error, batch: errors.append(error),
+    )
+    assert client.track("u1", "Lost")[0] is False
+    [error] = errors
+    assert str(error).startswith(f"HTTP 404 from {segment_collector.url}/v1/v1/batch: ")
+    assert error.message == "there is no route /v1/v1/batch; events go to /v1/batch"
+    assert segment_collector.summary()["total"] == 0
 
 
 def test_page_is_served(segment_collector: CollectorHandle) -> None:

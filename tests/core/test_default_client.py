@@ -15,9 +15,10 @@ NO_KEY_WARNING = "Segment client has no write key"
 
 @pytest.fixture
 def no_module_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("write_key", "host", "default_client", "_keyless_client"):
+    for name in ("write_key", "host", "default_client", "_keyless_client", "_misconfigured"):
         monkeypatch.setattr(segment_core, name, None)
     monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.delenv("SEGMENT_HOST", raising=False)
     yield
     if segment_core.default_client is not None:
         segment_core.default_client.shutdown(timeout=5)
@@ -52,3 +53,76 @@ def test_a_key_from_the_environment_set_later_is_read_too(
     assert segment_core.track("user", "Order Completed")[0]
     assert segment_core.flush(5)
     assert [m["event"] for m in receiver.messages()] == ["Order Completed"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("SEGMENT_WRITE_KEY", "k\n", "write_key has spaces or line breaks around it"),
+        ("SEGMENT_HOST", "api.segment.io", "host must be an http:// or https:// URL"),
+    ],
+)
+def test_an_unusable_environment_variable_is_logged_once_and_calls_go_on(
+    no_module_settings: None,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    variable: str,
+    value: str,
+    problem: str,
+) -> None:
+    # A key mounted from a secret file keeps its line break: each view's module-level
+    # call would raise it.
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "k")
+    monkeypatch.setenv(variable, value)
+    with caplog.at_level(logging.WARNING, logger="segment"):
+        for number in range(3):
+            accepted, message = segment_core.track("user", f"Discarded {number}")
+            assert not accepted and message["event"] == f"Discarded {number}"
+        assert segment_core.flush(5)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"Segment: {problem}") and variable in line
+    assert segment_core.default_client is None
+    # Fixed in the settings: the next call makes the default client, which sends.
+    segment_core.write_key = "k"
+    segment_core.host = receiver.url
+    assert segment_core.track("user", "Sent")[0]
+    assert segment_core.flush(5)
+    assert [m["event"] for m in receiver.messages()] == ["Sent"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("write_key", "k\n", "write_key has spaces or line breaks around it"),
+        ("send", "true", "send must be True or False (or 0 or 1), got 'true'"),
+        ("host", "https://api.segment.io/?region=eu", "host must not have a query string"),
+        ("timeout", 0, "timeout must be > 0, got 0"),
+        ("max_queue_size", 0, "max_queue_size must be at least 1, got 0"),
+        ("on_error", "log", "on_error must be callable, got str"),
+        ("oauth_client_key", 42, "oauth_client_key must be a PEM private key"),
+        ("oauth_auth_server", "https://oauth.example#eu", "oauth_auth_server must not have a #"),
+    ],
+)
+def test_a_bad_module_level_setting_is_refused_where_it_is_set(
+    no_module_settings: None, name: str, value: object, problem: str
+) -> None:
+    before = getattr(segment_core, name)
+    with pytest.raises(ValueError) as raised:
+        setattr(segment_core, name, value)
+    assert str(raised.value).startswith(problem)
+    assert getattr(segment_core, name) == before
+
+
+def test_module_level_settings_as_analytics_python_takes_them(no_module_settings: None) -> None:
+    for name, value in [
+        ("send", 0),  # int(os.environ["SEND"])
+        ("debug", None),
+        ("timeout", (3, 7)),  # requests' (connect, read)
+        ("oauth_client_id", "set one at a time"),
+        ("oauth_client_id", ""),  # os.environ.get("OAUTH_CLIENT_ID", "")
+        ("max_queue_size", None),
+    ]:
+        saved = getattr(segment_core, name)
+        setattr(segment_core, name, value)
+        setattr(segment_core, name, saved)

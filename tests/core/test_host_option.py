@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
 from segment_core import Client
 from segment_core.config import Config
-from tests.receiver import Receiver
+from tests.receiver import Fault, Receiver
+
+NOT_BASE_URLS = [
+    ("api.segment.io", "http:// or https://"),
+    ("ftp://api.segment.io", "http:// or https://"),
+    ("javascript:alert(1)", "http:// or https://"),
+    ("https://", "must name a server"),
+    ("https://:8080", "must name a server"),
+    ("https://api.segment.io?debug=1", "query"),
+    ("https://api.segment.io/?", "query"),
+    ("https://api.segment.io#top", "fragment"),
+    ("https://api.segment.io:99999", "not a valid URL"),
+    ("https://api.segment.io:port", "not a valid URL"),
+    (" https://api.segment.io", "spaces"),
+    ("https://api.segment.io\n", "spaces"),
+    ("https://api segment.io", "spaces"),
+    ("https://[::1", "not a valid URL"),
+]
 
 
-@pytest.mark.parametrize(
-    ("host", "complaint"),
-    [
-        ("api.segment.io", "http:// or https://"),
-        ("ftp://api.segment.io", "http:// or https://"),
-        ("javascript:alert(1)", "http:// or https://"),
-        ("https://", "must name a server"),
-        ("https://:8080", "must name a server"),
-        ("https://api.segment.io?debug=1", "query"),
-        ("https://api.segment.io/?", "query"),
-        ("https://api.segment.io#top", "fragment"),
-        ("https://api.segment.io:99999", "not a valid URL"),
-        ("https://api.segment.io:port", "not a valid URL"),
-        (" https://api.segment.io", "spaces"),
-        ("https://api.segment.io\n", "spaces"),
-        ("https://api segment.io", "spaces"),
-        ("https://[::1", "not a valid URL"),
-    ],
-)
+@pytest.mark.parametrize(("host", "complaint"), NOT_BASE_URLS)
 def test_a_host_that_cannot_be_a_base_url_is_refused(host: str, complaint: str) -> None:
     with pytest.raises(ValueError, match=r"^host") as raised:
         Client("key", host=host)
     assert complaint in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("server", "complaint"),
+    [*NOT_BASE_URLS, ("https://user:hunter2@oauth2.segment.io", "credentials")],
+)
+def test_oauth_auth_server_is_held_to_the_rules_of_host(server: str, complaint: str) -> None:
+    # "/token" is added to it: after a query or a #fragment, it would be lost.
+    with pytest.raises(ValueError, match=r"^oauth_auth_server") as raised:
+        Client("key", oauth_auth_server=server)
+    assert complaint in str(raised.value)
+    assert "hunter2" not in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +85,44 @@ def test_segment_host_from_the_environment_is_checked_the_same_way(
 )
 def test_usable_hosts_are_accepted(host: str) -> None:
     assert Config.from_options("key", host=host).host == host
+
+
+@pytest.mark.parametrize(
+    ("host", "posted_to"),
+    [
+        ("https://api.segment.io/v1", "https://api.segment.io/v1/v1/batch"),
+        ("https://api.segment.io/v1/", "https://api.segment.io/v1/v1/batch"),
+        ("https://proxy.example/seg/v1/batch", "https://proxy.example/seg/v1/batch/v1/batch"),
+    ],
+)
+def test_a_host_ending_with_the_path_the_client_adds_is_warned_of(
+    host: str, posted_to: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="segment.core"):
+        Client("key", host=host, send=False)
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"events would go to {posted_to};" in line
+    assert line.endswith(" out of host")
+
+
+@pytest.mark.parametrize("host", ["https://api.segment.io", "https://proxy.example/v1x"])
+def test_other_hosts_are_not_warned_of(host: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="segment.core"):
+        Client("key", host=host, send=False)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_404_names_the_url_posted_to(receiver: Receiver, clients: list[Client]) -> None:
+    errors: list[Exception] = []
+    client = Client(
+        "key", host=receiver.url + "/segment", on_error=lambda error, batch: errors.append(error)
+    )
+    clients.append(client)
+    receiver.fail_next(Fault(404))
+    client.track("u1", "Lost")
+    assert client.flush(10)
+    [error] = errors
+    assert str(error) == f'HTTP 404 from {receiver.url}/segment/v1/batch: {{"code": "fault"}}'
 
 
 @pytest.mark.parametrize("prefix", ["/segment", "/segment/", "/a/b"])

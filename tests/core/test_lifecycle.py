@@ -327,6 +327,36 @@ def test_clients_deliver_side_by_side_at_exit(receiver: Receiver) -> None:
     assert err.count("shut down with 1 message(s) undelivered") == 4
 
 
+def test_the_exit_after_an_explicit_shutdown_does_not_wait_again() -> None:
+    # A host that never answers: the script's shutdown(0.5) gives the message up at
+    # its deadline (on_failure hears of it); the exit has nothing left to wait for.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        process = run_script(
+            """
+            import sys, time
+            from segment_core import Client
+
+            client = Client(
+                "k", host=sys.argv[1], timeout=30, shutdown_timeout=5,
+                on_failure=lambda message, error: print("failed", message["event"], flush=True),
+            )
+            client.track("u1", "Held")
+            print(client.shutdown(0.5), flush=True)
+            print(time.monotonic(), flush=True)
+            """,
+            f"http://127.0.0.1:{silent.getsockname()[1]}",
+        )
+        out, err = process.communicate(timeout=60)
+        ended = time.monotonic()
+    assert process.returncode == 0, err
+    failed, returned, returned_at = out.splitlines()
+    assert (failed, returned) == ("failed Held", "False")
+    assert ended - float(returned_at) < 3.0  # another shutdown_timeout at exit: over 5 s
+    assert err.count("shut down with 1 message(s) undelivered") == 1
+
+
 LIFESPAN_THEN_EXIT = """
 import asyncio, sys, time
 from segment_core import Client
@@ -482,3 +512,33 @@ def test_a_failure_since_recovered_does_not_leave_the_last_events_to_the_spool(
     assert process.returncode == 0, stderr
     assert stdout.strip() == "True"
     assert Counter(m["event"] for m in receiver.messages()) == {"Early": 1, "Late": 50}
+
+
+def test_a_ctrl_c_during_the_exit_delivery_stops_it_with_one_line() -> None:
+    # A host that takes the request and never answers: the exit's delivery waits; a
+    # Ctrl-C then (a second one, in a terminal) ends it with one line, no traceback.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        process = run_script(
+            """
+            import sys
+            from segment_core import Client
+
+            client = Client(
+                "k", host=sys.argv[1], timeout=60, shutdown_timeout=60, flush_interval=60
+            )
+            client.track("u1", "Held")
+            """,
+            f"http://127.0.0.1:{silent.getsockname()[1]}",
+        )
+        silent.settimeout(30)
+        connection, _ = silent.accept()
+        with connection:
+            connection.settimeout(30)
+            assert connection.recv(4096).startswith(b"POST")  # sent by the exit's delivery
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+    assert "Exception ignored" not in err, err
+    assert "Traceback" not in err, err
+    assert "delivery at exit interrupted; 1 message(s) not delivered" in err

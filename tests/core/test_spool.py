@@ -3,6 +3,7 @@ from dead processes, bounded, and never fatal when the disk misbehaves."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -471,12 +472,21 @@ def test_a_shutdown_names_what_it_leaves_in_memory_only(
     spool_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A host that never answers: of the batch still waiting, what is on disk stays for
-    # the next client; the rest is lost with the process, and the log says so.
+    # the next client; the rest fails (on_failure hears of it before shutdown returns),
+    # and the log says so.
+    failed: list[int] = []
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        client = Client("test-key", host=url, spool_dir=spool_dir, timeout=30, **HOLD)
+        client = Client(
+            "test-key",
+            host=url,
+            spool_dir=spool_dir,
+            timeout=30,
+            on_failure=lambda message, error: failed.append(message["properties"]["i"]),
+            **HOLD,
+        )
         for i in range(2):
             assert client.track("u", "On disk", {"i": i})[0]
         _stop_writing_to_disk(client, spool_dir)
@@ -484,11 +494,14 @@ def test_a_shutdown_names_what_it_leaves_in_memory_only(
             assert client.track("u", "In memory", {"i": i})[0]
         with caplog.at_level(logging.WARNING, logger="segment.core"):
             assert client.shutdown(0.5) is False
+        assert sorted(failed) == [2, 3, 4]
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Segment client")]
     assert line.startswith(
         f"Segment client shut down with 3 message(s) undelivered to {url}, "
         "held in memory only (not in the spool); last error: a request was still waiting"
     ), line
+    kept = [json.loads(message)["properties"]["i"] for message in spooled_messages(spool_dir)]
+    assert sorted(kept) == [0, 1]
 
 
 def test_a_disk_that_fills_up_falls_back_to_memory(receiver: Receiver, spool_dir: Path) -> None:

@@ -36,6 +36,29 @@ def test_batch_body_headers_and_auth(receiver: Receiver, make_client: Any) -> No
     assert body["batch"][0]["properties"] == {"plan": "pro"}
 
 
+def test_sent_at_comes_from_the_now_option_as_the_timestamps_do(
+    receiver: Receiver, make_client: Any
+) -> None:
+    # Segment corrects each timestamp by receivedAt - sentAt: both from one clock.
+    fixed = dt.datetime(2024, 5, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    client = make_client(now=lambda: fixed)
+    client.track("u1", "E")
+    assert client.flush(5)
+    body = receiver.requests[-1].body
+    assert body["sentAt"] == body["batch"][0]["timestamp"] == "2024-05-01T12:00:00.000Z"
+
+
+@pytest.mark.parametrize("broken", [lambda: 1 / 0, lambda: dt.datetime(2024, 5, 1)])
+def test_a_now_option_that_fails_leaves_sent_at_to_the_system_clock(
+    receiver: Receiver, make_client: Any, broken: Any
+) -> None:
+    client = make_client(now=broken)
+    client.track("u1", "E", timestamp=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
+    assert client.flush(5)
+    sent_at = dt.datetime.fromisoformat(receiver.requests[-1].body["sentAt"].replace("Z", "+00:00"))
+    assert abs((dt.datetime.now(dt.timezone.utc) - sent_at).total_seconds()) < 60
+
+
 def test_gzip_can_be_turned_off(receiver: Receiver, make_client: Any) -> None:
     client = make_client(gzip=False)
     client.track("u1", "E")

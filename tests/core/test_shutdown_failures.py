@@ -1,0 +1,135 @@
+"""What a shutdown leaves undelivered fails once, through the hooks, before it returns.
+
+A process may end right after ``shutdown()`` (``os._exit()`` in a forked child, the
+exit itself): a dead-letter ``on_failure`` hook called later would never run.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segment_core import Client
+from tests.receiver import Fault, Receiver
+
+Events = list[tuple[str, ...]]
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A server that accepts connections and never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def recording_client(url: str, events: Events, **options: Any) -> Client:
+    """A client whose hooks write what they are called with into ``events``."""
+    return Client(
+        "key",
+        host=url,
+        on_error=lambda error, batch: events.append(
+            ("on_error", str(error), *sorted(m["event"] for m in batch))
+        ),
+        on_failure=lambda message, error: events.append(("on_failure", message["event"])),
+        on_success=lambda message: events.append(("on_success", message["event"])),
+        **options,
+    )
+
+
+def test_a_batch_waiting_for_an_answer_fails_before_shutdown_returns(silent_url: str) -> None:
+    events: Events = []
+    client = recording_client(silent_url, events, timeout=30)
+    for number in range(3):
+        client.track("u1", f"E{number}")
+    assert client.shutdown(0.5) is False
+    assert events == [
+        (
+            "on_error",
+            "client shut down while a request was waiting for an answer "
+            "(the batch may have arrived)",
+            "E0",
+            "E1",
+            "E2",
+        ),
+        ("on_failure", "E0"),
+        ("on_failure", "E1"),
+        ("on_failure", "E2"),
+    ]
+    stats = client.stats()
+    assert (stats["failed"], stats["pending"]) == (3, 0)
+
+
+def test_a_batch_waiting_to_retry_and_the_buffer_fail_before_shutdown_returns(
+    receiver: Receiver,
+) -> None:
+    receiver.fail_next(*[Fault(503)] * 5)
+    events: Events = []
+    client = recording_client(receiver.url, events, retry_backoff_min=30, retry_backoff_max=60)
+    client.track("u1", "Retried")
+    client.flush(0)  # sent now: answered 503, the retry waits 30 s or more
+    _wait_until(lambda: client.stats()["retries"] == 1)
+    client.track("u1", "Waiting 1")  # behind it in the buffer
+    client.track("u1", "Waiting 2")
+    assert client.shutdown(0.3) is False
+    errors = sorted(event for event in events if event[0] == "on_error")
+    retried = 'client shut down before delivery; last error: HTTP 503: {"code": "fault"}'
+    assert errors == [
+        ("on_error", "client shut down before delivery", "Waiting 1", "Waiting 2"),
+        ("on_error", retried, "Retried"),
+    ]
+    failures = sorted(event for event in events if event[0] == "on_failure")
+    assert failures == [
+        ("on_failure", "Retried"),
+        ("on_failure", "Waiting 1"),
+        ("on_failure", "Waiting 2"),
+    ]
+    assert client.stats()["failed"] == 3
+
+
+def test_an_answer_after_the_shutdown_gave_up_is_not_reported_again(
+    receiver: Receiver,
+) -> None:
+    receiver.fail_next(Fault(delay=1.0))  # delivered, but answered after the deadline
+    events: Events = []
+    client = recording_client(receiver.url, events, timeout=30)
+    client.track("u1", "Late")
+    assert client.shutdown(0.2) is False
+    assert [event[0] for event in events] == ["on_error", "on_failure"]
+    for sender in client._worker._threads:  # until the sender had its answer
+        sender.join(10)
+    assert [m["event"] for m in receiver.messages()] == ["Late"]
+    assert [event[0] for event in events] == ["on_error", "on_failure"]
+    stats = client.stats()
+    assert (stats["failed"], stats["sent"]) == (1, 0)
+
+
+@pytest.mark.parametrize("spooled", [False, True])
+def test_after_a_shutdown_flush_and_shutdown_return_at_once_with_what_it_found(
+    silent_url: str, tmp_path: Path, spooled: bool
+) -> None:
+    # What the first shutdown left is reported, or on disk for the next process: the
+    # exit's own shutdown, or a job runner's flush, has nothing to wait for.
+    events: Events = []
+    spool = {"spool_dir": tmp_path} if spooled else {}
+    client = recording_client(silent_url, events, timeout=30, **spool)
+    client.track("u1", "E")
+    assert client.shutdown(0.3) is False
+    started = time.monotonic()
+    assert client.shutdown(5) is False
+    assert client.flush(5) is False
+    assert time.monotonic() - started < 1.0
+    assert [event[0] for event in events] == ([] if spooled else ["on_error", "on_failure"])
+
+
+def _wait_until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
