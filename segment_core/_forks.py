@@ -8,6 +8,12 @@ and sender state. Each handler runs once per process, whichever of the two
 calls first. (An app that imports ``uwsgidecorators`` after segment_core
 replaces that hook: the client's own fork checks remain, and in uWSGI each id
 checks its process, see ``normalize``.)
+
+uWSGI forks its workers from its master, where the app is loaded (unless it runs
+with ``lazy-apps``), without taking the GIL first: a Python thread running in the
+master then is copied into each worker as the GIL's holder, and the worker waits
+for the GIL forever. Threads are started there only once uWSGI has forked, by
+the handlers given to :func:`in_every_uwsgi_worker`.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["in_every_child"]
+__all__ = ["forks_uwsgi_workers", "in_every_child", "in_every_uwsgi_worker"]
 
 _handlers: list[Callable[[], None]] = []
+_uwsgi_handlers: list[Callable[[], None]] = []
+#: uWSGI's module, in a process that runs in uWSGI.
+_uwsgi: Any = None
 #: The process the handlers last ran in (or were registered in).
 _done_in = os.getpid()
 
@@ -27,6 +36,31 @@ _done_in = os.getpid()
 def in_every_child(handler: Callable[[], None]) -> None:
     """Run ``handler`` in every child process forked from now on, first thing."""
     _handlers.append(handler)
+
+
+def in_every_uwsgi_worker(handler: Callable[[], None]) -> None:
+    """Run ``handler`` in every process uWSGI forks (a worker, a mule), after the
+    handlers of :func:`in_every_child`; never after the app's own ``os.fork()``.
+
+    It runs on the process's main thread, before its first request.
+    """
+    _uwsgi_handlers.append(handler)
+
+
+def forks_uwsgi_workers() -> bool:
+    """Whether uWSGI forks its workers from this process: its master with the app
+    loaded there (no ``lazy-apps``), or the first process when there is no master."""
+    uwsgi = _uwsgi
+    if uwsgi is None:
+        return False
+    spooler = getattr(uwsgi, "i_am_the_spooler", None)
+    return not (uwsgi.worker_id() or uwsgi.mule_id() or (spooler is not None and spooler()))
+
+
+def _after_uwsgi_fork() -> None:
+    _run_in_child()
+    for handler in _uwsgi_handlers:
+        handler()
 
 
 def _run_in_child() -> None:
@@ -41,21 +75,23 @@ def _run_in_child() -> None:
 
 def _hook_uwsgi() -> bool:
     """Hook uWSGI's post-fork when running in it; whether it is."""
+    global _uwsgi
     try:
         import uwsgi
     except ImportError:
         return False
+    _uwsgi = uwsgi
     # uWSGI's decorators module sets the hook to its own chain as it is imported:
     # join that chain when it is there (importing it ourselves would replace the
     # app's spooler and mule hooks), else chain the hook.
     decorators: Any = sys.modules.get("uwsgidecorators")
     if decorators is not None:
-        decorators.postfork(_run_in_child)
+        decorators.postfork(_after_uwsgi_fork)
         return True
     previous = getattr(uwsgi, "post_fork_hook", None)
 
     def post_fork() -> None:
-        _run_in_child()
+        _after_uwsgi_fork()
         if previous is not None:
             previous()
 

@@ -1,7 +1,7 @@
 """The on-disk spool: an accepted message survives a killed process and a long outage.
 
 With ``spool_dir`` set, every message is appended to this process's own segment
-file (one ``write()``: in the page cache before ``track()`` returns) and removed
+file (one ``pwritev()``: in the page cache before ``track()`` returns) and removed
 once it is delivered or failed for good. Each process holds an ``flock`` on its
 own lock file for its whole life; the kernel releases it when the process dies,
 however it dies. A live client takes the lock of a dead writer's files and
@@ -16,15 +16,18 @@ and ``....<n>.seg`` segments with their ``.ack`` files (see ``_spool_format``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from segment_core import _forks
 from segment_core import _spool_format as fmt
 from segment_core.config import Config
 from segment_core.errors import is_interruption
@@ -41,6 +44,8 @@ QUEUE_FULL = "queue_full"
 #: Seconds between looks for orphaned files, re-queueing and size measurement.
 TICK = 1.0
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+#: A full disk or quota: room may come back, unlike after other failures.
+_NO_ROOM = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 #: The segment a process creates on its first message, while the caller waits.
 _FIRST_SEGMENT_BYTES = 256 * 1024
 # The record format's parts, bound once for put().
@@ -148,6 +153,9 @@ class Spool:
         # that a caller making one at the same time cannot pass it.
         self._reserving = 0
         self._broken = False
+        # No room on the disk for a new file (or a record): what does not fit in the
+        # current file waits in memory; the spool thread tries again every tick.
+        self._out_of_room = False
         self._closed = False
         #: Messages :meth:`close` left on disk.
         self._left_behind = 0
@@ -164,22 +172,32 @@ class Spool:
             "adopted": 0,  # taken over from the files of dead processes
             "damaged": 0,  # stretches of damaged files skipped
             "refused": 0,  # no room on disk: put in the buffer instead
+            "lost": 0,  # waiting in a file another program removed
             "scans": 0,  # looks for orphaned files
         }
 
     # -- wiring --------------------------------------------------------------------
 
     def attach(self, worker: Worker, delivery: Delivery) -> None:
-        """Feed ``worker``, hear from ``delivery``, and start looking for orphans now."""
+        """Feed ``worker``, hear from ``delivery``, and start looking for orphans now.
+
+        In a uWSGI master that forks workers from the loaded app, not now: each
+        worker starts its own thread as uWSGI forks it (see ``_forks``), and the
+        master does with its first use of the spool, as its sender threads do.
+        """
         self._wire(worker, delivery)
-        self._start()
+        if _forks.forks_uwsgi_workers():
+            _started_in_uwsgi_workers.add(self)
+        else:
+            self._start()
 
     def after_fork(self, worker: Worker, delivery: Delivery) -> None:
         """In a forked child: the parent's files and locks stay the parent's.
 
         The spool thread starts with the child's first use of the spool: a child
         that makes no call has no thread (one forked from a thread of the parent
-        would otherwise never end once that thread returns).
+        would otherwise never end once that thread returns). A uWSGI worker's
+        starts as uWSGI forks it (see :meth:`attach`).
         """
         for claim in self._claims():
             for segment in claim.segments:
@@ -232,7 +250,11 @@ class Spool:
                     except OSError as error:
                         if is_interruption(error):
                             raise
-                        self._break(error)  # the disk failed: the caller goes on
+                        if error.errno in _NO_ROOM:  # the spool thread tries again
+                            self._run_out_of_room(error)
+                            self.counts["refused"] += 1
+                        else:
+                            self._break(error)  # the disk failed: the caller goes on
                         return worker.put(data)
                     if segment is None:
                         # No room on disk (other processes' data, or only the next files
@@ -255,6 +277,14 @@ class Spool:
                     if self._fsync_always:
                         _sync_data(fd)
                 except BaseException as error:
+                    if isinstance(error, OSError) and error.errno in _NO_ROOM:
+                        # Past what the file reserved (a copy-on-write filesystem): no
+                        # more records go to it, and the spool thread tries again.
+                        self._take_back(fd, offset, end)
+                        self._retire(segment)
+                        self._run_out_of_room(error)
+                        self.counts["refused"] += 1
+                        return worker.put(data)
                     if isinstance(error, OSError) and not is_interruption(error):
                         self._break(error)  # the disk failed: the caller goes on
                         return worker.put(data)
@@ -314,10 +344,14 @@ class Spool:
         millisecond, which a caller of ``track()`` never waits for.
         """
         if segment is not None:
-            self._active = None
-            self._full.append(segment)
-            self._wake.set()
+            self._retire(segment)
         return self._next_segment()
+
+    def _retire(self, segment: Segment) -> None:
+        """No more records go to the active ``segment``: the spool thread seals it (lock held)."""
+        self._active = None
+        self._full.append(segment)
+        self._wake.set()
 
     # -- hooks called by the delivery ------------------------------------------------
 
@@ -391,11 +425,20 @@ class Spool:
         try:
             if segment.ack_fd is None:
                 segment.ack_fd = os.open(segment.ack_path, _APPEND, 0o600)
-            os.write(segment.ack_fd, fmt.encode_acks(ordinals))
+            acks = fmt.encode_acks(ordinals)
+            written = os.write(segment.ack_fd, acks)
+            if written != len(acks):  # the disk filled up: no torn entry before the next
+                os.ftruncate(segment.ack_fd, os.fstat(segment.ack_fd).st_size - written)
+                raise OSError(errno.ENOSPC, "no room for the acknowledgements", segment.ack_path)
         except OSError as error:
             if is_interruption(error):  # (a signal handler's TimeoutError: not the disk)
                 raise
-            self._break(error)
+            if error.errno in _NO_ROOM:
+                # Sent again by a later adopter if this process dies before the file
+                # goes (Segment de-duplicates it): no reason to stop the spool.
+                self._run_out_of_room(error)
+            else:
+                self._break(error)
 
     def keep(self, batch: list[bytes]) -> list[bytes]:
         """Out of retries: keep what of ``batch`` is on disk for a later attempt.
@@ -533,6 +576,7 @@ class Spool:
             "bytes": self._bytes,
             "pending": self.pending,
             "in_memory_only": self._broken,
+            "disk_full": self._out_of_room,
             **self.counts,
         }
 
@@ -548,6 +592,8 @@ class Spool:
             if not self._has_room():
                 return None
             own = self._own
+            if self._out_of_room and own is not None:
+                return None  # the spool thread makes the next file once there is room
             if own is None:
                 own = self._own = self._claim_own()
             # Small and written out now (a millisecond or so): the spool thread
@@ -619,11 +665,16 @@ class Spool:
             number = self._take_number()
             self._reserving = self._segment_bytes
         try:
+            if self._out_of_room and not _has_free_space(self._directory, self._segment_bytes):
+                raise OSError(errno.ENOSPC, "not enough free space yet")
             segment = self._create_segment(own, number, self._segment_bytes)
         except OSError as error:
             with self._lock:
                 self._reserving = 0
-                self._break(error)
+                if error.errno in _NO_ROOM:  # perhaps for a moment: tried again next tick
+                    self._run_out_of_room(error)
+                else:
+                    self._break(error)
             return
         except BaseException:
             with self._lock:
@@ -642,6 +693,13 @@ class Spool:
                 return
             self._publish(segment)
             self._spare = segment
+            if self._out_of_room:
+                self._out_of_room = False
+                logger.warning(
+                    "Segment spool at %s has room on the disk again; new messages are "
+                    "written to it",
+                    self._directory,
+                )
 
     def _claim_own(self) -> Claim:
         os.makedirs(self._directory, mode=0o700, exist_ok=True)
@@ -765,6 +823,101 @@ class Spool:
             problem = str(error)
         self._break(OSError(f"{own.lock_path}: {problem}"))
 
+    def _keep_files(self) -> None:
+        """Keep the files this process holds fresh, as its lock file, and make again
+        an open segment another program removed all the same (spool thread).
+
+        The spare, idle for days, would otherwise be a cleaner's prey; records written
+        to a removed file would be lost with the process.
+        """
+        with self._lock:
+            if self._broken or self._closed:
+                return
+            files = [s for claim in self._claims() for s in claim.segments]
+            # Descriptors of our own: a caller may close the segment's own meanwhile.
+            opened = [(s, os.dup(s.fd)) for s in files if s.fd is not None]
+        for segment in files:
+            for path in (segment.path, segment.ack_path):
+                with contextlib.suppress(OSError):  # (an ack file is made on the first one)
+                    os.utime(path)
+        for segment, fd in opened:
+            try:
+                if not _names(segment.path, fd):
+                    self._restore(segment, fd)
+            except OSError as error:
+                if is_interruption(error):
+                    raise
+                self._break(
+                    OSError(f"{segment.path} was removed and cannot be made again: {error}")
+                )
+            finally:
+                os.close(fd)
+
+    def _restore(self, segment: Segment, removed: int) -> None:
+        """Make ``segment``'s file again from ``removed``, a descriptor of the removed one.
+
+        What it holds is copied without the lock, then what callers appended meanwhile
+        with it held, and the new file takes the removed one's place: each record keeps
+        its offset and ordinal, each queued message its location.
+        """
+        fd = os.open(segment.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fmt.reserve(fd, segment.allocated)
+            copied = _copy(removed, fd, 0, segment.size)
+            if self._fsync != "never":
+                _sync_data(fd)
+                self._sync_directory()
+            with self._lock:
+                restored = segment.fd is not None  # (else close() sealed it meanwhile)
+                if restored:
+                    _copy(removed, fd, copied, segment.size)
+                    segment.fd, fd = fd, segment.fd
+        except BaseException:
+            os.close(fd)
+            _quietly(os.unlink, segment.path)
+            raise
+        os.close(fd)  # the removed file's: nothing writes to it any more
+        if not restored:
+            _quietly(os.unlink, segment.path)
+            return
+        logger.warning(
+            "Segment spool file %s was removed by another program; made again from what "
+            "this process holds open",
+            segment.path,
+        )
+
+    def _read(self, segment: Segment, size: int) -> bytes | None:
+        """The first ``size`` bytes of ``segment``'s file; None once it is gone for good."""
+        try:
+            with open(segment.path, "rb") as file:
+                return file.read(size)
+        except FileNotFoundError:
+            pass
+        with self._lock:  # removed, but still open for writing: read it there
+            fd = None if segment.fd is None else os.dup(segment.fd)
+        if fd is None:
+            return None
+        try:
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+
+    def _lose(self, segment: Segment, ordinals: set[int]) -> None:
+        """Messages waiting in a file another program removed: failed, and said so."""
+        with self._lock:
+            lost = len(ordinals & segment.pending)
+            segment.pending -= ordinals
+            segment.settled += lost
+            self.counts["lost"] += lost
+            self._delete_if_done(segment)
+        if lost:
+            logger.error(
+                "Segment spool file %s was removed by another program: %d message(s) "
+                "waiting in it are lost",
+                segment.path,
+                lost,
+            )
+
     def _cannot_read(self, segment: Segment, error: OSError) -> None:
         """A file that cannot be read now: said at most every 30 s, its messages kept."""
         now = time.monotonic()
@@ -774,6 +927,17 @@ class Spool:
                 "cannot read the Segment spool file %s (%s); its messages wait on disk "
                 "and are tried again",
                 segment.path,
+                error,
+            )
+
+    def _run_out_of_room(self, error: OSError) -> None:
+        """No room on the disk for now: said once, until there is again."""
+        if not self._out_of_room:
+            self._out_of_room = True
+            logger.warning(
+                "no room on the disk for the Segment spool at %s (%s); messages that do not "
+                "fit in its current file are kept in memory until there is",
+                self._directory,
                 error,
             )
 
@@ -806,6 +970,7 @@ class Spool:
         if self._pid != os.getpid():
             return
         self._keep_own_lock()
+        self._keep_files()  # (before sealing: a removed file is made again while it is open)
         self._seal_full()
         self._prepare_spare()
         self._adopt_orphans()
@@ -949,16 +1114,16 @@ class Spool:
             if room <= 0:
                 break
             try:
-                with open(segment.path, "rb") as file:
-                    blob = file.read(size)
-            except FileNotFoundError:
-                blob = b""  # removed behind our back: what it held is gone
+                blob = self._read(segment, size)
             except OSError as error:
                 if is_interruption(error):  # (in flush(), on the caller's thread)
                     raise
                 # Out of file descriptors, a permission, an I/O error: perhaps only
                 # for now. Its messages stay waiting, for the next look.
                 self._cannot_read(segment, error)
+                continue
+            if blob is None:  # removed behind our back: what waited in it is gone
+                self._lose(segment, wanted)
                 continue
             found: set[int] = set()
             for ordinal, message in fmt.read_records(blob).records:
@@ -989,6 +1154,30 @@ class Spool:
         return moved
 
 
+#: Spools of a uWSGI master, which start their thread in each worker uWSGI forks.
+_started_in_uwsgi_workers: weakref.WeakSet[Spool] = weakref.WeakSet()
+
+
+def _start_in_uwsgi_worker() -> None:
+    for spool in list(_started_in_uwsgi_workers):
+        spool._start()
+
+
+_forks.in_every_uwsgi_worker(_start_in_uwsgi_worker)
+
+
+def _copy(source: int, target: int, start: int, end: int) -> int:
+    """Copy bytes ``start`` to ``end`` of one open file into another, at the same
+    offsets; returns ``end``."""
+    offset = start
+    while offset < end:
+        chunk = os.pread(source, min(end - offset, 1 << 20), offset)
+        if not chunk:
+            raise OSError(errno.EIO, f"the file ended at {offset} of {end} bytes")
+        offset += os.pwrite(target, chunk, offset)
+    return end
+
+
 def _location(segment: Segment, ordinal: int) -> int:
     """Where record ``ordinal`` of ``segment`` is, as one int (``put()`` inlines it)."""
     if ordinal < _ORDINAL_SPAN:
@@ -1002,6 +1191,20 @@ def _place(location: int) -> tuple[int, int]:
         return location >> _ORDINAL_BITS, location & (_ORDINAL_SPAN - 1)
     location = ~location
     return location >> 32, location & _U32
+
+
+def _names(path: str, fd: int) -> bool:
+    """Whether ``path`` is still the name of the file open as ``fd``."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _has_free_space(directory: str, size: int) -> bool:
+    """Whether the filesystem of ``directory`` has ``size`` bytes free for this user."""
+    stats = os.statvfs(directory)
+    return stats.f_bavail * stats.f_frsize >= size
 
 
 def _quietly(function: Any, *args: Any) -> None:

@@ -22,18 +22,23 @@ import requests
 from segment_core import _spool_format as fmt
 from tests.e2e.servers import (
     HOLD_UNTIL_EXIT,
+    ITEM_EVENT,
     READY_TIMEOUT,
     ROOT,
     Server,
     app_env,
     free_port,
     gunicorn_argv,
+    load,
     running,
+    uwsgi_argv,
+    uwsgi_binary,
 )
 
 pytestmark = pytest.mark.slow
 
 FLASK = "tests.e2e.apps.flask_app:app"
+UWSGI = uwsgi_binary()
 #: Retries that give up fast: the outage outlasts the budget many times over.
 SHORT_BUDGET = {
     "max_total_backoff_duration": 0.5,
@@ -307,3 +312,48 @@ def test_a_torn_file_and_a_garbage_file_deliver_the_good_records_and_count_the_b
     )
     assert numbers == list(range(99))
     assert list(spool_dir.glob("*/*")) == []
+
+
+# -- uWSGI workers forked from the master that loaded the app --------------------------------
+
+
+@pytest.mark.skipif(UWSGI is None, reason="uWSGI is not installed (the dev extra installs it)")
+@pytest.mark.parametrize("options", [(), ("--py-call-osafterfork",)], ids=["plain", "osafterfork"])
+def test_uwsgi_workers_forked_from_the_loaded_app_answer_and_adopt(
+    segment_collector: Any, tmp_path: Path, apps: Callable[..., App], options: tuple[str, ...]
+) -> None:
+    orphans = 2_000
+    spool_dir = tmp_path / "spool"
+    segment_collector.faults({"status": 503, "seconds": 3600})  # none delivered before the kill
+    try:
+        dead = apps(orphans, "dead", app_env(segment_collector.url, spool_dir=spool_dir))
+        assert dead.tracked() == orphans
+        dead.kill()
+    finally:
+        segment_collector.clear_faults()
+    assert UWSGI is not None
+    port = free_port()
+    graceful_stop = ("--hook-master-start", "unix_signal:15 gracefully_kill_them_all")
+    argv = uwsgi_argv(UWSGI, FLASK, port, "--enable-threads", *graceful_stop, *options)
+    env = app_env(segment_collector.url, spool_dir=spool_dir, flush_interval=0.2)
+    # Both workers answer within READY_TIMEOUT: a worker forked while a thread of the
+    # master held the GIL would wait for it forever.
+    with running("uwsgi", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+        # uWSGI forks every worker, and each replacement, from the master: no thread of
+        # the client's runs there (the app sent nothing from it).
+        assert os.listdir(f"/proc/{server.process.pid}/task") == [str(server.process.pid)]
+        # The workers look at the spool as they start, before any request.
+        poll(
+            lambda: segment_collector.summary()["total"] >= orphans,
+            60,
+            "the dead process's events",
+        )
+        load(server, 20)
+        poll(lambda: segment_collector.summary()["total"] >= orphans + 40, 60, "the items'")
+        assert server.stop(signal.SIGTERM) == 0
+        log = server.log()
+    assert "Traceback" not in log
+    summary = segment_collector.summary()
+    assert (summary["total"], summary["duplicates"], summary["bad"]) == (orphans + 40, 0, 0)
+    items = segment_collector.events(event=ITEM_EVENT, limit=100)
+    assert sorted(e["message"]["properties"]["n"] for e in items) == list(range(20))

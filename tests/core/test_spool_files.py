@@ -1,0 +1,235 @@
+"""The spool's files under outside hands: a cleaner of old files, a program that removes
+them, and a disk that fills up for a while."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segment_core import _spool_format as fmt
+from tests.receiver import Receiver
+
+ROOT = Path(__file__).resolve().parents[2]
+HOLD = {"flush_at": 2500, "flush_interval": 3600.0}
+#: 64 KiB segments: a few hundred records fill one.
+SMALL_SEGMENTS = {"spool_max_bytes": 1024 * 1024}
+
+
+@pytest.fixture(autouse=True)
+def _no_spool_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("SEGMENT_SPOOL_DIR", raising=False)
+    yield
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+def segments(spool_dir: Path) -> list[Path]:
+    return sorted(spool_dir.glob("*/*" + fmt.SEGMENT_SUFFIX))
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(message) for _, message in fmt.read_records(path.read_bytes()).records]
+
+
+def poll(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.02)
+
+
+# -- a cleaner of old files ----------------------------------------------------------------
+
+
+def test_every_file_a_live_process_holds_stays_fresh(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    client = make_client(spool_dir=spool_dir, **HOLD)
+    assert client.track("u", "E", {"i": 0})[0]
+    assert client.flush(10)
+    # Delivered and quiet: the lock file, and the empty next segment held ready.
+    poll(lambda: len(segments(spool_dir)) == 1, "only the spare left")
+    files = sorted(spool_dir.glob("*/*"))
+    for path in files:
+        os.utime(path, (0, 0))  # days old, for a cleaner of /tmp
+    poll(
+        lambda: all(path.stat().st_mtime > time.time() - 60 for path in files),
+        "every file touched",
+    )
+
+
+# -- a program removes files ---------------------------------------------------------------
+
+
+def test_a_removed_open_segment_is_made_again_with_what_waited_in_it(
+    make_client: Any, receiver: Receiver, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A buffer of 10: the rest wait on disk, in the file being written.
+    client = make_client(spool_dir=spool_dir, max_queue_size=10, **HOLD)
+    ids = [client.track("u", "E", {"i": i})[1]["messageId"] for i in range(300)]
+    poll(lambda: len(segments(spool_dir)) == 2, "the spare")
+    for path in segments(spool_dir):
+        path.unlink()
+    # On disk again (a kill now would lose nothing), the spare too.
+    poll(lambda: len(segments(spool_dir)) == 2, "the files made again")
+    on_disk = [m["messageId"] for path in segments(spool_dir) for m in records(path)]
+    assert on_disk == ids
+    for i in range(300, 400):  # written where the records before them are
+        assert client.track("u", "E", {"i": i})[0]
+    assert client.flush(30)
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(400))
+    stats = client.stats()["spool"]
+    assert (stats["lost"], stats["damaged"], stats["in_memory_only"]) == (0, 0, False)
+    assert caplog.text.count("was removed by another program; made again") == 2
+
+
+def test_messages_in_a_removed_closed_segment_are_reported_lost_not_damaged(
+    make_client: Any, receiver: Receiver, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(spool_dir=spool_dir, max_queue_size=10, **SMALL_SEGMENTS, **HOLD)
+    for i in range(600):
+        assert client.track("u", "E", {"i": i})[0]
+    first = segments(spool_dir)[0]
+    # Full, then cut to its records by the spool's thread: closed for good.
+    poll(lambda: len(first.read_bytes()) < 64 * 1024, "the first segment sealed")
+    removed = {m["properties"]["i"] for m in records(first)}
+    first.unlink()
+    with caplog.at_level(logging.ERROR, logger="segment.core"):
+        assert client.flush(30)
+    delivered = [m["properties"]["i"] for m in receiver.messages()]
+    assert len(set(delivered)) == len(delivered)
+    # Those the buffer held (or a sender) are delivered; those that waited in the file
+    # are lost, and counted so.
+    lost = set(range(600)) - set(delivered)
+    assert lost and lost <= removed
+    counts = client.stats()
+    stats = counts["spool"]
+    assert (stats["lost"], stats["damaged"]) == (len(lost), 0)
+    assert counts["failed"] == len(lost)  # accepted, never sent: failed
+    [line] = [
+        r.getMessage() for r in caplog.records if "removed by another program" in r.getMessage()
+    ]
+    assert line.endswith(f"{len(lost)} message(s) waiting in it are lost"), line
+
+
+# -- a disk that fills up for a while ------------------------------------------------------
+
+
+def private_tmpfs_available() -> bool:
+    """Whether a tmpfs can be mounted in a mount namespace of our own (root, or
+    unprivileged user namespaces)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+        timeout=30,
+    )
+    return probe.returncode == 0
+
+
+FULL_DISK = """
+import glob, json, os, sys, time
+from segment_core import Client
+from segment_core._spool_format import read_records
+
+mount, host = sys.argv[1:]
+spool = os.path.join(mount, "spool")
+
+
+def wait(condition, what):
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.02)
+
+
+def on_disk():
+    found = set()
+    for path in glob.glob(os.path.join(spool, "*", "*.seg")):
+        with open(path, "rb") as file:
+            data = file.read()
+        found |= {json.loads(m)["messageId"] for _, m in read_records(data).records}
+    return found
+
+
+# 256 KiB segments, on a disk of 1 MiB.
+client = Client(
+    "k", host=host, spool_dir=spool, spool_max_bytes=4 << 20, flush_at=2500, flush_interval=3600
+)
+pad = "x" * 700  # records of about 1 KiB: 250 fill a segment
+client.track("u", "E", {"phase": "first"})
+wait(lambda: len(glob.glob(os.path.join(spool, "*", "*.seg"))) == 2, "the spare")
+ballast = os.path.join(mount, "ballast")
+with open(ballast, "wb", buffering=0) as file:  # another program fills the disk
+    try:
+        while True:
+            file.write(bytes(4096))
+    except OSError:
+        pass
+# Past the first segment into the spare, whose blocks are reserved; no next one can
+# be made now.
+full = [client.track("u", "E", {"phase": "full", "pad": pad})[1] for _ in range(400)]
+wait(lambda: client.stats()["spool"]["disk_full"], "the disk found full")
+stats = client.stats()["spool"]
+print(json.dumps({
+    "in_memory_only": stats["in_memory_only"],
+    "refused": stats["refused"],
+    "full_on_disk": {m["messageId"] for m in full} <= on_disk(),
+}), flush=True)
+os.unlink(ballast)  # room again
+wait(lambda: not client.stats()["spool"]["disk_full"], "room found again")
+after = [client.track("u", "E", {"phase": "after"})[1] for _ in range(50)]
+stats = client.stats()["spool"]
+print(json.dumps({
+    "in_memory_only": stats["in_memory_only"],
+    "after_on_disk": {m["messageId"] for m in after} <= on_disk(),
+    "delivered": client.flush(30),
+}), flush=True)
+"""
+
+
+@pytest.mark.skipif(
+    not private_tmpfs_available(), reason="cannot mount a tmpfs (needs user namespaces or root)"
+)
+def test_a_disk_full_for_a_while_keeps_the_current_file_and_comes_back_to_the_disk(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    script = textwrap.dedent(FULL_DISK)
+    shell = 'mount -t tmpfs -o size=1m tmpfs "$1" && exec "$2" -c "$3" "$1" "$4"'
+    url = receiver.url
+    done = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", shell, "sh", str(mount), sys.executable, script, url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    while_full, after = (json.loads(line) for line in done.stdout.splitlines())
+    # Full: the file being written keeps taking records; nothing is refused yet.
+    assert while_full == {"in_memory_only": False, "refused": 0, "full_on_disk": True}
+    assert after == {"in_memory_only": False, "after_on_disk": True, "delivered": True}
+    assert done.stderr.count("no room on the disk for the Segment spool") == 1, done.stderr
+    assert done.stderr.count("has room on the disk again") == 1, done.stderr
+    phases = [m["properties"]["phase"] for m in receiver.messages()]
+    assert (phases.count("first"), phases.count("full"), phases.count("after")) == (1, 400, 50)
