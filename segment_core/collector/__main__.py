@@ -190,10 +190,8 @@ def _base_url(text: str) -> str:
     """An http(s) URL with a host, for argparse."""
     try:
         return checked_base_url(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"an http:// or https:// URL with a host, got {text!r}"
-        ) from None
+    except ValueError as error:  # its reason, with any password masked
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _oauth_server(path: str | None, lifetime: float) -> OAuthServer | None:

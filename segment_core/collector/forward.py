@@ -16,13 +16,15 @@ import queue
 import threading
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
+from http.client import HTTPMessage
+from typing import IO
+from urllib.parse import urljoin
 
 import orjson
 
 from segment_core.batching import pack
 from segment_core.collector.ingest import Limits, utc_now_iso
-from segment_core.hosts import redact_url
+from segment_core.hosts import check_host, redact_url
 
 __all__ = ["Forwarder", "checked_base_url"]
 
@@ -35,25 +37,29 @@ ERROR_BODY_LOG_CHARS = 500
 
 
 def checked_base_url(url: str) -> str:
-    """`url` if it is an http(s) URL with a host; else a ValueError naming it."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # a port that is no number raises here
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or url != url.strip()
-        or parts.query
-        or parts.fragment
-    ):
-        raise ValueError(
-            f"forward: an http:// or https:// URL with a host (and a port, a path, "
-            f"nothing else), got {url!r}"
-        )
+    """`url` if it is an http(s) URL with a host; else a ValueError naming `forward`.
+
+    The rules of the client's `host`: no credentials (the write key travels as HTTP
+    Basic), no spaces, no query and no fragment, not even an empty one.
+    """
+    check_host(url, name="forward")
     return url
+
+
+class _FollowNoRedirect(urllib.request.HTTPRedirectHandler):
+    """Makes a redirect the answer: urllib would follow a 301 or 302 as a GET without
+    the batch, and send the write key to whichever server the Location names."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> None:
+        return None
 
 
 class Forwarder:
@@ -67,6 +73,7 @@ class Forwarder:
         self.url = checked_base_url(url).rstrip("/") + "/v1/batch"
         self._timeout = timeout
         self._queue: queue.Queue[tuple[list[bytes], str | None] | None] = queue.Queue(max_queue)
+        self._opener = urllib.request.build_opener(_FollowNoRedirect)
         self._lock = threading.Lock()
         self.stats = {"sent": 0, "failed": 0, "dropped": 0, "too_large": 0}
         self._thread = threading.Thread(
@@ -132,9 +139,13 @@ class Forwarder:
             headers["Authorization"] = f"Basic {token}"
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with self._opener.open(request, timeout=self._timeout) as response:
                 response.read()
         except urllib.error.HTTPError as error:
+            if 300 <= error.code < 400:
+                error.close()
+                self._log_redirect(error.code, error.headers.get("Location"))
+                return False
             with error:
                 reason = error.read(ERROR_BODY_LOG_CHARS * 4).decode("utf-8", "replace")
             # repr keeps the upstream's text on one line, whatever it holds.
@@ -150,6 +161,20 @@ class Forwarder:
             logger.warning("could not forward a batch to %s: %s", redact_url(self.url), error)
             return False
         return True
+
+    def _log_redirect(self, status: int, location: str | None) -> None:
+        try:
+            # repr keeps the upstream's text on one line, whatever it holds.
+            target = repr(redact_url(urljoin(self.url, location))) if location else "nowhere"
+        except ValueError:  # not a URL
+            target = repr(location)
+        logger.warning(
+            "%s redirected a forwarded batch (HTTP %d) to %s: not followed, the batch "
+            "and its write key are for the configured server alone",
+            redact_url(self.url),
+            status,
+            target,
+        )
 
     def _count(self, what: str, amount: int = 1) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from segment_core.collector._asgi import read_body
 from segment_core.collector.ingest import RequestError
 
 __all__ = ["OAuthServer"]
@@ -230,9 +231,13 @@ class OAuthServer:
 
 
 async def _read_form(request: Request) -> dict[str, str]:
-    body = await request.body()
+    # Only the form's first bytes are kept: any web page can post a form here,
+    # of any size, without a preflight.
+    body = await read_body(request.receive, _MAX_FORM_BYTES)
+    if body is None:
+        raise _Refusal(400, "invalid_request", "the client went away before its form came")
     if len(body) > _MAX_FORM_BYTES:
-        raise _Refusal(400, "invalid_request", "the request body is too large")
+        raise _Refusal(400, "invalid_request", f"the request body is over {_MAX_FORM_BYTES} bytes")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise _Refusal(415, "invalid_request", "the body must be application/x-www-form-urlencoded")

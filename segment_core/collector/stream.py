@@ -3,11 +3,12 @@
 `GET /collector/stream?after=<seq>` (or `<run>-<seq>`, with the `run` of
 `/collector/events`) sends every stored event after the cursor as
 `event: message` (with `id: <run>-<seq>`, so a reconnecting browser resumes from
-`Last-Event-ID`, or starts afresh when the collector is another run), `event:
-summary` whenever the counts change, and `event: reset` after `POST
-/collector/reset`. A stream ends after a few seconds of life and the
-browser reconnects on its own. `Notifier.close()` ends every stream at once, so
-that a server with a page open still stops quickly.
+`Last-Event-ID`), `event: summary` whenever the counts change, and `event: reset`
+after `POST /collector/reset`. A reset starts a new run: a cursor of another run
+(from before a reset, or before a restart) gets `event: reset` and the newest
+events held, as many as a page loads. A stream ends after a few seconds of life
+and the browser reconnects on its own. `Notifier.close()` ends every stream at
+once, so that a server with a page open still stops quickly.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ class Notifier:
     """
 
     def __init__(self) -> None:
-        #: Names this collector's run in the streams' event ids: a browser that
-        #: reconnects to another run (a restart of one in memory, whose cursors
-        #: start again) is told to reset, rather than skip what it has not seen.
+        #: Names the events' run in the streams' event ids: a browser that
+        #: reconnects to another run is told to reset, rather than skip what it has
+        #: not seen (after a restart in memory, whose cursors start again) or keep
+        #: what is gone (after a reset made while it was away).
         self.run = secrets.token_hex(4)
         self.version = 0
         self.resets = 0
@@ -60,6 +62,7 @@ class Notifier:
         self.version += 1
         if reset:
             self.resets += 1
+            self.run = _another_run(self.run)
         self._wake()
 
     def close(self) -> None:
@@ -113,7 +116,7 @@ def stream_endpoint(
         header = request.headers.get("last-event-id")
         name = "Last-Event-ID" if header else "after"
         start = header or request.query_params.get("after")
-        restarted = False
+        cursor_run: str | None = None
         try:
             # "<run>-<seq>": as _events writes its ids, and as the page passes the
             # cursor of /collector/events (a bare `after` from another run would
@@ -123,13 +126,12 @@ def stream_endpoint(
                 parse_count(start, name, minimum=0)  # the sequence number: digits
                 if not run.isalnum():
                     raise ValueError(f"{name} must be <run>-<seq>, as the stream writes it")
-                if run != notifier.run:  # another run's: start afresh
-                    restarted, start = True, "0"
+                cursor_run = run
             after = parse_count(start, name, minimum=0) if start else store.last_seq
         except ValueError as error:
             return error_response(400, "invalid_query", str(error))
         return StreamingResponse(
-            _events(store, notifier, summary, after, restarted=restarted),
+            _events(store, notifier, summary, after, cursor_run),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -142,33 +144,33 @@ async def _events(
     notifier: Notifier,
     summary: Callable[[], dict[str, Any]],
     cursor: int,
-    *,
-    restarted: bool = False,
+    cursor_run: str | None,
 ) -> AsyncIterator[bytes]:
     deadline = time.monotonic() + STREAM_LIFETIME_SECONDS
-    resets = notifier.resets
     last_summary: dict[str, Any] | None = None
-    run = notifier.run.encode()
-    yield b"retry: 1000\n\n"
-    if restarted:  # what the page shows came from another run: start it afresh
-        yield b"event: reset\ndata: {}\n\n"
+    # Read together, before the first await: a reset made later is the loop's to see.
+    resets, run = notifier.resets, notifier.run.encode()
+    start = b"retry: 1000\n\n"
+    if cursor_run is not None and cursor_run.encode() != run:
+        # What the page shows is gone (reset since), or from a run whose cursors
+        # mean nothing here: it starts afresh with what a page load shows, however
+        # many events a --db holds.
+        events = store.query(EventQuery(last=PAGE_SIZE))
+        cursor = events[-1]["seq"] if events else store.last_seq
+        start += b"event: reset\ndata: {}\n\n" + _messages(run, events)
+    yield start
     while time.monotonic() < deadline and not notifier.closed:
         version = notifier.version
         if notifier.resets != resets:
-            resets = notifier.resets
+            resets, run = notifier.resets, notifier.run.encode()
             yield b"event: reset\ndata: {}\n\n"
         events = store.query(EventQuery(after=cursor, limit=PAGE_SIZE))
         if events:
             # A page of events as one write, then a turn for the event loop: a reader
             # that left is noticed before the next page, not after the whole backlog
             # was written into its closed socket.
-            chunks = []
-            for event in events:
-                cursor = event["seq"]
-                chunks.append(
-                    b"id: %s-%d\nevent: message\ndata: %s\n\n" % (run, cursor, dumps(event))
-                )
-            yield b"".join(chunks)
+            cursor = events[-1]["seq"]
+            yield _messages(run, events)
             await asyncio.sleep(0)
         counts = summary()
         if counts != last_summary:
@@ -181,3 +183,18 @@ async def _events(
             yield b": keep-alive\n\n"
             continue
         await asyncio.sleep(MIN_UPDATE_INTERVAL_SECONDS)
+
+
+def _messages(run: bytes, events: list[dict[str, Any]]) -> bytes:
+    """`events` as `message` events, each with the id a browser resumes from."""
+    return b"".join(
+        b"id: %s-%d\nevent: message\ndata: %s\n\n" % (run, event["seq"], dumps(event))
+        for event in events
+    )
+
+
+def _another_run(run: str) -> str:
+    """A run name other than `run`."""
+    while (new := secrets.token_hex(4)) == run:
+        pass
+    return new

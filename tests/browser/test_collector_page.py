@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from segment_core.collector import CollectorHandle
 from tests.collector.helpers import DROP, batch, message, post
@@ -133,6 +135,47 @@ def test_a_message_with_objects_where_text_belongs_is_shown_bad_and_the_page_liv
     # and the page goes on showing what arrives
     post(segment_collector.url, batch(message("track", event="After The Bad Ones", userId="ada")))
     expect(page.locator(".ev", has_text="After The Bad Ones")).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def test_integers_beyond_2_to_the_53_keep_every_digit(
+    segment_collector: CollectorHandle, page: Any
+) -> None:
+    # JavaScript's numbers would round them; the collector keeps them as sent.
+    user_id, order_id = 2**53 + 1, 123456789012345678901234567890
+
+    def send(event: str) -> None:
+        sent = message("track", event=event, userId=user_id, properties={"order_id": order_id})
+        post(segment_collector.url, data=json.dumps(batch(sent)).encode())  # any size of int
+
+    send("Loaded With The Page")
+    page.goto(segment_collector.url + "/")
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    send("Sent Over The Stream")
+    for name in ("Loaded With The Page", "Sent Over The Stream"):
+        row = page.locator(".ev", has_text=name)
+        expect(row.locator(".who")).to_have_text(f"user {user_id}", timeout=TIMEOUT_MS)
+        row.locator(".row").click()
+        expect(row.locator(".details pre")).to_contain_text(f'"order_id": {order_id}')
+    for term in (f"userid:{user_id}", f"order_id:{order_id}", str(order_id)):
+        page.fill("#filter", term)
+        expect(page.locator(".ev:visible")).to_have_count(2)
+
+
+def test_a_filter_says_when_the_collector_holds_more_than_the_page_and_links_to_them(
+    segment_collector: CollectorHandle, page: Any
+) -> None:
+    # The page loads the newest 500: an older event is found by the collector's query.
+    needle = message("track", event="Needle", userId="Needle-User")
+    post(segment_collector.url, batch(needle, *(message() for _ in range(600))))
+    page.goto(segment_collector.url + "/")
+    expect(page.locator(".ev")).to_have_count(500, timeout=TIMEOUT_MS)
+    expect(page.locator("#shown")).to_have_text("500 of 500 shown")  # no filter, no note
+    page.fill("#filter", "userId:Needle-User")
+    expect(page.locator("#shown")).to_contain_text("0 of 500 shown · the newest 500 of 601")
+    link = page.locator("#shown a")
+    expect(link).to_have_attribute("href", "/collector/events?userId=Needle-User")
+    found = requests.get(segment_collector.url + link.get_attribute("href"), timeout=10).json()
+    assert [event["messageId"] for event in found["events"]] == [needle["messageId"]]
 
 
 def test_without_javascript_the_page_points_to_the_events(

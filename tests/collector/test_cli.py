@@ -162,7 +162,16 @@ def test_cli_stops_promptly_with_a_page_open(tmp_path: Path) -> None:
     [
         (["--port", "70000"], 2, "argument --port: a port is 0 to 65535, got 70000"),
         (["--port", "http"], 2, "argument --port: not a port number"),
-        (["--forward", "notaurl"], 2, "argument --forward: an http:// or https:// URL"),
+        (
+            ["--forward", "notaurl"],
+            2,
+            "argument --forward: forward must be an http:// or https:// URL",
+        ),
+        (
+            ["--forward", "http://u:p@127.0.0.1:9"],
+            2,
+            "--forward: forward must not hold credentials",
+        ),
         (["--db", "/nonexistent/dir/events.db"], 1, "--db /nonexistent/dir/events.db: "),
         (["--allowed-host", "collector:8765"], 2, "argument --allowed-host: takes a host name"),
         (["--allowed-host", "http://collector"], 2, "argument --allowed-host: takes a host name"),

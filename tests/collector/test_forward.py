@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
@@ -20,6 +22,38 @@ WAIT_SECONDS = 15.0
 def upstream() -> Iterator[CollectorHandle]:
     with run_in_background(write_key="upstream-key") as handle:
         yield handle
+
+
+class Redirecting(BaseHTTPRequestHandler):
+    """Answers every POST with the server's `status` to its `location`."""
+
+    server: RedirectingServer
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(self.server.status)
+        self.send_header("Location", self.server.location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # keeps the output quiet
+        pass
+
+
+class RedirectingServer(ThreadingHTTPServer):
+    status = 301
+    location = ""
+
+
+@pytest.fixture
+def redirecting() -> Iterator[RedirectingServer]:
+    server = RedirectingServer(("127.0.0.1", 0), Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
 
 
 def wait_for_relayed(relay: CollectorHandle, requests: int) -> dict[str, int]:
@@ -92,6 +126,26 @@ def test_a_refused_relay_is_logged_in_one_line_with_the_upstreams_answer(
     assert "\n" not in line and record.exc_info is None
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_and_the_batch_counts_as_failed(
+    upstream: CollectorHandle,
+    redirecting: RedirectingServer,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    # The endpoint moved to another server: a 301 or 302 followed as a GET would
+    # lose the batch, and would send the write key there.
+    redirecting.status, redirecting.location = status, f"{upstream.url}/v1/batch"
+    forwarder = Forwarder(f"http://127.0.0.1:{redirecting.server_port}")
+    with caplog.at_level(logging.WARNING, logger="segment.collector"):
+        forwarder.submit([orjson.dumps(message())], "upstream-key")
+        forwarder.close(timeout=WAIT_SECONDS)
+    assert forwarder.stats == {"sent": 0, "failed": 1, "dropped": 0, "too_large": 0}
+    assert not any(upstream.summary()["requests"].values())  # nothing reached it
+    [record] = [r for r in caplog.records if r.name == "segment.collector"]
+    assert f"(HTTP {status}) to '{upstream.url}/v1/batch': not followed" in record.getMessage()
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -103,10 +157,15 @@ def test_a_refused_relay_is_logged_in_one_line_with_the_upstreams_answer(
         "http://example.com/?x=1",
         "http://example.com/#top",
         " http://example.com",
+        "http://ada:s3cret@example.com",  # the write key travels as HTTP Basic
+        "http://exa mple.com",
+        "http://example.com:8080#",
+        "http://example.com/?",
     ],
 )
 def test_a_forward_url_the_command_line_refuses_is_refused_in_python_too(url: str) -> None:
-    with pytest.raises(ValueError, match=r"^forward: an http:// or https:// URL with a host"):
+    with pytest.raises(ValueError, match=r"^forward (must|is not)") as refused:
         create_app(forward=url)
+    assert "s3cret" not in str(refused.value)
     with pytest.raises(ValueError, match="forward"), run_in_background(forward=url):
         pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.collector._asgi import DRAIN_LIMIT
 from segment_core.collector.oauth import OAuthServer
 from tests.collector.helpers import batch
 
@@ -185,6 +188,34 @@ def test_an_assertion_is_good_once(collector: CollectorHandle, key: rsa.RSAPriva
 def test_the_token_endpoint_wants_a_form(collector: CollectorHandle) -> None:
     response = requests.post(f"{collector.url}/token", json={"grant_type": "x"}, timeout=10)
     assert response.status_code == 415
+
+
+def test_a_huge_form_is_answered_before_it_is_all_sent(collector: CollectorHandle) -> None:
+    # Any web page can post a form of any size here; the collector keeps its first
+    # bytes, reads a bounded amount more so that the client sees the answer, and
+    # answers without waiting for the rest.
+    host, port = collector.url.removeprefix("http://").rsplit(":", 1)
+    chunk = b"a" * (1 << 20)
+    framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    whole_body = 4 * DRAIN_LIMIT
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /token HTTP/1.1\r\nHost: %s:%s\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+            % (host.encode(), port.encode())
+        )
+        try:
+            while sent < whole_body and not select.select([conn], [], [], 0)[0]:
+                conn.sendall(framed)
+                sent += len(chunk)
+            conn.sendall(b"0\r\n\r\n")
+        except OSError:  # the collector answered and closed: what it sent is read below
+            pass
+        answer = conn.recv(65536)
+    assert sent < whole_body
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"the request body is over 16384 bytes" in answer
 
 
 def test_an_unusable_public_key_is_refused() -> None:

@@ -10,6 +10,7 @@ import orjson
 import requests
 
 from segment_core.collector import CollectorHandle, run_in_background
+from segment_core.collector.stream import PAGE_SIZE
 from tests.collector.helpers import batch, message, post
 from tests.collector.test_cli import collector_process
 
@@ -82,6 +83,52 @@ def test_stream_announces_a_reset(segment_collector: CollectorHandle) -> None:
         post(segment_collector.url, batch(message()))
         found = read_events(response, 1)
     assert "reset" in [kind for kind, _, _ in found]
+
+
+def test_a_reset_made_while_the_page_was_away_reaches_it(
+    segment_collector: CollectorHandle,
+) -> None:
+    # The browser reconnects a second after each stream ends: a reset made in
+    # between must still empty the page, which would keep showing forgotten events.
+    post(segment_collector.url, batch(message(event="Before")))
+    page = requests.get(segment_collector.url + "/collector/events?last=500", timeout=10).json()
+    with requests.get(
+        segment_collector.url + f"/collector/stream?after={page['run']}-0",
+        stream=True,
+        timeout=10,
+    ) as response:
+        [(_, _, last_id)] = [e for e in read_events(response, 1) if e[0] == "message"]
+    segment_collector.reset()
+    for request in (
+        {"headers": {"Last-Event-ID": last_id}},  # as EventSource reconnects
+        {"params": {"after": f"{page['run']}-{page['cursor']}"}},  # as the page starts
+    ):
+        with requests.get(
+            segment_collector.url + "/collector/stream", stream=True, timeout=10, **request
+        ) as response:
+            post(segment_collector.url, batch(message(event="After")))
+            found = read_events(response, 1)
+        assert found[0][0] == "reset", request
+        assert [d["message"]["event"] for k, d, _ in found if k == "message"] == ["After"]
+        segment_collector.reset()
+
+
+def test_a_page_of_another_run_gets_the_newest_events_a_page_loads(tmp_path: Path) -> None:
+    # Restarted on the same --db: the page is reset and given what a page load
+    # shows, not every event the file holds.
+    sent = [message() for _ in range(PAGE_SIZE + 100)]
+    with run_in_background(db=str(tmp_path / "events.sqlite3")) as collector:
+        post(collector.url, batch(*sent))
+        with requests.get(
+            collector.url + "/collector/stream",
+            headers={"Last-Event-ID": "0ther0ne-7"},
+            stream=True,
+            timeout=10,
+        ) as response:
+            found = read_events(response, PAGE_SIZE)
+    assert found[0][0] == "reset"
+    received = [d["messageId"] for k, d, _ in found if k == "message"]
+    assert received == [m["messageId"] for m in sent[-PAGE_SIZE:]]
 
 
 def test_a_browser_back_from_another_run_starts_afresh(segment_collector: CollectorHandle) -> None:
