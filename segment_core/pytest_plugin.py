@@ -1,6 +1,6 @@
 """The pytest plugin's fixtures, under the name earlier releases gave them.
 
-The plugin itself is :mod:`segment_pytest` (registered as ``segment``), which
+The plugin itself is :mod:`segment_pytest` (registered under that name), which
 imports nothing of the library until a test asks for a fixture.
 """
 

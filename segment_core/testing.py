@@ -19,17 +19,32 @@ being sent. The ``SEND_IN_TESTS`` option turns sending back on.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, urlsplit
 
 from segment_core import _capture
+from segment_core.hosts import is_loopback_url
+from segment_core.lifecycle import live_clients
 
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["capture", "divert", "divert_in_tests", "divert_when", "outbox", "pytest_running"]
+__all__ = [
+    "capture",
+    "divert",
+    "divert_in_tests",
+    "divert_when",
+    "diverted",
+    "flush_clients_sending_to",
+    "outbox",
+    "pytest_running",
+]
 
 #: Every message a diverted client accepted, oldest first, as sent (JSON values, as
 #: of the call). The pytest plugin empties it before each test; elsewhere, ``outbox.clear()``.
@@ -55,10 +70,38 @@ def capture() -> Iterator[list[dict[str, Any]]]:
                 break
 
 
+#: The process that loaded this module: a child forked from it is none of pytest's.
+_loaded_in = os.getpid()
+
+
 def pytest_running() -> bool:
-    """Whether pytest runs tests in this process (not in a server it started)."""
+    """Whether pytest runs tests in this process (not in a server it started).
+
+    The plugin (:mod:`segment_pytest`) tells, for the sessions it configured. A
+    run without it (``-p no:segment_pytest``, ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``)
+    is found by pytest's own session on a thread's stack. A server started with
+    ``subprocess`` runs no session; one forked by a test has the session's stack,
+    but not the process that loaded this module.
+    """
     plugin = sys.modules.get("segment_pytest")  # the plugin pytest registers
-    return plugin is not None and bool(plugin.running())
+    if plugin is not None and plugin.configured():
+        return bool(plugin.running())
+    return os.getpid() == _loaded_in and _pytest_session_on_a_stack()
+
+
+def _pytest_session_on_a_stack() -> bool:
+    pytest_main = sys.modules.get("_pytest.main")
+    if pytest_main is None:  # pytest was never imported: the production case, at once
+        return False
+    # From configure to unconfigure, pytest's session runs inside wrap_session.
+    session = getattr(getattr(pytest_main, "wrap_session", None), "__code__", None)
+    for top in sys._current_frames().values():
+        frame: FrameType | None = top
+        while frame is not None:
+            if frame.f_code is session:
+                return True
+            frame = frame.f_back
+    return False
 
 
 def divert(client: Client, to: list[dict[str, Any]] | None = outbox) -> None:
@@ -92,3 +135,43 @@ def divert_in_tests(client: Client, *, send: bool, running: Callable[[], object]
         divert(client)
     else:
         divert_when(client, running)
+
+
+def diverted(client: Client) -> bool:
+    """Whether ``client`` puts what it accepts in an outbox instead of sending it.
+
+    A client :func:`divert_when` left to decide as its first message comes
+    decides now.
+    """
+    client._settle_divert()
+    return client._outbox is not None
+
+
+def flush_clients_sending_to(url: str, timeout: float) -> bool:
+    """Deliver what the live clients sending to ``url`` hold, side by side, within
+    ``timeout`` seconds; True when all of it was delivered.
+
+    For a collector shared by tests: what a test sent arrives before the next one
+    starts, and before the collector stops. Other clients are left alone (one
+    sending to a host that does not answer would hold every test up).
+    """
+    clients = [client for client in live_clients() if _same_server(client.config.host, url)]
+    for client in clients:  # every sender starts now, not one after the other
+        client.flush(0)
+    deadline = time.monotonic() + timeout
+    # A list, not a generator: each client is waited for, after a failed one too.
+    return all([client.flush(max(0.0, deadline - time.monotonic())) for client in clients])
+
+
+def _same_server(url: str, other: str) -> bool:
+    """Whether two URLs name one server: same port, same host (any name of this machine)."""
+    parts, other_parts = urlsplit(url), urlsplit(other)
+    if _port(parts) != _port(other_parts):
+        return False
+    if parts.hostname == other_parts.hostname:
+        return True
+    return is_loopback_url(url) and is_loopback_url(other)
+
+
+def _port(parts: SplitResult) -> int | None:
+    return parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())

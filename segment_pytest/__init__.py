@@ -1,4 +1,4 @@
-"""The pytest plugin of segment-web, registered as ``segment``.
+"""The pytest plugin of segment-web, registered as ``segment_pytest``.
 
 PYTEST_DONT_REWRITE
 
@@ -10,14 +10,14 @@ PYTEST_DONT_REWRITE
 pytest loads this module in every run on a machine where the package is installed,
 tests of Segment or not: it imports nothing of the library until a test asks for
 one of its fixtures, so a run that never uses it pays nothing and meets none of
-its dependencies.
+its dependencies. Its hooks only look whether the library was imported.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,35 +25,77 @@ import pytest
 if TYPE_CHECKING:
     from segment_core.collector.handle import CollectorHandle
 
-__all__ = ["COLLECTOR_EXTRA_HINT", "running", "segment_collector", "segment_events"]
+__all__ = ["COLLECTOR_EXTRA_HINT", "configured", "running", "segment_collector", "segment_events"]
 
 COLLECTOR_EXTRA_HINT = (
     "the local collector needs the 'collector' extra: pip install 'segment-web[collector]'"
 )
 
-#: The process pytest runs tests in, once configured (not the servers it starts).
+#: How long a test that uses the collector waits for what earlier tests' clients
+#: still hold for it (a loopback delivery takes milliseconds; a client retrying an
+#: earlier test's faults may need a retry).
+DELIVERY_WAIT_SECONDS = 2.0
+
+#: The process of each session configured with this plugin, innermost last: a
+#: session may run others in the same process (pytester's in-process runs).
 _running_in: list[int] = []
 
 
+def configured() -> bool:
+    """Whether a pytest session configured with this plugin is running, in any process."""
+    return bool(_running_in)
+
+
 def running() -> bool:
-    """Whether pytest runs tests in this process (with this plugin loaded)."""
-    return bool(_running_in) and _running_in[0] == os.getpid()
+    """Whether pytest runs tests in this process (with this plugin loaded), not in a
+    child it forked (a server a test started)."""
+    return bool(_running_in) and _running_in[-1] == os.getpid()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    _running_in[:] = [os.getpid()]
+    _running_in.append(os.getpid())
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _running_in.clear()
+    if _running_in:  # only this session's: the one around it goes on
+        _running_in.pop()
 
 
-@pytest.fixture(autouse=True)
-def _segment_empty_outbox() -> None:
-    """Each test starts with an empty ``segment_core.testing.outbox``."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Each test starts with an empty ``segment_core.testing.outbox``: before its fixtures."""
+    _empty_outbox()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, None, None]:
+    # A fixture of a wider scope is set up during the setup of the first test that
+    # needs it: what it sent belongs to no test, so it is not left to that one.
+    yield
+    if fixturedef.scope != "function":
+        _empty_outbox()
+
+
+def _empty_outbox() -> None:
     testing = sys.modules.get("segment_core.testing")
     if testing is not None:  # never imported: no outbox to empty
         testing.outbox.clear()
+
+
+def __getattr__(name: str) -> Any:
+    """The autouse fixture of earlier releases, for ``segment_core.pytest_plugin``,
+    which re-exports it. Made on demand, outside this module's namespace: pytest
+    does not give it to every project's tests (the hooks above do its work)."""
+    if name != "_segment_empty_outbox":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    @pytest.fixture(autouse=True)
+    def _segment_empty_outbox() -> None:
+        _empty_outbox()
+
+    return _segment_empty_outbox
 
 
 @pytest.fixture
@@ -78,10 +120,23 @@ def _segment_collector_session() -> Iterator[CollectorHandle]:
         pytest.fail(f"segment_collector: {COLLECTOR_EXTRA_HINT} ({missing})", pytrace=False)
     with run_in_background() as handle:
         yield handle
+        # Before it stops: what clients still hold for it arrives, instead of
+        # waiting out their shutdown_timeout at exit against a closed port.
+        _deliver_pending(handle)
 
 
 @pytest.fixture
 def segment_collector(_segment_collector_session: CollectorHandle) -> CollectorHandle:
-    """A running collector, emptied (events, counts, faults) before the test."""
+    """A running collector, emptied (events, counts, faults) before the test, once
+    what earlier tests' clients still held for it has arrived."""
+    _deliver_pending(_segment_collector_session)
     _segment_collector_session.reset()
     return _segment_collector_session
+
+
+def _deliver_pending(collector: CollectorHandle) -> None:
+    """What clients still hold for ``collector`` arrives now (within a bound)."""
+    from segment_core.testing import flush_clients_sending_to
+
+    collector.clear_faults()  # an earlier test's: they would hold its clients back
+    flush_clients_sending_to(collector.url, DELIVERY_WAIT_SECONDS)

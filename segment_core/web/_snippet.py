@@ -53,6 +53,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from segment_core.hosts import is_loopback_url
+from segment_core.testing import diverted
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._guard import call_hook
 from segment_core.web._identity import id_cookie, parse_id_cookie
@@ -861,9 +863,11 @@ def render_snippet(
     For a visitor the server does not track (see :func:`browser_settings`), an
     inert stub: ``window.analytics`` whose methods queue and do nothing, so the
     page's own calls (``analytics.reset()`` at logout) still run; no library, no
-    ids. An empty Snippet without a ``browser_write_key``, and when ``tracker`` is
-    None: the adapter did not see the request (its middleware is missing), which
-    is logged. ``shared``: a cache may
+    ids. The same in test mode (the server's client diverted to
+    ``segment_core.testing.outbox``), unless ``browser_api_host`` is on this
+    machine (a local collector). An empty Snippet without a ``browser_write_key``,
+    and when ``tracker`` is None: the adapter did not see the request (its
+    middleware is missing), which is logged. ``shared``: a cache may
     store the response before the adapter makes it vary on the cookies, and hand
     it to other visitors; then the snippet holds no visitor's ids and is rendered
     for every visitor the page's own rules allow (a bot's too, so that the cached
@@ -884,7 +888,11 @@ def render_snippet(
             if tracker.options.browser_write_key is None:
                 return EMPTY
             return _script(_INERT_STUB, nonce)
-        snippet = _script(_LOADER.replace("__SETTINGS__", script_json(settings)), nonce)
+        if _browser_kept_from_source(tracker):
+            snippet = _script(_INERT_STUB, nonce)
+        else:
+            snippet = _script(_LOADER.replace("__SETTINGS__", script_json(settings)), nonce)
+        # The response is the same in test mode: the cookie and Vary as for the loader.
         if tracker.allowed:  # the cookie keeps the id, even for a known user
             tracker.handed_to_browser()
         if shared:  # but the page names no visitor: nothing in it varies on the cookies
@@ -893,6 +901,16 @@ def render_snippet(
     except Exception:
         logger.exception("segment: could not render the analytics.js snippet")
         return EMPTY
+
+
+def _browser_kept_from_source(tracker: RequestTracker) -> bool:
+    """Whether the browser must not send to the source: the server's client is
+    diverted to the outbox (test mode), and analytics.js would send elsewhere than
+    to this machine (a local collector, as ``browser_api_host``)."""
+    api_host = tracker.options.browser_api_host
+    if api_host is not None and is_loopback_url(api_host if "://" in api_host else "//" + api_host):
+        return False
+    return diverted(tracker.analytics.client)
 
 
 def _script(code: str, nonce: str | None) -> Snippet:

@@ -10,7 +10,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import pytest
+
+from segment_core.collector.handle import CollectorHandle
 
 STRICT_INI = "[pytest]\nfilterwarnings =\n    error\n"
 #: Other installed plugins are left out where warnings are errors: pytest-asyncio
@@ -26,14 +31,17 @@ def _project(tmp_path: Path, files: dict[str, str]) -> Path:
     return project
 
 
-def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # Nothing of this run's pytest leaks into the child's.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "SEGMENT"))}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+def _run(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    # Nothing of this run's pytest leaks into the child's; ``env`` is added.
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "SEGMENT"))}
+    child_env.pop("DJANGO_SETTINGS_MODULE", None)
+    child_env.update(env or {})
     return subprocess.run(
         [sys.executable, *args],
         cwd=project,
-        env=env,
+        env=child_env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -50,7 +58,7 @@ def test_a_run_that_never_uses_it_imports_nothing_of_the_library(tmp_path: Path)
 
 
                 def test_nothing_of_segment_web_is_imported(pytestconfig):
-                    assert pytestconfig.pluginmanager.has_plugin("segment")
+                    assert pytestconfig.pluginmanager.has_plugin("segment_pytest")
                     loaded = sorted(name for name in sys.modules if name.startswith("segment_"))
                     assert loaded == ["segment_pytest"], loaded
                     assert "requests" not in sys.modules
@@ -95,7 +103,21 @@ def test_the_library_imported_before_pytest_starts_gets_no_warning(tmp_path: Pat
     assert "1 passed" in output and "Warning" not in output
 
 
-def test_a_django_project_under_plain_pytest_sends_nothing(tmp_path: Path) -> None:
+NO_PLUGIN = ("-p", "no:segment_pytest")
+#: The ways a run leaves the plugin out: the events of the app's client stay in the
+#: outbox all the same (pytest itself tells that tests run).
+WITHOUT_THE_PLUGIN = {
+    "-p no:segment_pytest": (NO_PLUGIN, {}),
+    "autoload off": ((), {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}),
+    "the fixtures' module alone": ((*NO_PLUGIN, "-p", "segment_core.pytest_plugin"), {}),
+}
+PLUGIN_RUNS = {"plugin loaded": ((), {}), **WITHOUT_THE_PLUGIN}
+
+
+@pytest.mark.parametrize("plugin_args, plugin_env", PLUGIN_RUNS.values(), ids=PLUGIN_RUNS)
+def test_a_django_project_under_plain_pytest_sends_nothing(
+    tmp_path: Path, plugin_args: tuple[str, ...], plugin_env: dict[str, str]
+) -> None:
     # No pytest-django: the project sets Django up in its conftest. Its events go to
     # the outbox, not to the (unreachable) host.
     project = _project(
@@ -127,8 +149,316 @@ def test_a_django_project_under_plain_pytest_sends_nothing(tmp_path: Path) -> No
             """,
         },
     )
-    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:django")
+    result = _run(
+        project,
+        *("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:django", *plugin_args),
+        env=plugin_env,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "1 passed" in output
     assert "undelivered" not in output and "cannot deliver" not in output
+
+
+#: A Starlette app whose SegmentMiddleware builds its client, sending to the
+#: collector of this (outer) run, and the test of a project that uses it.
+STARLETTE_APP = """
+    import os
+
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from segment_asgi import SegmentMiddleware
+
+
+    def home(request):
+        request.state.analytics.track("Home Viewed")
+        return HTMLResponse("<p>home</p>")
+
+
+    def make_app():
+        routes = [Route("/", home)]
+        return SegmentMiddleware(
+            Starlette(routes=routes), write_key="a-real-key", host=os.environ["COLLECTOR_URL"]
+        )
+
+
+    def visit(app):
+        from starlette.testclient import TestClient
+
+        with TestClient(app) as browser:
+            assert browser.get("/").status_code == 200
+        assert app.client.flush(timeout=10)
+"""
+STARLETTE_TEST = """
+    from segment_core.testing import outbox
+
+    from app import make_app, visit
+
+
+    def test_events_go_to_the_outbox():
+        visit(make_app())
+        assert [m.get("event", m["type"]) for m in outbox] == ["Home Viewed", "page"]
+"""
+
+
+def _pytest(
+    project: Path, collector: CollectorHandle, *args: str, env: dict[str, str] | None = None
+) -> str:
+    """Run pytest on ``project``, whose apps send to ``collector``; its output, once passed."""
+    result = _run(
+        project,
+        *("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *args),
+        env={"COLLECTOR_URL": collector.url, **(env or {})},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    return output
+
+
+@pytest.mark.parametrize(
+    "plugin_args, plugin_env", WITHOUT_THE_PLUGIN.values(), ids=WITHOUT_THE_PLUGIN
+)
+def test_without_the_plugin_an_asgi_app_under_pytest_sends_nothing(
+    tmp_path: Path,
+    segment_collector: CollectorHandle,
+    plugin_args: tuple[str, ...],
+    plugin_env: dict[str, str],
+) -> None:
+    project = _project(
+        tmp_path,
+        {"pytest.ini": "[pytest]\n", "app.py": STARLETTE_APP, "test_app.py": STARLETTE_TEST},
+    )
+    output = _pytest(project, segment_collector, *plugin_args, env=plugin_env)
+    assert "1 passed" in output
+    assert segment_collector.summary()["total"] == 0
+
+
+def test_without_the_plugin_a_server_a_test_forks_still_sends(
+    tmp_path: Path, segment_collector: CollectorHandle
+) -> None:
+    # The child runs no tests: it serves, as a server started with multiprocessing does.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "app.py": STARLETTE_APP,
+            "test_fork.py": """
+                import os
+
+                from app import make_app, visit
+
+
+                def test_the_forked_server_sends():
+                    child = os.fork()
+                    if child == 0:
+                        status = 1
+                        try:
+                            visit(make_app())
+                            status = 0
+                        finally:
+                            os._exit(status)
+                    assert os.waitpid(child, 0)[1] == 0
+            """,
+        },
+    )
+    assert "1 passed" in _pytest(project, segment_collector, *NO_PLUGIN)
+    events = segment_collector.wait_for(2)
+    sent = sorted(event["message"].get("event", event["message"]["type"]) for event in events)
+    assert sent == ["Home Viewed", "page"]
+
+
+def test_a_session_run_inside_the_session_leaves_test_mode_on(
+    tmp_path: Path, segment_collector: CollectorHandle
+) -> None:
+    # A plugin's own tests run pytest in this very process (pytester); the tests
+    # after them still keep their events.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "conftest.py": 'pytest_plugins = ["pytester"]\n',
+            "app.py": STARLETTE_APP,
+            "test_0_inner_run.py": """
+                def test_an_inner_run(pytester):
+                    pytester.makepyfile("def test_ok(): pass")
+                    pytester.runpytest_inprocess("-p", "no:randomly").assert_outcomes(passed=1)
+            """,
+            "test_1_app.py": STARLETTE_TEST,
+        },
+    )
+    assert "2 passed" in _pytest(project, segment_collector)
+    assert segment_collector.summary()["total"] == 0
+
+
+def test_the_collector_shows_each_test_only_its_own_events(tmp_path: Path) -> None:
+    # test_a's client holds its event (flush_interval) as test_b starts; test_b then
+    # makes it send: had it not arrived before the reset, test_b would see it.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "test_collector.py": """
+                from segment_core import Client
+
+                clients = []
+
+
+                def test_a(segment_collector):
+                    client = Client("key-a", host=segment_collector.url, flush_interval=60)
+                    clients.append(client)
+                    client.track("user-a", "Test A Event")
+
+
+                def test_b(segment_collector):
+                    [earlier] = clients
+                    assert earlier.flush(timeout=10)
+                    client = Client("key-b", host=segment_collector.url)
+                    client.track("user-b", "Test B Event")
+                    assert client.flush(timeout=10)
+                    seen = [e["message"]["event"] for e in segment_collector.events()]
+                    assert seen == ["Test B Event"], seen
+            """,
+        },
+    )
+    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_collector_stops_once_clients_delivered_to_it(tmp_path: Path) -> None:
+    # The last test does not wait for delivery: the collector is still there for it
+    # as the session ends, and the process exits without waiting for a closed port.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "conftest.py": """
+                from pathlib import Path
+
+                clients = []
+
+
+                def pytest_unconfigure(config):
+                    # After the session's fixtures, the collector's included, are gone.
+                    [client] = clients
+                    Path("delivered").write_text(str(client.stats()["sent"]))
+            """,
+            "test_last.py": """
+                from conftest import clients
+                from segment_core import Client
+
+
+                def test_send(segment_collector):
+                    client = Client(
+                        "key", host=segment_collector.url, flush_interval=60, shutdown_timeout=20
+                    )
+                    clients.append(client)
+                    client.track("u1", "Signed Up")
+            """,
+        },
+    )
+    started = time.monotonic()
+    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (project / "delivered").read_text() == "1"
+    assert time.monotonic() - started < 15, "the exit waited for an undeliverable message"
+
+
+def test_a_project_plugin_module_named_segment_still_loads(tmp_path: Path) -> None:
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "segment.py": """
+                import pytest
+
+
+                @pytest.fixture
+                def tracker():
+                    return "the project's own"
+            """,
+            "conftest.py": 'pytest_plugins = ["segment"]\n',
+            "test_own_plugin.py": """
+                def test_its_fixture(tracker, pytestconfig):
+                    assert tracker == "the project's own"
+                    assert pytestconfig.pluginmanager.has_plugin("segment_pytest")
+            """,
+        },
+    )
+    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", *QUIET)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_other_projects_tests_get_no_fixture_of_it(tmp_path: Path) -> None:
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": STRICT_INI,
+            "test_plain.py": """
+                def test_fixtures(request):
+                    mine = [name for name in request.fixturenames if "segment" in name]
+                    assert mine == [], request.fixturenames
+            """,
+        },
+    )
+    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--setup-show", *QUIET)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "segment" not in result.stdout
+
+
+#: Tests that each see the outbox empty as they start, whatever ran before them (a
+#: wider fixture's set-up included); the second takes its fixture's events.
+EMPTIED_OUTBOX_TESTS = """
+    import pytest
+
+    from segment_core import Client
+    from segment_core.testing import divert, outbox
+
+    client = Client("key")
+    divert(client)
+
+
+    @pytest.fixture(scope="module")
+    def shop():
+        client.track("setup", "Shop Opened")
+
+
+    @pytest.fixture
+    def signed_in():
+        client.identify("u1")
+
+
+    def test_first(shop):
+        assert outbox == []
+        client.track("u1", "Left Over")
+
+
+    def test_second(shop, signed_in):
+        assert [message["type"] for message in outbox] == ["identify"]
+"""
+
+
+@pytest.mark.parametrize(
+    "plugin_args",
+    [(), (*NO_PLUGIN, "-p", "segment_core.pytest_plugin")],
+    ids=["plugin", "the fixtures' module alone"],
+)
+def test_each_test_starts_with_an_empty_outbox(
+    tmp_path: Path, plugin_args: tuple[str, ...]
+) -> None:
+    project = _project(tmp_path, {"pytest.ini": STRICT_INI, "test_outbox.py": EMPTIED_OUTBOX_TESTS})
+    result = _run(
+        project,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        *QUIET,
+        *plugin_args,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout

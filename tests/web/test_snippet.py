@@ -5,12 +5,15 @@ import logging
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
+import segment_core
 from segment_core.client import Client
+from segment_core.testing import divert, divert_when
 from segment_core.web import (
     DEFAULT_SNIPPET_SRC,
     RequestTracker,
@@ -31,8 +34,20 @@ from tests.web.snippets import (
 )
 
 KEY = "browserKey123"
+OPTIONS = WebOptions(browser_write_key=KEY)
 UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="runs the loader in Node.js")
+
+
+@pytest.fixture(autouse=True)
+def _default_client_sends(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The pages of ``RequestTracker(None, ...)`` follow the default client: one that is
+    not diverted, whichever another directory's tests made the default (Django's is
+    diverted under pytest, and its pages get the inert stub)."""
+    client = Client("test-key", send=False)
+    monkeypatch.setattr(segment_core, "default_client", client)
+    yield
+    client.shutdown(timeout=1)
 
 
 def render(options: WebOptions | None = None, nonce: str | None = None, **request: Any) -> str:
@@ -541,6 +556,41 @@ def test_the_privacy_signals_the_server_ignores_do_not_hide_the_snippet() -> Non
     options = WebOptions(browser_write_key=KEY, honor_gpc=False)
     assert has_snippet(render(options, headers={"sec-gpc": "1", "dnt": "1"}))
     assert has_snippet(render(WebOptions(browser_write_key=KEY, consent=lambda request: True)))
+
+
+def test_in_test_mode_the_browser_gets_the_inert_stub(client: Client) -> None:
+    # The server's events wait in the outbox: a browser test (a live server and a
+    # real browser) must not send the browser's to the source's real write key.
+    divert(client)
+    tracker = RequestTracker(client, WebOptions(browser_write_key=KEY), make_request())
+    html = render_snippet(tracker, nonce="n")
+    assert is_inert_stub(html) and script_tags(html) == ['<script nonce="n">\n']
+    assert KEY not in html and "cdn.segment.com" not in html
+    # The response is the one a browser outside tests gets: cookie and Vary alike.
+    assert tracker.snippet_rendered and tracker.cookie_to_set() is not None
+
+
+@pytest.mark.parametrize(
+    "api_host", ["http://127.0.0.1:8765", "localhost:8765/v1", "http://[::1]:8765/v1"]
+)
+def test_in_test_mode_the_browser_sends_to_a_local_collector(client: Client, api_host: str) -> None:
+    divert(client)
+    options = WebOptions(browser_write_key=KEY, browser_api_host=api_host)
+    html = render_snippet(RequestTracker(client, options, make_request()))
+    assert snippet_settings(html)["writeKey"] == KEY
+
+
+def test_a_client_deciding_at_its_first_message_decides_for_the_page(client: Client) -> None:
+    # As the adapters leave their client to decide whether tests run.
+    divert_when(client, lambda: True)
+    assert is_inert_stub(render_snippet(RequestTracker(client, OPTIONS, make_request())))
+    divert_when(client, lambda: False)
+    assert has_snippet(render_snippet(RequestTracker(client, OPTIONS, make_request())))
+
+
+def test_a_client_sending_in_tests_gets_the_loader(client: Client) -> None:
+    divert(client, None)  # send_in_tests, or a client that was never diverted
+    assert has_snippet(render_snippet(RequestTracker(client, OPTIONS, make_request())))
 
 
 def test_without_a_browser_key_nothing_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
