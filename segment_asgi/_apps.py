@@ -86,12 +86,12 @@ class AppFacts:
                 return False
             urls = found
             self._last_docs = (app, found)
-        if urls.own and _is_at(template, urls.own, scope, root_path):
+        if urls.own and _is_at(template, urls.own, scope, root_path, route):
             return True
         return (
             bool(urls.turned_off)
             and getattr(route, "include_in_schema", True) is False
-            and _is_at(template, urls.turned_off, scope, root_path)
+            and _is_at(template, urls.turned_off, scope, root_path, route)
         )
 
     def host_check(self, scope: Scope, wrapped: Any = None) -> Callable[[str], bool] | None:
@@ -131,28 +131,34 @@ def _docs_urls(app: Any) -> DocsURLs:
     return DocsURLs(frozenset(own), frozenset(turned_off - own))
 
 
-def _is_at(template: str, urls: frozenset[str], scope: Scope, root_path: str) -> bool:
+def _is_at(template: str, urls: frozenset[str], scope: Scope, root_path: str, route: Any) -> bool:
     """Whether ``template`` is one of the app's ``urls``, below where it is mounted."""
     if template in urls or template.removeprefix(root_path) in urls:
         return True
     # An app mounted inside another (app.mount("/v2", FastAPI())): its URLs are
-    # its own, below its mount point.
+    # its own, below its mount point; the route's own path, after the mount's
+    # pattern (app.mount("/t/{tenant}", ...)) in the template.
+    own_path = getattr(route, "path", None)
+    if isinstance(own_path, str) and own_path in urls and template.endswith(own_path):
+        return True
     mounted = str(scope.get("root_path") or "")
     prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
     return bool(prefix) and template.removeprefix(prefix) in urls
 
 
 def _allowed_hosts(app: Any) -> tuple[str, ...] | None:
-    """The ``allowed_hosts`` of a ``TrustedHostMiddleware`` around or in ``app``."""
-    for middleware in getattr(app, "user_middleware", None) or ():
-        if getattr(middleware, "cls", None) is TrustedHostMiddleware:
-            kwargs = getattr(middleware, "kwargs", None) or getattr(middleware, "options", {})
-            hosts = kwargs.get("allowed_hosts")
-            return None if hosts is None or "*" in hosts else tuple(hosts)
+    """The ``allowed_hosts`` of a ``TrustedHostMiddleware`` around or in ``app``:
+    one of the middleware ``app`` is (or wraps, each one's ``.app``), or among the
+    middleware of one of those apps (``app`` wrapped as ``GZipMiddleware(app)``)."""
     node, depth = app, 0
     while node is not None and depth < _MAX_DEPTH:
         if isinstance(node, TrustedHostMiddleware):
             return None if node.allow_any else tuple(node.allowed_hosts)
+        for middleware in getattr(node, "user_middleware", None) or ():
+            if getattr(middleware, "cls", None) is TrustedHostMiddleware:
+                kwargs = getattr(middleware, "kwargs", None) or getattr(middleware, "options", {})
+                hosts = kwargs.get("allowed_hosts")
+                return None if hosts is None or "*" in hosts else tuple(hosts)
         node, depth = getattr(node, "app", None), depth + 1
     return None
 

@@ -29,6 +29,7 @@ __all__ = [
     "route_params",
     "starlette_routes",
     "user_id_of",
+    "wrapped_router",
 ]
 
 logger = logging.getLogger("segment.asgi")
@@ -160,13 +161,14 @@ def _server_host(server: Any, scheme: str) -> str:
 
 
 def route_of(
-    scope: Scope, root_path: str, path: str, *, had_router: bool = False
+    scope: Scope, root_path: str, path: str, *, had_router: bool = False, router: Any = None
 ) -> tuple[str | None, str | None, BaseRoute | None]:
     """The matched route's name, its path template and the route, once the app has routed.
 
     Starlette (and FastAPI) put the matched route in ``scope["route"]``; behind a
-    ``Mount`` the mount's prefix (what it added to ``root_path``, given here as it
-    was before the app ran) goes in front of the route's own path. Older
+    ``Mount`` the mount's pattern (``/t/{tenant}``, matched again from ``router``,
+    the router that routed from ``root_path``, when the mount captured values) goes
+    in front of the route's own path. Older
     Starlette versions (0.37) do not: there the request is matched again against
     the routes of the router the app put in ``scope["router"]`` (unless that
     router was in the scope before the app ran: an outer app's, whose routes are
@@ -196,8 +198,39 @@ def route_of(
         return (name if isinstance(name, str) and name else None), path, route
     mounted = str(scope.get("root_path") or "")
     prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+    if prefix:
+        patterns = _mounts_template(scope, root_path, route, router, prefix)
+        if patterns is None:  # unknown: the mounts' text may hold a secret
+            return (name if isinstance(name, str) and name else None), path, route
+        prefix = patterns
     template = prefix + route_path if route_path else prefix or "/"
     return (name if isinstance(name, str) and name else None), template, route
+
+
+def _mounts_template(
+    scope: Scope, root_path: str, route: BaseRoute, router: Any, prefix: str
+) -> str | None:
+    """The patterns of the ``Mount``s the request passed below ``root_path``, whose
+    text there is ``prefix``; None when they cannot be matched again.
+
+    A mount that captures nothing has its pattern as its text. One that captures
+    (``Mount("/t/{tenant}")``) adds its values to the route's ``path_params``: only
+    then is the path matched again, from ``router``.
+    """
+    params = scope.get("path_params")
+    own = getattr(route, "param_convertors", None)
+    if not params or (isinstance(own, dict) and params.keys() <= own.keys()):
+        return prefix
+    routes = starlette_routes(router)
+    if routes is None:
+        return None
+    probe = dict(scope)
+    probe["root_path"] = root_path
+    probe.pop("path_params", None)
+    passed: list[BaseRoute] = []
+    if match_route(routes, probe, passed) is None:
+        return None
+    return "".join(mount.path for mount in passed if isinstance(mount, Mount))
 
 
 def _template_in_scope(scope: Scope, root_path: str) -> str | None:
@@ -221,6 +254,17 @@ def starlette_routes(owner: Any) -> list[BaseRoute] | None:
     routes = getattr(owner, "routes", None)
     if isinstance(routes, list) and (not routes or isinstance(routes[0], BaseRoute)):
         return routes
+    return None
+
+
+def wrapped_router(app: Any) -> Any:
+    """``app``, or the first app it wraps (through middleware, each one's ``.app``),
+    that Starlette's router routes; None if there is none."""
+    node = app
+    for _ in range(_MAX_WRAPPERS):
+        if node is None or starlette_routes(node) is not None:
+            return node
+        node = getattr(node, "app", None)
     return None
 
 
@@ -418,6 +462,8 @@ def _included_route(route: BaseRoute, probe: Scope) -> BaseRoute:
 
 
 _MAX_INCLUDES = 32
+# Middleware around an app, each wrapping the next: a chain never this long.
+_MAX_WRAPPERS = 32
 
 
 def user_id_of(scope: Scope) -> str | None:

@@ -3,8 +3,9 @@
 Per HTTP request it binds an :class:`~segment_core.scope.Analytics` object
 (``request.state.analytics``, ``segment_core.scope.analytics()``), adds the
 anonymous-id cookie to the response's start and sends the automatic page call
-once the last body chunk has been handed to the server. Bodies are never
-buffered or delayed. On lifespan shutdown it flushes the client.
+once the last body chunk has been handed to the server (or as the app returns,
+for a response cut short). Bodies are never buffered or delayed. On lifespan
+shutdown it flushes the client.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import Token
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -38,8 +40,8 @@ from segment_asgi._scope import (
     request_info,
     route_of,
     route_params,
-    starlette_routes,
     user_id_of,
+    wrapped_router,
 )
 from segment_asgi._shutdown import FLUSHED_AT_SHUTDOWN
 from segment_asgi._tracked_apps import SelfTrackingMounts
@@ -57,12 +59,13 @@ from segment_core.config import (
 from segment_core.config import option_names as client_option_names
 from segment_core.lifecycle import live_clients
 from segment_core.lifespan import flush_in_thread, run_lifespan
-from segment_core.scope import bind, reset
+from segment_core.scope import Analytics, bind, reset
 from segment_core.web import (
     REDIRECT_STATUSES,
     CookieSpec,
     RequestInfo,
     RequestTracker,
+    cache_control_for_cookie,
     is_async,
     is_excluded_request,
     split_options,
@@ -294,10 +297,11 @@ class SegmentMiddleware:
         self._finish_on_loop = self._client is not None and not self._client.config.sync_mode
         self._mounts = MountNames()
         self._self_tracking = SelfTrackingMounts()
-        # The app this middleware wraps, when Starlette's router routes it (a
-        # Starlette or FastAPI app, a Router); otherwise each request's
+        # The app this middleware wraps, or the first one inside the middleware it
+        # wraps (SegmentMiddleware(GZipMiddleware(app))), when Starlette's router
+        # routes it (a Starlette or FastAPI app, a Router); otherwise each request's
         # scope["app"], the app whose middleware this is.
-        self._router = app if starlette_routes(app) is not None else None
+        self._router = wrapped_router(app)
         #: Whether it said once that an outer instance tracks its requests.
         self._stood_aside = False
         #: Whether it got lifespan, or its first request has been checked for it.
@@ -393,12 +397,30 @@ class SegmentMiddleware:
                     self._finish(tracker, start)
                 else:
                     await self._finish_off_loop(tracker, start)
+                start = None  # finished: not again as the app returns
 
-        token = bind(tracker.analytics)
+        token: Token[Analytics | None] | None = bind(tracker.analytics)
         try:
             await self.app(scope, receive, send_with_analytics)
+        except Exception:
+            if _error_handled_outside(scope, self._router):
+                # Starlette calls the app's exception_handler(Exception) (its 500 page)
+                # outside its user middleware, once this has returned: the request
+                # stays bound for it, in the task the server runs the request in.
+                token = None
+            raise
         finally:
-            reset(token)
+            if token is not None:
+                reset(token)
+            if start is not None:
+                # A response started but never finished: the visitor left during a
+                # stream (Starlette cancels it, or the server's send failed), or the
+                # app failed in its body. The page was shown: Django and Flask count
+                # it too, as the response closes.
+                if self._finish_on_loop:
+                    self._finish(tracker, start)
+                else:
+                    await self._finish_off_loop(tracker, start)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._lifespan_checked:
@@ -536,7 +558,12 @@ class SegmentMiddleware:
             and "path_template" not in scope
         ):
             return False
-        name, template, route = route_of(scope, root_path, info.path, had_router=had_router)
+        # The router that routed the request from the top; an outer app's (there
+        # before this one ran) names routes that are not this app's.
+        top = app_router if had_router else scope.get("router", app_router)
+        name, template, route = route_of(
+            scope, root_path, info.path, had_router=had_router, router=top
+        )
         info.route_name, info.route_template = name, template
         params = scope.get("path_params")
         # A dict (Starlette's) without the ABC's isinstance check.
@@ -548,15 +575,11 @@ class SegmentMiddleware:
             redactor = self._tracker_options.redactor
             if redactor.needs_path_texts(params, path):
                 # Matched again from the top: each Mount's own part, and the Hosts'.
-                top = app_router if had_router else scope.get("router", app_router)
                 texts = path_texts(top, scope, root_path)
                 params = redactor.with_path_texts(params, path, texts)
         info.path_params = params
         namespaces: tuple[str, ...] = ()
         if route is not None:
-            # The router that routed the request from the top; an outer app's
-            # (there before this one ran) names routes that are not this app's.
-            top = app_router if had_router else scope.get("router", app_router)
             namespaces = self._mounts.of(top, route, scope, root_path)
         if self._apps.is_docs_route(scope, root_path, template, route):
             namespaces = (*namespaces, DOCS_NAMESPACE)
@@ -574,7 +597,20 @@ class SegmentMiddleware:
             response = None
             if self._response_hooks:
                 response = ResponseInfo(status, Headers(raw=list(raw_headers)))
-            tracker.finish(status, response, content_type=_content_type(raw_headers))
+            tracker.finish(
+                status,
+                response,
+                content_type=_content_type(raw_headers),
+                # Read only for a response that would be a page view; names in any case.
+                response_header=lambda name: next(
+                    (
+                        bytes(v).decode("latin-1")
+                        for k, v in raw_headers
+                        if k.lower() == name.encode()
+                    ),
+                    None,
+                ),
+            )
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
 
@@ -628,6 +664,14 @@ class SegmentMiddleware:
                     await flush_in_thread(client)
 
 
+def _error_handled_outside(scope: Scope, router: Any) -> bool:
+    """Whether an app outside this middleware (the one whose middleware it is) gets
+    the error the app raised: one that put itself in ``scope["app"]`` and is not the
+    app this middleware wraps (whose own handlers ran inside it)."""
+    app = scope.get("app")
+    return app is not None and app is not router
+
+
 def _content_type(headers: Iterable[Any]) -> str | None:
     for name, value in headers:
         if name.lower() == b"content-type":
@@ -676,11 +720,30 @@ def _varying_on_cookie(message: Message) -> Message:
 
 
 def _with_cookie(message: Message, cookie: CookieSpec) -> Message:
-    """``message`` (a response start) with the cookie, unless the app set that cookie."""
+    """``message`` (a response start) with the cookie, unless the app set that cookie,
+    and kept out of shared caches (``Cache-Control: private``, ``Vary: Cookie``), which
+    would hand that visitor's id to others."""
     headers = message.get("headers") or ()
     prefix = f"{cookie.name}=".encode("latin-1")
+    caching = False  # the app's own Cache-Control or Vary, to merge with
     for name, value in headers:
-        if name.lower() == b"set-cookie" and value.lstrip().startswith(prefix):
+        lowered = name.lower()
+        if lowered == b"set-cookie" and value.lstrip().startswith(prefix):
             return message
-    added = (b"set-cookie", cookie.header_value().encode("latin-1"))
-    return {**message, "headers": [*headers, added]}
+        if lowered == b"cache-control" or lowered == b"vary":
+            caching = True
+    set_cookie = (b"set-cookie", cookie.header_value().encode("latin-1"))
+    if not caching:  # most responses: three lines added, nothing to merge
+        added = [(b"cache-control", b"private"), (b"vary", b"Cookie"), set_cookie]
+        return {**message, "headers": [*headers, *added]}
+    kept = []
+    cache_control: list[bytes] = []  # several lines are one list of directives
+    for name, value in headers:
+        if name.lower() == b"cache-control":
+            cache_control.append(bytes(value))
+        else:
+            kept.append((name, value))
+    app_value = b", ".join(cache_control).decode("latin-1") if cache_control else None
+    kept.append((b"cache-control", cache_control_for_cookie(app_value).encode("latin-1")))
+    kept.append(set_cookie)
+    return _varying_on_cookie({**message, "headers": kept})

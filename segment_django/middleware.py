@@ -8,12 +8,16 @@ REST framework) has its user on its events and its page call. A view that
 raises gets no page call and its exception is left to Django; nothing analytics
 does turns a working response into an error.
 
-What it translates for :mod:`segment_core.web`: the response's content type, the
-route (``resolver_match``: its view name, route, namespaces and app names, and
-the captured keyword arguments; for a page answered before Django routed it, a
-per-site cache's hit, what the router makes of its path), ``ALLOWED_HOSTS`` for
-forwarded hosts, and a response rendered by Django REST framework's browsable API
-(in the namespace ``rest_framework``, tooling like the admin).
+What it translates for :mod:`segment_core.web`: the response's content type and
+headers, the route (``resolver_match``: its view name, route, namespaces and app
+names, and the captured keyword arguments; for a page answered before Django
+routed it, a per-site cache's hit, what the router makes of its path; the values
+a Wagtail page's own route captured, ``routable_resolver_match``),
+``ALLOWED_HOSTS`` for forwarded hosts, a response rendered by Django REST
+framework's browsable API (in the namespace ``rest_framework``, tooling like the
+admin) and django-ninja's docs (in ``openapi``). The user is Django's, else a user
+an API's authentication put in ``request.auth`` (django-ninja's). A request Wagtail
+makes for a preview (``is_dummy``) gets no automatic call or cookie.
 
 Put it before the cache's ``FetchFromCacheMiddleware``, else the pages the cache
 answers never reach it. Listed twice, the inner one stands aside.
@@ -53,6 +57,7 @@ from segment_core.web import (
     RequestTracker,
     WebOptions,
     WSGIHeaders,
+    cache_control_for_cookie,
     cached_for_short_text,
     call_hook,
     environ_wire_path,
@@ -182,6 +187,10 @@ class SegmentMiddleware:
         native: Any = request  # typed so, not cast(): this runs on every request
         native.analytics = tracker.analytics
         native._segment_tracker = tracker  # for {% segment_snippet %}
+        if "is_dummy" in native.__dict__ and native.is_dummy:
+            # A page rendered for an editor's preview (Wagtail marks its request so):
+            # no visitor sees it. The page's own code still finds request.analytics.
+            tracker.allowed = False
         return tracker
 
     @staticmethod
@@ -196,10 +205,11 @@ class SegmentMiddleware:
             cookie = tracker.cookie_to_set(redirect_to)
             if cookie is not None and cookie.name not in response.cookies:
                 _set_cookie(response, cookie)
-                # A cookie of this visitor's: as Django's session and CSRF cookies,
-                # it makes the response vary on Cookie, so that a cache (Django's
-                # per-site cache among them) never hands it to another visitor.
-                _vary_on_cookie(response)
+                # A cookie of this visitor's: no shared cache may hand it to another
+                # visitor. Vary is not enough: visitors may send one Cookie header
+                # (a consent banner's), and Django's per-site cache before 5.2 then
+                # stores the response; it never stores a private one.
+                _private_varying_on_cookie(response)
             elif tracker.snippet_rendered:  # the page holds the visitor's ids
                 _vary_on_cookie(response)
             info = tracker.request
@@ -214,10 +224,18 @@ class SegmentMiddleware:
                 # (Not for an error: a 404's path would fail to resolve again.)
                 _read_route_of_path(info, request)
             tracker.refresh_route(final=True)
-            if getattr(getattr(response, "accepted_renderer", None), "format", None) == "api":
+            renderer = getattr(response, "accepted_renderer", None)
+            if (
+                # A cache's copy has no renderer (DRF does not pickle it): the
+                # answer it had then is kept on the response.
+                getattr(response, _BROWSABLE_API, False)
+                if renderer is None
+                else _is_browsable_api(response, renderer)
+            ):
                 # Django REST framework's browsable API: tooling, not a page of the app.
                 info.route_namespaces = (*info.route_namespaces, "rest_framework")
-            content_type = response.headers.get("Content-Type")
+            headers = response.headers
+            content_type = headers.get("Content-Type")
             if response.streaming:
                 if not isinstance(response, FileResponse):  # its file goes out as it is
                     # Its body, made after the headers are sent, may write the ids.
@@ -226,14 +244,59 @@ class SegmentMiddleware:
                     _bind_while_streaming(response, tracker.analytics)
 
                 def finish() -> None:
-                    tracker.finish(response.status_code, response, content_type=content_type)
+                    tracker.finish(
+                        response.status_code,
+                        response,
+                        content_type=content_type,
+                        response_header=headers.get,
+                    )
 
                 _call_after_close(response, finish)
             else:
-                tracker.finish(response.status_code, response, content_type=content_type)
+                tracker.finish(
+                    response.status_code,
+                    response,
+                    content_type=content_type,
+                    response_header=headers.get,
+                )
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
         return response
+
+
+def _is_browsable_api(response: HttpResponseBase, renderer: Any) -> bool:
+    """Whether ``renderer``, Django REST framework's for ``response``, is the browsable API's.
+
+    The answer is also kept on the response, in an attribute pickling keeps: the
+    copy a cache stores (before it is sent) has lost its renderer.
+    """
+    if getattr(renderer, "format", None) != "api":
+        return False
+    setattr(response, _BROWSABLE_API, True)
+    return True
+
+
+#: The attribute of a response that says the browsable API rendered it.
+_BROWSABLE_API = "_segment_browsable_api"
+
+
+def _private_varying_on_cookie(response: HttpResponseBase) -> None:
+    """``Cache-Control: private`` merged into the response's, and ``Vary: Cookie``;
+    cheaper when it has neither (Django's headers are kept as ``(name, value)``
+    under the lower-case name)."""
+    headers: Any = response.headers
+    store = getattr(headers, "_store", None)
+    if (
+        type(headers) is ResponseHeaders
+        and type(store) is dict
+        and "cache-control" not in store
+        and "vary" not in store
+    ):
+        store["cache-control"] = ("Cache-Control", "private")
+        store["vary"] = ("Vary", "Cookie")
+        return
+    headers["Cache-Control"] = cache_control_for_cookie(headers.get("Cache-Control"))
+    _vary_on_cookie(response)
 
 
 def _vary_on_cookie(response: HttpResponseBase) -> None:
@@ -562,17 +625,67 @@ def _read_route(info: RequestInfo, final: bool = False, match: ResolverMatch | N
     info.route_name = match.view_name if match.url_name else None
     info.route_template = _route_templates.get(match.route) or _route_template(match)
     info.route_namespaces = (*match.namespaces, *match.app_names)
+    if "ninja" in match.app_names and match.url_name in _NINJA_DOCS_ROUTES:
+        # django-ninja's Swagger UI and OpenAPI schema, in any NinjaAPI's namespace:
+        # API docs, as FastAPI's are.
+        info.route_namespaces = (*info.route_namespaces, _DOCS_NAMESPACE)
     params = match.kwargs
     info.path_params = _path_params(match, info.native.path_info) if params else params
+    # Looked for in the request's own attributes, where Wagtail sets it: the
+    # cheapest test, on every request.
+    if "routable_resolver_match" in info.native.__dict__:
+        # The route a page matched below its own URL (Wagtail's RoutablePageMixin,
+        # in its serve view): its values are the path's too.
+        native = info.native
+        info.path_params = _with_sub_route_params(
+            info.path_params, native.routable_resolver_match, native.path_info
+        )
     return True
 
 
-def _path_params(match: ResolverMatch, path: str) -> Mapping[str, Any]:
+#: django-ninja's names of its docs' routes, in the app ``ninja`` of every NinjaAPI.
+_NINJA_DOCS_ROUTES = frozenset(("openapi-view", "openapi-json"))
+#: The namespace of API docs in ``exclude_routes``'s defaults.
+_DOCS_NAMESPACE = "openapi"
+
+
+def _with_sub_route_params(
+    params: Mapping[str, Any], sub_route: Any, path: str
+) -> Mapping[str, Any]:
+    """``params`` and the values ``sub_route`` (a ``ResolverMatch`` of the part of
+    ``path`` below a page's URL) captured, as texts of ``path`` where they are secret."""
+    captured = getattr(sub_route, "kwargs", None)
+    if not captured or not isinstance(captured, Mapping):
+        return params
+    below = _path_params(sub_route, path, _sub_route_texts)
+    return {**params, **below} if params else below
+
+
+def _sub_route_texts(match: Any, path: str) -> dict[str, str] | None:
+    """:func:`_path_texts` of a route matched below a page's URL: read from the
+    shortest end of ``path`` it matches whole (the page's own URL comes before)."""
+    if not path.endswith("/"):
+        path += "/"  # as Wagtail writes the part below the page
+    start = path.rfind("/", 0, len(path) - 1)
+    while start >= 0:
+        texts = _path_texts(match, path[start:])
+        if texts is not None:
+            return texts
+        start = path.rfind("/", 0, start)
+    return None
+
+
+def _path_params(
+    match: ResolverMatch,
+    path: str,
+    read_texts: Callable[[Any, str], dict[str, str] | None] | None = None,
+) -> Mapping[str, Any]:
     """The values ``match`` captured from ``path`` (decoded, as Django resolved it).
 
     Not the view's own keyword arguments (``path(..., {"form_class": ...})``),
     which the path does not hold. A secret value a converter made another object
-    of (a signed token decoded to its payload) is the text the path holds.
+    of (a signed token decoded to its payload) is the text the path holds, as
+    ``read_texts(match, path)`` reads them (:func:`_path_texts` by default).
     """
     params = match.kwargs
     extra = getattr(match, "extra_kwargs", None)  # Django 4.1 on (not in the type stubs)
@@ -581,7 +694,8 @@ def _path_params(match: ResolverMatch, path: str) -> Mapping[str, Any]:
     if params:
         redactor = conf.web_options().redactor
         if redactor.needs_path_texts(params, path):
-            params = redactor.with_path_texts(params, path, _path_texts(match, path))
+            texts = (read_texts or _path_texts)(match, path)
+            params = redactor.with_path_texts(params, path, texts)
     return params
 
 
@@ -593,7 +707,8 @@ def _path_texts(match: ResolverMatch, path: str) -> dict[str, str] | None:
     resolved in (see :func:`_resolve`): a translated route's regex is that
     language's. None when they cannot be read or do not match.
     """
-    chain = match.tried[-1] if match.tried else None  # the patterns that matched
+    tried = getattr(match, "tried", None)
+    chain = tried[-1] if tried else None  # the patterns that matched
     if not chain or not path.startswith("/"):
         return None
     texts = _texts_along(chain, path)
@@ -684,6 +799,8 @@ def _read_route_of_path(info: RequestInfo, request: HttpRequest) -> None:
     urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
     match = _resolve(request.path_info, urlconf, translation.get_language())
     if match is not None:
+        # The page_name, page_properties and page_filter hooks read it, as after routing.
+        request.resolver_match = match
         _read_route(info, True, match)
 
 
@@ -786,14 +903,33 @@ def _user_id(request: HttpRequest) -> Any:
             # so far stays; the view's await request.auser() loads it for later calls.
             state = vars(request)  # where request.user and await request.auser() keep it
             loaded = state.get("_cached_user") or state.get("_acached_user")
-            return USER_NOT_KNOWN if loaded is None else _id_of(loaded)
-        if _anonymous_visitor(request, user):
-            return None
-        found = _id_of(user)
-        return _deleted_user_id(request, user) if found is USER_NOT_KNOWN else found
+            found = USER_NOT_KNOWN if loaded is None else _id_of(loaded)
+        elif _anonymous_visitor(request, user):
+            found = None
+        else:
+            found = _id_of(user)
+            if found is USER_NOT_KNOWN:
+                return _deleted_user_id(request, user)
+            if found is not None:
+                return found
+        # No user from Django's auth: an API's authentication may have named one.
+        return (_auth_user_id(request) or found) if hasattr(request, "auth") else found
     except Exception:
         logger.exception("segment: could not read request.user; no user id for this request")
         return None
+
+
+def _auth_user_id(request: HttpRequest) -> str | None:
+    """The id of the user an API's authentication put in ``request.auth``, leaving
+    ``request.user`` anonymous (django-ninja's auth classes); None for anything
+    else there (a token, an API key's object)."""
+    from django.contrib.auth import get_user_model
+
+    auth = getattr(request, "auth", None)
+    if auth is None or not isinstance(auth, get_user_model()):
+        return None
+    found = _id_of(auth)
+    return None if found is USER_NOT_KNOWN else found
 
 
 def _deleted_user_id(request: HttpRequest, user: Any) -> Any:
@@ -977,7 +1113,10 @@ def _loaded_user_id(request: HttpRequest) -> Any:
         and user._wrapped is empty
         and not hasattr(request, "_cached_user")
     ):
-        return USER_NOT_KNOWN  # not loaded yet: the user known so far stays
+        # Not loaded yet: the user known so far stays, unless the view's API
+        # authentication named one (request.auth, loaded already).
+        found = _auth_user_id(request) if hasattr(request, "auth") else None
+        return USER_NOT_KNOWN if found is None else found
     return _user_id(request)
 
 

@@ -28,7 +28,7 @@ from segment_core.client import Client
 from segment_core.scope import Analytics, bind, bound_iteration, reset
 from segment_core.signals import emit
 from segment_core.testing import divert
-from segment_core.web import REDIRECT_STATUSES, RequestTracker
+from segment_core.web import REDIRECT_STATUSES, RequestTracker, cache_control_for_cookie
 from segment_flask._request import (
     NamespacesOf,
     RouteOfPath,
@@ -128,6 +128,7 @@ class RequestHooks:
             cookie = tracker.cookie_to_set(redirect_to)
             if cookie is not None and not _sets_cookie(response, cookie.name):
                 _add_header(response, "Set-Cookie", cookie.header_value())
+                _keep_out_of_shared_caches(response)
             # send_file()'s file goes out as it is: no body to wait for.
             streamed = response.is_streamed and not response.direct_passthrough
             # The page holds the visitor's ids, or a body made later may write them.
@@ -213,10 +214,18 @@ class _StreamClose:
 
 def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:
     try:
-        content_type = response.headers.get("Content-Type")
-        if scope.tracker.finish(response.status_code, response, content_type=content_type) and (
-            app is not None
-        ):
+        headers = response.headers
+        content_type = headers.get("Content-Type")
+        if scope.tracker.finish(
+            response.status_code,
+            response,
+            content_type=content_type,
+            # Read only for a response that would be a page view: one pass over the
+            # pairs, without the exception headers.get() raises for a missing one.
+            response_header=lambda name: next(
+                (value for key, value in headers if key.lower() == name), None
+            ),
+        ) and (app is not None):
             emit(page_tracked, app, message=scope.analytics.page_message)
     except Exception:
         logger.exception("segment: the automatic page call failed")
@@ -238,6 +247,27 @@ def _add_header(response: Response, name: str, value: str) -> None:
         headers._list.append((name, value))
     else:
         headers.add(name, value)
+
+
+def _keep_out_of_shared_caches(response: Response) -> None:
+    """``Cache-Control: private`` and ``Vary: Cookie`` for a response carrying the
+    visitor's cookie, which no shared cache may hand to another visitor."""
+    headers = response.headers
+    if type(headers) is Headers:
+        for key, _ in headers._list:
+            if key.lower() in _CACHING_HEADERS:
+                break
+        else:  # most responses: two lines added, nothing to merge
+            headers._list += (("Cache-Control", "private"), ("Vary", "Cookie"))
+            return
+    # Several lines are one list of directives: merged, then written as one line.
+    values = headers.getlist("Cache-Control")
+    headers["Cache-Control"] = cache_control_for_cookie(", ".join(values) if values else None)
+    response.vary.add("Cookie")
+
+
+#: The response's headers a cookie's Cache-Control and Vary are merged into.
+_CACHING_HEADERS = frozenset(("cache-control", "vary"))
 
 
 def _sets_cookie(response: Response, name: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -16,7 +17,14 @@ from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 
-from segment_core.web import RequestInfo, WSGIHeaders, cached_for_short_text, environ_wire_path
+from segment_core.web import (
+    HostRoutes,
+    RequestInfo,
+    WSGIHeaders,
+    cached_for_short_text,
+    environ_wire_path,
+)
+from segment_core.web._redaction import name_and_port
 
 flask_login: Any
 try:  # Flask-Login is optional (and untyped: imported as a plain module)
@@ -41,8 +49,24 @@ logger = logging.getLogger("segment.flask")
 #: ``route_of_path(path) -> path_params | None``: an app's router, for the web rules.
 RouteOfPath = Callable[[str], "Mapping[str, Any] | None"]
 
-#: ``namespaces_of(blueprint) -> namespaces``: an app's namespaces of a blueprint's routes.
+#: ``namespaces_of(endpoint) -> namespaces``: an app's namespaces of a route.
 NamespacesOf = Callable[[str], "tuple[str, ...]"]
+
+#: Flask-RESTX's endpoints of an ``Api`` on the app itself: its docs and its spec.
+_RESTX_DOC_ENDPOINTS = frozenset({"doc", "specs"})
+
+
+def _flask_before_3_1() -> bool:
+    try:
+        release = importlib.metadata.version("flask").split(".")[:2]
+        return (int(release[0]), int(release[1])) < (3, 1)
+    except (importlib.metadata.PackageNotFoundError, IndexError, ValueError):
+        return False  # a Flask without its metadata: taken for a recent one
+
+
+#: Before Flask 3.1, a request's subdomain was read from its host wherever
+#: ``SERVER_NAME`` was set, ``subdomain_matching`` on or off; since, only when on.
+_SERVER_NAME_ROUTES_SUBDOMAINS = _flask_before_3_1()
 
 #: Where a rule keeps the pattern :func:`path_texts` reads its parameters with.
 _PATH_PATTERN = "_segment_path_pattern"
@@ -70,11 +94,12 @@ def request_info(
     if trusted and host and not host_is_trusted(host, list(trusted)):
         host = ""  # Flask before 3.1 does not check TRUSTED_HOSTS itself
     # request.endpoint and request.blueprint, read from the rule once: a route
-    # outside any blueprint (no "." in its endpoint) has none.
+    # outside any blueprint (no "." in its endpoint) has none, unless it is
+    # Flask-RESTX's docs (``openapi``).
     endpoint = rule.endpoint if rule is not None else None
     blueprints: tuple[str, ...] = ()
-    if endpoint and "." in endpoint:
-        blueprints = (blueprint_namespaces or namespaces_of(app))(endpoint.rpartition(".")[0])
+    if endpoint and ("." in endpoint or endpoint in _RESTX_DOC_ENDPOINTS):
+        blueprints = (blueprint_namespaces or namespaces_of(app))(endpoint)
     path_params = request.view_args
     if path_params and rule is not None:
         # The path's own text: what the visitor sees, whatever the converter made of it.
@@ -102,15 +127,20 @@ def request_info(
         native=request,
     )
     url_map = app.url_map
-    server_name = app.config.get("SERVER_NAME")
-    if host and (url_map.host_matching or server_name):
-        # Routes by host or subdomain: a same-app path is matched on this host.
-        info.route_of_path = route_of_path = functools.partial(
-            _params_of_host_path, url_map, str(server_name or ""), host
-        )
     mount = environ.get("SCRIPT_NAME")
-    if mount:  # the app's router knows its paths without the mount point
+    if mount:
         info.mount = mount = mount.rstrip("/")
+    if host and (
+        url_map.host_matching
+        or (
+            (app.subdomain_matching or _SERVER_NAME_ROUTES_SUBDOMAINS) and app.config["SERVER_NAME"]
+        )
+    ):
+        # Routes by host or subdomain: a path is matched on its URL's host, this
+        # one's or another of the app's (?next=https://acme.shop.example/invite/KEY).
+        server_name = str(app.config["SERVER_NAME"] or "")
+        info.route_of_path = _host_routes(url_map, server_name, mount or "", _authority(host))
+    elif mount:  # the app's router knows its paths without the mount point
         info.route_of_path = functools.partial(_under_mount, mount, route_of_path or router_of(app))
     return info
 
@@ -162,29 +192,56 @@ def _is_trusted(trusted: tuple[str, ...], host: str) -> bool:
 
 
 def namespaces_of(app: Flask) -> NamespacesOf:
-    """``app``'s namespaces of a blueprint's routes, worked out once per blueprint."""
-    return functools.lru_cache(maxsize=None)(functools.partial(_blueprint_namespaces, app))
+    """``app``'s namespaces of a route, worked out once per endpoint."""
+    return functools.lru_cache(maxsize=None)(functools.partial(_route_namespaces, app))
 
 
-def _blueprint_namespaces(app: Flask, blueprint: str) -> tuple[str, ...]:
-    """The namespaces of the routes of ``blueprint`` (a dotted name when nested).
+def _route_namespaces(app: Flask, endpoint: str) -> tuple[str, ...]:
+    """The namespaces of the route ``endpoint`` (``blueprint.view``, dotted when nested).
 
     Each enclosing blueprint's full name (``site.admin``, ``site``) and each one's
-    own name (``admin``), as a nested Django namespace is matched; and ``admin``
-    for Flask-Admin, which gives every view a blueprint named after the view.
+    own name (``admin``), as a nested Django namespace is matched; ``admin`` for
+    Flask-Admin, which gives every view a blueprint named after the view; and
+    ``openapi`` for the API docs and specs of Flask-RESTX and Flask-Smorest.
     """
-    parts = blueprint.split(".")
+    blueprint = endpoint.rpartition(".")[0]
+    parts = blueprint.split(".") if blueprint else []
     full_names = [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
     namespaces = dict.fromkeys([*full_names, *parts])
-    if any(_is_flask_admin(app.blueprints.get(name)) for name in full_names):
+    made_by = [_import_name(app.blueprints.get(name)) for name in full_names]
+    if any(_is_module_of("flask_admin", name) for name in made_by):
         namespaces["admin"] = None
+    if _is_api_docs(app, endpoint, made_by):
+        namespaces["openapi"] = None
     return tuple(namespaces)
 
 
-def _is_flask_admin(blueprint: Any) -> bool:
-    """Whether ``blueprint`` is one Flask-Admin made for one of its views."""
+def _is_api_docs(app: Flask, endpoint: str, made_by: list[str]) -> bool:
+    """Whether ``endpoint`` serves API docs or their spec: a route of the blueprint
+    Flask-Smorest makes for them (``api-docs``) or of Flask-RESTX's (``restx_doc``,
+    the Swagger UI's files), or a view of Flask-RESTX's own (an ``Api``'s ``doc``
+    and ``specs``, on the app or in the app's blueprint). Told apart by the module
+    that made them, without importing either package.
+    """
+    if any(_is_module_of("flask_smorest", name) for name in made_by):
+        return True
+    if any(_is_module_of("flask_restx", name) for name in made_by):
+        return True
+    view = app.view_functions.get(endpoint)
+    # A bound method (Api.render_doc), or a class-based view (SwaggerView).
+    maker = getattr(view, "view_class", view)
+    return _is_module_of("flask_restx", getattr(maker, "__module__", None) or "")
+
+
+def _import_name(blueprint: Any) -> str:
+    """The module that made ``blueprint`` (its ``import_name``), or ``""``."""
     name = getattr(blueprint, "import_name", "")
-    return name == "flask_admin" or name.startswith("flask_admin.")
+    return name if isinstance(name, str) else ""
+
+
+def _is_module_of(package: str, module: str) -> bool:
+    """Whether ``module`` is ``package`` or one of its modules."""
+    return module == package or module.startswith(package + ".")
 
 
 def path_texts(rule: Rule, path: str) -> dict[str, str] | None:
@@ -247,21 +304,87 @@ def _texts_of(rule: Rule, path: str, params: Mapping[str, Any]) -> Mapping[str, 
     return path_texts(rule, "/" + path.lstrip("/")) or params
 
 
+@cached_for_short_text(maxsize=256)
+def _host_routes(url_map: Map, server_name: str, mount: str, host: str) -> HostRoutes:
+    """The routes of ``host`` (``host[:port]``, see :func:`_authority`) in an app that
+    routes by host or subdomain, which know the app's other hosts too."""
+    routes: RouteOfPath = functools.partial(_params_of_host_path, url_map, server_name, host)
+    if mount:
+        routes = functools.partial(_under_mount, mount, routes)
+    return HostRoutes(routes, functools.partial(_other_host_routes, url_map, server_name, mount))
+
+
+@cached_for_short_text(maxsize=256)
+def _other_host_routes(url_map: Map, server_name: str, mount: str, host: str) -> HostRoutes | None:
+    """The routes of ``host`` if it is one of the app's: a host one of its rules
+    names when it routes by host, ``SERVER_NAME`` and its subdomains when by subdomain."""
+    if url_map.host_matching:
+        known = _is_rule_host(url_map, host)
+    else:
+        known = _subdomain_of(host, server_name) is not None
+    return _host_routes(url_map, server_name, mount, host) if known else None
+
+
+def _is_rule_host(url_map: Map, host: str) -> bool:
+    """Whether one of the rules of ``url_map`` (which routes by host) matches ``host``;
+    a rule whose host cannot be read is taken to match it."""
+    for rule in url_map.iter_rules():
+        pattern = _host_pattern(rule)
+        if pattern is None or pattern.fullmatch(host):
+            return True
+    return False
+
+
+def _host_pattern(rule: Rule) -> re.Pattern[str] | None:
+    """A pattern of the hosts ``rule`` matches, from the parts Werkzeug compiled it
+    into (the host's come first, up to a ``|``), or None if they cannot be read."""
+    try:
+        pieces: list[str] = []
+        for is_parameter, text in rule._trace:
+            if not is_parameter and text == "|":
+                return re.compile("".join(pieces))
+            converter = rule._converters[text] if is_parameter else None
+            pieces.append(f"(?:{converter.regex})" if converter else re.escape(text))
+    except (AttributeError, KeyError, TypeError, re.error):
+        pass
+    return None
+
+
+def _authority(host: str) -> str:
+    """``host[:port]`` in lower case, without a default port, as URLs of the app are
+    matched with it (``Shop.Example:443`` is ``shop.example``)."""
+    name, port = name_and_port(host)
+    return f"{name}:{port}" if port else name
+
+
+def _subdomain_of(host: str, server_name: str) -> str | None:
+    """The subdomain of ``server_name`` that ``host`` names (``""`` for
+    ``server_name`` itself), or None for a host outside it. Ports differ only when
+    both name one, as :func:`segment_core.web._redaction.same_host` has it."""
+    name, port = name_and_port(host)
+    server, server_port = name_and_port(server_name)
+    if port and server_port and port != server_port:
+        return None
+    if name == server:
+        return ""
+    if server and name.endswith("." + server):
+        return name[: -len(server) - 1]
+    return None
+
+
 @cached_for_short_text(maxsize=1024)
 def _params_of_host_path(
     url_map: Map, server_name: str, host: str, path: str
 ) -> Mapping[str, Any] | None:
-    """:func:`_params_of_path` for an app that routes by host or subdomain."""
-    name, server = host.lower(), server_name.lower()
+    """:func:`_params_of_path` on ``host`` of an app that routes by host or subdomain."""
     try:
         if url_map.host_matching:
-            adapter = url_map.bind(name)
-        elif name == server:
-            adapter = url_map.bind(server, subdomain="")
-        elif server and name.endswith("." + server):
-            adapter = url_map.bind(server, subdomain=name[: -len(server) - 1])
+            adapter = url_map.bind(host)
         else:
-            return None
+            subdomain = _subdomain_of(host, server_name)
+            if subdomain is None:
+                return None
+            adapter = url_map.bind(server_name.lower(), subdomain=subdomain)
         decoded = unquote(path)
         rule, params = adapter.match(decoded, method="GET", return_rule=True)
     except (HTTPException, RequestRedirect, ValueError):

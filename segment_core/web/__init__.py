@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from segment_core.web._bots import BOT_PATTERN, DEFAULT_BOT_USER_AGENTS, BotMatcher
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
+from segment_core.web._cache_control import cache_control_for_cookie
 from segment_core.web._context import (
     MAX_HOST,
     MAX_PATH,
@@ -66,7 +67,7 @@ from segment_core.web._page import (
     should_track_page,
     tracking_allowed,
 )
-from segment_core.web._redaction import REDACTED, Redactor, name_words, redact_path
+from segment_core.web._redaction import REDACTED, HostRoutes, Redactor, name_words, redact_path
 from segment_core.web._request import (
     RequestInfo,
     WSGIHeaders,
@@ -111,6 +112,7 @@ __all__ = [
     "USER_NOT_KNOWN",
     "BotMatcher",
     "CookieSpec",
+    "HostRoutes",
     "Redactor",
     "RequestAnalytics",
     "RequestInfo",
@@ -122,6 +124,7 @@ __all__ = [
     "anonymize_ip",
     "anonymous_id_cookie",
     "browser_settings",
+    "cache_control_for_cookie",
     "cached_for_short_text",
     "call_hook",
     "campaign",

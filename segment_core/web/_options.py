@@ -57,7 +57,8 @@ DEFAULT_PAGE_CONTENT_TYPES: tuple[str, ...] = ("text/html", "application/xhtml+x
 #: Route names or namespaces that are framework tooling, never page views: the
 #: Django admin (any ``AdminSite``; Flask-Admin's blueprint), Django REST
 #: framework's browsable API, the Django debug toolbar, and API docs (FastAPI's
-#: docs, ReDoc, OpenAPI schema and OAuth2 redirect routes; APIFlask's ``openapi``).
+#: docs, ReDoc, OpenAPI schema and OAuth2 redirect routes; APIFlask's ``openapi``;
+#: Flask-RESTX's and Flask-Smorest's docs, which the Flask adapter names ``openapi``).
 DEFAULT_EXCLUDE_ROUTES: tuple[str, ...] = ("admin", "rest_framework", "djdt", "openapi")
 
 #: List options whose given entries are added to defaults; each has a

@@ -4,8 +4,11 @@ A page view is a navigation that renders a document:
 
 - its method is in ``page_methods`` (GET);
 - the response is a success (2xx) whose content type is one of
-  ``page_content_types`` (HTML), or a ``304 Not Modified`` to a request that
-  accepts one of them (the browser shows its cached copy of the page);
+  ``page_content_types`` (HTML), but not a ``204``/``205`` (the browser stays
+  on its page) or a ``206`` (a part of a file); or a ``304 Not Modified`` to a
+  request that accepts one of them (the browser shows its cached copy of the
+  page), unless the 304's own content type or the path's file extension
+  (``/report.pdf``) names another type;
 - no script made it: not ``X-Requested-With: XMLHttpRequest``, not an htmx
   request (``HX-Request``) unless boosted (``HX-Boosted``), not a Turbo frame,
   not a ``Sec-Fetch-Mode`` other than ``navigate`` unless a boosted htmx request
@@ -15,6 +18,8 @@ A page view is a navigation that renders a document:
   response alone;
 - neither its path (``exclude_paths``) nor its route (``exclude_routes``: a route
   name or one of its namespaces) is excluded;
+- to an htmx request, not an htmx redirect (``HX-Redirect``, ``HX-Location``,
+  ``HX-Refresh: true``), of which htmx shows nothing;
 - its user agent is not a known crawler or monitor, privacy allows it
   (``Sec-GPC``, ``DNT``, the ``consent`` hook) and ``page_filter`` agrees.
 
@@ -24,7 +29,8 @@ Redirects are not page views: the page they lead to is.
 from __future__ import annotations
 
 import functools
-from collections.abc import KeysView, Mapping
+import mimetypes
+from collections.abc import Callable, KeysView, Mapping
 from typing import Any
 
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
@@ -52,6 +58,9 @@ __all__ = [
     "tracking_allowed",
 ]
 
+#: ``response_header(name)``: the value of one of the response's headers, or None.
+ResponseHeader = Callable[[str], str | None]
+
 _DEFAULT_BOTS = BotMatcher()
 
 
@@ -66,10 +75,16 @@ def should_track_page(
     response: Any = None,
     *,
     content_type: str | None = None,
+    response_header: ResponseHeader | None = None,
 ) -> bool:
     """Whether ``request``, answered with ``status``, gets an automatic page call."""
     return tracking_allowed(request, options) and page_wanted(
-        request, status, options, response, content_type=content_type
+        request,
+        status,
+        options,
+        response,
+        content_type=content_type,
+        response_header=response_header,
     )
 
 
@@ -138,11 +153,14 @@ def page_wanted(
     *,
     content_type: str | None = None,
     excluded: bool | None = None,
+    response_header: ResponseHeader | None = None,
 ) -> bool:
     """The per-response half of :func:`should_track_page` (privacy aside).
 
     ``content_type`` is the response's ``Content-Type`` header; ``excluded`` is
-    :func:`is_excluded` when the caller already knows it.
+    :func:`is_excluded` when the caller already knows it. ``response_header(name)``
+    reads one of the response's headers (None when absent): without it, an htmx
+    redirect cannot be told from a page.
     """
     # options.server_page_views, without the property call.
     if not options.page_calls or options.page_source == "browser" or not request.host:
@@ -151,15 +169,21 @@ def page_wanted(
     if method not in options.page_methods and method.upper() not in options.page_methods:
         return False
     if status == 304:
-        if not accepts_document(request.header("accept"), options):
+        if not _shows_cached_document(request, content_type, options):
             return False
-    elif not (200 <= status < 300) or media_type(content_type) not in options.content_types:
+    elif (status != 200 and status not in _DOCUMENT_STATUSES) or (
+        media_type(content_type) not in options.content_types
+    ):
         return False
-    if is_script_request(request):
+    made_by = _made_by(request)
+    if made_by is _SCRIPT:
         return False
     if is_excluded_request(request, options) if excluded is None else excluded:
         return False
     if is_excluded_route(request, options):
+        return False
+    # Headers read only for htmx's navigations: other requests pay nothing for it.
+    if made_by is _BOOSTED_HTMX and response_header and _htmx_goes_elsewhere(response_header):
         return False
     if options.page_filter is not None:
         target = request.hook_target
@@ -167,9 +191,58 @@ def page_wanted(
     return True
 
 
+def _htmx_goes_elsewhere(response_header: ResponseHeader) -> bool:
+    """Whether htmx, given this response, shows nothing of it and loads another page
+    (a full load for ``HX-Redirect`` and ``HX-Refresh``: that one is the page view)."""
+    if response_header("hx-redirect") is not None or response_header("hx-location") is not None:
+        return True
+    refresh = response_header("hx-refresh")
+    return refresh is not None and refresh.strip() == "true"  # as htmx compares it
+
+
+#: The 2xx statuses of a response the browser may show as a page (200 aside, told
+#: first): not 204 and 205 (the browser stays on its page), nor 206 (a range).
+_DOCUMENT_STATUSES = frozenset(range(201, 300)) - {204, 205, 206}
+
+
 def is_page_status(status: int) -> bool:
-    """2xx, or 304 (the browser shows its cached copy of the page)."""
-    return 200 <= status < 300 or status == 304
+    """A 2xx the browser may show as a page, or 304 (it shows its cached copy)."""
+    return status == 200 or status in _DOCUMENT_STATUSES or status == 304
+
+
+def _shows_cached_document(
+    request: RequestInfo, content_type: str | None, options: WebOptions
+) -> bool:
+    """Whether a ``304`` has the browser show a cached page, not a file or data.
+
+    The request must accept a page, as a browser's navigation does, even to a PDF.
+    What the 304 revalidates it seldom says (Django's and Starlette's carry no
+    ``Content-Type``; one a view makes may carry its framework's default, HTML):
+    its ``Content-Type`` and the path's file extension can only tell that it is
+    no page.
+    """
+    if content_type and media_type(content_type) not in options.content_types:
+        return False
+    if not accepts_document(request.header("accept"), options):
+        return False
+    named = _type_of_extension(request.path)
+    return named is None or named in options.content_types
+
+
+@cached_for_short_text(maxsize=256)
+def _type_of_extension(path: str) -> str | None:
+    """The media type the extension of the path's last segment names, if any."""
+    name = path.rpartition("/")[2]
+    if "." not in name:
+        return None
+    return _standard_media_types().guess_type(name)[0]
+
+
+@functools.cache
+def _standard_media_types() -> mimetypes.MimeTypes:
+    """The standard library's own table of types, not the system's (``/etc/mime.types``):
+    the same answer on every machine. Made at the first 304 that needs it."""
+    return mimetypes.MimeTypes()
 
 
 @functools.lru_cache(maxsize=256)
@@ -209,6 +282,17 @@ def _accepts(accept: str, types: frozenset[str]) -> bool:
 
 def is_script_request(request: RequestInfo) -> bool:
     """Whether a script (XHR, fetch, htmx, Turbo) or a prefetch made the request."""
+    return _made_by(request) is _SCRIPT
+
+
+#: What :func:`_made_by` answers: a script or a prefetch, or a boosted htmx navigation.
+_SCRIPT = "script"
+_BOOSTED_HTMX = "boosted htmx"
+
+
+def _made_by(request: RequestInfo) -> str | None:
+    """:data:`_SCRIPT`, :data:`_BOOSTED_HTMX`, or None for what the browser itself
+    asked for (as far as the headers tell)."""
     headers = request.headers
     # Most requests have none of these headers, a browser's navigation only
     # Sec-Fetch-Mode: one set operation tells either.
@@ -219,24 +303,24 @@ def is_script_request(request: RequestInfo) -> bool:
         keys, names = headers.keys(), _SCRIPT_HEADERS
     if keys is not None:
         if keys.isdisjoint(names):
-            return False
+            return None
         present = keys & names
         if len(present) == 1 and present.pop() in _FETCH_MODE_KEYS:
             mode = headers.get("sec-fetch-mode")
-            return mode is not None and _is_script_fetch_mode(mode)
+            return _SCRIPT if mode is not None and _is_script_fetch_mode(mode) else None
     get = headers.get  # no method lookup per header
     requested_with = get("x-requested-with")
     if requested_with and requested_with.strip().lower() == "xmlhttprequest":
-        return True
+        return _SCRIPT
     # A boosted htmx navigation is a page view, though made by a script: its
     # fetch is in "cors" mode, which alone would say otherwise.
     boosted = False
     if get("hx-request") is not None:
         if get("hx-boosted") is None:
-            return True
+            return _SCRIPT
         boosted = True
     if get("turbo-frame") is not None:
-        return True
+        return _SCRIPT
     mode = get("sec-fetch-mode")
     if (
         mode is not None
@@ -246,12 +330,12 @@ def is_script_request(request: RequestInfo) -> bool:
         # boosted htmx navigation does; its prefetches are told below.
         and get("x-turbo-request-id") is None
     ):
-        return True
+        return _SCRIPT
     for name in _PREFETCH_HEADERS:
         value = get(name)
         if value is not None and _is_prefetch(value):
-            return True
-    return False
+            return _SCRIPT
+    return _BOOSTED_HTMX if boosted else None
 
 
 # X-Sec-Purpose: Turbo's hover prefetch, as fetch() may not send Sec-Purpose.

@@ -24,6 +24,8 @@ nested in values (escaped once or twice); a URL's ``user:password@`` is dropped.
 Given the app's router (``paths``), a nested path of the app (``?next=/invite/KEY``)
 loses the values of its secret route parameters too, and so does a nested URL of the
 app's own host (``?next=https://shop.example/invite/KEY``, ``?next=//shop.example/...``),
+or, for an app that routes by host or subdomain (:class:`HostRoutes`), of another host
+of the app, routed as that host's (``?next=https://acme.shop.example/invite/KEY``),
 read as browsers read it: spaces around it, tabs and newlines in it, a host's last
 dot and backslashes for slashes (``https:\\\\shop.example.\\invite\\KEY``) change
 nothing.
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, final
 from urllib.parse import quote, unquote, unquote_plus
 
 from segment_core.web._request import MAX_CACHED_LENGTH, short_value_cache
@@ -41,6 +43,7 @@ from segment_core.web._request import MAX_CACHED_LENGTH, short_value_cache
 __all__ = [
     "DEFAULT_SECRET_WORDS",
     "REDACTED",
+    "HostRoutes",
     "Redactor",
     "RouteLookup",
     "name_and_port",
@@ -52,6 +55,34 @@ REDACTED = "REDACTED"
 
 #: The app's router: a path of the app to its route's parameters (None: no route).
 RouteLookup = Callable[[str], Mapping[str, Any] | None]
+
+
+@final  # told apart by its type alone, on the request path
+class HostRoutes:
+    """The router of an app that routes by host or subdomain, as a :data:`RouteLookup`:
+    called with a path, it routes it on the request's host.
+
+    ``of_host`` gives the routes of another host of the app (its ``host[:port]``, in
+    lower case and without a default port), or None for a host not the app's. A URL
+    of the app on another of its hosts (``https://acme.shop.example/invite/KEY`` seen
+    on ``shop.example``) then loses its route's secrets too, routed as that host's,
+    and so do the paths in its query (``?next=/invite/KEY``).
+    """
+
+    __slots__ = ("_of_host", "_routes")
+
+    def __init__(self, routes: RouteLookup, of_host: Callable[[str], HostRoutes | None]) -> None:
+        self._routes = routes
+        self._of_host = of_host
+
+    def __call__(self, path: str) -> Mapping[str, Any] | None:
+        return self._routes(path)
+
+    def of_host(self, netloc: str) -> HostRoutes | None:
+        """The routes of the host a URL's authority ``netloc`` names, if it is the app's."""
+        name, port = name_and_port(netloc)
+        return self._of_host(f"{name}:{port}" if port else name)
+
 
 #: Words that make a name secret wherever they stand in it.
 DEFAULT_SECRET_WORDS: tuple[str, ...] = (
@@ -291,7 +322,7 @@ class Redactor:
             redacted = self.url(decoded, depth + 1, paths, host)
         elif paths is not None and _is_site_path(decoded):
             redacted = self._app_path(decoded, paths)
-        elif paths is not None and host and _own_path_start(decoded, host) >= 0:
+        elif paths is not None and host and _app_url(decoded, host, paths) is not None:
             redacted = self._url(decoded, depth + 1, paths, host)  # a URL of the app itself
         elif "%" in decoded and decoded != value:  # escaped twice: look one level down
             inner = self._nested(decoded, depth + 1, paths, host)
@@ -314,9 +345,18 @@ class Redactor:
 
         ``paths`` and ``host``: the app's router and the request's host, for the
         app's paths and URLs nested in values (see :meth:`query`); the route
-        secrets of the URL's own path are the caller's to redact.
+        secrets of the URL's own path are the caller's to redact when it is on
+        ``host``, and redacted here when it is on another host of the app
+        (:class:`HostRoutes`).
         """
-        if not url or ("?" not in url and "#" not in url and "@" not in url and ";" not in url):
+        if not url or (
+            "?" not in url
+            and "#" not in url
+            and "@" not in url
+            and ";" not in url
+            # Else it may be on another host of the app, with route secrets in its path.
+            and type(paths) is not HostRoutes
+        ):
             return url
         if depth:
             return self._url(url, depth, paths, host)
@@ -333,13 +373,17 @@ class Redactor:
             head = _without_userinfo(head)
         if ";" in head:
             head = self.path_parameters(head)
-        if depth and paths is not None:  # a URL nested in a value
-            if _is_site_path(head):
+        if paths is not None and (depth or type(paths) is HostRoutes):
+            if depth and _is_site_path(head):  # a URL nested in a value
                 head = self._app_path(head, paths)  # a path of the app
             elif host:
-                start = _own_path_start(head, host)
-                if start >= 0:  # a URL of the app itself (?next=https://shop.example/...)
-                    head = head[:start] + self._app_path(head[start:], paths)
+                found = _app_url(head, host, paths)
+                if found is not None:  # a URL of the app (?next=https://shop.example/...)
+                    start, routes, url_host = found
+                    if depth or routes is not paths:  # not a referrer on the request's host
+                        head = head[:start] + self._app_path(head[start:], routes)
+                    # The paths in its query are its host's.
+                    paths, host = routes, url_host
         redacted = head + question + self.query(query, depth, paths, host)
         return redacted + hash_sign + self.query(fragment, depth, paths, host)
 
@@ -466,19 +510,27 @@ def name_and_port(netloc: str) -> tuple[str, str]:
     return name, "" if port in _DEFAULT_PORTS else port
 
 
-def _own_path_start(url: str, host: str) -> int:
-    """Where the path of ``url`` (no query or fragment) starts when it is an http(s)
-    or scheme-relative URL on ``host`` (see :func:`same_host`), else -1."""
+def _app_url(url: str, host: str, paths: RouteLookup) -> tuple[int, RouteLookup, str] | None:
+    """Where the path of ``url`` (no query or fragment) starts, and the routes and host
+    it is routed with, when it is an http(s) or scheme-relative URL of the app: on
+    ``host`` (see :func:`same_host`) with ``paths``, or on another host of the app
+    with the routes ``paths`` has for it (:class:`HostRoutes`); else None."""
     start = _WEB_AUTHORITY_START.match(url)
     if start is None:
-        return -1
+        return None
     found = _AUTHORITY_END.search(url, start.end())
     if found is None:  # no path: the app's root, which captures nothing
-        return -1
+        return None
     netloc = url[start.end() : found.start()]
     if "%" in netloc:  # browsers decode a host's escapes ("shop%2Eexample")
         netloc = unquote(netloc)
-    return found.start() if same_host(netloc, host) else -1
+    if same_host(netloc, host):
+        return found.start(), paths, host
+    if type(paths) is HostRoutes:
+        routes = paths.of_host(netloc)
+        if routes is not None:
+            return found.start(), routes, netloc
+    return None
 
 
 def _is_site_path(url: str) -> bool:

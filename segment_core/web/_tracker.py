@@ -35,6 +35,7 @@ from segment_core.web._identity import (
 )
 from segment_core.web._options import WebOptions
 from segment_core.web._page import (
+    ResponseHeader,
     allowed_as_request_starts,
     consent_given,
     is_excluded,
@@ -619,16 +620,22 @@ class RequestTracker:
         content_type: str | None = None,
         route_name: str | None = None,
         route_template: str | None = None,
+        response_header: ResponseHeader | None = None,
     ) -> bool:
         """Emit the automatic page call if the request deserves one; True if it did.
 
         ``content_type`` is the response's ``Content-Type``. ``route_name`` /
         ``route_template`` are for adapters that learn the route only after the
-        view ran. Runs once per request; never raises. Afterwards the tracker lets
-        go of the framework's request (see :meth:`_release`).
+        view ran. ``response_header(name)`` reads a header of the response (None
+        when absent), asked only of a response that would otherwise be a page view
+        (a download, an htmx redirect are not). Runs once per request; never
+        raises. Afterwards the tracker lets go of the framework's request (see
+        :meth:`_release`).
         """
         try:
-            return self._page_call(status, response, content_type, route_name, route_template)
+            return self._page_call(
+                status, response, content_type, route_name, route_template, response_header
+            )
         finally:
             self._release()
 
@@ -639,6 +646,7 @@ class RequestTracker:
         content_type: str | None,
         route_name: str | None,
         route_template: str | None,
+        response_header: ResponseHeader | None,
     ) -> bool:
         if self._finished or self.analytics._page_message is not None:
             return False
@@ -661,6 +669,7 @@ class RequestTracker:
                 response,
                 content_type=content_type,
                 excluded=self.excluded,
+                response_header=response_header,
             )
             # A consent hook that raised as the request started: asked again for a
             # page alone (a redirect made before a session middleware ran is none).

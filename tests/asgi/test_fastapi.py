@@ -1,4 +1,5 @@
-"""The middleware in a FastAPI app: add_middleware, Depends, request.state, background tasks."""
+"""The middleware in a FastAPI app: add_middleware, Depends, request.state, background
+tasks, error handlers."""
 
 # ruff: noqa: B008  (Depends() in defaults is how FastAPI declares dependencies)
 
@@ -9,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, WebSocket
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 import segment_asgi
 from segment_core import Client
-from segment_core.scope import Analytics, analytics
+from segment_core.scope import Analytics, analytics, current
+from tests.asgi.asgi import http_scope, request_receiver
 from tests.asgi.conftest import Sent, TestClient
 
 
@@ -147,3 +149,58 @@ def test_websockets_pass_through_by_default(client: Client, sent: Sent) -> None:
     ):
         pass
     assert sent() == []
+
+
+def failing_checkout(handler: Any) -> FastAPI:
+    app = FastAPI()
+    app.add_exception_handler(Exception, handler)
+
+    @app.get("/checkout")
+    async def checkout() -> None:
+        raise RuntimeError("payment backend down")
+
+    return app
+
+
+async def error_page_async(request: Request, error: Exception) -> JSONResponse:
+    analytics().track("Error Shown", {"error": type(error).__name__})
+    return JSONResponse({"detail": "sorry"}, status_code=500)
+
+
+def error_page_sync(request: Request, error: Exception) -> JSONResponse:
+    analytics().track("Error Shown", {"error": type(error).__name__})
+    return JSONResponse({"detail": "sorry"}, status_code=500)
+
+
+@pytest.mark.parametrize("handler", [error_page_async, error_page_sync])
+def test_the_app_s_500_handler_runs_bound_to_the_request(
+    client: Client, sent: Sent, handler: Any
+) -> None:
+    """Starlette calls it outside the app's user middleware, after this one returned."""
+    app = failing_checkout(handler)
+    app.add_middleware(segment_asgi.SegmentMiddleware, client=client)
+    with TestClient(app, raise_server_exceptions=False) as browser:
+        answer = browser.get("/checkout", headers={"Cookie": "ajs_anonymous_id=visitor-1"})
+    assert answer.status_code == 500
+    [track] = sent()
+    assert track["event"] == "Error Shown" and track["anonymousId"] == "visitor-1"
+    assert track["properties"] == {"error": "RuntimeError"}
+
+
+async def no_server(message: Any) -> None:
+    """A server's send, for a request whose answer nobody reads."""
+
+
+async def test_a_failed_request_leaves_nothing_bound_when_nothing_outside_handles_it(
+    client: Client,
+) -> None:
+    """Wrapped from outside, the app's own handlers ran inside the middleware."""
+
+    async def plain(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("down")
+
+    for app in (plain, failing_checkout(error_page_async)):
+        middleware = segment_asgi.SegmentMiddleware(app, client=client)
+        with pytest.raises(RuntimeError, match="down"):
+            await middleware(http_scope("/checkout"), request_receiver(), no_server)
+        assert current() is None

@@ -13,6 +13,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_oauth2_redirect_html,
 )
 from fastapi.responses import HTMLResponse
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import segment_asgi
@@ -133,12 +134,27 @@ def test_a_forwarded_host_is_checked_when_the_app_is_wrapped_from_outside() -> N
         assert page["properties"]["url"] == "https://testserver/welcome"
 
 
+def test_a_forwarded_host_is_checked_through_other_middleware_around_the_app() -> None:
+    """SegmentMiddleware(GZipMiddleware(app)) reads the app's TrustedHostMiddleware."""
+    app = shop()
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["testserver"])
+    wrapped = segment_asgi.SegmentMiddleware(
+        GZipMiddleware(app), client=Client("k", send=False), trusted_proxies=1
+    )
+    with TestClient(wrapped) as http, capture() as events:
+        headers = {**HTML, "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+        assert http.get("/welcome", headers=headers).status_code == 200
+    [page] = page_calls(events)
+    assert page["properties"]["url"] == "https://testserver/welcome"
+
+
 def test_the_docs_of_a_mounted_app_are_no_page_views() -> None:
     outer = shop()
     outer.mount("/v2", FastAPI())
+    outer.mount("/t/{tenant}", FastAPI())
     outer.add_middleware(segment_asgi.SegmentMiddleware, client=Client("k", send=False))
     with TestClient(outer) as http, capture() as events:
-        for path in ("/v2/docs", "/v2/redoc", "/v2/docs/oauth2-redirect", "/docs"):
+        for path in ("/v2/docs", "/v2/redoc", "/v2/docs/oauth2-redirect", "/docs", "/t/acme/docs"):
             assert http.get(path, headers=HTML).status_code == 200
         http.get("/welcome", headers=HTML)
     assert [e["properties"]["path"] for e in page_calls(events)] == ["/welcome"]

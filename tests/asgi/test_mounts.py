@@ -157,3 +157,41 @@ def test_a_same_app_referrer_in_a_named_mount_loses_its_secret(client: Client, s
     assert first["properties"]["referrer"] == "http://testserver/shop/invite/REDACTED"
     assert second["properties"]["path"] == "/shop/invite/REDACTED"
     assert SECRET not in str([first, second])
+
+
+def test_a_mount_s_parameters_are_placeholders_in_the_template(client: Client, sent: Sent) -> None:
+    """page_name="template": one name for every tenant, and no secret a mount captured."""
+    tenant_app = Starlette(routes=[Route("/dashboard", page), Route("/reports/{report_id}", page)])
+    app = Starlette(
+        routes=[
+            Mount("/t/{tenant}", app=tenant_app),
+            Mount("/invite/{invite_token}", routes=[Route("/accept", page)]),
+            Mount("/plain", app=tenant_app),
+        ]
+    )
+    with TestClient(SegmentMiddleware(app, client=client, page_name="template")) as browser:
+        for path in (
+            "/t/acme/dashboard",
+            "/t/globex/reports/7",
+            f"/invite/{SECRET}/accept",
+            "/plain/dashboard",
+        ):
+            assert browser.get(path).status_code == 200, path
+    assert [m["name"] for m in sent(type="page")] == [
+        "/t/{tenant}/dashboard",
+        "/t/{tenant}/reports/{report_id}",
+        "/invite/{invite_token}/accept",
+        "/plain/dashboard",
+    ]
+
+
+def test_a_fastapi_app_mounted_at_a_path_with_a_parameter(client: Client, sent: Sent) -> None:
+    tenant_app = FastAPI()
+    tenant_app.add_api_route("/dashboard", page, response_class=HTMLResponse)
+    app = FastAPI()
+    app.mount("/t/{tenant}", tenant_app)
+    app.add_middleware(SegmentMiddleware, client=client, page_name="template")
+    with TestClient(app) as browser:
+        for tenant in ("acme", "globex"):
+            assert browser.get(f"/t/{tenant}/dashboard").status_code == 200
+    assert [m["name"] for m in sent(type="page")] == ["/t/{tenant}/dashboard"] * 2

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Host, Mount, Route, Router, WebSocketRoute
@@ -97,6 +98,30 @@ def test_the_middleware_of_a_mounted_app_matches_the_referrer_below_its_mount(
     assert referrers_sent(sent) == [
         "http://testserver/sub/invite/REDACTED",
         f"http://testserver/invite/{TOKEN}",  # not a page of the mounted app
+    ]
+
+
+def test_an_app_wrapped_in_other_middleware_keeps_its_route_secrets(
+    client: Client, sent: Sent
+) -> None:
+    """SegmentMiddleware(GZipMiddleware(app)): the app's router is found inside the
+    middleware around it, mounted or not."""
+    wrapped = SegmentMiddleware(GZipMiddleware(Starlette(routes=routes())), client=client)
+    inner = SegmentMiddleware(GZipMiddleware(Starlette(routes=routes())), client=client)
+    mounted = Starlette(routes=[Route("/", html), Mount("/sub", inner)])
+    for app, mount in ((wrapped, ""), (mounted, "/sub")):
+        with TestClient(app) as browser:
+            browser.get(
+                f"{mount}/?next={mount}/invite/{TOKEN}",
+                headers={"referer": f"http://testserver{mount}/invite/{TOKEN}"},
+            )
+    pages = [m["properties"] for m in sent(type="page")]
+    assert [(page["url"], page["referrer"]) for page in pages] == [
+        ("http://testserver/?next=/invite/REDACTED", "http://testserver/invite/REDACTED"),
+        (
+            "http://testserver/sub/?next=/sub/invite/REDACTED",
+            "http://testserver/sub/invite/REDACTED",
+        ),
     ]
 
 

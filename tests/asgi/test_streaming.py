@@ -1,4 +1,5 @@
-"""Streaming: each chunk goes out as it is produced; the page call comes after the last.
+"""Streaming: each chunk goes out as it is produced; the page call comes after the last,
+or as a stream cut short ends.
 
 The generator waits for the client to have received the first chunk before it
 produces the second (an ``asyncio.Event`` handshake): a middleware that held a
@@ -15,6 +16,7 @@ from typing import Any
 
 import anyio
 import httpx
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -121,3 +123,55 @@ async def test_chunks_reach_a_real_client_before_the_next_is_produced(
     assert client.flush(timeout=TIMEOUT)
     [page] = segment_collector.wait_for(1, type="page")
     assert page["message"]["anonymousId"] == response.cookies["ajs_anonymous_id"]
+
+
+async def test_a_stream_the_visitor_leaves_before_its_end_gets_its_page_call(
+    client: Client, segment_collector: CollectorHandle
+) -> None:
+    """Starlette cancels a stream whose visitor left; the page was shown all the same."""
+    rest_of_report = asyncio.Event()  # never set: the visitor leaves first
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"<h1>Report</h1>"
+        await rest_of_report.wait()
+        yield b"<p>rows</p>"
+
+    async def report(request: Request) -> Response:
+        return StreamingResponse(chunks(), media_type="text/html")
+
+    page_enqueued = asyncio.Event()
+
+    def on_enqueued(sender: Any, message: dict[str, Any], **kwargs: Any) -> None:
+        if message["type"] == "page":
+            page_enqueued.set()
+
+    app = SegmentMiddleware(
+        Starlette(routes=[Route("/report", report, name="report")]), client=client
+    )
+    with signals.message_enqueued.connected_to(on_enqueued):
+        async with serving(app) as url, httpx.AsyncClient() as http:
+            with anyio.fail_after(TIMEOUT):
+                async with http.stream("GET", f"{url}/report") as response:
+                    async for _ in response.aiter_raw():
+                        break  # the first chunk, then the visitor leaves
+                await page_enqueued.wait()
+    assert client.flush(timeout=TIMEOUT)
+    [page] = segment_collector.wait_for(1, type="page")
+    assert page["message"]["name"] == "report"
+    assert page["message"]["anonymousId"] == response.cookies["ajs_anonymous_id"]
+
+
+async def test_a_page_whose_app_fails_in_its_body_gets_its_page_call(
+    client: Client, segment_collector: CollectorHandle
+) -> None:
+    async def report(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/html")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"<h1>Report</h1>", "more_body": True})
+        raise RuntimeError("the report's database went away")
+
+    with pytest.raises(RuntimeError, match="database went away"):
+        await call(SegmentMiddleware(report, client=client), http_scope("/report"))
+    assert client.flush(timeout=TIMEOUT)
+    [page] = segment_collector.wait_for(1, type="page")
+    assert page["message"]["properties"]["path"] == "/report"

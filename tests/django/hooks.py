@@ -41,3 +41,19 @@ async def async_user_id(request: Any) -> str | None:
 
 async def async_page_filter(request: Any, response: Any) -> bool:
     return False
+
+
+def name_of_the_route(request: HttpRequest) -> str:
+    """A page name from ``request.resolver_match``, as Django code reads the route."""
+    assert request.resolver_match is not None
+    return "Shop: " + request.resolver_match.url_name
+
+
+def view_of_the_route(request: HttpRequest, response: object) -> dict[str, str]:
+    assert request.resolver_match is not None
+    return {"view": request.resolver_match.view_name}
+
+
+def outside_the_backoffice(request: HttpRequest, response: object) -> bool:
+    assert request.resolver_match is not None
+    return request.resolver_match.app_name != "backoffice"

@@ -31,6 +31,10 @@ def json_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+def report(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(b"%PDF-1.4 report", content_type="application/pdf")
+
+
 def not_modified(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=304)
 
@@ -97,6 +101,7 @@ urlpatterns = [
     path("xhtml/", xhtml, name="xhtml"),
     path("json/", json_view, name="json"),
     path("not-modified/", not_modified, name="not-modified"),
+    path("reports/q3.pdf", report, name="report"),
     path("sign-in/", sign_in, name="sign-in"),
     path("api/orders/", Orders.as_view(), name="orders"),
     path("api/dashboard/", Dashboard.as_view(), name="dashboard"),

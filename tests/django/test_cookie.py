@@ -171,9 +171,7 @@ def test_the_morsel_reads_copies_and_pickles(client: Any, segment: Any) -> None:
     assert response.cookies.output(attrs=["path"]) == only_path
 
 
-def test_the_per_site_cache_never_hands_one_visitor_s_cookie_to_another(
-    settings: Any, sent: Sent
-) -> None:
+def use_the_per_site_cache(settings: Any) -> None:
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.MIDDLEWARE = [
         "django.middleware.cache.UpdateCacheMiddleware",
@@ -181,6 +179,12 @@ def test_the_per_site_cache_never_hands_one_visitor_s_cookie_to_another(
         "django.middleware.cache.FetchFromCacheMiddleware",
     ]
     cache.clear()
+
+
+def test_the_per_site_cache_never_hands_one_visitor_s_cookie_to_another(
+    settings: Any, sent: Sent
+) -> None:
+    use_the_per_site_cache(settings)
     cookies = [Client().get("/").cookies["ajs_anonymous_id"].value for _ in range(3)]
     returning = Client()
     returning.cookies["ajs_anonymous_id"] = "returning-visitor"
@@ -193,4 +197,39 @@ def test_the_per_site_cache_never_hands_one_visitor_s_cookie_to_another(
         "returning-visitor",
         cookies[3],
     ]
+    cache.clear()
+
+
+@pytest.mark.parametrize(
+    ("app_value", "expected"),
+    [
+        (None, "private"),
+        ("public, max-age=60, s-maxage=600", "private, max-age=60, s-maxage=600"),
+        # Django's per-site cache before 5.2 stores a no-store response.
+        ("no-store", "private, no-store"),
+    ],
+)
+def test_visitors_sending_one_cookie_header_never_share_an_id(
+    settings: Any, sent: Sent, app_value: str | None, expected: str
+) -> None:
+    # A consent banner's cookie: every new visitor sends the same Cookie header,
+    # with which Django's per-site cache before 5.2 stores a response that sets one.
+    use_the_per_site_cache(settings)
+    path = "/shared/" if app_value is None else f"/shared/?cache={app_value}"
+    responses = []
+    for _ in range(2):
+        visitor = Client()
+        visitor.cookies["cookieconsent_status"] = "dismiss"
+        responses.append(visitor.get(path))
+    handed = [response.cookies["ajs_anonymous_id"].value for response in responses]
+    assert handed[0] != handed[1]
+    assert [page["anonymousId"] for page in sent()] == handed
+    for response in responses:
+        assert (response["Cache-Control"], response["Vary"]) == (expected, "Cookie")
+    # A returning visitor's page is left as the app made it, for caches to keep.
+    returning = Client()
+    returning.cookies["ajs_anonymous_id"] = handed[0]
+    response = returning.get(path)
+    assert "ajs_anonymous_id" not in response.cookies
+    assert "private" not in response["Cache-Control"]
     cache.clear()

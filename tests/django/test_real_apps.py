@@ -310,6 +310,72 @@ def test_exclude_routes_holds_for_a_page_the_site_cache_answers(
     assert [m["type"] for m in sent()] == ["track"]
 
 
+def test_the_browsable_api_the_site_cache_answers_is_tooling(site_cache: None, sent: Sent) -> None:
+    visitor = Client()
+    visitor.cookies["ajs_anonymous_id"] = "visitor-1"
+    for _ in range(3):
+        response = visitor.get("/app/api/quiet/", **NAVIGATE)
+        assert response["Content-Type"].startswith("text/html")
+    # The cache's copy: Django REST framework's renderer is not kept in it.
+    assert not hasattr(response, "accepted_renderer")
+    assert pages(sent) == []
+
+
+@pytest.mark.parametrize(
+    "hooks",
+    [
+        {
+            "PAGE_NAME": "tests.django.hooks.name_of_the_route",
+            "PAGE_PROPERTIES": "tests.django.hooks.view_of_the_route",
+        },
+        {"PAGE_FILTER": "tests.django.hooks.outside_the_backoffice"},
+    ],
+)
+def test_hooks_read_the_route_of_a_page_the_site_cache_answers(
+    site_cache: None,
+    sent: Sent,
+    segment: Any,
+    caplog: pytest.LogCaptureFixture,
+    hooks: dict[str, str],
+) -> None:
+    segment(**hooks)
+    visitor = Client()
+    visitor.cookies["ajs_anonymous_id"] = "visitor-1"
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            assert visitor.get("/app/html/", **NAVIGATE).status_code == 200
+    assert caplog.records == []
+    miss, *hits = pages(sent)
+    assert len(hits) == 2
+    for hit in hits:
+        assert (hit["name"], hit["properties"]) == (miss["name"], miss["properties"])
+    if "PAGE_NAME" in hooks:
+        assert miss["name"] == "Shop: html"
+        assert miss["properties"]["view"] == "html"
+
+
+def test_a_304_of_a_file_is_no_page_view(client: Client, sent: Sent, settings: Any) -> None:
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.http.ConditionalGetMiddleware"]
+    client.cookies["ajs_anonymous_id"] = "visitor-1"
+    etag = client.get("/app/reports/q3.pdf", **NAVIGATE)["ETag"]
+    reload = client.get("/app/reports/q3.pdf", HTTP_IF_NONE_MATCH=etag, **NAVIGATE)
+    assert reload.status_code == 304 and "Content-Type" not in reload
+    assert pages(sent) == []
+
+
+def test_a_304_of_data_is_no_page_view_with_conditional_get_listed_first(
+    client: Client, sent: Sent, settings: Any
+) -> None:
+    # ConditionalGetMiddleware before SegmentMiddleware: this one sees the response
+    # the 304 replaces, JSON or a page.
+    settings.MIDDLEWARE = ["django.middleware.http.ConditionalGetMiddleware", *settings.MIDDLEWARE]
+    client.cookies["ajs_anonymous_id"] = "visitor-1"
+    for path in ("/app/json/", "/app/html/"):
+        etag = client.get(path, **NAVIGATE)["ETag"]
+        assert client.get(path, HTTP_IF_NONE_MATCH=etag, **NAVIGATE).status_code == 304
+    assert [p["name"] for p in pages(sent)] == ["html", "html"]
+
+
 def test_a_nested_url_loses_its_secrets(client: Client, sent: Sent) -> None:
     client.get("/app/html/?next=/account%3FaccessToken%3Dabc%26tab%3D2&keyword=monkey")
     [page] = sent()

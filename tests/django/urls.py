@@ -15,6 +15,7 @@ urlpatterns = [
     path("unnamed/<slug:slug>/", views.page),
     re_path(r"^legacy/(?P<year>[0-9]{4})/$", views.page, name="legacy"),
     path("shop/", include(shop)),
+    path("shared/", views.shared, name="shared"),
     path("redirect/", views.redirect, name="redirect"),
     path("to-https/", views.to_https, name="to_https"),
     path("missing/", views.missing, name="missing"),

@@ -25,6 +25,14 @@ def page(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def shared(request: HttpRequest) -> HttpResponse:
+    """A page the app lets caches keep: its ``Cache-Control`` is the query's ``cache``."""
+    response = HttpResponse("<p>the same for everyone</p>")
+    if "cache" in request.GET:
+        response["Cache-Control"] = request.GET["cache"]
+    return response
+
+
 def redirect(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect("/")
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, Response, g, redirect, request, url_for
+from flask import Blueprint, Flask, Response, g, jsonify, redirect, request, send_file, url_for
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.routing import BaseConverter
 
@@ -54,6 +55,98 @@ def test_a_304_counts_when_html_was_asked_for(app: Flask, sent: Sent) -> None:
     client.get("/cached", headers={"Accept": "*/*"})
     client.get("/cached")
     assert [p["name"] for p in pages(sent)] == ["cached"]
+
+
+def test_a_304_of_a_file_or_of_data_is_no_page_view(app: Flask, sent: Sent, tmp_path: Path) -> None:
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 report")
+
+    @app.get("/files/report.pdf")
+    def report_file() -> Response:
+        return send_file(report, conditional=True, etag=True)
+
+    @app.get("/api/totals")
+    def totals() -> Response:
+        response = jsonify(total=3)
+        response.set_etag("v1")
+        return response.make_conditional(request)
+
+    client = app.test_client()
+    # A browser's navigation to a PDF, or to data, asks for HTML too.
+    for path in ("/files/report.pdf", "/api/totals"):
+        with client.get(path, headers=NAVIGATE) as first:
+            etag = first.headers["ETag"]
+        with client.get(path, headers={**NAVIGATE, "If-None-Match": etag}) as reload:
+            assert reload.status_code == 304
+    assert pages(sent) == []
+
+
+def test_a_success_that_shows_no_page_is_no_page_view(
+    app: Flask, sent: Sent, tmp_path: Path
+) -> None:
+    document = tmp_path / "page.html"
+    document.write_bytes(b"<p>" + b"x" * 2000 + b"</p>")
+
+    @app.get("/saved")
+    def saved() -> tuple[str, int]:
+        return "", 204
+
+    @app.get("/document")
+    def whole_document() -> Response:
+        return send_file(document, mimetype="text/html", conditional=True)
+
+    client = app.test_client()
+    assert client.get("/saved", headers=NAVIGATE).status_code == 204
+    for part in ("bytes=0-999", "bytes=1000-"):
+        with client.get("/document", headers={**NAVIGATE, "Range": part}) as ranged:
+            assert ranged.status_code == 206
+    assert pages(sent) == []
+    with client.get("/document", headers=NAVIGATE) as whole:
+        assert whole.status_code == 200
+    assert [p["name"] for p in pages(sent)] == ["whole_document"]
+
+
+@pytest.mark.parametrize(
+    ("app_value", "expected"),
+    [
+        (None, "private"),
+        ("public, max-age=60, s-maxage=600", "private, max-age=60, s-maxage=600"),
+        ("no-cache", "private, no-cache"),
+    ],
+)
+def test_the_response_that_sets_the_cookie_is_kept_out_of_shared_caches(
+    app: Flask, app_value: str | None, expected: str
+) -> None:
+    @app.get("/shared")
+    def shared() -> Response:
+        response = Response("<p>for everyone</p>")
+        if app_value is not None:
+            response.headers["Cache-Control"] = app_value
+        return response
+
+    client = app.test_client()
+    first = client.get("/shared")
+    assert first.headers.getlist("Set-Cookie")[0].startswith("ajs_anonymous_id=")
+    assert first.headers.getlist("Cache-Control") == [expected]
+    assert first.headers["Vary"] == "Cookie"
+    # A returning visitor's page is the app's to cache: nothing is added.
+    again = client.get("/shared")
+    assert "Set-Cookie" not in again.headers
+    assert again.headers.get("Cache-Control") == app_value
+
+
+def test_the_app_s_cache_control_lines_are_merged(app: Flask) -> None:
+    @app.get("/two-lines")
+    def two_lines() -> Response:
+        response = Response("<p>page</p>")
+        response.headers.add("Cache-Control", "public")
+        response.headers.add("Cache-Control", "max-age=60")
+        response.headers["Vary"] = "Accept-Encoding"
+        return response
+
+    response = app.test_client().get("/two-lines")
+    assert response.headers.getlist("Cache-Control") == ["private, max-age=60"]
+    assert response.headers["Vary"] == "Accept-Encoding, Cookie"
 
 
 def test_a_blueprint_named_admin_is_tooling(make_app: MakeApp, sent: Sent) -> None:

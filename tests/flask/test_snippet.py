@@ -206,6 +206,8 @@ def test_a_streamed_body_without_a_snippet_to_come_does_not_vary(
     csv = Response(iter(["a,b\n"]), mimetype="text/csv")
     app.add_url_rule("/export", "export", lambda: csv)
     client = app.test_client()
+    # A returning visitor: the response that sets the cookie varies for that alone.
+    client.set_cookie("ajs_anonymous_id", "visitor-A-1111")
     assert "Vary" not in client.get("/export").headers  # no page: no snippet
     response = client.get("/streamed")
     assert has_snippet(response.get_data(as_text=True)) == (browser_key is not None)

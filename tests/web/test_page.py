@@ -38,11 +38,36 @@ def test_page_methods_option() -> None:
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(200, True), (204, True), (304, True), (301, False), (302, False), (307, False),
-     (400, False), (404, False), (500, False), (101, False)],
+    [(200, True), (201, True), (203, True), (304, True), (301, False), (302, False),
+     (307, False), (400, False), (404, False), (500, False), (101, False),
+     # The browser stays on its page, or gets a part of a file.
+     (204, False), (205, False), (206, False)],
 )  # fmt: skip
 def test_status(status: int, expected: bool) -> None:
     assert tracked(status=status) is expected
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "expected"),
+    [
+        ("/products/42", None, True),
+        ("/products/42", "text/html; charset=utf-8", True),
+        ("/about.html", None, True),
+        ("/people/ann.smith", None, True),  # no type's extension
+        ("/docs/", None, True),
+        # What the browser revalidates is no page: a file, data.
+        ("/files/report.pdf", None, False),
+        ("/export/orders.csv", None, False),
+        ("/api/items.json", None, False),
+        ("/products/42", "application/json", False),
+        ("/report", "application/pdf", False),
+        # A framework's default content type on a 304 does not make a file a page.
+        ("/files/report.pdf", "text/html; charset=utf-8", False),
+    ],
+)
+def test_a_304_counts_only_for_a_page(path: str, content_type: str | None, expected: bool) -> None:
+    request = make_request(path=path)
+    assert should_track_page(request, 304, WebOptions(), content_type=content_type) is expected
 
 
 @pytest.mark.parametrize(

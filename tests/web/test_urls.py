@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from segment_core.client import Client
-from segment_core.web import REDACTED, Redactor, RequestTracker, WebOptions
+from segment_core.web import REDACTED, HostRoutes, Redactor, RequestTracker, WebOptions
 from tests.web.conftest import make_request
 
 Messages = list[dict[str, Any]]
@@ -85,6 +85,81 @@ def test_a_referrer_of_another_host_keeps_its_path(
         route_of_path=invite_router,
     )
     assert properties["referrer"] == referrer
+
+
+# -- an app of several hosts ------------------------------------------------------------
+
+
+def reset_router(path: str) -> Mapping[str, Any] | None:
+    # The shop's own host: /reset/<token>/ captures the token.
+    parts = path.strip("/").split("/")
+    return {"token": parts[1]} if len(parts) == 2 and parts[0] == "reset" else None
+
+
+def shop_routes(host: str) -> HostRoutes | None:
+    """An app on shop.example (password resets) and its tenants' subdomains
+    (invitations): the routes of each of its hosts, none for another site's."""
+    if host == "shop.example":
+        return HostRoutes(reset_router, shop_routes)
+    if host.endswith(".shop.example"):
+        return HostRoutes(invite_router, shop_routes)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("host", "query", "referrer", "expected_search", "expected_referrer"),
+    [
+        (
+            "shop.example",
+            "next=https%3A%2F%2Facme.shop.example%2Finvite%2FKEY123%2F",
+            "https://acme.shop.example/invite/KEY123/",
+            "?next=https%3A%2F%2Facme.shop.example%2Finvite%2FREDACTED%2F",
+            "https://acme.shop.example/invite/REDACTED/",
+        ),
+        (
+            "acme.shop.example",
+            "next=//Shop.Example:443/reset/KEY123/",
+            "https://shop.example/login?next=/reset/KEY123/#top",
+            "?next=//Shop.Example:443/reset/REDACTED/",
+            "https://shop.example/login?next=/reset/REDACTED/#top",
+        ),
+        (
+            "acme.shop.example",
+            "next=https://globex.shop.example/login?next=/invite/KEY123/",
+            "https://globex.shop.example/invite/KEY123/?a=1",
+            "?next=https://globex.shop.example/login?next=/invite/REDACTED/",
+            "https://globex.shop.example/invite/REDACTED/?a=1",
+        ),
+        (  # another site's URLs are none of the app's
+            "shop.example",
+            "next=https://shop.example.evil/invite/KEY123/",
+            "https://other.example/invite/KEY123/",
+            "?next=https://shop.example.evil/invite/KEY123/",
+            "https://other.example/invite/KEY123/",
+        ),
+    ],
+)
+def test_a_url_on_another_host_of_the_app_is_routed_as_that_host_s(
+    client: Client,
+    sent: Messages,
+    host: str,
+    query: str,
+    referrer: str,
+    expected_search: str,
+    expected_referrer: str,
+) -> None:
+    properties = page_of(
+        client,
+        sent,
+        host=host,
+        path="/",
+        query_string=query,
+        headers={"referer": referrer},
+        route_of_path=shop_routes(host),
+        path_params=None,
+    )
+    assert properties["search"] == expected_search
+    assert properties["referrer"] == expected_referrer
 
 
 # -- credentials ----------------------------------------------------------------------
