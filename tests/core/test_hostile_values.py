@@ -132,8 +132,9 @@ def _errors_in_this_process() -> dict[str, str]:
     return errors
 
 
-_WITHOUT_ORJSON = """
-import json, sys
+#: The start of a script that runs without orjson: the standard library's encoder.
+BLOCK_ORJSON = """
+import sys
 
 class _Refuse:
     def find_spec(self, name, path=None, target=None):
@@ -142,9 +143,12 @@ class _Refuse:
         return None
 
 sys.meta_path.insert(0, _Refuse())
-sys.path.insert(0, sys.argv[1])
 import segment_core.encoding
 assert segment_core.encoding.orjson is None
+"""
+
+_WITHOUT_ORJSON = """
+import json
 from tests.core.test_hostile_values import _errors_in_this_process
 print(json.dumps(_errors_in_this_process()))
 """
@@ -154,7 +158,7 @@ def test_the_stdlib_encoder_refuses_the_same_values_with_the_same_words() -> Non
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": root}
     result = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_ORJSON, root],
+        [sys.executable, "-c", BLOCK_ORJSON + _WITHOUT_ORJSON],
         capture_output=True,
         text=True,
         timeout=120,

@@ -11,13 +11,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from segment_core import _spool_format as fmt
+from tests.core.test_spool import poll
 from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,16 +46,6 @@ def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(message) for _, message in fmt.read_records(path.read_bytes()).records]
 
 
-def poll(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.02)
-
-
 # -- a cleaner of old files ----------------------------------------------------------------
 
 
@@ -65,13 +56,13 @@ def test_every_file_a_live_process_holds_stays_fresh(
     assert client.track("u", "E", {"i": 0})[0]
     assert client.flush(10)
     # Delivered and quiet: the lock file, and the empty next segment held ready.
-    poll(lambda: len(segments(spool_dir)) == 1, "only the spare left")
+    poll(lambda: len(segments(spool_dir)) == 1, what="only the spare left")
     files = sorted(spool_dir.glob("*/*"))
     for path in files:
         os.utime(path, (0, 0))  # days old, for a cleaner of /tmp
     poll(
         lambda: all(path.stat().st_mtime > time.time() - 60 for path in files),
-        "every file touched",
+        what="every file touched",
     )
 
 
@@ -84,11 +75,11 @@ def test_a_removed_open_segment_is_made_again_with_what_waited_in_it(
     # A buffer of 10: the rest wait on disk, in the file being written.
     client = make_client(spool_dir=spool_dir, max_queue_size=10, **HOLD)
     ids = [client.track("u", "E", {"i": i})[1]["messageId"] for i in range(300)]
-    poll(lambda: len(segments(spool_dir)) == 2, "the spare")
+    poll(lambda: len(segments(spool_dir)) == 2, what="the spare")
     for path in segments(spool_dir):
         path.unlink()
     # On disk again (a kill now would lose nothing), the spare too.
-    poll(lambda: len(segments(spool_dir)) == 2, "the files made again")
+    poll(lambda: len(segments(spool_dir)) == 2, what="the files made again")
     on_disk = [m["messageId"] for path in segments(spool_dir) for m in records(path)]
     assert on_disk == ids
     for i in range(300, 400):  # written where the records before them are
@@ -108,7 +99,7 @@ def test_messages_in_a_removed_closed_segment_are_reported_lost_not_damaged(
         assert client.track("u", "E", {"i": i})[0]
     first = segments(spool_dir)[0]
     # Full, then cut to its records by the spool's thread: closed for good.
-    poll(lambda: len(first.read_bytes()) < 64 * 1024, "the first segment sealed")
+    poll(lambda: len(first.read_bytes()) < 64 * 1024, what="the first segment sealed")
     removed = {m["properties"]["i"] for m in records(first)}
     first.unlink()
     with caplog.at_level(logging.ERROR, logger="segment.core"):

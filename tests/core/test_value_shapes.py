@@ -20,6 +20,7 @@ from segment_core import Client, InvalidMessage
 from segment_core.collector import CollectorHandle
 from segment_core.spec import MAX_NESTING_DEPTH
 from segment_core.testing import capture
+from tests.core.test_hostile_values import BLOCK_ORJSON
 
 ROOT = str(Path(__file__).resolve().parents[2])
 #: Past 64 bits: orjson refuses it, so the message takes the encoder's checked path.
@@ -35,7 +36,7 @@ TOO_DEEP = (
 def _run(script: str, *args: str, block_orjson: bool = False) -> Any:
     """Run ``script`` in a fresh interpreter (what it does may end the process) and
     return the JSON it prints."""
-    prelude = _BLOCK_ORJSON if block_orjson else ""
+    prelude = BLOCK_ORJSON if block_orjson else ""
     result = subprocess.run(
         [sys.executable, "-c", prelude + script, *args],
         capture_output=True,
@@ -47,20 +48,6 @@ def _run(script: str, *args: str, block_orjson: bool = False) -> Any:
     assert result.returncode == 0, f"exit code {result.returncode}: {result.stderr[-500:]}"
     return json.loads(result.stdout)
 
-
-_BLOCK_ORJSON = """
-import sys
-
-class _Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "orjson":
-            raise ModuleNotFoundError("No module named 'orjson'", name=name)
-        return None
-
-sys.meta_path.insert(0, _Refuse())
-import segment_core.encoding
-assert segment_core.encoding.orjson is None
-"""
 
 _DEEP_CALLS = """
 import json, sys
