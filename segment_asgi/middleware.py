@@ -16,7 +16,6 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from contextvars import Token
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -59,7 +58,7 @@ from segment_core.config import (
 from segment_core.config import option_names as client_option_names
 from segment_core.lifecycle import live_clients
 from segment_core.lifespan import flush_in_thread, run_lifespan
-from segment_core.scope import Analytics, bind, reset
+from segment_core.scope import bind, reset
 from segment_core.web import (
     REDIRECT_STATUSES,
     CookieSpec,
@@ -399,19 +398,13 @@ class SegmentMiddleware:
                     await self._finish_off_loop(tracker, start)
                 start = None  # finished: not again as the app returns
 
-        token: Token[Analytics | None] | None = bind(tracker.analytics)
+        token = bind(tracker.analytics)
         try:
             await self.app(scope, receive, send_with_analytics)
-        except Exception:
-            if _error_handled_outside(scope, self._router):
-                # Starlette calls the app's exception_handler(Exception) (its 500 page)
-                # outside its user middleware, once this has returned: the request
-                # stays bound for it, in the task the server runs the request in.
-                token = None
-            raise
         finally:
-            if token is not None:
-                reset(token)
+            # Always: a test client may run the app in the caller's own task, where a
+            # binding left behind would name this visitor in calls made after it.
+            reset(token)
             if start is not None:
                 # A response started but never finished: the visitor left during a
                 # stream (Starlette cancels it, or the server's send failed), or the
@@ -662,14 +655,6 @@ class SegmentMiddleware:
             for client in live_clients():
                 if client is not own:
                     await flush_in_thread(client)
-
-
-def _error_handled_outside(scope: Scope, router: Any) -> bool:
-    """Whether an app outside this middleware (the one whose middleware it is) gets
-    the error the app raised: one that put itself in ``scope["app"]`` and is not the
-    app this middleware wraps (whose own handlers ran inside it)."""
-    app = scope.get("app")
-    return app is not None and app is not router
 
 
 def _content_type(headers: Iterable[Any]) -> str | None:

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, cast
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.exceptions import DisallowedHost, SynchronousOnlyOperation
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured, SynchronousOnlyOperation
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.http.request import validate_host
@@ -923,13 +923,29 @@ def _auth_user_id(request: HttpRequest) -> str | None:
     """The id of the user an API's authentication put in ``request.auth``, leaving
     ``request.user`` anonymous (django-ninja's auth classes); None for anything
     else there (a token, an API key's object)."""
-    from django.contrib.auth import get_user_model
-
     auth = getattr(request, "auth", None)
-    if auth is None or not isinstance(auth, get_user_model()):
+    if auth is None:
+        return None
+    user_model = _user_model()
+    if user_model is None or not isinstance(auth, user_model):
         return None
     found = _id_of(auth)
     return None if found is USER_NOT_KNOWN else found
+
+
+def _user_model() -> type | None:
+    """The project's user model; None without ``django.contrib.auth`` (an API-only
+    project whose authentication names keys, not users)."""
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.auth"):
+        return None
+    from django.contrib.auth import get_user_model
+
+    try:
+        return get_user_model()
+    except ImproperlyConfigured:  # AUTH_USER_MODEL names a model not installed
+        return None
 
 
 def _deleted_user_id(request: HttpRequest, user: Any) -> Any:

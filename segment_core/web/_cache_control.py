@@ -21,9 +21,9 @@ def cache_control_for_cookie(value: str | None) -> str:
     """The ``Cache-Control`` value for a response the visitor's cookie is added to.
 
     ``value`` is the app's (several header lines joined with ``", "``). ``private``
-    is merged into it and ``public`` dropped; a value that already says
-    ``private`` is left as it is. ``no-store`` gets ``private`` too: Django's
-    cache middleware before 5.2 stores a ``no-store`` response.
+    is merged into it and ``public`` dropped; a value that already says ``private``
+    (so written, with no field names) is left as it is. ``no-store`` gets ``private``
+    too: Django's cache middleware before 5.2 stores a ``no-store`` response.
 
     >>> cache_control_for_cookie("public, max-age=60, s-maxage=600")
     'private, max-age=60, s-maxage=600'
@@ -33,17 +33,20 @@ def cache_control_for_cookie(value: str | None) -> str:
     if not value or not value.strip():
         return "private"
     directives = _directives(value)
-    names = [directive.partition("=")[0].strip().lower() for directive in directives]
-    if "private" in names:
+    if "private" in directives:  # as written: Django's cache looks for it so
         return value
+    names = [directive.partition("=")[0].strip().lower() for directive in directives]
     kept = [
         directive for directive, name in zip(directives, names, strict=True) if name not in _DROPPED
     ]
     return ", ".join(("private", *kept))
 
 
-# ``public`` contradicts ``private``; an empty directive is a stray comma.
-_DROPPED = frozenset(("public", ""))
+# ``public`` contradicts ``private``; a ``private`` spelled otherwise is replaced by
+# the plain one: ``private="Field"`` keeps only that field from shared caches, and
+# Django's cache looks for ``private`` case-sensitively. An empty directive is a
+# stray comma.
+_DROPPED = frozenset(("public", "private", ""))
 
 
 def _directives(value: str) -> list[str]:

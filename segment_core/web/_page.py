@@ -225,17 +225,24 @@ def _shows_cached_document(
         return False
     if not accepts_document(request.header("accept"), options):
         return False
-    named = _type_of_extension(request.path)
+    named = _file_type(request.path)
     return named is None or named in options.content_types
 
 
 @cached_for_short_text(maxsize=256)
-def _type_of_extension(path: str) -> str | None:
-    """The media type the extension of the path's last segment names, if any."""
+def _file_type(path: str) -> str | None:
+    """The media type the extension of the path's last segment names (a document's,
+    data's, an image's, an archive's: ``.pdf``, ``.csv``, ``.json``, ``.png``), unless
+    it is a program's source: slugs end so (``/package/chart.js``, ``/tags/node.js``,
+    ``/blob/main/setup.py``), and a browser that navigates there most often gets a
+    page."""
     name = path.rpartition("/")[2]
     if "." not in name:
         return None
-    return _standard_media_types().guess_type(name)[0]
+    named = _standard_media_types().guess_type(name)[0]
+    if named is None or named.startswith("text/x-") or "javascript" in named:
+        return None
+    return named
 
 
 @functools.cache

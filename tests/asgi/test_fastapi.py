@@ -163,17 +163,17 @@ def failing_checkout(handler: Any) -> FastAPI:
 
 
 async def error_page_async(request: Request, error: Exception) -> JSONResponse:
-    analytics().track("Error Shown", {"error": type(error).__name__})
+    request.state.analytics.track("Error Shown", {"error": type(error).__name__})
     return JSONResponse({"detail": "sorry"}, status_code=500)
 
 
 def error_page_sync(request: Request, error: Exception) -> JSONResponse:
-    analytics().track("Error Shown", {"error": type(error).__name__})
+    request.state.analytics.track("Error Shown", {"error": type(error).__name__})
     return JSONResponse({"detail": "sorry"}, status_code=500)
 
 
 @pytest.mark.parametrize("handler", [error_page_async, error_page_sync])
-def test_the_app_s_500_handler_runs_bound_to_the_request(
+def test_the_app_s_500_handler_has_the_request_s_analytics(
     client: Client, sent: Sent, handler: Any
 ) -> None:
     """Starlette calls it outside the app's user middleware, after this one returned."""
@@ -191,16 +191,21 @@ async def no_server(message: Any) -> None:
     """A server's send, for a request whose answer nobody reads."""
 
 
-async def test_a_failed_request_leaves_nothing_bound_when_nothing_outside_handles_it(
-    client: Client,
-) -> None:
-    """Wrapped from outside, the app's own handlers ran inside the middleware."""
+async def test_a_failed_request_leaves_nothing_bound(client: Client) -> None:
+    """In the caller's own task (httpx's ASGITransport runs the app so), wrapped from
+    outside or added with add_middleware, whichever handler answers the error."""
 
     async def plain(scope: Any, receive: Any, send: Any) -> None:
         raise RuntimeError("down")
 
-    for app in (plain, failing_checkout(error_page_async)):
-        middleware = segment_asgi.SegmentMiddleware(app, client=client)
+    added = failing_checkout(error_page_async)
+    added.add_middleware(segment_asgi.SegmentMiddleware, client=client)
+    apps = [
+        segment_asgi.SegmentMiddleware(plain, client=client),
+        segment_asgi.SegmentMiddleware(failing_checkout(error_page_async), client=client),
+        added,
+    ]
+    for app in apps:
         with pytest.raises(RuntimeError, match="down"):
-            await middleware(http_scope("/checkout"), request_receiver(), no_server)
+            await app(http_scope("/checkout"), request_receiver(), no_server)
         assert current() is None

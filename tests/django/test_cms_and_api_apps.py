@@ -3,6 +3,7 @@ authentication and docs, htmx redirects (see ``cms_and_api_apps``)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -124,3 +125,16 @@ def test_htmx_headers_htmx_does_not_act_on_leave_a_page_view(client: Client, sen
     client.get("/htmx/refresh/?refresh=false", **BOOSTED)
     client.get("/htmx/redirect/", **NAVIGATE)  # no htmx: the browser shows the response
     assert pages(sent) == ["/htmx/refresh/", "/htmx/redirect/"]
+
+
+def test_an_api_key_in_a_project_without_django_s_auth_is_no_user(
+    client: Client, sent: Sent, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An API-only project: its authentication names keys; there is no user model.
+    settings.INSTALLED_APPS = ["django.contrib.contenttypes", "segment_django"]
+    settings.MIDDLEWARE = ["segment_django.middleware.SegmentMiddleware"]
+    response = client.get("/api/keyed")
+    assert response.status_code == 200
+    [call] = sent()
+    assert "userId" not in call
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

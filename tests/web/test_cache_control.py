@@ -22,6 +22,11 @@ from segment_core.web import cache_control_for_cookie
         # A comma inside a quoted value ends no directive.
         ('public, no-cache="Set-Cookie, Vary"', 'private, no-cache="Set-Cookie, Vary"'),
         ('no-cache="a\\"b, public"', 'private, no-cache="a\\"b, public"'),
+        # Django's cache looks for "private" as written: another case does not stop it.
+        ("Private, max-age=0", "private, max-age=0"),
+        # private="Field" keeps that field alone out of shared caches, not the cookie.
+        ('private="Set-Cookie", max-age=60', "private, max-age=60"),
+        ('private="X-Account-Id", max-age=60', "private, max-age=60"),
     ],
 )
 def test_private_is_merged_into_the_app_s_value(app_value: str | None, expected: str) -> None:
@@ -32,8 +37,7 @@ def test_private_is_merged_into_the_app_s_value(app_value: str | None, expected:
     "app_value",
     [
         "private",
-        "Private, max-age=0",
-        'private="Set-Cookie", max-age=60',
+        "private, max-age=0",
         "max-age=0, no-cache, no-store, must-revalidate, private",
     ],
 )

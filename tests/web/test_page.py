@@ -55,6 +55,11 @@ def test_status(status: int, expected: bool) -> None:
         ("/about.html", None, True),
         ("/people/ann.smith", None, True),  # no type's extension
         ("/docs/", None, True),
+        # A program's source names a slug as often as a file: the page of a package,
+        # a tag, a file in a code browser.
+        ("/package/chart.js", None, True),
+        ("/tags/node.js", None, True),
+        ("/blob/main/setup.py", None, True),
         # What the browser revalidates is no page: a file, data.
         ("/files/report.pdf", None, False),
         ("/export/orders.csv", None, False),
