@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from segment_core import signals
 from segment_core._capture import as_sent
@@ -20,7 +20,7 @@ from segment_core.returned import complete
 from segment_core.stats import Stats
 from segment_core.transport import Outcome, Transport
 
-__all__ = ["Delivery", "HeldBatch"]
+__all__ = ["Abandon", "Delivery", "HeldBatch", "RetryWait"]
 
 logger = logging.getLogger("segment.core")
 
@@ -30,6 +30,45 @@ SHUT_DOWN_BEFORE_DELIVERY = "client shut down before delivery"
 _NO_ANSWER_BY_SHUTDOWN = (
     "client shut down while a request was waiting for an answer (the batch may have arrived)"
 )
+
+
+class Abandon(Protocol):
+    """What a sender's retry waits on: set at shutdown's deadline (``threading.Event``)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class RetryWait:
+    """The :class:`Abandon` of a client's sender threads: :meth:`set` at shutdown's
+    deadline stops every retry; :meth:`hurry` ends the waits under way, whose batches
+    are sent again at once (a test's receiver fixed, say)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._set = False
+        self._hurried = 0
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        with self._changed:
+            self._set = True
+            self._changed.notify_all()
+
+    def hurry(self) -> None:
+        with self._changed:
+            self._hurried += 1
+            self._changed.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether it was set, after ``timeout`` seconds at most, or once hurried."""
+        with self._changed:
+            hurried = self._hurried
+            self._changed.wait_for(lambda: self._set or self._hurried != hurried, timeout)
+            return self._set
 
 
 @dataclass(eq=False)
@@ -98,9 +137,7 @@ class Delivery:
             self._held.remove(held)
             return True
 
-    def deliver(
-        self, batch: list[bytes], abandon: threading.Event, deadline: float | None = None
-    ) -> bool:
+    def deliver(self, batch: list[bytes], abandon: Abandon, deadline: float | None = None) -> bool:
         """Send ``batch``; return once every message is delivered or definitively failed.
 
         ``deadline`` (``time.monotonic()``): no retry is started that would wait past
@@ -109,7 +146,7 @@ class Delivery:
         return self.deliver_held(self.hold(batch), abandon, deadline)
 
     def deliver_held(
-        self, held: HeldBatch, abandon: threading.Event, deadline: float | None = None
+        self, held: HeldBatch, abandon: Abandon, deadline: float | None = None
     ) -> bool:
         """:meth:`deliver` for a batch :meth:`hold` took."""
         pending = [held]
@@ -166,7 +203,7 @@ class Delivery:
         return failed
 
     def _deliver_one(
-        self, held: HeldBatch, abandon: threading.Event, deadline: float | None
+        self, held: HeldBatch, abandon: Abandon, deadline: float | None
     ) -> list[HeldBatch] | None:
         """What is left to send of ``held`` (halves of it), or None if it was not delivered.
 

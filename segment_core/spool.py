@@ -166,6 +166,11 @@ class Spool:
         self._last_kept_log = 0.0
         self._last_read_error_log = 0.0
         self._thread: threading.Thread | None = None
+        # A uWSGI master that forks its workers from the loaded app: no spool thread
+        # there, ever (a worker forked while it ran could copy it, or a lock it held,
+        # and hang). Its callers write and its sender delivers; a worker's starts as
+        # uWSGI forks it.
+        self._threadless = False
         self.counts = {
             "spilled": 0,  # written while the buffer was full: queued later
             "kept": 0,  # out of retries, kept for a later attempt
@@ -181,12 +186,12 @@ class Spool:
     def attach(self, worker: Worker, delivery: Delivery) -> None:
         """Feed ``worker``, hear from ``delivery``, and start looking for orphans now.
 
-        In a uWSGI master that forks workers from the loaded app, not now: each
-        worker starts its own thread as uWSGI forks it (see ``_forks``), and the
-        master does with its first use of the spool, as its sender threads do.
+        In a uWSGI master that forks workers from the loaded app, never: each worker
+        starts its own thread as uWSGI forks it (see ``_forks``).
         """
         self._wire(worker, delivery)
         if _forks.forks_uwsgi_workers():
+            self._threadless = True
             _started_in_uwsgi_workers.add(self)
         else:
             self._start()
@@ -205,6 +210,7 @@ class Spool:
             if claim.lock_fd is not None:
                 _quietly(os.close, claim.lock_fd)  # the parent's descriptor keeps the lock
         self._reset()
+        self._threadless = False  # a child is no master: its thread may start
         self._wire(worker, delivery)
 
     def _wire(self, worker: Worker, delivery: Delivery) -> None:
@@ -230,7 +236,7 @@ class Spool:
         """
         worker = self._worker
         assert worker is not None
-        if self._thread is None:  # a forked child's first call
+        if self._thread is None and not self._threadless:  # a forked child's first call
             self._start()
         if self._broken:  # (a forked child is reset by the client's at-fork hook)
             self._where.pop(id(data), None)  # (none, unless a sender thread died)
@@ -495,12 +501,13 @@ class Spool:
         """Queue what waits on disk and deliver everything, within ``timeout`` seconds."""
         worker = self._worker
         assert worker is not None
-        if self._thread is None:  # a forked child's first call: look for orphans too
-            self._start()
+        if self._thread is None and not self._threadless:
+            self._start()  # a forked child's first call: look for orphans too
         deadline = time.monotonic() + timeout
         # What dead processes left counts too: wait for the first look at the directory
-        # (not done by the deadline: what it would find is not delivered either).
-        if not self._first_look.wait(timeout):
+        # (not done by the deadline: what it would find is not delivered either). A
+        # uWSGI master takes none: its workers do.
+        if not self._threadless and not self._first_look.wait(timeout):
             return False
         pause = threading.Event()
         while True:

@@ -95,9 +95,16 @@ def _pytest_session_on_a_stack() -> bool:
         return False
     # From configure to unconfigure, pytest's session runs inside wrap_session.
     session = getattr(getattr(pytest_main, "wrap_session", None), "__code__", None)
+    # A process multiprocessing forked (a server a test starts) has the session's
+    # frames below its own start: it is none of pytest's.
+    process = sys.modules.get("multiprocessing.process")
+    started = getattr(getattr(process, "BaseProcess", None), "_bootstrap", None)
+    child_start = getattr(started, "__code__", None)
     for top in sys._current_frames().values():
         frame: FrameType | None = top
         while frame is not None:
+            if frame.f_code is child_start:
+                return False
             if frame.f_code is session:
                 return True
             frame = frame.f_back
@@ -157,6 +164,8 @@ def flush_clients_sending_to(url: str, timeout: float) -> bool:
     """
     clients = [client for client in live_clients() if _same_server(client.config.host, url)]
     for client in clients:  # every sender starts now, not one after the other
+        # A batch waiting to retry (a fault the test planned, now cleared) goes now.
+        client._worker.retry_now()
         client.flush(0)
     deadline = time.monotonic() + timeout
     # A list, not a generator: each client is waited for, after a failed one too.

@@ -36,7 +36,7 @@ from collections import deque
 
 from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
 from segment_core.config import Config
-from segment_core.delivery import Delivery, HeldBatch
+from segment_core.delivery import Delivery, HeldBatch, RetryWait
 
 __all__ = ["Worker"]
 
@@ -86,11 +86,15 @@ class Worker:
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
         self._closing = False
-        self._abandon = threading.Event()
+        self._abandon = RetryWait()
         #: Messages failed at shutdown's deadline (those the spool keeps on disk aside).
         self.given_up = 0
         self._threads: list[threading.Thread] = []
         self._last_error_log = -math.inf
+
+    def retry_now(self) -> None:
+        """Batches waiting to retry are sent again now, not once their wait is over."""
+        self._abandon.hurry()
 
     def after_fork(self) -> None:
         """In a forked child: a fresh buffer, lock and threads; the parent's queue stays its own."""

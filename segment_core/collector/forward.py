@@ -24,7 +24,7 @@ import orjson
 
 from segment_core.batching import pack
 from segment_core.collector.ingest import Limits, utc_now_iso
-from segment_core.hosts import check_host, redact_url
+from segment_core.hosts import check_host, doubled_api_path, redact_url
 
 __all__ = ["Forwarder", "checked_base_url"]
 
@@ -40,9 +40,17 @@ def checked_base_url(url: str) -> str:
     """`url` if it is an http(s) URL with a host; else a ValueError naming `forward`.
 
     The rules of the client's `host`: no credentials (the write key travels as HTTP
-    Basic), no spaces, no query and no fragment, not even an empty one.
+    Basic), no spaces, no query and no fragment, not even an empty one; and no
+    ``/v1`` at its end, which the forwarder adds.
     """
     check_host(url, name="forward")
+    doubled = doubled_api_path(url)
+    if doubled is not None:
+        raise ValueError(
+            f"forward ends with {doubled}, which the collector adds itself "
+            f"(batches would go to {doubled}/v1/batch): give the base URL, got "
+            f"{redact_url(url)!r}"
+        )
     return url
 
 

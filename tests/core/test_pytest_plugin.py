@@ -269,6 +269,39 @@ def test_without_the_plugin_a_server_a_test_forks_still_sends(
     assert sent == ["Home Viewed", "page"]
 
 
+def test_without_the_plugin_a_server_a_test_starts_with_multiprocessing_still_sends(
+    tmp_path: Path, segment_collector: CollectorHandle
+) -> None:
+    # The child imports the app (and the library) itself, as `uvicorn app:app` would.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "app.py": STARLETTE_APP,
+            "test_fork.py": """
+                import multiprocessing
+
+
+                def serve():
+                    from app import make_app, visit
+
+                    visit(make_app())
+
+
+                def test_the_server_sends():
+                    process = multiprocessing.get_context("fork").Process(target=serve)
+                    process.start()
+                    process.join(60)
+                    assert process.exitcode == 0
+            """,
+        },
+    )
+    assert "1 passed" in _pytest(project, segment_collector, *NO_PLUGIN)
+    events = segment_collector.wait_for(2)
+    sent = sorted(event["message"].get("event", event["message"]["type"]) for event in events)
+    assert sent == ["Home Viewed", "page"]
+
+
 def test_a_session_run_inside_the_session_leaves_test_mode_on(
     tmp_path: Path, segment_collector: CollectorHandle
 ) -> None:
@@ -317,6 +350,46 @@ def test_the_collector_shows_each_test_only_its_own_events(tmp_path: Path) -> No
                     client = Client("key-b", host=segment_collector.url)
                     client.track("user-b", "Test B Event")
                     assert client.flush(timeout=10)
+                    seen = [e["message"]["event"] for e in segment_collector.events()]
+                    assert seen == ["Test B Event"], seen
+            """,
+        },
+    )
+    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_batch_waiting_to_retry_after_a_planned_fault_arrives_before_the_next_test(
+    tmp_path: Path,
+) -> None:
+    # test_a plans a 429 asking for a 30 s wait: its client's batch waits to retry as
+    # test_b starts. The fault cleared, it is sent at once, before the reset.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "test_collector.py": """
+                import time
+
+                from segment_core import Client
+
+                clients = []
+
+
+                def test_a(segment_collector):
+                    client = Client("key-a", host=segment_collector.url)
+                    clients.append(client)
+                    segment_collector.faults({"status": 429, "retry_after": 30, "count": 1})
+                    client.track("user-a", "Test A Event")
+                    assert not client.flush(timeout=0.5)
+
+
+                def test_b(segment_collector):
+                    started = time.monotonic()
+                    [client] = clients
+                    client.track("user-b", "Test B Event")
+                    assert client.flush(timeout=10)
+                    assert time.monotonic() - started < 10
                     seen = [e["message"]["event"] for e in segment_collector.events()]
                     assert seen == ["Test B Event"], seen
             """,
