@@ -32,7 +32,7 @@ from segment_core import _forks, lifecycle, signals
 from segment_core._version import VERSION
 from segment_core.builders import Properties, Traits
 from segment_core.client import Client
-from segment_core.config import DEFAULT_HOST, FROM_ENVIRONMENT, Config, check_option
+from segment_core.config import DEFAULT_HOST, Config, check_option
 from segment_core.errors import DeliveryError, InvalidMessage
 from segment_core.messages import Alias, Context, Group, Identify, Page, Screen, Track
 from segment_core.scope import Analytics, analytics
@@ -96,7 +96,7 @@ default_client: Client | None = None
 _keyless_client: Client | None = None
 #: What module-level calls use while an environment variable they read is unusable:
 #: the settings and variables it was made for, and a client that discards.
-_misconfigured: tuple[tuple[str | None, ...], Client] | None = None
+_misconfigured: tuple[tuple[object, ...], Client] | None = None
 _default_lock = threading.Lock()
 _logger = logging.getLogger("segment.core")
 
@@ -150,18 +150,17 @@ def get_client() -> Client:
 
 def _client_for_module_calls() -> Client:
     """:func:`_default_or_keyless_client`, or while ``SEGMENT_WRITE_KEY`` or
-    ``SEGMENT_HOST`` is unusable (a key read from a file, with its line break), a
-    client that discards, whose one ERROR names the variable: every call of a view
-    would otherwise raise it. (An adapter raises it as the app starts.)"""
+    ``SEGMENT_HOST`` is unusable (a key read from a file, with its line break), or
+    the settings are wrong together (the OAuth options, one missing or a key that is
+    no PEM), a client that discards, whose one ERROR names the problem: every call of
+    a view would otherwise raise it. (An adapter raises it as the app starts.)"""
     global _misconfigured
     misconfigured = _misconfigured
     if misconfigured is not None and misconfigured[0] == _settings_read():
         return misconfigured[1]
     try:
         return _default_or_keyless_client()
-    except ValueError as error:
-        if FROM_ENVIRONMENT not in str(error):
-            raise
+    except ValueError as error:  # the environment's, or settings only wrong together
         with _default_lock:
             settings = _settings_read()
             misconfigured = _misconfigured
@@ -170,11 +169,11 @@ def _client_for_module_calls() -> Client:
         return misconfigured[1]
 
 
-def _settings_read() -> tuple[str | None, ...]:
-    """What decides whether the environment's values are read, and which."""
+def _settings_read() -> tuple[object, ...]:
+    """What the module-level client is built from: the settings and the environment."""
     return (
         write_key,
-        host,
+        *(globals()[name] for name in _SETTINGS),
         os.environ.get("SEGMENT_WRITE_KEY"),
         os.environ.get("SEGMENT_HOST"),
         os.environ.get("SEGMENT_SPOOL_DIR"),
@@ -182,12 +181,14 @@ def _settings_read() -> tuple[str | None, ...]:
 
 
 class _MisconfiguredClient(Client):
-    """Discards every call, and says once why: ``problem``, an environment variable's."""
+    """Discards every call, and says once why: ``problem``, an environment variable's,
+    or the module settings' together (``oauth_client_id`` without ``oauth_key_id``)."""
 
     def __init__(self, problem: ValueError) -> None:
         self._problem = problem
-        # Neither the key nor the host of the environment: it is what is wrong.
-        super().__init__("", host=DEFAULT_HOST)
+        # Nothing of the environment (the key, the host, the spool): it is what is
+        # wrong. Without a key no spool is opened: the directory named is never used.
+        super().__init__("", host=DEFAULT_HOST, spool_dir=os.sep)
 
     def _warn_disabled(self) -> None:
         if not self._warned_disabled:

@@ -76,6 +76,8 @@ class Client(ClientSettings):
         self._shut_down = False
         #: What the finished shutdown returned: a later one has nothing left to do.
         self._shutdown_result: bool | None = None
+        #: Held by the shutdown under way: another waits for its answer.
+        self._shutting_down = threading.Lock()
         self._before_send = config.before_send
         # The common case, decided once: enqueue for the sender threads.
         self._queueing = config.enabled and not config.sync_mode
@@ -260,10 +262,24 @@ class Client(ClientSettings):
         Returns by the deadline (``None``: ``shutdown_timeout``) and reports whether
         everything accepted was delivered. What is not by then fails, through
         ``on_error`` and ``on_failure`` on this thread, before it returns (what the
-        spool keeps on disk aside). Safe to call twice: the second returns at once.
+        spool keeps on disk aside). Safe to call twice: the second returns the first's
+        answer at once, or, while the first runs, once it has one (False if its own
+        deadline comes first).
         """
         if self._shutdown_result is not None:
             return self._shutdown_result
+        timeout = self._timeout(timeout)
+        deadline = time.monotonic() + timeout
+        if not self._shutting_down.acquire(timeout=timeout):
+            return False  # another shutdown still runs: nothing is known delivered yet
+        try:
+            if self._shutdown_result is not None:
+                return self._shutdown_result
+            return self._shutdown(deadline)
+        finally:
+            self._shutting_down.release()
+
+    def _shutdown(self, deadline: float) -> bool:
         self._shut_down = True
         self._queueing = False
         self._sync_abandon.set()
@@ -271,8 +287,7 @@ class Client(ClientSettings):
         if self.config.sync_mode or not self.config.enabled:
             health.report_given_up()
             return True
-        timeout = self._timeout(timeout)
-        deadline = time.monotonic() + timeout
+        timeout = max(0.0, deadline - time.monotonic())
         spool = self._spool
         if spool is not None:
             spool.flush(timeout)
@@ -497,6 +512,7 @@ class Client(ClientSettings):
         self._delivery = Delivery(self.config, self._stats, self)
         self._worker = Worker(self.config, self._delivery)
         self._sync_abandon = threading.Event()
+        self._shutting_down = threading.Lock()
         # Registered for exit with the child's first message, once it can tell a
         # multiprocessing child (whose exit skips atexit) from the parent's copy.
         self._registered = False

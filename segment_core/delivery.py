@@ -128,6 +128,11 @@ class Delivery:
             self._held.add(held)
         return held
 
+    def _holds(self, held: HeldBatch) -> bool:
+        """Whether ``held`` is still this sender's to report (not given up at shutdown)."""
+        with self._held_lock:
+            return held in self._held
+
     def release(self, held: HeldBatch) -> bool:
         """Whether the caller is the one to report ``held``'s outcome: False once
         :meth:`give_up` reported it."""
@@ -243,6 +248,8 @@ class Delivery:
                     half = len(batch) // 2
                     logger.info("batch of %d refused as too large; splitting it", len(batch))
                     return self._split(held, [batch[half:], batch[:half]])
+                if not self._holds(held):
+                    return None  # given up at shutdown meanwhile: reported then, once
                 held.attempts += 1
                 attempt = held.attempts
                 held.last_error = outcome.error

@@ -35,7 +35,7 @@ import reprlib
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from segment_core.errors import InvalidMessage
 from segment_core.spec import MAX_NESTING_DEPTH
@@ -93,7 +93,10 @@ def copy_json(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _copy_item(value: Any) -> Any:
-    if isinstance(value, dict):  # a subclass (a QueryDict) as its storage, as plain() reads it
+    # A dict subclass (a QueryDict) as its storage, as plain() reads it; type(), not
+    # isinstance(): a proxy (Werkzeug's LocalProxy, Django's SimpleLazyObject) passes
+    # isinstance() and has no dict's storage.
+    if issubclass(type(value), dict):
         return {key: _copy_item(item) for key, item in dict.items(value)}
     if isinstance(value, (list, tuple)):
         return [_copy_item(item) for item in value]
@@ -510,33 +513,26 @@ def _other_fast_encodable(item: Any, depth: int) -> bool:
     if isinstance(item, enum.Enum):  # written as its value, at its own level
         return fast_encodable([item.value], depth - 1)
     # Containers as orjson writes them: a dict or list subclass as its storage,
-    # a set as a list (see encoding._default), a dataclass as its attributes.
-    if isinstance(item, dict):
+    # a set as a list (see encoding._default). A dataclass goes to the checked path:
+    # orjson writes its __dict__ (attributes that are no fields included, a slotted
+    # parent's fields left out), the checked path its fields, whatever else the
+    # message holds.
+    kind = type(item)
+    if issubclass(kind, dict):
         items: list[Any] = list(dict.values(item))
-    elif isinstance(item, list):
+    elif issubclass(kind, list):
         items = list(list.__iter__(item))
-    elif isinstance(item, tuple):
+    elif issubclass(kind, tuple):
         items = list(tuple.__iter__(item))
+    elif isinstance(item, (dict, list, tuple)):
+        # A proxy of one (Werkzeug's LocalProxy, Django's SimpleLazyObject): orjson
+        # cannot write it; the checked path reads it as its code sees it.
+        return False
     elif isinstance(item, (set, frozenset)):
         items = list(item)
-    elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-        try:
-            items = _dataclass_values(item)
-        except Exception:  # a field never set, say: the checked path names it
-            return False
     else:  # text, numbers, dates, UUIDs, bytes, or for encoding._default to judge
-        return True
+        return not (dataclasses.is_dataclass(item) and not isinstance(item, type))
     return fast_encodable(items, depth)
-
-
-def _dataclass_values(item: Any) -> list[Any]:
-    """The values orjson writes of a dataclass instance: those of its ``__dict__``
-    (attributes that are no fields included), or of its fields when its class has
-    ``__slots__``."""
-    attributes = getattr(item, "__dict__", None)
-    if type(attributes) is dict and "__slots__" not in type(item).__dict__:
-        return list(attributes.values())
-    return [getattr(item, field.name) for field in dataclasses.fields(item)]
 
 
 def _plain_mapping(
@@ -545,7 +541,10 @@ def _plain_mapping(
     # A dict subclass below the top is read as orjson writes it: its storage (a
     # QueryDict's lists, not its items()), so both paths write it alike; the top
     # (properties, traits, context) was read through items() when the call was made.
-    pairs = dict.items(value) if depth > 1 and isinstance(value, dict) else value.items()
+    # type(), not isinstance(): a proxy of a dict (Werkzeug's LocalProxy) passes
+    # isinstance() and has no dict's storage.
+    storage = depth > 1 and issubclass(type(value), dict)
+    pairs = dict.items(cast("dict[Any, Any]", value)) if storage else value.items()
     out: dict[str, Any] = {}
     originals: dict[str, Any] = {}
     for key, item in pairs:

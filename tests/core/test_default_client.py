@@ -60,6 +60,7 @@ def test_a_key_from_the_environment_set_later_is_read_too(
     [
         ("SEGMENT_WRITE_KEY", "k\n", "write_key has spaces or line breaks around it"),
         ("SEGMENT_HOST", "api.segment.io", "host must be an http:// or https:// URL"),
+        ("SEGMENT_SPOOL_DIR", " ", "spool_dir must be a directory path"),
     ],
 )
 def test_an_unusable_environment_variable_is_logged_once_and_calls_go_on(
@@ -83,7 +84,8 @@ def test_an_unusable_environment_variable_is_logged_once_and_calls_go_on(
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith(f"Segment: {problem}") and variable in line
     assert segment_core.default_client is None
-    # Fixed in the settings: the next call makes the default client, which sends.
+    # Fixed: the next call makes the default client, which sends.
+    monkeypatch.delenv(variable)
     segment_core.write_key = "k"
     segment_core.host = receiver.url
     assert segment_core.track("user", "Sent")[0]
@@ -126,3 +128,29 @@ def test_module_level_settings_as_analytics_python_takes_them(no_module_settings
         saved = getattr(segment_core, name)
         setattr(segment_core, name, value)
         setattr(segment_core, name, saved)
+
+
+def test_oauth_settings_wrong_together_are_logged_once_and_calls_go_on(
+    no_module_settings: None,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Each is fine alone; one of the three missing (os.environ.get(...) gave None)
+    # makes the client unbuildable: each view's module-level call would raise it.
+    for name in ("oauth_client_id", "oauth_client_key", "oauth_key_id", "oauth_auth_server"):
+        monkeypatch.setattr(segment_core, name, None)
+    segment_core.write_key = "k"
+    segment_core.host = receiver.url
+    segment_core.oauth_client_id = "client-id"
+    with caplog.at_level(logging.WARNING, logger="segment"):
+        for number in range(3):
+            accepted, message = segment_core.track("user", f"Discarded {number}")
+            assert not accepted and message["event"] == f"Discarded {number}"
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("Segment: oauth_") and "discard" in line
+    # Fixed: the next call makes the default client, which sends.
+    segment_core.oauth_client_id = None
+    assert segment_core.track("user", "Sent")[0]
+    assert segment_core.flush(5)
+    assert [m["event"] for m in receiver.messages()] == ["Sent"]

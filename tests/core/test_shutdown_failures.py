@@ -7,6 +7,7 @@ exit itself): a dead-letter ``on_failure`` hook called later would never run.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,10 +94,13 @@ def test_a_batch_waiting_to_retry_and_the_buffer_fail_before_shutdown_returns(
     assert client.stats()["failed"] == 3
 
 
+@pytest.mark.parametrize("status", [200, 503])
 def test_an_answer_after_the_shutdown_gave_up_is_not_reported_again(
-    receiver: Receiver,
+    receiver: Receiver, status: int
 ) -> None:
-    receiver.fail_next(Fault(delay=1.0))  # delivered, but answered after the deadline
+    # Answered after the deadline: delivered (200), or to be retried (503), which
+    # would not happen either: neither is reported, counted or signalled.
+    receiver.fail_next(Fault(status=status, delay=1.0))
     events: Events = []
     client = recording_client(receiver.url, events, timeout=30)
     client.track("u1", "Late")
@@ -104,10 +108,10 @@ def test_an_answer_after_the_shutdown_gave_up_is_not_reported_again(
     assert [event[0] for event in events] == ["on_error", "on_failure"]
     for sender in client._worker._threads:  # until the sender had its answer
         sender.join(10)
-    assert [m["event"] for m in receiver.messages()] == ["Late"]
+    assert [[m["event"] for m in r.batch] for r in receiver.requests] == [["Late"]]
     assert [event[0] for event in events] == ["on_error", "on_failure"]
     stats = client.stats()
-    assert (stats["failed"], stats["sent"]) == (1, 0)
+    assert (stats["failed"], stats["sent"], stats["retries"]) == (1, 0, 0)
 
 
 @pytest.mark.parametrize("spooled", [False, True])
@@ -133,3 +137,20 @@ def _wait_until(condition: Any, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+def test_two_shutdowns_at_once_give_one_answer(silent_url: str) -> None:
+    # A SIGTERM handler and a worker_exit hook, say: the second waits for the first's
+    # answer, and the messages fail once.
+    events: Events = []
+    client = recording_client(silent_url, events, timeout=30)
+    for number in range(3):
+        client.track("u1", f"E{number}")
+    answers: dict[str, bool] = {}
+    first = threading.Thread(target=lambda: answers.update(first=client.shutdown(0.5)))
+    first.start()
+    answers["second"] = client.shutdown(10)
+    first.join(10)
+    assert answers == {"first": False, "second": False}
+    assert client.shutdown() is False
+    assert sorted(name for kind, name, *_ in events if kind == "on_failure") == ["E0", "E1", "E2"]

@@ -224,3 +224,21 @@ def test_a_disk_full_for_a_while_keeps_the_current_file_and_comes_back_to_the_di
     assert done.stderr.count("has room on the disk again") == 1, done.stderr
     phases = [m["properties"]["phase"] for m in receiver.messages()]
     assert (phases.count("first"), phases.count("full"), phases.count("after")) == (1, 400, 50)
+
+
+# -- a uWSGI master that forks its workers ---------------------------------------------
+
+
+def test_a_uwsgi_master_that_sends_runs_no_spool_thread(
+    make_client: Any, receiver: Receiver, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uWSGI forks its workers from the master without taking the GIL: a worker forked
+    # while a thread of the master held it waits for it for good. The master's own
+    # messages go to disk and out through its sender.
+    monkeypatch.setattr("segment_core._forks.forks_uwsgi_workers", lambda: True)
+    client = make_client(spool_dir=spool_dir)
+    assert client.track("u", "App Loaded")[0]
+    assert records(segments(spool_dir)[0])[0]["event"] == "App Loaded"
+    assert client.flush(10)
+    assert [m["event"] for m in receiver.messages()] == ["App Loaded"]
+    assert client._spool is not None and client._spool._thread is None

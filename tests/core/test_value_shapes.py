@@ -235,3 +235,41 @@ def test_a_dict_subclass_in_a_default_context_is_sent_as_its_storage() -> None:
     with capture() as sent:
         client.track("u1", "Searched")
     assert sent[0]["context"]["app"] == {"filters": {"color": ["red", "blue"]}}
+
+
+def _proxies() -> list[tuple[Any, Any]]:
+    """Lazy proxies of a dict and a list, which pass isinstance() for them without
+    their storage: Werkzeug's (Flask's session, g) and Django's (request.user);
+    each with what it stands for."""
+    from django.utils.functional import SimpleLazyObject
+    from werkzeug.local import LocalProxy
+
+    return [
+        (proxy(lambda: {"plan": "pro"}), {"plan": "pro"})
+        for proxy in (LocalProxy, SimpleLazyObject)
+    ] + [(proxy(lambda: ["a", "b"]), ["a", "b"]) for proxy in (LocalProxy, SimpleLazyObject)]
+
+
+@pytest.mark.parametrize(("proxy", "expected"), _proxies())
+def test_a_lazy_proxy_is_written_as_what_it_stands_for(proxy: Any, expected: Any) -> None:
+    client = Client("k", send=False, default_context={"app": {"x": proxy}})
+    with capture() as events:
+        client.track("u1", "Cart Viewed", {"nested": {"v": proxy}, "v": proxy})
+    [event] = events
+    assert event["properties"] == {"nested": {"v": expected}, "v": expected}
+    assert event["context"]["app"] == {"x": expected}
+
+
+@dataclasses.dataclass
+class Receipt:
+    id: int
+
+
+def test_a_dataclass_is_written_as_its_fields_whatever_else_the_message_holds() -> None:
+    order = Receipt(1)
+    order.total = 42  # type: ignore[attr-defined]  # an attribute that is no field
+    client = Client("k", send=False)
+    with capture() as events:
+        client.track("u1", "Alone", {"order": order})
+        client.track("u1", "Beside a big integer", {"order": order, "n": BIG_ORDER_ID})
+    assert [event["properties"]["order"] for event in events] == [{"id": 1}, {"id": 1}]

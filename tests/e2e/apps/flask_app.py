@@ -6,15 +6,12 @@ import os
 
 from flask import Flask, request
 
-from segment_flask import SegmentFlask, get_state
+from segment_flask import SegmentFlask
 from tests.e2e.apps.options import client_options, item_properties
 
 app = Flask(__name__)
 app.config.update({"SEGMENT_" + name.upper(): value for name, value in client_options().items()})
 SegmentFlask(app)
-if os.environ.get("E2E_TRACK_AT_LOAD"):
-    # An app that reports its own start as it loads: in uWSGI's master, before it forks.
-    get_state(app).client.track("deploy", "App Loaded")
 
 
 @app.get("/health")
