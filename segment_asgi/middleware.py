@@ -594,7 +594,7 @@ class SegmentMiddleware:
                 status,
                 response,
                 content_type=_content_type(raw_headers),
-                # Read only for a response that would be a page view; names in any case.
+                # Read only for htmx's navigations (its redirects); names in any case.
                 response_header=lambda name: next(
                     (
                         bytes(v).decode("latin-1")

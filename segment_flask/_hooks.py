@@ -220,7 +220,7 @@ def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:
             response.status_code,
             response,
             content_type=content_type,
-            # Read only for a response that would be a page view: one pass over the
+            # Read only for htmx's navigations (its redirects): one pass over the
             # pairs, without the exception headers.get() raises for a missing one.
             response_header=lambda name: next(
                 (value for key, value in headers if key.lower() == name), None

@@ -627,10 +627,9 @@ class RequestTracker:
         ``content_type`` is the response's ``Content-Type``. ``route_name`` /
         ``route_template`` are for adapters that learn the route only after the
         view ran. ``response_header(name)`` reads a header of the response (None
-        when absent), asked only of a response that would otherwise be a page view
-        (a download, an htmx redirect are not). Runs once per request; never
-        raises. Afterwards the tracker lets go of the framework's request (see
-        :meth:`_release`).
+        when absent), asked only when htmx made the request (its redirects are no
+        page views). Runs once per request; never raises. Afterwards the tracker
+        lets go of the framework's request (see :meth:`_release`).
         """
         try:
             return self._page_call(
