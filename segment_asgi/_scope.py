@@ -17,6 +17,7 @@ from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Host, Match, Mount
 
 from segment_asgi._types import Scope
+from segment_core.hosts import DEFAULT_PORTS
 from segment_core.web import Redactor, RequestInfo, cached_for_short_text, request_wire_path
 
 __all__ = [
@@ -36,7 +37,6 @@ logger = logging.getLogger("segment.asgi")
 
 # The characters a path keeps unescaped (as Django's escape_uri_path): ASGI
 # gives the path decoded, the web rules want it as it would be on the wire.
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # WebSocket schemes, as the web rules (cookies, URLs) see them.
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
 
@@ -155,7 +155,7 @@ def _server_host(server: Any, scheme: str) -> str:
     host, port = server[0], server[1] if len(server) > 1 else None
     if ":" in str(host):  # an IPv6 address
         host = f"[{host}]"
-    if port is None or port == _DEFAULT_PORTS.get(scheme):
+    if port is None or port == DEFAULT_PORTS.get(scheme):
         return str(host)
     return f"{host}:{port}"
 

@@ -13,7 +13,24 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["check_host", "check_write_key", "doubled_api_path", "is_loopback_url", "redact_url"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "check_host",
+    "check_write_key",
+    "doubled_api_path",
+    "is_loopback_url",
+    "redact_url",
+    "url_port",
+]
+
+#: The port a URL that names none reaches, by its scheme.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_port(parts: SplitResult) -> int | None:
+    """The port a split URL reaches: its own, else its scheme's default (None for
+    another scheme). ValueError for a port that is no number, as ``parts.port``."""
+    return parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
 
 
 def is_loopback_url(url: str) -> bool:

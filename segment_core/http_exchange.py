@@ -29,7 +29,7 @@ from requests.utils import (
 )
 
 from segment_core.config import Config, proxy_url
-from segment_core.hosts import is_loopback_url, redact_url
+from segment_core.hosts import is_loopback_url, redact_url, url_port
 from segment_core.retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ MAX_REDIRECTS = 3
 #: Of an answer's body, what is read: enough for an error's text (and all of
 #: Segment's ``{"success": true}``, so that its connection is kept).
 ERROR_TEXT_BYTES = 500
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Where ``requests`` reads a CA bundle's path from, in this order.
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -197,10 +196,7 @@ def _same_server(url: str, target: str) -> bool:
     https on the default ports (as ``requests`` keeps credentials on a redirect)."""
     try:
         here, there = urlsplit(url), urlsplit(target)
-        ports = (
-            here.port or _DEFAULT_PORTS.get(here.scheme),
-            there.port or _DEFAULT_PORTS.get(there.scheme),
-        )
+        ports = (url_port(here), url_port(there))
     except ValueError:
         return False
     if not there.hostname or here.hostname != there.hostname:

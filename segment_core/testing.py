@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from segment_core import _capture
-from segment_core.hosts import is_loopback_url
+from segment_core.hosts import is_loopback_url, url_port
 from segment_core.lifecycle import live_clients
 
 if TYPE_CHECKING:
@@ -175,12 +175,8 @@ def flush_clients_sending_to(url: str, timeout: float) -> bool:
 def _same_server(url: str, other: str) -> bool:
     """Whether two URLs name one server: same port, same host (any name of this machine)."""
     parts, other_parts = urlsplit(url), urlsplit(other)
-    if _port(parts) != _port(other_parts):
+    if url_port(parts) != url_port(other_parts):
         return False
     if parts.hostname == other_parts.hostname:
         return True
     return is_loopback_url(url) and is_loopback_url(other)
-
-
-def _port(parts: SplitResult) -> int | None:
-    return parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())

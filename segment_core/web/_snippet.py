@@ -907,10 +907,12 @@ def _browser_kept_from_source(tracker: RequestTracker) -> bool:
     """Whether the browser must not send to the source: the server's client is
     diverted to the outbox (test mode), and analytics.js would send elsewhere than
     to this machine (a local collector, as ``browser_api_host``)."""
-    api_host = tracker.options.browser_api_host
-    if api_host is not None and is_loopback_url(api_host if "://" in api_host else "//" + api_host):
+    if not diverted(tracker.analytics.client):  # outside tests: asked of the client alone
         return False
-    return diverted(tracker.analytics.client)
+    api_host = tracker.options.browser_api_host
+    return api_host is None or not is_loopback_url(
+        api_host if "://" in api_host else "//" + api_host
+    )
 
 
 def _script(code: str, nonce: str | None) -> Snippet:

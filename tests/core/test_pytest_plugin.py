@@ -203,18 +203,23 @@ STARLETTE_TEST = """
 """
 
 
-def _pytest(
-    project: Path, collector: CollectorHandle, *args: str, env: dict[str, str] | None = None
-) -> str:
-    """Run pytest on ``project``, whose apps send to ``collector``; its output, once passed."""
+def _passing_pytest(project: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run pytest on ``project``; its output, once passed."""
     result = _run(
         project,
         *("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *args),
-        env={"COLLECTOR_URL": collector.url, **(env or {})},
+        env=env,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     return output
+
+
+def _pytest(
+    project: Path, collector: CollectorHandle, *args: str, env: dict[str, str] | None = None
+) -> str:
+    """Run pytest on ``project``, whose apps send to ``collector``; its output, once passed."""
+    return _passing_pytest(project, *args, env={"COLLECTOR_URL": collector.url, **(env or {})})
 
 
 @pytest.mark.parametrize(
@@ -355,8 +360,7 @@ def test_the_collector_shows_each_test_only_its_own_events(tmp_path: Path) -> No
             """,
         },
     )
-    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly")
-    assert result.returncode == 0, result.stdout + result.stderr
+    _passing_pytest(project)
 
 
 def test_a_batch_waiting_to_retry_after_a_planned_fault_arrives_before_the_next_test(
@@ -395,8 +399,7 @@ def test_a_batch_waiting_to_retry_after_a_planned_fault_arrives_before_the_next_
             """,
         },
     )
-    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly")
-    assert result.returncode == 0, result.stdout + result.stderr
+    _passing_pytest(project)
 
 
 def test_the_collector_stops_once_clients_delivered_to_it(tmp_path: Path) -> None:
@@ -432,8 +435,7 @@ def test_the_collector_stops_once_clients_delivered_to_it(tmp_path: Path) -> Non
         },
     )
     started = time.monotonic()
-    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly")
-    assert result.returncode == 0, result.stdout + result.stderr
+    _passing_pytest(project)
     assert (project / "delivered").read_text() == "1"
     assert time.monotonic() - started < 15, "the exit waited for an undeliverable message"
 
