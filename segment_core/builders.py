@@ -42,10 +42,30 @@ def _mapping(
 
 
 class _Builder(dict[str, Any]):
+    # A copy or a merge is a builder of the same kind (dict's own give a plain dict),
+    # so a shared base can be copied, then set on: ``base.copy().set_revenue(10)``.
+
     def set(self: _B, key: str, value: Any) -> _B:
         """Set any key; returns ``self`` so calls chain."""
         self[key] = value
         return self
+
+    def copy(self: _B) -> _B:
+        return type(self)(self)
+
+    def __or__(self: _B, other: object) -> _B:  # type: ignore[override]
+        if not isinstance(other, dict):
+            return NotImplemented
+        merged = self.copy()
+        merged.update(other)
+        return merged
+
+    def __ror__(self: _B, other: object) -> _B:  # type: ignore[override]
+        if not isinstance(other, dict):
+            return NotImplemented
+        merged = type(self)(other)
+        merged.update(self)
+        return merged
 
 
 class Traits(_Builder):

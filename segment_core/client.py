@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from segment_core import _capture, _forks, lifecycle, signals
+from segment_core._clock import monotonic
 from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.config import MAX_SECONDS, POSITIONAL_OPTIONS, Config
@@ -46,7 +46,8 @@ class Client(ClientSettings):
     raises :class:`InvalidMessage` right there), then hands the bytes to a bounded
     buffer drained by a background thread. Calls return ``(accepted, message)``,
     the message with every key analytics-python's has. The settings are read-only
-    attributes (``client.host``, ``client.timeout``, ...).
+    attributes (``client.host``, ``client.flush_at``, ...): build a new client to
+    change one.
     """
 
     #: analytics-python's ``Client.log``: the logger its users configure.
@@ -55,8 +56,9 @@ class Client(ClientSettings):
     def __init__(self, write_key: str | None = None, *args: Any, **options: Any) -> None:
         if args:  # analytics-python's positional order: Client(key, host, debug, ...)
             options = _positional_options(args, options)
-        self.config = Config.from_options(write_key, **options)
-        config = self.config
+        config = Config.from_options(write_key, **options)
+        # The one public attribute set: every other one is refused (see ClientSettings).
+        object.__setattr__(self, "config", config)
         _warn_doubled_api_path(config.host)
         if config.log_handler is not None and config.log_handler not in package_logger.handlers:
             package_logger.addHandler(config.log_handler)
@@ -269,7 +271,7 @@ class Client(ClientSettings):
         if self._shutdown_result is not None:
             return self._shutdown_result
         timeout = self._timeout(timeout)
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         if not self._shutting_down.acquire(timeout=timeout):
             return False  # another shutdown still runs: nothing is known delivered yet
         try:
@@ -287,11 +289,11 @@ class Client(ClientSettings):
         if self.config.sync_mode or not self.config.enabled:
             health.report_given_up()
             return True
-        timeout = max(0.0, deadline - time.monotonic())
+        timeout = max(0.0, deadline - monotonic())
         spool = self._spool
         if spool is not None:
             spool.flush(timeout)
-        delivered = self._worker.shutdown(max(0.0, deadline - time.monotonic()))
+        delivered = self._worker.shutdown(max(0.0, deadline - monotonic()))
         health.report_given_up()
         # Of the sender's messages, those on disk stay there for the next client (close()
         # says so); the others failed at the deadline.
@@ -299,7 +301,7 @@ class Client(ClientSettings):
         where = ""
         if spool is not None:
             where = ", held in memory only (not in the spool)"
-            delivered = spool.close(deadline - time.monotonic()) and delivered
+            delivered = spool.close(deadline - monotonic()) and delivered
         self._shutdown_result = delivered
         if undelivered > 0:
             logger.warning(
@@ -429,7 +431,7 @@ class Client(ClientSettings):
         self._stats.add(accepted=1)
         # The caller waits: retries only while the whole stays within ``timeout``.
         delivered = self._delivery.deliver(
-            [data], self._sync_abandon, deadline=time.monotonic() + config.timeout
+            [data], self._sync_abandon, deadline=monotonic() + config.timeout
         )
         signals.emit(signals.message_enqueued, self, message=message)
         return delivered, message
@@ -486,7 +488,7 @@ class Client(ClientSettings):
 
     def _drop(self, message: dict[str, Any], reason: str) -> None:
         self._stats.drop(reason)
-        now = time.monotonic()
+        now = monotonic()
         # "disabled": said once, as the client was made without a write key.
         if reason not in _UNLOGGED_DROPS and now - self._last_drop_log > 5.0:
             self._last_drop_log = now

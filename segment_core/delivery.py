@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from segment_core import signals
 from segment_core._capture import as_sent
+from segment_core._clock import monotonic
 from segment_core.config import Config
 from segment_core.errors import DeliveryError, is_interruption
 from segment_core.health import DeliveryHealth
@@ -145,8 +145,8 @@ class Delivery:
     def deliver(self, batch: list[bytes], abandon: Abandon, deadline: float | None = None) -> bool:
         """Send ``batch``; return once every message is delivered or definitively failed.
 
-        ``deadline`` (``time.monotonic()``): no retry is started that would wait past
-        it. True if every message was delivered.
+        ``deadline`` (a time of :func:`segment_core._clock.monotonic`): no retry is
+        started that would wait past it. True if every message was delivered.
         """
         return self.deliver_held(self.hold(batch), abandon, deadline)
 
@@ -217,7 +217,7 @@ class Delivery:
         failed, unless it was already reported (and a hook that follows was stopped).
         """
         batch = held.batch
-        started = time.monotonic()
+        started = monotonic()
         try:
             while True:
                 self.health.request_started()
@@ -255,11 +255,7 @@ class Delivery:
                 held.last_error = outcome.error
                 self._stats.error(outcome.error)  # the latest, while retries go on too
                 delay = self._retry_delay(outcome, attempt, started)
-                if (
-                    delay is not None
-                    and deadline is not None
-                    and time.monotonic() + delay > deadline
-                ):
+                if delay is not None and deadline is not None and monotonic() + delay > deadline:
                     delay = None
                 self.health.failed(outcome.error, retrying=delay is not None)
                 if delay is None:
@@ -329,7 +325,7 @@ class Delivery:
             # The server's wait wins; one shorter than the policy's least ("0") would
             # spend every retry at once, and is not taken.
             delay = min(outcome.retry_after, config.max_retry_after)
-        if time.monotonic() - started + delay > config.max_total_backoff_duration:
+        if monotonic() - started + delay > config.max_total_backoff_duration:
             return None
         return delay
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from dataclasses import dataclass, replace
+
+from segment_core._clock import monotonic
 
 __all__ = ["REMINDER_SECONDS", "DeliveryHealth"]
 
@@ -58,7 +59,7 @@ class DeliveryHealth:
 
     def request_started(self) -> None:
         """The calling thread sends a request now and waits for its answer."""
-        self._waiting[threading.get_ident()] = time.monotonic()
+        self._waiting[threading.get_ident()] = monotonic()
 
     def request_ended(self) -> None:
         """The calling thread's request got an answer or an error."""
@@ -66,7 +67,7 @@ class DeliveryHealth:
 
     def failed(self, cause: str, *, retrying: bool) -> None:
         """One attempt failed with ``cause``."""
-        now = time.monotonic()
+        now = monotonic()
         with self._lock:
             self.last_error = cause
             self._failures += 1
@@ -146,7 +147,7 @@ class DeliveryHealth:
         batch of a kind is logged at once, the next ones of that kind within
         ``REMINDER_SECONDS`` are counted into the next line.
         """
-        now = time.monotonic()
+        now = monotonic()
         with self._lock:
             folded = self._give_ups.get(kind)
             if folded is not None and now - folded.logged_at < self._reminder_seconds:
@@ -188,7 +189,7 @@ class DeliveryHealth:
             return (
                 self.last_error or "none (no attempt had failed; messages were waiting to be sent)"
             )
-        waited = time.monotonic() - started
+        waited = monotonic() - started
         limit = (
             f"; timeout {self._timeout:g} s to connect and for each read" if self._timeout else ""
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ from requests.utils import (
     should_bypass_proxies,
 )
 
+from segment_core._clock import monotonic
 from segment_core.config import Config, proxy_url
 from segment_core.hosts import is_loopback_url, redact_url, url_port
 from segment_core.retry import parse_retry_after
@@ -92,7 +92,7 @@ def post(
     ``timeout``'s total bounds the whole chain: each hop gets what is left of it.
     """
     budget = timeout.total if isinstance(timeout.total, (int, float)) else None
-    started = time.monotonic()
+    started = monotonic()
     hops = 0
     while True:
         answer = exchange(
@@ -114,7 +114,7 @@ def post(
             )
         url, hops = target, hops + 1
         if budget is not None:
-            left = budget - (time.monotonic() - started)
+            left = budget - (monotonic() - started)
             if left <= 0:
                 raise urllib3.exceptions.TimeoutError(
                     f"redirected {hops} time(s); the timeout of {budget:g} s ran out "

@@ -37,12 +37,12 @@ import os
 import signal
 import sys
 import threading
-import time
 import weakref
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from segment_core import _forks
+from segment_core._clock import monotonic
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -121,7 +121,7 @@ def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) 
     """
     clients = live_clients()
     _start_sending(clients)
-    started = time.monotonic()
+    started = monotonic()
     failing: list[Client] = []
     if leave_to_spool:
         failing = _wait_while_sends_succeed([c for c in clients if _spooled(c)], started, timeout)
@@ -141,7 +141,7 @@ def _flush_all(timeout: float | None = None) -> bool:
     :func:`shutdown_all`); the clients go on accepting calls."""
     clients = live_clients()
     _start_sending(clients)
-    started = time.monotonic()
+    started = monotonic()
     delivered = True
     for client in clients:
         try:
@@ -162,7 +162,7 @@ def _start_sending(clients: list[Client]) -> None:
 
 def _remaining(client: Client, started: float, timeout: float | None) -> float:
     budget = client.config.shutdown_timeout if timeout is None else timeout
-    remaining = max(0.0, started + budget - time.monotonic())
+    remaining = max(0.0, started + budget - monotonic())
     if timeout is None:  # the client's own shutdown_timeout: shared with the app's flush
         remaining = min(remaining, _left_after_shutdown_flush(client))
     return remaining
@@ -193,7 +193,7 @@ def _left_after_shutdown_flush(client: Client) -> float:
     deadline, batches = ran_out
     if _batches_delivered(client) != batches:  # the host answers again: a new wait is worth it
         return math.inf
-    return max(0.0, deadline - time.monotonic())
+    return max(0.0, deadline - monotonic())
 
 
 def _batches_delivered(client: Client) -> int | None:

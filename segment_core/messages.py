@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from segment_core.errors import InvalidMessage
-from segment_core.spec import MAX_NESTING_DEPTH
+from segment_core.spec import CONTEXT_OBJECTS, MAX_NESTING_DEPTH
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -106,6 +106,32 @@ def _named_fields(
     return items
 
 
+def context_object(value: object, where: str) -> object:
+    """A value of one of the context's object fields as it is written: a dataclass
+    (Go's ``PageInfo``, ``DeviceInfo``, ...) as :func:`struct_fields` writes it, a
+    mapping as a dict of its own, anything else as it is."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return struct_fields(value, where)
+    return value
+
+
+def with_context_structs(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A dict ``context`` whose object fields (``device``, ``page``, ...) hold
+    dataclasses, with them written as in a typed :class:`Context`; None when none does.
+
+    Dataclasses under other keys stay as they are: written as their fields, as
+    anywhere else in a message.
+    """
+    structs = {
+        key: context_object(value, f"context.{key}")
+        for key, value in context.items()
+        if key in CONTEXT_OBJECTS and is_dataclass(value) and not isinstance(value, type)
+    }
+    return {**context, **structs} if structs else None
+
+
 @dataclass(kw_only=True)
 class Context:
     """The Spec's ``context`` object; ``extra`` holds keys the Spec does not name."""
@@ -144,12 +170,7 @@ class Context:
             if value is None:
                 continue
             name = camel_case(f.name)
-            if isinstance(value, Mapping):
-                value = dict(value)
-            elif is_dataclass(value) and not isinstance(value, type):
-                # Go's PageInfo, DeviceInfo, ... as dataclasses.
-                value = struct_fields(value, f"context.{name}")
-            out[name] = value
+            out[name] = context_object(value, f"context.{name}")
         return out
 
 

@@ -29,7 +29,7 @@ from segment_core.jsonvalues import (
     plain,
     replace_lone_surrogates,
 )
-from segment_core.messages import Context
+from segment_core.messages import Context, with_context_structs
 from segment_core.spec import (
     MAX_MESSAGE_ID_LENGTH,
     content_problems,
@@ -231,6 +231,8 @@ def check_defaults(context: object, integrations: object) -> None:
     ):
         if not isinstance(value, Mapping):
             continue
+        if field == "context":
+            value = with_context_structs(value) or value
         try:
             checked = plain(value, option)
         except InvalidMessage as error:
@@ -246,13 +248,19 @@ def check_defaults(context: object, integrations: object) -> None:
 def check_hook_result(message: dict[str, Any]) -> dict[str, Any]:
     """What a ``before_send`` hook returned, held to the rules of a caller's message.
 
-    Ids are stringified as the client does; then every Spec rule applies (the
-    collector's own check). Raises :class:`InvalidMessage` naming the field.
+    Ids are stringified and a ``timestamp`` (text or datetime) written in UTC as the
+    client does; then every Spec rule applies (the collector's own check). Raises
+    :class:`InvalidMessage` naming the field.
     """
     checked = dict(message)
     for field, _name in _HOOK_IDS:
         if field in checked:
             checked[field] = stringify_id(f"before_send: {field}", checked[field])
+    if checked.get("timestamp") is not None:
+        try:
+            checked["timestamp"] = _timestamp(checked["timestamp"])
+        except InvalidMessage as error:
+            raise InvalidMessage(f"before_send: {error}") from None
     if "messageId" in checked and checked["messageId"] is not None:
         checked["messageId"] = _message_id(checked["messageId"], "before_send: messageId")
     for field in ("event", "name", "category"):
@@ -274,6 +282,8 @@ class MessageFactory:
         default_context: Mapping[str, Any] | None = None,
         default_integrations: Mapping[str, Any] | None = None,
     ) -> None:
+        if default_context:
+            default_context = with_context_structs(default_context) or default_context
         self._default_context = copy_json(default_context) if default_context else {}
         self._default_integrations = copy_json(default_integrations) if default_integrations else {}
         self._no_defaults = not self._default_context and not self._default_integrations
@@ -541,9 +551,25 @@ class MessageFactory:
         # The Spec's rules on the contents, shared with the collector: refused here
         # exactly when the collector would mark the message bad.
         problems = content_problems(message, context_checked=checked)
+        if problems and not checked:
+            rechecked = self._with_context_structs(message, context)
+            if rechecked is not None:
+                problems = rechecked
         if problems:
             raise InvalidMessage("; ".join(problems))
         return message
+
+    def _with_context_structs(self, message: dict[str, Any], context: object) -> list[str] | None:
+        """A dict context whose object fields hold dataclasses (as a typed Context's
+        may) fails the Spec's check: written as in a typed Context, the message's
+        context is merged and checked again; its problems, or None when it has no such
+        field. Looked for once the check fails, not in every call's context."""
+        given = _context_mapping(context)
+        written = with_context_structs(given) if given else None
+        if written is None:
+            return None
+        message["context"] = self._context(written)
+        return content_problems(message)
 
     @staticmethod
     def _put(message: dict[str, Any], key: str, value: object) -> None:

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from segment_core._clock import monotonic
 from segment_core.config import Config
 from segment_core.http_exchange import post
 from segment_core.retry import parse_http_date
@@ -82,7 +83,7 @@ class TokenSource:
         config: Config,
         pool: urllib3.PoolManager,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         try:
             import jwt

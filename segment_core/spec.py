@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "CONTEXT_OBJECTS",
     "MAX_MESSAGE_ID_LENGTH",
     "MAX_NESTING_DEPTH",
     "MESSAGE_TYPES",
@@ -50,7 +51,8 @@ _STRING_FIELDS = ("name", "category")
 _TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
 
 # Reserved context keys and the JSON type each must have.
-_CONTEXT_OBJECTS = (
+#: The context's fields that hold an object (the fields of Go's ``Context`` of a struct type).
+CONTEXT_OBJECTS = (
     "app",
     "campaign",
     "consent",
@@ -75,7 +77,7 @@ _CONTEXT_SUBSTRINGS = {
 }
 _DESCRIPTIONS: dict[Any, str] = {dict: "an object", str: "a string", bool: "a boolean"}
 _CONTEXT_TYPES: dict[str, Any] = {
-    **dict.fromkeys(_CONTEXT_OBJECTS, dict),
+    **dict.fromkeys(CONTEXT_OBJECTS, dict),
     **dict.fromkeys(_CONTEXT_STRINGS, str),
     "active": bool,
     "groupId": object,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from segment_core import _forks
 from segment_core import _spool_format as fmt
+from segment_core._clock import monotonic
 from segment_core.config import Config
 from segment_core.errors import is_interruption
 
@@ -463,7 +464,7 @@ class Spool:
                     found[0].pending.add(found[1])
             kept = len(batch) - len(memory_only)
             self.counts["kept"] += kept
-        now = time.monotonic()
+        now = monotonic()
         if kept and now - self._last_kept_log > 30.0:
             self._last_kept_log = now
             logger.warning(
@@ -503,7 +504,7 @@ class Spool:
         assert worker is not None
         if self._thread is None and not self._threadless:
             self._start()  # a forked child's first call: look for orphans too
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         # What dead processes left counts too: wait for the first look at the directory
         # (not done by the deadline: what it would find is not delivered either). A
         # uWSGI master takes none: its workers do.
@@ -515,20 +516,20 @@ class Spool:
             # after the buffer's flush counted what to wait for, and off the disk when
             # pending is read, would be missed by both. One that runs out of retries
             # meanwhile is back on disk before the buffer counts it done.
-            if not self._requeue_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            if not self._requeue_lock.acquire(timeout=max(0.0, deadline - monotonic())):
                 return False  # another flush() holds it past this one's deadline
             kept = self.counts["kept"]
             unsure = list(self._unsure)
             try:
                 moved = self._requeue()
-                done = worker.flush(max(0.0, deadline - time.monotonic()))
+                done = worker.flush(max(0.0, deadline - monotonic()))
                 if done and unsure:
                     self._queue_unsure(unsure)  # (then pending: the loop goes on)
                 if done and not self.pending:
                     return True
             finally:
                 self._requeue_lock.release()
-            remaining = deadline - time.monotonic()
+            remaining = deadline - monotonic()
             if remaining <= 0:
                 return False
             if self.counts["kept"] != kept:
@@ -927,7 +928,7 @@ class Spool:
 
     def _cannot_read(self, segment: Segment, error: OSError) -> None:
         """A file that cannot be read now: said at most every 30 s, its messages kept."""
-        now = time.monotonic()
+        now = monotonic()
         if now - self._last_read_error_log > 30.0:
             self._last_read_error_log = now
             logger.warning(

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 import urllib3
 
+from segment_core._clock import monotonic
 from segment_core.config import Config
 from segment_core.hosts import redact_url
 from segment_core.http_exchange import connection_pool, exchange
@@ -71,7 +71,7 @@ def probe_host(config: Config, timeout: float = PROBE_TIMEOUT_SECONDS) -> HostPr
 
 def _probe(config: Config, url: str, shown: str, timeout: float) -> HostProbe:
     pool = connection_pool(url, config, size=1)
-    started = time.monotonic()
+    started = monotonic()
     try:
         answer = exchange(
             pool,
@@ -85,7 +85,7 @@ def _probe(config: Config, url: str, shown: str, timeout: float) -> HostProbe:
         return HostProbe(shown, False, f"{type(error).__name__}: {_short(error)}")
     finally:
         pool.clear()
-    elapsed = (time.monotonic() - started) * 1000
+    elapsed = (monotonic() - started) * 1000
     return HostProbe(shown, True, f"answered HTTP {answer.status} in {elapsed:.0f} ms")
 
 

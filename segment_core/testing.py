@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from segment_core import _capture
+from segment_core._clock import monotonic
 from segment_core.hosts import is_loopback_url, url_port
 from segment_core.lifecycle import live_clients
 
@@ -167,9 +167,9 @@ def flush_clients_sending_to(url: str, timeout: float) -> bool:
         # A batch waiting to retry (a fault the test planned, now cleared) goes now.
         client._worker.retry_now()
         client.flush(0)
-    deadline = time.monotonic() + timeout
+    deadline = monotonic() + timeout
     # A list, not a generator: each client is waited for, after a failed one too.
-    return all([client.flush(max(0.0, deadline - time.monotonic())) for client in clients])
+    return all([client.flush(max(0.0, deadline - monotonic())) for client in clients])
 
 
 def _same_server(url: str, other: str) -> bool:

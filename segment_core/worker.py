@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 
+from segment_core._clock import monotonic
 from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
 from segment_core.config import Config
 from segment_core.delivery import Delivery, HeldBatch, RetryWait
@@ -141,7 +142,7 @@ class Worker:
             if size >= self._max_queue_size:
                 return QUEUE_FULL
             if not size:
-                self._oldest_at = time.monotonic()
+                self._oldest_at = monotonic()
             buffer.append(item)
             if not self._threads:
                 self._start_threads()
@@ -162,7 +163,7 @@ class Worker:
         """Send everything accepted so far now; wait at most ``timeout`` seconds for it."""
         if self._pid != os.getpid():
             self.after_fork()
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         with self._lock:
             target = self._taken + len(self._buffer)
             self._flush_upto = max(self._flush_upto, target)
@@ -170,7 +171,7 @@ class Worker:
             if self._buffer and not self._threads and not self._start_threads():
                 self._send_here(target, deadline)
             while self._done_upto() < target:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - monotonic()
                 if remaining <= 0:
                     return False
                 self._progress.wait(remaining)
@@ -180,7 +181,7 @@ class Worker:
         """Refuse new messages, deliver what was accepted within ``timeout``, stop the threads."""
         if self._pid != os.getpid():
             self.after_fork()
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         with self._lock:
             self._closing = True
             self._has_work.notify_all()
@@ -191,7 +192,7 @@ class Worker:
             # A sender given up on may wait for an answer for up to its timeout: not
             # for it.
             if thread is not threading.current_thread() and not self._abandon.is_set():
-                thread.join(max(0.0, deadline - time.monotonic()))
+                thread.join(max(0.0, deadline - monotonic()))
         if not any(thread.is_alive() for thread in self._threads):
             self._delivery.close()
         return delivered
@@ -227,7 +228,7 @@ class Worker:
             try:
                 thread.start()
             except RuntimeError as error:  # "can't start new thread"
-                now = time.monotonic()
+                now = monotonic()
                 if _at_interpreter_shutdown(error):
                     # An atexit handler's call (Python 3.12 refuses threads then):
                     # the exit's shutdown delivers it on the calling thread.
@@ -248,7 +249,7 @@ class Worker:
     def _send_here(self, target: int, deadline: float) -> None:
         """Deliver on the calling thread (lock held) what was accepted before ``target``,
         while no sender thread could start; no retry waits past ``deadline``."""
-        while self._buffer and self._taken < target and time.monotonic() < deadline:
+        while self._buffer and self._taken < target and monotonic() < deadline:
             start = self._taken
             batch = take_batch(
                 self._buffer, max_messages=self._config.max_batch_size, max_bytes=self._max_bytes
@@ -291,7 +292,7 @@ class Worker:
         The pause keeps an error that repeats from spinning; the loop then goes on,
         sending what is due without the wait that failed.
         """
-        now = time.monotonic()
+        now = monotonic()
         if now - self._last_error_log >= _ERROR_LOG_INTERVAL:
             self._last_error_log = now
             logger.exception("Segment sender thread error; it goes on")
@@ -308,7 +309,7 @@ class Worker:
                 # Bounded: an append on put()'s lock-free path may race this check.
                 self._has_work.wait(max(config.flush_interval, _IDLE_CHECK))
                 continue
-            now = time.monotonic()
+            now = monotonic()
             due_at = self._oldest_at + config.flush_interval
             if size >= self._flush_at:
                 held_until = now if self._left_behind else self._last_send_at + BUSY_SEND_INTERVAL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from segment_core._clock import monotonic
 from segment_core.collector.app import CollectorApp, create_app
 from segment_core.collector.handle import CollectorHandle
 from segment_core.collector.oauth import OAuthServer
@@ -68,6 +70,13 @@ class CollectorServer(uvicorn.Server):
     ) -> None:
         super().__init__(_config(app, log_level, own_logging=own_logging))
         self.app = app
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # asyncio times the loop's timers (the tick that sees a stop, a delayed answer)
+        # with time.monotonic, which a test of this process may freeze: with the
+        # library's clock, they run on (see segment_core._clock).
+        asyncio.get_running_loop().time = monotonic  # type: ignore[method-assign]
+        await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.app.begin_shutdown()
@@ -135,9 +144,9 @@ def run_in_background(
         target=server.run, kwargs={"sockets": [sock]}, name="segment-collector", daemon=True
     )
     thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    deadline = monotonic() + STARTUP_TIMEOUT_SECONDS
     while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
+        if not thread.is_alive() or monotonic() > deadline:
             server.stop()
             thread.join(STOP_TIMEOUT_SECONDS)
             sock.close()

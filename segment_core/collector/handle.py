@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import requests
 
+from segment_core._clock import monotonic
 from segment_core.hosts import is_loopback_url
 
 __all__ = ["CollectorError", "CollectorHandle"]
@@ -104,12 +105,12 @@ class CollectorHandle:
         Raises AssertionError, saying what it did see, when `timeout` passes first.
         """
         filters.setdefault("limit", max(count, WAIT_FOR_LIMIT))
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         while True:
             events = self.events(**filters)
             if len(events) >= count:
                 return events
-            if time.monotonic() >= deadline:
+            if monotonic() >= deadline:
                 raise AssertionError(self._describe_timeout(count, timeout, filters, events))
             time.sleep(WAIT_POLL_SECONDS)
 

@@ -20,6 +20,7 @@ from segment.analytics import Client as TheirClient
 import segment_core
 from segment_core import Client
 from segment_core.collector import run_in_background
+from segment_core.config import ALIASES, option_names
 from tests.receiver import Fault, Receiver
 
 Call = Callable[[Any], tuple[bool, dict[str, Any]]]
@@ -352,6 +353,54 @@ def test_settings_are_read_only(name: str) -> None:
     client = Client("write-key", send=False)
     with pytest.raises(AttributeError):
         setattr(client, name, getattr(client, name))
+
+
+def test_every_option_reads_as_an_attribute() -> None:
+    client = Client(
+        "write-key",
+        send=False,
+        flush_at=50,
+        flush_interval=2.5,
+        max_batch_size=100,
+        max_in_flight=2,
+        shutdown_timeout=1.5,
+        before_send=lambda message: message,
+    )
+    for name in option_names():
+        assert getattr(client, name) is getattr(client.config, name), name
+    assert (client.flush_at, client.flush_interval, client.max_batch_size) == (50, 2.5, 100)
+    assert (client.upload_size, client.upload_interval, client.thread) == (100, 2.5, 2)
+
+
+@pytest.mark.parametrize("name", sorted(option_names() | set(ALIASES)))
+def test_assigning_any_option_is_refused_by_name(name: str) -> None:
+    client = Client("write-key", send=False, flush_at=50)
+    before = client.config
+    with pytest.raises(
+        AttributeError, match=rf"^client\.{name} is read-only: .* new Client\({name}="
+    ):
+        setattr(client, name, 1)
+    assert client.config is before and client.flush_at == 50
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        (
+            "flushat",
+            r"client\.flushat cannot be assigned \(unknown option 'flushat'; "
+            r"did you mean 'flush_at'\?\)",
+        ),
+        ("config", r"client\.config cannot be assigned"),
+        ("flush", r"client\.flush cannot be assigned"),
+    ],
+)
+def test_assigning_another_public_attribute_is_refused(name: str, said: str) -> None:
+    client = Client("write-key", send=False)
+    with pytest.raises(
+        AttributeError, match=rf"^{said}.*settings are read-only: build a new Client"
+    ):
+        setattr(client, name, 1)
 
 
 def test_the_segment_logger_receives_the_clients_logs() -> None:

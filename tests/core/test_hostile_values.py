@@ -363,7 +363,7 @@ def test_defaults_are_checked_at_construction(options: dict[str, Any], message: 
         (lambda m: {**m, "messageId": "x" * 101}, "before_send: messageId"),
         (lambda m: {**m, "messageId": ""}, "before_send: messageId"),
         (lambda m: {**m, "event": " "}, "event"),
-        (lambda m: {**m, "timestamp": "yesterday"}, "timestamp"),
+        (lambda m: {**m, "timestamp": "yesterday"}, "before_send: timestamp"),
         (lambda m: {**m, "properties": {"v": float("nan")}}, "message.properties.v"),
         (lambda m: {**m, "properties": {"pad": "x" * 40_000}}, "message is"),
         (lambda m: {k: v for k, v in m.items() if k != "type"}, "type"),
@@ -380,6 +380,36 @@ def test_before_send_may_change_a_message_within_the_rules() -> None:
     with capture() as events:
         client.track("u1", "Viewed")
     assert events[0]["userId"] == "42"
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2024-01-01T12:00:00",
+        "2024-01-01T12:00:00+02:00",
+        "2024-01-01 12:00:00+00:00",
+        dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime(2024, 1, 1, 12),
+    ],
+    ids=["no zone", "offset", "space", "datetime with offset", "naive datetime"],
+)
+def test_a_timestamp_from_before_send_is_written_as_a_callers(timestamp: object) -> None:
+    from_hook = Client("key", send=False, before_send=lambda m: {**m, "timestamp": timestamp})
+    with capture() as events:
+        Client("key", send=False).track("u1", "Viewed", timestamp=timestamp)
+        from_hook.track("u1", "Viewed")
+    assert events[1]["timestamp"] == events[0]["timestamp"]
+    assert events[0]["timestamp"].endswith("Z")
+
+
+@pytest.mark.parametrize("timestamp", ["yesterday", 1704110400, "2024-13-01T00:00:00Z"])
+def test_a_bad_timestamp_from_before_send_fails_as_a_callers(timestamp: object) -> None:
+    with pytest.raises(InvalidMessage) as refused:
+        Client("key", send=False).track("u1", "Viewed", timestamp=timestamp)
+    from_hook = Client("key", send=False, before_send=lambda m: {**m, "timestamp": timestamp})
+    with pytest.raises(InvalidMessage) as refused_from_hook:
+        from_hook.track("u1", "Viewed")
+    assert str(refused_from_hook.value) == f"before_send: {refused.value}"
 
 
 def test_a_hook_changing_the_message_in_place_is_checked_too() -> None:

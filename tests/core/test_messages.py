@@ -308,6 +308,24 @@ def test_builders_chain_and_use_the_spec_names() -> None:
     assert isinstance(props, dict)
 
 
+def test_a_copy_or_a_merge_of_a_builder_chains_on() -> None:
+    base = Properties().set_currency("EUR")
+    copied = base.copy().set_revenue(10)
+    merged = (base | {"coupon": "X"}).set_revenue(20)
+    merged_into = ({"coupon": "Y", "currency": "USD"} | base).set_revenue(30)
+    assert type(copied) is type(merged) is type(merged_into) is Properties
+    assert copied == {"currency": "EUR", "revenue": 10}
+    assert merged == {"currency": "EUR", "coupon": "X", "revenue": 20}
+    assert merged_into == {"coupon": "Y", "currency": "EUR", "revenue": 30}
+    assert base == {"currency": "EUR"}  # each one a copy of its own
+    traits = Traits().set_plan("pro")
+    assert type(traits.copy().set_email("a@b.c")) is Traits
+    before = traits
+    traits |= {"age": 40}
+    assert traits is before and traits.set_name("Ada") == {"plan": "pro", "age": 40, "name": "Ada"}
+    assert base.__or__(["not", "a", "dict"]) is NotImplemented
+
+
 def test_builders_take_dataclasses_as_gos_take_structs() -> None:
     @dataclasses.dataclass
     class Product:

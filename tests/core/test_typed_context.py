@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from segment_core import Client, Context, InvalidMessage, Track, Traits
+from segment_core.messages import camel_case
+from segment_core.spec import CONTEXT_OBJECTS
 from tests.receiver import Receiver
 
 
@@ -137,3 +139,37 @@ def test_a_dataclass_keeps_its_private_fields_and_refuses_two_fields_written_ali
     assert Context(device=Device("d1")).to_dict() == {"device": {"id": "d1"}}
     with pytest.raises(InvalidMessage, match="'user_id' and 'userId' are both 'userId'"):
         Traits().set_address(Address("a", "b"))
+
+
+def test_a_dict_contexts_object_fields_take_dataclasses_as_a_typed_contexts_do(
+    receiver: Receiver, make_client: Any
+) -> None:
+    client = make_client(default_context={"app": AppInfo(name="Shop", version="1.0")})
+    device = DeviceInfo(advertising_id="ad-1", ad_tracking_enabled=False)
+    assert client.track("u", "E", context={"device": device, "custom": device})[0]
+    assert client.track("u", "E", context={"app": AppInfo(build="42"), "ip": "1.2.3.4"})[0]
+    assert client.enqueue(Track(user_id="u", event="E", context={"device": device}))[0]
+    assert client.flush(5)
+    first, second, third = (message["context"] for message in receiver.messages())
+    assert first["device"] == third["device"] == Context(device=device).to_dict()["device"]
+    # Under a key of its own, a dataclass is written as its fields, as anywhere else.
+    assert first["custom"] == {"id": None, "advertising_id": "ad-1", "ad_tracking_enabled": False}
+    assert first["app"] == {"name": "Shop", "version": "1.0"}
+    assert second["app"] == {"name": "Shop", "version": "1.0", "build": "42"}
+
+
+def test_a_dict_context_with_a_dataclass_field_is_still_checked() -> None:
+    client = Client("key", send=False)
+    with pytest.raises(InvalidMessage, match=r"^context\.ip 'nope' is not an IP address$"):
+        client.track("u", "E", context={"device": DeviceInfo(id="d1"), "ip": "nope"})
+    node = Node()
+    node.parent = node
+    with pytest.raises(InvalidMessage, match=r"^context\.device\.parent\.parent.*nested more"):
+        client.track("u", "E", context={"device": node})
+    with pytest.raises(ValueError, match=r"^default_context: context\.os\.name must be a string"):
+        Client("key", default_context={"os": AppInfo(name=7)})  # type: ignore[arg-type]
+
+
+def test_the_typed_contexts_object_fields_are_the_specs() -> None:
+    objects = [f.name for f in dataclasses.fields(Context) if "ContextObject" in str(f.type)]
+    assert sorted(camel_case(name) for name in objects) == sorted(CONTEXT_OBJECTS)
