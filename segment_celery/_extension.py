@@ -2,17 +2,18 @@
 
 Everything goes through Celery's signals (nothing of Celery is patched):
 
-- ``before_task_publish``: a task published while a visitor is bound (in a
-  request, or in a task that has one) carries the visitor's snapshot in the
-  message header ``segment_visitor``.
+- ``before_task_publish``: a task published for a visitor (in a request, a
+  thread given the request's context, or a task that has one) carries the
+  visitor's snapshot in the message header ``segment_visitor``.
 - ``task_prerun`` / ``task_postrun``: the task runs bound to that visitor
   (``segment_core.analytics()`` and ``self.request.analytics`` in a bound task).
 - ``worker_process_shutdown`` (a prefork child leaving through ``os._exit``:
   recycled by ``--max-tasks-per-child`` / ``--max-memory-per-child``, or stopped)
   and ``worker_shutdown`` (warm shutdown of solo, threads and prefork workers):
-  every client delivers what it holds, each within its ``shutdown_timeout``. A
-  child with a ``spool_dir`` waits only while sends succeed: what a failed send
-  left stays on disk, for the next process.
+  once the tasks' threads of ``start_thread`` / ``with_binding`` have returned,
+  every client delivers what it holds, all within ``shutdown_timeout``. A child
+  with a ``spool_dir`` waits only while sends succeed: what a failed send left
+  stays on disk, for the next process.
 - ``worker_init``: the worker's main process builds the tasks' client (with a
   spool, it delivers what dead processes left), and the receivers above that must
   follow the app's own move behind them.
@@ -34,11 +35,17 @@ from celery.utils.dispatch import Signal
 from celery.utils.text import match_case
 
 import segment_core
-from segment_core import lifecycle
 from segment_core.adapters import build_client, offer_as_default
 from segment_core.client import Client
 from segment_core.config import ALIASES, option_names
-from segment_core.scope import Analytics, bind, current, reset, restore
+from segment_core.scope import (
+    Analytics,
+    bind,
+    current_or_found,
+    reset,
+    restore,
+    shutdown_after_bound_calls,
+)
 
 __all__ = ["CONFIG_PREFIX", "HEADER", "SegmentCelery"]
 
@@ -278,11 +285,10 @@ def _start_client(extension: SegmentCelery) -> None:
 def _on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **kw: Any) -> None:
     if headers is None or HEADER in headers:  # given explicitly: leave it
         return
-    obj = current()
-    if obj is None:
-        return
     try:
-        headers[HEADER] = obj.snapshot()
+        obj = current_or_found()
+        if obj is not None:
+            headers[HEADER] = obj.snapshot()
     except Exception:  # publishing the task matters more than its visitor
         logger.exception("segment: could not attach the visitor to task %s", sender)
 
@@ -297,12 +303,12 @@ def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:
             client = extension._task_client()
             snapshot = _visitor_header(request)
             obj = restore(snapshot, client, source=f"Celery task {task.name!r}")
-            if obj is not None:
-                token = bind(obj)
-            elif snapshot is None and request.is_eager:
+            if obj is None and snapshot is None and request.is_eager:
                 # Run here by task.apply() (or eager mode), in the caller's context:
                 # the caller's visitor, if any, is the task's.
-                obj = current()
+                obj = current_or_found()
+            if obj is not None:
+                token = bind(obj)
             request.analytics = obj if obj is not None else Analytics(client)
     except Exception:  # the task runs, bound or not
         logger.exception("segment: could not bind the visitor of a Celery task")
@@ -340,13 +346,14 @@ def _on_process_shutdown(**kw: Any) -> None:
 
 
 def _on_worker_shutdown(**kw: Any) -> None:
-    """The worker stopped its pool: every task of this process has finished."""
+    """The worker stopped its pool: every task of this process has finished, but
+    threads they started may still run (the interpreter waits for them only later)."""
     _deliver("worker", leave_to_spool=False)
 
 
 def _deliver(what: str, *, leave_to_spool: bool) -> None:
     try:
-        if not lifecycle.shutdown_all(leave_to_spool=leave_to_spool):
+        if not shutdown_after_bound_calls(leave_to_spool=leave_to_spool):
             logger.warning("segment: the Celery %s exits with events undelivered", what)
     except Exception:
         logger.exception("segment: delivery at the Celery %s's exit failed", what)

@@ -28,10 +28,12 @@ import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from segment_core import _forks
+from segment_core import _forks, lifecycle
+from segment_core._clock import monotonic
 from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
+from segment_core.config import Config
 from segment_core.errors import InvalidMessage
 from segment_core.messages import Context
 from segment_core.normalize import stringify_id
@@ -49,6 +51,7 @@ __all__ = [
     "bound_async_iteration",
     "bound_iteration",
     "current",
+    "current_or_found",
     "merge_context",
     "reset",
     "restore",
@@ -332,6 +335,17 @@ def current() -> Analytics | None:
     return _current.get()
 
 
+def current_or_found() -> Analytics | None:
+    """The object bound to the current request or, where nothing is bound, the
+    request's object an adapter finds (in a Flask thread started with
+    ``copy_current_request_context``); None outside a request.
+
+    The visitor that work leaving the request (a task, a job, a thread) carries:
+    the one :func:`analytics` acts for.
+    """
+    return _current.get() or _found_analytics()
+
+
 def analytics() -> Analytics:
     """The current request's object; outside a request, one on the default client."""
     return _current.get() or _unbound_analytics()
@@ -340,11 +354,15 @@ def analytics() -> Analytics:
 def _unbound_analytics() -> Analytics:
     """What :func:`analytics` returns when nothing is bound: the request's object an
     adapter finds, else one without a visitor."""
+    return _found_analytics() or Analytics()
+
+
+def _found_analytics() -> Analytics | None:
     for find in _analytics_finders:
         found = find()
         if found is not None:
             return found
-    return Analytics()
+    return None
 
 
 def bind(obj: Analytics) -> Token[Analytics | None]:
@@ -441,32 +459,48 @@ def with_binding(fn: Callable[P, R]) -> Callable[P, R]:
     """``fn``, run bound to the caller's visitor wherever it is called.
 
     The visitor is taken now (a copy: the thread's changes stay its own), so the
-    wrapper can go to a thread or an executor::
+    wrapper can go to a thread or an executor, a process pool's included (it
+    pickles when ``fn`` does, the visitor as its snapshot)::
 
         executor.submit(with_binding(send_receipt), order.id)
         threading.Thread(target=with_binding(send_receipt), args=(order.id,)).start()
 
     Called outside a request, ``fn`` runs unbound.
     """
-    obj = _current.get()
-    carried = obj.copy() if obj is not None else None
+    obj = current_or_found()
+    return _BoundCall(fn, obj.copy() if obj is not None else None)
 
-    @functools.wraps(fn)
-    def run_bound(*args: P.args, **kwargs: P.kwargs) -> R:
+
+class _BoundCall(Generic[P, R]):
+    """What :func:`with_binding` returns: ``fn``, and the visitor to bind around it.
+
+    An object rather than a closure, so that a process pool can pickle it; it
+    wears ``fn``'s name, docstring and ``__wrapped__`` for introspection.
+    """
+
+    def __init__(self, fn: Callable[P, R], carried: Analytics | None) -> None:
+        functools.update_wrapper(self, fn)
+        self._fn = fn
+        self._carried = carried
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         counted = _bound_call_started()
         try:
+            carried = self._carried
             if carried is None:
-                return fn(*args, **kwargs)
+                return self._fn(*args, **kwargs)
             token = _current.set(carried)
             try:
-                return fn(*args, **kwargs)
+                return self._fn(*args, **kwargs)
             finally:
                 _current.reset(token)
         finally:
             if counted:
                 _bound_call_ended()
 
-    return run_bound
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Its parts only: the copies of fn's attributes are made again on the other side.
+        return (_BoundCall, (self._fn, self._carried))
 
 
 #: Functions of :func:`with_binding` running on threads the interpreter waits for
@@ -508,6 +542,37 @@ def bound_calls_running() -> int:
     """How many functions of :func:`with_binding` or :func:`start_thread` run now on
     non-daemon threads."""
     return _bound_calls_running
+
+
+def shutdown_after_bound_calls(*, leave_to_spool: bool) -> bool:
+    """Shut every live client down (:func:`~segment_core.lifecycle.shutdown_all`)
+    once the functions of :func:`with_binding` and :func:`start_thread` still
+    running on non-daemon threads have returned; True when all was delivered.
+
+    For a job runner's exit that the interpreter's wait for threads does not
+    precede (a process leaving through ``os._exit()``), or follows too late (a
+    worker shutting its clients down before it returns). The wait and the
+    delivery share one ``shutdown_timeout``: the longest of the clients'.
+    """
+    if not _bound_calls_running:
+        return lifecycle.shutdown_all(leave_to_spool=leave_to_spool)
+    clients = lifecycle.live_clients()
+    # With no client yet, a thread's first call builds one: it has the default's time.
+    timeout = max((c.config.shutdown_timeout for c in clients), default=Config.shutdown_timeout)
+    deadline = monotonic() + timeout
+    for client in clients:  # what they hold goes out while the calls finish
+        try:
+            client.flush(0)
+        except Exception:
+            logger.exception("error while flushing a Segment client")
+    if not wait_for_bound_calls(timeout):
+        logger.warning(
+            "segment: %d call(s) of start_thread or with_binding still running after "
+            "shutdown_timeout=%gs as the process exits; events they send from now on are lost",
+            _bound_calls_running,
+            timeout,
+        )
+    return lifecycle.shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
 
 
 def _forget_bound_calls() -> None:

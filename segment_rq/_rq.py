@@ -1,13 +1,16 @@
 """``Queue`` and ``Worker``: RQ jobs act for the visitor who enqueued them.
 
 - :class:`Queue` puts the visitor's snapshot in ``job.meta["segment_visitor"]``
-  when a job is enqueued while a visitor is bound (in a request, or in a job
-  that has one).
+  when a job is enqueued for a visitor (in a request, a thread given the
+  request's context, or a job that has one), and binds it while a synchronous
+  queue (``is_async=False``) runs the job on the spot.
 - :class:`Worker` binds it while the job runs, and delivers what the work-horse
   holds before it leaves: RQ forks a work-horse per job, which exits through
-  ``os._exit()``, so ``atexit`` never runs there. Jobs that raise included.
-  Within ``shutdown_timeout``; with a ``spool_dir``, only while sends succeed
-  (what a failed send left stays on disk, for the next process).
+  ``os._exit()``, so ``atexit`` never runs there (nor the wait for the job's
+  threads: those of ``start_thread`` / ``with_binding`` are waited for first).
+  Jobs that raise included. Within ``shutdown_timeout``; with a ``spool_dir``,
+  only while sends succeed (what a failed send left stays on disk, for the next
+  process).
 - :class:`SimpleWorker` runs jobs in the worker's own process: the same
   binding; delivery at the worker's exit (``atexit``).
 - Both build the client as they start working: with a spool, the worker's own
@@ -17,15 +20,22 @@
 from __future__ import annotations
 
 import logging
+from contextvars import Token
 from typing import Any
 
 import rq
 import rq.worker
 
 import segment_core
-from segment_core import lifecycle
 from segment_core.errors import is_interruption
-from segment_core.scope import bind, current, reset, restore
+from segment_core.scope import (
+    Analytics,
+    bind,
+    current_or_found,
+    reset,
+    restore,
+    shutdown_after_bound_calls,
+)
 
 __all__ = ["META_KEY", "Queue", "SimpleWorker", "Worker"]
 
@@ -41,10 +51,11 @@ class Queue(rq.Queue):
     ``queue.enqueue(send_receipt, order.id)`` in a view: the job's events join the
     visitor's. A ``meta`` given by the caller is kept; an explicit
     ``meta={"segment_visitor": analytics.snapshot()}`` wins over the bound one.
+    A synchronous queue (``is_async=False``) runs the job bound to it, as a worker does.
     """
 
     def create_job(self, *args: Any, **kwargs: Any) -> Any:
-        obj = current()
+        obj = current_or_found()
         if obj is not None:
             meta = dict(kwargs.get("meta") or {})
             if META_KEY not in meta:
@@ -57,6 +68,14 @@ class Queue(rq.Queue):
                     logger.exception("segment: could not attach the visitor to an RQ job")
         return super().create_job(*args, **kwargs)
 
+    def run_sync(self, job: Any) -> Any:
+        token = _bind_visitor(job)
+        try:
+            return super().run_sync(job)
+        finally:
+            if token is not None:
+                reset(token)
+
 
 class _BindsVisitor(rq.worker.BaseWorker):
     def work(self, *args: Any, **kwargs: Any) -> bool:
@@ -65,13 +84,7 @@ class _BindsVisitor(rq.worker.BaseWorker):
         return worked
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
-        token = None
-        try:
-            obj = restore(_meta(job).get(META_KEY), source=f"RQ job {job.id!r}")
-            if obj is not None:
-                token = bind(obj)
-        except Exception:  # the job runs, bound or not
-            logger.exception("segment: could not bind the visitor of an RQ job")
+        token = _bind_visitor(job)
         try:
             performed: bool = super().perform_job(job, queue, *args, **kwargs)
             return performed
@@ -104,6 +117,16 @@ class SimpleWorker(_BindsVisitor, rq.SimpleWorker):
     """An ``rq.SimpleWorker`` (no fork) that binds each job's visitor."""
 
 
+def _bind_visitor(job: Any) -> Token[Analytics | None] | None:
+    """Bind the visitor ``job`` carries, if any; the token to reset it with."""
+    try:
+        obj = restore(_meta(job).get(META_KEY), source=f"RQ job {job.id!r}")
+        return None if obj is None else bind(obj)
+    except Exception:  # the job runs, bound or not
+        logger.exception("segment: could not bind the visitor of an RQ job")
+        return None
+
+
 def _meta(job: Any) -> dict[str, Any]:
     meta = getattr(job, "meta", None)
     return meta if isinstance(meta, dict) else {}
@@ -123,13 +146,14 @@ def _start_client() -> None:
 
 
 def _deliver() -> None:
-    """The work-horse leaves through ``os._exit()`` next: deliver what it holds now.
+    """The work-horse leaves through ``os._exit()`` next: deliver what it holds now,
+    and what the job's threads still send.
 
     With a spool, what a failed send left stays on disk for the next process: the
     worker takes its next job at once, even during an outage.
     """
     try:
-        if not lifecycle.shutdown_all(leave_to_spool=True):
+        if not shutdown_after_bound_calls(leave_to_spool=True):
             logger.warning("segment: an RQ work-horse exits with events undelivered")
     except Exception:
         logger.exception("segment: delivery at an RQ work-horse's exit failed")

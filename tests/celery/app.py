@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -21,7 +22,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 import segment_core
 from segment_celery import SegmentCelery
 from segment_core import Client
-from segment_core.scope import analytics
+from segment_core.scope import analytics, start_thread
 from tests.e2e.apps.options import client_options
 from tests.jobs import DONE, STOPPED, TASK_EVENT
 
@@ -59,6 +60,19 @@ def track_for_visitor(label: str) -> None:
 def track_with_request(self: object, label: str) -> None:
     """The task helper: ``self.request.analytics``."""
     self.request.analytics.track("Visitor Task", {"label": label})  # type: ignore[attr-defined]
+
+
+@app.task
+def track_then_finish_in_a_thread(label: str, seconds: float) -> None:
+    """Tracks, and leaves a thread that tracks ``seconds`` later, after the task returned."""
+
+    def finish() -> None:
+        threading.Event().wait(seconds)  # work that goes on after the task
+        analytics().track("Thread Finished", {"label": label})
+
+    start_thread(finish)
+    analytics().track("Task Returned", {"label": label})
+    _redis.sadd(DONE, label)
 
 
 @app.task

@@ -15,7 +15,8 @@ from celery import Celery
 
 from segment_celery import HEADER, SegmentCelery
 from segment_core import Client, InvalidMessage
-from segment_core.scope import Analytics, bound, current
+from segment_core.scope import Analytics, analytics, bound, current
+from tests.request_thread import ANONYMOUS_ID, USER_AGENT, run_in_a_request_thread
 
 pytestmark = pytest.mark.slow
 
@@ -61,3 +62,22 @@ def test_apply_gives_self_request_analytics_the_visitor_of_the_caller_or_of_its_
     assert (caller["userId"], caller["anonymousId"]) == ("user-42", "anon-42")
     assert by_label["header"]["userId"] == "user-43"
     assert by_label["header"]["context"]["ip"] == "203.0.113.7"
+
+
+def test_apply_in_a_thread_given_a_flask_requests_context_acts_for_its_visitor(
+    app: Celery, client: Client, segment_collector: Any
+) -> None:
+    @app.task(bind=True)
+    def send_receipt(self: Any, label: str) -> str | None:
+        self.request.analytics.track("Receipt Sent", {"label": label})
+        return analytics().anonymous_id
+
+    def apply_in_thread() -> str | None:
+        answer: str | None = send_receipt.apply(("request thread",), throw=True).get()
+        return answer
+
+    assert run_in_a_request_thread(client, apply_in_thread) == ANONYMOUS_ID
+    assert client.flush(10)
+    [event] = segment_collector.wait_for(1, timeout=10, type="track")
+    assert event["message"]["anonymousId"] == ANONYMOUS_ID
+    assert event["message"]["context"]["userAgent"] == USER_AGENT

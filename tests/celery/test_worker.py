@@ -18,9 +18,11 @@ import redis
 from celery import Celery
 
 from segment_celery import HEADER, SegmentCelery
+from segment_core import Client
 from segment_core.scope import Analytics, bound
 from tests.e2e.servers import app_env
 from tests.jobs import DONE, HOLD_UNTIL_EXIT, STOPPED, TASK_EVENT, WORKER_STOP_TIMEOUT
+from tests.request_thread import ANONYMOUS_ID, USER_AGENT, run_in_a_request_thread
 from tests.workers import CELERY_READY, celery_argv, poll, running_worker
 
 pytestmark = pytest.mark.slow
@@ -50,6 +52,14 @@ def publisher(redis_db: str) -> Iterator[Celery]:
     app.close()
 
 
+@pytest.fixture
+def flask_client(segment_collector: Any) -> Iterator[Client]:
+    """The client of the Flask apps that publish from their requests' threads."""
+    client = Client("flask-key", host=segment_collector.url)
+    yield client
+    client.shutdown(timeout=5)
+
+
 def worker_env(collector_url: str, redis_url: str, **options: Any) -> dict[str, str]:
     env = app_env(collector_url, **options)
     env["TEST_REDIS_URL"] = redis_url
@@ -57,7 +67,7 @@ def worker_env(collector_url: str, redis_url: str, **options: Any) -> dict[str, 
 
 
 def test_a_task_runs_for_the_visitor_who_published_it(
-    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path, flask_client: Client
 ) -> None:
     env = worker_env(segment_collector.url, redis_db)
     argv = celery_argv(APP, "--pool", "solo")
@@ -66,12 +76,19 @@ def test_a_task_runs_for_the_visitor_who_published_it(
             publisher.send_task(f"{APP}.track_for_visitor", args=("first",))
             publisher.send_task(f"{APP}.track_with_request", args=("bound task",))
         publisher.send_task(f"{APP}.work", args=(1,))  # outside a request: unbound
-        events = segment_collector.wait_for(4, timeout=30, type="track")
+        run_in_a_request_thread(
+            flask_client,
+            lambda: publisher.send_task(f"{APP}.track_for_visitor", args=("request thread",)),
+        )
+        events = segment_collector.wait_for(5, timeout=30, type="track")
         assert worker.stop() == 0
     messages = {
         (e["message"].get("properties") or {}).get("label", "unbound"): e["message"] for e in events
     }
-    assert set(messages) == {"first", "follow-up", "bound task", "unbound"}
+    assert set(messages) == {"first", "follow-up", "bound task", "unbound", "request thread"}
+    from_thread = messages.pop("request thread")
+    assert from_thread["anonymousId"] == ANONYMOUS_ID
+    assert from_thread["context"]["userAgent"] == USER_AGENT
     for label in ("first", "follow-up", "bound task"):
         message = messages[label]
         assert message["userId"] == "user-42"
@@ -261,6 +278,36 @@ def test_an_idle_worker_delivers_what_a_killed_child_left_in_the_spool(
         events = segment_collector.wait_for(1, timeout=30, type="track", event="Killed Task")
         assert worker.stop() == 0
     assert [e["message"]["properties"]["label"] for e in events] == ["oom"]
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        ("--pool", "solo"),
+        ("--pool", "threads", "--concurrency", "2"),
+        ("--pool", "prefork", "--concurrency", "1", "--max-tasks-per-child", "1"),
+    ],
+    ids=["solo", "threads", "prefork-recycled"],
+)
+def test_what_a_tasks_thread_tracks_as_the_worker_stops_is_delivered(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path, pool: tuple[str, ...]
+) -> None:
+    """The task returns, leaving a start_thread() thread 3 s of work, and the worker
+    stops at once (and a child recycled after one task leaves through os._exit)."""
+    env = worker_env(segment_collector.url, redis_db, **HOLD_UNTIL_EXIT)
+    store = redis.Redis.from_url(redis_db)
+    argv = celery_argv(APP, *pool)
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        with bound(VISITOR):
+            publisher.send_task(f"{APP}.track_then_finish_in_a_thread", args=("receipt", 3.0))
+        poll(lambda: store.sismember(DONE, "receipt") == 1, timeout=30, what="the task done")
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
+        log = worker.log()
+    # Held in the buffer until the exit: what arrives, the exit delivered.
+    events = segment_collector.wait_for(2, timeout=10, type="track")
+    assert sorted(e["message"]["event"] for e in events) == ["Task Returned", "Thread Finished"]
+    assert {e["message"]["userId"] for e in events} == {"user-42"}
+    assert "dropped" not in log
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,61 @@ def test_a_lifespan_shutdown_that_stops_waiting_for_bound_calls_says_how_many_ru
         "segment: 2 call(s) of start_thread or with_binding still running after "
         "shutdown_timeout=0.3s at shutdown; events they send from now on are lost"
     ]
+
+
+def test_a_job_process_leaving_through_os_exit_delivers_what_its_threads_send(
+    receiver: Receiver,
+) -> None:
+    process = run_script(
+        """
+        import os, sys, threading
+        from segment_core import Client
+        from segment_core.scope import Analytics, bound, shutdown_after_bound_calls, start_thread
+
+        client = Client("k", host=sys.argv[1], flush_interval=3600)
+
+        def send_receipt():
+            threading.Event().wait(0.5)  # still working as the job returns
+            client.track("user", "Receipt Sent")
+
+        with bound(Analytics(client, user_id="user")):
+            start_thread(send_receipt)
+        client.track("user", "Job Done")
+        delivered = shutdown_after_bound_calls(leave_to_spool=True)
+        os._exit(0 if delivered else 3)  # as a job runner's child leaves: no wait for threads
+        """,
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert sorted(m["event"] for m in receiver.messages()) == ["Job Done", "Receipt Sent"]
+
+
+def test_a_job_process_waits_for_its_threads_within_shutdown_timeout(receiver: Receiver) -> None:
+    process = run_script(
+        """
+        import os, sys, threading
+        from segment_core import Client
+        from segment_core._clock import monotonic
+        from segment_core.scope import shutdown_after_bound_calls, start_thread
+
+        client = Client("k", host=sys.argv[1], flush_interval=3600, shutdown_timeout=1)
+        never = threading.Event()
+        start_thread(never.wait)
+        client.track("user", "Job Done")
+        started = monotonic()
+        shutdown_after_bound_calls(leave_to_spool=False)
+        print(monotonic() - started)
+        os._exit(0)
+        """,
+        receiver.url,
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert 0.9 < float(stdout) < 5  # the wait and the delivery share the second, on a busy machine
+    assert (
+        "1 call(s) of start_thread or with_binding still running after shutdown_timeout=1s "
+        "as the process exits; events they send from now on are lost"
+    ) in stderr
+    # Sent while the thread was waited for.
+    assert [m["event"] for m in receiver.messages()] == ["Job Done"]

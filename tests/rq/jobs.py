@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from rq import get_current_job
 
 import segment_core
 from segment_core import Client
-from segment_core.scope import analytics
+from segment_core.scope import analytics, start_thread
 from tests.e2e.apps.options import client_options
 from tests.jobs import DONE, TASK_EVENT
 
@@ -41,6 +42,17 @@ def work_then_raise(n: int, pause: float = 0.0) -> None:
 
 def track_for_visitor(label: str) -> None:
     analytics().track("Visitor Job", {"label": label})
+
+
+def track_then_finish_in_a_thread(label: str, seconds: float) -> None:
+    """Tracks, and leaves a thread that tracks ``seconds`` later, after the job returned."""
+
+    def finish() -> None:
+        threading.Event().wait(seconds)  # work that goes on after the job
+        analytics().track("Thread Finished", {"label": label})
+
+    start_thread(finish)
+    analytics().track("Job Returned", {"label": label})
 
 
 def track_then_die(label: str) -> None:

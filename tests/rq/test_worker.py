@@ -30,6 +30,7 @@ WORK_THEN_RAISE = "tests.rq.jobs.work_then_raise"
 TRACK_FOR_VISITOR = "tests.rq.jobs.track_for_visitor"
 TRACK_UNTIL_STOPPED = "tests.rq.jobs.track_until_stopped"
 TRACK_THEN_DIE = "tests.rq.jobs.track_then_die"
+TRACK_THEN_FINISH_IN_A_THREAD = "tests.rq.jobs.track_then_finish_in_a_thread"
 VISITOR = Analytics(
     user_id="user-7",
     anonymous_id="anon-7",
@@ -85,6 +86,24 @@ def test_a_job_runs_for_the_visitor_who_enqueued_it(
     assert "anonymousId" not in by_label["job-3"]
     assert "anonymousId" not in by_label["job-4"]
     assert "ignoring the visitor snapshot" in log
+
+
+def test_what_a_jobs_thread_tracks_after_the_job_returned_is_delivered_by_its_work_horse(
+    segment_collector: Any, redis_db: str, tmp_path: Path
+) -> None:
+    """The work-horse leaves through os._exit() once the job returned, where the
+    interpreter waits for no thread: it waits for the job's start_thread() thread."""
+    queue = Queue(connection=redis.Redis.from_url(redis_db))
+    with bound(VISITOR):
+        queue.enqueue(TRACK_THEN_FINISH_IN_A_THREAD, "receipt", 2.0)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    argv = rq_argv(redis_db, "segment_rq.Worker")
+    with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
+        # Held in the buffer until the work-horse exits: what arrives, its exit delivered.
+        events = segment_collector.wait_for(2, timeout=30, type="track")
+        assert worker.stop() == 0
+    assert sorted(e["message"]["event"] for e in events) == ["Job Returned", "Thread Finished"]
+    assert {e["message"]["userId"] for e in events} == {"user-7"}
 
 
 def test_job_timeout_stops_a_job_that_tracks_in_a_loop(
