@@ -92,8 +92,12 @@ oauth_scope: str | None = Config.oauth_scope
 default_client: Client | None = None
 #: What module-level calls use while no write key is set: a disabled client, kept
 #: apart so that the first call once a key is set (or a framework's configuration)
-#: makes the real default client.
+#: makes the real default client. An adapter's client without a key takes this place
+#: (see segment_core.adapters.offer_as_default): what the app configured it for (test
+#: mode, send=False) holds for the module-level calls too.
 _keyless_client: Client | None = None
+#: Whether ``_keyless_client`` is an adapter's, which a later adapter's leaves in place.
+_keyless_is_adapters = False
 #: What module-level calls use while an environment variable they read is unusable:
 #: the settings and variables it was made for, and a client that discards.
 _misconfigured: tuple[tuple[object, ...], Client] | None = None
@@ -136,8 +140,10 @@ _client_finders: list[Callable[[], Client | None]] = []
 def get_client() -> Client:
     """The client of where the call is made (a Flask app's own, in its app context),
     else the process-wide default client, created on first use from the module
-    settings. Until they (or ``SEGMENT_WRITE_KEY``) give a write key, a disabled
-    client that discards, with one warning; :data:`default_client` stays None."""
+    settings. Until they (or ``SEGMENT_WRITE_KEY``) give a write key, the client of
+    an adapter set up without one (diverted in tests, quiet with ``send=False``),
+    else a disabled client that discards, with one warning; :data:`default_client`
+    stays None."""
     for find in _client_finders:
         found = find()
         if found is not None:
@@ -201,8 +207,9 @@ class _MisconfiguredClient(Client):
 
 def _default_or_keyless_client() -> Client:
     """Build the default client from the module settings, or while they hold no
-    write key (nor the environment), reuse one disabled client (it warns once)."""
-    global default_client, _keyless_client
+    write key (nor the environment), reuse the client standing in: an adapter's
+    without a key, else one disabled client made here (it warns once)."""
+    global default_client, _keyless_client, _keyless_is_adapters
     with _default_lock:
         if default_client is not None:
             return default_client
@@ -214,7 +221,7 @@ def _default_or_keyless_client() -> Client:
             default_client = client
             _keyless_client = None
         else:
-            _keyless_client = client
+            _keyless_client, _keyless_is_adapters = client, False
         return client
 
 

@@ -14,9 +14,11 @@ Where an adapter's client comes from (Django's ``settings.SEGMENT``, Flask's
 - settings with a write key of their own: a client of their own.
 
 A client an adapter builds becomes the default client when there is none, so that
-module-level calls outside requests (commands, workers) send with it; one without
-a write key never does (:func:`offer_as_default`): it would discard those calls,
-whatever the module-level settings say.
+module-level calls outside requests (commands, workers) send with it. One without a
+write key serves them only until a write key is set (:func:`offer_as_default`):
+meanwhile they go where the adapter's own calls go (the test outbox, or nowhere,
+quietly, with ``send=False``); a key set later (a worker's start-up) makes the
+default client from the module-level settings, as in a process with no adapter.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "offer_as_default",
     "server_write_key",
     "shared_client",
+    "withdraw_as_default",
 ]
 
 #: What every adapter says when the snippet's key is the server's, and how to fix it.
@@ -53,8 +56,8 @@ SERVER_KEY_IN_BROWSER_FIX = (
 
 def default_client() -> Client:
     """``segment_core``'s default client, made now from the module-level settings if
-    need be. While they (and ``SEGMENT_WRITE_KEY``) give no write key: the disabled
-    client the module-level calls use meanwhile, which is not the default client."""
+    need be. While they (and ``SEGMENT_WRITE_KEY``) give no write key: the client
+    without one the module-level calls use meanwhile, which is not the default client."""
     client = segment_core.default_client
     if client is None:
         client = segment_core._default_or_keyless_client()
@@ -102,12 +105,34 @@ _forks.in_every_child(_new_shared_lock)
 
 
 def offer_as_default(client: Client) -> None:
-    """Make ``client`` the default client if there is none and it has a write key."""
-    if not client.config.write_key:
-        return
+    """Make ``client`` the default client if there is none; without a write key, the
+    client the module-level calls use until one is set, unless an adapter's already is.
+
+    Not the default client itself: it would keep a key set later from being used.
+    """
     with segment_core._default_lock:
-        if segment_core.default_client is None:
+        if segment_core.default_client is not None:
+            return
+        if client.config.write_key:
             segment_core.default_client = client
+        elif segment_core._keyless_client is None or not segment_core._keyless_is_adapters:
+            # One the module made for itself (a call before the app was set up) gives
+            # way: the app's configuration (its test mode, send=False) is what counts.
+            segment_core._keyless_client = client
+            segment_core._keyless_is_adapters = True
+
+
+def withdraw_as_default(client: Client) -> bool:
+    """Stop ``client`` serving the module-level calls (it is being replaced); whether
+    it did. The next call, or adapter, makes or offers another."""
+    with segment_core._default_lock:
+        if segment_core.default_client is client:
+            segment_core.default_client = None
+            return True
+        if segment_core._keyless_client is client:
+            segment_core._keyless_client = None
+            return True
+    return False
 
 
 def server_write_key(options: Mapping[str, Any]) -> str | None:

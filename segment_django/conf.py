@@ -2,8 +2,8 @@
 
 The client and the web options are built once, on first use, and rebuilt when
 the settings change (``override_settings``, pytest-django's ``settings``). Under
-a test runner the client is diverted to ``segment_core.testing.outbox`` unless
-``SEND_IN_TESTS`` is True.
+a test runner (and ``manage.py testserver``) the client is diverted to
+``segment_core.testing.outbox`` unless ``SEND_IN_TESTS`` is True.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import get_script_prefix
 
 import segment_core
-from segment_core.adapters import build_client, default_client, offer_as_default
+from segment_core.adapters import (
+    build_client,
+    default_client,
+    offer_as_default,
+    withdraw_as_default,
+)
 from segment_core.client import Client
 from segment_core.config import ALIASES, FROM_ENVIRONMENT, Config
 from segment_core.config import option_names as client_option_names
@@ -153,9 +158,10 @@ def get_client() -> Client:
     it names no client option, ``segment_core``'s default client (the module-level
     settings' ``segment_core.write_key``, ``host``, ...).
 
-    A client it builds with a write key also becomes ``segment_core``'s default
-    client (unless one exists), so ``segment_core.track(...)`` and ``analytics()``
-    outside a request use it too.
+    A client it builds also becomes ``segment_core``'s default client (unless one
+    exists), so ``segment_core.track(...)`` and ``analytics()`` outside a request
+    use it too; one without a write key only until the module-level settings or
+    ``SEGMENT_WRITE_KEY`` give one (see :func:`segment_core.adapters.offer_as_default`).
     """
     client = _client
     if client is None:
@@ -191,8 +197,14 @@ def _divert_in_tests(client: Client, web: Mapping[str, Any]) -> None:
     divert_in_tests(client, send=web.get("send_in_tests") is True, running=running_tests)
 
 
+#: The commands that run this process for tests: ``testserver`` serves a test
+#: database to browser tests, and sets up no test environment to be found.
+_TEST_COMMANDS = frozenset({"test", "testserver"})
+
+
 def running_tests() -> bool:
-    """Django's test runner, pytest-django or pytest is running this process's tests.
+    """Django's test runner, ``manage.py testserver``, pytest-django or pytest is
+    running this process for tests.
 
     A runner sets up Django's test environment (``setup_test_environment()``, which
     a runner imports ``django.test.utils`` for). ``mail.outbox`` alone says nothing:
@@ -201,7 +213,8 @@ def running_tests() -> bool:
     utils = sys.modules.get("django.test.utils")
     if utils is not None and hasattr(getattr(utils, "_TestState", None), "saved_data"):
         return True
-    if sys.argv[1:2] == ["test"] or "pytest_django" in sys.modules:
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command in _TEST_COMMANDS or "pytest_django" in sys.modules:
         return True
     return pytest_running()  # plain pytest, without pytest-django
 
@@ -217,9 +230,7 @@ def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
         old, _client, _diverted = _client, None, None
     if old is None or not _owned:  # segment_core's default client is not Django's to stop
         return
-    was_default = segment_core.default_client is old
-    if was_default:
-        segment_core.default_client = None
+    was_default = withdraw_as_default(old)
     # Deliver what the old client accepted, without holding up the caller for long.
     old.shutdown(timeout=2.0)
     if was_default or segment_core.default_client is None:

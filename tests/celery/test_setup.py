@@ -112,7 +112,7 @@ def test_options_without_a_write_key_take_the_module_level_ones(
     assert segment_core.default_client is segment.client
 
 
-def test_a_client_without_a_write_key_never_serves_the_module_level_calls(
+def test_a_client_without_a_write_key_serves_the_module_level_calls_until_one_is_set(
     celery_app: Celery, monkeypatch: pytest.MonkeyPatch, segment_collector: Any
 ) -> None:
     monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
@@ -120,7 +120,7 @@ def test_a_client_without_a_write_key_never_serves_the_module_level_calls(
     monkeypatch.setattr(segment_core, "_keyless_client", None)
     segment = SegmentCelery(celery_app, flush_at=3)
     assert segment.client.config.write_key is None
-    assert segment_core.get_client() is not segment.client
+    assert segment_core.get_client() is segment.client
     assert segment_core.default_client is None
     # Set later (a worker's start-up): the module-level calls send with it.
     monkeypatch.setattr(segment_core, "write_key", "module-key")

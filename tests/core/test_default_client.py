@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 import segment_core
+from segment_core import Client
+from segment_core.adapters import offer_as_default, withdraw_as_default
 from tests.receiver import Receiver
 
 NO_KEY_WARNING = "Segment client has no write key"
@@ -42,6 +44,36 @@ def test_calls_before_the_write_key_is_set_leave_the_default_client_to_come(
     assert segment_core.get_client() is segment_core.default_client
     warnings = [r for r in caplog.records if r.getMessage().startswith(NO_KEY_WARNING)]
     assert len(warnings) == 1
+
+
+def test_an_adapter_s_client_without_a_key_serves_the_module_level_calls_until_one_is_set(
+    no_module_settings: None, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="segment"):
+        assert not segment_core.track("user", "Before The App")[0]  # the module's own, warned
+        first = Client(send=False)  # an app's, with sending off on purpose
+        offer_as_default(first)
+        offer_as_default(Client(send=False, flush_at=3))  # a second app's leaves it in place
+        assert segment_core.get_client() is first
+        accepted, _ = segment_core.track("user", "Discarded Quietly")
+    assert accepted
+    assert len([r for r in caplog.records if r.getMessage().startswith(NO_KEY_WARNING)]) == 1
+    assert segment_core.default_client is None
+    segment_core.write_key = "k"
+    segment_core.host = receiver.url
+    assert segment_core.track("user", "Order Completed")[0]
+    assert segment_core.flush(5)
+    assert [m["event"] for m in receiver.messages()] == ["Order Completed"]
+
+
+def test_a_withdrawn_client_no_longer_serves_the_module_level_calls(
+    no_module_settings: None,
+) -> None:
+    replaced = Client(send=False)
+    offer_as_default(replaced)
+    assert withdraw_as_default(replaced)
+    assert segment_core.get_client() is not replaced
+    assert not withdraw_as_default(replaced)
 
 
 def test_a_key_from_the_environment_set_later_is_read_too(

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -117,3 +119,62 @@ def test_the_module_level_client_django_follows_is_diverted_in_tests(
     assert segment_django.get_client().config.write_key == "module-key"
     assert [m.get("event") or m["type"] for m in outbox] == ["Clicked Buy", "page", "From A Signal"]
     assert delivered(segment_collector) == []
+
+
+NO_KEY_WARNING = "Segment client has no write key"
+
+
+def track_from_a_thread(event: str) -> tuple[bool, dict[str, Any]]:
+    """``segment_core.track()`` as a signal receiver run by a worker thread calls it."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(segment_core.track, "user-1", event).result(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "without_key",
+    [
+        {},  # HOST alone
+        {"WRITE_KEY": None},  # os.environ.get("SEGMENT_WRITE_KEY") in CI without the secret
+        {"SEND": False},
+    ],
+    ids=["host", "unset-key", "send-off"],
+)
+def test_module_level_calls_without_a_write_key_go_to_the_outbox_with_django_s(
+    settings: Any,
+    segment_collector: Any,
+    caplog: pytest.LogCaptureFixture,
+    without_key: dict[str, Any],
+) -> None:
+    options = {**without_key, "HOST": segment_collector.url, "FLUSH_AT": 1}
+    with caplog.at_level(logging.WARNING, logger="segment"):
+        settings.SEGMENT = options
+        Client().get("/track/")
+        assert segment_core.track("user-1", "Signed Up")[0]
+        assert track_from_a_thread("Invited A Friend")[0]
+    outbox.assert_tracked("Signed Up")
+    outbox.assert_tracked("Invited A Friend")
+    assert segment_core.get_client() is segment_django.get_client()
+    assert segment_core.default_client is None  # a key set later still counts
+    said = [r for r in caplog.records if r.getMessage().startswith(NO_KEY_WARNING)]
+    assert len(said) == (0 if without_key.get("SEND") is False else 1)
+    assert delivered(segment_collector) == []
+
+
+def test_module_level_calls_with_send_off_and_no_write_key_are_discarded_quietly(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="segment"):
+        settings.SEGMENT = {"SEND": False, "SEND_IN_TESTS": True}  # as in production
+        accepted, message = segment_core.track("user-1", "Signed Up")
+    assert accepted and message["event"] == "Signed Up"
+    outbox.assert_nothing_sent()
+    assert caplog.records == []
+
+
+def test_module_level_calls_follow_new_settings_without_a_write_key(settings: Any) -> None:
+    settings.SEGMENT = {"FLUSH_AT": 5}
+    replaced = segment_django.get_client()
+    settings.SEGMENT = {"FLUSH_AT": 7}  # override_settings in a test, say
+    assert segment_core.get_client() is segment_django.get_client() is not replaced
+    assert segment_core.track("user-1", "Signed Up")[0]
+    outbox.assert_tracked("Signed Up")

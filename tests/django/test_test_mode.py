@@ -3,11 +3,14 @@ its events wait in ``segment_django.testing.outbox`` unless ``SEND_IN_TESTS``.""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from django.core.checks import run_checks
 from django.test import Client as DjangoClient
 
@@ -15,6 +18,7 @@ import segment_core
 import segment_django
 from segment_django.conf import running_tests
 from segment_django.testing import outbox
+from tests.e2e.servers import app_env, free_port, running
 
 
 @pytest.fixture(autouse=True)
@@ -102,4 +106,31 @@ def test_a_test_runner_started_after_the_client_was_made_still_counts(
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == outboxed
+    assert segment_collector.summary()["total"] == sent
+
+
+TESTSERVER_SETTINGS = """
+from tests.e2e.apps.django_site.settings import *
+
+SEGMENT = {**SEGMENT, "SEND_IN_TESTS": %r}
+"""
+
+
+@pytest.mark.parametrize(("send_in_tests", "sent"), [(False, 0), (True, 2)])
+def test_testserver_sends_nothing_unless_send_in_tests(
+    segment_collector: Any, tmp_path: Path, send_in_tests: bool, sent: int
+) -> None:
+    # The test database served to a browser suite, with the project's real key.
+    (tmp_path / "testserver_settings.py").write_text(TESTSERVER_SETTINGS % send_in_tests)
+    (tmp_path / "no_rows.json").write_text("[]")
+    env = app_env(segment_collector.url, flush_at=1)
+    env.update(DJANGO_SETTINGS_MODULE="testserver_settings", PYTHONPATH=str(tmp_path))
+    port = free_port()
+    argv = [sys.executable, "-m", "django", "testserver", "--noinput"]
+    argv += ["--addrport", str(port), str(tmp_path / "no_rows.json")]
+    with running("testserver", argv, port=port, env=env, log_dir=tmp_path) as server:
+        assert requests.get(f"{server.url}/item/1", timeout=10).status_code == 200
+        server.stop(signal.SIGINT)  # Ctrl-C: what was accepted is delivered as it exits
+    if sent:
+        segment_collector.wait_for(sent)
     assert segment_collector.summary()["total"] == sent

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -144,3 +145,45 @@ def test_apps_without_client_options_each_have_their_own_client_and_testing(
     sent = [e["message"]["context"]["page"]["search"] for e in segment_collector.events()]
     assert sent == ["?from=plain"]
     outbox.clear()
+
+
+def test_a_testing_app_without_a_write_key_diverts_the_module_level_calls_everywhere(
+    segment_collector: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # CI without the secret: the key is missing, and every call must still reach the outbox.
+    app = create_app({"SEGMENT_SEND_IN_TESTS": False, "SEGMENT_HOST": segment_collector.url})
+
+    @app.get("/invite-a-friend")
+    def invite_a_friend() -> str:
+        # A thread the view starts has no app context.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(segment_core.track, "u1", "Invited A Friend").result(timeout=10)
+        return "invited"
+
+    with caplog.at_level(logging.WARNING, logger="segment"):
+        SegmentFlask(app)
+        assert app.test_client().get("/invite-a-friend").text == "invited"
+        accepted, _ = segment_core.track("u1", "Outside The App")
+    assert accepted
+    assert [m.get("event") or m["type"] for m in outbox] == [
+        "Invited A Friend",
+        "page",
+        "Outside The App",
+    ]
+    assert segment_core.default_client is None  # a key set later still counts
+    # The client's one warning (the app's own says how to set a key).
+    said = [r for r in caplog.records if r.name == "segment.core"]
+    assert len(said) == 1 and "no write key" in said[0].getMessage()
+    assert delivered(segment_collector) == []
+
+
+def test_an_app_with_send_off_and_no_write_key_discards_the_module_level_calls_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app({"TESTING": False, "SEGMENT_SEND": False})
+    with caplog.at_level(logging.WARNING, logger="segment"):
+        SegmentFlask(app)
+        accepted, _ = segment_core.track("u1", "Outside The App")
+    assert accepted
+    assert outbox == []
+    assert caplog.records == []
