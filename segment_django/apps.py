@@ -22,13 +22,13 @@ class SegmentConfig(AppConfig):
     verbose_name = "Segment"
 
     def ready(self) -> None:
-        from django.contrib.auth.signals import user_logged_in
+        from django.contrib.auth.signals import user_logged_in, user_logged_out
         from django.core import checks
         from django.core.signals import setting_changed
 
         from segment_django import conf
         from segment_django.checks import check_deployment, check_settings
-        from segment_django.login import identify_on_login
+        from segment_django.login import end_user_on_logout, identify_on_login
 
         checks.register(check_settings)
         checks.register(check_deployment, checks.Tags.security, deploy=True)
@@ -40,3 +40,4 @@ class SegmentConfig(AppConfig):
             # middleware refuses to start with it.
             logger.error("segment: no client built: %s", exc)
         user_logged_in.connect(identify_on_login, dispatch_uid="segment_django.login")
+        user_logged_out.connect(end_user_on_logout, dispatch_uid="segment_django.logout")

@@ -1,9 +1,11 @@
-"""The automatic ``identify`` when a user logs in (``user_logged_in`` receiver).
+"""Logins and logouts in a request (``user_logged_in`` and ``user_logged_out`` receivers).
 
-Connected by the app's ``ready()``. Django's ``login()`` sends the signal with
+Connected by the app's ``ready()``. Django's ``login()`` sends its signal with
 the request: the visitor's anonymous id is joined to the user in one
 ``identify``, with traits from the ``IDENTIFY_TRAITS`` hook (none without one).
-``IDENTIFY_ON_LOGIN = False`` turns it off.
+``IDENTIFY_ON_LOGIN`` turns it off, or decides at each login (a hook). A logout
+ends the user for the rest of the request, whatever a ``USER_ID`` hook would
+say: an async view's calls, made in the event loop, cannot ask it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from segment_core.web import RequestTracker
 
-__all__ = ["identify_on_login"]
+__all__ = ["end_user_on_logout", "identify_on_login"]
 
 logger = logging.getLogger("segment.django")
 
@@ -32,3 +34,13 @@ def identify_on_login(sender: Any, request: Any = None, user: Any = None, **kwar
         tracker.identify_login(str(pk), user)
     except Exception:
         logger.exception("segment: the automatic identify of a login failed")
+
+
+def end_user_on_logout(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    """``user_logged_out`` receiver: the request's later calls name no user."""
+    try:
+        tracker = getattr(request, "_segment_tracker", None)
+        if isinstance(tracker, RequestTracker):
+            tracker.analytics.logout()
+    except Exception:
+        logger.exception("segment: could not end the user at a logout")

@@ -12,7 +12,12 @@ from segment_core.adapters import offer_as_default
 from segment_core.client import Client
 from segment_core.testing import divert, divert_when
 from segment_core.web import WebOptions
-from segment_flask._hooks import RequestHooks, identify_on_login, request_analytics
+from segment_flask._hooks import (
+    RequestHooks,
+    end_user_on_logout,
+    identify_on_login,
+    request_analytics,
+)
 from segment_flask._request import flask_login
 from segment_flask._snippet import segment_snippet
 from segment_flask._state import SegmentState, check_keywords, load_state, overlay
@@ -100,6 +105,7 @@ class SegmentFlask:
         app.teardown_request_funcs.setdefault(None, []).insert(0, hooks.teardown_request)
         if flask_login is not None:
             flask_login.user_logged_in.connect(identify_on_login, app)
+            flask_login.user_logged_out.connect(end_user_on_logout, app)
         app.add_template_global(segment_snippet, "segment_snippet")
         from segment_flask.cli import segment_cli
 

@@ -36,12 +36,19 @@ from segment_flask._request import (
     namespaces_of,
     request_info,
     router_of,
+    user_id_of,
     uses_flask_login,
 )
 from segment_flask._state import SegmentState
 from segment_flask.signals import page_tracked
 
-__all__ = ["RequestHooks", "RequestScope", "request_analytics"]
+__all__ = [
+    "RequestHooks",
+    "RequestScope",
+    "end_user_on_logout",
+    "identify_on_login",
+    "request_analytics",
+]
 
 logger = logging.getLogger("segment.flask")
 
@@ -166,9 +173,20 @@ def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
         scope: RequestScope | None = vars(_real(g)).get(SCOPE_KEY)
         if scope is None or user is None:
             return
-        scope.tracker.identify_login(user.get_id(), user)
+        scope.tracker.identify_login(user_id_of(user), user)
     except Exception:
         logger.exception("segment: the automatic identify of a login failed")
+
+
+def end_user_on_logout(sender: Any, **extra: Any) -> None:
+    """Flask-Login's ``user_logged_out`` receiver: the request's later calls name no
+    user, whatever a ``user_id`` hook reading the app's own state (``g.user``) says."""
+    try:
+        scope: RequestScope | None = vars(_real(g)).get(SCOPE_KEY)
+        if scope is not None:
+            scope.tracker.analytics.logout()
+    except Exception:
+        logger.exception("segment: could not end the user at a logout")
 
 
 def request_analytics() -> Analytics | None:

@@ -40,6 +40,7 @@ __all__ = [
     "path_texts",
     "request_info",
     "router_of",
+    "user_id_of",
     "uses_flask_login",
 ]
 
@@ -399,13 +400,25 @@ def uses_flask_login(app: Flask) -> bool:
 
 
 def login_user_id() -> str | None:
-    """The ``get_id()`` of Flask-Login's ``current_user``, if authenticated."""
+    """The user id (:func:`user_id_of`) of Flask-Login's ``current_user``, if authenticated."""
     try:
         user: Any = flask_login.current_user
         if user is None or not user.is_authenticated:
             return None
-        user_id = user.get_id()
+        return user_id_of(user)
     except Exception:
         logger.exception("segment: could not load Flask-Login's user; no user id for it")
         return None
+
+
+def user_id_of(user: Any) -> str | None:
+    """A Flask-Login user's id: its ``id`` as text when it has one, else ``get_id()``.
+
+    ``get_id()`` is what Flask-Login keeps in the session, which its docs suggest
+    making a token the app changes to end the user's sessions; ``id`` stays the
+    user's (an ``int``, ``UUID`` or ``ObjectId``, as Django's ``pk`` is written).
+    """
+    user_id = getattr(user, "id", None)
+    if user_id is None or callable(user_id):  # no id attribute (a method is none)
+        user_id = user.get_id()
     return None if user_id is None else str(user_id)

@@ -115,7 +115,8 @@ class WebOptions:
     #: ``callable(request) -> str | None``: the user id, instead of the framework's
     #: user. Called when the request's calls are made (after authentication ran),
     #: and as the request starts for a visitor without the cookie (a user named
-    #: only later logged in during the request).
+    #: only later logged in during the request); and at a login, whose identify it
+    #: names (None: no identify).
     user_id: Hook | None = None
     #: ``callable(request) -> bool``: False means no automatic calls and no cookie.
     consent: Hook | None = None
@@ -161,8 +162,10 @@ class WebOptions:
     #: to ``segment_core.testing.outbox`` instead of being sent; True sends them.
     send_in_tests: bool = False
     #: Send one ``identify`` when a user logs in (Django's and Flask-Login's
-    #: ``user_logged_in``), linking the visitor's anonymous id to the user.
-    identify_on_login: bool = True
+    #: ``user_logged_in``), linking the visitor's anonymous id to the user; or
+    #: ``callable(request, user) -> bool``, asked at each login (an impersonation
+    #: tool's login is no visitor becoming that user).
+    identify_on_login: bool | Hook = True
     #: ``callable(user) -> dict``: the traits of that identify (none by default).
     identify_traits: Hook | None = None
     #: The write key of the website (analytics.js) source the snippet loads; never

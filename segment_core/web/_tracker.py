@@ -143,6 +143,22 @@ class RequestAnalytics(Analytics):
 
     identify.alters_data = True  # type: ignore[attr-defined]  # as Analytics.identify
 
+    def logout(self) -> None:
+        """The user logged out: the request's later calls, its automatic page call
+        and its snippet name no user, whatever the framework's user (Starlette's
+        ``scope["user"]`` stays set until the request ends) or the ``user_id``
+        hook still says. The anonymous id stays, as the browser keeps it.
+
+        Django's and Flask-Login's logouts call it; elsewhere (FastAPI), call it
+        after ending the user's session: ``request.state.analytics.logout()``.
+        """
+        tracker = self._tracker
+        if tracker is not None:
+            tracker.user_logged_out()
+        _USER_SLOT.__set__(self, None)
+
+    logout.alters_data = True  # type: ignore[attr-defined]  # no call from a Django template
+
     @property
     def stored_user_id(self) -> str | None:
         """``user_id`` as it is, without reading the framework's user again."""
@@ -412,6 +428,14 @@ class RequestTracker:
             self.analytics.user_id = found
             self._resolved_user = found
 
+    def user_logged_out(self) -> None:
+        """No user for the rest of the request (see :meth:`RequestAnalytics.logout`)."""
+        # A marker no user id equals: refresh_user() and user_answered() leave the
+        # user alone from now on, as they leave one a view identified. A login
+        # later in the request (identify_login) follows the framework's user again.
+        self._resolved_user = _LOGGED_OUT
+        self._user_found = None
+
     def refresh_route(self, final: bool = False) -> None:
         """Ask the adapter for the route until it knows it; then hide secret path values.
 
@@ -546,19 +570,26 @@ class RequestTracker:
     def identify_login(self, user_id: object, user: Any = None) -> bool:
         """The automatic ``identify`` of a login: the visitor's anonymous id joins the user.
 
-        Traits come from the ``identify_traits(user)`` hook (none without one). With
-        a ``user_id`` hook, its answer is the user id (as for every other call), if
-        it has one for the user just logged in. Never raises; True if it sent.
+        ``identify_on_login`` decides whether there is one: True, False, or its
+        ``(request, user)`` hook's answer for this login. Traits come from the
+        ``identify_traits(user)`` hook (none without one). With a ``user_id`` hook,
+        its answer is the user id, as for every other call: a login it names no
+        user for sends none. Never raises; True if it sent.
         """
+        if self._resolved_user is _LOGGED_OUT:  # a logout earlier in the request
+            self._resolved_user = _USER_SLOT.__get__(self.analytics)
         options = self.options
         if (
-            not options.identify_on_login
+            options.identify_on_login is False
             or not (self.allowed or self.allowed_now())
             or _checked_id(user_id) is None
+            or not self._login_identified(user)
         ):
             return False
         if options.user_id is not None:
-            user_id = self._current_user_id() or user_id
+            user_id = self._login_user_id(options.user_id, user_id)
+            if user_id is None:
+                return False
         traits: Any = None
         if options.identify_traits is not None:
             traits = call_hook("identify_traits", options.identify_traits, user, default=None)
@@ -573,6 +604,31 @@ class RequestTracker:
             return False
         self._resolved_user = analytics.stored_user_id
         return True
+
+    def _login_identified(self, user: Any) -> bool:
+        """Whether ``identify_on_login`` wants this login identified: True alone is
+        yes; a hook that raises, or answers anything else, is logged and means no."""
+        decide = self.options.identify_on_login
+        if isinstance(decide, bool):
+            return decide
+        answer = call_hook(
+            "identify_on_login", decide, self.request.hook_target, user, default=False
+        )
+        if answer is True or answer is False:
+            return answer
+        logger.error(
+            "segment: identify_on_login returned %r, not True or False; no identify", answer
+        )
+        return False
+
+    def _login_user_id(self, hook: Callable[..., Any], framework_id: object) -> str | None:
+        """The ``user_id`` hook's answer for the user just logged in; None (no
+        identify) when it names none or raises. The framework's id only when the
+        hook cannot tell where the login runs (it answers ``USER_NOT_KNOWN``)."""
+        found = call_hook("user_id", hook, self.request.hook_target, default=None)
+        if found is USER_NOT_KNOWN:
+            return _checked_id(framework_id)
+        return None if found is None else _checked_id(found)
 
     # -- the response ---------------------------------------------------------------
 
@@ -782,6 +838,11 @@ class _Marker:
 
 #: What a hook that raised answers.
 _FAILED: Any = _Marker("the user known before")
+
+#: In place of the user last taken from the framework, once the user logged out:
+#: no user the framework (or the ``user_id`` hook) names counts for the rest of
+#: the request.
+_LOGGED_OUT: Any = _Marker("logged out")
 
 #: What a user reader or a ``user_id`` hook answers when it cannot tell now (a
 #: framework's user that cannot be loaded where the call is made): no news of the

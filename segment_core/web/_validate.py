@@ -122,6 +122,17 @@ def _hook(name: str, value: object) -> Hook | None:
     raise ValueError(f"{name} must be a callable or a dotted path to one, got {value!r}")
 
 
+def _bool_or_hook(name: str, value: object) -> bool | Hook:
+    """True, False, or a hook (a callable or a dotted path to one) that decides each time."""
+    if isinstance(value, bool) or callable(value):
+        return value
+    if isinstance(value, str):
+        return import_callable(name, value)
+    raise ValueError(
+        f"{name} must be True, False, or a callable (or a dotted path to one), got {value!r}"
+    )
+
+
 def _page_name(name: str, value: object) -> PageName:
     if value in PAGE_NAME_MODES:
         return value  # type: ignore[return-value]
@@ -290,7 +301,7 @@ NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "cookie_domain": _cookie_domain,
     "cookie_format": _cookie_format,
     "cookie_max_age": _max_age,
-    "identify_on_login": _bool,
+    "identify_on_login": _bool_or_hook,
     "identify_traits": _hook,
     **BROWSER_NORMALIZERS,
 }
@@ -303,6 +314,7 @@ PLAIN_HOOKS = (
     "consent",
     "page_name",
     "csp_nonce",
+    "identify_on_login",
     "identify_traits",
 )
 

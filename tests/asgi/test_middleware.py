@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
-from segment_asgi import SegmentMiddleware
+from segment_asgi import SegmentMiddleware, segment_snippet
 from segment_core import Client
 from tests.asgi.apps import ROUTES, HeaderAuth, ViewBug, starlette_app
 from tests.asgi.conftest import Sent, TestClient, from_peer
 from tests.cycles import left_to_the_collector
+from tests.web.snippets import snippet_settings
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 UUID_VALUE = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
@@ -307,6 +308,31 @@ def test_an_async_user_id_hook_is_asked_again_once_the_app_has_run(
     assert login_page["userId"] == "u-7"
     assert "userId" not in logout_page
     assert len({m["anonymousId"] for m in (signing_in, login_page, logout_page)}) == 1
+
+
+def test_a_logout_ends_the_user_for_the_rest_of_the_request(client: Client, sent: Sent) -> None:
+    # scope["user"] names the user until the request ends: the view says it logged out.
+    async def logout(request: Request) -> Response:
+        request.state.analytics.track("Signing Out")
+        request.state.analytics.logout()
+        request.state.analytics.track("Signed Out")
+        return HTMLResponse(f"<head>{segment_snippet(request)}</head><p>bye</p>")
+
+    app = Starlette(
+        routes=[Route("/logout", logout)],
+        middleware=[
+            Middleware(SegmentMiddleware, client=client, browser_write_key="website-key"),
+            Middleware(AuthenticationMiddleware, backend=HeaderAuth()),
+        ],
+    )
+    with TestClient(app) as browser:
+        browser.cookies.set("ajs_anonymous_id", UUID_VALUE)
+        response = browser.get("/logout", headers={"x-user": "ann"})
+    assert snippet_settings(response.text)["userId"] is None
+    signing_out, signed_out, page = sent()
+    assert signing_out["userId"] == "ann"
+    assert "userId" not in signed_out and "userId" not in page
+    assert {m["anonymousId"] for m in (signing_out, signed_out, page)} == {UUID_VALUE}
 
 
 def test_excluded_paths_do_not_look_up_the_user(browse: Browse, sent: Sent) -> None:

@@ -43,6 +43,10 @@ async def async_page_filter(request: Any, response: Any) -> bool:
     return False
 
 
+async def async_identify_on_login(request: Any, user: Any) -> bool:
+    return False
+
+
 def name_of_the_route(request: HttpRequest) -> str:
     """A page name from ``request.resolver_match``, as Django code reads the route."""
     assert request.resolver_match is not None
@@ -57,3 +61,19 @@ def view_of_the_route(request: HttpRequest, response: object) -> dict[str, str]:
 def outside_the_backoffice(request: HttpRequest, response: object) -> bool:
     assert request.resolver_match is not None
     return request.resolver_match.app_name != "backoffice"
+
+
+def _impersonating(request: HttpRequest) -> bool:
+    """A route of the impersonation tool (django-hijack's are namespaced ``hijack``)."""
+    match = request.resolver_match
+    return match is not None and match.namespace == "hijack"
+
+
+def identify_unless_impersonating(request: HttpRequest, user: object) -> bool:
+    return not _impersonating(request)
+
+
+def user_unless_impersonating(request: HttpRequest) -> str | None:
+    if _impersonating(request) or not request.user.is_authenticated:
+        return None
+    return str(request.user.pk)

@@ -150,6 +150,31 @@ async def test_a_logout_in_an_async_view_ends_the_user_for_the_rest_of_the_reque
     assert "userId" not in signed_out and signed_out["anonymousId"]
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/asignout/",
+        pytest.param(
+            "/asignout-alogout/",
+            marks=pytest.mark.skipif(django.VERSION < (5, 0), reason="alogout() is Django 5's"),
+        ),
+    ],
+)
+async def test_a_logout_in_an_async_view_ends_the_user_the_user_id_hook_named(
+    async_client: AsyncClient, sent: Sent, segment: Any, url: str
+) -> None:
+    # The view's calls are made in the event loop, where the hook (which may use
+    # the ORM) is not asked: the logout itself says the user is gone.
+    segment(USER_ID="tests.django.hooks.user_email")
+    user = await sync_to_async(User.objects.create_user)("bob", "bob@example.com")
+    await sync_to_async(async_client.force_login)(user)
+    assert (await async_client.get(url)).json() == {"user_id": None}
+    signing_out, signed_out = sent()
+    assert signing_out["userId"] == "bob@example.com"
+    assert "userId" not in signed_out and signed_out["anonymousId"]
+
+
 @pytest.mark.skipif(django.VERSION < (5, 0), reason="request.auser() is Django 5's")
 @pytest.mark.django_db(transaction=True)
 async def test_an_account_deleted_in_an_async_view_keeps_its_user_id(

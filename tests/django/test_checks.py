@@ -84,6 +84,11 @@ def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
             {"PAGE_FILTER": "tests.django.hooks.async_page_filter"},
             "PAGE_FILTER must be a plain function, not async def",
         ),
+        (
+            {"IDENTIFY_ON_LOGIN": "tests.django.hooks.async_identify_on_login"},
+            "IDENTIFY_ON_LOGIN must be a plain function, not async def",
+        ),
+        ({"IDENTIFY_ON_LOGIN": "yes"}, "IDENTIFY_ON_LOGIN: 'yes' is not a dotted path"),
     ],
 )
 def test_e003_invalid_values_name_the_option(

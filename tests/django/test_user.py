@@ -18,7 +18,7 @@ from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
-from django.urls import path
+from django.urls import include, path
 from django.utils.functional import SimpleLazyObject, empty
 
 from tests.django.conftest import Sent
@@ -80,8 +80,20 @@ def delete_account(request: HttpRequest) -> HttpResponse:
     return HttpResponse("<p>bye</p>")
 
 
+def acquire(request: HttpRequest) -> HttpResponse:
+    """An impersonation tool's view (django-hijack's): the admin logged in as another user."""
+    admin = request.user
+    user = User.objects.get(username=request.GET["username"])
+    auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session["hijack_history"] = [str(admin.pk)]
+    return HttpResponse("ok")
+
+
+hijack = ([path("acquire/", acquire, name="acquire")], "hijack")
+
 urlpatterns = [
     path("", page, name="home"),
+    path("hijack/", include(hijack)),
     path("delete-account/", delete_account, name="delete-account"),
     path("whoami/", whoami, name="whoami"),
     path("remember/", remember, name="remember"),
@@ -206,6 +218,26 @@ def test_the_login_identify_uses_the_user_id_hook_as_every_call_does(
     assert identify["type"] == "identify"
     assert identify["userId"] == page["userId"] == "ann@example.com"
     assert identify["anonymousId"] == track["anonymousId"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "hooks",
+    [
+        {"IDENTIFY_ON_LOGIN": "tests.django.hooks.identify_unless_impersonating"},
+        {"USER_ID": "tests.django.hooks.user_unless_impersonating"},
+    ],
+)
+def test_an_impersonation_tools_login_sends_no_identify(
+    client: Client, sent: Sent, segment: Any, hooks: dict[str, str]
+) -> None:
+    segment(**hooks)
+    admin = User.objects.create_user("admin")
+    User.objects.create_user("bob")
+    client.get("/track-then-login/?username=admin")
+    client.get("/hijack/acquire/?username=bob")
+    identifies = [m for m in sent() if m["type"] == "identify"]
+    assert [m["userId"] for m in identifies] == [str(admin.pk)]
 
 
 @pytest.mark.django_db

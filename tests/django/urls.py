@@ -27,6 +27,7 @@ urlpatterns = [
     path("whoami/", views.whoami, name="whoami"),
     path("awhoami/", views.awhoami, name="awhoami"),
     path("asignout/", views.asignout, name="asignout"),
+    path("asignout-alogout/", views.asignout_alogout, name="asignout-alogout"),
     path("adelete-account/", views.adelete_account, name="adelete-account"),
     path("own-cookie/", views.own_cookie, name="own-cookie"),
     path("stream/", views.stream, name="stream"),

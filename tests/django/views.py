@@ -99,6 +99,16 @@ async def asignout(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"user_id": request.analytics.user_id})  # type: ignore[attr-defined]
 
 
+async def asignout_alogout(request: HttpRequest) -> JsonResponse:
+    """:func:`asignout` with Django 5's ``alogout()``, which sends its signal with ``asend()``."""
+    from django.contrib.auth import alogout
+
+    request.analytics.track("Signing Out")  # type: ignore[attr-defined]
+    await alogout(request)
+    request.analytics.track("Signed Out")  # type: ignore[attr-defined]
+    return JsonResponse({"user_id": request.analytics.user_id})  # type: ignore[attr-defined]
+
+
 async def adelete_account(request: HttpRequest) -> HttpResponse:
     """Django's delete() leaves request.user logged in, its pk set to None."""
     user = await request.auser()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import uuid
 from typing import Any
 
 import pytest
-from flask import Flask, Request, redirect, request
-from flask_login import logout_user
+from flask import Flask, Request, g, redirect, render_template_string, request
+from flask_login import UserMixin, current_user, login_user, logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
 from tests.flask.conftest import MakeApp, Sent
+from tests.web.snippets import snippet_settings
 
 UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
 
@@ -162,13 +165,126 @@ def test_a_logout_ends_the_user_for_the_rest_of_the_request(make_app: MakeApp, s
     assert signed_out["anonymousId"] == page["anonymousId"] == signing_out["anonymousId"]
 
 
+def test_a_logout_ends_the_user_whatever_a_user_id_hook_reading_g_says(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    # The app keeps its user in g for the request, as Flask's tutorial does.
+    app = make_app(user_id=lambda request: g.get("user_id"))
+
+    @app.before_request
+    def load_user() -> None:
+        g.user_id = current_user.get_id() if current_user.is_authenticated else None
+
+    @app.get("/logout")
+    def logout() -> str:
+        request.analytics.track("Signing Out")  # type: ignore[attr-defined]
+        logout_user()
+        request.analytics.track("Signed Out")  # type: ignore[attr-defined]
+        return "<p>bye</p>"
+
+    client = app.test_client()
+    client.get("/login/ann-7")
+    client.get("/logout")
+    *_, signing_out, signed_out, page = sent()
+    assert signing_out["userId"] == "ann-7"
+    assert "userId" not in signed_out and "userId" not in page
+    assert signed_out["anonymousId"] == page["anonymousId"] == signing_out["anonymousId"]
+
+
+class TokenUser(UserMixin):
+    """Flask-Login's alternative tokens: ``get_id()`` is a token the app changes to
+    end the user's sessions (at a password change)."""
+
+    def __init__(self, user_id: object) -> None:
+        self.id = user_id
+        self.token = secrets.token_hex(8)
+
+    def get_id(self) -> str:
+        return self.token
+
+
+class NoIdUser(UserMixin):
+    """A user without an ``id`` attribute: ``get_id()`` is its id."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_id(self) -> str:
+        return self.name
+
+
+def token_login_app(make_app: MakeApp, user: Any) -> Flask:
+    app = make_app(SEGMENT_BROWSER_WRITE_KEY="website-key")
+    login_manager = app.login_manager  # type: ignore[attr-defined]
+    login_manager.user_loader(lambda token: user if token == user.get_id() else None)
+
+    @app.get("/sign-in")
+    def sign_in() -> str:
+        login_user(user)
+        return "<p>in</p>"
+
+    @app.get("/account")
+    def account() -> str:
+        return render_template_string("<head>{{ segment_snippet() }}</head>")
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("user_id", "expected"),
+    [(42, "42"), (uuid.UUID(UUID), UUID), ("ann-7", "ann-7")],
+)
+def test_the_user_id_is_the_users_id_not_the_token_get_id_returns(
+    make_app: MakeApp, sent: Sent, user_id: object, expected: str
+) -> None:
+    user = TokenUser(user_id)
+    client = token_login_app(make_app, user).test_client()
+    client.get("/sign-in")
+    snippet = snippet_settings(client.get("/account").get_data(as_text=True))
+    user.token = secrets.token_hex(8)  # sessions ended: the user signs in again
+    client.get("/sign-in")
+    client.get("/account")
+    assert snippet["userId"] == expected
+    messages = sent()
+    assert [m["type"] for m in messages] == ["identify", "page", "page"] * 2
+    assert {m["userId"] for m in messages} == {expected}
+
+
+def test_a_user_without_an_id_attribute_is_named_by_get_id(make_app: MakeApp, sent: Sent) -> None:
+    client = token_login_app(make_app, NoIdUser("ann")).test_client()
+    client.get("/sign-in")
+    client.get("/account")
+    assert [(m["type"], m["userId"]) for m in sent()] == [
+        ("identify", "ann"),
+        ("page", "ann"),
+        ("page", "ann"),
+    ]
+
+
+def test_an_identify_on_login_hook_decides_each_login(make_app: MakeApp, sent: Sent) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def identify_on_login(request: Request, user: Any) -> bool:
+        asked.append((request.path, user.id))
+        return "as" not in request.args  # an admin signing in as this user
+
+    client = make_app(identify_on_login=identify_on_login).test_client()
+    client.get("/login/ann-7")
+    client.get("/login/bob-8?as=1")
+    assert asked == [("/login/ann-7", "ann-7"), ("/login/bob-8", "bob-8")]
+    identifies = [m for m in sent() if m["type"] == "identify"]
+    assert [m["userId"] for m in identifies] == ["ann-7"]
+
+
 def test_user_id_hook_wins(make_app: MakeApp, sent: Sent) -> None:
     client = make_app(SEGMENT_USER_ID="tests.flask.app.header_user").test_client()
-    client.get("/login/ann-7")
+    client.get("/login/ann-7")  # the hook names nobody: no identify either
+    client.get("/login/ann-7", headers={"X-User": "acct-7"})
     client.get("/", headers={"X-User": "from-header"})
     assert [(m["type"], m.get("userId")) for m in sent()] == [
-        ("identify", "ann-7"),
-        ("page", "ann-7"),
+        ("page", None),
+        ("identify", "acct-7"),
+        ("page", "acct-7"),
         ("page", "from-header"),
     ]
 

@@ -10,6 +10,7 @@ from segment_core.web import (
     DEFAULT_EXCLUDE_PATHS,
     RequestTracker,
     WebOptions,
+    check_plain_hooks,
     option_names,
     split_options,
 )
@@ -66,6 +67,24 @@ def test_hooks_from_dotted_paths() -> None:
     assert options.page_name is user_id_hook
 
 
+def identify_unless_impersonating(request: object, user: object) -> bool:
+    return True
+
+
+async def async_identify_on_login(request: object, user: object) -> bool:
+    return True
+
+
+def test_identify_on_login_is_a_bool_or_a_hook() -> None:
+    assert WebOptions().identify_on_login is True
+    assert WebOptions.from_mapping({"IDENTIFY_ON_LOGIN": False}).identify_on_login is False
+    dotted = "tests.web.test_options:identify_unless_impersonating"
+    hook = WebOptions.from_mapping({"identify_on_login": dotted}).identify_on_login
+    assert hook is identify_unless_impersonating
+    with pytest.raises(ValueError, match="identify_on_login must be a plain function, not async"):
+        check_plain_hooks(WebOptions(identify_on_login=async_identify_on_login))
+
+
 def test_compiled_patterns_are_accepted() -> None:
     pattern = re.compile(r"^/api/", re.IGNORECASE)
     options = WebOptions(exclude_paths=(pattern,))
@@ -112,6 +131,11 @@ def test_compiled_patterns_are_accepted() -> None:
             "consent: cannot import 'tests.web.broken_hooks:consent': RuntimeError",
         ),
         ({"anonymize_ip": 1}, "anonymize_ip must be True or False"),
+        (
+            {"identify_on_login": 1},
+            "identify_on_login must be True, False, or a callable (or a dotted path to one)",
+        ),
+        ({"identify_on_login": "yes"}, "identify_on_login: 'yes' is not a dotted path"),
     ],
 )
 def test_bad_values_name_the_option(mapping: dict[str, object], message: str) -> None:

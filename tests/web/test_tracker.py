@@ -10,7 +10,7 @@ import pytest
 from segment_core import signals
 from segment_core.client import Client
 from segment_core.scope import Analytics
-from segment_core.web import RequestTracker, WebOptions
+from segment_core.web import USER_NOT_KNOWN, RequestTracker, WebOptions
 from tests.web.conftest import make_request
 
 Messages = list[dict[str, Any]]
@@ -449,3 +449,107 @@ def test_the_automatic_page_call_is_the_one_analytics_page_makes(
             del message["messageId"], message["timestamp"]
     assert automatic == wire
     assert returned == expected
+
+
+# -- logins and logouts ------------------------------------------------------------------
+
+RETURNING = {"ajs_anonymous_id": UUID}
+
+
+@pytest.mark.parametrize(
+    ("answer", "identified", "logged"),
+    [
+        (True, True, ""),
+        (False, False, ""),
+        ("yes", False, "identify_on_login returned 'yes', not True or False"),
+        (RuntimeError("bug in the hook"), False, "the identify_on_login hook raised"),
+    ],
+)
+def test_an_identify_on_login_hook_decides_each_login(
+    client: Client,
+    sent: Messages,
+    caplog: pytest.LogCaptureFixture,
+    answer: object,
+    identified: bool,
+    logged: str,
+) -> None:
+    native = object()  # the framework's request
+    asked: list[tuple[object, object]] = []
+
+    def identify_on_login(request: object, user: object) -> object:
+        asked.append((request, user))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    t = tracker(client, WebOptions(identify_on_login=identify_on_login), native=native)
+    assert t.identify_login("9", {"username": "ann"}) is identified
+    assert asked == [(native, {"username": "ann"})]
+    assert [m["userId"] for m in sent] == (["9"] if identified else [])
+    assert logged in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "identified_as"),
+    [
+        ("u-9", "u-9"),
+        (None, None),  # an admin acting as the user, say: the hook names nobody
+        (RuntimeError("bug in the hook"), None),
+        (USER_NOT_KNOWN, "9"),  # the hook cannot tell where the login runs
+    ],
+)
+def test_with_a_user_id_hook_a_login_it_names_no_user_for_sends_no_identify(
+    client: Client, sent: Messages, answer: object, identified_as: str | None
+) -> None:
+    def user_id(request: object) -> object:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    t = tracker(client, WebOptions(user_id=user_id), cookies=RETURNING)
+    assert t.identify_login("9") is (identified_as is not None)
+    assert [m["userId"] for m in sent] == ([] if identified_as is None else [identified_as])
+
+
+@pytest.mark.parametrize("source", ["framework", "user_id hook"])
+def test_a_logout_ends_the_user_for_the_rest_of_the_request(
+    client: Client, sent: Messages, source: str
+) -> None:
+    # The framework's user (Starlette's scope["user"]) or the hook's answer still
+    # names the user once the view has ended the session: the view says so.
+    options = WebOptions(user_id=lambda request: "u-7") if source == "user_id hook" else None
+    t = RequestTracker(
+        client,
+        options or WebOptions(),
+        make_request(user_id="u-7", cookies=RETURNING),
+        read_user=lambda: "u-7",
+    )
+    t.analytics.track("Signing Out")
+    t.analytics.logout()
+    t.analytics.track("Signed Out")
+    t.user_answered("u-7")  # an async user_id hook's answer as the response starts
+    assert t.analytics.user_id is None
+    assert t.cookie_to_set() is None  # a returning visitor: its cookie stays as it is
+    assert t.finish(200, content_type=HTML)
+    signing_out, signed_out, page = sent
+    assert signing_out["userId"] == "u-7"
+    assert "userId" not in signed_out and "userId" not in page
+    assert {m["anonymousId"] for m in sent} == {UUID}
+
+
+def test_a_login_after_a_logout_in_one_request_names_the_new_user(
+    client: Client, sent: Messages
+) -> None:
+    user = ["u-7"]
+    t = RequestTracker(
+        client,
+        WebOptions(identify_on_login=False),
+        make_request(user_id="u-7", cookies=RETURNING),
+        read_user=lambda: user[0],
+    )
+    t.analytics.logout()
+    t.analytics.track("Signed Out")
+    user[0] = "u-8"
+    assert not t.identify_login("u-8")  # turned off; the new user is followed all the same
+    t.analytics.track("Signed In")
+    assert [m.get("userId") for m in sent] == [None, "u-8"]
