@@ -2,14 +2,16 @@
 
 ``client.write_key``, ``client.flush_at``, ``client.timeout``, ... read the validated
 :class:`Config`: every option under its own name, and analytics-python's aliases.
-They cannot be assigned, nor can other public attributes: the sender threads, the
-connection pool and the batching already use the settings, so changing one would be
-half applied, and an attribute of another name would be taken for a setting and
-silently do nothing. Build a new client with other options instead.
+They cannot be assigned, nor can a name close to one (``client.flushat``): the
+sender threads, the connection pool and the batching already use the settings, so
+changing one would be half applied, and a misspelt one would silently do nothing.
+Build a new client with other options instead. Other attributes are the caller's
+(``unittest.mock.patch.object(client, "track")`` among them).
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -40,9 +42,8 @@ class ClientSettings:
     config: Config
 
     def __setattr__(self, name: str, value: object) -> None:
-        # Only the client's own state (underscored names) is assigned after __init__;
         # Client.__init__ sets ``config`` with object.__setattr__.
-        if name.startswith("_"):
+        if name.startswith("_") or not _is_setting_like(name):
             object.__setattr__(self, name, value)
             return
         raise AttributeError(_assignment_refused(name, known=hasattr(self, name)))
@@ -214,6 +215,13 @@ class ClientSettings:
     def thread(self) -> int:
         """analytics-python's name for :attr:`Config.max_in_flight`."""
         return self.config.max_in_flight
+
+
+def _is_setting_like(name: str) -> bool:
+    """A setting's name, an alias, ``config``, or a near miss of one of them."""
+    if name in _SETTING_NAMES or name == "config":
+        return True
+    return bool(difflib.get_close_matches(name, _SETTING_NAMES, n=1, cutoff=0.85))
 
 
 def _assignment_refused(name: str, *, known: bool) -> str:

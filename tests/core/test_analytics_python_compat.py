@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from segment.analytics import Client as TheirClient
@@ -392,15 +393,31 @@ def test_assigning_any_option_is_refused_by_name(name: str) -> None:
             r"did you mean 'flush_at'\?\)",
         ),
         ("config", r"client\.config cannot be assigned"),
-        ("flush", r"client\.flush cannot be assigned"),
     ],
 )
-def test_assigning_another_public_attribute_is_refused(name: str, said: str) -> None:
+def test_assigning_a_near_miss_of_a_setting_is_refused(name: str, said: str) -> None:
     client = Client("write-key", send=False)
     with pytest.raises(
         AttributeError, match=rf"^{said}.*settings are read-only: build a new Client"
     ):
         setattr(client, name, 1)
+
+
+def test_a_clients_methods_can_be_patched_and_other_attributes_set(
+    segment_collector: Any,
+) -> None:
+    # unittest.mock.patch.object(client, "track") is how apps' tests stub a client.
+    client = Client("write-key", host=segment_collector.url, flush_interval=0.05)
+    with mock.patch.object(client, "track") as track:
+        client.track("u1", "Stubbed")
+    assert track.call_count == 1
+    client.owner = "billing"  # an app's own note on its client
+    assert client.owner == "billing"
+    client.track("u1", "Sent")
+    assert client.flush(timeout=5)
+    segment_collector.wait_for(1, timeout=5)
+    assert [e["message"]["event"] for e in segment_collector.events()] == ["Sent"]
+    client.shutdown()
 
 
 def test_the_segment_logger_receives_the_clients_logs() -> None:
