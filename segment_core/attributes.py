@@ -2,16 +2,14 @@
 
 ``client.write_key``, ``client.flush_at``, ``client.timeout``, ... read the validated
 :class:`Config`: every option under its own name, and analytics-python's aliases.
-They cannot be assigned, nor can a name close to one (``client.flushat``): the
-sender threads, the connection pool and the batching already use the settings, so
-changing one would be half applied, and a misspelt one would silently do nothing.
-Build a new client with other options instead. Other attributes are the caller's
-(``unittest.mock.patch.object(client, "track")`` among them).
+They cannot be assigned: the sender threads, the connection pool and the batching
+already use the settings, so changing one would be half applied. Build a new client
+with other options instead. Other attributes are the caller's (a subclass's own,
+``unittest.mock.patch.object(client, "track")``).
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -218,10 +216,8 @@ class ClientSettings:
 
 
 def _is_setting_like(name: str) -> bool:
-    """A setting's name, an alias, ``config``, or a near miss of one of them."""
-    if name in _SETTING_NAMES or name == "config":
-        return True
-    return bool(difflib.get_close_matches(name, _SETTING_NAMES, n=1, cutoff=0.85))
+    """A setting's name, an alias, or ``config``."""
+    return name in _SETTING_NAMES or name == "config"
 
 
 def _assignment_refused(name: str, *, known: bool) -> str:

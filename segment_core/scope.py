@@ -25,6 +25,7 @@ import functools
 import inspect
 import logging
 import threading
+import types
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -497,6 +498,12 @@ class _BoundCall(Generic[P, R]):
         finally:
             if counted:
                 _bound_call_ended()
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        # A method decorated with it binds its instance, as the function would.
+        if instance is None:
+            return self
+        return types.MethodType(self, instance)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Its parts only: the copies of fn's attributes are made again on the other side.

@@ -418,7 +418,13 @@ def user_id_of(user: Any) -> str | None:
     making a token the app changes to end the user's sessions; ``id`` stays the
     user's (an ``int``, ``UUID`` or ``ObjectId``, as Django's ``pk`` is written).
     """
-    user_id = getattr(user, "id", None)
+    try:
+        user_id = getattr(user, "id", None)
+    except Exception:  # an id that cannot be read (a lazy load failing): get_id() says
+        user_id = None
     if user_id is None or callable(user_id):  # no id attribute (a method is none)
         user_id = user.get_id()
+        # UserMixin.get_id() is str(self.id): "None" for a user not saved yet.
+        if user_id == "None":
+            return None
     return None if user_id is None else str(user_id)

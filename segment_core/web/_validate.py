@@ -126,7 +126,7 @@ def _bool_or_hook(name: str, value: object) -> bool | Hook:
     """True, False, or a hook (a callable or a dotted path to one) that decides each time."""
     if isinstance(value, bool) or callable(value):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and ("." in value or ":" in value):
         return import_callable(name, value)
     raise ValueError(
         f"{name} must be True, False, or a callable (or a dotted path to one), got {value!r}"

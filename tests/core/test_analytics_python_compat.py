@@ -384,23 +384,13 @@ def test_assigning_any_option_is_refused_by_name(name: str) -> None:
     assert client.config is before and client.flush_at == 50
 
 
-@pytest.mark.parametrize(
-    ("name", "said"),
-    [
-        (
-            "flushat",
-            r"client\.flushat cannot be assigned \(unknown option 'flushat'; "
-            r"did you mean 'flush_at'\?\)",
-        ),
-        ("config", r"client\.config cannot be assigned"),
-    ],
-)
-def test_assigning_a_near_miss_of_a_setting_is_refused(name: str, said: str) -> None:
+def test_assigning_config_is_refused() -> None:
     client = Client("write-key", send=False)
     with pytest.raises(
-        AttributeError, match=rf"^{said}.*settings are read-only: build a new Client"
+        AttributeError,
+        match=r"^client\.config cannot be assigned.*settings are read-only: build a new Client",
     ):
-        setattr(client, name, 1)
+        client.config = client.config  # type: ignore[misc]
 
 
 def test_a_clients_methods_can_be_patched_and_other_attributes_set(
@@ -418,6 +408,19 @@ def test_a_clients_methods_can_be_patched_and_other_attributes_set(
     segment_collector.wait_for(1, timeout=5)
     assert [e["message"]["event"] for e in segment_collector.events()] == ["Sent"]
     client.shutdown()
+
+
+def test_a_subclass_sets_its_own_attributes_whatever_their_names() -> None:
+    class RegionalClient(Client):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.hosts = ["eu", "us"]  # near a setting's name, but its own
+            self.flushed_at = None
+
+    client = RegionalClient("write-key", send=False)
+    assert client.hosts == ["eu", "us"] and client.flushed_at is None
+    with pytest.raises(AttributeError, match=r"^client\.host is read-only"):
+        client.host = "https://elsewhere.example"  # type: ignore[misc]
 
 
 def test_the_segment_logger_receives_the_clients_logs() -> None:

@@ -44,3 +44,14 @@ def test_it_wears_the_functions_name_and_signature() -> None:
     assert wrapped.__wrapped__ is report_visitor  # type: ignore[attr-defined]
     assert inspect.signature(wrapped) == inspect.signature(report_visitor)
     assert wrapped("here")["pid"] == os.getpid()
+
+
+class Mailer:
+    @with_binding
+    def send(self, to: str) -> tuple[str, Analytics | None]:
+        return to, current()
+
+
+def test_a_method_it_decorates_binds_its_instance() -> None:
+    assert Mailer().send("a@x") == ("a@x", None)
+    assert isinstance(Mailer.__dict__["send"], type(with_binding(report_visitor)))

@@ -88,7 +88,7 @@ def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
             {"IDENTIFY_ON_LOGIN": "tests.django.hooks.async_identify_on_login"},
             "IDENTIFY_ON_LOGIN must be a plain function, not async def",
         ),
-        ({"IDENTIFY_ON_LOGIN": "yes"}, "IDENTIFY_ON_LOGIN: 'yes' is not a dotted path"),
+        ({"IDENTIFY_ON_LOGIN": "yes"}, "IDENTIFY_ON_LOGIN must be True, False, or a callable"),
     ],
 )
 def test_e003_invalid_values_name_the_option(

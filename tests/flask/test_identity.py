@@ -261,6 +261,35 @@ def test_a_user_without_an_id_attribute_is_named_by_get_id(make_app: MakeApp, se
     ]
 
 
+class UnreadableIdUser(UserMixin):
+    """A user whose ``id`` fails to load (a dict-backed or lazily loaded record)."""
+
+    @property
+    def id(self) -> str:
+        raise KeyError("id")
+
+    def get_id(self) -> str:
+        return "u-123"
+
+
+class UnsavedUser(UserMixin):
+    """A user logged in before the database gave it an id: ``get_id()`` is "None"."""
+
+    id = None
+
+
+def test_a_user_whose_id_cannot_be_read_is_named_by_get_id(make_app: MakeApp, sent: Sent) -> None:
+    client = token_login_app(make_app, UnreadableIdUser()).test_client()
+    client.get("/sign-in")
+    assert [(m["type"], m["userId"]) for m in sent()] == [("identify", "u-123"), ("page", "u-123")]
+
+
+def test_a_user_not_saved_yet_is_no_user(make_app: MakeApp, sent: Sent) -> None:
+    client = token_login_app(make_app, UnsavedUser()).test_client()
+    client.get("/sign-in")
+    assert [(m["type"], m.get("userId")) for m in sent()] == [("page", None)]
+
+
 def test_an_identify_on_login_hook_decides_each_login(make_app: MakeApp, sent: Sent) -> None:
     asked: list[tuple[str, str]] = []
 
