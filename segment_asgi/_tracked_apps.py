@@ -9,6 +9,10 @@ itself, and knows what the middleware cannot (its routes, whose secrets it
 redacts, and its user). So the middleware stands aside for the requests routed to
 such a mount. The mounts are found once per app, at its first request; for an app
 without one, a request costs an identity check.
+
+Behind a router this cannot look into (Channels' ``ProtocolTypeRouter``), Django's
+handler is found by the mark ``segment_django``'s middleware leaves instead
+(:data:`TRACKED_BY_DJANGO`), seen as the response starts.
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ from segment_asgi._mounts import included_routes, routes_of
 from segment_asgi._scope import match_route
 from segment_asgi._types import Scope
 
-__all__ = ["SelfTrackingMounts", "tracks_itself"]
+__all__ = ["TRACKED_BY_DJANGO", "SelfTrackingMounts", "tracks_itself"]
 
 logger = logging.getLogger("segment.asgi")
+
+#: Set by ``segment_django``'s middleware in ``scope["state"]`` of each request it
+#: tracks (its ``TRACKED_IN_STATE``; this package cannot import Django's): in the
+#: state, which the copies of a scope that routers make share with it.
+TRACKED_BY_DJANGO = "segment_django.tracked"
 
 _MAX_DEPTH = 32
 # Where the app wrapped by a WSGI adapter, or by ASGI middleware, is kept:

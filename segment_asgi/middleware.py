@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import re
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -42,8 +43,7 @@ from segment_asgi._scope import (
     user_id_of,
     wrapped_router,
 )
-from segment_asgi._shutdown import FLUSHED_AT_SHUTDOWN
-from segment_asgi._tracked_apps import SelfTrackingMounts
+from segment_asgi._tracked_apps import TRACKED_BY_DJANGO, SelfTrackingMounts
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core.client import Client
 from segment_core.config import (
@@ -57,7 +57,14 @@ from segment_core.config import (
 )
 from segment_core.config import option_names as client_option_names
 from segment_core.lifecycle import live_clients
-from segment_core.lifespan import flush_in_thread, run_lifespan
+from segment_core.lifespan import (
+    FLUSHED_AT_SHUTDOWN,
+    Flushable,
+    ShutdownFlush,
+    flush_with_joined,
+    run_lifespan,
+    stops_through_atexit,
+)
 from segment_core.scope import bind, reset
 from segment_core.web import (
     REDIRECT_STATUSES,
@@ -158,11 +165,14 @@ class SegmentMiddleware:
 
     A mounted Flask app with ``SegmentFlask``, or a Django project with
     ``segment_django``'s middleware, tracks its own requests: this one stands
-    aside for them.
+    aside for them (for Django's handler behind any router, such as Channels',
+    as the response starts: that middleware marks the requests it tracks).
 
     On a mounted app, which Starlette passes no lifespan, the client is flushed
-    at shutdown only by :func:`segment_asgi.flushing_at_shutdown` around the app
-    the server runs; without it, the first request logs a WARNING saying so.
+    at shutdown only by :func:`segment_asgi.flushing_at_shutdown` (or
+    ``segment_django.asgi``'s wrapper) around the app the server runs; without
+    it, the first request logs a WARNING saying so. Once it got lifespan, what
+    below it gets none (``segment_django``'s middleware) joins its flush.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> SegmentMiddleware:
@@ -305,6 +315,11 @@ class SegmentMiddleware:
         self._stood_aside = False
         #: Whether it got lifespan, or its first request has been checked for it.
         self._lifespan_checked = False
+        #: What got no lifespan below it and joined its flush (Django's middleware).
+        self._joined: weakref.WeakSet[Flushable] = weakref.WeakSet()
+        #: Once it got lifespan: ``_joined``, put in each request's scope as
+        #: ``ShutdownFlush`` does, for what is below it to join.
+        self._shutdown_mark: weakref.WeakSet[Flushable] | None = None
 
     @property
     def client(self) -> Client:
@@ -316,8 +331,11 @@ class SegmentMiddleware:
         if kind != "http" or SCOPE_MARK in scope:
             if kind == "lifespan":
                 self._lifespan_checked = True
+                self._shutdown_mark = self._joined
                 await run_lifespan(self.app, scope, receive, send, self._flush)
             elif kind == "websocket" and SCOPE_MARK not in scope:
+                if self._shutdown_mark is not None:
+                    scope[FLUSHED_AT_SHUTDOWN] = self._shutdown_mark
                 if self.websockets:
                     await self._websocket(scope, receive, send)
                 else:
@@ -334,7 +352,10 @@ class SegmentMiddleware:
                 await self.app(scope, receive, send)
             return
 
-        if not self._lifespan_checked:
+        shutdown_mark = self._shutdown_mark
+        if shutdown_mark is not None:
+            scope[FLUSHED_AT_SHUTDOWN] = shutdown_mark
+        elif not self._lifespan_checked:
             self._check_lifespan(scope)
         # This app's router, read now: scope["app"] changes as mounted apps run.
         app_router = self._router or scope.get("app")
@@ -356,12 +377,22 @@ class SegmentMiddleware:
             tracker = self._start(scope, native, app_router, read_route)
         else:
             tracker = await self._start_awaiting_user(scope, native, app_router, read_route)
+        # Shared by the copies of the scope that routers pass on (Channels' URLRouter).
+        state = scope["state"]
         start: Message | None = None
 
         async def send_with_analytics(message: Message) -> None:
             nonlocal start
             kind = message["type"]
             if kind == "http.response.start":
+                if TRACKED_BY_DJANGO in state:
+                    # segment_django's middleware tracked it: Django's handler behind a
+                    # router not looked into (Channels'). Its page call and cookie are
+                    # the visitor's; the work started here is let go of, unsent.
+                    tracker.allowed = False
+                    tracker.finish(0)
+                    await send(message)
+                    return
                 headers = message.get("headers")
                 if headers is not None and type(headers) is not list:
                     # Any iterable, says ASGI: read once here, for all who look.
@@ -620,14 +651,12 @@ class SegmentMiddleware:
             self._finish(tracker, start)
 
     def _check_lifespan(self, scope: Scope) -> None:
-        """At the first request without lifespan: join the app of
-        ``segment_asgi.flushing_at_shutdown`` around this one; without one, say
-        that nothing flushes the client at shutdown."""
+        """At the first request without lifespan: join the app around this one that
+        flushes at shutdown (``segment_asgi.flushing_at_shutdown``'s,
+        ``segment_django.asgi``'s); without one, say that nothing flushes the client
+        at shutdown."""
         self._lifespan_checked = True
-        flushed = scope.get(FLUSHED_AT_SHUTDOWN)
-        if flushed is not None:
-            flushed.add(self)
-        else:
+        if not ShutdownFlush.join(scope, self) and not stops_through_atexit():
             logger.warning(
                 "segment: SegmentMiddleware got a request but no lifespan startup: it "
                 "is in a mounted app (Starlette passes lifespan to no mounted app), or "
@@ -642,19 +671,21 @@ class SegmentMiddleware:
         """The client to flush at shutdown: its own, else the default one if built."""
         return self._client if self._client is not None else segment_core.default_client
 
+    async def shutting_down(self) -> Client | None:
+        """Its client, for the app above it that flushes at shutdown (it joined that one)."""
+        return self._client_at_shutdown()
+
     async def _flush(self) -> None:
-        """Deliver what the client holds before the server hears shutdown is complete.
+        """Deliver what the client holds before the server hears shutdown is complete,
+        with the clients of what joined this flush (segment_django's middleware).
 
         A mounted Flask or Django app that tracks itself sends with a client of its
         own, which gets no lifespan and, under servers that end their workers
         without ``atexit``, no other chance: the other live clients are flushed too.
         """
         own = self._client_at_shutdown()
-        await flush_in_thread(own)
-        if self._self_tracking.last[1]:
-            for client in live_clients():
-                if client is not own:
-                    await flush_in_thread(client)
+        others = live_clients() if self._self_tracking.last[1] else []
+        await flush_with_joined((own, *others), self._joined)
 
 
 def _content_type(headers: Iterable[Any]) -> str | None:

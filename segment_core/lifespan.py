@@ -20,18 +20,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
+import sys
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from segment_core import lifecycle
+from segment_core._clock import monotonic
 from segment_core.scope import bound_calls_running, wait_for_bound_calls
 
 if TYPE_CHECKING:
     from segment_core.client import Client
 
-__all__ = ["ShutdownFlush", "flush_in_thread", "run_lifespan"]
+__all__ = [
+    "FLUSHED_AT_SHUTDOWN",
+    "Flushable",
+    "ShutdownFlush",
+    "flush_in_thread",
+    "flush_with_joined",
+    "run_lifespan",
+    "stops_through_atexit",
+]
 
 logger = logging.getLogger("segment.core")
 
@@ -117,7 +127,7 @@ async def flush_in_thread(client: Client | None) -> None:
     if client is None:
         return
     timeout = client.config.shutdown_timeout
-    deadline = time.monotonic() + timeout
+    deadline = monotonic() + timeout
     try:
         delivered = await _to_thread(functools.partial(_flush_after_bound_calls, client), timeout)
     except Exception:
@@ -129,7 +139,7 @@ async def flush_in_thread(client: Client | None) -> None:
 
 
 def _flush_after_bound_calls(client: Client, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+    deadline = monotonic() + timeout
     client.flush(0)  # what it holds already goes out while the threads finish
     if not wait_for_bound_calls(timeout):
         logger.warning(
@@ -138,7 +148,21 @@ def _flush_after_bound_calls(client: Client, timeout: float) -> bool:
             bound_calls_running(),
             timeout,
         )
-    return client.flush(max(0.0, deadline - time.monotonic()))
+    return client.flush(max(0.0, deadline - monotonic()))
+
+
+#: Set by an app that got lifespan and flushes at its shutdown (:class:`ShutdownFlush`,
+#: ``segment_asgi``'s middleware) in the scope of each request and WebSocket it
+#: passes on: what joined that flush (a ``WeakSet``; see :meth:`ShutdownFlush.join`).
+FLUSHED_AT_SHUTDOWN = "segment.flushed_at_shutdown"
+
+
+class Flushable(Protocol):
+    """What joins the flush of an app above it: a middleware that gets no lifespan itself."""
+
+    async def shutting_down(self) -> Client | None:
+        """The server is shutting down: finish what is pending; the client to flush."""
+        ...
 
 
 class ShutdownFlush:
@@ -149,24 +173,79 @@ class ShutdownFlush:
     flushed); several are flushed one after the other, each within its own
     ``shutdown_timeout``. When ``app`` does not speak lifespan, this answers it
     for the server.
+
+    Once it got lifespan it marks the scope of each request and WebSocket with
+    :data:`FLUSHED_AT_SHUTDOWN`: a middleware below that gets no lifespan itself
+    (a mounted app's, Django's) joins it (:meth:`join`), and its client is flushed
+    too. Without lifespan it flushes nothing, and marks nothing.
     """
 
     def __init__(
-        self, app: ASGIApp, client: Client | Callable[[], Client | Iterable[Client] | None]
+        self,
+        app: ASGIApp,
+        client: Client | Callable[[], Client | Iterable[Client] | None] | None = None,
     ) -> None:
         self.app = app
         self._client = client
+        # Weakly: a middleware let go of (an app rebuilt in tests) is gone.
+        self._joined: weakref.WeakSet[Flushable] = weakref.WeakSet()
+        self._got_lifespan = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+            self._got_lifespan = True
             await run_lifespan(self.app, scope, receive, send, self._flush)
-        else:
-            await self.app(scope, receive, send)
+            return
+        if self._got_lifespan:
+            scope[FLUSHED_AT_SHUTDOWN] = self._joined
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def join(scope: Scope, flushable: Flushable) -> bool:
+        """Have ``flushable``'s client flushed by the app that marked ``scope``
+        (the scope of a request it passed on); False when none did."""
+        joined = scope.get(FLUSHED_AT_SHUTDOWN)
+        if joined is None:
+            return False
+        joined.add(flushable)
+        return True
 
     async def _flush(self) -> None:
         from segment_core.client import Client
 
         client = self._client
         found = client() if callable(client) else client
-        for each in (found,) if found is None or isinstance(found, Client) else found:
-            await flush_in_thread(each)
+        own = (found,) if found is None or isinstance(found, Client) else found
+        await flush_with_joined(own, self._joined)
+
+
+async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[Flushable]) -> None:
+    """Flush ``clients`` and those of what ``joined``, each client once, one after
+    the other (each within its own ``shutdown_timeout``).
+
+    Every joined one is asked before the first flush: what it finishes then (the
+    page call of a response the server cut short) goes out with the rest.
+    """
+    found = list(clients)
+    for each in list(joined):
+        try:
+            found.append(await each.shutting_down())
+        except Exception:
+            logger.exception("segment: could not ask %r for its client at shutdown", each)
+    flushed: set[int] = set()
+    for client in found:
+        if client is not None and id(client) not in flushed:
+            flushed.add(id(client))
+            await flush_in_thread(client)
+
+
+def stops_through_atexit() -> bool:
+    """Whether this process's ASGI server runs ``atexit`` as it stops, so that the
+    clients deliver then without a lifespan flush: Daphne, whose Twisted reactor
+    runs the process and which has no lifespan.
+
+    ``daphne`` in Django's ``INSTALLED_APPS`` (for its ``runserver``) installs the
+    reactor in every process, where only Daphne's server runs it.
+    """
+    reactor = sys.modules.get("twisted.internet.reactor")  # the installed reactor
+    return bool(getattr(reactor, "running", False))

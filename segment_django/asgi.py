@@ -14,7 +14,8 @@ shutdown the client is flushed (within ``SHUTDOWN_TIMEOUT``). Page calls and
 ``request.analytics`` still come from ``segment_django``'s middleware.
 
 With Django Channels, the router is the application the server runs, and it
-refuses the lifespan protocol: wrap the router itself::
+refuses the lifespan protocol: wrap the router itself (a ``segment_asgi``
+middleware inside, on its ``websocket`` branch, has its client flushed too)::
 
     from channels.routing import ProtocolTypeRouter
     from django.core.asgi import get_asgi_application

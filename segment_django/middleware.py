@@ -21,6 +21,11 @@ makes for a preview (``is_dummy``) gets no automatic call or cookie.
 
 Put it before the cache's ``FetchFromCacheMiddleware``, else the pages the cache
 answers never reach it. Listed twice, the inner one stands aside.
+
+Under ASGI it marks each request it tracks (:data:`TRACKED_IN_STATE`), so that
+``segment_asgi``'s middleware around Django's handler stands aside, and joins the
+flush at lifespan shutdown of the app around the handler
+(:mod:`segment_django.asgi`); without one, its first request logs a WARNING.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import dataclasses
 import functools
 import logging
 import sys
+import weakref
 from collections.abc import Callable, Mapping
 from http.cookies import Morsel, SimpleCookie, _quote
 from types import CodeType, ModuleType
@@ -48,6 +54,8 @@ from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
+from segment_core.client import Client
+from segment_core.lifespan import ShutdownFlush, stops_through_atexit
 from segment_core.scope import Analytics, bind, bound_async_iteration, bound_iteration, reset
 from segment_core.web import (
     REDIRECT_STATUSES,
@@ -67,9 +75,14 @@ from segment_core.web import (
 )
 from segment_django import conf
 
-__all__ = ["SegmentMiddleware"]
+__all__ = ["TRACKED_IN_STATE", "SegmentMiddleware"]
 
 logger = logging.getLogger("segment.django")
+
+#: Set in ``scope["state"]`` of each request it tracks under ASGI, which the copies
+#: of the scope that routers make share: an ASGI middleware around Django's handler
+#: (``segment_asgi``'s, around a Channels router) stands aside for it.
+TRACKED_IN_STATE = "segment_django.tracked"
 
 
 class SegmentMiddleware:
@@ -85,10 +98,14 @@ class SegmentMiddleware:
             markcoroutinefunction(self)
         # Fail at start-up, not at the first request, on invalid settings.
         conf.validate()
+        #: Until its first request, which says what flushes the client at shutdown.
+        self._shutdown_unchecked = True
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
+        if self._shutdown_unchecked:
+            self._check_shutdown_flush(request)
         if hasattr(request, "_segment_tracker"):
             # Listed twice in MIDDLEWARE: the outer one tracks this request.
             return self.get_response(request)
@@ -102,6 +119,8 @@ class SegmentMiddleware:
         return self._finish(tracker, request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        if self._shutdown_unchecked:
+            self._check_shutdown_flush(request)
         if hasattr(request, "_segment_tracker"):
             # Listed twice in MIDDLEWARE: the outer one tracks this request.
             passed: HttpResponseBase = await self.get_response(request)
@@ -159,6 +178,59 @@ class SegmentMiddleware:
         return finished
 
     # -- shared by both modes -------------------------------------------------
+
+    def _check_shutdown_flush(self, request: HttpRequest) -> None:
+        """At the first request, under ASGI: join the flush at lifespan shutdown of
+        the app around Django's handler; without one, say once per process that
+        what the client holds when the server ends a worker is lost.
+
+        ASGI servers end their worker processes without ``atexit`` (uvicorn with
+        ``--reload`` or ``--workers``), and Django's own handler gets no lifespan.
+        WSGI servers, tests and Daphne (which stops through Twisted's reactor) let
+        the process run ``atexit``.
+        """
+        global _unflushed_warned
+        self._shutdown_unchecked = False
+        scope = getattr(request, "scope", None)  # ASGIRequest
+        if (
+            not isinstance(scope, dict)
+            or ShutdownFlush.join(scope, self)
+            or _unflushed_warned
+            or conf.running_tests()
+            or stops_through_atexit()
+        ):
+            return
+        _unflushed_warned = True
+        logger.warning(
+            "segment: Django got a request under ASGI but no lifespan startup: asgi.py "
+            "serves Django's own get_asgi_application() (or a Channels router as it "
+            "is), or the server runs without lifespan. ASGI servers end their worker "
+            "processes without atexit (uvicorn with --reload or --workers, gunicorn's "
+            "uvicorn workers), so the events the client holds then are lost: in "
+            "asgi.py, use segment_django.asgi.get_asgi_application() (with Channels, "
+            "application = segment_django.asgi.flushing_at_shutdown(ProtocolTypeRouter"
+            "(...))), and keep the server's lifespan on"
+        )
+
+    async def shutting_down(self) -> Client:
+        """At lifespan shutdown, for the app around Django's handler that flushes
+        then (this joined it at its first request): the page calls of the streamed
+        responses the server cut short, then the client to flush.
+
+        A server that shuts down cancels the requests still streaming, and Django's
+        ASGI handler closes no response then: its page call would never be made.
+        """
+        client = conf.get_client()
+        if not _streams_being_sent:
+            return client
+        if _has_sync_hooks(conf.web_options()) or client.config.sync_mode:
+            # As in __acall__: the hooks may use the ORM, refused in the event loop, and
+            # a sync_mode client sends on the calling thread.
+            await sync_to_async(_finish_cut_streams)()
+        else:
+            # In the event loop, where what is left of each stream still runs.
+            _finish_cut_streams()
+        return client
 
     @staticmethod
     def _wants_user(info: RequestInfo) -> bool:
@@ -244,6 +316,7 @@ class SegmentMiddleware:
                     _bind_while_streaming(response, tracker.analytics)
 
                 def finish() -> None:
+                    _streams_being_sent.discard(finish)
                     tracker.finish(
                         response.status_code,
                         response,
@@ -251,6 +324,7 @@ class SegmentMiddleware:
                         response_header=headers.get,
                     )
 
+                _streams_being_sent.add(finish)
                 _call_after_close(response, finish)
             else:
                 tracker.finish(
@@ -494,6 +568,10 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         path = request_wire_path(
             request.path, scope.get("raw_path"), str(scope.get("root_path") or "")
         )
+        state = scope.get("state")
+        if type(state) is dict:
+            # Read by an ASGI middleware around Django's handler, which stands aside.
+            state[TRACKED_IN_STATE] = True
     else:
         # META is the environ, but with PATH_INFO decoded: request.path re-escapes
         # the bytes that are not UTF-8 ("%E9"), a literal "%" is lost with it.
@@ -857,6 +935,24 @@ def _path_language(path: str) -> str:
     """The language a path resolves in when not in the active one: its prefix's,
     else the default one."""
     return translation.get_language_from_path(path) or str(settings.LANGUAGE_CODE)
+
+
+#: The page calls of the streamed responses not closed yet (weakly: each lives as
+#: long as its response). See :meth:`SegmentMiddleware.shutting_down`.
+_streams_being_sent: weakref.WeakSet[Callable[[], None]] = weakref.WeakSet()
+
+#: Whether the WARNING about no flush at shutdown was logged (once per process).
+_unflushed_warned = False
+
+
+def _finish_cut_streams() -> None:
+    """Make the page calls of the streamed responses not closed yet, each once."""
+    while _streams_being_sent:
+        try:
+            finish = _streams_being_sent.pop()
+        except KeyError:  # another thread took the last one
+            return
+        finish()
 
 
 def _call_after_close(response: HttpResponseBase, callback: Callable[[], None]) -> None:

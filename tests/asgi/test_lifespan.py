@@ -8,8 +8,10 @@ middleware at shutdown.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+import types
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -240,6 +242,25 @@ def test_without_it_a_mounted_app_s_middleware_warns_once(
         assert "segment_asgi.flushing_at_shutdown(app)" in warning.getMessage()
     finally:
         built_client(api).shutdown(timeout=10)
+
+
+def test_under_daphne_which_runs_atexit_and_has_no_lifespan_it_does_not_warn(
+    segment_collector: CollectorHandle,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Daphne serves from Twisted's reactor, installed in sys.modules and running.
+    monkeypatch.setitem(
+        sys.modules, "twisted.internet.reactor", types.SimpleNamespace(running=True)
+    )
+    outer, api = mounted(segment_collector)
+    try:
+        with caplog.at_level(logging.WARNING), TestClient(outer) as browser:
+            browser.get("/api/")
+        assert no_lifespan_warnings(caplog) == []
+    finally:
+        built_client(api).shutdown(timeout=10)
+    assert [e["message"]["name"] for e in segment_collector.events()] == ["home"]
 
 
 def test_without_lifespan_from_the_server_the_wrapper_cannot_flush_and_it_warns(
