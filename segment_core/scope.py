@@ -431,9 +431,16 @@ def bound_iteration(items: Iterable[T], obj: Analytics) -> Iterator[T]:
                     _current.reset(token)
             yield item
     finally:
+        # The body's own cleanup (a generator's finally, at a visitor leaving) is
+        # below the view too.
         close = getattr(iterator, "close", None)
         if close is not None:
-            close()
+            token = None if _current.get() is obj else _current.set(obj)
+            try:
+                close()
+            finally:
+                if token is not None:
+                    _current.reset(token)
 
 
 async def bound_async_iteration(items: AsyncIterable[T], obj: Analytics) -> AsyncIterator[T]:
@@ -453,7 +460,12 @@ async def bound_async_iteration(items: AsyncIterable[T], obj: Analytics) -> Asyn
     finally:
         close = getattr(iterator, "aclose", None)
         if close is not None:
-            await close()
+            token = None if _current.get() is obj else _current.set(obj)
+            try:
+                await close()
+            finally:
+                if token is not None:
+                    _current.reset(token)
 
 
 def with_binding(fn: Callable[P, R]) -> Callable[P, R]:

@@ -56,7 +56,14 @@ from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from segment_core.client import Client
 from segment_core.lifespan import ShutdownFlush, stops_through_atexit
-from segment_core.scope import Analytics, bind, bound_async_iteration, bound_iteration, reset
+from segment_core.scope import (
+    Analytics,
+    bind,
+    bound,
+    bound_async_iteration,
+    bound_iteration,
+    reset,
+)
 from segment_core.web import (
     REDIRECT_STATUSES,
     USER_NOT_KNOWN,
@@ -464,6 +471,19 @@ def _bind_while_streaming(response: Any, analytics: Analytics) -> None:
         response.streaming_content = bound_async_iteration(content, analytics)
     else:
         response.streaming_content = bound_iteration(content, analytics)
+        # The body's own cleanup (a generator's finally when the visitor leaves)
+        # runs from the closers the server's close() calls: bound too.
+        closers = getattr(response, "_resource_closers", None)
+        if type(closers) is list:
+            closers[:] = [_bound_closer(close, analytics) for close in closers]
+
+
+def _bound_closer(close: Callable[[], object], analytics: Analytics) -> Callable[[], None]:
+    def close_bound() -> None:
+        with bound(analytics):
+            close()
+
+    return close_bound
 
 
 def _set_cookie(response: HttpResponseBase, cookie: CookieSpec) -> None:

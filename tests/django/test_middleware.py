@@ -332,6 +332,19 @@ def test_analytics_is_bound_while_a_streaming_body_is_made(client: Client, sent:
     assert analytics().anonymous_id is None  # unbound between chunks and after
 
 
+def test_a_streaming_body_s_cleanup_is_bound_when_the_visitor_leaves(
+    client: Client, sent: Sent
+) -> None:
+    response = client.get("/stream-left/")
+    chunks = iter(response.streaming_content)  # type: ignore[attr-defined]
+    assert next(chunks) == b"data: 0\n\n"
+    response.close()  # what gunicorn does when the visitor leaves mid-stream
+    [closed] = sent()  # an event stream is no page view
+    assert closed["event"] == "Stream Closed"
+    assert closed["anonymousId"] == response.cookies["ajs_anonymous_id"].value
+    assert analytics().anonymous_id is None
+
+
 # -- hooks that fail ------------------------------------------------------------------
 
 

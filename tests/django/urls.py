@@ -33,6 +33,7 @@ urlpatterns = [
     path("stream/", views.stream, name="stream"),
     path("astream/", views.astream, name="astream"),
     path("stream-tracked/", views.stream_tracked, name="stream-tracked"),
+    path("stream-left/", views.stream_left, name="stream-left"),
     path("astream-tracked/", views.astream_tracked, name="astream-tracked"),
     path("healthz", views.page, name="healthz"),
     path("assets/app.css", views.page, name="asset"),

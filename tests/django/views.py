@@ -145,6 +145,17 @@ def stream_tracked(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/html")
 
 
+def stream_left(request: HttpRequest) -> StreamingHttpResponse:
+    def events() -> Iterator[bytes]:
+        try:
+            for number in range(50):
+                yield b"data: %d\n\n" % number
+        finally:  # the visitor left: the server closes the body
+            analytics().track("Stream Closed")
+
+    return StreamingHttpResponse(events(), content_type="text/event-stream")
+
+
 async def astream_tracked(request: HttpRequest) -> StreamingHttpResponse:
     async def chunks() -> AsyncIterator[bytes]:
         yield b"<p>one "
