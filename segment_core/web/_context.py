@@ -244,17 +244,48 @@ def cut(text: str, limit: int) -> str:
 
 
 def locale(accept_language: str | None) -> str | None:
-    """The first language tag of an ``Accept-Language`` header (``en-US``)."""
+    """The preferred language tag of an ``Accept-Language`` header (``en-US``): the
+    first of the highest quality, never one of ``q=0`` (not acceptable), with ``_``
+    written ``-`` as analytics.js reports it."""
     if not accept_language:
         return None
-    return _first_language(accept_language[: MAX_LOCALE + 64])
+    head = accept_language
+    if len(head) > _LOCALE_HEAD:  # whole entries only: a cut one is another tag
+        head = head[: head.rfind(",", 0, _LOCALE_HEAD + 1) + 1]
+    return _preferred_language(head)
+
+
+#: How much of ``Accept-Language`` is read: a browser's whole list, a few tags.
+_LOCALE_HEAD = 256
 
 
 @functools.lru_cache(maxsize=256)
-def _first_language(head: str) -> str | None:
+def _preferred_language(head: str) -> str | None:
     # By the header's start: browsers send a few values, the same for many visitors.
-    tag = head.split(",", 1)[0].split(";", 1)[0].strip()
-    return tag if len(tag) <= MAX_LOCALE and _LOCALE.fullmatch(tag) else None
+    best: str | None = None
+    best_quality = 0.0
+    for entry in head.split(","):
+        tag, _, parameters = entry.partition(";")
+        tag = tag.strip()
+        quality = _quality(parameters)
+        if quality > best_quality and len(tag) <= MAX_LOCALE and _LOCALE.fullmatch(tag):
+            best, best_quality = tag.replace("_", "-"), quality
+            if quality >= 1.0:
+                break  # none comes before the first of the highest quality
+    return best
+
+
+def _quality(parameters: str) -> float:
+    """The ``q`` of a language range's parameters (``q=0.8``); 1 without one, 0 if bad."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value.strip())
+            except ValueError:
+                return 0.0
+            return quality if 0.0 <= quality <= 1.0 else 0.0
+    return 1.0
 
 
 def page_fields(

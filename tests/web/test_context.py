@@ -129,7 +129,12 @@ def test_context_ip_options() -> None:
     [
         ("en-US,en;q=0.9,fr;q=0.8", "en-US"),
         ("fr-CH", "fr-CH"),
-        ("de;q=0.5, en;q=1", "de"),  # the first tag, as the browser ordered them
+        ("de;q=0.5, en;q=1", "en"),  # the highest quality, wherever it is listed
+        ("fr-CH;q=0, de;q=0.8", "de"),  # q=0: not acceptable
+        ("en;q=0.1, ja", "ja"),
+        ("de;q=0.8, fr;q=0.8", "de"),  # the first of the highest
+        ("en_US", "en-US"),  # as analytics.js writes it
+        ("en;q=abc, fr", "fr"),  # a quality that is not one
         ("*", None),
         ("", None),
         (None, None),
@@ -141,10 +146,12 @@ def test_locale(header: str | None, expected: str | None) -> None:
     assert locale(header) == expected  # the answer remembered is the same
 
 
-def test_locale_reads_the_first_tag_of_a_long_header() -> None:
+def test_locale_reads_the_start_of_a_long_header() -> None:
     languages = ",".join(f"x{number};q=0.{number % 9 + 1}" for number in range(500))
     assert locale("pt-BR," + languages) == "pt-BR"
-    assert locale("a" * 36 + "," + languages) is None  # longer than any language tag
+    # Longer than any language tag: the best of the others.
+    assert locale("a" * 36 + ",de;q=0.5,fr;q=0.9," + languages) == "fr"
+    assert locale("a" * 300 + ",pt-BR") is None  # beyond what is read
 
 
 def test_full_context() -> None:
