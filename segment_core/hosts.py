@@ -13,6 +13,9 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import SplitResult, urlsplit
 
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
 __all__ = [
     "DEFAULT_PORTS",
     "check_host",
@@ -75,6 +78,12 @@ def check_host(value: object, *, name: str = "host") -> None:
         )
     if not parts.hostname:
         raise ValueError(f"{name} must name a server, got {shown!r}")
+    try:  # as the connection pool will read it: a name IDNA cannot write is no server
+        parse_url(value)
+    except LocationParseError as error:
+        raise ValueError(
+            f"{name} names no server that can be reached ({error}): {shown!r}"
+        ) from None
     if parts.query or "?" in value:
         raise ValueError(f"{name} must not have a query string, got {shown!r}")
     if parts.fragment or "#" in value:

@@ -26,6 +26,10 @@ NOT_BASE_URLS = [
     ("https://api.segment.io\n", "spaces"),
     ("https://api segment.io", "spaces"),
     ("https://[::1", "not a valid URL"),
+    # Names IDNA cannot write: no connection could ever be made to them.
+    ("https://\uff41\uff50\uff49.segment.io", "names no server that can be reached"),
+    ("https://api\u3002segment.io", "names no server that can be reached"),
+    ("http://\U0001f600.invalid", "names no server that can be reached"),
 ]
 
 
@@ -81,6 +85,7 @@ def test_segment_host_from_the_environment_is_checked_the_same_way(
         "http://[::1]:8765",
         "https://events.eu1.segmentapis.com",
         "HTTPS://API.SEGMENT.IO",
+        "https://caf\u00e9.example",  # an internationalised name, written as IDNA
     ],
 )
 def test_usable_hosts_are_accepted(host: str) -> None:
