@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import importlib
 import logging
 import math
 import os
@@ -30,7 +31,9 @@ __all__ = [
     "POSITIONAL_OPTIONS",
     "Config",
     "check_option",
+    "import_callable",
     "option_names",
+    "read_flag",
 ]
 
 DEFAULT_HOST = "https://api.segment.io"
@@ -186,6 +189,10 @@ class Config:
         return config
 
     def validate(self) -> None:
+        """Check every option; a :class:`ValueError` names the first that is wrong."""
+        self._validate(parse_oauth_key=True)
+
+    def _validate(self, *, parse_oauth_key: bool) -> None:
         check_write_key(self.write_key)
         check_host(self.host)
         _check_int("flush_at", self.flush_at, low=1, high=2500)
@@ -215,7 +222,7 @@ class Config:
         check_proxies(self.proxies)
         for name in ("on_success", "on_failure", "backoff", "now", "uid"):
             _check_callable(name, getattr(self, name))
-        _check_oauth(self)
+        _check_oauth(self, parse_key=parse_oauth_key)
         if self.log_handler is not None and not isinstance(self.log_handler, logging.Handler):
             raise ValueError(
                 f"log_handler must be a logging.Handler, got {type(self.log_handler).__name__}"
@@ -253,10 +260,12 @@ def check_option(name: str, value: Any) -> None:
     whether all three are is checked as the client is built.
     """
     values, given = _read_options({name: value})
+    # The other two stand in as set: only a key given here is a key to parse.
+    parse_oauth_key = "oauth_client_key" in values
     if name in _OAUTH_TOGETHER:
         values = {**dict.fromkeys(_OAUTH_TOGETHER, "set"), **values}
     try:
-        Config(**values).validate()
+        Config(**values)._validate(parse_oauth_key=parse_oauth_key)
     except ValueError as error:
         raise _as_written(error, given, {}) from None
 
@@ -285,11 +294,14 @@ def _read_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     for name in _OAUTH_OPTIONS:
         if name in values and values[name] in ("", b""):
             del values[name]
-    # What analytics-python accepts for these, read as it reads them.
     for name in _FLAGS:
-        flag = values.get(name)
-        if type(flag) is int and flag in (0, 1):
-            values[name] = bool(flag)  # send=int(os.environ["SEND"])
+        if name in values:
+            values[name] = _as_flag(values[name])
+    # A hook named by its dotted path, as the web options' hooks are (settings files
+    # hold text: SEGMENT = {"BEFORE_SEND": "myapp.analytics.scrub"}).
+    for name in _HOOKS:
+        if isinstance(values.get(name), str):
+            values[name] = import_callable(name, values[name])
     if isinstance(values.get("default_context"), Context):
         values["default_context"] = _typed_context(values["default_context"])
     if isinstance(values.get("timeout"), tuple):
@@ -336,6 +348,8 @@ def _type_name(value: object) -> str:
 
 #: The options that are True or False.
 _FLAGS = ("gzip", "send", "sync_mode", "debug")
+#: The options that are functions the client calls.
+_HOOKS = ("on_error", "before_send", "on_success", "on_failure", "backoff", "now", "uid")
 _OAUTH_OPTIONS = (
     "oauth_client_id",
     "oauth_client_key",
@@ -359,6 +373,23 @@ def _timeout_pair(pair: tuple[Any, ...], name: str) -> float:
     total = pair[0] + pair[1]
     _check_number(name, total)  # before float(), which cannot take every int
     return float(total)
+
+
+def read_flag(name: str, value: object) -> bool:
+    """A yes/no option's value: True, False, 0 or 1; a ValueError naming ``name`` for
+    anything else. (None, the default, is the caller's to replace.)"""
+    flag = _as_flag(value)
+    _check_bool(name, flag)
+    assert isinstance(flag, bool)
+    return flag
+
+
+def _as_flag(value: object) -> object:
+    """0 and 1 as analytics-python reads them, False and True (``send =
+    int(os.environ["SEND"])``); any other value as it is, for the check to refuse."""
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    return value
 
 
 def _check_bool(name: str, value: object) -> None:
@@ -399,7 +430,33 @@ def _number_text(value: float) -> str:
 
 def _check_callable(name: str, value: object) -> None:
     if value is not None and not callable(value):
-        raise ValueError(f"{name} must be callable, got {_type_name(value)}")
+        raise ValueError(
+            f"{name} must be callable (or a dotted path to one), got {_type_name(value)}"
+        )
+
+
+def import_callable(name: str, path: str) -> Callable[..., Any]:
+    """Import ``"package.module.attr"`` or ``"package.module:attr"`` for option ``name``."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"{name}: {path!r} is not a dotted path to a callable")
+    if module_name.startswith("."):
+        # Relative to nothing: settings are not a package.
+        raise ValueError(
+            f"{name}: {path!r} is a relative path; write the module's full dotted path "
+            "(e.g. 'myapp.hooks:function')"
+        )
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{name}: cannot import {path!r}: {exc}") from None
+    except Exception as exc:  # the module itself failed as it was imported
+        raise ValueError(f"{name}: cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
+    if not callable(target):
+        raise ValueError(f"{name}: {path!r} is not callable")
+    return target  # type: ignore[no-any-return]
 
 
 _PROXY_SCHEMES = ("http", "https")
@@ -481,7 +538,7 @@ def _without_password(url: str) -> str:
     return f"{scheme}://{user}:…@{host}" if scheme else f"{user}:…@{host}"
 
 
-def _check_oauth(config: Config) -> None:
+def _check_oauth(config: Config, *, parse_key: bool) -> None:
     given = {
         name: getattr(config, name) for name in _OAUTH_TOGETHER if getattr(config, name) is not None
     }
@@ -505,6 +562,12 @@ def _check_oauth(config: Config) -> None:
         raise ValueError(
             f"oauth_client_key must be a PEM private key (str or bytes), got {_type_name(key)}"
         )
+    if parse_key:
+        # Parsed now, not as the first batch is sent: a key that is no key is refused
+        # where it is configured (an app's start-up, its system checks).
+        from segment_core.oauth import load_private_key
+
+        load_private_key(key)
 
 
 def _typed_context(context: Context) -> dict[str, Any]:

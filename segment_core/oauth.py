@@ -15,6 +15,7 @@ its expiry; a batch answered 401 renews it once and is sent again.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -54,15 +55,23 @@ class OAuthError(Exception):
 
 
 def load_private_key(pem: str | bytes) -> Any:
-    """Parse ``oauth_client_key``; a ValueError names the option when it is not usable."""
+    """Parse ``oauth_client_key``; a ValueError names the option when it is not usable
+    (nor the libraries that sign with it installed)."""
+    return _parsed_key(pem.encode() if isinstance(pem, str) else pem)
+
+
+# Checked as the options are validated, then used as the client is built: an RSA key
+# takes tens of milliseconds to load, every time.
+@functools.lru_cache(maxsize=4)
+def _parsed_key(data: bytes) -> Any:
     try:
+        import jwt  # noqa: F401  # signs the assertions: checked with the key
         from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
     except ImportError:
         raise ValueError(
             "oauth_client_key: OAuth needs the 'oauth' extra: pip install 'segment-web[oauth]'"
         ) from None
-    data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as error:
@@ -85,17 +94,13 @@ class TokenSource:
         *,
         clock: Callable[[], float] = monotonic,
     ) -> None:
-        try:
-            import jwt
-        except ImportError:
-            raise ValueError(
-                "oauth_client_id: OAuth needs the 'oauth' extra: pip install 'segment-web[oauth]'"
-            ) from None
         assert config.oauth_client_id and config.oauth_key_id and config.oauth_client_key
+        self._key = load_private_key(config.oauth_client_key)  # PyJWT is there once it loads
+        import jwt
+
         self._jwt = jwt
         self._client_id = config.oauth_client_id
         self._key_id = config.oauth_key_id
-        self._key = load_private_key(config.oauth_client_key)
         self._audience = config.oauth_auth_server.rstrip("/")
         self._url = self._audience + "/token"
         self._scope = config.oauth_scope

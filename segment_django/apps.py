@@ -9,12 +9,7 @@ handler where nothing else handles SIGTERM, such as ``runserver --noreload``).
 
 from __future__ import annotations
 
-import logging
-
 from django.apps import AppConfig
-from django.core.exceptions import ImproperlyConfigured
-
-logger = logging.getLogger("segment.django")
 
 
 class SegmentConfig(AppConfig):
@@ -33,11 +28,9 @@ class SegmentConfig(AppConfig):
         checks.register(check_settings)
         checks.register(check_deployment, checks.Tags.security, deploy=True)
         setting_changed.connect(conf.on_setting_changed, dispatch_uid="segment_django.conf")
-        try:
-            conf.get_client()
-        except ImproperlyConfigured as exc:
-            # The system checks say what is wrong (manage.py check); the
-            # middleware refuses to start with it.
-            logger.error("segment: no client built: %s", exc)
+        # Settings no client can be built from are logged (once) and give one that
+        # discards; the system checks say what is wrong (manage.py check), and the
+        # middleware refuses to start with it.
+        conf.get_client()
         user_logged_in.connect(identify_on_login, dispatch_uid="segment_django.login")
         user_logged_out.connect(end_user_on_logout, dispatch_uid="segment_django.logout")

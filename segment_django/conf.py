@@ -29,13 +29,14 @@ from segment_core.adapters import (
     withdraw_as_default,
 )
 from segment_core.client import Client
-from segment_core.config import ALIASES, FROM_ENVIRONMENT, Config
+from segment_core.config import ALIASES, DEFAULT_HOST, FROM_ENVIRONMENT, Config
 from segment_core.config import option_names as client_option_names
 from segment_core.testing import divert_in_tests, pytest_running
 from segment_core.web import WebOptions, check_plain_hooks, split_options
 from segment_core.web import option_names as web_option_names
 
 __all__ = [
+    "built_client",
     "conf",
     "django_message",
     "get_client",
@@ -53,6 +54,8 @@ _owned = False
 #: The client last diverted under test runners: set up once, not at each call.
 _diverted: Client | None = None
 _web_options: WebOptions | None = None
+#: What keeps a client from being built, and the client that discards meanwhile.
+_unbuilt: tuple[str, Client] | None = None
 
 
 class Settings:
@@ -162,11 +165,47 @@ def get_client() -> Client:
     exists), so ``segment_core.track(...)`` and ``analytics()`` outside a request
     use it too; one without a write key only until the module-level settings or
     ``SEGMENT_WRITE_KEY`` give one (see :func:`segment_core.adapters.offer_as_default`).
+
+    Settings no client can be built from give a client that discards, and one
+    ERROR naming the problem: the requests of a running site go on, untracked,
+    rather than fail. :func:`built_client` raises it instead.
     """
+    client = _client
+    if client is None:
+        try:
+            client = _find_client()
+        except ImproperlyConfigured as problem:
+            client = _discarding_client(problem)
+    return client
+
+
+def built_client() -> Client:
+    """:func:`get_client`, or :class:`ImproperlyConfigured` naming what keeps a
+    client from being built (for a command that reports on the setup)."""
     client = _client
     if client is None:
         client = _find_client()
     return client
+
+
+def _discarding_client(problem: ImproperlyConfigured) -> Client:
+    """The client that stands in while ``problem`` keeps one from being built: one
+    per problem, which it names once, as an ERROR. (Not kept as the client: settings
+    without client options take the module-level ones, which an app's ``ready()``
+    may still complete, so the next call asks again.)"""
+    global _unbuilt
+    with _lock:
+        unbuilt = _unbuilt
+        if unbuilt is None or unbuilt[0] != str(problem):
+            logger.error(
+                "segment: no client built: %s; its events are discarded until it is fixed",
+                problem,
+            )
+            # No key or host of the settings, the module's or the environment's: one of
+            # them may be what is wrong. Without a key and sending nothing, no spool.
+            stand_in = Client("", host=DEFAULT_HOST, send=False)
+            unbuilt = _unbuilt = (str(problem), stand_in)
+    return unbuilt[1]
 
 
 def _find_client() -> Client:
@@ -178,7 +217,10 @@ def _find_client() -> Client:
         try:
             client = build_client(client_options) if client_options else default_client()
         except (TypeError, ValueError) as exc:
-            raise _improperly_configured(exc) from None
+            if client_options or FROM_ENVIRONMENT in str(exc):
+                raise _improperly_configured(exc) from None
+            # Not settings.SEGMENT's: the module-level settings it left the client to.
+            raise ImproperlyConfigured(f"segment_core's module-level settings: {exc}") from None
         if client is not _diverted:
             _divert_in_tests(client, web)
         if client_options:
@@ -221,13 +263,13 @@ def running_tests() -> bool:
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     """Forget what was built from settings that changed (``setting_changed`` receiver)."""
-    global _client, _diverted, _web_options
+    global _client, _diverted, _web_options, _unbuilt
     if setting in ("SEGMENT", "STATIC_URL", "MEDIA_URL"):
         _web_options = None
     if setting != "SEGMENT":
         return
     with _lock:
-        old, _client, _diverted = _client, None, None
+        old, _client, _diverted, _unbuilt = _client, None, None, None
     if old is None or not _owned:  # segment_core's default client is not Django's to stop
         return
     was_default = withdraw_as_default(old)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from segment_core.web._request import MAX_CACHED_LENGTH
+from segment_core.web._validate import joined_patterns
 
 __all__ = ["BOT_PATTERN", "DEFAULT_BOT_USER_AGENTS", "BotMatcher"]
 
@@ -53,45 +54,45 @@ BOT_PATTERN = re.compile("|".join(DEFAULT_BOT_USER_AGENTS))
 
 _CACHE_SIZE = 2048
 
-# A pattern's leading global flags ("(?i)crawler"), valid alone but not once joined.
-_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
-
-
-def _scoped(pattern: str) -> str:
-    """``pattern`` as a group of its own; its leading global flags apply to it alone."""
-    flags = _GLOBAL_FLAGS.match(pattern)
-    if flags is None:
-        return f"(?:{pattern})"
-    # On a line of its own: a verbose pattern's comment ("# our monitor") ends at it.
-    end = "\n)" if "x" in flags.group(1) else ")"
-    return f"(?{flags.group(1)}:{pattern[flags.end() :]}{end}"
-
 
 class BotMatcher:
     """``matches(user_agent)``: one search per distinct User-Agent, then a dict lookup
     (a User-Agent longer than :data:`MAX_CACHED_LENGTH` is searched each time)."""
 
-    __slots__ = ("_cache", "_pattern")
+    __slots__ = ("_cache", "_search")
 
     def __init__(self, patterns: Iterable[str] = DEFAULT_BOT_USER_AGENTS) -> None:
-        joined = "|".join(_scoped(pattern) for pattern in patterns)
+        patterns = tuple(patterns)
         # Ignoring case: an entry spelled as its product spells itself ("HeadlessChrome").
-        try:
-            self._pattern = re.compile(joined, re.IGNORECASE) if joined else None
-        except re.error as exc:
-            raise ValueError(f"bot_user_agents: the patterns cannot be joined: {exc}") from None
+        joined = joined_patterns(patterns, re.IGNORECASE)
+        self._search: Callable[[str], object] | None
+        if joined is not None:
+            self._search = joined.search
+        elif patterns:  # they cannot be joined: one search each
+            self._search = _first_match([re.compile(p, re.IGNORECASE) for p in patterns])
+        else:
+            self._search = None
         self._cache: dict[str, bool] = {}
 
     def matches(self, user_agent: str | None) -> bool:
         """Whether ``user_agent`` names a bot; an empty one does not (test clients)."""
-        if not user_agent or self._pattern is None:
+        if not user_agent or self._search is None:
             return False
         cache = self._cache
         found = cache.get(user_agent)
         if found is None:
-            found = self._pattern.search(user_agent) is not None
+            found = self._search(user_agent) is not None
             if len(user_agent) <= MAX_CACHED_LENGTH:
                 if len(cache) >= _CACHE_SIZE:
                     cache.clear()
                 cache[user_agent] = found
         return found
+
+
+def _first_match(patterns: list[re.Pattern[str]]) -> Callable[[str], object]:
+    """A search through ``patterns`` one by one: a match, or None."""
+
+    def search(user_agent: str) -> object:
+        return next((True for pattern in patterns if pattern.search(user_agent)), None)
+
+    return search

@@ -18,7 +18,15 @@ from typing import Any, Literal
 from segment_core.web._bots import DEFAULT_BOT_USER_AGENTS, BotMatcher
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC, CspNonce, PageSource
 from segment_core.web._redaction import DEFAULT_SECRET_WORDS, Redactor
-from segment_core.web._validate import NORMALIZERS, Hook, IPNetwork, PageName
+from segment_core.web._validate import (
+    NORMALIZERS,
+    Hook,
+    IPNetwork,
+    PageName,
+    check_cookie_prefixes,
+    has_secure_prefix,
+    joined_patterns,
+)
 
 __all__ = [
     "DEFAULT_EXCLUDE_PATHS",
@@ -192,7 +200,7 @@ class WebOptions:
         init=False, repr=False, compare=False, default=()
     )
     #: The patterns as one regular expression (one search per request), or None
-    #: when they carry different flags and must be searched one by one.
+    #: when they cannot be joined and are searched one by one.
     exclude_regex: re.Pattern[str] | None = field(
         init=False, repr=False, compare=False, default=None
     )
@@ -204,10 +212,17 @@ class WebOptions:
     content_types: frozenset[str] = field(
         init=False, repr=False, compare=False, default=frozenset()
     )
+    #: Whether the cookies the server and analytics.js write are ``Secure`` on any
+    #: page: browsers keep a cookie whose name has a prefix (``__Secure-``,
+    #: ``__Host-``) only when it is.
+    secure_cookies: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
         for name, normalize in NORMALIZERS.items():
-            object.__setattr__(self, name, normalize(name, getattr(self, name)))
+            value = getattr(self, name)
+            if value is None and name in _DEFAULT_FOR_NONE:
+                value = _DEFAULT_FOR_NONE[name]
+            object.__setattr__(self, name, normalize(name, value))
         for name, defaults in LIST_DEFAULTS.items():
             given = getattr(self, name)
             if not getattr(self, f"replace_default_{name}"):
@@ -217,10 +232,7 @@ class WebOptions:
             object.__setattr__(self, name, given)
         patterns = tuple(re.compile(p) for p in self.exclude_paths)
         object.__setattr__(self, "exclude_patterns", patterns)
-        flags = {pattern.flags for pattern in patterns}
-        if patterns and len(flags) == 1:
-            joined = "|".join(f"(?:{pattern.pattern})" for pattern in patterns)
-            object.__setattr__(self, "exclude_regex", re.compile(joined, flags.pop()))
+        object.__setattr__(self, "exclude_regex", joined_patterns(patterns))
         redactor = Redactor(
             self.redact_query_params, defaults=not self.replace_default_redact_query_params
         )
@@ -228,6 +240,9 @@ class WebOptions:
         object.__setattr__(self, "bots", BotMatcher(self.bot_user_agents))
         object.__setattr__(self, "excluded_routes", frozenset(self.exclude_routes))
         object.__setattr__(self, "content_types", frozenset(self.page_content_types))
+        check_cookie_prefixes(self.cookie_name, self.user_cookie_name, self.cookie_domain)
+        secure = has_secure_prefix(self.cookie_name) or has_secure_prefix(self.user_cookie_name)
+        object.__setattr__(self, "secure_cookies", secure)
         if self.page_source == "server" and not self.page_calls:
             raise ValueError(
                 "page_source is 'server' but page_calls is off: no side would send page "
@@ -253,6 +268,18 @@ class WebOptions:
                 raise ValueError(_unknown_message(key, names))
             values[name] = value
         return cls(**values)
+
+
+#: The options for which None means their default, as for the client's yes/no
+#: options (analytics-python's settings hold None for "the default"): the yes/no
+#: options, and ``trusted_proxies`` (none trusted). For others None is a value of
+#: its own (``cookie_domain``: the host alone; ``csp_nonce``: no nonce), or refused
+#: (``cookie_max_age``: None would read as a cookie for the browser's session).
+_DEFAULT_FOR_NONE: dict[str, Any] = {
+    f.name: f.default
+    for f in fields(WebOptions)
+    if f.init and (isinstance(f.default, bool) or f.name == "trusted_proxies")
+}
 
 
 def option_names() -> frozenset[str]:

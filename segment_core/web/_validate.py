@@ -7,7 +7,6 @@ Flask config keys and Django settings.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import inspect
 import ipaddress
 import math
@@ -15,16 +14,22 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from segment_core.config import import_callable, read_flag
 from segment_core.web._browser_options import BROWSER_NORMALIZERS
 
 __all__ = [
+    "HOST_PREFIX",
     "HTTP_METHODS",
     "NORMALIZERS",
     "PAGE_NAME_MODES",
+    "SECURE_PREFIXES",
     "Hook",
     "IPNetwork",
     "PageName",
+    "check_cookie_prefixes",
+    "has_secure_prefix",
     "import_callable",
+    "joined_patterns",
 ]
 
 PAGE_NAME_MODES = ("route", "template", "path")
@@ -39,9 +44,7 @@ _DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$"
 
 
 def _bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
+    return read_flag(name, value)  # the client's rule: 0 and 1 too
 
 
 def _strings(name: str, value: object) -> tuple[str, ...]:
@@ -114,6 +117,53 @@ def _patterns(name: str, value: object) -> tuple[str | re.Pattern[str], ...]:
     return tuple(out)
 
 
+# A pattern's leading global flags ("(?i)^/private/"), valid alone but not once joined.
+_GLOBAL_FLAGS = re.compile(r"(?:\(\?[aiLmsux]+\))+")
+_FLAG_LETTERS = (
+    (re.ASCII, "a"),
+    (re.IGNORECASE, "i"),
+    (re.MULTILINE, "m"),
+    (re.DOTALL, "s"),
+    (re.VERBOSE, "x"),
+)
+# A group referred to by its number (\1, (?(1)...)): numbers change once joined.
+_NUMBERED_REFERENCE = re.compile(r"\\[1-9]|\(\?\([0-9]")
+
+
+def joined_patterns(
+    patterns: Iterable[str | re.Pattern[str]], flags: int = 0
+) -> re.Pattern[str] | None:
+    """``patterns`` as one regular expression, one search instead of one per pattern,
+    each with its own flags (a leading ``(?i)``, a compiled pattern's); None when
+    there are none, or when they cannot be joined (a group name used twice, a group
+    referred to by its number): then search them one by one."""
+    scoped = [_scoped(pattern) for pattern in patterns]
+    if not scoped or (len(scoped) > 1 and any(map(_NUMBERED_REFERENCE.search, scoped))):
+        return None
+    try:
+        return re.compile("|".join(scoped), flags)
+    except re.error:
+        return None
+
+
+def _scoped(pattern: str | re.Pattern[str]) -> str:
+    """``pattern`` as a group of its own, whose flags apply to it alone."""
+    text = pattern if isinstance(pattern, str) else pattern.pattern
+    leading = _GLOBAL_FLAGS.match(text)
+    if leading is not None:
+        text = text[leading.end() :]
+    if isinstance(pattern, str):
+        given = leading[0] if leading is not None else ""
+        letters = "".join(sorted({c for c in given if c.isalpha()}))
+    else:  # its flags, the inline ones included
+        letters = "".join(letter for flag, letter in _FLAG_LETTERS if pattern.flags & flag)
+    if not letters:
+        return f"(?:{text})"
+    # On a line of its own: a verbose pattern's comment ("# our monitor") ends at it.
+    end = "\n)" if "x" in letters else ")"
+    return f"(?{letters}:{text}{end}"
+
+
 def _hook(name: str, value: object) -> Hook | None:
     if value is None or callable(value):
         return value
@@ -123,9 +173,12 @@ def _hook(name: str, value: object) -> Hook | None:
 
 
 def _bool_or_hook(name: str, value: object) -> bool | Hook:
-    """True, False, or a hook (a callable or a dotted path to one) that decides each time."""
+    """True, False (or 1, 0), or a hook (a callable or a dotted path to one) that
+    decides each time."""
     if isinstance(value, bool) or callable(value):
         return value
+    if type(value) is int and value in (0, 1):
+        return read_flag(name, value)
     if isinstance(value, str) and ("." in value or ":" in value):
         return import_callable(name, value)
     raise ValueError(
@@ -142,30 +195,6 @@ def _page_name(name: str, value: object) -> PageName:
         return import_callable(name, value)
     modes = ", ".join(repr(m) for m in PAGE_NAME_MODES)
     raise ValueError(f"{name} must be one of {modes} or a callable, got {value!r}")
-
-
-def import_callable(name: str, path: str) -> Hook:
-    """Import ``"package.module.attr"`` or ``"package.module:attr"`` for option ``name``."""
-    module_name, sep, attr = path.partition(":")
-    if not sep:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise ValueError(f"{name}: {path!r} is not a dotted path to a callable")
-    if module_name.startswith("."):
-        # Relative to nothing: settings are not a package.
-        raise ValueError(
-            f"{name}: {path!r} is a relative path; write the module's full dotted path "
-            "(e.g. 'myapp.hooks:function')"
-        )
-    try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{name}: cannot import {path!r}: {exc}") from None
-    except Exception as exc:  # the module itself failed as it was imported
-        raise ValueError(f"{name}: cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
-    if not callable(target):
-        raise ValueError(f"{name}: {path!r} is not callable")
-    return target  # type: ignore[no-any-return]
 
 
 def _trusted_proxies(name: str, value: object) -> int | tuple[IPNetwork, ...]:
@@ -196,6 +225,34 @@ def _cookie_name(name: str, value: object) -> str:
     if not isinstance(value, str) or not _COOKIE_NAME.fullmatch(value):
         raise ValueError(f"{name} must be a valid cookie name, got {value!r}")
     return value
+
+
+#: Cookie name prefixes browsers hold to rules (RFC 6265bis; compared ignoring case):
+#: such a cookie must be ``Secure`` (``__Secure-``), and also have the path "/" and
+#: no ``Domain`` (``__Host-``). Browsers drop one that breaks them.
+HOST_PREFIX = "__host-"
+SECURE_PREFIXES = ("__secure-", HOST_PREFIX)
+
+
+def has_secure_prefix(cookie_name: str) -> bool:
+    """Whether browsers keep a cookie of that name only when it is ``Secure``."""
+    return cookie_name.lower().startswith(SECURE_PREFIXES)
+
+
+def check_cookie_prefixes(
+    cookie_name: str, user_cookie_name: str, cookie_domain: str | None
+) -> None:
+    """ValueError for a ``__Host-`` cookie name with ``cookie_domain``, which the
+    server's cookie and analytics.js's (the user id's too) are written with."""
+    if cookie_domain is None:
+        return
+    for option, name in (("cookie_name", cookie_name), ("user_cookie_name", user_cookie_name)):
+        if name.lower().startswith(HOST_PREFIX):
+            raise ValueError(
+                f"{option} {name!r} cannot go with cookie_domain {cookie_domain!r}: browsers "
+                "drop a __Host- cookie that names a domain; leave cookie_domain unset (a "
+                "cookie of the host alone) or use a name without that prefix"
+            )
 
 
 def _cookie_domain(name: str, value: object) -> str | None:

@@ -693,7 +693,7 @@ class _FailingZone(dt.tzinfo):
 @pytest.mark.parametrize("name", ["on_success", "on_failure", "backoff", "now", "uid"])
 def test_hooks_must_be_callable(name: str) -> None:
     with pytest.raises(ValueError, match=f"{name} must be callable"):
-        Client("write-key", **{name: "not callable"})
+        Client("write-key", **{name: 42})
 
 
 # -- OAuth against the real collector -------------------------------------------------

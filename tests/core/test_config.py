@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from segment_core import Client, Config
-from segment_core.config import MAX_SECONDS
+from segment_core.config import MAX_SECONDS, check_option
 from tests.receiver import Receiver
 
 
@@ -103,7 +103,7 @@ def test_unknown_option_suggests_the_closest_name() -> None:
         ("max_retries", -1, "max_retries must be at least 0"),
         ("host", "api.segment.io", "host must be an http:// or https:// URL"),
         ("on_error", 3, "on_error must be callable"),
-        ("before_send", "x", "before_send must be callable"),
+        ("before_send", "x", "before_send: 'x' is not a dotted path to a callable"),
         ("default_context", [1], "default_context must be a dict"),
         ("default_integrations", "all", "default_integrations must be a dict"),
         ("shutdown_timeout", None, "shutdown_timeout must be a number"),
@@ -312,3 +312,81 @@ def test_a_proxy_url_the_connection_pool_cannot_read_is_refused_by_name(
     with pytest.raises(ValueError, match=f"^proxies: .* {problem}") as raised:
         Client("key", proxies={"https": proxy})
     assert "secret" not in str(raised.value)
+
+
+#: A key file with the wrong content (a secret mounted from the wrong source).
+PEM_WITHOUT_A_KEY = "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n"
+OAUTH_IDS = {"oauth_client_id": "client-1", "oauth_key_id": "key-1"}
+
+
+def test_an_oauth_key_is_parsed_with_the_other_options() -> None:
+    # Checked where it is configured, not as the first batch is sent: an adapter's
+    # start-up check and a Django system check refuse it too.
+    with pytest.raises(ValueError, match=r"^oauth_client_key is not a PEM private key"):
+        Config.from_options("key", oauth_client_key=PEM_WITHOUT_A_KEY, **OAUTH_IDS)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    not_rsa = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    with pytest.raises(ValueError, match=r"^oauth_client_key must be an RSA private key"):
+        Config.from_options("key", oauth_client_key=not_rsa, **OAUTH_IDS)
+    from tests.core.test_analytics_python_compat import _key_pair
+
+    assert Config.from_options("key", oauth_client_key=_key_pair()[0], **OAUTH_IDS).oauth
+
+
+def test_a_module_level_oauth_key_is_parsed_as_it_is_set() -> None:
+    with pytest.raises(ValueError, match=r"^oauth_client_key is not a PEM private key"):
+        check_option("oauth_client_key", PEM_WITHOUT_A_KEY)
+    # Set one at a time: the id comes before the key, which is parsed when it comes.
+    check_option("oauth_client_id", "client-1")
+    check_option("oauth_client_key", "")  # from an unset variable: no key
+
+
+def add_origin(message: dict[str, Any]) -> dict[str, Any]:
+    message.setdefault("properties", {})["origin"] = "hook"
+    return message
+
+
+def fixed_message_id() -> str:
+    return "message-from-a-hook"
+
+
+def test_the_client_hooks_may_be_dotted_paths(receiver: Receiver) -> None:
+    # As the web options' hooks are: settings files hold text.
+    client = Client(
+        "key",
+        host=receiver.url,
+        before_send="tests.core.test_config:add_origin",
+        uid="tests.core.test_config.fixed_message_id",
+        on_error="logging.exception",
+    )
+    assert client.config.before_send is add_origin and client.config.on_error is logging.exception
+    client.track("u1", "Hooked")
+    assert client.flush(timeout=10)
+    [message] = receiver.messages()
+    assert message["properties"] == {"origin": "hook"}
+    assert message["messageId"] == "message-from-a-hook"
+    client.shutdown(timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "text"),
+    [
+        ("on_success", "tests.core.no_such_module:hook", "on_success: cannot import"),
+        ("backoff", "tests.core.test_config:no_such_function", "backoff: cannot import"),
+        ("now", "tests.core.test_config.OAUTH_IDS", "now: 'tests.core.test_config.OAUTH_IDS' is"),
+        ("on_failure", ".hooks:failed", "on_failure: '.hooks:failed' is a relative path"),
+    ],
+)
+def test_a_dotted_path_to_no_hook_is_refused_by_name(name: str, path: str, text: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(text)):
+        Client("key", **{name: path})

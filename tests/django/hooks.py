@@ -12,6 +12,12 @@ def user_email(request: HttpRequest) -> str | None:
     return user.email if user.is_authenticated else None
 
 
+def add_origin(message: dict[str, Any]) -> dict[str, Any]:
+    """A client hook (before_send) named in the settings by its dotted path."""
+    message.setdefault("properties", {})["origin"] = "settings"
+    return message
+
+
 def broken(*args: object) -> bool:
     raise RuntimeError("bug in a user hook")
 

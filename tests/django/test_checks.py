@@ -16,6 +16,8 @@ OURS = "segment_django.middleware.SegmentMiddleware"
 UPDATE_CACHE = "django.middleware.cache.UpdateCacheMiddleware"
 FETCH_FROM_CACHE = "django.middleware.cache.FetchFromCacheMiddleware"
 CACHE = "django.middleware.cache.CacheMiddleware"
+#: A key file with the wrong content (a secret mounted from the wrong source).
+PEM_WITHOUT_A_KEY = "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n"
 
 
 class OurSubclass(SegmentMiddleware):
@@ -38,6 +40,24 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_good_configuration_reports_nothing(settings: Any) -> None:
     assert ids(settings, WRITE_KEY="k", EXCLUDE_PATHS=[r"^/admin/"], TRUSTED_PROXIES=1) == []
+
+
+def test_the_client_and_web_options_share_their_rules(settings: Any) -> None:
+    # Yes/no options take 0, 1 and None (the default); hooks take a dotted path.
+    assert (
+        ids(
+            settings,
+            WRITE_KEY="k",
+            SEND=0,
+            PAGE_CALLS=0,
+            SET_COOKIE=None,
+            TRUSTED_PROXIES=None,
+            BEFORE_SEND="tests.django.hooks.add_origin",
+            ON_ERROR="tests.django.hooks:broken",
+            USER_ID="tests.django.hooks.user_email",
+        )
+        == []
+    )
 
 
 def test_e001_not_a_dict(settings: Any) -> None:
@@ -89,6 +109,20 @@ def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
             "IDENTIFY_ON_LOGIN must be a plain function, not async def",
         ),
         ({"IDENTIFY_ON_LOGIN": "yes"}, "IDENTIFY_ON_LOGIN must be True, False, or a callable"),
+        # Parsed as the settings are checked, not as the first batch is sent.
+        (
+            {
+                "OAUTH_CLIENT_ID": "client-1",
+                "OAUTH_KEY_ID": "key-1",
+                "OAUTH_CLIENT_KEY": PEM_WITHOUT_A_KEY,
+            },
+            "OAUTH_CLIENT_KEY is not a PEM private key",
+        ),
+        (
+            {"COOKIE_NAME": "__Host-ajs", "COOKIE_DOMAIN": ".example.com"},
+            "COOKIE_NAME '__Host-ajs' cannot go with COOKIE_DOMAIN",
+        ),
+        ({"BEFORE_SEND": "tests.django.hooks.no_such_hook"}, "BEFORE_SEND: cannot import"),
     ],
 )
 def test_e003_invalid_values_name_the_option(

@@ -81,3 +81,15 @@ def test_an_unknown_verb_is_a_usage_error() -> None:
 def test_a_timeout_that_is_no_wait_is_a_usage_error(value: str) -> None:
     with pytest.raises(CommandError, match="argument --timeout"):
         _run("status", "--timeout", value)
+
+
+@pytest.mark.parametrize("verb", ["status", "flush"])
+def test_settings_no_client_can_be_built_from_are_a_command_error(settings: Any, verb: str) -> None:
+    settings.SEGMENT = {
+        "WRITE_KEY": "k",
+        "OAUTH_CLIENT_ID": "client-1",
+        "OAUTH_KEY_ID": "key-1",
+        "OAUTH_CLIENT_KEY": "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n",
+    }
+    with pytest.raises(CommandError, match="OAUTH_CLIENT_KEY is not a PEM private key"):
+        _run(verb)

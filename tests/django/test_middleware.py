@@ -332,6 +332,7 @@ def test_analytics_is_bound_while_a_streaming_body_is_made(client: Client, sent:
     assert analytics().anonymous_id is None  # unbound between chunks and after
 
 
+@pytest.mark.django_db  # close() sends request_finished, which checks connections
 def test_a_streaming_body_s_cleanup_is_bound_when_the_visitor_leaves(
     client: Client, sent: Sent
 ) -> None:

@@ -178,3 +178,26 @@ def test_module_level_calls_follow_new_settings_without_a_write_key(settings: An
     assert segment_core.get_client() is segment_django.get_client() is not replaced
     assert segment_core.track("user-1", "Signed Up")[0]
     outbox.assert_tracked("Signed Up")
+
+
+def test_a_client_that_cannot_be_built_leaves_the_requests_untracked(
+    settings: Any,
+    segment_collector: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Module-level settings wrong together, read at the request (the start-up check
+    reads settings.SEGMENT): the site answers, untracked, and says why once."""
+    module_settings(monkeypatch, segment_collector)
+    monkeypatch.setattr(segment_core, "oauth_client_id", "client-1")  # the rest never set
+    settings.SEGMENT = {"SEND_IN_TESTS": True}
+    with caplog.at_level(logging.ERROR, logger="segment.django"):
+        statuses = [Client().get("/track/").status_code for _ in range(2)]
+    assert statuses == [200, 200]
+    [error] = [r for r in caplog.records if r.name == "segment.django"]
+    assert "oauth_client_key, oauth_key_id must be set too" in error.getMessage()
+    assert "discarded until it is fixed" in error.getMessage()
+
+    monkeypatch.setattr(segment_core, "oauth_client_id", None)  # fixed: tracked again
+    Client().get("/track/")
+    assert delivered(segment_collector) == ["Clicked Buy", "page"]

@@ -170,6 +170,12 @@ async def _async_consent(request: Any) -> bool:
         ({}, {"page_calls": "yes"}, r"page_calls=...\): page_calls must be True or False"),
         ({"SEGMENT_CLIENT": "a client"}, {}, r"SEGMENT_CLIENT'\]: must be a segment_core.Client"),
         ({}, {"consent": _async_consent}, r"consent must be a plain function, not async def"),
+        ({"SEGMENT_ON_ERROR": "tests.no_such:hook"}, {}, r"ON_ERROR'\]: on_error: cannot import"),
+        (
+            {"SEGMENT_COOKIE_NAME": "__Host-ajs", "SEGMENT_COOKIE_DOMAIN": ".shop.example"},
+            {},
+            r"COOKIE_NAME'\]: cookie_name '__Host-ajs' cannot go with cookie_domain",
+        ),
     ],
 )
 def test_bad_values_name_the_option(
@@ -179,6 +185,38 @@ def test_bad_values_name_the_option(
     with pytest.raises(ValueError, match=message):
         SegmentFlask(app, **keywords)
     assert "segment" not in app.extensions
+
+
+def add_origin(message: dict[str, Any]) -> dict[str, Any]:
+    message.setdefault("properties", {})["origin"] = "config"
+    return message
+
+
+def test_client_hooks_may_be_dotted_paths_as_web_hooks_are(
+    segment_collector: Any, own_clients: list[Client]
+) -> None:
+    app = create_app(
+        {
+            "SEGMENT_WRITE_KEY": "k",
+            "SEGMENT_HOST": segment_collector.url,
+            "SEGMENT_BEFORE_SEND": "tests.flask.test_setup:add_origin",
+            "SEGMENT_ON_ERROR": "logging.exception",
+            "SEGMENT_USER_ID": "tests.flask.test_setup.no_user",
+        }
+    )
+    SegmentFlask(app)
+    client = get_state(app).client
+    own_clients.append(client)
+    assert client.config.on_error is logging.exception
+    assert app.test_client().get("/track").status_code == 200
+    assert client.flush(timeout=10)
+    events = segment_collector.events()
+    assert sorted(e["message"]["type"] for e in events) == ["page", "track"]
+    assert {e["message"]["properties"]["origin"] for e in events} == {"config"}
+
+
+def no_user(request: Any) -> None:
+    return None
 
 
 def test_no_write_key_disables_and_says_how_to_fix(

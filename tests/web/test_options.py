@@ -130,9 +130,9 @@ def test_compiled_patterns_are_accepted() -> None:
             {"consent": "tests.web.broken_hooks:consent"},
             "consent: cannot import 'tests.web.broken_hooks:consent': RuntimeError",
         ),
-        ({"anonymize_ip": 1}, "anonymize_ip must be True or False"),
+        ({"anonymize_ip": 2}, "anonymize_ip must be True or False (or 0 or 1), got 2"),
         (
-            {"identify_on_login": 1},
+            {"identify_on_login": 2},
             "identify_on_login must be True, False, or a callable (or a dotted path to one)",
         ),
         ({"identify_on_login": "yes"}, "identify_on_login must be True, False, or a callable"),
@@ -208,7 +208,7 @@ def test_empty_list_entries_are_ignored() -> None:
 
 def test_direct_construction_validates_too() -> None:
     with pytest.raises(ValueError, match="skip_bots must be True or False"):
-        WebOptions(skip_bots=None)  # type: ignore[arg-type]
+        WebOptions(skip_bots="no")  # type: ignore[arg-type]
 
 
 def test_unknown_key_suggests_the_closest_name() -> None:
@@ -255,3 +255,129 @@ def test_client_and_web_option_names_do_not_overlap() -> None:
     from segment_core.config import option_names as client_option_names
 
     assert not (client_option_names() & option_names())
+
+
+# -- regular expressions joined into one ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        [r"(?i)^/private/"],
+        [r"(?i)^/private/", r"(?i)^/health"],
+        [r"(?i)(?s)^/private/"],
+        [r"(?ix) ^/private/  # the staff's pages", r"^/health"],
+        [re.compile(r"^/private/", re.IGNORECASE), r"(?i)^/health"],
+    ],
+)
+def test_exclude_paths_with_their_own_flags_are_searched_in_one(patterns: list[object]) -> None:
+    options = WebOptions(exclude_paths=patterns, replace_default_exclude_paths=True)
+    assert options.exclude_regex is not None  # one search per request
+    assert options.exclude_regex.search("/PRIVATE/notes")
+    assert not options.exclude_regex.search("/products/1")
+
+
+def test_exclude_paths_with_their_own_flags_extend_the_defaults_in_one_search() -> None:
+    options = WebOptions(exclude_paths=[r"(?i)^/private/"])
+    assert options.exclude_regex is not None
+    assert options.exclude_regex.search("/Private/x") and options.exclude_regex.search("/static/a")
+
+
+@pytest.mark.parametrize(
+    ("patterns", "path"),
+    [
+        ([r"^/(?P<section>private)/", r"^/(?P<section>staff)/"], "/staff/"),  # a name twice
+        ([r"^/(a)\1/", r"^/(b)\1/"], "/bb/"),  # groups by number: renumbered once joined
+    ],
+)
+def test_exclude_paths_that_cannot_be_joined_are_searched_one_by_one(
+    patterns: list[str], path: str
+) -> None:
+    options = WebOptions(exclude_paths=patterns, replace_default_exclude_paths=True)
+    assert options.exclude_regex is None
+    assert RequestTracker(None, options, make_request(path=path)).excluded
+    assert not RequestTracker(None, options, make_request(path="/products/1")).excluded
+
+
+@pytest.mark.parametrize(
+    ("patterns", "user_agent"),
+    [
+        ([r"(?i)(?s)screaming.frog"], "Screaming Frog SEO Spider/19.0"),
+        ([r"(?P<tool>frog)bot", r"(?P<tool>toad)bot"], "ToadBot/1.0"),
+        ([r"(a)\1bot", r"(b)\1bot"], "bbbot/1.0"),
+    ],
+)
+def test_bot_patterns_that_cannot_be_joined_as_written_still_match(
+    patterns: list[str], user_agent: str
+) -> None:
+    options = WebOptions(bot_user_agents=patterns, replace_default_bot_user_agents=True)
+    assert options.bots.matches(user_agent)
+    assert not options.bots.matches("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0")
+
+
+# -- cookie names with a browser prefix ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "shown"),
+    [
+        ({"cookie_name": "__Host-ajs_anonymous_id"}, "cookie_name '__Host-ajs_anonymous_id'"),
+        ({"cookie_name": "__host-ajs"}, "cookie_name '__host-ajs'"),  # browsers ignore case
+        # analytics.js writes the user id's cookie with cookie_domain too.
+        ({"user_cookie_name": "__Host-ajs_user_id"}, "user_cookie_name '__Host-ajs_user_id'"),
+    ],
+)
+def test_a_host_prefixed_cookie_name_with_a_cookie_domain_is_refused(
+    names: dict[str, str], shown: str
+) -> None:
+    # Browsers drop a __Host- cookie that names a domain: every visit would be new.
+    with pytest.raises(ValueError, match="^" + re.escape(f"{shown} cannot go with cookie_domain")):
+        WebOptions.from_mapping({**names, "cookie_domain": ".example.com"})
+
+
+def test_prefixed_cookie_names_browsers_keep_are_taken() -> None:
+    assert WebOptions(cookie_name="__Host-ajs").cookie_name == "__Host-ajs"
+    secure = WebOptions(cookie_name="__Secure-ajs", cookie_domain=".example.com")
+    assert secure.cookie_name == "__Secure-ajs"
+
+
+# -- yes/no options as the client reads them ------------------------------------------
+
+
+def test_yes_no_options_take_0_and_1_and_none_for_their_default() -> None:
+    # As the client's do, in the same settings dict (send = int(os.environ["SEND"])).
+    client, web = split_options(
+        {
+            "SEND": 0,
+            "PAGE_CALLS": 0,
+            "HONOR_DNT": 1,
+            "SET_COOKIE": None,
+            "HONOR_GPC": None,
+            "REPLACE_DEFAULT_EXCLUDE_ROUTES": 0,
+            "IDENTIFY_ON_LOGIN": 0,
+            "TRUSTED_PROXIES": None,
+        }
+    )
+    options = WebOptions.from_mapping(web)
+    assert client == {"send": 0}
+    assert options.page_calls is False and options.honor_dnt is True
+    assert options.set_cookie is True and options.honor_gpc is True  # the defaults
+    assert options.replace_default_exclude_routes is False
+    assert options.identify_on_login is False
+    assert options.trusted_proxies == 0
+    assert WebOptions(identify_on_login=None).identify_on_login is True  # type: ignore[arg-type]
+    assert WebOptions(skip_bots=1).skip_bots is True
+
+
+@pytest.mark.parametrize(
+    ("names", "secure"),
+    [
+        ({}, False),
+        ({"cookie_name": "__Secure-ajs"}, True),
+        ({"cookie_name": "__host-ajs"}, True),
+        ({"user_cookie_name": "__Secure-ajs_user_id"}, True),
+        ({"cookie_name": "my__Secure-ajs"}, False),
+    ],
+)
+def test_prefixed_cookie_names_call_for_secure_cookies(names: dict[str, str], secure: bool) -> None:
+    assert WebOptions.from_mapping(names).secure_cookies is secure

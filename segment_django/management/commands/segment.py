@@ -12,10 +12,13 @@ import argparse
 import json
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from segment_core.client import Client
 from segment_core.status import PROBE_TIMEOUT_SECONDS, displayable, status_lines, status_report
-from segment_django.conf import get_client, web_options
+from segment_core.web import WebOptions
+from segment_django.conf import built_client, web_options
 
 
 class Command(BaseCommand):
@@ -45,10 +48,10 @@ class Command(BaseCommand):
             )
 
     def _status(self, *, as_json: bool, probe: bool, timeout: float) -> None:
-        config = get_client().config
+        config = _client().config
         report: dict[str, Any] = {
             **status_report(config, probe=probe, timeout=timeout),
-            "web": displayable(web_options()),
+            "web": displayable(_web_options()),
         }
         if as_json:
             self.stdout.write(json.dumps(report, indent=2, default=str))
@@ -62,12 +65,28 @@ class Command(BaseCommand):
             raise CommandError(f"Segment: the host does not answer: {check['detail']}")
 
     def _flush(self, timeout: float | None) -> None:
-        client = get_client()
+        client = _client()
         if client.flush(timeout):
             self.stdout.write("Segment: every accepted event was delivered.")
             return
         pending = client.stats().get("pending", "some")
         raise CommandError(f"Segment: {pending} event(s) still waiting after the timeout.")
+
+
+def _client() -> Client:
+    """The client of ``settings.SEGMENT``; a command error says what keeps one from
+    being built (where the site's requests go on untracked, logging it once)."""
+    try:
+        return built_client()
+    except ImproperlyConfigured as problem:
+        raise CommandError(f"Segment: {problem}") from None
+
+
+def _web_options() -> WebOptions:
+    try:
+        return web_options()
+    except ImproperlyConfigured as problem:
+        raise CommandError(f"Segment: {problem}") from None
 
 
 def _seconds(text: str) -> float:
