@@ -177,6 +177,12 @@ def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool)
     else:
         value = quote(anonymous_id, safe="-._~")
     # Positional (name, value, max_age, path, domain, secure): once per new visitor.
+    # A name with a __Secure-/__Host- prefix is kept by browsers only when Secure.
     return CookieSpec(
-        options.cookie_name, value, options.cookie_max_age, "/", options.cookie_domain, secure
+        options.cookie_name,
+        value,
+        options.cookie_max_age,
+        "/",
+        options.cookie_domain,
+        secure or options.secure_cookies,
     )

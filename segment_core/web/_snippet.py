@@ -840,7 +840,7 @@ def load_options(options: WebOptions, *, secure: bool) -> dict[str, Any]:
         "path": "/",
         "maxage": options.cookie_max_age / SECONDS_PER_DAY,  # analytics.js counts days
         "sameSite": "Lax",
-        "secure": secure,
+        "secure": secure or options.secure_cookies,  # a prefixed name needs it
     }
     load: dict[str, Any] = {
         "cookie": cookie,

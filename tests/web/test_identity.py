@@ -20,6 +20,7 @@ from segment_core.web import (
     request_wire_path,
 )
 from segment_core.web._identity import id_cookie
+from segment_core.web._snippet import load_options
 from tests.web.conftest import make_request
 
 UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
@@ -101,6 +102,17 @@ def test_quoted_cookie_with_domain_on_https() -> None:
 def test_cookie_name_is_configurable() -> None:
     cookie = anonymous_id_cookie(UUID, WebOptions(cookie_name="visitor"), secure=False)
     assert cookie.header_value().startswith(f"visitor={UUID};")
+
+
+@pytest.mark.parametrize("name", ["__Host-ajs", "__Secure-ajs", "__secure-ajs"])
+def test_a_prefixed_cookie_name_makes_a_secure_cookie_on_both_sides(name: str) -> None:
+    # Browsers keep a cookie named so only when it is Secure, even set over http.
+    options = WebOptions(cookie_name=name)
+    assert anonymous_id_cookie(UUID, options, secure=False).header_value().endswith("; Secure")
+    assert load_options(options, secure=False)["cookie"]["secure"] is True
+    plain = WebOptions()
+    assert not anonymous_id_cookie(UUID, plain, secure=False).secure
+    assert load_options(plain, secure=False)["cookie"]["secure"] is False
 
 
 @pytest.mark.parametrize(
