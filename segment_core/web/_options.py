@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_EXCLUDE_PATHS",
     "DEFAULT_EXCLUDE_ROUTES",
     "DEFAULT_PAGE_CONTENT_TYPES",
+    "DEFAULT_PAGE_METHODS",
     "DEFAULT_REDACT_QUERY_PARAMS",
     "LIST_DEFAULTS",
     "ONE_YEAR",
@@ -61,6 +62,7 @@ DEFAULT_REDACT_QUERY_PARAMS: tuple[str, ...] = DEFAULT_SECRET_WORDS
 
 #: Response content types that make a page view (media types, parameters ignored).
 DEFAULT_PAGE_CONTENT_TYPES: tuple[str, ...] = ("text/html", "application/xhtml+xml")
+DEFAULT_PAGE_METHODS: tuple[str, ...] = ("GET",)
 
 #: Route names or namespaces that are framework tooling, never page views: the
 #: Django admin (any ``AdminSite``; Flask-Admin's blueprint), Django REST
@@ -72,7 +74,7 @@ DEFAULT_EXCLUDE_ROUTES: tuple[str, ...] = ("admin", "rest_framework", "djdt", "o
 #: List options whose given entries are added to defaults; each has a
 #: ``replace_default_<name>`` option that, set to True, drops the defaults.
 LIST_DEFAULTS: dict[str, tuple[Any, ...]] = {
-    "page_methods": ("GET",),
+    "page_methods": DEFAULT_PAGE_METHODS,
     "page_content_types": DEFAULT_PAGE_CONTENT_TYPES,
     "exclude_paths": DEFAULT_EXCLUDE_PATHS,
     "exclude_routes": DEFAULT_EXCLUDE_ROUTES,

@@ -381,3 +381,11 @@ def test_yes_no_options_take_0_and_1_and_none_for_their_default() -> None:
 )
 def test_prefixed_cookie_names_call_for_secure_cookies(names: dict[str, str], secure: bool) -> None:
     assert WebOptions.from_mapping(names).secure_cookies is secure
+
+
+def test_every_list_option_s_defaults_are_importable() -> None:
+    import segment_core.web as web
+    from segment_core.web._options import LIST_DEFAULTS
+
+    for name, defaults in LIST_DEFAULTS.items():
+        assert getattr(web, f"DEFAULT_{name.upper()}") == defaults, name
