@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import types
 from collections.abc import Callable
 from typing import Any
@@ -101,17 +100,11 @@ _keyless_is_adapters = False
 #: What module-level calls use while an environment variable they read is unusable:
 #: the settings and variables it was made for, and a client that discards.
 _misconfigured: tuple[tuple[object, ...], Client] | None = None
-_default_lock = threading.Lock()
+#: Held while the module-level client is built (with a spool, that starts its thread):
+#: a forked child makes its own at its first use, once it could monkey-patch (gevent,
+#: eventlet), so that a green thread building it lets the others wait their turn.
+_default_lock = _forks.ProcessLock()
 _logger = logging.getLogger("segment.core")
-
-
-def _new_default_lock() -> None:
-    # A fork while another thread builds the default client: the child's lock is free.
-    global _default_lock
-    _default_lock = threading.Lock()
-
-
-_forks.in_every_child(_new_default_lock)
 
 _SETTINGS = (
     "host",

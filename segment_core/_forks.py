@@ -14,16 +14,22 @@ with ``lazy-apps``), without taking the GIL first: a Python thread running in th
 master then is copied into each worker as the GIL's holder, and the worker waits
 for the GIL forever. Threads are started there only once uWSGI has forked, by
 the handlers given to :func:`in_every_uwsgi_worker`.
+
+Locks are made in a child at their first use there, not by these handlers (see
+:class:`ProcessLock`): gunicorn's gevent and eventlet workers monkey-patch
+``threading`` after the fork, and only what is made after that is green.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
-__all__ = ["forks_uwsgi_workers", "in_every_child", "in_every_uwsgi_worker"]
+__all__ = ["ProcessLock", "forks_uwsgi_workers", "in_every_child", "in_every_uwsgi_worker"]
 
 _handlers: list[Callable[[], None]] = []
 _uwsgi_handlers: list[Callable[[], None]] = []
@@ -55,6 +61,49 @@ def forks_uwsgi_workers() -> bool:
         return False
     spooler = getattr(uwsgi, "i_am_the_spooler", None)
     return not (uwsgi.worker_id() or uwsgi.mule_id() or (spooler is not None and spooler()))
+
+
+class ProcessLock:
+    """A lock of its own in each process, made at its first use there.
+
+    A forked child never sees the parent's, which another thread of the parent may
+    have held as the fork came. It is made once the child runs its own code, not at
+    the fork: gunicorn's gevent and eventlet workers monkey-patch ``threading`` after
+    the fork, and a lock made before that is an OS lock, on which one waiting green
+    thread stops every other one (the one holding it included).
+    """
+
+    __slots__ = ("_by_process",)
+
+    def __init__(self) -> None:
+        self._by_process: dict[int, threading.Lock] = {}
+
+    def _here(self) -> threading.Lock:
+        pid = os.getpid()
+        lock = self._by_process.get(pid)
+        if lock is None:
+            # setdefault is atomic: of threads racing here, all get the first one's.
+            lock = self._by_process.setdefault(pid, threading.Lock())
+            for other in [key for key in list(self._by_process) if key != pid]:
+                self._by_process.pop(other, None)  # a parent's: never this process's again
+        return lock
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._here().acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._here().release()
+
+    def __enter__(self) -> bool:
+        return self._here().acquire()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._here().release()
 
 
 def _after_uwsgi_fork() -> None:

@@ -24,7 +24,6 @@ default client from the module-level settings, as in a process with no adapter.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -92,16 +91,10 @@ def shared_client(options: Mapping[str, Any]) -> Client:
 
 #: The clients of :func:`shared_client` by (name, id(value)) pairs, with those values.
 _shared: dict[tuple[tuple[str, int], ...], tuple[Client, tuple[Any, ...]]] = {}
-_shared_lock = threading.Lock()
-
-
-def _new_shared_lock() -> None:
-    # A fork while another thread held it: the child's is free.
-    global _shared_lock
-    _shared_lock = threading.Lock()
-
-
-_forks.in_every_child(_new_shared_lock)
+#: Each process's own, made at its first use there (a forked child's, after a gevent
+#: worker monkey-patched it: a real lock held while Client() starts a thread would
+#: stop every green thread).
+_shared_lock = _forks.ProcessLock()
 
 
 def offer_as_default(client: Client) -> None:

@@ -70,16 +70,13 @@ class Client(ClientSettings):
             # more. (Weakly held: it goes with the client.)
             signals.message_enqueued.connect(self._log_accepted, sender=self)
         self._factory = _message_factory(config)
-        self._stats = Stats()
-        self._delivery = Delivery(config, self._stats, self)
-        self._worker = Worker(config, self._delivery)
-        self._sync_abandon = threading.Event()
+        self._make_parts()
+        #: A forked child's parts are still the parent's (see _own_parts).
+        self._parents_parts = False
         self._registered = False
         self._shut_down = False
         #: What the finished shutdown returned: a later one has nothing left to do.
         self._shutdown_result: bool | None = None
-        #: Held by the shutdown under way: another waits for its answer.
-        self._shutting_down = threading.Lock()
         self._before_send = config.before_send
         # The common case, decided once: enqueue for the sender threads.
         self._queueing = config.enabled and not config.sync_mode
@@ -254,6 +251,7 @@ class Client(ClientSettings):
             return True
         if self._shutdown_result is not None:  # nothing is sent any more: it said what was
             return self._shutdown_result
+        self._own_parts()
         if self._spool is not None:
             return self._spool.flush(self._timeout(timeout))
         return self._worker.flush(self._timeout(timeout))
@@ -270,6 +268,7 @@ class Client(ClientSettings):
         """
         if self._shutdown_result is not None:
             return self._shutdown_result
+        self._own_parts()
         timeout = self._timeout(timeout)
         deadline = monotonic() + timeout
         if not self._shutting_down.acquire(timeout=timeout):
@@ -317,6 +316,7 @@ class Client(ClientSettings):
         """One WARNING for what is not delivered yet (an ASGI app's flush at shutdown,
         which may be the process's last delivery): how many, the host, how many of
         them the spool holds on disk for the next process, and the last error."""
+        self._own_parts()
         pending = self._worker.pending
         spool = self._spool
         on_disk = ""
@@ -340,6 +340,7 @@ class Client(ClientSettings):
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters: queued, accepted, sent, failed, dropped, retries, ..."""
+        self._own_parts()
         snapshot = self._stats.snapshot(queued=self._worker.queued)
         spool = self._spool
         snapshot["accepted"] += self._worker.accepted if spool is None else spool.accepted
@@ -428,6 +429,7 @@ class Client(ClientSettings):
         if self._shut_down:
             self._drop(message, "shut_down")
             return False, message
+        self._own_parts()
         self._stats.add(accepted=1)
         # The caller waits: retries only while the whole stays within ``timeout``.
         delivered = self._delivery.deliver(
@@ -483,10 +485,12 @@ class Client(ClientSettings):
         )
 
     def _register(self) -> None:
+        self._own_parts()  # a forked child's first message: its own parts first
         self._registered = True
         lifecycle.register(self)
 
     def _drop(self, message: dict[str, Any], reason: str) -> None:
+        self._own_parts()
         self._stats.drop(reason)
         now = monotonic()
         # "disabled": said once, as the client was made without a write key.
@@ -509,17 +513,43 @@ class Client(ClientSettings):
         # Thread waits refuse longer ones (OverflowError); 30 days is as good as forever.
         return min(max(0.0, timeout), MAX_SECONDS)
 
-    def _after_fork(self) -> None:
+    def _make_parts(self) -> None:
+        """What delivers for one process: counters, buffer, senders, locks, connections."""
         self._stats = Stats()
         self._delivery = Delivery(self.config, self._stats, self)
         self._worker = Worker(self.config, self._delivery)
         self._sync_abandon = threading.Event()
+        #: Held by the shutdown under way: another waits for its answer.
         self._shutting_down = threading.Lock()
+
+    def _own_parts(self) -> None:
+        """In a forked child, at its first use of the client: parts of its own (the
+        parent's stay the parent's). Of its threads racing here, the first makes them.
+
+        Not at the fork: gunicorn's gevent and eventlet workers monkey-patch
+        ``threading`` after it, and locks, events and threads made before that are
+        the OS's, on which one waiting green thread stops every other one.
+        """
+        if not self._parents_parts:
+            return
+        with _making_parts:
+            if not self._parents_parts:
+                return
+            self._make_parts()
+            if self._spool is not None:
+                self._spool.after_fork(self._worker, self._delivery)
+            self._parents_parts = False  # last: a thread that sees it finds them all
+
+    def _after_fork(self) -> None:
+        """At the fork, in the child: its parts are made at its first use (see
+        :meth:`_own_parts`); the parent's files are closed now, whose locks would
+        otherwise outlive the parent."""
+        self._parents_parts = True
         # Registered for exit with the child's first message, once it can tell a
         # multiprocessing child (whose exit skips atexit) from the parent's copy.
         self._registered = False
         if self._spool is not None:
-            self._spool.after_fork(self._worker, self._delivery)
+            self._spool.leave_parents_files()
 
     def __repr__(self) -> str:
         return f"<Client host={self.config.host!r} enabled={self.config.enabled}>"
@@ -569,9 +599,24 @@ _UNLOGGED_DROPS = frozenset({"before_send", "disabled"})
 _live: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
+#: Held while a forked child makes a client's parts (see Client._own_parts).
+_making_parts = _forks.ProcessLock()
+
+
 def _after_fork_in_child() -> None:
     for client in list(_live):
         client._after_fork()
 
 
+def _start_spools_in_uwsgi_worker() -> None:
+    # A uWSGI master's spools run no thread: each worker starts its own as uWSGI
+    # forks it, before its first request, with parts of its own.
+    for client in list(_live):
+        spool = client._spool
+        if spool is not None and spool.threadless:
+            client._own_parts()
+            spool.start()
+
+
 _forks.in_every_child(_after_fork_in_child)
+_forks.in_every_uwsgi_worker(_start_spools_in_uwsgi_worker)

@@ -133,6 +133,11 @@ class Delivery:
         with self._held_lock:
             return held in self._held
 
+    def awaiting_answer(self) -> int:
+        """Messages of the requests that wait for their answer now (they may arrive)."""
+        with self._held_lock:
+            return sum(len(held.batch) for held in self._held if held.asking)
+
     def release(self, held: HeldBatch) -> bool:
         """Whether the caller is the one to report ``held``'s outcome: False once
         :meth:`give_up` reported it."""

@@ -26,10 +26,14 @@
 - ASGI: the app's lifespan shutdown flushes first (see ``lifespan``); the exit's
   delivery that follows shares that flush's ``shutdown_timeout`` (see
   :func:`shutdown_flush_ended`).
+- A development server's reloader (Django's ``runserver``, Werkzeug's, uvicorn's
+  ``--reload``) serves the edited code only once the old process has ended: there
+  the delivery as it ends waits at most :data:`RELOAD_WAIT` (see :func:`shutdown_wait`).
 """
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import logging
 import math
@@ -51,15 +55,17 @@ __all__ = [
     "chain_sigterm",
     "live_clients",
     "register",
+    "reloaded_by_dev_server",
     "shutdown_all",
     "shutdown_flush_ended",
+    "shutdown_wait",
     "worker_exit",
 ]
 
 logger = logging.getLogger("segment.core")
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
-_lock = threading.Lock()
+_lock = _forks.ProcessLock()
 _uwsgi_chained = False
 _sigterm_chained = False
 #: None; "delivering" once SIGTERM came; "delivered" once every client shut down.
@@ -161,11 +167,47 @@ def _start_sending(clients: list[Client]) -> None:
 
 
 def _remaining(client: Client, started: float, timeout: float | None) -> float:
-    budget = client.config.shutdown_timeout if timeout is None else timeout
+    budget = shutdown_wait(client)[0] if timeout is None else timeout
     remaining = max(0.0, started + budget - monotonic())
     if timeout is None:  # the client's own shutdown_timeout: shared with the app's flush
         remaining = min(remaining, _left_after_shutdown_flush(client))
     return remaining
+
+
+#: The longest a development server's reloaded process waits for delivery as it ends
+#: (seconds): the reloader serves the edited code only once that process is gone.
+RELOAD_WAIT = 1.0
+
+
+def shutdown_wait(client: Client) -> tuple[float, str]:
+    """How long ``client`` delivers for as the app or the process ends, and how a log
+    line names that: its ``shutdown_timeout``, or at most :data:`RELOAD_WAIT` in a
+    process that a development server's reloader replaces after every edit."""
+    timeout = client.config.shutdown_timeout
+    if timeout > RELOAD_WAIT and reloaded_by_dev_server():
+        return RELOAD_WAIT, f"{RELOAD_WAIT:g}s (a development server's reload)"
+    return timeout, f"shutdown_timeout={timeout:g}s"
+
+
+def reloaded_by_dev_server() -> bool:
+    """Whether this process serves under a development server's reloader, which ends
+    it at every edit and waits for that before it serves the new code: Django's
+    ``runserver`` (``RUN_MAIN``), Werkzeug's (``flask run --debug``;
+    ``WERKZEUG_RUN_MAIN``), or uvicorn's ``--reload``."""
+    if os.environ.get("RUN_MAIN") == "true" or os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+        return True
+    # uvicorn --reload serves from a process that multiprocessing spawned with
+    # uvicorn's Config (its --workers processes too, with reload off).
+    multiprocessing: Any = sys.modules.get("multiprocessing")
+    if multiprocessing is None or multiprocessing.parent_process() is None:
+        return False
+    process = multiprocessing.current_process()
+    target = getattr(process, "_target", None)
+    config = (getattr(process, "_kwargs", None) or {}).get("config")
+    return (
+        getattr(target, "__module__", None) == "uvicorn._subprocess"
+        and getattr(config, "reload", False) is True
+    )
 
 
 def shutdown_flush_ended(client: Client, *, deadline: float, delivered: bool) -> None:
@@ -270,7 +312,11 @@ def _app_threads_alive() -> bool:
 def chain_sigterm() -> None:
     """Install the SIGTERM handler if the process has none and we are in the main thread."""
     global _sigterm_chained
-    if _sigterm_chained or threading.current_thread() is not threading.main_thread():
+    if _sigterm_chained:
+        return
+    # With gevent or eventlet every green thread runs on the main one (eventlet's
+    # first is not even main_thread()); a real thread of theirs is refused below.
+    if threading.current_thread() is not threading.main_thread() and not _threads_are_green():
         return
     try:
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
@@ -292,20 +338,39 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         # atexit is delivering already, within shutdown_timeout, and the process
         # ends once it is done (no thread can start any more to do it again).
         return
-    if _inside_this_package(frame):
-        # The main thread was stopped inside a client, perhaps holding one of its
-        # locks, which shutting down from here would wait for forever. It goes on
-        # instead (refused calls are dropped, and counted); another thread shuts
-        # the clients down, then signals again.
+    green = _threads_are_green()
+    if green or _inside_this_package(frame):
+        # With gevent or eventlet (a gevent.pywsgi or eventlet.wsgi server), the
+        # handler runs in their event loop, where nothing may wait. Otherwise, the
+        # main thread was stopped inside a client, perhaps holding one of its locks,
+        # which shutting down from here would wait for forever. Either goes on
+        # (refused calls are dropped, and counted); another thread shuts the clients
+        # down, then signals again.
         try:
-            threading.Thread(
-                target=_shut_down_then_signal, args=(signum,), name="segment-sigterm", daemon=True
-            ).start()
+            if green:  # a greenlet, started without waiting for it to start
+                _thread.start_new_thread(_shut_down_then_signal, (signum,))
+            else:
+                threading.Thread(
+                    target=_shut_down_then_signal,
+                    args=(signum,),
+                    name="segment-sigterm",
+                    daemon=True,
+                ).start()
         except RuntimeError:  # no thread to be had: the call goes on, and atexit delivers
             _sigterm_state = None
         return
     shutdown_all()
     _die(signum)
+
+
+def _threads_are_green() -> bool:
+    """Whether gevent or eventlet monkey-patched ``threading``: its threads are
+    greenlets of one event loop, which runs this process's signal handlers."""
+    gevent_monkey: Any = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+        return True
+    eventlet_patcher: Any = sys.modules.get("eventlet.patcher")
+    return eventlet_patcher is not None and bool(eventlet_patcher.is_monkey_patched("thread"))
 
 
 def _shut_down_then_signal(signum: int) -> None:
@@ -336,14 +401,11 @@ _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _forget_sigterm() -> None:
-    global _sigterm_state, _sigterm_chained, _lock
+    global _sigterm_state, _sigterm_chained
     _sigterm_state = None  # a child forked meanwhile got no SIGTERM of its own yet
     # The child may set SIGTERM back to SIG_DFL (an RQ work-horse does): its first
     # message looks again.
     _sigterm_chained = False
-    # Another thread of the parent may have held it as the fork came: the child
-    # has no such thread to release it.
-    _lock = threading.Lock()
 
 
 _forks.in_every_child(_forget_sigterm)
@@ -396,14 +458,35 @@ def _deliver_at_exit() -> None:
         shutdown_all()
     except KeyboardInterrupt:
         # A second Ctrl-C: stop now, with one line rather than a traceback.
-        logger.warning(
-            "Segment: delivery at exit interrupted; %d message(s) not delivered",
-            sum(client.stats()["pending"] for client in live_clients()),
-        )
+        _say_interrupted()
     finally:
         _exit_delivery_running = False
     if _sigterm_state == "delivering":
         _die(signal.SIGTERM)
+
+
+def _say_interrupted() -> None:
+    """What an interrupted exit leaves: messages not delivered, and those of requests
+    still waiting for their answer, which may have arrived."""
+    pending = asking = 0
+    for client in live_clients():
+        try:
+            undelivered = client.stats()["pending"]
+            in_requests = client._delivery.awaiting_answer()
+            pending += max(0, undelivered - in_requests)
+            asking += in_requests
+        except Exception:
+            logger.exception("error while reading a Segment client's stats")
+    may_have_arrived = ""
+    if asking:
+        may_have_arrived = (
+            f", and {asking} in a request still waiting for its answer (they may have arrived)"
+        )
+    logger.warning(
+        "Segment: delivery at exit interrupted; %d message(s) not delivered%s",
+        pending,
+        may_have_arrived,
+    )
 
 
 #: Whether ``atexit``'s delivery has begun (a SIGTERM then waits for it).

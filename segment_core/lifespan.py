@@ -126,7 +126,7 @@ async def flush_in_thread(client: Client | None) -> None:
     """
     if client is None:
         return
-    timeout = client.config.shutdown_timeout
+    timeout, wait = lifecycle.shutdown_wait(client)  # (shorter as a dev server reloads)
     deadline = monotonic() + timeout
     try:
         delivered = await _to_thread(functools.partial(_flush_after_bound_calls, client), timeout)
@@ -135,7 +135,7 @@ async def flush_in_thread(client: Client | None) -> None:
         return
     lifecycle.shutdown_flush_ended(client, deadline=deadline, delivered=delivered)
     if not delivered:
-        client._warn_undelivered(f"within shutdown_timeout={timeout:g}s at shutdown")
+        client._warn_undelivered(f"within {wait} at shutdown")
 
 
 def _flush_after_bound_calls(client: Client, timeout: float) -> bool:

@@ -22,7 +22,6 @@ import os
 import queue
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -188,28 +187,41 @@ class Spool:
         """Feed ``worker``, hear from ``delivery``, and start looking for orphans now.
 
         In a uWSGI master that forks workers from the loaded app, never: each worker
-        starts its own thread as uWSGI forks it (see ``_forks``).
+        starts its own thread as uWSGI forks it (see :attr:`threadless`).
         """
         self._wire(worker, delivery)
         if _forks.forks_uwsgi_workers():
             self._threadless = True
-            _started_in_uwsgi_workers.add(self)
         else:
-            self._start()
+            self.start()
 
-    def after_fork(self, worker: Worker, delivery: Delivery) -> None:
-        """In a forked child: the parent's files and locks stay the parent's.
+    @property
+    def threadless(self) -> bool:
+        """Whether this is a uWSGI master's spool, which runs no thread: each worker
+        uWSGI forks starts its own as it is forked (the client does)."""
+        return self._threadless
 
-        The spool thread starts with the child's first use of the spool: a child
-        that makes no call has no thread (one forked from a thread of the parent
-        would otherwise never end once that thread returns). A uWSGI worker's
-        starts as uWSGI forks it (see :meth:`attach`).
-        """
+    def leave_parents_files(self) -> None:
+        """In a forked child, at the fork: close the parent's files here (its own
+        descriptors keep its locks on them). The child's own state is made at its
+        first use of the spool, by :meth:`after_fork`."""
         for claim in self._claims():
             for segment in claim.segments:
                 segment.close()
             if claim.lock_fd is not None:
-                _quietly(os.close, claim.lock_fd)  # the parent's descriptor keeps the lock
+                _quietly(os.close, claim.lock_fd)
+                claim.lock_fd = None
+
+    def after_fork(self, worker: Worker, delivery: Delivery) -> None:
+        """In a forked child, at its first use: the parent's files and locks stay the
+        parent's; the child's are made now, once it could monkey-patch (gevent).
+
+        The spool thread starts with the child's first use of the spool: a child
+        that makes no call has no thread (one forked from a thread of the parent
+        would otherwise never end once that thread returns). A uWSGI worker's
+        starts as uWSGI forks it (see :attr:`threadless`).
+        """
+        self.leave_parents_files()
         self._reset()
         self._threadless = False  # a child is no master: its thread may start
         self._wire(worker, delivery)
@@ -219,11 +231,17 @@ class Spool:
         delivery.settled = self.settle
         delivery.keep = self.keep
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the spool thread, once."""
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="segment-spool", daemon=True)
-                self._thread.start()
+            if self._thread is not None:
+                return
+            thread = self._thread = threading.Thread(
+                target=self._run, name="segment-spool", daemon=True
+            )
+        # Started with the lock released: with gevent or eventlet a thread's start
+        # switches to the new thread, which takes the lock.
+        thread.start()
 
     # -- the hot path ---------------------------------------------------------------
 
@@ -238,8 +256,8 @@ class Spool:
         worker = self._worker
         assert worker is not None
         if self._thread is None and not self._threadless:  # a forked child's first call
-            self._start()
-        if self._broken:  # (a forked child is reset by the client's at-fork hook)
+            self.start()
+        if self._broken:  # (a forked child's was reset before its first call)
             self._where.pop(id(data), None)  # (none, unless a sender thread died)
             return worker.put(data)
         length = len(data)
@@ -503,7 +521,7 @@ class Spool:
         worker = self._worker
         assert worker is not None
         if self._thread is None and not self._threadless:
-            self._start()  # a forked child's first call: look for orphans too
+            self.start()  # a forked child's first call: look for orphans too
         deadline = monotonic() + timeout
         # What dead processes left counts too: wait for the first look at the directory
         # (not done by the deadline: what it would find is not delivered either). A
@@ -1160,18 +1178,6 @@ class Spool:
                     self.counts["damaged"] += len(lost)
                     self._delete_if_done(segment)
         return moved
-
-
-#: Spools of a uWSGI master, which start their thread in each worker uWSGI forks.
-_started_in_uwsgi_workers: weakref.WeakSet[Spool] = weakref.WeakSet()
-
-
-def _start_in_uwsgi_worker() -> None:
-    for spool in list(_started_in_uwsgi_workers):
-        spool._start()
-
-
-_forks.in_every_uwsgi_worker(_start_in_uwsgi_worker)
 
 
 def _copy(source: int, target: int, start: int, end: int) -> int:

@@ -22,6 +22,9 @@ failed, so ``flush()`` knows exactly when everything accepted before it is done.
 When the OS refuses a thread (its thread limit, or no memory for a stack), the
 message stays accepted in the buffer: the next call tries again, and
 ``flush()`` or shutdown deliver on the calling thread meanwhile.
+
+The lock is never held while a thread starts: with gevent or eventlet threads are
+greenlets, and a start switches to the new one, which takes the lock first thing.
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ class Worker:
         #: Messages failed at shutdown's deadline (those the spool keeps on disk aside).
         self.given_up = 0
         self._threads: list[threading.Thread] = []
+        #: A caller is starting the sender threads (with the lock released).
+        self._starting = False
         self._last_error_log = -math.inf
 
     def retry_now(self) -> None:
@@ -144,11 +149,11 @@ class Worker:
             if not size:
                 self._oldest_at = monotonic()
             buffer.append(item)
-            if not self._threads:
-                self._start_threads()
             count = size + 1
             if size == 0 or count == self._flush_at or count % self._full_batch == 0:
                 self._has_work.notify()
+            if not self._threads and not self._starting:
+                self._start_senders()
         return None
 
     def _withdraw(self, item: bytes) -> str | None:
@@ -168,12 +173,15 @@ class Worker:
             target = self._taken + len(self._buffer)
             self._flush_upto = max(self._flush_upto, target)
             self._has_work.notify_all()
-            if self._buffer and not self._threads and not self._start_threads():
-                self._send_here(target, deadline)
             while self._done_upto() < target:
                 remaining = deadline - monotonic()
                 if remaining <= 0:
                     return False
+                idle = not self._threads and not self._starting
+                if idle and self._buffer and self._taken < target:
+                    if not self._start_senders():
+                        self._send_here(target, deadline)
+                    continue
                 self._progress.wait(remaining)
         return True
 
@@ -216,12 +224,29 @@ class Worker:
         """Every message with a lower sequence number is delivered or failed (lock held)."""
         return min(self._in_flight, default=self._taken)
 
-    def _start_threads(self) -> bool:
-        """Start the sender threads (lock held); whether one runs.
+    def _start_senders(self) -> bool:
+        """Start the sender threads (lock held, and released while they start); whether
+        one runs.
 
         A refusal of the OS is no error of the caller's: the message stays accepted,
         and the next call tries again.
         """
+        started: list[threading.Thread] = []
+        self._starting = True
+        self._lock.release()
+        try:
+            self._start_each(started)
+        finally:
+            self._lock.acquire()
+            self._starting = False
+            self._threads.extend(started)
+            self._has_work.notify_all()  # the new senders wait for the caller to finish
+            if not started:  # a flush() waiting for them delivers on its own thread
+                self._progress.notify_all()
+        return bool(self._threads)
+
+    def _start_each(self, started: list[threading.Thread]) -> None:
+        """Start ``max_in_flight`` sender threads into ``started`` (lock released)."""
         global _last_start_failure_log
         for index in range(self._config.max_in_flight):
             thread = threading.Thread(target=self._run, name=f"segment-sender-{index}", daemon=True)
@@ -243,8 +268,7 @@ class Worker:
                         error,
                     )
                 break
-            self._threads.append(thread)
-        return bool(self._threads)
+            started.append(thread)
 
     def _send_here(self, target: int, deadline: float) -> None:
         """Deliver on the calling thread (lock held) what was accepted before ``target``,
@@ -266,6 +290,11 @@ class Worker:
                 self._progress.notify_all()
 
     def _run(self) -> None:
+        with self._lock:
+            # Started by a call that released the lock meanwhile: that call (a put()
+            # among them) finishes first, as it would holding the lock.
+            while self._starting:
+                self._has_work.wait()
         while True:
             try:
                 with self._lock:

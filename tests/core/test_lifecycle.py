@@ -256,6 +256,50 @@ def test_a_forked_child_of_a_running_client_still_delivers(receiver: Receiver) -
     assert sorted(m["event"] for m in receiver.messages()) == ["From child", "Started"]
 
 
+def test_a_child_that_monkey_patches_after_the_fork_gets_green_parts(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    # gunicorn's gevent worker forks, then patches: what the child's calls wait on must
+    # be made after that, or one greenlet waiting stops every other one for good.
+    pytest.importorskip("gevent")
+    process = run_script(
+        """
+        import os, signal, sys
+        import segment_core
+        from segment_core import Client
+
+        segment_core.write_key, segment_core.host = "module-key", sys.argv[1]
+        client = Client("k", host=sys.argv[1], spool_dir=sys.argv[2])
+        client.track("parent", "Parent")  # the parent's locks and threads
+        assert client.flush(10)
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)  # a hang ends the child by SIGALRM
+            from gevent import monkey
+
+            monkey.patch_all()
+            import gevent
+
+            def calls(i):
+                client.track(f"u{i}", "Child")
+                segment_core.track(f"u{i}", "Child, module level")
+
+            finished = gevent.joinall([gevent.spawn(calls, i) for i in range(5)], timeout=10)
+            ok = len(finished) == 5 and client.flush(10) and segment_core.flush(10)
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """,
+        receiver.url,
+        str(tmp_path / "spool"),
+        env={**os.environ, "SEGMENT_SPOOL_DIR": str(tmp_path / "module-spool")},
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    counts = Counter(m["event"] for m in receiver.messages())
+    assert counts == {"Parent": 1, "Child": 5, "Child, module level": 5}
+
+
 @pytest.mark.parametrize(
     "held",
     ["segment_core.lifecycle._lock", "segment_core._default_lock"],
@@ -541,4 +585,77 @@ def test_a_ctrl_c_during_the_exit_delivery_stops_it_with_one_line() -> None:
             _, err = process.communicate(timeout=30)
     assert "Exception ignored" not in err, err
     assert "Traceback" not in err, err
-    assert "delivery at exit interrupted; 1 message(s) not delivered" in err
+    # Its batch was sent and may have arrived: it is not counted as undelivered.
+    assert (
+        "delivery at exit interrupted; 0 message(s) not delivered, and 1 in a request still "
+        "waiting for its answer (they may have arrived)"
+    ) in err, err
+
+
+def test_a_ctrl_c_while_the_exit_delivery_waits_to_retry_counts_the_batch_undelivered(
+    receiver: Receiver,
+) -> None:
+    # The host answered 503 and asked for a minute's wait: nothing of the batch arrived.
+    receiver.fail_next(Fault(status=503, retry_after="60"))
+    process = run_script(
+        """
+        import sys
+        from segment_core import Client, signals
+
+        def say_retrying(sender, **details):
+            print("retrying", flush=True)
+
+        client = Client("k", host=sys.argv[1], shutdown_timeout=120, flush_interval=60)
+        signals.batch_failed.connect(say_retrying)
+        client.track("u1", "Held")
+        """,
+        receiver.url,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "retrying"  # waits for the retry now
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+    assert "Traceback" not in err, err
+    assert "delivery at exit interrupted; 1 message(s) not delivered\n" in err, err
+
+
+@pytest.mark.parametrize("variable", ["RUN_MAIN", "WERKZEUG_RUN_MAIN"])
+def test_a_process_a_dev_server_reloads_waits_briefly_at_exit(variable: str) -> None:
+    # Django's and Werkzeug's reloaders serve the edited code once this process has
+    # ended: with the host down, it must not wait out its shutdown_timeout.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        started = time.monotonic()
+        process = run_script(
+            """
+            import sys
+            from segment_core import Client
+
+            client = Client("k", host=sys.argv[1], shutdown_timeout=10, flush_interval=60)
+            client.track("u1", "Held")
+            """,
+            f"http://127.0.0.1:{closed.getsockname()[1]}",
+            env={**os.environ, variable: "true"},
+        )
+        _, err = process.communicate(timeout=60)
+    elapsed = time.monotonic() - started
+    assert process.returncode == 0, err
+    assert elapsed < 4.0, err  # 1 s for the delivery, the rest for the interpreter
+    assert "shut down with 1 message(s) undelivered" in err, err
+
+
+def test_the_exit_wait_is_shortened_only_under_a_dev_servers_reloader(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(shutdown_timeout=10)
+    for variable in ("RUN_MAIN", "WERKZEUG_RUN_MAIN"):
+        monkeypatch.delenv(variable, raising=False)
+    assert lifecycle.shutdown_wait(client) == (10, "shutdown_timeout=10s")
+    monkeypatch.setenv("RUN_MAIN", "false")
+    assert lifecycle.shutdown_wait(client)[0] == 10
+    monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
+    assert lifecycle.shutdown_wait(client)[0] == lifecycle.RELOAD_WAIT
