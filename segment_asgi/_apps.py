@@ -1,23 +1,34 @@
-"""What the ASGI app itself says: FastAPI's docs URLs, Starlette's trusted hosts.
+"""What the ASGI app itself says: FastAPI's docs URLs, its GraphQL endpoints,
+Starlette's trusted hosts.
 
 Read from ``scope["app"]`` (Starlette and FastAPI put themselves there) once per
-app and kept: nothing here runs per request beyond a dict lookup.
+app and kept: nothing here runs per request beyond a dict lookup. The app's routes
+are walked once, at its first request, for the endpoints of GraphQL servers
+(Strawberry's ``GraphQLRouter``, a mounted ``GraphQL`` app of Strawberry's or
+ariadne's), whose answer to a browser is an IDE: tooling, as the docs are.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Host, Mount
 
+from segment_asgi._mounts import included_routes, routes_of
 from segment_asgi._types import Scope
+from segment_core.web import serves_graphql
 
 __all__ = ["DOCS_NAMESPACE", "AppFacts", "host_matches"]
 
-#: The namespace FastAPI's documentation routes are given, for ``exclude_routes``.
+logger = logging.getLogger("segment.asgi")
+
+#: The namespace FastAPI's documentation routes (and GraphQL endpoints) are given,
+#: for ``exclude_routes``.
 DOCS_NAMESPACE = "openapi"
 
 # FastAPI's attributes holding the URLs of its tooling routes.
@@ -34,14 +45,18 @@ _MAX_DEPTH = 32
 
 
 class DocsURLs(NamedTuple):
-    """An app's docs URLs: its own, and the defaults it turned off."""
+    """An app's docs URLs: its own, and the defaults it turned off; and its GraphQL
+    endpoints."""
 
     own: frozenset[str]
     #: Docs when a route hidden from the schema serves them.
     turned_off: frozenset[str]
+    #: The endpoints (a route's ``endpoint``, a mount's ``app``) of GraphQL servers
+    #: in the app's routes, by their ids.
+    graphql: Mapping[int, Any]
 
 
-_NO_DOCS = DocsURLs(frozenset(), frozenset())
+_NO_DOCS = DocsURLs(frozenset(), frozenset(), {})
 
 
 class AppFacts:
@@ -68,7 +83,8 @@ class AppFacts:
     def is_docs_route(
         self, scope: Scope, root_path: str, template: str | None, route: Any = None
     ) -> bool:
-        """Whether the matched route is one of the app's docs, ReDoc or OpenAPI routes.
+        """Whether the matched route is one of the app's docs, ReDoc or OpenAPI
+        routes, or a GraphQL server's endpoint.
 
         With FastAPI's docs turned off (``docs_url=None``), a route hidden from the
         schema at the default URL (``/docs``) is the app's own docs page.
@@ -87,6 +103,8 @@ class AppFacts:
             urls = found
             self._last_docs = (app, found)
         if urls.own and _is_at(template, urls.own, scope, root_path, route):
+            return True
+        if urls.graphql and _is_endpoint_of(route, urls.graphql):
             return True
         return (
             bool(urls.turned_off)
@@ -128,7 +146,51 @@ def _docs_urls(app: Any) -> DocsURLs:
             own.add(url)
         elif url is None and name in _DEFAULT_DOCS_URLS:
             turned_off.add(_DEFAULT_DOCS_URLS[name])
-    return DocsURLs(frozenset(own), frozenset(turned_off - own))
+    return DocsURLs(frozenset(own), frozenset(turned_off - own), _graphql_endpoints(app))
+
+
+def _graphql_endpoints(app: Any) -> dict[int, Any]:
+    """The endpoints of GraphQL servers among the routes of ``app``, below its mounts
+    and included routers too: a route's ``endpoint`` (Strawberry's ``GraphQLRouter``
+    and its copies share theirs), or a mount's ``app`` (wrapped in middleware or not)."""
+    found: dict[int, Any] = {}
+    try:
+        pending: list[tuple[Iterable[Any], int]] = [(routes_of(app), 0)]
+        while pending:
+            routes, depth = pending.pop()
+            for route in routes:
+                if isinstance(route, (Mount, Host)):
+                    mounted = route.app
+                    if any(serves_graphql(node) for node in _wrapped_apps(mounted)):
+                        found[id(mounted)] = mounted
+                    elif depth < _MAX_DEPTH:
+                        pending.append((routes_of(route), depth + 1))
+                elif (included := included_routes(route)) is not None:
+                    if depth < _MAX_DEPTH:
+                        pending.append((included, depth + 1))
+                else:
+                    endpoint = getattr(route, "endpoint", None)
+                    if endpoint is not None and serves_graphql(endpoint):
+                        found[id(endpoint)] = endpoint
+    except Exception:  # an app whose routes cannot be read: none found
+        logger.exception("segment: could not look for GraphQL endpoints in the app's routes")
+    return found
+
+
+def _wrapped_apps(app: Any) -> Iterable[Any]:
+    """``app`` and the apps it wraps, each one's ``.app`` (ASGI middleware)."""
+    node, depth = app, 0
+    while node is not None and depth < _MAX_DEPTH:
+        yield node
+        node, depth = getattr(node, "app", None), depth + 1
+
+
+def _is_endpoint_of(route: Any, endpoints: Mapping[int, Any]) -> bool:
+    """Whether ``route`` (a route, or a mount) leads to one of ``endpoints``."""
+    endpoint = getattr(route, "endpoint", None)
+    if endpoint is None:  # a Mount: the app it mounts
+        endpoint = getattr(route, "app", None)
+    return endpoint is not None and endpoints.get(id(endpoint)) is endpoint
 
 
 def _is_at(template: str, urls: frozenset[str], scope: Scope, root_path: str, route: Any) -> bool:

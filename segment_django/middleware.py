@@ -15,7 +15,8 @@ routed it, a per-site cache's hit, what the router makes of its path; the values
 a Wagtail page's own route captured, ``routable_resolver_match``),
 ``ALLOWED_HOSTS`` for forwarded hosts, a response rendered by Django REST
 framework's browsable API (in the namespace ``rest_framework``, tooling like the
-admin) and django-ninja's docs (in ``openapi``). The user is Django's, else a user
+admin), the admin's docs (admindocs' and grappelli's, in ``admin``), django-ninja's
+docs and the views of GraphQL servers (in ``openapi``). The user is Django's, else a user
 an API's authentication put in ``request.auth`` (django-ninja's). A request Wagtail
 makes for a preview (``is_dummy``) gets no automatic call or cookie.
 
@@ -79,6 +80,7 @@ from segment_core.web import (
     is_excluded_request,
     is_plain_id,
     request_wire_path,
+    serves_graphql,
 )
 from segment_django import conf
 
@@ -721,12 +723,10 @@ def _read_route(info: RequestInfo, final: bool = False, match: ResolverMatch | N
         if match is None:
             return False
     info.route_name = match.view_name if match.url_name else None
-    info.route_template = _route_templates.get(match.route) or _route_template(match)
+    info.route_template = _route_templates.get(match.route) or _first_match(match)
     info.route_namespaces = (*match.namespaces, *match.app_names)
-    if "ninja" in match.app_names and match.url_name in _NINJA_DOCS_ROUTES:
-        # django-ninja's Swagger UI and OpenAPI schema, in any NinjaAPI's namespace:
-        # API docs, as FastAPI's are.
-        info.route_namespaces = (*info.route_namespaces, _DOCS_NAMESPACE)
+    if match.func in _tooling_views:  # judged at the route's first match
+        info.route_namespaces = (*info.route_namespaces, _tooling_views[match.func])
     params = match.kwargs
     info.path_params = _path_params(match, info.native.path_info) if params else params
     # Looked for in the request's own attributes, where Wagtail sets it: the
@@ -743,8 +743,42 @@ def _read_route(info: RequestInfo, final: bool = False, match: ResolverMatch | N
 
 #: django-ninja's names of its docs' routes, in the app ``ninja`` of every NinjaAPI.
 _NINJA_DOCS_ROUTES = frozenset(("openapi-view", "openapi-json"))
-#: The namespace of API docs in ``exclude_routes``'s defaults.
+#: The names of the admin's docs that no namespace of the admin's holds:
+#: ``django.contrib.admindocs``'s (``django-admindocs-docroot``, ...) and
+#: django-grappelli's (``grp_doc``, ``grp_doc_tables``, ...).
+_ADMIN_DOCS_PREFIXES = ("django-admindocs-", "grp_doc_")
+_GRAPPELLI_DOCS = "grp_doc"
+#: The namespaces of tooling in ``exclude_routes``'s defaults.
 _DOCS_NAMESPACE = "openapi"
+_ADMIN_NAMESPACE = "admin"
+#: The views of tooling that their route's namespaces do not tell, and the
+#: namespace each one counts in (see _tooling_namespace); bounded by the views
+#: of a site's URLconfs.
+_tooling_views: dict[Callable[..., Any], str] = {}
+
+
+def _first_match(match: ResolverMatch) -> str | None:
+    """The template of a route not seen yet (see _route_template), whose view is
+    judged on the way: if it is tooling, the requests it answers are told by a
+    dictionary lookup."""
+    namespace = _tooling_namespace(match)
+    if namespace is not None:
+        _tooling_views[match.func] = namespace
+    return _route_template(match)
+
+
+def _tooling_namespace(match: ResolverMatch) -> str | None:
+    """The namespace of ``exclude_routes`` the view of ``match`` counts in as
+    tooling, or None: ``openapi`` for django-ninja's docs and schema (in any
+    NinjaAPI's namespace) and for the views of GraphQL servers (whose answer to a
+    browser is an IDE: graphene-django's, Strawberry's, ariadne's), ``admin`` for
+    the admin's docs."""
+    name = match.url_name or ""
+    if "ninja" in match.app_names and name in _NINJA_DOCS_ROUTES:
+        return _DOCS_NAMESPACE
+    if name.startswith(_ADMIN_DOCS_PREFIXES) or name == _GRAPPELLI_DOCS:
+        return _ADMIN_NAMESPACE
+    return _DOCS_NAMESPACE if serves_graphql(match.func) else None
 
 
 def _with_sub_route_params(

@@ -23,6 +23,7 @@ from segment_core.web import (
     WSGIHeaders,
     cached_for_short_text,
     environ_wire_path,
+    serves_graphql,
 )
 from segment_core.web._redaction import name_and_port
 
@@ -52,9 +53,6 @@ RouteOfPath = Callable[[str], "Mapping[str, Any] | None"]
 
 #: ``namespaces_of(endpoint) -> namespaces``: an app's namespaces of a route.
 NamespacesOf = Callable[[str], "tuple[str, ...]"]
-
-#: Flask-RESTX's endpoints of an ``Api`` on the app itself: its docs and its spec.
-_RESTX_DOC_ENDPOINTS = frozenset({"doc", "specs"})
 
 
 def _flask_before_3_1() -> bool:
@@ -94,12 +92,12 @@ def request_info(
     trusted = request.trusted_hosts or app.config.get("TRUSTED_HOSTS")
     if trusted and host and not host_is_trusted(host, list(trusted)):
         host = ""  # Flask before 3.1 does not check TRUSTED_HOSTS itself
-    # request.endpoint and request.blueprint, read from the rule once: a route
-    # outside any blueprint (no "." in its endpoint) has none, unless it is
-    # Flask-RESTX's docs (``openapi``).
+    # request.endpoint and request.blueprint, read from the rule once; the
+    # namespaces are worked out once per endpoint (tooling outside any blueprint
+    # has one too: Flask-RESTX's docs, a GraphQL view).
     endpoint = rule.endpoint if rule is not None else None
     blueprints: tuple[str, ...] = ()
-    if endpoint and ("." in endpoint or endpoint in _RESTX_DOC_ENDPOINTS):
+    if endpoint:
         blueprints = (blueprint_namespaces or namespaces_of(app))(endpoint)
     path_params = request.view_args
     if path_params and rule is not None:
@@ -203,7 +201,9 @@ def _route_namespaces(app: Flask, endpoint: str) -> tuple[str, ...]:
     Each enclosing blueprint's full name (``site.admin``, ``site``) and each one's
     own name (``admin``), as a nested Django namespace is matched; ``admin`` for
     Flask-Admin, which gives every view a blueprint named after the view; and
-    ``openapi`` for the API docs and specs of Flask-RESTX and Flask-Smorest.
+    ``openapi`` for the API docs and specs of Flask-RESTX and Flask-Smorest, and
+    for the views of GraphQL servers (Strawberry's), whose answer to a browser is
+    an IDE.
     """
     blueprint = endpoint.rpartition(".")[0]
     parts = blueprint.split(".") if blueprint else []
@@ -212,7 +212,7 @@ def _route_namespaces(app: Flask, endpoint: str) -> tuple[str, ...]:
     made_by = [_import_name(app.blueprints.get(name)) for name in full_names]
     if any(_is_module_of("flask_admin", name) for name in made_by):
         namespaces["admin"] = None
-    if _is_api_docs(app, endpoint, made_by):
+    if _is_api_docs(app, endpoint, made_by) or serves_graphql(app.view_functions.get(endpoint)):
         namespaces["openapi"] = None
     return tuple(namespaces)
 

@@ -55,6 +55,7 @@ from segment_core.web._options import (
     split_options,
 )
 from segment_core.web._page import (
+    GRAPHQL_SERVER_PACKAGES,
     accepts_document,
     is_bot,
     is_excluded,
@@ -65,6 +66,7 @@ from segment_core.web._page import (
     page_name,
     page_properties,
     privacy_allows,
+    serves_graphql,
     should_track_page,
     tracking_allowed,
 )
@@ -103,6 +105,7 @@ __all__ = [
     "DEFAULT_PAGE_METHODS",
     "DEFAULT_REDACT_QUERY_PARAMS",
     "DEFAULT_SNIPPET_SRC",
+    "GRAPHQL_SERVER_PACKAGES",
     "LIST_DEFAULTS",
     "MAX_HOST",
     "MAX_PATH",
@@ -161,6 +164,7 @@ __all__ = [
     "request_context",
     "request_wire_path",
     "script_json",
+    "serves_graphql",
     "should_track_page",
     "split_options",
     "tracking_allowed",

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import functools
 import mimetypes
-from collections.abc import Callable, KeysView, Mapping
+import types
+from collections.abc import Callable, Iterable, KeysView, Mapping
 from typing import Any
 
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
@@ -41,6 +42,7 @@ from segment_core.web._validate import Hook
 
 __all__ = [
     "BOT_PATTERN",
+    "GRAPHQL_SERVER_PACKAGES",
     "accepts_document",
     "allowed_as_request_starts",
     "consent_given",
@@ -54,6 +56,7 @@ __all__ = [
     "page_name",
     "page_properties",
     "privacy_allows",
+    "serves_graphql",
     "should_track_page",
     "tracking_allowed",
 ]
@@ -429,6 +432,49 @@ def is_excluded_route(request: RequestInfo, options: WebOptions) -> bool:
         return True
     namespaces = request.route_namespaces
     return bool(namespaces) and any(namespace in excluded for namespace in namespaces)
+
+
+#: The packages of GraphQL servers (their top-level modules). What their views and
+#: apps answer a browser's GET with is an IDE (GraphiQL, Apollo Sandbox, GraphQL
+#: Playground, ariadne's explorer): tooling, as API docs are.
+GRAPHQL_SERVER_PACKAGES = frozenset(
+    {
+        "strawberry",
+        "graphene_django",
+        "ariadne",
+        "ariadne_django",
+        "graphql_server",  # graphql-server's views for Flask, Sanic, aiohttp, webob
+        "flask_graphql",
+        "starlette_graphene3",
+    }
+)
+_FUNCTION_TYPES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+
+
+def serves_graphql(endpoint: object) -> bool:
+    """Whether ``endpoint`` is a GraphQL server's: a view function, a view class (or
+    what ``as_view()`` made of it), an ASGI app or an instance of one, defined in one
+    of :data:`GRAPHQL_SERVER_PACKAGES` or derived from a class of theirs (an app's
+    own ``GraphQLView`` subclass).
+
+    Told by module names alone: nothing is imported. Adapters ask it once per
+    route, never per request.
+    """
+    try:
+        view = getattr(endpoint, "view_class", endpoint)  # Django's and Flask's as_view()
+        if isinstance(view, functools.partial):
+            view = view.func
+        if isinstance(view, _FUNCTION_TYPES):
+            modules: Iterable[object] = (view.__module__,)
+        else:
+            classes = view.__mro__ if isinstance(view, type) else type(view).__mro__
+            modules = (getattr(cls, "__module__", None) for cls in classes)
+        return any(
+            isinstance(module, str) and module.partition(".")[0] in GRAPHQL_SERVER_PACKAGES
+            for module in modules
+        )
+    except Exception:  # an object with odd attributes: no GraphQL server's
+        return False
 
 
 def is_excluded(path: str, options: WebOptions) -> bool:

@@ -21,6 +21,11 @@ secrets.
 In a URL, the values of secret names are redacted in the query (``&`` and ``;``
 separate parameters), the fragment, a path's ``;name=value`` parameters, and URLs
 nested in values (escaped once or twice); a URL's ``user:password@`` is dropped.
+A value that is JSON loses the values of its secret keys at any depth, and a
+GraphQL document (``?query=`` of a GET query, GraphiQL's URL) the literals of its
+secret arguments; the variables it gives secret arguments (``resetToken: $t``) are
+secret keys of the other JSON values of the query (its ``variables``). Only values
+that start as one of them do (``{``, ``[``, ``query``, ...) are parsed.
 Given the app's router (``paths``), a nested path of the app (``?next=/invite/KEY``)
 loses the values of its secret route parameters too, and so does a nested URL of the
 app's own host (``?next=https://shop.example/invite/KEY``, ``?next=//shop.example/...``),
@@ -33,10 +38,11 @@ nothing.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, final
-from urllib.parse import quote, unquote, unquote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from segment_core.web._request import MAX_CACHED_LENGTH, short_value_cache
 
@@ -178,6 +184,47 @@ _CACHE_SIZE = 4096
 _REDACTED_CACHE_SIZE = 1024
 # What stays unescaped when a changed nested value is written back.
 _VALUE_SAFE = "/:@!$'()*,;~-._"
+# How a query value that is JSON or a GraphQL document starts, escaped or not: "{",
+# "[", an operation's keyword, or the spaces and "#" comments an editor such as
+# GraphiQL leaves before one. Other values are not looked at as such.
+_STRUCTURED_STARTS = (
+    "{",
+    "[",
+    "%7B",
+    "%7b",
+    "%5B",
+    "%5b",
+    "query",
+    "mutation",
+    "subscription",
+    "fragment",
+    "%23",
+    "+",
+    "%20",
+    "%09",
+    "%0A",
+    "%0a",
+    "%0D",
+    "%0d",
+)
+# The same, decoded: after spaces, commas and comments (each to its line's end),
+# an object, a list, or a GraphQL operation or fragment.
+_STRUCTURED_START = re.compile(
+    r"(?:[\s,\ufeff]|#[^\n\r]*(?=[\n\r]|\Z))*(?:[{\[]|(?:query|mutation|subscription|fragment)\b)"
+)
+# JSON's and GraphQL's tokens: block strings and strings (to their end or the
+# text's), comments, names and variables, numbers, and single punctuation marks.
+# Spaces and commas separate them.
+_TOKENS = re.compile(
+    r'"""(?:\\"""|[^"]|"(?!""))*(?:"""|\Z)'
+    r'|"(?:[^"\\]|\\.?)*(?:"|\Z)'
+    r"|#[^\n\r]*"
+    r"|\$?[_A-Za-z][_0-9A-Za-z]*"
+    r"|-?[0-9][-+.0-9A-Za-z]*"
+    r"|[^\s,]",
+    re.DOTALL,
+)
+_REDACTED_LITERAL = f'"{REDACTED}"'
 
 
 def name_words(name: str) -> tuple[str, ...]:
@@ -281,6 +328,7 @@ class Redactor:
         semicolons = ";" in query
         parts = _PARAMETERS.split(query) if semicolons else query.split("&")
         changed = False
+        structured: list[int] | None = None
         for index, part in enumerate(parts):
             key, sep, value = part.partition("=")
             if not sep:
@@ -291,13 +339,107 @@ class Redactor:
                     parts[index] = f"{key}={REDACTED}"
                     changed = True
                 continue
+            if value.startswith(_STRUCTURED_STARTS):  # JSON or a GraphQL document, maybe
+                if structured is None:
+                    structured = []
+                structured.append(index)
+                continue
             nested = self._nested(value, depth, paths, host)
             if nested is not None:
                 parts[index] = f"{key}={nested}"
                 changed = True
+        if structured is not None and self._structured_values(
+            parts, structured, depth, paths, host
+        ):
+            changed = True
         if not changed:
             return query
         return "".join(parts) if semicolons else "&".join(parts)
+
+    def _structured_values(
+        self, parts: list[str], indexes: list[int], depth: int, paths: RouteLookup | None, host: str
+    ) -> bool:
+        """Redact the values at ``indexes`` of ``parts`` (``name=value``) that are JSON
+        or a GraphQL document, then the URLs nested in them; True if one changed.
+
+        A GraphQL document passes its variables to arguments (``resetToken: $t``):
+        the variables it gives a secret argument are secret names in the others
+        (its ``variables``, before or after it in the query).
+        """
+        texts = {index: unquote_plus(parts[index].partition("=")[2]) for index in indexes}
+        bound: set[str] = set()
+        for text in texts.values():
+            if "$" in text:
+                self._structured_secrets(text, bound)
+        changed = False
+        for index in indexes:
+            key, _, value = parts[index].partition("=")
+            text = texts[index]
+            redacted = self._structured(text, bound)
+            if redacted is not None:
+                value = _escaped_as(value, redacted)
+            nested = self._nested(value, depth, paths, host)
+            if nested is not None:
+                value = nested
+            if redacted is not None or nested is not None:
+                parts[index] = f"{key}={value}"
+                changed = True
+        return changed
+
+    def _structured(self, text: str, bound: set[str]) -> str | None:
+        """``text`` (JSON, or a GraphQL document) with the values of its secret names
+        as ``"REDACTED"``; None when it is neither or holds none.
+
+        ``bound``: names that are secret here too (the variables a document gives
+        secret arguments).
+        """
+        if _STRUCTURED_START.match(text) is None:
+            return None
+        pieces: list[str] = []
+        at = 0
+        for start, end in self._structured_secrets(text, bound):
+            if text[start:end] != _REDACTED_LITERAL:
+                pieces += (text[at:start], _REDACTED_LITERAL)
+                at = end
+        if not pieces:
+            return None
+        pieces.append(text[at:])
+        return "".join(pieces)
+
+    def _structured_secrets(self, text: str, bound: set[str]) -> list[tuple[int, int]]:
+        """Where in ``text`` the values of secret names stand: ``"name": value`` in
+        JSON, ``name: value`` (an argument, an input field) in a GraphQL document.
+
+        A string, a number, or a whole object or list is a value to hide (read to
+        its end or the text's: a text cut short hides the rest). A variable
+        (``$t``) given to a secret name is added to ``bound``, as is every variable
+        inside a hidden object or list.
+        """
+        spans: list[tuple[int, int]] = []
+        tokens = _TOKENS.finditer(text)
+        last = ""
+        for token in tokens:
+            word = token.group()
+            if word != ":":
+                last = word
+                continue
+            name = _key_name(last)
+            last = word
+            if name is None or not (name in bound or self.is_secret(name)):
+                continue
+            value = next(tokens, None)
+            if value is None:
+                break
+            last = word = value.group()
+            first = word[0]
+            if first == "$":
+                bound.add(word[1:])
+            elif first == "{" or first == "[":
+                spans.append((value.start(), _closing(tokens, len(text), bound)))
+                last = ""
+            elif first == '"' or first == "-" or first.isdigit():
+                spans.append(value.span())
+        return spans
 
     def _nested(self, value: str, depth: int, paths: RouteLookup | None, host: str) -> str | None:
         """A value holding a URL with secrets, redacted; None when nothing changes."""
@@ -462,6 +604,49 @@ class Redactor:
             if not _is_text_of(path, value) and self.is_secret(str(name)):
                 written[name] = path.strip("/")
         return written
+
+
+def _key_name(token: str) -> str | None:
+    """The name a token stands for before a ``:``: a GraphQL name, or a JSON
+    string's text; None for anything else (a variable, a value)."""
+    first = token[:1]
+    if first.isalpha() or first == "_":
+        return token
+    if first != '"' or token.startswith('"""') or len(token) < 2 or token[-1] != '"':
+        return None
+    if "\\" not in token:
+        return token[1:-1]
+    try:
+        name = json.loads(token)
+    except ValueError:
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _closing(tokens: Iterator[re.Match[str]], size: int, bound: set[str]) -> int:
+    """Where the object or list just opened ends (``size``, the text's end, if it
+    does not): ``tokens`` are read up to its closing bracket; its variables go to
+    ``bound``."""
+    depth = 1
+    for token in tokens:
+        word = token.group()
+        if word == "{" or word == "[":
+            depth += 1
+        elif word == "}" or word == "]":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+        elif word[0] == "$":
+            bound.add(word[1:])
+    return size
+
+
+def _escaped_as(value: str, text: str) -> str:
+    """``text`` escaped as a query value, where ``value`` (what it was before, as
+    the query held it) was escaped: spaces as ``+`` if it wrote them so."""
+    if "%" not in value and "+" not in value:  # it came unescaped
+        return text
+    return quote_plus(text, safe="") if "+" in value else quote(text, safe="")
 
 
 def _is_text_of(path: str, value: object) -> bool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -12,6 +13,7 @@ from segment_core.web import (
     page_name,
     page_properties,
     privacy_allows,
+    serves_graphql,
     should_track_page,
 )
 from tests.web.conftest import BROWSER, make_request
@@ -98,6 +100,51 @@ def test_default_exclusions(path: str) -> None:
 @pytest.mark.parametrize("path", ["/", "/healthy-recipes", "/static", "/products/static/x"])
 def test_not_excluded(path: str) -> None:
     assert tracked(make_request(path=path))
+
+
+def made_in(module: str, name: str = "GraphQLView") -> type:
+    """A class as the package of ``module`` defines it (its ``__module__`` says which)."""
+    return type(name, (), {"__module__": module})
+
+
+def a_view_function() -> None:
+    """A plain view of an app's own."""
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        made_in("graphene_django.views"),
+        made_in("graphene_django.views")(),  # an instance
+        made_in("strawberry.asgi", "GraphQL")(),
+        made_in("ariadne.asgi.graphql", "GraphQL")(),
+        made_in("ariadne_django.views"),
+        made_in("graphql_server.flask.graphqlview"),
+        # An app's own subclass, wherever it is defined.
+        type("AccountGraphQLView", (made_in("graphene_django.views"),), {"__module__": "shop"}),
+        # What Django's and Flask's as_view() make of a view class.
+        type("view", (), {"view_class": made_in("strawberry.django.views")})(),
+        functools.partial(made_in("strawberry.flask.views")),
+    ],
+)
+def test_the_views_and_apps_of_graphql_servers(endpoint: object) -> None:
+    assert serves_graphql(endpoint)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        a_view_function,
+        made_in("shop.views", "StrawberryView"),
+        made_in("graphql.execution"),  # graphql-core serves nothing itself
+        made_in("strawberry_fields.views"),
+        len,
+        None,
+        "strawberry",
+    ],
+)
+def test_other_views_and_apps(endpoint: object) -> None:
+    assert not serves_graphql(endpoint)
 
 
 def test_custom_exclusions_extend_the_defaults() -> None:

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -137,6 +138,94 @@ def test_more_places_a_secret_hides_in_a_query(query: str, expected: str) -> Non
 )
 def test_more_places_a_secret_hides_in_a_url(url: str, expected: str) -> None:
     assert Redactor().url(url) == expected
+
+
+def escaped(**values: str) -> str:
+    """A query of ``values`` as browsers and ``urlencode`` write one."""
+    return urlencode(values)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # JSON: the values of secret names, at any depth, whatever they hold.
+        (
+            escaped(variables='{"password": "hunter2", "q": "shoes"}'),
+            escaped(variables='{"password": "REDACTED", "q": "shoes"}'),
+        ),
+        (
+            'filter={"user":{"email":"ada@example.com","name":"Ada"}}',
+            'filter={"user":{"email":"REDACTED","name":"Ada"}}',
+        ),
+        ('state={"auth":{"user":"ada","pass":"pw"},"n":1}', 'state={"auth":"REDACTED","n":1}'),
+        ('v=[{"token":"t1"},{"token":["t2"]}]', 'v=[{"token":"REDACTED"},{"token":"REDACTED"}]'),
+        ('v={"pin":1234,"pass\\u0077ord":"x"}', 'v={"pin":"REDACTED","pass\\u0077ord":"REDACTED"}'),
+        # Escaped as it came: %20 for a space stays %20.
+        ("v=%7B%22apiKey%22%3A%20%22sk%22%7D", "v=%7B%22apiKey%22%3A%20%22REDACTED%22%7D"),
+        # Cut short (a browser's or a proxy's limit): what follows a secret name goes.
+        (escaped(v='{"token": "abc'), escaped(v='{"token": "REDACTED"')),
+        (escaped(v='{"token": {"a": [1, "x'), escaped(v='{"token": "REDACTED"')),
+        # GraphQL: literals given to secret arguments and input fields.
+        (
+            escaped(query='mutation { login(email: "a@b.c", password: "pw", remember: true) }'),
+            escaped(
+                query='mutation { login(email: "REDACTED", password: "REDACTED", remember: true) }'
+            ),
+        ),
+        (
+            escaped(query='{ signUp(input: {name: "Ada", secret: """a\nb"""}) { id } }'),
+            escaped(query='{ signUp(input: {name: "Ada", secret: "REDACTED"}) { id } }'),
+        ),
+        # The variables a document gives secret arguments, before or after it.
+        (
+            escaped(
+                query="query($t: ID!) { invite(inviteToken: $t) { id } }", variables='{"t": "x"}'
+            ),
+            escaped(
+                query="query($t: ID!) { invite(inviteToken: $t) { id } }",
+                variables='{"t": "REDACTED"}',
+            ),
+        ),
+        (
+            escaped(variables='{"c": "x", "n": 1}', query="query($c: String) { a(auth: {c: $c}) }"),
+            escaped(
+                variables='{"c": "REDACTED", "n": 1}',
+                query='query($c: String) { a(auth: "REDACTED") }',
+            ),
+        ),
+        # GraphiQL's comments before the document.
+        (
+            escaped(query='# Welcome to GraphiQL\n\nmutation { reset(token: "t") }'),
+            escaped(query='# Welcome to GraphiQL\n\nmutation { reset(token: "REDACTED") }'),
+        ),
+        # A URL nested in a JSON value: redacted as any nested URL is.
+        (
+            escaped(state='{"next": "/account?token=abc"}'),
+            "state=%7B%22next%22%3A%20%22%2Faccount%3Ftoken%3DREDACTED",
+        ),
+    ],
+)
+def test_json_and_graphql_in_a_query_lose_their_secrets(query: str, expected: str) -> None:
+    redactor = Redactor()
+    assert redactor.query(query) == expected
+    assert redactor.url(f"https://shop.example/graphql?{query}") == (
+        f"https://shop.example/graphql?{expected}"
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        escaped(query="query builder"),
+        escaped(query="{ me { name } }", variables='{"first": 10}'),
+        escaped(note='{"text": "password: \\"x\\" is not a field"}'),
+        escaped(query='{ search(text: "token: abc") { id } }'),
+        "ids=[1,2,3]&q=%7Bshoes%7D&q=+spaces",
+        escaped(variables='{"token": "REDACTED"}'),
+    ],
+)
+def test_json_and_graphql_without_secrets_are_kept_as_they_came(query: str) -> None:
+    assert Redactor().query(query) == query
 
 
 def invite_router(path: str) -> Mapping[str, Any] | None:
