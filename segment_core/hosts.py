@@ -6,6 +6,8 @@ posts to ``/segment/v1/batch``). A query, a fragment or ``user:password@`` has
 no meaning there and is refused; so that no error or display ever shows a
 credential, the refused value is shown with them masked. ``oauth_auth_server`` is
 held to the same rules.
+
+:func:`ascii_host_name` writes a host name as browsers send and compare it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib3.util import parse_url
 
 __all__ = [
     "DEFAULT_PORTS",
+    "ascii_host_name",
     "check_host",
     "check_write_key",
     "doubled_api_path",
@@ -111,6 +114,35 @@ def redact_url(value: str) -> str:
     return SplitResult(
         parts.scheme, "***@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, ""
     ).geturl()
+
+
+# The full stops UTS #46 reads as a label's end: ideographic, full-width, half-width.
+_FULL_STOPS = str.maketrans("\u3002\uff0e\uff61", "...")
+
+
+def ascii_host_name(name: str) -> str:
+    """``name`` (a host name, without a port) in the ASCII form browsers send and
+    compare, in lower case: each label that is not ASCII mapped and converted as
+    the WHATWG URL Standard does (UTS #46, non-transitional: ``faß.de`` is
+    ``xn--fa-hia.de``, not ``fass.de``, and ``CAFÉ``, a decomposed ``café`` and
+    ``café`` are one), the full stops of other scripts (``。``) read as dots.
+
+    :class:`ValueError` (a ``UnicodeError``) for a label browsers would refuse.
+
+    >>> ascii_host_name("www.Faß\u3002de")
+    'www.xn--fa-hia.de'
+    """
+    if name.isascii():
+        return name.lower()
+    # requests' own dependency; imported here, as only a name of another script needs it.
+    import idna
+
+    return ".".join(
+        label.lower()
+        if label.isascii()  # "my_host" too, which idna's stricter rules refuse
+        else idna.encode(label, uts46=True, transitional=False).decode("ascii")
+        for label in name.translate(_FULL_STOPS).split(".")
+    )
 
 
 def check_write_key(value: object) -> None:

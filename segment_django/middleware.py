@@ -889,15 +889,43 @@ def _route_template(match: ResolverMatch) -> str | None:
     route came through ``i18n_patterns`` is decided once per route text, from the
     patterns it matched (``i18n_patterns`` is only allowed at the top of a root
     URLconf, anywhere in its list): a request then pays one dictionary lookup.
+    A route written in translated text (``path(_("about/"), ...)``) is the default
+    language's in every language, for the same reason.
     """
     route = match.route
     if route is None:
         return None
-    template = "/" + _without_language_prefix(route, match).removeprefix("^").removesuffix("$")
+    written = _untranslated_route(match) or route
+    template = "/" + _without_language_prefix(written, match).removeprefix("^").removesuffix("$")
     if len(_route_templates) >= 4096:  # a few per route and language: never this many
         _route_templates.clear()
     _route_templates[route] = template
     return template
+
+
+def _untranslated_route(match: ResolverMatch) -> str | None:
+    """``match.route`` as written in ``LANGUAGE_CODE`` when a pattern it went through
+    is translated text (``gettext_lazy``), joined as Django joins it; None when none
+    is, or when that language cannot be activated."""
+    from django.utils.functional import Promise
+
+    tried = match.tried
+    chain = tried[-1] if tried else None  # the patterns that matched
+    if not chain or not any(
+        isinstance(getattr(entry.pattern, "_route", None), Promise)
+        or isinstance(getattr(entry.pattern, "_regex", None), Promise)
+        for entry in chain
+    ):
+        return None
+    route = ""
+    try:
+        with translation.override(str(settings.LANGUAGE_CODE)):
+            for entry in chain:
+                part = str(entry.pattern)
+                route += part.removeprefix("^") if route else part
+    except LookupError:  # a LANGUAGE_CODE Django has no catalogue for
+        return None
+    return route
 
 
 def _without_language_prefix(route: str, match: ResolverMatch) -> str:

@@ -24,6 +24,7 @@ from segment_core.web._validate import (
     IPNetwork,
     PageName,
     check_cookie_prefixes,
+    decoded_pattern,
     has_secure_prefix,
     joined_patterns,
 )
@@ -104,8 +105,9 @@ class WebOptions:
     #: Response media types that are documents (added to ``text/html`` and
     #: ``application/xhtml+xml``); a 304 counts when the request accepts one.
     page_content_types: tuple[str, ...] = ()
-    #: Regular expressions searched in the path: no page call, no cookie, no user
-    #: lookup. Added to :data:`DEFAULT_EXCLUDE_PATHS`.
+    #: Regular expressions searched in the path (as sent, and as the text its
+    #: escapes spell): no page call, no cookie, no user lookup. Added to
+    #: :data:`DEFAULT_EXCLUDE_PATHS`.
     exclude_paths: tuple[str | re.Pattern[str], ...] = ()
     #: Route names or namespaces that are never page views (added to
     #: :data:`DEFAULT_EXCLUDE_ROUTES`).
@@ -206,6 +208,16 @@ class WebOptions:
     exclude_regex: re.Pattern[str] | None = field(
         init=False, repr=False, compare=False, default=None
     )
+    #: The same, to search a path's decoded text with (``/über-uns/`` for
+    #: ``/%C3%BCber-uns/``): each pattern, and the text a pattern written with
+    #: percent escapes spells (``^/caf%C3%A9/`` as ``^/café/``: either case of hex
+    #: digits matches).
+    decoded_exclude_patterns: tuple[re.Pattern[str], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+    decoded_exclude_regex: re.Pattern[str] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
     redactor: Redactor = field(init=False, repr=False, compare=False, default_factory=Redactor)
     bots: BotMatcher = field(init=False, repr=False, compare=False, default_factory=BotMatcher)
     excluded_routes: frozenset[str] = field(
@@ -235,6 +247,10 @@ class WebOptions:
         patterns = tuple(re.compile(p) for p in self.exclude_paths)
         object.__setattr__(self, "exclude_patterns", patterns)
         object.__setattr__(self, "exclude_regex", joined_patterns(patterns))
+        spelled = tuple(filter(None, map(decoded_pattern, patterns)))
+        object.__setattr__(self, "decoded_exclude_patterns", (*patterns, *spelled))
+        decoded_regex = joined_patterns((*patterns, *spelled)) if spelled else self.exclude_regex
+        object.__setattr__(self, "decoded_exclude_regex", decoded_regex)
         redactor = Redactor(
             self.redact_query_params, defaults=not self.replace_default_redact_query_params
         )

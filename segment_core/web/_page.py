@@ -37,7 +37,12 @@ from typing import Any
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
-from segment_core.web._request import RequestInfo, WSGIHeaders, cached_for_short_text
+from segment_core.web._request import (
+    RequestInfo,
+    WSGIHeaders,
+    cached_for_short_text,
+    decoded_path,
+)
 from segment_core.web._validate import Hook
 
 __all__ = [
@@ -478,10 +483,22 @@ def serves_graphql(endpoint: object) -> bool:
 
 
 def is_excluded(path: str, options: WebOptions) -> bool:
-    """Whether one of ``exclude_paths`` is found in ``path``."""
-    if options.exclude_regex is not None:
-        return options.exclude_regex.search(path) is not None
-    return any(pattern.search(path) for pattern in options.exclude_patterns)
+    """Whether one of ``exclude_paths`` is found in ``path`` (percent-encoded), or in
+    the text it spells when it holds escapes (``/über-uns/`` for ``/%C3%BCber-uns/``)."""
+    regex = options.exclude_regex
+    if regex is not None:
+        if regex.search(path) is not None:
+            return True
+    elif any(pattern.search(path) for pattern in options.exclude_patterns):
+        return True
+    return "%" in path and _is_excluded_decoded(decoded_path(path), options)
+
+
+def _is_excluded_decoded(path: str, options: WebOptions) -> bool:
+    """:func:`is_excluded` for the decoded text of a path (see ``decoded_exclude_regex``)."""
+    if options.decoded_exclude_regex is not None:
+        return options.decoded_exclude_regex.search(path) is not None
+    return any(pattern.search(path) for pattern in options.decoded_exclude_patterns)
 
 
 def is_excluded_request(request: RequestInfo, options: WebOptions) -> bool:

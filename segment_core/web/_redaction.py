@@ -2,8 +2,10 @@
 
 A name (a query parameter, a route parameter) is split into lower-case words at
 ``_``, ``-``, ``.``, spaces, brackets and camelCase humps: ``accessToken``,
-``api-key``, ``user[password]`` and ``reset_token`` all contain a secret word. It
-is secret when:
+``api-key``, ``user[password]`` and ``reset_token`` all contain a secret word. A
+word is letters (of any script: ``пароль``, ``暗証番号``) or digits, compared
+case-folded; compatibility forms read as what they show (NFKC: ``password`` typed
+in full-width letters is ``password``). It is secret when:
 
 - one of its words is a secret word (``password``, ``token``, ``key``, ``secret``,
   ``signature``, ``auth``, ``session``, ``email``, ``jwt``, ``otp``, ``sesame``,
@@ -38,12 +40,15 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, final
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
+from segment_core.hosts import ascii_host_name
 from segment_core.web._request import MAX_CACHED_LENGTH, short_value_cache
 
 __all__ = [
@@ -174,6 +179,10 @@ _CODE_QUALIFIERS = frozenset(
 )
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+# What each Unicode category is to _WORDS: an upper-case letter ("A"; title case too),
+# another letter ("a": lower case, and scripts without case), a digit ("0"). Anything
+# else separates words; a combining mark ("M") belongs to the character before it.
+_SHAPES = {"Lu": "A", "Lt": "A", "Ll": "a", "Lm": "a", "Lo": "a", "Nd": "0", "Nl": "0", "No": "0"}
 # A query split at "&" and ";", the separators kept (at odd indexes).
 _PARAMETERS = re.compile(r"([&;])")
 # Nested URLs are followed this deep (?next=/a?next=/b?token=...).
@@ -228,19 +237,44 @@ _REDACTED_LITERAL = f'"{REDACTED}"'
 
 
 def name_words(name: str) -> tuple[str, ...]:
-    """The lower-case words of a parameter name.
+    """The lower-case words of a parameter name: letters or digits, of any script.
 
-    >>> name_words("user[newPassword]"), name_words("X-API-Key")
-    (('user', 'new', 'password'), ('x', 'api', 'key'))
+    >>> name_words("user[newPassword]"), name_words("X-API-Key"), name_words("новыйПароль")
+    (('user', 'new', 'password'), ('x', 'api', 'key'), ('новый', 'пароль'))
     """
+    if not name.isascii():
+        return _words_of_any_script(name)
     return tuple(word.lower() for word in _WORDS.findall(name))
+
+
+def _words_of_any_script(name: str) -> tuple[str, ...]:
+    """:func:`name_words` of a name that is not ASCII: split as an ASCII one is, by
+    its characters' Unicode categories, each word case-folded (``ß`` as ``ss``, a
+    final sigma as any other)."""
+    # Full-width letters, ligatures: the letters they show.
+    name = unicodedata.normalize("NFKC", name)
+    if name.isascii():
+        return tuple(word.lower() for word in _WORDS.findall(name))
+    shape: list[str] = []
+    previous = " "
+    for character in name:
+        category = unicodedata.category(character)
+        if category[0] == "M":
+            previous = "a" if previous == " " else previous
+        else:
+            previous = _SHAPES.get(category, " ")
+        shape.append(previous)
+    return tuple(
+        name[found.start() : found.end()].casefold() for found in _WORDS.finditer("".join(shape))
+    )
 
 
 class Redactor:
     """Decides which names are secret (cached per name) and redacts URLs and paths.
 
     ``extra`` are names added to the rule (each one a word or words in a row);
-    ``defaults=False`` leaves only them.
+    ``defaults=False`` leaves only them. One without a word (no letter or digit)
+    could match no name: a :class:`ValueError`.
     """
 
     __slots__ = ("_cache", "_phrases", "_queries", "_urls", "_words", "defaults")
@@ -251,9 +285,14 @@ class Redactor:
         phrases: list[tuple[str, ...]] = []
         for entry in extra:
             parts = name_words(entry)
+            if not parts:
+                raise ValueError(
+                    f"redact_query_params: {entry!r} holds no word (letters or digits), "
+                    "so it would match no parameter name"
+                )
             if len(parts) == 1:
                 words.add(parts[0])
-            elif parts:
+            else:
                 phrases.append(parts)
         self._words = frozenset(words)
         self._phrases = tuple(phrases)
@@ -671,9 +710,11 @@ _DEFAULT_PORTS = frozenset({"80", "443"})
 def same_host(netloc: str, host: str) -> bool:
     """Whether a URL's authority ``netloc`` names the app's ``host`` (``host[:port]``).
 
-    The same host name, in any case. Ports differ only when both name one other
-    than 80 and 443, which are the schemes' own: whatever the scheme, as behind a
-    proxy that ends TLS the app sees http where the browser says https.
+    The same host name, in any case, and in any spelling browsers send as that one
+    (``café.example`` and ``CAFÉ。example`` are ``xn--caf-dma.example``: see
+    :func:`segment_core.hosts.ascii_host_name`). Ports differ only when both name
+    one other than 80 and 443, which are the schemes' own: whatever the scheme, as
+    behind a proxy that ends TLS the app sees http where the browser says https.
     """
     name, port = name_and_port(netloc)
     app_name, app_port = name_and_port(host)
@@ -682,14 +723,19 @@ def same_host(netloc: str, host: str) -> bool:
 
 @short_value_cache(maxsize=256)
 def name_and_port(netloc: str) -> tuple[str, str]:
-    """``(host name, port)`` of a URL's authority in lower case; the port is ``""`` if
-    it is a default one. (Cached: the app's host, and the authorities of its pages.)"""
+    """``(host name, port)`` of a URL's authority in lower case, the name in the ASCII
+    form browsers send; the port is ``""`` if it is a default one. (Cached: the
+    app's host, and the authorities of its pages.)"""
     netloc = netloc.lower().rpartition("@")[2]
     if netloc.startswith("["):  # an IPv6 literal
         end = netloc.find("]")
         name, port = netloc[: end + 1], netloc[end + 2 :]
     else:
         name, _, port = netloc.partition(":")
+        if not name.isascii():
+            # A name browsers refuse stays as it is: no host of the app's.
+            with contextlib.suppress(UnicodeError):
+                name = ascii_host_name(name)
         # "shop.example." is the same host, fully qualified: browsers keep the dot.
         name = name.removesuffix(".")
     return name, "" if port in _DEFAULT_PORTS else port

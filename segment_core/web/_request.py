@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from functools import lru_cache, update_wrapper
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 __all__ = [
     "MAX_CACHED_LENGTH",
@@ -16,6 +16,7 @@ __all__ = [
     "WSGIHeaders",
     "cached_for_short_text",
     "checked_host",
+    "decoded_path",
     "request_wire_path",
     "short_value_cache",
     "wire_path",
@@ -273,6 +274,24 @@ def environ_wire_path(environ: Mapping[str, Any], decoded: str | None = None) ->
         return wire_path(path.encode("latin-1"))
     except UnicodeEncodeError:  # not the latin-1 of bytes: a path as text
         return wire_path(path)
+
+
+# What unquote(errors="surrogateescape") makes of a byte that is no part of UTF-8.
+_UNDECODED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+@short_value_cache(maxsize=1024)
+def decoded_path(path: str) -> str:
+    """A percent-encoded path as the text it spells: its escapes of UTF-8 decoded,
+    those of other bytes kept (in upper case).
+
+    >>> decoded_path("/%C3%BCber-uns/caf%e9/100%")
+    '/über-uns/caf%E9/100%'
+    """
+    text = unquote(path, errors="surrogateescape")
+    if not text.isascii():
+        text = _UNDECODED_BYTE.sub(lambda byte: f"%{ord(byte[0]) - 0xDC00:02X}", text)
+    return text
 
 
 # RFC 3986's host (an IP literal, or a name of unreserved characters, %-escapes and

@@ -11,11 +11,14 @@ import inspect
 import ipaddress
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from segment_core.config import import_callable, read_flag
+from segment_core.hosts import ascii_host_name
 from segment_core.web._browser_options import BROWSER_NORMALIZERS
+from segment_core.web._request import decoded_path
 
 __all__ = [
     "HOST_PREFIX",
@@ -27,6 +30,7 @@ __all__ = [
     "IPNetwork",
     "PageName",
     "check_cookie_prefixes",
+    "decoded_pattern",
     "has_secure_prefix",
     "import_callable",
     "joined_patterns",
@@ -38,7 +42,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PageName = Literal["route", "template", "path"] | Callable[[Any], Any]
 Hook = Callable[..., Any]
 
-_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# RFC 6265's cookie-name: an RFC 9110 token.
+_TOKEN_MARKS = "!#$%&'*+-.^_`|~"
+_COOKIE_NAME = re.compile(f"[{re.escape(_TOKEN_MARKS)}0-9A-Za-z]+")
 # One label of a host name: what browsers take (underscores included), 63 at most.
 _DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
@@ -146,6 +152,30 @@ def joined_patterns(
         return None
 
 
+# A run of percent escapes in a pattern; after a backslash, "\%" is the pattern's own "%".
+_ESCAPES_IN_PATTERN = re.compile(r"(?<!\\)(?:%[0-9A-Fa-f]{2})+")
+
+
+def decoded_pattern(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """``pattern`` with the percent escapes it is written with (``^/caf%C3%A9/``) as
+    the text they spell (see :func:`decoded_path`), to search a decoded path with;
+    None when it has none, or when that text makes no pattern.
+
+    >>> decoded_pattern(re.compile(r"^/caf%C3%A9/")).pattern
+    '^/café/'
+    """
+    text = pattern.pattern
+    if "%" not in text:
+        return None
+    decoded = _ESCAPES_IN_PATTERN.sub(lambda escapes: re.escape(decoded_path(escapes[0])), text)
+    if decoded == text:
+        return None
+    try:
+        return re.compile(decoded, pattern.flags)
+    except re.error:  # escapes inside a construct of its own ("[%41-%5A]"): left as written
+        return None
+
+
 def _scoped(pattern: str | re.Pattern[str]) -> str:
     """``pattern`` as a group of its own, whose flags apply to it alone."""
     text = pattern if isinstance(pattern, str) else pattern.pattern
@@ -222,9 +252,27 @@ def _trusted_proxies(name: str, value: object) -> int | tuple[IPNetwork, ...]:
 
 
 def _cookie_name(name: str, value: object) -> str:
-    if not isinstance(value, str) or not _COOKIE_NAME.fullmatch(value):
-        raise ValueError(f"{name} must be a valid cookie name, got {value!r}")
-    return value
+    if isinstance(value, str) and _COOKIE_NAME.fullmatch(value):
+        return value
+    characters = f"ASCII token characters (letters, digits and {_TOKEN_MARKS})"
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a cookie name, {characters}, got {value!r}")
+    # The character at fault, named: a look-alike of another script (a Cyrillic "a")
+    # or an invisible one reads as a valid name.
+    index, character = next((i, c) for i, c in enumerate(value) if not _COOKIE_NAME.match(c))
+    raise ValueError(
+        f"{name} {value!r} has {character!r} ({_character_name(character)}) at index {index}; "
+        f"a cookie name is {characters} only"
+    )
+
+
+def _character_name(character: str) -> str:
+    """``U+0430 CYRILLIC SMALL LETTER A``: a character's code point and Unicode name."""
+    if unicodedata.category(character) == "Cc":
+        described = "a control character"
+    else:
+        described = unicodedata.name(character, "a character without a name")
+    return f"U+{ord(character):04X} {described}"
 
 
 #: Cookie name prefixes browsers hold to rules (RFC 6265bis; compared ignoring case):
@@ -256,8 +304,9 @@ def check_cookie_prefixes(
 
 
 def _cookie_domain(name: str, value: object) -> str | None:
-    """A domain name, as a ``Domain`` attribute holds it: ASCII (an IDN in its
-    ``xn--`` form), an optional leading dot, no scheme, port or path."""
+    """A domain name, as a ``Domain`` attribute holds it: ASCII (an IDN in the
+    ``xn--`` form browsers give its host, see :func:`ascii_host_name`), an optional
+    leading dot, no scheme, port or path."""
     if value is None:
         return None
     expected = f"{name} must be a domain name such as '.example.com' or None"
@@ -269,7 +318,7 @@ def _cookie_domain(name: str, value: object) -> str | None:
     dot, domain = ("." if value.startswith(".") else ""), value.removeprefix(".")
     if not domain.isascii():
         try:  # browsers match a cookie's domain against the host in its ASCII form
-            domain = domain.encode("idna").decode("ascii")
+            domain = ascii_host_name(domain)
         except UnicodeError as exc:
             raise ValueError(f"{expected}: {value!r} is not a valid domain name ({exc})") from None
     labels = domain.split(".")

@@ -29,9 +29,22 @@ def invite_route() -> str:
     return "invite/<str:invite_token>/"
 
 
+def about_route() -> str:
+    # What gettext_lazy("about/") gives with a French catalogue.
+    return "à-propos/" if translation.get_language() == "fr" else "about/"
+
+
+def topic_route() -> str:
+    return "sujets/<slug:topic>/" if translation.get_language() == "fr" else "topics/<slug:topic>/"
+
+
 urlpatterns = [
     path(lazy(invite_route, str)(), page, name="invite"),
-    *i18n_patterns(path("home/", page, name="home")),
+    *i18n_patterns(
+        path("home/", page, name="home"),
+        path(lazy(about_route, str)(), page),
+        path(lazy(topic_route, str)(), page, name="topic"),
+    ),
 ]
 
 
@@ -51,3 +64,19 @@ def test_a_translated_route_in_a_referrer_is_matched_in_the_request_s_language(
     in_french = sent(type="page")[-1]
     assert in_french["properties"]["path"] == "/fr/home/"
     assert in_french["properties"]["referrer"] == "http://testserver/invitation/REDACTED/"
+
+
+def test_a_translated_route_has_one_template_in_every_language(segment: Any, sent: Sent) -> None:
+    segment(PAGE_NAME="template")
+    client = Client()
+    visits = ["/fr/%C3%A0-propos/", "/en/about/", "/fr/%C3%A0-propos/", "/fr/sujets/velo/"]
+    for url in [*visits, "/en/topics/bike/"]:
+        assert client.get(url, **NAVIGATE).status_code == 200
+    pages = [(page["name"], page["properties"]["path"]) for page in sent(type="page")]
+    assert pages == [
+        ("/about/", "/fr/%C3%A0-propos/"),
+        ("/about/", "/en/about/"),
+        ("/about/", "/fr/%C3%A0-propos/"),  # the template kept for the route
+        ("/topics/<slug:topic>/", "/fr/sujets/velo/"),
+        ("/topics/<slug:topic>/", "/en/topics/bike/"),
+    ]

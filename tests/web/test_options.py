@@ -109,9 +109,12 @@ def test_compiled_patterns_are_accepted() -> None:
         ({"trusted_proxies": -1}, "trusted_proxies must be >= 0"),
         ({"trusted_proxies": True}, "trusted_proxies must be a number of proxies"),
         ({"trusted_proxies": ["10.0.0.0/33"]}, "trusted_proxies: '10.0.0.0/33' is not an IP"),
-        ({"cookie_name": "bad name"}, "cookie_name must be a valid cookie name"),
-        ({"cookie_name": "visitor\n"}, "cookie_name must be a valid cookie name"),
-        ({"user_cookie_name": ""}, "user_cookie_name must be a valid cookie name"),
+        ({"cookie_name": "bad name"}, "cookie_name 'bad name' has ' ' (U+0020 SPACE) at index 3"),
+        (
+            {"cookie_name": "visitor\n"},
+            "cookie_name 'visitor\\n' has '\\n' (U+000A a control character) at index 7",
+        ),
+        ({"user_cookie_name": ""}, "user_cookie_name must be a cookie name, ASCII token"),
         ({"cookie_domain": "a.com; x"}, "cookie_domain must be a domain"),
         ({"cookie_format": "json"}, "cookie_format must be 'raw' or 'quoted'"),
         ({"cookie_max_age": 0}, "cookie_max_age must be a positive number of seconds"),
@@ -157,6 +160,8 @@ def test_bad_values_name_the_option(mapping: dict[str, object], message: str) ->
         ("x" * 64 + ".example", "has the label 'xxx"),
         ("a.com; x", "holds spaces or separators"),
         ("", "got ''"),
+        ("i\u2764.example", "is not a valid domain name (Codepoint U+2764"),
+        ("bücher.de.", "has an empty label"),
     ],
 )
 def test_a_cookie_domain_no_browser_takes_is_refused(domain: str, problem: str) -> None:
@@ -166,6 +171,26 @@ def test_a_cookie_domain_no_browser_takes_is_refused(domain: str, problem: str) 
         WebOptions(cookie_domain=domain)
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        # A look-alike of another script reads as the name it imitates.
+        ("ajs_\u0430nonymous_id", "'\u0430' (U+0430 CYRILLIC SMALL LETTER A) at index 4"),
+        ("visitor\u200bid", "'\\u200b' (U+200B ZERO WIDTH SPACE) at index 7"),
+        ("id;x", "';' (U+003B SEMICOLON) at index 2"),
+    ],
+)
+def test_a_cookie_name_error_names_the_character_at_fault(name: str, problem: str) -> None:
+    for option in ("cookie_name", "user_cookie_name"):
+        with pytest.raises(ValueError) as raised:
+            WebOptions.from_mapping({option: name})
+        message = str(raised.value)
+        assert message.startswith(f"{option} {name!r} has {problem}; ")
+        assert message.endswith(
+            "a cookie name is ASCII token characters (letters, digits and !#$%&'*+-.^_`|~) only"
+        )
+
+
 def test_cookie_domains_browsers_take() -> None:
     for domain in (".example.com", "shop.example.com", "localhost", "127.0.0.1", "my_host.lan"):
         assert WebOptions(cookie_domain=domain).cookie_domain == domain
@@ -173,6 +198,12 @@ def test_cookie_domains_browsers_take() -> None:
     # that a Set-Cookie header can carry).
     assert WebOptions(cookie_domain="пример.рф").cookie_domain == "xn--e1afmkfd.xn--p1ai"
     assert WebOptions(cookie_domain=".bücher.de").cookie_domain == ".xn--bcher-kva.de"
+    # As browsers convert a host (UTS #46, non-transitional): a sharp s and a final
+    # sigma are letters of their own, not "ss" and a sigma; other scripts' full stops
+    # are dots.
+    assert WebOptions(cookie_domain=".faß.de").cookie_domain == ".xn--fa-hia.de"
+    assert WebOptions(cookie_domain="www.ς.gr").cookie_domain == "www.xn--3xa.gr"
+    assert WebOptions(cookie_domain="Shop.Bücher\u3002de").cookie_domain == "shop.xn--bcher-kva.de"
     tracker = RequestTracker(None, WebOptions(cookie_domain="пример.рф"), make_request())
     cookie = tracker.cookie_to_set()
     assert cookie is not None

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 import pytest
 
 from segment_core.web import (
     RequestInfo,
+    RequestTracker,
     WebOptions,
     is_bot,
     page_name,
@@ -153,6 +155,43 @@ def test_custom_exclusions_extend_the_defaults() -> None:
     replaced = {"exclude_paths": (r"^/admin/",), "replace_default_exclude_paths": True}
     assert not tracked(make_request(path="/admin/users"), **replaced)
     assert tracked(make_request(path="/healthz"), **replaced)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [
+        # Written as the app's routes are, for the path as browsers send it.
+        (r"^/über-uns/vorschau", "/%C3%BCber-uns/vorschau"),
+        (r"^/café/", "/caf%C3%A9/intern"),
+        (re.compile(r"^/CAFÉ/", re.IGNORECASE), "/caf%C3%A9/intern"),
+        # Written with escapes: browsers and clients write their hex digits in either case.
+        (r"^/caf%C3%A9/intern", "/caf%c3%a9/intern"),
+        (r"^/caf%c3%a9/intern", "/caf%C3%A9/intern"),
+        (r"^/caf%C3%A9/intern", "/caf%C3%A9/intern"),
+        # A byte that is no part of UTF-8 (Latin-1's "é") stays an escape.
+        (r"^/caf%e9/", "/caf%E9/intern"),
+    ],
+)
+def test_exclude_paths_find_the_text_a_path_spells(
+    pattern: str | re.Pattern[str], path: str
+) -> None:
+    assert not tracked(make_request(path=path), exclude_paths=(pattern,))
+    assert not tracked(make_request(path=f"/shop{path}", mount="/shop"), exclude_paths=(pattern,))
+    # Known as the request starts: no cookie, no user lookup.
+    assert RequestTracker(
+        None, WebOptions(exclude_paths=(pattern,)), make_request(path=path)
+    ).excluded
+    assert tracked(make_request(path="/caf%C3%A8/intern"), exclude_paths=(pattern,))
+
+
+def test_exclude_paths_searched_one_by_one_find_the_text_a_path_spells() -> None:
+    # Patterns that cannot be joined into one (a group name twice).
+    patterns = (r"^/(?P<section>über-uns)/", r"^/(?P<section>caf%C3%A9)/")
+    options: dict[str, Any] = {"exclude_paths": patterns, "replace_default_exclude_paths": True}
+    assert WebOptions(**options).exclude_regex is None
+    assert not tracked(make_request(path="/%C3%BCber-uns/team"), **options)
+    assert not tracked(make_request(path="/caf%c3%a9/menu"), **options)
+    assert tracked(make_request(path="/%C3%BCber/team"), **options)
 
 
 @pytest.mark.parametrize(

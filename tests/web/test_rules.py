@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -79,6 +79,58 @@ def test_names_that_are_not_secrets(name: str) -> None:
 def test_name_words() -> None:
     assert name_words("user[newPassword]") == ("user", "new", "password")
     assert name_words("HTTPServerKey") == ("http", "server", "key")
+
+
+def test_name_words_of_any_script() -> None:
+    assert name_words("новыйПароль") == ("новый", "пароль")
+    assert name_words("user[κωδικός]") == ("user", "κωδικόσ")  # case-folded: a final sigma
+    assert name_words("暗証番号_2") == ("暗証番号", "2")
+    assert name_words("clé") == name_words("cle\u0301") == name_words("CLÉ") == ("clé",)
+    # Full-width letters, as an input method types them: the letters they show.
+    assert name_words("\uff4e\uff45\uff57\uff3f\uff50\uff41\uff53\uff53") == ("new", "pass")
+
+
+@pytest.mark.parametrize(
+    ("entry", "names"),
+    [
+        ("пароль", ["пароль", "ПАРОЛЬ", "новыйПароль", "user[пароль]"]),
+        ("κωδικός", ["κωδικός", "ΚΩΔΙΚΌΣ", "νέος_κωδικός"]),
+        ("暗証番号", ["暗証番号", "暗証番号-2"]),
+        ("clé", ["clé", "CLÉ", "cle\u0301", "api_clé"]),
+    ],
+)
+def test_extra_names_of_any_script(entry: str, names: list[str]) -> None:
+    redactor = Redactor([entry])
+    for name in names:
+        escaped = quote(name)  # as a browser sends it
+        query = f"{escaped}=hunter2&cl=visible&q=1"
+        assert redactor.query(query) == f"{escaped}={REDACTED}&cl=visible&q=1", name
+        assert redactor.query(f"{name}=hunter2") == f"{name}={REDACTED}", name
+    assert not redactor.is_secret("cl")  # "clé" is one word, not "cl"
+
+
+def test_a_default_secret_word_in_full_width_letters() -> None:
+    full_width_password = "".join(chr(ord(letter) + 0xFEE0) for letter in "password")
+    query = f"{quote(full_width_password)}=hunter2"
+    assert Redactor().query(query) == f"{quote(full_width_password)}={REDACTED}"
+
+
+@pytest.mark.parametrize("entry", ["[]", "_", " - ", "\u3002"])
+def test_an_extra_name_without_a_word_is_refused(entry: str) -> None:
+    with pytest.raises(
+        ValueError, match=rf"^redact_query_params: {re.escape(repr(entry))} holds no word"
+    ):
+        WebOptions(redact_query_params=[entry])
+
+
+def test_a_page_keeps_a_secret_named_in_another_script_out(client: Client, sent: Messages) -> None:
+    options = WebOptions(redact_query_params=["пароль"])
+    name = quote("пароль")
+    request = make_request(path="/login", query_string=f"{name}=hunter2&cl=visible")
+    RequestTracker(client, options, request).finish(200, content_type=HTML)
+    [page] = sent
+    assert page["properties"]["search"] == f"?{name}={REDACTED}&cl=visible"
+    assert "hunter2" not in json.dumps(page)
 
 
 def test_extra_names_are_words_or_words_in_a_row() -> None:
@@ -326,6 +378,27 @@ def test_a_url_of_the_app_in_a_value_loses_its_route_secrets(query: str, expecte
     # Another host's request, or no router: the URL is another site's, or unreadable.
     assert redactor.query(query, paths=invite_router, host="elsewhere.example") == query
     assert redactor.query(query, host="shop.example") == query
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://café.example",
+        "http://CAFÉ.example",
+        "https://cafe\u0301.example",  # decomposed: an "e" and a combining accent
+        "http://xn--caf-dma\u3002example",  # an ideographic full stop
+        "http://café\uff0eexample.",  # a full-width one, and the last dot
+        "//café.example",
+        "https://caf%C3%A9.example",  # escaped in the host
+    ],
+)
+def test_a_url_of_the_app_with_its_host_in_unicode_loses_its_route_secrets(origin: str) -> None:
+    query = "next=" + quote(f"{origin}/invite/KEY123/", safe="")
+    redacted = Redactor().query(query, paths=invite_router, host="xn--caf-dma.example")
+    assert "KEY123" not in redacted
+    assert redacted.endswith(f"%2Finvite%2F{REDACTED}%2F")
+    # Not the host of an app on cafe.example.
+    assert Redactor().query(query, paths=invite_router, host="cafe.example") == query
 
 
 def test_a_url_on_another_port_of_the_host_is_another_app_s() -> None:
