@@ -219,7 +219,11 @@ _STRUCTURED_STARTS = (
 # The same, decoded: after spaces, commas and comments (each to its line's end),
 # an object, a list, or a GraphQL operation or fragment.
 _STRUCTURED_START = re.compile(
-    r"(?:[\s,\ufeff]|#[^\n\r]*(?=[\n\r]|\Z))*(?:[{\[]|(?:query|mutation|subscription|fragment)\b)"
+    r"(?:[\s,\ufeff]|#[^\n\r]*(?=[\n\r]|\Z))*"
+    # An operation: its keyword, maybe a name, then its variables or selection (a
+    # search typed as "query code: 1234" is none); a fragment: "fragment N on T".
+    r"(?:[{\[]|(?:query|mutation|subscription)(?:[\s,]+[_A-Za-z][_0-9A-Za-z]*)?[\s,]*[({@]"
+    r"|fragment[\s,]+[_A-Za-z][_0-9A-Za-z]*[\s,]+on\b)"
 )
 # JSON's and GraphQL's tokens: block strings and strings (to their end or the
 # text's), comments, names and variables, numbers, and single punctuation marks.

@@ -269,6 +269,7 @@ def test_json_and_graphql_in_a_query_lose_their_secrets(query: str, expected: st
     "query",
     [
         escaped(query="query builder"),
+        "q=query+code:+1234&q=query+token:+12345",  # searches, not GraphQL documents
         escaped(query="{ me { name } }", variables='{"first": 10}'),
         escaped(note='{"text": "password: \\"x\\" is not a field"}'),
         escaped(query='{ search(text: "token: abc") { id } }'),
