@@ -27,15 +27,15 @@ from starlette.routing import BaseRoute, Host, Mount
 from segment_asgi._mounts import included_routes, routes_of
 from segment_asgi._scope import match_route
 from segment_asgi._types import Scope
+from segment_core.lifespan import TRACKED_BELOW
 
 __all__ = ["TRACKED_BY_DJANGO", "SelfTrackingMounts", "tracks_itself"]
 
 logger = logging.getLogger("segment.asgi")
 
 #: Set by ``segment_django``'s middleware in ``scope["state"]`` of each request it
-#: tracks (its ``TRACKED_IN_STATE``; this package cannot import Django's): in the
-#: state, which the copies of a scope that routers make share with it.
-TRACKED_BY_DJANGO = "segment_django.tracked"
+#: tracks: the one mark of segment_core's.
+TRACKED_BY_DJANGO = TRACKED_BELOW
 
 _MAX_DEPTH = 32
 # Where the app wrapped by a WSGI adapter, or by ASGI middleware, is kept:

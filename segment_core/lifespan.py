@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from segment_core import lifecycle
 from segment_core._clock import monotonic
-from segment_core.scope import bound_calls_running, wait_for_bound_calls
+from segment_core.scope import wait_for_bound_calls_or_warn
 
 if TYPE_CHECKING:
     from segment_core.client import Client
 
 __all__ = [
     "FLUSHED_AT_SHUTDOWN",
+    "TRACKED_BELOW",
     "Flushable",
     "ShutdownFlush",
     "flush_in_thread",
@@ -141,14 +142,14 @@ async def flush_in_thread(client: Client | None) -> None:
 def _flush_after_bound_calls(client: Client, timeout: float) -> bool:
     deadline = monotonic() + timeout
     client.flush(0)  # what it holds already goes out while the threads finish
-    if not wait_for_bound_calls(timeout):
-        logger.warning(
-            "segment: %d call(s) of start_thread or with_binding still running after "
-            "shutdown_timeout=%gs at shutdown; events they send from now on are lost",
-            bound_calls_running(),
-            timeout,
-        )
+    wait_for_bound_calls_or_warn(timeout, "at shutdown")
     return client.flush(max(0.0, deadline - monotonic()))
+
+
+#: Set in ``scope["state"]`` (shared by the copies of a scope that routers make) by an
+#: adapter that tracks the request itself below an ASGI middleware, Django's under
+#: ASGI: ``segment_asgi``'s middleware around it stands aside.
+TRACKED_BELOW = "segment_django.tracked"
 
 
 #: Set by an app that got lifespan and flushes at its shutdown (:class:`ShutdownFlush`,

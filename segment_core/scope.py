@@ -557,6 +557,19 @@ def wait_for_bound_calls(timeout: float) -> bool:
         return _bound_calls_changed.wait_for(lambda: not _bound_calls_running, timeout)
 
 
+def wait_for_bound_calls_or_warn(timeout: float, when: str) -> None:
+    """:func:`wait_for_bound_calls`, with one WARNING (``when``: "at shutdown") for
+    the calls still running when ``timeout`` is up."""
+    if not wait_for_bound_calls(timeout):
+        logger.warning(
+            "segment: %d call(s) of start_thread or with_binding still running after "
+            "shutdown_timeout=%gs %s; events they send from now on are lost",
+            _bound_calls_running,
+            timeout,
+            when,
+        )
+
+
 def bound_calls_running() -> int:
     """How many functions of :func:`with_binding` or :func:`start_thread` run now on
     non-daemon threads."""
@@ -584,13 +597,7 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool) -> bool:
             client.flush(0)
         except Exception:
             logger.exception("error while flushing a Segment client")
-    if not wait_for_bound_calls(timeout):
-        logger.warning(
-            "segment: %d call(s) of start_thread or with_binding still running after "
-            "shutdown_timeout=%gs as the process exits; events they send from now on are lost",
-            _bound_calls_running,
-            timeout,
-        )
+    wait_for_bound_calls_or_warn(timeout, "as the process exits")
     return lifecycle.shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
 
 

@@ -56,7 +56,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from segment_core.client import Client
-from segment_core.lifespan import ShutdownFlush, stops_through_atexit
+from segment_core.lifespan import TRACKED_BELOW, ShutdownFlush, stops_through_atexit
 from segment_core.scope import (
     Analytics,
     bind,
@@ -88,10 +88,9 @@ __all__ = ["TRACKED_IN_STATE", "SegmentMiddleware"]
 
 logger = logging.getLogger("segment.django")
 
-#: Set in ``scope["state"]`` of each request it tracks under ASGI, which the copies
-#: of the scope that routers make share: an ASGI middleware around Django's handler
-#: (``segment_asgi``'s, around a Channels router) stands aside for it.
-TRACKED_IN_STATE = "segment_django.tracked"
+#: Set in ``scope["state"]`` of each request it tracks under ASGI: an ASGI middleware
+#: around Django's handler (``segment_asgi``'s, around a Channels router) stands aside.
+TRACKED_IN_STATE = TRACKED_BELOW
 
 
 class SegmentMiddleware:
