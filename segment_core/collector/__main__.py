@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow-remote-control",
         action="store_true",
-        help="let pages of other sites reset the collector and plan faults",
+        help="let pages of other origins reset the collector and plan faults",
     )
     parser.add_argument(
         "--forward",

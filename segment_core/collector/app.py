@@ -24,7 +24,8 @@ Routes:
 
 Every route first passes the checks of `guard.py`: the `Host` must name the
 collector, a configured write key is needed everywhere, and the control routes
-refuse cross-site requests.
+refuse requests from pages of other origins (unless `allow_remote_control`: then
+they answer those pages with CORS, as `/v1/*` does).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from segment_core.collector.guard import (
     allowed_host_name,
     basic_user,
     host_allowed,
-    is_cross_site,
+    is_cross_origin,
     key_matches,
 )
 from segment_core.collector.ingest import (
@@ -101,7 +102,8 @@ def create_app(
     `db`: SQLite file to store events in; in memory when None.
     `forward`: base URL of a Segment-compatible API to relay good batches to.
     `allowed_hosts`: host names accepted in `Host` besides the local ones (`"*"`: any).
-    `allow_remote_control`: let pages of other sites reset the collector and plan faults.
+    `allow_remote_control`: let pages of other origins reset the collector and plan
+    faults (with CORS, so a page's `fetch` reads the answers).
     `oauth`: require OAuth access tokens on `/v1/*` and serve `/token` (see oauth.py).
     `max_events`: events to hold before the oldest are forgotten; None: 100,000 in
     memory, no limit with `db`; 0: no limit.
@@ -170,23 +172,30 @@ class CollectorApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            remote_control = self._is_remote_control(scope)
             refusal = self._refusal(scope)
             if refusal is not None:
-                if scope["path"].startswith("/v1/") or not self._has_route(scope):
+                if scope["path"].startswith("/v1/") or remote_control or not self._has_route(scope):
                     send = _with_cors(send, scope)  # so analytics.js can read why
                 await refusal(scope, receive, send)
                 return
-            if not scope["path"].startswith("/v1/") and not self._has_route(scope):
+            if remote_control:
+                # A page of another origin drives the collector (a test harness).
+                if scope["method"] == "OPTIONS":
+                    await _cors_preflight(scope, send, _CONTROL_METHODS)
+                    return
+                send = _with_cors(send, scope)
+            elif not scope["path"].startswith("/v1/") and not self._has_route(scope):
                 # analytics.js posting beside /v1: the page must see the 404, not a
                 # CORS failure. Nothing there is readable but the error.
                 if scope["method"] == "OPTIONS":
-                    await _cors_preflight(scope, send)
+                    await _cors_preflight(scope, send, _INGEST_METHODS)
                     return
                 send = _with_cors(send, scope)
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             # analytics.js in a page of another origin (the app) posts here.
             if scope["method"] == "OPTIONS":
-                await _cors_preflight(scope, send)
+                await _cors_preflight(scope, send, _INGEST_METHODS)
                 return
             fault = self.faults.take()
             if fault is not None:
@@ -202,6 +211,10 @@ class CollectorApp:
                 receive = after_fault
             send = _with_cors(send, scope)
         await self._starlette(scope, receive, send)
+
+    def _is_remote_control(self, scope: Scope) -> bool:
+        """Whether pages of other origins may use this control route (`allow_remote_control`)."""
+        return self.allow_remote_control and scope["path"] in _CONTROL_PATHS
 
     def _has_route(self, scope: Scope) -> bool:
         """Whether a route answers this path (for some method)."""
@@ -223,6 +236,8 @@ class CollectorApp:
             self.write_key is not None
             and not path.startswith("/v1/")  # the ingest route reads the body's key too
             and not (self.oauth is not None and path == "/token")  # proves itself by assertion
+            # A browser's preflight never carries credentials; it changes nothing.
+            and not (scope["method"] == "OPTIONS" and self._is_remote_control(scope))
             and not key_matches(basic_user(headers.get("authorization")), self.write_key)
         ):
             return error_response(
@@ -235,12 +250,12 @@ class CollectorApp:
             path in _CONTROL_PATHS
             and scope["method"] not in ("GET", "HEAD")
             and not self.allow_remote_control
-            and is_cross_site(headers, host)
+            and is_cross_origin(headers, host)
         ):
             return error_response(
                 403,
-                "cross_site",
-                "the control routes refuse requests from pages of other sites; "
+                "cross_origin",
+                "the control routes refuse requests from pages of other origins; "
                 "start the collector with --allow-remote-control to allow them",
             )
         return None
@@ -424,8 +439,9 @@ _ALWAYS_ALLOWED_HEADERS = ("authorization", "content-type", "content-encoding", 
 # What a header name is made of (RFC 9110's token): anything else is not echoed.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _ALLOW_ANY_ORIGIN = [(b"access-control-allow-origin", b"*")]
+_INGEST_METHODS = b"POST, OPTIONS"
+_CONTROL_METHODS = b"GET, POST, DELETE, OPTIONS"
 _CORS_PREFLIGHT_HEADERS = [
-    (b"access-control-allow-methods", b"POST, OPTIONS"),
     (b"access-control-max-age", b"600"),
     (b"vary", b"Origin, Access-Control-Request-Headers"),
 ]
@@ -466,10 +482,11 @@ def _allowed_headers(requested: bytes | None) -> bytes:
     return ", ".join(names).encode("ascii")
 
 
-async def _cors_preflight(scope: Scope, send: Send) -> None:
+async def _cors_preflight(scope: Scope, send: Send, methods: bytes) -> None:
     requested = _request_header(scope, b"access-control-request-headers")
     headers = [
         *_allowed_origin(scope),
+        (b"access-control-allow-methods", methods),
         (b"access-control-allow-headers", _allowed_headers(requested)),
         *_CORS_PREFLIGHT_HEADERS,
     ]

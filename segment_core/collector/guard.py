@@ -10,9 +10,13 @@ any site could try to drive it. Three checks, applied before any route runs:
 * With a write key, every route (not only ``/v1/*``) needs it: HTTP Basic with the
   key as user name, as Segment's API takes it. The page's 401 asks the browser
   for it, and the browser then sends it with the page's own requests.
-* The control routes (reset, faults) refuse cross-site requests: a form or
-  ``fetch`` from another site carries an ``Origin`` or ``Sec-Fetch-Site`` that
-  says so. ``allow_remote_control`` lifts this check.
+* The control routes (reset, faults) refuse requests from pages of other origins:
+  a form or ``fetch`` from one carries an ``Origin`` or ``Sec-Fetch-Site`` that
+  says so. That includes pages of the same site on another port
+  (``http://localhost:3000`` against a collector on ``localhost:8765`` sends
+  ``Sec-Fetch-Site: same-site``): any local server could serve one.
+  ``allow_remote_control`` lifts this check, and those routes then answer pages
+  of other origins with CORS.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 from collections.abc import Collection, Mapping
 from urllib.parse import urlsplit
 
@@ -30,7 +35,7 @@ __all__ = [
     "allowed_host_name",
     "basic_user",
     "host_allowed",
-    "is_cross_site",
+    "is_cross_origin",
     "key_matches",
 ]
 
@@ -56,12 +61,28 @@ def host_allowed(
         return False
     names = set(LOCAL_NAMES) | {h.lower().strip("[]") for h in allowed_hosts}
     if server is not None and server[0] not in ("0.0.0.0", "::", ""):
-        names.add(server[0].lower().strip("[]"))
+        names.update(_address_names(server[0]))
     if name not in names:
         return False
     if server is None:
         return True
     return port == server[1] or (port is None and server[1] == 80)
+
+
+def _address_names(address: str) -> tuple[str, ...]:
+    """The names a client may give an address the collector was reached on.
+
+    A dual-stack socket (``host="::"``) sees an IPv4 client's connection arrive on
+    the IPv4-mapped form (``::ffff:10.0.0.5``); the client names it ``10.0.0.5``.
+    """
+    bare = address.lower().strip("[]")
+    if not bare.startswith("::ffff:"):
+        return (bare,)
+    try:
+        mapped = ipaddress.IPv6Address(bare).ipv4_mapped
+    except ValueError:
+        return (bare,)
+    return (bare,) if mapped is None else (bare, str(mapped))
 
 
 def allowed_host_name(text: str) -> str:
@@ -97,8 +118,11 @@ def _split_host(host_header: str) -> tuple[str | None, int | None]:
     return name.lower(), port
 
 
-def is_cross_site(headers: Mapping[str, str], host_header: str | None) -> bool:
-    """True when the browser says the request comes from a page of another site."""
+def is_cross_origin(headers: Mapping[str, str], host_header: str | None) -> bool:
+    """True when the browser says the request comes from a page of another origin.
+
+    A page of the same site on another port is one (``Sec-Fetch-Site: same-site``).
+    """
     fetch_site = headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site.strip().lower() not in ("same-origin", "none"):
         return True

@@ -334,11 +334,12 @@ def _encoded(
     try:
         encoded = dumps(message)
     except orjson.JSONEncodeError:
+        # orjson writes no more than 254 levels: such a message is too deep first.
+        _check_depth(message, index)
         message = replace_lone_surrogates(message, "", text_reasons)
         if not text_reasons:
-            raise RequestError(400, "invalid_json", f"{which} is nested too deeply") from None
-        _check_depth(message, index)  # within the limit, every text was repaired
-        encoded = dumps(message)
+            raise RequestError(400, "invalid_json", f"{which} cannot be written as JSON") from None
+        encoded = dumps(message)  # within the limit, every text was repaired
         text_reasons = [reason + "; stored as U+FFFD" for reason in text_reasons[:5]] + (
             [f"{len(text_reasons) - 5} more strings with lone surrogates"]
             if len(text_reasons) > 5

@@ -9,6 +9,11 @@ seq N".
 A long run is bounded by `max_events`: beyond it the oldest events are forgotten.
 The counts still include them (a run with bad events says so after those events
 are gone), and `forgotten` says how many the store no longer holds.
+
+Counts are kept by the Spec's six types; any other `type` (or none) is counted as
+"unknown", so a client sending many made-up types (a fuzzer, event names put in
+`type`) grows neither the counts nor the summary every page receives. The stored
+message keeps the type it was sent with.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import orjson
 
 from segment_core.collector._json import loads
+from segment_core.spec import MESSAGE_TYPES
 
 __all__ = [
     "DEFAULT_MAX_EVENTS_IN_MEMORY",
@@ -37,6 +43,10 @@ MAX_QUERY_LIMIT = 100_000
 #: Events kept in memory by default: some 40-80 MB of typical events.
 DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
 UNKNOWN_TYPE = "unknown"
+_COUNTED_TYPES = frozenset(MESSAGE_TYPES)
+# The `type` column as counted: `_counted_type` in SQL.
+_SPEC_TYPES_SQL = ", ".join(f"'{kind}'" for kind in MESSAGE_TYPES)
+_COUNTED_TYPE_SQL = f"CASE WHEN type IN ({_SPEC_TYPES_SQL}) THEN type ELSE '{UNKNOWN_TYPE}' END"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -173,7 +183,7 @@ class EventStore:
                             record.message,
                         ),
                     )
-                    type_key = record.type or UNKNOWN_TYPE
+                    type_key = _counted_type(record.type)
                     if cursor.rowcount == 1:
                         stored += 1
                         self._counts[(type_key, record.status)] += 1
@@ -204,10 +214,10 @@ class EventStore:
         # Their counts live on in `forgotten`, so a file reopened counts them too.
         cursor.execute(
             "INSERT INTO forgotten (type, status, count) "
-            "SELECT coalesce(type, ?), status, COUNT(*) FROM events WHERE seq <= ? "
+            f"SELECT {_COUNTED_TYPE_SQL}, status, COUNT(*) FROM events WHERE seq <= ? "
             "GROUP BY 1, 2 "
             "ON CONFLICT (type, status) DO UPDATE SET count = count + excluded.count",
-            (UNKNOWN_TYPE, newest_forgotten),
+            (newest_forgotten,),
         )
         cursor.execute("DELETE FROM events WHERE seq <= ?", (newest_forgotten,))
         self._held -= cursor.rowcount
@@ -227,7 +237,7 @@ class EventStore:
             if value is None:
                 continue
             if column == "type" and value == UNKNOWN_TYPE:  # as the summary counts them
-                clauses.append("(type IS NULL OR type = ?)")
+                clauses.append(f"{_COUNTED_TYPE_SQL} = ?")
             else:
                 clauses.append(f"{column} = ?")
             params.append(value)
@@ -253,7 +263,10 @@ class EventStore:
         return None if row is None else _row_to_event(row)
 
     def summary(self) -> dict[str, Any]:
-        """Counts of good, bad and duplicate messages, in total and by type."""
+        """Counts of good, bad and duplicate messages, in total and by type.
+
+        By the Spec's types, and "unknown" for any other (see the module docstring).
+        """
         with self._lock:
             counts = dict(self._counts)
             duplicate_counts = dict(self._duplicates)
@@ -303,20 +316,31 @@ class EventStore:
         connection = self._connection
         held: Counter[tuple[str, str]] = Counter()
         for type_key, status, count in connection.execute(
-            "SELECT type, status, COUNT(*) FROM events GROUP BY type, status"
+            f"SELECT {_COUNTED_TYPE_SQL}, status, COUNT(*) FROM events GROUP BY 1, 2"
         ):
-            held[(type_key or UNKNOWN_TYPE, status)] += count
+            held[(type_key, status)] += count
+        # A file written by an earlier version may hold any type here.
         forgotten: Counter[tuple[str, str]] = Counter()
         for type_key, status, count in connection.execute(
             "SELECT type, status, count FROM forgotten"
         ):
-            forgotten[(type_key, status)] += count
+            forgotten[(_counted_type(type_key), status)] += count
+        duplicates: Counter[str] = Counter()
+        for type_key, count in connection.execute("SELECT type, count FROM duplicates"):
+            duplicates[_counted_type(type_key)] += count
         self._held = sum(held.values())
         self._forgotten = sum(forgotten.values())
         self._counts = held + forgotten
-        self._duplicates = Counter(dict(connection.execute("SELECT type, count FROM duplicates")))
+        self._duplicates = duplicates
         row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         self._last_seq = int(row[0]) if row else 0
+
+
+def _counted_type(kind: str | None) -> str:
+    """The type a message is counted under: its own when the Spec has it, else "unknown"."""
+    if kind is not None and kind in _COUNTED_TYPES:
+        return kind
+    return UNKNOWN_TYPE
 
 
 def _row_to_event(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -173,7 +173,7 @@ def test_with_the_key_the_page_and_the_api_answer(keyed: CollectorHandle) -> Non
     assert event["writeKey"].startswith("the-… sha256:")
 
 
-# -- Host and cross-site requests ---------------------------------------------
+# -- Host and requests of other origins ---------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -253,6 +253,33 @@ def test_on_every_address_the_handle_reaches_it(host: str, local: str) -> None:
         assert handle.wait_for(1)[0]["status"] == "good"
 
 
+def _is_an_address_of_this_machine(address: str) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_on_every_address_an_ipv4_client_names_the_address_it_reached(host: str) -> None:
+    # Not one of the local names: accepted as the address the request arrived on,
+    # which a dual-stack socket ("::") sees as ::ffff:127.0.0.2.
+    address = "127.0.0.2"
+    if ":" in host and not socket.has_ipv6:
+        pytest.skip("this machine has no IPv6")
+    if not _is_an_address_of_this_machine(address):
+        pytest.skip(f"{address} is not an address of this machine")
+    with run_in_background(host=host) as handle:
+        port = handle.url.rsplit(":", 1)[1]
+        sent = message()
+        assert post(f"http://{address}:{port}", batch(sent)).status_code == 200
+        assert handle.wait_for(1)[0]["messageId"] == sent["messageId"]
+        answer = get(f"http://{address}:{port}/", headers={"Host": f"127.0.0.3:{port}"})
+        assert_error(answer, 400, "host_not_allowed")
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -260,6 +287,7 @@ def test_on_every_address_the_handle_reaches_it(host: str, local: str) -> None:
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"},
         {"Origin": "http://127.0.0.1:1"},
     ],
 )
@@ -267,14 +295,15 @@ def test_on_every_address_the_handle_reaches_it(host: str, local: str) -> None:
     ("method", "path"),
     [("POST", "/collector/reset"), ("POST", "/collector/faults"), ("DELETE", "/collector/faults")],
 )
-def test_cross_site_requests_cannot_drive_the_control_routes(
+def test_pages_of_other_origins_cannot_drive_the_control_routes(
     segment_collector: CollectorHandle, headers: dict[str, str], method: str, path: str
 ) -> None:
     post(segment_collector.url, batch(message()))
     answer = requests.request(
         method, segment_collector.url + path, headers=headers, json={"status": 503}, timeout=10
     )
-    assert_error(answer, 403, "cross_site")
+    says = assert_error(answer, 403, "cross_origin")["message"]
+    assert "pages of other origins" in says and "--allow-remote-control" in says
     assert segment_collector.summary()["total"] == 1
     assert segment_collector.summary()["pending_faults"] == 0
 
@@ -295,9 +324,101 @@ def test_v1_keeps_its_cors_for_pages_of_other_origins(segment_collector: Collect
     assert answer.headers["Access-Control-Allow-Origin"] == "https://shop.example"
 
 
-def test_allow_remote_control_lifts_the_cross_site_check() -> None:
+def test_allow_remote_control_lifts_the_cross_origin_check() -> None:
     with run_in_background(allow_remote_control=True) as handle:
         answer = requests.post(
             handle.url + "/collector/reset", headers={"Origin": "https://ci.example"}, timeout=10
         )
         assert answer.status_code == 200
+
+
+# A test harness's page, of another origin than the collector's.
+HARNESS = "http://localhost:3000"
+FROM_HARNESS = {"Origin": HARNESS, "Sec-Fetch-Site": "cross-site"}
+
+
+def preflight(url: str, method: str) -> requests.Response:
+    """The browser's CORS preflight of a `fetch` with a JSON body from the harness."""
+    headers = {
+        "Origin": HARNESS,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "content-type",
+    }
+    return requests.options(url, headers=headers, timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def remote_controlled() -> Iterator[CollectorHandle]:
+    with run_in_background(allow_remote_control=True) as handle:
+        yield handle
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/collector/faults"), ("DELETE", "/collector/faults"), ("POST", "/collector/reset")],
+)
+def test_allow_remote_control_answers_the_preflights_of_the_control_routes(
+    remote_controlled: CollectorHandle, method: str, path: str
+) -> None:
+    answer = preflight(remote_controlled.url + path, method)
+    assert answer.status_code == 204
+    assert answer.headers["Access-Control-Allow-Origin"] == HARNESS
+    assert method in answer.headers["Access-Control-Allow-Methods"].split(", ")
+    assert "content-type" in answer.headers["Access-Control-Allow-Headers"].split(", ")
+
+
+def test_allow_remote_control_lets_a_page_of_another_origin_read_the_control_answers(
+    remote_controlled: CollectorHandle,
+) -> None:
+    url = remote_controlled.url
+    remote_controlled.reset()
+    planned = requests.post(
+        url + "/collector/faults", json={"status": 503}, headers=FROM_HARNESS, timeout=TIMEOUT
+    )
+    assert planned.status_code == 200
+    assert planned.headers["Access-Control-Allow-Origin"] == HARNESS
+    assert remote_controlled.summary()["pending_faults"] == 1
+    refused = requests.post(
+        url + "/collector/faults", json={"status": 42}, headers=FROM_HARNESS, timeout=TIMEOUT
+    )
+    assert_error(refused, 400, "invalid_fault_plan")
+    assert refused.headers["Access-Control-Allow-Origin"] == HARNESS
+    cleared = requests.delete(url + "/collector/faults", headers=FROM_HARNESS, timeout=TIMEOUT)
+    assert (cleared.status_code, cleared.json()) == (200, {"pending": []})
+    assert cleared.headers["Access-Control-Allow-Origin"] == HARNESS
+    post(url, batch(message()))
+    reset = requests.post(url + "/collector/reset", headers=FROM_HARNESS, timeout=TIMEOUT)
+    assert reset.status_code == 200
+    assert reset.headers["Access-Control-Allow-Origin"] == HARNESS
+    assert remote_controlled.summary()["total"] == 0
+
+
+def test_allow_remote_control_with_a_write_key_still_needs_the_key() -> None:
+    with run_in_background(allow_remote_control=True, write_key="remote-key") as handle:
+        # A browser's preflight carries no credentials: it is answered all the same.
+        assert preflight(handle.url + "/collector/faults", "POST").status_code == 204
+        body = {"status": 503}
+        without = requests.post(
+            handle.url + "/collector/faults", json=body, headers=FROM_HARNESS, timeout=TIMEOUT
+        )
+        assert_error(without, 401, "unauthorized")
+        assert without.headers["Access-Control-Allow-Origin"] == HARNESS  # readable
+        assert handle.summary()["pending_faults"] == 0
+        with_key = requests.post(
+            handle.url + "/collector/faults",
+            json=body,
+            headers=FROM_HARNESS,
+            auth=("remote-key", ""),
+            timeout=TIMEOUT,
+        )
+        assert with_key.status_code == 200
+        assert handle.summary()["pending_faults"] == 1
+
+
+@pytest.mark.parametrize("path", ["/collector/faults", "/collector/reset"])
+def test_without_allow_remote_control_the_control_routes_answer_no_preflight(
+    segment_collector: CollectorHandle, path: str
+) -> None:
+    answer = preflight(segment_collector.url + path, "POST")
+    assert answer.status_code == 403
+    assert "Access-Control-Allow-Origin" not in answer.headers

@@ -188,15 +188,19 @@ def test_malformed_batch(segment_collector: CollectorHandle, body: object, code:
     assert_error(post(segment_collector.url, body), 400, code)
 
 
-@pytest.mark.parametrize("depth", [300, 1000])
-def test_deeply_nested_message_is_refused(segment_collector: CollectorHandle, depth: int) -> None:
-    # orjson parses up to 1024 levels but writes only 254: such a message cannot be
-    # stored, so the request is refused rather than half-stored.
-    sent = message(properties={"deep": "[" * depth + "]" * depth})
-    data = json.dumps(batch(sent)).replace(
-        '"' + "[" * depth + "]" * depth + '"', "[" * depth + "]" * depth
-    )
-    assert_error(post(segment_collector.url, data=data.encode()), 400, "invalid_json")
+@pytest.mark.parametrize("path", ["/v1/batch", "/v1/track"])
+@pytest.mark.parametrize("depth", [254, 256, 300, 1000])
+def test_deeply_nested_message_is_refused_as_too_deep(
+    segment_collector: CollectorHandle, depth: int, path: str
+) -> None:
+    # orjson parses up to 1024 levels but writes only 254: such a message is still
+    # refused for its depth, as a shallower one is, and never half-stored.
+    nested = "[" * depth + "]" * depth
+    sent = message(properties={"deep": nested})
+    data = json.dumps(batch(sent) if path == "/v1/batch" else sent).replace(f'"{nested}"', nested)
+    response = post(segment_collector.url, data=data.encode(), path=path)
+    assert_error(response, 400, "message_too_deep")
+    assert ".properties.deep" in response.json()["message"]
     assert segment_collector.summary()["total"] == 0
 
 

@@ -58,6 +58,26 @@ def test_the_unknown_type_is_what_the_summary_counts_as_unknown(
     assert {e["messageId"] for e in found} == {untyped["messageId"], odd["messageId"]}
 
 
+def test_types_outside_the_spec_are_counted_as_unknown_within_max_events(tmp_path: Path) -> None:
+    made_up = [message("track", type=f"made-up-{n}") for n in range(30)]
+    db = str(tmp_path / "events.sqlite3")
+    expected = {
+        "page": {"total": 1, "good": 1, "bad": 0, "duplicates": 0},
+        "unknown": {"total": 30, "good": 0, "bad": 30, "duplicates": 1},
+    }
+    with run_in_background(db=db, max_events=5) as collector:
+        post(collector.url, batch(*made_up, message("page")))
+        post(collector.url, batch(made_up[29]))
+        summary = collector.summary()
+        assert (summary["by_type"], summary["forgotten"]) == (expected, 26)
+        # Each stored message keeps its own type; the query finds what is counted.
+        held = collector.events(type="unknown")
+        assert [e["message"]["type"] for e in held] == [f"made-up-{n}" for n in range(26, 30)]
+        assert ids(collector.events(type="made-up-29")) == [made_up[29]["messageId"]]
+    with run_in_background(db=db) as reopened:
+        assert reopened.summary()["by_type"] == expected
+
+
 def test_limit_after_and_last(segment_collector: CollectorHandle, mixed: dict[str, str]) -> None:
     c = segment_collector
     first_two = c.events(limit=2)
