@@ -313,6 +313,26 @@ def checked_host(host: str) -> str:
     return host if _HOST_HEADER.fullmatch(host) else ""
 
 
+#: The port each scheme's URLs leave out.
+_DEFAULT_PORTS = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}
+
+
+def without_default_port(scheme: str, host: str) -> str:
+    """``host`` without the port its scheme implies, as browsers write a URL
+    (``location.href``) and Werkzeug its host: a ``Host`` header of
+    ``shop.example:443`` over HTTPS is the page ``https://shop.example/``.
+
+    >>> without_default_port("https", "shop.example:443"), without_default_port("http", "[::1]:80")
+    ('shop.example', '[::1]')
+    >>> without_default_port("http", "shop.example:443"), without_default_port("http", "a:8080")
+    ('shop.example:443', 'a:8080')
+    """
+    port = _DEFAULT_PORTS.get(scheme)
+    if port is not None and host.endswith(port):
+        return host[: -len(port)]
+    return host
+
+
 def without_fragment(query: str) -> str:
     """A query string without the ``#fragment`` some servers leave in it.
 

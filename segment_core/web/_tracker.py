@@ -45,7 +45,7 @@ from segment_core.web._page import (
     page_properties,
     page_wanted,
 )
-from segment_core.web._request import RequestInfo, checked_host
+from segment_core.web._request import RequestInfo, checked_host, without_default_port
 from segment_core.web._snippet import snippet_renders
 
 if TYPE_CHECKING:
@@ -310,6 +310,8 @@ class RequestTracker:
             self.allowed: bool | None = allowed_as_request_starts(request, options)
             if options.trusted_proxies:
                 self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
+            if ":" in self.host:  # shop.example:443 is the page https://shop.example/
+                self.host = without_default_port(self.scheme, self.host)
             user_id = request.user_id
             if user_id is not None or options.user_id_from_cookie:
                 user_id = self._user_id_given()

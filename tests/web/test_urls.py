@@ -208,3 +208,27 @@ def test_no_password_reaches_search_or_referrer(
     assert "files.example" in properties["search"] and "files.example" in properties["referrer"]
     shown = json.dumps(properties)
     assert "hunter2" not in shown and "hun/ter2" not in shown and "alice" not in shown
+
+
+# -- the page's own URL -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "url"),
+    [
+        # The port a scheme implies is no part of the URL a browser shows.
+        ("https", "shop.example:443", "https://shop.example/cart"),
+        ("http", "shop.example:80", "http://shop.example/cart"),
+        ("http", "[::1]:80", "http://[::1]/cart"),
+        # Any other port is the page's.
+        ("http", "shop.example:443", "http://shop.example:443/cart"),
+        ("https", "shop.example:80", "https://shop.example:80/cart"),
+        ("http", "shop.example:8080", "http://shop.example:8080/cart"),
+        ("https", "shop.example", "https://shop.example/cart"),
+    ],
+)
+def test_a_page_url_leaves_out_its_scheme_s_default_port(
+    client: Client, sent: Messages, scheme: str, host: str, url: str
+) -> None:
+    properties = page_of(client, sent, scheme=scheme, host=host, path="/cart")
+    assert properties["url"] == url
