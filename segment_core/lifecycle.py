@@ -17,7 +17,9 @@
   a lock the delivery needs) while another thread delivers; one that comes while
   ``atexit`` delivers lets that delivery finish (within ``shutdown_timeout``), then
   ends the process. With ``SEGMENT_WRITE_KEY`` set, the package's import on the
-  main thread chains it too: the process is set up to send.
+  main thread chains it too: the process is set up to send. A forked child keeps
+  the handler; SIGTERM is held across the fork (see :func:`_hold_sigterm`), so a
+  child terminated as it starts (``Pool.terminate()``) still ends.
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
   ``gunicorn.conf.py``; it delivers what the worker accepted as it exits.
@@ -400,6 +402,39 @@ def _inside_this_package(frame: FrameType | None) -> bool:
 _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+def _hold_sigterm() -> None:
+    """Before a fork: block SIGTERM in the forking thread while the handler is ours.
+
+    CPython forgets, in a child, every signal that came before it readied its own
+    signal handling, so a Python-level handler would lose a SIGTERM sent to a
+    child that has not run yet (``multiprocessing.Pool.terminate()`` right after a
+    worker's start), and the parent's ``join()`` would wait for it forever. Blocked,
+    the signal waits in the kernel until :func:`_release_sigterm` in the child,
+    then ends it as usual. The parent, blocked only in this thread and only for
+    the fork, misses none either.
+    """
+    global _sigterm_held
+    try:
+        if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+            return
+        held_before = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM,))
+    except (AttributeError, OSError, ValueError):  # no signal masks here
+        return
+    _sigterm_held = signal.SIGTERM not in held_before
+
+
+def _release_sigterm() -> None:
+    """After a fork, in the parent and in the child: unblock what :func:`_hold_sigterm` blocked."""
+    global _sigterm_held
+    if _sigterm_held:
+        _sigterm_held = False
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM,))
+
+
+#: Whether :func:`_hold_sigterm` blocked SIGTERM for the fork under way.
+_sigterm_held = False
+
+
 def _forget_sigterm() -> None:
     global _sigterm_state, _sigterm_chained
     _sigterm_state = None  # a child forked meanwhile got no SIGTERM of its own yet
@@ -409,6 +444,10 @@ def _forget_sigterm() -> None:
 
 
 _forks.in_every_child(_forget_sigterm)
+# Registered after _forks' own: in the child, the state above is forgotten first.
+os.register_at_fork(
+    before=_hold_sigterm, after_in_parent=_release_sigterm, after_in_child=_release_sigterm
+)
 # The parent's flush: a child's clients start with counters of their own.
 _forks.in_every_child(_flush_ran_out.clear)
 

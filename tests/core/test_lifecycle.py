@@ -205,6 +205,46 @@ def test_multiprocessing_children_deliver_what_they_accepted(
     assert labels == expected
 
 
+def test_a_child_terminated_before_it_runs_still_ends(receiver: Receiver) -> None:
+    # The parent's SIGTERM handler is inherited; a SIGTERM that reaches a child before
+    # it first runs (multiprocessing.Pool.terminate() right after a worker started)
+    # must still end it, or the parent's join() waits for ever.
+    process = run_script(
+        """
+        import os, signal, sys, time
+        import segment_core
+        segment_core.default_client = segment_core.Client(
+            "k", host=sys.argv[1], flush_interval=3600
+        )
+        segment_core.track("parent", "Before forks")  # chains the SIGTERM handler
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        survivors = 0
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(600)
+                os._exit(0)
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:  # never ends: the signal was lost
+                    survivors += 1
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.01)
+            if survivors:
+                break
+        print(survivors)
+        """,
+        receiver.url,
+    )
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert stdout.strip() == "0", stderr
+    assert [m["event"] for m in receiver.messages()] == ["Before forks"]
+
+
 def test_fork_child_and_parent_each_deliver_their_own(receiver: Receiver) -> None:
     process = run_script(
         """
