@@ -882,23 +882,60 @@ def _same_value(text: str, value: str) -> bool:
 def redact_path(path: str, values: Iterable[str]) -> str:
     """``path`` (percent-encoded) with the segments holding ``values`` made ``REDACTED``.
 
-    A value spanning segments (``<path:token>``) is replaced as a whole; a value
-    that is part of a segment (``/reset-<token>``) is replaced inside it.
+    A value spanning segments (``<path:token>``) is replaced as a whole, its slashes
+    written as ``/`` or ``%2F``; a value that is part of a segment (``/reset-<token>``)
+    is replaced inside it. A value with a slash the path still holds after that (one
+    that starts or ends inside a segment: ``/dl/<path:token>.pdf``) makes the whole
+    path ``REDACTED``.
 
     >>> redact_path("/reset/MQ/abc-123/", ["abc-123"])
     '/reset/MQ/REDACTED/'
+    >>> redact_path("/dl/v1/q8Zr%2BK%2Fk3J%3D", ["v1/q8Zr+K/k3J="])
+    '/dl/REDACTED'
     """
     segments = path.split("/")
     for value in values:
         decoded = [unquote(segment) for segment in segments]
-        size = value.count("/") + 1
-        start = 0
-        while start + size <= len(segments):
+        _redact_runs(segments, decoded, value)
+        _redact_inside_segments(segments, decoded, value)
+        if "/" in value and _holds("/".join(decoded), value):
+            return f"/{REDACTED}/" if path.endswith("/") else f"/{REDACTED}"
+    return "/".join(segments)
+
+
+def _redact_runs(segments: list[str], decoded: list[str], value: str) -> None:
+    """Make each run of whole ``segments`` that spells ``value`` one ``REDACTED``
+    (``decoded``: the segments' text, kept in step).
+
+    A run is one segment more than the value has slashes written as ``/``: one
+    segment when each is escaped (``%2F``), one per slash and one more when none is.
+    """
+    longest = value.count("/") + 1
+    start = 0
+    while start < len(segments):
+        for size in range(1, min(longest, len(segments) - start) + 1):
             if _same_value("/".join(decoded[start : start + size]), value):
                 segments[start : start + size] = [REDACTED]
                 decoded[start : start + size] = [REDACTED]
-            start += 1
-        for index, segment in enumerate(decoded):
-            if len(value) >= 4 and value in segment and segment != REDACTED:
-                segments[index] = quote(segment.replace(value, REDACTED), safe=_VALUE_SAFE)
-    return "/".join(segments)
+                break
+        start += 1
+
+
+def _redact_inside_segments(segments: list[str], decoded: list[str], value: str) -> None:
+    """Replace ``value`` where a segment holds it among other text (``reset-<token>``);
+    values shorter than four characters are left, found there by chance."""
+    if len(value) < 4:
+        return
+    for index, segment in enumerate(decoded):
+        if segment != REDACTED and _holds(segment, value):
+            text = segment.replace(value, REDACTED)
+            if "%" in value:
+                text = text.replace(unquote(value), REDACTED)
+            segments[index] = quote(text, safe=_VALUE_SAFE)
+            decoded[index] = text
+
+
+def _holds(text: str, value: str) -> bool:
+    """Whether ``text`` (decoded) holds ``value``, or the bytes a router re-escaped in
+    it (``%FF``: not UTF-8) as they decode."""
+    return value in text or ("%" in value and unquote(value) in text)

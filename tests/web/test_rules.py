@@ -506,6 +506,19 @@ UUID_TEXT = "5f3b1c2d-1111-4222-8333-444455556666"
         ("/r/42/1042", ["42"], "/r/REDACTED/1042"),
         # Django under WSGI re-escapes bytes that are not UTF-8 in a route's value.
         ("/invite/%FFSECRETXYZ", ["%FFSECRETXYZ"], "/invite/REDACTED"),
+        ("/dl/x%FFab%2Fcd", ["%FFab/cd"], "/dl/xREDACTED"),
+        # A <path:...> value whose slashes are written as "/" and "%2F" (or "%2f").
+        ("/dl/v1/q8Zr%2BK3y%2Fk3J%3D%3D", ["v1/q8Zr+K3y/k3J=="], "/dl/REDACTED"),
+        ("/dl/q8Zr%2BK3y%2Fk3J%3D/file.pdf", ["q8Zr+K3y/k3J=/file.pdf"], "/dl/REDACTED"),
+        ("/dl/a/b%2fc/d/", ["a/b/c/d"], "/dl/REDACTED/"),
+        ("/dl/a%2Fb%2Fc", ["a/b/c"], "/dl/REDACTED"),
+        # A part of the value that is also an ordinary segment of the path stays there.
+        ("/v1/dl/v1/ab%2Fcd", ["v1/ab/cd"], "/v1/dl/REDACTED"),
+        # The value wherever the path holds it whole, as many times as it does.
+        ("/a/bcde/dl/a%2Fbcde", ["a/bcde"], "/REDACTED/dl/REDACTED"),
+        # A value that starts or ends inside a segment: the whole path.
+        ("/dl/a/bcdef.pdf", ["a/bcdef"], "/REDACTED"),
+        ("/dl/v1/k3y%2Fz9.pdf/", ["v1/k3y/z9"], "/REDACTED/"),
     ],
 )
 def test_redact_path(path: str, values: list[str], expected: str) -> None:

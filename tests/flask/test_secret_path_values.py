@@ -1,0 +1,42 @@
+"""A secret ``<path:...>`` route value is redacted however the browser wrote its
+slashes: some as ``/``, some escaped as ``%2F``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from segment_core.scope import analytics
+from tests.flask.conftest import MakeApp, Sent
+
+SECRET = "s3cr3tK3y"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        f"v1/q8Zr%2B{SECRET}%2Fk3Jx9w%3D%3D",  # a version, then a quoted base64 token
+        f"q8Zr%2B{SECRET}%2Fk3Jx9w%3D%3D/file.pdf",  # a quoted token, then a file name
+    ],
+)
+def test_a_secret_path_value_with_escaped_and_literal_slashes_is_redacted(
+    make_app: MakeApp, sent: Sent, written: str
+) -> None:
+    app = make_app(SEGMENT_PAGE_NAME="path")
+
+    @app.get("/dl/<path:signed_token>")
+    def download(signed_token: str) -> str:
+        analytics().track("Download Started")
+        return "<p>download</p>"
+
+    client = app.test_client()
+    client.get(f"/dl/{written}")
+    client.get("/", headers={"Referer": f"http://localhost/dl/{written}?a=1"})
+    track, download_page, home = sent()
+    for message in (track, download_page):
+        assert message["context"]["page"]["path"] == "/dl/REDACTED"
+        assert message["context"]["page"]["url"] == "http://localhost/dl/REDACTED"
+    assert download_page["name"] == "/dl/REDACTED"
+    assert home["properties"]["referrer"] == "http://localhost/dl/REDACTED?a=1"
+    assert SECRET not in json.dumps([track, download_page, home])
