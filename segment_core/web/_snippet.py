@@ -40,7 +40,9 @@ kept another visitor's snippet) is treated the same way.
 
 Adapters call :func:`render_snippet` with the request's tracker and the nonce
 found by :func:`find_csp_nonce`; templates get a :class:`Snippet`, a ``str`` that
-Jinja and Django insert without escaping (it has ``__html__``).
+Jinja and Django insert without escaping (it has ``__html__``). Where the page
+requires Trusted Types, the loader assigns the library's URL through a policy of
+its own (:data:`TRUSTED_TYPES_POLICY`) that passes that URL alone.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ logger = logging.getLogger("segment.core.web")
 SECONDS_PER_DAY = 24 * 60 * 60
 #: The anonymous-id cookie analytics.js keeps itself (and clears on reset()).
 ANALYTICS_JS_COOKIE = "ajs_anonymous_id"
+#: The Trusted Types policy the loader assigns analytics.js's URL through, where the
+#: page requires them: a site's ``trusted-types`` directive must name it.
+TRUSTED_TYPES_POLICY = "segment-web"
 
 # The calls analytics.js accepts before it has loaded; the stub queues them.
 _BUFFERED_METHODS = (
@@ -169,8 +174,9 @@ _STUB = _COMMENT_LINE.sub("", _STUB_CODE)
 # element, which it hands on to the library's <script>. ES5; rendered in a CDATA
 # section (see _script), so it never holds "]]>".
 _LOADER_CODE = (
-    _STUB_CODE
-    + r"""  var nonce = script ? script.nonce : "";
+    (
+        _STUB_CODE
+        + r"""  var nonce = script ? script.nonce : "";
   // The visitor the server's cookie names now. A page made for another visitor (a
   // cache stored it, whole or a fragment of it) names the wrong one, or none: this
   // visitor is the cookie's, and the page's user id is not handed over.
@@ -185,7 +191,7 @@ _LOADER_CODE = (
   analytics.load = function (writeKey, options) {
     var script = document.createElement("script");
     script.async = true;
-    script.src = config.src;
+    script.src = scriptUrl(config.src);
     if (nonce) script.nonce = nonce;
     (document.head || document.documentElement).appendChild(script);
     analytics._loadOptions = options;
@@ -338,6 +344,26 @@ _LOADER_CODE = (
     });
   }
 
+  function scriptUrl(src) {
+    // Under Trusted Types (require-trusted-types-for 'script') a script's URL goes
+    // through a policy: the loader's own, which passes this URL alone (a site's
+    // trusted-types directive must name it). Where the site refuses the name, the URL
+    // as it is: a default policy of the site's may pass it.
+    var types = window.trustedTypes;
+    if (!types || !types.createPolicy) return src;
+    try {
+      var policy = types.createPolicy(__TRUSTED_TYPES_POLICY__, {
+        createScriptURL: function (url) {
+          if (url === src) return url;
+          throw new TypeError("Segment: not the analytics.js URL: " + url);
+        }
+      });
+      return policy.createScriptURL(src);
+    } catch (error) {
+      return src;
+    }
+  }
+
   function whenShown(callback) {
     // A prerendered page runs before it is shown, and may never be: its page view waits.
     if (document.prerendering) document.addEventListener("prerenderingchange", callback);
@@ -364,11 +390,14 @@ _LOADER_CODE = (
 
   function adoptUser(loaded, id, keptAnonymousId) {
     // Changing users makes analytics.js drop the anonymous id: restore it. (id null:
-    // no user.)
+    // no user.) As its identify does, the traits of the user it held go too; those
+    // of a visitor it held no user for carry over.
     var user = loaded.user();
-    if (user.id() !== id) {
+    var previous = user.id();
+    if (previous !== id) {
       var kept = keptAnonymousId || user.anonymousId();
       user.id(id);
+      if (previous) user.traits({});
       loaded.setAnonymousId(kept);
     }
   }
@@ -668,7 +697,10 @@ _LOADER_CODE = (
     return plausible ? found : null;
   }
 })(__SETTINGS__);"""
-).replace("__ANALYTICS_JS_COOKIE__", json.dumps(ANALYTICS_JS_COOKIE))
+    )
+    .replace("__ANALYTICS_JS_COOKIE__", json.dumps(ANALYTICS_JS_COOKIE))
+    .replace("__TRUSTED_TYPES_POLICY__", json.dumps(TRUSTED_TYPES_POLICY))
+)
 _LOADER = _COMMENT_LINE.sub("", _LOADER_CODE)
 
 

@@ -6,8 +6,10 @@ the snippet the adapters render (``snippet_src``), from a stand-in for Segment's
 CDN (see ``_harness.py``); the browser and the server send to the same local
 collector. Every event of a visit must carry the same ``anonymousId``, whichever
 side created it, and after a login both sides must name the same ``userId``, with
-no identify from the browser. The server sends the page views (``page_source``
-"server"): one per navigation. Nothing leaves loopback.
+no identify from the browser. After a logout, the page it leads to calls
+``analytics.reset()``: the browser names no user, and the next login joins a new
+visitor. The server sends the page views (``page_source`` "server"): one per
+navigation. Nothing leaves loopback.
 
 Three ways a visitor arrives:
 
@@ -30,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import requests
@@ -95,16 +97,28 @@ class Visitor:
         """Load a page of the app: the server's page call and ``server`` calls, the browser's."""
         return self._navigate(lambda: self.page.goto(self.app.url + path), server=server)
 
-    def submit(self, button: str, lands_on: str, *, server: tuple[Signature, ...] = ()) -> None:
-        """Click a form's ``button``; the app redirects to ``lands_on`` (path and #fragment)."""
-        self._navigate(lambda: self.page.click(button), server=server)
+    def submit(
+        self,
+        button: str,
+        lands_on: str,
+        *,
+        server: tuple[Signature, ...] = (),
+        counted: bool = True,
+    ) -> None:
+        """Click a form's ``button``; the app redirects to ``lands_on`` (path and #fragment).
+
+        ``counted``: whether the server counts a page view for the page it lands on (it
+        counts none for a page that answers the form's POST itself).
+        """
+        page_view = "server" if counted else None
+        self._navigate(lambda: self.page.click(button), server=server, page_view=page_view)
         self.page.wait_for_url(self.app.url + lands_on)
 
     def open_landing(self, cdn_url: str) -> None:
         """Load the static landing page, where only analytics.js runs."""
         self._navigate(
             lambda: self.page.goto(f"{cdn_url}{LANDING}?writeKey={self.write_key}"),
-            server_page=False,
+            page_view="browser",
         )
 
     def _navigate(
@@ -112,18 +126,19 @@ class Visitor:
         action: Callable[[], Any],
         *,
         server: tuple[Signature, ...] = (),
-        server_page: bool = True,
+        page_view: Literal["server", "browser"] | None = "server",
     ) -> Any:
-        if server_page:
-            # The app's pages: the server counts the page view, the snippet does not.
-            response = action()
-            self.expected["server", "page", None] += 1
-        else:
+        """``page_view``: the side that sends the page's view, if any."""
+        if page_view == "browser":
             # The static landing page's own snippet sends one; it must be delivered
             # before the page is left.
             with self._delivery(PAGE_ROUTE):
                 response = action()
-            self.expected["browser", "page", None] += 1
+        else:
+            # The app's pages: the server counts the page view, the snippet does not.
+            response = action()
+        if page_view is not None:
+            self.expected[page_view, "page", None] += 1
         self.page.wait_for_function(ANALYTICS_READY)
         self.expected.update(server)
         return response
@@ -223,6 +238,7 @@ class Journey:
     browse: Callable[[Visitor], None]
     log_in: Callable[[Visitor], None]
     act_as_user: Callable[[Visitor], None]
+    log_out: Callable[[Visitor], None]
 
 
 def shop_browse(visitor: Visitor) -> None:
@@ -240,6 +256,11 @@ def shop_log_in(visitor: Visitor) -> None:
 
 def shop_act_as_user(visitor: Visitor) -> None:
     visitor.open("/products/hand-grinder/", server=(("server", "track", "Product Viewed"),))
+
+
+def shop_log_out(visitor: Visitor) -> None:
+    """Django's LogoutView answers the POST with its page (registration/logged_out.html)."""
+    visitor.submit("header form button", "/accounts/logout/", counted=False)
 
 
 POST = "/posts/one-visitor-two-sides"
@@ -271,9 +292,14 @@ def blog_act_as_user(visitor: Visitor) -> None:
     visitor.submit("main form button", POST + "#comments", server=posted)
 
 
+def blog_log_out(visitor: Visitor) -> None:
+    """Redirected to the home page, with a flashed message."""
+    visitor.submit("header form button", "/")
+
+
 JOURNEYS = {
-    "django_shop": Journey("/", shop_browse, shop_log_in, shop_act_as_user),
-    "flask_blog": Journey("/", blog_browse, blog_log_in, blog_act_as_user),
+    "django_shop": Journey("/", shop_browse, shop_log_in, shop_act_as_user, shop_log_out),
+    "flask_blog": Journey("/", blog_browse, blog_log_in, blog_act_as_user, blog_log_out),
 }
 # The WSGI examples, as ``example_projects/_servers.py`` defines them for gunicorn.
 APPS = {e.name: e for e in EXAMPLES if e.server == "gunicorn" and e.name in JOURNEYS}
@@ -391,6 +417,47 @@ def test_a_server_sets_the_id_first_and_analytics_js_adopts_it(
     assert_page_views_by_the_server(as_user)
     assert visitor.cookie("ajs_user_id") == user_id
     assert visitor.cookie("ajs_anonymous_id") == anonymous_id
+    visitor.assert_stayed_on_loopback()
+
+
+#: Once the page a logout leads to has run its analytics.reset().
+RESET_DONE = "() => window.analytics.initialized === true && analytics.user().id() === null"
+
+
+def test_after_a_logout_analytics_js_has_no_user_and_the_next_login_a_new_visitor(
+    visitor: Visitor, journey: Journey
+) -> None:
+    visitor.open(journey.home)
+    first_visitor = visitor.cookie("ajs_anonymous_id")
+    journey.log_in(visitor)
+    [identify] = pick(visitor.settle(), "server", "identify")
+    first_user = identify["userId"]
+    assert visitor.page.evaluate("() => analytics.user().id()") == first_user
+
+    # The page the logout leads to calls analytics.reset(): the browser forgets the
+    # user and starts a new visitor, which the server reads from the cookie.
+    journey.log_out(visitor)
+    visitor.page.wait_for_function(RESET_DONE)
+    new_visitor = visitor.page.evaluate("() => analytics.user().anonymousId()")
+    assert new_visitor not in (None, first_visitor)
+    assert visitor.cookie("ajs_anonymous_id") == new_visitor
+    assert visitor.cookie("ajs_user_id") is None
+    event = visitor.browser("track", "Browser Clicked", {"button": "logged-out"})
+    assert (event["anonymousId"], event.get("userId")) == (new_visitor, None)
+    logged_out = visitor.settle()
+    assert all(m.get("userId") is None for m in logged_out), describe(logged_out)
+
+    # The next user to log in on this browser (the blog: a new reader) is joined to the
+    # new visitor, not to the first user's.
+    journey.log_in(visitor)
+    logging_in = visitor.settle()
+    [identify] = pick(logging_in, "server", "identify")
+    next_user = identify["userId"]
+    assert identify["anonymousId"] == new_visitor
+    assert identities(logging_in) == {(new_visitor, None), (new_visitor, next_user)}, describe(
+        logging_in
+    )
+    assert visitor.page.evaluate("() => analytics.user().id()") == next_user
     visitor.assert_stayed_on_loopback()
 
 

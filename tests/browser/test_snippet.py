@@ -13,7 +13,9 @@ A visit: the home page, a second page, a login (redirected to a page), the home
 page again; on each page the browser tracks an event. Whichever side sends page
 views, there is exactly one per navigation; every event of the visit, the
 server's and the browser's, carries the server's anonymous id, and the browser's
-carry the user id after the login, with no identify call from the browser.
+carry the user id after the login, with no identify call from the browser (and
+none of the traits of a user it replaces). A page that also requires Trusted Types
+loads analytics.js through the loader's policy.
 """
 
 from __future__ import annotations
@@ -121,8 +123,12 @@ def running_site(
     collector_server: CollectorHandle,
     cdn_url: str,
     tmp_path_factory: pytest.TempPathFactory,
+    *,
+    target: str | None = None,
 ) -> Iterator[Site]:
-    target, runner = RUNNERS[config.framework]
+    """The site ``config`` names, served; ``target``: another app of its framework's."""
+    default_target, runner = RUNNERS[config.framework]
+    target = target or default_target
     data_dir: Path = tmp_path_factory.mktemp(config.label)
     server_key, browser_key = f"server-{config.label}", f"browser-{config.label}"
     env = {
@@ -401,6 +407,50 @@ def test_analytics_reset_starts_one_new_visitor_on_both_sides(
     assert not before & after and DOMAIN_VISITOR not in after, describe(events)
 
 
+#: The page's own identify in the browser: the traits it sent, once delivered.
+IDENTIFY = "(args) => analytics.identify(...args).then((context) => context.event.traits)"
+STORED_TRAITS = "() => analytics.user().traits()"
+STORED_USER = "() => analytics.user().id()"
+
+
+def test_a_user_who_replaces_another_starts_without_their_traits(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    # As analytics.js's own identify does: the traits the page gave the visitor carry
+    # over to the user who logs in; a user's do not carry over to the next one.
+    visit.navigate("/")
+    with visit.delivered("/v1/i"):
+        assert visit.page.evaluate(IDENTIFY, [{"plan": "free"}]) == {"plan": "free"}
+    visit.navigate("/login")  # logged in as the first user
+    first_user = visit.page.evaluate(STORED_USER)
+    assert visit.page.evaluate(STORED_TRAITS) == {"plan": "free"}
+    with visit.delivered("/v1/i"):
+        first = visit.page.evaluate(IDENTIFY, [first_user, {"email": "ann@example.com"}])
+    assert first == {"plan": "free", "email": "ann@example.com"}
+    # Another user logs in on the same browser, with no logout in between (a session
+    # that ended on its own).
+    visit.navigate("/login?as=u-43")
+    second_user = visit.page.evaluate(STORED_USER)
+    assert second_user not in (None, first_user)
+    assert visit.page.evaluate(STORED_TRAITS) == {}
+    with visit.delivered("/v1/i"):
+        second = visit.page.evaluate(IDENTIFY, [second_user, {"name": "Bo"}])
+    assert second == {"name": "Bo"}
+
+    events = settle(site, collector, 3 + 3 + 2 + 3)  # page views, tracks, logins, identifies
+    sent = [
+        (e["message"].get("userId"), e["message"].get("traits"))
+        for e in events
+        if from_browser(e) and e["message"]["type"] == "identify"
+    ]
+    assert sent == [
+        (None, {"plan": "free"}),
+        (first_user, {"plan": "free", "email": "ann@example.com"}),
+        (second_user, {"name": "Bo"}),
+    ], describe(events)
+    assert visit.violations == [] and visit.network.console_errors == []
+
+
 def at_path(event: dict[str, Any]) -> str | None:
     """The path of a page call, or where a browser event was tracked."""
     properties: dict[str, Any] = event["message"].get("properties", {})
@@ -532,3 +582,29 @@ def test_an_api_host_given_as_the_servers_host_reaches_the_collector(
         finally:
             visit.close()
     assert visit.network.failed_to(collector.url) == []
+
+
+def test_under_trusted_types_analytics_js_loads_through_the_loaders_policy(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # require-trusted-types-for 'script': a script's URL must be a TrustedScriptURL.
+    config = SiteConfig("flask", "server")
+    target = "tests.browser.snippet_apps.trusted_types_site"
+    with running_site(config, collector_server, cdn_url, tmp_path_factory, target=target) as site:
+        visit = Visit(browser, site, collector)
+        try:
+            visit.navigate("/")
+            [(headers, _)] = visit.responses
+            policy = headers["content-security-policy"]
+            assert "require-trusted-types-for 'script'" in policy
+            assert "trusted-types segment-web" in policy
+            visitor = visit.cookie(site.cookie_name)
+            events = settle(site, collector, 1 + 1)  # the server's page view, the track
+        finally:
+            visit.close()
+    assert {e["message"]["anonymousId"] for e in events} == {visitor}
+    assert visit.violations == [] and visit.network.console_errors == []

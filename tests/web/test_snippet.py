@@ -321,6 +321,10 @@ var user = {
     return "someone-else";
   },
   anonymousId: function () { return "new-id"; },
+  traits: function (traits) {
+    if (traits !== undefined) written.push("user.traits(" + JSON.stringify(traits) + ")");
+    return {};
+  },
 };
 var loaded = {
   user: function () { return user; },
@@ -1025,7 +1029,8 @@ def test_the_logged_in_user_keeps_the_visitors_id(options: dict[str, Any], kept:
     tracker = RequestTracker(None, WebOptions(browser_write_key=KEY, **options), request)
     _, done = run_loader_page(str(render_snippet(tracker)), "", event="initialize")
     # analytics.js drops its anonymous id when the user changes: the loader restores it.
-    assert done == ["user.id(42)", f"setAnonymousId({kept})"]
+    # The other user's traits go, as analytics.js's identify drops them.
+    assert done == ["user.id(42)", "user.traits({})", f"setAnonymousId({kept})"]
 
 
 # Two snippets run in one document: the second while it loads (a template that has

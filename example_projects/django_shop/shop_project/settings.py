@@ -24,6 +24,9 @@ DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 
 INSTALLED_APPS = [
+    # First: its registration/logged_out.html, the page a logout leads to, is the one
+    # Django renders (the admin's logout too), not the admin's.
+    "shop",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -32,7 +35,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "segment_django",
-    "shop",
 ]
 
 MIDDLEWARE = [
@@ -78,7 +80,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "shop:product_list"
-LOGOUT_REDIRECT_URL = "shop:product_list"
+# No LOGOUT_REDIRECT_URL: a logout leads to registration/logged_out.html, whose
+# analytics.reset() makes analytics.js forget the user too.
 
 # Password reset e-mails (with their one-time link) are printed by the server.
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

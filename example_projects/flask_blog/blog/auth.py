@@ -104,6 +104,9 @@ def login() -> ResponseReturnValue:
 @bp.post("/logout")
 def logout() -> Response:
     logout_user()
+    # The page this leads to makes analytics.js forget the user too: base.html calls
+    # analytics.reset() with a message of this category.
+    flash("You are logged out.", "logged-out")
     return redirect(url_for("posts.index"))
 
 
