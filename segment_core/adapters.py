@@ -149,7 +149,9 @@ def _completed(options: Mapping[str, Any]) -> dict[str, Any]:
     """``options``; without a write key, over the module-level settings that are set."""
     if options.get("write_key"):
         return dict(options)
-    completed = {**_module_settings(), **options}
+    # A setting left empty ("" from an unset variable) keeps the module-level one.
+    given = {name: value for name, value in options.items() if value != "" or name == "write_key"}
+    completed = {**_module_settings(), **given}
     if not completed.get("write_key"):
         completed.pop("write_key", None)  # "" or None: the environment's, as Client reads it
     return completed

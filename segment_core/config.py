@@ -289,6 +289,10 @@ def _read_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     for name in ("oauth_auth_server", "oauth_scope", "timeout", *_FLAGS):
         if name in values and values[name] is None:
             del values[name]
+    # An empty host is no host, as analytics-python and SEGMENT_HOST="" read it:
+    # SEGMENT_HOST's, else Segment's API.
+    if values.get("host") == "":
+        del values["host"]
     # An OAuth setting read from an unset variable (os.environ.get("X", "")) is
     # not set, as analytics-python reads it.
     for name in _OAUTH_OPTIONS:

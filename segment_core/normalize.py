@@ -30,6 +30,7 @@ from segment_core.jsonvalues import (
     replace_lone_surrogates,
 )
 from segment_core.messages import Context, with_context_structs
+from segment_core.returned import PassedId
 from segment_core.spec import (
     MAX_MESSAGE_ID_LENGTH,
     content_problems,
@@ -141,7 +142,18 @@ def _mapping(name: str, value: object) -> dict[str, Any] | None:
         return dict(value.items())
     if isinstance(value, Mapping):
         return dict(value)
+    if _reads_as_empty(value):
+        return {}
     raise InvalidMessage(f"{name} must be a dict, got {type(value).__name__}")
+
+
+def _reads_as_empty(value: object) -> bool:
+    """Whether ``value`` is false (``[]``, ``""``, ``0``, ``()``): an empty dict to
+    analytics-python, which reads ``properties or {}``, and so here."""
+    try:
+        return not value
+    except (TypeError, ValueError):  # no truth value (a numpy array): not empty
+        return False
 
 
 def _context_mapping(value: object) -> dict[str, Any] | None:
@@ -439,7 +451,7 @@ class MessageFactory:
         if not group:
             raise InvalidMessage("group_id is required for group")
         message = self._start("group", user_id, anonymous_id, timestamp, message_id)
-        message["groupId"] = group
+        message["groupId"] = group if type(group_id) is str else PassedId(group, group_id)
         self._put(message, "traits", _mapping("traits", traits))
         return self._finish(message, context, integrations)
 
@@ -459,7 +471,9 @@ class MessageFactory:
         if not previous:
             raise InvalidMessage("previous_id is required for alias")
         message = self._start("alias", user_id, None, timestamp, message_id)
-        message["previousId"] = previous
+        message["previousId"] = (
+            previous if type(previous_id) is str else PassedId(previous, previous_id)
+        )
         return self._finish(message, context, integrations)
 
     def _page_fields(
@@ -510,9 +524,10 @@ class MessageFactory:
             ),
             "timestamp": now_timestamp() if timestamp is None else _timestamp(timestamp),
         }
-        if user:
+        # An empty id beside the other is kept, as analytics-python keeps it.
+        if user is not None:
             message["userId"] = user
-        if anonymous:
+        if anonymous is not None:
             message["anonymousId"] = anonymous
         return message
 

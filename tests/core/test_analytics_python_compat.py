@@ -190,6 +190,84 @@ def test_both_libraries_send_the_same_content(receiver: Receiver) -> None:
     assert requests[1].headers["authorization"] == f"Basic {token}"
 
 
+# analytics-python reads a false value there as an empty dict (`properties or {}`).
+FALSE_VALUES: dict[str, Call] = {
+    "track, properties []": lambda c: c.track("u1", "E", []),
+    "track, context ''": lambda c: c.track("u1", "E", context=""),
+    "track, integrations 0": lambda c: c.track("u1", "E", integrations=0),
+    "page, properties ()": lambda c: c.page("u1", properties=()),
+    "screen, context False": lambda c: c.screen("u1", "Home", context=False),
+    "identify, traits ''": lambda c: c.identify("u1", ""),
+    "group, traits 0": lambda c: c.group("u1", "g1", 0),
+    "alias, context []": lambda c: c.alias("p1", "u1", context=[]),
+    "alias, integrations ()": lambda c: c.alias("p1", "u1", integrations=()),
+}
+
+
+@pytest.mark.parametrize("name", list(FALSE_VALUES))
+def test_a_false_value_is_an_empty_one_as_in_analytics_python(
+    name: str, receiver: Receiver, clients: list[Client]
+) -> None:
+    ours_client = Client("write-key", host=receiver.url, sync_mode=True)
+    clients.append(ours_client)
+    theirs_client = TheirClient("write-key", host=receiver.url, sync_mode=True)
+    theirs_ok, theirs = FALSE_VALUES[name](theirs_client)
+    ours_ok, ours = FALSE_VALUES[name](ours_client)
+    assert ours_ok is theirs_ok is True
+    assert _comparable(ours, given_id=False) == _comparable(theirs, given_id=False)
+    their_sent, our_sent = receiver.messages()
+    assert _wire(our_sent, given_id=False) == _wire(their_sent, given_id=False)
+
+
+@pytest.mark.parametrize(
+    ("call", "problem"),
+    [
+        (lambda c: c.track("u1", "E", ["plan"]), "properties must be a dict, got list"),
+        (lambda c: c.track("u1", "E", context="web"), "context must be a dict, got str"),
+        (lambda c: c.identify("u1", 1), "traits must be a dict, got int"),
+        (lambda c: c.alias("p1", "u1", integrations=[1]), "integrations must be a dict, got list"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_its_field(call: Call, problem: str) -> None:
+    with pytest.raises(segment_core.InvalidMessage, match=problem):
+        call(Client("write-key", send=False))
+
+
+def test_group_and_previous_ids_are_returned_as_passed_and_sent_as_text(
+    receiver: Receiver, clients: list[Client]
+) -> None:
+    ours_client = Client("write-key", host=receiver.url, sync_mode=True)
+    clients.append(ours_client)
+    theirs_client = TheirClient("write-key", host=receiver.url, sync_mode=True)
+    for call in (lambda c: c.group(1, 2, {"name": "Initech"}), lambda c: c.alias(3, 4)):
+        _, theirs = call(theirs_client)
+        _, ours = call(ours_client)
+        assert _comparable(ours, given_id=False) == _comparable(theirs, given_id=False)
+    assert (ours["previousId"], ours["userId"]) == (3, "4")
+    _, group, _, alias = receiver.messages()
+    # The Spec's ids are strings: analytics-python sends the numbers.
+    assert (group["groupId"], group["userId"], alias["previousId"]) == ("2", "1", "3")
+
+
+def test_an_empty_id_beside_the_other_is_kept_as_in_analytics_python(
+    receiver: Receiver, clients: list[Client]
+) -> None:
+    ours_client = Client("write-key", host=receiver.url, sync_mode=True)
+    clients.append(ours_client)
+    theirs_client = TheirClient("write-key", host=receiver.url, sync_mode=True)
+    calls: list[Call] = [
+        lambda c: c.track("", "E", anonymous_id="a1"),
+        lambda c: c.identify("u1", {"plan": "pro"}, anonymous_id=""),
+    ]
+    for call in calls:
+        _, theirs = call(theirs_client)
+        _, ours = call(ours_client)
+        assert _comparable(ours, given_id=False) == _comparable(theirs, given_id=False)
+    their_track, our_track, their_identify, our_identify = receiver.messages()
+    assert our_track["userId"] == their_track["userId"] == ""
+    assert our_identify["anonymousId"] == their_identify["anonymousId"] == ""
+
+
 # -- module level, as in the README --------------------------------------------------
 
 
@@ -530,6 +608,34 @@ def test_oauth_settings_left_empty_are_not_set(receiver: Receiver) -> None:
     assert client.track("u1", "With The Write Key")[0]
     [request] = receiver.ok_requests()
     assert request.headers["authorization"].startswith("Basic ")
+
+
+def test_an_empty_host_is_the_default_host(
+    monkeypatch: pytest.MonkeyPatch, receiver: Receiver, clients: list[Client]
+) -> None:
+    # As read from an unset variable: os.environ.get("MY_SEGMENT_HOST", "").
+    monkeypatch.delenv("SEGMENT_HOST", raising=False)
+    clients += [Client("write-key", host="", send=False), Client("write-key", "", send=False)]
+    assert [client.host for client in clients] == ["https://api.segment.io"] * 2
+    # Unset, as SEGMENT_HOST="" is: the environment's host comes first.
+    monkeypatch.setenv("SEGMENT_HOST", receiver.url)
+    client = Client("write-key", host="", sync_mode=True)
+    clients.append(client)
+    assert client.host == receiver.url
+    assert client.track("u1", "To The Host Of The Environment")[0]
+    assert [m["event"] for m in receiver.messages()] == ["To The Host Of The Environment"]
+
+
+def test_an_empty_module_level_host_is_the_default_host(
+    module_settings: None, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    monkeypatch.setenv("SEGMENT_HOST", receiver.url)
+    segment_core.write_key = "k"
+    segment_core.host = ""
+    ok, _ = segment_core.track("u1", "Sent")
+    assert ok and segment_core.flush(timeout=5)
+    [message] = receiver.wait_for_messages(1)
+    assert message["event"] == "Sent"
 
 
 def test_analytics_pythons_proxy_example_constructs() -> None:

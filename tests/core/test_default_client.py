@@ -187,3 +187,21 @@ def test_oauth_settings_wrong_together_are_logged_once_and_calls_go_on(
     assert segment_core.track("user", "Sent")[0]
     assert segment_core.flush(5)
     assert [m["event"] for m in receiver.messages()] == ["Sent"]
+
+
+def test_an_adapter_setting_left_empty_keeps_the_module_level_one(
+    no_module_settings: None, receiver: Receiver
+) -> None:
+    # HOST = os.environ.get("SEGMENT_HOST", "") in an app's settings, the host set
+    # on the module: the adapter's client sends there.
+    from segment_core.adapters import build_client
+
+    segment_core.write_key = "k"
+    segment_core.host = receiver.url
+    client = build_client({"host": ""})
+    try:
+        assert client.track("user", "Order Completed")[0]
+        assert client.flush(5)
+    finally:
+        client.shutdown(5)
+    assert [m["event"] for m in receiver.messages()] == ["Order Completed"]

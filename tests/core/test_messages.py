@@ -44,7 +44,7 @@ def client() -> Client:
         (lambda c: c.track("u", "E", [1]), "properties must be a dict, got list"),
         (lambda c: c.identify("u", "traits"), "traits must be a dict, got str"),
         (lambda c: c.track("u", "E", context=1), "context must be a dict, got int"),
-        (lambda c: c.track("u", "E", integrations=[]), "integrations must be a dict"),
+        (lambda c: c.track("u", "E", integrations=["All"]), "integrations must be a dict"),
         (lambda c: c.group("u"), "group_id is required for group"),
         (lambda c: c.alias(user_id="u"), "previous_id is required for alias"),
         (lambda c: c.alias("p"), "user_id is required for alias"),
