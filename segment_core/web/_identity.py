@@ -165,8 +165,29 @@ def is_plain_id(value: str) -> bool:
     return value.isascii() and value.replace("-", "").isalnum()
 
 
-def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool) -> CookieSpec:
-    """The ``ajs_anonymous_id`` cookie analytics.js will read back.
+def cookie_domain_for(domain: str | None, host: str) -> str | None:
+    """``cookie_domain`` where browsers keep a cookie for it on ``host``, else None.
+
+    A browser drops a cookie whose ``Domain`` does not domain-match the page's
+    host (RFC 6265): on another host of the app (an alias, a staging name, an
+    address), the cookie is host-only there, or neither side would keep the id.
+
+    >>> cookie_domain_for(".shop.example", "www.shop.example:8000")
+    '.shop.example'
+    >>> cookie_domain_for(".shop.example", "shop-alias.example"), cookie_domain_for(".a.b", "[::1]")
+    (None, None)
+    """
+    if domain is None or host.startswith("["):  # no Domain on an IPv6 address
+        return None
+    name = host.partition(":")[0].lower()
+    bare = domain.lstrip(".").lower()
+    return domain if name == bare or name.endswith("." + bare) else None
+
+
+def anonymous_id_cookie(
+    anonymous_id: str, options: WebOptions, *, secure: bool, host: str
+) -> CookieSpec:
+    """The ``ajs_anonymous_id`` cookie analytics.js will read back, for a page of ``host``.
 
     Never HttpOnly: the browser library must read it to share the visitor.
     """
@@ -183,6 +204,6 @@ def anonymous_id_cookie(anonymous_id: str, options: WebOptions, *, secure: bool)
         value,
         options.cookie_max_age,
         "/",
-        options.cookie_domain,
+        options.cookie_domain and cookie_domain_for(options.cookie_domain, host),
         secure or options.secure_cookies,
     )

@@ -59,7 +59,7 @@ from segment_core.hosts import is_loopback_url
 from segment_core.testing import diverted
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._guard import call_hook
-from segment_core.web._identity import id_cookie, parse_id_cookie
+from segment_core.web._identity import cookie_domain_for, id_cookie, parse_id_cookie
 from segment_core.web._options import WebOptions
 from segment_core.web._page import is_excluded_route, is_page_prefetch, page_name
 from segment_core.web._request import RequestInfo
@@ -775,7 +775,7 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
         "anonymousId": None if shared else _kept_anonymous_id(tracker),
         "userId": None if shared else analytics.user_id,
         "page": not options.server_page_views,
-        "options": load_options(options, secure=secure),
+        "options": load_options(options, secure=secure, host=tracker.host),
         "methods": list(_BUFFERED_METHODS),
         # Where the loader finds the visitor's id: in a page made for another visitor
         # (a cache's, whole or a fragment), the cookie tells this one.
@@ -864,11 +864,14 @@ def _redacted_fields(
     return changed
 
 
-def load_options(options: WebOptions, *, secure: bool) -> dict[str, Any]:
-    """analytics.js's load options: the server's cookie, and where events go."""
+def load_options(options: WebOptions, *, secure: bool, host: str) -> dict[str, Any]:
+    """analytics.js's load options for a page of ``host``: the server's cookie, and
+    where events go."""
+    domain = options.cookie_domain
     cookie: dict[str, Any] = {
-        # An empty domain makes a host-only cookie, as the server's is without one.
-        "domain": options.cookie_domain or "",
+        # An empty domain makes a host-only cookie, as the server's is without one
+        # (or on a host outside cookie_domain, where a browser would drop it).
+        "domain": (domain and cookie_domain_for(domain, host)) or "",
         "path": "/",
         "maxage": options.cookie_max_age / SECONDS_PER_DAY,  # analytics.js counts days
         "sameSite": "Lax",

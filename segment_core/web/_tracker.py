@@ -666,7 +666,10 @@ class RequestTracker:
             and (self.allowed or self.allowed_now())
         ):
             self._cookie = anonymous_id_cookie(
-                self.analytics.anonymous_id or "", self.options, secure=self.scheme == "https"
+                self.analytics.anonymous_id or "",
+                self.options,
+                secure=self.scheme == "https",
+                host=self.host,
             )
         return self._cookie
 

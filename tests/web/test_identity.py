@@ -80,7 +80,7 @@ def test_new_anonymous_id_is_a_uuid4() -> None:
 
 
 def test_raw_cookie() -> None:
-    cookie = anonymous_id_cookie(UUID, WebOptions(), secure=False)
+    cookie = anonymous_id_cookie(UUID, WebOptions(), secure=False, host="shop.example")
     assert cookie == CookieSpec(name="ajs_anonymous_id", value=UUID, max_age=31536000)
     assert cookie.path == "/" and cookie.samesite == "Lax" and not cookie.httponly
     assert (
@@ -90,7 +90,7 @@ def test_raw_cookie() -> None:
 
 def test_quoted_cookie_with_domain_on_https() -> None:
     options = WebOptions(cookie_format="quoted", cookie_domain=".shop.example", cookie_max_age=60)
-    cookie = anonymous_id_cookie(UUID, options, secure=True)
+    cookie = anonymous_id_cookie(UUID, options, secure=True, host="shop.example")
     assert cookie.value == f"%22{UUID}%22"
     assert parse_id_cookie(cookie.value) == UUID
     assert cookie.header_value() == (
@@ -100,7 +100,9 @@ def test_quoted_cookie_with_domain_on_https() -> None:
 
 
 def test_cookie_name_is_configurable() -> None:
-    cookie = anonymous_id_cookie(UUID, WebOptions(cookie_name="visitor"), secure=False)
+    cookie = anonymous_id_cookie(
+        UUID, WebOptions(cookie_name="visitor"), secure=False, host="shop.example"
+    )
     assert cookie.header_value().startswith(f"visitor={UUID};")
 
 
@@ -108,11 +110,15 @@ def test_cookie_name_is_configurable() -> None:
 def test_a_prefixed_cookie_name_makes_a_secure_cookie_on_both_sides(name: str) -> None:
     # Browsers keep a cookie named so only when it is Secure, even set over http.
     options = WebOptions(cookie_name=name)
-    assert anonymous_id_cookie(UUID, options, secure=False).header_value().endswith("; Secure")
-    assert load_options(options, secure=False)["cookie"]["secure"] is True
+    assert (
+        anonymous_id_cookie(UUID, options, secure=False, host="shop.example")
+        .header_value()
+        .endswith("; Secure")
+    )
+    assert load_options(options, secure=False, host="shop.example")["cookie"]["secure"] is True
     plain = WebOptions()
-    assert not anonymous_id_cookie(UUID, plain, secure=False).secure
-    assert load_options(plain, secure=False)["cookie"]["secure"] is False
+    assert not anonymous_id_cookie(UUID, plain, secure=False, host="shop.example").secure
+    assert load_options(plain, secure=False, host="shop.example")["cookie"]["secure"] is False
 
 
 @pytest.mark.parametrize(
@@ -167,3 +173,25 @@ def test_of_two_cookies_of_the_name_the_first_sent_wins_as_in_analytics_js() -> 
     )
     quoted = 'visitor="%22first%22"; visitor=second'
     assert id_cookie({"visitor": "second"}, quoted, "visitor") == "%22first%22"
+
+
+@pytest.mark.parametrize(
+    ("host", "domain"),
+    [
+        ("shop.example", ".shop.example"),
+        ("www.shop.example", ".shop.example"),
+        ("WWW.Shop.Example:8443", ".shop.example"),
+        # Hosts a browser keeps no cookie of that domain for: host-only there.
+        ("shop-alias.example", None),
+        ("evilshop.example", None),
+        ("127.0.0.1:8000", None),
+        ("[::1]:8000", None),
+    ],
+)
+def test_a_cookie_domain_applies_on_the_hosts_within_it(host: str, domain: str | None) -> None:
+    # On another host of the app, a Domain the browser drops would keep no id on
+    # either side: the cookie and analytics.js's are host-only there.
+    options = WebOptions(cookie_domain=".shop.example")
+    cookie = anonymous_id_cookie(UUID, options, secure=False, host=host)
+    assert cookie.domain == domain
+    assert load_options(options, secure=False, host=host)["cookie"]["domain"] == (domain or "")

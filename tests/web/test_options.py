@@ -204,7 +204,8 @@ def test_cookie_domains_browsers_take() -> None:
     assert WebOptions(cookie_domain=".faß.de").cookie_domain == ".xn--fa-hia.de"
     assert WebOptions(cookie_domain="www.ς.gr").cookie_domain == "www.xn--3xa.gr"
     assert WebOptions(cookie_domain="Shop.Bücher\u3002de").cookie_domain == "shop.xn--bcher-kva.de"
-    tracker = RequestTracker(None, WebOptions(cookie_domain="пример.рф"), make_request())
+    options = WebOptions(cookie_domain="пример.рф")
+    tracker = RequestTracker(None, options, make_request(host="www.xn--e1afmkfd.xn--p1ai"))
     cookie = tracker.cookie_to_set()
     assert cookie is not None
     assert "; Domain=xn--e1afmkfd.xn--p1ai;" in cookie.header_value().encode("latin-1").decode()
