@@ -10,7 +10,8 @@ PYTEST_DONT_REWRITE
 pytest loads this module in every run on a machine where the package is installed,
 tests of Segment or not: it imports nothing of the library until a test asks for
 one of its fixtures, so a run that never uses it pays nothing and meets none of
-its dependencies. Its hooks only look whether the library was imported.
+its dependencies. Its hooks only look whether the library was imported, and leave
+the library's packages to Python's own import system (pytest does not rewrite them).
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ if TYPE_CHECKING:
 
 __all__ = ["COLLECTOR_EXTRA_HINT", "configured", "running", "segment_collector", "segment_events"]
 
-COLLECTOR_EXTRA_HINT = (
-    "the local collector needs the 'collector' extra: pip install 'segment-web[collector]'"
+#: The packages the distribution installs (pyproject.toml's wheel packages).
+_DISTRIBUTION_PACKAGES = (
+    "segment_core",
+    "segment_django",
+    "segment_flask",
+    "segment_asgi",
+    "segment_celery",
+    "segment_rq",
+    "segment_pytest",
 )
 
 #: How long a test that uses the collector waits for what earlier tests' clients
@@ -36,8 +44,9 @@ COLLECTOR_EXTRA_HINT = (
 #: earlier test's faults may need a retry).
 DELIVERY_WAIT_SECONDS = 2.0
 
-#: The process of each session configured with this plugin, innermost last: a
-#: session may run others in the same process (pytester's in-process runs).
+#: The process that runs the tests of each session configured with this plugin,
+#: innermost last: a session may run others in the same process (pytester's
+#: in-process runs), or run its tests in children it forks (pytest-forked).
 _running_in: list[int] = []
 
 
@@ -52,6 +61,27 @@ def running() -> bool:
     return bool(_running_in) and _running_in[-1] == os.getpid()
 
 
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    _leave_packages_to_python(pluginmanager)
+
+
+def _leave_packages_to_python(pluginmanager: pytest.PytestPluginManager) -> None:
+    """pytest marks every package of a distribution with a plugin for assert
+    rewriting; the library's hold no test asserts, so Python imports them itself:
+    no re-compiling at each run, no files of pytest's beside them.
+
+    Through pytest's private attributes (the same from 6.2 to 9); none of it
+    without them (``--assert=plain``, another pytest)."""
+    hook = getattr(pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)
+    answered = getattr(hook, "_marked_for_rewrite_cache", None)
+    if not isinstance(marked, set) or not isinstance(answered, dict):
+        return
+    marked.difference_update(_DISTRIBUTION_PACKAGES)
+    for name in [name for name in answered if name.partition(".")[0] in _DISTRIBUTION_PACKAGES]:
+        del answered[name]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _running_in.append(os.getpid())
 
@@ -64,7 +94,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Each test starts with an empty ``segment_core.testing.outbox``: before its fixtures."""
+    _runs_tests_here()
     _empty_outbox()
+
+
+def _runs_tests_here() -> None:
+    """This process runs a test: also a child forked to run it (pytest-forked), which
+    configured no session. A server a test forks runs no test of its own."""
+    if _running_in:  # else a session without this plugin's configure: none of ours
+        _running_in[-1] = os.getpid()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -72,22 +110,34 @@ def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Generator[None, None, None]:
     # A fixture of a wider scope is set up during the setup of the first test that
-    # needs it: what it sent belongs to no test, so it is not left to that one.
+    # needs it (or in its middle, through request.getfixturevalue): what it sent
+    # belongs to no test, so it is not left to that one; what the test sent stays.
+    before = len(_outbox())
     yield
     if fixturedef.scope != "function":
-        _empty_outbox()
+        del _outbox()[before:]
+
+
+def _outbox() -> list[dict[str, Any]]:
+    """``segment_core.testing.outbox``; an empty list while it was never imported."""
+    testing = sys.modules.get("segment_core.testing")
+    return [] if testing is None else testing.outbox
 
 
 def _empty_outbox() -> None:
-    testing = sys.modules.get("segment_core.testing")
-    if testing is not None:  # never imported: no outbox to empty
-        testing.outbox.clear()
+    _outbox().clear()
 
 
 def __getattr__(name: str) -> Any:
-    """The autouse fixture of earlier releases, for ``segment_core.pytest_plugin``,
-    which re-exports it. Made on demand, outside this module's namespace: pytest
-    does not give it to every project's tests (the hooks above do its work)."""
+    """Names of earlier releases, for ``segment_core.pytest_plugin``, which re-exports
+    them, made on demand: the autouse fixture, outside this module's namespace, so
+    that pytest does not give it to every project's tests (the hooks above do its
+    work); the collector's hint, kept by the library, which this module imports only
+    when asked."""
+    if name == "COLLECTOR_EXTRA_HINT":
+        from segment_core.collector import EXTRA_HINT
+
+        return EXTRA_HINT
     if name != "_segment_empty_outbox":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -111,13 +161,13 @@ def segment_events() -> Iterator[list[dict[str, Any]]]:
 def _segment_collector_session() -> Iterator[CollectorHandle]:
     """The session's one collector, shared by every test (internal: use `segment_collector`)."""
     try:
-        from segment_core.collector.background import run_in_background
-    except ImportError as error:
+        from segment_core.collector import run_in_background
+    except ImportError as error:  # names the extra to install
         missing: str | None = str(error)
     else:
         missing = None
     if missing is not None:  # failed outside the except block: no chained traceback
-        pytest.fail(f"segment_collector: {COLLECTOR_EXTRA_HINT} ({missing})", pytrace=False)
+        pytest.fail(f"segment_collector: {missing}", pytrace=False)
     with run_in_background() as handle:
         yield handle
         # Before it stops: what clients still hold for it arrives, instead of

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from segment_core.collector.validation import validate_message
 
 __all__ = [
+    "EXTRA_HINT",
     "CollectorApp",
     "CollectorError",
     "CollectorHandle",
@@ -33,8 +34,14 @@ __all__ = [
     "validate_message",
 ]
 
-# Imported on first use, so that `segment-collector` and the pytest plugin can say
-# which extra is missing instead of failing while Python imports this package.
+EXTRA_HINT = "the local collector needs the 'collector' extra: pip install 'segment-web[collector]'"
+
+#: The collector's own dependencies, which the extra installs.
+_EXTRA_MODULES = ("starlette", "uvicorn")
+
+# Imported on first use, so that `segment-collector`, the pytest plugin and the
+# names below can say which extra is missing instead of failing while Python
+# imports this package.
 _HOMES = {
     "CollectorApp": "app",
     "create_app": "app",
@@ -50,4 +57,11 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    try:
+        module = importlib.import_module(f"{__name__}.{home}")
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] not in _EXTRA_MODULES:
+            raise
+        # Still a ModuleNotFoundError, for `except ImportError` and its `name`.
+        raise ModuleNotFoundError(f"{error}; {EXTRA_HINT}", name=error.name) from None
+    return getattr(module, name)

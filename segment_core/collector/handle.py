@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import requests
 
+from segment_core import _capture
 from segment_core._clock import monotonic
 from segment_core.hosts import is_loopback_url
 
@@ -160,6 +161,7 @@ class CollectorHandle:
         if not recent:
             lines.append("  (no events)")
         lines.append(f"summary: {self.summary()}")
+        lines.extend(_held_by_a_capture())
         return "\n".join(lines)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -182,3 +184,17 @@ class CollectorHandle:
                 detail = response.text
             raise CollectorError(f"{response.request.method} {response.url}: {detail}")
         return response.json()
+
+
+def _held_by_a_capture() -> list[str]:
+    """Why this process's clients may have sent nothing: a capture keeps what they
+    accept from the network (a capture means no network)."""
+    if not _capture.sinks:
+        return []
+    held = len(_capture.sinks[0])  # the oldest capture has taken every message since
+    return [
+        "a capture (the segment_events fixture or segment_core.testing.capture()) is "
+        "active in this process and holds back what its clients accept: "
+        f"{held} message(s) captured, none sent (a test that uses the collector "
+        "cannot capture too)"
+    ]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import segment_pytest
 from segment_core.collector.handle import CollectorHandle
 
 STRICT_INI = "[pytest]\nfilterwarnings =\n    error\n"
@@ -307,6 +308,83 @@ def test_without_the_plugin_a_server_a_test_starts_with_multiprocessing_still_se
     assert sent == ["Home Viewed", "page"]
 
 
+#: Runs each test in a child process of its own, as pytest-forked (``--forked``)
+#: does: the child runs the test's protocol and hands its reports to the parent.
+FORKING_CONFTEST = """
+    import os
+    import pickle
+
+    import pytest
+    from _pytest.runner import runtestprotocol
+
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(item):
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        reading, writing = os.pipe()
+        child = os.fork()
+        if child == 0:
+            status = 1
+            try:
+                os.close(reading)
+                reports = [
+                    item.config.hook.pytest_report_to_serializable(config=item.config, report=r)
+                    for r in runtestprotocol(item, log=False)
+                ]
+                with os.fdopen(writing, "wb") as pipe:
+                    pickle.dump(reports, pipe)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(writing)
+        with os.fdopen(reading, "rb") as pipe:
+            reports = pickle.load(pipe)
+        assert os.waitpid(child, 0)[1] == 0
+        for data in reports:
+            report = item.config.hook.pytest_report_from_serializable(config=item.config, data=data)
+            item.ihook.pytest_runtest_logreport(report=report)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+"""
+
+
+def test_tests_run_in_forked_children_send_nothing_and_their_servers_still_send(
+    tmp_path: Path, segment_collector: CollectorHandle
+) -> None:
+    # Each child runs a test: its app's events go to the outbox. The server the
+    # second test forks runs none: its events reach the collector.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "conftest.py": FORKING_CONFTEST,
+            "app.py": STARLETTE_APP,
+            "test_1_app.py": STARLETTE_TEST,
+            "test_2_fork.py": """
+                import os
+
+                from app import make_app, visit
+
+
+                def test_the_forked_server_sends():
+                    child = os.fork()
+                    if child == 0:
+                        status = 1
+                        try:
+                            visit(make_app())
+                            status = 0
+                        finally:
+                            os._exit(status)
+                    assert os.waitpid(child, 0)[1] == 0
+            """,
+        },
+    )
+    assert "2 passed" in _pytest(project, segment_collector)
+    events = segment_collector.wait_for(2)
+    sent = sorted(event["message"].get("event", event["message"]["type"]) for event in events)
+    assert sent == ["Home Viewed", "page"]
+
+
 def test_a_session_run_inside_the_session_leaves_test_mode_on(
     tmp_path: Path, segment_collector: CollectorHandle
 ) -> None:
@@ -440,6 +518,66 @@ def test_the_collector_stops_once_clients_delivered_to_it(tmp_path: Path) -> Non
     assert time.monotonic() - started < 15, "the exit waited for an undeliverable message"
 
 
+def _installed_from_the_wheel(tmp_path: Path) -> dict[str, str]:
+    """An environment where the package is installed as from its wheel, as pytest
+    reads it: a distribution listing the packages' files, with the plugin's entry
+    point (this checkout's editable install lists none of them)."""
+    site = tmp_path / "site"
+    record = site / "segment_web-0.1.0.dist-info"
+    record.mkdir(parents=True)
+    (record / "METADATA").write_text("Metadata-Version: 2.1\nName: segment-web\nVersion: 0.1.0\n")
+    (record / "entry_points.txt").write_text("[pytest11]\nsegment_pytest = segment_pytest\n")
+    files = [
+        path.relative_to(ROOT).as_posix()
+        for package in segment_pytest._DISTRIBUTION_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    ]
+    (record / "RECORD").write_text("".join(f"{name},,\n" for name in files))
+    return {"PYTHONPATH": str(site)}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_plugin_knows_the_packages_the_wheel_installs() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    assert tuple(build["targets"]["wheel"]["packages"]) == segment_pytest._DISTRIBUTION_PACKAGES
+
+
+def test_pytest_leaves_the_installed_library_to_python_s_import_system(tmp_path: Path) -> None:
+    # pytest would otherwise rewrite (re-compile) each module of the library at each
+    # run, and leave files of its own beside them.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": STRICT_INI,
+            "test_imports.py": """
+                import sys
+
+                from _pytest.assertion.rewrite import AssertionRewritingHook
+
+
+                def test_imported_by_python():
+                    import segment_core.testing
+                    import segment_core.web
+
+                    by_pytest = sorted(
+                        name
+                        for name, module in sys.modules.items()
+                        if name.startswith("segment_")
+                        and isinstance(getattr(module, "__loader__", None), AssertionRewritingHook)
+                    )
+                    assert by_pytest == ["segment_pytest"]  # imported before its hook ran
+            """,
+        },
+    )
+    env = _installed_from_the_wheel(tmp_path)
+    result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", *QUIET, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
 def test_a_project_plugin_module_named_segment_still_loads(tmp_path: Path) -> None:
     project = _project(
         tmp_path,
@@ -537,3 +675,38 @@ def test_each_test_starts_with_an_empty_outbox(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_a_wider_fixture_set_up_during_a_test_leaves_the_test_its_events(
+    tmp_path: Path,
+) -> None:
+    # Only what the fixture sent is no test's: what the test sent before and after stays.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": STRICT_INI,
+            "test_outbox.py": """
+                import pytest
+
+                from segment_core import Client
+                from segment_core.testing import divert, outbox
+
+                client = Client("key")
+                divert(client)
+
+
+                @pytest.fixture(scope="module")
+                def catalog():
+                    client.track("setup", "Catalog Loaded")
+
+
+                def test_set_up_in_its_middle(request):
+                    client.track("u1", "Searched")
+                    request.getfixturevalue("catalog")
+                    client.track("u1", "Viewed Catalog")
+                    sent = [message["event"] for message in outbox]
+                    assert sent == ["Searched", "Viewed Catalog"]
+            """,
+        },
+    )
+    assert "1 passed" in _passing_pytest(project, *QUIET)
