@@ -9,8 +9,16 @@ The checksum is the CRC-32 of the message seeded with the ordinal, so a damaged
 length, ordinal or message fails it (one pass over the bytes). The marker starts
 with a NUL byte, which encoded JSON never contains, so after a torn or corrupted
 record the reader finds the next record by searching for the marker. The
-ordinal numbers the records of a segment; an acknowledgement file next to it
-(``.ack``) lists, as u32 LE, the ordinals already delivered or failed for good.
+ordinal numbers the records of a segment. An acknowledgement file next to it
+(``.acks``) lists the ordinals already delivered or failed for good, in frames
+appended one per write::
+
+    b"\x00SGA" | count (u32 LE) | crc32 (u32 LE) | count ordinals (u32 LE each)
+
+The checksum is the CRC-32 of the ordinals seeded with the count: a frame torn,
+zero-filled (an appended file a power loss left unwritten) or overwritten fails
+it, and the reader finds the next frame by its marker. The previous version's
+``.ack`` file, bare u32 ordinals without a check, is still read.
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ except ImportError:  # pragma: no cover - Windows: no spool, the client keeps to
 
 __all__ = [
     "FILE_HEADER",
+    "AckScan",
     "Scan",
     "encode_record",
     "key_directory",
     "lock_exclusive",
     "new_writer_id",
     "read_acks",
+    "read_legacy_acks",
     "read_records",
 ]
 
@@ -50,10 +60,14 @@ RECORD_OVERHEAD = _HEAD.size
 pack_head = _HEAD.pack
 #: Larger than any message the client accepts; a bigger length means damage.
 MAX_RECORD_BYTES = 1 << 20
+ACK_MARKER = b"\x00SGA"
+_ACK_HEAD = struct.Struct("<4sII")  # marker, count, checksum
 
 LOCK_SUFFIX = ".lock"
 SEGMENT_SUFFIX = ".seg"
-ACK_SUFFIX = ".ack"
+ACK_SUFFIX = ".acks"
+#: The previous version's acknowledgement files: bare u32 ordinals, unchecked.
+LEGACY_ACK_SUFFIX = ".ack"
 TEMP_SUFFIX = ".tmp"
 _KEY_DIGITS = 24
 
@@ -121,8 +135,8 @@ def read_records(blob: bytes) -> Scan:
     return Scan(records, damaged)
 
 
-def _next_marker(blob: bytes, start: int) -> int:
-    found = blob.find(MARKER, start)
+def _next_marker(blob: bytes, start: int, marker: bytes = MARKER) -> int:
+    found = blob.find(marker, start)
     return len(blob) if found < 0 else found
 
 
@@ -140,18 +154,67 @@ def _record_at(blob: bytes, position: int) -> tuple[int, int, int] | None:
 
 
 def encode_acks(ordinals: list[int]) -> bytes:
-    return struct.pack(f"<{len(ordinals)}I", *ordinals)
+    """One acknowledgement frame naming ``ordinals`` (see the module's docstring)."""
+    count = len(ordinals)
+    payload = struct.pack(f"<{count}I", *ordinals)
+    return _ACK_HEAD.pack(ACK_MARKER, count, zlib.crc32(payload, count)) + payload
 
 
-def read_acks(path: str) -> set[int]:
-    """The ordinals acknowledged in ``path`` (a torn last entry is ignored)."""
-    try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except FileNotFoundError:
-        return set()
+@dataclass
+class AckScan:
+    """What an acknowledgement file holds: the ordinals of its intact frames, and how
+    many damaged stretches were skipped (what they named is delivered again)."""
+
+    ordinals: set[int]
+    damaged: int
+
+
+def read_acks(path: str) -> AckScan:
+    """The ordinals acknowledged in ``path``; damage (torn, zeros, garbage) skipped and counted."""
+    blob = _read_if_present(path) or b""
+    ordinals: set[int] = set()
+    damaged = 0
+    position = 0
+    while position < len(blob):
+        parsed = _ack_frame_at(blob, position)
+        if parsed is None:
+            damaged += 1
+            position = _next_marker(blob, position + 1, ACK_MARKER)
+            continue
+        start, count = parsed
+        ordinals.update(struct.unpack_from(f"<{count}I", blob, start))
+        position = start + 4 * count
+    return AckScan(ordinals, damaged)
+
+
+def _ack_frame_at(blob: bytes, position: int) -> tuple[int, int] | None:
+    """Where the ordinals of the intact frame at ``position`` start, and how many there are."""
+    start = position + _ACK_HEAD.size
+    if start > len(blob):
+        return None
+    marker, count, crc = _ACK_HEAD.unpack_from(blob, position)
+    end = start + 4 * count
+    if marker != ACK_MARKER or end > len(blob) or zlib.crc32(blob[start:end], count) != crc:
+        return None
+    return start, count
+
+
+def read_legacy_acks(path: str) -> set[int] | None:
+    """The ordinals of a previous version's ``.ack`` file (a torn last entry is
+    ignored); None when there is no such file."""
+    data = _read_if_present(path)
+    if data is None:
+        return None
     data = data[: len(data) - len(data) % 4]
     return set(struct.unpack(f"<{len(data) // 4}I", data))
+
+
+def _read_if_present(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
 
 
 def reserve(fd: int, size: int) -> None:

@@ -10,7 +10,7 @@ runs out of retries stays on disk and is tried again; at-least-once, with the
 ``messageId`` unchanged so Segment de-duplicates a repeat.
 
 Layout: ``<spool_dir>/<hash of write key and host>/<pid>-<start>-<random>.lock``
-and ``....<n>.seg`` segments with their ``.ack`` files (see ``_spool_format``).
+and ``....<n>.seg`` segments with their ``.acks`` files (see ``_spool_format``).
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ class Segment:
         self.claim = claim
         self.path = path
         self.ack_path = path[: -len(fmt.SEGMENT_SUFFIX)] + fmt.ACK_SUFFIX
+        #: A previous version's acknowledgements of an adopted segment, if any: removed with it.
+        self.legacy_ack_path: str | None = None
         self.fd: int | None = None
         self.ack_fd: int | None = None
         self.count = count  # records to settle
@@ -124,6 +126,9 @@ class Spool:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._ack_lock = threading.Lock()  # acknowledgement files; after _lock if both
+        # Segments whose acknowledgements were appended since the last forced write
+        # (spool_fsync="interval"; ack lock).
+        self._unsynced_acks: set[Segment] = set()
         # Held while messages move from disk to the buffer (before _lock if both), and
         # by flush() across its check, which must not miss a message on the way.
         self._requeue_lock = threading.Lock()
@@ -175,9 +180,9 @@ class Spool:
             "spilled": 0,  # written while the buffer was full: queued later
             "kept": 0,  # out of retries, kept for a later attempt
             "adopted": 0,  # taken over from the files of dead processes
-            "damaged": 0,  # stretches of damaged files skipped
+            "damaged": 0,  # damaged stretches skipped in files read (records, acknowledgements)
             "refused": 0,  # no room on disk: put in the buffer instead
-            "lost": 0,  # waiting in a file another program removed
+            "lost": 0,  # waiting in a file removed or damaged after they were written
             "scans": 0,  # looks for orphaned files
         }
 
@@ -455,6 +460,10 @@ class Spool:
             if written != len(acks):  # the disk filled up: no torn entry before the next
                 os.ftruncate(segment.ack_fd, os.fstat(segment.ack_fd).st_size - written)
                 raise OSError(errno.ENOSPC, "no room for the acknowledgements", segment.ack_path)
+            if self._fsync_always:
+                _sync_data(segment.ack_fd)
+            elif self._fsync == "interval":
+                self._unsynced_acks.add(segment)  # forced to disk by the spool thread
         except OSError as error:
             if is_interruption(error):  # (a signal handler's TimeoutError: not the disk)
                 raise
@@ -626,6 +635,8 @@ class Spool:
             # prepares the next, full-size one in the background.
             size = min(self._segment_bytes, _FIRST_SEGMENT_BYTES)
             segment = self._create_segment(own, self._take_number(), size)
+            if segment is None:
+                return None
             self._publish(segment)
         self._spare = None
         self._active = segment
@@ -641,11 +652,17 @@ class Spool:
         self._next_number += 1
         return number
 
-    def _create_segment(self, own: Claim, number: int, size: int) -> Segment:
-        """A new, empty segment file of ``size`` bytes, open for appending (no lock needed)."""
+    def _create_segment(self, own: Claim, number: int, size: int) -> Segment | None:
+        """A new, empty segment file of ``size`` bytes, open for appending; None when the
+        spool directory has no room for it (no lock needed)."""
         path = os.path.join(self._directory, fmt.segment_name(own.writer, number))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
+            os.ftruncate(fd, size)  # its full size at once, for every process that measures
+            if not self._fits(size):
+                os.close(fd)
+                _quietly(os.unlink, path)
+                return None
             # Blocks reserved now: a full disk fails here, not at a write later.
             fmt.reserve(fd, size)
             os.pwrite(fd, fmt.FILE_HEADER, 0)
@@ -658,6 +675,20 @@ class Spool:
             raise
         segment.fd, segment.allocated = fd, size
         return segment
+
+    def _fits(self, size: int) -> bool:
+        """Whether the spool directory, measured now, is within the bound with a new file
+        of ours of ``size`` bytes in it (made at that size, not yet counted as ours).
+
+        Processes that make files at the same moment each make theirs before they
+        measure: the last to measure counts all of them, so they never pass the bound
+        together (some give their file up, and try again a tick later). What is
+        measured is kept (a plain int: the spool thread's next measure corrects a
+        race), so that a caller finding no room does not measure again at once.
+        """
+        total = self._directory_bytes()
+        self._others = max(0, total - size - self._bytes)
+        return total <= self._max_bytes
 
     def _sync_directory(self) -> None:
         fd = os.open(self._directory, os.O_RDONLY | os.O_CLOEXEC)
@@ -708,12 +739,9 @@ class Spool:
             raise
         with self._lock:
             self._reserving = 0
-            if (
-                self._closed
-                or self._spare is not None
-                or own is not self._own
-                or not self._has_room()  # others wrote meanwhile
-            ):
+            if segment is None:  # no room for it: the directory is full
+                return
+            if self._closed or self._spare is not None or own is not self._own:
                 segment.close()  # shut down (or forked) meanwhile
                 _quietly(os.unlink, segment.path)
                 return
@@ -802,6 +830,8 @@ class Spool:
         if segment in claim.segments:
             claim.segments.remove(segment)
         steps: list[str | Claim] = [segment.path, segment.ack_path]
+        if segment.legacy_ack_path is not None:
+            steps.append(segment.legacy_ack_path)
         if not claim.own and not claim.segments and claim in self._adopted:
             # Files first, then the lock file, then the lock: a late adopter finds
             # nothing to take.
@@ -863,9 +893,10 @@ class Spool:
             # Descriptors of our own: a caller may close the segment's own meanwhile.
             opened = [(s, os.dup(s.fd)) for s in files if s.fd is not None]
         for segment in files:
-            for path in (segment.path, segment.ack_path):
-                with contextlib.suppress(OSError):  # (an ack file is made on the first one)
-                    os.utime(path)
+            for path in (segment.path, segment.ack_path, segment.legacy_ack_path):
+                if path is not None:
+                    with contextlib.suppress(OSError):  # (an ack file is made on the first one)
+                        os.utime(path)
         for segment, fd in opened:
             try:
                 if not _names(segment.path, fd):
@@ -928,8 +959,9 @@ class Spool:
         finally:
             os.close(fd)
 
-    def _lose(self, segment: Segment, ordinals: set[int]) -> None:
-        """Messages waiting in a file another program removed: failed, and said so."""
+    def _lose(self, segment: Segment, ordinals: set[int], why: str) -> None:
+        """Messages waiting in ``segment`` that cannot be read any more: failed, and said
+        so (``why``: what happened to the file)."""
         with self._lock:
             lost = len(ordinals & segment.pending)
             segment.pending -= ordinals
@@ -938,9 +970,9 @@ class Spool:
             self._delete_if_done(segment)
         if lost:
             logger.error(
-                "Segment spool file %s was removed by another program: %d message(s) "
-                "waiting in it are lost",
+                "Segment spool file %s %s: %d message(s) waiting in it are lost",
                 segment.path,
+                why,
                 lost,
             )
 
@@ -1029,6 +1061,22 @@ class Spool:
         if synced is not None:
             _quietly(_sync_data, synced)
             _quietly(os.close, synced)
+        if self._fsync == "interval":
+            self._sync_acks()
+
+    def _sync_acks(self) -> None:
+        """Force to disk the acknowledgements appended since the last tick (spool thread):
+        on descriptors of our own, outside the ack lock, which senders take."""
+        with self._ack_lock:
+            segments, self._unsynced_acks = self._unsynced_acks, set()
+            opened = []
+            for segment in segments:
+                if segment.ack_fd is not None:
+                    with contextlib.suppress(OSError):
+                        opened.append(os.dup(segment.ack_fd))
+        for fd in opened:
+            _quietly(_sync_data, fd)
+            _quietly(os.close, fd)
 
     def _adopt_orphans(self) -> None:
         """Take every writer whose lock is free (its process is gone) and queue its files."""
@@ -1063,24 +1111,9 @@ class Spool:
         )
         segments = []
         for name in names:
-            path = os.path.join(self._directory, name)
-            try:
-                with open(path, "rb") as file:
-                    blob = file.read()
-            except OSError:
-                continue
-            scan = fmt.read_records(blob)
-            acked = fmt.read_acks(path[: -len(fmt.SEGMENT_SUFFIX)] + fmt.ACK_SUFFIX)
-            todo = {ordinal for ordinal, _ in scan.records} - acked
-            if scan.damaged:
-                logger.warning(
-                    "Segment spool file %s is damaged: %d stretch(es) skipped", path, scan.damaged
-                )
-            segment = Segment(claim, path, count=len(todo), size=len(blob), sealed=True)
-            segment.pending = todo
-            segments.append(segment)
-            self.counts["damaged"] += scan.damaged
-            self.counts["adopted"] += len(todo)
+            segment = self._read_orphan(claim, os.path.join(self._directory, name))
+            if segment is not None:
+                segments.append(segment)
         with self._lock:
             if self._closed:  # shut down meanwhile: leave the files to another process
                 self._release(claim)
@@ -1097,6 +1130,41 @@ class Spool:
                 self._release(claim)
                 self._adopted.remove(claim)
 
+    def _read_orphan(self, claim: Claim, path: str) -> Segment | None:
+        """A dead writer's segment, its records waiting unless acknowledged; None if unreadable.
+
+        Damage is skipped, counted and said. A damaged acknowledgement costs a message
+        sent again, never one lost: what it named is not taken as delivered.
+        """
+        try:
+            with open(path, "rb") as file:
+                blob = file.read()
+        except OSError:
+            return None
+        scan = fmt.read_records(blob)
+        base = path[: -len(fmt.SEGMENT_SUFFIX)]
+        acks = fmt.read_acks(base + fmt.ACK_SUFFIX)
+        legacy = fmt.read_legacy_acks(base + fmt.LEGACY_ACK_SUFFIX)
+        todo = {ordinal for ordinal, _ in scan.records} - acks.ordinals - (legacy or set())
+        if scan.damaged:
+            logger.warning(
+                "Segment spool file %s is damaged: %d stretch(es) skipped", path, scan.damaged
+            )
+        if acks.damaged:
+            logger.warning(
+                "Segment spool file %s is damaged: %d stretch(es) skipped; the messages they "
+                "acknowledged are sent again",
+                base + fmt.ACK_SUFFIX,
+                acks.damaged,
+            )
+        segment = Segment(claim, path, count=len(todo), size=len(blob), sealed=True)
+        segment.pending = todo
+        if legacy is not None:
+            segment.legacy_ack_path = base + fmt.LEGACY_ACK_SUFFIX
+        self.counts["damaged"] += scan.damaged + acks.damaged
+        self.counts["adopted"] += len(todo)
+        return segment
+
     def _remove_stale_temporary(self, entry: os.DirEntry[str]) -> None:
         # A writer renames its locked temporary file at once; one left for a minute
         # and unlocked belongs to a process that died in between.
@@ -1112,14 +1180,19 @@ class Spool:
 
     def _measure(self) -> None:
         """Bytes in the whole spool directory, so that all processes share one bound."""
+        total = self._directory_bytes()
+        with self._lock:
+            self._others = max(0, total - self._bytes)
+
+    def _directory_bytes(self) -> int:
+        """Bytes in the whole spool directory: every process's files, all write keys."""
         total = 0
         for directory in fmt.list_names(self._root):
             if fmt.is_key_directory(directory.name) and directory.is_dir(follow_symlinks=False):
                 for entry in fmt.list_names(directory.path):
                     with contextlib.suppress(OSError):
                         total += entry.stat(follow_symlinks=False).st_size
-        with self._lock:
-            self._others = max(0, total - self._bytes)
+        return total
 
     def _requeue(self) -> int:
         """Move messages waiting on disk into the buffer while it has room; how many."""
@@ -1149,7 +1222,7 @@ class Spool:
                 self._cannot_read(segment, error)
                 continue
             if blob is None:  # removed behind our back: what waited in it is gone
-                self._lose(segment, wanted)
+                self._lose(segment, wanted, "was removed by another program")
                 continue
             found: set[int] = set()
             for ordinal, message in fmt.read_records(blob).records:
@@ -1171,12 +1244,8 @@ class Spool:
                 moved += 1
                 room -= 1
             lost = wanted - found
-            if lost and room > 0:  # gone from the file since it was written: damage
-                with self._lock:
-                    segment.pending -= lost
-                    segment.settled += len(lost)
-                    self.counts["damaged"] += len(lost)
-                    self._delete_if_done(segment)
+            if lost and room > 0:  # cut short or overwritten since they were written
+                self._lose(segment, lost, "was damaged after its messages were written")
         return moved
 
 

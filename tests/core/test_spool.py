@@ -396,6 +396,26 @@ def test_the_spool_is_bounded(make_client: Any, spool_dir: Path, dead_host: str)
     assert sum(p.stat().st_size for p in spool_files(spool_dir)) <= limit
 
 
+def test_writers_making_their_files_at_once_never_pass_the_bound_together(
+    make_client: Any, spool_dir: Path
+) -> None:
+    # 24 writers start on an empty spool at once, each making a first file and a next
+    # one (64 KiB each): 3 MiB wanted, against a bound of 1 MiB.
+    limit = 1024 * 1024
+    writers = [make_client(spool_dir=spool_dir, spool_max_bytes=limit, **HOLD) for _ in range(24)]
+    poll(lambda: all(w.stats()["spool"]["scans"] for w in writers), what="first looks")
+    looks = []
+    for writer in writers:
+        assert writer.track("u", "E")[0]  # on disk, or in memory past the bound
+        looks.append((writer, writer.stats()["spool"]["scans"]))
+    poll(  # each has made its next file, or given it up
+        lambda: all(w.stats()["spool"]["scans"] >= seen + 2 for w, seen in looks),
+        what="the next files",
+    )
+    assert sum(p.stat().st_size for p in spool_files(spool_dir)) <= limit
+    assert sum(w.stats()["spool"]["refused"] for w in writers) > 0
+
+
 def test_the_next_files_idle_processes_hold_ready_cost_no_message(
     receiver: Receiver, spool_dir: Path
 ) -> None:

@@ -120,6 +120,34 @@ def test_messages_in_a_removed_closed_segment_are_reported_lost_not_damaged(
     assert line.endswith(f"{len(lost)} message(s) waiting in it are lost"), line
 
 
+def test_messages_overwritten_in_a_live_file_are_reported_lost_not_damaged(
+    make_client: Any, receiver: Receiver, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A buffer of 10: the rest wait on disk, in the file being written.
+    client = make_client(spool_dir=spool_dir, max_queue_size=10, **HOLD)
+    for i in range(300):
+        assert client.track("u", "E", {"i": i})[0]
+    [first] = [path for path in segments(spool_dir) if records(path)]
+    data = bytearray(first.read_bytes())
+    used = len(bytes(data).rstrip(b"\0"))
+    data[used // 3 : used // 3 + 2000] = b"\xff" * 2000  # another program writes over it
+    with first.open("r+b") as file:
+        file.write(data)
+    waiting = set(range(300)) - {m["properties"]["i"] for m in records(first)}
+    with caplog.at_level(logging.ERROR, logger="segment.core"):
+        assert client.flush(30)
+    delivered = [m["properties"]["i"] for m in receiver.messages()]
+    lost = set(range(300)) - set(delivered)
+    assert len(set(delivered)) == len(delivered)
+    assert len(lost) > 5 and lost == waiting
+    # Messages this process knew were waiting: counted one by one, and failed.
+    counts = client.stats()
+    assert (counts["spool"]["lost"], counts["spool"]["damaged"]) == (len(lost), 0)
+    assert counts["failed"] == len(lost)
+    [line] = [r.getMessage() for r in caplog.records if "were written" in r.getMessage()]
+    assert line.endswith(f"{len(lost)} message(s) waiting in it are lost"), line
+
+
 # -- a disk that fills up for a while ------------------------------------------------------
 
 
