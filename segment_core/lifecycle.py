@@ -17,9 +17,10 @@
   a lock the delivery needs) while another thread delivers; one that comes while
   ``atexit`` delivers lets that delivery finish (within ``shutdown_timeout``), then
   ends the process. With ``SEGMENT_WRITE_KEY`` set, the package's import on the
-  main thread chains it too: the process is set up to send. A forked child keeps
-  the handler; SIGTERM is held across the fork (see :func:`_hold_sigterm`), so a
-  child terminated as it starts (``Pool.terminate()``) still ends.
+  main thread chains it too: the process is set up to send. A forked child starts
+  with SIGTERM's default action, chained again by its first message; SIGTERM is
+  held across the fork (see :func:`_hold_sigterm`), so a child terminated as it
+  starts (``Pool.terminate()``) still ends.
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
   ``gunicorn.conf.py``; it delivers what the worker accepted as it exits.
@@ -43,6 +44,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import weakref
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -381,7 +383,35 @@ def _shut_down_then_signal(signum: int) -> None:
         shutdown_all()
     finally:
         _sigterm_state = "delivered"
-        os.kill(os.getpid(), signum)
+        _signal_main_thread(signum)
+
+
+def _signal_main_thread(signum: int) -> None:
+    """Signal the main thread, whose handler then ends the process (see :func:`_die`).
+
+    To the process, the kernel may hand the signal to this very thread: the main
+    thread, waiting in a call the signal does not interrupt, would run its handler
+    only when that call returns (never, for ``signal.pause()``). Sent to it, the
+    signal interrupts it; sent again while the process lives, in case its handler
+    was not run.
+    """
+    main = threading.main_thread().ident
+    if _threads_are_green() or main is None or not hasattr(signal, "pthread_kill"):
+        os.kill(os.getpid(), signum)  # one OS thread: the signal reaches it
+        return
+    for _ in range(_RESIGNAL_TIMES):
+        try:
+            signal.pthread_kill(main, signum)
+        except (OSError, ValueError):  # the main thread is gone: the process ends with us
+            os.kill(os.getpid(), signum)
+            return
+        time.sleep(_RESIGNAL_INTERVAL)
+    os.kill(os.getpid(), signum)
+
+
+#: How often, and how long apart, the main thread is signalled again.
+_RESIGNAL_TIMES = 50
+_RESIGNAL_INTERVAL = 0.1
 
 
 def _die(signum: int) -> None:
@@ -409,30 +439,46 @@ def _hold_sigterm() -> None:
     signal handling, so a Python-level handler would lose a SIGTERM sent to a
     child that has not run yet (``multiprocessing.Pool.terminate()`` right after a
     worker's start), and the parent's ``join()`` would wait for it forever. Blocked,
-    the signal waits in the kernel until :func:`_release_sigterm` in the child,
-    then ends it as usual. The parent, blocked only in this thread and only for
-    the fork, misses none either.
+    the signal waits in the kernel until :func:`_release_sigterm_in_child` has set
+    its default action back, then ends the child. The parent, blocked only in this
+    thread and only for the fork, misses none either.
     """
-    global _sigterm_held
     try:
         if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
             return
         held_before = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM,))
     except (AttributeError, OSError, ValueError):  # no signal masks here
         return
-    _sigterm_held = signal.SIGTERM not in held_before
+    if signal.SIGTERM not in held_before:
+        _sigterm_held_in.add(threading.get_ident())
 
 
 def _release_sigterm() -> None:
-    """After a fork, in the parent and in the child: unblock what :func:`_hold_sigterm` blocked."""
-    global _sigterm_held
-    if _sigterm_held:
-        _sigterm_held = False
+    """After a fork, in the parent: unblock what :func:`_hold_sigterm` blocked."""
+    ident = threading.get_ident()
+    if ident in _sigterm_held_in:
+        _sigterm_held_in.discard(ident)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM,))
 
 
-#: Whether :func:`_hold_sigterm` blocked SIGTERM for the fork under way.
-_sigterm_held = False
+def _release_sigterm_in_child() -> None:
+    """After a fork, in the child: SIGTERM's default action, then unblocked.
+
+    A child has accepted nothing yet (its parent's messages stay the parent's), so
+    a SIGTERM before its first message ends it at once, by the kernel; its first
+    message chains the handler again (see :func:`chain_sigterm`). A Python-level
+    handler inherited from the parent could miss a signal in a child just started.
+    """
+    try:
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (OSError, ValueError):  # not the main interpreter
+        pass
+    _release_sigterm()
+
+
+#: The threads whose SIGTERM :func:`_hold_sigterm` blocked for the fork under way.
+_sigterm_held_in: set[int] = set()
 
 
 def _forget_sigterm() -> None:
@@ -446,7 +492,7 @@ def _forget_sigterm() -> None:
 _forks.in_every_child(_forget_sigterm)
 # Registered after _forks' own: in the child, the state above is forgotten first.
 os.register_at_fork(
-    before=_hold_sigterm, after_in_parent=_release_sigterm, after_in_child=_release_sigterm
+    before=_hold_sigterm, after_in_parent=_release_sigterm, after_in_child=_release_sigterm_in_child
 )
 # The parent's flush: a child's clients start with counters of their own.
 _forks.in_every_child(_flush_ran_out.clear)

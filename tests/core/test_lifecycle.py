@@ -205,6 +205,39 @@ def test_multiprocessing_children_deliver_what_they_accepted(
     assert labels == expected
 
 
+def test_a_sigterm_inside_a_call_ends_a_main_thread_that_then_waits_for_ever(
+    receiver: Receiver,
+) -> None:
+    # The signal stops the main thread inside the client (here in before_send): a
+    # thread delivers, then signals again. That signal must reach the main thread,
+    # which waits without a timeout, or the process never ends.
+    process = run_script(
+        """
+        import os, signal, sys, threading
+        import segment_core
+
+        def stop_here(message):
+            if message["event"] == "Stop":
+                os.kill(os.getpid(), signal.SIGTERM)
+            return message
+
+        segment_core.default_client = segment_core.Client(
+            "k", host=sys.argv[1], flush_interval=3600, before_send=stop_here
+        )
+        segment_core.track("user", "Before The Wait")
+        segment_core.track("user", "Stop")  # dropped: the shutdown began inside it
+        threading.Event().wait()
+        """,
+        receiver.url,
+    )
+    try:
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM
+    assert [m["event"] for m in receiver.messages()] == ["Before The Wait"]
+
+
 def test_a_child_terminated_before_it_runs_still_ends(receiver: Receiver) -> None:
     # The parent's SIGTERM handler is inherited; a SIGTERM that reaches a child before
     # it first runs (multiprocessing.Pool.terminate() right after a worker started)
