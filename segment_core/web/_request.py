@@ -9,6 +9,8 @@ from functools import lru_cache, update_wrapper
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
+from segment_core.hosts import DEFAULT_PORTS
+
 __all__ = [
     "MAX_CACHED_LENGTH",
     "RequestInfo",
@@ -313,8 +315,10 @@ def checked_host(host: str) -> str:
     return host if _HOST_HEADER.fullmatch(host) else ""
 
 
-#: The port each scheme's URLs leave out.
-_DEFAULT_PORTS = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}
+#: The port each scheme's URLs leave out, as written after a host (WebSockets' too).
+_DEFAULT_PORTS = {
+    scheme: f":{port}" for scheme, port in {**DEFAULT_PORTS, "ws": 80, "wss": 443}.items()
+}
 
 
 def without_default_port(scheme: str, host: str) -> str:
