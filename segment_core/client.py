@@ -246,6 +246,10 @@ class Client(ClientSettings):
         ``None`` waits at most ``shutdown_timeout``. Returns True when every message
         accepted before the call was delivered or definitively failed. After
         :meth:`shutdown`, nothing is sent any more: it returns what that returned.
+        On a sender thread (in ``on_success``, ``on_error``, ``on_failure``, a
+        signal receiver or a log handler the sender's logs reach) it asks for
+        delivery and returns at once whether everything accepted was delivered or
+        definitively failed: that thread delivers the rest once its hook returns.
         """
         if self.config.sync_mode or not self.config.enabled:
             return True
@@ -259,16 +263,25 @@ class Client(ClientSettings):
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush, then stop the sender threads; later calls are refused (and counted).
 
-        Returns by the deadline (``None``: ``shutdown_timeout``) and reports whether
-        everything accepted was delivered. What is not by then fails, through
+        Returns by the deadline (``None``: ``shutdown_timeout``) and reports, as
+        :meth:`flush` does, whether everything accepted was delivered or definitively
+        failed by then (a failure went through ``on_error`` and ``on_failure``, and
+        counts in ``stats()["failed"]``). What is not by then fails, through
         ``on_error`` and ``on_failure`` on this thread, before it returns (what the
         spool keeps on disk aside). Safe to call twice: the second returns the first's
         answer at once, or, while the first runs, once it has one (False if its own
         deadline comes first).
+
+        On a sender thread (in a hook, as :meth:`flush`) it only starts: new calls are
+        refused from now on, and it returns at once whether everything was already
+        delivered or definitively failed. The senders go on delivering what was
+        accepted, and a later ``shutdown()`` (the one at exit) waits for them.
         """
         if self._shutdown_result is not None:
             return self._shutdown_result
         self._own_parts()
+        if self._worker.on_sender_thread():
+            return self._begin_shutdown()
         timeout = self._timeout(timeout)
         deadline = monotonic() + timeout
         if not self._shutting_down.acquire(timeout=timeout):
@@ -279,6 +292,12 @@ class Client(ClientSettings):
             return self._shutdown(deadline)
         finally:
             self._shutting_down.release()
+
+    def _begin_shutdown(self) -> bool:
+        """:meth:`shutdown` on a sender thread: refuse new calls, wait for nothing."""
+        self._shut_down = True
+        self._queueing = False
+        return self.flush(0.0)
 
     def _shutdown(self, deadline: float) -> bool:
         self._shut_down = True

@@ -82,6 +82,8 @@ class HeldBatch:
 
     batch: list[bytes]
     attempts: int = 0
+    #: The worker's run it belongs to (see :attr:`Delivery.counted`); None in sync mode.
+    run: int | None = None
     #: A request for it waits for its answer now.
     asking: bool = False
     last_error: str = ""
@@ -108,6 +110,10 @@ class Delivery:
         #: messages it could not keep (never written to disk), which fail.
         self.settled: Callable[[list[bytes]], None] | None = None
         self.keep: Callable[[list[bytes]], list[bytes]] | None = None
+        #: The worker's: told that messages of a run (a :class:`HeldBatch`'s ``run``)
+        #: are counted delivered or failed, before the hooks run, so that neither
+        #: ``stats()`` nor a ``flush()`` in a hook takes them for pending.
+        self.counted: Callable[[int, int], None] | None = None
         self._held: set[HeldBatch] = set()
         self._held_lock = threading.Lock()
 
@@ -121,9 +127,9 @@ class Delivery:
     def close(self) -> None:
         self._transport.close()
 
-    def hold(self, batch: list[bytes]) -> HeldBatch:
+    def hold(self, batch: list[bytes], run: int | None = None) -> HeldBatch:
         """``batch``, taken for delivery: from now on :meth:`give_up` sees it."""
-        held = HeldBatch(batch)
+        held = HeldBatch(batch, run=run)
         with self._held_lock:
             self._held.add(held)
         return held
@@ -166,7 +172,7 @@ class Delivery:
             try:
                 if abandon.is_set():  # shut down past its deadline: no more requests
                     if self.release(current):
-                        self._stop_at_shutdown(current.batch, SHUT_DOWN_BEFORE_DELIVERY, 0)
+                        self._stop_at_shutdown(current, SHUT_DOWN_BEFORE_DELIVERY, 0)
                     delivered = False
                     continue
                 more = self._deliver_one(current, abandon, deadline)
@@ -177,7 +183,7 @@ class Delivery:
                 logger.exception("unexpected error while delivering a batch")
                 if self.release(current):
                     error = Outcome(status=None, error=f"{type(exc).__name__}: {exc}")
-                    self._fail(current.batch, error, 0)
+                    self._fail(current.batch, error, 0, current)
                 delivered = False
             else:
                 if more is None:
@@ -200,7 +206,7 @@ class Delivery:
             held, self._held = self._held, set()
         failed = 0
         if waiting:
-            failed += self._stop_at_shutdown(waiting, SHUT_DOWN_BEFORE_DELIVERY, 0)
+            failed += self._stop_at_shutdown(HeldBatch(waiting), SHUT_DOWN_BEFORE_DELIVERY, 0)
         for batch in held:
             if batch.asking:
                 error = _NO_ANSWER_BY_SHUTDOWN
@@ -209,7 +215,7 @@ class Delivery:
                 error, attempts = SHUT_DOWN_BEFORE_DELIVERY, batch.attempts
             if batch.last_error:
                 error += f"; last error: {batch.last_error}"
-            failed += self._stop_at_shutdown(batch.batch, error, attempts)
+            failed += self._stop_at_shutdown(batch, error, attempts)
         return failed
 
     def _deliver_one(
@@ -237,16 +243,17 @@ class Delivery:
                     if not self.release(held):
                         return None  # given up at shutdown, and reported as failed then
                     self._stats.add(sent=len(batch), batches=1)
-                    signals.emit(
-                        signals.batch_sent, self._sender, count=len(batch), status=outcome.status
-                    )
-                    if self._config.on_success is not None:
-                        self._report_each(batch, self._config.on_success, "on_success")
                     if self.settled is not None:
                         try:
                             self.settled(batch)
                         except Exception:  # delivered all the same: never counted failed too
                             logger.exception("error while settling a delivered batch")
+                    self._settle(held)
+                    signals.emit(
+                        signals.batch_sent, self._sender, count=len(batch), status=outcome.status
+                    )
+                    if self._config.on_success is not None:
+                        self._report_each(batch, self._config.on_success, "on_success")
                     return []
                 if outcome.status == 413 and len(batch) > 1:
                     # A proxy (or a smaller server limit) refused the size: halve and resend.
@@ -267,7 +274,9 @@ class Delivery:
                     if self.release(held):
                         unkept = batch if outcome.final_for_spool else self._keep(batch)
                         if unkept:
-                            self._fail(unkept, outcome, attempt)
+                            self._fail(unkept, outcome, attempt, held)
+                        else:
+                            self._settle(held)
                     return None
                 self._stats.add(retries=1)
                 self._report_failure(batch, outcome, retrying=True)
@@ -275,7 +284,7 @@ class Delivery:
                 if abandon.wait(delay):
                     if self.release(held):
                         stopped = f"{SHUT_DOWN_BEFORE_DELIVERY}; last error: {outcome.error}"
-                        self._stop_at_shutdown(batch, stopped, attempt)
+                        self._stop_at_shutdown(held, stopped, attempt)
                     return None
         except Exception as exc:
             if is_interruption(exc) and self.release(held):
@@ -284,7 +293,7 @@ class Delivery:
 
     def _split(self, held: HeldBatch, halves: list[list[bytes]]) -> list[HeldBatch] | None:
         """``held`` as its ``halves``, each held in its place; None if it was given up."""
-        parts = [HeldBatch(half, last_error=held.last_error) for half in halves]
+        parts = [HeldBatch(half, run=held.run, last_error=held.last_error) for half in halves]
         with self._held_lock:
             if held not in self._held:
                 return None
@@ -303,13 +312,20 @@ class Delivery:
             self._stats.add(failed=count)
             self._stats.error(f"interrupted by {type(error).__name__}: {error}")
 
-    def _stop_at_shutdown(self, batch: list[bytes], error: str, attempts: int) -> int:
+    def _stop_at_shutdown(self, held: HeldBatch, error: str, attempts: int) -> int:
         """A batch the client shut down before delivering: what is on disk stays there,
         the rest fails; how many failed."""
-        unkept = self._keep(batch)
+        unkept = self._keep(held.batch)
         if unkept:
-            self._fail(unkept, Outcome(status=None, error=error), attempts)
+            self._fail(unkept, Outcome(status=None, error=error), attempts, held)
+        else:
+            self._settle(held)
         return len(unkept)
+
+    def _settle(self, held: HeldBatch) -> None:
+        """``held``'s outcome is counted: its messages are pending no more (see :attr:`counted`)."""
+        if held.run is not None and self.counted is not None:
+            self.counted(held.run, len(held.batch))
 
     def _keep(self, batch: list[bytes]) -> list[bytes]:
         """What of ``batch`` the spool could not keep for a later attempt (all, without one)."""
@@ -334,16 +350,19 @@ class Delivery:
             return None
         return delay
 
-    def _fail(self, batch: list[bytes], outcome: Outcome, attempts: int) -> None:
+    def _fail(self, batch: list[bytes], outcome: Outcome, attempts: int, held: HeldBatch) -> None:
+        """``batch`` (``held``'s, but what the spool kept) failed for good: counted,
+        then reported."""
         self._stats.add(failed=len(batch))
         self._stats.error(outcome.error)
+        if self.settled is not None:
+            self.settled(batch)
+        self._settle(held)
         # The same cause: the same status, or the same kind of error ("ReadTimeoutError:
         # ..."), whose text varies with the connection's details.
         kind = outcome.status if outcome.status is not None else outcome.error.partition(":")[0]
         self.health.gave_up(len(batch), attempts, outcome.error, kind)
         error = self._report_failure(batch, outcome, retrying=False)
-        if self.settled is not None:
-            self.settled(batch)
         if self._config.on_error is not None:
             try:
                 self._config.on_error(error, _decode_all(batch))

@@ -117,7 +117,8 @@ def live_clients() -> list[Client]:
 
 
 def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) -> bool:
-    """Shut down every live client; True when everything accepted was delivered.
+    """Shut down every live client; True when everything accepted was delivered or
+    definitively failed (see :meth:`Client.shutdown`).
 
     The clients deliver side by side: the whole takes at most ``timeout`` (each
     client's ``shutdown_timeout`` when None), however many clients there are.

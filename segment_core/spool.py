@@ -23,7 +23,8 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from segment_core import _forks
@@ -124,7 +125,12 @@ class Spool:
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        # Re-entrant: a finalizer the garbage collector runs, or a signal handler, may
+        # call track() or flush() on a thread that holds it (see put()).
+        self._lock = threading.RLock()
+        self._held_here: Callable[[], bool] = self._lock._is_owned  # type: ignore[attr-defined]
+        # What to log once no lock is held: a log handler may call track() (see _say).
+        self._unsaid: deque[tuple[str, tuple[object, ...]]] = deque()
         self._ack_lock = threading.Lock()  # acknowledgement files; after _lock if both
         # Segments whose acknowledgements were appended since the last forced write
         # (spool_fsync="interval"; ack lock).
@@ -265,6 +271,12 @@ class Spool:
         if self._broken:  # (a forked child's was reset before its first call)
             self._where.pop(id(data), None)  # (none, unless a sender thread died)
             return worker.put(data)
+        if self._held_here():
+            # Called again by this thread in the middle of a step of the spool's (a
+            # finalizer the garbage collector ran, a signal handler): never into a file
+            # being written. The buffer takes it, as when the disk is full.
+            self.counts["refused"] += 1
+            return worker.put(data)
         length = len(data)
         key = id(data)
         try:
@@ -342,6 +354,9 @@ class Spool:
             if key in self._where:  # on disk, and perhaps in the buffer: see _queue_unsure
                 self._unsure[key] = data
             raise
+        finally:
+            if self._unsaid:  # (logged with the lock released: see _say_later)
+                self._say()
 
     def _take_back(self, fd: int, offset: int, end: int) -> None:
         """Zero what a write stopped halfway may have left: the next record goes there."""
@@ -428,6 +443,8 @@ class Spool:
                     self._delete_if_done(segment, finished)
         if finished:  # unlinked with the lock released: a caller never waits for it
             self._remove(finished)
+        if self._unsaid:
+            self._say()
 
     def _locate(self, item: bytes) -> tuple[Segment, int] | None:
         """Where a queued message is on disk, forgetting it: it left the buffer (lock held)."""
@@ -531,6 +548,8 @@ class Spool:
         assert worker is not None
         if self._thread is None and not self._threadless:
             self.start()  # a forked child's first call: look for orphans too
+        if worker.on_sender_thread():  # (in a hook) the sender is this thread: no wait
+            timeout = 0.0
         deadline = monotonic() + timeout
         # What dead processes left counts too: wait for the first look at the directory
         # (not done by the deadline: what it would find is not delivered either). A
@@ -749,7 +768,7 @@ class Spool:
             self._spare = segment
             if self._out_of_room:
                 self._out_of_room = False
-                logger.warning(
+                self._say_later(
                     "Segment spool at %s has room on the disk again; new messages are "
                     "written to it",
                     self._directory,
@@ -989,10 +1008,11 @@ class Spool:
             )
 
     def _run_out_of_room(self, error: OSError) -> None:
-        """No room on the disk for now: said once, until there is again."""
+        """No room on the disk for now: said once, until there is again (a lock may be
+        held: said by :meth:`_say`)."""
         if not self._out_of_room:
             self._out_of_room = True
-            logger.warning(
+            self._say_later(
                 "no room on the disk for the Segment spool at %s (%s); messages that do not "
                 "fit in its current file are kept in memory until there is",
                 self._directory,
@@ -1000,13 +1020,28 @@ class Spool:
             )
 
     def _break(self, error: Exception) -> None:
+        """The spool is unusable: said once (a lock may be held: said by :meth:`_say`)."""
         if not self._broken:
             self._broken = True
-            logger.warning(
+            self._say_later(
                 "Segment spool at %s is unusable (%s); new messages are kept in memory only",
                 self._directory,
                 error,
             )
+
+    def _say_later(self, message: str, *args: object) -> None:
+        """A WARNING for :meth:`_say`: never logged with a lock of the spool held, where
+        an app's log handler that calls ``track()`` would wait for it for ever."""
+        self._unsaid.append((message, args))
+
+    def _say(self) -> None:
+        """Log what :meth:`_say_later` kept (no lock of the spool held)."""
+        while True:
+            try:
+                message, args = self._unsaid.popleft()
+            except IndexError:
+                return
+            logger.warning(message, *args)
 
     # -- the spool thread -------------------------------------------------------------
 
@@ -1020,6 +1055,8 @@ class Spool:
                 if not failed:
                     logger.exception("error while tending the Segment spool")
                 failed = True
+            finally:
+                self._say()
             self._first_look.set()
             self._wake.wait(TICK)
             self._wake.clear()

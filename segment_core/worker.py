@@ -25,6 +25,13 @@ message stays accepted in the buffer: the next call tries again, and
 
 The lock is never held while a thread starts: with gevent or eventlet threads are
 greenlets, and a start switches to the new one, which takes the lock first thing.
+
+The lock is re-entrant: a finalizer the garbage collector runs, or a signal
+handler, may call ``track()`` or ``flush()`` on a thread that holds it, and must
+not wait for itself. A sender thread never waits for its own batch: ``flush()``
+there (a hook's, a signal receiver's) asks for delivery and returns at once. A
+batch's messages stop counting as pending once their outcome is counted, before
+its hooks run; ``flush()`` elsewhere waits for the hooks too.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ class Worker:
     def __init__(self, config: Config, delivery: Delivery) -> None:
         self._config = config
         self._delivery = delivery
+        delivery.counted = self._counted
         self._max_bytes = MAX_BATCH_BYTES - envelope_size(config.write_key or "")
         self._max_queue_size = config.max_queue_size
         self._flush_at = config.batch_due_at
@@ -76,7 +84,7 @@ class Worker:
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._has_work = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
         self._buffer: deque[bytes] = deque()
@@ -87,6 +95,9 @@ class Worker:
         # batch is not held.
         self._left_behind = False
         self._taken = 0
+        # Runs taken by a sender until their hooks ran, by the sequence number of their
+        # first message: how many of their messages are not yet counted delivered or
+        # failed.
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
         self._closing = False
@@ -120,7 +131,11 @@ class Worker:
     def pending(self) -> int:
         """Accepted messages not yet delivered nor definitively failed."""
         with self._lock:
-            return self._taken + len(self._buffer) - self._done_upto()
+            return len(self._buffer) + sum(self._in_flight.values())
+
+    def on_sender_thread(self) -> bool:
+        """Whether the caller is one of the sender threads (in a hook, say)."""
+        return threading.current_thread() in self._threads
 
     def put(self, item: bytes) -> str | None:
         """Accept ``item``; return ``None``, or the reason it was refused."""
@@ -140,7 +155,7 @@ class Worker:
             if self._closing:  # shutdown began meanwhile: take it back if still here
                 return self._withdraw(item)
             return None
-        with self._lock:
+        with self._lock:  # (re-entrant: see the module's docstring)
             if self._closing:
                 return SHUT_DOWN
             size = len(buffer)
@@ -149,7 +164,9 @@ class Worker:
             if not size:
                 self._oldest_at = monotonic()
             buffer.append(item)
-            count = size + 1
+            # Counted again: a call nested in this one (a signal handler's) may have
+            # appended meanwhile.
+            count = len(buffer)
             if size == 0 or count == self._flush_at or count % self._full_batch == 0:
                 self._has_work.notify()
             if not self._threads and not self._starting:
@@ -165,9 +182,15 @@ class Worker:
             return SHUT_DOWN
 
     def flush(self, timeout: float) -> bool:
-        """Send everything accepted so far now; wait at most ``timeout`` seconds for it."""
+        """Send everything accepted so far now; wait at most ``timeout`` seconds for it.
+
+        On a sender thread it waits for nothing: what is left would wait for this
+        thread's own batch, or for this thread.
+        """
         if self._pid != os.getpid():
             self.after_fork()
+        if self.on_sender_thread():
+            return self._ask_for_delivery()
         deadline = monotonic() + timeout
         with self._lock:
             target = self._taken + len(self._buffer)
@@ -219,6 +242,22 @@ class Worker:
         # Senders waiting to retry stop now instead of outliving the deadline.
         self._abandon.set()
         return failed
+
+    def _ask_for_delivery(self) -> bool:
+        """:meth:`flush` on a sender thread: the senders send everything now, this one
+        once its hook returns; whether all accepted is counted delivered or failed."""
+        with self._lock:
+            self._flush_upto = max(self._flush_upto, self._taken + len(self._buffer))
+            self._has_work.notify_all()
+            return not self._buffer and not any(self._in_flight.values())
+
+    def _counted(self, start: int, count: int) -> None:
+        """``count`` messages of the run ``start`` are counted delivered or failed (before
+        their hooks run): no longer pending."""
+        with self._lock:
+            left = self._in_flight.get(start)
+            if left is not None:  # (else given up at shutdown)
+                self._in_flight[start] = max(0, left - count)
 
     def _done_upto(self) -> int:
         """Every message with a lower sequence number is delivered or failed (lock held)."""
@@ -280,7 +319,7 @@ class Worker:
             )
             self._taken += len(batch)
             self._in_flight[start] = len(batch)
-            held = self._delivery.hold(batch)
+            held = self._delivery.hold(batch, run=start)
             self._lock.release()
             try:
                 self._delivery.deliver_held(held, self._abandon, deadline)
@@ -359,7 +398,7 @@ class Worker:
                 self._left_behind = len(batch) < size and len(self._buffer) >= len(batch)
                 # Held as it leaves the buffer (lock held): shutdown's give-up sees
                 # every message, in the buffer or in a sender's hands.
-                return start, self._delivery.hold(batch)
+                return start, self._delivery.hold(batch, run=start)
             # Bounded: lock-free appends racing each other may skip the flush_at wake-up.
             self._has_work.wait(min(due_at - now, BUSY_SEND_INTERVAL))
 
