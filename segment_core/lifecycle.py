@@ -21,6 +21,9 @@
   with SIGTERM's default action, chained again by its first message; SIGTERM is
   held across the fork (see :func:`_hold_sigterm`), so a child terminated as it
   starts (``Pool.terminate()``) still ends.
+- A child forked from a thread other than the main one ends, without ``atexit``,
+  when its last thread does: once its own threads have ended, its clients are shut
+  down (see :func:`_watch_main_thread_forked_off`).
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
   ``gunicorn.conf.py``; it delivers what the worker accepted as it exits.
@@ -90,6 +93,7 @@ def register(client: Client) -> None:
             _uwsgi_chained = True
             _chain_uwsgi()
         _hook_multiprocessing_exit()
+        _watch_main_thread_forked_off()
     chain_sigterm()
 
 
@@ -110,6 +114,53 @@ def _hook_multiprocessing_exit() -> None:
     from multiprocessing import util
 
     util.Finalize(None, shutdown_all, exitpriority=0)
+
+
+#: The main thread of the process the package was imported in: its end finalizes
+#: the interpreter, which runs ``atexit``.
+_finalizing_main = threading.main_thread()
+#: The process whose main thread :func:`_watch_main_thread_forked_off` watches.
+_main_watched_in: int | None = None
+
+
+def _watch_main_thread_forked_off() -> None:
+    """In a child forked from a thread other than the main one, shut down as a
+    normal exit would once the app's threads have ended (lock held).
+
+    Such a child's only thread of its own (``os.fork()`` in a ``Thread``, from a
+    thread pool, or from a thread of such a child) never finalizes the interpreter:
+    when it returns, the process goes on while any thread does, and ends without
+    ``atexit``. Without this, the library's sender threads would keep the process
+    alive for ever, and what it accepted would never be delivered.
+    """
+    global _main_watched_in
+    main = threading.main_thread()
+    if main is _finalizing_main or _main_watched_in == os.getpid():
+        return
+    _main_watched_in = os.getpid()
+    threading.Thread(
+        target=_shut_down_after, args=(main,), name="segment-exit", daemon=True
+    ).start()
+
+
+def _shut_down_after(main: threading.Thread) -> None:
+    """Wait, as the interpreter's exit does, for ``main`` and every thread that is
+    no daemon; then shut every client down, which ends the library's threads."""
+    try:
+        main.join()
+        while True:
+            others = [
+                thread
+                for thread in threading.enumerate()
+                if not thread.daemon and thread is not threading.current_thread()
+            ]
+            if not others:
+                break
+            for thread in others:
+                thread.join()
+        shutdown_all()
+    except Exception:
+        logger.exception("error while shutting down the Segment clients")
 
 
 def live_clients() -> list[Client]:

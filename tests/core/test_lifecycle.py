@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -732,3 +733,71 @@ def test_the_exit_wait_is_shortened_only_under_a_dev_servers_reloader(
     assert lifecycle.shutdown_wait(client)[0] == 10
     monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
     assert lifecycle.shutdown_wait(client)[0] == lifecycle.RELOAD_WAIT
+
+
+FORKED_OFF_A_THREAD = """
+import os, signal, sys, threading
+from segment_core import Client
+
+options = {"spool_dir": sys.argv[2]} if sys.argv[2] else {}
+client = Client("k", host=sys.argv[1], flush_interval=3600, **options)
+client.track("parent", "Before fork")
+children = []
+
+
+def late():
+    threading.main_thread().join()  # the child's main thread: the one that forked it
+    client.track("child", "After its forking thread ended")
+
+
+def fork(depth):
+    pid = os.fork()
+    if pid == 0:
+        client.track("child", f"Forked at depth {depth}")
+        if depth == 1:
+            threading.Thread(target=late).start()
+            fork(2)  # from the child's only thread, which is no real main thread either
+        return  # the child's only thread ends here: its process never runs atexit
+    children.append(pid)
+    _, status = os.waitpid(pid, 0)  # for ever, if the child never ends
+    if os.waitstatus_to_exitcode(status) != 0:
+        os._exit(3)
+
+
+thread = threading.Thread(target=fork, args=(1,))
+thread.start()
+thread.join(60)
+if thread.is_alive():
+    print("a child forked off a thread never ended", flush=True)
+    os.killpg(0, signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("spooled", [False, True], ids=["in memory", "spooled"])
+def test_a_child_forked_off_a_thread_delivers_and_ends_when_its_threads_end(
+    receiver: Receiver, tmp_path: Path, spooled: bool
+) -> None:
+    # Without the library such a child ends when its last thread does, and never runs
+    # atexit: the library's own threads must neither keep it alive nor lose its events.
+    spool = str(tmp_path / "spool") if spooled else ""
+    process = subprocess.Popen(
+        [sys.executable, "-c", FORKED_OFF_A_THREAD, receiver.url, spool],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stdout + stderr
+    counts = Counter(m["event"] for m in receiver.messages())
+    assert counts == {
+        "Before fork": 1,
+        "Forked at depth 1": 1,
+        "Forked at depth 2": 1,
+        "After its forking thread ended": 1,
+    }
