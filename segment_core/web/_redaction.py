@@ -22,7 +22,10 @@ secrets.
 
 In a URL, the values of secret names are redacted in the query (``&`` and ``;``
 separate parameters), the fragment, a path's ``;name=value`` parameters, and URLs
-nested in values (escaped once or twice); a URL's ``user:password@`` is dropped.
+and query strings nested in values (escaped once, twice or not at all:
+``?next=/account?token=...``, Django admin's ``?_changelist_filters=email%3D...``,
+an OAuth ``state=a%3D1%26token%3D...``), written back escaped as they were; a
+URL's ``user:password@`` is dropped.
 A value that is JSON loses the values of its secret keys at any depth, and a
 GraphQL document (``?query=`` of a GET query, GraphiQL's URL) the literals of its
 secret arguments; the variables it gives secret arguments (``resetToken: $t``) are
@@ -185,14 +188,29 @@ _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _SHAPES = {"Lu": "A", "Lt": "A", "Ll": "a", "Lm": "a", "Lo": "a", "Nd": "0", "Nl": "0", "No": "0"}
 # A query split at "&" and ";", the separators kept (at odd indexes).
 _PARAMETERS = re.compile(r"([&;])")
+# A query string nested in a value, as decoded (Django admin's
+# "_changelist_filters=email%3Dada%2540example.com", an OAuth state "a=1&token=..."):
+# it starts with a name, "=" and a value or the next parameter. A name holds no
+# space, quote, brace or operator ("+": a space too), no bracket at its start, nor a
+# URL's "/", "?", "#", ":" or "@": JSON, an equation ("a+b=c"), URLs and base64's
+# padding ("abc==", "abc=") are none.
+_NESTED_QUERY = re.compile(r"[^\s=&;/?#:@{}\[\]\"'<>\\+*^()][^\s=&;/?#:@{}\"'<>\\+*^()]*=(?!=|\Z)")
+# That query as a value holds it escaped once, split at what decodes to "&" or ";"
+# ("%26", "%3B", or the character itself), the separators kept (at odd indexes).
+_ESCAPED_PARAMETERS = re.compile(r"(%26|%3[Bb]|[&;])")
+# A parameter's "=", escaped or not.
+_ESCAPED_EQUALS = re.compile(r"=|%3[Dd]")
 # Nested URLs are followed this deep (?next=/a?next=/b?token=...).
 _MAX_DEPTH = 3
 _CACHE_SIZE = 4096
 # Redacted queries and URLs kept (each at most MAX_CACHED_LENGTH long): the same
 # referrers and query strings come back from one visitor to the next.
 _REDACTED_CACHE_SIZE = 1024
-# What stays unescaped when a changed nested value is written back.
-_VALUE_SAFE = "/:@!$'()*,;~-._"
+# What stays unescaped when a changed nested value is written back: no ";", which
+# a query may read as a separator.
+_VALUE_SAFE = "/:@!$'()*,~-._"
+# What stays unescaped when a changed path segment is written back.
+_SEGMENT_SAFE = _VALUE_SAFE + ";"
 # How a query value that is JSON or a GraphQL document starts, escaped or not: "{",
 # "[", an operation's keyword, or the spaces and "#" comments an editor such as
 # GraphiQL leaves before one. Other values are not looked at as such.
@@ -491,9 +509,10 @@ class Redactor:
         upper = value.upper()
         # "?", or an escaped "?" / "=" (%3F, %3D) or "#" (%23): possibly a URL; so is
         # a value with credentials ("@", "%40"), one escaped twice ("%25"), and with
-        # the router, a path ("/", "%2F").
+        # the router, a path ("/", "%2F"). "=", escaped or not: possibly a query.
         if (
             "?" not in value
+            and "=" not in value
             and "%3" not in upper
             and "%23" not in upper
             and "%25" not in upper
@@ -502,7 +521,10 @@ class Redactor:
             and (paths is None or _holds_no_slash(value, upper))
         ):
             return None
-        decoded = _as_browsers_read(unquote_plus(value))
+        text = unquote_plus(value)
+        if _NESTED_QUERY.match(text):  # name=value[&...]
+            return self._nested_query(value, text, depth, paths, host)
+        decoded = _as_browsers_read(text)
         if "?" in decoded or "#" in decoded or "@" in decoded:
             redacted = self.url(decoded, depth + 1, paths, host)
         elif paths is not None and _is_site_path(decoded):
@@ -521,6 +543,30 @@ class Redactor:
         # Written back as it came: fully escaped if its slashes were.
         safe = "-._~" if "%2F" in upper or "%3A" in upper else _VALUE_SAFE
         return quote(redacted, safe=safe)
+
+    def _nested_query(
+        self, value: str, text: str, depth: int, paths: RouteLookup | None, host: str
+    ) -> str | None:
+        """``value``, a query string (``text``, decoded) escaped once or not at all,
+        with its secrets redacted; None when nothing changes.
+
+        Each changed parameter is written back escaped as it was (its name and ``=``
+        kept), the others byte for byte.
+        """
+        redacted = self._query(text, depth + 1, paths, host)
+        if redacted == text:
+            return None
+        if text == value:
+            return redacted
+        pieces = _ESCAPED_PARAMETERS.split(value)
+        before = _PARAMETERS.split(text)
+        after = _PARAMETERS.split(redacted)
+        if not len(pieces) == len(before) == len(after):  # never expected: fully escaped
+            return _escaped_as(value, redacted)
+        for index in range(0, len(pieces), 2):
+            if after[index] != before[index]:
+                pieces[index] = _parameter_escaped_as(pieces[index], after[index])
+        return "".join(pieces)
 
     def url(
         self, url: str, depth: int = 0, paths: RouteLookup | None = None, host: str = ""
@@ -690,6 +736,17 @@ def _escaped_as(value: str, text: str) -> str:
     if "%" not in value and "+" not in value:  # it came unescaped
         return text
     return quote_plus(text, safe="") if "+" in value else quote(text, safe="")
+
+
+def _parameter_escaped_as(piece: str, parameter: str) -> str:
+    """``parameter`` (``name=value``, decoded) written as ``piece``, the same
+    parameter escaped as a value held it: its name and ``=`` as they were, its
+    value escaped as the one it replaces."""
+    found = _ESCAPED_EQUALS.search(piece)
+    if found is None:  # not a parameter the redaction could change
+        return _escaped_as(piece, parameter)
+    old = piece[found.end() :]
+    return piece[: found.end()] + _escaped_as(old, parameter.partition("=")[2])
 
 
 def _is_text_of(path: str, value: object) -> bool:
@@ -931,7 +988,7 @@ def _redact_inside_segments(segments: list[str], decoded: list[str], value: str)
             text = segment.replace(value, REDACTED)
             if "%" in value:
                 text = text.replace(unquote(value), REDACTED)
-            segments[index] = quote(text, safe=_VALUE_SAFE)
+            segments[index] = quote(text, safe=_SEGMENT_SAFE)
             decoded[index] = text
 
 
