@@ -13,10 +13,12 @@ client and no user: pass ``user_id=`` (or ``anonymous_id=``) to each call.
 Work that leaves the request keeps the visitor: :meth:`Analytics.snapshot` is a
 small JSON value to hand to a job queue (``Analytics.from_snapshot`` rebuilds the
 object), and :func:`with_binding` / :func:`start_thread` run a function in
-another thread bound to the caller's visitor::
+another thread bound to the caller's visitor (:func:`with_binding` an async
+function too, in another task)::
 
     pool.submit(with_binding(send_receipt), order.id)
     start_thread(send_receipt, order.id)
+    queue.put_nowait(with_binding(send_receipt_async))
 """
 
 from __future__ import annotations
@@ -26,10 +28,18 @@ import inspect
 import logging
 import threading
 import types
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from contextlib import aclosing, contextmanager
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 
 from segment_core import _forks, lifecycle
 from segment_core._clock import monotonic
@@ -443,7 +453,7 @@ def bound_iteration(items: Iterable[T], obj: Analytics) -> Iterator[T]:
                     _current.reset(token)
 
 
-async def bound_async_iteration(items: AsyncIterable[T], obj: Analytics) -> AsyncIterator[T]:
+async def bound_async_iteration(items: AsyncIterable[T], obj: Analytics) -> AsyncGenerator[T, None]:
     """:func:`bound_iteration` for an async body."""
     iterator = aiter(items)
     try:
@@ -478,14 +488,87 @@ def with_binding(fn: Callable[P, R]) -> Callable[P, R]:
         executor.submit(with_binding(send_receipt), order.id)
         threading.Thread(target=with_binding(send_receipt), args=(order.id,)).start()
 
+    A generator function's generator is bound for each step and its closing, as
+    it is iterated. An async function stays one, bound for the whole of each run
+    (an async generator function, for each step and its closing), wherever it is
+    awaited:
+    a worker task, Starlette's ``BackgroundTasks``::
+
+        jobs.put_nowait(with_binding(send_receipt))  # an async def, awaited by a worker
+
     Called outside a request, ``fn`` runs unbound.
     """
     obj = current_or_found()
-    return _BoundCall(fn, obj.copy() if obj is not None else None)
+    carried = obj.copy() if obj is not None else None
+    if inspect.isgeneratorfunction(fn) and carried is not None:
+        return cast("Callable[P, R]", _bound_generator_function(fn, carried))
+    if not _is_async_function(fn):
+        return _BoundCall(fn, carried)
+    return fn if carried is None else _bound_async_function(fn, carried)
+
+
+def _bound_generator_function(
+    fn: Callable[P, Iterable[T]], carried: Analytics
+) -> Callable[P, Iterator[T]]:
+    """``fn``, a generator function, each step and its closing with ``carried`` bound
+    (set and reset within the step: the thread iterating keeps its own binding)."""
+
+    @functools.wraps(fn)
+    def iterate_bound(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return bound_iteration(fn(*args, **kwargs), carried)
+
+    return iterate_bound
+
+
+def _name_of(fn: Callable[..., object]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _is_async_function(fn: Callable[..., object]) -> bool:
+    """Whether calling ``fn`` only makes what an event loop runs later."""
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+
+
+def _bound_async_function(fn: Callable[P, R], carried: Analytics) -> Callable[P, R]:
+    """``fn``, an async function or async generator function, of the same kind,
+    running with ``carried`` bound wherever it is awaited."""
+    if inspect.isasyncgenfunction(fn):
+        return cast("Callable[P, R]", _bound_async_generator_function(fn, carried))
+    coroutine_function = cast("Callable[P, Coroutine[Any, Any, Any]]", fn)
+    return cast("Callable[P, R]", _bound_coroutine_function(coroutine_function, carried))
+
+
+def _bound_coroutine_function(
+    fn: Callable[P, Coroutine[Any, Any, T]], carried: Analytics
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """``fn``, an async function, awaited with ``carried`` bound from start to end."""
+
+    @functools.wraps(fn)
+    async def run_bound(*args: P.args, **kwargs: P.kwargs) -> T:
+        with bound(carried):
+            return await fn(*args, **kwargs)
+
+    return run_bound
+
+
+def _bound_async_generator_function(
+    fn: Callable[P, AsyncIterable[T]], carried: Analytics
+) -> Callable[P, AsyncGenerator[T, None]]:
+    """``fn``, an async generator function, each step and its closing with ``carried``
+    bound (set and reset within the step: the task iterating keeps its own binding)."""
+
+    @functools.wraps(fn)
+    async def iterate_bound(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[T, None]:
+        async with aclosing(bound_async_iteration(fn(*args, **kwargs), carried)) as items:
+            async for item in items:
+                yield item
+
+    return iterate_bound
 
 
 class _BoundCall(Generic[P, R]):
-    """What :func:`with_binding` returns: ``fn``, and the visitor to bind around it.
+    """What :func:`with_binding` returns for a function that is not async: ``fn``,
+    and the visitor to bind around it.
 
     An object rather than a closure, so that a process pool can pickle it; it
     wears ``fn``'s name, docstring and ``__wrapped__`` for introspection.
@@ -644,8 +727,16 @@ def start_thread(
     the started thread. Its events are delivered like any other: the thread is not
     a daemon unless asked for (not even when started from one, as a dev server's
     request threads are), and it finishes before the process flushes at exit or
-    an ASGI app's lifespan shutdown flushes (within ``shutdown_timeout``).
+    an ASGI app's lifespan shutdown flushes (within ``shutdown_timeout``). An async
+    ``fn`` is refused with a ``TypeError``: its coroutine would never be awaited.
     """
+    if _is_async_function(fn):
+        raise TypeError(
+            f"start_thread runs a plain function on a new thread; {_name_of(fn)} is "
+            "async, and calling it there would only make a coroutine nobody awaits: "
+            "await it in a task (with_binding keeps the visitor), or start a thread "
+            "that runs it with asyncio.run"
+        )
     for option in ("name", "daemon"):
         if option in kwargs and not _takes_keyword(fn, option):
             value = kwargs.pop(option)
