@@ -113,12 +113,63 @@ def _hook_multiprocessing_exit() -> None:
     _exit_hooked_in = os.getpid()
     from multiprocessing import util
 
-    util.Finalize(None, shutdown_all, exitpriority=0)
+    util.Finalize(None, _shut_down_after_app_threads, exitpriority=0)
 
 
-#: The main thread of the process the package was imported in: its end finalizes
-#: the interpreter, which runs ``atexit``.
-_finalizing_main = threading.main_thread()
+def _shut_down_after_app_threads() -> None:
+    """A ``multiprocessing`` child's exit: shut down once the threads the interpreter
+    would wait for have ended, within one ``shutdown_timeout``.
+
+    Its exit functions run before the interpreter's own wait for those threads: what
+    they track would otherwise be refused.
+    """
+    if not _app_threads():
+        shutdown_all()
+        return
+    from segment_core.config import Config
+
+    clients = live_clients()
+    timeout = max((c.config.shutdown_timeout for c in clients), default=Config.shutdown_timeout)
+    deadline = monotonic() + timeout
+    for client in clients:  # what they hold goes out while the threads finish
+        try:
+            client.flush(0)
+        except Exception:
+            logger.exception("error while flushing a Segment client")
+    _wait_for_app_threads(deadline)
+    shutdown_all(max(0.0, deadline - monotonic()))
+
+
+def _app_threads() -> list[threading.Thread]:
+    """The threads the interpreter's exit waits for: alive, no daemon, not this one."""
+    current = threading.current_thread()
+    return [
+        thread
+        for thread in threading.enumerate()
+        if not thread.daemon and thread is not current and thread.is_alive()
+    ]
+
+
+def _wait_for_app_threads(deadline: float | None) -> None:
+    """Until :func:`_app_threads` are none (those they start too), or ``deadline``."""
+    while True:
+        for thread in _app_threads():
+            remaining = None if deadline is None else deadline - monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            thread.join(remaining)
+        if not _app_threads():
+            return
+
+
+#: The main thread of the process the package was imported in, unless that process
+#: was forked off another thread (its main thread is then a ``Thread``): its end
+#: finalizes the interpreter, which runs ``atexit``. (A process forked off a thread
+#: started with ``_thread.start_new_thread``, the package imported only after the
+#: fork, cannot be told from the first process.)
+_finalizing_main: threading.Thread | None = threading.main_thread()
+if not isinstance(_finalizing_main, getattr(threading, "_MainThread", threading.Thread)):
+    _finalizing_main = None
 #: The process whose main thread :func:`_watch_main_thread_forked_off` watches.
 _main_watched_in: int | None = None
 
@@ -148,16 +199,7 @@ def _shut_down_after(main: threading.Thread) -> None:
     no daemon; then shut every client down, which ends the library's threads."""
     try:
         main.join()
-        while True:
-            others = [
-                thread
-                for thread in threading.enumerate()
-                if not thread.daemon and thread is not threading.current_thread()
-            ]
-            if not others:
-                break
-            for thread in others:
-                thread.join()
+        _wait_for_app_threads(None)
         shutdown_all()
     except Exception:
         logger.exception("error while shutting down the Segment clients")

@@ -801,3 +801,110 @@ def test_a_child_forked_off_a_thread_delivers_and_ends_when_its_threads_end(
         "Forked at depth 2": 1,
         "After its forking thread ended": 1,
     }
+
+
+CHILD_THREAD_TRACKING_AS_IT_EXITS = """
+import multiprocessing, os, sys, threading
+from multiprocessing import util
+from segment_core import Client
+from segment_core.scope import start_thread
+
+client = Client("k", host=os.environ["RECEIVER"], flush_interval=3600, flush_at=2500)
+
+
+def target():
+    client.track("user", "In target")
+    exiting = threading.Event()
+    util.Finalize(None, exiting.set, exitpriority=10)  # the child's exit has begun
+
+    def late(name):
+        exiting.wait(60)
+        assert client.track("user", "Late", {"thread": name})[0], client.stats()["dropped"]
+
+    threading.Thread(target=late, args=("plain",)).start()  # no daemon: exit waits for it
+    start_thread(late, "start_thread")
+
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context(sys.argv[1]).Process(target=target)
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0, child.exitcode
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_a_multiprocessing_child_delivers_what_its_threads_track_as_it_exits(
+    receiver: Receiver, tmp_path: Path, method: str
+) -> None:
+    # multiprocessing runs its exit functions before the interpreter waits for the
+    # child's threads: the client must wait for them before it shuts down.
+    script = tmp_path / "children.py"
+    script.write_text(CHILD_THREAD_TRACKING_AS_IT_EXITS)
+    process = subprocess.run(
+        [sys.executable, str(script), method],
+        cwd=ROOT,
+        env={**os.environ, "RECEIVER": receiver.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
+    events = sorted(
+        (m["event"], m.get("properties", {}).get("thread", "")) for m in receiver.messages()
+    )
+    assert events == [("In target", ""), ("Late", "plain"), ("Late", "start_thread")]
+
+
+FORKED_OFF_ANOTHER_WAY = """
+import _thread, os, signal, sys, threading
+ended = threading.Event()
+
+
+def child_work():
+    from segment_core import Client  # (first imported here when asked to)
+
+    client = Client("k", host=sys.argv[1], flush_interval=3600)
+    client.track("child", "Forked")
+
+
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        child_work()
+        return  # the child's only thread ends: no atexit
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        ended.set()
+
+
+if sys.argv[2] == "raw thread":
+    import segment_core  # imported before the fork
+    _thread.start_new_thread(fork, ())
+else:  # a Thread, the library imported in the child only
+    threading.Thread(target=fork).start()
+if not ended.wait(60):
+    print("the child never ended", flush=True)
+    os.killpg(0, signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("how", ["raw thread", "import after the fork"])
+def test_a_child_forked_off_a_raw_thread_or_importing_late_ends_and_delivers(
+    receiver: Receiver, how: str
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", FORKED_OFF_ANOTHER_WAY, receiver.url, how],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stdout + stderr
+    assert [m["event"] for m in receiver.messages()] == ["Forked"]
