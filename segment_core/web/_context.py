@@ -38,6 +38,7 @@ __all__ = [
     "anonymize_ip",
     "campaign",
     "client_ip",
+    "context_ip",
     "cut",
     "encoded_size",
     "fit_context",
@@ -82,16 +83,9 @@ def request_context(
     ``secret_values`` are route parameter values to hide in the path.
     """
     context: dict[str, Any] = {}
-    if not options.collect_ip:
-        context["ip"] = NO_IP
-    elif not options.trusted_proxies:
-        text = _peer_text(request.client_addr, options.anonymize_ip)
-        if text is not None:
-            context["ip"] = text
-    else:
-        ip = client_ip(request, options.trusted_proxies)
-        if ip is not None:
-            context["ip"] = _ip_text(ip, options.anonymize_ip)
+    ip = context_ip(request, options)
+    if ip is not None:
+        context["ip"] = ip
     get = request.headers.get
     user_agent = get("user-agent")
     if user_agent:
@@ -125,6 +119,17 @@ def request_context(
         pass
     fit_context(context)
     return context
+
+
+def context_ip(request: RequestInfo, options: WebOptions) -> str | None:
+    """``context.ip`` for ``request``: ``0.0.0.0`` with ``collect_ip`` off, else the
+    client's address (anonymized with ``anonymize_ip``); None when it is not known."""
+    if not options.collect_ip:
+        return NO_IP
+    if not options.trusted_proxies:
+        return _peer_text(request.client_addr, options.anonymize_ip)
+    ip = client_ip(request, options.trusted_proxies)
+    return None if ip is None else _ip_text(ip, options.anonymize_ip)
 
 
 def fit_context(context: dict[str, Any], limit: int = MAX_CONTEXT_BYTES) -> None:

@@ -11,7 +11,11 @@ or prerendered, which the server does not count, when the browser shows it.
 Where the server redacted a page field (a secret in the path, the query or the
 referrer), the loader hands analytics.js the redacted value, for its page call
 and, through a source middleware, for the ``context.page`` of its events on that
-page.
+page: a path and URL analytics.js took from the page's canonical link give way to
+the server's, and the campaign it read from the query to the server's (where a
+``utm_`` value held a secret). With ``collect_ip`` off or ``anonymize_ip`` on, the
+events carry the address the server's calls carry (``0.0.0.0`` in a page that
+names no visitor), in place of the one Segment would record.
 
 A page that Turbo Drive or htmx (``hx-boost``) shows in the document where the
 loader already runs is handed to it: Turbo runs its snippet (which hands its
@@ -58,11 +62,12 @@ from urllib.parse import quote
 from segment_core.hosts import is_loopback_url
 from segment_core.testing import diverted
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
+from segment_core.web._context import NO_IP, campaign, context_ip
 from segment_core.web._guard import call_hook
 from segment_core.web._identity import cookie_domain_for, id_cookie, parse_id_cookie
 from segment_core.web._options import WebOptions
 from segment_core.web._page import is_excluded_route, is_page_prefetch, page_name
-from segment_core.web._request import RequestInfo
+from segment_core.web._request import RequestInfo, without_fragment
 
 if TYPE_CHECKING:
     from segment_core.web._tracker import RequestTracker
@@ -241,7 +246,7 @@ _LOADER_CODE = (
   // referrer), analytics.js reports them as the server would, through a source
   // middleware (see report). document.referrer stays this document's.
   var referrer = { original: document.referrer, redacted: redacted && redacted.referrer };
-  var current = pageState(redacted || {});
+  var current = pageState(redacted || {}, config.campaign);
   // The pages of this document whose fields the server gave, newest first (Turbo's
   // and htmx's back and forward show them again without asking the server).
   var known = [current];
@@ -257,7 +262,11 @@ _LOADER_CODE = (
   var uncounted = false; // whether the visit is no page view (a frame's, a restore's)
   var reloading = false; // the document is loaded anew: its events would go astray
   var watching = false;
-  if (redacted) watchPages();
+  // The address the server's calls carry in place of the visitor's (collect_ip off,
+  // anonymize_ip): the browser's events carry it too, or none (0.0.0.0) where the page
+  // was made for another visitor, whose address it holds.
+  var ip = config.ip && (ownPage ? config.ip : "0.0.0.0");
+  if (redacted || ip) watchPages();
   window._segmentShowPage = function (settings) {
     // Only a visit's page: markup a script inserts is no page of this document.
     if (!visiting) return false;
@@ -459,7 +468,7 @@ _LOADER_CODE = (
     var own = isOwnPage(settings, id);
     var tracking = !!settings.writeKey && (own || tracked(settings.checks, id));
     // A page the server does not track (the inert stub's): its events are dropped.
-    current = pageState(tracking ? settings.pageFields || {} : null);
+    current = pageState(tracking ? settings.pageFields || {} : null, settings.campaign);
     known.unshift(current);
     if (known.length > 20) known.pop(); // as many as a visitor goes back, or more
     leftFrom = null;
@@ -534,9 +543,10 @@ _LOADER_CODE = (
     }
   }
 
-  function pageState(fields) {
+  function pageState(fields, campaign) {
     // A page at the document's URL now: the values analytics.js reads for it, and the
-    // server's for those it changed (null: a page the server does not track).
+    // server's for those it changed (null: a page the server does not track), with
+    // the campaign of the server's query where it differs from analytics.js's.
     var original = {
       path: location.pathname,
       search: location.search,
@@ -545,7 +555,7 @@ _LOADER_CODE = (
     // The query's parameters the server redacted, by their text as the browser has it.
     var secretPairs =
       !fields || fields.search === undefined ? {} : changedPairs(original.search, fields.search);
-    return { original: original, redacted: fields, secretPairs: secretPairs };
+    return { original: original, redacted: fields, campaign: campaign, secretPairs: secretPairs };
   }
 
   function watchPages() {
@@ -553,11 +563,16 @@ _LOADER_CODE = (
     watching = true;
     window.analytics.addSourceMiddleware(function (chain) {
       var event = chain.payload.obj;
-      var fields = event.context && event.context.page;
+      var context = event.context || {};
+      var fields = context.page;
       var page = pageOf(fields || event.properties || {});
       if (reloading || (page && !page.redacted)) return; // not passed on: dropped
+      // The query analytics.js read the campaign from.
+      var search = fields && fields.search;
       report(fields, page);
       if (event.type === "page") report(event.properties, page);
+      if (fields && fields.search !== search) reportCampaign(context, search, page);
+      if (ip) context.ip = ip;
       chain.next(chain.payload);
     });
   }
@@ -598,12 +613,22 @@ _LOADER_CODE = (
     var redacted = page.redacted;
     var path = fields.path;
     var search = fields.search;
-    if (redacted.path !== undefined && path === original.path) fields.path = redacted.path;
+    // Where the server redacted the page's URL (its path or query), a path analytics.js
+    // took from the page's canonical link stands for the page's own, and no URL the
+    // loader cannot make of the page's parts is passed on.
+    var secret = redacted.path !== undefined || redacted.search !== undefined;
+    var canonical = secret && path !== original.path && path === canonicalPath();
+    if (path === original.path || canonical) {
+      fields.path = redacted.path === undefined ? original.path : redacted.path;
+    }
     if (typeof search === "string") fields.search = redactedSearch(search, page);
     var url = fields.url;
     if (typeof url !== "string") return;
-    if (url === original.url) {
+    var ownQuery = search === original.search;
+    if (url === original.url || url === redacted.url || (canonical && ownQuery)) {
+      // This page (a canonical link's URL in place of its own): the server's URL.
       if (redacted.url !== undefined) fields.url = redacted.url;
+      else if (secret) delete fields.url;
       return;
     }
     var at = url.indexOf("#");
@@ -612,7 +637,32 @@ _LOADER_CODE = (
     var origin = tail === null ? "" : head.slice(0, head.length - tail.length);
     if (tail !== null && origin + tail === head) {
       fields.url = origin + fields.path + fields.search + url.slice(head.length);
+    } else if (secret && path === original.path && ownQuery && redacted.url !== undefined) {
+      // This page, with a canonical link's query in place of its own.
+      fields.url = redacted.url;
+    } else if (secret) {
+      delete fields.url;
     }
+  }
+
+  function canonicalPath() {
+    // The path analytics.js reads from the page's canonical link, as it reads it.
+    var link = document.querySelector && document.querySelector("link[rel='canonical']");
+    var href = link && link.getAttribute("href");
+    if (!href) return null;
+    try {
+      return new URL(href).pathname;
+    } catch (error) {
+      return href.charAt(0) === "/" ? href : "/" + href;
+    }
+  }
+
+  function reportCampaign(context, search, page) {
+    // analytics.js read its campaign from the query the loader redacted: this page's
+    // query gets the server's campaign (where it differs), another query (which the
+    // server never saw) none.
+    if (!page || search !== page.original.search) delete context.campaign;
+    else if (page.campaign) context.campaign = copied(page.campaign);
   }
 
   function redactedSearch(search, page) {
@@ -796,6 +846,12 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     redacted = _redacted_fields(request, fields, shared=shared)
     if redacted:
         settings["pageFields"] = redacted
+        utm = _redacted_campaign(request, redacted)
+        if utm is not None:
+            settings["campaign"] = utm
+    ip = _browser_ip(tracker, shared=shared)
+    if ip is not None:
+        settings["ip"] = ip
     browser_page = settings["page"] or "prefetched" in settings
     if browser_page and not (shared and callable(options.page_name)):
         # The name the server's page call would have (a hook's answer may be the
@@ -862,6 +918,32 @@ def _redacted_fields(
         if isinstance(referrer, str) and referrer != (request.headers.get("referer") or ""):
             changed["referrer"] = referrer
     return changed
+
+
+def _redacted_campaign(request: RequestInfo, redacted: Mapping[str, str]) -> dict[str, str] | None:
+    """The campaign of the server's redacted query, where it is not the one analytics.js
+    reads from the page's (a secret in a ``utm_`` value); None: the same."""
+    search = redacted.get("search")
+    query = request.query_string
+    if search is None or "utm_" not in query:
+        return None
+    server_campaign = campaign(search[1:])
+    return None if server_campaign == campaign(without_fragment(query)) else server_campaign
+
+
+def _browser_ip(tracker: RequestTracker, *, shared: bool) -> str | None:
+    """The ``context.ip`` of analytics.js's events; None: the one Segment records.
+
+    ``0.0.0.0`` with ``collect_ip`` off; with ``anonymize_ip``, the address the
+    server's calls carry (its anonymized one of this request), or ``0.0.0.0`` in a
+    ``shared`` page, which names no visitor.
+    """
+    options = tracker.options
+    if options.collect_ip and not options.anonymize_ip:
+        return None
+    if shared:
+        return NO_IP
+    return context_ip(tracker.request, options) or NO_IP
 
 
 def load_options(options: WebOptions, *, secure: bool, host: str) -> dict[str, Any]:
