@@ -17,6 +17,7 @@ from segment_flask._hooks import (
     end_user_on_logout,
     identify_on_login,
     request_analytics,
+    unbind_requests_left_bound,
 )
 from segment_flask._request import flask_login
 from segment_flask._snippet import segment_snippet
@@ -100,9 +101,14 @@ class SegmentFlask:
         # so that the response it completes is the one sent, whichever the app's own
         # hooks returned. The last of its teardown functions (also run in reverse),
         # so that the app's own, registered before init_app or after, run bound.
+        # Flask stops at a teardown function that raises, yet ends the request's
+        # app context all the same: a teardown_appcontext function unbinds the
+        # request then. (Not a wrapper of app.wsgi_app: segment_asgi recognises a
+        # Flask app mounted in an ASGI app by that bound method.)
         app.url_value_preprocessors.setdefault(None, []).insert(0, hooks.start_request)
         app.after_request_funcs.setdefault(None, []).insert(0, hooks.after_request)
         app.teardown_request_funcs.setdefault(None, []).insert(0, hooks.teardown_request)
+        app.teardown_appcontext_funcs.append(unbind_requests_left_bound)
         if flask_login is not None:
             flask_login.user_logged_in.connect(identify_on_login, app)
             flask_login.user_logged_out.connect(end_user_on_logout, app)

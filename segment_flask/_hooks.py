@@ -10,6 +10,15 @@
   context without the binding (a thread started with
   ``copy_current_request_context``) finds ``request.analytics`` through
   :func:`request_analytics`.
+- ``unbind_requests_left_bound`` (a ``teardown_appcontext`` function): unbind a
+  request whose ``teardown_request`` never ran (a teardown function of the app or
+  of a blueprint raised before it: Flask stops there), as the request's app context
+  ends, which Flask does whatever its teardown functions raised.
+
+Flask shares one app context, and so one ``g``, between a request and a request
+context of the same app opened in its view (``app.test_request_context()`` to build
+a link, an ``app.test_client()`` sub-request): each hook acts only on the scope of
+its own request, found with :func:`scope_of_request`.
 
 Every step is guarded: analytics never turns a working response into an error.
 """
@@ -21,7 +30,7 @@ from contextvars import Token, copy_context
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
-from flask.wrappers import Response
+from flask.wrappers import Request, Response
 from werkzeug.datastructures import Headers
 
 from segment_core.client import Client
@@ -48,6 +57,8 @@ __all__ = [
     "end_user_on_logout",
     "identify_on_login",
     "request_analytics",
+    "scope_of_request",
+    "unbind_requests_left_bound",
 ]
 
 logger = logging.getLogger("segment.flask")
@@ -60,15 +71,25 @@ class RequestScope:
     """One request's analytics state, kept in ``g._segment`` until the request's
     teardown; for a streamed body, made after it, also on the request until it closes."""
 
-    __slots__ = ("analytics", "token", "tracker")
+    __slots__ = ("analytics", "outer", "request", "token", "tracker")
 
     def __init__(
-        self, tracker: RequestTracker, analytics: Analytics, token: Token[Analytics | None]
+        self,
+        request: Request,
+        tracker: RequestTracker,
+        analytics: Analytics,
+        token: Token[Analytics | None],
+        outer: RequestScope | None,
     ) -> None:
+        #: The request this scope belongs to: the only one whose hooks use it.
+        self.request = request
         self.tracker = tracker
         self.analytics = analytics
         #: Undoes the binding of ``analytics`` for ``segment_core.scope.analytics()``.
         self.token = token
+        #: The scope of the request whose view this one was made in, back in
+        #: ``g._segment`` once this one is torn down; None for a request of its own.
+        self.outer = outer
 
 
 class RequestHooks:
@@ -121,10 +142,12 @@ class RequestHooks:
         analytics = tracker.analytics
         native.analytics = analytics
         # g's own namespace: the same attribute, without _AppCtxGlobals.__setattr__.
-        vars(_real(g))[SCOPE_KEY] = RequestScope(tracker, analytics, bind(analytics))
+        shared = vars(_real(g))
+        outer = shared.get(SCOPE_KEY)
+        shared[SCOPE_KEY] = RequestScope(native, tracker, analytics, bind(analytics), outer)
 
     def after_request(self, response: Response) -> Response:
-        scope: RequestScope | None = vars(_real(g)).get(SCOPE_KEY)
+        scope = scope_of_request(_real(request))
         if scope is None:
             return response
         try:
@@ -158,19 +181,54 @@ class RequestHooks:
         return response
 
     def teardown_request(self, error: BaseException | None = None) -> None:
-        scope: RequestScope | None = vars(_real(g)).pop(SCOPE_KEY, None)
+        shared = vars(_real(g))
+        scope = _scope_in(shared, _real(request))
         if scope is None:
             return
-        try:
-            reset(scope.token)
-        except (ValueError, RuntimeError):
-            logger.exception("segment: could not unbind the request's analytics")
+        # Also drops the scope of a request made in the view whose own teardown
+        # raised: its binding goes with this one's.
+        if scope.outer is None:
+            del shared[SCOPE_KEY]
+        else:
+            shared[SCOPE_KEY] = scope.outer
+        _unbind(scope)
+
+
+def unbind_requests_left_bound(error: BaseException | None = None) -> None:
+    """A ``teardown_appcontext`` function: unbind the requests whose
+    ``teardown_request`` did not run (usually none)."""
+    scope: RequestScope | None = vars(_real(g)).pop(SCOPE_KEY, None)
+    while scope is not None:
+        _unbind(scope)  # the innermost first: the reverse of the order they were bound
+        scope = scope.outer
+
+
+def scope_of_request(native: Request) -> RequestScope | None:
+    """The scope of ``native``, the current request: None for a request context
+    opened in another request's view that started none (``test_request_context()``),
+    whose ``g`` holds that other request's scope."""
+    return _scope_in(vars(_real(g)), native)
+
+
+def _scope_in(shared: dict[str, Any], native: Request) -> RequestScope | None:
+    """``native``'s scope among those in ``shared`` (``g``'s namespace)."""
+    scope: RequestScope | None = shared.get(SCOPE_KEY)
+    while scope is not None and scope.request is not native:
+        scope = scope.outer
+    return scope
+
+
+def _unbind(scope: RequestScope) -> None:
+    try:
+        reset(scope.token)
+    except (ValueError, RuntimeError):
+        logger.exception("segment: could not unbind the request's analytics")
 
 
 def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
     """Flask-Login's ``user_logged_in`` receiver: one identify for the request's visitor."""
     try:
-        scope: RequestScope | None = vars(_real(g)).get(SCOPE_KEY)
+        scope = scope_of_request(_real(request))
         if scope is None or user is None:
             return
         scope.tracker.identify_login(user_id_of(user), user)
@@ -182,7 +240,7 @@ def end_user_on_logout(sender: Any, **extra: Any) -> None:
     """Flask-Login's ``user_logged_out`` receiver: the request's later calls name no
     user, whatever a ``user_id`` hook reading the app's own state (``g.user``) says."""
     try:
-        scope: RequestScope | None = vars(_real(g)).get(SCOPE_KEY)
+        scope = scope_of_request(_real(request))
         if scope is not None:
             scope.tracker.analytics.logout()
     except Exception:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import g, has_request_context, request
 
 from segment_core.web import Snippet, find_csp_nonce, render_snippet
-from segment_flask._hooks import SCOPE_KEY, RequestScope
+from segment_flask._hooks import SCOPE_KEY, RequestScope, scope_of_request
 
 __all__ = ["segment_snippet"]
 
@@ -19,15 +19,19 @@ def segment_snippet() -> Snippet:
 
     For visitors the app does not track and on excluded paths, an inert
     ``analytics`` that loads nothing (the page's own calls do not fail); empty
-    without a ``SEGMENT_BROWSER_WRITE_KEY``, and outside a request. The CSP nonce is read
-    where ``SEGMENT_CSP_NONCE`` says: ``request.csp_nonce`` by default (Flask-Talisman).
+    without a ``SEGMENT_BROWSER_WRITE_KEY``, outside a request, and in a request
+    context a view opens to render something else (``app.test_request_context()``
+    for an e-mail). The CSP nonce is read where ``SEGMENT_CSP_NONCE`` says:
+    ``request.csp_nonce`` by default (Flask-Talisman).
     """
     if not has_request_context():
         return Snippet()  # an email or a CLI render: no visitor, nothing to load
     native = request._get_current_object()  # type: ignore[attr-defined]
     # A streamed template renders after the request's teardown, which empties g
     # (Flask 3.1) or leaves a new one (before): the scope is on the request then.
-    scope = vars(native).get(SCOPE_KEY) or g.get(SCOPE_KEY)
+    scope = vars(native).get(SCOPE_KEY) or scope_of_request(native)
+    if scope is None and g.get(SCOPE_KEY) is not None:
+        return Snippet()  # a context the view opened (an e-mail): not the visitor's page
     if not isinstance(scope, RequestScope):
         return render_snippet(None)
     tracker = scope.tracker
