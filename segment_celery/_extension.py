@@ -17,6 +17,9 @@ Everything goes through Celery's signals (nothing of Celery is patched):
 - ``worker_init``: the worker's main process builds the tasks' client (with a
   spool, it delivers what dead processes left), and the receivers above that must
   follow the app's own move behind them.
+
+Under pytest or Django's test runner, the client built from the extension's options
+puts its events in ``segment_core.testing.outbox`` unless ``send_in_tests``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
@@ -35,9 +39,10 @@ from celery.utils.dispatch import Signal
 from celery.utils.text import match_case
 
 import segment_core
+from segment_core import testing
 from segment_core.adapters import build_client, offer_as_default
 from segment_core.client import Client
-from segment_core.config import ALIASES, option_names
+from segment_core.config import ALIASES, option_names, read_flag
 from segment_core.scope import (
     Analytics,
     bind,
@@ -56,6 +61,8 @@ HEADER = "segment_visitor"
 #: Celery configuration keys ``segment_<option>`` set client options (and
 #: ``<NAMESPACE>_SEGMENT_<OPTION>`` under the app's namespace).
 CONFIG_PREFIX = "segment_"
+#: The extension's own option, besides the client's: events sent for real in tests.
+SEND_IN_TESTS = "send_in_tests"
 
 _extensions: weakref.WeakKeyDictionary[Celery, SegmentCelery] = weakref.WeakKeyDictionary()
 _connected = False
@@ -84,6 +91,11 @@ class SegmentCelery:
     it also becomes ``segment_core``'s default client when there is none); else
     ``segment_core``'s default client (under Django, the one ``settings.SEGMENT``
     configured). Or ``SegmentCelery()`` first and :meth:`init_app` later.
+
+    Under pytest or Django's test runner, the client built from the options sends
+    nothing: its events go to ``segment_core.testing.outbox``, unless
+    ``send_in_tests=True`` (``segment_send_in_tests``). A client given with
+    ``client=``, or the default client, is never diverted.
     """
 
     def __init__(
@@ -92,7 +104,7 @@ class SegmentCelery:
         _check_options(options)
         if client is not None and not isinstance(client, Client):
             raise TypeError(f"client must be a segment_core.Client, got {type(client).__name__}")
-        if client is not None and options:
+        if client is not None and options.keys() - {SEND_IN_TESTS}:
             raise TypeError("pass client= or client options, not both")
         self._given = client
         self._options = options
@@ -140,12 +152,16 @@ class SegmentCelery:
         if self._own is not None:
             return self._own
         options = {**self._config_options(), **self._options}
+        send_in_tests = _send_in_tests(options.pop(SEND_IN_TESTS, None))
         if not options:
             return None
         with self._lock:
             if self._own is None:
-                self._own = build_client(options)
-                offer_as_default(self._own)
+                own = build_client(options)
+                # First: a test's module-level call through it sends nothing.
+                testing.divert_in_tests(own, send=send_in_tests, running=_tests_running)
+                offer_as_default(own)
+                self._own = own
         return self._own
 
     def _task_client(self) -> Client | None:
@@ -172,7 +188,7 @@ class SegmentCelery:
         namespaced = (
             match_case(f"{namespace.rstrip('_')}_{CONFIG_PREFIX}", namespace) if namespace else None
         )
-        names = option_names() | set(ALIASES)
+        names = _known_options()
         plain: dict[str, Any] = {}
         found: dict[str, Any] = {}
         for key in list(conf.keys()):
@@ -220,15 +236,34 @@ def _default_client() -> Client | None:
 segment_core._client_finders.append(_default_client)
 
 
+def _tests_running() -> bool:
+    """Whether tests run in this process: pytest's, or, with Django, its test runner."""
+    if "django" not in sys.modules:
+        return testing.pytest_running()
+    from segment_django.conf import running_tests
+
+    return running_tests()
+
+
+def _send_in_tests(value: object) -> bool:
+    """The ``send_in_tests`` option: None (unset) is its default, False."""
+    return False if value is None else read_flag(SEND_IN_TESTS, value)
+
+
+def _known_options() -> frozenset[str]:
+    """Every client option, analytics-python's names and the extension's own."""
+    return option_names() | set(ALIASES) | {SEND_IN_TESTS}
+
+
 def _check_options(options: Mapping[str, Any]) -> None:
-    names = option_names() | set(ALIASES)
+    names = _known_options()
     for name in options:
         if name not in names:
             raise TypeError(f"SegmentCelery got an {_unknown(name)}")
 
 
 def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name, sorted(option_names() | set(ALIASES)), n=1)
+    close = difflib.get_close_matches(name, sorted(_known_options()), n=1)
     return f"unknown option {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
 
 

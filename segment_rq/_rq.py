@@ -14,7 +14,11 @@
 - :class:`SimpleWorker` runs jobs in the worker's own process: the same
   binding; delivery at the worker's exit (``atexit``).
 - Both build the client as they start working: with a spool, the worker's own
-  process delivers what dead processes left, without waiting for a job.
+  process delivers what dead processes left, without waiting for a job. RQ
+  imports the jobs' module only when a job runs (``Worker``: in each work-horse),
+  so a client set only there is not the one the waiting worker has: a spool it
+  should tend is set where the worker builds its client (``SEGMENT_SPOOL_DIR``,
+  Django's settings, or a module it imports as it starts: ``rq worker -c``'s).
 """
 
 from __future__ import annotations

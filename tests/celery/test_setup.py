@@ -177,7 +177,9 @@ def test_keyword_options_make_the_default_client_of_a_process_that_only_publishe
     by SegmentCelery itself, not by the first task."""
     app = Celery("publisher-only", broker=redis_db, set_as_current=False)
     try:
-        segment = SegmentCelery(app, write_key="celery-key", host=segment_collector.url)
+        segment = SegmentCelery(
+            app, write_key="celery-key", host=segment_collector.url, send_in_tests=True
+        )
         assert segment_core.track("user-1", "Signed Up")[0]
         assert segment_core.flush(10)
         [event] = segment_collector.wait_for(1, timeout=10, event="Signed Up")
