@@ -102,10 +102,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"segment-collector: {error.name or 'a dependency'} is not installed; "
             "install the collector extra: pip install 'segment-web[collector]'"
         )
-    try:
-        sock = bind_socket(args.host, args.port)
-    except OSError as error:
-        sys.exit(f"segment-collector: cannot listen on {args.host}:{args.port}: {error}")
     oauth = _oauth_server(args.oauth_public_key, args.oauth_token_lifetime)
     try:
         app = create_app(
@@ -119,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except (OSError, sqlite3.Error) as error:
         sys.exit(f"segment-collector: --db {args.db}: {error}")
+    # Bound once the arguments are known good: a bad one is named whatever holds the port.
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as error:
+        sys.exit(f"segment-collector: cannot listen on {args.host}:{args.port}: {error}")
     wildcard = args.host in ("0.0.0.0", "::", "")
     url = local_url(args.host, sock.getsockname()[1])
     # Ctrl-C: a stop like any other, also once the URL is out but before the server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -224,3 +225,19 @@ def test_on_every_address_it_prints_a_url_that_works(tmp_path: Path) -> None:
     with collector_process(tmp_path, "--host", "0.0.0.0") as collector:
         assert collector.summary()["total"] == 0  # by 127.0.0.1, as printed
     assert "add --allowed-host" in (tmp_path / "collector.log").read_text()
+
+
+def test_a_bad_db_is_named_even_when_the_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        command = ["-m", "segment_core.collector", "--port", port, "--db", "/no/dir/x.db"]
+        result = subprocess.run(
+            [sys.executable, *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "--db /no/dir/x.db: " in result.stderr, result.stderr
