@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import re
 
-from segment_core.web._request import RequestInfo, cached_for_short_text
+from segment_core.web._request import PORT_PATTERN, RequestInfo, cached_for_short_text, checked_host
 from segment_core.web._validate import IPNetwork
 
 __all__ = ["IPAddress", "client_ip", "forwarded_hops", "forwarded_origin", "parse_ip"]
@@ -22,7 +22,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Trusted = int | tuple[IPNetwork, ...]
 
 _PAIR = re.compile(r'\s*([A-Za-z]+)\s*=\s*("[^"]*"|[^;,\s]*)')
-_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?$")
+_HOST = re.compile(rf"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::{PORT_PATTERN})?$")
 _SCHEMES = frozenset({"http", "https"})
 
 
@@ -118,8 +118,9 @@ def forwarded_origin(request: RequestInfo, trusted: Trusted) -> tuple[str, str]:
     """``(scheme, host)`` the visitor used, as the trusted proxy reported them.
 
     Without trusted proxies (or a peer that is not one), the request's own. A
-    forwarded host that is malformed, or that the framework does not trust
-    (``RequestInfo.host_trusted``), is ignored: the request's host stays.
+    forwarded host that is malformed (a port out of 1 to 65535 too), or that the
+    framework does not trust (``RequestInfo.host_trusted``), is ignored: the
+    request's host stays. One taken is in lower case, as browsers write a host.
     """
     scheme, host = request.scheme, request.host
     if not trusted:
@@ -147,7 +148,7 @@ def forwarded_origin(request: RequestInfo, trusted: Trusted) -> tuple[str, str]:
         claimed_host = claimed_host.strip()
         check = request.host_trusted
         if _HOST.fullmatch(claimed_host) and (check is None or check(claimed_host)):
-            host = claimed_host
+            host = checked_host(claimed_host)
     return scheme, host
 
 

@@ -13,6 +13,7 @@ from segment_core.hosts import DEFAULT_PORTS
 
 __all__ = [
     "MAX_CACHED_LENGTH",
+    "PORT_PATTERN",
     "RequestInfo",
     "ShortValueCache",
     "WSGIHeaders",
@@ -33,7 +34,8 @@ class RequestInfo:
     - ``host``: ``host[:port]`` as the framework trusts it (Django's ``get_host()``);
       an empty host means "unknown": the request is never a page view.
     - ``path`` and ``query_string``: as sent on the wire (percent-encoded), the
-      query without its ``?``.
+      query without its ``?``; an empty path means the request line named none
+      (``*``, ``x/y``): no URL, so the request is never a page view.
     - ``headers``: a case-insensitive mapping (Django's ``request.headers``,
       Werkzeug's and Starlette's ``Headers``) or a dict with lower-case names.
       Repeated ``X-Forwarded-For`` lines must be joined with ``", "``.
@@ -226,6 +228,32 @@ def _raw_wire_path(raw: bytes) -> str:
     return quote(raw, safe=_PATH_SAFE + "%")
 
 
+# RFC 9112's absolute-form request target, up to its path: "scheme://authority"
+# (user:password@ included), as proxies are sent it and open-proxy scanners send it.
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+
+def _target_path(target: str) -> str:
+    """The path of a request line's target, given without its query and fragment.
+
+    An origin-form target (``/p``) is its own path; an absolute-form one
+    (``http://ada:pw@shop.example/p``) has the path after its authority, ``/``
+    when it has none, as RFC 9112 reads it, its ``user:password@`` never kept.
+    The page's host stays the ``Host`` header's, as the servers and frameworks
+    route by it. Any other target (``*``, ``shop.example:443``, ``x/y``) names
+    no path: ``""``.
+
+    >>> _target_path("/p"), _target_path("http://ada:pw@shop.example"), _target_path("x/y")
+    ('/p', '/', '')
+    """
+    if target.startswith("/"):
+        return target
+    absolute = _ABSOLUTE_FORM.match(target)
+    if absolute is None:
+        return ""
+    return target[absolute.end() :] or "/"
+
+
 def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") -> str:
     """The wire path of a request: ``raw_path`` when the server kept it.
 
@@ -233,10 +261,14 @@ def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") ->
     ``raw_path`` holds the bytes the browser sent (ASGI's ``raw_path``, a WSGI
     ``RAW_URI``; a query some servers leave in it is dropped). Servers disagree
     on whether they start with ``root_path`` (the mount point, ``SCRIPT_NAME``):
-    it is added where missing.
+    it is added where missing. An absolute-form target gives its path (uvicorn's
+    h11 server passes it on as it came); one that names no path gives ``""``
+    (see :func:`_target_path`).
 
     >>> request_wire_path("/caf\ufffd", b"/caf%E9", "/shop")
     '/shop/caf%E9'
+    >>> request_wire_path("http://shop.example/p", b"http://shop.example/p")
+    '/p'
     """
     # A fragment, which some clients write into the request line, is no part of it.
     wire = (
@@ -244,6 +276,10 @@ def request_wire_path(path: str, raw_path: bytes | None, root_path: str = "") ->
         if raw_path
         else wire_path(path)
     )
+    if not wire.startswith("/"):
+        wire = _target_path(wire)
+        if not wire:
+            return ""
     if root_path:
         prefix = wire_path(root_path.rstrip("/"))
         if wire != prefix and not wire.startswith(prefix + "/"):
@@ -255,23 +291,32 @@ def environ_wire_path(environ: Mapping[str, Any], decoded: str | None = None) ->
     """The path of a WSGI request as the browser sent it (``SCRIPT_NAME`` included).
 
     gunicorn's and Werkzeug's ``RAW_URI`` and uWSGI's ``REQUEST_URI`` keep the
-    request line's bytes. Otherwise ``decoded``, a path the framework decoded
-    (Django's ``request.path``, which re-escapes bytes that are not UTF-8), or
-    else ``PATH_INFO`` as the server decoded it, given as latin-1 (PEP 3333):
-    each of its bytes is escaped again where needed (a ``%`` too: it was ``%25``).
+    request line's bytes, read as :func:`_target_path` says (an absolute-form
+    target gives its path, one that names no path ``""``). Otherwise
+    ``decoded``, a path the framework decoded (Django's ``request.path``, which
+    re-escapes bytes that are not UTF-8), or else ``PATH_INFO`` as the server
+    decoded it, given as latin-1 (PEP 3333): each of its bytes is escaped again
+    where needed (a ``%`` too: it was ``%25``).
 
     >>> environ_wire_path({"SCRIPT_NAME": "", "PATH_INFO": "/100%"})
     '/100%25'
+    >>> environ_wire_path({"REQUEST_URI": "http://ada:pw@shop.example/p?q=1"})
+    '/p'
     """
     script_name = environ.get("SCRIPT_NAME", "")
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw and raw.startswith("/"):
+    if raw:
         # A proxy that strips the mount point leaves it out of the request line.
         line = raw.partition("?")[0].partition("#")[0]
         return request_wire_path("", line.encode("latin-1"), script_name)
     if decoded is not None:
         return wire_path(decoded)
-    path = script_name + environ.get("PATH_INFO", "")
+    path_info = environ.get("PATH_INFO", "")
+    if path_info and not path_info.startswith("/"):
+        path_info = _target_path(path_info)
+        if not path_info:
+            return ""
+    path = script_name + path_info or "/"  # an empty PATH_INFO: the root (PEP 3333)
     try:
         return wire_path(path.encode("latin-1"))
     except UnicodeEncodeError:  # not the latin-1 of bytes: a path as text
@@ -296,23 +341,34 @@ def decoded_path(path: str) -> str:
     return text
 
 
+#: A port after a host, as Werkzeug checks a ``Host``: 1 to 65535, without a leading
+#: zero (no browser writes one; ``new URL()`` refuses a port past 65535).
+PORT_PATTERN = (
+    r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+
 # RFC 3986's host (an IP literal, or a name of unreserved characters, %-escapes and
 # sub-delimiters: underscores too, as in container names) and an optional port.
-_HOST_HEADER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?")
+_HOST_HEADER = re.compile(
+    rf"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::{PORT_PATTERN})?"
+)
 
 
 @short_value_cache(maxsize=256)
 def checked_host(host: str) -> str:
-    """``host`` if it is a ``host[:port]`` a URL can hold, else ``""`` (unknown).
+    """``host`` as a URL holds it, if it is a ``host[:port]`` a URL can hold (a port
+    from 1 to 65535), else ``""`` (unknown). A host is in lower case, as browsers
+    write it (``location.href``): ``SHOP.Example`` is the page's ``shop.example``.
 
     :class:`RequestTracker` treats any other host as unknown: ASGI servers pass
-    the ``Host`` header on unchecked, and one such as ``example.com#x`` or
-    ``a b/c`` makes no page URL, so such a request is never a page view.
+    the ``Host`` header on unchecked, and one such as ``example.com#x``, ``a b/c``
+    or ``shop.example:99999`` makes no page URL, so such a request is never a
+    page view.
 
-    >>> checked_host("shop.example:8000"), checked_host("[::1]"), checked_host("a#b")
+    >>> checked_host("Shop.Example:8000"), checked_host("[::1]"), checked_host("a:0")
     ('shop.example:8000', '[::1]', '')
     """
-    return host if _HOST_HEADER.fullmatch(host) else ""
+    return host.lower() if _HOST_HEADER.fullmatch(host) else ""
 
 
 #: The port each scheme's URLs leave out, as written after a host (WebSockets' too).

@@ -296,10 +296,12 @@ class RequestTracker:
         self.snippet_rendered = False
         self.scheme, self.host = request.scheme, request.host
         try:
-            if request.host and not checked_host(request.host):
-                # A Host no URL can hold (ASGI servers pass it on unchecked): unknown,
-                # so never a page view, as where the framework refuses it itself.
-                request.host = self.host = ""
+            if request.host:
+                # A Host no URL can hold (ASGI servers pass it on unchecked), or a
+                # request line that names no path ("*", "x/y"): unknown, so never a
+                # page view, as where the framework refuses it itself. Else the host
+                # as browsers write it, in lower case.
+                request.host = self.host = checked_host(request.host) if request.path else ""
             self.excluded = is_excluded(request.path, options) or (
                 request.mount != "" and is_excluded_request(request, options)
             )
