@@ -21,8 +21,8 @@ def test_a_page_after_the_admin_s_list_filtered_by_email_keeps_no_email(
 ) -> None:
     client.force_login(User.objects.create_superuser("ada", "ada@example.com", "pw"))
     listing = client.get("/app/admin/auth/user/?email=ada%40example.com", **NAVIGATE)
-    found = re.search(r'href="(/app/admin/auth/user/\d+/change/\?[^"]+)"', listing.text)
-    assert found is not None, listing.text
+    found = re.search(r'href="(/app/admin/auth/user/\d+/change/\?[^"]+)"', listing.content.decode())
+    assert found is not None, listing.content.decode()
     change_link = found.group(1).replace("&amp;", "&")
     assert change_link.endswith("?_changelist_filters=email%3Dada%2540example.com")
 
