@@ -250,6 +250,9 @@ class Client(ClientSettings):
         signal receiver or a log handler the sender's logs reach) it asks for
         delivery and returns at once whether everything accepted was delivered or
         definitively failed: that thread delivers the rest once its hook returns.
+        With a spool, so it does when called again by a thread inside another
+        ``flush()``, or while the spool writes a message (a signal handler's call, a
+        finalizer's): what it would wait for is that thread.
         """
         if self.config.sync_mode or not self.config.enabled:
             return True

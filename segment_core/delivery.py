@@ -116,6 +116,17 @@ class Delivery:
         self.counted: Callable[[int, int], None] | None = None
         self._held: set[HeldBatch] = set()
         self._held_lock = threading.Lock()
+        self._make_nested_parts()
+
+    def _make_nested_parts(self) -> None:
+        """What a :meth:`deliver` called inside another on the same thread uses."""
+        # Whether this thread is inside deliver().
+        self._delivering = threading.local()
+        # The Delivery of such sends, made by the first one: with a registry, a lock
+        # and connections of its own, it waits for none the interrupted send holds.
+        # (Its failures are logged on their own; the counters are the client's.)
+        self._nested: Delivery | None = None
+        self._nested_lock = threading.Lock()
 
     def reset_after_fork(self) -> None:
         # The parent's connection pool must not be shared with the child, nor its
@@ -123,9 +134,12 @@ class Delivery:
         self._transport = self._transport_factory(self._config)
         self._held = set()
         self._held_lock = threading.Lock()
+        self._make_nested_parts()
 
     def close(self) -> None:
         self._transport.close()
+        if self._nested is not None:
+            self._nested.close()
 
     def hold(self, batch: list[bytes], run: int | None = None) -> HeldBatch:
         """``batch``, taken for delivery: from now on :meth:`give_up` sees it."""
@@ -158,8 +172,53 @@ class Delivery:
 
         ``deadline`` (a time of :func:`segment_core._clock.monotonic`): no retry is
         started that would wait past it. True if every message was delivered.
+
+        Called again by a thread inside it (sync mode: a signal handler's call, a
+        finalizer's the garbage collector runs, a hook's), it sends on a thread of its
+        own, which it waits for until ``deadline`` (``timeout`` without one): the send
+        it interrupted holds its connection, and perhaps a lock, until it goes on. Not
+        delivered by then, it returns False, and the batch may still arrive.
         """
-        return self.deliver_held(self.hold(batch), abandon, deadline)
+        delivering = self._delivering
+        if getattr(delivering, "here", False):
+            return self._deliver_on_a_thread(batch, abandon, deadline)
+        delivering.here = True
+        try:
+            return self.deliver_held(self.hold(batch), abandon, deadline)
+        finally:
+            delivering.here = False
+
+    def _deliver_on_a_thread(
+        self, batch: list[bytes], abandon: Abandon, deadline: float | None
+    ) -> bool:
+        """:meth:`deliver` on a thread of its own, waited for until ``deadline``."""
+        delivered: list[bool] = []
+
+        def send() -> None:
+            delivered.append(self._delivery_of_nested_sends().deliver(batch, abandon, deadline))
+
+        # Not a daemon: a batch not delivered by the deadline still is before the
+        # process ends.
+        thread = threading.Thread(target=send, name="segment-nested-send")
+        try:
+            thread.start()
+        except RuntimeError as error:  # "can't start new thread" (at exit, say)
+            # Sent here, it could wait for the send it interrupted for ever: it fails,
+            # counted, without hooks (which could wait for it too).
+            self._stats.add(failed=len(batch))
+            self._stats.error(f"no thread to send a nested call's message on: {error}")
+            return False
+        wait = self._config.timeout if deadline is None else deadline - monotonic()
+        thread.join(max(0.0, wait))
+        return delivered == [True]
+
+    def _delivery_of_nested_sends(self) -> Delivery:
+        with self._nested_lock:
+            if self._nested is None:
+                self._nested = Delivery(
+                    self._config, self._stats, self._sender, self._transport_factory
+                )
+            return self._nested
 
     def deliver_held(
         self, held: HeldBatch, abandon: Abandon, deadline: float | None = None

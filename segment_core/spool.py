@@ -138,6 +138,8 @@ class Spool:
         # Held while messages move from disk to the buffer (before _lock if both), and
         # by flush() across its check, which must not miss a message on the way.
         self._requeue_lock = threading.Lock()
+        # Whether this thread is inside flush() (see _called_again_here).
+        self._flushing = threading.local()
         self._stop = threading.Event()
         self._wake = _Wake()
         self._spare: Segment | None = None
@@ -543,9 +545,47 @@ class Spool:
             return sum(len(s.pending) for claim in self._claims() for s in claim.segments)
 
     def flush(self, timeout: float) -> bool:
-        """Queue what waits on disk and deliver everything, within ``timeout`` seconds."""
+        """Queue what waits on disk and deliver everything, within ``timeout`` seconds.
+
+        Called again by a thread inside :meth:`flush` or a step of the spool's (a
+        signal handler's call, a finalizer's the garbage collector runs), it waits for
+        nothing: what it would wait for is that thread. It asks for delivery and
+        returns whether everything accepted is delivered or definitively failed.
+        """
         worker = self._worker
         assert worker is not None
+        if self._called_again_here():
+            return self._ask_for_delivery(worker)
+        flushing = self._flushing
+        flushing.here = True
+        try:
+            return self._flush(worker, timeout)
+        finally:
+            flushing.here = False
+
+    def _called_again_here(self) -> bool:
+        """Whether this thread is inside :meth:`flush` or holds the spool's lock."""
+        return getattr(self._flushing, "here", False) or self._held_here()
+
+    def _ask_for_delivery(self, worker: Worker) -> bool:
+        """:meth:`flush` called again inside the spool: the senders send everything now;
+        whether all accepted is already delivered or definitively failed.
+
+        Not while messages may be on their way from disk to the buffer (the flush this
+        call interrupted, or the spool thread, holds the requeue lock), nor before the
+        first look at the directory (what dead processes left is not known yet).
+        """
+        if not self._requeue_lock.acquire(blocking=False):
+            worker.flush(0.0)  # (asks the senders to send everything now)
+            return False
+        try:
+            delivered = worker.flush(0.0)
+            looked = self._threadless or self._first_look.is_set()
+            return delivered and looked and not self._unsure and not self.pending
+        finally:
+            self._requeue_lock.release()
+
+    def _flush(self, worker: Worker, timeout: float) -> bool:
         if self._thread is None and not self._threadless:
             self.start()  # a forked child's first call: look for orphans too
         if worker.on_sender_thread():  # (in a hook) the sender is this thread: no wait
