@@ -126,16 +126,9 @@ def _shut_down_after_app_threads() -> None:
     if not _app_threads():
         shutdown_all()
         return
-    from segment_core.config import Config
-
     clients = live_clients()
-    timeout = max((c.config.shutdown_timeout for c in clients), default=Config.shutdown_timeout)
-    deadline = monotonic() + timeout
-    for client in clients:  # what they hold goes out while the threads finish
-        try:
-            client.flush(0)
-        except Exception:
-            logger.exception("error while flushing a Segment client")
+    deadline = monotonic() + longest_shutdown_timeout(clients)
+    start_sending(clients)  # what they hold goes out while the threads finish
     _wait_for_app_threads(deadline)
     shutdown_all(max(0.0, deadline - monotonic()))
 
@@ -224,7 +217,7 @@ def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) 
     outage.
     """
     clients = live_clients()
-    _start_sending(clients)
+    start_sending(clients)
     started = monotonic()
     failing: list[Client] = []
     if leave_to_spool:
@@ -244,7 +237,7 @@ def _flush_all(timeout: float | None = None) -> bool:
     """Deliver what every live client holds, side by side, within ``timeout`` (as
     :func:`shutdown_all`); the clients go on accepting calls."""
     clients = live_clients()
-    _start_sending(clients)
+    start_sending(clients)
     started = monotonic()
     delivered = True
     for client in clients:
@@ -256,8 +249,17 @@ def _flush_all(timeout: float | None = None) -> bool:
     return delivered
 
 
-def _start_sending(clients: list[Client]) -> None:
-    for client in clients:  # every sender starts on what it holds now
+def longest_shutdown_timeout(clients: list[Client]) -> float:
+    """The longest of ``clients``' ``shutdown_timeout`` (the default's without any: a
+    thread's first call builds one)."""
+    from segment_core.config import Config
+
+    return max((c.config.shutdown_timeout for c in clients), default=Config.shutdown_timeout)
+
+
+def start_sending(clients: list[Client]) -> None:
+    """Start every sender of ``clients`` on what it holds now, without waiting."""
+    for client in clients:
         try:
             client.flush(0)
         except Exception:

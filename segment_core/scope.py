@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 from segment_core import _forks, lifecycle
 from segment_core._clock import monotonic
 from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
-from segment_core.config import Config
 from segment_core.errors import InvalidMessage
 from segment_core.messages import Context
 from segment_core.normalize import stringify_id
@@ -672,14 +671,9 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool) -> bool:
     if not _bound_calls_running:
         return lifecycle.shutdown_all(leave_to_spool=leave_to_spool)
     clients = lifecycle.live_clients()
-    # With no client yet, a thread's first call builds one: it has the default's time.
-    timeout = max((c.config.shutdown_timeout for c in clients), default=Config.shutdown_timeout)
+    timeout = lifecycle.longest_shutdown_timeout(clients)
     deadline = monotonic() + timeout
-    for client in clients:  # what they hold goes out while the calls finish
-        try:
-            client.flush(0)
-        except Exception:
-            logger.exception("error while flushing a Segment client")
+    lifecycle.start_sending(clients)  # what they hold goes out while the calls finish
     wait_for_bound_calls_or_warn(timeout, "as the process exits")
     return lifecycle.shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
 
