@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -122,8 +123,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"segment-collector: cannot listen on {args.host}:{args.port}: {error}")
     wildcard = args.host in ("0.0.0.0", "::", "")
     url = local_url(args.host, sock.getsockname()[1])
+    server = CollectorServer(app, log_level=args.log_level)
     # Ctrl-C: a stop like any other, also once the URL is out but before the server
-    # runs (a script that read the line may stop it at once).
+    # runs (a script that read the line may stop it at once). Asked of the server by
+    # a handler of its own, not by KeyboardInterrupt, which Python drops when it lands
+    # in a finalizer or a weakref callback.
+    with contextlib.suppress(ValueError):  # (not the main thread: Ctrl-C is not ours)
+        signal.signal(signal.SIGINT, server.handle_exit)
     with contextlib.suppress(KeyboardInterrupt):
         print(f"segment-collector listening on {url} (open it in a browser)", flush=True)
         if wildcard and not args.allowed_host:
@@ -133,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-        CollectorServer(app, log_level=args.log_level).run(sockets=[sock])
+        server.run(sockets=[sock])
 
 
 def _port(text: str) -> int:
