@@ -10,6 +10,10 @@ documented size, so no request can push a message over Segment's 32 KB:
 - ``locale``: one language tag of at most 35 characters;
 - the whole context: 12 KB JSON-encoded (:data:`MAX_CONTEXT_BYTES`), where
   backslashes, quotes and non-ASCII text take more bytes than characters.
+
+Control characters (tab, CR, LF, NUL, DEL...), which no browser puts in these, are
+dropped from ``userAgent``, ``referrer`` and ``campaign`` values: each run of them
+becomes one space, whatever the server let through.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ MAX_CONTEXT_BYTES = 12 * 1024
 _dumps = orjson.dumps
 
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def request_context(
@@ -88,6 +93,8 @@ def request_context(
         context["ip"] = ip
     get = request.headers.get
     user_agent = get("user-agent")
+    if user_agent and not user_agent.isprintable():
+        user_agent = without_controls(user_agent)
     if user_agent:
         context["userAgent"] = (
             user_agent if len(user_agent) <= MAX_USER_AGENT else cut(user_agent, MAX_USER_AGENT)
@@ -326,6 +333,8 @@ def page_fields(
     if len(host) > MAX_HOST:
         host = cut(host, MAX_HOST)
     referrer = request.headers.get("referer")
+    if referrer and not referrer.isprintable():
+        referrer = without_controls(referrer)
     fields = {
         "path": path,
         "referrer": _referrer(referrer, request, redactor, host) if referrer else "",
@@ -358,6 +367,15 @@ def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str
             except Exception:  # an odd URL, or the router failed on it: left as redacted
                 pass
     return referrer if len(referrer) <= MAX_REFERRER else cut(referrer, MAX_REFERRER)
+
+
+def without_controls(text: str) -> str:
+    """``text`` with each run of control characters made one space, and trimmed.
+
+    >>> without_controls("Mozilla/5.0\\r\\nX-Injected: 1\\x00")
+    'Mozilla/5.0 X-Injected: 1'
+    """
+    return _CONTROLS.sub(" ", text).strip(" ")
 
 
 def redact_query(query: str, names: Redactor | frozenset[str]) -> str:
@@ -406,5 +424,7 @@ def _campaign(query: str) -> dict[str, str]:
             name = key[4:64]
             if "%" in value or "+" in value:
                 value = unquote_plus(value)
+            if not value.isprintable():
+                value = without_controls(value)
             result["name" if name == "campaign" else name] = value[:MAX_CAMPAIGN_VALUE]
     return result

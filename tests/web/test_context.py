@@ -185,6 +185,36 @@ def test_minimal_context_leaves_out_what_is_unknown() -> None:
     }
 
 
+def test_control_characters_from_the_request_become_spaces() -> None:
+    # No browser sends them; servers such as uvicorn's httptools and uWSGI pass
+    # them on in headers, and a percent-escape brings them into any query.
+    request = make_request(
+        query_string="utm_source=news%0D%0AX-Injected%3A+1&utm_term=%00shoes%7F&utm_medium=a%09b",
+        headers={
+            "user-agent": "Mozilla/5.0\r\nX-Injected: 1\x00",
+            "referer": "https://ref.example/\x1b[31mred?q=1\n",
+        },
+    )
+    context = request_context(request, WebOptions())
+    assert context["userAgent"] == "Mozilla/5.0 X-Injected: 1"
+    assert context["page"]["referrer"] == "https://ref.example/ [31mred?q=1"
+    assert context["campaign"] == {"source": "news X-Injected: 1", "term": "shoes", "medium": "a b"}
+    only_controls = make_request(headers={"user-agent": "\x00\x01"})
+    assert "userAgent" not in request_context(only_controls, WebOptions())
+
+
+def test_text_that_is_not_ascii_is_kept_as_the_server_gave_it() -> None:
+    # WSGI and ASGI give header bytes as latin-1: UTF-8 text arrives as such
+    # characters, some of them in the range of the C1 controls (0x80-0x9f).
+    user_agent = "Caf\u00e9Browser/1.0".encode().decode("latin-1") + " \u20ac\u00a0"
+    request = make_request(
+        query_string="utm_campaign=caf%C3%A9+%E2%82%AC", headers={"user-agent": user_agent}
+    )
+    context = request_context(request, WebOptions())
+    assert context["userAgent"] == user_agent
+    assert context["campaign"] == {"name": "caf\u00e9 \u20ac"}
+
+
 @pytest.mark.parametrize(
     ("query", "search"),
     [("q=1#top", "?q=1"), ("#top", ""), ("q=1&r=%23#a#b", "?q=1&r=%23"), ("q=%23", "?q=%23")],
