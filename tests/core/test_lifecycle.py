@@ -773,15 +773,13 @@ if thread.is_alive():
 """
 
 
-@pytest.mark.parametrize("spooled", [False, True], ids=["in memory", "spooled"])
-def test_a_child_forked_off_a_thread_delivers_and_ends_when_its_threads_end(
-    receiver: Receiver, tmp_path: Path, spooled: bool
-) -> None:
-    # Without the library such a child ends when its last thread does, and never runs
-    # atexit: the library's own threads must neither keep it alive nor lose its events.
-    spool = str(tmp_path / "spool") if spooled else ""
+def run_in_a_session_of_its_own(script: str, *arguments: str) -> None:
+    """Run ``script``; the test fails unless it exits with 0 within two minutes.
+
+    Its process group is killed in the end, so that no child it forked outlives it.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-c", FORKED_OFF_A_THREAD, receiver.url, spool],
+        [sys.executable, "-c", script, *arguments],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -794,6 +792,16 @@ def test_a_child_forked_off_a_thread_delivers_and_ends_when_its_threads_end(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, stdout + stderr
+
+
+@pytest.mark.parametrize("spooled", [False, True], ids=["in memory", "spooled"])
+def test_a_child_forked_off_a_thread_delivers_and_ends_when_its_threads_end(
+    receiver: Receiver, tmp_path: Path, spooled: bool
+) -> None:
+    # Without the library such a child ends when its last thread does, and never runs
+    # atexit: the library's own threads must neither keep it alive nor lose its events.
+    spool = str(tmp_path / "spool") if spooled else ""
+    run_in_a_session_of_its_own(FORKED_OFF_A_THREAD, receiver.url, spool)
     counts = Counter(m["event"] for m in receiver.messages())
     assert counts == {
         "Before fork": 1,
@@ -893,18 +901,5 @@ if not ended.wait(60):
 def test_a_child_forked_off_a_raw_thread_or_importing_late_ends_and_delivers(
     receiver: Receiver, how: str
 ) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-c", FORKED_OFF_ANOTHER_WAY, receiver.url, how],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 0, stdout + stderr
+    run_in_a_session_of_its_own(FORKED_OFF_ANOTHER_WAY, receiver.url, how)
     assert [m["event"] for m in receiver.messages()] == ["Forked"]

@@ -191,13 +191,8 @@ else:  # (a message the sender took leaves room for one)
 print(calls > 0, counted, flush=True)
 """
 
-STATS_IN_A_SIGNAL = (
-    """
-import signal, sys
-from segment_core import Client
-"""
-    + OPTIONS
-    + f"""
+#: A SIGALRM handler that tracks, counting its ``calls``, for a script with a ``client``.
+TRACK_ON_SIGALRM = """
 calls = 0
 busy = False
 
@@ -213,6 +208,16 @@ def track(signum, frame):  # never nested in itself
 
 
 signal.signal(signal.SIGALRM, track)
+"""
+
+STATS_IN_A_SIGNAL = (
+    """
+import signal, sys
+from segment_core import Client
+"""
+    + OPTIONS
+    + TRACK_ON_SIGALRM
+    + f"""
 signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
 while calls < {CALLS}:
     client.stats()
@@ -317,28 +322,16 @@ def test_sync_mode_call_made_inside_a_locked_send_is_sent_on_a_thread_of_its_own
     assert events == ["Order Completed", "Signal Handled"]
 
 
-SEND_IN_A_SEND = """
+SEND_IN_A_SEND = (
+    """
 import signal, sys, threading
 from segment_core import Client
 
 host, count = sys.argv[1], int(sys.argv[2])
 client = Client("k", host=host, sync_mode=True)
-calls = 0
-busy = False
-
-
-def track(signum, frame):  # never nested in itself
-    global busy, calls
-    if busy:
-        return
-    busy = True
-    calls += 1
-    client.track("ops", "Signal Handled")
-    busy = False
-
-
-signal.signal(signal.SIGALRM, track)
-signal.setitimer(signal.ITIMER_REAL, 0.003, 0.003)
+"""
+    + TRACK_ON_SIGALRM
+    + """signal.setitimer(signal.ITIMER_REAL, 0.003, 0.003)
 delivered = sum(client.track("u", "Page Viewed")[0] for _ in range(count))
 signal.setitimer(signal.ITIMER_REAL, 0)
 # A handler's message not delivered by its call's deadline is still on its way.
@@ -348,6 +341,7 @@ for thread in threading.enumerate():
 stats = client.stats()
 print(calls, delivered, stats["accepted"], stats["sent"], flush=True)
 """
+)
 
 
 def test_sync_mode_send_interrupted_by_a_signal_handler_that_tracks_never_hangs(
