@@ -499,8 +499,9 @@ def with_binding(fn: Callable[P, R]) -> Callable[P, R]:
     """
     obj = current_or_found()
     carried = obj.copy() if obj is not None else None
-    if inspect.isgeneratorfunction(fn) and carried is not None:
-        return cast("Callable[P, R]", _bound_generator_function(fn, carried))
+    if inspect.isgeneratorfunction(_what_a_call_runs(fn)) and carried is not None:
+        generator_function = cast("Callable[P, Iterable[Any]]", fn)
+        return cast("Callable[P, R]", _bound_generator_function(generator_function, carried))
     if not _is_async_function(fn):
         return _BoundCall(fn, carried)
     return fn if carried is None else _bound_async_function(fn, carried)
@@ -523,16 +524,34 @@ def _name_of(fn: Callable[..., object]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
+def _what_a_call_runs(fn: Callable[..., object]) -> object:
+    """The function whose code calling ``fn`` runs: a partial's (at any depth), a
+    callable object's ``__call__``; else ``fn`` itself."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        return fn
+    try:
+        call = type(fn).__call__
+    except AttributeError:  # not callable: calling it raises, as it would unbound
+        return fn
+    return call if inspect.isfunction(call) else fn
+
+
 def _is_async_function(fn: Callable[..., object]) -> bool:
     """Whether calling ``fn`` only makes what an event loop runs later."""
-    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        return True
+    runs = _what_a_call_runs(fn)
+    return inspect.iscoroutinefunction(runs) or inspect.isasyncgenfunction(runs)
 
 
 def _bound_async_function(fn: Callable[P, R], carried: Analytics) -> Callable[P, R]:
     """``fn``, an async function or async generator function, of the same kind,
     running with ``carried`` bound wherever it is awaited."""
-    if inspect.isasyncgenfunction(fn):
-        return cast("Callable[P, R]", _bound_async_generator_function(fn, carried))
+    if inspect.isasyncgenfunction(_what_a_call_runs(fn)):
+        generator_function = cast("Callable[P, AsyncIterable[Any]]", fn)
+        return cast("Callable[P, R]", _bound_async_generator_function(generator_function, carried))
     coroutine_function = cast("Callable[P, Coroutine[Any, Any, Any]]", fn)
     return cast("Callable[P, R]", _bound_coroutine_function(coroutine_function, carried))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any
@@ -171,3 +172,70 @@ def test_start_thread_refuses_an_async_function_whose_coroutine_nobody_would_awa
         start_thread(send_receipt, 1)
     with pytest.raises(TypeError, match="receipts is async"):
         start_thread(receipts, [1])
+
+
+class SendReceipt:
+    """A task object, as apps write them: its ``__call__`` is async."""
+
+    def __init__(self, note: str) -> None:
+        self.note = note
+
+    async def __call__(self, order_id: int) -> str | None:
+        await asyncio.sleep(0)
+        analytics().track("Receipt Sent", {"order_id": order_id, "note": self.note})
+        return analytics().anonymous_id
+
+
+class Receipts:
+    """A callable object whose ``__call__`` is an async generator function."""
+
+    async def __call__(self, order_ids: list[int]) -> AsyncGenerator[str | None, None]:
+        for _ in order_ids:
+            await asyncio.sleep(0)
+            found = current()
+            yield found.anonymous_id if found is not None else None
+
+
+class Rows:
+    """A callable object whose ``__call__`` is a generator function."""
+
+    def __call__(self, count: int) -> Iterator[str | None]:
+        yield from rows(count)
+
+
+async def test_a_callable_object_whose_call_is_async_runs_bound_in_background_tasks(
+    client: Client, segment_collector: CollectorHandle
+) -> None:
+    background = pytest.importorskip("starlette.background")
+    with bound(visitor(client)):
+        tasks = background.BackgroundTasks()
+        tasks.add_task(with_binding(SendReceipt("object")), 3)
+        tasks.add_task(with_binding(functools.partial(SendReceipt("partial"), 4)))
+    await tasks()
+    messages = delivered(client, segment_collector, 2)
+    assert sorted((m["properties"]["order_id"], m["properties"]["note"]) for m in messages) == [
+        (3, "object"),
+        (4, "partial"),
+    ]
+    assert {m["anonymousId"] for m in messages} == {"anon-1"}
+
+
+async def test_a_callable_object_whose_call_is_an_async_generator_is_bound_per_step() -> None:
+    with bound(Analytics(anonymous_id="caller")):
+        wrapped = with_binding(Receipts())
+    assert inspect.isasyncgenfunction(wrapped)
+    assert [found async for found in wrapped([1, 2])] == ["caller", "caller"]
+
+
+def test_a_callable_object_whose_call_is_a_generator_is_bound_per_row() -> None:
+    with bound(Analytics(anonymous_id="caller")):
+        wrapped = with_binding(Rows())
+    assert list(wrapped(2)) == ["caller", "caller"]
+
+
+def test_start_thread_refuses_a_callable_object_or_partial_whose_call_is_async() -> None:
+    from segment_core.scope import start_thread
+
+    for task in (SendReceipt("x"), functools.partial(SendReceipt("x"), 1), Receipts()):
+        with pytest.raises(TypeError, match="is async"):
+            start_thread(task, 1)
