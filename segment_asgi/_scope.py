@@ -18,7 +18,13 @@ from starlette.routing import BaseRoute, Host, Match, Mount
 
 from segment_asgi._types import Scope
 from segment_core.hosts import DEFAULT_PORTS
-from segment_core.web import Redactor, RequestInfo, cached_for_short_text, request_wire_path
+from segment_core.web import (
+    Redactor,
+    RequestInfo,
+    cached_for_short_text,
+    query_of_request_line,
+    request_wire_path,
+)
 
 __all__ = [
     "header_dict",
@@ -57,7 +63,7 @@ def request_info(scope: Scope, native: Any = None) -> RequestInfo:
         scheme=scheme,
         host=headers.get("host") or _server_host(scope.get("server"), scheme),
         path=request_path(scope),
-        query_string=(scope.get("query_string") or b"").decode("latin-1"),
+        query_string=_query_string(scope),
         headers=headers,
         cookies=HeaderCookies(cookie) if cookie else {},
         client_addr=str(client[0]) if client else None,
@@ -146,6 +152,13 @@ def request_path(scope: Scope) -> str:
         raw_path if isinstance(raw_path, bytes) else None,
         str(scope.get("root_path") or ""),
     )
+
+
+def _query_string(scope: Scope) -> str:
+    """The scope's query string, as text; none when the path held a ``#`` before it."""
+    query = (scope.get("query_string") or b"").decode("latin-1")
+    raw_path = scope.get("raw_path")
+    return query_of_request_line(query, raw_path) if isinstance(raw_path, bytes) else query
 
 
 def _server_host(server: Any, scheme: str) -> str:

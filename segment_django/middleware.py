@@ -79,6 +79,7 @@ from segment_core.web import (
     environ_wire_path,
     is_excluded_request,
     is_plain_id,
+    query_of_request_line,
     request_wire_path,
     serves_graphql,
 )
@@ -585,10 +586,13 @@ _cookie_templates: dict[tuple[Any, ...], tuple[dict[str, Any], str] | None] = {}
 def _request_info(request: HttpRequest) -> RequestInfo:
     meta = request.META
     scope = getattr(request, "scope", None)  # ASGIRequest
+    query = meta.get("QUERY_STRING", "")
     if scope is not None and isinstance(scope, Mapping):
-        path = request_wire_path(
-            request.path, scope.get("raw_path"), str(scope.get("root_path") or "")
-        )
+        raw_path = scope.get("raw_path")
+        if not isinstance(raw_path, bytes):
+            raw_path = None
+        path = request_wire_path(request.path, raw_path, str(scope.get("root_path") or ""))
+        query = query_of_request_line(query, raw_path)
         state = scope.get("state")
         if type(state) is dict:
             # Read by an ASGI middleware around Django's handler, which stands aside.
@@ -597,6 +601,7 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         # META is the environ, but with PATH_INFO decoded: request.path re-escapes
         # the bytes that are not UTF-8 ("%E9"), a literal "%" is lost with it.
         path = environ_wire_path(meta, request.path)
+        query = query_of_request_line(query, meta.get("RAW_URI") or meta.get("REQUEST_URI"))
     urlconf = getattr(request, "urlconf", None)
     script_name = meta.get("SCRIPT_NAME")
     mount = str(script_name).rstrip("/") if script_name else ""
@@ -613,7 +618,7 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         scheme=_scheme(request),
         host=_host(request),
         path=path,
-        query_string=meta.get("QUERY_STRING", ""),
+        query_string=query,
         # META holds the headers as a WSGI environ does, under WSGI and ASGI alike.
         headers=WSGIHeaders(meta),
         # Parsing cookies costs more than the rest: a new visitor has none.

@@ -23,6 +23,7 @@ from segment_core.web import (
     WSGIHeaders,
     cached_for_short_text,
     environ_wire_path,
+    query_of_request_line,
     serves_graphql,
 )
 from segment_core.web._redaction import name_and_port
@@ -112,7 +113,9 @@ def request_info(
         scheme=request.scheme,
         host=host,
         path=environ_wire_path(environ),
-        query_string=environ.get("QUERY_STRING", ""),
+        query_string=query_of_request_line(
+            environ.get("QUERY_STRING", ""), environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        ),
         headers=WSGIHeaders(environ),
         # Parsing cookies costs more than all the rest: a new visitor has none.
         cookies=_cookies(request, environ) if "HTTP_COOKIE" in environ else {},

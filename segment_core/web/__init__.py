@@ -77,6 +77,7 @@ from segment_core.web._request import (
     cached_for_short_text,
     checked_host,
     environ_wire_path,
+    query_of_request_line,
     request_wire_path,
     wire_path,
 )
@@ -157,6 +158,7 @@ __all__ = [
     "page_properties",
     "parse_id_cookie",
     "privacy_allows",
+    "query_of_request_line",
     "redact_path",
     "redact_query",
     "redact_url",

@@ -20,6 +20,7 @@ __all__ = [
     "cached_for_short_text",
     "checked_host",
     "decoded_path",
+    "query_of_request_line",
     "request_wire_path",
     "short_value_cache",
     "wire_path",
@@ -391,6 +392,25 @@ def without_default_port(scheme: str, host: str) -> str:
     if port is not None and host.endswith(port):
         return host[: -len(port)]
     return host
+
+
+def query_of_request_line(query: str, target: str | bytes | None) -> str:
+    """The query string a server gave, unless the request line's path held a ``#``.
+
+    ``target`` is the request line's target as the server kept it (ASGI's
+    ``raw_path``, a WSGI ``RAW_URI`` or ``REQUEST_URI``). In ``/p#top?a=1``
+    everything after the ``#`` is the fragment: gunicorn and Werkzeug give no
+    query, while uvicorn and uWSGI split the target at its first ``?`` and give
+    ``a=1``, which is no part of the page.
+
+    >>> query_of_request_line("a=1", "/p#top?a=1"), query_of_request_line("a=1", b"/p%23x")
+    ('', 'a=1')
+    """
+    if not query or not target:
+        return query
+    if isinstance(target, bytes):
+        return "" if b"#" in target.partition(b"?")[0] else query
+    return "" if "#" in target.partition("?")[0] else query
 
 
 def without_fragment(query: str) -> str:

@@ -30,6 +30,7 @@ REQUESTS = [
     ("/p?n=5", "shop.example:99999"),
     ("/p?n=6", "shop.example:0"),
     ("/p?n=7", "shop.example:65535"),
+    ("/f#top?utm_source=evil&n=8", "shop.example"),
 ]
 
 
@@ -107,6 +108,15 @@ def test_every_page_url_is_one_a_browser_writes(pages: list[dict[str, Any]]) -> 
     # No page for "*" and "x/y"; the Host's name in lower case, as in location.href.
     assert sorted(page["properties"]["url"] for page in pages) == [
         "http://shop.example/account?n=1",
+        "http://shop.example/f",
         "http://shop.example/p?n=4",
         "http://shop.example:65535/p?n=7",
     ]
+
+
+@pytest.mark.slow
+def test_what_follows_a_fragment_in_the_target_is_no_query(pages: list[dict[str, Any]]) -> None:
+    # h11 splits "/f#top?utm_source=evil" at its "?": the query it gives is the fragment's.
+    [page] = [p for p in pages if p["properties"]["path"] == "/f"]
+    assert page["properties"]["search"] == page["context"]["page"]["search"] == ""
+    assert "campaign" not in page["context"]

@@ -69,6 +69,27 @@ def test_under_gunicorn_an_absolute_form_target_is_a_page_of_the_host_header(
     assert "s3cret" not in repr(message)
 
 
+def test_what_follows_a_fragment_in_the_target_is_no_query(segment: Any, sent: Sent) -> None:
+    # uWSGI splits "/f#top?utm_source=evil" at its "?": the query it gives is the fragment's.
+    assert get("/f#top?utm_source=evil&n=1") == 200
+    [message] = sent(type="page")
+    assert message["properties"]["url"] == "http://shop.example/f"
+    assert message["properties"]["search"] == ""
+    assert "campaign" not in message["context"]
+
+
+async def test_under_uvicorn_what_follows_a_fragment_in_the_target_is_no_query(
+    segment: Any, sent: Sent
+) -> None:
+    headers = [(b"host", b"shop.example"), (b"accept", b"text/html")]
+    scope = http_scope("/f#top", query_string=b"utm_source=evil", headers=headers)
+    [start, *_] = await call(ASGIHandler(), scope)
+    assert start["status"] == 200
+    [message] = sent(type="page")
+    assert message["properties"]["url"] == "http://shop.example/f"
+    assert "campaign" not in message["context"]
+
+
 async def test_under_uvicorn_a_target_django_cannot_route_has_no_page_call(
     segment: Any, sent: Sent
 ) -> None:

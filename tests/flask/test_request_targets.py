@@ -197,6 +197,16 @@ def test_under_uwsgi_every_page_url_is_one_a_browser_writes(
     segment_collector: Any, tmp_path: Path
 ) -> None:
     # No page for "*" and "x/y"; the Host's name in lower case, as in location.href.
-    requests = [("*", "shop.example"), ("x/y?n=2", "shop.example"), ("/p?n=3", "SHOP.Example")]
+    # What follows a fragment is no query, though uWSGI splits the target at its "?".
+    requests = [
+        ("*", "shop.example"),
+        ("x/y?n=2", "shop.example"),
+        ("/p?n=3", "SHOP.Example"),
+        ("/f#top?utm_source=evil&n=4", "shop.example"),
+    ]
     pages = uwsgi_pages(segment_collector, tmp_path, requests)
-    assert [page["properties"]["url"] for page in pages] == ["http://shop.example/p?n=3"]
+    assert [page["properties"]["url"] for page in pages] == [
+        "http://shop.example/p?n=3",
+        "http://shop.example/f",
+    ]
+    assert "campaign" not in pages[1]["context"]
