@@ -173,6 +173,14 @@ def _optional_str(name: str, value: object) -> str | None:
     raise InvalidMessage(f"{name} must be a string, got {type(value).__name__}")
 
 
+def timestamp_as_sent(value: dt.datetime | str) -> str:
+    """The text a call's ``timestamp=value`` is sent as (UTC, milliseconds, ``Z``).
+
+    Raises :class:`InvalidMessage` for a value the call would refuse.
+    """
+    return _timestamp(value)
+
+
 def _timestamp(value: object) -> str:
     if value is None:
         return now_timestamp()

@@ -26,6 +26,8 @@ pytest empties it before each test; :class:`SegmentTestMixin` in ``setUp``.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, overload
@@ -33,6 +35,7 @@ from typing import Any, overload
 from segment_core import testing
 from segment_core.encoding import decode, encode
 from segment_core.errors import InvalidMessage
+from segment_core.normalize import stringify_id, timestamp_as_sent
 from segment_core.testing import capture
 
 __all__ = ["CapturedEvents", "SegmentTestMixin", "capture_events", "outbox"]
@@ -63,9 +66,10 @@ class CapturedEvents(Sequence[Message]):
     def find(self, type: str | None = None, **fields: Any) -> list[Message]:
         """Messages of ``type`` whose top-level fields equal ``fields`` (camelCase keys).
 
-        Values compare as sent: ``timestamp=datetime(...)`` finds its ISO-8601 text.
+        Values compare as sent: ``timestamp=datetime(...)`` finds its ISO-8601 text
+        (a naive one taken as UTC, as the client takes it), ``userId=42`` finds ``"42"``.
         """
-        expected = _as_sent(fields)
+        expected = _fields_as_sent(fields)
         return [
             m
             for m in self._messages
@@ -136,6 +140,27 @@ def _as_sent(values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` as captures hold them: each encoded and read back as JSON, as the
     client sends it. One JSON cannot hold (a matcher such as ``mock.ANY``) is kept."""
     return {key: _value_as_sent(value) for key, value in values.items()}
+
+
+def _fields_as_sent(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Top-level ``fields`` as the client writes them: ids as their text (``userId=42``
+    finds ``"42"``), a ``timestamp`` as UTC with milliseconds (a ``datetime`` or any
+    ISO-8601 text of the same instant); the rest as :func:`_as_sent` says."""
+    sent = _as_sent(fields)
+    # A value the client would refuse (a matcher such as mock.ANY) is kept as given.
+    for key in _ID_FIELDS.intersection(fields):
+        with contextlib.suppress(InvalidMessage):
+            sent[key] = stringify_id(key, fields[key])
+    for key in _TIME_FIELDS.intersection(fields):
+        value = fields[key]
+        if isinstance(value, (str, dt.datetime)):
+            with contextlib.suppress(InvalidMessage):
+                sent[key] = timestamp_as_sent(value)
+    return sent
+
+
+_ID_FIELDS = frozenset({"userId", "anonymousId", "groupId", "previousId"})
+_TIME_FIELDS = frozenset({"timestamp", "originalTimestamp"})
 
 
 def _value_as_sent(value: Any) -> Any:

@@ -84,3 +84,29 @@ def test_the_assertions_hold_under_python_o() -> None:
         "expected no Segment messages, got:",
         "expected one track with event='B', found 0; captured:",
     ]
+
+
+def test_find_takes_ids_and_timestamps_as_a_call_takes_them() -> None:
+    from freezegun import freeze_time
+
+    from segment_core import Client as SegmentClient
+
+    segment = SegmentClient("key", send=False)
+    paid_at = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.timezone.utc)
+    with capture_events() as events:
+        segment.track(42, "Order Paid", timestamp=paid_at)
+        with freeze_time("2024-05-02 08:00:00"):
+            segment.track("u-7", "Order Shipped")
+            frozen_now = datetime.datetime.now(datetime.timezone.utc)
+    assert [m["event"] for m in events.find(userId=42)] == ["Order Paid"]
+    for same_instant in (
+        paid_at,
+        paid_at.replace(tzinfo=None),  # naive: UTC, as the call takes it
+        paid_at.astimezone(datetime.timezone(datetime.timedelta(hours=2))),
+        "2024-05-01T14:30:00+02:00",
+    ):
+        assert [m["event"] for m in events.find(timestamp=same_instant)] == ["Order Paid"]
+    assert [m["event"] for m in events.find("track", timestamp=frozen_now)] == ["Order Shipped"]
+    assert events.find(timestamp=paid_at + datetime.timedelta(seconds=1)) == []
+    assert len(events.find(timestamp=mock.ANY, userId=mock.ANY)) == 2
+    segment.shutdown()
