@@ -235,7 +235,7 @@ class Delivery:
                     delivered = False
                     continue
                 more = self._deliver_one(current, abandon, deadline)
-            except Exception as exc:  # a bug here must never stop delivery for good
+            except BaseException as exc:  # a bug here must never stop delivery for good
                 if is_interruption(exc):  # (see _deliver_one)
                     self._interrupted([h.batch for h in pending if self.release(h)], exc)
                     raise
@@ -345,7 +345,7 @@ class Delivery:
                         stopped = f"{SHUT_DOWN_BEFORE_DELIVERY}; last error: {outcome.error}"
                         self._stop_at_shutdown(held, stopped, attempt)
                     return None
-        except Exception as exc:
+        except BaseException as exc:  # KeyboardInterrupt, gevent.Timeout, a job's limit...
             if is_interruption(exc) and self.release(held):
                 self._interrupted([batch], exc)
             raise
@@ -360,7 +360,7 @@ class Delivery:
             self._held.update(parts)
         return parts
 
-    def _interrupted(self, batches: list[list[bytes]], error: Exception) -> None:
+    def _interrupted(self, batches: list[list[bytes]], error: BaseException) -> None:
         """Sync mode: a job's time limit stopped the caller while it sent ``batches``.
 
         They count as failed, ``last_error`` saying why. No hook runs: the job is to

@@ -38,7 +38,7 @@ HOLD = {"flush_at": 2500, "flush_interval": 3600.0}
 
 
 @contextlib.contextmanager
-def time_limit(make: Callable[[], Exception]) -> Iterator[Callable[[float], None]]:
+def time_limit(make: Callable[[], BaseException]) -> Iterator[Callable[[float], None]]:
     """Install a SIGALRM handler raising ``make()``; yield a function arming it."""
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
@@ -129,6 +129,19 @@ def test_a_hook_raising_a_timeout_of_its_own_is_its_failure(
     segment_collector.wait_for(1, type="track", event="Unchanged")
 
 
+class GreenTimeout(BaseException):
+    """Like ``gevent.Timeout`` and ``GreenletExit``: no ``Exception``."""
+
+
+#: What stops a sync-mode send from outside: a job's limit, Ctrl-C, a green thread's timeout.
+STOPS: dict[str, type[BaseException]] = {
+    "rq job_timeout": JobTimeoutException,
+    "Ctrl-C": KeyboardInterrupt,
+    "a green timeout": GreenTimeout,
+}
+
+
+@pytest.mark.parametrize("stop", STOPS)
 @pytest.mark.parametrize(
     ("fault", "options"),
     [
@@ -142,18 +155,19 @@ def test_a_time_limit_in_a_sync_mode_send_stops_the_job(
     segment_collector: CollectorHandle,
     fault: dict[str, Any],
     options: dict[str, Any],
+    stop: str,
 ) -> None:
     errors: list[Any] = []
     client = collector_client(sync_mode=True, on_error=lambda *args: errors.append(args), **options)
     segment_collector.faults(fault)
     started = time.monotonic()
-    with time_limit(LIMITS["rq job_timeout"]) as arm, pytest.raises(JobTimeoutException):
+    with time_limit(STOPS[stop]) as arm, pytest.raises(STOPS[stop]):
         arm(0.3)
         client.track("u", "Stopped")
     assert time.monotonic() - started < 5
     stats = client.stats()
-    assert (stats["accepted"], stats["sent"], stats["failed"]) == (1, 0, 1)
-    assert stats["last_error"].startswith("interrupted by JobTimeoutException")
+    assert (stats["accepted"], stats["sent"], stats["failed"], stats["pending"]) == (1, 0, 1, 0)
+    assert stats["last_error"].startswith(f"interrupted by {STOPS[stop].__name__}")
     assert errors == []  # no hook runs once the job is to stop
     segment_collector.clear_faults()
     assert client.track("u", "After")[0]
