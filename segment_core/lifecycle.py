@@ -5,7 +5,8 @@
   first, so what the app registers afterwards (a handler that tracks a last
   event) runs while the clients still accept calls.
 - ``SIGTERM``: a handler is chained only where the process would otherwise die
-  without running ``atexit`` (the handler is ``SIG_DFL``), only from the main
+  without running ``atexit`` (the handler is ``SIG_DFL``, and nothing outside
+  Python catches it, as gevent's ``signal_handler()`` does), only from the main
   thread, and only once there is something to deliver for: a client built there,
   a first message queued there, or ``segment_core.write_key`` set there, as a
   script that calls from worker threads only does. Importing the
@@ -421,10 +422,30 @@ def chain_sigterm() -> None:
     try:
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return
+        if _caught_outside_python(signal.SIGTERM):
+            return
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):  # not the main interpreter, or signals unavailable
         return
     _sigterm_chained = True
+
+
+def _caught_outside_python(signum: int) -> bool:
+    """Whether the process catches ``signum`` though Python's handler says ``SIG_DFL``.
+
+    Python only knows the handlers set through :mod:`signal` (or there as it
+    started). One set later in C, such as gevent's ``signal_handler()`` (in its
+    event loop) or ``faulthandler.register()``, shows in Linux's ``SigCgt`` mask;
+    elsewhere this answers False.
+    """
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"SigCgt:"):
+                    return bool(int(line[7:], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

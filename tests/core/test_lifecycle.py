@@ -160,6 +160,39 @@ def test_an_existing_sigterm_handler_is_left_alone(receiver: Receiver) -> None:
     assert len(receiver.messages()) == 1  # delivered by atexit after the app's own exit
 
 
+def test_a_sigterm_handler_set_outside_python_is_left_alone(receiver: Receiver) -> None:
+    # gevent's signal_handler() sets it in its event loop: Python's own record still
+    # says SIG_DFL. A client built afterwards (lazily, by a first request) must not
+    # replace it: the app's graceful stop runs, and atexit delivers.
+    process = run_script(
+        """
+        from gevent import monkey
+        monkey.patch_all()
+        import gevent, signal, sys
+        stopped = gevent.event.Event()
+        def graceful():
+            print("mine", flush=True)
+            client.track("user", "Server Stopped")
+            stopped.set()
+        gevent.signal_handler(signal.SIGTERM, graceful)
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_interval=3600)
+        client.track("user", "Page Served")
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        print("ready", flush=True)
+        stopped.wait(120)
+        """,
+        receiver.url,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "mine" in stdout
+    assert [m["event"] for m in receiver.messages()] == ["Page Served", "Server Stopped"]
+
+
 MULTIPROCESSING_SCRIPT = """
 import multiprocessing, os, sys
 import segment_core
