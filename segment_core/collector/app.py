@@ -321,7 +321,13 @@ class CollectorApp:
         self.requests["accepted"] += 1
         self.notifier.notify()
         if self.forwarder is not None:
-            self.forwarder.submit([r.message for r in records if not r.reasons], write_key)
+            self.forwarder.submit(
+                [r.message for r in records if not r.reasons],
+                write_key,
+                # Every record of a request holds its sentAt: the relay keeps the sender's clock.
+                sent_at=records[0].sent_at if records else None,
+                received_at=received_at,
+            )
         return JSONBytesResponse({"success": True})
 
     async def _read_body(self, request: Request) -> bytes:

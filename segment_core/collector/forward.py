@@ -6,16 +6,25 @@ requests as Segment's limits need (SPEC.md: 500 KB and 2,500 messages per reques
 32 KB per message): a batch merged with its shared `context` can outgrow them.
 When the queue is full a batch is dropped and counted; a failed send is logged and
 counted, never retried.
+
+Each relayed request keeps the sender's clock in its `sentAt`, so that Segment's skew
+correction (`timestamp = receivedAt - (sentAt - originalTimestamp)`, SPEC.md) still
+corrects a device with a wrong clock: it is the sender's `sentAt` plus the time the
+batch spent in the collector, stamped as each request leaves. Only a request without
+a `sentAt` is relayed with the collector's clock. Requests are never merged, so every
+message of a relayed request shares the sender's clock.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import logging
 import queue
 import threading
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from http.client import HTTPMessage
 from typing import IO
 from urllib.parse import urljoin
@@ -23,8 +32,10 @@ from urllib.parse import urljoin
 import orjson
 
 from segment_core.batching import pack
-from segment_core.collector.ingest import Limits, utc_now_iso
+from segment_core.collector.ingest import Limits
+from segment_core.encoding import format_timestamp
 from segment_core.hosts import check_host, doubled_api_path, redact_url
+from segment_core.spec import parse_iso8601
 
 __all__ = ["Forwarder", "checked_base_url"]
 
@@ -70,6 +81,48 @@ class _FollowNoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What one request brought to relay, and the times that place the sender's clock."""
+
+    messages: list[bytes]
+    write_key: str | None
+    sent_at: str | None
+    received_at: str | None
+
+
+def _sender_clock_offset(sent_at: str | None, received_at: str | None) -> dt.timedelta | None:
+    """How far the sender's `sentAt` is ahead of the collector's `receivedAt` of it.
+
+    Its clock's skew (plus the time the request took to arrive); None when either is
+    missing or not ISO-8601. A time without an offset is taken as UTC.
+    """
+    sent = parse_iso8601(sent_at) if sent_at is not None else None
+    received = parse_iso8601(received_at) if received_at is not None else None
+    if sent is None or received is None:
+        return None
+    return _as_utc(sent) - _as_utc(received)
+
+
+def _relayed_sent_at(offset: dt.timedelta | None) -> str:
+    """The `sentAt` of a request leaving now: the collector's clock moved by `offset`.
+
+    The collector's own clock when `offset` is None, or when the moved time falls
+    outside years 1 to 9999.
+    """
+    now = dt.datetime.now(dt.timezone.utc)
+    if offset is not None:
+        try:
+            return format_timestamp(now + offset)
+        except OverflowError:
+            pass
+    return format_timestamp(now)
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
 class Forwarder:
     """Sends batches to `{url}/v1/batch` from a background thread.
 
@@ -80,7 +133,7 @@ class Forwarder:
     def __init__(self, url: str, *, max_queue: int = 1000, timeout: float = 10.0) -> None:
         self.url = checked_base_url(url).rstrip("/") + "/v1/batch"
         self._timeout = timeout
-        self._queue: queue.Queue[tuple[list[bytes], str | None] | None] = queue.Queue(max_queue)
+        self._queue: queue.Queue[_Request | None] = queue.Queue(max_queue)
         self._opener = urllib.request.build_opener(_FollowNoRedirect)
         self._lock = threading.Lock()
         self.stats = {"sent": 0, "failed": 0, "dropped": 0, "too_large": 0}
@@ -89,12 +142,24 @@ class Forwarder:
         )
         self._thread.start()
 
-    def submit(self, messages: list[bytes], write_key: str | None) -> None:
-        """Queue messages (each already JSON) for relaying; never blocks."""
+    def submit(
+        self,
+        messages: list[bytes],
+        write_key: str | None,
+        *,
+        sent_at: str | None = None,
+        received_at: str | None = None,
+    ) -> None:
+        """Queue messages (each already JSON) of one request for relaying; never blocks.
+
+        `sent_at`: the request's `sentAt`; `received_at`: when the collector received
+        it. With both, the relayed `sentAt` keeps the sender's clock (see the module
+        docstring); else it is the collector's.
+        """
         if not messages:
             return
         try:
-            self._queue.put_nowait((messages, write_key))
+            self._queue.put_nowait(_Request(messages, write_key, sent_at, received_at))
         except queue.Full:
             self._count("dropped")
 
@@ -112,12 +177,13 @@ class Forwarder:
             if item is None:  # close() asks the thread to stop
                 return
             try:
-                self._relay(*item)
+                self._relay(item)
             except Exception:  # a bug here must never kill the relay
                 logger.exception("could not forward a batch to %s", redact_url(self.url))
                 self._count("failed")
 
-    def _relay(self, messages: list[bytes], write_key: str | None) -> None:
+    def _relay(self, request: _Request) -> None:
+        messages, write_key = request.messages, request.write_key
         fitting = [m for m in messages if len(m) <= SEGMENT_LIMITS.max_message_bytes]
         if len(fitting) < len(messages):
             too_large = len(messages) - len(fitting)
@@ -128,16 +194,14 @@ class Forwarder:
                 redact_url(self.url),
             )
             self._count("too_large", too_large)
-        envelope: dict[str, str] = {"sentAt": utc_now_iso()}
-        if write_key is not None:
-            envelope["writeKey"] = write_key
+        offset = _sender_clock_offset(request.sent_at, request.received_at)
         # The messages are already JSON: splice them in rather than parse them again.
-        head, tail = b'{"batch":[', b"]," + orjson.dumps(envelope)[1:]
-        room = SEGMENT_LIMITS.max_request_bytes - len(head) - len(tail)
+        # Every sentAt has the same length, so the first one sizes the room of all.
+        head = b'{"batch":['
+        room = SEGMENT_LIMITS.max_request_bytes - len(head) - len(_tail(offset, write_key))
         for chunk in pack(fitting, max_messages=SEGMENT_LIMITS.max_batch_messages, max_bytes=room):
-            self._count(
-                "sent" if self._send(head + b",".join(chunk) + tail, write_key) else "failed"
-            )
+            body = head + b",".join(chunk) + _tail(offset, write_key)
+            self._count("sent" if self._send(body, write_key) else "failed")
 
     def _send(self, body: bytes, write_key: str | None) -> bool:
         """POST one body; False (and one line in the log) when it did not arrive."""
@@ -187,3 +251,11 @@ class Forwarder:
     def _count(self, what: str, amount: int = 1) -> None:
         with self._lock:
             self.stats[what] += amount
+
+
+def _tail(offset: dt.timedelta | None, write_key: str | None) -> bytes:
+    """The end of a relayed body after its messages: `sentAt` (stamped now) and `writeKey`."""
+    envelope = {"sentAt": _relayed_sent_at(offset)}
+    if write_key is not None:
+        envelope["writeKey"] = write_key
+    return b"]," + orjson.dumps(envelope)[1:]

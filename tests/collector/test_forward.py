@@ -1,21 +1,29 @@
-"""Relaying to an upstream API: within Segment's limits, and saying why a relay failed."""
+"""Relaying to an upstream API: within Segment's limits, keeping the sender's clock in
+`sentAt`, and saying why a relay failed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import orjson
 import pytest
 
+from segment_core import Client
 from segment_core.collector import CollectorHandle, create_app, run_in_background
 from segment_core.collector.forward import Forwarder
 from tests.collector.helpers import batch, message, post
 
 WAIT_SECONDS = 15.0
+#: A sender's clock one hour behind: far more than any delay of a slow machine.
+SKEW = dt.timedelta(hours=-1)
+#: Timestamps are written in whole milliseconds: the corrected time may be that far out.
+MILLISECONDS_CUT = dt.timedelta(milliseconds=5)
 
 
 @pytest.fixture
@@ -64,6 +72,93 @@ def wait_for_relayed(relay: CollectorHandle, requests: int) -> dict[str, int]:
         if forwarded["sent"] >= requests or time.monotonic() > deadline:
             return forwarded
         time.sleep(0.02)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(when: dt.datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def corrected_time(event: dict[str, Any]) -> dt.datetime:
+    """The time Segment gives the event: `receivedAt - (sentAt - timestamp)` (SPEC.md)."""
+    received, sent = (dt.datetime.fromisoformat(event[key]) for key in ("receivedAt", "sentAt"))
+    return received - (sent - dt.datetime.fromisoformat(event["message"]["timestamp"]))
+
+
+def assert_corrected_to_the_real_time(
+    events: list[dict[str, Any]], called: dt.datetime, seen: dt.datetime
+) -> None:
+    """Each event's corrected time lies between the call and the moment it was seen."""
+    for event in events:
+        assert called - MILLISECONDS_CUT <= corrected_time(event) <= seen + MILLISECONDS_CUT, (
+            f"sentAt {event['sentAt']}, receivedAt {event['receivedAt']}, "
+            f"timestamp {event['message']['timestamp']}: called at {iso(called)}"
+        )
+
+
+def test_a_skewed_senders_events_are_relayed_with_a_sent_at_that_corrects_its_clock(
+    upstream: CollectorHandle,
+) -> None:
+    with run_in_background(forward=upstream.url) as relay:
+        client = Client("upstream-key", host=relay.url, now=lambda: utc_now() + SKEW)
+        called = utc_now()
+        client.track("user-1", "Skewed Clock")
+        assert client.flush(WAIT_SECONDS)
+        client.shutdown(timeout=5)
+        relayed = upstream.wait_for(1, timeout=WAIT_SECONDS)
+        seen = utc_now()
+    assert relayed[0]["message"]["event"] == "Skewed Clock"
+    assert_corrected_to_the_real_time(relayed, called, seen)
+
+
+def test_each_request_a_grown_batch_is_split_into_keeps_the_senders_clock(
+    upstream: CollectorHandle,
+) -> None:
+    # 100 small messages and one shared context of 6 KB: some 600 KB once merged, so
+    # the relay splits them into two requests, each stamped as it leaves.
+    shared = {"userAgent": "Mozilla/5.0 " + "x" * 6000}
+    called = utc_now()
+    skewed = iso(called + SKEW)
+    sent = [message(timestamp=skewed) for _ in range(100)]
+    with run_in_background(forward=upstream.url) as relay:
+        body = batch(*sent, context=shared, sentAt=skewed)
+        answer = post(relay.url, body, auth=("upstream-key", ""))
+        assert answer.status_code == 200, answer.text
+        relayed = upstream.wait_for(100, timeout=WAIT_SECONDS)
+        seen = utc_now()
+    assert upstream.summary()["requests"]["accepted"] == 2
+    assert_corrected_to_the_real_time(relayed, called, seen)
+
+
+def test_a_single_call_keeps_the_senders_clock_of_its_own_sent_at(
+    upstream: CollectorHandle,
+) -> None:
+    called = utc_now()
+    skewed = iso(called + SKEW)
+    with run_in_background(forward=upstream.url) as relay:
+        track = message(timestamp=skewed, sentAt=skewed)
+        answer = post(relay.url, track, path="/v1/track", auth=("upstream-key", ""))
+        assert answer.status_code == 200, answer.text
+        relayed = upstream.wait_for(1, timeout=WAIT_SECONDS)
+        seen = utc_now()
+    assert_corrected_to_the_real_time(relayed, called, seen)
+
+
+def test_a_batch_without_sent_at_is_relayed_with_the_collectors_clock(
+    upstream: CollectorHandle,
+) -> None:
+    body = {"batch": [message()]}
+    before = utc_now()
+    with run_in_background(forward=upstream.url) as relay:
+        answer = post(relay.url, body, auth=("upstream-key", ""))
+        assert answer.status_code == 200, answer.text
+        [relayed] = upstream.wait_for(1, timeout=WAIT_SECONDS)
+        after = utc_now()
+    sent_at = dt.datetime.fromisoformat(relayed["sentAt"])
+    assert before - MILLISECONDS_CUT <= sent_at <= after
 
 
 def test_a_batch_grown_by_its_shared_context_is_relayed_in_requests_within_the_limits(
