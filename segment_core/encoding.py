@@ -1,7 +1,8 @@
 """JSON encoding of messages: orjson when available, the stdlib otherwise.
 
 Values beyond plain JSON are encoded the way a destination expects them:
-datetimes and dates as ISO-8601 (naive datetimes are UTC), ``Decimal`` as a
+datetimes and dates as ISO-8601 (naive datetimes without a zone, as
+``isoformat()`` writes them), ``Decimal`` as a
 number, ``UUID`` as a string, enums by value, bytes as UTF-8 text, lazy
 translations (Django's, Flask-Babel's) as their text, sets, tuples and
 dataclasses as arrays and objects. A value that cannot be encoded (see
@@ -86,9 +87,18 @@ def now_timestamp() -> str:
     second = milliseconds // 1000
     cached = _second_prefix
     if cached[0] != second:
-        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        cached = (second, _second_text(time.gmtime(second)))
         _second_prefix = cached
     return cached[1] + _MILLISECONDS[milliseconds - second * 1000]
+
+
+def _second_text(when: time.struct_time) -> str:
+    """``when`` to the second, as :func:`format_timestamp` writes it: four-digit years
+    (``time.strftime("%Y")`` writes ``999`` on glibc)."""
+    return (
+        f"{when.tm_year:04d}-{when.tm_mon:02d}-{when.tm_mday:02d}T{when.tm_hour:02d}:"
+        f"{when.tm_min:02d}:{when.tm_sec:02d}"
+    )
 
 
 _DATES = (dt.datetime, dt.date, dt.time)

@@ -256,24 +256,30 @@ def utc_offset(value: dt.datetime | dt.time) -> dt.timedelta | None:
 def date_text(value: dt.date | dt.time) -> str:
     """A datetime, date or time as the ISO-8601 text both encoders write.
 
-    A datetime is naive (taken as UTC) or at UTC: it ends in ``Z``; else it keeps
-    its offset in hours and minutes, or, when its offset has seconds (which
-    RFC 3339 cannot write), it is written in UTC. Raises ``ValueError`` when its
-    tzinfo gives no usable offset (:func:`utc_offset`), when it falls outside
-    years 1 to 9999 in UTC, or when it is no date (:func:`date_problem`).
+    A naive datetime (no tzinfo, or one that gives no offset) is written as it is,
+    without a zone, as analytics-python and Django's ``DjangoJSONEncoder`` write it:
+    it may be local time (Django with ``USE_TZ = False``), which a ``Z`` would make
+    wrong by the local offset. A datetime at UTC ends in ``Z``; else it keeps its
+    offset in hours and minutes, or, when its offset has seconds (which RFC 3339
+    cannot write), it is written in UTC. Raises ``ValueError`` when its tzinfo
+    gives no usable offset (:func:`utc_offset`), when it falls outside years 1 to
+    9999 in UTC, or when it is no date (:func:`date_problem`).
 
     >>> date_text(dt.datetime(2024, 5, 1, 12, 30)), date_text(dt.date(2024, 5, 1))
-    ('2024-05-01T12:30:00Z', '2024-05-01')
+    ('2024-05-01T12:30:00', '2024-05-01')
     """
     if isinstance(value, dt.datetime):
         if type(value) is not dt.datetime:
             _check_date(value)
         if value.tzinfo is None:
-            return dt.datetime.isoformat(value) + "Z"
+            return dt.datetime.isoformat(value)
         text = _iso_text(value)
         if text[-6] in "+-":  # it ends with an offset of whole minutes: "+05:30"
             return text[:-6] + "Z" if text.endswith("+00:00") else text
-        return _utc_text(value)  # an offset with seconds, or none at all: rare
+        offset = utc_offset(value)
+        if offset is None:  # naive all the same: written without an offset
+            return text
+        return _utc_text(value, offset)  # an offset with seconds: rare
     if isinstance(value, dt.time):
         return dt.time.isoformat(value) if value.tzinfo is None else _iso_text(value)
     if type(value) is not dt.date:
@@ -313,14 +319,11 @@ def _iso_text(value: dt.datetime | dt.time) -> str:
         raise ValueError(_no_offset(value, error)) from None
 
 
-def _utc_text(value: dt.datetime) -> str:
-    offset = utc_offset(value)
-    clock = value.replace(tzinfo=None)
-    if offset:
-        try:
-            clock -= offset
-        except OverflowError:
-            raise ValueError("the datetime falls outside years 1 to 9999 in UTC") from None
+def _utc_text(value: dt.datetime, offset: dt.timedelta) -> str:
+    try:
+        clock = value.replace(tzinfo=None) - offset
+    except OverflowError:
+        raise ValueError("the datetime falls outside years 1 to 9999 in UTC") from None
     return dt.datetime.isoformat(clock) + "Z"
 
 

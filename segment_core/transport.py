@@ -112,17 +112,13 @@ class Transport:
 
     def post(self, messages: Sequence[bytes], *, retry_count: int = 0) -> Outcome:
         """POST ``messages`` as one batch."""
-        # sentAt is stamped per attempt: Segment uses it to correct clock skew.
-        body = batch_body(messages, write_key=self._write_key, sent_at=self._sent_at())
-        if self._config.gzip:
-            # Level 1: most of the size reduction of JSON for a fraction of the CPU.
-            body = gzip.compress(body, compresslevel=1)
         headers = self._headers
         if retry_count:
             headers = {**headers, "X-Retry-Count": str(retry_count)}
         if self._tokens is not None:
-            outcome = self._post_with_token(body, headers)
+            outcome, body = self._post_with_token(messages, headers)
         else:
+            body = self._body(messages)
             outcome = self._send(body, headers)
         if self._debug:
             answer = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
@@ -135,25 +131,41 @@ class Transport:
             )
         return outcome
 
-    def _post_with_token(self, body: bytes, headers: dict[str, str]) -> Outcome:
-        assert self._tokens is not None
-        outcome, token = self._send_with_token(body, headers)
-        if outcome.status == 401 and token is not None:
-            # Revoked or expired early: one fresh token, one more try.
-            self._tokens.invalidate(token)
-            outcome, _ = self._send_with_token(body, headers)
-        return outcome
+    def _body(self, messages: Sequence[bytes]) -> bytes:
+        """The batch as it leaves now. sentAt is stamped per request, just before it is
+        sent: Segment moves every timestamp by ``receivedAt - sentAt`` to correct clock
+        skew, so time spent before the send (a token request) would move them too."""
+        body = batch_body(messages, write_key=self._write_key, sent_at=self._sent_at())
+        if self._config.gzip:
+            # Level 1: most of the size reduction of JSON for a fraction of the CPU.
+            body = gzip.compress(body, compresslevel=1)
+        return body
 
-    def _send_with_token(self, body: bytes, headers: dict[str, str]) -> tuple[Outcome, str | None]:
+    def _post_with_token(
+        self, messages: Sequence[bytes], headers: dict[str, str]
+    ) -> tuple[Outcome, bytes]:
+        """The outcome, and the body last sent (empty when no token came)."""
+        assert self._tokens is not None
+        outcome, token, body = self._send_with_token(messages, headers)
+        if outcome.status == 401 and token is not None:
+            # Revoked or expired early: one fresh token, one more try, stamped anew.
+            self._tokens.invalidate(token)
+            outcome, _, body = self._send_with_token(messages, headers)
+        return outcome, body
+
+    def _send_with_token(
+        self, messages: Sequence[bytes], headers: dict[str, str]
+    ) -> tuple[Outcome, str | None, bytes]:
         assert self._tokens is not None
         try:
             token = self._tokens.token()
         except OAuthError as error:
             # Retryable trouble reads as a network error; a refusal is final.
             status = None if error.retryable else error.status
-            return Outcome(status=status, error=str(error), token_refused=True), None
+            return Outcome(status=status, error=str(error), token_refused=True), None, b""
         bearer = {**headers, "Authorization": f"Bearer {token}"}
-        return self._send(body, bearer), token
+        body = self._body(messages)
+        return self._send(body, bearer), token, body
 
     def _send(self, body: bytes, headers: dict[str, str]) -> Outcome:
         try:
