@@ -6,7 +6,7 @@ the app's own settings for the current visitor (see :mod:`segment_core.web`).
 
 from __future__ import annotations
 
-from flask import g, has_request_context, request
+from flask import Flask, current_app, has_request_context, request
 
 from segment_core.web import Snippet, find_csp_nonce, render_snippet
 from segment_flask._hooks import SCOPE_KEY, RequestScope, scope_of_request
@@ -20,9 +20,10 @@ def segment_snippet() -> Snippet:
     For visitors the app does not track and on excluded paths, an inert
     ``analytics`` that loads nothing (the page's own calls do not fail); empty
     without a ``SEGMENT_BROWSER_WRITE_KEY``, outside a request, and in a request
-    context a view opens to render something else (``app.test_request_context()``
-    for an e-mail). The CSP nonce is read where ``SEGMENT_CSP_NONCE`` says:
-    ``request.csp_nonce`` by default (Flask-Talisman).
+    context the app never served (``app.test_request_context()`` for an e-mail, in a
+    view, in an app context of its own or in a CLI command); empty with a warning in
+    an app without ``SegmentFlask``. The CSP nonce is read where
+    ``SEGMENT_CSP_NONCE`` says: ``request.csp_nonce`` by default (Flask-Talisman).
     """
     if not has_request_context():
         return Snippet()  # an email or a CLI render: no visitor, nothing to load
@@ -30,9 +31,19 @@ def segment_snippet() -> Snippet:
     # A streamed template renders after the request's teardown, which empties g
     # (Flask 3.1) or leaves a new one (before): the scope is on the request then.
     scope = vars(native).get(SCOPE_KEY) or scope_of_request(native)
-    if scope is None and g.get(SCOPE_KEY) is not None:
-        return Snippet()  # a context the view opened (an e-mail): not the visitor's page
     if not isinstance(scope, RequestScope):
-        return render_snippet(None)
+        if _is_set_up(current_app):
+            # Segment sees every request the app serves: this context is one the app
+            # never served (app.test_request_context() for an e-mail, maybe in an app
+            # context of the view's own), not a visitor's page.
+            return Snippet()
+        return render_snippet(None)  # logged: the app serves requests Segment never sees
     tracker = scope.tracker
     return render_snippet(tracker, nonce=find_csp_nonce(native, tracker.options))
+
+
+def _is_set_up(app: Flask) -> bool:
+    """Whether ``SegmentFlask`` is set up on ``app`` (its hooks see every request)."""
+    from segment_flask._extension import EXTENSION_NAME  # which imports this module
+
+    return EXTENSION_NAME in app.extensions

@@ -12,10 +12,11 @@ Where the server redacted a page field (a secret in the path, the query or the
 referrer), the loader hands analytics.js the redacted value, for its page call
 and, through a source middleware, for the ``context.page`` of its events on that
 page: a path and URL analytics.js took from the page's canonical link give way to
-the server's, and the campaign it read from the query to the server's (where a
-``utm_`` value held a secret). With ``collect_ip`` off or ``anonymize_ip`` on, the
-events carry the address the server's calls carry (``0.0.0.0`` in a page that
-names no visitor), in place of the one Segment would record.
+the server's, and the campaign it read from the page's query to the one it reads
+from the server's query (as for its page call). With ``collect_ip`` off or
+``anonymize_ip`` on, the events carry the address the server's calls carry
+(``0.0.0.0`` in a page that names no visitor), in place of the one Segment would
+record.
 
 A page that Turbo Drive or htmx (``hx-boost``) shows in the document where the
 loader already runs is handed to it: Turbo runs its snippet (which hands its
@@ -62,12 +63,12 @@ from urllib.parse import quote
 from segment_core.hosts import is_loopback_url
 from segment_core.testing import diverted
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
-from segment_core.web._context import NO_IP, campaign, context_ip
+from segment_core.web._context import NO_IP, context_ip
 from segment_core.web._guard import call_hook
 from segment_core.web._identity import cookie_domain_for, id_cookie, parse_id_cookie
 from segment_core.web._options import WebOptions
 from segment_core.web._page import is_excluded_route, is_page_prefetch, page_name
-from segment_core.web._request import RequestInfo, without_fragment
+from segment_core.web._request import RequestInfo
 
 if TYPE_CHECKING:
     from segment_core.web._tracker import RequestTracker
@@ -246,7 +247,7 @@ _LOADER_CODE = (
   // referrer), analytics.js reports them as the server would, through a source
   // middleware (see report). document.referrer stays this document's.
   var referrer = { original: document.referrer, redacted: redacted && redacted.referrer };
-  var current = pageState(redacted || {}, config.campaign);
+  var current = pageState(redacted || {});
   // The pages of this document whose fields the server gave, newest first (Turbo's
   // and htmx's back and forward show them again without asking the server).
   var known = [current];
@@ -468,7 +469,7 @@ _LOADER_CODE = (
     var own = isOwnPage(settings, id);
     var tracking = !!settings.writeKey && (own || tracked(settings.checks, id));
     // A page the server does not track (the inert stub's): its events are dropped.
-    current = pageState(tracking ? settings.pageFields || {} : null, settings.campaign);
+    current = pageState(tracking ? settings.pageFields || {} : null);
     known.unshift(current);
     if (known.length > 20) known.pop(); // as many as a visitor goes back, or more
     leftFrom = null;
@@ -543,10 +544,9 @@ _LOADER_CODE = (
     }
   }
 
-  function pageState(fields, campaign) {
+  function pageState(fields) {
     // A page at the document's URL now: the values analytics.js reads for it, and the
-    // server's for those it changed (null: a page the server does not track), with
-    // the campaign of the server's query where it differs from analytics.js's.
+    // server's for those it changed (null: a page the server does not track).
     var original = {
       path: location.pathname,
       search: location.search,
@@ -555,7 +555,7 @@ _LOADER_CODE = (
     // The query's parameters the server redacted, by their text as the browser has it.
     var secretPairs =
       !fields || fields.search === undefined ? {} : changedPairs(original.search, fields.search);
-    return { original: original, redacted: fields, campaign: campaign, secretPairs: secretPairs };
+    return { original: original, redacted: fields, secretPairs: secretPairs };
   }
 
   function watchPages() {
@@ -659,10 +659,31 @@ _LOADER_CODE = (
 
   function reportCampaign(context, search, page) {
     // analytics.js read its campaign from the query the loader redacted: this page's
-    // query gets the server's campaign (where it differs), another query (which the
-    // server never saw) none.
-    if (!page || search !== page.original.search) delete context.campaign;
-    else if (page.campaign) context.campaign = copied(page.campaign);
+    // query gets the one analytics.js reads from the server's (as its page call does),
+    // another query (which the server never saw) none.
+    var own = page && search === page.original.search ? page.redacted.search : "";
+    if (own) context.campaign = campaignOf(own);
+    else delete context.campaign;
+  }
+
+  function campaignOf(search) {
+    // As analytics.js reads it: every "?" separates parameters, any name that holds
+    // "utm_" counts, and its value is decoded ("+" a space) where it decodes.
+    var campaign = {};
+    search.replace(/\?/g, "&").split("&").forEach(function (pair) {
+      var parts = pair.split("=");
+      var name = parts[0];
+      if (name.indexOf("utm_") === -1 || 4 >= name.length) return;
+      var value = parts[1] || "";
+      try {
+        value = decodeURIComponent(value.replace(/\+/g, " "));
+      } catch (error) {
+        // a broken escape: the value as it is
+      }
+      name = name.slice(4);
+      campaign[name === "campaign" ? "name" : name] = value;
+    });
+    return campaign;
   }
 
   function redactedSearch(search, page) {
@@ -846,9 +867,6 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     redacted = _redacted_fields(request, fields, shared=shared)
     if redacted:
         settings["pageFields"] = redacted
-        utm = _redacted_campaign(request, redacted)
-        if utm is not None:
-            settings["campaign"] = utm
     ip = _browser_ip(tracker, shared=shared)
     if ip is not None:
         settings["ip"] = ip
@@ -918,17 +936,6 @@ def _redacted_fields(
         if isinstance(referrer, str) and referrer != (request.headers.get("referer") or ""):
             changed["referrer"] = referrer
     return changed
-
-
-def _redacted_campaign(request: RequestInfo, redacted: Mapping[str, str]) -> dict[str, str] | None:
-    """The campaign of the server's redacted query, where it is not the one analytics.js
-    reads from the page's (a secret in a ``utm_`` value); None: the same."""
-    search = redacted.get("search")
-    query = request.query_string
-    if search is None or "utm_" not in query:
-        return None
-    server_campaign = campaign(search[1:])
-    return None if server_campaign == campaign(without_fragment(query)) else server_campaign
 
 
 def _browser_ip(tracker: RequestTracker, *, shared: bool) -> str | None:

@@ -167,6 +167,26 @@ def test_the_campaign_carries_the_servers_redacted_values(
 
 
 @pytest.mark.parametrize(
+    ("query", "campaign"),
+    [
+        # A parameter whose name holds "utm_" without starting with it.
+        ("?my_utm_token=SECRETTOKEN", {"tm_token": "REDACTED"}),
+        # A "?" inside the query, which analytics.js reads as "&".
+        ("?a=b?utm_token=SECRETTOKEN", {"token": "REDACTED"}),
+        # A nested query left unescaped, which the server escapes as it redacts it.
+        ("?next=/w?utm_email=SECRETKEY%40x.com", {}),
+    ],
+    ids=["utm-inside-a-name", "question-mark", "nested-query"],
+)
+def test_the_campaign_analytics_js_reads_otherwise_than_the_server_carries_no_secret(
+    browser: Any, site: AppServer, collector: CollectorHandle, query: str, campaign: dict[str, str]
+) -> None:
+    page_call, track = visit(browser, site, collector, "/" + query)
+    assert page_call["context"]["campaign"] == track["context"]["campaign"] == campaign
+    assert not any(secret in str([page_call, track]) for secret in SECRETS)
+
+
+@pytest.mark.parametrize(
     ("env", "address"),
     [({"SNIPPET_COLLECT_IP": "0"}, "0.0.0.0"), ({"SNIPPET_ANONYMIZE_IP": "1"}, "127.0.0.0")],
     ids=["collect-ip-off", "anonymize-ip"],

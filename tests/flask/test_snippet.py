@@ -116,6 +116,48 @@ def test_outside_a_request_nothing(make_app: MakeApp) -> None:
     assert segment_snippet() == ""
 
 
+def test_an_email_rendered_in_a_request_context_of_its_own_is_empty_and_silent(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(SEGMENT_BROWSER_WRITE_KEY=KEY)
+    email = "<p>Welcome</p>{{ segment_snippet() }}"
+    emails: list[str] = []
+
+    @app.get("/signup")
+    def signup() -> str:
+        # A mail helper that pushes an app context of its own: a g without the view's.
+        with app.app_context(), app.test_request_context("/welcome"):
+            emails.append(render_template_string(email))
+        return render_template_string(PAGE)
+
+    @app.cli.command("send-welcome")
+    def send_welcome() -> None:
+        with app.test_request_context("/welcome"):
+            emails.append(render_template_string(email))
+
+    with caplog.at_level(logging.WARNING):
+        page = app.test_client().get("/signup").get_data(as_text=True)
+        result = app.test_cli_runner().invoke(args=["send-welcome"])
+        with app.test_request_context("/welcome"):
+            emails.append(render_template_string(email))
+    assert result.exit_code == 0, result.output
+    assert emails == ["<p>Welcome</p>"] * 3
+    assert has_snippet(page)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("segment")] == []
+
+
+def test_a_warning_when_the_app_serving_the_page_has_no_segment(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Flask(__name__)
+    app.add_template_global(segment_snippet, "segment_snippet")
+    app.add_url_rule("/page", "page", lambda: render_template_string(PAGE))
+    with caplog.at_level(logging.WARNING, logger="segment.core.web"):
+        html = app.test_client().get("/page").get_data(as_text=True)
+    assert html == "<html><head></head><body>hi</body></html>"
+    assert "is the middleware installed?" in caplog.text
+
+
 def test_a_warning_when_the_snippet_has_no_browser_key(
     make_app: MakeApp, caplog: pytest.LogCaptureFixture
 ) -> None:

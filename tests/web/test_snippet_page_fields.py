@@ -29,6 +29,7 @@ needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="runs the l
 
 #: A campaign link whose content is a URL with a secret in its query.
 CAMPAIGN_QUERY = "utm_source=mail&utm_content=https%3A%2F%2Fshop.example%2Freset%3Ftoken%3DABC"
+REDACTED_CAMPAIGN_QUERY = CAMPAIGN_QUERY.replace("ABC", "REDACTED")
 REDACTED_CAMPAIGN = {"source": "mail", "content": "https://shop.example/reset?token=REDACTED"}
 #: A reset link: a secret route parameter and a secret query parameter.
 RESET = {
@@ -60,18 +61,14 @@ def render(options: WebOptions | None = None, *, shared: bool = False, **request
     return str(render_snippet(tracker, shared=shared))
 
 
-def test_a_campaign_with_secrets_hands_the_browser_the_servers() -> None:
+def test_a_campaign_with_secrets_hands_the_browser_only_the_redacted_query() -> None:
     settings = snippet_settings(render(query_string=CAMPAIGN_QUERY))
-    assert settings["campaign"] == REDACTED_CAMPAIGN
+    assert settings["pageFields"]["search"] == "?" + REDACTED_CAMPAIGN_QUERY
     assert "ABC" not in json.dumps(settings)
     # The same in a page a cache may share: it is the page's, not the visitor's.
-    assert snippet_settings(render(shared=True, query_string=CAMPAIGN_QUERY))["campaign"] == (
-        REDACTED_CAMPAIGN
-    )
-    # A secret elsewhere in the query, or none: analytics.js's own campaign is right.
-    settings = snippet_settings(render(query_string="utm_source=mail&token=abc"))
-    assert "pageFields" in settings and "campaign" not in settings
-    assert "campaign" not in snippet_settings(render(query_string="utm_source=mail"))
+    shared = snippet_settings(render(shared=True, query_string=CAMPAIGN_QUERY))
+    assert shared["pageFields"]["search"] == "?" + REDACTED_CAMPAIGN_QUERY
+    assert "ABC" not in json.dumps(shared)
 
 
 @pytest.mark.parametrize(
@@ -237,6 +234,45 @@ def test_the_campaign_follows_the_query_the_loader_redacted() -> None:
         {"source": "news"},
     ]
     assert "ABC" not in json.dumps(processed)
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("query", "read_by_analytics_js", "sent"),
+    [
+        # A parameter whose name holds "utm_" without starting with it.
+        ("my_utm_token=SECRET1", {"tm_token": "SECRET1"}, {"tm_token": "REDACTED"}),
+        # A "?" inside the query, which analytics.js reads as "&".
+        ("a=b?utm_token=SECRET2", {"token": "SECRET2"}, {"token": "REDACTED"}),
+        # A nested query left unescaped, which the server escapes as it redacts it.
+        ("next=/w?utm_email=SECRET3%40x.com", {"email": "SECRET3@x.com"}, {}),
+        # A secret in a value; the other values as analytics.js decodes them.
+        (
+            "utm_term=50%25+off&utm_medium=a%ZZ&" + CAMPAIGN_QUERY.replace("ABC", "SECRET4"),
+            {
+                "term": "50% off",
+                "medium": "a%ZZ",
+                "source": "mail",
+                "content": "https://shop.example/reset?token=SECRET4",
+            },
+            {"term": "50% off", "medium": "a%ZZ", **REDACTED_CAMPAIGN},
+        ),
+        # No campaign in the query: analytics.js's empty one.
+        ("token=SECRET5", {}, {}),
+    ],
+    ids=["utm-inside-a-name", "question-mark", "nested-query", "secret-value", "no-campaign"],
+)
+def test_the_campaign_of_a_redacted_query_is_read_from_the_servers_query(
+    query: str, read_by_analytics_js: dict[str, str], sent: dict[str, str]
+) -> None:
+    url = "https://shop.example/?" + query
+    own = {"path": "/", "search": "?" + query, "url": url}
+    [event] = run_events(
+        render(path="/", query_string=query), url, [track(own, campaign=read_by_analytics_js)]
+    )
+    assert event["context"]["page"]["search"] != own["search"]
+    assert event["context"]["campaign"] == sent
+    assert "SECRET" not in json.dumps(event)
 
 
 @needs_node
