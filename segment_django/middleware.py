@@ -77,6 +77,7 @@ from segment_core.web import (
     cached_for_short_text,
     call_hook,
     environ_wire_path,
+    find_csp_nonce,
     is_excluded_request,
     is_plain_id,
     query_of_request_line,
@@ -317,24 +318,16 @@ class SegmentMiddleware:
                 info.route_namespaces = (*info.route_namespaces, "rest_framework")
             headers = response.headers
             content_type = headers.get("Content-Type")
-            if response.streaming:
-                if not isinstance(response, FileResponse):  # its file goes out as it is
-                    # Its body, made after the headers are sent, may write the ids.
-                    if tracker.may_render_snippet(content_type):
-                        _vary_on_cookie(response)
-                    _bind_while_streaming(response, tracker.analytics)
-
-                def finish() -> None:
-                    _streams_being_sent.discard(finish)
-                    tracker.finish(
-                        response.status_code,
-                        response,
-                        content_type=content_type,
-                        response_header=headers.get,
-                    )
-
-                _streams_being_sent.add(finish)
-                _call_after_close(response, finish)
+            # A file goes out as it is: its page call at once, as for any other body.
+            if response.streaming and not isinstance(response, FileResponse):
+                # Its body, made after the headers are sent, may write the ids.
+                if tracker.may_render_snippet(content_type):
+                    _vary_on_cookie(response)
+                    # Made now, while a CSP middleware outside this one (django-csp)
+                    # can still name it in its header; the snippet reads it later.
+                    find_csp_nonce(request, tracker.options)
+                _bind_while_streaming(response, tracker.analytics)
+                _finish_once_sent(tracker, request, response, content_type)
             else:
                 tracker.finish(
                     response.status_code,
@@ -1041,17 +1034,48 @@ def _finish_cut_streams() -> None:
         finish()
 
 
-def _call_after_close(response: HttpResponseBase, callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the server closes a streaming response."""
-    close = response.close
+def _finish_once_sent(
+    tracker: RequestTracker,
+    request: HttpRequest,
+    response: HttpResponseBase,
+    content_type: str | None,
+) -> None:
+    """Make a streamed response's page call once its body was sent: as the server
+    closes it, or the response it sent in its place (the 304 an outer
+    ``ConditionalGetMiddleware`` makes of it, never closing this one), or at the
+    lifespan shutdown that cuts it short. The request's tracker makes it once."""
+    headers = response.headers
+
+    def finish() -> None:
+        _streams_being_sent.discard(finish)
+        tracker.finish(
+            response.status_code,
+            response,
+            content_type=content_type,
+            response_header=headers.get,
+        )
+
+    _streams_being_sent.add(finish)
+    _call_after_close(response, finish)
+    # Django's handler has the response it sends, whichever it is, close the request.
+    _call_after_close(request, finish)
+
+
+def _call_after_close(
+    closable: HttpRequest | HttpResponseBase, callback: Callable[[], None]
+) -> None:
+    """Run ``callback`` once ``closable.close()`` has run."""
+    close = closable.close
 
     def close_then_callback() -> None:
+        if vars(closable).get("close") is close_then_callback:
+            del vars(closable)["close"]  # the method again: no cycle left through it
         try:
             close()
         finally:
             callback()
 
-    cast(Any, response).close = close_then_callback
+    cast(Any, closable).close = close_then_callback
 
 
 def _id_of(user: Any) -> Any:
