@@ -54,6 +54,9 @@ def request_info(scope: Scope, native: Any = None) -> RequestInfo:
     scheme = str(scope.get("scheme") or "http")
     scheme = _HTTP_SCHEMES.get(scheme, scheme)
     client = scope.get("client")
+    query = scope.get("query_string")
+    # A query after a "#" in the path is the fragment's (see query_of_request_line).
+    query = query_of_request_line(query.decode("latin-1"), scope.get("raw_path")) if query else ""
     # RequestInfo(...) as two calls: CPython 3.11 makes a dict of the keywords of
     # a call to a class (half of its cost here), not of a call to a function.
     info: RequestInfo = object.__new__(RequestInfo)
@@ -63,7 +66,7 @@ def request_info(scope: Scope, native: Any = None) -> RequestInfo:
         scheme=scheme,
         host=headers.get("host") or _server_host(scope.get("server"), scheme),
         path=request_path(scope),
-        query_string=_query_string(scope),
+        query_string=query,
         headers=headers,
         cookies=HeaderCookies(cookie) if cookie else {},
         client_addr=str(client[0]) if client else None,
@@ -152,13 +155,6 @@ def request_path(scope: Scope) -> str:
         raw_path if isinstance(raw_path, bytes) else None,
         str(scope.get("root_path") or ""),
     )
-
-
-def _query_string(scope: Scope) -> str:
-    """The scope's query string, as text; none when the path held a ``#`` before it."""
-    query = (scope.get("query_string") or b"").decode("latin-1")
-    raw_path = scope.get("raw_path")
-    return query_of_request_line(query, raw_path) if isinstance(raw_path, bytes) else query
 
 
 def _server_host(server: Any, scheme: str) -> str:

@@ -585,7 +585,8 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         if not isinstance(raw_path, bytes):
             raw_path = None
         path = request_wire_path(request.path, raw_path, str(scope.get("root_path") or ""))
-        query = query_of_request_line(query, raw_path)
+        if query:
+            query = query_of_request_line(query, raw_path)
         state = scope.get("state")
         if type(state) is dict:
             # Read by an ASGI middleware around Django's handler, which stands aside.
@@ -594,7 +595,8 @@ def _request_info(request: HttpRequest) -> RequestInfo:
         # META is the environ, but with PATH_INFO decoded: request.path re-escapes
         # the bytes that are not UTF-8 ("%E9"), a literal "%" is lost with it.
         path = environ_wire_path(meta, request.path)
-        query = query_of_request_line(query, meta.get("RAW_URI") or meta.get("REQUEST_URI"))
+        if query:
+            query = query_of_request_line(query, meta.get("RAW_URI") or meta.get("REQUEST_URI"))
     urlconf = getattr(request, "urlconf", None)
     script_name = meta.get("SCRIPT_NAME")
     mount = str(script_name).rstrip("/") if script_name else ""

@@ -104,6 +104,9 @@ def request_info(
     if path_params and rule is not None:
         # The path's own text: what the visitor sees, whatever the converter made of it.
         path_params = path_texts(rule, request.path) or path_params
+    query = environ.get("QUERY_STRING", "")
+    if query:  # a query after a "#" in the path is the fragment's (query_of_request_line)
+        query = query_of_request_line(query, environ.get("RAW_URI") or environ.get("REQUEST_URI"))
     # RequestInfo(...) as two calls: CPython 3.11 makes a dict of the keywords of
     # a call to a class (half of its cost here), not of a call to a function.
     info: RequestInfo = object.__new__(RequestInfo)
@@ -113,9 +116,7 @@ def request_info(
         scheme=request.scheme,
         host=host,
         path=environ_wire_path(environ),
-        query_string=query_of_request_line(
-            environ.get("QUERY_STRING", ""), environ.get("RAW_URI") or environ.get("REQUEST_URI")
-        ),
+        query_string=query,
         headers=WSGIHeaders(environ),
         # Parsing cookies costs more than all the rest: a new visitor has none.
         cookies=_cookies(request, environ) if "HTTP_COOKIE" in environ else {},
