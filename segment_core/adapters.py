@@ -24,6 +24,7 @@ default client from the module-level settings, as in a process with no adapter.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,20 +78,56 @@ def build_client(options: Mapping[str, Any]) -> Client:
 def shared_client(options: Mapping[str, Any]) -> Client:
     """:func:`build_client` once per process for the same option values: a framework
     that makes one adapter instance per route gets one client (one sender thread and
-    buffer), not one per instance. Values count by identity, as given (two hooks
-    that compare equal may differ); one shut down since is replaced."""
+    buffer), not one per instance.
+
+    Values count as the same when they are equal: a write key read anew from
+    ``os.environ``, a host built with an f-string, a bound method of the same object.
+    Those that cannot be hashed (a ``default_context`` dict) count by identity: the
+    same object. Functions are equal only to themselves, so two hooks defined apart
+    (each call of an app factory defining its own) are two options, even when their
+    code is the same: what they capture may differ. One shut down since is replaced.
+    """
     completed = _completed(options)  # module-level settings changed since: another client
-    key = tuple(sorted((name, id(value)) for name, value in completed.items()))
+    key = tuple(sorted((name, _compared(value)) for name, value in completed.items()))
     with _shared_lock:
-        entry = _shared.get(key)
-        if entry is None or entry[0]._shut_down:
-            # The values stay referenced by the entry: no other object takes their ids.
-            entry = _shared[key] = (Client(**completed), tuple(completed.values()))
-    return entry[0]
+        client = _shared.get(key)
+        if client is None or client._shut_down:
+            client = _shared[key] = Client(**completed)
+    return client
 
 
-#: The clients of :func:`shared_client` by (name, id(value)) pairs, with those values.
-_shared: dict[tuple[tuple[str, int], ...], tuple[Client, tuple[Any, ...]]] = {}
+class _Identity:
+    """A value that cannot be hashed, as a key compares it: by identity (and kept, so
+    no other object takes its id while the key lives)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.value is self.value
+
+
+def _compared(value: object) -> object:
+    """``value`` as :func:`shared_client`'s key compares it: equal values of one type
+    (``True`` is not ``1``) are the same option; one that cannot be hashed, itself."""
+    try:
+        hash(value)
+    except TypeError:
+        return _Identity(value)
+    return (type(value), value)
+
+
+#: The clients of :func:`shared_client` by their option values, held weakly: a client
+#: goes once nothing uses it (its sender thread, while it runs, holds it), and its
+#: entry with it.
+_shared: weakref.WeakValueDictionary[tuple[tuple[str, object], ...], Client] = (
+    weakref.WeakValueDictionary()
+)
 #: Each process's own, made at its first use there (a forked child's, after a gevent
 #: worker monkey-patched it: a real lock held while Client() starts a thread would
 #: stop every green thread).
