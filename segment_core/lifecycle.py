@@ -27,7 +27,8 @@
   down (see :func:`_watch_main_thread_forked_off`).
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
-  ``gunicorn.conf.py``; it delivers what the worker accepted as it exits.
+  ``gunicorn.conf.py``; it delivers what the worker accepted as it exits (the
+  ``atexit`` delivery that may follow shares its ``shutdown_timeout``).
 - Job runners whose processes end after each job (an RQ work-horse, a recycled
   Celery child) call ``shutdown_all(leave_to_spool=True)``.
 - ASGI: the app's lifespan shutdown flushes first (see ``lifespan``); the exit's
@@ -134,25 +135,26 @@ def _shut_down_after_app_threads() -> None:
     shutdown_all(max(0.0, deadline - monotonic()))
 
 
-def _app_threads() -> list[threading.Thread]:
-    """The threads the interpreter's exit waits for: alive, no daemon, not this one."""
+def _app_threads(ended: threading.Thread | None = None) -> list[threading.Thread]:
+    """The threads the interpreter's exit waits for: alive, no daemon, not this one,
+    nor ``ended`` (known to have ended, though ``threading`` may still say it runs)."""
     current = threading.current_thread()
     return [
         thread
         for thread in threading.enumerate()
-        if not thread.daemon and thread is not current and thread.is_alive()
+        if not thread.daemon and thread not in (current, ended) and thread.is_alive()
     ]
 
 
-def _wait_for_app_threads(deadline: float | None) -> None:
+def _wait_for_app_threads(deadline: float | None, ended: threading.Thread | None = None) -> None:
     """Until :func:`_app_threads` are none (those they start too), or ``deadline``."""
     while True:
-        for thread in _app_threads():
+        for thread in _app_threads(ended):
             remaining = None if deadline is None else deadline - monotonic()
             if remaining is not None and remaining <= 0:
                 return
             thread.join(remaining)
-        if not _app_threads():
+        if not _app_threads(ended):
             return
 
 
@@ -192,11 +194,45 @@ def _shut_down_after(main: threading.Thread) -> None:
     """Wait, as the interpreter's exit does, for ``main`` and every thread that is
     no daemon; then shut every client down, which ends the library's threads."""
     try:
-        main.join()
-        _wait_for_app_threads(None)
+        _wait_for_forking_thread(main)
+        _wait_for_app_threads(None, ended=main)
         shutdown_all()
     except Exception:
         logger.exception("error while shutting down the Segment clients")
+
+
+#: How often the wait for a forked child's forking thread looks whether it ended (seconds).
+_LOOK_FOR_THE_FORKING_THREAD_EVERY = 0.05
+
+
+def _wait_for_forking_thread(main: threading.Thread) -> None:
+    """Until ``main``, the thread that forked this process, has ended.
+
+    ``main.join()`` cannot always tell: for a thread that ``threading`` did not
+    start (``_thread.start_new_thread``), the child's main thread is either a
+    ``_DummyThread``, which cannot be joined, or (Python 3.13) a ``_MainThread``
+    marked ended only by the interpreter's exit, which never comes here. So on
+    Linux the OS is asked: the forking thread leads the child's threads (its id is
+    the process's), and its task stays listed, a zombie, once it has ended.
+    Elsewhere, ``join()``.
+    """
+    task = f"/proc/self/task/{os.getpid()}/stat"
+    if _task_state(task) is None:  # no /proc
+        main.join()
+        return
+    while _task_state(task) not in (None, "Z", "X"):
+        time.sleep(_LOOK_FOR_THE_FORKING_THREAD_EVERY)
+
+
+def _task_state(stat_path: str) -> str | None:
+    """The state letter in a Linux task's ``stat`` file (``R``, ``S``, ``Z``...); None
+    when it cannot be read (the task is gone, or this is no Linux)."""
+    try:
+        with open(stat_path, "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    return fields[0].decode("ascii", "replace") if fields else None
 
 
 def live_clients() -> list[Client]:
@@ -234,20 +270,25 @@ def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) 
     return delivered
 
 
-def _flush_all(timeout: float | None = None) -> bool:
-    """Deliver what every live client holds, side by side, within ``timeout`` (as
-    :func:`shutdown_all`); the clients go on accepting calls."""
+def _flush_before_the_exit() -> None:
+    """Deliver what every live client holds, side by side, each within its
+    ``shutdown_timeout``; the clients go on accepting calls.
+
+    The exit's delivery that follows shares that time: where a flush ran out of it,
+    the exit waits only for what is left (see :func:`shutdown_flush_ended`).
+    """
     clients = live_clients()
     start_sending(clients)
     started = monotonic()
-    delivered = True
     for client in clients:
         try:
-            delivered = client.flush(_remaining(client, started, timeout)) and delivered
+            remaining = _remaining(client, started, None)
+            deadline = monotonic() + remaining
+            delivered = client.flush(remaining)
         except Exception:
             logger.exception("error while flushing a Segment client")
-            delivered = False
-    return delivered
+            continue
+        shutdown_flush_ended(client, deadline=deadline, delivered=delivered)
 
 
 def longest_shutdown_timeout(clients: list[Client]) -> float:
@@ -312,7 +353,8 @@ def reloaded_by_dev_server() -> bool:
 
 
 def shutdown_flush_ended(client: Client, *, deadline: float, delivered: bool) -> None:
-    """Note how the flush of ``client`` at the app's shutdown (ASGI lifespan) ended.
+    """Note how the flush of ``client`` at the app's shutdown (ASGI lifespan, gunicorn's
+    ``worker_exit`` hook while threads still run) ended.
 
     The process's exit follows it, and delivers as part of the same shutdown: where
     that flush ran out of time at ``deadline``, the exit waits only for what is left
@@ -388,14 +430,17 @@ def worker_exit(server: Any = None, worker: Any = None) -> None:
     """gunicorn's ``worker_exit`` hook: deliver what the worker accepted before it exits.
 
     The interpreter lets the threads the app started (``start_thread``, an
-    executor's) finish after this hook, then runs ``atexit``. While such a thread
-    is alive, the hook only delivers what was accepted so far, and ``atexit``
-    shuts the clients down once the threads ended: their calls are delivered too.
+    executor's, a gthread worker's pool) finish after this hook, then runs
+    ``atexit``. While such a thread is alive, the hook only delivers what was
+    accepted so far, and ``atexit`` shuts the clients down once the threads ended:
+    their calls are delivered too. Both share one ``shutdown_timeout``: where the
+    hook's delivery ran out of it, ``atexit`` waits only for what is left, while no
+    batch went through since.
     """
     if getattr(worker, "pid", None) not in (None, os.getpid()):
         return  # gunicorn's arbiter, for a worker that is already gone: not our exit
     if _app_threads_alive():
-        _flush_all()
+        _flush_before_the_exit()
     else:
         shutdown_all()
 

@@ -898,7 +898,7 @@ def test_a_multiprocessing_child_delivers_what_its_threads_track_as_it_exits(
 
 
 FORKED_OFF_ANOTHER_WAY = """
-import _thread, os, signal, sys, threading
+import _thread, logging, os, signal, sys, threading
 ended = threading.Event()
 
 
@@ -910,6 +910,8 @@ def child_work():
 
 
 def fork():
+    if sys.argv[2] == "raw thread that logged":
+        logging.getLogger("app").warning("forking")  # its record makes threading know the thread
     pid = os.fork()
     if pid == 0:
         child_work()
@@ -919,7 +921,7 @@ def fork():
         ended.set()
 
 
-if sys.argv[2] == "raw thread":
+if sys.argv[2].startswith("raw thread"):
     import segment_core  # imported before the fork
     _thread.start_new_thread(fork, ())
 else:  # a Thread, the library imported in the child only
@@ -930,7 +932,7 @@ if not ended.wait(60):
 """
 
 
-@pytest.mark.parametrize("how", ["raw thread", "import after the fork"])
+@pytest.mark.parametrize("how", ["raw thread", "raw thread that logged", "import after the fork"])
 def test_a_child_forked_off_a_raw_thread_or_importing_late_ends_and_delivers(
     receiver: Receiver, how: str
 ) -> None:
