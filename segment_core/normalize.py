@@ -34,7 +34,7 @@ from segment_core.returned import PassedId
 from segment_core.spec import (
     MAX_MESSAGE_ID_LENGTH,
     content_problems,
-    parse_iso8601,
+    fromisoformat,
     validate_message,
 )
 
@@ -196,14 +196,11 @@ def _timestamp(value: object) -> str:
     if isinstance(value, str):
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         try:
-            when = dt.datetime.fromisoformat(text)
-        except ValueError:  # what the Spec takes that this Python does not (3.10)
-            found = parse_iso8601(value)
-            if found is None:
-                raise InvalidMessage(
-                    f"timestamp must be an ISO-8601 date and time, got {value[:60]!r}"
-                ) from None
-            when = found
+            when = fromisoformat(text)  # the forms Python 3.11 reads, on every Python
+        except ValueError:
+            raise InvalidMessage(
+                f"timestamp must be an ISO-8601 date and time, got {value[:60]!r}"
+            ) from None
         try:
             return format_timestamp(when)
         except ValueError:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import importlib
 import ipaddress
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_NESTING_DEPTH",
     "MESSAGE_TYPES",
     "content_problems",
+    "fromisoformat",
     "is_ip_address",
     "is_iso8601",
     "parse_iso8601",
@@ -180,9 +183,11 @@ def is_iso8601(value: object) -> bool:
 def parse_iso8601(text: str) -> _dt.datetime | None:
     """The date-time an ISO-8601 string the Spec accepts names; None for any other.
 
-    Any number of fraction digits (Go and Java write nanoseconds) and offsets with
-    or without a colon, whatever ``datetime.fromisoformat`` of the running Python
-    takes. Naive when the string has neither an offset nor ``Z``.
+    The form the collector holds every message to: a calendar date, ``T``, hours and
+    minutes, optional seconds with any number of fraction digits (Go and Java write
+    nanoseconds), and ``Z`` or an offset with or without a colon. Naive when the
+    string has neither an offset nor ``Z``. A call's ``timestamp`` may be written in
+    more forms (see :data:`fromisoformat`); the client sends it in this one.
     """
     match = _ISO8601.fullmatch(text)
     if match is None:
@@ -201,6 +206,16 @@ def parse_iso8601(text: str) -> _dt.datetime | None:
         )
     except ValueError:
         return None
+
+
+#: ``datetime.fromisoformat`` as Python 3.11 to 3.13 read a string, on every supported
+#: Python: a call's ``timestamp`` is taken or refused alike on each (Python 3.10's
+#: reads fewer forms; there, the backport of 3.11's, a dependency on 3.10 only).
+fromisoformat: Callable[[str], _dt.datetime] = (
+    _dt.datetime.fromisoformat
+    if sys.version_info >= (3, 11)
+    else importlib.import_module("backports.datetime_fromisoformat").datetime_fromisoformat
+)
 
 
 def _check_message_id(message: Mapping[str, Any], reasons: list[str]) -> None:
