@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from segment_core.returned import complete
 from segment_core.spec import MESSAGE_TYPES
 from segment_core.spool import Spool
 from segment_core.stats import Stats
-from segment_core.worker import Worker
+from segment_core.worker import SHUT_DOWN, Worker
 
 __all__ = ["Client"]
 
@@ -411,6 +412,11 @@ class Client(ClientSettings):
             if done is not None:
                 return done
         if not self._registered:  # before the first message is queued: a SIGTERM may follow
+            if sys.is_finalizing():
+                # A finalizer as the interpreter ends, after the exit's delivery: no
+                # thread can start to send it (Python 3.11 would wait for one for ever).
+                self._drop(complete(message), SHUT_DOWN)
+                return False, message
             self._register()
         spool = self._spool
         refused = self._worker.put(data) if spool is None else spool.put(data)

@@ -193,6 +193,39 @@ def test_a_sigterm_handler_set_outside_python_is_left_alone(receiver: Receiver) 
     assert [m["event"] for m in receiver.messages()] == ["Page Served", "Server Stopped"]
 
 
+@pytest.mark.parametrize("how", ["client", "module-level API"])
+def test_a_first_call_from_a_finalizer_as_the_interpreter_ends_is_refused_not_hung(
+    receiver: Receiver, how: str
+) -> None:
+    # A module-global object's __del__ runs after atexit, as the interpreter tears its
+    # modules down: no thread can start there (Python 3.11 waits for one for ever).
+    process = run_script(
+        """
+        import sys, segment_core
+        from segment_core import Client
+        if sys.argv[2] == "client":
+            client = Client("k", host=sys.argv[1])
+        else:
+            segment_core.write_key, segment_core.host = "k", sys.argv[1]
+            client = segment_core
+        class Session:
+            def __del__(self):
+                accepted = client.track("u", "Session Closed")[0]
+                print("accepted" if accepted else "refused", flush=True)
+        session = Session()
+        """,
+        receiver.url,
+        how,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert stdout.split() == ["refused"]
+    assert receiver.messages() == []
+
+
 MULTIPROCESSING_SCRIPT = """
 import multiprocessing, os, sys
 import segment_core
