@@ -121,14 +121,14 @@ class Spool:
         self._segment_bytes = max(64 * 1024, min(_MAX_SEGMENT_BYTES, self._max_bytes // 16))
         self._room = config.max_queue_size
         self._worker: Worker | None = None
+        #: Counts the locks made: the spool thread goes on only while the one it
+        #: started with is the spool's (see _tends_for).
+        self._generation = 0
         self._reset()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        # Re-entrant: a finalizer the garbage collector runs, or a signal handler, may
-        # call track() or flush() on a thread that holds it (see put()).
-        self._lock = threading.RLock()
-        self._held_here: Callable[[], bool] = self._lock._is_owned  # type: ignore[attr-defined]
+        self._make_lock_and_wake()
         # What to log once no lock is held: a log handler may call track() (see _say).
         self._unsaid: deque[tuple[str, tuple[object, ...]]] = deque()
         self._ack_lock = threading.Lock()  # acknowledgement files; after _lock if both
@@ -141,7 +141,6 @@ class Spool:
         # Whether this thread is inside flush() (see _called_again_here).
         self._flushing = threading.local()
         self._stop = threading.Event()
-        self._wake = _Wake()
         self._spare: Segment | None = None
         self._full: list[Segment] = []  # filled by callers, sealed by the spool thread
         self._first_look = threading.Event()
@@ -193,6 +192,29 @@ class Spool:
             "lost": 0,  # waiting in a file removed or damaged after they were written
             "scans": 0,  # looks for orphaned files
         }
+
+    def _make_lock_and_wake(self) -> None:
+        """The lock, and what the spool thread waits on; a thread started before stops."""
+        # Re-entrant: a finalizer the garbage collector runs, or a signal handler, may
+        # call track() or flush() on a thread that holds it (see put()).
+        self._lock = threading.RLock()
+        self._lock_type = type(self._lock)
+        self._held_here: Callable[[], bool] = self._lock._is_owned  # type: ignore[attr-defined]
+        self._wake = _Wake()
+        self._generation += 1
+
+    def _lock_replaced(self) -> bool:
+        """Whether eventlet's ``monkey_patch()`` replaced the lock since it was made
+        (see :mod:`segment_core.worker`): the spool thread started before must not
+        take the green one, whose waits are another OS thread's."""
+        return type(self._lock) is not self._lock_type
+
+    def _remake_lock(self) -> None:
+        """After :meth:`_lock_replaced`: a green lock and wake-up (the old one's queue
+        would stop the event loop while it waits), and a green spool thread, started
+        by the caller."""
+        self._make_lock_and_wake()
+        self._thread = None
 
     # -- wiring --------------------------------------------------------------------
 
@@ -250,7 +272,7 @@ class Spool:
             if self._thread is not None:
                 return
             thread = self._thread = threading.Thread(
-                target=self._run, name="segment-spool", daemon=True
+                target=self._run, args=(self._generation,), name="segment-spool", daemon=True
             )
         # Started with the lock released: with gevent or eventlet a thread's start
         # switches to the new thread, which takes the lock.
@@ -268,6 +290,8 @@ class Spool:
         """
         worker = self._worker
         assert worker is not None
+        if type(self._lock) is not self._lock_type:  # (_lock_replaced(), inlined)
+            self._remake_lock()
         if self._thread is None and not self._threadless:  # a forked child's first call
             self.start()
         if self._broken:  # (a forked child's was reset before its first call)
@@ -586,6 +610,8 @@ class Spool:
             self._requeue_lock.release()
 
     def _flush(self, worker: Worker, timeout: float) -> bool:
+        if self._lock_replaced():
+            self._remake_lock()
         if self._thread is None and not self._threadless:
             self.start()  # a forked child's first call: look for orphans too
         if worker.on_sender_thread():  # (in a hook) the sender is this thread: no wait
@@ -1085,9 +1111,10 @@ class Spool:
 
     # -- the spool thread -------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, generation: int) -> None:
         failed = False
-        while not self._stop.is_set():
+        wake = self._wake  # (a thread started after it was made again has its own)
+        while self._tends_for(generation):
             try:
                 self._tend()
             except Exception:
@@ -1098,8 +1125,14 @@ class Spool:
             finally:
                 self._say()
             self._first_look.set()
-            self._wake.wait(TICK)
-            self._wake.clear()
+            wake.wait(TICK)
+            wake.clear()
+
+    def _tends_for(self, generation: int) -> bool:
+        """Whether the spool thread started with the lock of ``generation`` goes on."""
+        return (
+            not self._stop.is_set() and generation == self._generation and not self._lock_replaced()
+        )
 
     def _tend(self) -> None:
         if self._pid != os.getpid():

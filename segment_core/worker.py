@@ -25,6 +25,16 @@ message stays accepted in the buffer: the next call tries again, and
 
 The lock is never held while a thread starts: with gevent or eventlet threads are
 greenlets, and a start switches to the new one, which takes the lock first thing.
+Such a greenlet belongs to the event loop of the OS thread that starts it, and only
+the process's first thread runs its loop for good (a threadpool's thread runs its
+own only while one of its tasks waits). A call from another OS thread then starts
+no sender, nor sends on its own thread (its sockets would be its loop's): with
+gevent it asks the first thread's loop to start them (known to a worker made
+there); otherwise the next call on the first thread starts them.
+
+eventlet's ``monkey_patch()`` after the client was used replaces the lock with a
+green one, but not the conditions made on it: the next call makes a new lock and
+conditions, and green senders; those started before stop.
 
 The lock is re-entrant: a finalizer the garbage collector runs, or a signal
 handler, may call ``track()`` or ``flush()`` on a thread that holds it, and must
@@ -36,6 +46,7 @@ its hooks run; ``flush()`` elsewhere waits for the hooks too.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -43,11 +54,14 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from segment_core._clock import monotonic
 from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
 from segment_core.config import Config
 from segment_core.delivery import Delivery, HeldBatch, RetryWait
+from segment_core.lifecycle import _threads_are_green
 
 __all__ = ["Worker"]
 
@@ -80,13 +94,14 @@ class Worker:
         # A batch held back under load leaves at once when full, or at half the queue
         # (so that a small max_queue_size never fills while a batch is held back).
         self._full_batch = config.full_batch
+        #: Counts the locks made: a sender goes on only while the one it started with
+        #: is the worker's (see _sends_for).
+        self._generation = 0
         self._reset()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._lock = threading.RLock()
-        self._has_work = threading.Condition(self._lock)
-        self._progress = threading.Condition(self._lock)
+        self._make_lock()
         self._buffer: deque[bytes] = deque()
         self._oldest_at = 0.0
         self._last_send_at = -math.inf
@@ -107,7 +122,40 @@ class Worker:
         self._threads: list[threading.Thread] = []
         #: A caller is starting the sender threads (with the lock released).
         self._starting = False
+        #: Runs a function in a new green thread of the event loop, called from any OS
+        #: thread (see _ask_event_loop_to_start).
+        self._event_loop_call = _event_loop_caller()
+        #: The event loop was asked to start the senders, and has not yet.
+        self._event_loop_asked = False
         self._last_error_log = -math.inf
+
+    def _make_lock(self) -> None:
+        """A new lock and its conditions; the senders started before stop."""
+        self._lock = threading.RLock()
+        self._lock_type = type(self._lock)
+        self._has_work = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._generation += 1
+
+    def _lock_replaced(self) -> bool:
+        """Whether ``threading`` was monkey-patched since the lock was made, and the
+        lock replaced (eventlet's ``monkey_patch()`` turns every ``RLock`` green): the
+        conditions still use the old one, and refuse to wait or notify."""
+        return type(self._lock) is not self._lock_type
+
+    def _remake_lock(self) -> None:
+        """After :meth:`_lock_replaced`: a green lock, conditions and senders (started
+        by the next call); what was accepted stays."""
+        self._make_lock()
+        self._threads = []
+        self._starting = False
+
+    def _remake_what_is_stale(self) -> None:
+        """The parts a fork or a late monkey-patch made unusable, made again."""
+        if self._pid != os.getpid():
+            self.after_fork()
+        elif self._lock_replaced():
+            self._remake_lock()
 
     def retry_now(self) -> None:
         """Batches waiting to retry are sent again now, not once their wait is over."""
@@ -155,6 +203,8 @@ class Worker:
             if self._closing:  # shutdown began meanwhile: take it back if still here
                 return self._withdraw(item)
             return None
+        if self._lock_replaced():
+            self._remake_lock()
         with self._lock:  # (re-entrant: see the module's docstring)
             if self._closing:
                 return SHUT_DOWN
@@ -170,7 +220,10 @@ class Worker:
             if size == 0 or count == self._flush_at or count % self._full_batch == 0:
                 self._has_work.notify()
             if not self._threads and not self._starting:
-                self._start_senders()
+                if _off_the_event_loop():
+                    self._ask_event_loop_to_start()
+                else:
+                    self._start_senders()
         return None
 
     def _withdraw(self, item: bytes) -> str | None:
@@ -187,8 +240,7 @@ class Worker:
         On a sender thread it waits for nothing: what is left would wait for this
         thread's own batch, or for this thread.
         """
-        if self._pid != os.getpid():
-            self.after_fork()
+        self._remake_what_is_stale()
         if self.on_sender_thread():
             return self._ask_for_delivery()
         deadline = monotonic() + timeout
@@ -202,16 +254,17 @@ class Worker:
                     return False
                 idle = not self._threads and not self._starting
                 if idle and self._buffer and self._taken < target:
-                    if not self._start_senders():
-                        self._send_here(target, deadline)
-                    continue
+                    if not _off_the_event_loop():
+                        if not self._start_senders():
+                            self._send_here(target, deadline)
+                        continue
+                    self._ask_event_loop_to_start()  # then waits for the senders
                 self._progress.wait(remaining)
         return True
 
     def shutdown(self, timeout: float) -> bool:
         """Refuse new messages, deliver what was accepted within ``timeout``, stop the threads."""
-        if self._pid != os.getpid():
-            self.after_fork()
+        self._remake_what_is_stale()
         deadline = monotonic() + timeout
         with self._lock:
             self._closing = True
@@ -284,11 +337,38 @@ class Worker:
                 self._progress.notify_all()
         return bool(self._threads)
 
+    def _ask_event_loop_to_start(self) -> None:
+        """Off the event loop's thread (lock held, no sender running): have the loop
+        start the senders, when this worker knows it; else its next call does."""
+        call = self._event_loop_call
+        if call is None or self._event_loop_asked:
+            return
+        try:
+            call(self._start_senders_on_event_loop)
+        except ValueError:  # its loop was destroyed: none to ask
+            self._event_loop_call = None
+            return
+        self._event_loop_asked = True
+
+    def _start_senders_on_event_loop(self) -> None:
+        """What another OS thread asked for, in a green thread of the event loop."""
+        if self._pid != os.getpid():  # (asked in the parent, just before a fork)
+            return
+        with self._lock:
+            self._event_loop_asked = False
+            if not self._threads and not self._starting:
+                self._start_senders()
+
     def _start_each(self, started: list[threading.Thread]) -> None:
         """Start ``max_in_flight`` sender threads into ``started`` (lock released)."""
         global _last_start_failure_log
         for index in range(self._config.max_in_flight):
-            thread = threading.Thread(target=self._run, name=f"segment-sender-{index}", daemon=True)
+            thread = threading.Thread(
+                target=self._run,
+                args=(self._generation,),
+                name=f"segment-sender-{index}",
+                daemon=True,
+            )
             try:
                 thread.start()
             except RuntimeError as error:  # "can't start new thread"
@@ -328,16 +408,22 @@ class Worker:
                 self._in_flight.pop(start, None)  # (gone if shutdown gave it up)
                 self._progress.notify_all()
 
-    def _run(self) -> None:
+    def _sends_for(self, generation: int) -> bool:
+        """Whether a sender started with the lock of ``generation`` goes on: not once
+        the lock was replaced or made again (it never takes the new one, whose waits
+        are another OS thread's)."""
+        return generation == self._generation and not self._lock_replaced()
+
+    def _run(self, generation: int) -> None:
         with self._lock:
             # Started by a call that released the lock meanwhile: that call (a put()
             # among them) finishes first, as it would holding the lock.
             while self._starting:
                 self._has_work.wait()
-        while True:
+        while self._sends_for(generation):
             try:
                 with self._lock:
-                    taken = self._next_batch()
+                    taken = self._next_batch(generation)
             except Exception:
                 # A bug here must not end the thread: accepted messages would wait for ever.
                 self._pause_after_error()
@@ -352,7 +438,8 @@ class Worker:
             finally:
                 with self._lock:
                     self._in_flight.pop(start, None)  # (gone if shutdown gave it up)
-                    self._progress.notify_all()
+                    if self._sends_for(generation):  # (else the conditions are not its lock's)
+                        self._progress.notify_all()
 
     def _pause_after_error(self) -> None:
         """Log an unexpected error of the sender loop (once a minute), then pause.
@@ -366,10 +453,11 @@ class Worker:
             logger.exception("Segment sender thread error; it goes on")
         time.sleep(_ERROR_PAUSE)
 
-    def _next_batch(self) -> tuple[int, HeldBatch] | None:
-        """Wait (lock held) until a batch is due; ``None`` once closing and drained."""
+    def _next_batch(self, generation: int) -> tuple[int, HeldBatch] | None:
+        """Wait (lock held) until a batch is due; ``None`` once closing and drained, or
+        once this sender is to stop (see :meth:`_sends_for`)."""
         config = self._config
-        while True:
+        while self._sends_for(generation):
             size = len(self._buffer)
             if not size:
                 if self._closing:
@@ -401,6 +489,37 @@ class Worker:
                 return start, self._delivery.hold(batch, run=start)
             # Bounded: lock-free appends racing each other may skip the flush_at wake-up.
             self._has_work.wait(min(due_at - now, BUSY_SEND_INTERVAL))
+        return None
+
+
+def _off_the_event_loop() -> bool:
+    """Whether green threads started here would never run: gevent's or eventlet's,
+    from an OS thread other than the process's first (a threadpool's)."""
+    return threading.get_native_id() != _first_thread_id() and _threads_are_green()
+
+
+def _event_loop_caller() -> Callable[[Callable[[], None]], object] | None:
+    """With gevent's threads, on the process's first thread: what has its event loop
+    run a function in a new green thread, called from any OS thread."""
+    gevent_monkey: Any = sys.modules.get("gevent.monkey")
+    if gevent_monkey is None or not gevent_monkey.is_module_patched("threading"):
+        return None
+    if threading.get_native_id() != _first_thread_id():
+        return None
+    gevent: Any = sys.modules["gevent"]
+    loop = gevent.get_hub().loop
+    return functools.partial(loop.run_callback_threadsafe, gevent.spawn)
+
+
+def _first_thread_id() -> int:
+    """The OS id of the process's first thread, whose event loop green threads run on.
+
+    On Linux it is the process id, in a forked child too (where eventlet's
+    ``threading`` keeps the parent's).
+    """
+    if sys.platform == "linux":
+        return os.getpid()
+    return threading.main_thread().native_id or 0
 
 
 def _at_interpreter_shutdown(error: RuntimeError) -> bool:
