@@ -276,7 +276,34 @@ class Spool:
             )
         # Started with the lock released: with gevent or eventlet a thread's start
         # switches to the new thread, which takes the lock.
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as error:  # the OS's thread limit; Python 3.12+ at exit
+            self._go_without_thread(thread, error)
+
+    def _go_without_thread(self, refused: threading.Thread, error: RuntimeError) -> None:
+        """The spool thread could not start: the calls tend the disk instead.
+
+        One look at the directory now, on the caller's thread (what dead processes
+        left is then known); ``flush()`` and ``shutdown()`` move what is on disk to
+        the buffer themselves, and the worker sends on the calling thread when its
+        own threads cannot start either.
+        """
+        with self._lock:
+            if self._thread is not refused:
+                return
+            self._thread = None
+            self._threadless = True  # as a uWSGI master's: no thread is started again
+        # At the program's exit this is expected (a forked worker that made no call):
+        # the exit's delivery goes on here.
+        log = logger.debug if "shutdown" in str(error) else logger.warning
+        log("segment: the spool thread could not start (%s); the calls tend the disk", error)
+        try:
+            self._tend()
+        except Exception:
+            logger.exception("error while tending the Segment spool")
+        finally:
+            self._first_look.set()
 
     # -- the hot path ---------------------------------------------------------------
 
@@ -660,7 +687,8 @@ class Spool:
         self._stop.set()
         self._wake.set()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        started = thread.ident is not None if thread is not None else False
+        if thread is not None and started and thread is not threading.current_thread():
             thread.join(max(0.0, timeout))
         with self._lock:
             if self._closed:  # closed before: what it left then is still left

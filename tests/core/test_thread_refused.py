@@ -7,6 +7,7 @@ what one more thread stack needs, as a process at its thread or memory limit is.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,7 @@ def test_calls_are_accepted_and_flush_delivers_when_no_thread_can_start(
         NO_MORE_THREADS
         + """
 import sys
+from pathlib import Path
 from segment_core import Client
 client = Client("k", host=sys.argv[1], flush_interval=3600)
 refuse_threads()
@@ -78,6 +80,7 @@ def test_what_waits_for_a_thread_is_delivered_at_exit(receiver: Receiver) -> Non
         NO_MORE_THREADS
         + """
 import sys
+from pathlib import Path
 import segment_core as analytics
 analytics.write_key = "k"
 analytics.host = sys.argv[1]
@@ -90,3 +93,32 @@ for i in range(5):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert sorted(m["properties"]["i"] for m in receiver.messages()) == list(range(5))
+
+
+def test_a_spooled_client_made_when_no_thread_can_start_delivers_and_exits_quietly(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    # As an app's atexit handler on Python 3.12+, where no thread starts any more.
+    process = run_script(
+        NO_MORE_THREADS
+        + """
+import sys
+from pathlib import Path
+from segment_core import Client
+refuse_threads()
+client = Client("k", host=sys.argv[1], spool_dir=sys.argv[2], flush_interval=3600)
+print("accepted:", [client.track("u", "No Thread", {"i": i})[0] for i in range(3)])
+print("flushed:", client.flush(10))
+print("closed:", client.shutdown(10))
+""",
+        receiver.url,
+        str(tmp_path / "spool"),
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout.splitlines() == ["accepted: [True, True, True]", "flushed: True", "closed: True"]
+    assert sorted(m["properties"]["i"] for m in receiver.messages()) == [0, 1, 2]
+    assert "Traceback" not in stderr and "spool thread could not start" in stderr
+    assert not [
+        path for path in (tmp_path / "spool").rglob("*") if path.is_file() and path.suffix == ".seg"
+    ]
