@@ -25,4 +25,4 @@ def test_a_query_string_in_a_value_loses_its_secrets(app: Flask, sent: Sent) -> 
     assert page["properties"]["referrer"] == (
         "https://shop.example/admin/users/?_changelist_filters=email%3DREDACTED"
     )
-    assert "ada" not in json.dumps(page)
+    assert "example.com" not in json.dumps(page)  # the e-mail, however escaped
