@@ -30,7 +30,6 @@ import secrets
 import struct
 import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 try:
@@ -253,10 +252,13 @@ def lock_exclusive(path: str, *, create: bool = False) -> int | None:
     return fd
 
 
-def list_names(directory: str) -> Iterator[os.DirEntry[str]]:
+def list_names(directory: str) -> list[str]:
+    """The names in ``directory``; none when it is missing, not a directory or unreadable.
+
+    A list, not a ``scandir()`` iterator: a signal handler's exception landing as the
+    listing returns leaves nothing open behind.
+    """
     try:
-        with os.scandir(directory) as entries:
-            found = list(entries)
-    except OSError:  # missing, not a directory, unreadable: nothing to see
-        return
-    yield from found
+        return os.listdir(directory)
+    except OSError:
+        return []

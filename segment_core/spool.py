@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 import zlib
@@ -747,10 +748,9 @@ class Spool:
             # Small and written out now (a millisecond or so): the spool thread
             # prepares the next, full-size one in the background.
             size = min(self._segment_bytes, _FIRST_SEGMENT_BYTES)
-            segment = self._create_segment(own, self._take_number(), size)
+            segment = self._create_segment(own, self._take_number(), size, publish=True)
             if segment is None:
                 return None
-            self._publish(segment)
         self._spare = None
         self._active = segment
         self._wake.set()  # the spool thread prepares the next one
@@ -765,15 +765,25 @@ class Spool:
         self._next_number += 1
         return number
 
-    def _create_segment(self, own: Claim, number: int, size: int) -> Segment | None:
+    def _create_segment(
+        self, own: Claim, number: int, size: int, *, publish: bool = False
+    ) -> Segment | None:
         """A new, empty segment file of ``size`` bytes, open for appending; None when the
-        spool directory has no room for it (no lock needed)."""
+        spool directory has no room for it (no lock needed, unless ``publish``).
+
+        With ``publish`` (lock held) it is counted as ours and made the spare before it
+        is returned. Interrupted anywhere before that (a time limit's exception, on a
+        caller's thread), it leaves no file and no descriptor behind.
+        """
         path = os.path.join(self._directory, fmt.segment_name(own.writer, number))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = -1
+        segment: Segment | None = None
         try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             os.ftruncate(fd, size)  # its full size at once, for every process that measures
             if not self._fits(size):
-                os.close(fd)
+                closing, fd = fd, -1
+                os.close(closing)
                 _quietly(os.unlink, path)
                 return None
             # Blocks reserved now: a full disk fails here, not at a write later.
@@ -782,12 +792,21 @@ class Spool:
             if self._fsync != "never":  # the file's name must survive a power loss too
                 self._sync_directory()
             segment = Segment(own, path, count=0, size=len(fmt.FILE_HEADER), sealed=False)
-        except BaseException:
-            os.close(fd)
+            segment.fd, segment.allocated = fd, size
+            if publish:
+                self._publish(segment)
+            return segment
+        except BaseException as error:
+            if segment is not None and any(s is segment for s in own.segments):
+                raise  # counted as ours: closing the spool settles it
+            if fd >= 0:
+                _quietly(os.close, fd)
+            elif isinstance(error, OSError) and not is_interruption(error):
+                raise  # os.open() failed: no file made
+            else:
+                _close_lost_descriptor(path)  # perhaps stopped as os.open() returned
             _quietly(os.unlink, path)
             raise
-        segment.fd, segment.allocated = fd, size
-        return segment
 
     def _fits(self, size: int) -> bool:
         """Whether the spool directory, measured now, is within the bound with a new file
@@ -811,10 +830,18 @@ class Spool:
             os.close(fd)
 
     def _publish(self, segment: Segment) -> None:
-        """Count ``segment`` as one of ours (lock held)."""
-        segment.claim.segments.append(segment)
+        """Count ``segment`` as one of ours and make it the spare (lock held).
+
+        No call comes before the last line, so a signal handler's exception lands before
+        all of it or after it (whether it did is ``segment in segment.claim.segments``).
+        """
+        segment.serial = serial = self._serial
+        segment.first = serial << _ORDINAL_BITS
+        self._serial = serial + 1
+        self._by_serial[serial] = segment
         self._bytes += segment.allocated
-        self._number(segment)
+        self._spare = segment
+        segment.claim.segments.append(segment)
 
     def _number(self, segment: Segment) -> None:
         segment.serial = self._serial
@@ -859,7 +886,6 @@ class Spool:
                 _quietly(os.unlink, segment.path)
                 return
             self._publish(segment)
-            self._spare = segment
             if self._out_of_room:
                 self._out_of_room = False
                 self._say_later(
@@ -1220,14 +1246,14 @@ class Spool:
         """Take every writer whose lock is free (its process is gone) and queue its files."""
         locked: set[str] = set()
         unlocked: set[str] = set()
-        for entry in fmt.list_names(self._directory):
-            writer, _, suffix = entry.name.partition(".")
+        for name in fmt.list_names(self._directory):
+            writer, _, suffix = name.partition(".")
             if suffix == fmt.LOCK_SUFFIX[1:]:
                 locked.add(writer)
-            elif entry.name.endswith(fmt.SEGMENT_SUFFIX):
+            elif name.endswith(fmt.SEGMENT_SUFFIX):
                 unlocked.add(writer)
             elif suffix == fmt.TEMP_SUFFIX[1:]:
-                self._remove_stale_temporary(entry)
+                self._remove_stale_temporary(os.path.join(self._directory, name))
         held = {claim.writer for claim in self._claims()}
         for writer in sorted((locked | unlocked) - held):
             if self._closed:
@@ -1243,9 +1269,9 @@ class Spool:
     def _adopt(self, claim: Claim) -> None:
         prefix = claim.writer + "."
         names = sorted(
-            entry.name
-            for entry in fmt.list_names(self._directory)
-            if entry.name.startswith(prefix) and entry.name.endswith(fmt.SEGMENT_SUFFIX)
+            name
+            for name in fmt.list_names(self._directory)
+            if name.startswith(prefix) and name.endswith(fmt.SEGMENT_SUFFIX)
         )
         segments = []
         for name in names:
@@ -1303,17 +1329,17 @@ class Spool:
         self.counts["adopted"] += len(todo)
         return segment
 
-    def _remove_stale_temporary(self, entry: os.DirEntry[str]) -> None:
+    def _remove_stale_temporary(self, path: str) -> None:
         # A writer renames its locked temporary file at once; one left for a minute
         # and unlocked belongs to a process that died in between.
         try:
-            if time.time() - entry.stat().st_mtime < 60:
+            if time.time() - os.stat(path).st_mtime < 60:
                 return
         except OSError:
             return
-        fd = fmt.lock_exclusive(entry.path)
+        fd = fmt.lock_exclusive(path)
         if fd is not None:
-            _quietly(os.unlink, entry.path)
+            _quietly(os.unlink, path)
             os.close(fd)
 
     def _measure(self) -> None:
@@ -1325,11 +1351,16 @@ class Spool:
     def _directory_bytes(self) -> int:
         """Bytes in the whole spool directory: every process's files, all write keys."""
         total = 0
-        for directory in fmt.list_names(self._root):
-            if fmt.is_key_directory(directory.name) and directory.is_dir(follow_symlinks=False):
-                for entry in fmt.list_names(directory.path):
-                    with contextlib.suppress(OSError):
-                        total += entry.stat(follow_symlinks=False).st_size
+        for name in fmt.list_names(self._root):
+            if not fmt.is_key_directory(name):
+                continue
+            directory = os.path.join(self._root, name)
+            with contextlib.suppress(OSError):
+                if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                    continue  # a file or a link of that name: not a spool of ours
+            for entry in fmt.list_names(directory):
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(directory, entry)).st_size
         return total
 
     def _requeue(self) -> int:
@@ -1426,6 +1457,20 @@ def _has_free_space(directory: str, size: int) -> bool:
     """Whether the filesystem of ``directory`` has ``size`` bytes free for this user."""
     stats = os.statvfs(directory)
     return stats.f_bavail * stats.f_frsize >= size
+
+
+def _close_lost_descriptor(path: str) -> None:
+    """Close the descriptor of ``path`` that an interrupted ``os.open()`` made and nobody
+    received (Linux; elsewhere it stays open until the process ends)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+        target = os.path.realpath(path)
+    except OSError:
+        return
+    for name in names:
+        with contextlib.suppress(OSError, ValueError):
+            if os.readlink(f"/proc/self/fd/{name}") == target:
+                os.close(int(name))
 
 
 def _quietly(function: Any, *args: Any) -> None:

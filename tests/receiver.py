@@ -1,8 +1,9 @@
 """A small recording HTTP server on loopback for wire-level tests of the client.
 
 It keeps every request (headers, raw and decoded body) and answers from a plan
-of faults given by the test: a status (with Retry-After), a delay, or a closed
-connection. The collector is the full receiver; this one exposes raw requests.
+of faults given by the test: a status (with Retry-After), a delay, an answer held
+until the test releases it, or a closed connection. The collector is the full
+receiver; this one exposes raw requests.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class Fault:
     retry_after: str | None = None
     close: bool = False
     delay: float = 0.0
+    #: Answered only once this is set (a receiver that holds its senders until told).
+    hold: threading.Event | None = None
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Receiver:
     faults: deque[Fault] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
+    #: Requests that reached a fault's ``hold`` (answered or not).
+    held: int = 0
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -103,6 +108,10 @@ def start_receiver() -> Receiver:
                 fault = receiver.faults.popleft() if receiver.faults else Fault()
             if fault.delay:
                 time.sleep(fault.delay)  # the server's behaviour under test, not a wait
+            if fault.hold is not None:
+                with receiver.lock:
+                    receiver.held += 1
+                fault.hold.wait(60)
             if fault.close:
                 self.close_connection = True
                 self.connection.close()

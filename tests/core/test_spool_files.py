@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from segment_core import _spool_format as fmt
 from tests.core.test_spool import poll
-from tests.receiver import Receiver
+from tests.receiver import Fault, Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = {"flush_at": 2500, "flush_interval": 3600.0}
@@ -123,9 +124,15 @@ def test_messages_in_a_removed_closed_segment_are_reported_lost_not_damaged(
 def test_messages_overwritten_in_a_live_file_are_reported_lost_not_damaged(
     make_client: Any, receiver: Receiver, spool_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A buffer of 10: the rest wait on disk, in the file being written.
-    client = make_client(spool_dir=spool_dir, max_queue_size=10, **HOLD)
-    for i in range(300):
+    # One sender, held by the receiver with the first 5 messages, and a buffer of 10:
+    # the next 10 are in memory, the rest wait on disk, in the file being written.
+    held = threading.Event()
+    receiver.fail_next(Fault(hold=held))
+    client = make_client(spool_dir=spool_dir, max_queue_size=10, max_in_flight=1, **HOLD)
+    for i in range(5):
+        assert client.track("u", "E", {"i": i})[0]
+    poll(lambda: receiver.held == 1, what="the sender held with its batch")
+    for i in range(5, 300):
         assert client.track("u", "E", {"i": i})[0]
     [first] = [path for path in segments(spool_dir) if records(path)]
     data = bytearray(first.read_bytes())
@@ -134,6 +141,7 @@ def test_messages_overwritten_in_a_live_file_are_reported_lost_not_damaged(
     with first.open("r+b") as file:
         file.write(data)
     waiting = set(range(300)) - {m["properties"]["i"] for m in records(first)}
+    held.set()
     with caplog.at_level(logging.ERROR, logger="segment.core"):
         assert client.flush(30)
     delivered = [m["properties"]["i"] for m in receiver.messages()]

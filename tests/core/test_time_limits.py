@@ -9,8 +9,10 @@ stays whole: the spool keeps working, and each message is accepted or not, never
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -274,6 +276,72 @@ def test_a_stopped_write_is_taken_back(
     assert sorted(e["message"]["properties"]["n"] for e in events) == [0, 2]
     assert client.stats()["accepted"] == 2
     assert client.stats()["spool"]["in_memory_only"] is False
+
+
+def open_segments_in(directory: Path) -> list[str]:
+    """The segment files in ``directory`` this process holds open (a lock file it may)."""
+    links = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            links.append(str(fd.readlink()))
+    inside = str(directory.resolve())
+    return [link for link in links if link.startswith(inside) and fmt.SEGMENT_SUFFIX in link]
+
+
+@pytest.mark.parametrize("where", ["as its file is made", "as it is ready"])
+def test_a_time_limit_landing_as_a_segment_is_made_leaves_no_file(
+    collector_client: Callable[..., Client],
+    segment_collector: CollectorHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """The first call of a process makes its first segment file itself: a time limit
+    landing there, at any point, leaves neither a file nor a descriptor behind."""
+    from segment_core import spool
+
+    spool_dir = tmp_path / "spool"
+    client = collector_client(spool_dir=spool_dir)
+    caller = threading.current_thread()
+    stopped: list[str] = []
+    if where == "as its file is made":
+        real_open = os.open
+
+        def open_then_stop(path: Any, *args: Any, **kwargs: Any) -> int:
+            fd = real_open(path, *args, **kwargs)
+            if str(path).endswith(fmt.SEGMENT_SUFFIX) and not stopped:
+                stopped.append(str(path))
+                raise SoftTimeLimitExceeded()  # as os.open() returns: its descriptor unseen
+            return fd
+
+        monkeypatch.setattr(os, "open", open_then_stop)
+    else:
+        create = spool.Spool._create_segment
+
+        def create_then_stop(self: spool.Spool, *args: Any, **kwargs: Any) -> Any:
+            segment = create(self, *args, **kwargs)
+            if threading.current_thread() is caller and not stopped:
+                stopped.append(segment.path)
+                raise SoftTimeLimitExceeded()  # as the new file is ready
+            return segment
+
+        monkeypatch.setattr(spool.Spool, "_create_segment", create_then_stop)
+    with pytest.raises(SoftTimeLimitExceeded):
+        client.track("u", "Stopped", message_id="stopped")
+    monkeypatch.undo()
+    assert stopped
+    if where == "as its file is made":
+        assert not Path(stopped[0]).exists()
+        assert open_segments_in(spool_dir) == []
+    assert client.track("u", "After", message_id="after")[0]
+    assert client.flush(10)
+    [event] = segment_collector.wait_for(1, type="track")
+    assert event["message"]["messageId"] == "after"
+    stats = client.stats()
+    assert stats["accepted"] == stats["sent"] == 1
+    assert client.shutdown(10)
+    assert spool_files(spool_dir) == []
+    assert open_segments_in(spool_dir) == []
 
 
 @pytest.mark.parametrize("taken", [False, True], ids=["not taken", "taken"])
