@@ -39,7 +39,7 @@ from collections.abc import (
 )
 from contextlib import aclosing, contextmanager
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast
 
 from segment_core import _forks, lifecycle
 from segment_core._clock import monotonic
@@ -499,12 +499,22 @@ def with_binding(fn: Callable[P, R]) -> Callable[P, R]:
     """
     obj = current_or_found()
     carried = obj.copy() if obj is not None else None
-    if inspect.isgeneratorfunction(_what_a_call_runs(fn)) and carried is not None:
+    makes = _what_calling_makes(fn)
+    if makes == "result" or (makes == "generator" and carried is None):
+        return _BoundCall(fn, carried)
+    if carried is None:
+        return fn
+    if makes == "generator":
         generator_function = cast("Callable[P, Iterable[Any]]", fn)
         return cast("Callable[P, R]", _bound_generator_function(generator_function, carried))
-    if not _is_async_function(fn):
-        return _BoundCall(fn, carried)
-    return fn if carried is None else _bound_async_function(fn, carried)
+    if makes == "async generator":
+        async_generator_function = cast("Callable[P, AsyncIterable[Any]]", fn)
+        return cast(
+            "Callable[P, R]",
+            _bound_async_generator_function(async_generator_function, carried),
+        )
+    coroutine_function = cast("Callable[P, Coroutine[Any, Any, Any]]", fn)
+    return cast("Callable[P, R]", _bound_coroutine_function(coroutine_function, carried))
 
 
 def _bound_generator_function(
@@ -538,22 +548,20 @@ def _what_a_call_runs(fn: Callable[..., object]) -> object:
     return call if inspect.isfunction(call) else fn
 
 
-def _is_async_function(fn: Callable[..., object]) -> bool:
-    """Whether calling ``fn`` only makes what an event loop runs later."""
-    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-        return True
+def _what_calling_makes(
+    fn: Callable[..., object],
+) -> Literal["generator", "async generator", "coroutine", "result"]:
+    """What calling ``fn`` makes: a generator or what an event loop runs later (an
+    async generator, a coroutine) for ``fn``, a partial of it or an object whose
+    ``__call__`` it is; else its result."""
     runs = _what_a_call_runs(fn)
-    return inspect.iscoroutinefunction(runs) or inspect.isasyncgenfunction(runs)
-
-
-def _bound_async_function(fn: Callable[P, R], carried: Analytics) -> Callable[P, R]:
-    """``fn``, an async function or async generator function, of the same kind,
-    running with ``carried`` bound wherever it is awaited."""
-    if inspect.isasyncgenfunction(_what_a_call_runs(fn)):
-        generator_function = cast("Callable[P, AsyncIterable[Any]]", fn)
-        return cast("Callable[P, R]", _bound_async_generator_function(generator_function, carried))
-    coroutine_function = cast("Callable[P, Coroutine[Any, Any, Any]]", fn)
-    return cast("Callable[P, R]", _bound_coroutine_function(coroutine_function, carried))
+    if inspect.isgeneratorfunction(runs):
+        return "generator"
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(runs):
+        return "async generator"
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(runs):
+        return "coroutine"
+    return "result"
 
 
 def _bound_coroutine_function(
@@ -743,7 +751,7 @@ def start_thread(
     an ASGI app's lifespan shutdown flushes (within ``shutdown_timeout``). An async
     ``fn`` is refused with a ``TypeError``: its coroutine would never be awaited.
     """
-    if _is_async_function(fn):
+    if _what_calling_makes(fn) in ("async generator", "coroutine"):
         raise TypeError(
             f"start_thread runs a plain function on a new thread; {_name_of(fn)} is "
             "async, and calling it there would only make a coroutine nobody awaits: "

@@ -687,9 +687,8 @@ class Spool:
         """
         self._stop.set()
         self._wake.set()
-        thread = self._thread
-        started = thread.ident is not None if thread is not None else False
-        if thread is not None and started and thread is not threading.current_thread():
+        thread, caller = self._thread, threading.current_thread()
+        if thread is not None and thread.ident is not None and thread is not caller:  # started
             thread.join(max(0.0, timeout))
         with self._lock:
             if self._closed:  # closed before: what it left then is still left
