@@ -272,6 +272,36 @@ def assert_all_delivered(collector: Any, n: int, *, timeout: float = 20.0) -> li
     return messages
 
 
+def assert_a_stop_during_an_outage_is_bounded(
+    collector: Any,
+    argv: list[str],
+    *,
+    port: int,
+    env: dict[str, str],
+    log_dir: Path,
+    requests: int,
+    within: float = 10.0,
+) -> None:
+    """Serve ``requests`` page views while the collector refuses everything, then stop
+    the gunicorn master with SIGTERM: it exits cleanly within ``within`` seconds, and
+    its workers log what they could not deliver."""
+    collector.faults({"status": 503, "seconds": 120})
+    try:
+        with running("gunicorn", argv, port=port, env=env, log_dir=log_dir, workers=2) as server:
+            load(server, requests)
+            started = time.monotonic()
+            assert server.stop(signal.SIGTERM) == 0
+            elapsed = time.monotonic() - started
+            log = server.log()
+        summary = collector.summary()
+    finally:
+        collector.clear_faults()
+    assert elapsed < within, f"{elapsed:.1f}s to stop\n{log}"
+    assert summary["total"] == 0, summary
+    assert summary["requests"]["faulted"] > 0, summary
+    assert "message(s) undelivered" in log, log
+
+
 def gunicorn_argv(app: str, port: int, *options: str) -> list[str]:
     """gunicorn with 2 workers on ``port`` (and no control socket, shared per user in 27+)."""
     import gunicorn.config

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.servers import HOLD_UNTIL_EXIT, app_env, free_port, gunicorn_argv, load, running
+from tests.e2e.servers import (
+    HOLD_UNTIL_EXIT,
+    app_env,
+    assert_a_stop_during_an_outage_is_bounded,
+    free_port,
+    gunicorn_argv,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -28,18 +32,6 @@ def test_gthread_workers_with_the_hook_stop_within_one_shutdown_timeout_during_a
     argv = gunicorn_argv(FLASK, port, "--worker-class", "gthread", "--threads", "4")
     argv[-1:-1] = WORKER_EXIT_HOOK
     env = app_env(segment_collector.url, shutdown_timeout=6, **HOLD_UNTIL_EXIT)
-    segment_collector.faults({"status": 503, "seconds": 120})
-    try:
-        with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
-            load(server, 50)
-            started = time.monotonic()
-            assert server.stop(signal.SIGTERM) == 0
-            elapsed = time.monotonic() - started
-            log = server.log()
-        summary = segment_collector.summary()
-    finally:
-        segment_collector.clear_faults()
-    assert elapsed < 10, f"{elapsed:.1f}s to stop\n{log}"
-    assert summary["total"] == 0, summary
-    assert summary["requests"]["faulted"] > 0, summary
-    assert "message(s) undelivered" in log, log
+    assert_a_stop_during_an_outage_is_bounded(
+        segment_collector, argv, port=port, env=env, log_dir=tmp_path, requests=50
+    )
