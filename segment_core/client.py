@@ -412,9 +412,10 @@ class Client(ClientSettings):
             if done is not None:
                 return done
         if not self._registered:  # before the first message is queued: a SIGTERM may follow
-            if sys.is_finalizing():
-                # A finalizer as the interpreter ends, after the exit's delivery: no
-                # thread can start to send it (Python 3.11 would wait for one for ever).
+            if sys.is_finalizing() or lifecycle.exit_delivery_began():
+                # After the exit's delivery (an atexit handler registered before the
+                # import, a finalizer as the interpreter ends): nothing would deliver
+                # it, and no thread may start to (Python 3.11 would wait for ever).
                 self._drop(complete(message), SHUT_DOWN)
                 return False, message
             self._register()

@@ -699,8 +699,9 @@ def _uwsgi_threads_enabled(uwsgi: Any) -> bool:
 def _deliver_at_exit() -> None:
     """``atexit``: shut every client down; a SIGTERM that came meanwhile, once that
     is done, ends the process as ``SIG_DFL`` would have."""
-    global _exit_delivery_running
+    global _exit_delivery_running, _exit_delivery_began_in
     _exit_delivery_running = True
+    _exit_delivery_began_in = os.getpid()
     try:
         shutdown_all()
     except KeyboardInterrupt:
@@ -738,6 +739,16 @@ def _say_interrupted() -> None:
 
 #: Whether ``atexit``'s delivery has begun (a SIGTERM then waits for it).
 _exit_delivery_running = False
+#: The process whose ``atexit`` delivery began (a forked child's has not).
+_exit_delivery_began_in: int | None = None
+
+
+def exit_delivery_began() -> bool:
+    """Whether this process's ``atexit`` delivery has begun: a client's first call
+    after that is refused, as nothing would deliver it (an ``atexit`` handler the
+    app registered before importing ``segment_core`` runs then)."""
+    return _exit_delivery_began_in == os.getpid()
+
 
 # Registered as the package is imported rather than at the first message: an
 # ``atexit`` handler registered then would run before the app's own (the last

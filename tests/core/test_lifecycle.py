@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from segment_core import lifecycle
+from segment_core import Client, lifecycle
 from tests.receiver import Fault, Receiver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -224,6 +224,55 @@ def test_a_first_call_from_a_finalizer_as_the_interpreter_ends_is_refused_not_hu
     assert process.returncode == 0, stderr
     assert stdout.split() == ["refused"]
     assert receiver.messages() == []
+
+
+@pytest.mark.parametrize("how", ["client", "module-level API", "spooled client"])
+def test_a_first_call_from_an_atexit_handler_registered_before_the_import_is_not_lost(
+    receiver: Receiver, tmp_path: Path, how: str
+) -> None:
+    # The handler runs after the exit's delivery (the last registered runs first):
+    # nothing would deliver what it tracks, so it is refused and counted, not
+    # accepted and lost; a spooled client keeps it on disk for the next process.
+    process = run_script(
+        """
+        import atexit, sys
+        def last_words():
+            import segment_core
+            from segment_core import Client
+            if sys.argv[2] == "module-level API":
+                segment_core.write_key, segment_core.host = "k", sys.argv[1]
+                accepted = segment_core.track("u", "Exited")[0]
+                stats = segment_core.default_client.stats()
+            else:
+                spool = {"spool_dir": sys.argv[3]} if sys.argv[2] == "spooled client" else {}
+                client = Client("k", host=sys.argv[1], **spool)
+                accepted = client.track("u", "Exited")[0]
+                stats = client.stats()
+            print("accepted" if accepted else "refused", stats["dropped"], flush=True)
+        atexit.register(last_words)
+        import segment_core
+        """,
+        receiver.url,
+        how,
+        str(tmp_path / "spool"),
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    if how != "spooled client":
+        assert stdout.strip() == "refused {'shut_down': 1}", stderr
+        assert receiver.messages() == []
+        return
+    assert stdout.strip() == "accepted {}", stderr
+    assert receiver.messages() == []
+    next_process = Client("k", host=receiver.url, spool_dir=tmp_path / "spool")
+    try:
+        assert next_process.flush(10)
+    finally:
+        next_process.shutdown(5)
+    assert [m["event"] for m in receiver.messages()] == ["Exited"]
 
 
 MULTIPROCESSING_SCRIPT = """
