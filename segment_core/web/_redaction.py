@@ -12,7 +12,10 @@ in full-width letters is ``password``). It is secret when:
   ``hmac`` ... and every entry of ``redact_query_params``; an entry of several
   words matches those words in a row), or
 - a word *ends* with a strong secret word written together (``accesstoken``,
-  ``newpassword``, ``xapikey``, ``jsessionid``, ``phpsessid``), or
+  ``newpassword``, ``xapikey``, ``jsessionid``, ``phpsessid``, ``useremail``),
+  *starts* with one (``secretkey``, ``sessionkey``, ``emailaddress``,
+  ``passwordhash``; not ``secretary``), or is a ``key`` or ``code`` glued to a word
+  that makes it one (``accesskey``, ``privatekey``, ``authcode``, ``resetcode``), or
 - the whole name is a short word that is only a secret on its own (``code``,
   ``pin``, ``sig``, ``sid``, ``pass``, ``sso``) or a ``code`` of a login flow
   (``auth_code``, ``invite_code``, ``oobCode``; not ``country_code``).
@@ -151,6 +154,58 @@ _GLUED_SUFFIXES = (
     "sessid",
     "credential",
     "credentials",
+    "email",
+)
+# Strong words also found glued before others ("secretkey", "emailaddress",
+# "passwordhash", "sessionkey"), but for these words that merely start with one.
+_GLUED_PREFIXES = (
+    "password",
+    "passwd",
+    "passphrase",
+    "passcode",
+    "secret",
+    "apikey",
+    "session",
+    "sessid",
+    "credential",
+    "email",
+)
+_NOT_GLUED = frozenset({"secretary", "secretaries", "secretariat", "secretariats"})
+# "key" and "code" glued after a word that makes them a secret ("accesskey",
+# "privatekey", "authcode", "resetcode"); not "monkey", "turkey" or "zipcode".
+_KEY_QUALIFIERS = frozenset(
+    {
+        "access",
+        "account",
+        "activation",
+        "api",
+        "app",
+        "auth",
+        "client",
+        "consumer",
+        "developer",
+        "encryption",
+        "hmac",
+        "license",
+        "licence",
+        "master",
+        "pass",
+        "private",
+        "product",
+        "recovery",
+        "reset",
+        "secret",
+        "serial",
+        "session",
+        "shared",
+        "sign",
+        "signing",
+        "subscription",
+        "user",
+        "verification",
+        "webhook",
+        "xapi",
+    }
 )
 # Names that are secrets only when they are the whole name.
 # sso: DiscourseConnect's signed login payload, with the user's email in it.
@@ -258,6 +313,20 @@ _TOKENS = re.compile(
 _REDACTED_LITERAL = f'"{REDACTED}"'
 
 
+def _is_glued_secret(word: str) -> bool:
+    """Whether ``word`` is a strong secret word glued to another (``accesstoken``,
+    ``useremail``, ``secretkey``, ``emailaddress``, ``resetcode``)."""
+    if word.endswith(_GLUED_SUFFIXES):
+        return True
+    if word.startswith(_GLUED_PREFIXES) and word not in _NOT_GLUED:
+        return True
+    for glued in ("key", "code"):
+        if word.endswith(glued):
+            qualifier = word[: -len(glued)]
+            return qualifier in (_KEY_QUALIFIERS if glued == "key" else _CODE_QUALIFIERS)
+    return False
+
+
 def name_words(name: str) -> tuple[str, ...]:
     """The lower-case words of a parameter name: letters or digits, of any script.
 
@@ -351,7 +420,7 @@ class Redactor:
                 return True
         if not self.defaults:
             return False
-        if any(word.endswith(_GLUED_SUFFIXES) for word in words):
+        if any(_is_glued_secret(word) for word in words):
             return True
         if len(words) == 1:
             return words[0] in _WHOLE_NAMES

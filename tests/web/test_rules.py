@@ -57,6 +57,10 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         # Login links and one-time credentials of common packages and services:
         # django-sesame, Shopify, OAuth 1.0a and PKCE, Firebase, DiscourseConnect, SAML.
         "sesame", "hmac", "oauth_verifier", "code_verifier", "oobCode", "sso", "SAMLart",
+        # Written together, all in lower case: a secret word glued after or before
+        # another, a key or code of a credential.
+        "useremail", "contactemail", "emailaddress", "emailid", "secretkey", "sessionkey",
+        "passwordhash", "accesskey", "privatekey", "SECRETKEY", "authcode", "resetcode",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
@@ -69,7 +73,8 @@ def test_secret_names(name: str) -> None:
         "keyword", "keywords", "monkey", "donkey", "author", "passenger", "q", "page",
         "utm_source", "country_code", "zip_code", "sort", "tokenizer", "turkey",
         "hashtag", "broken", "secretary", "ticket_id", "refresh", "state", "RelayState",
-        "sso_provider", "shop", "timestamp",
+        "sso_provider", "shop", "timestamp", "hotkey", "whiskey", "hockey", "zipcode",
+        "countrycode", "barcode", "secretaries", "tokens_used",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
