@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import operator
 import os
 import re
 import weakref
@@ -625,15 +626,8 @@ class SegmentMiddleware:
                 status,
                 response,
                 content_type=_content_type(raw_headers),
-                # Read only for htmx's navigations (its redirects); names in any case.
-                response_header=lambda name: next(
-                    (
-                        bytes(v).decode("latin-1")
-                        for k, v in raw_headers
-                        if k.lower() == name.encode()
-                    ),
-                    None,
-                ),
+                # Read only for what would be a page view; names in any case.
+                response_header=functools.partial(_header, raw_headers),
             )
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
@@ -693,6 +687,21 @@ def _content_type(headers: Iterable[Any]) -> str | None:
         if name.lower() == b"content-type":
             return bytes(value).decode("latin-1")
     return None
+
+
+def _header(headers: Iterable[Any], name: str) -> str | None:
+    """The value of the header ``name`` (lower case) of a response start's headers,
+    looked for in C: the names in any case."""
+    pairs = headers if type(headers) is list else list(headers)
+    names = list(map(_LOWER, map(_NAME, pairs)))
+    wanted = name.encode("latin-1")
+    if wanted not in names:
+        return None
+    return bytes(pairs[names.index(wanted)][1]).decode("latin-1")
+
+
+_NAME = operator.itemgetter(0)
+_LOWER = operator.methodcaller("lower")
 
 
 def _location(message: Message) -> str | None:

@@ -25,7 +25,9 @@ Every step is guarded: analytics never turns a working response into an error.
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 from contextvars import Token, copy_context
 from typing import Any
 
@@ -296,15 +298,25 @@ def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:
             response.status_code,
             response,
             content_type=content_type,
-            # Read only for htmx's navigations (its redirects): one pass over the
-            # pairs, without the exception headers.get() raises for a missing one.
-            response_header=lambda name: next(
-                (value for key, value in headers if key.lower() == name), None
-            ),
+            # Read only for what would be a page view.
+            response_header=functools.partial(_header, headers),
         ) and (app is not None):
             emit(page_tracked, app, message=scope.analytics.page_message)
     except Exception:
         logger.exception("segment: the automatic page call failed")
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    """The value of the header ``name`` (lower case), looked for in C rather than in
+    ``headers.get()``'s Python loop and the exception it raises for a missing one."""
+    pairs = headers._list if type(headers) is Headers else list(headers.items())
+    names = list(map(str.lower, map(_NAME, pairs)))
+    if name not in names:
+        return None
+    return str(pairs[names.index(name)][1])
+
+
+_NAME = operator.itemgetter(0)
 
 
 def _real(proxy: Any) -> Any:

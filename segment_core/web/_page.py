@@ -190,13 +190,25 @@ def page_wanted(
         return False
     if is_excluded_route(request, options):
         return False
-    # Headers read only for htmx's navigations: other requests pay nothing for it.
-    if made_by is _BOOSTED_HTMX and response_header and _htmx_goes_elsewhere(response_header):
-        return False
+    if response_header is not None:
+        # Headers read only for htmx's navigations: other requests pay nothing for it.
+        if made_by is _BOOSTED_HTMX and _htmx_goes_elsewhere(response_header):
+            return False
+        if _is_download(response_header("content-disposition")):
+            return False
     if options.page_filter is not None:
         target = request.hook_target
         return bool(call_hook("page_filter", options.page_filter, target, response, default=False))
     return True
+
+
+def _is_download(disposition: str | None) -> bool:
+    """Whether a ``Content-Disposition`` has the browser save the response, staying on
+    its page: ``attachment``, and any type but ``inline`` (RFC 6266, section 4.2)."""
+    if not disposition:
+        return False
+    kind = disposition.partition(";")[0].strip()
+    return bool(kind) and "=" not in kind and kind.lower() != "inline"
 
 
 def _htmx_goes_elsewhere(response_header: ResponseHeader) -> bool:

@@ -106,6 +106,30 @@ def test_a_success_that_shows_no_page_is_no_page_view(
     assert [p["name"] for p in pages(sent)] == ["whole_document"]
 
 
+def test_a_download_is_no_page_view(app: Flask, sent: Sent, tmp_path: Path) -> None:
+    # An "export" link: the browser saves the file and stays on its page.
+    document = tmp_path / "report.html"
+    document.write_bytes(b"<p>report</p>")
+
+    @app.get("/export")
+    def export() -> Response:
+        return send_file(document, mimetype="text/html", as_attachment=True)
+
+    @app.get("/export.html")
+    def export_rendered() -> Response:
+        return Response("<p>report</p>", headers={"Content-Disposition": "attachment"})
+
+    @app.get("/shown")
+    def shown() -> Response:
+        return send_file(document, mimetype="text/html", download_name="report.html")
+
+    client = app.test_client()
+    for url in ("/export", "/export.html", "/shown"):
+        with client.get(url, headers=NAVIGATE) as response:
+            assert response.status_code == 200, url
+    assert [p["name"] for p in pages(sent)] == ["shown"]
+
+
 @pytest.mark.parametrize(
     ("app_value", "expected"),
     [

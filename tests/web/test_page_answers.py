@@ -63,10 +63,33 @@ def test_headers_are_read_only_for_what_would_be_a_page_view() -> None:
     should_track_page(request, 200, options, **json)
     assert asked == []
     page = {"content_type": "text/html", "response_header": response_header}
-    should_track_page(make_request(), 200, options, **page)  # no htmx: nothing to read
-    assert asked == []
+    should_track_page(make_request(), 200, options, **page)  # no htmx: no htmx header
+    assert asked == ["content-disposition"]
+    asked.clear()
     should_track_page(request, 200, options, **page)
-    assert asked == ["hx-redirect", "hx-location", "hx-refresh"]
+    assert asked == ["hx-redirect", "hx-location", "hx-refresh", "content-disposition"]
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        "attachment",
+        'attachment; filename="report.html"',
+        "Attachment;filename=report.html",
+        " attachment ; filename*=UTF-8''r%C3%A9sum%C3%A9.html",
+        "download; filename=report.html",  # a type the browser does not know: saved
+    ],
+)
+def test_a_download_is_no_page_view(disposition: str) -> None:
+    # The browser saves the file and stays on its page.
+    assert not tracked({}, {"Content-Disposition": disposition})
+
+
+@pytest.mark.parametrize(
+    "disposition", ["inline", 'inline; filename="page.html"', "INLINE", "", "filename=a.html"]
+)
+def test_a_document_shown_inline_is_a_page_view(disposition: str) -> None:
+    assert tracked({}, {"Content-Disposition": disposition})
 
 
 def test_the_tracker_hands_the_reader_to_the_rule(
