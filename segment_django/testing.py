@@ -132,6 +132,17 @@ class CapturedEvents(Sequence[Message]):
             lines.append(f"  {m.get('type')} {label!r} {detail}")
         return "\n".join(lines)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to a list or tuple of the same messages, as ``mail.outbox`` is
+        (``assert outbox == []``), and to another view of the same messages."""
+        if isinstance(other, CapturedEvents):
+            return self._messages == other._messages
+        if isinstance(other, (list, tuple)):
+            return self._messages == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # a live view: it changes
+
     def __repr__(self) -> str:
         return f"<CapturedEvents {len(self)} message(s)>"
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from segment_core._clock import monotonic
 from segment_core.collector._json import dumps
 from segment_core.collector.faults import Fault
 
@@ -56,6 +57,16 @@ async def read_body(receive: Receive, keep: int) -> bytes | None:
             return b"".join(chunks)
 
 
+async def _wait_while(planned: Callable[[], bool], seconds: float) -> None:
+    """Sleep `seconds`, or less once `planned()` turns False (looked at every 50 ms)."""
+    deadline = monotonic() + seconds
+    while planned():
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(remaining, 0.05))
+
+
 def replay(body: bytes, receive: Receive) -> Receive:
     """A `receive` that hands out `body` once, then defers to the real one."""
     pending = [{"type": "http.request", "body": body, "more_body": False}]
@@ -67,20 +78,27 @@ def replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def apply_fault(
-    fault: Fault, scope: Scope, receive: Receive, send: Send, *, keep: int
+    fault: Fault,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    keep: int,
+    planned: Callable[[], bool] = lambda: True,
 ) -> Receive | None:
     """Wait and/or answer as `fault` says.
 
     The body is read first, as a real server would before it stalls or fails, so a
-    delayed request is still handled when its client has given up waiting. Returns
-    None when the request was answered (or dropped) here, otherwise the `receive`
-    to hand on to the app.
+    delayed request is still handled when its client has given up waiting. The
+    delay ends early once `planned()` is False (the plans were cleared: a test's
+    reset, the collector's shutdown). Returns None when the request was answered
+    (or dropped) here, otherwise the `receive` to hand on to the app.
     """
     body = await read_body(receive, 0 if fault.answers else keep)
     if body is None:
         return None
     if fault.delay:
-        await asyncio.sleep(fault.delay)
+        await _wait_while(planned, fault.delay)
     if not fault.answers:
         return replay(body, receive)
     if fault.close:

@@ -197,13 +197,21 @@ class CollectorApp:
             if scope["method"] == "OPTIONS":
                 await _cors_preflight(scope, send, _INGEST_METHODS)
                 return
-            fault = self.faults.take()
+            faults, clears = self.faults, self.faults.clears
+            fault = faults.take()
             if fault is not None:
                 # The unwrapped send: a "close" fault reaches the server's transport by it;
                 # an injected status must be readable by a page (analytics.js retries on it).
                 fault_send = send if fault.close else _with_cors(send, scope)
                 keep = self.limits.max_request_bytes
-                after_fault = await apply_fault(fault, scope, receive, fault_send, keep=keep)
+                after_fault = await apply_fault(
+                    fault,
+                    scope,
+                    receive,
+                    fault_send,
+                    keep=keep,
+                    planned=lambda: faults.clears == clears,
+                )
                 if after_fault is None:
                     self.requests["faulted"] += 1
                     self.notifier.notify()
@@ -274,7 +282,9 @@ class CollectorApp:
         return counts
 
     def begin_shutdown(self) -> None:
-        """End open event streams so the server can stop; safe from any thread."""
+        """End open event streams and delays in progress so the server can stop; safe
+        from any thread."""
+        self.faults.clear()
         self.notifier.close()
 
     def close(self) -> None:

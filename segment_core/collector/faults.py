@@ -166,6 +166,8 @@ class FaultQueue:
         self._clock = clock
         self._lock = threading.Lock()
         self._plans: deque[FaultPlan] = deque()
+        #: How many times the plans were cleared: a delay in progress ends at the next.
+        self.clears = 0
 
     def add(self, plans: list[FaultPlan]) -> None:
         with self._lock:
@@ -173,8 +175,10 @@ class FaultQueue:
             self._start_head(self._clock())
 
     def clear(self) -> None:
+        """Drop the plans; delays in progress end (their requests go on at once)."""
         with self._lock:
             self._plans.clear()
+            self.clears += 1
 
     def pending(self) -> list[dict[str, Any]]:
         """The plans still queued, as JSON-friendly dicts."""

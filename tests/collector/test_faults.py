@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from typing import Any
 
@@ -126,6 +127,26 @@ def test_clear_faults(segment_collector: CollectorHandle) -> None:
     segment_collector.clear_faults()
     assert send(segment_collector).status_code == 200
     assert segment_collector.summary()["pending_faults"] == 0
+
+
+@pytest.mark.parametrize(
+    ("plan", "status"), [({"delay": 120}, 200), ({"delay": 120, "status": 503}, 503)]
+)
+def test_clearing_the_plans_ends_a_delay_in_progress(
+    segment_collector: CollectorHandle, plan: dict[str, Any], status: int
+) -> None:
+    """A test's reset (and the collector's stop) does not leave a request held: it
+    goes on at once, answered as planned, before the next test begins."""
+    segment_collector.faults(plan)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(send, segment_collector)
+        deadline = time.monotonic() + 20
+        while segment_collector.summary()["pending_faults"]:  # until the request holds it
+            assert time.monotonic() < deadline, "the request never came"
+            time.sleep(0.02)
+        segment_collector.clear_faults()
+        assert answer.result(timeout=60).status_code == status
+    assert segment_collector.summary()["total"] == (1 if status == 200 else 0)
 
 
 def test_faults_leave_the_query_api_alone(segment_collector: CollectorHandle) -> None:

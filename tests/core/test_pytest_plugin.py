@@ -480,6 +480,48 @@ def test_a_batch_waiting_to_retry_after_a_planned_fault_arrives_before_the_next_
     _passing_pytest(project)
 
 
+@pytest.mark.parametrize("last", [False, True], ids=["next test", "end of the session"])
+def test_a_request_a_planned_delay_holds_arrives_before_the_next_test(
+    tmp_path: Path, last: bool
+) -> None:
+    # test_a plans a long delay: its client's request is held as test_a ends. The
+    # plans cleared, the collector answers it at once: test_b sees only its own
+    # event, and the session's end waits neither for the delay nor on a closed port.
+    second = """
+
+
+        def test_b(segment_collector):
+            [client] = clients
+            client.track("user-b", "Test B Event")
+            assert client.flush(timeout=10)
+            seen = [e["message"]["event"] for e in segment_collector.events()]
+            assert seen == ["Test B Event"], seen
+    """
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "test_collector.py": """
+                from segment_core import Client
+
+                clients = []
+
+
+                def test_a(segment_collector):
+                    client = Client("key-a", host=segment_collector.url, shutdown_timeout=30)
+                    clients.append(client)
+                    segment_collector.faults({"delay": 60})
+                    client.track("user-a", "Test A Event")
+                    assert not client.flush(timeout=0.5)
+            """
+            + ("" if last else textwrap.indent(textwrap.dedent(second), " " * 16)),
+        },
+    )
+    started = time.monotonic()
+    _passing_pytest(project)
+    assert time.monotonic() - started < 30, "a held request outlived its test"
+
+
 def test_the_collector_stops_once_clients_delivered_to_it(tmp_path: Path) -> None:
     # The last test does not wait for delivery: the collector is still there for it
     # as the session ends, and the process exits without waiting for a closed port.

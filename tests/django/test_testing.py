@@ -27,6 +27,21 @@ def test_capture_events(client: Client) -> None:
     assert events.find("page", name="identify")[0]["userId"] == "u-77"
 
 
+def test_the_outbox_compares_with_a_list_as_mail_outbox_does(client: Client) -> None:
+    from segment_django.testing import outbox
+
+    outbox.clear()
+    assert outbox == []
+    assert not (outbox != [])  # noqa: SIM202
+    with capture_events() as events:
+        assert events == [] == events
+        client.get("/track/")
+        assert events != [] and events == list(events) and events == tuple(events)
+        assert events == events and events != [*events, {}]
+    with pytest.raises(TypeError):
+        hash(events)
+
+
 def test_the_assertions_take_the_values_the_view_passed(client: Client) -> None:
     with capture_events() as events:
         client.get("/checkout/")
