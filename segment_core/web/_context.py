@@ -22,7 +22,7 @@ import functools
 import json
 import re
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -399,13 +399,16 @@ def _redactor(names: Redactor | frozenset[str]) -> Redactor:
 def campaign(query: str) -> dict[str, str]:
     """``context.campaign`` from ``utm_*`` parameters, as analytics.js builds it.
 
-    Each value is cut to 256 characters (the caller cuts the query itself).
+    As analytics.js reads a query: a ``?`` separates parameters as ``&`` does; a name
+    that holds ``utm_`` anywhere counts (what follows its first four characters names
+    the field: ``utm_campaign`` is ``name``, ``utm_source`` ``source``), not decoded;
+    its value is what stands between its first and second ``=``, decoded (``+`` a
+    space) where it decodes; the last of a repeated name wins. Each value is cut to
+    256 characters (the caller cuts the query itself), control characters become a
+    space.
 
-    ``utm_campaign`` becomes ``name``; every other ``utm_<x>`` becomes ``<x>``;
-    ``+`` decodes to a space; the last value of a repeated parameter wins.
-
-    >>> campaign("utm_campaign=spring+sale&utm_source=news")
-    {'name': 'spring sale', 'source': 'news'}
+    >>> campaign("utm_campaign=spring+sale&utm_source=news?utm_medium=email")
+    {'name': 'spring sale', 'source': 'news', 'medium': 'email'}
     """
     if "utm_" not in query:
         return {}
@@ -416,15 +419,29 @@ def campaign(query: str) -> dict[str, str]:
 def _campaign(query: str) -> dict[str, str]:
     # By the query: a campaign's links bring the same one, visitor after visitor.
     result: dict[str, str] = {}
-    for part in query.split("&"):
-        key, _, value = part.partition("=")
-        if "%" in key or "+" in key:
-            key = unquote_plus(key)
-        if key.startswith("utm_") and len(key) > 4:
-            name = key[4:64]
-            if "%" in value or "+" in value:
-                value = unquote_plus(value)
-            if not value.isprintable():
-                value = without_controls(value)
-            result["name" if name == "campaign" else name] = value[:MAX_CAMPAIGN_VALUE]
+    for part in query.replace("?", "&").split("&"):
+        key, *values = part.split("=", 2)
+        if "utm_" not in key or len(key) <= 4:
+            continue
+        value = values[0] if values else ""
+        if "%" in value or "+" in value:
+            value = _decoded_as_in_a_browser(value)
+        if not value.isprintable():
+            value = without_controls(value)
+        name = key[4:64]
+        result["name" if name == "campaign" else name] = value[:MAX_CAMPAIGN_VALUE]
     return result
+
+
+def _decoded_as_in_a_browser(value: str) -> str:
+    r"""``decodeURIComponent(value.replace(/\+/g, " "))``, or ``value`` as it is where
+    that throws (an escape not of two hex digits, bytes that are not UTF-8)."""
+    if _BROKEN_ESCAPE.search(value):
+        return value
+    try:
+        return unquote(value.replace("+", " "), errors="strict")
+    except UnicodeDecodeError:
+        return value
+
+
+_BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")

@@ -342,7 +342,17 @@ def test_redaction_never_leaks_a_secret_value(pairs: list[tuple[str, str]]) -> N
         ("utm_foo=bar%20baz", {"foo": "bar baz"}),  # custom utm_ keys too
         ("utm_source=a&utm_source=b", {"source": "b"}),  # the last one wins
         ("utm_source=", {"source": ""}),
-        ("utm_=x&xutm_source=y", {}),
+        # As analytics.js reads a query: "?" separates too; a name holding "utm_"
+        # counts from its fifth character, undecoded; a value ends at its next "=";
+        # one that does not decode is kept as it is.
+        ("utm_=x&xutm_source=y", {"_source": "y"}),
+        ("ref=x?utm_source=google", {"source": "google"}),
+        ("utm_content=YWJj==&utm_term=a=b", {"content": "YWJj", "term": "a"}),
+        ("utm%5Fsource=x&utm_source%3Dy=1", {"source%3Dy": "1"}),
+        (
+            "utm_source=%zz+1&utm_term=%E0%A4&utm_medium=%C3%A9t%C3%A9",
+            {"source": "%zz+1", "term": "%E0%A4", "medium": "été"},
+        ),
     ],
 )
 def test_campaign(query: str, expected: dict[str, str]) -> None:
