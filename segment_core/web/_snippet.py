@@ -7,7 +7,11 @@ the cookie domain and lifetime the server uses, and the logged-in user's id
 (stored, not sent: no ``identify`` call on every page). Exactly one side sends
 page views: the snippet calls ``analytics.page()`` when ``page_source`` is
 "browser", and then the server sends none; and for a page the browser prefetched
-or prerendered, which the server does not count, when the browser shows it.
+or prerendered, which the server does not count, when the browser shows it, or
+showed from its HTTP cache without asking the server (not back or forward). A page
+from the HTTP cache (a 304's copy too) hands over no user: the copy names the one it
+was made for. A page made for a visitor with no user, whose user cookie is gone,
+drops a user id analytics.js kept elsewhere (its localStorage).
 Where the server redacted a page field (a secret in the path, the query or the
 referrer), the loader hands analytics.js the redacted value, for its page call
 and, through a source middleware, for the ``context.page`` of its events on that
@@ -207,12 +211,22 @@ _LOADER_CODE = (
   // Before analytics.js loads: its first event already carries the server's id.
   var anonymousId = cookieId === null ? config.anonymousId : cookieId;
   if (anonymousId) analytics.setAnonymousId(anonymousId);
-  var userId = ownPage ? config.userId : null;
+  // A copy the browser's HTTP cache kept (a 304's included) names the user it was
+  // made for, who may have logged out or in since: not handed over.
+  var cached = fromHttpCache();
+  var userId = ownPage && !cached ? config.userId : null;
   if (userId) {
     // The logged-in user, stored without an identify call (the server sent one at
     // login).
     analytics.on("initialize", function () {
       adoptUser(this, userId, anonymousId);
+    });
+  } else if (ownPage && !cached && cookieValue(config.options.user.cookie.key) === null) {
+    // The server made this page for a visitor with no user, and no cookie names one:
+    // a user id analytics.js kept elsewhere (its localStorage, which a logout on
+    // another subdomain of the cookie's domain cannot clear) is a logged-out one.
+    analytics.on("initialize", function () {
+      if (this.user().id()) adoptUser(this, null, anonymousId);
     });
   }
   // The user the server named last in this document: when its next page names none,
@@ -348,7 +362,13 @@ _LOADER_CODE = (
   // The server counts no prefetched or prerendered page: shown, it is counted here.
   // Unless the browser fetched it for this very navigation: then a cache kept the
   // page made for a prefetch, and the server counted this visit.
-  if (config.page || (config.prefetched && !fetchedForThisNavigation())) {
+  // Nor a visit the browser's HTTP cache answered without asking it (a page sent with
+  // a max-age, Django's cache_page): counted here too. (Back and forward are not.)
+  if (
+    config.page ||
+    (config.prefetched && !fetchedForThisNavigation()) ||
+    (!config.shared && unseenByServer())
+  ) {
     whenShown(function () {
       countPage(config);
     });
@@ -380,15 +400,33 @@ _LOADER_CODE = (
     else callback();
   }
 
-  function fetchedForThisNavigation() {
+  function navigationEntry() {
     var performance = window.performance;
-    var entry = performance && performance.getEntriesByType
-      ? performance.getEntriesByType("navigation")[0]
+    return performance && performance.getEntriesByType
+      ? performance.getEntriesByType("navigation")[0] || null
       : null;
+  }
+
+  function fetchedForThisNavigation() {
+    var entry = navigationEntry();
     // deliveryType "" is the network's answer to this navigation (no prefetch, no
     // cache); where the browser does not say, the server's word stands.
     return !document.prerendering && !!entry && entry.deliveryType === "" &&
       !(entry.activationStart > 0);
+  }
+
+  function fromHttpCache() {
+    // "cache": the browser's HTTP cache gave the document, revalidated (a 304) or not.
+    var entry = navigationEntry();
+    return !!entry && entry.deliveryType === "cache";
+  }
+
+  function unseenByServer() {
+    // A link's visit the HTTP cache answered with no request at all (a 304's headers
+    // would have crossed the network): the server never saw it.
+    var entry = navigationEntry();
+    return !document.prerendering && !!entry && entry.type === "navigate" &&
+      entry.deliveryType === "cache" && entry.transferSize === 0;
   }
 
   function countPage(settings) {

@@ -6,8 +6,9 @@ named by ``?as=``, then redirects to ``/about``) and ``/healthz``. Every page
 carries a strict Content-Security-Policy: scripts only with the response's nonce,
 connections only to the CDN and the collector. Some have a page of their own:
 Django ``/fragment`` (the snippet in a ``{% cache %}`` fragment), Flask ``/xhtml``
-(an ``application/xhtml+xml`` page). ``navigation_site`` is a Flask site of its
-own, navigated by Turbo Drive or htmx.
+(an ``application/xhtml+xml`` page), ``/cached`` (sent with a ``max-age``), ``/etag``
+(answered 304 once the browser holds it) and ``/logout`` (no ``analytics.reset()``).
+``navigation_site`` is a Flask site of its own, navigated by Turbo Drive or htmx.
 """
 
 from __future__ import annotations

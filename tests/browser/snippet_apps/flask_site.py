@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, redirect, render_template_string, request
+from flask import Flask, make_response, redirect, render_template_string, request
 from flask.typing import ResponseReturnValue
-from flask_login import LoginManager, UserMixin, login_user
+from flask_login import LoginManager, UserMixin, login_user, logout_user
 from flask_talisman import Talisman
 
 from segment_flask import SegmentFlask
@@ -21,7 +21,7 @@ app.config["SECRET_KEY"] = "snippet-tests"
 app.config.update({f"SEGMENT_{name.upper()}": value for name, value in segment_options().items()})
 login_manager = LoginManager(app)
 login_manager.user_loader(User)
-Talisman(
+talisman = Talisman(
     app,
     force_https=False,
     content_security_policy={
@@ -34,7 +34,9 @@ Talisman(
     content_security_policy_nonce_in=["script-src"],
 )
 SegmentFlask(app)
-TEMPLATE = PAGE.format(title="{{ title }}", snippet="{{ segment_snippet() }}")
+TEMPLATE = PAGE.format(title="{{ title }}", snippet="{{ segment_snippet() }}").replace(
+    "</body>", '<a id="cached" href="/cached">Cached</a> <a id="etag" href="/etag">ETag</a></body>'
+)
 
 
 @app.get("/")
@@ -62,6 +64,31 @@ def xhtml() -> ResponseReturnValue:
 def login() -> ResponseReturnValue:
     user_id = request.args.get("as", USER_ID)
     login_user(User(user_id))
+    return redirect("/about")
+
+
+@app.get("/cached")
+def cached() -> ResponseReturnValue:
+    # A page the browser may show again from its own cache, asking nobody.
+    page = render_template_string(TEMPLATE, title="Cached")
+    return page, {"Cache-Control": "max-age=600"}
+
+
+@app.get("/etag")
+@talisman(content_security_policy=False)
+def etag() -> ResponseReturnValue:
+    # A page the browser asks about each time, shown from its copy on a 304 (with no
+    # policy: a 304's new nonce would refuse the copy's scripts).
+    response = make_response(render_template_string(TEMPLATE, title="ETag"))
+    response.set_etag("v1")
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
+
+
+@app.get("/logout")
+def logout() -> ResponseReturnValue:
+    # A logout whose page calls no analytics.reset() (one on another subdomain did).
+    logout_user()
     return redirect("/about")
 
 

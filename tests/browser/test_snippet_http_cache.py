@@ -1,0 +1,108 @@
+"""Pages the browser shows from its own HTTP cache, and a user id analytics.js kept
+where the server's cookie is gone: one page view per navigation, and the browser's
+events carry the user the server knows now, not the one a copy was made for."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from segment_core.collector import CollectorHandle
+from tests.browser.test_snippet import (
+    SiteConfig,
+    Visit,
+    cdn_url,
+    describe,
+    from_browser,
+    running_site,
+    settle,
+)
+
+__all__ = ["cdn_url"]  # a fixture of this module too
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("playwright.sync_api")
+
+DELIVERY = "() => performance.getEntriesByType('navigation')[0].deliveryType"
+
+
+@pytest.fixture(scope="module")
+def flask_site(
+    collector_server: CollectorHandle, cdn_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    config = SiteConfig("flask", "server")
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        yield site
+
+
+@pytest.fixture
+def visit(browser: Any, flask_site: Any, collector: CollectorHandle) -> Iterator[Visit]:
+    visit = Visit(browser, flask_site, collector)
+    try:
+        yield visit
+    finally:
+        visit.close()
+
+
+def follow(visit: Visit, link: str) -> None:
+    """Click ``link`` on the page, then wait for analytics.js on the page it opens."""
+    with visit.page.expect_navigation():
+        visit.page.click(f"#{link}")
+    visit.page.wait_for_function("() => window.analytics && window.analytics.initialized")
+
+
+def test_a_visit_the_browser_s_cache_answers_is_counted_by_the_browser(
+    visit: Visit, flask_site: Any, collector: CollectorHandle
+) -> None:
+    visit.navigate("/")
+    follow(visit, "cached")  # asked of the server, which counts it
+    follow(visit, "about")
+    with visit.delivered("/v1/p"):
+        follow(visit, "cached")  # from the cache: the server never hears of it
+    assert visit.page.evaluate(DELIVERY) == "cache"
+    events = settle(flask_site, collector, 5)  # four page views and the track on "/"
+    pages = [e for e in events if e["message"]["type"] == "page"]
+    paths = Counter(e["message"]["properties"]["path"] for e in pages)
+    assert paths == Counter({"/": 1, "/cached": 2, "/about": 1}), describe(events)
+    [by_the_browser] = [e for e in pages if from_browser(e)]
+    assert by_the_browser["message"]["properties"]["path"] == "/cached"
+
+
+def test_a_page_shown_from_a_304_carries_the_user_logged_in_now(
+    visit: Visit, flask_site: Any, collector: CollectorHandle
+) -> None:
+    visit.navigate("/login?as=u-42")
+    follow(visit, "etag")  # made for u-42
+    visit.navigate("/login?as=u-43")  # another user, no logout between
+    follow(visit, "etag")  # a 304: the browser shows u-42's copy
+    assert visit.page.evaluate(DELIVERY) == "cache"
+    assert visit.page.evaluate("() => analytics.user().id()") == "u-43"
+    visit.track("/etag")
+    events = settle(flask_site, collector, 9)  # 2 identifies, 4 page views, 3 tracks
+    tracks = [e["message"] for e in events if e["message"]["type"] == "track"]
+    assert [(t["properties"]["at"], t.get("userId")) for t in tracks] == [
+        ("/about", "u-42"),
+        ("/about", "u-43"),
+        ("/etag", "u-43"),
+    ], describe(events)
+    pages = [e["message"] for e in events if e["message"]["type"] == "page"]
+    assert [(p["properties"]["path"], p.get("userId")) for p in pages][-1] == ("/etag", "u-43")
+
+
+def test_a_user_id_analytics_js_kept_without_the_cookie_is_dropped_once_logged_out(
+    visit: Visit, flask_site: Any, collector: CollectorHandle
+) -> None:
+    visit.navigate("/login?as=u-42")
+    assert visit.page.evaluate("() => localStorage.getItem('ajs_user_id')") is not None
+    # A logout on another subdomain of the cookie's domain expired the shared cookie;
+    # this host's localStorage still names the user.
+    visit.page.evaluate("() => { document.cookie = 'ajs_user_id=; Max-Age=0; Path=/'; }")
+    visit.navigate("/logout")  # no user on the server's side now
+    assert visit.page.evaluate("() => analytics.user().id()") is None
+    assert visit.cookie("ajs_user_id") is None
+    events = settle(flask_site, collector, 5)  # identify, 2 pages, 2 tracks
+    last_track = [e["message"] for e in events if e["message"]["type"] == "track"][-1]
+    assert last_track.get("userId") is None, describe(events)
