@@ -52,7 +52,7 @@ import threading
 import time
 import weakref
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from segment_core import _forks
 from segment_core._clock import monotonic
@@ -81,6 +81,10 @@ _sigterm_chained = False
 _sigterm_state: str | None = None
 #: The process whose ``multiprocessing`` exit shuts the clients down.
 _exit_hooked_in: int | None = None
+#: The Celery prefork child whose ``worker_process_shutdown`` shuts the clients down.
+_celery_hooked_in: int | None = None
+#: The RQ work-horse whose ``os._exit`` shuts the clients down.
+_rq_hooked_in: int | None = None
 #: Clients whose flush at the app's shutdown ran out of time: when it did, and how
 #: many batches they had delivered by then.
 _flush_ran_out: weakref.WeakKeyDictionary[Client, tuple[float, int]] = weakref.WeakKeyDictionary()
@@ -95,6 +99,8 @@ def register(client: Client) -> None:
             _uwsgi_chained = True
             _chain_uwsgi()
         _hook_multiprocessing_exit()
+        _hook_celery_child_exit()
+        _hook_rq_work_horse_exit()
         _watch_main_thread_forked_off()
     chain_sigterm()
 
@@ -107,15 +113,92 @@ def _hook_multiprocessing_exit() -> None:
     ``multiprocessing`` runs its finalizers first.
     """
     global _exit_hooked_in
-    if _exit_hooked_in == os.getpid():
-        return
-    multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing is None or multiprocessing.parent_process() is None:
+    if _exit_hooked_in == os.getpid() or not _in_a_child_of_a_pool():
         return
     _exit_hooked_in = os.getpid()
     from multiprocessing import util
 
+    # billiard's children (Celery's prefork pool) run the same finalizers as they end.
     util.Finalize(None, _shut_down_after_app_threads, exitpriority=0)
+
+
+def _hook_celery_child_exit() -> None:
+    """In a child of Celery's prefork pool, shut down as it ends (once per process).
+
+    Recycled (``--max-tasks-per-child``) or stopped, it leaves through
+    ``os._exit()`` from inside its work loop, past ``atexit`` and the finalizers;
+    Celery's ``worker_process_shutdown`` signal comes first. ``SegmentCelery``
+    delivers there too; this covers an app that only uses ``segment_core``.
+    """
+    global _celery_hooked_in
+    if _celery_hooked_in == os.getpid():
+        return
+    celery_signals = sys.modules.get("celery.signals")
+    if celery_signals is None or not _in_a_child_of_a_pool():
+        return
+    _celery_hooked_in = os.getpid()
+    celery_signals.worker_process_shutdown.connect(_shut_down_as_celery_child_exits, weak=False)
+
+
+def _shut_down_as_celery_child_exits(**ignored: Any) -> None:
+    _shut_down_after_app_threads()
+
+
+def _hook_rq_work_horse_exit() -> None:
+    """In an RQ work-horse, deliver as it leaves through ``os._exit()`` (once per
+    process).
+
+    RQ forks one per job and ends it with ``os._exit()``, past ``atexit``;
+    ``segment_rq.Worker`` delivers as each job ends. A horse of another worker class
+    (the plain ``rq worker``: an app that only changed its import) has its
+    ``os._exit`` deliver first, within one ``shutdown_timeout``.
+    """
+    global _rq_hooked_in
+    if _rq_hooked_in == os.getpid() or "rq.worker" not in sys.modules:
+        return
+    worker = _rq_worker_of_this_horse()
+    if worker is None or getattr(worker, "_segment_in_horse", False):
+        return
+    _rq_hooked_in = os.getpid()
+    leave = os._exit
+
+    def deliver_then_exit(status: int) -> NoReturn:
+        try:
+            _shut_down_after_app_threads()
+        except BaseException:  # leaving all the same
+            logger.exception("Segment: delivery as an RQ work-horse exits failed")
+        finally:
+            leave(status)
+
+    os._exit = deliver_then_exit
+
+
+def _rq_worker_of_this_horse() -> Any:
+    """The RQ worker whose ``main_work_horse`` the main thread runs, if any."""
+    rq_worker = sys.modules["rq.worker"]
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == "main_work_horse":
+            worker = frame.f_locals.get("self")
+            if isinstance(worker, getattr(rq_worker, "BaseWorker", ())):
+                return worker
+        frame = frame.f_back
+    return None
+
+
+def _in_a_child_of_a_pool() -> bool:
+    """Whether this process is a child started by ``multiprocessing``, or by billiard
+    (its fork, which Celery's prefork pool uses): both leave through ``os._exit()``."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.parent_process() is not None:
+        return True
+    billiard = sys.modules.get("billiard.process")
+    if billiard is None:
+        return False
+    try:
+        return billiard.current_process()._parent_pid is not None
+    except Exception:  # another billiard than the one read here: not known as a child
+        return False
 
 
 def _shut_down_after_app_threads() -> None:

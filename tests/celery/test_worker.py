@@ -255,6 +255,29 @@ def test_during_an_outage_recycled_children_leave_their_events_to_the_spool(
     assert "stay in the spool" in log
 
 
+def test_recycled_children_of_an_app_without_segment_celery_deliver(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+) -> None:
+    """An app migrated from analytics-python by its import alone: each prefork child
+    leaves through os._exit() after one task, past atexit; its events arrive."""
+    total = 3
+    store = redis.Redis.from_url(redis_db)
+    env = worker_env(segment_collector.url, redis_db, **HOLD_UNTIL_EXIT)
+    plain = "tests.celery.plain_app"
+    pool = ("--pool", "prefork", "--concurrency", "1", "--max-tasks-per-child", "1")
+    with running_worker(
+        "celery", celery_argv(plain, *pool), env=env, log_dir=tmp_path, ready=CELERY_READY
+    ) as worker:
+        for n in range(total):
+            publisher.send_task(f"{plain}.work", args=(n,))
+        poll(lambda: store.scard(DONE) == total, timeout=40, what=f"{total} tasks done")
+        events = segment_collector.wait_for(total, timeout=30, type="track", event=TASK_EVENT)
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
+    numbers = Counter(e["message"]["properties"]["n"] for e in events)
+    assert numbers == Counter(range(total))
+    assert len({e["message"]["properties"]["pid"] for e in events}) == total  # recycled
+
+
 @pytest.mark.parametrize(
     "options",
     # The test app turns SEGMENT_FLUSH_INTERVAL into a segment_flush_interval key: a

@@ -161,6 +161,27 @@ def test_100_jobs_then_sigterm_deliver_every_event_once(
     assert len({e["message"]["properties"]["pid"] for e in events}) == len(done)
 
 
+def test_work_horses_of_the_plain_rq_worker_deliver_as_they_exit(
+    segment_collector: Any, redis_db: str, tmp_path: Path
+) -> None:
+    """An app migrated from analytics-python by its import alone runs ``rq worker``:
+    each work-horse leaves through os._exit(), past atexit; its events arrive."""
+    total = 3
+    connection = redis.Redis.from_url(redis_db)
+    queue = Queue(connection=connection)
+    for n in range(total):
+        queue.enqueue(WORK_THEN_RAISE if n == 1 else WORK, n)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    argv = rq_argv(redis_db, "rq.Worker")
+    with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
+        poll(lambda: connection.scard(DONE) == total, timeout=60, what=f"{total} jobs done")
+        events = segment_collector.wait_for(total, timeout=30, type="track", event=TASK_EVENT)
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
+    numbers = Counter(e["message"]["properties"]["n"] for e in events)
+    assert numbers == Counter(range(total))
+    assert len({e["message"]["properties"]["pid"] for e in events}) == total  # one per job
+
+
 def test_during_an_outage_a_spool_keeps_each_horses_events_and_the_worker_moves_on(
     segment_collector: Any, redis_db: str, tmp_path: Path
 ) -> None:

@@ -1,0 +1,28 @@
+"""A Celery app that only uses ``segment_core`` (no ``SegmentCelery``): what an app
+migrating from analytics-python has after changing its import. Its default client
+reads ``SEGMENT_*`` from the environment."""
+
+from __future__ import annotations
+
+import os
+
+import redis
+from celery import Celery
+
+import segment_core
+from tests.jobs import DONE, TASK_EVENT
+
+BROKER = os.environ["TEST_REDIS_URL"]
+
+app = Celery("segment_plain_tests", broker=BROKER)
+app.conf.update(
+    broker_connection_retry_on_startup=True, worker_prefetch_multiplier=1, task_ignore_result=True
+)
+_redis = redis.Redis.from_url(BROKER)
+
+
+@app.task
+def work(n: int) -> None:
+    """One event, then "done"."""
+    segment_core.track(f"job-{n}", TASK_EVENT, {"n": n, "pid": os.getpid()})
+    _redis.sadd(DONE, n)
