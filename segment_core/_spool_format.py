@@ -32,6 +32,8 @@ import time
 import zlib
 from dataclasses import dataclass
 
+from segment_core.errors import is_interruption
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no spool, the client keeps to memory
@@ -260,5 +262,7 @@ def list_names(directory: str) -> list[str]:
     """
     try:
         return os.listdir(directory)
-    except OSError:
+    except OSError as error:
+        if is_interruption(error):  # a signal handler's TimeoutError: not the disk
+            raise
         return []

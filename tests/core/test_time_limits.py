@@ -344,6 +344,40 @@ def test_a_time_limit_landing_as_a_segment_is_made_leaves_no_file(
     assert open_segments_in(spool_dir) == []
 
 
+def test_a_time_limit_landing_as_the_spool_measures_its_directory_reaches_the_job(
+    collector_client: Callable[..., Client],
+    segment_collector: CollectorHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A missing or unreadable directory is no error there; an alarm's TimeoutError
+    (an OSError too) is the job's, and stops it."""
+    from segment_core import _spool_format
+
+    spool_dir = tmp_path / "spool"
+    client = collector_client(spool_dir=spool_dir)
+    listdir = os.listdir
+    with time_limit(LIMITS["alarm handler"]):
+        on_alarm = signal.getsignal(signal.SIGALRM)
+        assert callable(on_alarm)
+
+        def listdir_then_alarm(path: Any) -> list[str]:
+            names = listdir(path)
+            on_alarm(signal.SIGALRM, None)  # as the alarm's handler runs here
+            return names
+
+        monkeypatch.setattr(_spool_format.os, "listdir", listdir_then_alarm)
+        with pytest.raises(TimeoutError):
+            client.track("u", "Stopped", message_id="stopped")
+        monkeypatch.undo()
+    assert client.track("u", "After", message_id="after")[0]
+    assert client.flush(10)
+    [event] = segment_collector.wait_for(1, type="track")
+    assert event["message"]["messageId"] == "after"
+    assert client.shutdown(10)
+    assert spool_files(spool_dir) == []
+
+
 @pytest.mark.parametrize("taken", [False, True], ids=["not taken", "taken"])
 @pytest.mark.parametrize("wait", ["flush", "spool thread"])
 def test_a_message_stopped_on_its_way_to_the_buffer_is_sent_once(
