@@ -6,9 +6,10 @@ the scope's bytes and tuples into a :class:`segment_core.web.RequestInfo`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http.cookies import _unquote  # as starlette.requests.cookie_parser unquotes
 from typing import Any
 from urllib.parse import unquote
@@ -32,6 +33,7 @@ __all__ = [
     "path_texts",
     "request_info",
     "request_path",
+    "route_lookup",
     "route_of",
     "route_params",
     "starlette_routes",
@@ -296,28 +298,52 @@ def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None
     return match_route(routes, probe)
 
 
+def route_lookup(
+    owner: Any, root_path: str, host: str, redactor: Redactor | None = None
+) -> Callable[[str], Mapping[str, Any] | None]:
+    """:func:`route_params` for one app, mount point and ``Host``, as a request's
+    ``route_of_path``: the same object for the same values, so the redaction caches
+    that use it in their keys find it again and keep nothing of one request's (a
+    ``Host`` longer than any host name is taken as none)."""
+    if len(host) > _MAX_HOST_NAME:
+        host = ""
+    try:
+        return _route_lookup(owner, root_path, host, redactor)
+    except TypeError:  # an app that cannot be a cache key
+        return functools.partial(route_params, owner, root_path, host, redactor=redactor)
+
+
+#: A host name's longest (RFC 1035), with a port.
+_MAX_HOST_NAME = 253 + 6
+
+
+@cached_for_short_text(maxsize=256)
+def _route_lookup(
+    owner: Any, root_path: str, host: str, redactor: Redactor | None
+) -> Callable[[str], Mapping[str, Any] | None]:
+    return functools.partial(route_params, owner, root_path, host, redactor=redactor)
+
+
 def route_params(
     owner: Any,
     root_path: str,
-    headers: Mapping[str, str],
+    host: str,
     path: str,
     redactor: Redactor | None = None,
 ) -> Mapping[str, Any] | None:
     """What the router of ``owner`` (an app or a router) captures from ``path``.
 
     ``path`` is a path of the site, percent-encoded (a same-app ``Referer``'s);
-    ``root_path`` where the app is mounted; ``headers`` the request's, whose
-    ``Host`` a ``Host`` route matches (read only here, when a path is looked up).
-    With the app's ``redactor``, a secret value a convertor made another object
-    of is the text the path holds. None when nothing matches, and for an app
-    that Starlette's router does not route.
+    ``root_path`` where the app is mounted; ``host`` the request's ``Host``, which a
+    ``Host`` route matches. With the app's ``redactor``, a secret value a convertor
+    made another object of is the text the path holds. None when nothing matches,
+    and for an app that Starlette's router does not route.
     """
     mount = root_path.rstrip("/")
     if mount:
         if path != mount and not path.startswith(mount + "/"):
             return None
         path = path[len(mount) :] or "/"
-    host = headers.get("host") or ""
     try:
         return _cached_route_params(owner, host, path, redactor)
     except TypeError:  # an app that cannot be a cache key

@@ -39,8 +39,8 @@ from segment_asgi._options import (
 from segment_asgi._scope import (
     path_texts,
     request_info,
+    route_lookup,
     route_of,
-    route_params,
     user_id_of,
     wrapped_router,
 )
@@ -513,12 +513,11 @@ class SegmentMiddleware:
         # The app's router, for a same-app Referer and calls made before it routed;
         # on the request's Host (a Host route matches it; a same-app Referer came
         # through the same host).
-        info.route_of_path = functools.partial(
-            route_params,
+        info.route_of_path = route_lookup(
             app_router,
             info.mount,
-            info.headers,
-            redactor=self._tracker_options.redactor,
+            info.headers.get("host") or "",
+            self._tracker_options.redactor,
         )
         return info
 

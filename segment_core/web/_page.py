@@ -384,13 +384,13 @@ _SCRIPT_ENVIRON_KEYS = frozenset(
 _FETCH_MODE_KEYS = frozenset(("sec-fetch-mode", "HTTP_SEC_FETCH_MODE"))
 
 
-@functools.lru_cache(maxsize=64)
+@cached_for_short_text(maxsize=64)  # header values: a visitor's, of any length
 def _is_script_fetch_mode(mode: str) -> bool:
     # Browsers send "navigate" for a page and "cors", "no-cors", "same-origin" for fetch().
     return mode.strip().lower() != "navigate"
 
 
-@functools.lru_cache(maxsize=64)
+@cached_for_short_text(maxsize=64)  # header values: a visitor's, of any length
 def _is_prefetch(value: str) -> bool:
     # "prefetch", "prefetch;prerender" (Chrome), "preview" (Safari's X-Purpose).
     words = value.lower().replace(",", ";").split(";")
@@ -433,7 +433,7 @@ def is_page_prefetch(request: RequestInfo) -> bool:
 _SPECULATION_HEADERS = ("sec-purpose", "purpose", "x-moz")
 
 
-@functools.lru_cache(maxsize=64)
+@cached_for_short_text(maxsize=64)  # header values: a visitor's, of any length
 def _is_speculation(value: str) -> bool:
     words = value.lower().replace(",", ";").split(";")
     return any(word.strip() in ("prefetch", "prerender") for word in words)

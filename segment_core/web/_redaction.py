@@ -449,7 +449,7 @@ class Redactor:
         key: Any = query if paths is None else (query, paths, host)
         found = self._queries.get(key)
         if found is None:
-            found = _remember(self._queries, key, query, self._query(query, 0, paths, host))
+            found = _remember(self._queries, key, query, self._query(query, 0, paths, host), host)
         return found
 
     def _query(self, query: str, depth: int, paths: RouteLookup | None, host: str) -> str:
@@ -663,7 +663,7 @@ class Redactor:
         key: Any = url if paths is None else (url, paths, host)
         found = self._urls.get(key)
         if found is None:
-            found = _remember(self._urls, key, url, self._url(url, 0, paths, host))
+            found = _remember(self._urls, key, url, self._url(url, 0, paths, host), host)
         return found
 
     def _url(self, url: str, depth: int, paths: RouteLookup | None, host: str) -> str:
@@ -824,10 +824,10 @@ def _is_text_of(path: str, value: object) -> bool:
     return type(value) is str and value in path
 
 
-def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str) -> str:
-    """Keep ``redacted`` as the answer for ``key`` (unless ``text`` is too long), in a
-    bounded cache."""
-    if len(text) <= MAX_CACHED_LENGTH:
+def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str, host: str = "") -> str:
+    """Keep ``redacted`` as the answer for ``key`` (unless ``text`` or the ``host`` in
+    the key is too long), in a bounded cache."""
+    if len(text) <= MAX_CACHED_LENGTH and len(host) <= MAX_CACHED_LENGTH:
         if len(cache) >= _REDACTED_CACHE_SIZE:
             cache.clear()
         cache[key] = redacted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -57,8 +58,53 @@ def test_long_same_app_referrers_leave_no_memory_behind() -> None:
     from segment_asgi._scope import route_params
 
     app = Starlette(routes=[Route("/cart/{rest:path}", cart)])
-    headers, long_value = {"host": "shop.example"}, "v" * 8000
+    host, long_value = "shop.example", "v" * 8000
     # Where the paths kept would take 1.6 MB at least.
-    assert (
-        memory_kept(lambda n: route_params(app, "", headers, f"/cart/{n}-{long_value}")) < 100_000
-    )
+    assert memory_kept(lambda n: route_params(app, "", host, f"/cart/{n}-{long_value}")) < 100_000
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["x-large", "sec-fetch-mode", "sec-purpose"],
+    ids=["any header, with a query", "Sec-Fetch-Mode", "Sec-Purpose"],
+)
+def test_large_headers_leave_no_memory_behind(header: str) -> None:
+    """A server without a header size limit (uvicorn with httptools) hands the app
+    headers of any length: no cache keeps one of them."""
+    client = Client("key", send=False)
+    app = SegmentMiddleware(Starlette(routes=[Route("/p", cart)]), client=client)
+    value = ("navigate" if header == "sec-fetch-mode" else "prefetch") + "x" * 20_000
+
+    async def request(number: int) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/p",
+            "raw_path": b"/p",
+            "root_path": "",
+            "query_string": f"a={number}".encode(),
+            "headers": [
+                (b"host", b"shop.example"),
+                (b"accept", b"text/html"),
+                (header.encode(), f"{number}{value}".encode()),
+            ],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 80),
+        }
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            pass
+
+        await app(scope, receive, send)
+
+    try:
+        # Where each request's header kept would take 2 MB at least.
+        assert memory_kept(lambda n: asyncio.run(request(n)), times=100) < 500_000
+    finally:
+        client.shutdown(5)
