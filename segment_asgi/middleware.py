@@ -705,10 +705,7 @@ _LOWER = operator.methodcaller("lower")
 
 def _location(message: Message) -> str | None:
     """The ``Location`` of a response start, if it has one."""
-    for name, value in message.get("headers") or ():
-        if name.lower() == b"location":
-            return bytes(value).decode("latin-1")
-    return None
+    return _header(message.get("headers") or [], "location")
 
 
 def _may_render_snippet_later(tracker: RequestTracker, message: Message) -> bool:

@@ -23,6 +23,7 @@ it, and the reader finds the next frame by its marker. The previous version's
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -30,6 +31,7 @@ import secrets
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from segment_core.errors import is_interruption
@@ -260,9 +262,17 @@ def list_names(directory: str) -> list[str]:
     A list, not a ``scandir()`` iterator: a signal handler's exception landing as the
     listing returns leaves nothing open behind.
     """
-    try:
+    with disk_errors_ignored():
         return os.listdir(directory)
+    return []
+
+
+@contextlib.contextmanager
+def disk_errors_ignored() -> Iterator[None]:
+    """``contextlib.suppress(OSError)``, but for a signal handler's exception (an
+    ``alarm()``'s ``TimeoutError``: a time limit), which goes on to the program."""
+    try:
+        yield
     except OSError as error:
-        if is_interruption(error):  # a signal handler's TimeoutError: not the disk
+        if is_interruption(error):
             raise
-        return []

@@ -25,7 +25,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from segment_core import _forks
@@ -1354,11 +1354,11 @@ class Spool:
             if not fmt.is_key_directory(name):
                 continue
             directory = os.path.join(self._root, name)
-            with _disk_errors_ignored():
+            with fmt.disk_errors_ignored():
                 if not stat.S_ISDIR(os.lstat(directory).st_mode):
                     continue  # a file or a link of that name: not a spool of ours
             for entry in fmt.list_names(directory):
-                with _disk_errors_ignored():
+                with fmt.disk_errors_ignored():
                     total += os.lstat(os.path.join(directory, entry)).st_size
         return total
 
@@ -1463,28 +1463,14 @@ def _close_lost_descriptor(path: str) -> None:
     received (Linux; elsewhere it stays open until the process ends)."""
     target = os.path.realpath(path)
     for name in fmt.list_names("/proc/self/fd"):
-        with _disk_errors_ignored():
+        with fmt.disk_errors_ignored():
             if os.readlink(f"/proc/self/fd/{name}") == target:
                 os.close(int(name))
 
 
-@contextlib.contextmanager
-def _disk_errors_ignored() -> Iterator[None]:
-    """``contextlib.suppress(OSError)``, but for a signal handler's exception (an
-    ``alarm()``'s ``TimeoutError``: a time limit), which goes on to the program."""
-    try:
-        yield
-    except OSError as error:
-        if is_interruption(error):
-            raise
-
-
 def _quietly(function: Any, *args: Any) -> None:
-    try:
+    with fmt.disk_errors_ignored():
         function(*args)
-    except OSError as error:
-        if is_interruption(error):  # a signal handler's TimeoutError, say: not the disk
-            raise
 
 
 class _Wake:

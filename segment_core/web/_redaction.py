@@ -320,10 +320,10 @@ def _is_glued_secret(word: str) -> bool:
         return True
     if word.startswith(_GLUED_PREFIXES) and word not in _NOT_GLUED:
         return True
-    for glued in ("key", "code"):
-        if word.endswith(glued):
-            qualifier = word[: -len(glued)]
-            return qualifier in (_KEY_QUALIFIERS if glued == "key" else _CODE_QUALIFIERS)
+    if word.endswith("key"):
+        return word[:-3] in _KEY_QUALIFIERS
+    if word.endswith("code"):
+        return word[:-4] in _CODE_QUALIFIERS
     return False
 
 
@@ -824,7 +824,7 @@ def _is_text_of(path: str, value: object) -> bool:
     return type(value) is str and value in path
 
 
-def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str, host: str = "") -> str:
+def _remember(cache: dict[Any, str], key: Any, text: str, redacted: str, host: str) -> str:
     """Keep ``redacted`` as the answer for ``key`` (unless ``text`` or the ``host`` in
     the key is too long), in a bounded cache."""
     if len(text) <= MAX_CACHED_LENGTH and len(host) <= MAX_CACHED_LENGTH:
