@@ -152,8 +152,9 @@ class SegmentMiddleware:
     request starts (reading ``request.session`` before a ``SessionMiddleware``
     inside this one ran) is asked again, unlogged until then, once the app has run.
     ASGI has no standard login: after logging a user in,
-    call ``request.state.analytics.identify(user_id)`` to join the visitor to
-    the user (what ``identify_on_login`` does for Django and Flask-Login).
+    call ``request.state.analytics.login(user_id, user)`` to join the visitor to
+    the user (what Django's and Flask-Login's logins do, by ``identify_on_login``
+    and ``identify_traits``).
 
     What it translates for :mod:`segment_core.web`: the response's content type,
     the matched route (Starlette's, or the template Litestar leaves in the scope)

@@ -18,11 +18,12 @@ from urllib.parse import quote, unquote
 
 from segment_core.normalize import new_message_id
 from segment_core.web._options import WebOptions
-from segment_core.web._request import cached_for_short_text
+from segment_core.web._request import RequestInfo, cached_for_short_text
 
 __all__ = [
     "CookieSpec",
     "anonymous_id_cookie",
+    "cookie_held_back",
     "id_cookie",
     "is_plain_id",
     "new_anonymous_id",
@@ -182,6 +183,33 @@ def cookie_domain_for(domain: str | None, host: str) -> str | None:
     name = host.partition(":")[0].lower()
     bare = domain.lstrip(".").lower()
     return domain if name == bare or name.endswith("." + bare) else None
+
+
+def cookie_held_back(request: RequestInfo) -> bool:
+    """Whether the browser held the visitor's id cookie back from ``request``, so that
+    its absence says nothing of the visitor.
+
+    Both libraries' cookie is ``SameSite=Lax``, which a browser sends along with a
+    request another site started (``Sec-Fetch-Site: cross-site``) only for a
+    navigation of the whole window by a safe method: not with a form another site
+    posts back (a payment's 3-D Secure return, a SAML or "Sign in with Apple"
+    callback), nor to a frame or a ``fetch()``. Answered with a new id's cookie,
+    such a request would replace the one the browser keeps.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is None or site.strip().lower() != "cross-site":
+        return False
+    if request.method.upper() not in _LAX_METHODS:
+        return True
+    mode = request.headers.get("sec-fetch-mode")
+    destination = request.headers.get("sec-fetch-dest")
+    return (mode is not None and mode.strip().lower() != "navigate") or (
+        destination is not None and destination.strip().lower() != "document"
+    )
+
+
+#: The methods of a cross-site navigation that a ``SameSite=Lax`` cookie goes along with.
+_LAX_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 def anonymous_id_cookie(

@@ -69,7 +69,12 @@ from segment_core.testing import diverted
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._context import NO_IP, context_ip
 from segment_core.web._guard import call_hook
-from segment_core.web._identity import cookie_domain_for, id_cookie, parse_id_cookie
+from segment_core.web._identity import (
+    cookie_domain_for,
+    cookie_held_back,
+    id_cookie,
+    parse_id_cookie,
+)
 from segment_core.web._options import WebOptions
 from segment_core.web._page import is_excluded_route, is_page_prefetch, page_name
 from segment_core.web._request import RequestInfo
@@ -930,6 +935,8 @@ def _kept_anonymous_id(tracker: RequestTracker) -> str | None:
     """
     options = tracker.options
     anonymous_id = tracker.analytics.anonymous_id
+    if tracker.holds_a_new_id and cookie_held_back(tracker.request):
+        return None  # the browser keeps the visitor's cookie: analytics.js reads it there
     if options.set_cookie or options.cookie_name == ANALYTICS_JS_COOKIE:
         return anonymous_id  # the server's cookie keeps it, or analytics.js's (the same)
     request = tracker.request

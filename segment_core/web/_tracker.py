@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from segment_core.errors import InvalidMessage
-from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id
+from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id, stringify_id
 from segment_core.scope import Analytics, Result
 from segment_core.web._context import fit_context, page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
@@ -29,6 +29,7 @@ from segment_core.web._guard import call_hook, logger
 from segment_core.web._identity import (
     CookieSpec,
     anonymous_id_cookie,
+    cookie_held_back,
     id_cookie,
     new_anonymous_id,
     parse_id_cookie,
@@ -158,6 +159,32 @@ class RequestAnalytics(Analytics):
         _USER_SLOT.__set__(self, None)
 
     logout.alters_data = True  # type: ignore[attr-defined]  # no call from a Django template
+
+    def login(self, user_id: object, user: Any = None) -> bool:
+        """The visitor logged in as ``user_id``: what Django's and Flask-Login's logins
+        do themselves, for a framework without a login of its own (FastAPI,
+        Starlette): ``request.state.analytics.login(user.id, user)``.
+
+        The automatic ``identify`` of a login joins the visitor's anonymous id to the
+        user, as the options say: none with ``identify_on_login`` off (or its
+        ``(request, user)`` hook's no), for a bot, or for a visitor whose privacy
+        signal or consent says no; traits from ``identify_traits(user)``; with a
+        ``user_id`` hook, the user it names. The request's later calls carry the
+        user all the same. True if the identify was sent.
+        """
+        checked = stringify_id("user_id", user_id)
+        if not checked:
+            raise InvalidMessage("user_id: a login needs the id of the user who logged in")
+        tracker = self._tracker
+        if tracker is None:  # the request is over: a plain identify
+            return self.identify(checked)[0]
+        if tracker.identify_login(checked, user):
+            return True
+        if tracker.options.user_id is None:  # else the hook names the user of each call
+            self.user_id = checked
+        return False
+
+    login.alters_data = True  # type: ignore[attr-defined]  # no call from a Django template
 
     @property
     def stored_user_id(self) -> str | None:
@@ -536,6 +563,12 @@ class RequestTracker:
         elif "user_id" not in kw or kw["user_id"] is not None:
             kw["anonymous_id"] = None
 
+    @property
+    def holds_a_new_id(self) -> bool:
+        """Whether the visitor's id was made up for this request: it came without the
+        cookie (or with one that is no id)."""
+        return self._new_visitor
+
     def handed_to_browser(self) -> None:
         """The snippet gave analytics.js this visitor's ids.
 
@@ -642,7 +675,8 @@ class RequestTracker:
         Only for a new visitor (no valid cookie), with ``set_cookie`` on, on a path
         that is not excluded, for a visitor that is not a bot and whose privacy
         allows it; never on HEAD or OPTIONS, and not for a request whose user is
-        known unless its anonymous id was used (a login links it).
+        known unless its anonymous id was used (a login links it), nor when the
+        browser held its cookie back (:func:`cookie_held_back`).
 
         ``redirect_to``: the ``Location`` of a redirect (a status in
         :data:`REDIRECT_STATUSES`). A plain-http request redirected to https gets
@@ -666,6 +700,8 @@ class RequestTracker:
             and (self._anonymous_used or _USER_SLOT.__get__(self.analytics) is None)
             and (redirect_to is None or not _upgrades_to_https(self.scheme, redirect_to))
             and (self.allowed or self.allowed_now())
+            # A cookie the browser held back is still there: a new one would replace it.
+            and not cookie_held_back(self.request)
         ):
             self._cookie = anonymous_id_cookie(
                 self.analytics.anonymous_id or "",

@@ -504,3 +504,25 @@ def test_a_finished_request_is_freed_without_the_cycle_collector(
         "Clicked Buy",
         "/track/",
     ]
+
+
+def test_a_login_of_the_app_s_own_is_identified_by_the_middleware_s_options(
+    client: Client, sent: Sent
+) -> None:
+    async def login(request: Request) -> Response:
+        sent_identify = request.state.analytics.login(7, {"plan": "pro"})
+        request.state.analytics.track("Signed In")
+        return HTMLResponse(str(sent_identify))
+
+    app = SegmentMiddleware(
+        Starlette(routes=[Route("/login", login, methods=["POST"])]),
+        client=client,
+        identify_traits=lambda user: {"plan": user["plan"]},
+    )
+    with TestClient(app) as browser:
+        assert browser.post("/login").text == "True"
+        assert browser.post("/login", headers={"sec-gpc": "1"}).text == "False"
+    [identify] = sent(type="identify")
+    assert (identify["userId"], identify["traits"]) == ("7", {"plan": "pro"})
+    # The view's own calls carry the user either way.
+    assert [m["userId"] for m in sent(type="track")] == ["7", "7"]

@@ -61,7 +61,7 @@ def make_app(client: Client, tmp_path: Path, *, user: bool = False, **options: A
 
     app = Starlette(
         routes=[
-            Route("/", page),
+            Route("/", page, methods=["GET", "POST"]),
             Route("/nonce", nonce),
             Route("/by-hand", by_hand),
             Route("/healthz", page),
@@ -229,3 +229,14 @@ async def _parts(snippet: str) -> Any:
     yield b"<html><head>"
     yield snippet.encode()
     yield b"</head></html>"
+
+
+def test_a_form_another_site_posts_back_keeps_the_browser_s_visitor(
+    client: Client, tmp_path: Path
+) -> None:
+    app = make_app(client, tmp_path, browser_write_key=KEY)
+    headers = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
+    with TestClient(app) as http:
+        response = http.post("/", headers=headers)
+    assert "ajs_anonymous_id" not in response.cookies
+    assert snippet_settings(response.text)["anonymousId"] is None

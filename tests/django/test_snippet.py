@@ -297,3 +297,16 @@ def test_a_user_id_with_a_lone_surrogate_still_renders_the_page(segment: Any) ->
     response = Client().get("/")
     assert response.status_code == 200
     assert snippet_settings(response.content.decode())["userId"] == "user-\ud83d"
+
+
+def test_a_form_another_site_posts_back_keeps_the_browser_s_visitor(
+    segment: Any, sent: Sent
+) -> None:
+    # A payment's 3-D Secure return: the browser holds the Lax cookie back.
+    segment(BROWSER_WRITE_KEY=KEY)
+    response = Client(enforce_csrf_checks=False).post(
+        "/", headers={"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
+    )
+    assert "ajs_anonymous_id" not in response.cookies  # it would replace the browser's
+    assert snippet_settings(response.content.decode())["anonymousId"] is None
+    assert [page["anonymousId"] for page in sent(type="page")] != [None]

@@ -30,6 +30,11 @@ def add_views(app: Flask) -> Flask:
         request.analytics.identify("u-1")  # type: ignore[attr-defined]
         return render_template_string(PAGE)
 
+    @app.post("/sso-return")
+    def sso_return() -> str:  # another site's form, posted back
+        login_user(User("u-2"))
+        return render_template_string(PAGE)
+
     @app.get("/talisman")
     def talisman() -> str:
         request.csp_nonce = "talisman-nonce"  # type: ignore[attr-defined]
@@ -254,3 +259,16 @@ def test_a_streamed_body_without_a_snippet_to_come_does_not_vary(
     response = client.get("/streamed")
     assert has_snippet(response.get_data(as_text=True)) == (browser_key is not None)
     assert ("Vary" in response.headers) == (browser_key is not None)
+
+
+def test_a_login_by_a_form_another_site_posts_keeps_the_browser_s_visitor(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    app = add_views(make_app(SEGMENT_BROWSER_WRITE_KEY=KEY))
+    headers = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    response = app.test_client().post("/sso-return", headers=headers)
+    assert "ajs_anonymous_id" not in response.headers.get("Set-Cookie", "")
+    settings = snippet_settings(response.get_data(as_text=True))
+    assert (settings["anonymousId"], settings["userId"]) == (None, "u-2")
+    [identify] = sent(type="identify")
+    assert identify["userId"] == "u-2"

@@ -553,3 +553,95 @@ def test_a_login_after_a_logout_in_one_request_names_the_new_user(
     assert not t.identify_login("u-8")  # turned off; the new user is followed all the same
     t.analytics.track("Signed In")
     assert [m.get("userId") for m in sent] == [None, "u-8"]
+
+
+CROSS_SITE_FORM = {
+    "sec-fetch-site": "cross-site",
+    "sec-fetch-mode": "navigate",
+    "sec-fetch-dest": "document",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        # A payment's 3-D Secure return, a SAML or "Sign in with Apple" form_post.
+        ("POST", CROSS_SITE_FORM),
+        ("PUT", {"sec-fetch-site": "Cross-Site"}),
+        # Another site's frame, or its fetch(): no Lax cookie either.
+        (
+            "GET",
+            {
+                "sec-fetch-site": "cross-site",
+                "sec-fetch-mode": "navigate",
+                "sec-fetch-dest": "iframe",
+            },
+        ),
+        (
+            "GET",
+            {"sec-fetch-site": "cross-site", "sec-fetch-mode": "cors", "sec-fetch-dest": "empty"},
+        ),
+    ],
+)
+def test_no_cookie_where_the_browser_held_the_visitor_s_cookie_back(
+    client: Client, sent: Messages, method: str, headers: dict[str, str]
+) -> None:
+    t = tracker(client, method=method, headers=headers)
+    assert t.cookie_to_set() is None  # it would replace the one the browser keeps
+    t.finish(200, content_type=HTML)
+    assert [m["anonymousId"] for m in sent] in ([t.analytics.anonymous_id], [])
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("POST", {"sec-fetch-site": "same-origin", "sec-fetch-mode": "navigate"}),
+        ("POST", {"sec-fetch-site": "same-site", "sec-fetch-mode": "navigate"}),
+        ("POST", {}),  # a browser without Fetch Metadata, or no browser: nothing to tell
+        ("GET", CROSS_SITE_FORM),  # a link from another site: the Lax cookie comes along
+        ("GET", {"sec-fetch-site": "none", "sec-fetch-mode": "navigate"}),
+    ],
+)
+def test_a_new_visitor_whose_cookie_the_browser_would_send_gets_one(
+    client: Client, method: str, headers: dict[str, str]
+) -> None:
+    assert tracker(client, method=method, headers=headers).cookie_to_set() is not None
+
+
+def test_a_login_joins_the_visitor_as_a_framework_s_login_does(
+    client: Client, sent: Messages
+) -> None:
+    options = WebOptions(identify_traits=lambda user: {"plan": user["plan"]})
+    t = tracker(client, options)
+    assert t.analytics.login(42, {"plan": "pro"}) is True
+    t.analytics.track("Signed In")
+    [identify, track] = sent
+    assert identify["type"] == "identify"
+    assert (identify["userId"], identify["traits"]) == ("42", {"plan": "pro"})
+    assert identify["anonymousId"] == t.analytics.anonymous_id
+    assert track["userId"] == "42"
+
+
+@pytest.mark.parametrize(
+    ("options", "headers"),
+    [
+        (WebOptions(identify_on_login=False), {}),
+        (WebOptions(identify_on_login=lambda request, user: False), {}),
+        (WebOptions(), {"sec-gpc": "1"}),
+        (WebOptions(), {"user-agent": "Googlebot/2.1"}),
+    ],
+)
+def test_a_login_sends_no_identify_where_the_options_or_the_visitor_say_no(
+    client: Client, sent: Messages, options: WebOptions, headers: dict[str, str]
+) -> None:
+    t = tracker(client, options, headers=headers)
+    assert t.analytics.login("u-7") is False
+    t.analytics.track("Signed In")
+    assert [m["type"] for m in sent] in (["track"], [])
+    assert [m["userId"] for m in sent] in (["u-7"], [])
+
+
+@pytest.mark.parametrize("user_id", [None, "", True, 1.5])
+def test_a_login_without_a_user_id_is_refused_naming_it(client: Client, user_id: object) -> None:
+    with pytest.raises(ValueError, match="user_id"):
+        tracker(client).analytics.login(user_id)
