@@ -143,6 +143,9 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
 # Strong words also found glued to others ("accesstoken", "newpassword", "phpsessid").
 _GLUED_SUFFIXES = (
     "password",
+    "passwords",
+    "secrets",
+    "apikeys",
     "passwd",
     "passphrase",
     "passcode",
@@ -170,7 +173,36 @@ _GLUED_PREFIXES = (
     "credential",
     "email",
 )
-_NOT_GLUED = frozenset({"secretary", "secretaries", "secretariat", "secretariats"})
+# What follows such a word in a name that holds a secret: "secretkey", "emailaddress",
+# "passwordhash", "sessiontoken", "passwordconfirm"; not "passwordless", "sessions",
+# "emailed", "emailcampaign" or "secretary".
+_AFTER_GLUED_PREFIX = frozenset(
+    {
+        "addr",
+        "address",
+        "again",
+        "confirm",
+        "confirmation",
+        "cookie",
+        "data",
+        "digest",
+        "hash",
+        "hashed",
+        "id",
+        "key",
+        "keys",
+        "new",
+        "old",
+        "plain",
+        "repeat",
+        "salt",
+        "str",
+        "string",
+        "text",
+        "token",
+        "value",
+    }
+)
 # "key" and "code" glued after a word that makes them a secret ("accesskey",
 # "privatekey", "authcode", "resetcode"); not "monkey", "turkey" or "zipcode".
 _KEY_QUALIFIERS = frozenset(
@@ -183,18 +215,24 @@ _KEY_QUALIFIERS = frozenset(
         "auth",
         "client",
         "consumer",
+        "crypto",
         "developer",
+        "encrypt",
         "encryption",
         "hmac",
         "license",
         "licence",
+        "login",
         "master",
         "pass",
+        "priv",
         "private",
         "product",
         "recovery",
         "reset",
         "secret",
+        "secretaccess",  # AWS's secret access key
+        "awssecretaccess",
         "serial",
         "session",
         "shared",
@@ -209,7 +247,11 @@ _KEY_QUALIFIERS = frozenset(
 )
 # Names that are secrets only when they are the whole name.
 # sso: DiscourseConnect's signed login payload, with the user's email in it.
-_WHOLE_NAMES = frozenset({"code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso"})
+# mail: an e-mail address (Drupal's user field, many unsubscribe links); otp: a
+# one-time password.
+_WHOLE_NAMES = frozenset(
+    {"code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso", "mail", "otp", "totp"}
+)
 # "<word> code" is a one-time code of a login flow; "country code" is not.
 _CODE_QUALIFIERS = frozenset(
     {
@@ -225,16 +267,20 @@ _CODE_QUALIFIERS = frozenset(
         "login",
         "magic",
         "mfa",
+        "onetime",
         "oob",  # Firebase's oobCode: password reset, email sign-in
         "otp",
         "recovery",
         "reset",
         "security",
         "sms",
+        "twofactor",
         "verification",
         "verify",
     }
 )
+# Two words before "code" that make it one: "one_time_code", "twoFactorCode".
+_CODE_QUALIFIER_PAIRS = frozenset({("one", "time"), ("two", "factor")})
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # What each Unicode category is to _WORDS: an upper-case letter ("A"; title case too),
@@ -318,8 +364,12 @@ def _is_glued_secret(word: str) -> bool:
     ``useremail``, ``secretkey``, ``emailaddress``, ``resetcode``)."""
     if word.endswith(_GLUED_SUFFIXES):
         return True
-    if word.startswith(_GLUED_PREFIXES) and word not in _NOT_GLUED:
-        return True
+    if word.startswith(_GLUED_PREFIXES):
+        for prefix in _GLUED_PREFIXES:
+            if word.startswith(prefix):
+                rest = word[len(prefix) :]
+                if rest in _AFTER_GLUED_PREFIX or (len(rest) > 3 and _is_glued_secret(rest)):
+                    return True
     if word.endswith("key"):
         return word[:-3] in _KEY_QUALIFIERS
     if word.endswith("code"):
@@ -424,7 +474,9 @@ class Redactor:
             return True
         if len(words) == 1:
             return words[0] in _WHOLE_NAMES
-        return words[-1] == "code" and words[-2] in _CODE_QUALIFIERS
+        return words[-1] == "code" and (
+            words[-2] in _CODE_QUALIFIERS or tuple(words[-3:-1]) in _CODE_QUALIFIER_PAIRS
+        )
 
     # -- URLs ---------------------------------------------------------------------
 

@@ -61,6 +61,11 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         # another, a key or code of a credential.
         "useremail", "contactemail", "emailaddress", "emailid", "secretkey", "sessionkey",
         "passwordhash", "accesskey", "privatekey", "SECRETKEY", "authcode", "resetcode",
+        "passwordconfirm", "sessiontoken", "secretaccesskey", "awssecretaccesskey",
+        "privkey", "loginkey", "encryptkey", "passwords", "secrets",
+        # One-time codes, an e-mail address by its short name.
+        "onetimecode", "one_time_code", "oneTimeCode", "twofactorcode", "two_factor_code",
+        "mail", "totp",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
@@ -75,6 +80,10 @@ def test_secret_names(name: str) -> None:
         "hashtag", "broken", "secretary", "ticket_id", "refresh", "state", "RelayState",
         "sso_provider", "shop", "timestamp", "hotkey", "whiskey", "hockey", "zipcode",
         "countrycode", "barcode", "secretaries", "tokens_used",
+        # Words that merely start with a secret word.
+        "passwordless", "passwordstrength", "sessions", "sessionduration", "sessioncount",
+        "emailed", "emailcampaign", "emailsent", "secretsanta", "credentialed",
+        "time_code", "timecode", "mailbox", "mail_count",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
