@@ -138,6 +138,9 @@ def _hook_celery_child_exit() -> None:
         return
     _celery_hooked_in = os.getpid()
     celery_signals.worker_process_shutdown.connect(_shut_down_as_celery_child_exits, weak=False)
+    # A first message the app's own receiver of that signal accepts comes too late for
+    # it (Celery reads the receivers before it calls them): the exit delivers it.
+    _deliver_before_os_exit("a Celery child")
 
 
 def _shut_down_as_celery_child_exits(**ignored: Any) -> None:
@@ -160,13 +163,19 @@ def _hook_rq_work_horse_exit() -> None:
     if worker is None or getattr(worker, "_segment_in_horse", False):
         return
     _rq_hooked_in = os.getpid()
+    _deliver_before_os_exit("an RQ work-horse")
+
+
+def _deliver_before_os_exit(process: str) -> None:
+    """Have this process's ``os._exit()`` deliver first, within one ``shutdown_timeout``
+    (a fork's child: no other process runs this one's code)."""
     leave = os._exit
 
     def deliver_then_exit(status: int) -> NoReturn:
         try:
             _shut_down_after_app_threads()
         except BaseException:  # leaving all the same
-            logger.exception("Segment: delivery as an RQ work-horse exits failed")
+            logger.exception("Segment: delivery as %s exits failed", process)
         finally:
             leave(status)
 

@@ -5,14 +5,17 @@ reads ``SEGMENT_*`` from the environment."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import redis
 from celery import Celery
+from celery.signals import worker_process_shutdown
 
 import segment_core
 from tests.jobs import DONE, TASK_EVENT
 
 BROKER = os.environ["TEST_REDIS_URL"]
+CHILD_EXIT_EVENT = "Pool Child Stopped"
 
 app = Celery("segment_plain_tests", broker=BROKER)
 app.conf.update(
@@ -26,3 +29,9 @@ def work(n: int) -> None:
     """One event, then "done"."""
     segment_core.track(f"job-{n}", TASK_EVENT, {"n": n, "pid": os.getpid()})
     _redis.sadd(DONE, n)
+
+
+@worker_process_shutdown.connect
+def child_exits(**ignored: Any) -> None:
+    """The app's own receiver: an idle child's first and only event."""
+    segment_core.track("worker", CHILD_EXIT_EVENT, {"pid": os.getpid()})

@@ -278,6 +278,22 @@ def test_recycled_children_of_an_app_without_segment_celery_deliver(
     assert len({e["message"]["properties"]["pid"] for e in events}) == total  # recycled
 
 
+def test_what_the_app_tracks_as_an_idle_child_stops_is_delivered(
+    segment_collector: Any, redis_db: str, tmp_path: Path
+) -> None:
+    """A child's first message comes from the app's own worker_process_shutdown
+    receiver, after Celery read that signal's receivers: its exit delivers it."""
+    env = worker_env(segment_collector.url, redis_db, **HOLD_UNTIL_EXIT)
+    plain = "tests.celery.plain_app"
+    pool = ("--pool", "prefork", "--concurrency", "2")
+    with running_worker(
+        "celery", celery_argv(plain, *pool), env=env, log_dir=tmp_path, ready=CELERY_READY
+    ) as worker:
+        assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
+    events = segment_collector.wait_for(2, timeout=30, event="Pool Child Stopped")
+    assert len({e["message"]["properties"]["pid"] for e in events}) == 2
+
+
 @pytest.mark.parametrize(
     "options",
     # The test app turns SEGMENT_FLUSH_INTERVAL into a segment_flush_interval key: a
