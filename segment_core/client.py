@@ -310,6 +310,8 @@ class Client(ClientSettings):
         health = self._delivery.health
         if self.config.sync_mode or not self.config.enabled:
             health.report_given_up()
+            if self.config.sync_mode:  # its connections, which no sender thread closes
+                self._delivery.close()
             return True
         timeout = max(0.0, deadline - monotonic())
         spool = self._spool
@@ -403,10 +405,7 @@ class Client(ClientSettings):
             message = check_hook_result(changed)
             data = encode(message)
         if len(data) > MAX_MESSAGE_BYTES:
-            raise InvalidMessage(
-                f"message is {len(data)} bytes encoded; Segment accepts at most "
-                f"{MAX_MESSAGE_BYTES} bytes per message"
-            )
+            raise _too_big(message, len(data))
         if _capture.sinks or not self._queueing:
             done = self._accept_elsewhere(message, data)
             if done is not None:
@@ -649,3 +648,24 @@ def _start_spools_in_uwsgi_worker() -> None:
 
 _forks.in_every_child(_after_fork_in_child)
 _forks.in_every_uwsgi_worker(_start_spools_in_uwsgi_worker)
+
+
+def _too_big(message: dict[str, Any], size: int) -> InvalidMessage:
+    """The refusal of a message past Segment's limit, naming its largest part."""
+    where, weight = _largest_part(message)
+    return InvalidMessage(
+        f"message is {size} bytes encoded; Segment accepts at most {MAX_MESSAGE_BYTES} "
+        f"bytes per message (the largest part: {where}, {weight} bytes)"
+    )
+
+
+def _largest_part(value: dict[str, Any], where: str = "") -> tuple[str, int]:
+    """The path of the heaviest value in ``value`` (down through objects: a property
+    rather than ``properties``), and its weight encoded."""
+    weights = {key: len(encode(item)) for key, item in value.items()}
+    key = max(weights, key=weights.__getitem__)
+    path = f"{where}.{key}" if where else str(key)
+    inner = value[key]
+    if isinstance(inner, dict) and inner:
+        return _largest_part(inner, path)
+    return path, weights[key]

@@ -550,7 +550,9 @@ class MessageFactory:
                 message["context"] = {"library": {"name": DISTRIBUTION, "version": VERSION}}
             else:  # a web request's calls: copied into a plain dict
                 copied = dict(context)
-                if "library" not in copied:
+                if (
+                    copied.get("library") is None
+                ):  # (None: none given, as analytics-python reads it)
                     copied["library"] = {"name": DISTRIBUTION, "version": VERSION}
                 message["context"] = copied
             checked = True
@@ -611,7 +613,7 @@ class MessageFactory:
                         merged[key] = {**default, **value}
                     else:
                         merged[key] = value
-        if "library" not in merged:
+        if merged.get("library") is None:  # (None: none given, as analytics-python reads it)
             merged["library"] = dict(LIBRARY)
         return merged
 

@@ -121,6 +121,10 @@ class TokenSource:
                 self._renew_at = self._clock() + lifetime / 2
             return self._token
 
+    def close(self) -> None:
+        """Close the connections to the authorization server."""
+        self._pool.clear()
+
     def invalidate(self, token: str) -> None:
         """Forget ``token`` (refused by the API) so the next :meth:`token` asks anew."""
         with self._lock:

@@ -14,6 +14,7 @@ import datetime as dt
 import gzip
 import logging
 import platform
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -121,9 +122,13 @@ class Transport:
             body = self._body(messages)
             outcome = self._send(body, headers)
         if self._debug:
-            answer = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
+            if outcome.status is not None:
+                said, answer = "sent", f"HTTP {outcome.status}"
+            else:  # no answer: perhaps never sent
+                said, answer = "could not send", outcome.error
             logger.debug(
-                "sent %d message(s), %d bytes, to %s: %s",
+                "%s %d message(s), %d bytes, to %s: %s",
+                said,
                 len(messages),
                 len(body),
                 self._shown_url,
@@ -178,7 +183,7 @@ class Transport:
                 body_limit=ERROR_TEXT_BYTES,
             )
         except urllib3.exceptions.HTTPError as exc:
-            return Outcome(status=None, error=f"{type(exc).__name__}: {exc}")
+            return Outcome(status=None, error=self._network_error(exc))
         if 200 <= answer.status < 300:
             return Outcome(status=answer.status)
         text = answer.body.decode("utf-8", "replace")
@@ -193,8 +198,18 @@ class Transport:
             deferred=answer.deferred,
         )
 
+    def _network_error(self, exc: Exception) -> str:
+        """``exc`` as text that names where it was sent (urllib3 1.26 writes a
+        connection as ``<...HTTPConnection object at 0x...>``)."""
+        return _CONNECTION_OBJECT.sub(self._shown_url, f"{type(exc).__name__}: {exc}")
+
     def close(self) -> None:
         self._pool.clear()
+        if self._tokens is not None:
+            self._tokens.close()
+
+
+_CONNECTION_OBJECT = re.compile(r"<urllib3\.connection\.\w+ object at 0x[0-9a-fA-F]+>")
 
 
 def _stamped_by(now: Clock) -> Callable[[], str]:

@@ -65,8 +65,8 @@ def test_debug_logs_a_request_that_got_no_answer(
     caplog.set_level(logging.DEBUG)
     client = Client("key", host="http://127.0.0.1:9", debug=True, sync_mode=True, max_retries=0)
     assert client.track("u1", "Signed Up")[0] is False
-    [line] = [line for line in _client_lines(caplog) if line.startswith("sent ")]
-    assert line.startswith("sent 1 message(s), ")
+    [line] = [line for line in _client_lines(caplog) if line.startswith("could not send ")]
+    assert line.startswith("could not send 1 message(s), ")  # it never connected
     assert ", to http://127.0.0.1:9/v1/batch: NewConnectionError" in line
 
 

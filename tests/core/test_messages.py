@@ -76,8 +76,21 @@ def test_a_value_that_cannot_be_encoded_names_its_type_and_place(client: Client)
 def test_a_message_over_32_kb_is_refused(client: Client) -> None:
     with pytest.raises(InvalidMessage, match=r"at most 32768 bytes"):
         client.track("u", "E", {"blob": "x" * 33_000})
+    # The field to look at is named.
+    with pytest.raises(
+        InvalidMessage, match=r"largest part: properties\.order\.notes, 3300\d bytes"
+    ):
+        client.track("u", "E", {"order": {"id": 7, "notes": "x" * 33_000}, "n": 1})
+    with pytest.raises(InvalidMessage, match=r"largest part: context\.page\.url"):
+        client.track("u", "E", context={"page": {"url": "https://a.example/?" + "q" * 33_000}})
     ok, _ = client.track("u", "E", {"blob": "x" * 30_000})
     assert ok
+
+
+def test_a_context_without_a_library_gets_the_library_s(client: Client) -> None:
+    for context in ({"library": None}, {"library": None, "ip": "203.0.113.7"}, {}):
+        library = client.track("u", "E", context=context)[1]["context"]["library"]
+        assert library["name"] == "segment-web"
 
 
 def test_normalisation_of_ids_timestamps_and_library(client: Client) -> None:

@@ -192,3 +192,30 @@ def test_sync_mode_serves_many_threads_without_pool_warnings(
     assert results == [True] * (threads * calls)
     assert len(segment_collector.wait_for(threads * calls, type="track")) == threads * calls
     assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
+
+
+def test_a_sync_mode_client_closes_its_connections_as_it_shuts_down() -> None:
+    import psutil
+
+    from segment_core.collector.background import run_in_background
+
+    with run_in_background() as collector:  # its own: no other client sends to it
+        _closes_its_connections(psutil, collector)
+
+
+def _closes_its_connections(psutil: Any, collector: CollectorHandle) -> None:
+    port = int(collector.url.rsplit(":", 1)[1].split("/")[0])
+
+    def open_to_the_collector() -> int:
+        process = psutil.Process()
+        # (net_connections since psutil 6: connections before)
+        listed = getattr(process, "net_connections", None) or process.connections
+        connections = listed(kind="tcp")
+        return sum(1 for c in connections if c.raddr and c.raddr.port == port)
+
+    client = Client("k", host=collector.url, sync_mode=True)
+    assert client.track("u", "E")[0]
+    assert open_to_the_collector() == 1  # kept alive for the next call
+    assert client.shutdown() is True
+    # Closed now, not whenever the garbage collector gets to it (a ResourceWarning then).
+    assert open_to_the_collector() == 0
