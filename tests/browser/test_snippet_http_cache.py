@@ -106,3 +106,25 @@ def test_a_user_id_analytics_js_kept_without_the_cookie_is_dropped_once_logged_o
     events = settle(flask_site, collector, 5)  # identify, 2 pages, 2 tracks
     last_track = [e["message"] for e in events if e["message"]["type"] == "track"][-1]
     assert last_track.get("userId") is None, describe(events)
+
+
+def test_a_form_another_site_posts_back_keeps_the_browser_s_visitor(
+    visit: Visit, flask_site: Any, collector: CollectorHandle
+) -> None:
+    """The browser holds the Lax id cookie back from that POST: the server, seeing none,
+    must not replace it; analytics.js goes on with the visitor the cookie names."""
+    visit.navigate("/")
+    [visitor] = visit.cookies(flask_site.cookie_name)
+    other_site = visit.base_url.replace("127.0.0.1", "localhost")
+    back = f"{visit.base_url}/payment-return"
+    with visit.page.expect_navigation(url=back):
+        visit.page.goto(f"{other_site}/payment?to={back}")
+    visit.page.wait_for_function("() => window.analytics && window.analytics.initialized")
+    visit.track("returned")
+    assert visit.cookies(flask_site.cookie_name) == [visitor]
+    # The page call of "/" and the browser's track there, the other site's page call
+    # (a visitor of its own), the login's identify (of an id the server made for that
+    # request alone) and the browser's track after it.
+    events = settle(flask_site, collector, 5)
+    browser_ids = {e["message"]["anonymousId"] for e in events if from_browser(e)}
+    assert browser_ids == {visitor}, describe(events)

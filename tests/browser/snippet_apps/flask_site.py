@@ -92,6 +92,25 @@ def logout() -> ResponseReturnValue:
     return redirect("/about")
 
 
+PAYMENT_PAGE = """<!doctype html><html><head><title>Payment</title></head><body>
+<form id="back" method="post" action="{{ to }}"></form>
+<script nonce="{{ csp_nonce() }}">document.getElementById("back").submit();</script>
+</body></html>"""
+
+
+@app.get("/payment")
+def payment() -> str:
+    # Another site's page (a payment's 3-D Secure step, an identity provider) that
+    # posts its answer back to the shop: served on another name of the host.
+    return render_template_string(PAYMENT_PAGE, to=request.args["to"])
+
+
+@app.post("/payment-return")
+def payment_return() -> str:
+    login_user(User(USER_ID))  # as a SAML or "Sign in with Apple" callback does
+    return render_template_string(TEMPLATE, title="Thank you")
+
+
 @app.get("/healthz")
 def healthz() -> str:
     return "ok"
