@@ -117,8 +117,9 @@ async def _to_thread(function: Callable[[float], bool], timeout: float) -> bool:
     return await anyio.to_thread.run_sync(function, timeout)
 
 
-async def flush_in_thread(client: Client | None) -> None:
-    """Deliver what ``client`` holds, off the event loop, within its ``shutdown_timeout``.
+async def flush_in_thread(client: Client | None, *, ends_by: float | None = None) -> None:
+    """Deliver what ``client`` holds, off the event loop, within its ``shutdown_timeout``
+    (and by the monotonic time ``ends_by``, if given).
 
     Threads of :func:`~segment_core.scope.start_thread` and functions of
     :func:`~segment_core.scope.with_binding` still running are waited for first,
@@ -128,6 +129,8 @@ async def flush_in_thread(client: Client | None) -> None:
     if client is None:
         return
     timeout, wait = lifecycle.shutdown_wait(client)  # (shorter as a dev server reloads)
+    if ends_by is not None:
+        timeout = max(0.0, min(timeout, ends_by - monotonic()))
     deadline = monotonic() + timeout
     try:
         delivered = await _to_thread(functools.partial(_flush_after_bound_calls, client), timeout)
@@ -221,11 +224,14 @@ class ShutdownFlush:
 
 
 async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[Flushable]) -> None:
-    """Flush ``clients`` and those of what ``joined``, each client once, one after
-    the other (each within its own ``shutdown_timeout``).
+    """Flush ``clients``, those of what ``joined``, and every other live client of the
+    process, each once: side by side, all within the longest ``shutdown_timeout``.
 
     Every joined one is asked before the first flush: what it finishes then (the
-    page call of a response the server cut short) goes out with the rest.
+    page call of a response the server cut short) goes out with the rest. The
+    others (an app's own ``Client``, the module-level one, a mounted app's) get no
+    later chance where the server ends its workers without ``atexit`` (uvicorn's
+    ``--workers``).
     """
     found = list(clients)
     for each in list(joined):
@@ -233,11 +239,15 @@ async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[F
             found.append(await each.shutting_down())
         except Exception:
             logger.exception("segment: could not ask %r for its client at shutdown", each)
-    flushed: set[int] = set()
-    for client in found:
-        if client is not None and id(client) not in flushed:
-            flushed.add(id(client))
-            await flush_in_thread(client)
+    unique: dict[int, Client] = {}
+    for client in (*found, *lifecycle.live_clients()):
+        if client is not None:
+            unique.setdefault(id(client), client)
+    everyone = list(unique.values())
+    lifecycle.start_sending(everyone)  # all at once; then each is waited for in turn
+    ends_by = monotonic() + max((lifecycle.shutdown_wait(c)[0] for c in everyone), default=0.0)
+    for client in everyone:
+        await flush_in_thread(client, ends_by=ends_by)
 
 
 def stops_through_atexit() -> bool:

@@ -23,6 +23,8 @@ from segment_core import Client, signals
 from segment_core.scope import analytics
 
 client = Client("test-key", flush_at=2500, flush_interval=300)  # host: $SEGMENT_HOST
+#: A client of the app's own, which the middleware is not given.
+own_client = Client("test-key", flush_at=2500, flush_interval=300)
 
 
 def report(sender: Any, count: int, **kwargs: Any) -> None:
@@ -45,9 +47,16 @@ async def plain(scope: Any, receive: Any, send: Any) -> None:
     await HTMLResponse("ok")(scope, receive, send)
 
 
+async def track_own(request: Request) -> Response:
+    own_client.track("worker", "Report Exported", {"n": request.query_params.get("n")})
+    return HTMLResponse("ok")
+
+
 inner: Any = (
     plain
     if os.environ.get("SERVED_APP") == "plain"
-    else Starlette(routes=[Route("/track/", track, name="track")])
+    else Starlette(
+        routes=[Route("/track/", track, name="track"), Route("/own/", track_own, name="own")]
+    )
 )
 app = SegmentMiddleware(inner, client=client)

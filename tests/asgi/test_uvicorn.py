@@ -90,3 +90,41 @@ def test_sigterm_delivers_every_accepted_event(
     flushed = output.index("segment batch sent")
     assert output.index("Waiting for application shutdown") < flushed
     assert flushed < output.index("Application shutdown complete")
+
+
+@pytest.mark.slow
+def test_workers_deliver_what_every_client_holds_at_their_lifespan_shutdown(
+    segment_collector: CollectorHandle, tmp_path: Path
+) -> None:
+    """uvicorn's --workers end their processes without atexit: the middleware's flush
+    at lifespan shutdown delivers for the app's own client too."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "uvicorn.log"
+    env = {**os.environ, "SEGMENT_HOST": segment_collector.url, "SERVED_APP": "starlette"}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.asgi.served:app",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--workers=2",
+        "--no-access-log",
+    ]
+    with log.open("wb") as stream:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=stream)
+    try:
+        wait_until_serving(url, process, log)
+        with httpx.Client(base_url=url) as http:
+            for n in range(REQUESTS):
+                # A connection of its own each: both workers take some.
+                assert http.get(f"/own/?n={n}", headers={"Connection": "close"}).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    events = segment_collector.wait_for(REQUESTS, timeout=10, event="Report Exported")
+    assert sorted(int(e["message"]["properties"]["n"]) for e in events) == list(range(REQUESTS))
