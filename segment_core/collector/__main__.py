@@ -44,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
         "(100,000 in memory, no limit with --db; 0: no limit)",
     )
     parser.add_argument(
+        "--max-bytes",
+        type=_byte_count,
+        default=None,
+        metavar="N",
+        help="forget the oldest events while the messages held take more than N bytes "
+        "(268435456, 256 MiB, in memory; no limit with --db; 0: no limit)",
+    )
+    parser.add_argument(
         "--write-key",
         type=_write_key,
         default=None,
@@ -113,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             allow_remote_control=args.allow_remote_control,
             oauth=oauth,
             max_events=args.max_events,
+            max_bytes=args.max_bytes,
         )
     except (OSError, sqlite3.Error) as error:
         sys.exit(f"segment-collector: --db {args.db}: {error}")
@@ -173,12 +182,21 @@ def _allowed_host(text: str) -> str:
 
 def _event_count(text: str) -> int:
     """A number of events for argparse: a whole number, 0 or more."""
+    return _count(text, "events")
+
+
+def _byte_count(text: str) -> int:
+    """A number of bytes for argparse: a whole number, 0 or more."""
+    return _count(text, "bytes")
+
+
+def _count(text: str, unit: str) -> int:
     try:
         count = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if count < 0:
-        raise argparse.ArgumentTypeError(f"a number of events, 0 for no limit; got {count}")
+        raise argparse.ArgumentTypeError(f"a number of {unit}, 0 for no limit; got {count}")
     return count
 
 

@@ -82,6 +82,8 @@ _FILTERS = {"type": "type", "event": "event", "userId": "user_id", "anonymousId"
 _QUERY_PARAMS = frozenset({*_FILTERS, "status", "limit", "after", "last"})
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 _CONTROL_PATHS = frozenset({"/collector/reset", "/collector/faults"})
+# The scope key of the store's generation as a `/v1/*` request arrived.
+_ARRIVED_IN_GENERATION = "segment_collector.generation"
 
 
 def create_app(
@@ -94,6 +96,7 @@ def create_app(
     allow_remote_control: bool = False,
     oauth: OAuthServer | None = None,
     max_events: int | None = None,
+    max_bytes: int | None = None,
 ) -> CollectorApp:
     """Build the collector ASGI app.
 
@@ -107,6 +110,8 @@ def create_app(
     `oauth`: require OAuth access tokens on `/v1/*` and serve `/token` (see oauth.py).
     `max_events`: events to hold before the oldest are forgotten; None: 100,000 in
     memory, no limit with `db`; 0: no limit.
+    `max_bytes`: bytes of stored messages to hold before the oldest are forgotten;
+    None: 256 MiB in memory, no limit with `db`; 0: no limit.
     A `write_key` no client could send (a `:`, spaces) raises `ValueError`.
     """
     check_write_key(write_key)
@@ -119,6 +124,7 @@ def create_app(
         allow_remote_control=allow_remote_control,
         oauth=oauth,
         max_events=max_events,
+        max_bytes=max_bytes,
     )
 
 
@@ -136,6 +142,7 @@ class CollectorApp:
         allow_remote_control: bool = False,
         oauth: OAuthServer | None = None,
         max_events: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         # An empty key ("--write-key $KEY" with KEY unset) is no key: none could match.
         self.write_key = write_key or None
@@ -143,7 +150,7 @@ class CollectorApp:
         self.allowed_hosts = _checked_allowed_hosts(allowed_hosts)
         self.allow_remote_control = allow_remote_control
         self.limits = limits
-        self.store = EventStore(db, max_events=max_events)
+        self.store = EventStore(db, max_events=max_events, max_bytes=max_bytes)
         self.faults = FaultQueue()
         self.notifier = Notifier()
         self.forwarder = Forwarder(forward) if forward else None
@@ -197,6 +204,8 @@ class CollectorApp:
             if scope["method"] == "OPTIONS":
                 await _cors_preflight(scope, send, _INGEST_METHODS)
                 return
+            # Before any wait: a reset forgets what arrived before it, even if held.
+            scope[_ARRIVED_IN_GENERATION] = self.store.generation
             faults, clears = self.faults, self.faults.clears
             fault = faults.take()
             if fault is not None:
@@ -324,12 +333,16 @@ class CollectorApp:
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening any more
         except RequestError as error:
-            self.requests["rejected"] += 1
-            self.notifier.notify()
+            if request.scope[_ARRIVED_IN_GENERATION] == self.store.generation:
+                self.requests["rejected"] += 1
+                self.notifier.notify()
             return error_response(error.status, error.code, error.message)
-        self.store.add(records)
-        self.requests["accepted"] += 1
-        self.notifier.notify()
+        # A request that arrived before a reset (held by a delay fault) is answered
+        # as it would have been, but neither stored nor counted: the reset forgot
+        # everything before it, and a test's events never show up in the next one's.
+        if self.store.add(records, generation=request.scope[_ARRIVED_IN_GENERATION]):
+            self.requests["accepted"] += 1
+            self.notifier.notify()
         if self.forwarder is not None:
             self.forwarder.submit(
                 [r.message for r in records if not r.reasons],

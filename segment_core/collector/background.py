@@ -120,6 +120,7 @@ def run_in_background(
     allow_remote_control: bool = False,
     oauth: OAuthServer | None = None,
     max_events: int | None = None,
+    max_bytes: int | None = None,
 ) -> CollectorHandle:
     """Start a collector in a daemon thread; return once it is listening.
 
@@ -138,6 +139,7 @@ def run_in_background(
         allow_remote_control=allow_remote_control,
         oauth=oauth,
         max_events=max_events,
+        max_bytes=max_bytes,
     )
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]

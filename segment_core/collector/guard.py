@@ -5,8 +5,10 @@ any site could try to drive it. Three checks, applied before any route runs:
 
 * ``Host`` must name the collector itself (``localhost``, ``127.0.0.1``,
   ``[::1]``, the address it listens on, or a name given with ``allowed_hosts``),
-  with the port it listens on. This defeats DNS rebinding, where a hostile name
-  resolves to 127.0.0.1 and the browser then treats the collector as that site.
+  with any port: one reached through a port forward (``docker -p 9000:8765``,
+  ``kubectl port-forward``, ``ssh -L``) is named with the forwarded port. The name
+  defeats DNS rebinding, where a hostile name resolves to 127.0.0.1 and the
+  browser then treats the collector as that site.
 * With a write key, every route (not only ``/v1/*``) needs it: HTTP Basic with the
   key as user name, as Segment's API takes it. The page's 401 asks the browser
   for it, and the browser then sends it with the page's own requests.
@@ -47,7 +49,8 @@ def host_allowed(
     server: tuple[str, int] | None,
     allowed_hosts: Collection[str] = (),
 ) -> bool:
-    """True when ``Host`` names this collector: a local or allowed name, and its port.
+    """True when ``Host`` names this collector: a local or allowed name, with any
+    port (a port forward's included).
 
     ``server`` is the ASGI scope's ``(address, port)`` the request arrived on.
     ``"*"`` in ``allowed_hosts`` allows every name.
@@ -56,17 +59,13 @@ def host_allowed(
         return True
     if not host_header:
         return False
-    name, port = _split_host(host_header)
+    name, _ = _split_host(host_header)
     if name is None:
         return False
     names = set(LOCAL_NAMES) | {h.lower().strip("[]") for h in allowed_hosts}
     if server is not None and server[0] not in ("0.0.0.0", "::", ""):
         names.update(_address_names(server[0]))
-    if name not in names:
-        return False
-    if server is None:
-        return True
-    return port == server[1] or (port is None and server[1] == 80)
+    return name in names
 
 
 def _address_names(address: str) -> tuple[str, ...]:
@@ -89,7 +88,7 @@ def allowed_host_name(text: str) -> str:
     """``text`` checked as an entry of ``allowed_hosts``: a host name or address, or ``"*"``.
 
     Raises ValueError for what could never match a ``Host`` name: a port, a
-    scheme or a path (the port is always the one the collector listens on).
+    scheme or a path (any port is accepted with the name).
     """
     bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     if text == "*" or is_ip_address(bare):
@@ -99,8 +98,8 @@ def allowed_host_name(text: str) -> str:
     name, _ = _split_host(text.split("://", 1)[-1].split("/", 1)[0])
     hint = f"; use {name!r}" if name and name != text else ""
     raise ValueError(
-        f"takes a host name or address ('*': any), without a port or scheme (the port "
-        f"is the one the collector listens on); got {text!r}{hint}"
+        f"takes a host name or address ('*': any), without a port or scheme (it is "
+        f"accepted with any port); got {text!r}{hint}"
     )
 
 

@@ -23,7 +23,10 @@ __all__ = ["CollectorError", "CollectorHandle"]
 # Python-style spellings accepted for the API's filter names.
 _FILTER_ALIASES = {"user_id": "userId", "anonymous_id": "anonymousId"}
 WAIT_POLL_SECONDS = 0.02
+#: How many events `wait_for` asks for at a time (unless given a `limit`).
 WAIT_FOR_LIMIT = 100_000
+#: The least time `wait_for` gives its last poll, however little is left.
+MIN_POLL_TIMEOUT_SECONDS = 0.1
 
 
 class CollectorError(RuntimeError):
@@ -68,14 +71,14 @@ class CollectorHandle:
         `anonymous_id`), `status` ("good"/"bad"), `after`, `limit` (default 1,000),
         `last` (the newest n; no more than `limit` when it is given too).
         """
-        params = {_FILTER_ALIASES.get(name, name): value for name, value in filters.items()}
-        body = self._request("GET", "/collector/events", params=params)
-        events: list[dict[str, Any]] = body["events"]
+        events: list[dict[str, Any]] = self._query_events(filters)["events"]
         return events
 
     def event(self, message_id: str) -> dict[str, Any]:
         """The event stored under `message_id`; KeyError when there is none."""
-        response = self._send("GET", "/collector/events/" + quote(message_id, safe=""))
+        # Dots too: the URL layer would drop a "." or ".." segment.
+        path = "/collector/events/" + quote(message_id, safe="").replace(".", "%2E")
+        response = self._send("GET", path)
         if response.status_code == 404:
             raise KeyError(message_id)
         event: dict[str, Any] = self._json(response)
@@ -103,17 +106,48 @@ class CollectorHandle:
     def wait_for(self, count: int, timeout: float = 10.0, **filters: Any) -> list[dict[str, Any]]:
         """Poll until at least `count` events match `filters`; return them all.
 
-        Raises AssertionError, saying what it did see, when `timeout` passes first.
+        Each poll asks only for the events stored since the last one (`limit`, by
+        default 100,000, at a time); with `last`, for the newest ones each time.
+        Raises AssertionError, saying what it did see, when `timeout` passes first,
+        also when the collector does not answer within the time left.
         """
-        filters.setdefault("limit", max(count, WAIT_FOR_LIMIT))
         deadline = monotonic() + timeout
+        seen: list[dict[str, Any]] = []
+        run: str | None = None
         while True:
-            events = self.events(**filters)
-            if len(events) >= count:
-                return events
-            if monotonic() >= deadline:
-                raise AssertionError(self._describe_timeout(count, timeout, filters, events))
-            time.sleep(WAIT_POLL_SECONDS)
+            try:
+                page = self._events_page(filters, seen, deadline)
+            except requests.Timeout:
+                raise AssertionError(
+                    self._describe_no_answer(count, timeout, filters, seen)
+                ) from None
+            if run is not None and page["run"] != run:
+                seen = []  # reset or restarted: its cursors are another run's
+            else:
+                seen = page["events"] if "last" in filters else [*seen, *page["events"]]
+            run = page["run"]
+            if len(seen) >= count:
+                return seen
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise AssertionError(self._describe_timeout(count, timeout, filters, seen))
+            time.sleep(min(WAIT_POLL_SECONDS, remaining))
+
+    def _events_page(
+        self, filters: dict[str, Any], seen: list[dict[str, Any]], deadline: float
+    ) -> dict[str, Any]:
+        """The answer to one poll of `wait_for`: events after the last one seen."""
+        params = {"limit": WAIT_FOR_LIMIT, **filters}
+        if seen and "last" not in filters:
+            params["after"] = seen[-1]["seq"]
+        left = max(deadline - monotonic(), MIN_POLL_TIMEOUT_SECONDS)
+        return self._query_events(params, timeout=min(self._timeout, left))
+
+    def _query_events(self, filters: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """The answer of `/collector/events`: `events`, `cursor` and `run`."""
+        params = {_FILTER_ALIASES.get(name, name): value for name, value in filters.items()}
+        body: dict[str, Any] = self._request("GET", "/collector/events", params=params, **kwargs)
+        return body
 
     def stop(self) -> None:
         """Stop the collector if this handle started it."""
@@ -142,9 +176,8 @@ class CollectorHandle:
         filters: dict[str, Any],
         matching: list[dict[str, Any]],
     ) -> str:
-        shown = {k: v for k, v in filters.items() if k != "limit" or v != WAIT_FOR_LIMIT}
         lines = [
-            f"expected at least {count} event(s) matching {shown} within {timeout:g}s, "
+            f"expected at least {count} event(s) matching {filters} within {timeout:g}s, "
             f"saw {len(matching)}; the collector holds:"
         ]
         recent = self.events(last=20)
@@ -164,6 +197,14 @@ class CollectorHandle:
         lines.extend(_held_by_a_capture())
         return "\n".join(lines)
 
+    def _describe_no_answer(
+        self, count: int, timeout: float, filters: dict[str, Any], matching: list[dict[str, Any]]
+    ) -> str:
+        return (
+            f"expected at least {count} event(s) matching {filters} within {timeout:g}s, "
+            f"saw {len(matching)}; the collector at {self.url} did not answer in that time"
+        )
+
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._json(self._send(method, path, **kwargs))
 
@@ -173,7 +214,8 @@ class CollectorHandle:
         with requests.Session() as session:
             session.trust_env = not self._direct
             kwargs.setdefault("auth", self._auth)
-            return session.request(method, self.url + path, timeout=self._timeout, **kwargs)
+            kwargs.setdefault("timeout", self._timeout)
+            return session.request(method, self.url + path, **kwargs)
 
     @staticmethod
     def _json(response: requests.Response) -> Any:

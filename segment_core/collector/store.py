@@ -6,9 +6,10 @@ arrival order, oldest first, each with a `seq` cursor that only grows (also acro
 `reset`, and past forgotten events), so a reader can ask for "everything after
 seq N".
 
-A long run is bounded by `max_events`: beyond it the oldest events are forgotten.
-The counts still include them (a run with bad events says so after those events
-are gone), and `forgotten` says how many the store no longer holds.
+A long run is bounded by `max_events` and by `max_bytes` (of stored messages): beyond
+either the oldest events are forgotten. The counts still include them (a run with
+bad events says so after those events are gone), and `forgotten` says how many the
+store no longer holds.
 
 Counts are kept by the Spec's six types; any other `type` (or none) is counted as
 "unknown", so a client sending many made-up types (a fuzzer, event names put in
@@ -30,6 +31,7 @@ from segment_core.collector._json import loads
 from segment_core.spec import MESSAGE_TYPES
 
 __all__ = [
+    "DEFAULT_MAX_BYTES_IN_MEMORY",
     "DEFAULT_MAX_EVENTS_IN_MEMORY",
     "DEFAULT_QUERY_LIMIT",
     "MAX_QUERY_LIMIT",
@@ -42,6 +44,8 @@ DEFAULT_QUERY_LIMIT = 1000
 MAX_QUERY_LIMIT = 100_000
 #: Events kept in memory by default: some 40-80 MB of typical events.
 DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
+#: Message bytes kept in memory by default: large events are bounded by it first.
+DEFAULT_MAX_BYTES_IN_MEMORY = 256 * 1024 * 1024
 UNKNOWN_TYPE = "unknown"
 _COUNTED_TYPES = frozenset(MESSAGE_TYPES)
 # The `type` column as counted: `_counted_type` in SQL.
@@ -122,18 +126,22 @@ class EventQuery:
 class EventStore:
     """Stores events in SQLite (in memory unless given a file path).
 
-    `max_events`: how many events to hold; beyond it the oldest are forgotten.
-    None: 100,000 in memory, no limit in a file; 0: no limit.
+    `max_events`: how many events to hold; `max_bytes`: how many bytes of messages.
+    Beyond either the oldest are forgotten. None: 100,000 events and 256 MiB in
+    memory, no limit in a file; 0: no limit.
     """
 
-    def __init__(self, path: str | None = None, *, max_events: int | None = None) -> None:
-        if max_events is None:
-            max_events = 0 if path else DEFAULT_MAX_EVENTS_IN_MEMORY
-        elif isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0:
-            raise ValueError(
-                f"max_events must be a whole number of events, 0 for no limit; got {max_events!r}"
-            )
-        self.max_events = max_events
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        max_events: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.max_events = _bound(
+            max_events, "max_events", "events", path, DEFAULT_MAX_EVENTS_IN_MEMORY
+        )
+        self.max_bytes = _bound(max_bytes, "max_bytes", "bytes", path, DEFAULT_MAX_BYTES_IN_MEMORY)
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(
             path or ":memory:", check_same_thread=False, isolation_level=None
@@ -146,7 +154,9 @@ class EventStore:
         self._duplicates: Counter[str] = Counter()
         self._last_seq = 0
         self._held = 0
+        self._held_bytes = 0
         self._forgotten = 0
+        self._generation = 0
         self._load_counts()
 
     @property
@@ -154,10 +164,19 @@ class EventStore:
         """The cursor of the newest event stored (0 when none ever was)."""
         return self._last_seq
 
-    def add(self, records: list[EventRecord]) -> tuple[int, int]:
-        """Store `records`; return (how many were stored, how many were duplicates)."""
-        stored = duplicates = 0
+    @property
+    def generation(self) -> int:
+        """How many times the store was reset; a request notes it as it arrives."""
+        return self._generation
+
+    def add(self, records: list[EventRecord], *, generation: int | None = None) -> bool:
+        """Store `records` (a duplicate is counted, not stored); False, storing
+        nothing, when the store was reset since `generation` (its request arrived
+        before the reset, and the reset forgot everything before it)."""
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return False
+            stored = 0
             cursor = self._connection.cursor()
             cursor.execute("BEGIN")
             try:
@@ -186,10 +205,10 @@ class EventStore:
                     type_key = _counted_type(record.type)
                     if cursor.rowcount == 1:
                         stored += 1
+                        self._held_bytes += len(record.message)
                         self._counts[(type_key, record.status)] += 1
                         self._last_seq = cursor.lastrowid or self._last_seq
                     else:
-                        duplicates += 1
                         self._duplicates[type_key] += 1
                         cursor.execute(
                             "INSERT INTO duplicates (type, count) VALUES (?, 1) "
@@ -197,20 +216,34 @@ class EventStore:
                             (type_key,),
                         )
                 self._held += stored
-                if self.max_events and self._held > self.max_events:
-                    self._forget_oldest(cursor, self._held - self.max_events)
+                if self._over_bounds():
+                    self._forget_oldest(cursor)
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
                 self._load_counts_locked()
                 raise
-        return stored, duplicates
+        return True
 
-    def _forget_oldest(self, cursor: sqlite3.Cursor, excess: int) -> None:
-        """Delete the `excess` oldest events, keeping their counts (under the lock)."""
-        (newest_forgotten,) = cursor.execute(
-            "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?", (excess - 1,)
-        ).fetchone()
+    def _over_bounds(self) -> bool:
+        return bool(self.max_events and self._held > self.max_events) or bool(
+            self.max_bytes and self._held_bytes > self.max_bytes
+        )
+
+    def _forget_oldest(self, cursor: sqlite3.Cursor) -> None:
+        """Delete the oldest events until both bounds hold again, keeping their
+        counts (under the lock)."""
+        excess_events = self._held - self.max_events if self.max_events else 0
+        excess_bytes = self._held_bytes - self.max_bytes if self.max_bytes else 0
+        newest_forgotten = forgotten_bytes = 0
+        # The oldest first, by the primary key: only the rows to forget are read.
+        for seq, size in cursor.execute("SELECT seq, LENGTH(message) FROM events ORDER BY seq"):
+            if excess_events <= 0 and excess_bytes <= 0:
+                break
+            newest_forgotten = seq
+            forgotten_bytes += size
+            excess_events -= 1
+            excess_bytes -= size
         # Their counts live on in `forgotten`, so a file reopened counts them too.
         cursor.execute(
             "INSERT INTO forgotten (type, status, count) "
@@ -221,6 +254,7 @@ class EventStore:
         )
         cursor.execute("DELETE FROM events WHERE seq <= ?", (newest_forgotten,))
         self._held -= cursor.rowcount
+        self._held_bytes -= forgotten_bytes
         self._forgotten += cursor.rowcount
 
     def query(self, query: EventQuery) -> list[dict[str, Any]]:
@@ -302,7 +336,8 @@ class EventStore:
             self._connection.execute("DELETE FROM forgotten")
             self._counts.clear()
             self._duplicates.clear()
-            self._held = self._forgotten = 0
+            self._held = self._held_bytes = self._forgotten = 0
+            self._generation += 1
 
     def close(self) -> None:
         with self._lock:
@@ -329,11 +364,23 @@ class EventStore:
         for type_key, count in connection.execute("SELECT type, count FROM duplicates"):
             duplicates[_counted_type(type_key)] += count
         self._held = sum(held.values())
+        (self._held_bytes,) = connection.execute(
+            "SELECT COALESCE(SUM(LENGTH(message)), 0) FROM events"
+        ).fetchone()
         self._forgotten = sum(forgotten.values())
         self._counts = held + forgotten
         self._duplicates = duplicates
         row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         self._last_seq = int(row[0]) if row else 0
+
+
+def _bound(value: int | None, name: str, unit: str, path: str | None, in_memory: int) -> int:
+    """A store bound as given, checked; None: `in_memory` in memory, no limit (0) in a file."""
+    if value is None:
+        return 0 if path else in_memory
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number of {unit}, 0 for no limit; got {value!r}")
+    return value
 
 
 def _counted_type(kind: str | None) -> str:

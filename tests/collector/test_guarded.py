@@ -178,7 +178,7 @@ def test_with_the_key_the_page_and_the_api_answer(keyed: CollectorHandle) -> Non
 
 @pytest.mark.parametrize(
     "host",
-    ["evil.example", "evil.example:{port}", "127.0.0.1:1", "localhost.evil.example:{port}", ""],
+    ["evil.example", "evil.example:{port}", "localhost.evil.example:{port}", ""],
 )
 @pytest.mark.parametrize("path", ["/", "/collector/events", "/collector/summary", "/v1/batch"])
 def test_a_host_that_is_not_the_collector_is_refused(

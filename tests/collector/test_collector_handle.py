@@ -1,0 +1,59 @@
+"""`CollectorHandle`: `wait_for` keeps its deadline and reads only what is new;
+`event` finds every messageId."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from segment_core.collector import CollectorHandle
+from tests.collector.helpers import batch, message, post
+
+
+@pytest.fixture
+def unanswering_url() -> Iterator[str]:
+    """A server that takes connections and never answers, as a collector stopped in a
+    debugger: the system accepts the connection, nothing reads the request."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_wait_for_keeps_its_deadline_when_the_collector_does_not_answer(
+    unanswering_url: str,
+) -> None:
+    handle = CollectorHandle.connect(unanswering_url)  # whose requests wait up to 10 s
+    with pytest.raises(AssertionError) as raised:
+        handle.wait_for(1, timeout=0.3, event="Signed Up")
+    says = str(raised.value)
+    assert "expected at least 1 event(s) matching {'event': 'Signed Up'} within 0.3s" in says
+    assert f"the collector at {unanswering_url} did not answer" in says
+
+
+def test_wait_for_reads_every_event_a_page_at_a_time(segment_collector: CollectorHandle) -> None:
+    sent = [message() for _ in range(5)]
+    assert post(segment_collector.url, batch(*sent)).status_code == 200
+    events = segment_collector.wait_for(5, limit=2)
+    assert [e["messageId"] for e in events] == [m["messageId"] for m in sent]
+
+
+def test_wait_for_starts_after_a_cursor_and_keeps_filters(
+    segment_collector: CollectorHandle,
+) -> None:
+    assert post(segment_collector.url, batch(message(userId="ada"))).status_code == 200
+    [first] = segment_collector.wait_for(1)
+    later = [message(userId="ada"), message(userId="grace"), message(userId="ada")]
+    assert post(segment_collector.url, batch(*later)).status_code == 200
+    events = segment_collector.wait_for(2, after=first["seq"], user_id="ada", limit=1)
+    assert [e["messageId"] for e in events] == [later[0]["messageId"], later[2]["messageId"]]
+    [newest] = segment_collector.wait_for(1, last=1)
+    assert newest["messageId"] == later[2]["messageId"]
+
+
+@pytest.mark.parametrize("message_id", [".", "..", "...", "a/../b", "./x"])
+def test_event_finds_ids_made_of_dots(segment_collector: CollectorHandle, message_id: str) -> None:
+    assert post(segment_collector.url, batch(message(messageId=message_id))).status_code == 200
+    assert segment_collector.event(message_id)["messageId"] == message_id
