@@ -493,6 +493,12 @@ def _spooled(client: Client) -> bool:
 _LOOK_EVERY = 0.05
 
 
+def flush_while_sends_succeed(clients: list[Client]) -> None:
+    """Flush ``clients``, each within its ``shutdown_timeout``, until delivered or an
+    attempt failed (its host does not answer: not waited for)."""
+    _wait_while_sends_succeed(clients, monotonic(), None)
+
+
 def _wait_while_sends_succeed(
     clients: list[Client], started: float, timeout: float | None
 ) -> list[Client]:

@@ -224,14 +224,17 @@ class ShutdownFlush:
 
 
 async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[Flushable]) -> None:
-    """Flush ``clients``, those of what ``joined``, and every other live client of the
-    process, each once: side by side, all within the longest ``shutdown_timeout``.
+    """Flush ``clients`` and those of what ``joined``, each once, side by side within
+    the longest ``shutdown_timeout``; then the process's other live clients, while
+    their sends succeed.
 
     Every joined one is asked before the first flush: what it finishes then (the
     page call of a response the server cut short) goes out with the rest. The
     others (an app's own ``Client``, the module-level one, a mounted app's) get no
     later chance where the server ends its workers without ``atexit`` (uvicorn's
-    ``--workers``).
+    ``--workers``); one whose host does not answer is not waited for (a test
+    suite's lifespans would each wait for it), and delivers at exit if the process
+    has one.
     """
     found = list(clients)
     for each in list(joined):
@@ -239,15 +242,22 @@ async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[F
             found.append(await each.shutting_down())
         except Exception:
             logger.exception("segment: could not ask %r for its client at shutdown", each)
-    unique: dict[int, Client] = {}
-    for client in (*found, *lifecycle.live_clients()):
+    own: dict[int, Client] = {}
+    for client in found:
         if client is not None:
-            unique.setdefault(id(client), client)
-    everyone = list(unique.values())
-    lifecycle.start_sending(everyone)  # all at once; then each is waited for in turn
-    ends_by = monotonic() + max((lifecycle.shutdown_wait(c)[0] for c in everyone), default=0.0)
-    for client in everyone:
+            own.setdefault(id(client), client)
+    others = [client for client in lifecycle.live_clients() if id(client) not in own]
+    lifecycle.start_sending([*own.values(), *others])  # all at once; then each is waited for
+    ends_by = monotonic() + max((lifecycle.shutdown_wait(c)[0] for c in own.values()), default=0.0)
+    for client in own.values():
         await flush_in_thread(client, ends_by=ends_by)
+    if others:
+        await _to_thread(functools.partial(_flush_while_sends_succeed, others), 0.0)
+
+
+def _flush_while_sends_succeed(clients: list[Client], ignored: float) -> bool:
+    lifecycle.flush_while_sends_succeed(clients)
+    return True
 
 
 def stops_through_atexit() -> bool:

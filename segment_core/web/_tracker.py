@@ -170,14 +170,22 @@ class RequestAnalytics(Analytics):
         ``(request, user)`` hook's no), for a bot, or for a visitor whose privacy
         signal or consent says no; traits from ``identify_traits(user)``; with a
         ``user_id`` hook, the user it names. The request's later calls carry the
-        user all the same. True if the identify was sent.
+        user all the same. True if the identify was sent; none is once the response
+        started (a background task): the request is gone (logged).
         """
         checked = stringify_id("user_id", user_id)
         if not checked:
             raise InvalidMessage("user_id: a login needs the id of the user who logged in")
         tracker = self._tracker
-        if tracker is None:  # the request is over: a plain identify
-            return self.identify(checked)[0]
+        if tracker is None or tracker._cookie_decided:
+            # Once the response started (a background task): the request, and what decides on
+            # its identify (its options, its visitor's privacy), is gone.
+            logger.warning(
+                "segment: login() after the response of its request sends no identify; "
+                "call it in the view"
+            )
+            self.user_id = checked
+            return False
         if tracker.identify_login(checked, user):
             return True
         if tracker.options.user_id is None:  # else the hook names the user of each call

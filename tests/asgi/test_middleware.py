@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -526,3 +527,44 @@ def test_a_login_of_the_app_s_own_is_identified_by_the_middleware_s_options(
     assert (identify["userId"], identify["traits"]) == ("7", {"plan": "pro"})
     # The view's own calls carry the user either way.
     assert [m["userId"] for m in sent(type="track")] == ["7", "7"]
+
+
+def test_a_login_once_the_response_started_sends_no_identify(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In a background task the request and its options are gone: the options could
+    not be applied (identify_on_login, privacy), so no identify goes out."""
+    from starlette.background import BackgroundTask
+
+    async def login(request: Request) -> Response:
+        def after() -> None:
+            request.state.analytics.login(7)
+            request.state.analytics.track("Signed In")
+
+        return HTMLResponse("ok", background=BackgroundTask(after))
+
+    app = SegmentMiddleware(
+        Starlette(routes=[Route("/login", login, methods=["POST"])]),
+        client=client,
+        identify_on_login=False,
+    )
+    with TestClient(app) as browser:
+        browser.post("/login")
+    assert sent(type="identify") == []
+    assert [m["userId"] for m in sent(type="track")] == ["7"]
+    assert "sends no identify" in caplog.text
+
+
+def test_a_lifespan_shutdown_does_not_wait_for_another_client_whose_host_is_down(
+    client: Client, sent: Sent
+) -> None:
+    down = Client("k", host="http://127.0.0.1:9", shutdown_timeout=60)  # retrying
+    try:
+        assert down.track("u", "Held")[0]
+        started = time.monotonic()
+        with TestClient(SegmentMiddleware(Starlette(routes=ROUTES), client=client)) as http:
+            http.get("/")
+        # Far less than the other client's 60 s: it is not waited for once it fails.
+        assert time.monotonic() - started < 30
+    finally:
+        down.shutdown(timeout=0)
