@@ -49,12 +49,15 @@ __all__ = [
     "key_directory",
     "lock_exclusive",
     "new_writer_id",
+    "other_version",
     "read_acks",
     "read_legacy_acks",
     "read_records",
 ]
 
 FILE_HEADER = b"SGSPOOL\x01"
+#: What every release's segment starts with; the byte after it is the format version.
+_MAGIC = FILE_HEADER[:-1]
 MARKER = b"\x00SGR"
 _HEAD = struct.Struct("<4sIII")  # marker, length, ordinal, checksum
 RECORD_OVERHEAD = _HEAD.size
@@ -98,6 +101,20 @@ def new_writer_id() -> str:
 
 def segment_name(writer: str, number: int) -> str:
     return f"{writer}.{number:06d}{SEGMENT_SUFFIX}"
+
+
+def is_acks(name: str) -> bool:
+    """Whether ``name`` is an acknowledgement file, of this version or the previous one."""
+    return name.endswith(ACK_SUFFIX) or name.endswith(LEGACY_ACK_SUFFIX)
+
+
+def other_version(header: bytes) -> int | None:
+    """The format version of a segment another release wrote (its header is ours with
+    another version byte); None for this release's segment, or a file with no header."""
+    if len(header) < len(FILE_HEADER) or not header.startswith(_MAGIC):
+        return None
+    version = header[len(_MAGIC)]
+    return None if version == FILE_HEADER[-1] else version
 
 
 def encode_record(ordinal: int, message: bytes) -> bytes:

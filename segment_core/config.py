@@ -179,8 +179,9 @@ class Config:
             if values["spool_dir"] is not None:
                 from_environment["spool_dir"] = "SEGMENT_SPOOL_DIR"
         if isinstance(values["spool_dir"], str) and values["spool_dir"].strip():
-            # Absolute now: a later chdir() must not move the spool.
-            values["spool_dir"] = os.path.abspath(values["spool_dir"])
+            # Absolute now: a later chdir() must not move the spool. A leading "~" is the
+            # user's home, as a shell would read it (an environment file's value is not).
+            values["spool_dir"] = os.path.abspath(os.path.expanduser(values["spool_dir"]))
         config = cls(write_key=write_key, **values)
         try:
             config.validate()

@@ -7,7 +7,9 @@ own lock file for its whole life; the kernel releases it when the process dies,
 however it dies. A live client takes the lock of a dead writer's files and
 delivers what they hold, so two adopters never both deliver the same file. What
 runs out of retries stays on disk and is tried again; at-least-once, with the
-``messageId`` unchanged so Segment de-duplicates a repeat.
+``messageId`` unchanged so Segment de-duplicates a repeat. Past ``spool_max_bytes``
+a message is refused, as by a full buffer. A dead writer's files this process may
+not open, or of a format version it does not know, are left alone.
 
 Layout: ``<spool_dir>/<hash of write key and host>/<pid>-<start>-<random>.lock``
 and ``....<n>.seg`` segments with their ``.acks`` files (see ``_spool_format``).
@@ -68,6 +70,7 @@ _U32 = 0xFFFFFFFF
 _ORDINAL_BITS = 20
 _ORDINAL_SPAN = 1 << _ORDINAL_BITS
 _MAX_SEGMENT_BYTES = 4 * 1024 * 1024
+_MIN_SEGMENT_BYTES = 64 * 1024
 assert _MAX_SEGMENT_BYTES // fmt.RECORD_OVERHEAD < _ORDINAL_SPAN
 
 
@@ -119,7 +122,9 @@ class Spool:
         self._max_bytes = config.spool_max_bytes
         self._fsync = config.spool_fsync
         self._fsync_always = config.spool_fsync == "always"
-        self._segment_bytes = max(64 * 1024, min(_MAX_SEGMENT_BYTES, self._max_bytes // 16))
+        # The size of new segments, and whether this process keeps its next one ready:
+        # as for a lone writer until the directory is measured.
+        self._share_bound(writers=1)
         self._room = config.max_queue_size
         self._worker: Worker | None = None
         #: Counts the locks made: the spool thread goes on only while the one it
@@ -169,6 +174,13 @@ class Spool:
         # No room on the disk for a new file (or a record): what does not fit in the
         # current file waits in memory; the spool thread tries again every tick.
         self._out_of_room = False
+        # No room under spool_max_bytes for a new file: new messages are refused. Said
+        # once, and once again when the bound has room (see _say_if_room_again).
+        self._past_bound = False
+        self._refused_at_tick = 0
+        # Dead writers whose files this process leaves alone (it may not read them, or
+        # they are another release's format): said once, never tried again.
+        self._left_alone: set[str] = set()
         self._closed = False
         #: Messages :meth:`close` left on disk.
         self._left_behind = 0
@@ -189,8 +201,10 @@ class Spool:
             "kept": 0,  # out of retries, kept for a later attempt
             "adopted": 0,  # taken over from the files of dead processes
             "damaged": 0,  # damaged stretches skipped in files read (records, acknowledgements)
-            "refused": 0,  # no room on disk: put in the buffer instead
+            "refused": 0,  # no room on disk: refused past the bound, else put in the buffer
             "lost": 0,  # waiting in a file removed or damaged after they were written
+            "unreadable": 0,  # dead writers whose files this process may not read
+            "unknown_version": 0,  # dead writers whose files are another release's format
             "scans": 0,  # looks for orphaned files
         }
 
@@ -353,10 +367,10 @@ class Spool:
                             self._break(error)  # the disk failed: the caller goes on
                         return worker.put(data)
                     if segment is None:
-                        # No room on disk (other processes' data, or only the next files
-                        # they hold ready): the buffer takes it, as without a spool.
-                        self.counts["refused"] += 1
-                        return worker.put(data)
+                        if self._out_of_room:  # a full disk: the buffer takes it for now
+                            self.counts["refused"] += 1
+                            return worker.put(data)
+                        return self._refuse_past_bound()
                 ordinal = segment.count
                 offset = segment.size
                 end = offset + _RECORD_OVERHEAD + length
@@ -411,6 +425,20 @@ class Spool:
         finally:
             if self._unsaid:  # (logged with the lock released: see _say_later)
                 self._say()
+
+    def _refuse_past_bound(self) -> str:
+        """No room under ``spool_max_bytes`` for a new file: the message is refused as by
+        a full buffer, and that is said once until there is room again (lock held)."""
+        self.counts["refused"] += 1
+        if not self._past_bound:
+            self._past_bound = True
+            self._say_later(
+                "Segment spool at %s is full (spool_max_bytes=%d); new messages are refused "
+                "until delivered ones make room",
+                self._directory,
+                self._max_bytes,
+            )
+        return QUEUE_FULL
 
     def _take_back(self, fd: int, offset: int, end: int) -> None:
         """Zero what a write stopped halfway may have left: the next record goes there."""
@@ -759,6 +787,20 @@ class Spool:
         used = self._bytes + self._others + self._reserving
         return used + self._segment_bytes <= self._max_bytes
 
+    def _share_bound(self, writers: int) -> None:
+        """Size new segments for ``writers`` processes writing to the spool directory.
+
+        Each writer holds its current file and its next one, reserved at full size: all
+        of them together take at most half of ``spool_max_bytes`` (a file 64 KiB to
+        4 MiB, and a sixteenth of the bound at most), so many idle or busy processes
+        never fill the bound with empty files. When even 64 KiB files would take more,
+        no writer keeps a next file ready: each makes a file as it needs one.
+        """
+        share = self._max_bytes // (4 * max(1, writers))
+        largest = min(_MAX_SEGMENT_BYTES, self._max_bytes // 16, share)
+        self._segment_bytes = max(_MIN_SEGMENT_BYTES, largest)
+        self._keeps_spare = share >= _MIN_SEGMENT_BYTES
+
     def _take_number(self) -> int:
         number = self._next_number
         self._next_number += 1
@@ -817,8 +859,9 @@ class Spool:
         measured is kept (a plain int: the spool thread's next measure corrects a
         race), so that a caller finding no room does not measure again at once.
         """
-        total = self._directory_bytes()
+        total, writers = self._directory_usage()
         self._others = max(0, total - size - self._bytes)
+        self._share_bound(writers)
         return total <= self._max_bytes
 
     def _sync_directory(self) -> None:
@@ -854,16 +897,16 @@ class Spool:
         the lock they take)."""
         with self._lock:
             own = self._own
-            if self._spare is not None or own is None:
+            if self._spare is not None or own is None or not self._keeps_spare:
                 return
             if self._closed or self._broken or not self._has_room():
                 return
             number = self._take_number()
-            self._reserving = self._segment_bytes
+            size = self._reserving = self._segment_bytes
         try:
-            if self._out_of_room and not _has_free_space(self._directory, self._segment_bytes):
+            if self._out_of_room and not _has_free_space(self._directory, size):
                 raise OSError(errno.ENOSPC, "not enough free space yet")
-            segment = self._create_segment(own, number, self._segment_bytes)
+            segment = self._create_segment(own, number, size)
         except OSError as error:
             with self._lock:
                 self._reserving = 0
@@ -1249,32 +1292,45 @@ class Spool:
             writer, _, suffix = name.partition(".")
             if suffix == fmt.LOCK_SUFFIX[1:]:
                 locked.add(writer)
-            elif name.endswith(fmt.SEGMENT_SUFFIX):
+            elif name.endswith(fmt.SEGMENT_SUFFIX) or fmt.is_acks(name):
                 unlocked.add(writer)
             elif suffix == fmt.TEMP_SUFFIX[1:]:
                 self._remove_stale_temporary(os.path.join(self._directory, name))
         held = {claim.writer for claim in self._claims()}
-        for writer in sorted((locked | unlocked) - held):
+        for writer in sorted((locked | unlocked) - held - self._left_alone):
             if self._closed:
                 return
             path = os.path.join(self._directory, writer + fmt.LOCK_SUFFIX)
+            made = writer not in locked  # (its lock file is made here, and taken)
             try:
-                fd = fmt.lock_exclusive(path, create=writer not in locked)
-            except OSError:
+                fd = fmt.lock_exclusive(path, create=made)
+            except PermissionError:
+                self._leave_unreadable(writer, path)
+                continue
+            except OSError as error:
+                if is_interruption(error):
+                    raise
                 continue
             if fd is not None:
-                self._adopt(Claim(self._directory, writer, fd, own=False))
+                self._adopt(Claim(self._directory, writer, fd, own=False), made_lock=made)
 
-    def _adopt(self, claim: Claim) -> None:
+    def _adopt(self, claim: Claim, *, made_lock: bool) -> None:
         prefix = claim.writer + "."
-        names = sorted(
-            name
-            for name in fmt.list_names(self._directory)
-            if name.startswith(prefix) and name.endswith(fmt.SEGMENT_SUFFIX)
-        )
+        names = {name for name in fmt.list_names(self._directory) if name.startswith(prefix)}
+        paths = [
+            os.path.join(self._directory, name)
+            for name in sorted(names)
+            if name.endswith(fmt.SEGMENT_SUFFIX)
+        ]
+        if not self._can_adopt(claim.writer, paths):
+            if made_lock:
+                _quietly(os.unlink, claim.lock_path)
+            self._release(claim)
+            return
+        self._remove_stray_acks(names)
         segments = []
-        for name in names:
-            segment = self._read_orphan(claim, os.path.join(self._directory, name))
+        for path in paths:
+            segment = self._read_orphan(claim, path)
             if segment is not None:
                 segments.append(segment)
         with self._lock:
@@ -1292,6 +1348,60 @@ class Spool:
                 _quietly(os.unlink, claim.lock_path)
                 self._release(claim)
                 self._adopted.remove(claim)
+
+    def _can_adopt(self, writer: str, paths: list[str]) -> bool:
+        """Whether this process may read every segment of a dead ``writer``, and knows its
+        format; if not, the writer's files are left alone, said once (spool thread)."""
+        for path in paths:
+            base = path[: -len(fmt.SEGMENT_SUFFIX)]
+            try:
+                with open(path, "rb") as file:
+                    header = file.read(len(fmt.FILE_HEADER))
+                for acks in (base + fmt.ACK_SUFFIX, base + fmt.LEGACY_ACK_SUFFIX):
+                    with contextlib.suppress(FileNotFoundError), open(acks, "rb"):
+                        pass
+            except PermissionError as error:
+                self._leave_unreadable(writer, error.filename or path)
+                return False
+            except OSError as error:
+                if is_interruption(error):
+                    raise
+                continue  # removed meanwhile, or not readable now: read (or not) below
+            version = fmt.other_version(header)
+            if version is not None:
+                self._left_alone.add(writer)
+                self.counts["unknown_version"] += 1
+                logger.warning(
+                    "Segment spool file %s is in format version %d, which this release "
+                    "does not read; it is left on disk for a release that does",
+                    path,
+                    version,
+                )
+                return False
+        return True
+
+    def _leave_unreadable(self, writer: str, path: str) -> None:
+        """A dead ``writer``'s file this process lacks permission to open: its files are
+        left for a process that may read them, said once (spool thread)."""
+        self._left_alone.add(writer)
+        self.counts["unreadable"] += 1
+        owner: object = "unknown"
+        with fmt.disk_errors_ignored():
+            owner = os.stat(path).st_uid
+        logger.warning(
+            "this process lacks permission to open the Segment spool file %s (owner uid %s), "
+            "left by a process that ended; its messages stay on disk for a process that may "
+            "read them",
+            path,
+            owner,
+        )
+
+    def _remove_stray_acks(self, names: set[str]) -> None:
+        """Remove a dead writer's acknowledgement files whose segment is gone (its process
+        was killed between the two removals of a finished segment); its lock held."""
+        for name in names:
+            if fmt.is_acks(name) and name.rpartition(".")[0] + fmt.SEGMENT_SUFFIX not in names:
+                _quietly(os.unlink, os.path.join(self._directory, name))
 
     def _read_orphan(self, claim: Claim, path: str) -> Segment | None:
         """A dead writer's segment, its records waiting unless acknowledged; None if unreadable.
@@ -1342,14 +1452,35 @@ class Spool:
             os.close(fd)
 
     def _measure(self) -> None:
-        """Bytes in the whole spool directory, so that all processes share one bound."""
-        total = self._directory_bytes()
+        """Bytes in the whole spool directory, so that all processes share one bound, and
+        new segments sized for as many writers as it has."""
+        total, writers = self._directory_usage()
         with self._lock:
             self._others = max(0, total - self._bytes)
+            self._share_bound(writers)
+            spare = None if self._keeps_spare else self._spare
+            if spare is not None:  # too many writers for each to keep its next file
+                self._spare = None
+                self._seal(spare)
+            self._say_if_room_again()
 
-    def _directory_bytes(self) -> int:
-        """Bytes in the whole spool directory: every process's files, all write keys."""
-        total = 0
+    def _say_if_room_again(self) -> None:
+        """After refusals at the bound: said once the directory has room for a new file
+        and no call was refused since the last tick (a file a caller made in a race at
+        the bound is no return of room, and says nothing); lock held."""
+        refused, self._refused_at_tick = self._refused_at_tick, self.counts["refused"]
+        if self._past_bound and refused == self._refused_at_tick and self._has_room():
+            self._past_bound = False
+            self._say_later(
+                "Segment spool at %s has room under spool_max_bytes again; new messages are "
+                "written to it",
+                self._directory,
+            )
+
+    def _directory_usage(self) -> tuple[int, int]:
+        """Bytes in the whole spool directory (every process's files, all write keys),
+        and how many processes write to it (their lock files)."""
+        total = writers = 0
         for name in fmt.list_names(self._root):
             if not fmt.is_key_directory(name):
                 continue
@@ -1358,9 +1489,10 @@ class Spool:
                 if not stat.S_ISDIR(os.lstat(directory).st_mode):
                     continue  # a file or a link of that name: not a spool of ours
             for entry in fmt.list_names(directory):
+                writers += entry.endswith(fmt.LOCK_SUFFIX)
                 with fmt.disk_errors_ignored():
                     total += os.lstat(os.path.join(directory, entry)).st_size
-        return total
+        return total, writers
 
     def _requeue(self) -> int:
         """Move messages waiting on disk into the buffer while it has room; how many."""

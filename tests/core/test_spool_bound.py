@@ -1,0 +1,150 @@
+"""The spool's bound: past ``spool_max_bytes`` a call is refused (counted as a full
+queue), never accepted into memory only; and the files writers hold ready never fill
+the bound while Segment answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segment_core import Client
+from tests.core.test_spool import HOLD, poll, run_script
+from tests.receiver import Receiver
+
+#: The smallest bound; new segments are then 64 KiB, the smallest size.
+SMALL_BOUND = 1024 * 1024
+BODY = {"text": "x" * 2000}
+
+
+@pytest.fixture(autouse=True)
+def _no_spool_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("SEGMENT_SPOOL_DIR", raising=False)
+    yield
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+def delivered(receiver: Receiver) -> list[int]:
+    return sorted(m["properties"]["i"] for m in receiver.messages())
+
+
+def scans(client: Client) -> int:
+    count: int = client.stats()["spool"]["scans"]
+    return count
+
+
+def wait_for_scans(client: Client, after: int) -> None:
+    poll(lambda: scans(client) > after, what="another look at the directory")
+
+
+def wait_for_bytes(client: Client, at_most: int) -> None:
+    poll(lambda: client.stats()["spool"]["bytes"] <= at_most, what="its files removed")
+
+
+def test_past_the_bound_calls_are_refused_and_every_accepted_one_survives_a_kill(
+    receiver: Receiver, spool_dir: Path, tmp_path: Path
+) -> None:
+    # A process that sends nothing while it runs (as in an outage) tracks past its
+    # bound, then is SIGKILLed: each call that returned True must be on disk.
+    log = tmp_path / "writer.log"
+    process = run_script(
+        """
+        import json, logging, sys
+        from segment_core import Client
+        logging.basicConfig(filename=sys.argv[3], level=logging.WARNING)
+        client = Client(
+            "test-key", host=sys.argv[1], spool_dir=sys.argv[2], spool_max_bytes=1 << 20,
+            flush_at=2500, flush_interval=3600,
+        )
+        body = {"text": "x" * 2000}
+        accepted = [i for i in range(1500) if client.track("u", "E", {"i": i, **body})[0]]
+        stats = client.stats()
+        print(json.dumps([accepted, stats["dropped"], stats["spool"]["refused"]]), flush=True)
+        sys.stdin.read()
+        """,
+        receiver.url,
+        str(spool_dir),
+        str(log),
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=10)
+    accepted, dropped, refused = json.loads(line)
+    assert 100 < len(accepted) < 1500  # ~2 KB each: about 500 fit in 1 MiB
+    assert dropped == {"queue_full": 1500 - len(accepted)} and refused == 1500 - len(accepted)
+    warnings = [line for line in log.read_text().splitlines() if "spool_max_bytes" in line]
+    assert len(warnings) == 1, warnings
+    assert str(spool_dir) in warnings[0] and "is full (spool_max_bytes=1048576)" in warnings[0]
+    assert receiver.messages() == []  # nothing was sent before the kill
+
+    adopter = Client("test-key", host=receiver.url, spool_dir=spool_dir)
+    try:
+        assert adopter.flush(30)
+        assert delivered(receiver) == accepted
+    finally:
+        adopter.shutdown(5)
+
+
+def test_refusals_at_the_bound_are_said_once_and_room_again_too(
+    make_client: Any, receiver: Receiver, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(spool_dir=spool_dir, spool_max_bytes=SMALL_BOUND, **HOLD)
+    directory = client.stats()["spool"]["directory"]
+    with caplog.at_level(logging.WARNING, logger="segment.core"):
+        calls = [client.track("u", "E", {"i": i, **BODY})[0] for i in range(1500)]
+        accepted = [i for i, ok in enumerate(calls) if ok]
+        assert len(accepted) > 100 and not any(calls[-500:])  # ~2 KB each: ~500 fit in 1 MiB
+        assert client.flush(20)  # delivered and removed: room again
+        poll(lambda: "has room" in caplog.text, what="room again, said")
+        assert client.track("u", "E", {"i": 1500, **BODY})[0]
+    stats = client.stats()
+    refused = 1500 - len(accepted)
+    assert stats["dropped"]["queue_full"] == stats["spool"]["refused"] == refused
+    said = [r.getMessage() for r in caplog.records if "spool_max_bytes" in r.getMessage()]
+    assert said == [
+        f"Segment spool at {directory} is full (spool_max_bytes={SMALL_BOUND}); new messages "
+        "are refused until delivered ones make room",
+        f"Segment spool at {directory} has room under spool_max_bytes again; new messages "
+        "are written to it",
+    ]
+    assert client.flush(20)
+    assert delivered(receiver) == [*accepted, 1500]
+
+
+def test_the_files_many_writers_hold_ready_never_crowd_out_a_message(
+    receiver: Receiver, spool_dir: Path
+) -> None:
+    # Twelve writers, one directory, a bound of sixteen of the smallest files: their
+    # current and next files would take 1.5 MiB. Every one writes, then each in turn
+    # fills a file and needs a new one; Segment answers, so nothing may be refused.
+    options = {"host": receiver.url, "spool_dir": str(spool_dir), "spool_max_bytes": SMALL_BOUND}
+    writers = [Client("k", **options, **HOLD) for _ in range(12)]
+    try:
+        for n, writer in enumerate(writers):
+            seen = scans(writer)
+            assert writer.track("u", "First", {"i": n})[0]
+            wait_for_scans(writer, seen)  # (it has looked after its file: the next is ready)
+        for writer, seen in [(writer, scans(writer)) for writer in writers]:
+            wait_for_scans(writer, seen + 1)  # (two looks: each has measured the directory)
+        for n, writer in enumerate(writers):
+            for i in range(40):  # 80 KB: more than a file holds
+                assert writer.track("u", "Busy", {"i": 100 * (n + 1) + i, **BODY})[0], n
+            assert writer.flush(20)
+            wait_for_bytes(writer, 64 * 1024)  # (the filled file goes once delivered)
+        for writer in writers:
+            assert (writer.stats()["dropped"], writer.stats()["spool"]["refused"]) == ({}, 0)
+        expected = list(range(12)) + [100 * (n + 1) + i for n in range(12) for i in range(40)]
+        assert delivered(receiver) == sorted(expected)
+    finally:
+        for writer in writers:
+            writer.shutdown(5)
