@@ -266,6 +266,11 @@ _LOADER_CODE = (
   // referrer), analytics.js reports them as the server would, through a source
   // middleware (see report). document.referrer stays this document's.
   var referrer = { original: document.referrer, redacted: redacted && redacted.referrer };
+  if (cached || !ownPage) {
+    // A copy from the HTTP cache, or a page made for any visitor: the server redacted
+    // the referrer it saw then, if any, not this visit's. Its origin alone is sent.
+    referrer.redacted = originOf(document.referrer);
+  }
   var current = pageState(redacted || {});
   // The pages of this document whose fields the server gave, newest first (Turbo's
   // and htmx's back and forward show them again without asking the server).
@@ -286,7 +291,7 @@ _LOADER_CODE = (
   // anonymize_ip): the browser's events carry it too, or none (0.0.0.0) where the page
   // was made for another visitor, whose address it holds.
   var ip = config.ip && (ownPage ? config.ip : "0.0.0.0");
-  if (redacted || ip) watchPages();
+  if (redacted || ip || referrer.redacted !== undefined) watchPages();
   window._segmentShowPage = function (settings) {
     // Only a visit's page: markup a script inserts is no page of this document.
     if (!visiting) return false;
@@ -363,7 +368,7 @@ _LOADER_CODE = (
     // anew was a visit's.)
     if (!(event.detail && event.detail.cacheMiss)) leftFrom = "";
   });
-  analytics.load(config.writeKey, config.options);
+  analytics.load(config.writeKey, withLastingStores(config.options));
   // The server counts no prefetched or prerendered page: shown, it is counted here.
   // Unless the browser fetched it for this very navigation: then a cache kept the
   // page made for a prefetch, and the server counted this visit.
@@ -418,6 +423,30 @@ _LOADER_CODE = (
     // cache); where the browser does not say, the server's word stands.
     return !document.prerendering && !!entry && entry.deliveryType === "" &&
       !(entry.activationStart > 0);
+  }
+
+  function withLastingStores(options) {
+    if (options.storage) return options;
+    var copy = {};
+    for (var name in options) copy[name] = options[name];
+    copy.storage = { stores: lastingStores() };
+    return copy;
+  }
+
+  function lastingStores() {
+    // Where analytics.js keeps the ids: not also in its memory, whose copy would write
+    // back the ids a logout in another tab (or before a Back) cleared. Only a browser
+    // that keeps neither cookies nor localStorage gets the memory, for the page.
+    var stores = [];
+    if (typeof navigator !== "undefined" && navigator.cookieEnabled) stores.push("cookie");
+    try {
+      window.localStorage.setItem("ajs_test", "1");
+      window.localStorage.removeItem("ajs_test");
+      stores.push("localStorage");
+    } catch (error) {
+      // not available: private modes, a blocking policy
+    }
+    return stores.length ? stores : ["memory"];
   }
 
   function fromHttpCache() {
@@ -685,6 +714,16 @@ _LOADER_CODE = (
       fields.url = redacted.url;
     } else if (secret) {
       delete fields.url;
+    }
+  }
+
+  function originOf(url) {
+    if (!url) return url;
+    try {
+      var origin = new URL(url).origin;
+      return origin === "null" ? "" : origin + "/";
+    } catch (error) {
+      return "";
     }
   }
 

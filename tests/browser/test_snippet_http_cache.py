@@ -128,3 +128,40 @@ def test_a_form_another_site_posts_back_keeps_the_browser_s_visitor(
     events = settle(flask_site, collector, 5)
     browser_ids = {e["message"]["anonymousId"] for e in events if from_browser(e)}
     assert browser_ids == {visitor}, describe(events)
+
+
+def test_a_page_from_the_http_cache_sends_only_the_origin_of_its_referrer(
+    visit: Visit, flask_site: Any, collector: CollectorHandle
+) -> None:
+    """The server redacted the referrer of the visit that made the copy: a later
+    visit's referrer, which it never saw, is cut to its origin."""
+    visit.navigate("/")
+    follow(visit, "cached")  # made by the server, from "/"
+    visit.navigate("/about?token=SECRET123&tab=1")
+    with visit.delivered("/v1/p"):
+        follow(visit, "cached")  # from the cache, after a page with a secret
+    visit.track("/cached")
+    events = settle(
+        flask_site, collector, 7
+    )  # 3 page views by the server, 1 by the browser, 3 tracks
+    assert "SECRET123" not in str([e["message"] for e in events]), describe(events)
+    last = [e["message"] for e in events if from_browser(e)][-1]
+    assert last["context"]["page"]["referrer"] == visit.base_url + "/"
+
+
+def test_a_logout_in_another_tab_holds_in_a_page_still_open(
+    visit: Visit, flask_site: Any, collector: CollectorHandle
+) -> None:
+    """analytics.js in the page still open keeps no copy of the ids in memory to write
+    back once the logout's analytics.reset() cleared them."""
+    visit.navigate("/login?as=u-42")  # /about, for u-42
+    other_tab = visit.context.new_page()
+    other_tab.goto(visit.base_url + "/signed-out")
+    other_tab.wait_for_function("() => window.analytics && window.analytics.initialized")
+    other_tab.wait_for_function("() => analytics.user().id() === null")
+    visit.track("still open")  # in the first tab's page, made for u-42
+    assert visit.cookie("ajs_user_id") in (None, "", "null")
+    # The login's identify, the page views of /about and /signed-out, and two tracks.
+    events = [e["message"] for e in settle(flask_site, collector, 5)]
+    [still_open] = [m for m in events if m.get("properties", {}).get("at") == "still open"]
+    assert still_open.get("userId") is None, events

@@ -111,6 +111,18 @@ def payment_return() -> str:
     return render_template_string(TEMPLATE, title="Thank you")
 
 
+SIGNED_OUT_PAGE = TEMPLATE.replace(
+    "</body>", '<script nonce="{{ csp_nonce() }}">analytics.reset();</script></body>'
+)
+
+
+@app.get("/signed-out")
+def signed_out() -> str:
+    # The page a logout leads to calls analytics.reset(), as the README asks.
+    logout_user()
+    return render_template_string(SIGNED_OUT_PAGE, title="Signed out")
+
+
 @app.get("/healthz")
 def healthz() -> str:
     return "ok"
