@@ -20,6 +20,12 @@ in full-width letters is ``password``). It is secret when:
   ``pin``, ``sig``, ``sid``, ``pass``, ``sso``) or a ``code`` of a login flow
   (``auth_code``, ``invite_code``, ``oobCode``; not ``country_code``).
 
+A plural is read as its singular (``tokens``, ``access_tokens``, ``emails``,
+``recovery_codes``), but for ``sessions`` and ``cookies`` (counts and consent
+choices), a name that is only ``keys``, and ``tokens`` beside a word that does not
+make them credentials (``max_tokens``, ``tokens_used``); the words of a name are
+also read written together (``api_keys`` as ``apikeys``).
+
 Whole words only: ``keyword``, ``monkey``, ``author`` and ``passenger`` are not
 secrets.
 
@@ -158,7 +164,11 @@ _GLUED_SUFFIXES = (
     "credential",
     "credentials",
     "email",
+    "pwd",
+    "otp",
 )
+# Names ending in a strong word that hold none.
+_NOT_GLUED = ("voicemail", "voicemails")
 # Strong words also found glued before others ("secretkey", "emailaddress",
 # "passwordhash", "sessionkey"), but for these words that merely start with one.
 _GLUED_PREFIXES = (
@@ -172,7 +182,11 @@ _GLUED_PREFIXES = (
     "sessid",
     "credential",
     "email",
+    "pwd",
 )
+# Found inside a longer word too ("newpasswordconfirm", "usersecretkey"), followed by
+# what follows a prefix; not "session", which ends many words ("possessionid").
+_GLUED_INSIDE = tuple(prefix for prefix in _GLUED_PREFIXES if prefix != "session")
 # What follows such a word in a name that holds a secret: "secretkey", "emailaddress",
 # "passwordhash", "sessiontoken", "passwordconfirm"; not "passwordless", "sessions",
 # "emailed", "emailcampaign" or "secretary".
@@ -262,6 +276,7 @@ _CODE_QUALIFIERS = frozenset(
         "backup",
         "confirm",
         "confirmation",
+        "email",
         "invite",
         "invitation",
         "login",
@@ -274,6 +289,7 @@ _CODE_QUALIFIERS = frozenset(
         "reset",
         "security",
         "sms",
+        "totp",
         "twofactor",
         "verification",
         "verify",
@@ -281,6 +297,13 @@ _CODE_QUALIFIERS = frozenset(
 )
 # Two words before "code" that make it one: "one_time_code", "twoFactorCode".
 _CODE_QUALIFIER_PAIRS = frozenset({("one", "time"), ("two", "factor")})
+# Plurals that name no secret: counts and consent choices ("sessions=3",
+# "cookies=accepted"); "keys" only where it is the whole name (a keyboard's).
+_PLURALS_KEPT = frozenset({"sessions", "cookies"})
+_PLURALS_KEPT_ALONE = frozenset({"keys"})
+# "tokens" beside another word is a count ("max_tokens", "tokens_used") unless that
+# word makes them credentials ("access_tokens", "refreshTokens").
+_TOKENS_QUALIFIERS = _KEY_QUALIFIERS | {"refresh", "id", "bearer", "oauth", "csrf", "xsrf"}
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # What each Unicode category is to _WORDS: an upper-case letter ("A"; title case too),
@@ -361,7 +384,9 @@ _REDACTED_LITERAL = f'"{REDACTED}"'
 
 def _is_glued_secret(word: str) -> bool:
     """Whether ``word`` is a strong secret word glued to another (``accesstoken``,
-    ``useremail``, ``secretkey``, ``emailaddress``, ``resetcode``)."""
+    ``useremail``, ``secretkey``, ``emailaddress``, ``resetcode``, ``accesstokens``)."""
+    if word.endswith(_NOT_GLUED):
+        return False
     if word.endswith(_GLUED_SUFFIXES):
         return True
     if word.startswith(_GLUED_PREFIXES):
@@ -370,11 +395,39 @@ def _is_glued_secret(word: str) -> bool:
                 rest = word[len(prefix) :]
                 if rest in _AFTER_GLUED_PREFIX or (len(rest) > 3 and _is_glued_secret(rest)):
                     return True
+    for inside in _GLUED_INSIDE:
+        at = word.find(inside, 1)
+        if at > 0 and word[at + len(inside) :] in _AFTER_GLUED_PREFIX:
+            return True
     if word.endswith("key"):
         return word[:-3] in _KEY_QUALIFIERS
     if word.endswith("code"):
         return word[:-4] in _CODE_QUALIFIERS
+    stem = word[:-1]
+    if word.endswith("s") and len(stem) > 3 and stem[-1] != "s" and stem not in _GLUED_SUFFIXES:
+        return _is_glued_secret(stem)  # accesstokens, resetcodes, privatekeys
     return False
+
+
+def _singulars(words: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...]:
+    """``words`` with the plurals of secret words (and of ``code``) read as singulars."""
+    alone = len(words) == 1
+    singular: list[str] = []
+    changed = False
+    for word in words:
+        stem = word[:-1]
+        if (
+            word.endswith("s")
+            and (stem in known or (stem == "code" and not alone))
+            and word not in _PLURALS_KEPT
+            and not (alone and word in _PLURALS_KEPT_ALONE)
+            and not (word == "tokens" and not alone and _TOKENS_QUALIFIERS.isdisjoint(words))
+        ):
+            singular.append(stem)
+            changed = True
+        else:
+            singular.append(word)
+    return tuple(singular) if changed else words
 
 
 def name_words(name: str) -> tuple[str, ...]:
@@ -460,10 +513,12 @@ class Redactor:
         if not words:
             return False
         known = self._words
+        words = _singulars(words, known)
         if any(word in known for word in words):
             return True
-        if len(words) > 1 and "".join(words) in known:  # passWord, e-mail
-            return True
+        joined = "".join(words) if len(words) > 1 else ""
+        if joined and (joined in known or _singulars((joined,), known)[0] in known):
+            return True  # passWord, e-mail, pass_words
         for phrase in self._phrases:
             size = len(phrase)
             if any(words[i : i + size] == phrase for i in range(len(words) - size + 1)):
@@ -471,6 +526,8 @@ class Redactor:
         if not self.defaults:
             return False
         if any(_is_glued_secret(word) for word in words):
+            return True
+        if joined and "tokens" not in words and _is_glued_secret(joined):  # api_keys
             return True
         if len(words) == 1:
             return words[0] in _WHOLE_NAMES

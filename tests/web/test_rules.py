@@ -66,6 +66,11 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         # One-time codes, an e-mail address by its short name.
         "onetimecode", "one_time_code", "oneTimeCode", "twofactorcode", "two_factor_code",
         "mail", "totp",
+        # Plurals, and a name's words read written together.
+        "api_keys", "apiKeys", "access_tokens", "accessTokens", "tokens", "emails",
+        "recovery_codes", "backupCodes", "accesstokens", "resetcodes", "id_tokens",
+        # pwd and one-time codes glued, a secret word glued in the middle.
+        "newpwd", "pwdconfirm", "emailcode", "emailotp", "totpcode", "newpasswordconfirm",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
@@ -84,6 +89,9 @@ def test_secret_names(name: str) -> None:
         "passwordless", "passwordstrength", "sessions", "sessionduration", "sessioncount",
         "emailed", "emailcampaign", "emailsent", "secretsanta", "credentialed",
         "time_code", "timecode", "mailbox", "mail_count",
+        # Plurals that count or choose, and a phone's mailbox.
+        "keys", "cookies", "user_sessions", "max_tokens", "prompt_tokens", "maxTokens",
+        "country_codes", "promo_codes", "monkeys", "voicemail", "voicemails",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
