@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import importlib
 import logging
 import math
 import os
@@ -801,6 +802,7 @@ def _deliver_at_exit() -> None:
     _exit_delivery_running = True
     _exit_delivery_began_in = os.getpid()
     try:
+        _resolve_without_new_threads()
         shutdown_all()
     except KeyboardInterrupt:
         # A second Ctrl-C: stop now, with one line rather than a traceback.
@@ -809,6 +811,27 @@ def _deliver_at_exit() -> None:
         _exit_delivery_running = False
     if _sigterm_state == "delivering":
         _die(signal.SIGTERM)
+
+
+def _resolve_without_new_threads() -> None:
+    """Where gevent patched ``socket``, have this thread's hub resolve host names on
+    the calling thread from now on.
+
+    gevent's default resolver runs each lookup (an IP address's too) in a pool
+    thread, and CPython 3.12.0 to 3.12.2 start no thread once the interpreter is
+    exiting, ``atexit`` included: every send of the exit would fail at once.
+    """
+    if not (3, 12) <= sys.version_info[:3] < (3, 12, 3):
+        return
+    gevent_monkey: Any = sys.modules.get("gevent.monkey")
+    if gevent_monkey is None or not gevent_monkey.is_module_patched("socket"):
+        return
+    try:
+        gevent: Any = sys.modules["gevent"]
+        blocking: Any = importlib.import_module("gevent.resolver.blocking")
+        gevent.get_hub().resolver = blocking.Resolver()
+    except Exception:
+        logger.debug("segment: could not switch gevent to its blocking resolver", exc_info=True)
 
 
 def _say_interrupted() -> None:
