@@ -938,7 +938,11 @@ client = Client("k", host=os.environ["RECEIVER"], flush_interval=3600, flush_at=
 def target():
     client.track("user", "In target")
     exiting = threading.Event()
-    util.Finalize(None, exiting.set, exitpriority=10)  # the child's exit has begun
+    # The child's exit has begun: its exit functions run (first up to Python 3.12), or
+    # it waits for its threads (first from 3.13), its main thread done.
+    util.Finalize(None, exiting.set, exitpriority=10)
+    main = threading.main_thread()
+    threading.Thread(target=lambda: (main.join(), exiting.set()), daemon=True).start()
 
     def late(name):
         exiting.wait(60)

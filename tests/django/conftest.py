@@ -16,6 +16,15 @@ from django.conf import settings
 
 import segment_core
 
+_LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
+#: Mail kept in memory: Django 6.1 names the backend in MAILERS (EMAIL_BACKEND is
+#: deprecated there).
+LOCMEM_MAIL: dict[str, Any] = (
+    {"EMAIL_BACKEND": _LOCMEM}
+    if django.VERSION < (6, 1)
+    else {"MAILERS": {"default": {"BACKEND": _LOCMEM}}}
+)
+
 if not settings.configured:
     settings.configure(
         DEBUG=False,
@@ -51,7 +60,7 @@ if not settings.configured:
                 },
             }
         ],
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        **LOCMEM_MAIL,
         ROOT_URLCONF="tests.django.urls",
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",

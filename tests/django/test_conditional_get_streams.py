@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from django.http import FileResponse, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.test import AsyncClient, Client
 from django.urls import path
@@ -52,11 +54,15 @@ async def afeed(request: HttpRequest) -> StreamingHttpResponse:
 
 def the_response_judged(request: HttpRequest, response: HttpResponseBase) -> dict[str, Any]:
     """A ``PAGE_PROPERTIES`` hook that queries the database, as real ones do."""
-    return {
-        "status": response.status_code,
-        "streaming": response.streaming,
-        "users": User.objects.count(),
-    }
+    users = User.objects.count()
+    connection = connections["default"]
+    if threading.current_thread() is not threading.main_thread() and connection.connection:
+        # Django's test clients keep request_finished from closing this thread's
+        # connection, and close() leaves an in-memory database's open: the main
+        # thread's keeps the database.
+        connection.connection.close()
+        connection.connection = None
+    return {"status": response.status_code, "streaming": response.streaming, "users": users}
 
 
 urlpatterns = [

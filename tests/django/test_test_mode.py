@@ -71,10 +71,15 @@ import sys
 import django
 from django.conf import settings
 
+locmem = "django.core.mail.backends.locmem.EmailBackend"
 settings.configure(
     INSTALLED_APPS=["segment_django"],
     SEGMENT={"WRITE_KEY": "k", "HOST": sys.argv[1], "FLUSH_AT": 1},
-    EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+    **(
+        {"EMAIL_BACKEND": locmem}
+        if django.VERSION < (6, 1)
+        else {"MAILERS": {"default": {"BACKEND": locmem}}}
+    ),
 )
 django.setup()  # ready() builds the client: no test runner yet
 if sys.argv[2] == "tests":

@@ -17,6 +17,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-demo-shop-only")
@@ -84,7 +86,11 @@ LOGIN_REDIRECT_URL = "shop:product_list"
 # analytics.reset() makes analytics.js forget the user too.
 
 # Password reset e-mails (with their one-time link) are printed by the server.
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+_CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
+if django.VERSION < (6, 1):
+    EMAIL_BACKEND = _CONSOLE_MAIL
+else:  # EMAIL_BACKEND is deprecated from Django 6.1
+    MAILERS = {"default": {"BACKEND": _CONSOLE_MAIL}}
 DEFAULT_FROM_EMAIL = "shop@example.com"
 
 # The JSON API (shop/api.py): a token (``Authorization: Token <key>``) or the session.
