@@ -208,13 +208,30 @@ def parse_iso8601(text: str) -> _dt.datetime | None:
         return None
 
 
+# A UTC offset's fraction of a second, at the end of the text.
+_OFFSET_FRACTION = re.compile(r"([+-])[0-9]{2}:?[0-9]{2}:?[0-9]{2}[.,]([0-9]{1,6})\Z")
+
+
+def _backported_fromisoformat(text: str) -> _dt.datetime:
+    """Python 3.10: the backport of 3.11's reader, with the fraction of a second of a
+    UTC offset it reads and then drops (``+01:00:30.5``) put back."""
+    parse = importlib.import_module("backports.datetime_fromisoformat").datetime_fromisoformat
+    when: _dt.datetime = parse(text)
+    found = _OFFSET_FRACTION.search(text)
+    offset = when.utcoffset()
+    if found is None or offset is None or offset.microseconds:
+        return when
+    fraction = _dt.timedelta(microseconds=int(found[2].ljust(6, "0")))
+    return when.replace(
+        tzinfo=_dt.timezone(offset - fraction if found[1] == "-" else offset + fraction)
+    )
+
+
 #: ``datetime.fromisoformat`` as Python 3.11 to 3.13 read a string, on every supported
 #: Python: a call's ``timestamp`` is taken or refused alike on each (Python 3.10's
 #: reads fewer forms; there, the backport of 3.11's, a dependency on 3.10 only).
 fromisoformat: Callable[[str], _dt.datetime] = (
-    _dt.datetime.fromisoformat
-    if sys.version_info >= (3, 11)
-    else importlib.import_module("backports.datetime_fromisoformat").datetime_fromisoformat
+    _dt.datetime.fromisoformat if sys.version_info >= (3, 11) else _backported_fromisoformat
 )
 
 

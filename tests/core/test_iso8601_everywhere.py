@@ -27,6 +27,9 @@ WRITTEN_ELSEWHERE = [
     ("2024-01-02T03:04:05.5-05:30", "2024-01-02T08:34:05.500Z"),
     ("2024-01-02T03:04:05.123-0530", "2024-01-02T08:34:05.123Z"),
     ("2024-01-02T03:04:05+01:00:30", "2024-01-02T02:03:35.000Z"),
+    ("2024-01-02T03:04:05.123456+01:00:30.5", "2024-01-02T02:03:34.623Z"),  # offset's fraction
+    ("2024-01-02T03:04:05-01:00:30.25", "2024-01-02T04:04:35.250Z"),
+    ("2024-01-02T03:04:05+23:59:59.999999", "2024-01-01T03:04:05.000Z"),
     ("2024-01-02T03:04:05.123456789Z", "2024-01-02T03:04:05.123Z"),  # Go, Java
     ("2024-01-02T03:04:05.12+00:00", "2024-01-02T03:04:05.120Z"),
     ("2024-01-02T03", "2024-01-02T03:00:00.000Z"),
@@ -91,4 +94,5 @@ def test_the_reader_is_python_3_11_s_on_every_python() -> None:
     else:  # the backport of Python 3.11's reader, a dependency on 3.10 only
         from backports.datetime_fromisoformat import datetime_fromisoformat
 
-        assert spec.fromisoformat == datetime_fromisoformat
+        text = "2024-01-02T03:04:05.5+01:00"
+        assert spec.fromisoformat(text) == datetime_fromisoformat(text)
