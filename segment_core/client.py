@@ -660,12 +660,15 @@ def _too_big(message: dict[str, Any], size: int) -> InvalidMessage:
 
 
 def _largest_part(value: dict[str, Any], where: str = "") -> tuple[str, int]:
-    """The path of the heaviest value in ``value`` (down through objects: a property
-    rather than ``properties``), and its weight encoded."""
-    weights = {key: len(encode(item)) for key, item in value.items()}
+    """The path of the heaviest entry of ``value``, its key counted (down through
+    objects: a property rather than ``properties``, but only while one entry holds
+    most of its object's weight), and its weight encoded."""
+    weights = {key: len(encode({key: item})) for key, item in value.items()}
     key = max(weights, key=weights.__getitem__)
     path = f"{where}.{key}" if where else str(key)
     inner = value[key]
     if isinstance(inner, dict) and inner:
-        return _largest_part(inner, path)
+        inner_path, inner_weight = _largest_part(inner, path)
+        if inner_weight * 2 > weights[key]:
+            return inner_path, inner_weight
     return path, weights[key]

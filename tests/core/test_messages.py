@@ -78,11 +78,16 @@ def test_a_message_over_32_kb_is_refused(client: Client) -> None:
         client.track("u", "E", {"blob": "x" * 33_000})
     # The field to look at is named.
     with pytest.raises(
-        InvalidMessage, match=r"largest part: properties\.order\.notes, 3300\d bytes"
+        InvalidMessage, match=r"largest part: properties\.order\.notes, 330\d\d bytes"
     ):
         client.track("u", "E", {"order": {"id": 7, "notes": "x" * 33_000}, "n": 1})
     with pytest.raises(InvalidMessage, match=r"largest part: context\.page\.url"):
         client.track("u", "E", context={"page": {"url": "https://a.example/?" + "q" * 33_000}})
+    # Weighed with their keys; an object of many small parts is named itself.
+    with pytest.raises(InvalidMessage, match=r"largest part: properties\.k{34000}, "):
+        client.track("u", "E", {"k" * 34_000: 1, "small": "x" * 100})
+    with pytest.raises(InvalidMessage, match=r"largest part: properties, 5\d{4} bytes"):
+        client.track("u", "E", {f"key{i}": i for i in range(4000)})
     ok, _ = client.track("u", "E", {"blob": "x" * 30_000})
     assert ok
 
