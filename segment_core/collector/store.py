@@ -232,12 +232,16 @@ class EventStore:
 
     def _forget_oldest(self, cursor: sqlite3.Cursor) -> None:
         """Delete the oldest events until both bounds hold again, keeping their
-        counts (under the lock)."""
+        counts (under the lock); never the newest, even one past ``max_bytes`` alone."""
         excess_events = self._held - self.max_events if self.max_events else 0
         excess_bytes = self._held_bytes - self.max_bytes if self.max_bytes else 0
         newest_forgotten = forgotten_bytes = 0
         # The oldest first, by the primary key: only the rows to forget are read.
-        for seq, size in cursor.execute("SELECT seq, LENGTH(message) FROM events ORDER BY seq"):
+        rows = cursor.execute(
+            "SELECT seq, LENGTH(message) FROM events "
+            "WHERE seq < (SELECT MAX(seq) FROM events) ORDER BY seq"
+        )
+        for seq, size in rows:
             if excess_events <= 0 and excess_bytes <= 0:
                 break
             newest_forgotten = seq

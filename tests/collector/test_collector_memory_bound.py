@@ -38,6 +38,17 @@ def test_the_oldest_events_beyond_max_bytes_are_forgotten() -> None:
         assert (summary["total"], summary["good"], summary["forgotten"]) == (5, 5, 3)
 
 
+def test_the_newest_event_is_kept_even_past_max_bytes_alone() -> None:
+    small = [message() for _ in range(3)]
+    big = message(properties={"padding": "x" * 30_000})
+    with run_in_background(max_bytes=MAX_BYTES) as collector:
+        assert post(collector.url, batch(*small)).status_code == 200
+        assert post(collector.url, batch(big)).status_code == 200
+        assert ids(collector.events()) == ids([big])
+        assert collector.summary()["forgotten"] == 3
+        collector.wait_for(1, event=big["event"], timeout=5)
+
+
 def test_the_count_bound_still_holds_beside_the_bytes() -> None:
     sent = [message() for _ in range(4)]
     with run_in_background(max_events=2, max_bytes=MAX_BYTES) as collector:
