@@ -57,6 +57,7 @@ from segment_core.config import (
     MessageHook,
 )
 from segment_core.config import option_names as client_option_names
+from segment_core.lifecycle import live_clients
 from segment_core.lifespan import (
     FLUSHED_AT_SHUTDOWN,
     Flushable,
@@ -671,10 +672,16 @@ class SegmentMiddleware:
     async def _flush(self) -> None:
         """Deliver what the client holds before the server hears shutdown is complete,
         with the clients of what joined this flush (segment_django's middleware) and
-        the process's other live clients (a mounted Flask or Django app's, the app's
-        own): under servers that end their workers without ``atexit``, they get no
-        other chance."""
-        await flush_with_joined((self._client_at_shutdown(),), self._joined)
+        the process's other live clients (the app's own, the module-level one): under
+        servers that end their workers without ``atexit``, they get no other chance.
+
+        A mounted Flask or Django app that tracks itself sends with a client of its
+        own, which this middleware cannot name: once one was seen, every live client
+        is waited for as its own is.
+        """
+        own = self._client_at_shutdown()
+        mounted = live_clients() if self._self_tracking.last[1] else []
+        await flush_with_joined((own, *mounted), self._joined)
 
 
 def _content_type(headers: Iterable[Any]) -> str | None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from segment_core import lifecycle
 from segment_core._clock import monotonic
 from segment_core.scope import wait_for_bound_calls_or_warn
+from segment_core.testing import pytest_running
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -232,9 +233,10 @@ async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[F
     page call of a response the server cut short) goes out with the rest. The
     others (an app's own ``Client``, the module-level one, a mounted app's) get no
     later chance where the server ends its workers without ``atexit`` (uvicorn's
-    ``--workers``); one whose host does not answer is not waited for (a test
-    suite's lifespans would each wait for it), and delivers at exit if the process
-    has one.
+    ``--workers``). One whose last send failed is not waited for, and delivers at
+    exit if the process has one; under pytest, whose process goes on after each
+    ``TestClient``'s lifespan and delivers at its exit, they are only started (each
+    test would wait for a host that does not answer).
     """
     found = list(clients)
     for each in list(joined):
@@ -251,7 +253,7 @@ async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[F
     ends_by = monotonic() + max((lifecycle.shutdown_wait(c)[0] for c in own.values()), default=0.0)
     for client in own.values():
         await flush_in_thread(client, ends_by=ends_by)
-    if others:
+    if others and not pytest_running():
         await _to_thread(functools.partial(_flush_while_sends_succeed, others), 0.0)
 
 

@@ -790,13 +790,14 @@ class Spool:
     def _share_bound(self, writers: int) -> None:
         """Size new segments for ``writers`` processes writing to the spool directory.
 
-        Each writer holds its current file and its next one, reserved at full size: all
-        of them together take at most half of ``spool_max_bytes`` (a file 64 KiB to
-        4 MiB, and a sixteenth of the bound at most), so many idle or busy processes
-        never fill the bound with empty files. When even 64 KiB files would take more,
-        no writer keeps a next file ready: each makes a file as it needs one.
+        Each writer holds its current file, its next one (reserved at full size), and
+        the file it filled last until that is delivered: all of them together take at
+        most half of ``spool_max_bytes`` (a file 64 KiB to 4 MiB, and a sixteenth of
+        the bound at most), so many idle or busy processes never fill the bound with
+        files. When even 64 KiB files would take more, no writer keeps a next file
+        ready: each makes a file as it needs one.
         """
-        share = self._max_bytes // (4 * max(1, writers))
+        share = self._max_bytes // (6 * max(1, writers))
         largest = min(_MAX_SEGMENT_BYTES, self._max_bytes // 16, share)
         self._segment_bytes = max(_MIN_SEGMENT_BYTES, largest)
         self._keeps_spare = share >= _MIN_SEGMENT_BYTES

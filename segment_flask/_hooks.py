@@ -39,7 +39,12 @@ from segment_core.client import Client
 from segment_core.scope import Analytics, bind, bound_iteration, reset
 from segment_core.signals import emit
 from segment_core.testing import divert
-from segment_core.web import REDIRECT_STATUSES, RequestTracker, cache_control_for_cookie
+from segment_core.web import (
+    REDIRECT_STATUSES,
+    RequestAnalytics,
+    RequestTracker,
+    cache_control_for_cookie,
+)
 from segment_flask._request import (
     NamespacesOf,
     RouteOfPath,
@@ -230,10 +235,18 @@ def _unbind(scope: RequestScope) -> None:
 def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
     """Flask-Login's ``user_logged_in`` receiver: one identify for the request's visitor."""
     try:
-        scope = scope_of_request(_real(request))
-        if scope is None or user is None:
+        native = _real(request)
+        scope = scope_of_request(native)
+        if user is None:
             return
-        scope.tracker.identify_login(user_id_of(user), user)
+        if scope is not None:
+            scope.tracker.identify_login(user_id_of(user), user)
+            return
+        # In a streamed body, whose app context is another: the request still has it.
+        analytics = getattr(native, "analytics", None)
+        user_id = user_id_of(user)
+        if isinstance(analytics, RequestAnalytics) and user_id:
+            analytics.login(user_id, user)
     except Exception:
         logger.exception("segment: the automatic identify of a login failed")
 
@@ -242,9 +255,14 @@ def end_user_on_logout(sender: Any, **extra: Any) -> None:
     """Flask-Login's ``user_logged_out`` receiver: the request's later calls name no
     user, whatever a ``user_id`` hook reading the app's own state (``g.user``) says."""
     try:
-        scope = scope_of_request(_real(request))
-        if scope is not None:
-            scope.tracker.analytics.logout()
+        native = _real(request)
+        scope = scope_of_request(native)
+        analytics = scope.tracker.analytics if scope is not None else None
+        if analytics is None:  # in a streamed body (see identify_on_login)
+            found = getattr(native, "analytics", None)
+            analytics = found if isinstance(found, RequestAnalytics) else None
+        if analytics is not None:
+            analytics.logout()
     except Exception:
         logger.exception("segment: could not end the user at a logout")
 

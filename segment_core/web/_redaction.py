@@ -22,9 +22,9 @@ in full-width letters is ``password``). It is secret when:
 
 A plural is read as its singular (``tokens``, ``access_tokens``, ``emails``,
 ``recovery_codes``), but for ``sessions`` and ``cookies`` (counts and consent
-choices), a name that is only ``keys``, and ``tokens`` beside a word that does not
-make them credentials (``max_tokens``, ``tokens_used``); the words of a name are
-also read written together (``api_keys`` as ``apikeys``).
+choices), a name that is only ``keys``, and ``tokens`` beside a word that makes them
+a count (``max_tokens``, ``tokens_used``); the words of a name are also read
+written together (``api_keys`` as ``apikeys``).
 
 Whole words only: ``keyword``, ``monkey``, ``author`` and ``passenger`` are not
 secrets.
@@ -301,9 +301,33 @@ _CODE_QUALIFIER_PAIRS = frozenset({("one", "time"), ("two", "factor")})
 # "cookies=accepted"); "keys" only where it is the whole name (a keyboard's).
 _PLURALS_KEPT = frozenset({"sessions", "cookies"})
 _PLURALS_KEPT_ALONE = frozenset({"keys"})
-# "tokens" beside another word is a count ("max_tokens", "tokens_used") unless that
-# word makes them credentials ("access_tokens", "refreshTokens").
-_TOKENS_QUALIFIERS = _KEY_QUALIFIERS | {"refresh", "id", "bearer", "oauth", "csrf", "xsrf"}
+# "tokens" beside one of these words is a language model's count ("max_tokens",
+# "tokens_used", "promptTokens"), not credentials ("access_tokens", "github_tokens").
+_TOKEN_COUNTS = frozenset(
+    {
+        "budget",
+        "cached",
+        "completion",
+        "context",
+        "count",
+        "input",
+        "left",
+        "limit",
+        "max",
+        "min",
+        "n",
+        "num",
+        "number",
+        "output",
+        "per",
+        "prompt",
+        "reasoning",
+        "remaining",
+        "spent",
+        "total",
+        "used",
+    }
+)
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # What each Unicode category is to _WORDS: an upper-case letter ("A"; title case too),
@@ -421,7 +445,7 @@ def _singulars(words: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...]
             and (stem in known or (stem == "code" and not alone))
             and word not in _PLURALS_KEPT
             and not (alone and word in _PLURALS_KEPT_ALONE)
-            and not (word == "tokens" and not alone and _TOKENS_QUALIFIERS.isdisjoint(words))
+            and not (word == "tokens" and not _TOKEN_COUNTS.isdisjoint(words))
         ):
             singular.append(stem)
             changed = True

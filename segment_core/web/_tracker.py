@@ -64,6 +64,10 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # The storage of Analytics.user_id, under the property that reads the user late.
 _USER_SLOT: Any = Analytics.__dict__["user_id"]
+_LOGIN_TOO_LATE = (
+    "segment: a login after the response of its request started sends no identify; "
+    "log the user in before the response"
+)
 # The storage of Analytics.context, under the property that notes who has seen it.
 _CONTEXT_SLOT: Any = Analytics.__dict__["context"]
 
@@ -177,13 +181,8 @@ class RequestAnalytics(Analytics):
         if not checked:
             raise InvalidMessage("user_id: a login needs the id of the user who logged in")
         tracker = self._tracker
-        if tracker is None or tracker._cookie_decided:
-            # Once the response started (a background task): the request, and what decides on
-            # its identify (its options, its visitor's privacy), is gone.
-            logger.warning(
-                "segment: login() after the response of its request sends no identify; "
-                "call it in the view"
-            )
+        if tracker is None:  # the request is over (a background task)
+            logger.warning(_LOGIN_TOO_LATE)
             self.user_id = checked
             return False
         if tracker.identify_login(checked, user):
@@ -620,7 +619,19 @@ class RequestTracker:
         ``identify_traits(user)`` hook (none without one). With a ``user_id`` hook,
         its answer is the user id, as for every other call: a login it names no
         user for sends none. Never raises; True if it sent.
+
+        None once the response started (in a streamed body, a background task): the
+        request, and what decides on its identify, is gone (logged). The later calls
+        carry the user then, and the anonymous id the response's cookie gave.
         """
+        if self._cookie_decided:
+            logger.warning(_LOGIN_TOO_LATE)
+            if self._new_visitor and self._cookie is not None:
+                self._anonymous_used = True  # the browser keeps it: the user's calls too
+            checked = _checked_id(user_id)
+            if checked is not None and self.options.user_id is None:
+                self.analytics.user_id = checked
+            return False
         if self._resolved_user is _LOGGED_OUT:  # a logout earlier in the request
             self._resolved_user = _USER_SLOT.__get__(self.analytics)
         options = self.options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -549,9 +550,10 @@ def test_a_login_once_the_response_started_sends_no_identify(
         identify_on_login=False,
     )
     with TestClient(app) as browser:
-        browser.post("/login")
+        visitor = browser.post("/login").cookies["ajs_anonymous_id"]
     assert sent(type="identify") == []
-    assert [m["userId"] for m in sent(type="track")] == ["7"]
+    # The user, and the id the response's cookie gave the browser.
+    assert [(m["userId"], m["anonymousId"]) for m in sent(type="track")] == [("7", visitor)]
     assert "sends no identify" in caplog.text
 
 
@@ -568,3 +570,24 @@ def test_a_lifespan_shutdown_does_not_wait_for_another_client_whose_host_is_down
         assert time.monotonic() - started < 30
     finally:
         down.shutdown(timeout=0)
+
+
+def test_under_pytest_a_lifespan_shutdown_does_not_wait_for_another_client_s_silent_host(
+    client: Client, sent: Sent
+) -> None:
+    # A host that takes the connection and never answers: no send fails for a minute.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        other = Client("k", host=host, shutdown_timeout=60, timeout=60)
+        try:
+            assert other.track("u", "Held")[0]
+            started = time.monotonic()
+            with TestClient(SegmentMiddleware(Starlette(routes=ROUTES), client=client)) as http:
+                http.get("/")
+            # The test's process goes on, and delivers at its exit: not waited for here.
+            assert time.monotonic() - started < 30
+            assert [m["type"] for m in sent()] == ["page"]
+        finally:
+            other.shutdown(timeout=0)

@@ -146,6 +146,34 @@ def test_flask_login_user(app: Flask, sent: Sent) -> None:
     assert len({m["anonymousId"] for m in messages}) == 1
 
 
+def test_a_login_user_in_a_streamed_body_sends_no_identify_and_carries_the_user(
+    make_app: MakeApp, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask import stream_with_context
+
+    from tests.flask.app import User
+
+    app = make_app()
+
+    @app.get("/stream-login")
+    def stream_login() -> Any:
+        def body() -> Any:
+            yield "<p>signing in</p>"
+            login_user(User("ann-7"))  # the response started: its headers are sent
+            request.analytics.track("Signed In")  # type: ignore[attr-defined]
+            yield "<p>done</p>"
+
+        return app.response_class(stream_with_context(body()), mimetype="text/plain")
+
+    response = app.test_client().get("/stream-login")
+    assert response.get_data(as_text=True) == "<p>signing in</p><p>done</p>"
+    visitor = response.headers["Set-Cookie"].split(";")[0].split("=")[1]
+    messages = sent()
+    assert [m["type"] for m in messages] == ["track"]
+    assert (messages[0]["userId"], messages[0]["anonymousId"]) == ("ann-7", visitor)
+    assert "sends no identify" in caplog.text
+
+
 def test_a_logout_ends_the_user_for_the_rest_of_the_request(make_app: MakeApp, sent: Sent) -> None:
     app = make_app()
 

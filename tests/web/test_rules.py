@@ -69,6 +69,7 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         # Plurals, and a name's words read written together.
         "api_keys", "apiKeys", "access_tokens", "accessTokens", "tokens", "emails",
         "recovery_codes", "backupCodes", "accesstokens", "resetcodes", "id_tokens",
+        "github_tokens", "invite_tokens", "device_tokens", "magicTokens",
         # pwd and one-time codes glued, a secret word glued in the middle.
         "newpwd", "pwdconfirm", "emailcode", "emailotp", "totpcode", "newpasswordconfirm",
     ],
