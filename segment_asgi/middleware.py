@@ -32,6 +32,7 @@ from segment_asgi._mounts import MountNames
 from segment_asgi._options import (
     allowed_hosts_of,
     check_names,
+    divert_in_tests,
     make_client,
     make_web_options,
     warn_if_server_key_in_browser,
@@ -302,6 +303,10 @@ class SegmentMiddleware:
         )
         self._client = make_client(client, client_options, send_in_tests=web_options.send_in_tests)
         warn_if_server_key_in_browser(web_options, self._client)
+        #: Without a client or client options: whether the default client it sends with
+        #: is diverted under pytest (as one built from options is), and the last seen.
+        self._divert_default = client is None and web_options.send_in_tests is not True
+        self._default_seen: Client | None = None
         #: Whether the page call may be made on the event loop: not by a sync_mode
         #: client, which sends it on the calling thread (unknown yet for the default
         #: client, which may change).
@@ -334,6 +339,8 @@ class SegmentMiddleware:
             if kind == "lifespan":
                 self._lifespan_checked = True
                 self._shutdown_mark = self._joined
+                if self._client is None:
+                    self._see_the_default_client()
                 await run_lifespan(self.app, scope, receive, send, self._flush)
             elif kind == "websocket" and SCOPE_MARK not in scope:
                 if self._shutdown_mark is not None:
@@ -529,6 +536,8 @@ class SegmentMiddleware:
         read_user: Callable[[], Any] | None,
         read_route: Callable[[RequestInfo, bool], bool] | None,
     ) -> RequestTracker:
+        if self._client is None:
+            self._see_the_default_client()
         tracker = RequestTracker(
             self._client, self._tracker_options, info, read_user=read_user, read_route=read_route
         )
@@ -660,6 +669,17 @@ class SegmentMiddleware:
                 "them: wrap that app, app = segment_asgi.flushing_at_shutdown(app), "
                 "and keep the server's lifespan on"
             )
+
+    def _see_the_default_client(self) -> None:
+        """Under pytest, the default client this middleware sends with, made from the
+        module-level settings (made now if they have a key), puts its events in the
+        test outbox (unless ``send_in_tests``), as Django's does. One the app built and
+        made the default is its own: never diverted."""
+        client = segment_core.get_client()
+        if client is not self._default_seen:
+            self._default_seen = client
+            if self._divert_default and client in segment_core._made_from_settings:
+                divert_in_tests(client, send_in_tests=False)
 
     def _client_at_shutdown(self) -> Client | None:
         """The client to flush at shutdown: its own, else the default one if built."""

@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +98,9 @@ default_client: Client | None = None
 _keyless_client: Client | None = None
 #: Whether ``_keyless_client`` is an adapter's, which a later adapter's leaves in place.
 _keyless_is_adapters = False
+#: The default clients made here from the module-level settings (not one the app
+#: built and assigned): an adapter without client options diverts them in tests.
+_made_from_settings: weakref.WeakSet[Client] = weakref.WeakSet()
 #: What module-level calls use while an environment variable they read is unusable:
 #: the settings and variables it was made for, and a client that discards.
 _misconfigured: tuple[tuple[object, ...], Client] | None = None
@@ -179,6 +183,27 @@ def _settings_read() -> tuple[object, ...]:
     )
 
 
+class _KeylessClient(Client):
+    """What the module-level calls use while no write key is set: it says so at its
+    first discarded call, not as it is made (an adapter's set-up asks for it before
+    a key set later, at a worker's start-up, makes the default client)."""
+
+    _made = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._made = True
+
+    def _warn_disabled(self) -> None:
+        if self._made:
+            super()._warn_disabled()
+
+    def _drop(self, message: dict[str, Any], reason: str) -> None:
+        if reason == "disabled":
+            self._warn_disabled()
+        super()._drop(message, reason)
+
+
 class _MisconfiguredClient(Client):
     """Discards every call, and says once why: ``problem``, an environment variable's,
     or the module settings' together (``oauth_client_id`` without ``oauth_key_id``)."""
@@ -209,10 +234,12 @@ def _default_or_keyless_client() -> Client:
         if _keyless_client is not None and not (write_key or os.environ.get("SEGMENT_WRITE_KEY")):
             return _keyless_client
         options = {name: globals()[name] for name in _SETTINGS}
-        client = Client(write_key, **{k: v for k, v in options.items() if v is not None})
+        made = Client if write_key or os.environ.get("SEGMENT_WRITE_KEY") else _KeylessClient
+        client = made(write_key, **{k: v for k, v in options.items() if v is not None})
         if client.config.write_key:
             default_client = client
             _keyless_client = None
+            _made_from_settings.add(client)
         else:
             _keyless_client, _keyless_is_adapters = client, False
         return client

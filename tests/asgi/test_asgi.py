@@ -355,6 +355,30 @@ async def test_options_build_a_client_that_becomes_the_default(
     assert event["message"]["name"] == "hello"
 
 
+async def test_without_options_the_default_client_of_the_environment_s_key_is_diverted(
+    monkeypatch: pytest.MonkeyPatch, default_client: None
+) -> None:
+    # The key in the environment, nothing passed: the default client made from it
+    # puts a test's events in the outbox, as one built from options would.
+    from segment_core.testing import outbox
+
+    monkeypatch.setattr(segment_core, "default_client", None)
+    monkeypatch.setattr(segment_core, "_keyless_client", None)
+    monkeypatch.setattr(segment_core, "host", "http://127.0.0.1:9")  # never reached
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "ci-secret-key")
+    middleware = SegmentMiddleware(HELLO)
+    await call(middleware, http_scope())
+    segment_core.track("u", "Outside A Request")
+    made = segment_core.default_client
+    assert made is not None and made.config.write_key == "ci-secret-key"
+    assert made.flush(timeout=10)
+    assert [(m["type"], m.get("name") or m.get("event")) for m in outbox] == [
+        ("page", "hello"),
+        ("track", "Outside A Request"),
+    ]
+    assert made.stats()["failed"] == 0
+
+
 async def test_without_options_the_default_client_is_used(
     segment_collector: CollectorHandle, default_client: None
 ) -> None:

@@ -46,6 +46,20 @@ def test_calls_before_the_write_key_is_set_leave_the_default_client_to_come(
     assert len(warnings) == 1
 
 
+def test_asking_for_the_client_before_the_key_is_set_says_nothing(
+    no_module_settings: None, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An adapter's set-up asks for it (Django's SEGMENT = {}); the key comes later.
+    with caplog.at_level(logging.WARNING, logger="segment"):
+        assert segment_core.get_client().config.write_key is None
+        segment_core.write_key = "k"
+        segment_core.host = receiver.url
+        assert segment_core.track("user", "Order Completed")[0]
+        assert segment_core.flush(5)
+    assert [m["event"] for m in receiver.messages()] == ["Order Completed"]
+    assert not [r for r in caplog.records if r.getMessage().startswith(NO_KEY_WARNING)]
+
+
 def test_an_adapter_s_client_without_a_key_serves_the_module_level_calls_until_one_is_set(
     no_module_settings: None, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
