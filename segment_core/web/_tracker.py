@@ -41,6 +41,7 @@ from segment_core.web._page import (
     consent_given,
     is_excluded,
     is_excluded_request,
+    is_excluded_route,
     media_type,
     page_name,
     page_properties,
@@ -721,6 +722,7 @@ class RequestTracker:
             and (self.allowed or self.allowed_now())
             # A cookie the browser held back is still there: a new one would replace it.
             and not cookie_held_back(self.request)
+            and not self._on_excluded_route()
         ):
             self._cookie = anonymous_id_cookie(
                 self.analytics.anonymous_id or "",
@@ -729,6 +731,13 @@ class RequestTracker:
                 host=self.host,
             )
         return self._cookie
+
+    def _on_excluded_route(self) -> bool:
+        """Whether the request's route is excluded (``exclude_routes``: the admin, API
+        docs): no page call, no snippet, and a new visitor gets no cookie there."""
+        if self._read_route is not None:
+            self.refresh_route()
+        return is_excluded_route(self.request, self.options)
 
     def finish(
         self,

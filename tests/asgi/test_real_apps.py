@@ -60,7 +60,11 @@ def pages(sent: Sent) -> list[dict[str, Any]]:
 def test_docs_and_json_are_not_page_views(client: Client, sent: Sent) -> None:
     with TestClient(api(client)) as browser:
         for url in ("/developer/docs", "/developer/redoc", "/openapi.json", "/api/orders", "/"):
-            assert browser.get(url, headers=NAVIGATE).status_code == 200, url
+            response = browser.get(url, headers=NAVIGATE)
+            assert response.status_code == 200, url
+            # A new visitor gets the cookie from the app, and none from its tooling.
+            assert ("ajs_anonymous_id" in response.cookies) == (url in ("/api/orders", "/")), url
+            browser.cookies.clear()
         browser.get("/developer/docs/oauth2-redirect", headers=NAVIGATE)
     assert [p["name"] for p in pages(sent)] == ["home"]
 

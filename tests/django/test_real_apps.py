@@ -77,10 +77,13 @@ def test_navigations_are_page_views(client: Client, sent: Sent, headers: dict[st
 @pytest.mark.django_db
 def test_the_admin_is_never_a_page_view_wherever_it_is_mounted(client: Client, sent: Sent) -> None:
     staff = User.objects.create_superuser("root", "root@example.com", "pw")
-    client.get("/app/admin/login/", **NAVIGATE)
+    login_page = client.get("/app/admin/login/", **NAVIGATE)
+    assert "ajs_anonymous_id" not in login_page.cookies  # no cookie there either
     client.force_login(staff)
     for url in ("/app/admin/", "/app/admin/auth/user/", "/app/admin/jsi18n/", "/app/backoffice/"):
-        assert client.get(url, **NAVIGATE).status_code == 200, url
+        response = client.get(url, **NAVIGATE)
+        assert response.status_code == 200, url
+        assert "ajs_anonymous_id" not in response.cookies, url
     client.get("/app/html/", **NAVIGATE)
     assert [p["name"] for p in pages(sent)] == ["html"]
 
