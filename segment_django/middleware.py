@@ -771,13 +771,29 @@ def _tooling_namespace(match: ResolverMatch) -> str | None:
     tooling, or None: ``openapi`` for django-ninja's docs and schema (in any
     NinjaAPI's namespace) and for the views of GraphQL servers (whose answer to a
     browser is an IDE: graphene-django's, Strawberry's, ariadne's), ``admin`` for
-    the admin's docs."""
+    the admin's docs and Wagtail's admin."""
     name = match.url_name or ""
     if "ninja" in match.app_names and name in _NINJA_DOCS_ROUTES:
         return _DOCS_NAMESPACE
     if name.startswith(_ADMIN_DOCS_PREFIXES) or name == _GRAPPELLI_DOCS:
         return _ADMIN_NAMESPACE
+    if _is_wagtail_admin(match, name):
+        return _ADMIN_NAMESPACE
     return _DOCS_NAMESPACE if serves_graphql(match.func) else None
+
+
+def _is_wagtail_admin(match: ResolverMatch, name: str) -> bool:
+    """Whether ``match`` is a view of Wagtail's admin, wherever it is mounted: its
+    routes are named ``wagtailadmin_*`` or sit in Wagtail's namespaced apps
+    (``wagtailadmin_pages``, ``wagtailusers_users``, ``wagtailimages``, ...), and
+    its catch-all lives in ``wagtail.admin``. The site's pages (``wagtail_serve``)
+    and its document and image downloads are not: they have no namespace."""
+    if name.startswith("wagtailadmin_"):
+        return True
+    if any(app.startswith("wagtail") for app in match.app_names):
+        return True
+    module = getattr(match.func, "__module__", None)
+    return isinstance(module, str) and module.startswith("wagtail.admin.")
 
 
 def _with_sub_route_params(

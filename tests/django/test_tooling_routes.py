@@ -58,6 +58,17 @@ def grappelli_doc_tables(request: HttpRequest) -> HttpResponse:
     return HttpResponse(HTML)
 
 
+def wagtail_view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    return HttpResponse(HTML)
+
+
+# Wagtail's admin, by the names and namespaces wagtail.admin.urls gives its views.
+wagtail_users = (
+    [path("", wagtail_view, name="index"), path("<int:pk>/", wagtail_view, name="edit")],
+    "wagtailusers_users",
+)
+
+
 urlpatterns = [
     path("admin/doc/", include("django.contrib.admindocs.urls")),
     path("admin/", admin.site.urls),
@@ -67,6 +78,10 @@ urlpatterns = [
     path("graphql/", csrf_exempt(strawberry_views.GraphQLView.as_view(schema=schema))),
     path("account/graphql/", AccountGraphQLView.as_view(schema=schema), name="account-graphql"),
     path("page/", page, name="page"),
+    path("cms/", wagtail_view, name="wagtailadmin_home"),
+    path("cms/pages/search/", wagtail_view, name="wagtailadmin_pages_search"),
+    path("cms/users/", include(wagtail_users)),
+    path("blog/", page, name="wagtail_serve"),  # the site's pages
 ]
 
 
@@ -90,6 +105,15 @@ def test_the_admins_docs_are_the_admins(client: Client, sent: Sent, settings: An
     for url in ("/grp-docs/", "/grp-docs/tables/", "/page/"):
         client.get(url, **NAVIGATE)
     assert page_paths(sent) == ["/page/"]
+
+
+def test_wagtail_s_admin_is_the_admin_wherever_it_is_mounted(client: Client, sent: Sent) -> None:
+    for url in ("/cms/", "/cms/pages/search/?q=ann%40example.com", "/cms/users/", "/cms/users/1/"):
+        response = client.get(url, **NAVIGATE)
+        assert response.status_code == 200, url
+        assert "ajs_anonymous_id" not in response.cookies, url
+    client.get("/blog/", **NAVIGATE)
+    assert page_paths(sent) == ["/blog/"]
 
 
 def test_a_graphql_views_ide_is_tooling_as_api_docs_are(client: Client, sent: Sent) -> None:
