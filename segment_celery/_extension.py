@@ -317,15 +317,41 @@ def _start_client(extension: SegmentCelery) -> None:
         logger.exception("segment: could not build the client as the Celery worker starts")
 
 
-def _on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **kw: Any) -> None:
-    if headers is None or HEADER in headers:  # given explicitly: leave it
+def _on_publish(
+    sender: Any = None, headers: dict[str, Any] | None = None, body: Any = None, **kw: Any
+) -> None:
+    if headers is None:
         return
     try:
+        _visitor_to_chord_callback(body)
+        if HEADER in headers:  # given explicitly: leave it
+            return
         obj = current_or_found()
         if obj is not None:
             headers[HEADER] = obj.snapshot()
     except Exception:  # publishing the task matters more than its visitor
         logger.exception("segment: could not attach the visitor to task %s", sender)
+
+
+def _visitor_to_chord_callback(body: Any) -> None:
+    """A chord's header task carries its callback, which the last header task to
+    finish publishes, bound to that task's visitor: the callback gets the visitor of
+    the code publishing the chord now (an explicit none when unbound), unless given."""
+    embed = body[2] if isinstance(body, (tuple, list)) and len(body) == 3 else body
+    callback = embed.get("chord") if isinstance(embed, dict) else None
+    if not isinstance(callback, dict):
+        return
+    options = callback.get("options")
+    if not isinstance(options, dict):
+        options = callback["options"] = {}
+    given = options.get("headers")
+    if isinstance(given, dict) and HEADER in given:
+        return
+    obj = current_or_found()
+    options["headers"] = {
+        **(given if isinstance(given, dict) else {}),
+        HEADER: obj.snapshot() if obj is not None else None,
+    }
 
 
 def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:

@@ -33,6 +33,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
+    result_backend=BROKER,  # for the chord's tasks alone, which keep their results
     **{"segment_" + name: value for name, value in client_options().items()},
 )
 SegmentCelery(app)
@@ -102,3 +103,19 @@ def track_until_stopped(n: int) -> None:
     except SoftTimeLimitExceeded:
         _redis.sadd(STOPPED, n)
         raise
+
+
+@app.task(ignore_result=False)
+def track_part(label: str) -> str:
+    """A chord's header task: tracks for whoever it is bound to."""
+    analytics().track("Visitor Task", {"label": label})
+    return label
+
+
+@app.task(ignore_result=False)
+def track_summary(parts: list[str], label: str) -> None:
+    """A chord's callback, published by the header task that finished last."""
+    bound_to = analytics()
+    unbound = bound_to.user_id is None and bound_to.anonymous_id is None
+    extra = {"anonymous_id": "unbound"} if unbound else {}
+    bound_to.track("Visitor Task", {"label": label, "parts": sorted(parts)}, **extra)

@@ -104,6 +104,45 @@ def test_a_task_runs_for_the_visitor_who_published_it(
     assert "anonymousId" not in messages["unbound"]
 
 
+# A chord finalizes the publishing app, which takes on the shared tasks other tests
+# made (each test's own, under one name).
+@pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+def test_a_chord_s_callback_runs_for_who_published_the_chord_not_its_last_task(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+) -> None:
+    from celery import chord
+
+    publisher.conf.result_backend = redis_db
+    others = [Analytics(user_id=f"user-{n}", anonymous_id=f"anon-{n}") for n in range(3)]
+
+    def parts(prefix: str) -> list[Any]:
+        return [
+            publisher.signature(f"{APP}.track_part", args=(f"{prefix}-{n}",)).set(
+                headers={HEADER: visitor.snapshot()}  # a job per user, each its own
+            )
+            for n, visitor in enumerate(others)
+        ]
+
+    env = worker_env(segment_collector.url, redis_db)
+    argv = celery_argv(APP, "--pool", "threads", "--concurrency", "3")
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        summary = publisher.signature(f"{APP}.track_summary", args=("nightly",))
+        chord(parts("nightly"), app=publisher)(summary)  # a batch published outside a request
+        with bound(VISITOR):  # an admin's request publishes one
+            chord(parts("requested"), app=publisher)(
+                publisher.signature(f"{APP}.track_summary", args=("requested",))
+            )
+        events = segment_collector.wait_for(8, timeout=30, type="track")
+        assert worker.stop() == 0
+    by_label = {e["message"]["properties"]["label"]: e["message"] for e in events}
+    nightly = by_label["nightly"]  # unbound, as its publisher
+    assert (nightly.get("userId"), nightly["anonymousId"]) == (None, "unbound")
+    assert by_label["requested"]["userId"] == "user-42"
+    assert by_label["requested"]["properties"]["parts"] == [f"requested-{n}" for n in range(3)]
+    for n in range(3):
+        assert by_label[f"nightly-{n}"]["userId"] == f"user-{n}"
+
+
 def test_a_soft_time_limit_stops_a_task_that_tracks_in_a_loop(
     segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
 ) -> None:
