@@ -447,8 +447,7 @@ def is_excluded_route(request: RequestInfo, options: WebOptions) -> bool:
     name = request.route_name
     if name is not None and name in excluded:
         return True
-    namespaces = request.route_namespaces
-    return bool(namespaces) and any(namespace in excluded for namespace in namespaces)
+    return not excluded.isdisjoint(request.route_namespaces)
 
 
 #: The packages of GraphQL servers (their top-level modules). What their views and
