@@ -303,10 +303,12 @@ class SegmentMiddleware:
         )
         self._client = make_client(client, client_options, send_in_tests=web_options.send_in_tests)
         warn_if_server_key_in_browser(web_options, self._client)
-        #: Without a client or client options: whether the default client it sends with
-        #: is diverted under pytest (as one built from options is), and the last seen.
-        self._divert_default = client is None and web_options.send_in_tests is not True
+        #: Without a client or client options: the default client it sends with, as
+        #: last seen, diverted under pytest unless ``send_in_tests``.
+        self._send_in_tests = web_options.send_in_tests is True
         self._default_seen: Client | None = None
+        if self._client is None:
+            self._see_the_default_client()
         #: Whether the page call may be made on the event loop: not by a sync_mode
         #: client, which sends it on the calling thread (unknown yet for the default
         #: client, which may change).
@@ -673,13 +675,14 @@ class SegmentMiddleware:
     def _see_the_default_client(self) -> None:
         """Under pytest, the default client this middleware sends with, made from the
         module-level settings (made now if they have a key), puts its events in the
-        test outbox (unless ``send_in_tests``), as Django's does. One the app built and
+        test outbox unless ``send_in_tests``, as Django's does: the latest middleware
+        to see it decides, as for a client built from options. One the app built and
         made the default is its own: never diverted."""
         client = segment_core.get_client()
         if client is not self._default_seen:
             self._default_seen = client
-            if self._divert_default and client in segment_core._made_from_settings:
-                divert_in_tests(client, send_in_tests=False)
+            if client in segment_core._made_from_settings:
+                divert_in_tests(client, send_in_tests=self._send_in_tests)
 
     def _client_at_shutdown(self) -> Client | None:
         """The client to flush at shutdown: its own, else the default one if built."""

@@ -335,23 +335,29 @@ def _on_publish(
 
 def _visitor_to_chord_callback(body: Any) -> None:
     """A chord's header task carries its callback, which the last header task to
-    finish publishes, bound to that task's visitor: the callback gets the visitor of
-    the code publishing the chord now (an explicit none when unbound), unless given."""
+    finish publishes, bound to that task's visitor: the callback (and the callback
+    of an outer chord it carries in turn) gets the visitor of the code publishing
+    the chord now (an explicit none when unbound), unless given one."""
     embed = body[2] if isinstance(body, (tuple, list)) and len(body) == 3 else body
     callback = embed.get("chord") if isinstance(embed, dict) else None
     if not isinstance(callback, dict):
         return
-    options = callback.get("options")
-    if not isinstance(options, dict):
-        options = callback["options"] = {}
-    given = options.get("headers")
-    if isinstance(given, dict) and HEADER in given:
-        return
     obj = current_or_found()
-    options["headers"] = {
-        **(given if isinstance(given, dict) else {}),
-        HEADER: obj.snapshot() if obj is not None else None,
-    }
+    snapshot = obj.snapshot() if obj is not None else None
+    for _ in range(_MAX_NESTED_CHORDS):
+        options = callback.get("options")
+        if not isinstance(options, dict):
+            options = callback["options"] = {}
+        given = options.get("headers")
+        if not (isinstance(given, dict) and HEADER in given):
+            options["headers"] = {**(given if isinstance(given, dict) else {}), HEADER: snapshot}
+        callback = options.get("chord")
+        if not isinstance(callback, dict):
+            return
+
+
+#: How deep chords nested in chords are followed to their callbacks.
+_MAX_NESTED_CHORDS = 16
 
 
 def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:

@@ -284,16 +284,6 @@ class SegmentMiddleware:
             redirect_to = (
                 response.get("Location") if response.status_code in REDIRECT_STATUSES else None
             )
-            cookie = tracker.cookie_to_set(redirect_to)
-            if cookie is not None and cookie.name not in response.cookies:
-                _set_cookie(response, cookie)
-                # A cookie of this visitor's: no shared cache may hand it to another
-                # visitor. Vary is not enough: visitors may send one Cookie header
-                # (a consent banner's), and Django's per-site cache before 5.2 then
-                # stores the response; it never stores a private one.
-                _private_varying_on_cookie(response)
-            elif tracker.snippet_rendered:  # the page holds the visitor's ids
-                _vary_on_cookie(response)
             info = tracker.request
             if (
                 request.resolver_match is None
@@ -314,8 +304,19 @@ class SegmentMiddleware:
                 if renderer is None
                 else _is_browsable_api(response, renderer)
             ):
-                # Django REST framework's browsable API: tooling, not a page of the app.
+                # Django REST framework's browsable API: tooling, not a page of the app
+                # (no page call, and no cookie for a new visitor).
                 info.route_namespaces = (*info.route_namespaces, "rest_framework")
+            cookie = tracker.cookie_to_set(redirect_to)
+            if cookie is not None and cookie.name not in response.cookies:
+                _set_cookie(response, cookie)
+                # A cookie of this visitor's: no shared cache may hand it to another
+                # visitor. Vary is not enough: visitors may send one Cookie header
+                # (a consent banner's), and Django's per-site cache before 5.2 then
+                # stores the response; it never stores a private one.
+                _private_varying_on_cookie(response)
+            elif tracker.snippet_rendered:  # the page holds the visitor's ids
+                _vary_on_cookie(response)
             headers = response.headers
             content_type = headers.get("Content-Type")
             # A file goes out as it is: its page call at once, as for any other body.
@@ -786,12 +787,15 @@ def _is_wagtail_admin(match: ResolverMatch, name: str) -> bool:
     """Whether ``match`` is a view of Wagtail's admin, wherever it is mounted: its
     routes are named ``wagtailadmin_*`` or sit in Wagtail's namespaced apps
     (``wagtailadmin_pages``, ``wagtailusers_users``, ``wagtailimages``, ...), and
-    its catch-all lives in ``wagtail.admin``. The site's pages (``wagtail_serve``)
-    and its document and image downloads are not: they have no namespace."""
+    its catch-all lives in ``wagtail.admin``. The site's pages (``wagtail_serve``),
+    its document and image downloads (no namespace) and its public API
+    (``wagtailapi``) are not."""
     if name.startswith("wagtailadmin_"):
         return True
-    if any(app.startswith("wagtail") for app in match.app_names):
-        return True
+    if any(
+        app.startswith("wagtail") and not app.startswith("wagtailapi") for app in match.app_names
+    ):
+        return True  # (wagtailapi: the public API's router, as Wagtail's docs name it)
     module = getattr(match.func, "__module__", None)
     return isinstance(module, str) and module.startswith("wagtail.admin.")
 

@@ -379,6 +379,21 @@ async def test_without_options_the_default_client_of_the_environment_s_key_is_di
     assert made.stats()["failed"] == 0
 
 
+async def test_send_in_tests_sends_with_the_default_client_another_middleware_diverted(
+    monkeypatch: pytest.MonkeyPatch, default_client: None, segment_collector: CollectorHandle
+) -> None:
+    monkeypatch.setattr(segment_core, "default_client", None)
+    monkeypatch.setattr(segment_core, "_keyless_client", None)
+    monkeypatch.setattr(segment_core, "host", segment_collector.url)
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "ci-secret-key")
+    await call(SegmentMiddleware(HELLO), http_scope())  # an earlier test's app: diverted
+    sending = SegmentMiddleware(HELLO, send_in_tests=True)
+    await call(sending, http_scope())
+    made = segment_core.default_client
+    assert made is not None and made.flush(timeout=10)
+    assert [e["message"]["name"] for e in segment_collector.events()] == ["hello"]
+
+
 async def test_without_options_the_default_client_is_used(
     segment_collector: CollectorHandle, default_client: None
 ) -> None:

@@ -113,9 +113,10 @@ def track_part(label: str) -> str:
 
 
 @app.task(ignore_result=False)
-def track_summary(parts: list[str], label: str) -> None:
+def track_summary(parts: list[str], label: str) -> str:
     """A chord's callback, published by the header task that finished last."""
     bound_to = analytics()
     unbound = bound_to.user_id is None and bound_to.anonymous_id is None
     extra = {"anonymous_id": "unbound"} if unbound else {}
     bound_to.track("Visitor Task", {"label": label, "parts": sorted(parts)}, **extra)
+    return label

@@ -132,7 +132,14 @@ def test_a_chord_s_callback_runs_for_who_published_the_chord_not_its_last_task(
             chord(parts("requested"), app=publisher)(
                 publisher.signature(f"{APP}.track_summary", args=("requested",))
             )
-        events = segment_collector.wait_for(8, timeout=30, type="track")
+        # Nested: the inner chord's callback finishes a part of the outer one.
+        inner = chord(parts("inner"), publisher.signature(f"{APP}.track_summary", args=("in",)))
+        plain = publisher.signature(f"{APP}.track_part", args=("plain",)).set(
+            headers={HEADER: Analytics(user_id="user-9").snapshot()}
+        )
+        outer = publisher.signature(f"{APP}.track_summary", args=("outer",))
+        chord([inner, plain], app=publisher)(outer)
+        events = segment_collector.wait_for(14, timeout=30, type="track")
         assert worker.stop() == 0
     by_label = {e["message"]["properties"]["label"]: e["message"] for e in events}
     nightly = by_label["nightly"]  # unbound, as its publisher
@@ -141,6 +148,9 @@ def test_a_chord_s_callback_runs_for_who_published_the_chord_not_its_last_task(
     assert by_label["requested"]["properties"]["parts"] == [f"requested-{n}" for n in range(3)]
     for n in range(3):
         assert by_label[f"nightly-{n}"]["userId"] == f"user-{n}"
+    for label in ("in", "outer"):  # unbound, as the nested chord's publisher
+        assert by_label[label]["anonymousId"] == "unbound", label
+    assert by_label["outer"]["properties"]["parts"] == ["in", "plain"]
 
 
 def test_a_soft_time_limit_stops_a_task_that_tracks_in_a_loop(

@@ -184,6 +184,13 @@ def test_the_browsable_api_is_tooling(client: Client, sent: Sent) -> None:
     assert pages(sent) == []
 
 
+def test_the_browsable_api_gives_a_new_visitor_no_cookie(client: Client, sent: Sent) -> None:
+    response = client.get("/app/api/quiet/", **NAVIGATE)
+    assert response["Content-Type"].startswith("text/html")
+    assert "ajs_anonymous_id" not in response.cookies
+    assert "ajs_anonymous_id" in client.get("/app/html/", **NAVIGATE).cookies
+
+
 def test_head_and_options_get_no_cookie(client: Client) -> None:
     assert "ajs_anonymous_id" not in client.head("/app/html/").cookies
     assert "ajs_anonymous_id" not in client.options("/app/html/").cookies

@@ -82,6 +82,8 @@ urlpatterns = [
     path("cms/pages/search/", wagtail_view, name="wagtailadmin_pages_search"),
     path("cms/users/", include(wagtail_users)),
     path("blog/", page, name="wagtail_serve"),  # the site's pages
+    # Wagtail's public API, under the router's namespace its docs give.
+    path("api/v2/pages/", include(([path("", page, name="listing")], "wagtailapi"))),
 ]
 
 
@@ -113,7 +115,9 @@ def test_wagtail_s_admin_is_the_admin_wherever_it_is_mounted(client: Client, sen
         assert response.status_code == 200, url
         assert "ajs_anonymous_id" not in response.cookies, url
     client.get("/blog/", **NAVIGATE)
-    assert page_paths(sent) == ["/blog/"]
+    public = Client().get("/api/v2/pages/", **NAVIGATE)  # a new visitor; HTML here
+    assert "ajs_anonymous_id" in public.cookies
+    assert page_paths(sent) == ["/blog/", "/api/v2/pages/"]
 
 
 def test_a_graphql_views_ide_is_tooling_as_api_docs_are(client: Client, sent: Sent) -> None:
