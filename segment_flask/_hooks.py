@@ -242,10 +242,9 @@ def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
         if scope is not None:
             scope.tracker.identify_login(user_id_of(user), user)
             return
-        # In a streamed body, whose app context is another: the request still has it.
-        analytics = getattr(native, "analytics", None)
+        analytics = _analytics_left_on(native)
         user_id = user_id_of(user)
-        if isinstance(analytics, RequestAnalytics) and user_id:
+        if analytics is not None and user_id:
             analytics.login(user_id, user)
     except Exception:
         logger.exception("segment: the automatic identify of a login failed")
@@ -257,14 +256,18 @@ def end_user_on_logout(sender: Any, **extra: Any) -> None:
     try:
         native = _real(request)
         scope = scope_of_request(native)
-        analytics = scope.tracker.analytics if scope is not None else None
-        if analytics is None:  # in a streamed body (see identify_on_login)
-            found = getattr(native, "analytics", None)
-            analytics = found if isinstance(found, RequestAnalytics) else None
+        analytics = scope.tracker.analytics if scope is not None else _analytics_left_on(native)
         if analytics is not None:
             analytics.logout()
     except Exception:
         logger.exception("segment: could not end the user at a logout")
+
+
+def _analytics_left_on(native: Request) -> RequestAnalytics | None:
+    """``request.analytics`` in a streamed body, whose app context is another than
+    the request's: the request still has it, its scope is gone."""
+    found = getattr(native, "analytics", None)
+    return found if isinstance(found, RequestAnalytics) else None
 
 
 def request_analytics() -> Analytics | None:
