@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from segment_core import Client, lifecycle
+from tests.core.spool.helpers import spooled_messages
 from tests.receiver import Fault, Receiver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -607,8 +608,6 @@ def test_an_exit_after_a_lifespan_flush_that_ran_out_of_time_does_not_wait_again
 ) -> None:
     # uvicorn without --workers: the lifespan flush, then atexit, for a host that
     # never answers. Both share one shutdown_timeout; the spool keeps the message.
-    from tests.core.test_spool import spooled_messages
-
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()

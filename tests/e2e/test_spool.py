@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from segment_core import _spool_format as fmt
+from tests.core.spool.helpers import used_length
 from tests.e2e.servers import (
     HOLD_UNTIL_EXIT,
     ITEM_EVENT,
@@ -123,12 +124,6 @@ def apps() -> Iterator[Callable[..., App]]:
     yield start
     for app in started:
         app.ensure_gone()
-
-
-def used_length(data: bytes) -> int:
-    """Where the records of a segment end (a live or killed writer's file has zeros after)."""
-    records = fmt.read_records(data).records
-    return len(fmt.FILE_HEADER) + sum(fmt.RECORD_OVERHEAD + len(m) for _, m in records)
 
 
 def spool_segments(spool_dir: Path) -> list[Path]:

@@ -10,30 +10,14 @@ import shutil
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from segment_core import _spool_format as fmt
-from tests.core.test_spool import ROOT, poll, run_writer, spool_files
+from tests.core.spool.helpers import ROOT, delivered, poll, run_writer, spool_files
 from tests.receiver import Receiver
-
-
-@pytest.fixture(autouse=True)
-def _no_spool_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("SEGMENT_SPOOL_DIR", raising=False)
-    yield
-
-
-@pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    return tmp_path / "spool"
-
-
-def delivered(receiver: Receiver) -> list[int]:
-    return sorted(m["properties"]["i"] for m in receiver.messages())
 
 
 def message(i: int) -> bytes:

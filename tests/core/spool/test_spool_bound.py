@@ -7,34 +7,18 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from segment_core import Client
-from tests.core.test_spool import HOLD, poll, run_script
+from tests.core.spool.helpers import HOLD, delivered, poll, run_script
 from tests.receiver import Receiver
 
 #: The smallest bound; new segments are then 64 KiB, the smallest size.
 SMALL_BOUND = 1024 * 1024
 BODY = {"text": "x" * 2000}
-
-
-@pytest.fixture(autouse=True)
-def _no_spool_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("SEGMENT_SPOOL_DIR", raising=False)
-    yield
-
-
-@pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    return tmp_path / "spool"
-
-
-def delivered(receiver: Receiver) -> list[int]:
-    return sorted(m["properties"]["i"] for m in receiver.messages())
 
 
 def scans(client: Client) -> int:

@@ -12,31 +12,17 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from segment_core import _spool_format as fmt
-from tests.core.test_spool import poll
+from tests.core.spool.helpers import HOLD, ROOT, poll
 from tests.receiver import Fault, Receiver
 
-ROOT = Path(__file__).resolve().parents[2]
-HOLD = {"flush_at": 2500, "flush_interval": 3600.0}
 #: 64 KiB segments: a few hundred records fill one.
 SMALL_SEGMENTS = {"spool_max_bytes": 1024 * 1024}
-
-
-@pytest.fixture(autouse=True)
-def _no_spool_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("SEGMENT_SPOOL_DIR", raising=False)
-    yield
-
-
-@pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    return tmp_path / "spool"
 
 
 def segments(spool_dir: Path) -> list[Path]:
