@@ -45,18 +45,19 @@ _MAX_DEPTH = 32
 
 
 class DocsURLs(NamedTuple):
-    """An app's docs URLs: its own, and the defaults it turned off; and its GraphQL
-    endpoints."""
+    """An app's docs URLs and the routes that serve them; and its GraphQL endpoints."""
 
     own: frozenset[str]
-    #: Docs when a route hidden from the schema serves them.
-    turned_off: frozenset[str]
+    #: The routes at the app's docs URLs (below its root, not below one of its
+    #: mounts), and routes hidden from the schema at the default URLs of docs it
+    #: turned off, by their ids.
+    routes: Mapping[int, Any]
     #: The endpoints (a route's ``endpoint``, a mount's ``app``) of GraphQL servers
     #: in the app's routes, by their ids.
     graphql: Mapping[int, Any]
 
 
-_NO_DOCS = DocsURLs(frozenset(), frozenset(), {})
+_NO_DOCS = DocsURLs(frozenset(), {}, {})
 
 
 class AppFacts:
@@ -87,10 +88,11 @@ class AppFacts:
         routes, or a GraphQL server's endpoint.
 
         With FastAPI's docs turned off (``docs_url=None``), a route hidden from the
-        schema at the default URL (``/docs``) is the app's own docs page.
+        schema at the default URL (``/docs``) is the app's own docs page. A page of
+        the app's own at ``/docs`` below a prefix or a ``Mount`` is none.
         """
         app = scope.get("app")
-        if app is None or template is None:
+        if app is None:
             return False
         last_app, urls = self._last_docs
         if app is not last_app:
@@ -102,15 +104,14 @@ class AppFacts:
                 return False
             urls = found
             self._last_docs = (app, found)
-        if urls.own and _is_at(template, urls.own, scope, root_path, route):
-            return True
         if urls.graphql and _is_endpoint_of(route, urls.graphql):
             return True
-        return (
-            bool(urls.turned_off)
-            and getattr(route, "include_in_schema", True) is False
-            and _is_at(template, urls.turned_off, scope, root_path, route)
-        )
+        if isinstance(route, (Mount, Host)) or route is None:
+            # An app mounted in another, whose router recorded no route of its own
+            # (FastAPI's docs routes below a Starlette app's Mount): its URLs are
+            # below its mount point.
+            return template is not None and _is_below_mount(template, urls.own, scope, root_path)
+        return bool(urls.routes) and urls.routes.get(id(route)) is route
 
     def host_check(self, scope: Scope, wrapped: Any = None) -> Callable[[str], bool] | None:
         """A check of forwarded hosts: ``allowed_hosts`` when given, else the
@@ -146,7 +147,38 @@ def _docs_urls(app: Any) -> DocsURLs:
             own.add(url)
         elif url is None and name in _DEFAULT_DOCS_URLS:
             turned_off.add(_DEFAULT_DOCS_URLS[name])
-    return DocsURLs(frozenset(own), frozenset(turned_off - own), _graphql_endpoints(app))
+    routes = _docs_routes(app, own, turned_off - own) if own or turned_off else {}
+    return DocsURLs(frozenset(own), routes, _graphql_endpoints(app))
+
+
+def _docs_routes(app: Any, own: set[str], turned_off: set[str]) -> dict[int, Any]:
+    """The routes of ``app`` at one of its docs URLs ``own``, and those hidden from
+    the schema at one of ``turned_off``: its own routes and those of the routers it
+    includes (newer FastAPI keeps one entry for an included router: its routes'
+    paths are below the inclusion's prefix), not those below a ``Mount``."""
+    found: dict[int, Any] = {}
+    try:
+        pending: list[tuple[Iterable[Any], str, int]] = [(routes_of(app), "", 0)]
+        while pending:
+            routes, prefix, depth = pending.pop()
+            for route in routes:
+                included = included_routes(route)
+                if included is not None:
+                    if depth < _MAX_DEPTH:
+                        context = getattr(route, "include_context", None)
+                        inner = getattr(context, "prefix", "")
+                        pending.append((included, prefix + str(inner or ""), depth + 1))
+                    continue
+                path = getattr(route, "path", None)
+                if not isinstance(path, str) or isinstance(route, (Mount, Host)):
+                    continue
+                path = prefix + path
+                hidden = getattr(route, "include_in_schema", True) is False
+                if path in own or (hidden and path in turned_off):
+                    found[id(route)] = route
+    except Exception:  # an app whose routes cannot be read: none found
+        logger.exception("segment: could not look for the docs routes in the app's routes")
+    return found
 
 
 def _graphql_endpoints(app: Any) -> dict[int, Any]:
@@ -193,19 +225,20 @@ def _is_endpoint_of(route: Any, endpoints: Mapping[int, Any]) -> bool:
     return endpoint is not None and endpoints.get(id(endpoint)) is endpoint
 
 
-def _is_at(template: str, urls: frozenset[str], scope: Scope, root_path: str, route: Any) -> bool:
-    """Whether ``template`` is one of the app's ``urls``, below where it is mounted."""
-    if template in urls or template.removeprefix(root_path) in urls:
-        return True
-    # An app mounted inside another (app.mount("/v2", FastAPI())): its URLs are
-    # its own, below its mount point; the route's own path, after the mount's
-    # pattern (app.mount("/t/{tenant}", ...)) in the template.
-    own_path = getattr(route, "path", None)
-    if isinstance(own_path, str) and own_path in urls and template.endswith(own_path):
-        return True
+def _is_below_mount(template: str, urls: frozenset[str], scope: Scope, root_path: str) -> bool:
+    """Whether ``template`` is one of the mounted app's ``urls``, below its mount point
+    (the text the request passed below ``root_path``)."""
+    if not urls:
+        return False
     mounted = str(scope.get("root_path") or "")
     prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
-    return bool(prefix) and template.removeprefix(prefix) in urls
+    if not prefix:
+        return False
+    # The template below root_path, or (an app mounted whole) the request's path.
+    for start in (prefix, mounted):
+        if template.startswith(start) and template[len(start) :] in urls:
+            return True
+    return False
 
 
 def _allowed_hosts(app: Any) -> tuple[str, ...] | None:

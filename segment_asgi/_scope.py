@@ -172,7 +172,7 @@ def _server_host(server: Any, scheme: str) -> str:
 
 
 def route_of(
-    scope: Scope, root_path: str, path: str, *, had_router: bool = False, router: Any = None
+    scope: Scope, root_path: str, path: str, *, router: Any = None, match_in: Any = None
 ) -> tuple[str | None, str | None, BaseRoute | None]:
     """The matched route's name, its path template and the route, once the app has routed.
 
@@ -181,9 +181,12 @@ def route_of(
     the router that routed from ``root_path``, when the mount captured values) goes
     in front of the route's own path. Older
     Starlette versions (0.37) do not: there the request is matched again against
-    the routes of the router the app put in ``scope["router"]`` (unless that
-    router was in the scope before the app ran: an outer app's, whose routes are
-    not this app's). Failing that, ``scope["endpoint"]`` gives a name, no
+    the routes of ``match_in``: the router the app put in ``scope["router"]``, or
+    the app's own below an outer app's (whose routes are not this app's); FastAPI
+    does not record a plain Starlette route, a ``Mount`` or its docs' routes either.
+    FastAPI keeps an included router as one entry: the route's pattern with the
+    ``include_router`` prefixes is in FastAPI's part of the scope (see
+    :func:`_included_in_scope`). Failing that, ``scope["endpoint"]`` gives a name, no
     template. An app that routes itself and leaves its route's template in
     ``scope["path_template"]`` (Litestar) has that as its template. An app that
     does not route (a plain ASGI app, Django's handler, an app mounted as a
@@ -191,8 +194,11 @@ def route_of(
     whole, its ``Mount`` as the route).
     """
     route = scope.get("route")
-    if route is None and not had_router:
-        found = _match_again(scope, root_path)
+    included = _included_in_scope(scope, route) if "fastapi" in scope else None
+    if included is not None:
+        route = included[0]
+    elif route is None and match_in is not None:
+        found = _match_again(scope, root_path, match_in)
         if found is not None:
             route, scope = found
     if route is None:
@@ -204,7 +210,7 @@ def route_of(
     if isinstance(route, (Mount, Host)):
         return None, _template_in_scope(scope, root_path) or path, route
     name = getattr(route, "name", None)
-    route_path = getattr(route, "path", None)
+    route_path = getattr(route, "path", None) if included is None else included[1]
     if not isinstance(route_path, str):
         return (name if isinstance(name, str) and name else None), path, route
     mounted = str(scope.get("root_path") or "")
@@ -279,8 +285,30 @@ def wrapped_router(app: Any) -> Any:
     return None
 
 
-def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None:
-    """The route the router handed the request to, and the scope it had there.
+def _included_in_scope(scope: Scope, route: Any) -> tuple[BaseRoute, str] | None:
+    """The route a FastAPI ``include_router`` entry handed the request to, and its
+    pattern with the inclusions' prefixes (below the app's root), from the context
+    FastAPI records in the scope for it; None for any other route.
+
+    ``scope["route"]`` is the route as declared in its router (its path without
+    the prefixes), or nothing for a plain Starlette route or a ``Mount``.
+    """
+    state = scope.get("fastapi")
+    context = state.get("effective_route_context") if isinstance(state, dict) else None
+    if context is None:
+        return None
+    original = getattr(context, "original_route", None)
+    if not isinstance(original, BaseRoute) or (route is not None and route is not original):
+        return None
+    # A plain route or a Mount has a prefixed Starlette copy; a FastAPI route, the
+    # context's own path.
+    prefixed = getattr(context, "starlette_route", None) or context
+    path = getattr(prefixed, "path", None)
+    return (original, path) if isinstance(path, str) else None
+
+
+def _match_again(scope: Scope, root_path: str, router: Any) -> tuple[BaseRoute, Scope] | None:
+    """The route ``router`` handed the request to, and the scope it had there.
 
     For Starlette versions that do not record it in ``scope["route"]``: the
     router's matching done again on a copy of the scope as it was before the app
@@ -289,7 +317,7 @@ def _match_again(scope: Scope, root_path: str) -> tuple[BaseRoute, Scope] | None
     """
     if "endpoint" not in scope:
         return None
-    routes = starlette_routes(scope.get("router"))
+    routes = starlette_routes(router)
     if routes is None:
         return None
     probe = dict(scope)

@@ -68,6 +68,7 @@ from segment_core.lifespan import (
     stops_through_atexit,
 )
 from segment_core.scope import bind, reset
+from segment_core.testing import diverted
 from segment_core.web import (
     REDIRECT_STATUSES,
     CookieSpec,
@@ -597,9 +598,10 @@ class SegmentMiddleware:
         # The router that routed the request from the top; an outer app's (there
         # before this one ran) names routes that are not this app's.
         top = app_router if had_router else scope.get("router", app_router)
-        name, template, route = route_of(
-            scope, root_path, info.path, had_router=had_router, router=top
-        )
+        # The routes matched again when the router did not record its route: this
+        # app's own, below an outer app's router.
+        match_in = self._router if had_router else scope.get("router")
+        name, template, route = route_of(scope, root_path, info.path, router=top, match_in=match_in)
         info.route_name, info.route_template = name, template
         params = scope.get("path_params")
         # A dict (Starlette's) without the ABC's isinstance check.
@@ -661,7 +663,11 @@ class SegmentMiddleware:
         ``segment_django.asgi``'s); without one, say that nothing flushes the client
         at shutdown."""
         self._lifespan_checked = True
-        if not ShutdownFlush.join(scope, self) and not stops_through_atexit():
+        if (
+            not ShutdownFlush.join(scope, self)
+            and not stops_through_atexit()
+            and self._client_delivers()
+        ):
             logger.warning(
                 "segment: SegmentMiddleware got a request but no lifespan startup: it "
                 "is in a mounted app (Starlette passes lifespan to no mounted app), or "
@@ -671,6 +677,12 @@ class SegmentMiddleware:
                 "them: wrap that app, app = segment_asgi.flushing_at_shutdown(app), "
                 "and keep the server's lifespan on"
             )
+
+    def _client_delivers(self) -> bool:
+        """Whether the client sends what it holds: not one diverted to the test outbox
+        (``TestClient(app)`` without ``with`` has no lifespan), nor one that does not send."""
+        client = self._client_at_shutdown()
+        return client is None or (client.config.enabled and not diverted(client))
 
     def _see_the_default_client(self) -> None:
         """Under pytest, the default client this middleware sends with, made from the

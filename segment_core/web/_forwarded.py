@@ -21,7 +21,7 @@ __all__ = ["IPAddress", "client_ip", "forwarded_hops", "forwarded_origin", "pars
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Trusted = int | tuple[IPNetwork, ...]
 
-_PAIR = re.compile(r'\s*([A-Za-z]+)\s*=\s*("[^"]*"|[^;,\s]*)')
+_PAIR = re.compile(r'(?<![A-Za-z])([A-Za-z]+)\s*=\s*("[^"]*"|[^;,\s]*)')
 _HOST = re.compile(rf"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::{PORT_PATTERN})?$")
 _SCHEMES = frozenset({"http", "https"})
 

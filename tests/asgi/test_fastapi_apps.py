@@ -242,3 +242,84 @@ def test_pages_at_the_docs_urls_that_are_not_docs_are_page_views() -> None:
             assert http.get(path, headers=HTML).status_code == 200, path
         visited += [e["properties"]["path"] for e in page_calls(events)]
     assert visited == ["/docs", "/redoc", "/docs"]
+
+
+def test_a_page_named_by_template_has_every_prefix_its_routers_were_included_with() -> None:
+    app = FastAPI()
+    orders = APIRouter(prefix="/users/{user_id}")
+
+    @orders.get("/orders/{order_id}", response_class=HTMLResponse)
+    def order(user_id: int, order_id: int) -> str:
+        return "<p>order</p>"
+
+    async def about(request: Any) -> HTMLResponse:
+        return HTMLResponse("<p>about</p>")
+
+    orders.add_route("/about", about)
+    tenants = APIRouter()
+    tenants.include_router(orders, prefix="/t/{tenant}")
+    app.include_router(tenants, prefix="/v1")
+    app.include_router(orders, prefix="/v2")
+    app.add_middleware(
+        segment_asgi.SegmentMiddleware, client=Client("k", send=False), page_name="template"
+    )
+    with TestClient(app) as http, capture() as events:
+        # add_route() adds a plain route: without the router's own prefix.
+        for path in ("/v1/t/acme/users/7/orders/9", "/v2/users/7/orders/9", "/v2/about"):
+            assert http.get(path, headers=HTML).status_code == 200, path
+    assert [page["name"] for page in page_calls(events)] == [
+        "/v1/t/{tenant}/users/{user_id}/orders/{order_id}",
+        "/v2/users/{user_id}/orders/{order_id}",
+        "/v2/about",
+    ]
+
+
+def test_a_mounted_sub_application_s_middleware_knows_its_docs_routes_and_mounts() -> None:
+    """FastAPI's sub-application pattern: the middleware on the app mounted at /api."""
+    api = FastAPI()
+
+    @api.get("/items/{item_id}", response_class=HTMLResponse)
+    def item(item_id: int) -> str:
+        return "<p>item</p>"
+
+    async def about(request: Any) -> HTMLResponse:
+        return HTMLResponse("<p>about</p>")
+
+    api.add_route("/about", about)
+    api.mount("/help", FastAPI(), name="help")
+    api.add_middleware(
+        segment_asgi.SegmentMiddleware, client=Client("k", send=False), page_name="template"
+    )
+    app = FastAPI()
+    app.mount("/api", api)
+    visits = ("/api/docs", "/api/redoc", "/api/docs/oauth2-redirect", "/api/help/docs")
+    with TestClient(segment_asgi.flushing_at_shutdown(app)) as http, capture() as events:
+        for path in (*visits, "/api/items/1", "/api/about"):
+            response = http.get(path, headers=HTML)
+            assert response.status_code == 200, path
+            assert ("set-cookie" in response.headers) is (path not in visits), path
+            http.cookies.clear()
+    assert [page["name"] for page in page_calls(events)] == ["/items/{item_id}", "/about"]
+
+
+def test_an_app_s_own_page_at_a_docs_path_below_a_prefix_or_a_mount_is_a_page_view() -> None:
+    """Only the app's docs URLs are its docs: not a page at /docs below another path."""
+    app = FastAPI()
+    guide = APIRouter()
+
+    @guide.get("/docs", response_class=HTMLResponse)
+    def product_docs() -> str:
+        return "<p>our product's documentation</p>"
+
+    app.include_router(guide, prefix="/guide")
+    manual = FastAPI(docs_url=None, redoc_url=None)
+    manual.include_router(guide)
+    app.mount("/manual", manual)
+    app.add_middleware(segment_asgi.SegmentMiddleware, client=Client("k", send=False))
+    with TestClient(app) as http, capture() as events:
+        for path in ("/guide/docs", "/manual/docs", "/docs"):
+            assert http.get(path, headers=HTML).status_code == 200, path
+    assert [page["properties"]["path"] for page in page_calls(events)] == [
+        "/guide/docs",
+        "/manual/docs",
+    ]

@@ -27,6 +27,7 @@ from segment_asgi import SegmentMiddleware, flushing_at_shutdown
 from segment_core import Client
 from segment_core.collector.handle import CollectorHandle
 from segment_core.scope import Analytics, analytics, bound, start_thread, with_binding
+from segment_core.testing import capture
 from tests.asgi.asgi import Message, call, http_scope, lifespan
 from tests.asgi.conftest import TestClient
 
@@ -242,6 +243,25 @@ def test_without_it_a_mounted_app_s_middleware_warns_once(
         assert "segment_asgi.flushing_at_shutdown(app)" in warning.getMessage()
     finally:
         built_client(api).shutdown(timeout=10)
+
+
+def test_a_client_diverted_to_the_test_outbox_needs_no_flush_and_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """FastAPI's testing guide: ``TestClient(app)`` without ``with`` runs no lifespan."""
+
+    async def home(request: Request) -> Response:
+        return HTMLResponse("ok")
+
+    diverted = Starlette(routes=[Route("/", home)])
+    diverted.add_middleware(SegmentMiddleware, write_key="test-key")
+    off = Starlette(routes=[Route("/", home)])
+    off.add_middleware(SegmentMiddleware, client=Client("test-key", send=False))
+    with caplog.at_level(logging.WARNING), capture() as events:
+        for app in (diverted, off):
+            assert TestClient(app).get("/", headers={"Accept": "text/html"}).status_code == 200
+    assert [event["type"] for event in events] == ["page", "page"]
+    assert no_lifespan_warnings(caplog) == []
 
 
 def test_under_daphne_which_runs_atexit_and_has_no_lifespan_it_does_not_warn(

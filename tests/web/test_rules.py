@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -20,6 +21,7 @@ from segment_core.web import (
     WebOptions,
     WSGIHeaders,
     accepts_document,
+    client_ip,
     forwarded_origin,
     is_script_request,
     media_type,
@@ -954,6 +956,26 @@ def test_a_forwarded_host_the_framework_does_not_trust_is_ignored() -> None:
         host_trusted=lambda host: host == "good.example",
     )
     assert forwarded_origin(request, 1) == ("http", "h")
+
+
+@pytest.mark.parametrize(
+    "header", ["a" * 300_000, "for=1.2.3.4;" + "proto" * 60_000, "x " * 150_000, "=" * 300_000]
+)
+def test_a_huge_forwarded_header_is_read_in_linear_time(header: str) -> None:
+    """A client may send any Forwarded header (a proxy appends to it): read in a
+    time that grows with its length, not with its square (hours for these)."""
+    request = make_request(
+        scheme="http", host="h", client_addr="10.0.0.1", headers={"forwarded": header}
+    )
+    done = threading.Event()
+
+    def read() -> None:
+        client_ip(request, WebOptions(trusted_proxies=("10.0.0.0/8",)).trusted_proxies)
+        forwarded_origin(request, 1)
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(60), "reading the Forwarded header has not ended"
 
 
 def test_request_derived_context_is_bounded() -> None:
