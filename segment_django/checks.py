@@ -44,7 +44,7 @@ from segment_core.adapters import (
 )
 from segment_core.config import Config
 from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
-from segment_django.conf import django_message
+from segment_django.conf import django_message, web_flag
 from segment_django.middleware import SegmentMiddleware
 
 __all__ = ["check_deployment", "check_settings"]
@@ -183,8 +183,8 @@ def _check_host(segment: Mapping[str, Any]) -> list[CheckMessage]:
 
 
 def _check_user_cookie(segment: Mapping[str, Any]) -> list[CheckMessage]:
-    options = {str(key).upper(): value for key, value in segment.items()}
-    if options.get("USER_ID_FROM_COOKIE") is not True:
+    options = {str(key).lower(): value for key, value in segment.items()}
+    if not web_flag(options, "user_id_from_cookie"):
         return []
     return [
         Warning(
@@ -201,7 +201,7 @@ def _check_browser_key(segment: Mapping[str, Any]) -> list[CheckMessage]:
     try:
         _, web = split_options(segment)
         options = WebOptions.from_mapping(web)
-    except ValueError:
+    except (TypeError, ValueError):
         return []  # reported by _check_values
     messages: list[CheckMessage] = []
     if hands_server_key_to_browsers(options.browser_write_key, _server_write_key(segment)):

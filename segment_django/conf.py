@@ -29,7 +29,7 @@ from segment_core.adapters import (
     withdraw_as_default,
 )
 from segment_core.client import Client
-from segment_core.config import ALIASES, DEFAULT_HOST, FROM_ENVIRONMENT, Config
+from segment_core.config import ALIASES, DEFAULT_HOST, FROM_ENVIRONMENT, Config, read_flag
 from segment_core.config import option_names as client_option_names
 from segment_core.testing import divert_in_tests, pytest_running
 from segment_core.web import WebOptions, check_plain_hooks, split_options
@@ -43,6 +43,7 @@ __all__ = [
     "on_setting_changed",
     "running_tests",
     "web_options",
+    "web_flag",
 ]
 
 logger = logging.getLogger("segment.django")
@@ -236,7 +237,17 @@ def _divert_in_tests(client: Client, web: Mapping[str, Any]) -> None:
     """Under a test runner, ``client``'s events go to ``segment_core.testing.outbox``."""
     global _diverted
     _diverted = client
-    divert_in_tests(client, send=web.get("send_in_tests") is True, running=running_tests)
+    divert_in_tests(client, send=web_flag(web, "send_in_tests"), running=running_tests)
+
+
+def web_flag(web: Mapping[str, Any], name: str) -> bool:
+    """A yes/no web option of the settings, as the options read it (``1`` is on); a
+    bad value, which the system checks report, is off."""
+    value = web.get(name)
+    try:
+        return value is not None and read_flag(name, value)
+    except ValueError:
+        return False
 
 
 #: The commands that run this process for tests: ``testserver`` serves a test

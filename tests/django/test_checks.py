@@ -263,4 +263,6 @@ def test_w003_host_from_the_environment(settings: Any, monkeypatch: pytest.Monke
 
 def test_w004_the_user_cookie_is_believed(settings: Any) -> None:
     assert ids(settings, WRITE_KEY="k", USER_ID_FROM_COOKIE=True) == ["segment_django.W004"]
+    assert ids(settings, WRITE_KEY="k", user_id_from_cookie=1) == ["segment_django.W004"]
     assert ids(settings, WRITE_KEY="k", USER_ID_FROM_COOKIE=False) == []
+    assert ids(settings, WRITE_KEY="k", USER_ID_FROM_COOKIE=0) == []

@@ -45,8 +45,13 @@ def test_the_outbox_is_empty_when_a_test_starts() -> None:
     outbox.assert_nothing_sent()
 
 
-def test_send_in_tests_sends(settings: Any, segment_collector: Any) -> None:
-    settings.SEGMENT = {"WRITE_KEY": "k", "HOST": segment_collector.url, "SEND_IN_TESTS": True}
+@pytest.mark.parametrize("send_in_tests", [True, 1])
+def test_send_in_tests_sends(settings: Any, segment_collector: Any, send_in_tests: Any) -> None:
+    settings.SEGMENT = {
+        "WRITE_KEY": "k",
+        "HOST": segment_collector.url,
+        "SEND_IN_TESTS": send_in_tests,
+    }
     DjangoClient().get("/track/")
     assert segment_django.get_client().flush(timeout=10)
     assert len(outbox) == 0
