@@ -145,6 +145,11 @@ def test_mistakes_name_what_is_wrong(celery_app: Celery) -> None:
         SegmentCelery(celery_app, client="key")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not both"):
         SegmentCelery(celery_app, client=Client(send=False), flush_at=3)
+    # A bad value is refused as the app is set up, not at the first task.
+    with pytest.raises(ValueError, match="flush_at must be between 1 and 2500, got 0"):
+        SegmentCelery(celery_app, write_key="k", flush_at=0)
+    with pytest.raises(ValueError, match="write_key"):
+        SegmentCelery(celery_app, write_key="k\n", flush_at=3)
     SegmentCelery(celery_app)
     with pytest.raises(RuntimeError, match="already set up"):
         SegmentCelery(celery_app)
