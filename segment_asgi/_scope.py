@@ -533,7 +533,9 @@ def user_id_of(scope: Scope) -> str | None:
     """The id of the user an authentication middleware put in ``scope["user"]``.
 
     Starlette's ``BaseUser`` has ``is_authenticated`` and ``identity`` (an
-    ``identity`` that is not implemented falls back to ``display_name``).
+    ``identity`` that is not implemented falls back to ``display_name``). A user
+    without ``identity`` is Django's (Channels' ``AuthMiddlewareStack``): its
+    primary key, as segment_django sends it.
     """
     user = scope.get("user")
     if user is None:
@@ -545,6 +547,8 @@ def user_id_of(scope: Scope) -> str | None:
             identity = user.identity
         except NotImplementedError:
             identity = user.display_name
+        except AttributeError:
+            identity = getattr(user, "pk", None)
     except Exception:
         logger.exception("segment: could not read scope['user']; no user id for this request")
         return None

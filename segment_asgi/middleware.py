@@ -47,6 +47,7 @@ from segment_asgi._scope import (
 )
 from segment_asgi._tracked_apps import TRACKED_BY_DJANGO, SelfTrackingMounts
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
+from segment_core.adapters import default_client
 from segment_core.client import Client
 from segment_core.config import (
     Backoff,
@@ -309,6 +310,9 @@ class SegmentMiddleware:
         self._send_in_tests = web_options.send_in_tests is True
         self._default_seen: Client | None = None
         if self._client is None:
+            # A SEGMENT_WRITE_KEY or SEGMENT_HOST the default client cannot use (a key
+            # read from a file, with its line break) is refused as the app starts.
+            default_client()
             self._see_the_default_client()
         #: Whether the page call may be made on the event loop: not by a sync_mode
         #: client, which sends it on the calling thread (unknown yet for the default

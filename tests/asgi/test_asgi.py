@@ -379,6 +379,23 @@ async def test_without_options_the_default_client_of_the_environment_s_key_is_di
     assert made.stats()["failed"] == 0
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SEGMENT_WRITE_KEY", "ci-secret-key\n"), ("SEGMENT_HOST", "api.example")],
+)
+def test_an_unusable_environment_variable_is_refused_as_the_app_starts(
+    monkeypatch: pytest.MonkeyPatch, default_client: None, variable: str, value: str
+) -> None:
+    """Without client options the middleware sends with the default client: one the
+    environment makes unusable is refused now, not discarded request after request."""
+    monkeypatch.setattr(segment_core, "default_client", None)
+    monkeypatch.setattr(segment_core, "_keyless_client", None)
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "ci-secret-key")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=f"environment variable {variable}"):
+        SegmentMiddleware(HELLO)
+
+
 async def test_send_in_tests_sends_with_the_default_client_another_middleware_diverted(
     monkeypatch: pytest.MonkeyPatch, default_client: None, segment_collector: CollectorHandle
 ) -> None:

@@ -269,6 +269,35 @@ def test_an_authentication_middleware_inside_is_seen_too(
     assert [m.get("userId") for m in sent()] == ["ann", "ann"]
 
 
+class DjangoUser:
+    """What Channels' ``AuthMiddlewareStack`` puts in ``scope["user"]``: Django's user,
+    which has no ``identity``."""
+
+    is_authenticated = True
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+
+def test_a_django_user_in_the_scope_is_named_by_its_primary_key(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    def with_user(app: Any) -> Any:
+        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await app({**scope, "user": DjangoUser(42)}, receive, send)
+
+        return asgi
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(with_user), Middleware(SegmentMiddleware, client=client)],
+    )
+    with caplog.at_level(logging.ERROR), TestClient(app) as browser:
+        browser.get("/")
+    assert [m.get("userId") for m in sent()] == ["42"]
+    assert caplog.records == []
+
+
 def test_user_id_hook(browse: Browse, sent: Sent) -> None:
     browser = browse(auth=True, user_id=lambda request: f"user:{request.user.display_name}")
     browser.get("/", headers={"x-user": "ann"})
