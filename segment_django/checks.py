@@ -44,7 +44,7 @@ from segment_core.adapters import (
 )
 from segment_core.config import Config
 from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
-from segment_django.conf import django_message, web_flag
+from segment_django.conf import django_message, improperly_configured, web_flag
 from segment_django.middleware import SegmentMiddleware
 
 __all__ = ["check_deployment", "check_settings"]
@@ -124,7 +124,7 @@ def _unknown(exc: Exception) -> Error:
 
 
 def _invalid(exc: Exception) -> Error:
-    return Error(f"settings.SEGMENT: {django_message(exc)}.", id="segment_django.E003")
+    return Error(f"{improperly_configured(exc)}.", id="segment_django.E003")
 
 
 def _check_write_key(segment: Mapping[str, Any]) -> list[CheckMessage]:

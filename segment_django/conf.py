@@ -40,10 +40,11 @@ __all__ = [
     "conf",
     "django_message",
     "get_client",
+    "improperly_configured",
     "on_setting_changed",
     "running_tests",
-    "web_options",
     "web_flag",
+    "web_options",
 ]
 
 logger = logging.getLogger("segment.django")
@@ -114,7 +115,7 @@ def django_message(error: Exception | str) -> str:
     return re.sub(r"(?<!['\w])[a-z][a-z_]*\b(?!')", upper, str(error))
 
 
-def _improperly_configured(error: Exception) -> ImproperlyConfigured:
+def improperly_configured(error: Exception) -> ImproperlyConfigured:
     if FROM_ENVIRONMENT in str(error):  # not a value of settings.SEGMENT
         return ImproperlyConfigured(str(error))
     return ImproperlyConfigured(f"settings.SEGMENT: {django_message(error)}")
@@ -124,7 +125,7 @@ def _split() -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         return split_options(conf.options)
     except ValueError as exc:
-        raise _improperly_configured(exc) from None
+        raise improperly_configured(exc) from None
 
 
 def _build_web_options(web: dict[str, Any]) -> WebOptions:
@@ -135,7 +136,7 @@ def _build_web_options(web: dict[str, Any]) -> WebOptions:
         # checks every value again.)
         return replace(options, exclude_paths=(*options.exclude_paths, *conf.asset_paths))
     except ValueError as exc:
-        raise _improperly_configured(exc) from None
+        raise improperly_configured(exc) from None
 
 
 def validate() -> None:
@@ -145,7 +146,7 @@ def validate() -> None:
     try:
         Config.from_options(**client_options)
     except (TypeError, ValueError) as exc:
-        raise _improperly_configured(exc) from None
+        raise improperly_configured(exc) from None
 
 
 def web_options() -> WebOptions:
@@ -219,7 +220,7 @@ def _find_client() -> Client:
             client = build_client(client_options) if client_options else default_client()
         except (TypeError, ValueError) as exc:
             if client_options or FROM_ENVIRONMENT in str(exc):
-                raise _improperly_configured(exc) from None
+                raise improperly_configured(exc) from None
             # Not settings.SEGMENT's: the module-level settings it left the client to.
             raise ImproperlyConfigured(f"segment_core's module-level settings: {exc}") from None
         if client is not _diverted:

@@ -163,6 +163,17 @@ def test_e004_and_w001_missing_write_key(settings: Any, monkeypatch: pytest.Monk
     assert ids(settings) == []
 
 
+def test_an_unusable_environment_variable_is_named_as_such(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "from-env\n")
+    settings.SEGMENT = {"FLUSH_AT": 5}
+    [message] = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+    assert message.id == "segment_django.E003"
+    assert "environment variable SEGMENT_WRITE_KEY" in message.msg
+    assert not message.msg.startswith("settings.SEGMENT")
+
+
 def test_a_module_level_write_key_is_a_write_key(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
