@@ -1,11 +1,14 @@
 """The ``host`` option and write keys, checked once at construction.
 
 ``host`` is the base URL events go to: ``http`` or ``https``, a host name, an
-optional port and an optional path prefix (``https://proxy.example/segment``
-posts to ``/segment/v1/batch``). A query, a fragment or ``user:password@`` has
-no meaning there and is refused; so that no error or display ever shows a
-credential, the refused value is shown with them masked. ``oauth_auth_server`` is
-held to the same rules.
+optional port (not 0, where no server listens) and an optional path prefix
+(``https://proxy.example/segment`` posts to ``/segment/v1/batch``). A query, a
+fragment or ``user:password@`` has no meaning there and is refused; so that no error
+or display ever shows a credential, the refused value is shown with them masked.
+``oauth_auth_server`` is held to the same rules.
+
+:func:`shown_answer` is what errors and log lines show of a host's answer: a proxy or
+a debug server may echo the request, its credentials and its events with it.
 
 :func:`ascii_host_name` writes a host name as browsers send and compare it.
 """
@@ -13,12 +16,18 @@ held to the same rules.
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
+from collections.abc import Iterable
 from urllib.parse import SplitResult, urlsplit
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from segment_core.masking import mask_secret
+
 __all__ = [
+    "ANSWER_SHOWN_CHARS",
     "DEFAULT_PORTS",
     "ascii_host_name",
     "check_host",
@@ -26,11 +35,18 @@ __all__ = [
     "doubled_api_path",
     "is_loopback_url",
     "redact_url",
+    "shown_answer",
     "url_port",
 ]
 
 #: The port a URL that names none reaches, by its scheme.
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Of a host's answer, the most an error or a log line shows.
+ANSWER_SHOWN_CHARS = 120
+#: The fields of a JSON answer that say what was wrong, the first one present shown.
+_ANSWER_FIELDS = ("message", "error", "errors")
+#: Where a server's echo of the batch it was sent begins.
+_ECHOED_BATCH = re.compile(r'\{\s*"batch"\s*:')
 
 
 def url_port(parts: SplitResult) -> int | None:
@@ -64,7 +80,7 @@ def check_host(value: object, *, name: str = "host") -> None:
     base URL: ``host``, or ``oauth_auth_server``, whose path ``/token`` is added to."""
     if not isinstance(value, str):
         raise ValueError(f"{name} must be an http:// or https:// URL, got {type(value).__name__}")
-    shown = redact_url(value)
+    shown = _without_query(redact_url(value))
     if not value.isprintable() or value != value.strip() or " " in value:
         raise ValueError(f"{name} must not contain spaces or control characters, got {shown!r}")
     try:
@@ -81,6 +97,8 @@ def check_host(value: object, *, name: str = "host") -> None:
         )
     if not parts.hostname:
         raise ValueError(f"{name} must name a server, got {shown!r}")
+    if parts.port == 0:
+        raise ValueError(f"{name} must not have port 0 (no server listens there), got {shown!r}")
     try:  # as the connection pool will read it: a name IDNA cannot write is no server
         parse_url(value)
     except LocationParseError as error:
@@ -91,6 +109,12 @@ def check_host(value: object, *, name: str = "host") -> None:
         raise ValueError(f"{name} must not have a query string, got {shown!r}")
     if parts.fragment or "#" in value:
         raise ValueError(f"{name} must not have a #fragment, got {shown!r}")
+
+
+def _without_query(url: str) -> str:
+    """``url`` with what follows its ``?`` or ``#`` masked: a query may hold a key."""
+    cut = min((at for at in (url.find("?"), url.find("#")) if at >= 0), default=-1)
+    return url if cut < 0 else url[: cut + 1] + "***"
 
 
 def doubled_api_path(host: str) -> str | None:
@@ -114,6 +138,48 @@ def redact_url(value: str) -> str:
     return SplitResult(
         parts.scheme, "***@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, ""
     ).geturl()
+
+
+def shown_answer(text: str, secrets: Iterable[str | None]) -> str:
+    """What errors and log lines show of a host's answer ``text``: its JSON ``message``,
+    ``error`` or ``errors``, else its first line, at most :data:`ANSWER_SHOWN_CHARS`
+    long, with each of ``secrets`` (the credentials the request carried) masked and
+    any echo of the batch left out. The answer itself stays whole where a hook gets it.
+
+    >>> shown_answer('denied: key=wk_AbCdEfGhIjKl body={"batch":[]}', ["wk_AbCdEfGhIjKl"])
+    'denied: key=wk_A… body=…'
+    """
+    masked = _masked(text, secrets)
+    line = (_answer_field(masked) or masked).strip().split("\n", 1)[0].strip()
+    echo = _ECHOED_BATCH.search(line)
+    if echo is not None:
+        line = line[: echo.start()] + "…"
+    if len(line) > ANSWER_SHOWN_CHARS:
+        line = line[: ANSWER_SHOWN_CHARS - 1] + "…"
+    return "".join(character if character.isprintable() else " " for character in line)
+
+
+def _masked(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each of ``secrets`` masked as :func:`mask_secret` masks it."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, mask_secret(secret) or "")
+    return text
+
+
+def _answer_field(text: str) -> str | None:
+    """The first of the fields a JSON answer says what was wrong in, as text; None when
+    ``text`` is no JSON object or has none of them."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        answer = json.loads(text)
+    except ValueError:  # not JSON, or cut short
+        return None
+    for name in _ANSWER_FIELDS:
+        value = answer.get(name) if isinstance(answer, dict) else None
+        if value is not None and value != "":
+            return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return None
 
 
 # The full stops UTS #46 reads as a label's end: ideographic, full-width, half-width.

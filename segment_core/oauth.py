@@ -28,6 +28,7 @@ import urllib3
 
 from segment_core._clock import monotonic
 from segment_core.config import Config
+from segment_core.hosts import shown_answer
 from segment_core.http_exchange import post
 from segment_core.retry import parse_http_date
 
@@ -160,11 +161,12 @@ class TokenSource:
             raise
 
     def _ask(self) -> tuple[str, float]:
+        assertion = self._assertion()
         body = urlencode(
             {
                 "grant_type": "client_credentials",
                 "client_assertion_type": _ASSERTION_TYPE,
-                "client_assertion": self._assertion(),
+                "client_assertion": assertion,
                 "scope": self._scope,
             }
         )
@@ -184,7 +186,10 @@ class TokenSource:
             ) from None
         self._note_server_time(answer.headers.get("Date"))
         if answer.status != 200:
-            text = answer.unfollowed or answer.body[:300].decode("utf-8", "replace")
+            # The answer may echo the request, the signed assertion with it.
+            text = answer.unfollowed or shown_answer(
+                answer.body.decode("utf-8", "replace"), [assertion]
+            )
             # 4xx other than a rate limit is a configuration problem: retrying will not help.
             retryable = answer.status in (408, 429) or answer.status >= 500
             raise OAuthError(

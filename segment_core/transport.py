@@ -25,7 +25,7 @@ from segment_core.batching import batch_body
 from segment_core.config import Clock, Config
 from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import is_interruption
-from segment_core.hosts import redact_url
+from segment_core.hosts import redact_url, shown_answer
 from segment_core.http_exchange import ERROR_TEXT_BYTES, connection_pool, post
 from segment_core.oauth import OAuthError, TokenSource
 from segment_core.retry import is_retryable_status, parse_retry_after
@@ -51,7 +51,8 @@ class Outcome:
     status: int | None
     error: str = ""
     retry_after: float | None = None
-    #: The answer's text (its first ``ERROR_TEXT_BYTES``), when there was one.
+    #: The answer's text (its first ``ERROR_TEXT_BYTES``), when there was one; ``error``
+    #: shows only a short part of it, with the request's credentials masked.
     body: str = ""
     #: ``status`` is the OAuth token endpoint's refusal: the batch was never sent.
     token_refused: bool = False
@@ -190,9 +191,12 @@ class Transport:
         status = f"HTTP {answer.status}"
         if answer.status in _NO_SUCH_URL:  # the URL is at fault: say which it was
             status += f" from {self._shown_url}"
+        # The answer may echo the request (a proxy, a debug server): what the logs and
+        # last_error show of it is short, without the credentials it carried.
+        credentials = (self._write_key, headers.get("Authorization", "").partition(" ")[2])
         return Outcome(
             status=answer.status,
-            error=f"{status}: {answer.unfollowed or text}",
+            error=f"{status}: {answer.unfollowed or shown_answer(text, credentials)}",
             retry_after=parse_retry_after(answer.headers.get("Retry-After")),
             body=text,
             deferred=answer.deferred,

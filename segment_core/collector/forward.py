@@ -34,7 +34,7 @@ import orjson
 from segment_core.batching import pack
 from segment_core.collector.ingest import Limits
 from segment_core.encoding import format_timestamp
-from segment_core.hosts import check_host, doubled_api_path, redact_url
+from segment_core.hosts import check_host, doubled_api_path, redact_url, shown_answer
 from segment_core.spec import parse_iso8601
 
 __all__ = ["Forwarder", "checked_base_url"]
@@ -43,8 +43,8 @@ logger = logging.getLogger("segment.collector")
 
 #: Segment's own limits, whatever the collector was started with.
 SEGMENT_LIMITS = Limits()
-#: How much of an upstream's refusal to log: enough for its error code and message.
-ERROR_BODY_LOG_CHARS = 500
+#: How much of an upstream's refusal to read: enough for its error code and message.
+ERROR_BODY_READ_BYTES = 2000
 
 
 def checked_base_url(url: str) -> str:
@@ -206,6 +206,7 @@ class Forwarder:
     def _send(self, body: bytes, write_key: str | None) -> bool:
         """POST one body; False (and one line in the log) when it did not arrive."""
         headers = {"Content-Type": "application/json", "User-Agent": "segment-collector"}
+        token: str | None = None
         if write_key is not None:
             token = base64.b64encode(f"{write_key}:".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
@@ -219,14 +220,14 @@ class Forwarder:
                 self._log_redirect(error.code, error.headers.get("Location"))
                 return False
             with error:
-                reason = error.read(ERROR_BODY_LOG_CHARS * 4).decode("utf-8", "replace")
-            # repr keeps the upstream's text on one line, whatever it holds.
+                reason = error.read(ERROR_BODY_READ_BYTES).decode("utf-8", "replace")
+            # The upstream may echo the request: its credentials and its events.
             logger.warning(
                 "%s refused a forwarded batch of %d bytes: HTTP %d %r",
                 redact_url(self.url),
                 len(body),
                 error.code,
-                reason[:ERROR_BODY_LOG_CHARS],
+                shown_answer(reason, (write_key, token)),
             )
             return False
         except OSError as error:  # refused, unreachable, timed out, TLS
