@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import importlib
+import inspect
 import logging
 import math
 import os
@@ -210,7 +211,7 @@ class Config:
         _check_number("retry_backoff_max", self.retry_backoff_max)
         if self.retry_backoff_max < self.retry_backoff_min:
             raise ValueError("retry_backoff_max must be at least retry_backoff_min")
-        _check_callable("on_error", self.on_error)
+        _check_callable("on_error", self.on_error, arguments=2)
         _check_bool("send", self.send)
         _check_bool("sync_mode", self.sync_mode)
         _check_mapping("default_context", self.default_context)
@@ -218,11 +219,11 @@ class Config:
         check_defaults(self.default_context, self.default_integrations)
         _check_number("shutdown_timeout", self.shutdown_timeout)
         _check_bool("debug", self.debug)
-        _check_callable("before_send", self.before_send)
+        _check_callable("before_send", self.before_send, arguments=1)
         _check_int("max_in_flight", self.max_in_flight, low=1, high=64)
         check_proxies(self.proxies)
-        for name in ("on_success", "on_failure", "backoff", "now", "uid"):
-            _check_callable(name, getattr(self, name))
+        for name, arguments in _HOOK_ARGUMENTS.items():
+            _check_callable(name, getattr(self, name), arguments=arguments)
         _check_oauth(self, parse_key=parse_oauth_key)
         if self.log_handler is not None and not isinstance(self.log_handler, logging.Handler):
             raise ValueError(
@@ -433,11 +434,31 @@ def _number_text(value: float) -> str:
     return str(value)
 
 
-def _check_callable(name: str, value: object) -> None:
-    if value is not None and not callable(value):
+#: The positional arguments the client calls each of these hooks with.
+_HOOK_ARGUMENTS = {"on_success": 1, "on_failure": 2, "backoff": 1, "now": 0, "uid": 0}
+
+
+def _check_callable(name: str, value: object, *, arguments: int) -> None:
+    """A hook: callable, with that many positional arguments (when its signature
+    can be read): one that can never be called so fails at every call."""
+    if value is None:
+        return
+    if not callable(value):
         raise ValueError(
             f"{name} must be callable (or a dotted path to one), got {_type_name(value)}"
         )
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # a builtin without one: not checked
+        return
+    try:
+        signature.bind(*range(arguments))
+    except TypeError as error:
+        raise ValueError(
+            f"{name} is called with {arguments} positional argument"
+            f"{'' if arguments == 1 else 's'}; {_type_name(value)} {signature} cannot take "
+            f"them: {error}"
+        ) from None
 
 
 def import_callable(name: str, path: str) -> Callable[..., Any]:

@@ -104,6 +104,12 @@ def test_unknown_option_suggests_the_closest_name() -> None:
         ("host", "api.segment.io", "host must be an http:// or https:// URL"),
         ("on_error", 3, "on_error must be callable"),
         ("before_send", "x", "before_send: 'x' is not a dotted path to a callable"),
+        # A hook that can never take the arguments it is called with.
+        ("before_send", lambda message, client: message, "before_send is called with 1 pos"),
+        ("on_error", lambda error: None, "on_error is called with 2 positional arguments"),
+        ("on_failure", lambda message: None, "on_failure is called with 2 positional"),
+        ("now", lambda tz: None, "now is called with 0 positional arguments"),
+        ("uid", "os.getenv", "uid is called with 0 positional arguments"),
         ("default_context", [1], "default_context must be a dict"),
         ("default_integrations", "all", "default_integrations must be a dict"),
         ("shutdown_timeout", None, "shutdown_timeout must be a number"),
