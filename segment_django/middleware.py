@@ -438,7 +438,9 @@ def _has_sync_hooks(options: WebOptions) -> bool:
 
 
 def _ask_user_id(hook: Callable[..., Any], info: RequestInfo) -> Any:
-    return call_hook("user_id", hook, info.hook_target, default=None)
+    # As the request starts: a failure is logged (with its traceback) once the
+    # tracker asks again.
+    return call_hook("user_id", hook, info.hook_target, default=None, early=True)
 
 
 def _off_loop_user_hook(options: WebOptions) -> WebOptions:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["call_hook", "logger"]
+__all__ = ["call_hook", "hook_raised", "logger"]
 
 logger = logging.getLogger("segment.core.web")
 
@@ -27,12 +27,24 @@ def call_hook(
     try:
         return hook(*args)
     except Exception:
-        if early:
-            logger.debug(
-                "segment: the %s hook raised before the app ran; asked again once it has",
-                name,
-                exc_info=True,
-            )
-        else:
-            logger.exception("segment: the %s hook raised; going on with %r", name, default)
+        hook_raised(name, default, early=early)
         return default
+
+
+def hook_raised(name: str, default: object, *, early: bool = False, again: bool = False) -> None:
+    """Log that the ``name`` hook raised, from the ``except`` block that caught it.
+
+    At ERROR with the traceback; at DEBUG when ``early`` (see :func:`call_hook`), or
+    when ``again``: it raised before in the same request, and its traceback was
+    logged then.
+    """
+    if early:
+        logger.debug(
+            "segment: the %s hook raised before the app ran; asked again once it has",
+            name,
+            exc_info=True,
+        )
+    elif again:
+        logger.debug("segment: the %s hook raised again; going on with %r", name, default)
+    else:
+        logger.exception("segment: the %s hook raised; going on with %r", name, default)

@@ -141,7 +141,10 @@ def consent_given(request: RequestInfo, consent: Hook | None) -> bool:
 def _checked_consent(answer: object) -> bool:
     if answer is True or answer is False:
         return answer
-    logger.error("segment: consent returned %r, not True or False; taken as no consent", answer)
+    logger.error(
+        "segment: consent returned %s, not True or False; taken as no consent",
+        type(answer).__name__,
+    )
     return False
 
 
@@ -560,7 +563,9 @@ def page_name(request: RequestInfo, options: WebOptions, path: str | None = None
     name = call_hook("page_name", mode, request.hook_target, default=default)
     if name is None or isinstance(name, str):
         return path if name == request.path else name
-    logger.error("segment: page_name returned %r, not a string; using %r", name, default)
+    logger.error(
+        "segment: page_name returned %s, not a string; using %r", type(name).__name__, default
+    )
     return default
 
 
@@ -581,5 +586,7 @@ def page_properties(
         if isinstance(extra, Mapping):
             properties.update(extra)
         elif extra is not None:
-            logger.error("segment: page_properties returned %r, not a dict; ignored", extra)
+            logger.error(
+                "segment: page_properties returned %s, not a dict; ignored", type(extra).__name__
+            )
     return properties

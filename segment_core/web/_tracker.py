@@ -25,7 +25,7 @@ from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id
 from segment_core.scope import Analytics, Result
 from segment_core.web._context import fit_context, page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
-from segment_core.web._guard import call_hook, logger
+from segment_core.web._guard import call_hook, hook_raised, logger
 from segment_core.web._identity import (
     CookieSpec,
     anonymous_id_cookie,
@@ -285,6 +285,7 @@ class RequestTracker:
         "_resolved_user",
         "_route_guessed",
         "_user_found",
+        "_user_hook_failed",
         "allowed",
         "analytics",
         "excluded",
@@ -314,8 +315,9 @@ class RequestTracker:
         self._cookie_decided = False
         self._anonymous_used = False
         self._new_visitor = False
-        # _arrived_anonymous: set by _arrival_user() alone, and read with a default
-        # (one store less for every other request).
+        # _arrived_anonymous: set by _arrival_user() alone, and _user_hook_failed by
+        # _user_hook_raised() alone; both read with a default (no store for every
+        # other request).
         self._resolved_user: str | None = None
         #: The framework's (or the hook's) answer when last asked.
         self._user_found: str | None = None
@@ -408,15 +410,13 @@ class RequestTracker:
 
         ``early``: asked before the app has routed the request, where the hook may
         need what a middleware inside the adapter's has yet to set up (a session):
-        if it raises, that is not logged, and it is asked again at the next call
-        and as the response starts.
+        if it raises, that is logged at DEBUG alone, and it is asked again at the
+        next call and as the response starts.
         """
-        options, request = self.options, self.request
+        options = self.options
         found: object = None
         if options.user_id is not None:
-            found = call_hook(
-                "user_id", options.user_id, request.hook_target, default=_FAILED, early=early
-            )
+            found = self._user_hook_answer(options.user_id, early)
         elif self._read_user is not None:
             try:
                 found = self._read_user()
@@ -426,6 +426,28 @@ class RequestTracker:
         if found is _FAILED or found is USER_NOT_KNOWN:  # no news of the user, not a logout
             return self._user_found
         return self._user_id_of(found) if found is not None or options.user_id_from_cookie else None
+
+    def _user_hook_answer(self, hook: Callable[..., Any], early: bool = False) -> object:
+        """The ``user_id`` hook's answer for the request, or ``_FAILED`` if it raised.
+
+        It is asked at each call, so a hook that fails for a moment (a database
+        away) is taken up again; the traceback of its failure is logged once per
+        request (``early``: at DEBUG, see :meth:`_current_user_id`), each later
+        failure in one DEBUG line.
+        """
+        try:
+            return hook(self.request.hook_target)
+        except Exception:
+            self._user_hook_raised(early)
+            return _FAILED
+
+    def _user_hook_raised(self, early: bool) -> None:
+        """Log the ``user_id`` hook's failure, from the ``except`` block that caught it."""
+        if early:
+            hook_raised("user_id", _FAILED, early=True)
+            return
+        hook_raised("user_id", _FAILED, again=getattr(self, "_user_hook_failed", False))
+        self._user_hook_failed = True
 
     def _user_id_of(self, found: object) -> str | None:
         """The user id of what the framework or the hook answered; else the opt-in cookie."""
@@ -651,7 +673,10 @@ class RequestTracker:
         if options.identify_traits is not None:
             traits = call_hook("identify_traits", options.identify_traits, user, default=None)
             if traits is not None and not isinstance(traits, Mapping):
-                logger.error("segment: identify_traits returned %r, not a dict; ignored", traits)
+                logger.error(
+                    "segment: identify_traits returned %s, not a dict; ignored",
+                    type(traits).__name__,
+                )
                 traits = None
         analytics = self.analytics
         try:
@@ -674,7 +699,8 @@ class RequestTracker:
         if answer is True or answer is False:
             return answer
         logger.error(
-            "segment: identify_on_login returned %r, not True or False; no identify", answer
+            "segment: identify_on_login returned %s, not True or False; no identify",
+            type(answer).__name__,
         )
         return False
 
@@ -682,10 +708,10 @@ class RequestTracker:
         """The ``user_id`` hook's answer for the user just logged in; None (no
         identify) when it names none or raises. The framework's id only when the
         hook cannot tell where the login runs (it answers ``USER_NOT_KNOWN``)."""
-        found = call_hook("user_id", hook, self.request.hook_target, default=None)
+        found = self._user_hook_answer(hook)
         if found is USER_NOT_KNOWN:
             return _checked_id(framework_id)
-        return None if found is None else _checked_id(found)
+        return None if found is None or found is _FAILED else _checked_id(found)
 
     # -- the response ---------------------------------------------------------------
 
@@ -806,7 +832,7 @@ class RequestTracker:
             analytics = self.analytics
             fields = _CONTEXT_SLOT.__get__(analytics).get("page")
             if type(fields) is not dict and not isinstance(fields, Mapping):
-                fields = page_fields(request, options.redactor, scheme=self.scheme, host=self.host)
+                fields = self.page_fields()  # a view replaced the context: secrets redacted
             name = page_name(request, options, fields.get("path"))
             if options.page_properties is not None or not (name is None or type(name) is str):
                 # A hook made the properties, or a name that is not a plain string:
@@ -838,7 +864,7 @@ class RequestTracker:
             except InvalidMessage as error:  # too big (a view's additions, a default context)
                 return self._page_without_repeats(name, properties, error)
         except Exception:
-            logger.exception("segment: the automatic page call for %s failed", request.path[:200])
+            logger.exception("segment: the automatic page call for %s failed", self._logged_path())
             return False
         return True
 
@@ -848,7 +874,7 @@ class RequestTracker:
         """The automatic page call the client refused, sent once more without the
         properties that ``context.page`` holds too (the long ones: ``search``,
         ``referrer``, ``url``); one line logged either way, no traceback."""
-        path = self.request.path[:200]
+        path = self._logged_path()
         repeated = [key for key in _REPEATED_PAGE_FIELDS if key in properties]
         if repeated:
             fewer = {key: value for key, value in properties.items() if key not in repeated}
@@ -867,6 +893,15 @@ class RequestTracker:
                 return True
         logger.error("segment: the automatic page call for %s failed: %s", path, error)
         return False
+
+    def _logged_path(self) -> str:
+        """The request's path for a log line: as its events carry it (a secret
+        route value redacted), cut to 200 characters."""
+        try:
+            path = self.page_fields().get("path")
+        except Exception:  # a view replaced the context with something that is no dict
+            path = None
+        return path[:200] if isinstance(path, str) else "this request"
 
     def _share_context(self, *, copy: bool = True) -> None:
         """The context as built is about to be seen: keep a copy to tell a change by.
@@ -947,6 +982,6 @@ def _checked_id(value: object) -> str | None:
     if type(value) is str:
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        logger.error("segment: user_id returned %r, not a string; ignored", value)
+        logger.error("segment: user_id returned %s, not a string; ignored", type(value).__name__)
         return None
     return str(value)

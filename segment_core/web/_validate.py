@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from segment_core.config import import_callable, read_flag
 from segment_core.hosts import ascii_host_name
+from segment_core.jsonvalues import short_repr
 from segment_core.web._browser_options import BROWSER_NORMALIZERS
 from segment_core.web._request import decoded_path
 
@@ -103,14 +104,20 @@ def _regexes(name: str, value: object) -> tuple[str, ...]:
 
 
 def _patterns(name: str, value: object) -> tuple[str | re.Pattern[str], ...]:
-    items = (value,) if isinstance(value, (str, re.Pattern)) else value
+    """Regular expressions searched in the request's path: strings or compiled
+    patterns, of text (a bytes one could never search a path)."""
+    items = (value,) if isinstance(value, (str, bytes, bytearray, re.Pattern)) else value
     if not isinstance(items, Iterable):
         raise ValueError(f"{name} must be a list of regular expressions, got {value!r}")
     out: list[str | re.Pattern[str]] = []
     for item in items:
         if isinstance(item, re.Pattern):
+            if not isinstance(item.pattern, str):
+                raise _bytes_pattern(name, item.pattern)
             out.append(item)
             continue
+        if isinstance(item, (bytes, bytearray)):
+            raise _bytes_pattern(name, item)
         if not isinstance(item, str):
             raise ValueError(f"{name} must be a list of regular expressions, got {item!r}")
         if not item:  # as in _strings(): nothing, rather than a pattern found in every path
@@ -121,6 +128,10 @@ def _patterns(name: str, value: object) -> tuple[str | re.Pattern[str], ...]:
             raise ValueError(f"{name}: {item!r} is not a valid regular expression: {exc}") from None
         out.append(item)
     return tuple(out)
+
+
+def _bytes_pattern(name: str, pattern: object) -> ValueError:
+    return ValueError(f"{name}: {pattern!r} is a bytes pattern; paths are text")
 
 
 # A pattern's leading global flags ("(?i)^/private/"), valid alone but not once joined.
@@ -371,7 +382,16 @@ def _max_age(name: str, value: object) -> int:
         raise ValueError(
             f"{name} must be a positive number of seconds (at least 1, finite), got {value!r}"
         )
+    if seconds > _LONGEST_COOKIE:
+        raise ValueError(
+            f"{name} must be at most 10 years ({_LONGEST_COOKIE} seconds; browsers keep a "
+            f"cookie 400 days at most), got {short_repr(str(value))}"
+        )
     return int(seconds)
+
+
+#: The longest cookie lifetime taken, in seconds: ten years.
+_LONGEST_COOKIE = 10 * 365 * 24 * 3600
 
 
 NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {

@@ -345,3 +345,16 @@ async def test_other_requests_go_on_while_a_sync_mode_page_call_waits_for_segmen
     assert pinged_at < delivered_at[0]  # /healthz did not wait for Segment's answer
     [event] = segment_collector.events()
     assert event["message"]["context"]["page"]["path"] == "/"
+
+
+async def test_a_user_id_hook_that_raises_logs_one_traceback_per_request(
+    async_client: AsyncClient, sent: Sent, segment: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    segment(USER_ID="tests.django.hooks.broken")
+    with caplog.at_level(logging.DEBUG, logger="segment.core.web"):
+        assert (await async_client.get("/")).status_code == 200
+    tracebacks = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(tracebacks) == 1, [r.getMessage() for r in tracebacks]
+    assert "the user_id hook raised" in tracebacks[0].getMessage()
+    assert tracebacks[0].exc_info is not None
+    assert [m["type"] for m in sent()] == ["page"]

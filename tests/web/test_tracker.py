@@ -461,7 +461,7 @@ RETURNING = {"ajs_anonymous_id": UUID}
     [
         (True, True, ""),
         (False, False, ""),
-        ("yes", False, "identify_on_login returned 'yes', not True or False"),
+        ("yes", False, "identify_on_login returned str, not True or False"),
         (RuntimeError("bug in the hook"), False, "the identify_on_login hook raised"),
     ],
 )
