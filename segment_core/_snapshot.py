@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from segment_core.jsonvalues import describe, replace_lone_surrogates, short_repr
-from segment_core.spec import content_problems
+from segment_core.jsonvalues import replace_lone_surrogates, short_repr
+from segment_core.spec import content_problems, is_ip_address
 
 __all__ = ["SNAPSHOT_VERSION", "InvalidSnapshot", "make_snapshot", "read_snapshot"]
 
@@ -120,7 +120,7 @@ def read_snapshot(value: object) -> tuple[str | None, str | None, dict[str, Any]
     version = value.get("version")
     if version != SNAPSHOT_VERSION or isinstance(version, bool):
         raise InvalidSnapshot(
-            f"snapshot.version must be {SNAPSHOT_VERSION}, got {version!r} "
+            f"snapshot.version must be {SNAPSHOT_VERSION}, got {_kind(version)} "
             "(a snapshot from a newer or older version of segment-web?)"
         )
     user_id = _id(value, "userId")
@@ -149,13 +149,22 @@ def _check_as_sent(user_id: str | None, anonymous_id: str | None, context: dict[
         raise InvalidSnapshot(f"snapshot is over {MAX_SNAPSHOT_BYTES} bytes")
 
 
+def _kind(value: object) -> str:
+    """What ``value`` is, never what it says: a snapshot's values are a visitor's data."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, Mapping | list | tuple):
+        return f"{type(value).__name__} of length {len(value)}"
+    return type(value).__name__
+
+
 def _id(snapshot: Mapping[str, Any], name: str) -> str | None:
     value = snapshot.get(name)
     if value is None:
         return None
     # Any length the client takes for a call: the snapshot's size bounds it.
     if not isinstance(value, str) or not value:
-        raise InvalidSnapshot(f"snapshot.{name} must be a non-empty string, got {describe(value)}")
+        raise InvalidSnapshot(f"snapshot.{name} must be a non-empty string, got {_kind(value)}")
     return value
 
 
@@ -168,6 +177,8 @@ def _context(value: object) -> dict[str, Any]:
     for name in TEXT_FIELDS:
         if value.get(name) is not None:
             context[name] = _text(f"context.{name}", value[name])
+    if "ip" in context and not is_ip_address(context["ip"]):
+        raise InvalidSnapshot(f"snapshot.context.ip is not an IP address: {_kind(context['ip'])}")
     for name, allowed in (("page", PAGE_FIELDS), ("campaign", None)):
         if value.get(name) is not None:
             context[name] = _text_map(f"context.{name}", value[name], allowed)
@@ -180,7 +191,7 @@ def _text(field: str, value: object) -> str:
     if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH:
         raise InvalidSnapshot(
             f"snapshot.{field} must be a string of at most {MAX_TEXT_LENGTH} characters, "
-            f"got {describe(value)}"
+            f"got {_kind(value)}"
         )
     return value
 
@@ -188,7 +199,7 @@ def _text(field: str, value: object) -> str:
 def _text_map(field: str, value: object, allowed: tuple[str, ...] | None) -> dict[str, str]:
     if not isinstance(value, Mapping) or len(value) > MAX_KEYS:
         raise InvalidSnapshot(
-            f"snapshot.{field} must be a dict of at most {MAX_KEYS} strings, got {describe(value)}"
+            f"snapshot.{field} must be a dict of at most {MAX_KEYS} strings, got {_kind(value)}"
         )
     texts: dict[str, str] = {}
     for key, item in value.items():
@@ -203,7 +214,7 @@ def _consent(value: object) -> dict[str, Any]:
     if not isinstance(preferences, Mapping) or len(preferences) > MAX_KEYS:
         raise InvalidSnapshot(
             "snapshot.context.consent must be {'categoryPreferences': {category: bool}}, "
-            f"got {describe(value)}"
+            f"got {_kind(value)}"
         )
     for key, flag in preferences.items():
         if not isinstance(key, str) or not isinstance(flag, bool):

@@ -79,6 +79,7 @@ class Client(ClientSettings):
         #: What the finished shutdown returned: a later one has nothing left to do.
         self._shutdown_result: bool | None = None
         self._before_send = config.before_send
+        self._hook_failures = signals.FailureLog()
         # The common case, decided once: enqueue for the sender threads.
         self._queueing = config.enabled and not config.sync_mode
         self._warned_disabled = False
@@ -476,12 +477,16 @@ class Client(ClientSettings):
         except Exception as error:
             if is_interruption(error):  # a job's time limit: it stops the job, not the hook
                 raise
-            logger.exception("before_send hook raised; sending the message unchanged")
+            self._hook_failures.failed(
+                "before_send", "before_send hook raised; sending the message unchanged"
+            )
             return message
         if result is not None and not isinstance(result, dict):
-            logger.error(
+            self._hook_failures.failed(
+                "before_send",
                 "before_send must return a dict or None, got %s; sending the message unchanged",
                 type(result).__name__,
+                exc_info=False,
             )
             return message
         return result

@@ -48,6 +48,7 @@ from segment_core.errors import InvalidMessage
 from segment_core.messages import Context
 from segment_core.normalize import stringify_id
 from segment_core.returned import complete
+from segment_core.spec import content_problems
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -241,8 +242,13 @@ class Analytics:
         >>> a.consent({"Advertising": False}, Analytics=True)
         >>> a.context["consent"]
         {'categoryPreferences': {'Advertising': False, 'Analytics': True}}
+
+        Raises :class:`InvalidMessage` for a category that is not a string or a
+        preference that is not True or False, as every call made with it would.
         """
-        self.context["consent"] = {"categoryPreferences": {**(preferences or {}), **categories}}
+        self.context["consent"] = {
+            "categoryPreferences": _checked_preferences(preferences, categories)
+        }
 
     # Django's templates call a method they meet ({{ request.analytics.page }})
     # unless it alters data: none of these is called from a template.
@@ -319,6 +325,23 @@ class Analytics:
 
     def __repr__(self) -> str:
         return f"<Analytics user_id={self.user_id!r} anonymous_id={self.anonymous_id!r}>"
+
+
+def _checked_preferences(preferences: object, categories: dict[str, bool]) -> dict[str, Any]:
+    """:meth:`Analytics.consent`'s categories in one dict, refused as any call would refuse them."""
+    merged: object = preferences
+    if preferences is None or isinstance(preferences, Mapping):
+        combined = {**(preferences or {}), **categories}
+        for category in combined:
+            if not isinstance(category, str):
+                raise InvalidMessage(
+                    "context.consent.categoryPreferences keys must be strings, "
+                    f"got {type(category).__name__}"
+                )
+        merged = combined
+    for problem in content_problems({"context": {"consent": {"categoryPreferences": merged}}}):
+        raise InvalidMessage(problem)
+    return cast(dict[str, Any], merged)
 
 
 def merge_context(base: Mapping[str, Any], extra: object) -> dict[str, Any]:

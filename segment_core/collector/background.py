@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
+from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
 
 from segment_core._clock import monotonic
 from segment_core.collector.app import CollectorApp, create_app
@@ -59,12 +61,53 @@ def local_url(host: str, port: int) -> str:
     return f"http://{url_host}:{port}"
 
 
+class _ThreadLevels(logging.Filter):
+    """Drops the records of uvicorn's loggers made on a server's thread below its level.
+
+    How a server embedded in a process logs at its own level: uvicorn's own way
+    (``Config(log_level=...)``) sets the levels of the process's uvicorn loggers, and
+    an app of the process may log through them too. The filter is on those loggers
+    only while such a server runs.
+    """
+
+    LOGGERS = ("uvicorn.error", "uvicorn.access")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._levels: dict[int, int] = {}  # by thread id
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self._levels.get(threading.get_ident(), logging.NOTSET)
+
+    @contextmanager
+    def on_this_thread(self, level: int) -> Iterator[None]:
+        thread = threading.get_ident()
+        with self._lock:
+            if not self._levels:
+                for name in self.LOGGERS:
+                    logging.getLogger(name).addFilter(self)
+            self._levels[thread] = level
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._levels[thread]
+                if not self._levels:
+                    for name in self.LOGGERS:
+                        logging.getLogger(name).removeFilter(self)
+
+
+_thread_levels = _ThreadLevels()
+
+
 class CollectorServer(uvicorn.Server):
     """uvicorn's server with the collector's settings; ends event streams on exit.
 
     ``own_logging``: configure logging as uvicorn's command line does, for a process
     that runs only the collector. False leaves the process's logging alone (see
-    :func:`run_in_background`).
+    :func:`run_in_background`): the server's records below ``log_level`` are dropped
+    as it makes them, and its loggers keep their levels, handlers and propagation.
     """
 
     def __init__(
@@ -72,13 +115,19 @@ class CollectorServer(uvicorn.Server):
     ) -> None:
         super().__init__(_config(app, log_level, own_logging=own_logging))
         self.app = app
+        self._own_logging = own_logging
+        self._log_level = LOG_LEVELS[log_level.lower()]
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         # asyncio times the loop's timers (the tick that sees a stop, a delayed answer)
         # with time.monotonic, which a test of this process may freeze: with the
         # library's clock, they run on (see segment_core._clock).
         asyncio.get_running_loop().time = monotonic  # type: ignore[method-assign]
-        await super().serve(sockets)
+        if self._own_logging:
+            await super().serve(sockets)
+            return
+        with _thread_levels.on_this_thread(self._log_level):
+            await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.app.begin_shutdown()
@@ -99,10 +148,12 @@ def _config(app: CollectorApp, log_level: str, *, own_logging: bool) -> uvicorn.
         lifespan="on",
         # uvicorn's logging configuration (dictConfig) closes the process's handlers:
         # a test run's --log-file, an app's log file. Without it, uvicorn's records
-        # go to the process's handlers; log_level still sets its loggers' levels.
+        # go to the process's handlers and the server keeps to its level itself (see
+        # serve): log_level would set the levels of the process's uvicorn loggers, and
+        # access_log=False would empty uvicorn.access's handlers and stop its propagation.
         log_config=LOGGING_CONFIG if own_logging else None,
-        log_level=log_level,
-        access_log=False,
+        log_level=log_level if own_logging else None,
+        access_log=not own_logging,
         proxy_headers=False,
         # A stream that somehow stays open must not hold a shutdown for long.
         timeout_graceful_shutdown=2,

@@ -1,0 +1,68 @@
+"""A collector in a background thread leaves the process's uvicorn loggers as they were:
+their levels, handlers and propagation; only its own records below WARNING stay out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from segment_core.collector import run_in_background
+
+LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+class Kept(logging.Handler):
+    """Keeps the messages it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def app_logging() -> Iterator[Kept]:
+    """uvicorn's loggers set up as an app of the process would: INFO, a handler each,
+    uvicorn.access not propagating (as uvicorn's own configuration has it)."""
+    loggers = [logging.getLogger(name) for name in LOGGERS]
+    before = [(log.level, list(log.handlers), log.propagate, list(log.filters)) for log in loggers]
+    handler = Kept()
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).addHandler(handler)
+    logging.getLogger("uvicorn.access").propagate = False
+    yield handler
+    for log, (level, handlers, propagate, filters) in zip(loggers, before, strict=True):
+        log.setLevel(level)
+        log.handlers[:] = handlers
+        log.propagate = propagate
+        log.filters[:] = filters
+
+
+def _state() -> list[tuple[int, list[logging.Handler], bool, list[object]]]:
+    loggers = [logging.getLogger(name) for name in LOGGERS]
+    return [(log.level, list(log.handlers), log.propagate, list(log.filters)) for log in loggers]
+
+
+def test_the_process_uvicorn_loggers_are_left_as_they_were(app_logging: Kept) -> None:
+    before = _state()
+    with run_in_background() as collector:
+        assert requests.get(f"{collector.url}/collector/summary", timeout=10).ok
+        # The app's own records still go through, at the app's levels.
+        logging.getLogger("uvicorn.error").info("the app's startup news")
+        logging.getLogger("uvicorn.access").info("the app's access line")
+    assert _state() == before
+    logging.getLogger("uvicorn.error").info("the app's news after")
+    logging.getLogger("uvicorn.access").info("the app's access line after")
+    # Nothing of the collector's below WARNING (its startup, shutdown and access lines).
+    assert app_logging.messages == [
+        "the app's startup news",
+        "the app's access line",
+        "the app's news after",
+        "the app's access line after",
+    ]
