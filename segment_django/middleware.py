@@ -731,6 +731,11 @@ def _read_route(info: RequestInfo, final: bool = False, match: ResolverMatch | N
         info.route_namespaces = (*info.route_namespaces, _tooling_views[match.func])
     params = match.kwargs
     info.path_params = _path_params(match, info.native.path_info) if params else params
+    # A middleware inside this one may have given the request its own URLconf (a
+    # tenant's): the same-app paths of the referrer and the query are its routes.
+    urlconf = info.native.__dict__.get("urlconf")
+    if urlconf is not None and not _routes_with(info.route_of_path, urlconf):
+        info.route_of_path = functools.partial(_params_of_path, urlconf, info.mount)
     # Looked for in the request's own attributes, where Wagtail sets it: the
     # cheapest test, on every request.
     if "routable_resolver_match" in info.native.__dict__:
@@ -983,6 +988,11 @@ def _read_route_of_path(info: RequestInfo, request: HttpRequest) -> None:
         # The page_name, page_properties and page_filter hooks read it, as after routing.
         request.resolver_match = match
         _read_route(info, True, match)
+
+
+def _routes_with(route_of_path: Any, urlconf: Any) -> bool:
+    """Whether ``route_of_path`` (see _request_info) matches paths with ``urlconf``."""
+    return isinstance(route_of_path, functools.partial) and route_of_path.args[0] == urlconf
 
 
 def _params_of_path(urlconf: str | None, script_name: str, path: str) -> Mapping[str, Any] | None:

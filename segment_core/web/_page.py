@@ -546,17 +546,19 @@ def privacy_allows(request: RequestInfo, options: WebOptions) -> bool:
 def page_name(request: RequestInfo, options: WebOptions, path: str | None = None) -> str | None:
     """The page's name: the route's name, its template, the path, or the hook's answer.
 
-    ``"route"`` falls back to the template when the route has no name. ``path``
-    is the path as sent (secrets redacted); a name equal to the request's raw path
-    is replaced by it.
+    ``"route"`` falls back to the template when the route has no name, and both to
+    the path when no route is known (a page a middleware serves: Django's
+    flatpages). ``path`` is the path as sent (secrets redacted); a name equal to the
+    request's raw path is replaced by it.
     """
     path = request.path if path is None else path
     mode = options.page_name
     if mode == "route":
         name = request.route_name or request.route_template
-        return path if name == request.path else name
+        return path if name == request.path or name is None else name
     if mode == "template":
-        return path if request.route_template == request.path else request.route_template
+        template = request.route_template
+        return path if template == request.path or template is None else template
     if mode == "path":
         return path
     default = request.route_name or request.route_template

@@ -505,17 +505,21 @@ class RequestTracker:
         read = self._read_route
         if read is None:
             return
+        request = self.request
+        # The app's router as the request started: one a middleware chose since
+        # (Django's request.urlconf) reads the referrer's and the query's paths anew.
+        router = request.route_of_path
         try:
-            if not read(self.request, final) and not final:
+            if not read(request, final) and not final:
                 if not self._route_guessed:
                     self._guess_route()
                 return
         except Exception:
             logger.exception("segment: could not read the request's route")
         self._read_route = None
-        params = self.request.path_params
-        if params:
-            self._redact_path(params)
+        params = request.path_params
+        if params or request.route_of_path is not router:
+            self._redact_path(params, anew=request.route_of_path is not router)
 
     def _guess_route(self) -> None:
         """A call before the framework routed (from a middleware): the secrets the
@@ -531,10 +535,11 @@ class RequestTracker:
             return
         self._redact_path(params)
 
-    def _redact_path(self, params: Mapping[str, Any] | None) -> None:
-        """Hide the values of the secret ones of ``params`` from the context's page fields."""
+    def _redact_path(self, params: Mapping[str, Any] | None, *, anew: bool = False) -> None:
+        """Hide the values of the secret ones of ``params`` from the context's page
+        fields; ``anew``: make them again all the same (the app's router changed)."""
         values = self.options.redactor.secret_values(params) if params else ()
-        if values:
+        if values or anew:
             context = _CONTEXT_SLOT.__get__(self.analytics)
             as_built = self._context_private or context == self._context_built
             page = context.get("page")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import include, path
@@ -55,19 +56,29 @@ def test_an_app_mounted_under_a_script_name(client: Client, sent: Sent) -> None:
     ]
 
 
-def test_a_urlconf_chosen_per_request(client: Client, sent: Sent, settings: Any) -> None:
-    settings.MIDDLEWARE = [f"{__name__}.PortalUrls", *settings.MIDDLEWARE]
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_urlconf_chosen_per_request(
+    client: Client, sent: Sent, settings: Any, inside: bool
+) -> None:
+    """Wherever the middleware that picks it is: before Segment's or inside it."""
+    chooser = f"{__name__}.PortalUrls"
+    settings.MIDDLEWARE = (
+        [*settings.MIDDLEWARE, chooser] if inside else [chooser, *settings.MIDDLEWARE]
+    )
     client.get(
-        "/portal/html/",
+        "/portal/html/?next=/portal/files/s3cr3t",
         HTTP_X_PORTAL="1",
         HTTP_REFERER="http://testserver/portal/files/t0k3n",
         **NAVIGATE,
     )
     client.get("/app/html/", HTTP_REFERER="http://testserver/app/files/t0k3n", **NAVIGATE)
-    assert [m["properties"]["referrer"] for m in sent()] == [
+    messages = sent()
+    assert [m["properties"]["referrer"] for m in messages] == [
         "http://testserver/portal/files/REDACTED",
         "http://testserver/app/files/REDACTED",
     ]
+    assert messages[0]["properties"]["search"] == "?next=/portal/files/REDACTED"
+    assert "t0k3n" not in str(messages) and "s3cr3t" not in str(messages)
 
 
 def test_a_call_before_the_url_is_resolved_carries_no_path_secret(
@@ -109,3 +120,26 @@ def test_long_same_app_referrers_leave_no_memory_behind(settings: Any) -> None:
     urlconf, long_value = settings.ROOT_URLCONF, "v" * 8000
     # Where the paths kept would take 1.6 MB at least.
     assert memory_kept(lambda n: _resolve(f"/invite/{n}-{long_value}/", urlconf)) < 100_000
+
+
+class PagesForUnroutedPaths:
+    """As Django's ``FlatpageFallbackMiddleware``: a page for a path no route has."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 404 and request.path == "/company/":
+            return HttpResponse("<p>about us</p>")
+        return response
+
+
+@pytest.mark.parametrize("page_name", ["route", "template"])
+def test_a_page_no_route_serves_is_named_by_its_path(
+    client: Client, sent: Sent, settings: Any, segment: Any, page_name: str
+) -> None:
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.PagesForUnroutedPaths"]
+    segment(PAGE_NAME=page_name)
+    assert client.get("/company/", **NAVIGATE).status_code == 200
+    assert [m["name"] for m in sent()] == ["/company/"]

@@ -333,7 +333,13 @@ def test_page_name_modes() -> None:
     assert page_name(request, WebOptions(page_name=lambda r: "Product")) == "Product"
     unnamed = make_request(route_name=None)
     assert page_name(unnamed, WebOptions()) == "/products/<int:pk>"
-    assert page_name(make_request(route_name=None, route_template=None), WebOptions()) is None
+    # No route known (a page a middleware serves, as Django's flatpages): its path.
+    routeless = make_request(route_name=None, route_template=None)
+    assert page_name(routeless, WebOptions()) == "/products/42"
+    assert page_name(routeless, WebOptions(page_name="template")) == "/products/42"
+    assert page_name(routeless, WebOptions(page_name="route"), "/products/REDACTED") == (
+        "/products/REDACTED"
+    )
 
 
 def test_page_name_hook_that_fails_falls_back(caplog: pytest.LogCaptureFixture) -> None:
