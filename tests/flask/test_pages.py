@@ -107,6 +107,38 @@ def test_static_files_under_a_custom_url_are_excluded(segment_client: Any, sent:
     assert sent() == []
 
 
+def test_a_blueprint_s_static_files_and_those_at_the_site_s_root_are_excluded(
+    segment_client: Any, sent: Sent
+) -> None:
+    """A shared cache keeps them: no cookie, no ``Vary: Cookie``, no user looked up."""
+    from flask import Blueprint
+    from flask import Flask as FlaskApp
+
+    from segment_flask import SegmentFlask
+    from tests.flask.app import STATIC
+
+    app = FlaskApp("site", static_folder=str(STATIC), static_url_path="")
+    shop = Blueprint("shop", __name__, static_folder=str(STATIC), url_prefix="/shop")
+    catalog = Blueprint("catalog", __name__, static_folder=str(STATIC))
+    shop.register_blueprint(catalog, url_prefix="/catalog")
+    app.register_blueprint(shop)
+    asked: list[str] = []
+
+    def user_id(request: Any) -> str:
+        asked.append(request.path)
+        return "u1"
+
+    SegmentFlask(app, client=segment_client, user_id=user_id)
+    files = ("/app.css", "/shop/static/app.css", "/shop/catalog/static/app.css")
+    for url in files:
+        response = app.test_client().get(url)
+        assert response.status_code == 200, url
+        assert "Set-Cookie" not in response.headers, url
+        assert "Cookie" not in response.headers.get("Vary", ""), url
+        response.close()
+    assert sent() == [] and asked == []
+
+
 def test_exclude_paths_option(make_app: MakeApp, sent: Sent) -> None:
     client = make_app(SEGMENT_EXCLUDE_PATHS=[r"^/products/"]).test_client()
     client.get("/products/1")
