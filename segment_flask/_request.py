@@ -203,7 +203,10 @@ def _route_namespaces(app: Flask, endpoint: str) -> tuple[str, ...]:
     """The namespaces of the route ``endpoint`` (``blueprint.view``, dotted when nested).
 
     Each enclosing blueprint's full name (``site.admin``, ``site``) and each one's
-    own name (``admin``), as a nested Django namespace is matched; ``admin`` for
+    own name (``admin``), as a nested Django namespace is matched, and the name the
+    blueprint was made with when it was registered under another
+    (``register_blueprint(reports, name="reports_v2")``: ``reports`` too, as Django
+    matches an app name beside its instance namespace); ``admin`` for
     Flask-Admin, which gives every view a blueprint named after the view; and
     ``openapi`` for the API docs and specs of Flask-RESTX and Flask-Smorest, and
     for the views of GraphQL servers (Strawberry's), whose answer to a browser is
@@ -213,7 +216,12 @@ def _route_namespaces(app: Flask, endpoint: str) -> tuple[str, ...]:
     parts = blueprint.split(".") if blueprint else []
     full_names = [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
     namespaces = dict.fromkeys([*full_names, *parts])
-    made_by = [_import_name(app.blueprints.get(name)) for name in full_names]
+    blueprints = [app.blueprints.get(name) for name in full_names]
+    for found in blueprints:
+        own_name = getattr(found, "name", None)
+        if isinstance(own_name, str) and own_name:
+            namespaces[own_name] = None
+    made_by = [_import_name(found) for found in blueprints]
     if any(_is_module_of("flask_admin", name) for name in made_by):
         namespaces["admin"] = None
     if _is_api_docs(app, endpoint, made_by) or serves_graphql(app.view_functions.get(endpoint)):

@@ -201,6 +201,23 @@ def test_nested_blueprints_are_excluded_by_their_own_names(make_app: MakeApp, se
     assert [p["name"] for p in pages(sent)] == ["site.shop.index"]
 
 
+def test_a_blueprint_registered_under_another_name_is_excluded_by_its_own_too(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    app = make_app(SEGMENT_EXCLUDE_ROUTES=["reports"])
+    reports = Blueprint("reports", __name__)
+    reports.add_url_rule("/", "index", lambda: "<p>reports</p>")
+    site = Blueprint("site", __name__)
+    site.register_blueprint(reports, name="figures", url_prefix="/figures")
+    app.register_blueprint(reports, url_prefix="/v1")
+    app.register_blueprint(reports, name="reports_v2", url_prefix="/v2")
+    app.register_blueprint(site, url_prefix="/site")
+    client = app.test_client()
+    for path in ("/v1/", "/v2/", "/site/figures/", "/"):
+        assert client.get(path).status_code == 200, path
+    assert [p["name"] for p in pages(sent)] == ["home"]
+
+
 def test_every_flask_admin_page_is_tooling(make_app: MakeApp, sent: Sent) -> None:
     flask_admin = pytest.importorskip("flask_admin")
 
