@@ -129,11 +129,15 @@ class RequestHooks:
         if client is not None and self.app.config.get("TESTING"):
             self.divert_when_testing = None
             divert(client)
-        if endpoint is not None and endpoint.rpartition(".")[2] == "static" and values:
-            if "filename" in values:
-                # A file of the app's or a blueprint's static folder (below the site's
-                # root, or at it): no page call, no cookie, no user lookup.
-                return
+        if (
+            endpoint is not None
+            and endpoint.rpartition(".")[2] == "static"
+            and values
+            and "filename" in values
+        ):
+            # A file of the app's or a blueprint's static folder (below the site's
+            # root, or at it): no page call, no cookie, no user lookup.
+            return
         try:
             self._start()
         except Exception:
