@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
@@ -118,6 +120,10 @@ class SegmentFlask:
         app.cli.add_command(segment_cli)
         # The first app's client also serves segment_core.track(...) outside requests.
         offer_as_default(state.client)
+        if state.owns_client:
+            # An app dropped (an app factory's, made per test) takes its client's
+            # sender thread with it, once what the client holds is delivered.
+            weakref.finalize(app, _close_client_of_dropped_app, state.client).atexit = False
 
     @property
     def client(self) -> Client:
@@ -128,6 +134,13 @@ class SegmentFlask:
     def options(self) -> WebOptions:
         """The current app's web options."""
         return get_state().options
+
+
+def _close_client_of_dropped_app(client: Client) -> None:
+    """Shut down, on a thread of its own, the client of an app that is gone, unless
+    it serves segment_core's module-level calls (the default client)."""
+    if client is not segment_core.default_client:
+        threading.Thread(target=client.shutdown, name="segment-close", daemon=True).start()
 
 
 def get_state(app: Flask | None = None) -> SegmentState:
