@@ -106,12 +106,18 @@ class AppFacts:
             self._last_docs = (app, found)
         if urls.graphql and _is_endpoint_of(route, urls.graphql):
             return True
-        if isinstance(route, (Mount, Host)) or route is None:
-            # An app mounted in another, whose router recorded no route of its own
-            # (FastAPI's docs routes below a Starlette app's Mount): its URLs are
-            # below its mount point.
-            return template is not None and _is_below_mount(template, urls.own, scope, root_path)
-        return bool(urls.routes) and urls.routes.get(id(route)) is route
+        routes = urls.routes
+        if routes and routes.get(id(route)) is route:
+            return True
+        # An app mounted in another, whose router recorded no route of its own
+        # (FastAPI's docs routes below a Starlette app's Mount): its URLs are below
+        # its mount point.
+        return (
+            bool(urls.own)
+            and (route is None or isinstance(route, (Mount, Host)))
+            and template is not None
+            and _is_below_mount(template, urls.own, scope, root_path)
+        )
 
     def host_check(self, scope: Scope, wrapped: Any = None) -> Callable[[str], bool] | None:
         """A check of forwarded hosts: ``allowed_hosts`` when given, else the
@@ -228,8 +234,6 @@ def _is_endpoint_of(route: Any, endpoints: Mapping[int, Any]) -> bool:
 def _is_below_mount(template: str, urls: frozenset[str], scope: Scope, root_path: str) -> bool:
     """Whether ``template`` is one of the mounted app's ``urls``, below its mount point
     (the text the request passed below ``root_path``)."""
-    if not urls:
-        return False
     mounted = str(scope.get("root_path") or "")
     prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
     if not prefix:
