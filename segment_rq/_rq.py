@@ -2,9 +2,12 @@
 
 - :class:`Queue` puts the visitor's snapshot in ``job.meta["segment_visitor"]``
   when a job is enqueued for a visitor (in a request, a thread given the
-  request's context, or a job that has one), and binds it while a synchronous
-  queue (``is_async=False``) runs the job on the spot.
-- :class:`Worker` binds it while the job runs, and delivers what the work-horse
+  request's context, or a job that has one), a job made with ``Job.create`` and
+  given to ``enqueue_job`` or ``schedule_job`` included, and binds it while a
+  synchronous queue (``is_async=False``) runs the job on the spot.
+- :class:`Worker` binds it while the job runs (in the work-horse) and while the
+  worker's own process waits for it and ends it (the job's ``on_stopped``
+  callback, a ``work_horse_killed_handler``), and delivers what the work-horse
   holds before it leaves: RQ forks a work-horse per job, which exits through
   ``os._exit()``, so ``atexit`` never runs there (nor the wait for the job's
   threads: those of ``start_thread`` / ``with_binding`` are waited for first).
@@ -53,24 +56,28 @@ class Queue(rq.Queue):
     """An ``rq.Queue`` whose jobs carry the visitor bound when they are enqueued.
 
     ``queue.enqueue(send_receipt, order.id)`` in a view: the job's events join the
-    visitor's. A ``meta`` given by the caller is kept; an explicit
-    ``meta={"segment_visitor": analytics.snapshot()}`` wins over the bound one.
+    visitor's; so do those of a job made with ``Job.create`` and given to
+    :meth:`enqueue_job` or :meth:`schedule_job`. A ``meta`` given by the caller is
+    kept; an explicit ``meta={"segment_visitor": analytics.snapshot()}`` wins over
+    the bound one.
     A synchronous queue (``is_async=False``) runs the job bound to it, as a worker does.
     """
 
     def create_job(self, *args: Any, **kwargs: Any) -> Any:
-        obj = current_or_found()
-        if obj is not None:
-            meta = dict(kwargs.get("meta") or {})
-            if META_KEY not in meta:
-                try:
-                    meta[META_KEY] = obj.snapshot()
-                    kwargs["meta"] = meta
-                except Exception as error:  # enqueueing the job matters more than its visitor
-                    if is_interruption(error):  # the time limit of the job enqueueing this one
-                        raise
-                    logger.exception("segment: could not attach the visitor to an RQ job")
+        meta = _with_visitor(kwargs.get("meta"))
+        if meta is not None:
+            kwargs["meta"] = meta
         return super().create_job(*args, **kwargs)
+
+    def enqueue_job(self, job: Any, *args: Any, **kwargs: Any) -> Any:
+        """RQ's two-step enqueue (``Job.create`` first): the job carries the visitor too."""
+        _carry_visitor(job)
+        return super().enqueue_job(job, *args, **kwargs)
+
+    def schedule_job(self, job: Any, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`enqueue_job`, for a job made with ``Job.create`` and scheduled."""
+        _carry_visitor(job)
+        return super().schedule_job(job, *args, **kwargs)
 
     def run_sync(self, job: Any) -> Any:
         token = _bind_visitor(job)
@@ -116,9 +123,49 @@ class Worker(_BindsVisitor, rq.Worker):
             if self._segment_in_horse:
                 _deliver()
 
+    def monitor_work_horse(self, job: Any, *args: Any, **kwargs: Any) -> None:
+        """Binds the job's visitor in this process while its work-horse runs: where
+        the job ends without the work-horse, the job's ``on_stopped`` callback (RQ's
+        stop-job command) and the ``work_horse_killed_handler`` act for it."""
+        token = _bind_visitor(job)
+        try:
+            super().monitor_work_horse(job, *args, **kwargs)
+        finally:
+            if token is not None:
+                reset(token)
+
 
 class SimpleWorker(_BindsVisitor, rq.SimpleWorker):
     """An ``rq.SimpleWorker`` (no fork) that binds each job's visitor."""
+
+
+def _with_visitor(meta: Any) -> dict[str, Any] | None:
+    """A copy of ``meta`` (a job's, or None) with the bound visitor's snapshot; None
+    when nothing is bound, or ``meta`` carries a snapshot already (the caller's wins)."""
+    obj = current_or_found()
+    if obj is None:
+        return None
+    carried = dict(meta or {})
+    if META_KEY in carried:
+        return None
+    try:
+        carried[META_KEY] = obj.snapshot()
+    except Exception as error:  # enqueueing the job matters more than its visitor
+        if is_interruption(error):  # the time limit of the job enqueueing this one
+            raise
+        logger.exception("segment: could not attach the visitor to an RQ job")
+        return None
+    return carried
+
+
+def _carry_visitor(job: Any) -> None:
+    """Give a job made by ``Job.create`` the bound visitor's snapshot, as
+    :meth:`Queue.create_job` gives the jobs it makes."""
+    if META_KEY in _meta(job):  # made by create_job, or given by the caller
+        return
+    meta = _with_visitor(_meta(job))
+    if meta is not None:
+        job.meta = meta
 
 
 def _bind_visitor(job: Any) -> Token[Analytics | None] | None:
