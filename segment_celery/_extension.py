@@ -327,7 +327,7 @@ def _on_publish(
     if headers is None:
         return
     try:
-        _visitor_to_chord_callback(body)
+        _visitor_to_chord_callbacks(body)
         if HEADER in headers:  # given explicitly: leave it
             return
         obj = current_or_found()
@@ -337,31 +337,80 @@ def _on_publish(
         logger.exception("segment: could not attach the visitor to task %s", sender)
 
 
-def _visitor_to_chord_callback(body: Any) -> None:
+def _visitor_to_chord_callbacks(body: Any) -> None:
     """A chord's header task carries its callback, which the last header task to
-    finish publishes, bound to that task's visitor: the callback (and the callback
-    of an outer chord it carries in turn) gets the visitor of the code publishing
-    the chord now (an explicit none when unbound), unless given one."""
+    finish publishes, bound to that task's visitor. Every such callback the message
+    carries gets the visitor of the code publishing it now (an explicit none when
+    unbound), unless given one: the chord's, the callback of an outer chord a
+    callback carries in turn, and those the steps of a chain in a chord's header
+    carry (its last step, or a chord it ends with)."""
     embed = body[2] if isinstance(body, (tuple, list)) and len(body) == 3 else body
-    callback = embed.get("chord") if isinstance(embed, dict) else None
-    if not isinstance(callback, dict):
+    if not isinstance(embed, dict) or not (embed.get("chord") or embed.get("chain")):
+        return
+    callbacks = _callbacks_without_visitor(embed)
+    if not callbacks:
         return
     obj = current_or_found()
     snapshot = obj.snapshot() if obj is not None else None
-    for _ in range(_MAX_NESTED_CHORDS):
+    for callback in callbacks:
         options = callback.get("options")
         if not isinstance(options, dict):
             options = callback["options"] = {}
         given = options.get("headers")
-        if not (isinstance(given, dict) and HEADER in given):
-            options["headers"] = {**(given if isinstance(given, dict) else {}), HEADER: snapshot}
-        callback = options.get("chord")
-        if not isinstance(callback, dict):
-            return
+        options["headers"] = {**(given if isinstance(given, dict) else {}), HEADER: snapshot}
 
 
-#: How deep chords nested in chords are followed to their callbacks.
-_MAX_NESTED_CHORDS = 16
+def _callbacks_without_visitor(embed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The callbacks a chord's header task carries, among a message's ``chord`` and
+    ``chain`` and the signatures nested in them up to ``_MAX_CANVAS_DEPTH``, that
+    have no visitor of their own."""
+    steps = embed.get("chain")
+    pending: list[tuple[object, bool, int]] = [(embed.get("chord"), True, 1)]
+    pending += [(step, False, 1) for step in (steps if isinstance(steps, list) else ())]
+    seen: set[int] = set()
+    found = []
+    while pending:
+        signature, is_callback, depth = pending.pop()
+        if not isinstance(signature, dict) or depth > _MAX_CANVAS_DEPTH or id(signature) in seen:
+            continue
+        seen.add(id(signature))
+        if is_callback and not _has_visitor(signature):
+            found.append(signature)
+        pending += [(inner, callback, depth + 1) for inner, callback in _nested(signature)]
+    return found
+
+
+def _nested(signature: dict[str, Any]) -> list[tuple[object, bool]]:
+    """The signatures inside ``signature``, each with whether a chord's header task
+    carries it as its callback: the callback of the chord whose header ``signature``
+    belongs to (its options' ``chord``), and for a chord, group or chain, its body,
+    header or tasks. A chord that is a chain's step is published by the worker
+    after the step before it, whose visitor its callback gets, as the chain's other
+    steps do."""
+    options = signature.get("options")
+    nested: list[tuple[object, bool]] = []
+    if isinstance(options, dict):
+        nested.append((options.get("chord"), True))
+    kwargs = signature.get("kwargs")
+    if signature.get("subtask_type") in _CANVAS_TYPES and isinstance(kwargs, dict):
+        nested.append((kwargs.get("body"), False))
+        for key in ("header", "tasks"):
+            inner = kwargs.get(key)
+            nested += [(one, False) for one in (inner if isinstance(inner, list) else [inner])]
+    return nested
+
+
+def _has_visitor(signature: dict[str, Any]) -> bool:
+    options = signature.get("options")
+    headers = options.get("headers") if isinstance(options, dict) else None
+    return isinstance(headers, dict) and HEADER in headers
+
+
+#: The signatures that hold others in their ``kwargs``.
+_CANVAS_TYPES = frozenset({"chord", "group", "chain"})
+#: How deep signatures nested in a message (chords in chords, chains in a chord's
+#: header, chords in a chain's steps) are followed to chords' callbacks.
+_MAX_CANVAS_DEPTH = 16
 
 
 def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:
