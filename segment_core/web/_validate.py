@@ -252,9 +252,15 @@ def _trusted_proxies(name: str, value: object) -> int | tuple[IPNetwork, ...]:
         networks: list[IPNetwork] = []
         for item in value:
             try:
+                # Text or an ipaddress object: an integer would be read as an address.
+                if isinstance(item, (int, bytes)):
+                    raise TypeError
                 networks.append(ipaddress.ip_network(item, strict=False))
             except (TypeError, ValueError):
-                raise ValueError(f"{name}: {item!r} is not an IP address or network") from None
+                raise ValueError(
+                    f"{name}: {item!r} is not an IP address or network (as text, or an "
+                    "ipaddress object)"
+                ) from None
         return tuple(networks)
     raise ValueError(
         f"{name} must be a number of proxies or a list of networks (e.g. ['10.0.0.0/8']), "

@@ -60,6 +60,19 @@ def test_trusted_proxies_from_environment_style_strings() -> None:
     assert networks == (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
+def test_trusted_networks_are_text_or_ipaddress_objects() -> None:
+    given = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_address("192.0.2.1"), "::1"]
+    assert WebOptions(trusted_proxies=given).trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.0.2.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
+    # An integer in the list is no hop count: it would be read as the address 0.0.0.2.
+    for item in (2, b"10.0.0.1"):
+        with pytest.raises(ValueError, match=r"trusted_proxies: .* is not an IP address"):
+            WebOptions(trusted_proxies=["10.0.0.1", item])
+
+
 def test_hooks_from_dotted_paths() -> None:
     options = WebOptions.from_mapping({"user_id": "tests.web.test_options.user_id_hook"})
     assert options.user_id is user_id_hook
