@@ -88,6 +88,10 @@ def _media_types(name: str, value: object) -> tuple[str, ...]:
     for media_type in types:
         if media_type.count("/") != 1 or ";" in media_type or " " in media_type:
             raise ValueError(f"{name}: {media_type!r} is not a media type such as 'text/html'")
+        if "*" in media_type:  # compared whole with the response's: a wildcard finds none
+            raise ValueError(
+                f"{name}: {media_type!r} is a wildcard; list each media type, such as 'text/html'"
+            )
     return types
 
 

@@ -140,6 +140,7 @@ def test_compiled_patterns_are_accepted() -> None:
         ({"cookie_max_age": float("inf")}, "cookie_max_age must be a positive number of seconds"),
         ({"cookie_max_age": float("nan")}, "cookie_max_age must be a positive number of seconds"),
         ({"cookie_max_age": 10**400}, "cookie_max_age must be at most 10 years"),
+        ({"page_content_types": ["text/*"]}, "page_content_types: 'text/*' is a wildcard"),
         ({"cookie_max_age": dt.timedelta(days=3651)}, "cookie_max_age must be at most 10 years"),
         ({"user_id": ".hooks:user_id"}, "user_id: '.hooks:user_id' is a relative path"),
         ({"page_name": "..hooks.name"}, "page_name: '..hooks.name' is a relative path"),
