@@ -40,9 +40,9 @@ from celery.utils.text import match_case
 
 import segment_core
 from segment_core import testing
-from segment_core.adapters import build_client, check_client_options, offer_as_default
+from segment_core.adapters import build_client, offer_as_default
 from segment_core.client import Client
-from segment_core.config import ALIASES, option_names, read_flag
+from segment_core.config import ALIASES, check_option, option_names, read_flag
 from segment_core.scope import (
     Analytics,
     bind,
@@ -106,10 +106,12 @@ class SegmentCelery:
             raise TypeError(f"client must be a segment_core.Client, got {type(client).__name__}")
         if client is not None and options.keys() - {SEND_IN_TESTS}:
             raise TypeError("pass client= or client options, not both")
-        # Refused now, as the app starts: its client is built at the first task.
+        # A value no client takes is refused now, as the app starts (its client is
+        # built later, with the app's segment_* keys and the environment).
         _send_in_tests(options.get(SEND_IN_TESTS))
-        if options.keys() - {SEND_IN_TESTS}:
-            check_client_options({k: v for k, v in options.items() if k != SEND_IN_TESTS})
+        for name, value in options.items():
+            if name != SEND_IN_TESTS:
+                check_option(name, value)
         self._given = client
         self._options = options
         self._own: Client | None = None

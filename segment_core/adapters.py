@@ -31,13 +31,11 @@ from typing import Any
 import segment_core
 from segment_core import _forks
 from segment_core.client import Client
-from segment_core.config import Config
 
 __all__ = [
     "SERVER_KEY_IN_BROWSER",
     "SERVER_KEY_IN_BROWSER_FIX",
     "build_client",
-    "check_client_options",
     "default_client",
     "hands_server_key_to_browsers",
     "offer_as_default",
@@ -75,12 +73,6 @@ def build_client(options: Mapping[str, Any]) -> Client:
     :func:`offer_as_default` once it is set up (diverted in tests).
     """
     return Client(**_completed(options))
-
-
-def check_client_options(options: Mapping[str, Any]) -> None:
-    """What :func:`build_client` would refuse in ``options``, refused without building
-    a client (no thread started): for an adapter that builds its client later."""
-    Config.from_options(**_completed(options))
 
 
 def shared_client(options: Mapping[str, Any]) -> Client:

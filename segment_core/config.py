@@ -194,7 +194,8 @@ class Config:
         """Check every option; a :class:`ValueError` names the first that is wrong."""
         self._validate(parse_oauth_key=True)
 
-    def _validate(self, *, parse_oauth_key: bool) -> None:
+    def _validate(self, *, parse_oauth_key: bool, together: bool = True) -> None:
+        """``together``: also the rules of several options together."""
         check_write_key(self.write_key)
         check_host(self.host)
         _check_int("flush_at", self.flush_at, low=1, high=2500)
@@ -209,7 +210,7 @@ class Config:
         _check_number("max_total_backoff_duration", self.max_total_backoff_duration)
         _check_number("retry_backoff_min", self.retry_backoff_min)
         _check_number("retry_backoff_max", self.retry_backoff_max)
-        if self.retry_backoff_max < self.retry_backoff_min:
+        if together and self.retry_backoff_max < self.retry_backoff_min:
             raise ValueError("retry_backoff_max must be at least retry_backoff_min")
         _check_callable("on_error", self.on_error, arguments=2)
         _check_bool("send", self.send)
@@ -259,7 +260,9 @@ def check_option(name: str, value: Any) -> None:
 
     Neither the environment nor the other options take part, except that OAuth's three
     options are checked as if the other two were set: they are set one at a time, and
-    whether all three are is checked as the client is built.
+    whether all three are is checked as the client is built. So are the rules of
+    several options together (``retry_backoff_max`` at least ``retry_backoff_min``):
+    the others may be set after this one.
     """
     values, given = _read_options({name: value})
     # The other two stand in as set: only a key given here is a key to parse.
@@ -267,7 +270,7 @@ def check_option(name: str, value: Any) -> None:
     if name in _OAUTH_TOGETHER:
         values = {**dict.fromkeys(_OAUTH_TOGETHER, "set"), **values}
     try:
-        Config(**values)._validate(parse_oauth_key=parse_oauth_key)
+        Config(**values)._validate(parse_oauth_key=parse_oauth_key, together=False)
     except ValueError as error:
         raise _as_written(error, given, {}) from None
 
@@ -448,7 +451,8 @@ def _check_callable(name: str, value: object, *, arguments: int) -> None:
             f"{name} must be callable (or a dotted path to one), got {_type_name(value)}"
         )
     try:
-        signature = inspect.signature(value)
+        # The signature as called: a decorator's own, which may supply an argument.
+        signature = inspect.signature(value, follow_wrapped=False)
     except (TypeError, ValueError):  # a builtin without one: not checked
         return
     try:

@@ -155,6 +155,21 @@ def test_mistakes_name_what_is_wrong(celery_app: Celery) -> None:
         SegmentCelery(celery_app)
 
 
+def test_options_checked_at_set_up_leave_the_others_to_the_configuration(
+    celery_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What only the options together, or the environment, decide waits for the client."""
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "from-a-file\n")
+    celery_app.conf.update(segment_write_key="k", segment_retry_backoff_max=120, segment_send=False)
+    segment = SegmentCelery(celery_app, retry_backoff_min=90)
+    client = segment.client
+    try:
+        assert client.config.write_key == "k"
+        assert (client.config.retry_backoff_min, client.config.retry_backoff_max) == (90, 120)
+    finally:
+        client.shutdown(timeout=1)
+
+
 def test_a_bad_config_key_is_reported_and_tasks_use_the_default_client(
     celery_app: Celery, caplog: pytest.LogCaptureFixture
 ) -> None:

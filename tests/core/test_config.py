@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -134,6 +135,23 @@ def test_bad_values_raise_value_error_naming_the_option(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         Client("key", **{option: value})
+
+
+def test_a_hook_is_checked_as_it_is_called_not_as_the_function_it_wraps() -> None:
+    """A decorator that supplies the first argument (a session, a context)."""
+
+    def with_session(hook: Any) -> Any:
+        @functools.wraps(hook)
+        def wrapper(message: Any) -> Any:
+            return hook("session", message)
+
+        return wrapper
+
+    @with_session
+    def scrub(session: str, message: dict[str, Any]) -> dict[str, Any]:
+        return message
+
+    Client("key", send=False, before_send=scrub).shutdown()
 
 
 def test_write_key_must_be_a_string() -> None:
