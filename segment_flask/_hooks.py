@@ -52,6 +52,7 @@ from segment_flask._request import (
     namespaces_of,
     request_info,
     router_of,
+    static_endpoints,
     user_id_of,
     uses_flask_login,
 )
@@ -107,7 +108,14 @@ class RequestHooks:
     the app is ``TESTING`` (checked before each request until it is).
     """
 
-    __slots__ = ("app", "blueprint_namespaces", "divert_when_testing", "route_of_path", "state")
+    __slots__ = (
+        "app",
+        "blueprint_namespaces",
+        "divert_when_testing",
+        "route_of_path",
+        "state",
+        "static_endpoints",
+    )
 
     def __init__(
         self, app: Flask, state: SegmentState, *, divert_when_testing: Client | None = None
@@ -119,6 +127,9 @@ class RequestHooks:
         self.route_of_path: RouteOfPath = router_of(app)
         #: The namespaces of each blueprint's routes, for ``exclude_routes``.
         self.blueprint_namespaces: NamespacesOf = namespaces_of(app)
+        #: The endpoints of Flask's static files, found at the first request (once
+        #: every blueprint is registered).
+        self.static_endpoints: frozenset[str] | None = None
 
     def start_request(self, endpoint: str | None = None, values: Any = None) -> None:
         """A ``url_value_preprocessor``: it runs before the others, which may take a
@@ -129,12 +140,10 @@ class RequestHooks:
         if client is not None and self.app.config.get("TESTING"):
             self.divert_when_testing = None
             divert(client)
-        if (
-            endpoint is not None
-            and endpoint.rpartition(".")[2] == "static"
-            and values
-            and "filename" in values
-        ):
+        static = self.static_endpoints
+        if static is None:
+            static = self.static_endpoints = static_endpoints(self.app)
+        if endpoint in static:
             # A file of the app's or a blueprint's static folder (below the site's
             # root, or at it): no page call, no cookie, no user lookup.
             return

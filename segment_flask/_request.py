@@ -42,6 +42,7 @@ __all__ = [
     "path_texts",
     "request_info",
     "router_of",
+    "static_endpoints",
     "user_id_of",
     "uses_flask_login",
 ]
@@ -192,6 +193,24 @@ def router_of(app: Flask) -> RouteOfPath:
 def _is_trusted(trusted: tuple[str, ...], host: str) -> bool:
     """Whether Flask's ``TRUSTED_HOSTS`` accepts ``host`` (for a forwarded host)."""
     return host_is_trusted(host, list(trusted))
+
+
+def static_endpoints(app: Flask) -> frozenset[str]:
+    """The endpoints of the views Flask serves the app's and its blueprints' static
+    files with (``static``, ``shop.static``), not of an app's own view so named."""
+    found = set()
+    for endpoint, view in app.view_functions.items():
+        if endpoint.rpartition(".")[2] != "static":
+            continue
+        # A blueprint's (and Flask 2's app's) send_static_file; Flask 3's app's own
+        # static view is a lambda made in Flask.__init__.
+        name = getattr(view, "__name__", None)
+        qualname = getattr(view, "__qualname__", None)
+        if name == "send_static_file" or (
+            isinstance(qualname, str) and qualname.startswith("Flask.__init__.")
+        ):
+            found.add(endpoint)
+    return frozenset(found)
 
 
 def namespaces_of(app: Flask) -> NamespacesOf:

@@ -122,6 +122,13 @@ def test_a_blueprint_s_static_files_and_those_at_the_site_s_root_are_excluded(
     catalog = Blueprint("catalog", __name__, static_folder=str(STATIC))
     shop.register_blueprint(catalog, url_prefix="/catalog")
     app.register_blueprint(shop)
+    pages = Blueprint("pages", __name__)
+
+    @pages.route("/pages/<filename>")
+    def static(filename: str) -> str:  # the app's own view, so named: its pages count
+        return f"<p>{filename}</p>"
+
+    app.register_blueprint(pages)
     asked: list[str] = []
 
     def user_id(request: Any) -> str:
@@ -137,6 +144,8 @@ def test_a_blueprint_s_static_files_and_those_at_the_site_s_root_are_excluded(
         assert "Cookie" not in response.headers.get("Vary", ""), url
         response.close()
     assert sent() == [] and asked == []
+    assert app.test_client().get("/pages/terms").status_code == 200
+    assert [m["name"] for m in sent()] == ["pages.static"]
 
 
 def test_exclude_paths_option(make_app: MakeApp, sent: Sent) -> None:
