@@ -20,6 +20,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Host, Mount
 
 from segment_asgi._mounts import included_routes, routes_of
+from segment_asgi._scope import included_in_scope
 from segment_asgi._types import Scope
 from segment_core.web import serves_graphql
 
@@ -50,8 +51,10 @@ class DocsURLs(NamedTuple):
     own: frozenset[str]
     #: The routes at the app's docs URLs (below its root, not below one of its
     #: mounts), and routes hidden from the schema at the default URLs of docs it
-    #: turned off, by their ids.
-    routes: Mapping[int, Any]
+    #: turned off, by their ids: each with None, or the docs URLs it has when it is
+    #: also at others (a router included with two prefixes, one object in newer
+    #: FastAPI).
+    routes: Mapping[int, tuple[Any, frozenset[str] | None]]
     #: The endpoints (a route's ``endpoint``, a mount's ``app``) of GraphQL servers
     #: in the app's routes, by their ids.
     graphql: Mapping[int, Any]
@@ -106,9 +109,14 @@ class AppFacts:
             self._last_docs = (app, found)
         if urls.graphql and _is_endpoint_of(route, urls.graphql):
             return True
-        routes = urls.routes
-        if routes and routes.get(id(route)) is route:
-            return True
+        entry = urls.routes.get(id(route)) if urls.routes else None
+        if entry is not None and entry[0] is route:
+            at = entry[1]
+            if at is None:
+                return True
+            # The route at that URL as FastAPI included it for this request.
+            included = included_in_scope(scope, route)
+            return included is not None and included[1] in at
         # An app mounted in another, whose router recorded no route of its own
         # (FastAPI's docs routes below a Starlette app's Mount): its URLs are below
         # its mount point.
@@ -157,12 +165,16 @@ def _docs_urls(app: Any) -> DocsURLs:
     return DocsURLs(frozenset(own), routes, _graphql_endpoints(app))
 
 
-def _docs_routes(app: Any, own: set[str], turned_off: set[str]) -> dict[int, Any]:
+def _docs_routes(
+    app: Any, own: set[str], turned_off: set[str]
+) -> dict[int, tuple[Any, frozenset[str] | None]]:
     """The routes of ``app`` at one of its docs URLs ``own``, and those hidden from
     the schema at one of ``turned_off``: its own routes and those of the routers it
     includes (newer FastAPI keeps one entry for an included router: its routes'
-    paths are below the inclusion's prefix), not those below a ``Mount``."""
-    found: dict[int, Any] = {}
+    paths are below the inclusion's prefix), not those below a ``Mount``. See
+    :attr:`DocsURLs.routes`."""
+    docs_at: dict[int, set[str]] = {}
+    found_at: dict[int, tuple[Any, set[str]]] = {}
     try:
         pending: list[tuple[Iterable[Any], str, int]] = [(routes_of(app), "", 0)]
         while pending:
@@ -179,12 +191,17 @@ def _docs_routes(app: Any, own: set[str], turned_off: set[str]) -> dict[int, Any
                 if not isinstance(path, str) or isinstance(route, (Mount, Host)):
                     continue
                 path = prefix + path
+                found_at.setdefault(id(route), (route, set()))[1].add(path)
                 hidden = getattr(route, "include_in_schema", True) is False
                 if path in own or (hidden and path in turned_off):
-                    found[id(route)] = route
+                    docs_at.setdefault(id(route), set()).add(path)
     except Exception:  # an app whose routes cannot be read: none found
         logger.exception("segment: could not look for the docs routes in the app's routes")
-    return found
+        return {}
+    return {
+        key: (found_at[key][0], None if found_at[key][1] == at else frozenset(at))
+        for key, at in docs_at.items()
+    }
 
 
 def _graphql_endpoints(app: Any) -> dict[int, Any]:

@@ -29,6 +29,7 @@ from segment_core.web import (
 
 __all__ = [
     "header_dict",
+    "included_in_scope",
     "match_route",
     "path_texts",
     "request_info",
@@ -186,7 +187,7 @@ def route_of(
     does not record a plain Starlette route, a ``Mount`` or its docs' routes either.
     FastAPI keeps an included router as one entry: the route's pattern with the
     ``include_router`` prefixes is in FastAPI's part of the scope (see
-    :func:`_included_in_scope`). Failing that, ``scope["endpoint"]`` gives a name, no
+    :func:`included_in_scope`). Failing that, ``scope["endpoint"]`` gives a name, no
     template. An app that routes itself and leaves its route's template in
     ``scope["path_template"]`` (Litestar) has that as its template. An app that
     does not route (a plain ASGI app, Django's handler, an app mounted as a
@@ -194,7 +195,7 @@ def route_of(
     whole, its ``Mount`` as the route).
     """
     route = scope.get("route")
-    included = _included_in_scope(scope, route) if "fastapi" in scope else None
+    included = included_in_scope(scope, route) if "fastapi" in scope else None
     if included is not None:
         route = included[0]
     elif route is None and match_in is not None:
@@ -285,7 +286,7 @@ def wrapped_router(app: Any) -> Any:
     return None
 
 
-def _included_in_scope(scope: Scope, route: Any) -> tuple[BaseRoute, str] | None:
+def included_in_scope(scope: Scope, route: Any) -> tuple[BaseRoute, str] | None:
     """The route a FastAPI ``include_router`` entry handed the request to, and its
     pattern with the inclusions' prefixes (below the app's root), from the context
     FastAPI records in the scope for it; None for any other route.

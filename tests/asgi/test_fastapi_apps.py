@@ -323,3 +323,21 @@ def test_an_app_s_own_page_at_a_docs_path_below_a_prefix_or_a_mount_is_a_page_vi
         "/guide/docs",
         "/manual/docs",
     ]
+
+
+def test_a_router_included_at_the_docs_url_and_elsewhere_is_docs_only_there() -> None:
+    """The app serves its own docs page from a router it also includes elsewhere."""
+    app = FastAPI(docs_url=None)
+    docs = APIRouter()
+
+    @docs.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def swagger_ui() -> str:
+        return "<p>docs, or a help page</p>"
+
+    app.include_router(docs)
+    app.include_router(docs, prefix="/help")
+    app.add_middleware(segment_asgi.SegmentMiddleware, client=Client("k", send=False))
+    with TestClient(app) as http, capture() as events:
+        for path in ("/docs", "/help/docs"):
+            assert http.get(path, headers=HTML).status_code == 200, path
+    assert [page["properties"]["path"] for page in page_calls(events)] == ["/help/docs"]
