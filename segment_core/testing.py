@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from segment_core import _capture
 from segment_core._clock import monotonic
+from segment_core.captured import Captured
 from segment_core.hosts import is_loopback_url, url_port
 from segment_core.lifecycle import live_clients
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from segment_core.client import Client
 
 __all__ = [
+    "Captured",
     "capture",
     "divert",
     "divert_in_tests",
@@ -47,18 +49,20 @@ __all__ = [
 ]
 
 #: Every message a diverted client accepted, oldest first, as sent (JSON values, as
-#: of the call). The pytest plugin empties it before each test; elsewhere, ``outbox.clear()``.
-outbox: list[dict[str, Any]] = []
+#: of the call): a list, with finders and assertions (``outbox.assert_tracked(...)``).
+#: The pytest plugin empties it before each test; elsewhere, ``outbox.clear()``.
+outbox = Captured()
 
 
 @contextmanager
-def capture() -> Iterator[list[dict[str, Any]]]:
+def capture() -> Iterator[Captured]:
     """Collect, in order, every message accepted by any client while the block runs.
 
     Each as sent, as of the call: JSON values (a ``Decimal`` is a number, a
-    ``datetime`` text), a copy of its own.
+    ``datetime`` text), a copy of its own; in a list with finders and assertions
+    (``events.assert_tracked("Signed Up")``).
     """
-    sink: list[dict[str, Any]] = []
+    sink = Captured()
     _capture.sinks.append(sink)
     try:
         yield sink

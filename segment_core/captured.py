@@ -1,0 +1,141 @@
+"""What a test captured, with finders and one-line assertions: the test outbox and
+:func:`segment_core.testing.capture`'s messages are :class:`Captured` lists.
+
+::
+
+    from segment_core.testing import outbox
+
+    outbox.assert_tracked("Order Completed", currency="EUR")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from segment_core.encoding import decode, encode
+from segment_core.errors import InvalidMessage
+from segment_core.normalize import stringify_id, timestamp_as_sent
+
+__all__ = ["Captured"]
+
+Message = dict[str, Any]
+
+
+class Captured(list[Message]):
+    """Messages clients accepted instead of sending them (the test outbox, a
+    capture), oldest first, as sent: a list, with finders and one-line assertions."""
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a list, or a tuple, of the same messages (``assert outbox == []``)."""
+        return list.__eq__(self, list(other) if isinstance(other, tuple) else other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # it changes
+
+    def find(self, type: str | None = None, **fields: Any) -> list[Message]:
+        """Messages of ``type`` whose top-level fields equal ``fields`` (camelCase keys).
+
+        Values compare as sent: ``timestamp=datetime(...)`` finds its ISO-8601 text
+        (a naive one taken as UTC, as the client takes it), ``userId=42`` finds ``"42"``.
+        """
+        expected = _fields_as_sent(fields)
+        return [
+            m
+            for m in self
+            if (type is None or m.get("type") == type)
+            and all(m.get(key) == value for key, value in expected.items())
+        ]
+
+    def tracks(self, event: str | None = None) -> list[Message]:
+        return self.find("track") if event is None else self.find("track", event=event)
+
+    def pages(self, name: str | None = None) -> list[Message]:
+        return self.find("page") if name is None else self.find("page", name=name)
+
+    def assert_tracked(self, event: str, **properties: Any) -> Message:
+        """The one ``track`` of ``event`` whose properties include ``properties``.
+
+        Values compare as sent, so the ones the view passed match: a ``Decimal``
+        its number, a ``date``, ``datetime`` or ``UUID`` its text, a tuple its list.
+        """
+        return self._assert_one("track", {"event": event}, "properties", properties)
+
+    def assert_page(self, name: str | None = None, **properties: Any) -> Message:
+        """The one ``page`` named ``name`` whose properties include ``properties``."""
+        where = {} if name is None else {"name": name}
+        return self._assert_one("page", where, "properties", properties)
+
+    def assert_identified(self, user_id: object, **traits: Any) -> Message:
+        """The one ``identify`` of ``user_id`` whose traits include ``traits``."""
+        return self._assert_one("identify", {"userId": str(user_id)}, "traits", traits)
+
+    def assert_nothing_sent(self) -> None:
+        # Raised, not asserted: these checks hold under python -O too.
+        if self:
+            raise AssertionError(f"expected no Segment messages, got:\n{self._summary()}")
+
+    def _assert_one(
+        self, type: str, where: Mapping[str, Any], part: str, subset: Mapping[str, Any]
+    ) -> Message:
+        expected = _as_sent(subset)
+        found = [
+            m
+            for m in self.find(type, **where)
+            if all((m.get(part) or {}).get(key) == value for key, value in expected.items())
+        ]
+        wanted = ", ".join(f"{k}={v!r}" for k, v in {**where, **subset}.items())
+        if len(found) != 1:
+            raise AssertionError(
+                f"expected one {type} with {wanted or 'any fields'}, found {len(found)}; "
+                f"captured:\n{self._summary()}"
+            )
+        return found[0]
+
+    def _summary(self) -> str:
+        if not self:
+            return "  (nothing)"
+        lines = []
+        for m in self:
+            label = m.get("event") or m.get("name") or m.get("groupId") or ""
+            detail = m.get("properties") or m.get("traits") or {}
+            lines.append(f"  {m.get('type')} {label!r} {detail}")
+        return "\n".join(lines)
+
+
+def _as_sent(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as captures hold them: each encoded and read back as JSON, as the
+    client sends it. One JSON cannot hold (a matcher such as ``mock.ANY``) is kept."""
+    return {key: _value_as_sent(value) for key, value in values.items()}
+
+
+def _fields_as_sent(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Top-level ``fields`` as the client writes them: ids as their text (``userId=42``
+    finds ``"42"``), a ``timestamp`` as UTC with milliseconds (a ``datetime`` or any
+    ISO-8601 text of the same instant); the rest as :func:`_as_sent` says."""
+    sent = _as_sent(fields)
+    # A value the client would refuse (a matcher such as mock.ANY) is kept as given.
+    for key in _ID_FIELDS.intersection(fields):
+        with contextlib.suppress(InvalidMessage):
+            sent[key] = stringify_id(key, fields[key])
+    for key in _TIME_FIELDS.intersection(fields):
+        value = fields[key]
+        if isinstance(value, (str, dt.datetime)):
+            with contextlib.suppress(InvalidMessage):
+                sent[key] = timestamp_as_sent(value)
+    return sent
+
+
+_ID_FIELDS = frozenset({"userId", "anonymousId", "groupId", "previousId"})
+_TIME_FIELDS = frozenset({"timestamp", "originalTimestamp"})
+
+
+def _value_as_sent(value: Any) -> Any:
+    try:
+        return decode(encode(value))
+    except InvalidMessage:
+        return value
