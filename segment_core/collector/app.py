@@ -439,15 +439,20 @@ def _parse_event_query(request: Request) -> EventQuery:
         raise ValueError(
             f"unknown filter(s): {', '.join(unknown)}; known: {', '.join(sorted(_QUERY_PARAMS))}"
         )
+    # A filter left empty (?type=&event=Signed+Up, as a form or a script fills it in)
+    # is no filter.
+    given = {name: params[name] for name in params if params[name] != ""}
     filters: dict[str, Any] = {
-        attribute: params[name] for name, attribute in _FILTERS.items() if name in params
+        attribute: given[name] for name, attribute in _FILTERS.items() if name in given
     }
-    status = params.get("status")
-    if status is not None and status not in ("good", "bad"):
-        raise ValueError("status must be good or bad")
-    limit = _int_param(params.get("limit"), "limit", minimum=1)
-    last = _int_param(params.get("last"), "last", minimum=1)
-    after = _int_param(params.get("after"), "after", minimum=0)
+    status = given.get("status")
+    if status is not None:
+        status = status.lower()  # as the page's terms are read
+        if status not in ("good", "bad"):
+            raise ValueError("status must be good or bad")
+    limit = _int_param(given.get("limit"), "limit", minimum=1)
+    last = _int_param(given.get("last"), "last", minimum=1)
+    after = _int_param(given.get("after"), "after", minimum=0)
     return EventQuery(
         **filters,
         status=status,

@@ -109,7 +109,8 @@ class CollectorHandle:
         Each poll asks only for the events stored since the last one (`limit`, by
         default 100,000, at a time); with `last`, for the newest ones each time.
         Raises AssertionError, saying what it did see, when `timeout` passes first,
-        also when the collector does not answer within the time left.
+        also when the collector does not answer within the time left (a collector
+        that refuses connections, still starting or stopped, is asked again meanwhile).
         """
         deadline = monotonic() + timeout
         seen: list[dict[str, Any]] = []
@@ -121,6 +122,14 @@ class CollectorHandle:
                 raise AssertionError(
                     self._describe_no_answer(count, timeout, filters, seen)
                 ) from None
+            except requests.ConnectionError:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        self._describe_no_answer(count, timeout, filters, seen)
+                    ) from None
+                time.sleep(min(WAIT_POLL_SECONDS, remaining))
+                continue
             if run is not None and page["run"] != run:
                 seen = []  # reset or restarted: its cursors are another run's
             else:

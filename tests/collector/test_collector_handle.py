@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +32,34 @@ def test_wait_for_keeps_its_deadline_when_the_collector_does_not_answer(
     says = str(raised.value)
     assert "expected at least 1 event(s) matching {'event': 'Signed Up'} within 0.3s" in says
     assert f"the collector at {unanswering_url} did not answer" in says
+
+
+def test_wait_for_asks_a_collector_refusing_connections_again_until_its_deadline() -> None:
+    """A collector still starting (another process's), or stopped: the port refuses."""
+    from segment_core.collector import run_in_background
+
+    stopped = run_in_background()
+    stopped.stop()
+    with pytest.raises(AssertionError) as raised:
+        stopped.wait_for(1, timeout=0.5)
+    assert f"the collector at {stopped.url} did not answer" in str(raised.value)
+    # Asked before the collector listens on its port: it waits for it.
+    port = int(stopped.url.rsplit(":", 1)[1])
+    started: list[CollectorHandle] = []
+
+    def start_and_post() -> None:
+        started.append(run_in_background(port=port))
+        post(started[0].url, batch(message("track", event="Signed Up")))
+
+    starter = threading.Thread(target=start_and_post)
+    starter.start()
+    try:
+        found = stopped.wait_for(1, timeout=30)
+        assert [e["message"]["event"] for e in found] == ["Signed Up"]
+    finally:
+        starter.join(timeout=30)
+        for collector in started:
+            collector.stop()
 
 
 def test_wait_for_reads_every_event_a_page_at_a_time(segment_collector: CollectorHandle) -> None:

@@ -43,6 +43,15 @@ def test_filters(segment_collector: CollectorHandle, mixed: dict[str, str]) -> N
     assert ids(c.events(status="bad")) == [mixed["bad"]]
     assert len(c.events(status="good")) == 4
     assert c.events(type="alias") == []
+    # A filter left empty is none, as the README's query line writes them all; the
+    # status in any case, as the page's terms.
+    every = "/collector/events?type=&event=&userId=&anonymousId=&status=&limit="
+    assert ids(requests.get(c.url + every, timeout=10).json()["events"]) == list(mixed.values())
+    assert ids(c.events(type="track", event="", status="Good")) == [
+        mixed["a"],
+        mixed["b"],
+        mixed["numeric"],
+    ]
 
 
 def test_the_unknown_type_is_what_the_summary_counts_as_unknown(
