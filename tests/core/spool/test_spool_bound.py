@@ -42,7 +42,7 @@ def test_past_the_bound_calls_are_refused_and_every_accepted_one_survives_a_kill
     log = tmp_path / "writer.log"
     process = run_script(
         """
-        import json, logging, sys
+        import json, logging, sys, time
         from segment_core import Client
         logging.basicConfig(filename=sys.argv[3], level=logging.WARNING)
         client = Client(
@@ -50,7 +50,21 @@ def test_past_the_bound_calls_are_refused_and_every_accepted_one_survives_a_kill
             flush_at=2500, flush_interval=3600,
         )
         body = {"text": "x" * 2000}
-        accepted = [i for i in range(1500) if client.track("u", "E", {"i": i, **body})[0]]
+        calls = []
+        while len(calls) < 1500 and all(calls):
+            # Stretches of one file each, the spool thread's next file made in between
+            # (see test_refusals_at_the_bound_are_said_once_and_room_again_too).
+            seen = client.stats()["spool"]["scans"]
+            calls += [
+                client.track("u", "E", {"i": i, **body})[0]
+                for i in range(len(calls), min(len(calls) + 30, 1500))
+            ]
+            deadline = time.monotonic() + 20
+            while all(calls) and client.stats()["spool"]["scans"] <= seen:
+                assert time.monotonic() < deadline, "the spool thread never looked again"
+                time.sleep(0.01)
+        calls += [client.track("u", "E", {"i": i, **body})[0] for i in range(len(calls), 1500)]
+        accepted = [i for i, ok in enumerate(calls) if ok]
         stats = client.stats()
         print(json.dumps([accepted, stats["dropped"], stats["spool"]["refused"]]), flush=True)
         sys.stdin.read()
@@ -85,7 +99,19 @@ def test_refusals_at_the_bound_are_said_once_and_room_again_too(
     client = make_client(spool_dir=spool_dir, spool_max_bytes=SMALL_BOUND, **HOLD)
     directory = client.stats()["spool"]["directory"]
     with caplog.at_level(logging.WARNING, logger="segment.core"):
-        calls = [client.track("u", "E", {"i": i, **BODY})[0] for i in range(1500)]
+        calls: list[bool] = []
+        while len(calls) < 1500 and all(calls):
+            # The spool thread makes the next file in the background, and a burst on a
+            # slow machine outruns it (refused while the file is being made): a file
+            # holds 30 of these at least, so each stretch rolls to a new file once.
+            seen = scans(client)
+            calls += [
+                client.track("u", "E", {"i": i, **BODY})[0]
+                for i in range(len(calls), min(len(calls) + 30, 1500))
+            ]
+            if all(calls):
+                wait_for_scans(client, seen)
+        calls += [client.track("u", "E", {"i": i, **BODY})[0] for i in range(len(calls), 1500)]
         accepted = [i for i, ok in enumerate(calls) if ok]
         assert len(accepted) > 100 and not any(calls[-500:])  # ~2 KB each: ~500 fit in 1 MiB
         assert client.flush(20)  # delivered and removed: room again
