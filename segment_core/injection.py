@@ -12,17 +12,15 @@ uses :class:`MessageFactory` itself, so they cost nothing when unset.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from segment_core.errors import is_interruption
 from segment_core.jsonvalues import short_repr
 from segment_core.normalize import MAX_MESSAGE_ID_LENGTH, MessageFactory
+from segment_core.signals import FailureLog
 
 __all__ = ["InjectedMessageFactory"]
-
-logger = logging.getLogger("segment.core")
 
 
 class InjectedMessageFactory(MessageFactory):
@@ -39,7 +37,7 @@ class InjectedMessageFactory(MessageFactory):
         super().__init__(default_context, default_integrations)
         self._now = now
         self._uid = uid
-        self._complained: set[str] = set()
+        self._failures = FailureLog()  # called on every message: one error, then debug
 
     def _start(  # type: ignore[override]
         self,
@@ -94,8 +92,7 @@ class InjectedMessageFactory(MessageFactory):
         return value
 
     def _complain(self, hook: str, problem: str, *, exc_info: bool = False) -> None:
-        # Called on every message: the first failure is an error, the rest are debug noise.
-        level = logging.DEBUG if hook in self._complained else logging.ERROR
-        self._complained.add(hook)
         fallback = "the system clock" if hook == "now" else "a random id"
-        logger.log(level, "%s hook %s; using %s", hook, problem, fallback, exc_info=exc_info)
+        self._failures.failed(
+            hook, "%s hook %s; using %s", hook, problem, fallback, exc_info=exc_info
+        )

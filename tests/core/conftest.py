@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from segment_core import Client
+from segment_core.collector import CollectorHandle
 from tests.receiver import Receiver, start_receiver
 
 
@@ -32,6 +33,21 @@ def make_client(receiver: Receiver) -> Iterator[Any]:
     yield make
     for client in clients:
         client.shutdown(timeout=5)
+
+
+@pytest.fixture
+def collector_clients(segment_collector: CollectorHandle) -> Iterator[Callable[..., Client]]:
+    """Build clients of the test collector; shut down after the test."""
+    made: list[Client] = []
+
+    def make(**options: Any) -> Client:
+        client = Client("key", host=segment_collector.url, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.shutdown(5)
 
 
 @pytest.fixture

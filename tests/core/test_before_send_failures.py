@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from segment_core import Client
 from segment_core.collector import CollectorHandle
-
-
-@pytest.fixture
-def clients(segment_collector: CollectorHandle) -> Iterator[Callable[..., Client]]:
-    """Clients of the test collector, shut down after the test."""
-    made: list[Client] = []
-
-    def make(**options: Any) -> Client:
-        client = Client("key", host=segment_collector.url, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.shutdown(5)
 
 
 def _raising(message: dict[str, Any]) -> dict[str, Any]:
@@ -47,14 +32,14 @@ def _hook_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.
     ("hook", "traceback"), [(_raising, True), (_returning_a_list, False)], ids=["raises", "list"]
 )
 def test_the_first_failure_is_an_error_the_rest_debug(
-    clients: Callable[..., Client],
+    collector_clients: Callable[..., Client],
     segment_collector: CollectorHandle,
     caplog: pytest.LogCaptureFixture,
     hook: Callable[[dict[str, Any]], Any],
     traceback: bool,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="segment.core")
-    client = clients(before_send=hook)
+    client = collector_clients(before_send=hook)
     for number in range(5):
         assert client.track("u1", f"Event {number}")[0]
     assert client.flush(10)
@@ -67,10 +52,10 @@ def test_the_first_failure_is_an_error_the_rest_debug(
 
 
 def test_each_client_logs_its_hooks_first_failure_as_an_error(
-    clients: Callable[..., Client], caplog: pytest.LogCaptureFixture
+    collector_clients: Callable[..., Client], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="segment.core")
-    first, second = clients(before_send=_raising), clients(before_send=_raising)
+    first, second = collector_clients(before_send=_raising), collector_clients(before_send=_raising)
     for client in (first, second, first, second):
         assert client.track("u1", "Signed Up")[0]
     assert len(_hook_records(caplog, logging.ERROR)) == 2

@@ -34,15 +34,6 @@ def servers() -> Iterator[list[Loopback]]:
         server.stop()
 
 
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    """Clients the test builds (append them), shut down after it."""
-    built: list[Client] = []
-    yield built
-    for client in built:
-        client.shutdown(5)
-
-
 def echoing(status: int) -> Any:
     """An answer with ``status`` that echoes the request: its Authorization and its body."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from blinker import NamedSignal
@@ -14,21 +13,6 @@ from segment_core import Client, signals
 from segment_core.collector import CollectorHandle
 
 Receiver = Callable[..., object]
-
-
-@pytest.fixture
-def clients(segment_collector: CollectorHandle) -> Iterator[Callable[..., Client]]:
-    """Clients of the test collector, shut down after the test."""
-    made: list[Client] = []
-
-    def make(**options: Any) -> Client:
-        client = Client("key", host=segment_collector.url, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.shutdown(5)
 
 
 @pytest.fixture
@@ -65,13 +49,13 @@ def _failures(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogR
 
 @pytest.mark.parametrize("signal", ["message_enqueued", "message_dropped", "batch_sent"])
 def test_a_receiver_that_raises_stops_no_other(
-    clients: Callable[..., Client],
+    collector_clients: Callable[..., Client],
     connect: Callable[[NamedSignal, Receiver, Client], None],
     segment_collector: CollectorHandle,
     signal: str,
 ) -> None:
     # before_send drops "Dropped": message_dropped fires at once, on this thread.
-    client = clients(before_send=lambda m: None if m["event"] == "Dropped" else m)
+    client = collector_clients(before_send=lambda m: None if m["event"] == "Dropped" else m)
     calls: list[str] = []
     for name in ("first", "second", "third"):
         connect(getattr(signals, signal), _failing(name, calls), client)
@@ -81,12 +65,12 @@ def test_a_receiver_that_raises_stops_no_other(
 
 
 def test_a_receiver_failing_on_every_message_logs_one_traceback(
-    clients: Callable[..., Client],
+    collector_clients: Callable[..., Client],
     connect: Callable[[NamedSignal, Receiver, Client], None],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="segment.core")
-    client = clients()
+    client = collector_clients()
     calls: list[str] = []
     connect(signals.message_enqueued, _failing("metrics", calls), client)
     for number in range(5):
@@ -101,14 +85,14 @@ def test_a_receiver_failing_on_every_message_logs_one_traceback(
 
 
 def test_each_receiver_and_each_client_has_its_first_failure_logged_as_an_error(
-    clients: Callable[..., Client],
+    collector_clients: Callable[..., Client],
     connect: Callable[[NamedSignal, Receiver, Client], None],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="segment.core")
     calls: list[str] = []
     metrics, audit = _failing("metrics", calls), _failing("audit", calls)
-    first, second = clients(), clients()
+    first, second = collector_clients(), collector_clients()
     for client in (first, second):
         connect(signals.message_enqueued, metrics, client)
     connect(signals.message_enqueued, audit, first)
@@ -121,12 +105,12 @@ def test_each_receiver_and_each_client_has_its_first_failure_logged_as_an_error(
 
 
 def test_a_coroutine_receiver_is_logged_not_called(
-    clients: Callable[..., Client],
+    collector_clients: Callable[..., Client],
     connect: Callable[[NamedSignal, Receiver, Client], None],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="segment.core")
-    client = clients()
+    client = collector_clients()
     calls: list[str] = []
 
     async def waits(sender: object, **kwargs: object) -> None:
