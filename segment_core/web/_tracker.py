@@ -17,6 +17,7 @@ route (``final``: the response is complete) and filled it into ``request_info``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -286,6 +287,7 @@ class RequestTracker:
         "_route_guessed",
         "_user_found",
         "_user_hook_failed",
+        "_wrong_id_logged",
         "allowed",
         "analytics",
         "excluded",
@@ -315,9 +317,9 @@ class RequestTracker:
         self._cookie_decided = False
         self._anonymous_used = False
         self._new_visitor = False
-        # _arrived_anonymous: set by _arrival_user() alone, and _user_hook_failed by
-        # _user_hook_raised() alone; both read with a default (no store for every
-        # other request).
+        # _arrived_anonymous: set by _arrival_user() alone, _user_hook_failed by
+        # _user_hook_raised() alone, and _wrong_id_logged by _checked_id() alone; all
+        # read with a default (no store for every other request).
         self._resolved_user: str | None = None
         #: The framework's (or the hook's) answer when last asked.
         self._user_found: str | None = None
@@ -449,9 +451,25 @@ class RequestTracker:
         hook_raised("user_id", _FAILED, again=getattr(self, "_user_hook_failed", False))
         self._user_hook_failed = True
 
+    def _checked_id(self, value: object) -> str | None:
+        """A user id as every call's ids are (text, an integer or a UUID, as text);
+        None for none, an empty one, or one that is no id (logged at ERROR once per
+        request, as a hook that raises is)."""
+        if value is None or value == "":
+            return None
+        if type(value) is str:
+            return value
+        try:
+            return stringify_id("user_id", value)
+        except InvalidMessage as error:
+            again = getattr(self, "_wrong_id_logged", False)
+            self._wrong_id_logged = True
+            logger.log(logging.DEBUG if again else logging.ERROR, "segment: %s; ignored", error)
+            return None
+
     def _user_id_of(self, found: object) -> str | None:
         """The user id of what the framework or the hook answered; else the opt-in cookie."""
-        user_id = None if found is None else _checked_id(found)
+        user_id = None if found is None else self._checked_id(found)
         if user_id is None and self.options.user_id_from_cookie:
             request = self.request
             user_id = parse_id_cookie(
@@ -656,7 +674,7 @@ class RequestTracker:
             logger.warning(_LOGIN_TOO_LATE)
             if self._new_visitor and self._cookie is not None:
                 self._anonymous_used = True  # the browser keeps it: the user's calls too
-            checked = _checked_id(user_id)
+            checked = self._checked_id(user_id)
             if checked is not None and self.options.user_id is None:
                 self.analytics.user_id = checked
             return False
@@ -666,7 +684,7 @@ class RequestTracker:
         if (
             options.identify_on_login is False
             or not (self.allowed or self.allowed_now())
-            or _checked_id(user_id) is None
+            or self._checked_id(user_id) is None
             or not self._login_identified(user)
         ):
             return False
@@ -715,8 +733,8 @@ class RequestTracker:
         hook cannot tell where the login runs (it answers ``USER_NOT_KNOWN``)."""
         found = self._user_hook_answer(hook)
         if found is USER_NOT_KNOWN:
-            return _checked_id(framework_id)
-        return None if found is None or found is _FAILED else _checked_id(found)
+            return self._checked_id(framework_id)
+        return None if found is None or found is _FAILED else self._checked_id(found)
 
     # -- the response ---------------------------------------------------------------
 
@@ -978,15 +996,3 @@ def _copy_of(
 def _upgrades_to_https(scheme: str, location: str) -> bool:
     """Whether a redirect's ``location`` takes a plain-http request to https."""
     return scheme == "http" and location[:8].lower() == "https://"
-
-
-def _checked_id(value: object) -> str | None:
-    """A user id as a string; None for none, an empty one, or one that is no id."""
-    if value is None or value == "":
-        return None
-    if type(value) is str:
-        return value
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        logger.error("segment: user_id returned %s, not a string; ignored", type(value).__name__)
-        return None
-    return str(value)

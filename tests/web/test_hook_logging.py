@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -105,8 +106,23 @@ def test_a_user_id_hook_answering_a_user_object_is_logged_by_its_type(
         t.analytics.track("Viewed")
         assert t.finish(200, content_type=HTML)
     assert [m.get("userId") for m in sent] == [None, None]
-    assert "user_id returned Person, not a string; ignored" in caplog.text
+    errors = web_records(caplog, logging.ERROR)  # asked at the call and at the response
+    assert [r.getMessage() for r in errors] == [
+        "segment: user_id must be a string or an integer, got Person; ignored"
+    ]
     assert EMAIL not in caplog.text
+
+
+def test_a_user_id_hook_answering_a_uuid_names_the_user_as_every_call_would(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    t = tracker(client, WebOptions(user_id=lambda request: user))
+    with caplog.at_level(logging.ERROR, logger="segment"):
+        t.analytics.track("Viewed")
+        assert t.finish(200, content_type=HTML)
+    assert [m.get("userId") for m in sent] == [str(user), str(user)]
+    assert not web_records(caplog, logging.ERROR)
 
 
 @pytest.mark.parametrize(

@@ -89,7 +89,7 @@ def test_user_id_hook_that_fails_falls_back_to_the_opted_in_cookie(
     t = tracker(client, WebOptions(user_id=lambda r: ["not", "an", "id"]))
     assert t.finish(200, content_type=HTML)
     assert "userId" not in sent[1]
-    assert "user_id returned" in caplog.text
+    assert "user_id must be a string or an integer, got list" in caplog.text
 
 
 def test_a_user_id_hook_that_fails_later_is_no_logout(
