@@ -394,14 +394,14 @@ def _max_age(name: str, value: object) -> int:
         )
     if seconds > _LONGEST_COOKIE:
         raise ValueError(
-            f"{name} must be at most 10 years ({_LONGEST_COOKIE} seconds; browsers keep a "
-            f"cookie 400 days at most), got {short_repr(str(value))}"
+            f"{name} must be at most 10 years (3653 days, {_LONGEST_COOKIE} seconds; browsers "
+            f"keep a cookie 400 days at most), got {short_repr(str(value))}"
         )
     return int(seconds)
 
 
-#: The longest cookie lifetime taken, in seconds: ten years.
-_LONGEST_COOKIE = 10 * 365 * 24 * 3600
+#: The longest cookie lifetime taken, in seconds: ten years, with their leap days.
+_LONGEST_COOKIE = 3653 * 24 * 3600
 
 
 NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {

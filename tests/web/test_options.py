@@ -34,6 +34,11 @@ def test_defaults() -> None:
     assert options.redactor.is_secret("password")
 
 
+def test_a_cookie_may_last_ten_calendar_years_with_their_leap_days() -> None:
+    options = WebOptions.from_mapping({"cookie_max_age": dt.timedelta(days=3653)})
+    assert options.cookie_max_age == 3653 * 24 * 3600
+
+
 def test_from_mapping_accepts_any_case_and_normalizes() -> None:
     options = WebOptions.from_mapping(
         {
@@ -141,7 +146,7 @@ def test_compiled_patterns_are_accepted() -> None:
         ({"cookie_max_age": float("nan")}, "cookie_max_age must be a positive number of seconds"),
         ({"cookie_max_age": 10**400}, "cookie_max_age must be at most 10 years"),
         ({"page_content_types": ["text/*"]}, "page_content_types: 'text/*' is a wildcard"),
-        ({"cookie_max_age": dt.timedelta(days=3651)}, "cookie_max_age must be at most 10 years"),
+        ({"cookie_max_age": dt.timedelta(days=3654)}, "cookie_max_age must be at most 10 years"),
         ({"user_id": ".hooks:user_id"}, "user_id: '.hooks:user_id' is a relative path"),
         ({"page_name": "..hooks.name"}, "page_name: '..hooks.name' is a relative path"),
         ({"csp_nonce": ".hooks:nonce"}, "csp_nonce: '.hooks:nonce' is a relative path"),
