@@ -32,7 +32,7 @@ from segment_core import _forks, lifecycle, signals
 from segment_core._version import VERSION
 from segment_core.builders import Properties, Traits
 from segment_core.client import Client
-from segment_core.config import DEFAULT_HOST, Config, check_option
+from segment_core.config import ALIASES, DEFAULT_HOST, Config, check_option, option_names
 from segment_core.errors import DeliveryError, InvalidMessage
 from segment_core.messages import Alias, Context, Group, Identify, Page, Screen, Track
 from segment_core.scope import Analytics, analytics
@@ -307,12 +307,20 @@ class _SettingsModule(types.ModuleType):
         if value is not None and name in _CHECKED_SETTINGS:
             # Refused here, where it is set: not by every call once it is read.
             check_option(name, value)
+        elif name in _CLIENT_OPTIONS_ONLY:
+            _logger.warning(
+                "segment_core.%s is no module-level setting and changes nothing: give it "
+                "to Client(...), or in the framework's settings",
+                name,
+            )
         super().__setattr__(name, value)
         if name == "write_key" and value:
             lifecycle.chain_sigterm()
 
 
 _CHECKED_SETTINGS = frozenset({"write_key", *_SETTINGS})
+#: The client's options that no module-level setting stands for (upload_size, proxies).
+_CLIENT_OPTIONS_ONLY = (option_names() | ALIASES.keys()) - _CHECKED_SETTINGS
 
 
 sys.modules[__name__].__class__ = _SettingsModule

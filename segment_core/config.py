@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "check_option",
     "import_callable",
+    "is_async",
     "option_names",
     "read_flag",
 ]
@@ -306,11 +307,15 @@ def _read_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     for name in _FLAGS:
         if name in values:
             values[name] = _as_flag(values[name])
-    # A hook named by its dotted path, as the web options' hooks are (settings files
-    # hold text: SEGMENT = {"BEFORE_SEND": "myapp.analytics.scrub"}).
-    for name in _HOOKS:
-        if isinstance(values.get(name), str):
-            values[name] = import_callable(name, values[name])
+    for name in (*_HOOKS, "log_handler"):
+        value = values.get(name)
+        # A false value is no hook, as analytics-python reads it (its tests set
+        # on_error = False); a hook named by its dotted path, as the web options'
+        # hooks are (settings files hold text: {"BEFORE_SEND": "myapp.analytics.scrub"}).
+        if type(value) in (bool, int, str) and not value:
+            del values[name]
+        elif isinstance(value, str) and name != "log_handler":
+            values[name] = import_callable(name, value)
     if isinstance(values.get("default_context"), Context):
         values["default_context"] = _typed_context(values["default_context"])
     if isinstance(values.get("timeout"), tuple):
@@ -450,6 +455,11 @@ def _check_callable(name: str, value: object, *, arguments: int) -> None:
         raise ValueError(
             f"{name} must be callable (or a dotted path to one), got {_type_name(value)}"
         )
+    if is_async(value):  # its coroutine would be dropped: the hook would never run
+        raise ValueError(
+            f"{name} must be a plain function, not async def: the client calls it from "
+            "its own thread, where nothing awaits it"
+        )
     try:
         # The signature as called: a decorator's own, which may supply an argument.
         signature = inspect.signature(value, follow_wrapped=False)
@@ -463,6 +473,14 @@ def _check_callable(name: str, value: object, *, arguments: int) -> None:
             f"{'' if arguments == 1 else 's'}; {_type_name(value)} {signature} cannot take "
             f"them: {error}"
         ) from None
+
+
+def is_async(hook: object) -> bool:
+    """Whether calling ``hook`` returns a coroutine (functions, partials, callable objects)."""
+    return hook is not None and (
+        inspect.iscoroutinefunction(hook)
+        or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
+    )
 
 
 def import_callable(name: str, path: str) -> Callable[..., Any]:

@@ -280,12 +280,14 @@ def _check_call_fields(message: Mapping[str, Any], kind: object, reasons: list[s
             _check_id(message, "groupId", reasons)
 
 
-def _check_id(message: Mapping[str, Any], field: str, reasons: list[str]) -> None:
+def _check_id(
+    message: Mapping[str, Any], field: str, reasons: list[str], *, prefix: str = ""
+) -> None:
     value = message.get(field)
     if value is None or isinstance(value, str):
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        reasons.append(f"{field} must be a string or a number, got {_json_type(value)}")
+        reasons.append(f"{prefix}{field} must be a string or a number, got {_json_type(value)}")
 
 
 def _check_optional(
@@ -360,7 +362,7 @@ def _check_context_field(
     elif field == "ip" and not is_ip_address(value):
         reasons.append(f"context.ip {_show(value)} is not an IP address")
     elif field == "groupId":
-        _check_id(context, "groupId", reasons)
+        _check_id(context, "groupId", reasons, prefix="context.")
     elif field == "consent":
         _check_consent(value, reasons)
 

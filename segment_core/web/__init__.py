@@ -17,6 +17,7 @@ visitor; the adapters' template helpers call it.
 
 from __future__ import annotations
 
+from segment_core.config import is_async
 from segment_core.web._bots import BOT_PATTERN, DEFAULT_BOT_USER_AGENTS, BotMatcher
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._cache_control import cache_control_for_cookie
@@ -95,7 +96,7 @@ from segment_core.web._tracker import (
     RequestAnalytics,
     RequestTracker,
 )
-from segment_core.web._validate import check_plain_hooks, is_async
+from segment_core.web._validate import check_plain_hooks
 
 __all__ = [
     "BOT_PATTERN",

@@ -7,7 +7,6 @@ Flask config keys and Django settings.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import ipaddress
 import math
 import re
@@ -15,7 +14,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from segment_core.config import import_callable, read_flag
+from segment_core.config import import_callable, is_async, read_flag
 from segment_core.hosts import ascii_host_name
 from segment_core.jsonvalues import short_repr
 from segment_core.web._browser_options import BROWSER_NORMALIZERS
@@ -453,14 +452,6 @@ PLAIN_HOOKS = (
     "identify_on_login",
     "identify_traits",
 )
-
-
-def is_async(hook: object) -> bool:
-    """Whether calling ``hook`` returns a coroutine (functions, partials, callable objects)."""
-    return hook is not None and (
-        inspect.iscoroutinefunction(hook)
-        or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
-    )
 
 
 def check_plain_hooks(options: Any, *, async_user_id: bool = False) -> None:

@@ -337,6 +337,33 @@ def test_module_level_on_error_and_sync_mode_as_in_the_docs(
     assert isinstance(error.message, str)  # type: ignore[attr-defined]
 
 
+def test_module_level_on_error_false_as_analytics_pythons_tests_set_it(
+    module_settings: None, receiver: Receiver
+) -> None:
+    segment_core.write_key = "k"
+    segment_core.host = receiver.url
+    segment_core.on_error = False  # type: ignore[assignment]
+    assert segment_core.track("u1", "Sent")[0]
+    assert segment_core.flush()
+    assert [m["event"] for m in receiver.wait_for_messages(1)] == ["Sent"]
+
+
+@pytest.mark.parametrize("name", ["upload_size", "proxies", "spool_dir"])
+def test_a_client_option_set_at_module_level_says_it_changes_nothing(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    had = name in vars(segment_core)
+    try:
+        with caplog.at_level(logging.WARNING, logger="segment.core"):
+            setattr(segment_core, name, None)
+        assert f"segment_core.{name} is no module-level setting and changes nothing" in (
+            caplog.text
+        )
+    finally:
+        if not had:
+            delattr(segment_core, name)
+
+
 def test_sync_mode_waits_no_longer_than_timeout_for_a_server_in_trouble(
     receiver: Receiver,
 ) -> None:

@@ -154,6 +154,41 @@ def test_a_hook_is_checked_as_it_is_called_not_as_the_function_it_wraps() -> Non
     Client("key", send=False, before_send=scrub).shutdown()
 
 
+async def _async_scrub(message: dict[str, Any]) -> dict[str, Any]:
+    return message
+
+
+class _AsyncOnError:
+    async def __call__(self, error: Exception, batch: list[dict[str, Any]]) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("option", "hook"),
+    [
+        ("before_send", _async_scrub),
+        ("before_send", functools.partial(_async_scrub)),
+        ("on_error", _AsyncOnError()),
+        ("on_success", _async_scrub),
+    ],
+    ids=["function", "partial", "callable-object", "on_success"],
+)
+def test_an_async_hook_is_refused_as_it_would_never_run(option: str, hook: object) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be a plain function, not async def"):
+        Client("key", send=False, **{option: hook})
+
+
+@pytest.mark.parametrize("value", [False, 0, ""])
+@pytest.mark.parametrize("option", ["on_error", "before_send", "log_handler"])
+def test_a_false_hook_is_none_as_analytics_python_reads_it(option: str, value: object) -> None:
+    client = Client("key", send=False, **{option: value})
+    try:
+        assert getattr(client.config, option) is None
+        assert client.track("u1", "Kept")[0]
+    finally:
+        client.shutdown()
+
+
 def test_write_key_must_be_a_string() -> None:
     with pytest.raises(ValueError, match="write_key must be a string"):
         Client(123)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from segment_core.collector import CollectorHandle
 from segment_core.spec import MAX_NESTING_DEPTH
 from segment_core.testing import capture
 from tests.core.test_framework_values import NotATime, _untranslatable
+from tests.receiver import Receiver
 
 
 class Plan(enum.Enum):  # a str mixin whose str() is "Plan.PRO", not its value
@@ -317,6 +319,8 @@ def test_timestamps_outside_the_iso_years_are_refused(client: Client, timestamp:
         (lambda c: c.track("u1", "E", integrations={"Mixpanel": 1}), "integrations.Mixpanel"),
         (lambda c: c.track("u1", "E", context={"ip": "not-an-ip"}), "context.ip"),
         (lambda c: c.track("u1", "E", context={"active": "yes"}), "context.active"),
+        (lambda c: c.group("u1", "acme", context={"groupId": True}), "context.groupId"),
+        (lambda c: c.track("u1", "E", context={"groupId": 1.5}), "context.groupId"),
         (lambda c: c.track("u1", "E", context={"library": "x"}), "context.library"),
         (lambda c: c.track("u1", "E", context={"page": {"url": 5}}), "context.page.url"),
         (
@@ -335,6 +339,16 @@ def test_what_the_collector_marks_bad_the_client_refuses(
 ) -> None:
     with pytest.raises(InvalidMessage, match=rf"^{field.replace('.', '[.]')}"):
         call(client)
+
+
+def test_an_integer_context_group_id_goes_out_as_text_as_every_id(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    client = make_client()
+    assert client.track("u1", "E", context={"groupId": 12345678901234567890})[0]
+    assert client.flush(5)
+    [message] = receiver.wait_for_messages(1)
+    assert message["context"]["groupId"] == "12345678901234567890"
 
 
 @pytest.mark.parametrize(
