@@ -9,6 +9,8 @@ handler where nothing else handles SIGTERM, such as ``runserver --noreload``).
 
 from __future__ import annotations
 
+import logging
+
 from django.apps import AppConfig
 
 
@@ -17,6 +19,7 @@ class SegmentConfig(AppConfig):
     verbose_name = "Segment"
 
     def ready(self) -> None:
+        keep_loggers_on()
         from django.contrib.auth.signals import user_logged_in, user_logged_out
         from django.core import checks
         from django.core.signals import setting_changed
@@ -34,3 +37,20 @@ class SegmentConfig(AppConfig):
         conf.get_client()
         user_logged_in.connect(identify_on_login, dispatch_uid="segment_django.login")
         user_logged_out.connect(end_user_on_logout, dispatch_uid="segment_django.logout")
+
+
+def keep_loggers_on() -> None:
+    """Turn the library's loggers back on after Django applied ``LOGGING``.
+
+    ``dictConfig`` turns off every logger that exists as it runs unless
+    ``disable_existing_loggers`` is False, and a ``LOGGING`` without that key
+    means True: the library's loggers exist by then when it was imported before
+    ``django.setup()`` (``segment_django.asgi``, a hook imported in the settings),
+    and not otherwise. Their warnings (events not delivered) then depend on the
+    order of imports; with this, on none.
+    """
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if (name == "segment" or name.startswith("segment.")) and isinstance(
+            logger, logging.Logger
+        ):
+            logger.disabled = False

@@ -31,6 +31,7 @@ from __future__ import annotations
 from django.core.asgi import get_asgi_application as django_asgi_application
 
 from segment_core.lifespan import ASGIApp, ShutdownFlush
+from segment_django.apps import keep_loggers_on
 from segment_django.conf import get_client
 
 __all__ = ["flushing_at_shutdown", "get_asgi_application"]
@@ -38,7 +39,9 @@ __all__ = ["flushing_at_shutdown", "get_asgi_application"]
 
 def get_asgi_application() -> ASGIApp:
     """Django's ASGI application, flushing Segment's client at lifespan shutdown."""
-    return flushing_at_shutdown(django_asgi_application())
+    application = django_asgi_application()  # django.setup(): the project's LOGGING
+    keep_loggers_on()  # imported first, the library's loggers would be off
+    return flushing_at_shutdown(application)
 
 
 def flushing_at_shutdown(app: ASGIApp) -> ASGIApp:
