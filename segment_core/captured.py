@@ -37,18 +37,20 @@ class Captured(list[Message]):
 
     __hash__ = None  # it changes
 
-    def find(self, type: str | None = None, **fields: Any) -> list[Message]:
+    def find(self, type: str | None = None, /, **fields: Any) -> list[Message]:
         """Messages of ``type`` whose top-level fields equal ``fields`` (camelCase keys).
 
         Values compare as sent: ``timestamp=datetime(...)`` finds its ISO-8601 text
-        (a naive one taken as UTC, as the client takes it), ``userId=42`` finds ``"42"``.
+        (a naive one taken as UTC, as the client takes it), ``userId=42`` finds ``"42"``,
+        and as JSON tells them apart (``True`` is not ``1``). A field left out is
+        ``None`` (``userId=None``: an anonymous visitor's), as Segment reads it.
         """
         expected = _fields_as_sent(fields)
         return [
             m
             for m in self
             if (type is None or m.get("type") == type)
-            and all(m.get(key) == value for key, value in expected.items())
+            and all(_matches(m.get(key), value) for key, value in expected.items())
         ]
 
     def tracks(self, event: str | None = None) -> list[Message]:
@@ -57,22 +59,26 @@ class Captured(list[Message]):
     def pages(self, name: str | None = None) -> list[Message]:
         return self.find("page") if name is None else self.find("page", name=name)
 
-    def assert_tracked(self, event: str, **properties: Any) -> Message:
+    def assert_tracked(self, event: str, /, **properties: Any) -> Message:
         """The one ``track`` of ``event`` whose properties include ``properties``.
 
         Values compare as sent, so the ones the view passed match: a ``Decimal``
-        its number, a ``date``, ``datetime`` or ``UUID`` its text, a tuple its list.
+        its number, a ``date``, ``datetime`` or ``UUID`` its text, a tuple its list;
+        and as JSON tells them apart: ``True`` is not ``1``, and ``coupon=None``
+        wants a ``null`` sent, not no ``coupon`` at all. A value JSON cannot hold
+        (``mock.ANY``, ``pytest.approx(...)``) compares by its own ``==``.
         """
         return self._assert_one("track", {"event": event}, "properties", properties)
 
-    def assert_page(self, name: str | None = None, **properties: Any) -> Message:
+    def assert_page(self, name: str | None = None, /, **properties: Any) -> Message:
         """The one ``page`` named ``name`` whose properties include ``properties``."""
         where = {} if name is None else {"name": name}
         return self._assert_one("page", where, "properties", properties)
 
-    def assert_identified(self, user_id: object, **traits: Any) -> Message:
-        """The one ``identify`` of ``user_id`` whose traits include ``traits``."""
-        return self._assert_one("identify", {"userId": str(user_id)}, "traits", traits)
+    def assert_identified(self, user_id: object, /, **traits: Any) -> Message:
+        """The one ``identify`` of ``user_id`` (``None``: an anonymous visitor's)
+        whose traits include ``traits``."""
+        return self._assert_one("identify", {"userId": user_id}, "traits", traits)
 
     def assert_nothing_sent(self) -> None:
         # Raised, not asserted: these checks hold under python -O too.
@@ -86,7 +92,10 @@ class Captured(list[Message]):
         found = [
             m
             for m in self.find(type, **where)
-            if all((m.get(part) or {}).get(key) == value for key, value in expected.items())
+            if all(
+                _matches((m.get(part) or {}).get(key, _MISSING), value)
+                for key, value in expected.items()
+            )
         ]
         wanted = ", ".join(f"{k}={v!r}" for k, v in {**where, **subset}.items())
         if len(found) != 1:
@@ -102,9 +111,39 @@ class Captured(list[Message]):
         lines = []
         for m in self:
             label = m.get("event") or m.get("name") or m.get("groupId") or ""
+            ids = " ".join(f"{key}={m[key]!r}" for key in _SHOWN_IDS if m.get(key) is not None)
             detail = m.get("properties") or m.get("traits") or {}
-            lines.append(f"  {m.get('type')} {label!r} {detail}")
+            lines.append(f"  {m.get('type')} {label!r} {ids} {detail}".replace("  {", " {"))
         return "\n".join(lines)
+
+
+#: The ids a summary line shows, after the event's name.
+_SHOWN_IDS = ("userId", "anonymousId", "previousId")
+#: A property or trait the message does not have.
+_MISSING: Any = object()
+
+
+def _matches(sent: Any, expected: Any) -> bool:
+    """Whether ``sent`` (a captured message's value) is ``expected`` (a value as
+    sent, see :func:`_as_sent`), as JSON tells values apart: ``true`` is not ``1``,
+    a missing one is not ``null``; numbers are numbers (``19`` is ``19.0``). A value
+    JSON cannot hold (a matcher such as ``mock.ANY``) decides by its own ``==``."""
+    kind = type(expected)
+    if kind is dict:
+        return (
+            type(sent) is dict
+            and sent.keys() == expected.keys()
+            and all(_matches(sent[key], value) for key, value in expected.items())
+        )
+    if kind is list:
+        return (
+            type(sent) is list and len(sent) == len(expected) and all(map(_matches, sent, expected))
+        )
+    if expected is None or kind is bool or kind is str:
+        return type(sent) is kind and sent == expected
+    if kind is int or kind is float:
+        return type(sent) in (int, float) and sent == expected
+    return sent is not _MISSING and bool(expected == sent)
 
 
 def _as_sent(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,4 +177,10 @@ def _value_as_sent(value: Any) -> Any:
     try:
         return decode(encode(value))
     except InvalidMessage:
-        return value
+        pass
+    # Something in it JSON cannot hold (a matcher): the rest as sent around it.
+    if isinstance(value, Mapping):
+        return {key: _value_as_sent(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_value_as_sent(item) for item in value]
+    return value

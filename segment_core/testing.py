@@ -88,8 +88,9 @@ def pytest_running() -> bool:
     but not the process that loaded this module.
     """
     plugin = sys.modules.get("segment_pytest")  # the plugin pytest registers
-    if plugin is not None and plugin.configured():
-        return bool(plugin.running())
+    configured = getattr(plugin, "configured", None)  # none: a project's own module
+    if callable(configured) and configured():
+        return bool(plugin.running())  # type: ignore[union-attr]
     return os.getpid() == _loaded_in and _pytest_session_on_a_stack()
 
 

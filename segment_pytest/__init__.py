@@ -112,10 +112,13 @@ def pytest_fixture_setup(
     # A fixture of a wider scope is set up during the setup of the first test that
     # needs it (or in its middle, through request.getfixturevalue): what it sent
     # belongs to no test, so it is not left to that one; what the test sent stays.
-    before = len(_outbox())
+    capture = sys.modules.get("segment_core._capture")
+    kept = [(sink, len(sink)) for sink in (() if capture is None else capture.sinks)]
+    kept.append((_outbox(), len(_outbox())))  # the test's captures, and the outbox
     yield
     if fixturedef.scope != "function":
-        del _outbox()[before:]
+        for messages, length in kept:
+            del messages[length:]
 
 
 def _outbox() -> list[dict[str, Any]]:

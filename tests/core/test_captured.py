@@ -3,7 +3,9 @@ outbox of any adapter, and capture()."""
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
+from unittest import mock
 
 import pytest
 
@@ -34,3 +36,55 @@ def test_the_outbox_is_a_list_with_the_same_assertions() -> None:
     assert isinstance(outbox, list) and len(outbox) == 1
     outbox.clear()
     outbox.assert_nothing_sent()
+
+
+def test_json_tells_true_from_1_and_null_from_missing() -> None:
+    client = Client("k", send=False)
+    with capture() as events:
+        client.track("u1", "Ordered", {"quantity": True, "discount": 0, "revenue": 10})
+        client.identify("u2", {"verified": 1})
+    for wrong in ({"quantity": 1}, {"discount": False}, {"coupon": None}):
+        with pytest.raises(AssertionError, match="expected one track"):
+            events.assert_tracked("Ordered", **wrong)
+    with pytest.raises(AssertionError, match="expected one identify"):
+        events.assert_identified("u2", verified=True)
+    assert events.assert_tracked("Ordered", quantity=True, discount=0, revenue=10.0)
+    assert events.assert_tracked("Ordered", revenue=mock.ANY, quantity=mock.ANY)
+    assert events.assert_tracked("Ordered", revenue=pytest.approx(10.001, abs=0.01))
+    assert not events.find("track", event="Ordered", userId=1)
+
+
+def test_an_anonymous_identify_and_the_failure_shows_the_ids() -> None:
+    client = Client("k", send=False)
+    with capture() as events:
+        client.identify(anonymous_id="a-1", traits={"plan": "pro"})
+        client.identify("None", {"plan": "free"})
+    assert events.assert_identified(None, plan="pro")["anonymousId"] == "a-1"
+    assert events.assert_identified("None")["traits"] == {"plan": "free"}
+    with pytest.raises(AssertionError) as failure:
+        events.assert_identified("user-1", plan="pro")
+    assert "identify '' anonymousId='a-1' {'plan': 'pro'}" in str(failure.value)
+    assert "identify '' userId='None' {'plan': 'free'}" in str(failure.value)
+
+
+def test_a_property_named_like_the_first_argument_can_be_asserted() -> None:
+    client = Client("k", send=False)
+    with capture() as events:
+        client.track("u1", "Clicked", {"event": "cta"})
+        client.page("u1", name="Home", properties={"name": "home-page"})
+        client.identify("u1", {"user_id": "legacy-1"})
+    assert events.assert_tracked("Clicked", event="cta")
+    assert events.assert_page("Home", name="home-page")
+    assert events.assert_identified("u1", user_id="legacy-1")
+
+
+def test_a_matcher_inside_a_value_leaves_the_rest_compared_as_sent() -> None:
+    client = Client("k", send=False)
+    added = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    product = {"sku": "s-1", "price": decimal.Decimal("19.99"), "added_at": added}
+    with capture() as events:
+        client.track("u1", "Order Completed", {"products": [product]})
+    expected = [{"sku": mock.ANY, "price": decimal.Decimal("19.99"), "added_at": added}]
+    assert events.assert_tracked("Order Completed", products=expected)
+    with pytest.raises(AssertionError):
+        events.assert_tracked("Order Completed", products=[{**expected[0], "sku": "s-2"}])

@@ -748,6 +748,56 @@ def test_a_wider_fixture_set_up_during_a_test_leaves_the_test_its_events(
                     client.track("u1", "Viewed Catalog")
                     sent = [message["event"] for message in outbox]
                     assert sent == ["Searched", "Viewed Catalog"]
+
+
+                @pytest.fixture(scope="module")
+                def prices():
+                    client.track("setup", "Prices Loaded")
+
+
+                def test_its_capture_too(request, segment_events):
+                    client.track("u1", "Searched")
+                    request.getfixturevalue("prices")
+                    client.track("u1", "Viewed Catalog")
+                    sent = [message["event"] for message in segment_events]
+                    assert sent == ["Searched", "Viewed Catalog"]
+            """,
+        },
+    )
+    assert "2 passed" in _passing_pytest(project, "-p", "no:randomly", *QUIET)
+
+
+def test_a_project_module_named_like_the_plugin_leaves_adapters_working(tmp_path: Path) -> None:
+    # The project's module takes the plugin's name: events still stay in the outbox.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\npythonpath = .\n",
+            "segment_pytest.py": "HELPERS = True\n",
+            "conftest.py": 'pytest_plugins = ["segment_pytest"]\n',
+            "test_app.py": """
+                from starlette.applications import Starlette
+                from starlette.responses import HTMLResponse
+                from starlette.routing import Route
+                from starlette.testclient import TestClient
+
+                from segment_asgi import SegmentMiddleware
+                from segment_core.testing import outbox
+
+
+                def home(request):
+                    request.state.analytics.track("Viewed")
+                    return HTMLResponse("<p>hi</p>")
+
+
+                def test_the_app_runs():
+                    app = Starlette(routes=[Route("/", home)])
+                    app.add_middleware(
+                        SegmentMiddleware, write_key="k", host="http://127.0.0.1:9"
+                    )
+                    with TestClient(app) as client:
+                        assert client.get("/", headers={"Accept": "text/html"}).status_code == 200
+                    assert [m["type"] for m in outbox] == ["track", "page"]
             """,
         },
     )
