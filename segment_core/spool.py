@@ -898,14 +898,21 @@ class Spool:
         the lock they take)."""
         with self._lock:
             own = self._own
-            if self._spare is not None or own is None or not self._keeps_spare:
+            # A full disk that passed: the next file is made here even when each
+            # caller makes its own (no spare kept), as no caller makes one then.
+            if self._spare is not None or own is None:
+                return
+            if not (self._keeps_spare or self._out_of_room):
                 return
             if self._closed or self._broken or not self._has_room():
                 return
             number = self._take_number()
             size = self._reserving = self._segment_bytes
         try:
-            if self._out_of_room and not _has_free_space(self._directory, size):
+            # On a filesystem smaller than the bound, files it can hold.
+            free = _free_bytes(self._directory)
+            size = max(_MIN_SEGMENT_BYTES, min(size, free // 2))
+            if self._out_of_room and free < size:
                 raise OSError(errno.ENOSPC, "not enough free space yet")
             segment = self._create_segment(own, number, size)
         except OSError as error:
@@ -1585,10 +1592,10 @@ def _names(path: str, fd: int) -> bool:
         return False
 
 
-def _has_free_space(directory: str, size: int) -> bool:
-    """Whether the filesystem of ``directory`` has ``size`` bytes free for this user."""
+def _free_bytes(directory: str) -> int:
+    """The bytes free for this user on the filesystem of ``directory``."""
     stats = os.statvfs(directory)
-    return stats.f_bavail * stats.f_frsize >= size
+    return stats.f_bavail * stats.f_frsize
 
 
 def _close_lost_descriptor(path: str) -> None:

@@ -248,6 +248,91 @@ def test_a_disk_full_for_a_while_keeps_the_current_file_and_comes_back_to_the_di
     assert (phases.count("first"), phases.count("full"), phases.count("after")) == (1, 400, 50)
 
 
+NO_SPARE_FULL_DISK = """
+import glob, json, os, sys, time
+from segment_core import Client
+
+mount, host = sys.argv[1:]
+spool = os.path.join(mount, "spool")
+
+
+def wait(condition, what):
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.02)
+
+
+# Three writers at the least bound: no next file kept ready, each made as needed.
+clients = [
+    Client("k", host=host, spool_dir=spool, spool_max_bytes=1 << 20, flush_at=2500,
+           flush_interval=3600)
+    for _ in range(3)
+]
+for client in clients:
+    client.track("u", "E", {"phase": "first"})
+client = clients[0]
+ballast = os.path.join(mount, "ballast")
+with open(ballast, "wb", buffering=0) as file:  # another program fills the disk
+    try:
+        while True:
+            file.write(bytes(4096))
+    except OSError:
+        pass
+pad = "x" * 700
+for _ in range(2000):  # past the current file: no next one can be made
+    client.track("u", "E", {"phase": "full", "pad": pad})
+    if client.stats()["spool"]["disk_full"]:
+        break
+assert client.stats()["spool"]["disk_full"], "the disk found full"
+os.unlink(ballast)  # room again
+wait(lambda: not client.stats()["spool"]["disk_full"], "room found again")
+after = [client.track("u", "E", {"phase": "after"})[1] for _ in range(50)]
+on_disk = set()
+for path in glob.glob(os.path.join(spool, "*", "*.seg")):
+    with open(path, "rb") as file:
+        data = file.read()
+    on_disk |= {m["messageId"] for m in after if m["messageId"].encode() in data}
+print(json.dumps({
+    "after_on_disk": len(on_disk) == len(after),
+    "delivered": all(c.flush(30) for c in clients),
+}), flush=True)
+"""
+
+
+@pytest.mark.skipif(
+    not private_tmpfs_available(), reason="cannot mount a tmpfs (needs user namespaces or root)"
+)
+def test_a_disk_full_for_a_while_leaves_writers_without_a_next_file_back_on_the_disk(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    script = textwrap.dedent(NO_SPARE_FULL_DISK)
+    shell = 'mount -t tmpfs -o size=2m tmpfs "$1" && exec "$2" -c "$3" "$1" "$4"'
+    done = subprocess.run(
+        [
+            "unshare",
+            "-Urm",
+            "sh",
+            "-c",
+            shell,
+            "sh",
+            str(mount),
+            sys.executable,
+            script,
+            receiver.url,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {"after_on_disk": True, "delivered": True}
+    assert done.stderr.count("has room on the disk again") == 1, done.stderr
+
+
 # -- a uWSGI master that forks its workers ---------------------------------------------
 
 
