@@ -373,11 +373,12 @@ _LOADER_CODE = (
   // Unless the browser fetched it for this very navigation: then a cache kept the
   // page made for a prefetch, and the server counted this visit.
   // Nor a visit the browser's HTTP cache answered without asking it (a page sent with
-  // a max-age, Django's cache_page): counted here too. (Back and forward are not.)
+  // a max-age, Django's cache_page, whose copy a shared cache keeps too): counted
+  // here too. (Back and forward are not.)
   if (
     config.page ||
     (config.prefetched && !fetchedForThisNavigation()) ||
-    (!config.shared && unseenByServer())
+    unseenByServer()
   ) {
     whenShown(function () {
       countPage(config);

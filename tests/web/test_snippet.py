@@ -973,6 +973,37 @@ def test_the_loader_counts_a_page_when_it_is_shown(
     assert json.loads(result.stdout) == counted
 
 
+@needs_node
+@pytest.mark.parametrize("shared", [False, True], ids=["own page", "page a cache may share"])
+@pytest.mark.parametrize(
+    ("entries", "counted"),
+    [
+        # A link's visit the browser's HTTP cache answered: no server heard of it.
+        ([{"type": "navigate", "deliveryType": "cache", "transferSize": 0}], [1, 1]),
+        # Asked of the server (a 304's headers crossed the network), or Back.
+        ([{"type": "navigate", "deliveryType": "cache", "transferSize": 300}], [0, 0]),
+        ([{"type": "navigate", "deliveryType": "", "transferSize": 5000}], [0, 0]),
+        ([{"type": "back_forward", "deliveryType": "cache", "transferSize": 0}], [0, 0]),
+    ],
+)
+def test_the_loader_counts_a_visit_only_the_browser_s_cache_saw(
+    shared: bool, entries: list[dict[str, Any]], counted: list[int]
+) -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
+    snippet = str(render_snippet(tracker, shared=shared))
+    # A returning visitor's cookie: a page a cache may share is made for any visitor.
+    page = _SHOWN_PAGE.replace('cookie: "",', f'cookie: "ajs_anonymous_id={UUID}",')
+    node = shutil.which("node") or "node"
+    result = subprocess.run(
+        [node, "-e", page % script_code(snippet), "", json.dumps(entries)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == counted
+
+
 @pytest.mark.parametrize(
     ("options", "cookies", "handed"),
     [
