@@ -928,7 +928,9 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
         "src": options.snippet_src.format(write_key=quote(write_key, safe="")),
         "anonymousId": None if shared else _kept_anonymous_id(tracker),
         "userId": None if shared else analytics.user_id,
-        "page": not options.server_page_views,
+        # A view's own page() takes the place of the automatic page view, the
+        # browser's too (not in a page a cache may hand to other visitors).
+        "page": not options.server_page_views and (shared or analytics._page_message is None),
         "options": load_options(options, secure=secure, host=tracker.host),
         "methods": list(_BUFFERED_METHODS),
         # Where the loader finds the visitor's id: in a page made for another visitor

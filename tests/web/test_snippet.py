@@ -154,6 +154,15 @@ def test_page_source_browser_moves_page_views_to_the_browser() -> None:
     assert WebOptions(page_source="server").server_page_views is True
 
 
+def test_a_view_s_own_page_call_takes_the_place_of_the_browser_s_page_view() -> None:
+    options = WebOptions(browser_write_key=KEY, page_source="browser")
+    tracker = RequestTracker(Client("k", send=False), options, make_request())
+    tracker.analytics.page("Custom Name", {"step": 2})
+    assert snippet_settings(render_snippet(tracker))["page"] is False
+    # A page a cache may store is made for every visitor it answers.
+    assert snippet_settings(render_snippet(tracker, shared=True))["page"] is True
+
+
 def test_page_source_server_without_page_calls_is_an_error() -> None:
     with pytest.raises(ValueError, match="page_source is 'server' but page_calls is off"):
         WebOptions(page_source="server", page_calls=False)
