@@ -226,10 +226,15 @@ _LOADER_CODE = (
     analytics.on("initialize", function () {
       adoptUser(this, userId, anonymousId);
     });
-  } else if (ownPage && !cached && cookieValue(config.options.user.cookie.key) === null) {
+  } else if (
+    ownPage &&
+    !cached &&
+    (config.loggedOut || cookieValue(config.options.user.cookie.key) === null)
+  ) {
     // The server made this page for a visitor with no user, and no cookie names one:
     // a user id analytics.js kept elsewhere (its localStorage, which a logout on
     // another subdomain of the cookie's domain cannot clear) is a logged-out one.
+    // So is the one the cookie names, when this very request logged the user out.
     analytics.on("initialize", function () {
       if (this.user().id()) adoptUser(this, null, anonymousId);
     });
@@ -940,7 +945,11 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     }
     if shared:
         settings["shared"] = True
-    elif options.server_page_views and is_page_prefetch(request):
+    elif tracker.logged_out:
+        # The user the browser still names (analytics.js's cookie) is no more: the
+        # page's own page view, and the page's calls, name none.
+        settings["loggedOut"] = True
+    if not shared and options.server_page_views and is_page_prefetch(request):
         # The server counts no prefetch, and the browser shows it without asking
         # again: the loader counts it when shown. (Not in a page a cache may store:
         # the server counts the visits the cache answers.)

@@ -515,6 +515,11 @@ class RequestTracker:
         self._resolved_user = _LOGGED_OUT
         self._user_found = None
 
+    @property
+    def logged_out(self) -> bool:
+        """The user logged out during the request (and no login came after)."""
+        return self._resolved_user is _LOGGED_OUT
+
     def refresh_route(self, final: bool = False) -> None:
         """Ask the adapter for the route until it knows it; then hide secret path values.
 

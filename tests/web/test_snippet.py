@@ -1070,6 +1070,23 @@ def test_the_logged_in_user_keeps_the_visitors_id(options: dict[str, Any], kept:
     assert done == ["user.id(42)", "user.traits({})", f"setAnonymousId({kept})"]
 
 
+@needs_node
+@pytest.mark.parametrize("logged_out", [False, True], ids=["no user", "logged out here"])
+def test_the_page_a_logout_renders_names_no_user_the_browser_kept(logged_out: bool) -> None:
+    request = make_request(cookies={"ajs_anonymous_id": UUID})
+    options = WebOptions(browser_write_key=KEY, page_source="browser")
+    tracker = RequestTracker(Client("k", send=False), options, request)
+    if logged_out:
+        tracker.analytics.logout()
+    # analytics.js's own cookie still names the user who was signed in.
+    cookie = f"ajs_anonymous_id={UUID}; ajs_user_id=u-42"
+    _, done = run_loader_page(str(render_snippet(tracker)), cookie, event="initialize")
+    # Without a logout, a page made for no user leaves a user the browser knows alone
+    # (a page the server does not sign in on).
+    dropped = ["user.id(null)", "user.traits({})", f"setAnonymousId({UUID})"]
+    assert done == (dropped if logged_out else [])
+
+
 # Two snippets run in one document: the second while it loads (a template that has
 # the snippet twice), once it has loaded (a script inserts another page's markup), or
 # during a visit (a new page Turbo Drive shows in it).
