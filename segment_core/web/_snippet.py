@@ -980,16 +980,19 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
 def _kept_anonymous_id(tracker: RequestTracker) -> str | None:
     """The anonymous id to hand analytics.js; None when no cookie keeps it.
 
-    With ``set_cookie`` off and a ``cookie_name`` of the server's own, an id the
-    server made up for this request is gone at the next: handed over, it would
-    replace analytics.js's own (stable) id on every page.
+    With a ``cookie_name`` of the server's own, an id the server made up for this
+    request and set in no cookie (``set_cookie`` off, or a streamed page whose
+    headers went without it) is gone at the next: handed over, it would replace
+    analytics.js's own (stable) id on every page.
     """
     options = tracker.options
     anonymous_id = tracker.analytics.anonymous_id
     if tracker.holds_a_new_id and cookie_held_back(tracker.request):
         return None  # the browser keeps the visitor's cookie: analytics.js reads it there
-    if options.set_cookie or options.cookie_name == ANALYTICS_JS_COOKIE:
-        return anonymous_id  # the server's cookie keeps it, or analytics.js's (the same)
+    if options.cookie_name == ANALYTICS_JS_COOKIE:
+        return anonymous_id  # analytics.js keeps it in its cookie, the server's
+    if options.set_cookie and not tracker.new_id_left_unkept:
+        return anonymous_id  # the server's cookie keeps it
     request = tracker.request
     cookie = id_cookie(request.cookies, request.header("cookie"), options.cookie_name)
     return anonymous_id if parse_id_cookie(cookie) is not None else None

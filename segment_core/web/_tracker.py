@@ -627,6 +627,13 @@ class RequestTracker:
         cookie (or with one that is no id)."""
         return self._new_visitor
 
+    @property
+    def new_id_left_unkept(self) -> bool:
+        """Whether the id made up for this request went without the cookie that would
+        keep it: its response's headers left before the snippet rendered (a streamed
+        page) and had none (a known user's, or no cookie set)."""
+        return self._new_visitor and self._cookie_decided and self._cookie is None
+
     def handed_to_browser(self) -> None:
         """The snippet gave analytics.js this visitor's ids.
 

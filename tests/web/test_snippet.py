@@ -1037,6 +1037,21 @@ def test_an_id_no_cookie_keeps_is_not_handed_to_analytics_js(
     assert "renewOnReset" not in settings or tracker.options.set_cookie
 
 
+@pytest.mark.parametrize(
+    ("cookie_name", "handed"), [("visitor_id", False), ("ajs_anonymous_id", True)]
+)
+def test_a_streamed_page_whose_headers_went_without_the_cookie_hands_no_made_up_id(
+    cookie_name: str, handed: bool
+) -> None:
+    # A known user without the cookie: the headers went without it (no id used yet).
+    options = WebOptions(browser_write_key=KEY, cookie_name=cookie_name)
+    tracker = RequestTracker(None, options, make_request(user_id="u-42"))
+    assert tracker.cookie_to_set() is None
+    settings = snippet_settings(render_snippet(tracker))  # rendered in the body
+    assert settings["anonymousId"] == (tracker.analytics.anonymous_id if handed else None)
+    assert settings["userId"] == "u-42"
+
+
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("headers", [{}, {"sec-gpc": "1"}], ids=["loader", "inert"])
 def test_the_snippet_is_well_formed_in_an_xhtml_page(shared: bool, headers: dict[str, str]) -> None:
