@@ -38,6 +38,15 @@ def flask_site(
         yield site
 
 
+@pytest.fixture(scope="module")
+def django_site(
+    collector_server: CollectorHandle, cdn_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    config = SiteConfig("django", "server")
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        yield site
+
+
 @pytest.fixture
 def visit(browser: Any, flask_site: Any, collector: CollectorHandle) -> Iterator[Visit]:
     visit = Visit(browser, flask_site, collector)
@@ -165,3 +174,25 @@ def test_a_logout_in_another_tab_holds_in_a_page_still_open(
     events = [e["message"] for e in settle(flask_site, collector, 5)]
     [still_open] = [m for m in events if m.get("properties", {}).get("at") == "still open"]
     assert still_open.get("userId") is None, events
+
+
+def test_a_revisit_of_a_page_django_s_cache_keeps_is_counted_by_the_browser(
+    browser: Any, django_site: Any, collector: CollectorHandle
+) -> None:
+    # cache_page: a page a cache may share, which the browser's own cache keeps too.
+    visit = Visit(browser, django_site, collector)
+    try:
+        visit.navigate("/")
+        follow(visit, "cached")  # asked of the server, which counts it
+        with visit.page.expect_navigation():
+            visit.page.goto(f"{visit.base_url}/about")
+        follow(visit, "cached")  # from the browser's cache: no server hears of it
+        assert visit.page.evaluate(DELIVERY) == "cache"
+        events = settle(django_site, collector, 5)  # four page views and the track on "/"
+    finally:
+        visit.close()
+    pages = [e for e in events if e["message"]["type"] == "page"]
+    paths = Counter(e["message"]["properties"]["path"] for e in pages)
+    assert paths == Counter({"/": 1, "/cached": 2, "/about": 1}), describe(events)
+    [by_the_browser] = [e for e in pages if from_browser(e)]
+    assert by_the_browser["message"]["properties"]["path"] == "/cached"

@@ -44,7 +44,9 @@ settings.configure(
                         "django.template.loaders.locmem.Loader",
                         {
                             "page.html": "{% load segment %}"
-                            + PAGE.format(title="{{ title }}", snippet="{% segment_snippet %}"),
+                            + PAGE.format(
+                                title="{{ title }}", snippet="{% segment_snippet %}"
+                            ).replace("</body>", '<a id="cached" href="/cached">Cached</a></body>'),
                             # The head kept for every visitor: the first one's snippet.
                             "fragment.html": "{% load cache segment %}"
                             + PAGE.format(
@@ -79,6 +81,7 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect  # noqa: E402
 from django.shortcuts import render  # noqa: E402
 from django.urls import path  # noqa: E402
+from django.views.decorators.cache import cache_page  # noqa: E402
 
 call_command("migrate", verbosity=0, interactive=False)
 
@@ -96,6 +99,12 @@ def fragment(request: HttpRequest) -> HttpResponse:
     return render(request, "fragment.html", {"title": "Fragment"})
 
 
+@csp_exempt()  # the kept page holds the first response's nonce
+@cache_page(300)  # kept by Django's cache, and sent with a max-age the browser keeps too
+def cached(request: HttpRequest) -> HttpResponse:
+    return render(request, "page.html", {"title": "Cached"})
+
+
 def login(request: HttpRequest) -> HttpResponse:
     user, _ = User.objects.get_or_create(username=request.GET.get("as", USER_ID))
     auth_login(request, user)
@@ -110,6 +119,7 @@ urlpatterns = [
     path("", home),
     path("about", about),
     path("fragment", fragment),
+    path("cached", cached),
     path("login", login),
     path("healthz", healthz),
 ]
