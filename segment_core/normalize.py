@@ -615,9 +615,8 @@ class MessageFactory:
                         merged[key] = value
         if merged.get("library") is None:  # (None: none given, as analytics-python reads it)
             merged["library"] = dict(LIBRARY)
-        group = merged.get("groupId")
-        if group is not None and type(group) is not str:  # text on the wire, as every id
-            merged["groupId"] = stringify_id("context.groupId", group)
+        if "groupId" in merged:  # text on the wire, as every id
+            merged["groupId"] = stringify_id("context.groupId", merged["groupId"])
         return merged
 
     def _integrations(self, integrations: dict[str, Any] | None) -> dict[str, Any] | None:
