@@ -59,7 +59,7 @@ class Captured(list[Message]):
     def pages(self, name: str | None = None) -> list[Message]:
         return self.find("page") if name is None else self.find("page", name=name)
 
-    def assert_tracked(self, event: str, /, **properties: Any) -> Message:
+    def assert_tracked(self, *event: str, **properties: Any) -> Message:
         """The one ``track`` of ``event`` whose properties include ``properties``.
 
         Values compare as sent, so the ones the view passed match: a ``Decimal``
@@ -67,18 +67,30 @@ class Captured(list[Message]):
         and as JSON tells them apart: ``True`` is not ``1``, and ``coupon=None``
         wants a ``null`` sent, not no ``coupon`` at all. A value JSON cannot hold
         (``mock.ANY``, ``pytest.approx(...)``) compares by its own ``==``.
-        """
-        return self._assert_one("track", {"event": event}, "properties", properties)
 
-    def assert_page(self, name: str | None = None, /, **properties: Any) -> Message:
-        """The one ``page`` named ``name`` whose properties include ``properties``."""
-        where = {} if name is None else {"name": name}
+        ``event`` comes first; given by its keyword alone (``event="Signed Up"``) it
+        is the event too. After it, ``event=`` is a property of that name.
+        """
+        name = _leading(event, properties, "event", "assert_tracked")
+        if name is _MISSING:
+            raise TypeError("assert_tracked() missing its first argument: 'event'")
+        return self._assert_one("track", {"event": name}, "properties", properties)
+
+    def assert_page(self, *name: str | None, **properties: Any) -> Message:
+        """The one ``page`` named ``name`` whose properties include ``properties``
+        (``name``, as ``assert_tracked``'s ``event``: first, or by its keyword alone)."""
+        found = _leading(name, properties, "name", "assert_page")
+        where = {} if found is None or found is _MISSING else {"name": found}
         return self._assert_one("page", where, "properties", properties)
 
-    def assert_identified(self, user_id: object, /, **traits: Any) -> Message:
+    def assert_identified(self, *user_id: object, **traits: Any) -> Message:
         """The one ``identify`` of ``user_id`` (``None``: an anonymous visitor's)
-        whose traits include ``traits``."""
-        return self._assert_one("identify", {"userId": user_id}, "traits", traits)
+        whose traits include ``traits`` (``user_id``, as ``assert_tracked``'s
+        ``event``: first, or by its keyword alone)."""
+        found = _leading(user_id, traits, "user_id", "assert_identified")
+        if found is _MISSING:
+            raise TypeError("assert_identified() missing its first argument: 'user_id'")
+        return self._assert_one("identify", {"userId": found}, "traits", traits)
 
     def assert_nothing_sent(self) -> None:
         # Raised, not asserted: these checks hold under python -O too.
@@ -97,7 +109,10 @@ class Captured(list[Message]):
                 for key, value in expected.items()
             )
         ]
-        wanted = ", ".join(f"{k}={v!r}" for k, v in {**where, **subset}.items())
+        wanted = ", ".join(
+            [f"{k}={v!r}" for k, v in where.items()]
+            + [f"{part}.{k}={v!r}" if k in where else f"{k}={v!r}" for k, v in subset.items()]
+        )
         if len(found) != 1:
             raise AssertionError(
                 f"expected one {type} with {wanted or 'any fields'}, found {len(found)}; "
@@ -115,6 +130,15 @@ class Captured(list[Message]):
             detail = m.get("properties") or m.get("traits") or {}
             lines.append(f"  {m.get('type')} {label!r} {ids} {detail}".replace("  {", " {"))
         return "\n".join(lines)
+
+
+def _leading(given: tuple[Any, ...], keywords: dict[str, Any], name: str, method: str) -> Any:
+    """An assertion's first argument: given first, else by its keyword (taken out of
+    ``keywords``, as callers wrote it before a property of that name could be
+    asserted); ``_MISSING`` when neither."""
+    if len(given) > 1:
+        raise TypeError(f"{method}() takes one positional argument, {len(given)} were given")
+    return given[0] if given else keywords.pop(name, _MISSING)
 
 
 #: The ids a summary line shows, after the event's name.

@@ -235,11 +235,16 @@ def _ip_text(ip: IPAddress, anonymize: bool) -> str:
 
 
 def anonymize_ip(ip: IPAddress | str) -> IPAddress:
-    """Zero the last octet of an IPv4 address, the last 80 bits of an IPv6 one."""
+    """Zero the last octet of an IPv4 address, the last 80 bits of an IPv6 one; of
+    a 6to4 address (``2002::/16``), which holds its IPv4 address in the next 32
+    bits, all but the 2002 and that address's first three octets."""
     import ipaddress
 
     address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
-    prefix = 24 if address.version == 4 else 48
+    if address.version == 4:
+        prefix = 24
+    else:
+        prefix = 40 if address.sixtofour is not None else 48
     return ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address
 
 

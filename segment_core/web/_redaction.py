@@ -1154,6 +1154,12 @@ def redact_path(path: str, values: Iterable[str]) -> str:
     """
     segments = path.split("/")
     for value in values:
+        if "#" in value and not _holds(unquote(path), value):
+            # A fragment a client wrote into the request line: routed with it, left
+            # out of the path.
+            value = value.partition("#")[0]
+            if not value:
+                continue
         decoded = [unquote(segment) for segment in segments]
         _redact_runs(segments, decoded, value)
         _redact_inside_segments(segments, decoded, value)

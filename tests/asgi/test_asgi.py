@@ -421,3 +421,19 @@ async def test_without_options_the_default_client_is_used(
     await call(middleware, http_scope())
     assert default.flush(timeout=10)
     assert [e["message"]["name"] for e in segment_collector.events()] == ["hello"]
+
+
+def invitation(request: Request) -> Response:
+    return HTMLResponse("welcome")
+
+
+async def test_a_route_secret_routed_with_a_fragment_of_the_request_line_is_redacted(
+    client: Client, sent: Sent
+) -> None:
+    # uvicorn's h11 passes "/invite/SEKRIT01#frag" on as it came: the router captures
+    # the fragment with the value, which the page's path leaves out.
+    app = Starlette(routes=[Route("/invite/{invite_token}", invitation, name="invite")])
+    await call(SegmentMiddleware(app, client=client), http_scope("/invite/SEKRIT01#frag"))
+    [page] = sent()
+    assert page["properties"]["path"] == page["context"]["page"]["path"] == "/invite/REDACTED"
+    assert "SEKRIT01" not in repr(page)

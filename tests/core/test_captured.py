@@ -88,3 +88,25 @@ def test_a_matcher_inside_a_value_leaves_the_rest_compared_as_sent() -> None:
     assert events.assert_tracked("Order Completed", products=expected)
     with pytest.raises(AssertionError):
         events.assert_tracked("Order Completed", products=[{**expected[0], "sku": "s-2"}])
+
+
+def test_the_first_argument_by_its_keyword_alone_is_still_the_name() -> None:
+    client = Client("k", send=False)
+    with capture() as events:
+        client.track("u1", "Signed Up", {"plan": "pro"})
+        client.page("42", name="Home", properties={"title": "T"})
+        client.identify("42", {"plan": "pro"})
+    assert events.assert_tracked(event="Signed Up", plan="pro")
+    assert events.assert_page(name="Home", title="T")
+    assert events.assert_identified(user_id=42, plan="pro")
+    with pytest.raises(TypeError, match="missing its first argument: 'event'"):
+        events.assert_tracked(plan="pro")
+
+
+def test_a_failure_names_the_page_and_its_property_of_the_same_name() -> None:
+    client = Client("k", send=False)
+    with capture() as events:
+        client.page("42", name="Home", properties={"name": "landing"})
+    with pytest.raises(AssertionError) as failure:
+        events.assert_page("Landing", name="landing")
+    assert "expected one page with name='Landing', properties.name='landing'" in str(failure.value)

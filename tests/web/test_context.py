@@ -107,6 +107,8 @@ def test_what_the_proxy_wrote_in_forwarded_wins_over_x_forwarded_for() -> None:
         ("203.0.113.77", "203.0.113.0"),
         ("2001:db8:abcd:1234:5678:9abc:def0:1234", "2001:db8:abcd::"),
         (ipaddress.ip_address("::1"), "::"),
+        # 6to4: its IPv4 address (5.6.7.8) in bits 16 to 47, cut as an IPv4 one.
+        ("2002:0506:0708::1", "2002:506:700::"),
     ],
 )
 def test_anonymize_ip(ip: str, expected: str) -> None:

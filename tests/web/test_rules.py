@@ -544,6 +544,10 @@ UUID_TEXT = "5f3b1c2d-1111-4222-8333-444455556666"
         # A value that starts or ends inside a segment: the whole path.
         ("/dl/a/bcdef.pdf", ["a/bcdef"], "/REDACTED"),
         ("/dl/v1/k3y%2Fz9.pdf/", ["v1/k3y/z9"], "/REDACTED/"),
+        # Routed with a fragment a client wrote into the request line, which the
+        # path leaves out; one the path holds (escaped) is the value's own.
+        ("/invite/SEKRIT01", ["SEKRIT01#frag"], "/invite/REDACTED"),
+        ("/invite/a%23bcd", ["a#bcd"], "/invite/REDACTED"),
     ],
 )
 def test_redact_path(path: str, values: list[str], expected: str) -> None:
