@@ -380,9 +380,13 @@ _LOADER_CODE = (
   // Nor a visit the browser's HTTP cache answered without asking it (a page sent with
   // a max-age, Django's cache_page, whose copy a shared cache keeps too): counted
   // here too. (Back and forward are not.)
+  // A page a cache may store names no request of its own: the browser tells a
+  // prefetch's copy (speculation rules) or a prerendered page, which the server
+  // counted as no visit.
   if (
     config.page ||
     (config.prefetched && !fetchedForThisNavigation()) ||
+    (config.shared && shownFromPrefetch()) ||
     unseenByServer()
   ) {
     whenShown(function () {
@@ -453,6 +457,12 @@ _LOADER_CODE = (
       // not available: private modes, a blocking policy
     }
     return stores.length ? stores : ["memory"];
+  }
+
+  function shownFromPrefetch() {
+    var entry = navigationEntry();
+    return !!document.prerendering || (!!entry &&
+      (entry.deliveryType === "navigational-prefetch" || entry.activationStart > 0));
   }
 
   function fromHttpCache() {

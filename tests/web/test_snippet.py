@@ -983,6 +983,36 @@ def test_the_loader_counts_a_page_when_it_is_shown(
 
 
 @needs_node
+@pytest.mark.parametrize(
+    ("prerendering", "entries", "counted"),
+    [
+        # The copy a speculation rule prefetched, shown now: the server counted none.
+        ("", [{"type": "navigate", "deliveryType": "navigational-prefetch"}], [1, 1]),
+        # Prerendered: counted once shown.
+        ("prerendering", [{"type": "navigate", "deliveryType": ""}], [0, 1]),
+        ("", [{"type": "navigate", "deliveryType": "", "activationStart": 12.5}], [1, 1]),
+        # Asked of the server for this navigation (from Django's cache too): its own.
+        ("", [{"type": "navigate", "deliveryType": "", "transferSize": 5000}], [0, 0]),
+    ],
+)
+def test_a_page_a_cache_may_share_is_counted_when_shown_from_a_prefetch(
+    prerendering: str, entries: list[dict[str, Any]], counted: list[int]
+) -> None:
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
+    snippet = str(render_snippet(tracker, shared=True))
+    page = _SHOWN_PAGE.replace('cookie: "",', f'cookie: "ajs_anonymous_id={UUID}",')
+    node = shutil.which("node") or "node"
+    result = subprocess.run(
+        [node, "-e", page % script_code(snippet), prerendering, json.dumps(entries)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == counted
+
+
+@needs_node
 @pytest.mark.parametrize("shared", [False, True], ids=["own page", "page a cache may share"])
 @pytest.mark.parametrize(
     ("entries", "counted"),
