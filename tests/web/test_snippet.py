@@ -982,6 +982,25 @@ def test_the_loader_counts_a_page_when_it_is_shown(
     assert json.loads(result.stdout) == counted
 
 
+def pages_counted(prerendering: str, entries: list[dict[str, Any]], *, shared: bool) -> list[int]:
+    """The page views the loader of a returning visitor's page queues before it is
+    shown and after (see ``_SHOWN_PAGE``), the browser's navigation ``entries`` given."""
+    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
+    snippet = str(render_snippet(tracker, shared=shared))
+    # The visitor's cookie: a page a cache may share is made for any visitor.
+    page = _SHOWN_PAGE.replace('cookie: "",', f'cookie: "ajs_anonymous_id={UUID}",')
+    node = shutil.which("node") or "node"
+    result = subprocess.run(
+        [node, "-e", page % script_code(snippet), prerendering, json.dumps(entries)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    counted: list[int] = json.loads(result.stdout)
+    return counted
+
+
 @needs_node
 @pytest.mark.parametrize(
     ("prerendering", "entries", "counted"),
@@ -998,18 +1017,7 @@ def test_the_loader_counts_a_page_when_it_is_shown(
 def test_a_page_a_cache_may_share_is_counted_when_shown_from_a_prefetch(
     prerendering: str, entries: list[dict[str, Any]], counted: list[int]
 ) -> None:
-    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
-    snippet = str(render_snippet(tracker, shared=True))
-    page = _SHOWN_PAGE.replace('cookie: "",', f'cookie: "ajs_anonymous_id={UUID}",')
-    node = shutil.which("node") or "node"
-    result = subprocess.run(
-        [node, "-e", page % script_code(snippet), prerendering, json.dumps(entries)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == counted
+    assert pages_counted(prerendering, entries, shared=True) == counted
 
 
 @needs_node
@@ -1028,19 +1036,7 @@ def test_a_page_a_cache_may_share_is_counted_when_shown_from_a_prefetch(
 def test_the_loader_counts_a_visit_only_the_browser_s_cache_saw(
     shared: bool, entries: list[dict[str, Any]], counted: list[int]
 ) -> None:
-    tracker = RequestTracker(None, WebOptions(browser_write_key=KEY), make_request())
-    snippet = str(render_snippet(tracker, shared=shared))
-    # A returning visitor's cookie: a page a cache may share is made for any visitor.
-    page = _SHOWN_PAGE.replace('cookie: "",', f'cookie: "ajs_anonymous_id={UUID}",')
-    node = shutil.which("node") or "node"
-    result = subprocess.run(
-        [node, "-e", page % script_code(snippet), "", json.dumps(entries)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == counted
+    assert pages_counted("", entries, shared=shared) == counted
 
 
 @pytest.mark.parametrize(

@@ -158,7 +158,32 @@ def private_tmpfs_available() -> bool:
     return probe.returncode == 0
 
 
-FULL_DISK = """
+needs_a_tmpfs = pytest.mark.skipif(
+    not private_tmpfs_available(), reason="cannot mount a tmpfs (needs user namespaces or root)"
+)
+
+
+def run_on_a_small_disk(
+    script: str, size: str, url: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """``script`` run with a tmpfs of ``size`` mounted for it alone (its first
+    argument, the mount point; its second, ``url``)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    shell = f'mount -t tmpfs -o size={size} tmpfs "$1" && exec "$2" -c "$3" "$1" "$4"'
+    code = textwrap.dedent(script)
+    return subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", shell, "sh", str(mount), sys.executable, code, url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+#: What the scripts run on a small disk begin with: the mount and the receiver's
+#: URL from their arguments, and a wait with a deadline.
+ON_A_SMALL_DISK = """
 import glob, json, os, sys, time
 from segment_core import Client
 from segment_core._spool_format import read_records
@@ -172,7 +197,11 @@ def wait(condition, what):
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for " + what
         time.sleep(0.02)
+"""
 
+FULL_DISK = (
+    ON_A_SMALL_DISK
+    + """
 
 def on_disk():
     found = set()
@@ -217,26 +246,14 @@ print(json.dumps({
     "delivered": client.flush(30),
 }), flush=True)
 """
-
-
-@pytest.mark.skipif(
-    not private_tmpfs_available(), reason="cannot mount a tmpfs (needs user namespaces or root)"
 )
+
+
+@needs_a_tmpfs
 def test_a_disk_full_for_a_while_keeps_the_current_file_and_comes_back_to_the_disk(
     receiver: Receiver, tmp_path: Path
 ) -> None:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    script = textwrap.dedent(FULL_DISK)
-    shell = 'mount -t tmpfs -o size=1m tmpfs "$1" && exec "$2" -c "$3" "$1" "$4"'
-    url = receiver.url
-    done = subprocess.run(
-        ["unshare", "-Urm", "sh", "-c", shell, "sh", str(mount), sys.executable, script, url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_on_a_small_disk(FULL_DISK, "1m", receiver.url, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     while_full, after = (json.loads(line) for line in done.stdout.splitlines())
     # Full: the file being written keeps taking records; nothing is refused yet.
@@ -248,21 +265,9 @@ def test_a_disk_full_for_a_while_keeps_the_current_file_and_comes_back_to_the_di
     assert (phases.count("first"), phases.count("full"), phases.count("after")) == (1, 400, 50)
 
 
-NO_SPARE_FULL_DISK = """
-import glob, json, os, sys, time
-from segment_core import Client
-
-mount, host = sys.argv[1:]
-spool = os.path.join(mount, "spool")
-
-
-def wait(condition, what):
-    deadline = time.monotonic() + 20
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.02)
-
-
+NO_SPARE_FULL_DISK = (
+    ON_A_SMALL_DISK
+    + """
 # Three writers at the least bound: no next file kept ready, each made as needed.
 clients = [
     Client("k", host=host, spool_dir=spool, spool_max_bytes=1 << 20, flush_at=2500,
@@ -298,36 +303,14 @@ print(json.dumps({
     "delivered": all(c.flush(30) for c in clients),
 }), flush=True)
 """
-
-
-@pytest.mark.skipif(
-    not private_tmpfs_available(), reason="cannot mount a tmpfs (needs user namespaces or root)"
 )
+
+
+@needs_a_tmpfs
 def test_a_disk_full_for_a_while_leaves_writers_without_a_next_file_back_on_the_disk(
     receiver: Receiver, tmp_path: Path
 ) -> None:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    script = textwrap.dedent(NO_SPARE_FULL_DISK)
-    shell = 'mount -t tmpfs -o size=2m tmpfs "$1" && exec "$2" -c "$3" "$1" "$4"'
-    done = subprocess.run(
-        [
-            "unshare",
-            "-Urm",
-            "sh",
-            "-c",
-            shell,
-            "sh",
-            str(mount),
-            sys.executable,
-            script,
-            receiver.url,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_on_a_small_disk(NO_SPARE_FULL_DISK, "2m", receiver.url, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout) == {"after_on_disk": True, "delivered": True}
     assert done.stderr.count("has room on the disk again") == 1, done.stderr
