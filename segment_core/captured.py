@@ -126,9 +126,9 @@ class Captured(list[Message]):
         lines = []
         for m in self:
             label = m.get("event") or m.get("name") or m.get("groupId") or ""
-            ids = " ".join(f"{key}={m[key]!r}" for key in _SHOWN_IDS if m.get(key) is not None)
+            ids = [f"{key}={m[key]!r}" for key in _SHOWN_IDS if m.get(key) is not None]
             detail = m.get("properties") or m.get("traits") or {}
-            lines.append(f"  {m.get('type')} {label!r} {ids} {detail}".replace("  {", " {"))
+            lines.append(" ".join(["", "", str(m.get("type")), repr(label), *ids, str(detail)]))
         return "\n".join(lines)
 
 
