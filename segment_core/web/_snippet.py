@@ -945,7 +945,7 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
         "userId": None if shared else analytics.user_id,
         # A view's own page() takes the place of the automatic page view, the
         # browser's too (not in a page a cache may hand to other visitors).
-        "page": not options.server_page_views and (shared or analytics._page_message is None),
+        "page": not options.server_page_views and (shared or not tracker.page_called),
         "options": load_options(options, secure=secure, host=tracker.host),
         "methods": list(_BUFFERED_METHODS),
         # Where the loader finds the visitor's id: in a page made for another visitor

@@ -516,6 +516,11 @@ class RequestTracker:
         self._user_found = None
 
     @property
+    def page_called(self) -> bool:
+        """A page call was made for the request (the view's own, or the automatic one)."""
+        return self.analytics._page_message is not None
+
+    @property
     def logged_out(self) -> bool:
         """The user logged out during the request (and no login came after)."""
         return self._resolved_user is _LOGGED_OUT
