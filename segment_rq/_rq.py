@@ -127,7 +127,7 @@ class Worker(_BindsVisitor, rq.Worker):
         """Binds the job's visitor in this process while its work-horse runs: where
         the job ends without the work-horse, the job's ``on_stopped`` callback (RQ's
         stop-job command) and the ``work_horse_killed_handler`` act for it."""
-        token = _bind_visitor(job)
+        token = _bind_visitor(job, quiet=True)  # a bad snapshot: the work-horse says so
         try:
             super().monitor_work_horse(job, *args, **kwargs)
         finally:
@@ -168,10 +168,18 @@ def _carry_visitor(job: Any) -> None:
         job.meta = meta
 
 
-def _bind_visitor(job: Any) -> Token[Analytics | None] | None:
-    """Bind the visitor ``job`` carries, if any; the token to reset it with."""
+def _bind_visitor(job: Any, *, quiet: bool = False) -> Token[Analytics | None] | None:
+    """Bind the visitor ``job`` carries, if any; the token to reset it with.
+    ``quiet``: a snapshot that cannot be read is not logged (another process does)."""
     try:
-        obj = restore(_meta(job).get(META_KEY), source=f"RQ job {job.id!r}")
+        snapshot = _meta(job).get(META_KEY)
+        if quiet:
+            try:
+                obj = None if snapshot is None else Analytics.from_snapshot(snapshot)
+            except Exception:
+                return None
+        else:
+            obj = restore(snapshot, source=f"RQ job {job.id!r}")
         return None if obj is None else bind(obj)
     except Exception:  # the job runs, bound or not
         logger.exception("segment: could not bind the visitor of an RQ job")
