@@ -241,10 +241,9 @@ def anonymize_ip(ip: IPAddress | str) -> IPAddress:
     import ipaddress
 
     address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
-    if address.version == 4:
-        prefix = 24
-    else:
-        prefix = 40 if address.sixtofour is not None else 48
+    prefix = 24 if address.version == 4 else 48
+    if isinstance(address, ipaddress.IPv6Address) and address.sixtofour is not None:
+        prefix = 40
     return ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address
 
 
