@@ -1154,10 +1154,12 @@ def redact_path(path: str, values: Iterable[str]) -> str:
     """
     segments = path.split("/")
     for value in values:
-        if "#" in value and not _holds(unquote(path), value):
+        if "#" in value:
             # A fragment a client wrote into the request line: routed with it, left
-            # out of the path.
-            value = value.partition("#")[0]
+            # out of the path, which may hold a "#" of the value's own (%23).
+            text = unquote(path)
+            while "#" in value and not _holds(text, value):
+                value = value.rpartition("#")[0]
             if not value:
                 continue
         decoded = [unquote(segment) for segment in segments]

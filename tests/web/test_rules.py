@@ -548,6 +548,8 @@ UUID_TEXT = "5f3b1c2d-1111-4222-8333-444455556666"
         # path leaves out; one the path holds (escaped) is the value's own.
         ("/invite/SEKRIT01", ["SEKRIT01#frag"], "/invite/REDACTED"),
         ("/invite/a%23bcd", ["a#bcd"], "/invite/REDACTED"),
+        ("/invite/SEK%23RIT01", ["SEK#RIT01#frag"], "/invite/REDACTED"),
+        ("/dl/ab%23c/SEKRIT02", ["ab#c/SEKRIT02#frag"], "/dl/REDACTED"),
     ],
 )
 def test_redact_path(path: str, values: list[str], expected: str) -> None:
