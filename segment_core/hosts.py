@@ -34,6 +34,7 @@ __all__ = [
     "check_write_key",
     "doubled_api_path",
     "is_loopback_url",
+    "masked_secrets",
     "redact_url",
     "shown_answer",
     "url_port",
@@ -149,7 +150,7 @@ def shown_answer(text: str, secrets: Iterable[str | None]) -> str:
     >>> shown_answer('denied: key=wk_AbCdEfGhIjKl body={"batch":[]}', ["wk_AbCdEfGhIjKl"])
     'denied: key=wk_A… body=…'
     """
-    masked = _masked(text, secrets)
+    masked = masked_secrets(text, secrets)
     line = (_answer_field(masked) or masked).strip().split("\n", 1)[0].strip()
     echo = _ECHOED_BATCH.search(line)
     if echo is not None:
@@ -159,7 +160,7 @@ def shown_answer(text: str, secrets: Iterable[str | None]) -> str:
     return "".join(character if character.isprintable() else " " for character in line)
 
 
-def _masked(text: str, secrets: Iterable[str | None]) -> str:
+def masked_secrets(text: str, secrets: Iterable[str | None]) -> str:
     """``text`` with each of ``secrets`` masked as :func:`mask_secret` masks it."""
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, mask_secret(secret) or "")

@@ -51,6 +51,7 @@ from segment_core.collector._asgi import (
     JSONBytesResponse,
     apply_fault,
     error_response,
+    read_body,
 )
 from segment_core.collector.faults import FaultPlanError, FaultQueue, parse_plans
 from segment_core.collector.forward import Forwarder
@@ -412,8 +413,15 @@ class CollectorApp:
 
     async def _faults(self, request: Request) -> Response:
         if request.method == "POST":
+            body = await read_body(request.receive, _MAX_FAULTS_BYTES)
+            if body is None:
+                return error_response(400, "invalid_json", "the client went away before its body")
+            if len(body) > _MAX_FAULTS_BYTES:
+                return error_response(
+                    400, "request_too_large", f"the body is over {_MAX_FAULTS_BYTES} bytes"
+                )
             try:
-                self.faults.add(parse_plans(orjson.loads(await request.body())))
+                self.faults.add(parse_plans(orjson.loads(body)))
             except orjson.JSONDecodeError as error:
                 return error_response(400, "invalid_json", f"the body is not valid JSON: {error}")
             except FaultPlanError as error:
@@ -421,6 +429,10 @@ class CollectorApp:
         elif request.method == "DELETE":
             self.faults.clear()
         return JSONBytesResponse({"pending": self.faults.pending()})
+
+
+#: The largest list of fault plans taken: a few plans are a few hundred bytes.
+_MAX_FAULTS_BYTES = 64 * 1024
 
 
 def _checked_allowed_hosts(allowed_hosts: Collection[str]) -> frozenset[str]:

@@ -34,7 +34,13 @@ import orjson
 from segment_core.batching import pack
 from segment_core.collector.ingest import Limits
 from segment_core.encoding import format_timestamp
-from segment_core.hosts import check_host, doubled_api_path, redact_url, shown_answer
+from segment_core.hosts import (
+    check_host,
+    doubled_api_path,
+    masked_secrets,
+    redact_url,
+    shown_answer,
+)
 from segment_core.spec import parse_iso8601
 
 __all__ = ["Forwarder", "checked_base_url"]
@@ -217,7 +223,7 @@ class Forwarder:
         except urllib.error.HTTPError as error:
             if 300 <= error.code < 400:
                 error.close()
-                self._log_redirect(error.code, error.headers.get("Location"))
+                self._log_redirect(error.code, error.headers.get("Location"), (write_key, token))
                 return False
             with error:
                 reason = error.read(ERROR_BODY_READ_BYTES).decode("utf-8", "replace")
@@ -235,12 +241,15 @@ class Forwarder:
             return False
         return True
 
-    def _log_redirect(self, status: int, location: str | None) -> None:
+    def _log_redirect(
+        self, status: int, location: str | None, credentials: tuple[str | None, ...]
+    ) -> None:
         try:
             # repr keeps the upstream's text on one line, whatever it holds.
             target = repr(redact_url(urljoin(self.url, location))) if location else "nowhere"
         except ValueError:  # not a URL
             target = repr(location)
+        target = masked_secrets(target, credentials)  # a login page's ?next=...&writeKey=...
         logger.warning(
             "%s redirected a forwarded batch (HTTP %d) to %s: not followed, the batch "
             "and its write key are for the configured server alone",

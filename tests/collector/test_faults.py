@@ -122,6 +122,18 @@ def test_time_window_starts_when_its_turn_comes(segment_collector: CollectorHand
     assert window["status"] == 503 and 25 < window["seconds"] <= 30
 
 
+def test_a_huge_list_of_plans_is_refused_without_being_kept(
+    segment_collector: CollectorHandle,
+) -> None:
+    def spaces() -> Any:
+        for _ in range(64):  # 64 MiB sent, never held whole
+            yield b" " * (1 << 20)
+
+    answer = requests.post(f"{segment_collector.url}/collector/faults", data=spaces(), timeout=60)
+    assert_error(answer, 400, "request_too_large")
+    assert segment_collector.summary()["pending_faults"] == 0
+
+
 def test_clear_faults(segment_collector: CollectorHandle) -> None:
     segment_collector.faults({"status": 503, "count": 10})
     segment_collector.clear_faults()

@@ -267,3 +267,17 @@ def test_a_forward_url_the_command_line_refuses_is_refused_in_python_too(url: st
     assert "s3cret" not in str(refused.value)
     with pytest.raises(ValueError, match="forward"), run_in_background(forward=url):
         pass
+
+
+def test_a_redirect_to_a_page_that_names_the_write_key_logs_it_masked(
+    redirecting: RedirectingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = "wk_AbCdEfGhIjKl"
+    redirecting.status = 307
+    redirecting.location = f"https://sso.example/login?next=/v1/batch&writeKey={key}"
+    forwarder = Forwarder(f"http://127.0.0.1:{redirecting.server_port}")
+    with caplog.at_level(logging.WARNING, logger="segment.collector"):
+        forwarder.submit([orjson.dumps(message())], key)
+        forwarder.close(timeout=WAIT_SECONDS)
+    [record] = [r for r in caplog.records if r.name == "segment.collector"]
+    assert "writeKey=wk_A" in record.getMessage() and key not in record.getMessage()

@@ -57,6 +57,22 @@ def test_a_307_or_308_on_the_same_server_is_followed_with_the_body_and_the_key(
     assert errors == [] and client.stats()["retries"] == 0
 
 
+def test_a_redirect_to_a_page_that_names_the_write_key_shows_it_masked(
+    servers: list[Loopback], clients: list[Client]
+) -> None:
+    key = "wk_AbCdEfGhIjKl"
+    login = f"https://sso.example/login?next=/v1/batch&writeKey={key}"
+    server = start(lambda handler, seen: reply(handler, 307, headers=[("Location", login)]))
+    servers.append(server)
+    errors: list[Exception] = []
+    client = Client(key, host=server.url, sync_mode=True, on_error=lambda e, m: errors.append(e))
+    clients.append(client)
+    assert not client.track("u1", "Lost")[0]
+    [error] = errors
+    assert "redirect to https://sso.example/login?next=/v1/batch&writeKey=wk_A" in str(error)
+    assert key not in str(error) and key not in str(client.stats()["last_error"])
+
+
 def test_redirects_are_followed_a_few_times_at_most(
     servers: list[Loopback], clients: list[Client]
 ) -> None:
