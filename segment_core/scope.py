@@ -426,20 +426,25 @@ def _unpickle(snapshot: dict[str, Any]) -> Analytics:
     )
 
 
-def restore(value: object, client: Client | None = None, *, source: str) -> Analytics | None:
+def restore(
+    value: object, client: Client | None = None, *, source: str, quiet: bool = False
+) -> Analytics | None:
     """:meth:`Analytics.from_snapshot`, for adapters: a bad snapshot is logged, not raised.
 
     ``source`` says where the snapshot came from (``"Celery task 'shop.tasks.x'"``),
-    for the log line. Returns None when ``value`` is None or cannot be read.
+    for the log line; ``quiet``: not logged (another process reading the same one
+    says so). Returns None when ``value`` is None or cannot be read.
     """
     if value is None:
         return None
     try:
         return Analytics.from_snapshot(value, client)
     except InvalidSnapshot as exc:
-        logger.warning("segment: ignoring the visitor snapshot of %s: %s", source, exc)
+        if not quiet:
+            logger.warning("segment: ignoring the visitor snapshot of %s: %s", source, exc)
     except Exception:  # a hostile value must never stop the job it came with
-        logger.exception("segment: could not read the visitor snapshot of %s", source)
+        if not quiet:
+            logger.exception("segment: could not read the visitor snapshot of %s", source)
     return None
 
 

@@ -172,14 +172,7 @@ def _bind_visitor(job: Any, *, quiet: bool = False) -> Token[Analytics | None] |
     """Bind the visitor ``job`` carries, if any; the token to reset it with.
     ``quiet``: a snapshot that cannot be read is not logged (another process does)."""
     try:
-        snapshot = _meta(job).get(META_KEY)
-        if quiet:
-            try:
-                obj = None if snapshot is None else Analytics.from_snapshot(snapshot)
-            except Exception:
-                return None
-        else:
-            obj = restore(snapshot, source=f"RQ job {job.id!r}")
+        obj = restore(_meta(job).get(META_KEY), source=f"RQ job {job.id!r}", quiet=quiet)
         return None if obj is None else bind(obj)
     except Exception:  # the job runs, bound or not
         logger.exception("segment: could not bind the visitor of an RQ job")
