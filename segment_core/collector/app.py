@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -85,6 +86,16 @@ _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 _CONTROL_PATHS = frozenset({"/collector/reset", "/collector/faults"})
 # The scope key of the store's generation as a `/v1/*` request arrived.
 _ARRIVED_IN_GENERATION = "segment_collector.generation"
+
+
+class _AnyTextConvertor(PathConvertor):
+    """A path parameter holding any text, line feeds too (`path`'s `.*` stops at one):
+    a messageId is any string a client sent."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("segment_collector_any_text", _AnyTextConvertor())
 
 
 def create_app(
@@ -164,7 +175,11 @@ class CollectorApp:
                 Route("/v1/{endpoint}", self._ingest, methods=["POST"]),
                 Route("/collector/summary", self._summary, methods=["GET"]),
                 Route("/collector/events", self._events, methods=["GET"]),
-                Route("/collector/events/{message_id:path}", self._event, methods=["GET"]),
+                Route(
+                    "/collector/events/{message_id:segment_collector_any_text}",
+                    self._event,
+                    methods=["GET"],
+                ),
                 Route("/collector/reset", self._reset, methods=["POST"]),
                 Route("/collector/faults", self._faults, methods=["GET", "POST", "DELETE"]),
                 Route(

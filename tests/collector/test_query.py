@@ -124,9 +124,11 @@ def test_bad_queries(segment_collector: CollectorHandle, params: dict[str, str])
 
 def test_event_lookup(segment_collector: CollectorHandle) -> None:
     sent = message(messageId="order/42 ?#%")
-    assert post(segment_collector.url, batch(sent)).status_code == 200
+    on_two_lines = message(messageId="order\r\n43")
+    assert post(segment_collector.url, batch(sent, on_two_lines)).status_code == 200
     event = segment_collector.event("order/42 ?#%")
     assert event["message"] == sent
+    assert segment_collector.event("order\r\n43")["message"] == on_two_lines
     assert set(event) == {
         "seq",
         "messageId",
