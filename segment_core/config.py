@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import importlib
 import inspect
 import logging
@@ -476,7 +477,10 @@ def _check_callable(name: str, value: object, *, arguments: int) -> None:
 
 
 def is_async(hook: object) -> bool:
-    """Whether calling ``hook`` returns a coroutine (functions, partials, callable objects)."""
+    """Whether calling ``hook`` returns a coroutine (functions, partials, callable objects,
+    and partials of those)."""
+    while isinstance(hook, functools.partial):
+        hook = hook.func
     return hook is not None and (
         inspect.iscoroutinefunction(hook)
         or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004

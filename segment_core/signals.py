@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable, Hashable
-from inspect import iscoroutinefunction, ismethod
+from inspect import ismethod
 from typing import Any
 
 from blinker import NamedSignal, Namespace
 
+from segment_core.config import is_async
 from segment_core.errors import is_interruption
 
 __all__ = [
@@ -76,7 +77,7 @@ def emit(signal: NamedSignal, sender: object, **kwargs: Any) -> None:
 def _call_receiver(
     signal: NamedSignal, receiver: Callable[..., Any], sender: object, kwargs: dict[str, Any]
 ) -> None:
-    if iscoroutinefunction(receiver):  # as blinker's send(): nothing here awaits it
+    if is_async(receiver):  # as blinker's send(): nothing here awaits it
         _failures_of(sender).failed(
             _identity(receiver),
             "a receiver of the %s signal is a coroutine function; signals do not await it",

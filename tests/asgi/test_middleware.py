@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import time
@@ -310,6 +311,17 @@ def test_async_user_id_hook(browse: Browse, sent: Sent) -> None:
 
     browse(user_id=user_id).get("/", headers={"x-account": "7"})
     assert sent()[0]["userId"] == "async:7"
+
+
+def test_a_partial_of_an_object_whose_call_is_async_is_awaited_as_user_id_hook(
+    browse: Browse, sent: Sent
+) -> None:
+    class UserId:
+        async def __call__(self, prefix: str, request: Any) -> str:
+            return f"{prefix}:{request.headers['x-account']}"
+
+    browse(user_id=functools.partial(UserId(), "async")).get("/", headers={"x-account": "8"})
+    assert sent()[0]["userId"] == "async:8"
 
 
 def test_an_async_user_id_hook_is_asked_again_once_the_app_has_run(

@@ -169,9 +169,10 @@ class _AsyncOnError:
         ("before_send", _async_scrub),
         ("before_send", functools.partial(_async_scrub)),
         ("on_error", _AsyncOnError()),
+        ("on_error", functools.partial(_AsyncOnError())),
         ("on_success", _async_scrub),
     ],
-    ids=["function", "partial", "callable-object", "on_success"],
+    ids=["function", "partial", "callable-object", "partial-of-callable-object", "on_success"],
 )
 def test_an_async_hook_is_refused_as_it_would_never_run(option: str, hook: object) -> None:
     with pytest.raises(ValueError, match=f"{option} must be a plain function, not async def"):

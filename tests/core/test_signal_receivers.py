@@ -116,12 +116,19 @@ def test_a_coroutine_receiver_is_logged_not_called(
     async def waits(sender: object, **kwargs: object) -> None:
         calls.append("awaited")  # never: nothing awaits it
 
+    class WaitsToo:
+        async def __call__(self, sender: object, **kwargs: object) -> None:
+            calls.append("awaited too")  # never either
+
     def counts(sender: object, **kwargs: object) -> None:
         calls.append("counted")
 
+    waits_too = WaitsToo()
     connect(signals.message_enqueued, waits, client)
+    connect(signals.message_enqueued, waits_too, client)
     connect(signals.message_enqueued, counts, client)
     assert client.track("u1", "Signed Up")[0]
     assert calls == ["counted"]
-    [error] = _failures(caplog, logging.ERROR)
-    assert "coroutine function" in error.getMessage()
+    errors = _failures(caplog, logging.ERROR)
+    assert len(errors) == 2
+    assert all("coroutine function" in error.getMessage() for error in errors)
