@@ -248,9 +248,9 @@ def check_defaults(context: object, integrations: object) -> None:
     ):
         if not isinstance(value, Mapping):
             continue
-        if field == "context":
-            value = with_context_structs(value) or value
         try:
+            if field == "context":
+                value = _with_group_id_as_text(with_context_structs(value) or value, option)
             checked = plain(value, option)
         except InvalidMessage as error:
             raise ValueError(str(error)) from None
@@ -260,6 +260,14 @@ def check_defaults(context: object, integrations: object) -> None:
             raise ValueError(found[0])
         for problem in content_problems({"type": "track", field: dict(value)}):
             raise ValueError(f"{option}: {problem}")
+
+
+def _with_group_id_as_text(context: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """``context`` with its ``groupId`` written as text, as a call's is (see
+    ``MessageFactory._context``); ``source`` names where it came from in an error."""
+    if "groupId" not in context:
+        return context
+    return {**context, "groupId": stringify_id(f"{source}: context.groupId", context["groupId"])}
 
 
 def check_hook_result(message: dict[str, Any]) -> dict[str, Any]:
@@ -273,6 +281,8 @@ def check_hook_result(message: dict[str, Any]) -> dict[str, Any]:
     for field, _name in _HOOK_IDS:
         if field in checked:
             checked[field] = stringify_id(f"before_send: {field}", checked[field])
+    if isinstance(checked.get("context"), Mapping):
+        checked["context"] = _with_group_id_as_text(checked["context"], "before_send")
     if checked.get("timestamp") is not None:
         try:
             checked["timestamp"] = _timestamp(checked["timestamp"])

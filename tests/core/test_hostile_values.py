@@ -12,6 +12,7 @@ import random
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -349,6 +350,27 @@ def test_an_integer_context_group_id_goes_out_as_text_as_every_id(
     assert client.flush(5)
     [message] = receiver.wait_for_messages(1)
     assert message["context"]["groupId"] == "12345678901234567890"
+
+
+def test_a_context_group_id_of_the_defaults_or_of_before_send_is_text_as_a_calls() -> None:
+    team = uuid.UUID(int=7)
+    in_defaults = Client("key", send=False, default_context={"groupId": team})
+
+    def moves_to_a_team(message: dict[str, Any]) -> dict[str, Any]:
+        return {**message, "context": {**message["context"], "groupId": team}}
+
+    by_its_hook = Client("key", send=False, before_send=moves_to_a_team)
+    with capture() as sent:
+        assert in_defaults.track("u1", "E")[0]
+        assert by_its_hook.track("u1", "E")[0]
+    assert [message["context"]["groupId"] for message in sent] == [str(team)] * 2
+    with pytest.raises(ValueError, match=r"^default_context: context[.]groupId .* got float"):
+        Client("key", send=False, default_context={"groupId": 1.5})
+    by_a_wrong_hook = Client(
+        "key", send=False, before_send=lambda m: {**m, "context": {"groupId": b"7"}}
+    )
+    with pytest.raises(InvalidMessage, match=r"^before_send: context[.]groupId .* got bytes"):
+        by_a_wrong_hook.track("u1", "E")
 
 
 @pytest.mark.parametrize(
