@@ -775,6 +775,7 @@ class Spool:
             # Small and written out now (a millisecond or so): the spool thread
             # prepares the next, full-size one in the background.
             size = min(self._segment_bytes, _FIRST_SEGMENT_BYTES)
+            size = _fitting(size, _free_bytes(self._directory))
             segment = self._create_segment(own, self._take_number(), size, publish=True)
             if segment is None:
                 return None
@@ -909,9 +910,8 @@ class Spool:
             number = self._take_number()
             size = self._reserving = self._segment_bytes
         try:
-            # On a filesystem smaller than the bound, files it can hold.
             free = _free_bytes(self._directory)
-            size = max(_MIN_SEGMENT_BYTES, min(size, free // 2))
+            size = _fitting(size, free)
             if self._out_of_room and free < size:
                 raise OSError(errno.ENOSPC, "not enough free space yet")
             segment = self._create_segment(own, number, size)
@@ -1590,6 +1590,12 @@ def _names(path: str, fd: int) -> bool:
         return os.stat(path).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         return False
+
+
+def _fitting(size: int, free: int) -> int:
+    """A file of ``size`` bytes, or on a filesystem smaller than the bound, one it can
+    hold beside others: half its ``free`` bytes, 64 KiB at least."""
+    return max(_MIN_SEGMENT_BYTES, min(size, free // 2))
 
 
 def _free_bytes(directory: str) -> int:

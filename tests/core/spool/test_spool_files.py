@@ -316,6 +316,33 @@ def test_a_disk_full_for_a_while_leaves_writers_without_a_next_file_back_on_the_
     assert done.stderr.count("has room on the disk again") == 1, done.stderr
 
 
+FIRST_FILE_ON_A_TINY_DISK = (
+    ON_A_SMALL_DISK
+    + """
+client = Client("k", host=host, spool_dir=spool, flush_at=2500, flush_interval=3600)
+client.track("u", "E", {"phase": "first"})
+sizes = [os.path.getsize(path) for path in glob.glob(os.path.join(spool, "*", "*.seg"))]
+stats = client.stats()["spool"]
+print(json.dumps({"disk_full": stats["disk_full"], "sizes": sizes}), flush=True)
+assert client.flush(30)
+"""
+)
+
+
+@needs_a_tmpfs
+def test_the_first_file_on_a_filesystem_smaller_than_the_bound_is_sized_to_fit_it(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    # 256 KiB: the first file is made by the caller, a 256 KiB one on a larger disk.
+    done = run_on_a_small_disk(FIRST_FILE_ON_A_TINY_DISK, "256k", receiver.url, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout)
+    assert found["disk_full"] is False
+    assert found["sizes"] and max(found["sizes"]) <= 128 * 1024, found
+    assert "no room on the disk" not in done.stderr, done.stderr
+    assert [m["properties"]["phase"] for m in receiver.messages()] == ["first"]
+
+
 # -- a uWSGI master that forks its workers ---------------------------------------------
 
 
