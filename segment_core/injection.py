@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from segment_core.encoding import format_timestamp
 from segment_core.errors import is_interruption
 from segment_core.jsonvalues import short_repr
 from segment_core.normalize import MAX_MESSAGE_ID_LENGTH, MessageFactory
@@ -71,6 +72,11 @@ class InjectedMessageFactory(MessageFactory):
         if not aware:
             self._complain("now", f"must return an aware datetime, got {short_repr(value)}")
             return None
+        try:
+            format_timestamp(value)  # as the message will be: a time in UTC, years 1 to 9999
+        except (ValueError, OverflowError):
+            self._complain("now", f"returned {short_repr(value)}, which no timestamp can hold")
+            return None
         return value
 
     def _message_id(self) -> str | None:
@@ -89,6 +95,12 @@ class InjectedMessageFactory(MessageFactory):
                 f"got {short_repr(value)}",
             )
             return None
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # a lone surrogate: no JSON text can hold it
+                self._complain("uid", f"returned {short_repr(value)}, which UTF-8 cannot hold")
+                return None
         return value
 
     def _complain(self, hook: str, problem: str, *, exc_info: bool = False) -> None:

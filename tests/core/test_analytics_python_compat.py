@@ -802,6 +802,11 @@ def test_now_and_uid_make_messages_deterministic() -> None:
         ({"uid": lambda: 42}, "uid hook must return a string"),
         ({"now": lambda: WHEN.replace(tzinfo=_FailingZone())}, "now hook must return an aware"),
         ({"uid": lambda: "x" * 10**6}, "uid hook must return a string of 1 to 100 characters"),
+        (
+            {"now": lambda: dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))},
+            "which no timestamp can hold",
+        ),
+        ({"uid": lambda: "id-\ud800"}, "uid hook returned 'id-\\ud800', which UTF-8 cannot hold"),
     ],
 )
 def test_a_broken_clock_or_id_hook_is_logged_and_the_call_goes_on(
