@@ -404,6 +404,8 @@ _TOKENS = re.compile(
     re.DOTALL,
 )
 _REDACTED_LITERAL = f'"{REDACTED}"'
+# A JSON or GraphQL string, perhaps cut short at the end of the text.
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.?)*(?:"|\Z)', re.DOTALL)
 
 
 def _is_glued_secret(word: str) -> bool:
@@ -639,15 +641,47 @@ class Redactor:
             key, _, value = parts[index].partition("=")
             text = texts[index]
             redacted = self._structured(text, bound)
+            in_strings = self._nested_in_strings(redacted or text, depth, paths, host)
+            if in_strings is not None:
+                redacted = in_strings
             if redacted is not None:
                 value = _escaped_as(value, redacted)
-            nested = self._nested(value, depth, paths, host)
+            # Not JSON after all, perhaps: the whole value, looked at as a URL.
+            nested = None if in_strings is not None else self._nested(value, depth, paths, host)
             if nested is not None:
                 value = nested
             if redacted is not None or nested is not None:
                 parts[index] = f"{key}={value}"
                 changed = True
         return changed
+
+    def _nested_in_strings(
+        self, text: str, depth: int, paths: RouteLookup | None, host: str
+    ) -> str | None:
+        """``text`` (JSON, or a GraphQL document) with the URLs and paths of the app in
+        its strings redacted (``{"returnTo": "/invite/KEY"}``, an OAuth ``state``);
+        None when none changes."""
+        pieces: list[str] = []
+        at = 0
+        for match in _STRING_LITERAL.finditer(text):
+            literal = match.group()
+            closed = len(literal) > 1 and literal.endswith('"')
+            content = literal[1:-1] if closed else literal[1:]
+            if "\\" in content:
+                try:  # \/ and \u escapes: the text it stands for
+                    content = json.loads(literal if closed else literal + '"')
+                except ValueError:
+                    continue
+            nested = self._nested(content, depth + 1, paths, host)
+            if nested is None:
+                continue
+            written = json.dumps(nested, ensure_ascii=False)
+            pieces += (text[at : match.start()], written if closed else written[:-1])
+            at = match.end()
+        if not pieces:
+            return None
+        pieces.append(text[at:])
+        return "".join(pieces)
 
     def _structured(self, text: str, bound: set[str]) -> str | None:
         """``text`` (JSON, or a GraphQL document) with the values of its secret names

@@ -275,10 +275,10 @@ def escaped(**values: str) -> str:
             escaped(query='# Welcome to GraphiQL\n\nmutation { reset(token: "t") }'),
             escaped(query='# Welcome to GraphiQL\n\nmutation { reset(token: "REDACTED") }'),
         ),
-        # A URL nested in a JSON value: redacted as any nested URL is.
+        # A URL nested in a JSON value: redacted as any nested URL is, the JSON kept.
         (
             escaped(state='{"next": "/account?token=abc"}'),
-            "state=%7B%22next%22%3A%20%22%2Faccount%3Ftoken%3DREDACTED",
+            escaped(state='{"next": "/account?token=REDACTED"}'),
         ),
     ],
 )
@@ -327,6 +327,44 @@ def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expect
     assert redactor.query(query, paths=invite_router) == expected
     assert redactor.query(query, paths=invite_router) == expected  # remembered alike
     assert redactor.query(query) == query  # without the router: no route to read
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # An OAuth state or a page's return value: JSON holding the page to come back to.
+        (
+            escaped(state='{"next": "/invite/KEY123/"}'),
+            escaped(state=f'{{"next": "/invite/{REDACTED}/"}}'),
+        ),
+        (
+            escaped(state='{"returnTo": "https://shop.example/invite/KEY123/?a=1"}'),
+            escaped(state=f'{{"returnTo": "https://shop.example/invite/{REDACTED}/?a=1"}}'),
+        ),
+        (escaped(s='["/invite/KEY123/", 2]'), escaped(s=f'["/invite/{REDACTED}/", 2]')),
+        # Slashes escaped as JSON may write them; a value cut short.
+        (
+            escaped(state='{"next": "\\/invite\\/KEY123\\/"}'),
+            escaped(state=f'{{"next": "/invite/{REDACTED}/"}}'),
+        ),
+        (
+            escaped(state='{"next": "/invite/KEY123/'),
+            escaped(state=f'{{"next": "/invite/{REDACTED}/'),
+        ),
+        (
+            escaped(state='{"next": "/products/KEY123/"}'),
+            escaped(state='{"next": "/products/KEY123/"}'),
+        ),
+    ],
+)
+def test_a_path_or_url_of_the_app_in_a_json_value_loses_its_route_secrets(
+    query: str, expected: str
+) -> None:
+    redactor = Redactor()
+    assert redactor.query(query, paths=invite_router, host="shop.example") == expected
+    assert redactor.url(
+        f"https://idp.example/login?{query}", paths=invite_router, host="shop.example"
+    ) == (f"https://idp.example/login?{expected}")
 
 
 def strict_invite_router(path: str) -> Mapping[str, Any] | None:
