@@ -660,7 +660,8 @@ class Redactor:
     ) -> str | None:
         """``text`` (JSON, or a GraphQL document) with the URLs and paths of the app in
         its strings redacted (``{"returnTo": "/invite/KEY"}``, an OAuth ``state``);
-        None when none changes."""
+        None when none changes. A string that is only ``name=value`` pairs is kept:
+        in JSON it is more often a search or a filter than a query string."""
         pieces: list[str] = []
         at = 0
         for match in _STRING_LITERAL.finditer(text):
@@ -672,6 +673,8 @@ class Redactor:
                     content = json.loads(literal if closed else literal + '"')
                 except ValueError:
                     continue
+            if _NESTED_QUERY.match(unquote_plus(content)):  # a search for "a=b", perhaps
+                continue
             nested = self._nested(content, depth + 1, paths, host)
             if nested is None:
                 continue
