@@ -71,7 +71,7 @@ MAX_CONTEXT_BYTES = 12 * 1024
 _dumps = orjson.dumps
 
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")  # C0, DEL and C1
 
 
 def request_context(

@@ -191,16 +191,25 @@ def test_control_characters_from_the_request_become_spaces() -> None:
     # No browser sends them; servers such as uvicorn's httptools and uWSGI pass
     # them on in headers, and a percent-escape brings them into any query.
     request = make_request(
-        query_string="utm_source=news%0D%0AX-Injected%3A+1&utm_term=%00shoes%7F&utm_medium=a%09b",
+        query_string=(
+            "utm_source=news%0D%0AX-Injected%3A+1&utm_term=%00shoes%7F&utm_medium=a%09b"
+            "&utm_content=%C2%85next"  # NEL, a control character of Latin-1's (C1)
+        ),
         headers={
-            "user-agent": "Mozilla/5.0\r\nX-Injected: 1\x00",
+            # UTF-8 read as Latin-1, as WSGI and ASGI read headers: "€" holds a C1 one.
+            "user-agent": "Mozilla/5.0\r\nX-Injected: 1\x00\xe2\x82\xac",
             "referer": "https://ref.example/\x1b[31mred?q=1\n",
         },
     )
     context = request_context(request, WebOptions())
-    assert context["userAgent"] == "Mozilla/5.0 X-Injected: 1"
+    assert context["userAgent"] == "Mozilla/5.0 X-Injected: 1 \xe2 \xac"
     assert context["page"]["referrer"] == "https://ref.example/ [31mred?q=1"
-    assert context["campaign"] == {"source": "news X-Injected: 1", "term": "shoes", "medium": "a b"}
+    assert context["campaign"] == {
+        "source": "news X-Injected: 1",
+        "term": "shoes",
+        "medium": "a b",
+        "content": "next",
+    }
     only_controls = make_request(headers={"user-agent": "\x00\x01"})
     assert "userAgent" not in request_context(only_controls, WebOptions())
 
