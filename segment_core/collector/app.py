@@ -86,6 +86,13 @@ _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 _CONTROL_PATHS = frozenset({"/collector/reset", "/collector/faults"})
 # The scope key of the store's generation as a `/v1/*` request arrived.
 _ARRIVED_IN_GENERATION = "segment_collector.generation"
+# The live page: never framed by a page of another origin, where a click on its Reset
+# would come from the collector's own origin.
+_PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
 
 
 class _AnyTextConvertor(PathConvertor):
@@ -323,7 +330,7 @@ class CollectorApp:
         self.close()
 
     async def _index(self, request: Request) -> Response:
-        return HTMLResponse(self._page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(self._page, headers=_PAGE_HEADERS)
 
     async def _ingest(self, request: Request) -> Response:
         endpoint = request.path_params["endpoint"]

@@ -183,6 +183,8 @@ async def _events(
             yield b": keep-alive\n\n"
             continue
         await asyncio.sleep(MIN_UPDATE_INTERVAL_SECONDS)
+    if not notifier.closed:  # a planned end: the page reconnects, and need not say so
+        yield b"event: renew\ndata: {}\n\n"
 
 
 def _messages(run: bytes, events: list[dict[str, Any]]) -> bytes:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from segment_core.collector import CollectorHandle
+from segment_core.collector import CollectorHandle, run_in_background
 from tests.collector.helpers import DROP, batch, message, post
 
 SCREENSHOT = "/tmp/collector.png"
@@ -110,6 +110,56 @@ def test_the_filter_finds_text_as_written(segment_collector: CollectorHandle, pa
     expect(page.locator(".ev:visible")).to_contain_text("Brien")
     page.fill("#filter", "\\")
     expect(page.locator(".ev:visible")).to_have_count(1)
+
+
+def test_type_unknown_finds_what_the_summary_counts_as_unknown(
+    segment_collector: CollectorHandle, page: Any
+) -> None:
+    sent = [message("track", event="Known"), message(DROP, type=DROP), message(type="Track")]
+    post(segment_collector.url, batch(*sent))
+    page.goto(segment_collector.url + "/")
+    expect(page.locator(".ev")).to_have_count(3, timeout=TIMEOUT_MS)
+    assert segment_collector.summary()["by_type"]["unknown"]["total"] == 2
+    page.fill("#filter", "type:unknown")
+    expect(page.locator(".ev:visible")).to_have_count(2)
+    page.fill("#filter", "type:Track")  # its own type, as written, all the same
+    expect(page.locator(".ev:visible")).to_have_count(2)
+
+
+def test_an_id_stored_again_once_forgotten_takes_the_place_of_its_row(
+    page: Any,
+) -> None:
+    first = message("track", event="Order Completed v1", messageId="order-42")
+    with run_in_background(max_events=3) as collector:
+        post(collector.url, batch(first))
+        page.goto(collector.url + "/")
+        expect(page.locator(".ev", has_text="v1")).to_be_visible(timeout=TIMEOUT_MS)
+        post(collector.url, batch(*(message() for _ in range(3))))  # v1 forgotten
+        post(collector.url, batch({**first, "event": "Order Completed v2"}))
+        expect(page.locator(".ev", has_text="v2")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.locator(".ev", has_text="v1")).to_have_count(0)
+
+
+def test_a_stream_ended_as_planned_never_shows_reconnecting(
+    segment_collector: CollectorHandle, page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("segment_core.collector.stream.STREAM_LIFETIME_SECONDS", 0.3)
+    page.goto(segment_collector.url + "/")
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    page.evaluate(
+        """() => {
+        const badge = document.getElementById("live");
+        window.badges = [];
+        new MutationObserver(() => window.badges.push(badge.textContent))
+          .observe(badge, {childList: true, characterData: true, subtree: true});
+    }"""
+    )
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.includes('/collector/stream')).length >= 3",
+        timeout=TIMEOUT_MS,
+    )
+    assert "reconnecting" not in page.evaluate("window.badges")
 
 
 def test_a_message_with_objects_where_text_belongs_is_shown_bad_and_the_page_lives_on(

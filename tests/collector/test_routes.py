@@ -257,6 +257,10 @@ def test_page_is_served(segment_collector: CollectorHandle) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "<title>Segment collector</title>" in response.text
+    # Never framed by another origin's page, where a click on its Reset button would
+    # come from the collector's own origin.
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
 
 
 def test_integers_beyond_64_bits_are_stored_with_every_digit(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import requests
 
 from segment_core.collector import CollectorHandle, run_in_background
@@ -206,3 +207,16 @@ def test_a_stream_behind_forgotten_events_goes_on_with_those_held() -> None:
     assert [d["messageId"] for k, d, _ in found if k == "message"] == [
         m["messageId"] for m in sent[3:]
     ]
+
+
+def test_a_stream_at_the_end_of_its_life_says_it_ends_as_planned(
+    segment_collector: CollectorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page then reconnects without showing "reconnecting".
+    monkeypatch.setattr("segment_core.collector.stream.STREAM_LIFETIME_SECONDS", 0.5)
+    with requests.get(
+        segment_collector.url + "/collector/stream", stream=True, timeout=10
+    ) as response:
+        lines = list(response.iter_lines(decode_unicode=True))
+    names = [line[len("event: ") :] for line in lines if line.startswith("event: ")]
+    assert names[-1] == "renew", lines
