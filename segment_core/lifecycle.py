@@ -28,7 +28,8 @@
 - uWSGI: ``uwsgi.atexit`` is chained, with a warning when threads are disabled.
 - gunicorn: put ``from segment_core.lifecycle import worker_exit`` in
   ``gunicorn.conf.py``; it delivers what the worker accepted as it exits (the
-  ``atexit`` delivery that may follow shares its ``shutdown_timeout``).
+  ``atexit`` delivery that may follow shares its ``shutdown_timeout``); a worker
+  recycled by ``max_requests`` leaves it to its spool as a recycled Celery child does.
 - Job runners whose processes end after each job (an RQ work-horse, a recycled
   Celery child) call ``shutdown_all(leave_to_spool=True)``.
 - ASGI: the app's lifespan shutdown flushes first (see ``lifespan``); the exit's
@@ -541,7 +542,15 @@ def worker_exit(server: Any = None, worker: Any = None) -> None:
     if _app_threads_alive():
         _flush_before_the_exit()
     else:
-        shutdown_all()
+        # Recycled (--max-requests), the worker leaves what a failing Segment did not
+        # take to its spool's next process, which gunicorn starts once this one ended.
+        shutdown_all(leave_to_spool=_recycled(worker))
+
+
+def _recycled(worker: Any) -> bool:
+    """Whether a gunicorn worker ends because it served its ``max_requests``."""
+    served, most = getattr(worker, "nr", 0), getattr(worker, "max_requests", 0)
+    return isinstance(served, int) and isinstance(most, int) and 0 < most <= served
 
 
 def _app_threads_alive() -> bool:

@@ -58,3 +58,58 @@ def test_the_exit_after_a_worker_exit_hook_that_ran_out_of_time_does_not_wait_ag
     assert summary["requests"]["faulted"] > 0, summary
     assert summary["total"] == 0, summary
     assert "shut down with 2 message(s) undelivered" in err, err
+
+
+#: A worker gunicorn recycles (it served its ``max_requests``) during an outage.
+RECYCLED_DURING_AN_OUTAGE = """
+import sys, time
+from types import SimpleNamespace
+from segment_core import Client
+from segment_core.lifecycle import worker_exit
+
+client = Client("k", host=sys.argv[1], spool_dir=sys.argv[2], shutdown_timeout=60)
+for i in range(5):
+    client.track("u1", "Held", {"i": i})
+started = time.monotonic()
+worker_exit(server=None, worker=SimpleNamespace(pid=None, nr=20, max_requests=20))
+print(time.monotonic() - started, flush=True)
+"""
+
+
+def test_a_recycled_worker_leaves_what_a_failing_segment_did_not_take_to_its_spool(
+    segment_collector: Any, tmp_path: Path
+) -> None:
+    # Its replacement starts only once it ended: it must not wait out 60 s for a
+    # Segment that answers 503. The next process of the spool delivers it.
+    spool = tmp_path / "spool"
+    segment_collector.faults({"status": 503, "seconds": 120})
+    try:
+        recycled = subprocess.run(
+            [sys.executable, "-c", RECYCLED_DURING_AN_OUTAGE, segment_collector.url, str(spool)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        segment_collector.clear_faults()
+    assert recycled.returncode == 0, recycled.stderr
+    assert float(recycled.stdout) < 30, recycled.stderr
+    assert "5 Segment message(s) stay in the spool" in recycled.stderr
+    replacement = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from segment_core import Client; "
+            "Client('k', host=sys.argv[1], spool_dir=sys.argv[2]).flush(30)",
+            segment_collector.url,
+            str(spool),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replacement.returncode == 0, replacement.stderr
+    events = segment_collector.wait_for(5, timeout=30, type="track")
+    assert sorted(e["message"]["properties"]["i"] for e in events) == [0, 1, 2, 3, 4]
