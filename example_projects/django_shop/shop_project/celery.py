@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 from segment_celery import SegmentCelery
 
@@ -22,3 +23,13 @@ app = Celery("shop_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 SegmentCelery(app)  # the client: settings.SEGMENT, as in the web process
+
+
+@worker_init.connect
+def _needs_a_broker(**_: object) -> None:
+    # Without one, Celery would try RabbitMQ on localhost for ever.
+    if not app.conf.broker_url:
+        raise SystemExit(
+            "set SHOP_CELERY_BROKER (e.g. redis://127.0.0.1:6379/0) to run a worker; "
+            "without it the shop sends the order confirmation from a thread of its own"
+        )
