@@ -437,7 +437,8 @@ class Client(ClientSettings):
         """
         if self._divert_check is not None:
             self._settle_divert()
-            if self._queueing and not _capture.sinks:
+            undecided = self._divert_check is not None  # sent as usual, asked again later
+            if (self._queueing or (undecided and self._sends_by_queue())) and not _capture.sinks:
                 return None
         config = self.config
         # Tests see what was sent: JSON values, as of the call (the caller may reuse
@@ -495,27 +496,34 @@ class Client(ClientSettings):
         self._divert_check = (check, outbox)
         self._queueing = False  # the first message goes the slow way, which asks
 
-    def _settle_divert(self) -> None:
+    def _settle_divert(self, *, last: bool = False) -> None:
+        """Ask the check :func:`~segment_core.testing.divert_when` left. An answer of
+        None (not known yet: a test runner may start later) leaves it to be asked again
+        at the next message, unless this is the ``last`` time, where it counts as no."""
         pending = self._divert_check
         if pending is None:
             return
         check, outbox = pending
         try:
-            testing = bool(check())
+            testing = check()
         except Exception as error:
             if is_interruption(error):
                 raise
             logger.exception("could not tell whether tests are running; sending as usual")
             testing = False
+        if testing is None and not last:
+            return
         self._divert(outbox if testing else None)
 
     def _divert(self, outbox: list[dict[str, Any]] | None) -> None:
         self._divert_check = None
         self._outbox = outbox
+        self._queueing = outbox is None and self._sends_by_queue()
+
+    def _sends_by_queue(self) -> bool:
+        """Whether an accepted message goes to the buffer (or the spool) to be sent."""
         config = self.config
-        self._queueing = (
-            outbox is None and config.enabled and not config.sync_mode and not self._shut_down
-        )
+        return config.enabled and not config.sync_mode and not self._shut_down
 
     def _register(self) -> None:
         self._own_parts()  # a forked child's first message: its own parts first

@@ -46,6 +46,7 @@ __all__ = [
     "flush_clients_sending_to",
     "outbox",
     "pytest_running",
+    "settle_divert",
 ]
 
 #: Every message a diverted client accepted, oldest first, as sent (JSON values, as
@@ -98,8 +99,11 @@ def _pytest_session_on_a_stack() -> bool:
     pytest_main = sys.modules.get("_pytest.main")
     if pytest_main is None:  # pytest was never imported: the production case, at once
         return False
-    # From configure to unconfigure, pytest's session runs inside wrap_session.
+    # From configure to unconfigure, pytest's session runs inside wrap_session; the
+    # initial conftests (an app set up there may send) are imported in Config.parse.
     session = getattr(getattr(pytest_main, "wrap_session", None), "__code__", None)
+    config = getattr(sys.modules.get("_pytest.config"), "Config", None)
+    parsing = getattr(getattr(config, "parse", None), "__code__", None)
     # A process multiprocessing forked (a server a test starts) has the session's
     # frames below its own start: it is none of pytest's.
     process = sys.modules.get("multiprocessing.process")
@@ -110,7 +114,7 @@ def _pytest_session_on_a_stack() -> bool:
         while frame is not None:
             if frame.f_code is child_start:
                 return False
-            if frame.f_code is session:
+            if frame.f_code is session or frame.f_code is parsing:
                 return True
             frame = frame.f_back
     return False
@@ -132,9 +136,18 @@ def divert_when(
 
     For a client made before a test runner starts (Django's ``ready()`` runs
     before ``setup_test_environment()``): its first message is kept from the
-    network until ``check()`` has answered. A later :func:`divert` wins.
+    network until ``check()`` has answered. An answer of None (not known yet: a
+    runner may still start, as after a ``runtests.py``'s ``django.setup()``) sends
+    that message and asks again at the next, until :func:`settle_divert`. A later
+    :func:`divert` wins.
     """
     client._divert_when(check, to)
+
+
+def settle_divert(client: Client) -> None:
+    """Ask ``client``'s :func:`divert_when` check a last time, an answer not known
+    yet counting as no (an app's first request: a runner has started by then)."""
+    client._settle_divert(last=True)
 
 
 def divert_in_tests(client: Client, *, send: bool, running: Callable[[], object]) -> None:

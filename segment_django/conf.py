@@ -238,7 +238,7 @@ def _divert_in_tests(client: Client, web: Mapping[str, Any]) -> None:
     """Under a test runner, ``client``'s events go to ``segment_core.testing.outbox``."""
     global _diverted
     _diverted = client
-    divert_in_tests(client, send=web_flag(web, "send_in_tests"), running=running_tests)
+    divert_in_tests(client, send=web_flag(web, "send_in_tests"), running=_tests_running_or_to_come)
 
 
 def web_flag(web: Mapping[str, Any], name: str) -> bool:
@@ -271,6 +271,16 @@ def running_tests() -> bool:
     if command in _TEST_COMMANDS or "pytest_django" in sys.modules:
         return True
     return pytest_running()  # plain pytest, without pytest-django
+
+
+def _tests_running_or_to_come() -> bool | None:
+    """:func:`running_tests`, or None (not known yet) where a test runner may still
+    start: a ``runtests.py`` imports ``django.test.utils`` and calls
+    ``django.setup()`` (where an app's ``ready()`` may send) before the runner sets
+    up the test environment. Asked again as messages come, until the first request."""
+    if running_tests():
+        return True
+    return None if "django.test.utils" in sys.modules else False
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:

@@ -65,6 +65,7 @@ from segment_core.scope import (
     bound_iteration,
     reset,
 )
+from segment_core.testing import settle_divert
 from segment_core.web import (
     REDIRECT_STATUSES,
     USER_NOT_KNOWN,
@@ -190,9 +191,10 @@ class SegmentMiddleware:
     # -- shared by both modes -------------------------------------------------
 
     def _check_shutdown_flush(self, request: HttpRequest) -> None:
-        """At the first request, under ASGI: join the flush at lifespan shutdown of
-        the app around Django's handler; without one, say once per process that
-        what the client holds when the server ends a worker is lost.
+        """At the first request: the client's test mode settled (see
+        :func:`~segment_core.testing.settle_divert`); under ASGI, join the flush at
+        lifespan shutdown of the app around Django's handler; without one, say once
+        per process that what the client holds when the server ends a worker is lost.
 
         ASGI servers end their worker processes without ``atexit`` (uvicorn with
         ``--reload`` or ``--workers``), and Django's own handler gets no lifespan.
@@ -201,6 +203,8 @@ class SegmentMiddleware:
         """
         global _unflushed_warned
         self._shutdown_unchecked = False
+        # By the first request, a test runner that runs this process has started.
+        settle_divert(conf.get_client())
         scope = getattr(request, "scope", None)  # ASGIRequest
         if (
             not isinstance(scope, dict)

@@ -90,9 +90,10 @@ class SegmentFlask:
             else:
                 divert_when_testing = state.client
                 # Also for what is sent outside a request (a CLI command, a call
-                # in a test), asked as the first message comes.
+                # in a test): asked as each message comes until the first request
+                # (TESTING may be set after a message sent as the app was made).
                 config = app.config
-                divert_when(state.client, lambda: config.get("TESTING"))
+                divert_when(state.client, lambda: True if config.get("TESTING") else None)
         app.extensions[EXTENSION_NAME] = state
         hooks = RequestHooks(app, state, divert_when_testing=divert_when_testing)
         # The first of the app's url_value_preprocessors, which Flask runs before its

@@ -38,7 +38,7 @@ from werkzeug.datastructures import Headers
 from segment_core.client import Client
 from segment_core.scope import Analytics, bind, bound_iteration, reset
 from segment_core.signals import emit
-from segment_core.testing import divert
+from segment_core.testing import divert, settle_divert
 from segment_core.web import (
     REDIRECT_STATUSES,
     RequestAnalytics,
@@ -141,8 +141,9 @@ class RequestHooks:
             self.divert_when_testing = None
             divert(client)
         static = self.static_endpoints
-        if static is None:
+        if static is None:  # the first request
             static = self.static_endpoints = static_endpoints(self.app)
+            settle_divert(self.state.client)
         if endpoint in static:
             # A file of the app's or a blueprint's static folder (below the site's
             # root, or at it): no page call, no cookie, no user lookup.

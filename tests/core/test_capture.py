@@ -13,7 +13,7 @@ import pytest
 
 from segment_core import Client, InvalidMessage
 from segment_core.collector.handle import CollectorHandle
-from segment_core.testing import capture, divert
+from segment_core.testing import capture, divert, divert_when, settle_divert
 
 
 def _cart() -> dict[str, Any]:
@@ -79,6 +79,29 @@ def test_the_outbox_holds_each_message_as_sent(client: Client) -> None:
     # The returned message: the caller's values, with every key of analytics-python's.
     assert message["properties"] is cart and message["anonymousId"] is None
     assert "anonymousId" not in outbox[0]  # the wire leaves out keys without a value
+
+
+def test_a_check_not_known_yet_is_asked_again_until_settled(
+    segment_collector: CollectorHandle,
+) -> None:
+    # A runner that starts after the app sent (a runtests.py's django.setup()).
+    answers: list[bool | None] = [None, True]
+    outbox: list[dict[str, Any]] = []
+    client = Client("key", host=segment_collector.url)
+    divert_when(client, lambda: answers.pop(0), outbox)
+    client.track("u1", "Booted")  # not known yet: sent
+    client.track("u1", "In A Test")  # tests run now: kept
+    assert client.flush(10)
+    assert [m["event"] for m in outbox] == ["In A Test"]
+    assert [e["message"]["event"] for e in segment_collector.events()] == ["Booted"]
+    # Not known at the app's first request either: no test runner, for good.
+    later = Client("key", host=segment_collector.url)
+    divert_when(later, lambda: None, outbox)
+    settle_divert(later)
+    later.track("u1", "After The First Request")
+    assert later.flush(10) and len(outbox) == 1
+    later.shutdown(timeout=5)
+    client.shutdown(timeout=5)
 
 
 def _deep_list() -> list[Any]:

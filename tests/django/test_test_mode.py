@@ -75,6 +75,7 @@ RUNTESTS_SCRIPT = """
 import sys
 import django
 from django.conf import settings
+from django.test.utils import get_runner  # as a runtests.py script does, first
 
 locmem = "django.core.mail.backends.locmem.EmailBackend"
 settings.configure(
@@ -87,7 +88,11 @@ settings.configure(
     ),
 )
 django.setup()  # ready() builds the client: no test runner yet
-if sys.argv[2] == "tests":
+if sys.argv[2] == "booted-then-tests":  # an app's ready() sent, before the runner started
+    import segment_core
+
+    segment_core.track("system", "App Booted")
+if sys.argv[2] in ("tests", "booted-then-tests"):
     from django.test.utils import setup_test_environment
 
     setup_test_environment()  # as a runtests.py script's runner does
@@ -104,7 +109,10 @@ print(len(outbox))
 """
 
 
-@pytest.mark.parametrize(("mode", "outboxed", "sent"), [("tests", 1, 0), ("production", 0, 1)])
+@pytest.mark.parametrize(
+    ("mode", "outboxed", "sent"),
+    [("tests", 1, 0), ("booted-then-tests", 1, 1), ("production", 0, 1)],
+)
 def test_a_test_runner_started_after_the_client_was_made_still_counts(
     segment_collector: Any, mode: str, outboxed: int, sent: int
 ) -> None:

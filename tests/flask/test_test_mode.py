@@ -68,6 +68,34 @@ def test_testing_set_after_init_app_counts_too(make_app: MakeApp, segment_collec
     assert [m["type"] for m in outbox] == ["track", "page"]
 
 
+def test_testing_set_after_a_message_the_app_sent_as_it_was_made_counts_outside_a_request(
+    make_app: MakeApp, segment_collector: Any
+) -> None:
+    app, client = make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
+    client.track("system", "App Booted")  # in the app factory, before a fixture sets TESTING
+    assert client.flush(timeout=10)
+    app.config["TESTING"] = True
+    client.track("user-1", "From A CLI Command")  # before any request
+    assert visit_and_count(app, client, segment_collector) == 1  # the boot's alone
+    assert [m.get("event", m["type"]) for m in outbox] == [
+        "From A CLI Command",
+        "Clicked Buy",
+        "page",
+    ]
+
+
+def test_an_app_not_testing_at_its_first_request_sends_what_follows_outside_requests(
+    make_app: MakeApp, segment_collector: Any
+) -> None:
+    app, client = make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
+    client.track("system", "App Booted")
+    assert visit_and_count(app, client, segment_collector) == 3
+    client.track("user-1", "From A Thread")
+    assert client.flush(timeout=10)
+    assert segment_collector.summary()["total"] == 4
+    assert outbox == []
+
+
 def test_testing_set_after_init_app_counts_outside_a_request_too(
     make_app: MakeApp, segment_collector: Any
 ) -> None:
