@@ -364,19 +364,23 @@ def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) 
     return delivered
 
 
-def _flush_before_the_exit() -> None:
+def _flush_before_the_exit(*, leave_to_spool: bool = False) -> None:
     """Deliver what every live client holds, side by side, each within its
     ``shutdown_timeout``; the clients go on accepting calls.
 
     The exit's delivery that follows shares that time: where a flush ran out of it,
     the exit waits only for what is left (see :func:`shutdown_flush_ended`).
+    ``leave_to_spool``: as for :func:`shutdown_all`.
     """
     clients = live_clients()
     start_sending(clients)
     started = monotonic()
+    failing: list[Client] = []
+    if leave_to_spool:
+        failing = _wait_while_sends_succeed([c for c in clients if _spooled(c)], started, None)
     for client in clients:
         try:
-            remaining = _remaining(client, started, None)
+            remaining = 0.0 if client in failing else _remaining(client, started, None)
             deadline = monotonic() + remaining
             delivered = client.flush(remaining)
         except Exception:
@@ -539,12 +543,13 @@ def worker_exit(server: Any = None, worker: Any = None) -> None:
     """
     if getattr(worker, "pid", None) not in (None, os.getpid()):
         return  # gunicorn's arbiter, for a worker that is already gone: not our exit
+    # Recycled (--max-requests), the worker leaves what a failing Segment did not
+    # take to its spool's next process, which gunicorn starts once this one ended.
+    recycled = _recycled(worker)
     if _app_threads_alive():
-        _flush_before_the_exit()
+        _flush_before_the_exit(leave_to_spool=recycled)
     else:
-        # Recycled (--max-requests), the worker leaves what a failing Segment did not
-        # take to its spool's next process, which gunicorn starts once this one ended.
-        shutdown_all(leave_to_spool=_recycled(worker))
+        shutdown_all(leave_to_spool=recycled)
 
 
 def _recycled(worker: Any) -> bool:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: A worker's last moments: the hook runs while a thread of the app still works; the
@@ -62,7 +64,7 @@ def test_the_exit_after_a_worker_exit_hook_that_ran_out_of_time_does_not_wait_ag
 
 #: A worker gunicorn recycles (it served its ``max_requests``) during an outage.
 RECYCLED_DURING_AN_OUTAGE = """
-import sys, time
+import sys, threading, time
 from types import SimpleNamespace
 from segment_core import Client
 from segment_core.lifecycle import worker_exit
@@ -70,14 +72,19 @@ from segment_core.lifecycle import worker_exit
 client = Client("k", host=sys.argv[1], spool_dir=sys.argv[2], shutdown_timeout=60)
 for i in range(5):
     client.track("u1", "Held", {"i": i})
+hook_done = threading.Event()
+if sys.argv[3] == "gthread":  # its request threads, not daemons, still end after the hook
+    threading.Thread(target=hook_done.wait, args=(60,)).start()
 started = time.monotonic()
 worker_exit(server=None, worker=SimpleNamespace(pid=None, nr=20, max_requests=20))
 print(time.monotonic() - started, flush=True)
+hook_done.set()
 """
 
 
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
 def test_a_recycled_worker_leaves_what_a_failing_segment_did_not_take_to_its_spool(
-    segment_collector: Any, tmp_path: Path
+    segment_collector: Any, tmp_path: Path, worker_class: str
 ) -> None:
     # Its replacement starts only once it ended: it must not wait out 60 s for a
     # Segment that answers 503. The next process of the spool delivers it.
@@ -85,7 +92,10 @@ def test_a_recycled_worker_leaves_what_a_failing_segment_did_not_take_to_its_spo
     segment_collector.faults({"status": 503, "seconds": 120})
     try:
         recycled = subprocess.run(
-            [sys.executable, "-c", RECYCLED_DURING_AN_OUTAGE, segment_collector.url, str(spool)],
+            [
+                *(sys.executable, "-c", RECYCLED_DURING_AN_OUTAGE),
+                *(segment_collector.url, str(spool), worker_class),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
