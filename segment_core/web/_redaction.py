@@ -404,8 +404,13 @@ _TOKENS = re.compile(
     re.DOTALL,
 )
 _REDACTED_LITERAL = f'"{REDACTED}"'
-# A JSON or GraphQL string, perhaps cut short at the end of the text.
+# A JSON or GraphQL string, perhaps cut short at the end of the text (even in an
+# escape); one closed; what an escape cut short left of itself.
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.?)*(?:"|\Z)', re.DOTALL)
+_CLOSED_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_CUT_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3})?\Z")
+# How JSON held in a value starts, once decoded.
+_JSON_STARTS = ("{", "[")
 
 
 def _is_glued_secret(word: str) -> bool:
@@ -639,42 +644,37 @@ class Redactor:
         changed = False
         for index in indexes:
             key, _, value = parts[index].partition("=")
-            text = texts[index]
-            redacted = self._structured(text, bound)
-            in_strings = self._nested_in_strings(redacted or text, depth, paths, host)
-            if in_strings is not None:
-                redacted = in_strings
+            redacted = self._redacted_structure(texts[index], bound, depth, paths, host)
             if redacted is not None:
                 value = _escaped_as(value, redacted)
-            # Not JSON after all, perhaps: the whole value, looked at as a URL.
-            nested = None if in_strings is not None else self._nested(value, depth, paths, host)
-            if nested is not None:
-                value = nested
+            else:  # not JSON after all, perhaps: the whole value, looked at as a URL
+                nested = self._nested(value, depth, paths, host)
+                if nested is not None:
+                    value = nested
             if redacted is not None or nested is not None:
                 parts[index] = f"{key}={value}"
                 changed = True
         return changed
 
+    def _redacted_structure(
+        self, text: str, bound: set[str], depth: int, paths: RouteLookup | None, host: str
+    ) -> str | None:
+        """``text`` (JSON, or a GraphQL document) with the values of its secret names
+        and what its strings hold redacted; None when nothing changes."""
+        redacted = self._structured(text, bound)
+        in_strings = self._nested_in_strings(redacted or text, depth, paths, host)
+        return redacted if in_strings is None else in_strings
+
     def _nested_in_strings(
         self, text: str, depth: int, paths: RouteLookup | None, host: str
     ) -> str | None:
-        """``text`` (JSON, or a GraphQL document) with the URLs and paths of the app in
-        its strings redacted (``{"returnTo": "/invite/KEY"}``, an OAuth ``state``);
-        None when none changes. A string that is only ``name=value`` pairs is kept:
-        in JSON it is more often a search or a filter than a query string."""
+        """``text`` (JSON, or a GraphQL document) with the URLs, paths of the app,
+        query strings and JSON in its strings redacted (``{"returnTo": "/invite/KEY"}``,
+        an OAuth ``state``), as in a query's values; None when none changes."""
         pieces: list[str] = []
         at = 0
         for match in _STRING_LITERAL.finditer(text):
-            literal = match.group()
-            closed = len(literal) > 1 and literal.endswith('"')
-            content = literal[1:-1] if closed else literal[1:]
-            if "\\" in content:
-                try:  # \/ and \u escapes: the text it stands for
-                    content = json.loads(literal if closed else literal + '"')
-                except ValueError:
-                    continue
-            if _NESTED_QUERY.match(unquote_plus(content)):  # a search for "a=b", perhaps
-                continue
+            content, closed = _string_text(match.group())
             nested = self._nested(content, depth + 1, paths, host)
             if nested is None:
                 continue
@@ -757,10 +757,14 @@ class Redactor:
             and "%25" not in upper
             and "@" not in value
             and "%40" not in upper
+            and not value.startswith(_JSON_STARTS)  # JSON in a string of JSON
             and (paths is None or _holds_no_slash(value, upper))
         ):
             return None
         text = unquote_plus(value)
+        if text[:1] in _JSON_STARTS:  # JSON escaped twice, or held in a string of JSON
+            redacted = self._redacted_structure(text, set(), depth, paths, host)
+            return None if redacted is None else _escaped_as(value, redacted)
         if _NESTED_QUERY.match(text):  # name=value[&...]
             return self._nested_query(value, text, depth, paths, host)
         decoded = _as_browsers_read(text)
@@ -932,6 +936,19 @@ class Redactor:
             if not _is_text_of(path, value) and self.is_secret(str(name)):
                 written[name] = path.strip("/")
         return written
+
+
+def _string_text(literal: str) -> tuple[str, bool]:
+    """The text a JSON string ``literal`` stands for, and whether it was closed (one cut
+    short at the text's end stands for what it holds, an escape cut short left out)."""
+    closed = _CLOSED_STRING.fullmatch(literal) is not None
+    body = literal[1:-1] if closed else _CUT_ESCAPE.sub("", literal[1:])
+    if "\\" not in body:
+        return body, closed
+    try:
+        return json.loads(f'"{body}"', strict=False), closed
+    except ValueError:  # an escape JSON does not have (a GraphQL string's)
+        return body.replace("\\/", "/"), closed
 
 
 def _key_name(token: str) -> str | None:

@@ -355,6 +355,36 @@ def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expect
             escaped(state='{"next": "/products/KEY123/"}'),
             escaped(state='{"next": "/products/KEY123/"}'),
         ),
+        # Cut short inside an escape, as an encoder that writes \/ may leave it.
+        (
+            escaped(state='{"next": "\\/invite\\/KEY123\\'),
+            escaped(state=f'{{"next": "/invite/{REDACTED}'),
+        ),
+        (
+            escaped(state='{"next": "\\/invite\\/KEY123\\u00'),
+            escaped(state=f'{{"next": "/invite/{REDACTED}'),
+        ),
+        # A query string in a string, JSON in a string, JSON escaped twice.
+        (
+            escaped(state='{"returnTo": "next=/invite/KEY123/"}'),
+            escaped(state=f'{{"returnTo": "next=/invite/{REDACTED}/"}}'),
+        ),
+        (
+            escaped(state=json.dumps({"inner": json.dumps({"returnTo": "/invite/KEY123/"})})),
+            escaped(state=json.dumps({"inner": json.dumps({"returnTo": f"/invite/{REDACTED}/"})})),
+        ),
+        (
+            escaped(state=escaped(s='{"returnTo": "/invite/KEY123/"}')[2:]),
+            escaped(state=escaped(s=f'{{"returnTo": "/invite/{REDACTED}/"}}')[2:]),
+        ),
+        (
+            escaped(state=escaped(s='{"token": "hunter2"}')[2:]),
+            escaped(state=escaped(s='{"token": "REDACTED"}')[2:]),
+        ),
+        (
+            escaped(state=json.dumps({"inner": json.dumps({"token": "hunter2"})})),
+            escaped(state=json.dumps({"inner": json.dumps({"token": "REDACTED"})})),
+        ),
     ],
 )
 def test_a_path_or_url_of_the_app_in_a_json_value_loses_its_route_secrets(
