@@ -274,13 +274,10 @@ def running_tests() -> bool:
 
 
 def _tests_running_or_to_come() -> bool | None:
-    """:func:`running_tests`, or None (not known yet) where a test runner may still
-    start: a ``runtests.py`` imports ``django.test.utils`` and calls
-    ``django.setup()`` (where an app's ``ready()`` may send) before the runner sets
-    up the test environment. Asked again as messages come, until the first request."""
-    if running_tests():
-        return True
-    return None if "django.test.utils" in sys.modules else False
+    """True under a test runner; else None (not known yet): a ``runtests.py`` calls
+    ``django.setup()`` (where an app's ``ready()`` may send) before its runner sets up
+    the test environment. Asked again as messages come, until the first request."""
+    return True if running_tests() else None
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:

@@ -75,7 +75,6 @@ RUNTESTS_SCRIPT = """
 import sys
 import django
 from django.conf import settings
-from django.test.utils import get_runner  # as a runtests.py script does, first
 
 locmem = "django.core.mail.backends.locmem.EmailBackend"
 settings.configure(
