@@ -408,7 +408,7 @@ _REDACTED_LITERAL = f'"{REDACTED}"'
 # escape); one closed; what an escape cut short left of itself.
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.?)*(?:"|\Z)', re.DOTALL)
 _CLOSED_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_CUT_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3})?\Z")
+_CUT_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\(?:u[0-9a-fA-F]{0,3})?\Z")
 # How JSON held in a value starts, once decoded.
 _JSON_STARTS = ("{", "[")
 
@@ -675,7 +675,10 @@ class Redactor:
         at = 0
         for match in _STRING_LITERAL.finditer(text):
             content, closed = _string_text(match.group())
-            nested = self._nested(content, depth + 1, paths, host)
+            if content[:1] in _JSON_STARTS:  # JSON held in a string: read as such
+                nested = self._redacted_structure(content, set(), depth + 1, paths, host)
+            else:
+                nested = self._nested(content, depth + 1, paths, host)
             if nested is None:
                 continue
             written = json.dumps(nested, ensure_ascii=False)
@@ -757,12 +760,11 @@ class Redactor:
             and "%25" not in upper
             and "@" not in value
             and "%40" not in upper
-            and not value.startswith(_JSON_STARTS)  # JSON in a string of JSON
             and (paths is None or _holds_no_slash(value, upper))
         ):
             return None
         text = unquote_plus(value)
-        if text[:1] in _JSON_STARTS:  # JSON escaped twice, or held in a string of JSON
+        if text[:1] in _JSON_STARTS:  # JSON escaped twice
             redacted = self._redacted_structure(text, set(), depth, paths, host)
             return None if redacted is None else _escaped_as(value, redacted)
         if _NESTED_QUERY.match(text):  # name=value[&...]
@@ -942,7 +944,7 @@ def _string_text(literal: str) -> tuple[str, bool]:
     """The text a JSON string ``literal`` stands for, and whether it was closed (one cut
     short at the text's end stands for what it holds, an escape cut short left out)."""
     closed = _CLOSED_STRING.fullmatch(literal) is not None
-    body = literal[1:-1] if closed else _CUT_ESCAPE.sub("", literal[1:])
+    body = literal[1:-1] if closed else _CUT_ESCAPE.sub(r"\1", literal[1:])
     if "\\" not in body:
         return body, closed
     try:

@@ -385,6 +385,16 @@ def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expect
             escaped(state=json.dumps({"inner": json.dumps({"token": "hunter2"})})),
             escaped(state=json.dumps({"inner": json.dumps({"token": "REDACTED"})})),
         ),
+        # JSON in a string is JSON's text, not a query's: "%22" and "+" are as written.
+        (
+            escaped(state=json.dumps({"inner": json.dumps({"q": "%22 +1", "token": "h2"})})),
+            escaped(state=json.dumps({"inner": json.dumps({"q": "%22 +1", "token": "REDACTED"})})),
+        ),
+        # Cut right after an escaped backslash, as PHP writes JSON in JSON ("\\\/").
+        (
+            escaped(state='{"s": "{\\"next\\": \\"\\\\/invite\\\\/KEY123\\\\'),
+            escaped(state=f'{{"s": "{{\\"next\\": \\"/invite/{REDACTED}'),
+        ),
     ],
 )
 def test_a_path_or_url_of_the_app_in_a_json_value_loses_its_route_secrets(
