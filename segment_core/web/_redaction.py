@@ -675,9 +675,12 @@ class Redactor:
         at = 0
         for match in _STRING_LITERAL.finditer(text):
             content, closed = _string_text(match.group())
+            nested = None
             if content[:1] in _JSON_STARTS:  # JSON held in a string: read as such
                 nested = self._redacted_structure(content, set(), depth + 1, paths, host)
-            else:
+            if nested is None and (content[:1] not in _JSON_STARTS or "%" in content):
+                # A URL, a path, a query; or JSON as a browser writes it in a URL
+                # ({%22token%22:...}), read once decoded.
                 nested = self._nested(content, depth + 1, paths, host)
             if nested is None:
                 continue

@@ -390,6 +390,15 @@ def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expect
             escaped(state=json.dumps({"inner": json.dumps({"q": "%22 +1", "token": "h2"})})),
             escaped(state=json.dumps({"inner": json.dumps({"q": "%22 +1", "token": "REDACTED"})})),
         ),
+        # JSON in a string as a browser writes it in a URL: its quotes escaped alone.
+        (
+            escaped(state='{"next": "{%22token%22:%22h2%22,%22to%22:%22/invite/KEY123/%22}"}'),
+            escaped(
+                state='{"next": "'
+                + quote(f'{{"token":"REDACTED","to":"/invite/{REDACTED}/"}}', safe="")
+                + '"}'
+            ),
+        ),
         # Cut right after an escaped backslash, as PHP writes JSON in JSON ("\\\/").
         (
             escaped(state='{"s": "{\\"next\\": \\"\\\\/invite\\\\/KEY123\\\\'),
