@@ -644,6 +644,7 @@ class Redactor:
         changed = False
         for index in indexes:
             key, _, value = parts[index].partition("=")
+            nested = None
             redacted = self._redacted_structure(texts[index], bound, depth, paths, host)
             if redacted is not None:
                 value = _escaped_as(value, redacted)
@@ -767,9 +768,10 @@ class Redactor:
         ):
             return None
         text = unquote_plus(value)
-        if text[:1] in _JSON_STARTS:  # JSON escaped twice
+        if text[:1] in _JSON_STARTS:  # JSON escaped twice, perhaps
             redacted = self._redacted_structure(text, set(), depth, paths, host)
-            return None if redacted is None else _escaped_as(value, redacted)
+            if redacted is not None:
+                return _escaped_as(value, redacted)
         if _NESTED_QUERY.match(text):  # name=value[&...]
             return self._nested_query(value, text, depth, paths, host)
         decoded = _as_browsers_read(text)

@@ -275,6 +275,9 @@ def escaped(**values: str) -> str:
             escaped(query='# Welcome to GraphiQL\n\nmutation { reset(token: "t") }'),
             escaped(query='# Welcome to GraphiQL\n\nmutation { reset(token: "REDACTED") }'),
         ),
+        # Not JSON after all, escaped once or twice: looked at as a URL.
+        ("q=%7Bfoo%7D%3Ftoken%3Dabc", "q=%7Bfoo%7D%3Ftoken%3DREDACTED"),
+        ("q=%257Bfoo%257D%253Ftoken%253Dabc", "q=%257Bfoo%257D%253Ftoken%253DREDACTED"),
         # A URL nested in a JSON value: redacted as any nested URL is, the JSON kept.
         (
             escaped(state='{"next": "/account?token=abc"}'),
