@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -29,7 +29,7 @@ from requests.utils import (
 
 from segment_core._clock import monotonic
 from segment_core.config import Config, proxy_url
-from segment_core.hosts import is_loopback_url, redact_url, url_port
+from segment_core.hosts import is_loopback_url, masked_secrets, redact_url, shown_answer, url_port
 from segment_core.retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -71,6 +71,15 @@ class Answer:
     unfollowed: str = ""
     #: A redirect not followed only because it asked to wait (``Retry-After``).
     deferred: bool = False
+
+    def shown(self, secrets: Iterable[str | None], text: str | None = None) -> str:
+        """What errors and log lines show of this answer, each of ``secrets`` masked:
+        why a redirect was not followed (its ``Location`` may name one, a login page's
+        ``?next=...&writeKey=...``), else a short part of its body (:func:`shown_answer`;
+        ``text``: the body as its caller decoded it)."""
+        if self.unfollowed:
+            return masked_secrets(self.unfollowed, secrets)
+        return shown_answer(self.body.decode("utf-8", "replace") if text is None else text, secrets)
 
 
 def post(

@@ -28,7 +28,6 @@ import urllib3
 
 from segment_core._clock import monotonic
 from segment_core.config import Config
-from segment_core.hosts import masked_secrets, shown_answer
 from segment_core.http_exchange import post
 from segment_core.retry import parse_http_date
 
@@ -187,11 +186,7 @@ class TokenSource:
         self._note_server_time(answer.headers.get("Date"))
         if answer.status != 200:
             # The answer may echo the request, the signed assertion with it.
-            text = (
-                masked_secrets(answer.unfollowed, [assertion])
-                if answer.unfollowed
-                else shown_answer(answer.body.decode("utf-8", "replace"), [assertion])
-            )
+            text = answer.shown([assertion])
             # 4xx other than a rate limit is a configuration problem: retrying will not help.
             retryable = answer.status in (408, 429) or answer.status >= 500
             raise OAuthError(

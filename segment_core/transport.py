@@ -25,7 +25,7 @@ from segment_core.batching import batch_body
 from segment_core.config import Clock, Config
 from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import is_interruption
-from segment_core.hosts import masked_secrets, redact_url, shown_answer
+from segment_core.hosts import redact_url
 from segment_core.http_exchange import ERROR_TEXT_BYTES, connection_pool, post
 from segment_core.oauth import OAuthError, TokenSource
 from segment_core.retry import is_retryable_status, parse_retry_after
@@ -194,15 +194,9 @@ class Transport:
         # The answer may echo the request (a proxy, a debug server): what the logs and
         # last_error show of it is short, without the credentials it carried.
         credentials = (self._write_key, headers.get("Authorization", "").partition(" ")[2])
-        # A redirect's Location too (a login page's ?next=...&writeKey=...).
-        shown = (
-            masked_secrets(answer.unfollowed, credentials)
-            if answer.unfollowed
-            else shown_answer(text, credentials)
-        )
         return Outcome(
             status=answer.status,
-            error=f"{status}: {shown}",
+            error=f"{status}: {answer.shown(credentials, text)}",
             retry_after=parse_retry_after(answer.headers.get("Retry-After")),
             body=text,
             deferred=answer.deferred,
