@@ -109,14 +109,15 @@ class SegmentMiddleware:
             markcoroutinefunction(self)
         # Fail at start-up, not at the first request, on invalid settings.
         conf.validate()
-        #: Until its first request, which says what flushes the client at shutdown.
-        self._shutdown_unchecked = True
+        #: Until its first request, which settles the client's test mode and says what
+        #: flushes the client at shutdown.
+        self._before_first_request = True
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        if self._shutdown_unchecked:
-            self._check_shutdown_flush(request)
+        if self._before_first_request:
+            self._first_request(request)
         if hasattr(request, "_segment_tracker"):
             # Listed twice in MIDDLEWARE: the outer one tracks this request.
             return self.get_response(request)
@@ -130,8 +131,8 @@ class SegmentMiddleware:
         return self._finish(tracker, request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        if self._shutdown_unchecked:
-            self._check_shutdown_flush(request)
+        if self._before_first_request:
+            self._first_request(request)
         if hasattr(request, "_segment_tracker"):
             # Listed twice in MIDDLEWARE: the outer one tracks this request.
             passed: HttpResponseBase = await self.get_response(request)
@@ -190,11 +191,16 @@ class SegmentMiddleware:
 
     # -- shared by both modes -------------------------------------------------
 
+    def _first_request(self, request: HttpRequest) -> None:
+        self._before_first_request = False
+        # By the first request, a test runner that runs this process has started.
+        settle_divert(conf.get_client())
+        self._check_shutdown_flush(request)
+
     def _check_shutdown_flush(self, request: HttpRequest) -> None:
-        """At the first request: the client's test mode settled (see
-        :func:`~segment_core.testing.settle_divert`); under ASGI, join the flush at
-        lifespan shutdown of the app around Django's handler; without one, say once
-        per process that what the client holds when the server ends a worker is lost.
+        """At the first request, under ASGI: join the flush at lifespan shutdown of
+        the app around Django's handler; without one, say once per process that
+        what the client holds when the server ends a worker is lost.
 
         ASGI servers end their worker processes without ``atexit`` (uvicorn with
         ``--reload`` or ``--workers``), and Django's own handler gets no lifespan.
@@ -202,9 +208,6 @@ class SegmentMiddleware:
         the process run ``atexit``.
         """
         global _unflushed_warned
-        self._shutdown_unchecked = False
-        # By the first request, a test runner that runs this process has started.
-        settle_divert(conf.get_client())
         scope = getattr(request, "scope", None)  # ASGIRequest
         if (
             not isinstance(scope, dict)
