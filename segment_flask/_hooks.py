@@ -52,6 +52,7 @@ from segment_flask._request import (
     namespaces_of,
     request_info,
     router_of,
+    serves_a_file,
     static_endpoints,
     user_id_of,
     uses_flask_login,
@@ -129,7 +130,7 @@ class RequestHooks:
         self.blueprint_namespaces: NamespacesOf = namespaces_of(app)
         #: The endpoints of Flask's static files, found at the first request (once
         #: every blueprint is registered).
-        self.static_endpoints: frozenset[str] | None = None
+        self.static_endpoints: dict[str, str | None] | None = None
 
     def start_request(self, endpoint: str | None = None, values: Any = None) -> None:
         """A ``url_value_preprocessor``: it runs before the others, which may take a
@@ -144,16 +145,15 @@ class RequestHooks:
         if static is None:  # the first request
             static = self.static_endpoints = static_endpoints(self.app)
             settle_divert(self.state.client)
-        if endpoint in static:
-            # A file of the app's or a blueprint's static folder (below the site's
-            # root, or at it): no page call, no cookie, no user lookup.
-            return
         try:
-            self._start()
+            # A file of the app's or a blueprint's static folder (below the site's
+            # root, or at it): no page call, no cookie, no user lookup; but
+            # request.analytics for the app's own hooks, as on an excluded path.
+            self._start(endpoint in static and serves_a_file(static[endpoint], values))
         except Exception:
             logger.exception("segment: could not read the request; no analytics for it")
 
-    def _start(self) -> None:
+    def _start(self, static_file: bool) -> None:
         native = _real(request)
         app = self.app
         state, options = self.state, self.state.options
@@ -164,7 +164,9 @@ class RequestHooks:
         read_user = None
         if options.user_id is None and uses_flask_login(app):
             read_user = login_user_id
-        tracker = RequestTracker(state.client, options, info, read_user=read_user)
+        tracker = RequestTracker(
+            state.client, options, info, read_user=read_user, excluded=static_file
+        )
         analytics = tracker.analytics
         native.analytics = analytics
         # g's own namespace: the same attribute, without _AppCtxGlobals.__setattr__.

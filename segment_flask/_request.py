@@ -6,6 +6,7 @@ import functools
 import importlib
 import importlib.metadata
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
+from werkzeug.security import safe_join
 
 from segment_core.web import (
     HostRoutes,
@@ -42,6 +44,7 @@ __all__ = [
     "path_texts",
     "request_info",
     "router_of",
+    "serves_a_file",
     "static_endpoints",
     "user_id_of",
     "uses_flask_login",
@@ -195,10 +198,11 @@ def _is_trusted(trusted: tuple[str, ...], host: str) -> bool:
     return host_is_trusted(host, list(trusted))
 
 
-def static_endpoints(app: Flask) -> frozenset[str]:
+def static_endpoints(app: Flask) -> dict[str, str | None]:
     """The endpoints of the views Flask serves the app's and its blueprints' static
-    files with (``static``, ``shop.static``), not of an app's own view so named."""
-    found = set()
+    files with (``static``, ``shop.static``), not of an app's own view so named, and
+    the folder each serves from."""
+    found: dict[str, str | None] = {}
     for endpoint, view in app.view_functions.items():
         if endpoint.rpartition(".")[2] != "static":
             continue
@@ -206,11 +210,27 @@ def static_endpoints(app: Flask) -> frozenset[str]:
         # static view is a lambda made in Flask.__init__.
         name = getattr(view, "__name__", None)
         qualname = getattr(view, "__qualname__", None)
-        if name == "send_static_file" or (
-            isinstance(qualname, str) and qualname.startswith("Flask.__init__.")
-        ):
-            found.add(endpoint)
-    return frozenset(found)
+        if name == "send_static_file":
+            found[endpoint] = getattr(getattr(view, "__self__", None), "static_folder", None)
+        elif isinstance(qualname, str) and qualname.startswith("Flask.__init__."):
+            found[endpoint] = app.static_folder
+    return found
+
+
+def serves_a_file(folder: str | None, values: Mapping[str, Any] | None) -> bool:
+    """Whether a static view serving ``folder`` sends a file for the route's
+    ``values``, as Werkzeug's ``send_from_directory`` finds it. It answers 404
+    otherwise: with static files at the site's root, every path no other route
+    matches comes to it, and the app's 404 handler may answer with a page (a
+    single-page app's ``index.html``). An unknown folder counts as a file."""
+    filename = values.get("filename") if values else None
+    if folder is None or not isinstance(filename, str):
+        return True
+    try:
+        path = safe_join(folder, filename)
+        return path is not None and os.path.isfile(path)
+    except (OSError, ValueError):  # a name no file system holds
+        return False
 
 
 def namespaces_of(app: Flask) -> NamespacesOf:

@@ -265,7 +265,8 @@ class RequestTracker:
     request whose context cannot be derived still gets a working ``analytics``.
 
     - ``analytics``: the :class:`RequestAnalytics` bound to the visitor.
-    - ``excluded``: the path is one of ``exclude_paths`` (no page call, no cookie).
+    - ``excluded``: the path is one of ``exclude_paths``, or the adapter said the
+      request is for an asset the framework serves (no page call, no cookie).
     - ``allowed``: not a bot, and privacy signals and ``consent`` allow automatic
       calls and the cookie; None while a ``consent`` hook that raised as the
       request started waits to be asked again (:meth:`allowed_now`).
@@ -306,6 +307,7 @@ class RequestTracker:
         *,
         read_user: Callable[[], object] | None = None,
         read_route: Callable[[RequestInfo, bool], bool] | None = None,
+        excluded: bool = False,
     ) -> None:
         self.options = options
         self.request = request
@@ -341,8 +343,10 @@ class RequestTracker:
                 # page view, as where the framework refuses it itself. Else the host
                 # as browsers write it, in lower case.
                 request.host = self.host = checked_host(request.host) if request.path else ""
-            self.excluded = is_excluded(request.path, options) or (
-                request.mount != "" and is_excluded_request(request, options)
+            self.excluded = (
+                excluded
+                or is_excluded(request.path, options)
+                or (request.mount != "" and is_excluded_request(request, options))
             )
             # Health checks and assets: no user lookup as they start or end (no
             # session read, user query or user_id hook); a call a view makes there

@@ -148,6 +148,68 @@ def test_a_blueprint_s_static_files_and_those_at_the_site_s_root_are_excluded(
     assert [m["name"] for m in sent()] == ["pages.static"]
 
 
+def test_the_app_s_hooks_have_request_analytics_on_static_files(
+    segment_client: Any, sent: Sent
+) -> None:
+    """As on an excluded path: no page call and no cookie, but a ``before_request``
+    function reading ``request.analytics`` works there."""
+    from flask import Flask as FlaskApp
+
+    from segment_flask import SegmentFlask
+    from tests.flask.app import STATIC
+
+    app = FlaskApp("assets", static_folder=str(STATIC))
+    SegmentFlask(app, client=segment_client)
+    seen: list[str] = []
+
+    @app.before_request
+    def note_the_visitor() -> None:
+        seen.append(request.analytics.anonymous_id)
+
+    response = app.test_client().get("/static/app.css")
+    assert response.status_code == 200 and response.data == (STATIC / "app.css").read_bytes()
+    assert "Set-Cookie" not in response.headers
+    response.close()
+    assert len(seen) == 1 and uuid.UUID(seen[0])
+    assert sent() == []
+
+
+def test_a_single_page_app_s_deep_links_with_static_files_at_the_site_s_root(
+    segment_client: Any, sent: Sent
+) -> None:
+    """Flask's static route at the root takes every path no other route matches; a
+    path that names no file is the app's to answer (here the 404 handler's
+    ``index.html``), and counts as a page view as it would with ``/static``."""
+    from flask import Flask as FlaskApp
+
+    from segment_flask import SegmentFlask
+    from tests.flask.app import STATIC
+
+    app = FlaskApp("spa", static_folder=str(STATIC), static_url_path="")
+    SegmentFlask(app, client=segment_client)
+
+    @app.errorhandler(404)
+    def index(error: Exception) -> tuple[str, int]:
+        request.analytics.track("Deep Link Opened")
+        return "<!doctype html><div id=app></div>", 200
+
+    client = app.test_client()
+    asset = client.get("/app.css")
+    assert asset.status_code == 200 and "Set-Cookie" not in asset.headers
+    asset.close()
+    page = client.get("/orders/5?utm_source=mail")
+    assert page.status_code == 200
+    assert "ajs_anonymous_id=" in page.headers["Set-Cookie"]
+    for escaping in ("/../app.css", "/%2e%2e/app.css"):
+        assert client.get(escaping).status_code == 200  # no file: the app's page
+    track, deep_link, *escapes = sent()
+    assert track["event"] == "Deep Link Opened"
+    assert deep_link["type"] == "page" and deep_link["properties"]["path"] == "/orders/5"
+    assert deep_link["context"]["campaign"] == {"source": "mail"}
+    assert deep_link["anonymousId"] == track["anonymousId"]
+    assert [m["type"] for m in escapes] == ["track", "page", "track", "page"]
+
+
 def test_exclude_paths_option(make_app: MakeApp, sent: Sent) -> None:
     client = make_app(SEGMENT_EXCLUDE_PATHS=[r"^/products/"]).test_client()
     client.get("/products/1")
