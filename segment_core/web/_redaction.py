@@ -765,6 +765,8 @@ class Redactor:
             and "@" not in value
             and "%40" not in upper
             and (paths is None or _holds_no_slash(value, upper))
+            # JSON as a browser writes it in a URL ({%22token%22:...}): read decoded.
+            and not ("%" in value and value[:1] in _JSON_STARTS)
         ):
             return None
         text = unquote_plus(value)

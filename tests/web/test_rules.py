@@ -402,6 +402,17 @@ def test_a_path_of_the_app_in_a_value_loses_its_route_secrets(query: str, expect
                 + '"}'
             ),
         ),
+        # ... and with no path, "?" or "=" in it: a token alone, in an object or a list.
+        (
+            escaped(state='{"next": "{%22csrf_token%22:%22h2%22,%22d%22:%2250%%22}"}'),
+            escaped(
+                state='{"next": "' + quote('{"csrf_token":"REDACTED","d":"50%"}', safe="") + '"}'
+            ),
+        ),
+        (
+            escaped(state='["{%22token%22: %22h2%22}"]'),
+            escaped(state='["' + quote('{"token": "REDACTED"}', safe="") + '"]'),
+        ),
         # Cut right after an escaped backslash, as PHP writes JSON in JSON ("\\\/").
         (
             escaped(state='{"s": "{\\"next\\": \\"\\\\/invite\\\\/KEY123\\\\'),
