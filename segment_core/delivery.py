@@ -339,7 +339,10 @@ class Delivery:
                     return None
                 self._stats.add(retries=1)
                 self._report_failure(batch, outcome, retrying=True)
-                logger.debug("retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error)
+                if self._config.debug:
+                    logger.debug(
+                        "retry %d of a batch in %.2fs after %s", attempt, delay, outcome.error
+                    )
                 if abandon.wait(delay):
                     if self.release(held):
                         stopped = f"{SHUT_DOWN_BEFORE_DELIVERY}; last error: {outcome.error}"

@@ -97,3 +97,25 @@ def test_the_debug_receiver_goes_with_its_client(segment_logger: logging.Logger)
     del client
     gc.collect()
     assert signals.message_enqueued.receivers == receivers
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["without_debug", "with_debug"])
+def test_a_retry_is_logged_at_debug_with_debug_alone(
+    segment_logger: logging.Logger,
+    segment_collector: CollectorHandle,
+    caplog: pytest.LogCaptureFixture,
+    debug: bool,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    segment_collector.faults({"status": 503, "count": 2})
+    client = Client("key", host=segment_collector.url, debug=debug, retry_backoff_min=0.01)
+    try:
+        client.track("u1", "Signed Up")
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    assert client.stats()["retries"] == 2
+    retries = [line for line in _client_lines(caplog) if line.startswith("retry ")]
+    assert len(retries) == (2 if debug else 0), retries
+    debug_lines = [r for r in caplog.records if r.name.startswith("segment") and r.levelno < 20]
+    assert bool(debug_lines) is debug
