@@ -60,8 +60,14 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(f"{__name__}.{home}")
     except ModuleNotFoundError as error:
-        if (error.name or "").partition(".")[0] not in _EXTRA_MODULES:
-            raise
-        # Still a ModuleNotFoundError, for `except ImportError` and its `name`.
-        raise ModuleNotFoundError(f"{error}; {EXTRA_HINT}", name=error.name) from None
+        raise with_extra_hint(error) from None
     return getattr(module, name)
+
+
+def with_extra_hint(error: ModuleNotFoundError) -> ModuleNotFoundError:
+    """``error`` naming the extra's ``pip install`` line when what is missing is one
+    of the extra's modules; still a ModuleNotFoundError, for ``except ImportError``
+    and its ``name``."""
+    if (error.name or "").partition(".")[0] not in _EXTRA_MODULES:
+        return error
+    return ModuleNotFoundError(f"{error}; {EXTRA_HINT}", name=error.name)

@@ -28,9 +28,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+
+from segment_core.collector import with_extra_hint
+
+try:  # imported by name in a client's tests: the extra's hint, as for the others
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+except ModuleNotFoundError as error:
+    raise with_extra_hint(error) from None
 
 from segment_core.collector._asgi import read_body
 from segment_core.collector.ingest import RequestError

@@ -11,18 +11,26 @@ from tests.core.test_install_without_extras import _env, _run
 #: Imports a name of the collector package and prints what the ImportError says.
 IMPORT = """
 try:
-    from segment_core.collector import {name}
+    from segment_core.collector{module} import {name}
 except ImportError as error:
     print(type(error).__name__, error.name, error, sep="|")
 """
 
 
 @pytest.mark.parametrize(
-    "name, missing",
-    [("run_in_background", "uvicorn"), ("create_app", "starlette"), ("CollectorApp", "starlette")],
+    "module, name, missing",
+    [
+        ("", "run_in_background", "uvicorn"),
+        ("", "create_app", "starlette"),
+        ("", "CollectorApp", "starlette"),
+        (".oauth", "OAuthServer", "starlette"),  # as a client's tests import it
+    ],
 )
-def test_importing_it_names_the_extra_to_install(tmp_path: Path, name: str, missing: str) -> None:
-    result = _run(["-c", IMPORT.format(name=name)], tmp_path, _env(tmp_path))
+def test_importing_it_names_the_extra_to_install(
+    tmp_path: Path, module: str, name: str, missing: str
+) -> None:
+    script = IMPORT.format(module=module, name=name)
+    result = _run(["-c", script], tmp_path, _env(tmp_path))
     assert result.returncode == 0, result.stderr
     kind, module, text = result.stdout.strip().split("|")
     assert (kind, module) == ("ModuleNotFoundError", missing)
