@@ -1,5 +1,6 @@
 """Typed messages, as in Segment's Go library: one dataclass per call type.
 
+>>> from segment_core import Properties, Track
 >>> properties = Properties().set("plan", "pro")
 >>> client.enqueue(Track(event="Signed Up", user_id="42", properties=properties))
 ... # doctest: +SKIP
