@@ -37,7 +37,7 @@ import functools
 import logging
 import sys
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from http.cookies import Morsel, SimpleCookie, _quote
 from types import CodeType, ModuleType
 from typing import Any, NamedTuple, cast
@@ -237,17 +237,9 @@ class SegmentMiddleware:
         A server that shuts down cancels the requests still streaming, and Django's
         ASGI handler closes no response then: its page call would never be made.
         """
-        client = conf.get_client()
-        if not _streams_being_sent:
-            return client
-        if _has_sync_hooks(conf.web_options()) or client.config.sync_mode:
-            # As in __acall__: the hooks may use the ORM, refused in the event loop, and
-            # a sync_mode client sends on the calling thread.
-            await sync_to_async(_finish_cut_streams)()
-        else:
-            # In the event loop, where what is left of each stream still runs.
-            _finish_cut_streams()
-        return client
+        if _streams_being_sent:
+            await _off_the_loop_if_needed(_finish_cut_streams)
+        return conf.get_client()
 
     @staticmethod
     def _wants_user(info: RequestInfo) -> bool:
@@ -334,8 +326,8 @@ class SegmentMiddleware:
                     # Made now, while a CSP middleware outside this one (django-csp)
                     # can still name it in its header; the snippet reads it later.
                     find_csp_nonce(request, tracker.options)
-                _bind_while_streaming(response, tracker.analytics)
-                _finish_once_sent(tracker, request, response, content_type)
+                finish = _finish_once_sent(tracker, request, response, content_type)
+                _bind_while_streaming(response, tracker.analytics, finish)
             else:
                 tracker.finish(
                     response.status_code,
@@ -469,18 +461,60 @@ def _off_loop(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
 _off_loop_of: list[tuple[WebOptions, WebOptions] | None] = [None]
 
 
-def _bind_while_streaming(response: Any, analytics: Analytics) -> None:
-    """Keep ``analytics()`` bound while the server pulls each chunk of the body."""
+async def _off_the_loop_if_needed(fn: Callable[[], None]) -> None:
+    """``fn()`` (making page calls) in a thread when the settings name hooks, which
+    may use the ORM, refused in the event loop, or when the client sends on the
+    calling thread (``sync_mode``), as in ``__acall__``; else in the event loop."""
+    if _has_sync_hooks(conf.web_options()) or conf.get_client().config.sync_mode:
+        await sync_to_async(fn)()
+    else:
+        fn()
+
+
+def _bind_while_streaming(response: Any, analytics: Analytics, finish: Callable[[], None]) -> None:
+    """Keep ``analytics()`` bound while the server pulls each chunk of the body, and
+    make the page call (``finish``) as the body fails: Django's ASGI handler closes
+    no response whose body raised."""
     content = response.streaming_content
     if response.is_async:
-        response.streaming_content = bound_async_iteration(content, analytics)
+        response.streaming_content = _async_body(content, analytics, finish)
     else:
-        response.streaming_content = bound_iteration(content, analytics)
+        response.streaming_content = _sync_body(content, analytics, finish)
         # The body's own cleanup (a generator's finally when the visitor leaves)
         # runs from the closers the server's close() calls: bound too.
         closers = getattr(response, "_resource_closers", None)
         if type(closers) is list:
             closers[:] = [_bound_closer(close, analytics) for close in closers]
+
+
+def _sync_body(
+    content: Iterable[Any], analytics: Analytics, finish: Callable[[], None]
+) -> Iterator[Any]:
+    # Its end is no sign of the body sent: Django's ASGI handler reads a sync body
+    # whole before sending it. The page call comes as the server closes it.
+    try:
+        yield from bound_iteration(content, analytics)
+    except Exception:
+        finish()
+        raise
+
+
+async def _async_body(
+    content: AsyncIterable[Any], analytics: Analytics, finish: Callable[[], None]
+) -> AsyncIterator[Any]:
+    # Pulled as the server sends: once the last chunk went out, the page call (a
+    # test client may then close the response in the event loop, where no hook
+    # that uses the ORM could run).
+    body = bound_async_iteration(content, analytics)
+    try:
+        async for chunk in body:
+            yield chunk
+    except Exception:
+        await _off_the_loop_if_needed(finish)
+        raise
+    finally:
+        await body.aclose()
+    await _off_the_loop_if_needed(finish)
 
 
 def _bound_closer(close: Callable[[], object], analytics: Analytics) -> Callable[[], None]:
@@ -1080,11 +1114,14 @@ def _finish_once_sent(
     request: HttpRequest,
     response: HttpResponseBase,
     content_type: str | None,
-) -> None:
+) -> Callable[[], None]:
     """Make a streamed response's page call once its body was sent: as the server
     closes it, or the response it sent in its place (the 304 an outer
     ``ConditionalGetMiddleware`` makes of it, never closing this one), or at the
-    lifespan shutdown that cuts it short. The request's tracker makes it once."""
+    lifespan shutdown that cuts it short. The request's tracker makes it once.
+
+    Returns the function that makes it, for the body to call as it ends.
+    """
     headers = response.headers
 
     def finish() -> None:
@@ -1100,6 +1137,7 @@ def _finish_once_sent(
     _call_after_close(response, finish)
     # Django's handler has the response it sends, whichever it is, close the request.
     _call_after_close(request, finish)
+    return finish
 
 
 def _call_after_close(

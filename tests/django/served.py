@@ -12,9 +12,10 @@ stderr, where uvicorn logs.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import django
@@ -68,8 +69,33 @@ async def long_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/html")
 
 
+async def failing_stream(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks() -> AsyncIterator[str]:
+        yield "<p>first</p>"
+        await asyncio.sleep(0)
+        raise RuntimeError("the body failed once the page had started")
+
+    return StreamingHttpResponse(chunks(), content_type="text/html")
+
+
+def failing_sync_stream(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[str]:
+        yield "<p>first</p>"
+        raise RuntimeError("the body failed once the page had started")
+
+    return StreamingHttpResponse(chunks(), content_type="text/html")
+
+
+def collect(request: HttpRequest) -> HttpResponse:
+    """The cycle collector's run, as Python makes it now and then."""
+    return HttpResponse(str(gc.collect()), content_type="text/plain")
+
+
 urlpatterns = [
     path("", page, name="home"),
+    path("failing-stream/", failing_stream, name="failing-stream"),
+    path("failing-sync-stream/", failing_sync_stream, name="failing-sync-stream"),
+    path("collect/", collect, name="collect"),
     path("healthz", page, name="healthz"),
     path("long-stream/", long_stream, name="long-stream"),
 ]

@@ -222,6 +222,34 @@ async def test_hooks_that_query_the_database_work_in_async_mode(
     assert pages and all(page["properties"]["users"] == 1 for page in pages)
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_hooks_that_query_the_database_work_for_an_async_streamed_page(
+    async_client: AsyncClient, sent: Sent, segment: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The async test client closes the response in the event loop (Django's ASGI
+    # handler, in a thread): the page call comes as the last chunk was sent, off it.
+    segment(PAGE_PROPERTIES="tests.django.hooks.users_counted")
+    await sync_to_async(User.objects.create_user)("bob")
+    with caplog.at_level(logging.WARNING):
+        response = await async_client.get("/astream-tracked/")
+        body = b"".join([chunk async for chunk in response.streaming_content])  # type: ignore[attr-defined]
+    assert body == b"<p>one two</p>"
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("segment")] == []
+    track, page = sent()
+    assert track["event"] == "Chunk Sent"
+    assert page["name"] == "astream-tracked" and page["properties"]["users"] == 1
+
+
+async def test_an_async_streamed_page_whose_body_fails_gets_its_page_call(
+    async_client: AsyncClient, sent: Sent
+) -> None:
+    # Django's ASGI handler closes no response whose body raised.
+    response = await async_client.get("/astream-failing/")
+    with pytest.raises(ViewBug):
+        [chunk async for chunk in response.streaming_content]  # type: ignore[attr-defined]
+    assert [m["name"] for m in sent()] == ["astream-failing"]
+
+
 async def _api_token() -> Token:
     """The REST framework token of a new user, api@example.com."""
     user = await sync_to_async(User.objects.create_user)("api", "api@example.com")

@@ -85,6 +85,30 @@ def test_a_page_streaming_when_the_shutdown_timeout_cuts_it_gets_its_page_call(
 
 
 @pytest.mark.slow
+def test_a_streamed_page_whose_body_fails_gets_its_page_call_as_it_fails(
+    segment_collector: CollectorHandle, tmp_path: Path
+) -> None:
+    # Django's ASGI handler closes no response whose body raised: the page call is made
+    # as the body fails, not left to a close that never comes (nor to the cycle
+    # collector, which would drop it, or to the shutdown, which would date it late).
+    log = tmp_path / "uvicorn.log"
+    with serving(segment_collector, log, "segment_django") as (url, process):
+        for name in ("failing-stream", "failing-sync-stream"):
+            with (
+                httpx.stream("GET", f"{url}/{name}/", headers={"Accept": "text/html"}) as page,
+                pytest.raises(httpx.RemoteProtocolError),  # the body was cut
+            ):
+                page.read()
+        assert httpx.get(f"{url}/collect/").status_code == 200
+        stop(process, log)
+    pages = segment_collector.wait_for(2, type="page")
+    assert sorted(event["message"]["name"] for event in pages) == [
+        "failing-stream",
+        "failing-sync-stream",
+    ]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("served", "warnings"), [("django", 1), ("segment_django", 0)])
 def test_django_s_own_asgi_application_says_once_that_nothing_flushes_at_shutdown(
     segment_collector: CollectorHandle, tmp_path: Path, served: str, warnings: int

@@ -166,6 +166,15 @@ async def astream_tracked(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/html")
 
 
+async def astream_failing(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"<p>one "
+        await asyncio.sleep(0)
+        raise ViewBug("the body failed once the page had started")
+
+    return StreamingHttpResponse(chunks(), content_type="text/html")
+
+
 async def astream(request: HttpRequest) -> StreamingHttpResponse:
     async def chunks() -> AsyncIterator[bytes]:
         yield b"one "
