@@ -87,6 +87,8 @@ _exit_hooked_in: int | None = None
 _celery_hooked_in: int | None = None
 #: The RQ work-horse whose ``os._exit`` shuts the clients down.
 _rq_hooked_in: int | None = None
+#: The gunicorn worker of this process, as gunicorn's arbiter forked it (if it did).
+_gunicorn_worker: Any = None
 #: Clients whose flush at the app's shutdown ran out of time: when it did, and how
 #: many batches they had delivered by then.
 _flush_ran_out: weakref.WeakKeyDictionary[Client, tuple[float, int]] = weakref.WeakKeyDictionary()
@@ -146,7 +148,7 @@ def _hook_celery_child_exit() -> None:
 
 
 def _shut_down_as_celery_child_exits(**ignored: Any) -> None:
-    _shut_down_after_app_threads()
+    _shut_down_after_app_threads(leave_to_spool=True)
 
 
 def _hook_rq_work_horse_exit() -> None:
@@ -170,12 +172,14 @@ def _hook_rq_work_horse_exit() -> None:
 
 def _deliver_before_os_exit(process: str) -> None:
     """Have this process's ``os._exit()`` deliver first, within one ``shutdown_timeout``
-    (a fork's child: no other process runs this one's code)."""
+    (a fork's child: no other process runs this one's code). A job runner's process,
+    which ends after a job or a few: with a spool, what a failed send left stays on
+    disk for the next one (``leave_to_spool``)."""
     leave = os._exit
 
     def deliver_then_exit(status: int) -> NoReturn:
         try:
-            _shut_down_after_app_threads()
+            _shut_down_after_app_threads(leave_to_spool=True)
         except BaseException:  # leaving all the same
             logger.exception("Segment: delivery as %s exits failed", process)
         finally:
@@ -212,21 +216,22 @@ def _in_a_child_of_a_pool() -> bool:
         return False
 
 
-def _shut_down_after_app_threads() -> None:
+def _shut_down_after_app_threads(*, leave_to_spool: bool = False) -> None:
     """A ``multiprocessing`` child's exit: shut down once the threads the interpreter
     would wait for have ended, within one ``shutdown_timeout``.
 
     Its exit functions run before the interpreter's own wait for those threads: what
-    they track would otherwise be refused.
+    they track would otherwise be refused. ``leave_to_spool``: as for
+    :func:`shutdown_all`.
     """
     if not _app_threads():
-        shutdown_all()
+        shutdown_all(leave_to_spool=leave_to_spool)
         return
     clients = live_clients()
     deadline = monotonic() + longest_shutdown_timeout(clients)
     start_sending(clients)  # what they hold goes out while the threads finish
     _wait_for_app_threads(deadline)
-    shutdown_all(max(0.0, deadline - monotonic()))
+    shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
 
 
 def _app_threads(ended: threading.Thread | None = None) -> list[threading.Thread]:
@@ -552,6 +557,37 @@ def worker_exit(server: Any = None, worker: Any = None) -> None:
         shutdown_all(leave_to_spool=recycled)
 
 
+def _note_gunicorn_worker() -> None:
+    """The gunicorn worker this process is to run, when gunicorn's arbiter forked it:
+    ``spawn_worker`` is on the stack as the fork returns (the library imported
+    before, ``--preload``), and as the worker loads the app (imported then)."""
+    global _gunicorn_worker
+    _gunicorn_worker = None
+    arbiter = sys.modules.get("gunicorn.arbiter")
+    spawn = getattr(getattr(arbiter, "Arbiter", None), "spawn_worker", None)
+    code = getattr(spawn, "__code__", None)
+    if code is None:
+        return
+    main = sys._current_frames().get(threading.main_thread().ident or 0)
+    for frame in (sys._getframe(1), main):
+        while frame is not None:
+            if frame.f_code is code:
+                _gunicorn_worker = frame.f_locals.get("worker")
+                return
+            frame = frame.f_back
+
+
+_note_gunicorn_worker()
+_forks.in_every_child(_note_gunicorn_worker)
+
+
+def _gunicorn_worker_of_this_process() -> Any:
+    """The gunicorn worker this process runs, if any (not one of a process it forked:
+    gunicorn sets the worker's ``pid`` in its own process)."""
+    worker = _gunicorn_worker
+    return worker if getattr(worker, "pid", None) == os.getpid() else None
+
+
 def _recycled(worker: Any) -> bool:
     """Whether a gunicorn worker ends because it served its ``max_requests``."""
     served, most = getattr(worker, "nr", 0), getattr(worker, "max_requests", 0)
@@ -817,7 +853,8 @@ def _deliver_at_exit() -> None:
     _exit_delivery_began_in = os.getpid()
     try:
         _resolve_without_new_threads()
-        shutdown_all()
+        # Recycled, with no worker_exit hook in gunicorn.conf.py: as in worker_exit.
+        shutdown_all(leave_to_spool=_recycled(_gunicorn_worker_of_this_process()))
     except KeyboardInterrupt:
         # A second Ctrl-C: stop now, with one line rather than a traceback.
         _say_interrupted()

@@ -12,6 +12,8 @@ from celery import Celery
 from celery.signals import worker_process_shutdown
 
 import segment_core
+from segment_core import Client
+from tests.e2e.apps.options import client_options
 from tests.jobs import DONE, TASK_EVENT
 
 BROKER = os.environ["TEST_REDIS_URL"]
@@ -22,6 +24,9 @@ app.conf.update(
     broker_connection_retry_on_startup=True, worker_prefetch_multiplier=1, task_ignore_result=True
 )
 _redis = redis.Redis.from_url(BROKER)
+
+if "SEGMENT_SHUTDOWN_TIMEOUT" in os.environ:  # a test of an outage: its shutdown_timeout
+    segment_core.default_client = Client(**client_options())
 
 
 @app.task

@@ -274,28 +274,30 @@ def test_children_recycled_by_max_memory_deliver_every_event_once(
     assert len({e["message"]["properties"]["pid"] for e in events}) == total
 
 
+@pytest.mark.parametrize("app", [APP, "tests.celery.plain_app"], ids=["SegmentCelery", "plain"])
 def test_during_an_outage_recycled_children_leave_their_events_to_the_spool(
-    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path, app: str
 ) -> None:
     """Each child recycled after one task would wait ``shutdown_timeout`` (60 s) for a
     collector answering 503; with a spool it leaves at the first failure, and the
-    events are delivered once the collector answers again."""
+    events are delivered once the collector answers again. So does a child of an app
+    without ``SegmentCelery``, which delivers as it leaves."""
     total = 3
     store = redis.Redis.from_url(redis_db)
     env = worker_env(
         segment_collector.url, redis_db, shutdown_timeout=60, spool_dir=tmp_path / "spool"
     )
     pool = ("--pool", "prefork", "--concurrency", "1", "--max-tasks-per-child", "1")
-    argv = celery_argv(APP, *pool)
+    argv = celery_argv(app, *pool)
     segment_collector.faults({"status": 503, "seconds": 600})
     with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
         for n in range(total):
-            publisher.send_task(f"{APP}.work", args=(n,))
+            publisher.send_task(f"{app}.work", args=(n,))
         # Celery itself may take seconds to replace a child: far less than 60 s each.
         poll(lambda: store.scard(DONE) == total, timeout=40, what=f"{total} tasks done")
         assert segment_collector.summary()["requests"]["faulted"] >= 1
         segment_collector.clear_faults()
-        publisher.send_task(f"{APP}.work", args=(total,))
+        publisher.send_task(f"{app}.work", args=(total,))
         events = segment_collector.wait_for(total + 1, timeout=60, type="track", event=TASK_EVENT)
         assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
         log = worker.log()

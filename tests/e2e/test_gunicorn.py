@@ -114,6 +114,38 @@ def test_max_requests_recycling_loses_nothing(segment_collector: Any, tmp_path: 
     assert "Traceback" not in log
 
 
+@pytest.mark.parametrize(
+    ("worker_class", "preload"),
+    [("sync", False), ("gthread", True)],
+    ids=["sync", "gthread-preload"],
+)
+def test_workers_recycled_during_an_outage_leave_their_events_to_the_spool_without_the_hook(
+    segment_collector: Any, tmp_path: Path, worker_class: str, preload: bool
+) -> None:
+    """No ``worker_exit`` hook in gunicorn.conf.py: the exit sees the recycle all the
+    same. Each recycled worker would hold its slot for ``shutdown_timeout`` (60 s)
+    while Segment answers 503, and with both held every request would wait."""
+    port = free_port()
+    options = ["--worker-class", worker_class, "--max-requests", "10"]
+    options += ["--max-requests-jitter", "0", *(["--threads", "2"] if preload else [])]
+    argv = gunicorn_argv(FLASK, port, *options, *(["--preload"] if preload else []))
+    env = app_env(segment_collector.url, shutdown_timeout=60, spool_dir=tmp_path / "spool")
+    n = 60
+    segment_collector.faults({"status": 503, "seconds": 600})
+    try:
+        with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+            served = load(server, n, concurrency=2)  # each request within 30 s
+            assert len(served) >= 5, served  # workers were recycled
+            assert segment_collector.summary()["requests"]["faulted"] > 0
+            segment_collector.clear_faults()
+            assert server.stop(signal.SIGTERM) == 0
+            log = server.log()
+    finally:
+        segment_collector.clear_faults()
+    assert "stay in the spool" in log
+    assert_all_delivered(segment_collector, n, timeout=60)
+
+
 def test_collector_outage_during_load_delivers_everything_once_it_recovers(
     segment_collector: Any, tmp_path: Path
 ) -> None:

@@ -182,11 +182,13 @@ def test_work_horses_of_the_plain_rq_worker_deliver_as_they_exit(
     assert len({e["message"]["properties"]["pid"] for e in events}) == total  # one per job
 
 
+@pytest.mark.parametrize("worker_class", ["segment_rq.Worker", "rq.Worker"])
 def test_during_an_outage_a_spool_keeps_each_horses_events_and_the_worker_moves_on(
-    segment_collector: Any, redis_db: str, tmp_path: Path
+    segment_collector: Any, redis_db: str, tmp_path: Path, worker_class: str
 ) -> None:
     """Each horse would wait ``shutdown_timeout`` (30 s) for a collector answering 503;
-    with a spool it leaves its events on disk at the first failure, for a later one."""
+    with a spool it leaves its events on disk at the first failure, for a later one.
+    So does a horse of the plain ``rq worker``, which delivers as it leaves."""
     total = 4
     connection = redis.Redis.from_url(redis_db)
     queue = Queue(connection=connection)
@@ -195,7 +197,7 @@ def test_during_an_outage_a_spool_keeps_each_horses_events_and_the_worker_moves_
         queue.enqueue(WORK, n)
     spool = tmp_path / "spool"
     env = app_env(segment_collector.url, shutdown_timeout=30, spool_dir=spool)
-    argv = rq_argv(redis_db, "segment_rq.Worker")
+    argv = rq_argv(redis_db, worker_class)
     with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
         poll(lambda: connection.scard(DONE) == total, timeout=20, what=f"{total} jobs done")
         assert segment_collector.summary()["requests"]["faulted"] >= 1
