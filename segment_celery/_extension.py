@@ -40,7 +40,7 @@ from celery.utils.text import match_case
 
 import segment_core
 from segment_core import testing
-from segment_core.adapters import build_client, offer_as_default
+from segment_core.adapters import build_client, named_by_source, offer_as_default
 from segment_core.client import Client
 from segment_core.config import ALIASES, check_option, option_names, read_flag
 from segment_core.scope import (
@@ -157,13 +157,24 @@ class SegmentCelery:
             return self._given
         if self._own is not None:
             return self._own
-        options = {**self._config_options(), **self._options}
+        keys = self._config_keys()
+        conf: Mapping[str, Any] = {} if self._app is None else self._app.conf
+        options = {**{name: conf[key] for name, key in keys.items()}, **self._options}
         send_in_tests = _send_in_tests(options.pop(SEND_IN_TESTS, None))
         if not options:
             return None
+
+        def source(name: str) -> str | None:
+            if name in self._options:
+                return f"SegmentCelery({name}=...)"
+            return f"Celery config {keys[name]!r}" if name in keys else None
+
         with self._lock:
             if self._own is None:
-                own = build_client(options)
+                try:
+                    own = build_client(options)
+                except ValueError as error:  # naming the key, as one misnamed is
+                    raise named_by_source(error, source) from None
                 # First: a test's module-level call through it sends nothing.
                 testing.divert_in_tests(own, send=send_in_tests, running=_tests_running)
                 offer_as_default(own)
@@ -180,8 +191,9 @@ class SegmentCelery:
                 logger.error("segment: %s; tasks use the default client", exc)
             return None
 
-    def _config_options(self) -> dict[str, Any]:
-        """The app's ``segment_<option>`` keys (lower-case, as Celery's own settings).
+    def _config_keys(self) -> dict[str, str]:
+        """The app's ``segment_<option>`` keys (lower-case, as Celery's own settings),
+        by the option each sets.
 
         Under a namespace (``config_from_object(..., namespace="CELERY")``) also
         ``CELERY_SEGMENT_<OPTION>``, which wins, as it does for Celery's own settings.
@@ -195,8 +207,8 @@ class SegmentCelery:
             match_case(f"{namespace.rstrip('_')}_{CONFIG_PREFIX}", namespace) if namespace else None
         )
         names = _known_options()
-        plain: dict[str, Any] = {}
-        found: dict[str, Any] = {}
+        plain: dict[str, str] = {}
+        found: dict[str, str] = {}
         for key in list(conf.keys()):
             if not isinstance(key, str):
                 continue
@@ -208,7 +220,7 @@ class SegmentCelery:
                 continue
             if name not in names:
                 raise ValueError(f"Celery config {key!r}: {_unknown(name)}")
-            options[name] = conf[key]
+            options[name] = key
         return {**plain, **found}
 
     def __repr__(self) -> str:

@@ -24,13 +24,15 @@ default client from the module-level settings, as in a process with no adapter.
 from __future__ import annotations
 
 import os
+import re
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import segment_core
 from segment_core import _forks
 from segment_core.client import Client
+from segment_core.config import ALIASES
 
 __all__ = [
     "SERVER_KEY_IN_BROWSER",
@@ -38,6 +40,7 @@ __all__ = [
     "build_client",
     "default_client",
     "hands_server_key_to_browsers",
+    "named_by_source",
     "offer_as_default",
     "server_write_key",
     "shared_client",
@@ -73,6 +76,25 @@ def build_client(options: Mapping[str, Any]) -> Client:
     :func:`offer_as_default` once it is set up (diverted in tests).
     """
     return Client(**_completed(options))
+
+
+def named_by_source(
+    error: ValueError, source: Callable[[str], str | None], default: str | None = None
+) -> ValueError:
+    """``error``, a bad option's (its text starts with the option's name), prefixed
+    with where the option was set: ``source(name)``, asked by each name of the
+    option (analytics-python's too) until one answers; else ``default``. As it was
+    when neither says.
+    """
+    text = str(error)
+    match = re.match(r"[a-z_]+", text)
+    where = None
+    if match is not None:
+        option = ALIASES.get(match[0], match[0])
+        aliases = (alias for alias, target in ALIASES.items() if target == option)
+        where = next(filter(None, map(source, (option, *aliases))), None)
+    where = where or default
+    return error if where is None else ValueError(f"{where}: {text}")
 
 
 def shared_client(options: Mapping[str, Any]) -> Client:

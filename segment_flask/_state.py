@@ -26,6 +26,7 @@ from segment_core.adapters import (
     SERVER_KEY_IN_BROWSER_FIX,
     build_client,
     hands_server_key_to_browsers,
+    named_by_source,
 )
 from segment_core.client import Client
 from segment_core.config import ALIASES
@@ -154,7 +155,7 @@ def load_state(
         web = WebOptions.from_mapping(web_kwargs)
         check_plain_hooks(web)  # Flask calls them in the request's thread
     except ValueError as exc:
-        raise _named(exc, source) from None
+        raise named_by_source(exc, source, "Segment") from None
     if static_url_path:
         # Flask knows where its static files are served: never count them as pages.
         asset = "^" + re.escape(static_url_path.rstrip("/") + "/")
@@ -187,7 +188,7 @@ def load_state(
         # only its own events, and another app's key is never its.
         client = build_client(client_kwargs)
     except ValueError as exc:
-        raise _named(exc, source) from None
+        raise named_by_source(exc, source, "Segment") from None
     if client.config.send and not client.config.write_key:
         logger.warning(
             "Segment has no write key for app %r: every event is discarded. Set "
@@ -208,11 +209,3 @@ def _warn_if_server_key_in_browser(web: WebOptions, client: Client, app_name: st
             SERVER_KEY_IN_BROWSER,
             SERVER_KEY_IN_BROWSER_FIX,
         )
-
-
-def _named(error: ValueError, source: Callable[[str], str | None]) -> ValueError:
-    """``error`` prefixed with where its option was set (a config key or a keyword)."""
-    text = str(error)
-    match = re.match(r"[a-z_]+", text)
-    where = source(match[0]) if match is not None else None
-    return ValueError(f"{where or 'Segment'}: {text}")

@@ -89,6 +89,42 @@ def test_a_bad_namespaced_key_is_reported_and_tasks_use_the_default_client(
     assert "CELERY_SEGMENT_FLUSHAT" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("namespace", "keys", "named"),
+    [
+        (None, {"segment_host": "api.segment.io"}, "Celery config 'segment_host': host must be"),
+        (
+            "CELERY",
+            {"CELERY_SEGMENT_WRITE_KEY": "a key", "CELERY_SEGMENT_HOST": "https://x.example"},
+            "Celery config 'CELERY_SEGMENT_WRITE_KEY': write_key must not contain spaces",
+        ),
+        # analytics-python's name of an option: the key that used it.
+        (None, {"segment_upload_interval": -1}, "Celery config 'segment_upload_interval': "),
+    ],
+)
+def test_a_bad_value_of_a_key_names_the_key(
+    celery_app: Celery,
+    caplog: pytest.LogCaptureFixture,
+    namespace: str | None,
+    keys: dict[str, object],
+    named: str,
+) -> None:
+    """As a misnamed key is: not the option alone, which the environment also sets."""
+
+    class Settings:
+        pass
+
+    for key, value in keys.items():
+        setattr(Settings, key, value)
+    celery_app.config_from_object(Settings, namespace=namespace)
+    segment = SegmentCelery(celery_app)
+    with pytest.raises(ValueError) as refused:
+        _ = segment.client
+    assert str(refused.value).startswith(named), refused.value
+    assert segment._task_client() is None
+    assert named in caplog.text
+
+
 def test_without_options_the_default_client_is_used(celery_app: Celery) -> None:
     default = Client("default-key")
     segment_core.default_client = default
