@@ -107,7 +107,8 @@ class HostRoutes:
         return self._of_host(f"{name}:{port}" if port else name)
 
 
-#: Words that make a name secret wherever they stand in it.
+#: Words that make a name secret wherever they stand in it (an entry of several words:
+#: those words in a row).
 DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "password",
     "passwd",
@@ -144,6 +145,47 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "ssn",
     "cvv",
     "cvc",
+    # Payment and contact data, as the CVV and e-mail beside them; OpenID Connect's
+    # login_hint (an e-mail, most often). A name's words are also read written
+    # together: "cc_number" is "ccnumber". An entry of several words matches them
+    # in a row: "credit_card_number".
+    "card_number",
+    "cardnumber",
+    "credit_card",
+    "creditcard",
+    "ccnumber",
+    "iban",
+    "phone",
+    "phonenumber",
+    "msisdn",
+    "loginhint",
+    # "Password" in the languages of many login forms (a secret word alone).
+    "passwort",
+    "kennwort",
+    "contraseña",
+    "contrasena",
+    "senha",
+    "mot_de_passe",
+    "motdepasse",
+    "wachtwoord",
+    "lösenord",
+    "losenord",
+    "passord",
+    "adgangskode",
+    "salasana",
+    "hasło",
+    "haslo",
+    "heslo",
+    "jelszó",
+    "jelszo",
+    "şifre",
+    "sifre",
+    "пароль",
+    "密码",
+    "密碼",
+    "パスワード",
+    "비밀번호",
+    "暗証番号",
 )
 
 # Strong words also found glued to others ("accesstoken", "newpassword", "phpsessid").
@@ -264,7 +306,10 @@ _KEY_QUALIFIERS = frozenset(
 # mail: an e-mail address (Drupal's user field, many unsubscribe links); otp: a
 # one-time password.
 _WHOLE_NAMES = frozenset(
-    {"code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso", "mail", "otp", "totp"}
+    {
+        *("code", "pin", "pincode", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso"),
+        *("mail", "otp", "totp"),
+    }
 )
 # "<word> code" is a one-time code of a login flow; "country code" is not.
 _CODE_QUALIFIERS = frozenset(
@@ -285,18 +330,23 @@ _CODE_QUALIFIERS = frozenset(
         "onetime",
         "oob",  # Firebase's oobCode: password reset, email sign-in
         "otp",
+        "pin",
+        "signin",
         "recovery",
         "reset",
         "security",
         "sms",
         "totp",
         "twofactor",
+        "unlock",
         "verification",
         "verify",
     }
 )
 # Two words before "code" that make it one: "one_time_code", "twoFactorCode".
-_CODE_QUALIFIER_PAIRS = frozenset({("one", "time"), ("two", "factor")})
+_CODE_QUALIFIER_PAIRS = frozenset(
+    {("one", "time"), ("two", "factor"), ("sign", "in"), ("2", "fa"), ("two", "fa")}
+)
 # Plurals that name no secret: counts and consent choices ("sessions=3",
 # "cookies=accepted"); "keys" only where it is the whole name (a keyboard's).
 _PLURALS_KEPT = frozenset({"sessions", "cookies"})
@@ -506,9 +556,9 @@ class Redactor:
 
     def __init__(self, extra: Iterable[str] = (), *, defaults: bool = True) -> None:
         self.defaults = defaults
-        words: set[str] = set(DEFAULT_SECRET_WORDS) if defaults else set()
+        words: set[str] = set()
         phrases: list[tuple[str, ...]] = []
-        for entry in extra:
+        for entry in (*(DEFAULT_SECRET_WORDS if defaults else ()), *extra):
             parts = name_words(entry)
             if not parts:
                 raise ValueError(
@@ -562,6 +612,8 @@ class Redactor:
             return True
         if len(words) == 1:
             return words[0] in _WHOLE_NAMES
+        if words[-1] == "pin":  # a PIN of something: user_pin, cardPin, new_pin
+            return True
         return words[-1] == "code" and (
             words[-2] in _CODE_QUALIFIERS or tuple(words[-3:-1]) in _CODE_QUALIFIER_PAIRS
         )
