@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -298,6 +299,13 @@ class Client(ClientSettings):
         finally:
             self._shutting_down.release()
 
+    def _wait_for_sync_calls(self, deadline: float) -> None:
+        """Until the ``sync_mode`` calls of other threads have returned, or the deadline
+        (a call of this thread's own, whose hook shuts down, is not waited for)."""
+        me = threading.get_ident()
+        while self._sync_calls.keys() - {me} and monotonic() < deadline:
+            time.sleep(_SYNC_CALLS_LOOK_EVERY)
+
     def _begin_shutdown(self) -> bool:
         """:meth:`shutdown` on a sender thread: refuse new calls, wait for nothing."""
         self._shut_down = True
@@ -307,6 +315,10 @@ class Client(ClientSettings):
     def _shutdown(self, deadline: float) -> bool:
         self._shut_down = True
         self._queueing = False
+        if self.config.sync_mode:
+            # A call under way goes on to its answer (a SIGTERM during it lets it
+            # finish), within the deadline; then it gives up its retries.
+            self._wait_for_sync_calls(deadline)
         self._sync_abandon.set()
         health = self._delivery.health
         if self.config.sync_mode or not self.config.enabled:
@@ -461,10 +473,23 @@ class Client(ClientSettings):
             return False, message
         self._own_parts()
         self._stats.add(accepted=1)
+        if not self._registered:  # a SIGTERM during the call lets it finish (shutdown_all)
+            self._register()
         # The caller waits: retries only while the whole stays within ``timeout``.
-        delivered = self._delivery.deliver(
-            [data], self._sync_abandon, deadline=monotonic() + config.timeout
-        )
+        # Counted per thread, without a lock: each thread changes its own count alone
+        # (a signal handler's call, nested in this one, leaves it as it found it).
+        calls = self._sync_calls
+        calling = threading.get_ident()
+        calls[calling] = calls.get(calling, 0) + 1
+        try:
+            delivered = self._delivery.deliver(
+                [data], self._sync_abandon, deadline=monotonic() + config.timeout
+            )
+        finally:
+            if calls[calling] == 1:
+                del calls[calling]
+            else:  # a call nested in this one (a hook's, a signal handler's)
+                calls[calling] -= 1
         signals.emit(signals.message_enqueued, self, message=message)
         return delivered, message
 
@@ -560,6 +585,8 @@ class Client(ClientSettings):
         self._delivery = Delivery(self.config, self._stats, self)
         self._worker = Worker(self.config, self._delivery)
         self._sync_abandon = threading.Event()
+        #: The threads inside a ``sync_mode`` call, and how many calls deep each is.
+        self._sync_calls: dict[int, int] = {}
         #: Held by the shutdown under way: another waits for its answer.
         self._shutting_down = threading.Lock()
 
@@ -632,6 +659,9 @@ def _message_factory(config: Config) -> MessageFactory:
         config.default_context, config.default_integrations, now=config.now, uid=config.uid
     )
 
+
+#: How often a shutdown looks whether the ``sync_mode`` calls under way have returned.
+_SYNC_CALLS_LOOK_EVERY = 0.01
 
 #: Drops said otherwise: by the hook's choice, or once when the client was made.
 _UNLOGGED_DROPS = frozenset({"before_send", "disabled"})

@@ -98,6 +98,72 @@ def test_sigterm_on_a_plain_script_delivers_what_it_accepted(
     assert len(receiver.messages()) == 2000
 
 
+@pytest.mark.parametrize("default", [True, False], ids=["SIG_DFL", "KeyboardInterrupt"])
+def test_ctrl_c_on_a_plain_script_delivers_what_it_accepted(
+    receiver: Receiver, default: bool
+) -> None:
+    """A CLI that sets SIGINT to its default action, to end quietly on Ctrl-C, would
+    end without atexit: it delivers, then ends by SIGINT. Python's own Ctrl-C raises
+    KeyboardInterrupt, and atexit delivers."""
+    process = run_script(
+        """
+        import signal, sys, threading
+        if sys.argv[2] == "default":
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_interval=3600, flush_at=2500)
+        for i in range(500):
+            client.track("user", "Before Ctrl-C", {"i": i})
+        print("ready", flush=True)
+        threading.Event().wait(120)
+        """,
+        receiver.url,
+        "default" if default else "python",
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGINT, stderr  # as Python ends on Ctrl-C
+    assert len(receiver.messages()) == 500
+
+
+def test_sigterm_during_a_sync_mode_call_lets_the_call_finish(receiver: Receiver) -> None:
+    """The call waits 2 s before its retry when SIGTERM comes (docker stop): it
+    retries and delivers, returns, and the process then ends by SIGTERM."""
+    receiver.fail_next(Fault(503))
+    process = run_script(
+        """
+        import sys
+        from segment_core import Client
+        client = Client(
+            "k", host=sys.argv[1], sync_mode=True, timeout=30, backoff=lambda attempt: 2.0
+        )
+        print("ready", flush=True)
+        delivered, _ = client.track("user", "During SIGTERM")
+        print("returned", delivered, flush=True)
+        client.track("user", "After SIGTERM")  # refused: the process is ending
+        """,
+        receiver.url,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 30
+    while not receiver.requests and time.monotonic() < deadline:  # the first attempt
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    try:
+        out, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM, stderr
+    assert out.strip() == "returned True", (out, stderr)
+    assert [m["event"] for m in receiver.messages()] == ["During SIGTERM"]
+
+
 def test_sigterm_while_a_call_holds_the_buffer_lock_still_delivers_and_ends(
     receiver: Receiver,
 ) -> None:
