@@ -215,9 +215,10 @@ def _same_server(url: str, target: str) -> bool:
     return (here.scheme, ports[0], there.scheme, ports[1]) == ("http", 80, "https", 443)
 
 
-def connection_pool(url: str, config: Config, *, size: int) -> urllib3.PoolManager:
+def connection_pool(url: str, config: Config | None, *, size: int) -> urllib3.PoolManager:
     """A pool keeping ``size`` connections to ``url``: through the proxy ``config`` (or the
-    environment) names, verifying TLS with the CA bundle the environment names."""
+    environment; the environment alone without ``config``) names, verifying TLS with the
+    CA bundle the environment names."""
     ca_certs, ca_cert_dir = _trust_store()
     proxy = _proxy_for(url, config)
     if not proxy:
@@ -235,9 +236,9 @@ def connection_pool(url: str, config: Config, *, size: int) -> urllib3.PoolManag
     )
 
 
-def _proxy_for(url: str, config: Config) -> str | None:
+def _proxy_for(url: str, config: Config | None) -> str | None:
     """The proxy URL to reach ``url`` through, if any."""
-    if config.proxies:
+    if config is not None and config.proxies:
         proxies = dict(config.proxies)
         if should_bypass_proxies(url, no_proxy=proxies.get("no_proxy")):
             return None

@@ -6,17 +6,21 @@ one in another process (`CollectorHandle.connect("http://127.0.0.1:8765")`).
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
+import urllib3
 
 from segment_core import _capture
 from segment_core._clock import monotonic
-from segment_core.hosts import is_loopback_url
+from segment_core.http_exchange import connection_pool
 
 __all__ = ["CollectorError", "CollectorHandle"]
 
@@ -53,11 +57,9 @@ class CollectorHandle:
         self.url = url.rstrip("/")
         self._on_stop = on_stop
         self._timeout = timeout
-        # A collector started with a write key wants it on every route.
-        # As UTF-8, as clients send it (requests would write a text key as latin-1).
-        self._auth = (write_key.encode(), b"") if write_key else None
-        # One on this machine is reached directly, whatever HTTP_PROXY says.
-        self._direct = is_loopback_url(self.url)
+        # A collector started with a write key wants it on every route, as UTF-8.
+        basic = base64.b64encode(f"{write_key}:".encode()).decode() if write_key else None
+        self._headers = {"Authorization": f"Basic {basic}"} if basic else {}
 
     @classmethod
     def connect(cls, url: str, *, write_key: str | None = None) -> CollectorHandle:
@@ -79,7 +81,7 @@ class CollectorHandle:
         # Dots too: the URL layer would drop a "." or ".." segment.
         path = "/collector/events/" + quote(message_id, safe="").replace(".", "%2E")
         response = self._send("GET", path)
-        if response.status_code == 404:
+        if response.status == 404:
             raise KeyError(message_id)
         event: dict[str, Any] = self._json(response)
         return event
@@ -187,7 +189,8 @@ class CollectorHandle:
     ) -> str:
         lines = [
             f"expected at least {count} event(s) matching {filters} within {timeout:g}s, "
-            f"saw {len(matching)}; the collector holds:"
+            f"saw {len(matching)} by then; the collector holds now (what arrived after "
+            "the last look at the deadline too):"
         ]
         recent = self.events(last=20)
         for event in recent:
@@ -217,24 +220,74 @@ class CollectorHandle:
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._json(self._send(method, path, **kwargs))
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        # One short-lived session per call: no pooled socket outlives the call, so
-        # handles are thread-safe and never leak connections.
-        with requests.Session() as session:
-            session.trust_env = not self._direct
-            kwargs.setdefault("auth", self._auth)
-            kwargs.setdefault("timeout", self._timeout)
-            return session.request(method, self.url + path, **kwargs)
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> _Reply:
+        """One request, with urllib3 alone: a test's mocks of ``requests`` (responses,
+        requests-mock) never catch it. A failure to get an answer raises as
+        ``requests`` would (``requests.Timeout``, ``requests.ConnectionError``).
+
+        A pool per call: no socket outlives it, so handles are thread-safe and never
+        leak connections. One on this machine is reached directly, whatever
+        ``HTTP_PROXY`` says.
+        """
+        url = self.url + path + (f"?{urlencode(params)}" if params else "")
+        headers = dict(self._headers)
+        body = None
+        if json is not None:
+            body = _json_text(json)
+            headers["Content-Type"] = "application/json"
+        pool = connection_pool(self.url, None, size=1)
+        try:
+            response = pool.request(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                timeout=urllib3.Timeout(total=self._timeout if timeout is None else timeout),
+                retries=False,
+                redirect=False,
+            )
+        except urllib3.exceptions.NewConnectionError as error:  # refused: not a timeout
+            raise requests.ConnectionError(str(error)) from error
+        except urllib3.exceptions.TimeoutError as error:
+            raise requests.Timeout(str(error)) from error
+        except urllib3.exceptions.HTTPError as error:
+            raise requests.ConnectionError(str(error)) from error
+        finally:
+            pool.clear()
+        return _Reply(response.status, response.data, method, url)
 
     @staticmethod
-    def _json(response: requests.Response) -> Any:
-        if response.status_code >= 400:
+    def _json(reply: _Reply) -> Any:
+        if reply.status >= 400:
+            text = reply.data.decode("utf-8", "replace")
             try:
-                detail = response.json().get("message", response.text)
-            except ValueError:
-                detail = response.text
-            raise CollectorError(f"{response.request.method} {response.url}: {detail}")
-        return response.json()
+                detail = json.loads(text).get("message", text)
+            except (ValueError, AttributeError):
+                detail = text
+            raise CollectorError(f"{reply.method} {reply.url}: {detail}")
+        return json.loads(reply.data)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """The collector's answer to one request of a handle."""
+
+    status: int
+    data: bytes
+    method: str
+    url: str
+
+
+def _json_text(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _held_by_a_capture() -> list[str]:

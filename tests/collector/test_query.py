@@ -209,6 +209,7 @@ def test_wait_for_says_what_it_saw(segment_collector: CollectorHandle) -> None:
     text = str(raised.value)
     assert "expected at least 1 event(s) matching {'event': 'Never'} within 0.2s, saw 0" in text
     assert "Seen" in text and "properties must be an object" in text
+    assert "the collector holds now (what arrived after the last look at the deadline too)" in text
 
 
 def test_connect_to_a_running_collector(segment_collector: CollectorHandle) -> None:

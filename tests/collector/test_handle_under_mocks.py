@@ -1,0 +1,33 @@
+"""A handle reaches its collector while the test mocks ``requests`` (responses,
+requests-mock), as projects do for their own outgoing HTTP."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+
+from segment_core import Client
+from segment_core.collector import CollectorHandle
+
+
+def test_a_handle_reaches_its_collector_while_requests_is_mocked(
+    segment_collector: CollectorHandle,
+) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.add(responses.POST, "https://crm.example/contacts", json={"id": 1})
+        assert requests.post("https://crm.example/contacts", timeout=5).json() == {"id": 1}
+        segment_collector.clear_faults()
+        client = Client("k", host=segment_collector.url)
+        try:
+            client.track("u1", "Contact Synced")
+            assert client.flush(10)
+        finally:
+            client.shutdown(5)
+        [event] = segment_collector.wait_for(1, timeout=10, event="Contact Synced")
+        assert event["status"] == "good"
+        assert segment_collector.summary()["total"] == 1
+        segment_collector.reset()
+        assert segment_collector.events() == []
+        with pytest.raises(requests.ConnectionError):  # the test's own mocks stay as set
+            requests.get(segment_collector.url + "/collector/summary", timeout=5)
