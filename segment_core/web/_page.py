@@ -103,12 +103,17 @@ def tracking_allowed(request: RequestInfo, options: WebOptions) -> bool:
     return consent_given(request, options.consent) if allowed is None else allowed
 
 
-def allowed_as_request_starts(request: RequestInfo, options: WebOptions) -> bool | None:
+def allowed_as_request_starts(
+    request: RequestInfo, options: WebOptions, *, excluded: bool = False
+) -> bool | None:
     """:func:`tracking_allowed` as a request starts; None when the ``consent`` hook raised.
 
     The hook may need what a middleware inside the adapter's has yet to set up (a
     session): its failure is not logged here, and the caller asks again with
-    :func:`consent_given` once the app has run.
+    :func:`consent_given` once the app has run. An ``excluded`` request (an asset,
+    a health check) makes no automatic call: None too, the hook asked only if a
+    call needs it (a login's identify), not for every asset (a hook reading the
+    session would make each one vary on the cookie).
     """
     get = request.headers.get
     if options.skip_bots and options.bots.matches(get("user-agent")):
@@ -119,6 +124,8 @@ def allowed_as_request_starts(request: RequestInfo, options: WebOptions) -> bool
     if options.honor_dnt and _signal_on(get("dnt")):
         return False
     if options.consent is not None:
+        if excluded:
+            return None
         answer = call_hook(
             "consent", options.consent, request.hook_target, default=_RAISED, early=True
         )

@@ -352,7 +352,9 @@ class RequestTracker:
             # session read, user query or user_id hook); a call a view makes there
             # (an API under exclude_paths) asks for the user then, as anywhere.
             self._read_user = read_user
-            self.allowed: bool | None = allowed_as_request_starts(request, options)
+            self.allowed: bool | None = allowed_as_request_starts(
+                request, options, excluded=self.excluded
+            )
             if options.trusted_proxies:
                 self.scheme, self.host = forwarded_origin(request, options.trusted_proxies)
             if ":" in self.host:  # shop.example:443 is the page https://shop.example/

@@ -174,6 +174,40 @@ def test_the_app_s_hooks_have_request_analytics_on_static_files(
     assert sent() == []
 
 
+def test_a_static_file_asks_no_consent_and_does_not_vary_on_the_cookie(
+    segment_client: Any, sent: Sent
+) -> None:
+    """A consent hook reading the session would make every asset vary on the cookie
+    (a shared cache would keep one copy per visitor): none is asked where no
+    automatic call is made."""
+    from flask import Flask as FlaskApp
+
+    from segment_flask import SegmentFlask
+    from tests.flask.app import STATIC
+
+    app = FlaskApp("assets", static_folder=str(STATIC))
+    app.secret_key = "consent-in-the-session"
+    asked: list[str] = []
+
+    def consent(request: Any) -> bool:
+        asked.append(request.path)
+        return bool(session.get("consented", True))
+
+    SegmentFlask(app, client=segment_client, consent=consent)
+
+    @app.get("/")
+    def home() -> str:
+        return "<p>home</p>"
+
+    client = app.test_client()
+    asset = client.get("/static/app.css")
+    assert asset.status_code == 200 and "Vary" not in asset.headers
+    asset.close()
+    assert asked == []
+    assert client.get("/").status_code == 200
+    assert asked == ["/"] and [m["type"] for m in sent()] == ["page"]
+
+
 def test_a_single_page_app_s_deep_links_with_static_files_at_the_site_s_root(
     segment_client: Any, sent: Sent
 ) -> None:

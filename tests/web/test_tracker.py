@@ -165,6 +165,26 @@ def test_a_consent_hook_is_asked_again_for_a_page_alone(
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+@pytest.mark.parametrize("answer", [True, False])
+def test_an_excluded_path_asks_the_consent_hook_only_for_a_login(
+    client: Client, sent: Messages, answer: bool
+) -> None:
+    # An API under exclude_paths: no automatic call to decide as it starts; its
+    # login's identify is one, and asks then.
+    asked: list[str] = []
+
+    def consent(request: object) -> bool:
+        asked.append("asked")
+        return answer
+
+    t = tracker(client, WebOptions(consent=consent, exclude_paths=[r"^/api/"]), path="/api/login")
+    assert t.excluded and t.allowed is None and asked == []
+    assert t.analytics.login("u-1") is answer
+    assert asked == ["asked"] and t.allowed is answer
+    assert t.cookie_to_set() is None and not t.finish(200, content_type=HTML)
+    assert [m["type"] for m in sent] == (["identify"] if answer else [])
+
+
 def test_a_user_id_hook_that_raises_as_a_new_visitor_arrives_is_not_logged(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
