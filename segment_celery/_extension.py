@@ -160,20 +160,23 @@ class SegmentCelery:
         keys = self._config_keys()
         conf: Mapping[str, Any] = {} if self._app is None else self._app.conf
         options = {**{name: conf[key] for name, key in keys.items()}, **self._options}
-        send_in_tests = _send_in_tests(options.pop(SEND_IN_TESTS, None))
-        if not options:
-            return None
 
         def source(name: str) -> str | None:
             if name in self._options:
                 return f"SegmentCelery({name}=...)"
             return f"Celery config {keys[name]!r}" if name in keys else None
 
+        try:  # a bad value names its key, as a misnamed key is named
+            send_in_tests = _send_in_tests(options.pop(SEND_IN_TESTS, None))
+        except ValueError as error:
+            raise named_by_source(error, source) from None
+        if not options:
+            return None
         with self._lock:
             if self._own is None:
                 try:
                     own = build_client(options)
-                except ValueError as error:  # naming the key, as one misnamed is
+                except ValueError as error:
                     raise named_by_source(error, source) from None
                 # First: a test's module-level call through it sends nothing.
                 testing.divert_in_tests(own, send=send_in_tests, running=_tests_running)

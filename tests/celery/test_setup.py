@@ -100,6 +100,11 @@ def test_a_bad_namespaced_key_is_reported_and_tasks_use_the_default_client(
         ),
         # analytics-python's name of an option: the key that used it.
         (None, {"segment_upload_interval": -1}, "Celery config 'segment_upload_interval': "),
+        (
+            None,
+            {"segment_write_key": "k", "segment_send_in_tests": "maybe"},
+            "Celery config 'segment_send_in_tests': send_in_tests must be",
+        ),
     ],
 )
 def test_a_bad_value_of_a_key_names_the_key(
