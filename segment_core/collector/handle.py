@@ -237,7 +237,9 @@ class CollectorHandle:
         leak connections. One on this machine is reached directly, whatever
         ``HTTP_PROXY`` says.
         """
-        url = self.url + path + (f"?{urlencode(params)}" if params else "")
+        # As requests writes them: a None value left out, a list's values repeated.
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
+        url = self.url + path + (f"?{query}" if query else "")
         headers = dict(self._headers)
         body = None
         if json is not None:

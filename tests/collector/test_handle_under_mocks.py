@@ -31,3 +31,18 @@ def test_a_handle_reaches_its_collector_while_requests_is_mocked(
         assert segment_collector.events() == []
         with pytest.raises(requests.ConnectionError):  # the test's own mocks stay as set
             requests.get(segment_collector.url + "/collector/summary", timeout=5)
+
+
+def test_a_filter_of_none_is_left_out_and_a_list_s_values_repeated(
+    segment_collector: CollectorHandle,
+) -> None:
+    """As requests writes a query: a helper passing its defaults gets every event."""
+    client = Client("k", host=segment_collector.url)
+    try:
+        client.track("u1", "First")
+        client.track("u2", "Second")
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    assert len(segment_collector.wait_for(2, timeout=10, user_id=None)) == 2
+    assert len(segment_collector.events(user_id=None, type=["track"])) == 2
