@@ -605,11 +605,13 @@ def _app_threads_alive() -> bool:
 
 
 def chain_sigterm() -> None:
-    """Install the handler that delivers, then ends the process by the signal, for
-    SIGTERM, if the process has none and we are in the main thread. So for SIGINT,
-    where its default action (``SIG_DFL``, a CLI's choice to end quietly on Ctrl-C)
-    would also end the process without ``atexit``; Python's own KeyboardInterrupt
-    runs it."""
+    """Install the SIGTERM handler if the process has none and we are in the main thread.
+
+    SIGINT is left alone: Python's own handler raises KeyboardInterrupt, and
+    ``atexit`` delivers; one set to ``SIG_DFL`` is a program's choice to end at
+    once on Ctrl-C, even inside a long C call, where a handler would only run
+    once the call returned.
+    """
     global _sigterm_chained
     if _sigterm_chained:
         return
@@ -618,10 +620,6 @@ def chain_sigterm() -> None:
     if threading.current_thread() is not threading.main_thread() and not _threads_are_green():
         return
     try:
-        if signal.getsignal(signal.SIGINT) is signal.SIG_DFL and not _caught_outside_python(
-            signal.SIGINT
-        ):
-            signal.signal(signal.SIGINT, _on_sigterm)
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return
         if _caught_outside_python(signal.SIGTERM):
