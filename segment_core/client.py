@@ -257,7 +257,9 @@ class Client(ClientSettings):
         ``flush()``, or while the spool writes a message (a signal handler's call, a
         finalizer's): what it would wait for is that thread.
         """
-        if self.config.sync_mode or not self.config.enabled:
+        if self.config.sync_mode:  # the calls of other threads under way
+            return self._wait_for_sync_calls(monotonic() + self._timeout(timeout))
+        if not self.config.enabled:
             return True
         if self._shutdown_result is not None:  # nothing is sent any more: it said what was
             return self._shutdown_result
@@ -299,12 +301,16 @@ class Client(ClientSettings):
         finally:
             self._shutting_down.release()
 
-    def _wait_for_sync_calls(self, deadline: float) -> None:
+    def _wait_for_sync_calls(self, deadline: float) -> bool:
         """Until the ``sync_mode`` calls of other threads have returned, or the deadline
-        (a call of this thread's own, whose hook shuts down, is not waited for)."""
+        (a call of this thread's own, whose hook flushes, is not waited for); True
+        when none is under way any more."""
         me = threading.get_ident()
-        while self._sync_calls.keys() - {me} and monotonic() < deadline:
+        while self._sync_calls.keys() - {me}:
+            if monotonic() >= deadline:
+                return False
             time.sleep(_SYNC_CALLS_LOOK_EVERY)
+        return True
 
     def _begin_shutdown(self) -> bool:
         """:meth:`shutdown` on a sender thread: refuse new calls, wait for nothing."""
@@ -315,17 +321,16 @@ class Client(ClientSettings):
     def _shutdown(self, deadline: float) -> bool:
         self._shut_down = True
         self._queueing = False
-        if self.config.sync_mode:
-            # A call under way goes on to its answer (a SIGTERM during it lets it
-            # finish), within the deadline; then it gives up its retries.
-            self._wait_for_sync_calls(deadline)
+        # A sync_mode call under way goes on to its answer (a SIGTERM during it lets
+        # it finish), within the deadline; then it gives up its retries.
+        answered = self._wait_for_sync_calls(deadline) if self.config.sync_mode else True
         self._sync_abandon.set()
         health = self._delivery.health
         if self.config.sync_mode or not self.config.enabled:
             health.report_given_up()
             if self.config.sync_mode:  # its connections, which no sender thread closes
                 self._delivery.close()
-            return True
+            return answered
         timeout = max(0.0, deadline - monotonic())
         spool = self._spool
         if spool is not None:

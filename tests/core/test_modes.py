@@ -58,6 +58,29 @@ def test_sync_mode_retries_on_the_callers_thread(receiver: Receiver, make_client
     assert client.stats()["retries"] == 2
 
 
+def test_flush_and_shutdown_of_a_sync_client_answer_for_calls_under_way(
+    receiver: Receiver, make_client: Any
+) -> None:
+    """Another thread's call is under way: False by the deadline (nothing is known
+    delivered), and True once it has returned."""
+    hold = threading.Event()
+    receiver.fail_next(Fault(hold=hold))
+    client = make_client(sync_mode=True, timeout=30)
+    results: list[bool] = []
+    caller = threading.Thread(target=lambda: results.append(client.track("u", "Slow")[0]))
+    caller.start()
+    try:
+        while not receiver.held:  # the call is under way, its answer held
+            caller.join(0.01)
+            assert caller.is_alive()
+        assert client.flush(0.2) is False
+        assert client.shutdown(0.2) is False
+    finally:
+        hold.set()
+        caller.join(30)
+    assert client.flush(5) is True and client.shutdown(5) is True
+
+
 def test_capture_collects_without_network(receiver: Receiver, make_client: Any) -> None:
     client = make_client()
     with capture() as events:
