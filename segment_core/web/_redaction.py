@@ -148,15 +148,20 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     # Payment and contact data, as the CVV and e-mail beside them; OpenID Connect's
     # login_hint (an e-mail, most often). A name's words are also read written
     # together: "cc_number" is "ccnumber". An entry of several words matches them
-    # in a row: "credit_card_number".
+    # in a row: "credit_card_number". (A phone, alone or someone's: see _judge.)
     "card_number",
     "cardnumber",
-    "credit_card",
-    "creditcard",
+    "cardno",
+    "cardnum",
     "ccnumber",
+    "ccnum",
+    "ccno",
     "iban",
-    "phone",
+    "phone_number",
     "phonenumber",
+    "phoneno",
+    "mobilenumber",
+    "telephonenumber",
     "msisdn",
     "loginhint",
     # "Password" in the languages of many login forms (a secret word alone).
@@ -175,10 +180,14 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "salasana",
     "hasło",
     "haslo",
+    "lozinka",
+    "geslo",
+    "parool",
     "heslo",
     "jelszó",
     "jelszo",
     "şifre",
+    "şi\u0307fre",  # ŞİFRE, case-folded
     "sifre",
     "пароль",
     "密码",
@@ -191,6 +200,7 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
 # Strong words also found glued to others ("accesstoken", "newpassword", "phpsessid").
 _GLUED_SUFFIXES = (
     "password",
+    "passwort",
     "passwords",
     "secrets",
     "apikeys",
@@ -301,14 +311,32 @@ _KEY_QUALIFIERS = frozenset(
         "xapi",
     }
 )
+# A phone number's names, alone ("phone", "tel") or someone's ("billing_phone").
+_PHONES = frozenset({"phone", "telephone", "tel", "telefon", "telefono", "telefone"})
 # Names that are secrets only when they are the whole name.
 # sso: DiscourseConnect's signed login payload, with the user's email in it.
 # mail: an e-mail address (Drupal's user field, many unsubscribe links); otp: a
 # one-time password.
 _WHOLE_NAMES = frozenset(
     {
-        *("code", "pin", "pincode", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso"),
-        *("mail", "otp", "totp"),
+        *("code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso", "mail"),
+        *("otp", "totp", "tfa", "twofa", "mdp", "clave", "creditcard"),
+        *_PHONES,
+    }
+)
+# Whole names of several words: "2fa" (read as "2", "fa").
+_WHOLE_PHRASES = frozenset({("2", "fa")})
+# "<someone's> phone" is a phone number ("billing_phone", "mobilePhone"), but not
+# after these ("has_phone"); "phone_brand" and "phones" are no number.
+_NOT_A_PHONE_OF = frozenset({"has", "is", "show", "with", "no", "smart"})
+# Beside "pin", words that make it a PIN ("user_pin", "pin1", "newPinRepeat"); not
+# "map_pin", "pin_lat" or India's postal "pin_code".
+_PIN_WORDS = frozenset(
+    {
+        *("1", "2", "access", "account", "again", "atm", "bank", "card", "confirm"),
+        *("confirmation", "credit", "current", "debit", "digits", "entry", "login", "new"),
+        *("number", "old", "personal", "repeat", "secret", "security", "sim", "transaction"),
+        *("user", "verification", "verify", "wallet"),
     }
 )
 # "<word> code" is a one-time code of a login flow; "country code" is not.
@@ -317,6 +345,7 @@ _CODE_QUALIFIERS = frozenset(
         "access",
         "activation",
         "auth",
+        "authenticator",
         "authorization",
         "backup",
         "confirm",
@@ -330,15 +359,18 @@ _CODE_QUALIFIERS = frozenset(
         "onetime",
         "oob",  # Firebase's oobCode: password reset, email sign-in
         "otp",
-        "pin",
         "signin",
         "recovery",
         "reset",
         "security",
         "sms",
         "totp",
+        "tfa",
+        "twofa",
         "twofactor",
         "unlock",
+        "user",  # OAuth's device flow: the user_code a sign-in page's URL carries
+        "device",
         "verification",
         "verify",
     }
@@ -612,7 +644,11 @@ class Redactor:
             return True
         if len(words) == 1:
             return words[0] in _WHOLE_NAMES
-        if words[-1] == "pin":  # a PIN of something: user_pin, cardPin, new_pin
+        if words in _WHOLE_PHRASES:
+            return True
+        if words[-1] in _PHONES and words[0] not in _NOT_A_PHONE_OF:
+            return True
+        if "pin" in words and not _PIN_WORDS.isdisjoint(words):
             return True
         return words[-1] == "code" and (
             words[-2] in _CODE_QUALIFIERS or tuple(words[-3:-1]) in _CODE_QUALIFIER_PAIRS

@@ -74,18 +74,22 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "github_tokens", "invite_tokens", "device_tokens", "magicTokens",
         # pwd and one-time codes glued, a secret word glued in the middle.
         "newpwd", "pwdconfirm", "emailcode", "emailotp", "totpcode", "newpasswordconfirm",
-        # PINs and the codes of sign-in, unlock and 2FA screens.
-        "pin_code", "pincode", "user_pin", "cardPin", "new_pin", "2fa_code", "2FACode",
-        "sign_in_code", "signin_code", "signInCode", "unlock_code",
+        # PINs and the codes of sign-in, unlock, 2FA and device-flow screens.
+        "user_pin", "cardPin", "new_pin", "confirm_pin", "pin1", "pin_number",
+        "pin_confirmation", "newPinRepeat", "2fa_code", "2FACode", "2fa", "tfa_code",
+        "sign_in_code", "signin_code", "signInCode", "unlock_code", "user_code",
+        "device_code", "authenticator_code",
         # Payment and contact data beside the CVV and e-mail; OpenID Connect's hint.
         "card_number", "cardNumber", "cc_number", "credit_card_number", "creditcard",
-        "gift_card_number", "iban", "phone", "phone_number", "phoneNumber", "msisdn",
-        "login_hint", "loginHint",
+        "gift_card_number", "card_no", "cardno", "cc_num", "ccnum", "iban", "phone",
+        "phone_number", "phoneNumber", "billing_phone", "mobilePhone", "telephone", "tel",
+        "mobile_number", "telefono", "msisdn", "login_hint", "loginHint",
         # "Password" in the languages of many login forms.
         "passwort", "Kennwort", "neues_Passwort", "contraseña", "contrasena", "senha",
         "mot_de_passe", "motDePasse", "wachtwoord", "lösenord", "passord", "salasana",
-        "hasło", "heslo", "jelszó", "şifre", "пароль", "новыйПароль", "密码", "パスワード",
-        "비밀번호", "Paßwort",
+        "hasło", "heslo", "jelszó", "şifre", "ŞİFRE", "пароль", "новыйПароль", "密码",
+        "パスワード", "비밀번호", "Paßwort", "neuesPasswort", "neuespasswort", "mdp",
+        "clave", "lozinka",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
@@ -107,8 +111,12 @@ def test_secret_names(name: str) -> None:
         # Plurals that count or choose, and a phone's mailbox.
         "keys", "cookies", "user_sessions", "max_tokens", "prompt_tokens", "maxTokens",
         "country_codes", "promo_codes", "monkeys", "voicemail", "voicemails",
-        # A pin on a map, a card's kind; a page's mobile view.
-        "pin_id", "pinned", "pin_lat", "card_type", "gift_card", "mobile", "card",
+        # A pin on a map, India's postal PIN code, a card's kind, a phone shop's
+        # filters; a page's mobile view; a keyword.
+        "pin_id", "pinned", "pin_lat", "map_pin", "dropped_pin", "pincode", "pin_code",
+        "card_type", "credit_card_type", "accepts_credit_card", "gift_card", "mobile",
+        "card", "phone_brand", "phone_model", "phones", "has_phone", "phone_verified",
+        "palabra_clave",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
