@@ -250,14 +250,20 @@ class Client(ClientSettings):
         accepted before the call was delivered or definitively failed. After
         :meth:`shutdown`, nothing is sent any more: it returns what that returned.
         On a sender thread (in ``on_success``, ``on_error``, ``on_failure``, a
-        signal receiver or a log handler the sender's logs reach) it asks for
-        delivery and returns at once whether everything accepted was delivered or
-        definitively failed: that thread delivers the rest once its hook returns.
+        signal receiver or a log handler the sender's logs reach; in ``sync_mode``,
+        the calling thread during its call) it asks for delivery and returns at once
+        whether everything accepted was delivered or definitively failed: that
+        thread delivers the rest once its hook returns. In ``sync_mode`` it waits for
+        the calls of other threads under way (not for those of a forked child's
+        parent).
         With a spool, so it does when called again by a thread inside another
         ``flush()``, or while the spool writes a message (a signal handler's call, a
         finalizer's): what it would wait for is that thread.
         """
         if self.config.sync_mode:  # the calls of other threads under way
+            self._own_parts()  # a forked child waits for no call of its parent's threads
+            if threading.get_ident() in self._sync_calls:  # in a hook of this thread's call
+                return not self._sync_calls.keys() - {threading.get_ident()}
             return self._wait_for_sync_calls(monotonic() + self._timeout(timeout))
         if not self.config.enabled:
             return True
@@ -288,8 +294,8 @@ class Client(ClientSettings):
         if self._shutdown_result is not None:
             return self._shutdown_result
         self._own_parts()
-        if self._worker.on_sender_thread():
-            return self._begin_shutdown()
+        if self._worker.on_sender_thread() or threading.get_ident() in self._sync_calls:
+            return self._begin_shutdown()  # in a hook (in sync_mode, of this thread's call)
         timeout = self._timeout(timeout)
         deadline = monotonic() + timeout
         if not self._shutting_down.acquire(timeout=timeout):

@@ -477,6 +477,33 @@ def test_fork_child_and_parent_each_deliver_their_own(receiver: Receiver) -> Non
     assert len({m["messageId"] for m in messages}) == 200
 
 
+def test_a_forked_sync_client_waits_for_no_call_of_its_parents_threads() -> None:
+    """A parent's thread was inside a sync_mode call at the fork: the child's
+    ``flush()`` has no call of its own under way and answers True at once."""
+    process = run_script(
+        """
+        import os, socket, sys, threading
+        from segment_core import Client
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(60)
+        port = server.getsockname()[1]
+        client = Client("k", host=f"http://127.0.0.1:{port}", sync_mode=True,
+                        timeout=120, shutdown_timeout=120)
+        threading.Thread(target=lambda: client.track("u", "Held"), daemon=True).start()
+        connection, _ = server.accept()  # the call is under way, never answered
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if client.flush(60) is True else 1)
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status))
+        """
+    )
+    _, stderr = process.communicate(timeout=100)
+    assert process.returncode == 0, stderr
+
+
 def test_a_forked_child_of_a_running_client_still_delivers(receiver: Receiver) -> None:
     process = run_script(
         """

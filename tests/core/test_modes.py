@@ -81,6 +81,42 @@ def test_flush_and_shutdown_of_a_sync_client_answer_for_calls_under_way(
     assert client.flush(5) is True and client.shutdown(5) is True
 
 
+def test_a_sync_calls_hook_that_flushes_or_shuts_down_waits_for_no_other_call(
+    receiver: Receiver, make_client: Any
+) -> None:
+    """In ``on_success`` (run by the calling thread in sync_mode), ``flush()`` and
+    ``shutdown()`` answer at once, as on a sender thread: another thread's call under
+    way is not waited for (two such hooks would otherwise hold each other)."""
+    hold = threading.Event()
+    receiver.fail_next(Fault(hold=hold))
+    answers: list[tuple[str, bool]] = []
+
+    def on_success(_messages: object) -> None:
+        if threading.current_thread().name == "hooked":
+            answers.append(("flush", client.flush()))
+            answers.append(("shutdown", client.shutdown()))
+
+    client = make_client(sync_mode=True, timeout=60, shutdown_timeout=60, on_success=on_success)
+    slow = threading.Thread(target=lambda: client.track("u", "Held"))
+    slow.start()
+    hooked = threading.Thread(target=lambda: client.track("u", "Hooked"), name="hooked")
+    try:
+        while not receiver.held:  # the first call is under way, its answer held
+            slow.join(0.01)
+            assert slow.is_alive()
+        hooked.start()
+        hooked.join(30)  # waiting for the held call would take shutdown_timeout (60 s)
+        assert not hooked.is_alive()
+        # The held call is still under way: not everything is known delivered.
+        assert answers == [("flush", False), ("shutdown", False)]
+    finally:
+        hold.set()
+        slow.join(30)
+        hooked.join(30)
+    assert sorted(m["event"] for m in receiver.messages()) == ["Held", "Hooked"]
+    assert client.shutdown(5) is True
+
+
 def test_capture_collects_without_network(receiver: Receiver, make_client: Any) -> None:
     client = make_client()
     with capture() as events:
