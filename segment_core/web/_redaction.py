@@ -148,18 +148,25 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     # Payment and contact data, as the CVV and e-mail beside them; OpenID Connect's
     # login_hint (an e-mail, most often). A name's words are also read written
     # together: "cc_number" is "ccnumber". An entry of several words matches them
-    # in a row: "credit_card_number". (A phone, alone or someone's: see _judge.)
+    # in a row: "credit_card_number". (A credit card, a phone or a PIN by the words
+    # beside it: see _judge.)
     "card_number",
     "cardnumber",
+    "card_no",
     "cardno",
+    "card_num",
     "cardnum",
+    "cc_number",
     "ccnumber",
+    "cc_num",
     "ccnum",
+    "cc_no",
     "ccno",
     "iban",
     "phone_number",
     "phonenumber",
     "phoneno",
+    "mobile_number",
     "mobilenumber",
     "telephonenumber",
     "msisdn",
@@ -311,8 +318,11 @@ _KEY_QUALIFIERS = frozenset(
         "xapi",
     }
 )
-# A phone number's names, alone ("phone", "tel") or someone's ("billing_phone").
-_PHONES = frozenset({"phone", "telephone", "tel", "telefon", "telefono", "telefone"})
+# A phone number's names, alone ("phone", "tel") or among others ("billing_phone",
+# "phone_mobile", "mobile_phone_no", "phones").
+_PHONES = frozenset(
+    {"phone", "phones", "telephone", "telephones", "tel", "telefon", "telefono", "telefone"}
+)
 # Names that are secrets only when they are the whole name.
 # sso: DiscourseConnect's signed login payload, with the user's email in it.
 # mail: an e-mail address (Drupal's user field, many unsubscribe links); otp: a
@@ -320,23 +330,34 @@ _PHONES = frozenset({"phone", "telephone", "tel", "telefon", "telefono", "telefo
 _WHOLE_NAMES = frozenset(
     {
         *("code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso", "mail"),
-        *("otp", "totp", "tfa", "twofa", "mdp", "clave", "creditcard"),
-        *_PHONES,
+        *("otp", "totp", "tfa", "twofa", "mdp", "clave"),
     }
 )
 # Whole names of several words: "2fa" (read as "2", "fa").
 _WHOLE_PHRASES = frozenset({("2", "fa")})
-# "<someone's> phone" is a phone number ("billing_phone", "mobilePhone"), but not
-# after these ("has_phone"); "phone_brand" and "phones" are no number.
-_NOT_A_PHONE_OF = frozenset({"has", "is", "show", "with", "no", "smart"})
-# Beside "pin", words that make it a PIN ("user_pin", "pin1", "newPinRepeat"); not
-# "map_pin", "pin_lat" or India's postal "pin_code".
-_PIN_WORDS = frozenset(
+# A name that starts with one of these asks about a phone ("has_phone",
+# "is_phone_verified", "no_phone"); one with these words beside a phone, a card or a
+# PIN names no number of them ("phone_brand", "credit_card_type", "map_pin").
+_NOT_A_NUMBER_OF = frozenset({"has", "is", "show", "with", "no", "smart", "accepts", "allow"})
+_NOT_A_PHONE_NUMBER = frozenset(
     {
-        *("1", "2", "access", "account", "again", "atm", "bank", "card", "confirm"),
-        *("confirmation", "credit", "current", "debit", "digits", "entry", "login", "new"),
-        *("number", "old", "personal", "repeat", "secret", "security", "sim", "transaction"),
-        *("user", "verification", "verify", "wallet"),
+        *("brand", "model", "make", "maker", "type", "os", "case", "cases", "color", "colour"),
+        *("verified", "confirmed", "count", "country", "screen", "size", "storage", "plan"),
+        *("carrier", "category", "accessories"),
+    }
+)
+_NOT_A_CARD_NUMBER = frozenset(
+    {
+        *("type", "brand", "kind", "network", "issuer", "scheme", "last", "4", "last4"),
+        *("country", "fee", "fees", "surcharge", "accepted", "enabled", "allowed", "count"),
+    }
+)
+_NOT_A_PIN = frozenset(
+    {
+        *("map", "maps", "location", "loc", "lat", "latitude", "lng", "lon", "long"),
+        *("longitude", "drop", "dropped", "marker", "id", "ids", "icon", "color", "colour"),
+        *("board", "post", "posts", "comment", "count", "x", "y", "position", "coord"),
+        *("coords", "coordinates", "address", "top", "to"),
     }
 )
 # "<word> code" is a one-time code of a login flow; "country code" is not.
@@ -643,15 +664,23 @@ class Redactor:
         if joined and "tokens" not in words and _is_glued_secret(joined):  # api_keys
             return True
         if len(words) == 1:
-            return words[0] in _WHOLE_NAMES
+            word = words[0]
+            return word in _WHOLE_NAMES or word in _PHONES or "creditcard" in word
         if words in _WHOLE_PHRASES:
             return True
-        if words[-1] in _PHONES and words[0] not in _NOT_A_PHONE_OF:
-            return True
-        if "pin" in words and not _PIN_WORDS.isdisjoint(words):
-            return True
-        return words[-1] == "code" and (
-            words[-2] in _CODE_QUALIFIERS or tuple(words[-3:-1]) in _CODE_QUALIFIER_PAIRS
+        if words[0] in _NOT_A_NUMBER_OF:
+            return False
+        if not _PHONES.isdisjoint(words):  # a phone's, someone's: phone_mobile, tel_no
+            return _NOT_A_PHONE_NUMBER.isdisjoint(words)
+        if "creditcard" in words or "creditcard" in joined:  # credit_card, creditCardNo
+            return _NOT_A_CARD_NUMBER.isdisjoint(words)
+        if "pin" in words:  # someone's PIN, a PIN code: upi_pin, pin1, pinCode
+            return _NOT_A_PIN.isdisjoint(words)
+        if words[-1] == "code":
+            return words[-2] in _CODE_QUALIFIERS or tuple(words[-3:-1]) in _CODE_QUALIFIER_PAIRS
+        # A code named first: code_2fa, code_verification.
+        return words[0] == "code" and (
+            words[1] in _CODE_QUALIFIERS or tuple(words[1:3]) in _CODE_QUALIFIER_PAIRS
         )
 
     # -- URLs ---------------------------------------------------------------------

@@ -84,6 +84,12 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "gift_card_number", "card_no", "cardno", "cc_num", "ccnum", "iban", "phone",
         "phone_number", "phoneNumber", "billing_phone", "mobilePhone", "telephone", "tel",
         "mobile_number", "telefono", "msisdn", "login_hint", "loginHint",
+        # A card, a phone or a PIN among other words, and their plurals.
+        "credit_card", "creditCard", "credit_card_no", "creditCardNum", "user_credit_card",
+        "billing_cc_number", "customer_mobile_number", "phones", "phone_mobile", "phone1",
+        "phone_ext", "mobile_phone_no", "billingPhoneNo", "customer[phones][0]", "tel_no",
+        "upi_pin", "customer_pin", "enter_pin", "pos_pin", "pin_code", "pinCode",
+        "code_2fa", "code_verification",
         # "Password" in the languages of many login forms.
         "passwort", "Kennwort", "neues_Passwort", "contraseña", "contrasena", "senha",
         "mot_de_passe", "motDePasse", "wachtwoord", "lösenord", "passord", "salasana",
@@ -113,10 +119,11 @@ def test_secret_names(name: str) -> None:
         "country_codes", "promo_codes", "monkeys", "voicemail", "voicemails",
         # A pin on a map, India's postal PIN code, a card's kind, a phone shop's
         # filters; a page's mobile view; a keyword.
-        "pin_id", "pinned", "pin_lat", "map_pin", "dropped_pin", "pincode", "pin_code",
-        "card_type", "credit_card_type", "accepts_credit_card", "gift_card", "mobile",
-        "card", "phone_brand", "phone_model", "phones", "has_phone", "phone_verified",
-        "palabra_clave",
+        "pin_id", "pinned", "pin_lat", "map_pin", "dropped_pin", "pincode", "pin_to_top",
+        "new_pin_location", "card_type", "credit_card_type", "accepts_credit_card",
+        "credit_card_last4", "gift_card", "mobile", "card", "phone_brand", "phone_model",
+        "has_phone", "phone_verified", "is_phone_verified", "smartphone", "palabra_clave",
+        "code_name",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
