@@ -473,6 +473,11 @@ def _parse_event_query(request: Request) -> EventQuery:
         raise ValueError(
             f"unknown filter(s): {', '.join(unknown)}; known: {', '.join(sorted(_QUERY_PARAMS))}"
         )
+    # One value each: a second would be a filter silently left out.
+    for name in params:
+        count = len(params.getlist(name))
+        if count > 1:
+            raise ValueError(f"{name} is given {count} times; each filter takes one value")
     # A filter left empty (?type=&event=Signed+Up, as a form or a script fills it in)
     # is no filter.
     given = {name: params[name] for name in params if params[name] != ""}

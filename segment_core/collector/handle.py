@@ -71,7 +71,8 @@ class CollectorHandle:
 
         Filters: `type`, `event`, `userId` (or `user_id`), `anonymousId` (or
         `anonymous_id`), `status` ("good"/"bad"), `after`, `limit` (default 1,000),
-        `last` (the newest n; no more than `limit` when it is given too).
+        `last` (the newest n; no more than `limit` when it is given too). Each takes
+        one value: a list is refused (:class:`CollectorError`).
         """
         events: list[dict[str, Any]] = self._query_events(filters)["events"]
         return events

@@ -122,6 +122,20 @@ def test_bad_queries(segment_collector: CollectorHandle, params: dict[str, str])
         segment_collector.events(**params)
 
 
+def test_a_filter_given_twice_is_refused_not_half_applied(
+    segment_collector: CollectorHandle,
+) -> None:
+    response = requests.get(
+        segment_collector.url + "/collector/events", params={"event": ["A", "B"]}, timeout=10
+    )
+    assert_error(response, 400, "invalid_query")
+    assert "event is given 2 times" in response.json()["message"]
+    with pytest.raises(CollectorError, match="event is given 2 times"):
+        segment_collector.events(event=["A", "B"])
+    with pytest.raises(CollectorError, match="type is given 2 times"):
+        segment_collector.wait_for(1, type=["track", "page"], timeout=5)
+
+
 def test_event_lookup(segment_collector: CollectorHandle) -> None:
     sent = message(messageId="order/42 ?#%")
     on_two_lines = message(messageId="order\r\n43")
