@@ -373,7 +373,7 @@ _LOADER_CODE = (
     // anew was a visit's.)
     if (!(event.detail && event.detail.cacheMiss)) leftFrom = "";
   });
-  analytics.load(config.writeKey, withLastingStores(config.options));
+  analytics.load(config.writeKey, withLastingStores(config.options, userId));
   // The server counts no prefetched or prerendered page: shown, it is counted here.
   // Unless the browser fetched it for this very navigation: then a cache kept the
   // page made for a prefetch, and the server counted this visit.
@@ -435,12 +435,43 @@ _LOADER_CODE = (
       !(entry.activationStart > 0);
   }
 
-  function withLastingStores(options) {
+  function withLastingStores(options, userId) {
     if (options.storage) return options;
     var copy = {};
     for (var name in options) copy[name] = options[name];
-    copy.storage = { stores: lastingStores() };
+    var stores = lastingStores();
+    // analytics.js reads its cookie and localStorage values as JSON: a user id that
+    // reads as another value (a 64-bit number's last digits lost) is read from its
+    // memory first, where the page's own id stays as it was given.
+    if (userId && storedAs(userId) !== userId && stores[0] !== "memory") {
+      stores.unshift("memory");
+    }
+    copy.storage = { stores: stores };
     return copy;
+  }
+
+  function storedAs(id) {
+    // An id as analytics.js reads it back from a cookie or localStorage.
+    try {
+      var read = JSON.parse(id);
+      return typeof read === "number" ? read.toString() : read;
+    } catch (error) {
+      return id;
+    }
+  }
+
+  function cookiesKept() {
+    // A browser that blocks the site's cookies may still say they are enabled: one
+    // written and read back says it.
+    if (typeof navigator === "undefined" || !navigator.cookieEnabled) return false;
+    try {
+      document.cookie = "ajs_cookie_check=1; Path=/; SameSite=Lax";
+      var kept = document.cookie.indexOf("ajs_cookie_check=1") !== -1;
+      document.cookie = "ajs_cookie_check=; Max-Age=0; Path=/; SameSite=Lax";
+      return kept;
+    } catch (error) {
+      return false;
+    }
   }
 
   function lastingStores() {
@@ -448,7 +479,7 @@ _LOADER_CODE = (
     // back the ids a logout in another tab (or before a Back) cleared. Only a browser
     // that keeps neither cookies nor localStorage gets the memory, for the page.
     var stores = [];
-    if (typeof navigator !== "undefined" && navigator.cookieEnabled) stores.push("cookie");
+    if (cookiesKept()) stores.push("cookie");
     try {
       window.localStorage.setItem("ajs_test", "1");
       window.localStorage.removeItem("ajs_test");
@@ -495,7 +526,8 @@ _LOADER_CODE = (
     if (previous !== id) {
       var kept = keptAnonymousId || user.anonymousId();
       user.id(id);
-      if (previous) user.traits({});
+      // The same user, read back changed by analytics.js's storage, keeps its traits.
+      if (previous && (id === null || previous !== storedAs(id))) user.traits({});
       loaded.setAnonymousId(kept);
     }
   }

@@ -21,6 +21,7 @@ loads analytics.js through the loader's policy.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections import Counter
@@ -35,6 +36,7 @@ from segment_core.collector import CollectorHandle
 from segment_core.masking import masked_with_fingerprint
 from tests.browser._harness import AJS_BUNDLE, AJS_BUNDLE_DIR, BUNDLES_PATH, AppServer, NetworkLog
 from tests.browser._harness import serve_cdn as serve_cdn_for
+from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS
 
 pytestmark = pytest.mark.slow
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -563,6 +565,78 @@ def test_with_no_cookie_to_keep_it_analytics_js_keeps_its_own_visitor(
             visit.close()
     tracks = [e["message"] for e in events if from_browser(e)]
     assert {t["anonymousId"] for t in tracks} == {browser_id}, describe(events)
+
+
+def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # analytics.js reads the ids it stores as JSON: this one would come back as
+    # 1789012345678901200, another user, whose traits the next page would drop.
+    user_id = "1789012345678901234"
+    config = SiteConfig("flask", "server")
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        visit = Visit(browser, site, collector)
+        try:
+            visit.navigate("/")
+            with visit.delivered("/v1/i"):
+                visit.page.evaluate(IDENTIFY, [{"plan": "free"}])
+            visit.navigate(f"/login?as={user_id}")
+            visit.navigate("/about")
+            assert visit.page.evaluate(STORED_USER) == user_id
+            assert visit.page.evaluate(STORED_TRAITS) == {"plan": "free"}
+            # page views, tracks, the server's identify at login, the page's identify
+            events = settle(site, collector, 3 + 3 + 1 + 1)
+        finally:
+            visit.close()
+    tracks = [e["message"] for e in events if from_browser(e) and e["message"]["type"] == "track"]
+    assert [t.get("userId") for t in tracks] == [None, user_id, user_id], describe(events)
+    assert visit.violations == [] and visit.network.console_errors == []
+
+
+def test_a_browser_that_blocks_cookies_sends_the_servers_visitor_from_memory(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Chromium's "Block cookies" for a site keeps navigator.cookieEnabled true, drops
+    # every cookie written and makes localStorage throw: analytics.js keeps the ids in
+    # its memory, else its events carry no id at all and are refused.
+    profile = tmp_path_factory.mktemp("cookies-blocked")
+    (profile / "Default").mkdir()
+    blocked = {"profile": {"default_content_setting_values": {"cookies": 2}}}
+    (profile / "Default" / "Preferences").write_text(json.dumps(blocked))
+    config = SiteConfig("flask", "server")
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        context = browser.browser_type.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True
+        )
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            for path in ("/", "/about"):
+                assert page.goto(site.url + path).status == 200
+                page.wait_for_function(ANALYTICS_READY)
+                assert page.evaluate("() => document.cookie") == ""
+                with page.expect_request_finished(
+                    lambda request: request.url == collector.url + "/v1/t"
+                ):
+                    page.evaluate("(at) => analytics.track('Browser Event', {at})", path)
+            events = settle(site, collector, 2 + 2)  # page views (new visitors), tracks
+        finally:
+            context.close()
+    by_path: dict[str, set[str]] = {}
+    for event in events:
+        message = event["message"]
+        at = message["properties"].get("at") or message["properties"].get("path")
+        by_path.setdefault(at, set()).add(message["anonymousId"])
+    # Each page: the server's visitor on both sides (a new one each time, no cookie).
+    assert [len(ids) for ids in by_path.values()] == [1, 1], describe(events)
 
 
 def test_an_api_host_given_as_the_servers_host_reaches_the_collector(
