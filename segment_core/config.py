@@ -481,10 +481,13 @@ def is_async(hook: object) -> bool:
     and partials of those)."""
     while isinstance(hook, functools.partial):
         hook = hook.func
-    return hook is not None and (
-        inspect.iscoroutinefunction(hook)
-        or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
-    )
+    try:
+        return hook is not None and (
+            inspect.iscoroutinefunction(hook)
+            or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
+        )
+    except Exception:  # a stand-in that claims to be a function (Mock(spec=a_function))
+        return False
 
 
 def import_callable(name: str, path: str) -> Callable[..., Any]:

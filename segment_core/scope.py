@@ -583,12 +583,15 @@ def _what_calling_makes(
     async generator, a coroutine) for ``fn``, a partial of it or an object whose
     ``__call__`` it is; else its result."""
     runs = _what_a_call_runs(fn)
-    if inspect.isgeneratorfunction(runs):
-        return "generator"
-    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(runs):
-        return "async generator"
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(runs):
-        return "coroutine"
+    try:
+        if inspect.isgeneratorfunction(runs):
+            return "generator"
+        if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(runs):
+            return "async generator"
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(runs):
+            return "coroutine"
+    except Exception:  # a stand-in that claims to be a function (Mock(spec=a_function))
+        pass
     return "result"
 
 

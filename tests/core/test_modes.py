@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 
@@ -192,6 +193,30 @@ def test_signals_fire_and_a_broken_receiver_breaks_nothing(
     assert enqueued == ["one", "two"]
     assert sent == [1, 1]
     assert [m["event"] for m in receiver.messages()] == ["one", "two"]
+
+
+def test_mocks_specced_as_functions_are_hooks_and_receivers_like_any_other(
+    receiver: Receiver, make_client: Any
+) -> None:
+    """``Mock(spec=a_function)`` says it is a function and has no real code: as a hook
+    or a receiver it is called, and neither the call nor delivery breaks."""
+
+    def a_hook(*args: object, **kwargs: object) -> None:
+        """What the test stands in for."""
+
+    on_success = Mock(spec=a_hook)
+    client = make_client(on_success=on_success, on_error=Mock(spec=a_hook))
+    enqueued, sent = Mock(spec=a_hook), Mock(spec=a_hook)
+    signals.message_enqueued.connect(enqueued, sender=client)
+    signals.batch_sent.connect(sent, sender=client)
+    try:
+        assert client.track("u", "Mocked")[0] is True
+        assert client.flush(5) is True
+    finally:
+        signals.message_enqueued.disconnect(enqueued)
+        signals.batch_sent.disconnect(sent)
+    assert [m["event"] for m in receiver.messages()] == ["Mocked"]
+    assert (enqueued.call_count, sent.call_count, on_success.call_count) == (1, 1, 1)
 
 
 def test_module_level_api(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
