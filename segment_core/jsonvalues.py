@@ -269,22 +269,47 @@ def date_text(value: dt.date | dt.time) -> str:
     ('2024-05-01T12:30:00', '2024-05-01')
     """
     if isinstance(value, dt.datetime):
-        if type(value) is not dt.datetime:
-            _check_date(value)
-        if value.tzinfo is None:
-            return dt.datetime.isoformat(value)
-        text = _iso_text(value)
-        if text[-6] in "+-":  # it ends with an offset of whole minutes: "+05:30"
-            return text[:-6] + "Z" if text.endswith("+00:00") else text
-        offset = utc_offset(value)
-        if offset is None:  # naive all the same: written without an offset
-            return text
-        return _utc_text(value, offset)  # an offset with seconds: rare
+        if type(value) is dt.datetime:
+            return _datetime_text(value)
+        _check_date(value)
+        nanoseconds = _nanoseconds(value)
+        if nanoseconds:  # pandas' Timestamp: its own digits, as its isoformat() writes
+            return _with_nanoseconds(_datetime_text(value), nanoseconds)
+        return _datetime_text(value)
     if isinstance(value, dt.time):
         return dt.time.isoformat(value) if value.tzinfo is None else _iso_text(value)
     if type(value) is not dt.date:
         _check_date(value)
     return dt.date.isoformat(value)
+
+
+def _datetime_text(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        return dt.datetime.isoformat(value)
+    text = _iso_text(value)
+    if text[-6] in "+-":  # it ends with an offset of whole minutes: "+05:30"
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    offset = utc_offset(value)
+    if offset is None:  # naive all the same: written without an offset
+        return text
+    return _utc_text(value, offset)  # an offset with seconds: rare
+
+
+def _nanoseconds(value: dt.datetime) -> int:
+    """The nanoseconds past the microsecond of a datetime that keeps them (pandas'
+    ``Timestamp``), or 0."""
+    try:
+        nanoseconds = getattr(value, "nanosecond", 0)
+    except Exception:  # a subclass's own attribute may raise
+        return 0
+    return nanoseconds if type(nanoseconds) is int and 0 < nanoseconds < 1000 else 0
+
+
+def _with_nanoseconds(text: str, nanoseconds: int) -> str:
+    """``text``, a datetime's ISO-8601 text, with three more digits of its seconds."""
+    head, rest = text[:19], text[19:]  # "YYYY-MM-DDTHH:MM:SS", then ".ffffff" and a zone
+    fraction = rest[1:7] if rest[:1] == "." else "000000"
+    return f"{head}.{fraction}{nanoseconds:03d}{rest[7:] if rest[:1] == '.' else rest}"
 
 
 def date_problem(value: dt.date) -> str | None:

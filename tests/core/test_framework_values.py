@@ -224,6 +224,42 @@ def test_datetime_subclasses_that_are_dates_are_sent(segment_collector: Collecto
     assert track["timestamp"] == "2024-05-01T12:00:00.000Z"
 
 
+class NanoStamp(dt.datetime):
+    """A datetime that keeps nanoseconds past its microseconds, as pandas' Timestamp."""
+
+    nanosecond = 0
+
+    @classmethod
+    def of(cls, *fields: Any, nanosecond: int, **named: Any) -> NanoStamp:
+        stamp = cls(*fields, **named)
+        stamp.nanosecond = nanosecond
+        return stamp
+
+
+def test_the_nanoseconds_of_a_datetime_that_keeps_them_are_sent() -> None:
+    paris = dt.timezone(dt.timedelta(hours=1))
+    client = Client("key", send=False)
+    with capture() as events:
+        client.track(
+            "u1",
+            "E",
+            {
+                "at": NanoStamp.of(2024, 1, 2, 3, 4, 5, 123456, nanosecond=789),
+                "only": NanoStamp.of(2024, 1, 2, 3, 4, 5, nanosecond=500),
+                "utc": NanoStamp.of(2024, 1, 2, 3, 4, 5, 7, tzinfo=dt.UTC, nanosecond=1),
+                "paris": NanoStamp.of(2024, 1, 2, 3, 4, 5, tzinfo=paris, nanosecond=2),
+                "key": {NanoStamp.of(2024, 1, 2, nanosecond=1): "a"},
+            },
+        )
+    assert events[0]["properties"] == {
+        "at": "2024-01-02T03:04:05.123456789",
+        "only": "2024-01-02T03:04:05.000000500",
+        "utc": "2024-01-02T03:04:05.000007001Z",
+        "paris": "2024-01-02T03:04:05.000000002+01:00",
+        "key": {"2024-01-02T00:00:00.000000001": "a"},
+    }
+
+
 def test_pandas_nat_is_refused_and_timestamps_are_sent() -> None:
     pandas = pytest.importorskip("pandas")
     client = Client("key", send=False)
@@ -234,3 +270,6 @@ def test_pandas_nat_is_refused_and_timestamps_are_sent() -> None:
     with capture() as events:
         client.identify("u1", {"seen": pandas.Timestamp("2024-01-01 12:00", tz="Europe/Paris")})
     assert events[0]["traits"] == {"seen": "2024-01-01T12:00:00+01:00"}
+    with capture() as events:
+        client.identify("u1", {"seen": pandas.Timestamp("2024-01-02T03:04:05.000000500")})
+    assert events[0]["traits"] == {"seen": "2024-01-02T03:04:05.000000500"}
