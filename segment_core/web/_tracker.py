@@ -765,10 +765,11 @@ class RequestTracker:
         """The ``ajs_anonymous_id`` cookie to add to the response, if one is needed.
 
         Only for a new visitor (no valid cookie), with ``set_cookie`` on, on a path
-        that is not excluded, for a visitor that is not a bot and whose privacy
-        allows it; never on HEAD or OPTIONS, and not for a request whose user is
-        known unless its anonymous id was used (a login links it), nor when the
-        browser held its cookie back (:func:`cookie_held_back`).
+        that is not excluded (but for a login there, whose identify used the id), for
+        a visitor that is not a bot and whose privacy allows it; never on HEAD or
+        OPTIONS, and not for a request whose user is known unless its anonymous id
+        was used (a login links it), nor when the browser held its cookie back
+        (:func:`cookie_held_back`).
 
         ``redirect_to``: the ``Location`` of a redirect (a status in
         :data:`REDIRECT_STATUSES`). A plain-http request redirected to https gets
@@ -777,7 +778,7 @@ class RequestTracker:
         """
         if self._cookie_decided:
             return self._cookie
-        if self.excluded:  # no cookie there: no user to look up for it
+        if self.excluded and not self._anonymous_used:  # no cookie: no user to look up
             self._cookie_decided = True
             return None
         try:
@@ -786,7 +787,6 @@ class RequestTracker:
             self._cookie_decided = True
         if (
             self._new_visitor
-            and not self.excluded
             and self.options.set_cookie
             and self.request.method.upper() not in NO_COOKIE_METHODS
             and (self._anonymous_used or _USER_SLOT.__get__(self.analytics) is None)
@@ -794,7 +794,12 @@ class RequestTracker:
             and (self.allowed or self.allowed_now())
             # A cookie the browser held back is still there: a new one would replace it.
             and not cookie_held_back(self.request)
-            and not self._on_excluded_route()
+            # An excluded path or route (the admin's login) sets one for a login alone:
+            # its identify joined the user to the id the cookie keeps.
+            and (
+                not (self.excluded or self._on_excluded_route())
+                or (self._anonymous_used and _USER_SLOT.__get__(self.analytics) is not None)
+            )
         ):
             self._cookie = anonymous_id_cookie(
                 self.analytics.anonymous_id or "",

@@ -88,6 +88,24 @@ def test_the_admin_is_never_a_page_view_wherever_it_is_mounted(client: Client, s
     assert [p["name"] for p in pages(sent)] == ["html"]
 
 
+@pytest.mark.django_db
+def test_a_login_on_the_admins_login_page_keeps_the_id_its_identify_joined(
+    client: Client, sent: Sent
+) -> None:
+    # Staff's first request is the admin's login: its identify joins the user to the
+    # visitor's id, which the cookie then keeps (no page view there all the same).
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    login = client.post(
+        "/app/admin/login/?next=/app/admin/", {"username": "root", "password": "pw"}, **NAVIGATE
+    )
+    assert login.status_code == 302
+    [identify] = [m for m in sent() if m["type"] == "identify"]
+    assert login.cookies["ajs_anonymous_id"].value == identify["anonymousId"]
+    client.get("/app/html/", **NAVIGATE)
+    [page] = pages(sent)
+    assert (page["anonymousId"], page["userId"]) == (identify["anonymousId"], identify["userId"])
+
+
 def test_exclude_routes_takes_names_and_namespaces(
     client: Client, sent: Sent, segment: Any
 ) -> None:

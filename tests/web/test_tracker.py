@@ -181,8 +181,14 @@ def test_an_excluded_path_asks_the_consent_hook_only_for_a_login(
     assert t.excluded and t.allowed is None and asked == []
     assert t.analytics.login("u-1") is answer
     assert asked == ["asked"] and t.allowed is answer
-    assert t.cookie_to_set() is None and not t.finish(200, content_type=HTML)
+    # The login's identify joined the user to the id: the cookie keeps it.
+    cookie = t.cookie_to_set()
+    assert not t.finish(200, content_type=HTML)
     assert [m["type"] for m in sent] == (["identify"] if answer else [])
+    if answer:
+        assert cookie is not None and cookie.value == sent[0]["anonymousId"]
+    else:
+        assert cookie is None
 
 
 def test_a_user_id_hook_that_raises_as_a_new_visitor_arrives_is_not_logged(
