@@ -271,8 +271,9 @@ def _check_middleware() -> list[CheckMessage]:
     if AUTH_MIDDLEWARE in middleware[ours + 1 :]:
         messages.append(
             Error(
-                "SegmentMiddleware comes before AuthenticationMiddleware: it cannot see "
-                "request.user, so no event carries a user id.",
+                "SegmentMiddleware comes before AuthenticationMiddleware: request.user "
+                "is not set when it starts, so events may lack the user id (in async "
+                "mode, most do).",
                 hint=f"Move {MIDDLEWARE!r} after {AUTH_MIDDLEWARE!r}.",
                 id="segment_django.E005",
             )
