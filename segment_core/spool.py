@@ -50,6 +50,9 @@ TICK = 1.0
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 #: A full disk or quota: room may come back, unlike after other failures.
 _NO_ROOM = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+#: Dead writers adopted at once: each holds a descriptor (its lock) until its files are
+#: delivered, which an outage puts off. The others wait on disk for their turn.
+MAX_ADOPTED_WRITERS = 32
 #: The segment a process creates on its first message, while the caller waits.
 _FIRST_SEGMENT_BYTES = 256 * 1024
 # The record format's parts, bound once for put().
@@ -153,6 +156,8 @@ class Spool:
         self._own: Claim | None = None
         self._active: Segment | None = None
         self._adopted: list[Claim] = []
+        #: Dead writers were left for later (MAX_ADOPTED_WRITERS adopted already).
+        self._orphans_waiting = False
         # Queued messages by id(): their location (see _location). Plain bytes in the
         # buffer and small ints here: nothing for the garbage collector to track (a
         # tuple per message would be, and would cost a collection every 700 calls).
@@ -1026,6 +1031,8 @@ class Spool:
             # nothing to take.
             self._adopted.remove(claim)
             steps += [claim.lock_path, claim]
+            if self._orphans_waiting:  # another dead writer's turn: now, not next tick
+                self._wake.set()
         if later is None:
             self._remove(steps)
         else:
@@ -1305,8 +1312,12 @@ class Spool:
             elif suffix == fmt.TEMP_SUFFIX[1:]:
                 self._remove_stale_temporary(os.path.join(self._directory, name))
         held = {claim.writer for claim in self._claims()}
+        self._orphans_waiting = False
         for writer in sorted((locked | unlocked) - held - self._left_alone):
             if self._closed:
+                return
+            if len(self._adopted) >= MAX_ADOPTED_WRITERS:  # the next, once one is done
+                self._orphans_waiting = True
                 return
             path = os.path.join(self._directory, writer + fmt.LOCK_SUFFIX)
             made = writer not in locked  # (its lock file is made here, and taken)

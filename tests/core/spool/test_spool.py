@@ -20,6 +20,7 @@ import pytest
 from segment_core import Client
 from segment_core import _spool_format as fmt
 from segment_core.config import DEFAULT_SPOOL_MAX_BYTES, Config
+from segment_core.spool import MAX_ADOPTED_WRITERS
 from tests.core.spool.helpers import (
     HOLD,
     ROOT,
@@ -535,6 +536,46 @@ def test_two_adopters_never_deliver_the_same_file(
     ids = Counter(m["messageId"] for m in receiver.messages())
     assert len(ids) == 600 and set(ids.values()) == {1}
     assert sum(c.stats()["spool"]["adopted"] for c in clients) == 600
+
+
+def test_an_outage_holds_a_bounded_number_of_dead_writers_open(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    """Short-lived processes (job work-horses, recycled workers) each leave a writer;
+    during an outage an adopter holds the locks of at most MAX_ADOPTED_WRITERS of them
+    (one descriptor each), and takes the others as those are delivered."""
+    writers = MAX_ADOPTED_WRITERS * 3
+    process = run_script(
+        f"""
+        import os, signal
+        from segment_core import Client
+        client = Client("test-key", host={receiver.url!r}, spool_dir={str(spool_dir)!r},
+                        flush_at=2500, flush_interval=3600.0)
+        for n in range({writers}):
+            pid = os.fork()
+            if pid == 0:  # a work-horse: one event, then gone without delivering it
+                client.track("user", "Spooled", {{"n": n}})
+                os.kill(os.getpid(), signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os._exit(0)  # the parent adopts none of them at its exit
+        """
+    )
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert len(spooled_messages(spool_dir)) == writers
+
+    receiver.fail_next(*[Fault(503)] * 100_000)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    client = make_client(spool_dir=spool_dir, flush_interval=0.1, max_total_backoff_duration=0.1)
+    poll(lambda: client.stats()["spool"]["scans"] >= 3, what="three looks for orphans")
+    assert client.stats()["spool"]["adopted"] == MAX_ADOPTED_WRITERS
+    assert len(os.listdir("/proc/self/fd")) - descriptors < MAX_ADOPTED_WRITERS + 16
+
+    receiver.faults.clear()  # the outage ends: every writer's turn comes
+    messages = receiver.wait_for_messages(writers, timeout=60)
+    assert sorted(m["properties"]["n"] for m in messages) == list(range(writers))
+    assert len({m["messageId"] for m in receiver.messages()}) == len(receiver.messages())
+    poll(lambda: not spool_files(spool_dir), what="adopted files removed")
 
 
 def test_a_live_process_files_are_never_taken(
