@@ -168,6 +168,21 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "phoneno",
     "mobile_number",
     "mobilenumber",
+    "mobile_no",
+    "mobileno",
+    "mobile_num",
+    "contact_number",
+    "contactnumber",
+    "contact_no",
+    "handynummer",
+    "whatsapp_number",
+    "whatsapp_no",
+    "sms_number",
+    "no_tel",
+    "card_pan",
+    "card_expiry",
+    "card_exp",
+    "cc_exp",
     "telephonenumber",
     "msisdn",
     "loginhint",
@@ -318,10 +333,13 @@ _KEY_QUALIFIERS = frozenset(
         "xapi",
     }
 )
-# A phone number's names, alone ("phone", "tel") or among others ("billing_phone",
-# "phone_mobile", "mobile_phone_no", "phones").
+# A phone number's names, alone ("phone", "tel") or someone's ("billing_phone",
+# "verified_phone"), and its plural.
 _PHONES = frozenset(
-    {"phone", "phones", "telephone", "telephones", "tel", "telefon", "telefono", "telefone"}
+    {
+        *("phone", "phones", "telephone", "telephones", "tel", "telefon", "telefono"),
+        *("telefone", "cellphone", "mobilephone", "celular"),
+    }
 )
 # Names that are secrets only when they are the whole name.
 # sso: DiscourseConnect's signed login payload, with the user's email in it.
@@ -335,29 +353,37 @@ _WHOLE_NAMES = frozenset(
 )
 # Whole names of several words: "2fa" (read as "2", "fa").
 _WHOLE_PHRASES = frozenset({("2", "fa")})
-# A name that starts with one of these asks about a phone ("has_phone",
-# "is_phone_verified", "no_phone"); one with these words beside a phone, a card or a
-# PIN names no number of them ("phone_brand", "credit_card_type", "map_pin").
-_NOT_A_NUMBER_OF = frozenset({"has", "is", "show", "with", "no", "smart", "accepts", "allow"})
-_NOT_A_PHONE_NUMBER = frozenset(
+# A name that starts with one of these asks about a phone, a card or a PIN
+# ("has_phone", "is_phone_verified", "accepts_credit_card"): no number.
+_NOT_A_NUMBER_OF = frozenset(
     {
-        *("brand", "model", "make", "maker", "type", "os", "case", "cases", "color", "colour"),
-        *("verified", "confirmed", "count", "country", "screen", "size", "storage", "plan"),
-        *("carrier", "category", "accessories"),
+        *("has", "is", "show", "hide", "with", "smart", "accepts", "allow", "enable"),
+        *("use", "require", "collect", "sort", "category", "pay", "compare"),
     }
 )
-_NOT_A_CARD_NUMBER = frozenset(
+# What may follow a phone, a credit card or a PIN in a name that still holds its
+# number ("phone_mobile", "phone1", "credit_card_no", "pin_code", "newPinRepeat");
+# any other word makes it something about one ("phone_brand", "phone_verified",
+# "credit_card_type", "pin_size", "pin_lat").
+_NUMBER_WORDS = frozenset(
     {
-        *("type", "brand", "kind", "network", "issuer", "scheme", "last", "4", "last4"),
-        *("country", "fee", "fees", "surcharge", "accepted", "enabled", "allowed", "count"),
+        *("number", "numbers", "no", "num", "nr", "nbr", "nro", "digits", "value", "input"),
+        *("new", "old", "current", "confirm", "confirmation", "repeat", "again", "verify"),
+        *("entry", "raw", "full", "formatted", "e164", "intl", "international", "local"),
+        *("mobile", "cell", "home", "work", "office", "fax", "main", "primary", "secondary"),
+        *("alt", "alternate", "alternative", "other", "personal", "private", "contact"),
+        *("ext", "extension", "e", "movil"),  # "e164", read as "e", "164"
     }
 )
+_PIN_NUMBER_WORDS = _NUMBER_WORDS | {"code", "hash", "hashed"}
+# The last word of a name that holds a number, whatever qualifies it before.
+_NUMBER_ENDS = frozenset({"number", "no", "num", "nr", "nbr", "nro"})
+# Before "pin", words of a pin that is no PIN: on a map, or worn ("map_pin",
+# "lapel_pin"), or saved (Pinterest's "save_pin").
 _NOT_A_PIN = frozenset(
     {
-        *("map", "maps", "location", "loc", "lat", "latitude", "lng", "lon", "long"),
-        *("longitude", "drop", "dropped", "marker", "id", "ids", "icon", "color", "colour"),
-        *("board", "post", "posts", "comment", "count", "x", "y", "position", "coord"),
-        *("coords", "coordinates", "address", "top", "to"),
+        *("map", "maps", "location", "dropped", "drop", "marker", "lapel", "enamel"),
+        *("badge", "save", "saved", "board", "push", "safety", "bowling", "hair", "hat"),
     }
 )
 # "<word> code" is a one-time code of a login flow; "country code" is not.
@@ -543,6 +569,32 @@ def _is_glued_secret(word: str) -> bool:
     return False
 
 
+def _names_a_number(words: tuple[str, ...]) -> bool:
+    """Whether a name of several words holds a phone number, a credit card's or a PIN:
+    the last such word is followed by nothing or by words of a number alone
+    (``billing_phone``, ``phone_mobile``, ``credit_card_no``, ``upi_pin``, ``pin1``;
+    not ``phone_brand``, ``credit_card_type``, ``pin_size`` or ``map_pin``)."""
+    for at in range(len(words) - 1, -1, -1):
+        word = words[at]
+        if (
+            word in _PHONES
+            or word in ("creditcard", "creditcards")
+            or (word in ("card", "cards") and at and words[at - 1] == "credit")
+        ):
+            follow = _NUMBER_WORDS
+        elif word == "pin":
+            if at and words[at - 1] in _NOT_A_PIN:
+                return False
+            follow = _PIN_NUMBER_WORDS
+        else:
+            continue
+        # Its number, whatever qualifies it: phone_verified_number, pin_reset_code.
+        return words[-1] in _NUMBER_ENDS or all(
+            after in follow or after.isdigit() for after in words[at + 1 :]
+        )
+    return False
+
+
 def _singulars(words: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...]:
     """``words`` with the plurals of secret words (and of ``code``) read as singulars."""
     alone = len(words) == 1
@@ -665,17 +717,13 @@ class Redactor:
             return True
         if len(words) == 1:
             word = words[0]
-            return word in _WHOLE_NAMES or word in _PHONES or "creditcard" in word
+            return word in _WHOLE_NAMES or word in _PHONES or word == "creditcard"
         if words in _WHOLE_PHRASES:
             return True
         if words[0] in _NOT_A_NUMBER_OF:
             return False
-        if not _PHONES.isdisjoint(words):  # a phone's, someone's: phone_mobile, tel_no
-            return _NOT_A_PHONE_NUMBER.isdisjoint(words)
-        if "creditcard" in words or "creditcard" in joined:  # credit_card, creditCardNo
-            return _NOT_A_CARD_NUMBER.isdisjoint(words)
-        if "pin" in words:  # someone's PIN, a PIN code: upi_pin, pin1, pinCode
-            return _NOT_A_PIN.isdisjoint(words)
+        if _names_a_number(words):  # verified_phone, phone_mobile, credit_card_no, upi_pin
+            return True
         if words[-1] == "code":
             return words[-2] in _CODE_QUALIFIERS or tuple(words[-3:-1]) in _CODE_QUALIFIER_PAIRS
         # A code named first: code_2fa, code_verification.

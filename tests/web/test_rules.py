@@ -89,7 +89,9 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "billing_cc_number", "customer_mobile_number", "phones", "phone_mobile", "phone1",
         "phone_ext", "mobile_phone_no", "billingPhoneNo", "customer[phones][0]", "tel_no",
         "upi_pin", "customer_pin", "enter_pin", "pos_pin", "pin_code", "pinCode",
-        "code_2fa", "code_verification",
+        "code_2fa", "code_verification", "verified_phone", "confirmed_phone",
+        "phone_verified_number", "mobile_no", "mobileNo", "contact_number", "cellphone",
+        "no_tel", "telefono_movil", "card_pan", "card_expiry", "pin_hash", "lock_pin",
         # "Password" in the languages of many login forms.
         "passwort", "Kennwort", "neues_Passwort", "contraseña", "contrasena", "senha",
         "mot_de_passe", "motDePasse", "wachtwoord", "lösenord", "passord", "salasana",
@@ -123,7 +125,10 @@ def test_secret_names(name: str) -> None:
         "new_pin_location", "card_type", "credit_card_type", "accepts_credit_card",
         "credit_card_last4", "gift_card", "mobile", "card", "phone_brand", "phone_model",
         "has_phone", "phone_verified", "is_phone_verified", "smartphone", "palabra_clave",
-        "code_name",
+        "code_name", "pin_size", "pin_style", "pin_enabled", "pin_slug", "lapel_pin",
+        "save_pin", "phone_charger", "phone_holder", "phone_cover", "phone_opt_in",
+        "phones_and_tablets", "tel_aviv", "credit_card_payment", "credit_card_offers",
+        "pay_with_credit_card", "enable_pin",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
