@@ -440,11 +440,14 @@ _LOADER_CODE = (
     var copy = {};
     for (var name in options) copy[name] = options[name];
     var stores = lastingStores();
-    // analytics.js reads its cookie and localStorage values as JSON: a user id that
-    // reads as another value (a 64-bit number's last digits lost) is read from its
-    // memory first, where the page's own id stays as it was given.
-    if (userId && storedAs(userId) !== userId && stores[0] !== "memory") {
-      stores.unshift("memory");
+    // analytics.js reads the user id from the first store that has one, as JSON: a
+    // 64-bit number's last digits would be lost from the cookie, which holds it as
+    // it is. localStorage holds it as a JSON string: read from there first (the
+    // anonymous id is the cookie's all the same).
+    var kept = cookieValue(options.user.cookie.key);
+    if (stores[0] === "cookie" && stores[1] === "localStorage" &&
+        [userId, kept].some(function (id) { return id && storedAs(id) !== id; })) {
+      stores = ["localStorage", "cookie"];
     }
     copy.storage = { stores: stores };
     return copy;

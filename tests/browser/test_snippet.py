@@ -588,12 +588,27 @@ def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
             visit.navigate("/about")
             assert visit.page.evaluate(STORED_USER) == user_id
             assert visit.page.evaluate(STORED_TRAITS) == {"plan": "free"}
+            # A page whose server knows no user (the session ended): analytics.js keeps
+            # the user its cookie names, unchanged.
+            visit.context.clear_cookies(name="session")
+            visit.navigate("/")
+            assert visit.page.evaluate(STORED_USER) == user_id
+            # A logout in another tab (its page calls analytics.reset()): this tab's
+            # next event names no user, and writes none back.
+            other = visit.context.new_page()
+            other.set_default_timeout(TIMEOUT_MS)
+            other.goto(site.url + "/signed-out")
+            other.wait_for_function(f"() => ({ANALYTICS_READY})() && !analytics.user().id()")
+            visit.track("after a logout elsewhere")
+            assert visit.page.evaluate(STORED_USER) is None
+            assert visit.cookies("ajs_user_id") == []
             # page views, tracks, the server's identify at login, the page's identify
-            events = settle(site, collector, 3 + 3 + 1 + 1)
+            events = settle(site, collector, 5 + 5 + 1 + 1)
         finally:
             visit.close()
     tracks = [e["message"] for e in events if from_browser(e) and e["message"]["type"] == "track"]
-    assert [t.get("userId") for t in tracks] == [None, user_id, user_id], describe(events)
+    users = [t.get("userId") for t in tracks]
+    assert users == [None, user_id, user_id, user_id, None], describe(events)
     assert visit.violations == [] and visit.network.console_errors == []
 
 
