@@ -157,7 +157,13 @@ class CollectorHandle:
 
     def _query_events(self, filters: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """The answer of `/collector/events`: `events`, `cursor` and `run`."""
-        params = {_FILTER_ALIASES.get(name, name): value for name, value in filters.items()}
+        params: dict[str, Any] = {}
+        for name, value in filters.items():
+            key = _FILTER_ALIASES.get(name, name)
+            if value is not None and params.get(key) is not None:  # user_id and userId
+                raise CollectorError(f"{key} is given 2 times; each filter takes one value")
+            if value is not None or key not in params:
+                params[key] = value
         body: dict[str, Any] = self._request("GET", "/collector/events", params=params, **kwargs)
         return body
 

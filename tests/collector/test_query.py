@@ -134,6 +134,9 @@ def test_a_filter_given_twice_is_refused_not_half_applied(
         segment_collector.events(event=["A", "B"])
     with pytest.raises(CollectorError, match="type is given 2 times"):
         segment_collector.wait_for(1, type=["track", "page"], timeout=5)
+    with pytest.raises(CollectorError, match="userId is given 2 times"):
+        segment_collector.events(user_id="alice", userId="bob")
+    assert segment_collector.events(user_id=None, userId="bob") == []
 
 
 def test_event_lookup(segment_collector: CollectorHandle) -> None:
