@@ -15,7 +15,7 @@ from segment_core._clock import monotonic
 from segment_core.attributes import ClientSettings
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.config import MAX_SECONDS, POSITIONAL_OPTIONS, Config
-from segment_core.delivery import Delivery
+from segment_core.delivery import Delivery, sending_on_this_thread
 from segment_core.encoding import encode, encode_simple
 from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.hosts import doubled_api_path, redact_url
@@ -262,7 +262,7 @@ class Client(ClientSettings):
         """
         if self.config.sync_mode:  # the calls of other threads under way
             self._own_parts()  # a forked child waits for no call of its parent's threads
-            if threading.get_ident() in self._sync_calls:  # in a hook of this thread's call
+            if sending_on_this_thread():  # in a hook of a call's delivery
                 return not self._sync_calls.keys() - {threading.get_ident()}
             return self._wait_for_sync_calls(monotonic() + self._timeout(timeout))
         if not self.config.enabled:
@@ -294,8 +294,8 @@ class Client(ClientSettings):
         if self._shutdown_result is not None:
             return self._shutdown_result
         self._own_parts()
-        if self._worker.on_sender_thread() or threading.get_ident() in self._sync_calls:
-            return self._begin_shutdown()  # in a hook (in sync_mode, of this thread's call)
+        if self._worker.on_sender_thread() or sending_on_this_thread():
+            return self._begin_shutdown()  # in a hook (in sync_mode, of a call's delivery)
         timeout = self._timeout(timeout)
         deadline = monotonic() + timeout
         if not self._shutting_down.acquire(timeout=timeout):

@@ -20,9 +20,19 @@ from segment_core.returned import complete
 from segment_core.stats import Stats
 from segment_core.transport import Outcome, Transport
 
-__all__ = ["Abandon", "Delivery", "HeldBatch", "RetryWait"]
+__all__ = ["Abandon", "Delivery", "HeldBatch", "RetryWait", "sending_on_this_thread"]
 
 logger = logging.getLogger("segment.core")
+
+#: How many deliveries this thread is inside (a hook's call nests one in another).
+_sending = threading.local()
+
+
+def sending_on_this_thread() -> bool:
+    """Whether this thread is inside a delivery: its hooks (``on_success``, ...) run
+    there, the thread of a nested call's send included."""
+    return getattr(_sending, "depth", 0) > 0
+
 
 #: What a message the client shut down before sending failed with.
 SHUT_DOWN_BEFORE_DELIVERY = "client shut down before delivery"
@@ -183,10 +193,12 @@ class Delivery:
         if getattr(delivering, "here", False):
             return self._deliver_on_a_thread(batch, abandon, deadline)
         delivering.here = True
+        _sending.depth = getattr(_sending, "depth", 0) + 1
         try:
             return self.deliver_held(self.hold(batch), abandon, deadline)
         finally:
             delivering.here = False
+            _sending.depth -= 1
 
     def _deliver_on_a_thread(
         self, batch: list[bytes], abandon: Abandon, deadline: float | None

@@ -118,6 +118,25 @@ def test_a_sync_calls_hook_that_flushes_or_shuts_down_waits_for_no_other_call(
     assert client.shutdown(5) is True
 
 
+def test_a_hook_of_a_call_made_in_a_hook_may_flush(receiver: Receiver, make_client: Any) -> None:
+    """sync_mode: ``on_success`` of "outer" tracks "inner" (sent on a thread of its
+    own), whose ``on_success`` flushes: that flush answers at once, as any hook's,
+    instead of waiting for "outer", which waits for it."""
+    results: dict[str, bool] = {}
+
+    def on_success(message: dict[str, Any]) -> None:
+        if message["event"] == "outer":
+            results["inner"] = client.track("u", "inner")[0]
+        else:
+            client.flush()
+
+    client = make_client(sync_mode=True, timeout=60, shutdown_timeout=60, on_success=on_success)
+    assert client.track("u", "outer")[0] is True
+    # Waited for to its deadline, the inner call would have failed (60 s later).
+    assert results == {"inner": True}
+    assert sorted(m["event"] for m in receiver.messages()) == ["inner", "outer"]
+
+
 def test_capture_collects_without_network(receiver: Receiver, make_client: Any) -> None:
     client = make_client()
     with capture() as events:
