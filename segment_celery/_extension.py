@@ -127,6 +127,11 @@ class SegmentCelery:
 
     def init_app(self, app: Celery) -> None:
         """Set Segment up for ``app``, once."""
+        if not isinstance(app, Celery):  # a Flask app, its name: no task would be bound
+            raise TypeError(
+                f"SegmentCelery needs the celery.Celery app, got {type(app).__module__}."
+                f"{type(app).__qualname__}"
+            )
         if app in _extensions:
             raise RuntimeError(
                 f"Segment is already set up on Celery app {app.main!r}: call init_app once."

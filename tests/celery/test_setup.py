@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from flask import Flask
 
 import segment_core
 from segment_celery import SegmentCelery
@@ -191,6 +192,13 @@ def test_mistakes_name_what_is_wrong(celery_app: Celery) -> None:
         SegmentCelery(celery_app, write_key="k", flush_at=0)
     with pytest.raises(ValueError, match="write_key"):
         SegmentCelery(celery_app, write_key="k\n", flush_at=3)
+    # The web app given for the Celery app (Flask's pattern holds both): refused
+    # where it is made, not a task that runs without its visitor.
+    flask_app = Flask(__name__)
+    with pytest.raises(TypeError, match=r"needs the celery\.Celery app, got flask\.app\.Flask"):
+        SegmentCelery(flask_app)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got builtins\.str"):
+        SegmentCelery().init_app("tasks")  # type: ignore[arg-type]
     SegmentCelery(celery_app)
     with pytest.raises(RuntimeError, match="already set up"):
         SegmentCelery(celery_app)
