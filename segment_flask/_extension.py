@@ -69,6 +69,11 @@ class SegmentFlask:
         self._init_app(app, options, stacklevel=3)
 
     def _init_app(self, app: Flask, options: dict[str, Any], *, stacklevel: int) -> None:
+        if not isinstance(app, Flask):  # a Celery app, a blueprint, the app's name
+            raise TypeError(
+                f"SegmentFlask needs the flask.Flask app, got {type(app).__module__}."
+                f"{type(app).__qualname__}"
+            )
         if EXTENSION_NAME in app.extensions:
             raise RuntimeError(
                 f"Segment is already set up on app {app.name!r}: call init_app once per app."

@@ -135,6 +135,13 @@ def test_double_init_app_is_an_error(segment_client: Client) -> None:
         SegmentFlask(app, client=segment_client)
 
 
+def test_an_app_that_is_not_flasks_is_refused_naming_what_it_is(segment_client: Client) -> None:
+    with pytest.raises(TypeError, match=r"needs the flask\.Flask app, got flask\.blueprints"):
+        SegmentFlask(Blueprint("shop", __name__), client=segment_client)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got builtins\.str"):
+        SegmentFlask().init_app("shop", client=segment_client)  # type: ignore[arg-type]
+
+
 def test_unknown_config_key_warns_with_the_closest(segment_client: Client) -> None:
     app = create_app({"SEGMENT_PAGE_CALL": False, "SEGMENT_CLIENT": segment_client})
     with pytest.warns(UserWarning, match="'SEGMENT_PAGE_CALL'.*did you mean 'SEGMENT_PAGE_CALLS'"):
