@@ -181,7 +181,9 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "no_tel",
     "card_pan",
     "card_expiry",
+    "card_expiration",
     "card_exp",
+    "cc_expiry",
     "cc_exp",
     "telephonenumber",
     "msisdn",
@@ -358,26 +360,42 @@ _WHOLE_PHRASES = frozenset({("2", "fa")})
 _NOT_A_NUMBER_OF = frozenset(
     {
         *("has", "is", "show", "hide", "with", "smart", "accepts", "allow", "enable"),
-        *("use", "require", "collect", "sort", "category", "pay", "compare"),
+        *("require", "collect", "sort", "category", "compare"),
     }
 )
-# What may follow a phone, a credit card or a PIN in a name that still holds its
-# number ("phone_mobile", "phone1", "credit_card_no", "pin_code", "newPinRepeat");
-# any other word makes it something about one ("phone_brand", "phone_verified",
-# "credit_card_type", "pin_size", "pin_lat").
-_NUMBER_WORDS = frozenset(
+# After a phone, a credit card or a PIN, words that make the name about the thing,
+# not its number: a product's attributes and filters ("phone_brand", "phone_charger",
+# "pin_size"), a setting or a state ("phone_opt_in", "phone_verified", "pin_enabled"),
+# a card's kind and offers ("credit_card_type", "credit_card_offers"). Any other word
+# keeps the number (phone_billing, phone_whatsapp, tel_portable, pin_retype,
+# credit_card_expiration): a name not known to be harmless is redacted.
+_ABOUT_THE_THING = frozenset(
     {
-        *("number", "numbers", "no", "num", "nr", "nbr", "nro", "digits", "value", "input"),
-        *("new", "old", "current", "confirm", "confirmation", "repeat", "again", "verify"),
-        *("entry", "raw", "full", "formatted", "e164", "intl", "international", "local"),
-        *("mobile", "cell", "home", "work", "office", "fax", "main", "primary", "secondary"),
-        *("alt", "alternate", "alternative", "other", "personal", "private", "contact"),
-        *("ext", "extension", "e", "movil"),  # "e164", read as "e", "164"
+        *("brand", "brands", "model", "models", "make", "maker", "manufacturer", "type"),
+        *("types", "kind", "style", "styles", "size", "sizes", "color", "colour", "colors"),
+        *("material", "case", "cases", "charger", "chargers", "holder", "holders", "stand"),
+        *("mount", "cover", "covers", "grip", "accessory", "accessories", "deal", "deals"),
+        *("compare", "category", "categories", "opt", "optin", "consent", "support"),
+        *("visible", "visibility", "required", "enabled", "disabled", "orders", "calls"),
+        *("valid", "verified", "confirmed", "screen", "storage", "memory", "plan", "plans"),
+        *("carrier", "os", "first", "length", "attempts", "set", "reset", "url", "title"),
+        *("description", "slug", "name", "badge", "badges", "id", "ids", "lat", "lng"),
+        *("lon", "latitude", "longitude", "location", "offers", "offer", "rewards"),
+        *("payment", "payments", "only", "apr", "promo", "discount", "last", "last4"),
+        *("fee", "fees", "network", "issuer", "scheme", "count", "country", "icon"),
+        *("price", "prices", "image", "photo", "available", "allowed", "accepted"),
+        *("status", "format", "prefix", "login", "policy", "limit", "tries", "retries"),
+        *("sort", "filter", "page", "and", "tablets", "board", "boards", "top"),
     }
 )
-_PIN_NUMBER_WORDS = _NUMBER_WORDS | {"code", "hash", "hashed"}
-# The last word of a name that holds a number, whatever qualifies it before.
+# After a card, these name its holder or its number all the same.
+_CARD_DATA = frozenset({"holder", "holders", "name"})
+# The last word of a name that holds a number, whatever qualifies it before (unless a
+# product's: "phone_model_number").
 _NUMBER_ENDS = frozenset({"number", "no", "num", "nr", "nbr", "nro"})
+_PRODUCT_WORDS = frozenset(
+    {"model", "case", "plan", "item", "part", "order", "sku", "product", "serial", "tracking"}
+)
 # Before "pin", words of a pin that is no PIN: on a map, or worn ("map_pin",
 # "lapel_pin"), or saved (Pinterest's "save_pin").
 _NOT_A_PIN = frozenset(
@@ -571,27 +589,28 @@ def _is_glued_secret(word: str) -> bool:
 
 def _names_a_number(words: tuple[str, ...]) -> bool:
     """Whether a name of several words holds a phone number, a credit card's or a PIN:
-    the last such word is followed by nothing or by words of a number alone
-    (``billing_phone``, ``phone_mobile``, ``credit_card_no``, ``upi_pin``, ``pin1``;
-    not ``phone_brand``, ``credit_card_type``, ``pin_size`` or ``map_pin``)."""
+    it has such a word, and no word after the last one makes the name about the
+    thing rather than its number (``billing_phone``, ``phone_whatsapp``,
+    ``credit_card_no``, ``upi_pin``, ``pin1``; not ``phone_brand``,
+    ``credit_card_type``, ``pin_size``, ``map_pin`` or ``has_phone``)."""
+    if words[0] in _NOT_A_NUMBER_OF:
+        return False
     for at in range(len(words) - 1, -1, -1):
         word = words[at]
-        if (
-            word in _PHONES
-            or word in ("creditcard", "creditcards")
-            or (word in ("card", "cards") and at and words[at - 1] == "credit")
+        about = _ABOUT_THE_THING
+        if word in ("creditcard", "creditcards") or (
+            word in ("card", "cards") and at and words[at - 1] == "credit"
         ):
-            follow = _NUMBER_WORDS
+            about = _ABOUT_THE_THING - _CARD_DATA
         elif word == "pin":
             if at and words[at - 1] in _NOT_A_PIN:
                 return False
-            follow = _PIN_NUMBER_WORDS
-        else:
+        elif word not in _PHONES:
             continue
-        # Its number, whatever qualifies it: phone_verified_number, pin_reset_code.
-        return words[-1] in _NUMBER_ENDS or all(
-            after in follow or after.isdigit() for after in words[at + 1 :]
-        )
+        after = words[at + 1 :]
+        if after and words[-1] in _NUMBER_ENDS:  # phone_verified_number; not a model's
+            return _PRODUCT_WORDS.isdisjoint(after)
+        return about.isdisjoint(after)
     return False
 
 
@@ -720,8 +739,6 @@ class Redactor:
             return word in _WHOLE_NAMES or word in _PHONES or word == "creditcard"
         if words in _WHOLE_PHRASES:
             return True
-        if words[0] in _NOT_A_NUMBER_OF:
-            return False
         if _names_a_number(words):  # verified_phone, phone_mobile, credit_card_no, upi_pin
             return True
         if words[-1] == "code":

