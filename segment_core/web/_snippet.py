@@ -444,10 +444,20 @@ _LOADER_CODE = (
     // 64-bit number's last digits would be lost from the cookie, which holds it as
     // it is. localStorage holds it as a JSON string: read from there first (the
     // anonymous id is the cookie's all the same).
-    var kept = cookieValue(options.user.cookie.key);
+    var key = options.user.cookie.key;
+    var kept = cookieValue(key);
     if (stores[0] === "cookie" && stores[1] === "localStorage" &&
         [userId, kept].some(function (id) { return id && storedAs(id) !== id; })) {
       stores = ["localStorage", "cookie"];
+      // This origin's localStorage may not have it yet (the user logged in on another
+      // subdomain of the cookie's domain): it gets the cookie's, as it is.
+      try {
+        if (kept && storedAs(kept) !== kept && window.localStorage.getItem(key) === null) {
+          window.localStorage.setItem(key, JSON.stringify(kept));
+        }
+      } catch (error) {
+        // not available after all: analytics.js reads the cookie
+      }
     }
     copy.storage = { stores: stores };
     return copy;

@@ -589,8 +589,10 @@ def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
             assert visit.page.evaluate(STORED_USER) == user_id
             assert visit.page.evaluate(STORED_TRAITS) == {"plan": "free"}
             # A page whose server knows no user (the session ended): analytics.js keeps
-            # the user its cookie names, unchanged.
+            # the user its cookie names, unchanged; also where localStorage holds none
+            # (another subdomain of the cookie's domain).
             visit.context.clear_cookies(name="session")
+            visit.page.evaluate("() => localStorage.clear()")
             visit.navigate("/")
             assert visit.page.evaluate(STORED_USER) == user_id
             # A logout in another tab (its page calls analytics.reset()): this tab's
