@@ -28,10 +28,12 @@ class Cart:
         self._session = session
         self._quantities: dict[str, int] = dict(session.get(SESSION_KEY, {}))
 
-    def add(self, product: Product, quantity: int) -> None:
+    def add(self, product: Product, quantity: int) -> int:
+        """Add up to ``quantity`` (a line holds at most MAX_QUANTITY); how many it took."""
         current = self._quantities.get(product.product_id, 0)
         self._quantities[product.product_id] = min(current + quantity, MAX_QUANTITY)
         self._save()
+        return self._quantities[product.product_id] - current
 
     def clear(self) -> None:
         self._quantities = {}

@@ -49,8 +49,9 @@ def add_to_cart(request: ShopRequest, product_id: str) -> HttpResponse:
         quantity = max(1, min(int(request.POST.get("quantity", "1")), MAX_QUANTITY))
     except ValueError:
         quantity = 1
-    Cart(request.session).add(product, quantity)
-    request.analytics.track("Product Added", product.properties(quantity))
+    added = Cart(request.session).add(product, quantity)
+    if added:  # what the cart took (a full line takes none): the Spec's quantity
+        request.analytics.track("Product Added", product.properties(added))
     return redirect("shop:cart")
 
 
