@@ -377,19 +377,20 @@ _ABOUT_THE_THING = frozenset(
         *("mount", "cover", "covers", "grip", "accessory", "accessories", "deal", "deals"),
         *("compare", "category", "categories", "opt", "optin", "consent", "support"),
         *("visible", "visibility", "required", "enabled", "disabled", "orders", "calls"),
-        *("valid", "verified", "confirmed", "screen", "storage", "memory", "plan", "plans"),
-        *("carrier", "os", "first", "length", "attempts", "set", "reset", "url", "title"),
-        *("description", "slug", "name", "badge", "badges", "id", "ids", "lat", "lng"),
-        *("lon", "latitude", "longitude", "location", "offers", "offer", "rewards"),
-        *("payment", "payments", "only", "apr", "promo", "discount", "last", "last4"),
-        *("fee", "fees", "network", "issuer", "scheme", "count", "country", "icon"),
-        *("price", "prices", "image", "photo", "available", "allowed", "accepted"),
-        *("status", "format", "prefix", "login", "policy", "limit", "tries", "retries"),
-        *("sort", "filter", "page", "and", "tablets", "board", "boards", "top"),
+        *("verified", "confirmed", "screen", "storage", "memory", "plan", "plans"),
+        *("carrier", "os", "length", "attempts", "url", "title", "description", "slug"),
+        *("name", "badge", "badges", "id", "ids", "lat", "lng", "lon", "latitude"),
+        *("longitude", "location", "offers", "offer", "rewards", "apr", "promo"),
+        *("discount", "fee", "fees", "network", "issuer", "scheme", "count", "country"),
+        *("icon", "price", "prices", "image", "photo", "available", "allowed", "accepted"),
+        *("status", "format", "prefix", "policy", "limit", "tries", "retries", "sort"),
+        *("filter", "page", "and", "tablets", "board", "boards"),
     }
 )
-# After a card, these name its holder or its number all the same.
+# After a card, these name its holder or its number all the same; its last four
+# digits ("credit_card_last4") are no number of it.
 _CARD_DATA = frozenset({"holder", "holders", "name"})
+_CARD_LAST_DIGITS = frozenset({"last", "last4"})
 # The last word of a name that holds a number, whatever qualifies it before (unless a
 # product's: "phone_model_number").
 _NUMBER_ENDS = frozenset({"number", "no", "num", "nr", "nbr", "nro"})
@@ -601,7 +602,7 @@ def _names_a_number(words: tuple[str, ...]) -> bool:
         if word in ("creditcard", "creditcards") or (
             word in ("card", "cards") and at and words[at - 1] == "credit"
         ):
-            about = _ABOUT_THE_THING - _CARD_DATA
+            about = (_ABOUT_THE_THING - _CARD_DATA) | _CARD_LAST_DIGITS
         elif word == "pin":
             if at and words[at - 1] in _NOT_A_PIN:
                 return False

