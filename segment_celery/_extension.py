@@ -127,6 +127,8 @@ class SegmentCelery:
 
     def init_app(self, app: Celery) -> None:
         """Set Segment up for ``app``, once."""
+        if hasattr(app, "_get_current_object"):  # celery.current_app: the app it stands for
+            app = app._get_current_object()
         if not isinstance(app, Celery):  # a Flask app, its name: no task would be bound
             raise TypeError(
                 f"SegmentCelery needs the celery.Celery app, got {type(app).__module__}."

@@ -69,6 +69,8 @@ class SegmentFlask:
         self._init_app(app, options, stacklevel=3)
 
     def _init_app(self, app: Flask, options: dict[str, Any], *, stacklevel: int) -> None:
+        if hasattr(app, "_get_current_object"):  # flask.current_app: the app it stands for
+            app = app._get_current_object()
         if not isinstance(app, Flask):  # a Celery app, a blueprint, the app's name
             raise TypeError(
                 f"SegmentFlask needs the flask.Flask app, got {type(app).__module__}."

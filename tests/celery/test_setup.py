@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import celery
 import pytest
 from celery import Celery
 from flask import Flask
@@ -202,6 +203,12 @@ def test_mistakes_name_what_is_wrong(celery_app: Celery) -> None:
     SegmentCelery(celery_app)
     with pytest.raises(RuntimeError, match="already set up"):
         SegmentCelery(celery_app)
+
+
+def test_current_app_sets_up_the_app_it_stands_for(celery_app: Celery) -> None:
+    celery_app.set_current()
+    extension = SegmentCelery(celery.current_app, client=Client(send=False))
+    assert repr(extension) == f"<SegmentCelery apps={[celery_app.main]!r}>"
 
 
 def test_options_checked_at_set_up_leave_the_others_to_the_configuration(

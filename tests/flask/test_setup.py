@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 
 import segment_core
 from segment_core import Client
@@ -140,6 +140,13 @@ def test_an_app_that_is_not_flasks_is_refused_naming_what_it_is(segment_client: 
         SegmentFlask(Blueprint("shop", __name__), client=segment_client)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"got builtins\.str"):
         SegmentFlask().init_app("shop", client=segment_client)  # type: ignore[arg-type]
+
+
+def test_current_app_sets_up_the_app_it_stands_for(own_clients: list[Client]) -> None:
+    app = create_app({"SEGMENT_WRITE_KEY": "k", "SEGMENT_SEND": False})
+    with app.app_context():
+        SegmentFlask(current_app)  # its own client, closed with the app
+    assert get_state(app).client.config.write_key == "k"
 
 
 def test_unknown_config_key_warns_with_the_closest(segment_client: Client) -> None:
