@@ -94,6 +94,15 @@ class _BindsVisitor(rq.worker.BaseWorker):
         worked: bool = super().work(*args, **kwargs)
         return worked
 
+    def teardown(self) -> None:
+        """RQ stops an idle worker (SIGTERM, Ctrl+C) by raising from its signal
+        handler wherever the worker is: between sending a Redis command and reading
+        its reply, the reply is left on a connection that goes back to the pool, and
+        the worker's last commands read it instead of their own (it exits 1 with
+        "Wrong number of response items"). Its last commands get new connections."""
+        _drop_idle_connections(self.connection)
+        super().teardown()  # type: ignore[no-untyped-call]
+
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
         token = _bind_visitor(job)
         try:
@@ -195,6 +204,15 @@ def _start_client() -> None:
         segment_core.get_client()
     except Exception:  # the worker runs all the same; jobs build the client again
         logger.exception("segment: could not build the client as the RQ worker starts")
+
+
+def _drop_idle_connections(connection: Any) -> None:
+    pool = getattr(connection, "connection_pool", None)
+    try:
+        if pool is not None:
+            pool.disconnect(inuse_connections=False)
+    except Exception:  # the worker's exit goes on; a broken connection says so itself
+        logger.debug("segment: could not close the RQ worker's idle connections", exc_info=True)
 
 
 def _deliver() -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 import redis
+import rq
 
+import segment_rq
 from segment_core.scope import Analytics, bound
 from segment_rq import META_KEY, Queue
 from tests.e2e.servers import app_env
@@ -36,6 +38,14 @@ VISITOR = Analytics(
     anonymous_id="anon-7",
     context={"ip": "198.51.100.4", "userAgent": "Mozilla/5.0 (rq)", "locale": "fr-FR"},
 )
+
+
+def waiting_for_a_job(connection: redis.Redis) -> bool:
+    """Whether a worker is blocked on its queues. RQ's own worker raises from its
+    SIGTERM handler wherever it is, and exits 1 when that is between a command and
+    its reply (``segment_rq``'s workers do not): stop it while it waits."""
+    blocking = {"blpop", "blmove"}  # by RQ's version
+    return any(client.get("cmd") in blocking for client in connection.client_list())
 
 
 def rq_argv(redis_url: str, worker_class: str) -> list[str]:
@@ -176,6 +186,7 @@ def test_work_horses_of_the_plain_rq_worker_deliver_as_they_exit(
     with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
         poll(lambda: connection.scard(DONE) == total, timeout=60, what=f"{total} jobs done")
         events = segment_collector.wait_for(total, timeout=30, type="track", event=TASK_EVENT)
+        poll(lambda: waiting_for_a_job(connection), timeout=30, what="the worker waiting")
         assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
     numbers = Counter(e["message"]["properties"]["n"] for e in events)
     assert numbers == Counter(range(total))
@@ -204,6 +215,8 @@ def test_during_an_outage_a_spool_keeps_each_horses_events_and_the_worker_moves_
         segment_collector.clear_faults()
         queue.enqueue(WORK, total)  # its horse delivers what the others left, and its own
         events = segment_collector.wait_for(total + 1, timeout=30, type="track", event=TASK_EVENT)
+        if worker_class == "rq.Worker":
+            poll(lambda: waiting_for_a_job(connection), timeout=30, what="the worker waiting")
         assert worker.stop() == 0
         log = worker.log()
     numbers = Counter(e["message"]["properties"]["n"] for e in events)
@@ -228,3 +241,23 @@ def test_an_idle_worker_delivers_what_a_killed_process_left_in_the_spool(
         events = segment_collector.wait_for(1, timeout=30, type="track", event="Killed Job")
         assert worker.stop() == 0
     assert [e["message"]["properties"]["label"] for e in events] == ["oom"]
+
+
+@pytest.mark.parametrize("worker_class", [segment_rq.Worker, segment_rq.SimpleWorker])
+def test_a_worker_stopped_between_a_command_and_its_reply_still_registers_its_death(
+    redis_db: str, worker_class: type[rq.Worker]
+) -> None:
+    """RQ stops an idle worker by raising from its SIGTERM handler, at whatever point
+    the worker is; a reply not read yet goes back to the pool with its connection.
+    The worker's last commands (registering its death) must not read it as theirs."""
+    connection = redis.Redis.from_url(redis_db)
+    worker = worker_class(["default"], connection=connection)
+    worker.register_birth()
+    assert worker.key.encode() in connection.smembers("rq:workers")
+    pool = connection.connection_pool
+    interrupted = pool.get_connection()
+    interrupted.send_command("BLPOP", "rq:queue:nothing-comes", 1)  # its reply comes later
+    pool.release(interrupted)
+    worker.teardown()
+    assert worker.key.encode() not in connection.smembers("rq:workers")
+    assert connection.hget(worker.key, "death") is not None
