@@ -28,7 +28,7 @@ DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
     r"facebookcatalog",
     r"embedly",
     r"quora link preview",
-    r"pinterest",
+    r"pinterest/0\.",  # its old crawler; "[Pinterest/iOS]" is its in-app browser, a person
     r"vkshare",
     r"whatsapp",
     r"preview",
@@ -43,6 +43,9 @@ DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
     r"site24x7",
     r"newrelicpinger",
     r"datadog",
+    r"kube-probe",  # Kubernetes' probes, load balancers' and Consul's checks
+    r"health.?check",
+    r"googlehc",
     r"monitor",
     r"google-inspectiontool",
     r"chatgpt-user",

@@ -53,7 +53,12 @@ DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = (
     r"^/robots\.txt$",
     r"^/apple-touch-icon[^/]*\.png$",
     r"^/\.well-known/",
-    r"(?:^|/)(?:health|healthz|healthcheck|ready|readyz|live|livez|ping)/?$",
+    # Health checks: their own names anywhere; the everyday words only where probes
+    # answer them (the root, an API, version or tooling prefix), not in pages such as
+    # /topics/health, /matches/42/live or /orders/7/ready.
+    r"(?:^|/)(?:healthz|readyz|livez|healthcheck|health-check|health_check)/?$",
+    r"^/(?:(?:api|-|_|actuator|internal)/)?(?:v\d+/)?_?(?:health|ready|live|ping)"
+    r"(?:/(?:live|ready|liveness|readiness))?/?$",
 )
 
 #: Words that make a parameter secret (see :mod:`segment_core.web._redaction` for

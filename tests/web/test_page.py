@@ -93,13 +93,35 @@ def test_a_304_counts_only_for_a_page(path: str, content_type: str | None, expec
         "/api/ready",
         "/livez",
         "/ping",
+        "/api/v1/health",
+        "/_health",
+        "/-/ready",
+        "/actuator/health",
+        "/health/live",
+        "/services/billing/healthz",
+        "/status/healthcheck/",
     ],
 )
 def test_default_exclusions(path: str) -> None:
     assert not tracked(make_request(path=path))
 
 
-@pytest.mark.parametrize("path", ["/", "/healthy-recipes", "/static", "/products/static/x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/healthy-recipes",
+        "/static",
+        "/products/static/x",
+        # Pages named with the everyday words of health checks.
+        "/topics/health",
+        "/topics/health/",
+        "/matches/42/live",
+        "/orders/7/ready",
+        "/tools/ping",
+        "/ping-pong",
+    ],
+)
 def test_not_excluded(path: str) -> None:
     assert tracked(make_request(path=path))
 
@@ -211,6 +233,12 @@ def test_exclude_paths_searched_one_by_one_find_the_text_a_path_spells() -> None
         "WhatsApp/2.23.20.0",
         "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.0)",
         "Datadog Agent/7.50",
+        "Mozilla/5.0 (compatible; Pinterestbot/1.0; +http://www.pinterest.com/bot.html)",
+        "Pinterest/0.2 (+http://www.pinterest.com/bot.html)",
+        "kube-probe/1.29",
+        "ELB-HealthChecker/2.0",
+        "GoogleHC/1.0",
+        "Consul Health Check",
     ],
 )
 def test_bots_are_skipped(agent: str) -> None:
@@ -228,6 +256,15 @@ def test_bots_are_skipped(agent: str) -> None:
         "curl/8.5.0",
         "python-httpx/0.28.1",
         "",
+        # In-app browsers: people who opened a link in the app.
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+        " (KHTML, like Gecko) Mobile/15E148 [Pinterest/iOS]",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"
+        " Chrome/126.0 Mobile Safari/537.36 [Pinterest/Android]",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+        " (KHTML, like Gecko) Mobile/15E148 Instagram 334.0.4.32.98",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+        " (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/470.0]",
     ],
 )
 def test_people_and_scripts_are_not_bots(agent: str) -> None:
