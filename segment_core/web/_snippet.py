@@ -435,6 +435,15 @@ _LOADER_CODE = (
       !(entry.activationStart > 0);
   }
 
+  function locallyStored(key) {
+    var value = window.localStorage.getItem(key);
+    try {
+      return value === null ? null : JSON.parse(value);
+    } catch (error) {
+      return value;
+    }
+  }
+
   function withLastingStores(options, userId) {
     if (options.storage) return options;
     var copy = {};
@@ -449,10 +458,11 @@ _LOADER_CODE = (
     if (stores[0] === "cookie" && stores[1] === "localStorage" &&
         [userId, kept].some(function (id) { return id && storedAs(id) !== id; })) {
       stores = ["localStorage", "cookie"];
-      // This origin's localStorage may not have it yet (the user logged in on another
-      // subdomain of the cookie's domain): it gets the cookie's, as it is.
+      // This origin's localStorage may not have it yet, or still hold the user before
+      // (the user logged in on another subdomain of the cookie's domain, where the last
+      // one logged out): it gets the cookie's, as it is.
       try {
-        if (kept && storedAs(kept) !== kept && window.localStorage.getItem(key) === null) {
+        if (kept && storedAs(kept) !== kept && locallyStored(key) !== kept) {
           window.localStorage.setItem(key, JSON.stringify(kept));
         }
       } catch (error) {

@@ -595,6 +595,12 @@ def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
             visit.page.evaluate("() => localStorage.clear()")
             visit.navigate("/")
             assert visit.page.evaluate(STORED_USER) == user_id
+            # Nor where localStorage still holds the user before: the cookie's is the one.
+            before = json.dumps("1789012345678900001")
+            visit.page.evaluate(f"() => localStorage.setItem('ajs_user_id', {before!r})")
+            visit.navigate("/about")
+            assert visit.page.evaluate(STORED_USER) == user_id
+            assert visit.cookies("ajs_user_id") == [user_id]
             # A logout in another tab (its page calls analytics.reset()): this tab's
             # next event names no user, and writes none back.
             other = visit.context.new_page()
@@ -605,12 +611,12 @@ def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
             assert visit.page.evaluate(STORED_USER) is None
             assert visit.cookies("ajs_user_id") == []
             # page views, tracks, the server's identify at login, the page's identify
-            events = settle(site, collector, 5 + 5 + 1 + 1)
+            events = settle(site, collector, 6 + 6 + 1 + 1)
         finally:
             visit.close()
     tracks = [e["message"] for e in events if from_browser(e) and e["message"]["type"] == "track"]
     users = [t.get("userId") for t in tracks]
-    assert users == [None, user_id, user_id, user_id, None], describe(events)
+    assert users == [None, user_id, user_id, user_id, user_id, None], describe(events)
     assert visit.violations == [] and visit.network.console_errors == []
 
 
