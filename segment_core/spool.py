@@ -666,7 +666,13 @@ class Spool:
         try:
             delivered = worker.flush(0.0)
             looked = self._threadless or self._first_look.is_set()
-            return delivered and looked and not self._unsure and not self.pending
+            return (
+                delivered
+                and looked
+                and not self._unsure
+                and not self.pending
+                and not self._orphans_waiting
+            )
         finally:
             self._requeue_lock.release()
 
@@ -698,7 +704,8 @@ class Spool:
                 done = worker.flush(max(0.0, deadline - monotonic()))
                 if done and unsure:
                     self._queue_unsure(unsure)  # (then pending: the loop goes on)
-                if done and not self.pending:
+                # Dead writers waiting for their turn (MAX_ADOPTED_WRITERS) count too.
+                if done and not self.pending and not self._orphans_waiting:
                     return True
             finally:
                 self._requeue_lock.release()
@@ -1312,13 +1319,14 @@ class Spool:
             elif suffix == fmt.TEMP_SUFFIX[1:]:
                 self._remove_stale_temporary(os.path.join(self._directory, name))
         held = {claim.writer for claim in self._claims()}
-        self._orphans_waiting = False
+        # Left True until this look ends: a flush() meanwhile waits for those writers.
+        waiting = False
         for writer in sorted((locked | unlocked) - held - self._left_alone):
             if self._closed:
-                return
+                break
             if len(self._adopted) >= MAX_ADOPTED_WRITERS:  # the next, once one is done
-                self._orphans_waiting = True
-                return
+                waiting = True
+                break
             path = os.path.join(self._directory, writer + fmt.LOCK_SUFFIX)
             made = writer not in locked  # (its lock file is made here, and taken)
             try:
@@ -1332,6 +1340,7 @@ class Spool:
                 continue
             if fd is not None:
                 self._adopt(Claim(self._directory, writer, fd, own=False), made_lock=made)
+        self._orphans_waiting = waiting
 
     def _adopt(self, claim: Claim, *, made_lock: bool) -> None:
         prefix = claim.writer + "."
