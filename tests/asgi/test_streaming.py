@@ -54,7 +54,7 @@ def recording_enqueued(order: list[str]) -> Iterator[None]:
         yield
 
 
-async def test_chunks_are_forwarded_at_once_and_the_page_follows_the_last(
+async def test_chunks_are_forwarded_at_once_and_the_page_goes_with_the_last(
     client: Client, segment_collector: CollectorHandle
 ) -> None:
     order: list[str] = []
@@ -73,8 +73,8 @@ async def test_chunks_are_forwarded_at_once_and_the_page_follows_the_last(
         "sent b'one '",
         "produce two",
         "sent b'two'",
+        "enqueued page",  # as the last chunk goes: a test then finds it in the outbox
         "sent b''",
-        "enqueued page",
     ]
     assert client.flush(timeout=TIMEOUT)
     [page] = segment_collector.wait_for(1, type="page")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -105,3 +106,48 @@ def test_a_client_given_is_never_diverted(
     app = SegmentMiddleware(APP, client=given)
     assert visit_and_count(app, segment_collector) == 2
     assert outbox == []
+
+
+@pytest.mark.parametrize("chunks", [1, 3], ids=["body", "stream"])
+def test_the_page_call_is_in_the_outbox_before_the_server_has_the_last_chunk(
+    segment_collector: CollectorHandle, built_clients: list[Client], chunks: int
+) -> None:
+    """A server in the test's own process (uvicorn in a thread, for a browser test)
+    hands the response to the client as it gets it: a test reading the outbox then
+    finds the page call, and no later test finds it in its own."""
+
+    async def page(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/html; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for n in range(chunks):
+            more = n < chunks - 1
+            await send({"type": "http.response.body", "body": b"<p>x</p>", "more_body": more})
+
+    app = SegmentMiddleware(page, write_key="test-key", host=segment_collector.url)
+    built_clients.append(app.client)
+    pages_at_each_chunk: list[int] = []
+
+    async def server_send(message: Any) -> None:
+        if message["type"] == "http.response.body":
+            pages_at_each_chunk.append(sum(m["type"] == "page" for m in outbox))
+
+    async def receive() -> Any:
+        return {"type": "http.disconnect"}
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"shop.example"), (b"accept", b"text/html")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    anyio.run(app, scope, receive, server_send)
+    assert pages_at_each_chunk == [0] * (chunks - 1) + [1]
