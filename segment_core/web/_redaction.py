@@ -156,6 +156,8 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "cardno",
     "card_num",
     "cardnum",
+    "card_nr",
+    "cardnr",
     "cc_number",
     "ccnumber",
     "cc_num",
@@ -175,6 +177,27 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "contactnumber",
     "contact_no",
     "handynummer",
+    "handy_nr",
+    "handy_no",
+    # A phone's or a card's number, as German and Dutch write it (in one word, and
+    # so in two: telefon_nummer), and as French, Spanish and Portuguese name a card's.
+    "telefonnummer",
+    "telefoonnummer",
+    "rufnummer",
+    "mobilnummer",
+    "mobilfunknummer",
+    "festnetznummer",
+    "mobielnummer",
+    "gsmnummer",
+    "kreditkartennummer",
+    "kartennummer",
+    "creditcardnummer",
+    "numero_carte",
+    "numero_de_carte",
+    "numero_tarjeta",
+    "numero_de_tarjeta",
+    "numero_cartao",
+    "numero_do_cartao",
     "whatsapp_number",
     "whatsapp_no",
     "sms_number",
@@ -384,13 +407,15 @@ _ABOUT_THE_THING = frozenset(
         *("discount", "fee", "fees", "network", "issuer", "scheme", "count", "country"),
         *("icon", "price", "prices", "image", "photo", "available", "allowed", "accepted"),
         *("status", "format", "prefix", "policy", "limit", "tries", "retries", "sort"),
-        *("filter", "page", "and", "tablets", "board", "boards"),
+        *("filter", "page", "and", "tablets", "board", "boards", "valid", "invalid"),
+        "only",
     }
 )
 # After a card, these name its holder or its number all the same; its last four
-# digits ("credit_card_last4") are no number of it.
+# digits ("credit_card_last4") are no number of it, nor its payments' switch or sum
+# ("credit_card_payment").
 _CARD_DATA = frozenset({"holder", "holders", "name"})
-_CARD_LAST_DIGITS = frozenset({"last", "last4"})
+_CARD_LAST_DIGITS = frozenset({"last", "last4", "payment", "payments"})
 # The last word of a name that holds a number, whatever qualifies it before (unless a
 # product's: "phone_model_number").
 _NUMBER_ENDS = frozenset({"number", "no", "num", "nr", "nbr", "nro"})

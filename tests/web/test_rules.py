@@ -96,7 +96,10 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "telefono_cellulare", "phone_to_verify", "phone_for_sms", "pay_pin", "pin_retype",
         "pin_block", "credit_card_expiration", "credit_card_holder", "use_pin",
         "pay_verification_code", "use_backup_code", "phone_login", "pin_login", "pin_first",
-        "pin_set", "pin_reset", "phone_top_up", "phone_payment",
+        "pin_set", "pin_reset", "phone_top_up", "phone_payment", "pin_payment",
+        "Telefonnummer", "telefon_nummer", "TelefonNummer", "Rufnummer", "Mobilnummer",
+        "telefoonnummer", "gsm_nummer", "kreditkartennummer", "Kartennummer", "card_nr",
+        "cardNr", "Handy_Nr", "numero_carte", "numeroTarjeta", "numero_de_tarjeta",
         # "Password" in the languages of many login forms.
         "passwort", "Kennwort", "neues_Passwort", "contraseña", "contrasena", "senha",
         "mot_de_passe", "motDePasse", "wachtwoord", "lösenord", "passord", "salasana",
@@ -134,6 +137,8 @@ def test_secret_names(name: str) -> None:
         "save_pin", "phone_charger", "phone_holder", "phone_cover", "phone_opt_in",
         "phones_and_tablets", "credit_card_offers",
         "enable_pin", "phone_model_number", "phone_case_no", "phone_plan_no", "pin_board",
+        "credit_card_payment", "credit_card_only", "credit_card_valid", "phone_valid",
+        "phone_only", "pin_valid", "artikelnummer", "bestellnummer", "numero_pedido",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
