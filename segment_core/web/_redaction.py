@@ -430,7 +430,8 @@ _NOT_A_PIN = frozenset(
         *("badge", "save", "saved", "board", "push", "safety", "bowling", "hair", "hat"),
     }
 )
-# "<word> code" is a one-time code of a login flow; "country code" is not.
+# "<word> code" is a one-time code of a login flow; "country code" is not. So is
+# "<word> hash": "reset_hash", "activation_hash"; not "file_hash" or "commit_hash".
 _CODE_QUALIFIERS = frozenset(
     {
         "access",
@@ -466,6 +467,7 @@ _CODE_QUALIFIERS = frozenset(
         "verify",
     }
 )
+_CODE_WORDS = frozenset({"code", "hash"})
 # Two words before "code" that make it one: "one_time_code", "twoFactorCode".
 _CODE_QUALIFIER_PAIRS = frozenset(
     {("one", "time"), ("two", "factor"), ("sign", "in"), ("2", "fa"), ("two", "fa")}
@@ -605,7 +607,7 @@ def _is_glued_secret(word: str) -> bool:
             return True
     if word.endswith("key"):
         return word[:-3] in _KEY_QUALIFIERS
-    if word.endswith("code"):
+    if word.endswith(("code", "hash")):  # resetcode, activationhash
         return word[:-4] in _CODE_QUALIFIERS
     stem = word[:-1]
     if word.endswith("s") and len(stem) > 3 and stem[-1] != "s" and stem not in _GLUED_SUFFIXES:
@@ -767,10 +769,11 @@ class Redactor:
             return True
         if _names_a_number(words):  # verified_phone, phone_mobile, credit_card_no, upi_pin
             return True
-        if words[-1] == "code":
+        # A login flow's code, or the hash a reset or activation link carries
+        # (reset_hash, Flask-AppBuilder's activation_hash), named last or first.
+        if words[-1] in _CODE_WORDS:
             return words[-2] in _CODE_QUALIFIERS or tuple(words[-3:-1]) in _CODE_QUALIFIER_PAIRS
-        # A code named first: code_2fa, code_verification.
-        return words[0] == "code" and (
+        return words[0] in _CODE_WORDS and (
             words[1] in _CODE_QUALIFIERS or tuple(words[1:3]) in _CODE_QUALIFIER_PAIRS
         )
 
