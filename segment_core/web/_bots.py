@@ -43,9 +43,17 @@ DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
     r"site24x7",
     r"newrelicpinger",
     r"datadog",
-    r"kube-probe",  # Kubernetes' probes, load balancers' and Consul's checks
-    r"health.?check",
+    # Health checkers: Kubernetes, load balancers (AWS, Google, Azure Front Door's
+    # "Edge Health Probe", Envoy and Istio, Cloudflare), Consul, Prometheus' blackbox
+    # exporter, Uptime Kuma, Nagios.
+    r"kube-probe",
+    r"health.?(?:check|probe)",
     r"googlehc",
+    r"envoy/hc",
+    r"traffic-manager",
+    r"blackbox.?exporter",
+    r"uptime-kuma",
+    r"check_http",
     r"monitor",
     r"google-inspectiontool",
     r"chatgpt-user",

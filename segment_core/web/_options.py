@@ -37,12 +37,22 @@ __all__ = [
     "DEFAULT_REDACT_QUERY_PARAMS",
     "LIST_DEFAULTS",
     "ONE_YEAR",
+    "PROBE_PATHS",
     "WebOptions",
     "option_names",
     "split_options",
 ]
 
 ONE_YEAR = 365 * 24 * 60 * 60
+
+#: Health checks: a path whose last segment is a probe's word, at any depth
+#: (/health, /api/internal/health, /healthz/ready, /en/ping). Unlike the other
+#: entries it is not applied to a browser's navigation: /topics/health or
+#: /matches/42/live opened in a browser is a page (see ``is_probe``).
+PROBE_PATHS = (
+    r"(?:^|/)_?(?:health|healthz|healthcheck|health-check|health_check|ready|readyz|live|livez"
+    r"|ping)(?:/(?:live|ready|liveness|readiness|startup))?/?$"
+)
 
 #: Paths that are never page views: assets, crawler files and health checks.
 #: Each is a regular expression searched in the request path.
@@ -53,12 +63,7 @@ DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = (
     r"^/robots\.txt$",
     r"^/apple-touch-icon[^/]*\.png$",
     r"^/\.well-known/",
-    # Health checks: their own names anywhere; the everyday words only where probes
-    # answer them (the root, an API, version or tooling prefix), not in pages such as
-    # /topics/health, /matches/42/live or /orders/7/ready.
-    r"(?:^|/)(?:healthz|readyz|livez|healthcheck|health-check|health_check)/?$",
-    r"^/(?:(?:api|-|_|actuator|internal)/)?(?:v\d+/)?_?(?:health|ready|live|ping)"
-    r"(?:/(?:live|ready|liveness|readiness))?/?$",
+    PROBE_PATHS,
 )
 
 #: Words that make a parameter secret (see :mod:`segment_core.web._redaction` for
@@ -223,6 +228,9 @@ class WebOptions:
     decoded_exclude_regex: re.Pattern[str] | None = field(
         init=False, repr=False, compare=False, default=None
     )
+    #: ``PROBE_PATHS`` when among ``exclude_paths`` (the default): searched apart,
+    #: for requests that are not a browser's navigation.
+    probe_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
     redactor: Redactor = field(init=False, repr=False, compare=False, default_factory=Redactor)
     bots: BotMatcher = field(init=False, repr=False, compare=False, default_factory=BotMatcher)
     excluded_routes: frozenset[str] = field(
@@ -250,6 +258,9 @@ class WebOptions:
                 given = tuple(dict.fromkeys((*defaults, *given)))
             object.__setattr__(self, name, given)
         patterns = tuple(re.compile(p) for p in self.exclude_paths)
+        probes = [p for p in patterns if p.pattern == PROBE_PATHS]
+        object.__setattr__(self, "probe_regex", probes[0] if probes else None)
+        patterns = tuple(p for p in patterns if p.pattern != PROBE_PATHS)
         object.__setattr__(self, "exclude_patterns", patterns)
         object.__setattr__(self, "exclude_regex", joined_patterns(patterns))
         spelled = tuple(filter(None, map(decoded_pattern, patterns)))

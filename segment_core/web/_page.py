@@ -56,6 +56,7 @@ __all__ = [
     "is_excluded_route",
     "is_page_prefetch",
     "is_page_status",
+    "is_probe",
     "is_script_request",
     "media_type",
     "page_name",
@@ -528,9 +529,23 @@ def is_excluded_request(request: RequestInfo, options: WebOptions) -> bool:
     path, mount = request.path, request.mount
     if is_excluded(path, options):
         return True
-    if mount and path.startswith(mount + "/"):
-        return is_excluded(path[len(mount) :], options)
-    return False
+    if mount and path.startswith(mount + "/") and is_excluded(path[len(mount) :], options):
+        return True
+    return options.probe_regex is not None and is_probe(request, options)
+
+
+def is_probe(request: RequestInfo, options: WebOptions) -> bool:
+    """Whether the request is a health check's: its path is a probe's
+    (``PROBE_PATHS``), and it is no browser's navigation (a load balancer, a
+    Kubernetes probe, ``curl -f`` or a monitor asks for it; a person opening
+    /topics/health in a browser asks for a page)."""
+    regex = options.probe_regex
+    if regex is None or regex.search(request.path) is None:
+        return False
+    destination = request.header("sec-fetch-dest")
+    if destination is not None:
+        return destination not in ("document", "iframe", "frame")
+    return "text/html" not in (request.header("accept") or "")
 
 
 def is_bot(user_agent: str | None, options: WebOptions | None = None) -> bool:

@@ -43,6 +43,7 @@ from segment_core.web._page import (
     is_excluded,
     is_excluded_request,
     is_excluded_route,
+    is_probe,
     media_type,
     page_name,
     page_properties,
@@ -347,6 +348,11 @@ class RequestTracker:
                 excluded
                 or is_excluded(request.path, options)
                 or (request.mount != "" and is_excluded_request(request, options))
+                or (
+                    options.probe_regex is not None
+                    and options.probe_regex.search(request.path) is not None
+                    and is_probe(request, options)
+                )
             )
             # Health checks and assets: no user lookup as they start or end (no
             # session read, user query or user_id hook); a call a view makes there

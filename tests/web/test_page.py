@@ -88,22 +88,58 @@ def test_a_304_counts_only_for_a_page(path: str, content_type: str | None, expec
         "/robots.txt",
         "/apple-touch-icon-precomposed.png",
         "/.well-known/security.txt",
+    ],
+)
+def test_default_exclusions(path: str) -> None:
+    assert not tracked(make_request(path=path))
+
+
+PROBES = [
+    {"user-agent": "curl/8.5.0", "accept": "*/*"},  # Docker's HEALTHCHECK, curl -f
+    {},  # HAProxy's httpchk
+    {"user-agent": "Envoy/HC"},
+    {"user-agent": "Uptime-Kuma/1.23", "accept": "application/json, text/plain, */*"},
+    # A page's own fetch() (not a navigation) of a health path.
+    {"user-agent": BROWSER, "accept": "text/html", "sec-fetch-dest": "empty"},
+]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
         "/health",
         "/healthz/",
         "/api/ready",
         "/livez",
         "/ping",
         "/api/v1/health",
+        "/api/v1.0/health",
+        "/api/internal/health",
         "/_health",
         "/-/ready",
         "/actuator/health",
         "/health/live",
+        "/healthz/ready",
+        "/status/health",
+        "/_ah/health",
+        "/en/health",
         "/services/billing/healthz",
         "/status/healthcheck/",
+        "/health-check",
+        # Pages' paths too: a probe of them is no visit.
+        "/topics/health",
+        "/matches/42/live",
     ],
 )
-def test_default_exclusions(path: str) -> None:
-    assert not tracked(make_request(path=path))
+def test_health_checks_are_excluded_for_probes_and_pages_for_browsers(path: str) -> None:
+    for headers in PROBES:
+        request = make_request(path=path, headers={})
+        request.headers.clear()
+        request.headers.update(headers)
+        assert not tracked(request), headers
+    # A person who opens it in a browser (Sec-Fetch-Dest, or an old browser's Accept).
+    assert tracked(make_request(path=path, headers={"sec-fetch-dest": "document"}))
+    assert tracked(make_request(path=path))
 
 
 @pytest.mark.parametrize(
@@ -113,13 +149,9 @@ def test_default_exclusions(path: str) -> None:
         "/healthy-recipes",
         "/static",
         "/products/static/x",
-        # Pages named with the everyday words of health checks.
-        "/topics/health",
-        "/topics/health/",
-        "/matches/42/live",
-        "/orders/7/ready",
-        "/tools/ping",
         "/ping-pong",
+        "/ready-meals",
+        "/services/health-check-up",
     ],
 )
 def test_not_excluded(path: str) -> None:
@@ -173,10 +205,11 @@ def test_other_views_and_apps(endpoint: object) -> None:
 
 def test_custom_exclusions_extend_the_defaults() -> None:
     assert not tracked(make_request(path="/admin/users"), exclude_paths=(r"^/admin/",))
-    assert not tracked(make_request(path="/healthz"), exclude_paths=(r"^/admin/",))
+    probe = make_request(path="/healthz", headers=PROBES[0])
+    assert not tracked(probe, exclude_paths=(r"^/admin/",))
     replaced = {"exclude_paths": (r"^/admin/",), "replace_default_exclude_paths": True}
     assert not tracked(make_request(path="/admin/users"), **replaced)
-    assert tracked(make_request(path="/healthz"), **replaced)
+    assert tracked(probe, **replaced)
 
 
 @pytest.mark.parametrize(
@@ -239,6 +272,12 @@ def test_exclude_paths_searched_one_by_one_find_the_text_a_path_spells() -> None
         "ELB-HealthChecker/2.0",
         "GoogleHC/1.0",
         "Consul Health Check",
+        "Edge Health Probe",
+        "Envoy/HC",
+        "Cloudflare-Traffic-Manager/1.0",
+        "Blackbox Exporter/0.25.0",
+        "Uptime-Kuma/1.23.11",
+        "check_http/v2.3.3 (nagios-plugins 2.3.3)",
     ],
 )
 def test_bots_are_skipped(agent: str) -> None:

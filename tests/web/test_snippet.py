@@ -542,7 +542,7 @@ def test_no_inline_event_handlers() -> None:
         (WebOptions(browser_write_key=KEY, consent=lambda request: False), {}),
         (WebOptions(browser_write_key=KEY, consent=lambda request: 1 / 0), {}),
         (WebOptions(browser_write_key=KEY), {"headers": {"user-agent": "Googlebot/2.1"}}),
-        (WebOptions(browser_write_key=KEY), {"path": "/healthz"}),
+        (WebOptions(browser_write_key=KEY), {"path": "/healthz", "headers": {"accept": "*/*"}}),
         (WebOptions(browser_write_key=KEY, exclude_paths=[r"^/admin/"]), {"path": "/admin/x"}),
     ],
 )
