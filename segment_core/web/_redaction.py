@@ -198,6 +198,11 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "numero_de_tarjeta",
     "numero_cartao",
     "numero_do_cartao",
+    "nro_tarjeta",
+    "num_tarjeta",
+    "num_carte",
+    "numero_cb",
+    "num_cartao",
     "whatsapp_number",
     "whatsapp_no",
     "sms_number",
@@ -363,9 +368,20 @@ _KEY_QUALIFIERS = frozenset(
 _PHONES = frozenset(
     {
         *("phone", "phones", "telephone", "telephones", "tel", "telefon", "telefono"),
-        *("telefone", "cellphone", "mobilephone", "celular"),
+        *("telefone", "cellphone", "mobilephone", "celular", "telefoon"),
     }
 )
+# A phone's or a card's word with a number's glued on, as German and Dutch write
+# them ("Telefonnummer", "telefonnr", "Mobiltelefonnummer", "KreditkartenNr"), and
+# so two words written together ("mobil_nr", "gsm_nr", "card_nbr").
+_NUMBER_STEMS = frozenset(
+    {
+        *("phone", "mobile", "card", "cc", "creditcard", "tel", "telefon", "telefoon"),
+        *("ruf", "mobil", "mobiel", "mobiltelefon", "handy", "festnetz", "gsm", "karten"),
+        *("kreditkarten", "kreditkarte", "creditcard", "fax", "telefax"),
+    }
+)
+_GLUED_NUMBER_ENDS = ("nummer", "nr", "nbr")
 # Names that are secrets only when they are the whole name.
 # sso: DiscourseConnect's signed login payload, with the user's email in it.
 # mail: an e-mail address (Drupal's user field, many unsubscribe links); otp: a
@@ -609,6 +625,9 @@ def _is_glued_secret(word: str) -> bool:
         return word[:-3] in _KEY_QUALIFIERS
     if word.endswith(("code", "hash")):  # resetcode, activationhash
         return word[:-4] in _CODE_QUALIFIERS
+    for end in _GLUED_NUMBER_ENDS:  # telefonnr, mobiltelefonnummer, kreditkarten_nr
+        if word.endswith(end) and word[: -len(end)] in _NUMBER_STEMS:
+            return True
     stem = word[:-1]
     if word.endswith("s") and len(stem) > 3 and stem[-1] != "s" and stem not in _GLUED_SUFFIXES:
         return _is_glued_secret(stem)  # accesstokens, resetcodes, privatekeys

@@ -100,6 +100,9 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "Telefonnummer", "telefon_nummer", "TelefonNummer", "Rufnummer", "Mobilnummer",
         "telefoonnummer", "gsm_nummer", "kreditkartennummer", "Kartennummer", "card_nr",
         "cardNr", "Handy_Nr", "numero_carte", "numeroTarjeta", "numero_de_tarjeta",
+        "telefonnr", "mobil_nr", "Mobiltelefonnummer", "KreditkartenNr", "kreditkarten_nr",
+        "Festnetz_Nr", "telefoon", "gsm_nr", "nro_tarjeta", "num_tarjeta", "card_nbr",
+        "handynr", "Rufnr", "kartennr", "num_carte", "numero_cb",
         # The hash a reset or activation link carries.
         "reset_hash", "activation_hash", "confirm_hash", "verification_hash", "resetHash",
         "activationhash", "hash_reset",
@@ -142,7 +145,8 @@ def test_secret_names(name: str) -> None:
         "enable_pin", "phone_model_number", "phone_case_no", "phone_plan_no", "pin_board",
         "credit_card_payment", "credit_card_only", "credit_card_valid", "phone_valid",
         "phone_only", "pin_valid", "artikelnummer", "bestellnummer", "numero_pedido",
-        "file_hash", "commit_hash", "content_hash", "filehash", "image_hash", "hashtag",
+        "artikelnr", "bestellnr", "kundennummer", "hausnummer", "hausnr", "file_hash",
+        "commit_hash", "content_hash", "filehash", "image_hash", "hashtag",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
