@@ -329,8 +329,11 @@ def page_fields(
     if query:
         # The app's router and host, for its own paths and URLs in values
         # (?next=/invite/KEY, ?next=https://shop.example/invite/KEY).
-        query = redactor.query(without_fragment(query), paths=request.route_of_path, host=host)
-        if len(query) > MAX_QUERY:
+        query = without_fragment(query)
+        if len(query) > MAX_QUERY:  # cut first too: the work is bounded, whatever was sent
+            query = cut(query, MAX_QUERY)
+        query = redactor.query(query, paths=request.route_of_path, host=host)
+        if len(query) > MAX_QUERY:  # (REDACTED is longer than a short secret)
             query = cut(query, MAX_QUERY)
     search = f"?{query}" if query else ""
     scheme = request.scheme if scheme is None else scheme
@@ -357,6 +360,8 @@ def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str
     browser's ``Referer`` says https).
     """
     lookup = request.route_of_path
+    if len(referrer) > MAX_REFERRER:  # cut first too: the work is bounded, whatever was sent
+        referrer = cut(referrer, MAX_REFERRER)
     referrer = redactor.url(referrer, paths=lookup, host=host)
     if lookup is not None and host:
         app_name = name_and_port(host)[0]

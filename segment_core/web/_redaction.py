@@ -741,7 +741,11 @@ class Redactor:
             else:
                 phrases.append(parts)
         self._words = frozenset(words)
-        self._phrases = tuple(phrases)
+        # By their first word: a name is matched against the phrases its words start.
+        by_first: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in phrases:
+            by_first.setdefault(phrase[0], []).append(phrase)
+        self._phrases = {first: tuple(found) for first, found in by_first.items()}
         self._cache: dict[str, bool] = {}
         # What query() and url() answered, by their text (and the router given):
         # it depends on nothing else.
@@ -771,10 +775,11 @@ class Redactor:
         joined = "".join(words) if len(words) > 1 else ""
         if joined and (joined in known or _singulars((joined,), known)[0] in known):
             return True  # passWord, e-mail, pass_words
-        for phrase in self._phrases:
-            size = len(phrase)
-            if any(words[i : i + size] == phrase for i in range(len(words) - size + 1)):
-                return True
+        phrases = self._phrases
+        for at, word in enumerate(words):
+            for phrase in phrases.get(word, ()):
+                if words[at : at + len(phrase)] == phrase:
+                    return True
         if not self.defaults:
             return False
         if any(_is_glued_secret(word) for word in words):

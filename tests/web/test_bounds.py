@@ -240,3 +240,33 @@ def test_a_lookup_cached_by_its_arguments_keeps_no_long_text() -> None:
     ]
     assert calls == [(1, "/a"), (1, long_path), (1, long_path)]
     assert lookup.__doc__ == "The length of the path."
+
+
+class CountingRedactor(Redactor):
+    """A redactor that counts the names it judges."""
+
+    judged = 0
+
+    def is_secret(self, name: str) -> bool:
+        CountingRedactor.judged += 1
+        return super().is_secret(name)
+
+
+@pytest.mark.parametrize("where", ["query", "referrer"])
+def test_a_huge_query_or_referrer_costs_no_more_than_what_is_kept(where: str) -> None:
+    # Every name is judged (and a value that is a URL or JSON read): 700 KB of
+    # distinct names (gunicorn joins a Referer sent on 90 lines) would hold the worker
+    # for seconds. Only what the event can keep (MAX_QUERY, MAX_REFERRER) is read.
+    query = "&".join(f"x{n}y=1" for n in range(100_000)) + "&token=secret"
+    if where == "query":
+        request = make_request(query_string=query)
+    else:
+        request = make_request(headers={"referer": f"https://other.example/?{query}"})
+    options = WebOptions()
+    object.__setattr__(options, "redactor", CountingRedactor())
+    CountingRedactor.judged = 0
+    fields = page_fields(request, options.redactor)
+    kept = fields["search"] if where == "query" else fields["referrer"]
+    assert 0 < len(kept) <= 2048 + len("?")
+    assert "secret" not in kept
+    assert CountingRedactor.judged <= 2048 // len("x1y=1&")
