@@ -435,6 +435,22 @@ _LOADER_CODE = (
       !(entry.activationStart > 0);
   }
 
+  function forgetAnotherUser(user, key, kept) {
+    // This origin's localStorage may hold the user before (one who logged out on
+    // another subdomain of the cookie's domain, where this one logged in): the
+    // cookie names the user now, and the other's traits (a name, an e-mail) are not
+    // this user's.
+    try {
+      var held = locallyStored(key);
+      if (held === null || held === kept || String(held) === storedAs(kept)) return;
+      window.localStorage.setItem(key, JSON.stringify(kept));
+      window.localStorage.removeItem((user.localStorage && user.localStorage.key) ||
+        "ajs_user_traits");
+    } catch (error) {
+      // not available after all: analytics.js reads the cookie
+    }
+  }
+
   function locallyStored(key) {
     var value = window.localStorage.getItem(key);
     try {
@@ -455,8 +471,9 @@ _LOADER_CODE = (
     // anonymous id is the cookie's all the same).
     var key = options.user.cookie.key;
     var kept = cookieValue(key);
-    if (stores[0] === "cookie" && stores[1] === "localStorage" &&
-        [userId, kept].some(function (id) { return id && storedAs(id) !== id; })) {
+    var lasting = stores[0] === "cookie" && stores[1] === "localStorage";
+    if (lasting && kept) forgetAnotherUser(options.user, key, kept);
+    if (lasting && [userId, kept].some(function (id) { return id && storedAs(id) !== id; })) {
       stores = ["localStorage", "cookie"];
       // This origin's localStorage may not have it yet, or still hold the user before
       // (the user logged in on another subdomain of the cookie's domain, where the last

@@ -453,6 +453,36 @@ def test_a_user_who_replaces_another_starts_without_their_traits(
     assert visit.violations == [] and visit.network.console_errors == []
 
 
+def test_a_user_logged_in_elsewhere_gets_none_of_the_traits_another_left_here(
+    visit: Visit, site: Site, collector: CollectorHandle
+) -> None:
+    # A subdomain of the cookie's domain whose server knows no user: its localStorage
+    # still holds the user who logged out on another subdomain, and their traits; the
+    # shared cookie names the user who logged in there since.
+    visit.navigate("/login?as=u-43")
+    user = visit.page.evaluate(STORED_USER)
+    assert user not in (None, "u-41")
+    visit.context.clear_cookies(name="session")
+    visit.page.evaluate(
+        """() => {
+          localStorage.setItem("ajs_user_id", JSON.stringify("u-41"));
+          localStorage.setItem("ajs_user_traits", JSON.stringify({email: "ann@example.com"}));
+        }"""
+    )
+    visit.navigate("/about")
+    assert visit.page.evaluate(STORED_USER) == user
+    assert visit.page.evaluate(STORED_TRAITS) == {}
+    with visit.delivered("/v1/i"):
+        assert visit.page.evaluate(IDENTIFY, [{"plan": "pro"}]) == {"plan": "pro"}
+    events = settle(site, collector, 2 + 2 + 1 + 1)  # page views, tracks, identifies
+    identifies = [e["message"] for e in events if e["message"]["type"] == "identify"]
+    assert [(i["userId"], i.get("traits", {}).get("email")) for i in identifies] == [
+        (user, None),
+        (user, None),
+    ], describe(events)
+    assert visit.violations == [] and visit.network.console_errors == []
+
+
 def at_path(event: dict[str, Any]) -> str | None:
     """The path of a page call, or where a browser event was tracked."""
     properties: dict[str, Any] = event["message"].get("properties", {})
