@@ -18,6 +18,7 @@ from segment_asgi import SegmentMiddleware
 from segment_core import Client
 from segment_core.collector.handle import CollectorHandle
 from segment_core.testing import outbox
+from tests.asgi.asgi import http_scope
 from tests.asgi.conftest import TestClient
 
 
@@ -134,20 +135,6 @@ def test_the_page_call_is_in_the_outbox_before_the_server_has_the_last_chunk(
     async def receive() -> Any:
         return {"type": "http.disconnect"}
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"shop.example"), (b"accept", b"text/html")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    scope = http_scope(headers=[(b"host", b"shop.example"), (b"accept", b"text/html")])
     anyio.run(app, scope, receive, server_send)
     assert pages_at_each_chunk == [0] * (chunks - 1) + [1]
