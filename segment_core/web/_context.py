@@ -36,6 +36,7 @@ __all__ = [
     "MAX_HOST",
     "MAX_PATH",
     "MAX_QUERY",
+    "MAX_REDACTED",
     "MAX_REFERRER",
     "MAX_USER_AGENT",
     "REDACTED",
@@ -59,6 +60,10 @@ NO_IP = "0.0.0.0"
 MAX_PATH = 2048
 MAX_QUERY = 2048
 MAX_REFERRER = 2048
+#: What of a query string or Referer is read to redact it (then cut to the above):
+#: enough for a secret past the cut to be known (a GraphQL document after its
+#: variables), bounded whatever the visitor sends.
+MAX_REDACTED = 16 * 1024
 MAX_USER_AGENT = 512
 MAX_HOST = 255
 MAX_CAMPAIGN_VALUE = 256
@@ -330,10 +335,10 @@ def page_fields(
         # The app's router and host, for its own paths and URLs in values
         # (?next=/invite/KEY, ?next=https://shop.example/invite/KEY).
         query = without_fragment(query)
-        if len(query) > MAX_QUERY:  # cut first too: the work is bounded, whatever was sent
-            query = cut(query, MAX_QUERY)
+        if len(query) > MAX_REDACTED:  # the work is bounded, whatever was sent
+            query = cut(query, MAX_REDACTED)
         query = redactor.query(query, paths=request.route_of_path, host=host)
-        if len(query) > MAX_QUERY:  # (REDACTED is longer than a short secret)
+        if len(query) > MAX_QUERY:
             query = cut(query, MAX_QUERY)
     search = f"?{query}" if query else ""
     scheme = request.scheme if scheme is None else scheme
@@ -360,8 +365,8 @@ def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str
     browser's ``Referer`` says https).
     """
     lookup = request.route_of_path
-    if len(referrer) > MAX_REFERRER:  # cut first too: the work is bounded, whatever was sent
-        referrer = cut(referrer, MAX_REFERRER)
+    if len(referrer) > MAX_REDACTED:  # the work is bounded, whatever was sent
+        referrer = cut(referrer, MAX_REDACTED)
     referrer = redactor.url(referrer, paths=lookup, host=host)
     if lookup is not None and host:
         app_name = name_and_port(host)[0]

@@ -506,7 +506,10 @@ def serves_graphql(endpoint: object) -> bool:
 
 def is_excluded(path: str, options: WebOptions) -> bool:
     """Whether one of ``exclude_paths`` is found in ``path`` (percent-encoded), or in
-    the text it spells when it holds escapes (``/über-uns/`` for ``/%C3%BCber-uns/``)."""
+    the text it spells when it holds escapes (``/über-uns/`` for ``/%C3%BCber-uns/``).
+
+    Not health checks' ``PROBE_PATHS``, which depend on who asks: see :func:`is_probe`
+    (and :func:`is_excluded_request`, which asks both)."""
     regex = options.exclude_regex
     if regex is not None:
         if regex.search(path) is not None:
@@ -542,10 +545,16 @@ def is_probe(request: RequestInfo, options: WebOptions) -> bool:
     regex = options.probe_regex
     if regex is None or regex.search(request.path) is None:
         return False
-    destination = request.header("sec-fetch-dest")
+    get = request.header
+    # A Turbo Drive visit or a boosted htmx navigation renders a page, by a fetch.
+    if get("hx-boosted") is not None or (
+        get("x-turbo-request-id") is not None and get("turbo-frame") is None
+    ):
+        return False
+    destination = get("sec-fetch-dest")
     if destination is not None:
         return destination not in ("document", "iframe", "frame")
-    return "text/html" not in (request.header("accept") or "")
+    return "text/html" not in (get("accept") or "")
 
 
 def is_bot(user_agent: str | None, options: WebOptions | None = None) -> bool:

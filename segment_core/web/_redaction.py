@@ -423,15 +423,17 @@ _ABOUT_THE_THING = frozenset(
         *("discount", "fee", "fees", "network", "issuer", "scheme", "count", "country"),
         *("icon", "price", "prices", "image", "photo", "available", "allowed", "accepted"),
         *("status", "format", "prefix", "policy", "limit", "tries", "retries", "sort"),
-        *("filter", "page", "and", "tablets", "board", "boards", "valid", "invalid"),
-        "only",
+        *("filter", "page", "and", "tablets", "board", "boards"),
     }
 )
+# Last words that make the name a switch ("phone_valid", "phone_only",
+# "credit_card_payment"); not when a word follows ("credit_card_valid_thru", a date).
+_SWITCHES = frozenset({"valid", "invalid", "only"})
+_CARD_SWITCHES = _SWITCHES | {"payment", "payments"}
 # After a card, these name its holder or its number all the same; its last four
-# digits ("credit_card_last4") are no number of it, nor its payments' switch or sum
-# ("credit_card_payment").
+# digits ("credit_card_last4") are no number of it.
 _CARD_DATA = frozenset({"holder", "holders", "name"})
-_CARD_LAST_DIGITS = frozenset({"last", "last4", "payment", "payments"})
+_CARD_LAST_DIGITS = frozenset({"last", "last4"})
 # The last word of a name that holds a number, whatever qualifies it before (unless a
 # product's: "phone_model_number").
 _NUMBER_ENDS = frozenset({"number", "no", "num", "nr", "nbr", "nro"})
@@ -644,11 +646,12 @@ def _names_a_number(words: tuple[str, ...]) -> bool:
         return False
     for at in range(len(words) - 1, -1, -1):
         word = words[at]
-        about = _ABOUT_THE_THING
+        about, switches = _ABOUT_THE_THING, _SWITCHES
         if word in ("creditcard", "creditcards") or (
             word in ("card", "cards") and at and words[at - 1] == "credit"
         ):
             about = (_ABOUT_THE_THING - _CARD_DATA) | _CARD_LAST_DIGITS
+            switches = _CARD_SWITCHES
         elif word == "pin":
             if at and words[at - 1] in _NOT_A_PIN:
                 return False
@@ -657,6 +660,8 @@ def _names_a_number(words: tuple[str, ...]) -> bool:
         after = words[at + 1 :]
         if after and words[-1] in _NUMBER_ENDS:  # phone_verified_number; not a model's
             return _PRODUCT_WORDS.isdisjoint(after)
+        if len(after) == 1 and after[0] in switches:  # phone_valid, credit_card_payment
+            return False
         return about.isdisjoint(after)
     return False
 

@@ -8,6 +8,7 @@ import logging
 import tracemalloc
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -25,7 +26,7 @@ from segment_core.web import (
     request_context,
     wire_path,
 )
-from segment_core.web._context import MAX_CONTEXT_BYTES, encoded_size
+from segment_core.web._context import MAX_CONTEXT_BYTES, MAX_REDACTED, encoded_size
 from segment_core.web._forwarded import forwarded_hops
 from segment_core.web._identity import parse_id_cookie
 from segment_core.web._page import accepts_document
@@ -256,7 +257,7 @@ class CountingRedactor(Redactor):
 def test_a_huge_query_or_referrer_costs_no_more_than_what_is_kept(where: str) -> None:
     # Every name is judged (and a value that is a URL or JSON read): 700 KB of
     # distinct names (gunicorn joins a Referer sent on 90 lines) would hold the worker
-    # for seconds. Only what the event can keep (MAX_QUERY, MAX_REFERRER) is read.
+    # for seconds. What is read is bounded (MAX_REDACTED), then cut to what is kept.
     query = "&".join(f"x{n}y=1" for n in range(100_000)) + "&token=secret"
     if where == "query":
         request = make_request(query_string=query)
@@ -269,4 +270,19 @@ def test_a_huge_query_or_referrer_costs_no_more_than_what_is_kept(where: str) ->
     kept = fields["search"] if where == "query" else fields["referrer"]
     assert 0 < len(kept) <= 2048 + len("?")
     assert "secret" not in kept
-    assert CountingRedactor.judged <= 2048 // len("x1y=1&")
+    assert CountingRedactor.judged <= MAX_REDACTED // len("x1y=1&")
+
+
+def test_a_graphql_document_after_its_variables_in_a_long_query_still_keeps_them_secret() -> None:
+    # The variables are secret because the document passes them to a secret argument:
+    # a document past what the event keeps is read all the same.
+    variables = '{"t": "rst_9f8e7d6c5b4a3210"}'
+    document = "mutation Reset($t: String!) { resetPassword(resetToken: $t) { ok } }"
+    query = urlencode({"variables": variables, "extensions": "x" * 3000, "query": document})
+    for request in (
+        make_request(query_string=query),
+        make_request(headers={"referer": f"https://api.partner.example/graphql?{query}"}),
+    ):
+        fields = page_fields(request, WebOptions().redactor)
+        assert "rst_9f8e7d6c5b4a3210" not in fields["search"] + fields["referrer"]
+        assert "REDACTED" in fields["search"] + fields["referrer"]

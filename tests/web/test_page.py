@@ -137,9 +137,16 @@ def test_health_checks_are_excluded_for_probes_and_pages_for_browsers(path: str)
         request.headers.clear()
         request.headers.update(headers)
         assert not tracked(request), headers
-    # A person who opens it in a browser (Sec-Fetch-Dest, or an old browser's Accept).
+    # A person who opens it in a browser (Sec-Fetch-Dest, or an old browser's Accept),
+    # or whose Turbo Drive or boosted htmx navigation renders it (a fetch).
     assert tracked(make_request(path=path, headers={"sec-fetch-dest": "document"}))
     assert tracked(make_request(path=path))
+    fetched = {"sec-fetch-dest": "empty", "sec-fetch-mode": "cors"}
+    turbo = {**fetched, "x-turbo-request-id": "1", "accept": "text/vnd.turbo-stream.html"}
+    assert tracked(make_request(path=path, headers=turbo))
+    assert tracked(
+        make_request(path=path, headers={**fetched, "hx-request": "true", "hx-boosted": "true"})
+    )
 
 
 @pytest.mark.parametrize(

@@ -106,6 +106,9 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         # The hash a reset or activation link carries.
         "reset_hash", "activation_hash", "confirm_hash", "verification_hash", "resetHash",
         "activationhash", "hash_reset",
+        # A card's "Valid Thru" date; its payments.
+        "credit_card_valid_thru", "creditCardValidUntil", "credit_card_valid_to",
+        "credit_card_payments_no",
         # "Password" in the languages of many login forms.
         "passwort", "Kennwort", "neues_Passwort", "contraseña", "contrasena", "senha",
         "mot_de_passe", "motDePasse", "wachtwoord", "lösenord", "passord", "salasana",
@@ -144,7 +147,8 @@ def test_secret_names(name: str) -> None:
         "phones_and_tablets", "credit_card_offers",
         "enable_pin", "phone_model_number", "phone_case_no", "phone_plan_no", "pin_board",
         "credit_card_payment", "credit_card_only", "credit_card_valid", "phone_valid",
-        "phone_only", "pin_valid", "artikelnummer", "bestellnummer", "numero_pedido",
+        "phone_only", "pin_valid", "credit_card_payments", "artikelnummer", "bestellnummer",
+        "numero_pedido",
         "artikelnr", "bestellnr", "kundennummer", "hausnummer", "hausnr", "file_hash",
         "commit_hash", "content_hash", "filehash", "image_hash", "hashtag",
     ],
