@@ -33,6 +33,11 @@ from typing import Any
 import rq
 import rq.worker
 
+try:
+    from rq.exceptions import StopRequested
+except ImportError:  # older RQ
+    from rq.worker import StopRequested  # type: ignore[attr-defined,no-redef]
+
 import segment_core
 from segment_core.errors import is_interruption
 from segment_core.scope import (
@@ -93,6 +98,20 @@ class _BindsVisitor(rq.worker.BaseWorker):
         _start_client()
         worked: bool = super().work(*args, **kwargs)
         return worked
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        """RQ stops an idle worker by raising ``StopRequested`` from its signal
+        handler; raised inside a finalizer (redis-py's ``__del__``s run whenever the
+        garbage collector does), it is swallowed, and the worker went back to wait
+        for a job, up to its dequeue timeout (405 s). The request is kept here too,
+        and seen before the worker waits again (:meth:`heartbeat`)."""
+        self._stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        super().heartbeat(*args, **kwargs)
+        if self._stop_requested and self.get_state() == "idle":  # (before each wait)
+            raise StopRequested()
 
     def teardown(self) -> None:
         """RQ stops an idle worker (SIGTERM, Ctrl+C) by raising from its signal

@@ -6,6 +6,7 @@ deliver its events before it goes, jobs that raise included.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from collections import Counter
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 import rq
+from rq.exceptions import StopRequested
 
 import segment_rq
 from segment_core.scope import Analytics, bound
@@ -261,3 +263,25 @@ def test_a_worker_stopped_between_a_command_and_its_reply_still_registers_its_de
     worker.teardown()
     assert worker.key.encode() not in connection.smembers("rq:workers")
     assert connection.hget(worker.key, "death") is not None
+
+
+@pytest.mark.parametrize("worker_class", [segment_rq.Worker, segment_rq.SimpleWorker])
+def test_a_stop_request_lost_in_a_finalizer_still_stops_the_idle_worker(
+    redis_db: str, worker_class: type[rq.Worker]
+) -> None:
+    """RQ's SIGTERM handler raises StopRequested into whatever runs: a redis-py
+    ``__del__`` the garbage collector ran swallows it, and the worker would wait for
+    a job again, for up to its dequeue timeout (405 s), before it stopped."""
+    connection = redis.Redis.from_url(redis_db)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    worker = worker_class(["default"], connection=connection)
+    connection.config_resetstat()
+    try:
+        with contextlib.suppress(StopRequested):  # raised, then lost in a finalizer
+            worker.request_stop(signal.SIGTERM, None)
+        worker.work(max_idle_time=5)  # (not 405 s, were it to wait)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    waits = {"cmdstat_blmove", "cmdstat_blpop", "cmdstat_brpoplpush"}
+    assert waits.isdisjoint(connection.info("commandstats")), "it waited for a job"
