@@ -449,8 +449,11 @@ class SegmentMiddleware:
                 await send(message)
             else:
                 await send(message)
-                ending, start = start, None
-                await self._finish_off_loop(tracker, ending)
+                await self._finish_off_loop(tracker, start)
+                # Not before: Django's handler cancels the request's task as the
+                # client disconnects after the last chunk, at times before the
+                # page call's thread started; the app's return then makes the call.
+                start = None
 
         token = bind(tracker.analytics)
         try:
