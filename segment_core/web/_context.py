@@ -22,7 +22,7 @@ import functools
 import json
 import re
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import orjson
 
@@ -261,6 +261,32 @@ def cut(text: str, limit: int) -> str:
     return text[:percent] if percent >= 0 else text
 
 
+def bounded_query(query: str, limit: int, redactor: Redactor) -> str:
+    """``query`` cut to ``limit`` characters to be redacted, except that a parameter
+    whose name is secret counts by its name alone: its value, however long (a JSON
+    Web Token, a SAML response), is redacted whole, and the parameters after it are
+    kept (``q``, ``utm_source``)."""
+    kept: list[str] = []
+    start = 0
+    while len(query) - start > limit > 0:
+        end = query.rfind("&", start, start + limit)
+        if end >= 0:  # whole parameters, and their "&", within what is left
+            kept.append(query[start : end + 1])
+            limit -= end + 1 - start
+            start = end + 1
+        # The parameter at start runs past what is left.
+        name, equals, _ = query[start : start + limit].partition("=")
+        if not equals or ";" in name or not redactor.is_secret(unquote_plus(name)):
+            break  # cut in its value (or its name): the first characters are redacted
+        end = query.find("&", start)
+        if end < 0:
+            return "".join(kept) + name + "="
+        kept.append(name + "=&")  # its value redacted whole, whatever it was
+        limit -= len(name) + 2
+        start = end + 1
+    return "".join(kept) + cut(query[start:], max(limit, 0))
+
+
 # -- headers and query ----------------------------------------------------------
 
 
@@ -336,7 +362,7 @@ def page_fields(
         # (?next=/invite/KEY, ?next=https://shop.example/invite/KEY).
         query = without_fragment(query)
         if len(query) > MAX_REDACTED:  # the work is bounded, whatever was sent
-            query = cut(query, MAX_REDACTED)
+            query = bounded_query(query, MAX_REDACTED, redactor)
         query = redactor.query(query, paths=request.route_of_path, host=host)
         if len(query) > MAX_QUERY:
             query = cut(query, MAX_QUERY)
@@ -366,7 +392,12 @@ def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str
     """
     lookup = request.route_of_path
     if len(referrer) > MAX_REDACTED:  # the work is bounded, whatever was sent
-        referrer = cut(referrer, MAX_REDACTED)
+        start = referrer.find("?", 0, MAX_REDACTED) + 1
+        referrer = (
+            referrer[:start] + bounded_query(referrer[start:], MAX_REDACTED - start, redactor)
+            if start
+            else cut(referrer, MAX_REDACTED)
+        )
     referrer = redactor.url(referrer, paths=lookup, host=host)
     if lookup is not None and host:
         app_name = name_and_port(host)[0]

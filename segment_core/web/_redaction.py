@@ -381,7 +381,7 @@ _NUMBER_STEMS = frozenset(
         *("kreditkarten", "kreditkarte", "creditcard", "fax", "telefax"),
     }
 )
-_GLUED_NUMBER_ENDS = ("nummer", "nr", "nbr")
+_GLUED_NUMBER_ENDS = ("nummer", "nummern", "nr", "nbr")
 # Names that are secrets only when they are the whole name.
 # sso: DiscourseConnect's signed login payload, with the user's email in it.
 # mail: an e-mail address (Drupal's user field, many unsubscribe links); otp: a
@@ -486,6 +486,15 @@ _CODE_QUALIFIERS = frozenset(
     }
 )
 _CODE_WORDS = frozenset({"code", "hash"})
+# The words before "hash" that make it the one a link carries to sign in, reset,
+# confirm or accept (a backup's, a device's or an e-mail's hash is a checksum).
+_HASH_QUALIFIERS = frozenset(
+    {
+        *("access", "activation", "auth", "authorization", "confirm", "confirmation"),
+        *("invite", "invitation", "login", "magic", "recovery", "reset", "signin"),
+        *("unlock", "user", "verification", "verify"),
+    }
+)
 # Two words before "code" that make it one: "one_time_code", "twoFactorCode".
 _CODE_QUALIFIER_PAIRS = frozenset(
     {("one", "time"), ("two", "factor"), ("sign", "in"), ("2", "fa"), ("two", "fa")}
@@ -625,8 +634,10 @@ def _is_glued_secret(word: str) -> bool:
             return True
     if word.endswith("key"):
         return word[:-3] in _KEY_QUALIFIERS
-    if word.endswith(("code", "hash")):  # resetcode, activationhash
+    if word.endswith("code"):  # resetcode
         return word[:-4] in _CODE_QUALIFIERS
+    if word.endswith("hash"):  # activationhash
+        return word[:-4] in _HASH_QUALIFIERS
     for end in _GLUED_NUMBER_ENDS:  # telefonnr, mobiltelefonnummer, kreditkarten_nr
         if word.endswith(end) and word[: -len(end)] in _NUMBER_STEMS:
             return True
@@ -634,6 +645,53 @@ def _is_glued_secret(word: str) -> bool:
     if word.endswith("s") and len(stem) > 3 and stem[-1] != "s" and stem not in _GLUED_SUFFIXES:
         return _is_glued_secret(stem)  # accesstokens, resetcodes, privatekeys
     return False
+
+
+def _without_accents(words: tuple[str, ...]) -> tuple[str, ...]:
+    """``words`` without their letters' accents (``número`` as ``numero``)."""
+    return tuple(
+        "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+        for word in words
+    )
+
+
+# A credit card's name in Spanish, Portuguese, French and Italian, read as
+# "creditcard": its words in a row, by their first word (German's "Kreditkarte" is one).
+_CREDIT_CARD_PHRASES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "tarjeta": (("tarjeta", "de", "credito"), ("tarjeta", "credito")),
+    "cartao": (("cartao", "de", "credito"), ("cartao", "credito")),
+    "carte": (("carte", "de", "credit"), ("carte", "credit"), ("carte", "bancaire")),
+    "carta": (("carta", "di", "credito"), ("carta", "credito")),
+}
+
+
+def _credit_cards(words: tuple[str, ...]) -> tuple[str, ...]:
+    """``words`` with another language's name of a credit card read as
+    ``creditcard`` (``tarjeta_de_credito``, ``Kreditkarte``)."""
+    if all(word not in _CREDIT_CARD_PHRASES and word != "kreditkarte" for word in words):
+        return words
+    read: list[str] = []
+    at = 0
+    while at < len(words):
+        word = words[at]
+        at += 1
+        if word == "kreditkarte":
+            word = "creditcard"
+        for phrase in _CREDIT_CARD_PHRASES.get(word, ()):
+            if words[at - 1 : at - 1 + len(phrase)] == phrase:
+                word = "creditcard"
+                at += len(phrase) - 1
+                break
+        read.append(word)
+    return tuple(read)
+
+
+def _qualifies(word: str, qualifier: str, pair: tuple[str, ...]) -> bool:
+    """Whether ``qualifier`` (or the two words ``pair``) beside ``word``, "code" or
+    "hash", make it a login flow's code or a link's hash."""
+    if word == "hash":
+        return qualifier in _HASH_QUALIFIERS
+    return qualifier in _CODE_QUALIFIERS or pair in _CODE_QUALIFIER_PAIRS
 
 
 def _names_a_number(words: tuple[str, ...]) -> bool:
@@ -773,7 +831,18 @@ class Redactor:
         words = name_words(name)
         if not words:
             return False
+        if self._judge_words(words):
+            return True
+        if name.isascii():
+            return False
+        # As written without accents too: número_tarjeta, numéro_de_téléphone.
+        plain = _without_accents(words)
+        return plain != words and self._judge_words(plain)
+
+    def _judge_words(self, words: tuple[str, ...]) -> bool:
         known = self._words
+        if self.defaults:
+            words = _credit_cards(words)
         words = _singulars(words, known)
         if any(word in known for word in words):
             return True
@@ -801,10 +870,8 @@ class Redactor:
         # A login flow's code, or the hash a reset or activation link carries
         # (reset_hash, Flask-AppBuilder's activation_hash), named last or first.
         if words[-1] in _CODE_WORDS:
-            return words[-2] in _CODE_QUALIFIERS or tuple(words[-3:-1]) in _CODE_QUALIFIER_PAIRS
-        return words[0] in _CODE_WORDS and (
-            words[1] in _CODE_QUALIFIERS or tuple(words[1:3]) in _CODE_QUALIFIER_PAIRS
-        )
+            return _qualifies(words[-1], words[-2], tuple(words[-3:-1]))
+        return words[0] in _CODE_WORDS and _qualifies(words[0], words[1], tuple(words[1:3]))
 
     # -- URLs ---------------------------------------------------------------------
 

@@ -286,3 +286,22 @@ def test_a_graphql_document_after_its_variables_in_a_long_query_still_keeps_them
         fields = page_fields(request, WebOptions().redactor)
         assert "rst_9f8e7d6c5b4a3210" not in fields["search"] + fields["referrer"]
         assert "REDACTED" in fields["search"] + fields["referrer"]
+
+
+def test_a_long_secret_value_is_redacted_whole_and_the_parameters_after_it_are_kept() -> None:
+    # A JSON Web Token or a SAML response longer than what is read to be redacted:
+    # its value is redacted whatever it holds, and the campaign after it is kept.
+    token = "eyJ" + "a" * (MAX_REDACTED + 1000)
+    query = f"id_token={token}&SAMLResponse={token}&q=shoes&utm_source=newsletter"
+    kept = "id_token=REDACTED&SAMLResponse=REDACTED&q=shoes&utm_source=newsletter"
+    redactor = WebOptions().redactor
+    fields = page_fields(make_request(query_string=query), redactor)
+    assert fields["search"] == f"?{kept}"
+    referred = make_request(headers={"referer": f"https://idp.example/cb?{query}"})
+    assert page_fields(referred, redactor)["referrer"] == f"https://idp.example/cb?{kept}"
+
+
+def test_a_long_value_of_a_harmless_name_is_cut_as_before() -> None:
+    query = f"q={'x' * (MAX_REDACTED + 1000)}&token=secret&utm_source=n"
+    fields = page_fields(make_request(query_string=query), WebOptions().redactor)
+    assert fields["search"] == "?q=" + "x" * 2046

@@ -105,7 +105,15 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "handynr", "Rufnr", "kartennr", "num_carte", "numero_cb",
         # The hash a reset or activation link carries.
         "reset_hash", "activation_hash", "confirm_hash", "verification_hash", "resetHash",
-        "activationhash", "hash_reset",
+        "activationhash", "hash_reset", "login_hash", "user_hash",
+        # As Spanish, French and Portuguese write them, accents and all; a credit
+        # card by its name in German, Spanish, Portuguese, French and Italian; German
+        # plurals.
+        "número_tarjeta", "numéro_carte", "número_de_teléfono", "numéro_de_téléphone",
+        "número_do_cartão", "téléphone", "teléfono", "Kreditkarte", "tarjeta_credito",
+        "tarjeta_de_crédito", "cartão_de_crédito", "cartao_credito", "carte_bancaire",
+        "carte_de_crédit", "carta_di_credito", "numero_tarjeta_credito",
+        "Telefonnummern", "kreditkartennummern", "Rufnummern", "telefon_nummern",
         # A card's "Valid Thru" date; its payments.
         "credit_card_valid_thru", "creditCardValidUntil", "credit_card_valid_to",
         "credit_card_payments_no",
@@ -151,6 +159,11 @@ def test_secret_names(name: str) -> None:
         "numero_pedido",
         "artikelnr", "bestellnr", "kundennummer", "hausnummer", "hausnr", "file_hash",
         "commit_hash", "content_hash", "filehash", "image_hash", "hashtag",
+        # A backup's, a device's or an app's checksum (Android's SMS Retriever).
+        "backup_hash", "device_hash", "sms_hash", "security_hash", "devicehash",
+        # A card, a number, a credit alone; words with accents that name nothing secret.
+        "tarjeta", "carte", "carta", "cartão", "número", "crédito", "tarjeta_tipo",
+        "carte_postale", "país", "descripción", "café", "numéro_de_commande",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
