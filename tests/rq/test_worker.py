@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,30 @@ def test_a_stop_request_lost_in_a_finalizer_still_stops_the_idle_worker(
             signal.signal(sig, handler)
     waits = {"cmdstat_blmove", "cmdstat_blpop", "cmdstat_brpoplpush"}
     assert waits.isdisjoint(connection.info("commandstats")), "it waited for a job"
+
+
+@pytest.mark.parametrize("worker_class", [segment_rq.Worker, segment_rq.SimpleWorker])
+def test_the_command_thread_ends_with_the_reply_to_unsubscribe(
+    redis_db: str, worker_class: type[rq.Worker]
+) -> None:
+    """RQ's thread that listens for commands waits up to 60 s for a message. Woken
+    by the reply to UNSUBSCRIBE before it was told to stop, it waited again, and
+    the worker's stop with it (redis-py 8.2 joins it): a minute after a SIGTERM."""
+    connection = redis.Redis.from_url(redis_db)
+    worker = worker_class(["default"], connection=connection)
+    worker.subscribe()
+    pubsub = worker.pubsub
+    assert pubsub is not None
+    send_unsubscribe = pubsub.unsubscribe
+
+    def unsubscribe_and_let_the_thread_read_the_reply(*args: Any) -> Any:
+        sent = send_unsubscribe(*args)
+        poll(lambda: not pubsub.subscribed, timeout=10, what="the thread read the reply")
+        return sent
+
+    pubsub.unsubscribe = unsubscribe_and_let_the_thread_read_the_reply  # type: ignore[method-assign]
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    stopping.start()
+    stopping.join(30)
+    assert not stopping.is_alive(), "the command thread waited for a message after it"
+    connection.close()
