@@ -553,8 +553,8 @@ def is_probe(request: RequestInfo, options: WebOptions) -> bool:
         return False
     destination = get("sec-fetch-dest")
     if destination is not None:
-        return destination not in ("document", "iframe", "frame")
-    return "text/html" not in (get("accept") or "")
+        return destination.lower() not in ("document", "iframe", "frame")
+    return "text/html" not in (get("accept") or "").lower()  # media types ignore case
 
 
 def is_bot(user_agent: str | None, options: WebOptions | None = None) -> bool:

@@ -141,6 +141,9 @@ def test_health_checks_are_excluded_for_probes_and_pages_for_browsers(path: str)
     # or whose Turbo Drive or boosted htmx navigation renders it (a fetch).
     assert tracked(make_request(path=path, headers={"sec-fetch-dest": "document"}))
     assert tracked(make_request(path=path))
+    # Media types and these tokens are read in any case.
+    assert tracked(make_request(path=path, headers={"accept": "TEXT/HTML,*/*"}))
+    assert tracked(make_request(path=path, headers={"sec-fetch-dest": "Document"}))
     fetched = {"sec-fetch-dest": "empty", "sec-fetch-mode": "cors"}
     turbo = {**fetched, "x-turbo-request-id": "1", "accept": "text/vnd.turbo-stream.html"}
     assert tracked(make_request(path=path, headers=turbo))
