@@ -173,6 +173,12 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "mobile_no",
     "mobileno",
     "mobile_num",
+    "cell_number",
+    "cellnumber",
+    "cell_no",
+    "giftcard_number",
+    "giftcardnumber",
+    "giftcard_no",
     "contact_number",
     "contactnumber",
     "contact_no",
@@ -202,6 +208,9 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "num_tarjeta",
     "num_carte",
     "numero_cb",
+    "numero_portable",
+    "numero_de_portable",
+    "num_portable",
     "num_cartao",
     "whatsapp_number",
     "whatsapp_no",
@@ -377,7 +386,17 @@ _PHONES = frozenset(
 _NUMBER_STEMS = frozenset(
     {
         *("phone", "mobile", "card", "cc", "creditcard", "tel", "telefon", "telefoon"),
-        *("ruf", "mobil", "mobiel", "mobiltelefon", "handy", "festnetz", "gsm", "karten"),
+        *(
+            "ruf",
+            "mobil",
+            "mobiel",
+            "mobiele",
+            "mobiltelefon",
+            "handy",
+            "festnetz",
+            "gsm",
+            "karten",
+        ),
         *("kreditkarten", "kreditkarte", "creditcard", "fax", "telefax"),
     }
 )

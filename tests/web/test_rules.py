@@ -114,6 +114,8 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "tarjeta_de_crédito", "cartão_de_crédito", "cartao_credito", "carte_bancaire",
         "carte_de_crédit", "carta_di_credito", "numero_tarjeta_credito",
         "Telefonnummern", "kreditkartennummern", "Rufnummern", "telefon_nummern",
+        "mobiele_nummer", "mobielenummer", "cell_number", "cellNumber", "numero_portable",
+        "numéro_de_portable", "giftcard_number", "giftCardNumber",
         # A card's "Valid Thru" date; its payments.
         "credit_card_valid_thru", "creditCardValidUntil", "credit_card_valid_to",
         "credit_card_payments_no",
@@ -164,6 +166,7 @@ def test_secret_names(name: str) -> None:
         # A card, a number, a credit alone; words with accents that name nothing secret.
         "tarjeta", "carte", "carta", "cartão", "número", "crédito", "tarjeta_tipo",
         "carte_postale", "país", "descripción", "café", "numéro_de_commande",
+        "cell", "cell_id", "portable", "giftcard", "giftcard_balance",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
