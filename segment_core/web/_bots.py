@@ -64,6 +64,9 @@ DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
 BOT_PATTERN = re.compile("|".join(DEFAULT_BOT_USER_AGENTS))
 
 _CACHE_SIZE = 2048
+#: What of a User-Agent is searched: far more than any client's (the context keeps
+#: 512 characters), so that a hostile one of many KB costs no more than that.
+MAX_SEARCHED = 2048
 
 
 class BotMatcher:
@@ -92,7 +95,8 @@ class BotMatcher:
         cache = self._cache
         found = cache.get(user_agent)
         if found is None:
-            found = self._search(user_agent) is not None
+            searched = user_agent if len(user_agent) <= MAX_SEARCHED else user_agent[:MAX_SEARCHED]
+            found = self._search(searched) is not None
             if len(user_agent) <= MAX_CACHED_LENGTH:
                 if len(cache) >= _CACHE_SIZE:
                     cache.clear()

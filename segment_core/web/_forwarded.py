@@ -35,6 +35,19 @@ def parse_ip(value: str | None) -> IPAddress | None:
 
 # The longest address text there is: "[v6]:port", a zone id of an interface's name.
 _MAX_ADDRESS = 100
+#: The hops of a forwarding header that are read, from the right (the nearest
+#: proxies'): more than any chain of proxies has. The entries left of them are
+#: what the client itself claimed, and not parsed, however many it sent.
+MAX_HOPS = 32
+_LONG_HEADER = 1024
+
+
+def _nearest_hops(header: str) -> str:
+    """``header`` with only its :data:`MAX_HOPS` rightmost entries, if it has more."""
+    if len(header) <= _LONG_HEADER:
+        return header
+    entries = header.rsplit(",", MAX_HOPS)
+    return ",".join(entries[1:]) if len(entries) > MAX_HOPS else header
 
 
 @functools.lru_cache(maxsize=4096)
@@ -73,10 +86,11 @@ def forwarded_hops(request: RequestInfo) -> list[IPAddress | None]:
     """The addresses proxies reported, leftmost (furthest) first; None if unreadable."""
     forwarded = request.header("forwarded")
     if forwarded:
-        return [parse_ip(element.get("for")) for element in _forwarded_elements(forwarded)]
+        elements = _forwarded_elements(_nearest_hops(forwarded))
+        return [parse_ip(element.get("for")) for element in elements]
     xff = request.header("x-forwarded-for")
     if xff:
-        return [parse_ip(part) for part in xff.split(",")]
+        return [parse_ip(part) for part in _nearest_hops(xff).split(",")]
     return []
 
 
@@ -132,7 +146,7 @@ def forwarded_origin(request: RequestInfo, trusted: Trusted) -> tuple[str, str]:
     claimed_scheme: str | None
     claimed_host: str | None
     if forwarded:
-        elements = _forwarded_elements(forwarded)
+        elements = _forwarded_elements(_nearest_hops(forwarded))
         hops = [parse_ip(element.get("for")) for element in elements]
         index = _visitor_index(hops, peer, trusted)
         element = elements[max(index, 0)] if elements else {}

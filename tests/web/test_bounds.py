@@ -22,12 +22,15 @@ from segment_core.web import (
     WebOptions,
     campaign,
     checked_host,
+    client_ip,
+    forwarded_origin,
     page_fields,
     request_context,
     wire_path,
 )
+from segment_core.web._bots import MAX_SEARCHED
 from segment_core.web._context import MAX_CONTEXT_BYTES, MAX_REDACTED, encoded_size
-from segment_core.web._forwarded import forwarded_hops
+from segment_core.web._forwarded import MAX_HOPS, forwarded_hops
 from segment_core.web._identity import parse_id_cookie
 from segment_core.web._page import accepts_document
 from segment_core.web._request import (
@@ -305,3 +308,32 @@ def test_a_long_value_of_a_harmless_name_is_cut_as_before() -> None:
     query = f"q={'x' * (MAX_REDACTED + 1000)}&token=secret&utm_source=n"
     fields = page_fields(make_request(query_string=query), WebOptions().redactor)
     assert fields["search"] == "?q=" + "x" * 2046
+
+
+def test_of_a_huge_forwarding_header_the_hops_nearest_the_app_are_read() -> None:
+    # A client may claim any hops before the proxies append theirs; only the
+    # rightmost MAX_HOPS are parsed (a 700 KB header took the worker a second).
+    claimed = ",".join(f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}" for n in range(90_000))
+    xff = f"{claimed}, 198.51.100.7, 203.0.113.1"
+    request = make_request(headers={"x-forwarded-for": xff}, client_addr="203.0.113.2")
+    hops = forwarded_hops(request)
+    assert len(hops) == MAX_HOPS
+    assert [str(hop) for hop in hops[-2:]] == ["198.51.100.7", "203.0.113.1"]
+    assert str(client_ip(request, 2)) == "198.51.100.7"
+    forwarded = ", ".join(f"for=10.0.0.{n % 256}" for n in range(50_000))
+    request = make_request(
+        headers={"forwarded": f'{forwarded}, for="[2001:db8::7]";proto=https;host=shop.example'},
+        client_addr="203.0.113.2",
+    )
+    assert str(client_ip(request, 1)) == "2001:db8::7"
+    assert forwarded_origin(request, 1) == ("https", "shop.example")
+    # A short header is read whole.
+    short = ",".join(["198.51.100.7"] * (MAX_HOPS + 5))
+    assert len(forwarded_hops(make_request(headers={"x-forwarded-for": short}))) == MAX_HOPS + 5
+
+
+def test_a_bot_is_known_by_the_start_of_its_user_agent() -> None:
+    # What is searched is bounded: far more than any real client's User-Agent.
+    bots = BotMatcher()
+    assert bots.matches("Mozilla/5.0 (compatible; Googlebot/2.1) " + "x" * 100_000)
+    assert not bots.matches("Mozilla/5.0 " + "x" * MAX_SEARCHED + " Googlebot/2.1")
