@@ -109,9 +109,18 @@ class _BindsVisitor(rq.worker.BaseWorker):
         self._stop_requested = True
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
+    _segment_dequeuing = False
+
+    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
+        self._segment_dequeuing = True
+        try:
+            return super().dequeue_job_and_maintain_ttl(*args, **kwargs)
+        finally:
+            self._segment_dequeuing = False
+
     def heartbeat(self, *args: Any, **kwargs: Any) -> None:
         super().heartbeat(*args, **kwargs)
-        if self._stop_requested and self.get_state() == "idle":  # (before each wait)
+        if self._stop_requested and self._segment_dequeuing:  # (before each wait)
             raise StopRequested()
 
     def unsubscribe(self) -> None:

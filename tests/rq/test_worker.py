@@ -7,6 +7,7 @@ deliver its events before it goes, jobs that raise included.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -312,4 +313,28 @@ def test_the_command_thread_ends_with_the_reply_to_unsubscribe(
     stopping.start()
     stopping.join(30)
     assert not stopping.is_alive(), "the command thread waited for a message after it"
+    connection.close()
+
+
+def stop_own_worker() -> str:
+    """A job that asks its own worker (in this process) to stop, as SIGTERM does."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    return "done"
+
+
+def test_a_worker_stopped_during_a_job_counts_it_as_done(redis_db: str) -> None:
+    # The stop is seen before the worker waits for the next job, not before the
+    # job just done is counted: work() answers whether a job was done.
+    connection = redis.Redis.from_url(redis_db)
+    queue = segment_rq.Queue(connection=connection)
+    job = queue.enqueue(stop_own_worker)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    worker = segment_rq.SimpleWorker([queue], connection=connection)
+    try:
+        assert worker.work(max_idle_time=5) is True
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    result = job.latest_result()
+    assert result is not None and result.return_value == "done"
     connection.close()
