@@ -26,6 +26,7 @@ from segment_core.jsonvalues import (
     describe,
     flat_json,
     integer_problem,
+    lazy_text,
     plain,
     replace_lone_surrogates,
 )
@@ -168,9 +169,21 @@ def _context_mapping(value: object) -> dict[str, Any] | None:
 def _optional_str(name: str, value: object) -> str | None:
     if value is None or type(value) is str:
         return value
+    text = _text(name, value)
+    if text is None:
+        raise InvalidMessage(f"{name} must be a string, got {type(value).__name__}")
+    return text
+
+
+def _text(name: str, value: object) -> str | None:
+    """``value`` as a plain ``str``: a subclass's, or lazy text's (a name translated
+    with ``gettext_lazy``); None for anything else."""
     if isinstance(value, str):
         return str.__str__(value)
-    raise InvalidMessage(f"{name} must be a string, got {type(value).__name__}")
+    try:
+        return lazy_text(value)
+    except ValueError as error:
+        raise InvalidMessage(f"{name}: {error}") from None
 
 
 def timestamp_as_sent(value: dt.datetime | str) -> str:
@@ -362,11 +375,12 @@ class MessageFactory:
         message_id: object = None,
     ) -> dict[str, Any]:
         if type(event) is not str:
-            if not isinstance(event, str):
+            text = _text("event", event)
+            if text is None:
                 raise InvalidMessage(
                     f"event must be a non-empty string for track, got {describe(event)}"
                 )
-            event = str.__str__(event)
+            event = text
         if not event.strip():
             raise InvalidMessage(
                 f"event must be a non-empty string for track, got {describe(event)}"

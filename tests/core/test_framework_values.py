@@ -86,6 +86,25 @@ def test_django_lazy_text_is_sent_as_its_text(
     assert identify["traits"] == {"plan": "Pro"}
 
 
+def test_django_lazy_text_is_sent_as_an_event_s_or_a_page_s_name(
+    translations: None, segment_collector: CollectorHandle
+) -> None:
+    def calls(client: Client) -> None:
+        client.track("u1", gettext_lazy("Order Paid"))
+        client.page("u1", gettext_lazy("Shop"), gettext_lazy("Checkout"))
+        client.screen("u1", lazystr("Apps"), lazystr("Settings"))
+
+    track, page, screen = _sent(segment_collector, calls, 3)
+    assert track["event"] == "Order Paid"
+    assert (page["category"], page["name"]) == ("Shop", "Checkout")
+    assert (screen["category"], screen["name"]) == ("Apps", "Settings")
+    client = Client("key", send=False)
+    with pytest.raises(InvalidMessage, match=r"^event: lazy text .* whose str"):
+        client.track("u1", lazy(_untranslatable, str)())
+    with pytest.raises(InvalidMessage, match=r"^event must be a non-empty string"):
+        client.track("u1", lazystr(" "))
+
+
 def test_lazy_text_is_plain_text_for_either_encoder() -> None:
     value = plain({"a": lazystr("x"), lazystr("k"): [lazystr("y")]})
     assert value == {"a": "x", "k": ["y"]}
