@@ -386,17 +386,8 @@ _PHONES = frozenset(
 _NUMBER_STEMS = frozenset(
     {
         *("phone", "mobile", "card", "cc", "creditcard", "tel", "telefon", "telefoon"),
-        *(
-            "ruf",
-            "mobil",
-            "mobiel",
-            "mobiele",
-            "mobiltelefon",
-            "handy",
-            "festnetz",
-            "gsm",
-            "karten",
-        ),
+        *("ruf", "mobil", "mobiel", "mobiele", "mobiltelefon", "handy", "festnetz"),
+        *("gsm", "karten"),
         *("kreditkarten", "kreditkarte", "creditcard", "fax", "telefax"),
     }
 )
