@@ -386,7 +386,8 @@ def page_fields(
 def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str) -> str:
     """The ``Referer``, redacted; a page of this app also loses secrets in its path.
 
-    A page of this app: on the app's host, as :func:`same_host` tells it (any scheme:
+    A page of this app: on the app's host, as :func:`same_host` tells it (with or
+    without ``www.``; any scheme:
     behind a proxy that ends TLS, its hops not trusted, the app sees http where the
     browser's ``Referer`` says https).
     """
@@ -399,19 +400,29 @@ def _referrer(referrer: str, request: RequestInfo, redactor: Redactor, host: str
             else cut(referrer, MAX_REDACTED)
         )
     referrer = redactor.url(referrer, paths=lookup, host=host)
-    if lookup is not None and host:
-        app_name = name_and_port(host)[0]
-        start = referrer.find("//", 0, 16)  # the name follows it, or it is another host
-        if start >= 0 and referrer[start + 2 : start + 2 + len(app_name)].lower() == app_name:
-            try:
-                parts = urlsplit(referrer)
-                if same_host(parts.netloc, host):
-                    values = redactor.secret_values(lookup(parts.path))
-                    if values:
-                        referrer = parts._replace(path=redact_path(parts.path, values)).geturl()
-            except Exception:  # an odd URL, or the router failed on it: left as redacted
-                pass
+    if lookup is not None and host and _may_name(referrer, host):
+        try:
+            parts = urlsplit(referrer)
+            if same_host(parts.netloc, host):
+                values = redactor.secret_values(lookup(parts.path))
+                if values:
+                    referrer = parts._replace(path=redact_path(parts.path, values)).geturl()
+        except Exception:  # an odd URL, or the router failed on it: left as redacted
+            pass
     return referrer if len(referrer) <= MAX_REFERRER else cut(referrer, MAX_REFERRER)
+
+
+def _may_name(url: str, host: str) -> bool:
+    """Whether ``url``'s host name starts as ``host``'s does, ``www.`` or not: a
+    look at its first characters, before it is parsed (most referrers are another
+    site's)."""
+    name = name_and_port(host)[0].removeprefix("www.")
+    start = url.find("//", 0, 16) + 2
+    if start < 2:
+        return False
+    if url[start : start + 4].lower() == "www.":
+        start += 4
+    return url[start : start + len(name)].lower() == name
 
 
 def without_controls(text: str) -> str:

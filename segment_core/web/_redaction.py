@@ -1353,7 +1353,8 @@ _DEFAULT_PORTS = frozenset({"80", "443"})
 def same_host(netloc: str, host: str) -> bool:
     """Whether a URL's authority ``netloc`` names the app's ``host`` (``host[:port]``).
 
-    The same host name, in any case, and in any spelling browsers send as that one
+    The same host name, with or without ``www.``, in any case, and in any spelling
+    browsers send as that one
     (``café.example`` and ``CAFÉ。example`` are ``xn--caf-dma.example``: see
     :func:`segment_core.hosts.ascii_host_name`). Ports differ only when both name
     one other than 80 and 443, which are the schemes' own: whatever the scheme, as
@@ -1361,7 +1362,9 @@ def same_host(netloc: str, host: str) -> bool:
     """
     name, port = name_and_port(netloc)
     app_name, app_port = name_and_port(host)
-    return name == app_name and (port == app_port or not port or not app_port)
+    if name != app_name and name.removeprefix("www.") != app_name.removeprefix("www."):
+        return False  # (a site's www. name and its bare one are one app's)
+    return port == app_port or not port or not app_port
 
 
 @short_value_cache(maxsize=256)

@@ -47,6 +47,10 @@ def page_of(client: Client, sent: Messages, **request: Any) -> dict[str, Any]:
         ("http", "shop.example", "http://shop.example:8000/invite/KEY123/"),
         ("http", "localhost:8000", "http://localhost:8000/invite/KEY123/"),
         ("http", "[::1]:8000", "https://[::1]/invite/KEY123/"),
+        # The site's www. name and its bare one.
+        ("https", "shop.example", "https://www.shop.example/invite/KEY123/"),
+        ("https", "www.shop.example", "https://shop.example/invite/KEY123/"),
+        ("https", "WWW.shop.example", "https://Www.Shop.example/invite/KEY123/"),
     ],
 )
 def test_a_referrer_of_the_app_whatever_its_scheme(
@@ -69,6 +73,9 @@ def test_a_referrer_of_the_app_whatever_its_scheme(
     [
         ("shop.example", "https://other.example/invite/KEY123/"),
         ("shop.example", "https://shop.example.evil/invite/KEY123/"),
+        ("shop.example", "https://www.shop.example.evil/invite/KEY123/"),
+        ("shop.example", "https://wwwshop.example/invite/KEY123/"),
+        ("www.shop.example", "https://cdn.shop.example/invite/KEY123/"),
         # Two apps on one machine, on ports of their own.
         ("localhost:8000", "http://localhost:3000/invite/KEY123/"),
     ],
