@@ -1401,13 +1401,16 @@ def _app_url(url: str, host: str, paths: RouteLookup) -> tuple[int, RouteLookup,
     netloc = url[start.end() : found.start()]
     if "%" in netloc:  # browsers decode a host's escapes ("shop%2Eexample")
         netloc = unquote(netloc)
-    if same_host(netloc, host):
+    same = same_host(netloc, host)
+    if same and (
+        type(paths) is not HostRoutes or name_and_port(netloc)[0] == name_and_port(host)[0]
+    ):
         return found.start(), paths, host
-    if type(paths) is HostRoutes:
+    if type(paths) is HostRoutes:  # its routes for that host (a www. one too, if any)
         routes = paths.of_host(netloc)
         if routes is not None:
             return found.start(), routes, netloc
-    return None
+    return (found.start(), paths, host) if same else None
 
 
 def _is_site_path(url: str) -> bool:

@@ -137,6 +137,13 @@ def shop_routes(host: str) -> HostRoutes | None:
             "?next=https://globex.shop.example/login?next=/invite/REDACTED/",
             "https://globex.shop.example/invite/REDACTED/?a=1",
         ),
+        (  # a www. host the app routes as its own: its routes, not the bare host's
+            "shop.example",
+            "next=https://www.shop.example/invite/KEY123/",
+            "https://www.shop.example/invite/KEY123/",
+            "?next=https://www.shop.example/invite/REDACTED/",
+            "https://www.shop.example/invite/REDACTED/",
+        ),
         (  # another site's URLs are none of the app's
             "shop.example",
             "next=https://shop.example.evil/invite/KEY123/",
