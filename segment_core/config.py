@@ -17,7 +17,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from segment_core.errors import InvalidMessage
 from segment_core.hosts import check_host, check_write_key
@@ -94,6 +94,17 @@ Clock = Callable[[], dt.datetime]
 IdGenerator = Callable[[], str]
 
 
+class _Alias:
+    """A name of analytics-python's for an option of :class:`Config`, read from the
+    class (the default) or from an instance (its value)."""
+
+    def __init__(self, option: str) -> None:
+        self.option = option
+
+    def __get__(self, config: Config | None, owner: type[Config]) -> Any:
+        return getattr(owner if config is None else config, self.option)
+
+
 @dataclass(frozen=True)
 class Config:
     """Validated client options. Build it with :meth:`Config.from_options`."""
@@ -135,6 +146,13 @@ class Config:
     spool_dir: str | None = None
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     spool_fsync: str = "never"
+
+    # analytics-python's names (Client.DefaultConfig's): each reads the option it
+    # stands for, of the class (its default) or of a client's config.
+    upload_size: ClassVar[_Alias] = _Alias("max_batch_size")
+    upload_interval: ClassVar[_Alias] = _Alias("flush_interval")
+    thread: ClassVar[_Alias] = _Alias("max_in_flight")
+    max_rate_limit_duration: ClassVar[_Alias] = _Alias("retry_after")
 
     @property
     def enabled(self) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import http
 import json
 import signal
 import sys
 from types import CodeType
 from typing import Any
 
-__all__ = ["DeliveryError", "InvalidMessage"]
+__all__ = ["DeliveryError", "DeliveryResponse", "InvalidMessage"]
 
 #: What job runners raise inside a running job to stop it at its time limit, from a
 #: signal handler or from another thread: RQ's ``job_timeout`` and Celery's
@@ -46,12 +47,56 @@ class DeliveryError(Exception):
         answer = self._answer()
         return str(answer["message"]) if "message" in answer else self.body or str(self)
 
+    @property
+    def response(self) -> DeliveryResponse | None:
+        """Segment's answer, read as analytics-python's ``APIError.response`` (a
+        ``requests`` response) is: ``status_code``, ``reason``, ``text``, ``content``,
+        ``ok`` and ``json()``. None when no answer came (a network error)."""
+        if self.status is None:
+            return None
+        return DeliveryResponse(self.status, self.body)
+
     def _answer(self) -> dict[str, Any]:
         try:
             answer = json.loads(self.body) if self.body else None
         except ValueError:
             return {}
         return answer if isinstance(answer, dict) else {}
+
+
+class DeliveryResponse:
+    """The answer a :class:`DeliveryError` came with: its status and its text (its
+    first 500 bytes), named as a ``requests`` response names them."""
+
+    __slots__ = ("status_code", "text")
+
+    def __init__(self, status_code: int, text: str) -> None:
+        self.status_code = status_code
+        self.text = text
+
+    @property
+    def reason(self) -> str:
+        """The status's phrase (``Bad Request``), or ``""`` for a status with none."""
+        try:
+            return http.HTTPStatus(self.status_code).phrase
+        except ValueError:
+            return ""
+
+    @property
+    def content(self) -> bytes:
+        return self.text.encode()
+
+    @property
+    def ok(self) -> bool:
+        """As ``requests`` has it: a status below 400."""
+        return self.status_code < 400
+
+    def json(self) -> Any:
+        """The text read as JSON; :class:`ValueError` if it is none."""
+        return json.loads(self.text)
+
+    def __repr__(self) -> str:
+        return f"<DeliveryResponse [{self.status_code}]>"
 
 
 def is_interruption(error: BaseException) -> bool:

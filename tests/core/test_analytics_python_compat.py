@@ -335,6 +335,22 @@ def test_module_level_on_error_and_sync_mode_as_in_the_docs(
     # What handlers written for analytics-python's APIError read.
     assert (error.status, error.code) == (400, "fault")  # type: ignore[attr-defined]
     assert isinstance(error.message, str)  # type: ignore[attr-defined]
+    response = error.response  # type: ignore[attr-defined]
+    assert (response.status_code, response.reason, response.ok) == (400, "Bad Request", False)
+    assert response.json()["code"] == "fault" and response.content == response.text.encode()
+
+
+def test_an_error_without_an_answer_has_no_response(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    failed: list[Exception] = []
+    client = make_client(
+        host="http://127.0.0.1:9", sync_mode=True, max_retries=0, timeout=2,
+        on_error=lambda error, items: failed.append(error),
+    )  # fmt: skip
+    assert not client.track("u1", "Nowhere")[0]
+    [error] = failed
+    assert isinstance(error, segment_core.DeliveryError) and error.response is None
 
 
 def test_module_level_on_error_false_as_analytics_pythons_tests_set_it(

@@ -29,6 +29,14 @@ def test_analytics_python_option_names_are_aliases() -> None:
     assert (config.flush_at, config.batch_due_at) == (20, 7)
 
 
+def test_analytics_python_s_default_config_names_read_the_options_they_stand_for() -> None:
+    # Client.DefaultConfig.upload_size in analytics-python: Config.upload_size here.
+    assert (Config.upload_size, Config.upload_interval, Config.thread) == (2500, 5.0, 1)
+    assert Config.max_rate_limit_duration is None  # Retry-After's own wait, capped
+    config = Config.from_options("key", upload_size=7, max_rate_limit_duration=30)
+    assert (config.upload_size, config.max_rate_limit_duration) == (7, 30)
+
+
 def test_an_alias_and_its_target_together_are_refused() -> None:
     with pytest.raises(TypeError, match="upload_size and max_batch_size"):
         Config.from_options("key", upload_size=7, max_batch_size=8)
