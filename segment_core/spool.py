@@ -1255,6 +1255,10 @@ class Spool:
     def _tend(self) -> None:
         if self._pid != os.getpid():
             return
+        if self._fsync == "interval":
+            # First: the acknowledgements appended since the last tick reach the disk
+            # whatever this tick does with their file (a quiet one is sealed below).
+            self._sync_acks()
         self._keep_own_lock()
         self._keep_files()  # (before sealing: a removed file is made again while it is open)
         self._seal_full()
@@ -1289,8 +1293,6 @@ class Spool:
         if synced is not None:
             _quietly(_sync_data, synced)
             _quietly(os.close, synced)
-        if self._fsync == "interval":
-            self._sync_acks()
 
     def _sync_acks(self) -> None:
         """Force to disk the acknowledgements appended since the last tick (spool thread):
