@@ -34,6 +34,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import orjson
+
 from segment_core.errors import is_interruption
 
 try:
@@ -145,14 +147,28 @@ def read_records(blob: bytes) -> Scan:
         parsed = _record_at(blob, position)
         if parsed is not None:
             ordinal, start, end = parsed
-            records.append((ordinal, blob[start:end]))
+            message = blob[start:end]
             position = end
+            if _is_a_message(message):
+                records.append((ordinal, message))
+            else:  # intact, but no message: it would make Segment refuse its batch
+                damaged += 1
             continue
         if blob.count(0, position) == size - position:
             break  # the reserved, never written tail of a file its writer left open
         damaged += 1
         position = _next_marker(blob, position + 1)
     return Scan(records, damaged)
+
+
+def _is_a_message(record: bytes) -> bool:
+    """Whether ``record`` is a message as the client wrote it: a JSON object."""
+    if not (record.startswith(b"{") and record.endswith(b"}")):
+        return False
+    try:
+        return isinstance(orjson.loads(record), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _next_marker(blob: bytes, start: int, marker: bytes = MARKER) -> int:

@@ -1360,7 +1360,7 @@ class Spool:
         self._remove_stray_acks(names)
         segments = []
         for path in paths:
-            segment = self._read_orphan(claim, path)
+            segment = self._read_orphan(claim, path, last=path == paths[-1])
             if segment is not None:
                 segments.append(segment)
         with self._lock:
@@ -1433,11 +1433,13 @@ class Spool:
             if fmt.is_acks(name) and name.rpartition(".")[0] + fmt.SEGMENT_SUFFIX not in names:
                 _quietly(os.unlink, os.path.join(self._directory, name))
 
-    def _read_orphan(self, claim: Claim, path: str) -> Segment | None:
+    def _read_orphan(self, claim: Claim, path: str, *, last: bool) -> Segment | None:
         """A dead writer's segment, its records waiting unless acknowledged; None if unreadable.
 
-        Damage is skipped, counted and said. A damaged acknowledgement costs a message
-        sent again, never one lost: what it named is not taken as delivered.
+        Damage is skipped, counted and said: an empty file, or one of zeros, too,
+        unless it is the writer's ``last`` (one it made ready and had yet to write).
+        A damaged acknowledgement costs a message sent again, never one lost: what
+        it named is not taken as delivered.
         """
         try:
             with open(path, "rb") as file:
@@ -1445,6 +1447,8 @@ class Spool:
         except OSError:
             return None
         scan = fmt.read_records(blob)
+        if not last and not scan.records and not scan.damaged:
+            scan.damaged = 1  # a later file of the writer's follows: this one held some
         base = path[: -len(fmt.SEGMENT_SUFFIX)]
         acks = fmt.read_acks(base + fmt.ACK_SUFFIX)
         legacy = fmt.read_legacy_acks(base + fmt.LEGACY_ACK_SUFFIX)

@@ -806,6 +806,11 @@ def test_records_read_back_around_damage() -> None:
     assert fmt.read_records(bytes(4096)).damaged == 0  # killed while preparing it
     headless = fmt.read_records(b"junk" + good[0])
     assert (headless.records, headless.damaged) == ([(0, b'{"i":0}')], 1)
+    # Intact records that hold no message (another program's, a bug's) are damage
+    # too: sent, they would make Segment refuse the good messages of their batch.
+    odd = [fmt.encode_record(7, b"this is not json {"), fmt.encode_record(8, b'{"i": ')]
+    scan = fmt.read_records(fmt.FILE_HEADER + odd[0] + good[0] + odd[1] + good[1])
+    assert (scan.records, scan.damaged) == ([(0, b'{"i":0}'), (1, b'{"i":1}')], 2)
 
 
 def test_a_second_shutdown_still_reports_what_stays_on_disk(

@@ -121,3 +121,28 @@ sys.stdin.readline()
         assert process.wait(30) == 0
     assert acks_synced() is (policy != "never")
     assert delivered(receiver) == list(range(20))
+
+
+@pytest.mark.parametrize("damage", ["emptied", "zeroed"])
+def test_a_dead_writers_file_left_empty_or_zeroed_before_its_last_is_counted_and_said(
+    make_client: Any,
+    receiver: Receiver,
+    spool_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
+) -> None:
+    # What a power loss can leave of a file whose reserved zeros reached the disk and
+    # its records did not: a file of a writer that wrote later ones held messages.
+    run_writer(spool_dir, receiver.url, 1500)
+    first, *later = spool_files(spool_dir, fmt.SEGMENT_SUFFIX)
+    assert later, "the writer filled more than one file"
+    size = first.stat().st_size
+    first.write_bytes(b"" if damage == "emptied" else bytes(size))
+    client = make_client(spool_dir=spool_dir, flush_interval=0.2)
+    with caplog.at_level(logging.WARNING, logger="segment.core"):
+        assert client.flush(60)
+    stats = client.stats()["spool"]
+    # (A record the kill tore at the end of the last file is damage too.)
+    assert stats["damaged"] >= 1 and 0 < stats["adopted"] < 1500
+    assert len(delivered(receiver)) == stats["adopted"]
+    assert f"{first} is damaged: 1 stretch(es) skipped" in caplog.text
