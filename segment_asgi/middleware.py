@@ -425,11 +425,13 @@ class SegmentMiddleware:
                     try:
                         if cookie is not None:
                             message = _with_cookie(message, cookie)
-                        # The page holds the visitor's ids, or a body made later may write them.
+                        # The page holds the visitor's ids, or a body made later may
+                        # write them: no shared cache may hand them to another visitor
+                        # (one without the cookie sends the same Cookie header as all).
                         if tracker.snippet_rendered or (
                             self._browser_key_given and _may_render_snippet_later(tracker, message)
                         ):
-                            message = _varying_on_cookie(message)
+                            message = _private(message)
                     except Exception:  # analytics never breaks a response
                         logger.exception("segment: could not add the anonymous id cookie or Vary")
                 await send(message)
@@ -819,4 +821,15 @@ def _with_cookie(message: Message, cookie: CookieSpec) -> Message:
     app_value = b", ".join(cache_control).decode("latin-1") if cache_control else None
     kept.append((b"cache-control", cache_control_for_cookie(app_value).encode("latin-1")))
     kept.append(set_cookie)
+    return _varying_on_cookie({**message, "headers": kept})
+
+
+def _private(message: Message) -> Message:
+    """``message`` (a response start) kept out of shared caches: ``Cache-Control:
+    private`` merged into the app's, and ``Vary: Cookie``."""
+    headers = message.get("headers") or ()
+    cache_control = [bytes(v) for n, v in headers if n.lower() == b"cache-control"]
+    kept = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+    app_value = b", ".join(cache_control).decode("latin-1") if cache_control else None
+    kept.append((b"cache-control", cache_control_for_cookie(app_value).encode("latin-1")))
     return _varying_on_cookie({**message, "headers": kept})

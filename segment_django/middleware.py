@@ -315,14 +315,14 @@ class SegmentMiddleware:
                 # stores the response; it never stores a private one.
                 _private_varying_on_cookie(response)
             elif tracker.snippet_rendered:  # the page holds the visitor's ids
-                _vary_on_cookie(response)
+                _private_varying_on_cookie(response)
             headers = response.headers
             content_type = headers.get("Content-Type")
             # A file goes out as it is: its page call at once, as for any other body.
             if response.streaming and not isinstance(response, FileResponse):
                 # Its body, made after the headers are sent, may write the ids.
                 if tracker.may_render_snippet(content_type):
-                    _vary_on_cookie(response)
+                    _private_varying_on_cookie(response)
                     # Made now, while a CSP middleware outside this one (django-csp)
                     # can still name it in its header; the snippet reads it later.
                     find_csp_nonce(request, tracker.options)

@@ -184,16 +184,20 @@ class RequestHooks:
             # A redirect's Location: none for an http request sent on to https.
             redirect_to = response.headers.get("Location") if status in REDIRECT_STATUSES else None
             cookie = tracker.cookie_to_set(redirect_to)
+            kept_out = False
             if cookie is not None and not _sets_cookie(response, cookie.name):
                 _add_header(response, "Set-Cookie", cookie.header_value())
                 _keep_out_of_shared_caches(response)
+                kept_out = True
             # send_file()'s file goes out as it is: no body to wait for.
             streamed = response.is_streamed and not response.direct_passthrough
-            # The page holds the visitor's ids, or a body made later may write them.
-            if tracker.snippet_rendered or (
-                streamed and tracker.may_render_snippet(response.headers.get("Content-Type"))
+            # The page holds the visitor's ids, or a body made later may write them:
+            # no shared cache may hand them to another visitor.
+            if not kept_out and (
+                tracker.snippet_rendered
+                or (streamed and tracker.may_render_snippet(response.headers.get("Content-Type")))
             ):
-                response.vary.add("Cookie")
+                _keep_out_of_shared_caches(response)
             # The signal's sender, when someone listens.
             app = self.app if page_tracked.receivers else None
             if streamed:

@@ -157,7 +157,21 @@ def test_a_page_with_the_snippet_varies_on_cookie(client: Client, tmp_path: Path
         health = http.get("/healthz")  # excluded: no snippet
     assert snippet_settings(page.text)["anonymousId"] == "visitor-A-1111"
     assert page.headers["vary"] == "Cookie"
+    assert page.headers["cache-control"] == "private"
     assert "vary" not in health.headers
+
+
+def test_a_page_naming_a_visitor_without_the_cookie_is_kept_out_of_shared_caches(
+    client: Client, tmp_path: Path
+) -> None:
+    # With set_cookie off, each new visitor gets an id of its own in the page and no
+    # cookie: Vary alone would let a shared cache hand it to every other new visitor.
+    with TestClient(make_app(client, tmp_path, browser_write_key=KEY, set_cookie=False)) as http:
+        page = http.get("/")
+    assert snippet_settings(page.text)["anonymousId"]
+    assert "set-cookie" not in page.headers
+    assert page.headers["cache-control"] == "private"
+    assert page.headers["vary"] == "Cookie"
 
 
 def test_a_streamed_page_that_renders_the_snippet_varies_on_cookie(

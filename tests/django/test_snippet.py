@@ -244,6 +244,20 @@ def test_a_page_no_cache_stores_names_its_visitor_and_varies_on_cookie(segment: 
     response = client.get("/")
     assert snippet_settings(response.content.decode())["anonymousId"] == "visitor-A-1111"
     assert response.headers["Vary"] == "Cookie"
+    assert response.headers["Cache-Control"] == "private"
+
+
+def test_a_page_naming_a_visitor_without_the_cookie_is_kept_out_of_shared_caches(
+    segment: Any,
+) -> None:
+    # With SET_COOKIE off, each new visitor gets an id of its own in the page and no
+    # cookie: Vary alone would let a shared cache hand it to every other new visitor.
+    segment(BROWSER_WRITE_KEY=KEY, SEND=False, SET_COOKIE=False)
+    response = Client().get("/")
+    assert snippet_settings(response.content.decode())["anonymousId"]
+    assert "ajs_anonymous_id" not in response.cookies
+    assert response.headers["Cache-Control"] == "private"
+    assert response.headers["Vary"] == "Cookie"
 
 
 def test_a_streamed_page_that_renders_the_snippet_varies_on_cookie(segment: Any) -> None:

@@ -195,7 +195,26 @@ def test_a_page_with_the_snippet_varies_on_cookie(segment_client: Client) -> Non
     response = client.get("/page")
     assert snippet_settings(response.get_data(as_text=True))["anonymousId"] == "visitor-A-1111"
     assert response.headers["Vary"] == "Cookie"
+    assert response.headers["Cache-Control"] == "private"
     assert "Vary" not in client.get("/plain").headers
+
+
+def test_a_page_naming_a_visitor_without_the_cookie_is_kept_out_of_shared_caches(
+    segment_client: Client,
+) -> None:
+    # With set_cookie off, each new visitor gets an id of its own in the page and no
+    # cookie: all send the same (empty) Cookie header, so Vary alone would let a
+    # shared cache hand the first visitor's id to every other.
+    app = Flask(__name__)
+    app.config["SEGMENT_BROWSER_WRITE_KEY"] = KEY
+    SegmentFlask(app, client=segment_client, set_cookie=False)
+    public = {"Cache-Control": "public, max-age=600"}
+    app.add_url_rule("/page", "page", lambda: (render_template_string(PAGE), 200, public))
+    response = app.test_client().get("/page")
+    assert snippet_settings(response.get_data(as_text=True))["anonymousId"]
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "private, max-age=600"
+    assert response.headers["Vary"] == "Cookie"
 
 
 def test_an_excluded_route_gets_no_snippet(make_app: MakeApp, sent: Sent) -> None:
