@@ -34,9 +34,12 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import orjson
-
 from segment_core.errors import is_interruption
+
+try:
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover - exercised where orjson cannot be installed
+    from json import loads as _json_loads  # type: ignore[assignment]
 
 try:
     import fcntl
@@ -166,8 +169,8 @@ def _is_a_message(record: bytes) -> bool:
     if not (record.startswith(b"{") and record.endswith(b"}")):
         return False
     try:
-        return isinstance(orjson.loads(record), dict)
-    except orjson.JSONDecodeError:
+        return isinstance(_json_loads(record), dict)
+    except (ValueError, RecursionError):  # JSONDecodeError, bad UTF-8, deep nesting
         return False
 
 

@@ -813,6 +813,40 @@ def test_records_read_back_around_damage() -> None:
     assert (scan.records, scan.damaged) == ([(0, b'{"i":0}'), (1, b'{"i":1}')], 2)
 
 
+_READ_WITHOUT_ORJSON = """
+import json
+from segment_core import _spool_format as fmt
+
+good = [fmt.encode_record(i, b'{"i":%d}' % i) for i in range(2)]
+odd = [
+    fmt.encode_record(7, b"{not json}"),
+    fmt.encode_record(8, b'{"name": "' + bytes([0xFF]) + b'"}'),
+    fmt.encode_record(9, b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+]
+scan = fmt.read_records(fmt.FILE_HEADER + odd[0] + good[0] + odd[1] + odd[2] + good[1])
+print(json.dumps([[list(map(str, r)) for r in scan.records], scan.damaged]))
+"""
+
+
+def test_records_are_told_from_damage_without_orjson() -> None:
+    # The standard library's decoder judges a record where orjson is not installed:
+    # bad UTF-8 and nesting past its recursion limit are damage, not a crash.
+    from tests.core.test_hostile_values import BLOCK_ORJSON
+
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_ORJSON + _READ_WITHOUT_ORJSON],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": ROOT},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    records, damaged = json.loads(result.stdout)
+    assert [offset for offset, _ in records] == ["0", "1"]
+    assert damaged == 3
+
+
 def test_a_second_shutdown_still_reports_what_stays_on_disk(
     make_client: Any, spool_dir: Path, dead_host: str
 ) -> None:
