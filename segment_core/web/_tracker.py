@@ -176,9 +176,11 @@ class RequestAnalytics(Analytics):
         user, as the options say: none with ``identify_on_login`` off (or its
         ``(request, user)`` hook's no), for a bot, or for a visitor whose privacy
         signal or consent says no; traits from ``identify_traits(user)``; with a
-        ``user_id`` hook, the user it names. The request's later calls carry the
-        user all the same. True if the identify was sent; none is once the response
-        started (a background task): the request is gone (logged).
+        ``user_id`` hook, the user it names, or ``user_id`` where it names none yet
+        (it reads what the login has still to store: a session, ``request.state``).
+        The request's later calls carry the user all the same. True if the identify
+        was sent; none is once the response started (a background task): the
+        request is gone (logged).
         """
         checked = stringify_id("user_id", user_id)
         if not checked:
@@ -188,10 +190,11 @@ class RequestAnalytics(Analytics):
             logger.warning(_LOGIN_TOO_LATE)
             self.user_id = checked
             return False
-        if tracker.identify_login(checked, user):
+        if tracker.identify_login(checked, user, named=True):
             return True
-        if tracker.options.user_id is None:  # else the hook names the user of each call
-            self.user_id = checked
+        kept = tracker.user_of_login(checked)
+        if kept is not None:
+            self.user_id = kept
         return False
 
     login.alters_data = True  # type: ignore[attr-defined]  # no call from a Django template
@@ -686,14 +689,15 @@ class RequestTracker:
 
     # -- login --------------------------------------------------------------------
 
-    def identify_login(self, user_id: object, user: Any = None) -> bool:
+    def identify_login(self, user_id: object, user: Any = None, *, named: bool = False) -> bool:
         """The automatic ``identify`` of a login: the visitor's anonymous id joins the user.
 
         ``identify_on_login`` decides whether there is one: True, False, or its
         ``(request, user)`` hook's answer for this login. Traits come from the
         ``identify_traits(user)`` hook (none without one). With a ``user_id`` hook,
         its answer is the user id, as for every other call: a login it names no
-        user for sends none. Never raises; True if it sent.
+        user for sends none, but for one the view ``named`` itself (its ``login()``),
+        where the hook cannot know the user yet. Never raises; True if it sent.
 
         None once the response started (in a streamed body, a background task): the
         request, and what decides on its identify, is gone (logged). The later calls
@@ -718,7 +722,7 @@ class RequestTracker:
         ):
             return False
         if options.user_id is not None:
-            user_id = self._login_user_id(options.user_id, user_id)
+            user_id = self._login_user_id(options.user_id, user_id, named)
             if user_id is None:
                 return False
         traits: Any = None
@@ -756,14 +760,26 @@ class RequestTracker:
         )
         return False
 
-    def _login_user_id(self, hook: Callable[..., Any], framework_id: object) -> str | None:
+    def _login_user_id(
+        self, hook: Callable[..., Any], framework_id: object, named: bool = False
+    ) -> str | None:
         """The ``user_id`` hook's answer for the user just logged in; None (no
         identify) when it names none or raises. The framework's id only when the
-        hook cannot tell where the login runs (it answers ``USER_NOT_KNOWN``)."""
+        hook cannot tell where the login runs (it answers ``USER_NOT_KNOWN``), or
+        when it names no user for a login the view ``named`` itself."""
         found = self._user_hook_answer(hook)
-        if found is USER_NOT_KNOWN:
+        if found is USER_NOT_KNOWN or (found is None and named):
             return self._checked_id(framework_id)
         return None if found is None or found is _FAILED else self._checked_id(found)
+
+    def user_of_login(self, user_id: str) -> str | None:
+        """The user the request's later calls carry after a view's ``login(user_id)``
+        sent no identify: ``user_id``, or the ``user_id`` hook's answer where it names
+        one (None: it raised, and names the user of each call as it answers)."""
+        hook = self.options.user_id
+        if hook is None:
+            return user_id
+        return self._login_user_id(hook, user_id, named=True)
 
     # -- the response ---------------------------------------------------------------
 

@@ -571,6 +571,50 @@ def test_a_login_of_the_app_s_own_is_identified_by_the_middleware_s_options(
     assert [m["userId"] for m in sent(type="track")] == ["7", "7"]
 
 
+@pytest.mark.parametrize("kind", ["plain", "async"])
+def test_a_login_named_by_the_view_before_the_user_id_hook_can_read_it_is_identified(
+    client: Client, sent: Sent, kind: str
+) -> None:
+    """FastAPI's way: a hook reading what a dependency stored in request.state, which
+    a login view has still to store. Its login() names the user itself."""
+    sessions: dict[str, str] = {}
+
+    def plain(request: Request) -> str | None:
+        return sessions.get(request.cookies.get("sid", ""))
+
+    async def in_async(request: Request) -> str | None:
+        return plain(request)
+
+    async def login(request: Request) -> Response:
+        request.state.analytics.login("u-42", {"plan": "pro"})
+        request.state.analytics.track("Signed In")
+        sessions["s1"] = "u-42"  # the session the response sets
+        response = HTMLResponse("<p>welcome</p>")
+        response.set_cookie("sid", "s1")
+        return response
+
+    async def home(request: Request) -> Response:
+        request.state.analytics.track("Home Seen")
+        return HTMLResponse("<p>home</p>")
+
+    app = SegmentMiddleware(
+        Starlette(routes=[Route("/login", login), Route("/", home)]),
+        client=client,
+        user_id=plain if kind == "plain" else in_async,
+    )
+    with TestClient(app) as browser:
+        visitor = browser.get("/login").cookies["ajs_anonymous_id"]
+        browser.get("/")
+    [identify] = sent(type="identify")
+    assert (identify["userId"], identify["anonymousId"]) == ("u-42", visitor)
+    assert [(m["type"], m["userId"]) for m in sent() if m["type"] != "identify"] == [
+        ("track", "u-42"),
+        ("page", "u-42"),
+        ("track", "u-42"),
+        ("page", "u-42"),
+    ]
+
+
 def test_a_login_once_the_response_started_sends_no_identify(
     client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
 ) -> None:

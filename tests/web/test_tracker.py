@@ -537,6 +537,38 @@ def test_with_a_user_id_hook_a_login_it_names_no_user_for_sends_no_identify(
     assert [m["userId"] for m in sent] == ([] if identified_as is None else [identified_as])
 
 
+@pytest.mark.parametrize(
+    ("answer", "identified_as", "later_calls_as"),
+    [
+        ("u-9", "u-9", "u-9"),  # the hook maps the user to the id it sends
+        (None, "9", "9"),  # the hook reads what the login has still to store
+        (RuntimeError("bug in the hook"), None, None),
+        (USER_NOT_KNOWN, "9", "9"),
+    ],
+)
+def test_a_login_the_view_names_is_identified_where_the_user_id_hook_knows_no_user_yet(
+    client: Client,
+    sent: Messages,
+    answer: object,
+    identified_as: str | None,
+    later_calls_as: str | None,
+) -> None:
+    def user_id(request: object) -> object:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    t = tracker(client, WebOptions(user_id=user_id))
+    assert t.analytics.login(9) is (identified_as is not None)
+    t.analytics.track("Signed In")
+    assert t.finish(200, content_type=HTML)
+    assert [(m["type"], m.get("userId")) for m in sent] == [
+        *([("identify", identified_as)] if identified_as else []),
+        ("track", later_calls_as),
+        ("page", later_calls_as),
+    ]
+
+
 @pytest.mark.parametrize("source", ["framework", "user_id hook"])
 def test_a_logout_ends_the_user_for_the_rest_of_the_request(
     client: Client, sent: Messages, source: str
