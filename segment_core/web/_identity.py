@@ -28,10 +28,15 @@ __all__ = [
     "is_plain_id",
     "new_anonymous_id",
     "parse_id_cookie",
+    "user_id_problem",
 ]
 
 #: Longer values are not ids any browser library wrote (a UUID has 36 characters).
 MAX_ID_LENGTH = 100
+#: The longest user id taken from the framework or a ``user_id`` hook: an email
+#: address has at most 254 characters; a user name read from a request's header
+#: (HTTP Basic) can be any length, and would push its calls past 32 KB.
+MAX_USER_ID_LENGTH = 1024
 # Values analytics.js may leave behind that are no id, and JSON literals.
 _NOT_IDS = frozenset({"null", "true", "false", "undefined", "nan", "none", "[object object]"})
 # Characters no id has: JSON and markup punctuation, cookie separators, escapes,
@@ -153,6 +158,26 @@ def _attributes(
     if httponly:
         parts.append("HttpOnly")
     return "; " + "; ".join(parts)
+
+
+def user_id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent as a request's user id, or None if it can.
+
+    >>> user_id_problem("auth0|42"), user_id_problem("x" * 2000)
+    (None, '2,000 characters long, more than the 1,024 of a user id')
+    """
+    if len(text) > MAX_USER_ID_LENGTH:
+        return f"{len(text):,} characters long, more than the {MAX_USER_ID_LENGTH:,} of a user id"
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as error:
+            surrogate = text[error.start]
+            return (
+                f"holds a lone surrogate {surrogate!r} (half of a UTF-16 pair), "
+                "which UTF-8 cannot encode"
+            )
+    return None
 
 
 def is_plain_id(value: str) -> bool:

@@ -28,12 +28,14 @@ from segment_core.web._context import fit_context, page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, hook_raised, logger
 from segment_core.web._identity import (
+    MAX_USER_ID_LENGTH,
     CookieSpec,
     anonymous_id_cookie,
     cookie_held_back,
     id_cookie,
     new_anonymous_id,
     parse_id_cookie,
+    user_id_problem,
 )
 from segment_core.web._options import WebOptions
 from segment_core.web._page import (
@@ -185,6 +187,9 @@ class RequestAnalytics(Analytics):
         checked = stringify_id("user_id", user_id)
         if not checked:
             raise InvalidMessage("user_id: a login needs the id of the user who logged in")
+        problem = user_id_problem(checked)
+        if problem is not None:
+            raise InvalidMessage(f"user_id: {problem}")
         tracker = self._tracker
         if tracker is None:  # the request is over (a background task)
             logger.warning(_LOGIN_TOO_LATE)
@@ -468,14 +473,19 @@ class RequestTracker:
 
     def _checked_id(self, value: object) -> str | None:
         """A user id as every call's ids are (text, an integer or a UUID, as text);
-        None for none, an empty one, or one that is no id (logged at ERROR once per
-        request, as a hook that raises is)."""
+        None for none, an empty one, or one that is no id or that no call could send
+        (too long, a lone surrogate: a user name from a request's header), logged at
+        ERROR once per request, as a hook that raises is."""
         if value is None or value == "":
             return None
-        if type(value) is str:
+        if type(value) is str and len(value) <= MAX_USER_ID_LENGTH and value.isascii():
             return value
         try:
-            return stringify_id("user_id", value)
+            text = stringify_id("user_id", value)
+            problem = None if text is None else user_id_problem(text)
+            if problem is None:
+                return text
+            raise InvalidMessage(f"user_id: {problem}")
         except InvalidMessage as error:
             again = getattr(self, "_wrong_id_logged", False)
             self._wrong_id_logged = True

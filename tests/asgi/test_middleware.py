@@ -270,6 +270,18 @@ def test_an_authentication_middleware_inside_is_seen_too(
     assert [m.get("userId") for m in sent()] == ["ann", "ann"]
 
 
+def test_a_user_name_no_call_could_send_is_logged_and_no_user(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    # HTTP Basic's user name (Starlette's documented backend) is whatever the header says.
+    browser = TestClient(starlette_app(client, auth=True))
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
+        answer = browser.get("/track/", headers={"x-user": "u" * 40_000})
+    assert answer.status_code == 200
+    assert [(m["type"], m.get("userId")) for m in sent()] == [("track", None), ("page", None)]
+    assert "user_id: 40,000 characters long, more than the 1,024 of a user id" in caplog.text
+
+
 class DjangoUser:
     """What Channels' ``AuthMiddlewareStack`` puts in ``scope["user"]``: Django's user,
     which has no ``identity``."""

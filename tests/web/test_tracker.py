@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from segment_core import signals
+from segment_core import InvalidMessage, signals
 from segment_core.client import Client
 from segment_core.scope import Analytics
 from segment_core.web import USER_NOT_KNOWN, RequestTracker, WebOptions
@@ -567,6 +567,42 @@ def test_a_login_the_view_names_is_identified_where_the_user_id_hook_knows_no_us
         ("track", later_calls_as),
         ("page", later_calls_as),
     ]
+
+
+class _Role(str):
+    """A str subclass (a StrEnum's member, Django's SafeString)."""
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ("x" * 1025, "1,025 characters long, more than the 1,024 of a user id"),
+        (_Role("é" * 2000), "2,000 characters long, more than the 1,024 of a user id"),
+        ("ann\ud800", "holds a lone surrogate '\\ud800'"),
+    ],
+)
+def test_a_user_id_no_call_could_send_is_logged_and_no_user(
+    client: Client,
+    sent: Messages,
+    caplog: pytest.LogCaptureFixture,
+    answer: str,
+    problem: str,
+) -> None:
+    t = tracker(client, WebOptions(user_id=lambda request: answer))
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
+        t.analytics.track("Viewed")
+        assert t.finish(200, content_type=HTML)
+    assert [(m["type"], m.get("userId")) for m in sent] == [("track", None), ("page", None)]
+    assert f"user_id: {problem}" in caplog.text
+    with pytest.raises(InvalidMessage, match=r"^user_id: "):
+        t.analytics.login(answer)  # the view's own argument: its mistake, told at once
+
+
+def test_a_user_id_of_the_longest_length_is_kept(client: Client, sent: Messages) -> None:
+    answer = "é" * 1024
+    t = tracker(client, WebOptions(user_id=lambda request: answer))
+    t.analytics.track("Viewed")
+    assert [m["userId"] for m in sent] == [answer]
 
 
 @pytest.mark.parametrize("source", ["framework", "user_id hook"])
