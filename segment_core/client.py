@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
 import logging
+import numbers
 import sys
 import threading
 import time
@@ -258,8 +260,10 @@ class Client(ClientSettings):
         parent).
         With a spool, so it does when called again by a thread inside another
         ``flush()``, or while the spool writes a message (a signal handler's call, a
-        finalizer's): what it would wait for is that thread.
+        finalizer's): what it would wait for is that thread. A ``timeout`` that is no
+        number of seconds raises ``TypeError`` naming it.
         """
+        _checked_timeout(timeout)
         if self.config.sync_mode:  # the calls of other threads under way
             self._own_parts()  # a forked child waits for no call of its parent's threads
             if sending_on_this_thread():  # in a hook of a call's delivery
@@ -291,6 +295,7 @@ class Client(ClientSettings):
         delivered or definitively failed. The senders go on delivering what was
         accepted, and a later ``shutdown()`` (the one at exit) waits for them.
         """
+        _checked_timeout(timeout)
         if self._shutdown_result is not None:
             return self._shutdown_result
         self._own_parts()
@@ -588,7 +593,7 @@ class Client(ClientSettings):
         if timeout is None:
             return self.config.shutdown_timeout
         # Thread waits refuse longer ones (OverflowError); 30 days is as good as forever.
-        return min(max(0.0, timeout), MAX_SECONDS)
+        return min(max(0.0, float(timeout)), MAX_SECONDS)
 
     def _make_parts(self) -> None:
         """What delivers for one process: counters, buffer, senders, locks, connections."""
@@ -726,3 +731,15 @@ def _largest_part(value: dict[str, Any], where: str = "") -> tuple[str, int]:
         if inner_weight * 2 > weights[key]:
             return inner_path, inner_weight
     return path, weights[key]
+
+
+def _checked_timeout(timeout: object) -> None:
+    """Raise ``TypeError`` naming ``timeout`` unless it is None or a number of seconds
+    (an ``int``, a ``float``, a ``Decimal``, a ``Fraction``: not a bool or text)."""
+    if timeout is None or type(timeout) is float or type(timeout) is int:
+        return
+    if isinstance(timeout, (numbers.Real, decimal.Decimal)) and not isinstance(timeout, bool):
+        return
+    raise TypeError(
+        f"timeout must be a number of seconds or None, got {type(timeout).__name__} {timeout!r:.40}"
+    )

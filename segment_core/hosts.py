@@ -106,6 +106,15 @@ def check_host(value: object, *, name: str = "host") -> None:
         raise ValueError(
             f"{name} names no server that can be reached ({error}): {shown!r}"
         ) from None
+    if "\\" in parts.netloc:
+        raise ValueError(f"{name} must not hold a backslash in its server's name, got {shown!r}")
+    try:  # as the socket will
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise ValueError(
+            f"{name} names no server that can be reached (a part of its name between "
+            f"dots is empty or over 63 characters): {shown!r}"
+        ) from None
     if parts.query or "?" in value:
         raise ValueError(f"{name} must not have a query string, got {shown!r}")
     if parts.fragment or "#" in value:

@@ -205,7 +205,8 @@ class Transport:
     def _network_error(self, exc: Exception) -> str:
         """``exc`` as text that names where it was sent (urllib3 1.26 writes a
         connection as ``<...HTTPConnection object at 0x...>``)."""
-        return _CONNECTION_OBJECT.sub(self._shown_url, f"{type(exc).__name__}: {exc}")
+        shown = self._shown_url  # as it is: a backslash in it is no escape
+        return _CONNECTION_OBJECT.sub(lambda match: shown, f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self._pool.clear()

@@ -30,6 +30,10 @@ NOT_BASE_URLS = [
     ("https://\uff41\uff50\uff49.segment.io", "names no server that can be reached"),
     ("https://api\u3002segment.io", "names no server that can be reached"),
     ("http://\U0001f600.invalid", "names no server that can be reached"),
+    # A doubled dot, a part over 63 characters: no socket can be opened to them either.
+    ("https://api..segment.io", "between dots is empty or over 63 characters"),
+    ("https://" + "a" * 64 + ".example", "between dots is empty or over 63 characters"),
+    ("http://proxy\\segment:8080", "backslash"),
 ]
 
 

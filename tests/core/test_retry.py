@@ -165,6 +165,18 @@ def test_a_network_error_is_retried() -> None:
     client.shutdown(1)
 
 
+def test_a_network_error_is_retried_whatever_the_host_s_path_holds() -> None:
+    # Backslashes in the path, which a regular expression's replacement would read.
+    host = "http://127.0.0.1:9/a\\g<0>\\m"
+    client = Client("k", host=host, max_retries=2, retry_backoff_min=0.01, retry_backoff_max=0.01)
+    client.track("u", "E")
+    assert client.flush(10)
+    stats = client.stats()
+    assert (stats["retries"], stats["failed"]) == (2, 1)
+    assert "ConnectionError" in stats["last_error"]
+    client.shutdown(1)
+
+
 def test_an_on_error_hook_that_raises_does_not_stop_delivery(
     receiver: Receiver, make_client: Any
 ) -> None:

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,18 @@ def test_two_shutdowns_at_once_give_one_answer(silent_url: str) -> None:
     assert answers == {"first": False, "second": False}
     assert client.shutdown() is False
     assert sorted(name for kind, name, *_ in events if kind == "on_failure") == ["E0", "E1", "E2"]
+
+
+@pytest.mark.parametrize("timeout", ["5", [5], True, 1j])
+@pytest.mark.parametrize("send", [True, False])
+def test_a_timeout_that_is_no_number_of_seconds_is_refused_naming_it(
+    make_client: Any, receiver: Receiver, timeout: object, send: bool
+) -> None:
+    client = make_client(send=send)
+    client.track("u", "Kept")
+    for wait in (client.flush, client.shutdown):
+        with pytest.raises(TypeError, match=r"^timeout must be a number of seconds or None, got "):
+            wait(timeout)
+    # Nothing was lost or stopped by the refused calls.
+    assert client.shutdown(Fraction(10)) is True
+    assert [m["event"] for m in receiver.messages()] == (["Kept"] if send else [])
