@@ -19,7 +19,7 @@ from typing import Any
 from segment_core import _forks
 from segment_core._version import DISTRIBUTION, VERSION
 from segment_core.encoding import format_timestamp, now_timestamp
-from segment_core.errors import InvalidMessage
+from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.jsonvalues import (
     MAX_INTEGER_BITS,
     copy_json,
@@ -137,14 +137,22 @@ def stringify_id(name: str, value: object) -> str | None:
 def _mapping(name: str, value: object) -> dict[str, Any] | None:
     if value is None or type(value) is dict:
         return value
-    if isinstance(value, dict):
-        # What the mapping says it holds: dict() of a dict subclass copies its
-        # storage, which for a multi-value dict (Django's request.GET) is lists.
-        return dict(value.items())
-    if isinstance(value, Mapping):
-        return dict(value)
-    if _reads_as_empty(value):
-        return {}
+    try:
+        if isinstance(value, dict):
+            # What the mapping says it holds: dict() of a dict subclass copies its
+            # storage, which for a multi-value dict (Django's request.GET) is lists.
+            return dict(value.items())
+        if isinstance(value, Mapping):
+            return dict(value)
+        if _reads_as_empty(value):
+            return {}
+    except Exception as error:  # the object's own failure to say what it holds
+        if is_interruption(error):
+            raise
+        raise InvalidMessage(
+            f"{name}: the {type(value).__name__} could not be read as a dict "
+            f"({type(error).__name__}: {error})"
+        ) from error
     raise InvalidMessage(f"{name} must be a dict, got {type(value).__name__}")
 
 

@@ -274,3 +274,36 @@ def test_a_snapshot_describes_a_bad_field_briefly(user_id: object) -> None:
     with pytest.raises(InvalidSnapshot, match=r"^snapshot\.userId must be a non-empty string") as e:
         read_snapshot({"version": 1, "userId": user_id})
     assert len(str(e.value)) < 200
+
+
+class _ItemsFail(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:
+        raise RuntimeError("the items are gone")
+
+
+class _TruthFails:
+    def __bool__(self) -> bool:
+        raise RuntimeError("no truth to tell")
+
+
+@pytest.mark.parametrize("value", [_ItemsFail(a=1), _TruthFails()])
+@pytest.mark.parametrize("field", ["properties", "context", "integrations"])
+def test_a_mapping_that_fails_to_be_read_is_refused_naming_the_field(
+    client: Client, value: object, field: str
+) -> None:
+    with pytest.raises(
+        InvalidMessage, match=rf"^{field}: the \w+ could not be read as a dict"
+    ) as raised:
+        client.track("u1", "Viewed", **{field: value})
+    assert isinstance(raised.value.__cause__, RuntimeError)  # the object's own error, kept
+
+
+def test_a_time_limit_landing_as_a_mapping_is_read_reaches_the_caller(client: Client) -> None:
+    from rq.timeouts import JobTimeoutException  # an Exception, and RQ's job time limit
+
+    class _LimitLands(dict):  # type: ignore[type-arg]
+        def items(self) -> Any:
+            raise JobTimeoutException("Task exceeded maximum timeout value")
+
+    with pytest.raises(JobTimeoutException):
+        client.track("u1", "Viewed", _LimitLands(a=1))
