@@ -18,7 +18,8 @@ from typing import Any
 
 from segment_core import _forks
 from segment_core._version import DISTRIBUTION, VERSION
-from segment_core.encoding import format_timestamp, now_timestamp
+from segment_core.batching import MAX_MESSAGE_BYTES
+from segment_core.encoding import encode, format_timestamp, now_timestamp
 from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.jsonvalues import (
     MAX_INTEGER_BITS,
@@ -258,6 +259,11 @@ _HOOK_IDS = (
 )
 
 
+#: What a call adds to its context and integrations at the least: its type,
+#: messageId, timestamp, an id, an event's name and the library's context.
+_SMALLEST_CALL_BYTES = 200
+
+
 def check_defaults(context: object, integrations: object) -> None:
     """Refuse ``default_context``/``default_integrations`` that would spoil every call.
 
@@ -281,6 +287,12 @@ def check_defaults(context: object, integrations: object) -> None:
             raise ValueError(found[0])
         for problem in content_problems({"type": "track", field: dict(value)}):
             raise ValueError(f"{option}: {problem}")
+        size = len(encode(checked))
+        if size > MAX_MESSAGE_BYTES - _SMALLEST_CALL_BYTES:
+            raise ValueError(
+                f"{option} is {size:,} bytes encoded: with it no call fits in the "
+                f"{MAX_MESSAGE_BYTES:,} bytes Segment accepts per message"
+            )
 
 
 def _with_group_id_as_text(context: Mapping[str, Any], source: str) -> Mapping[str, Any]:

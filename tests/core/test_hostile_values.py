@@ -381,6 +381,14 @@ def test_a_context_group_id_of_the_defaults_or_of_before_send_is_text_as_a_calls
         ({"default_context": {"n": float("inf")}}, "default_context.n: inf"),
         ({"default_context": {1: "a", "1": "b"}}, "default_context: the keys"),
         ({"default_context": {"app": {"name": "caf\udce9"}}}, "default_context.app.name: "),
+        (
+            {"default_context": {"notes": "x" * 32_600}},
+            "default_context is 32,612 bytes encoded: with it no call fits in the 32,768 bytes",
+        ),
+        (
+            {"default_integrations": {f"Tool {n}": True for n in range(3_000)}},
+            "default_integrations is 49,891 bytes encoded",
+        ),
     ],
 )
 def test_defaults_are_checked_at_construction(options: dict[str, Any], message: str) -> None:
