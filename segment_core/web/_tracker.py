@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from types import NoneType
 from typing import TYPE_CHECKING, Any
 
-from segment_core.errors import InvalidMessage
+from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id, stringify_id
 from segment_core.scope import Analytics, Result
 from segment_core.web._context import fit_context, page_fields, request_context
@@ -120,6 +121,24 @@ class RequestAnalytics(Analytics):
             tracker._context_private = False
             tracker._context_built = None
         _CONTEXT_SLOT.__set__(self, value)
+
+    def page(
+        self, name: str | None = None, properties: Mapping[str, Any] | None = None, **kw: Any
+    ) -> Result:
+        """As :meth:`Analytics.page`, in place of the request's automatic page call; its
+        properties start from the request's page fields (``path``, ``url``,
+        ``referrer``, ``search``, redacted), as the automatic call's and analytics.js's
+        ``page()`` do, and the view's own take their place."""
+        fields = _CONTEXT_SLOT.__get__(self).get("page")
+        if fields and isinstance(fields, Mapping) and isinstance(properties, (Mapping, NoneType)):
+            try:
+                properties = {**fields, **(properties or {})}
+            except Exception as error:  # a mapping that fails to be read: told as a call tells it
+                if is_interruption(error):
+                    raise
+        return super().page(name, properties, **kw)
+
+    page.alters_data = True  # type: ignore[attr-defined]  # as Analytics.page
 
     def _carried_ids(self) -> tuple[str | None, str | None]:
         # A new visitor whose user is known sends userId alone (no cookie keeps the
@@ -922,7 +941,7 @@ class RequestTracker:
                 # checked as a view's call is.
                 properties = page_properties(request, options, fields, name, response)
                 try:
-                    analytics.page(name, properties)
+                    Analytics.page(analytics, name, properties)
                 except InvalidMessage as error:
                     return self._page_without_repeats(name, properties, error)
                 return True
@@ -943,7 +962,7 @@ class RequestTracker:
                     # Kept lean: page_message completes it if it is ever read.
                     analytics._page_message = client._accept(message, unchecked, lean=True)[1]
                 else:  # the view changed the context
-                    analytics.page(name, properties)
+                    Analytics.page(analytics, name, properties)
             except InvalidMessage as error:  # too big (a view's additions, a default context)
                 return self._page_without_repeats(name, properties, error)
         except Exception:
@@ -962,7 +981,7 @@ class RequestTracker:
         if repeated:
             fewer = {key: value for key, value in properties.items() if key not in repeated}
             try:
-                self.analytics.page(name, fewer)
+                Analytics.page(self.analytics, name, fewer)
             except InvalidMessage as second:
                 error = second
             else:

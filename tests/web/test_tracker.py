@@ -364,11 +364,29 @@ def test_an_explicit_page_call_replaces_the_automatic_one(client: Client, sent: 
     t.analytics.page("Product", {"sku": "A1"}, category="Shop")
     assert not t.finish(200, content_type=HTML)
     [page] = sent
+    fields = page["context"]["page"]
     assert (page["name"], page["category"], page["properties"]) == (
         "Product",
         "Shop",
-        {"sku": "A1"},
+        # The request's page fields, as the automatic call's and analytics.js's.
+        {**{key: fields[key] for key in ("path", "url", "referrer", "search")}, "sku": "A1"},
     )
+
+
+def test_an_explicit_page_call_s_own_properties_take_the_place_of_the_request_s(
+    client: Client, sent: Messages
+) -> None:
+    t = tracker(
+        client,
+        path="/reset/s3cr3t-t0ken/",
+        query_string="next=/cart/",
+        path_params={"token": "s3cr3t-t0ken"},
+    )
+    t.analytics.page("Virtual", {"path": "/checkout/step-2", "search": None})
+    [page] = sent
+    properties = page["properties"]
+    assert (properties["path"], properties["search"]) == ("/checkout/step-2", None)
+    assert "s3cr3t" not in properties["url"]
 
 
 def test_page_properties_and_name_hooks(client: Client, sent: Messages) -> None:
