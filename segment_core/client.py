@@ -342,6 +342,7 @@ class Client(ClientSettings):
             if self.config.sync_mode:  # its connections, which no sender thread closes
                 self._delivery.close()
             return answered
+        self._worker.last_try_before(deadline)
         timeout = max(0.0, deadline - monotonic())
         spool = self._spool
         if spool is not None:

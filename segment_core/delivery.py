@@ -34,6 +34,9 @@ def sending_on_this_thread() -> bool:
     return getattr(_sending, "depth", 0) > 0
 
 
+#: How long before a shutdown's deadline the last try of a batch is made, where its
+#: backoff would end past the deadline: a request's time to be answered.
+LAST_TRY_LEAD = 0.5
 #: What a message the client shut down before sending failed with.
 SHUT_DOWN_BEFORE_DELIVERY = "client shut down before delivery"
 #: ... and one whose request was still waiting for an answer then.
@@ -53,12 +56,15 @@ class Abandon(Protocol):
 class RetryWait:
     """The :class:`Abandon` of a client's sender threads: :meth:`set` at shutdown's
     deadline stops every retry; :meth:`hurry` ends the waits under way, whose batches
-    are sent again at once (a test's receiver fixed, say)."""
+    are sent again at once (a test's receiver fixed, say); :meth:`last_try_at` ends
+    those that would outlast a shutdown's deadline at a moment before it, for one
+    last try."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._set = False
         self._hurried = 0
+        self._last_try: float | None = None
 
     def is_set(self) -> bool:
         return self._set
@@ -73,11 +79,32 @@ class RetryWait:
             self._hurried += 1
             self._changed.notify_all()
 
+    def last_try_at(self, moment: float) -> None:
+        """A shutdown's deadline comes: the waits that began before ``moment`` (a time
+        of :func:`monotonic`) and would end after it end then, once. A moment past
+        already leaves no time for a try: the waits go on to the deadline."""
+        if moment <= monotonic():
+            return
+        with self._changed:
+            self._last_try = moment
+            self._changed.notify_all()
+
     def wait(self, timeout: float | None = None) -> bool:
-        """Whether it was set, after ``timeout`` seconds at most, or once hurried."""
+        """Whether it was set, after ``timeout`` seconds at most, once hurried, or at
+        the moment of a last try (see :meth:`last_try_at`)."""
         with self._changed:
             hurried = self._hurried
-            self._changed.wait_for(lambda: self._set or self._hurried != hurried, timeout)
+            started = monotonic()
+            end = None if timeout is None else started + timeout
+            while not self._set and self._hurried == hurried:
+                stop = end
+                last = self._last_try
+                if last is not None and last > started and (stop is None or last < stop):
+                    stop = last
+                left = None if stop is None else stop - monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._changed.wait(left)
             return self._set
 
 
@@ -339,7 +366,7 @@ class Delivery:
                 self._stats.error(outcome.error)  # the latest, while retries go on too
                 delay = self._retry_delay(outcome, attempt, started)
                 if delay is not None and deadline is not None and monotonic() + delay > deadline:
-                    delay = None
+                    delay = self._last_try_delay(deadline)
                 self.health.failed(outcome.error, retrying=delay is not None)
                 if delay is None:
                     if self.release(held):
@@ -404,6 +431,15 @@ class Delivery:
     def _keep(self, batch: list[bytes]) -> list[bytes]:
         """What of ``batch`` the spool could not keep for a later attempt (all, without one)."""
         return batch if self.keep is None else self.keep(batch)
+
+    @staticmethod
+    def _last_try_delay(deadline: float) -> float | None:
+        """The wait before one last try of a batch whose backoff would end past
+        ``deadline``: the try is made :data:`LAST_TRY_LEAD` seconds before it, so that
+        an outage ending meanwhile loses nothing; None (no retry) where less time is
+        left. (A sender thread's wait ends so at a shutdown: see :class:`RetryWait`.)"""
+        left = deadline - monotonic() - LAST_TRY_LEAD
+        return left if left > 0 else None
 
     def _retry_delay(self, outcome: Outcome, attempt: int, started: float) -> float | None:
         config = self._config

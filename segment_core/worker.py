@@ -60,7 +60,7 @@ from typing import Any
 from segment_core._clock import monotonic
 from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
 from segment_core.config import Config
-from segment_core.delivery import Delivery, HeldBatch, RetryWait
+from segment_core.delivery import LAST_TRY_LEAD, Delivery, HeldBatch, RetryWait
 from segment_core.lifecycle import _threads_are_green
 
 __all__ = ["Worker"]
@@ -160,6 +160,11 @@ class Worker:
     def retry_now(self) -> None:
         """Batches waiting to retry are sent again now, not once their wait is over."""
         self._abandon.hurry()
+
+    def last_try_before(self, deadline: float) -> None:
+        """A shutdown ends at ``deadline``: batches whose wait to retry would end
+        after it are tried once more just before it (:data:`LAST_TRY_LEAD`)."""
+        self._abandon.last_try_at(deadline - LAST_TRY_LEAD)
 
     def after_fork(self) -> None:
         """In a forked child: a fresh buffer, lock and threads; the parent's queue stays its own."""

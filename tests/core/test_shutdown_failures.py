@@ -95,6 +95,30 @@ def test_a_batch_waiting_to_retry_and_the_buffer_fail_before_shutdown_returns(
     assert client.stats()["failed"] == 3
 
 
+@pytest.mark.parametrize("spool", [False, True])
+def test_a_batch_whose_retry_would_wait_past_the_deadline_is_tried_once_more_before_it(
+    receiver: Receiver, tmp_path: Path, spool: bool
+) -> None:
+    # An outage that ends while the batch waits out a backoff longer than what is
+    # left of the shutdown: one last try before the deadline delivers it.
+    receiver.fail_next(Fault(503))
+    events: Events = []
+    client = recording_client(
+        receiver.url,
+        events,
+        retry_backoff_min=600,
+        retry_backoff_max=600,
+        spool_dir=str(tmp_path / "spool") if spool else None,
+    )
+    client.track("u1", "Retried")
+    client.flush(0)  # sent now: answered 503, the retry waits 600 s
+    _wait_until(lambda: client.stats()["retries"] == 1)
+    client.shutdown(10)
+    _wait_until(lambda: receiver.messages() != [])
+    assert [m["event"] for m in receiver.messages()] == ["Retried"]
+    assert len(receiver.requests) == 2  # the 503, and the last try alone
+
+
 @pytest.mark.parametrize("status", [200, 503])
 def test_an_answer_after_the_shutdown_gave_up_is_not_reported_again(
     receiver: Receiver, status: int
