@@ -432,12 +432,15 @@ class Delivery:
         """What of ``batch`` the spool could not keep for a later attempt (all, without one)."""
         return batch if self.keep is None else self.keep(batch)
 
-    @staticmethod
-    def _last_try_delay(deadline: float) -> float | None:
+    def _last_try_delay(self, deadline: float) -> float | None:
         """The wait before one last try of a batch whose backoff would end past
-        ``deadline``: the try is made :data:`LAST_TRY_LEAD` seconds before it, so that
-        an outage ending meanwhile loses nothing; None (no retry) where less time is
-        left. (A sender thread's wait ends so at a shutdown: see :class:`RetryWait`.)"""
+        ``deadline`` (a flush's on the caller's thread): the try is made
+        :data:`LAST_TRY_LEAD` seconds before it, so that an outage ending meanwhile
+        loses nothing; None (no retry) where less time is left, and in ``sync_mode``,
+        whose caller waits for it. (A sender thread's wait ends so at a shutdown:
+        see :class:`RetryWait`.)"""
+        if self._config.sync_mode:
+            return None
         left = deadline - monotonic() - LAST_TRY_LEAD
         return left if left > 0 else None
 
