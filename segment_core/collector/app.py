@@ -582,13 +582,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
     detail = str(exc.detail)
-    prefix, _, endpoint = request.url.path.rpartition("/")
+    endpoint = request.url.path.rpartition("/")[2]
     if exc.status_code == 404 and endpoint_name(endpoint) is not None:
-        # An analytics.js apiHost (browser_api_host) without its /v1, or a client's host
-        # with a /v1 of its own, to which the client adds another: the route is where
-        # the first /v1 is (or would be).
-        before, has_v1, _ = (prefix + "/").partition("/v1/")
-        root = before if has_v1 else prefix
+        # An analytics.js apiHost (browser_api_host) without its /v1, a client's host
+        # with a /v1 of its own, to which the client adds another, or a path of
+        # another service's: the route that takes it, where the collector is served.
+        root = str(request.scope.get("root_path") or "").rstrip("/")
         detail = f"there is no route {request.url.path}; events go to {root}/v1/{endpoint}"
     return error_response(exc.status_code, code, detail, headers=exc.headers)
 

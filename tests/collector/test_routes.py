@@ -237,7 +237,11 @@ def test_a_host_with_a_v1_of_its_own_is_told_where_events_go(
     answer = post(segment_collector.url, batch(message()), path="/v1/v1/batch")
     assert answer.json()["message"] == "there is no route /v1/v1/batch; events go to /v1/batch"
     prefixed = post(segment_collector.url, batch(message()), path="/seg/v1/v1/batch")
-    assert prefixed.json()["message"].endswith("; events go to /seg/v1/batch")
+    assert prefixed.json()["message"].endswith("; events go to /v1/batch")
+    for path in ("/api/v1/batch", "/V1/batch", "/v2/track"):  # another service's paths
+        answer = post(segment_collector.url, batch(message()), path=path)
+        endpoint = path.rpartition("/")[2]
+        assert answer.json()["message"] == f"there is no route {path}; events go to /v1/{endpoint}"
     errors: list[DeliveryError] = []
     client = Client(
         "key-1",
