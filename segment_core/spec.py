@@ -187,8 +187,27 @@ def parse_iso8601(text: str) -> _dt.datetime | None:
     minutes, optional seconds with any number of fraction digits (Go and Java write
     nanoseconds), and ``Z`` or an offset with or without a colon. Naive when the
     string has neither an offset nor ``Z``. A call's ``timestamp`` may be written in
-    more forms (see :data:`fromisoformat`); the client sends it in this one.
+    more forms (see :data:`fromisoformat`); the client sends it in this one. None too
+    for a time whose offset takes it outside years 1 to 9999 in UTC, as the client
+    refuses it.
     """
+    when = _read_iso8601(text)
+    return None if when is None or _outside_utc_years(when) else when
+
+
+def _outside_utc_years(when: _dt.datetime) -> bool:
+    """Whether ``when``'s offset takes it outside years 1 to 9999 once in UTC."""
+    if when.tzinfo is None or when.year not in (1, 9999):
+        return False
+    try:
+        when.astimezone(_dt.timezone.utc)
+    except OverflowError:
+        return True
+    return False
+
+
+def _read_iso8601(text: str) -> _dt.datetime | None:
+    """:func:`parse_iso8601` without the bound of years in UTC."""
     match = _ISO8601.fullmatch(text)
     if match is None:
         return None
@@ -310,8 +329,12 @@ def _check_timestamp(message: Mapping[str, Any], field: str, reasons: list[str])
         return
     if not isinstance(value, str):
         reasons.append(f"{field} must be an ISO-8601 string, got {_json_type(value)}")
-    elif not is_iso8601(value):
-        reasons.append(f"{field} {_show(value)} is not an ISO-8601 date-time")
+    elif parse_iso8601(value) is None:
+        when = _read_iso8601(value)
+        if when is None:
+            reasons.append(f"{field} {_show(value)} is not an ISO-8601 date-time")
+        else:
+            reasons.append(f"{field} {_show(value)} falls outside years 1 to 9999 in UTC")
 
 
 def _check_integrations(integrations: object, reasons: list[str]) -> None:

@@ -43,6 +43,16 @@ BAD_MESSAGES: list[tuple[str, dict[str, Any], str]] = [
         "timestamp '\u0662\u0660\u0662\u0664-01-01T00:00:00Z' is not an ISO-8601 date-time",
     ),
     ("track", {"timestamp": 1714564800}, "timestamp must be an ISO-8601 string, got number"),
+    (  # the year 10000 once in UTC, which the client refuses too
+        "track",
+        {"timestamp": "9999-12-31T23:59:59-01:00"},
+        "timestamp '9999-12-31T23:59:59-01:00' falls outside years 1 to 9999 in UTC",
+    ),
+    (
+        "track",
+        {"originalTimestamp": "0001-01-01T00:30:00+01:00"},
+        "originalTimestamp '0001-01-01T00:30:00+01:00' falls outside years 1 to 9999 in UTC",
+    ),
     (
         "track",
         {"originalTimestamp": "2024-13-01T00:00:00Z"},
