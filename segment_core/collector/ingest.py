@@ -336,11 +336,16 @@ def _encoded(
     except orjson.JSONEncodeError:
         # orjson writes no more than 254 levels: such a message is too deep first.
         _check_depth(message, index)
+        sent_id = message.get("messageId") if isinstance(message, dict) else None
         message = replace_lone_surrogates(message, "", text_reasons)
         if not text_reasons:
             raise RequestError(400, "invalid_json", f"{which} cannot be written as JSON") from None
+        if isinstance(message, dict) and isinstance(sent_id, str) and not sent_id.isascii():
+            # Its escapes written out, not U+FFFD: two ids that differ by their lone
+            # surrogates stay two messages (and a retry of one, a duplicate).
+            message["messageId"] = sent_id.encode("utf-8", "backslashreplace").decode()
         encoded = dumps(message)  # within the limit, every text was repaired
-        text_reasons = [reason + "; stored as U+FFFD" for reason in text_reasons[:5]] + (
+        text_reasons = [_stored_as(reason) for reason in text_reasons[:5]] + (
             [f"{len(text_reasons) - 5} more strings with lone surrogates"]
             if len(text_reasons) > 5
             else []
@@ -354,6 +359,13 @@ def _encoded(
             f"{which} is {size} bytes as JSON{once}; the limit is {limits.max_message_bytes}",
         )
     return message, encoded, text_reasons
+
+
+def _stored_as(reason: str) -> str:
+    """A repaired text's reason, saying what was stored instead."""
+    if reason.startswith("messageId:"):
+        return reason + "; stored with its escapes written out"
+    return reason + "; stored as U+FFFD"
 
 
 def _valid_text(text: str) -> str:

@@ -267,6 +267,27 @@ def test_a_lone_surrogate_marks_only_its_message_bad(segment_collector: Collecto
     assert requests.get(segment_collector.url + "/", timeout=10).status_code == 200
 
 
+def test_message_ids_that_differ_by_their_lone_surrogates_stay_two_messages(
+    segment_collector: CollectorHandle,
+) -> None:
+    first, second = message(event="First"), message(event="Second")
+    body = orjson.dumps(batch(first, second, first))  # the first twice: a retry
+    body = body.replace(first["messageId"].encode(), b"id-\\ud800")
+    body = body.replace(second["messageId"].encode(), b"id-\\udfff")
+    assert post(segment_collector.url, data=body).status_code == 200
+    stored = segment_collector.wait_for(2)
+    assert [(m["messageId"], m["message"]["event"]) for m in stored] == [
+        ("id-\\ud800", "First"),
+        ("id-\\udfff", "Second"),
+    ]
+    assert stored[0]["reasons"] == [
+        "messageId: the text holds a lone surrogate '\\ud800' (half of a UTF-16 pair), "
+        "which UTF-8 cannot encode; stored with its escapes written out"
+    ]
+    assert segment_collector.summary()["duplicates"] == 1
+    assert segment_collector.event("id-\\udfff")["message"]["event"] == "Second"
+
+
 def test_a_body_refused_for_more_than_lone_surrogates_is_still_invalid(
     segment_collector: CollectorHandle,
 ) -> None:
