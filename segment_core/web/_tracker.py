@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from types import NoneType
 from typing import TYPE_CHECKING, Any
 
 from segment_core.errors import InvalidMessage, is_interruption
@@ -129,10 +128,17 @@ class RequestAnalytics(Analytics):
         properties start from the request's page fields (``path``, ``url``,
         ``referrer``, ``search``, redacted), as the automatic call's and analytics.js's
         ``page()`` do, and the view's own take their place."""
-        fields = _CONTEXT_SLOT.__get__(self).get("page")
-        if fields and isinstance(fields, Mapping) and isinstance(properties, (Mapping, NoneType)):
+        context = _CONTEXT_SLOT.__get__(self)
+        fields = context.get("page") if isinstance(context, Mapping) else None
+        if (
+            fields
+            and isinstance(fields, Mapping)
+            and (properties is None or isinstance(properties, Mapping))
+        ):
             try:
-                properties = {**fields, **(properties or {})}
+                # What a mapping says it holds (a QueryDict's last values), as a call reads it.
+                own = {} if properties is None else dict(properties.items())
+                properties = {**fields, **own}
             except Exception as error:  # a mapping that fails to be read: told as a call tells it
                 if is_interruption(error):
                     raise

@@ -757,3 +757,15 @@ def test_a_login_sends_no_identify_where_the_options_or_the_visitor_say_no(
 def test_a_login_without_a_user_id_is_refused_naming_it(client: Client, user_id: object) -> None:
     with pytest.raises(ValueError, match="user_id"):
         tracker(client).analytics.login(user_id)
+
+
+def test_an_explicit_page_call_reads_a_multi_value_dict_as_a_call_does(
+    client: Client, sent: Messages
+) -> None:
+    from werkzeug.datastructures import MultiDict
+
+    t = tracker(client)
+    t.analytics.page("Filtered", MultiDict([("color", "red"), ("color", "blue")]))
+    [page] = sent
+    assert page["properties"]["color"] == "red"  # its first value, as track() sends it
+    assert page["properties"]["path"] == "/products/42"
