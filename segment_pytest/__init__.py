@@ -48,6 +48,11 @@ DELIVERY_WAIT_SECONDS = 2.0
 #: innermost last: a session may run others in the same process (pytester's
 #: in-process runs), or run its tests in children it forks (pytest-forked).
 _running_in: list[int] = []
+#: What the outbox held as each of those sessions started, innermost last: a session
+#: run inside a test (pytester's) gives that test its outbox back as it ends.
+_outboxes_before: list[list[dict[str, Any]]] = []
+#: The lists ``segment_events`` fixtures capture into, while they are set up.
+_fixture_sinks: list[list[dict[str, Any]]] = []
 
 
 def configured() -> bool:
@@ -84,11 +89,14 @@ def _leave_packages_to_python(pluginmanager: pytest.PytestPluginManager) -> None
 
 def pytest_configure(config: pytest.Config) -> None:
     _running_in.append(os.getpid())
+    _outboxes_before.append(list(_outbox()))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _running_in:  # only this session's: the one around it goes on
         _running_in.pop()
+    if _outboxes_before:  # the test around it (pytester's) has its outbox back
+        _outbox()[:] = _outboxes_before.pop()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -111,10 +119,11 @@ def pytest_fixture_setup(
 ) -> Generator[None, None, None]:
     # A fixture of a wider scope is set up during the setup of the first test that
     # needs it (or in its middle, through request.getfixturevalue): what it sent
-    # belongs to no test, so it is not left to that one; what the test sent stays.
-    capture = sys.modules.get("segment_core._capture")
-    kept = [(sink, len(sink)) for sink in (() if capture is None else capture.sinks)]
-    kept.append((_outbox(), len(_outbox())))  # the test's captures, and the outbox
+    # belongs to no test, so it is not left to that one in the outbox and in
+    # segment_events; what the test sent stays. (A capture() of the project's own
+    # keeps what it captured.)
+    kept = [(sink, len(sink)) for sink in _fixture_sinks]
+    kept.append((_outbox(), len(_outbox())))
     yield
     if fixturedef.scope != "function":
         for messages, length in kept:
@@ -154,15 +163,29 @@ def __getattr__(name: str) -> Any:
 @pytest.fixture
 def segment_events() -> Iterator[list[dict[str, Any]]]:
     """Every message clients send during the test, captured in memory as sent."""
+    yield from captured_events()
+
+
+def captured_events() -> Iterator[list[dict[str, Any]]]:
+    """``segment_events``'s work, for the fixtures of both of its modules."""
     from segment_core.testing import capture
 
     with capture() as events:
-        yield events
+        _fixture_sinks.append(events)
+        try:
+            yield events
+        finally:
+            _fixture_sinks[:] = [sink for sink in _fixture_sinks if sink is not events]
 
 
 @pytest.fixture(scope="session")
 def _segment_collector_session() -> Iterator[CollectorHandle]:
     """The session's one collector, shared by every test (internal: use `segment_collector`)."""
+    yield from running_collector()
+
+
+def running_collector() -> Iterator[CollectorHandle]:
+    """``_segment_collector_session``'s work, for the fixtures of both of its modules."""
     try:
         from segment_core.collector import run_in_background
     except ImportError as error:  # names the extra to install
@@ -182,9 +205,14 @@ def _segment_collector_session() -> Iterator[CollectorHandle]:
 def segment_collector(_segment_collector_session: CollectorHandle) -> CollectorHandle:
     """A running collector, emptied (events, counts, faults) before the test, once
     what earlier tests' clients still held for it has arrived."""
-    _deliver_pending(_segment_collector_session)
-    _segment_collector_session.reset()
-    return _segment_collector_session
+    return emptied_collector(_segment_collector_session)
+
+
+def emptied_collector(collector: CollectorHandle) -> CollectorHandle:
+    """``segment_collector``'s work, for the fixtures of both of its modules."""
+    _deliver_pending(collector)
+    collector.reset()
+    return collector
 
 
 def _deliver_pending(collector: CollectorHandle) -> None:

@@ -808,3 +808,100 @@ def test_a_project_module_named_like_the_plugin_leaves_adapters_working(tmp_path
         },
     )
     assert "1 passed" in _passing_pytest(project, *QUIET)
+
+
+def test_a_capture_of_the_project_s_own_keeps_what_its_fixtures_sent(tmp_path: Path) -> None:
+    # A session-wide audit list: the plugin trims only its own segment_events and the
+    # outbox of what a wider fixture sent.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": STRICT_INI,
+            "test_audit.py": """
+                import pytest
+
+                from segment_core import Client
+                from segment_core.testing import capture
+
+
+                @pytest.fixture(scope="session")
+                def audit_log():
+                    with capture() as events:
+                        yield events
+
+
+                @pytest.fixture(scope="session")
+                def client():
+                    client = Client("key", send=False)
+                    yield client
+                    client.shutdown()
+
+
+                @pytest.fixture(scope="module")
+                def seeded_user(client, audit_log):
+                    client.identify("seed-user", {"plan": "pro"})
+                    return "seed-user"
+
+
+                def test_seeded(seeded_user, audit_log, client, segment_events):
+                    client.track(seeded_user, "Test Event")
+                    assert [m["type"] for m in audit_log] == ["identify", "track"]
+                    assert [m["type"] for m in segment_events] == ["track"]
+            """,
+        },
+    )
+    assert "1 passed" in _passing_pytest(project, *QUIET)
+
+
+@pytest.mark.parametrize(
+    "load_both",
+    [
+        ("-p", "segment_core.pytest_plugin"),
+        ("-o", "pythonpath=."),  # with the conftest below
+    ],
+    ids=["command line", "pytest_plugins"],
+)
+def test_both_of_the_fixtures_modules_loaded_are_listed_by_fixtures(
+    tmp_path: Path, load_both: tuple[str, ...]
+) -> None:
+    files = {"pytest.ini": "[pytest]\n", "test_it.py": "def test_it(segment_events): pass\n"}
+    if load_both[0] == "-o":
+        files["conftest.py"] = 'pytest_plugins = ["segment_core.pytest_plugin"]\n'
+    project = _project(tmp_path, files)
+    output = _passing_pytest(project, *QUIET, *load_both, "--fixtures")
+    assert "INTERNALERROR" not in output
+    assert "segment_events" in output
+    assert "1 passed" in _passing_pytest(project, *QUIET, *load_both)
+
+
+def test_an_inner_run_leaves_the_test_around_it_its_outbox(tmp_path: Path) -> None:
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "conftest.py": 'pytest_plugins = ["pytester"]\n',
+            "test_outer.py": """
+                from segment_core import Client
+                from segment_core.testing import divert, outbox
+
+
+                def test_outer(pytester):
+                    client = Client("key")
+                    divert(client)
+                    client.track("u1", "Outer")
+                    pytester.makepyfile(
+                        test_inner="from segment_core import Client\\n"
+                        "from segment_core.testing import divert, outbox\\n"
+                        "def test_inner():\\n"
+                        "    client = Client('key')\\n"
+                        "    divert(client)\\n"
+                        "    client.track('u2', 'Inner')\\n"
+                        "    assert [m['event'] for m in outbox] == ['Inner']\\n"
+                    )
+                    inner = pytester.runpytest_inprocess("-p", "no:randomly", "-p", "no:asyncio")
+                    inner.assert_outcomes(passed=1)
+                    assert [m["event"] for m in outbox] == ["Outer"]
+            """,
+        },
+    )
+    assert "1 passed" in _passing_pytest(project, *QUIET)
