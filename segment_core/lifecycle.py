@@ -680,8 +680,19 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         except RuntimeError:  # no thread to be had: the call goes on, and atexit delivers
             _sigterm_state = None
         return
-    shutdown_all()
+    _shut_down_after_bound_calls()
     _die(signum)
+
+
+def _shut_down_after_bound_calls() -> None:
+    """SIGTERM's delivery: once the threads of ``start_thread`` and the functions of
+    ``with_binding`` still running elsewhere have returned (the view's background
+    work), within the clients' ``shutdown_timeout``, which the delivery shares."""
+    from segment_core.scope import shutdown_after_bound_calls  # it imports this module
+
+    # The main thread, which the signal interrupted, is not waited for: its call
+    # goes on only once the handler returns (or never, where it ends the process).
+    shutdown_after_bound_calls(leave_to_spool=False, excluding=threading.main_thread().ident)
 
 
 def _threads_are_green() -> bool:
@@ -697,7 +708,7 @@ def _threads_are_green() -> bool:
 def _shut_down_then_signal(signum: int) -> None:
     global _sigterm_state
     try:
-        shutdown_all()
+        _shut_down_after_bound_calls()
     finally:
         _sigterm_state = "delivered"
         _signal_main_thread(signum)

@@ -663,9 +663,10 @@ class _BoundCall(Generic[P, R]):
 
 
 #: Functions of :func:`with_binding` running on threads the interpreter waits for
-#: at exit (not daemons): an ASGI server ends its worker without that wait, so
-#: the app's shutdown waits for them itself (:func:`wait_for_bound_calls`).
+#: at exit (not daemons), by thread: an ASGI server ends its worker without that
+#: wait, so the app's shutdown waits for them itself (:func:`wait_for_bound_calls`).
 _bound_calls_running = 0
+_bound_calls_by_thread: dict[int, int] = {}
 _bound_calls_changed = threading.Condition(threading.Lock())
 
 
@@ -674,33 +675,50 @@ def _bound_call_started() -> bool:
     global _bound_calls_running
     if threading.current_thread().daemon:  # a daemon's work is not waited for at exit
         return False
+    ident = threading.get_ident()
     with _bound_calls_changed:
         _bound_calls_running += 1
+        _bound_calls_by_thread[ident] = _bound_calls_by_thread.get(ident, 0) + 1
     return True
 
 
 def _bound_call_ended() -> None:
     global _bound_calls_running
+    ident = threading.get_ident()
     with _bound_calls_changed:
         _bound_calls_running -= 1
-        if not _bound_calls_running:
+        left = _bound_calls_by_thread.get(ident, 1) - 1
+        if left > 0:
+            _bound_calls_by_thread[ident] = left
+        else:
+            _bound_calls_by_thread.pop(ident, None)
             _bound_calls_changed.notify_all()
 
 
-def wait_for_bound_calls(timeout: float) -> bool:
+def _bound_calls_elsewhere(excluding: int | None = None) -> bool:
+    """Whether a call runs on a thread other than this one (whose own call, under
+    way as it waits, would never end first) and ``excluding`` (the thread a signal
+    interrupted); the lock held."""
+    return bool(_bound_calls_by_thread.keys() - {threading.get_ident(), excluding})
+
+
+def wait_for_bound_calls(timeout: float, *, excluding: int | None = None) -> bool:
     """Wait until no function of :func:`with_binding` or :func:`start_thread` runs on
-    a non-daemon thread, at most ``timeout`` seconds; True when none does.
+    a non-daemon thread other than this one and ``excluding``, at most ``timeout``
+    seconds; True when none does.
 
     For an exit that the interpreter's own wait for threads does not precede.
     """
     with _bound_calls_changed:
-        return _bound_calls_changed.wait_for(lambda: not _bound_calls_running, timeout)
+        return _bound_calls_changed.wait_for(lambda: not _bound_calls_elsewhere(excluding), timeout)
 
 
-def wait_for_bound_calls_or_warn(timeout: float, when: str) -> None:
+def wait_for_bound_calls_or_warn(
+    timeout: float, when: str, *, excluding: int | None = None
+) -> None:
     """:func:`wait_for_bound_calls`, with one WARNING (``when``: "at shutdown") for
     the calls still running when ``timeout`` is up."""
-    if not wait_for_bound_calls(timeout):
+    if not wait_for_bound_calls(timeout, excluding=excluding):
         logger.warning(
             "segment: %d call(s) of start_thread or with_binding still running after "
             "shutdown_timeout=%gs %s; events they send from now on are lost",
@@ -716,7 +734,7 @@ def bound_calls_running() -> int:
     return _bound_calls_running
 
 
-def shutdown_after_bound_calls(*, leave_to_spool: bool) -> bool:
+def shutdown_after_bound_calls(*, leave_to_spool: bool, excluding: int | None = None) -> bool:
     """Shut every live client down (:func:`~segment_core.lifecycle.shutdown_all`)
     once the functions of :func:`with_binding` and :func:`start_thread` still
     running on non-daemon threads have returned; True when all was delivered.
@@ -724,22 +742,27 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool) -> bool:
     For a job runner's exit that the interpreter's wait for threads does not
     precede (a process leaving through ``os._exit()``), or follows too late (a
     worker shutting its clients down before it returns). The wait and the
-    delivery share one ``shutdown_timeout``: the longest of the clients'.
+    delivery share one ``shutdown_timeout``: the longest of the clients'. The calls
+    of this thread and of ``excluding`` (the thread a signal interrupted) are not
+    waited for.
     """
-    if not _bound_calls_running:
+    with _bound_calls_changed:
+        elsewhere = _bound_calls_elsewhere(excluding)
+    if not elsewhere:
         return lifecycle.shutdown_all(leave_to_spool=leave_to_spool)
     clients = lifecycle.live_clients()
     timeout = lifecycle.longest_shutdown_timeout(clients)
     deadline = monotonic() + timeout
     lifecycle.start_sending(clients)  # what they hold goes out while the calls finish
-    wait_for_bound_calls_or_warn(timeout, "as the process exits")
+    wait_for_bound_calls_or_warn(timeout, "as the process exits", excluding=excluding)
     return lifecycle.shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
 
 
 def _forget_bound_calls() -> None:
     # The parent's threads are not the child's; another may have held the lock.
-    global _bound_calls_running, _bound_calls_changed
+    global _bound_calls_running, _bound_calls_changed, _bound_calls_by_thread
     _bound_calls_running = 0
+    _bound_calls_by_thread = {}
     _bound_calls_changed = threading.Condition(threading.Lock())
 
 

@@ -104,6 +104,89 @@ def test_sigterm_on_a_plain_script_delivers_what_it_accepted(
     assert len(receiver.messages()) == 2000
 
 
+def test_sigterm_waits_for_the_background_work_still_running(receiver: Receiver) -> None:
+    # A thread of start_thread and a job of with_binding, still at work as SIGTERM
+    # comes (runserver --noreload, flask run --no-reload, a script): their events too.
+    process = run_script(
+        """
+        import sys, threading
+        from concurrent.futures import ThreadPoolExecutor
+        import segment_core
+        from segment_core.scope import start_thread, with_binding
+
+        segment_core.write_key = "k"
+        segment_core.host = sys.argv[1]
+        going = threading.Event()
+
+        def work(kind):
+            going.wait(60)  # until SIGTERM came
+            segment_core.track("worker", "Background", {"kind": kind})
+
+        def on_sigterm_seen():
+            # The handler runs on the main thread; the work goes on once it did.
+            threading.Timer(0.2, going.set).start()
+
+        start_thread(work, "thread")
+        ThreadPoolExecutor(1).submit(with_binding(work), "executor")
+        segment_core.track("main", "Foreground")
+        import signal
+        chained = signal.getsignal(signal.SIGTERM)
+        def first(signum, frame):
+            on_sigterm_seen()
+            chained(signum, frame)
+        signal.signal(signal.SIGTERM, first)
+        print("ready", flush=True)
+        threading.Event().wait(120)
+        """,
+        receiver.url,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM, stderr
+    events = sorted(
+        m["event"] + m.get("properties", {}).get("kind", "") for m in receiver.messages()
+    )
+    assert events == ["Backgroundexecutor", "Backgroundthread", "Foreground"]
+
+
+def test_sigterm_inside_a_bound_call_of_the_main_thread_waits_not_for_it(
+    receiver: Receiver,
+) -> None:
+    # A job run on the main thread through with_binding: its own call never returns
+    # while the handler waits on that thread, so it is not waited for.
+    process = run_script(
+        """
+        import sys, threading
+        from segment_core import Client
+        from segment_core.scope import with_binding
+
+        client = Client("k", host=sys.argv[1], shutdown_timeout=600)
+
+        def job():
+            client.track("u", "In The Job")
+            print("ready", flush=True)
+            threading.Event().wait(600)
+
+        with_binding(job)()
+        """,
+        receiver.url,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=120)  # far less than shutdown_timeout
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM, stderr
+    assert [m["event"] for m in receiver.messages()] == ["In The Job"]
+
+
 def test_sigint_left_at_its_default_action_is_not_taken_over() -> None:
     """A program's choice to end at once on Ctrl-C, even inside a long C call."""
     process = run_script(
