@@ -278,6 +278,14 @@ class Client(ClientSettings):
             return self._spool.flush(self._timeout(timeout))
         return self._worker.flush(self._timeout(timeout))
 
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """The end of ``with Client(...) as client:``: :meth:`shutdown`, within
+        ``shutdown_timeout``."""
+        self.shutdown()
+
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush, then stop the sender threads; later calls are refused (and counted).
 

@@ -194,3 +194,10 @@ def test_a_timeout_that_is_no_number_of_seconds_is_refused_naming_it(
     # Nothing was lost or stopped by the refused calls.
     assert client.shutdown(Fraction(10)) is True
     assert [m["event"] for m in receiver.messages()] == (["Kept"] if send else [])
+
+
+def test_a_client_in_a_with_block_is_shut_down_as_the_block_ends(receiver: Receiver) -> None:
+    with Client("key", host=receiver.url, flush_interval=3600) as client:
+        client.track("u1", "In The Block")
+    assert [m["event"] for m in receiver.messages()] == ["In The Block"]
+    assert client.track("u1", "After")[0] is False  # shut down: refused
