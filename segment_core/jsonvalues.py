@@ -51,6 +51,7 @@ __all__ = [
     "flat_json",
     "integer_problem",
     "lazy_text",
+    "lone_surrogate_problem",
     "plain",
     "replace_lone_surrogates",
     "short_repr",
@@ -467,6 +468,12 @@ def _replace_surrogates(value: Any, where: str, found: list[str], depth: int) ->
         changed = changed or text is not key or new is not item
         out[text] = new
     return out if changed else value
+
+
+def lone_surrogate_problem(text: str) -> str | None:
+    """Why ``text`` cannot be written as UTF-8 (its first lone surrogate); None if it can."""
+    match = _LONE_SURROGATE.search(text)
+    return None if match is None else _surrogate_problem(match.group())
 
 
 def _surrogate_problem(surrogate: str) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote
 
+from segment_core.jsonvalues import lone_surrogate_problem
 from segment_core.normalize import new_message_id
 from segment_core.web._options import WebOptions
 from segment_core.web._request import RequestInfo, cached_for_short_text
@@ -168,16 +169,7 @@ def user_id_problem(text: str) -> str | None:
     """
     if len(text) > MAX_USER_ID_LENGTH:
         return f"{len(text):,} characters long, more than the {MAX_USER_ID_LENGTH:,} of a user id"
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError as error:
-            surrogate = text[error.start]
-            return (
-                f"holds a lone surrogate {surrogate!r} (half of a UTF-16 pair), "
-                "which UTF-8 cannot encode"
-            )
-    return None
+    return None if text.isascii() else lone_surrogate_problem(text)
 
 
 def is_plain_id(value: str) -> bool:

@@ -596,7 +596,7 @@ class _Role(str):
     [
         ("x" * 1025, "1,025 characters long, more than the 1,024 of a user id"),
         (_Role("é" * 2000), "2,000 characters long, more than the 1,024 of a user id"),
-        ("ann\ud800", "holds a lone surrogate '\\ud800'"),
+        ("ann\ud800", "the text holds a lone surrogate '\\ud800'"),
     ],
 )
 def test_a_user_id_no_call_could_send_is_logged_and_no_user(
