@@ -36,6 +36,24 @@ def run_script(code: str, *args: str, env: dict[str, str] | None = None) -> subp
     )
 
 
+def signalled_once_ready(
+    process: subprocess.Popen[str],
+    sig: signal.Signals = signal.SIGTERM,
+    times: int = 1,
+    timeout: float = 60,
+) -> str:
+    """Send ``sig`` ``times`` once ``process`` printed "ready"; its stderr once it ended."""
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    for _ in range(times):
+        process.send_signal(sig)
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    return stderr
+
+
 def test_returning_from_main_delivers_every_accepted_event(receiver: Receiver) -> None:
     process = run_script(
         """
@@ -92,14 +110,7 @@ def test_sigterm_on_a_plain_script_delivers_what_it_accepted(
         """,
         receiver.url,
     )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    for _ in range(signals):
-        process.send_signal(sig)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    stderr = signalled_once_ready(process, sig, signals)
     assert process.returncode == -sig, stderr
     assert len(receiver.messages()) == 2000
 
@@ -140,13 +151,7 @@ def test_sigterm_waits_for_the_background_work_still_running(receiver: Receiver)
         """,
         receiver.url,
     )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    stderr = signalled_once_ready(process)
     assert process.returncode == -signal.SIGTERM, stderr
     events = sorted(
         m["event"] + m.get("properties", {}).get("kind", "") for m in receiver.messages()
@@ -176,13 +181,7 @@ def test_sigterm_inside_a_bound_call_of_the_main_thread_waits_not_for_it(
         """,
         receiver.url,
     )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=120)  # far less than shutdown_timeout
-    finally:
-        process.kill()
+    stderr = signalled_once_ready(process, timeout=120)  # far less than shutdown_timeout
     assert process.returncode == -signal.SIGTERM, stderr
     assert [m["event"] for m in receiver.messages()] == ["In The Job"]
 
