@@ -630,6 +630,8 @@ def _request_info(request: HttpRequest) -> RequestInfo:
             raw_path = None
         path = request_wire_path(request.path, raw_path, str(scope.get("root_path") or ""))
         if query:
+            if not query.isascii():  # decoded as UTF-8 here: its bytes, as any server gives them
+                query = query.encode("utf-8", "surrogatepass").decode("latin-1")
             query = query_of_request_line(query, raw_path)
         state = scope.get("state")
         if type(state) is dict:

@@ -29,7 +29,12 @@ import orjson
 from segment_core.web._forwarded import IPAddress, client_ip, forwarded_hops, parse_ip
 from segment_core.web._options import WebOptions
 from segment_core.web._redaction import REDACTED, Redactor, name_and_port, redact_path, same_host
-from segment_core.web._request import RequestInfo, short_value_cache, without_fragment
+from segment_core.web._request import (
+    RequestInfo,
+    escaped_non_ascii,
+    short_value_cache,
+    without_fragment,
+)
 
 __all__ = [
     "MAX_CONTEXT_BYTES",
@@ -371,8 +376,9 @@ def page_fields(
     if len(host) > MAX_HOST:
         host = cut(host, MAX_HOST)
     referrer = request.headers.get("referer")
-    if referrer and not referrer.isprintable():
-        referrer = without_controls(referrer)
+    if referrer and not (referrer.isascii() and referrer.isprintable()):
+        # A raw URL's bytes percent-encoded as a browser sends them, and no controls.
+        referrer = without_controls(escaped_non_ascii(referrer))
     fields = {
         "path": path,
         "referrer": _referrer(referrer, request, redactor, host) if referrer else "",

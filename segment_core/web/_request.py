@@ -20,6 +20,7 @@ __all__ = [
     "cached_for_short_text",
     "checked_host",
     "decoded_path",
+    "escaped_non_ascii",
     "query_of_request_line",
     "request_wire_path",
     "short_value_cache",
@@ -401,16 +402,41 @@ def query_of_request_line(query: str, target: object) -> str:
     ``raw_path``, a WSGI ``RAW_URI`` or ``REQUEST_URI``). In ``/p#top?a=1``
     everything after the ``#`` is the fragment: gunicorn and Werkzeug give no
     query, while uvicorn and uWSGI split the target at its first ``?`` and give
-    ``a=1``, which is no part of the page.
+    ``a=1``, which is no part of the page. Raw non-ASCII bytes in the query are
+    percent-encoded (:func:`escaped_non_ascii`).
 
     >>> query_of_request_line("a=1", "/p#top?a=1"), query_of_request_line("a=1", b"/p%23x")
     ('', 'a=1')
     """
     if isinstance(target, bytes):
-        return "" if b"#" in target.partition(b"?")[0] else query
-    if isinstance(target, str):
-        return "" if "#" in target.partition("?")[0] else query
-    return query  # no target kept (a test transport's scope): the query as given
+        if b"#" in target.partition(b"?")[0]:
+            return ""
+    elif isinstance(target, str) and "#" in target.partition("?")[0]:
+        return ""
+    return query if query.isascii() else escaped_non_ascii(query)
+
+
+def escaped_non_ascii(text: str) -> str:
+    """A query string or a URL from a header, each non-ASCII byte percent-encoded.
+
+    Browsers send both percent-encoded; any other client may send raw bytes
+    (``?contraseña=...``), which WSGI and ASGI servers hand on as the latin-1 of
+    the bytes. Escaped, they read as the framework reads them (``contraseña``, not
+    ``contraseÃ±a``), so the rules on names hold. Text that is no latin-1 of bytes
+    (a test transport's) is taken as UTF-8.
+
+    >>> escaped_non_ascii("q=caf\\xc3\\xa9&r=\\xe9"), escaped_non_ascii("q=\\u5bc6")
+    ('q=caf%C3%A9&r=%E9', 'q=%E5%AF%86')
+    """
+    if text.isascii():
+        return text
+    if max(text) > "\xff":
+        text = text.encode("utf-8", "surrogatepass").decode("latin-1")
+    return text.translate(_NON_ASCII_ESCAPES)
+
+
+# Each byte outside ASCII (as a latin-1 character), to its %XX.
+_NON_ASCII_ESCAPES = {byte: f"%{byte:02X}" for byte in range(0x80, 0x100)}
 
 
 def without_fragment(query: str) -> str:

@@ -25,6 +25,7 @@ from segment_core.scope import Analytics, current
 from segment_core.web import option_names as web_option_names
 from tests.asgi.asgi import Message, call, header, http_scope
 from tests.asgi.conftest import Sent
+from tests.web.raw_bytes import RAW_QUERY, RAW_REFERRER, assert_read_as_the_framework_reads_them
 
 # Older Starlette (0.37, the lowest supported) types Middleware(cls, ...) and
 # add_middleware(cls, ...) with ``type[_MiddlewareClass[P]]``, a protocol whose
@@ -118,6 +119,14 @@ async def test_root_path_and_host_from_the_server(client: Client, sent: Sent) ->
     assert page["properties"]["url"] == "https://shop.example:8443/app/caf%C3%A9/?utm_medium=email"
 
 
+async def test_raw_bytes_in_the_query_and_referrer_are_escaped(client: Client, sent: Sent) -> None:
+    headers = [*http_scope()["headers"], (b"referer", RAW_REFERRER)]
+    scope = http_scope("/", query_string=RAW_QUERY, headers=headers)
+    await call(SegmentMiddleware(HELLO, client=client), scope)
+    [page] = sent()
+    assert_read_as_the_framework_reads_them(page, "http://shop.example/")
+
+
 async def test_a_fragment_left_in_the_query_still_makes_a_page_call(
     client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -203,8 +212,8 @@ async def test_headers_read_the_same_however_the_server_spells_them(
     [page] = sent()
     assert page["context"]["userAgent"].startswith("Mozilla/5.0 (X11")
     assert page["context"]["locale"] == "de-CH"
-    # Latin-1 as the server passed it on, the secret redacted.
-    assert page["properties"]["referrer"] == "https://search.example/?q=caf\xe9&token=REDACTED"
+    # The raw byte escaped as a browser sends it, the secret redacted.
+    assert page["properties"]["referrer"] == "https://search.example/?q=caf%E9&token=REDACTED"
 
 
 async def test_a_script_request_in_any_case_makes_no_page_call(client: Client, sent: Sent) -> None:
