@@ -32,6 +32,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 from contextvars import Token
+from types import FrameType
 from typing import Any
 
 from celery import Celery, signals
@@ -351,6 +352,9 @@ def _on_publish(
     if headers is None:
         return
     try:
+        app = _publishing_app()
+        if app is not None and app not in _extensions:
+            return  # another app's message (another team's broker): nothing of the visitor
         _visitor_to_chord_callbacks(body)
         if HEADER in headers:  # given explicitly: leave it
             return
@@ -359,6 +363,27 @@ def _on_publish(
             headers[HEADER] = obj.snapshot()
     except Exception:  # publishing the task matters more than its visitor
         logger.exception("segment: could not attach the visitor to task %s", sender)
+
+
+def _publishing_app() -> Celery | None:
+    """The app publishing the message: the ``self`` of the ``Celery.send_task`` call
+    the signal is sent from (``delay()``, ``apply_async()`` and a canvas's publishing
+    all go through it); ``None`` when published another way, by code that calls the
+    app's ``amqp`` itself, whose message is treated as the extension's own."""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(_MAX_PUBLISH_FRAMES):
+        if frame is None:
+            break
+        if frame.f_code is _SEND_TASK:
+            app = frame.f_locals.get("self")
+            return app if isinstance(app, Celery) else None
+        frame = frame.f_back
+    return None
+
+
+#: The code of the app's method that sends the signal, and how far up it is looked for.
+_SEND_TASK = Celery.send_task.__code__
+_MAX_PUBLISH_FRAMES = 16
 
 
 def _visitor_to_chord_callbacks(body: Any) -> None:
@@ -447,9 +472,10 @@ def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:
             client = extension._task_client()
             snapshot = _visitor_header(request)
             obj = restore(snapshot, client, source=f"Celery task {task.name!r}")
-            if obj is None and snapshot is None and request.is_eager:
+            if obj is None and snapshot is None and request.is_eager and not _given(request):
                 # Run here by task.apply() (or eager mode), in the caller's context:
-                # the caller's visitor, if any, is the task's.
+                # the caller's visitor, if any, is the task's, unless the header
+                # names none (headers={HEADER: None}), as for a published task.
                 obj = current_or_found()
             if obj is not None:
                 token = bind(obj)
@@ -468,6 +494,12 @@ def _visitor_header(request: Any) -> object:
         if isinstance(headers, Mapping):
             value = headers.get(HEADER)
     return value
+
+
+def _given(request: Any) -> bool:
+    """Whether ``task.apply(headers=...)`` named the task's visitor, none included."""
+    headers = getattr(request, "headers", None)
+    return isinstance(headers, Mapping) and HEADER in headers
 
 
 def _on_postrun(sender: Any = None, task: Any = None, **kw: Any) -> None:

@@ -54,6 +54,9 @@ def test_apply_gives_self_request_analytics_the_visitor_of_the_caller_or_of_its_
     assert current() is None  # unbound again once the task returned
     with pytest.raises(InvalidMessage, match="user_id or an anonymous_id"):
         send_receipt.apply(("nobody",), throw=True).get()  # unbound: no visitor to act for
+    with bound(visitor), pytest.raises(InvalidMessage, match="user_id or an anonymous_id"):
+        # The header names no visitor: none, as for a published task.
+        send_receipt.apply(("none named",), headers={HEADER: None}, throw=True).get()
     assert client.flush(10)
     events = segment_collector.wait_for(2, timeout=10, type="track")
     by_label = {e["message"]["properties"]["label"]: e["message"] for e in events}

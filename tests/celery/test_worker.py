@@ -7,6 +7,7 @@ the collector.
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -170,6 +171,31 @@ def test_a_soft_time_limit_stops_a_task_that_tracks_in_a_loop(
         assert worker.stop() == 0
         log = worker.log()
     assert "is unusable" not in log  # the spool took no time limit for a disk failure
+
+
+# Publishing finalizes the apps, which take on the shared tasks other tests made.
+@pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+def test_only_the_app_set_up_carries_the_visitor(publisher: Celery, redis_db: str) -> None:
+    """Another Celery app of the process (another team's broker) publishes nothing of
+    the visitor: its workers would not use it, and it never opted in."""
+    other = Celery("other-team", broker=redis_db, set_as_current=False)
+    other.conf.update(task_default_queue="other-team", broker_connection_retry_on_startup=True)
+    try:
+        with bound(VISITOR):
+            publisher.send_task(f"{APP}.work", args=(1,), queue="own-app")
+            other.send_task("other_team.audit", args=(2,))
+            other.signature("other_team.audit", args=(3,)).apply_async()
+            publisher.signature(f"{APP}.work", args=(4,)).apply_async(queue="own-app")
+    finally:
+        other.close()
+    store = redis.Redis.from_url(redis_db)
+    headers = {
+        queue: [json.loads(raw)["headers"] for raw in store.lrange(queue, 0, -1)]
+        for queue in ("own-app", "other-team")
+    }
+    store.close()
+    assert [h[HEADER]["userId"] for h in headers["own-app"]] == ["user-42", "user-42"]
+    assert [HEADER in h for h in headers["other-team"]] == [False, False]
 
 
 HOSTILE_SNAPSHOTS = [
