@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from segment_core.batching import MAX_BATCH_MESSAGES
 from segment_core.errors import InvalidMessage
 from segment_core.hosts import check_host, check_write_key
 from segment_core.masking import mask_secret
@@ -113,7 +114,7 @@ class Config:
     host: str = DEFAULT_HOST
     flush_at: int = 20
     flush_interval: float = 5.0
-    max_batch_size: int = 2500
+    max_batch_size: int = MAX_BATCH_MESSAGES
     max_queue_size: int = 10_000
     gzip: bool = True
     timeout: float = 15.0
@@ -218,9 +219,9 @@ class Config:
         """``together``: also the rules of several options together."""
         check_write_key(self.write_key)
         check_host(self.host)
-        _check_int("flush_at", self.flush_at, low=1, high=2500)
+        _check_int("flush_at", self.flush_at, low=1, high=MAX_BATCH_MESSAGES)
         _check_number("flush_interval", self.flush_interval)
-        _check_int("max_batch_size", self.max_batch_size, low=1, high=2500)
+        _check_int("max_batch_size", self.max_batch_size, low=1, high=MAX_BATCH_MESSAGES)
         _check_int("max_queue_size", self.max_queue_size, low=1)
         _check_bool("gzip", self.gzip)
         _check_number("timeout", self.timeout, positive=True)
@@ -310,6 +311,12 @@ def _read_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
             raise TypeError(f"{first} and {second} are the same option; pass only one")
         given[target] = name
         values[target] = value
+    # analytics-python caps no upload_size (its batches stop at 500 KB): one over the
+    # Spec's most a batch may hold asks for batches as large as they may be.
+    if given.get("max_batch_size") == "upload_size":
+        size = values["max_batch_size"]
+        if type(size) is int and size > MAX_BATCH_MESSAGES:
+            values["max_batch_size"] = MAX_BATCH_MESSAGES
     # analytics-python passes None for "the default" in its module-level settings.
     for name in ("oauth_auth_server", "oauth_scope", "timeout", *_FLAGS):
         if name in values and values[name] is None:

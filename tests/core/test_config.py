@@ -37,6 +37,15 @@ def test_analytics_python_s_default_config_names_read_the_options_they_stand_for
     assert (config.upload_size, config.max_rate_limit_duration) == (7, 30)
 
 
+def test_an_upload_size_over_a_batch_s_most_asks_for_the_largest_batches() -> None:
+    # analytics-python takes any upload_size (its batches stop at 500 KB).
+    assert Config.from_options("key", upload_size=5000).max_batch_size == 2500
+    with pytest.raises(ValueError, match="max_batch_size must be between 1 and 2500, got 5000"):
+        Config.from_options("key", max_batch_size=5000)
+    with pytest.raises(ValueError, match="upload_size must be between 1 and 2500, got 0"):
+        Config.from_options("key", upload_size=0)
+
+
 def test_an_alias_and_its_target_together_are_refused() -> None:
     with pytest.raises(TypeError, match="upload_size and max_batch_size"):
         Config.from_options("key", upload_size=7, max_batch_size=8)
@@ -267,7 +276,7 @@ def test_debug_shows_the_clients_debug_logs(capsys: pytest.CaptureFixture[str]) 
         logger.setLevel(level)
 
 
-@pytest.mark.parametrize("value", [0, 2501, "10", True, 2.5])
+@pytest.mark.parametrize("value", [0, -1, "10", True, 2.5])
 def test_max_batch_size_is_checked_under_both_names(value: object) -> None:
     for name in ("max_batch_size", "upload_size"):
         with pytest.raises(ValueError, match=f"^{name} must be"):
