@@ -28,11 +28,13 @@ import errno
 import hashlib
 import os
 import secrets
+import stat
 import struct
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from segment_core.errors import is_interruption
 
@@ -54,6 +56,7 @@ __all__ = [
     "key_directory",
     "lock_exclusive",
     "new_writer_id",
+    "open_regular",
     "other_version",
     "read_acks",
     "read_legacy_acks",
@@ -250,10 +253,30 @@ def read_legacy_acks(path: str) -> set[int] | None:
 
 def _read_if_present(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as file:
+        with open_regular(path) as file:
             return file.read()
     except FileNotFoundError:
         return None
+    except OSError as error:
+        if error.errno == errno.EINVAL:  # no regular file (a FIFO): none of the spool's
+            return None
+        raise
+
+
+def open_regular(path: str) -> BinaryIO:
+    """``open(path, "rb")`` for a spool file, refusing anything but a regular file: a
+    FIFO or a device named like one (a stray ``mkfifo``) would block its reader for good.
+
+    It raises :class:`OSError` (``EINVAL``) for such a file, as for one it cannot open.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def reserve(fd: int, size: int) -> None:

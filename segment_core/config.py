@@ -201,9 +201,13 @@ class Config:
             if values["spool_dir"] is not None:
                 from_environment["spool_dir"] = "SEGMENT_SPOOL_DIR"
         if isinstance(values["spool_dir"], str) and values["spool_dir"].strip():
-            # Absolute now: a later chdir() must not move the spool. A leading "~" is the
-            # user's home, as a shell would read it (an environment file's value is not).
-            values["spool_dir"] = os.path.abspath(os.path.expanduser(values["spool_dir"]))
+            # Absolute now, its links followed: a later chdir(), or a deploy that
+            # re-points a link on the way (a release's "current"), must not move the
+            # spool under a client writing to it. A leading "~" is the user's home, as a
+            # shell would read it (an environment file's value is not).
+            path = os.path.expanduser(values["spool_dir"])
+            # (No path holds a NUL: refused below, naming the option.)
+            values["spool_dir"] = os.path.abspath(path) if "\0" in path else os.path.realpath(path)
         config = cls(write_key=write_key, **values)
         try:
             config.validate()

@@ -47,7 +47,8 @@ logger = logging.getLogger("segment.core")
 QUEUE_FULL = "queue_full"
 #: Seconds between looks for orphaned files, re-queueing and size measurement.
 TICK = 1.0
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO named like an acknowledgement file fails at once, never blocks.
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
 #: A full disk or quota: room may come back, unlike after other failures.
 _NO_ROOM = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 #: Dead writers adopted at once: each holds a descriptor (its lock) until its files are
@@ -1149,7 +1150,7 @@ class Spool:
     def _read(self, segment: Segment, size: int) -> bytes | None:
         """The first ``size`` bytes of ``segment``'s file; None once it is gone for good."""
         try:
-            with open(segment.path, "rb") as file:
+            with fmt.open_regular(segment.path) as file:
                 return file.read(size)
         except FileNotFoundError:
             pass
@@ -1385,10 +1386,10 @@ class Spool:
         for path in paths:
             base = path[: -len(fmt.SEGMENT_SUFFIX)]
             try:
-                with open(path, "rb") as file:
+                with fmt.open_regular(path) as file:
                     header = file.read(len(fmt.FILE_HEADER))
                 for acks in (base + fmt.ACK_SUFFIX, base + fmt.LEGACY_ACK_SUFFIX):
-                    with contextlib.suppress(FileNotFoundError), open(acks, "rb"):
+                    with contextlib.suppress(FileNotFoundError), fmt.open_regular(acks):
                         pass
             except PermissionError as error:
                 self._leave_unreadable(writer, error.filename or path)
@@ -1442,7 +1443,7 @@ class Spool:
         it named is not taken as delivered.
         """
         try:
-            with open(path, "rb") as file:
+            with fmt.open_regular(path) as file:
                 blob = file.read()
         except OSError:
             return None

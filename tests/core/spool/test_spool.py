@@ -60,6 +60,14 @@ def test_spool_options_defaults_and_environment(
     assert Config.from_options("k", spool_dir="rel").spool_dir == str(tmp_path / "rel")
 
 
+def test_a_spool_dir_through_a_link_stays_where_the_link_pointed(tmp_path: Path) -> None:
+    # A deploy re-pointing "current" to the next release moves no client's spool.
+    (tmp_path / "release-1").mkdir()
+    (tmp_path / "current").symlink_to(tmp_path / "release-1")
+    config = Config.from_options("k", spool_dir=tmp_path / "current" / "spool")
+    assert config.spool_dir == str(tmp_path / "release-1" / "spool")
+
+
 def test_a_spool_dir_under_the_home_directory_is_expanded(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -70,6 +70,28 @@ def test_a_segment_of_another_format_version_is_left_alone(
     assert {path: path.read_bytes() for path in kept} == kept
 
 
+def test_a_fifo_named_like_a_spool_file_is_passed_over(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    """Reading a FIFO waits for a writer: one named like a dead writer's segment or
+    acknowledgements (a stray ``mkfifo``) must not stop the spool from delivering."""
+    run_writer(spool_dir, receiver.url, 5)
+    directory = spool_files(spool_dir)[0].parent
+    os.mkfifo(directory / "111-aaa-11111111.000000.seg")
+    (directory / "111-aaa-11111111.lock").touch()
+    for segment in list(directory.glob("*.seg")):
+        acks = segment.with_suffix(".ack")
+        if not acks.exists() and segment.name != "111-aaa-11111111.000000.seg":
+            os.mkfifo(acks)
+    client = make_client(spool_dir=spool_dir, flush_interval=0.2)
+    assert client.flush(20)
+    assert delivered(receiver) == list(range(5))
+    wait_for_scans(client, 2)
+    client.track(user_id="u", event="after", message_id="after")
+    assert client.flush(20)
+    assert client.stats()["sent"] == 6
+
+
 # -- what a killed process left half removed -----------------------------------------------
 
 
