@@ -26,10 +26,15 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-from segment_asgi._shutdown import flushing_at_shutdown
-from segment_asgi.dependencies import analytics
-from segment_asgi.middleware import ResponseInfo, SegmentMiddleware
-from segment_asgi.snippet import segment_snippet
+from segment_core.adapters import raise_without_framework
+
+try:
+    from segment_asgi._shutdown import flushing_at_shutdown
+    from segment_asgi.dependencies import analytics
+    from segment_asgi.middleware import ResponseInfo, SegmentMiddleware
+    from segment_asgi.snippet import segment_snippet
+except ModuleNotFoundError as error:
+    raise_without_framework(error, adapter="segment_asgi", framework="starlette", extra="asgi")
 
 __all__ = [
     "ResponseInfo",

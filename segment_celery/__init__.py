@@ -19,6 +19,11 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-from segment_celery._extension import CONFIG_PREFIX, HEADER, SegmentCelery
+from segment_core.adapters import raise_without_framework
+
+try:
+    from segment_celery._extension import CONFIG_PREFIX, HEADER, SegmentCelery
+except ModuleNotFoundError as error:
+    raise_without_framework(error, adapter="segment_celery", framework="celery", extra="celery")
 
 __all__ = ["CONFIG_PREFIX", "HEADER", "SegmentCelery"]

@@ -27,7 +27,7 @@ import os
 import re
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import segment_core
 from segment_core import _forks
@@ -42,6 +42,7 @@ __all__ = [
     "hands_server_key_to_browsers",
     "named_by_source",
     "offer_as_default",
+    "raise_without_framework",
     "server_write_key",
     "shared_client",
     "withdraw_as_default",
@@ -55,6 +56,21 @@ SERVER_KEY_IN_BROWSER = (
 SERVER_KEY_IN_BROWSER_FIX = (
     "give browser_write_key the write key of a website (analytics.js) source"
 )
+
+
+def raise_without_framework(
+    error: ModuleNotFoundError, *, adapter: str, framework: str, extra: str
+) -> NoReturn:
+    """An adapter imported without its framework: an error that names the extra that
+    installs it (``error`` itself when another module is missing)."""
+    missing = error.name or ""
+    if missing == framework or missing.startswith(framework + "."):
+        raise ModuleNotFoundError(
+            f"{adapter} needs {framework}, which is not installed: "
+            f"pip install 'segment-web[{extra}]'",
+            name=missing,
+        ) from error
+    raise error
 
 
 def default_client() -> Client:

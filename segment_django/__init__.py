@@ -31,8 +31,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from segment_core.web import Snippet
-from segment_django.conf import get_client, web_options
+from segment_core.adapters import raise_without_framework
+
+try:
+    from segment_core.web import Snippet
+    from segment_django.conf import get_client, web_options
+except ModuleNotFoundError as error:
+    raise_without_framework(error, adapter="segment_django", framework="django", extra="django")
 
 __all__ = ["get_client", "segment_snippet", "web_options"]
 

@@ -31,9 +31,14 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-from segment_flask._extension import SegmentFlask, get_state
-from segment_flask._snippet import segment_snippet
-from segment_flask._state import SegmentState
-from segment_flask.signals import page_tracked
+from segment_core.adapters import raise_without_framework
+
+try:
+    from segment_flask._extension import SegmentFlask, get_state
+    from segment_flask._snippet import segment_snippet
+    from segment_flask._state import SegmentState
+    from segment_flask.signals import page_tracked
+except ModuleNotFoundError as error:
+    raise_without_framework(error, adapter="segment_flask", framework="flask", extra="flask")
 
 __all__ = ["SegmentFlask", "SegmentState", "get_state", "page_tracked", "segment_snippet"]

@@ -16,6 +16,11 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-from segment_rq._rq import META_KEY, Queue, SimpleWorker, Worker
+from segment_core.adapters import raise_without_framework
+
+try:
+    from segment_rq._rq import META_KEY, Queue, SimpleWorker, Worker
+except ModuleNotFoundError as error:
+    raise_without_framework(error, adapter="segment_rq", framework="rq", extra="rq")
 
 __all__ = ["META_KEY", "Queue", "SimpleWorker", "Worker"]

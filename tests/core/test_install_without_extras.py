@@ -117,3 +117,42 @@ def test_the_collector_package_still_exports_its_api(name: str) -> None:
 
     assert name in segment_core.collector.__all__
     assert callable(getattr(segment_core.collector, name))
+
+
+ADAPTER_WITHOUT_FRAMEWORK = """
+import sys
+
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == sys.argv[2]:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Refuse())
+__import__(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize(
+    ("adapter", "framework", "extra"),
+    [
+        ("segment_django", "django", "django"),
+        ("segment_flask", "flask", "flask"),
+        ("segment_asgi", "starlette", "asgi"),
+        ("segment_celery", "celery", "celery"),
+        ("segment_rq", "rq", "rq"),
+    ],
+)
+def test_an_adapter_without_its_framework_names_the_extra(
+    adapter: str, framework: str, extra: str
+) -> None:
+    code = ["-c", ADAPTER_WITHOUT_FRAMEWORK, adapter, framework]
+    result = _run(code, Path(__file__).resolve().parents[2], dict(os.environ))
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == (
+        f"ModuleNotFoundError: {adapter} needs {framework}, which is not installed: "
+        f"pip install 'segment-web[{extra}]'"
+    )
