@@ -1,9 +1,7 @@
+"""The distribution's name and version: the one place the version is written (the
+build reads it here), so importing the library reads no package metadata."""
+
 from __future__ import annotations
 
-from importlib import metadata
-
 DISTRIBUTION = "segment-web"
-try:
-    VERSION = metadata.version(DISTRIBUTION)
-except metadata.PackageNotFoundError:  # running from a source tree
-    VERSION = "0.0.0"
+VERSION = "0.1.0"
