@@ -248,7 +248,9 @@ class Client(ClientSettings):
     def flush(self, timeout: float | None = None) -> bool:
         """Send everything waiting now and wait for it, at most ``timeout`` seconds.
 
-        ``None`` waits at most ``shutdown_timeout``. Returns True when every message
+        ``None`` waits while messages keep being delivered, until ``shutdown_timeout``
+        passes without one (with a spool, whose disk keeps the rest for the next
+        process: at most ``shutdown_timeout``). Returns True when every message
         accepted before the call was delivered or definitively failed. After
         :meth:`shutdown`, nothing is sent any more: it returns what that returned.
         On a sender thread (in ``on_success``, ``on_error``, ``on_failure``, a
@@ -276,7 +278,9 @@ class Client(ClientSettings):
         self._own_parts()
         if self._spool is not None:
             return self._spool.flush(self._timeout(timeout))
-        return self._worker.flush(self._timeout(timeout))
+        # Without a timeout, as analytics-python's flush() waits for what its host takes:
+        # while messages keep being delivered (nothing else would keep the rest).
+        return self._worker.flush(self._timeout(timeout), patient=timeout is None)
 
     def __enter__(self) -> Client:
         return self

@@ -239,9 +239,11 @@ class Worker:
                 return None  # a sender took it: it is being delivered
             return SHUT_DOWN
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float, *, patient: bool = False) -> bool:
         """Send everything accepted so far now; wait at most ``timeout`` seconds for it.
 
+        ``patient``: the wait goes on while messages keep being delivered; it ends once
+        ``timeout`` passes without one (the host does not take them).
         On a sender thread it waits for nothing: what is left would wait for this
         thread's own batch, or for this thread.
         """
@@ -253,10 +255,15 @@ class Worker:
             target = self._taken + len(self._buffer)
             self._flush_upto = max(self._flush_upto, target)
             self._has_work.notify_all()
+            seen = self._done_upto()
             while self._done_upto() < target:
                 remaining = deadline - monotonic()
                 if remaining <= 0:
-                    return False
+                    if not patient or self._done_upto() == seen:
+                        return False
+                    seen = self._done_upto()  # delivered meanwhile: the host takes them
+                    deadline = monotonic() + timeout
+                    continue
                 idle = not self._threads and not self._starting
                 if idle and self._buffer and self._taken < target:
                     if not _off_the_event_loop():

@@ -581,6 +581,38 @@ def test_upload_size_caps_every_batch(
     assert len(receiver.wait_for_messages(13)) == 13
 
 
+# -- flush() without a timeout ------------------------------------------------------
+
+
+def test_flush_without_a_timeout_waits_while_a_slow_host_takes_the_batches(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    """A backfill script's ``flush()`` before it ends, as analytics-python's waits: past
+    ``shutdown_timeout`` while batches keep going through; a timeout given is kept."""
+    client = make_client(shutdown_timeout=2.0, upload_size=10, flush_interval=3600)
+    receiver.fail_next(*[Fault(delay=0.5) for _ in range(10)])  # 5 s of answers, one by one
+    for index in range(100):
+        client.track("u1", "Row Imported", {"i": index})
+    assert client.flush(timeout=2.0) is False
+    assert client.stats()["sent"] < 100
+    assert client.flush() is True  # 3 s more: longer than shutdown_timeout
+    assert client.stats()["sent"] == 100
+    assert len(receiver.messages()) == 100
+
+
+def test_flush_without_a_timeout_ends_once_nothing_goes_through(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    held = threading.Event()
+    client = make_client(shutdown_timeout=0.5, flush_interval=3600)
+    receiver.fail_next(Fault(hold=held))
+    client.track("u1", "E")
+    try:
+        assert client.flush() is False  # the host holds the batch: not waited for
+    finally:
+        held.set()
+
+
 # -- proxies -------------------------------------------------------------------------
 
 
