@@ -472,11 +472,12 @@ def _on_prerun(sender: Any = None, task: Any = None, **kw: Any) -> None:
             client = extension._task_client()
             snapshot = _visitor_header(request)
             obj = restore(snapshot, client, source=f"Celery task {task.name!r}")
-            if obj is None and snapshot is None and request.is_eager and not _given(request):
+            if obj is None and request.is_eager:
                 # Run here by task.apply() (or eager mode), in the caller's context:
                 # the caller's visitor, if any, is the task's, unless the header
-                # names none (headers={HEADER: None}), as for a published task.
-                obj = current_or_found()
+                # names none, or none that can be read, as for a published task:
+                # then none is, instead of the caller's.
+                obj = Analytics(client) if _given(request) else current_or_found()
             if obj is not None:
                 token = bind(obj)
             request.analytics = obj if obj is not None else Analytics(client)

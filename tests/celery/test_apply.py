@@ -44,6 +44,11 @@ def test_apply_gives_self_request_analytics_the_visitor_of_the_caller_or_of_its_
         self.request.analytics.track("Receipt Sent", {"label": label})
         return current() is self.request.analytics
 
+    @app.task
+    def ids_of_analytics() -> tuple[str | None, str | None]:
+        found = analytics()
+        return found.user_id, found.anonymous_id
+
     visitor = Analytics(client, user_id="user-42", anonymous_id="anon-42")
     with bound(visitor):
         assert send_receipt.apply(("caller's visitor",), throw=True).get() is True
@@ -54,9 +59,14 @@ def test_apply_gives_self_request_analytics_the_visitor_of_the_caller_or_of_its_
     assert current() is None  # unbound again once the task returned
     with pytest.raises(InvalidMessage, match="user_id or an anonymous_id"):
         send_receipt.apply(("nobody",), throw=True).get()  # unbound: no visitor to act for
-    with bound(visitor), pytest.raises(InvalidMessage, match="user_id or an anonymous_id"):
-        # The header names no visitor: none, as for a published task.
-        send_receipt.apply(("none named",), headers={HEADER: None}, throw=True).get()
+    for header in (None, "not a snapshot"):
+        # The header names no visitor, or none that can be read: none, as for a
+        # published task, for analytics() too.
+        with bound(visitor), pytest.raises(InvalidMessage, match="user_id or an anonymous_id"):
+            send_receipt.apply(("none named",), headers={HEADER: header}, throw=True).get()
+        with bound(visitor):
+            found = ids_of_analytics.apply(headers={HEADER: header}, throw=True).get()
+        assert tuple(found) == (None, None)
     assert client.flush(10)
     events = segment_collector.wait_for(2, timeout=10, type="track")
     by_label = {e["message"]["properties"]["label"]: e["message"] for e in events}
