@@ -192,6 +192,13 @@ _LOADER_CODE = (
     (
         _STUB_CODE
         + r"""  var nonce = script ? script.nonce : "";
+  // What the server's str.isprintable() refuses in an id beyond ASCII: format
+  // characters (U+200B), private-use and unassigned code points, separators. (None in
+  // a browser without Unicode property escapes.)
+  var unprintable = null;
+  try {
+    unprintable = new RegExp("[\\p{C}\\p{Z}]", "u");
+  } catch (error) {}
   // The visitor the server's cookie names now. A page made for another visitor (a
   // cache stored it, whole or a fragment of it) names the wrong one, or none: this
   // visitor is the cookie's, and the page's user id is not handed over.
@@ -923,18 +930,23 @@ _LOADER_CODE = (
     pairs.some(function (pair) {
       var at = pair.indexOf("=");
       if (pair.slice(0, at) !== name) return false;
+      var raw = pair.slice(at + 1);
       try {
-        var value = decodeURIComponent(pair.slice(at + 1));
+        var value = decodeURIComponent(raw).trim();
         found = value.charAt(0) === '"' ? JSON.parse(value) : value;
+        if (typeof found === "string") found = found.trim();
       } catch (error) {
         found = null; // a broken value: analytics.js makes its own id
       }
+      // Raw non-ASCII: each server reads it its own way, so it names no one.
+      if (/[^\x00-\x7f]/.test(raw)) found = null;
       return true;
     });
     var plausible =
       typeof found === "string" && 100 >= found.length &&
       !/^(null|true|false|undefined|nan|none)?$/i.test(found) &&
-      !/[\s"{}[\]\\\x3c\x3e;,\x00-\x1f\x7f]/.test(found);
+      !/[\s"{}[\]\\\x3c\x3e;,\x00-\x1f\x7f]/.test(found) &&
+      !(unprintable && unprintable.test(found));
     return plausible ? found : null;
   }
 })(__SETTINGS__);"""

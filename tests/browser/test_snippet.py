@@ -597,6 +597,33 @@ def test_with_no_cookie_to_keep_it_analytics_js_keeps_its_own_visitor(
     assert {t["anonymousId"] for t in tracks} == {browser_id}, describe(events)
 
 
+@pytest.mark.parametrize("value", ["a%E2%80%8Bb-1234", "abc%C2%ADdef", "caf\u00e9-1"])
+def test_an_id_cookie_the_server_takes_for_none_the_browser_takes_for_none_too(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    value: str,
+) -> None:
+    # A format character (U+200B, a soft hyphen) or raw non-ASCII: no id to the
+    # server. With set_cookie off, analytics.js must not keep it while the server makes
+    # a new visitor at each request: both take the server's first one.
+    config = SiteConfig("flask", "server", set_cookie=False)
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        visit = Visit(browser, site, collector)
+        try:
+            visit.context.add_cookies(
+                [{"name": "ajs_anonymous_id", "value": value, "url": site.url}]
+            )
+            for path in ("/", "/about"):
+                visit.navigate(path)
+            events = settle(site, collector, 2 + 2)  # the server's page views, tracks
+        finally:
+            visit.close()
+    assert len({e["message"]["anonymousId"] for e in events}) == 1, describe(events)
+
+
 def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
     browser: Any,
     collector_server: CollectorHandle,
