@@ -66,7 +66,7 @@ def raise_without_framework(
     missing = error.name or ""
     if missing == framework or missing.startswith(framework + "."):
         raise ModuleNotFoundError(
-            f"{adapter} needs {framework}, which is not installed: "
+            f"{adapter} needs {missing}, which is not installed: "
             f"pip install 'segment-web[{extra}]'",
             name=missing,
         ) from error
