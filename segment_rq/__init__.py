@@ -19,8 +19,13 @@ from __future__ import annotations
 from segment_core.adapters import raise_without_framework
 
 try:
+    from segment_rq import _rq
     from segment_rq._rq import META_KEY, Queue, SimpleWorker, Worker
 except ModuleNotFoundError as error:
     raise_without_framework(error, adapter="segment_rq", framework="rq", extra="rq")
 
 __all__ = ["META_KEY", "Queue", "SimpleWorker", "Worker"]
+
+if hasattr(_rq, "SpawnWorker"):  # RQ 2 and later
+    SpawnWorker = _rq.SpawnWorker
+    __all__ += ["SpawnWorker"]

@@ -187,6 +187,19 @@ class SimpleWorker(_BindsVisitor, rq.SimpleWorker):
     """An ``rq.SimpleWorker`` (no fork) that binds each job's visitor."""
 
 
+if hasattr(rq.worker, "SpawnWorker"):  # RQ 2 and later
+
+    class SpawnWorker(Worker, rq.worker.SpawnWorker):
+        """An ``rq.worker.SpawnWorker`` (work-horses started with ``posix_spawn``,
+        where forking is unsafe) that binds each job's visitor and delivers before
+        each horse exits, as :class:`Worker` does.
+
+        ``rq worker --worker-class segment_rq.SpawnWorker``.
+        """
+
+    __all__ += ["SpawnWorker"]
+
+
 def _with_visitor(meta: Any) -> dict[str, Any] | None:
     """A copy of ``meta`` (a job's, or None) with the bound visitor's snapshot; None
     when nothing is bound, or ``meta`` carries a snapshot already (the caller's wins)."""

@@ -67,7 +67,19 @@ def rq_argv(redis_url: str, worker_class: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("worker_class", ["segment_rq.Worker", "segment_rq.SimpleWorker"])
+@pytest.mark.parametrize(
+    "worker_class",
+    [
+        "segment_rq.Worker",
+        "segment_rq.SimpleWorker",
+        pytest.param(
+            "segment_rq.SpawnWorker",
+            marks=pytest.mark.skipif(
+                not hasattr(segment_rq, "SpawnWorker"), reason="RQ before 2 spawns no work-horse"
+            ),
+        ),
+    ],
+)
 def test_a_job_runs_for_the_visitor_who_enqueued_it(
     segment_collector: Any, redis_db: str, tmp_path: Path, worker_class: str
 ) -> None:
