@@ -421,10 +421,19 @@ class SegmentMiddleware:
                 cookie = tracker.cookie_to_set(
                     _location(message) if message["status"] in REDIRECT_STATUSES else None
                 )
-                if cookie is not None or tracker.snippet_rendered or self._browser_key_given:
+                # A logout's: the browser's user too.
+                expired = tracker.user_cookie_expired
+                if (
+                    cookie is not None
+                    or expired is not None
+                    or tracker.snippet_rendered
+                    or self._browser_key_given
+                ):
                     try:
                         if cookie is not None:
                             message = _with_cookie(message, cookie)
+                        if expired is not None:
+                            message = _with_cookie(message, expired)
                         # The page holds the visitor's ids, or a body made later may
                         # write them: no shared cache may hand them to another visitor
                         # (one without the cookie sends the same Cookie header as all).

@@ -316,6 +316,10 @@ class SegmentMiddleware:
                 _private_varying_on_cookie(response)
             elif tracker.snippet_rendered:  # the page holds the visitor's ids
                 _private_varying_on_cookie(response)
+            expired = tracker.user_cookie_expired  # a logout's: the browser's user too
+            if expired is not None and expired.name not in response.cookies:
+                _set_cookie_slowly(response.cookies, expired)
+                _private_varying_on_cookie(response)
             headers = response.headers
             content_type = headers.get("Content-Type")
             # A file goes out as it is: its page call at once, as for any other body.

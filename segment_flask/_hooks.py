@@ -189,6 +189,12 @@ class RequestHooks:
                 _add_header(response, "Set-Cookie", cookie.header_value())
                 _keep_out_of_shared_caches(response)
                 kept_out = True
+            expired = tracker.user_cookie_expired  # a logout's: the browser's user too
+            if expired is not None and not _sets_cookie(response, expired.name):
+                _add_header(response, "Set-Cookie", expired.header_value())
+                if not kept_out:
+                    _keep_out_of_shared_caches(response)
+                    kept_out = True
             # send_file()'s file goes out as it is: no body to wait for.
             streamed = response.is_streamed and not response.direct_passthrough
             # The page holds the visitor's ids, or a body made later may write them:

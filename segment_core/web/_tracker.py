@@ -31,6 +31,7 @@ from segment_core.web._identity import (
     MAX_USER_ID_LENGTH,
     CookieSpec,
     anonymous_id_cookie,
+    cookie_domain_for,
     cookie_held_back,
     id_cookie,
     new_anonymous_id,
@@ -331,6 +332,7 @@ class RequestTracker:
         "request",
         "scheme",
         "snippet_rendered",
+        "user_cookie_expired",
     )
 
     def __init__(
@@ -369,6 +371,11 @@ class RequestTracker:
         #: The analytics.js snippet was rendered with this visitor's ids: the
         #: response varies on the cookies (see :meth:`handed_to_browser`).
         self.snippet_rendered = False
+        #: After a logout in the request, the user cookie analytics.js keeps, expired,
+        #: for the response to set: the page a logout redirects to names no user in
+        #: the browser either (the snippet's loader then drops the id analytics.js
+        #: kept elsewhere).
+        self.user_cookie_expired: CookieSpec | None = None
         self.scheme, self.host = request.scheme, request.host
         try:
             if request.host:
@@ -564,6 +571,10 @@ class RequestTracker:
         # later in the request (identify_login) follows the framework's user again.
         self._resolved_user = _LOGGED_OUT
         self._user_found = None
+        try:
+            self.user_cookie_expired = self._expired_user_cookie()
+        except Exception:  # the logout goes on; the browser keeps its cookie
+            logger.exception("segment: could not expire the user cookie at a logout")
 
     @property
     def page_called(self) -> bool:
@@ -748,6 +759,7 @@ class RequestTracker:
             return False
         if self._resolved_user is _LOGGED_OUT:  # a logout earlier in the request
             self._resolved_user = _USER_SLOT.__get__(self.analytics)
+            self.user_cookie_expired = None
         options = self.options
         if (
             options.identify_on_login is False
@@ -865,6 +877,19 @@ class RequestTracker:
                 host=self.host,
             )
         return self._cookie
+
+    def _expired_user_cookie(self) -> CookieSpec | None:
+        """The user cookie analytics.js keeps (``user_cookie_name``), expired, if the
+        request carried it, as analytics.js writes it under the snippet's load options:
+        on the server's cookie domain, or the host alone. None with ``set_cookie`` off."""
+        options = self.options
+        name = options.user_cookie_name
+        cookies = self.request.cookies
+        if not options.set_cookie or not cookies or cookies.get(name) is None:
+            return None
+        domain = options.cookie_domain and cookie_domain_for(options.cookie_domain, self.host)
+        secure = self.scheme == "https" or options.secure_cookies
+        return CookieSpec(name, "", 0, "/", domain, secure)
 
     def _on_excluded_route(self) -> bool:
         """Whether the request's route is excluded (``exclude_routes``: the admin, API

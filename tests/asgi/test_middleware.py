@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from segment_asgi import SegmentMiddleware, segment_snippet
@@ -388,6 +388,34 @@ def test_a_logout_ends_the_user_for_the_rest_of_the_request(client: Client, sent
     assert signing_out["userId"] == "ann"
     assert "userId" not in signed_out and "userId" not in page
     assert {m["anonymousId"] for m in (signing_out, signed_out, page)} == {UUID_VALUE}
+
+
+def test_a_logout_expires_the_user_cookie_analytics_js_keeps(client: Client) -> None:
+    # A logout answered with a redirect: the page it leads to runs no
+    # analytics.reset(), and must name no user in the browser either.
+    async def logout(request: Request) -> Response:
+        request.state.analytics.logout()
+        return RedirectResponse("/", status_code=303)
+
+    app = Starlette(
+        routes=[Route("/logout", logout)],
+        middleware=[
+            Middleware(SegmentMiddleware, client=client),
+            Middleware(AuthenticationMiddleware, backend=HeaderAuth()),
+        ],
+    )
+    with TestClient(app, follow_redirects=False) as browser:
+        browser.cookies.set("ajs_anonymous_id", UUID_VALUE)
+        browser.cookies.set("ajs_user_id", "ann")
+        response = browser.get("/logout", headers={"x-user": "ann"})
+        assert response.status_code == 303
+        assert "ajs_user_id=; Max-Age=0; Path=/; SameSite=Lax" in response.headers.get_list(
+            "set-cookie"
+        )
+        assert response.headers["cache-control"] == "private"
+        browser.cookies.delete("ajs_user_id")  # none to expire: none written
+        response = browser.get("/logout", headers={"x-user": "ann"})
+        assert "set-cookie" not in response.headers
 
 
 def test_excluded_paths_do_not_look_up_the_user(browse: Browse, sent: Sent) -> None:

@@ -117,6 +117,25 @@ def test_a_user_id_analytics_js_kept_without_the_cookie_is_dropped_once_logged_o
     assert last_track.get("userId") is None, describe(events)
 
 
+def test_a_logout_answered_with_a_redirect_leaves_the_browser_no_user(
+    visit: Visit, flask_site: Any, collector: CollectorHandle
+) -> None:
+    """The usual logout (``logout_user(); return redirect(...)``), with no
+    ``analytics.reset()`` on any page: the logout's answer expires the user cookie
+    analytics.js keeps, so the page it leads to names no user on either side."""
+    visit.navigate("/login?as=u-42")
+    assert visit.cookie("ajs_user_id") == "u-42"
+    visit.navigate("/logout")  # to /about
+    assert visit.page.evaluate("() => analytics.user().id()") is None
+    assert visit.cookie("ajs_user_id") is None
+    [visitor] = visit.cookies(flask_site.cookie_name)
+    assert visit.page.evaluate("() => analytics.user().anonymousId()") == visitor
+    events = settle(flask_site, collector, 5)  # identify, 2 pages, 2 tracks
+    last_track = [e["message"] for e in events if e["message"]["type"] == "track"][-1]
+    assert last_track.get("userId") is None, describe(events)
+    assert last_track["anonymousId"] == visitor
+
+
 def test_a_form_another_site_posts_back_keeps_the_browser_s_visitor(
     visit: Visit, flask_site: Any, collector: CollectorHandle
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser, User
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.test import Client
 from django.urls import include, path
 from django.utils.functional import SimpleLazyObject, empty
@@ -61,6 +61,8 @@ def session_login(request: HttpRequest) -> HttpResponse:
 
 def logout(request: HttpRequest) -> HttpResponse:
     auth.logout(request)
+    if "next" in request.GET:  # LogoutView's next_page, LOGOUT_REDIRECT_URL
+        return HttpResponseRedirect(request.GET["next"])
     return HttpResponse("ok")
 
 
@@ -252,6 +254,25 @@ def test_a_view_that_logs_out(client: Client, sent: Sent) -> None:
     client.force_login(User.objects.create_user("ann"))
     client.get("/logout/")
     assert "userId" not in sent()[0]
+
+
+@pytest.mark.django_db
+def test_a_logout_expires_the_user_cookie_analytics_js_keeps(client: Client) -> None:
+    # Answered with a redirect, its page runs no analytics.reset(): the page it leads
+    # to must name no user in the browser either.
+    client.force_login(User.objects.create_user("ann"))
+    client.cookies["ajs_user_id"] = "u-ann"
+    response = client.get("/logout/?next=/")
+    assert response.status_code == 302
+    expired = response.cookies["ajs_user_id"]
+    assert (expired.value, expired["max-age"], expired["path"]) == ("", 0, "/")
+    assert "private" in response["Cache-Control"]
+    # No cookie to expire, or no logout: none is written.
+    client.cookies.pop("ajs_user_id")
+    client.force_login(User.objects.get(username="ann"))
+    assert "ajs_user_id" not in client.get("/logout/?next=/").cookies
+    client.cookies["ajs_user_id"] = "u-ann"
+    assert "ajs_user_id" not in client.get("/").cookies
 
 
 @pytest.mark.django_db

@@ -193,6 +193,30 @@ def test_a_logout_ends_the_user_for_the_rest_of_the_request(make_app: MakeApp, s
     assert signed_out["anonymousId"] == page["anonymousId"] == signing_out["anonymousId"]
 
 
+def test_a_logout_expires_the_user_cookie_analytics_js_keeps(make_app: MakeApp) -> None:
+    # logout_user(); return redirect(...): the page it leads to runs no
+    # analytics.reset(), and must name no user in the browser either.
+    app = make_app()
+
+    @app.get("/logout")
+    def logout() -> Any:
+        logout_user()
+        return redirect("/")
+
+    client = app.test_client()
+    client.get("/login/ann-7")
+    client.set_cookie("ajs_user_id", "ann-7")
+    response = client.get("/logout")
+    assert response.status_code == 302
+    assert "ajs_user_id=; Max-Age=0; Path=/; SameSite=Lax" in response.headers.getlist("Set-Cookie")
+    assert response.headers["Cache-Control"] == "private"
+    client.delete_cookie("ajs_user_id")  # none to expire: none written
+    client.get("/login/ann-7")
+    assert not [
+        c for c in client.get("/logout").headers.getlist("Set-Cookie") if "ajs_user_id" in c
+    ]
+
+
 def test_a_logout_ends_the_user_whatever_a_user_id_hook_reading_g_says(
     make_app: MakeApp, sent: Sent
 ) -> None:
