@@ -155,6 +155,11 @@ class Delivery:
         self._held_lock = threading.Lock()
         self._make_nested_parts()
 
+    @property
+    def sent(self) -> int:
+        """Messages delivered so far (``stats()["sent"]``)."""
+        return self._stats.sent
+
     def _make_nested_parts(self) -> None:
         """What a :meth:`deliver` called inside another on the same thread uses."""
         # Whether this thread is inside deliver().

@@ -243,7 +243,8 @@ class Worker:
         """Send everything accepted so far now; wait at most ``timeout`` seconds for it.
 
         ``patient``: the wait goes on while messages keep being delivered; it ends once
-        ``timeout`` passes without one (the host does not take them).
+        ``timeout`` passes without one delivered (the host does not take them; a
+        batch that fails for good is no delivery).
         On a sender thread it waits for nothing: what is left would wait for this
         thread's own batch, or for this thread.
         """
@@ -255,15 +256,15 @@ class Worker:
             target = self._taken + len(self._buffer)
             self._flush_upto = max(self._flush_upto, target)
             self._has_work.notify_all()
-            seen = self._done_upto()
+            delivered = self._delivery.sent
             while self._done_upto() < target:
+                if patient and self._delivery.sent != delivered:
+                    # Delivered since (not failed): the host takes them, so wait on.
+                    delivered = self._delivery.sent
+                    deadline = monotonic() + timeout
                 remaining = deadline - monotonic()
                 if remaining <= 0:
-                    if not patient or self._done_upto() == seen:
-                        return False
-                    seen = self._done_upto()  # delivered meanwhile: the host takes them
-                    deadline = monotonic() + timeout
-                    continue
+                    return False
                 idle = not self._threads and not self._starting
                 if idle and self._buffer and self._taken < target:
                     if not _off_the_event_loop():

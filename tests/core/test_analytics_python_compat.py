@@ -600,6 +600,18 @@ def test_flush_without_a_timeout_waits_while_a_slow_host_takes_the_batches(
     assert len(receiver.messages()) == 100
 
 
+def test_flush_without_a_timeout_takes_batches_refused_for_good_for_no_progress(
+    make_client: Callable[..., Client], receiver: Receiver
+) -> None:
+    # Each batch refused (400: not tried again) after 0.3 s: 3 s in all, none delivered.
+    client = make_client(shutdown_timeout=1.0, upload_size=10, flush_interval=3600)
+    receiver.fail_next(*[Fault(status=400, delay=0.3) for _ in range(10)])
+    for index in range(100):
+        client.track("u1", "Row Imported", {"i": index})
+    assert client.flush() is False  # had it waited for every refusal: True
+    assert client.stats()["sent"] == 0
+
+
 def test_flush_without_a_timeout_ends_once_nothing_goes_through(
     make_client: Callable[..., Client], receiver: Receiver
 ) -> None:
