@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from segment_core import _forks
 from segment_core._clock import monotonic
+from segment_core._frames import current_frames
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -191,7 +192,7 @@ def _deliver_before_os_exit(process: str) -> None:
 def _rq_worker_of_this_horse() -> Any:
     """The RQ worker whose ``main_work_horse`` the main thread runs, if any."""
     rq_worker = sys.modules["rq.worker"]
-    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    frame = current_frames().get(threading.main_thread().ident or 0)
     while frame is not None:
         if frame.f_code.co_name == "main_work_horse":
             worker = frame.f_locals.get("self")
@@ -568,7 +569,7 @@ def _note_gunicorn_worker() -> None:
     code = getattr(spawn, "__code__", None)
     if code is None:
         return
-    main = sys._current_frames().get(threading.main_thread().ident or 0)
+    main = current_frames().get(threading.main_thread().ident or 0)
     for frame in (sys._getframe(1), main):
         while frame is not None:
             if frame.f_code is code:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from segment_core import _capture
 from segment_core._clock import monotonic
+from segment_core._frames import current_frames
 from segment_core.captured import Captured
 from segment_core.hosts import is_loopback_url, url_port
 from segment_core.lifecycle import live_clients
@@ -109,7 +110,7 @@ def _pytest_session_on_a_stack() -> bool:
     process = sys.modules.get("multiprocessing.process")
     started = getattr(getattr(process, "BaseProcess", None), "_bootstrap", None)
     child_start = getattr(started, "__code__", None)
-    for top in sys._current_frames().values():
+    for top in current_frames().values():
         frame: FrameType | None = top
         while frame is not None:
             if frame.f_code is child_start:
