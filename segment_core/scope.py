@@ -665,28 +665,23 @@ class _BoundCall(Generic[P, R]):
 #: Functions of :func:`with_binding` running on threads the interpreter waits for
 #: at exit (not daemons), by thread: an ASGI server ends its worker without that
 #: wait, so the app's shutdown waits for them itself (:func:`wait_for_bound_calls`).
-_bound_calls_running = 0
 _bound_calls_by_thread: dict[int, int] = {}
 _bound_calls_changed = threading.Condition(threading.Lock())
 
 
 def _bound_call_started() -> bool:
     """Count a call starting on this thread; whether it was counted (not a daemon)."""
-    global _bound_calls_running
     if threading.current_thread().daemon:  # a daemon's work is not waited for at exit
         return False
     ident = threading.get_ident()
     with _bound_calls_changed:
-        _bound_calls_running += 1
         _bound_calls_by_thread[ident] = _bound_calls_by_thread.get(ident, 0) + 1
     return True
 
 
 def _bound_call_ended() -> None:
-    global _bound_calls_running
     ident = threading.get_ident()
     with _bound_calls_changed:
-        _bound_calls_running -= 1
         left = _bound_calls_by_thread.get(ident, 1) - 1
         if left > 0:
             _bound_calls_by_thread[ident] = left
@@ -722,7 +717,7 @@ def wait_for_bound_calls_or_warn(
         logger.warning(
             "segment: %d call(s) of start_thread or with_binding still running after "
             "shutdown_timeout=%gs %s; events they send from now on are lost",
-            _bound_calls_running,
+            bound_calls_running(),
             timeout,
             when,
         )
@@ -731,7 +726,7 @@ def wait_for_bound_calls_or_warn(
 def bound_calls_running() -> int:
     """How many functions of :func:`with_binding` or :func:`start_thread` run now on
     non-daemon threads."""
-    return _bound_calls_running
+    return sum(_bound_calls_by_thread.values())
 
 
 def shutdown_after_bound_calls(*, leave_to_spool: bool, excluding: int | None = None) -> bool:
@@ -760,8 +755,7 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool, excluding: int | None = 
 
 def _forget_bound_calls() -> None:
     # The parent's threads are not the child's; another may have held the lock.
-    global _bound_calls_running, _bound_calls_changed, _bound_calls_by_thread
-    _bound_calls_running = 0
+    global _bound_calls_changed, _bound_calls_by_thread
     _bound_calls_by_thread = {}
     _bound_calls_changed = threading.Condition(threading.Lock())
 
