@@ -444,8 +444,8 @@ class Client(ClientSettings):
             if changed is None:
                 self._drop(message, "before_send")
                 return False, complete(message)
-            message = check_hook_result(changed)
-            data = encode(message)
+            if changed is not _UNCHANGED:
+                message, data = self._hook_result_or_unchanged(changed, message, data)
         if len(data) > MAX_MESSAGE_BYTES:
             raise _too_big(message, len(data))
         if _capture.sinks or not self._queueing:
@@ -526,6 +526,7 @@ class Client(ClientSettings):
         logger.debug("accepted %s message %s", message.get("type"), message.get("messageId"))
 
     def _run_before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """The hook's message, None to drop, or :data:`_UNCHANGED` when it failed."""
         assert self._before_send is not None
         try:
             result = self._before_send(message)
@@ -535,7 +536,7 @@ class Client(ClientSettings):
             self._hook_failures.failed(
                 "before_send", "before_send hook raised; sending the message unchanged"
             )
-            return message
+            return _UNCHANGED
         if result is not None and not isinstance(result, dict):
             self._hook_failures.failed(
                 "before_send",
@@ -543,8 +544,29 @@ class Client(ClientSettings):
                 type(result).__name__,
                 exc_info=False,
             )
-            return message
+            return _UNCHANGED
         return result
+
+    def _hook_result_or_unchanged(
+        self, changed: dict[str, Any], message: dict[str, Any], data: bytes
+    ) -> tuple[dict[str, Any], bytes]:
+        """What ``before_send`` returned, checked as a caller's message and encoded; a
+        message the Spec or the size limit refuses is the hook's failure, not the
+        caller's: logged naming the field, and the caller's message is sent."""
+        try:
+            checked = check_hook_result(changed)
+            encoded = encode(checked)
+            if len(encoded) > MAX_MESSAGE_BYTES:
+                raise _too_big(checked, len(encoded))
+        except InvalidMessage as error:
+            self._hook_failures.failed(
+                "before_send",
+                "%s; sending the message unchanged",
+                _as_the_hooks(str(error)),
+                exc_info=False,
+            )
+            return message, data
+        return checked, encoded
 
     def _divert_when(self, check: Callable[[], object], outbox: list[dict[str, Any]]) -> None:
         self._divert_check = (check, outbox)
@@ -692,6 +714,9 @@ def _message_factory(config: Config) -> MessageFactory:
 #: How often a shutdown looks whether the ``sync_mode`` calls under way have returned.
 _SYNC_CALLS_LOOK_EVERY = 0.01
 
+#: What :meth:`Client._run_before_send` returns for a hook that failed.
+_UNCHANGED: dict[str, Any] = {}
+
 #: Drops said otherwise: by the hook's choice, or once when the client was made.
 _UNLOGGED_DROPS = frozenset({"before_send", "disabled"})
 
@@ -720,6 +745,13 @@ def _start_spools_in_uwsgi_worker() -> None:
 
 _forks.in_every_child(_after_fork_in_child)
 _forks.in_every_uwsgi_worker(_start_spools_in_uwsgi_worker)
+
+
+def _as_the_hooks(problem: str) -> str:
+    """An error about what ``before_send`` returned, saying so."""
+    if problem.startswith("before_send"):
+        return problem
+    return f"before_send returned a message that cannot be sent: {problem}"
 
 
 def _too_big(message: dict[str, Any], size: int) -> InvalidMessage:
