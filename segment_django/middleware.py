@@ -126,9 +126,11 @@ class SegmentMiddleware:
         token = bind(tracker.analytics)
         try:
             response = self.get_response(request)
+            # Bound still: what the page call runs (a hook, an authentication
+            # backend loading the user) may make calls of the request's.
+            return self._finish(tracker, request, response)
         finally:
             reset(token)
-        return self._finish(tracker, request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         if self._before_first_request:
@@ -147,17 +149,17 @@ class SegmentMiddleware:
         token = bind(tracker.analytics)
         try:
             response: HttpResponseBase = await self.get_response(request)
+            if conf.get_client().config.sync_mode:
+                # It sends the page call on the calling thread: not the event loop,
+                # which every other request of the worker waits for. In the
+                # request's own thread, as the hooks run (reading the session is I/O).
+                finished: HttpResponseBase = await sync_to_async(self._finish)(
+                    tracker, request, response
+                )
+                return finished
+            return self._finish(tracker, request, response)
         finally:
             reset(token)
-        if conf.get_client().config.sync_mode:
-            # It sends the page call on the calling thread: not the event loop, which
-            # every other request of the worker waits for. In the request's own
-            # thread, as the hooks run (reading the session is I/O).
-            finished: HttpResponseBase = await sync_to_async(self._finish)(
-                tracker, request, response
-            )
-            return finished
-        return self._finish(tracker, request, response)
 
     async def _acall_with_hooks(
         self, request: HttpRequest, info: RequestInfo, options: WebOptions
@@ -183,11 +185,13 @@ class SegmentMiddleware:
         token = bind(tracker.analytics)
         try:
             response: HttpResponseBase = await self.get_response(request)
+            # In a thread: deciding the cookie asks the user_id hook a last time.
+            finished: HttpResponseBase = await sync_to_async(self._finish)(
+                tracker, request, response
+            )
+            return finished
         finally:
             reset(token)
-        # In a thread: deciding the cookie asks the user_id hook a last time.
-        finished: HttpResponseBase = await sync_to_async(self._finish)(tracker, request, response)
-        return finished
 
     # -- shared by both modes -------------------------------------------------
 
@@ -1197,6 +1201,10 @@ def _user_id(request: HttpRequest) -> Any:
             found = USER_NOT_KNOWN if loaded is None else _id_of(loaded)
         elif _anonymous_visitor(request, user):
             found = None
+        elif _loading_lazy_user(user):
+            # A call made while Django loads the user (by an authentication backend's
+            # get_user: a "last seen" event): loading it here would run it once more.
+            return USER_NOT_KNOWN
         else:
             found = _id_of(user)
             if found is USER_NOT_KNOWN:
@@ -1208,6 +1216,23 @@ def _user_id(request: HttpRequest) -> Any:
     except Exception:
         logger.exception("segment: could not read request.user; no user id for this request")
         return None
+
+
+def _loading_lazy_user(user: Any) -> bool:
+    """Whether ``user`` is a lazy user not loaded yet while ``django.contrib.auth``'s
+    ``get_user`` runs on this thread, below this call."""
+    if type(user) is not SimpleLazyObject:
+        return False
+    if object.__getattribute__(user, "__dict__").get("_wrapped") is not empty:
+        return False
+    auth = sys.modules.get("django.contrib.auth")
+    code = getattr(getattr(auth, "get_user", None), "__code__", None)
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _auth_user_id(request: HttpRequest) -> str | None:

@@ -8,11 +8,12 @@ import importlib.metadata
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Flask, Request
+from flask import Flask, Request, g
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.sansio.http import parse_cookie
@@ -20,6 +21,7 @@ from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.security import safe_join
 
 from segment_core.web import (
+    USER_NOT_KNOWN,
     HostRoutes,
     RequestInfo,
     WSGIHeaders,
@@ -35,6 +37,12 @@ try:  # Flask-Login is optional (and untyped: imported as a plain module)
     flask_login = importlib.import_module("flask_login")
 except ImportError:
     flask_login = None
+
+#: The code of Flask-Login's user loading (its user_loader, request_loader), which
+#: keeps the user it loads in g._login_user once it returns.
+_LOAD_USER_CODE: object = getattr(
+    getattr(getattr(flask_login, "LoginManager", None), "_load_user", None), "__code__", None
+)
 
 __all__ = [
     "NamespacesOf",
@@ -450,9 +458,16 @@ def uses_flask_login(app: Flask) -> bool:
     return flask_login is not None and vars(app).get("login_manager") is not None
 
 
-def login_user_id() -> str | None:
-    """The user id (:func:`user_id_of`) of Flask-Login's ``current_user``, if authenticated."""
+def login_user_id() -> object:
+    """The user id (:func:`user_id_of`) of Flask-Login's ``current_user``, if authenticated.
+
+    A call made while Flask-Login loads the user (by the app's ``user_loader`` or
+    ``request_loader``: a "last seen" event) does not load it once more, which would
+    run the loader again inside itself: ``USER_NOT_KNOWN``, the user known before.
+    """
     try:
+        if "_login_user" not in g and _loading_user():
+            return USER_NOT_KNOWN
         user: Any = flask_login.current_user
         if user is None or not user.is_authenticated:
             return None
@@ -460,6 +475,16 @@ def login_user_id() -> str | None:
     except Exception:
         logger.exception("segment: could not load Flask-Login's user; no user id for it")
         return None
+
+
+def _loading_user() -> bool:
+    """Whether Flask-Login's user loading runs on this thread, below this call."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is _LOAD_USER_CODE:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def user_id_of(user: Any) -> str | None:

@@ -319,6 +319,7 @@ class RequestTracker:
         "_new_visitor",
         "_read_route",
         "_read_user",
+        "_reading_user",
         "_resolved_user",
         "_route_guessed",
         "_user_found",
@@ -359,6 +360,9 @@ class RequestTracker:
         # _user_hook_raised() alone, and _wrong_id_logged by _checked_id() alone; all
         # read with a default (no store for every other request).
         self._resolved_user: str | None = None
+        #: The user is being read: a call made meanwhile (by a user loader, a
+        #: backend's get_user, the hook) takes the user known before.
+        self._reading_user = False
         #: The framework's (or the hook's) answer when last asked.
         self._user_found: str | None = None
         #: The context is as built (it passes the Spec's context rules by
@@ -467,16 +471,22 @@ class RequestTracker:
         if it raises, that is logged at DEBUG alone, and it is asked again at the
         next call and as the response starts.
         """
+        if self._reading_user:  # asked again by what reads the user: not once more
+            return self._user_found
         options = self.options
         found: object = None
-        if options.user_id is not None:
-            found = self._user_hook_answer(options.user_id, early)
-        elif self._read_user is not None:
-            try:
-                found = self._read_user()
-            except Exception:
-                logger.exception("segment: could not read the user; no user id from it")
-                return self._user_found
+        self._reading_user = True
+        try:
+            if options.user_id is not None:
+                found = self._user_hook_answer(options.user_id, early)
+            elif self._read_user is not None:
+                try:
+                    found = self._read_user()
+                except Exception:
+                    logger.exception("segment: could not read the user; no user id from it")
+                    return self._user_found
+        finally:
+            self._reading_user = False
         if found is _FAILED or found is USER_NOT_KNOWN:  # no news of the user, not a logout
             return self._user_found
         return self._user_id_of(found) if found is not None or options.user_id_from_cookie else None

@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 from django.contrib import auth
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.test import Client
 from django.urls import include, path
 from django.utils.functional import SimpleLazyObject, empty
 
+import segment_core
 from tests.django.conftest import Sent
 
 pytestmark = pytest.mark.urls(__name__)
@@ -332,6 +334,34 @@ def test_a_replaced_get_user_is_called(
     monkeypatch.undo()
     client.get("/")
     assert [m.get("userId") for m in sent()] == [None, "7", None]
+
+
+class TrackingBackend(ModelBackend):
+    """A backend whose get_user sends a "last seen" event."""
+
+    loads = 0
+
+    def get_user(self, user_id: Any) -> Any:
+        TrackingBackend.loads += 1
+        segment_core.analytics().track("Session Resumed")
+        return super().get_user(user_id)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("view_reads_the_user", [True, False])
+def test_a_backend_that_tracks_as_it_loads_the_user_runs_once(
+    client: Client, sent: Sent, settings: Any, view_reads_the_user: bool
+) -> None:
+    settings.AUTHENTICATION_BACKENDS = [f"{__name__}.TrackingBackend"]
+    user = User.objects.create_user("ann")
+    client.force_login(user, backend=settings.AUTHENTICATION_BACKENDS[0])
+    TrackingBackend.loads = 0
+    client.get("/whoami/" if view_reads_the_user else "/")
+    assert TrackingBackend.loads == 1
+    assert [(m["type"], m.get("event"), m.get("userId")) for m in sent()] == [
+        ("track", "Session Resumed", None),
+        ("page", None, str(user.pk)),
+    ]
 
 
 @pytest.mark.django_db

@@ -12,6 +12,7 @@ from flask import Flask, Request, g, redirect, render_template_string, request
 from flask_login import UserMixin, current_user, login_user, logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
+from tests.flask.app import User
 from tests.flask.conftest import MakeApp, Sent
 from tests.web.snippets import snippet_settings
 
@@ -380,6 +381,48 @@ def test_a_failing_user_loader_is_logged_and_the_request_goes_on(
     assert response.status_code == 200
     assert "could not load Flask-Login's user" in caplog.text
     assert "userId" not in sent()[-1]
+
+
+@pytest.mark.parametrize("loader", ["user_loader", "request_loader"])
+def test_a_loader_that_tracks_runs_once_and_its_event_is_sent_once(
+    make_app: MakeApp, sent: Sent, loader: str
+) -> None:
+    """A "last seen" event in Flask-Login's loader: the loader is not run again inside
+    itself to name the user of its own call."""
+    app = make_app()
+    loads: list[str] = []
+
+    def load_and_track(key: Any) -> User | None:
+        loads.append(request.path)
+        request.analytics.track("Session Resumed")
+        return User("ann-7")
+
+    if loader == "user_loader":
+        app.login_manager.user_loader(load_and_track)  # type: ignore[attr-defined]
+    else:
+        app.login_manager._user_callback = None  # type: ignore[attr-defined]
+        app.login_manager.request_loader(load_and_track)  # type: ignore[attr-defined]
+
+    @app.get("/account")
+    def account() -> str:
+        request.analytics.track("Account Viewed")
+        return "<p>" + str(current_user.id) + "</p>"
+
+    client = app.test_client()
+    if loader == "user_loader":
+        client.get("/login/ann-7")
+    loads.clear()
+    before = len(sent())
+    assert client.get("/account").status_code == 200
+    assert client.get("/").status_code == 200  # the page call reads the user
+    assert loads == ["/account", "/"]
+    assert [(m["type"], m.get("event"), m.get("userId")) for m in sent()[before:]] == [
+        ("track", "Session Resumed", None),
+        ("track", "Account Viewed", "ann-7"),
+        ("page", None, "ann-7"),
+        ("track", "Session Resumed", None),
+        ("page", None, "ann-7"),
+    ]
 
 
 # -- context ------------------------------------------------------------------------
