@@ -6,7 +6,7 @@ import threading
 import weakref
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app, got_request_exception, has_app_context
 
 import segment_core
 import segment_core.scope
@@ -119,6 +119,8 @@ class SegmentFlask:
         app.after_request_funcs.setdefault(None, []).insert(0, hooks.after_request)
         app.teardown_request_funcs.setdefault(None, []).insert(0, hooks.teardown_request)
         app.teardown_appcontext_funcs.append(unbind_requests_left_bound)
+        # Held by its method's weak reference: it goes with the app.
+        got_request_exception.connect(hooks.start_for_error, app)
         if flask_login is not None:
             flask_login.user_logged_in.connect(identify_on_login, app)
             flask_login.user_logged_out.connect(end_user_on_logout, app)

@@ -111,6 +111,7 @@ class RequestHooks:
     """
 
     __slots__ = (
+        "__weakref__",  # got_request_exception holds its receiver weakly
         "app",
         "blueprint_namespaces",
         "divert_when_testing",
@@ -153,6 +154,15 @@ class RequestHooks:
             self._start(endpoint in static and serves_a_file(static[endpoint], values))
         except Exception:
             logger.exception("segment: could not read the request; no analytics for it")
+
+    def start_for_error(self, sender: Flask, **_: Any) -> None:
+        """A ``got_request_exception`` receiver: a request that failed before its
+        url_value_preprocessors ran (its session could not be opened: a session
+        store away) is started as the app's error handler runs, which finds
+        ``request.analytics`` as every other handler does."""
+        if has_request_context() and scope_of_request(_current_request()) is None:
+            native = _current_request()
+            self.start_request(native.endpoint, native.view_args)
 
     def _start(self, static_file: bool) -> None:
         native = _current_request()

@@ -7,7 +7,8 @@ import threading
 from typing import Any
 
 import pytest
-from flask import Flask, abort, copy_current_request_context, g, request
+from flask import Flask, Request, abort, copy_current_request_context, g, request
+from flask.sessions import SecureCookieSessionInterface
 
 from segment_core import Client
 from segment_core.scope import analytics, current
@@ -204,3 +205,33 @@ def test_an_error_a_url_value_preprocessor_raises_is_handled_with_analytics(
         "Page Not Found",
     ]
     assert [m["properties"]["path"] for m in messages[1:]] == ["/xx/about", "/nowhere"]
+
+
+class SessionStoreDown(SecureCookieSessionInterface):
+    """A server-side session store that cannot be reached (Flask-Session's Redis away)."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        raise ConnectionError("the session store is down")
+
+
+def test_a_request_failing_before_the_preprocessors_has_analytics_in_the_error_handler(
+    make_app: MakeApp, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+    app.session_interface = SessionStoreDown()
+    app.logger.disabled = True  # Flask logs the failure itself
+
+    @app.errorhandler(500)
+    def server_error(error: Exception) -> tuple[str, int]:
+        request.analytics.track("Server Error Seen", {"path": request.path})  # type: ignore[attr-defined]
+        assert analytics() is request.analytics  # type: ignore[attr-defined]
+        return "<p>our own error page</p>", 500
+
+    response = app.test_client().get("/products/7")
+    assert (response.status_code, response.get_data(as_text=True)) == (
+        500,
+        "<p>our own error page</p>",
+    )
+    [track] = sent()
+    assert (track["event"], track["properties"]) == ("Server Error Seen", {"path": "/products/7"})
+    assert current() is None  # unbound as the request ended
