@@ -490,6 +490,12 @@ def _check_callable(name: str, value: object, *, arguments: int) -> None:
             f"{name} must be a plain function, not async def: the client calls it from "
             "its own thread, where nothing awaits it"
         )
+    check_arguments(name, value, arguments=arguments)
+
+
+def check_arguments(name: str, value: Callable[..., Any], *, arguments: int) -> None:
+    """ValueError naming ``name`` if the hook ``value`` cannot be called with that many
+    positional arguments (when its signature can be read)."""
     try:
         # The signature as called: a decorator's own, which may supply an argument.
         signature = inspect.signature(value, follow_wrapped=False)

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from segment_core.config import import_callable, is_async, read_flag
+from segment_core.config import check_arguments, import_callable, is_async, read_flag
 from segment_core.hosts import ascii_host_name
 from segment_core.jsonvalues import short_repr
 from segment_core.web._browser_options import BROWSER_NORMALIZERS
@@ -454,15 +454,36 @@ PLAIN_HOOKS = (
 )
 
 
-def check_plain_hooks(options: Any, *, async_user_id: bool = False) -> None:
-    """ValueError naming a hook given as ``async def`` that the adapter calls plainly.
+#: The positional arguments each hook is called with (the request, then the
+#: response or the user).
+HOOK_ARGUMENTS = {
+    "page_filter": 2,
+    "page_properties": 2,
+    "consent": 1,
+    "page_name": 1,
+    "csp_nonce": 1,
+    "identify_on_login": 2,
+    "identify_traits": 1,
+    "user_id": 1,
+}
 
-    Called, it would return a coroutine, which counts as "yes" (``page_filter``,
-    ``consent``) or as no user: wrong data, and a warning no one reads. Only
-    ``segment_asgi`` awaits a hook, ``user_id`` (``async_user_id``).
+
+def check_plain_hooks(options: Any, *, async_user_id: bool = False) -> None:
+    """ValueError naming a hook given as ``async def`` that the adapter calls plainly,
+    or one whose signature cannot take the arguments it is called with.
+
+    Called, an async one would return a coroutine, which counts as "yes"
+    (``page_filter``, ``consent``) or as no user: wrong data, and a warning no one
+    reads. Only ``segment_asgi`` awaits a hook, ``user_id`` (``async_user_id``). One
+    that cannot take its arguments would fail at every request, and a ``consent``
+    failing so turns every automatic call off.
     """
     names = PLAIN_HOOKS if async_user_id else (*PLAIN_HOOKS, "user_id")
     for name in names:
         if is_async(getattr(options, name, None)):
             also = "; only user_id may be async" if async_user_id else ""
             raise ValueError(f"{name} must be a plain function, not async def{also}")
+    for name, arguments in HOOK_ARGUMENTS.items():
+        hook = getattr(options, name, None)
+        if callable(hook) and not isinstance(hook, bool):
+            check_arguments(name, hook, arguments=arguments)

@@ -350,6 +350,21 @@ def test_only_user_id_may_be_async(client: Client) -> None:
         SegmentMiddleware(HELLO, client=client, consent=consent)
 
 
+@pytest.mark.parametrize("name", ["consent", "user_id", "page_properties"])
+def test_a_hook_that_cannot_take_its_arguments_is_refused_naming_it(
+    client: Client, name: str
+) -> None:
+    async def of_three(request: Any, response: Any, extra: Any) -> Any:
+        return None
+
+    def of_three_plain(request: Any, response: Any, extra: Any) -> Any:
+        return None
+
+    hook = of_three if name == "user_id" else of_three_plain
+    with pytest.raises(ValueError, match=f"^{name} is called with [12] positional argument"):
+        SegmentMiddleware(HELLO, client=client, **{name: hook})
+
+
 async def test_options_build_a_client_that_becomes_the_default(
     segment_collector: CollectorHandle, default_client: None
 ) -> None:

@@ -83,3 +83,12 @@ def user_unless_impersonating(request: HttpRequest) -> str | None:
     if _impersonating(request) or not request.user.is_authenticated:
         return None
     return str(request.user.pk)
+
+
+def consent_of_two(request: Any, response: Any) -> bool:
+    """A consent hook written as a page_filter: it is called with the request alone."""
+    return True
+
+
+def user_id_of_nothing() -> str:
+    return "u1"

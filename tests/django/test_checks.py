@@ -109,6 +109,16 @@ def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
             "IDENTIFY_ON_LOGIN must be a plain function, not async def",
         ),
         ({"IDENTIFY_ON_LOGIN": "yes"}, "IDENTIFY_ON_LOGIN must be True, False, or a callable"),
+        # Called so at every request, it would fail at every one.
+        (
+            {"CONSENT": "tests.django.hooks.consent_of_two"},
+            "CONSENT is called with 1 positional argument; function (request: 'Any', "
+            "response: 'Any') -> 'bool' cannot take them: missing a required argument",
+        ),
+        (
+            {"USER_ID": "tests.django.hooks.user_id_of_nothing"},
+            "USER_ID is called with 1 positional argument",
+        ),
         # Parsed as the settings are checked, not as the first batch is sent.
         (
             {

@@ -184,6 +184,12 @@ async def _async_consent(request: Any) -> bool:
         ({}, {"page_calls": "yes"}, r"page_calls=...\): page_calls must be True or False"),
         ({"SEGMENT_CLIENT": "a client"}, {}, r"SEGMENT_CLIENT'\]: must be a segment_core.Client"),
         ({}, {"consent": _async_consent}, r"consent must be a plain function, not async def"),
+        (
+            {"SEGMENT_USER_ID": lambda: "u1"},
+            {},
+            r"USER_ID'\]: user_id is called with 1 positional argument; function \(\) cannot",
+        ),
+        ({}, {"page_filter": lambda request: True}, r"page_filter is called with 2 positional"),
         ({"SEGMENT_ON_ERROR": "tests.no_such:hook"}, {}, r"ON_ERROR'\]: on_error: cannot import"),
         (
             {"SEGMENT_COOKIE_NAME": "__Host-ajs", "SEGMENT_COOKIE_DOMAIN": ".shop.example"},
