@@ -55,11 +55,14 @@ def struct_fields(
     Dataclasses within it, in its lists and dicts too, are written the same way.
     Raises :class:`InvalidMessage` naming ``where`` for one nested without end.
     """
-    out: dict[str, Any] = _struct_item(value, where, name_of, 1)
+    out: dict[str, Any] = _struct_item(value, where, name_of, 1, set())
     return out
 
 
-def _struct_item(item: Any, where: str, name_of: Callable[[str], str], depth: int) -> Any:
+def _struct_item(
+    item: Any, where: str, name_of: Callable[[str], str], depth: int, inside: set[int]
+) -> Any:
+    """``item`` written; ``inside``: the ids of the containers it is within."""
     kind = type(item)
     # Only the plain containers: a subclass (a QueryDict) is written as the encoder
     # writes it anywhere else.
@@ -71,19 +74,27 @@ def _struct_item(item: Any, where: str, name_of: Callable[[str], str], depth: in
         items = _named_fields(item, where, name_of)
     else:
         return item
-    if depth > MAX_NESTING_DEPTH:  # a dataclass that holds itself, say
+    if id(item) in inside:  # in the words the encoder has for it
+        raise InvalidMessage(f"{where}: a circular reference (the value contains itself)")
+    if depth > MAX_NESTING_DEPTH:
         raise InvalidMessage(
             f"{where}: nested more than {MAX_NESTING_DEPTH} levels deep (objects and arrays)"
         )
+    inside.add(id(item))
+    written: Any
     if kind is list or kind is tuple:
-        return [
-            _struct_item(value, f"{where}[{index}]", name_of, depth + 1) for index, value in items
+        written = [
+            _struct_item(value, f"{where}[{index}]", name_of, depth + 1, inside)
+            for index, value in items
         ]
-    return {
-        key: _struct_item(value, f"{where}.{key}", name_of, depth + 1)
-        for key, value in items
-        if value is not None or kind is dict  # a dict's own None values are kept
-    }
+    else:
+        written = {
+            key: _struct_item(value, f"{where}.{key}", name_of, depth + 1, inside)
+            for key, value in items
+            if value is not None or kind is dict  # a dict's own None values are kept
+        }
+    inside.discard(id(item))
+    return written
 
 
 def _named_fields(

@@ -10,13 +10,14 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from segment_core import Client, InvalidMessage
+from segment_core import Client, Context, InvalidMessage, Properties, Traits
 from segment_core.collector import CollectorHandle
 from segment_core.spec import MAX_NESTING_DEPTH
 from segment_core.testing import capture
@@ -51,7 +52,7 @@ def _run(script: str, *args: str, block_orjson: bool = False) -> Any:
 
 _DEEP_CALLS = """
 import json, sys
-from segment_core import Client, InvalidMessage
+from segment_core import Client, Context, InvalidMessage, Properties, Traits
 
 def chain(kind, levels):
     value = 1
@@ -83,14 +84,18 @@ print(json.dumps(outcomes))
 
 
 def test_a_tuple_nested_without_end_is_refused_as_a_list_is() -> None:
-    # What before_send returns is refused where the hook put the tree.
+    # What before_send returns is refused where the hook put the tree: the hook's
+    # failure, so the message goes as the call made it.
     field_of = {"properties": "properties", "traits": "traits", "context": "context"}
     field_of["before_send"] = "properties"
     outcomes = _run(_DEEP_CALLS)
     assert len(outcomes) == 3 * 3 * len(field_of)
     for name, outcome in outcomes.items():
-        field = field_of[name.rsplit(" ", 1)[1]]
-        assert outcome == f"message.{field}.tree{TOO_DEEP}", name
+        where = name.rsplit(" ", 1)[1]
+        if where == "before_send":  # the hook's failure: logged, and the message sent as made
+            assert outcome == "accepted", name
+            continue
+        assert outcome == f"message.{field_of[where]}.tree{TOO_DEEP}", name
 
 
 def test_a_default_context_nested_without_end_is_refused_at_construction() -> None:
@@ -163,6 +168,41 @@ def test_a_dataclass_that_holds_itself_is_refused_naming_the_field(value: Node, 
     with pytest.raises(InvalidMessage) as raised:
         Client("key", send=False).track("u1", "Job Done", {"node": value})
     assert str(raised.value) == f"{path}: a circular reference (the value contains itself)"
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (lambda c, n: c.track("u1", "E", context={"device": n}), "context.device.parent"),
+        (lambda c, n: c.track("u1", "E", context=Context(device=n)), "context.device.parent"),
+        (
+            lambda c, n: c.track("u1", "E", Properties().set_products([n])),
+            "properties.products[0].parent",
+        ),
+        (lambda c, n: c.identify("u1", Traits().set_company(n)), "traits.company.parent"),
+        (
+            lambda c, n: c.track("u1", "E", context={"device": {"nodes": [n]}}),
+            "message.context.device.nodes[0].parent",
+        ),
+    ],
+    ids=["context dict", "Context", "products", "company", "in a list"],
+)
+def test_a_dataclass_that_holds_itself_in_a_context_or_a_builder_is_a_circular_reference(
+    call: Callable[[Client, Node], object], path: str
+) -> None:
+    with pytest.raises(InvalidMessage) as raised:
+        call(Client("key", send=False), _holds_itself())
+    assert str(raised.value) == f"{path}: a circular reference (the value contains itself)"
+
+
+def test_a_dataclass_shared_by_two_fields_is_no_circular_reference() -> None:
+    leaf = Node("leaf")
+    with capture() as sent:
+        Client("key", send=False).track(
+            "u1", "E", Properties().set_products([leaf, leaf]), context=Context(device=leaf)
+        )
+    assert sent[0]["properties"]["products"] == [{"name": "leaf", "children": []}] * 2
+    assert sent[0]["context"]["device"] == {"name": "leaf", "children": []}
 
 
 def test_a_dataclass_holding_what_cannot_be_encoded_is_refused_naming_the_field() -> None:
