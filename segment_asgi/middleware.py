@@ -98,6 +98,8 @@ SCOPE_MARK = "segment_asgi.tracked"
 #: Set in a WebSocket's scope the middleware passes on untracked (``websockets``
 #: off), so that ``segment_asgi.analytics`` can say which option binds one.
 UNTRACKED_WEBSOCKET = "segment_asgi.untracked_websocket"
+#: Scope key: how the async ``user_id`` hook failed as the request started.
+_EARLY_USER_ERROR = "segment_asgi.early_user_error"
 
 Hook = Callable[..., Any]
 
@@ -317,8 +319,23 @@ class SegmentMiddleware:
         #: Whether the page call may be made on the event loop: not by a sync_mode
         #: client, which sends it on the calling thread (unknown yet for the default
         #: client, which may change).
-        self._finish_on_loop = self._client is not None and not self._client.config.sync_mode
+        #: Whether the page call runs the app's hooks (``page_filter``,
+        #: ``page_properties``, a ``page_name`` function, ``consent`` asked again):
+        #: then it is made in a worker thread, as Starlette runs a plain endpoint, so
+        #: that a hook that waits (a database query) holds up no other request.
+        self._finish_hooks = (
+            self._response_hooks
+            or callable(web_options.page_name)
+            or web_options.consent is not None
+        )
+        self._finish_on_loop = (
+            self._client is not None
+            and not self._client.config.sync_mode
+            and not self._finish_hooks
+        )
         self._mounts = MountNames()
+        #: Whether it said once that the async user_id hook failed as requests start.
+        self._early_user_error_told = False
         self._self_tracking = SelfTrackingMounts()
         # The app this middleware wraps, or the first one inside the middleware it
         # wraps (SegmentMiddleware(GZipMiddleware(app))), when Starlette's router
@@ -417,7 +434,10 @@ class SegmentMiddleware:
                 if self._async_user_id is not None and not tracker.excluded:
                     # Asked again now that the app has run (a session or login
                     # middleware inside this one, a login or logout in the view).
-                    tracker.user_answered(await self._await_user_id(tracker.request))
+                    found = await self._await_user_id(tracker.request)
+                    if _EARLY_USER_ERROR in scope:
+                        self._tell_early_user_error(scope, found)
+                    tracker.user_answered(found)
                 cookie = tracker.cookie_to_set(
                     _location(message) if message["status"] in REDIRECT_STATUSES else None
                 )
@@ -454,9 +474,13 @@ class SegmentMiddleware:
             # The last chunk: the page call is made as it goes, and so is in a test's
             # outbox once the client has the whole response (a server in the test's
             # process). A sync_mode client's waits for Segment: after it.
-            if self._finish_on_loop or not self.client.config.sync_mode:
+            if self._finish_on_loop:
                 ending, start = start, None  # finished: not again as the app returns
                 self._finish(tracker, ending)
+                await send(message)
+            elif not self.client.config.sync_mode:
+                ending, start = start, None
+                await self._finish_off_loop(tracker, ending)
                 await send(message)
             else:
                 await send(message)
@@ -532,8 +556,35 @@ class SegmentMiddleware:
         health checks and assets)."""
         info = self._read_scope(scope, native, app_router)
         if not is_excluded_request(info, self.options):
-            info.user_id = await self._await_user_id(info, early=True)
+            try:
+                info.user_id = await self._async_user_id(info.hook_target)  # type: ignore[misc]
+            except Exception as error:
+                # It may need what a middleware inside this one has yet to set up (a
+                # session): not logged now; asked again as the response starts.
+                hook_logger.debug(
+                    "segment: the user_id hook raised as the request started; "
+                    "asked again as the response starts",
+                    exc_info=True,
+                )
+                scope[_EARLY_USER_ERROR] = f"{type(error).__name__}: {error}"
         return self._track(scope, info, None, read_route)
+
+    def _tell_early_user_error(self, scope: Scope, found: object) -> None:
+        """Once per middleware: the async ``user_id`` hook raised as the request
+        started but names a user as the response starts, so the request's own calls
+        went without the user."""
+        if self._early_user_error_told or found is None:
+            return
+        self._early_user_error_told = True
+        hook_logger.warning(
+            "segment: the async user_id hook raised as the request started (%s) but "
+            "named a user as the response started: the calls the request made before "
+            "then carried no user. Whatever it reads (a session, request.user) is set "
+            "up by a middleware inside SegmentMiddleware: put SegmentMiddleware inside "
+            "it (add_middleware(SegmentMiddleware, ...) before the other), or make the "
+            "hook plain (def), which is asked at each call",
+            scope[_EARLY_USER_ERROR],
+        )
 
     def _read_scope(self, scope: Scope, native: Any, app_router: Any) -> RequestInfo:
         scope[SCOPE_MARK] = True
@@ -576,26 +627,15 @@ class SegmentMiddleware:
         state[TRACKER_KEY] = tracker  # for segment_snippet(request)
         return tracker
 
-    async def _await_user_id(self, info: RequestInfo, early: bool = False) -> Any:
-        """The async ``user_id`` hook's answer (checked by the web layer); None if it raised.
-
-        ``early``: as the request starts, where the hook may need what a middleware
-        inside this one has yet to set up (a session): a failure then is not logged;
-        the hook is asked again as the response starts.
-        """
+    async def _await_user_id(self, info: RequestInfo) -> Any:
+        """The async ``user_id`` hook's answer (checked by the web layer); None if it
+        raised (logged)."""
         hook = self._async_user_id
         assert hook is not None
         try:
             return await hook(info.hook_target)
         except Exception:
-            if early:
-                hook_logger.debug(
-                    "segment: the user_id hook raised as the request started; "
-                    "asked again as the response starts",
-                    exc_info=True,
-                )
-            else:
-                hook_logger.exception("segment: the user_id hook raised; going on with None")
+            hook_logger.exception("segment: the user_id hook raised; going on with None")
             return None
 
     def _read_route(
@@ -671,10 +711,11 @@ class SegmentMiddleware:
             logger.exception("segment: could not complete the request's analytics")
 
     async def _finish_off_loop(self, tracker: RequestTracker, start: Message | None) -> None:
-        """:meth:`_finish` for a ``sync_mode`` client in a worker thread: it sends the
-        page call on the calling thread, and the event loop (every other request of
-        the worker) must not wait for Segment's answer."""
-        if self.client.config.sync_mode:
+        """:meth:`_finish` in a worker thread for a ``sync_mode`` client, which sends
+        the page call on the calling thread, and where the page call runs the app's
+        hooks: the event loop (every other request of the worker) must not wait for
+        Segment's answer, or for a hook's query."""
+        if self._finish_hooks or self.client.config.sync_mode:
             # Shielded: a StreamingResponse cancels its task group once its last chunk
             # is sent, and the page call must not be cancelled before its thread starts.
             with anyio.CancelScope(shield=True):

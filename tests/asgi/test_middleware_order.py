@@ -130,3 +130,32 @@ def test_other_redirects_keep_the_visitor_s_cookie(client: Client, sent: Sent) -
         login = browser.post("/login", follow_redirects=False)  # on plain http
         assert login.status_code == 303
         assert "ajs_anonymous_id=" in login.headers["set-cookie"]
+
+
+async def tracked_home(request: Request) -> Response:
+    request.state.analytics.track("Home Viewed")
+    return HTMLResponse("<p>home</p>")
+
+
+def test_an_async_user_id_hook_failing_as_requests_start_is_told_once(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its first answer is the view's calls' user: when it raised for want of the
+    session a middleware inside sets up, and named the user later, the view's calls
+    went without the user; the app is told how to put it right."""
+    app = outermost(
+        client, Middleware(SessionMiddleware, secret_key="s"), user_id=async_session_user
+    )
+    app.add_route("/tracked", tracked_home)
+    with TestClient(app) as browser:
+        browser.post("/login", follow_redirects=False)
+        browser.get("/tracked")
+        browser.get("/tracked")
+    events = [(m["type"], m.get("userId")) for m in sent() if m["type"] in ("track", "page")]
+    assert events == [("track", None), ("page", "ann")] * 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "segment: the async user_id hook raised as the request started (AssertionError: "
+    )
+    assert "put SegmentMiddleware inside it" in warnings[0]
