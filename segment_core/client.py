@@ -263,7 +263,7 @@ class Client(ClientSettings):
         With a spool, so it does when called again by a thread inside another
         ``flush()``, or while the spool writes a message (a signal handler's call, a
         finalizer's): what it would wait for is that thread. A ``timeout`` that is no
-        number of seconds raises ``TypeError`` naming it.
+        number of seconds raises ``TypeError`` naming it, and a NaN ``ValueError``.
         """
         _checked_timeout(timeout)
         if self.config.sync_mode:  # the calls of other threads under way
@@ -780,10 +780,13 @@ def _largest_part(value: dict[str, Any], where: str = "") -> tuple[str, int]:
 
 def _checked_timeout(timeout: object) -> None:
     """Raise ``TypeError`` naming ``timeout`` unless it is None or a number of seconds
-    (an ``int``, a ``float``, a ``Decimal``, a ``Fraction``: not a bool or text)."""
-    if timeout is None or type(timeout) is float or type(timeout) is int:
+    (an ``int``, a ``float``, a ``Decimal``, a ``Fraction``: not a bool or text), and
+    ``ValueError`` for a NaN, which no deadline can be made of."""
+    if timeout is None or type(timeout) is int:
         return
     if isinstance(timeout, (numbers.Real, decimal.Decimal)) and not isinstance(timeout, bool):
+        if timeout.is_nan() if isinstance(timeout, decimal.Decimal) else timeout != timeout:
+            raise ValueError(f"timeout must be a number of seconds or None, got {timeout!r}")
         return
     raise TypeError(
         f"timeout must be a number of seconds or None, got {type(timeout).__name__} {timeout!r:.40}"

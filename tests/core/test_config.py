@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import decimal
 import functools
 import logging
 import re
@@ -372,6 +373,15 @@ def test_flush_and_shutdown_take_any_timeout(receiver: Receiver) -> None:
     assert client.flush(timeout=float("inf"))
     assert [m["event"] for m in receiver.messages()] == ["Waiting"]
     assert client.shutdown(timeout=1e300)
+
+
+@pytest.mark.parametrize("nan", [float("nan"), decimal.Decimal("NaN"), decimal.Decimal("sNaN")])
+def test_a_nan_timeout_is_refused_not_taken_for_no_wait(nan: object) -> None:
+    client = Client("key", send=False)
+    for method in (client.flush, client.shutdown):
+        with pytest.raises(ValueError, match=r"^timeout must be a number of seconds or None, got"):
+            method(nan)  # type: ignore[operator]
+    assert client.shutdown(5)
 
 
 @pytest.mark.parametrize(
