@@ -34,6 +34,7 @@ import types
 from collections.abc import Callable, Iterable, KeysView, Mapping
 from typing import Any
 
+from segment_core.errors import is_interruption
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
@@ -617,7 +618,15 @@ def page_properties(
         hook, target = options.page_properties, request.hook_target
         extra = call_hook("page_properties", hook, target, response, default=None)
         if isinstance(extra, Mapping):
-            properties.update(extra)
+            try:
+                properties.update(extra)
+            except Exception as error:  # a mapping that fails to be read: no answer
+                if is_interruption(error):
+                    raise
+                logger.exception(
+                    "segment: page_properties returned a mapping that could not be read; ignored"
+                )
+                properties = dict(fields) if name is None else {**fields, "name": name}
         elif extra is not None:
             logger.error(
                 "segment: page_properties returned %s, not a dict; ignored", type(extra).__name__

@@ -984,6 +984,8 @@ class RequestTracker:
                 try:
                     Analytics.page(analytics, name, properties)
                 except InvalidMessage as error:
+                    if options.page_properties is not None:
+                        return self._page_without_hook_properties(name, fields, error)
                     return self._page_without_repeats(name, properties, error)
                 return True
             properties = dict(fields)  # page_properties() without a hook
@@ -1009,6 +1011,24 @@ class RequestTracker:
         except Exception:
             logger.exception("segment: the automatic page call for %s failed", self._logged_path())
             return False
+        return True
+
+    def _page_without_hook_properties(
+        self, name: Any, fields: Mapping[str, Any], error: InvalidMessage
+    ) -> bool:
+        """The automatic page call refused with what ``page_properties`` added: the
+        hook's failure, so sent once more without them, as when the hook raises."""
+        properties = dict(fields) if name is None else {**fields, "name": name}
+        try:
+            Analytics.page(self.analytics, name, properties)
+        except InvalidMessage as second:
+            return self._page_without_repeats(name, properties, second)
+        logger.error(
+            "segment: the automatic page call for %s was sent without what page_properties "
+            "returned, which cannot be sent: %s",
+            self._logged_path(),
+            error,
+        )
         return True
 
     def _page_without_repeats(

@@ -403,9 +403,14 @@ def test_a_page_call_that_cannot_be_encoded_is_logged_not_raised(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
     options = WebOptions(page_properties=lambda request, response: {"blob": object()})
-    assert tracker(client, options).finish(200, content_type=HTML) is False
-    assert sent == []
-    assert "automatic page call for /products/42 failed" in caplog.text
+    assert tracker(client, options).finish(200, content_type=HTML) is True
+    [page] = sent  # without what the hook returned, as when the hook raises
+    assert page["properties"]["path"] == "/products/42"
+    assert "blob" not in page["properties"]
+    assert (
+        "automatic page call for /products/42 was sent without what page_properties "
+        "returned, which cannot be sent: message.properties.blob: a value of type object"
+    ) in caplog.text
 
 
 def test_a_request_that_cannot_be_read_still_gets_analytics(
