@@ -28,7 +28,14 @@ import orjson
 
 from segment_core.web._forwarded import IPAddress, client_ip, forwarded_hops, parse_ip
 from segment_core.web._options import WebOptions
-from segment_core.web._redaction import REDACTED, Redactor, name_and_port, redact_path, same_host
+from segment_core.web._redaction import (
+    DEFAULT_SECRET_WORDS,
+    REDACTED,
+    Redactor,
+    name_and_port,
+    redact_path,
+    same_host,
+)
 from segment_core.web._request import (
     RequestInfo,
     escaped_non_ascii,
@@ -455,7 +462,17 @@ def redact_url(url: str, names: Redactor | frozenset[str]) -> str:
 
 
 def _redactor(names: Redactor | frozenset[str]) -> Redactor:
-    return names if isinstance(names, Redactor) else Redactor(names, defaults=False)
+    """``names`` as a redactor: given with every default word among them (the
+    defaults, and more), the adapters' own rule; else those names alone."""
+    if isinstance(names, Redactor):
+        return names
+    given = frozenset(names)
+    if given >= _DEFAULT_WORDS:
+        return Redactor(given - _DEFAULT_WORDS)
+    return Redactor(given, defaults=False)
+
+
+_DEFAULT_WORDS = frozenset(DEFAULT_SECRET_WORDS)
 
 
 def campaign(query: str) -> dict[str, str]:

@@ -395,11 +395,16 @@ _GLUED_NUMBER_ENDS = ("nummer", "nummern", "nr", "nbr")
 # Names that are secrets only when they are the whole name.
 # sso: DiscourseConnect's signed login payload, with the user's email in it.
 # mail: an e-mail address (Drupal's user field, many unsubscribe links); otp: a
-# one-time password.
+# one-time password. The names of a flow's one-time link hold its token
+# (/password?reset=..., /join?invite=..., /login?magic=...; an OAuth grant's
+# bearer or assertion).
 _WHOLE_NAMES = frozenset(
     {
         *("code", "pin", "sig", "sid", "pass", "nonce", "hash", "ticket", "sso", "mail"),
         *("otp", "totp", "tfa", "twofa", "mdp", "clave"),
+        *("reset", "invite", "invitation", "verify", "verification", "confirm"),
+        *("confirmation", "activate", "activation", "magic", "recovery", "unsubscribe"),
+        *("bearer", "assertion"),
     }
 )
 # Whole names of several words: "2fa" (read as "2", "fa").

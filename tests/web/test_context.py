@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segment_core.web import (
+    DEFAULT_REDACT_QUERY_PARAMS,
     REDACTED,
     WebOptions,
     anonymize_ip,
@@ -19,6 +21,7 @@ from segment_core.web import (
     redact_url,
     request_context,
 )
+from segment_core.web._redaction import DEFAULT_SECRET_WORDS as SECRET_WORDS
 from tests.web.conftest import BROWSER, make_request
 
 SECRETS = WebOptions().redactor
@@ -272,10 +275,45 @@ def test_page_fields_with_a_port_and_no_query() -> None:
             "X-Amz-Signature=abc&X-Amz-Credential=def",
             f"X-Amz-Signature={REDACTED}&X-Amz-Credential={REDACTED}",
         ),
+        # A flow's one-time link names its token by the flow, alone.
+        (
+            "reset=t1&invite=t2&Invitation=t3&verify=t4&confirm=t5&activation=t6&magic=t7",
+            f"reset={REDACTED}&invite={REDACTED}&Invitation={REDACTED}&verify={REDACTED}"
+            f"&confirm={REDACTED}&activation={REDACTED}&magic={REDACTED}",
+        ),
+        (
+            "recovery=a&unsubscribe=b&bearer=c&assertion=d",
+            f"recovery={REDACTED}&unsubscribe={REDACTED}&bearer={REDACTED}&assertion={REDACTED}",
+        ),
+        ("reset_at=3&invited_by=ann&confirmed=1", "reset_at=3&invited_by=ann&confirmed=1"),
     ],
 )
 def test_redact_query(query: str, expected: str) -> None:
     assert redact_query(query, SECRETS) == expected
+
+
+@pytest.mark.parametrize(
+    "names",
+    [DEFAULT_REDACT_QUERY_PARAMS, frozenset(DEFAULT_REDACT_QUERY_PARAMS), list(SECRET_WORDS)],
+    ids=["tuple", "frozenset", "list"],
+)
+def test_the_default_names_given_to_redact_url_are_the_adapters_rule(names: Any) -> None:
+    url = "https://a.example/cb?code=a&ticket=b&sig=c&reset=d&q=1"
+    assert redact_url(url, names) == redact_url(url, SECRETS)
+    assert redact_url(url, names) == (
+        f"https://a.example/cb?code={REDACTED}&ticket={REDACTED}&sig={REDACTED}"
+        f"&reset={REDACTED}&q=1"
+    )
+    more = redact_url(url + "&coupon=X", [*names, "coupon"])
+    assert more.endswith(f"&q=1&coupon={REDACTED}")
+
+
+def test_names_given_to_redact_url_without_the_defaults_are_those_alone() -> None:
+    url = "https://a.example/?coupon=X&token=t&code=c"
+    assert (
+        redact_url(url, frozenset({"coupon"}))
+        == f"https://a.example/?coupon={REDACTED}&token=t&code=c"
+    )
 
 
 def test_redaction_list_is_configurable() -> None:
