@@ -121,7 +121,10 @@ class Node:
 def test_a_dataclass_that_holds_itself_is_refused_naming_the_field() -> None:
     node = Node()
     node.parent = node
-    with pytest.raises(InvalidMessage, match=r"^context\.device\.parent\.parent.*nested more"):
+    with pytest.raises(
+        InvalidMessage,
+        match=r"^context\.device\.parent: a circular reference \(the value contains itself\)$",
+    ):
         Context(device=node).to_dict()
 
 
@@ -164,7 +167,10 @@ def test_a_dict_context_with_a_dataclass_field_is_still_checked() -> None:
         client.track("u", "E", context={"device": DeviceInfo(id="d1"), "ip": "nope"})
     node = Node()
     node.parent = node
-    with pytest.raises(InvalidMessage, match=r"^context\.device\.parent\.parent.*nested more"):
+    with pytest.raises(
+        InvalidMessage,
+        match=r"^context\.device\.parent: a circular reference \(the value contains itself\)$",
+    ):
         client.track("u", "E", context={"device": node})
     with pytest.raises(ValueError, match=r"^default_context: context\.os\.name must be a string"):
         Client("key", default_context={"os": AppInfo(name=7)})  # type: ignore[arg-type]
