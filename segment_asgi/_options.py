@@ -21,6 +21,7 @@ from segment_core.config import ALIASES
 from segment_core.config import option_names as client_option_names
 from segment_core.web import WebOptions, check_plain_hooks
 from segment_core.web import option_names as web_option_names
+from segment_core.web._validate import ASGI_ASYNC_HOOKS
 
 __all__ = [
     "OWN_OPTIONS",
@@ -55,7 +56,7 @@ def check_names(options: Iterable[str]) -> None:
 def make_web_options(web: Mapping[str, Any]) -> WebOptions:
     """Validated web options (a ValueError names a bad one)."""
     options = WebOptions.from_mapping(web)
-    check_plain_hooks(options, async_user_id=True)
+    check_plain_hooks(options, may_be_async=ASGI_ASYNC_HOOKS)
     return options
 
 

@@ -16,6 +16,7 @@ import logging
 import operator
 import os
 import re
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -28,6 +29,13 @@ from starlette.requests import HTTPConnection, Request
 
 import segment_core
 from segment_asgi._apps import DOCS_NAMESPACE, AppFacts
+from segment_asgi._awaited_hooks import (
+    AWAITED_HOOKS,
+    EARLY_CONSENT,
+    LOOP_THREAD,
+    AwaitedHook,
+    Raised,
+)
 from segment_asgi._mounts import MountNames
 from segment_asgi._options import (
     allowed_hosts_of,
@@ -292,9 +300,17 @@ class SegmentMiddleware:
         self.options = web_options
         # An async user_id hook is awaited here; the web layer gets its answer.
         self._async_user_id = web_options.user_id if is_async(web_options.user_id) else None
-        self._tracker_options = (
-            replace(web_options, user_id=None) if self._async_user_id else web_options
-        )
+        # The other async hooks: the web layer calls a stand-in, which awaits them.
+        stand_ins: dict[str, Any] = {
+            name: AwaitedHook(name, getattr(web_options, name))
+            for name in AWAITED_HOOKS
+            if callable(getattr(web_options, name)) and is_async(getattr(web_options, name))
+        }
+        self._awaited_hooks = bool(stand_ins)
+        self._async_consent = web_options.consent if "consent" in stand_ins else None
+        if self._async_user_id:
+            stand_ins["user_id"] = None
+        self._tracker_options = replace(web_options, **stand_ins) if stand_ins else web_options
         # Hooks get the framework's request; without hooks nothing needs one.
         self._hooks = any(
             getattr(web_options, name) is not None
@@ -406,10 +422,12 @@ class SegmentMiddleware:
         had_router = "router" in scope
         read_route = functools.partial(self._read_route, scope, root_path, had_router, app_router)
         native = Request(scope) if self._hooks else None
-        if self._async_user_id is None:
+        if self._awaited_hooks:
+            scope[LOOP_THREAD] = threading.get_ident()
+        if self._async_user_id is None and self._async_consent is None:
             tracker = self._start(scope, native, app_router, read_route)
         else:
-            tracker = await self._start_awaiting_user(scope, native, app_router, read_route)
+            tracker = await self._start_awaiting_hooks(scope, native, app_router, read_route)
         # Shared by the copies of the scope that routers pass on (Channels' URLRouter).
         state = scope["state"]
         start: Message | None = None
@@ -438,6 +456,14 @@ class SegmentMiddleware:
                     if _EARLY_USER_ERROR in scope:
                         self._tell_early_user_error(scope, found)
                     tracker.user_answered(found)
+                if (
+                    self._async_consent is not None
+                    and tracker.allowed is None
+                    and not tracker.excluded
+                ):
+                    # It raised as the request started: asked again now, where the
+                    # web layer asks a plain one again, in the event loop.
+                    await self._ask_consent(scope, tracker.request)
                 cookie = tracker.cookie_to_set(
                     _location(message) if message["status"] in REDIRECT_STATUSES else None
                 )
@@ -520,10 +546,12 @@ class SegmentMiddleware:
             "router" in scope,
             app_router,
         )
-        if self._async_user_id is None:
+        if self._awaited_hooks:
+            scope[LOOP_THREAD] = threading.get_ident()
+        if self._async_user_id is None and self._async_consent is None:
             tracker = self._start(scope, native, app_router, read_route)
         else:
-            tracker = await self._start_awaiting_user(scope, native, app_router, read_route)
+            tracker = await self._start_awaiting_hooks(scope, native, app_router, read_route)
         token = bind(tracker.analytics)
         try:
             await self.app(scope, receive, send)
@@ -545,19 +573,24 @@ class SegmentMiddleware:
         info = self._read_scope(scope, native, app_router)
         return self._track(scope, info, functools.partial(user_id_of, scope), read_route)
 
-    async def _start_awaiting_user(
+    async def _start_awaiting_hooks(
         self,
         scope: Scope,
         native: Any,
         app_router: Any,
         read_route: Callable[[RequestInfo, bool], bool] | None = None,
     ) -> RequestTracker:
-        """:meth:`_start` with an async ``user_id`` hook, awaited here (not for
-        health checks and assets)."""
+        """:meth:`_start` with an async ``consent`` or ``user_id`` hook, awaited here
+        (not for health checks and assets)."""
         info = self._read_scope(scope, native, app_router)
-        if not is_excluded_request(info, self.options):
+        excluded = is_excluded_request(info, self.options)
+        if self._async_consent is not None and not excluded:
+            await self._ask_consent(scope, info)
+        if self._async_user_id is None:
+            return self._track(scope, info, functools.partial(user_id_of, scope), read_route)
+        if not excluded:
             try:
-                info.user_id = await self._async_user_id(info.hook_target)  # type: ignore[misc]
+                info.user_id = await self._async_user_id(info.hook_target)
             except Exception as error:
                 # It may need what a middleware inside this one has yet to set up (a
                 # session): not logged now; asked again as the response starts.
@@ -568,6 +601,15 @@ class SegmentMiddleware:
                 )
                 scope[_EARLY_USER_ERROR] = f"{type(error).__name__}: {error}"
         return self._track(scope, info, None, read_route)
+
+    async def _ask_consent(self, scope: Scope, info: RequestInfo) -> None:
+        """Await the async ``consent`` hook: its answer (or what it raised, logged as
+        the web layer takes it up) is what its stand-in gives in the event loop."""
+        assert self._async_consent is not None
+        try:
+            scope[EARLY_CONSENT] = await self._async_consent(info.hook_target)
+        except Exception as error:
+            scope[EARLY_CONSENT] = Raised(error)
 
     def _tell_early_user_error(self, scope: Scope, found: object) -> None:
         """Once per middleware: the async ``user_id`` hook raised as the request

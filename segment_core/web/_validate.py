@@ -468,20 +468,23 @@ HOOK_ARGUMENTS = {
 }
 
 
-def check_plain_hooks(options: Any, *, async_user_id: bool = False) -> None:
+#: The hooks ``segment_asgi`` awaits when they are ``async def``.
+ASGI_ASYNC_HOOKS = frozenset({"user_id", "consent", "page_filter", "page_properties", "page_name"})
+
+
+def check_plain_hooks(options: Any, *, may_be_async: frozenset[str] = frozenset()) -> None:
     """ValueError naming a hook given as ``async def`` that the adapter calls plainly,
     or one whose signature cannot take the arguments it is called with.
 
     Called, an async one would return a coroutine, which counts as "yes"
     (``page_filter``, ``consent``) or as no user: wrong data, and a warning no one
-    reads. Only ``segment_asgi`` awaits a hook, ``user_id`` (``async_user_id``). One
+    reads. Only ``segment_asgi`` awaits hooks, those ``may_be_async`` names. One
     that cannot take its arguments would fail at every request, and a ``consent``
     failing so turns every automatic call off.
     """
-    names = PLAIN_HOOKS if async_user_id else (*PLAIN_HOOKS, "user_id")
-    for name in names:
-        if is_async(getattr(options, name, None)):
-            also = "; only user_id may be async" if async_user_id else ""
+    for name in (*PLAIN_HOOKS, "user_id"):
+        if name not in may_be_async and is_async(getattr(options, name, None)):
+            also = f"; only {', '.join(sorted(may_be_async))} may be async" if may_be_async else ""
             raise ValueError(f"{name} must be a plain function, not async def{also}")
     for name, arguments in HOOK_ARGUMENTS.items():
         hook = getattr(options, name, None)

@@ -342,12 +342,16 @@ def test_client_and_client_options_are_exclusive(client: Client) -> None:
         SegmentMiddleware(HELLO, client=client, write_key="k", host="http://127.0.0.1:1")
 
 
-def test_only_user_id_may_be_async(client: Client) -> None:
-    async def consent(request: Any) -> bool:
-        return True
+def test_only_the_hooks_it_awaits_may_be_async(client: Client) -> None:
+    async def identify_traits(user: Any) -> dict[str, Any]:
+        return {}
 
-    with pytest.raises(ValueError, match="consent must be a plain function"):
-        SegmentMiddleware(HELLO, client=client, consent=consent)
+    with pytest.raises(
+        ValueError,
+        match=r"^identify_traits must be a plain function, not async def; only consent, "
+        r"page_filter, page_name, page_properties, user_id may be async$",
+    ):
+        SegmentMiddleware(HELLO, client=client, identify_traits=identify_traits)
 
 
 @pytest.mark.parametrize("name", ["consent", "user_id", "page_properties"])

@@ -5,6 +5,7 @@ other request of the worker, and the page call is still made before the last chu
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
@@ -76,3 +77,75 @@ def test_the_page_call_is_made_before_the_last_chunk_reaches_the_client(client: 
     with TestClient(app) as http, capture() as outbox:
         assert http.get("/report").status_code == 200
         assert [m["type"] for m in outbox] == ["page"]
+
+
+# -- async hooks -----------------------------------------------------------------
+
+
+async def test_async_hooks_are_awaited_in_the_event_loop(client: Client, sent: Sent) -> None:
+    """Each one awaits what another request of the loop sets: it runs in the loop,
+    and the page call's thread waits for its answer."""
+    ready = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    asked: list[str] = []
+
+    async def answered_once_pinged(name: str, answer: Any) -> Any:
+        assert asyncio.get_running_loop() is loop
+        asked.append(name)
+        await asyncio.wait_for(ready.wait(), DEADLINE)
+        return answer
+
+    async def consent(request: Request) -> bool:
+        return request.query_params.get("opt-out") is None
+
+    async def page_filter(request: Request, response: Any) -> bool:
+        return bool(await answered_once_pinged("page_filter", True))
+
+    async def page_properties(request: Request, response: Any) -> dict[str, Any]:
+        return dict(await answered_once_pinged("page_properties", {"rows": 3}))
+
+    async def page_name(request: Request) -> str:
+        return str(await answered_once_pinged("page_name", "Report"))
+
+    hooks = {
+        "consent": consent,
+        "page_filter": page_filter,
+        "page_properties": page_properties,
+        "page_name": page_name,
+    }
+    app = _app(client, threading.Event(), **hooks)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+        report = asyncio.create_task(http.get("/report"))
+        for _ in range(int(DEADLINE / 0.01)):
+            if asked:
+                break
+            await asyncio.sleep(0.01)
+        ready.set()
+        response = await report
+        assert "ajs_anonymous_id=" in response.headers["set-cookie"]
+        opted_out = await http.get("/report?opt-out=1")
+        assert "set-cookie" not in opted_out.headers
+    assert asked == ["page_filter", "page_name", "page_properties"]
+    [page] = sent(type="page")
+    assert (page["name"], page["properties"]["rows"]) == ("Report", 3)
+
+
+async def test_an_async_consent_that_raises_as_the_request_starts_is_asked_again(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers: list[object] = [RuntimeError("the consent store is away"), True]
+
+    async def consent(request: Request) -> bool:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return bool(answer)
+
+    app = _app(client, threading.Event(), consent=consent)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+        assert (await http.get("/report")).status_code == 200
+    assert answers == []
+    assert [m["type"] for m in sent()] == ["page"]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -1,0 +1,67 @@
+"""``async def`` hooks (``consent``, ``page_filter``, ``page_properties``, a
+``page_name`` function) for the web layer, which calls its hooks plainly.
+
+The page call that runs them is made in a worker thread (see
+``SegmentMiddleware._finish_off_loop``): there, each stand-in runs its hook in the
+event loop and waits for the answer, as ``anyio.from_thread.run`` does. In the event
+loop itself nothing can wait for the loop: ``consent``, asked there as the request
+starts (and as the response starts, if it raised), was awaited by the middleware just
+before (:data:`EARLY_CONSENT`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio.from_thread
+
+__all__ = ["AWAITED_HOOKS", "EARLY_CONSENT", "LOOP_THREAD", "AwaitedHook", "Raised"]
+
+#: The hooks a stand-in may take the place of.
+AWAITED_HOOKS = ("consent", "page_filter", "page_properties", "page_name")
+
+#: Scope key: the id of the thread of the event loop the request runs in.
+LOOP_THREAD = "segment_asgi.loop_thread"
+#: Scope key: the async ``consent`` hook's last answer the middleware awaited (or
+#: :class:`Raised`).
+EARLY_CONSENT = "segment_asgi.early_consent"
+
+
+_NOT_ASKED: Any = object()
+
+
+class Raised:
+    """What a hook raised, kept to be raised where its answer is asked for."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class AwaitedHook:
+    """A plain stand-in for the ``async def`` hook ``name``."""
+
+    __slots__ = ("hook", "name")
+
+    def __init__(self, name: str, hook: Callable[..., Any]) -> None:
+        self.name = name
+        self.hook = hook
+
+    def __call__(self, request: Any, *args: Any) -> Any:
+        scope = request.scope
+        if scope.get(LOOP_THREAD) == threading.get_ident():
+            early = scope.get(EARLY_CONSENT, _NOT_ASKED) if self.name == "consent" else _NOT_ASKED
+            if early is _NOT_ASKED:
+                raise RuntimeError(
+                    f"{self.name} is async: it cannot be awaited in the event loop here"
+                )
+            if isinstance(early, Raised):
+                raise early.error
+            return early
+        return anyio.from_thread.run(self.hook, request, *args)
+
+    def __repr__(self) -> str:
+        return f"<awaited {self.name} hook {self.hook!r}>"
