@@ -308,6 +308,8 @@ class SegmentMiddleware:
         }
         self._awaited_hooks = bool(stand_ins)
         self._async_consent = web_options.consent if "consent" in stand_ins else None
+        #: Whether a request starts with no hook to await (the common case: one check).
+        self._plain_start = not (self._async_user_id or stand_ins)
         if self._async_user_id:
             stand_ins["user_id"] = None
         self._tracker_options = replace(web_options, **stand_ins) if stand_ins else web_options
@@ -422,9 +424,7 @@ class SegmentMiddleware:
         had_router = "router" in scope
         read_route = functools.partial(self._read_route, scope, root_path, had_router, app_router)
         native = Request(scope) if self._hooks else None
-        if self._awaited_hooks:
-            scope[LOOP_THREAD] = threading.get_ident()
-        if self._async_user_id is None and self._async_consent is None:
+        if self._plain_start:
             tracker = self._start(scope, native, app_router, read_route)
         else:
             tracker = await self._start_awaiting_hooks(scope, native, app_router, read_route)
@@ -449,21 +449,8 @@ class SegmentMiddleware:
                     # Any iterable, says ASGI: read once here, for all who look.
                     message = {**message, "headers": list(headers)}
                 start = message
-                if self._async_user_id is not None and not tracker.excluded:
-                    # Asked again now that the app has run (a session or login
-                    # middleware inside this one, a login or logout in the view).
-                    found = await self._await_user_id(tracker.request)
-                    if _EARLY_USER_ERROR in scope:
-                        self._tell_early_user_error(scope, found)
-                    tracker.user_answered(found)
-                if (
-                    self._async_consent is not None
-                    and tracker.allowed is None
-                    and not tracker.excluded
-                ):
-                    # It raised as the request started: asked again now, where the
-                    # web layer asks a plain one again, in the event loop.
-                    await self._ask_consent(scope, tracker.request)
+                if not self._plain_start and not tracker.excluded:
+                    await self._ask_again(scope, tracker)
                 cookie = tracker.cookie_to_set(
                     _location(message) if message["status"] in REDIRECT_STATUSES else None
                 )
@@ -546,9 +533,7 @@ class SegmentMiddleware:
             "router" in scope,
             app_router,
         )
-        if self._awaited_hooks:
-            scope[LOOP_THREAD] = threading.get_ident()
-        if self._async_user_id is None and self._async_consent is None:
+        if self._plain_start:
             tracker = self._start(scope, native, app_router, read_route)
         else:
             tracker = await self._start_awaiting_hooks(scope, native, app_router, read_route)
@@ -580,8 +565,11 @@ class SegmentMiddleware:
         app_router: Any,
         read_route: Callable[[RequestInfo, bool], bool] | None = None,
     ) -> RequestTracker:
-        """:meth:`_start` with an async ``consent`` or ``user_id`` hook, awaited here
-        (not for health checks and assets)."""
+        """:meth:`_start` with async hooks: ``consent`` and ``user_id`` awaited here
+        (not for health checks and assets); for the others, the thread of the event
+        loop noted, where their stand-ins cannot wait for them."""
+        if self._awaited_hooks:
+            scope[LOOP_THREAD] = threading.get_ident()
         info = self._read_scope(scope, native, app_router)
         excluded = is_excluded_request(info, self.options)
         if self._async_consent is not None and not excluded:
@@ -601,6 +589,19 @@ class SegmentMiddleware:
                 )
                 scope[_EARLY_USER_ERROR] = f"{type(error).__name__}: {error}"
         return self._track(scope, info, None, read_route)
+
+    async def _ask_again(self, scope: Scope, tracker: RequestTracker) -> None:
+        """As the response starts, now that the app has run (a session or login
+        middleware inside this one, a login or logout in the view): the async
+        ``user_id`` hook asked again, and an async ``consent`` that raised as the
+        request started (where the web layer asks a plain one again)."""
+        if self._async_user_id is not None:
+            found = await self._await_user_id(tracker.request)
+            if _EARLY_USER_ERROR in scope:
+                self._tell_early_user_error(scope, found)
+            tracker.user_answered(found)
+        if self._async_consent is not None and tracker.allowed is None:
+            await self._ask_consent(scope, tracker.request)
 
     async def _ask_consent(self, scope: Scope, info: RequestInfo) -> None:
         """Await the async ``consent`` hook: its answer (or what it raised, logged as
