@@ -317,7 +317,9 @@ class Analytics:
         if user_id is None and anonymous_id is None:
             raise InvalidMessage(
                 f"{kind} needs a user_id or an anonymous_id: outside a request, pass one, "
-                f"e.g. analytics().{kind}(..., user_id=user.pk)"
+                f"e.g. analytics().{kind}(..., user_id=user.pk); in a thread or task a "
+                "request starts, start it with segment_core.scope.start_thread(fn, ...) or run "
+                "segment_core.scope.with_binding(fn), which carry the request's visitor"
             )
         extra = kw.pop("context", None)
         context = dict(self.context) if extra is None else merge_context(self.context, extra)

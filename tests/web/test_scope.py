@@ -116,8 +116,11 @@ def test_outside_a_request_the_default_client_and_a_clear_error(
     assert current() is None
     a = analytics()
     assert a.client is default
-    with pytest.raises(InvalidMessage, match=r"outside a request, pass one, e\.g\. analytics\(\)"):
+    with pytest.raises(
+        InvalidMessage, match=r"outside a request, pass one, e\.g\. analytics\(\)"
+    ) as e:
         a.track("Nightly Job")
+    assert "segment_core.scope.start_thread(fn, ...)" in str(e.value)
     with pytest.raises(InvalidMessage, match="alias needs previous_id"):
         a.alias("u")
     a.track("Nightly Job", user_id=3)
