@@ -142,6 +142,8 @@ class Delivery:
         self._transport_factory = transport_factory
         self._transport = transport_factory(config)
         self.health = DeliveryHealth(redact_url(config.host), timeout=config.timeout)
+        #: The retry number of the ``backoff`` hook's last failure (0: none yet).
+        self._backoff_failed_at = 0
         #: With a spool: told of each batch delivered or failed for good, and asked to
         #: keep a batch that ran out of retries for a later attempt; it returns the
         #: messages it could not keep (never written to disk), which fail.
@@ -493,7 +495,9 @@ class Delivery:
             self._report_each(batch, lambda message: on_failure(message, error), "on_failure")
 
     def _custom_backoff(self, attempt: int) -> float:
-        """The ``backoff`` option's delay; the default policy's when the hook misbehaves."""
+        """The ``backoff`` option's delay; the default policy's when the hook misbehaves
+        (logged once per batch: its first failure at ERROR, the batch's next ones at
+        DEBUG)."""
         config = self._config
         assert config.backoff is not None
         try:
@@ -501,7 +505,11 @@ class Delivery:
         except Exception as exc:
             if is_interruption(exc):  # sync mode: a job's time limit stops the job
                 raise
-            logger.exception("backoff hook raised; using the default retry policy")
+            logger.log(
+                self._backoff_failure_level(attempt),
+                "backoff hook raised; using the default retry policy",
+                exc_info=True,
+            )
         else:
             if (
                 isinstance(delay, (int, float))
@@ -509,7 +517,8 @@ class Delivery:
                 and 0 <= delay < float("inf")
             ):
                 return float(delay)
-            logger.error(
+            logger.log(
+                self._backoff_failure_level(attempt),
                 "backoff must return a number of seconds >= 0, got %r; "
                 "using the default retry policy",
                 delay,
@@ -517,6 +526,12 @@ class Delivery:
         return backoff_delay(
             attempt, minimum=config.retry_backoff_min, maximum=config.retry_backoff_max
         )
+
+    def _backoff_failure_level(self, attempt: int) -> int:
+        """ERROR for the first failure of the ``backoff`` hook in a batch (its retries
+        are numbered from 1 again), DEBUG for the batch's next ones."""
+        last, self._backoff_failed_at = self._backoff_failed_at, attempt
+        return logging.ERROR if attempt <= last or last == 0 else logging.DEBUG
 
     @staticmethod
     def _report_each(batch: list[bytes], hook: Callable[[dict[str, Any]], None], name: str) -> None:

@@ -837,6 +837,24 @@ def test_a_broken_backoff_falls_back_to_the_default_policy(
     assert "backoff must return a number of seconds" in caplog.text
 
 
+@pytest.mark.parametrize("backoff", [lambda attempt: 1 / 0, lambda attempt: "x"])
+def test_a_broken_backoff_is_logged_once_per_batch(
+    make_client: Callable[..., Client],
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+    backoff: Callable[[int], Any],
+) -> None:
+    client = make_client(backoff=backoff, retry_backoff_min=0.01, retry_backoff_max=0.02)
+    with caplog.at_level(logging.DEBUG, logger="segment.core"):
+        for event in ("First", "Second"):  # two batches, three tries each
+            receiver.fail_next(Fault(status=503), Fault(status=503))
+            client.track("u1", event)
+            assert client.flush(timeout=10)
+    records = [r for r in caplog.records if "backoff" in r.getMessage()]
+    assert [r.levelno for r in records] == [logging.ERROR, logging.DEBUG] * 2
+    assert len(receiver.ok_requests()) == 2
+
+
 def test_now_and_uid_make_messages_deterministic() -> None:
     ids = iter(["id-1", "id-2", "id-3"])
     client = Client("write-key", send=False, now=lambda: WHEN, uid=lambda: next(ids))
