@@ -184,7 +184,12 @@ class Transport:
                 body_limit=ERROR_TEXT_BYTES,
             )
         except urllib3.exceptions.HTTPError as exc:
-            return Outcome(status=None, error=self._network_error(exc))
+            error = self._network_error(exc)
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                # Sent, not answered in time: the server may have taken it (a retry
+                # sends the same messageIds, which Segment takes once).
+                error += " (the batch was sent and may have arrived)"
+            return Outcome(status=None, error=error)
         if 200 <= answer.status < 300:
             return Outcome(status=answer.status)
         text = answer.body.decode("utf-8", "replace")

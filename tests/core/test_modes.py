@@ -322,3 +322,23 @@ def _closes_its_connections(psutil: Any, collector: CollectorHandle) -> None:
     assert client.shutdown() is True
     # Closed now, not whenever the garbage collector gets to it (a ResourceWarning then).
     assert open_to_the_collector() == 0
+
+
+def test_a_sync_call_whose_answer_came_too_late_says_the_batch_may_have_arrived(
+    receiver: Receiver, make_client: Any
+) -> None:
+    answer = threading.Event()
+    receiver.fail_next(Fault(hold=answer))
+    errors: list[Exception] = []
+    client = make_client(
+        sync_mode=True, timeout=0.5, max_retries=0, on_error=lambda e, b: errors.append(e)
+    )
+    try:
+        accepted, _ = client.track("u1", "Paid")
+    finally:
+        answer.set()  # the receiver took the request: it answers once told
+    assert accepted is False
+    [error] = errors
+    assert str(error).startswith("ReadTimeoutError: ")
+    assert str(error).endswith(" (the batch was sent and may have arrived)")
+    assert [m["event"] for m in receiver.wait_for_messages(1)] == ["Paid"]
