@@ -337,19 +337,14 @@ class SegmentMiddleware:
         #: Whether the page call may be made on the event loop: not by a sync_mode
         #: client, which sends it on the calling thread (unknown yet for the default
         #: client, which may change).
-        #: Whether the page call runs the app's hooks (``page_filter``,
-        #: ``page_properties``, a ``page_name`` function, ``consent`` asked again):
-        #: then it is made in a worker thread, as Starlette runs a plain endpoint, so
-        #: that a hook that waits (a database query) holds up no other request.
-        self._finish_hooks = (
-            self._response_hooks
-            or callable(web_options.page_name)
-            or web_options.consent is not None
-        )
+        #: Whether the page call awaits the app's hooks (an async ``page_filter`` or
+        #: ``page_properties``): then it is made in a worker thread, after the last
+        #: chunk, where their stand-ins wait for them in the event loop.
+        self._finish_in_thread = "page_filter" in stand_ins or "page_properties" in stand_ins
         self._finish_on_loop = (
             self._client is not None
             and not self._client.config.sync_mode
-            and not self._finish_hooks
+            and not self._finish_in_thread
         )
         self._mounts = MountNames()
         #: Whether it said once that the async user_id hook failed as requests start.
@@ -486,14 +481,11 @@ class SegmentMiddleware:
                 return
             # The last chunk: the page call is made as it goes, and so is in a test's
             # outbox once the client has the whole response (a server in the test's
-            # process). A sync_mode client's waits for Segment: after it.
-            if self._finish_on_loop:
+            # process). A sync_mode client's waits for Segment, and one that awaits
+            # the app's hooks for them, in a worker thread: after it.
+            if self._finish_on_loop or not (self._finish_in_thread or self.client.config.sync_mode):
                 ending, start = start, None  # finished: not again as the app returns
                 self._finish(tracker, ending)
-                await send(message)
-            elif not self.client.config.sync_mode:
-                ending, start = start, None
-                await self._finish_off_loop(tracker, ending)
                 await send(message)
             else:
                 await send(message)
@@ -755,10 +747,10 @@ class SegmentMiddleware:
 
     async def _finish_off_loop(self, tracker: RequestTracker, start: Message | None) -> None:
         """:meth:`_finish` in a worker thread for a ``sync_mode`` client, which sends
-        the page call on the calling thread, and where the page call runs the app's
-        hooks: the event loop (every other request of the worker) must not wait for
-        Segment's answer, or for a hook's query."""
-        if self._finish_hooks or self.client.config.sync_mode:
+        the page call on the calling thread (the event loop, every other request of
+        the worker, must not wait for Segment's answer), and where the page call
+        awaits the app's hooks (the event loop runs them; nothing in it may wait)."""
+        if self._finish_in_thread or self.client.config.sync_mode:
             # Shielded: a StreamingResponse cancels its task group once its last chunk
             # is sent, and the page call must not be cancelled before its thread starts.
             with anyio.CancelScope(shield=True):

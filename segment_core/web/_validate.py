@@ -469,7 +469,7 @@ HOOK_ARGUMENTS = {
 
 
 #: The hooks ``segment_asgi`` awaits when they are ``async def``.
-ASGI_ASYNC_HOOKS = frozenset({"user_id", "consent", "page_filter", "page_properties", "page_name"})
+ASGI_ASYNC_HOOKS = frozenset({"user_id", "consent", "page_filter", "page_properties"})
 
 
 def check_plain_hooks(options: Any, *, may_be_async: frozenset[str] = frozenset()) -> None:

@@ -349,7 +349,7 @@ def test_only_the_hooks_it_awaits_may_be_async(client: Client) -> None:
     with pytest.raises(
         ValueError,
         match=r"^identify_traits must be a plain function, not async def; only consent, "
-        r"page_filter, page_name, page_properties, user_id may be async$",
+        r"page_filter, page_properties, user_id may be async$",
     ):
         SegmentMiddleware(HELLO, client=client, identify_traits=identify_traits)
 

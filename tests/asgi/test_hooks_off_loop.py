@@ -1,6 +1,7 @@
-"""Hooks the page call runs (page_filter, page_properties, a page_name function,
-consent) are run in a worker thread: one that waits (a database query) holds up no
-other request of the worker, and the page call is still made before the last chunk."""
+"""Hooks in segment_asgi: plain ones run in the event loop, as the response ends;
+async ones are awaited there (``consent`` and ``user_id`` as the request starts, an
+async ``page_filter`` or ``page_properties`` by a page call made in a worker thread
+once the last chunk has gone, so that the response never waits for them)."""
 
 from __future__ import annotations
 
@@ -13,122 +14,95 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from segment_asgi import SegmentMiddleware
 from segment_core import Client
-from segment_core.testing import capture
+from tests.asgi.asgi import Message, call, http_scope
 from tests.asgi.conftest import Sent
 
-#: Far beyond what a page view takes: reached only if the hook held the loop.
+#: Far beyond what a page view takes: reached only if what it waits for never comes.
 DEADLINE = 20.0
 
 
-def _app(client: Client, release: threading.Event, **hooks: Any) -> SegmentMiddleware:
+def _app(client: Client, **hooks: Any) -> SegmentMiddleware:
     def page(request: Request) -> Response:
         return HTMLResponse("<p>report</p>")
 
-    def ping(request: Request) -> Response:
-        release.set()  # runs only if the event loop is free
-        return JSONResponse({"ok": True})
-
-    routes = [Route("/report", page, name="report"), Route("/ping", ping, name="ping")]
+    routes = [
+        Route("/report", page, name="report"),
+        Route("/static/login", _login, methods=["POST"]),
+    ]
     return SegmentMiddleware(Starlette(routes=routes), client=client, **hooks)
 
 
-@pytest.mark.parametrize("hook", ["page_properties", "page_filter", "page_name"])
-async def test_a_hook_that_waits_holds_up_no_other_request(
-    client: Client, sent: Sent, hook: str
-) -> None:
-    waiting, release = threading.Event(), threading.Event()
-    seen: list[tuple[bool, bool]] = []
-    loop_thread = threading.get_ident()
+async def _login(request: Request) -> Response:
+    request.state.analytics.login("u-1")
+    return HTMLResponse("<p>in</p>")
 
-    def waits_for_the_other_request(*args: Any) -> Any:
-        if args[0].url.path == "/report":
-            on_loop = threading.get_ident() == loop_thread
-            waiting.set()
-            seen.append((on_loop, release.wait(DEADLINE)))
-        return {"page_properties": {"rows": 3}, "page_filter": True, "page_name": "Report"}[hook]
 
-    app = _app(client, release, **{hook: waits_for_the_other_request})
-    transport = httpx.ASGITransport(app=app)
+@pytest.mark.parametrize("hook", ["page_properties", "page_filter", "consent"])
+async def test_plain_hooks_run_in_the_event_loop(client: Client, sent: Sent, hook: str) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def in_the_loop(*args: Any) -> Any:
+        loops.append(asyncio.get_running_loop())  # raises outside the loop
+        return {"page_properties": {"rows": 3}, "page_filter": True, "consent": True}[hook]
+
+    transport = httpx.ASGITransport(app=_app(client, **{hook: in_the_loop}))
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-        report = asyncio.create_task(http.get("/report"))
-        # Polled in the loop: a hook holding the loop would keep this from running.
-        for _ in range(int(DEADLINE / 0.01)):
-            if waiting.is_set():
-                break
-            await asyncio.sleep(0.01)
-        assert (await http.get("/ping")).status_code == 200
-        assert (await report).status_code == 200
-    assert seen == [(False, True)]  # in a thread, and the ping got through meanwhile
+        assert (await http.get("/report")).status_code == 200
+    assert loops and set(loops) == {asyncio.get_running_loop()}
     [page] = sent(type="page")
-    if hook == "page_properties":
-        assert page["properties"]["rows"] == 3
-    if hook == "page_name":
-        assert page["name"] == "Report"
+    assert page["properties"].get("rows") == (3 if hook == "page_properties" else None)
 
 
-def test_the_page_call_is_made_before_the_last_chunk_reaches_the_client(client: Client) -> None:
-    app = _app(client, threading.Event(), page_properties=lambda r, response: {"n": 1})
-    with TestClient(app) as http, capture() as outbox:
-        assert http.get("/report").status_code == 200
-        assert [m["type"] for m in outbox] == ["page"]
-
-
-# -- async hooks -----------------------------------------------------------------
-
-
-async def test_async_hooks_are_awaited_in_the_event_loop(client: Client, sent: Sent) -> None:
-    """Each one awaits what another request of the loop sets: it runs in the loop,
-    and the page call's thread waits for its answer."""
-    ready = asyncio.Event()
+async def test_async_page_hooks_are_awaited_once_the_last_chunk_has_gone(
+    client: Client, sent: Sent
+) -> None:
+    """They await what the server's receipt of the last chunk sets: they run in the
+    event loop, and the response did not wait for them."""
+    last_chunk_sent = asyncio.Event()
     loop = asyncio.get_running_loop()
     asked: list[str] = []
 
-    async def answered_once_pinged(name: str, answer: Any) -> Any:
+    async def after_the_last_chunk(name: str, answer: Any) -> Any:
         assert asyncio.get_running_loop() is loop
+        await asyncio.wait_for(last_chunk_sent.wait(), DEADLINE)
         asked.append(name)
-        await asyncio.wait_for(ready.wait(), DEADLINE)
         return answer
 
-    async def consent(request: Request) -> bool:
-        return request.query_params.get("opt-out") is None
-
     async def page_filter(request: Request, response: Any) -> bool:
-        return bool(await answered_once_pinged("page_filter", True))
+        return bool(await after_the_last_chunk("page_filter", True))
 
     async def page_properties(request: Request, response: Any) -> dict[str, Any]:
-        return dict(await answered_once_pinged("page_properties", {"rows": 3}))
+        return dict(await after_the_last_chunk("page_properties", {"rows": 3}))
 
-    async def page_name(request: Request) -> str:
-        return str(await answered_once_pinged("page_name", "Report"))
+    def server_got(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            assert asked == []
+            last_chunk_sent.set()
 
-    hooks = {
-        "consent": consent,
-        "page_filter": page_filter,
-        "page_properties": page_properties,
-        "page_name": page_name,
-    }
-    app = _app(client, threading.Event(), **hooks)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-        report = asyncio.create_task(http.get("/report"))
-        for _ in range(int(DEADLINE / 0.01)):
-            if asked:
-                break
-            await asyncio.sleep(0.01)
-        ready.set()
-        response = await report
-        assert "ajs_anonymous_id=" in response.headers["set-cookie"]
-        opted_out = await http.get("/report?opt-out=1")
-        assert "set-cookie" not in opted_out.headers
-    assert asked == ["page_filter", "page_name", "page_properties"]
+    app = _app(client, page_filter=page_filter, page_properties=page_properties)
+    await call(app, http_scope("/report"), server_got)
+    assert asked == ["page_filter", "page_properties"]
     [page] = sent(type="page")
-    assert (page["name"], page["properties"]["rows"]) == ("Report", 3)
+    assert page["properties"]["rows"] == 3
+
+
+async def test_an_async_consent_is_awaited_as_the_request_starts(
+    client: Client, sent: Sent
+) -> None:
+    async def consent(request: Request) -> bool:
+        await asyncio.sleep(0)
+        return request.query_params.get("opt-out") is None
+
+    transport = httpx.ASGITransport(app=_app(client, consent=consent))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+        assert "ajs_anonymous_id=" in (await http.get("/report")).headers["set-cookie"]
+        assert "set-cookie" not in (await http.get("/report?opt-out=1")).headers
+    assert [m["type"] for m in sent()] == ["page"]
 
 
 async def test_an_async_consent_that_raises_as_the_request_starts_is_asked_again(
@@ -142,10 +116,50 @@ async def test_an_async_consent_that_raises_as_the_request_starts_is_asked_again
             raise answer
         return bool(answer)
 
-    app = _app(client, threading.Event(), consent=consent)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=_app(client, consent=consent))
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
         assert (await http.get("/report")).status_code == 200
     assert answers == []
     assert [m["type"] for m in sent()] == ["page"]
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_an_async_consent_is_not_asked_on_an_excluded_path_and_says_so(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    asked: list[str] = []
+
+    async def consent(request: Request) -> bool:
+        asked.append(request.url.path)
+        return True
+
+    transport = httpx.ASGITransport(app=_app(client, consent=consent))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+        for _ in range(2):
+            assert (await http.post("/static/login")).status_code == 200
+    assert asked == []
+    assert sent() == []  # a login without consent: no identify
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "segment.core.web"]
+    assert warning.startswith("segment: the async consent hook is not asked where no automatic")
+
+
+def test_a_plain_hook_mixed_with_an_async_one_runs_in_the_page_calls_thread(
+    client: Client, sent: Sent
+) -> None:
+    from starlette.testclient import TestClient
+
+    threads: list[int] = []
+
+    def page_filter(request: Request, response: Any) -> bool:
+        threads.append(threading.get_ident())
+        return True
+
+    async def page_properties(request: Request, response: Any) -> dict[str, Any]:
+        return {"rows": 3}
+
+    app = _app(client, page_filter=page_filter, page_properties=page_properties)
+    with TestClient(app) as http:
+        assert http.get("/report").status_code == 200
+    assert threads and threads[0] != threading.get_ident()
+    [page] = sent(type="page")
+    assert page["properties"]["rows"] == 3
