@@ -495,7 +495,11 @@ def _check_callable(name: str, value: object, *, arguments: int) -> None:
 
 def check_arguments(name: str, value: Callable[..., Any], *, arguments: int) -> None:
     """ValueError naming ``name`` if the hook ``value`` cannot be called with that many
-    positional arguments (when its signature can be read)."""
+    positional arguments (when its signature can be read: not one it declares itself
+    in ``__signature__``, which a wrapper that supplies arguments may set to its
+    wrapped function's)."""
+    if getattr(value, "__signature__", None) is not None:
+        return
     try:
         # The signature as called: a decorator's own, which may supply an argument.
         signature = inspect.signature(value, follow_wrapped=False)
