@@ -10,6 +10,7 @@ handler where nothing else handles SIGTERM, such as ``runserver --noreload``).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.apps import AppConfig
 
@@ -20,23 +21,54 @@ class SegmentConfig(AppConfig):
 
     def ready(self) -> None:
         keep_loggers_on()
-        from django.contrib.auth.signals import user_logged_in, user_logged_out
         from django.core import checks
-        from django.core.signals import setting_changed
 
-        from segment_django import conf
         from segment_django.checks import check_deployment, check_settings
-        from segment_django.login import end_user_on_logout, identify_on_login
 
         checks.register(check_settings)
         checks.register(check_deployment, checks.Tags.security, deploy=True)
-        setting_changed.connect(conf.on_setting_changed, dispatch_uid="segment_django.conf")
-        # Settings no client can be built from are logged (once) and give one that
-        # discards; the system checks say what is wrong (manage.py check), and the
-        # middleware refuses to start with it.
-        conf.get_client()
-        user_logged_in.connect(identify_on_login, dispatch_uid="segment_django.login")
-        user_logged_out.connect(end_user_on_logout, dispatch_uid="segment_django.logout")
+        connect_receivers()
+
+
+def connect_receivers() -> None:
+    """Follow setting changes, build the client, and take up logins and logouts
+    (again: once, by their ``dispatch_uid``)."""
+    from django.contrib.auth.signals import user_logged_in, user_logged_out
+    from django.core.signals import setting_changed
+
+    from segment_django import conf
+    from segment_django.login import end_user_on_logout, identify_on_login
+
+    setting_changed.connect(conf.on_setting_changed, dispatch_uid="segment_django.conf")
+    # Settings no client can be built from are logged (once) and give one that
+    # discards; the system checks say what is wrong (manage.py check), and the
+    # middleware refuses to start with it.
+    conf.get_client()
+    user_logged_in.connect(identify_on_login, dispatch_uid="segment_django.login")
+    # First: a receiver before it (Django's own update_last_login, whose save a
+    # post_save receiver may track) would make calls for a user its identify has yet
+    # to join to the visitor's anonymous id.
+    run_first(user_logged_in, "segment_django.login")
+    user_logged_out.connect(end_user_on_logout, dispatch_uid="segment_django.logout")
+
+
+def run_first(signal: Any, dispatch_uid: str) -> None:
+    """Move the receiver of ``signal`` connected with ``dispatch_uid`` to the front.
+
+    Django calls a signal's receivers in the order they were connected, and offers
+    no other: its list of receivers (entries whose first item is the lookup key,
+    ``(dispatch_uid, sender's id)``) is reordered under its lock, and the per-sender
+    cache cleared. A Django that keeps them otherwise is left as it is.
+    """
+    try:
+        with signal.lock:
+            receivers = signal.receivers
+            at = next(i for i, entry in enumerate(receivers) if entry[0][0] == dispatch_uid)
+            if at:
+                receivers.insert(0, receivers.pop(at))
+                signal.sender_receivers_cache.clear()
+    except Exception:
+        return
 
 
 def keep_loggers_on() -> None:

@@ -43,6 +43,7 @@ from types import CodeType, ModuleType
 from typing import Any, NamedTuple, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.apps import apps
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured, SynchronousOnlyOperation
@@ -86,6 +87,7 @@ from segment_core.web import (
     serves_graphql,
 )
 from segment_django import conf
+from segment_django.apps import connect_receivers
 
 __all__ = ["TRACKED_IN_STATE", "SegmentMiddleware"]
 
@@ -109,6 +111,8 @@ class SegmentMiddleware:
             markcoroutinefunction(self)
         # Fail at start-up, not at the first request, on invalid settings.
         conf.validate()
+        if not apps.is_installed("segment_django"):
+            _work_without_the_app()
         #: Until its first request, which settles the client's test mode and says what
         #: flushes the client at shutdown.
         self._before_first_request = True
@@ -1216,6 +1220,25 @@ def _user_id(request: HttpRequest) -> Any:
     except Exception:
         logger.exception("segment: could not read request.user; no user id for this request")
         return None
+
+
+def _work_without_the_app() -> None:
+    """The middleware in MIDDLEWARE, ``segment_django`` not in INSTALLED_APPS: what
+    the app's ``ready()`` connects (a login's identify, a logout's end of the user)
+    is connected here, and the app is asked for once, for its system checks."""
+    global _without_the_app_told
+    connect_receivers()
+    if _without_the_app_told:
+        return
+    _without_the_app_told = True
+    logger.warning(
+        "segment: SegmentMiddleware is in MIDDLEWARE but 'segment_django' is not in "
+        "INSTALLED_APPS: add it, for the system checks of the SEGMENT setting (manage.py "
+        "check) and for the client of management commands and signal receivers"
+    )
+
+
+_without_the_app_told = False
 
 
 def _loading_lazy_user(user: Any) -> bool:

@@ -287,3 +287,34 @@ def test_w004_the_user_cookie_is_believed(settings: Any) -> None:
     assert ids(settings, WRITE_KEY="k", user_id_from_cookie=1) == ["segment_django.W004"]
     assert ids(settings, WRITE_KEY="k", USER_ID_FROM_COOKIE=False) == []
     assert ids(settings, WRITE_KEY="k", USER_ID_FROM_COOKIE=0) == []
+
+
+def test_the_middleware_without_the_app_connects_its_receivers_and_says_so(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.contrib.auth.signals import user_logged_in, user_logged_out
+    from django.http import HttpResponse
+    from django.test import modify_settings
+
+    from segment_django import middleware
+
+    settings.SEGMENT = {"WRITE_KEY": "k", "SEND": False}
+    with modify_settings(INSTALLED_APPS={"remove": "segment_django"}):
+        user_logged_in.disconnect(dispatch_uid="segment_django.login")
+        user_logged_out.disconnect(dispatch_uid="segment_django.logout")
+        told = middleware._without_the_app_told
+        middleware._without_the_app_told = False
+        try:
+            SegmentMiddleware(lambda request: HttpResponse())
+            SegmentMiddleware(lambda request: HttpResponse())
+        finally:
+            middleware._without_the_app_told = told
+    # (lookup key, receiver[, is async]): the key is (dispatch_uid, sender's id).
+    uids = [entry[0][0] for entry in (*user_logged_in.receivers, *user_logged_out.receivers)]
+    assert {"segment_django.login", "segment_django.logout"} <= set(uids)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "segment.django"]
+    assert warnings == [
+        "segment: SegmentMiddleware is in MIDDLEWARE but 'segment_django' is not in "
+        "INSTALLED_APPS: add it, for the system checks of the SEGMENT setting (manage.py "
+        "check) and for the client of management commands and signal receivers"
+    ]

@@ -17,6 +17,7 @@ import pytest
 from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models.signals import post_save
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.test import Client
 from django.urls import include, path
@@ -47,6 +48,13 @@ def remember(request: HttpRequest) -> HttpResponse:
 
 def track_then_login(request: HttpRequest) -> HttpResponse:
     request.analytics.track("Opened Sign-in")  # type: ignore[attr-defined]
+    user = User.objects.get(username=request.GET["username"])
+    auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponse("ok")
+
+
+def login_at_once(request: HttpRequest) -> HttpResponse:
+    """A login whose first call is made by a receiver of the login itself."""
     user = User.objects.get(username=request.GET["username"])
     auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return HttpResponse("ok")
@@ -103,6 +111,7 @@ urlpatterns = [
     path("remember/", remember, name="remember"),
     path("track-then-login/", track_then_login, name="track-then-login"),
     path("session-login/", session_login, name="session-login"),
+    path("login-at-once/", login_at_once, name="login-at-once"),
     path("logout/", logout, name="logout"),
     path("track-logout-track/", track_logout_track, name="track-logout-track"),
 ]
@@ -209,6 +218,33 @@ def test_a_view_that_logs_in_after_a_call(client: Client, sent: Sent) -> None:
     assert "userId" not in track
     assert identify["userId"] == page["userId"] == str(user.pk)
     assert identify["anonymousId"] == track["anonymousId"]
+
+
+@pytest.mark.django_db
+def test_a_new_visitor_s_login_joins_the_visitor_before_other_receivers_track(
+    client: Client, sent: Sent
+) -> None:
+    """Django's update_last_login runs before any receiver connected later: the
+    post_save a tracking receiver sees comes after the login's identify, and carries
+    the visitor's anonymous id as every later call does."""
+
+    def saved(sender: Any, instance: User, created: bool, **kwargs: Any) -> None:
+        segment_core.analytics().track("User Saved")
+
+    user = User.objects.create_user("ann")
+    post_save.connect(saved, sender=User, dispatch_uid="test.saved")
+    try:
+        client.get("/login-at-once/?username=ann")
+    finally:
+        post_save.disconnect(dispatch_uid="test.saved", sender=User)
+    identify, saved_track, page = sent()
+    assert (identify["type"], saved_track.get("event"), page["type"]) == (
+        "identify",
+        "User Saved",
+        "page",
+    )
+    assert saved_track["userId"] == page["userId"] == str(user.pk)
+    assert saved_track["anonymousId"] == identify["anonymousId"] == page["anonymousId"]
 
 
 @pytest.mark.django_db
