@@ -28,14 +28,7 @@ import orjson
 
 from segment_core.web._forwarded import IPAddress, client_ip, forwarded_hops, parse_ip
 from segment_core.web._options import WebOptions
-from segment_core.web._redaction import (
-    DEFAULT_SECRET_WORDS,
-    REDACTED,
-    Redactor,
-    name_and_port,
-    redact_path,
-    same_host,
-)
+from segment_core.web._redaction import REDACTED, Redactor, name_and_port, redact_path, same_host
 from segment_core.web._request import (
     RequestInfo,
     escaped_non_ascii,
@@ -450,6 +443,12 @@ def without_controls(text: str) -> str:
 def redact_query(query: str, names: Redactor | frozenset[str]) -> str:
     """``query`` with the value of every secret parameter replaced by ``REDACTED``.
 
+    ``names``: a :class:`Redactor` (``WebOptions().redactor`` is the adapters'
+    rule: the default words and the rules that go with them, and
+    ``redact_query_params``), or the only names that count, as with
+    ``replace_default_redact_query_params`` (the default words given so are words
+    alone, without those rules).
+
     >>> redact_query("q=shoes&Token=abc", Redactor())
     'q=shoes&Token=REDACTED'
     """
@@ -457,22 +456,13 @@ def redact_query(query: str, names: Redactor | frozenset[str]) -> str:
 
 
 def redact_url(url: str, names: Redactor | frozenset[str]) -> str:
-    """``url`` with secrets redacted from its query and fragment (never raises)."""
+    """``url`` with secrets redacted from its query and fragment (never raises);
+    ``names`` as for :func:`redact_query`."""
     return _redactor(names).url(url)
 
 
 def _redactor(names: Redactor | frozenset[str]) -> Redactor:
-    """``names`` as a redactor: given with every default word among them (the
-    defaults, and more), the adapters' own rule; else those names alone."""
-    if isinstance(names, Redactor):
-        return names
-    given = frozenset(names)
-    if given >= _DEFAULT_WORDS:
-        return Redactor(given - _DEFAULT_WORDS)
-    return Redactor(given, defaults=False)
-
-
-_DEFAULT_WORDS = frozenset(DEFAULT_SECRET_WORDS)
+    return names if isinstance(names, Redactor) else Redactor(names, defaults=False)
 
 
 def campaign(query: str) -> dict[str, str]:
