@@ -236,7 +236,11 @@ class Config:
         _check_number("retry_backoff_min", self.retry_backoff_min)
         _check_number("retry_backoff_max", self.retry_backoff_max)
         if together and self.retry_backoff_max < self.retry_backoff_min:
-            raise ValueError("retry_backoff_max must be at least retry_backoff_min")
+            raise ValueError(
+                f"retry_backoff_max must be at least retry_backoff_min, got "
+                f"retry_backoff_max={self.retry_backoff_max!r} and "
+                f"retry_backoff_min={self.retry_backoff_min!r} (60 and 0.5 unless given)"
+            )
         _check_callable("on_error", self.on_error, arguments=2)
         _check_bool("send", self.send)
         _check_bool("sync_mode", self.sync_mode)

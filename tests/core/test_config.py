@@ -375,6 +375,15 @@ def test_flush_and_shutdown_take_any_timeout(receiver: Receiver) -> None:
     assert client.shutdown(timeout=1e300)
 
 
+def test_backoff_bounds_in_the_wrong_order_are_shown_both() -> None:
+    with pytest.raises(ValueError) as refused:
+        Client("key", send=False, retry_backoff_min=100)
+    assert str(refused.value) == (
+        "retry_backoff_max must be at least retry_backoff_min, got retry_backoff_max=60.0 "
+        "and retry_backoff_min=100 (60 and 0.5 unless given)"
+    )
+
+
 @pytest.mark.parametrize("nan", [float("nan"), decimal.Decimal("NaN"), decimal.Decimal("sNaN")])
 def test_a_nan_timeout_is_refused_not_taken_for_no_wait(nan: object) -> None:
     client = Client("key", send=False)
