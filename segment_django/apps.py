@@ -37,18 +37,20 @@ def connect_receivers() -> None:
     from django.core.signals import setting_changed
 
     from segment_django import conf
-    from segment_django.login import end_user_on_logout, identify_on_login
+    from segment_django.login import end_user_on_logout, identify_on_login, login_begins
 
     setting_changed.connect(conf.on_setting_changed, dispatch_uid="segment_django.conf")
     # Settings no client can be built from are logged (once) and give one that
     # discards; the system checks say what is wrong (manage.py check), and the
     # middleware refuses to start with it.
     conf.get_client()
+    # The identify after the receivers connected before it (the app's own may fill
+    # what the USER_ID and IDENTIFY_TRAITS hooks read; update_last_login, last_login);
+    # before every receiver, a note that the visitor is logging in: the calls those
+    # make (a post_save receiver's) keep its anonymous id.
     user_logged_in.connect(identify_on_login, dispatch_uid="segment_django.login")
-    # First: a receiver before it (Django's own update_last_login, whose save a
-    # post_save receiver may track) would make calls for a user its identify has yet
-    # to join to the visitor's anonymous id.
-    run_first(user_logged_in, "segment_django.login")
+    user_logged_in.connect(login_begins, dispatch_uid="segment_django.login_begins")
+    run_first(user_logged_in, "segment_django.login_begins")
     user_logged_out.connect(end_user_on_logout, dispatch_uid="segment_django.logout")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from segment_core.web import RequestTracker
 
-__all__ = ["end_user_on_logout", "identify_on_login"]
+__all__ = ["end_user_on_logout", "identify_on_login", "login_begins"]
 
 logger = logging.getLogger("segment.django")
 
@@ -34,6 +34,15 @@ def identify_on_login(sender: Any, request: Any = None, user: Any = None, **kwar
         tracker.identify_login(str(pk), user)
     except Exception:
         logger.exception("segment: the automatic identify of a login failed")
+
+
+def login_begins(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    """``user_logged_in`` receiver run before the others (Django's update_last_login,
+    whose save a post_save receiver may track): the visitor logging in keeps its
+    anonymous id on the calls they make, before the login's identify."""
+    tracker = getattr(request, "_segment_tracker", None)
+    if isinstance(tracker, RequestTracker):
+        tracker.login_begins()
 
 
 def end_user_on_logout(sender: Any, request: Any = None, **kwargs: Any) -> None:

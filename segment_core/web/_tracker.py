@@ -745,6 +745,14 @@ class RequestTracker:
 
     # -- login --------------------------------------------------------------------
 
+    def login_begins(self) -> None:
+        """A login is under way (its signal is being sent): the visitor is a browser
+        signing in, not an API client known from the start, so the calls made
+        before the login's ``identify`` (by the signal's other receivers) keep its
+        anonymous id, as the calls after it do."""
+        if self._new_visitor and not self._cookie_decided:
+            self._anonymous_used = True
+
     def identify_login(self, user_id: object, user: Any = None, *, named: bool = False) -> bool:
         """The automatic ``identify`` of a login: the visitor's anonymous id joins the user.
 

@@ -92,3 +92,13 @@ def consent_of_two(request: Any, response: Any) -> bool:
 
 def user_id_of_nothing() -> str:
     return "u1"
+
+
+def external_id(request: HttpRequest) -> str | None:
+    """The id an app's own login receiver stored in the session."""
+    value = request.session.get("external_id")
+    return str(value) if value else None
+
+
+def last_login_traits(user: Any) -> dict[str, Any]:
+    return {"last_login": user.last_login.isoformat() if user.last_login else None}

@@ -17,6 +17,7 @@ import pytest
 from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_save
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.test import Client
@@ -24,6 +25,7 @@ from django.urls import include, path
 from django.utils.functional import SimpleLazyObject, empty
 
 import segment_core
+from segment_django.apps import connect_receivers
 from tests.django.conftest import Sent
 
 pytestmark = pytest.mark.urls(__name__)
@@ -221,12 +223,12 @@ def test_a_view_that_logs_in_after_a_call(client: Client, sent: Sent) -> None:
 
 
 @pytest.mark.django_db
-def test_a_new_visitor_s_login_joins_the_visitor_before_other_receivers_track(
+def test_a_new_visitor_s_calls_during_a_login_keep_its_anonymous_id(
     client: Client, sent: Sent
 ) -> None:
-    """Django's update_last_login runs before any receiver connected later: the
-    post_save a tracking receiver sees comes after the login's identify, and carries
-    the visitor's anonymous id as every later call does."""
+    """Django's update_last_login runs before the login's identify: the post_save a
+    tracking receiver sees carries the visitor's anonymous id, as every call after
+    the identify does, and the identify's traits see last_login set."""
 
     def saved(sender: Any, instance: User, created: bool, **kwargs: Any) -> None:
         segment_core.analytics().track("User Saved")
@@ -237,14 +239,42 @@ def test_a_new_visitor_s_login_joins_the_visitor_before_other_receivers_track(
         client.get("/login-at-once/?username=ann")
     finally:
         post_save.disconnect(dispatch_uid="test.saved", sender=User)
-    identify, saved_track, page = sent()
-    assert (identify["type"], saved_track.get("event"), page["type"]) == (
-        "identify",
+    saved_track, identify, page = sent()
+    assert (saved_track.get("event"), identify["type"], page["type"]) == (
         "User Saved",
+        "identify",
         "page",
     )
     assert saved_track["userId"] == page["userId"] == str(user.pk)
     assert saved_track["anonymousId"] == identify["anonymousId"] == page["anonymousId"]
+
+
+def store_external_id(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
+    request.session["external_id"] = f"ext-{user.pk}"
+
+
+@pytest.mark.django_db
+def test_the_app_s_own_login_receivers_run_before_the_identify(
+    client: Client, sent: Sent, segment: Any
+) -> None:
+    """What they store (an external id the USER_ID hook reads, last_login) is there
+    for the identify's hooks."""
+    segment(
+        USER_ID="tests.django.hooks.external_id",
+        IDENTIFY_TRAITS="tests.django.hooks.last_login_traits",
+    )
+    # An app listed before segment_django in INSTALLED_APPS: its receiver first.
+    user_logged_in.disconnect(dispatch_uid="segment_django.login")
+    user_logged_in.connect(store_external_id, dispatch_uid="test.external_id")
+    connect_receivers()
+    try:
+        user = User.objects.create_user("ann")
+        client.get("/login-at-once/?username=ann")
+    finally:
+        user_logged_in.disconnect(dispatch_uid="test.external_id")
+    identify, page = sent()
+    assert identify["userId"] == page["userId"] == f"ext-{user.pk}"
+    assert identify["traits"]["last_login"] is not None
 
 
 @pytest.mark.django_db
