@@ -1,10 +1,11 @@
 """``async def`` hooks (``consent``, ``page_filter``, ``page_properties``) for the
 web layer, which calls its hooks plainly.
 
-The page call that runs ``page_filter`` and ``page_properties`` is then made in a
-worker thread, after the response's last chunk (see
-``SegmentMiddleware._finish_off_loop``): there, each stand-in runs its hook in the
-event loop and waits for the answer, as ``anyio.from_thread.run`` does. In the event
+The page call that runs ``page_filter`` and ``page_properties`` is made in a worker
+thread, after the response's last chunk (see ``SegmentMiddleware._finish_off_loop``):
+there, each stand-in runs its hook in the event loop and waits for the answer, as
+``anyio.from_thread.run`` does; ``consent``'s stand-in gives the answer the middleware
+awaited last, if it did not raise. In the event
 loop itself nothing can wait for the loop: ``consent``, asked there as the request
 starts (and as the response starts, if it raised), was awaited by the middleware just
 before (:data:`EARLY_CONSENT`); where it was not (a login on an excluded path, where no
@@ -59,14 +60,14 @@ class AwaitedHook:
 
     def __call__(self, request: Any, *args: Any) -> Any:
         scope = request.scope
+        early = scope.get(EARLY_CONSENT, _NOT_ASKED) if self.name == "consent" else _NOT_ASKED
+        if early is not _NOT_ASKED and not isinstance(early, Raised):
+            return early  # the answer the middleware awaited last
         if scope.get(LOOP_THREAD) == threading.get_ident():
-            early = scope.get(EARLY_CONSENT, _NOT_ASKED) if self.name == "consent" else _NOT_ASKED
             if early is _NOT_ASKED:
                 self._say_once_not_asked()
                 return False
-            if isinstance(early, Raised):
-                raise early.error
-            return early
+            raise early.error
         return anyio.from_thread.run(self.hook, request, *args)
 
     def _say_once_not_asked(self) -> None:

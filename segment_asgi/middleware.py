@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
 
@@ -337,10 +338,12 @@ class SegmentMiddleware:
         #: Whether the page call may be made on the event loop: not by a sync_mode
         #: client, which sends it on the calling thread (unknown yet for the default
         #: client, which may change).
-        #: Whether the page call awaits the app's hooks (an async ``page_filter`` or
-        #: ``page_properties``): then it is made in a worker thread, after the last
-        #: chunk, where their stand-ins wait for them in the event loop.
-        self._finish_in_thread = "page_filter" in stand_ins or "page_properties" in stand_ins
+        #: Whether the page call runs the app's hooks (``page_filter``,
+        #: ``page_properties``, a ``page_name`` function): then it is made in a worker
+        #: thread of its own pool, once the last chunk has gone, so that a plain hook
+        #: that waits (a database query) holds up neither the response nor another
+        #: request, and an async one is awaited in the event loop meanwhile.
+        self._finish_in_thread = self._response_hooks or callable(web_options.page_name)
         self._finish_on_loop = (
             self._client is not None
             and not self._client.config.sync_mode
@@ -749,12 +752,16 @@ class SegmentMiddleware:
         """:meth:`_finish` in a worker thread for a ``sync_mode`` client, which sends
         the page call on the calling thread (the event loop, every other request of
         the worker, must not wait for Segment's answer), and where the page call
-        awaits the app's hooks (the event loop runs them; nothing in it may wait)."""
+        runs the app's hooks (a plain one may wait; an async one is awaited in the
+        event loop, where nothing may wait for it)."""
         if self._finish_in_thread or self.client.config.sync_mode:
             # Shielded: a StreamingResponse cancels its task group once its last chunk
             # is sent, and the page call must not be cancelled before its thread starts.
+            # The hooks' threads are not the app's (Starlette's pool of 40): a hook
+            # that runs some of its work there (run_in_threadpool) finds one free.
+            limiter = page_call_threads() if self._finish_in_thread else None
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._finish, tracker, start)
+                await anyio.to_thread.run_sync(self._finish, tracker, start, limiter=limiter)
         else:
             self._finish(tracker, start)
 
@@ -818,6 +825,23 @@ class SegmentMiddleware:
         own = self._client_at_shutdown()
         mounted = live_clients() if self._self_tracking.last[1] else []
         await flush_with_joined((own, *mounted), self._joined)
+
+
+#: The worker threads of the page calls that run the app's hooks, at most this many
+#: at once per event loop; more wait for one, once their response has gone.
+PAGE_CALL_THREADS = 16
+
+_page_call_threads: RunVar[anyio.CapacityLimiter] = RunVar("segment_asgi.page_call_threads")
+
+
+def page_call_threads() -> anyio.CapacityLimiter:
+    """The current event loop's limiter of the page calls' threads."""
+    try:
+        return _page_call_threads.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(PAGE_CALL_THREADS)
+        _page_call_threads.set(limiter)
+        return limiter
 
 
 def _content_type(headers: Iterable[Any]) -> str | None:

@@ -1,7 +1,8 @@
-"""Hooks in segment_asgi: plain ones run in the event loop, as the response ends;
-async ones are awaited there (``consent`` and ``user_id`` as the request starts, an
-async ``page_filter`` or ``page_properties`` by a page call made in a worker thread
-once the last chunk has gone, so that the response never waits for them)."""
+"""Hooks in segment_asgi: the page call that runs ``page_filter``, ``page_properties``
+or a ``page_name`` function is made in a worker thread of its own, once the last chunk
+has gone, so that the response never waits for them; plain ``consent`` and
+``user_id`` run in the event loop; async ones are awaited there (``consent`` and
+``user_id`` as the request starts, the page hooks while the page call waits)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import logging
 import threading
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -27,7 +30,7 @@ DEADLINE = 20.0
 
 
 def _app(client: Client, **hooks: Any) -> SegmentMiddleware:
-    def page(request: Request) -> Response:
+    async def page(request: Request) -> Response:  # in the event loop: no thread of the app's
         return HTMLResponse("<p>report</p>")
 
     routes = [
@@ -42,20 +45,65 @@ async def _login(request: Request) -> Response:
     return HTMLResponse("<p>in</p>")
 
 
-@pytest.mark.parametrize("hook", ["page_properties", "page_filter", "consent"])
-async def test_plain_hooks_run_in_the_event_loop(client: Client, sent: Sent, hook: str) -> None:
+@pytest.mark.parametrize("hook", ["page_properties", "page_filter", "page_name"])
+async def test_a_plain_page_hook_runs_in_a_thread_once_the_last_chunk_has_gone(
+    client: Client, sent: Sent, hook: str
+) -> None:
+    """It waits for the server's receipt of the last chunk: had it run in the event
+    loop, or before that chunk, it would have waited to its deadline."""
+    last_chunk_sent = threading.Event()
+    seen: list[bool] = []
+
+    def waits_for_the_last_chunk(*args: Any) -> Any:
+        seen.append(last_chunk_sent.wait(DEADLINE))
+        return {"page_properties": {"rows": 3}, "page_filter": True, "page_name": "Report"}[hook]
+
+    def server_got(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            last_chunk_sent.set()
+
+    await call(_app(client, **{hook: waits_for_the_last_chunk}), http_scope("/report"), server_got)
+    assert seen == [True]
+    [page] = sent(type="page")
+    assert page["properties"].get("rows") == (3 if hook == "page_properties" else None)
+    assert page["name"] == ("Report" if hook == "page_name" else "report")
+
+
+async def test_plain_consent_runs_in_the_event_loop(client: Client, sent: Sent) -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 
-    def in_the_loop(*args: Any) -> Any:
+    def consent(request: Request) -> bool:
         loops.append(asyncio.get_running_loop())  # raises outside the loop
-        return {"page_properties": {"rows": 3}, "page_filter": True, "consent": True}[hook]
+        return True
 
-    transport = httpx.ASGITransport(app=_app(client, **{hook: in_the_loop}))
+    transport = httpx.ASGITransport(app=_app(client, consent=consent))
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
         assert (await http.get("/report")).status_code == 200
     assert loops and set(loops) == {asyncio.get_running_loop()}
+    assert [m["type"] for m in sent()] == ["page"]
+
+
+async def test_the_page_calls_threads_are_not_the_apps(client: Client, sent: Sent) -> None:
+    """With every thread of Starlette's pool taken (plain endpoints that wait), the
+    page call still runs its hook, which may itself use that pool once it frees."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    total, limiter.total_tokens = limiter.total_tokens, 1
+    freed = threading.Event()
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, freed.wait, DEADLINE)
+            while limiter.borrowed_tokens < 1:
+                await asyncio.sleep(0.01)
+
+            def page_properties(request: Request, response: Any) -> dict[str, Any]:
+                return {"pool_free": limiter.available_tokens}
+
+            await call(_app(client, page_properties=page_properties), http_scope("/report"))
+            freed.set()
+    finally:
+        limiter.total_tokens = total
     [page] = sent(type="page")
-    assert page["properties"].get("rows") == (3 if hook == "page_properties" else None)
+    assert page["properties"]["pool_free"] == 0
 
 
 async def test_async_page_hooks_are_awaited_once_the_last_chunk_has_gone(
