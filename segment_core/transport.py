@@ -185,7 +185,7 @@ class Transport:
             )
         except urllib3.exceptions.HTTPError as exc:
             error = self._network_error(exc)
-            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError) and _while_answered(exc):
                 # Sent, not answered in time: the server may have taken it (a retry
                 # sends the same messageIds, which Segment takes once).
                 error += " (the batch was sent and may have arrived)"
@@ -217,6 +217,18 @@ class Transport:
         self._pool.clear()
         if self._tokens is not None:
             self._tokens.close()
+
+
+def _while_answered(exc: Exception) -> bool:
+    """Whether the socket timeout behind urllib3's ``ReadTimeoutError`` came as the
+    answer was read (the request had gone), not in a TLS handshake (it had not)."""
+    timeout = exc.__context__
+    trace = timeout.__traceback__ if timeout is not None else None
+    while trace is not None:
+        if trace.tb_frame.f_code.co_name == "getresponse":
+            return True
+        trace = trace.tb_next
+    return False
 
 
 _CONNECTION_OBJECT = re.compile(r"<urllib3\.connection\.\w+ object at 0x[0-9a-fA-F]+>")

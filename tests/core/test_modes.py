@@ -342,3 +342,33 @@ def test_a_sync_call_whose_answer_came_too_late_says_the_batch_may_have_arrived(
     assert str(error).startswith("ReadTimeoutError: ")
     assert str(error).endswith(" (the batch was sent and may have arrived)")
     assert [m["event"] for m in receiver.wait_for_messages(1)] == ["Paid"]
+
+
+def test_a_tls_handshake_that_stalls_is_not_said_to_have_sent_the_batch(
+    make_client: Any,
+) -> None:
+    """urllib3 reports it as a read timeout too: the batch never left."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    taker = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    taker.start()
+    errors: list[Exception] = []
+    try:
+        client = make_client(
+            host=f"https://127.0.0.1:{listener.getsockname()[1]}",
+            sync_mode=True,
+            timeout=0.5,
+            max_retries=0,
+            on_error=lambda e, b: errors.append(e),
+        )
+        assert client.track("u1", "Paid")[0] is False
+    finally:
+        taker.join(5)
+        for connection in accepted:
+            connection.close()
+        listener.close()
+    [error] = errors
+    assert str(error).startswith("ReadTimeoutError: ")
+    assert "may have arrived" not in str(error)
