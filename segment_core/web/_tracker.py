@@ -747,10 +747,16 @@ class RequestTracker:
 
     def login_begins(self) -> None:
         """A login is under way (its signal is being sent): the visitor is a browser
-        signing in, not an API client known from the start, so the calls made
-        before the login's ``identify`` (by the signal's other receivers) keep its
-        anonymous id, as the calls after it do."""
-        if self._new_visitor and not self._cookie_decided:
+        signing in, not an API client known from the start. When its ``identify``
+        will join the anonymous id to the user (``identify_on_login`` is True and
+        the visitor's consent known), the calls made before it (by the signal's
+        other receivers) keep that id, as the calls after it do."""
+        if (
+            self._new_visitor
+            and not self._cookie_decided
+            and self.options.identify_on_login is True
+            and self.allowed is True
+        ):
             self._anonymous_used = True
 
     def identify_login(self, user_id: object, user: Any = None, *, named: bool = False) -> bool:

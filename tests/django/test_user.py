@@ -249,6 +249,29 @@ def test_a_new_visitor_s_calls_during_a_login_keep_its_anonymous_id(
     assert saved_track["anonymousId"] == identify["anonymousId"] == page["anonymousId"]
 
 
+@pytest.mark.django_db
+def test_a_login_with_no_identify_leaves_a_new_visitor_s_calls_to_the_user_alone(
+    client: Client, sent: Sent, segment: Any
+) -> None:
+    """No identify joins the visitor's id to the user: as for an API client, the
+    calls carry the user alone and no cookie keeps an id nothing uses."""
+    segment(IDENTIFY_ON_LOGIN=False)
+
+    def saved(sender: Any, instance: User, created: bool, **kwargs: Any) -> None:
+        segment_core.analytics().track("User Saved")
+
+    user = User.objects.create_user("ann")
+    post_save.connect(saved, sender=User, dispatch_uid="test.saved")
+    try:
+        response = client.get("/login-at-once/?username=ann")
+    finally:
+        post_save.disconnect(dispatch_uid="test.saved", sender=User)
+    [saved_track] = sent(type="track")
+    assert saved_track["userId"] == str(user.pk)
+    assert "anonymousId" not in saved_track
+    assert "ajs_anonymous_id" not in response.cookies
+
+
 def store_external_id(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
     request.session["external_id"] = f"ext-{user.pk}"
 
