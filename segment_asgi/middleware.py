@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import inspect
 import logging
 import operator
 import os
@@ -77,7 +78,7 @@ from segment_core.lifespan import (
     run_lifespan,
     stops_through_atexit,
 )
-from segment_core.scope import bind, reset
+from segment_core.scope import bind, reset, run_counted
 from segment_core.testing import diverted
 from segment_core.web import (
     REDIRECT_STATUSES,
@@ -340,10 +341,12 @@ class SegmentMiddleware:
         #: client, which may change).
         #: Whether the page call runs the app's hooks (``page_filter``,
         #: ``page_properties``, a ``page_name`` function): then it is made in a worker
-        #: thread of its own pool, once the last chunk has gone, so that a plain hook
-        #: that waits (a database query) holds up neither the response nor another
+        #: thread of its own pool, which the last chunk waits for a few seconds at most,
+        #: so that a plain hook that waits (a database query) holds up no other
         #: request, and an async one is awaited in the event loop meanwhile.
         self._finish_in_thread = self._response_hooks or callable(web_options.page_name)
+        #: Whether it said once that a page call's hooks were slow.
+        self._slow_hooks_told = False
         self._finish_on_loop = (
             self._client is not None
             and not self._client.config.sync_mode
@@ -489,6 +492,10 @@ class SegmentMiddleware:
             if self._finish_on_loop or not (self._finish_in_thread or self.client.config.sync_mode):
                 ending, start = start, None  # finished: not again as the app returns
                 self._finish(tracker, ending)
+                await send(message)
+            elif not self.client.config.sync_mode:
+                ending, start = start, None
+                await self._finish_with_hooks(tracker, ending)
                 await send(message)
             else:
                 await send(message)
@@ -754,16 +761,39 @@ class SegmentMiddleware:
         the worker, must not wait for Segment's answer), and where the page call
         runs the app's hooks (a plain one may wait; an async one is awaited in the
         event loop, where nothing may wait for it)."""
-        if self._finish_in_thread or self.client.config.sync_mode:
+        if self.client.config.sync_mode:
             # Shielded: a StreamingResponse cancels its task group once its last chunk
             # is sent, and the page call must not be cancelled before its thread starts.
-            # The hooks' threads are not the app's (Starlette's pool of 40): a hook
-            # that runs some of its work there (run_in_threadpool) finds one free.
-            limiter = page_call_threads() if self._finish_in_thread else None
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._finish, tracker, start, limiter=limiter)
+                await anyio.to_thread.run_sync(self._finish, tracker, start)
+        elif self._finish_in_thread:
+            await self._finish_with_hooks(tracker, start)
         else:
             self._finish(tracker, start)
+
+    async def _finish_with_hooks(self, tracker: RequestTracker, start: Message | None) -> None:
+        """:meth:`_finish` where it runs the app's hooks: in a worker thread of the
+        page calls' own pool (not Starlette's: a hook that runs some of its work there,
+        run_in_threadpool, finds one free), waited for at most
+        :data:`PAGE_CALL_WAIT` seconds; the app's shutdown waits for it then (bounded
+        by ``shutdown_timeout``), as for a ``with_binding`` call."""
+        with anyio.move_on_after(PAGE_CALL_WAIT, shield=True) as waited:
+            await anyio.to_thread.run_sync(
+                run_counted,
+                self._finish,
+                tracker,
+                start,
+                limiter=page_call_threads(),
+                **_ABANDONED_ON_CANCEL,
+            )
+        if waited.cancelled_caught and not self._slow_hooks_told:
+            self._slow_hooks_told = True
+            logger.warning(
+                "segment: a page call's hooks (page_filter, page_properties, page_name) "
+                "took over %gs: the response goes on without waiting for them, and the "
+                "page call is made when they return",
+                PAGE_CALL_WAIT,
+            )
 
     def _check_lifespan(self, scope: Scope) -> None:
         """At the first request without lifespan: join the app around this one that
@@ -828,8 +858,17 @@ class SegmentMiddleware:
 
 
 #: The worker threads of the page calls that run the app's hooks, at most this many
-#: at once per event loop; more wait for one, once their response has gone.
-PAGE_CALL_THREADS = 16
+#: at once per event loop (Starlette's own pool has as many).
+PAGE_CALL_THREADS = 40
+#: How long a response's last chunk waits for its page call's hooks.
+PAGE_CALL_WAIT = 5.0
+#: anyio.to_thread.run_sync's word for a wait that may end before its thread does
+#: (anyio 4.1 renamed it).
+_ABANDONED_ON_CANCEL: dict[str, bool] = (
+    {"abandon_on_cancel": True}
+    if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
+    else {"cancellable": True}
+)
 
 _page_call_threads: RunVar[anyio.CapacityLimiter] = RunVar("segment_asgi.page_call_threads")
 

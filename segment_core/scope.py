@@ -681,6 +681,17 @@ def _bound_call_started() -> bool:
     return True
 
 
+def run_counted(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run ``fn`` on this thread as a call the app's shutdown waits for, as it waits
+    for those of :func:`with_binding` (an adapter's page call in a worker thread)."""
+    counted = _bound_call_started()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if counted:
+            _bound_call_ended()
+
+
 def _bound_call_ended() -> None:
     ident = threading.get_ident()
     with _bound_calls_changed:
@@ -717,8 +728,9 @@ def wait_for_bound_calls_or_warn(
     the calls still running when ``timeout`` is up."""
     if not wait_for_bound_calls(timeout, excluding=excluding):
         logger.warning(
-            "segment: %d call(s) of start_thread or with_binding still running after "
-            "shutdown_timeout=%gs %s; events they send from now on are lost",
+            "segment: %d call(s) of start_thread or with_binding (or page calls running "
+            "the app's hooks) still running after shutdown_timeout=%gs %s; events they "
+            "send from now on are lost",
             bound_calls_running(),
             timeout,
             when,

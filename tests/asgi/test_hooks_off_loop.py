@@ -1,8 +1,9 @@
 """Hooks in segment_asgi: the page call that runs ``page_filter``, ``page_properties``
-or a ``page_name`` function is made in a worker thread of its own, once the last chunk
-has gone, so that the response never waits for them; plain ``consent`` and
-``user_id`` run in the event loop; async ones are awaited there (``consent`` and
-``user_id`` as the request starts, the page hooks while the page call waits)."""
+or a ``page_name`` function is made in a worker thread of its own pool before the last
+chunk (which waits for it a few seconds at most), so that a hook that waits holds up
+no other request; plain ``consent`` and ``user_id`` run in the event loop; async ones
+are awaited there (``consent`` and ``user_id`` as the request starts, the page hooks
+while the page call's thread waits)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from starlette.routing import Route
 from segment_asgi import SegmentMiddleware
 from segment_core import Client
 from tests.asgi.asgi import Message, call, http_scope
-from tests.asgi.conftest import Sent
+from tests.asgi.conftest import Sent, TestClient
 
 #: Far beyond what a page view takes: reached only if what it waits for never comes.
 DEADLINE = 20.0
@@ -46,27 +47,67 @@ async def _login(request: Request) -> Response:
 
 
 @pytest.mark.parametrize("hook", ["page_properties", "page_filter", "page_name"])
-async def test_a_plain_page_hook_runs_in_a_thread_once_the_last_chunk_has_gone(
+async def test_a_plain_page_hook_runs_in_a_thread_before_the_last_chunk(
     client: Client, sent: Sent, hook: str
 ) -> None:
-    """It waits for the server's receipt of the last chunk: had it run in the event
-    loop, or before that chunk, it would have waited to its deadline."""
-    last_chunk_sent = threading.Event()
-    seen: list[bool] = []
+    """It waits for what a task of the event loop sets once it started: had it run in
+    the loop, that task could not have run, and it would have waited to its deadline."""
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
 
-    def waits_for_the_last_chunk(*args: Any) -> Any:
-        seen.append(last_chunk_sent.wait(DEADLINE))
+    def waits_for_the_loop(*args: Any) -> Any:
+        started.set()
+        order.append(f"released {release.wait(DEADLINE)}")
         return {"page_properties": {"rows": 3}, "page_filter": True, "page_name": "Report"}[hook]
+
+    async def release_once_started() -> None:
+        for _ in range(int(DEADLINE / 0.01)):
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        release.set()
 
     def server_got(message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body"):
-            last_chunk_sent.set()
+            order.append("last chunk")
 
-    await call(_app(client, **{hook: waits_for_the_last_chunk}), http_scope("/report"), server_got)
-    assert seen == [True]
+    releaser = asyncio.create_task(release_once_started())
+    await call(_app(client, **{hook: waits_for_the_loop}), http_scope("/report"), server_got)
+    await releaser
+    assert order == ["released True", "last chunk"]  # the page call in the outbox first
     [page] = sent(type="page")
     assert page["properties"].get("rows") == (3 if hook == "page_properties" else None)
     assert page["name"] == ("Report" if hook == "page_name" else "report")
+
+
+async def test_a_page_hook_slower_than_the_wait_lets_the_response_go_and_is_waited_for_at_shutdown(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segment_asgi import middleware
+    from segment_core.scope import wait_for_bound_calls
+
+    monkeypatch.setattr(middleware, "PAGE_CALL_WAIT", 0.05)
+    release = threading.Event()
+    order: list[str] = []
+
+    def slow(request: Request, response: Any) -> dict[str, Any]:
+        release.wait(DEADLINE)
+        order.append("hook returned")
+        return {"rows": 3}
+
+    def server_got(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            order.append("last chunk")
+            release.set()
+
+    await call(_app(client, page_properties=slow), http_scope("/report"), server_got)
+    assert wait_for_bound_calls(DEADLINE)  # as the app's shutdown does
+    assert order == ["last chunk", "hook returned"]
+    [page] = sent(type="page")
+    assert page["properties"]["rows"] == 3
+    told = [r.getMessage() for r in caplog.records if "page call's hooks" in r.getMessage()]
+    assert len(told) == 1
+    assert told[0].startswith("segment: a page call's hooks (page_filter, page_properties, ")
 
 
 async def test_plain_consent_runs_in_the_event_loop(client: Client, sent: Sent) -> None:
@@ -106,34 +147,36 @@ async def test_the_page_calls_threads_are_not_the_apps(client: Client, sent: Sen
     assert page["properties"]["pool_free"] == 0
 
 
-async def test_async_page_hooks_are_awaited_once_the_last_chunk_has_gone(
-    client: Client, sent: Sent
-) -> None:
-    """They await what the server's receipt of the last chunk sets: they run in the
-    event loop, and the response did not wait for them."""
-    last_chunk_sent = asyncio.Event()
+async def test_async_page_hooks_are_awaited_in_the_event_loop(client: Client, sent: Sent) -> None:
+    """While the page call's thread waits for them: the event loop runs other work
+    meanwhile (here, what they await)."""
     loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
     asked: list[str] = []
 
-    async def after_the_last_chunk(name: str, answer: Any) -> Any:
+    async def answered_once_ready(name: str, answer: Any) -> Any:
         assert asyncio.get_running_loop() is loop
-        await asyncio.wait_for(last_chunk_sent.wait(), DEADLINE)
         asked.append(name)
+        await asyncio.wait_for(ready.wait(), DEADLINE)
         return answer
 
     async def page_filter(request: Request, response: Any) -> bool:
-        return bool(await after_the_last_chunk("page_filter", True))
+        return bool(await answered_once_ready("page_filter", True))
 
     async def page_properties(request: Request, response: Any) -> dict[str, Any]:
-        return dict(await after_the_last_chunk("page_properties", {"rows": 3}))
+        return dict(await answered_once_ready("page_properties", {"rows": 3}))
 
-    def server_got(message: Message) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            assert asked == []
-            last_chunk_sent.set()
+    async def make_ready() -> None:
+        for _ in range(int(DEADLINE / 0.01)):
+            if asked:
+                break
+            await asyncio.sleep(0.01)
+        ready.set()
 
+    readying = asyncio.create_task(make_ready())
     app = _app(client, page_filter=page_filter, page_properties=page_properties)
-    await call(app, http_scope("/report"), server_got)
+    await call(app, http_scope("/report"))
+    await readying
     assert asked == ["page_filter", "page_properties"]
     [page] = sent(type="page")
     assert page["properties"]["rows"] == 3
@@ -194,8 +237,6 @@ async def test_an_async_consent_is_not_asked_on_an_excluded_path_and_says_so(
 def test_a_plain_hook_mixed_with_an_async_one_runs_in_the_page_calls_thread(
     client: Client, sent: Sent
 ) -> None:
-    from starlette.testclient import TestClient
-
     threads: list[int] = []
 
     def page_filter(request: Request, response: Any) -> bool:
