@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import inspect
 import logging
 import operator
 import os
@@ -88,6 +87,7 @@ from segment_core.web import (
     cache_control_for_cookie,
     is_async,
     is_excluded_request,
+    media_type,
     split_options,
 )
 from segment_core.web import option_names as web_option_names
@@ -340,13 +340,11 @@ class SegmentMiddleware:
         #: client, which sends it on the calling thread (unknown yet for the default
         #: client, which may change).
         #: Whether the page call runs the app's hooks (``page_filter``,
-        #: ``page_properties``, a ``page_name`` function): then it is made in a worker
-        #: thread of its own pool, which the last chunk waits for a few seconds at most,
-        #: so that a plain hook that waits (a database query) holds up no other
-        #: request, and an async one is awaited in the event loop meanwhile.
+        #: ``page_properties``, a ``page_name`` function): then, for a response that
+        #: may be a page view, it is made in a worker thread of its own pool before
+        #: the last chunk, so that a plain hook that waits (a database query) holds up
+        #: no other request, and an async one is awaited in the event loop meanwhile.
         self._finish_in_thread = self._response_hooks or callable(web_options.page_name)
-        #: Whether it said once that a page call's hooks were slow.
-        self._slow_hooks_told = False
         self._finish_on_loop = (
             self._client is not None
             and not self._client.config.sync_mode
@@ -761,38 +759,44 @@ class SegmentMiddleware:
         the worker, must not wait for Segment's answer), and where the page call
         runs the app's hooks (a plain one may wait; an async one is awaited in the
         event loop, where nothing may wait for it)."""
-        if self.client.config.sync_mode:
-            # Shielded: a StreamingResponse cancels its task group once its last chunk
-            # is sent, and the page call must not be cancelled before its thread starts.
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._finish, tracker, start)
-        elif self._finish_in_thread:
-            await self._finish_with_hooks(tracker, start)
+        if self.client.config.sync_mode or (
+            self._finish_in_thread and self._may_run_page_hooks(tracker, start)
+        ):
+            await self._finish_in_page_thread(tracker, start)
         else:
             self._finish(tracker, start)
 
     async def _finish_with_hooks(self, tracker: RequestTracker, start: Message | None) -> None:
-        """:meth:`_finish` where it runs the app's hooks: in a worker thread of the
-        page calls' own pool (not Starlette's: a hook that runs some of its work there,
-        run_in_threadpool, finds one free), waited for at most
-        :data:`PAGE_CALL_WAIT` seconds; the app's shutdown waits for it then (bounded
-        by ``shutdown_timeout``), as for a ``with_binding`` call."""
-        with anyio.move_on_after(PAGE_CALL_WAIT, shield=True) as waited:
+        """:meth:`_finish` where it may run the app's page hooks: in a page call's
+        thread; else (a response that is no page view) here."""
+        if self._may_run_page_hooks(tracker, start):
+            await self._finish_in_page_thread(tracker, start)
+        else:
+            self._finish(tracker, start)
+
+    def _may_run_page_hooks(self, tracker: RequestTracker, start: Message | None) -> bool:
+        """Whether the page call may get as far as the page hooks: not for a response
+        that cannot be a page view (an API's JSON, a redirect, an error, an excluded
+        path), which then waits for no thread."""
+        if start is None or tracker.excluded or tracker.allowed is False:
+            return False
+        status = int(start["status"])
+        if status == 304:
+            return True
+        return 200 <= status < 300 and (
+            media_type(_content_type(start.get("headers") or ())) in self.options.content_types
+        )
+
+    async def _finish_in_page_thread(self, tracker: RequestTracker, start: Message | None) -> None:
+        """:meth:`_finish` in a worker thread of the page calls' own pool (not
+        Starlette's: a hook that runs some of its work there, run_in_threadpool,
+        finds one free), counted as a ``with_binding`` call: the app's shutdown waits
+        for it (bounded by ``shutdown_timeout``) should the server stop waiting here.
+        Shielded: a StreamingResponse cancels its task group once its last chunk is
+        sent, and the page call must not be cancelled before its thread starts."""
+        with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(
-                run_counted,
-                self._finish,
-                tracker,
-                start,
-                limiter=page_call_threads(),
-                **_ABANDONED_ON_CANCEL,
-            )
-        if waited.cancelled_caught and not self._slow_hooks_told:
-            self._slow_hooks_told = True
-            logger.warning(
-                "segment: a page call's hooks (page_filter, page_properties, page_name) "
-                "took over %gs: the response goes on without waiting for them, and the "
-                "page call is made when they return",
-                PAGE_CALL_WAIT,
+                run_counted, self._finish, tracker, start, limiter=page_call_threads()
             )
 
     def _check_lifespan(self, scope: Scope) -> None:
@@ -860,15 +864,6 @@ class SegmentMiddleware:
 #: The worker threads of the page calls that run the app's hooks, at most this many
 #: at once per event loop (Starlette's own pool has as many).
 PAGE_CALL_THREADS = 40
-#: How long a response's last chunk waits for its page call's hooks.
-PAGE_CALL_WAIT = 5.0
-#: anyio.to_thread.run_sync's word for a wait that may end before its thread does
-#: (anyio 4.1 renamed it).
-_ABANDONED_ON_CANCEL: dict[str, bool] = (
-    {"abandon_on_cancel": True}
-    if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
-    else {"cancellable": True}
-)
 
 _page_call_threads: RunVar[anyio.CapacityLimiter] = RunVar("segment_asgi.page_call_threads")
 

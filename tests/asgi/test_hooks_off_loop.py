@@ -1,7 +1,7 @@
 """Hooks in segment_asgi: the page call that runs ``page_filter``, ``page_properties``
 or a ``page_name`` function is made in a worker thread of its own pool before the last
-chunk (which waits for it a few seconds at most), so that a hook that waits holds up
-no other request; plain ``consent`` and ``user_id`` run in the event loop; async ones
+chunk of a response that may be a page view, so that a hook that waits holds up no
+other request; plain ``consent`` and ``user_id`` run in the event loop; async ones
 are awaited there (``consent`` and ``user_id`` as the request starts, the page hooks
 while the page call's thread waits)."""
 
@@ -18,7 +18,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from segment_asgi import SegmentMiddleware
@@ -30,12 +30,13 @@ from tests.asgi.conftest import Sent, TestClient
 DEADLINE = 20.0
 
 
-def _app(client: Client, **hooks: Any) -> SegmentMiddleware:
-    async def page(request: Request) -> Response:  # in the event loop: no thread of the app's
-        return HTMLResponse("<p>report</p>")
+async def _report(request: Request) -> Response:  # in the event loop: no thread of the app's
+    return HTMLResponse("<p>report</p>")
 
+
+def _app(client: Client, **hooks: Any) -> SegmentMiddleware:
     routes = [
-        Route("/report", page, name="report"),
+        Route("/report", _report, name="report"),
         Route("/static/login", _login, methods=["POST"]),
     ]
     return SegmentMiddleware(Starlette(routes=routes), client=client, **hooks)
@@ -80,34 +81,41 @@ async def test_a_plain_page_hook_runs_in_a_thread_before_the_last_chunk(
     assert page["name"] == ("Report" if hook == "page_name" else "report")
 
 
-async def test_a_page_hook_slower_than_the_wait_lets_the_response_go_and_is_waited_for_at_shutdown(
-    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+async def test_a_response_that_is_no_page_view_waits_for_no_page_call_thread(
+    client: Client, sent: Sent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With every thread of the page calls taken by a hook that waits, an API's JSON
+    goes at once: its page call runs no hook."""
     from segment_asgi import middleware
-    from segment_core.scope import wait_for_bound_calls
 
-    monkeypatch.setattr(middleware, "PAGE_CALL_WAIT", 0.05)
-    release = threading.Event()
-    order: list[str] = []
+    monkeypatch.setattr(middleware, "PAGE_CALL_THREADS", 1)
+    started, release = threading.Event(), threading.Event()
 
-    def slow(request: Request, response: Any) -> dict[str, Any]:
+    def waits(request: Request, response: Any) -> dict[str, Any]:
+        started.set()
         release.wait(DEADLINE)
-        order.append("hook returned")
         return {"rows": 3}
 
-    def server_got(message: Message) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            order.append("last chunk")
-            release.set()
+    async def api(request: Request) -> Response:
+        return JSONResponse({"ok": True})
 
-    await call(_app(client, page_properties=slow), http_scope("/report"), server_got)
-    assert wait_for_bound_calls(DEADLINE)  # as the app's shutdown does
-    assert order == ["last chunk", "hook returned"]
+    app = SegmentMiddleware(
+        Starlette(routes=[Route("/report", _report), Route("/api", api)]),
+        client=client,
+        page_properties=waits,
+    )
+    report = asyncio.create_task(call(app, http_scope("/report")))
+    for _ in range(int(DEADLINE / 0.01)):
+        if started.is_set():
+            break
+        await asyncio.sleep(0.01)
+    answered = await call(app, http_scope("/api"))  # would wait for the thread taken
+    assert answered[0]["status"] == 200
+    assert not release.is_set()
+    release.set()
+    await report
     [page] = sent(type="page")
     assert page["properties"]["rows"] == 3
-    told = [r.getMessage() for r in caplog.records if "page call's hooks" in r.getMessage()]
-    assert len(told) == 1
-    assert told[0].startswith("segment: a page call's hooks (page_filter, page_properties, ")
 
 
 async def test_plain_consent_runs_in_the_event_loop(client: Client, sent: Sent) -> None:
