@@ -700,6 +700,8 @@ def _bound_call_ended() -> None:
             _bound_calls_by_thread[ident] = left
         else:
             _bound_calls_by_thread.pop(ident, None)
+            if not _bound_calls_by_thread:
+                _given_up_on.clear()
             _bound_calls_changed.notify_all()
 
 
@@ -725,8 +727,18 @@ def wait_for_bound_calls_or_warn(
     timeout: float, when: str, *, excluding: int | None = None
 ) -> None:
     """:func:`wait_for_bound_calls`, with one WARNING (``when``: "at shutdown") for
-    the calls still running when ``timeout`` is up."""
-    if not wait_for_bound_calls(timeout, excluding=excluding):
+    the calls still running when ``timeout`` is up. Once a wait was given up on, a
+    later one (the process's exit after the app's shutdown) does not wait again for
+    the same calls: what they send would be lost all the same."""
+    global _given_up_on
+    with _bound_calls_changed:
+        running = _bound_calls_by_thread.keys() - {threading.get_ident(), excluding}
+        again = bool(running) and running <= _given_up_on
+    if not wait_for_bound_calls(0.0 if again else timeout, excluding=excluding):
+        if again:
+            return
+        with _bound_calls_changed:
+            _given_up_on = set(_bound_calls_by_thread)
         logger.warning(
             "segment: %d call(s) of start_thread or with_binding (or page calls running "
             "the app's hooks) still running after shutdown_timeout=%gs %s; events they "
@@ -735,6 +747,11 @@ def wait_for_bound_calls_or_warn(
             timeout,
             when,
         )
+
+
+#: The threads whose calls a wait gave up on (see :func:`wait_for_bound_calls_or_warn`),
+#: until no call runs.
+_given_up_on: set[int] = set()
 
 
 def bound_calls_running() -> int:
@@ -769,8 +786,9 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool, excluding: int | None = 
 
 def _forget_bound_calls() -> None:
     # The parent's threads are not the child's; another may have held the lock.
-    global _bound_calls_changed, _bound_calls_by_thread
+    global _bound_calls_changed, _bound_calls_by_thread, _given_up_on
     _bound_calls_by_thread = {}
+    _given_up_on = set()
     _bound_calls_changed = threading.Condition(threading.Lock())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import pytest
 
@@ -137,3 +138,26 @@ def test_a_job_process_waits_for_its_threads_within_shutdown_timeout(receiver: R
     ) in stderr
     # Sent while the thread was waited for.
     assert [m["event"] for m in receiver.messages()] == ["Job Done"]
+
+
+def test_calls_a_wait_gave_up_on_are_not_waited_for_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The process's exit after the app's shutdown: what they send is lost all the same."""
+    from segment_core.scope import run_counted, wait_for_bound_calls_or_warn
+
+    release = threading.Event()
+    worker = threading.Thread(target=run_counted, args=(release.wait, 30))
+    worker.start()
+    try:
+        wait_for_bound_calls_or_warn(0.1, "at shutdown")
+        started = time.monotonic()
+        wait_for_bound_calls_or_warn(30, "as the process exits")
+        assert time.monotonic() - started < 10
+    finally:
+        release.set()
+        worker.join(10)
+    told = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
+    assert len(told) == 1 and told[0].endswith(
+        " at shutdown; events they send from now on are lost"
+    )
