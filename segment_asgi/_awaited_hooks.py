@@ -2,14 +2,13 @@
 web layer, which calls its hooks plainly.
 
 The page call that runs ``page_filter`` and ``page_properties`` is made in a worker
-thread, after the response's last chunk (see ``SegmentMiddleware._finish_off_loop``):
-there, each stand-in runs its hook in the event loop and waits for the answer, as
-``anyio.from_thread.run`` does; ``consent``'s stand-in gives the answer the middleware
-awaited last, if it did not raise. In the event
-loop itself nothing can wait for the loop: ``consent``, asked there as the request
-starts (and as the response starts, if it raised), was awaited by the middleware just
-before (:data:`EARLY_CONSENT`); where it was not (a login on an excluded path, where no
-automatic call is made), it counts as no consent, said once.
+thread (see ``SegmentMiddleware._finish_in_page_thread``): there, each stand-in runs
+its hook in the event loop and waits for the answer, as ``anyio.from_thread.run``
+does. ``consent``'s stand-in gives the answer the middleware awaited last, if it did
+not raise: in the event loop itself nothing can wait for the loop, and ``consent`` is
+asked there as the request starts (and as the response starts, if it raised then);
+where it was not awaited (a login on an excluded path, where no automatic call is
+made), it counts as no consent, said once.
 """
 
 from __future__ import annotations

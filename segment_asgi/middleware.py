@@ -336,15 +336,15 @@ class SegmentMiddleware:
             # read from a file, with its line break) is refused as the app starts.
             default_client()
             self._see_the_default_client()
-        #: Whether the page call may be made on the event loop: not by a sync_mode
-        #: client, which sends it on the calling thread (unknown yet for the default
-        #: client, which may change).
         #: Whether the page call runs the app's hooks (``page_filter``,
         #: ``page_properties``, a ``page_name`` function): then, for a response that
         #: may be a page view, it is made in a worker thread of its own pool before
         #: the last chunk, so that a plain hook that waits (a database query) holds up
         #: no other request, and an async one is awaited in the event loop meanwhile.
         self._finish_in_thread = self._response_hooks or callable(web_options.page_name)
+        #: Whether the page call may be made on the event loop: not by a sync_mode
+        #: client, which sends it on the calling thread (unknown yet for the default
+        #: client, which may change), nor where it runs the app's hooks.
         self._finish_on_loop = (
             self._client is not None
             and not self._client.config.sync_mode
@@ -485,8 +485,8 @@ class SegmentMiddleware:
                 return
             # The last chunk: the page call is made as it goes, and so is in a test's
             # outbox once the client has the whole response (a server in the test's
-            # process). A sync_mode client's waits for Segment, and one that awaits
-            # the app's hooks for them, in a worker thread: after it.
+            # process); one that runs the app's hooks, in a worker thread, before it.
+            # A sync_mode client's waits for Segment, in a worker thread: after it.
             if self._finish_on_loop or not (self._finish_in_thread or self.client.config.sync_mode):
                 ending, start = start, None  # finished: not again as the app returns
                 self._finish(tracker, ending)
