@@ -40,9 +40,12 @@ def login_begins(sender: Any, request: Any = None, **kwargs: Any) -> None:
     """``user_logged_in`` receiver run before the others (Django's update_last_login,
     whose save a post_save receiver may track): the visitor logging in keeps its
     anonymous id on the calls they make, before the login's identify."""
-    tracker = getattr(request, "_segment_tracker", None)
-    if isinstance(tracker, RequestTracker):
-        tracker.login_begins()
+    try:
+        tracker = getattr(request, "_segment_tracker", None)
+        if isinstance(tracker, RequestTracker):
+            tracker.login_begins()
+    except Exception:  # the login goes on
+        logger.exception("segment: could not note a login under way")
 
 
 def end_user_on_logout(sender: Any, request: Any = None, **kwargs: Any) -> None:
