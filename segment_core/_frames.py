@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gc
 import sys
-from types import FrameType
+from types import CodeType, FrameType
 
-__all__ = ["current_frames"]
+__all__ = ["current_frames", "runs_in"]
 
 
 def current_frames() -> dict[int, FrameType]:
@@ -23,3 +23,12 @@ def current_frames() -> dict[int, FrameType]:
         return sys._current_frames()
     finally:
         gc.enable()
+
+
+def runs_in(code: CodeType | None, frame: FrameType | None) -> bool:
+    """Whether ``frame``, or a frame that called it, runs ``code``."""
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False

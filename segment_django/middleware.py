@@ -56,6 +56,7 @@ from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
+from segment_core._frames import runs_in
 from segment_core.client import Client
 from segment_core.lifespan import TRACKED_BELOW, ShutdownFlush, stops_through_atexit
 from segment_core.scope import (
@@ -1249,13 +1250,7 @@ def _loading_lazy_user(user: Any) -> bool:
     if object.__getattribute__(user, "__dict__").get("_wrapped") is not empty:
         return False
     auth = sys.modules.get("django.contrib.auth")
-    code = getattr(getattr(auth, "get_user", None), "__code__", None)
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
+    return runs_in(getattr(getattr(auth, "get_user", None), "__code__", None), sys._getframe(2))
 
 
 def _auth_user_id(request: HttpRequest) -> str | None:

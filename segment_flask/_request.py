@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from types import CodeType
 from typing import Any
 from urllib.parse import unquote
 
@@ -20,6 +21,7 @@ from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.security import safe_join
 
+from segment_core._frames import runs_in
 from segment_core.web import (
     USER_NOT_KNOWN,
     HostRoutes,
@@ -40,7 +42,7 @@ except ImportError:
 
 #: The code of Flask-Login's user loading (its user_loader, request_loader), which
 #: keeps the user it loads in g._login_user once it returns.
-_LOAD_USER_CODE: object = getattr(
+_LOAD_USER_CODE: CodeType | None = getattr(
     getattr(getattr(flask_login, "LoginManager", None), "_load_user", None), "__code__", None
 )
 
@@ -479,12 +481,7 @@ def login_user_id() -> object:
 
 def _loading_user() -> bool:
     """Whether Flask-Login's user loading runs on this thread, below this call."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code is _LOAD_USER_CODE:
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
+    return runs_in(_LOAD_USER_CODE, sys._getframe(2))
 
 
 def user_id_of(user: Any) -> str | None:
