@@ -493,7 +493,7 @@ class SegmentMiddleware:
                 await send(message)
             elif not self.client.config.sync_mode:
                 ending, start = start, None
-                await self._finish_with_hooks(tracker, ending)
+                await self._finish_off_loop(tracker, ending)
                 await send(message)
             else:
                 await send(message)
@@ -758,18 +758,11 @@ class SegmentMiddleware:
         the page call on the calling thread (the event loop, every other request of
         the worker, must not wait for Segment's answer), and where the page call
         runs the app's hooks (a plain one may wait; an async one is awaited in the
-        event loop, where nothing may wait for it)."""
+        event loop, where nothing may wait for it); else (a response that is no page
+        view, whose page call runs no hook) here."""
         if self.client.config.sync_mode or (
             self._finish_in_thread and self._may_run_page_hooks(tracker, start)
         ):
-            await self._finish_in_page_thread(tracker, start)
-        else:
-            self._finish(tracker, start)
-
-    async def _finish_with_hooks(self, tracker: RequestTracker, start: Message | None) -> None:
-        """:meth:`_finish` where it may run the app's page hooks: in a page call's
-        thread; else (a response that is no page view) here."""
-        if self._may_run_page_hooks(tracker, start):
             await self._finish_in_page_thread(tracker, start)
         else:
             self._finish(tracker, start)
