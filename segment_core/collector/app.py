@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, MutableMapping
+from collections.abc import AsyncIterator, Collection, Iterator, MutableMapping
 from importlib import resources
 from typing import Any
 
@@ -43,7 +43,7 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
@@ -414,10 +414,13 @@ class CollectorApp:
             query = _parse_event_query(request)
         except ValueError as error:
             return error_response(400, "invalid_query", str(error))
-        events = self.store.query(query)
-        cursor = events[-1]["seq"] if events else query.after
-        # The run names this collector's cursors: a page streams from `<run>-<cursor>`.
-        return JSONBytesResponse({"events": events, "cursor": cursor, "run": self.notifier.run})
+        # Written as the store is read, on a thread of its own (a plain iterator):
+        # however many events it holds, the answer neither holds up the events
+        # arriving meanwhile nor needs their whole size in memory at once.
+        return StreamingResponse(
+            _events_answer(self.store.query_json(query), query.after, self.notifier.run),
+            media_type="application/json",
+        )
 
     async def _event(self, request: Request) -> Response:
         message_id = request.path_params["message_id"]
@@ -464,6 +467,20 @@ def _checked_allowed_hosts(allowed_hosts: Collection[str]) -> frozenset[str]:
         return frozenset(allowed_host_name(name) for name in allowed_hosts)
     except ValueError as error:
         raise ValueError(f"allowed_hosts {error}") from None
+
+
+def _events_answer(
+    events: Iterator[tuple[list[bytes], int]], cursor: int, run: str
+) -> Iterator[bytes]:
+    """`{"events": [...], "cursor": <seq of the last one>, "run": <run>}`, a piece at a
+    time; the run names this collector's cursors (a page streams from `<run>-<cursor>`)."""
+    yield b'{"events":['
+    separator = b""
+    for pieces, last_seq in events:
+        yield separator + b",".join(pieces)
+        separator = b","
+        cursor = last_seq
+    yield b'],"cursor":' + orjson.dumps(cursor) + b',"run":' + orjson.dumps(run) + b"}"
 
 
 def _parse_event_query(request: Request) -> EventQuery:

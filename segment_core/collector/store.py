@@ -22,6 +22,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,8 @@ DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
 #: Message bytes kept in memory by default: large events are bounded by it first.
 DEFAULT_MAX_BYTES_IN_MEMORY = 256 * 1024 * 1024
 UNKNOWN_TYPE = "unknown"
+#: Rows read under the lock at a time by a query: ingest waits for no more.
+_ROWS_AT_A_TIME = 500
 _COUNTED_TYPES = frozenset(MESSAGE_TYPES)
 # The `type` column as counted: `_counted_type` in SQL.
 _SPEC_TYPES_SQL = ", ".join(f"'{kind}'" for kind in MESSAGE_TYPES)
@@ -263,8 +266,26 @@ class EventStore:
 
     def query(self, query: EventQuery) -> list[dict[str, Any]]:
         """Events matching `query`, oldest first."""
-        clauses = ["seq > ?"]
-        params: list[object] = [query.after]
+        return [_row_to_event(row) for rows in self._matching_rows(query) for row in rows]
+
+    def query_json(self, query: EventQuery) -> Iterator[tuple[list[bytes], int]]:
+        """Events matching `query`, oldest first, a few hundred at a time: each as its
+        JSON object, and the `seq` of the last of them.
+
+        The store is locked only while they are read, so a long answer never holds
+        up the events arriving meanwhile; each message is written as it was stored,
+        without being read again.
+        """
+        for rows in self._matching_rows(query):
+            yield [_row_to_json(row) for row in rows], rows[-1][0]
+
+    def _matching_rows(self, query: EventQuery) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows `query` asks for, oldest first, at most `_ROWS_AT_A_TIME` per list.
+
+        A reset made meanwhile ends them: it forgot everything not read yet.
+        """
+        clauses: list[str] = []
+        params: list[object] = []
         for column, value in (
             ("type", query.type),
             ("event", query.event),
@@ -279,18 +300,34 @@ class EventStore:
             else:
                 clauses.append(f"{column} = ?")
             params.append(value)
-        where = " AND ".join(clauses)
-        if query.last is not None:
-            sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"
-            params.append(query.last if query.limit is None else min(query.last, query.limit))
-        else:
-            sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?"
-            params.append(DEFAULT_QUERY_LIMIT if query.limit is None else query.limit)
+        where = " AND ".join(["seq > ?", *clauses])
+        after = query.after
         with self._lock:
-            rows = self._connection.execute(sql, params).fetchall()
-        if query.last is not None:
-            rows.reverse()
-        return [_row_to_event(row) for row in rows]
+            generation = self._generation
+            if query.last is None:
+                wanted = DEFAULT_QUERY_LIMIT if query.limit is None else query.limit
+            else:
+                # The newest `last`: read oldest first from just before the first of them.
+                wanted = query.last if query.limit is None else min(query.last, query.limit)
+                if wanted > 0:
+                    first = self._connection.execute(
+                        f"SELECT seq FROM events WHERE {where} ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                        [after, *params, wanted - 1],
+                    ).fetchone()
+                    after = after if first is None else first[0] - 1
+        sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?"
+        while wanted > 0:
+            with self._lock:
+                if self._generation != generation:
+                    return
+                rows = self._connection.execute(
+                    sql, [after, *params, min(wanted, _ROWS_AT_A_TIME)]
+                ).fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+            wanted -= len(rows)
 
     def get(self, message_id: str) -> dict[str, Any] | None:
         """The event stored under `message_id`, or None."""
@@ -394,7 +431,13 @@ def _counted_type(kind: str | None) -> str:
     return UNKNOWN_TYPE
 
 
-def _row_to_event(row: tuple[Any, ...]) -> dict[str, Any]:
+def _row_to_json(row: tuple[Any, ...]) -> bytes:
+    """A row as `_row_to_event` makes it, in JSON: its message spliced in as stored."""
+    fields = _row_to_event(row, with_message=False)
+    return b"".join((orjson.dumps(fields)[:-1], b',"message":', row[-1], b"}"))
+
+
+def _row_to_event(row: tuple[Any, ...], *, with_message: bool = True) -> dict[str, Any]:
     (
         seq,
         message_id,
@@ -407,7 +450,7 @@ def _row_to_event(row: tuple[Any, ...]) -> dict[str, Any]:
         endpoint,
         message,
     ) = row
-    return {
+    event = {
         "seq": seq,
         "messageId": message_id,
         "status": status,
@@ -417,5 +460,7 @@ def _row_to_event(row: tuple[Any, ...]) -> dict[str, Any]:
         "writeKey": write_key,
         "writeKeySource": write_key_source,
         "endpoint": endpoint,
-        "message": loads(message),
     }
+    if with_message:
+        event["message"] = loads(message)
+    return event

@@ -9,7 +9,9 @@ import pytest
 import requests
 
 from segment_core.collector import CollectorError, CollectorHandle, create_app, run_in_background
-from segment_core.collector.store import DEFAULT_MAX_EVENTS_IN_MEMORY
+from segment_core.collector.ingest import Limits, build_records
+from segment_core.collector.store import DEFAULT_MAX_EVENTS_IN_MEMORY, EventQuery
+from tests.asgi.conftest import TestClient
 from tests.collector.helpers import DROP, assert_error, batch, message, post
 
 
@@ -324,3 +326,44 @@ def test_the_handle_of_a_local_collector_goes_around_a_proxy(
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
     segment_collector.reset()
     assert segment_collector.summary()["total"] == 0
+
+
+def test_a_long_answer_is_read_off_the_event_loop_a_few_hundred_events_at_a_time() -> None:
+    app = create_app()
+    reads: list[tuple[int, str]] = []
+    app.store._connection.set_trace_callback(lambda sql: reads.append((threading.get_ident(), sql)))
+    sent = [message("track", event="E", userId="u", properties={"n": n}) for n in range(1200)]
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for start in range(0, 1200, 600):
+            assert client.post("/v1/batch", json=batch(*sent[start : start + 600])).is_success
+        answer = client.get("/collector/events", params={"limit": 5000}).json()
+        newest = client.get("/collector/events", params={"last": 700}).json()
+    assert [event["message"] for event in answer["events"]] == sent
+    assert answer["cursor"] == answer["events"][-1]["seq"]
+    assert [event["message"] for event in newest["events"]] == sent[500:]
+    loop = {thread for thread, sql in reads if sql.startswith("INSERT")}
+    pieces = [thread for thread, sql in reads if sql.startswith("SELECT seq, message_id")]
+    assert len(loop) == 1 and len(pieces) >= 3 + 2
+    assert loop.isdisjoint(pieces)  # ingest goes on meanwhile
+
+
+def test_events_arrive_and_a_reset_ends_an_answer_between_its_pieces() -> None:
+    store = create_app().store
+    records = build_records(
+        batch(*(message("track", event="E", userId="u") for _ in range(1200))),
+        "batch",
+        write_key=None,
+        write_key_source=None,
+        received_at="2026-01-01T00:00:00.000Z",
+        limits=Limits(),
+    )
+    store.add(records[:1100])
+    answer = store.query_json(EventQuery(limit=5000))
+    first, _ = next(answer)
+    store.add(records[1100:])  # the store is not locked between pieces
+    rest = [piece for pieces, _ in answer for piece in pieces]
+    assert len(first) + len(rest) == 1200
+    answer = store.query_json(EventQuery(limit=5000))
+    next(answer)
+    store.reset()
+    assert list(answer) == []
