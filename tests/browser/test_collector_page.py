@@ -228,6 +228,67 @@ def test_a_filter_says_when_the_collector_holds_more_than_the_page_and_links_to_
     assert [event["messageId"] for event in found["events"]] == [needle["messageId"]]
 
 
+def test_quotes_keep_a_multi_word_event_name_whole_on_the_page_and_in_the_link(
+    segment_collector: CollectorHandle, page: Any
+) -> None:
+    # One "Order Completed" older than the page's newest 500, one among them.
+    old = message("track", event="Order Completed", userId="ada")
+    new = message("track", event="Order Completed", userId="grace")
+    reversed_words = message("track", event="Completed Order", userId="bob")
+    post(segment_collector.url, batch(old, *(message() for _ in range(600))))
+    post(segment_collector.url, batch(new, reversed_words))
+    page.goto(segment_collector.url + "/")
+    expect(page.locator(".ev")).to_have_count(500, timeout=TIMEOUT_MS)
+    link = page.locator("#shown a")
+    for typed in ('event:"Order Completed"', 'event:"Order Completed'):  # left open: to the end
+        page.fill("#filter", typed)
+        expect(page.locator(".ev:visible")).to_have_count(1)
+        expect(page.locator(".ev:visible")).to_contain_text("grace")
+        expect(link).to_have_text("search them all")
+        expect(link).to_have_attribute("href", "/collector/events?event=Order+Completed")
+    found = requests.get(segment_collector.url + link.get_attribute("href"), timeout=10).json()
+    assert [event["messageId"] for event in found["events"]] == [
+        old["messageId"],
+        new["messageId"],
+    ]
+    # A quoted phrase in free text: the words together, in that order.
+    page.fill("#filter", "order completed")
+    expect(page.locator(".ev:visible")).to_have_count(2)
+    page.fill("#filter", '"order completed"')
+    expect(page.locator(".ev:visible")).to_have_count(1)
+    expect(page.locator(".ev:visible")).to_contain_text("grace")
+    expect(link).to_have_text("list them all, unfiltered")
+    expect(link).to_have_attribute("href", "/collector/events")
+
+
+def test_the_link_names_what_it_searches_when_it_leaves_terms_out(
+    segment_collector: CollectorHandle, page: Any
+) -> None:
+    post(segment_collector.url, batch(*(message() for _ in range(501))))
+    post(segment_collector.url, batch(message("track", event="Order Completed", userId="ada")))
+    page.goto(segment_collector.url + "/")
+    expect(page.locator(".ev")).to_have_count(500, timeout=TIMEOUT_MS)
+    link = page.locator("#shown a")
+    # Unquoted, "Completed" is free text: the collector is asked for "Order" alone.
+    page.fill("#filter", "event:Order Completed")
+    expect(page.locator(".ev:visible")).to_have_count(1)
+    expect(link).to_have_text('search them all for event "Order"')
+    expect(link).to_have_attribute("href", "/collector/events?event=Order")
+    # A term it can ask, with a status button and one it cannot: only what is asked.
+    page.fill("#filter", "userId:ada plan:pro")
+    page.click("#status-filter button[data-status=good]")
+    expect(link).to_have_text('search them all for userId "ada", status "good"')
+    expect(link).to_have_attribute("href", "/collector/events?userId=ada&status=good")
+    # Hostile text stays text.
+    page.fill("#filter", 'event:"<b>x</b> <img src=x>"')
+    expect(link).to_have_text("search them all")
+    page.fill("#filter", 'event:"<img src=x onerror=alert(1)>" more')
+    expect(link).to_have_text(
+        'search them all for event "<img src=x onerror=alert(1)>", status "good"'
+    )
+    expect(page.locator("#shown img")).to_have_count(0)
+
+
 def test_without_javascript_the_page_points_to_the_events(
     segment_collector: CollectorHandle, browser: Any
 ) -> None:
