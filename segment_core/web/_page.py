@@ -52,6 +52,7 @@ __all__ = [
     "accepts_document",
     "allowed_as_request_starts",
     "consent_given",
+    "has_page_method",
     "is_bot",
     "is_excluded",
     "is_excluded_route",
@@ -165,6 +166,13 @@ def _signal_on(value: str | None) -> bool:
     return value.strip() == "1" or ("," in value and "1" in (v.strip() for v in value.split(",")))
 
 
+def has_page_method(request: RequestInfo, options: WebOptions) -> bool:
+    """Whether the request's method is one of ``page_methods`` (whichever side counts
+    the page view)."""
+    method = request.method
+    return method in options.page_methods or method.upper() in options.page_methods
+
+
 def page_wanted(
     request: RequestInfo,
     status: int,
@@ -185,8 +193,7 @@ def page_wanted(
     # options.server_page_views, without the property call.
     if not options.page_calls or options.page_source == "browser" or not request.host:
         return False
-    method = request.method
-    if method not in options.page_methods and method.upper() not in options.page_methods:
+    if not has_page_method(request, options):
         return False
     if status == 304:
         if not _shows_cached_document(request, content_type, options):

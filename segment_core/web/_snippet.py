@@ -76,7 +76,12 @@ from segment_core.web._identity import (
     parse_id_cookie,
 )
 from segment_core.web._options import WebOptions
-from segment_core.web._page import is_excluded_route, is_page_prefetch, page_name
+from segment_core.web._page import (
+    has_page_method,
+    is_excluded_route,
+    is_page_prefetch,
+    page_name,
+)
 from segment_core.web._request import RequestInfo
 
 if TYPE_CHECKING:
@@ -1028,8 +1033,11 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
         "anonymousId": None if shared else _kept_anonymous_id(tracker),
         "userId": None if shared else analytics.user_id,
         # A view's own page() takes the place of the automatic page view, the
-        # browser's too (not in a page a cache may hand to other visitors).
-        "page": not options.server_page_views and (shared or not tracker.page_called),
+        # browser's too (not in a page a cache may hand to other visitors); a page
+        # answering a method not in page_methods (a form's POST) is none either side.
+        "page": not options.server_page_views
+        and (shared or not tracker.page_called)
+        and has_page_method(request, options),
         "options": load_options(options, secure=secure, host=tracker.host),
         "methods": list(_BUFFERED_METHODS),
         # Where the loader finds the visitor's id: in a page made for another visitor

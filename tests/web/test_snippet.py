@@ -163,6 +163,21 @@ def test_a_view_s_own_page_call_takes_the_place_of_the_browser_s_page_view() -> 
     assert snippet_settings(render_snippet(tracker, shared=True))["page"] is True
 
 
+@pytest.mark.parametrize("method", ["POST", "post", "PUT"])
+def test_a_page_answering_a_method_not_in_page_methods_is_no_page_view_in_the_browser(
+    method: str,
+) -> None:
+    # Whichever side counts them, as many page views: a form shown again with its
+    # errors, or a logout page, answers a POST; the server counts neither.
+    options = WebOptions(browser_write_key=KEY, page_source="browser")
+    tracker = RequestTracker(None, options, make_request(method=method))
+    assert snippet_settings(render_snippet(tracker))["page"] is False
+    assert snippet_settings(render_snippet(tracker, shared=True))["page"] is False
+    with_post = WebOptions(browser_write_key=KEY, page_source="browser", page_methods=["post"])
+    tracker = RequestTracker(None, with_post, make_request(method="POST"))
+    assert snippet_settings(render_snippet(tracker))["page"] is True
+
+
 def test_page_source_server_without_page_calls_is_an_error() -> None:
     with pytest.raises(ValueError, match="page_source is 'server' but page_calls is off"):
         WebOptions(page_source="server", page_calls=False)
