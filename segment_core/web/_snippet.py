@@ -724,10 +724,21 @@ _LOADER_CODE = (
       search: location.search,
       url: location.href.split("#")[0],
     };
-    // The query's parameters the server redacted, by their text as the browser has it.
+    // The query's parameters the server redacted, by their text as the browser has it,
+    // and the names of those whose whole value it redacted.
     var secretPairs =
       !fields || fields.search === undefined ? {} : changedPairs(original.search, fields.search);
-    return { original: original, redacted: fields, secretPairs: secretPairs };
+    var secretNames = Object.create(null);
+    for (var pair in secretPairs || {}) {
+      var name = pair.split("=")[0];
+      if (secretPairs[pair] === name + "=REDACTED") secretNames[name] = true;
+    }
+    return {
+      original: original,
+      redacted: fields,
+      secretPairs: secretPairs,
+      secretNames: secretNames,
+    };
   }
 
   function watchPages() {
@@ -873,12 +884,15 @@ _LOADER_CODE = (
     if (search === page.original.search) return redacted === undefined ? search : redacted;
     if (redacted === undefined) return search; // the server found no secret in it
     // A query the page changed to: the server never saw it, and its rules cannot run
-    // here. The parameters it redacted stay redacted; when they cannot be told apart
-    // (the server cut the query), the query is left out.
+    // here. The parameters it redacted stay redacted, whatever value the page gives
+    // them; when they cannot be told apart (the server cut the query), the query is
+    // left out.
     var secretPairs = page.secretPairs;
     if (secretPairs === null) return "";
     var kept = pairsOf(search).map(function (pair) {
-      return pair in secretPairs ? secretPairs[pair] : pair;
+      if (pair in secretPairs) return secretPairs[pair];
+      var name = pair.split("=")[0]; // a name without a value has none to hide
+      return name !== pair && page.secretNames[name] === true ? name + "=REDACTED" : pair;
     });
     return kept.length ? "?" + kept.join("&") : "";
   }

@@ -208,6 +208,20 @@ def test_a_query_a_page_changes_to_under_a_canonical_link_loses_what_cannot_be_m
 
 
 @needs_node
+def test_a_parameter_the_server_redacted_stays_redacted_whatever_value_the_page_gives_it() -> None:
+    # A single-page app moves to a query of its own: the server's secret names hold
+    # there too, not only the values it saw.
+    moved = "?step=3&email=bob%40example.com&email=&x=1&email"
+    page = {"path": "/reset/S3CR3T", "search": moved, "url": RESET_URL.split("?")[0] + moved}
+    [event] = run_events(render(**RESET), RESET_URL, [track(page)])
+    assert event["context"]["page"] == {
+        "path": "/reset/REDACTED",
+        "search": "?step=3&email=REDACTED&email=REDACTED&x=1&email",
+        "url": "https://shop.example/reset/REDACTED?step=3&email=REDACTED&email=REDACTED&x=1&email",
+    }
+
+
+@needs_node
 def test_the_campaign_follows_the_query_the_loader_redacted() -> None:
     url = "https://shop.example/?" + CAMPAIGN_QUERY
     snippet = render(path="/", query_string=CAMPAIGN_QUERY)
