@@ -30,7 +30,7 @@ from typing import Any
 
 from segment_core import _forks, lifecycle, signals
 from segment_core._version import VERSION
-from segment_core.builders import Properties, Traits
+from segment_core.builders import Integrations, Properties, Traits
 from segment_core.client import Client
 from segment_core.config import ALIASES, DEFAULT_HOST, Config, check_option, option_names
 from segment_core.errors import DeliveryError, InvalidMessage
@@ -49,6 +49,7 @@ __all__ = [
     "DeliveryError",
     "Group",
     "Identify",
+    "Integrations",
     "InvalidMessage",
     "Page",
     "Properties",

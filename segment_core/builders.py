@@ -1,9 +1,12 @@
-"""``Traits`` and ``Properties``: dicts with chainable setters for the Spec's reserved names.
+"""``Traits``, ``Properties`` and ``Integrations``: dicts with chainable setters for
+the Spec's reserved names.
 
 >>> Traits().set_name("Michael Bolton").set_email("mbolton@example.com")
 {'name': 'Michael Bolton', 'email': 'mbolton@example.com'}
 >>> Properties().set_revenue(10).set_currency("USD").set("coupon_used", True)
 {'revenue': 10, 'currency': 'USD', 'coupon_used': True}
+>>> Integrations().disable_all().enable("Mixpanel")
+{'All': False, 'Mixpanel': True}
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, TypeVar
 from segment_core.errors import InvalidMessage
 from segment_core.messages import camel_case, struct_fields
 
-__all__ = ["Properties", "Traits"]
+__all__ = ["Integrations", "Properties", "Traits"]
 
 _B = TypeVar("_B", bound="_Builder")
 
@@ -218,3 +221,26 @@ class Properties(_Builder):
 
     def set_value(self, value: float) -> Properties:
         return self.set("value", value)
+
+
+class Integrations(_Builder):
+    """The destinations a call goes to (its ``integrations``), by their names in
+    Segment (case-sensitive); ``All`` is every destination not named."""
+
+    def enable_all(self) -> Integrations:
+        return self.set("All", True)
+
+    def disable_all(self) -> Integrations:
+        return self.set("All", False)
+
+    def enable(self, name: str) -> Integrations:
+        return self.set(_destination(name), True)
+
+    def disable(self, name: str) -> Integrations:
+        return self.set(_destination(name), False)
+
+
+def _destination(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidMessage(f"an integration's name must be a non-empty string, got {name!r}")
+    return name

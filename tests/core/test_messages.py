@@ -19,6 +19,7 @@ from segment_core import (
     Context,
     Group,
     Identify,
+    Integrations,
     InvalidMessage,
     Page,
     Properties,
@@ -324,6 +325,24 @@ def test_builders_chain_and_use_the_spec_names() -> None:
     props = Properties().set_revenue(10).set_url("https://x.test/").set_order_id("o1")
     assert props == {"revenue": 10, "url": "https://x.test/", "order_id": "o1"}
     assert isinstance(props, dict)
+
+
+def test_integrations_name_the_destinations_a_call_goes_to() -> None:
+    flags = Integrations().disable_all().enable("Mixpanel").disable("Salesforce")
+    assert flags == {"All": False, "Mixpanel": True, "Salesforce": False}
+    assert Integrations().enable_all().set("Amplitude", {"session_id": 7}) == {
+        "All": True,
+        "Amplitude": {"session_id": 7},
+    }
+    with capture() as sent:
+        client = Client("k")
+        client.track("u", "Signed Up", integrations=flags)
+        client.enqueue(Track(user_id="u", event="E", integrations=flags.copy().enable("All")))
+        client.flush()
+    assert [m["integrations"] for m in sent] == [flags, {**flags, "All": True}]
+    for name in ("", None, 7):
+        with pytest.raises(InvalidMessage, match="an integration's name must be a non-empty"):
+            Integrations().enable(name)  # type: ignore[arg-type]
 
 
 def test_a_copy_or_a_merge_of_a_builder_chains_on() -> None:
