@@ -41,7 +41,7 @@ class Captured(list[Message]):
         """Messages of ``type`` whose top-level fields equal ``fields`` (camelCase keys).
 
         Values compare as sent: ``timestamp=datetime(...)`` finds its ISO-8601 text
-        (a naive one taken as UTC, as the client takes it), ``userId=42`` finds ``"42"``,
+        (a naive one read as the client reads it), ``userId=42`` finds ``"42"``,
         and as JSON tells them apart (``True`` is not ``1``). A field left out is
         ``None`` (``userId=None``: an anonymous visitor's), as Segment reads it.
         """

@@ -203,10 +203,31 @@ def timestamp_as_sent(value: dt.datetime | str) -> str:
     return _timestamp(value)
 
 
+#: How near the local clock's now a naive timestamp is one ``datetime.now()`` made.
+_NOW_WINDOW = dt.timedelta(seconds=5)
+
+
+def _zoned_if_now(value: dt.datetime) -> dt.datetime:
+    """A naive ``value`` within 5 seconds of the local clock's now in local time (it
+    is ``datetime.now()``'s, as analytics-python guesses); any other stays naive: UTC.
+
+    ``datetime.utcnow()`` is hours away from the local now wherever the two differ.
+    """
+    try:
+        if abs(dt.datetime.now() - value) < _NOW_WINDOW:
+            return value.astimezone()
+    except Exception as error:  # a subclass that refuses either: taken as UTC
+        if is_interruption(error):
+            raise
+    return value
+
+
 def _timestamp(value: object) -> str:
     if value is None:
         return now_timestamp()
     if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = _zoned_if_now(value)
         try:
             return format_timestamp(value)
         except ValueError as error:  # its tzinfo gave no usable offset

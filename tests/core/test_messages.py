@@ -8,7 +8,9 @@ import numbers
 import os
 import random
 import re
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -113,6 +115,39 @@ def test_normalisation_of_ids_timestamps_and_library(client: Client) -> None:
     assert client.track("u", "E", timestamp=aware)[1]["timestamp"] == "2024-05-06T07:08:09.000Z"
     text = client.track("u", "E", timestamp="2024-05-06T07:08:09Z")[1]["timestamp"]
     assert text == "2024-05-06T07:08:09.000Z"
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is New York's (UTC-5 or -4) for the test."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("new_york")
+def test_a_naive_timestamp_of_datetime_now_is_local_time_as_analytics_python_reads_it(
+    client: Client,
+) -> None:
+    def sent(timestamp: dt.datetime) -> str:
+        return str(client.track("u", "E", timestamp=timestamp)[1]["timestamp"])
+
+    def in_utc(aware: dt.datetime) -> str:
+        return sent(aware.astimezone(dt.timezone.utc))
+
+    now = dt.datetime.now()
+    assert sent(now) == in_utc(now.astimezone())  # five hours later than the same clock time in UTC
+    assert sent(now) != sent(now.replace(tzinfo=dt.timezone.utc))
+    # utcnow() is hours away from the local now: UTC, as any other naive timestamp.
+    utc_now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    assert sent(utc_now) == in_utc(utc_now.replace(tzinfo=dt.timezone.utc))
+    assert sent(dt.datetime(2024, 5, 6, 7, 8, 9)) == "2024-05-06T07:08:09.000Z"
+    with capture() as captured:
+        client.track("u", "Local", timestamp=now)
+        client.flush()
+    assert captured.find("track", event="Local", timestamp=now)
 
 
 class Int64:
