@@ -30,8 +30,10 @@ they answer those pages with CORS, as `/v1/*` does).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterator, MutableMapping
 from importlib import resources
@@ -174,6 +176,10 @@ class CollectorApp:
         self.notifier = Notifier()
         self.forwarder = Forwarder(forward) if forward else None
         self.requests: Counter[str] = Counter()
+        #: The requests whose body is still arriving, ended when the collector stops.
+        self._uploads: set[asyncio.Task[Any]] = set()
+        self._uploads_lock = threading.Lock()
+        self._stopping = False
         page = resources.files("segment_core.collector").joinpath("static/index.html")
         self._page = page.read_bytes()
         self._starlette = Starlette(
@@ -314,10 +320,42 @@ class CollectorApp:
         return counts
 
     def begin_shutdown(self) -> None:
-        """End open event streams and delays in progress so the server can stop; safe
-        from any thread."""
+        """End open event streams, delays and uploads in progress so the server can
+        stop; safe from any thread."""
         self.faults.clear()
         self.notifier.close()
+        self._stopping = True
+        with self._uploads_lock:
+            uploads = list(self._uploads)
+        for task in uploads:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nothing runs
+                task.get_loop().call_soon_threadsafe(self._end_upload, task)
+
+    def _end_upload(self, task: asyncio.Task[Any]) -> None:
+        # On the task's loop: a request whose body is still arriving (not one past it).
+        if task in self._uploads:
+            task.cancel()
+
+    async def _read_upload(self, request: Request) -> bytes | None:
+        """The request's body; None when the collector began to stop before it came whole
+        (a client sending slowly would otherwise hold the stop up, then be cut off)."""
+        task = asyncio.current_task()
+        if task is None or self._stopping:
+            return None if self._stopping else await self._read_body(request)
+        with self._uploads_lock:
+            self._uploads.add(task)
+        try:
+            return await self._read_body(request)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11 and later
+            if uncancel is not None:
+                uncancel()  # ours, and done with: the task answers
+            return None
+        finally:
+            with self._uploads_lock:
+                self._uploads.discard(task)
 
     def close(self) -> None:
         if self.forwarder is not None:
@@ -340,7 +378,14 @@ class CollectorApp:
         try:
             if self.oauth is not None:
                 self.oauth.check_bearer(request.headers.get("authorization"))
-            raw = await self._read_body(request)
+            raw = await self._read_upload(request)
+            if raw is None:
+                return error_response(
+                    503,
+                    "stopping",
+                    "the collector is stopping; the request was not stored",
+                    headers={"Connection": "close"},
+                )
             body = decode_body(raw, request.headers.get("content-encoding", ""), self.limits)
             payload = parse_json(body)
             write_key, source = write_key_from(request.headers.get("authorization"), payload)

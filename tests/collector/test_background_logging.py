@@ -4,6 +4,7 @@ their levels, handlers and propagation; only its own records below WARNING stay 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -66,3 +67,22 @@ def test_the_process_uvicorn_loggers_are_left_as_they_were(app_logging: Kept) ->
         "the app's news after",
         "the app's access line after",
     ]
+
+
+def test_a_stop_ends_an_upload_still_arriving_with_an_answer_and_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collector = run_in_background()
+    host, port = collector.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as upload:
+        upload.sendall(
+            b"POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n"
+            b'{"batch":['
+        )
+        assert requests.get(collector.url + "/collector/summary", timeout=10).ok  # it reads
+        with caplog.at_level(logging.INFO):
+            collector.stop()
+            answer = upload.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer
+    assert b'"code":"stopping"' in answer
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
