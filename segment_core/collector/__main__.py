@@ -106,11 +106,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         from segment_core.collector.app import create_app
         from segment_core.collector.background import CollectorServer, bind_socket, local_url
-    except ImportError as error:
+    except ModuleNotFoundError as error:
         sys.exit(
             f"segment-collector: {error.name or 'a dependency'} is not installed; "
             "install the collector extra: pip install 'segment-web[collector]'"
         )
+    except ImportError as error:  # installed, but it fails to import: its own words
+        sys.exit(f"segment-collector: a dependency fails to import: {error}")
     oauth = _oauth_server(args.oauth_public_key, args.oauth_token_lifetime)
     try:
         app = create_app(

@@ -32,10 +32,17 @@ sys.meta_path.insert(0, _Refuse())
 '''
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+#: A collector dependency that is installed but fails to import (a shared library).
+BROKEN = BLOCKER.replace(
+    'raise ModuleNotFoundError(f"No module named {name!r}", name=name)',
+    'raise ImportError("libssl.so.3: cannot open shared object file", name=name)',
+)
+
+
+def _env(tmp_path: Path, blocker_code: str = BLOCKER) -> dict[str, str]:
     blocker = tmp_path / "blocker"
     blocker.mkdir(exist_ok=True)
-    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    (blocker / "sitecustomize.py").write_text(blocker_code)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env["PYTHONPATH"] = str(blocker)
     return env
@@ -105,6 +112,18 @@ def test_segment_collector_without_the_extra_says_what_to_install(tmp_path: Path
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
         assert "pip install 'segment-web[collector]'" in lines[0]
+
+
+def test_segment_collector_with_a_dependency_that_fails_to_import_says_why(
+    tmp_path: Path,
+) -> None:
+    # Installing the extra again would change nothing: the error's own words.
+    result = _run(["-c", _CONSOLE_SCRIPT], tmp_path, _env(tmp_path, BROKEN))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "libssl.so.3: cannot open shared object file" in line
+    assert "not installed" not in line and "pip install" not in line
 
 
 # What the installed `segment-collector` script runs.
