@@ -66,7 +66,9 @@ def running() -> bool:
     return bool(_running_in) and _running_in[-1] == os.getpid()
 
 
-def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    # As the plugin is registered, on every pytest (pytest_addoption's own
+    # pluginmanager is refused by pytest 5.1 and older, failing every run).
     _leave_packages_to_python(pluginmanager)
 
 

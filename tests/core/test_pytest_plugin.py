@@ -12,7 +12,9 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
+import pluggy
 import pytest
 
 import segment_pytest
@@ -905,3 +907,55 @@ def test_an_inner_run_leaves_the_test_around_it_its_outbox(tmp_path: Path) -> No
         },
     )
     assert "1 passed" in _passing_pytest(project, *QUIET)
+
+
+class _OldestHookSpecs:
+    """The hooks the plugin implements, as pytest 4.6 to 5.1 declare them: there,
+    ``pytest_addoption`` takes its ``parser`` alone."""
+
+    @pluggy.HookspecMarker("pytest")(historic=True)
+    def pytest_addoption(self, parser: object) -> None: ...
+
+    @pluggy.HookspecMarker("pytest")(historic=True)
+    def pytest_addhooks(self, pluginmanager: object) -> None: ...
+
+    @pluggy.HookspecMarker("pytest")(historic=True)
+    def pytest_configure(self, config: object) -> None: ...
+
+    @pluggy.HookspecMarker("pytest")
+    def pytest_unconfigure(self, config: object) -> None: ...
+
+    @pluggy.HookspecMarker("pytest")
+    def pytest_runtest_setup(self, item: object) -> None: ...
+
+    @pluggy.HookspecMarker("pytest")(firstresult=True)
+    def pytest_fixture_setup(self, fixturedef: object, request: object) -> object: ...
+
+
+class _PytestsWay(pluggy.PluginManager):
+    """Takes a plugin's functions named ``pytest_*`` for hooks, marked or not, as
+    pytest's own plugin manager does."""
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith("pytest_") and callable(getattr(plugin, name)):
+            return {
+                "wrapper": False,
+                "hookwrapper": False,
+                "optionalhook": False,
+                "tryfirst": False,
+                "trylast": False,
+                "specname": None,
+            }
+        return opts
+
+
+def test_the_plugin_asks_the_hooks_of_old_pytest_for_nothing_they_lack() -> None:
+    # Installed, the plugin loads in every pytest run of the machine: a hook argument
+    # an older pytest does not have would fail every one of them, --version too.
+    manager = _PytestsWay("pytest")
+    manager.add_hookspecs(_OldestHookSpecs)
+    manager.register(segment_pytest)
+    manager.check_pending()  # no hook of the plugin's left without its spec
+    implemented = {name for name in dir(segment_pytest) if name.startswith("pytest_")}
+    assert implemented <= set(vars(_OldestHookSpecs)), implemented
