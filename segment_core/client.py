@@ -83,8 +83,6 @@ class Client(ClientSettings):
         self._shutdown_result: bool | None = None
         self._before_send = config.before_send
         self._hook_failures = signals.FailureLog()
-        # The common case, decided once: enqueue for the sender threads.
-        self._queueing = config.enabled and not config.sync_mode
         self._warned_disabled = False
         self._last_drop_log = 0.0
         self._outbox: list[dict[str, Any]] | None = None
@@ -93,7 +91,10 @@ class Client(ClientSettings):
         if not config.write_key and config.send:
             self._warn_disabled()
         # With a spool, adopt what dead processes left from now on, message or not.
-        self._spool = Spool(config) if config.spool_dir and self._queueing else None
+        queued = config.enabled and not config.sync_mode
+        self._spool = Spool(config) if config.spool_dir and queued else None
+        # The common case, decided once: enqueue for the sender threads.
+        self._queueing = self._sends_by_queue()
         if self._spool is not None:
             self._spool.attach(self._worker, self._delivery)
             self._register()
@@ -472,7 +473,8 @@ class Client(ClientSettings):
         return True, message
 
     def _accept_elsewhere(self, message: dict[str, Any], data: bytes) -> Result | None:
-        """Everything but the common case: captured, disabled, shut down, or sync mode.
+        """Everything but the common case: captured, disabled, shut down, or sync mode
+        (a uWSGI master's calls too: see :meth:`_sends_by_queue`).
 
         None: the common case after all (the first message found no test running).
         """
@@ -500,6 +502,10 @@ class Client(ClientSettings):
         if self._shut_down:
             self._drop(message, "shut_down")
             return False, message
+        if not config.sync_mode and self._sends_by_queue():
+            # A uWSGI worker, forked from the master that made the client: queued.
+            self._queueing = True
+            return None
         self._own_parts()
         self._stats.add(accepted=1)
         if not self._registered:  # a SIGTERM during the call lets it finish (shutdown_all)
@@ -597,9 +603,20 @@ class Client(ClientSettings):
         self._queueing = outbox is None and self._sends_by_queue()
 
     def _sends_by_queue(self) -> bool:
-        """Whether an accepted message goes to the buffer (or the spool) to be sent."""
+        """Whether an accepted message goes to the buffer (or the spool) to be sent.
+
+        Not in a process uWSGI forks its workers from (its master, the app loaded
+        there): no thread may run there (see :mod:`segment_core._forks`), and no exit
+        handler runs there either; its calls are delivered as they are made, as in
+        ``sync_mode``.
+        """
         config = self.config
-        return config.enabled and not config.sync_mode and not self._shut_down
+        return (
+            config.enabled
+            and not config.sync_mode
+            and not self._shut_down
+            and not _forks.forks_uwsgi_workers()
+        )
 
     def _register(self) -> None:
         self._own_parts()  # a forked child's first message: its own parts first

@@ -23,6 +23,7 @@ uWSGI's stats server reports the workers idle (all but one kept busy on purpose)
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
@@ -53,6 +54,8 @@ N = 200
 FLASK = "tests.e2e.apps.flask_app:app"
 DJANGO = "tests.e2e.apps.django_site.wsgi:application"
 LINGERING = "tests.e2e.apps.flask_lingering:app"
+LOADED = "tests.e2e.apps.flask_loaded_event:app"
+LOADED_EVENT = "App Loaded"  # what it tracks as it is loaded (not imported here: it sends)
 UWSGI = uwsgi_binary()
 # segment_core.lifecycle's warning, and what uWSGI itself logs about Python threads.
 THREADS_WARNING = "uWSGI runs without --enable-threads"
@@ -218,6 +221,28 @@ def test_graceful_reload_loses_nothing(segment_collector: Any, tmp_path: Path) -
         assert server.log().count('gracefully_kill_them_all" (master-start)') == 2
         assert server.stop(signal.SIGTERM) == 0
     assert_all_delivered(segment_collector, N)
+
+
+def test_an_event_the_master_sends_as_it_loads_the_app_arrives_once_and_runs_no_thread(
+    segment_collector: Any, tmp_path: Path
+) -> None:
+    """uWSGI forks its workers from the master without taking the GIL: a thread
+    running there would leave a worker waiting for it for ever. Nor does the master
+    run exit handlers. Its calls are delivered as they are made."""
+    port = free_port()
+    argv = uwsgi(LOADED, port, "--enable-threads", *GRACEFUL_SIGTERM)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    with running("uwsgi", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+        master = server.process.pid
+        [loaded] = segment_collector.wait_for(1, event=LOADED_EVENT)
+        assert loaded["message"]["properties"]["pid"] == master
+        assert os.listdir(f"/proc/{master}/task") == [str(master)]
+        served = load(server, N // 10)
+        assert master not in served
+        assert server.stop(signal.SIGTERM) == 0
+    events = segment_collector.wait_for(2 * (N // 10) + 1, timeout=20)
+    assert [e["message"].get("event") for e in events].count(LOADED_EVENT) == 1
+    assert segment_collector.summary()["duplicates"] == 0
 
 
 def test_without_enable_threads_events_are_delivered_at_worker_exit(

@@ -346,16 +346,29 @@ def test_the_first_file_on_a_filesystem_smaller_than_the_bound_is_sized_to_fit_i
 # -- a uWSGI master that forks its workers ---------------------------------------------
 
 
-def test_a_uwsgi_master_that_sends_runs_no_spool_thread(
-    make_client: Any, receiver: Receiver, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("spooled", [True, False], ids=["spool", "no-spool"])
+def test_a_uwsgi_master_delivers_as_it_sends_and_runs_no_thread(
+    make_client: Any,
+    receiver: Receiver,
+    spool_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spooled: bool,
 ) -> None:
     # uWSGI forks its workers from the master without taking the GIL: a worker forked
-    # while a thread of the master held it waits for it for good. The master's own
-    # messages go to disk and out through its sender.
+    # while a thread of the master held it waits for it for good; and the master runs
+    # no exit handler. Its calls are delivered as they are made.
     monkeypatch.setattr("segment_core._forks.forks_uwsgi_workers", lambda: True)
-    client = make_client(spool_dir=spool_dir)
+    before = set(threading.enumerate())
+    client = make_client(spool_dir=spool_dir if spooled else None, flush_interval=3600)
     assert client.track("u", "App Loaded")[0]
-    assert records(segments(spool_dir)[0])[0]["event"] == "App Loaded"
+    assert [m["event"] for m in receiver.messages()] == ["App Loaded"]  # no flush
     assert client.flush(10)
+    started = set(threading.enumerate()) - before
+    assert [t.name for t in started if t.name.startswith("segment")] == []
+    assert client._spool is None or client._spool._thread is None
+    # In a worker uWSGI forked: queued, and sent by the sender threads.
+    monkeypatch.setattr("segment_core._forks.forks_uwsgi_workers", lambda: False)
+    assert client.track("u", "Item Viewed")[0]
     assert [m["event"] for m in receiver.messages()] == ["App Loaded"]
-    assert client._spool is not None and client._spool._thread is None
+    assert client.flush(10)
+    assert [m["event"] for m in receiver.messages()] == ["App Loaded", "Item Viewed"]
