@@ -76,8 +76,7 @@ def test_a_stop_ends_an_upload_still_arriving_with_an_answer_and_no_error(
     host, port = collector.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as upload:
         upload.sendall(
-            b"POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n"
-            b'{"batch":['
+            b'POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{"batch":['
         )
         assert requests.get(collector.url + "/collector/summary", timeout=10).ok  # it reads
         with caplog.at_level(logging.INFO):
