@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import contextlib
 import importlib
 import logging
 import math
@@ -574,8 +575,47 @@ def _note_gunicorn_worker() -> None:
         while frame is not None:
             if frame.f_code is code:
                 _gunicorn_worker = frame.f_locals.get("worker")
+                _deliver_as_the_worker_stops(_gunicorn_worker)
                 return
             frame = frame.f_back
+
+
+def _deliver_as_the_worker_stops(worker: Any) -> None:
+    """A gunicorn worker's graceful stop (SIGTERM, ``handle_exit``) lets the requests
+    in progress finish within ``graceful_timeout``, then kills the worker: what the
+    finished ones sent is delivered as the stop begins, not only at the exit, which
+    the kill may never let come.
+
+    The worker registers ``handle_exit`` for SIGTERM as it starts, after the fork
+    (``--preload``: this runs before) and before it loads the app (the library
+    imported then: its handler is registered again).
+    """
+    handle_exit = getattr(worker, "handle_exit", None)
+    if not callable(handle_exit) or getattr(handle_exit, "delivers", False):
+        return
+
+    def handle_exit_and_deliver(signum: int, frame: FrameType | None) -> None:
+        handle_exit(signum, frame)
+        clients = live_clients()
+        # Not on this thread, which the signal stopped perhaps inside a client; with
+        # no thread to be had, the exit delivers, as before.
+        with contextlib.suppress(RuntimeError):
+            if clients:
+                _thread.start_new_thread(start_sending, (clients,))
+
+    handle_exit_and_deliver.delivers = True  # type: ignore[attr-defined]
+    try:
+        worker.handle_exit = handle_exit_and_deliver
+    except AttributeError:  # a worker class that refuses attributes: left as it is
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) == handle_exit:
+            signal.signal(signal.SIGTERM, handle_exit_and_deliver)
+            signal.siginterrupt(signal.SIGTERM, False)  # as the worker set it
+    except (ValueError, OSError):  # pragma: no cover - not the main thread after all
+        pass
 
 
 _note_gunicorn_worker()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from segment_core import Client
 from tests.e2e.servers import (
@@ -229,3 +230,41 @@ def test_shutdown_is_bounded_when_the_collector_stays_down(
     assert_a_stop_during_an_outage_is_bounded(
         segment_collector, argv, port=port, env=env, log_dir=tmp_path, requests=20
     )
+
+
+LINGERING = "tests.e2e.apps.flask_lingering:app"
+
+
+@pytest.mark.parametrize(
+    ("worker_class", "preload"),
+    [
+        pytest.param("gthread", False, id="gthread"),
+        pytest.param("sync", True, id="sync-preload"),
+    ],
+)
+def test_a_graceful_stop_delivers_what_finished_requests_sent_while_one_still_runs(
+    segment_collector: Any, tmp_path: Path, worker_class: str, preload: bool
+) -> None:
+    """gunicorn kills a worker whose request outlasts ``graceful_timeout``: what the
+    requests finished before sent is delivered as the stop begins, not at the exit."""
+    port = free_port()
+    release = tmp_path / "release"
+    options = ["--worker-class", worker_class, "--workers", "1"]
+    options += ["--threads", "4"] if worker_class == "gthread" else []
+    options += ["--preload"] if preload else []
+    argv = gunicorn_argv(LINGERING, port, *options)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    env["E2E_RELEASE_FILE"] = str(release)
+    n = 20
+    with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=1) as server:
+        load(server, n - 1)
+        lingering = requests.get(f"{server.url}/item/{n - 1}", params={"linger": 1}, timeout=30)
+        assert lingering.status_code == 200, lingering.text
+        assert segment_collector.summary()["total"] == 0  # held in the worker's buffer
+        server.process.send_signal(signal.SIGTERM)
+        # The lingering request still runs: only the stop's start can have sent these.
+        segment_collector.wait_for(2 * (n - 1), timeout=10)
+        assert Path(f"/proc/{lingering.text}").exists()
+        release.touch()
+        assert server.process.wait(30) == 0
+    assert_all_delivered(segment_collector, n)
