@@ -54,6 +54,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -581,41 +582,58 @@ def _note_gunicorn_worker() -> None:
 
 
 def _deliver_as_the_worker_stops(worker: Any) -> None:
-    """A gunicorn worker's graceful stop (SIGTERM, ``handle_exit``) lets the requests
-    in progress finish within ``graceful_timeout``, then kills the worker: what the
-    finished ones sent is delivered as the stop begins, not only at the exit, which
-    the kill may never let come.
+    """A gunicorn worker's graceful stop: see :func:`deliver_as_the_stop_begins`.
 
     The worker registers ``handle_exit`` for SIGTERM as it starts, after the fork
-    (``--preload``: this runs before) and before it loads the app (the library
-    imported then: its handler is registered again).
+    (``--preload``: this runs before, and the worker registers the one given here)
+    and before it loads the app (the library imported then: registered again).
     """
     handle_exit = getattr(worker, "handle_exit", None)
     if not callable(handle_exit) or getattr(handle_exit, "delivers", False):
         return
+    try:
+        worker.handle_exit = _delivering_first(handle_exit)
+    except AttributeError:  # a worker class that refuses attributes: left as it is
+        return
+    deliver_as_the_stop_begins()
+
+
+def deliver_as_the_stop_begins() -> None:
+    """Where a server's graceful stop (SIGTERM, to its ``handle_exit``: a gunicorn
+    worker's, uvicorn's) lets requests in progress finish before the worker's last
+    delivery (its exit, its lifespan shutdown), send what the clients hold as the
+    stop begins: the server kills a worker whose request outlasts its graceful
+    timeout (a stream, a long poll), and the requests finished before lose nothing
+    then. On the main thread, where the server's handler is; else nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        handler = signal.getsignal(signal.SIGTERM)
+        if getattr(handler, "__name__", None) != "handle_exit" or not callable(handler):
+            return
+        if not getattr(handler, "delivers", False):
+            signal.signal(signal.SIGTERM, _delivering_first(handler))
+            signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it
+    except (ValueError, OSError):  # pragma: no cover - not the main thread after all
+        pass
+
+
+def _delivering_first(handle_exit: Callable[[int, FrameType | None], object]) -> Any:
+    """``handle_exit``, which then starts the clients' delivery of what they hold."""
 
     def handle_exit_and_deliver(signum: int, frame: FrameType | None) -> None:
         handle_exit(signum, frame)
         clients = live_clients()
         # Not on this thread, which the signal stopped perhaps inside a client; with
-        # no thread to be had, the exit delivers, as before.
+        # no thread to be had, the last delivery comes as before.
         with contextlib.suppress(RuntimeError):
             if clients:
                 _thread.start_new_thread(start_sending, (clients,))
 
+    handle_exit_and_deliver.__name__ = "handle_exit"
     handle_exit_and_deliver.delivers = True  # type: ignore[attr-defined]
-    try:
-        worker.handle_exit = handle_exit_and_deliver
-    except AttributeError:  # a worker class that refuses attributes: left as it is
-        return
-    if threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) == handle_exit:
-            signal.signal(signal.SIGTERM, handle_exit_and_deliver)
-            signal.siginterrupt(signal.SIGTERM, False)  # as the worker set it
-    except (ValueError, OSError):  # pragma: no cover - not the main thread after all
-        pass
+    return handle_exit_and_deliver
 
 
 _note_gunicorn_worker()

@@ -75,6 +75,10 @@ async def run_lifespan(
     async def receive_and_remember() -> Message:
         message = await receive()
         received.append(message)
+        if message.get("type") == "lifespan.startup":
+            # The server's handler of SIGTERM is in place (uvicorn's): its graceful
+            # stop waits for the requests in progress before this shutdown comes.
+            lifecycle.deliver_as_the_stop_begins()
         return message
 
     async def send_after_flush(message: Message) -> None:
@@ -102,6 +106,7 @@ async def _answer(
     while True:
         message = pending.popleft() if pending else await receive()
         if message["type"] == "lifespan.startup":
+            lifecycle.deliver_as_the_stop_begins()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await flush()

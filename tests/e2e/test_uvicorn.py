@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.e2e.apps.shutdown_report import REPORT_PREFIX
 from tests.e2e.servers import (
@@ -169,3 +170,35 @@ def test_django_asgi_with_segment_django_delivers_on_sigterm(
         assert s.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
     # The server has exited: whatever it delivered is at the collector already.
     assert_all_delivered(segment_collector, N, timeout=1)
+
+
+@pytest.mark.parametrize("server_name", ["uvicorn", "gunicorn"])
+def test_a_graceful_stop_delivers_what_finished_requests_sent_while_a_stream_goes_on(
+    segment_collector: Any, tmp_path: Path, server_name: str
+) -> None:
+    """The server waits for the stream before lifespan shutdown (and gunicorn kills a
+    worker past its graceful timeout): what the finished requests sent is delivered
+    as the stop begins."""
+    port = free_port()
+    release = tmp_path / "release"
+    if server_name == "uvicorn":
+        argv = uvicorn_argv(STARLETTE, port)
+    else:
+        argv = gunicorn_argv(STARLETTE, port, "--worker-class", uvicorn_worker_class())
+        argv += ["--workers", "1"]
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    env["E2E_RELEASE_FILE"] = str(release)
+    n = 20
+    with running(server_name, argv, port=port, env=env, log_dir=tmp_path) as server:
+        load(server, n)
+        with requests.get(f"{server.url}/linger", stream=True, timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == b"started"
+            assert segment_collector.summary()["total"] == 0  # held in the worker
+            server.process.send_signal(signal.SIGTERM)
+            # The stream goes on: only the stop's start can have sent these.
+            segment_collector.wait_for(2 * n, timeout=10)
+            release.touch()
+            assert next(lines) == b"released"
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+    assert_all_delivered(segment_collector, n)
