@@ -17,7 +17,7 @@ from typing import Any
 
 from segment_core.encoding import decode, encode
 from segment_core.errors import InvalidMessage
-from segment_core.normalize import stringify_id, timestamp_as_sent
+from segment_core.normalize import local_offset, stringify_id, timestamp_as_sent
 
 __all__ = ["Captured"]
 
@@ -187,10 +187,32 @@ def _fields_as_sent(fields: Mapping[str, Any]) -> dict[str, Any]:
             sent[key] = stringify_id(key, fields[key])
     for key in _TIME_FIELDS.intersection(fields):
         value = fields[key]
-        if isinstance(value, (str, dt.datetime)):
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            with contextlib.suppress(InvalidMessage):
+                sent[key] = _EitherReading(value)
+        elif isinstance(value, (str, dt.datetime)):
             with contextlib.suppress(InvalidMessage):
                 sent[key] = timestamp_as_sent(value)
     return sent
+
+
+class _EitherReading:
+    """A naive timestamp as the client may have sent it: UTC, or local time when it
+    was the local clock's now as the call was made (which a later look cannot tell)."""
+
+    def __init__(self, naive: dt.datetime) -> None:
+        self.texts = {timestamp_as_sent(naive)}
+        with contextlib.suppress(ValueError, OverflowError):
+            local = naive.replace(tzinfo=dt.timezone(local_offset()))
+            self.texts.add(timestamp_as_sent(local))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other in self.texts
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return " or ".join(sorted(self.texts))
 
 
 _ID_FIELDS = frozenset({"userId", "anonymousId", "groupId", "previousId"})

@@ -5,6 +5,7 @@ the collector handle's waits, still run."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import signal
 import socket
 import subprocess
@@ -120,3 +121,28 @@ client.shutdown(timeout=0)
     delivered, flushed_after = done.stdout.split()
     assert delivered == "False"
     assert float(flushed_after) < 3
+
+
+@pytest.fixture
+def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is Tokyo's (UTC+9) for the test."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("tokyo")
+def test_naive_timestamps_of_a_frozen_clock_keep_its_time() -> None:
+    # freezegun's now() is its UTC now (no tz_offset): datetime.now() and a naive
+    # UTC now are both the frozen time, whatever the machine's zone.
+    client = Client("k", send=False)
+    with freeze_time(FROZEN_AT):
+        now = dt.datetime.now()
+        utc_now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        sent = [client.track("u", "E", timestamp=when)[1]["timestamp"] for when in (now, utc_now)]
+    assert sent == ["2024-01-01T12:00:00.000Z"] * 2
+    with freeze_time(FROZEN_AT, tz_offset=9):  # a frozen clock nine hours ahead of UTC
+        local = dt.datetime.now()
+        assert client.track("u", "E", timestamp=local)[1]["timestamp"] == "2024-01-01T12:00:00.000Z"

@@ -150,6 +150,19 @@ def test_a_naive_timestamp_of_datetime_now_is_local_time_as_analytics_python_rea
     assert captured.find("track", event="Local", timestamp=now)
 
 
+@pytest.mark.usefixtures("new_york")
+def test_a_capture_finds_a_naive_timestamp_of_now_however_long_after(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = dt.datetime.now()
+    with capture() as captured:
+        client.track("u", "Local", timestamp=now)
+        client.flush()
+    monkeypatch.setattr("segment_core.normalize._NOW_WINDOW", dt.timedelta(0))  # long after
+    assert captured.find("track", event="Local", timestamp=now)
+    assert not captured.find("track", event="Local", timestamp=now - dt.timedelta(seconds=1))
+
+
 class Int64:
     """An integer type of its own, as numpy's: an ``Integral`` but not an ``int``."""
 
