@@ -47,7 +47,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from segment_core.collector._asgi import (
     DRAIN_LIMIT,
@@ -235,6 +235,7 @@ class CollectorApp:
                 return
             # Before any wait: a reset forgets what arrived before it, even if held.
             scope[_ARRIVED_IN_GENERATION] = self.store.generation
+            receive = self._until_stop(receive)
             faults, clears = self.faults, self.faults.clears
             fault = faults.take()
             if fault is not None:
@@ -242,14 +243,18 @@ class CollectorApp:
                 # an injected status must be readable by a page (analytics.js retries on it).
                 fault_send = send if fault.close else _with_cors(send, scope)
                 keep = self.limits.max_request_bytes
-                after_fault = await apply_fault(
-                    fault,
-                    scope,
-                    receive,
-                    fault_send,
-                    keep=keep,
-                    planned=lambda: faults.clears == clears,
-                )
+                try:
+                    after_fault = await apply_fault(
+                        fault,
+                        scope,
+                        receive,
+                        fault_send,
+                        keep=keep,
+                        planned=lambda: faults.clears == clears,
+                    )
+                except _UploadCut:
+                    await _stopping()(scope, receive, _with_cors(send, scope))
+                    return
                 if after_fault is None:
                     self.requests["faulted"] += 1
                     self.notifier.notify()
@@ -336,26 +341,33 @@ class CollectorApp:
         if task in self._uploads:
             task.cancel()
 
-    async def _read_upload(self, request: Request) -> bytes | None:
-        """The request's body; None when the collector began to stop before it came whole
-        (a client sending slowly would otherwise hold the stop up, then be cut off)."""
-        task = asyncio.current_task()
-        if task is None or self._stopping:
-            return None if self._stopping else await self._read_body(request)
-        with self._uploads_lock:
-            self._uploads.add(task)
-        try:
-            return await self._read_body(request)
-        except asyncio.CancelledError:
-            if not self._stopping:
-                raise
-            uncancel = getattr(task, "uncancel", None)  # Python 3.11 and later
-            if uncancel is not None:
-                uncancel()  # ours, and done with: the task answers
-            return None
-        finally:
+    def _until_stop(self, receive: Receive) -> Receive:
+        """``receive``, which raises :class:`_UploadCut` when the collector stops while
+        it waits for more of the body (a client sending slowly would otherwise hold the
+        stop up, then be cut off with an error); what has arrived is read as usual."""
+
+        async def receive_until_stop() -> Message:
+            task = asyncio.current_task()
+            if task is None:
+                return await receive()
             with self._uploads_lock:
-                self._uploads.discard(task)
+                self._uploads.add(task)
+            try:
+                if self._stopping:  # ended if it has to wait, after the stop began
+                    asyncio.get_running_loop().call_soon(self._end_upload, task)
+                return await receive()
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                uncancel = getattr(task, "uncancel", None)  # Python 3.11 and later
+                if uncancel is not None:
+                    uncancel()  # ours, and done with: the request is answered
+                raise _UploadCut from None
+            finally:
+                with self._uploads_lock:
+                    self._uploads.discard(task)
+
+        return receive_until_stop
 
     def close(self) -> None:
         if self.forwarder is not None:
@@ -378,14 +390,7 @@ class CollectorApp:
         try:
             if self.oauth is not None:
                 self.oauth.check_bearer(request.headers.get("authorization"))
-            raw = await self._read_upload(request)
-            if raw is None:
-                return error_response(
-                    503,
-                    "stopping",
-                    "the collector is stopping; the request was not stored",
-                    headers={"Connection": "close"},
-                )
+            raw = await self._read_body(request)
             body = decode_body(raw, request.headers.get("content-encoding", ""), self.limits)
             payload = parse_json(body)
             write_key, source = write_key_from(request.headers.get("authorization"), payload)
@@ -400,6 +405,8 @@ class CollectorApp:
             )
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening any more
+        except _UploadCut:
+            return _stopping()
         except RequestError as error:
             if request.scope[_ARRIVED_IN_GENERATION] == self.store.generation:
                 self.requests["rejected"] += 1
@@ -512,6 +519,19 @@ def _checked_allowed_hosts(allowed_hosts: Collection[str]) -> frozenset[str]:
         return frozenset(allowed_host_name(name) for name in allowed_hosts)
     except ValueError as error:
         raise ValueError(f"allowed_hosts {error}") from None
+
+
+class _UploadCut(Exception):
+    """The collector began to stop while a request's body was still arriving."""
+
+
+def _stopping() -> Response:
+    return error_response(
+        503,
+        "stopping",
+        "the collector is stopping; the request was not stored",
+        headers={"Connection": "close"},
+    )
 
 
 def _events_answer(

@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
 
 from segment_core.collector import run_in_background
+from tests.collector.helpers import batch, message, post
+
+
+def poll_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not true in time"
+        time.sleep(0.02)
+
 
 LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
@@ -69,10 +81,13 @@ def test_the_process_uvicorn_loggers_are_left_as_they_were(app_logging: Kept) ->
     ]
 
 
+@pytest.mark.parametrize("fault", [None, {"delay": 30}], ids=["plain", "fault-planned"])
 def test_a_stop_ends_an_upload_still_arriving_with_an_answer_and_no_error(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, fault: dict[str, int] | None
 ) -> None:
     collector = run_in_background()
+    if fault is not None:
+        collector.faults(fault)  # it reads the body first, as a real server does
     host, port = collector.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as upload:
         upload.sendall(
@@ -85,3 +100,17 @@ def test_a_stop_ends_an_upload_still_arriving_with_an_answer_and_no_error(
     assert answer.startswith(b"HTTP/1.1 503 "), answer
     assert b'"code":"stopping"' in answer
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_stop_lets_a_request_held_by_a_delay_go_on_and_be_stored(tmp_path: Path) -> None:
+    db = str(tmp_path / "events.sqlite3")
+    collector = run_in_background(db=db)
+    collector.faults({"delay": 30})
+    held = message(userId="u")
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(post, collector.url, batch(held))
+        poll_until(lambda: collector.summary()["pending_faults"] == 0)  # taken: held now
+        collector.stop()  # the delay ends at once, and the request goes on
+        assert answer.result(timeout=30).status_code == 200
+    with run_in_background(db=db) as reopened:
+        assert reopened.event(held["messageId"])["message"] == held
