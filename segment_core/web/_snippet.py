@@ -889,12 +889,13 @@ _LOADER_CODE = (
     // left out.
     var secretPairs = page.secretPairs;
     if (secretPairs === null) return "";
-    var kept = pairsOf(search).map(function (pair) {
-      if (pair in secretPairs) return secretPairs[pair];
+    var parts = partsOf(search).map(function (pair, index) {
+      if (index % 2) return pair; // a separator
       var name = pair.split("=")[0]; // a name without a value has none to hide
+      if (pair in secretPairs) return secretPairs[pair];
       return name !== pair && page.secretNames[name] === true ? name + "=REDACTED" : pair;
     });
-    return kept.length ? "?" + kept.join("&") : "";
+    return parts.length ? "?" + parts.join("") : "";
   }
 
   function changedPairs(loaded, reported) {
@@ -909,7 +910,14 @@ _LOADER_CODE = (
   }
 
   function pairsOf(search) {
-    return search && search !== "?" ? search.slice(1).split("&") : [];
+    return partsOf(search).filter(function (part, index) {
+      return index % 2 === 0;
+    });
+  }
+
+  function partsOf(search) {
+    // Its parameters and, between them, their separators: "&" or ";", as the server's.
+    return search && search !== "?" ? search.slice(1).split(/([&;])/) : [];
   }
 
   function isOwnPage(settings, cookie) {

@@ -222,6 +222,21 @@ def test_a_parameter_the_server_redacted_stays_redacted_whatever_value_the_page_
 
 
 @needs_node
+@pytest.mark.parametrize("separator", ["&", ";"])
+def test_a_parameter_redacted_in_a_query_of_either_separator_stays_redacted(
+    separator: str,
+) -> None:
+    query = separator.join(["a=1", "token=abc", "b=2"])
+    url = "https://shop.example/?" + query
+    moved = "?" + separator.join(["a=2", "token=NEW", "b=2", "c=3"])
+    page = {"path": "/", "search": moved, "url": "https://shop.example/" + moved}
+    [event] = run_events(render(path="/", query_string=query), url, [track(page)])
+    expected = "?" + separator.join(["a=2", "token=REDACTED", "b=2", "c=3"])
+    assert event["context"]["page"]["search"] == expected
+    assert "NEW" not in json.dumps(event)
+
+
+@needs_node
 def test_the_campaign_follows_the_query_the_loader_redacted() -> None:
     url = "https://shop.example/?" + CAMPAIGN_QUERY
     snippet = render(path="/", query_string=CAMPAIGN_QUERY)
