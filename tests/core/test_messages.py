@@ -391,6 +391,8 @@ def test_integrations_name_the_destinations_a_call_goes_to() -> None:
     for name in ("", None, 7):
         with pytest.raises(InvalidMessage, match="an integration's name must be a non-empty"):
             Integrations().enable(name)  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage, match="an integration's name must be a non-empty"):
+            Integrations().set(name, True)  # type: ignore[arg-type]
 
 
 def test_a_copy_or_a_merge_of_a_builder_chains_on() -> None:
