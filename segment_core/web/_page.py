@@ -193,7 +193,8 @@ def page_wanted(
     # options.server_page_views, without the property call.
     if not options.page_calls or options.page_source == "browser" or not request.host:
         return False
-    if not has_page_method(request, options):
+    method = request.method  # (has_page_method, inlined: every request asks)
+    if method not in options.page_methods and method.upper() not in options.page_methods:
         return False
     if status == 304:
         if not _shows_cached_document(request, content_type, options):
