@@ -12,6 +12,7 @@ uses :class:`MessageFactory` itself, so they cost nothing when unset.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -88,6 +89,8 @@ class InjectedMessageFactory(MessageFactory):
                 raise
             self._complain("uid", "raised", exc_info=True)
             return None
+        if isinstance(value, uuid.UUID):  # uuid.uuid4 itself: its text, as message_id=
+            value = str(value)
         if not isinstance(value, str) or not 0 < len(value) <= MAX_MESSAGE_ID_LENGTH:
             self._complain(
                 "uid",

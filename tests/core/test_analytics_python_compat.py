@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -869,6 +870,18 @@ def test_now_and_uid_make_messages_deterministic() -> None:
     assert first["timestamp"] == second["timestamp"] == "2024-05-01T12:30:15.250Z"
     _, given = client.track("u1", "E", message_id="mine", timestamp=WHEN.replace(year=2020))
     assert given["messageId"] == "mine" and given["timestamp"].startswith("2020-")
+
+
+def test_a_uid_hook_may_be_uuid4_itself() -> None:
+    made: list[uuid.UUID] = []
+
+    def uid() -> uuid.UUID:
+        made.append(uuid.uuid4())
+        return made[-1]
+
+    client = Client("write-key", send=False, uid=uid)  # type: ignore[arg-type]
+    assert client.track("u1", "E")[1]["messageId"] == str(made[0])
+    assert Client("write-key", send=False, uid=uuid.uuid4).track("u", "E")[1]["messageId"]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
