@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -67,3 +68,24 @@ def client_with_errors(
     client = Client("write-key", host=host, on_error=lambda e, m: errors.append(e), **options)
     clients.append(client)
     return client, errors
+
+
+def _local_time_zone(monkeypatch: pytest.MonkeyPatch, zone: str) -> Iterator[None]:
+    """This process's local time is ``zone``'s during the test (``TZ``), then as before."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def clock_east_of_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tokyo's local time (UTC+9)."""
+    yield from _local_time_zone(monkeypatch, "Asia/Tokyo")
+
+
+@pytest.fixture
+def clock_west_of_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """New York's local time (UTC-5 or -4)."""
+    yield from _local_time_zone(monkeypatch, "America/New_York")

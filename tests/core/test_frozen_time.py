@@ -123,17 +123,7 @@ client.shutdown(timeout=0)
     assert float(flushed_after) < 3
 
 
-@pytest.fixture
-def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The process's local time zone is Tokyo's (UTC+9) for the test."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-@pytest.mark.usefixtures("tokyo")
+@pytest.mark.usefixtures("clock_east_of_utc")
 def test_naive_timestamps_of_a_frozen_clock_keep_its_time() -> None:
     # freezegun's now() is its UTC now (no tz_offset): datetime.now() and a naive
     # UTC now are both the frozen time, whatever the machine's zone.

@@ -8,9 +8,7 @@ import numbers
 import os
 import random
 import re
-import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -117,17 +115,7 @@ def test_normalisation_of_ids_timestamps_and_library(client: Client) -> None:
     assert text == "2024-05-06T07:08:09.000Z"
 
 
-@pytest.fixture
-def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The process's local time zone is New York's (UTC-5 or -4) for the test."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-@pytest.mark.usefixtures("new_york")
+@pytest.mark.usefixtures("clock_west_of_utc")
 def test_a_naive_timestamp_of_datetime_now_is_local_time_as_analytics_python_reads_it(
     client: Client,
 ) -> None:
@@ -150,7 +138,7 @@ def test_a_naive_timestamp_of_datetime_now_is_local_time_as_analytics_python_rea
     assert captured.find("track", event="Local", timestamp=now)
 
 
-@pytest.mark.usefixtures("new_york")
+@pytest.mark.usefixtures("clock_west_of_utc")
 def test_a_capture_finds_a_naive_timestamp_of_now_however_long_after(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -296,16 +296,6 @@ def test_a_short_answer_keeps_its_connection_for_the_next_batch(
 # -- Retry-After ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def clock_east_of_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process's local time is Tokyo's (UTC+9) during the test."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 @pytest.mark.usefixtures("clock_east_of_utc")
 def test_a_retry_after_date_without_a_zone_is_read_as_utc() -> None:
     # RFC 5322's "-0000": a time in UTC whose zone is not known, never local time.
