@@ -227,9 +227,9 @@ class Integrations(_Builder):
     """The destinations a call goes to (its ``integrations``), by their names in
     Segment (case-sensitive); ``All`` is every destination not named."""
 
-    def set(self, name: str, value: Any) -> Integrations:
-        """A destination's flag (True, False) or its own options (a dict)."""
-        self[_destination(name)] = value
+    def set(self, key: str, value: Any) -> Integrations:
+        """A destination's flag (True, False) or its own options (a dict), by its name."""
+        self[_destination(key)] = value
         return self
 
     def enable_all(self) -> Integrations:

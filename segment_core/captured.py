@@ -17,7 +17,7 @@ from typing import Any
 
 from segment_core.encoding import decode, encode
 from segment_core.errors import InvalidMessage
-from segment_core.normalize import local_offset, stringify_id, timestamp_as_sent
+from segment_core.normalize import as_local_time, stringify_id, timestamp_as_sent
 
 __all__ = ["Captured"]
 
@@ -198,13 +198,14 @@ def _fields_as_sent(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 class _EitherReading:
     """A naive timestamp as the client may have sent it: UTC, or local time when it
-    was the local clock's now as the call was made (which a later look cannot tell)."""
+    was the local clock's now as the call was made, which a later look cannot tell
+    but by how near now it still is (a test's calls came within the day)."""
 
     def __init__(self, naive: dt.datetime) -> None:
         self.texts = {timestamp_as_sent(naive)}
         with contextlib.suppress(ValueError, OverflowError):
-            local = naive.replace(tzinfo=dt.timezone(local_offset()))
-            self.texts.add(timestamp_as_sent(local))
+            if abs(dt.datetime.now() - naive) < _A_DAY:
+                self.texts.add(timestamp_as_sent(as_local_time(naive)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, str) and other in self.texts
@@ -216,6 +217,7 @@ class _EitherReading:
 
 
 _ID_FIELDS = frozenset({"userId", "anonymousId", "groupId", "previousId"})
+_A_DAY = dt.timedelta(days=1)
 _TIME_FIELDS = frozenset({"timestamp", "originalTimestamp"})
 
 

@@ -12,7 +12,6 @@ import numbers
 import operator
 import os
 import random
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -204,7 +203,6 @@ def timestamp_as_sent(value: dt.datetime | str) -> str:
     return _timestamp(value)
 
 
-_EPOCH = dt.datetime(1970, 1, 1)
 #: How near the local clock's now a naive timestamp is one ``datetime.now()`` made.
 _NOW_WINDOW = dt.timedelta(seconds=5)
 
@@ -214,33 +212,26 @@ def _zoned_if_now(value: dt.datetime) -> dt.datetime:
     is ``datetime.now()``'s, as analytics-python guesses); any other stays naive: UTC.
 
     ``datetime.utcnow()`` is hours away from the local now wherever the two differ.
-    The local offset is the clock's own (``now()`` against the UTC now), so a clock
-    a test freezes (freezegun's, whose ``now()`` is UTC) keeps its times.
     """
     try:
-        offset = local_offset_if_now(value)
-        return value if offset is None else value.replace(tzinfo=dt.timezone(offset))
+        if abs(dt.datetime.now() - value) >= _NOW_WINDOW:
+            return value
+        return as_local_time(value)
     except Exception as error:  # a subclass that refuses either: taken as UTC
         if is_interruption(error):
             raise
         return value
 
 
-def local_offset_if_now(value: dt.datetime) -> dt.timedelta | None:
-    """The local clock's offset from UTC when naive ``value`` is within 5 seconds of
-    its now; else None."""
-    if abs(dt.datetime.now() - value) >= _NOW_WINDOW:
-        return None
-    return local_offset()
-
-
-def local_offset() -> dt.timedelta:
-    """The local clock's offset from UTC now: its ``now()`` against ``time.time()``
-    (freezegun adds its ``tz_offset`` to an aware ``now(timezone.utc)`` too)."""
-    now = dt.datetime.now()
-    utc_now = _EPOCH + dt.timedelta(seconds=time.time())
-    # To the minute: the two readings are microseconds apart, offsets whole minutes.
-    return dt.timedelta(minutes=round((now - utc_now).total_seconds() / 60))
+def as_local_time(value: dt.datetime) -> dt.datetime:
+    """Naive ``value`` read as the local clock's time: the system's zone, or the
+    ``tz_offset`` of a clock freezegun froze (whose ``now()`` it shifts by that alone)."""
+    frozen_offset = getattr(dt.datetime, "_tz_offset", None)  # freezegun's, while frozen
+    if callable(frozen_offset):
+        offset = frozen_offset()
+        if isinstance(offset, dt.timedelta):
+            return value.replace(tzinfo=dt.timezone(offset))
+    return value.astimezone()
 
 
 def _timestamp(value: object) -> str:

@@ -8,8 +8,10 @@ import numbers
 import os
 import random
 import re
+import time
 import uuid
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -149,6 +151,27 @@ def test_a_capture_finds_a_naive_timestamp_of_now_however_long_after(
     monkeypatch.setattr("segment_core.normalize._NOW_WINDOW", dt.timedelta(0))  # long after
     assert captured.find("track", event="Local", timestamp=now)
     assert not captured.find("track", event="Local", timestamp=now - dt.timedelta(seconds=1))
+
+
+@pytest.mark.usefixtures("clock_east_of_utc")
+def test_a_capture_reads_a_naive_timestamp_far_from_now_as_utc_alone(client: Client) -> None:
+    stored = dt.datetime(2020, 1, 1, 12, 0)  # sent as UTC: no now of the call's
+    with capture() as captured:
+        client.track("u", "Stored", timestamp=stored)
+        client.track(
+            "u", "Other", timestamp=stored.replace(tzinfo=dt.timezone(dt.timedelta(hours=9)))
+        )
+        client.flush()
+    assert [m["event"] for m in captured.find("track", timestamp=stored)] == ["Stored"]
+
+
+@pytest.mark.usefixtures("clock_west_of_utc")
+def test_a_naive_timestamp_of_now_is_local_time_whatever_time_time_says(client: Client) -> None:
+    # A test that ages a cache or a token mocks time.time alone.
+    now = dt.datetime.now()
+    with mock.patch("time.time", return_value=time.time() - 30 * 3600):
+        sent = client.track("u", "E", timestamp=now)[1]["timestamp"]
+    assert sent == client.track("u", "E", timestamp=now.astimezone())[1]["timestamp"]
 
 
 class Int64:
@@ -366,6 +389,7 @@ def test_builders_chain_and_use_the_spec_names() -> None:
 def test_integrations_name_the_destinations_a_call_goes_to() -> None:
     flags = Integrations().disable_all().enable("Mixpanel").disable("Salesforce")
     assert flags == {"All": False, "Mixpanel": True, "Salesforce": False}
+    assert Integrations().set(key="Mixpanel", value=True) == {"Mixpanel": True}
     assert Integrations().enable_all().set("Amplitude", {"session_id": 7}) == {
         "All": True,
         "Amplitude": {"session_id": 7},
