@@ -595,28 +595,38 @@ def _deliver_as_the_worker_stops(worker: Any) -> None:
         worker.handle_exit = _delivering_first(handle_exit)
     except AttributeError:  # a worker class that refuses attributes: left as it is
         return
-    deliver_as_the_stop_begins()
+    if not deliver_as_the_stop_begins():
+        # Imported by a request of a gthread worker: its main thread registers it.
+        defer = getattr(getattr(worker, "method_queue", None), "defer", None)
+        if callable(defer):
+            with contextlib.suppress(Exception):
+                defer(deliver_as_the_stop_begins)
 
 
-def deliver_as_the_stop_begins() -> None:
+def deliver_as_the_stop_begins() -> bool:
     """Where a server's graceful stop (SIGTERM, to its ``handle_exit``: a gunicorn
     worker's, uvicorn's) lets requests in progress finish before the worker's last
     delivery (its exit, its lifespan shutdown), send what the clients hold as the
     stop begins: the server kills a worker whose request outlasts its graceful
     timeout (a stream, a long poll), and the requests finished before lose nothing
-    then. On the main thread, where the server's handler is; else nothing.
+    then. False when called off the main thread (of the OS: a gevent worker's
+    greenlets run on it), the one that registers handlers; else True.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return
     try:
         handler = signal.getsignal(signal.SIGTERM)
+        server = type(getattr(handler, "__self__", None)).__module__
         if getattr(handler, "__name__", None) != "handle_exit" or not callable(handler):
-            return
-        if not getattr(handler, "delivers", False):
-            signal.signal(signal.SIGTERM, _delivering_first(handler))
-            signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it
-    except (ValueError, OSError):  # pragma: no cover - not the main thread after all
+            return True
+        if not server.startswith(("gunicorn.", "uvicorn.", "uvicorn_worker.")):
+            return True  # a handler of the app's own, or of a server not known here
+        signal.signal(signal.SIGTERM, _delivering_first(handler))
+        if server.startswith("gunicorn."):
+            signal.siginterrupt(signal.SIGTERM, False)  # as the worker set it
+    except ValueError:  # not the main thread
+        return False
+    except OSError:  # pragma: no cover - a platform without SIGTERM's handlers
         pass
+    return True
 
 
 def _delivering_first(handle_exit: Callable[[int, FrameType | None], object]) -> Any:

@@ -1186,3 +1186,18 @@ def test_a_child_forked_off_a_raw_thread_or_importing_late_ends_and_delivers(
 ) -> None:
     run_in_a_session_of_its_own(FORKED_OFF_ANOTHER_WAY, receiver.url, how)
     assert [m["event"] for m in receiver.messages()] == ["Forked"]
+
+
+def test_a_stop_handler_of_the_app_s_own_is_left_alone() -> None:
+    # Only gunicorn's and uvicorn's handle_exit start the delivery as a stop begins.
+    class Server:
+        def handle_exit(self, signum: int, frame: object) -> None:
+            pass
+
+    server = Server()
+    previous = signal.signal(signal.SIGTERM, server.handle_exit)
+    try:
+        lifecycle.deliver_as_the_stop_begins()
+        assert signal.getsignal(signal.SIGTERM) == server.handle_exit
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -233,17 +233,20 @@ def test_shutdown_is_bounded_when_the_collector_stays_down(
 
 
 LINGERING = "tests.e2e.apps.flask_lingering:app"
+LAZY = "tests.e2e.apps.lazy_wsgi:app"
 
 
 @pytest.mark.parametrize(
-    ("worker_class", "preload"),
+    ("worker_class", "preload", "app"),
     [
-        pytest.param("gthread", False, id="gthread"),
-        pytest.param("sync", True, id="sync-preload"),
+        pytest.param("gthread", False, LINGERING, id="gthread"),
+        pytest.param("sync", True, LINGERING, id="sync-preload"),
+        # The library first imported on a request's thread, not the main one.
+        pytest.param("gthread", False, LAZY, id="gthread-imported-by-a-request"),
     ],
 )
 def test_a_graceful_stop_delivers_what_finished_requests_sent_while_one_still_runs(
-    segment_collector: Any, tmp_path: Path, worker_class: str, preload: bool
+    segment_collector: Any, tmp_path: Path, worker_class: str, preload: bool, app: str
 ) -> None:
     """gunicorn kills a worker whose request outlasts ``graceful_timeout``: what the
     requests finished before sent is delivered as the stop begins, not at the exit."""
@@ -252,7 +255,7 @@ def test_a_graceful_stop_delivers_what_finished_requests_sent_while_one_still_ru
     options = ["--worker-class", worker_class, "--workers", "1"]
     options += ["--threads", "4"] if worker_class == "gthread" else []
     options += ["--preload"] if preload else []
-    argv = gunicorn_argv(LINGERING, port, *options)
+    argv = gunicorn_argv(app, port, *options)
     env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
     env["E2E_RELEASE_FILE"] = str(release)
     n = 20
