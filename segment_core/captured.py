@@ -203,7 +203,7 @@ class _EitherReading:
 
     def __init__(self, naive: dt.datetime) -> None:
         self.texts = {timestamp_as_sent(naive)}
-        with contextlib.suppress(ValueError, OverflowError):
+        with contextlib.suppress(Exception):  # a subclass that refuses: its UTC reading
             if abs(dt.datetime.now() - naive) < _A_DAY:
                 self.texts.add(timestamp_as_sent(as_local_time(naive)))
 

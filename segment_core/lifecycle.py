@@ -572,13 +572,29 @@ def _note_gunicorn_worker() -> None:
     if code is None:
         return
     main = current_frames().get(threading.main_thread().ident or 0)
-    for frame in (sys._getframe(1), main):
+    for frame in (sys._getframe(1), main, *_suspended_greenlet_frames()):
         while frame is not None:
             if frame.f_code is code:
                 _gunicorn_worker = frame.f_locals.get("worker")
                 _deliver_as_the_worker_stops(_gunicorn_worker)
                 return
             frame = frame.f_back
+
+
+def _suspended_greenlet_frames() -> list[FrameType]:
+    """Where the greenlets below this one stopped: with gevent, a request's greenlet
+    runs on the main thread, whose own stack (the worker's loop) is the hub's."""
+    getcurrent = getattr(sys.modules.get("greenlet"), "getcurrent", None)
+    frames: list[FrameType] = []
+    if callable(getcurrent):
+        with contextlib.suppress(Exception):
+            parent = getcurrent().parent
+            while parent is not None:
+                frame = getattr(parent, "gr_frame", None)
+                if frame is not None:
+                    frames.append(frame)
+                parent = parent.parent
+    return frames
 
 
 def _deliver_as_the_worker_stops(worker: Any) -> None:
@@ -614,19 +630,27 @@ def deliver_as_the_stop_begins() -> bool:
     """
     try:
         handler = signal.getsignal(signal.SIGTERM)
-        server = type(getattr(handler, "__self__", None)).__module__
         if getattr(handler, "__name__", None) != "handle_exit" or not callable(handler):
             return True
-        if not server.startswith(("gunicorn.", "uvicorn.", "uvicorn_worker.")):
+        server = getattr(handler, "__self__", None)
+        gunicorn_worker = _is_a(server, "gunicorn.workers.base", "Worker")
+        if not gunicorn_worker and not _is_a(server, "uvicorn.server", "Server"):
             return True  # a handler of the app's own, or of a server not known here
         signal.signal(signal.SIGTERM, _delivering_first(handler))
-        if server.startswith("gunicorn."):
+        if gunicorn_worker:
             signal.siginterrupt(signal.SIGTERM, False)  # as the worker set it
     except ValueError:  # not the main thread
         return False
     except OSError:  # pragma: no cover - a platform without SIGTERM's handlers
         pass
     return True
+
+
+def _is_a(value: object, module: str, name: str) -> bool:
+    """Whether ``value`` is an instance of class ``name`` of ``module`` (a subclass's
+    too), without importing the module: not imported, nothing is one of its."""
+    kind = getattr(sys.modules.get(module), name, None)
+    return isinstance(kind, type) and isinstance(value, kind)
 
 
 def _delivering_first(handle_exit: Callable[[int, FrameType | None], object]) -> Any:

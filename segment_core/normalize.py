@@ -231,7 +231,7 @@ def as_local_time(value: dt.datetime) -> dt.datetime:
         offset = frozen_offset()
         if isinstance(offset, dt.timedelta):
             return value.replace(tzinfo=dt.timezone(offset))
-    return value.astimezone()
+    return dt.datetime.astimezone(value)  # (pandas' Timestamp makes its own a tz_convert)
 
 
 def _timestamp(value: object) -> str:

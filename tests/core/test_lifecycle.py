@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import socket
@@ -1199,5 +1200,23 @@ def test_a_stop_handler_of_the_app_s_own_is_left_alone() -> None:
     try:
         lifecycle.deliver_as_the_stop_begins()
         assert signal.getsignal(signal.SIGTERM) == server.handle_exit
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize(
+    ("module", "name"), [("gunicorn.workers.sync", "SyncWorker"), ("uvicorn.server", "Server")]
+)
+def test_the_stop_handler_of_a_server_s_subclass_starts_the_delivery(
+    module: str, name: str
+) -> None:
+    # A project's own worker class (psycogreen's, a tuned gthread) or uvicorn Server.
+    server_class = getattr(importlib.import_module(module), name)
+    server = object.__new__(type("ProjectsOwn", (server_class,), {}))
+    previous = signal.signal(signal.SIGTERM, server.handle_exit)
+    try:
+        assert lifecycle.deliver_as_the_stop_begins()
+        registered = signal.getsignal(signal.SIGTERM)
+        assert registered != server.handle_exit and getattr(registered, "delivers", False)
     finally:
         signal.signal(signal.SIGTERM, previous)

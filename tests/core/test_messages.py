@@ -165,6 +165,24 @@ def test_a_capture_reads_a_naive_timestamp_far_from_now_as_utc_alone(client: Cli
     assert [m["event"] for m in captured.find("track", timestamp=stored)] == ["Stored"]
 
 
+class _OwnAstimezone(dt.datetime):
+    """A datetime whose astimezone is its own (pandas' Timestamp makes it tz_convert)."""
+
+    def astimezone(self, tz: dt.tzinfo | None = None) -> dt.datetime:
+        raise TypeError("tz_convert() takes exactly 2 positional arguments")
+
+
+@pytest.mark.usefixtures("clock_west_of_utc")
+def test_a_naive_timestamp_of_now_of_a_datetime_subclass_is_local_time(client: Client) -> None:
+    now = _OwnAstimezone.now()
+    aware = dt.datetime.astimezone(now)
+    with capture() as captured:
+        sent = client.track("u", "E", timestamp=now)[1]["timestamp"]
+        client.flush()
+    assert sent == client.track("u", "E", timestamp=aware)[1]["timestamp"]
+    assert captured.find("track", timestamp=now)
+
+
 @pytest.mark.usefixtures("clock_west_of_utc")
 def test_a_naive_timestamp_of_now_is_local_time_whatever_time_time_says(client: Client) -> None:
     # A test that ages a cache or a token mocks time.time alone.

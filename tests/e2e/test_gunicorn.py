@@ -243,6 +243,7 @@ LAZY = "tests.e2e.apps.lazy_wsgi:app"
         pytest.param("sync", True, LINGERING, id="sync-preload"),
         # The library first imported on a request's thread, not the main one.
         pytest.param("gthread", False, LAZY, id="gthread-imported-by-a-request"),
+        pytest.param("gevent", False, LAZY, id="gevent-imported-by-a-request"),
     ],
 )
 def test_a_graceful_stop_delivers_what_finished_requests_sent_while_one_still_runs(
