@@ -87,6 +87,7 @@ from segment_core.web import (
     cache_control_for_cookie,
     is_async,
     is_excluded_request,
+    is_page_status,
     media_type,
     split_options,
 )
@@ -774,9 +775,9 @@ class SegmentMiddleware:
         if start is None or tracker.excluded or tracker.allowed is False:
             return False
         status = int(start["status"])
-        if status == 304:
-            return True
-        return 200 <= status < 300 and (
+        if not is_page_status(status):
+            return False
+        return status == 304 or (
             media_type(_content_type(start.get("headers") or ())) in self.options.content_types
         )
 

@@ -6,7 +6,7 @@ import gc
 import sys
 from types import CodeType, FrameType
 
-__all__ = ["current_frames", "runs_in"]
+__all__ = ["current_frames", "frame_running", "runs_in"]
 
 
 def current_frames() -> dict[int, FrameType]:
@@ -27,8 +27,13 @@ def current_frames() -> dict[int, FrameType]:
 
 def runs_in(code: CodeType | None, frame: FrameType | None) -> bool:
     """Whether ``frame``, or a frame that called it, runs ``code``."""
+    return frame_running(code, frame) is not None
+
+
+def frame_running(code: CodeType | None, frame: FrameType | None) -> FrameType | None:
+    """``frame``, or the frame that called it, that runs ``code``; None when none does."""
     while frame is not None:
         if frame.f_code is code:
-            return True
+            return frame
         frame = frame.f_back
-    return False
+    return None

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from segment_core import _forks
 from segment_core._clock import monotonic
-from segment_core._frames import current_frames
+from segment_core._frames import current_frames, frame_running
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -573,12 +573,11 @@ def _note_gunicorn_worker() -> None:
         return
     main = current_frames().get(threading.main_thread().ident or 0)
     for frame in (sys._getframe(1), main, *_suspended_greenlet_frames()):
-        while frame is not None:
-            if frame.f_code is code:
-                _gunicorn_worker = frame.f_locals.get("worker")
-                _deliver_as_the_worker_stops(_gunicorn_worker)
-                return
-            frame = frame.f_back
+        spawning = frame_running(code, frame)
+        if spawning is not None:
+            _gunicorn_worker = spawning.f_locals.get("worker")
+            _deliver_as_the_worker_stops(_gunicorn_worker)
+            return
 
 
 def _suspended_greenlet_frames() -> list[FrameType]:
