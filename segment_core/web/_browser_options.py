@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 __all__ = [
     "BROWSER_NORMALIZERS",
@@ -55,6 +55,7 @@ def _snippet_src(name: str, value: object) -> str:
         raise ValueError(
             f"{name} must be an http(s) URL, or a path starting with '/', got {value!r}"
         )
+    _refuse_credentials(name, parts)
     try:
         value.format(write_key="")
     except (KeyError, IndexError, ValueError):
@@ -73,7 +74,16 @@ def _base_url(name: str, value: object) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
         raise ValueError(f"{name} must be an http(s) URL such as 'https://host', got {value!r}")
+    _refuse_credentials(name, parts)
     return value.rstrip("/")
+
+
+def _refuse_credentials(name: str, parts: SplitResult) -> None:
+    """A URL of the page's holds no ``user:password@``: every visitor would read
+    them, and browsers load no script and send no event with them."""
+    if "@" in parts.netloc:
+        shown = f"{parts.scheme}://***@{parts.netloc.rpartition('@')[2]}{parts.path}"
+        raise ValueError(f"{name} must not hold credentials (user:password@), got {shown!r}")
 
 
 def _api_host(name: str, value: object) -> str | None:

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 from urllib.parse import quote, unquote
 
@@ -44,11 +45,21 @@ _NOT_IDS = frozenset({"null", "true", "false", "undefined", "nan", "none", "[obj
 # spaces and control characters (UUIDs, numbers, "user_42", "a@b.example",
 # "auth0|123" all pass).
 _IMPLAUSIBLE = re.compile(r'[\s"{}\[\]\\<>;,\x00-\x1f\x7f]')
+#: The anonymous-id cookie analytics.js keeps itself (and clears on reset()).
+ANALYTICS_JS_COOKIE = "ajs_anonymous_id"
+# A JSON number: analytics.js reads its cookies as JSON, so a raw value of this
+# form comes back from its cookie as a JavaScript number's text.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 @cached_for_short_text(maxsize=1024)
-def parse_id_cookie(value: str | None) -> str | None:
+def parse_id_cookie(value: str | None, analytics_js_reads_it: bool = False) -> str | None:
     """The id stored in an analytics.js cookie value, raw or classic; None if implausible.
+
+    ``analytics_js_reads_it``: the cookie is analytics.js's own anonymous id, and a
+    raw number it would read back changed (``12345678901234567890`` as
+    ``12345678901234567000``, ``1e3`` as ``1000``) names no visitor both sides share:
+    none.
 
     JSON objects and arrays, ``true``/``false``/``null``, undecodable
     percent-escapes, control characters, spaces, quotes, brackets, braces,
@@ -78,6 +89,8 @@ def parse_id_cookie(value: str | None) -> str | None:
         if isinstance(decoded, bool) or not isinstance(decoded, (str, int)):
             return None
         text = str(decoded).strip()
+    elif analytics_js_reads_it and _JSON_NUMBER.fullmatch(text) and js_number_text(text) != text:
+        return None
     if (
         not text
         or len(text) > MAX_ID_LENGTH
@@ -91,6 +104,36 @@ def parse_id_cookie(value: str | None) -> str | None:
 
 # A "%" that does not start a two-digit hex escape.
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def js_number_text(number: str) -> str:
+    """The text JavaScript gives the JSON number ``number`` (``String(JSON.parse(number))``).
+
+    >>> js_number_text("12345678901234567890"), js_number_text("1e3"), js_number_text("42")
+    ('12345678901234567000', '1000', '42')
+    >>> [js_number_text(number) for number in ("1.50", "-0", "1e-7", "1e400")]
+    ['1.5', '0', '1e-7', 'Infinity']
+    """
+    value = float(number)
+    if value == 0:
+        return "0"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    # The shortest digits that read back as the value, as both languages find them,
+    # written by ECMAScript's Number::toString rules.
+    _, digits_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(map(str, digits_tuple))
+    k, n = len(digits), len(digits) + int(exponent)
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+        text = f"{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
+    return "-" + text if value < 0 else text
 
 
 def id_cookie(cookies: Mapping[str, str], header: str | None, name: str) -> str | None:

@@ -70,6 +70,7 @@ from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC
 from segment_core.web._context import NO_IP, context_ip
 from segment_core.web._guard import call_hook
 from segment_core.web._identity import (
+    ANALYTICS_JS_COOKIE,
     cookie_domain_for,
     cookie_held_back,
     id_cookie,
@@ -99,8 +100,6 @@ __all__ = [
 logger = logging.getLogger("segment.core.web")
 
 SECONDS_PER_DAY = 24 * 60 * 60
-#: The anonymous-id cookie analytics.js keeps itself (and clears on reset()).
-ANALYTICS_JS_COOKIE = "ajs_anonymous_id"
 #: The Trusted Types policy the loader assigns analytics.js's URL through, where the
 #: page requires them: a site's ``trusted-types`` directive must name it.
 TRUSTED_TYPES_POLICY = "segment-web"
@@ -385,7 +384,7 @@ _LOADER_CODE = (
     // anew was a visit's.)
     if (!(event.detail && event.detail.cacheMiss)) leftFrom = "";
   });
-  analytics.load(config.writeKey, withLastingStores(config.options, userId));
+  analytics.load(config.writeKey, withLastingStores(config.options, userId, anonymousId));
   // The server counts no prefetched or prerendered page: shown, it is counted here.
   // Unless the browser fetched it for this very navigation: then a cache kept the
   // page made for a prefetch, and the server counted this visit.
@@ -472,20 +471,28 @@ _LOADER_CODE = (
     }
   }
 
-  function withLastingStores(options, userId) {
+  function withLastingStores(options, userId, anonymousId) {
     if (options.storage) return options;
     var copy = {};
     for (var name in options) copy[name] = options[name];
     var stores = lastingStores();
     // analytics.js reads the user id from the first store that has one, as JSON: a
     // 64-bit number's last digits would be lost from the cookie, which holds it as
-    // it is. localStorage holds it as a JSON string: read from there first (the
-    // anonymous id is the cookie's all the same).
+    // it is. localStorage holds it as a JSON string: read from there first.
     var key = options.user.cookie.key;
     var kept = cookieValue(key);
+    var ids = [userId, kept];
     var lasting = stores[0] === "cookie" && stores[1] === "localStorage";
     if (lasting && kept) forgetAnotherUser(options.user, key, kept);
-    if (lasting && [userId, kept].some(function (id) { return id && storedAs(id) !== id; })) {
+    if (anonymousId && storedAs(anonymousId) !== anonymousId && stores[0] === "cookie") {
+      // An id of the server's own cookie that analytics.js would read back changed
+      // from its cookie (a big number), which it prefers to any other store for the
+      // anonymous id: its ids are kept elsewhere (the server's cookie keeps this one,
+      // and the loader hands it over on every page).
+      copy.storage = { stores: stores.length > 1 ? stores.slice(1) : ["memory"] };
+      return copy;
+    }
+    if (lasting && ids.some(function (id) { return id && storedAs(id) !== id; })) {
       stores = ["localStorage", "cookie"];
       // This origin's localStorage may not have it yet, or still hold the user before
       // (the user logged in on another subdomain of the cookie's domain, where the last
@@ -962,6 +969,11 @@ _LOADER_CODE = (
         var value = decodeURIComponent(raw).trim();
         found = value.charAt(0) === '"' ? JSON.parse(value) : value;
         if (typeof found === "string") found = found.trim();
+        // analytics.js's own cookie, which it reads as JSON: a number it would read
+        // back changed names no visitor both sides share.
+        if (name === __ANALYTICS_JS_COOKIE__ && found === value && storedAs(found) !== found) {
+          found = null;
+        }
       } catch (error) {
         found = null; // a broken value: analytics.js makes its own id
       }
@@ -1192,6 +1204,10 @@ def load_options(options: WebOptions, *, secure: bool, host: str) -> dict[str, A
     load: dict[str, Any] = {
         "cookie": cookie,
         "user": {"cookie": {"key": options.user_cookie_name}},
+        # The visitor and the user are the server's: a link's ?ajs_aid=, ?ajs_uid=
+        # or ?ajs_event= (analytics.js's query string API) would let anyone who
+        # sends one name them, and send events in their name.
+        "useQueryString": False,
     }
     api_host = options.browser_api_host
     if api_host is not None:
@@ -1234,6 +1250,11 @@ def render_snippet(
         if settings is None:
             if tracker.options.browser_write_key is None:
                 return EMPTY
+            if not shared and not tracker.excluded and not tracker.allowed:
+                # The stub is this visitor's (a bot, a privacy signal, no consent):
+                # the next visitor gets the loader, and no shared cache may hand
+                # them this one (see handed_to_browser).
+                tracker.snippet_rendered = True
             return _script(_INERT_STUB, nonce)
         if _browser_kept_from_source(tracker):
             snippet = _script(_INERT_STUB, nonce)

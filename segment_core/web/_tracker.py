@@ -28,6 +28,7 @@ from segment_core.web._context import fit_context, page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, hook_raised, logger
 from segment_core.web._identity import (
+    ANALYTICS_JS_COOKIE,
     MAX_USER_ID_LENGTH,
     CookieSpec,
     anonymous_id_cookie,
@@ -372,8 +373,9 @@ class RequestTracker:
         #: equals it skip the Spec's context check.
         self._context_built: dict[str, Any] | None = None
         self.excluded = False
-        #: The analytics.js snippet was rendered with this visitor's ids: the
-        #: response varies on the cookies (see :meth:`handed_to_browser`).
+        #: The analytics.js snippet was rendered for this visitor alone (with its
+        #: ids, or as the inert stub of a visitor the server does not track): the
+        #: response is private and varies on the cookies (see :meth:`handed_to_browser`).
         self.snippet_rendered = False
         #: After a logout in the request, the user cookie analytics.js keeps, expired,
         #: for the response to set: the page a logout redirects to names no user in
@@ -414,7 +416,12 @@ class RequestTracker:
                 user_id = self._user_id_given()
             cookies = request.cookies
             anonymous_id = (
-                parse_id_cookie(id_cookie(cookies, request.header("cookie"), options.cookie_name))
+                parse_id_cookie(
+                    id_cookie(
+                        cookies, request.header("cookie"), cookie_name := options.cookie_name
+                    ),
+                    cookie_name == ANALYTICS_JS_COOKIE,
+                )
                 if cookies
                 else None
             )

@@ -123,6 +123,9 @@ def test_nothing_for_visitors_the_server_does_not_track(
         response = http.get(path, headers=headers)
     assert response.status_code == 200
     assert not has_snippet(response.text)
+    # A page without analytics.js for this visitor alone: no shared cache hands it
+    # to the next (a health check's is the same for all).
+    assert ("private" in response.headers.get("cache-control", "")) is (path != "/healthz")
 
 
 def test_without_the_middleware(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -677,6 +677,67 @@ def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
     assert visit.violations == [] and visit.network.console_errors == []
 
 
+@pytest.mark.parametrize("cookie_name", [None, "visitor_id"])
+def test_an_anonymous_id_of_a_big_number_reaches_analytics_js_unchanged(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    cookie_name: str | None,
+) -> None:
+    # analytics.js reads its cookies as JSON: this id would come back from one as
+    # 12345678901234567000, another visitor. In its own cookie, the id is no id to
+    # either side (both take the server's new one); in a cookie of the app's own, it
+    # stays the visitor's on both sides.
+    value = "12345678901234567890"
+    config = SiteConfig("flask", "server", cookie_name=cookie_name)
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        visit = Visit(browser, site, collector)
+        try:
+            visit.context.add_cookies([{"name": site.cookie_name, "value": value, "url": site.url}])
+            for path in ("/", "/about", "/"):
+                visit.navigate(path)
+            browser_id = visit.page.evaluate("() => analytics.user().anonymousId()")
+            events = settle(site, collector, 3 + 3)  # the server's page views, tracks
+        finally:
+            visit.close()
+    assert {e["message"]["anonymousId"] for e in events} == {browser_id}, describe(events)
+    assert (browser_id == value) is (cookie_name is not None)
+    assert browser_id != "12345678901234567000"
+
+
+def test_a_links_ajs_parameters_name_no_visitor_user_or_event(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # analytics.js's query string API would let whoever sends the link choose the
+    # visitor's ids and send events in their name (on a page whose policy lets
+    # analytics.js load the code that reads them).
+    forged = "?ajs_aid=forged-anon-1234&ajs_uid=victim-999&ajs_event=Order%20Completed"
+    config = SiteConfig("flask", "server")
+    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
+        visit = Visit(browser, site, collector)
+        try:
+            visit.navigate("/login")  # a signed-in user, redirected to /about
+            visit.navigate("/open" + forged + "&ajs_prop_revenue=1000")
+            # analytics.js would act on them once a chunk of its own has loaded.
+            visit.page.wait_for_load_state("networkidle")
+            visit.navigate("/about")
+            server_id = visit.cookie(site.cookie_name)
+            # page views, browser tracks, the login's identify
+            events = settle(site, collector, 3 + 3 + 1)
+        finally:
+            visit.close()
+    messages = [e["message"] for e in events]
+    assert {m["anonymousId"] for m in messages} == {server_id}, describe(events)
+    assert not any(m.get("userId") == "victim-999" for m in messages), describe(events)
+    assert [m["event"] for m in messages if m["type"] == "track"] == ["Browser Event"] * 3
+
+
 def test_a_browser_that_blocks_cookies_sends_the_servers_visitor_from_memory(
     browser: Any,
     collector_server: CollectorHandle,

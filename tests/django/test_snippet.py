@@ -135,6 +135,10 @@ def test_nothing_for_visitors_the_server_does_not_track(
     response = Client().get(path, **headers)  # type: ignore[arg-type]
     assert response.status_code == 200
     assert not has_snippet(response.content.decode())
+    # A page without analytics.js for this visitor alone: no shared cache hands it
+    # to the next (a health check's is the same for all).
+    private = "private" in response.headers.get("Cache-Control", "")
+    assert private is (path != "/healthz")
 
 
 def test_without_the_request_in_the_context(segment: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -217,6 +217,29 @@ def test_a_page_naming_a_visitor_without_the_cookie_is_kept_out_of_shared_caches
     assert response.headers["Vary"] == "Cookie"
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{"Sec-GPC": "1"}, {"User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"}],
+    ids=["gpc", "bot"],
+)
+def test_the_inert_page_of_a_visitor_not_tracked_is_kept_out_of_shared_caches(
+    segment_client: Client, headers: dict[str, str]
+) -> None:
+    # Stored by a shared cache, the page without analytics.js would be every visitor's.
+    app = Flask(__name__)
+    app.config["SEGMENT_BROWSER_WRITE_KEY"] = KEY
+    SegmentFlask(app, client=segment_client)
+    public = {"Cache-Control": "public, max-age=600"}
+    app.add_url_rule("/page", "page", lambda: (render_template_string(PAGE), 200, public))
+    app.add_url_rule("/ready", "ready", lambda: (render_template_string(PAGE), 200, public))
+    client = app.test_client()
+    response = client.get("/page", headers=headers)
+    assert not has_snippet(response.get_data(as_text=True))
+    assert response.headers["Cache-Control"] == "private, max-age=600"
+    # A page no visitor is tracked on (a health check) is the same for all.
+    assert client.get("/ready").headers["Cache-Control"] == "public, max-age=600"
+
+
 def test_an_excluded_route_gets_no_snippet(make_app: MakeApp, sent: Sent) -> None:
     app = add_views(
         make_app(

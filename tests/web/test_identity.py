@@ -54,6 +54,41 @@ def test_parse_id_cookie(value: str | None, expected: str | None) -> None:
     assert parse_id_cookie(value) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("12345678901234567890", None),  # analytics.js reads back 12345678901234567000
+        ("1e3", None),  # ... 1000
+        ("1.50", None),
+        ("-0", None),
+        ("9007199254740993", None),
+        ("42", "42"),
+        ("9007199254740991", "9007199254740991"),
+        ("-17", "-17"),
+        ("00123", "00123"),  # no JSON: a string to analytics.js too
+        ("%2212345678901234567890%22", "12345678901234567890"),  # a JSON string
+        (UUID, UUID),
+    ],
+)
+def test_a_number_analytics_js_reads_back_changed_is_no_id_in_its_cookie(
+    value: str, read: str | None
+) -> None:
+    assert parse_id_cookie(value, True) == read
+    # In a cookie of the app's own, analytics.js never reads it.
+    assert parse_id_cookie(value) == (read or value)
+
+
+def test_a_visitor_named_by_a_number_analytics_js_would_change_is_a_new_one() -> None:
+    number = "12345678901234567890"
+    own = make_request(cookies={"ajs_anonymous_id": number})
+    tracker = RequestTracker(None, WebOptions(), own)
+    assert tracker.analytics.anonymous_id != number
+    assert tracker.cookie_to_set() is not None
+    app_cookie = make_request(cookies={"visitor_id": number})
+    tracker = RequestTracker(None, WebOptions(cookie_name="visitor_id"), app_cookie)
+    assert tracker.analytics.anonymous_id == number
+
+
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1))
 def test_ids_written_by_either_library_read_back(ident: str) -> None:
     ident = ident.strip()

@@ -49,6 +49,12 @@ def about() -> str:
     return render_template_string(TEMPLATE, title="About")
 
 
+@app.get("/open")
+@talisman(content_security_policy=None)
+def open_page() -> str:  # a site without a policy: analytics.js may load its chunks
+    return render_template_string(TEMPLATE, title="Open")
+
+
 XHTML = """<?xml version="1.0" encoding="UTF-8"?>
 <html xmlns="http://www.w3.org/1999/xhtml"><head><title>XHTML</title>
 {{ segment_snippet() }}
