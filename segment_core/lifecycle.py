@@ -233,8 +233,33 @@ def _shut_down_after_app_threads(*, leave_to_spool: bool = False) -> None:
     clients = live_clients()
     deadline = monotonic() + longest_shutdown_timeout(clients)
     start_sending(clients)  # what they hold goes out while the threads finish
+    _let_thread_pools_end()
     _wait_for_app_threads(deadline)
     shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
+
+
+def _let_thread_pools_end() -> None:
+    """What the interpreter's exit does before it waits for the threads: run the
+    functions registered with ``threading._register_atexit``, by which a
+    ``concurrent.futures`` pool's threads end once their work is done (an idle one
+    would be waited for in vain).
+
+    In a thread of its own: they wait for that work, and the wait for the threads
+    is bounded. A process that leaves through ``os._exit()`` never runs them; one
+    that runs them later (a ``multiprocessing`` child) finds nothing left to do.
+    """
+    functions = list(getattr(threading, "_threading_atexits", ()))
+    if not functions:
+        return
+
+    def run() -> None:
+        for function in reversed(functions):  # as the interpreter calls them
+            try:
+                function()
+            except Exception:
+                logger.exception("Segment: a thread pool could not be ended at exit")
+
+    threading.Thread(target=run, name="segment-exit-pools", daemon=True).start()
 
 
 def _app_threads(ended: threading.Thread | None = None) -> list[threading.Thread]:

@@ -1146,6 +1146,54 @@ def test_a_multiprocessing_child_delivers_what_its_threads_track_as_it_exits(
     assert events == [("In target", ""), ("Late", "plain"), ("Late", "start_thread")]
 
 
+CHILD_WITH_A_THREAD_POOL = """
+import concurrent.futures, multiprocessing, os, sys, threading
+from multiprocessing import util
+from segment_core import Client
+
+client = Client("k", host=os.environ["RECEIVER"], flush_interval=3600, shutdown_timeout=90)
+
+
+def target():
+    exiting = threading.Event()
+    util.Finalize(None, exiting.set, exitpriority=10)  # the child's exit has begun
+    main = threading.main_thread()
+    threading.Thread(target=lambda: (main.join(), exiting.set()), daemon=True).start()
+    # The app's pools (an HTTP client's, a cloud SDK's), kept for the process's life:
+    # idle, and busy, at the exit.
+    global idle, busy
+    idle = concurrent.futures.ThreadPoolExecutor(2)
+    idle.submit(client.track, "user", "In a pool").result()
+    busy = concurrent.futures.ThreadPoolExecutor(1)
+    busy.submit(lambda: (exiting.wait(60), client.track("user", "Late in a pool")))
+
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context(sys.argv[1]).Process(target=target)
+    child.start()
+    child.join(60)  # far below shutdown_timeout: the idle pool is not waited for
+    assert child.exitcode == 0, child.exitcode
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_a_child_s_idle_thread_pool_does_not_hold_its_exit_and_a_busy_one_delivers(
+    receiver: Receiver, tmp_path: Path, method: str
+) -> None:
+    script = tmp_path / "pools.py"
+    script.write_text(CHILD_WITH_A_THREAD_POOL)
+    process = subprocess.run(
+        [sys.executable, str(script), method],
+        cwd=ROOT,
+        env={**os.environ, "RECEIVER": receiver.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
+    assert sorted(m["event"] for m in receiver.messages()) == ["In a pool", "Late in a pool"]
+
+
 FORKED_OFF_ANOTHER_WAY = """
 import _thread, logging, os, signal, sys, threading
 ended = threading.Event()
