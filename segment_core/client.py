@@ -496,6 +496,13 @@ class Client(ClientSettings):
         complete(message)
         if not config.enabled:
             if not config.send:
+                if config.debug:  # what would be sent, shown as the call accepts it
+                    logger.debug(
+                        "accepted %s message %s, not sent (send=False): %s",
+                        message.get("type"),
+                        message.get("messageId"),
+                        data.decode(),
+                    )
                 return True, message
             self._drop(message, "disabled")
             return False, message

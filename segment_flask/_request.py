@@ -484,6 +484,9 @@ def _loading_user() -> bool:
     return runs_in(_LOAD_USER_CODE, sys._getframe(2))
 
 
+_NO_ID = object()
+
+
 def user_id_of(user: Any) -> str | None:
     """A Flask-Login user's id: its ``id`` as text when it has one, else ``get_id()``.
 
@@ -492,10 +495,14 @@ def user_id_of(user: Any) -> str | None:
     user's (an ``int``, ``UUID`` or ``ObjectId``, as Django's ``pk`` is written).
     """
     try:
-        user_id = getattr(user, "id", None)
+        user_id = getattr(user, "id", _NO_ID)
     except Exception:  # an id that cannot be read (a lazy load failing): get_id() says
-        user_id = None
-    if user_id is None or callable(user_id):  # no id attribute (a method is none)
+        user_id = _NO_ID
+    if user_id is None:
+        # Not saved yet (its row gets an id as the request ends): no user yet, not
+        # get_id(), which may be a session token (Flask-Login's alternative tokens).
+        return None
+    if user_id is _NO_ID or callable(user_id):  # no id attribute (a method is none)
         user_id = user.get_id()
         # UserMixin.get_id() is str(self.id): "None" for a user not saved yet.
         if user_id == "None":

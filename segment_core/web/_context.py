@@ -120,7 +120,8 @@ def request_context(
     query = request.query_string
     if "utm_" in query:  # campaign() finds nothing in a query without one
         query = without_fragment(query)
-        query = query if len(query) <= MAX_QUERY else cut(query, MAX_QUERY)
+        if len(query) > MAX_REDACTED:  # as search is read: the parameters after a long one
+            query = bounded_query(query, MAX_REDACTED, options.redactor)
         # Redacted as search is: a secret utm_ name, or a URL with secrets as a value.
         utm = campaign(
             options.redactor.query(

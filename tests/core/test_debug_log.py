@@ -119,3 +119,16 @@ def test_a_retry_is_logged_at_debug_with_debug_alone(
     assert len(retries) == (2 if debug else 0), retries
     debug_lines = [r for r in caplog.records if r.name.startswith("segment") and r.levelno < 20]
     assert bool(debug_lines) is debug
+
+
+def test_debug_with_send_off_logs_each_message_it_would_have_sent(
+    segment_logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a development or staging environment would send, seen without sending it.
+    caplog.set_level(logging.DEBUG)
+    client = Client("key", debug=True, send=False)
+    ok, track = client.track("u1", "Signed Up", {"plan": "pro"})
+    assert ok is True
+    [line] = [line for line in _client_lines(caplog) if line.startswith("accepted")]
+    assert line.startswith(f"accepted track message {track['messageId']}, not sent (send=False)")
+    assert '"event":"Signed Up"' in line and '"plan":"pro"' in line

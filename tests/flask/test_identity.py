@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import uuid
@@ -341,6 +342,19 @@ def test_a_user_not_saved_yet_is_no_user(make_app: MakeApp, sent: Sent) -> None:
     client = token_login_app(make_app, UnsavedUser()).test_client()
     client.get("/sign-in")
     assert [(m["type"], m.get("userId")) for m in sent()] == [("page", None)]
+
+
+def test_a_user_with_tokens_not_saved_yet_is_no_user_not_its_token(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    # A signup logging its user in before the commit gives the row its id: get_id()
+    # is the session token, which no event may carry.
+    user = TokenUser(None)
+    client = token_login_app(make_app, user).test_client()
+    client.get("/sign-in")
+    messages = sent()
+    assert [(m["type"], m.get("userId")) for m in messages] == [("page", None)]
+    assert user.token not in json.dumps(messages)
 
 
 def test_an_identify_on_login_hook_decides_each_login(make_app: MakeApp, sent: Sent) -> None:

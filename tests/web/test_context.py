@@ -247,6 +247,14 @@ def test_a_fragment_is_no_part_of_the_campaign() -> None:
     assert context["campaign"] == {"source": "news"}
 
 
+@pytest.mark.parametrize("first", ["fbclid=" + "x" * 2100, "token=" + "s" * 3000])
+def test_the_campaign_after_a_long_parameter_is_read_as_search_is(first: str) -> None:
+    # An ad's click id, a signed link's token: the campaign after it is the page's.
+    request = make_request(query_string=f"{first}&utm_source=newsletter&utm_campaign=spring")
+    context = request_context(request, WebOptions())
+    assert context["campaign"] == {"source": "newsletter", "name": "spring"}
+
+
 def test_page_fields_with_a_port_and_no_query() -> None:
     request = make_request(scheme="http", host="localhost:8000", path="/a%20b/")
     assert page_fields(request, SECRETS)["url"] == "http://localhost:8000/a%20b/"
