@@ -1061,6 +1061,7 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
     request = tracker.request
     secure = tracker.scheme == "https"  # the visitor's: a trusted proxy's, if any
     cookie_name = options.cookie_name
+    server_pages = options.server_page_views and not _server_discards_everything(tracker)
     settings: dict[str, Any] = {
         "writeKey": write_key,
         "src": options.snippet_src.format(write_key=quote(write_key, safe="")),
@@ -1069,7 +1070,7 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
         # A view's own page() takes the place of the automatic page view, the
         # browser's too (not in a page a cache may hand to other visitors); a page
         # answering a method not in page_methods (a form's POST) is none either side.
-        "page": not options.server_page_views
+        "page": not server_pages
         and (shared or not tracker.page_called)
         and has_page_method(request, options),
         "options": load_options(options, secure=secure, host=tracker.host),
@@ -1085,7 +1086,7 @@ def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[s
         # The user the browser still names (analytics.js's cookie) is no more: the
         # page's own page view, and the page's calls, name none.
         settings["loggedOut"] = True
-    if not shared and options.server_page_views and is_page_prefetch(request):
+    if not shared and server_pages and is_page_prefetch(request):
         # The server counts no prefetch, and the browser shows it without asking
         # again: the loader counts it when shown. (Not in a page a cache may store:
         # the server counts the visits the cache answers.)
@@ -1340,6 +1341,27 @@ def missing_browser_key(options: WebOptions) -> bool:
 
 
 _warned_no_key = False
+
+
+def _server_discards_everything(tracker: RequestTracker) -> bool:
+    """Whether the server's client has no write key (and is not told to send
+    nothing, nor in test mode): it discards every call, its page views too, which
+    the browser then sends in their place (logged once)."""
+    global _warned_pages_moved
+    client = tracker.analytics.client
+    config = client.config
+    if config.write_key or not config.send or diverted(client):
+        return False
+    if not _warned_pages_moved:
+        _warned_pages_moved = True
+        logger.warning(
+            "segment: the server's client has no write key, so it sends no page views: "
+            "the analytics.js snippet sends them from the browser"
+        )
+    return True
+
+
+_warned_pages_moved = False
 
 
 def _warn_no_browser_key() -> None:

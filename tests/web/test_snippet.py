@@ -24,6 +24,7 @@ from segment_core.web import (
     render_snippet,
     script_json,
 )
+from segment_core.web import _snippet as snippet_module
 from tests.web.conftest import make_request
 from tests.web.snippets import (
     has_snippet,
@@ -1230,3 +1231,22 @@ def test_a_second_snippet_is_a_new_page_only_during_a_visit(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [calls, errors]
+
+
+def test_without_the_servers_write_key_the_browser_sends_the_page_views(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A missing environment variable: the server discards its page views, so the
+    # snippet's own page view takes their place (page_source "server" or not).
+    monkeypatch.setattr(snippet_module, "_warned_pages_moved", False)
+    options = WebOptions(browser_write_key=KEY)
+    keyless = RequestTracker(Client(None), options, make_request())
+    with caplog.at_level(logging.WARNING, logger="segment.core.web"):
+        assert snippet_settings(render_snippet(keyless))["page"] is True
+        assert snippet_settings(render_snippet(keyless))["page"] is True
+    moved = [r for r in caplog.records if "sends no page views" in r.getMessage()]
+    assert len(moved) == 1  # once
+    # A server that sends, and one told to send nothing, keep their page views.
+    for client in (Client("k", send=False), Client("server-key", host="http://127.0.0.1:9")):
+        tracker = RequestTracker(client, options, make_request())
+        assert snippet_settings(render_snippet(tracker))["page"] is False
