@@ -723,6 +723,23 @@ def wait_for_bound_calls(timeout: float, *, excluding: int | None = None) -> boo
         return _bound_calls_changed.wait_for(lambda: not _bound_calls_elsewhere(excluding), timeout)
 
 
+def bound_call_threads() -> frozenset[int]:
+    """The threads a function of :func:`with_binding` or :func:`start_thread` runs
+    on now (not daemons)."""
+    with _bound_calls_changed:
+        return frozenset(_bound_calls_by_thread)
+
+
+def wait_for_bound_calls_started_since(known: frozenset[int], timeout: float) -> bool:
+    """:func:`wait_for_bound_calls`, for the calls on threads not in ``known`` (what
+    :func:`bound_call_threads` said earlier) alone."""
+    this = threading.get_ident()
+    with _bound_calls_changed:
+        return _bound_calls_changed.wait_for(
+            lambda: not (_bound_calls_by_thread.keys() - known - {this}), timeout
+        )
+
+
 def wait_for_bound_calls_or_warn(
     timeout: float, when: str, *, excluding: int | None = None
 ) -> None:

@@ -19,6 +19,7 @@ being sent. The ``SEND_IN_TESTS`` option turns sending back on.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -128,6 +129,33 @@ def divert(client: Client, to: list[dict[str, Any]] | None = outbox) -> None:
     the client send again.
     """
     client._divert(to)
+
+
+#: How long a test waits for the background work (``start_thread``) of earlier tests.
+BACKGROUND_WAIT_SECONDS = 5.0
+#: The threads running calls of start_thread or with_binding as the last test began
+#: (a session fixture's, say): the next test does not wait for them.
+_background_before_test: frozenset[int] = frozenset()
+
+
+def end_earlier_background_work(test: str) -> None:
+    """As ``test`` begins: the calls of :func:`~segment_core.scope.start_thread` and
+    :func:`~segment_core.scope.with_binding` earlier tests started (a view's work
+    after its response) end first, within :data:`BACKGROUND_WAIT_SECONDS`, so that
+    what they send is not in this test's outbox, capture or collector. A WARNING
+    names ``test`` when one still runs."""
+    global _background_before_test
+    from segment_core import scope
+
+    started = scope.wait_for_bound_calls_started_since
+    if not started(_background_before_test, BACKGROUND_WAIT_SECONDS):
+        logging.getLogger("segment.testing").warning(
+            "segment: a start_thread or with_binding call of an earlier test still runs "
+            "after %gs; what it sends may show up in %s",
+            BACKGROUND_WAIT_SECONDS,
+            test,
+        )
+    _background_before_test = scope.bound_call_threads()
 
 
 def divert_when(

@@ -58,6 +58,7 @@ class SegmentTestMixin:
 
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
+        testing.end_earlier_background_work(self.id())  # type: ignore[attr-defined]
         outbox.clear()
         manager = capture_events()
         self.segment_events = manager.__enter__()

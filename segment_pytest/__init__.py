@@ -105,7 +105,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Each test starts with an empty ``segment_core.testing.outbox``: before its fixtures."""
     _runs_tests_here()
+    _wait_for_earlier_tests_threads(item)
     _empty_outbox()
+
+
+def _wait_for_earlier_tests_threads(item: pytest.Item) -> None:
+    """What earlier tests' background work sends is not this test's (see
+    ``segment_core.testing.end_earlier_background_work``)."""
+    if "segment_core.scope" not in sys.modules:  # no such work ever started
+        return
+    from segment_core.testing import end_earlier_background_work
+
+    end_earlier_background_work(item.nodeid)
 
 
 def _runs_tests_here() -> None:

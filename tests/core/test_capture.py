@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from segment_core import Client, InvalidMessage
+from segment_core import Client, InvalidMessage, testing
 from segment_core.collector.handle import CollectorHandle
+from segment_core.scope import start_thread
 from segment_core.testing import capture, divert, divert_when, settle_divert
 
 
@@ -142,3 +144,23 @@ def test_before_send_gets_a_copy_as_sent() -> None:
     assert seen[0]["properties"]["big"] == 2**70 + 1
     assert events[0]["properties"]["step"] == "changed by the hook"
     assert cart["step"] == 1
+
+
+def test_a_test_begins_once_the_background_work_earlier_tests_started_ended(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    testing.end_earlier_background_work("test_before")  # what runs now is not waited for
+    done: list[str] = []
+    start_thread(lambda: (threading.Event().wait(0.2), done.append("receipt")))
+    testing.end_earlier_background_work("test_next")
+    assert done == ["receipt"]
+    # Work that outlasts the wait is named, and the test goes on.
+    monkeypatch.setattr(testing, "BACKGROUND_WAIT_SECONDS", 0.05)
+    release = threading.Event()
+    thread = start_thread(release.wait, 30)
+    with caplog.at_level(logging.WARNING, logger="segment.testing"):
+        testing.end_earlier_background_work("test_after")
+    release.set()
+    thread.join(30)
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "segment.testing"]
+    assert "still runs after 0.05s" in warning and "test_after" in warning

@@ -449,6 +449,48 @@ def test_the_collector_shows_each_test_only_its_own_events(tmp_path: Path) -> No
     _passing_pytest(project)
 
 
+def test_what_an_earlier_tests_background_work_sends_is_in_no_later_tests_events(
+    tmp_path: Path,
+) -> None:
+    # A view's start_thread work (a receipt sent after the response) still runs as the
+    # test ends: it belongs to that test, not to the next one's outbox or capture.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": STRICT_INI,
+            "test_background.py": """
+                import threading
+
+                from segment_core import Client
+                from segment_core.scope import start_thread
+                from segment_core.testing import divert, outbox
+
+                client = Client("key")
+                divert(client)  # as the adapters' clients are in tests
+                work_done = threading.Event()
+
+
+                def send_receipt():
+                    threading.Event().wait(0.5)  # the work takes a while
+                    client.track("user-a", "Receipt Sent")
+                    work_done.set()
+
+
+                def test_a():
+                    start_thread(send_receipt)
+
+
+                def test_b(segment_events):
+                    assert work_done.is_set()
+                    client.track("user-b", "Test B Event")
+                    assert [m["event"] for m in outbox] == ["Test B Event"]
+                    assert [m["event"] for m in segment_events] == ["Test B Event"]
+            """,
+        },
+    )
+    _passing_pytest(project, *QUIET)
+
+
 def test_a_batch_waiting_to_retry_after_a_planned_fault_arrives_before_the_next_test(
     tmp_path: Path,
 ) -> None:
