@@ -35,8 +35,10 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from segment_core.errors import is_interruption
+from segment_core.hosts import DEFAULT_PORTS
 
 try:
     from orjson import loads as _json_loads
@@ -52,6 +54,7 @@ __all__ = [
     "FILE_HEADER",
     "AckScan",
     "Scan",
+    "destination",
     "encode_record",
     "key_directory",
     "lock_exclusive",
@@ -89,12 +92,37 @@ _KEY_DIGITS = 24
 def key_directory(spool_dir: str, write_key: str, host: str) -> str:
     """The directory for one write key and API host: a hash of both, never the key.
 
-    The host as requests go to it: ``https://api.segment.io/`` is the same host as
-    ``https://api.segment.io``.
+    The host as requests go to it (see :func:`destination`): ``HTTPS://Api.Segment.io:443/``
+    is the same host as ``https://api.segment.io``, and shares its directory.
     """
-    host = host.rstrip("/")
+    host = destination(host)
     digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:_KEY_DIGITS]
     return os.path.join(spool_dir, digest)
+
+
+def destination(host: str) -> str:
+    """``host`` as requests go to it: the scheme and the server's name in lower case,
+    the scheme's default port left out, no trailing ``/``; the path as it is (a
+    server may tell its case apart).
+
+    The usual spelling (``https://api.segment.io``) is returned unchanged, so the
+    directory of a spool written by an earlier release stays the same. A value that
+    is no URL is only stripped of its trailing ``/``.
+    """
+    try:
+        parts = urlsplit(host)
+        port = parts.port
+    except ValueError:
+        return host.rstrip("/")
+    name = parts.hostname
+    if not parts.scheme or not name:
+        return host.rstrip("/")
+    scheme = parts.scheme.lower()
+    if ":" in name:  # an IPv6 address
+        name = f"[{name}]"
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        name = f"{name}:{port}"
+    return f"{scheme}://{name}{parts.path}".rstrip("/")
 
 
 def is_key_directory(name: str) -> bool:

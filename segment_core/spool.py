@@ -8,8 +8,9 @@ however it dies. A live client takes the lock of a dead writer's files and
 delivers what they hold, so two adopters never both deliver the same file. What
 runs out of retries stays on disk and is tried again; at-least-once, with the
 ``messageId`` unchanged so Segment de-duplicates a repeat. Past ``spool_max_bytes``
-a message is refused, as by a full buffer. A dead writer's files this process may
-not open, or of a format version it does not know, are left alone.
+(in the directory of the write key and host) a message is refused, as by a full
+buffer. A dead writer's files this process may not open, or of a format version it
+does not know, are left alone.
 
 Layout: ``<spool_dir>/<hash of write key and host>/<pid>-<start>-<random>.lock``
 and ``....<n>.seg`` segments with their ``.acks`` files (see ``_spool_format``).
@@ -22,7 +23,6 @@ import errno
 import logging
 import os
 import queue
-import stat
 import threading
 import time
 import zlib
@@ -121,7 +121,6 @@ class Spool:
 
     def __init__(self, config: Config) -> None:
         assert config.spool_dir is not None and config.write_key
-        self._root = config.spool_dir
         self._directory = fmt.key_directory(config.spool_dir, config.write_key, config.host)
         self._max_bytes = config.spool_max_bytes
         self._fsync = config.spool_fsync
@@ -172,7 +171,7 @@ class Spool:
         self._serial = 0
         self._next_number = 0
         self._bytes = 0  # our files: own and adopted
-        self._others = 0  # the rest of the spool directory, as last measured
+        self._others = 0  # the rest of the key directory, as last measured
         # A file the spool thread is making: counted against the bound meanwhile, so
         # that a caller making one at the same time cannot pass it.
         self._reserving = 0
@@ -802,7 +801,7 @@ class Spool:
         return used + self._segment_bytes <= self._max_bytes
 
     def _share_bound(self, writers: int) -> None:
-        """Size new segments for ``writers`` processes writing to the spool directory.
+        """Size new segments for ``writers`` processes writing to the key directory.
 
         Each writer holds its current file, its next one (reserved at full size), and
         the file it filled last until that is delivered: all of them together take at
@@ -825,7 +824,7 @@ class Spool:
         self, own: Claim, number: int, size: int, *, publish: bool = False
     ) -> Segment | None:
         """A new, empty segment file of ``size`` bytes, open for appending; None when the
-        spool directory has no room for it (no lock needed, unless ``publish``).
+        key directory has no room for it (no lock needed, unless ``publish``).
 
         With ``publish`` (lock held) it is counted as ours and made the spare before it
         is returned. Interrupted anywhere before that (a time limit's exception, on a
@@ -865,7 +864,7 @@ class Spool:
             raise
 
     def _fits(self, size: int) -> bool:
-        """Whether the spool directory, measured now, is within the bound with a new file
+        """Whether the key directory, measured now, is within the bound with a new file
         of ours of ``size`` bytes in it (made at that size, not yet counted as ours).
 
         Processes that make files at the same moment each make theirs before they
@@ -1487,8 +1486,8 @@ class Spool:
             os.close(fd)
 
     def _measure(self) -> None:
-        """Bytes in the whole spool directory, so that all processes share one bound, and
-        new segments sized for as many writers as it has."""
+        """Bytes in this write key and host's directory, so that all its processes share
+        one bound, and new segments sized for as many writers as it has."""
         total, writers = self._directory_usage()
         with self._lock:
             self._others = max(0, total - self._bytes)
@@ -1513,20 +1512,17 @@ class Spool:
             )
 
     def _directory_usage(self) -> tuple[int, int]:
-        """Bytes in the whole spool directory (every process's files, all write keys),
-        and how many processes write to it (their lock files)."""
+        """Bytes in this write key and host's directory (every process's files), and how
+        many processes write to it (their lock files).
+
+        The directories of other write keys and hosts do not count: files no process
+        of this one's may deliver (an old key's, after a rotation) never take its room.
+        """
         total = writers = 0
-        for name in fmt.list_names(self._root):
-            if not fmt.is_key_directory(name):
-                continue
-            directory = os.path.join(self._root, name)
+        for entry in fmt.list_names(self._directory):
+            writers += entry.endswith(fmt.LOCK_SUFFIX)
             with fmt.disk_errors_ignored():
-                if not stat.S_ISDIR(os.lstat(directory).st_mode):
-                    continue  # a file or a link of that name: not a spool of ours
-            for entry in fmt.list_names(directory):
-                writers += entry.endswith(fmt.LOCK_SUFFIX)
-                with fmt.disk_errors_ignored():
-                    total += os.lstat(os.path.join(directory, entry)).st_size
+                total += os.lstat(os.path.join(self._directory, entry)).st_size
         return total, writers
 
     def _requeue(self) -> int:

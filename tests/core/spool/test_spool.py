@@ -3,6 +3,7 @@ from dead processes, bounded, and never fatal when the disk misbehaves."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -872,6 +873,63 @@ def test_the_same_host_with_a_trailing_slash_adopts_the_orphans(
     client = make_client(host=receiver.url + "/", spool_dir=spool_dir, flush_interval=0.2)
     assert len(receiver.wait_for_messages(50, timeout=30)) == 50
     assert client.stats()["spool"]["adopted"] == 50
+
+
+def test_the_same_host_spelled_otherwise_adopts_the_orphans(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    # Requests go to the same server: the scheme's case, the default port and a
+    # trailing "/" make no other directory.
+    port = receiver.url.rpartition(":")[2]
+    run_writer(spool_dir, f"HTTP://127.0.0.1:{port}/", 20)
+    client = make_client(spool_dir=spool_dir, flush_interval=0.2)
+    assert len(receiver.wait_for_messages(20, timeout=30)) == 20
+    assert client.stats()["spool"]["adopted"] == 20
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "https://api.segment.io/",
+        "HTTPS://API.SEGMENT.IO",
+        "https://Api.Segment.io",
+        "https://api.segment.io:443",
+        "Https://api.segment.io:443/",
+    ],
+)
+def test_spellings_of_one_host_share_its_directory(spelling: str) -> None:
+    expected = fmt.key_directory("/spool", "k", "https://api.segment.io")
+    assert fmt.key_directory("/spool", "k", spelling) == expected
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://api.segment.io",
+        "https://events.eu1.segmentapis.com",
+        "http://127.0.0.1:8765",
+        "http://[::1]:8765",
+        "https://proxy.example/Segment",
+    ],
+)
+def test_the_usual_spellings_keep_the_directory_of_earlier_releases(host: str) -> None:
+    # A spool an earlier release wrote is still adopted: sha256 of the key and the
+    # host as written, less a trailing "/".
+    for spelling in (host, host + "/"):
+        digest = hashlib.sha256(f"k\0{host}".encode()).hexdigest()[:24]
+        assert fmt.key_directory("/spool", "k", spelling) == os.path.join("/spool", digest)
+
+
+def test_other_destinations_get_other_directories() -> None:
+    hosts = [
+        "https://api.segment.io",
+        "http://api.segment.io",
+        "https://api.segment.io:8443",
+        "http://api.segment.io:443",
+        "https://proxy.example/Segment",
+        "https://proxy.example/segment",
+    ]
+    assert len({fmt.key_directory("/spool", "k", host) for host in hosts}) == len(hosts)
 
 
 def test_flush_in_an_outage_tries_kept_batches_at_the_spools_pace(

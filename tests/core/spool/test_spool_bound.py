@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from segment_core import Client
+from segment_core import _spool_format as fmt
 from tests.core.spool.helpers import HOLD, delivered, poll, run_script
+from tests.e2e.servers import free_port
 from tests.receiver import Receiver
 
 #: The smallest bound; new segments are then 64 KiB, the smallest size.
@@ -158,3 +160,49 @@ def test_the_files_many_writers_hold_ready_never_crowd_out_a_message(
     finally:
         for writer in writers:
             writer.shutdown(5)
+
+
+def test_another_write_keys_files_never_take_this_keys_room(
+    make_client: Any, receiver: Receiver, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # After a key rotation: a killed process of the old key left a whole bound of files,
+    # which no process of the new key may deliver. The new key's calls are taken all
+    # the same, and the old key's files stay for a process of that key.
+    old = Path(fmt.key_directory(str(spool_dir), "old-key", receiver.url))
+    old.mkdir(parents=True)
+    record = fmt.encode_record(
+        0, b'{"type":"track","event":"Old","userId":"u","messageId":"m-old","properties":{}}'
+    )
+    segment = old / "999-0-deadbeef.000000.seg"
+    segment.write_bytes((fmt.FILE_HEADER + record).ljust(SMALL_BOUND, b"\0"))
+    (old / "999-0-deadbeef.lock").touch()
+    client = make_client(spool_dir=spool_dir, spool_max_bytes=SMALL_BOUND, **HOLD)
+    with caplog.at_level(logging.WARNING, logger="segment.core"):
+        calls = [client.track("u", "E", {"i": i})[0] for i in range(100)]
+        seen = scans(client)
+        wait_for_scans(client, seen)  # (the directory measured since)
+        calls.append(client.track("u", "E", {"i": 100})[0])
+        assert client.flush(20)
+    assert all(calls)
+    assert delivered(receiver) == list(range(101))
+    stats = client.stats()
+    assert (stats["dropped"], stats["spool"]["refused"]) == ({}, 0)
+    assert "spool_max_bytes" not in caplog.text
+    assert segment.stat().st_size == SMALL_BOUND
+
+
+def test_the_bound_holds_for_each_write_key_and_host(make_client: Any, spool_dir: Path) -> None:
+    # Two write keys in one spool directory, and a host that never answers: each key
+    # is refused past its own bound.
+    dead_host = f"http://127.0.0.1:{free_port()}"
+    clients = [
+        make_client(write_key=key, host=dead_host, spool_dir=spool_dir,
+                    spool_max_bytes=SMALL_BOUND, **HOLD)
+        for key in ("key-a", "key-b")
+    ]  # fmt: skip
+    for client in clients:
+        calls = [client.track("u", "E", {"i": i, **BODY})[0] for i in range(1500)]
+        assert any(calls) and not all(calls)
+    for client in clients:
+        directory = Path(client.stats()["spool"]["directory"])
+        assert sum(p.stat().st_size for p in directory.iterdir()) <= SMALL_BOUND
