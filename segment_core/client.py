@@ -85,6 +85,8 @@ class Client(ClientSettings):
         self._hook_failures = signals.FailureLog()
         self._warned_disabled = False
         self._last_drop_log = 0.0
+        #: Drops since the last one logged, which the next log line counts.
+        self._drops_unlogged = 0
         self._outbox: list[dict[str, Any]] | None = None
         # Asked as the first message comes, then forgotten: see testing.divert_when.
         self._divert_check: tuple[Callable[[], object], list[dict[str, Any]]] | None = None
@@ -635,9 +637,18 @@ class Client(ClientSettings):
         self._stats.drop(reason)
         now = monotonic()
         # "disabled": said once, as the client was made without a write key.
-        if reason not in _UNLOGGED_DROPS and now - self._last_drop_log > 5.0:
-            self._last_drop_log = now
-            logger.warning("Segment message dropped (%s); see Client.stats()", reason)
+        if reason not in _UNLOGGED_DROPS:
+            if now - self._last_drop_log > 5.0:
+                self._last_drop_log = now
+                since = self._drops_unlogged
+                self._drops_unlogged = 0
+                logger.warning(
+                    "Segment message dropped (%s)%s; see Client.stats()",
+                    reason,
+                    f", and {since} more since the last such warning" if since else "",
+                )
+            else:
+                self._drops_unlogged += 1
         signals.emit(signals.message_dropped, self, message=message, reason=reason)
 
     def _warn_disabled(self) -> None:

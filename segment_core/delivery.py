@@ -462,13 +462,15 @@ class Delivery:
             if config.backoff is None
             else self._custom_backoff(attempt)
         )
+        left = config.max_total_backoff_duration - (monotonic() - started)
         if outcome.retry_after is not None and outcome.retry_after >= config.retry_backoff_min:
             # The server's wait wins; one shorter than the policy's least ("0") would
-            # spend every retry at once, and is not taken.
+            # spend every retry at once, and is not taken. Past the budget: no retry.
             delay = min(outcome.retry_after, config.max_retry_after)
-        if monotonic() - started + delay > config.max_total_backoff_duration:
-            return None
-        return delay
+            return delay if delay <= left else None
+        # The policy's wait is cut to what is left of the budget: its last try comes
+        # as the budget ends, not a wait before it.
+        return min(delay, left) if left > 0 else None
 
     def _fail(self, batch: list[bytes], outcome: Outcome, attempts: int, held: HeldBatch) -> None:
         """``batch`` (``held``'s, but what the spool kept) failed for good: counted,

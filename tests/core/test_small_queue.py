@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
+import segment_core.client as client_module
 from segment_core import Client, Config
 from segment_core.collector.handle import CollectorHandle
 
@@ -30,3 +35,24 @@ def test_a_queue_smaller_than_flush_at_loses_nothing_while_idle(
         client.shutdown(5)
     events = segment_collector.events(type="track", event="Small Queue", limit=100)
     assert sorted(e["message"]["properties"]["i"] for e in events) == list(range(30))
+
+
+def test_a_warning_about_drops_counts_those_since_the_last_one(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(client_module, "monotonic", lambda: now[0])
+    client = Client("key", host="http://127.0.0.1:9")
+    client.shutdown(1)
+    with caplog.at_level(logging.WARNING, logger="segment.core"):
+        for _ in range(4):  # within 5 s of the first: one warning
+            assert client.track("user", "Late")[0] is False
+        now[0] += 6
+        assert client.track("user", "Later")[0] is False
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert lines == [
+        "Segment message dropped (shut_down); see Client.stats()",
+        "Segment message dropped (shut_down), and 3 more since the last such warning; "
+        "see Client.stats()",
+    ]
+    assert client.stats()["dropped"] == {"shut_down": 5}
