@@ -322,10 +322,30 @@ def _preferred_language(head: str) -> str | None:
         tag = tag.strip()
         quality = _quality(parameters)
         if quality > best_quality and len(tag) <= MAX_LOCALE and _LOCALE.fullmatch(tag):
-            best, best_quality = tag.replace("_", "-"), quality
+            best, best_quality = _canonical_case(tag.replace("_", "-")), quality
             if quality >= 1.0:
                 break  # none comes before the first of the highest quality
     return best
+
+
+def _canonical_case(tag: str) -> str:
+    """A language tag in the case browsers report (``navigator.language``): the
+    language in lower case, a script capitalised, a region in upper case, up to a
+    singleton (``x-``, private use), after which all is lower case.
+
+    >>> _canonical_case("FR-ca"), _canonical_case("zh-hant-tw"), _canonical_case("es-419")
+    ('fr-CA', 'zh-Hant-TW', 'es-419')
+    """
+    subtags = tag.lower().split("-")
+    for at in range(1, len(subtags)):
+        subtag = subtags[at]
+        if len(subtag) == 1:
+            break
+        if len(subtag) == 2 and subtag.isalpha():
+            subtags[at] = subtag.upper()
+        elif len(subtag) == 4 and subtag.isalpha():
+            subtags[at] = subtag.title()
+    return "-".join(subtags)
 
 
 def _quality(parameters: str) -> float:

@@ -137,6 +137,10 @@ def test_context_ip_options() -> None:
         ("en;q=0.1, ja", "ja"),
         ("de;q=0.8, fr;q=0.8", "de"),  # the first of the highest
         ("en_US", "en-US"),  # as analytics.js writes it
+        ("fr-ca", "fr-CA"),  # in the case of navigator.language, analytics.js's
+        ("ZH-HANT-tw", "zh-Hant-TW"),
+        ("es-419", "es-419"),
+        ("en-us-x-twain", "en-US-x-twain"),
         ("en;q=abc, fr", "fr"),  # a quality that is not one
         ("*", None),
         ("", None),

@@ -125,6 +125,12 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "hasło", "heslo", "jelszó", "şifre", "ŞİFRE", "пароль", "новыйПароль", "密码",
         "パスワード", "비밀번호", "Paßwort", "neuesPasswort", "neuespasswort", "mdp",
         "clave", "lozinka",
+        # Bank accounts, identity documents, a date of birth, a magic link, an OAuth
+        # client's assertion.
+        "account_number", "accountNumber", "bank_account", "routing_number", "acct_number",
+        "passport", "passport_number", "passportNo", "national_id", "tax_id", "taxId",
+        "drivers_license", "driverLicense", "dob", "date_of_birth", "birthdate",
+        "magic_link", "magicLink", "client_assertion",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
