@@ -56,6 +56,7 @@ from segment_asgi._scope import (
 )
 from segment_asgi._tracked_apps import TRACKED_BY_DJANGO, SelfTrackingMounts
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
+from segment_core._clock import monotonic
 from segment_core.adapters import default_client
 from segment_core.client import Client
 from segment_core.config import (
@@ -68,7 +69,7 @@ from segment_core.config import (
     MessageHook,
 )
 from segment_core.config import option_names as client_option_names
-from segment_core.lifecycle import live_clients
+from segment_core.lifecycle import live_clients, shutdown_wait
 from segment_core.lifespan import (
     FLUSHED_AT_SHUTDOWN,
     Flushable,
@@ -369,6 +370,9 @@ class SegmentMiddleware:
         #: Once it got lifespan: ``_joined``, put in each request's scope as
         #: ``ShutdownFlush`` does, for what is below it to join.
         self._shutdown_mark: weakref.WeakSet[Flushable] | None = None
+        #: The requests whose response started and whose page call is yet to be made
+        #: (or its thread to start): the flush at shutdown waits for them.
+        self._open: set[RequestTracker] = set()
 
     @property
     def client(self) -> Client:
@@ -449,6 +453,7 @@ class SegmentMiddleware:
                     # Any iterable, says ASGI: read once here, for all who look.
                     message = {**message, "headers": list(headers)}
                 start = message
+                self._open.add(tracker)
                 if not self._plain_start and not tracker.excluded:
                     await self._ask_again(scope, tracker)
                 cookie = tracker.cookie_to_set(
@@ -513,13 +518,17 @@ class SegmentMiddleware:
             reset(token)
             if start is not None:
                 # A response started but never finished: the visitor left during a
-                # stream (Starlette cancels it, or the server's send failed), or the
+                # stream (Starlette cancels it, or the server's send failed), the
+                # server cut it short as it stopped (then its flush at lifespan
+                # shutdown waits for this call: see _wait_for_open_responses), or the
                 # app failed in its body. The page was shown: Django and Flask count
                 # it too, as the response closes.
                 if self._finish_on_loop:
                     self._finish(tracker, start)
                 else:
                     await self._finish_off_loop(tracker, start)
+            # Its page call's thread never started, if the task was cancelled first.
+            self._open.discard(tracker)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._lifespan_checked:
@@ -754,6 +763,12 @@ class SegmentMiddleware:
         except Exception:
             logger.exception("segment: could not complete the request's analytics")
 
+    def _finish_counted(self, tracker: RequestTracker, start: Message | None) -> None:
+        """:meth:`_finish` in a page call's thread, counted by now as a call the app's
+        shutdown waits for: no longer an open response its flush waits for."""
+        self._open.discard(tracker)
+        self._finish(tracker, start)
+
     async def _finish_off_loop(self, tracker: RequestTracker, start: Message | None) -> None:
         """:meth:`_finish` in a worker thread for a ``sync_mode`` client, which sends
         the page call on the calling thread (the event loop, every other request of
@@ -790,7 +805,7 @@ class SegmentMiddleware:
         sent, and the page call must not be cancelled before its thread starts."""
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(
-                run_counted, self._finish, tracker, start, limiter=page_call_threads()
+                run_counted, self._finish_counted, tracker, start, limiter=page_call_threads()
             )
 
     def _check_lifespan(self, scope: Scope) -> None:
@@ -837,8 +852,30 @@ class SegmentMiddleware:
         return self._client if self._client is not None else segment_core.default_client
 
     async def shutting_down(self) -> Client | None:
-        """Its client, for the app above it that flushes at shutdown (it joined that one)."""
+        """Its client, for the app above it that flushes at shutdown (it joined that
+        one), once the page calls of the responses still open are made."""
+        await self._wait_for_open_responses()
         return self._client_at_shutdown()
+
+    async def _wait_for_open_responses(self) -> None:
+        """Before the flush at shutdown: the page calls of the responses still open,
+        made (or their threads started, which the flush waits for), within
+        ``shutdown_timeout``.
+
+        A server that stops cancels the requests still streaming (uvicorn once
+        ``--timeout-graceful-shutdown`` is up) and sends lifespan shutdown at once:
+        their page calls are made as their tasks unwind, after this flush began.
+        """
+        if not self._open:
+            return
+        timeout, wait = shutdown_wait(self.client)
+        if not await anyio.to_thread.run_sync(_none_left_open, self._open, timeout):
+            logger.warning(
+                "segment: %d response(s) still open after %s at shutdown: their page "
+                "calls, made once they end, are lost",
+                len(self._open),
+                wait,
+            )
 
     async def _flush(self) -> None:
         """Deliver what the client holds before the server hears shutdown is complete,
@@ -850,6 +887,7 @@ class SegmentMiddleware:
         own, which this middleware cannot name: once one was seen, every live client
         is waited for as its own is.
         """
+        await self._wait_for_open_responses()
         own = self._client_at_shutdown()
         mounted = live_clients() if self._self_tracking.last[1] else []
         await flush_with_joined((own, *mounted), self._joined)
@@ -870,6 +908,23 @@ def page_call_threads() -> anyio.CapacityLimiter:
         limiter = anyio.CapacityLimiter(PAGE_CALL_THREADS)
         _page_call_threads.set(limiter)
         return limiter
+
+
+def _none_left_open(trackers: set[RequestTracker], timeout: float) -> bool:
+    """Wait until ``trackers`` (a middleware's open responses) is empty, at most
+    ``timeout`` seconds; True when it is. Looked at every few milliseconds: the
+    requests add and discard theirs with no lock (one step each for the GIL)."""
+    deadline = monotonic() + timeout
+    while trackers:
+        left = deadline - monotonic()
+        if left <= 0:
+            return False
+        threading.Event().wait(min(left, _OPEN_RESPONSES_POLL))
+    return True
+
+
+#: How often the flush at shutdown looks whether the open responses ended (seconds).
+_OPEN_RESPONSES_POLL = 0.01
 
 
 def _content_type(headers: Iterable[Any]) -> str | None:

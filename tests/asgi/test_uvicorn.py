@@ -130,3 +130,49 @@ def test_workers_deliver_what_every_client_holds_at_their_lifespan_shutdown(
             process.wait()
     events = segment_collector.wait_for(REQUESTS, timeout=10, event="Report Exported")
     assert sorted(int(e["message"]["properties"]["n"]) for e in events) == list(range(REQUESTS))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hooks", ["", "plain", "async"])
+def test_a_page_streaming_when_the_shutdown_timeout_cuts_it_gets_its_page_call(
+    segment_collector: CollectorHandle, tmp_path: Path, hooks: str
+) -> None:
+    # uvicorn cancels the request once --timeout-graceful-shutdown has passed, then
+    # runs lifespan shutdown at once, without waiting for the cancelled request.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "uvicorn.log"
+    env = {
+        **os.environ,
+        "SEGMENT_HOST": segment_collector.url,
+        "SERVED_APP": "starlette",
+        "SERVED_HOOKS": hooks,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.asgi.served:app",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--timeout-graceful-shutdown=1",
+        "--no-access-log",
+    ]
+    with log.open("wb") as stream:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=stream)
+    try:
+        wait_until_serving(url, process, log)
+        with httpx.stream("GET", f"{url}/long-stream/", headers={"Accept": "text/html"}) as page:
+            body = page.iter_raw()  # kept: an iterator let go of closes the connection
+            assert next(body).startswith(b"<p>0</p>")  # the visitor sees the page
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    pages = segment_collector.wait_for(1, type="page")
+    assert [event["message"]["name"] for event in pages] == ["long-stream"]
+    assert pages[0]["message"]["anonymousId"] == page.cookies["ajs_anonymous_id"]
+    assert pages[0]["message"]["properties"].get("hooked", "") == hooks
+    assert "Cancel 1 running task(s)" in log.read_text()  # cut by the shutdown timeout
