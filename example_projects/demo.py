@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import signal
 import sys
 import tempfile
@@ -239,7 +240,9 @@ def event_table(events: list[dict[str, Any]], *, indent: int = 2) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="scripts/demo", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument(
         "--keep-running",
         action="store_true",
@@ -260,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\ndemo stopped before it finished", file=sys.stderr)
         return 128 + _stopped_by[0]
     except OSError as error:  # the port asked for is taken, ...
-        print(f"demo: {error}", file=sys.stderr)
+        if error.errno == errno.EADDRINUSE and args.port:
+            print(f"demo: port {args.port} is in use (--port 0 takes a free one)", file=sys.stderr)
+        else:
+            print(f"demo: {error}", file=sys.stderr)
         return 1
 
 

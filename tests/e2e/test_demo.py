@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,5 +112,15 @@ def test_a_port_out_of_range_is_a_usage_error(
         demo.main([f"--port={port}"])
     assert stopped.value.code == 2
     [usage, error] = capsys.readouterr().err.splitlines()
-    assert usage.startswith("usage:")
+    assert usage.startswith("usage: scripts/demo")
     assert error.endswith(f"argument --port: {message}")
+
+
+def test_a_port_in_use_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert demo.main([f"--port={port}"]) == 1
+    error = capsys.readouterr().err
+    assert f"demo: port {port} is in use (--port 0 takes a free one)" in error
