@@ -6,10 +6,13 @@ as for every other web option (see ``_validate.py``).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
+
+from segment_core.hosts import is_loopback_url
 
 __all__ = [
     "BROWSER_NORMALIZERS",
@@ -27,6 +30,8 @@ PageSource = Literal["server", "browser"]
 #: An attribute path on the framework's request ("csp_nonce", "state.csp_nonce"),
 #: or ``callable(request) -> str | None``.
 CspNonce = str | Callable[[Any], Any]
+
+logger = logging.getLogger("segment.core.web")
 
 _WRITE_KEY = re.compile(r"^[A-Za-z0-9_\-.:]{1,200}$")
 _ATTRIBUTE_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
@@ -56,6 +61,7 @@ def _snippet_src(name: str, value: object) -> str:
             f"{name} must be an http(s) URL, or a path starting with '/', got {value!r}"
         )
     _refuse_credentials(name, parts)
+    _warn_plain_http(name, value)
     try:
         value.format(write_key="")
     except (KeyError, IndexError, ValueError):
@@ -75,7 +81,20 @@ def _base_url(name: str, value: object) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
         raise ValueError(f"{name} must be an http(s) URL such as 'https://host', got {value!r}")
     _refuse_credentials(name, parts)
+    _warn_plain_http(name, value)
     return value.rstrip("/")
+
+
+def _warn_plain_http(name: str, url: str) -> None:
+    """A WARNING for an ``http://`` URL of another machine: a page served over
+    https may not load a script from it, nor send to it (mixed content)."""
+    if url.lower().startswith("http://") and not is_loopback_url(url):
+        logger.warning(
+            "segment: %s %r is not https: browsers refuse it on an https page "
+            "(mixed content), and analytics.js would load or send nothing there",
+            name,
+            url,
+        )
 
 
 def _refuse_credentials(name: str, parts: SplitResult) -> None:

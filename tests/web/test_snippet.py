@@ -1250,3 +1250,32 @@ def test_without_the_servers_write_key_the_browser_sends_the_page_views(
     for client in (Client("k", send=False), Client("server-key", host="http://127.0.0.1:9")):
         tracker = RequestTracker(client, options, make_request())
         assert snippet_settings(render_snippet(tracker))["page"] is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "warned"),
+    [
+        ("browser_api_host", "http://api.proxy.example/v1", True),
+        ("browser_cdn", "HTTP://cdn.proxy.example", True),
+        ("snippet_src", "http://cdn.proxy.example/ajs/{write_key}.js", True),
+        ("browser_api_host", "http://127.0.0.1:8765/v1", False),  # a local collector
+        ("browser_cdn", "http://localhost:8000", False),
+        ("browser_api_host", "https://api.proxy.example/v1", False),
+        ("browser_api_host", "api.proxy.example/v1", False),  # https
+    ],
+)
+def test_a_plain_http_url_of_another_machine_is_warned_about(
+    name: str, value: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An https page may neither load a script from it nor send to it (mixed content).
+    with caplog.at_level(logging.WARNING, logger="segment.core.web"):
+        WebOptions.from_mapping({"browser_write_key": KEY, name: value})
+    lines = [r.getMessage() for r in caplog.records if "mixed content" in r.getMessage()]
+    assert lines == (
+        [
+            f"segment: {name} {value!r} is not https: browsers refuse it on an https "
+            "page (mixed content), and analytics.js would load or send nothing there"
+        ]
+        if warned
+        else []
+    )
