@@ -730,13 +730,12 @@ def bound_call_threads() -> frozenset[int]:
         return frozenset(_bound_calls_by_thread)
 
 
-def wait_for_bound_calls_started_since(known: frozenset[int], timeout: float) -> bool:
-    """:func:`wait_for_bound_calls`, for the calls on threads not in ``known`` (what
-    :func:`bound_call_threads` said earlier) alone."""
-    this = threading.get_ident()
+def wait_for_bound_calls_on(threads: frozenset[int], timeout: float) -> bool:
+    """:func:`wait_for_bound_calls`, for the calls on ``threads`` alone (what
+    :func:`bound_call_threads` said)."""
     with _bound_calls_changed:
         return _bound_calls_changed.wait_for(
-            lambda: not (_bound_calls_by_thread.keys() - known - {this}), timeout
+            lambda: not (_bound_calls_by_thread.keys() & threads), timeout
         )
 
 

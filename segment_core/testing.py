@@ -131,31 +131,48 @@ def divert(client: Client, to: list[dict[str, Any]] | None = outbox) -> None:
     client._divert(to)
 
 
-#: How long a test waits for the background work (``start_thread``) of earlier tests.
+#: How long a test waits for the background work (``start_thread``) of the test before.
 BACKGROUND_WAIT_SECONDS = 5.0
-#: The threads running calls of start_thread or with_binding as the last test began
-#: (a session fixture's, say): the next test does not wait for them.
-_background_before_test: frozenset[int] = frozenset()
+#: The threads on which the last test's own calls of start_thread or with_binding
+#: were still running as it ended.
+_left_by_last_test: frozenset[int] = frozenset()
+
+
+def background_work_running() -> frozenset[int]:
+    """What runs before a test's own code does (a session fixture's server, say):
+    give it to :func:`background_work_left` as the test ends."""
+    from segment_core import scope
+
+    return scope.bound_call_threads()
+
+
+def background_work_left(before: frozenset[int]) -> None:
+    """As a test ends: its calls of :func:`~segment_core.scope.start_thread` and
+    :func:`~segment_core.scope.with_binding` still running (those not running
+    ``before`` it), which :func:`end_earlier_background_work` waits for."""
+    global _left_by_last_test
+    _left_by_last_test = background_work_running() - before
 
 
 def end_earlier_background_work(test: str) -> None:
     """As ``test`` begins: the calls of :func:`~segment_core.scope.start_thread` and
-    :func:`~segment_core.scope.with_binding` earlier tests started (a view's work
-    after its response) end first, within :data:`BACKGROUND_WAIT_SECONDS`, so that
-    what they send is not in this test's outbox, capture or collector. A WARNING
-    names ``test`` when one still runs."""
-    global _background_before_test
+    :func:`~segment_core.scope.with_binding` the test before started and left
+    running (a view's work after its response) end first, within
+    :data:`BACKGROUND_WAIT_SECONDS`, so that what they send is not in this test's
+    outbox, capture or collector. A WARNING names ``test`` when one still runs."""
+    global _left_by_last_test
+    left, _left_by_last_test = _left_by_last_test, frozenset()
+    if not left:
+        return
     from segment_core import scope
 
-    started = scope.wait_for_bound_calls_started_since
-    if not started(_background_before_test, BACKGROUND_WAIT_SECONDS):
+    if not scope.wait_for_bound_calls_on(left, BACKGROUND_WAIT_SECONDS):
         logging.getLogger("segment.testing").warning(
             "segment: a start_thread or with_binding call of an earlier test still runs "
             "after %gs; what it sends may show up in %s",
             BACKGROUND_WAIT_SECONDS,
             test,
         )
-    _background_before_test = scope.bound_call_threads()
 
 
 def divert_when(

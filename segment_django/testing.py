@@ -57,9 +57,12 @@ class SegmentTestMixin:
     segment_events: CapturedEvents
 
     def setUp(self) -> None:
-        super().setUp()  # type: ignore[misc]
         testing.end_earlier_background_work(self.id())  # type: ignore[attr-defined]
+        super().setUp()  # type: ignore[misc]
         outbox.clear()
         manager = capture_events()
         self.segment_events = manager.__enter__()
         self.addCleanup(manager.__exit__, None, None, None)  # type: ignore[attr-defined]
+        # After the test and its tearDown: what it left running, the next test waits for.
+        running = testing.background_work_running()
+        self.addCleanup(testing.background_work_left, running)  # type: ignore[attr-defined]

@@ -461,6 +461,8 @@ def test_what_an_earlier_tests_background_work_sends_is_in_no_later_tests_events
             "test_background.py": """
                 import threading
 
+                import pytest
+
                 from segment_core import Client
                 from segment_core.scope import start_thread
                 from segment_core.testing import divert, outbox
@@ -476,11 +478,19 @@ def test_what_an_earlier_tests_background_work_sends_is_in_no_later_tests_events
                     work_done.set()
 
 
-                def test_a():
+                @pytest.fixture(scope="module")
+                def server():  # a fixture's own work, which no test waits for
+                    stop = threading.Event()
+                    start_thread(stop.wait, 60)
+                    yield
+                    stop.set()
+
+
+                def test_a(server):
                     start_thread(send_receipt)
 
 
-                def test_b(segment_events):
+                def test_b(server, segment_events):
                     assert work_done.is_set()
                     client.track("user-b", "Test B Event")
                     assert [m["event"] for m in outbox] == ["Test B Event"]
@@ -488,7 +498,9 @@ def test_what_an_earlier_tests_background_work_sends_is_in_no_later_tests_events
             """,
         },
     )
-    _passing_pytest(project, *QUIET)
+    # -rA shows each test's captured log: the fixture's work was waited for by none.
+    output = _passing_pytest(project, *QUIET, "-rA")
+    assert "Captured log" not in output and "still runs" not in output, output
 
 
 def test_a_batch_waiting_to_retry_after_a_planned_fault_arrives_before_the_next_test(
