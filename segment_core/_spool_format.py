@@ -57,6 +57,7 @@ __all__ = [
     "destination",
     "encode_record",
     "key_directory",
+    "legacy_key_directory",
     "lock_exclusive",
     "new_writer_id",
     "open_regular",
@@ -97,6 +98,17 @@ def key_directory(spool_dir: str, write_key: str, host: str) -> str:
     """
     host = destination(host)
     digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:_KEY_DIGITS]
+    return os.path.join(spool_dir, digest)
+
+
+def legacy_key_directory(spool_dir: str, write_key: str, host: str) -> str | None:
+    """The directory earlier releases kept this write key and host's files in, where
+    it is another: they hashed the host only stripped of its trailing ``/``
+    (``HTTPS://API.segment.io:443``). What their processes left there is adopted too."""
+    written = host.rstrip("/")
+    if written == destination(host):
+        return None
+    digest = hashlib.sha256(f"{write_key}\0{written}".encode()).hexdigest()[:_KEY_DIGITS]
     return os.path.join(spool_dir, digest)
 
 

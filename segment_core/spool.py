@@ -122,6 +122,10 @@ class Spool:
     def __init__(self, config: Config) -> None:
         assert config.spool_dir is not None and config.write_key
         self._directory = fmt.key_directory(config.spool_dir, config.write_key, config.host)
+        #: Where an earlier release kept them, if elsewhere: its dead writers are adopted too.
+        self._legacy_directory = fmt.legacy_key_directory(
+            config.spool_dir, config.write_key, config.host
+        )
         self._max_bytes = config.spool_max_bytes
         self._fsync = config.spool_fsync
         self._fsync_always = config.spool_fsync == "always"
@@ -1309,27 +1313,36 @@ class Spool:
             _quietly(os.close, fd)
 
     def _adopt_orphans(self) -> None:
-        """Take every writer whose lock is free (its process is gone) and queue its files."""
+        """Take every writer whose lock is free (its process is gone) and queue its
+        files: in this write key and host's directory, and in the one an earlier
+        release kept them in (if another)."""
+        waiting = self._adopt_orphans_in(self._directory)
+        legacy = self._legacy_directory
+        if not waiting and legacy is not None and not self._closed:
+            waiting = self._adopt_orphans_in(legacy)
+        # Left True until this look ends: a flush() meanwhile waits for those writers.
+        self._orphans_waiting = waiting
+
+    def _adopt_orphans_in(self, directory: str) -> bool:
+        """:meth:`_adopt_orphans` in ``directory``; whether writers are left waiting
+        (as many as may be adopted at once are)."""
         locked: set[str] = set()
         unlocked: set[str] = set()
-        for name in fmt.list_names(self._directory):
+        for name in fmt.list_names(directory):
             writer, _, suffix = name.partition(".")
             if suffix == fmt.LOCK_SUFFIX[1:]:
                 locked.add(writer)
             elif name.endswith(fmt.SEGMENT_SUFFIX) or fmt.is_acks(name):
                 unlocked.add(writer)
             elif suffix == fmt.TEMP_SUFFIX[1:]:
-                self._remove_stale_temporary(os.path.join(self._directory, name))
+                self._remove_stale_temporary(os.path.join(directory, name))
         held = {claim.writer for claim in self._claims()}
-        # Left True until this look ends: a flush() meanwhile waits for those writers.
-        waiting = False
         for writer in sorted((locked | unlocked) - held - self._left_alone):
             if self._closed:
                 break
             if len(self._adopted) >= MAX_ADOPTED_WRITERS:  # the next, once one is done
-                waiting = True
-                break
-            path = os.path.join(self._directory, writer + fmt.LOCK_SUFFIX)
+                return True
+            path = os.path.join(directory, writer + fmt.LOCK_SUFFIX)
             made = writer not in locked  # (its lock file is made here, and taken)
             try:
                 fd = fmt.lock_exclusive(path, create=made)
@@ -1341,14 +1354,14 @@ class Spool:
                     raise
                 continue
             if fd is not None:
-                self._adopt(Claim(self._directory, writer, fd, own=False), made_lock=made)
-        self._orphans_waiting = waiting
+                self._adopt(Claim(directory, writer, fd, own=False), directory, made_lock=made)
+        return False
 
-    def _adopt(self, claim: Claim, *, made_lock: bool) -> None:
+    def _adopt(self, claim: Claim, directory: str, *, made_lock: bool) -> None:
         prefix = claim.writer + "."
-        names = {name for name in fmt.list_names(self._directory) if name.startswith(prefix)}
+        names = {name for name in fmt.list_names(directory) if name.startswith(prefix)}
         paths = [
-            os.path.join(self._directory, name)
+            os.path.join(directory, name)
             for name in sorted(names)
             if name.endswith(fmt.SEGMENT_SUFFIX)
         ]
@@ -1357,7 +1370,7 @@ class Spool:
                 _quietly(os.unlink, claim.lock_path)
             self._release(claim)
             return
-        self._remove_stray_acks(names)
+        self._remove_stray_acks(names, directory)
         segments = []
         for path in paths:
             segment = self._read_orphan(claim, path, last=path == paths[-1])
@@ -1426,12 +1439,12 @@ class Spool:
             owner,
         )
 
-    def _remove_stray_acks(self, names: set[str]) -> None:
+    def _remove_stray_acks(self, names: set[str], directory: str) -> None:
         """Remove a dead writer's acknowledgement files whose segment is gone (its process
         was killed between the two removals of a finished segment); its lock held."""
         for name in names:
             if fmt.is_acks(name) and name.rpartition(".")[0] + fmt.SEGMENT_SUFFIX not in names:
-                _quietly(os.unlink, os.path.join(self._directory, name))
+                _quietly(os.unlink, os.path.join(directory, name))
 
     def _read_orphan(self, claim: Claim, path: str, *, last: bool) -> Segment | None:
         """A dead writer's segment, its records waiting unless acknowledged; None if unreadable.

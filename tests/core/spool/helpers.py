@@ -56,16 +56,32 @@ def poll(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") ->
         time.sleep(0.02)
 
 
+#: Has a writer keep its files where releases before the host was read as requests
+#: go to it did (the host hashed as written, less a trailing "/").
+AS_AN_EARLIER_RELEASE = """
+import segment_core._spool_format as fmt
+_current = fmt.key_directory
+fmt.key_directory = lambda *where: fmt.legacy_key_directory(*where) or _current(*where)
+"""
+
+
 def run_writer(
-    spool_dir: Path, host: str, count: int, *, key: str = "test-key", **options: Any
+    spool_dir: Path,
+    host: str,
+    count: int,
+    *,
+    key: str = "test-key",
+    preamble: str = "",
+    **options: Any,
 ) -> None:
     """A separate process tracks ``count`` events and is SIGKILLed before sending any.
 
     The spool directory depends on the write key and the host: give the host the
-    adopting client will use.
+    adopting client will use. ``preamble``: code run first.
     """
     script = f"""
 import os, sys
+{preamble}
 from segment_core import Client
 client = Client({key!r}, host={host!r}, spool_dir={str(spool_dir)!r}, **{dict(HOLD, **options)!r})
 for i in range({count}):

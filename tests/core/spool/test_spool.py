@@ -23,6 +23,7 @@ from segment_core import _spool_format as fmt
 from segment_core.config import DEFAULT_SPOOL_MAX_BYTES, Config
 from segment_core.spool import MAX_ADOPTED_WRITERS
 from tests.core.spool.helpers import (
+    AS_AN_EARLIER_RELEASE,
     HOLD,
     ROOT,
     poll,
@@ -883,6 +884,20 @@ def test_the_same_host_spelled_otherwise_adopts_the_orphans(
     port = receiver.url.rpartition(":")[2]
     run_writer(spool_dir, f"HTTP://127.0.0.1:{port}/", 20)
     client = make_client(spool_dir=spool_dir, flush_interval=0.2)
+    assert len(receiver.wait_for_messages(20, timeout=30)) == 20
+    assert client.stats()["spool"]["adopted"] == 20
+
+
+def test_what_an_earlier_release_left_under_another_spelling_is_adopted(
+    make_client: Any, receiver: Receiver, spool_dir: Path
+) -> None:
+    # Before the host was read as requests go to it, "HTTP://127.0.0.1:<port>" had a
+    # directory of its own: the upgraded process still delivers what was left there.
+    host = "HTTP://127.0.0.1:" + receiver.url.rpartition(":")[2]
+    run_writer(spool_dir, host, 20, preamble=AS_AN_EARLIER_RELEASE)
+    legacy = fmt.legacy_key_directory(str(spool_dir), "test-key", host)
+    assert legacy is not None and os.listdir(legacy)
+    client = make_client(host=host, spool_dir=spool_dir, flush_interval=0.2)
     assert len(receiver.wait_for_messages(20, timeout=30)) == 20
     assert client.stats()["spool"]["adopted"] == 20
 
