@@ -233,6 +233,10 @@ def _shut_down_after_app_threads(*, leave_to_spool: bool = False) -> None:
     clients = live_clients()
     deadline = monotonic() + longest_shutdown_timeout(clients)
     start_sending(clients)  # what they hold goes out while the threads finish
+    from segment_core.scope import wait_for_bound_calls  # it imports this module
+
+    # The app's background work (start_thread) first: it may still use its pools.
+    wait_for_bound_calls(max(0.0, deadline - monotonic()))
     _let_thread_pools_end()
     _wait_for_app_threads(deadline)
     shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)

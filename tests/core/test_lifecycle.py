@@ -1150,6 +1150,7 @@ CHILD_WITH_A_THREAD_POOL = """
 import concurrent.futures, multiprocessing, os, sys, threading
 from multiprocessing import util
 from segment_core import Client
+from segment_core.scope import start_thread
 
 client = Client("k", host=os.environ["RECEIVER"], flush_interval=3600, shutdown_timeout=90)
 
@@ -1166,6 +1167,14 @@ def target():
     idle.submit(client.track, "user", "In a pool").result()
     busy = concurrent.futures.ThreadPoolExecutor(1)
     busy.submit(lambda: (exiting.wait(60), client.track("user", "Late in a pool")))
+    # Background work still running at the exit (a moment after it began) may still
+    # use a pool.
+    def background():
+        exiting.wait(60)
+        threading.Event().wait(0.3)
+        idle.submit(client.track, "user", "Submitted late")
+
+    start_thread(background)
 
 
 if __name__ == "__main__":
@@ -1191,7 +1200,11 @@ def test_a_child_s_idle_thread_pool_does_not_hold_its_exit_and_a_busy_one_delive
         timeout=120,
     )
     assert process.returncode == 0, process.stderr
-    assert sorted(m["event"] for m in receiver.messages()) == ["In a pool", "Late in a pool"]
+    assert sorted(m["event"] for m in receiver.messages()) == [
+        "In a pool",
+        "Late in a pool",
+        "Submitted late",
+    ]
 
 
 FORKED_OFF_ANOTHER_WAY = """
