@@ -1042,6 +1042,18 @@ def snippet_renders(tracker: RequestTracker, *, shared: bool = False) -> bool:
     return not is_excluded_route(tracker.request, tracker.options)
 
 
+def stub_is_this_visitors(tracker: RequestTracker) -> bool:
+    """Whether the snippet of a page made for this visitor alone is the inert stub
+    because of who the visitor is (a bot, a privacy signal, no consent): the next
+    visitor gets the loader, so no shared cache may keep it. (An excluded path or
+    route gets the stub whoever asks.) Asked once :func:`snippet_renders` said no."""
+    return (
+        not tracker.excluded
+        and not tracker.allowed
+        and not is_excluded_route(tracker.request, tracker.options)
+    )
+
+
 def browser_settings(tracker: RequestTracker, *, shared: bool = False) -> dict[str, Any] | None:
     """What the snippet tells analytics.js for this request; None: no loader.
 
@@ -1251,11 +1263,8 @@ def render_snippet(
         if settings is None:
             if tracker.options.browser_write_key is None:
                 return EMPTY
-            if not shared and not tracker.excluded and not tracker.allowed:
-                # The stub is this visitor's (a bot, a privacy signal, no consent):
-                # the next visitor gets the loader, and no shared cache may hand
-                # them this one (see handed_to_browser).
-                tracker.snippet_rendered = True
+            if not shared and stub_is_this_visitors(tracker):
+                tracker.snippet_rendered = True  # kept out of shared caches
             return _script(_INERT_STUB, nonce)
         if _browser_kept_from_source(tracker):
             snippet = _script(_INERT_STUB, nonce)

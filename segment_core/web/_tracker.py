@@ -54,7 +54,7 @@ from segment_core.web._page import (
     page_wanted,
 )
 from segment_core.web._request import RequestInfo, checked_host, without_default_port
-from segment_core.web._snippet import snippet_renders
+from segment_core.web._snippet import snippet_renders, stub_is_this_visitors
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -731,13 +731,15 @@ class RequestTracker:
     def may_render_snippet(self, content_type: str | None) -> bool:
         """Whether a streamed response's body, made after its headers are sent, may
         render the snippet: a page (``page_content_types``) for which the snippet
-        renders something. Such a response varies on ``Cookie`` from the start.
+        renders something of this visitor's own (its ids, or the inert stub of a
+        visitor not tracked). Such a response is private, and varies on ``Cookie``,
+        from the start.
         """
         options = self.options
         return (
             options.browser_write_key is not None
             and media_type(content_type) in options.page_content_types
-            and snippet_renders(self)
+            and (snippet_renders(self) or stub_is_this_visitors(self))
         )
 
     def allowed_now(self) -> bool:

@@ -114,7 +114,12 @@ def test_nonce_from_request_state(client: Client, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "path"),
-    [({"Sec-GPC": "1"}, "/"), ({"User-Agent": "UptimeRobot/2.0"}, "/"), ({}, "/healthz")],
+    [
+        ({"Sec-GPC": "1"}, "/"),
+        ({"User-Agent": "UptimeRobot/2.0"}, "/"),
+        ({}, "/healthz"),
+        ({"Sec-GPC": "1"}, "/streamed"),  # its headers go before its body
+    ],
 )
 def test_nothing_for_visitors_the_server_does_not_track(
     client: Client, tmp_path: Path, headers: dict[str, str], path: str
