@@ -645,7 +645,7 @@ class Client(ClientSettings):
                 logger.warning(
                     "Segment message dropped (%s)%s; see Client.stats()",
                     reason,
-                    f", and {since} more since the last such warning" if since else "",
+                    f"; {since} other drop(s) since the last warning" if since else "",
                 )
             else:
                 self._drops_unlogged += 1

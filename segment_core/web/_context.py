@@ -337,6 +337,8 @@ def _canonical_case(tag: str) -> str:
     ('fr-CA', 'zh-Hant-TW', 'es-419')
     """
     subtags = tag.lower().split("-")
+    if len(subtags[0]) == 1:  # x-klingon, i-navajo: private use, or an old tag
+        return "-".join(subtags)
     for at in range(1, len(subtags)):
         subtag = subtags[at]
         if len(subtag) == 1:

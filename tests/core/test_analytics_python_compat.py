@@ -821,10 +821,13 @@ def test_backoff_decides_the_delay_of_each_retry(
 def test_retry_after_wins_over_backoff(
     make_client: Callable[..., Client], receiver: Receiver
 ) -> None:
-    receiver.fail_next(Fault(status=429, retry_after="0"))
+    # The server's wait, not the hour the policy would wait; and the batch arrives.
+    receiver.fail_next(Fault(status=429, retry_after="1"))
     client = make_client(backoff=lambda attempt: 3600.0)
     client.track("u1", "E")
     assert client.flush(timeout=10)
+    assert client.stats()["sent"] == 1
+    assert len(receiver.ok_requests()) == 1
 
 
 def test_a_broken_backoff_falls_back_to_the_default_policy(

@@ -52,7 +52,7 @@ def test_a_warning_about_drops_counts_those_since_the_last_one(
     lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert lines == [
         "Segment message dropped (shut_down); see Client.stats()",
-        "Segment message dropped (shut_down), and 3 more since the last such warning; "
+        "Segment message dropped (shut_down); 3 other drop(s) since the last warning; "
         "see Client.stats()",
     ]
     assert client.stats()["dropped"] == {"shut_down": 5}

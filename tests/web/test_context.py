@@ -141,6 +141,8 @@ def test_context_ip_options() -> None:
         ("ZH-HANT-tw", "zh-Hant-TW"),
         ("es-419", "es-419"),
         ("en-us-x-twain", "en-US-x-twain"),
+        ("x-klingon-aa", "x-klingon-aa"),
+        ("I-Navajo", "i-navajo"),
         ("en;q=abc, fr", "fr"),  # a quality that is not one
         ("*", None),
         ("", None),

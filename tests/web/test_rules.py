@@ -128,8 +128,8 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         # Bank accounts, identity documents, a date of birth, a magic link, an OAuth
         # client's assertion.
         "account_number", "accountNumber", "bank_account", "routing_number", "acct_number",
-        "passport", "passport_number", "passportNo", "national_id", "tax_id", "taxId",
-        "drivers_license", "driverLicense", "dob", "date_of_birth", "birthdate",
+        "passport_number", "passportNo", "passport_no", "national_id", "tax_id", "taxId",
+        "drivers_license", "driverLicense", "date_of_birth", "dateOfBirth",
         "magic_link", "magicLink", "client_assertion",
     ],
 )  # fmt: skip
@@ -173,6 +173,9 @@ def test_secret_names(name: str) -> None:
         "tarjeta", "carte", "carta", "cartão", "número", "crédito", "tarjeta_tipo",
         "carte_postale", "país", "descripción", "café", "numéro_de_commande",
         "cell", "cell_id", "portable", "giftcard", "giftcard_balance",
+        # A travel site's filters; an account's page.
+        "passport_country", "needs_passport", "has_passport", "dob_min", "show_dob",
+        "account", "account_id", "bank", "tax", "birth_year",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
