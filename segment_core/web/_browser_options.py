@@ -53,12 +53,12 @@ def _snippet_src(name: str, value: object) -> str:
     if value is None or value == "":  # as for the client's host: the default
         return DEFAULT_SNIPPET_SRC
     if not isinstance(value, str) or re.search(r"[\s<>\"'`\\]", value) or not value:
-        raise ValueError(f"{name} must be a URL without spaces or quotes, got {value!r}")
+        raise ValueError(f"{name} must be a URL without spaces or quotes, got {_shown(value)!r}")
     parts = urlsplit(value)
     relative = not parts.scheme and not parts.netloc and value.startswith("/")
     if not relative and (parts.scheme not in ("http", "https") or not parts.netloc):
         raise ValueError(
-            f"{name} must be an http(s) URL, or a path starting with '/', got {value!r}"
+            f"{name} must be an http(s) URL, or a path starting with '/', got {_shown(value)!r}"
         )
     _refuse_credentials(name, parts)
     _warn_plain_http(name, value)
@@ -76,13 +76,24 @@ def _base_url(name: str, value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or re.search(r"[\s<>\"'`\\]", value):
-        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+        raise ValueError(f"{name} must be an http(s) URL, got {_shown(value)!r}")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-        raise ValueError(f"{name} must be an http(s) URL such as 'https://host', got {value!r}")
+        raise ValueError(
+            f"{name} must be an http(s) URL such as 'https://host', got {_shown(value)!r}"
+        )
     _refuse_credentials(name, parts)
     _warn_plain_http(name, value)
     return value.rstrip("/")
+
+
+def _shown(value: object) -> object:
+    """``value`` as an error shows it: credentials before an ``@`` masked."""
+    return _USERINFO.sub(r"\1***@", value) if isinstance(value, str) else value
+
+
+# The user information of a URL (https://user:password@), or of Segment's host/path form.
+_USERINFO = re.compile(r"^((?:[A-Za-z][\w+.-]*:)?//|)[^/@]*@")
 
 
 def _warn_plain_http(name: str, url: str) -> None:
@@ -121,7 +132,7 @@ def _api_host(name: str, value: object) -> str | None:
     if not isinstance(value, str) or not _HOST_PATH.fullmatch(value):
         raise ValueError(
             f"{name} must be a host and path such as 'events.eu1.segmentapis.com/v1' "
-            f"or an https:// URL, got {value!r}"
+            f"or an https:// URL, got {_shown(value)!r}"
         )
     host = value.rstrip("/")
     return host if "/" in host else f"{host}/v1"
