@@ -859,8 +859,8 @@ class SegmentMiddleware:
 
     async def _wait_for_open_responses(self) -> None:
         """Before the flush at shutdown: the page calls of the responses still open,
-        made (or their threads started, which the flush waits for), within
-        ``shutdown_timeout``.
+        made (or their threads started, which the flush waits for), within half of
+        what is left of the shutdown's ``shutdown_timeout`` (the flush has the rest).
 
         A server that stops cancels the requests still streaming (uvicorn once
         ``--timeout-graceful-shutdown`` is up) and sends lifespan shutdown at once:
@@ -869,6 +869,9 @@ class SegmentMiddleware:
         if not self._open:
             return
         timeout, wait = shutdown_wait(self.client)
+        began = monotonic() if _shutdown_began is None else _shutdown_began
+        # Half of what is left at most: the flush keeps the rest.
+        timeout = max(0.0, (began + timeout - monotonic()) / 2)
         if not await anyio.to_thread.run_sync(_none_left_open, self._open, timeout):
             logger.warning(
                 "segment: %d response(s) still open after %s at shutdown: their page "
@@ -887,10 +890,23 @@ class SegmentMiddleware:
         own, which this middleware cannot name: once one was seen, every live client
         is waited for as its own is.
         """
-        await self._wait_for_open_responses()
-        own = self._client_at_shutdown()
-        mounted = live_clients() if self._self_tracking.last[1] else []
-        await flush_with_joined((own, *mounted), self._joined)
+        global _shutdown_began
+        outermost = _shutdown_began is None
+        began = monotonic() if outermost else _shutdown_began
+        _shutdown_began = began
+        try:
+            await self._wait_for_open_responses()
+            own = self._client_at_shutdown()
+            mounted = live_clients() if self._self_tracking.last[1] else []
+            await flush_with_joined((own, *mounted), self._joined, began=began)
+        finally:
+            if outermost:
+                _shutdown_began = None
+
+
+#: When the flush at lifespan shutdown under way began: the waits of the middlewares
+#: it joins, and its own, all end within one ``shutdown_timeout`` of it.
+_shutdown_began: float | None = None
 
 
 #: The worker threads of the page calls that run the app's hooks, at most this many

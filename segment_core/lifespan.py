@@ -229,9 +229,12 @@ class ShutdownFlush:
         await flush_with_joined(own, self._joined)
 
 
-async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[Flushable]) -> None:
+async def flush_with_joined(
+    clients: Iterable[Client | None], joined: Iterable[Flushable], *, began: float | None = None
+) -> None:
     """Flush ``clients`` and those of what ``joined``, each once, side by side within
-    the longest ``shutdown_timeout``; then the process's other live clients, while
+    the longest ``shutdown_timeout`` (from ``began``, the shutdown's start, if given:
+    what was waited for before counts); then the process's other live clients, while
     their sends succeed.
 
     Every joined one is asked before the first flush: what it finishes then (the
@@ -255,7 +258,9 @@ async def flush_with_joined(clients: Iterable[Client | None], joined: Iterable[F
             own.setdefault(id(client), client)
     others = [client for client in lifecycle.live_clients() if id(client) not in own]
     lifecycle.start_sending([*own.values(), *others])  # all at once; then each is waited for
-    ends_by = monotonic() + max((lifecycle.shutdown_wait(c)[0] for c in own.values()), default=0.0)
+    ends_by = (monotonic() if began is None else began) + max(
+        (lifecycle.shutdown_wait(c)[0] for c in own.values()), default=0.0
+    )
     for client in own.values():
         await flush_in_thread(client, ends_by=ends_by)
     if others and not pytest_running():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import logging
 import threading
 import types
@@ -639,7 +640,7 @@ class _BoundCall(Generic[P, R]):
         self._carried = carried
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        counted = _bound_call_started()
+        call = _bound_call_started()
         try:
             carried = self._carried
             if carried is None:
@@ -650,8 +651,8 @@ class _BoundCall(Generic[P, R]):
             finally:
                 _current.reset(token)
         finally:
-            if counted:
-                _bound_call_ended()
+            if call:
+                _bound_call_ended(call)
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         # A method decorated with it binds its instance, as the function would.
@@ -669,32 +670,39 @@ class _BoundCall(Generic[P, R]):
 #: wait, so the app's shutdown waits for them itself (:func:`wait_for_bound_calls`).
 _bound_calls_by_thread: dict[int, int] = {}
 _bound_calls_changed = threading.Condition(threading.Lock())
+#: Those calls by number, each its own (a thread's ident is reused once it ended).
+_bound_calls_running: dict[int, int] = {}  # number: thread
+_call_numbers = itertools.count(1)
 
 
-def _bound_call_started() -> bool:
-    """Count a call starting on this thread; whether it was counted (not a daemon)."""
+def _bound_call_started() -> int:
+    """Count a call starting on this thread: its number, or 0 when it is not counted
+    (a daemon's)."""
     if threading.current_thread().daemon:  # a daemon's work is not waited for at exit
-        return False
+        return 0
     ident = threading.get_ident()
+    call = next(_call_numbers)
     with _bound_calls_changed:
         _bound_calls_by_thread[ident] = _bound_calls_by_thread.get(ident, 0) + 1
-    return True
+        _bound_calls_running[call] = ident
+    return call
 
 
 def run_counted(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``fn`` on this thread as a call the app's shutdown waits for, as it waits
     for those of :func:`with_binding` (an adapter's page call in a worker thread)."""
-    counted = _bound_call_started()
+    call = _bound_call_started()
     try:
         return fn(*args, **kwargs)
     finally:
-        if counted:
-            _bound_call_ended()
+        if call:
+            _bound_call_ended(call)
 
 
-def _bound_call_ended() -> None:
+def _bound_call_ended(call: int) -> None:
     ident = threading.get_ident()
     with _bound_calls_changed:
+        _bound_calls_running.pop(call, None)
         left = _bound_calls_by_thread.get(ident, 1) - 1
         if left > 0:
             _bound_calls_by_thread[ident] = left
@@ -702,7 +710,7 @@ def _bound_call_ended() -> None:
             _bound_calls_by_thread.pop(ident, None)
             if not _bound_calls_by_thread:
                 _given_up_on.clear()
-            _bound_calls_changed.notify_all()
+        _bound_calls_changed.notify_all()
 
 
 def _bound_calls_elsewhere(excluding: int | None = None) -> bool:
@@ -723,20 +731,24 @@ def wait_for_bound_calls(timeout: float, *, excluding: int | None = None) -> boo
         return _bound_calls_changed.wait_for(lambda: not _bound_calls_elsewhere(excluding), timeout)
 
 
-def bound_call_threads() -> frozenset[int]:
-    """The threads a function of :func:`with_binding` or :func:`start_thread` runs
-    on now (not daemons)."""
+def bound_calls_now() -> frozenset[int]:
+    """The calls of :func:`with_binding` and :func:`start_thread` running now (not on
+    daemons), by number."""
     with _bound_calls_changed:
-        return frozenset(_bound_calls_by_thread)
+        return frozenset(_bound_calls_running)
 
 
-def wait_for_bound_calls_on(threads: frozenset[int], timeout: float) -> bool:
-    """:func:`wait_for_bound_calls`, for the calls on ``threads`` alone (what
-    :func:`bound_call_threads` said)."""
+def wait_for_bound_calls_but(known: frozenset[int], timeout: float) -> bool:
+    """:func:`wait_for_bound_calls`, for the calls not in ``known`` (numbers
+    :func:`bound_calls_now` gave) alone, but this thread's (under way as it waits);
+    True when none of them runs."""
+    this = threading.get_ident()
+
+    def none_left() -> bool:
+        return all(call in known or ident == this for call, ident in _bound_calls_running.items())
+
     with _bound_calls_changed:
-        return _bound_calls_changed.wait_for(
-            lambda: not (_bound_calls_by_thread.keys() & threads), timeout
-        )
+        return _bound_calls_changed.wait_for(none_left, timeout)
 
 
 def wait_for_bound_calls_or_warn(
@@ -802,8 +814,9 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool, excluding: int | None = 
 
 def _forget_bound_calls() -> None:
     # The parent's threads are not the child's; another may have held the lock.
-    global _bound_calls_changed, _bound_calls_by_thread, _given_up_on
+    global _bound_calls_changed, _bound_calls_by_thread, _given_up_on, _bound_calls_running
     _bound_calls_by_thread = {}
+    _bound_calls_running = {}
     _given_up_on = set()
     _bound_calls_changed = threading.Condition(threading.Lock())
 

@@ -131,42 +131,42 @@ def divert(client: Client, to: list[dict[str, Any]] | None = outbox) -> None:
     client._divert(to)
 
 
-#: How long a test waits for the background work (``start_thread``) of the test before.
+#: How long a test waits for the background work (``start_thread``) earlier tests left.
 BACKGROUND_WAIT_SECONDS = 5.0
-#: The threads on which the last test's own calls of start_thread or with_binding
-#: were still running as it ended.
-_left_by_last_test: frozenset[int] = frozenset()
+#: Calls of start_thread or with_binding no test waits for: those a fixture of a
+#: wider scope or a ``setUpClass`` started (a server), and those waited for in vain.
+_long_lived: frozenset[int] = frozenset()
 
 
-def background_work_running() -> frozenset[int]:
-    """What runs before a test's own code does (a session fixture's server, say):
-    give it to :func:`background_work_left` as the test ends."""
+def background_work_now() -> frozenset[int]:
+    """The calls of :func:`~segment_core.scope.start_thread` and
+    :func:`~segment_core.scope.with_binding` running now, for
+    :func:`background_work_lives_on`."""
     from segment_core import scope
 
-    return scope.bound_call_threads()
+    return scope.bound_calls_now()
 
 
-def background_work_left(before: frozenset[int]) -> None:
-    """As a test ends: its calls of :func:`~segment_core.scope.start_thread` and
-    :func:`~segment_core.scope.with_binding` still running (those not running
-    ``before`` it), which :func:`end_earlier_background_work` waits for."""
-    global _left_by_last_test
-    _left_by_last_test = background_work_running() - before
+def background_work_lives_on(before: frozenset[int]) -> None:
+    """The calls started since ``before`` (what :func:`background_work_now` said) and
+    still running belong to no test: a fixture of a wider scope than a test's, a
+    ``setUpClass``, started them to run across tests (a server)."""
+    global _long_lived
+    _long_lived |= background_work_now() - before
 
 
 def end_earlier_background_work(test: str) -> None:
     """As ``test`` begins: the calls of :func:`~segment_core.scope.start_thread` and
-    :func:`~segment_core.scope.with_binding` the test before started and left
-    running (a view's work after its response) end first, within
+    :func:`~segment_core.scope.with_binding` earlier tests started (their code or
+    their fixtures: a view's work after its response) end first, within
     :data:`BACKGROUND_WAIT_SECONDS`, so that what they send is not in this test's
-    outbox, capture or collector. A WARNING names ``test`` when one still runs."""
-    global _left_by_last_test
-    left, _left_by_last_test = _left_by_last_test, frozenset()
-    if not left:
-        return
+    outbox, capture or collector. A WARNING names ``test`` when one still runs (it is
+    not waited for again)."""
+    global _long_lived
     from segment_core import scope
 
-    if not scope.wait_for_bound_calls_on(left, BACKGROUND_WAIT_SECONDS):
+    if not scope.wait_for_bound_calls_but(_long_lived, BACKGROUND_WAIT_SECONDS):
+        _long_lived |= scope.bound_calls_now()
         logging.getLogger("segment.testing").warning(
             "segment: a start_thread or with_binding call of an earlier test still runs "
             "after %gs; what it sends may show up in %s",

@@ -26,8 +26,10 @@ pytest empties it before each test; :class:`SegmentTestMixin` in ``setUp``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from segment_core import testing
 from segment_core.captured import Captured
@@ -56,6 +58,15 @@ class SegmentTestMixin:
 
     segment_events: CapturedEvents
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A ``setUpClass`` or Django's ``setUpTestData`` of the class's own: its
+        start_thread work (a server) runs across the class's tests, and none waits for it."""
+        super().__init_subclass__(**kwargs)
+        for name in ("setUpClass", "setUpTestData"):
+            own = cls.__dict__.get(name)
+            if isinstance(own, classmethod):
+                setattr(cls, name, classmethod(_long_lived_work(own.__func__)))
+
     def setUp(self) -> None:
         testing.end_earlier_background_work(self.id())  # type: ignore[attr-defined]
         super().setUp()  # type: ignore[misc]
@@ -63,6 +74,15 @@ class SegmentTestMixin:
         manager = capture_events()
         self.segment_events = manager.__enter__()
         self.addCleanup(manager.__exit__, None, None, None)  # type: ignore[attr-defined]
-        # After the test and its tearDown: what it left running, the next test waits for.
-        running = testing.background_work_running()
-        self.addCleanup(testing.background_work_left, running)  # type: ignore[attr-defined]
+
+
+def _long_lived_work(set_up_class: Callable[[type], None]) -> Callable[[type], None]:
+    @functools.wraps(set_up_class)
+    def wrapped(cls: type) -> None:
+        running = testing.background_work_now()
+        try:
+            set_up_class(cls)
+        finally:
+            testing.background_work_lives_on(running)
+
+    return wrapped

@@ -110,26 +110,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _wait_for_earlier_tests_threads(item: pytest.Item) -> None:
-    """What the test before left running in the background is not this test's (see
+    """What earlier tests left running in the background is not this test's (see
     ``segment_core.testing.end_earlier_background_work``)."""
-    if "segment_core.testing" not in sys.modules:  # nothing of the library ran
+    if "segment_core.scope" not in sys.modules:  # no such work ever started
         return
     from segment_core.testing import end_earlier_background_work
 
     end_earlier_background_work(item.nodeid)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """The background work the test's own code started (not its fixtures': a
-    session's server) and left running, for the next test to wait for."""
-    scope = sys.modules.get("segment_core.scope")
-    before = scope.bound_call_threads() if scope is not None else frozenset()
-    yield
-    if "segment_core.scope" in sys.modules:
-        from segment_core.testing import background_work_left
-
-        background_work_left(before)
 
 
 def _runs_tests_here() -> None:
@@ -150,10 +137,17 @@ def pytest_fixture_setup(
     # keeps what it captured.)
     kept = [(sink, len(sink)) for sink in _fixture_sinks]
     kept.append((_outbox(), len(_outbox())))
+    scope = sys.modules.get("segment_core.scope")
+    running = scope.bound_calls_now() if scope is not None else frozenset()
     yield
     if fixturedef.scope != "function":
         for messages, length in kept:
             del messages[length:]
+        # Its start_thread work (a server) runs across tests: none waits for it.
+        if "segment_core.scope" in sys.modules:
+            from segment_core.testing import background_work_lives_on
+
+            background_work_lives_on(running)
 
 
 def _outbox() -> list[dict[str, Any]]:

@@ -93,7 +93,7 @@ def _shown(value: object) -> object:
 
 
 # The user information of a URL (https://user:password@), or of Segment's host/path form.
-_USERINFO = re.compile(r"^((?:[A-Za-z][\w+.-]*:)?//|)[^/@]*@")
+_USERINFO = re.compile(r"^((?:[A-Za-z][\w+.-]*:)?//|)[^/]*@")  # to the last @
 
 
 def _warn_plain_http(name: str, url: str) -> None:

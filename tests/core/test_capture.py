@@ -146,29 +146,27 @@ def test_before_send_gets_a_copy_as_sent() -> None:
     assert cart["step"] == 1
 
 
-def test_a_test_begins_once_the_background_work_the_test_before_left_ended(
+def test_a_test_begins_once_the_background_work_earlier_tests_left_ended(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    fixtures = start_thread(release.wait, 60)  # a session fixture's: never waited for
+    before = testing.background_work_now()
+    server = start_thread(release.wait, 60)  # a session fixture's: never waited for
+    testing.background_work_lives_on(before)
     try:
-        before = testing.background_work_running()
         done: list[str] = []
         start_thread(lambda: (threading.Event().wait(0.2), done.append("receipt")))
-        testing.background_work_left(before)  # as the test ends
         testing.end_earlier_background_work("test_next")
         assert done == ["receipt"]
-        # Work that outlasts the wait is named, and the test goes on.
+        # Work that outlasts the wait is named once, and the test goes on.
         monkeypatch.setattr(testing, "BACKGROUND_WAIT_SECONDS", 0.05)
-        before = testing.background_work_running()
         stuck = start_thread(release.wait, 60)
-        testing.background_work_left(before)
         with caplog.at_level(logging.WARNING, logger="segment.testing"):
             testing.end_earlier_background_work("test_after")
-            testing.end_earlier_background_work("test_later")  # said once
+            testing.end_earlier_background_work("test_later")
     finally:
         release.set()
-    fixtures.join(30)
+    server.join(30)
     stuck.join(30)
     [warning] = [r.getMessage() for r in caplog.records if r.name == "segment.testing"]
     assert "still runs after 0.05s" in warning and "test_after" in warning

@@ -486,8 +486,13 @@ def test_what_an_earlier_tests_background_work_sends_is_in_no_later_tests_events
                     stop.set()
 
 
-                def test_a(server):
+                @pytest.fixture
+                def signed_up():  # a test's own fixture: its work is the test's
                     start_thread(send_receipt)
+
+
+                def test_a(server, signed_up):
+                    pass
 
 
                 def test_b(server, segment_events):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import io
 import subprocess
 import sys
+import threading
+import unittest
 import uuid
 from decimal import Decimal
 from unittest import mock
@@ -125,3 +128,38 @@ def test_find_takes_ids_and_timestamps_as_a_call_takes_them() -> None:
     assert events.find(timestamp=paid_at + datetime.timedelta(seconds=1)) == []
     assert len(events.find(timestamp=mock.ANY, userId=mock.ANY)) == 2
     segment.shutdown()
+
+
+def test_a_test_case_waits_for_the_work_earlier_tests_left_not_its_classs_server() -> None:
+    # unittest's order: a class whose setUpClass runs a server, a plain test case of
+    # another app whose view left work running, then a test that sees the outbox.
+    from segment_core import Client
+    from segment_core.scope import start_thread
+    from segment_core.testing import divert
+    from segment_django.testing import outbox
+
+    client = Client("key")
+    divert(client)
+    stop = threading.Event()
+    seen: list[list[str]] = []
+
+    class WithServer(SegmentTestMixin, unittest.TestCase):
+        @classmethod
+        def setUpClass(cls) -> None:
+            super().setUpClass()
+            start_thread(stop.wait, 60)  # runs across the class's tests
+
+        def test_1_other_apps_view(self) -> None:
+            start_thread(lambda: (threading.Event().wait(0.3), client.track("u", "Late")))
+
+        def test_2_sees_its_own(self) -> None:
+            client.track("u", "Own")
+            seen.append([m["event"] for m in outbox])
+
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(WithServer)
+    try:
+        result = unittest.TextTestRunner(stream=io.StringIO()).run(suite)
+    finally:
+        stop.set()
+    assert result.wasSuccessful(), result.errors + result.failures
+    assert seen == [["Own"]]

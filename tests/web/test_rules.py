@@ -129,7 +129,8 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         # client's assertion.
         "account_number", "accountNumber", "bank_account", "routing_number", "acct_number",
         "passport_number", "passportNo", "passport_no", "national_id", "tax_id", "taxId",
-        "drivers_license", "driverLicense", "date_of_birth", "dateOfBirth",
+        "drivers_license", "driverLicense", "date_of_birth", "dateOfBirth", "birthdate",
+        "birth_date", "birthDate", "passport_id", "passport_num",
         "magic_link", "magicLink", "client_assertion",
     ],
 )  # fmt: skip

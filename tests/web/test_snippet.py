@@ -218,6 +218,7 @@ def test_bad_values_name_the_option(name: str, value: Any) -> None:
         ("snippet_src", "https://user:s3cret@cdn.example/ajs/{write_key}.js"),
         ("browser_api_host", "user:s3cret@proxy.example/v1"),  # Segment's host/path form
         ("snippet_src", "//user:s3cret@cdn.example/a.js"),
+        ("snippet_src", "https://bob:s3cret@pass word@cdn.example/a.js"),  # an @ in it
     ],
 )
 def test_a_url_of_the_page_with_credentials_is_refused_without_showing_them(
