@@ -19,6 +19,7 @@ import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -869,7 +870,8 @@ class SegmentMiddleware:
         if not self._open:
             return
         timeout, wait = shutdown_wait(self.client)
-        began = monotonic() if _shutdown_began is None else _shutdown_began
+        began = _shutdown_began.get()
+        began = monotonic() if began is None else began
         # Half of what is left at most: the flush keeps the rest.
         timeout = max(0.0, (began + timeout - monotonic()) / 2)
         if not await anyio.to_thread.run_sync(_none_left_open, self._open, timeout):
@@ -890,23 +892,22 @@ class SegmentMiddleware:
         own, which this middleware cannot name: once one was seen, every live client
         is waited for as its own is.
         """
-        global _shutdown_began
-        outermost = _shutdown_began is None
-        began = monotonic() if outermost else _shutdown_began
-        _shutdown_began = began
+        began = _shutdown_began.get()
+        # This task's: another app's shutdown has its own.
+        token = _shutdown_began.set(monotonic()) if began is None else None
         try:
             await self._wait_for_open_responses()
             own = self._client_at_shutdown()
             mounted = live_clients() if self._self_tracking.last[1] else []
-            await flush_with_joined((own, *mounted), self._joined, began=began)
+            await flush_with_joined((own, *mounted), self._joined, began=_shutdown_began.get())
         finally:
-            if outermost:
-                _shutdown_began = None
+            if token is not None:
+                _shutdown_began.reset(token)
 
 
-#: When the flush at lifespan shutdown under way began: the waits of the middlewares
-#: it joins, and its own, all end within one ``shutdown_timeout`` of it.
-_shutdown_began: float | None = None
+#: When the flush at lifespan shutdown under way in this task began: the waits of the
+#: middlewares it joins, and its own, all end within one ``shutdown_timeout`` of it.
+_shutdown_began: ContextVar[float | None] = ContextVar("segment_shutdown_began", default=None)
 
 
 #: The worker threads of the page calls that run the app's hooks, at most this many

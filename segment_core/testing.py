@@ -136,6 +136,8 @@ BACKGROUND_WAIT_SECONDS = 5.0
 #: Calls of start_thread or with_binding no test waits for: those a fixture of a
 #: wider scope or a ``setUpClass`` started (a server), and those waited for in vain.
 _long_lived: frozenset[int] = frozenset()
+#: Whether a test began in this process (see end_earlier_background_work).
+_a_test_began = False
 
 
 def background_work_now() -> frozenset[int]:
@@ -162,9 +164,13 @@ def end_earlier_background_work(test: str) -> None:
     :data:`BACKGROUND_WAIT_SECONDS`, so that what they send is not in this test's
     outbox, capture or collector. A WARNING names ``test`` when one still runs (it is
     not waited for again)."""
-    global _long_lived
+    global _long_lived, _a_test_began
     from segment_core import scope
 
+    if not _a_test_began:  # what runs before the first test (a setUpModule's) is no test's
+        _a_test_began = True
+        background_work_lives_on(frozenset())
+        return
     if not scope.wait_for_bound_calls_but(_long_lived, BACKGROUND_WAIT_SECONDS):
         _long_lived |= scope.bound_calls_now()
         logging.getLogger("segment.testing").warning(

@@ -59,13 +59,14 @@ class SegmentTestMixin:
     segment_events: CapturedEvents
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A ``setUpClass`` or Django's ``setUpTestData`` of the class's own: its
-        start_thread work (a server) runs across the class's tests, and none waits for it."""
+        """The class's ``setUpClass`` or Django's ``setUpTestData``: its start_thread
+        work (a server) runs across the class's tests, and none waits for it."""
         super().__init_subclass__(**kwargs)
         for name in ("setUpClass", "setUpTestData"):
-            own = cls.__dict__.get(name)
-            if isinstance(own, classmethod):
-                setattr(cls, name, classmethod(_long_lived_work(own.__func__)))
+            # The class's own, or the one it inherits (from a base without the mixin).
+            found = next((k.__dict__[name] for k in cls.__mro__ if name in k.__dict__), None)
+            if isinstance(found, classmethod):
+                setattr(cls, name, classmethod(_long_lived_work(found.__func__)))
 
     def setUp(self) -> None:
         testing.end_earlier_background_work(self.id())  # type: ignore[attr-defined]

@@ -90,6 +90,12 @@ def _leave_packages_to_python(pluginmanager: pytest.PytestPluginManager) -> None
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if "segment_core.scope" in sys.modules:
+        # Work running as a session starts (the test around a pytester run) is no
+        # test's of this session.
+        from segment_core.testing import background_work_lives_on
+
+        background_work_lives_on(frozenset())
     _running_in.append(os.getpid())
     _outboxes_before.append(list(_outbox()))
 

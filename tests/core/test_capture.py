@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -149,6 +150,7 @@ def test_before_send_gets_a_copy_as_sent() -> None:
 def test_a_test_begins_once_the_background_work_earlier_tests_left_ended(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(testing, "_a_test_began", True)  # as the plugin's first test did
     release = threading.Event()
     before = testing.background_work_now()
     server = start_thread(release.wait, 60)  # a session fixture's: never waited for
@@ -170,3 +172,21 @@ def test_a_test_begins_once_the_background_work_earlier_tests_left_ended(
     stuck.join(30)
     [warning] = [r.getMessage() for r in caplog.records if r.name == "segment.testing"]
     assert "still runs after 0.05s" in warning and "test_after" in warning
+
+
+def test_the_work_running_before_the_first_test_is_no_tests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Started at import or by setUpModule: the first test does not wait for it.
+    monkeypatch.setattr(testing, "_a_test_began", False)
+    monkeypatch.setattr(testing, "_long_lived", frozenset())
+    release = threading.Event()
+    server = start_thread(release.wait, 60)
+    try:
+        before = time.monotonic()
+        testing.end_earlier_background_work("test_first")
+        testing.end_earlier_background_work("test_second")
+        assert time.monotonic() - before < testing.BACKGROUND_WAIT_SECONDS
+    finally:
+        release.set()
+    server.join(30)
