@@ -10,12 +10,15 @@ SIGTERM with the default handler, so the process dies by the signal and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -47,15 +50,26 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) ->
             time.sleep(0.05)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("served", ["starlette", "plain"])
-def test_sigterm_delivers_every_accepted_event(
-    segment_collector: CollectorHandle, tmp_path: Path, served: str
-) -> None:
+@dataclass
+class Uvicorn:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        """SIGTERM, as a process manager stops it; it must end by itself."""
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=30) in (0, -signal.SIGTERM), self.log.read_text()
+
+
+@contextlib.contextmanager
+def uvicorn(
+    collector: CollectorHandle, tmp_path: Path, options: list[str], **env: str
+) -> Iterator[Uvicorn]:
+    """``tests.asgi.served:app`` under uvicorn with ``options``, sending to ``collector``,
+    serving once it yields; killed afterwards if still running."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp_path / "uvicorn.log"
-    env = {**os.environ, "SEGMENT_HOST": segment_collector.url, "SERVED_APP": served}
     command = [
         sys.executable,
         "-m",
@@ -63,30 +77,41 @@ def test_sigterm_delivers_every_accepted_event(
         "tests.asgi.served:app",
         "--host=127.0.0.1",
         f"--port={port}",
-        "--lifespan=on",  # a failed lifespan would stop the server: it must be answered
+        *options,
         "--no-access-log",
-        "--log-level=info",
     ]
+    environment = {**os.environ, "SEGMENT_HOST": collector.url, **env}
     with log.open("wb") as stream:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=stream)
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=stream, stderr=stream)
+    served = Uvicorn(f"http://127.0.0.1:{port}", process, log)
     try:
-        wait_until_serving(url, process, log)
-        with httpx.Client(base_url=url) as http:
-            for n in range(REQUESTS):
-                assert http.get(f"/track/?n={n}").status_code == 200
-        assert segment_collector.events() == []  # held by the app's client
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
+        wait_until_serving(served.url, process, log)
+        yield served
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("served", ["starlette", "plain"])
+def test_sigterm_delivers_every_accepted_event(
+    segment_collector: CollectorHandle, tmp_path: Path, served: str
+) -> None:
+    # A failed lifespan would stop the server: it must be answered.
+    options = ["--lifespan=on", "--log-level=info"]
+    with uvicorn(segment_collector, tmp_path, options, SERVED_APP=served) as server:
+        with httpx.Client(base_url=server.url) as http:
+            for n in range(REQUESTS):
+                assert http.get(f"/track/?n={n}").status_code == 200
+        assert segment_collector.events() == []  # held by the app's client
+        server.stop()
     events = segment_collector.wait_for(2 * REQUESTS, timeout=10)
     assert len(events) == 2 * REQUESTS
     assert all(e["status"] == "good" for e in events), [e["reasons"] for e in events]
     types = sorted(e["message"]["type"] for e in events)
     assert types == ["page"] * REQUESTS + ["track"] * REQUESTS
-    output = log.read_text()
+    output = server.log.read_text()
     flushed = output.index("segment batch sent")
     # Sent as the stop began, or by the lifespan's flush: not left to the exit, which
     # uvicorn ends by SIGTERM without atexit.
@@ -100,34 +125,12 @@ def test_workers_deliver_what_every_client_holds_at_their_lifespan_shutdown(
 ) -> None:
     """uvicorn's --workers end their processes without atexit: the middleware's flush
     at lifespan shutdown delivers for the app's own client too."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "uvicorn.log"
-    env = {**os.environ, "SEGMENT_HOST": segment_collector.url, "SERVED_APP": "starlette"}
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.asgi.served:app",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        "--workers=2",
-        "--no-access-log",
-    ]
-    with log.open("wb") as stream:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=stream)
-    try:
-        wait_until_serving(url, process, log)
-        with httpx.Client(base_url=url) as http:
+    with uvicorn(segment_collector, tmp_path, ["--workers=2"], SERVED_APP="starlette") as server:
+        with httpx.Client(base_url=server.url) as http:
             for n in range(REQUESTS):
                 # A connection of its own each: both workers take some.
                 assert http.get(f"/own/?n={n}", headers={"Connection": "close"}).status_code == 200
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        server.stop()
     events = segment_collector.wait_for(REQUESTS, timeout=10, event="Report Exported")
     assert sorted(int(e["message"]["properties"]["n"]) for e in events) == list(range(REQUESTS))
 
@@ -139,40 +142,16 @@ def test_a_page_streaming_when_the_shutdown_timeout_cuts_it_gets_its_page_call(
 ) -> None:
     # uvicorn cancels the request once --timeout-graceful-shutdown has passed, then
     # runs lifespan shutdown at once, without waiting for the cancelled request.
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "uvicorn.log"
-    env = {
-        **os.environ,
-        "SEGMENT_HOST": segment_collector.url,
-        "SERVED_APP": "starlette",
-        "SERVED_HOOKS": hooks,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.asgi.served:app",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        "--timeout-graceful-shutdown=1",
-        "--no-access-log",
-    ]
-    with log.open("wb") as stream:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=stream)
-    try:
-        wait_until_serving(url, process, log)
-        with httpx.stream("GET", f"{url}/long-stream/", headers={"Accept": "text/html"}) as page:
+    options = ["--timeout-graceful-shutdown=1"]
+    env = {"SERVED_APP": "starlette", "SERVED_HOOKS": hooks}
+    with uvicorn(segment_collector, tmp_path, options, **env) as server:
+        page_url = f"{server.url}/long-stream/"
+        with httpx.stream("GET", page_url, headers={"Accept": "text/html"}) as page:
             body = page.iter_raw()  # kept: an iterator let go of closes the connection
             assert next(body).startswith(b"<p>0</p>")  # the visitor sees the page
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+            server.stop()
     pages = segment_collector.wait_for(1, type="page")
     assert [event["message"]["name"] for event in pages] == ["long-stream"]
     assert pages[0]["message"]["anonymousId"] == page.cookies["ajs_anonymous_id"]
     assert pages[0]["message"]["properties"].get("hooked", "") == hooks
-    assert "Cancel 1 running task(s)" in log.read_text()  # cut by the shutdown timeout
+    assert "Cancel 1 running task(s)" in server.log.read_text()  # cut by the shutdown timeout

@@ -25,7 +25,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,6 +247,34 @@ def visit(browser: Any, site: Site, collector: CollectorHandle) -> Iterator[Visi
         yield visit
     finally:
         visit.close()
+
+
+Visiting = Callable[..., contextlib.AbstractContextManager[Visit]]
+
+
+@pytest.fixture
+def visiting(
+    browser: Any,
+    collector_server: CollectorHandle,
+    collector: CollectorHandle,
+    cdn_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Visiting:
+    """``visiting(config, target=None)``: one visitor on a site of its own, served
+    while the block runs (``visit.site``)."""
+
+    @contextlib.contextmanager
+    def visit_site(config: SiteConfig, *, target: str | None = None) -> Iterator[Visit]:
+        with running_site(
+            config, collector_server, cdn_url, tmp_path_factory, target=target
+        ) as site:
+            visit = Visit(browser, site, collector)
+            try:
+                yield visit
+            finally:
+                visit.close()
+
+    return visit_site
 
 
 def test_one_visitor_one_page_view_per_navigation(
@@ -573,104 +601,84 @@ def test_an_xhtml_page_loads_analytics_js(
 
 
 def test_with_no_cookie_to_keep_it_analytics_js_keeps_its_own_visitor(
-    browser: Any,
-    collector_server: CollectorHandle,
+    visiting: Visiting,
     collector: CollectorHandle,
-    cdn_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # set_cookie off and a cookie name of the server's own: the server's id of each
     # request is gone at the next, and analytics.js's own must not be replaced by it.
     config = SiteConfig("flask", "server", cookie_name="visitor_id", set_cookie=False)
-    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
-        visit = Visit(browser, site, collector)
-        try:
-            for path in ("/", "/about", "/"):
-                visit.navigate(path)
-            browser_id = visit.page.evaluate("() => analytics.user().anonymousId()")
-            assert visit.cookies("visitor_id") == []
-            assert visit.cookies("ajs_anonymous_id") == [browser_id]
-            events = settle(site, collector, 3 + 3)  # the server's page views, tracks
-        finally:
-            visit.close()
+    with visiting(config) as visit:
+        site = visit.site
+        for path in ("/", "/about", "/"):
+            visit.navigate(path)
+        browser_id = visit.page.evaluate("() => analytics.user().anonymousId()")
+        assert visit.cookies("visitor_id") == []
+        assert visit.cookies("ajs_anonymous_id") == [browser_id]
+        events = settle(site, collector, 3 + 3)  # the server's page views, tracks
     tracks = [e["message"] for e in events if from_browser(e)]
     assert {t["anonymousId"] for t in tracks} == {browser_id}, describe(events)
 
 
 @pytest.mark.parametrize("value", ["a%E2%80%8Bb-1234", "abc%C2%ADdef", "caf\u00e9-1"])
 def test_an_id_cookie_the_server_takes_for_none_the_browser_takes_for_none_too(
-    browser: Any,
-    collector_server: CollectorHandle,
+    visiting: Visiting,
     collector: CollectorHandle,
-    cdn_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
     value: str,
 ) -> None:
     # A format character (U+200B, a soft hyphen) or raw non-ASCII: no id to the
     # server. With set_cookie off, analytics.js must not keep it while the server makes
     # a new visitor at each request: both take the server's first one.
     config = SiteConfig("flask", "server", set_cookie=False)
-    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
-        visit = Visit(browser, site, collector)
-        try:
-            visit.context.add_cookies(
-                [{"name": "ajs_anonymous_id", "value": value, "url": site.url}]
-            )
-            for path in ("/", "/about"):
-                visit.navigate(path)
-            events = settle(site, collector, 2 + 2)  # the server's page views, tracks
-        finally:
-            visit.close()
+    with visiting(config) as visit:
+        site = visit.site
+        visit.context.add_cookies([{"name": "ajs_anonymous_id", "value": value, "url": site.url}])
+        for path in ("/", "/about"):
+            visit.navigate(path)
+        events = settle(site, collector, 2 + 2)  # the server's page views, tracks
     assert len({e["message"]["anonymousId"] for e in events}) == 1, describe(events)
 
 
 def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
-    browser: Any,
-    collector_server: CollectorHandle,
+    visiting: Visiting,
     collector: CollectorHandle,
-    cdn_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # analytics.js reads the ids it stores as JSON: this one would come back as
     # 1789012345678901200, another user, whose traits the next page would drop.
     user_id = "1789012345678901234"
     config = SiteConfig("flask", "server")
-    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
-        visit = Visit(browser, site, collector)
-        try:
-            visit.navigate("/")
-            with visit.delivered("/v1/i"):
-                visit.page.evaluate(IDENTIFY, [{"plan": "free"}])
-            visit.navigate(f"/login?as={user_id}")
-            visit.navigate("/about")
-            assert visit.page.evaluate(STORED_USER) == user_id
-            assert visit.page.evaluate(STORED_TRAITS) == {"plan": "free"}
-            # A page whose server knows no user (the session ended): analytics.js keeps
-            # the user its cookie names, unchanged; also where localStorage holds none
-            # (another subdomain of the cookie's domain).
-            visit.context.clear_cookies(name="session")
-            visit.page.evaluate("() => localStorage.clear()")
-            visit.navigate("/")
-            assert visit.page.evaluate(STORED_USER) == user_id
-            # Nor where localStorage still holds the user before: the cookie's is the one.
-            before = json.dumps("1789012345678900001")
-            visit.page.evaluate(f"() => localStorage.setItem('ajs_user_id', {before!r})")
-            visit.navigate("/about")
-            assert visit.page.evaluate(STORED_USER) == user_id
-            assert visit.cookies("ajs_user_id") == [user_id]
-            # A logout in another tab (its page calls analytics.reset()): this tab's
-            # next event names no user, and writes none back.
-            other = visit.context.new_page()
-            other.set_default_timeout(TIMEOUT_MS)
-            other.goto(site.url + "/signed-out")
-            other.wait_for_function(f"() => ({ANALYTICS_READY})() && !analytics.user().id()")
-            visit.track("after a logout elsewhere")
-            assert visit.page.evaluate(STORED_USER) is None
-            assert visit.cookies("ajs_user_id") == []
-            # page views, tracks, the server's identify at login, the page's identify
-            events = settle(site, collector, 6 + 6 + 1 + 1)
-        finally:
-            visit.close()
+    with visiting(config) as visit:
+        site = visit.site
+        visit.navigate("/")
+        with visit.delivered("/v1/i"):
+            visit.page.evaluate(IDENTIFY, [{"plan": "free"}])
+        visit.navigate(f"/login?as={user_id}")
+        visit.navigate("/about")
+        assert visit.page.evaluate(STORED_USER) == user_id
+        assert visit.page.evaluate(STORED_TRAITS) == {"plan": "free"}
+        # A page whose server knows no user (the session ended): analytics.js keeps
+        # the user its cookie names, unchanged; also where localStorage holds none
+        # (another subdomain of the cookie's domain).
+        visit.context.clear_cookies(name="session")
+        visit.page.evaluate("() => localStorage.clear()")
+        visit.navigate("/")
+        assert visit.page.evaluate(STORED_USER) == user_id
+        # Nor where localStorage still holds the user before: the cookie's is the one.
+        before = json.dumps("1789012345678900001")
+        visit.page.evaluate(f"() => localStorage.setItem('ajs_user_id', {before!r})")
+        visit.navigate("/about")
+        assert visit.page.evaluate(STORED_USER) == user_id
+        assert visit.cookies("ajs_user_id") == [user_id]
+        # A logout in another tab (its page calls analytics.reset()): this tab's
+        # next event names no user, and writes none back.
+        other = visit.context.new_page()
+        other.set_default_timeout(TIMEOUT_MS)
+        other.goto(site.url + "/signed-out")
+        other.wait_for_function(f"() => ({ANALYTICS_READY})() && !analytics.user().id()")
+        visit.track("after a logout elsewhere")
+        assert visit.page.evaluate(STORED_USER) is None
+        assert visit.cookies("ajs_user_id") == []
+        # page views, tracks, the server's identify at login, the page's identify
+        events = settle(site, collector, 6 + 6 + 1 + 1)
     tracks = [e["message"] for e in events if from_browser(e) and e["message"]["type"] == "track"]
     users = [t.get("userId") for t in tracks]
     assert users == [None, user_id, user_id, user_id, user_id, None], describe(events)
@@ -679,11 +687,8 @@ def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
 
 @pytest.mark.parametrize("cookie_name", [None, "visitor_id"])
 def test_an_anonymous_id_of_a_big_number_reaches_analytics_js_unchanged(
-    browser: Any,
-    collector_server: CollectorHandle,
+    visiting: Visiting,
     collector: CollectorHandle,
-    cdn_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
     cookie_name: str | None,
 ) -> None:
     # analytics.js reads its cookies as JSON: this id would come back from one as
@@ -692,46 +697,38 @@ def test_an_anonymous_id_of_a_big_number_reaches_analytics_js_unchanged(
     # stays the visitor's on both sides.
     value = "12345678901234567890"
     config = SiteConfig("flask", "server", cookie_name=cookie_name)
-    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
-        visit = Visit(browser, site, collector)
-        try:
-            visit.context.add_cookies([{"name": site.cookie_name, "value": value, "url": site.url}])
-            for path in ("/", "/about", "/"):
-                visit.navigate(path)
-            browser_id = visit.page.evaluate("() => analytics.user().anonymousId()")
-            events = settle(site, collector, 3 + 3)  # the server's page views, tracks
-        finally:
-            visit.close()
+    with visiting(config) as visit:
+        site = visit.site
+        visit.context.add_cookies([{"name": site.cookie_name, "value": value, "url": site.url}])
+        for path in ("/", "/about", "/"):
+            visit.navigate(path)
+        browser_id = visit.page.evaluate("() => analytics.user().anonymousId()")
+        events = settle(site, collector, 3 + 3)  # the server's page views, tracks
     assert {e["message"]["anonymousId"] for e in events} == {browser_id}, describe(events)
     assert (browser_id == value) is (cookie_name is not None)
     assert browser_id != "12345678901234567000"
 
 
 def test_a_links_ajs_parameters_name_no_visitor_user_or_event(
+    visiting: Visiting,
     browser: Any,
-    collector_server: CollectorHandle,
     collector: CollectorHandle,
-    cdn_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # analytics.js's query string API would let whoever sends the link choose the
     # visitor's ids and send events in their name (on a page whose policy lets
     # analytics.js load the code that reads them).
     forged = "?ajs_aid=forged-anon-1234&ajs_uid=victim-999&ajs_event=Order%20Completed"
     config = SiteConfig("flask", "server")
-    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
-        visit = Visit(browser, site, collector)
-        try:
-            visit.navigate("/login")  # a signed-in user, redirected to /about
-            visit.navigate("/open" + forged + "&ajs_prop_revenue=1000")
-            # analytics.js would act on them once a chunk of its own has loaded.
-            visit.page.wait_for_load_state("networkidle")
-            visit.navigate("/about")
-            server_id = visit.cookie(site.cookie_name)
-            # page views, browser tracks, the login's identify
-            events = settle(site, collector, 3 + 3 + 1)
-        finally:
-            visit.close()
+    with visiting(config) as visit:
+        site = visit.site
+        visit.navigate("/login")  # a signed-in user, redirected to /about
+        visit.navigate("/open" + forged + "&ajs_prop_revenue=1000")
+        # analytics.js would act on them once a chunk of its own has loaded.
+        visit.page.wait_for_load_state("networkidle")
+        visit.navigate("/about")
+        server_id = visit.cookie(site.cookie_name)
+        # page views, browser tracks, the login's identify
+        events = settle(site, collector, 3 + 3 + 1)
     messages = [e["message"] for e in events]
     assert {m["anonymousId"] for m in messages} == {server_id}, describe(events)
     assert not any(m.get("userId") == "victim-999" for m in messages), describe(events)
@@ -781,45 +778,35 @@ def test_a_browser_that_blocks_cookies_sends_the_servers_visitor_from_memory(
 
 
 def test_an_api_host_given_as_the_servers_host_reaches_the_collector(
+    visiting: Visiting,
     browser: Any,
-    collector_server: CollectorHandle,
     collector: CollectorHandle,
-    cdn_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # browser_api_host as the server's host is given: a base URL, without /v1.
     config = SiteConfig("flask", "server", api_path="")
-    with running_site(config, collector_server, cdn_url, tmp_path_factory) as site:
-        visit = Visit(browser, site, collector)
-        try:
-            visit.navigate("/")  # its track goes to /v1/t
-            settle(site, collector, 1 + 1)  # the server's page view, the browser's track
-        finally:
-            visit.close()
+    with visiting(config) as visit:
+        site = visit.site
+        visit.navigate("/")  # its track goes to /v1/t
+        settle(site, collector, 1 + 1)  # the server's page view, the browser's track
     assert visit.network.failed_to(collector.url) == []
 
 
 def test_under_trusted_types_analytics_js_loads_through_the_loaders_policy(
+    visiting: Visiting,
     browser: Any,
-    collector_server: CollectorHandle,
     collector: CollectorHandle,
-    cdn_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # require-trusted-types-for 'script': a script's URL must be a TrustedScriptURL.
     config = SiteConfig("flask", "server")
     target = "tests.browser.snippet_apps.trusted_types_site"
-    with running_site(config, collector_server, cdn_url, tmp_path_factory, target=target) as site:
-        visit = Visit(browser, site, collector)
-        try:
-            visit.navigate("/")
-            [(headers, _)] = visit.responses
-            policy = headers["content-security-policy"]
-            assert "require-trusted-types-for 'script'" in policy
-            assert "trusted-types segment-web" in policy
-            visitor = visit.cookie(site.cookie_name)
-            events = settle(site, collector, 1 + 1)  # the server's page view, the track
-        finally:
-            visit.close()
+    with visiting(config, target=target) as visit:
+        site = visit.site
+        visit.navigate("/")
+        [(headers, _)] = visit.responses
+        policy = headers["content-security-policy"]
+        assert "require-trusted-types-for 'script'" in policy
+        assert "trusted-types segment-web" in policy
+        visitor = visit.cookie(site.cookie_name)
+        events = settle(site, collector, 1 + 1)  # the server's page view, the track
     assert {e["message"]["anonymousId"] for e in events} == {visitor}
     assert visit.violations == [] and visit.network.console_errors == []

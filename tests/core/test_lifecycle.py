@@ -1123,14 +1123,11 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("method", ["fork", "forkserver"])
-def test_a_multiprocessing_child_delivers_what_its_threads_track_as_it_exits(
-    receiver: Receiver, tmp_path: Path, method: str
-) -> None:
-    # multiprocessing runs its exit functions before the interpreter waits for the
-    # child's threads: the client must wait for them before it shuts down.
-    script = tmp_path / "children.py"
-    script.write_text(CHILD_THREAD_TRACKING_AS_IT_EXITS)
+def run_parent_of_a_child(code: str, method: str, receiver: Receiver, tmp_path: Path) -> None:
+    """Run ``code``, a script whose child of the ``method`` start method sends to
+    ``receiver``; it must end well."""
+    script = tmp_path / "parent.py"
+    script.write_text(code)
     process = subprocess.run(
         [sys.executable, str(script), method],
         cwd=ROOT,
@@ -1140,6 +1137,15 @@ def test_a_multiprocessing_child_delivers_what_its_threads_track_as_it_exits(
         timeout=120,
     )
     assert process.returncode == 0, process.stderr
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_a_multiprocessing_child_delivers_what_its_threads_track_as_it_exits(
+    receiver: Receiver, tmp_path: Path, method: str
+) -> None:
+    # multiprocessing runs its exit functions before the interpreter waits for the
+    # child's threads: the client must wait for them before it shuts down.
+    run_parent_of_a_child(CHILD_THREAD_TRACKING_AS_IT_EXITS, method, receiver, tmp_path)
     events = sorted(
         (m["event"], m.get("properties", {}).get("thread", "")) for m in receiver.messages()
     )
@@ -1189,17 +1195,7 @@ if __name__ == "__main__":
 def test_a_child_s_idle_thread_pool_does_not_hold_its_exit_and_a_busy_one_delivers(
     receiver: Receiver, tmp_path: Path, method: str
 ) -> None:
-    script = tmp_path / "pools.py"
-    script.write_text(CHILD_WITH_A_THREAD_POOL)
-    process = subprocess.run(
-        [sys.executable, str(script), method],
-        cwd=ROOT,
-        env={**os.environ, "RECEIVER": receiver.url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert process.returncode == 0, process.stderr
+    run_parent_of_a_child(CHILD_WITH_A_THREAD_POOL, method, receiver, tmp_path)
     assert sorted(m["event"] for m in receiver.messages()) == [
         "In a pool",
         "Late in a pool",
