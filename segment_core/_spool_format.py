@@ -96,9 +96,7 @@ def key_directory(spool_dir: str, write_key: str, host: str) -> str:
     The host as requests go to it (see :func:`destination`): ``HTTPS://Api.Segment.io:443/``
     is the same host as ``https://api.segment.io``, and shares its directory.
     """
-    host = destination(host)
-    digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:_KEY_DIGITS]
-    return os.path.join(spool_dir, digest)
+    return _hashed_directory(spool_dir, write_key, destination(host))
 
 
 def legacy_key_directory(spool_dir: str, write_key: str, host: str) -> str | None:
@@ -108,7 +106,11 @@ def legacy_key_directory(spool_dir: str, write_key: str, host: str) -> str | Non
     written = host.rstrip("/")
     if written == destination(host):
         return None
-    digest = hashlib.sha256(f"{write_key}\0{written}".encode()).hexdigest()[:_KEY_DIGITS]
+    return _hashed_directory(spool_dir, write_key, written)
+
+
+def _hashed_directory(spool_dir: str, write_key: str, host: str) -> str:
+    digest = hashlib.sha256(f"{write_key}\0{host}".encode()).hexdigest()[:_KEY_DIGITS]
     return os.path.join(spool_dir, digest)
 
 

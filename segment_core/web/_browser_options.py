@@ -60,7 +60,7 @@ def _snippet_src(name: str, value: object) -> str:
         raise ValueError(
             f"{name} must be an http(s) URL, or a path starting with '/', got {_shown(value)!r}"
         )
-    _refuse_credentials(name, parts)
+    _refuse_credentials(name, value, parts)
     _warn_plain_http(name, value)
     try:
         value.format(write_key="")
@@ -82,7 +82,7 @@ def _base_url(name: str, value: object) -> str | None:
         raise ValueError(
             f"{name} must be an http(s) URL such as 'https://host', got {_shown(value)!r}"
         )
-    _refuse_credentials(name, parts)
+    _refuse_credentials(name, value, parts)
     _warn_plain_http(name, value)
     return value.rstrip("/")
 
@@ -108,11 +108,11 @@ def _warn_plain_http(name: str, url: str) -> None:
         )
 
 
-def _refuse_credentials(name: str, parts: SplitResult) -> None:
+def _refuse_credentials(name: str, value: str, parts: SplitResult) -> None:
     """A URL of the page's holds no ``user:password@``: every visitor would read
     them, and browsers load no script and send no event with them."""
     if "@" in parts.netloc:
-        shown = f"{parts.scheme}://***@{parts.netloc.rpartition('@')[2]}{parts.path}"
+        shown = _shown(value)
         raise ValueError(f"{name} must not hold credentials (user:password@), got {shown!r}")
 
 
