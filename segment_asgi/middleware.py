@@ -219,6 +219,7 @@ class SegmentMiddleware:
         max_retries: int | None = None,
         retry_after: float | None = None,
         max_total_backoff_duration: float | None = None,
+        max_rate_limit_duration: float | None = None,
         retry_backoff_min: float | None = None,
         retry_backoff_max: float | None = None,
         on_error: ErrorHandler | str | None = None,

@@ -96,8 +96,7 @@ class ClientSettings:
 
     @property
     def max_rate_limit_duration(self) -> float:
-        """analytics-python's name for the longest ``Retry-After`` honoured."""
-        return self.config.max_retry_after
+        return self.config.max_rate_limit_duration
 
     @property
     def upload_size(self) -> int:

@@ -54,7 +54,6 @@ ALIASES: dict[str, str] = {
     "upload_size": "max_batch_size",
     "upload_interval": "flush_interval",
     "thread": "max_in_flight",
-    "max_rate_limit_duration": "retry_after",
 }
 
 #: analytics-python's ``Client`` parameters after ``write_key``, in its positional order.
@@ -121,6 +120,7 @@ class Config:
     max_retries: int = 10
     retry_after: float | None = None
     max_total_backoff_duration: float = 600.0
+    max_rate_limit_duration: float = 1800.0
     retry_backoff_min: float = 0.5
     retry_backoff_max: float = 60.0
     on_error: ErrorHandler | None = field(default=None, repr=False)
@@ -153,7 +153,6 @@ class Config:
     upload_size: ClassVar[_Alias] = _Alias("max_batch_size")
     upload_interval: ClassVar[_Alias] = _Alias("flush_interval")
     thread: ClassVar[_Alias] = _Alias("max_in_flight")
-    max_rate_limit_duration: ClassVar[_Alias] = _Alias("retry_after")
 
     @property
     def enabled(self) -> bool:
@@ -233,6 +232,7 @@ class Config:
         if self.retry_after is not None:
             _check_number("retry_after", self.retry_after)
         _check_number("max_total_backoff_duration", self.max_total_backoff_duration)
+        _check_number("max_rate_limit_duration", self.max_rate_limit_duration)
         _check_number("retry_backoff_min", self.retry_backoff_min)
         _check_number("retry_backoff_max", self.retry_backoff_max)
         if together and self.retry_backoff_max < self.retry_backoff_min:

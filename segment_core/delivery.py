@@ -334,6 +334,10 @@ class Delivery:
         """
         batch = held.batch
         started = monotonic()
+        #: The failures that count against ``max_retries`` since the last rate limit.
+        counted = 0
+        #: When the server first answered with a ``Retry-After`` (a rate limit).
+        rate_limited_since: float | None = None
         try:
             while True:
                 self.health.request_started()
@@ -371,7 +375,18 @@ class Delivery:
                 attempt = held.attempts
                 held.last_error = outcome.error
                 self._stats.error(outcome.error)  # the latest, while retries go on too
-                delay = self._retry_delay(outcome, attempt, started)
+                if self._rate_limited(outcome):
+                    # The server said when to come back: no retry is spent, and the
+                    # count starts again after it (as analytics-python counts); the
+                    # whole rate limit has max_rate_limit_duration.
+                    now = monotonic()
+                    if rate_limited_since is None:
+                        rate_limited_since = now
+                    counted, started = 0, now
+                    delay = self._rate_limit_delay(outcome, rate_limited_since)
+                else:
+                    counted += 1
+                    delay = self._retry_delay(outcome, counted, started)
                 if delay is not None and deadline is not None and monotonic() + delay > deadline:
                     delay = self._last_try_delay(deadline)
                 self.health.failed(outcome.error, retrying=delay is not None)
@@ -450,6 +465,26 @@ class Delivery:
             return None
         left = deadline - monotonic() - LAST_TRY_LEAD
         return left if left > 0 else None
+
+    def _rate_limited(self, outcome: Outcome) -> bool:
+        """Whether ``outcome`` is a retryable answer with a ``Retry-After`` the client
+        takes (one shorter than the policy's least, such as "0", is not: it would
+        retry at once, still limited); a redirect's is not a rate limit."""
+        return (
+            outcome.retry_after is not None
+            and not outcome.deferred
+            and outcome.retryable
+            and outcome.retry_after >= self._config.retry_backoff_min
+        )
+
+    def _rate_limit_delay(self, outcome: Outcome, since: float) -> float | None:
+        """The wait a rate limit asks for (at most ``retry_after``); None when it would
+        end past ``max_rate_limit_duration`` from the rate limit's first answer."""
+        config = self._config
+        assert outcome.retry_after is not None
+        delay = min(outcome.retry_after, config.max_retry_after)
+        left = config.max_rate_limit_duration - (monotonic() - since)
+        return delay if delay <= left else None
 
     def _retry_delay(self, outcome: Outcome, attempt: int, started: float) -> float | None:
         config = self._config

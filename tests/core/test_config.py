@@ -21,6 +21,7 @@ def test_defaults_match_the_documented_ones() -> None:
     assert config.gzip is True
     assert (config.timeout, config.max_retries, config.shutdown_timeout) == (15.0, 10, 5.0)
     assert config.max_retry_after == 300.0
+    assert (config.max_total_backoff_duration, config.max_rate_limit_duration) == (600.0, 1800.0)
 
 
 def test_analytics_python_option_names_are_aliases() -> None:
@@ -33,9 +34,11 @@ def test_analytics_python_option_names_are_aliases() -> None:
 def test_analytics_python_s_default_config_names_read_the_options_they_stand_for() -> None:
     # Client.DefaultConfig.upload_size in analytics-python: Config.upload_size here.
     assert (Config.upload_size, Config.upload_interval, Config.thread) == (2500, 5.0, 1)
-    assert Config.max_rate_limit_duration is None  # Retry-After's own wait, capped
+    # analytics-python 2.4's: how long a batch may stay rate limited, as a whole.
+    assert Config.max_rate_limit_duration == 1800.0
     config = Config.from_options("key", upload_size=7, max_rate_limit_duration=30)
     assert (config.upload_size, config.max_rate_limit_duration) == (7, 30)
+    assert config.max_retry_after == 300.0  # each wait's cap is retry_after's
 
 
 def test_an_upload_size_over_a_batch_s_most_asks_for_the_largest_batches() -> None:

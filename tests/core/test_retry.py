@@ -132,6 +132,64 @@ def test_total_backoff_budget_bounds_the_retries(receiver: Receiver, make_client
     assert 3 <= len(receiver.requests) <= 6
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_rate_limit_spends_no_retry(receiver: Receiver, make_client: Any, status: int) -> None:
+    # analytics-python 2.4 waits out answers with a Retry-After without counting
+    # them: a rate limit longer than max_retries answers loses nothing.
+    receiver.fail_next(*[Fault(status, retry_after="0.05")] * 6)
+    errors: list[Exception] = []
+    client = make_client(
+        max_retries=2,
+        retry_backoff_min=0.01,
+        retry_backoff_max=0.01,
+        on_error=lambda exc, batch: errors.append(exc),
+    )
+    client.track("u", "E")
+    assert client.flush(10)
+    assert (len(receiver.requests), errors, client.stats()["sent"]) == (7, [], 1)
+
+
+def test_the_retries_are_counted_again_after_a_rate_limit(
+    receiver: Receiver, make_client: Any
+) -> None:
+    receiver.fail_next(
+        Fault(503), Fault(503), Fault(429, retry_after="0.05"), Fault(503), Fault(503)
+    )
+    client = make_client(max_retries=2, retry_backoff_min=0.01, retry_backoff_max=0.01)
+    client.track("u", "E")
+    assert client.flush(10)
+    assert (len(receiver.requests), client.stats()["sent"]) == (6, 1)
+
+
+def test_max_rate_limit_duration_bounds_a_rate_limit(receiver: Receiver, make_client: Any) -> None:
+    receiver.fail_next(*[Fault(429, retry_after="0.1")] * 100)
+    errors: list[Exception] = []
+    client = make_client(
+        max_rate_limit_duration=0.35,
+        retry_backoff_min=0.01,
+        retry_backoff_max=0.01,
+        on_error=lambda exc, batch: errors.append(exc),
+    )
+    started = time.monotonic()
+    client.track("u", "E")
+    assert client.flush(10)
+    assert time.monotonic() - started >= 0.3  # three waits of 0.1 s fit in 0.35 s
+    assert 4 <= len(receiver.requests) <= 5 and len(errors) == 1
+    assert "HTTP 429" in str(errors[0]) and client.stats()["failed"] == 1
+
+
+def test_a_rate_limit_wait_past_max_rate_limit_duration_gives_the_batch_up(
+    receiver: Receiver, make_client: Any
+) -> None:
+    receiver.fail_next(Fault(429, retry_after="120"))
+    client = make_client(max_rate_limit_duration=60)
+    client.track("u", "E")
+    started = time.monotonic()
+    assert client.flush(10)
+    assert time.monotonic() - started < 5  # no wait for an answer it would not get
+    assert (len(receiver.requests), client.stats()["failed"]) == (1, 1)
+
+
 def test_413_splits_the_batch_until_it_fits(receiver: Receiver, make_client: Any) -> None:
     receiver.fail_next(Fault(413), Fault(413))
     client = make_client(flush_at=8, flush_interval=60)
