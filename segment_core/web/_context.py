@@ -13,7 +13,8 @@ documented size, so no request can push a message over Segment's 32 KB:
 
 Control characters (tab, CR, LF, NUL, DEL...), which no browser puts in these, are
 dropped from ``userAgent``, ``referrer`` and ``campaign`` values: each run of them
-becomes one space, whatever the server let through.
+becomes one space, whatever the server let through. A ``userAgent`` in UTF-8, which
+servers hand on as the latin-1 of its bytes, is read as UTF-8.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ def request_context(
         context["ip"] = ip
     get = request.headers.get
     user_agent = get("user-agent")
-    if user_agent and not user_agent.isprintable():
-        user_agent = without_controls(user_agent)
+    if user_agent and not (user_agent.isascii() and user_agent.isprintable()):
+        user_agent = header_text(user_agent)
     if user_agent:
         context["userAgent"] = (
             user_agent if len(user_agent) <= MAX_USER_AGENT else cut(user_agent, MAX_USER_AGENT)
@@ -452,6 +453,21 @@ def _may_name(url: str, host: str) -> bool:
     if url[start : start + 4].lower() == "www.":
         start += 4
     return url[start : start + len(name)].lower() == name
+
+
+def header_text(value: str) -> str:
+    """A header's ``value`` as text: the latin-1 of UTF-8 bytes (as WSGI and ASGI
+    servers hand any header on) read as UTF-8, and without control characters.
+
+    >>> header_text("Mozilla/5.0 (\xc3\x9cn\xc3\xafc\xc3\xb8d\xc3\xa9)")
+    'Mozilla/5.0 (Ünïcødé)'
+    """
+    if not value.isascii():
+        try:
+            value = value.encode("latin-1").decode("utf-8")
+        except UnicodeError:  # text already, or bytes of another charset: as it is
+            return value if value.isprintable() else without_controls(value)
+    return value if value.isprintable() else without_controls(value)
 
 
 def without_controls(text: str) -> str:

@@ -25,7 +25,12 @@ from segment_core.scope import Analytics, current
 from segment_core.web import option_names as web_option_names
 from tests.asgi.asgi import Message, call, header, http_scope
 from tests.asgi.conftest import Sent
-from tests.web.raw_bytes import RAW_QUERY, RAW_REFERRER, assert_read_as_the_framework_reads_them
+from tests.web.raw_bytes import (
+    RAW_QUERY,
+    RAW_REFERRER,
+    RAW_USER_AGENT,
+    assert_read_as_the_framework_reads_them,
+)
 
 # Older Starlette (0.37, the lowest supported) types Middleware(cls, ...) and
 # add_middleware(cls, ...) with ``type[_MiddlewareClass[P]]``, a protocol whose
@@ -120,7 +125,11 @@ async def test_root_path_and_host_from_the_server(client: Client, sent: Sent) ->
 
 
 async def test_raw_bytes_in_the_query_and_referrer_are_escaped(client: Client, sent: Sent) -> None:
-    headers = [*http_scope()["headers"], (b"referer", RAW_REFERRER)]
+    headers = [
+        *(pair for pair in http_scope()["headers"] if pair[0] != b"user-agent"),
+        (b"referer", RAW_REFERRER),
+        (b"user-agent", RAW_USER_AGENT),
+    ]
     scope = http_scope("/", query_string=RAW_QUERY, headers=headers)
     await call(SegmentMiddleware(HELLO, client=client), scope)
     [page] = sent()

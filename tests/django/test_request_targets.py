@@ -19,7 +19,12 @@ from django.urls import re_path
 
 from tests.asgi.asgi import call, http_scope
 from tests.django.conftest import Sent
-from tests.web.raw_bytes import RAW_QUERY, RAW_REFERRER, assert_read_as_the_framework_reads_them
+from tests.web.raw_bytes import (
+    RAW_QUERY,
+    RAW_REFERRER,
+    RAW_USER_AGENT,
+    assert_read_as_the_framework_reads_them,
+)
 
 SECRET_TARGET = "http://ada:s3cret@shop.example/account"
 BROWSER = {"HTTP_ACCEPT": "text/html", "HTTP_USER_AGENT": "Mozilla/5.0 Firefox/128.0"}
@@ -106,7 +111,8 @@ def test_raw_bytes_in_the_query_and_referrer_are_escaped_under_wsgi(
 ) -> None:
     # WSGI servers give the bytes as latin-1 text (PEP 3333).
     query, referrer = RAW_QUERY.decode("latin-1"), RAW_REFERRER.decode("latin-1")
-    assert get("/p?" + query, HTTP_REFERER=referrer) == 200
+    user_agent = RAW_USER_AGENT.decode("latin-1")
+    assert get("/p?" + query, HTTP_REFERER=referrer, HTTP_USER_AGENT=user_agent) == 200
     [message] = sent(type="page")
     assert_read_as_the_framework_reads_them(message, "http://shop.example/p")
 
@@ -115,7 +121,12 @@ async def test_raw_bytes_in_the_query_and_referrer_are_escaped_under_asgi(
     segment: Any, sent: Sent
 ) -> None:
     # Django's ASGIRequest decodes the query as UTF-8 (invalid bytes made U+FFFD).
-    headers = [(b"host", b"shop.example"), (b"accept", b"text/html"), (b"referer", RAW_REFERRER)]
+    headers = [
+        (b"host", b"shop.example"),
+        (b"accept", b"text/html"),
+        (b"referer", RAW_REFERRER),
+        (b"user-agent", RAW_USER_AGENT),
+    ]
     scope = http_scope("/p", query_string=RAW_QUERY.replace(b"\xe9", b"%E9"), headers=headers)
     [start, *_] = await call(ASGIHandler(), scope)
     assert start["status"] == 200

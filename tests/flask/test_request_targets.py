@@ -26,7 +26,12 @@ from werkzeug.serving import make_server
 from tests.asgi.test_request_targets import send_request_line
 from tests.e2e.servers import ROOT, free_port, uwsgi_binary
 from tests.flask.conftest import MakeApp, Sent
-from tests.web.raw_bytes import RAW_QUERY, RAW_REFERRER, assert_read_as_the_framework_reads_them
+from tests.web.raw_bytes import (
+    RAW_QUERY,
+    RAW_REFERRER,
+    RAW_USER_AGENT,
+    assert_read_as_the_framework_reads_them,
+)
 
 UWSGI = uwsgi_binary()
 START_TIMEOUT = 20.0
@@ -83,11 +88,14 @@ def test_under_werkzeug_s_server_the_url_has_the_host_in_lower_case(
     assert page_urls(sent) == ["http://shop.example/p?n=1"]
 
 
-def test_raw_bytes_in_the_query_and_referrer_are_escaped(make_app: MakeApp, sent: Sent) -> None:
+def test_raw_bytes_in_the_query_and_referrer_are_escaped_and_a_user_agent_decoded(
+    make_app: MakeApp, sent: Sent
+) -> None:
     # As WSGI servers give the bytes: latin-1 text (PEP 3333).
     environ = {
         "QUERY_STRING": RAW_QUERY.decode("latin-1"),
         "HTTP_REFERER": RAW_REFERRER.decode("latin-1"),
+        "HTTP_USER_AGENT": RAW_USER_AGENT.decode("latin-1"),
         "HTTP_ACCEPT": "text/html",
     }
     browser = with_catch_all_route(make_app()).test_client()

@@ -203,13 +203,14 @@ def test_control_characters_from_the_request_become_spaces() -> None:
             "&utm_content=%C2%85next"  # NEL, a control character of Latin-1's (C1)
         ),
         headers={
-            # UTF-8 read as Latin-1, as WSGI and ASGI read headers: "€" holds a C1 one.
+            # UTF-8 read as Latin-1, as WSGI and ASGI read headers: "€" holds a C1
+            # byte, a character no longer once read as UTF-8.
             "user-agent": "Mozilla/5.0\r\nX-Injected: 1\x00\xe2\x82\xac",
             "referer": "https://ref.example/\x1b[31mred?q=1\n",
         },
     )
     context = request_context(request, WebOptions())
-    assert context["userAgent"] == "Mozilla/5.0 X-Injected: 1 \xe2 \xac"
+    assert context["userAgent"] == "Mozilla/5.0 X-Injected: 1 \u20ac"
     assert context["page"]["referrer"] == "https://ref.example/ [31mred?q=1"
     assert context["campaign"] == {
         "source": "news X-Injected: 1",
@@ -221,15 +222,24 @@ def test_control_characters_from_the_request_become_spaces() -> None:
     assert "userAgent" not in request_context(only_controls, WebOptions())
 
 
-def test_text_that_is_not_ascii_is_kept_as_the_server_gave_it() -> None:
-    # WSGI and ASGI give header bytes as latin-1: UTF-8 text arrives as such
-    # characters, some of them in the range of the C1 controls (0x80-0x9f).
-    user_agent = "Caf\u00e9Browser/1.0".encode().decode("latin-1") + " \u20ac\u00a0"
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        # WSGI and ASGI give header bytes as latin-1: UTF-8 text arrives as such
+        # characters, some of them in the range of the C1 controls (0x80-0x9f).
+        ("Caf\u00e9Browser/1.0 \u20ac".encode().decode("latin-1"), "Caf\u00e9Browser/1.0 \u20ac"),
+        # Bytes of another charset: as the server gave them, the C1 ones dropped.
+        ("Caf\xe9\x85Browser \xa0", "Caf\xe9 Browser \xa0"),
+        # Text no server gives as bytes (a test client's): as it is.
+        ("Caf\u00e9 \u20ac", "Caf\u00e9 \u20ac"),
+    ],
+)
+def test_a_user_agent_not_in_ascii_is_read_as_utf_8(given: str, sent: str) -> None:
     request = make_request(
-        query_string="utm_campaign=caf%C3%A9+%E2%82%AC", headers={"user-agent": user_agent}
+        query_string="utm_campaign=caf%C3%A9+%E2%82%AC", headers={"user-agent": given}
     )
     context = request_context(request, WebOptions())
-    assert context["userAgent"] == user_agent
+    assert context["userAgent"] == sent
     assert context["campaign"] == {"name": "caf\u00e9 \u20ac"}
 
 
