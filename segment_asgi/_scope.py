@@ -550,9 +550,9 @@ def user_id_of(scope: Scope) -> str | None:
             identity = user.display_name
         except AttributeError:
             identity = getattr(user, "pk", None)
+        if identity is None or isinstance(identity, bool) or identity == "":
+            return None
+        return str(identity)
     except Exception:
         logger.exception("segment: could not read scope['user']; no user id for this request")
         return None
-    if identity is None or identity == "" or isinstance(identity, bool):
-        return None
-    return str(identity)

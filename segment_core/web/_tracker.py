@@ -525,17 +525,21 @@ class RequestTracker:
         None for none, an empty one, or one that is no id or that no call could send
         (too long, a lone surrogate: a user name from a request's header), logged at
         ERROR once per request, as a hook that raises is."""
-        if value is None or value == "":
+        if value is None:
             return None
         if type(value) is str and len(value) <= MAX_USER_ID_LENGTH and value.isascii():
-            return value
+            return value or None
         try:
+            # Its type first: what an object's == gives may be no bool (a query's
+            # column, where the hook meant a row's value).
             text = stringify_id("user_id", value)
-            problem = None if text is None else user_id_problem(text)
+            if not text:
+                return None
+            problem = user_id_problem(text)
             if problem is None:
                 return text
             raise InvalidMessage(f"user_id: {problem}")
-        except InvalidMessage as error:
+        except Exception as error:  # InvalidMessage, or what an odd object raised
             again = getattr(self, "_wrong_id_logged", False)
             self._wrong_id_logged = True
             logger.log(logging.DEBUG if again else logging.ERROR, "segment: %s; ignored", error)

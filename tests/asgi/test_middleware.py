@@ -311,6 +311,42 @@ def test_a_django_user_in_the_scope_is_named_by_its_primary_key(
     assert caplog.records == []
 
 
+class Column:
+    """A query's column (a model's class attribute where a row's value was meant):
+    comparing it makes a clause that is no bool."""
+
+    def __eq__(self, other: object) -> Any:
+        raise TypeError("Boolean value of this clause is not defined")
+
+    __hash__ = object.__hash__
+
+
+class ColumnUser:
+    """A user whose primary key is a query's column."""
+
+    is_authenticated = True
+    pk = Column()
+
+
+def test_a_user_in_the_scope_whose_id_cannot_be_read_is_logged_and_the_page_call_made(
+    client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    def with_user(app: Any) -> Any:
+        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await app({**scope, "user": ColumnUser()}, receive, send)
+
+        return asgi
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(with_user), Middleware(SegmentMiddleware, client=client)],
+    )
+    with caplog.at_level(logging.ERROR), TestClient(app) as browser:
+        assert "ajs_anonymous_id" in browser.get("/").headers["set-cookie"]
+    assert [(m["type"], m.get("userId")) for m in sent()] == [("page", None)]
+    assert "could not read scope['user']" in caplog.text
+
+
 def test_user_id_hook(browse: Browse, sent: Sent) -> None:
     browser = browse(auth=True, user_id=lambda request: f"user:{request.user.display_name}")
     browser.get("/", headers={"x-user": "ann"})

@@ -113,6 +113,35 @@ def test_a_user_id_hook_answering_a_user_object_is_logged_by_its_type(
     assert EMAIL not in caplog.text
 
 
+class Column:
+    """A query's column (SQLAlchemy's ``User.id``, where ``user.id`` was meant): its
+    ``==`` makes a clause that refuses to be a bool."""
+
+    def __eq__(self, other: object) -> Any:
+        return Clause()
+
+    __hash__ = object.__hash__
+
+
+class Clause:
+    def __bool__(self) -> bool:
+        raise TypeError("Boolean value of this clause is not defined")
+
+
+def test_a_user_id_hook_answering_what_compares_to_no_bool_is_logged_and_the_page_call_made(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    t = tracker(client, WebOptions(user_id=lambda request: Column()))
+    with caplog.at_level(logging.ERROR, logger="segment"):
+        t.analytics.track("Viewed")
+        assert t.cookie_to_set() is not None  # a new visitor's
+        assert t.finish(200, content_type=HTML)
+    assert [(m["type"], m.get("userId")) for m in sent] == [("track", None), ("page", None)]
+    assert [r.getMessage() for r in web_records(caplog, logging.ERROR)] == [
+        "segment: user_id must be a string or an integer, got Column; ignored"
+    ]
+
+
 def test_a_user_id_hook_answering_a_uuid_names_the_user_as_every_call_would(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
