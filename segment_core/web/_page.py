@@ -603,12 +603,25 @@ def page_name(request: RequestInfo, options: WebOptions, path: str | None = None
         return path
     default = request.route_name or request.route_template
     name = call_hook("page_name", mode, request.hook_target, default=default)
-    if name is None or isinstance(name, str):
+    if name is None or (isinstance(name, str) and len(name) <= MAX_PAGE_NAME):
         return path if name == request.path else name
-    logger.error(
-        "segment: page_name returned %s, not a string; using %r", type(name).__name__, default
-    )
+    if isinstance(name, str):
+        logger.error(
+            "segment: page_name returned %s characters, more than the %s of a page's name; "
+            "using %r",
+            f"{len(name):,}",
+            f"{MAX_PAGE_NAME:,}",
+            default,
+        )
+    else:
+        logger.error(
+            "segment: page_name returned %s, not a string; using %r", type(name).__name__, default
+        )
     return default
+
+
+#: The longest name the ``page_name`` hook may give: a path's longest.
+MAX_PAGE_NAME = 2048
 
 
 def page_properties(

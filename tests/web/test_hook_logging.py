@@ -179,6 +179,20 @@ def test_a_page_hook_answering_the_wrong_type_is_logged_by_its_type(
     assert EMAIL not in caplog.text
 
 
+def test_a_page_name_hook_answering_a_name_too_long_is_logged_and_the_default_name_taken(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = WebOptions(page_name=lambda request: EMAIL * 2000)
+    with caplog.at_level(logging.ERROR, logger="segment"):
+        assert tracker(client, options, route_name="home").finish(200, content_type=HTML)
+    [page] = sent
+    assert (page["name"], page["properties"]["name"]) == ("home", "home")
+    assert [r.getMessage() for r in web_records(caplog, logging.ERROR)] == [
+        "segment: page_name returned 48,000 characters, more than the 2,048 of a page's name; "
+        "using 'home'"
+    ]
+
+
 @pytest.mark.parametrize(
     ("options", "logged"),
     [
