@@ -56,6 +56,9 @@ class Client(ClientSettings):
 
     #: analytics-python's ``Client.log``: the logger its users configure.
     log = package_logger
+    #: analytics-python's ``Client.DefaultConfig``: the options' defaults
+    #: (``Client.DefaultConfig.timeout``), under its names too (``upload_size``).
+    DefaultConfig = Config
 
     def __init__(self, write_key: str | None = None, *args: Any, **options: Any) -> None:
         if args:  # analytics-python's positional order: Client(key, host, debug, ...)

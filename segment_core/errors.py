@@ -20,11 +20,13 @@ _TIME_LIMITS = (
 )
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(ValueError, AssertionError):
     """A call was made with a message that cannot be sent (a programmer error).
 
     Raised at the call site: a missing id or event name, a value that cannot be
     encoded, a message over the size limit. The text names the field at fault.
+    An ``AssertionError`` too: what analytics-python raises for a bad call, which
+    code written for it catches.
     """
 
 

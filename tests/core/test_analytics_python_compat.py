@@ -471,6 +471,25 @@ def test_defaults_and_attributes_are_analytics_pythons() -> None:
     assert Client.log is TheirClient.log is logging.getLogger("segment")
 
 
+def test_default_config_has_analytics_pythons_defaults_but_the_documented_ones() -> None:
+    theirs = {k: v for k, v in vars(TheirClient.DefaultConfig).items() if not k.startswith("_")}
+    # The README's "Where we differ": the host written out, gzip, batches that grow
+    # under load, sent every 5 s, one batch's retries bounded by 600 s.
+    differ = {"host", "gzip", "upload_size", "upload_interval", "max_total_backoff_duration"}
+    for name, value in theirs.items():
+        if name not in differ:
+            assert getattr(Client.DefaultConfig, name) == value, name
+    assert Client.DefaultConfig is segment_core.Config
+
+
+def test_a_bad_call_raises_what_code_written_for_analytics_python_catches() -> None:
+    for client in (Client("write-key", send=False), TheirClient("write-key", send=False)):
+        with pytest.raises(AssertionError, match="properties"):
+            client.track("u1", "E", ["plan"])
+    with pytest.raises(ValueError, match=r"^properties must be a dict, got list$"):
+        Client("write-key", send=False).track("u1", "E", ["plan"])
+
+
 @pytest.mark.parametrize("name", ["write_key", "host", "gzip", "timeout", "max_retries", "send"])
 def test_settings_are_read_only(name: str) -> None:
     client = Client("write-key", send=False)
