@@ -14,6 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 from segment_core._clock import monotonic
 from segment_core.collector._json import dumps
 from segment_core.collector.faults import Fault
+from segment_core.retry import parse_http_date
 
 __all__ = ["JSONBytesResponse", "apply_fault", "error_response", "read_body", "replay"]
 
@@ -123,12 +124,22 @@ async def apply_fault(
 
 
 def _limit_headers(fault: Fault) -> dict[str, str]:
-    """What Segment sends with a 429: when the rate limit resets, in epoch seconds."""
-    wait = 1.0
+    """What Segment sends with a 429: when the rate limit resets, in epoch seconds.
+
+    The moment the `Retry-After` names, when there is one: its seconds from now, or
+    its HTTP date (one already past: now). Without one, or with a text that is no
+    date, one second from now.
+    """
+    now = time.time()
+    reset = now + 1.0
     if fault.retry_after is not None:
-        with contextlib.suppress(ValueError):  # an HTTP date: one second is kept
-            wait = float(fault.retry_after)
-    return {"X-RateLimit-Reset": str(int(time.time() + wait))}
+        try:
+            reset = now + float(fault.retry_after)
+        except ValueError:
+            when = parse_http_date(fault.retry_after)
+            if when is not None:
+                reset = max(now, when)
+    return {"X-RateLimit-Reset": str(int(reset))}
 
 
 async def _close_connection(receive: Receive, send: Send) -> None:

@@ -160,10 +160,20 @@ def _parse_with_lone_surrogates(body: bytes) -> Any:
 
 
 def write_key_from(authorization: str | None, payload: object) -> tuple[str | None, str | None]:
-    """The write key and where it came from: "basic", "body", "basic+body" or None."""
+    """The write key and where it came from: "basic", "body", "basic+body" or None.
+
+    A body's `writeKey` that is neither a string nor null gets a 400
+    `invalid_write_key`: a key sent with the wrong type is not taken for no key.
+    """
     basic_key = _basic_username(authorization) if authorization else None
     body_key = payload.get("writeKey") if isinstance(payload, dict) else None
-    if not isinstance(body_key, str) or not body_key:
+    if body_key is not None and not isinstance(body_key, str):
+        raise RequestError(
+            400,
+            "invalid_write_key",
+            f"writeKey in the body must be a string, got {_json_type(body_key)}",
+        )
+    if not body_key:
         body_key = None
     elif not body_key.isascii():
         body_key = _valid_text(body_key)
@@ -180,6 +190,18 @@ def write_key_from(authorization: str | None, payload: object) -> tuple[str | No
     if body_key is not None:
         return body_key, "body"
     return None, None
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
 
 
 def _basic_username(authorization: str) -> str | None:

@@ -92,6 +92,7 @@ def test_page_shows_events_live_with_reasons_and_filters(
     expect(bad_row).to_be_visible()
     page.click("#status-filter button[data-status=all]")
     expect(page.locator(".ev:visible")).to_have_count(4)
+    expect(page.locator("#shown")).to_have_text("4 of 4 shown")  # all held here: no note
 
     # A reset on the server clears the page.
     segment_collector.reset()
@@ -211,7 +212,7 @@ def test_integers_beyond_2_to_the_53_keep_every_digit(
         expect(page.locator(".ev:visible")).to_have_count(2)
 
 
-def test_a_filter_says_when_the_collector_holds_more_than_the_page_and_links_to_them(
+def test_the_page_says_when_the_collector_holds_more_than_it_and_links_to_them(
     segment_collector: CollectorHandle, page: Any
 ) -> None:
     # The page loads the newest 500: an older event is found by the collector's query.
@@ -219,10 +220,14 @@ def test_a_filter_says_when_the_collector_holds_more_than_the_page_and_links_to_
     post(segment_collector.url, batch(needle, *(message() for _ in range(600))))
     page.goto(segment_collector.url + "/")
     expect(page.locator(".ev")).to_have_count(500, timeout=TIMEOUT_MS)
-    expect(page.locator("#shown")).to_have_text("500 of 500 shown")  # no filter, no note
+    link = page.locator("#shown a")
+    # With no filter too.
+    expect(page.locator("#shown")).to_have_text(
+        "500 of 500 shown · the newest 500 of 601; list them all"
+    )
+    expect(link).to_have_attribute("href", "/collector/events")
     page.fill("#filter", "userId:Needle-User")
     expect(page.locator("#shown")).to_contain_text("0 of 500 shown · the newest 500 of 601")
-    link = page.locator("#shown a")
     expect(link).to_have_attribute("href", "/collector/events?userId=Needle-User")
     found = requests.get(segment_collector.url + link.get_attribute("href"), timeout=10).json()
     assert [event["messageId"] for event in found["events"]] == [needle["messageId"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import email.utils
 import time
 from typing import Any
 
@@ -45,6 +46,25 @@ def test_retry_after_as_an_http_date(segment_collector: CollectorHandle) -> None
     date = "Wed, 21 Oct 2015 07:28:00 GMT"
     segment_collector.faults({"status": 429, "retry_after": date})
     assert send(segment_collector).headers["Retry-After"] == date
+
+
+@pytest.mark.parametrize("seconds", [90, 3600, 86_000])
+def test_rate_limit_reset_is_the_moment_of_an_http_date(
+    segment_collector: CollectorHandle, seconds: int
+) -> None:
+    when = int(time.time()) + seconds
+    date = email.utils.formatdate(when, usegmt=True)
+    segment_collector.faults({"status": 429, "retry_after": date})
+    response = send(segment_collector)
+    assert response.headers["Retry-After"] == date
+    assert response.headers["X-RateLimit-Reset"] == str(when)
+
+
+def test_rate_limit_reset_of_a_past_http_date_is_now(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"status": 429, "retry_after": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    before = int(time.time())
+    reset_at = int(send(segment_collector).headers["X-RateLimit-Reset"])
+    assert before <= reset_at <= time.time()
 
 
 @pytest.mark.parametrize("status", [413, 400, 500, 408])

@@ -123,6 +123,32 @@ def test_write_key_source_is_recorded(
     assert (event["writeKey"], event["writeKeySource"]) == expected
 
 
+@pytest.mark.parametrize(
+    ("body_key", "kind"),
+    [(5, "number"), (True, "boolean"), (["k"], "array"), ({"k": 1}, "object")],
+)
+@pytest.mark.parametrize("route", ["batch", "track"])
+def test_a_write_key_in_the_body_that_is_no_string_is_refused(
+    segment_collector: CollectorHandle,
+    keyed_collector: CollectorHandle,
+    route: str,
+    body_key: object,
+    kind: str,
+) -> None:
+    sent = message()
+    body = batch(sent, writeKey=body_key) if route == "batch" else {**sent, "writeKey": body_key}
+    keyed_collector.reset()
+    for collector, auth in (
+        (segment_collector, None),
+        (keyed_collector, None),
+        (keyed_collector, ("secret", "")),
+    ):
+        response = post(collector.url, body, auth=auth, path=f"/v1/{route}")
+        error = assert_error(response, 400, "invalid_write_key")
+        assert error["message"] == f"writeKey in the body must be a string, got {kind}"
+        assert collector.summary()["total"] == 0
+
+
 def test_different_keys_in_header_and_body_are_refused(segment_collector: CollectorHandle) -> None:
     response = post(segment_collector.url, batch(message(), writeKey="b"), auth=("a", ""))
     assert_error(response, 401, "unauthorized")
