@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -124,6 +125,17 @@ class HeldBatch:
     #: A request for it waits for its answer now.
     asking: bool = False
     last_error: str = ""
+
+
+#: The least wait of a rate limit, in seconds (see :meth:`Delivery._rate_limit_wait`):
+#: servers write ``Retry-After`` in whole seconds.
+RATE_LIMIT_LEAST_WAIT = 1.0
+
+
+def _within(delay: float, left: float) -> float | None:
+    """``delay`` cut to ``left``, what is left of a budget: its last try comes as the
+    budget ends, not a wait before it; None (no retry) once nothing is left."""
+    return min(delay, left) if left > 0 else None
 
 
 class Delivery:
@@ -333,10 +345,10 @@ class Delivery:
         failed, unless it was already reported (and a hook that follows was stopped).
         """
         batch = held.batch
-        started = monotonic()
-        #: The failures that count against ``max_retries`` since the last rate limit.
-        counted = 0
-        #: When the server first answered with a ``Retry-After`` (a rate limit).
+        #: The retries ``max_retries`` and ``max_total_backoff_duration`` bound, and
+        #: when that budget began: both start again after a rate limit.
+        retries, retries_since = 0, monotonic()
+        #: When the server first answered with a rate limit, if it did.
         rate_limited_since: float | None = None
         try:
             while True:
@@ -375,18 +387,22 @@ class Delivery:
                 attempt = held.attempts
                 held.last_error = outcome.error
                 self._stats.error(outcome.error)  # the latest, while retries go on too
-                if self._rate_limited(outcome):
+                wait = self._rate_limit_wait(outcome)
+                if wait is not None:
                     # The server said when to come back: no retry is spent, and the
                     # count starts again after it (as analytics-python counts); the
                     # whole rate limit has max_rate_limit_duration.
                     now = monotonic()
                     if rate_limited_since is None:
                         rate_limited_since = now
-                    counted, started = 0, now
-                    delay = self._rate_limit_delay(outcome, rate_limited_since)
+                    retries, retries_since = 0, now
+                    left = self._config.max_rate_limit_duration - (now - rate_limited_since)
+                    delay = _within(wait, left)
+                    if delay is None:
+                        outcome = self._rate_limit_outlasted(outcome)
                 else:
-                    counted += 1
-                    delay = self._retry_delay(outcome, counted, started)
+                    retries += 1
+                    delay = self._retry_delay(outcome, retries, retries_since)
                 if delay is not None and deadline is not None and monotonic() + delay > deadline:
                     delay = self._last_try_delay(deadline)
                 self.health.failed(outcome.error, retrying=delay is not None)
@@ -466,25 +482,26 @@ class Delivery:
         left = deadline - monotonic() - LAST_TRY_LEAD
         return left if left > 0 else None
 
-    def _rate_limited(self, outcome: Outcome) -> bool:
-        """Whether ``outcome`` is a retryable answer with a ``Retry-After`` the client
-        takes (one shorter than the policy's least, such as "0", is not: it would
-        retry at once, still limited); a redirect's is not a rate limit."""
-        return (
-            outcome.retry_after is not None
-            and not outcome.deferred
-            and outcome.retryable
-            and outcome.retry_after >= self._config.retry_backoff_min
-        )
-
-    def _rate_limit_delay(self, outcome: Outcome, since: float) -> float | None:
-        """The wait a rate limit asks for (at most ``retry_after``); None when it would
-        end past ``max_rate_limit_duration`` from the rate limit's first answer."""
+    def _rate_limit_wait(self, outcome: Outcome) -> float | None:
+        """The wait of a rate limit: a retryable answer whose ``Retry-After`` the client
+        waits for (at most ``retry_after``) a second or more, and no less than the
+        policy's least. None for any other answer: a shorter wait (``0``, or
+        ``retry_after=0``) is a retry like any, so that no rate limit makes requests
+        back to back; a redirect's is no rate limit either."""
+        if outcome.retry_after is None or outcome.deferred or not outcome.retryable:
+            return None
         config = self._config
-        assert outcome.retry_after is not None
-        delay = min(outcome.retry_after, config.max_retry_after)
-        left = config.max_rate_limit_duration - (monotonic() - since)
-        return delay if delay <= left else None
+        wait = min(outcome.retry_after, config.max_retry_after)
+        return wait if wait >= max(RATE_LIMIT_LEAST_WAIT, config.retry_backoff_min) else None
+
+    def _rate_limit_outlasted(self, outcome: Outcome) -> Outcome:
+        """``outcome``, its error saying that the rate limit outlasted the time given."""
+        seconds = f"{self._config.max_rate_limit_duration:g}"
+        return dataclasses.replace(
+            outcome,
+            error=f"{outcome.error} (rate limited for longer than max_rate_limit_duration, "
+            f"{seconds} s)",
+        )
 
     def _retry_delay(self, outcome: Outcome, attempt: int, started: float) -> float | None:
         config = self._config
@@ -497,15 +514,11 @@ class Delivery:
             if config.backoff is None
             else self._custom_backoff(attempt)
         )
-        left = config.max_total_backoff_duration - (monotonic() - started)
         if outcome.retry_after is not None and outcome.retry_after >= config.retry_backoff_min:
             # The server's wait wins; one shorter than the policy's least ("0") would
-            # spend every retry at once, and is not taken. Past the budget: no retry.
+            # spend every retry at once, and is not taken.
             delay = min(outcome.retry_after, config.max_retry_after)
-            return delay if delay <= left else None
-        # The policy's wait is cut to what is left of the budget: its last try comes
-        # as the budget ends, not a wait before it.
-        return min(delay, left) if left > 0 else None
+        return _within(delay, config.max_total_backoff_duration - (monotonic() - started))
 
     def _fail(self, batch: list[bytes], outcome: Outcome, attempts: int, held: HeldBatch) -> None:
         """``batch`` (``held``'s, but what the spool kept) failed for good: counted,

@@ -136,58 +136,66 @@ def test_total_backoff_budget_bounds_the_retries(receiver: Receiver, make_client
 def test_a_rate_limit_spends_no_retry(receiver: Receiver, make_client: Any, status: int) -> None:
     # analytics-python 2.4 waits out answers with a Retry-After without counting
     # them: a rate limit longer than max_retries answers loses nothing.
-    receiver.fail_next(*[Fault(status, retry_after="0.05")] * 6)
+    receiver.fail_next(*[Fault(status, retry_after="1")] * 3)
     errors: list[Exception] = []
-    client = make_client(
-        max_retries=2,
-        retry_backoff_min=0.01,
-        retry_backoff_max=0.01,
-        on_error=lambda exc, batch: errors.append(exc),
-    )
+    client = make_client(max_retries=1, on_error=lambda exc, batch: errors.append(exc))
     client.track("u", "E")
-    assert client.flush(10)
-    assert (len(receiver.requests), errors, client.stats()["sent"]) == (7, [], 1)
+    assert client.flush(20)
+    assert (len(receiver.requests), errors, client.stats()["sent"]) == (4, [], 1)
 
 
 def test_the_retries_are_counted_again_after_a_rate_limit(
     receiver: Receiver, make_client: Any
 ) -> None:
-    receiver.fail_next(
-        Fault(503), Fault(503), Fault(429, retry_after="0.05"), Fault(503), Fault(503)
-    )
-    client = make_client(max_retries=2, retry_backoff_min=0.01, retry_backoff_max=0.01)
+    receiver.fail_next(Fault(503), Fault(429, retry_after="1"), Fault(503))
+    client = make_client(max_retries=1, retry_backoff_min=0.01, retry_backoff_max=0.01)
     client.track("u", "E")
-    assert client.flush(10)
-    assert (len(receiver.requests), client.stats()["sent"]) == (6, 1)
+    assert client.flush(20)
+    assert (len(receiver.requests), client.stats()["sent"]) == (4, 1)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "options"),
+    [("5", {"retry_after": 0.0}), ("0.001", {"retry_backoff_min": 0.0})],
+    ids=["retry_after=0", "retry_backoff_min=0"],
+)
+def test_a_rate_limit_waited_for_less_than_a_second_spends_a_retry(
+    receiver: Receiver, make_client: Any, retry_after: str, options: dict[str, float]
+) -> None:
+    # Else nothing would bound requests made back to back but max_rate_limit_duration.
+    receiver.fail_next(*[Fault(429, retry_after=retry_after)] * 100)
+    client = make_client(max_retries=2, retry_backoff_max=0.01, **options)
+    client.track("u", "E")
+    assert client.flush(20)
+    assert (len(receiver.requests), client.stats()["failed"]) == (3, 1)
 
 
 def test_max_rate_limit_duration_bounds_a_rate_limit(receiver: Receiver, make_client: Any) -> None:
-    receiver.fail_next(*[Fault(429, retry_after="0.1")] * 100)
+    receiver.fail_next(*[Fault(429, retry_after="1")] * 100)
     errors: list[Exception] = []
     client = make_client(
-        max_rate_limit_duration=0.35,
-        retry_backoff_min=0.01,
-        retry_backoff_max=0.01,
-        on_error=lambda exc, batch: errors.append(exc),
+        max_rate_limit_duration=1.5, on_error=lambda exc, batch: errors.append(exc)
     )
     started = time.monotonic()
     client.track("u", "E")
-    assert client.flush(10)
-    assert time.monotonic() - started >= 0.3  # three waits of 0.1 s fit in 0.35 s
-    assert 4 <= len(receiver.requests) <= 5 and len(errors) == 1
+    assert client.flush(20)
+    # Tries at 0 and 1 s, and a last one as the 1.5 s end: then it is given up.
+    assert time.monotonic() - started >= 1.5
+    assert len(receiver.requests) == 3 and len(errors) == 1
+    assert str(errors[0]).endswith("(rate limited for longer than max_rate_limit_duration, 1.5 s)")
     assert "HTTP 429" in str(errors[0]) and client.stats()["failed"] == 1
 
 
-def test_a_rate_limit_wait_past_max_rate_limit_duration_gives_the_batch_up(
+def test_a_rate_limit_wait_past_max_rate_limit_duration_is_cut_to_a_last_try(
     receiver: Receiver, make_client: Any
 ) -> None:
     receiver.fail_next(Fault(429, retry_after="120"))
-    client = make_client(max_rate_limit_duration=60)
+    client = make_client(max_rate_limit_duration=0.3)
     client.track("u", "E")
     started = time.monotonic()
-    assert client.flush(10)
-    assert time.monotonic() - started < 5  # no wait for an answer it would not get
-    assert (len(receiver.requests), client.stats()["failed"]) == (1, 1)
+    assert client.flush(20)
+    assert 0.3 <= time.monotonic() - started < 5
+    assert (len(receiver.requests), client.stats()["sent"]) == (2, 1)
 
 
 def test_413_splits_the_batch_until_it_fits(receiver: Receiver, make_client: Any) -> None:
