@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -139,7 +140,7 @@ def _limit_headers(fault: Fault) -> dict[str, str]:
             when = parse_http_date(fault.retry_after)
             if when is not None:
                 reset = max(now, when)
-    return {"X-RateLimit-Reset": str(int(reset))}
+    return {"X-RateLimit-Reset": str(math.ceil(reset))}  # never before the moment named
 
 
 async def _close_connection(receive: Receive, send: Send) -> None:

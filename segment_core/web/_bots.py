@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from segment_core.web._request import MAX_CACHED_LENGTH
+from segment_core.web._request import MAX_CACHED_LENGTH, header_text
 from segment_core.web._validate import joined_patterns
 
 __all__ = ["BOT_PATTERN", "DEFAULT_BOT_USER_AGENTS", "BotMatcher"]
@@ -96,6 +96,8 @@ class BotMatcher:
         found = cache.get(user_agent)
         if found is None:
             searched = user_agent if len(user_agent) <= MAX_SEARCHED else user_agent[:MAX_SEARCHED]
+            if not searched.isascii():  # as the context sends it: UTF-8 read as such
+                searched = header_text(searched)
             found = self._search(searched) is not None
             if len(user_agent) <= MAX_CACHED_LENGTH:
                 if len(cache) >= _CACHE_SIZE:

@@ -33,7 +33,9 @@ from segment_core.web._redaction import REDACTED, Redactor, name_and_port, redac
 from segment_core.web._request import (
     RequestInfo,
     escaped_non_ascii,
+    header_text,
     short_value_cache,
+    without_controls,
     without_fragment,
 )
 
@@ -82,7 +84,6 @@ MAX_CONTEXT_BYTES = 12 * 1024
 _dumps = orjson.dumps
 
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")  # C0, DEL and C1
 
 
 def request_context(
@@ -453,30 +454,6 @@ def _may_name(url: str, host: str) -> bool:
     if url[start : start + 4].lower() == "www.":
         start += 4
     return url[start : start + len(name)].lower() == name
-
-
-def header_text(value: str) -> str:
-    """A header's ``value`` as text: the latin-1 of UTF-8 bytes (as WSGI and ASGI
-    servers hand any header on) read as UTF-8, and without control characters.
-
-    >>> header_text("Mozilla/5.0 (\xc3\x9cn\xc3\xafc\xc3\xb8d\xc3\xa9)")
-    'Mozilla/5.0 (Ünïcødé)'
-    """
-    if not value.isascii():
-        try:
-            value = value.encode("latin-1").decode("utf-8")
-        except UnicodeError:  # text already, or bytes of another charset: as it is
-            return value if value.isprintable() else without_controls(value)
-    return value if value.isprintable() else without_controls(value)
-
-
-def without_controls(text: str) -> str:
-    """``text`` with each run of control characters made one space, and trimmed.
-
-    >>> without_controls("Mozilla/5.0\\r\\nX-Injected: 1\\x00")
-    'Mozilla/5.0 X-Injected: 1'
-    """
-    return _CONTROLS.sub(" ", text).strip(" ")
 
 
 def redact_query(query: str, names: Redactor | frozenset[str]) -> str:

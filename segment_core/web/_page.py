@@ -605,6 +605,8 @@ def page_name(request: RequestInfo, options: WebOptions, path: str | None = None
     name = call_hook("page_name", mode, request.hook_target, default=default)
     if name is None or (isinstance(name, str) and len(name) <= MAX_PAGE_NAME):
         return path if name == request.path else name
+    if isinstance(name, str) and name == request.path:  # long: as the context cuts it
+        return path
     if isinstance(name, str):
         logger.error(
             "segment: page_name returned %s characters, more than the %s of a page's name; "

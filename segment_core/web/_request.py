@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
@@ -450,3 +451,36 @@ def without_fragment(query: str) -> str:
     ('q=1', 'q=1')
     """
     return query.partition("#")[0] if "#" in query else query
+
+
+#: What no client means to send in a header, or in a value read from one: each run
+#: becomes a space. C0, DEL and C1 controls, Unicode's line and paragraph
+#: separators, and its invisible format characters (bidirectional overrides and
+#: isolates, zero-width ones, the byte order mark).
+_CONTROLS = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]+"
+)
+
+
+def header_text(value: str) -> str:
+    """A header's ``value`` as text: the latin-1 of UTF-8 bytes (as WSGI and ASGI
+    servers hand any header on) read as UTF-8, and without control characters.
+
+    >>> header_text("Mozilla/5.0 (Ünïcødé)".encode().decode("latin-1"))
+    'Mozilla/5.0 (Ünïcødé)'
+    """
+    if not value.isascii():
+        # Text already, or bytes of another charset: as it is.
+        with contextlib.suppress(UnicodeError):
+            value = value.encode("latin-1").decode("utf-8")
+    return value if value.isprintable() else without_controls(value)
+
+
+def without_controls(text: str) -> str:
+    """``text`` with each run of control characters (:data:`_CONTROLS`) made one space,
+    and trimmed.
+
+    >>> without_controls("Mozilla/5.0\\r\\nX-Injected: 1\\x00")
+    'Mozilla/5.0 X-Injected: 1'
+    """
+    return _CONTROLS.sub(" ", text).strip(" ")

@@ -540,6 +540,8 @@ class RequestTracker:
                 return text
             raise InvalidMessage(f"user_id: {problem}")
         except Exception as error:  # InvalidMessage, or what an odd object raised
+            if is_interruption(error):  # a job's time limit: for the job to stop
+                raise
             again = getattr(self, "_wrong_id_logged", False)
             self._wrong_id_logged = True
             logger.log(logging.DEBUG if again else logging.ERROR, "segment: %s; ignored", error)

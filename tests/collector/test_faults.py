@@ -64,7 +64,17 @@ def test_rate_limit_reset_of_a_past_http_date_is_now(segment_collector: Collecto
     segment_collector.faults({"status": 429, "retry_after": "Wed, 21 Oct 2015 07:28:00 GMT"})
     before = int(time.time())
     reset_at = int(send(segment_collector).headers["X-RateLimit-Reset"])
-    assert before <= reset_at <= time.time()
+    assert before <= reset_at <= time.time() + 1
+
+
+@pytest.mark.parametrize("retry_after", ["0.5", "1", "2.25"])
+def test_rate_limit_reset_is_never_before_the_retry_after(
+    segment_collector: CollectorHandle, retry_after: str
+) -> None:
+    segment_collector.faults({"status": 429, "retry_after": retry_after})
+    before = time.time()
+    reset_at = int(send(segment_collector).headers["X-RateLimit-Reset"])
+    assert before + float(retry_after) <= reset_at <= time.time() + float(retry_after) + 1
 
 
 @pytest.mark.parametrize("status", [413, 400, 500, 408])

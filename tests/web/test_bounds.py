@@ -337,3 +337,12 @@ def test_a_bot_is_known_by_the_start_of_its_user_agent() -> None:
     bots = BotMatcher()
     assert bots.matches("Mozilla/5.0 (compatible; Googlebot/2.1) " + "x" * 100_000)
     assert not bots.matches("Mozilla/5.0 " + "x" * MAX_SEARCHED + " Googlebot/2.1")
+
+
+def test_a_bot_s_user_agent_in_utf_8_is_searched_as_the_context_sends_it() -> None:
+    # Servers hand header bytes on as latin-1; the context reads UTF-8 back.
+    user_agent = "Mozilla/5.0 (compatible; ЯндексБот/3.0)"
+    bots = BotMatcher(["Яндекс"])
+    assert bots.matches(user_agent.encode().decode("latin-1"))
+    assert bots.matches(user_agent)
+    assert not bots.matches("Mozilla/5.0 (compatible; Googlebot/2.1)")

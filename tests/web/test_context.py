@@ -232,6 +232,14 @@ def test_control_characters_from_the_request_become_spaces() -> None:
         ("Caf\xe9\x85Browser \xa0", "Caf\xe9 Browser \xa0"),
         # Text no server gives as bytes (a test client's): as it is.
         ("Caf\u00e9 \u20ac", "Caf\u00e9 \u20ac"),
+        # Unicode's line separator, a bidirectional override, a zero-width space and
+        # a byte order mark, in UTF-8: as the C0 and C1 controls, a space a run.
+        (
+            "Mozilla/5.0\u2028X-Injected: 1\u202egnp.exe\u202c\u200b\ufeffEnd".encode().decode(
+                "latin-1"
+            ),
+            "Mozilla/5.0 X-Injected: 1 gnp.exe End",
+        ),
     ],
 )
 def test_a_user_agent_not_in_ascii_is_read_as_utf_8(given: str, sent: str) -> None:

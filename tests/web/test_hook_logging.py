@@ -179,6 +179,18 @@ def test_a_page_hook_answering_the_wrong_type_is_logged_by_its_type(
     assert EMAIL not in caplog.text
 
 
+def test_a_page_name_hook_answering_a_long_path_names_the_page_by_it_cut_as_the_context_is(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = "/docs/" + "a" * 3000
+    options = WebOptions(page_name=lambda request: request.path)
+    with caplog.at_level(logging.ERROR, logger="segment"):
+        assert tracker(client, options, path=path, route_name="docs").finish(200, content_type=HTML)
+    [page] = sent
+    assert page["name"] == page["properties"]["path"] == path[:2048]
+    assert not web_records(caplog, logging.ERROR)
+
+
 def test_a_page_name_hook_answering_a_name_too_long_is_logged_and_the_default_name_taken(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
