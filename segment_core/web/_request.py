@@ -455,11 +455,10 @@ def without_fragment(query: str) -> str:
 
 #: What no client means to send in a header, or in a value read from one: each run
 #: becomes a space. C0, DEL and C1 controls, Unicode's line and paragraph
-#: separators, and its invisible format characters (bidirectional overrides and
-#: isolates, zero-width ones, the byte order mark).
-_CONTROLS = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]+"
-)
+#: separators, its bidirectional embeddings, overrides and isolates (which reorder
+#: the text shown around them), and the byte order mark. (Not the joiners, marks and
+#: spaces of zero width that emoji and scripts such as Persian are written with.)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]+")
 
 
 def header_text(value: str) -> str:
