@@ -182,11 +182,6 @@ class DeliveryHealth:
         """True from a failed attempt until a batch goes through again."""
         return self._failing
 
-    def unanswered_for(self, seconds: float) -> bool:
-        """Whether a request under way has waited ``seconds`` or more for its answer."""
-        started = min(self._waiting.copy().values(), default=None)
-        return started is not None and monotonic() - started >= seconds
-
     def describe_last_error(self) -> str:
         """What held delivery back, for the shutdown line: a request still waiting, a cause."""
         started = min(self._waiting.copy().values(), default=None)

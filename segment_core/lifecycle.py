@@ -389,9 +389,7 @@ def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) 
     started = monotonic()
     failing: list[Client] = []
     if leave_to_spool:
-        failing = _wait_while_sends_succeed(
-            [c for c in clients if _spooled(c)], started, timeout, unanswered=UNANSWERED
-        )
+        failing = _wait_while_sends_succeed([c for c in clients if _spooled(c)], started, timeout)
     delivered = True
     for client in clients:
         try:
@@ -416,9 +414,7 @@ def _flush_before_the_exit(*, leave_to_spool: bool = False) -> None:
     started = monotonic()
     failing: list[Client] = []
     if leave_to_spool:
-        failing = _wait_while_sends_succeed(
-            [c for c in clients if _spooled(c)], started, None, unanswered=UNANSWERED
-        )
+        failing = _wait_while_sends_succeed([c for c in clients if _spooled(c)], started, None)
     for client in clients:
         try:
             remaining = 0.0 if client in failing else _remaining(client, started, None)
@@ -546,29 +542,19 @@ def flush_while_sends_succeed(clients: list[Client]) -> None:
     _wait_while_sends_succeed(clients, monotonic(), None)
 
 
-#: How long a request may go unanswered, as a process ends leaving what is left to
-#: its spool, before its host counts as failing (seconds): Segment answers a batch
-#: in well under one.
-UNANSWERED = 1.0
-
-
 def _wait_while_sends_succeed(
-    clients: list[Client], started: float, timeout: float | None, *, unanswered: float | None = None
+    clients: list[Client], started: float, timeout: float | None
 ) -> list[Client]:
-    """Flush ``clients`` until delivered, out of time, or an attempt of this process
-    failed (or, with ``unanswered``, went that many seconds without an answer); the
-    clients whose attempts failed."""
+    """Flush ``clients`` (each with a spool) until delivered, out of time, or an attempt of
+    this process failed; the clients whose attempts failed."""
     failing: list[Client] = []
     waiting = list(clients)
     while waiting:
         for client in list(waiting):
             try:
                 # Failing now (an attempt failed, and none went through since), not
-                # once in the process's life: one 503 hours ago is no outage. With
-                # unanswered, a host that does not answer (a network that drops
-                # packets) is one too.
-                health = client._delivery.health
-                if health.failing or (unanswered is not None and health.unanswered_for(unanswered)):
+                # once in the process's life: one 503 hours ago is no outage.
+                if client._delivery.health.failing:
                     failing.append(client)
                     waiting.remove(client)
                     continue
