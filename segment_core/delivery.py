@@ -385,8 +385,6 @@ class Delivery:
                     return None  # given up at shutdown meanwhile: reported then, once
                 held.attempts += 1
                 attempt = held.attempts
-                held.last_error = outcome.error
-                self._stats.error(outcome.error)  # the latest, while retries go on too
                 wait = self._rate_limit_wait(outcome)
                 if wait is not None:
                     # The server said when to come back: no retry is spent, and the
@@ -403,6 +401,8 @@ class Delivery:
                 else:
                     retries += 1
                     delay = self._retry_delay(outcome, retries, retries_since)
+                held.last_error = outcome.error
+                self._stats.error(outcome.error)  # the latest, while retries go on too
                 if delay is not None and deadline is not None and monotonic() + delay > deadline:
                     delay = self._last_try_delay(deadline)
                 self.health.failed(outcome.error, retrying=delay is not None)
@@ -514,10 +514,13 @@ class Delivery:
             if config.backoff is None
             else self._custom_backoff(attempt)
         )
-        if outcome.retry_after is not None and outcome.retry_after >= config.retry_backoff_min:
-            # The server's wait wins; one shorter than the policy's least ("0") would
-            # spend every retry at once, and is not taken.
-            delay = min(outcome.retry_after, config.max_retry_after)
+        if outcome.retry_after is not None:
+            # The server's wait wins, at most retry_after; one shorter than the
+            # policy's least ("0", or retry_after=0) would spend every retry at once,
+            # and is not taken.
+            wait = min(outcome.retry_after, config.max_retry_after)
+            if wait >= config.retry_backoff_min:
+                delay = wait
         return _within(delay, config.max_total_backoff_duration - (monotonic() - started))
 
     def _fail(self, batch: list[bytes], outcome: Outcome, attempts: int, held: HeldBatch) -> None:

@@ -95,9 +95,14 @@ class BotMatcher:
         cache = self._cache
         found = cache.get(user_agent)
         if found is None:
-            searched = user_agent if len(user_agent) <= MAX_SEARCHED else user_agent[:MAX_SEARCHED]
-            if not searched.isascii():  # as the context sends it: UTF-8 read as such
-                searched = header_text(searched)
+            # As the context sends it: UTF-8 read as such, without control characters.
+            searched = (
+                user_agent
+                if user_agent.isascii() and user_agent.isprintable()
+                else header_text(user_agent)
+            )
+            if len(searched) > MAX_SEARCHED:
+                searched = searched[:MAX_SEARCHED]
             found = self._search(searched) is not None
             if len(user_agent) <= MAX_CACHED_LENGTH:
                 if len(cache) >= _CACHE_SIZE:

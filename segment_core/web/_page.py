@@ -603,26 +603,19 @@ def page_name(request: RequestInfo, options: WebOptions, path: str | None = None
         return path
     default = request.route_name or request.route_template
     name = call_hook("page_name", mode, request.hook_target, default=default)
-    if name is None or (isinstance(name, str) and len(name) <= MAX_PAGE_NAME):
-        return path if name == request.path else name
-    if isinstance(name, str) and name == request.path:  # long: as the context cuts it
-        return path
-    if isinstance(name, str):
-        logger.error(
-            "segment: page_name returned %s characters, more than the %s of a page's name; "
-            "using %r",
-            f"{len(name):,}",
-            f"{MAX_PAGE_NAME:,}",
-            default,
-        )
-    else:
-        logger.error(
-            "segment: page_name returned %s, not a string; using %r", type(name).__name__, default
-        )
+    if name is None or isinstance(name, str):
+        if name == request.path:
+            return path
+        # Cut as a path is (a hook's name is often one: the path as the framework
+        # decoded it), so that no name makes the page call too large to send.
+        return name if name is None or len(name) <= MAX_PAGE_NAME else name[:MAX_PAGE_NAME]
+    logger.error(
+        "segment: page_name returned %s, not a string; using %r", type(name).__name__, default
+    )
     return default
 
 
-#: The longest name the ``page_name`` hook may give: a path's longest.
+#: The longest name the ``page_name`` hook may give, as a path's longest.
 MAX_PAGE_NAME = 2048
 
 

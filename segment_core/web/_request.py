@@ -453,12 +453,15 @@ def without_fragment(query: str) -> str:
     return query.partition("#")[0] if "#" in query else query
 
 
-#: What no client means to send in a header, or in a value read from one: each run
-#: becomes a space. C0, DEL and C1 controls, Unicode's line and paragraph
-#: separators, its bidirectional embeddings, overrides and isolates (which reorder
-#: the text shown around them), and the byte order mark. (Not the joiners, marks and
-#: spaces of zero width that emoji and scripts such as Persian are written with.)
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]+")
+#: What no client means to send in a header, or in a value read from one, as a
+#: break: each run becomes a space. C0, DEL and C1 controls, and Unicode's line and
+#: paragraph separators.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+#: What no client means to send, and no reader sees: removed. Unicode's bidirectional
+#: embeddings, overrides and isolates (which reorder the text shown around them), and
+#: the byte order mark. (Not the joiners, marks and spaces of zero width that emoji
+#: and scripts such as Persian are written with.)
+_INVISIBLE = re.compile(r"[\u202a-\u202e\u2066-\u2069\ufeff]+")
 
 
 def header_text(value: str) -> str:
@@ -477,9 +480,9 @@ def header_text(value: str) -> str:
 
 def without_controls(text: str) -> str:
     """``text`` with each run of control characters (:data:`_CONTROLS`) made one space,
-    and trimmed.
+    without the invisible ones (:data:`_INVISIBLE`), and trimmed.
 
     >>> without_controls("Mozilla/5.0\\r\\nX-Injected: 1\\x00")
     'Mozilla/5.0 X-Injected: 1'
     """
-    return _CONTROLS.sub(" ", text).strip(" ")
+    return _CONTROLS.sub(" ", _INVISIBLE.sub("", text)).strip(" ")

@@ -186,6 +186,31 @@ def test_max_rate_limit_duration_bounds_a_rate_limit(receiver: Receiver, make_cl
     assert "HTTP 429" in str(errors[0]) and client.stats()["failed"] == 1
 
 
+def test_a_rate_limit_outlasting_its_time_says_so_with_a_spool_too(
+    receiver: Receiver, make_client: Any, tmp_path: Any
+) -> None:
+    receiver.fail_next(*[Fault(429, retry_after="1")] * 100)
+    client = make_client(max_rate_limit_duration=1, spool_dir=str(tmp_path))
+    client.track("u", "E")
+    client.flush(20)
+    assert str(client.stats()["last_error"]).endswith(
+        "(rate limited for longer than max_rate_limit_duration, 1 s)"
+    )
+
+
+def test_a_retry_after_beyond_retry_after_s_cap_of_0_spends_no_retries_at_once(
+    receiver: Receiver, make_client: Any
+) -> None:
+    # retry_after=0 caps the server's 5 s at 0: the policy's backoff applies.
+    receiver.fail_next(*[Fault(429, retry_after="5")] * 3)
+    client = make_client(retry_after=0.0, retry_backoff_min=0.2, retry_backoff_max=0.2)
+    client.track("u", "E")
+    started = time.monotonic()
+    assert client.flush(20)
+    assert time.monotonic() - started >= 0.3  # three waits of at least 0.1 s each
+    assert len(receiver.messages()) == 1
+
+
 def test_a_rate_limit_wait_past_max_rate_limit_duration_is_cut_to_a_last_try(
     receiver: Receiver, make_client: Any
 ) -> None:

@@ -235,6 +235,14 @@ def test_text_written_with_characters_of_no_width_is_kept(text: str) -> None:
     assert request_context(request, WebOptions())["campaign"] == {"name": text}
 
 
+def test_bidirectional_isolates_are_removed_and_the_text_kept() -> None:
+    isolated = "Sale \u2066\u0639\u0631\u0636\u2069 now"  # Arabic, isolated
+    request = make_request(query_string="utm_campaign=" + quote(isolated))
+    assert request_context(request, WebOptions())["campaign"] == {
+        "name": "Sale \u0639\u0631\u0636 now"
+    }
+
+
 @pytest.mark.parametrize(
     ("given", "sent"),
     [
@@ -245,11 +253,11 @@ def test_text_written_with_characters_of_no_width_is_kept(text: str) -> None:
         ("Caf\xe9\x85Browser \xa0", "Caf\xe9 Browser \xa0"),
         # Text no server gives as bytes (a test client's): as it is.
         ("Caf\u00e9 \u20ac", "Caf\u00e9 \u20ac"),
-        # Unicode's line separator, a bidirectional override and a byte order mark,
-        # in UTF-8: as the C0 and C1 controls, a space a run.
+        # Unicode's line separator, in UTF-8: as the C0 and C1 controls, a space;
+        # a bidirectional override and a byte order mark: removed.
         (
             "Mozilla/5.0\u2028X-Injected: 1\u202egnp.exe\u202c\ufeffEnd".encode().decode("latin-1"),
-            "Mozilla/5.0 X-Injected: 1 gnp.exe End",
+            "Mozilla/5.0 X-Injected: 1gnp.exeEnd",
         ),
     ],
 )
