@@ -603,8 +603,8 @@ class Spool:
         if kept and now - self._last_kept_log > 30.0:
             self._last_kept_log = now
             logger.warning(
-                "Segment: %d message(s) of a batch out of retries kept in the spool and "
-                "tried again later",
+                "Segment: %d message(s) of a batch not delivered now (out of retries or of "
+                "time) kept in the spool and tried again later",
                 kept,
             )
         return memory_only

@@ -95,20 +95,29 @@ class BotMatcher:
         cache = self._cache
         found = cache.get(user_agent)
         if found is None:
-            # As the context sends it: UTF-8 read as such, without control characters.
-            searched = (
-                user_agent
-                if user_agent.isascii() and user_agent.isprintable()
-                else header_text(user_agent)
-            )
-            if len(searched) > MAX_SEARCHED:
-                searched = searched[:MAX_SEARCHED]
-            found = self._search(searched) is not None
+            found = self._search(_searched_text(user_agent)) is not None
             if len(user_agent) <= MAX_CACHED_LENGTH:
                 if len(cache) >= _CACHE_SIZE:
                     cache.clear()
                 cache[user_agent] = found
         return found
+
+
+def _searched_text(user_agent: str) -> str:
+    """The first :data:`MAX_SEARCHED` characters of ``user_agent`` as the context
+    sends it: UTF-8 read as such (of the bytes those characters can take at most, cut
+    where a character begins), without control characters."""
+    if user_agent.isascii() and user_agent.isprintable():
+        return user_agent[:MAX_SEARCHED]
+    head = user_agent[: MAX_SEARCHED * 4]
+    if len(head) < len(user_agent):
+        end = len(head)
+        while end > len(head) - 4 and "\x80" <= head[end - 1] <= "\xbf":
+            end -= 1  # a continuation byte: its character is cut
+        if end and head[end - 1] >= "\xc0":
+            end -= 1  # the first byte of the character cut
+        head = head[:end]
+    return header_text(head)[:MAX_SEARCHED]
 
 
 def _first_match(patterns: list[re.Pattern[str]]) -> Callable[[str], object]:

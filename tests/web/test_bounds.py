@@ -346,8 +346,12 @@ def test_a_bot_s_user_agent_in_utf_8_is_searched_as_the_context_sends_it() -> No
     assert bots.matches(user_agent.encode().decode("latin-1"))
     assert bots.matches(user_agent)
     assert not bots.matches("Mozilla/5.0 (compatible; Googlebot/2.1)")
-    # Decoded whole, then cut: a character the cut would split is no matter.
+    # Decoded, then cut: a character the cut would split is no matter.
     long = (user_agent + " " + "é" * 1100).encode().decode("latin-1")
     assert bots.matches(long)
+    # Of a User-Agent of any length, what its searched characters can take at most
+    # is decoded, cut where a character begins.
+    for filler in ("é" * 500_000, "a" + "é" * 500_000, "ab" + "€" * 400_000):
+        assert bots.matches((user_agent + filler).encode().decode("latin-1"))
     # Its control characters as the context sends them: one space a run.
     assert BotMatcher(["Foo Fetcher"]).matches("Mozilla/5.0 Foo\tFetcher/1.0")
