@@ -28,6 +28,7 @@ __all__ = [
     "fromisoformat",
     "is_ip_address",
     "is_iso8601",
+    "json_type",
     "parse_iso8601",
     "too_deep",
     "validate_message",
@@ -101,13 +102,13 @@ def validate_message(message: object) -> list[str]:
     ['event is required for a track call']
     """
     if not isinstance(message, Mapping):
-        return [f"the message must be a JSON object, got {_json_type(message)}"]
+        return [f"the message must be a JSON object, got {json_type(message)}"]
     reasons: list[str] = []
     kind = message.get("type")
     if kind is None:
         reasons.append("type is required")
     elif not isinstance(kind, str):
-        reasons.append(f"type must be a string, got {_json_type(kind)}")
+        reasons.append(f"type must be a string, got {json_type(kind)}")
     elif kind not in MESSAGE_TYPES:
         reasons.append(f"type {_show(kind)} is not one of {', '.join(MESSAGE_TYPES)}")
     _check_message_id(message, reasons)
@@ -259,7 +260,7 @@ def _check_message_id(message: Mapping[str, Any], reasons: list[str]) -> None:
     if message_id is None:
         reasons.append("messageId is required")
     elif not isinstance(message_id, str):
-        reasons.append(f"messageId must be a string, got {_json_type(message_id)}")
+        reasons.append(f"messageId must be a string, got {json_type(message_id)}")
     elif not message_id:
         reasons.append("messageId must not be empty")
     elif len(message_id) > MAX_MESSAGE_ID_LENGTH:
@@ -289,7 +290,7 @@ def _check_call_fields(message: Mapping[str, Any], kind: object, reasons: list[s
         if event is None:
             reasons.append("event is required for a track call")
         elif not isinstance(event, str):
-            reasons.append(f"event must be a string, got {_json_type(event)}")
+            reasons.append(f"event must be a string, got {json_type(event)}")
         elif not event.strip():
             reasons.append("event must not be empty")
     elif kind == "group":
@@ -306,7 +307,7 @@ def _check_id(
     if value is None or isinstance(value, str):
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        reasons.append(f"{prefix}{field} must be a string or a number, got {_json_type(value)}")
+        reasons.append(f"{prefix}{field} must be a string or a number, got {json_type(value)}")
 
 
 def _check_optional(
@@ -320,7 +321,7 @@ def _check_optional(
 ) -> None:
     value = container.get(field)
     if value is not None and not isinstance(value, expected):
-        reasons.append(f"{prefix}{field} must be {description}, got {_json_type(value)}")
+        reasons.append(f"{prefix}{field} must be {description}, got {json_type(value)}")
 
 
 def _check_timestamp(message: Mapping[str, Any], field: str, reasons: list[str]) -> None:
@@ -328,7 +329,7 @@ def _check_timestamp(message: Mapping[str, Any], field: str, reasons: list[str])
     if value is None:
         return
     if not isinstance(value, str):
-        reasons.append(f"{field} must be an ISO-8601 string, got {_json_type(value)}")
+        reasons.append(f"{field} must be an ISO-8601 string, got {json_type(value)}")
     elif parse_iso8601(value) is None:
         when = _read_iso8601(value)
         if when is None:
@@ -343,7 +344,7 @@ def _check_integrations(integrations: object, reasons: list[str]) -> None:
     for name, flag in integrations.items():
         if not isinstance(flag, bool | dict):
             reasons.append(
-                f"integrations.{name} must be a boolean or an object, got {_json_type(flag)}"
+                f"integrations.{name} must be a boolean or an object, got {json_type(flag)}"
             )
 
 
@@ -375,13 +376,13 @@ def _check_context_field(
         return
     if not isinstance(value, expected):
         description = _DESCRIPTIONS[expected]
-        reasons.append(f"context.{field} must be {description}, got {_json_type(value)}")
+        reasons.append(f"context.{field} must be {description}, got {json_type(value)}")
     elif field in _CONTEXT_SUBSTRINGS:
         assert isinstance(value, dict)
         for sub in _CONTEXT_SUBSTRINGS[field]:
             text = value.get(sub)
             if text is not None and not isinstance(text, str):
-                reasons.append(f"context.{field}.{sub} must be a string, got {_json_type(text)}")
+                reasons.append(f"context.{field}.{sub} must be a string, got {json_type(text)}")
     elif field == "ip" and not is_ip_address(value):
         reasons.append(f"context.ip {_show(value)} is not an IP address")
     elif field == "groupId":
@@ -408,14 +409,14 @@ def _check_consent(consent: object, reasons: list[str]) -> None:
         return
     if not isinstance(preferences, dict):
         reasons.append(
-            f"context.consent.categoryPreferences must be an object, got {_json_type(preferences)}"
+            f"context.consent.categoryPreferences must be an object, got {json_type(preferences)}"
         )
         return
     for category, allowed in preferences.items():
         if not isinstance(allowed, bool):
             reasons.append(
                 f"context.consent.categoryPreferences.{category} must be a boolean, "
-                f"got {_json_type(allowed)}"
+                f"got {json_type(allowed)}"
             )
 
 
@@ -438,7 +439,8 @@ def _is_missing(value: object) -> bool:
     return value is None or value == ""
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """What JSON calls ``value``'s type (``"number"``, ``"array"``...), for an error."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -32,7 +32,7 @@ from segment_core.collector._json import dumps, loads, loads_strictly
 from segment_core.collector.store import EventRecord
 from segment_core.jsonvalues import replace_lone_surrogates
 from segment_core.masking import masked_with_fingerprint
-from segment_core.spec import MAX_NESTING_DEPTH, is_iso8601, too_deep, validate_message
+from segment_core.spec import MAX_NESTING_DEPTH, is_iso8601, json_type, too_deep, validate_message
 
 __all__ = [
     "BATCH_ENDPOINTS",
@@ -171,7 +171,7 @@ def write_key_from(authorization: str | None, payload: object) -> tuple[str | No
         raise RequestError(
             400,
             "invalid_write_key",
-            f"writeKey in the body must be a string, got {_json_type(body_key)}",
+            f"writeKey in the body must be a string, got {json_type(body_key)}",
         )
     if not body_key:
         body_key = None
@@ -190,18 +190,6 @@ def write_key_from(authorization: str | None, payload: object) -> tuple[str | No
     if body_key is not None:
         return body_key, "body"
     return None, None
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def _basic_username(authorization: str) -> str | None:
