@@ -32,7 +32,7 @@ from contextvars import Token, copy_context
 from typing import Any
 
 import flask.globals
-from flask import Flask, g, has_request_context, request
+from flask import Flask, after_this_request, g, has_request_context, request
 from flask.wrappers import Request, Response
 from werkzeug.datastructures import Headers
 
@@ -282,7 +282,11 @@ def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
         if user is None:
             return
         if scope is not None:
-            scope.tracker.identify_login(user_id_of(user), user)
+            user_id = user_id_of(user)
+            if user_id is None:  # not saved yet: identified once it is, if it is
+                after_this_request(functools.partial(_identify_once_saved, scope.tracker, user))
+            else:
+                scope.tracker.identify_login(user_id, user)
             return
         analytics = _analytics_left_on(native)
         user_id = user_id_of(user)
@@ -290,6 +294,20 @@ def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
             analytics.login(user_id, user)
     except Exception:
         logger.exception("segment: the automatic identify of a login failed")
+
+
+def _identify_once_saved(tracker: RequestTracker, user: Any, response: Response) -> Response:
+    """The identify of a login whose user had no id yet (a signup logging its user in
+    before the commit gives the row one), as the response is made: by then the view
+    has saved it. Before the response's cookie is decided (Flask calls these before
+    its ``after_request`` hooks)."""
+    try:
+        user_id = user_id_of(user)
+        if user_id is not None:
+            tracker.identify_login(user_id, user)
+    except Exception:
+        logger.exception("segment: the automatic identify of a login failed")
+    return response
 
 
 def end_user_on_logout(sender: Any, **extra: Any) -> None:

@@ -357,6 +357,28 @@ def test_a_user_with_tokens_not_saved_yet_is_no_user_not_its_token(
     assert user.token not in json.dumps(messages)
 
 
+def test_a_signup_logging_its_user_in_before_the_commit_is_identified_once_it_has_an_id(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    user = TokenUser(None)
+    app = token_login_app(make_app, user)
+
+    @app.get("/sign-up")
+    def sign_up() -> str:
+        login_user(user)
+        user.id = 42  # the commit gives the row its id
+        return "<p>welcome</p>"
+
+    answer = app.test_client().get("/sign-up", headers={"Accept": "text/html"})
+    messages = sent()
+    assert [(m["type"], m.get("userId")) for m in messages] == [("identify", "42"), ("page", "42")]
+    identify, page = messages
+    # The new visitor's id, joined to the user, and kept by the browser.
+    assert identify["anonymousId"] == page["anonymousId"]
+    assert f"ajs_anonymous_id={identify['anonymousId']}" in answer.headers["Set-Cookie"]
+    assert user.token not in json.dumps(messages)
+
+
 def test_an_identify_on_login_hook_decides_each_login(make_app: MakeApp, sent: Sent) -> None:
     asked: list[tuple[str, str]] = []
 
