@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,17 +23,10 @@ import httpx
 import pytest
 
 from segment_core.collector.handle import CollectorHandle
+from tests.e2e.servers import ROOT, free_port, uvicorn_argv
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = 25
 START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -70,16 +61,7 @@ def uvicorn(
     serving once it yields; killed afterwards if still running."""
     port = free_port()
     log = tmp_path / "uvicorn.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.asgi.served:app",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        *options,
-        "--no-access-log",
-    ]
+    command = uvicorn_argv("tests.asgi.served:app", port, *options)
     environment = {**os.environ, "SEGMENT_HOST": collector.url, **env}
     with log.open("wb") as stream:
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=stream, stderr=stream)
