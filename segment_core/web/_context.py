@@ -11,10 +11,13 @@ documented size, so no request can push a message over Segment's 32 KB:
 - the whole context: 12 KB JSON-encoded (:data:`MAX_CONTEXT_BYTES`), where
   backslashes, quotes and non-ASCII text take more bytes than characters.
 
-Control characters (tab, CR, LF, NUL, DEL...), which no browser puts in these, are
-dropped from ``userAgent``, ``referrer`` and ``campaign`` values: each run of them
-becomes one space, whatever the server let through. A ``userAgent`` in UTF-8, which
-servers hand on as the latin-1 of its bytes, is read as UTF-8.
+Control characters (tab, CR, LF, NUL, DEL, Unicode's line separators...), which no
+browser puts in these, are dropped from ``userAgent`` and ``campaign`` values: each
+run of them becomes one space, whatever the server let through, and Unicode's
+bidirectional controls are removed (``without_controls``); a ``referrer`` has its C0
+controls made spaces and every other character outside ASCII percent-escaped. A
+``userAgent`` in UTF-8, which servers hand on as the latin-1 of its bytes, is read as
+UTF-8.
 """
 
 from __future__ import annotations
