@@ -148,10 +148,16 @@ class RequestHooks:
             static = self.static_endpoints = static_endpoints(self.app)
             settle_divert(self.state.client)
         try:
-            # A file of the app's or a blueprint's static folder (below the site's
-            # root, or at it): no page call, no cookie, no user lookup; but
-            # request.analytics for the app's own hooks, as on an excluded path.
-            self._start(endpoint in static and serves_a_file(static[endpoint], values))
+            if endpoint in static:
+                # A file of the app's or a blueprint's static folder (below the
+                # site's root, or at it): no page call, no cookie, no user lookup;
+                # but request.analytics for the app's own hooks, as on an excluded
+                # path. A path that names no file is the app's 404 handler's to
+                # answer (a single-page app's index.html): a page no route serves.
+                static_file = serves_a_file(static[endpoint], values)
+                self._start(static_file, routed=static_file)
+            else:
+                self._start(False)
         except Exception:
             logger.exception("segment: could not read the request; no analytics for it")
 
@@ -164,11 +170,13 @@ class RequestHooks:
             native = _current_request()
             self.start_request(native.endpoint, native.view_args)
 
-    def _start(self, static_file: bool) -> None:
+    def _start(self, static_file: bool, *, routed: bool = True) -> None:
         native = _current_request()
         app = self.app
         state, options = self.state, self.state.options
-        info = request_info(native, app, self.route_of_path, self.blueprint_namespaces)
+        info = request_info(
+            native, app, self.route_of_path, self.blueprint_namespaces, routed=routed
+        )
         # A USER_ID hook replaces the framework's user, and health checks and
         # assets need none: no session read or user query for them. The user is
         # read when a call is made, so a login in the view counts.

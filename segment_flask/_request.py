@@ -92,17 +92,22 @@ def request_info(
     app: Flask,
     route_of_path: RouteOfPath | None = None,
     blueprint_namespaces: NamespacesOf | None = None,
+    *,
+    routed: bool = True,
 ) -> RequestInfo:
     """The neutral view of ``request``; hooks get ``request`` itself as ``native``.
 
     ``route_of_path`` and ``blueprint_namespaces``: what :func:`router_of` and
-    :func:`namespaces_of` give for ``app`` (made once by the caller).
+    :func:`namespaces_of` give for ``app`` (made once by the caller). ``routed``
+    false: the route that matched serves none of the request's pages (a static
+    view that finds no file), so the request has no route, as a path no rule
+    matches.
     """
     try:
         host = request.host
     except SecurityError:
         host = ""  # not in TRUSTED_HOSTS: Flask answers 400 itself; never a page view
-    rule = request.url_rule
+    rule = request.url_rule if routed else None
     environ = request.environ
     trusted = request.trusted_hosts or app.config.get("TRUSTED_HOSTS")
     if trusted and host and not host_is_trusted(host, list(trusted)):
@@ -114,7 +119,7 @@ def request_info(
     blueprints: tuple[str, ...] = ()
     if endpoint:
         blueprints = (blueprint_namespaces or namespaces_of(app))(endpoint)
-    path_params = request.view_args
+    path_params = request.view_args if rule is not None else None
     if path_params and rule is not None:
         # The path's own text: what the visitor sees, whatever the converter made of it.
         path_params = path_texts(rule, request.path) or path_params

@@ -239,9 +239,41 @@ def test_a_single_page_app_s_deep_links_with_static_files_at_the_site_s_root(
     track, deep_link, *escapes = sent()
     assert track["event"] == "Deep Link Opened"
     assert deep_link["type"] == "page" and deep_link["properties"]["path"] == "/orders/5"
+    # A page no route serves: named by its path, not after the static view that found no file.
+    assert deep_link["name"] == "/orders/5"
     assert deep_link["context"]["campaign"] == {"source": "mail"}
     assert deep_link["anonymousId"] == track["anonymousId"]
     assert [m["type"] for m in escapes] == ["track", "page", "track", "page"]
+
+
+@pytest.mark.parametrize("page_name", ["route", "template"])
+def test_a_single_page_app_s_deep_links_are_named_by_their_paths(
+    segment_client: Any, sent: Sent, page_name: str
+) -> None:
+    """Every deep link of a single-page app served from the site's root is named by
+    its path, as its home page is, with either naming of routes: the static view
+    that matched them serves none of them."""
+    from flask import Flask as FlaskApp
+
+    from segment_flask import SegmentFlask
+    from tests.flask.app import STATIC
+
+    app = FlaskApp("spa", static_folder=str(STATIC), static_url_path="")
+    SegmentFlask(app, client=segment_client, page_name=page_name)
+
+    @app.errorhandler(404)
+    def index(error: Exception) -> str:
+        return "<!doctype html><div id=app></div>"
+
+    @app.get("/about")
+    def about() -> str:
+        return "<p>about</p>"
+
+    client = app.test_client()
+    for path in ("/", "/dashboard", "/orders/42", "/about"):
+        assert client.get(path).status_code == 200
+    named = "about" if page_name == "route" else "/about"
+    assert [m["name"] for m in sent()] == ["/", "/dashboard", "/orders/42", named]
 
 
 def test_exclude_paths_option(make_app: MakeApp, sent: Sent) -> None:
