@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
-from segment_core.hosts import is_loopback_url
+from segment_core.hosts import check_host, is_loopback_url
 
 __all__ = [
     "BROWSER_NORMALIZERS",
@@ -83,6 +83,9 @@ def _base_url(name: str, value: object) -> str | None:
             f"{name} must be an http(s) URL such as 'https://host', got {_shown(value)!r}"
         )
     _refuse_credentials(name, value, parts)
+    # As the client's host: analytics.js adds its paths to the value, after a
+    # #fragment they would be no path, and no server listens on port 0.
+    check_host(value, name=name)
     _warn_plain_http(name, value)
     return value.rstrip("/")
 
@@ -135,6 +138,12 @@ def _api_host(name: str, value: object) -> str | None:
             f"or an https:// URL, got {_shown(value)!r}"
         )
     host = value.rstrip("/")
+    try:
+        port = urlsplit(f"//{host}").port
+    except ValueError:
+        port = 0
+    if port == 0 and ":" in host.partition("/")[0].rpartition("]")[2]:
+        raise ValueError(f"{name} must name a port from 1 to 65535, got {_shown(value)!r}")
     return host if "/" in host else f"{host}/v1"
 
 

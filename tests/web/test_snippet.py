@@ -199,6 +199,15 @@ def test_page_source_server_without_page_calls_is_an_error() -> None:
         ("browser_cdn", "ftp://cdn.example"),
         ("browser_api_host", "events example/v1"),
         ("browser_api_host", "events.example/v1\n"),
+        # analytics.js adds its paths to these: after a #fragment they would be none.
+        ("browser_api_host", "https://proxy.example#frag"),
+        ("browser_api_host", "https://proxy.example/v1#frag"),
+        ("browser_cdn", "https://cdn.proxy.example/#x"),
+        ("browser_api_host", "https://proxy.example:0"),  # no server listens there
+        ("browser_cdn", "https://cdn.proxy.example:99999"),
+        ("browser_api_host", "proxy.example:0/v1"),  # Segment's host/path form
+        ("browser_api_host", "proxy.example:70000"),
+        ("browser_api_host", "[::1]:0/v1"),
         ("csp_nonce", "request csp nonce"),
         ("csp_nonce", "csp_nonce\n"),
         ("csp_nonce", 3),
