@@ -237,6 +237,7 @@ class Worker:
                 self._buffer.remove(item)
             except ValueError:
                 return None  # a sender took it: it is being delivered
+            self._progress.notify_all()  # a flush waiting for it waits for one less
             return SHUT_DOWN
 
     def flush(self, timeout: float, *, patient: bool = False) -> bool:
@@ -258,6 +259,10 @@ class Worker:
             self._has_work.notify_all()
             delivered = self._delivery.sent
             while self._done_upto() < target:
+                if self._closing and not self._buffer and not self._in_flight:
+                    # Shutting down and nothing left: a message put() took back as
+                    # the shutdown began was counted in the target, and never comes.
+                    break
                 if patient and self._delivery.sent != delivered:
                     # Delivered since (not failed): the host takes them, so wait on.
                     delivered = self._delivery.sent
