@@ -26,7 +26,11 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import logging
+import os
+import pickle
 import threading
 from contextvars import Token
 from typing import Any
@@ -49,6 +53,7 @@ from segment_core.scope import (
     restore,
     shutdown_after_bound_calls,
 )
+from segment_core.testing import diverted
 
 __all__ = ["META_KEY", "Queue", "SimpleWorker", "Worker"]
 
@@ -56,6 +61,8 @@ logger = logging.getLogger("segment.rq")
 
 #: The ``job.meta`` key that carries the visitor's snapshot.
 META_KEY = "segment_visitor"
+#: The variable that carries the worker's client options to a spawned work-horse.
+HORSE_CLIENT_VARIABLE = "SEGMENT_RQ_WORKER_CLIENT"
 
 
 class Queue(rq.Queue):
@@ -194,8 +201,29 @@ if hasattr(rq.worker, "SpawnWorker"):  # RQ 2 and later
         where forking is unsafe) that binds each job's visitor and delivers before
         each horse exits, as :class:`Worker` does.
 
+        A spawned horse is a new interpreter, which imports neither the worker's
+        settings module (``rq worker -c``) nor Django's settings: the options of the
+        worker's client go to each horse in its environment (read by it alone, not in
+        its command line, which every user of the machine may read), and the horse
+        builds its client from them, so that its events go where the worker's would,
+        with its spool. An option that cannot be pickled (a lambda as ``on_error``)
+        is left out, with a WARNING.
+
         ``rq worker --worker-class segment_rq.SpawnWorker``.
         """
+
+        def fork_work_horse(self, job: Any, queue: Any) -> None:
+            carried = _client_options_for_horses()
+            if carried is not None:
+                os.environ[HORSE_CLIENT_VARIABLE] = carried
+            try:
+                super().fork_work_horse(job, queue)
+            finally:  # the horse has its copy: no other child of the worker's gets it
+                os.environ.pop(HORSE_CLIENT_VARIABLE, None)
+
+        def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
+            _build_horse_client(os.environ.pop(HORSE_CLIENT_VARIABLE, None))
+            super().main_work_horse(*args, **kwargs)
 
     __all__ += ["SpawnWorker"]
 
@@ -256,6 +284,57 @@ def _start_client() -> None:
         segment_core.get_client()
     except Exception:  # the worker runs all the same; jobs build the client again
         logger.exception("segment: could not build the client as the RQ worker starts")
+
+
+def _client_options_for_horses() -> str | None:
+    """The options of the worker's client, pickled and written in base64, for a
+    spawned work-horse to build its own with (None when the client sends nothing:
+    no write key, or diverted in tests). Each option that cannot be pickled is left
+    out, with one WARNING per option."""
+    try:
+        client = segment_core.get_client()
+        config = client.config
+        if not config.write_key or diverted(client):
+            return None
+        options: dict[str, Any] = {}
+        for option in dataclasses.fields(config):
+            value = getattr(config, option.name)
+            if value is option.default or value == option.default:
+                continue  # the horse's client has it as well
+            try:
+                pickle.dumps(value)
+            except Exception:
+                if option.name not in _unpicklable_warned:
+                    _unpicklable_warned.add(option.name)
+                    logger.warning(
+                        "segment: SpawnWorker's work-horses build their client without "
+                        "the worker's %s, which cannot be pickled (a lambda or a closure?); "
+                        "give it a function of a module",
+                        option.name,
+                    )
+                continue
+            options[option.name] = value
+        return base64.b64encode(pickle.dumps(options)).decode("ascii")
+    except Exception:  # the job runs all the same; the horse builds its client itself
+        logger.exception("segment: could not pass the worker's client to its work-horse")
+        return None
+
+
+#: The options whose value was found unpicklable, each told once.
+_unpicklable_warned: set[str] = set()
+
+
+def _build_horse_client(carried: str | None) -> None:
+    """In a spawned work-horse: the worker's client, built from the options it
+    ``carried``, as the default client, unless the horse has one already."""
+    if carried is None or segment_core.default_client is not None:
+        return
+    try:
+        # Written by the worker's own process for this one (its environment).
+        options = pickle.loads(base64.b64decode(carried))
+        segment_core.default_client = segment_core.Client(**options)
+    except Exception:  # the job runs; its calls use what the environment gives
+        logger.exception("segment: could not build the worker's client in its work-horse")
 
 
 def _drop_idle_connections(connection: Any) -> None:

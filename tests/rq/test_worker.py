@@ -114,6 +114,39 @@ def test_a_job_runs_for_the_visitor_who_enqueued_it(
     assert log.count("ignoring the visitor snapshot") == 1  # the worker's process says none
 
 
+@pytest.mark.skipif(
+    not hasattr(segment_rq, "SpawnWorker"), reason="RQ before 2 spawns no work-horse"
+)
+def test_spawned_work_horses_send_with_the_client_of_the_worker_s_settings_module(
+    segment_collector: Any, redis_db: str, tmp_path: Path
+) -> None:
+    """A spawned work-horse imports neither ``rq worker -c``'s module nor Django's
+    settings: it builds the worker's client from the options the worker gave it."""
+    queue = Queue(connection=redis.Redis.from_url(redis_db))
+    with bound(VISITOR):
+        queue.enqueue("tests.rq.spawned_jobs.track_for_visitor", "bound")
+    queue.enqueue("tests.rq.spawned_jobs.track_as", "job-user")
+    env = {
+        name: value
+        for name, value in app_env(segment_collector.url).items()
+        if not name.startswith("SEGMENT_")
+    }
+    env["RQ_TEST_COLLECTOR"] = segment_collector.url
+    argv = [*rq_argv(redis_db, "segment_rq.SpawnWorker"), "-c", "tests.rq.spawn_settings"]
+    with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
+        events = segment_collector.wait_for(2, timeout=30, type="track")
+        assert worker.stop() == 0
+        log = worker.log()
+    messages = {e["message"]["properties"]["label"]: e["message"] for e in events}
+    assert set(messages) == {"bound", "job-user"}
+    assert {m["properties"]["client"] for m in messages.values()} == {"the worker's"}
+    assert (messages["bound"]["userId"], messages["bound"]["anonymousId"]) == ("user-7", "anon-7")
+    assert messages["job-user"]["userId"] == "job-user"
+    assert "no write key" not in log
+    # The one option that cannot be pickled is named, once for both horses.
+    assert log.count("without the worker's on_error, which cannot be pickled") == 1
+
+
 def test_what_a_jobs_thread_tracks_after_the_job_returned_is_delivered_by_its_work_horse(
     segment_collector: Any, redis_db: str, tmp_path: Path
 ) -> None:
