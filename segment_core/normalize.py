@@ -256,6 +256,8 @@ def _timestamp(value: object) -> str:
             raise InvalidMessage(
                 f"timestamp must be an ISO-8601 date and time, got {value[:60]!r}"
             ) from None
+        if when.tzinfo is None:  # as a naive datetime: datetime.now().isoformat()'s is local
+            when = _zoned_if_now(when)
         try:
             return format_timestamp(when)
         except ValueError:

@@ -134,6 +134,11 @@ def test_a_naive_timestamp_of_datetime_now_is_local_time_as_analytics_python_rea
     utc_now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     assert sent(utc_now) == in_utc(utc_now.replace(tzinfo=dt.timezone.utc))
     assert sent(dt.datetime(2024, 5, 6, 7, 8, 9)) == "2024-05-06T07:08:09.000Z"
+    # The same in ISO-8601 text without an offset.
+    assert client.track("u", "E", timestamp=now.isoformat())[1]["timestamp"] == sent(now)
+    assert client.track("u", "E", timestamp=utc_now.isoformat())[1]["timestamp"] == sent(utc_now)
+    stored = client.track("u", "E", timestamp="2024-05-06T07:08:09")[1]["timestamp"]
+    assert stored == "2024-05-06T07:08:09.000Z"
     with capture() as captured:
         client.track("u", "Local", timestamp=now)
         client.flush()
