@@ -156,7 +156,13 @@ class Properties(_Builder):
             raise InvalidMessage(
                 f"properties.keywords must be a list of strings, got {type(keywords).__name__}"
             )
-        return self.set("keywords", list(keywords))
+        words = list(keywords)
+        for index, word in enumerate(words):
+            if not isinstance(word, str):
+                raise InvalidMessage(
+                    f"properties.keywords[{index}] must be a string, got {type(word).__name__}"
+                )
+        return self.set("keywords", words)
 
     def set_name(self, name: str) -> Properties:
         return self.set("name", name)

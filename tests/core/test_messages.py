@@ -508,6 +508,7 @@ def test_typed_messages_take_their_fields_by_name_only() -> None:
     ("build", "field"),
     [
         (lambda: Properties().set_keywords("shoes"), "properties.keywords"),
+        (lambda: Properties().set_keywords(["shoes", 2]), "properties.keywords[1]"),
         (lambda: Properties().set_products({"id": 1}), "properties.products"),
         (lambda: Properties().set_products([1]), "properties.products[0]"),
         (lambda: Traits().set_address("1 Main St"), "traits.address"),
