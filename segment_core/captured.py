@@ -18,6 +18,7 @@ from typing import Any
 from segment_core.encoding import decode, encode
 from segment_core.errors import InvalidMessage
 from segment_core.normalize import as_local_time, stringify_id, timestamp_as_sent
+from segment_core.spec import fromisoformat
 
 __all__ = ["Captured"]
 
@@ -187,6 +188,8 @@ def _fields_as_sent(fields: Mapping[str, Any]) -> dict[str, Any]:
             sent[key] = stringify_id(key, fields[key])
     for key in _TIME_FIELDS.intersection(fields):
         value = fields[key]
+        if isinstance(value, str):  # text without an offset: read as its datetime is
+            value = _naive_time(value) or value
         if isinstance(value, dt.datetime) and value.tzinfo is None:
             with contextlib.suppress(InvalidMessage):
                 sent[key] = _EitherReading(value)
@@ -194,6 +197,15 @@ def _fields_as_sent(fields: Mapping[str, Any]) -> dict[str, Any]:
             with contextlib.suppress(InvalidMessage):
                 sent[key] = timestamp_as_sent(value)
     return sent
+
+
+def _naive_time(text: str) -> dt.datetime | None:
+    """The naive time ISO-8601 ``text`` without an offset writes, else None."""
+    try:
+        when = fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is None else None
 
 
 class _EitherReading:

@@ -101,13 +101,13 @@ def request_info(
     :func:`namespaces_of` give for ``app`` (made once by the caller). ``routed``
     false: the route that matched serves none of the request's pages (a static
     view that finds no file), so the request has no route, as a path no rule
-    matches.
+    matches, but keeps the namespaces of the route's blueprint.
     """
     try:
         host = request.host
     except SecurityError:
         host = ""  # not in TRUSTED_HOSTS: Flask answers 400 itself; never a page view
-    rule = request.url_rule if routed else None
+    rule = request.url_rule
     environ = request.environ
     trusted = request.trusted_hosts or app.config.get("TRUSTED_HOSTS")
     if trusted and host and not host_is_trusted(host, list(trusted)):
@@ -119,6 +119,8 @@ def request_info(
     blueprints: tuple[str, ...] = ()
     if endpoint:
         blueprints = (blueprint_namespaces or namespaces_of(app))(endpoint)
+        if not routed:  # still the blueprint's request: its exclusion holds
+            rule = endpoint = None
     path_params = request.view_args if rule is not None else None
     if path_params and rule is not None:
         # The path's own text: what the visitor sees, whatever the converter made of it.

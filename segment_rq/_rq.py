@@ -63,6 +63,8 @@ logger = logging.getLogger("segment.rq")
 META_KEY = "segment_visitor"
 #: The variable that carries the worker's client options to a spawned work-horse.
 HORSE_CLIENT_VARIABLE = "SEGMENT_RQ_WORKER_CLIENT"
+#: The most it carries: Linux holds an environment variable of at most 128 KiB.
+MAX_CARRIED_CHARACTERS = 100_000
 
 
 class Queue(rq.Queue):
@@ -314,7 +316,19 @@ def _client_options_for_horses() -> str | None:
                     )
                 continue
             options[option.name] = value
-        return base64.b64encode(pickle.dumps(options)).decode("ascii")
+        carried = base64.b64encode(pickle.dumps(options)).decode("ascii")
+        if len(carried) > MAX_CARRIED_CHARACTERS:
+            if not _too_large_warned:
+                _too_large_warned.append(len(carried))
+                logger.warning(
+                    "segment: SpawnWorker's work-horses cannot be given the worker's client "
+                    "(its options pickle to %d characters, over the %d an environment "
+                    "variable holds: a hook holding large data?); they build their own",
+                    len(carried),
+                    MAX_CARRIED_CHARACTERS,
+                )
+            return None
+        return carried
     except Exception:  # the job runs all the same; the horse builds its client itself
         logger.exception("segment: could not pass the worker's client to its work-horse")
         return None
@@ -322,6 +336,8 @@ def _client_options_for_horses() -> str | None:
 
 #: The options whose value was found unpicklable, each told once.
 _unpicklable_warned: set[str] = set()
+#: Options carried too large to be carried, told once.
+_too_large_warned: list[int] = []
 
 
 def _build_horse_client(carried: str | None) -> None:
@@ -332,7 +348,10 @@ def _build_horse_client(carried: str | None) -> None:
     try:
         # Written by the worker's own process for this one (its environment).
         options = pickle.loads(base64.b64decode(carried))
-        segment_core.default_client = segment_core.Client(**options)
+        # A hook of the worker's settings module imports it: one that sets the
+        # default client has set it now, and is kept.
+        if segment_core.default_client is None:
+            segment_core.default_client = segment_core.Client(**options)
     except Exception:  # the job runs; its calls use what the environment gives
         logger.exception("segment: could not build the worker's client in its work-horse")
 

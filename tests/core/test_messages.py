@@ -152,10 +152,15 @@ def test_a_capture_finds_a_naive_timestamp_of_now_however_long_after(
     now = dt.datetime.now()
     with capture() as captured:
         client.track("u", "Local", timestamp=now)
+        client.track("u", "Local text", timestamp=now.isoformat())
         client.flush()
     monkeypatch.setattr("segment_core.normalize._NOW_WINDOW", dt.timedelta(0))  # long after
     assert captured.find("track", event="Local", timestamp=now)
     assert not captured.find("track", event="Local", timestamp=now - dt.timedelta(seconds=1))
+    # Its ISO-8601 text without an offset, either way round.
+    assert captured.find("track", event="Local", timestamp=now.isoformat())
+    assert captured.find("track", event="Local text", timestamp=now.isoformat())
+    assert captured.find("track", event="Local text", timestamp=now)
 
 
 @pytest.mark.usefixtures("clock_east_of_utc")

@@ -276,6 +276,43 @@ def test_a_single_page_app_s_deep_links_are_named_by_their_paths(
     assert [m["name"] for m in sent()] == ["/", "/dashboard", "/orders/42", named]
 
 
+def test_an_excluded_blueprint_s_single_page_app_stays_excluded(
+    segment_client: Any, sent: Sent
+) -> None:
+    """A blueprint's static view that finds no file leaves the request to the
+    blueprint's 404 handler: a page of no route, but still the blueprint's, which
+    ``exclude_routes`` (and its default ``admin``) keeps out."""
+    from flask import Blueprint
+    from flask import Flask as FlaskApp
+
+    from segment_flask import SegmentFlask
+    from tests.flask.app import STATIC
+
+    app = FlaskApp("spas")
+    SegmentFlask(app, client=segment_client, exclude_routes=["admin", "backoffice"])
+    for name in ("admin", "backoffice", "shop"):
+        blueprint = Blueprint(name, __name__, static_folder=str(STATIC), static_url_path="")
+
+        @blueprint.errorhandler(404)
+        def index(error: Exception) -> str:
+            request.analytics.track("Deep Link Opened")
+            return "<!doctype html><div id=app></div>"
+
+        app.register_blueprint(blueprint, url_prefix=f"/{name}")
+
+    client = app.test_client()
+    for name in ("admin", "backoffice", "shop"):
+        response = client.get(f"/{name}/orders/7")
+        assert response.status_code == 200
+        assert ("Set-Cookie" in response.headers) is (name == "shop")
+    tracks = [m for m in sent() if m["type"] == "track"]
+    pages = [m for m in sent() if m["type"] == "page"]
+    assert len(tracks) == 3  # request.analytics works in each
+    assert [(m["name"], m["properties"]["path"]) for m in pages] == [
+        ("/shop/orders/7", "/shop/orders/7")
+    ]
+
+
 def test_exclude_paths_option(make_app: MakeApp, sent: Sent) -> None:
     client = make_app(SEGMENT_EXCLUDE_PATHS=[r"^/products/"]).test_client()
     client.get("/products/1")
