@@ -43,7 +43,7 @@ import segment_core
 from segment_core import testing
 from segment_core.adapters import build_client, named_by_source, offer_as_default
 from segment_core.client import Client
-from segment_core.config import ALIASES, check_option, option_names, read_flag
+from segment_core.config import ALIASES, check_option, option_names, options_over, read_flag
 from segment_core.scope import (
     Analytics,
     bind,
@@ -167,7 +167,7 @@ class SegmentCelery:
             return self._own
         keys = self._config_keys()
         conf: Mapping[str, Any] = {} if self._app is None else self._app.conf
-        options = {**{name: conf[key] for name, key in keys.items()}, **self._options}
+        options = options_over({name: conf[key] for name, key in keys.items()}, self._options)
 
         def source(name: str) -> str | None:
             if name in self._options:

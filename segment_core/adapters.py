@@ -173,15 +173,19 @@ _shared_lock = _forks.ProcessLock()
 
 
 def offer_as_default(client: Client) -> None:
-    """Make ``client`` the default client if there is none; without a write key, the
-    client the module-level calls use until one is set, unless an adapter's already is.
+    """Make ``client`` the default client if there is none, and the module-level
+    settings name no other write key; without a write key, the client the
+    module-level calls use until one is set, unless an adapter's already is.
 
     Not the default client itself: it would keep a key set later from being used.
     """
     with segment_core._default_lock:
         if segment_core.default_client is not None:
             return
-        if client.config.write_key:
+        key = client.config.write_key
+        if key:
+            if segment_core.write_key and key != segment_core.write_key:
+                return  # the module-level settings name another source: theirs serves
             segment_core.default_client = client
         elif segment_core._keyless_client is None or not segment_core._keyless_is_adapters:
             # One the module made for itself (a call before the app was set up) gives
@@ -224,8 +228,13 @@ def _completed(options: Mapping[str, Any]) -> dict[str, Any]:
     """``options``; without a write key, over the module-level settings that are set."""
     if options.get("write_key"):
         return dict(options)
-    # A setting left empty ("" from an unset variable) keeps the module-level one.
-    given = {name: value for name, value in options.items() if value != "" or name == "write_key"}
+    # A setting left empty ("" from an unset variable) keeps the module-level one;
+    # so does a write key of None (os.environ.get("...") of an unset variable).
+    given = {
+        name: value
+        for name, value in options.items()
+        if value != "" and (value is not None or name != "write_key")
+    }
     completed = {**_module_settings(), **given}
     if not completed.get("write_key"):
         completed.pop("write_key", None)  # "" or None: the environment's, as Client reads it

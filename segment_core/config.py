@@ -37,6 +37,7 @@ __all__ = [
     "import_callable",
     "is_async",
     "option_names",
+    "options_over",
     "read_flag",
 ]
 
@@ -362,6 +363,15 @@ def _read_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 def option_names() -> frozenset[str]:
     """Every option name :class:`Config` accepts (aliases excluded)."""
     return frozenset(f.name for f in fields(Config))
+
+
+def options_over(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Options ``top`` over ``base`` (an adapter's keywords over its configuration):
+    an option of ``top`` replaces ``base``'s, whichever of its names (``upload_size``
+    or ``max_batch_size``) each uses."""
+    replaced = {ALIASES.get(name, name) for name in top}
+    kept = {name: value for name, value in base.items() if ALIASES.get(name, name) not in replaced}
+    return {**kept, **top}
 
 
 def _unknown_option_message(name: str) -> str:

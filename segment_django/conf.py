@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
 import threading
@@ -173,7 +174,8 @@ def get_client() -> Client:
     rather than fail. :func:`built_client` raises it instead.
     """
     client = _client
-    if client is None:
+    # _kept_client(), inline: asked at every request.
+    if client is None or (not _owned and client is not segment_core.default_client):
         try:
             client = _find_client()
         except ImproperlyConfigured as problem:
@@ -184,10 +186,16 @@ def get_client() -> Client:
 def built_client() -> Client:
     """:func:`get_client`, or :class:`ImproperlyConfigured` naming what keeps a
     client from being built (for a command that reports on the setup)."""
+    return _kept_client() or _find_client()
+
+
+def _kept_client() -> Client | None:
+    """The client found before, while it is still the one: built from the settings,
+    or segment_core's default client as long as the app has not replaced it."""
     client = _client
-    if client is None:
-        client = _find_client()
-    return client
+    if client is not None and (_owned or client is segment_core.default_client):
+        return client
+    return None
 
 
 def _discarding_client(problem: ImproperlyConfigured) -> Client:
@@ -203,9 +211,10 @@ def _discarding_client(problem: ImproperlyConfigured) -> Client:
                 "segment: no client built: %s; its events are discarded until it is fixed",
                 problem,
             )
-            # No key or host of the settings, the module's or the environment's: one of
-            # them may be what is wrong. Without a key and sending nothing, no spool.
-            stand_in = Client("", host=DEFAULT_HOST, send=False)
+            # No key, host or spool of the settings, the module's or the environment's:
+            # one of them may be what is wrong. Without a key and sending nothing, no
+            # spool is opened: the directory named (os.sep) is never used.
+            stand_in = Client("", host=DEFAULT_HOST, send=False, spool_dir=os.sep)
             unbuilt = _unbuilt = (str(problem), stand_in)
     return unbuilt[1]
 
@@ -213,8 +222,9 @@ def _discarding_client(problem: ImproperlyConfigured) -> Client:
 def _find_client() -> Client:
     global _client, _owned
     with _lock:
-        if _client is not None:
-            return _client
+        kept = _kept_client()
+        if kept is not None:
+            return kept
         client_options, web = _split()
         try:
             client = build_client(client_options) if client_options else default_client()

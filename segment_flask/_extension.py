@@ -12,6 +12,7 @@ import segment_core
 import segment_core.scope
 from segment_core.adapters import offer_as_default
 from segment_core.client import Client
+from segment_core.config import options_over
 from segment_core.testing import divert, divert_when
 from segment_core.web import WebOptions
 from segment_flask._hooks import (
@@ -23,7 +24,7 @@ from segment_flask._hooks import (
 )
 from segment_flask._request import flask_login
 from segment_flask._snippet import segment_snippet
-from segment_flask._state import SegmentState, check_keywords, load_state, overlay
+from segment_flask._state import SegmentState, check_keywords, load_state
 
 __all__ = ["EXTENSION_NAME", "SegmentFlask", "get_state"]
 
@@ -82,7 +83,7 @@ class SegmentFlask:
             )
         state = load_state(
             app.config,
-            overlay(self._defaults, options),
+            options_over(self._defaults, options),
             static_url_path=app.static_url_path if app.has_static_folder else None,
             app_name=app.name,
             stacklevel=stacklevel,

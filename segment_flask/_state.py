@@ -29,12 +29,12 @@ from segment_core.adapters import (
     named_by_source,
 )
 from segment_core.client import Client
-from segment_core.config import ALIASES
+from segment_core.config import ALIASES, options_over
 from segment_core.config import option_names as client_option_names
 from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
 from segment_core.web import option_names as web_option_names
 
-__all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state", "overlay"]
+__all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state"]
 
 logger = logging.getLogger("segment.flask")
 
@@ -69,14 +69,6 @@ def check_keywords(options: Mapping[str, Any]) -> None:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"SegmentFlask got an unknown option {key!r}{hint}")
     _check_one_name_each(options, lambda name: f"SegmentFlask({name}=...)")
-
-
-def overlay(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``: an option of ``top`` replaces ``base``'s, whichever of
-    its names (``upload_size`` or ``max_batch_size``) each uses."""
-    replaced = {_option_of(name) for name in top}
-    kept = {name: value for name, value in base.items() if _option_of(name) not in replaced}
-    return {**kept, **top}
 
 
 def _option_of(name: str) -> str:
@@ -135,7 +127,7 @@ def load_state(
 ) -> SegmentState:
     """Build the app's state; a bad value raises :class:`ValueError` naming its source."""
     from_config = config_options(config, stacklevel=stacklevel + 1)
-    options = overlay(from_config, overrides)
+    options = options_over(from_config, overrides)
     given = options.pop(CLIENT_OPTION, None)
 
     def source(name: str) -> str | None:

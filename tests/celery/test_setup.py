@@ -47,6 +47,19 @@ def test_config_keys_build_the_client_and_keywords_win(celery_app: Celery) -> No
     assert segment.client.config.flush_at == 3
 
 
+@pytest.mark.parametrize(
+    ("key", "keyword"),
+    [("segment_upload_size", "max_batch_size"), ("segment_max_batch_size", "upload_size")],
+)
+def test_a_keyword_wins_over_a_config_key_of_another_name_of_its_option(
+    celery_app: Celery, key: str, keyword: str
+) -> None:
+    celery_app.conf.update(segment_write_key="from-config", **{key: 5})
+    segment = SegmentCelery(**{keyword: 10})
+    segment.init_app(celery_app)
+    assert segment.client.config.max_batch_size == 10
+
+
 def test_under_a_namespace_its_spelling_builds_the_client_and_wins(celery_app: Celery) -> None:
     """``config_from_object(settings, namespace="CELERY")``, as with Django: keys are
     ``CELERY_SEGMENT_<OPTION>``, as Celery's own are ``CELERY_<SETTING>``."""

@@ -203,16 +203,19 @@ def test_oauth_settings_wrong_together_are_logged_once_and_calls_go_on(
     assert [m["event"] for m in receiver.messages()] == ["Sent"]
 
 
+@pytest.mark.parametrize("empty_key", ["", None])
 def test_an_adapter_setting_left_empty_keeps_the_module_level_one(
-    no_module_settings: None, receiver: Receiver
+    no_module_settings: None, receiver: Receiver, empty_key: str | None
 ) -> None:
     # HOST = os.environ.get("SEGMENT_HOST", "") in an app's settings, the host set
-    # on the module: the adapter's client sends there.
+    # on the module: the adapter's client sends there; so for the write key, also
+    # as os.environ.get("SEGMENT_KEY") gives it, None.
     from segment_core.adapters import build_client
 
     segment_core.write_key = "k"
     segment_core.host = receiver.url
-    client = build_client({"host": ""})
+    client = build_client({"host": "", "write_key": empty_key})
+    assert client.config.write_key == "k"
     try:
         assert client.track("user", "Order Completed")[0]
         assert client.flush(5)

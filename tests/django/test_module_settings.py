@@ -109,6 +109,33 @@ def test_a_module_level_key_set_after_start_up_is_used_from_the_next_request(
     assert delivered(segment_collector) == ["Clicked Buy", "page"]
 
 
+def test_a_default_client_the_app_replaces_is_followed_from_the_next_request(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings without client options send through segment_core's default client,
+    the one it is now: an app that assigns another (analytics.default_client = ...)
+    has Django's requests follow, as SegmentMiddleware's do."""
+    settings.SEGMENT = {"SEND_IN_TESTS": True}
+    module_settings(monkeypatch, segment_collector)
+    Client().get("/track/")
+    first = segment_django.get_client()
+    assert first is segment_core.default_client
+    assert first.flush(timeout=10)
+    before = {e["writeKey"] for e in segment_collector.events()}  # as the collector shows it
+    replacement = segment_core.Client("replacement-key", host=segment_collector.url)
+    monkeypatch.setattr(segment_core, "default_client", replacement)
+    try:
+        Client().get("/track/")
+        assert segment_django.get_client() is replacement
+        assert replacement.flush(timeout=10)
+        keys = [e["writeKey"] for e in segment_collector.events()]
+        assert len(before) == 1 and len(keys) == 4
+        assert keys.count(next(iter(before))) == 2  # the next request's: the new key
+    finally:
+        first.shutdown(timeout=5)
+        replacement.shutdown(timeout=5)
+
+
 def test_the_module_level_client_django_follows_is_diverted_in_tests(
     settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,3 +228,24 @@ def test_a_client_that_cannot_be_built_leaves_the_requests_untracked(
     monkeypatch.setattr(segment_core, "oauth_client_id", None)  # fixed: tracked again
     Client().get("/track/")
     assert delivered(segment_collector) == ["Clicked Buy", "page"]
+
+
+def test_a_spool_variable_no_client_can_use_is_named_as_django_starts(
+    settings: Any,
+    segment_collector: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The app's ready() asks for the client: the one that stands in reads nothing
+    of the environment, which is what is wrong, so it starts and says why once (the
+    middleware then refuses it, naming the variable, as every adapter does)."""
+    module_settings(monkeypatch, segment_collector)
+    monkeypatch.setenv("SEGMENT_SPOOL_DIR", " ")
+    settings.SEGMENT = {"SEND_IN_TESTS": True}
+    with caplog.at_level(logging.ERROR, logger="segment.django"):
+        stand_in = segment_django.get_client()
+        assert segment_django.get_client() is stand_in
+    assert not stand_in.config.enabled
+    [error] = [r for r in caplog.records if r.name == "segment.django"]
+    assert "SEGMENT_SPOOL_DIR" in error.getMessage()
+    assert "discarded until it is fixed" in error.getMessage()
