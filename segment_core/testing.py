@@ -204,10 +204,12 @@ def settle_divert(client: Client) -> None:
 
 def divert_in_tests(client: Client, *, send: bool, running: Callable[[], object]) -> None:
     """An adapter's test mode for ``client``: sent for real if ``send`` (its
-    ``send_in_tests`` option), else diverted to :data:`outbox` while ``running()``
+    ``send_in_tests`` option), a capture's too (it records them, and holds back
+    only other clients'), else diverted to :data:`outbox` while ``running()``
     says tests run, now or as its first message comes (a runner may start later)."""
     if send:
         divert(client, None)
+        client._sends_in_tests = True  # not held back by a capture either
     elif running():
         divert(client)
     else:

@@ -21,7 +21,7 @@ puts its events in :data:`outbox` (like ``mail.outbox``), unless
 
     outbox.assert_tracked("Order Email Sent", order_id="o-1")
 
-pytest empties it before each test; :class:`SegmentTestMixin` in ``setUp``.
+pytest empties it before each test; :class:`SegmentTestMixin` before its ``setUp``.
 """
 
 from __future__ import annotations
@@ -54,27 +54,56 @@ def capture_events() -> Iterator[CapturedEvents]:
 
 
 class SegmentTestMixin:
-    """For ``django.test.TestCase``: ``self.segment_events`` captures each test's messages."""
+    """For ``django.test.TestCase``: ``self.segment_events`` captures each test's
+    messages, and :data:`outbox` is emptied before each test, as Django empties
+    ``mail.outbox``: before the class's ``setUp``, whether it calls ``super()`` or
+    not, and wherever the mixin stands among the bases."""
 
     segment_events: CapturedEvents
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """The class's ``setUpClass`` or Django's ``setUpTestData``: its start_thread
-        work (a server) runs across the class's tests, and none waits for it."""
+        work (a server) runs across the class's tests, and none waits for it. Its
+        ``setUp``: each test is prepared first."""
         super().__init_subclass__(**kwargs)
         for name in ("setUpClass", "setUpTestData"):
             # The class's own, or the one it inherits (from a base without the mixin).
             found = next((k.__dict__[name] for k in cls.__mro__ if name in k.__dict__), None)
             if isinstance(found, classmethod):
                 setattr(cls, name, classmethod(_long_lived_work(found.__func__)))
+        set_up = cls.setUp
+        if not getattr(set_up, "_segment_prepares", False):
+            cls.setUp = _preparing(set_up)  # type: ignore[method-assign,assignment]
 
     def setUp(self) -> None:
-        testing.end_earlier_background_work(self.id())  # type: ignore[attr-defined]
+        _prepare(self)
         super().setUp()  # type: ignore[misc]
-        outbox.clear()
-        manager = capture_events()
-        self.segment_events = manager.__enter__()
-        self.addCleanup(manager.__exit__, None, None, None)  # type: ignore[attr-defined]
+
+    setUp._segment_prepares = True  # type: ignore[attr-defined]
+
+
+def _prepare(test: Any) -> None:
+    """Before each test, once: what earlier tests left running ended, the outbox
+    emptied, and ``segment_events`` capturing until the test's cleanup."""
+    if test.__dict__.get("_segment_prepared"):
+        return
+    test._segment_prepared = True
+    testing.end_earlier_background_work(test.id())
+    outbox.clear()
+    manager = capture_events()
+    test.segment_events = manager.__enter__()
+    test.addCleanup(manager.__exit__, None, None, None)
+    test.addCleanup(test.__dict__.pop, "_segment_prepared", None)
+
+
+def _preparing(set_up: Callable[[Any], None]) -> Callable[[Any], None]:
+    @functools.wraps(set_up)
+    def prepared_first(test: Any) -> None:
+        _prepare(test)
+        set_up(test)
+
+    prepared_first._segment_prepares = True  # type: ignore[attr-defined]
+    return prepared_first
 
 
 def _long_lived_work(set_up_class: Callable[[type], None]) -> Callable[[type], None]:

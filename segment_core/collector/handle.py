@@ -307,7 +307,8 @@ def _held_by_a_capture() -> list[str]:
     held = len(_capture.sinks[0])  # the oldest capture has taken every message since
     return [
         "a capture (the segment_events fixture or segment_core.testing.capture()) is "
-        "active in this process and holds back what its clients accept: "
+        "active in this process and holds back what its clients accept (but those "
+        "set to send in tests): "
         f"{held} message(s) captured, none sent (a test that uses the collector "
         "cannot capture too)"
     ]

@@ -10,6 +10,7 @@ import threading
 import unittest
 import uuid
 from decimal import Decimal
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -163,3 +164,74 @@ def test_a_test_case_waits_for_the_work_earlier_tests_left_not_its_classs_server
         stop.set()
     assert result.wasSuccessful(), result.errors + result.failures
     assert seen == [["Own"]]
+
+
+def test_each_test_s_outbox_starts_empty_whatever_its_set_up_does() -> None:
+    """As Django empties ``mail.outbox``: a ``setUp`` that does not call ``super()``,
+    or the mixin after ``TestCase`` among the bases, changes nothing."""
+    from segment_core import Client
+    from segment_core.testing import divert
+    from segment_django.testing import outbox
+
+    client = Client("key")
+    divert(client)
+    seen: list[tuple[str, list[str], list[str]]] = []
+
+    def record(test: Any) -> None:
+        client.track("u", "Own")
+        events = [m["event"] for m in test.segment_events]
+        seen.append((type(test).__name__, [m["event"] for m in outbox], events))
+
+    class Uncooperative(SegmentTestMixin, unittest.TestCase):
+        def setUp(self) -> None:  # no super().setUp()
+            self.ready = True
+
+        def test_1(self) -> None:
+            record(self)
+
+        def test_2(self) -> None:
+            record(self)
+
+    class MixinLast(unittest.TestCase, SegmentTestMixin):
+        def test_1(self) -> None:
+            record(self)
+
+        def test_2(self) -> None:
+            record(self)
+
+    class Inherited(Uncooperative):
+        def setUp(self) -> None:
+            super().setUp()
+            client.track("u", "Set Up")
+
+    loader = unittest.defaultTestLoader
+    suite = unittest.TestSuite(
+        loader.loadTestsFromTestCase(case) for case in (Uncooperative, MixinLast, Inherited)
+    )
+    result = unittest.TextTestRunner(stream=io.StringIO()).run(suite)
+    assert result.wasSuccessful(), result.errors + result.failures
+    own, set_up = ["Own"], ["Set Up", "Own"]
+    assert seen == [
+        ("Uncooperative", own, own),
+        ("Uncooperative", own, own),
+        ("MixinLast", own, own),
+        ("MixinLast", own, own),
+        ("Inherited", set_up, set_up),
+        ("Inherited", set_up, set_up),
+    ]
+    client.shutdown()
+
+
+def test_a_client_set_to_send_in_tests_sends_under_a_capture_too(client: Client, sent: Any) -> None:
+    """SEND_IN_TESTS sends for real: a capture (segment_events, SegmentTestMixin's)
+    records what the client accepts without holding it back; other clients' it does."""
+    from segment_core import Client as SegmentClient
+
+    other = SegmentClient("other-key", host="http://127.0.0.1:9")  # never reached
+    with capture_events() as events:
+        client.get("/track/")
+        assert other.track("u", "Held Back")[0]
+    assert [m["type"] for m in sent()] == ["track", "page"]
+    assert [m.get("event") or m["type"] for m in events] == ["Clicked Buy", "page", "Held Back"]
+    assert other.stats()["sent"] == 0 and other.stats()["pending"] == 0
+    other.shutdown(timeout=0)
