@@ -173,19 +173,15 @@ _shared_lock = _forks.ProcessLock()
 
 
 def offer_as_default(client: Client) -> None:
-    """Make ``client`` the default client if there is none, and the module-level
-    settings name no other write key; without a write key, the client the
-    module-level calls use until one is set, unless an adapter's already is.
+    """Make ``client`` the default client if there is none; without a write key, the
+    client the module-level calls use until one is set, unless an adapter's already is.
 
     Not the default client itself: it would keep a key set later from being used.
     """
     with segment_core._default_lock:
         if segment_core.default_client is not None:
             return
-        key = client.config.write_key
-        if key:
-            if segment_core.write_key and key != segment_core.write_key:
-                return  # the module-level settings name another source: theirs serves
+        if client.config.write_key:
             segment_core.default_client = client
         elif segment_core._keyless_client is None or not segment_core._keyless_is_adapters:
             # One the module made for itself (a call before the app was set up) gives

@@ -233,7 +233,11 @@ def _find_client() -> Client:
                 raise improperly_configured(exc) from None
             # Not settings.SEGMENT's: the module-level settings it left the client to.
             raise ImproperlyConfigured(f"segment_core's module-level settings: {exc}") from None
-        if client is not _diverted:
+        if client is not _diverted and (
+            client_options
+            or client in segment_core._made_from_settings
+            or client is segment_core._keyless_client
+        ):  # one the app built and made the default is its own: never diverted
             _divert_in_tests(client, web)
         if client_options:
             offer_as_default(client)  # diverted first: a test's module-level call sends nothing

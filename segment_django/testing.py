@@ -71,7 +71,8 @@ class SegmentTestMixin:
             found = next((k.__dict__[name] for k in cls.__mro__ if name in k.__dict__), None)
             if isinstance(found, classmethod):
                 setattr(cls, name, classmethod(_long_lived_work(found.__func__)))
-        set_up = cls.setUp
+        # As the class has it: a function, or a staticmethod or classmethod.
+        set_up = next(k.__dict__["setUp"] for k in cls.__mro__ if "setUp" in k.__dict__)
         if not getattr(set_up, "_segment_prepares", False):
             cls.setUp = _preparing(set_up)  # type: ignore[method-assign,assignment]
 
@@ -96,11 +97,11 @@ def _prepare(test: Any) -> None:
     test.addCleanup(test.__dict__.pop, "_segment_prepared", None)
 
 
-def _preparing(set_up: Callable[[Any], None]) -> Callable[[Any], None]:
-    @functools.wraps(set_up)
+def _preparing(set_up: Any) -> Callable[[Any], None]:
+    @functools.wraps(getattr(set_up, "__func__", set_up))
     def prepared_first(test: Any) -> None:
         _prepare(test)
-        set_up(test)
+        set_up.__get__(test, type(test))()
 
     prepared_first._segment_prepares = True  # type: ignore[attr-defined]
     return prepared_first

@@ -208,8 +208,8 @@ if hasattr(rq.worker, "SpawnWorker"):  # RQ 2 and later
         worker's client go to each horse in its environment (read by it alone, not in
         its command line, which every user of the machine may read), and the horse
         builds its client from them, so that its events go where the worker's would,
-        with its spool. An option that cannot be pickled (a lambda as ``on_error``)
-        is left out, with a WARNING.
+        with its spool. An option that cannot be pickled (a lambda as ``on_error``),
+        or too large to carry, is left out, with a WARNING.
 
         ``rq worker --worker-class segment_rq.SpawnWorker``.
         """
@@ -291,53 +291,53 @@ def _start_client() -> None:
 def _client_options_for_horses() -> str | None:
     """The options of the worker's client, pickled and written in base64, for a
     spawned work-horse to build its own with (None when the client sends nothing:
-    no write key, or diverted in tests). Each option that cannot be pickled is left
-    out, with one WARNING per option."""
+    no write key, or diverted in tests). An option that cannot be pickled is left
+    out, and so are the largest while they make it more than an environment
+    variable holds (a hook holding large data): one WARNING per option."""
     try:
         client = segment_core.get_client()
         config = client.config
         if not config.write_key or diverted(client):
             return None
         options: dict[str, Any] = {}
+        sizes: dict[str, int] = {}
         for option in dataclasses.fields(config):
             value = getattr(config, option.name)
             if value is option.default or value == option.default:
                 continue  # the horse's client has it as well
             try:
-                pickle.dumps(value)
+                sizes[option.name] = len(pickle.dumps(value))
             except Exception:
-                if option.name not in _unpicklable_warned:
-                    _unpicklable_warned.add(option.name)
-                    logger.warning(
-                        "segment: SpawnWorker's work-horses build their client without "
-                        "the worker's %s, which cannot be pickled (a lambda or a closure?); "
-                        "give it a function of a module",
-                        option.name,
-                    )
+                _left_out(option.name, "cannot be pickled: make it a function of a module")
                 continue
             options[option.name] = value
         carried = base64.b64encode(pickle.dumps(options)).decode("ascii")
-        if len(carried) > MAX_CARRIED_CHARACTERS:
-            if not _too_large_warned:
-                _too_large_warned.append(len(carried))
-                logger.warning(
-                    "segment: SpawnWorker's work-horses cannot be given the worker's client "
-                    "(its options pickle to %d characters, over the %d an environment "
-                    "variable holds: a hook holding large data?); they build their own",
-                    len(carried),
-                    MAX_CARRIED_CHARACTERS,
-                )
-            return None
+        while len(carried) > MAX_CARRIED_CHARACTERS:
+            largest = max(sizes, key=sizes.__getitem__)
+            size = sizes.pop(largest)
+            _left_out(largest, f"pickles to {size} bytes, too large to carry: load its data there")
+            del options[largest]
+            carried = base64.b64encode(pickle.dumps(options)).decode("ascii")
         return carried
     except Exception:  # the job runs all the same; the horse builds its client itself
         logger.exception("segment: could not pass the worker's client to its work-horse")
         return None
 
 
-#: The options whose value was found unpicklable, each told once.
-_unpicklable_warned: set[str] = set()
-#: Options carried too large to be carried, told once.
-_too_large_warned: list[int] = []
+def _left_out(option: str, why: str) -> None:
+    """One WARNING per option the work-horses' client goes without."""
+    if option not in _left_out_warned:
+        _left_out_warned.add(option)
+        logger.warning(
+            "segment: SpawnWorker's work-horses build their client without the worker's "
+            "%s, which %s",
+            option,
+            why,
+        )
+
+
+#: The options the work-horses' client went without, each told once.
+_left_out_warned: set[str] = set()
 
 
 def _build_horse_client(carried: str | None) -> None:

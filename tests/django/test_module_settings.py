@@ -13,6 +13,7 @@ from django.test import Client
 
 import segment_core
 import segment_django
+from segment_core.testing import diverted
 from segment_django.testing import outbox
 
 
@@ -134,6 +135,25 @@ def test_a_default_client_the_app_replaces_is_followed_from_the_next_request(
     finally:
         first.shutdown(timeout=5)
         replacement.shutdown(timeout=5)
+
+
+def test_a_default_client_the_app_made_is_followed_and_never_diverted(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.SEGMENT = {}
+    mine = segment_core.Client("my-own-key", host=segment_collector.url)
+    monkeypatch.setattr(segment_core, "default_client", mine)
+    try:
+        Client().get("/track/")
+        assert segment_django.get_client() is mine
+        assert not diverted(mine)
+        assert mine.flush(timeout=10)
+        assert [
+            e["message"].get("event") or e["message"]["type"] for e in segment_collector.events()
+        ] == ["Clicked Buy", "page"]
+        outbox.assert_nothing_sent()
+    finally:
+        mine.shutdown(timeout=5)
 
 
 def test_the_module_level_client_django_follows_is_diverted_in_tests(

@@ -204,9 +204,18 @@ def test_each_test_s_outbox_starts_empty_whatever_its_set_up_does() -> None:
             super().setUp()
             client.track("u", "Set Up")
 
+    class StaticSetUp(SegmentTestMixin, unittest.TestCase):
+        @staticmethod
+        def setUp() -> None:  # unittest calls self.setUp()
+            client.track("u", "Static")
+
+        def test_1(self) -> None:
+            record(self)
+
     loader = unittest.defaultTestLoader
     suite = unittest.TestSuite(
-        loader.loadTestsFromTestCase(case) for case in (Uncooperative, MixinLast, Inherited)
+        loader.loadTestsFromTestCase(case)
+        for case in (Uncooperative, MixinLast, Inherited, StaticSetUp)
     )
     result = unittest.TextTestRunner(stream=io.StringIO()).run(suite)
     assert result.wasSuccessful(), result.errors + result.failures
@@ -218,6 +227,7 @@ def test_each_test_s_outbox_starts_empty_whatever_its_set_up_does() -> None:
         ("MixinLast", own, own),
         ("Inherited", set_up, set_up),
         ("Inherited", set_up, set_up),
+        ("StaticSetUp", ["Static", "Own"], ["Static", "Own"]),
     ]
     client.shutdown()
 

@@ -90,23 +90,6 @@ def test_an_empty_write_key_of_the_app_s_takes_the_module_level_one(
     assert get_state(app).client.config.write_key == "module-key"
 
 
-def test_an_app_with_its_own_write_key_leaves_module_level_calls_to_the_module_s_key(
-    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Module-level settings naming a source keep their calls, adapter or not,
-    whether a call was made before the app was set up or not."""
-    module_settings(monkeypatch, segment_collector)
-    app = create_app({"SEGMENT_WRITE_KEY": "app-key", "TESTING": False})
-    SegmentFlask(app)
-    app_client = get_state(app).client
-    try:
-        assert app_client.config.write_key == "app-key"
-        assert segment_core.default_client is not app_client
-        assert segment_core.get_client().config.write_key == "module-key"
-    finally:
-        app_client.shutdown(timeout=5)
-
-
 def test_an_app_client_without_a_write_key_never_becomes_the_default_client(
     segment_collector: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

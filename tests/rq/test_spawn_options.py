@@ -50,11 +50,17 @@ def test_the_options_of_the_worker_s_client_are_carried(
     assert options["before_send"].__self__.table["field-9"] == "replacement-9"
 
 
-def test_options_too_large_for_an_environment_variable_are_not_carried(
+def test_an_option_too_large_for_an_environment_variable_is_left_out_alone(
     monkeypatch: pytest.MonkeyPatch, worker_client: list[Client], caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(_rq, "_too_large_warned", [])
-    carried = carried_with(monkeypatch, worker_client, before_send=Scrubber(50_000).scrub)
-    assert carried is None  # posix_spawn would refuse the environment: the job would not run
+    """posix_spawn refuses an environment variable over 128 KiB (the job would not
+    run): the largest option goes, the key, the host and the rest stay."""
+    monkeypatch.setattr(_rq, "_left_out_warned", set())
+    carried = carried_with(
+        monkeypatch, worker_client, before_send=Scrubber(50_000).scrub, flush_at=7
+    )
+    assert carried is not None and len(carried) <= _rq.MAX_CARRIED_CHARACTERS
+    options = pickle.loads(base64.b64decode(carried))
+    assert options == {"write_key": "key", "host": "http://127.0.0.1:9", "flush_at": 7}
     [warning] = [r for r in caplog.records if r.name == "segment.rq"]
-    assert "over the 100000 an environment variable holds" in warning.getMessage()
+    assert "without the worker's before_send, which pickles to" in warning.getMessage()
