@@ -102,6 +102,9 @@ _keyless_is_adapters = False
 #: The default clients made here from the module-level settings (not one the app
 #: built and assigned): an adapter without client options diverts them in tests.
 _made_from_settings: weakref.WeakSet[Client] = weakref.WeakSet()
+#: Called with each such client as it is made, before its first message: an adapter
+#: that sends through it gives it its test mode (Django's ``SEGMENT = {}``).
+_on_made_from_settings: list[Callable[[Client], None]] = []
 #: What module-level calls use while an environment variable they read is unusable:
 #: the settings and variables it was made for, and a client that discards.
 _misconfigured: tuple[tuple[object, ...], Client] | None = None
@@ -238,9 +241,14 @@ def _default_or_keyless_client() -> Client:
         made = Client if write_key or os.environ.get("SEGMENT_WRITE_KEY") else _KeylessClient
         client = made(write_key, **{k: v for k, v in options.items() if v is not None})
         if client.config.write_key:
+            _made_from_settings.add(client)
+            for hook in _on_made_from_settings:
+                try:
+                    hook(client)
+                except Exception:  # the client works all the same
+                    _logger.exception("Segment: a hook on the default client being made failed")
             default_client = client
             _keyless_client = None
-            _made_from_settings.add(client)
         else:
             _keyless_client, _keyless_is_adapters = client, False
         return client

@@ -179,7 +179,10 @@ def offer_as_default(client: Client) -> None:
     Not the default client itself: it would keep a key set later from being used.
     """
     with segment_core._default_lock:
-        if segment_core.default_client is not None:
+        existing = segment_core.default_client
+        if existing is not None:
+            if existing is not client and existing in segment_core._made_from_settings:
+                _same_test_mode(existing, client)
             return
         if client.config.write_key:
             segment_core.default_client = client
@@ -188,6 +191,18 @@ def offer_as_default(client: Client) -> None:
             # way: the app's configuration (its test mode, send=False) is what counts.
             segment_core._keyless_client = client
             segment_core._keyless_is_adapters = True
+
+
+def _same_test_mode(made: Client, adapters: Client) -> None:
+    """A module-level call before the adapter was set up made the default client from
+    the module-level settings: in tests it keeps from the network what the adapter's
+    client keeps (unless its test mode was decided already)."""
+    if made._outbox is not None or made._divert_check is not None or made._sends_in_tests:
+        return
+    if adapters._outbox is not None:
+        made._divert(adapters._outbox)
+    elif adapters._divert_check is not None:
+        made._divert_when(*adapters._divert_check)
 
 
 def withdraw_as_default(client: Client) -> bool:

@@ -617,6 +617,7 @@ class Client(ClientSettings):
 
     def _divert(self, outbox: list[dict[str, Any]] | None) -> None:
         self._divert_check = None
+        self._sends_in_tests = False
         self._outbox = outbox
         self._queueing = outbox is None and self._sends_by_queue()
 

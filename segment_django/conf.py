@@ -248,6 +248,22 @@ def _find_client() -> Client:
         return client
 
 
+def _module_client_made(client: Client, *, any_settings: bool = False) -> None:
+    """segment_core made its default client from its module-level settings (a key set
+    after Django started, or the settings changed): Django's test mode for it from its
+    first message on, when ``SEGMENT`` names no client option (Django sends through
+    it), or ``any_settings``."""
+    try:
+        client_options, web = _split()
+    except Exception:  # settings that are not configured, or bad: checked elsewhere
+        return
+    if any_settings or not client_options:
+        _divert_in_tests(client, web)
+
+
+segment_core._on_made_from_settings.append(_module_client_made)
+
+
 def _divert_in_tests(client: Client, web: Mapping[str, Any]) -> None:
     """Under a test runner, ``client``'s events go to ``segment_core.testing.outbox``."""
     global _diverted
@@ -303,6 +319,12 @@ def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
         return
     with _lock:
         old, _client, _diverted, _unbuilt = _client, None, None, None
+    made = segment_core.default_client
+    if made is not None and made in segment_core._made_from_settings:
+        # segment_core's, made from its module-level settings, which the settings before
+        # diverted or let send (SEND_IN_TESTS): as the new ones say, at once, not at
+        # Django's next request (a module-level call may come first).
+        _module_client_made(made, any_settings=True)
     if old is None or not _owned:  # segment_core's default client is not Django's to stop
         return
     was_default = withdraw_as_default(old)

@@ -269,3 +269,41 @@ def test_a_spool_variable_no_client_can_use_is_named_as_django_starts(
     [error] = [r for r in caplog.records if r.name == "segment.django"]
     assert "SEGMENT_SPOOL_DIR" in error.getMessage()
     assert "discarded until it is fixed" in error.getMessage()
+
+
+def test_a_module_level_key_set_after_start_up_keeps_its_first_call_in_the_outbox(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEGMENT without client options sends through segment_core's client: the one it
+    makes once a key is set (an app's ready(), a fixture) is in Django's test mode
+    from its first message, not from Django's next request."""
+    settings.SEGMENT = {}
+    module_settings(monkeypatch, segment_collector)
+    assert segment_core.track("u1", "Before Any Request")[0]
+    outbox.assert_tracked("Before Any Request")
+    assert segment_core.flush(timeout=10)
+    assert segment_collector.events() == []
+
+
+def test_settings_that_stop_sending_in_tests_divert_the_module_client_at_once(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEND_IN_TESTS for a while (override_settings, pytest-django's settings): the
+    module-level calls after it are diverted again at once, whatever comes first."""
+    from django.test import override_settings
+
+    settings.SEGMENT = {}
+    module_settings(monkeypatch, segment_collector)
+    with override_settings(SEGMENT={"SEND_IN_TESTS": True}):
+        assert segment_core.track("u1", "In Block")[0]
+    assert segment_core.track("u1", "After Block")[0]
+    settings.SEGMENT = {"WRITE_KEY": "own-key", "HOST": segment_collector.url}
+    Client().get("/track/")  # Django's own client now; module-level calls still diverted
+    assert segment_core.track("u1", "Keyed Settings")[0]
+    assert segment_core.flush(timeout=10)
+    assert [e["message"]["event"] for e in segment_collector.events()] == ["In Block"]
+    assert [m.get("event") for m in outbox.tracks()] == [
+        "After Block",
+        "Clicked Buy",
+        "Keyed Settings",
+    ]

@@ -90,6 +90,23 @@ def test_an_empty_write_key_of_the_app_s_takes_the_module_level_one(
     assert get_state(app).client.config.write_key == "module-key"
 
 
+def test_module_level_calls_made_before_a_testing_app_was_set_up_are_diverted_with_it(
+    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module-level call before the app was set up made the default client from the
+    module-level settings: in tests it keeps from the network what the app's keeps."""
+    module_settings(monkeypatch, segment_collector)
+    assert segment_core.track("u1", "Early Import")[0]  # sent: no test mode known yet
+    assert segment_core.flush(timeout=10)
+    app = create_app({"SEGMENT_SEND_IN_TESTS": False, "SEGMENT_WRITE_KEY": "app-key"})
+    SegmentFlask(app)
+    assert segment_core.track("u1", "In A Test")[0]
+    assert segment_core.flush(timeout=10)
+    assert [e["message"]["event"] for e in segment_collector.events()] == ["Early Import"]
+    outbox.assert_tracked("In A Test")
+    get_state(app).client.shutdown(timeout=5)
+
+
 def test_an_app_client_without_a_write_key_never_becomes_the_default_client(
     segment_collector: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
