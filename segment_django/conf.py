@@ -32,7 +32,7 @@ from segment_core.adapters import (
 from segment_core.client import Client
 from segment_core.config import ALIASES, DEFAULT_HOST, FROM_ENVIRONMENT, Config, read_flag
 from segment_core.config import option_names as client_option_names
-from segment_core.testing import divert_in_tests, pytest_running
+from segment_core.testing import divert_in_tests, pytest_running, settle_divert
 from segment_core.web import WebOptions, check_plain_hooks, split_options
 from segment_core.web import option_names as web_option_names
 
@@ -40,6 +40,7 @@ __all__ = [
     "built_client",
     "conf",
     "django_message",
+    "first_request",
     "get_client",
     "improperly_configured",
     "on_setting_changed",
@@ -248,16 +249,25 @@ def _find_client() -> Client:
         return client
 
 
-def _module_client_made(client: Client, *, any_settings: bool = False) -> None:
+def _module_client_made(client: Client) -> None:
     """segment_core made its default client from its module-level settings (a key set
-    after Django started, or the settings changed): Django's test mode for it from its
-    first message on, when ``SEGMENT`` names no client option (Django sends through
-    it), or ``any_settings``."""
+    after Django started, the default client reset): Django's test mode for it from its
+    first message on, when ``SEGMENT`` names no client option (Django sends through it;
+    else the client is none of Django's, and is left alone, as one the app made).
+
+    Called with segment_core's lock held: settings not loaded yet are left alone (their
+    module, imported now, could make a module-level call, which waits for that lock).
+    """
+    from django.conf import settings
+    from django.utils.functional import empty
+
+    if settings._wrapped is empty:  # not loaded: not a Django process yet
+        return
     try:
         client_options, web = _split()
-    except Exception:  # settings that are not configured, or bad: checked elsewhere
+    except Exception:  # settings that are bad: checked elsewhere
         return
-    if any_settings or not client_options:
+    if not client_options:
         _divert_in_tests(client, web)
 
 
@@ -269,6 +279,24 @@ def _divert_in_tests(client: Client, web: Mapping[str, Any]) -> None:
     global _diverted
     _diverted = client
     divert_in_tests(client, send=web_flag(web, "send_in_tests"), running=_tests_running_or_to_come)
+    if _first_request_seen:  # a runner that runs this process has started by then
+        settle_divert(client)
+
+
+#: Whether this process has served a request (see :func:`first_request`).
+_first_request_seen = False
+
+
+def first_request() -> None:
+    """At the process's first request, a test runner that runs it has started: the
+    clients whose test mode waited to be known (Django's, and the default client
+    segment_core made from its module-level settings) are settled now."""
+    global _first_request_seen
+    _first_request_seen = True
+    settle_divert(get_client())
+    made = segment_core.default_client
+    if made is not None and made in segment_core._made_from_settings:
+        settle_divert(made)
 
 
 def web_flag(web: Mapping[str, Any], name: str) -> bool:
@@ -318,13 +346,15 @@ def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting != "SEGMENT":
         return
     with _lock:
-        old, _client, _diverted, _unbuilt = _client, None, None, None
+        old, given_its_mode = _client, _diverted
+        _client, _diverted, _unbuilt = None, None, None
     made = segment_core.default_client
-    if made is not None and made in segment_core._made_from_settings:
-        # segment_core's, made from its module-level settings, which the settings before
-        # diverted or let send (SEND_IN_TESTS): as the new ones say, at once, not at
-        # Django's next request (a module-level call may come first).
-        _module_client_made(made, any_settings=True)
+    if made is not None and made is given_its_mode:
+        # segment_core's, made from its module-level settings, which Django gave its
+        # test mode (diverted, or sent by SEND_IN_TESTS): as the new settings say, at
+        # once, not at Django's next request (a module-level call may come first).
+        with contextlib.suppress(Exception):  # bad settings: checked elsewhere
+            _divert_in_tests(made, _split()[1])
     if old is None or not _owned:  # segment_core's default client is not Django's to stop
         return
     was_default = withdraw_as_default(old)

@@ -67,7 +67,6 @@ from segment_core.scope import (
     bound_iteration,
     reset,
 )
-from segment_core.testing import settle_divert
 from segment_core.web import (
     REDIRECT_STATUSES,
     USER_NOT_KNOWN,
@@ -202,8 +201,7 @@ class SegmentMiddleware:
 
     def _first_request(self, request: HttpRequest) -> None:
         self._before_first_request = False
-        # By the first request, a test runner that runs this process has started.
-        settle_divert(conf.get_client())
+        conf.first_request()
         self._check_shutdown_flush(request)
 
     def _check_shutdown_flush(self, request: HttpRequest) -> None:

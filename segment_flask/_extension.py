@@ -13,7 +13,7 @@ import segment_core.scope
 from segment_core.adapters import offer_as_default
 from segment_core.client import Client
 from segment_core.config import options_over
-from segment_core.testing import divert, divert_when
+from segment_core.testing import divert, divert_in_tests, divert_when
 from segment_core.web import WebOptions
 from segment_flask._hooks import (
     RequestHooks,
@@ -92,7 +92,10 @@ class SegmentFlask:
         # now and before each request, so TESTING set after init_app (as test
         # fixtures often do) counts too.
         divert_when_testing = None
-        if state.owns_client and not state.options.send_in_tests:
+        if state.owns_client and state.options.send_in_tests:
+            # Sent for real in tests, a capture's too (it records them).
+            divert_in_tests(state.client, send=True, running=lambda: True)
+        elif state.owns_client:
             if app.testing:
                 divert(state.client)
             else:

@@ -107,6 +107,22 @@ def test_module_level_calls_made_before_a_testing_app_was_set_up_are_diverted_wi
     get_state(app).client.shutdown(timeout=5)
 
 
+def test_an_app_set_to_send_in_tests_sends_while_a_capture_records(
+    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segment_core.testing import capture
+
+    app = create_app({"SEGMENT_WRITE_KEY": "app-key", "SEGMENT_HOST": segment_collector.url})
+    SegmentFlask(app)  # SEGMENT_SEND_IN_TESTS, as every app of these tests
+    with capture() as events:
+        app.test_client().get("/track")
+    assert [m.get("event") or m["type"] for m in events] == ["Clicked Buy", "page"]
+    client = get_state(app).client
+    assert client.flush(timeout=10)
+    assert len(segment_collector.events()) == 2
+    client.shutdown(timeout=5)
+
+
 def test_an_app_client_without_a_write_key_never_becomes_the_default_client(
     segment_collector: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
