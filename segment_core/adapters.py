@@ -203,6 +203,8 @@ def _same_test_mode(made: Client, adapters: Client) -> None:
         made._divert(adapters._outbox)
     elif adapters._divert_check is not None:
         made._divert_when(*adapters._divert_check)
+    elif adapters._sends_in_tests:  # sent for real in tests, a capture's too
+        made._sends_in_tests = True
 
 
 def withdraw_as_default(client: Client) -> bool:

@@ -346,13 +346,12 @@ def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting != "SEGMENT":
         return
     with _lock:
-        old, given_its_mode = _client, _diverted
-        _client, _diverted, _unbuilt = None, None, None
+        old, _client, _diverted, _unbuilt = _client, None, None, None
     made = segment_core.default_client
-    if made is not None and made is given_its_mode:
-        # segment_core's, made from its module-level settings, which Django gave its
-        # test mode (diverted, or sent by SEND_IN_TESTS): as the new settings say, at
-        # once, not at Django's next request (a module-level call may come first).
+    if made is not None and made in segment_core._made_from_settings:
+        # segment_core's, made from its module-level settings, which the settings before
+        # diverted or let send (SEND_IN_TESTS), or a test made: as the new settings say,
+        # at once, not at Django's next request (a module-level call may come first).
         with contextlib.suppress(Exception):  # bad settings: checked elsewhere
             _divert_in_tests(made, _split()[1])
     if old is None or not _owned:  # segment_core's default client is not Django's to stop

@@ -307,3 +307,20 @@ def test_settings_that_stop_sending_in_tests_divert_the_module_client_at_once(
         "Clicked Buy",
         "Keyed Settings",
     ]
+
+
+def test_settings_restored_after_a_bad_spell_divert_the_module_client_made_meanwhile(
+    settings: Any, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test of the error path sets SEGMENT no client can be built from: the
+    module-level calls meanwhile made a client of the module-level settings, which
+    the settings restored put in Django's test mode at once."""
+    settings.SEGMENT = {"WRITE_KEY": "own-key", "HOST": segment_collector.url}
+    module_settings(monkeypatch, segment_collector)
+    settings.SEGMENT = {"WRITE_KEY": "own-key", "FLUSH_AT": -1}
+    assert segment_core.track("u1", "While Bad")[0]  # none of Django's: sent
+    settings.SEGMENT = {"WRITE_KEY": "own-key", "HOST": segment_collector.url}
+    assert segment_core.track("u1", "After Fix")[0]
+    assert segment_core.flush(timeout=10)
+    assert [e["message"]["event"] for e in segment_collector.events()] == ["While Bad"]
+    outbox.assert_tracked("After Fix")

@@ -123,6 +123,24 @@ def test_an_app_set_to_send_in_tests_sends_while_a_capture_records(
     client.shutdown(timeout=5)
 
 
+def test_module_level_calls_made_before_an_app_set_to_send_in_tests_send_under_a_capture(
+    segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segment_core.testing import capture
+
+    module_settings(monkeypatch, segment_collector)
+    assert segment_core.track("u1", "Early Import")[0]
+    app = create_app({"SEGMENT_WRITE_KEY": "app-key"})  # SEGMENT_SEND_IN_TESTS
+    SegmentFlask(app)
+    with capture() as events:
+        assert segment_core.track("u1", "Under Capture")[0]
+    assert [m["event"] for m in events] == ["Under Capture"]
+    assert segment_core.flush(timeout=10)
+    sent = [e["message"]["event"] for e in segment_collector.events()]
+    assert sent == ["Early Import", "Under Capture"]
+    get_state(app).client.shutdown(timeout=5)
+
+
 def test_an_app_client_without_a_write_key_never_becomes_the_default_client(
     segment_collector: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
