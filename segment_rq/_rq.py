@@ -311,14 +311,14 @@ def _client_options_for_horses() -> str | None:
                 _left_out(option.name, "cannot be pickled: make it a function of a module")
                 continue
             options[option.name] = value
-        carried = base64.b64encode(pickle.dumps(options)).decode("ascii")
-        while len(carried) > MAX_CARRIED_CHARACTERS:
+        while True:
+            carried = base64.b64encode(pickle.dumps(options)).decode("ascii")
+            if len(carried) <= MAX_CARRIED_CHARACTERS:
+                return carried
             largest = max(sizes, key=sizes.__getitem__)
             size = sizes.pop(largest)
             _left_out(largest, f"pickles to {size} bytes, too large to carry: load its data there")
             del options[largest]
-            carried = base64.b64encode(pickle.dumps(options)).decode("ascii")
-        return carried
     except Exception:  # the job runs all the same; the horse builds its client itself
         logger.exception("segment: could not pass the worker's client to its work-horse")
         return None
