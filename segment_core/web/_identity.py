@@ -74,13 +74,13 @@ def parse_id_cookie(value: str | None, analytics_js_reads_it: bool = False) -> s
     """
     if not value or len(value) > 3 * MAX_ID_LENGTH + 6 or not value.isascii():
         return None
+    value = value.strip()
     try:
         text = unquote(value, errors="strict") if "%" in value else value
     except UnicodeDecodeError:
         return None
     if "%" in text and _BAD_ESCAPE.search(value):
         return None
-    text = text.strip()
     if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
         try:
             decoded = json.loads(text)
@@ -88,7 +88,7 @@ def parse_id_cookie(value: str | None, analytics_js_reads_it: bool = False) -> s
             return None
         if isinstance(decoded, bool) or not isinstance(decoded, (str, int)):
             return None
-        text = str(decoded).strip()
+        text = str(decoded)
     elif analytics_js_reads_it and _JSON_NUMBER.fullmatch(text) and js_number_text(text) != text:
         return None
     if (

@@ -966,9 +966,8 @@ _LOADER_CODE = (
       if (pair.slice(0, at) !== name) return false;
       var raw = pair.slice(at + 1);
       try {
-        var value = decodeURIComponent(raw).trim();
+        var value = decodeURIComponent(raw.trim());
         found = value.charAt(0) === '"' ? JSON.parse(value) : value;
-        if (typeof found === "string") found = found.trim();
         // analytics.js's own cookie, which it reads as JSON: a number it would read
         // back changed names no visitor both sides share.
         if (name === __ANALYTICS_JS_COOKIE__ && found === value && storedAs(found) !== found) {

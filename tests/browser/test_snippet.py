@@ -619,15 +619,18 @@ def test_with_no_cookie_to_keep_it_analytics_js_keeps_its_own_visitor(
     assert {t["anonymousId"] for t in tracks} == {browser_id}, describe(events)
 
 
-@pytest.mark.parametrize("value", ["a%E2%80%8Bb-1234", "abc%C2%ADdef", "caf\u00e9-1"])
+@pytest.mark.parametrize(
+    "value", ["a%E2%80%8Bb-1234", "abc%C2%ADdef", "caf\u00e9-1", "%20abc-1234", "%C2%A0abc-1234"]
+)
 def test_an_id_cookie_the_server_takes_for_none_the_browser_takes_for_none_too(
     visiting: Visiting,
     collector: CollectorHandle,
     value: str,
 ) -> None:
-    # A format character (U+200B, a soft hyphen) or raw non-ASCII: no id to the
-    # server. With set_cookie off, analytics.js must not keep it while the server makes
-    # a new visitor at each request: both take the server's first one.
+    # A format character (U+200B, a soft hyphen), an encoded space at an end or raw
+    # non-ASCII: no id to the server. With set_cookie off, analytics.js must not keep
+    # it while the server makes a new visitor at each request: both take the server's
+    # first one.
     config = SiteConfig("flask", "server", set_cookie=False)
     with visiting(config) as visit:
         site = visit.site

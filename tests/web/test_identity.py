@@ -45,6 +45,16 @@ UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
         ("%22", None),
         ("x" * 300, None),
         ("a%0Ab", None),  # control characters: not an id
+        # Spaces encoded at either end are the id's own: not an id, as in its middle
+        # (analytics.js would keep them, so a trimmed id would be another visitor).
+        ("%20abc", None),
+        ("abc%0A", None),
+        ("%09abc", None),
+        ("%C2%A0abc", None),
+        ("%E2%80%83abc", None),
+        ("%22%20abc%22", None),
+        ("%22abc%5Cn%22", None),
+        (" abc ", "abc"),  # around the raw value: the Cookie header's own spaces
         ("caf%C3%A9-id", "café-id"),  # percent-encoded, as analytics.js writes it
         ("café-id", None),  # raw bytes a server read as Latin-1: not an id
         ("caf\ufffd-id", None),  # ... or as U+FFFD
