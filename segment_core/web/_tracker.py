@@ -581,9 +581,11 @@ class RequestTracker:
 
     def _take_user(self, current: str | None, found: str | None) -> None:
         previous, self._user_found = self._user_found, found
-        # A user logged in, or the one found before logged out. (A user the view
-        # logged in, that the framework does not show yet, stays.)
-        if found != current and (found is not None or previous is not None):
+        # A user logged in, or the one found before logged out: the framework's user
+        # (or the hook's answer) changed since the last look. One that did not
+        # change leaves the user a view's login() named alone, whether the framework
+        # shows none yet or still shows the user signed in before.
+        if found != current and found != previous:
             self.analytics.user_id = found
             self._resolved_user = found
 

@@ -691,6 +691,51 @@ def test_a_login_named_by_the_view_before_the_user_id_hook_can_read_it_is_identi
     ]
 
 
+@pytest.mark.parametrize("known_by", ["scope", "async hook"])
+def test_a_login_over_the_user_signed_in_before_names_the_new_one_on_the_later_calls(
+    client: Client, sent: Sent, known_by: str
+) -> None:
+    """An account switch: the scope's user, or what an async hook answers at the
+    response's start, still names the user signed in before; the view's login() named
+    the new one, and the request's later calls and page call carry it."""
+
+    async def from_header(request: Request) -> str | None:
+        return request.headers.get("x-user")
+
+    async def login(request: Request) -> Response:
+        request.state.analytics.login("bob")
+        request.state.analytics.track("Signed In")
+        return HTMLResponse("<p>welcome</p>")
+
+    async def logout(request: Request) -> Response:
+        request.state.analytics.login("bob")
+        request.state.analytics.logout()
+        request.state.analytics.track("Signed Out")
+        return HTMLResponse("<p>bye</p>")
+
+    routes = [Route("/login", login), Route("/logout", logout)]
+    if known_by == "scope":
+        middleware = [
+            Middleware(AuthenticationMiddleware, backend=HeaderAuth()),
+            Middleware(SegmentMiddleware, client=client),
+        ]
+    else:
+        middleware = [Middleware(SegmentMiddleware, client=client, user_id=from_header)]
+    app = Starlette(routes=routes, middleware=middleware)
+    with TestClient(app) as browser:
+        browser.cookies.set("ajs_anonymous_id", UUID_VALUE)
+        browser.get("/login", headers={"x-user": "ada"})
+        browser.get("/logout", headers={"x-user": "ada"})
+    assert [(m["type"], m.get("userId")) for m in sent()] == [
+        ("identify", "bob"),
+        ("track", "bob"),
+        ("page", "bob"),
+        ("identify", "bob"),
+        ("track", None),
+        ("page", None),
+    ]
+
+
 def test_a_login_once_the_response_started_sends_no_identify(
     client: Client, sent: Sent, caplog: pytest.LogCaptureFixture
 ) -> None:
