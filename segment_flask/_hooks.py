@@ -290,6 +290,9 @@ def identify_on_login(sender: Any, user: Any = None, **extra: Any) -> None:
         if user is None:
             return
         if scope is not None:
+            # A browser signing in: its calls from now on keep the anonymous id the
+            # identify joins to the user, also while that identify waits for the id.
+            scope.tracker.login_begins()
             user_id = user_id_of(user)
             if user_id is None:  # not saved yet: identified once it is, if it is
                 after_this_request(functools.partial(_identify_once_saved, scope.tracker, user))
