@@ -154,6 +154,7 @@ class Context:
     channel: str | None = None
     consent: ContextObject | None = None
     device: ContextObject | None = None
+    direct: bool | None = None
     group_id: str | None = None
     ip: str | None = None
     library: ContextObject | None = None

@@ -179,3 +179,14 @@ def test_a_dict_context_with_a_dataclass_field_is_still_checked() -> None:
 def test_the_typed_contexts_object_fields_are_the_specs() -> None:
     objects = [f.name for f in dataclasses.fields(Context) if "ContextObject" in str(f.type)]
     assert sorted(camel_case(name) for name in objects) == sorted(CONTEXT_OBJECTS)
+
+
+def test_every_field_of_go_s_context_has_its_keyword() -> None:
+    # analytics-go's Context: Direct `json:"direct,omitempty"` among them.
+    context = Context(direct=True, ip="203.0.113.9", locale="en-US", timezone="Europe/Paris")
+    assert context.to_dict() == {
+        "direct": True,
+        "ip": "203.0.113.9",
+        "locale": "en-US",
+        "timezone": "Europe/Paris",
+    }
