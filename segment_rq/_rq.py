@@ -95,7 +95,9 @@ class Queue(rq.Queue):
         return super().schedule_job(job, *args, **kwargs)
 
     def run_sync(self, job: Any) -> Any:
-        token = _bind_visitor(job)
+        # Here, in the caller's context: a job whose meta names no visitor, or none
+        # that can be read, runs for none, as a worker runs it, not for the caller's.
+        token = _bind_visitor(job, in_callers_context=True)
         try:
             return super().run_sync(job)
         finally:
@@ -259,11 +261,18 @@ def _carry_visitor(job: Any) -> None:
         job.meta = meta
 
 
-def _bind_visitor(job: Any, *, quiet: bool = False) -> Token[Analytics | None] | None:
+def _bind_visitor(
+    job: Any, *, quiet: bool = False, in_callers_context: bool = False
+) -> Token[Analytics | None] | None:
     """Bind the visitor ``job`` carries, if any; the token to reset it with.
-    ``quiet``: a snapshot that cannot be read is not logged (another process does)."""
+    ``quiet``: a snapshot that cannot be read is not logged (another process does).
+    ``in_callers_context``: the job runs where a visitor may be bound already (a
+    synchronous queue's): a ``meta`` that names none binds an empty one instead."""
     try:
-        obj = restore(_meta(job).get(META_KEY), source=f"RQ job {job.id!r}", quiet=quiet)
+        meta = _meta(job)
+        obj = restore(meta.get(META_KEY), source=f"RQ job {job.id!r}", quiet=quiet)
+        if obj is None and in_callers_context and META_KEY in meta:
+            obj = Analytics()
         return None if obj is None else bind(obj)
     except Exception:  # the job runs, bound or not
         logger.exception("segment: could not bind the visitor of an RQ job")

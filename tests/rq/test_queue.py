@@ -27,6 +27,11 @@ def track_for_visitor(label: str) -> None:
     analytics().track("Visitor Job", {"label": label})
 
 
+def track_with_own_id(label: str) -> None:
+    """A job: one event, with an anonymous id of its own, for whoever it runs for."""
+    analytics().track("Visitor Job", {"label": label}, anonymous_id="job-anon")
+
+
 @pytest.fixture
 def client(segment_collector: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     """The jobs' client: segment_core's default, as in a worker."""
@@ -84,3 +89,23 @@ def test_a_job_enqueued_in_a_thread_given_a_flask_requests_context_carries_its_v
     assert event["message"]["properties"] == {"label": "run here"}
     assert event["message"]["anonymousId"] == ANONYMOUS_ID
     assert event["message"]["context"]["userAgent"] == USER_AGENT
+
+
+@pytest.mark.parametrize("carried", [None, {"version": 99, "userId": "unreadable"}])
+def test_a_synchronous_queue_runs_a_job_naming_no_visitor_for_none_not_the_caller_s(
+    client: Client, redis_db: str, segment_collector: Any, carried: object
+) -> None:
+    # As a worker runs it: the caller's own segment_visitor wins, and one that names
+    # no visitor, or none that can be read, leaves the job without one.
+    queue = Queue(connection=redis.Redis.from_url(redis_db), is_async=False)
+    caller = Analytics(client, user_id="user-11", anonymous_id="anon-11")
+    with bound(caller):
+        job = queue.enqueue(track_with_own_id, "none", meta={META_KEY: carried})
+        assert current() is caller  # the caller's binding, back once the job ran
+    assert job.get_status() == "finished", job.latest_result()
+    assert client.flush(10)
+    [event] = segment_collector.wait_for(1, timeout=10, type="track")
+    message = event["message"]
+    assert message["properties"] == {"label": "none"}
+    assert message["anonymousId"] == "job-anon"
+    assert "userId" not in message and "user-11" not in str(message)
