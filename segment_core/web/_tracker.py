@@ -317,6 +317,7 @@ class RequestTracker:
         "_cookie",
         "_cookie_decided",
         "_finished",
+        "_named_by_login",
         "_new_visitor",
         "_read_route",
         "_read_user",
@@ -358,8 +359,9 @@ class RequestTracker:
         self._anonymous_used = False
         self._new_visitor = False
         # _arrived_anonymous: set by _arrival_user() alone, _user_hook_failed by
-        # _user_hook_raised() alone, and _wrong_id_logged by _checked_id() alone; all
-        # read with a default (no store for every other request).
+        # _user_hook_raised() alone, _wrong_id_logged by _checked_id() alone, and
+        # _named_by_login by a view's login(); all read with a default (no store for
+        # every other request).
         self._resolved_user: str | None = None
         #: The user is being read: a call made meanwhile (by a user loader, a
         #: backend's get_user, the hook) takes the user known before.
@@ -576,7 +578,11 @@ class RequestTracker:
         """What an async ``user_id`` hook answered now, awaited by the adapter: taken
         up as :meth:`refresh_user` takes up the framework's user."""
         current = _USER_SLOT.__get__(self.analytics)
-        if not self._cookie_decided and current == self._resolved_user:
+        if (
+            not self._cookie_decided
+            and current == self._resolved_user
+            and not getattr(self, "_named_by_login", False)  # the view's login() decides
+        ):
             self._take_user(current, self._user_id_of(found))
 
     def _take_user(self, current: str | None, found: str | None) -> None:
@@ -829,6 +835,8 @@ class RequestTracker:
             logger.exception("segment: the automatic identify of a login failed")
             return False
         self._resolved_user = analytics.stored_user_id
+        if named:
+            self._named_by_login = True
         return True
 
     def _login_identified(self, user: Any) -> bool:
@@ -864,6 +872,7 @@ class RequestTracker:
         """The user the request's later calls carry after a view's ``login(user_id)``
         sent no identify: ``user_id``, or the ``user_id`` hook's answer where it names
         one (None: it raised, and names the user of each call as it answers)."""
+        self._named_by_login = True
         hook = self.options.user_id
         if hook is None:
             return user_id

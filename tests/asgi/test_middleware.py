@@ -691,18 +691,21 @@ def test_a_login_named_by_the_view_before_the_user_id_hook_can_read_it_is_identi
     ]
 
 
-@pytest.mark.parametrize("known_by", ["scope", "async hook"])
+@pytest.mark.parametrize("known_by", ["scope", "async hook", "async hook, then none"])
 def test_a_login_over_the_user_signed_in_before_names_the_new_one_on_the_later_calls(
     client: Client, sent: Sent, known_by: str
 ) -> None:
     """An account switch: the scope's user, or what an async hook answers at the
-    response's start, still names the user signed in before; the view's login() named
-    the new one, and the request's later calls and page call carry it."""
+    response's start (the user signed in before, or none), is not the user the view's
+    login() named; the request's later calls and page call carry the login's."""
 
     async def from_header(request: Request) -> str | None:
+        if getattr(request.state, "session_ended", False):
+            return None
         return request.headers.get("x-user")
 
     async def login(request: Request) -> Response:
+        request.state.session_ended = known_by.endswith("then none")
         request.state.analytics.login("bob")
         request.state.analytics.track("Signed In")
         return HTMLResponse("<p>welcome</p>")
