@@ -19,7 +19,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, quote, quote_plus, urlsplit
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -170,9 +170,21 @@ def shown_answer(text: str, secrets: Iterable[str | None]) -> str:
 
 
 def masked_secrets(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with each of ``secrets`` masked as :func:`mask_secret` masks it."""
+    """``text`` with each of ``secrets`` masked as :func:`mask_secret` masks it, as
+    written and percent-encoded (a login page's ``Location`` carries the request's
+    credentials in its query: ``?t=Basic%20d2tf...%3D``).
+
+    >>> masked_secrets("/login?k=wk%2BAbCdEfGh%2FIj%3D&k2=wk+AbCdEfGh/Ij=", ["wk+AbCdEfGh/Ij="])
+    '/login?k=wk+A…&k2=wk+A…'
+    """
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, mask_secret(secret) or "")
+        masked = mask_secret(secret) or ""
+        text = text.replace(secret, masked)
+        for encoded in {quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}:
+            if encoded != secret:
+                # Either case of hex digit: encoders differ (%2f, %2F).
+                pieces = re.split(re.escape(encoded), text, flags=re.IGNORECASE)
+                text = masked.join(pieces)
     return text
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import threading
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import orjson
 import pytest
@@ -269,15 +271,26 @@ def test_a_forward_url_the_command_line_refuses_is_refused_in_python_too(url: st
         pass
 
 
+@pytest.mark.parametrize("form", ["as written", "percent-encoded", "its Basic token"])
 def test_a_redirect_to_a_page_that_names_the_write_key_logs_it_masked(
-    redirecting: RedirectingServer, caplog: pytest.LogCaptureFixture
+    redirecting: RedirectingServer, caplog: pytest.LogCaptureFixture, form: str
 ) -> None:
-    key = "wk_AbCdEfGhIjKl"
+    key = "wk+AbCd/EfGh=IjKl"
+    token = base64.b64encode(f"{key}:".encode()).decode()
+    named = {
+        "as written": key,
+        "percent-encoded": quote(key, safe=""),
+        "its Basic token": quote(f"Basic {token}", safe=""),
+    }[form]
     redirecting.status = 307
-    redirecting.location = f"https://sso.example/login?next=/v1/batch&writeKey={key}"
+    redirecting.location = f"https://sso.example/login?next=/v1/batch&writeKey={named}"
     forwarder = Forwarder(f"http://127.0.0.1:{redirecting.server_port}")
     with caplog.at_level(logging.WARNING, logger="segment.collector"):
         forwarder.submit([orjson.dumps(message())], key)
         forwarder.close(timeout=WAIT_SECONDS)
     [record] = [r for r in caplog.records if r.name == "segment.collector"]
-    assert "writeKey=wk_A" in record.getMessage() and key not in record.getMessage()
+    logged = record.getMessage()
+    assert "writeKey=" in logged and "…" in logged
+    for secret in (key, token):
+        for shown in (secret, quote(secret, safe=""), quote_plus(secret)):
+            assert shown not in logged

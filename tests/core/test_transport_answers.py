@@ -3,6 +3,7 @@ bodies it cannot read, huge error pages, odd Retry-After dates. Real servers on 
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -57,11 +59,15 @@ def test_a_307_or_308_on_the_same_server_is_followed_with_the_body_and_the_key(
     assert errors == [] and client.stats()["retries"] == 0
 
 
+@pytest.mark.parametrize("encoded", [False, True])
 def test_a_redirect_to_a_page_that_names_the_write_key_shows_it_masked(
-    servers: list[Loopback], clients: list[Client]
+    servers: list[Loopback], clients: list[Client], encoded: bool
 ) -> None:
     key = "wk_AbCdEfGhIjKl"
+    token = base64.b64encode(f"{key}:".encode()).decode()
     login = f"https://sso.example/login?next=/v1/batch&writeKey={key}"
+    if encoded:  # and the request's Authorization, as a login page's query holds it
+        login += "&t=" + quote(f"Basic {token}", safe="")
     server = start(lambda handler, seen: reply(handler, 307, headers=[("Location", login)]))
     servers.append(server)
     errors: list[Exception] = []
@@ -71,6 +77,8 @@ def test_a_redirect_to_a_page_that_names_the_write_key_shows_it_masked(
     [error] = errors
     assert "redirect to https://sso.example/login?next=/v1/batch&writeKey=wk_A" in str(error)
     assert key not in str(error) and key not in str(client.stats()["last_error"])
+    for shown in (token, quote(token, safe="")):
+        assert shown not in str(error) and shown not in str(client.stats()["last_error"])
 
 
 def test_redirects_are_followed_a_few_times_at_most(
