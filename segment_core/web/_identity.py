@@ -74,14 +74,15 @@ def parse_id_cookie(value: str | None, analytics_js_reads_it: bool = False) -> s
     """
     if not value or len(value) > 3 * MAX_ID_LENGTH + 6 or not value.isascii():
         return None
-    value = value.strip()
     try:
         text = unquote(value, errors="strict") if "%" in value else value
     except UnicodeDecodeError:
         return None
     if "%" in text and _BAD_ESCAPE.search(value):
         return None
-    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+    if len(text) >= 2 and text[0] == '"':
+        # JSON, as analytics.js reads it: whitespace after the closing quote is
+        # JSON's own (JSON.parse reads '"a1b2" ' as "a1b2"); anything else, no id.
         try:
             decoded = json.loads(text)
         except ValueError:

@@ -641,6 +641,24 @@ def test_an_id_cookie_the_server_takes_for_none_the_browser_takes_for_none_too(
     assert len({e["message"]["anonymousId"] for e in events}) == 1, describe(events)
 
 
+@pytest.mark.parametrize("value", ["%22abc-1234%22%20", "%22abc-1234%22%0A", "%22abc-1234%22"])
+def test_an_id_cookie_analytics_js_reads_as_json_is_the_same_id_on_both_sides(
+    visiting: Visiting,
+    collector: CollectorHandle,
+    value: str,
+) -> None:
+    # JSON.parse reads whitespace after the closing quote as JSON's own: the id is
+    # the one inside the quotes, to the server as to analytics.js.
+    config = SiteConfig("flask", "server", set_cookie=False)
+    with visiting(config) as visit:
+        site = visit.site
+        visit.context.add_cookies([{"name": "ajs_anonymous_id", "value": value, "url": site.url}])
+        for path in ("/", "/about"):
+            visit.navigate(path)
+        events = settle(site, collector, 2 + 2)  # the server's page views, tracks
+    assert {e["message"]["anonymousId"] for e in events} == {"abc-1234"}, describe(events)
+
+
 def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
     visiting: Visiting,
     collector: CollectorHandle,

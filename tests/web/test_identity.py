@@ -54,7 +54,13 @@ UUID = "8d2b4f34-1c4e-4b6e-9a3f-0c6d9f1e2a7b"
         ("%E2%80%83abc", None),
         ("%22%20abc%22", None),
         ("%22abc%5Cn%22", None),
-        (" abc ", "abc"),  # around the raw value: the Cookie header's own spaces
+        # After the closing quote of a JSON one: JSON's own whitespace, as
+        # analytics.js's JSON.parse reads it; anything else there is no id.
+        (f"%22{UUID}%22%20", UUID),
+        (f"%22{UUID}%22%0D%0A", UUID),
+        (f"%22{UUID}%22%C2%A0", None),
+        (f"%22{UUID}%22x", None),
+        (f"%20%22{UUID}%22", None),
         ("caf%C3%A9-id", "café-id"),  # percent-encoded, as analytics.js writes it
         ("café-id", None),  # raw bytes a server read as Latin-1: not an id
         ("caf\ufffd-id", None),  # ... or as U+FFFD
