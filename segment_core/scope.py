@@ -396,9 +396,35 @@ def _unbound_analytics() -> Analytics:
 def _found_analytics() -> Analytics | None:
     for find in _analytics_finders:
         found = find()
-        if found is not None:
+        if found is not None and not (_parents_requests and _of_parent(found)):
             return found
     return None
+
+
+#: In a forked child, the objects of the parent's request its copy of the forking
+#: thread still finds (a Flask request's context): no visitor of the child's.
+_parents_requests: list[Analytics] = []
+
+
+def _of_parent(found: Analytics) -> bool:
+    return any(found is parents for parents in _parents_requests)
+
+
+def _forget_parents_request() -> None:
+    """In a forked child: the request the parent's forking thread was serving is not
+    the child's. A process pool made in a view forks from the request's thread, and
+    each job its processes run, another visitor's too, would otherwise run bound to
+    that first request's visitor; :func:`with_binding` hands a job its own."""
+    _current.set(None)
+    found: list[Analytics] = []
+    for find in _analytics_finders:
+        try:
+            obj = find()
+        except Exception:  # nothing found, nothing to forget
+            continue
+        if obj is not None:
+            found.append(obj)
+    _parents_requests[:] = found
 
 
 def bind(obj: Analytics) -> Token[Analytics | None]:
@@ -822,6 +848,7 @@ def _forget_bound_calls() -> None:
 
 
 _forks.in_every_child(_forget_bound_calls)
+_forks.in_every_child(_forget_parents_request)
 
 
 def _takes_keyword(fn: Callable[..., object], name: str) -> bool:

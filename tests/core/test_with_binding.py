@@ -37,6 +37,24 @@ def test_a_process_pool_runs_it_bound_to_the_callers_visitor() -> None:
     assert current() is None
 
 
+def test_a_process_pool_forked_in_a_request_runs_plain_jobs_for_no_visitor() -> None:
+    """Its processes are copies of the request's thread: a plain job, the first
+    request's or any later one's, runs for none; with_binding's for the one it names."""
+    first = Analytics(user_id="u-first", anonymous_id="a-first")
+    second = Analytics(user_id="u-second", anonymous_id="a-second")
+    fork = multiprocessing.get_context("fork")
+    with bound(first), ProcessPoolExecutor(1, mp_context=fork) as pool:
+        in_first = pool.submit(report_visitor, "first").result(timeout=60)
+        with bound(second):
+            in_second = pool.submit(report_visitor, "second").result(timeout=60)
+            handed = pool.submit(with_binding(report_visitor), "handed").result(timeout=60)
+        after = pool.submit(report_visitor, "after").result(timeout=60)
+    assert in_first["pid"] != os.getpid()
+    assert [answer["visitor"] for answer in (in_first, in_second, after)] == [None] * 3
+    assert handed["visitor"] == second.snapshot()
+    assert current() is None
+
+
 def test_it_wears_the_functions_name_and_signature() -> None:
     wrapped = with_binding(report_visitor)
     assert wrapped.__name__ == "report_visitor"

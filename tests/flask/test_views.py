@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from flask import Flask, Request, abort, copy_current_request_context, g, reques
 from flask.sessions import SecureCookieSessionInterface
 
 from segment_core import Client
-from segment_core.scope import analytics, current
+from segment_core.scope import analytics, current, current_or_found
 from segment_flask import SegmentFlask, page_tracked
 from tests.flask.app import create_app
 from tests.flask.conftest import MakeApp, Sent
@@ -76,6 +78,32 @@ def test_analytics_in_a_thread_given_the_request_context(app: Flask, sent: Sent)
     assert track["event"] == "Report Generated"
     assert track["anonymousId"] == page["anonymousId"] is not None
     assert track["context"]["page"]["path"] == "/report"
+
+
+def visitor_found() -> str | None:
+    """A process pool's job: the anonymous id of the visitor it finds, if any."""
+    found = current_or_found()
+    return None if found is None else found.anonymous_id
+
+
+def test_a_process_pool_forked_in_a_view_finds_no_visitor_in_its_jobs(
+    app: Flask, sent: Sent
+) -> None:
+    # Its processes are copies of the request's thread, Flask's request context
+    # included: that request's visitor is no visitor of theirs.
+    found: list[str | None] = []
+
+    @app.get("/pool")
+    def pool() -> str:
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(1, mp_context=fork) as executor:
+            found.append(executor.submit(visitor_found).result(timeout=60))
+        found.append(visitor_found())  # the view's own
+        return "<p>pooled</p>"
+
+    app.test_client().get("/pool")
+    [page] = sent()
+    assert found == [None, page["anonymousId"]]
 
 
 def test_teardown_functions_run_bound_whenever_registered(
