@@ -68,7 +68,9 @@ class Example:
             # gunicorn.conf.py in the app's directory supplies the rest.
             bind = f"127.0.0.1:{port}"
             return [*_python("gunicorn"), *_gunicorn_extras(), "--bind", bind, self.target]
-        return [*_python("uvicorn"), "--host", "127.0.0.1", "--port", str(port), self.target]
+        # --lifespan on: a setting the app refuses stops the server as it starts.
+        address = ["--host", "127.0.0.1", "--port", str(port)]
+        return [*_python("uvicorn"), "--lifespan", "on", *address, self.target]
 
 
 #: The shop's Celery worker: it sends the order confirmation.

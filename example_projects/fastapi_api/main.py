@@ -1,4 +1,4 @@
-"""A to-do API with FastAPI: ``uvicorn main:app``.
+"""A to-do API with FastAPI: ``uvicorn main:app --lifespan on``.
 
 - ``/``: a small HTML page that uses the API (an automatic page call per view), with
   analytics.js loaded by ``segment_snippet(request)`` when ``SEGMENT_BROWSER_WRITE_KEY``
