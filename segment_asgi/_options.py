@@ -67,7 +67,8 @@ def make_client(
 
     Options without a write key take the module-level settings for those they leave
     unset (see :mod:`segment_core.adapters`). Instances given the same option values
-    (a framework that makes one instance per route) share one client: a client is a
+    (a framework that makes one instance per route) and the same ``send_in_tests``
+    share one client: a client is a
     sender thread and a buffer, made once per process. A client built here with a
     write key becomes ``segment_core``'s default client when there is none, so
     ``segment_core.track(...)`` and ``analytics()`` outside a request use it too.
@@ -88,7 +89,8 @@ def make_client(
         return client
     if not options:
         return None
-    built = shared_client(options)
+    # One sending in tests, one not: two clients, each with its own test mode.
+    built = shared_client(options, variant=("send_in_tests", send_in_tests))
     divert_in_tests(built, send_in_tests)  # first: a test's module-level call sends nothing
     offer_as_default(built)
     return built
@@ -97,8 +99,8 @@ def make_client(
 def divert_in_tests(client: Client, send_in_tests: bool) -> None:
     """Under pytest, ``client``'s events go to ``segment_core.testing.outbox``, not out.
 
-    Instances with the same client options share ``client``: the latest one's
-    ``send_in_tests`` decides, as new settings do in Django.
+    Instances with the same client options and the same ``send_in_tests`` share
+    ``client``.
     """
     testing.divert_in_tests(client, send=send_in_tests, running=testing.pytest_running)
 

@@ -113,7 +113,7 @@ def named_by_source(
     return error if where is None else ValueError(f"{where}: {text}")
 
 
-def shared_client(options: Mapping[str, Any]) -> Client:
+def shared_client(options: Mapping[str, Any], *, variant: object = None) -> Client:
     """:func:`build_client` once per process for the same option values: a framework
     that makes one adapter instance per route gets one client (one sender thread and
     buffer), not one per instance.
@@ -124,9 +124,11 @@ def shared_client(options: Mapping[str, Any]) -> Client:
     same object. Functions are equal only to themselves, so two hooks defined apart
     (each call of an app factory defining its own) are two options, even when their
     code is the same: what they capture may differ. One shut down since is replaced.
+    ``variant``: what else the adapter sets up its client with (its test mode), which
+    only instances that agree on it share.
     """
     completed = _completed(options)  # module-level settings changed since: another client
-    key = tuple(sorted((name, _compared(value)) for name, value in completed.items()))
+    key = (variant, tuple(sorted((name, _compared(value)) for name, value in completed.items())))
     with _shared_lock:
         client = _shared.get(key)
         if client is None or client._shut_down:
@@ -163,7 +165,7 @@ def _compared(value: object) -> object:
 #: The clients of :func:`shared_client` by their option values, held weakly: a client
 #: goes once nothing uses it (its sender thread, while it runs, holds it), and its
 #: entry with it.
-_shared: weakref.WeakValueDictionary[tuple[tuple[str, object], ...], Client] = (
+_shared: weakref.WeakValueDictionary[tuple[object, tuple[tuple[str, object], ...]], Client] = (
     weakref.WeakValueDictionary()
 )
 #: Each process's own, made at its first use there (a forked child's, after a gevent
@@ -181,7 +183,14 @@ def offer_as_default(client: Client) -> None:
     with segment_core._default_lock:
         existing = segment_core.default_client
         if existing is not None:
-            if existing is not client and existing in segment_core._made_from_settings:
+            if existing is client:
+                return
+            if _keeps_from_network_where_existing_sends(existing, client):
+                # In tests, an app set to send for real (one test's, to a collector)
+                # sends its own events; the module-level calls of every other test
+                # go to an app's client that keeps them from the network.
+                segment_core.default_client = client
+            elif existing in segment_core._made_from_settings:
                 _same_test_mode(existing, client)
             return
         if client.config.write_key:
@@ -191,6 +200,21 @@ def offer_as_default(client: Client) -> None:
             # way: the app's configuration (its test mode, send=False) is what counts.
             segment_core._keyless_client = client
             segment_core._keyless_is_adapters = True
+
+
+def _keeps_from_network_where_existing_sends(existing: Client, client: Client) -> bool:
+    """Under pytest, whether ``existing``, the default client, sends in tests and
+    ``client``, an adapter's with a write key, is diverted (now, or once its app
+    says it is tested: Flask's ``TESTING`` set after ``init_app``)."""
+    from segment_core.testing import pytest_running
+
+    return (
+        existing._sends_in_tests
+        and not client._sends_in_tests
+        and (client._outbox is not None or client._divert_check is not None)
+        and bool(client.config.write_key)
+        and pytest_running()
+    )
 
 
 def _same_test_mode(made: Client, adapters: Client) -> None:

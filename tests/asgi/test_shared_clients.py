@@ -138,3 +138,41 @@ def test_the_middleware_warns_when_its_browser_key_is_its_server_key(
         SegmentMiddleware(page("a"), write_key="copied", browser_write_key="copied", send=False)
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["SegmentMiddleware"]
     assert "browser_write_key is the server's write_key" in caplog.records[0].getMessage()
+
+
+async def test_instances_that_differ_in_send_in_tests_get_a_client_each(
+    segment_collector: CollectorHandle,
+) -> None:
+    # One app most tests use, one a test sends for real with: the second must not
+    # make the first send, nor the first keep the second's events from the collector.
+    options: dict[str, Any] = {"write_key": "test-key", "host": segment_collector.url}
+    diverted = SegmentMiddleware(page("kept"), **options)
+    sending = SegmentMiddleware(page("sent"), **options, send_in_tests=True)
+    again = SegmentMiddleware(page("kept again"), **options)
+    assert diverted.client is again.client is not sending.client
+    with segment_core.testing.capture() as captured:
+        for middleware in (diverted, sending, again):
+            await call(middleware, http_scope())
+    assert sending.client.flush(timeout=10)
+    assert len(captured.pages()) == 3  # a capture records what is sent too
+    [sent] = segment_collector.events()
+    assert sent["message"]["type"] == "page"
+    assert diverted.client.stats()["sent"] == 0
+
+
+def test_an_app_sending_in_tests_leaves_the_module_level_calls_to_a_diverted_one(
+    segment_collector: CollectorHandle,
+) -> None:
+    # The first app built sends for real (one test's); an app built after it keeps
+    # its events from the network: so do the module-level calls from then on.
+    sending = SegmentMiddleware(
+        page("sent"), write_key="send-key", host=segment_collector.url, send_in_tests=True
+    )
+    assert segment_core.default_client is sending.client
+    diverted = SegmentMiddleware(page("kept"), write_key="kept-key", host=segment_collector.url)
+    assert segment_core.default_client is diverted.client
+    with segment_core.testing.capture() as captured:
+        assert segment_core.track("u1", "Service Call")[0]
+    captured.assert_tracked("Service Call")
+    assert segment_core.flush(timeout=10) and sending.client.flush(timeout=10)
+    assert segment_collector.events() == []
