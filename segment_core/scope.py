@@ -627,12 +627,19 @@ def _what_calling_makes(
 def _bound_coroutine_function(
     fn: Callable[P, Coroutine[Any, Any, T]], carried: Analytics
 ) -> Callable[P, Coroutine[Any, Any, T]]:
-    """``fn``, an async function, awaited with ``carried`` bound from start to end."""
+    """``fn``, an async function, awaited with ``carried`` bound from start to end:
+    counted as the calls of a function that is not async are, on its loop's thread
+    (a task a view leaves running, which a test client's loop thread runs on)."""
 
     @functools.wraps(fn)
     async def run_bound(*args: P.args, **kwargs: P.kwargs) -> T:
-        with bound(carried):
-            return await fn(*args, **kwargs)
+        call = _bound_call_started()
+        try:
+            with bound(carried):
+                return await fn(*args, **kwargs)
+        finally:
+            if call:
+                _bound_call_ended(call)
 
     return run_bound
 
@@ -696,20 +703,28 @@ class _BoundCall(Generic[P, R]):
 #: wait, so the app's shutdown waits for them itself (:func:`wait_for_bound_calls`).
 _bound_calls_by_thread: dict[int, int] = {}
 _bound_calls_changed = threading.Condition(threading.Lock())
-#: Those calls by number, each its own (a thread's ident is reused once it ended).
+#: Those calls by number, each its own (a thread's ident is reused once it ended),
+#: and the calls on daemons too, which a test's start waits for (a test client's
+#: event loop runs on one) and no exit does.
 _bound_calls_running: dict[int, int] = {}  # number: thread
+#: The numbers of those on daemons.
+_daemons_calls: set[int] = set()
 _call_numbers = itertools.count(1)
 
 
-def _bound_call_started() -> int:
+def _bound_call_started(*, daemons_too: bool = True) -> int:
     """Count a call starting on this thread: its number, or 0 when it is not counted
-    (a daemon's)."""
-    if threading.current_thread().daemon:  # a daemon's work is not waited for at exit
+    (a daemon's, unless ``daemons_too``: only exits do not wait for it)."""
+    daemon = threading.current_thread().daemon
+    if daemon and not daemons_too:
         return 0
     ident = threading.get_ident()
     call = next(_call_numbers)
     with _bound_calls_changed:
-        _bound_calls_by_thread[ident] = _bound_calls_by_thread.get(ident, 0) + 1
+        if daemon:  # a daemon's work is not waited for at exit
+            _daemons_calls.add(call)
+        else:
+            _bound_calls_by_thread[ident] = _bound_calls_by_thread.get(ident, 0) + 1
         _bound_calls_running[call] = ident
     return call
 
@@ -717,7 +732,7 @@ def _bound_call_started() -> int:
 def run_counted(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``fn`` on this thread as a call the app's shutdown waits for, as it waits
     for those of :func:`with_binding` (an adapter's page call in a worker thread)."""
-    call = _bound_call_started()
+    call = _bound_call_started(daemons_too=False)
     try:
         return fn(*args, **kwargs)
     finally:
@@ -729,6 +744,10 @@ def _bound_call_ended(call: int) -> None:
     ident = threading.get_ident()
     with _bound_calls_changed:
         _bound_calls_running.pop(call, None)
+        if call in _daemons_calls:
+            _daemons_calls.discard(call)
+            _bound_calls_changed.notify_all()
+            return
         left = _bound_calls_by_thread.get(ident, 1) - 1
         if left > 0:
             _bound_calls_by_thread[ident] = left
@@ -758,10 +777,18 @@ def wait_for_bound_calls(timeout: float, *, excluding: int | None = None) -> boo
 
 
 def bound_calls_now() -> frozenset[int]:
-    """The calls of :func:`with_binding` and :func:`start_thread` running now (not on
-    daemons), by number."""
+    """The calls of :func:`with_binding` and :func:`start_thread` running now (on
+    daemons too), by number."""
     with _bound_calls_changed:
         return frozenset(_bound_calls_running)
+
+
+def bound_calls_of_this_thread() -> frozenset[int]:
+    """:func:`bound_calls_now` of this thread alone: coroutines its event loop holds
+    (between two of a test's, a loop that outlives the test)."""
+    this = threading.get_ident()
+    with _bound_calls_changed:
+        return frozenset(call for call, ident in _bound_calls_running.items() if ident == this)
 
 
 def wait_for_bound_calls_but(known: frozenset[int], timeout: float) -> bool:
@@ -841,8 +868,10 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool, excluding: int | None = 
 def _forget_bound_calls() -> None:
     # The parent's threads are not the child's; another may have held the lock.
     global _bound_calls_changed, _bound_calls_by_thread, _given_up_on, _bound_calls_running
+    global _daemons_calls
     _bound_calls_by_thread = {}
     _bound_calls_running = {}
+    _daemons_calls = set()
     _given_up_on = set()
     _bound_calls_changed = threading.Condition(threading.Lock())
 

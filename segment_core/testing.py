@@ -179,6 +179,16 @@ def end_earlier_background_work(test: str) -> None:
             BACKGROUND_WAIT_SECONDS,
             test,
         )
+    # This thread's own: coroutines an event loop that outlives a test (pytest-asyncio's
+    # of a wider scope) holds, which run only when the loop does again: no wait ends them.
+    pending_here = scope.bound_calls_of_this_thread() - _long_lived
+    if pending_here:
+        _long_lived |= pending_here
+        logging.getLogger("segment.testing").warning(
+            "segment: a with_binding coroutine of an earlier test is still pending on "
+            "this thread's event loop; what it sends when the loop runs it may show up in %s",
+            test,
+        )
 
 
 def divert_when(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import decimal
 import logging
@@ -13,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from segment_core import Client, InvalidMessage, testing
+from segment_core import Client, InvalidMessage, scope, testing
 from segment_core.collector.handle import CollectorHandle
-from segment_core.scope import start_thread
+from segment_core.scope import Analytics, bound, start_thread, with_binding
 from segment_core.testing import capture, divert, divert_when, settle_divert
 
 
@@ -190,3 +191,75 @@ def test_the_work_running_before_the_first_test_is_no_tests(
     finally:
         release.set()
     server.join(30)
+
+
+def test_a_test_begins_once_work_an_earlier_test_left_on_a_daemon_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A test client runs its event loop on a daemon thread (anyio's portal), and a view
+    # there may leave a with_binding coroutine running; a daemon's plain call too.
+    monkeypatch.setattr(testing, "_a_test_began", True)
+    monkeypatch.setattr(testing, "_long_lived", frozenset())
+    done: list[str] = []
+    started = threading.Semaphore(0)
+    visitor = Analytics(user_id="u1")
+
+    async def send_receipt() -> None:
+        started.release()
+        await asyncio.sleep(0.2)
+        done.append("coroutine")
+
+    def plain() -> None:
+        started.release()
+        threading.Event().wait(0.2)
+        done.append("plain")
+
+    loop = asyncio.new_event_loop()
+    portal = threading.Thread(target=loop.run_forever, daemon=True)
+    portal.start()
+    try:
+        with bound(visitor):
+            asyncio.run_coroutine_threadsafe(with_binding(send_receipt)(), loop)
+            threading.Thread(target=with_binding(plain), daemon=True).start()
+        assert started.acquire(timeout=10) and started.acquire(timeout=10)
+        assert len(scope.bound_calls_now()) == 2  # counted while they run
+        assert scope.bound_calls_running() == 0  # an exit does not wait for a daemon's
+        testing.end_earlier_background_work("test_next")
+        assert sorted(done) == ["coroutine", "plain"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        portal.join(30)
+        loop.close()
+
+
+def test_a_coroutine_an_earlier_test_left_on_this_thread_s_loop_is_named(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An event loop that outlives a test (pytest-asyncio's of a wider scope) runs the
+    # coroutine only when it runs again: no wait ends it, a WARNING names the test.
+    monkeypatch.setattr(testing, "_a_test_began", True)
+    monkeypatch.setattr(testing, "_long_lived", frozenset())
+    release = asyncio.Event()
+    loop = asyncio.new_event_loop()
+
+    async def wait_for_release() -> None:
+        await release.wait()
+
+    async def leave_running() -> asyncio.Task[None]:
+        task = loop.create_task(with_binding(wait_for_release)())
+        await asyncio.sleep(0)  # started, then suspended
+        return task
+
+    with bound(Analytics(user_id="u1")):
+        task = loop.run_until_complete(leave_running())
+    try:
+        with caplog.at_level(logging.WARNING, logger="segment.testing"):
+            testing.end_earlier_background_work("test_after")
+            testing.end_earlier_background_work("test_later")
+    finally:
+        release.set()
+        loop.run_until_complete(task)
+        loop.close()
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "segment.testing"]
+    assert "still pending on this thread's event loop" in warning and "test_after" in warning
+    assert scope.bound_calls_now() == frozenset()
