@@ -79,9 +79,10 @@ class Captured(list[Message]):
 
     def assert_page(self, *name: str | None, **properties: Any) -> Message:
         """The one ``page`` named ``name`` whose properties include ``properties``
-        (``name``, as ``assert_tracked``'s ``event``: first, or by its keyword alone)."""
+        (``name``, as ``assert_tracked``'s ``event``: first, or by its keyword alone;
+        ``None``: a page without a name, as ``find(name=None)``; left out: any)."""
         found = _leading(name, properties, "name", "assert_page")
-        where = {} if found is None or found is _MISSING else {"name": found}
+        where = {} if found is _MISSING else {"name": found}
         return self._assert_one("page", where, "properties", properties)
 
     def assert_identified(self, *user_id: object, **traits: Any) -> Message:
@@ -110,9 +111,11 @@ class Captured(list[Message]):
                 for key, value in expected.items()
             )
         ]
+        # The top-level fields as named, each of the rest as what it is: a property
+        # (or trait) named "userId" is not the message's userId.
         wanted = ", ".join(
             [f"{k}={v!r}" for k, v in where.items()]
-            + [f"{part}.{k}={v!r}" if k in where else f"{k}={v!r}" for k, v in subset.items()]
+            + [f"{part}.{k}={v!r}" for k, v in subset.items()]
         )
         if len(found) != 1:
             raise AssertionError(
@@ -127,7 +130,7 @@ class Captured(list[Message]):
         lines = []
         for m in self:
             label = m.get("event") or m.get("name") or m.get("groupId") or ""
-            ids = [f"{key}={m[key]!r}" for key in _SHOWN_IDS if m.get(key) is not None]
+            ids = [f"{key}={m[key]!r}" for key in _SHOWN_FIELDS if m.get(key) is not None]
             detail = m.get("properties") or m.get("traits") or {}
             lines.append(" ".join(["", "", str(m.get("type")), repr(label), *ids, str(detail)]))
         return "\n".join(lines)
@@ -142,8 +145,8 @@ def _leading(given: tuple[Any, ...], keywords: dict[str, Any], name: str, method
     return given[0] if given else keywords.pop(name, _MISSING)
 
 
-#: The ids a summary line shows, after the event's name.
-_SHOWN_IDS = ("userId", "anonymousId", "previousId")
+#: The fields a summary line shows after the event's name: a page's category, the ids.
+_SHOWN_FIELDS = ("category", "userId", "anonymousId", "previousId")
 #: A property or trait the message does not have.
 _MISSING: Any = object()
 

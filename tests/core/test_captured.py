@@ -110,3 +110,30 @@ def test_a_failure_names_the_page_and_its_property_of_the_same_name() -> None:
     with pytest.raises(AssertionError) as failure:
         events.assert_page("Landing", name="landing")
     assert "expected one page with name='Landing', properties.name='landing'" in str(failure.value)
+
+
+def test_a_failure_tells_a_property_from_a_field_and_shows_a_page_s_category() -> None:
+    client = Client("k", send=False)
+    with capture() as events:
+        client.track("u1", "Order Completed", {"total": 10})
+        client.page("u1", "Docs", "Install")
+    with pytest.raises(AssertionError) as failure:
+        events.assert_tracked("Order Completed", userId="u1", total=10)
+    wanted = "expected one track with event='Order Completed', properties.userId='u1', "
+    assert wanted + "properties.total=10, found 0" in str(failure.value)
+    with pytest.raises(AssertionError) as failure:
+        events.assert_page("Install", category="Guides")
+    assert "page 'Install' category='Docs' userId='u1'" in str(failure.value)
+
+
+def test_a_page_named_none_is_one_without_a_name() -> None:
+    client = Client("k", send=False)
+    with capture() as events:
+        client.page("u1", name="Pricing")
+    with pytest.raises(AssertionError, match="expected one page with name=None"):
+        events.assert_page(None)
+    assert events.assert_page()["name"] == "Pricing"  # left out: any page
+    with capture() as events:
+        client.page("u1", name="Pricing")
+        client.page("u1")
+    assert events.assert_page(None)["userId"] == "u1"
