@@ -254,6 +254,15 @@ def flush_clients_sending_to(url: str, timeout: float) -> bool:
     return all([client.flush(max(0.0, deadline - monotonic())) for client in clients])
 
 
+def start_sending_to(url: str) -> None:
+    """Have the live clients sending to ``url`` send what they hold now, without
+    waiting for it (a collector's ``wait_for()``: not after their ``flush_interval``).
+    A batch waiting to retry still waits."""
+    for client in live_clients():
+        if _same_server(client.config.host, url):
+            client.flush(0)
+
+
 def _same_server(url: str, other: str) -> bool:
     """Whether two URLs name one server: same port, same host (any name of this machine)."""
     parts, other_parts = urlsplit(url), urlsplit(other)

@@ -109,16 +109,24 @@ class CollectorHandle:
     def wait_for(self, count: int, timeout: float = 10.0, **filters: Any) -> list[dict[str, Any]]:
         """Poll until at least `count` events match `filters`; return them all.
 
+        Before each poll, the clients of this process sending to the collector are
+        asked to send what they hold (as ``flush(0)``: without waiting for it).
+
         Each poll asks only for the events stored since the last one (`limit`, by
         default 100,000, at a time); with `last`, for the newest ones each time.
         Raises AssertionError, saying what it did see, when `timeout` passes first,
         also when the collector does not answer within the time left (a collector
         that refuses connections, still starting or stopped, is asked again meanwhile).
         """
+        from segment_core.testing import start_sending_to
+
         deadline = monotonic() + timeout
         seen: list[dict[str, Any]] = []
         run: str | None = None
         while True:
+            # What this process's clients hold for the collector goes now, not after
+            # their flush_interval (5 s, as long as a test's timeout may be).
+            start_sending_to(self.url)
             try:
                 page = self._events_page(filters, seen, deadline)
             except requests.Timeout:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from segment_core import Client
 from segment_core.collector import CollectorHandle
 from tests.collector.helpers import batch, message, post
 
@@ -86,3 +87,16 @@ def test_wait_for_starts_after_a_cursor_and_keeps_filters(
 def test_event_finds_ids_made_of_dots(segment_collector: CollectorHandle, message_id: str) -> None:
     assert post(segment_collector.url, batch(message(messageId=message_id))).status_code == 200
     assert segment_collector.event(message_id)["messageId"] == message_id
+
+
+def test_wait_for_has_the_clients_sending_to_it_send_now(
+    segment_collector: CollectorHandle,
+) -> None:
+    # Not after their flush_interval: a test's timeout may be shorter.
+    client = Client("k", host=segment_collector.url, flush_interval=3600, flush_at=100)
+    try:
+        assert client.track("u1", "Ordered")[0]
+        [event] = segment_collector.wait_for(1, timeout=5)
+        assert event["message"]["event"] == "Ordered"
+    finally:
+        client.shutdown(timeout=5)
