@@ -128,8 +128,9 @@ class RequestAnalytics(Analytics):
     ) -> Result:
         """As :meth:`Analytics.page`, in place of the request's automatic page call; its
         properties start from the request's page fields (``path``, ``url``,
-        ``referrer``, ``search``, redacted), as the automatic call's and analytics.js's
-        ``page()`` do, and the view's own take their place."""
+        ``referrer``, ``search``, redacted) and its ``name`` and ``category``, as the
+        automatic call's and analytics.js's ``page()`` do, and the view's own take
+        their place."""
         context = _CONTEXT_SLOT.__get__(self)
         fields = context.get("page") if isinstance(context, Mapping) else None
         if (
@@ -140,7 +141,11 @@ class RequestAnalytics(Analytics):
             try:
                 # What a mapping says it holds (a QueryDict's last values), as a call reads it.
                 own = {} if properties is None else dict(properties.items())
-                properties = {**fields, **own}
+                named = {"name": name} if isinstance(name, str) and name else {}
+                category = kw.get("category")
+                if isinstance(category, str) and category:
+                    named["category"] = category
+                properties = {**fields, **named, **own}
             except Exception as error:  # a mapping that fails to be read: told as a call tells it
                 if is_interruption(error):
                     raise

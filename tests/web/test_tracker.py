@@ -368,8 +368,14 @@ def test_an_explicit_page_call_replaces_the_automatic_one(client: Client, sent: 
     assert (page["name"], page["category"], page["properties"]) == (
         "Product",
         "Shop",
-        # The request's page fields, as the automatic call's and analytics.js's.
-        {**{key: fields[key] for key in ("path", "url", "referrer", "search")}, "sku": "A1"},
+        # The request's page fields, the name and the category, as the automatic
+        # call's and analytics.js's page("Shop", "Product") do.
+        {
+            **{key: fields[key] for key in ("path", "url", "referrer", "search")},
+            "name": "Product",
+            "category": "Shop",
+            "sku": "A1",
+        },
     )
 
 
@@ -382,10 +388,11 @@ def test_an_explicit_page_call_s_own_properties_take_the_place_of_the_request_s(
         query_string="next=/cart/",
         path_params={"token": "s3cr3t-t0ken"},
     )
-    t.analytics.page("Virtual", {"path": "/checkout/step-2", "search": None})
+    t.analytics.page("Virtual", {"path": "/checkout/step-2", "search": None, "name": "v"})
     [page] = sent
     properties = page["properties"]
     assert (properties["path"], properties["search"]) == ("/checkout/step-2", None)
+    assert (page["name"], properties["name"]) == ("Virtual", "v")
     assert "s3cr3t" not in properties["url"]
 
 
