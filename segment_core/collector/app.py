@@ -237,7 +237,8 @@ class CollectorApp:
             scope[_ARRIVED_IN_GENERATION] = self.store.generation
             receive = self._until_stop(receive)
             faults, clears = self.faults, self.faults.clears
-            fault = faults.take()
+            # A sender's POST takes a planned fault; a probe's GET (a 405) does not.
+            fault = faults.take() if scope["method"] == "POST" else None
             if fault is not None:
                 # The unwrapped send: a "close" fault reaches the server's transport by it;
                 # an injected status must be readable by a page (analytics.js retries on it).

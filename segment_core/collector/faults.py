@@ -1,4 +1,4 @@
-"""Fault injection: a queue of plans that make `/v1/*` requests fail on purpose.
+"""Fault injection: a queue of plans that make `POST /v1/*` requests fail on purpose.
 
 A plan is a small JSON object. It answers with an HTTP status, waits, or closes the
 connection, for the next `count` requests (default 1) or for the next `seconds`:

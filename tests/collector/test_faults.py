@@ -30,6 +30,13 @@ def test_status_for_a_count_of_requests(segment_collector: CollectorHandle) -> N
     assert summary["requests"] == {"accepted": 1, "rejected": 0, "faulted": 3}
 
 
+def test_a_probe_s_get_takes_no_planned_fault(segment_collector: CollectorHandle) -> None:
+    segment_collector.faults({"status": 503, "count": 1})
+    assert requests.get(f"{segment_collector.url}/v1/batch", timeout=10).status_code == 405
+    assert_error(send(segment_collector), 503, "injected_fault")  # the client's POST's
+    assert send(segment_collector).status_code == 200
+
+
 def test_429_with_retry_after(segment_collector: CollectorHandle) -> None:
     segment_collector.faults({"status": 429, "retry_after": 1, "count": 1})
     response = send(segment_collector)
