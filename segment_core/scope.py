@@ -820,10 +820,12 @@ def wait_for_bound_calls_or_warn(
             return
         with _bound_calls_changed:
             _given_up_on = set(_bound_calls_by_thread)
+        # The time waited, the part of shutdown_timeout left to this wait (an exit
+        # after the app's shutdown may still wait for non-daemon threads: "may").
         logger.warning(
             "segment: %d call(s) of start_thread or with_binding (or page calls running "
-            "the app's hooks) still running after shutdown_timeout=%gs %s; events they "
-            "send from now on are lost",
+            "the app's hooks) still running after %.1fs of shutdown_timeout %s; events "
+            "they send from now on may be lost",
             bound_calls_running(),
             timeout,
             when,
