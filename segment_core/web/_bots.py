@@ -58,6 +58,15 @@ DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
     r"google-inspectiontool",
     r"chatgpt-user",
     r"anthropic-ai",
+    r"claude-user",
+    r"perplexity-user",
+    # Link previewers: every Mastodon (and Pleroma, Misskey) server a post reaches
+    # fetches the page it links to; embed services; Google's read-aloud.
+    r"\bmastodon/",
+    r"\bpleroma\b",
+    r"\bmisskey/",
+    r"iframely",
+    r"google-read-aloud",
 )
 
 #: The defaults as one pattern (kept for code that searched it directly).

@@ -288,6 +288,13 @@ def test_exclude_paths_searched_one_by_one_find_the_text_a_path_spells() -> None
         "Blackbox Exporter/0.25.0",
         "Uptime-Kuma/1.23.11",
         "check_http/v2.3.3 (nagios-plugins 2.3.3)",
+        "Mastodon/4.2.1 (http.rb/5.1.1; +https://mastodon.social/)",
+        "Pleroma 2.6.0; https://pleroma.example <admin@pleroma.example>",
+        "Misskey/2024.3.1 (https://misskey.io)",
+        "Iframely/1.3.1 (+https://iframely.com/docs/about)",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Google-Read-Aloud",
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Claude-User/1.0)",
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Perplexity-User/1.0)",
     ],
 )
 def test_bots_are_skipped(agent: str) -> None:
