@@ -89,8 +89,10 @@ def make_client(
         return client
     if not options:
         return None
-    # One sending in tests, one not: two clients, each with its own test mode.
-    built = shared_client(options, variant=("send_in_tests", send_in_tests))
+    # Under pytest, one sending in tests and one not: two clients, each with its own
+    # test mode (elsewhere send_in_tests changes nothing: one client).
+    variant = ("send_in_tests", send_in_tests) if testing.pytest_running() else None
+    built = shared_client(options, variant=variant)
     divert_in_tests(built, send_in_tests)  # first: a test's module-level call sends nothing
     offer_as_default(built)
     return built

@@ -204,14 +204,14 @@ def offer_as_default(client: Client) -> None:
 
 def _keeps_from_network_where_existing_sends(existing: Client, client: Client) -> bool:
     """Under pytest, whether ``existing``, the default client, sends in tests and
-    ``client``, an adapter's with a write key, is diverted (now, or once its app
-    says it is tested: Flask's ``TESTING`` set after ``init_app``)."""
+    ``client``, an adapter's with a write key, is diverted now (a Flask app made
+    with ``TESTING``; one whose ``TESTING`` comes later, or never, may send)."""
     from segment_core.testing import pytest_running
 
     return (
         existing._sends_in_tests
         and not client._sends_in_tests
-        and (client._outbox is not None or client._divert_check is not None)
+        and client._outbox is not None
         and bool(client.config.write_key)
         and pytest_running()
     )

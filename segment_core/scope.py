@@ -29,6 +29,7 @@ import itertools
 import logging
 import threading
 import types
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -628,12 +629,14 @@ def _bound_coroutine_function(
     fn: Callable[P, Coroutine[Any, Any, T]], carried: Analytics
 ) -> Callable[P, Coroutine[Any, Any, T]]:
     """``fn``, an async function, awaited with ``carried`` bound from start to end:
-    counted as the calls of a function that is not async are, on its loop's thread
-    (a task a view leaves running, which a test client's loop thread runs on)."""
+    counted, on its loop's thread, for the next test's start to wait for (a task a
+    view leaves running, which a test client's loop thread runs), not for exits."""
 
     @functools.wraps(fn)
     async def run_bound(*args: P.args, **kwargs: P.kwargs) -> T:
-        call = _bound_call_started()
+        # For a test's start alone: an app's shutdown runs on the loop that runs it
+        # (a task may live as long as the server: no shutdown waits for it).
+        call = _bound_call_started(exits_wait=False)
         try:
             with bound(carried):
                 return await fn(*args, **kwargs)
@@ -704,25 +707,31 @@ class _BoundCall(Generic[P, R]):
 _bound_calls_by_thread: dict[int, int] = {}
 _bound_calls_changed = threading.Condition(threading.Lock())
 #: Those calls by number, each its own (a thread's ident is reused once it ended),
-#: and the calls on daemons too, which a test's start waits for (a test client's
-#: event loop runs on one) and no exit does.
+#: and those a test's start waits for but no exit does: on a daemon thread the app
+#: did not ask for as one (a test client's event loop runs on one; a thread started
+#: from a daemon is one), and coroutines.
 _bound_calls_running: dict[int, int] = {}  # number: thread
-#: The numbers of those on daemons.
-_daemons_calls: set[int] = set()
+#: The numbers of those no exit waits for.
+_calls_for_tests_alone: set[int] = set()
+#: The daemon threads start_thread started as asked (``daemon=True``): work the app
+#: chose to leave running, which no test waits for either.
+_chosen_daemons: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 _call_numbers = itertools.count(1)
 
 
-def _bound_call_started(*, daemons_too: bool = True) -> int:
+def _bound_call_started(*, daemons_too: bool = True, exits_wait: bool = True) -> int:
     """Count a call starting on this thread: its number, or 0 when it is not counted
-    (a daemon's, unless ``daemons_too``: only exits do not wait for it)."""
-    daemon = threading.current_thread().daemon
-    if daemon and not daemons_too:
+    (a daemon's, unless ``daemons_too``: then, and for ``exits_wait`` False, only a
+    test's start waits for it)."""
+    thread = threading.current_thread()
+    daemon = thread.daemon
+    if daemon and (not daemons_too or thread in _chosen_daemons):
         return 0
     ident = threading.get_ident()
     call = next(_call_numbers)
     with _bound_calls_changed:
-        if daemon:  # a daemon's work is not waited for at exit
-            _daemons_calls.add(call)
+        if daemon or not exits_wait:  # no exit waits for a daemon's work
+            _calls_for_tests_alone.add(call)
         else:
             _bound_calls_by_thread[ident] = _bound_calls_by_thread.get(ident, 0) + 1
         _bound_calls_running[call] = ident
@@ -744,8 +753,8 @@ def _bound_call_ended(call: int) -> None:
     ident = threading.get_ident()
     with _bound_calls_changed:
         _bound_calls_running.pop(call, None)
-        if call in _daemons_calls:
-            _daemons_calls.discard(call)
+        if call in _calls_for_tests_alone:
+            _calls_for_tests_alone.discard(call)
             _bound_calls_changed.notify_all()
             return
         left = _bound_calls_by_thread.get(ident, 1) - 1
@@ -870,10 +879,10 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool, excluding: int | None = 
 def _forget_bound_calls() -> None:
     # The parent's threads are not the child's; another may have held the lock.
     global _bound_calls_changed, _bound_calls_by_thread, _given_up_on, _bound_calls_running
-    global _daemons_calls
+    global _calls_for_tests_alone
     _bound_calls_by_thread = {}
     _bound_calls_running = {}
-    _daemons_calls = set()
+    _calls_for_tests_alone = set()
     _given_up_on = set()
     _bound_calls_changed = threading.Condition(threading.Lock())
 
@@ -941,5 +950,7 @@ def start_thread(
         # would be lost at exit.
         daemon=bool(thread_daemon),
     )
+    if thread_daemon:
+        _chosen_daemons.add(thread)
     thread.start()
     return thread

@@ -252,6 +252,8 @@ def test_a_coroutine_an_earlier_test_left_on_this_thread_s_loop_is_named(
 
     with bound(Analytics(user_id="u1")):
         task = loop.run_until_complete(leave_running())
+    # An app's shutdown runs on the loop that holds it: no exit waits for it.
+    assert scope.bound_calls_running() == 0
     try:
         with caplog.at_level(logging.WARNING, logger="segment.testing"):
             testing.end_earlier_background_work("test_after")
@@ -263,3 +265,23 @@ def test_a_coroutine_an_earlier_test_left_on_this_thread_s_loop_is_named(
     [warning] = [r.getMessage() for r in caplog.records if r.name == "segment.testing"]
     assert "still pending on this thread's event loop" in warning and "test_after" in warning
     assert scope.bound_calls_now() == frozenset()
+
+
+def test_a_daemon_start_thread_was_asked_for_is_not_waited_for(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # start_thread(poll, daemon=True): work the app chose to leave running.
+    monkeypatch.setattr(testing, "_a_test_began", True)
+    monkeypatch.setattr(testing, "_long_lived", frozenset())
+    release = threading.Event()
+    with bound(Analytics(user_id="u1")):
+        poller = start_thread(release.wait, 60, daemon=True)
+    try:
+        before = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="segment.testing"):
+            testing.end_earlier_background_work("test_next")
+        assert time.monotonic() - before < testing.BACKGROUND_WAIT_SECONDS
+        assert [r for r in caplog.records if r.name == "segment.testing"] == []
+    finally:
+        release.set()
+    poller.join(30)

@@ -114,13 +114,15 @@ def test_testing_set_after_init_app_counts_outside_a_request_too(
 def test_an_app_sending_in_tests_leaves_the_module_level_calls_to_a_testing_one(
     make_app: MakeApp, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The first app built sends for real (one test's); an app made later, TESTING
-    # set after init_app as fixtures do, keeps the module-level calls from the network.
+    # The first app built sends for real (one test's); an app made later with
+    # TESTING keeps the module-level calls from the network; one without does not
+    # take them (it may send for real).
     monkeypatch.setattr(segment_core, "default_client", None)
     _, sending = make_app(SEGMENT_SEND_IN_TESTS=True)
     assert segment_core.default_client is sending
-    app, kept = make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
-    app.config["TESTING"] = True
+    make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
+    assert segment_core.default_client is sending
+    _, kept = make_app(SEGMENT_SEND_IN_TESTS=False)
     assert segment_core.default_client is kept
     assert segment_core.track("u1", "Service Call")[0]
     assert kept.flush(timeout=10) and sending.flush(timeout=10)
