@@ -375,10 +375,19 @@ def options_over(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, A
 
 
 def _unknown_option_message(name: str) -> str:
-    candidates = sorted(option_names() | set(ALIASES))
-    close = difflib.get_close_matches(name, candidates, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = closest_name(name, sorted(option_names() | set(ALIASES)))
+    hint = f"; did you mean {close!r}?" if close else ""
     return f"unknown option {name!r}{hint}"
+
+
+def closest_name(name: str, candidates: list[str]) -> str | None:
+    """The candidate ``name`` most likely meant: the one it names after a ``segment_``
+    prefix (``SEGMENT_WRITE_KEY`` in Django's ``SEGMENT`` is ``WRITE_KEY``, not the
+    look-alike ``BROWSER_WRITE_KEY``), else the closest spelling; None for none."""
+    if name[:8].lower() == "segment_" and name[8:] in candidates:
+        return name[8:]
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return close[0] if close else None
 
 
 #: In the error of a value that came from an environment variable, before its name.

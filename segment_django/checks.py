@@ -22,6 +22,9 @@
   never reach it.
 - ``segment_django.W009``: ``BROWSER_WRITE_KEY`` is the server's write key: the
   snippet would hand it to every browser.
+- ``segment_django.W010``: the middleware comes after one that logs users in
+  (``RemoteUserMiddleware``, ``PersistentRemoteUserMiddleware``): their logins send
+  no ``identify``.
 """
 
 from __future__ import annotations
@@ -287,6 +290,16 @@ def _check_middleware() -> list[CheckMessage]:
                 id="segment_django.W007",
             )
         )
+    logins = [path for path in middleware[:ours] if _logs_users_in(path)]
+    if logins:
+        messages.append(
+            Warning(
+                f"SegmentMiddleware comes after {logins[0]}, which logs users in: its "
+                "logins send no identify, and their visitors get no anonymous-id cookie.",
+                hint=f"Move {MIDDLEWARE!r} before it (still after {AUTH_MIDDLEWARE!r}).",
+                id="segment_django.W010",
+            )
+        )
     fetch = next((i for i, path in enumerate(middleware) if _is_cache_fetch(path)), None)
     if fetch is not None and fetch < ours:
         messages.append(
@@ -302,6 +315,16 @@ def _check_middleware() -> list[CheckMessage]:
 
 def _is_ours(path: str) -> bool:
     return path == MIDDLEWARE or _is_subclass(path, SegmentMiddleware)
+
+
+def _logs_users_in(path: str) -> bool:
+    """Whether ``path`` is Django's ``RemoteUserMiddleware`` (or a subclass): it calls
+    ``login()`` itself, as the request passes."""
+    try:
+        from django.contrib.auth.middleware import RemoteUserMiddleware
+    except Exception:  # no auth app: no such login
+        return False
+    return _is_subclass(path, RemoteUserMiddleware)
 
 
 def _is_cache_fetch(path: str) -> bool:

@@ -9,12 +9,12 @@ also holds client options), so a bad value fails the same way everywhere: a
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from segment_core.config import closest_name
 from segment_core.web._bots import DEFAULT_BOT_USER_AGENTS, BotMatcher
 from segment_core.web._browser_options import DEFAULT_SNIPPET_SRC, CspNonce, PageSource
 from segment_core.web._redaction import DEFAULT_SECRET_WORDS, Redactor
@@ -365,6 +365,6 @@ def _lower_case_keys(mapping: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
 def _unknown_message(key: str, names: Iterable[str]) -> str:
     upper = key.isupper()
     candidates = sorted(n.upper() if upper else n for n in names)
-    close = difflib.get_close_matches(key, candidates, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = closest_name(key, candidates)
+    hint = f"; did you mean {close!r}?" if close else ""
     return f"unknown option {key!r}{hint}"

@@ -75,6 +75,14 @@ def test_e002_unknown_key_with_the_closest_name(settings: Any) -> None:
     assert messages[1].hint == "Did you mean 'FLUSH_AT'?"
 
 
+def test_e002_a_key_written_as_its_environment_variable_names_the_option(settings: Any) -> None:
+    # SEGMENT_WRITE_KEY is WRITE_KEY, not the look-alike BROWSER_WRITE_KEY (whose
+    # key every browser gets).
+    settings.SEGMENT = {"SEGMENT_WRITE_KEY": "k", "SEGMENT_HOST": "https://e.example"}
+    messages = [m for m in run_checks() if m.id == "segment_django.E002"]
+    assert [m.hint for m in messages] == ["Did you mean 'WRITE_KEY'?", "Did you mean 'HOST'?"]
+
+
 @pytest.mark.parametrize(
     ("segment", "text"),
     [
@@ -256,6 +264,25 @@ def test_w007_the_middleware_listed_twice(settings: Any) -> None:
     ],
 )
 def test_w008_the_middleware_after_the_cache_s_fetch(
+    settings: Any, middleware: list[str], expected: list[str]
+) -> None:
+    settings.MIDDLEWARE = middleware
+    assert ids(settings, WRITE_KEY="k") == expected
+
+
+REMOTE_USER = "django.contrib.auth.middleware.RemoteUserMiddleware"
+PERSISTENT_REMOTE_USER = "django.contrib.auth.middleware.PersistentRemoteUserMiddleware"
+
+
+@pytest.mark.parametrize(
+    ("middleware", "expected"),
+    [
+        ([SESSION, AUTH, OURS, REMOTE_USER], []),
+        ([SESSION, AUTH, REMOTE_USER, OURS], ["segment_django.W010"]),
+        ([SESSION, AUTH, PERSISTENT_REMOTE_USER, OURS], ["segment_django.W010"]),
+    ],
+)
+def test_w010_the_middleware_after_one_that_logs_users_in(
     settings: Any, middleware: list[str], expected: list[str]
 ) -> None:
     settings.MIDDLEWARE = middleware
