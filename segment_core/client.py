@@ -22,6 +22,7 @@ from segment_core.encoding import encode, encode_simple
 from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.hosts import doubled_api_path, redact_url
 from segment_core.injection import InjectedMessageFactory
+from segment_core.jsonvalues import path_to
 from segment_core.messages import Message
 from segment_core.normalize import WHOLE_MESSAGE, MessageFactory, check_hook_result
 from segment_core.returned import complete
@@ -814,7 +815,7 @@ def _largest_part(value: dict[str, Any], where: str = "") -> tuple[str, int]:
     most of its object's weight), and its weight encoded."""
     weights = {key: len(encode({key: item})) for key, item in value.items()}
     key = max(weights, key=weights.__getitem__)
-    path = f"{where}.{key}" if where else str(key)
+    path = path_to(where, key)
     inner = value[key]
     if isinstance(inner, dict) and inner:
         inner_path, inner_weight = _largest_part(inner, path)

@@ -93,11 +93,19 @@ def copy_json(value: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _copy_item(item) for key, item in value.items()}
 
 
+def storage_holds_it(value: dict[Any, Any]) -> bool:
+    """Whether a dict subclass's own storage holds what it says it holds, as a
+    ``QueryDict``'s does (its lists); a view of other dicts (Werkzeug's
+    ``CombinedMultiDict``, ``request.values``) keeps nothing there: it is read
+    through its ``items()``."""
+    return type(value).__len__ is dict.__len__ or dict.__len__(value) == len(value)
+
+
 def _copy_item(value: Any) -> Any:
     # A dict subclass (a QueryDict) as its storage, as plain() reads it; type(), not
     # isinstance(): a proxy (Werkzeug's LocalProxy, Django's SimpleLazyObject) passes
     # isinstance() and has no dict's storage.
-    if issubclass(type(value), dict):
+    if issubclass(type(value), dict) and storage_holds_it(value):
         return {key: _copy_item(item) for key, item in dict.items(value)}
     if isinstance(value, (list, tuple)):
         return [_copy_item(item) for item in value]
@@ -361,6 +369,23 @@ def _no_offset(value: dt.datetime | dt.time, error: Exception) -> str:
     )
 
 
+#: The longest key an error's path shows whole.
+_PATH_KEY_SHOWN = 60
+
+
+def path_to(where: str, key: object) -> str:
+    """The path of ``key`` in the object at ``where``, for an error: a long key (a URL
+    or a search text as a key) cut, so the message stays short whatever the data.
+
+    >>> path_to("message.properties", "k" * 100)
+    'message.properties.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk…(100 characters)'
+    """
+    text = str(key)
+    if len(text) > _PATH_KEY_SHOWN:
+        text = f"{text[:40]}…({len(text)} characters)"
+    return f"{where}.{text}" if where else text
+
+
 def short_repr(value: object) -> str:
     """``repr(value)`` cut short: a few items and levels, at most about 60 characters.
 
@@ -463,7 +488,7 @@ def _replace_surrogates(value: Any, where: str, found: list[str], depth: int) ->
                     + _surrogate_problem(match.group())
                 )
                 text = _LONE_SURROGATE.sub("\ufffd", key)
-        path = f"{where}.{text}" if where else str(text)
+        path = path_to(where, text)
         new = _replace_surrogates(item, path, found, depth - 1)
         changed = changed or text is not key or new is not item
         out[text] = new
@@ -554,6 +579,8 @@ def _other_fast_encodable(item: Any, depth: int) -> bool:
     # message holds.
     kind = type(item)
     if issubclass(kind, dict):
+        if not storage_holds_it(item):  # orjson would write its empty storage
+            return False
         items: list[Any] = list(dict.values(item))
     elif issubclass(kind, list):
         items = list(list.__iter__(item))
@@ -578,8 +605,9 @@ def _plain_mapping(
     # (properties, traits, context) was read through items() when the call was made.
     # type(), not isinstance(): a proxy of a dict (Werkzeug's LocalProxy) passes
     # isinstance() and has no dict's storage.
-    storage = depth > 1 and issubclass(type(value), dict)
-    pairs = dict.items(cast("dict[Any, Any]", value)) if storage else value.items()
+    as_dict = cast("dict[Any, Any]", value)
+    storage = depth > 1 and issubclass(type(value), dict) and storage_holds_it(as_dict)
+    pairs = dict.items(as_dict) if storage else value.items()
     out: dict[str, Any] = {}
     originals: dict[str, Any] = {}
     for key, item in pairs:
@@ -590,7 +618,7 @@ def _plain_mapping(
                 f"both {short_repr(text)} in JSON"
             )
         originals[text] = key
-        out[text] = _plain(item, f"{where}.{text}", depth + 1, open_ids)
+        out[text] = _plain(item, path_to(where, text), depth + 1, open_ids)
     return out
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from segment_core.errors import InvalidMessage
+from segment_core.jsonvalues import path_to
 from segment_core.spec import CONTEXT_OBJECTS, MAX_NESTING_DEPTH
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def _struct_item(
         ]
     else:
         written = {
-            key: _struct_item(value, f"{where}.{key}", name_of, depth + 1, inside)
+            key: _struct_item(value, path_to(where, key), name_of, depth + 1, inside)
             for key, value in items
             if value is not None or kind is dict  # a dict's own None values are kept
         }

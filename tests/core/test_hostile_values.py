@@ -573,3 +573,14 @@ def test_the_shortcuts_encode_exactly_as_the_checked_path() -> None:
         assert shortcut == _outcome(encode, message), properties
         paths.add((unchecked is None, isinstance(shortcut, bytes)))
     assert paths == {(True, True), (True, False), (False, True), (False, False)}
+
+
+def test_a_long_key_on_the_path_of_a_refused_value_is_cut_in_the_error() -> None:
+    # A dict keyed by URLs or search texts: the error stays short whatever the keys.
+    client = Client("k", send=False)
+    key = "k" * 40_000
+    for properties in ({key: object()}, {key: "x"}, {"a": {key: {"b": object()}}}):
+        with pytest.raises(InvalidMessage) as refused:
+            client.track("u1", "Searched", properties)
+        assert len(str(refused.value)) < 400, str(refused.value)[:200]
+        assert "…(40000 characters)" in str(refused.value)

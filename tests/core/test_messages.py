@@ -87,7 +87,9 @@ def test_a_message_over_32_kb_is_refused(client: Client) -> None:
     with pytest.raises(InvalidMessage, match=r"largest part: context\.page\.url"):
         client.track("u", "E", context={"page": {"url": "https://a.example/?" + "q" * 33_000}})
     # Weighed with their keys; an object of many small parts is named itself.
-    with pytest.raises(InvalidMessage, match=r"largest part: properties\.k{34000}, "):
+    with pytest.raises(
+        InvalidMessage, match=r"largest part: properties\.k{40}…\(34000 characters\), "
+    ):
         client.track("u", "E", {"k" * 34_000: 1, "small": "x" * 100})
     with pytest.raises(InvalidMessage, match=r"largest part: properties, 5\d{4} bytes"):
         client.track("u", "E", {f"key{i}": i for i in range(4000)})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
 from segment_core import Client, Context, InvalidMessage, Properties, Traits
 from segment_core.collector import CollectorHandle
@@ -251,6 +251,27 @@ def test_a_dict_subclass_below_the_top_is_sent_as_its_storage_whatever_else_is_s
         client.shutdown(5)
     [event] = segment_collector.wait_for(1)
     assert event["message"]["properties"]["filters"] == {"color": ["red", "blue"]}
+
+
+@pytest.mark.parametrize(
+    "others",
+    [{}, {"order": BIG_ORDER_ID}],
+    ids=["alone", "with an integer past 64 bits"],
+)
+def test_a_view_of_other_dicts_below_the_top_is_sent_through_its_items(
+    segment_collector: CollectorHandle, others: dict[str, Any]
+) -> None:
+    # Werkzeug's CombinedMultiDict (Flask's request.values) keeps nothing in its own
+    # storage: its storage would be {}.
+    values = CombinedMultiDict([MultiDict([("q", "shoes")]), MultiDict([("sort", "price")])])
+    client = Client("key", host=segment_collector.url)
+    try:
+        client.track("u1", "Searched", {"params": values, **others})
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    [event] = segment_collector.wait_for(1)
+    assert event["message"]["properties"]["params"] == {"q": "shoes", "sort": "price"}
 
 
 _SEARCHED = """
