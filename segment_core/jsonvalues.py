@@ -286,7 +286,7 @@ def date_text(value: dt.date | dt.time) -> str:
             return _with_nanoseconds(_datetime_text(value), nanoseconds)
         return _datetime_text(value)
     if isinstance(value, dt.time):
-        return dt.time.isoformat(value) if value.tzinfo is None else _iso_text(value)
+        return dt.time.isoformat(value) if value.tzinfo is None else _time_text(value)
     if type(value) is not dt.date:
         _check_date(value)
     return dt.date.isoformat(value)
@@ -351,6 +351,21 @@ def _iso_text(value: dt.datetime | dt.time) -> str:
         return dt.time.isoformat(value)
     except Exception as error:
         raise ValueError(_no_offset(value, error)) from None
+
+
+def _time_text(value: dt.time) -> str:
+    """A time with a tzinfo: its offset in hours and minutes. A time has no date to
+    move to UTC with, so one whose offset has seconds, which ISO-8601 and RFC 3339
+    cannot write, raises ``ValueError``."""
+    text = _iso_text(value)
+    offset = value.utcoffset()  # isoformat() asked it already: it answers
+    if offset is None or not (offset.seconds % 60 or offset.microseconds):
+        return text
+    shown = f"{'-' if offset < dt.timedelta(0) else '+'}{abs(offset)}"
+    raise ValueError(
+        f"the time's UTC offset {shown} has seconds, which ISO-8601 cannot write: "
+        "give it an offset in whole minutes, or send a datetime"
+    )
 
 
 def _utc_text(value: dt.datetime, offset: dt.timedelta) -> str:

@@ -584,3 +584,21 @@ def test_a_long_key_on_the_path_of_a_refused_value_is_cut_in_the_error() -> None
             client.track("u1", "Searched", properties)
         assert len(str(refused.value)) < 400, str(refused.value)[:200]
         assert "…(40000 characters)" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "offset", [dt.timedelta(seconds=-30), dt.timedelta(microseconds=5)], ids=["30 s", "5 µs"]
+)
+def test_a_time_whose_offset_has_seconds_is_refused_as_a_value_and_as_a_key(
+    offset: dt.timedelta,
+) -> None:
+    # A time has no date to move it to UTC with, and ISO-8601 writes offsets in minutes.
+    client = Client("k", send=False)
+    at = dt.time(1, 2, 3, tzinfo=dt.timezone(offset))
+    for properties, where in (({"t": at}, "message.properties.t"), ({at: 1}, "message.properties")):
+        with pytest.raises(InvalidMessage, match=rf"^{re.escape(where)}.*has seconds"):
+            client.track("u1", "Booked", properties)
+    minutes = dt.time(1, 2, 3, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30)))
+    with capture() as sent:
+        assert client.track("u1", "Booked", {"t": minutes})[0]
+    assert sent[0]["properties"]["t"] == "01:02:03-05:30"
