@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,7 +16,7 @@ from segment_core.adapters import (
     shared_client,
 )
 from segment_core.client import Client
-from segment_core.config import ALIASES
+from segment_core.config import ALIASES, closest_name
 from segment_core.config import option_names as client_option_names
 from segment_core.web import WebOptions, check_plain_hooks
 from segment_core.web import option_names as web_option_names
@@ -48,8 +47,8 @@ def check_names(options: Iterable[str]) -> None:
             raise TypeError(
                 f"SegmentMiddleware: {name!r} is analytics-python's name; use {ALIASES[name]!r}"
             )
-        close = difflib.get_close_matches(name, sorted(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = closest_name(name, sorted(known))
+        hint = f"; did you mean {close!r}?" if close else ""
         raise TypeError(f"SegmentMiddleware got an unknown option {name!r}{hint}")
 
 

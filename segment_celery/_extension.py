@@ -25,7 +25,6 @@ puts its events in ``segment_core.testing.outbox`` unless ``send_in_tests``.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import sys
 import threading
@@ -43,7 +42,14 @@ import segment_core
 from segment_core import testing
 from segment_core.adapters import build_client, named_by_source, offer_as_default
 from segment_core.client import Client
-from segment_core.config import ALIASES, check_option, option_names, options_over, read_flag
+from segment_core.config import (
+    ALIASES,
+    check_option,
+    closest_name,
+    option_names,
+    options_over,
+    read_flag,
+)
 from segment_core.scope import (
     Analytics,
     bind,
@@ -292,8 +298,8 @@ def _check_options(options: Mapping[str, Any]) -> None:
 
 
 def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name, sorted(_known_options()), n=1)
-    return f"unknown option {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+    close = closest_name(name, sorted(_known_options()))
+    return f"unknown option {name!r}" + (f"; did you mean {close!r}?" if close else "")
 
 
 def _connect() -> None:

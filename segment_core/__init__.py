@@ -152,7 +152,18 @@ def get_client() -> Client:
     client = default_client
     if client is None:
         client = _client_for_module_calls()
+    elif client._sends_in_tests and _when_default_sends_in_tests:
+        # In tests: an app whose test mode came since (Flask's TESTING set after
+        # init_app) may take the module-level calls from one sending for real.
+        for hook in _when_default_sends_in_tests:
+            hook()
+        client = default_client or client
     return client
+
+
+#: Asked by the module-level calls while the default client sends in tests (see
+#: segment_core.adapters).
+_when_default_sends_in_tests: list[Callable[[], None]] = []
 
 
 def _client_for_module_calls() -> Client:

@@ -190,6 +190,12 @@ def offer_as_default(client: Client) -> None:
                 # sends its own events; the module-level calls of every other test
                 # go to an app's client that keeps them from the network.
                 segment_core.default_client = client
+            elif existing._sends_in_tests and client._divert_check is not None:
+                # Diverted later, or never (a Flask app whose TESTING a fixture sets
+                # after init_app, or one that sends): asked again then, and at the
+                # module-level calls meanwhile.
+                client._on_diverted = _diverted_later
+                _undecided.add(client)
             elif existing in segment_core._made_from_settings:
                 _same_test_mode(existing, client)
             return
@@ -200,6 +206,41 @@ def offer_as_default(client: Client) -> None:
             # way: the app's configuration (its test mode, send=False) is what counts.
             segment_core._keyless_client = client
             segment_core._keyless_is_adapters = True
+
+
+#: The adapters' clients offered while the default client sent in tests, whose test
+#: mode was still to come.
+_undecided: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _settle_undecided() -> None:
+    """Ask each client of :data:`_undecided` its test mode now (a module-level call
+    comes): one diverted takes the module-level calls (see :func:`_diverted_later`);
+    one whose check cannot tell yet is asked again at the next."""
+    for client in list(_undecided):
+        if client._divert_check is None:  # decided since: diverted or not
+            _undecided.discard(client)
+            continue
+        try:
+            check, _ = client._divert_check
+            testing = check()
+        except Exception:  # the client's first message asks again, and logs it
+            continue
+        if testing:
+            _undecided.discard(client)
+            client._settle_divert()
+
+
+segment_core._when_default_sends_in_tests.append(_settle_undecided)
+
+
+def _diverted_later(client: Client) -> None:
+    """An adapter's client offered while the default client sent in tests, diverted
+    since: it takes the module-level calls, as one diverted as it was built does."""
+    with segment_core._default_lock:
+        existing = segment_core.default_client
+        if existing is not None and _keeps_from_network_where_existing_sends(existing, client):
+            segment_core.default_client = client
 
 
 def _keeps_from_network_where_existing_sends(existing: Client, client: Client) -> bool:

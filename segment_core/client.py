@@ -97,6 +97,8 @@ class Client(ClientSettings):
         #: Set to send in tests (an adapter's send_in_tests): a capture records what
         #: it accepts without holding it back (see testing.divert_in_tests).
         self._sends_in_tests = False
+        #: Called once when the client is diverted to an outbox (see adapters).
+        self._on_diverted: Callable[[Client], None] | None = None
         if not config.write_key and config.send:
             self._warn_disabled()
         # With a spool, adopt what dead processes left from now on, message or not.
@@ -621,6 +623,9 @@ class Client(ClientSettings):
         self._sends_in_tests = False
         self._outbox = outbox
         self._queueing = outbox is None and self._sends_by_queue()
+        hook, self._on_diverted = self._on_diverted, None
+        if hook is not None and outbox is not None:
+            hook(self)
 
     def _sends_by_queue(self) -> bool:
         """Whether an accepted message goes to the buffer (or the spool) to be sent.

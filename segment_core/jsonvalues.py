@@ -98,7 +98,12 @@ def storage_holds_it(value: dict[Any, Any]) -> bool:
     ``QueryDict``'s does (its lists); a view of other dicts (Werkzeug's
     ``CombinedMultiDict``, ``request.values``) keeps nothing there: it is read
     through its ``items()``."""
-    return type(value).__len__ is dict.__len__ or dict.__len__(value) == len(value)
+    if type(value).__len__ is dict.__len__:
+        return True
+    try:
+        return dict.__len__(value) == len(value)
+    except Exception:  # a length that cannot be read: its storage, as orjson writes it
+        return True
 
 
 def _copy_item(value: Any) -> Any:

@@ -13,7 +13,6 @@ client options it leaves unset (see :mod:`segment_core.adapters`).
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import warnings
@@ -29,7 +28,7 @@ from segment_core.adapters import (
     named_by_source,
 )
 from segment_core.client import Client
-from segment_core.config import ALIASES, options_over
+from segment_core.config import ALIASES, closest_name, options_over
 from segment_core.config import option_names as client_option_names
 from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
 from segment_core.web import option_names as web_option_names
@@ -65,8 +64,8 @@ def check_keywords(options: Mapping[str, Any]) -> None:
     names = known_options()
     for key in options:
         if key not in names:
-            close = difflib.get_close_matches(key, sorted(names), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = closest_name(key, sorted(names))
+            hint = f"; did you mean {close!r}?" if close else ""
             raise TypeError(f"SegmentFlask got an unknown option {key!r}{hint}")
     _check_one_name_each(options, lambda name: f"SegmentFlask({name}=...)")
 
@@ -108,8 +107,8 @@ def config_options(config: Mapping[str, Any], *, stacklevel: int) -> dict[str, A
             keys.append(key[len(CONFIG_PREFIX) :])
             continue
         valid = sorted(CONFIG_PREFIX + n.upper() for n in names)
-        close = difflib.get_close_matches(key.upper(), valid, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = closest_name(key.upper(), valid)
+        hint = f"; did you mean {close!r}?" if close else ""
         warnings.warn(
             f"unknown Segment config key {key!r} is ignored{hint}", UserWarning, stacklevel + 1
         )

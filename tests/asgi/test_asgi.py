@@ -301,6 +301,9 @@ def test_an_unknown_option_names_the_closest(client: Client) -> None:
         SegmentMiddleware(HELLO, client=client, exclude_path=["^/admin/"])  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="did you mean 'websockets'"):
         SegmentMiddleware(HELLO, client=client, websocket=True)  # type: ignore[call-arg]
+    # Written as its environment variable: the option it names, not BROWSER_WRITE_KEY.
+    with pytest.raises(TypeError, match="'segment_write_key'; did you mean 'write_key'"):
+        SegmentMiddleware(HELLO, segment_write_key="k")  # type: ignore[call-arg]
 
 
 def test_analytics_python_names_point_to_ours(client: Client) -> None:

@@ -145,6 +145,8 @@ def test_send_in_tests_must_be_a_bool(celery_app: Celery) -> None:
 def test_a_misspelt_send_in_tests_is_named(celery_app: Celery) -> None:
     with pytest.raises(TypeError, match="'send_in_test'; did you mean 'send_in_tests'"):
         SegmentCelery(celery_app, write_key="k", send_in_test=True)
+    with pytest.raises(TypeError, match="'segment_write_key'; did you mean 'write_key'"):
+        SegmentCelery(celery_app, segment_write_key="k")
 
 
 DJANGO_RUNNER_SCRIPT = """

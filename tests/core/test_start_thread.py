@@ -133,7 +133,7 @@ def test_a_job_process_waits_for_its_threads_within_shutdown_timeout(receiver: R
     assert 0.9 < float(stdout) < 5  # the wait and the delivery share the second, on a busy machine
     assert (
         "1 call(s) of start_thread or with_binding (or page calls running the app's hooks) "
-        "still running after 1.0s of shutdown_timeout as the process exits; events they "
+        "still running after 1s of shutdown_timeout as the process exits; events they "
         "send from now on may be lost"
     ) in stderr
     # Sent while the thread was waited for.

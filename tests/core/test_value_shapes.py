@@ -334,3 +334,15 @@ def test_a_dataclass_is_written_as_its_fields_whatever_else_the_message_holds() 
         client.track("u1", "Alone", {"order": order})
         client.track("u1", "Beside a big integer", {"order": order, "n": BIG_ORDER_ID})
     assert [event["properties"]["order"] for event in events] == [{"id": 1}, {"id": 1}]
+
+
+class _LengthFails(dict[str, int]):
+    def __len__(self) -> int:
+        raise RuntimeError("no length")
+
+
+def test_a_nested_dict_whose_length_cannot_be_read_is_sent_as_its_storage() -> None:
+    client = Client("key", send=False)
+    with capture() as sent:
+        assert client.track("u1", "Searched", {"counts": _LengthFails(a=1)})[0]
+    assert sent[0]["properties"]["counts"] == {"a": 1}

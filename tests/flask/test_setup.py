@@ -168,6 +168,14 @@ def test_unknown_keyword_is_a_type_error() -> None:
         SegmentFlask(page_call=False)
     with pytest.raises(TypeError, match="'flushat'"):
         SegmentFlask().init_app(create_app(), flushat=3)
+    with pytest.raises(TypeError, match="'segment_write_key'; did you mean 'write_key'"):
+        SegmentFlask(segment_write_key="k")
+
+
+def test_a_config_key_prefixed_twice_is_hinted_as_the_option(segment_client: Client) -> None:
+    app = create_app({"SEGMENT_SEGMENT_WRITE_KEY": "k", "SEGMENT_CLIENT": segment_client})
+    with pytest.warns(UserWarning, match="did you mean 'SEGMENT_WRITE_KEY'"):
+        SegmentFlask(app)
 
 
 async def _async_consent(request: Any) -> bool:

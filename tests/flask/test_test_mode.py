@@ -128,3 +128,20 @@ def test_an_app_sending_in_tests_leaves_the_module_level_calls_to_a_testing_one(
     assert kept.flush(timeout=10) and sending.flush(timeout=10)
     assert segment_collector.summary()["total"] == 0
     assert [m["event"] for m in outbox] == ["Service Call"]
+
+
+def test_an_app_testing_once_made_takes_the_module_level_calls_from_one_sending(
+    make_app: MakeApp, segment_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Flask's fixture: app = create_app(); app.config.update(TESTING=True), then a
+    # module-level call (a command, a service function) before any request.
+    monkeypatch.setattr(segment_core, "default_client", None)
+    _, sending = make_app(SEGMENT_SEND_IN_TESTS=True)
+    app, kept = make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
+    assert segment_core.default_client is sending
+    app.config["TESTING"] = True
+    assert segment_core.track("u1", "Nightly Report Sent")[0]
+    assert segment_core.default_client is kept
+    assert kept.flush(timeout=10) and sending.flush(timeout=10)
+    assert segment_collector.summary()["total"] == 0
+    assert [m["event"] for m in outbox] == ["Nightly Report Sent"]
