@@ -218,7 +218,15 @@ client = Client(
 )
 pad = "x" * 700  # records of about 1 KiB: 250 fill a segment
 client.track("u", "E", {"phase": "first"})
-wait(lambda: len(glob.glob(os.path.join(spool, "*", "*.seg"))) == 2, "the spare")
+
+
+def spare_reserved():
+    # Made, and its blocks written: its size is the current file's.
+    sizes = {os.path.getsize(path) for path in glob.glob(os.path.join(spool, "*", "*.seg"))}
+    return len(glob.glob(os.path.join(spool, "*", "*.seg"))) == 2 and len(sizes) == 1
+
+
+wait(spare_reserved, "the spare")
 ballast = os.path.join(mount, "ballast")
 with open(ballast, "wb", buffering=0) as file:  # another program fills the disk
     try:
