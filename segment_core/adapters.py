@@ -193,9 +193,11 @@ def offer_as_default(client: Client) -> None:
             elif existing._sends_in_tests and client._divert_check is not None:
                 # Diverted later, or never (a Flask app whose TESTING a fixture sets
                 # after init_app, or one that sends): asked again then, and at the
-                # module-level calls meanwhile.
+                # module-level calls meanwhile (under pytest alone).
                 client._on_diverted = _diverted_later
-                _undecided.add(client)
+                if _pytest_running():
+                    with _undecided_lock:
+                        _undecided.add(client)
             elif existing in segment_core._made_from_settings:
                 _same_test_mode(existing, client)
             return
@@ -208,26 +210,40 @@ def offer_as_default(client: Client) -> None:
             segment_core._keyless_is_adapters = True
 
 
-#: The adapters' clients offered while the default client sent in tests, whose test
-#: mode was still to come.
+#: The adapters' clients offered under pytest while the default client sent in
+#: tests, whose test mode was still to come; changed and read under its lock.
 _undecided: weakref.WeakSet[Client] = weakref.WeakSet()
+_undecided_lock = _forks.ProcessLock()
+
+
+def _pytest_running() -> bool:
+    from segment_core.testing import pytest_running
+
+    return pytest_running()
 
 
 def _settle_undecided() -> None:
     """Ask each client of :data:`_undecided` its test mode now (a module-level call
     comes): one diverted takes the module-level calls (see :func:`_diverted_later`);
-    one whose check cannot tell yet is asked again at the next."""
-    for client in list(_undecided):
-        if client._divert_check is None:  # decided since: diverted or not
+    one whose check cannot tell yet is asked again at the next, one that says no
+    never again."""
+    if not _undecided:
+        return
+    with _undecided_lock:
+        clients = list(_undecided)
+    for client in clients:
+        pending = client._divert_check
+        testing: object = False
+        if pending is not None:
+            try:
+                testing = pending[0]()
+            except Exception:  # the client's first message asks again, and logs it
+                continue
+        if testing is None:
+            continue  # not known yet
+        with _undecided_lock:
             _undecided.discard(client)
-            continue
-        try:
-            check, _ = client._divert_check
-            testing = check()
-        except Exception:  # the client's first message asks again, and logs it
-            continue
         if testing:
-            _undecided.discard(client)
             client._settle_divert()
 
 
@@ -247,12 +263,12 @@ def _keeps_from_network_where_existing_sends(existing: Client, client: Client) -
     """Under pytest, whether ``existing``, the default client, sends in tests and
     ``client``, an adapter's with a write key, is diverted now (a Flask app made
     with ``TESTING``; one whose ``TESTING`` comes later, or never, may send)."""
-    from segment_core.testing import pytest_running
+    from segment_core.testing import outbox, pytest_running
 
     return (
         existing._sends_in_tests
         and not client._sends_in_tests
-        and client._outbox is not None
+        and client._outbox is outbox  # the test outbox, not a test's own list
         and bool(client.config.write_key)
         and pytest_running()
     )

@@ -833,10 +833,10 @@ def wait_for_bound_calls_or_warn(
         # after the app's shutdown may still wait for non-daemon threads: "may").
         logger.warning(
             "segment: %d call(s) of start_thread or with_binding (or page calls running "
-            "the app's hooks) still running after %.3gs of shutdown_timeout %s; events "
+            "the app's hooks) still running after %gs of shutdown_timeout %s; events "
             "they send from now on may be lost",
             bound_calls_running(),
-            timeout,
+            round(timeout, 2),
             when,
         )
 

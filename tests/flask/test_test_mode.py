@@ -10,7 +10,7 @@ from flask import Flask
 
 import segment_core
 from segment_core import Client
-from segment_core.testing import outbox
+from segment_core.testing import divert, outbox
 from segment_flask import SegmentFlask, get_state
 from tests.flask.app import create_app
 
@@ -145,3 +145,14 @@ def test_an_app_testing_once_made_takes_the_module_level_calls_from_one_sending(
     assert kept.flush(timeout=10) and sending.flush(timeout=10)
     assert segment_collector.summary()["total"] == 0
     assert [m["event"] for m in outbox] == ["Nightly Report Sent"]
+
+
+def test_a_test_s_own_divert_leaves_the_module_level_calls_where_they_were(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segment_core, "default_client", None)
+    _, sending = make_app(SEGMENT_SEND_IN_TESTS=True)
+    _, other = make_app(TESTING=False, SEGMENT_SEND_IN_TESTS=False)
+    own: list[dict[str, Any]] = []
+    divert(other, own)  # a test's own list, not the test outbox
+    assert segment_core.get_client() is sending
