@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -619,6 +620,23 @@ def test_with_no_cookie_to_keep_it_analytics_js_keeps_its_own_visitor(
     assert {t["anonymousId"] for t in tracks} == {browser_id}, describe(events)
 
 
+def ids_both_sides_give(visiting: Visiting, collector: CollectorHandle, value: str) -> set[str]:
+    """The anonymous ids of two page views' server and browser events, for a visitor
+    holding ``value`` as its ``ajs_anonymous_id`` (with set_cookie off, analytics.js
+    must not keep one the server takes for none while the server makes a new visitor
+    at each request)."""
+    config = SiteConfig("flask", "server", set_cookie=False)
+    with visiting(config) as visit:
+        site = visit.site
+        visit.context.add_cookies([{"name": "ajs_anonymous_id", "value": value, "url": site.url}])
+        for path in ("/", "/about"):
+            visit.navigate(path)
+        events = settle(site, collector, 2 + 2)  # the server's page views, tracks
+    found = {e["message"]["anonymousId"] for e in events}
+    assert len(found) == 1, describe(events)
+    return found
+
+
 @pytest.mark.parametrize(
     "value", ["a%E2%80%8Bb-1234", "abc%C2%ADdef", "caf\u00e9-1", "%20abc-1234", "%C2%A0abc-1234"]
 )
@@ -628,17 +646,9 @@ def test_an_id_cookie_the_server_takes_for_none_the_browser_takes_for_none_too(
     value: str,
 ) -> None:
     # A format character (U+200B, a soft hyphen), an encoded space at an end or raw
-    # non-ASCII: no id to the server. With set_cookie off, analytics.js must not keep
-    # it while the server makes a new visitor at each request: both take the server's
-    # first one.
-    config = SiteConfig("flask", "server", set_cookie=False)
-    with visiting(config) as visit:
-        site = visit.site
-        visit.context.add_cookies([{"name": "ajs_anonymous_id", "value": value, "url": site.url}])
-        for path in ("/", "/about"):
-            visit.navigate(path)
-        events = settle(site, collector, 2 + 2)  # the server's page views, tracks
-    assert len({e["message"]["anonymousId"] for e in events}) == 1, describe(events)
+    # non-ASCII: no id to the server; both take the server's first new one.
+    [found] = ids_both_sides_give(visiting, collector, value)
+    assert str(uuid.UUID(found)) == found  # one the server made
 
 
 @pytest.mark.parametrize("value", ["%22abc-1234%22%20", "%22abc-1234%22%0A", "%22abc-1234%22"])
@@ -649,14 +659,7 @@ def test_an_id_cookie_analytics_js_reads_as_json_is_the_same_id_on_both_sides(
 ) -> None:
     # JSON.parse reads whitespace after the closing quote as JSON's own: the id is
     # the one inside the quotes, to the server as to analytics.js.
-    config = SiteConfig("flask", "server", set_cookie=False)
-    with visiting(config) as visit:
-        site = visit.site
-        visit.context.add_cookies([{"name": "ajs_anonymous_id", "value": value, "url": site.url}])
-        for path in ("/", "/about"):
-            visit.navigate(path)
-        events = settle(site, collector, 2 + 2)  # the server's page views, tracks
-    assert {e["message"]["anonymousId"] for e in events} == {"abc-1234"}, describe(events)
+    assert ids_both_sides_give(visiting, collector, value) == {"abc-1234"}
 
 
 def test_a_user_id_of_a_64_bit_number_reaches_analytics_js_unchanged(
