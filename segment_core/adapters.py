@@ -225,26 +225,17 @@ def _pytest_running() -> bool:
 def _settle_undecided() -> None:
     """Ask each client of :data:`_undecided` its test mode now (a module-level call
     comes): one diverted takes the module-level calls (see :func:`_diverted_later`);
-    one whose check cannot tell yet is asked again at the next, one that says no
+    one whose check cannot tell yet is asked again at the next, one that decided
     never again."""
     if not _undecided:
         return
     with _undecided_lock:
         clients = list(_undecided)
     for client in clients:
-        pending = client._divert_check
-        testing: object = False
-        if pending is not None:
-            try:
-                testing = pending[0]()
-            except Exception:  # the client's first message asks again, and logs it
-                continue
-        if testing is None:
-            continue  # not known yet
-        with _undecided_lock:
-            _undecided.discard(client)
-        if testing:
-            client._settle_divert()
+        client._settle_divert()  # diverted: see _diverted_later; not known yet: kept
+        if client._divert_check is None:
+            with _undecided_lock:
+                _undecided.discard(client)
 
 
 segment_core._when_default_sends_in_tests.append(_settle_undecided)
@@ -263,14 +254,14 @@ def _keeps_from_network_where_existing_sends(existing: Client, client: Client) -
     """Under pytest, whether ``existing``, the default client, sends in tests and
     ``client``, an adapter's with a write key, is diverted now (a Flask app made
     with ``TESTING``; one whose ``TESTING`` comes later, or never, may send)."""
-    from segment_core.testing import outbox, pytest_running
+    from segment_core.testing import outbox
 
     return (
         existing._sends_in_tests
         and not client._sends_in_tests
         and client._outbox is outbox  # the test outbox, not a test's own list
         and bool(client.config.write_key)
-        and pytest_running()
+        and _pytest_running()
     )
 
 

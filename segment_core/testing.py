@@ -244,7 +244,7 @@ def flush_clients_sending_to(url: str, timeout: float) -> bool:
     starts, and before the collector stops. Other clients are left alone (one
     sending to a host that does not answer would hold every test up).
     """
-    clients = [client for client in live_clients() if _same_server(client.config.host, url)]
+    clients = _clients_sending_to(url)
     for client in clients:  # every sender starts now, not one after the other
         # A batch waiting to retry (a fault the test planned, now cleared) goes now.
         client._worker.retry_now()
@@ -258,9 +258,13 @@ def start_sending_to(url: str) -> None:
     """Have the live clients sending to ``url`` send what they hold now, without
     waiting for it (a collector's ``wait_for()``: not after their ``flush_interval``).
     A batch waiting to retry still waits."""
-    for client in live_clients():
-        if _same_server(client.config.host, url):
-            client.flush(0)
+    for client in _clients_sending_to(url):
+        client.flush(0)
+
+
+def _clients_sending_to(url: str) -> list[Client]:
+    """The live clients whose host is the server of ``url``."""
+    return [client for client in live_clients() if _same_server(client.config.host, url)]
 
 
 def _same_server(url: str, other: str) -> bool:
