@@ -7,10 +7,11 @@
   ``segment_core.write_key`` nor the environment's), outside ``DEBUG``, with ``SEND`` on; a
   deployment check (``manage.py check --deploy``), so ``migrate`` and ``test``
   run without a key.
-- ``segment_django.E005``: the middleware comes before ``AuthenticationMiddleware``.
+- ``segment_django.E005``: the middleware comes before ``AuthenticationMiddleware``
+  (or a subclass of it).
 - ``segment_django.W001``: no write key, in ``DEBUG``: events are discarded.
 - ``segment_django.W002``: the middleware is not in ``MIDDLEWARE``.
-- ``segment_django.W003``: ``HOST`` is not https (loopback hosts excepted).
+- ``segment_django.W003``: ``HOST`` is not https (hosts on this machine excepted).
 - ``segment_django.W004``: ``USER_ID_FROM_COOKIE`` is on: visitors can claim any user id.
 - ``segment_django.W005``: the analytics.js snippet is configured without
   ``BROWSER_WRITE_KEY``: ``{% segment_snippet %}`` renders nothing.
@@ -32,7 +33,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
@@ -46,6 +46,7 @@ from segment_core.adapters import (
     server_write_key,
 )
 from segment_core.config import Config
+from segment_core.hosts import is_loopback_url
 from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
 from segment_django.conf import django_message, improperly_configured, web_flag
 from segment_django.middleware import SegmentMiddleware
@@ -54,7 +55,6 @@ __all__ = ["check_deployment", "check_settings"]
 
 MIDDLEWARE = "segment_django.middleware.SegmentMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
 REQUEST_PROCESSOR = "django.template.context_processors.request"
 
@@ -174,7 +174,7 @@ def _check_host(segment: Mapping[str, Any]) -> list[CheckMessage]:
     host = options.get("HOST") or os.environ.get("SEGMENT_HOST")
     if not isinstance(host, str) or not host.lower().startswith("http://"):
         return []
-    if urlsplit(host).hostname in LOOPBACK_HOSTS:
+    if is_loopback_url(host):
         return []
     return [
         Warning(
@@ -271,7 +271,7 @@ def _check_middleware() -> list[CheckMessage]:
         ]
     ours = listed[0]
     messages: list[CheckMessage] = []
-    if AUTH_MIDDLEWARE in middleware[ours + 1 :]:
+    if any(_is_authentication(path) for path in middleware[ours + 1 :]):
         messages.append(
             Error(
                 "SegmentMiddleware comes before AuthenticationMiddleware: request.user "
@@ -315,6 +315,18 @@ def _check_middleware() -> list[CheckMessage]:
 
 def _is_ours(path: str) -> bool:
     return path == MIDDLEWARE or _is_subclass(path, SegmentMiddleware)
+
+
+def _is_authentication(path: str) -> bool:
+    """Whether ``path`` is Django's ``AuthenticationMiddleware`` (or a subclass): it
+    sets ``request.user``."""
+    if path == AUTH_MIDDLEWARE:
+        return True
+    try:
+        from django.contrib.auth.middleware import AuthenticationMiddleware
+    except Exception:  # no auth app: no request.user to wait for
+        return False
+    return _is_subclass(path, AuthenticationMiddleware)
 
 
 def _logs_users_in(path: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.core.checks import run_checks
 
 import segment_core
@@ -21,6 +22,10 @@ PEM_WITHOUT_A_KEY = "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KE
 
 
 class OurSubclass(SegmentMiddleware):
+    pass
+
+
+class ProjectAuthentication(AuthenticationMiddleware):
     pass
 
 
@@ -236,6 +241,14 @@ def test_e005_middleware_before_authentication(settings: Any) -> None:
     assert ids(settings, WRITE_KEY="k") == ["segment_django.E005"]
 
 
+def test_e005_a_subclass_of_authentication_after_the_middleware(settings: Any) -> None:
+    project_auth = "tests.django.test_checks.ProjectAuthentication"
+    settings.MIDDLEWARE = [SESSION, OURS, project_auth]
+    assert ids(settings, WRITE_KEY="k") == ["segment_django.E005"]
+    settings.MIDDLEWARE = [SESSION, project_auth, OURS]
+    assert ids(settings, WRITE_KEY="k") == []
+
+
 def test_w002_middleware_missing(settings: Any) -> None:
     settings.MIDDLEWARE = [SESSION, AUTH]
     assert ids(settings, WRITE_KEY="k") == ["segment_django.W002"]
@@ -298,6 +311,9 @@ def test_w010_the_middleware_after_one_that_logs_users_in(
         ("http://localhost:8765", []),
         ("http://127.0.0.1:8765", []),
         ("http://[::1]:8765", []),
+        ("http://127.0.0.2:8765", []),  # all of 127.0.0.0/8 is this machine
+        ("http://app.localhost:8765", []),  # so is every name under localhost
+        ("http://localhost.example:8765", ["segment_django.W003"]),
     ],
 )
 def test_w003_host_not_https(settings: Any, host: str, expected: list[str]) -> None:
