@@ -65,9 +65,11 @@ async def run_lifespan(
 
     The flush comes after the app's own shutdown handlers, which may still send
     events. An app that does not speak lifespan (Django's ASGI handler raises on
-    it; some apps just return) has it answered here instead, so the server still
-    runs startup and shutdown, and the flush still happens. An app that answered
-    anything (a failed startup, say) keeps its own outcome, exceptions included.
+    it before reading anything; some apps just return) has it answered here
+    instead, so the server still runs startup and shutdown, and the flush still
+    happens. An app that answered anything (a failed startup, say), or raised
+    after it read the startup (a plain middleware whose own startup failed), keeps
+    its own outcome, exceptions included: the server decides, as without this.
     """
     received: list[Message] = []
     answered = False
@@ -91,7 +93,7 @@ async def run_lifespan(
     try:
         await app(scope, receive_and_remember, send_after_flush)
     except Exception:
-        if answered:
+        if answered or received:
             raise
         logger.debug("segment: the app does not support lifespan; answering it", exc_info=True)
     if not answered:

@@ -136,14 +136,21 @@ async def test_lifespan_answered_for_apps_without_it(
     assert [e["message"]["name"] for e in segment_collector.events()] == ["/about/"]
 
 
-async def test_an_app_that_read_startup_then_gave_up(holding_client: Client) -> None:
-    async def gives_up(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        raise RuntimeError("no lifespan here")
+def test_an_app_that_read_startup_then_raised_keeps_its_failure(
+    holding_client: Client,
+) -> None:
+    """A plain middleware whose own startup failed (its database is down): the
+    server hears of it as without the middleware (uvicorn --lifespan on stops)."""
 
-    async with lifespan(SegmentMiddleware(gives_up, client=holding_client)) as sent:
+    async def pool_fails(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            raise ConnectionError("database is down")
+        await HTMLResponse("ok")(scope, receive, send)
+
+    app = SegmentMiddleware(pool_fails, client=holding_client)
+    with pytest.raises(ConnectionError, match="database is down"), TestClient(app):
         pass
-    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
 def test_a_failed_startup_stays_the_apps(holding_client: Client) -> None:
