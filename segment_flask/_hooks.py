@@ -2,7 +2,7 @@
 
 - ``start_request`` (the app's first ``url_value_preprocessor``, which Flask runs
   before any ``before_request`` function): build the request's tracker, expose its
-  ``Analytics`` as ``request.analytics`` (and ``g._segment.analytics``) and bind
+  ``Analytics`` as ``request.analytics`` (and ``g._segment``) and bind
   it for :func:`segment_core.scope.analytics`.
 - ``after_request``: set the anonymous-id cookie, then the automatic page call,
   or, for a streamed response, register it to run when the response closes.
@@ -74,11 +74,13 @@ __all__ = [
 logger = logging.getLogger("segment.flask")
 
 #: Where the request's :class:`RequestScope` is kept in ``g`` and on the request.
-SCOPE_KEY = "_segment"
+SCOPE_KEY = "_segment_scope"
+#: Where the request's ``Analytics`` is kept in ``g`` too (``g._segment``).
+ANALYTICS_KEY = "_segment"
 
 
 class RequestScope:
-    """One request's analytics state, kept in ``g._segment`` until the request's
+    """One request's analytics state, kept in ``g`` until the request's
     teardown; for a streamed body, made after it, also on the request until it closes."""
 
     __slots__ = ("analytics", "outer", "request", "token", "tracker")
@@ -98,7 +100,7 @@ class RequestScope:
         #: Undoes the binding of ``analytics`` for ``segment_core.scope.analytics()``.
         self.token = token
         #: The scope of the request whose view this one was made in, back in
-        #: ``g._segment`` once this one is torn down; None for a request of its own.
+        #: ``g`` once this one is torn down; None for a request of its own.
         self.outer = outer
 
 
@@ -192,6 +194,7 @@ class RequestHooks:
         shared = vars(_current_g())
         outer = shared.get(SCOPE_KEY)
         shared[SCOPE_KEY] = RequestScope(native, tracker, analytics, bind(analytics), outer)
+        shared[ANALYTICS_KEY] = analytics
 
     def after_request(self, response: Response) -> Response:
         scope = scope_of_request(_current_request())
@@ -246,15 +249,19 @@ class RequestHooks:
         # raised: its binding goes with this one's.
         if scope.outer is None:
             del shared[SCOPE_KEY]
+            shared.pop(ANALYTICS_KEY, None)
         else:
             shared[SCOPE_KEY] = scope.outer
+            shared[ANALYTICS_KEY] = scope.outer.analytics
         _unbind(scope)
 
 
 def unbind_requests_left_bound(error: BaseException | None = None) -> None:
     """A ``teardown_appcontext`` function: unbind the requests whose
     ``teardown_request`` did not run (usually none)."""
-    scope: RequestScope | None = vars(_current_g()).pop(SCOPE_KEY, None)
+    shared = vars(_current_g())
+    shared.pop(ANALYTICS_KEY, None)
+    scope: RequestScope | None = shared.pop(SCOPE_KEY, None)
     while scope is not None:
         _unbind(scope)  # the innermost first: the reverse of the order they were bound
         scope = scope.outer

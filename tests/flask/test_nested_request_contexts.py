@@ -4,7 +4,7 @@ keeps its visitor, its cookie and its page call, and the inner one has its own."
 
 from __future__ import annotations
 
-from flask import Flask, render_template_string, request, url_for
+from flask import Flask, g, render_template_string, request, url_for
 
 from segment_core.scope import analytics, current
 from tests.flask.conftest import MakeApp, Sent
@@ -50,6 +50,7 @@ def test_a_request_made_in_a_view_has_a_visitor_of_its_own(app: Flask, sent: Sen
         # /api/orders tracks "Listed Orders" for the visitor of its own request.
         orders = app.test_client().get("/api/orders").get_json()
         still_bound.append(current() is request.analytics)  # type: ignore[attr-defined]
+        still_bound.append(g._segment is request.analytics)  # type: ignore[attr-defined]
         analytics().track("Orders Shown", {"count": len(orders["orders"])})
         return "<ul></ul>"
 
@@ -65,7 +66,7 @@ def test_a_request_made_in_a_view_has_a_visitor_of_its_own(app: Flask, sent: Sen
     inner = events["Listed Orders"]
     assert inner["anonymousId"] != cookie.value
     assert inner["context"]["page"]["path"] == "/api/orders"
-    assert still_bound == [True]
+    assert still_bound == [True, True]
     assert current() is None
 
 

@@ -54,10 +54,23 @@ def test_identify_then_track_in_one_request(app: Flask, sent: Sent) -> None:
 def test_request_analytics_is_in_g(app: Flask) -> None:
     with app.test_request_context("/"):
         app.preprocess_request()
-        assert g._segment.analytics is request.analytics  # type: ignore[attr-defined]
+        assert g._segment is request.analytics  # type: ignore[attr-defined]
         assert current() is request.analytics  # type: ignore[attr-defined]
         app.do_teardown_request()
         assert current() is None
+        assert "_segment" not in g
+
+
+def test_a_view_tracks_through_g(app: Flask, sent: Sent) -> None:
+    @app.get("/through-g")
+    def through_g() -> str:
+        g._segment.track("Seen Through g", {"n": 1})
+        return "<html><body>ok</body></html>"
+
+    app.test_client().get("/through-g")
+    track, page = sent()
+    assert (track["event"], track["properties"]) == ("Seen Through g", {"n": 1})
+    assert track["anonymousId"] == page["anonymousId"] is not None
 
 
 def test_analytics_in_a_thread_given_the_request_context(app: Flask, sent: Sent) -> None:
