@@ -26,8 +26,9 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-from segment_core.adapters import raise_without_framework
+from segment_core.adapters import raise_without_framework, require_framework_version
 
+require_framework_version(adapter="segment_asgi", framework="starlette", extra="asgi")
 try:
     from segment_asgi._shutdown import flushing_at_shutdown
     from segment_asgi.dependencies import analytics

@@ -19,8 +19,9 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-from segment_core.adapters import raise_without_framework
+from segment_core.adapters import raise_without_framework, require_framework_version
 
+require_framework_version(adapter="segment_celery", framework="celery", extra="celery")
 try:
     from segment_celery._extension import CONFIG_PREFIX, HEADER, SegmentCelery
 except ModuleNotFoundError as error:

@@ -23,10 +23,12 @@ default client from the module-level settings, as in a process with no adapter.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import weakref
 from collections.abc import Callable, Mapping
+from importlib import metadata
 from typing import Any, NoReturn
 
 import segment_core
@@ -43,6 +45,7 @@ __all__ = [
     "named_by_source",
     "offer_as_default",
     "raise_without_framework",
+    "require_framework_version",
     "server_write_key",
     "shared_client",
     "withdraw_as_default",
@@ -56,6 +59,58 @@ SERVER_KEY_IN_BROWSER = (
 SERVER_KEY_IN_BROWSER_FIX = (
     "give browser_write_key the write key of a website (analytics.js) source"
 )
+
+
+def require_framework_version(*, adapter: str, framework: str, extra: str) -> None:
+    """Raise ``ImportError`` naming the version needed when the installed
+    ``framework`` is older than the one the ``extra`` asks for (``pip install
+    segment-web`` without the extra checks no version). The minimum is read from
+    the package's own metadata, where ``pyproject.toml`` put it; nothing is checked
+    without that metadata or without the framework (:func:`raise_without_framework`
+    names the extra then)."""
+    minimum = _minimums().get((extra, framework.lower()))
+    if minimum is None:
+        return
+    try:
+        found = metadata.version(framework)
+    except (metadata.PackageNotFoundError, ValueError):
+        return
+    if _release(found) < _release(minimum):
+        raise ImportError(
+            f"{adapter} needs {framework} >= {minimum}, and {found} is installed: "
+            f"pip install 'segment-web[{extra}]'",
+            name=framework,
+        )
+
+
+@functools.cache
+def _minimums() -> dict[tuple[str, str], str]:
+    """The lower bound of each extra's requirements, by (extra, requirement name)."""
+    try:
+        requirements = metadata.requires(DISTRIBUTION) or []
+    except (metadata.PackageNotFoundError, ValueError):
+        return {}
+    found: dict[tuple[str, str], str] = {}
+    for requirement in requirements:
+        matched = _MINIMUM_OF_EXTRA.fullmatch(requirement)
+        if matched is not None:
+            found[(matched["extra"], matched["name"].lower())] = matched["minimum"]
+    return found
+
+
+#: The distribution's name on PyPI.
+DISTRIBUTION = "segment-web"
+#: A requirement of one extra with a lower bound: ``django>=4.2; extra == "django"``.
+_MINIMUM_OF_EXTRA = re.compile(
+    r"(?P<name>[A-Za-z0-9._-]+)\s*>=\s*(?P<minimum>[0-9][0-9.]*)\s*;"
+    r"\s*extra\s*==\s*[\"'](?P<extra>[A-Za-z0-9._-]+)[\"']\s*"
+)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The release numbers a version starts with: ``(5, 0)`` for ``5.0rc1``."""
+    numbers = re.match(r"\d+(?:\.\d+)*", version.strip())
+    return tuple(int(n) for n in numbers.group().split(".")) if numbers else ()
 
 
 def raise_without_framework(

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from segment_core.adapters import raise_without_framework
+from segment_core.adapters import raise_without_framework, require_framework_version
 
+require_framework_version(adapter="segment_django", framework="django", extra="django")
 try:
     from segment_core.web import Snippet
     from segment_django.conf import get_client, web_options

@@ -31,8 +31,9 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-from segment_core.adapters import raise_without_framework
+from segment_core.adapters import raise_without_framework, require_framework_version
 
+require_framework_version(adapter="segment_flask", framework="flask", extra="flask")
 try:
     from segment_flask._extension import SegmentFlask, get_state
     from segment_flask._snippet import segment_snippet

@@ -16,8 +16,9 @@ PYTEST_DONT_REWRITE (pytest's assertion rewriting leaves the package alone).
 
 from __future__ import annotations
 
-from segment_core.adapters import raise_without_framework
+from segment_core.adapters import raise_without_framework, require_framework_version
 
+require_framework_version(adapter="segment_rq", framework="rq", extra="rq")
 try:
     from segment_rq import _rq
     from segment_rq._rq import META_KEY, Queue, SimpleWorker, Worker

@@ -175,3 +175,44 @@ def test_an_adapter_without_its_framework_names_the_extra(
         f"ModuleNotFoundError: {adapter} needs {framework}, which is not installed: "
         f"pip install 'segment-web[{extra}]'"
     )
+
+
+@pytest.mark.parametrize(
+    ("adapter", "distribution", "old", "framework", "minimum", "extra"),
+    [
+        ("segment_django", "Django", "3.2.25", "django", "4.2", "django"),
+        ("segment_flask", "Flask", "2.0.3", "flask", "2.3", "flask"),
+        ("segment_asgi", "starlette", "0.20.4", "starlette", "0.37", "asgi"),
+        ("segment_celery", "celery", "5.2.7", "celery", "5.3", "celery"),
+        ("segment_rq", "rq", "1.9.0", "rq", "1.16", "rq"),
+    ],
+)
+def test_an_adapter_with_a_framework_too_old_names_the_version_it_needs(
+    tmp_path: Path,
+    adapter: str,
+    distribution: str,
+    old: str,
+    framework: str,
+    minimum: str,
+    extra: str,
+) -> None:
+    """``pip install segment-web`` without the extra checks no framework version: the
+    old one installed is found first on the path, as in a project pinned to it."""
+    installed = tmp_path / f"{distribution}-{old}.dist-info"
+    installed.mkdir()
+    (installed / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {old}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = _run(["-c", f"import {adapter}"], Path(__file__).resolve().parents[2], env)
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == (
+        f"ImportError: {adapter} needs {framework} >= {minimum}, and {old} is installed: "
+        f"pip install 'segment-web[{extra}]'"
+    )
+    # The version the extra asks for, or a later one: imported as before.
+    (installed / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {minimum}.0rc1\n"
+    )
+    assert _run(["-c", f"import {adapter}"], tmp_path, env).returncode == 0
