@@ -1,11 +1,14 @@
 """The Segment Spec's rules, shared by the client and the collector.
 
-The client refuses a message exactly when the collector would mark it bad, because
-both ask this module. `validate_message` never raises: whatever JSON value it
-gets, it returns a list of human-readable reasons, each naming the field at fault.
-An empty list means "good". `MAX_NESTING_DEPTH` is how deep a message may nest:
-the client refuses deeper ones and the collector rejects them at ingest, so it
-never stores what it cannot serve back.
+The client refuses a message exactly when `validate_message` finds a reason, as
+the collector marks it bad, because both ask this module. `validate_message`
+never raises: whatever JSON value it gets, it returns a list of human-readable
+reasons, each naming the field at fault. An empty list means "good". The
+collector also marks bad what `reserved_field_problems` finds (reserved traits of
+another type than the Spec's), which Segment takes and the client sends as given.
+`MAX_NESTING_DEPTH` is how deep a message may nest: the client refuses deeper
+ones and the collector rejects them at ingest, so it never stores what it cannot
+serve back.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "is_iso8601",
     "json_type",
     "parse_iso8601",
+    "reserved_field_problems",
     "too_deep",
     "validate_message",
 ]
@@ -433,6 +437,122 @@ def _check_page_properties(properties: object, reasons: list[str]) -> None:
     url = get("url")
     if isinstance(url, str) and "#" in url:
         reasons.append(f"properties.url {_show(url)} must not include a #fragment")
+
+
+#: The reserved traits that hold text (SPEC.md).
+_TRAIT_STRINGS = (
+    "avatar",
+    "description",
+    "email",
+    "firstName",
+    "gender",
+    "lastName",
+    "name",
+    "phone",
+    "title",
+    "username",
+    "website",
+)
+#: The reserved traits that hold a date: an ISO-8601 date, or date and time.
+_TRAIT_DATES = ("birthday", "createdAt")
+#: The reserved traits that hold an object, and the fields of it that hold text.
+_TRAIT_OBJECTS = {
+    "address": ("city", "country", "postalCode", "state", "street"),
+    "company": ("name", "industry", "plan"),
+}
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def reserved_field_problems(message: object) -> list[str]:
+    """Why the reserved traits (of an identify, a group, ``context.traits``) or a
+    page's ``keywords`` in ``message`` are not of the type the Spec gives them; an
+    empty list if they are.
+
+    The collector marks such a message bad, and still relays it (``--forward``):
+    Segment takes it. The client sends it as given, as analytics-python does: a
+    string ``address`` is the caller's data, which a destination may read wrong,
+    not a message Segment refuses. Never raises.
+
+    >>> reserved_field_problems({"type": "identify", "traits": {"age": "thirty"}})
+    ['traits.age must be a number, got string']
+    """
+    if not isinstance(message, Mapping):
+        return []
+    reasons: list[str] = []
+    kind = message.get("type")
+    if kind in ("identify", "group"):
+        _check_traits(message.get("traits"), "traits.", reasons)
+    context = message.get("context")
+    if isinstance(context, Mapping):
+        _check_traits(context.get("traits"), "context.traits.", reasons)
+    properties = message.get("properties")
+    if kind == "page" and isinstance(properties, Mapping):
+        keywords = properties.get("keywords")
+        if keywords is not None and not (
+            isinstance(keywords, list) and all(isinstance(word, str) for word in keywords)
+        ):
+            reasons.append(
+                f"properties.keywords must be an array of strings, got {json_type(keywords)}"
+            )
+    return reasons
+
+
+def _check_traits(traits: object, prefix: str, reasons: list[str]) -> None:
+    if not isinstance(traits, Mapping):
+        return
+    for field in _TRAIT_STRINGS:
+        _check_optional(traits, field, str, "a string", reasons, prefix=prefix)
+    # An id, as the message's own ids: a string or a number.
+    trait_id = traits.get("id")
+    if trait_id is not None and (
+        isinstance(trait_id, bool) or not isinstance(trait_id, str | int | float)
+    ):
+        reasons.append(f"{prefix}id must be a string or a number, got {json_type(trait_id)}")
+    age = traits.get("age")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int | float)):
+        reasons.append(f"{prefix}age must be a number, got {json_type(age)}")
+    for field in _TRAIT_DATES:
+        value = traits.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            reasons.append(
+                f"{prefix}{field} must be an ISO-8601 date or date-time string, "
+                f"got {json_type(value)}"
+            )
+        elif not _is_iso_date(value):
+            reasons.append(f"{prefix}{field} {_show(value)} is not an ISO-8601 date or date-time")
+    for field, texts in _TRAIT_OBJECTS.items():
+        value = traits.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            reasons.append(f"{prefix}{field} must be an object, got {json_type(value)}")
+            continue
+        for text in texts:
+            _check_optional(value, text, str, "a string", reasons, prefix=f"{prefix}{field}.")
+        employees = value.get("employee_count")
+        if (
+            field == "company"
+            and employees is not None
+            and (isinstance(employees, bool) or not isinstance(employees, int | float))
+        ):
+            reasons.append(
+                f"{prefix}company.employee_count must be a number, got {json_type(employees)}"
+            )
+
+
+def _is_iso_date(text: str) -> bool:
+    """An ISO-8601 date-time the Spec accepts, or a calendar date (``1990-05-17``)."""
+    if parse_iso8601(text) is not None:
+        return True
+    if _ISO_DATE.fullmatch(text) is None:
+        return False
+    try:
+        _dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_missing(value: object) -> bool:

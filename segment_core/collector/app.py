@@ -421,7 +421,7 @@ class CollectorApp:
             self.notifier.notify()
         if self.forwarder is not None:
             self.forwarder.submit(
-                [r.message for r in records if not r.reasons],
+                [r.message for r in records if r.relayable],
                 write_key,
                 # Every record of a request holds its sentAt: the relay keeps the sender's clock.
                 sent_at=records[0].sent_at if records else None,

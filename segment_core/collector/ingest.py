@@ -32,7 +32,14 @@ from segment_core.collector._json import dumps, loads, loads_strictly
 from segment_core.collector.store import EventRecord
 from segment_core.jsonvalues import replace_lone_surrogates
 from segment_core.masking import masked_with_fingerprint
-from segment_core.spec import MAX_NESTING_DEPTH, is_iso8601, json_type, too_deep, validate_message
+from segment_core.spec import (
+    MAX_NESTING_DEPTH,
+    is_iso8601,
+    json_type,
+    reserved_field_problems,
+    too_deep,
+    validate_message,
+)
 
 __all__ = [
     "BATCH_ENDPOINTS",
@@ -244,11 +251,14 @@ def build_records(
             message, encoded_now, more = _encoded(message, index, limits, merged=True)
             encoded, text_reasons = encoded_now, text_reasons + more
         reasons = text_reasons + validate_message(message) + batch_reasons
+        relayable = not reasons
+        reasons += reserved_field_problems(message)
         records.append(
             _record(
                 message,
                 encoded,
                 reasons,
+                relayable=relayable,
                 sent_at=_valid_text(sent_at) if isinstance(sent_at, str) else None,
                 write_key=write_key,
                 write_key_source=write_key_source,
@@ -391,6 +401,7 @@ def _record(
     encoded: bytes,
     reasons: list[str],
     *,
+    relayable: bool,
     sent_at: str | None,
     write_key: str | None,
     write_key_source: str | None,
@@ -418,6 +429,7 @@ def _record(
         write_key_source=write_key_source,
         endpoint=endpoint,
         message=encoded,
+        relayable=relayable,
     )
 
 

@@ -105,6 +105,9 @@ class EventRecord:
     write_key_source: str | None
     endpoint: str
     message: bytes
+    #: Whether ``--forward`` relays it: a good one, or one bad only by the type of a
+    #: reserved trait (Segment takes it; see ``spec.reserved_field_problems``).
+    relayable: bool = True
 
     @property
     def status(self) -> str:

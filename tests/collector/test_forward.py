@@ -208,6 +208,26 @@ def test_a_message_segment_would_refuse_is_not_relayed_and_the_rest_is(
     assert "not forwarding 1 message(s) over 32768 bytes" in caplog.text
 
 
+def test_a_message_bad_only_by_a_reserved_trait_s_type_is_relayed(
+    upstream: CollectorHandle,
+) -> None:
+    """Segment takes a string address; a message it refuses is not relayed."""
+    with run_in_background(forward=upstream.url) as relay:
+        stringly = message("identify", traits={"address": "1 Main St"})
+        no_event = message("track", event=None)
+        sent = post(relay.url, batch(stringly, no_event), auth=("upstream-key", ""))
+        assert sent.status_code == 200
+        assert wait_for_relayed(relay, 1)["sent"] == 1
+        assert {e["message"]["messageId"]: e["status"] for e in relay.events()} == {
+            stringly["messageId"]: "bad",
+            no_event["messageId"]: "bad",
+        }
+    [relayed] = upstream.wait_for(1, timeout=WAIT_SECONDS)
+    assert relayed["message"]["messageId"] == stringly["messageId"]
+    assert relayed["message"]["traits"] == {"address": "1 Main St"}
+    assert relayed["status"] == "bad"  # the upstream collector's own judgement
+
+
 def test_a_refused_relay_is_logged_in_one_line_with_the_upstreams_answer(
     upstream: CollectorHandle, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -99,6 +99,60 @@ BAD_MESSAGES: list[tuple[str, dict[str, Any], str]] = [
         "properties.url 'https://example.com/a#top' must not include a #fragment",
     ),
     ("page", {"properties": {"title": 3}}, "properties.title must be a string, got number"),
+    # Reserved traits and page keywords of another type than the Spec's (relayed all the
+    # same: Segment takes them, and the client sends them as given).
+    (
+        "identify",
+        {"traits": {"address": "1 Main St"}},
+        "traits.address must be an object, got string",
+    ),
+    ("group", {"traits": {"company": "Acme"}}, "traits.company must be an object, got string"),
+    ("identify", {"traits": {"age": "thirty"}}, "traits.age must be a number, got string"),
+    ("identify", {"traits": {"age": True}}, "traits.age must be a number, got boolean"),
+    ("identify", {"traits": {"email": 42}}, "traits.email must be a string, got number"),
+    ("identify", {"traits": {"avatar": []}}, "traits.avatar must be a string, got array"),
+    ("identify", {"traits": {"phone": {}}}, "traits.phone must be a string, got object"),
+    ("identify", {"traits": {"id": [1]}}, "traits.id must be a string or a number, got array"),
+    (
+        "identify",
+        {"traits": {"createdAt": "yesterday"}},
+        "traits.createdAt 'yesterday' is not an ISO-8601 date or date-time",
+    ),
+    (
+        "identify",
+        {"traits": {"birthday": "1984-02-30"}},
+        "traits.birthday '1984-02-30' is not an ISO-8601 date or date-time",
+    ),
+    (
+        "identify",
+        {"traits": {"createdAt": 1714564800}},
+        "traits.createdAt must be an ISO-8601 date or date-time string, got number",
+    ),
+    (
+        "identify",
+        {"traits": {"address": {"city": 5}}},
+        "traits.address.city must be a string, got number",
+    ),
+    (
+        "group",
+        {"traits": {"company": {"employee_count": "12"}}},
+        "traits.company.employee_count must be a number, got string",
+    ),
+    (
+        "track",
+        {"context": {"traits": {"email": False}}},
+        "context.traits.email must be a string, got boolean",
+    ),
+    (
+        "page",
+        {"properties": {"keywords": "shoes"}},
+        "properties.keywords must be an array of strings, got string",
+    ),
+    (
+        "page",
+        {"properties": {"keywords": ["shoes", 5]}},
+        "properties.keywords must be an array of strings, got array",
+    ),
 ]
 
 
@@ -133,9 +187,24 @@ GOOD_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("track", {"messageId": "m" * 100}),
     ("alias", {"userId": 7, "previousId": 8}),
     ("group", {"groupId": 99}),
-    # Segment takes reserved traits written as text, and so do its libraries.
-    ("identify", {"traits": {"company": "Acme Inc", "address": "1 Main St"}}),
-    ("group", {"groupId": "g1", "traits": {"address": "1 Main St"}}),
+    # Reserved traits of the types the Spec gives them; an id a number too.
+    (
+        "identify",
+        {
+            "traits": {
+                "age": 41,
+                "birthday": "1984-05-17",
+                "createdAt": "2024-05-01T12:00:00Z",
+                "id": 7,
+                "email": "a@b.c",
+                "company": {"name": "Acme", "id": 3, "employee_count": 12, "plan": "pro"},
+                "custom": ["anything"],
+            }
+        },
+    ),
+    ("group", {"groupId": "g1", "traits": {"address": None, "website": "https://e.com"}}),
+    ("track", {"traits": {"age": "any"}}),  # a track's own traits are no reserved ones
+    ("page", {"properties": {"keywords": ["shoes", "sale"]}}),
     ("page", {"name": None, "properties": {"search": "", "url": "https://e.com/?q=1"}}),
     ("page", {"properties": {"search": "?q=1", "path": "/a", "referrer": "https://r.com"}}),
     (
