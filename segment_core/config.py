@@ -429,15 +429,17 @@ _OAUTH_TOGETHER = ("oauth_client_id", "oauth_client_key", "oauth_key_id")
 
 
 def _timeout_pair(pair: tuple[Any, ...], name: str) -> float:
-    """requests' ``(connect, read)`` timeout as one bound on the whole request."""
-    if len(pair) != 2 or not all(
-        isinstance(part, (int, float)) and not isinstance(part, bool) and part > 0 for part in pair
+    """requests' ``(connect, read)`` timeout as one number: their sum, a ``None`` part
+    (requests: no limit) counting as the default ``timeout``, as ``timeout=None`` does."""
+    parts = [Config.timeout if part is None else part for part in pair]
+    if len(parts) != 2 or not all(
+        isinstance(part, (int, float)) and not isinstance(part, bool) and part > 0 for part in parts
     ):
         raise ValueError(
-            f"{name} must be a number of seconds > 0 or a (connect, read) pair of them, "
-            f"got {pair!r}"
+            f"{name} must be a number of seconds > 0 or a (connect, read) pair of them "
+            f"(None for the default), got {pair!r}"
         )
-    total = pair[0] + pair[1]
+    total = parts[0] + parts[1]
     _check_number(name, total)  # before float(), which cannot take every int
     return float(total)
 

@@ -23,7 +23,6 @@ import urllib3
 from requests.utils import (
     get_auth_from_url,
     get_environ_proxies,
-    select_proxy,
     should_bypass_proxies,
 )
 
@@ -237,18 +236,26 @@ def connection_pool(url: str, config: Config | None, *, size: int) -> urllib3.Po
 
 
 def _proxy_for(url: str, config: Config | None) -> str | None:
-    """The proxy URL to reach ``url`` through, if any."""
-    if config is not None and config.proxies:
-        proxies = dict(config.proxies)
-        if should_bypass_proxies(url, no_proxy=proxies.get("no_proxy")):
-            return None
-        chosen = select_proxy(url, proxies)
-        return proxy_url(chosen) if chosen else None  # checked when the client was built
-    if is_loopback_url(url):  # a collector on this machine: HTTP_PROXY is for the network
+    """The proxy URL to reach ``url`` through, if any: as ``requests`` picks it, from
+    the ``proxies`` given, the environment's proxies filling the keys they do not
+    name (a key given as None names no proxy)."""
+    given = dict(config.proxies) if config is not None and config.proxies else {}
+    if given and should_bypass_proxies(url, no_proxy=given.get("no_proxy")):
         return None
-    environment = get_environ_proxies(url)
-    for key in (urlsplit(url).scheme.lower(), "all"):  # what requests picks from the environment
-        if environment.get(key):
+    # A collector on this machine: the environment's HTTP_PROXY is for the network.
+    environment = {} if is_loopback_url(url) else get_environ_proxies(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    keys = [scheme, "all"]
+    if parts.hostname:
+        keys = [f"{scheme}://{parts.hostname}", scheme, f"all://{parts.hostname}", "all"]
+    for key in keys:  # requests' select_proxy: the first key present decides
+        if key in given:
+            chosen = given[key]
+            return proxy_url(chosen) if chosen else None  # checked when the client was built
+        if key in environment:
+            if not environment[key]:
+                return None
             break
     else:
         return None

@@ -88,11 +88,21 @@ def test_flags_as_analytics_python_reads_them(
 
 
 @pytest.mark.parametrize(
-    ("timeout", "read"), [((3.05, 27), 30.05), ([2, 3], None), (None, 15.0), (4, 4)]
+    ("timeout", "read"),
+    [
+        ((3.05, 27), 30.05),
+        ([2, 3], None),
+        (None, 15.0),
+        (4, 4),
+        ((3.05, None), 18.05),  # requests: no read limit; here the default's
+        ((None, 5), 20.0),
+        ((1,), None),
+    ],
 )
 def test_timeouts_as_analytics_python_takes_them(timeout: Any, read: float | None) -> None:
     # requests' (connect, read) pair bounds the whole request by their sum; None is
-    # the default (a request without a bound would hold flush() and shutdown()).
+    # the default, alone or in the pair (a request without a bound would hold flush()
+    # and shutdown()).
     if read is None:
         with pytest.raises(ValueError, match="timeout must be a number of seconds"):
             Config.from_options("key", timeout=timeout)

@@ -125,6 +125,51 @@ def test_a_usable_proxy_of_the_environment_is_still_used(
         proxy.stop()
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"https": "http://127.0.0.1:9"},  # another scheme's: the environment's http one
+        {"all": "http://127.0.0.1:9"},  # the environment's http one comes first
+        {"no_proxy": "elsewhere.invalid"},
+    ],
+)
+def test_the_environment_fills_what_the_proxies_option_does_not_name(
+    clients: list[Client], monkeypatch: pytest.MonkeyPatch, given: dict[str, str]
+) -> None:
+    """As ``requests`` merges them (analytics-python sends through it)."""
+    proxy = start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        client, errors = _client(clients, "http://segment.invalid", proxies=given)
+        assert client.track("u1", "Through The Proxy")[0], errors
+        [seen] = proxy.posted("http://segment.invalid/v1/batch")
+        assert seen.batch[0]["event"] == "Through The Proxy"
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"http": None},  # named, as no proxy: the environment's is not taken
+        {"no_proxy": "segment.invalid"},
+    ],
+)
+def test_the_proxies_option_can_keep_the_environment_s_proxy_out(
+    clients: list[Client], monkeypatch: pytest.MonkeyPatch, given: dict[str, Any]
+) -> None:
+    proxy = start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        client, errors = _client(clients, "http://segment.invalid", proxies=given, max_retries=0)
+        assert not client.track("u1", "Sent Directly")[0]
+        [error] = errors  # this machine looked the name up, and found nothing
+        assert "segment.invalid" in str(error) and "Proxy" not in str(error)
+        assert proxy.posted("http://segment.invalid/v1/batch") == []
+    finally:
+        proxy.stop()
+
+
 def test_an_unusable_proxies_option_is_still_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
     with pytest.raises(ValueError, match=r"^proxies: 'socks5://127\.0\.0\.1:1081' is a SOCKS"):
