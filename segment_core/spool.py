@@ -756,7 +756,7 @@ class Spool:
         if left:
             logger.warning(
                 "%d Segment message(s) stay in the spool at %s; the next client with the "
-                "same write key delivers them",
+                "same write key and host delivers them",
                 left,
                 self._directory,
             )
