@@ -380,12 +380,36 @@ def _unknown_option_message(name: str) -> str:
     return f"unknown option {name!r}{hint}"
 
 
+#: What other Segment libraries (Go's ``Config``, analytics.js, Node's) and habit call
+#: an option: the hint for an unknown name points to ours.
+_NAMES_ELSEWHERE = {
+    "endpoint": "host",
+    "api_host": "host",
+    "apihost": "host",
+    "url": "host",
+    "key": "write_key",
+    "writekey": "write_key",
+    "api_key": "write_key",
+    "batch_size": "flush_at",
+    "batchsize": "flush_at",
+    "interval": "flush_interval",
+    "verbose": "debug",
+}
+
+
 def closest_name(name: str, candidates: list[str]) -> str | None:
     """The candidate ``name`` most likely meant: the one it names after a ``segment_``
     prefix (``SEGMENT_WRITE_KEY`` in Django's ``SEGMENT`` is ``WRITE_KEY``, not the
-    look-alike ``BROWSER_WRITE_KEY``), else the closest spelling; None for none."""
+    look-alike ``BROWSER_WRITE_KEY``), ours for a name other Segment libraries use
+    (``endpoint``: ``host``), else the closest spelling; None for none."""
     if name[:8].lower() == "segment_" and name[8:] in candidates:
         return name[8:]
+    bare = name[8:] if name[:8].lower() == "segment_" else name
+    ours = _NAMES_ELSEWHERE.get(bare.lower())
+    if ours is not None:
+        for candidate in candidates:
+            if candidate.lower() in (ours, "segment_" + ours):
+                return candidate
     close = difflib.get_close_matches(name, candidates, n=1)
     return close[0] if close else None
 

@@ -178,6 +178,30 @@ def test_a_config_key_prefixed_twice_is_hinted_as_the_option(segment_client: Cli
         SegmentFlask(app)
 
 
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [
+        ("SEGMENT_ENDPOINT", "SEGMENT_HOST"),  # Go's Config.Endpoint
+        ("SEGMENT_API_HOST", "SEGMENT_HOST"),  # analytics.js's apiHost
+        ("SEGMENT_KEY", "SEGMENT_WRITE_KEY"),
+        ("SEGMENT_BATCH_SIZE", "SEGMENT_FLUSH_AT"),
+    ],
+)
+def test_a_config_key_other_segment_libraries_use_is_hinted_as_ours(
+    segment_client: Client, key: str, meant: str
+) -> None:
+    app = create_app({key: "x", "SEGMENT_CLIENT": segment_client})
+    with pytest.warns(UserWarning, match=f"'{key}' is ignored; did you mean '{meant}'"):
+        SegmentFlask(app)
+
+
+def test_a_keyword_other_segment_libraries_use_is_hinted_as_ours() -> None:
+    with pytest.raises(TypeError, match="'endpoint'; did you mean 'host'"):
+        Client("k", endpoint="https://api.segment.io")
+    with pytest.raises(TypeError, match="'verbose'; did you mean 'debug'"):
+        SegmentFlask(verbose=True)
+
+
 async def _async_consent(request: Any) -> bool:
     return False  # a coroutine, which would count as consent
 
