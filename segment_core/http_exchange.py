@@ -236,29 +236,29 @@ def connection_pool(url: str, config: Config | None, *, size: int) -> urllib3.Po
 
 
 def _proxy_for(url: str, config: Config | None) -> str | None:
-    """The proxy URL to reach ``url`` through, if any: as ``requests`` picks it, from
-    the ``proxies`` given, the environment's proxies filling the keys they do not
-    name (a key given as None names no proxy)."""
+    """The proxy URL to reach ``url`` through, if any, as ``requests`` picks it: the
+    environment's proxies fill the keys the ``proxies`` given do not name (a
+    ``no_proxy`` given replaces ``$NO_PROXY`` for them), a key given as None keeps
+    the environment's out and is dropped, and the most specific key left decides
+    (an empty one: no proxy).
+    A ``no_proxy`` given also bypasses the proxies given beside it."""
     given = dict(config.proxies) if config is not None and config.proxies else {}
-    if given and should_bypass_proxies(url, no_proxy=given.get("no_proxy")):
+    no_proxy = given.get("no_proxy")
+    if no_proxy and should_bypass_proxies(url, no_proxy=no_proxy):
         return None
     # A collector on this machine: the environment's HTTP_PROXY is for the network.
-    environment = {} if is_loopback_url(url) else get_environ_proxies(url)
+    environment = {} if is_loopback_url(url) else get_environ_proxies(url, no_proxy=no_proxy)
+    merged = {key: value for key, value in {**environment, **given}.items() if value is not None}
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     keys = [scheme, "all"]
     if parts.hostname:
         keys = [f"{scheme}://{parts.hostname}", scheme, f"all://{parts.hostname}", "all"]
-    for key in keys:  # requests' select_proxy: the first key present decides
-        if key in given:
-            chosen = given[key]
-            return proxy_url(chosen) if chosen else None  # checked when the client was built
-        if key in environment:
-            if not environment[key]:
-                return None
-            break
-    else:
+    key = next((key for key in keys if key in merged), None)
+    if key is None or not merged[key]:  # an empty one: no proxy
         return None
+    if key in given:
+        return proxy_url(given[key])  # checked when the client was built
     variable = _proxy_variable(key)
     try:
         return proxy_url(environment[key], name=variable)

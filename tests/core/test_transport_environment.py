@@ -126,20 +126,34 @@ def test_a_usable_proxy_of_the_environment_is_still_used(
 
 
 @pytest.mark.parametrize(
-    "given",
+    ("given", "environment"),
     [
-        {"https": "http://127.0.0.1:9"},  # another scheme's: the environment's http one
-        {"all": "http://127.0.0.1:9"},  # the environment's http one comes first
-        {"no_proxy": "elsewhere.invalid"},
+        # another scheme's: the environment's http one
+        ({"https": "http://127.0.0.1:9"}, {"HTTP_PROXY": "{proxy}"}),
+        # the environment's http one comes first
+        ({"all": "http://127.0.0.1:9"}, {"HTTP_PROXY": "{proxy}"}),
+        ({"no_proxy": "elsewhere.invalid"}, {"HTTP_PROXY": "{proxy}"}),
+        # the given no_proxy replaces the environment's
+        ({"no_proxy": "elsewhere.invalid"}, {"HTTP_PROXY": "{proxy}", "NO_PROXY": "*"}),
+        # None drops the key: the next one decides
+        ({"http": None}, {"HTTP_PROXY": "http://127.0.0.1:9", "ALL_PROXY": "{proxy}"}),
+        ({"http": None, "all": "{proxy}"}, {}),
+        # the environment's NO_PROXY is for the environment's proxies alone
+        ({"http": "{proxy}"}, {"NO_PROXY": "*"}),
     ],
 )
 def test_the_environment_fills_what_the_proxies_option_does_not_name(
-    clients: list[Client], monkeypatch: pytest.MonkeyPatch, given: dict[str, str]
+    clients: list[Client],
+    monkeypatch: pytest.MonkeyPatch,
+    given: dict[str, Any],
+    environment: dict[str, str],
 ) -> None:
     """As ``requests`` merges them (analytics-python sends through it)."""
     proxy = start()
     try:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        for variable, value in environment.items():
+            monkeypatch.setenv(variable, value.format(proxy=proxy.url))
+        given = {k: v if v is None else v.format(proxy=proxy.url) for k, v in given.items()}
         client, errors = _client(clients, "http://segment.invalid", proxies=given)
         assert client.track("u1", "Through The Proxy")[0], errors
         [seen] = proxy.posted("http://segment.invalid/v1/batch")
@@ -151,7 +165,8 @@ def test_the_environment_fills_what_the_proxies_option_does_not_name(
 @pytest.mark.parametrize(
     "given",
     [
-        {"http": None},  # named, as no proxy: the environment's is not taken
+        {"http": None},  # the environment's is not taken, and no other key is left
+        {"http": ""},  # an empty one: no proxy
         {"no_proxy": "segment.invalid"},
     ],
 )
