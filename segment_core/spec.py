@@ -468,13 +468,16 @@ def reserved_field_problems(message: object) -> list[str]:
     page's ``keywords`` in ``message`` are not of the type the Spec gives them; an
     empty list if they are.
 
-    The collector marks such a message bad, and still relays it (``--forward``):
-    Segment takes it. The client sends it as given, as analytics-python does: a
-    string ``address`` is the caller's data, which a destination may read wrong,
-    not a message Segment refuses. Never raises.
+    The forms Segment's own documents use count as right: an ``address`` or a
+    ``company`` written as text (the Salesforce destination's ``company:
+    "Initech"``), an ``age`` as a numeric string, a ``createdAt`` or ``birthday`` as
+    a Unix time. The collector marks a message with another form bad, and still
+    relays it (``--forward``): Segment takes it. The client sends it as given, as
+    analytics-python does: it is the caller's data, which a destination may read
+    wrong, not a message Segment refuses. Never raises.
 
     >>> reserved_field_problems({"type": "identify", "traits": {"age": "thirty"}})
-    ['traits.age must be a number, got string']
+    ["traits.age must be a number, got 'thirty'"]
     """
     if not isinstance(message, Mapping):
         return []
@@ -488,12 +491,19 @@ def reserved_field_problems(message: object) -> list[str]:
     properties = message.get("properties")
     if kind == "page" and isinstance(properties, Mapping):
         keywords = properties.get("keywords")
-        if keywords is not None and not (
-            isinstance(keywords, list) and all(isinstance(word, str) for word in keywords)
-        ):
+        if keywords is None:
+            pass
+        elif not isinstance(keywords, list):
             reasons.append(
                 f"properties.keywords must be an array of strings, got {json_type(keywords)}"
             )
+        else:
+            for index, word in enumerate(keywords):
+                if not isinstance(word, str):
+                    reasons.append(
+                        f"properties.keywords[{index}] must be a string, got {json_type(word)}"
+                    )
+                    break
     return reasons
 
 
@@ -504,42 +514,52 @@ def _check_traits(traits: object, prefix: str, reasons: list[str]) -> None:
         _check_optional(traits, field, str, "a string", reasons, prefix=prefix)
     # An id, as the message's own ids: a string or a number.
     trait_id = traits.get("id")
-    if trait_id is not None and (
-        isinstance(trait_id, bool) or not isinstance(trait_id, str | int | float)
-    ):
+    if trait_id is not None and not (_is_number(trait_id) or isinstance(trait_id, str)):
         reasons.append(f"{prefix}id must be a string or a number, got {json_type(trait_id)}")
     age = traits.get("age")
-    if age is not None and (isinstance(age, bool) or not isinstance(age, int | float)):
-        reasons.append(f"{prefix}age must be a number, got {json_type(age)}")
+    if age is not None and not (_is_number(age) or _is_numeric_text(age)):
+        shown = _show(age) if isinstance(age, str) else json_type(age)
+        reasons.append(f"{prefix}age must be a number, got {shown}")
     for field in _TRAIT_DATES:
         value = traits.get(field)
-        if value is None:
+        if value is None or _is_number(value):  # a Unix time
             continue
         if not isinstance(value, str):
             reasons.append(
-                f"{prefix}{field} must be an ISO-8601 date or date-time string, "
+                f"{prefix}{field} must be an ISO-8601 date or date-time (or a Unix time), "
                 f"got {json_type(value)}"
             )
         elif not _is_iso_date(value):
             reasons.append(f"{prefix}{field} {_show(value)} is not an ISO-8601 date or date-time")
     for field, texts in _TRAIT_OBJECTS.items():
         value = traits.get(field)
-        if value is None:
+        if value is None or isinstance(value, str):  # written as text: Segment's docs do
             continue
         if not isinstance(value, Mapping):
-            reasons.append(f"{prefix}{field} must be an object, got {json_type(value)}")
+            reasons.append(f"{prefix}{field} must be an object (or text), got {json_type(value)}")
             continue
         for text in texts:
             _check_optional(value, text, str, "a string", reasons, prefix=f"{prefix}{field}.")
         employees = value.get("employee_count")
-        if (
-            field == "company"
-            and employees is not None
-            and (isinstance(employees, bool) or not isinstance(employees, int | float))
-        ):
+        if field == "company" and employees is not None and not _is_number(employees):
             reasons.append(
                 f"{prefix}company.employee_count must be a number, got {json_type(employees)}"
             )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_numeric_text(value: object) -> bool:
+    """A number written as text: ``"41"``, ``"41.5"``."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return value.strip().lower() not in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity")
 
 
 def _is_iso_date(text: str) -> bool:

@@ -211,9 +211,9 @@ def test_a_message_segment_would_refuse_is_not_relayed_and_the_rest_is(
 def test_a_message_bad_only_by_a_reserved_trait_s_type_is_relayed(
     upstream: CollectorHandle,
 ) -> None:
-    """Segment takes a string address; a message it refuses is not relayed."""
+    """Segment takes an age written in words; a message it refuses is not relayed."""
     with run_in_background(forward=upstream.url) as relay:
-        stringly = message("identify", traits={"address": "1 Main St"})
+        stringly = message("identify", traits={"age": "forty"})
         no_event = message("track", event=None)
         sent = post(relay.url, batch(stringly, no_event), auth=("upstream-key", ""))
         assert sent.status_code == 200
@@ -224,7 +224,7 @@ def test_a_message_bad_only_by_a_reserved_trait_s_type_is_relayed(
         }
     [relayed] = upstream.wait_for(1, timeout=WAIT_SECONDS)
     assert relayed["message"]["messageId"] == stringly["messageId"]
-    assert relayed["message"]["traits"] == {"address": "1 Main St"}
+    assert relayed["message"]["traits"] == {"age": "forty"}
     assert relayed["status"] == "bad"  # the upstream collector's own judgement
 
 
