@@ -242,14 +242,17 @@ class RequestHooks:
 
     def teardown_request(self, error: BaseException | None = None) -> None:
         shared = vars(_current_g())
-        scope = _scope_in(shared, _current_request())
+        native = _current_request()
+        scope = _scope_in(shared, native)
         if scope is None:
             return
         # Also drops the scope of a request made in the view whose own teardown
         # raised: its binding goes with this one's.
         if scope.outer is None:
             del shared[SCOPE_KEY]
-            shared.pop(ANALYTICS_KEY, None)
+            # A streamed body, made after this, still finds g._segment (see _StreamClose).
+            if vars(native).get(SCOPE_KEY) is not scope:
+                shared.pop(ANALYTICS_KEY, None)
         else:
             shared[SCOPE_KEY] = scope.outer
             shared[ANALYTICS_KEY] = scope.outer.analytics
@@ -260,8 +263,9 @@ def unbind_requests_left_bound(error: BaseException | None = None) -> None:
     """A ``teardown_appcontext`` function: unbind the requests whose
     ``teardown_request`` did not run (usually none)."""
     shared = vars(_current_g())
-    shared.pop(ANALYTICS_KEY, None)
     scope: RequestScope | None = shared.pop(SCOPE_KEY, None)
+    if scope is not None:  # else a streamed body may still read g._segment
+        shared.pop(ANALYTICS_KEY, None)
     while scope is not None:
         _unbind(scope)  # the innermost first: the reverse of the order they were bound
         scope = scope.outer
@@ -368,7 +372,7 @@ class _StreamClose:
     session and request.
     """
 
-    __slots__ = ("app", "context", "native", "response", "scope")
+    __slots__ = ("app", "context", "native", "response", "scope", "shared")
 
     def __init__(self, app: Flask | None, scope: RequestScope, response: Response) -> None:
         self.app = app
@@ -376,6 +380,8 @@ class _StreamClose:
         self.response: Response | None = response
         self.native = _current_request()
         vars(self.native)[SCOPE_KEY] = scope
+        #: g's namespace, whose _segment the body still finds; gone as it closes.
+        self.shared = vars(_current_g())
         self.context = copy_context()
 
     def __call__(self) -> None:
@@ -387,6 +393,8 @@ class _StreamClose:
         # once, so that the request's objects go without the cycle collector.
         self.scope = self.response = None
         vars(self.native).pop(SCOPE_KEY, None)
+        if self.shared.get(ANALYTICS_KEY) is scope.analytics:
+            del self.shared[ANALYTICS_KEY]
 
 
 def _finish(app: Flask | None, scope: RequestScope, response: Response) -> None:

@@ -371,14 +371,20 @@ def test_analytics_is_bound_while_a_streamed_body_is_made(app: Flask, sent: Sent
         def rows() -> Iterator[str]:
             yield "<p>row 1</p>"
             analytics().track("Export Streamed")  # a helper below the view
+            seen_in_g.append(g._segment is request.analytics)  # type: ignore[attr-defined]
             yield "<p>row 2</p>"
 
+        kept_in_g.append(g._get_current_object())  # type: ignore[attr-defined]
         return Response(rows(), mimetype="text/html")
 
+    seen_in_g: list[bool] = []
+    kept_in_g: list[Any] = []
     response = app.test_client().get("/export", buffered=False)
     assert response.get_data() == b"<p>row 1</p><p>row 2</p>"
     response.close()
     assert current() is None  # unbound after the body, whichever Flask kept the context
+    assert seen_in_g == [True]
+    assert "_segment" not in vars(kept_in_g[0])  # gone as it closed
     track, page = sent()
     assert track["event"] == "Export Streamed" and page["name"] == "export"
     assert track["anonymousId"] == page["anonymousId"]
