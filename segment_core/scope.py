@@ -35,6 +35,7 @@ from collections.abc import (
     AsyncIterable,
     Callable,
     Coroutine,
+    Generator,
     Iterable,
     Iterator,
     Mapping,
@@ -478,7 +479,7 @@ def restore(
     return None
 
 
-def bound_iteration(items: Iterable[T], obj: Analytics) -> Iterator[T]:
+def bound_iteration(items: Iterable[T], obj: Analytics) -> Generator[T, None, None]:
     """``items``, each made with ``obj`` bound: a streamed response's body, made
     after the view returned, as the server sends it, is still below the view.
 
