@@ -73,7 +73,9 @@ def require_framework_version(*, adapter: str, framework: str, extra: str) -> No
         return
     try:
         found = metadata.version(framework)
-    except (metadata.PackageNotFoundError, ValueError):
+    except Exception:  # none installed, or metadata too broken to say: not checked
+        return
+    if not isinstance(found, str) or not _release(found):
         return
     if _release(found) < _release(minimum):
         raise ImportError(
@@ -88,7 +90,7 @@ def _minimums() -> dict[tuple[str, str], str]:
     """The lower bound of each extra's requirements, by (extra, requirement name)."""
     try:
         requirements = metadata.requires(DISTRIBUTION) or []
-    except (metadata.PackageNotFoundError, ValueError):
+    except Exception:  # none installed (a source tree on the path), or broken metadata
         return {}
     found: dict[tuple[str, str], str] = {}
     for requirement in requirements:

@@ -271,7 +271,9 @@ def _check_middleware() -> list[CheckMessage]:
         ]
     ours = listed[0]
     messages: list[CheckMessage] = []
-    if any(_is_authentication(path) for path in middleware[ours + 1 :]):
+    if not any(map(_is_authentication, middleware[:ours])) and any(
+        map(_is_authentication, middleware[ours + 1 :])
+    ):
         messages.append(
             Error(
                 "SegmentMiddleware comes before AuthenticationMiddleware: request.user "

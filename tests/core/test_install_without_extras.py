@@ -216,3 +216,17 @@ def test_an_adapter_with_a_framework_too_old_names_the_version_it_needs(
         f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {minimum}.0rc1\n"
     )
     assert _run(["-c", f"import {adapter}"], tmp_path, env).returncode == 0
+
+
+@pytest.mark.parametrize("metadata", [None, "Metadata-Version: 2.1\nName: Flask\n"])
+def test_a_framework_whose_metadata_says_no_version_is_not_checked(
+    tmp_path: Path, metadata: str | None
+) -> None:
+    """Broken metadata first on the path (no file, no version): the import goes on."""
+    installed = tmp_path / "Flask-3.1.3.dist-info"
+    installed.mkdir()
+    if metadata is not None:
+        (installed / "METADATA").write_text(metadata)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = _run(["-c", "import segment_flask"], Path(__file__).resolve().parents[2], env)
+    assert result.returncode == 0, result.stderr

@@ -247,6 +247,9 @@ def test_e005_a_subclass_of_authentication_after_the_middleware(settings: Any) -
     assert ids(settings, WRITE_KEY="k") == ["segment_django.E005"]
     settings.MIDDLEWARE = [SESSION, project_auth, OURS]
     assert ids(settings, WRITE_KEY="k") == []
+    # request.user is set before the middleware already: one after it changes nothing
+    settings.MIDDLEWARE = [SESSION, AUTH, OURS, project_auth]
+    assert ids(settings, WRITE_KEY="k") == []
 
 
 def test_w002_middleware_missing(settings: Any) -> None:
