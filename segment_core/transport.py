@@ -17,6 +17,7 @@ import platform
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import urllib3
 
@@ -198,7 +199,11 @@ class Transport:
             status += f" from {self._shown_url}"
         # The answer may echo the request (a proxy, a debug server): what the logs and
         # last_error show of it is short, without the credentials it carried.
-        credentials = (self._write_key, headers.get("Authorization", "").partition(" ")[2])
+        credentials = (
+            self._write_key,
+            headers.get("Authorization", "").partition(" ")[2],
+            *_proxy_credentials(self._pool),
+        )
         return Outcome(
             status=answer.status,
             error=f"{status}: {answer.shown(credentials, text)}",
@@ -253,3 +258,17 @@ def _stamped_by(now: Clock) -> Callable[[], str]:
         return now_timestamp()
 
     return sent_at
+
+
+def _proxy_credentials(pool: object) -> tuple[str, ...]:
+    """What a proxy's answer may echo of the credentials the pool sends it (its
+    ``Proxy-Authorization``'s Basic token, the password in its URL): none without a
+    proxy."""
+    found: list[str] = []
+    for name, value in (getattr(pool, "proxy_headers", None) or {}).items():
+        if str(name).lower() == "proxy-authorization":
+            found.append(str(value).partition(" ")[2])
+    auth = getattr(getattr(pool, "proxy", None), "auth", None)
+    if isinstance(auth, str):
+        found.extend(part for part in (auth, unquote(auth.partition(":")[2])) if part)
+    return tuple(found)

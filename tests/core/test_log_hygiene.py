@@ -95,6 +95,38 @@ def test_an_answer_echoing_the_request_is_logged_short_without_the_key_or_the_ev
     assert BASIC_TOKEN in getattr(error, "body", "")
 
 
+def test_a_proxy_s_answer_echoing_its_credentials_is_shown_without_them(
+    servers: list[Loopback], clients: list[Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="segment")
+    password = "Proxy-Pass_98765"
+    token = base64.b64encode(f"proxyuser:{password}".encode()).decode()
+
+    def refusing(handler: BaseHTTPRequestHandler, seen: Seen) -> None:
+        echoed = seen.headers.get("proxy-authorization", "")
+        reply(handler, 407, f"denied {echoed} for proxyuser:{password}".encode())
+
+    proxy = start(refusing)
+    servers.append(proxy)
+    address = proxy.url.removeprefix("http://")
+    client = Client(
+        WRITE_KEY,
+        host="http://segment.invalid",
+        proxies={"http": f"http://proxyuser:{password}@{address}"},
+        max_retries=0,
+        **FAST,
+    )
+    clients.append(client)
+    client.track("u1", "Signed Up")
+    assert client.flush(30)
+    [seen] = proxy.posted("http://segment.invalid/v1/batch")
+    assert seen.headers["proxy-authorization"] == f"Basic {token}"  # it was sent
+    last_error = client.stats()["last_error"]
+    assert isinstance(last_error, str) and last_error.startswith("HTTP 407: denied Basic ")
+    for text in [*segment_lines(caplog), last_error]:
+        assert token not in text and password not in text, text
+
+
 def test_a_json_answer_shows_its_message_short_with_the_write_key_masked(
     servers: list[Loopback], clients: list[Client], caplog: pytest.LogCaptureFixture
 ) -> None:
