@@ -1082,10 +1082,21 @@ class Redactor:
             if word != ":":
                 last = word
                 continue
-            name = _key_name(last)
-            last = word
-            if name is None or not (name in bound or self.is_secret(name)):
-                continue
+            if last[:1] == "$" and last[1:] in bound:
+                # The definition of a variable given to a secret argument
+                # ("$t: String = ..."): its default value is that argument's.
+                value = _default_value(tokens)
+                last = ""
+                if value is None:
+                    continue
+                if value.group() != "=":  # the next definition ($u) or the end
+                    last = value.group()
+                    continue
+            else:
+                name = _key_name(last)
+                last = word
+                if name is None or not (name in bound or self.is_secret(name)):
+                    continue
             value = next(tokens, None)
             if value is None:
                 break
@@ -1327,6 +1338,17 @@ def _key_name(token: str) -> str | None:
     except ValueError:
         return None
     return name if isinstance(name, str) else None
+
+
+def _default_value(tokens: Iterator[re.Match[str]]) -> re.Match[str] | None:
+    """After a variable's ``:``, read its type (``String!``, ``[ID]``): the ``=`` that
+    gives its default value, else the token that ends the definition (None at the
+    text's end)."""
+    for token in tokens:
+        word = token.group()
+        if word == "=" or not (word[0].isalpha() or word[0] == "_" or word in "![]"):
+            return token
+    return None
 
 
 def _closing(tokens: Iterator[re.Match[str]], size: int, bound: set[str]) -> int:

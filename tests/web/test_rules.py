@@ -352,6 +352,17 @@ def escaped(**values: str) -> str:
                 query='query($c: String) { a(auth: "REDACTED") }',
             ),
         ),
+        # The default value of a variable given to a secret argument; other defaults stay.
+        (
+            escaped(query='query R($t: String! = "x", $n: Int = 5) { reset(token: $t, n: $n) }'),
+            escaped(
+                query='query R($t: String! = "REDACTED", $n: Int = 5) { reset(token: $t, n: $n) }'
+            ),
+        ),
+        (
+            escaped(query='mutation($p: [String] = ["a"]) { login(password: $p) { ok } }'),
+            escaped(query='mutation($p: [String] = "REDACTED") { login(password: $p) { ok } }'),
+        ),
         # GraphiQL's comments before the document.
         (
             escaped(query='# Welcome to GraphiQL\n\nmutation { reset(token: "t") }'),
