@@ -34,10 +34,10 @@ import re
 import reprlib
 import sys
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from segment_core.errors import InvalidMessage
+from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.spec import MAX_NESTING_DEPTH
 
 __all__ = [
@@ -133,13 +133,19 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
     kind = type(value)
     if kind is str or value is None or kind is bool or isinstance(value, uuid.UUID):
         return value
+    if _proxy_reader(kind) is not None:
+        try:
+            target = proxied(value)
+        except ValueError as error:
+            raise InvalidMessage(f"{where}: {error}") from None
+        return _plain(target, where, depth, open_ids)
     if isinstance(value, _DATES):
         try:
             return date_text(value)
         except ValueError as error:
             raise InvalidMessage(f"{where}: {error}") from None
     if isinstance(value, enum.Enum):
-        return _plain(value.value, where, depth, open_ids)
+        return _plain(_enum_value(value, where), where, depth, open_ids)
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, int):
@@ -185,12 +191,92 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
             return _plain_fields(value, where, depth, open_ids)
         if isinstance(value, Mapping):
             return _plain_mapping(value, where, depth, open_ids)
+        items = value if kind is list or kind is tuple else _read(list, value, where, "a list")
         return [
             _plain(item, f"{where}[{index}]", depth + 1, open_ids)
-            for index, item in enumerate(value)
+            for index, item in enumerate(items)
         ]
     finally:
         open_ids.discard(id(value))
+
+
+def _read(read: Callable[[Any], Any], value: Any, where: str, what: str) -> Any:
+    """``read(value)``; an :class:`InvalidMessage` naming ``where`` when the value's
+    own code raises (a mapping whose backend is gone)."""
+    try:
+        return read(value)
+    except Exception as error:
+        if is_interruption(error):
+            raise
+        raise InvalidMessage(
+            f"{where}: the {_type_name(value)} could not be read as {what} ({_error_text(error)})"
+        ) from None
+
+
+def _enum_value(value: enum.Enum, where: str) -> Any:
+    return _read(_member_value, value, where, "its value")
+
+
+def _member_value(member: enum.Enum) -> Any:
+    """An enum member's value (read through its own descriptor, which may raise)."""
+    return member.value
+
+
+def proxied(value: Any) -> Any:
+    """The object a lazy proxy stands for, read now: Werkzeug's ``LocalProxy``
+    (Flask-Login's ``current_user``) and Django's ``LazyObject`` (``SimpleLazyObject``,
+    ``request.user``), which pass ``isinstance()`` as that object and are none of
+    its type to code that reads it as such; ``value`` itself for any other. Raises
+    ``ValueError`` saying why when the proxy cannot be read (a ``LocalProxy`` outside
+    its context)."""
+    reader = _proxy_reader(type(value))
+    if reader is None:
+        return value
+    try:
+        return reader(value)
+    except Exception as error:
+        if is_interruption(error):
+            raise
+        raise ValueError(
+            f"the {_type_name(value)} could not be read ({_error_text(error)})"
+        ) from None
+
+
+#: The reader of each type asked about (None: no proxy), kept for the first types.
+_PROXY_READERS: dict[type, Callable[[Any], Any] | None] = {}
+
+
+def _proxy_reader(kind: type) -> Callable[[Any], Any] | None:
+    """How to read what a proxy of type ``kind`` stands for; None for no proxy."""
+    try:
+        return _PROXY_READERS[kind]
+    except KeyError:
+        pass
+    reader = None
+    for klass in getattr(kind, "__mro__", ()):
+        module = getattr(klass, "__module__", None) or ""
+        if klass.__name__ == "LocalProxy" and module.startswith("werkzeug"):
+            reader = _read_local_proxy
+        elif klass.__name__ == "LazyObject" and module == "django.utils.functional":
+            reader = _read_lazy_object
+        else:
+            continue
+        break
+    if len(_PROXY_READERS) < 1024:  # types made at run time are not kept forever
+        _PROXY_READERS[kind] = reader
+    return reader
+
+
+def _read_local_proxy(value: Any) -> Any:
+    return object.__getattribute__(value, "_get_current_object")()
+
+
+def _read_lazy_object(value: Any) -> Any:
+    state = object.__getattribute__(value, "__dict__")
+    functional = sys.modules.get("django.utils.functional")
+    if functional is not None and state.get("_wrapped") is getattr(functional, "empty", None):
+        type(value)._setup(value)
+    return state.get("_wrapped")
 
 
 def lazy_text(value: object) -> str | None:
@@ -432,10 +518,11 @@ def describe(value: object) -> str:
     >>> describe("  "), describe("x" * 100), describe({"cart": [1, 2]})
     ("'  '", 'a string of 100 characters', "dict {'cart': [1, 2]}")
     """
-    if isinstance(value, str):
-        if len(value) > _SHORT.maxstring:
-            return f"a string of {len(value)} characters"
-        return repr(str.__str__(value))  # a subclass's own repr may say anything
+    if issubclass(type(value), str):  # not a proxy of one: its repr says what it is
+        text = cast(str, value)
+        if len(text) > _SHORT.maxstring:
+            return f"a string of {len(text)} characters"
+        return repr(str.__str__(text))  # a subclass's own repr may say anything
     return f"{_type_name(value)} {short_repr(value)}"
 
 
@@ -588,10 +675,16 @@ def fast_encodable(value: Any, depth: int) -> bool:
 
 def _other_fast_encodable(item: Any, depth: int) -> bool:
     """:func:`fast_encodable` for what orjson writes of the rarer types."""
+    if _proxy_reader(type(item)) is not None:  # read by the checked path
+        return False
     if isinstance(item, float):
         return math.isfinite(item)
     if isinstance(item, enum.Enum):  # written as its value, at its own level
-        return fast_encodable([item.value], depth - 1)
+        try:
+            value = item.value
+        except Exception:  # its own code failed: the checked path says so
+            return False
+        return fast_encodable([value], depth - 1)
     # Containers as orjson writes them: a dict or list subclass as its storage,
     # a set as a list (see encoding._default). A dataclass goes to the checked path:
     # orjson writes its __dict__ (attributes that are no fields included, a slotted
@@ -627,7 +720,10 @@ def _plain_mapping(
     # isinstance() and has no dict's storage.
     as_dict = cast("dict[Any, Any]", value)
     storage = depth > 1 and issubclass(type(value), dict) and storage_holds_it(as_dict)
-    pairs = dict.items(as_dict) if storage else value.items()
+    if storage or type(value) is dict:
+        pairs: Iterable[tuple[Any, Any]] = dict.items(as_dict)
+    else:  # the mapping's own code, which may raise
+        pairs = _read(lambda mapping: list(mapping.items()), value, where, "a dict")
     out: dict[str, Any] = {}
     originals: dict[str, Any] = {}
     for key, item in pairs:
@@ -663,8 +759,15 @@ def _plain_fields(value: Any, where: str, depth: int, open_ids: set[int]) -> dic
 
 def _key_text(key: Any, where: str) -> str:
     """A mapping key as JSON writes it (as orjson's OPT_NON_STR_KEYS would)."""
+    if type(key) is str:
+        return key
+    if _proxy_reader(type(key)) is not None:
+        try:
+            key = proxied(key)
+        except ValueError as error:
+            raise InvalidMessage(f"{where} key: {error}") from None
     if isinstance(key, enum.Enum):
-        key = key.value
+        key = _enum_value(key, f"{where} key")
     if isinstance(key, str):
         return str.__str__(key)
     if key is None:

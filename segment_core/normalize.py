@@ -29,6 +29,7 @@ from segment_core.jsonvalues import (
     integer_problem,
     lazy_text,
     plain,
+    proxied,
     replace_lone_surrogates,
 )
 from segment_core.messages import Context, with_context_structs
@@ -122,6 +123,13 @@ def stringify_id(name: str, value: object) -> str | None:
     """Ids are strings on the wire; integers keep every digit."""
     if value is None or type(value) is str:
         return value
+    if type(value) is int:
+        if value.bit_length() > MAX_INTEGER_BITS:  # str() would refuse it
+            raise InvalidMessage(f"{name}: {integer_problem(value)}")
+        return str(value)
+    target = _unproxied(name, value)
+    if target is not value:  # a lazy proxy (Werkzeug's LocalProxy, SimpleLazyObject)
+        return stringify_id(name, target)
     if isinstance(value, str):  # StrEnum, SafeString, ...: sent as the plain text
         return str.__str__(value)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -133,6 +141,15 @@ def stringify_id(name: str, value: object) -> str | None:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy.int64
         return stringify_id(name, operator.index(value))
     raise InvalidMessage(f"{name} must be a string or an integer, got {type(value).__name__}")
+
+
+def _unproxied(name: str, value: object) -> object:
+    """What a lazy proxy stands for (see :func:`~segment_core.jsonvalues.proxied`),
+    refused naming ``name`` when it cannot be read; ``value`` itself for no proxy."""
+    try:
+        return proxied(value)
+    except ValueError as error:
+        raise InvalidMessage(f"{name}: {error}") from None
 
 
 def _mapping(name: str, value: object) -> dict[str, Any] | None:
@@ -185,8 +202,13 @@ def _optional_str(name: str, value: object) -> str | None:
 
 
 def _text(name: str, value: object) -> str | None:
-    """``value`` as a plain ``str``: a subclass's, or lazy text's (a name translated
-    with ``gettext_lazy``); None for anything else."""
+    """``value`` as a plain ``str``: a subclass's, a proxy's, or lazy text's (a name
+    translated with ``gettext_lazy``); None for anything else."""
+    if type(value) is str:
+        return value
+    target = _unproxied(name, value)
+    if target is not value:
+        return _text(name, target)
     if isinstance(value, str):
         return str.__str__(value)
     try:

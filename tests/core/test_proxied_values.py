@@ -1,0 +1,125 @@
+"""Lazy proxies (Werkzeug's ``LocalProxy``, Django's ``SimpleLazyObject``) pass
+``isinstance()`` as what they stand for: sent as that value wherever a value, a key,
+an id or a name goes, or refused naming the field when they cannot be read. And a
+value whose own code raises, however deep, is refused naming its field."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+from django.utils.functional import SimpleLazyObject
+from werkzeug.local import LocalProxy
+
+from segment_core import Client, InvalidMessage
+from segment_core.collector import CollectorHandle
+from segment_core.messages import Track
+
+Proxy = Callable[[Callable[[], Any]], Any]
+PROXIES: list[Proxy] = [SimpleLazyObject, LocalProxy]
+
+
+@pytest.fixture
+def client(collector_clients: Callable[..., Client]) -> Client:
+    return collector_clients(sync_mode=True)
+
+
+@pytest.mark.parametrize("proxy", PROXIES, ids=["SimpleLazyObject", "LocalProxy"])
+def test_a_proxied_value_is_sent_as_what_it_stands_for(
+    client: Client, segment_collector: CollectorHandle, proxy: Proxy
+) -> None:
+    when = dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone.utc)
+    properties = {
+        "plan": proxy(lambda: "pro"),
+        "seats": proxy(lambda: 3),
+        "ratio": proxy(lambda: 0.5),
+        "trial": proxy(lambda: True),
+        "day": proxy(lambda: dt.date(2024, 5, 1)),
+        "at": proxy(lambda: when),
+        "tags": proxy(lambda: ["a", "b"]),
+        proxy(lambda: "proxied key"): 1,
+    }
+    ok, _ = client.track(proxy(lambda: "u1"), proxy(lambda: "Plan Chosen"), properties)
+    assert ok
+    [event] = segment_collector.wait_for(1)
+    assert event["status"] == "good", event["reasons"]
+    message = event["message"]
+    assert (message["userId"], message["event"]) == ("u1", "Plan Chosen")
+    assert message["properties"] == {
+        "plan": "pro",
+        "seats": 3,
+        "ratio": 0.5,
+        "trial": True,  # not the number 1
+        "day": "2024-05-01",
+        "at": "2024-05-01T12:00:00Z",  # as a datetime property is written
+        "tags": ["a", "b"],
+        "proxied key": 1,
+    }
+
+
+def test_a_typed_message_s_proxied_name_is_sent_as_its_text(
+    client: Client, segment_collector: CollectorHandle
+) -> None:
+    assert client.enqueue(Track(user_id="u1", event=SimpleLazyObject(lambda: "Typed")))[0]
+    [event] = segment_collector.wait_for(1)
+    assert event["message"]["event"] == "Typed"
+
+
+def test_a_proxy_that_cannot_be_read_is_refused_naming_its_field(client: Client) -> None:
+    unbound: Any = LocalProxy(lambda: (_ for _ in ()).throw(RuntimeError("outside a request")))
+    with pytest.raises(InvalidMessage, match=r"^message\.properties\.who: the LocalProxy "):
+        client.track("u1", "E", {"who": unbound})
+    with pytest.raises(InvalidMessage, match=r"^user_id: the LocalProxy could not be read "):
+        client.track(unbound, "E")
+
+
+def test_a_proxy_a_before_send_hook_adds_is_sent_as_its_value(
+    collector_clients: Callable[..., Client], segment_collector: CollectorHandle
+) -> None:
+    def tenant(message: dict[str, Any]) -> dict[str, Any]:
+        properties = {**message["properties"], "tenant": SimpleLazyObject(lambda: "acme")}
+        return {**message, "properties": properties}
+
+    client = collector_clients(sync_mode=True, before_send=tenant)
+    assert client.track("u1", "Hooked", {"a": 1})[0]
+    [event] = segment_collector.wait_for(1)
+    assert event["message"]["properties"] == {"a": 1, "tenant": "acme"}
+
+
+class Gone(Mapping[str, Any]):
+    """A mapping whose backend went away."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("backend gone")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["a"])
+
+    def __len__(self) -> int:
+        return 1
+
+
+class Flaky(enum.Enum):
+    A = 1
+
+    @property
+    def value(self) -> Any:  # type: ignore[override]
+        raise RuntimeError("backend gone")
+
+
+@pytest.mark.parametrize(
+    ("properties", "reason"),
+    [
+        ({"cart": Gone()}, "message.properties.cart: the Gone could not be read as a dict"),
+        ({"cart": [Gone()]}, r"message.properties.cart\[0\]: the Gone could not be read as a dict"),
+        ({"e": Flaky.A}, "message.properties.e: the Flaky could not be read as its value"),
+    ],
+)
+def test_a_nested_value_whose_own_code_raises_is_refused_naming_its_field(
+    client: Client, properties: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(InvalidMessage, match=f"^{reason} \\(RuntimeError: backend gone\\)"):
+        client.track("u1", "E", properties)
