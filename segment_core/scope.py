@@ -35,7 +35,6 @@ from collections.abc import (
     AsyncIterable,
     Callable,
     Coroutine,
-    Generator,
     Iterable,
     Iterator,
     Mapping,
@@ -479,7 +478,7 @@ def restore(
     return None
 
 
-def bound_iteration(items: Iterable[T], obj: Analytics) -> Generator[T, None, None]:
+def bound_iteration(items: Iterable[T], obj: Analytics) -> Iterator[T]:
     """``items``, each made with ``obj`` bound: a streamed response's body, made
     after the view returned, as the server sends it, is still below the view.
 

@@ -64,6 +64,7 @@ from segment_core.scope import (
     bind,
     bound,
     bound_async_iteration,
+    bound_iteration,
     reset,
 )
 from segment_core.web import (
@@ -337,7 +338,7 @@ class SegmentMiddleware:
                     # can still name it in its header; the snippet reads it later.
                     find_csp_nonce(request, tracker.options)
                 finish = _finish_once_sent(tracker, request, response, content_type)
-                _bind_while_streaming(response, tracker, finish)
+                _bind_while_streaming(response, tracker.analytics, finish)
             else:
                 tracker.finish(
                     response.status_code,
@@ -481,19 +482,15 @@ async def _off_the_loop_if_needed(fn: Callable[[], None]) -> None:
         fn()
 
 
-def _bind_while_streaming(
-    response: Any, tracker: RequestTracker, finish: Callable[[], None]
-) -> None:
+def _bind_while_streaming(response: Any, analytics: Analytics, finish: Callable[[], None]) -> None:
     """Keep ``analytics()`` bound while the server pulls each chunk of the body, and
-    make the page call (``finish``) as the body fails once started: Django's ASGI
-    handler closes no response whose body raised. A body that raises before its
-    first chunk makes none (the server answers with an error)."""
+    make the page call (``finish``) as the body fails: Django's ASGI handler closes
+    no response whose body raised."""
     content = response.streaming_content
-    analytics = tracker.analytics
     if response.is_async:
-        response.streaming_content = _async_body(content, tracker, finish)
+        response.streaming_content = _async_body(content, analytics, finish)
     else:
-        response.streaming_content = _sync_body(content, tracker, finish)
+        response.streaming_content = _sync_body(content, analytics, finish)
         # The body's own cleanup (a generator's finally when the visitor leaves)
         # runs from the closers the server's close() calls: bound too.
         closers = getattr(response, "_resource_closers", None)
@@ -502,32 +499,28 @@ def _bind_while_streaming(
 
 
 def _sync_body(
-    content: Iterable[Any], tracker: RequestTracker, finish: Callable[[], None]
+    content: Iterable[Any], analytics: Analytics, finish: Callable[[], None]
 ) -> Iterator[Any]:
     # Its end is no sign of the body sent: Django's ASGI handler reads a sync body
     # whole before sending it. The page call comes as the server closes it.
     try:
-        yield from tracker.streamed_body(content)
+        yield from bound_iteration(content, analytics)
     except Exception:
-        finish()  # no call if it failed before its first chunk (see streamed_body)
+        finish()
         raise
 
 
 async def _async_body(
-    content: AsyncIterable[Any], tracker: RequestTracker, finish: Callable[[], None]
+    content: AsyncIterable[Any], analytics: Analytics, finish: Callable[[], None]
 ) -> AsyncIterator[Any]:
     # Pulled as the server sends: once the last chunk went out, the page call (a
     # test client may then close the response in the event loop, where no hook
     # that uses the ORM could run).
-    body = bound_async_iteration(content, tracker.analytics)
-    started = False
+    body = bound_async_iteration(content, analytics)
     try:
         async for chunk in body:
-            started = True
             yield chunk
     except Exception:
-        if not started:  # the server answers with an error: no page view
-            tracker.body_failed()
         await _off_the_loop_if_needed(finish)
         raise
     finally:

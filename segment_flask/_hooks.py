@@ -37,7 +37,7 @@ from flask.wrappers import Request, Response
 from werkzeug.datastructures import Headers
 
 from segment_core.client import Client
-from segment_core.scope import Analytics, bind, reset
+from segment_core.scope import Analytics, bind, bound_iteration, reset
 from segment_core.signals import emit
 from segment_core.testing import divert, settle_divert
 from segment_core.web import (
@@ -231,7 +231,7 @@ class RequestHooks:
             if streamed:
                 # The page view counts once the body was sent, not when it starts;
                 # analytics() stays bound while the body is made.
-                body: Any = scope.tracker.streamed_body(response.response)
+                body: Any = bound_iteration(response.response, scope.analytics)
                 response.response = body
                 response.call_on_close(_StreamClose(app, scope, response))
             else:

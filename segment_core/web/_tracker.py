@@ -18,12 +18,12 @@ route (``final``: the response is complete) and filled it into ``request_info``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id, stringify_id
-from segment_core.scope import Analytics, Result, bound_iteration
+from segment_core.scope import Analytics, Result
 from segment_core.web._context import fit_context, page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, hook_raised, logger
@@ -60,8 +60,6 @@ if TYPE_CHECKING:
     from segment_core.client import Client
 
 __all__ = ["REDIRECT_STATUSES", "USER_NOT_KNOWN", "RequestAnalytics", "RequestTracker"]
-
-_Chunk = TypeVar("_Chunk")
 
 #: Methods whose answers never carry the cookie: no browser keeps a visitor from them.
 NO_COOKIE_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -1121,33 +1119,6 @@ class RequestTracker:
         self._context_private = False
         if copy:
             self._context_built = _copy_of(_CONTEXT_SLOT.__get__(self.analytics))
-
-    def body_failed(self) -> None:
-        """The streamed body raised before its first chunk: the server answers with
-        an error of its own, and the page was never seen, so it is no page view (as a
-        view that raised is none). Lets go of the request; a later :meth:`finish`
-        makes no call. (A body that fails later still makes its call: the visitor
-        got the page's start, with its status.)"""
-        self._finished = True
-        self._release()
-
-    def streamed_body(self, chunks: Iterable[_Chunk]) -> Iterator[_Chunk]:
-        """A streamed response's ``chunks``, each made with the request's analytics
-        bound (see :func:`~segment_core.scope.bound_iteration`); one that raises
-        before the first chunk ends the page view (:meth:`body_failed`). Closing it
-        closes ``chunks``."""
-        body = bound_iteration(chunks, self.analytics)
-        started = False
-        try:
-            for chunk in body:
-                started = True
-                yield chunk
-        except Exception:
-            if not started:
-                self.body_failed()
-            raise
-        finally:
-            body.close()  # now, as the server closes this: the view's own cleanup
 
     def _release(self) -> None:
         """The response is complete: break the cycles through the framework's request.

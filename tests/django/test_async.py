@@ -250,16 +250,6 @@ async def test_an_async_streamed_page_whose_body_fails_gets_its_page_call(
     assert [m["name"] for m in sent()] == ["astream-failing"]
 
 
-async def test_an_async_streamed_page_whose_body_fails_at_once_gets_none(
-    async_client: AsyncClient, sent: Sent
-) -> None:
-    # The server answers with an error of its own: the page was never seen.
-    response = await async_client.get("/astream-failing-at-once/")
-    with pytest.raises(ViewBug):
-        [chunk async for chunk in response.streaming_content]  # type: ignore[attr-defined]
-    assert sent() == []
-
-
 async def _api_token() -> Token:
     """The REST framework token of a new user, api@example.com."""
     user = await sync_to_async(User.objects.create_user)("api", "api@example.com")

@@ -333,23 +333,6 @@ def test_analytics_is_bound_while_a_streaming_body_is_made(client: Client, sent:
 
 
 @pytest.mark.django_db  # close() sends request_finished, which checks connections
-@pytest.mark.parametrize(
-    ("path", "pages"), [("/stream-failing/", 1), ("/stream-failing-at-once/", 0)]
-)
-def test_a_streamed_body_that_fails_gets_its_page_call_once_it_started(
-    client: Client, sent: Sent, path: str, pages: int
-) -> None:
-    """The server answers a body that fails before its first chunk with an error of
-    its own: no page view. One that fails later was seen, with its 200."""
-    response = client.get(path)
-    with pytest.raises(ViewBug):
-        b"".join(response.streaming_content)  # type: ignore[attr-defined]
-    response.close()
-    assert [m["type"] for m in sent()] == ["page"] * pages
-    assert analytics().anonymous_id is None
-
-
-@pytest.mark.django_db  # close() sends request_finished, which checks connections
 def test_a_streaming_body_s_cleanup_is_bound_when_the_visitor_leaves(
     client: Client, sent: Sent
 ) -> None:

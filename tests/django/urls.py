@@ -36,13 +36,6 @@ urlpatterns = [
     path("stream-left/", views.stream_left, name="stream-left"),
     path("astream-tracked/", views.astream_tracked, name="astream-tracked"),
     path("astream-failing/", views.astream_failing, name="astream-failing"),
-    path(
-        "astream-failing-at-once/",
-        views.astream_failing_at_once,
-        name="astream-failing-at-once",
-    ),
-    path("stream-failing/", views.stream_failing, name="stream-failing"),
-    path("stream-failing-at-once/", views.stream_failing_at_once, name="stream-failing-at-once"),
     path("healthz", views.page, name="healthz"),
     path("assets/app.css", views.page, name="asset"),
     path("app/", include("tests.django.realapp")),

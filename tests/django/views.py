@@ -145,22 +145,6 @@ def stream_tracked(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/html")
 
 
-def stream_failing_at_once(request: HttpRequest) -> StreamingHttpResponse:
-    def chunks() -> Iterator[bytes]:
-        raise ViewBug("the body failed before its first chunk")
-        yield b"never"
-
-    return StreamingHttpResponse(chunks(), content_type="text/html")
-
-
-def stream_failing(request: HttpRequest) -> StreamingHttpResponse:
-    def chunks() -> Iterator[bytes]:
-        yield b"<p>one "
-        raise ViewBug("the body failed once the page had started")
-
-    return StreamingHttpResponse(chunks(), content_type="text/html")
-
-
 def stream_left(request: HttpRequest) -> StreamingHttpResponse:
     def events() -> Iterator[bytes]:
         try:
@@ -187,15 +171,6 @@ async def astream_failing(request: HttpRequest) -> StreamingHttpResponse:
         yield b"<p>one "
         await asyncio.sleep(0)
         raise ViewBug("the body failed once the page had started")
-
-    return StreamingHttpResponse(chunks(), content_type="text/html")
-
-
-async def astream_failing_at_once(request: HttpRequest) -> StreamingHttpResponse:
-    async def chunks() -> AsyncIterator[bytes]:
-        await asyncio.sleep(0)
-        raise ViewBug("the body failed before its first chunk")
-        yield b"never"
 
     return StreamingHttpResponse(chunks(), content_type="text/html")
 

@@ -390,29 +390,6 @@ def test_analytics_is_bound_while_a_streamed_body_is_made(app: Flask, sent: Sent
     assert track["anonymousId"] == page["anonymousId"]
 
 
-@pytest.mark.parametrize(("chunks_first", "pages"), [(1, 1), (0, 0)])
-def test_a_streamed_body_that_fails_gets_its_page_call_once_it_started(
-    app: Flask, sent: Sent, chunks_first: int, pages: int
-) -> None:
-    """The server answers a body that fails before its first chunk with an error of
-    its own: no page view. One that fails later was seen, with its 200."""
-
-    @app.get("/report")
-    def report() -> Response:
-        def rows() -> Iterator[str]:
-            yield from ["<p>row</p>"] * chunks_first
-            raise RuntimeError("the report's database went away")
-
-        return Response(rows(), mimetype="text/html")
-
-    client = app.test_client()
-    with pytest.raises(RuntimeError, match="database went away"):
-        # Werkzeug's client reads up to the first chunk as it answers, then the rest.
-        client.get("/report", buffered=True)
-    assert [m["type"] for m in sent()] == ["page"] * pages
-    assert current() is None
-
-
 @pytest.mark.parametrize("with_context", [True, False], ids=["stream_with_context", "plain"])
 def test_the_hooks_of_a_streamed_page_see_the_request_s_context(
     make_app: MakeApp, sent: Sent, with_context: bool
