@@ -131,14 +131,17 @@ def plain(value: Any, where: str = "message") -> Any:
 
 def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
     kind = type(value)
-    if kind is str or value is None or kind is bool or isinstance(value, uuid.UUID):
+    if kind is str or value is None or kind is bool:
         return value
+    # Before any isinstance(), which reads a proxy's __class__, and so its object.
     if _proxy_reader(kind) is not None:
         try:
             target = proxied(value)
         except ValueError as error:
             raise InvalidMessage(f"{where}: {error}") from None
         return _plain(target, where, depth, open_ids)
+    if isinstance(value, uuid.UUID):
+        return value
     if isinstance(value, _DATES):
         try:
             return date_text(value)
@@ -761,7 +764,7 @@ def _key_text(key: Any, where: str) -> str:
     """A mapping key as JSON writes it (as orjson's OPT_NON_STR_KEYS would)."""
     if type(key) is str:
         return key
-    if _proxy_reader(type(key)) is not None:
+    while _proxy_reader(type(key)) is not None:  # a proxy of a proxy, too
         try:
             key = proxied(key)
         except ValueError as error:

@@ -155,6 +155,9 @@ def _unproxied(name: str, value: object) -> object:
 def _mapping(name: str, value: object) -> dict[str, Any] | None:
     if value is None or type(value) is dict:
         return value
+    target = _unproxied(name, value)
+    if target is not value:  # flask.session, a LocalProxy of a dict: what it stands for
+        return _mapping(name, target)
     try:
         if isinstance(value, dict):
             # What the mapping says it holds: dict() of a dict subclass copies its
@@ -187,6 +190,9 @@ def _context_mapping(value: object) -> dict[str, Any] | None:
     """A call's ``context``: a dict, or a typed :class:`Context` as it encodes."""
     if value is None or type(value) is dict:
         return value
+    target = _unproxied("context", value)
+    if target is not value:
+        return _context_mapping(target)
     if isinstance(value, Context):
         return value.to_dict()
     return _mapping("context", value)
@@ -195,6 +201,9 @@ def _context_mapping(value: object) -> dict[str, Any] | None:
 def _optional_str(name: str, value: object) -> str | None:
     if value is None or type(value) is str:
         return value
+    target = _unproxied(name, value)
+    if target is not value:
+        return _optional_str(name, target)
     text = _text(name, value)
     if text is None:
         raise InvalidMessage(f"{name} must be a string, got {type(value).__name__}")
@@ -259,6 +268,9 @@ def as_local_time(value: dt.datetime) -> dt.datetime:
 def _timestamp(value: object) -> str:
     if value is None:
         return now_timestamp()
+    target = _unproxied("timestamp", value)
+    if target is not value:
+        return _timestamp(target)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = _zoned_if_now(value)
@@ -298,6 +310,9 @@ def _timestamp(value: object) -> str:
 def _message_id(value: object, name: str = "message_id") -> str:
     if value is None:
         return new_message_id()
+    target = _unproxied(name, value)
+    if target is not value:
+        return _message_id(target, name)
     text = stringify_id(name, value)
     if not text:
         raise InvalidMessage(f"{name} must not be empty")
@@ -306,6 +321,14 @@ def _message_id(value: object, name: str = "message_id") -> str:
             f"{name} must be at most {MAX_MESSAGE_ID_LENGTH} characters, got {len(text)}"
         )
     return text
+
+
+def _call_message_id(value: object) -> str:
+    """A call's ``message_id``: a new one for ``""`` too, as analytics-python makes."""
+    value = _unproxied("message_id", value)
+    if value is None or value == "":
+        return new_message_id()
+    return _message_id(value)
 
 
 _HOOK_IDS = (
@@ -623,11 +646,7 @@ class MessageFactory:
         message: dict[str, Any] = {
             "type": kind,
             # analytics-python makes one for "" too.
-            "messageId": (
-                new_message_id()
-                if message_id is None or message_id == ""
-                else _message_id(message_id)
-            ),
+            "messageId": new_message_id() if message_id is None else _call_message_id(message_id),
             "timestamp": now_timestamp() if timestamp is None else _timestamp(timestamp),
         }
         # An empty id beside the other is kept, as analytics-python keeps it.

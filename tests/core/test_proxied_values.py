@@ -123,3 +123,55 @@ def test_a_nested_value_whose_own_code_raises_is_refused_naming_its_field(
 ) -> None:
     with pytest.raises(InvalidMessage, match=f"^{reason} \\(RuntimeError: backend gone\\)"):
         client.track("u1", "E", properties)
+
+
+def _fails(error: Exception) -> Callable[[], Any]:
+    def read() -> Any:
+        raise error
+
+    return read
+
+
+@pytest.mark.parametrize("proxy", PROXIES, ids=["SimpleLazyObject", "LocalProxy"])
+@pytest.mark.parametrize(
+    "error", [KeyError("cart"), ConnectionError("database gone")], ids=["KeyError", "Connection"]
+)
+def test_a_proxy_whose_object_cannot_be_had_is_refused_wherever_it_goes(
+    client: Client, proxy: Proxy, error: Exception
+) -> None:
+    """Django's request.user whose backend fails, a LocalProxy of session["cart"]."""
+    broken = proxy(_fails(error))
+    kind = type(broken).__name__
+    cases: list[tuple[Callable[[], Any], str]] = [
+        (lambda: client.track("u1", "E", {"cart": broken}), "message.properties.cart"),
+        (lambda: client.track("u1", "E", {"cart": [broken]}), r"message.properties.cart\[0\]"),
+        (lambda: client.track("u1", "E", broken), "properties"),
+        (lambda: client.identify("u1", {"a": 1}, context=broken), "context"),
+        (lambda: client.track("u1", "E", timestamp=broken), "timestamp"),
+        (lambda: client.track("u1", "E", message_id=broken), "message_id"),
+        (lambda: client.page("u1", name=broken), "name"),
+        (lambda: client.track(broken, "E"), "user_id"),
+    ]
+    for call, field in cases:
+        with pytest.raises(InvalidMessage, match=f"^{field}: the {kind} could not be read"):
+            call()
+
+
+def test_proxies_of_plain_values_go_where_those_values_go(
+    client: Client, segment_collector: CollectorHandle
+) -> None:
+    nothing = LocalProxy(lambda: None)  # Flask-Login's current_user outside a request
+    twice = LocalProxy(lambda: SimpleLazyObject(lambda: "plan"))
+    assert client.page(
+        "u1",
+        name=nothing,
+        properties=SimpleLazyObject(lambda: {twice: "pro"}),
+        message_id=nothing,
+        timestamp=LocalProxy(lambda: "2024-05-01T12:00:00+02:00"),
+    )[0]
+    [event] = segment_collector.wait_for(1)
+    message = event["message"]
+    assert event["status"] == "good", event["reasons"]
+    assert message["name"] is None and message["properties"] == {"plan": "pro"}
+    assert message["timestamp"] == "2024-05-01T10:00:00.000Z"
+    assert message["messageId"]
