@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 from requests.utils import (
@@ -42,6 +42,7 @@ __all__ = [
     "connection_pool",
     "exchange",
     "post",
+    "proxy_credentials",
 ]
 
 #: 307 and 308 redirects followed in a row, at most, for one request.
@@ -238,12 +239,14 @@ def connection_pool(url: str, config: Config | None, *, size: int) -> urllib3.Po
 def _proxy_for(url: str, config: Config | None) -> str | None:
     """The proxy URL to reach ``url`` through, if any, as ``requests`` picks it: the
     environment's proxies fill the keys the ``proxies`` given do not name (a
-    ``no_proxy`` given replaces ``$NO_PROXY`` for them), a key given as None keeps
-    the environment's out and is dropped, and the most specific key left decides
-    (an empty one: no proxy).
-    A ``no_proxy`` given also bypasses the proxies given beside it."""
+    ``no_proxy`` given replaces ``$NO_PROXY`` for them, and for them alone), a key
+    given as None keeps the environment's out and is dropped, and the most specific
+    key left decides (an empty one: no proxy). A ``no_proxy`` given also bypasses the
+    proxies given beside it."""
     given = dict(config.proxies) if config is not None and config.proxies else {}
     no_proxy = given.get("no_proxy")
+    # Unlike requests, a no_proxy given bypasses the proxies given beside it too (see
+    # the README's differences): what its users mean by it.
     if no_proxy and should_bypass_proxies(url, no_proxy=no_proxy):
         return None
     # A collector on this machine: the environment's HTTP_PROXY is for the network.
@@ -313,3 +316,17 @@ def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         logger.warning(message)
+
+
+def proxy_credentials(pool: object) -> tuple[str, ...]:
+    """What a proxy's answer may echo of the credentials the pool sends it (its
+    ``Proxy-Authorization``'s Basic token, the password in its URL): none without a
+    proxy."""
+    found: list[str] = []
+    for name, value in (getattr(pool, "proxy_headers", None) or {}).items():
+        if str(name).lower() == "proxy-authorization":
+            found.append(str(value).partition(" ")[2])
+    auth = getattr(getattr(pool, "proxy", None), "auth", None)
+    if isinstance(auth, str):
+        found.extend(part for part in (auth, unquote(auth.partition(":")[2])) if part)
+    return tuple(found)

@@ -28,7 +28,7 @@ import urllib3
 
 from segment_core._clock import monotonic
 from segment_core.config import Config
-from segment_core.http_exchange import post
+from segment_core.http_exchange import post, proxy_credentials
 from segment_core.retry import parse_http_date
 
 __all__ = ["OAuthError", "TokenSource", "load_private_key"]
@@ -186,7 +186,8 @@ class TokenSource:
         self._note_server_time(answer.headers.get("Date"))
         if answer.status != 200:
             # The answer may echo the request, the signed assertion with it.
-            text = answer.shown([assertion])
+            # (A proxy's answer may echo the proxy's own credentials.)
+            text = answer.shown([assertion, *proxy_credentials(self._pool)])
             # 4xx other than a rate limit is a configuration problem: retrying will not help.
             retryable = answer.status in (408, 429) or answer.status >= 500
             raise OAuthError(

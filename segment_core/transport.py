@@ -17,7 +17,6 @@ import platform
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 import urllib3
 
@@ -27,7 +26,12 @@ from segment_core.config import Clock, Config
 from segment_core.encoding import format_timestamp, now_timestamp
 from segment_core.errors import is_interruption
 from segment_core.hosts import redact_url
-from segment_core.http_exchange import ERROR_TEXT_BYTES, connection_pool, post
+from segment_core.http_exchange import (
+    ERROR_TEXT_BYTES,
+    connection_pool,
+    post,
+    proxy_credentials,
+)
 from segment_core.oauth import OAuthError, TokenSource
 from segment_core.retry import is_retryable_status, parse_retry_after
 
@@ -202,7 +206,7 @@ class Transport:
         credentials = (
             self._write_key,
             headers.get("Authorization", "").partition(" ")[2],
-            *_proxy_credentials(self._pool),
+            *proxy_credentials(self._pool),
         )
         return Outcome(
             status=answer.status,
@@ -258,17 +262,3 @@ def _stamped_by(now: Clock) -> Callable[[], str]:
         return now_timestamp()
 
     return sent_at
-
-
-def _proxy_credentials(pool: object) -> tuple[str, ...]:
-    """What a proxy's answer may echo of the credentials the pool sends it (its
-    ``Proxy-Authorization``'s Basic token, the password in its URL): none without a
-    proxy."""
-    found: list[str] = []
-    for name, value in (getattr(pool, "proxy_headers", None) or {}).items():
-        if str(name).lower() == "proxy-authorization":
-            found.append(str(value).partition(" ")[2])
-    auth = getattr(getattr(pool, "proxy", None), "auth", None)
-    if isinstance(auth, str):
-        found.extend(part for part in (auth, unquote(auth.partition(":")[2])) if part)
-    return tuple(found)

@@ -95,8 +95,13 @@ def test_an_answer_echoing_the_request_is_logged_short_without_the_key_or_the_ev
     assert BASIC_TOKEN in getattr(error, "body", "")
 
 
+@pytest.mark.parametrize("oauth", [False, True], ids=["batch", "token request"])
 def test_a_proxy_s_answer_echoing_its_credentials_is_shown_without_them(
-    servers: list[Loopback], clients: list[Client], caplog: pytest.LogCaptureFixture
+    servers: list[Loopback],
+    clients: list[Client],
+    caplog: pytest.LogCaptureFixture,
+    oauth_key: str,
+    oauth: bool,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="segment")
     password = "Proxy-Pass_98765"
@@ -109,20 +114,32 @@ def test_a_proxy_s_answer_echoing_its_credentials_is_shown_without_them(
     proxy = start(refusing)
     servers.append(proxy)
     address = proxy.url.removeprefix("http://")
+    oauth_options = {
+        "oauth_client_id": "client-1",
+        "oauth_client_key": oauth_key,
+        "oauth_key_id": "key-1",
+        "oauth_auth_server": "http://auth.invalid",
+    }
     client = Client(
         WRITE_KEY,
         host="http://segment.invalid",
         proxies={"http": f"http://proxyuser:{password}@{address}"},
         max_retries=0,
+        **(oauth_options if oauth else {}),
         **FAST,
     )
     clients.append(client)
     client.track("u1", "Signed Up")
     assert client.flush(30)
-    [seen] = proxy.posted("http://segment.invalid/v1/batch")
+    [seen] = proxy.seen
     assert seen.headers["proxy-authorization"] == f"Basic {token}"  # it was sent
     last_error = client.stats()["last_error"]
-    assert isinstance(last_error, str) and last_error.startswith("HTTP 407: denied Basic ")
+    said = (
+        "OAuth token request refused: HTTP 407: denied Basic "
+        if oauth
+        else "HTTP 407: denied Basic "
+    )
+    assert isinstance(last_error, str) and last_error.startswith(said), last_error
     for text in [*segment_lines(caplog), last_error]:
         assert token not in text and password not in text, text
 
