@@ -1346,6 +1346,8 @@ def _default_value(tokens: Iterator[re.Match[str]]) -> re.Match[str] | None:
     text's end)."""
     for token in tokens:
         word = token.group()
+        if word[0] == "#":  # a comment, anywhere between tokens
+            continue
         if word == "=" or not (word[0].isalpha() or word[0] == "_" or word in "![]"):
             return token
     return None

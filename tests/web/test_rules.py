@@ -360,6 +360,10 @@ def escaped(**values: str) -> str:
             ),
         ),
         (
+            escaped(query='query R(\n $t: String # e-mail\n = "x"\n) { reset(token: $t) }'),
+            escaped(query='query R(\n $t: String # e-mail\n = "REDACTED"\n) { reset(token: $t) }'),
+        ),
+        (
             escaped(query='mutation($p: [String] = ["a"]) { login(password: $p) { ok } }'),
             escaped(query='mutation($p: [String] = "REDACTED") { login(password: $p) { ok } }'),
         ),
