@@ -461,6 +461,7 @@ _TRAIT_OBJECTS = {
     "company": ("name", "industry", "plan"),
 }
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
 def reserved_field_problems(message: object) -> list[str]:
@@ -552,14 +553,8 @@ def _is_number(value: object) -> bool:
 
 
 def _is_numeric_text(value: object) -> bool:
-    """A number written as text: ``"41"``, ``"41.5"``."""
-    if not isinstance(value, str) or not value.strip():
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return value.strip().lower() not in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity")
+    """A number written as text in plain decimal digits: ``"41"``, ``"41.5"``."""
+    return isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value) is not None
 
 
 def _is_iso_date(text: str) -> bool:
