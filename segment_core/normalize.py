@@ -31,6 +31,7 @@ from segment_core.jsonvalues import (
     plain,
     proxied,
     replace_lone_surrogates,
+    without_proxies,
 )
 from segment_core.messages import Context, with_context_structs
 from segment_core.returned import PassedId
@@ -157,7 +158,7 @@ def _mapping(name: str, value: object) -> dict[str, Any] | None:
         return value
     target = _unproxied(name, value)
     if target is not value:  # flask.session, a LocalProxy of a dict: what it stands for
-        return _mapping(name, target)
+        return {} if target is None else _mapping(name, target)
     try:
         if isinstance(value, dict):
             # What the mapping says it holds: dict() of a dict subclass copies its
@@ -615,12 +616,15 @@ class MessageFactory:
         integrations: object,
     ) -> dict[str, Any]:
         # Plain strings and dicts (nearly every call) skip the conversion.
+        # (A proxy of None, Flask-Login's current_user outside a request, is None.)
         if name is not None:
-            message["name"] = name if type(name) is str else _optional_str("name", name)
+            name = name if type(name) is str else _optional_str("name", name)
+            if name is not None:
+                message["name"] = name
         if category is not None:
-            message["category"] = (
-                category if type(category) is str else _optional_str("category", category)
-            )
+            category = category if type(category) is str else _optional_str("category", category)
+            if category is not None:
+                message["category"] = category
         if properties is not None:
             message["properties"] = (
                 properties if type(properties) is dict else _mapping("properties", properties)
@@ -683,9 +687,11 @@ class MessageFactory:
             if type(context) is CheckedContext:  # narrowed by the test: no cast() call
                 checked, given = True, context
             else:
-                checked, given = False, _context_mapping(context)
+                checked, given = False, without_proxies(_context_mapping(context), "context")
             message["context"] = self._context(given)
-            merged = self._integrations(_mapping("integrations", integrations))
+            merged = self._integrations(
+                without_proxies(_mapping("integrations", integrations), "integrations")
+            )
             if merged:
                 message["integrations"] = merged
         if checked and "integrations" not in message and message["type"] != "page":

@@ -172,6 +172,43 @@ def test_proxies_of_plain_values_go_where_those_values_go(
     [event] = segment_collector.wait_for(1)
     message = event["message"]
     assert event["status"] == "good", event["reasons"]
-    assert message["name"] is None and message["properties"] == {"plan": "pro"}
+    assert "name" not in message and message["properties"] == {"plan": "pro"}
     assert message["timestamp"] == "2024-05-01T10:00:00.000Z"
     assert message["messageId"]
+
+
+def test_a_proxy_of_none_as_properties_is_an_empty_dict_as_a_false_value_is() -> None:
+    client = Client("key", send=False)
+    _, message = client.track("u1", "E", LocalProxy(lambda: None))
+    assert message["properties"] == {}
+
+
+def test_proxies_in_a_caller_s_context_and_integrations_are_read(
+    client: Client, segment_collector: CollectorHandle
+) -> None:
+    context = {
+        "ip": LocalProxy(lambda: "203.0.113.7"),
+        "traits": {"email": SimpleLazyObject(lambda: "ada@example.com")},
+        "page": LocalProxy(lambda: {"url": "https://shop.example/"}),
+    }
+    integrations = {"Amplitude": LocalProxy(lambda: False)}
+    assert client.track("u1", "E", context=context, integrations=integrations)[0]
+    [event] = segment_collector.wait_for(1)
+    assert event["status"] == "good", event["reasons"]
+    sent = event["message"]
+    assert sent["context"]["ip"] == "203.0.113.7"
+    assert sent["context"]["traits"] == {"email": "ada@example.com"}
+    assert sent["context"]["page"] == {"url": "https://shop.example/"}
+    assert sent["integrations"]["Amplitude"] is False
+
+
+@pytest.mark.parametrize("proxy", PROXIES, ids=["SimpleLazyObject", "LocalProxy"])
+def test_a_proxy_in_a_context_whose_object_cannot_be_had_is_refused_naming_it(
+    client: Client, proxy: Proxy
+) -> None:
+    broken = proxy(_fails(ConnectionError("database gone")))
+    kind = type(broken).__name__
+    with pytest.raises(InvalidMessage, match=f"^context.traits.email: the {kind} could not be"):
+        client.track("u1", "E", context={"traits": {"email": broken}})
+    with pytest.raises(InvalidMessage, match=f"^integrations.Amplitude: the {kind} could not"):
+        client.track("u1", "E", integrations={"Amplitude": broken})
