@@ -1075,7 +1075,8 @@ class Redactor:
         inside a hidden object or list.
         """
         spans: list[tuple[int, int]] = []
-        tokens = _TOKENS.finditer(text)
+        # Comments stand between any two tokens (JSON has none outside its strings).
+        tokens = (token for token in _TOKENS.finditer(text) if token.group()[0] != "#")
         last = ""
         for token in tokens:
             word = token.group()

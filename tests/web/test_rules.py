@@ -363,6 +363,19 @@ def escaped(**values: str) -> str:
             escaped(query='query R(\n $t: String # e-mail\n = "x"\n) { reset(token: $t) }'),
             escaped(query='query R(\n $t: String # e-mail\n = "REDACTED"\n) { reset(token: $t) }'),
         ),
+        # Comments between any two tokens.
+        (
+            escaped(query='{ reset(token: # from the e-mail\n "x") { ok } }'),
+            escaped(query='{ reset(token: # from the e-mail\n "REDACTED") { ok } }'),
+        ),
+        (
+            escaped(query='{ reset(token # link\n : "x", input: {pin: # 4\n 1234}) }'),
+            escaped(query='{ reset(token # link\n : "REDACTED", input: {pin: # 4\n "REDACTED"}) }'),
+        ),
+        (
+            escaped(query='query($t: String = # default\n "x") { reset(token: $t) }'),
+            escaped(query='query($t: String = # default\n "REDACTED") { reset(token: $t) }'),
+        ),
         (
             escaped(query='mutation($p: [String] = ["a"]) { login(password: $p) { ok } }'),
             escaped(query='mutation($p: [String] = "REDACTED") { login(password: $p) { ok } }'),
