@@ -180,6 +180,8 @@ def masked_secrets(text: str, secrets: Iterable[str | None]) -> str:
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         masked = mask_secret(secret) or ""
         text = text.replace(secret, masked)
+        if "/" in secret:  # as JSON may write it: "\/" (PHP's default)
+            text = text.replace(secret.replace("/", "\\/"), masked)
         for encoded in {quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}:
             if encoded != secret:
                 # Either case of hex digit: encoders differ (%2f, %2F).

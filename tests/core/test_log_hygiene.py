@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from segment_core import Client
-from segment_core.hosts import ANSWER_SHOWN_CHARS
+from segment_core.hosts import ANSWER_SHOWN_CHARS, masked_secrets
 from tests.core.loopback import Loopback, Seen, reply, start
 
 WRITE_KEY = "wk_SuperSecretWriteKey_12345"
@@ -267,3 +267,11 @@ def test_a_refused_host_is_shown_without_its_query_or_fragment(option: str, host
         Client("key", **{option: host})
     assert "SuperSecretProxyKey" not in str(refused.value)
     assert "proxy.example/segment" in str(refused.value)  # which value it was
+
+
+def test_a_secret_written_as_json_escapes_a_slash_is_masked_too() -> None:
+    """PHP's json_encode writes "/" as "\\/": an echoed Basic token still holds it."""
+    token = "cHJveHl1c2VyOj9wYXNz/w=="
+    echoed = json.dumps({"error": f"denied Basic {token}"}).replace("/", "\\/")
+    shown = masked_secrets(echoed, [token])
+    assert token.replace("/", "\\/") not in shown and "cHJv" in shown
