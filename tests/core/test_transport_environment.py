@@ -110,24 +110,11 @@ def test_an_unusable_proxy_of_the_environment_is_ignored_with_one_warning(
     assert not ok and "segment.invalid" in str(error) and "Proxy" not in str(error)
 
 
-def test_a_usable_proxy_of_the_environment_is_still_used(
-    clients: list[Client], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    proxy = start()
-    try:
-        monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)  # chosen first for an http:// host
-        client, errors = _client(clients, "http://segment.invalid")
-        assert client.track("u1", "Through The Proxy")[0], errors
-        [seen] = proxy.posted("http://segment.invalid/v1/batch")
-        assert seen.batch[0]["event"] == "Through The Proxy"
-    finally:
-        proxy.stop()
-
-
 @pytest.mark.parametrize(
     ("given", "environment"),
     [
+        # none given: the environment's usable one, chosen first for an http:// host
+        ({}, {"ALL_PROXY": "socks5://127.0.0.1:1080", "HTTP_PROXY": "{proxy}"}),
         # another scheme's: the environment's http one
         ({"https": "http://127.0.0.1:9"}, {"HTTP_PROXY": "{proxy}"}),
         # the environment's http one comes first

@@ -333,6 +333,18 @@ def test_analytics_is_bound_while_a_streaming_body_is_made(client: Client, sent:
 
 
 @pytest.mark.django_db  # close() sends request_finished, which checks connections
+def test_a_streamed_page_whose_body_fails_gets_its_page_call(client: Client, sent: Sent) -> None:
+    """The visitor has the page's start, with its status."""
+    response = client.get("/stream-failing/")
+    with pytest.raises(ViewBug):
+        b"".join(response.streaming_content)  # type: ignore[attr-defined]
+    response.close()
+    [page] = sent()
+    assert page["type"] == "page" and page["name"] == "stream-failing"
+    assert analytics().anonymous_id is None
+
+
+@pytest.mark.django_db  # close() sends request_finished, which checks connections
 def test_a_streaming_body_s_cleanup_is_bound_when_the_visitor_leaves(
     client: Client, sent: Sent
 ) -> None:

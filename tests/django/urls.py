@@ -36,6 +36,7 @@ urlpatterns = [
     path("stream-left/", views.stream_left, name="stream-left"),
     path("astream-tracked/", views.astream_tracked, name="astream-tracked"),
     path("astream-failing/", views.astream_failing, name="astream-failing"),
+    path("stream-failing/", views.stream_failing, name="stream-failing"),
     path("healthz", views.page, name="healthz"),
     path("assets/app.css", views.page, name="asset"),
     path("app/", include("tests.django.realapp")),

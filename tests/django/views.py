@@ -145,6 +145,14 @@ def stream_tracked(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/html")
 
 
+def stream_failing(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        yield b"<p>one "
+        raise ViewBug("the body failed once the page had started")
+
+    return StreamingHttpResponse(chunks(), content_type="text/html")
+
+
 def stream_left(request: HttpRequest) -> StreamingHttpResponse:
     def events() -> Iterator[bytes]:
         try:

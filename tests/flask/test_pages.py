@@ -390,6 +390,24 @@ def test_analytics_is_bound_while_a_streamed_body_is_made(app: Flask, sent: Sent
     assert track["anonymousId"] == page["anonymousId"]
 
 
+def test_a_streamed_page_whose_body_fails_gets_its_page_call(app: Flask, sent: Sent) -> None:
+    """The visitor has the page's start, with its status."""
+
+    @app.get("/report")
+    def report() -> Response:
+        def rows() -> Iterator[str]:
+            yield "<p>row</p>"
+            raise RuntimeError("the report's database went away")
+
+        return Response(rows(), mimetype="text/html")
+
+    with pytest.raises(RuntimeError, match="database went away"):
+        app.test_client().get("/report", buffered=True)
+    [page] = sent()
+    assert page["type"] == "page" and page["name"] == "report"
+    assert current() is None
+
+
 @pytest.mark.parametrize("with_context", [True, False], ids=["stream_with_context", "plain"])
 def test_the_hooks_of_a_streamed_page_see_the_request_s_context(
     make_app: MakeApp, sent: Sent, with_context: bool
