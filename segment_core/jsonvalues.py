@@ -245,34 +245,43 @@ def proxied(value: Any) -> Any:
         ) from None
 
 
-def without_proxies(value: Any, where: str, depth: int = 1) -> Any:
+def without_proxies(value: Any, where: str) -> Any:
     """``value`` with the lazy proxies it holds in its dicts and lists, at any depth,
     read (see :func:`proxied`); ``value`` itself when it holds none. Raises
     :class:`InvalidMessage` naming the path of one that cannot be read. For a
-    caller's context and integrations, which the Spec's checks read by type."""
+    caller's context and integrations, which the Spec's checks read by type. A value
+    that holds itself, or one nested too deep, is left for those checks to refuse."""
+    return _without_proxies(value, where, 1, set())
+
+
+def _without_proxies(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
     kind = type(value)
     if _proxy_reader(kind) is not None:
         try:
             target = proxied(value)
         except ValueError as error:
             raise InvalidMessage(f"{where}: {error}") from None
-        return without_proxies(target, where, depth)
-    if depth > MAX_NESTING_DEPTH:  # the rest of the checks say so, naming it
+        return _without_proxies(target, where, depth, open_ids)
+    if (kind is not dict and kind is not list) or depth > MAX_NESTING_DEPTH:
         return value
-    if kind is dict:
-        changed = {}
-        for key, item in value.items():
-            read = without_proxies(item, path_to(where, str(key)), depth + 1)
-            if read is not item:
-                changed[key] = read
-        return {**value, **changed} if changed else value
-    if kind is list:
+    if id(value) in open_ids:  # it holds itself: refused as such later
+        return value
+    open_ids.add(id(value))
+    try:
+        if kind is dict:
+            changed = {}
+            for key, item in value.items():
+                read = _without_proxies(item, path_to(where, str(key)), depth + 1, open_ids)
+                if read is not item:
+                    changed[key] = read
+            return {**value, **changed} if changed else value
         items = [
-            without_proxies(item, f"{where}[{index}]", depth + 1)
+            _without_proxies(item, f"{where}[{index}]", depth + 1, open_ids)
             for index, item in enumerate(value)
         ]
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
-    return value
+    finally:
+        open_ids.discard(id(value))
 
 
 #: The reader of each type asked about (None: no proxy), kept for the first types.

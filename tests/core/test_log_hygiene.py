@@ -8,7 +8,7 @@ import base64
 import gzip
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from segment_core import Client
-from segment_core.hosts import ANSWER_SHOWN_CHARS, masked_secrets
+from segment_core.hosts import ANSWER_SHOWN_CHARS, shown_answer
 from tests.core.loopback import Loopback, Seen, reply, start
 
 WRITE_KEY = "wk_SuperSecretWriteKey_12345"
@@ -269,9 +269,19 @@ def test_a_refused_host_is_shown_without_its_query_or_fragment(option: str, host
     assert "proxy.example/segment" in str(refused.value)  # which value it was
 
 
-def test_a_secret_written_as_json_escapes_a_slash_is_masked_too() -> None:
-    """PHP's json_encode writes "/" as "\\/": an echoed Basic token still holds it."""
-    token = "cHJveHl1c2VyOj9wYXNz/w=="
-    echoed = json.dumps({"error": f"denied Basic {token}"}).replace("/", "\\/")
-    shown = masked_secrets(echoed, [token])
-    assert token.replace("/", "\\/") not in shown and "cHJv" in shown
+@pytest.mark.parametrize(
+    "escape",
+    [
+        lambda text: text.replace("/", "\\/"),  # PHP's json_encode
+        lambda text: text.replace("+", "\\u002B"),  # ASP.NET Core's
+        lambda text: text.replace("c", "\\u0063"),
+    ],
+    ids=["slash", "plus", "letter"],
+)
+def test_a_secret_an_answer_echoes_as_json_escapes_it_is_masked_too(
+    escape: Callable[[str], str],
+) -> None:
+    token = "cHJveHl1c2Vy+Oj9wYXNz/w=="
+    echoed = escape(json.dumps({"error": f"denied Basic {token}", "n": "\\u0022"}))
+    shown = shown_answer(echoed, [token])
+    assert shown == "denied Basic cHJv…"

@@ -212,3 +212,12 @@ def test_a_proxy_in_a_context_whose_object_cannot_be_had_is_refused_naming_it(
         client.track("u1", "E", context={"traits": {"email": broken}})
     with pytest.raises(InvalidMessage, match=f"^integrations.Amplitude: the {kind} could not"):
         client.track("u1", "E", integrations={"Amplitude": broken})
+
+
+@pytest.mark.parametrize("where", ["context", "integrations"])
+def test_a_context_that_holds_itself_is_refused_at_once(client: Client, where: str) -> None:
+    node: dict[str, Any] = {"name": "root"}
+    node["parent"] = node
+    node["children"] = [node, node]
+    with pytest.raises(InvalidMessage, match="circular reference"):
+        client.track("u1", "E", **{where: {"tree": node, "on": LocalProxy(lambda: True)}})
