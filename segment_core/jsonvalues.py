@@ -135,11 +135,7 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
         return value
     # Before any isinstance(), which reads a proxy's __class__, and so its object.
     if _proxy_reader(kind) is not None:
-        try:
-            target = proxied(value)
-        except ValueError as error:
-            raise InvalidMessage(f"{where}: {error}") from None
-        return _plain(target, where, depth, open_ids)
+        return _plain(proxied_or_refused(value, where), where, depth, open_ids)
     if isinstance(value, uuid.UUID):
         return value
     if isinstance(value, _DATES):
@@ -257,11 +253,7 @@ def without_proxies(value: Any, where: str) -> Any:
 def _without_proxies(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
     kind = type(value)
     if _proxy_reader(kind) is not None:
-        try:
-            target = proxied(value)
-        except ValueError as error:
-            raise InvalidMessage(f"{where}: {error}") from None
-        return _without_proxies(target, where, depth, open_ids)
+        return _without_proxies(proxied_or_refused(value, where), where, depth, open_ids)
     if (kind is not dict and kind is not list) or depth > MAX_NESTING_DEPTH:
         return value
     if id(value) in open_ids:  # it holds itself: refused as such later
@@ -282,6 +274,15 @@ def _without_proxies(value: Any, where: str, depth: int, open_ids: set[int]) -> 
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     finally:
         open_ids.discard(id(value))
+
+
+def proxied_or_refused(value: Any, where: str) -> Any:
+    """:func:`proxied`, refused with an :class:`InvalidMessage` naming ``where`` when
+    the proxy cannot be read."""
+    try:
+        return proxied(value)
+    except ValueError as error:
+        raise InvalidMessage(f"{where}: {error}") from None
 
 
 #: The reader of each type asked about (None: no proxy), kept for the first types.
@@ -804,10 +805,7 @@ def _key_text(key: Any, where: str) -> str:
     if type(key) is str:
         return key
     while _proxy_reader(type(key)) is not None:  # a proxy of a proxy, too
-        try:
-            key = proxied(key)
-        except ValueError as error:
-            raise InvalidMessage(f"{where} key: {error}") from None
+        key = proxied_or_refused(key, f"{where} key")
     if isinstance(key, enum.Enum):
         key = _enum_value(key, f"{where} key")
     if isinstance(key, str):

@@ -29,7 +29,7 @@ from segment_core.jsonvalues import (
     integer_problem,
     lazy_text,
     plain,
-    proxied,
+    proxied_or_refused,
     replace_lone_surrogates,
     without_proxies,
 )
@@ -147,10 +147,7 @@ def stringify_id(name: str, value: object) -> str | None:
 def _unproxied(name: str, value: object) -> object:
     """What a lazy proxy stands for (see :func:`~segment_core.jsonvalues.proxied`),
     refused naming ``name`` when it cannot be read; ``value`` itself for no proxy."""
-    try:
-        return proxied(value)
-    except ValueError as error:
-        raise InvalidMessage(f"{name}: {error}") from None
+    return proxied_or_refused(value, name)
 
 
 def _mapping(name: str, value: object) -> dict[str, Any] | None:
