@@ -159,34 +159,18 @@ def shown_answer(text: str, secrets: Iterable[str | None]) -> str:
     >>> shown_answer('denied: key=wk_AbCdEfGhIjKl body={"batch":[]}', ["wk_AbCdEfGhIjKl"])
     'denied: key=wk_A… body=…'
     """
-    # A credential the answer echoes as JSON escapes it ("\/", "\u002B") is one to mask.
-    masked = masked_secrets(_readable_escapes(text), secrets)
-    line = (_answer_field(masked) or masked).strip().split("\n", 1)[0].strip()
+    secrets = list(secrets)
+    masked = masked_secrets(text, secrets)
+    field = _answer_field(masked)
+    if field:  # decoded from JSON: a credential it escaped ("\u002B") is whole there
+        field = masked_secrets(field, secrets)
+    line = (field or masked).strip().split("\n", 1)[0].strip()
     echo = _ECHOED_BATCH.search(line)
     if echo is not None:
         line = line[: echo.start()] + "…"
     if len(line) > ANSWER_SHOWN_CHARS:
         line = line[: ANSWER_SHOWN_CHARS - 1] + "…"
     return "".join(character if character.isprintable() else " " for character in line)
-
-
-_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\/")
-
-
-def _readable_escapes(text: str) -> str:
-    r"""``text`` with the JSON escapes of characters that need none written out (``\/``
-    as ``/``, ``\u002B`` as ``+``); those of quotes, backslashes, control characters
-    and surrogates kept, so that JSON stays JSON."""
-
-    def read(escape: re.Match[str]) -> str:
-        if escape.group(1) is None:
-            return "/"
-        character = chr(int(escape.group(1), 16))
-        if character in '"\\' or character < " " or "\ud800" <= character <= "\udfff":
-            return escape.group()
-        return character
-
-    return _JSON_ESCAPE.sub(read, text) if "\\" in text else text
 
 
 def masked_secrets(text: str, secrets: Iterable[str | None]) -> str:

@@ -285,3 +285,15 @@ def test_a_secret_an_answer_echoes_as_json_escapes_it_is_masked_too(
     echoed = escape(json.dumps({"error": f"denied Basic {token}", "n": "\\u0022"}))
     shown = shown_answer(echoed, [token])
     assert shown == "denied Basic cHJv…"
+
+
+@pytest.mark.parametrize(
+    ("answer", "shown"),
+    [
+        ('{"message": "caf\\\\u00e9 \\u00e9"}', "caf\\u00e9 é"),  # an escaped backslash stays
+        ('{"message": "C:\\\\/tmp"}', "C:\\/tmp"),
+        ("plain \\u003cb\\u003e text", "plain \\u003cb\\u003e text"),  # not JSON: as sent
+    ],
+)
+def test_an_answer_without_credentials_is_shown_as_it_reads(answer: str, shown: str) -> None:
+    assert shown_answer(answer, ["wk_unrelated_key_123"]) == shown
