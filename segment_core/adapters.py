@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 
 import segment_core
 from segment_core import _forks
+from segment_core._version import DISTRIBUTION
 from segment_core.client import Client
 from segment_core.config import ALIASES
 
@@ -75,9 +76,8 @@ def require_framework_version(*, adapter: str, framework: str, extra: str) -> No
         found = metadata.version(framework)
     except Exception:  # none installed, or metadata too broken to say: not checked
         return
-    if not isinstance(found, str) or not _release(found):
-        return
-    if _release(found) < _release(minimum):
+    release = _release(found) if isinstance(found, str) else ()
+    if release and release < _release(minimum):
         raise ImportError(
             f"{adapter} needs {framework} >= {minimum}, and {found} is installed: "
             f"pip install 'segment-web[{extra}]'",
@@ -100,8 +100,6 @@ def _minimums() -> dict[tuple[str, str], str]:
     return found
 
 
-#: The distribution's name on PyPI.
-DISTRIBUTION = "segment-web"
 #: A requirement of one extra with a lower bound: ``django>=4.2; extra == "django"``.
 _MINIMUM_OF_EXTRA = re.compile(
     r"(?P<name>[A-Za-z0-9._-]+)\s*>=\s*(?P<minimum>[0-9][0-9.]*)\s*;"

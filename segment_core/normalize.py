@@ -128,7 +128,7 @@ def stringify_id(name: str, value: object) -> str | None:
         if value.bit_length() > MAX_INTEGER_BITS:  # str() would refuse it
             raise InvalidMessage(f"{name}: {integer_problem(value)}")
         return str(value)
-    target = _unproxied(name, value)
+    target = proxied_or_refused(value, name)
     if target is not value:  # a lazy proxy (Werkzeug's LocalProxy, SimpleLazyObject)
         return stringify_id(name, target)
     if isinstance(value, str):  # StrEnum, SafeString, ...: sent as the plain text
@@ -144,16 +144,10 @@ def stringify_id(name: str, value: object) -> str | None:
     raise InvalidMessage(f"{name} must be a string or an integer, got {type(value).__name__}")
 
 
-def _unproxied(name: str, value: object) -> object:
-    """What a lazy proxy stands for (see :func:`~segment_core.jsonvalues.proxied`),
-    refused naming ``name`` when it cannot be read; ``value`` itself for no proxy."""
-    return proxied_or_refused(value, name)
-
-
 def _mapping(name: str, value: object) -> dict[str, Any] | None:
     if value is None or type(value) is dict:
         return value
-    target = _unproxied(name, value)
+    target = proxied_or_refused(value, name)
     if target is not value:  # flask.session, a LocalProxy of a dict: what it stands for
         return {} if target is None else _mapping(name, target)
     try:
@@ -188,7 +182,7 @@ def _context_mapping(value: object) -> dict[str, Any] | None:
     """A call's ``context``: a dict, or a typed :class:`Context` as it encodes."""
     if value is None or type(value) is dict:
         return value
-    target = _unproxied("context", value)
+    target = proxied_or_refused(value, "context")
     if target is not value:
         return _context_mapping(target)
     if isinstance(value, Context):
@@ -199,7 +193,7 @@ def _context_mapping(value: object) -> dict[str, Any] | None:
 def _optional_str(name: str, value: object) -> str | None:
     if value is None or type(value) is str:
         return value
-    target = _unproxied(name, value)
+    target = proxied_or_refused(value, name)
     if target is not value:
         return _optional_str(name, target)
     text = _text(name, value)
@@ -213,7 +207,7 @@ def _text(name: str, value: object) -> str | None:
     translated with ``gettext_lazy``); None for anything else."""
     if type(value) is str:
         return value
-    target = _unproxied(name, value)
+    target = proxied_or_refused(value, name)
     if target is not value:
         return _text(name, target)
     if isinstance(value, str):
@@ -266,7 +260,7 @@ def as_local_time(value: dt.datetime) -> dt.datetime:
 def _timestamp(value: object) -> str:
     if value is None:
         return now_timestamp()
-    target = _unproxied("timestamp", value)
+    target = proxied_or_refused(value, "timestamp")
     if target is not value:
         return _timestamp(target)
     if isinstance(value, dt.datetime):
@@ -308,7 +302,7 @@ def _timestamp(value: object) -> str:
 def _message_id(value: object, name: str = "message_id") -> str:
     if value is None:
         return new_message_id()
-    target = _unproxied(name, value)
+    target = proxied_or_refused(value, name)
     if target is not value:
         return _message_id(target, name)
     text = stringify_id(name, value)
@@ -323,7 +317,7 @@ def _message_id(value: object, name: str = "message_id") -> str:
 
 def _call_message_id(value: object) -> str:
     """A call's ``message_id``: a new one for ``""`` too, as analytics-python makes."""
-    value = _unproxied("message_id", value)
+    value = proxied_or_refused(value, "message_id")
     if value is None or value == "":
         return new_message_id()
     return _message_id(value)

@@ -1342,13 +1342,11 @@ def _key_name(token: str) -> str | None:
 
 
 def _default_value(tokens: Iterator[re.Match[str]]) -> re.Match[str] | None:
-    """After a variable's ``:``, read its type (``String!``, ``[ID]``): the ``=`` that
-    gives its default value, else the token that ends the definition (None at the
-    text's end)."""
+    """After a variable's ``:``, read its type (``String!``, ``[ID]``) from ``tokens``
+    (comments left out): the ``=`` that gives its default value, else the token that
+    ends the definition (None at the text's end)."""
     for token in tokens:
         word = token.group()
-        if word[0] == "#":  # a comment, anywhere between tokens
-            continue
         if word == "=" or not (word[0].isalpha() or word[0] == "_" or word in "![]"):
             return token
     return None
