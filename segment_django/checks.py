@@ -47,8 +47,14 @@ from segment_core.adapters import (
 )
 from segment_core.config import Config
 from segment_core.hosts import is_loopback_url
-from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
-from segment_django.conf import django_message, improperly_configured, web_flag
+from segment_core.web import (
+    WebOptions,
+    check_cookie_names,
+    check_plain_hooks,
+    missing_browser_key,
+    split_options,
+)
+from segment_django.conf import django_cookies, django_message, improperly_configured, web_flag
 from segment_django.middleware import SegmentMiddleware
 
 __all__ = ["check_deployment", "check_settings"]
@@ -107,7 +113,9 @@ def _check_values(segment: Mapping[str, Any]) -> list[CheckMessage]:
             messages.append(_invalid(exc))
     if not messages:
         try:  # rules between web options (page_source needs page_calls); hooks' kind
-            check_plain_hooks(WebOptions.from_mapping(web_options))
+            options = WebOptions.from_mapping(web_options)
+            check_plain_hooks(options)
+            check_cookie_names(options.cookie_name, options.user_cookie_name, django_cookies())
         except (TypeError, ValueError) as exc:
             messages.append(_invalid(exc))
     try:  # together: some rules span options (retry_backoff_max >= retry_backoff_min)

@@ -33,7 +33,7 @@ from segment_core.client import Client
 from segment_core.config import ALIASES, DEFAULT_HOST, FROM_ENVIRONMENT, Config, read_flag
 from segment_core.config import option_names as client_option_names
 from segment_core.testing import divert_in_tests, pytest_running, settle_divert
-from segment_core.web import WebOptions, check_plain_hooks, split_options
+from segment_core.web import WebOptions, check_cookie_names, check_plain_hooks, split_options
 from segment_core.web import option_names as web_option_names
 
 __all__ = [
@@ -134,11 +134,22 @@ def _build_web_options(web: dict[str, Any]) -> WebOptions:
     try:
         options = WebOptions.from_mapping(web)
         check_plain_hooks(options)  # Django calls them in the request's thread
+        check_cookie_names(options.cookie_name, options.user_cookie_name, django_cookies())
         # Django knows where its assets live: never count them as pages. (replace()
         # checks every value again.)
         return replace(options, exclude_paths=(*options.exclude_paths, *conf.asset_paths))
     except ValueError as exc:
         raise improperly_configured(exc) from None
+
+
+def django_cookies() -> dict[str, str]:
+    """The cookies Django and its contrib apps keep, by name, to the setting naming each."""
+    taken: dict[str, str] = {}
+    for setting in ("LANGUAGE_COOKIE_NAME", "CSRF_COOKIE_NAME", "SESSION_COOKIE_NAME"):
+        name = getattr(settings, setting, None)
+        if isinstance(name, str) and name:
+            taken[name] = f"settings.{setting}"
+    return taken
 
 
 def validate() -> None:

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, Request, g
-from werkzeug.exceptions import HTTPException, SecurityError
-from werkzeug.routing import Map, RequestRedirect, Rule
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, SecurityError
+from werkzeug.routing import Map, MapAdapter, RequestRedirect, Rule
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.security import safe_join
@@ -360,10 +360,23 @@ def _params_of_path(url_map: Map, path: str) -> Mapping[str, Any] | None:
     """What the app's router captures from ``path`` (to redact a same-app referrer)."""
     decoded = unquote(path)
     try:
-        rule, params = url_map.bind("localhost").match(decoded, method="GET", return_rule=True)
+        rule, params = _match(url_map.bind("localhost"), decoded)
     except (HTTPException, RequestRedirect, ValueError):
         return None
     return _texts_of(rule, decoded, params)
+
+
+def _match(adapter: MapAdapter, path: str) -> tuple[Rule, Mapping[str, Any]]:
+    """The rule that serves ``path`` and what it captured, whichever methods it
+    allows: a page a form posted to is a page the browser shows, and its address
+    comes back as a referrer."""
+    try:
+        return adapter.match(path, method="GET", return_rule=True)
+    except MethodNotAllowed as refused:
+        if not refused.valid_methods:
+            raise
+        method = sorted(refused.valid_methods)[0]
+        return adapter.match(path, method=method, return_rule=True)
 
 
 def _texts_of(rule: Rule, path: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -455,7 +468,7 @@ def _params_of_host_path(
                 return None
             adapter = url_map.bind(server_name.lower(), subdomain=subdomain)
         decoded = unquote(path)
-        rule, params = adapter.match(decoded, method="GET", return_rule=True)
+        rule, params = _match(adapter, decoded)
     except (HTTPException, RequestRedirect, ValueError):
         return None
     return _texts_of(rule, decoded, params)

@@ -30,7 +30,13 @@ from segment_core.adapters import (
 from segment_core.client import Client
 from segment_core.config import ALIASES, closest_name, options_over
 from segment_core.config import option_names as client_option_names
-from segment_core.web import WebOptions, check_plain_hooks, missing_browser_key, split_options
+from segment_core.web import (
+    WebOptions,
+    check_cookie_names,
+    check_plain_hooks,
+    missing_browser_key,
+    split_options,
+)
 from segment_core.web import option_names as web_option_names
 
 __all__ = ["CONFIG_PREFIX", "SegmentState", "check_keywords", "load_state"]
@@ -145,6 +151,9 @@ def load_state(
     try:
         web = WebOptions.from_mapping(web_kwargs)
         check_plain_hooks(web)  # Flask calls them in the request's thread
+        session_cookie = config.get("SESSION_COOKIE_NAME")
+        taken = {session_cookie: "app.config['SESSION_COOKIE_NAME']"} if session_cookie else {}
+        check_cookie_names(web.cookie_name, web.user_cookie_name, taken)
     except ValueError as exc:
         raise named_by_source(exc, source, "Segment") from None
     if static_url_path:

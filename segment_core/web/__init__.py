@@ -99,7 +99,7 @@ from segment_core.web._tracker import (
     RequestAnalytics,
     RequestTracker,
 )
-from segment_core.web._validate import check_plain_hooks
+from segment_core.web._validate import check_cookie_names, check_plain_hooks
 
 __all__ = [
     "BOT_PATTERN",
@@ -139,6 +139,7 @@ __all__ = [
     "cached_for_short_text",
     "call_hook",
     "campaign",
+    "check_cookie_names",
     "check_plain_hooks",
     "checked_host",
     "client_ip",

@@ -23,6 +23,7 @@ from segment_core.web._validate import (
     Hook,
     IPNetwork,
     PageName,
+    check_cookie_names,
     check_cookie_prefixes,
     decoded_pattern,
     has_secure_prefix,
@@ -275,6 +276,7 @@ class WebOptions:
         object.__setattr__(self, "excluded_routes", frozenset(self.exclude_routes))
         object.__setattr__(self, "content_types", frozenset(self.page_content_types))
         check_cookie_prefixes(self.cookie_name, self.user_cookie_name, self.cookie_domain)
+        check_cookie_names(self.cookie_name, self.user_cookie_name)
         secure = has_secure_prefix(self.cookie_name) or has_secure_prefix(self.user_cookie_name)
         object.__setattr__(self, "secure_cookies", secure)
         if self.page_source == "server" and not self.page_calls:

@@ -604,6 +604,9 @@ _REDACTED_CACHE_SIZE = 1024
 # What stays unescaped when a changed nested value is written back: no ";", which
 # a query may read as a separator.
 _VALUE_SAFE = "/:@!$'()*,~-._"
+#: The characters a value escaped once may hold unescaped and keeps so when rewritten
+#: (``%`` and ``+`` are always escaped: they stand for escapes and spaces).
+_KEPT_IF_UNESCAPED = frozenset("/:@!$'()*,;=?[]{}\"<>^`|\\")
 # What stays unescaped when a changed path segment is written back.
 _SEGMENT_SAFE = _VALUE_SAFE + ";"
 # How a query value that is JSON or a GraphQL document starts, escaped or not: "{",
@@ -1375,7 +1378,9 @@ def _escaped_as(value: str, text: str) -> str:
     the query held it) was escaped: spaces as ``+`` if it wrote them so."""
     if "%" not in value and "+" not in value:  # it came unescaped
         return text
-    return quote_plus(text, safe="") if "+" in value else quote(text, safe="")
+    # What ``value`` wrote unescaped (GraphQL's parentheses, JSON's colons) stays so.
+    kept = "".join(sorted(_KEPT_IF_UNESCAPED.intersection(value)))
+    return quote_plus(text, safe=kept) if "+" in value else quote(text, safe=kept)
 
 
 def _parameter_escaped_as(piece: str, parameter: str) -> str:

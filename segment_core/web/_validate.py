@@ -11,7 +11,7 @@ import ipaddress
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from segment_core.config import check_arguments, import_callable, is_async, read_flag
@@ -320,6 +320,28 @@ def check_cookie_prefixes(
                 f"{option} {name!r} cannot go with cookie_domain {cookie_domain!r}: browsers "
                 "drop a __Host- cookie that names a domain; leave cookie_domain unset (a "
                 "cookie of the host alone) or use a name without that prefix"
+            )
+
+
+def check_cookie_names(
+    cookie_name: str, user_cookie_name: str, taken: Mapping[str, str] | None = None
+) -> None:
+    """ValueError when the two cookies share a name, or when one has the name of a
+    cookie the framework keeps (``taken``: a cookie's name to the setting that
+    names it, ``{"sessionid": "SESSION_COOKIE_NAME"}``): each would overwrite the
+    other, and the framework's value (a session's key) would be sent as an id."""
+    if cookie_name == user_cookie_name:
+        raise ValueError(
+            f"cookie_name and user_cookie_name are both {cookie_name!r}: the anonymous id "
+            "and the user id would overwrite each other; give them different names"
+        )
+    for option, name in (("cookie_name", cookie_name), ("user_cookie_name", user_cookie_name)):
+        setting = (taken or {}).get(name)
+        if setting is not None:
+            raise ValueError(
+                f"{option} {name!r} is already the name of another cookie ({setting}): "
+                "the two would overwrite each other and that cookie's value would be sent "
+                "to Segment as an id; choose another name"
             )
 
 

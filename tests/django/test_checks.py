@@ -146,6 +146,15 @@ def test_e002_a_key_written_as_its_environment_variable_names_the_option(setting
             "COOKIE_NAME '__Host-ajs' cannot go with COOKIE_DOMAIN",
         ),
         ({"BEFORE_SEND": "tests.django.hooks.no_such_hook"}, "BEFORE_SEND: cannot import"),
+        # A name Django's own cookies have: each would overwrite the other.
+        (
+            {"COOKIE_NAME": "sessionid"},
+            "COOKIE_NAME 'sessionid' is already the name of another cookie "
+            "(settings.SESSION_COOKIE_NAME)",
+        ),
+        ({"USER_COOKIE_NAME": "csrftoken"}, "(settings.CSRF_COOKIE_NAME)"),
+        ({"COOKIE_NAME": "django_language"}, "(settings.LANGUAGE_COOKIE_NAME)"),
+        ({"COOKIE_NAME": "uid", "USER_COOKIE_NAME": "uid"}, "both 'uid'"),
     ],
 )
 def test_e003_invalid_values_name_the_option(
@@ -364,3 +373,16 @@ def test_the_middleware_without_the_app_connects_its_receivers_and_says_so(
         "INSTALLED_APPS: add it, for the system checks of the SEGMENT setting (manage.py "
         "check) and for the client of management commands and signal receivers"
     ]
+
+
+def test_a_cookie_name_taken_by_django_stops_the_middleware(settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from segment_django import conf
+
+    settings.SESSION_COOKIE_NAME = "shop_session"
+    settings.SEGMENT = {"WRITE_KEY": "k", "SEND": False, "COOKIE_NAME": "shop_session"}
+    with pytest.raises(ImproperlyConfigured, match=r"settings.SESSION_COOKIE_NAME"):
+        conf.validate()
+    settings.SEGMENT = {"WRITE_KEY": "k", "SEND": False, "COOKIE_NAME": "sessionid"}
+    conf.validate()  # Django's default name is free once the session's cookie is renamed

@@ -40,3 +40,22 @@ def test_a_secret_path_value_with_escaped_and_literal_slashes_is_redacted(
     assert download_page["name"] == "/dl/REDACTED"
     assert home["properties"]["referrer"] == "http://localhost/dl/REDACTED?a=1"
     assert SECRET not in json.dumps([track, download_page, home])
+
+
+def test_a_secret_value_of_a_route_that_serves_no_get_is_redacted_from_a_referrer(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    # A form posts to /invite/<token>/accept; the page it answers with links on.
+    app = make_app()
+
+    @app.route("/invite/<invite_token>/accept", methods=["POST", "PUT"])
+    def accept(invite_token: str) -> str:
+        return "<p>welcome</p>"
+
+    client = app.test_client()
+    client.get("/", headers={"Referer": f"http://localhost/invite/{SECRET}/accept?a=1"})
+    client.get(f"/?next=/invite/{SECRET}/accept")
+    from_form, with_next = sent()
+    assert from_form["properties"]["referrer"] == "http://localhost/invite/REDACTED/accept?a=1"
+    assert with_next["properties"]["url"] == "http://localhost/?next=/invite/REDACTED/accept"
+    assert SECRET not in json.dumps([from_form, with_next])

@@ -228,6 +228,19 @@ async def _async_consent(request: Any) -> bool:
             {},
             r"COOKIE_NAME'\]: cookie_name '__Host-ajs' cannot go with cookie_domain",
         ),
+        # The session's cookie: each would overwrite the other.
+        (
+            {"SEGMENT_COOKIE_NAME": "session"},
+            {},
+            r"COOKIE_NAME'\]: cookie_name 'session' is already the name of another cookie "
+            r"\(app.config\['SESSION_COOKIE_NAME'\]\)",
+        ),
+        (
+            {"SESSION_COOKIE_NAME": "shop"},
+            {"user_cookie_name": "shop"},
+            r"SegmentFlask\(user_cookie_name=...\): user_cookie_name 'shop' is already",
+        ),
+        ({"SEGMENT_USER_COOKIE_NAME": "ajs_anonymous_id"}, {}, r"are both 'ajs_anonymous_id'"),
     ],
 )
 def test_bad_values_name_the_option(

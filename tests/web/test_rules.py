@@ -321,6 +321,13 @@ def escaped(**values: str) -> str:
         ('v={"pin":1234,"pass\\u0077ord":"x"}', 'v={"pin":"REDACTED","pass\\u0077ord":"REDACTED"}'),
         # Escaped as it came: %20 for a space stays %20.
         ("v=%7B%22apiKey%22%3A%20%22sk%22%7D", "v=%7B%22apiKey%22%3A%20%22REDACTED%22%7D"),
+        # What came unescaped stays so (a browser leaves parentheses and colons as typed).
+        (
+            "query=query%20%7B%20a(token%3A%20%22x%22)%20%7D",
+            "query=query%20%7B%20a(token%3A%20%22REDACTED%22)%20%7D",
+        ),
+        ('v=%7B"pin":1,"q":"a%20b"%7D', 'v=%7B"pin":"REDACTED","q":"a%20b"%7D'),
+        ("v=%7B%22token%22:%22a+b%22%7D", "v=%7B%22token%22:%22REDACTED%22%7D"),
         # Cut short (a browser's or a proxy's limit): what follows a secret name goes.
         (escaped(v='{"token": "abc'), escaped(v='{"token": "REDACTED"')),
         (escaped(v='{"token": {"a": [1, "x'), escaped(v='{"token": "REDACTED"')),
