@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from segment_core.errors import InvalidMessage
+from segment_core.jsonvalues import describe
 from segment_core.messages import camel_case, struct_fields
 
 __all__ = ["Integrations", "Properties", "Traits"]
@@ -253,5 +254,7 @@ class Integrations(_Builder):
 
 def _destination(name: object) -> str:
     if not isinstance(name, str) or not name:
-        raise InvalidMessage(f"an integration's name must be a non-empty string, got {name!r}")
+        raise InvalidMessage(
+            f"an integration's name must be a non-empty string, got {describe(name)}"
+        )
     return name

@@ -22,11 +22,11 @@ from segment_core.encoding import encode, encode_simple
 from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.hosts import doubled_api_path, redact_url
 from segment_core.injection import InjectedMessageFactory
-from segment_core.jsonvalues import path_to
+from segment_core.jsonvalues import error_text
 from segment_core.messages import Message
 from segment_core.normalize import WHOLE_MESSAGE, MessageFactory, check_hook_result
 from segment_core.returned import complete
-from segment_core.spec import MESSAGE_TYPES
+from segment_core.spec import MESSAGE_TYPES, path_to
 from segment_core.spool import Spool
 from segment_core.stats import Stats
 from segment_core.worker import SHUT_DOWN, Worker
@@ -591,6 +591,16 @@ class Client(ClientSettings):
                 "%s; sending the message unchanged",
                 _as_the_hooks(str(error)),
                 exc_info=False,
+            )
+            return message, data
+        except Exception as error:  # a value whose own code raised as it was read
+            if is_interruption(error):
+                raise
+            self._hook_failures.failed(
+                "before_send",
+                "before_send returned a message that cannot be read (%s); sending the "
+                "message unchanged",
+                error_text(error),
             )
             return message, data
         return checked, encoded

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from segment_core.errors import InvalidMessage, is_interruption
-from segment_core.spec import MAX_NESTING_DEPTH
+from segment_core.spec import MAX_NESTING_DEPTH, path_to, qualified_type_name, type_name
 
 __all__ = [
     "MAX_INTEGER_BITS",
@@ -175,7 +175,7 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
             raise InvalidMessage(f"{where}: {error}") from None
         if text is None:
             raise InvalidMessage(
-                f"{where}: a value of type {_qualified_type_name(value)} cannot be encoded as JSON"
+                f"{where}: a value of type {qualified_type_name(value)} cannot be encoded as JSON"
             )
         return text
     if id(value) in open_ids:
@@ -208,7 +208,7 @@ def _read(read: Callable[[Any], Any], value: Any, where: str, what: str) -> Any:
         if is_interruption(error):
             raise
         raise InvalidMessage(
-            f"{where}: the {_type_name(value)} could not be read as {what} ({_error_text(error)})"
+            f"{where}: the {type_name(value)} could not be read as {what} ({error_text(error)})"
         ) from None
 
 
@@ -237,7 +237,7 @@ def proxied(value: Any) -> Any:
         if is_interruption(error):
             raise
         raise ValueError(
-            f"the {_type_name(value)} could not be read ({_error_text(error)})"
+            f"the {type_name(value)} could not be read ({error_text(error)})"
         ) from None
 
 
@@ -338,7 +338,7 @@ def lazy_text(value: object) -> str | None:
                 text = str(value)
             except Exception as error:
                 raise ValueError(
-                    f"lazy text ({_type_name(value)}) whose str() failed ({_error_text(error)})"
+                    f"lazy text ({type_name(value)}) whose str() failed ({error_text(error)})"
                 ) from None
             return str.__str__(text)  # a lazy SafeString, say: sent as plain text
     return None
@@ -513,26 +513,9 @@ def _utc_text(value: dt.datetime, offset: dt.timedelta) -> str:
 def _no_offset(value: dt.datetime | dt.time, error: Exception) -> str:
     kind = "datetime" if isinstance(value, dt.datetime) else "time"
     return (
-        f"the {kind}'s tzinfo {_type_name(value.tzinfo)} gives no usable UTC offset "
-        f"({_error_text(error)})"
+        f"the {kind}'s tzinfo {type_name(value.tzinfo)} gives no usable UTC offset "
+        f"({error_text(error)})"
     )
-
-
-#: The longest key an error's path shows whole.
-_PATH_KEY_SHOWN = 60
-
-
-def path_to(where: str, key: object) -> str:
-    """The path of ``key`` in the object at ``where``, for an error: a long key (a URL
-    or a search text as a key) cut, so the message stays short whatever the data.
-
-    >>> path_to("message.properties", "k" * 100)
-    'message.properties.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk…(100 characters)'
-    """
-    text = str(key)
-    if len(text) > _PATH_KEY_SHOWN:
-        text = f"{text[:40]}…({len(text)} characters)"
-    return f"{where}.{text}" if where else text
 
 
 def short_repr(value: object) -> str:
@@ -546,7 +529,7 @@ def short_repr(value: object) -> str:
     try:
         text = _SHORT.repr(value)
     except Exception:  # a repr that raises, however deep
-        return f"<{_type_name(value)} whose repr failed>"
+        return f"<{type_name(value)} whose repr failed>"
     if len(text) > _SHORT_LENGTH:  # a repr that ignores the limits (a class's own)
         text = text[: _SHORT_LENGTH - 3] + "..."
     return text
@@ -566,23 +549,10 @@ def describe(value: object) -> str:
         if len(text) > _SHORT.maxstring:
             return f"a string of {len(text)} characters"
         return repr(str.__str__(text))  # a subclass's own repr may say anything
-    return f"{_type_name(value)} {short_repr(value)}"
+    return f"{type_name(value)} {short_repr(value)}"
 
 
-def _type_name(value: object) -> str:
-    name = getattr(type(value), "__name__", None)
-    return name if isinstance(name, str) else "object"
-
-
-def _qualified_type_name(value: object) -> str:
-    """``numpy.bool`` rather than ``bool``: a refused type that shares a name with
-    an accepted one must not read as that one."""
-    module = getattr(type(value), "__module__", None)
-    name = _type_name(value)
-    return name if module == "builtins" or not isinstance(module, str) else f"{module}.{name}"
-
-
-def _error_text(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
     """``RuntimeError: tz database not loaded``, cut short; never raises."""
     try:
         text = str(error)
@@ -590,7 +560,7 @@ def _error_text(error: BaseException) -> str:
         text = ""
     if len(text) > _SHORT_LENGTH * 2:
         text = text[: _SHORT_LENGTH * 2 - 3] + "..."
-    return f"{_type_name(error)}: {text}" if text else _type_name(error)
+    return f"{type_name(error)}: {text}" if text else type_name(error)
 
 
 def replace_lone_surrogates(value: Any, where: str, found: list[str]) -> Any:
@@ -794,7 +764,7 @@ def _plain_fields(value: Any, where: str, depth: int, open_ids: set[int]) -> dic
             item = getattr(value, name)
         except Exception as error:  # a field never set, a descriptor that raises
             raise InvalidMessage(
-                f"{where}.{name}: the field could not be read ({_error_text(error)})"
+                f"{where}.{name}: the field could not be read ({error_text(error)})"
             ) from None
         out[name] = _plain(item, f"{where}.{name}", depth + 1, open_ids)
     return out
@@ -842,5 +812,5 @@ def _key_text(key: Any, where: str) -> str:
     if isinstance(key, (float, decimal.Decimal)):  # the finite ones were taken above
         problem = "NaN and infinities cannot be keys (JSON has no such numbers)"
     else:
-        problem = f"a key of type {_qualified_type_name(key)} cannot be used"
+        problem = f"a key of type {qualified_type_name(key)} cannot be used"
     raise InvalidMessage(f"{where} key {short_repr(key)}: {problem}")

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from segment_core.errors import InvalidMessage
-from segment_core.jsonvalues import path_to
-from segment_core.spec import CONTEXT_OBJECTS, MAX_NESTING_DEPTH
+from segment_core.spec import CONTEXT_OBJECTS, MAX_NESTING_DEPTH, path_to
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

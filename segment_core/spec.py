@@ -172,7 +172,7 @@ def _check_contents(
     message: Mapping[str, Any], kind: object, reasons: list[str], context_checked: bool = False
 ) -> None:
     integrations = message.get("integrations")
-    if integrations:
+    if integrations is not None:
         _check_integrations(integrations, reasons)
     if not context_checked:
         _check_context(message.get("context"), reasons)
@@ -348,7 +348,8 @@ def _check_integrations(integrations: object, reasons: list[str]) -> None:
     for name, flag in integrations.items():
         if not isinstance(flag, bool | dict):
             reasons.append(
-                f"integrations.{name} must be a boolean or an object, got {json_type(flag)}"
+                f"{path_to('integrations', name)} must be a boolean or an object, "
+                f"got {json_type(flag)}"
             )
 
 
@@ -419,7 +420,7 @@ def _check_consent(consent: object, reasons: list[str]) -> None:
     for category, allowed in preferences.items():
         if not isinstance(allowed, bool):
             reasons.append(
-                f"context.consent.categoryPreferences.{category} must be a boolean, "
+                f"{path_to('context.consent.categoryPreferences', category)} must be a boolean, "
                 f"got {json_type(allowed)}"
             )
 
@@ -588,7 +589,38 @@ def json_type(value: object) -> str:
         return "array"
     if isinstance(value, dict):
         return "object"
-    return type(value).__name__
+    return qualified_type_name(value)
+
+
+def type_name(value: object) -> str:
+    """The name of ``value``'s type (``"object"`` if it has none that is text)."""
+    name = getattr(type(value), "__name__", None)
+    return name if isinstance(name, str) else "object"
+
+
+def qualified_type_name(value: object) -> str:
+    """``numpy.bool`` rather than ``bool``: a refused type that shares a name with
+    an accepted one must not read as that one."""
+    module = getattr(type(value), "__module__", None)
+    name = type_name(value)
+    return name if module == "builtins" or not isinstance(module, str) else f"{module}.{name}"
+
+
+#: The longest key an error's path shows whole.
+_PATH_KEY_SHOWN = 60
+
+
+def path_to(where: str, key: object) -> str:
+    """The path of ``key`` in the object at ``where``, for an error: a long key (a URL
+    or a search text as a key) cut, so the message stays short whatever the data.
+
+    >>> path_to("message.properties", "k" * 100)
+    'message.properties.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk…(100 characters)'
+    """
+    text = str(key)
+    if len(text) > _PATH_KEY_SHOWN:
+        text = f"{text[:40]}…({len(text)} characters)"
+    return f"{where}.{text}" if where else text
 
 
 def _show(value: str, limit: int = 60) -> str:

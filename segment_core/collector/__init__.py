@@ -13,6 +13,7 @@ test process:
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -57,11 +58,25 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    require_extra_versions()
     try:
         module = importlib.import_module(f"{__name__}.{home}")
     except ModuleNotFoundError as error:
         raise with_extra_hint(error) from None
     return getattr(module, name)
+
+
+@functools.cache
+def require_extra_versions() -> None:
+    """ImportError naming the version needed when Starlette or uvicorn is older than
+    the extra asks for (a project pinned to an old one), rather than a TypeError
+    from deep inside them once the collector starts."""
+    from segment_core.adapters import require_framework_version
+
+    for framework in _EXTRA_MODULES:
+        require_framework_version(
+            adapter="the local collector", framework=framework, extra="collector"
+        )
 
 
 def with_extra_hint(error: ModuleNotFoundError) -> ModuleNotFoundError:

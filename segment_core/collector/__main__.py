@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from segment_core.collector import require_extra_versions
 from segment_core.collector.forward import checked_base_url
 from segment_core.collector.guard import allowed_host_name
 from segment_core.hosts import check_write_key
@@ -103,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    try:
+        require_extra_versions()
+    except ImportError as error:  # one too old: the version needed and the pip line
+        sys.exit(f"segment-collector: {error}")
     try:
         from segment_core.collector.app import create_app
         from segment_core.collector.background import CollectorServer, bind_socket, local_url

@@ -60,3 +60,40 @@ def test_each_client_logs_its_hooks_first_failure_as_an_error(
         assert client.track("u1", "Signed Up")[0]
     assert len(_hook_records(caplog, logging.ERROR)) == 2
     assert len(_hook_records(caplog, logging.DEBUG)) == 2
+
+
+class _Ambiguous:
+    """A value whose truth cannot be told (as a pandas Series' or a numpy array's)."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value is ambiguous")
+
+
+class _UnreadableDict(dict[str, Any]):
+    def items(self) -> Any:
+        raise RuntimeError("backend gone")
+
+
+@pytest.mark.parametrize(
+    ("change", "logged"),
+    [
+        ({"integrations": _Ambiguous()}, "integrations must be an object, got "),
+        ({"context": _UnreadableDict(ip="1.2.3.4")}, "cannot be read (RuntimeError: backend gone)"),
+    ],
+    ids=["ambiguous-truth", "items-raise"],
+)
+def test_a_result_whose_values_raise_as_they_are_read_is_the_hooks_failure(
+    collector_clients: Callable[..., Client],
+    segment_collector: CollectorHandle,
+    caplog: pytest.LogCaptureFixture,
+    change: dict[str, Any],
+    logged: str,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="segment.core")
+    client = collector_clients(before_send=lambda message: {**message, **change})
+    assert client.track("u1", "Signed Up", {"plan": "pro"})[0]
+    assert client.flush(10)
+    [sent] = segment_collector.wait_for(1, type="track")
+    assert sent["message"]["properties"] == {"plan": "pro"}  # the caller's message, unchanged
+    [error] = _hook_records(caplog, logging.ERROR)
+    assert logged in error.getMessage()

@@ -586,6 +586,50 @@ def test_a_long_key_on_the_path_of_a_refused_value_is_cut_in_the_error() -> None
         assert "…(40000 characters)" in str(refused.value)
 
 
+def test_a_long_integration_or_consent_name_is_cut_in_the_error() -> None:
+    client = Client("k", send=False)
+    key = "k" * 30_000
+    for options in (
+        {"integrations": {key: "yes"}},
+        {"context": {"consent": {"categoryPreferences": {key: "yes"}}}},
+    ):
+        with pytest.raises(InvalidMessage) as refused:
+            client.track("u1", "Searched", **options)
+        assert len(str(refused.value)) < 400, str(refused.value)[:200]
+        assert "…(30000 characters)" in str(refused.value)
+
+
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize("name", [_BadRepr(), b"x" * 1_000_000, list(range(100_000))])
+def test_a_bad_integration_name_is_refused_briefly(name: object) -> None:
+    from segment_core import Integrations
+
+    for call in (
+        lambda: Integrations().enable(name),  # type: ignore[arg-type]
+        lambda: Integrations().disable(name),  # type: ignore[arg-type]
+        lambda: Integrations().set(name, {"a": 1}),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(InvalidMessage, match="an integration's name must be") as refused:
+            call()
+        assert len(str(refused.value)) < 200
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"context": {"active": ForeignBool()}}, {"integrations": {"All": ForeignBool()}}],
+    ids=["context.active", "integrations.All"],
+)
+def test_a_refused_type_named_as_an_accepted_one_reads_by_its_module(
+    client: Client, options: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidMessage, match=r"got tests\.core\.test_hostile_values\.bool"):
+        client.track("u1", "Searched", **options)
+
+
 @pytest.mark.parametrize(
     "offset", [dt.timedelta(seconds=-30), dt.timedelta(microseconds=5)], ids=["30 s", "5 µs"]
 )

@@ -230,3 +230,33 @@ def test_a_framework_whose_metadata_says_no_version_is_not_checked(
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     result = _run(["-c", "import segment_flask"], Path(__file__).resolve().parents[2], env)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("distribution", "old", "minimum"),
+    [("uvicorn", "0.20.0", "0.29"), ("starlette", "0.27.0", "0.37")],
+)
+def test_the_collector_with_a_dependency_too_old_names_the_version_it_needs(
+    tmp_path: Path, distribution: str, old: str, minimum: str
+) -> None:
+    installed = tmp_path / f"{distribution}-{old}.dist-info"
+    installed.mkdir()
+    (installed / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {old}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    needed = (
+        f"the local collector needs {distribution} >= {minimum}, and {old} is installed: "
+        "pip install 'segment-web[collector]'"
+    )
+    result = _run(["-c", _CONSOLE_SCRIPT], tmp_path, env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"segment-collector: {needed}"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_app.py").write_text("def test_collector(segment_collector):\n    pass\n")
+    result = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env)
+    output = result.stdout + result.stderr
+    assert "1 error" in output, output
+    assert f"segment_collector: {needed}" in output
+    assert "Traceback" not in output and "INTERNALERROR" not in output
