@@ -579,7 +579,9 @@ def is_async(hook: object) -> bool:
 
 
 def import_callable(name: str, path: str) -> Callable[..., Any]:
-    """Import ``"package.module.attr"`` or ``"package.module:attr"`` for option ``name``."""
+    """Import ``"package.module.attr"`` or ``"package.module:attr"`` for option ``name``;
+    after a ``:``, a dotted path of attributes (``"myapp.hooks:Scrubber.scrub"``), as
+    entry points write one."""
     module_name, sep, attr = path.partition(":")
     if not sep:
         module_name, _, attr = path.rpartition(".")
@@ -592,7 +594,9 @@ def import_callable(name: str, path: str) -> Callable[..., Any]:
             "(e.g. 'myapp.hooks:function')"
         )
     try:
-        target = getattr(importlib.import_module(module_name), attr)
+        target = importlib.import_module(module_name)
+        for part in attr.split(".") if sep else (attr,):
+            target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"{name}: cannot import {path!r}: {exc}") from None
     except Exception as exc:  # the module itself failed as it was imported

@@ -71,6 +71,8 @@ def _page_or_screen(message: dict[str, Any]) -> None:
 def _common(message: dict[str, Any]) -> None:
     if "integrations" not in message:
         message["integrations"] = {}
+    if "context" not in message:  # (a before_send hook left it out)
+        message["context"] = {}
     if "userId" not in message:
         message["userId"] = None
     if "anonymousId" not in message:
@@ -81,6 +83,8 @@ def _alias(message: dict[str, Any]) -> None:
     _passed(message, "previousId")
     if "integrations" not in message:
         message["integrations"] = {}
+    if "context" not in message:
+        message["context"] = {}
     if "anonymousId" not in message:
         message["anonymousId"] = None
 

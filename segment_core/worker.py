@@ -73,6 +73,8 @@ SHUT_DOWN = "shut_down"
 BUSY_SEND_INTERVAL = 0.5
 #: The longest wait between two looks at an empty buffer when ``flush_interval`` is 0.
 _IDLE_CHECK = 0.05
+#: How many times a flush() waits again for what was accepted while it waited.
+_FLUSH_ROUNDS = 4
 #: After an unexpected error of the sender loop: the pause, and the least time
 #: between two logs of it (seconds).
 _ERROR_PAUSE = 0.5
@@ -258,7 +260,20 @@ class Worker:
             self._flush_upto = max(self._flush_upto, target)
             self._has_work.notify_all()
             delivered = self._delivery.sent
-            while self._done_upto() < target:
+            rounds = 1
+            while True:
+                if self._done_upto() >= target:
+                    # Accepted while it waited (a delivery hook's track() of a loss, as
+                    # analytics-python's flush() waits for): waited for too, a few
+                    # rounds deep, so that a busy app's flush() still ends.
+                    later = self._taken + len(self._buffer)
+                    if later == target or rounds == _FLUSH_ROUNDS:
+                        break
+                    rounds += 1
+                    target = later
+                    self._flush_upto = max(self._flush_upto, target)
+                    self._has_work.notify_all()
+                    continue
                 if self._closing and not self._buffer and not self._in_flight:
                     # Shutting down and nothing left: a message put() took back as
                     # the shutdown began was counted in the target, and never comes.

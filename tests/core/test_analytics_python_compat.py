@@ -98,6 +98,18 @@ def test_code_written_for_analytics_python_reads_every_key() -> None:
     assert (page["name"], page["category"], page["userId"]) == (None, None, None)
 
 
+@pytest.mark.parametrize("name", list(CALLS))
+def test_a_hook_that_leaves_keys_out_still_returns_every_key(name: str) -> None:
+    # A privacy hook: the wire goes without them, the returned message keeps its shape.
+    def lean(message: dict[str, Any]) -> dict[str, Any]:
+        kept = ("type", "messageId", "timestamp", "userId", "anonymousId", "event")
+        return {key: value for key, value in message.items() if key in kept}
+
+    _, theirs = CALLS[name](TheirClient("write-key", send=False))
+    _, ours = CALLS[name](Client("write-key", send=False, before_send=lean))
+    assert set(ours) == set(theirs)
+
+
 def test_the_returned_message_is_the_callers_to_change(receiver: Receiver) -> None:
     # Nothing of a returned message is shared with the next one, whichever client.
     defaults = {"app": {"name": "shop", "version": "1.0"}, "tags": [["a"]]}

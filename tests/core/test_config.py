@@ -487,6 +487,20 @@ def test_the_client_hooks_may_be_dotted_paths(receiver: Receiver) -> None:
     client.shutdown(timeout=5)
 
 
+class Scrubber:
+    @staticmethod
+    def scrub(message: dict[str, Any]) -> dict[str, Any]:
+        return message
+
+
+def test_a_hook_may_be_an_attribute_of_an_attribute_after_the_colon() -> None:
+    # As entry points write one: a method of a class, a function of an object.
+    client = Client("key", send=False, before_send="tests.core.test_config:Scrubber.scrub")
+    assert client.config.before_send is Scrubber.scrub
+    with pytest.raises(ValueError, match=r"cannot import 'tests.core.test_config:Scrubber.nope'"):
+        Client("key", send=False, before_send="tests.core.test_config:Scrubber.nope")
+
+
 @pytest.mark.parametrize(
     ("name", "path", "text"),
     [

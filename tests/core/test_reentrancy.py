@@ -279,3 +279,30 @@ def test_shutdown_returns_true_once_everything_is_delivered_or_failed_for_good(
     assert client.flush(HUNG) is True
     assert client.shutdown(HUNG) is True
     assert client.stats()["failed"] == len(failures) == 1
+
+
+# -- what a hook tracks while flush() waits ------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_flush_waits_for_what_a_delivery_hook_tracked_while_it_waited(
+    make_client: Any, receiver: Receiver, status: int
+) -> None:
+    # analytics-python's flush() waits for them too: a script that ends right after
+    # it (a serverless function) keeps nothing back.
+    def delivered(message: dict[str, Any]) -> None:
+        if message["event"] == "Order Completed":
+            client.track("u", "Delivery Reported")
+
+    def failed(error: Exception, batch: list[dict[str, Any]]) -> None:
+        client.track("u", "Delivery Reported")
+
+    receiver.fail_next(*[Fault(status=status)] if status != 200 else [])
+    client = make_client(
+        on_success=delivered, on_error=failed, max_retries=0, flush_interval=3600.0
+    )
+    client.track("u", "Order Completed")
+    assert client.flush() is True
+    assert client.stats()["queued"] == 0
+    delivered = [m["event"] for m in receiver.messages()]
+    assert delivered == (["Order Completed"] if status == 200 else []) + ["Delivery Reported"]
