@@ -594,7 +594,7 @@ def import_callable(name: str, path: str) -> Callable[..., Any]:
             "(e.g. 'myapp.hooks:function')"
         )
     try:
-        target = importlib.import_module(module_name)
+        target: object = importlib.import_module(module_name)
         for part in attr.split(".") if sep else (attr,):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
@@ -603,7 +603,7 @@ def import_callable(name: str, path: str) -> Callable[..., Any]:
         raise ValueError(f"{name}: cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
     if not callable(target):
         raise ValueError(f"{name}: {path!r} is not callable")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 _PROXY_SCHEMES = ("http", "https")
