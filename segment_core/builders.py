@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from segment_core.errors import InvalidMessage
 from segment_core.jsonvalues import describe
 from segment_core.messages import camel_case, struct_fields
+from segment_core.spec import path_to
 
 __all__ = ["Integrations", "Properties", "Traits"]
 
@@ -236,7 +237,13 @@ class Integrations(_Builder):
 
     def set(self, key: str, value: Any) -> Integrations:
         """A destination's flag (True, False) or its own options (a dict), by its name."""
-        self[_destination(key)] = value
+        name = _destination(key)
+        if not isinstance(value, bool | Mapping):
+            raise InvalidMessage(
+                f"{path_to('integrations', name)}: a destination takes True, False or a dict "
+                f"of its options, got {describe(value)}"
+            )
+        self[name] = value
         return self
 
     def enable_all(self) -> Integrations:

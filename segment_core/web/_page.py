@@ -363,7 +363,7 @@ def _made_by(request: RequestInfo) -> str | None:
     # fetch is in "cors" mode, which alone would say otherwise.
     boosted = False
     if get("hx-request") is not None:
-        if get("hx-boosted") is None:
+        if not _is_boosted(get("hx-boosted")):
             return _SCRIPT
         boosted = True
     if get("turbo-frame") is not None:
@@ -546,6 +546,12 @@ def is_excluded_request(request: RequestInfo, options: WebOptions) -> bool:
     return options.probe_regex is not None and is_probe(request, options)
 
 
+def _is_boosted(value: str | None) -> bool:
+    """Whether ``HX-Boosted`` says a boosted htmx navigation (htmx writes ``true``;
+    an explicit ``false`` says otherwise)."""
+    return value is not None and value.strip().lower() != "false"
+
+
 def is_probe(request: RequestInfo, options: WebOptions) -> bool:
     """Whether the request is a health check's: its path is a probe's
     (``PROBE_PATHS``), and it is no browser's navigation (a load balancer, a
@@ -556,7 +562,7 @@ def is_probe(request: RequestInfo, options: WebOptions) -> bool:
         return False
     get = request.header
     # A Turbo Drive visit or a boosted htmx navigation renders a page, by a fetch.
-    if get("hx-boosted") is not None or (
+    if _is_boosted(get("hx-boosted")) or (
         get("x-turbo-request-id") is not None and get("turbo-frame") is None
     ):
         return False

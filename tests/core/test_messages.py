@@ -435,6 +435,9 @@ def test_integrations_name_the_destinations_a_call_goes_to() -> None:
             Integrations().enable(name)  # type: ignore[arg-type]
         with pytest.raises(InvalidMessage, match="an integration's name must be a non-empty"):
             Integrations().set(name, True)  # type: ignore[arg-type]
+    for value in ("yes", 1, None, ["a"]):
+        with pytest.raises(InvalidMessage, match=r"integrations.Mixpanel: a destination takes"):
+            Integrations().set("Mixpanel", value)
 
 
 def test_a_copy_or_a_merge_of_a_builder_chains_on() -> None:

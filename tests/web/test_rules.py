@@ -925,6 +925,8 @@ def test_a_304_needs_a_request_for_html(accept: str | None, expected: bool) -> N
         # As a browser sends a boosted navigation: htmx fetches it in "cors" mode.
         ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": "true"}, False),
         ({"sec-fetch-mode": "cors", "hx-request": "true"}, True),
+        ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": "false"}, True),
+        ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": " False"}, True),
         ({"sec-purpose": "prefetch", "hx-request": "true", "hx-boosted": "true"}, True),
         ({"sec-fetch-mode": "navigate", "purpose": "nothing"}, False),
         ({"sec-purpose": "prefetch"}, True),
