@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 from collections.abc import Iterable
 from urllib.parse import SplitResult, quote, quote_plus, urlsplit
 
@@ -109,16 +110,46 @@ def check_host(value: object, *, name: str = "host") -> None:
     if "\\" in parts.netloc:
         raise ValueError(f"{name} must not hold a backslash in its server's name, got {shown!r}")
     try:  # as the socket will
-        parts.hostname.encode("idna")
+        server = parts.hostname.encode("idna").decode("ascii")
     except UnicodeError:
         raise ValueError(
             f"{name} names no server that can be reached (a part of its name between "
             f"dots is empty or over 63 characters): {shown!r}"
         ) from None
+    problem = _server_name_problem(server)
+    if problem is not None:
+        raise ValueError(f"{name} names no server that can be reached ({problem}): {shown!r}")
     if parts.query or "?" in value:
         raise ValueError(f"{name} must not have a query string, got {shown!r}")
     if parts.fragment or "#" in value:
         raise ValueError(f"{name} must not have a #fragment, got {shown!r}")
+
+
+#: What a server's name (in its ASCII form) is made of: DNS's letters, digits and
+#: hyphens, and the underscore container and service names use.
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: A label URL parsers read as a number: ``0x7f``, ``0x``.
+_HEX_NUMBER = re.compile(r"0[xX][0-9A-Fa-f]*")
+
+
+def _server_name_problem(server: str) -> str | None:
+    """Why ``server`` (a URL's host, IDNA-encoded) names no server, or None: a
+    character no name holds (``;``, an escape such as ``%40``), or a last label that
+    is a number in a name that is no IPv4 address (``1.2.3.4.5``), as URL parsers
+    and resolvers read it. An IPv6 literal is urllib3's to check."""
+    if ":" in server:
+        return None
+    wrong = next((char for char in server if not _SERVER_NAME.fullmatch(char)), None)
+    if wrong is not None:
+        return f"{wrong!r} cannot be in a server's name"
+    name = server.rstrip(".")
+    last = name.rpartition(".")[2]
+    if last.isdigit() or _HEX_NUMBER.fullmatch(last):
+        try:
+            socket.inet_aton(name)  # the forms resolvers take: 127.1, 0x7f.0.0.1
+        except OSError:
+            return "a name that ends in a number is an IPv4 address, and this is none"
+    return None
 
 
 def _without_query(url: str) -> str:
