@@ -20,7 +20,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Host, Mount
 
 from segment_asgi._mounts import included_routes, routes_of
-from segment_asgi._scope import included_in_scope, match_route
+from segment_asgi._scope import included_in_scope
 from segment_asgi._types import Scope
 from segment_core.web import serves_graphql
 
@@ -75,9 +75,7 @@ class AppFacts:
         if allowed_hosts is not None:
             self._allowed_hosts = functools.partial(host_matches, allowed=allowed_hosts)
         self._docs: weakref.WeakKeyDictionary[Any, DocsURLs] = weakref.WeakKeyDictionary()
-        # The check of an app's own TrustedHostMiddleware, and whether an app
-        # mounted in it has one.
-        self._hosts: weakref.WeakKeyDictionary[Any, tuple[Callable[[str], bool] | None, bool]] = (
+        self._hosts: weakref.WeakKeyDictionary[Any, Callable[[str], bool] | None] = (
             weakref.WeakKeyDictionary()
         )
         # The app of the last request and its docs URLs, as one tuple (one read,
@@ -145,13 +143,14 @@ class AppFacts:
         if app is None:
             return None
         try:
-            facts = self._hosts.get(app)
-            if facts is None:
-                facts = self._hosts[app] = (_host_check_of(app), _mounts_check_hosts(app, 0))
+            if app not in self._hosts:
+                allowed = _allowed_hosts(app)
+                self._hosts[app] = (
+                    None if allowed is None else functools.partial(host_matches, allowed=allowed)
+                )
+            return self._hosts[app]
         except TypeError:  # an app that cannot be weakly referenced
             return None
-        check, mounted = facts
-        return _with_mounted_checks(check, app, scope) if mounted else check
 
 
 def _docs_urls(app: Any) -> DocsURLs:
@@ -263,50 +262,6 @@ def _is_below_mount(template: str, urls: frozenset[str], scope: Scope, root_path
     return False
 
 
-def _host_check_of(app: Any) -> Callable[[str], bool] | None:
-    """The check of the ``TrustedHostMiddleware`` around or in ``app``, if any."""
-    allowed = _allowed_hosts(app)
-    return None if allowed is None else functools.partial(host_matches, allowed=allowed)
-
-
-def _mounts_check_hosts(app: Any, depth: int) -> bool:
-    """Whether an app mounted in ``app`` (at any depth) has a ``TrustedHostMiddleware``."""
-    if depth >= _MAX_DEPTH:
-        return False
-    try:
-        for route in routes_of(app):
-            if isinstance(route, (Mount, Host)):
-                inner = getattr(route, "app", None)
-                if _allowed_hosts(inner) is not None or _mounts_check_hosts(inner, depth + 1):
-                    return True
-    except Exception:  # routes that cannot be read: none checked
-        logger.exception("segment: could not look for trusted hosts in the app's mounts")
-    return False
-
-
-def _with_mounted_checks(
-    check: Callable[[str], bool] | None, app: Any, scope: Scope
-) -> Callable[[str], bool] | None:
-    """``check`` and the checks of the mounted apps the request's path goes into:
-    a host passes when every one of them lets it (as the request itself must)."""
-    checks = [check] if check is not None else []
-    passed: list[Any] = []
-    try:
-        probe = dict(scope)
-        probe.pop("path_params", None)
-        match_route(routes_of(app), probe, passed)
-        for mount in passed:
-            mounted = _host_check_of(getattr(mount, "app", None))
-            if mounted is not None:
-                checks.append(mounted)
-    except Exception:  # a route whose match raised: the app's own check alone
-        logger.exception("segment: could not match the request's path to the app's mounts")
-        return check
-    if len(checks) <= 1:
-        return checks[0] if checks else None
-    return lambda host: all(each(host) for each in checks)
-
-
 def _allowed_hosts(app: Any) -> tuple[str, ...] | None:
     """The ``allowed_hosts`` of a ``TrustedHostMiddleware`` around or in ``app``:
     one of the middleware ``app`` is (or wraps, each one's ``.app``), or among the
@@ -318,7 +273,9 @@ def _allowed_hosts(app: Any) -> tuple[str, ...] | None:
         for middleware in getattr(node, "user_middleware", None) or ():
             if getattr(middleware, "cls", None) is TrustedHostMiddleware:
                 kwargs = getattr(middleware, "kwargs", None) or getattr(middleware, "options", {})
-                hosts = kwargs.get("allowed_hosts")
+                args = getattr(middleware, "args", None) or ()
+                # add_middleware(TrustedHostMiddleware, ["shop.example"]) too.
+                hosts = kwargs.get("allowed_hosts", args[0] if args else None)
                 return None if hosts is None or "*" in hosts else tuple(hosts)
         node, depth = getattr(node, "app", None), depth + 1
     return None

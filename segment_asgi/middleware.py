@@ -155,7 +155,7 @@ class SegmentMiddleware:
       ``allowed_hosts`` of Starlette's ``TrustedHostMiddleware`` (``"*"``,
       ``"*.example.com"``). Without it, those of a ``TrustedHostMiddleware`` in
       the app's middleware or inside this one count; one wrapping the app from
-      outside cannot be seen.
+      outside, or one of a mounted app, cannot be seen.
 
     ``browser_write_key``, ``snippet_src``, ``browser_api_host``, ``browser_cdn``,
     ``page_source`` and ``csp_nonce`` configure the analytics.js snippet that
