@@ -600,8 +600,9 @@ class Client(ClientSettings):
                 raise
             self._hook_failures.failed(
                 "before_send",
-                "before_send returned a message that cannot be read (%s); sending the "
+                "before_send returned a message whose %s cannot be read (%s); sending the "
                 "message unchanged",
+                _unreadable_field(changed, message) or "values",
                 error_text(error),
             )
             return message, data
@@ -808,6 +809,24 @@ def _start_spools_in_uwsgi_worker() -> None:
 
 _forks.in_every_child(_after_fork_in_child)
 _forks.in_every_uwsgi_worker(_start_spools_in_uwsgi_worker)
+
+
+def _unreadable_field(changed: dict[str, Any], message: dict[str, Any]) -> str | None:
+    """The field of ``changed`` (what ``before_send`` returned) whose value raised as
+    it was checked: the first one that, put back as ``message`` had it, lets the
+    rest be read. Only on that failure's path."""
+    for field in list(changed):
+        probe = {key: value for key, value in changed.items() if key != field}
+        if field in message:
+            probe[field] = message[field]
+        try:
+            check_hook_result(probe)
+        except InvalidMessage:
+            return field  # the rest reads (a rule it breaks is another matter)
+        except Exception:
+            continue
+        return field
+    return None
 
 
 def _as_the_hooks(problem: str) -> str:

@@ -98,9 +98,12 @@ def post(
     in a row. Another server is never sent the request: its body and headers
     carry the credentials (the write key, a client assertion) meant for the
     configured one alone. A redirect that is not followed is the answer, saying why.
-    ``timeout``'s total bounds the whole chain: each hop gets what is left of it.
+    ``timeout``'s total (else its read timeout, the client's ``timeout``) bounds the
+    whole chain: each hop gets what is left of it.
     """
     budget = timeout.total if isinstance(timeout.total, (int, float)) else None
+    if budget is None and isinstance(timeout.read_timeout, (int, float)):
+        budget = timeout.read_timeout
     started = monotonic()
     hops = 0
     while True:
@@ -129,7 +132,7 @@ def post(
                     f"redirected {hops} time(s); the timeout of {budget:g} s ran out "
                     f"before {redact_url(url)} was asked"
                 )
-            timeout = urllib3.Timeout(total=left)
+            timeout = urllib3.Timeout(connect=left, read=left)
 
 
 def exchange(

@@ -104,7 +104,9 @@ class TokenSource:
         self._audience = config.oauth_auth_server.rstrip("/")
         self._url = self._audience + "/token"
         self._scope = config.oauth_scope
-        self._timeout = urllib3.Timeout(total=config.timeout)
+        # As requests applies it (connect, then each read), and read from no clock
+        # (freezegun's ticking one would leave no time at all).
+        self._timeout = urllib3.Timeout(connect=config.timeout, read=config.timeout)
         self._pool = pool
         self._clock = clock
         self._lock = threading.Lock()

@@ -102,7 +102,9 @@ class Transport:
         }
         if config.gzip:
             self._headers["Content-Encoding"] = "gzip"
-        self._timeout = urllib3.Timeout(total=config.timeout)
+        # As requests applies it (connect, then each read), and read from no clock
+        # (freezegun's ticking one would leave no time at all).
+        self._timeout = urllib3.Timeout(connect=config.timeout, read=config.timeout)
         self._sent_at = now_timestamp if config.now is None else _stamped_by(config.now)
         self._debug = config.debug
         self._shown_url = redact_url(self._url)

@@ -60,7 +60,13 @@ from typing import Any
 from segment_core._clock import monotonic
 from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
 from segment_core.config import Config
-from segment_core.delivery import LAST_TRY_LEAD, Delivery, HeldBatch, RetryWait
+from segment_core.delivery import (
+    LAST_TRY_LEAD,
+    Delivery,
+    HeldBatch,
+    RetryWait,
+    sending_on_this_thread,
+)
 from segment_core.lifecycle import _threads_are_green
 
 __all__ = ["Worker"]
@@ -118,6 +124,10 @@ class Worker:
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
         self._closing = False
+        # The flush() calls waiting, and how many messages a delivery's hooks (on a
+        # sender thread) accepted while one waited: it waits for those too.
+        self._flushers = 0
+        self._accepted_by_hooks = 0
         self._abandon = RetryWait()
         #: Messages failed at shutdown's deadline (those the spool keeps on disk aside).
         self.given_up = 0
@@ -209,6 +219,8 @@ class Worker:
             buffer.append(item)
             if self._closing:  # shutdown began meanwhile: take it back if still here
                 return self._withdraw(item)
+            if self._flushers and (self.on_sender_thread() or sending_on_this_thread()):
+                self._accepted_by_hooks += 1
             return None
         if self._lock_replaced():
             self._remake_lock()
@@ -226,6 +238,8 @@ class Worker:
             count = len(buffer)
             if size == 0 or count == self._flush_at or count % self._full_batch == 0:
                 self._has_work.notify()
+            if self._flushers and (self.on_sender_thread() or sending_on_this_thread()):
+                self._accepted_by_hooks += 1
             if not self._threads and not self._starting:
                 if _off_the_event_loop():
                     self._ask_event_loop_to_start()
@@ -260,39 +274,49 @@ class Worker:
             self._flush_upto = max(self._flush_upto, target)
             self._has_work.notify_all()
             delivered = self._delivery.sent
-            rounds = 1
-            while True:
-                if self._done_upto() >= target:
-                    # Accepted while it waited (a delivery hook's track() of a loss, as
-                    # analytics-python's flush() waits for): waited for too, a few
-                    # rounds deep, so that a busy app's flush() still ends.
-                    later = self._taken + len(self._buffer)
-                    if later == target or rounds == _FLUSH_ROUNDS:
-                        break
-                    rounds += 1
-                    target = later
-                    self._flush_upto = max(self._flush_upto, target)
-                    self._has_work.notify_all()
-                    continue
-                if self._closing and not self._buffer and not self._in_flight:
-                    # Shutting down and nothing left: a message put() took back as
-                    # the shutdown began was counted in the target, and never comes.
+            self._flushers += 1
+            try:
+                return self._wait_for(target, deadline, timeout, delivered, patient=patient)
+            finally:
+                self._flushers -= 1
+
+    def _wait_for(
+        self, target: int, deadline: float, timeout: float, delivered: int, *, patient: bool
+    ) -> bool:
+        """:meth:`flush`'s wait (the lock held) until the first ``target`` messages
+        are done, and those a delivery's hooks accepted meanwhile."""
+        rounds, hooked = 1, self._accepted_by_hooks
+        while True:
+            if self._done_upto() >= target:
+                # What a delivery hook accepted as it waited (a track() of a loss, as
+                # analytics-python's flush() waits for it), a few rounds deep: a hook
+                # that tracks each delivery would make it wait for ever.
+                if self._accepted_by_hooks == hooked or rounds == _FLUSH_ROUNDS:
                     break
-                if patient and self._delivery.sent != delivered:
-                    # Delivered since (not failed): the host takes them, so wait on.
-                    delivered = self._delivery.sent
-                    deadline = monotonic() + timeout
-                remaining = deadline - monotonic()
-                if remaining <= 0:
-                    return False
-                idle = not self._threads and not self._starting
-                if idle and self._buffer and self._taken < target:
-                    if not _off_the_event_loop():
-                        if not self._start_senders():
-                            self._send_here(target, deadline)
-                        continue
-                    self._ask_event_loop_to_start()  # then waits for the senders
-                self._progress.wait(remaining)
+                rounds, hooked = rounds + 1, self._accepted_by_hooks
+                target = self._taken + len(self._buffer)
+                self._flush_upto = max(self._flush_upto, target)
+                self._has_work.notify_all()
+                continue
+            if self._closing and not self._buffer and not self._in_flight:
+                # Shutting down and nothing left: a message put() took back as
+                # the shutdown began was counted in the target, and never comes.
+                break
+            if patient and self._delivery.sent != delivered:
+                # Delivered since (not failed): the host takes them, so wait on.
+                delivered = self._delivery.sent
+                deadline = monotonic() + timeout
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                return False
+            idle = not self._threads and not self._starting
+            if idle and self._buffer and self._taken < target:
+                if not _off_the_event_loop():
+                    if not self._start_senders():
+                        self._send_here(target, deadline)
+                    continue
+                self._ask_event_loop_to_start()  # then waits for the senders
+            self._progress.wait(remaining)
         return True
 
     def shutdown(self, timeout: float) -> bool:

@@ -54,11 +54,16 @@ _HOMES = {
 }
 
 
+#: The modules that serve with Starlette and uvicorn (the others need neither).
+_SERVING_MODULES = frozenset({"app", "background"})
+
+
 def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    require_extra_versions()
+    if home in _SERVING_MODULES:
+        require_extra_versions()
     try:
         module = importlib.import_module(f"{__name__}.{home}")
     except ModuleNotFoundError as error:

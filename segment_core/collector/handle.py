@@ -261,13 +261,14 @@ class CollectorHandle:
             body = _json_text(json)
             headers["Content-Type"] = "application/json"
         pool = connection_pool(self.url, None, size=1)
+        wait = self._timeout if timeout is None else timeout
         try:
             response = pool.request(
                 method,
                 url,
                 body=body,
                 headers=headers,
-                timeout=urllib3.Timeout(total=self._timeout if timeout is None else timeout),
+                timeout=urllib3.Timeout(connect=wait, read=wait),
                 retries=False,
                 redirect=False,
             )

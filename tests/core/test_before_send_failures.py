@@ -78,7 +78,10 @@ class _UnreadableDict(dict[str, Any]):
     ("change", "logged"),
     [
         ({"integrations": _Ambiguous()}, "integrations must be an object, got "),
-        ({"context": _UnreadableDict(ip="1.2.3.4")}, "cannot be read (RuntimeError: backend gone)"),
+        (
+            {"context": _UnreadableDict(ip="1.2.3.4")},
+            "whose context cannot be read (RuntimeError: backend gone)",
+        ),
     ],
     ids=["ambiguous-truth", "items-raise"],
 )

@@ -71,6 +71,22 @@ def test_a_message_leaves_after_flush_interval_with_the_frozen_timestamp(
     assert event["message"]["timestamp"] == "2024-01-01T12:00:00.000Z"
 
 
+def test_a_clock_that_ticks_on_every_read_leaves_deliveries_their_time(
+    segment_collector: CollectorHandle, clients: list[Client]
+) -> None:
+    # freeze_time(auto_tick_seconds=...) moves on at each read: a timeout measured on
+    # it would run out at once.
+    client = Client("key", host=segment_collector.url)
+    in_sync = Client("key", host=segment_collector.url, sync_mode=True)
+    clients.extend((client, in_sync))
+    with freeze_time(FROZEN_AT, auto_tick_seconds=30), fails_if_still_waiting("flush(5)"):
+        client.track("user-1", "Signed Up")
+        assert client.flush(5) is True
+        assert in_sync.track("user-1", "Paid")[0] is True
+        events = segment_collector.wait_for(2, timeout=5)
+    assert sorted(e["message"]["event"] for e in events) == ["Paid", "Signed Up"]
+
+
 def test_flush_and_shutdown_return_by_their_deadline(
     silent_url: str, clients: list[Client]
 ) -> None:

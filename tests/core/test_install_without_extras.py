@@ -252,6 +252,10 @@ def test_the_collector_with_a_dependency_too_old_names_the_version_it_needs(
     result = _run(["-c", _CONSOLE_SCRIPT], tmp_path, env)
     assert result.returncode == 1
     assert result.stderr.strip() == f"segment-collector: {needed}"
+    # What serves nothing needs neither: the handle, the limits, the Spec's check.
+    names = "CollectorError, CollectorHandle, Limits, validate_message"
+    result = _run(["-c", f"from segment_core.collector import {names}"], tmp_path, env)
+    assert result.returncode == 0, result.stderr
     project = tmp_path / "project"
     project.mkdir()
     (project / "test_app.py").write_text("def test_collector(segment_collector):\n    pass\n")

@@ -449,6 +449,65 @@ def test_the_collector_shows_each_test_only_its_own_events(tmp_path: Path) -> No
     _passing_pytest(project)
 
 
+def test_segment_events_holds_what_the_tests_fixtures_sent_whatever_their_order(
+    tmp_path: Path,
+) -> None:
+    # As the outbox does: a function-scoped fixture is part of the test; one of a
+    # wider scope is not, and a fixture that fails leaves no capture running.
+    project = _project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "test_order.py": """
+                import pytest
+                from segment_core import Client
+                from segment_core.testing import capture
+
+                client = Client("key", send=False)
+
+
+                @pytest.fixture(scope="module")
+                def shop():
+                    client.track("admin", "Shop Opened")
+
+
+                @pytest.fixture
+                def signed_up(shop):
+                    client.identify("u1", {"plan": "pro"})
+
+
+                @pytest.fixture
+                def broken():
+                    raise RuntimeError("a fixture that fails")
+
+
+                def test_listed_first(signed_up, segment_events):
+                    client.track("u1", "Bought")
+                    assert [e["type"] for e in segment_events] == ["identify", "track"]
+
+
+                def test_listed_last(segment_events, signed_up):
+                    client.track("u1", "Bought")
+                    assert [e["type"] for e in segment_events] == ["identify", "track"]
+
+
+                def test_a_fixture_fails_first(broken, segment_events):
+                    pass
+
+
+                def test_no_capture_is_left_running():
+                    with capture() as events:
+                        client.track("u1", "Alone")
+                    from segment_core import _capture
+                    assert _capture.sinks == []
+                    assert len(events) == 1
+            """,
+        },
+    )
+    result = _run(project, "-m", "pytest", "-q", "-p", "no:randomly")
+    assert "3 passed, 1 error" in result.stdout, result.stdout + result.stderr
+
+
 def test_what_an_earlier_tests_background_work_sends_is_in_no_later_tests_events(
     tmp_path: Path,
 ) -> None:
@@ -986,6 +1045,9 @@ class _OldestHookSpecs:
 
     @pluggy.HookspecMarker("pytest")
     def pytest_runtest_setup(self, item: object) -> None: ...
+
+    @pluggy.HookspecMarker("pytest")
+    def pytest_runtest_teardown(self, item: object, nextitem: object) -> None: ...
 
     @pluggy.HookspecMarker("pytest")(firstresult=True)
     def pytest_fixture_setup(self, fixturedef: object, request: object) -> object: ...
