@@ -243,7 +243,8 @@ class Integrations(_Builder):
                 f"{path_to('integrations', name)}: a destination takes True, False or a dict "
                 f"of its options, got {describe(value)}"
             )
-        self[name] = value
+        # A mapping that is no dict (a MappingProxyType) is sent as the object it holds.
+        self[name] = value if isinstance(value, bool | dict) else dict(value)
         return self
 
     def enable_all(self) -> Integrations:

@@ -121,10 +121,14 @@ def request_info(
         blueprints = (blueprint_namespaces or namespaces_of(app))(endpoint)
         if not routed:  # still the blueprint's request: its exclusion holds
             rule = endpoint = None
-    path_params = request.view_args if rule is not None else None
+    path_params: Mapping[str, Any] | None = request.view_args if rule is not None else None
     if path_params and rule is not None:
         # The path's own text: what the visitor sees, whatever the converter made of it.
         path_params = path_texts(rule, request.path) or path_params
+    elif rule is None and isinstance(request.routing_exception, MethodNotAllowed):
+        # Refused for its method (405): the path is a route's all the same, with its
+        # secrets, as a referrer naming it would be.
+        path_params = (route_of_path or router_of(app))(environ_wire_path(environ))
     query = environ.get("QUERY_STRING", "")
     if query:  # a query after a "#" in the path is the fragment's (query_of_request_line)
         query = query_of_request_line(query, environ.get("RAW_URI") or environ.get("REQUEST_URI"))
@@ -360,23 +364,33 @@ def _params_of_path(url_map: Map, path: str) -> Mapping[str, Any] | None:
     """What the app's router captures from ``path`` (to redact a same-app referrer)."""
     decoded = unquote(path)
     try:
-        rule, params = _match(url_map.bind("localhost"), decoded)
+        return _captured(url_map.bind("localhost"), decoded)
     except (HTTPException, RequestRedirect, ValueError):
         return None
-    return _texts_of(rule, decoded, params)
 
 
-def _match(adapter: MapAdapter, path: str) -> tuple[Rule, Mapping[str, Any]]:
-    """The rule that serves ``path`` and what it captured, whichever methods it
-    allows: a page a form posted to is a page the browser shows, and its address
-    comes back as a referrer."""
+def _captured(adapter: MapAdapter, path: str) -> Mapping[str, Any]:
+    """The path's text of each parameter the rule serving ``path`` captures, whichever
+    methods it allows: a page a form posted to is a page the browser shows, and its
+    address comes back as a referrer. Raises as ``adapter.match`` does."""
     try:
-        return adapter.match(path, method="GET", return_rule=True)
+        rule, params = adapter.match(path, method="GET", return_rule=True)
+        return _texts_of(rule, path, params)
     except MethodNotAllowed as refused:
-        if not refused.valid_methods:
+        methods = sorted(refused.valid_methods or ())
+        if not methods:
             raise
-        method = sorted(refused.valid_methods)[0]
-        return adapter.match(path, method=method, return_rule=True)
+    # Each method's rule, their captures together: which one the browser used is not
+    # known (a form's POST, beside a DELETE naming the same path otherwise).
+    captured: dict[str, Any] = {}
+    for method in methods:
+        try:
+            rule, params = adapter.match(path, method=method, return_rule=True)
+        except (HTTPException, RequestRedirect):
+            continue
+        for name, text in _texts_of(rule, path, params).items():
+            captured.setdefault(name, text)
+    return captured
 
 
 def _texts_of(rule: Rule, path: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -467,11 +481,9 @@ def _params_of_host_path(
             if subdomain is None:
                 return None
             adapter = url_map.bind(server_name.lower(), subdomain=subdomain)
-        decoded = unquote(path)
-        rule, params = _match(adapter, decoded)
+        return _captured(adapter, unquote(path))
     except (HTTPException, RequestRedirect, ValueError):
         return None
-    return _texts_of(rule, decoded, params)
 
 
 def uses_flask_login(app: Flask) -> bool:

@@ -547,9 +547,9 @@ def is_excluded_request(request: RequestInfo, options: WebOptions) -> bool:
 
 
 def _is_boosted(value: str | None) -> bool:
-    """Whether ``HX-Boosted`` says a boosted htmx navigation (htmx writes ``true``;
-    an explicit ``false`` says otherwise)."""
-    return value is not None and value.strip().lower() != "false"
+    """Whether ``HX-Boosted`` says a boosted htmx navigation: ``true``, as htmx
+    writes it (and as django-htmx reads it)."""
+    return value is not None and value.strip().lower() == "true"
 
 
 def is_probe(request: RequestInfo, options: WebOptions) -> bool:

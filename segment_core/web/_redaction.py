@@ -951,7 +951,7 @@ class Redactor:
         # "&" separates parameters, and ";" too for many servers: both are looked at
         # (split at ";" too, the separators are kept as parts of their own).
         semicolons = ";" in query
-        parts = _PARAMETERS.split(query) if semicolons else query.split("&")
+        parts = _joined_open_values(_PARAMETERS.split(query)) if semicolons else query.split("&")
         changed = False
         structured: list[int] | None = None
         for index, part in enumerate(parts):
@@ -1371,6 +1371,32 @@ def _closing(tokens: Iterator[re.Match[str]], size: int, bound: set[str]) -> int
         elif word[0] == "$":
             bound.add(word[1:])
     return size
+
+
+def _joined_open_values(parts: list[str]) -> list[str]:
+    """``parts`` (parameters, and their separators at odd indexes) with a JSON or
+    GraphQL value a ``;`` cut open (``{"note":"a;b","password":"x"}``) joined with
+    what follows it, up to where it closes or the next ``&``."""
+    joined: list[str] = []
+    index = 0
+    while index < len(parts):
+        part = parts[index]
+        if index % 2 == 0:
+            value = part.partition("=")[2]
+            if value.startswith(_STRUCTURED_STARTS):
+                while index + 2 < len(parts) and parts[index + 1] == ";" and _is_open(part):
+                    part = f"{part};{parts[index + 2]}"
+                    index += 2
+        joined.append(part)
+        index += 1
+    return joined
+
+
+def _is_open(parameter: str) -> bool:
+    """Whether the value of ``parameter`` leaves a bracket or a string open."""
+    text = unquote_plus(parameter.partition("=")[2])
+    opened = text.count("{") + text.count("[") - text.count("}") - text.count("]")
+    return opened > 0 or (text.count('"') - text.count('\\"')) % 2 == 1
 
 
 def _escaped_as(value: str, text: str) -> str:

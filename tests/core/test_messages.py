@@ -9,6 +9,7 @@ import os
 import random
 import re
 import time
+import types
 import uuid
 from typing import Any
 from unittest import mock
@@ -438,6 +439,11 @@ def test_integrations_name_the_destinations_a_call_goes_to() -> None:
     for value in ("yes", 1, None, ["a"]):
         with pytest.raises(InvalidMessage, match=r"integrations.Mixpanel: a destination takes"):
             Integrations().set("Mixpanel", value)
+    frozen = types.MappingProxyType({"session_id": 7})
+    assert Integrations().set("Amplitude", frozen) == {"Amplitude": {"session_id": 7}}
+    with capture() as sent:
+        Client("k").track("u", "E", integrations=Integrations().set("Amplitude", frozen))
+    assert sent[0]["integrations"] == {"Amplitude": {"session_id": 7}}
 
 
 def test_a_copy_or_a_merge_of_a_builder_chains_on() -> None:

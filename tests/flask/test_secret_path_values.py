@@ -59,3 +59,43 @@ def test_a_secret_value_of_a_route_that_serves_no_get_is_redacted_from_a_referre
     assert from_form["properties"]["referrer"] == "http://localhost/invite/REDACTED/accept?a=1"
     assert with_next["properties"]["url"] == "http://localhost/?next=/invite/REDACTED/accept"
     assert SECRET not in json.dumps([from_form, with_next])
+
+
+def test_two_rules_of_one_path_each_redact_what_they_capture(make_app: MakeApp, sent: Sent) -> None:
+    # A DELETE names the path one way, the form's POST another: whichever it was.
+    app = make_app()
+
+    @app.delete("/invitations/<invitation_id>")
+    def cancel(invitation_id: str) -> str:
+        return ""
+
+    @app.post("/invitations/<invite_token>")
+    def accept(invite_token: str) -> str:
+        return "<p>welcome</p>"
+
+    client = app.test_client()
+    client.get("/", headers={"Referer": f"http://localhost/invitations/{SECRET}"})
+    [home] = sent()
+    assert home["properties"]["referrer"] == "http://localhost/invitations/REDACTED"
+
+
+def test_a_request_refused_for_its_method_has_its_route_values_redacted(
+    make_app: MakeApp, sent: Sent
+) -> None:
+    app = make_app()
+
+    @app.post("/invite/<invite_token>/accept")
+    def accept(invite_token: str) -> str:
+        return "<p>welcome</p>"
+
+    @app.errorhandler(405)
+    def use_the_form(error: Exception) -> tuple[str, int]:
+        analytics().track("Form Reloaded")
+        return "<p>Open the invitation link again</p>", 200
+
+    app.test_client().get(f"/invite/{SECRET}/accept")
+    messages = sent()
+    assert messages, "the handler's track"
+    for message in messages:
+        assert message["context"]["page"]["path"] == "/invite/REDACTED/accept"
+    assert SECRET not in json.dumps(messages)

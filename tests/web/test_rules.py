@@ -400,6 +400,14 @@ def escaped(**values: str) -> str:
             escaped(state='{"next": "/account?token=abc"}'),
             escaped(state='{"next": "/account?token=REDACTED"}'),
         ),
+        # A ";" inside a JSON or GraphQL string: no separator there.
+        (
+            "filter={%22note%22:%22a;b%22,%22password%22:%22hunter2%22}",
+            "filter={%22note%22:%22a;b%22,%22password%22:%22REDACTED%22}",
+        ),
+        ('f={"note":"a;b=1","token":"x"}', 'f={"note":"a;b=1","token":"REDACTED"}'),
+        ('f={"a":1};token=abc', 'f={"a":1};token=REDACTED'),
+        ('q=query { a(x: "1;2", token: "t") }', 'q=query { a(x: "1;2", token: "REDACTED") }'),
     ],
 )
 def test_json_and_graphql_in_a_query_lose_their_secrets(query: str, expected: str) -> None:
@@ -927,6 +935,9 @@ def test_a_304_needs_a_request_for_html(accept: str | None, expected: bool) -> N
         ({"sec-fetch-mode": "cors", "hx-request": "true"}, True),
         ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": "false"}, True),
         ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": " False"}, True),
+        ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": ""}, True),
+        ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": "0"}, True),
+        ({"sec-fetch-mode": "cors", "hx-request": "true", "hx-boosted": "True"}, False),
         ({"sec-purpose": "prefetch", "hx-request": "true", "hx-boosted": "true"}, True),
         ({"sec-fetch-mode": "navigate", "purpose": "nothing"}, False),
         ({"sec-purpose": "prefetch"}, True),
