@@ -146,6 +146,8 @@ def django_cookies() -> dict[str, str]:
     """The cookies Django and its contrib apps keep, by name, to the setting naming each."""
     taken: dict[str, str] = {}
     for setting in ("LANGUAGE_COOKIE_NAME", "CSRF_COOKIE_NAME", "SESSION_COOKIE_NAME"):
+        if setting == "CSRF_COOKIE_NAME" and getattr(settings, "CSRF_USE_SESSIONS", False):
+            continue  # the token is kept in the session: no such cookie
         name = getattr(settings, setting, None)
         if isinstance(name, str) and name:
             taken[name] = f"settings.{setting}"

@@ -386,3 +386,12 @@ def test_a_cookie_name_taken_by_django_stops_the_middleware(settings: Any) -> No
         conf.validate()
     settings.SEGMENT = {"WRITE_KEY": "k", "SEND": False, "COOKIE_NAME": "sessionid"}
     conf.validate()  # Django's default name is free once the session's cookie is renamed
+
+
+def test_the_csrf_cookie_name_is_free_when_the_token_is_kept_in_the_session(
+    settings: Any,
+) -> None:
+    settings.CSRF_USE_SESSIONS = True
+    settings.SEGMENT = {"WRITE_KEY": "k", "COOKIE_NAME": "csrftoken"}
+    messages = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
+    assert messages == []
