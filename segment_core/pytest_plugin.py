@@ -35,10 +35,9 @@ __all__ = [
 
 
 @pytest.fixture
-def segment_events(request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]]:
-    """Every message clients send during the test (its function-scoped fixtures
-    included), captured in memory as sent."""
-    yield from captured_events(request)
+def segment_events() -> Iterator[list[dict[str, Any]]]:
+    """Every message clients send during the test, captured in memory as sent."""
+    yield from captured_events()
 
 
 @pytest.fixture(scope="session")

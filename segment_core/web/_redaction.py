@@ -951,7 +951,12 @@ class Redactor:
         # "&" separates parameters, and ";" too for many servers: both are looked at
         # (split at ";" too, the separators are kept as parts of their own).
         semicolons = ";" in query
-        parts = _joined_open_values(_PARAMETERS.split(query)) if semicolons else query.split("&")
+        if semicolons:
+            # A JSON or GraphQL value may hold a ";" in a string: its secrets are
+            # redacted first as "&" alone separates it, then the query is read as a
+            # server splitting at ";" too would (each pass only redacts).
+            query = self._structured_only(query, depth, paths, host)
+        parts = _PARAMETERS.split(query) if semicolons else query.split("&")
         changed = False
         structured: list[int] | None = None
         for index, part in enumerate(parts):
@@ -981,11 +986,32 @@ class Redactor:
             return query
         return "".join(parts) if semicolons else "&".join(parts)
 
+    def _structured_only(self, query: str, depth: int, paths: RouteLookup | None, host: str) -> str:
+        """``query`` with the secrets of its JSON and GraphQL values redacted, its
+        parameters split at "&" alone."""
+        parts = query.split("&")
+        indexes = [
+            index
+            for index, part in enumerate(parts)
+            if ";" in part and part.partition("=")[2].startswith(_STRUCTURED_STARTS)
+        ]
+        if indexes and self._structured_values(parts, indexes, depth, paths, host, as_urls=False):
+            return "&".join(parts)
+        return query
+
     def _structured_values(
-        self, parts: list[str], indexes: list[int], depth: int, paths: RouteLookup | None, host: str
+        self,
+        parts: list[str],
+        indexes: list[int],
+        depth: int,
+        paths: RouteLookup | None,
+        host: str,
+        *,
+        as_urls: bool = True,
     ) -> bool:
         """Redact the values at ``indexes`` of ``parts`` (``name=value``) that are JSON
         or a GraphQL document, then the URLs nested in them; True if one changed.
+        ``as_urls``: a value that is neither is looked at as a URL.
 
         A GraphQL document passes its variables to arguments (``resetToken: $t``):
         the variables it gives a secret argument are secret names in the others
@@ -1003,7 +1029,7 @@ class Redactor:
             redacted = self._redacted_structure(texts[index], bound, depth, paths, host)
             if redacted is not None:
                 value = _escaped_as(value, redacted)
-            else:  # not JSON after all, perhaps: the whole value, looked at as a URL
+            elif as_urls:  # not JSON after all, perhaps: the whole value, as a URL
                 nested = self._nested(value, depth, paths, host)
                 if nested is not None:
                     value = nested
@@ -1371,32 +1397,6 @@ def _closing(tokens: Iterator[re.Match[str]], size: int, bound: set[str]) -> int
         elif word[0] == "$":
             bound.add(word[1:])
     return size
-
-
-def _joined_open_values(parts: list[str]) -> list[str]:
-    """``parts`` (parameters, and their separators at odd indexes) with a JSON or
-    GraphQL value a ``;`` cut open (``{"note":"a;b","password":"x"}``) joined with
-    what follows it, up to where it closes or the next ``&``."""
-    joined: list[str] = []
-    index = 0
-    while index < len(parts):
-        part = parts[index]
-        if index % 2 == 0:
-            value = part.partition("=")[2]
-            if value.startswith(_STRUCTURED_STARTS):
-                while index + 2 < len(parts) and parts[index + 1] == ";" and _is_open(part):
-                    part = f"{part};{parts[index + 2]}"
-                    index += 2
-        joined.append(part)
-        index += 1
-    return joined
-
-
-def _is_open(parameter: str) -> bool:
-    """Whether the value of ``parameter`` leaves a bracket or a string open."""
-    text = unquote_plus(parameter.partition("=")[2])
-    opened = text.count("{") + text.count("[") - text.count("}") - text.count("]")
-    return opened > 0 or (text.count('"') - text.count('\\"')) % 2 == 1
 
 
 def _escaped_as(value: str, text: str) -> str:
