@@ -69,11 +69,18 @@ def is_loopback_url(url: str) -> bool:
         return False
     if not host:
         return False
+    host = host.removesuffix(".")  # the root's dot: the same name
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        pass
+    if ":" in host or not _NUMERIC_LABEL.fullmatch(host.rpartition(".")[2]):
+        return False
+    try:  # the forms resolvers read as an IPv4 address too: 127.1, 0x7f.0.0.1
+        return ipaddress.IPv4Address(socket.inet_aton(host)).is_loopback
+    except OSError:
         return False
 
 
@@ -128,27 +135,20 @@ def check_host(value: object, *, name: str = "host") -> None:
 #: What a server's name (in its ASCII form) is made of: DNS's letters, digits and
 #: hyphens, and the underscore container and service names use.
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-#: A label URL parsers read as a number: ``0x7f``, ``0x``.
-_HEX_NUMBER = re.compile(r"0[xX][0-9A-Fa-f]*")
+#: A label resolvers read as a number: ``127``, ``0x7f``.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 
 
 def _server_name_problem(server: str) -> str | None:
     """Why ``server`` (a URL's host, IDNA-encoded) names no server, or None: a
-    character no name holds (``;``, an escape such as ``%40``), or a last label that
-    is a number in a name that is no IPv4 address (``1.2.3.4.5``), as URL parsers
-    and resolvers read it. An IPv6 literal is urllib3's to check."""
+    character no name holds (``;``, an escape such as ``%40``). An IPv6 literal is
+    urllib3's to check; a name of numbers (``collector.2024``) is the resolver's,
+    which a hosts file may answer."""
     if ":" in server:
         return None
     wrong = next((char for char in server if not _SERVER_NAME.fullmatch(char)), None)
     if wrong is not None:
         return f"{wrong!r} cannot be in a server's name"
-    name = server.rstrip(".")
-    last = name.rpartition(".")[2]
-    if last.isdigit() or _HEX_NUMBER.fullmatch(last):
-        try:
-            socket.inet_aton(name)  # the forms resolvers take: 127.1, 0x7f.0.0.1
-        except OSError:
-            return "a name that ends in a number is an IPv4 address, and this is none"
     return None
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "ERROR_TEXT_BYTES",
     "MAX_REDIRECTS",
     "Answer",
+    "SteadyTimeout",
     "connection_pool",
     "exchange",
     "post",
@@ -54,6 +55,28 @@ ERROR_TEXT_BYTES = 500
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 logger = logging.getLogger("segment.core")
+
+
+class SteadyTimeout(urllib3.Timeout):
+    """urllib3's ``Timeout``, its ``total`` measured on the library's own clock
+    (:mod:`segment_core._clock`), which a test's frozen or ticking clock (freezegun's
+    ``auto_tick_seconds``, that moves on at each read) leaves alone: measured on that
+    one, no time would be left for an answer."""
+
+    def clone(self) -> SteadyTimeout:
+        return SteadyTimeout(connect=self._connect, read=self._read, total=self.total)
+
+    def start_connect(self) -> float:
+        if self._start_connect is not None:
+            raise urllib3.exceptions.TimeoutStateError("Timeout timer has already been started.")
+        self._start_connect = monotonic()
+        return self._start_connect
+
+    def get_connect_duration(self) -> float:
+        if self._start_connect is None:
+            raise urllib3.exceptions.TimeoutStateError("Timeout timer has not started.")
+        return monotonic() - self._start_connect
+
 
 #: What :func:`_warn_once` has logged.
 _warned: set[str] = set()
@@ -98,12 +121,9 @@ def post(
     in a row. Another server is never sent the request: its body and headers
     carry the credentials (the write key, a client assertion) meant for the
     configured one alone. A redirect that is not followed is the answer, saying why.
-    ``timeout``'s total (else its read timeout, the client's ``timeout``) bounds the
-    whole chain: each hop gets what is left of it.
+    ``timeout``'s total bounds the whole chain: each hop gets what is left of it.
     """
     budget = timeout.total if isinstance(timeout.total, (int, float)) else None
-    if budget is None and isinstance(timeout.read_timeout, (int, float)):
-        budget = timeout.read_timeout
     started = monotonic()
     hops = 0
     while True:
@@ -132,7 +152,7 @@ def post(
                     f"redirected {hops} time(s); the timeout of {budget:g} s ran out "
                     f"before {redact_url(url)} was asked"
                 )
-            timeout = urllib3.Timeout(connect=left, read=left)
+            timeout = SteadyTimeout(total=left)
 
 
 def exchange(

@@ -28,7 +28,7 @@ import urllib3
 
 from segment_core._clock import monotonic
 from segment_core.config import Config
-from segment_core.http_exchange import post, proxy_credentials
+from segment_core.http_exchange import SteadyTimeout, post, proxy_credentials
 from segment_core.retry import parse_http_date
 
 __all__ = ["OAuthError", "TokenSource", "load_private_key"]
@@ -104,9 +104,7 @@ class TokenSource:
         self._audience = config.oauth_auth_server.rstrip("/")
         self._url = self._audience + "/token"
         self._scope = config.oauth_scope
-        # As requests applies it (connect, then each read), and read from no clock
-        # (freezegun's ticking one would leave no time at all).
-        self._timeout = urllib3.Timeout(connect=config.timeout, read=config.timeout)
+        self._timeout = SteadyTimeout(total=config.timeout)
         self._pool = pool
         self._clock = clock
         self._lock = threading.Lock()

@@ -22,7 +22,7 @@ import urllib3
 from segment_core._clock import monotonic
 from segment_core.config import Config
 from segment_core.hosts import redact_url
-from segment_core.http_exchange import connection_pool, exchange
+from segment_core.http_exchange import SteadyTimeout, connection_pool, exchange
 
 __all__ = [
     "PROBE_TIMEOUT_SECONDS",
@@ -78,7 +78,7 @@ def _probe(config: Config, url: str, shown: str, timeout: float) -> HostProbe:
             "GET",
             url,
             headers={"User-Agent": "segment-web status"},
-            timeout=urllib3.Timeout(total=timeout),
+            timeout=SteadyTimeout(total=timeout),
             body_limit=0,
         )
     except urllib3.exceptions.HTTPError as error:

@@ -28,6 +28,7 @@ from segment_core.errors import is_interruption
 from segment_core.hosts import redact_url
 from segment_core.http_exchange import (
     ERROR_TEXT_BYTES,
+    SteadyTimeout,
     connection_pool,
     post,
     proxy_credentials,
@@ -102,9 +103,7 @@ class Transport:
         }
         if config.gzip:
             self._headers["Content-Encoding"] = "gzip"
-        # As requests applies it (connect, then each read), and read from no clock
-        # (freezegun's ticking one would leave no time at all).
-        self._timeout = urllib3.Timeout(connect=config.timeout, read=config.timeout)
+        self._timeout = SteadyTimeout(total=config.timeout)
         self._sent_at = now_timestamp if config.now is None else _stamped_by(config.now)
         self._debug = config.debug
         self._shown_url = redact_url(self._url)

@@ -20,7 +20,7 @@ import urllib3
 
 from segment_core import _capture
 from segment_core._clock import monotonic
-from segment_core.http_exchange import connection_pool
+from segment_core.http_exchange import SteadyTimeout, connection_pool
 
 __all__ = ["CollectorError", "CollectorHandle"]
 
@@ -268,7 +268,7 @@ class CollectorHandle:
                 url,
                 body=body,
                 headers=headers,
-                timeout=urllib3.Timeout(connect=wait, read=wait),
+                timeout=SteadyTimeout(total=wait),
                 retries=False,
                 redirect=False,
             )

@@ -35,7 +35,8 @@ logger = logging.getLogger("segment.core.web")
 
 _WRITE_KEY = re.compile(r"^[A-Za-z0-9_\-.:]{1,200}$")
 _ATTRIBUTE_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
-_HOST_PATH = re.compile(r"^[A-Za-z0-9.\-\[\]:]+(?:/[A-Za-z0-9._~\-/%]*)?$")
+# A server (its name as the client's host takes it: see check_host) and a path.
+_HOST_PATH = re.compile(r"^[^/\s?#@\\<>\"'`]+(?:/[A-Za-z0-9._~\-/%]*)?$")
 
 
 def _write_key(name: str, value: object) -> str | None:
@@ -144,6 +145,7 @@ def _api_host(name: str, value: object) -> str | None:
         port = 0
     if port == 0 and ":" in host.partition("/")[0].rpartition("]")[2]:
         raise ValueError(f"{name} must name a port from 1 to 65535, got {_shown(value)!r}")
+    check_host(f"https://{host}", name=name)  # its server, as with a scheme
     return host if "/" in host else f"{host}/v1"
 
 

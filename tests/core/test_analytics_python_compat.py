@@ -702,11 +702,13 @@ def test_the_environments_proxy_is_for_the_network_not_this_machine(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", receiver.url)
     port = receiver.url.rsplit(":", 1)[1]
-    for host in (f"http://localhost:{port}", receiver.url):
+    # Also as resolvers read them: a short or a hexadecimal address.
+    local = ["localhost", "127.1", "0x7f.0.0.1"]
+    for host in [f"http://{name}:{port}" for name in local] + [receiver.url]:
         assert make_client(host=host, sync_mode=True).track("u1", "Direct")[0], host
     assert make_client(host="http://segment.invalid", sync_mode=True).track("u1", "Proxied")[0]
     paths = [request.path for request in receiver.ok_requests()]
-    assert paths == ["/v1/batch", "/v1/batch", "http://segment.invalid/v1/batch"]
+    assert paths == ["/v1/batch"] * 4 + ["http://segment.invalid/v1/batch"]
 
 
 @pytest.mark.parametrize("none", [None, ""])

@@ -85,6 +85,10 @@ def test_a_clock_that_ticks_on_every_read_leaves_deliveries_their_time(
         assert in_sync.track("user-1", "Paid")[0] is True
         events = segment_collector.wait_for(2, timeout=5)
     assert sorted(e["message"]["event"] for e in events) == ["Paid", "Signed Up"]
+    from segment_core.status import probe_host
+
+    with freeze_time(FROZEN_AT, auto_tick_seconds=30), fails_if_still_waiting("probe"):
+        assert probe_host(client.config).reachable  # the status commands' probe too
 
 
 def test_flush_and_shutdown_return_by_their_deadline(

@@ -124,6 +124,9 @@ def test_cookie_domain_lifetime_and_names_follow_the_server() -> None:
         ("https://proxy.shop.example/", "proxy.shop.example/v1", "https"),
         ("events.eu1.segmentapis.com", "events.eu1.segmentapis.com/v1", "https"),
         ("https://proxy.shop.example/seg", "proxy.shop.example/seg", "https"),
+        # Without a scheme, the servers the client's host takes: an underscore, an IDN.
+        ("seg_proxy:8080/v1", "seg_proxy:8080/v1", "https"),
+        ("caf\u00e9.example/v1", "caf\u00e9.example/v1", "https"),
     ],
 )
 def test_browser_api_host(given: str, host: str, protocol: str) -> None:
@@ -208,6 +211,8 @@ def test_page_source_server_without_page_calls_is_an_error() -> None:
         ("browser_api_host", "proxy.example:0/v1"),  # Segment's host/path form
         ("browser_api_host", "proxy.example:70000"),
         ("browser_api_host", "[::1]:0/v1"),
+        ("browser_api_host", "proxy;example/v1"),  # no server's name, with a scheme or not
+        ("browser_api_host", "https://proxy;example/v1"),
         ("csp_nonce", "request csp nonce"),
         ("csp_nonce", "csp_nonce\n"),
         ("csp_nonce", 3),
