@@ -36,7 +36,8 @@ __all__ = [
 
 @pytest.fixture
 def segment_events() -> Iterator[list[dict[str, Any]]]:
-    """Every message clients send during the test, captured in memory as sent."""
+    """Every message clients send during the test, captured in memory as sent (and
+    what the test's fixtures set up before it sent to the test outbox)."""
     yield from captured_events()
 
 

@@ -16,6 +16,7 @@ the library's packages to Python's own import system (pytest does not rewrite th
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from collections.abc import Generator, Iterator
@@ -24,8 +25,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
     from segment_core.collector.handle import CollectorHandle
 
 __all__ = ["COLLECTOR_EXTRA_HINT", "configured", "running", "segment_collector", "segment_events"]
@@ -55,9 +54,6 @@ _running_in: list[int] = []
 _outboxes_before: list[list[dict[str, Any]]] = []
 #: The lists ``segment_events`` fixtures capture into, while they are set up.
 _fixture_sinks: list[list[dict[str, Any]]] = []
-#: The captures started as a test that asks for ``segment_events`` begins its setup,
-#: by the test's node id, with what ends each: the fixture takes its test's.
-_early_captures: dict[str, tuple[AbstractContextManager[Any], list[dict[str, Any]]]] = {}
 
 
 def configured() -> bool:
@@ -118,32 +114,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     _runs_tests_here()
     _wait_for_earlier_tests_threads(item)
     _empty_outbox()
-    if "segment_events" in getattr(item, "fixturenames", ()):
-        # From the start of the setup, as the outbox: what the test's fixtures send
-        # counts, whichever order the test names them in.
-        _start_capture(item.nodeid)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """A capture whose fixture never ran (an earlier fixture failed) ends here."""
-    early = _early_captures.pop(item.nodeid, None)
-    if early is not None:
-        _end_capture(*early)
-
-
-def _start_capture(nodeid: str) -> None:
-    from segment_core.testing import capture
-
-    manager = capture()
-    events = manager.__enter__()
-    _fixture_sinks.append(events)
-    _early_captures[nodeid] = (manager, events)
-
-
-def _end_capture(manager: AbstractContextManager[Any], events: list[dict[str, Any]]) -> None:
-    _fixture_sinks[:] = [sink for sink in _fixture_sinks if sink is not events]
-    manager.__exit__(None, None, None)
 
 
 def _wait_for_earlier_tests_threads(item: pytest.Item) -> None:
@@ -218,23 +188,25 @@ def __getattr__(name: str) -> Any:
 
 
 @pytest.fixture
-def segment_events(request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]]:
-    """Every message clients send during the test (its function-scoped fixtures
-    included), captured in memory as sent."""
-    yield from captured_events(request)
+def segment_events() -> Iterator[list[dict[str, Any]]]:
+    """Every message clients send during the test, captured in memory as sent (and
+    what the test's fixtures set up before it sent to the test outbox)."""
+    yield from captured_events()
 
 
-def captured_events(request: pytest.FixtureRequest | None = None) -> Iterator[list[dict[str, Any]]]:
-    """``segment_events``'s work, for the fixtures of both of its modules: the
-    capture its test's setup started, else one from now."""
-    early = _early_captures.pop(request.node.nodeid, None) if request is not None else None
-    if early is None:
-        _start_capture("")
-        early = _early_captures.pop("")
-    try:
-        yield early[1]
-    finally:
-        _end_capture(*early)
+def captured_events() -> Iterator[list[dict[str, Any]]]:
+    """``segment_events``'s work, for the fixtures of both of its modules."""
+    from segment_core.testing import capture
+
+    with capture() as events:
+        # What the test's own fixtures sent before this one was set up, whichever
+        # order the test names them in (the outbox drops what wider ones sent).
+        events.extend(copy.deepcopy(_outbox()))
+        _fixture_sinks.append(events)
+        try:
+            yield events
+        finally:
+            _fixture_sinks[:] = [sink for sink in _fixture_sinks if sink is not events]
 
 
 @pytest.fixture(scope="session")

@@ -452,8 +452,8 @@ def test_the_collector_shows_each_test_only_its_own_events(tmp_path: Path) -> No
 def test_segment_events_holds_what_the_tests_fixtures_sent_whatever_their_order(
     tmp_path: Path,
 ) -> None:
-    # As the outbox does: a function-scoped fixture is part of the test; one of a
-    # wider scope is not, and a fixture that fails leaves no capture running.
+    # What the outbox holds as it is set up: a function-scoped fixture is part of
+    # the test; one of a wider scope is not.
     project = _project(
         tmp_path,
         {
@@ -461,9 +461,10 @@ def test_segment_events_holds_what_the_tests_fixtures_sent_whatever_their_order(
             "test_order.py": """
                 import pytest
                 from segment_core import Client
-                from segment_core.testing import capture
+                from segment_core.testing import capture, divert
 
                 client = Client("key", send=False)
+                divert(client)  # as an adapter's client is under pytest
 
 
                 @pytest.fixture(scope="module")
@@ -1045,9 +1046,6 @@ class _OldestHookSpecs:
 
     @pluggy.HookspecMarker("pytest")
     def pytest_runtest_setup(self, item: object) -> None: ...
-
-    @pluggy.HookspecMarker("pytest")
-    def pytest_runtest_teardown(self, item: object, nextitem: object) -> None: ...
 
     @pluggy.HookspecMarker("pytest")(firstresult=True)
     def pytest_fixture_setup(self, fixturedef: object, request: object) -> object: ...
