@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, Request, g
+from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, SecurityError
 from werkzeug.routing import Map, MapAdapter, RequestRedirect, Rule
 from werkzeug.sansio.http import parse_cookie
@@ -128,7 +129,7 @@ def request_info(
     elif rule is None and isinstance(request.routing_exception, MethodNotAllowed):
         # Refused for its method (405): the path is a route's all the same, with its
         # secrets, as a referrer naming it would be.
-        path_params = (route_of_path or router_of(app))(environ_wire_path(environ))
+        path_params = _params_refused_for_method()
     query = environ.get("QUERY_STRING", "")
     if query:  # a query after a "#" in the path is the fragment's (query_of_request_line)
         query = query_of_request_line(query, environ.get("RAW_URI") or environ.get("REQUEST_URI"))
@@ -391,6 +392,18 @@ def _captured(adapter: MapAdapter, path: str) -> Mapping[str, Any]:
         for name, text in _texts_of(rule, path, params).items():
             captured.setdefault(name, text)
     return captured
+
+
+def _params_refused_for_method() -> Mapping[str, Any] | None:
+    """What the rules of the request's path capture, the request refused for its
+    method: matched as Flask routed it (its host, subdomain and mount point)."""
+    adapter = getattr(request_ctx, "url_adapter", None)
+    if adapter is None:
+        return None
+    try:
+        return _captured(adapter, adapter.path_info)
+    except (HTTPException, RequestRedirect, ValueError):
+        return None
 
 
 def _texts_of(rule: Rule, path: str, params: Mapping[str, Any]) -> Mapping[str, Any]:

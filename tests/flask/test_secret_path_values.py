@@ -94,8 +94,10 @@ def test_a_request_refused_for_its_method_has_its_route_values_redacted(
         return "<p>Open the invitation link again</p>", 200
 
     app.test_client().get(f"/invite/{SECRET}/accept")
+    # Mounted below a prefix (DispatcherMiddleware, a proxy's SCRIPT_NAME) too.
+    app.test_client().get(f"/invite/{SECRET}/accept", environ_overrides={"SCRIPT_NAME": "/shop"})
     messages = sent()
-    assert messages, "the handler's track"
-    for message in messages:
-        assert message["context"]["page"]["path"] == "/invite/REDACTED/accept"
+    paths = [message["context"]["page"]["path"] for message in messages]
+    # The handler's track, and the page call of the page it answered with.
+    assert paths == ["/invite/REDACTED/accept"] * 2 + ["/shop/invite/REDACTED/accept"] * 2
     assert SECRET not in json.dumps(messages)
