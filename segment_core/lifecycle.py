@@ -331,8 +331,29 @@ def _shut_down_after(main: threading.Thread) -> None:
         _wait_for_forking_thread(main)
         _wait_for_app_threads(None, ended=main)
         shutdown_all()
+        _end_if_only_the_librarys_threads_remain(main)
     except Exception:
         logger.exception("error while shutting down the Segment clients")
+
+
+def _end_if_only_the_librarys_threads_remain(main: threading.Thread) -> None:
+    """End the process, with the status its last thread's end would have given it
+    (0), when no thread but the library's runs: a sender given up on at the deadline
+    still waits for an answer that may never come (a host that does not answer),
+    and would keep the process that long."""
+    here = threading.current_thread()
+    running = [thread for thread in threading.enumerate() if thread is not here]
+    if not any(thread.name.startswith("segment-") for thread in running):
+        return  # the process ends as this thread does
+    if any(
+        thread is not main and not thread.name.startswith("segment-") and thread.is_alive()
+        for thread in running
+    ):
+        return  # an app's daemon thread keeps it, as it would without the library
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 #: How often the wait for a forked child's forking thread looks whether it ended (seconds).

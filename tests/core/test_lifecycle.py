@@ -1089,6 +1089,44 @@ def test_a_child_forked_off_a_thread_delivers_and_ends_when_its_threads_end(
     }
 
 
+FORKED_OFF_A_THREAD_TO_A_SILENT_HOST = """
+import os, socket, sys, threading, time
+from segment_core import Client
+
+silent = socket.socket()
+silent.bind(("127.0.0.1", 0))
+silent.listen()  # takes connections, never answers
+client = Client(
+    "k", host=f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=60, shutdown_timeout=1
+)
+
+
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        client.track("user", "In the child")
+        return  # the child's only thread of its own ends: so should the child
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ended, status = os.waitpid(pid, os.WNOHANG)
+        if ended:
+            sys.exit(0 if os.waitstatus_to_exitcode(status) == 0 else 3)
+        time.sleep(0.1)
+    print("the child outlived its shutdown_timeout by far", flush=True)
+    os._exit(4)
+
+
+thread = threading.Thread(target=fork)
+thread.start()
+thread.join()
+"""
+
+
+def test_a_child_forked_off_a_thread_ends_by_shutdown_timeout_when_the_host_is_silent() -> None:
+    # Its sender, given up on at the deadline, would wait for an answer for `timeout`.
+    run_in_a_session_of_its_own(FORKED_OFF_A_THREAD_TO_A_SILENT_HOST)
+
+
 CHILD_THREAD_TRACKING_AS_IT_EXITS = """
 import multiprocessing, os, sys, threading
 from multiprocessing import util
