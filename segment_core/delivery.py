@@ -12,7 +12,6 @@ from typing import Any, Protocol
 from segment_core import signals
 from segment_core._capture import as_sent
 from segment_core._clock import monotonic
-from segment_core._thread_signals import leave_signals_to_the_main_thread
 from segment_core.config import Config
 from segment_core.errors import DeliveryError, is_interruption
 from segment_core.health import DeliveryHealth
@@ -254,7 +253,6 @@ class Delivery:
         delivered: list[bool] = []
 
         def send() -> None:
-            leave_signals_to_the_main_thread()
             delivered.append(self._delivery_of_nested_sends().deliver(batch, abandon, deadline))
 
         # Not a daemon: a batch not delivered by the deadline still is before the

@@ -61,7 +61,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from segment_core import _forks
 from segment_core._clock import monotonic
 from segment_core._frames import current_frames, frame_running
-from segment_core._thread_signals import leave_signals_to_the_main_thread
 
 if TYPE_CHECKING:
     from segment_core.client import Client
@@ -258,7 +257,6 @@ def _let_thread_pools_end() -> None:
         return
 
     def run() -> None:
-        leave_signals_to_the_main_thread()
         for function in reversed(functions):  # as the interpreter calls them
             try:
                 function()
@@ -326,7 +324,6 @@ def _watch_main_thread_forked_off() -> None:
 def _shut_down_after(main: threading.Thread) -> None:
     """Wait, as the interpreter's exit does, for ``main`` and every thread that is
     no daemon; then shut every client down, which ends the library's threads."""
-    leave_signals_to_the_main_thread()
     try:
         _wait_for_forking_thread(main)
         _wait_for_app_threads(None, ended=main)
@@ -852,7 +849,6 @@ def _threads_are_green() -> bool:
 
 def _shut_down_then_signal(signum: int) -> None:
     global _sigterm_state
-    leave_signals_to_the_main_thread()  # (a no-op on a greenlet)
     try:
         _shut_down_after_bound_calls()
     finally:

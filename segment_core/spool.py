@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 from segment_core import _forks
 from segment_core import _spool_format as fmt
 from segment_core._clock import monotonic
-from segment_core._thread_signals import leave_signals_to_the_main_thread
 from segment_core.config import Config
 from segment_core.errors import is_interruption
 
@@ -1235,7 +1234,6 @@ class Spool:
     # -- the spool thread -------------------------------------------------------------
 
     def _run(self, generation: int) -> None:
-        leave_signals_to_the_main_thread()
         failed = False
         wake = self._wake  # (a thread started after it was made again has its own)
         while self._tends_for(generation):

@@ -58,7 +58,6 @@ from collections.abc import Callable
 from typing import Any
 
 from segment_core._clock import monotonic
-from segment_core._thread_signals import leave_signals_to_the_main_thread
 from segment_core.batching import MAX_BATCH_BYTES, envelope_size, take_batch
 from segment_core.config import Config
 from segment_core.delivery import (
@@ -473,7 +472,6 @@ class Worker:
         return generation == self._generation and not self._lock_replaced()
 
     def _run(self, generation: int) -> None:
-        leave_signals_to_the_main_thread()
         with self._lock:
             # Started by a call that released the lock meanwhile: that call (a put()
             # among them) finishes first, as it would holding the lock.
