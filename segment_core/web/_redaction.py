@@ -951,11 +951,6 @@ class Redactor:
         # "&" separates parameters, and ";" too for many servers: both are looked at
         # (split at ";" too, the separators are kept as parts of their own).
         semicolons = ";" in query
-        if semicolons:
-            # A JSON or GraphQL value may hold a ";" in a string: its secrets are
-            # redacted first as "&" alone separates it, then the query is read as a
-            # server splitting at ";" too would (each pass only redacts).
-            query = self._structured_only(query, depth, paths, host)
         parts = _PARAMETERS.split(query) if semicolons else query.split("&")
         changed = False
         structured: list[int] | None = None
@@ -986,32 +981,11 @@ class Redactor:
             return query
         return "".join(parts) if semicolons else "&".join(parts)
 
-    def _structured_only(self, query: str, depth: int, paths: RouteLookup | None, host: str) -> str:
-        """``query`` with the secrets of its JSON and GraphQL values redacted, its
-        parameters split at "&" alone."""
-        parts = query.split("&")
-        indexes = [
-            index
-            for index, part in enumerate(parts)
-            if ";" in part and part.partition("=")[2].startswith(_STRUCTURED_STARTS)
-        ]
-        if indexes and self._structured_values(parts, indexes, depth, paths, host, as_urls=False):
-            return "&".join(parts)
-        return query
-
     def _structured_values(
-        self,
-        parts: list[str],
-        indexes: list[int],
-        depth: int,
-        paths: RouteLookup | None,
-        host: str,
-        *,
-        as_urls: bool = True,
+        self, parts: list[str], indexes: list[int], depth: int, paths: RouteLookup | None, host: str
     ) -> bool:
         """Redact the values at ``indexes`` of ``parts`` (``name=value``) that are JSON
         or a GraphQL document, then the URLs nested in them; True if one changed.
-        ``as_urls``: a value that is neither is looked at as a URL.
 
         A GraphQL document passes its variables to arguments (``resetToken: $t``):
         the variables it gives a secret argument are secret names in the others
@@ -1029,7 +1003,7 @@ class Redactor:
             redacted = self._redacted_structure(texts[index], bound, depth, paths, host)
             if redacted is not None:
                 value = _escaped_as(value, redacted)
-            elif as_urls:  # not JSON after all, perhaps: the whole value, as a URL
+            else:  # not JSON after all, perhaps: the whole value, looked at as a URL
                 nested = self._nested(value, depth, paths, host)
                 if nested is not None:
                     value = nested
