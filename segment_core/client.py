@@ -815,17 +815,21 @@ def _unreadable_field(changed: dict[str, Any], message: dict[str, Any]) -> str |
     """The field of ``changed`` (what ``before_send`` returned) whose value raised as
     it was checked: the first one that, put back as ``message`` had it, lets the
     rest be read. Only on that failure's path."""
-    for field in list(changed):
-        probe = {key: value for key, value in changed.items() if key != field}
-        if field in message:
-            probe[field] = message[field]
-        try:
-            check_hook_result(probe)
-        except InvalidMessage:
-            return field  # the rest reads (a rule it breaks is another matter)
-        except Exception:
-            continue
-        return field
+    try:
+        fields = list(changed)
+        for field in fields:
+            probe = {key: value for key, value in changed.items() if key != field}
+            if field in message:
+                probe[field] = message[field]
+            try:
+                encode(check_hook_result(probe))
+            except InvalidMessage:
+                return field  # the rest reads (a rule it breaks is another matter)
+            except Exception:
+                continue
+            return field
+    except Exception:  # the result itself cannot be walked
+        pass
     return None
 
 

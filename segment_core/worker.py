@@ -124,9 +124,10 @@ class Worker:
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
         self._closing = False
-        # The flush() calls waiting, and how many messages a delivery's hooks (on a
-        # sender thread) accepted while one waited: it waits for those too.
-        self._flushers = 0
+        # The threads in flush(), and how many messages a delivery's hooks accepted
+        # while one waited (on a sender thread, or on that thread itself when it
+        # sends what it waits for): it waits for those too.
+        self._flushing: set[int] = set()
         self._accepted_by_hooks = 0
         self._abandon = RetryWait()
         #: Messages failed at shutdown's deadline (those the spool keeps on disk aside).
@@ -219,7 +220,7 @@ class Worker:
             buffer.append(item)
             if self._closing:  # shutdown began meanwhile: take it back if still here
                 return self._withdraw(item)
-            if self._flushers and (self.on_sender_thread() or sending_on_this_thread()):
+            if self._flushing and self._in_a_delivery():
                 self._accepted_by_hooks += 1
             return None
         if self._lock_replaced():
@@ -238,7 +239,7 @@ class Worker:
             count = len(buffer)
             if size == 0 or count == self._flush_at or count % self._full_batch == 0:
                 self._has_work.notify()
-            if self._flushers and (self.on_sender_thread() or sending_on_this_thread()):
+            if self._flushing and self._in_a_delivery():
                 self._accepted_by_hooks += 1
             if not self._threads and not self._starting:
                 if _off_the_event_loop():
@@ -274,11 +275,21 @@ class Worker:
             self._flush_upto = max(self._flush_upto, target)
             self._has_work.notify_all()
             delivered = self._delivery.sent
-            self._flushers += 1
+            flushing = threading.get_ident()
+            self._flushing.add(flushing)
             try:
                 return self._wait_for(target, deadline, timeout, delivered, patient=patient)
             finally:
-                self._flushers -= 1
+                self._flushing.discard(flushing)
+
+    def _in_a_delivery(self) -> bool:
+        """Whether the caller runs a delivery's hooks: a sender thread, a nested send's,
+        or a thread in :meth:`flush` that sends what it waits for itself."""
+        return (
+            self.on_sender_thread()
+            or sending_on_this_thread()
+            or threading.get_ident() in self._flushing
+        )
 
     def _wait_for(
         self, target: int, deadline: float, timeout: float, delivered: int, *, patient: bool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -74,26 +75,54 @@ class _UnreadableDict(dict[str, Any]):
         raise RuntimeError("backend gone")
 
 
+class _UnwalkableDict(dict[str, Any]):
+    def __iter__(self) -> Any:
+        raise RuntimeError("backend gone")
+
+    def keys(self) -> Any:
+        raise RuntimeError("backend gone")
+
+
+class _UnreadableNumber(decimal.Decimal):
+    def __str__(self) -> str:
+        raise RuntimeError("backend gone")
+
+    __float__ = __repr__ = __str__  # type: ignore[assignment]
+
+
+def _changed(change: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda message: {**message, **change}
+
+
+def _unwalkable(message: dict[str, Any]) -> dict[str, Any]:
+    return _UnwalkableDict(message)
+
+
 @pytest.mark.parametrize(
-    ("change", "logged"),
+    ("hook", "logged"),
     [
-        ({"integrations": _Ambiguous()}, "integrations must be an object, got "),
+        (_changed({"integrations": _Ambiguous()}), "integrations must be an object, got "),
         (
-            {"context": _UnreadableDict(ip="1.2.3.4")},
+            _changed({"context": _UnreadableDict(ip="1.2.3.4")}),
             "whose context cannot be read (RuntimeError: backend gone)",
         ),
+        (
+            _changed({"properties": {"plan": _UnreadableNumber("1.5")}}),
+            "whose properties cannot be read (RuntimeError: backend gone)",
+        ),
+        (_unwalkable, "cannot be read (RuntimeError: backend gone)"),
     ],
-    ids=["ambiguous-truth", "items-raise"],
+    ids=["ambiguous-truth", "items-raise", "number-unreadable", "not-walkable"],
 )
 def test_a_result_whose_values_raise_as_they_are_read_is_the_hooks_failure(
     collector_clients: Callable[..., Client],
     segment_collector: CollectorHandle,
     caplog: pytest.LogCaptureFixture,
-    change: dict[str, Any],
+    hook: Callable[[dict[str, Any]], dict[str, Any]],
     logged: str,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="segment.core")
-    client = collector_clients(before_send=lambda message: {**message, **change})
+    client = collector_clients(before_send=hook)
     assert client.track("u1", "Signed Up", {"plan": "pro"})[0]
     assert client.flush(10)
     [sent] = segment_collector.wait_for(1, type="track")

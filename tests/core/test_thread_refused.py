@@ -75,6 +75,33 @@ print("flushed:", client.flush(10))
     assert stderr.count("could not start a sender thread") == 1, stderr
 
 
+def test_flush_sending_itself_waits_for_what_a_delivery_hook_tracked(
+    receiver: Receiver,
+) -> None:
+    # flush() delivers on its own thread, whose hooks' calls it waits for too.
+    process = run_script(
+        NO_MORE_THREADS
+        + """
+import sys
+from segment_core import Client
+
+def follow_up(message):
+    if message["event"] == "Ordered":
+        client.track("u", "Delivery Reported")
+
+client = Client("k", host=sys.argv[1], flush_interval=3600, on_success=follow_up)
+refuse_threads()
+client.track("u", "Ordered")
+print("flushed:", client.flush(10), "pending:", client.stats()["pending"])
+""",
+        receiver.url,
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout.splitlines() == ["flushed: True pending: 0"]
+    assert [m["event"] for m in receiver.messages()] == ["Ordered", "Delivery Reported"]
+
+
 def test_what_waits_for_a_thread_is_delivered_at_exit(receiver: Receiver) -> None:
     process = run_script(
         NO_MORE_THREADS
