@@ -338,15 +338,11 @@ def _end_if_only_the_librarys_threads_remain(main: threading.Thread) -> None:
     (0), when no thread but the library's runs: a sender given up on at the deadline
     still waits for an answer that may never come (a host that does not answer),
     and would keep the process that long."""
-    here = threading.current_thread()
-    running = [thread for thread in threading.enumerate() if thread is not here]
-    if not any(thread.name.startswith("segment-") for thread in running):
-        return  # the process ends as this thread does
-    if any(
-        thread is not main and not thread.name.startswith("segment-") and thread.is_alive()
-        for thread in running
-    ):
-        return  # an app's daemon thread keeps it, as it would without the library
+    while not _only_the_librarys_threads_run(main):
+        if not _library_threads(main):
+            return  # the process ends as this thread does
+        # An app's thread keeps it, as it would without the library: until it ends.
+        time.sleep(_LOOK_FOR_THE_APPS_THREADS_EVERY)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -374,6 +370,57 @@ def _wait_for_forking_thread(main: threading.Thread) -> None:
         return
     while _task_state(task) not in (None, "Z", "X"):
         time.sleep(_LOOK_FOR_THE_FORKING_THREAD_EVERY)
+
+
+#: How often a forked child whose sender waits on looks whether its app's threads ended.
+_LOOK_FOR_THE_APPS_THREADS_EVERY = 0.2
+
+
+def _library_threads(main: threading.Thread) -> list[threading.Thread]:
+    here = threading.current_thread()
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread is not here and thread is not main and _runs_library_code(thread)
+    ]
+
+
+def _only_the_librarys_threads_run(main: threading.Thread) -> bool:
+    """Whether some of the library's threads run, and no other thread but this one:
+    also none ``threading`` does not know of (``_thread``'s, C code's), seen in /proc."""
+    ours = _library_threads(main)
+    if not ours:
+        return False
+    here = threading.current_thread()
+    tasks = _live_tasks()
+    if tasks is not None:
+        return not tasks - {thread.native_id for thread in (*ours, here)}
+    return not any(
+        thread.is_alive()
+        for thread in threading.enumerate()
+        if thread is not here and thread is not main and thread not in ours
+    )
+
+
+def _runs_library_code(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is one the library started (its target is the library's)."""
+    target = getattr(thread, "_target", None)  # threading.Thread's, while it runs
+    module = getattr(target, "__module__", None)
+    return isinstance(module, str) and module.partition(".")[0] == "segment_core"
+
+
+def _live_tasks() -> set[int] | None:
+    """The ids of this process's threads that have not ended, from /proc (None
+    without it): also those ``threading`` does not know (``_thread``'s, C code's)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    return {
+        int(task)
+        for task in tasks
+        if _task_state(f"/proc/self/task/{task}/stat") not in (None, "Z", "X")
+    }
 
 
 def _task_state(stat_path: str) -> str | None:

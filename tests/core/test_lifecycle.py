@@ -1090,7 +1090,7 @@ def test_a_child_forked_off_a_thread_delivers_and_ends_when_its_threads_end(
 
 
 FORKED_OFF_A_THREAD_TO_A_SILENT_HOST = """
-import os, socket, sys, threading, time
+import _thread, os, socket, sys, threading, time
 from segment_core import Client
 
 silent = socket.socket()
@@ -1101,10 +1101,24 @@ client = Client(
 )
 
 
+MARKER = sys.argv[1] if len(sys.argv) > 1 else ""
+WORKER = sys.argv[2] if len(sys.argv) > 2 else ""
+
+
+def work():
+    time.sleep(1.5)
+    with open(MARKER, "w") as done:
+        done.write("done")
+
+
 def fork():
     pid = os.fork()
     if pid == 0:
         client.track("user", "In the child")
+        if WORKER == "raw":  # a thread threading does not know of
+            _thread.start_new_thread(work, ())
+        elif WORKER:  # a daemon thread of the app's, whatever its name
+            threading.Thread(target=work, name=WORKER, daemon=True).start()
         return  # the child's only thread of its own ends: so should the child
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -1125,6 +1139,15 @@ thread.join()
 def test_a_child_forked_off_a_thread_ends_by_shutdown_timeout_when_the_host_is_silent() -> None:
     # Its sender, given up on at the deadline, would wait for an answer for `timeout`.
     run_in_a_session_of_its_own(FORKED_OFF_A_THREAD_TO_A_SILENT_HOST)
+
+
+@pytest.mark.parametrize("worker", ["raw", "segment-transcoder-0"])
+def test_a_child_forked_off_a_thread_ends_only_after_the_apps_own_threads(
+    tmp_path: Path, worker: str
+) -> None:
+    marker = tmp_path / "done"
+    run_in_a_session_of_its_own(FORKED_OFF_A_THREAD_TO_A_SILENT_HOST, str(marker), worker)
+    assert marker.read_text() == "done"
 
 
 CHILD_THREAD_TRACKING_AS_IT_EXITS = """
