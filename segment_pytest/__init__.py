@@ -200,8 +200,14 @@ def captured_events() -> Iterator[list[dict[str, Any]]]:
 
     with capture() as events:
         # What the test's own fixtures sent before this one was set up, whichever
-        # order the test names them in (the outbox drops what wider ones sent).
-        events.extend(copy.deepcopy(_outbox()))
+        # order the test names them in (the outbox drops what wider ones sent); one
+        # another thread sent as the capture began is in both, and counts once.
+        captured = {message.get("messageId") for message in events}
+        events[:0] = [
+            copy.deepcopy(message)
+            for message in list(_outbox())
+            if message.get("messageId") not in captured
+        ]
         _fixture_sinks.append(events)
         try:
             yield events
