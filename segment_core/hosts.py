@@ -152,6 +152,23 @@ def _server_name_problem(server: str) -> str | None:
     return None
 
 
+def browser_host_problem(url: str) -> str | None:
+    """Why a browser's URL parser refuses the server of ``url`` (a usable host, see
+    :func:`check_host`), or None: a name whose last label is a number but that is no
+    IPv4 address (``collector.2024``, ``1.2.3.4.5``), or an IPv6 literal with a
+    zone (``fe80::1%25eth0``), which a resolver may take and a browser never does."""
+    server = (urlsplit(url).hostname or "").removesuffix(".")
+    if ":" in server:
+        return "browsers take no IPv6 zone in a URL" if "%" in server else None
+    if not _NUMERIC_LABEL.fullmatch(server.rpartition(".")[2]):
+        return None
+    try:
+        socket.inet_aton(server)
+    except OSError:
+        return "browsers read a name that ends in a number as an IPv4 address, and this is none"
+    return None
+
+
 def _without_query(url: str) -> str:
     """``url`` with what follows its ``?`` or ``#`` masked: a query may hold a key."""
     cut = min((at for at in (url.find("?"), url.find("#")) if at >= 0), default=-1)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
-from segment_core.hosts import check_host, is_loopback_url
+from segment_core.hosts import browser_host_problem, check_host, is_loopback_url
 
 __all__ = [
     "BROWSER_NORMALIZERS",
@@ -87,8 +87,16 @@ def _base_url(name: str, value: object) -> str | None:
     # As the client's host: analytics.js adds its paths to the value, after a
     # #fragment they would be no path, and no server listens on port 0.
     check_host(value, name=name)
+    _check_browser_host(name, value, value)
     _warn_plain_http(name, value)
     return value.rstrip("/")
+
+
+def _check_browser_host(name: str, url: str, value: str) -> None:
+    """ValueError when the browser's URL parser refuses the server of ``url``."""
+    problem = browser_host_problem(url)
+    if problem is not None:
+        raise ValueError(f"{name}: {problem}, got {_shown(value)!r}")
 
 
 def _shown(value: object) -> object:
@@ -145,7 +153,11 @@ def _api_host(name: str, value: object) -> str | None:
         port = 0
     if port == 0 and ":" in host.partition("/")[0].rpartition("]")[2]:
         raise ValueError(f"{name} must name a port from 1 to 65535, got {_shown(value)!r}")
-    check_host(f"https://{host}", name=name)  # its server, as with a scheme
+    try:  # its server, as with a scheme
+        check_host(f"https://{host}", name=name)
+    except ValueError as error:
+        raise ValueError(str(error).replace(f"'https://{host}'", repr(value))) from None
+    _check_browser_host(name, f"https://{host}", value)
     return host if "/" in host else f"{host}/v1"
 
 

@@ -213,6 +213,11 @@ def test_page_source_server_without_page_calls_is_an_error() -> None:
         ("browser_api_host", "[::1]:0/v1"),
         ("browser_api_host", "proxy;example/v1"),  # no server's name, with a scheme or not
         ("browser_api_host", "https://proxy;example/v1"),
+        # What browsers' URL parsers refuse, though a resolver may take it.
+        ("browser_api_host", "https://collector.2024"),
+        ("browser_api_host", "1.2.3.4.5/v1"),
+        ("browser_cdn", "https://256.1.1.1"),
+        ("browser_api_host", "[fe80::1%25eth0]:80/v1"),
         ("csp_nonce", "request csp nonce"),
         ("csp_nonce", "csp_nonce\n"),
         ("csp_nonce", 3),
