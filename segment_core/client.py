@@ -263,10 +263,10 @@ class Client(ClientSettings):
         ``None`` waits while messages keep being delivered, until ``shutdown_timeout``
         passes without one (with a spool, whose disk keeps the rest for the next
         process: at most ``shutdown_timeout``). Returns True when every message
-        accepted before the call was delivered or definitively failed, and those
-        accepted while it waited (``on_error`` tracking the loss it reports, as
-        analytics-python's ``flush()`` waits for them; a few rounds deep). After
-        :meth:`shutdown`, nothing is sent any more: it returns what that returned.
+        accepted before the call was delivered or definitively failed, and those the
+        deliveries' hooks accepted while it waited (``on_error`` tracking the loss it
+        reports, as analytics-python's ``flush()`` waits for them; a few rounds deep).
+        After :meth:`shutdown`, nothing is sent any more: it returns what that returned.
         On a sender thread (in ``on_success``, ``on_error``, ``on_failure``, a
         signal receiver or a log handler the sender's logs reach; in ``sync_mode``,
         the calling thread during its call) it asks for delivery and returns at once
