@@ -160,13 +160,32 @@ def browser_host_problem(url: str) -> str | None:
     server = (urlsplit(url).hostname or "").removesuffix(".")
     if ":" in server:
         return "browsers take no IPv6 zone in a URL" if "%" in server else None
-    if not _NUMERIC_LABEL.fullmatch(server.rpartition(".")[2]):
+    if not _NUMERIC_LABEL.fullmatch(server.rpartition(".")[2]) or _is_urls_ipv4(server):
         return None
-    try:
-        socket.inet_aton(server)
-    except OSError:
-        return "browsers read a name that ends in a number as an IPv4 address, and this is none"
-    return None
+    return "browsers read a name that ends in a number as an IPv4 address, and this is none"
+
+
+def _is_urls_ipv4(server: str) -> bool:
+    """Whether the URL Standard's IPv4 parser takes ``server``: up to four numbers
+    (decimal, ``0x`` hexadecimal with ``0x`` alone 0, ``0`` octal), the last filling
+    the bytes the others leave."""
+    parts = server.split(".")
+    if not 1 <= len(parts) <= 4:
+        return False
+    numbers: list[int] = []
+    for part in parts:
+        if part[:2] in ("0x", "0X"):
+            digits, base = part[2:] or "0", 16
+        elif len(part) > 1 and part[0] == "0":
+            digits, base = part[1:], 8
+        else:
+            digits, base = part, 10
+        try:
+            numbers.append(int(digits, base))
+        except ValueError:
+            return False
+    *first, last = numbers
+    return all(number <= 255 for number in first) and last < 256 ** (5 - len(numbers))
 
 
 def _without_query(url: str) -> str:

@@ -127,7 +127,7 @@ class Worker:
         # The threads in flush(), and how many messages a delivery's hooks accepted
         # while one waited (on a sender thread, or on that thread itself when it
         # sends what it waits for): it waits for those too.
-        self._flushing: set[int] = set()
+        self._flushing: dict[int, int] = {}
         self._accepted_by_hooks = 0
         self._abandon = RetryWait()
         #: Messages failed at shutdown's deadline (those the spool keeps on disk aside).
@@ -267,7 +267,8 @@ class Worker:
         thread's own batch, or for this thread.
         """
         self._remake_what_is_stale()
-        if self.on_sender_thread():
+        if self.on_sender_thread() or threading.get_ident() in self._flushing:
+            # (A hook of a delivery this thread's own flush() makes: as on a sender.)
             return self._ask_for_delivery()
         deadline = monotonic() + timeout
         with self._lock:
@@ -276,11 +277,14 @@ class Worker:
             self._has_work.notify_all()
             delivered = self._delivery.sent
             flushing = threading.get_ident()
-            self._flushing.add(flushing)
+            self._flushing[flushing] = self._flushing.get(flushing, 0) + 1
             try:
                 return self._wait_for(target, deadline, timeout, delivered, patient=patient)
             finally:
-                self._flushing.discard(flushing)
+                if self._flushing[flushing] == 1:
+                    del self._flushing[flushing]
+                else:
+                    self._flushing[flushing] -= 1
 
     def _in_a_delivery(self) -> bool:
         """Whether the caller runs a delivery's hooks: a sender thread, a nested send's,

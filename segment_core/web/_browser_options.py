@@ -62,6 +62,8 @@ def _snippet_src(name: str, value: object) -> str:
             f"{name} must be an http(s) URL, or a path starting with '/', got {_shown(value)!r}"
         )
     _refuse_credentials(name, value, parts)
+    if not relative:
+        _check_browser_host(name, value, value)
     _warn_plain_http(name, value)
     try:
         value.format(write_key="")
@@ -156,7 +158,7 @@ def _api_host(name: str, value: object) -> str | None:
     try:  # its server, as with a scheme
         check_host(f"https://{host}", name=name)
     except ValueError as error:
-        raise ValueError(str(error).replace(f"'https://{host}'", repr(value))) from None
+        raise ValueError(str(error).replace(repr(f"https://{host}"), repr(value))) from None
     _check_browser_host(name, f"https://{host}", value)
     return host if "/" in host else f"{host}/v1"
 

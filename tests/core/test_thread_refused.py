@@ -87,6 +87,7 @@ from segment_core import Client
 
 def follow_up(message):
     if message["event"] == "Ordered":
+        assert client.flush(30)  # on the flushing thread itself: it waits for nothing
         client.track("u", "Delivery Reported")
 
 client = Client("k", host=sys.argv[1], flush_interval=3600, on_success=follow_up)

@@ -127,6 +127,9 @@ def test_cookie_domain_lifetime_and_names_follow_the_server() -> None:
         # Without a scheme, the servers the client's host takes: an underscore, an IDN.
         ("seg_proxy:8080/v1", "seg_proxy:8080/v1", "https"),
         ("caf\u00e9.example/v1", "caf\u00e9.example/v1", "https"),
+        # Numbers browsers read as an IPv4 address (0x alone is 0).
+        ("https://1.0x/v1", "1.0x/v1", "https"),
+        ("http://127.1:8765", "127.1:8765/v1", "http"),
     ],
 )
 def test_browser_api_host(given: str, host: str, protocol: str) -> None:
@@ -218,6 +221,7 @@ def test_page_source_server_without_page_calls_is_an_error() -> None:
         ("browser_api_host", "1.2.3.4.5/v1"),
         ("browser_cdn", "https://256.1.1.1"),
         ("browser_api_host", "[fe80::1%25eth0]:80/v1"),
+        ("snippet_src", "https://1.2.3.4.5/analytics.js"),
         ("csp_nonce", "request csp nonce"),
         ("csp_nonce", "csp_nonce\n"),
         ("csp_nonce", 3),
