@@ -500,8 +500,10 @@ class Client(ClientSettings):
         # Tests see what was sent: JSON values, as of the call (the caller may reuse
         # or change its dicts afterwards). The call returns the caller's own values.
         if self._outbox is not None:  # test mode: see segment_core.testing.divert
-            self._outbox.append(_capture.as_sent(data))
+            # Captured first: a capture that starts with a copy of the outbox (the
+            # pytest plugin's segment_events) then finds it there, and counts it once.
             _capture.deliver(data)
+            self._outbox.append(_capture.as_sent(data))
             return True, complete(message)
         if _capture.sinks:
             _capture.deliver(data)
