@@ -84,12 +84,14 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def check_host(value: object, *, name: str = "host") -> None:
+def check_host(value: object, *, name: str = "host", written: str | None = None) -> None:
     """Raise ``ValueError`` naming ``name`` (the option) unless ``value`` is a usable
-    base URL: ``host``, or ``oauth_auth_server``, whose path ``/token`` is added to."""
+    base URL: ``host``, or ``oauth_auth_server``, whose path ``/token`` is added to.
+    ``written``: what the user wrote, shown in the error, when ``value`` was made of it
+    (a scheme added)."""
     if not isinstance(value, str):
         raise ValueError(f"{name} must be an http:// or https:// URL, got {type(value).__name__}")
-    shown = _without_query(redact_url(value))
+    shown = _without_query(redact_url(value if written is None else written))
     if not value.isprintable() or value != value.strip() or " " in value:
         raise ValueError(f"{name} must not contain spaces or control characters, got {shown!r}")
     try:

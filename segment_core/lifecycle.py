@@ -338,9 +338,12 @@ def _end_if_only_the_librarys_threads_remain(main: threading.Thread) -> None:
     (0), when no thread but the library's runs: a sender given up on at the deadline
     still waits for an answer that may never come (a host that does not answer),
     and would keep the process that long."""
-    while not _only_the_librarys_threads_run(main):
-        if not _library_threads(main):
+    while True:
+        ours = _library_threads(main)
+        if not ours:
             return  # the process ends as this thread does
+        if _only_these_run(ours, main):
+            break
         # An app's thread keeps it, as it would without the library: until it ends.
         time.sleep(_LOOK_FOR_THE_APPS_THREADS_EVERY)
     for stream in (sys.stdout, sys.stderr):
@@ -385,12 +388,9 @@ def _library_threads(main: threading.Thread) -> list[threading.Thread]:
     ]
 
 
-def _only_the_librarys_threads_run(main: threading.Thread) -> bool:
-    """Whether some of the library's threads run, and no other thread but this one:
-    also none ``threading`` does not know of (``_thread``'s, C code's), seen in /proc."""
-    ours = _library_threads(main)
-    if not ours:
-        return False
+def _only_these_run(ours: list[threading.Thread], main: threading.Thread) -> bool:
+    """Whether no thread but ``ours`` (the library's) and this one runs: also none
+    ``threading`` does not know of (``_thread``'s, C code's), seen in /proc."""
     here = threading.current_thread()
     tasks = _live_tasks()
     if tasks is not None:

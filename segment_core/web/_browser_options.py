@@ -155,10 +155,7 @@ def _api_host(name: str, value: object) -> str | None:
         port = 0
     if port == 0 and ":" in host.partition("/")[0].rpartition("]")[2]:
         raise ValueError(f"{name} must name a port from 1 to 65535, got {_shown(value)!r}")
-    try:  # its server, as with a scheme
-        check_host(f"https://{host}", name=name)
-    except ValueError as error:
-        raise ValueError(str(error).replace(repr(f"https://{host}"), repr(value))) from None
+    check_host(f"https://{host}", name=name, written=value)  # its server, as with a scheme
     _check_browser_host(name, f"https://{host}", value)
     return host if "/" in host else f"{host}/v1"
 
