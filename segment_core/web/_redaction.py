@@ -247,7 +247,18 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "drivers_license",
     "driverslicense",
     "driver_license",
+    "driverlicense",
     "driving_licence",
+    "drivers_licence",
+    "driverslicence",
+    "driver_licence",
+    "driving_license",
+    "drivinglicense",
+    "drivinglicence",
+    "social_security_number",
+    "socialsecuritynumber",
+    "tax_number",
+    "taxnumber",
     "date_of_birth",
     "dateofbirth",
     "birthdate",
@@ -255,6 +266,14 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "magic_link",
     "magiclink",
     "client_assertion",
+    # A wallet's recovery words, a security question's answer, WordPress's nonce.
+    "seed_phrase",
+    "seedphrase",
+    "recovery_phrase",
+    "mnemonic",
+    "security_answer",
+    "securityanswer",
+    "wpnonce",
     # "Password" in the languages of many login forms (a secret word alone).
     "passwort",
     "kennwort",
@@ -482,6 +501,9 @@ _CARD_LAST_DIGITS = frozenset({"last", "last4"})
 # The last word of a name that holds a number, whatever qualifies it before (unless a
 # product's: "phone_model_number").
 _NUMBER_ENDS = frozenset({"number", "no", "num", "nr", "nbr", "nro"})
+# A number's short names, read as "number" at a name's end too ("account_no",
+# "acct_num", "routing_nr", "socialSecurityNo", "tax_no": the listed "..._number").
+_SHORT_NUMBER_ENDS = _NUMBER_ENDS - {"number"}
 _PRODUCT_WORDS = frozenset(
     {"model", "case", "plan", "item", "part", "order", "sku", "product", "serial", "tracking"}
 )
@@ -492,6 +514,24 @@ _NOT_A_PIN = frozenset(
         *("map", "maps", "location", "dropped", "drop", "marker", "lapel", "enamel"),
         *("badge", "save", "saved", "board", "push", "safety", "bowling", "hair", "hat"),
     }
+)
+# Beside "pass", the words that make it a password ("new_pass", "confirmPass", "pass2",
+# "user_pass", "db_pass"; glued: "newpass", "repass", "passconfirm"); not a ticket's
+# or a travel card's ("boarding_pass", "season_pass", "pass_type", "day_pass_2").
+_PASSWORD_WORDS = frozenset({"pass", "passw"})
+_PASS_QUALIFIERS = frozenset(
+    {
+        *("new", "old", "current", "curr", "cur", "prev", "previous", "confirm", "confirmed"),
+        *("confirmation", "retype", "repeat", "re", "again", "verify", "enter", "initial"),
+        *("temp", "tmp", "default", "user", "username", "admin", "root", "su", "sudo", "db"),
+        *("database", "mysql", "postgres", "pg", "sql", "redis", "ldap", "smtp", "ftp"),
+        *("sftp", "ssh", "wifi", "wlan", "proxy", "login", "account", "acct", "my", "master"),
+        *("hash", "hashed", "plain", "text", "value", "str", "string", "salt", "digest"),
+    }
+)
+# What may follow "pass" glued in one word: "passconfirm", "passagain", "passnew".
+_AFTER_GLUED_PASS = frozenset(
+    {"confirm", "confirmation", "again", "repeat", "retype", "new", "old", "hash", "word"}
 )
 # "<word> code" is a one-time code of a login flow; "country code" is not. So is
 # "<word> hash": "reset_hash", "activation_hash"; not "file_hash" or "commit_hash".
@@ -680,6 +720,10 @@ def _is_glued_secret(word: str) -> bool:
         at = word.find(inside, 1)
         if at > 0 and word[at + len(inside) :] in _AFTER_GLUED_PREFIX:
             return True
+    if word.endswith("pass") and word[:-4] in _PASS_QUALIFIERS:  # newpass, repass
+        return True
+    if word.startswith("pass") and word[4:] in _AFTER_GLUED_PASS:  # passconfirm
+        return True
     if word.endswith("key"):
         return word[:-3] in _KEY_QUALIFIERS
     if word.endswith("code"):  # resetcode
@@ -770,6 +814,17 @@ def _names_a_number(words: tuple[str, ...]) -> bool:
             return False
         return about.isdisjoint(after)
     return False
+
+
+def _names_a_password(words: tuple[str, ...]) -> bool:
+    """Whether a name of several words with ``pass`` in it is a password's: its other
+    words all make it one, or are digits (``new_pass``, ``pass2``, ``user_pass``,
+    ``confirm_pass``, ``db_pass``; not ``boarding_pass``, ``pass_type`` or ``day_pass_2``)."""
+    if _PASSWORD_WORDS.isdisjoint(words):
+        return False
+    return all(
+        word in _PASSWORD_WORDS or word in _PASS_QUALIFIERS or word.isdigit() for word in words
+    )
 
 
 def _singulars(words: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...]:
@@ -910,11 +965,20 @@ class Redactor:
             return True
         if len(words) == 1:
             word = words[0]
-            return word in _WHOLE_NAMES or word in _PHONES or word == "creditcard"
+            return (
+                word in _WHOLE_NAMES
+                or word in _PHONES
+                or word == "creditcard"
+                or word in _PASSWORD_WORDS
+            )
         if words in _WHOLE_PHRASES:
             return True
         if _names_a_number(words):  # verified_phone, phone_mobile, credit_card_no, upi_pin
             return True
+        if _names_a_password(words):  # new_pass, pass2, user_pass
+            return True
+        if words[-1] in _SHORT_NUMBER_ENDS and self._judge_words((*words[:-1], "number")):
+            return True  # account_no, acct_num, socialSecurityNo
         # A login flow's code, or the hash a reset or activation link carries
         # (reset_hash, Flask-AppBuilder's activation_hash), named last or first.
         if words[-1] in _CODE_WORDS:

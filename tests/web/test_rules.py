@@ -132,6 +132,17 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         "drivers_license", "driverLicense", "date_of_birth", "dateOfBirth", "birthdate",
         "birth_date", "birthDate", "passport_id", "passport_num",
         "magic_link", "magicLink", "client_assertion",
+        # Their other spellings: spelled out, British, a number's short names.
+        "social_security_number", "socialSecurityNo", "drivers_licence", "driving_license",
+        "tax_number", "tax_no", "account_no", "acct_no", "accountNo", "account_num",
+        "routing_no", "passport_nr",
+        # "pass" beside the words of a password's form field, or glued to them.
+        "new_pass", "old_pass", "current_pass", "confirm_pass", "pass1", "pass2",
+        "user_pass", "db_pass", "newpass", "oldpass", "repass", "pass_confirm",
+        "pass_confirmation", "confirmPass", "newPass", "repeat_pass", "retype_pass",
+        "admin_pass", "wifi_pass", "passw", "passconfirm", "user[new_pass]",
+        # A wallet's recovery words, a security question's answer, WordPress's nonce.
+        "seed_phrase", "mnemonic", "security_answer", "securityAnswer", "_wpnonce",
     ],
 )  # fmt: skip
 def test_secret_names(name: str) -> None:
@@ -177,6 +188,10 @@ def test_secret_names(name: str) -> None:
         # A travel site's filters; an account's page.
         "passport_country", "needs_passport", "has_passport", "dob_min", "show_dob",
         "account", "account_id", "bank", "tax", "birth_year",
+        # A ticket's or a travel card's pass; a number of an order, a page, a room.
+        "boarding_pass", "season_pass", "pass_type", "day_pass_2", "bypass", "compass",
+        "pass_rate", "first_pass", "pass_through", "mountain_pass", "pass_id", "passage",
+        "pass_fail", "order_no", "page_no", "room_no", "invoice_num", "phone_case_nr",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
