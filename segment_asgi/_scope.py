@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http.cookies import _unquote  # as starlette.requests.cookie_parser unquotes
 from typing import Any
@@ -284,6 +285,23 @@ def wrapped_router(app: Any) -> Any:
             return node
         node = getattr(node, "app", None)
     return None
+
+
+def own_root_path(router: Any) -> Any:
+    """``router`` if it is a FastAPI app, which writes its own ``root_path``
+    (``FastAPI(root_path="/api")``) into each request's scope as it is called, else
+    None: a middleware wrapping it reads that ``root_path`` before the app runs."""
+    fastapi = sys.modules.get("fastapi")
+    app_class = getattr(fastapi, "FastAPI", None) if fastapi is not None else None
+    return router if app_class is not None and isinstance(router, app_class) else None
+
+
+def with_own_root_path(scope: Scope, app: Any) -> None:
+    """Write the ``root_path`` the FastAPI ``app`` writes into ``scope`` as it is
+    called, now, as it will: the request is read as that app will see it."""
+    root_path = getattr(app, "root_path", None)
+    if root_path and isinstance(root_path, str):
+        scope["root_path"] = root_path
 
 
 def included_in_scope(scope: Scope, route: Any) -> tuple[BaseRoute, str] | None:

@@ -48,11 +48,13 @@ from segment_asgi._options import (
     warn_if_server_key_in_browser,
 )
 from segment_asgi._scope import (
+    own_root_path,
     path_texts,
     request_info,
     route_lookup,
     route_of,
     user_id_of,
+    with_own_root_path,
     wrapped_router,
 )
 from segment_asgi._tracked_apps import TRACKED_BY_DJANGO, SelfTrackingMounts
@@ -363,6 +365,9 @@ class SegmentMiddleware:
         # routes it (a Starlette or FastAPI app, a Router); otherwise each request's
         # scope["app"], the app whose middleware this is.
         self._router = wrapped_router(app)
+        # A FastAPI app it wraps, which sets its own root_path in the scope as it
+        # runs (FastAPI(root_path="/api")): set before the request is read.
+        self._sets_root_path = own_root_path(self._router)
         #: Whether it said once that an outer instance tracks its requests.
         self._stood_aside = False
         #: Whether it got lifespan, or its first request has been checked for it.
@@ -409,6 +414,8 @@ class SegmentMiddleware:
                 await self.app(scope, receive, send)
             return
 
+        if self._sets_root_path is not None:
+            with_own_root_path(scope, self._sets_root_path)
         shutdown_mark = self._shutdown_mark
         if shutdown_mark is not None:
             scope[FLUSHED_AT_SHUTDOWN] = shutdown_mark
@@ -533,6 +540,8 @@ class SegmentMiddleware:
             self._open.discard(tracker)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._sets_root_path is not None:
+            with_own_root_path(scope, self._sets_root_path)
         if not self._lifespan_checked:
             self._check_lifespan(scope)
         native = HTTPConnection(scope) if self._hooks else None

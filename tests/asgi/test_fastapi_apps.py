@@ -180,6 +180,30 @@ def test_the_docs_of_a_mounted_app_are_no_page_views() -> None:
     assert [e["properties"]["path"] for e in page_calls(events)] == ["/welcome"]
 
 
+@pytest.mark.filterwarnings("ignore:The `root_path` parameter is deprecated")
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_an_app_s_own_root_path_is_read_as_the_app_reads_it(wrapped: bool) -> None:
+    """``FastAPI(root_path="/api")`` writes it into the scope as it runs: wrapped from
+    outside, the middleware reads it too (its docs, exclusions, URLs, Referers)."""
+    app = shop()
+    app.root_path = "/api"  # as FastAPI(root_path="/api") sets it
+    client = Client("k", send=False)
+    if wrapped:
+        served: Any = segment_asgi.SegmentMiddleware(app, client=client)
+    else:
+        app.add_middleware(segment_asgi.SegmentMiddleware, client=client)
+        served = app
+    with TestClient(served) as http, capture() as events:
+        for path in ("/api/docs", "/api/redoc", "/api/docs/oauth2-redirect", "/api/static/a"):
+            http.get(path, headers=HTML)
+        referer = "http://testserver/api/invite/SECRET1"
+        http.get("/api/welcome", headers={**HTML, "Referer": referer})
+    [page] = page_calls(events)
+    assert page["properties"]["url"] == "http://testserver/api/welcome"
+    assert page["properties"]["referrer"] == "http://testserver/api/invite/REDACTED"
+    assert page["name"] == "welcome"
+
+
 def test_a_trusted_host_middleware_outside_needs_allowed_hosts() -> None:
     """Outside the middleware, ``TrustedHostMiddleware`` is out of its sight:
     ``allowed_hosts`` says which forwarded hosts to believe."""
