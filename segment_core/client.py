@@ -19,7 +19,7 @@ from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.config import MAX_SECONDS, POSITIONAL_OPTIONS, Config
 from segment_core.delivery import Delivery, sending_on_this_thread
 from segment_core.encoding import encode, encode_simple
-from segment_core.errors import InvalidMessage, is_interruption
+from segment_core.errors import InvalidMessage, MessageTooLarge, is_interruption
 from segment_core.hosts import doubled_api_path, redact_url
 from segment_core.injection import InjectedMessageFactory
 from segment_core.jsonvalues import error_text
@@ -842,12 +842,13 @@ def _as_the_hooks(problem: str) -> str:
     return f"before_send returned a message that cannot be sent: {problem}"
 
 
-def _too_big(message: dict[str, Any], size: int) -> InvalidMessage:
+def _too_big(message: dict[str, Any], size: int) -> MessageTooLarge:
     """The refusal of a message past Segment's limit, naming its largest part."""
     where, weight = _largest_part(message)
-    return InvalidMessage(
+    return MessageTooLarge(
         f"message is {size} bytes encoded; Segment accepts at most {MAX_MESSAGE_BYTES} "
-        f"bytes per message (the largest part: {where}, {weight} bytes)"
+        f"bytes per message (the largest part: {where}, {weight} bytes)",
+        size,
     )
 
 

@@ -9,7 +9,7 @@ import sys
 from types import CodeType
 from typing import Any
 
-__all__ = ["DeliveryError", "DeliveryResponse", "InvalidMessage"]
+__all__ = ["DeliveryError", "DeliveryResponse", "InvalidMessage", "MessageTooLarge"]
 
 #: What job runners raise inside a running job to stop it at its time limit, from a
 #: signal handler or from another thread: RQ's ``job_timeout`` and Celery's
@@ -28,6 +28,14 @@ class InvalidMessage(ValueError, AssertionError):
     An ``AssertionError`` too: what analytics-python raises for a bad call, which
     code written for it catches.
     """
+
+
+class MessageTooLarge(InvalidMessage):
+    """A message over Segment's 32 KB limit; ``size``: its bytes encoded."""
+
+    def __init__(self, text: str, size: int = 0) -> None:
+        super().__init__(text)
+        self.size = size
 
 
 class DeliveryError(Exception):

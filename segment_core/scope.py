@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cas
 from segment_core import _forks, lifecycle
 from segment_core._clock import monotonic
 from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
-from segment_core.errors import InvalidMessage
+from segment_core.errors import InvalidMessage, MessageTooLarge, is_interruption
 from segment_core.messages import Context
 from segment_core.normalize import stringify_id
 from segment_core.returned import complete
@@ -146,11 +146,15 @@ class Analytics:
         client = self._client
         if client is None:
             client = self.client
-        if kw:
-            return client.track(
-                user_id, event, properties, context, anonymous_id=anonymous_id, **kw
-            )
-        return client.track(user_id, event, properties, context, anonymous_id=anonymous_id)
+        try:
+            if kw:
+                return client.track(
+                    user_id, event, properties, context, anonymous_id=anonymous_id, **kw
+                )
+            return client.track(user_id, event, properties, context, anonymous_id=anonymous_id)
+        except MessageTooLarge as error:
+            context = given_way(context, error)
+        return client.track(user_id, event, properties, context, anonymous_id=anonymous_id, **kw)
 
     def identify(
         self, user_id: object = None, traits: Mapping[str, Any] | None = None, **kw: Any
@@ -159,7 +163,11 @@ class Analytics:
         if user_id is not None:
             kw["user_id"] = user_id
         uid, anonymous_id, context = self._visitor("identify", kw)
-        result = self.client.identify(uid, traits, context, anonymous_id=anonymous_id, **kw)
+        try:
+            result = self.client.identify(uid, traits, context, anonymous_id=anonymous_id, **kw)
+        except MessageTooLarge as error:
+            context = given_way(context, error)
+            result = self.client.identify(uid, traits, context, anonymous_id=anonymous_id, **kw)
         if user_id is not None:
             self.user_id = stringify_id("user_id", user_id)
         return result
@@ -168,26 +176,50 @@ class Analytics:
         self, name: str | None = None, properties: Mapping[str, Any] | None = None, **kw: Any
     ) -> Result:
         """Record a page view (``category=`` in ``kw``), instead of the automatic one."""
+        return self._page(name, properties, kw)
+
+    def _page(
+        self,
+        name: str | None,
+        properties: Mapping[str, Any] | None,
+        kw: dict[str, Any],
+        *,
+        give_way: bool = True,
+    ) -> Result:
+        """:meth:`page`; ``give_way``: the visitor's part of the context gives way to
+        a message too big (else it is refused as it is)."""
         user_id, anonymous_id, context = self._visitor("page", kw)
         client = self._client
         if client is None:
             client = self.client
-        if kw:
+        try:
+            if kw:
+                result = client.page(
+                    user_id,
+                    name=name,
+                    properties=properties,
+                    context=context,
+                    anonymous_id=anonymous_id,
+                    **kw,
+                )
+            else:
+                result = client.page(
+                    user_id,
+                    name=name,
+                    properties=properties,
+                    context=context,
+                    anonymous_id=anonymous_id,
+                )
+        except MessageTooLarge as error:
+            if not give_way:
+                raise
             result = client.page(
                 user_id,
                 name=name,
                 properties=properties,
-                context=context,
+                context=given_way(context, error),
                 anonymous_id=anonymous_id,
                 **kw,
-            )
-        else:
-            result = client.page(
-                user_id,
-                name=name,
-                properties=properties,
-                context=context,
-                anonymous_id=anonymous_id,
             )
         self.page_message = result[1]
         return result
@@ -197,6 +229,17 @@ class Analytics:
     ) -> Result:
         """Record a screen view (``category=`` in ``kw``)."""
         user_id, anonymous_id, context = self._visitor("screen", kw)
+        try:
+            return self.client.screen(
+                user_id,
+                name=name,
+                properties=properties,
+                context=context,
+                anonymous_id=anonymous_id,
+                **kw,
+            )
+        except MessageTooLarge as error:
+            context = given_way(context, error)
         return self.client.screen(
             user_id,
             name=name,
@@ -209,6 +252,12 @@ class Analytics:
     def group(self, group_id: object, traits: Mapping[str, Any] | None = None, **kw: Any) -> Result:
         """Associate the visitor with the group ``group_id``."""
         user_id, anonymous_id, context = self._visitor("group", kw)
+        try:
+            return self.client.group(
+                user_id, group_id, traits, context, anonymous_id=anonymous_id, **kw
+            )
+        except MessageTooLarge as error:
+            context = given_way(context, error)
         return self.client.group(
             user_id, group_id, traits, context, anonymous_id=anonymous_id, **kw
         )
@@ -233,7 +282,15 @@ class Analytics:
             known_user, anonymous_id, context = self._visitor("alias", kw)
             if previous_id is None:
                 previous_id = anonymous_id or known_user
-        result = self.client.alias(previous_id=previous_id, user_id=user_id, context=context, **kw)
+        try:
+            result = self.client.alias(
+                previous_id=previous_id, user_id=user_id, context=context, **kw
+            )
+        except MessageTooLarge as error:
+            context = given_way(context, error)
+            result = self.client.alias(
+                previous_id=previous_id, user_id=user_id, context=context, **kw
+            )
         self.user_id = stringify_id("user_id", user_id)
         return result
 
@@ -346,6 +403,36 @@ def _checked_preferences(preferences: object, categories: dict[str, bool]) -> di
     for problem in content_problems({"context": {"consent": {"categoryPreferences": merged}}}):
         raise InvalidMessage(problem)
     return cast(dict[str, Any], merged)
+
+
+def given_way(context: Mapping[str, Any], error: MessageTooLarge) -> dict[str, Any]:
+    """A copy of a call's ``context`` whose visitor's fields (the referrer, the query,
+    the User-Agent, the campaign, the path) give way so that the message ``error``
+    refused fits; ``error`` itself when they cannot make it fit any closer (what
+    is too much is the call's own).
+
+    What a request's visitor sends is bounded (see :func:`fit_context`), but a
+    call's own data beside it may take the rest of the 32 KB: the visitor's part
+    gives way, so no request makes a view's valid call fail.
+    """
+    from segment_core.batching import MAX_MESSAGE_BYTES
+    from segment_core.web._context import encoded_size, fit_context
+
+    smaller = dict(context)
+    page = smaller.get("page")
+    if isinstance(page, Mapping):
+        smaller["page"] = dict(page)
+    try:
+        before = encoded_size(smaller)
+        fit_context(smaller, before - (error.size - MAX_MESSAGE_BYTES))
+        cut = encoded_size(smaller) < before
+    except Exception as unreadable:  # a context that cannot be measured: the call's refusal
+        if is_interruption(unreadable):
+            raise
+        cut = False
+    if not cut:
+        raise error
+    return smaller
 
 
 def merge_context(base: Mapping[str, Any], extra: object) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from segment_core.errors import InvalidMessage, is_interruption
+from segment_core.errors import InvalidMessage, MessageTooLarge, is_interruption
 from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id, stringify_id
 from segment_core.scope import Analytics, Result
 from segment_core.web._context import fit_context, page_fields, request_context
@@ -133,6 +133,7 @@ class RequestAnalytics(Analytics):
         their place."""
         context = _CONTEXT_SLOT.__get__(self)
         fields = context.get("page") if isinstance(context, Mapping) else None
+        own: dict[str, Any] | None = None  # the view's own properties, when merged
         if (
             fields
             and isinstance(fields, Mapping)
@@ -145,11 +146,22 @@ class RequestAnalytics(Analytics):
                 category = kw.get("category")
                 if isinstance(category, str) and category:
                     named["category"] = category
-                properties = {**fields, **named, **own}
+                merged = {**fields, **named, **own}
+                properties = merged
             except Exception as error:  # a mapping that fails to be read: told as a call tells it
                 if is_interruption(error):
                     raise
-        return super().page(name, properties, **kw)
+                own = None
+        if own is None:
+            return self._page(name, properties, kw)
+        try:
+            return self._page(name, properties, kw.copy(), give_way=False)
+        except MessageTooLarge:
+            # Too big with the page fields the context repeats (the visitor's): the
+            # view's call goes without them, as the automatic call does (and then
+            # the visitor's part of the context gives way).
+            lean = {k: v for k, v in merged.items() if k in own or k not in _REPEATED}
+        return self._page(name, lean, kw)
 
     page.alters_data = True  # type: ignore[attr-defined]  # as Analytics.page
 
@@ -1027,7 +1039,7 @@ class RequestTracker:
                 # checked as a view's call is.
                 properties = page_properties(request, options, fields, name, response)
                 try:
-                    Analytics.page(analytics, name, properties)
+                    Analytics._page(analytics, name, properties, {}, give_way=False)
                 except InvalidMessage as error:
                     if options.page_properties is not None:
                         return self._page_without_hook_properties(name, fields, error)
@@ -1050,7 +1062,7 @@ class RequestTracker:
                     # Kept lean: page_message completes it if it is ever read.
                     analytics._page_message = client._accept(message, unchecked, lean=True)[1]
                 else:  # the view changed the context
-                    Analytics.page(analytics, name, properties)
+                    Analytics._page(analytics, name, properties, {}, give_way=False)
             except InvalidMessage as error:  # too big (a view's additions, a default context)
                 return self._page_without_repeats(name, properties, error)
         except Exception:
@@ -1065,7 +1077,7 @@ class RequestTracker:
         hook's failure, so sent once more without them, as when the hook raises."""
         properties = dict(fields) if name is None else {**fields, "name": name}
         try:
-            Analytics.page(self.analytics, name, properties)
+            Analytics._page(self.analytics, name, properties, {}, give_way=False)
         except InvalidMessage as second:
             return self._page_without_repeats(name, properties, second)
         logger.error(
@@ -1138,6 +1150,7 @@ class RequestTracker:
 
 #: Page properties that ``context.page`` holds too, the long ones first.
 _REPEATED_PAGE_FIELDS = ("search", "referrer", "url")
+_REPEATED = frozenset(_REPEATED_PAGE_FIELDS)
 
 
 class _Marker:

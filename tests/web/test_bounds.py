@@ -14,6 +14,7 @@ import pytest
 
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.client import Client
+from segment_core.errors import InvalidMessage
 from segment_core.web import (
     BotMatcher,
     Redactor,
@@ -136,6 +137,36 @@ def test_a_views_call_keeps_more_than_half_a_message_beside_any_request(
     assert size_of(page) <= MAX_MESSAGE_BYTES
 
 
+@pytest.mark.parametrize("call", ["track", "page", "identify", "screen", "group"])
+def test_a_views_valid_call_fits_beside_whatever_the_visitor_sent(
+    client: Client, sent: Messages, call: str
+) -> None:
+    """The visitor's part of the context gives way to the call's own data, however
+    near the limit that is: what the visitor sent never makes a valid call fail."""
+    query = "utm_campaign=" + "%22" * 3000 + "&q=" + "\\" * 1900
+    tracker = RequestTracker(client, WebOptions(), heavy_request(query_string=query))
+    own = {"items": ["x" * 100] * 230}  # 23.7 KB of the app's own data
+    analytics = tracker.analytics
+    {
+        "track": lambda: analytics.track("Catalog Viewed", own),
+        "page": lambda: analytics.page("Catalog", own),
+        "identify": lambda: analytics.identify("u1", own),
+        "screen": lambda: analytics.screen("Catalog", own),
+        "group": lambda: analytics.group("g1", own),
+    }[call]()
+    [message] = sent
+    assert {**message.get("properties", {}), **message.get("traits", {})}.items() >= own.items()
+    assert len(json.dumps(message, separators=(",", ":")).encode()) <= MAX_MESSAGE_BYTES
+    assert message["context"]["page"]["path"].startswith("/aaa")  # cut as little as needed
+    assert tracker.analytics.context["page"]["referrer"].startswith("https://ex.example/")
+
+
+def test_a_call_too_big_of_its_own_data_still_raises_naming_it(client: Client) -> None:
+    tracker = RequestTracker(client, WebOptions(), make_request())
+    with pytest.raises(InvalidMessage, match=r"the largest part: properties\.items"):
+        tracker.analytics.track("Catalog Viewed", {"items": ["x" * 100] * 330})
+
+
 def test_a_page_call_the_view_made_too_big_goes_without_its_repeated_fields(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -155,7 +186,7 @@ def test_a_page_call_too_big_without_them_is_logged_in_one_line(
     client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
 ) -> None:
     tracker = RequestTracker(client, WebOptions(), heavy_request())
-    tracker.analytics.context["app"] = {"build": "b" * 30_000}
+    tracker.analytics.context["app"] = {"build": "b" * 33_000}  # too big of its own
     with caplog.at_level(logging.WARNING):
         assert tracker.finish(200, content_type=HTML) is False
     assert sent == []
