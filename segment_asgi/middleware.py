@@ -60,7 +60,7 @@ from segment_asgi._scope import (
 from segment_asgi._tracked_apps import TRACKED_BY_DJANGO, SelfTrackingMounts
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core._clock import monotonic
-from segment_core.adapters import default_client
+from segment_core.adapters import default_client, keep_loggers_on
 from segment_core.client import Client
 from segment_core.config import (
     Backoff,
@@ -391,6 +391,7 @@ class SegmentMiddleware:
         if kind != "http" or SCOPE_MARK in scope:
             if kind == "lifespan":
                 self._lifespan_checked = True
+                keep_loggers_on()  # after a dictConfig the app made since it was imported
                 self._shutdown_mark = self._joined
                 if self._client is None:
                     self._see_the_default_client()
@@ -825,6 +826,7 @@ class SegmentMiddleware:
         ``segment_django.asgi``'s); without one, say that nothing flushes the client
         at shutdown."""
         self._lifespan_checked = True
+        keep_loggers_on()  # after a dictConfig the app made since it was imported
         if (
             not ShutdownFlush.join(scope, self)
             and not stops_through_atexit()

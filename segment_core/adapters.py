@@ -24,6 +24,7 @@ default client from the module-level settings, as in a process with no adapter.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import weakref
@@ -43,6 +44,7 @@ __all__ = [
     "build_client",
     "default_client",
     "hands_server_key_to_browsers",
+    "keep_loggers_on",
     "named_by_source",
     "offer_as_default",
     "raise_without_framework",
@@ -386,3 +388,20 @@ def _module_settings() -> dict[str, Any]:
     names = ("write_key", *segment_core._SETTINGS)
     values = {name: getattr(segment_core, name) for name in names}
     return {name: value for name, value in values.items() if value is not None}
+
+
+def keep_loggers_on() -> None:
+    """Turn the library's loggers back on after the app configured logging.
+
+    ``logging.config.dictConfig`` turns off every logger that exists as it runs
+    unless ``disable_existing_loggers`` is False, and a configuration without that
+    key means True (Django's ``LOGGING``, Flask's documented ``dictConfig`` before
+    the app is made): the library's loggers exist by then when it was imported
+    first. Its warnings (events not delivered) would then depend on the order of
+    imports; the adapters call this as they set up, so they depend on none.
+    """
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if (name == "segment" or name.startswith("segment.")) and isinstance(
+            logger, logging.Logger
+        ):
+            logger.disabled = False

@@ -9,7 +9,6 @@ handler where nothing else handles SIGTERM, such as ``runserver --noreload``).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.apps import AppConfig
@@ -20,6 +19,10 @@ class SegmentConfig(AppConfig):
     verbose_name = "Segment"
 
     def ready(self) -> None:
+        from segment_core.adapters import keep_loggers_on
+
+        # LOGGING, applied just before, turned off the library's loggers if they
+        # existed (imported first): on again.
         keep_loggers_on()
         from django.core import checks
 
@@ -71,20 +74,3 @@ def run_first(signal: Any, dispatch_uid: str) -> None:
                 signal.sender_receivers_cache.clear()
     except Exception:
         return
-
-
-def keep_loggers_on() -> None:
-    """Turn the library's loggers back on after Django applied ``LOGGING``.
-
-    ``dictConfig`` turns off every logger that exists as it runs unless
-    ``disable_existing_loggers`` is False, and a ``LOGGING`` without that key
-    means True: the library's loggers exist by then when it was imported before
-    ``django.setup()`` (``segment_django.asgi``, a hook imported in the settings),
-    and not otherwise. Their warnings (events not delivered) then depend on the
-    order of imports; with this, on none.
-    """
-    for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if (name == "segment" or name.startswith("segment.")) and isinstance(
-            logger, logging.Logger
-        ):
-            logger.disabled = False

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from django.core.asgi import get_asgi_application as django_asgi_application
 
+from segment_core.adapters import keep_loggers_on
 from segment_core.lifespan import ASGIApp, ShutdownFlush
-from segment_django.apps import keep_loggers_on
 from segment_django.conf import get_client
 
 __all__ = ["flushing_at_shutdown", "get_asgi_application"]

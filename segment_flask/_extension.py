@@ -10,7 +10,7 @@ from flask import Flask, current_app, got_request_exception, has_app_context
 
 import segment_core
 import segment_core.scope
-from segment_core.adapters import offer_as_default
+from segment_core.adapters import keep_loggers_on, offer_as_default
 from segment_core.client import Client
 from segment_core.config import options_over
 from segment_core.testing import divert, divert_in_tests, divert_when
@@ -81,6 +81,9 @@ class SegmentFlask:
             raise RuntimeError(
                 f"Segment is already set up on app {app.name!r}: call init_app once per app."
             )
+        # A dictConfig made since the library was imported (as Flask's docs make
+        # it, before the app) turned its loggers off: on again.
+        keep_loggers_on()
         state = load_state(
             app.config,
             options_over(self._defaults, options),

@@ -355,3 +355,29 @@ def test_django_asgi_app_wrapped(
     assert page["name"] == "/products/3/"
     assert page["anonymousId"] == response.cookies["ajs_anonymous_id"]
     assert page["context"]["campaign"] == {"source": "news"}
+
+
+@pytest.mark.parametrize("with_lifespan", [True, False])
+def test_the_library_s_loggers_are_on_again_after_a_dict_config_made_since_the_import(
+    holding_client: Client, with_lifespan: bool
+) -> None:
+    """A dictConfig() the app makes after importing the library turns off the loggers
+    that exist (the library's): on again as the app starts, or at its first request."""
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse("<p>hi</p>")
+
+    app = SegmentMiddleware(Starlette(routes=[Route("/", page)]), client=holding_client)
+    loggers = [logging.getLogger(name) for name in ("segment", "segment.core", "segment.asgi")]
+    for logger in loggers:
+        logger.disabled = True  # what dictConfig does to the loggers that exist
+    try:
+        if with_lifespan:
+            with TestClient(app):
+                assert [logger.disabled for logger in loggers] == [False, False, False]
+        else:
+            assert TestClient(app).get("/").status_code == 200
+            assert [logger.disabled for logger in loggers] == [False, False, False]
+    finally:
+        for logger in loggers:
+            logger.disabled = False

@@ -464,3 +464,19 @@ def test_a_same_app_referrer_of_an_app_that_routes_by_subdomain_or_host(
             )
         [page] = [e for e in events if e["type"] == "page"]
         assert page["properties"]["referrer"] == f"{origin}/invite/REDACTED"
+
+
+def test_the_library_s_loggers_are_on_again_after_a_dict_config_made_before_the_app(
+    segment_client: Client,
+) -> None:
+    """As Flask's docs configure logging: dictConfig() after the imports, before the
+    app is made, turns off the loggers that exist (the library's)."""
+    loggers = [logging.getLogger(name) for name in ("segment", "segment.core", "segment.flask")]
+    for logger in loggers:
+        logger.disabled = True  # what dictConfig does to the loggers that exist
+    try:
+        SegmentFlask(create_app(), client=segment_client)
+        assert [logger.disabled for logger in loggers] == [False, False, False]
+    finally:
+        for logger in loggers:
+            logger.disabled = False
