@@ -344,3 +344,5 @@ _CLIENT_OPTIONS_ONLY = (option_names() | ALIASES.keys()) - _CHECKED_SETTINGS
 
 
 sys.modules[__name__].__class__ = _SettingsModule
+# The import has ended: a SIGTERM now delivers (see lifecycle._on_sigterm).
+_imported = True

@@ -839,6 +839,13 @@ def _caught_outside_python(signum: int) -> bool:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _sigterm_state
+    if not getattr(sys.modules.get("segment_core"), "_imported", False):
+        # Chained as the package is imported (SEGMENT_WRITE_KEY), and the signal came
+        # before the import ended: nothing was accepted yet, and the delivery would
+        # import what the main thread is still importing. The process ends as SIG_DFL
+        # ends it.
+        _die(signum)
+        return
     if _sigterm_state == "delivered":  # sent by _shut_down_then_signal below
         _die(signum)
     if _sigterm_state == "delivering":  # a repeated SIGTERM: the first one is at work

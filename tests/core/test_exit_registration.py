@@ -143,6 +143,33 @@ def test_a_process_that_builds_no_client_exits_as_before(receiver: Receiver) -> 
     assert (process.returncode, stderr) == (0, "")
 
 
+@pytest.mark.parametrize("module", ["segment_core._version", "segment_core.scope"])
+def test_a_sigterm_while_the_package_is_imported_ends_the_process_as_before(module: str) -> None:
+    """With SEGMENT_WRITE_KEY, SIGTERM is chained as the import begins: one that comes
+    before the import ended (a pool's worker terminated as it starts) ends the
+    process as it would have ended, with no traceback of an import half done."""
+    process = run_script(
+        """
+        import importlib.abc, os, signal, sys
+
+        class SignalOnImport(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == sys.argv[1]:
+                    sys.meta_path.remove(self)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return None
+
+        sys.meta_path.insert(0, SignalOnImport())
+        import segment_core
+        print("imported", flush=True)
+        """,
+        module,
+        env={**os.environ, "SEGMENT_WRITE_KEY": "k"},
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stdout, stderr) == (-signal.SIGTERM, "", "")
+
+
 def test_importing_the_package_keeps_a_faulthandler_registered_for_sigterm() -> None:
     # faulthandler's handler is C-level: Python still reports SIG_DFL for SIGTERM.
     process = run_script(
