@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from segment_core.errors import InvalidMessage
 from segment_core.jsonvalues import describe
 from segment_core.messages import camel_case, struct_fields
-from segment_core.spec import path_to
+from segment_core.spec import is_lazy_text, path_to
 
 __all__ = ["Integrations", "Properties", "Traits"]
 
@@ -160,7 +160,7 @@ class Properties(_Builder):
             )
         words = list(keywords)
         for index, word in enumerate(words):
-            if not isinstance(word, str):
+            if not isinstance(word, str) and not is_lazy_text(word):
                 raise InvalidMessage(
                     f"properties.keywords[{index}] must be a string, got {type(word).__name__}"
                 )

@@ -15,6 +15,8 @@ import inspect
 import logging
 import math
 import os
+import sys
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -569,6 +571,10 @@ def is_async(hook: object) -> bool:
     and partials of those)."""
     while isinstance(hook, functools.partial):
         hook = hook.func
+    stand_in = _mock_of(hook)
+    if stand_in is not None:  # a test's stand-in: async as its spec is, or as an AsyncMock
+        mock: Any = sys.modules["unittest.mock"]
+        return isinstance(stand_in, getattr(mock, "AsyncMockMixin", mock.AsyncMock))
     try:
         return hook is not None and (
             inspect.iscoroutinefunction(hook)
@@ -576,6 +582,21 @@ def is_async(hook: object) -> bool:
         )
     except Exception:  # a stand-in that claims to be a function (Mock(spec=a_function))
         return False
+
+
+def _mock_of(hook: object) -> object:
+    """The ``unittest.mock`` object ``hook`` is (``MagicMock(spec=a_function)``, whose
+    every attribute answers, ``__code__`` too) or stands in front of (what
+    ``create_autospec(a_function)`` makes); None for anything else."""
+    mock: Any = sys.modules.get("unittest.mock")
+    if mock is None:
+        return None
+    if isinstance(hook, mock.NonCallableMock):
+        return hook
+    if isinstance(hook, types.FunctionType):
+        inner = getattr(hook, "mock", None)
+        return inner if isinstance(inner, mock.NonCallableMock) else None
+    return None
 
 
 def import_callable(name: str, path: str) -> Callable[..., Any]:

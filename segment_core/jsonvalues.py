@@ -38,7 +38,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from segment_core.errors import InvalidMessage, is_interruption
-from segment_core.spec import MAX_NESTING_DEPTH, path_to, qualified_type_name, type_name
+from segment_core.spec import (
+    LAZY_TEXT_CLASSES,
+    MAX_NESTING_DEPTH,
+    path_to,
+    qualified_type_name,
+    type_name,
+)
 
 __all__ = [
     "MAX_INTEGER_BITS",
@@ -66,11 +72,6 @@ _MAX_INTEGER_DIGITS = math.floor(MAX_INTEGER_BITS * math.log10(2)) + 1
 _DATES = (dt.datetime, dt.date, dt.time)
 #: Lazy text, by the module and name of its class: a translation made when the
 #: value is read as text. Looked up in ``sys.modules``, so no framework is imported.
-_LAZY_TEXT_CLASSES = (
-    ("django.utils.functional", "Promise"),  # gettext_lazy, TextChoices.label
-    ("flask_babel.speaklater", "LazyString"),  # Flask-Babel's lazy_gettext
-    ("babel.support", "LazyProxy"),  # Babel's own (Flask-BabelEx, Flask-Security)
-)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: A batch body holds its messages two levels down; deeper text is not looked at
 #: (a message that deep is refused for its nesting anyway).
@@ -330,7 +331,7 @@ def lazy_text(value: object) -> str | None:
     translation, and becomes text when read as such. For values of no known type
     only: it looks each class up. Raises ``ValueError`` when ``str()`` raises.
     """
-    for module_name, class_name in _LAZY_TEXT_CLASSES:
+    for module_name, class_name in LAZY_TEXT_CLASSES:
         module = sys.modules.get(module_name)
         lazy_class = getattr(module, class_name, None) if module is not None else None
         if isinstance(lazy_class, type) and isinstance(value, lazy_class):

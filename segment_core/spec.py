@@ -95,6 +95,14 @@ _STRING_SUSPECTS = frozenset(
     {"ip", *(field for field, kind in _CONTEXT_TYPES.items() if kind not in (str, object))}
 )
 _PAGE_PROPERTIES = ("name", "path", "referrer", "search", "title", "url")
+#: Lazy text's classes, by module: Django's ``Promise`` (``gettext_lazy``,
+#: ``TextChoices.label``), Flask-Babel's ``LazyString``, Babel's ``LazyProxy``
+#: (Flask-BabelEx, Flask-Security). It is sent as its text: a string field takes it.
+LAZY_TEXT_CLASSES = (
+    ("django.utils.functional", "Promise"),
+    ("flask_babel.speaklater", "LazyString"),
+    ("babel.support", "LazyProxy"),
+)
 # The type of every value of an object that no string rule can fault.
 _ONLY_STRINGS = frozenset({str})
 
@@ -304,6 +312,32 @@ def _check_call_fields(message: Mapping[str, Any], kind: object, reasons: list[s
             _check_id(message, "groupId", reasons)
 
 
+def is_lazy_text(value: object) -> bool:
+    """Whether ``value`` is lazy text (see :data:`LAZY_TEXT_CLASSES`), sent as its text."""
+    for module_name, class_name in LAZY_TEXT_CLASSES:
+        module = sys.modules.get(module_name)
+        lazy_class = getattr(module, class_name, None) if module is not None else None
+        if isinstance(lazy_class, type) and isinstance(value, lazy_class):
+            return True
+    return False
+
+
+def _is_text(value: object) -> bool:
+    """Whether ``value`` is sent as a JSON string: a ``str``, or lazy text."""
+    return isinstance(value, str) or is_lazy_text(value)
+
+
+def _as_text(value: object) -> object:
+    """``value``, or lazy text's text (as it is sent; lazy text whose ``str()``
+    fails is left as it is, refused as it is encoded)."""
+    if isinstance(value, str) or not is_lazy_text(value):
+        return value
+    try:
+        return str.__str__(str(value))
+    except Exception:
+        return value
+
+
 def _check_id(
     message: Mapping[str, Any], field: str, reasons: list[str], *, prefix: str = ""
 ) -> None:
@@ -325,6 +359,8 @@ def _check_optional(
 ) -> None:
     value = container.get(field)
     if value is not None and not isinstance(value, expected):
+        if expected is str and is_lazy_text(value):
+            return
         reasons.append(f"{prefix}{field} must be {description}, got {json_type(value)}")
 
 
@@ -379,6 +415,8 @@ def _check_context_field(
     expected = _CONTEXT_TYPES.get(field)
     if expected is None or value is None:
         return
+    if expected is str:
+        value = _as_text(value)
     if not isinstance(value, expected):
         description = _DESCRIPTIONS[expected]
         reasons.append(f"context.{field} must be {description}, got {json_type(value)}")
@@ -386,7 +424,7 @@ def _check_context_field(
         assert isinstance(value, dict)
         for sub in _CONTEXT_SUBSTRINGS[field]:
             text = value.get(sub)
-            if text is not None and not isinstance(text, str):
+            if text is not None and not _is_text(text):
                 reasons.append(f"context.{field}.{sub} must be a string, got {json_type(text)}")
     elif field == "ip" and not is_ip_address(value):
         reasons.append(f"context.ip {_show(value)} is not an IP address")
@@ -432,10 +470,10 @@ def _check_page_properties(properties: object, reasons: list[str]) -> None:
     if not _ONLY_STRINGS.issuperset(map(type, properties.values())):
         for field in _PAGE_PROPERTIES:
             _check_optional(properties, field, str, "a string", reasons, prefix="properties.")
-    search = get("search")
+    search = _as_text(get("search"))
     if isinstance(search, str) and search and not search.startswith("?"):
         reasons.append(f"properties.search {_show(search)} must start with '?'")
-    url = get("url")
+    url = _as_text(get("url"))
     if isinstance(url, str) and "#" in url:
         reasons.append(f"properties.url {_show(url)} must not include a #fragment")
 
@@ -501,7 +539,7 @@ def reserved_field_problems(message: object) -> list[str]:
             )
         else:
             for index, word in enumerate(keywords):
-                if not isinstance(word, str):
+                if not _is_text(word):
                     reasons.append(
                         f"properties.keywords[{index}] must be a string, got {json_type(word)}"
                     )

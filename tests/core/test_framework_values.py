@@ -15,7 +15,7 @@ from django.utils.functional import empty, lazy, lazystr
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy
 
-from segment_core import Client, InvalidMessage
+from segment_core import Client, Context, InvalidMessage, Page, Properties
 from segment_core.collector import CollectorHandle
 from segment_core.jsonvalues import plain
 from segment_core.testing import capture
@@ -103,6 +103,44 @@ def test_django_lazy_text_is_sent_as_an_event_s_or_a_page_s_name(
         client.track("u1", lazy(_untranslatable, str)())
     with pytest.raises(InvalidMessage, match=r"^event must be a non-empty string"):
         client.track("u1", lazystr(" "))
+
+
+def test_django_lazy_text_is_taken_where_the_spec_asks_for_a_string(
+    translations: None, segment_collector: CollectorHandle
+) -> None:
+    """A translated page title, a lazy URL, a campaign's or a trait's text: sent as
+    their text wherever a reserved field must be a string."""
+
+    def calls(client: Client) -> None:
+        client.page(
+            "u1",
+            name="Checkout",
+            properties={"title": gettext_lazy("Thanks"), "path": lazystr("/checkout")},
+            context={
+                "page": {"title": gettext_lazy("Thanks"), "search": lazystr("?a=1")},
+                "campaign": {"name": lazystr("Spring")},
+                "locale": lazystr("en-US"),
+            },
+        )
+        client.identify("u1", {"title": gettext_lazy("Pro"), "address": {"city": lazystr("Oslo")}})
+        client.enqueue(
+            Page(
+                user_id="u1",
+                name="Shop",
+                properties=Properties().set_title(gettext_lazy("Shop")),
+                context=Context(locale=lazystr("fr-FR")),
+            )
+        )
+
+    page, identify, typed = _sent(segment_collector, calls, 3)
+    assert page["properties"] == {"title": "Thanks", "path": "/checkout"}
+    assert page["context"]["page"] == {"title": "Thanks", "search": "?a=1"}
+    assert (page["context"]["campaign"], page["context"]["locale"]) == ({"name": "Spring"}, "en-US")
+    assert identify["traits"] == {"title": "Pro", "address": {"city": "Oslo"}}
+    assert (typed["properties"]["title"], typed["context"]["locale"]) == ("Shop", "fr-FR")
+    client = Client("key", send=False)
+    with pytest.raises(InvalidMessage, match=r"properties\.search 'a=1' must start with '\?'"):
+        client.page("u1", properties={"search": lazystr("a=1")})
 
 
 def test_lazy_text_is_plain_text_for_either_encoder() -> None:

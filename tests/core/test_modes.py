@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
-from unittest.mock import Mock
+from unittest.mock import MagicMock, Mock
 
 import pytest
 
@@ -214,18 +214,25 @@ def test_signals_fire_and_a_broken_receiver_breaks_nothing(
     assert [m["event"] for m in receiver.messages()] == ["one", "two"]
 
 
+@pytest.mark.parametrize("stand_in", [Mock, MagicMock])
 def test_mocks_specced_as_functions_are_hooks_and_receivers_like_any_other(
-    receiver: Receiver, make_client: Any
+    receiver: Receiver, make_client: Any, stand_in: type[Mock]
 ) -> None:
-    """``Mock(spec=a_function)`` says it is a function and has no real code: as a hook
-    or a receiver it is called, and neither the call nor delivery breaks."""
+    """``Mock(spec=a_function)`` says it is a function and has no real code (a
+    ``MagicMock``'s answers even ``__code__.co_flags & CO_COROUTINE``): as a hook or a
+    receiver it is called, and neither the call nor delivery breaks."""
 
     def a_hook(*args: object, **kwargs: object) -> None:
         """What the test stands in for."""
 
-    on_success = Mock(spec=a_hook)
-    client = make_client(on_success=on_success, on_error=Mock(spec=a_hook))
-    enqueued, sent = Mock(spec=a_hook), Mock(spec=a_hook)
+    async def an_async_hook(*args: object, **kwargs: object) -> None:
+        """What no hook may be."""
+
+    with pytest.raises(ValueError, match="on_error must be a plain function, not async def"):
+        make_client(on_error=stand_in(spec=an_async_hook))
+    on_success = stand_in(spec=a_hook)
+    client = make_client(on_success=on_success, on_error=stand_in(spec=a_hook))
+    enqueued, sent = stand_in(spec=a_hook), stand_in(spec=a_hook)
     signals.message_enqueued.connect(enqueued, sender=client)
     signals.batch_sent.connect(sent, sender=client)
     try:
