@@ -158,14 +158,19 @@ def named_by_source(
     with where the option was set: ``source(name)``, asked by each name of the
     option (analytics-python's too) until one answers; else ``default``. As it was
     when neither says.
+
+    An error about two options (``cookie_name and user_cookie_name are both ...``,
+    ``oauth_key_id must be set too: OAuth needs oauth_client_id ...``) names where
+    the first of those it names that was set was set: the option that brought it.
     """
     text = str(error)
-    match = re.match(r"[a-z_]+", text)
     where = None
-    if match is not None:
-        option = ALIASES.get(match[0], match[0])
+    for name in dict.fromkeys(re.findall(r"\b[a-z][a-z_]*", text)):
+        option = ALIASES.get(name, name)
         aliases = (alias for alias, target in ALIASES.items() if target == option)
         where = next(filter(None, map(source, (option, *aliases))), None)
+        if where is not None:
+            break
     where = where or default
     return error if where is None else ValueError(f"{where}: {text}")
 

@@ -240,7 +240,22 @@ async def _async_consent(request: Any) -> bool:
             {"user_cookie_name": "shop"},
             r"SegmentFlask\(user_cookie_name=...\): user_cookie_name 'shop' is already",
         ),
-        ({"SEGMENT_USER_COOKIE_NAME": "ajs_anonymous_id"}, {}, r"are both 'ajs_anonymous_id'"),
+        # An error about two options names the one set.
+        (
+            {"SEGMENT_USER_COOKIE_NAME": "ajs_anonymous_id"},
+            {},
+            r"^app.config\['SEGMENT_USER_COOKIE_NAME'\]: .* are both 'ajs_anonymous_id'",
+        ),
+        (
+            {},
+            {"user_cookie_name": "ajs_anonymous_id"},
+            r"^SegmentFlask\(user_cookie_name=...\): .* are both 'ajs_anonymous_id'",
+        ),
+        (
+            {"SEGMENT_OAUTH_CLIENT_ID": "client-1"},
+            {},
+            r"^app.config\['SEGMENT_OAUTH_CLIENT_ID'\]: oauth_client_key, oauth_key_id must be",
+        ),
     ],
 )
 def test_bad_values_name_the_option(
