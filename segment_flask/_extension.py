@@ -81,6 +81,11 @@ class SegmentFlask:
             raise RuntimeError(
                 f"Segment is already set up on app {app.name!r}: call init_app once per app."
             )
+        if getattr(app, "_got_first_request", False):  # Flask refuses a setup from then on
+            raise RuntimeError(
+                f"app {app.name!r} has already handled a request: set Segment up "
+                "(SegmentFlask(app) or init_app) as the app is made, before it serves one"
+            )
         # A dictConfig made since the library was imported (as Flask's docs make
         # it, before the app) turned its loggers off: on again.
         keep_loggers_on()

@@ -112,9 +112,9 @@ def config_options(config: Mapping[str, Any], *, stacklevel: int) -> dict[str, A
             found[name] = value
             keys.append(key[len(CONFIG_PREFIX) :])
             continue
-        valid = sorted(CONFIG_PREFIX + n.upper() for n in names)
-        close = closest_name(key.upper(), valid)
-        hint = f"; did you mean {close!r}?" if close else ""
+        # Compared without the prefix every key shares: SEGMENT_SAMESITE is near no key.
+        close = closest_name(name, sorted(names))
+        hint = f"; did you mean {CONFIG_PREFIX + close.upper()!r}?" if close else ""
         warnings.warn(
             f"unknown Segment config key {key!r} is ignored{hint}", UserWarning, stacklevel + 1
         )

@@ -495,3 +495,16 @@ def test_the_library_s_loggers_are_on_again_after_a_dict_config_made_before_the_
     finally:
         for logger in loggers:
             logger.disabled = False
+
+
+def test_set_up_after_a_request_is_refused_and_leaves_the_app_as_it_was(
+    segment_client: Client,
+) -> None:
+    app = create_app()
+    assert app.test_client().get("/").status_code == 200
+    with pytest.raises(RuntimeError, match="has already handled a request: set Segment up"):
+        SegmentFlask(app, client=segment_client)
+    assert "segment" not in app.extensions
+    with capture() as events:
+        assert app.test_client().get("/", headers={"Accept": "text/html"}).status_code == 200
+    assert events == []
