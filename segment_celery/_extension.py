@@ -25,6 +25,7 @@ puts its events in ``segment_core.testing.outbox`` unless ``send_in_tests``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import sys
 import threading
@@ -39,7 +40,7 @@ from celery.utils.dispatch import Signal
 from celery.utils.text import match_case
 
 import segment_core
-from segment_core import testing
+from segment_core import lifecycle, testing
 from segment_core.adapters import build_client, named_by_source, offer_as_default
 from segment_core.client import Client
 from segment_core.config import (
@@ -56,7 +57,6 @@ from segment_core.scope import (
     current_or_found,
     reset,
     restore,
-    shutdown_after_bound_calls,
 )
 
 __all__ = ["CONFIG_PREFIX", "HEADER", "SegmentCelery"]
@@ -380,15 +380,21 @@ def _publishing_app() -> Celery | None:
     for _ in range(_MAX_PUBLISH_FRAMES):
         if frame is None:
             break
-        if frame.f_code is _SEND_TASK:
+        code = frame.f_code
+        # Celery's own method, wrapped or not (Sentry's integration wraps it, before
+        # this module is imported or after): its frame holds the app as ``self``.
+        if code is _SEND_TASK or code.co_name == "send_task":
             app = frame.f_locals.get("self")
-            return app if isinstance(app, Celery) else None
+            if isinstance(app, Celery):
+                return app
+            if code is _SEND_TASK:
+                return None
         frame = frame.f_back
     return None
 
 
 #: The code of the app's method that sends the signal, and how far up it is looked for.
-_SEND_TASK = Celery.send_task.__code__
+_SEND_TASK = inspect.unwrap(Celery.send_task).__code__
 _MAX_PUBLISH_FRAMES = 16
 
 
@@ -536,7 +542,9 @@ def _on_worker_shutdown(**kw: Any) -> None:
 
 def _deliver(what: str, *, leave_to_spool: bool) -> None:
     try:
-        if not shutdown_after_bound_calls(leave_to_spool=leave_to_spool):
+        # The threads its tasks started (their own, an executor's, start_thread's)
+        # first, as the interpreter would have waited for them.
+        if not lifecycle.shutdown_after_app_threads(leave_to_spool=leave_to_spool):
             logger.warning("segment: the Celery %s exits with events undelivered", what)
     except Exception:
         logger.exception("segment: delivery at the Celery %s's exit failed", what)

@@ -70,6 +70,7 @@ __all__ = [
     "live_clients",
     "register",
     "reloaded_by_dev_server",
+    "shutdown_after_app_threads",
     "shutdown_all",
     "shutdown_flush_ended",
     "shutdown_wait",
@@ -126,7 +127,7 @@ def _hook_multiprocessing_exit() -> None:
     from multiprocessing import util
 
     # billiard's children (Celery's prefork pool) run the same finalizers as they end.
-    util.Finalize(None, _shut_down_after_app_threads, exitpriority=0)
+    util.Finalize(None, shutdown_after_app_threads, exitpriority=0)
 
 
 def _hook_celery_child_exit() -> None:
@@ -151,7 +152,7 @@ def _hook_celery_child_exit() -> None:
 
 
 def _shut_down_as_celery_child_exits(**ignored: Any) -> None:
-    _shut_down_after_app_threads(leave_to_spool=True)
+    shutdown_after_app_threads(leave_to_spool=True)
 
 
 def _hook_rq_work_horse_exit() -> None:
@@ -182,7 +183,7 @@ def _deliver_before_os_exit(process: str) -> None:
 
     def deliver_then_exit(status: int) -> NoReturn:
         try:
-            _shut_down_after_app_threads(leave_to_spool=True)
+            shutdown_after_app_threads(leave_to_spool=True)
         except BaseException:  # leaving all the same
             logger.exception("Segment: delivery as %s exits failed", process)
         finally:
@@ -219,17 +220,18 @@ def _in_a_child_of_a_pool() -> bool:
         return False
 
 
-def _shut_down_after_app_threads(*, leave_to_spool: bool = False) -> None:
-    """A ``multiprocessing`` child's exit: shut down once the threads the interpreter
-    would wait for have ended, within one ``shutdown_timeout``.
+def shutdown_after_app_threads(*, leave_to_spool: bool = False) -> bool:
+    """A process's exit through ``os._exit()`` (a ``multiprocessing`` child, a job
+    runner's): shut down once the threads the interpreter would have waited for have
+    ended (the app's, a ``ThreadPoolExecutor``'s, those of ``start_thread``), within
+    one ``shutdown_timeout``; True when all was delivered.
 
     Its exit functions run before the interpreter's own wait for those threads: what
     they track would otherwise be refused. ``leave_to_spool``: as for
     :func:`shutdown_all`.
     """
     if not _app_threads():
-        shutdown_all(leave_to_spool=leave_to_spool)
-        return
+        return shutdown_all(leave_to_spool=leave_to_spool)
     clients = live_clients()
     deadline = monotonic() + longest_shutdown_timeout(clients)
     start_sending(clients)  # what they hold goes out while the threads finish
@@ -239,7 +241,7 @@ def _shut_down_after_app_threads(*, leave_to_spool: bool = False) -> None:
     wait_for_bound_calls(max(0.0, deadline - monotonic()))
     _let_thread_pools_end()
     _wait_for_app_threads(deadline)
-    shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
+    return shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
 
 
 def _let_thread_pools_end() -> None:

@@ -44,6 +44,7 @@ except ImportError:  # older RQ
     from rq.worker import StopRequested  # type: ignore[attr-defined,no-redef]
 
 import segment_core
+from segment_core import lifecycle
 from segment_core.errors import is_interruption
 from segment_core.scope import (
     Analytics,
@@ -51,7 +52,6 @@ from segment_core.scope import (
     current_or_found,
     reset,
     restore,
-    shutdown_after_bound_calls,
 )
 from segment_core.testing import diverted
 
@@ -382,7 +382,9 @@ def _deliver() -> None:
     worker takes its next job at once, even during an outage.
     """
     try:
-        if not shutdown_after_bound_calls(leave_to_spool=True):
+        # The threads the job started (its own, an executor's, start_thread's) first,
+        # as the interpreter would have waited for them.
+        if not lifecycle.shutdown_after_app_threads(leave_to_spool=True):
             logger.warning("segment: an RQ work-horse exits with events undelivered")
     except Exception:
         logger.exception("segment: delivery at an RQ work-horse's exit failed")

@@ -64,14 +64,19 @@ def track_with_request(self: object, label: str) -> None:
 
 
 @app.task
-def track_then_finish_in_a_thread(label: str, seconds: float) -> None:
-    """Tracks, and leaves a thread that tracks ``seconds`` later, after the task returned."""
+def track_then_finish_in_a_thread(label: str, seconds: float, how: str = "start_thread") -> None:
+    """Tracks, and leaves a thread that tracks ``seconds`` later, after the task
+    returned: started with ``start_thread``, or as a plain thread."""
+    user_id = analytics().user_id
 
     def finish() -> None:
         threading.Event().wait(seconds)  # work that goes on after the task
-        analytics().track("Thread Finished", {"label": label})
+        segment_core.track(user_id, "Thread Finished", {"label": label})
 
-    start_thread(finish)
+    if how == "start_thread":
+        start_thread(finish)
+    else:
+        threading.Thread(target=finish).start()
     analytics().track("Task Returned", {"label": label})
     _redis.sadd(DONE, label)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,6 +198,59 @@ def test_only_the_app_set_up_carries_the_visitor(publisher: Celery, redis_db: st
     store.close()
     assert [h[HEADER]["userId"] for h in headers["own-app"]] == ["user-42", "user-42"]
     assert [HEADER in h for h in headers["other-team"]] == [False, False]
+
+
+#: Publishes on an app set up and on another, with send_task wrapped before
+#: segment_celery is imported (as Sentry's Celery integration, set up first, wraps it).
+_WRAPPED_FIRST = """
+import functools, json, sys
+import redis
+from celery import Celery
+
+original = Celery.send_task
+if sys.argv[2] == "wraps":
+    @functools.wraps(original)
+    def apply_async(*args, **kwargs):
+        return original(*args, **kwargs)
+else:  # a wrapper that does not say what it wraps
+    def apply_async(*args, **kwargs):
+        return original(*args, **kwargs)
+Celery.send_task = apply_async
+
+from segment_celery import HEADER, SegmentCelery
+from segment_core import Client
+from segment_core.scope import Analytics, bound
+
+own = Celery("own", broker=sys.argv[1], set_as_current=False)
+own.conf.update(task_default_queue="own-app")
+SegmentCelery(own, client=Client("k", send=False))
+other = Celery("other-team", broker=sys.argv[1], set_as_current=False)
+other.conf.update(task_default_queue="other-team")
+with bound(Analytics(user_id="user-42", anonymous_id="anon-42")):
+    own.send_task("own.work")
+    other.send_task("other_team.audit")
+    other.signature("other_team.audit").apply_async()
+store = redis.Redis.from_url(sys.argv[1])
+print(json.dumps({
+    queue: [HEADER in json.loads(raw)["headers"] for raw in store.lrange(queue, 0, -1)]
+    for queue in ("own-app", "other-team")
+}))
+"""
+
+
+@pytest.mark.parametrize("wrapper", ["wraps", "bare"])
+def test_only_the_app_set_up_carries_the_visitor_when_send_task_was_wrapped_first(
+    redis_db: str, wrapper: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WRAPPED_FIRST, redis_db, wrapper],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"own-app": [True], "other-team": [False, False]}
 
 
 HOSTILE_SNAPSHOTS = [
@@ -405,17 +460,24 @@ def test_an_idle_worker_delivers_what_a_killed_child_left_in_the_spool(
     ],
     ids=["solo", "threads", "prefork-recycled"],
 )
+@pytest.mark.parametrize("how", ["start_thread", "thread"])
 def test_what_a_tasks_thread_tracks_as_the_worker_stops_is_delivered(
-    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path, pool: tuple[str, ...]
+    segment_collector: Any,
+    publisher: Celery,
+    redis_db: str,
+    tmp_path: Path,
+    pool: tuple[str, ...],
+    how: str,
 ) -> None:
-    """The task returns, leaving a start_thread() thread 3 s of work, and the worker
-    stops at once (and a child recycled after one task leaves through os._exit)."""
+    """The task returns, leaving a thread (start_thread()'s, or a plain one) 3 s of
+    work, and the worker stops at once (and a child recycled after one task leaves
+    through os._exit)."""
     env = worker_env(segment_collector.url, redis_db, **HOLD_UNTIL_EXIT)
     store = redis.Redis.from_url(redis_db)
     argv = celery_argv(APP, *pool)
     with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
         with bound(VISITOR):
-            publisher.send_task(f"{APP}.track_then_finish_in_a_thread", args=("receipt", 3.0))
+            publisher.send_task(f"{APP}.track_then_finish_in_a_thread", args=("receipt", 3.0, how))
         poll(lambda: store.sismember(DONE, "receipt") == 1, timeout=30, what="the task done")
         assert worker.stop(signal.SIGTERM, WORKER_STOP_TIMEOUT) == 0
         log = worker.log()

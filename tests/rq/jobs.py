@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rq import get_current_job
@@ -44,14 +45,23 @@ def track_for_visitor(label: str) -> None:
     analytics().track("Visitor Job", {"label": label})
 
 
-def track_then_finish_in_a_thread(label: str, seconds: float) -> None:
-    """Tracks, and leaves a thread that tracks ``seconds`` later, after the job returned."""
+def track_then_finish_in_a_thread(label: str, seconds: float, how: str = "start_thread") -> None:
+    """Tracks, and leaves a thread that tracks ``seconds`` later, after the job
+    returned: started with ``start_thread``, as a plain thread, or in an executor."""
+    user_id = analytics().user_id
 
     def finish() -> None:
         threading.Event().wait(seconds)  # work that goes on after the job
-        analytics().track("Thread Finished", {"label": label})
+        segment_core.track(user_id, "Thread Finished", {"label": label})
 
-    start_thread(finish)
+    if how == "start_thread":
+        start_thread(finish)
+    elif how == "thread":
+        threading.Thread(target=finish).start()
+    else:
+        executor = ThreadPoolExecutor(1)
+        executor.submit(finish)
+        executor.shutdown(wait=False)
     analytics().track("Job Returned", {"label": label})
 
 

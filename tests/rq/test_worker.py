@@ -147,14 +147,16 @@ def test_spawned_work_horses_send_with_the_client_of_the_worker_s_settings_modul
     assert log.count("without the worker's on_error, which cannot be pickled") == 1
 
 
+@pytest.mark.parametrize("how", ["start_thread", "thread", "executor"])
 def test_what_a_jobs_thread_tracks_after_the_job_returned_is_delivered_by_its_work_horse(
-    segment_collector: Any, redis_db: str, tmp_path: Path
+    segment_collector: Any, redis_db: str, tmp_path: Path, how: str
 ) -> None:
     """The work-horse leaves through os._exit() once the job returned, where the
-    interpreter waits for no thread: it waits for the job's start_thread() thread."""
+    interpreter waits for no thread: it waits for the job's threads (of start_thread,
+    plain, an executor's), as the interpreter would have."""
     queue = Queue(connection=redis.Redis.from_url(redis_db))
     with bound(VISITOR):
-        queue.enqueue(TRACK_THEN_FINISH_IN_A_THREAD, "receipt", 2.0)
+        queue.enqueue(TRACK_THEN_FINISH_IN_A_THREAD, "receipt", 2.0, how)
     env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
     argv = rq_argv(redis_db, "segment_rq.Worker")
     with running_worker("rq", argv, env=env, log_dir=tmp_path, ready=RQ_READY) as worker:
