@@ -264,7 +264,7 @@ def _without_proxies(value: Any, where: str, depth: int, open_ids: set[int]) -> 
         if kind is dict:
             changed = {}
             for key, item in value.items():
-                read = _without_proxies(item, path_to(where, str(key)), depth + 1, open_ids)
+                read = _without_proxies(item, path_to(where, key), depth + 1, open_ids)
                 if read is not item:
                     changed[key] = read
             return {**value, **changed} if changed else value

@@ -114,7 +114,15 @@ def _named_fields(
                 f"{where}: the fields {named[name]!r} and {f.name!r} are both {name!r} in JSON"
             )
         named[name] = f.name
-        items.append((name, getattr(item, f.name)))
+        try:
+            value = getattr(item, f.name)
+        except Exception as error:  # a field never set, a descriptor that raises
+            from segment_core.jsonvalues import error_text
+
+            raise InvalidMessage(
+                f"{where}.{f.name}: the field could not be read ({error_text(error)})"
+            ) from None
+        items.append((name, value))
     return items
 
 

@@ -83,9 +83,9 @@ _CONTEXT_SUBSTRINGS = {
     "page": ("path", "referrer", "search", "title", "url"),
     "campaign": ("name", "source", "medium", "term", "content"),
 }
-_DESCRIPTIONS: dict[Any, str] = {dict: "an object", str: "a string", bool: "a boolean"}
+_DESCRIPTIONS: dict[Any, str] = {Mapping: "an object", str: "a string", bool: "a boolean"}
 _CONTEXT_TYPES: dict[str, Any] = {
-    **dict.fromkeys(CONTEXT_OBJECTS, dict),
+    **dict.fromkeys(CONTEXT_OBJECTS, Mapping),
     **dict.fromkeys(_CONTEXT_STRINGS, str),
     "active": bool,
     "groupId": object,
@@ -127,7 +127,7 @@ def validate_message(message: object) -> list[str]:
     _check_identity(message, kind, reasons)
     _check_call_fields(message, kind, reasons)
     for field in _OBJECT_FIELDS:
-        _check_optional(message, field, dict, "an object", reasons)
+        _check_optional(message, field, Mapping, "an object", reasons)
     for field in _STRING_FIELDS:
         _check_optional(message, field, str, "a string", reasons)
     for field in _TIMESTAMP_FIELDS:
@@ -379,10 +379,10 @@ def _check_timestamp(message: Mapping[str, Any], field: str, reasons: list[str])
 
 
 def _check_integrations(integrations: object, reasons: list[str]) -> None:
-    if not isinstance(integrations, dict):
+    if not isinstance(integrations, Mapping):
         return
     for name, flag in integrations.items():
-        if not isinstance(flag, bool | dict):
+        if not isinstance(flag, bool | Mapping):
             reasons.append(
                 f"{path_to('integrations', name)} must be a boolean or an object, "
                 f"got {json_type(flag)}"
@@ -390,7 +390,7 @@ def _check_integrations(integrations: object, reasons: list[str]) -> None:
 
 
 def _check_context(context: object, reasons: list[str]) -> None:
-    if not isinstance(context, dict):
+    if not isinstance(context, Mapping):
         return
     # Walk the keys present (a handful) rather than every reserved name: this
     # runs on every call of the client. Plain strings and objects of strings
@@ -410,7 +410,7 @@ def _check_context(context: object, reasons: list[str]) -> None:
 
 
 def _check_context_field(
-    context: dict[str, Any], field: str, value: object, reasons: list[str]
+    context: Mapping[str, Any], field: str, value: object, reasons: list[str]
 ) -> None:
     expected = _CONTEXT_TYPES.get(field)
     if expected is None or value is None:
@@ -421,12 +421,12 @@ def _check_context_field(
         description = _DESCRIPTIONS[expected]
         reasons.append(f"context.{field} must be {description}, got {json_type(value)}")
     elif field in _CONTEXT_SUBSTRINGS:
-        assert isinstance(value, dict)
+        assert isinstance(value, Mapping)
         for sub in _CONTEXT_SUBSTRINGS[field]:
             text = value.get(sub)
             if text is not None and not _is_text(text):
                 reasons.append(f"context.{field}.{sub} must be a string, got {json_type(text)}")
-    elif field == "ip" and not is_ip_address(value):
+    elif field == "ip" and not is_ip_address(str.__str__(value)):
         reasons.append(f"context.ip {_show(value)} is not an IP address")
     elif field == "groupId":
         _check_id(context, "groupId", reasons, prefix="context.")
@@ -445,12 +445,12 @@ def is_ip_address(text: str) -> bool:
 
 
 def _check_consent(consent: object, reasons: list[str]) -> None:
-    if not isinstance(consent, dict):
+    if not isinstance(consent, Mapping):
         return
     preferences = consent.get("categoryPreferences")
     if preferences is None:
         return
-    if not isinstance(preferences, dict):
+    if not isinstance(preferences, Mapping):
         reasons.append(
             f"context.consent.categoryPreferences must be an object, got {json_type(preferences)}"
         )
@@ -464,7 +464,7 @@ def _check_consent(consent: object, reasons: list[str]) -> None:
 
 
 def _check_page_properties(properties: object, reasons: list[str]) -> None:
-    if not isinstance(properties, dict):
+    if not isinstance(properties, Mapping):
         return
     get = properties.get
     if not _ONLY_STRINGS.issuperset(map(type, properties.values())):
@@ -625,7 +625,7 @@ def json_type(value: object) -> str:
         return "string"
     if isinstance(value, list):
         return "array"
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return "object"
     return qualified_type_name(value)
 
@@ -655,7 +655,10 @@ def path_to(where: str, key: object) -> str:
     >>> path_to("message.properties", "k" * 100)
     'message.properties.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk…(100 characters)'
     """
-    text = str(key)
+    try:
+        text = str.__str__(key) if isinstance(key, str) else str(key)
+    except Exception:  # a key whose own str() fails: shown by its type
+        text = f"<{type_name(key)}>"
     if len(text) > _PATH_KEY_SHOWN:
         text = f"{text[:40]}…({len(text)} characters)"
     return f"{where}.{text}" if where else text

@@ -4,13 +4,18 @@ refused at once with an InvalidMessage naming its field, alike by both encoders.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import datetime as dt
 import decimal
+import enum
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import types
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +23,11 @@ from typing import Any
 
 import pytest
 
-from segment_core import Client, InvalidMessage
+from segment_core import Client, Context, InvalidMessage, Properties, Track, Traits
 from segment_core._snapshot import InvalidSnapshot, read_snapshot
 from segment_core.collector import CollectorHandle
 from segment_core.encoding import encode
+from segment_core.testing import capture
 
 
 class OddZone(dt.tzinfo):
@@ -307,3 +313,88 @@ def test_a_time_limit_landing_as_a_mapping_is_read_reaches_the_caller(client: Cl
 
     with pytest.raises(JobTimeoutException):
         client.track("u1", "Viewed", _LimitLands(a=1))
+
+
+@dataclasses.dataclass
+class _DeviceNotReady:
+    """A dataclass of the app's whose field is set later (``init=False``)."""
+
+    model: str = "phone"
+    advertising_id: str = dataclasses.field(init=False)
+
+
+class _KeyWithoutText:
+    """A key whose own ``str()`` fails (a model whose ``__str__`` reads a deleted row)."""
+
+    def __str__(self) -> str:
+        raise LookupError("the row is gone")
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c: c.track("u", "E", context={"device": _DeviceNotReady()}), "context.device"),
+        (
+            lambda c: c.enqueue(
+                Track(user_id="u", event="E", context=Context(device=_DeviceNotReady()))
+            ),
+            "context.device",
+        ),
+        (lambda c: Traits().set_address(_DeviceNotReady()), "traits.address"),
+        (lambda c: Properties().set_products([_DeviceNotReady()]), "properties.products[0]"),
+    ],
+)
+def test_a_dataclass_field_never_set_is_refused_naming_it(
+    call: Callable[[Client], object], field: str
+) -> None:
+    with pytest.raises(InvalidMessage, match=rf"^{re.escape(field)}\.advertising_id: the field"):
+        call(Client("k", send=False))
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"context": {_KeyWithoutText(): 1}},
+        {"context": {"x": {_KeyWithoutText(): 1}}},
+        {"integrations": {_KeyWithoutText(): True}},
+    ],
+)
+def test_a_key_whose_str_fails_is_refused_naming_its_type(arguments: dict[str, Any]) -> None:
+    with pytest.raises(InvalidMessage, match=r"key <.*>: a key of type .*_KeyWithoutText cannot"):
+        Client("k", send=False).track("u", "E", **arguments)
+
+
+def test_a_str_enum_member_holding_an_address_is_an_ip_and_changes_no_later_verdict() -> None:
+    class Office(str, enum.Enum):
+        EGRESS = "203.0.113.7"
+
+    client = Client("k", send=False)
+    with capture() as events:
+        client.track("u", "E", context={"ip": Office.EGRESS})
+        client.enqueue(Track(user_id="u", event="F", context=Context(ip=Office.EGRESS)))
+        client.track("u", "G", context={"ip": _Text("203.0.113.7")})
+    assert [e["context"]["ip"] for e in events] == ["203.0.113.7"] * 3
+
+
+class _Text(str):
+    """A str subclass, as Django's SafeString is."""
+
+
+def test_any_mapping_is_an_object_wherever_the_spec_wants_one() -> None:
+    page = collections.ChainMap({"path": "/cart"}, {"title": "Cart"})
+    flags = types.MappingProxyType({"apiKey": "x"})
+    client = Client(
+        "k",
+        send=False,
+        before_send=lambda m: {
+            **m,
+            "properties": collections.ChainMap({"coupon": "X"}, m["properties"]),
+        },
+    )
+    with capture() as events:
+        client.track("u", "E", {"a": 1}, context={"page": page}, integrations={"Mixpanel": flags})
+        Client("k", send=False, default_context={"page": page}).track("u", "F")
+    assert events[0]["properties"] == {"coupon": "X", "a": 1}
+    assert events[0]["context"]["page"] == {"path": "/cart", "title": "Cart"}
+    assert events[0]["integrations"] == {"Mixpanel": {"apiKey": "x"}}
+    assert events[1]["context"]["page"] == {"path": "/cart", "title": "Cart"}
