@@ -54,14 +54,15 @@ def _bool(name: str, value: object) -> bool:
 
 
 def _strings(name: str, value: object) -> tuple[str, ...]:
-    """A list of strings, without empty ones: ``"".split(",")`` (an unset
-    environment variable) adds nothing, where an empty pattern would match all."""
+    """A list of strings, without empty or blank ones: ``"".split(",")`` (an unset
+    environment variable) and ``"MyBot, ".split(",")`` add nothing, where an empty
+    pattern would match all, and a blank one every User-Agent."""
     if isinstance(value, str):
-        return (value,) if value else ()
+        return (value,) if value and not value.isspace() else ()
     items = tuple(value) if isinstance(value, Iterable) else None
     if items is None or not all(isinstance(i, str) for i in items):
         raise ValueError(f"{name} must be a list of strings, got {value!r}")
-    return tuple(item for item in items if item)
+    return tuple(item for item in items if item and not item.isspace())
 
 
 #: What ``page_methods`` may name: the methods of RFC 9110, and PATCH.
@@ -123,8 +124,8 @@ def _patterns(name: str, value: object) -> tuple[str | re.Pattern[str], ...]:
             raise _bytes_pattern(name, item)
         if not isinstance(item, str):
             raise ValueError(f"{name} must be a list of regular expressions, got {item!r}")
-        if not item:  # as in _strings(): nothing, rather than a pattern found in every path
-            continue
+        if not item or item.isspace():  # as in _strings(): nothing, rather than a
+            continue  # pattern found in every path (or in every one with a space)
         try:
             re.compile(item)
         except re.error as exc:

@@ -259,6 +259,22 @@ def test_empty_list_entries_are_ignored() -> None:
     assert not options.bots.matches("Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0")
 
 
+def test_blank_list_entries_are_ignored() -> None:
+    # What "MyMonitor, ".split(",") gives: a blank pattern is in every User-Agent.
+    options = WebOptions(
+        bot_user_agents=["MyMonitor", " "],
+        exclude_paths=[" ", "\t"],
+        exclude_routes=[" "],
+        page_methods=["GET", " "],
+        page_content_types=[" "],
+    )
+    assert not options.bots.matches("Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0")
+    assert options.bots.matches("MyMonitor/2.1")
+    assert options.exclude_regex is not None and not options.exclude_regex.search("/a b/")
+    assert options.page_methods == WebOptions().page_methods
+    assert options.page_content_types == WebOptions().page_content_types
+
+
 def test_direct_construction_validates_too() -> None:
     with pytest.raises(ValueError, match="skip_bots must be True or False"):
         WebOptions(skip_bots="no")  # type: ignore[arg-type]
