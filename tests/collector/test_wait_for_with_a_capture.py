@@ -9,6 +9,7 @@ import pytest
 
 from segment_core import Client
 from segment_core.collector import CollectorHandle
+from segment_core.testing import divert_in_tests
 
 CAPTURE_HINT = "a capture (the segment_events fixture or segment_core.testing.capture())"
 
@@ -43,3 +44,24 @@ def test_a_timeout_without_a_capture_speaks_of_none(
     text = str(raised.value)
     assert "saw 1" in text
     assert "capture" not in text
+
+
+def test_a_timeout_counts_only_what_a_capture_held_back(
+    segment_events: list[dict[str, Any]], segment_collector: CollectorHandle, client: Client
+) -> None:
+    """A client set to send in tests (an adapter's send_in_tests) sends while the
+    capture records: what it sent is no capture's doing."""
+    sending = Client("key", host=segment_collector.url)
+    divert_in_tests(sending, send=True, running=lambda: True)
+    try:
+        sending.track("u1", "Order Completed")
+        segment_collector.wait_for(1, event="Order Completed")
+        with pytest.raises(AssertionError) as raised:
+            segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
+        assert "capture" not in str(raised.value)
+        client.track("u1", "Held Back")  # a client not set to send in tests
+        with pytest.raises(AssertionError) as raised:
+            segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
+        assert "1 message(s) captured, none sent" in str(raised.value)
+    finally:
+        sending.shutdown(5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 from unittest.mock import MagicMock, Mock
@@ -9,9 +10,10 @@ from unittest.mock import MagicMock, Mock
 import pytest
 
 import segment_core
+import segment_pytest
 from segment_core import Client, _capture, signals
 from segment_core.collector import CollectorHandle
-from segment_core.testing import capture
+from segment_core.testing import capture, divert_in_tests, diverted, outbox, pytest_running
 from tests.receiver import Fault, Receiver
 
 
@@ -379,3 +381,58 @@ def test_a_tls_handshake_that_stalls_is_not_said_to_have_sent_the_batch(
     [error] = errors
     assert str(error).startswith("ReadTimeoutError: ")
     assert "may have arrived" not in str(error)
+
+
+def _in_a_forked_child(work: Any) -> int:
+    """Run ``work()`` in a child forked off this test's process; its exit code."""
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        code = 1
+        try:
+            code = int(work())
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_server_a_test_forks_sends_what_the_test_process_would_divert(
+    segment_collector: CollectorHandle,
+) -> None:
+    """Test mode is this process's (the one that runs the tests): a child it forks to
+    serve (a server a test starts) sends, though the client was diverted before."""
+    client = Client("k", host=segment_collector.url, flush_interval=3600)
+    divert_in_tests(client, send=False, running=pytest_running)
+    try:
+        assert diverted(client)
+
+        def serve() -> bool:
+            client.track("u1", "Served By The Child")
+            return client.flush(10) and not diverted(client)
+
+        assert _in_a_forked_child(lambda: 0 if serve() else 3) == 0
+        [event] = segment_collector.wait_for(1, event="Served By The Child")
+        assert event["status"] == "good"
+        with capture() as events:
+            client.track("u1", "In The Test")
+        assert diverted(client) and [e["event"] for e in events] == ["In The Test"]
+    finally:
+        client.shutdown(5)
+
+
+def test_a_child_that_runs_a_test_keeps_test_mode(segment_collector: CollectorHandle) -> None:
+    """As a child pytest-forked runs a test in (the plugin says so as the test begins)."""
+    client = Client("k", host=segment_collector.url, flush_interval=3600)
+    divert_in_tests(client, send=False, running=pytest_running)
+    try:
+
+        def run_a_test() -> bool:
+            segment_pytest._runs_tests_here()
+            before = len(outbox)
+            client.track("u1", "Tracked In A Forked Test")
+            return diverted(client) and len(outbox) == before + 1
+
+        assert _in_a_forked_child(lambda: 0 if run_a_test() else 3) == 0
+        assert segment_collector.events(event="Tracked In A Forked Test") == []
+    finally:
+        client.shutdown(5)
