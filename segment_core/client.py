@@ -744,9 +744,10 @@ class Client(ClientSettings):
         if check is not None and outbox is not None:
             # Diverted because tests run in the parent: asked again as the child's
             # first message comes (a server a test forked sends; a child pytest-forked
-            # runs a test in is known as such by then).
+            # runs a test in is known as such by then, and work a test handed to a
+            # process pool is the test's).
             self._divert(None)
-            self._divert_when(check, outbox)
+            self._divert_when(_forks.tests_or_their_pool_work(check), outbox)
         if self._spool is not None:
             self._spool.leave_parents_files()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 import threading
 from typing import Any
@@ -435,4 +437,35 @@ def test_a_child_that_runs_a_test_keeps_test_mode(segment_collector: CollectorHa
         assert _in_a_forked_child(lambda: 0 if run_a_test() else 3) == 0
         assert segment_collector.events(event="Tracked In A Forked Test") == []
     finally:
+        client.shutdown(5)
+
+
+#: The client of the test below, which a forked pool's workers inherit.
+_pool_client: list[Client] = []
+
+
+def _track_in_a_pool_task() -> bool:
+    [client] = _pool_client
+    before = len(outbox)
+    client.track("u1", "Tracked By A Pool Task")
+    return diverted(client) and len(outbox) == before + 1
+
+
+def test_work_a_test_hands_to_a_process_pool_stays_the_test_s(
+    segment_collector: CollectorHandle,
+) -> None:
+    """A task of a process pool a test starts (the code under test uses one) is the
+    test's work: diverted in the pool's worker too, unlike a server the test forks."""
+    client = Client("k", host=segment_collector.url, flush_interval=3600)
+    divert_in_tests(client, send=False, running=pytest_running)
+    _pool_client.append(client)
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1) as pool:
+            assert pool.apply(_track_in_a_pool_task) is True
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
+            assert executor.submit(_track_in_a_pool_task).result(timeout=30) is True
+        assert segment_collector.events(event="Tracked By A Pool Task") == []
+    finally:
+        _pool_client.clear()
         client.shutdown(5)
