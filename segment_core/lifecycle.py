@@ -804,8 +804,10 @@ def chain_sigterm() -> None:
     once the call returned.
     """
     global _sigterm_chained
-    if _sigterm_chained:
+    if _sigterm_chained and signal.getsignal(signal.SIGTERM) is _on_sigterm:
         return
+    # Not chained, or no more: a handler the app set since (asyncio's, whose loop
+    # sets SIGTERM back to SIG_DFL as asyncio.run() ends) left the process none.
     # With gevent or eventlet every green thread runs on the main one (eventlet's
     # first is not even main_thread()); a real thread of theirs is refused below.
     if threading.current_thread() is not threading.main_thread() and not _threads_are_green():

@@ -170,6 +170,31 @@ def test_a_sigterm_while_the_package_is_imported_ends_the_process_as_before(modu
     assert (process.returncode, stdout, stderr) == (-signal.SIGTERM, "", "")
 
 
+def test_sigterm_is_chained_again_after_asyncio_set_it_back_to_the_default(
+    receiver: Receiver,
+) -> None:
+    returncode, stderr = _sigterm_when_ready(
+        """
+        import asyncio, signal, sys
+        import segment_core
+        from segment_core import Client, lifecycle
+        client = Client("k", host=sys.argv[1], flush_interval=3600)
+
+        async def fetch():
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: None)
+            client.track("u", "Fetched")
+
+        asyncio.run(fetch())  # its loop sets SIGTERM back to SIG_DFL as it closes
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        lifecycle.chain_sigterm()
+        client.track("u", "Processed")
+        """,
+        receiver,
+    )
+    assert returncode == -signal.SIGTERM, stderr
+    assert sorted(m["event"] for m in receiver.messages()) == ["Fetched", "Processed"]
+
+
 def test_importing_the_package_keeps_a_faulthandler_registered_for_sigterm() -> None:
     # faulthandler's handler is C-level: Python still reports SIG_DFL for SIGTERM.
     process = run_script(
