@@ -121,6 +121,7 @@ def validate_message(message: object) -> list[str]:
         reasons.append("type is required")
     elif not isinstance(kind, str):
         reasons.append(f"type must be a string, got {json_type(kind)}")
+        kind = None  # compared with the types below: a value whose == fails is none
     elif kind not in MESSAGE_TYPES:
         reasons.append(f"type {_show(kind)} is not one of {', '.join(MESSAGE_TYPES)}")
     _check_message_id(message, reasons)
@@ -523,6 +524,8 @@ def reserved_field_problems(message: object) -> list[str]:
         return []
     reasons: list[str] = []
     kind = message.get("type")
+    if not isinstance(kind, str):  # compared below: a value whose == fails is none
+        kind = None
     if kind in ("identify", "group"):
         _check_traits(message.get("traits"), "traits.", reasons)
     context = message.get("context")
@@ -610,7 +613,8 @@ def _is_iso_date(text: str) -> bool:
 
 
 def _is_missing(value: object) -> bool:
-    return value is None or value == ""
+    # ``isinstance`` first: a value whose ``==`` answers no bool (pandas' NA) is there.
+    return value is None or (isinstance(value, str) and value == "")
 
 
 def json_type(value: object) -> str:

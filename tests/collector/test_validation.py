@@ -368,3 +368,25 @@ def test_a_body_refused_for_more_than_lone_surrogates_is_still_invalid(
         response = post(segment_collector.url, data=body)
         assert response.status_code == 400, response.text
         assert response.json()["code"] == "invalid_json"
+
+
+class _NullLike:
+    """As pandas' NA: ``==`` answers another one, whose truth raises."""
+
+    def __eq__(self, other: object) -> Any:
+        return _NullLike()
+
+    def __bool__(self) -> bool:
+        raise TypeError("boolean value of NA is ambiguous")
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize(
+    "field", ["type", "userId", "anonymousId", "event", "messageId", "timestamp", "name"]
+)
+def test_a_value_whose_comparison_answers_no_bool_is_a_reason_not_an_error(field: str) -> None:
+    message: dict[str, Any] = {"type": "track", "event": "E", "messageId": "m1", "userId": "u1"}
+    message[field] = _NullLike()
+    reasons = validate_message(message)
+    assert any(reason.startswith(f"{field} ") for reason in reasons), reasons
