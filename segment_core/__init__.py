@@ -344,5 +344,14 @@ _CLIENT_OPTIONS_ONLY = (option_names() | ALIASES.keys()) - _CHECKED_SETTINGS
 
 
 sys.modules[__name__].__class__ = _SettingsModule
+#: The library's loggers the app turned off before it imported the library (no
+#: dictConfig() did: they did not exist then), which adapters leave off.
+_loggers_off_at_import = frozenset(
+    name
+    for name, logger in list(logging.Logger.manager.loggerDict.items())
+    if (name == "segment" or name.startswith("segment."))
+    and isinstance(logger, logging.Logger)
+    and logger.disabled
+)
 # The import has ended: a SIGTERM now delivers (see lifecycle._on_sigterm).
 _imported = True

@@ -403,10 +403,14 @@ def keep_loggers_on() -> None:
     key means True (Django's ``LOGGING``, Flask's documented ``dictConfig`` before
     the app is made): the library's loggers exist by then when it was imported
     first. Its warnings (events not delivered) would then depend on the order of
-    imports; the adapters call this as they set up, so they depend on none.
+    imports; the adapters call this as they set up, so they depend on none. A logger
+    the app turned off itself before it imported the library stays off.
     """
+    kept_off = segment_core._loggers_off_at_import
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if (name == "segment" or name.startswith("segment.")) and isinstance(
-            logger, logging.Logger
+        if (
+            (name == "segment" or name.startswith("segment."))
+            and isinstance(logger, logging.Logger)
+            and name not in kept_off
         ):
             logger.disabled = False

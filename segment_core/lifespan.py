@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from segment_core import lifecycle
 from segment_core._clock import monotonic
+from segment_core.adapters import keep_loggers_on
 from segment_core.scope import wait_for_bound_calls_or_warn
 from segment_core.testing import pytest_running
 
@@ -88,6 +89,9 @@ async def run_lifespan(
         answered = True
         if message["type"] in _SHUTDOWN_ANSWERS:
             await flush()
+        elif message["type"] == "lifespan.startup.complete":
+            # A dictConfig() the app's startup made turned the library's loggers off.
+            keep_loggers_on()
         await send(message)
 
     try:

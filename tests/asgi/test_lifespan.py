@@ -381,3 +381,26 @@ def test_the_library_s_loggers_are_on_again_after_a_dict_config_made_since_the_i
     finally:
         for logger in loggers:
             logger.disabled = False
+
+
+def test_the_library_s_loggers_are_on_again_after_a_dict_config_in_the_app_s_startup(
+    holding_client: Client,
+) -> None:
+    loggers = [logging.getLogger(name) for name in ("segment", "segment.core", "segment.asgi")]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for logger in loggers:
+            logger.disabled = True  # what a dictConfig() in the startup does
+        yield
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse("<p>hi</p>")
+
+    app = Starlette(routes=[Route("/", page)], lifespan=lifespan)
+    try:
+        with TestClient(SegmentMiddleware(app, client=holding_client)):
+            assert [logger.disabled for logger in loggers] == [False, False, False]
+    finally:
+        for logger in loggers:
+            logger.disabled = False

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -508,3 +510,18 @@ def test_set_up_after_a_request_is_refused_and_leaves_the_app_as_it_was(
     with capture() as events:
         assert app.test_client().get("/", headers={"Accept": "text/html"}).status_code == 200
     assert events == []
+
+
+def test_a_logger_the_app_turned_off_before_importing_the_library_stays_off() -> None:
+    code = """
+import logging
+logging.getLogger("segment.core").disabled = True  # the app's own choice
+from flask import Flask
+from segment_flask import SegmentFlask
+SegmentFlask(Flask("shop"), send=False)
+print(logging.getLogger("segment.core").disabled, logging.getLogger("segment.flask").disabled)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (result.returncode, result.stdout.split()) == (0, ["True", "False"]), result.stderr
