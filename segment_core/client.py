@@ -592,8 +592,12 @@ class Client(ClientSettings):
             checked = check_hook_result(changed)
             encoded = encode(checked)
             if len(encoded) > MAX_MESSAGE_BYTES:
+                if len(data) > MAX_MESSAGE_BYTES:  # too big as the caller made it: the call's
+                    raise _too_big(message, len(data))
                 raise _too_big(checked, len(encoded))
         except InvalidMessage as error:
+            if isinstance(error, MessageTooLarge) and len(data) > MAX_MESSAGE_BYTES:
+                raise  # the caller's message was too big: no failure of the hook's
             self._hook_failures.failed(
                 "before_send",
                 "%s; sending the message unchanged",
@@ -860,10 +864,13 @@ def _as_the_hooks(problem: str) -> str:
 def _too_big(message: dict[str, Any], size: int) -> MessageTooLarge:
     """The refusal of a message past Segment's limit, naming its largest part."""
     where, weight = _largest_part(message)
+    message_id, timestamp = message.get("messageId"), message.get("timestamp")
     return MessageTooLarge(
         f"message is {size} bytes encoded; Segment accepts at most {MAX_MESSAGE_BYTES} "
         f"bytes per message (the largest part: {where}, {weight} bytes)",
         size,
+        message_id if isinstance(message_id, str) else None,
+        timestamp if isinstance(timestamp, str) else None,
     )
 
 

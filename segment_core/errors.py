@@ -31,11 +31,20 @@ class InvalidMessage(ValueError, AssertionError):
 
 
 class MessageTooLarge(InvalidMessage):
-    """A message over Segment's 32 KB limit; ``size``: its bytes encoded."""
+    """A message over Segment's 32 KB limit; ``size``: its bytes encoded; the
+    ``message_id`` and ``timestamp`` it had."""
 
-    def __init__(self, text: str, size: int = 0) -> None:
+    def __init__(
+        self,
+        text: str,
+        size: int = 0,
+        message_id: str | None = None,
+        timestamp: str | None = None,
+    ) -> None:
         super().__init__(text)
         self.size = size
+        self.message_id = message_id
+        self.timestamp = timestamp
 
 
 class DeliveryError(Exception):

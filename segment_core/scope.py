@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cas
 from segment_core import _forks, lifecycle
 from segment_core._clock import monotonic
 from segment_core._snapshot import InvalidSnapshot, make_snapshot, read_snapshot
-from segment_core.errors import InvalidMessage, MessageTooLarge, is_interruption
+from segment_core.errors import InvalidMessage, MessageTooLarge
 from segment_core.messages import Context
 from segment_core.normalize import stringify_id
 from segment_core.returned import complete
@@ -153,7 +153,7 @@ class Analytics:
                 )
             return client.track(user_id, event, properties, context, anonymous_id=anonymous_id)
         except MessageTooLarge as error:
-            context = given_way(context, error)
+            context, kw = self._given_way(context, error), _as_refused(kw, error)
         return client.track(user_id, event, properties, context, anonymous_id=anonymous_id, **kw)
 
     def identify(
@@ -166,7 +166,7 @@ class Analytics:
         try:
             result = self.client.identify(uid, traits, context, anonymous_id=anonymous_id, **kw)
         except MessageTooLarge as error:
-            context = given_way(context, error)
+            context, kw = self._given_way(context, error), _as_refused(kw, error)
             result = self.client.identify(uid, traits, context, anonymous_id=anonymous_id, **kw)
         if user_id is not None:
             self.user_id = stringify_id("user_id", user_id)
@@ -217,9 +217,9 @@ class Analytics:
                 user_id,
                 name=name,
                 properties=properties,
-                context=given_way(context, error),
+                context=self._given_way(context, error),
                 anonymous_id=anonymous_id,
-                **kw,
+                **_as_refused(kw, error),
             )
         self.page_message = result[1]
         return result
@@ -239,7 +239,7 @@ class Analytics:
                 **kw,
             )
         except MessageTooLarge as error:
-            context = given_way(context, error)
+            context, kw = self._given_way(context, error), _as_refused(kw, error)
         return self.client.screen(
             user_id,
             name=name,
@@ -257,7 +257,7 @@ class Analytics:
                 user_id, group_id, traits, context, anonymous_id=anonymous_id, **kw
             )
         except MessageTooLarge as error:
-            context = given_way(context, error)
+            context, kw = self._given_way(context, error), _as_refused(kw, error)
         return self.client.group(
             user_id, group_id, traits, context, anonymous_id=anonymous_id, **kw
         )
@@ -287,7 +287,7 @@ class Analytics:
                 previous_id=previous_id, user_id=user_id, context=context, **kw
             )
         except MessageTooLarge as error:
-            context = given_way(context, error)
+            context, kw = self._given_way(context, error), _as_refused(kw, error)
             result = self.client.alias(
                 previous_id=previous_id, user_id=user_id, context=context, **kw
             )
@@ -367,6 +367,12 @@ class Analytics:
         # process; the unpickled object uses the default client of its process.
         return (_unpickle, (self.snapshot(),))
 
+    def _given_way(self, context: dict[str, Any], error: MessageTooLarge) -> dict[str, Any]:
+        """A call's ``context`` with what the visitor sent cut, so that the message
+        ``error`` refused fits, or ``error`` raised: a request's object knows what
+        its visitor sent (see ``RequestAnalytics``); this one cuts nothing."""
+        raise error
+
     def _visitor(self, kind: str, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
         """The ids and the context of one call, taken out of its ``kw``."""
         # The bound ids are read only when the call does not give its own (reading
@@ -405,34 +411,15 @@ def _checked_preferences(preferences: object, categories: dict[str, bool]) -> di
     return cast(dict[str, Any], merged)
 
 
-def given_way(context: Mapping[str, Any], error: MessageTooLarge) -> dict[str, Any]:
-    """A copy of a call's ``context`` whose visitor's fields (the referrer, the query,
-    the User-Agent, the campaign, the path) give way so that the message ``error``
-    refused fits; ``error`` itself when they cannot make it fit any closer (what
-    is too much is the call's own).
-
-    What a request's visitor sends is bounded (see :func:`fit_context`), but a
-    call's own data beside it may take the rest of the 32 KB: the visitor's part
-    gives way, so no request makes a view's valid call fail.
-    """
-    from segment_core.batching import MAX_MESSAGE_BYTES
-    from segment_core.web._context import encoded_size, fit_context
-
-    smaller = dict(context)
-    page = smaller.get("page")
-    if isinstance(page, Mapping):
-        smaller["page"] = dict(page)
-    try:
-        before = encoded_size(smaller)
-        fit_context(smaller, before - (error.size - MAX_MESSAGE_BYTES))
-        cut = encoded_size(smaller) < before
-    except Exception as unreadable:  # a context that cannot be measured: the call's refusal
-        if is_interruption(unreadable):
-            raise
-        cut = False
-    if not cut:
-        raise error
-    return smaller
+def _as_refused(kw: dict[str, Any], error: MessageTooLarge) -> dict[str, Any]:
+    """A call's ``kw`` for it once more, as the same message: the ``messageId`` and
+    ``timestamp`` the message ``error`` refused had (what a ``before_send`` hook saw)."""
+    again = dict(kw)
+    if error.message_id is not None:
+        again.setdefault("message_id", error.message_id)
+    if error.timestamp is not None:
+        again.setdefault("timestamp", error.timestamp)
+    return again
 
 
 def merge_context(base: Mapping[str, Any], extra: object) -> dict[str, Any]:

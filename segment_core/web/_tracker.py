@@ -21,10 +21,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.errors import InvalidMessage, MessageTooLarge, is_interruption
 from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id, stringify_id
 from segment_core.scope import Analytics, Result
-from segment_core.web._context import fit_context, page_fields, request_context
+from segment_core.web._context import encoded_size, fit_context, page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, hook_raised, logger
 from segment_core.web._identity import (
@@ -164,6 +165,33 @@ class RequestAnalytics(Analytics):
         return self._page(name, lean, kw)
 
     page.alters_data = True  # type: ignore[attr-defined]  # as Analytics.page
+
+    def _given_way(self, context: dict[str, Any], error: MessageTooLarge) -> dict[str, Any]:
+        """The call's ``context`` with the fields the visitor sent (the referrer, the
+        query, the User-Agent, the campaign, the path, in that order, as the request
+        gave them: none the view or the call wrote) cut as far as the message ``error``
+        refused needs; ``error`` raised when they cannot make it fit any closer."""
+        tracker = self._tracker
+        if tracker is None:
+            raise error
+        cuttable = tracker.visitor_fields_in(context)
+        if not cuttable:
+            raise error
+        had = set(cuttable)
+        before = encoded_size(cuttable)
+        fit_context(cuttable, before - (error.size - MAX_MESSAGE_BYTES))
+        if encoded_size(cuttable) >= before:
+            raise error
+        smaller = dict(context)
+        page = smaller.get("page")
+        if "page" in cuttable and isinstance(page, Mapping):
+            smaller["page"] = {**page, **cuttable["page"]}
+        for field in had - {"page"}:  # the User-Agent cut, the campaign left out
+            if field in cuttable:
+                smaller[field] = cuttable[field]
+            else:
+                del smaller[field]
+        return smaller
 
     def _carried_ids(self) -> tuple[str | None, str | None]:
         # A new visitor whose user is known sends userId alone (no cookie keeps the
@@ -692,6 +720,36 @@ class RequestTracker:
             # Redacted strings in place of strings: still as good as built.
             if not self._context_private:
                 self._context_built = _copy_of(context) if as_built else None
+
+    def visitor_fields_in(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """Of a call's ``context``, the fields that hold what the visitor sent, as the
+        request gives them (``page``'s ``referrer``, ``search``, ``url`` and ``path``,
+        ``userAgent``, ``campaign``): not one the view or the call wrote. A copy, in
+        the shape :func:`fit_context` cuts."""
+        request = self.request
+        params = request.path_params
+        visitor = request_context(
+            request,
+            self.options,
+            scheme=self.scheme,
+            host=self.host,
+            secret_values=self.options.redactor.secret_values(params) if params else (),
+        )
+        found: dict[str, Any] = {}
+        page, sent_page = context.get("page"), visitor.get("page")
+        if isinstance(page, Mapping) and isinstance(sent_page, Mapping):
+            same = {
+                field: page[field]
+                for field in ("referrer", "search", "url", "path")
+                if type(page.get(field)) is str and page[field] == sent_page.get(field)
+            }
+            if same:
+                found["page"] = same
+        for field in ("userAgent", "campaign"):
+            value = context.get(field)
+            if value is not None and value == visitor.get(field):
+                found[field] = dict(value) if isinstance(value, Mapping) else value
+        return found
 
     def page_fields(self) -> Mapping[str, Any]:
         """The page fields the request's calls carry: secrets redacted, values cut

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import gc
 import json
 import logging
@@ -15,6 +16,8 @@ import pytest
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.client import Client
 from segment_core.errors import InvalidMessage
+from segment_core.scope import Analytics
+from segment_core.testing import capture
 from segment_core.web import (
     BotMatcher,
     Redactor,
@@ -159,6 +162,49 @@ def test_a_views_valid_call_fits_beside_whatever_the_visitor_sent(
     assert len(json.dumps(message, separators=(",", ":")).encode()) <= MAX_MESSAGE_BYTES
     assert message["context"]["page"]["path"].startswith("/aaa")  # cut as little as needed
     assert tracker.analytics.context["page"]["referrer"].startswith("https://ex.example/")
+
+
+def test_only_what_the_visitor_sent_gives_way_never_the_call_s_own_context(
+    client: Client, sent: Messages
+) -> None:
+    query = "utm_campaign=" + "%22" * 3000 + "&q=" + "\\" * 1900
+    tracker = RequestTracker(client, WebOptions(), heavy_request(query_string=query))
+    own = {"items": ["x" * 100] * 230}
+    campaign = {"name": "spring-" + "s" * 600, "source": "crm"}
+    extra = {"campaign": campaign, "traits": {"ltv": decimal.Decimal("12.50")}}
+    tracker.analytics.track("Catalog Viewed", own, context=extra)
+    [message] = sent
+    assert message["context"]["campaign"] == campaign  # the call's own, whole
+    assert message["context"]["traits"] == {"ltv": 12.5}
+    assert len(json.dumps(message, separators=(",", ":")).encode()) <= MAX_MESSAGE_BYTES
+
+
+def test_a_call_cut_to_fit_is_one_message_to_before_send_and_blames_no_hook(
+    sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def scrub(message: dict[str, Any]) -> dict[str, Any]:
+        seen.append((message["messageId"], message["timestamp"]))
+        return message
+
+    hooked = Client("k", send=False, before_send=scrub)
+    query = "utm_campaign=" + "%22" * 3000
+    tracker = RequestTracker(hooked, WebOptions(), heavy_request(query_string=query))
+    with capture() as events, caplog.at_level(logging.WARNING):
+        tracker.analytics.track("Catalog Viewed", {"items": ["x" * 100] * 300})
+    [message] = events
+    assert {(message["messageId"], message["timestamp"])} == set(seen)
+    assert not [r for r in caplog.records if r.name.startswith("segment")]
+
+
+def test_outside_a_request_nothing_is_cut(client: Client) -> None:
+    """A job's visitor (a snapshot) or an object the app made: what it holds is not
+    known to be a visitor's: a call too big raises, as the client's own would."""
+    snapshot = {"version": 1, "anonymousId": "a1", "context": {"page": {"referrer": "r" * 2000}}}
+    visitor = Analytics.from_snapshot(snapshot, client)
+    with pytest.raises(InvalidMessage, match=r"the largest part: properties\.items"):
+        visitor.track("Export", {"items": ["x" * 100] * 305})
 
 
 def test_a_call_too_big_of_its_own_data_still_raises_naming_it(client: Client) -> None:
