@@ -230,6 +230,7 @@ DEFAULT_SECRET_WORDS: tuple[str, ...] = (
     "account_number",
     "accountnumber",
     "acct_number",
+    "acctnumber",
     "routing_number",
     "routingnumber",
     "bank_account",
@@ -525,7 +526,9 @@ _PASS_QUALIFIERS = frozenset(
         *("confirmation", "retype", "repeat", "re", "again", "verify", "enter", "initial"),
         *("temp", "tmp", "default", "user", "username", "admin", "root", "su", "sudo", "db"),
         *("database", "mysql", "postgres", "pg", "sql", "redis", "ldap", "smtp", "ftp"),
-        *("sftp", "ssh", "wifi", "wlan", "proxy", "login", "account", "acct", "my", "master"),
+        *("sftp", "ssh", "wifi", "wlan", "proxy", "login", "account", "acct", "my", "mail"),
+        *("email", "imap", "pop", "pop3", "api", "app", "vpn", "key", "store", "keystore"),
+        *("truststore", "server", "client", "service", "svc", "router", "bind", "web"),
         *("hash", "hashed", "plain", "text", "value", "str", "string", "salt", "digest"),
     }
 )
@@ -889,7 +892,15 @@ class Redactor:
     could match no name: a :class:`ValueError`.
     """
 
-    __slots__ = ("_cache", "_phrases", "_queries", "_urls", "_words", "defaults")
+    __slots__ = (
+        "_cache",
+        "_joined_phrases",
+        "_phrases",
+        "_queries",
+        "_urls",
+        "_words",
+        "defaults",
+    )
 
     def __init__(self, extra: Iterable[str] = (), *, defaults: bool = True) -> None:
         self.defaults = defaults
@@ -912,6 +923,8 @@ class Redactor:
         for phrase in phrases:
             by_first.setdefault(phrase[0], []).append(phrase)
         self._phrases = {first: tuple(found) for first, found in by_first.items()}
+        # The phrases written together ("accountnumber"), for glued names.
+        self._joined_phrases = frozenset("".join(phrase) for phrase in phrases)
         self._cache: dict[str, bool] = {}
         # What query() and url() answered, by their text (and the router given):
         # it depends on nothing else.
@@ -957,6 +970,8 @@ class Redactor:
             for phrase in phrases.get(word, ()):
                 if words[at : at + len(phrase)] == phrase:
                     return True
+        if self._judged_as_numbers(words):  # account_no, acct_num_2, accountno
+            return True
         if not self.defaults:
             return False
         if any(_is_glued_secret(word) for word in words):
@@ -977,13 +992,29 @@ class Redactor:
             return True
         if _names_a_password(words):  # new_pass, pass2, user_pass
             return True
-        if words[-1] in _SHORT_NUMBER_ENDS and self._judge_words((*words[:-1], "number")):
-            return True  # account_no, acct_num, socialSecurityNo
         # A login flow's code, or the hash a reset or activation link carries
         # (reset_hash, Flask-AppBuilder's activation_hash), named last or first.
         if words[-1] in _CODE_WORDS:
             return _qualifies(words[-1], words[-2], tuple(words[-3:-1]))
         return words[0] in _CODE_WORDS and _qualifies(words[0], words[1], tuple(words[1:3]))
+
+    def _judged_as_numbers(self, words: tuple[str, ...]) -> bool:
+        """Whether ``words`` name a secret once a number's short names (``no``,
+        ``num``, ``nr``, ``nbr``, ``nro``) read as ``number``: after the first word
+        (``account_no``, ``account_no_confirm``, ``socialSecurityNo``) or glued
+        (``accountno``, ``taxno``), as the entries say ``account_number``."""
+        known, joined = self._words, self._joined_phrases
+        for word in words:
+            for end in _SHORT_NUMBER_ENDS:
+                if not word.endswith(end) or len(word) <= len(end) + 2:
+                    continue
+                spelled = word[: -len(end)] + "number"
+                if spelled in known or spelled in joined:
+                    return True
+        if len(words) < 2 or _SHORT_NUMBER_ENDS.isdisjoint(words[1:]):
+            return False
+        read = (words[0], *("number" if w in _SHORT_NUMBER_ENDS else w for w in words[1:]))
+        return self._judge_words(read)
 
     # -- URLs ---------------------------------------------------------------------
 

@@ -135,12 +135,14 @@ TURBO_PREFETCH = {"x-turbo-request-id": TURBO_ID, "x-sec-purpose": "prefetch"}
         # Their other spellings: spelled out, British, a number's short names.
         "social_security_number", "socialSecurityNo", "drivers_licence", "driving_license",
         "tax_number", "tax_no", "account_no", "acct_no", "accountNo", "account_num",
-        "routing_no", "passport_nr",
+        "routing_no", "passport_nr", "accountno", "acctno", "ACCTNO", "taxno", "routingno",
+        "socialsecurityno", "account_no_confirm", "account_no_2", "accountNo2",
         # "pass" beside the words of a password's form field, or glued to them.
         "new_pass", "old_pass", "current_pass", "confirm_pass", "pass1", "pass2",
         "user_pass", "db_pass", "newpass", "oldpass", "repass", "pass_confirm",
         "pass_confirmation", "confirmPass", "newPass", "repeat_pass", "retype_pass",
-        "admin_pass", "wifi_pass", "passw", "passconfirm", "user[new_pass]",
+        "admin_pass", "wifi_pass", "passw", "passconfirm", "user[new_pass]", "mail_pass",
+        "imap_pass", "api_pass", "app_pass", "vpn_pass", "keypass", "storepass",
         # A wallet's recovery words, a security question's answer, WordPress's nonce.
         "seed_phrase", "mnemonic", "security_answer", "securityAnswer", "_wpnonce",
     ],
@@ -192,10 +194,18 @@ def test_secret_names(name: str) -> None:
         "boarding_pass", "season_pass", "pass_type", "day_pass_2", "bypass", "compass",
         "pass_rate", "first_pass", "pass_through", "mountain_pass", "pass_id", "passage",
         "pass_fail", "order_no", "page_no", "room_no", "invoice_num", "phone_case_nr",
+        "masterpass_enabled", "casino", "piano", "domino", "volcano", "no_reply",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secrets(name: str) -> None:
     assert not Redactor().is_secret(name)
+
+
+def test_a_number_s_short_names_read_alike_with_or_without_the_defaults() -> None:
+    own = Redactor(["account_number", "member_number"], defaults=False)
+    for name in ("account_no", "member_nr", "accountno", "memberNo2", "account_no_confirm"):
+        assert own.is_secret(name), name
+    assert not own.is_secret("order_no") and not own.is_secret("page")
 
 
 def test_name_words() -> None:
