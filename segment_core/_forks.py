@@ -26,16 +26,10 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
-__all__ = [
-    "ProcessLock",
-    "forks_uwsgi_workers",
-    "in_every_child",
-    "in_every_uwsgi_worker",
-    "tests_or_their_pool_work",
-]
+__all__ = ["ProcessLock", "forks_uwsgi_workers", "in_every_child", "in_every_uwsgi_worker"]
 
 _handlers: list[Callable[[], None]] = []
 _uwsgi_handlers: list[Callable[[], None]] = []
@@ -43,40 +37,6 @@ _uwsgi_handlers: list[Callable[[], None]] = []
 _uwsgi: Any = None
 #: The process the handlers last ran in (or were registered in).
 _done_in = os.getpid()
-
-
-#: The functions a process pool's worker runs its tasks in, by module: a task a
-#: test hands to a pool (``multiprocessing``, ``concurrent.futures``, Celery's
-#: billiard, an RQ work-horse) is the test's work, unlike a server a test forks.
-_POOL_WORKERS = frozenset(
-    {
-        ("multiprocessing.pool", "worker"),
-        ("concurrent.futures.process", "_process_worker"),
-        ("billiard.pool", "workloop"),
-        ("rq.worker", "main_work_horse"),
-        ("rq.worker.base", "main_work_horse"),  # RQ 2
-    }
-)
-
-
-def tests_or_their_pool_work(check: Callable[[], object]) -> Callable[[], object]:
-    """``check`` (whether tests run in this process), asked in a forked child: also
-    True while the child runs a task of a process pool a test started."""
-
-    def tests_or_pool_work() -> object:
-        return _in_a_pool_task() or check()
-
-    return tests_or_pool_work
-
-
-def _in_a_pool_task() -> bool:
-    """Whether this thread runs inside a process pool worker's loop."""
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        if (frame.f_globals.get("__name__"), frame.f_code.co_name) in _POOL_WORKERS:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def in_every_child(handler: Callable[[], None]) -> None:

@@ -94,9 +94,6 @@ class Client(ClientSettings):
         self._outbox: list[dict[str, Any]] | None = None
         # Asked as the first message comes, then forgotten: see testing.divert_when.
         self._divert_check: tuple[Callable[[], object], list[dict[str, Any]]] | None = None
-        #: The check that diverted it for tests (testing.divert_in_tests, divert_when):
-        #: asked again in a child forked off (a server a test starts runs no test).
-        self._diverted_while: Callable[[], object] | None = None
         #: Set to send in tests (an adapter's send_in_tests): a capture records what
         #: it accepts without holding it back (see testing.divert_in_tests).
         self._sends_in_tests = False
@@ -640,12 +637,9 @@ class Client(ClientSettings):
         if testing is None and not last:
             return
         self._divert(outbox if testing else None)
-        if testing:
-            self._diverted_while = check
 
     def _divert(self, outbox: list[dict[str, Any]] | None) -> None:
         self._divert_check = None
-        self._diverted_while = None
         self._sends_in_tests = False
         self._outbox = outbox
         self._queueing = outbox is None and self._sends_by_queue()
@@ -744,14 +738,6 @@ class Client(ClientSettings):
         # Registered for exit with the child's first message, once it can tell a
         # multiprocessing child (whose exit skips atexit) from the parent's copy.
         self._registered = False
-        check, outbox = self._diverted_while, self._outbox
-        if check is not None and outbox is not None:
-            # Diverted because tests run in the parent: asked again as the child's
-            # first message comes (a server a test forked sends; a child pytest-forked
-            # runs a test in is known as such by then, and work a test handed to a
-            # process pool is the test's).
-            self._divert(None)
-            self._divert_when(_forks.tests_or_their_pool_work(check), outbox)
         if self._spool is not None:
             self._spool.leave_parents_files()
 

@@ -97,19 +97,6 @@ def pytest_running() -> bool:
     return os.getpid() == _loaded_in and _pytest_session_on_a_stack()
 
 
-def forked_off_pytest() -> bool:
-    """Whether this process is a child forked off one where pytest runs tests (a
-    server a test started), and runs none itself (yet: a child pytest-forked runs a
-    test in says so once the test begins)."""
-    if "_pytest.main" not in sys.modules:
-        return False
-    plugin = sys.modules.get("segment_pytest")
-    configured = getattr(plugin, "configured", None)
-    if callable(configured) and configured():
-        return not plugin.running()  # type: ignore[union-attr]
-    return os.getpid() != _loaded_in
-
-
 def _pytest_session_on_a_stack() -> bool:
     pytest_main = sys.modules.get("_pytest.main")
     if pytest_main is None:  # pytest was never imported: the production case, at once
@@ -235,7 +222,6 @@ def divert_in_tests(client: Client, *, send: bool, running: Callable[[], object]
         client._sends_in_tests = True  # not held back by a capture either
     elif running():
         divert(client)
-        client._diverted_while = running  # asked again in a child forked off (a server)
     else:
         divert_when(client, running)
 

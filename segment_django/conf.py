@@ -32,12 +32,7 @@ from segment_core.adapters import (
 from segment_core.client import Client
 from segment_core.config import ALIASES, DEFAULT_HOST, FROM_ENVIRONMENT, Config, read_flag
 from segment_core.config import option_names as client_option_names
-from segment_core.testing import (
-    divert_in_tests,
-    forked_off_pytest,
-    pytest_running,
-    settle_divert,
-)
+from segment_core.testing import divert_in_tests, pytest_running, settle_divert
 from segment_core.web import WebOptions, check_cookie_names, check_plain_hooks, split_options
 from segment_core.web import option_names as web_option_names
 
@@ -340,15 +335,13 @@ def running_tests() -> bool:
     a runner imports ``django.test.utils`` for). ``mail.outbox`` alone says nothing:
     the locmem e-mail backend makes one in any process.
     """
-    command = sys.argv[1] if len(sys.argv) > 1 else None
-    if command in _TEST_COMMANDS:
-        return True
-    if forked_off_pytest():  # a server a test forked: it inherited the test environment
-        return False
     utils = sys.modules.get("django.test.utils")
     if utils is not None and hasattr(getattr(utils, "_TestState", None), "saved_data"):
         return True
-    return "pytest_django" in sys.modules or pytest_running()  # plain pytest too
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command in _TEST_COMMANDS or "pytest_django" in sys.modules:
+        return True
+    return pytest_running()  # plain pytest, without pytest-django
 
 
 def _tests_running_or_to_come() -> bool | None:
