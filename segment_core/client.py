@@ -502,7 +502,7 @@ class Client(ClientSettings):
         if self._outbox is not None:  # test mode: see segment_core.testing.divert
             # Captured first: a capture that starts with a copy of the outbox (the
             # pytest plugin's segment_events) then finds it there, and counts it once.
-            _capture.deliver(data)
+            _capture.deliver(data, held=True)  # kept from the network: test mode's
             self._outbox.append(_capture.as_sent(data))
             return True, complete(message)
         if _capture.sinks:

@@ -322,6 +322,7 @@ def _held_by_a_capture() -> list[str]:
         "a capture (the segment_events fixture or segment_core.testing.capture()) is "
         "active in this process and holds back what its clients accept (but those "
         "set to send in tests): "
-        f"{held} message(s) captured, none sent (a test that uses the collector "
-        "cannot capture too)"
+        f"{held} message(s) it captured were kept from the network, by it or by test "
+        "mode (a test that uses the collector cannot capture too; an adapter's client "
+        "sends in tests with send_in_tests)"
     ]

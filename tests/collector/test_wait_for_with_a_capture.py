@@ -31,7 +31,7 @@ def test_a_timeout_says_a_capture_held_the_messages_back(
     text = str(raised.value)
     assert "saw 0" in text
     assert f"{CAPTURE_HINT} is active in this process" in text
-    assert "1 message(s) captured, none sent" in text
+    assert "1 message(s) it captured were kept from the network" in text
 
 
 def test_a_timeout_without_a_capture_speaks_of_none(
@@ -62,6 +62,20 @@ def test_a_timeout_counts_only_what_a_capture_held_back(
         client.track("u1", "Held Back")  # a client not set to send in tests
         with pytest.raises(AssertionError) as raised:
             segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
-        assert "1 message(s) captured, none sent" in str(raised.value)
+        assert "1 message(s) it captured were kept from the network" in str(raised.value)
     finally:
         sending.shutdown(5)
+
+
+def test_a_timeout_counts_what_test_mode_kept_under_a_capture(
+    segment_events: list[dict[str, Any]], segment_collector: CollectorHandle
+) -> None:
+    diverted = Client("key", host=segment_collector.url)
+    divert_in_tests(diverted, send=False, running=lambda: True)
+    try:
+        diverted.track("u1", "Order Shipped")
+        with pytest.raises(AssertionError) as raised:
+            segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
+        assert "1 message(s) it captured were kept from the network" in str(raised.value)
+    finally:
+        diverted.shutdown(5)
