@@ -571,31 +571,47 @@ def is_async(hook: object) -> bool:
     and partials of those)."""
     while isinstance(hook, functools.partial):
         hook = hook.func
-    stand_in = _mock_of(hook)
-    if stand_in is not None:  # a test's stand-in: async as its spec is, or as an AsyncMock
-        mock: Any = sys.modules["unittest.mock"]
-        return isinstance(stand_in, getattr(mock, "AsyncMockMixin", mock.AsyncMock))
-    try:
-        return hook is not None and (
-            inspect.iscoroutinefunction(hook)
-            or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
+    found = _mock_of(hook)
+    if found is not None:  # a test's stand-in: async as its spec, or what it calls, is
+        stand_in, module = found
+        if isinstance(stand_in, getattr(module, "AsyncMockMixin", module.AsyncMock)):
+            return True
+        return any(
+            _mock_of(called) is None and _is_coroutine_function(called)
+            for called in (stand_in.side_effect, getattr(stand_in, "_mock_wraps", None))
         )
-    except Exception:  # a stand-in that claims to be a function (Mock(spec=a_function))
+    return hook is not None and (
+        _is_coroutine_function(hook) or _is_coroutine_function(getattr(hook, "__call__", None))  # noqa: B004
+    )
+
+
+def _is_coroutine_function(value: object) -> bool:
+    try:
+        return inspect.iscoroutinefunction(value)
+    except Exception:  # an object that claims to be a function and is none
         return False
 
 
-def _mock_of(hook: object) -> object:
-    """The ``unittest.mock`` object ``hook`` is (``MagicMock(spec=a_function)``, whose
-    every attribute answers, ``__code__`` too) or stands in front of (what
-    ``create_autospec(a_function)`` makes); None for anything else."""
-    mock: Any = sys.modules.get("unittest.mock")
-    if mock is None:
-        return None
-    if isinstance(hook, mock.NonCallableMock):
-        return hook
-    if isinstance(hook, types.FunctionType):
-        inner = getattr(hook, "mock", None)
-        return inner if isinstance(inner, mock.NonCallableMock) else None
+#: The modules of mock objects: the standard library's, and the ``mock`` package
+#: (pytest-mock's with ``mock_use_standalone_module``).
+_MOCK_MODULES = ("unittest.mock", "mock")
+
+
+def _mock_of(hook: object) -> tuple[Any, Any] | None:
+    """The mock object ``hook`` is (``MagicMock(spec=a_function)``, whose every
+    attribute answers, ``__code__`` too) or stands in front of (what
+    ``create_autospec(a_function)`` makes), and its module; None for anything else."""
+    for name in _MOCK_MODULES:
+        module: Any = sys.modules.get(name)
+        base = getattr(module, "NonCallableMock", None) if module is not None else None
+        if not isinstance(base, type):
+            continue
+        if isinstance(hook, base):
+            return hook, module
+        if isinstance(hook, types.FunctionType):
+            inner = getattr(hook, "mock", None)
+            if isinstance(inner, base):
+                return inner, module
     return None
 
 

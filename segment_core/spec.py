@@ -302,7 +302,7 @@ def _check_call_fields(message: Mapping[str, Any], kind: object, reasons: list[s
         event = message.get("event")
         if event is None:
             reasons.append("event is required for a track call")
-        elif not isinstance(event, str):
+        elif not _is_text(event):
             reasons.append(f"event must be a string, got {json_type(event)}")
         elif not event.strip():
             reasons.append("event must not be empty")
@@ -418,6 +418,18 @@ def _check_context_field(
         return
     if expected is str:
         value = _as_text(value)
+    elif expected is Mapping and isinstance(value, Mapping) and type(value) is not dict:
+        try:  # any mapping is an object: read as the encoder reads it
+            value = dict(value)
+        except Exception as error:
+            reasons.append(
+                f"context.{field}: the {type_name(value)} could not be read "
+                f"({type_name(error)}: {error})"
+            )
+            return
+    if expected is str and is_lazy_text(value):  # its str() failed
+        reasons.append(f"context.{field}: lazy text ({type_name(value)}) whose str() failed")
+        return
     if not isinstance(value, expected):
         description = _DESCRIPTIONS[expected]
         reasons.append(f"context.{field} must be {description}, got {json_type(value)}")
@@ -427,7 +439,7 @@ def _check_context_field(
             text = value.get(sub)
             if text is not None and not _is_text(text):
                 reasons.append(f"context.{field}.{sub} must be a string, got {json_type(text)}")
-    elif field == "ip" and not is_ip_address(str.__str__(value)):
+    elif field == "ip" and isinstance(value, str) and not is_ip_address(str.__str__(value)):
         reasons.append(f"context.ip {_show(value)} is not an IP address")
     elif field == "groupId":
         _check_id(context, "groupId", reasons, prefix="context.")
@@ -670,5 +682,6 @@ def path_to(where: str, key: object) -> str:
 
 def _show(value: str, limit: int = 60) -> str:
     """Quote a user-supplied string for a reason, cut to a readable length."""
-    shown = value if len(value) <= limit else value[: limit - 1] + "…"
+    text = str.__str__(value)  # a subclass's own repr may say anything, or raise
+    shown = text if len(text) <= limit else text[: limit - 1] + "…"
     return repr(shown)

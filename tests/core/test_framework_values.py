@@ -330,3 +330,12 @@ def test_pandas_nat_is_refused_and_timestamps_are_sent() -> None:
     with capture() as events:
         client.identify("u1", {"seen": pandas.Timestamp("2024-01-02T03:04:05.000000500")})
     assert events[0]["traits"] == {"seen": "2024-01-02T03:04:05.000000500"}
+
+
+def test_a_lazy_event_a_before_send_hook_returns_is_taken_as_a_caller_s(
+    translations: None,
+) -> None:
+    hooked = Client("key", send=False, before_send=lambda m: {**m, "event": lazystr("Paid")})
+    with capture() as events:
+        hooked.track("u1", "Order Paid")
+    assert [e["event"] for e in events] == ["Paid"]

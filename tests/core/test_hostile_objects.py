@@ -5,6 +5,7 @@ refused at once with an InvalidMessage naming its field, alike by both encoders.
 from __future__ import annotations
 
 import collections
+import collections.abc
 import dataclasses
 import datetime as dt
 import decimal
@@ -398,3 +399,32 @@ def test_any_mapping_is_an_object_wherever_the_spec_wants_one() -> None:
     assert events[0]["context"]["page"] == {"path": "/cart", "title": "Cart"}
     assert events[0]["integrations"] == {"Mixpanel": {"apiKey": "x"}}
     assert events[1]["context"]["page"] == {"path": "/cart", "title": "Cart"}
+
+
+class _GoneMapping(collections.abc.Mapping[str, Any]):
+    """A mapping whose reads fail (a closed shelf, a backend that is gone)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise ConnectionError("the backend is gone")
+
+    def __iter__(self) -> Any:
+        raise ConnectionError("the backend is gone")
+
+    def __len__(self) -> int:
+        return 1
+
+
+@pytest.mark.parametrize("field", ["page", "campaign", "library", "consent"])
+def test_a_context_object_whose_reads_fail_is_refused_naming_it(field: str) -> None:
+    with pytest.raises(InvalidMessage, match=rf"^context\.{field}: the _GoneMapping could not"):
+        Client("k", send=False).track("u", "E", context={field: _GoneMapping()})
+
+
+class _NoRepr(str):
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_an_ip_of_a_str_subclass_whose_repr_fails_is_refused_with_its_text() -> None:
+    with pytest.raises(InvalidMessage, match=r"context\.ip 'not-an-ip' is not an IP address"):
+        Client("k", send=False).track("u", "E", context={"ip": _NoRepr("not-an-ip")})

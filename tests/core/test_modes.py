@@ -230,8 +230,14 @@ def test_mocks_specced_as_functions_are_hooks_and_receivers_like_any_other(
     async def an_async_hook(*args: object, **kwargs: object) -> None:
         """What no hook may be."""
 
-    with pytest.raises(ValueError, match="on_error must be a plain function, not async def"):
-        make_client(on_error=stand_in(spec=an_async_hook))
+    for async_stand_in in (
+        stand_in(spec=an_async_hook),
+        stand_in(side_effect=an_async_hook),  # its calls answer coroutines
+        stand_in(wraps=an_async_hook),
+        stand_in(spec=a_hook, side_effect=an_async_hook),
+    ):
+        with pytest.raises(ValueError, match="on_error must be a plain function, not async"):
+            make_client(on_error=async_stand_in)
     on_success = stand_in(spec=a_hook)
     client = make_client(on_success=on_success, on_error=stand_in(spec=a_hook))
     enqueued, sent = stand_in(spec=a_hook), stand_in(spec=a_hook)
