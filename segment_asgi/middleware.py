@@ -479,9 +479,11 @@ class SegmentMiddleware:
                 ):
                     try:
                         if cookie is not None:
-                            message = _with_cookie(message, cookie)
+                            message, app_id = _with_cookie(message, cookie)
+                            if app_id is not None:  # the app set it: its id is the visitor's
+                                tracker.id_cookie_set_by_app(app_id)
                         if expired is not None:
-                            message = _with_cookie(message, expired)
+                            message = _with_cookie(message, expired)[0]
                         # The page holds the visitor's ids, or a body made later may
                         # write them: no shared cache may hand them to another visitor
                         # (one without the cookie sends the same Cookie header as all).
@@ -1015,23 +1017,28 @@ def _varying_on_cookie(message: Message) -> Message:
     return {**message, "headers": headers}
 
 
-def _with_cookie(message: Message, cookie: CookieSpec) -> Message:
-    """``message`` (a response start) with the cookie, unless the app set that cookie,
-    and kept out of shared caches (``Cache-Control: private``, ``Vary: Cookie``), which
-    would hand that visitor's id to others."""
+def _with_cookie(message: Message, cookie: CookieSpec) -> tuple[Message, str | None]:
+    """``message`` (a response start) with the cookie, unless the app set that cookie
+    (then as it is, and the value the app set), and kept out of shared caches
+    (``Cache-Control: private``, ``Vary: Cookie``), which would hand that visitor's id
+    to others."""
     headers = message.get("headers") or ()
+    if not isinstance(headers, list | tuple):  # any iterable: read once, kept
+        headers = list(headers)
+        message = {**message, "headers": headers}
     prefix = f"{cookie.name}=".encode("latin-1")
     caching = False  # the app's own Cache-Control or Vary, to merge with
     for name, value in headers:
         lowered = name.lower()
         if lowered == b"set-cookie" and value.lstrip().startswith(prefix):
-            return message
+            text = bytes(value).lstrip()[len(prefix) :].partition(b";")[0]
+            return message, text.strip().decode("latin-1")
         if lowered == b"cache-control" or lowered == b"vary":
             caching = True
     set_cookie = (b"set-cookie", cookie.header_value().encode("latin-1"))
     if not caching:  # most responses: three lines added, nothing to merge
         added = [(b"cache-control", b"private"), (b"vary", b"Cookie"), set_cookie]
-        return {**message, "headers": [*headers, *added]}
+        return {**message, "headers": [*headers, *added]}, None
     kept = []
     cache_control: list[bytes] = []  # several lines are one list of directives
     for name, value in headers:
@@ -1042,7 +1049,7 @@ def _with_cookie(message: Message, cookie: CookieSpec) -> Message:
     app_value = b", ".join(cache_control).decode("latin-1") if cache_control else None
     kept.append((b"cache-control", cache_control_for_cookie(app_value).encode("latin-1")))
     kept.append(set_cookie)
-    return _varying_on_cookie({**message, "headers": kept})
+    return _varying_on_cookie({**message, "headers": kept}), None
 
 
 def _private(message: Message) -> Message:

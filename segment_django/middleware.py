@@ -314,7 +314,10 @@ class SegmentMiddleware:
                 # (no page call, and no cookie for a new visitor).
                 info.route_namespaces = (*info.route_namespaces, "rest_framework")
             cookie = tracker.cookie_to_set(redirect_to)
-            if cookie is not None and cookie.name not in response.cookies:
+            if cookie is not None and cookie.name in response.cookies:
+                # The view set it: its id is the visitor's.
+                tracker.id_cookie_set_by_app(response.cookies[cookie.name].value)
+            elif cookie is not None:
                 _set_cookie(response, cookie)
                 # A cookie of this visitor's: no shared cache may hand it to another
                 # visitor. Vary is not enough: visitors may send one Cookie header

@@ -207,10 +207,13 @@ class RequestHooks:
             redirect_to = response.headers.get("Location") if status in REDIRECT_STATUSES else None
             cookie = tracker.cookie_to_set(redirect_to)
             kept_out = False
-            if cookie is not None and not _sets_cookie(response, cookie.name):
+            app_id = None if cookie is None else _cookie_set(response, cookie.name)
+            if cookie is not None and app_id is None:
                 _add_header(response, "Set-Cookie", cookie.header_value())
                 _keep_out_of_shared_caches(response)
                 kept_out = True
+            elif app_id is not None:  # the view set it: its id is the visitor's
+                tracker.id_cookie_set_by_app(app_id)
             expired = tracker.user_cookie_expired  # a logout's: the browser's user too
             if expired is not None and not _sets_cookie(response, expired.name):
                 _add_header(response, "Set-Cookie", expired.header_value())
@@ -489,9 +492,14 @@ _CACHING_HEADERS = frozenset(("cache-control", "vary"))
 
 def _sets_cookie(response: Response, name: str) -> bool:
     """Whether the view (or another hook) already sets cookie ``name``."""
+    return _cookie_set(response, name) is not None
+
+
+def _cookie_set(response: Response, name: str) -> str | None:
+    """The value the view (or another hook) sets cookie ``name`` to; None if none."""
     prefix = name + "="
     # One pass over the header pairs: getlist() builds a list and a generator.
     for key, value in response.headers:
         if key.lower() == "set-cookie" and value.startswith(prefix):
-            return True
-    return False
+            return value[len(prefix) :].partition(";")[0].strip()
+    return None

@@ -1003,6 +1003,18 @@ class RequestTracker:
             )
         return self._cookie
 
+    def id_cookie_set_by_app(self, value: str | None) -> None:
+        """The response sets the anonymous-id cookie itself, with ``value`` (the
+        app's own id, one it kept from before): the cookie it was to set is left out,
+        and the request's later calls, its page call among them, carry the id the
+        browser keeps. A value that is no id (a deletion's empty one) changes nothing."""
+        options = self.options
+        found = parse_id_cookie(value, options.cookie_name == ANALYTICS_JS_COOKIE)
+        if found is None or found == self.analytics.anonymous_id:
+            return
+        self.analytics.anonymous_id = found
+        self._new_visitor = False  # no throwaway id: the browser keeps this one
+
     def _expired_user_cookie(self) -> CookieSpec | None:
         """The user cookie analytics.js keeps (``user_cookie_name``), expired, if the
         request carried it, as analytics.js writes it under the snippet's load options:

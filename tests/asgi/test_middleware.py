@@ -240,11 +240,13 @@ def test_the_user_cookie_counts_when_the_app_opts_in(browse: Browse, sent: Sent)
     assert sent()[0]["userId"] == "user-5"
 
 
-def test_a_cookie_set_by_the_view_is_left_alone(browser: TestClient) -> None:
+def test_a_cookie_set_by_the_view_is_left_alone(browser: TestClient, sent: Sent) -> None:
     response = browser.get("/own-cookie/")
     assert response.headers.get_list("set-cookie") == [
         "ajs_anonymous_id=chosen-by-the-view; Path=/; SameSite=lax"
     ]
+    # The id the browser keeps is the page call's.
+    assert [m["anonymousId"] for m in sent(type="page")] == ["chosen-by-the-view"]
 
 
 def test_the_authenticated_user(browse: Browse, sent: Sent) -> None:

@@ -179,9 +179,11 @@ def test_the_user_cookie_counts_only_when_the_app_opts_in(
     assert sent()[0]["userId"] == "user-5"
 
 
-def test_a_cookie_set_by_the_view_is_left_alone(client: Client) -> None:
-    response = client.get("/own-cookie/")
+def test_a_cookie_set_by_the_view_is_left_alone(client: Client, sent: Sent) -> None:
+    response = client.get("/own-cookie/", HTTP_ACCEPT="text/html")
     assert response.cookies["ajs_anonymous_id"].value == "chosen-by-the-view"
+    # The id the browser keeps is the page call's.
+    assert [m["anonymousId"] for m in sent() if m["type"] == "page"] == ["chosen-by-the-view"]
 
 
 @pytest.mark.django_db

@@ -124,10 +124,12 @@ def test_the_user_cookie_counts_only_when_the_app_opts_in(make_app: MakeApp, sen
     assert sent()[0]["userId"] == "user-5"
 
 
-def test_a_cookie_set_by_the_view_is_left_alone(app: Flask) -> None:
-    response = app.test_client().get("/own-cookie")
+def test_a_cookie_set_by_the_view_is_left_alone(app: Flask, sent: Sent) -> None:
+    response = app.test_client().get("/own-cookie", headers={"Accept": "text/html"})
     [header] = response.headers.getlist("Set-Cookie")
     assert header.startswith("ajs_anonymous_id=chosen-by-the-view;")
+    # The id the browser keeps is the page call's.
+    assert [m["anonymousId"] for m in sent() if m["type"] == "page"] == ["chosen-by-the-view"]
 
 
 def test_excluded_paths_get_no_cookie(app: Flask) -> None:
