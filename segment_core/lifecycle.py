@@ -83,6 +83,8 @@ _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 _lock = _forks.ProcessLock()
 _uwsgi_chained = False
 _sigterm_chained = False
+#: The process whose exit waited for the app's threads (see shutdown_after_app_threads).
+_app_threads_waited_in: int | None = None
 #: None; "delivering" once SIGTERM came; "delivered" once every client shut down.
 _sigterm_state: str | None = None
 #: The process whose ``multiprocessing`` exit shuts the clients down.
@@ -230,8 +232,12 @@ def shutdown_after_app_threads(*, leave_to_spool: bool = False) -> bool:
     they track would otherwise be refused. ``leave_to_spool``: as for
     :func:`shutdown_all`.
     """
-    if not _app_threads():
+    global _app_threads_waited_in
+    if not _app_threads() or _app_threads_waited_in == os.getpid():
+        # None left, or waited for once already in this process (each exit hook of
+        # a process asks): what outlived that wait is not waited for again.
         return shutdown_all(leave_to_spool=leave_to_spool)
+    _app_threads_waited_in = os.getpid()
     clients = live_clients()
     deadline = monotonic() + longest_shutdown_timeout(clients)
     start_sending(clients)  # what they hold goes out while the threads finish
@@ -843,7 +849,8 @@ def _caught_outside_python(signum: int) -> bool:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _sigterm_state
-    if not getattr(sys.modules.get("segment_core"), "_imported", False):
+    package = sys.modules.get("segment_core")
+    if package is not None and not getattr(package, "_imported", False):
         # Chained as the package is imported (SEGMENT_WRITE_KEY), and the signal came
         # before the import ended: nothing was accepted yet, and the delivery would
         # import what the main thread is still importing. The process ends as SIG_DFL

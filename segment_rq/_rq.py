@@ -379,7 +379,8 @@ def _deliver() -> None:
     and what the job's threads still send.
 
     With a spool, what a failed send left stays on disk for the next process: the
-    worker takes its next job at once, even during an outage.
+    worker takes its next job once the job's threads ended (within
+    ``shutdown_timeout``), even during an outage.
     """
     try:
         # The threads the job started (its own, an executor's, start_thread's) first,

@@ -195,6 +195,49 @@ def test_sigterm_is_chained_again_after_asyncio_set_it_back_to_the_default(
     assert sorted(m["event"] for m in receiver.messages()) == ["Fetched", "Processed"]
 
 
+def test_sigterm_delivers_once_the_package_left_sys_modules(receiver: Receiver) -> None:
+    """A tool that took the package out of ``sys.modules`` (a test's reload helper):
+    the import ended long before; SIGTERM still delivers."""
+    returncode, stderr = _sigterm_when_ready(
+        """
+        import sys
+        from segment_core import Client
+        client = Client("k", host=sys.argv[1], flush_interval=3600)
+        client.track("u", "Before The Signal")
+        del sys.modules["segment_core"]
+        """,
+        receiver,
+    )
+    assert returncode == -signal.SIGTERM, stderr
+    assert [m["event"] for m in receiver.messages()] == ["Before The Signal"]
+
+
+def test_a_process_s_exit_waits_for_the_app_s_threads_once(receiver: Receiver) -> None:
+    """Each exit hook of a process (a Celery child has three) asks: the threads that
+    outlived the first wait are not waited for again."""
+    process = run_script(
+        """
+        import sys, threading
+        from segment_core import Client, lifecycle
+        client = Client("k", host=sys.argv[1], shutdown_timeout=1)
+        client.track("u", "Before The Exit")
+        threading.Thread(target=threading.Event().wait).start()  # never ends
+        waits = []
+        wait = lifecycle._wait_for_app_threads
+        lifecycle._wait_for_app_threads = lambda *a: waits.append(1) or wait(*a)
+        for _ in range(3):
+            lifecycle.shutdown_after_app_threads(leave_to_spool=True)
+        print(len(waits), flush=True)
+        import os
+        os._exit(0)
+        """,
+        receiver.url,
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stdout.strip()) == (0, "1"), stderr
+    assert [m["event"] for m in receiver.messages()] == ["Before The Exit"]
+
+
 def test_importing_the_package_keeps_a_faulthandler_registered_for_sigterm() -> None:
     # faulthandler's handler is C-level: Python still reports SIG_DFL for SIGTERM.
     process = run_script(
