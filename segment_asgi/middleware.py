@@ -1023,7 +1023,7 @@ def _with_cookie(message: Message, cookie: CookieSpec) -> tuple[Message, str | N
     (``Cache-Control: private``, ``Vary: Cookie``), which would hand that visitor's id
     to others."""
     headers = message.get("headers") or ()
-    if not isinstance(headers, list | tuple):  # any iterable: read once, kept
+    if type(headers) is not list and not isinstance(headers, tuple):  # any iterable: kept
         headers = list(headers)
         message = {**message, "headers": headers}
     prefix = f"{cookie.name}=".encode("latin-1")
