@@ -590,7 +590,9 @@ class Client(ClientSettings):
             encoded = encode(checked)
             if len(encoded) > MAX_MESSAGE_BYTES:
                 if len(data) > MAX_MESSAGE_BYTES:  # too big as the caller made it: the call's
-                    raise _too_big(message, len(data))
+                    # By what the hook's answer weighs (a call cut to fit must fit with
+                    # what the hook adds, and go through it).
+                    raise _too_big(message, max(len(data), len(encoded)))
                 raise _too_big(checked, len(encoded))
         except InvalidMessage as error:
             if isinstance(error, MessageTooLarge) and len(data) > MAX_MESSAGE_BYTES:

@@ -59,6 +59,7 @@ __all__ = [
     "Analytics",
     "InvalidSnapshot",
     "analytics",
+    "as_refused",
     "bind",
     "bound",
     "bound_async_iteration",
@@ -153,7 +154,7 @@ class Analytics:
                 )
             return client.track(user_id, event, properties, context, anonymous_id=anonymous_id)
         except MessageTooLarge as error:
-            context, kw = self._given_way(context, error), _as_refused(kw, error)
+            context, kw = self._given_way(context, error), as_refused(kw, error)
         return client.track(user_id, event, properties, context, anonymous_id=anonymous_id, **kw)
 
     def identify(
@@ -166,7 +167,7 @@ class Analytics:
         try:
             result = self.client.identify(uid, traits, context, anonymous_id=anonymous_id, **kw)
         except MessageTooLarge as error:
-            context, kw = self._given_way(context, error), _as_refused(kw, error)
+            context, kw = self._given_way(context, error), as_refused(kw, error)
             result = self.client.identify(uid, traits, context, anonymous_id=anonymous_id, **kw)
         if user_id is not None:
             self.user_id = stringify_id("user_id", user_id)
@@ -219,7 +220,7 @@ class Analytics:
                 properties=properties,
                 context=self._given_way(context, error),
                 anonymous_id=anonymous_id,
-                **_as_refused(kw, error),
+                **as_refused(kw, error),
             )
         self.page_message = result[1]
         return result
@@ -239,7 +240,7 @@ class Analytics:
                 **kw,
             )
         except MessageTooLarge as error:
-            context, kw = self._given_way(context, error), _as_refused(kw, error)
+            context, kw = self._given_way(context, error), as_refused(kw, error)
         return self.client.screen(
             user_id,
             name=name,
@@ -257,7 +258,7 @@ class Analytics:
                 user_id, group_id, traits, context, anonymous_id=anonymous_id, **kw
             )
         except MessageTooLarge as error:
-            context, kw = self._given_way(context, error), _as_refused(kw, error)
+            context, kw = self._given_way(context, error), as_refused(kw, error)
         return self.client.group(
             user_id, group_id, traits, context, anonymous_id=anonymous_id, **kw
         )
@@ -287,7 +288,7 @@ class Analytics:
                 previous_id=previous_id, user_id=user_id, context=context, **kw
             )
         except MessageTooLarge as error:
-            context, kw = self._given_way(context, error), _as_refused(kw, error)
+            context, kw = self._given_way(context, error), as_refused(kw, error)
             result = self.client.alias(
                 previous_id=previous_id, user_id=user_id, context=context, **kw
             )
@@ -411,7 +412,7 @@ def _checked_preferences(preferences: object, categories: dict[str, bool]) -> di
     return cast(dict[str, Any], merged)
 
 
-def _as_refused(kw: dict[str, Any], error: MessageTooLarge) -> dict[str, Any]:
+def as_refused(kw: dict[str, Any], error: MessageTooLarge) -> dict[str, Any]:
     """A call's ``kw`` for it once more, as the same message: the ``messageId`` and
     ``timestamp`` the message ``error`` refused had (what a ``before_send`` hook saw)."""
     again = dict(kw)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from segment_core.batching import MAX_MESSAGE_BYTES
 from segment_core.errors import InvalidMessage, MessageTooLarge, is_interruption
 from segment_core.normalize import WHOLE_MESSAGE, CheckedContext, new_message_id, stringify_id
-from segment_core.scope import Analytics, Result
+from segment_core.scope import Analytics, Result, as_refused
 from segment_core.web._context import encoded_size, fit_context, page_fields, request_context
 from segment_core.web._forwarded import forwarded_origin
 from segment_core.web._guard import call_hook, hook_raised, logger
@@ -38,6 +38,7 @@ from segment_core.web._identity import (
     id_cookie,
     new_anonymous_id,
     parse_id_cookie,
+    set_cookie_value,
     user_id_problem,
 )
 from segment_core.web._options import WebOptions
@@ -157,11 +158,12 @@ class RequestAnalytics(Analytics):
             return self._page(name, properties, kw)
         try:
             return self._page(name, properties, kw.copy(), give_way=False)
-        except MessageTooLarge:
+        except MessageTooLarge as error:
             # Too big with the page fields the context repeats (the visitor's): the
             # view's call goes without them, as the automatic call does (and then
-            # the visitor's part of the context gives way).
+            # the visitor's part of the context gives way), as the same message.
             lean = {k: v for k, v in merged.items() if k in own or k not in _REPEATED}
+            kw = as_refused(kw, error)
         return self._page(name, lean, kw)
 
     page.alters_data = True  # type: ignore[attr-defined]  # as Analytics.page
@@ -1003,12 +1005,13 @@ class RequestTracker:
             )
         return self._cookie
 
-    def id_cookie_set_by_app(self, value: str | None) -> None:
-        """The response sets the anonymous-id cookie itself, with ``value`` (the
-        app's own id, one it kept from before): the cookie it was to set is left out,
-        and the request's later calls, its page call among them, carry the id the
-        browser keeps. A value that is no id (a deletion's empty one) changes nothing."""
+    def id_cookie_set_by_app(self, line: str) -> None:
+        """The response sets the anonymous-id cookie itself, with ``Set-Cookie`` line
+        ``line`` (the app's own id, one it kept from before): the cookie it was to set
+        is left out, and the request's later calls, its page call among them, carry
+        the id the browser keeps. A deletion, or a value that is no id, changes nothing."""
         options = self.options
+        value = set_cookie_value(line)
         found = parse_id_cookie(value, options.cookie_name == ANALYTICS_JS_COOKIE)
         if found is None or found == self.analytics.anonymous_id:
             return

@@ -432,3 +432,36 @@ def test_a_bot_s_user_agent_in_utf_8_is_searched_as_the_context_sends_it() -> No
         assert bots.matches((user_agent + filler).encode().decode("latin-1"))
     # Its control characters as the context sends them: one space a run.
     assert BotMatcher(["Foo Fetcher"]).matches("Mozilla/5.0 Foo\tFetcher/1.0")
+
+
+def test_a_call_cut_to_fit_fits_with_what_before_send_adds_and_goes_through_it() -> None:
+    def scrub(message: dict[str, Any]) -> dict[str, Any]:
+        properties = dict(message["properties"])
+        properties["email"] = "hashed:" + "0" * 64  # longer than what it replaces
+        properties["audit"] = "a" * 3000
+        return {**message, "properties": properties}
+
+    hooked = Client("k", send=False, before_send=scrub)
+    query = "utm_campaign=" + "%22" * 3000 + "&q=" + "\\\\" * 1900
+    tracker = RequestTracker(hooked, WebOptions(), heavy_request(query_string=query))
+    with capture() as events:
+        tracker.analytics.track("Export", {"email": "ada@example.com", "rows": ["x" * 100] * 220})
+    [message] = events
+    assert message["properties"]["email"].startswith("hashed:")
+    assert len(json.dumps(message, separators=(",", ":")).encode()) <= MAX_MESSAGE_BYTES
+
+
+def test_a_view_s_page_cut_to_fit_is_one_message_to_before_send() -> None:
+    seen: list[str] = []
+
+    def keep(message: dict[str, Any]) -> dict[str, Any]:
+        seen.append(message["messageId"])
+        return message
+
+    hooked = Client("k", send=False, before_send=keep)
+    query = "utm_campaign=" + "%22" * 3000 + "&q=" + "\\\\" * 1900
+    tracker = RequestTracker(hooked, WebOptions(), heavy_request(query_string=query))
+    with capture() as events:
+        tracker.analytics.page("Catalog", {"items": ["x" * 100] * 260})
+    [message] = events
+    assert set(seen) == {message["messageId"]}
