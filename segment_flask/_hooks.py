@@ -496,10 +496,12 @@ def _sets_cookie(response: Response, name: str) -> bool:
 
 
 def _cookie_set(response: Response, name: str) -> str | None:
-    """The value the view (or another hook) sets cookie ``name`` to; None if none."""
+    """The ``Set-Cookie`` line by which the view (or another hook) sets cookie
+    ``name`` (the last one: the browser keeps it); None if none."""
     prefix = name + "="
+    found = None
     # One pass over the header pairs: getlist() builds a list and a generator.
     for key, value in response.headers:
         if key.lower() == "set-cookie" and value.startswith(prefix):
-            return value[len(prefix) :].partition(";")[0].strip()
-    return None
+            found = value
+    return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +31,7 @@ __all__ = [
     "is_plain_id",
     "new_anonymous_id",
     "parse_id_cookie",
+    "set_cookie_value",
     "user_id_problem",
 ]
 
@@ -296,3 +298,29 @@ def anonymous_id_cookie(
         options.cookie_domain and cookie_domain_for(options.cookie_domain, host),
         secure or options.secure_cookies,
     )
+
+
+def set_cookie_value(line: str) -> str | None:
+    """The value a ``Set-Cookie`` line (``name=value; Path=/; ...``) stores, as a
+    browser keeps it (a quoted one unquoted); None for a line that deletes the cookie
+    (``Max-Age`` of 0 or less, ``Expires`` in the past)."""
+    from email.utils import parsedate_to_datetime
+    from http.cookies import _unquote
+
+    first, *attributes = line.split(";")
+    value = first.partition("=")[2].strip()
+    for attribute in attributes:
+        key, _, setting = attribute.partition("=")
+        key = key.strip().lower()
+        try:
+            if key == "max-age" and int(setting.strip()) <= 0:
+                return None
+            if key == "expires":
+                when = parsedate_to_datetime(setting.strip())
+                if when.tzinfo is not None and when.timestamp() <= time.time():
+                    return None
+        except (TypeError, ValueError, OverflowError):  # an attribute a browser ignores
+            continue
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = _unquote(value)
+    return value

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
-from flask import Flask, Request, g, redirect, render_template_string, request
+from flask import Flask, Request, Response, g, redirect, render_template_string, request
 from flask_login import UserMixin, current_user, login_user, logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
@@ -531,3 +531,31 @@ def test_consent_given(make_app: MakeApp, sent: Sent) -> None:
     client.set_cookie("consent", "yes")
     assert "ajs_anonymous_id=" in client.get("/").headers["Set-Cookie"]
     assert len(sent()) == 1
+
+
+@pytest.mark.parametrize(
+    ("set_cookies", "expected"),
+    [
+        ([('"app-id-2"', {})], "app-id-2"),  # quoted as Werkzeug quotes it
+        ([("first", {}), ("second", {})], "second"),  # the browser keeps the last
+        ([("gone", {"max_age": 0})], None),  # a deletion: the request's own id
+    ],
+)
+def test_the_id_cookie_the_view_sets_is_read_as_the_browser_keeps_it(
+    make_app: MakeApp, sent: Sent, set_cookies: list[tuple[str, dict[str, Any]]], expected: Any
+) -> None:
+    app = make_app()
+
+    @app.get("/sets-the-id")
+    def sets_the_id() -> Response:
+        response = Response("<p>hi</p>", content_type="text/html")
+        for value, options in set_cookies:
+            response.set_cookie("ajs_anonymous_id", value, **options)
+        return response
+
+    app.test_client().get("/sets-the-id", headers={"Accept": "text/html"})
+    [page] = [m for m in sent() if m["type"] == "page"]
+    if expected is None:
+        assert page["anonymousId"] not in ("gone", "")
+    else:
+        assert page["anonymousId"] == expected

@@ -32,6 +32,7 @@ from segment_core.web import (
     should_track_page,
     wire_path,
 )
+from segment_core.web._identity import set_cookie_value
 from segment_core.web._page import is_page_prefetch
 from tests.web.conftest import BROWSER, NAVIGATION_ACCEPT, make_request
 
@@ -202,8 +203,11 @@ def test_names_that_are_not_secrets(name: str) -> None:
 
 
 def test_a_number_s_short_names_read_alike_with_or_without_the_defaults() -> None:
-    own = Redactor(["account_number", "member_number"], defaults=False)
-    for name in ("account_no", "member_nr", "accountno", "memberNo2", "account_no_confirm"):
+    own = Redactor(["account_number", "member_number", "id_number"], defaults=False)
+    for name in (
+        *("account_no", "member_nr", "accountno", "memberNo2", "account_no_confirm"),
+        *("membernumber", "idno", "idnr", "id_no"),
+    ):
         assert own.is_secret(name), name
     assert not own.is_secret("order_no") and not own.is_secret("page")
 
@@ -1268,3 +1272,20 @@ def test_a_huge_campaign_never_makes_a_view_call_raise(client: Client, sent: Mes
 def test_wire_path() -> None:
     assert wire_path(b"/caf\xe9/\xc3\xa9 x") == "/caf%E9/%C3%A9%20x"
     assert wire_path("/caf%E9/\u00e9") == "/caf%E9/%C3%A9"
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("ajs_anonymous_id=app-id-2; Path=/; SameSite=Lax", "app-id-2"),
+        ('ajs_anonymous_id="app-id-2"; Path=/', "app-id-2"),  # quoted by the framework
+        ('ajs_anonymous_id="\\"app-id-2\\""; Path=/', '"app-id-2"'),  # JSON-quoted
+        ("ajs_anonymous_id=%22app-id-2%22; Path=/", "%22app-id-2%22"),
+        ("ajs_anonymous_id=app-id-2; Max-Age=0; Path=/", None),  # a deletion
+        ("ajs_anonymous_id=app-id-2; expires=Thu, 01 Jan 1970 00:00:00 GMT", None),
+        ("ajs_anonymous_id=app-id-2; Max-Age=abc", "app-id-2"),  # ignored, as browsers do
+        ("ajs_anonymous_id=app-id-2; expires=Fri, 01 Jan 2100 00:00:00 GMT", "app-id-2"),
+    ],
+)
+def test_the_value_a_set_cookie_line_stores(line: str, value: str | None) -> None:
+    assert set_cookie_value(line) == value
