@@ -1005,8 +1005,10 @@ class Redactor:
         (``accountno``, ``taxno``), as the entries say ``account_number``."""
         known, joined = self._words, self._joined_phrases
         for word in words:
+            if word in joined:  # an entry of several words, written together
+                return True
             for end in _SHORT_NUMBER_ENDS:
-                if not word.endswith(end) or len(word) <= len(end) + 2:
+                if not word.endswith(end) or len(word) < len(end) + 2:
                     continue
                 spelled = word[: -len(end)] + "number"
                 if spelled in known or spelled in joined:
