@@ -19,7 +19,7 @@ import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from segment_core.batching import MAX_BATCH_MESSAGES
 from segment_core.errors import InvalidMessage
@@ -566,7 +566,7 @@ def check_arguments(name: str, value: Callable[..., Any], *, arguments: int) -> 
         ) from None
 
 
-def is_async(hook: object) -> bool:
+def is_async(hook: object, depth: int = 0) -> bool:
     """Whether calling ``hook`` returns a coroutine (functions, partials, callable objects,
     and partials of those)."""
     while isinstance(hook, functools.partial):
@@ -574,10 +574,12 @@ def is_async(hook: object) -> bool:
     found = _mock_of(hook)
     if found is not None:  # a test's stand-in: async as its spec, or what it calls, is
         stand_in, module = found
-        if isinstance(stand_in, getattr(module, "AsyncMockMixin", module.AsyncMock)):
+        if isinstance(stand_in, _async_mock_class(module)):
             return True
+        if depth >= _MAX_STAND_INS:
+            return False
         return any(
-            _mock_of(called) is None and _is_coroutine_function(called)
+            called is not None and called is not stand_in and is_async(called, depth + 1)
             for called in (stand_in.side_effect, getattr(stand_in, "_mock_wraps", None))
         )
     return hook is not None and (
@@ -595,6 +597,18 @@ def _is_coroutine_function(value: object) -> bool:
 #: The modules of mock objects: the standard library's, and the ``mock`` package
 #: (pytest-mock's with ``mock_use_standalone_module``).
 _MOCK_MODULES = ("unittest.mock", "mock")
+#: How deep stand-ins that call stand-ins (``side_effect``, ``wraps``) are followed.
+_MAX_STAND_INS = 4
+
+
+def _async_mock_class(module: Any) -> type:
+    """The class every async stand-in of a mock module is: ``AsyncMockMixin`` (the
+    ``mock`` package keeps it in its ``mock.mock`` module), else ``AsyncMock``."""
+    for where in (module, getattr(module, "mock", None)):
+        found = getattr(where, "AsyncMockMixin", None)
+        if isinstance(found, type):
+            return found
+    return cast(type, module.AsyncMock)
 
 
 def _mock_of(hook: object) -> tuple[Any, Any] | None:

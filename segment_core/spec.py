@@ -420,7 +420,12 @@ def _check_context_field(
         value = _as_text(value)
     elif expected is Mapping and isinstance(value, Mapping) and type(value) is not dict:
         try:  # any mapping is an object: read as the encoder reads it
-            value = dict(value)
+            from segment_core.jsonvalues import storage_holds_it  # it imports this module
+
+            if isinstance(value, dict) and storage_holds_it(value):
+                value = dict(dict.items(value))  # a QueryDict's, a MultiDict's lists
+            else:
+                value = dict(value.items())
         except Exception as error:
             reasons.append(
                 f"context.{field}: the {type_name(value)} could not be read "

@@ -428,3 +428,15 @@ class _NoRepr(str):
 def test_an_ip_of_a_str_subclass_whose_repr_fails_is_refused_with_its_text() -> None:
     with pytest.raises(InvalidMessage, match=r"context\.ip 'not-an-ip' is not an IP address"):
         Client("k", send=False).track("u", "E", context={"ip": _NoRepr("not-an-ip")})
+
+
+def test_a_multidict_context_object_is_checked_as_it_is_sent() -> None:
+    """Its storage holds lists (Werkzeug's MultiDict, Django's QueryDict): sent as
+    lists, refused where the Spec wants strings, as what is sent would be."""
+    from werkzeug.datastructures import MultiDict
+
+    campaign = MultiDict({"name": "spring", "source": "crm"})
+    with pytest.raises(
+        InvalidMessage, match=r"context\.campaign\.name must be a string, got array"
+    ):
+        Client("k", send=False).track("u", "E", context={"campaign": campaign})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from typing import Any
-from unittest.mock import MagicMock, Mock
+from unittest.mock import AsyncMock, MagicMock, Mock
 
 import pytest
 
@@ -216,6 +216,11 @@ def test_signals_fire_and_a_broken_receiver_breaks_nothing(
     assert [m["event"] for m in receiver.messages()] == ["one", "two"]
 
 
+class _AsyncCallable:
+    async def __call__(self, *args: object) -> None:
+        """An object a hook may be, called as a coroutine function."""
+
+
 @pytest.mark.parametrize("stand_in", [Mock, MagicMock])
 def test_mocks_specced_as_functions_are_hooks_and_receivers_like_any_other(
     receiver: Receiver, make_client: Any, stand_in: type[Mock]
@@ -235,6 +240,8 @@ def test_mocks_specced_as_functions_are_hooks_and_receivers_like_any_other(
         stand_in(side_effect=an_async_hook),  # its calls answer coroutines
         stand_in(wraps=an_async_hook),
         stand_in(spec=a_hook, side_effect=an_async_hook),
+        stand_in(side_effect=AsyncMock()),  # a stand-in calling an async one
+        stand_in(wraps=_AsyncCallable()),  # an object whose __call__ is async def
     ):
         with pytest.raises(ValueError, match="on_error must be a plain function, not async"):
             make_client(on_error=async_stand_in)
