@@ -79,3 +79,24 @@ def test_a_timeout_counts_what_test_mode_kept_under_a_capture(
         assert "1 message(s) it captured were kept from the network" in str(raised.value)
     finally:
         diverted.shutdown(5)
+
+
+@pytest.fixture
+def diverted_early(segment_collector: CollectorHandle) -> Iterator[Client]:
+    """A test-mode client that sends before the test's segment_events is set up."""
+    built = Client("key", host=segment_collector.url)
+    divert_in_tests(built, send=False, running=lambda: True)
+    built.track("u1", "Sent By A Fixture")
+    yield built
+    built.shutdown(5)
+
+
+def test_a_timeout_counts_what_test_mode_kept_before_the_capture_began(
+    diverted_early: Client,
+    segment_events: list[dict[str, Any]],
+    segment_collector: CollectorHandle,
+) -> None:
+    assert [e["event"] for e in segment_events] == ["Sent By A Fixture"]
+    with pytest.raises(AssertionError) as raised:
+        segment_collector.wait_for(1, timeout=0.1, event="Sent By A Fixture")
+    assert "1 message(s) it captured were kept from the network" in str(raised.value)
