@@ -229,7 +229,8 @@ def shutdown_after_app_threads(*, leave_to_spool: bool = False) -> bool:
     one ``shutdown_timeout``; True when all was delivered.
 
     Its exit functions run before the interpreter's own wait for those threads: what
-    they track would otherwise be refused. ``leave_to_spool``: as for
+    they track would otherwise be refused; it is sent as they go. The wait comes once
+    per process (a later call shuts down at once). ``leave_to_spool``: as for
     :func:`shutdown_all`.
     """
     global _app_threads_waited_in
@@ -239,15 +240,26 @@ def shutdown_after_app_threads(*, leave_to_spool: bool = False) -> bool:
         return shutdown_all(leave_to_spool=leave_to_spool)
     _app_threads_waited_in = os.getpid()
     clients = live_clients()
-    deadline = monotonic() + longest_shutdown_timeout(clients)
+    timeout = longest_shutdown_timeout(clients)
+    deadline = monotonic() + timeout
+    # The end of the time is the delivery's: what the threads track as they go is
+    # sent meanwhile, and what is left then still has time to go.
+    threads_deadline = deadline - min(_DELIVERY_RESERVE, timeout / 4)
     start_sending(clients)  # what they hold goes out while the threads finish
     from segment_core.scope import wait_for_bound_calls  # it imports this module
 
     # The app's background work (start_thread) first: it may still use its pools.
-    wait_for_bound_calls(max(0.0, deadline - monotonic()))
+    wait_for_bound_calls(max(0.0, threads_deadline - monotonic()))
     _let_thread_pools_end()
-    _wait_for_app_threads(deadline)
+    _wait_for_app_threads(threads_deadline, sending=True)
     return shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
+
+
+#: The part of ``shutdown_timeout`` (seconds, at most a quarter of it) an exit keeps
+#: for the delivery once it waited for the app's threads.
+_DELIVERY_RESERVE = 1.0
+#: How often what the app's threads track is sent while an exit waits for them.
+_SENDING_EVERY = 0.2
 
 
 def _let_thread_pools_end() -> None:
@@ -285,14 +297,21 @@ def _app_threads(ended: threading.Thread | None = None) -> list[threading.Thread
     ]
 
 
-def _wait_for_app_threads(deadline: float | None, ended: threading.Thread | None = None) -> None:
-    """Until :func:`_app_threads` are none (those they start too), or ``deadline``."""
+def _wait_for_app_threads(
+    deadline: float | None, ended: threading.Thread | None = None, *, sending: bool = False
+) -> None:
+    """Until :func:`_app_threads` are none (those they start too), or ``deadline``;
+    ``sending``: the live clients send what the threads track as they go."""
     while True:
         for thread in _app_threads(ended):
             remaining = None if deadline is None else deadline - monotonic()
             if remaining is not None and remaining <= 0:
                 return
-            thread.join(remaining)
+            if sending:
+                thread.join(_SENDING_EVERY if remaining is None else min(_SENDING_EVERY, remaining))
+                start_sending(live_clients())
+            else:
+                thread.join(remaining)
         if not _app_threads(ended):
             return
 
@@ -850,7 +869,7 @@ def _caught_outside_python(signum: int) -> bool:
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _sigterm_state
     package = sys.modules.get("segment_core")
-    if package is not None and not getattr(package, "_imported", False):
+    if package is not None and not getattr(package, "_imported", False) and not _clients:
         # Chained as the package is imported (SEGMENT_WRITE_KEY), and the signal came
         # before the import ended: nothing was accepted yet, and the delivery would
         # import what the main thread is still importing. The process ends as SIG_DFL

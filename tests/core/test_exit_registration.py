@@ -238,6 +238,30 @@ def test_a_process_s_exit_waits_for_the_app_s_threads_once(receiver: Receiver) -
     assert [m["event"] for m in receiver.messages()] == ["Before The Exit"]
 
 
+def test_what_a_thread_tracks_while_the_exit_waits_is_delivered(receiver: Receiver) -> None:
+    """Another thread outlives the wait (a Timer of the app's): what a thread tracks
+    meanwhile is sent as it goes, and the delivery keeps time of its own."""
+    process = run_script(
+        """
+        import sys, threading
+        from segment_core import Client, lifecycle
+        client = Client("k", host=sys.argv[1], shutdown_timeout=4, flush_interval=3600)
+        client.track("u", "Before The Exit")
+        threading.Thread(target=threading.Event().wait).start()  # never ends
+        late = threading.Timer(0.1, lambda: client.track("u", "Tracked While Waiting"))
+        late.start()
+        lifecycle.shutdown_after_app_threads(leave_to_spool=True)
+        import os
+        os._exit(0)
+        """,
+        receiver.url,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    events = sorted(m["event"] for m in receiver.messages())
+    assert events == ["Before The Exit", "Tracked While Waiting"]
+
+
 def test_importing_the_package_keeps_a_faulthandler_registered_for_sigterm() -> None:
     # faulthandler's handler is C-level: Python still reports SIG_DFL for SIGTERM.
     process = run_script(
