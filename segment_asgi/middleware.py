@@ -1017,9 +1017,9 @@ def _varying_on_cookie(message: Message) -> Message:
     return {**message, "headers": headers}
 
 
-def _with_cookie(message: Message, cookie: CookieSpec) -> tuple[Message, str | None]:
+def _with_cookie(message: Message, cookie: CookieSpec) -> tuple[Message, list[str] | None]:
     """``message`` (a response start) with the cookie, unless the app set that cookie
-    (then as it is, and the app's Set-Cookie line for it), and kept out of shared caches
+    (then as it is, and the app's Set-Cookie lines for it), and kept out of shared caches
     (``Cache-Control: private``, ``Vary: Cookie``), which would hand that visitor's id
     to others."""
     headers = message.get("headers") or ()
@@ -1028,15 +1028,16 @@ def _with_cookie(message: Message, cookie: CookieSpec) -> tuple[Message, str | N
         message = {**message, "headers": headers}
     prefix = f"{cookie.name}=".encode("latin-1")
     caching = False  # the app's own Cache-Control or Vary, to merge with
-    set_by_app = None  # the app's own line for the cookie (the last: the browser keeps it)
+    set_by_app: list[str] | None = None  # the app's own lines for the cookie
     for name, value in headers:
         lowered = name.lower()
         if lowered == b"set-cookie" and value.lstrip().startswith(prefix):
-            set_by_app = value
+            line = bytes(value).strip().decode("latin-1")
+            set_by_app = [line] if set_by_app is None else [*set_by_app, line]
         elif lowered == b"cache-control" or lowered == b"vary":
             caching = True
     if set_by_app is not None:
-        return message, bytes(set_by_app).strip().decode("latin-1")
+        return message, set_by_app
     set_cookie = (b"set-cookie", cookie.header_value().encode("latin-1"))
     if not caching:  # most responses: three lines added, nothing to merge
         added = [(b"cache-control", b"private"), (b"vary", b"Cookie"), set_cookie]

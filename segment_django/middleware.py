@@ -316,7 +316,7 @@ class SegmentMiddleware:
             cookie = tracker.cookie_to_set(redirect_to)
             if cookie is not None and cookie.name in response.cookies:
                 # The view set it: its id is the visitor's.
-                tracker.id_cookie_set_by_app(response.cookies[cookie.name].OutputString())
+                tracker.id_cookie_set_by_app([response.cookies[cookie.name].OutputString()])
             elif cookie is not None:
                 _set_cookie(response, cookie)
                 # A cookie of this visitor's: no shared cache may hand it to another

@@ -495,13 +495,13 @@ def _sets_cookie(response: Response, name: str) -> bool:
     return _cookie_set(response, name) is not None
 
 
-def _cookie_set(response: Response, name: str) -> str | None:
-    """The ``Set-Cookie`` line by which the view (or another hook) sets cookie
-    ``name`` (the last one: the browser keeps it); None if none."""
+def _cookie_set(response: Response, name: str) -> list[str] | None:
+    """The ``Set-Cookie`` lines by which the view (or another hook) sets cookie
+    ``name``; None if none."""
     prefix = name + "="
     found = None
     # One pass over the header pairs: getlist() builds a list and a generator.
     for key, value in response.headers:
         if key.lower() == "set-cookie" and value.startswith(prefix):
-            found = value
+            found = [value] if found is None else [*found, value]
     return found

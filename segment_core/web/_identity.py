@@ -12,7 +12,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -29,6 +29,7 @@ __all__ = [
     "cookie_held_back",
     "id_cookie",
     "is_plain_id",
+    "kept_cookie_value",
     "new_anonymous_id",
     "parse_id_cookie",
     "set_cookie_value",
@@ -303,24 +304,56 @@ def anonymous_id_cookie(
 def set_cookie_value(line: str) -> str | None:
     """The value a ``Set-Cookie`` line (``name=value; Path=/; ...``) stores, as a
     browser keeps it (a quoted one unquoted); None for a line that deletes the cookie
-    (``Max-Age`` of 0 or less, ``Expires`` in the past)."""
-    from email.utils import parsedate_to_datetime
-    from http.cookies import _unquote
-
-    first, *attributes = line.split(";")
-    value = first.partition("=")[2].strip()
-    for attribute in attributes:
-        key, _, setting = attribute.partition("=")
-        key = key.strip().lower()
-        try:
-            if key == "max-age" and int(setting.strip()) <= 0:
-                return None
-            if key == "expires":
-                when = parsedate_to_datetime(setting.strip())
-                if when.tzinfo is not None and when.timestamp() <= time.time():
-                    return None
-        except (TypeError, ValueError, OverflowError):  # an attribute a browser ignores
-            continue
+    (``Max-Age`` of 0 or less, else ``Expires`` in the past: ``Max-Age`` wins)."""
+    value, attributes = _set_cookie_parts(line)
+    max_age, expires = attributes.get("max-age"), attributes.get("expires")
+    if max_age is not None and _integer(max_age) is not None:
+        if (_integer(max_age) or 0) <= 0:
+            return None
+    elif expires is not None and _in_the_past(expires):
+        return None
     if len(value) >= 2 and value[0] == value[-1] == '"':
+        from http.cookies import _unquote
+
         value = _unquote(value)
     return value
+
+
+def kept_cookie_value(lines: Iterable[str]) -> str | None:
+    """Of a response's ``Set-Cookie`` lines for one cookie name, the value the
+    browser keeps for the whole site (``Path=/`` or none): each domain's last line
+    counts, and the latest of those that keeps a value (a view moving the cookie to
+    another domain deletes the old copy); None when none does. A line for another
+    path (deleting an old copy there) is another cookie."""
+    by_domain: dict[str, str | None] = {}  # each domain's cookie, last changed last
+    for line in lines:
+        attributes = _set_cookie_parts(line)[1]
+        path = attributes.get("path")
+        if path is None or path in ("", "/"):
+            domain = (attributes.get("domain") or "").lstrip(".").lower()
+            by_domain.pop(domain, None)
+            by_domain[domain] = set_cookie_value(line)
+    return next((value for value in reversed(by_domain.values()) if value is not None), None)
+
+
+def _set_cookie_parts(line: str) -> tuple[str, dict[str, str]]:
+    first, *attributes = line.split(";")
+    parts: dict[str, str] = {}
+    for attribute in attributes:
+        key, _, setting = attribute.partition("=")
+        parts[key.strip().lower()] = setting.strip()
+    return first.partition("=")[2].strip(), parts
+
+
+def _integer(text: str) -> int | None:
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _in_the_past(text: str) -> bool:
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, OverflowError):  # a date browsers would not read
+        return False
+    return when.tzinfo is not None and when.timestamp() <= time.time()

@@ -18,7 +18,7 @@ route (``final``: the response is complete) and filled it into ``request_info``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from segment_core.batching import MAX_MESSAGE_BYTES
@@ -36,9 +36,9 @@ from segment_core.web._identity import (
     cookie_domain_for,
     cookie_held_back,
     id_cookie,
+    kept_cookie_value,
     new_anonymous_id,
     parse_id_cookie,
-    set_cookie_value,
     user_id_problem,
 )
 from segment_core.web._options import WebOptions
@@ -1005,13 +1005,14 @@ class RequestTracker:
             )
         return self._cookie
 
-    def id_cookie_set_by_app(self, line: str) -> None:
-        """The response sets the anonymous-id cookie itself, with ``Set-Cookie`` line
-        ``line`` (the app's own id, one it kept from before): the cookie it was to set
+    def id_cookie_set_by_app(self, lines: Iterable[str]) -> None:
+        """The response sets the anonymous-id cookie itself, with ``Set-Cookie`` lines
+        ``lines`` (the app's own id, one it kept from before): the cookie it was to set
         is left out, and the request's later calls, its page call among them, carry
-        the id the browser keeps. A deletion, or a value that is no id, changes nothing."""
+        the id the browser keeps for the site. A deletion, a line for another path,
+        or a value that is no id, changes nothing."""
         options = self.options
-        value = set_cookie_value(line)
+        value = kept_cookie_value(lines)
         found = parse_id_cookie(value, options.cookie_name == ANALYTICS_JS_COOKIE)
         if found is None or found == self.analytics.anonymous_id:
             return

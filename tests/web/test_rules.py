@@ -32,7 +32,7 @@ from segment_core.web import (
     should_track_page,
     wire_path,
 )
-from segment_core.web._identity import set_cookie_value
+from segment_core.web._identity import kept_cookie_value, set_cookie_value
 from segment_core.web._page import is_page_prefetch
 from tests.web.conftest import BROWSER, NAVIGATION_ACCEPT, make_request
 
@@ -1285,7 +1285,26 @@ def test_wire_path() -> None:
         ("ajs_anonymous_id=app-id-2; expires=Thu, 01 Jan 1970 00:00:00 GMT", None),
         ("ajs_anonymous_id=app-id-2; Max-Age=abc", "app-id-2"),  # ignored, as browsers do
         ("ajs_anonymous_id=app-id-2; expires=Fri, 01 Jan 2100 00:00:00 GMT", "app-id-2"),
+        # Max-Age wins over Expires, as in browsers.
+        (
+            "ajs_anonymous_id=app-id-2; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=60",
+            "app-id-2",
+        ),
     ],
 )
 def test_the_value_a_set_cookie_line_stores(line: str, value: str | None) -> None:
     assert set_cookie_value(line) == value
+
+
+@pytest.mark.parametrize(
+    ("lines", "value"),
+    [
+        (["a=x; Path=/", "a=; Max-Age=0; Path=/"], None),  # set, then deleted
+        (["a=x; Path=/", "a=; Max-Age=0; Path=/legacy"], "x"),  # an old copy's deletion
+        (["a=x; Domain=example.com; Path=/", "a=; Max-Age=0; Path=/"], "x"),  # moved
+        (["a=1; Path=/", "a=2; Path=/"], "2"),
+        (["a=x; Path=/account"], None),  # another path's cookie
+    ],
+)
+def test_the_value_a_browser_keeps_for_the_site(lines: list[str], value: str | None) -> None:
+    assert kept_cookie_value(lines) == value
