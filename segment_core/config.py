@@ -582,9 +582,9 @@ def is_async(hook: object, depth: int = 0) -> bool:
             called is not None and called is not stand_in and is_async(called, depth + 1)
             for called in (stand_in.side_effect, getattr(stand_in, "_mock_wraps", None))
         )
-    return hook is not None and (
-        _is_coroutine_function(hook) or _is_coroutine_function(getattr(hook, "__call__", None))  # noqa: B004
-    )
+    if hook is None or isinstance(hook, type):  # calling a class makes an instance
+        return False
+    return _is_coroutine_function(hook) or _is_coroutine_function(getattr(hook, "__call__", None))  # noqa: B004
 
 
 def _is_coroutine_function(value: object) -> bool:

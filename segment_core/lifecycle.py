@@ -240,24 +240,19 @@ def shutdown_after_app_threads(*, leave_to_spool: bool = False) -> bool:
         return shutdown_all(leave_to_spool=leave_to_spool)
     _app_threads_waited_in = os.getpid()
     clients = live_clients()
-    timeout = longest_shutdown_timeout(clients)
-    deadline = monotonic() + timeout
-    # The end of the time is the delivery's: what the threads track as they go is
-    # sent meanwhile, and what is left then still has time to go.
-    threads_deadline = deadline - min(_DELIVERY_RESERVE, timeout / 4)
+    deadline = monotonic() + longest_shutdown_timeout(clients)
     start_sending(clients)  # what they hold goes out while the threads finish
     from segment_core.scope import wait_for_bound_calls  # it imports this module
 
     # The app's background work (start_thread) first: it may still use its pools.
-    wait_for_bound_calls(max(0.0, threads_deadline - monotonic()))
+    wait_for_bound_calls(max(0.0, deadline - monotonic()))
     _let_thread_pools_end()
-    _wait_for_app_threads(threads_deadline, sending=True)
+    # What the threads track as they go is sent meanwhile: a thread that outlives the
+    # wait leaves only what it tracked last to the delivery.
+    _wait_for_app_threads(deadline, sending=True)
     return shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
 
 
-#: The part of ``shutdown_timeout`` (seconds, at most a quarter of it) an exit keeps
-#: for the delivery once it waited for the app's threads.
-_DELIVERY_RESERVE = 1.0
 #: How often what the app's threads track is sent while an exit waits for them.
 _SENDING_EVERY = 0.2
 

@@ -224,7 +224,7 @@ def test_a_process_s_exit_waits_for_the_app_s_threads_once(receiver: Receiver) -
         threading.Thread(target=threading.Event().wait).start()  # never ends
         waits = []
         wait = lifecycle._wait_for_app_threads
-        lifecycle._wait_for_app_threads = lambda *a: waits.append(1) or wait(*a)
+        lifecycle._wait_for_app_threads = lambda *a, **k: waits.append(1) or wait(*a, **k)
         for _ in range(3):
             lifecycle.shutdown_after_app_threads(leave_to_spool=True)
         print(len(waits), flush=True)

@@ -245,6 +245,8 @@ def test_mocks_specced_as_functions_are_hooks_and_receivers_like_any_other(
     ):
         with pytest.raises(ValueError, match="on_error must be a plain function, not async"):
             make_client(on_error=async_stand_in)
+    # A stand-in whose side effect is a class: calling it makes an instance, at once.
+    make_client(on_error=stand_in(side_effect=_AsyncCallable)).shutdown(timeout=5)
     on_success = stand_in(spec=a_hook)
     client = make_client(on_success=on_success, on_error=stand_in(spec=a_hook))
     enqueued, sent = stand_in(spec=a_hook), stand_in(spec=a_hook)
