@@ -39,8 +39,8 @@ from typing import Any, cast
 
 from segment_core.errors import InvalidMessage, is_interruption
 from segment_core.spec import (
-    LAZY_TEXT_CLASSES,
     MAX_NESTING_DEPTH,
+    is_lazy_text,
     path_to,
     qualified_type_name,
     type_name,
@@ -331,18 +331,15 @@ def lazy_text(value: object) -> str | None:
     translation, and becomes text when read as such. For values of no known type
     only: it looks each class up. Raises ``ValueError`` when ``str()`` raises.
     """
-    for module_name, class_name in LAZY_TEXT_CLASSES:
-        module = sys.modules.get(module_name)
-        lazy_class = getattr(module, class_name, None) if module is not None else None
-        if isinstance(lazy_class, type) and isinstance(value, lazy_class):
-            try:
-                text = str(value)
-            except Exception as error:
-                raise ValueError(
-                    f"lazy text ({type_name(value)}) whose str() failed ({error_text(error)})"
-                ) from None
-            return str.__str__(text)  # a lazy SafeString, say: sent as plain text
-    return None
+    if not is_lazy_text(value):
+        return None
+    try:
+        text = str(value)
+    except Exception as error:
+        raise ValueError(
+            f"lazy text ({type_name(value)}) whose str() failed ({error_text(error)})"
+        ) from None
+    return str.__str__(text)  # a lazy SafeString, say: sent as plain text
 
 
 def integer_problem(value: int) -> str | None:
