@@ -307,8 +307,9 @@ def set_cookie_value(line: str) -> str | None:
     (``Max-Age`` of 0 or less, else ``Expires`` in the past: ``Max-Age`` wins)."""
     value, attributes = _set_cookie_parts(line)
     max_age, expires = attributes.get("max-age"), attributes.get("expires")
-    if max_age is not None and _integer(max_age) is not None:
-        if (_integer(max_age) or 0) <= 0:
+    seconds = None if max_age is None else _integer(max_age)
+    if seconds is not None:
+        if seconds <= 0:
             return None
     elif expires is not None and _in_the_past(expires):
         return None
