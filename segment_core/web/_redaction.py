@@ -502,8 +502,8 @@ _CARD_LAST_DIGITS = frozenset({"last", "last4"})
 # The last word of a name that holds a number, whatever qualifies it before (unless a
 # product's: "phone_model_number").
 _NUMBER_ENDS = frozenset({"number", "no", "num", "nr", "nbr", "nro"})
-# A number's short names, read as "number" at a name's end too ("account_no",
-# "acct_num", "routing_nr", "socialSecurityNo", "tax_no": the listed "..._number").
+# A number's short names, read as "number" after a name's first word or glued to a
+# word ("account_no", "account_no_confirm", "accountno": the listed "..._number").
 _SHORT_NUMBER_ENDS = _NUMBER_ENDS - {"number"}
 _PRODUCT_WORDS = frozenset(
     {"model", "case", "plan", "item", "part", "order", "sku", "product", "serial", "tracking"}
