@@ -17,10 +17,13 @@ missing, so both encoders refuse the same values with the same message:
 * text holding a lone surrogate (half of a UTF-16 pair), which UTF-8 cannot
   encode: :func:`replace_lone_surrogates` finds it once an encoder has failed.
 
-``str`` subclasses (``enum.StrEnum``, Django's ``SafeString``) become plain ``str``,
-and so does lazy text (:func:`lazy_text`: Django's ``gettext_lazy``, Flask-Babel's
-``lazy_gettext``). A datetime that is no date (pandas' ``NaT``) is refused.
-Error messages show values through :func:`describe`: briefly, whatever they are.
+Numbers of other libraries (numpy's scalars, ``fractions.Fraction``: any
+``numbers.Integral`` or ``numbers.Real``) and numpy's ``bool`` become the ``int``,
+``float`` or ``bool`` they stand for. ``str`` subclasses (``enum.StrEnum``, Django's
+``SafeString``) become plain ``str``, and so does lazy text (:func:`lazy_text`:
+Django's ``gettext_lazy``, Flask-Babel's ``lazy_gettext``). A datetime that is no
+date (pandas' ``NaT``) is refused. Error messages show values through
+:func:`describe`: briefly, whatever they are.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import datetime as dt
 import decimal
 import enum
 import math
+import numbers
+import operator
 import re
 import reprlib
 import sys
@@ -168,6 +173,9 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
             return value.decode()
         except UnicodeDecodeError:
             raise InvalidMessage(f"{where}: bytes that are not UTF-8 text") from None
+    other = _other_number(value, where)
+    if other is not None:
+        return _plain(other, where, depth, open_ids)
     fielded = dataclasses.is_dataclass(value) and not isinstance(value, type)
     if not fielded and not isinstance(value, (Mapping, list, tuple, set, frozenset)):
         try:
@@ -211,6 +219,26 @@ def _read(read: Callable[[Any], Any], value: Any, where: str, what: str) -> Any:
         raise InvalidMessage(
             f"{where}: the {type_name(value)} could not be read as {what} ({error_text(error)})"
         ) from None
+
+
+def _other_number(value: Any, where: str) -> int | float | bool | None:
+    """The ``int``, ``float`` or ``bool`` a number of another library stands for
+    (numpy's scalars, a ``Fraction``), or None for any other value.
+
+    Integers keep every digit (``operator.index``); other real numbers are
+    written as floats, which JSON numbers are. numpy's ``bool`` is no number to
+    Python's ABCs, so it is recognised by its module and name.
+    """
+    if isinstance(value, (int, float)):  # Python's own, which the caller judges
+        return None
+    if isinstance(value, numbers.Integral):
+        return cast(int, _read(operator.index, value, where, "an integer"))
+    if isinstance(value, numbers.Real):
+        return cast(float, _read(float, value, where, "a number"))
+    kind = type(value)
+    if kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"):
+        return cast(bool, _read(bool, value, where, "a boolean"))
+    return None
 
 
 def _enum_value(value: enum.Enum, where: str) -> Any:
@@ -801,6 +829,9 @@ def _key_text(key: Any, where: str) -> str:
             return _key_text(decimal_number(key), where)
         except ValueError as error:
             raise InvalidMessage(f"{where} key: {error}") from None
+    number = _other_number(key, f"{where} key")
+    if number is not None:  # numpy's, written as the number it stands for
+        return _key_text(number, where)
     try:
         text = lazy_text(key)
     except ValueError as error:

@@ -5,7 +5,9 @@ field, or written the same way whichever path of the encoder writes the message.
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import json
+import numbers
 import os
 import subprocess
 import sys
@@ -276,6 +278,7 @@ def test_a_view_of_other_dicts_below_the_top_is_sent_through_its_items(
 
 _SEARCHED = """
 import json
+import numbers
 from werkzeug.datastructures import MultiDict
 from segment_core import Client
 from segment_core.testing import capture
@@ -346,3 +349,72 @@ def test_a_nested_dict_whose_length_cannot_be_read_is_sent_as_its_storage() -> N
     with capture() as sent:
         assert client.track("u1", "Searched", {"counts": _LengthFails(a=1)})[0]
     assert sent[0]["properties"]["counts"] == {"a": 1}
+
+
+class _Count:
+    """An integer of another library, as numpy's are: registered as an Integral,
+    no subclass of int."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
+class _Ratio:
+    """A real number of another library, as numpy's float16 is: no subclass of float."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __float__(self) -> float:
+        return self.value
+
+
+numbers.Integral.register(_Count)
+numbers.Real.register(_Ratio)
+
+
+def test_numbers_of_other_libraries_reach_the_collector_as_the_numbers_they_stand_for(
+    segment_collector: CollectorHandle,
+) -> None:
+    client = Client("key", host=segment_collector.url)
+    try:
+        client.track(
+            "u1",
+            "Scored",
+            {
+                "count": _Count(2**64 + 1),
+                "ratio": _Ratio(0.25),
+                "third": fractions.Fraction(1, 4),
+                "scores": [_Count(1), {"best": _Ratio(2.0)}],
+                _Count(7): "by count",
+            },
+        )
+        assert client.flush(10)
+    finally:
+        client.shutdown(5)
+    [event] = segment_collector.wait_for(1)
+    assert event["message"]["properties"] == {
+        "count": 2**64 + 1,
+        "ratio": 0.25,
+        "third": 0.25,
+        "scores": [1, {"best": 2.0}],
+        "7": "by count",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (_Ratio(float("nan")), "nan is not a number JSON can hold"),
+        (_Count(2**20_000), "integer"),
+        (complex(1, 2), "a value of type complex cannot be encoded as JSON"),
+    ],
+)
+def test_a_number_json_cannot_hold_is_refused_naming_the_field(value: object, problem: str) -> None:
+    with pytest.raises(InvalidMessage) as raised:
+        Client("key", send=False).track("u1", "Scored", {"score": value})
+    assert str(raised.value).startswith("message.properties.score: ")
+    assert problem in str(raised.value)
