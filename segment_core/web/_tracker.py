@@ -110,10 +110,16 @@ class RequestAnalytics(Analytics):
 
     @property
     def context(self) -> dict[str, Any]:
-        """The context of the request's calls; a view may change it (it is checked then)."""
+        """The context of the request's calls; a view may change it (it is checked then).
+
+        Read after the app routed, its page fields hide the route's secret values, as
+        the calls' do: a snapshot or a thread carries them so."""
         tracker = self._tracker
-        if tracker is not None and tracker._context_private:
-            tracker._share_context()
+        if tracker is not None:
+            if tracker._read_route is not None:
+                tracker.refresh_route()
+            if tracker._context_private:
+                tracker._share_context()
         value: dict[str, Any] = _CONTEXT_SLOT.__get__(self)
         return value
 
@@ -133,6 +139,9 @@ class RequestAnalytics(Analytics):
         ``referrer``, ``search``, redacted) and its ``name`` and ``category``, as the
         automatic call's and analytics.js's ``page()`` do, and the view's own take
         their place."""
+        tracker = self._tracker
+        if tracker is not None and tracker._read_route is not None:
+            tracker.refresh_route()  # the fields with the route's secrets hidden
         context = _CONTEXT_SLOT.__get__(self)
         fields = context.get("page") if isinstance(context, Mapping) else None
         own: dict[str, Any] | None = None  # the view's own properties, when merged
@@ -364,6 +373,7 @@ class RequestTracker:
         "_cookie",
         "_cookie_decided",
         "_finished",
+        "_logout_pending",
         "_named_by_login",
         "_new_visitor",
         "_read_route",
@@ -401,6 +411,7 @@ class RequestTracker:
         self._read_route = read_route
         self._route_guessed = False
         self._finished = False
+        self._logout_pending: Callable[[], bool] | None = None
         self._cookie: CookieSpec | None = None
         self._cookie_decided = False
         self._anonymous_used = False
@@ -615,6 +626,8 @@ class RequestTracker:
         ``early``: for a call made before the app routed the request (see
         :meth:`_current_user_id`).
         """
+        if self._logout_pending is not None:
+            self._settle_logout()
         if self._cookie_decided or (self.options.user_id is None and self._read_user is None):
             return
         current = _USER_SLOT.__get__(self.analytics)  # analytics.stored_user_id
@@ -642,8 +655,32 @@ class RequestTracker:
             self.analytics.user_id = found
             self._resolved_user = found
 
+    def user_leaving(self, gone: Callable[[], bool]) -> None:
+        """A logout under way: the calls made until ``gone()`` says the framework
+        ended the user (or until the response starts) still carry the user; none
+        after, as :meth:`user_logged_out`. Django sends ``user_logged_out`` before
+        it ends the user, so that its receivers' calls are the user's, whatever the
+        order they were connected in."""
+        self._logout_pending = gone
+
+    def _settle_logout(self, *, final: bool = False) -> None:
+        """End the user of a logout under way once it is over (``final``: it is)."""
+        gone = self._logout_pending
+        if gone is None:
+            return
+        if not final:
+            try:
+                final = gone()
+            except Exception:  # the framework's objects failed: the logout ends now
+                logger.exception("segment: could not tell whether a logout is over")
+                final = True
+        if final:
+            self._logout_pending = None
+            self.analytics.logout()
+
     def user_logged_out(self) -> None:
         """No user for the rest of the request (see :meth:`RequestAnalytics.logout`)."""
+        self._logout_pending = None
         # A marker no user id equals: refresh_user() and user_answered() leave the
         # user alone from now on, as they leave one a view identified. A login
         # later in the request (identify_login) follows the framework's user again.
@@ -662,6 +699,8 @@ class RequestTracker:
     @property
     def logged_out(self) -> bool:
         """The user logged out during the request (and no login came after)."""
+        if self._logout_pending is not None:
+            self._settle_logout()
         return self._resolved_user is _LOGGED_OUT
 
     def refresh_route(self, final: bool = False) -> None:
@@ -756,6 +795,8 @@ class RequestTracker:
     def page_fields(self) -> Mapping[str, Any]:
         """The page fields the request's calls carry: secrets redacted, values cut
         (and what a view added to them)."""
+        if self._read_route is not None:
+            self.refresh_route()
         fields = _CONTEXT_SLOT.__get__(self.analytics).get("page")
         if isinstance(fields, Mapping):
             return fields
@@ -873,6 +914,8 @@ class RequestTracker:
         request, and what decides on its identify, is gone (logged). The later calls
         carry the user then, and the anonymous id the response's cookie gave.
         """
+        if self._logout_pending is not None:  # a logout before this login is over
+            self._settle_logout()
         if self._cookie_decided:
             logger.warning(_LOGIN_TOO_LATE)
             if self._new_visitor and self._cookie is not None:
@@ -974,6 +1017,8 @@ class RequestTracker:
         """
         if self._cookie_decided:
             return self._cookie
+        if self._logout_pending is not None:  # the view is over, and the logout with it
+            self._settle_logout(final=True)
         if self.excluded and not self._anonymous_used:  # no cookie: no user to look up
             self._cookie_decided = True
             return None

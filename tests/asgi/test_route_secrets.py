@@ -349,3 +349,27 @@ def test_a_scheme_relative_or_backslashed_url_of_the_app_loses_its_route_secret(
         "?next=%2F%2Fshop.example%2Finvite%2FREDACTED",
         "?next=https%3A%5C%5Cshop.example.%2Finvite%2FREDACTED",
     ]
+
+
+def test_a_routes_first_call_its_own_page_call_or_a_snapshot_carries_no_path_secret(
+    client: Client, sent: Sent
+) -> None:
+    snapshots: list[dict[str, Any]] = []
+
+    async def invitation(request: Request) -> HTMLResponse:
+        if request.query_params.get("then") == "page":
+            request.state.analytics.page("Invitation")
+        snapshots.append(request.state.analytics.snapshot())  # a job enqueued
+        return HTMLResponse("<p>invitation</p>")
+
+    app = Starlette(routes=[Route("/invite/{invite_token}", invitation)])
+    app.add_middleware(SegmentMiddleware, client=client)
+    with TestClient(app) as browser:
+        browser.get(f"/invite/{TOKEN}?then=page")
+        browser.get(f"/invite/{TOKEN}?then=snapshot")
+    own, automatic = sent(type="page")
+    assert own["name"] == "Invitation"
+    assert own["properties"]["url"] == "http://testserver/invite/REDACTED?then=page"
+    assert automatic["properties"]["path"] == "/invite/REDACTED"
+    assert [s["context"]["page"]["path"] for s in snapshots] == ["/invite/REDACTED"] * 2
+    assert TOKEN not in json.dumps([sent(), snapshots])

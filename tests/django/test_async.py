@@ -12,6 +12,7 @@ import django
 import pytest
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.models import User
+from django.contrib.auth.signals import user_logged_out
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient
 from rest_framework.authtoken.models import Token
@@ -386,3 +387,24 @@ async def test_a_user_id_hook_that_raises_logs_one_traceback_per_request(
     assert "the user_id hook raised" in tracebacks[0].getMessage()
     assert tracebacks[0].exc_info is not None
     assert [m["type"] for m in sent()] == ["page"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(django.VERSION < (5, 0), reason="alogout() is Django 5's")
+async def test_a_logout_receiver_in_an_async_view_tracks_for_the_user_logging_out(
+    async_client: AsyncClient, sent: Sent
+) -> None:
+    def receiver(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+        request.analytics.track("Logging Out")
+
+    user = await sync_to_async(User.objects.create_user)("bob")
+    await sync_to_async(async_client.force_login)(user)
+    user_logged_out.connect(receiver)
+    try:
+        assert (await async_client.get("/asignout-alogout/")).json() == {"user_id": None}
+    finally:
+        user_logged_out.disconnect(receiver)
+    signing_out, logging_out, signed_out = sent()
+    assert logging_out["event"] == "Logging Out"
+    assert signing_out["userId"] == logging_out["userId"] == str(user.pk)
+    assert "userId" not in signed_out and signed_out["anonymousId"]

@@ -64,3 +64,46 @@ def test_a_same_app_referrer_with_a_secret_path_value_is_redacted(
     (page,) = sent()
     assert page["properties"]["referrer"] == "http://testserver/dl/REDACTED?a=1"
     assert SECRET not in json.dumps(page)
+
+
+def own_page(request: HttpRequest, invite_token: str) -> HttpResponse:
+    """A view whose first call is its own page call, then a snapshot for a job."""
+    request.analytics.page("Invitation")  # type: ignore[attr-defined]
+    snapshots.append(request.analytics.snapshot())  # type: ignore[attr-defined]
+    return HttpResponse("<p>invitation</p>")
+
+
+def own_snapshot(request: HttpRequest, invite_token: str) -> HttpResponse:
+    """A view whose first use of the visitor is a snapshot (a job enqueued)."""
+    snapshots.append(request.analytics.snapshot())  # type: ignore[attr-defined]
+    return HttpResponse("<p>invitation</p>")
+
+
+snapshots: list[dict[str, Any]] = []
+urlpatterns += [
+    path("invite/<str:invite_token>/", own_page, name="invite"),
+    path("accept/<str:invite_token>/", own_snapshot, name="accept"),
+]
+
+
+def test_a_views_own_first_page_call_hides_the_routes_secret_values(
+    segment: Any, sent: Sent
+) -> None:
+    snapshots.clear()
+    Client().get(f"/invite/{SECRET}/?from=mail", **NAVIGATE)
+    (page,) = sent()
+    assert page["name"] == "Invitation"
+    assert page["properties"]["path"] == "/invite/REDACTED/"
+    assert page["properties"]["url"] == "http://testserver/invite/REDACTED/?from=mail"
+    assert snapshots[0]["context"]["page"]["path"] == "/invite/REDACTED/"
+    assert SECRET not in json.dumps([page, snapshots])
+
+
+def test_a_snapshot_taken_before_any_call_hides_the_routes_secret_values(
+    segment: Any, sent: Sent
+) -> None:
+    snapshots.clear()
+    Client().get(f"/accept/{SECRET}/", **NAVIGATE)
+    (snapshot,) = snapshots
+    assert snapshot["context"]["page"]["url"] == "http://testserver/accept/REDACTED/"
+    assert SECRET not in json.dumps([snapshot, sent()])

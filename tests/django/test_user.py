@@ -17,7 +17,7 @@ import pytest
 from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser, User
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db.models.signals import post_save
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.test import Client
@@ -377,6 +377,29 @@ def test_a_logout_after_a_call_ends_the_user_for_the_rest_of_the_request(
     assert signing_out["userId"] == str(user.pk)
     assert "userId" not in signed_out and "userId" not in page
     assert signed_out["anonymousId"] == page["anonymousId"]
+
+
+@pytest.mark.django_db
+def test_a_logout_receiver_connected_after_the_app_s_tracks_for_the_user_logging_out(
+    client: Client, sent: Sent
+) -> None:
+    # Django sends user_logged_out while the user is logged in: a receiver's calls
+    # are the user's whatever the order receivers were connected in (one connected
+    # by a module the URLconf imports comes after the app's ready()).
+    def receiver(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
+        request.analytics.track("Logging Out", {"who": user.pk})  # type: ignore[attr-defined]
+
+    user = User.objects.create_user("ann")
+    client.force_login(user)
+    user_logged_out.connect(receiver)
+    try:
+        client.get("/track-logout-track/")
+    finally:
+        user_logged_out.disconnect(receiver)
+    signing_out, logging_out, signed_out, page = sent()
+    assert [m.get("event") for m in sent()] == ["Signing Out", "Logging Out", "Signed Out", None]
+    assert signing_out["userId"] == logging_out["userId"] == str(user.pk)
+    assert "userId" not in signed_out and "userId" not in page
 
 
 @pytest.mark.django_db
