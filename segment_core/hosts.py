@@ -207,16 +207,24 @@ def doubled_api_path(host: str) -> str | None:
 
 
 def redact_url(value: str) -> str:
-    """``value`` with any ``user:password@`` part masked, for errors and displays."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return value.split("@")[-1] if "@" in value else value
-    if "@" not in parts.netloc:
+    """``value`` with any ``user:password@`` part masked, for errors and displays:
+    in the server's part as browsers and ``urllib3`` find it, whatever comes before
+    (``https://``, ``//``, ``https:/``, or nothing: a value written without its scheme).
+
+    >>> redact_url("https://user:pw@collector.example/v1"), redact_url("user:pw@collector.example")
+    ('https://***@collector.example/v1', '***@collector.example')
+    """
+    if "@" not in value:
         return value
-    return SplitResult(
-        parts.scheme, "***@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, ""
-    ).geturl()
+    found = _USERINFO.match(value)
+    if found is None:
+        return value
+    return f"{value[: found.start('userinfo')]}***@{value[found.end('userinfo') :]}"
+
+
+#: A URL's credentials: what comes before the last ``@`` of its server's part (a
+#: scheme counts only when slashes follow it: ``user:pw@host`` has none).
+_USERINFO = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:(?=[/\\]))?[/\\]*(?P<userinfo>[^/\\?#]*@)")
 
 
 def shown_answer(text: str, secrets: Iterable[str | None]) -> str:

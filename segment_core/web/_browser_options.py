@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
-from segment_core.hosts import browser_host_problem, check_host, is_loopback_url
+from segment_core.hosts import browser_host_problem, check_host, is_loopback_url, redact_url
 
 __all__ = [
     "BROWSER_NORMALIZERS",
@@ -103,11 +103,7 @@ def _check_browser_host(name: str, url: str, value: str) -> None:
 
 def _shown(value: object) -> object:
     """``value`` as an error shows it: credentials before an ``@`` masked."""
-    return _USERINFO.sub(r"\1***@", value) if isinstance(value, str) else value
-
-
-# The user information of a URL (https://user:password@), or of Segment's host/path form.
-_USERINFO = re.compile(r"^((?:[A-Za-z][\w+.-]*:)?//|)[^/]*@")  # to the last @
+    return redact_url(value) if isinstance(value, str) else value
 
 
 def _warn_plain_http(name: str, url: str) -> None:

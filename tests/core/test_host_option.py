@@ -74,6 +74,26 @@ def test_credentials_in_host_are_refused_and_never_shown(host: str) -> None:
     assert "credentials" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "segment:hunter2@collector.internal",  # the scheme forgotten
+        "segment:hunter2@collector.internal:8080/v1",
+        "https:/segment:hunter2@collector.internal",  # one slash
+        "//segment:hunter2@collector.internal",
+        "http:\\\\segment:hunter2@collector.internal",
+    ],
+)
+@pytest.mark.parametrize("option", ["host", "oauth_auth_server"])
+def test_credentials_of_a_url_written_without_its_scheme_are_never_shown(
+    option: str, host: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{option}") as raised:
+        Client("key", **{option: host})
+    assert "hunter2" not in str(raised.value) and "segment:" not in str(raised.value)
+    assert "***@collector.internal" in str(raised.value)
+
+
 def test_segment_host_from_the_environment_is_checked_the_same_way(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
