@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from segment_core.transport import Outcome, Transport
 __all__ = ["Abandon", "Delivery", "HeldBatch", "RetryWait", "sending_on_this_thread"]
 
 logger = logging.getLogger("segment.core")
+#: The largest number of seconds a float holds: a longer integer is no delay.
+_LONGEST_FLOAT = sys.float_info.max
 
 #: How many deliveries this thread is inside (a hook's call nests one in another).
 _sending = threading.local()
@@ -568,6 +571,7 @@ class Delivery:
                 isinstance(delay, (int, float))
                 and not isinstance(delay, bool)
                 and 0 <= delay < float("inf")
+                and (type(delay) is float or delay <= _LONGEST_FLOAT)
             ):
                 return float(delay)
             logger.log(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import math
 import random
 import time
 
@@ -33,7 +34,12 @@ def backoff_delay(
     is drawn uniformly between ``minimum / 2`` and the ceiling so that retries from
     many processes spread out but never hammer the server back to back.
     """
-    ceiling = min(maximum, minimum * (2 ** max(0, attempt - 1)))
+    # Doubled at most 2,100 times: past that any positive float is beyond any ceiling.
+    try:
+        grown = math.ldexp(minimum, min(max(0, attempt - 1), 2_100))
+    except OverflowError:  # beyond a float: the ceiling, whatever it is
+        grown = maximum
+    ceiling = min(maximum, grown)
     return (rng or random).uniform(min(minimum / 2, ceiling), ceiling)
 
 

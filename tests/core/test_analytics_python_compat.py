@@ -863,15 +863,20 @@ def test_retry_after_wins_over_backoff(
     assert len(receiver.ok_requests()) == 1
 
 
+@pytest.mark.parametrize("delay", [-1, 2**1100], ids=["negative", "beyond a float"])
 def test_a_broken_backoff_falls_back_to_the_default_policy(
-    make_client: Callable[..., Client], receiver: Receiver, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Client],
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+    delay: int,
 ) -> None:
     receiver.fail_next(Fault(status=503))
-    client = make_client(backoff=lambda attempt: -1)
+    client = make_client(backoff=lambda attempt: delay)
     with caplog.at_level(logging.ERROR, logger="segment.core"):
         client.track("u1", "E")
         assert client.flush(timeout=10)
     assert "backoff must return a number of seconds" in caplog.text
+    assert len(receiver.ok_requests()) == 1
 
 
 @pytest.mark.parametrize("backoff", [lambda attempt: 1 / 0, lambda attempt: "x"])

@@ -30,6 +30,13 @@ def test_backoff_grows_exponentially_to_the_cap_with_jitter() -> None:
     assert all(0.25 <= backoff_delay(20, minimum=0.5, maximum=60) <= 60 for _ in range(200))
 
 
+@pytest.mark.parametrize("attempt", [1_026, 5_000, 10**6])
+def test_the_ceiling_holds_past_the_retries_a_float_can_double(attempt: int) -> None:
+    # max_retries has no upper bound: the ceiling stays the ceiling.
+    assert 0.0005 <= backoff_delay(attempt, minimum=0.001, maximum=0.002) <= 0.002
+    assert backoff_delay(attempt, minimum=5e-324, maximum=30.0) <= 30.0
+
+
 def test_retry_after_parsing() -> None:
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after(None) is None
