@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from segment_core.errors import InvalidMessage
-from segment_core.jsonvalues import describe
+from segment_core.jsonvalues import describe, read_dict, read_list
 from segment_core.messages import camel_case, struct_fields
 from segment_core.spec import is_lazy_text, path_to
 
@@ -43,7 +43,7 @@ def _mapping(
         return struct_fields(value, field, name_of)
     if not isinstance(value, Mapping):
         raise InvalidMessage(f"{field} must be a dict, got {type(value).__name__}")
-    return dict(value)
+    return read_dict(value, field)
 
 
 class _Builder(dict[str, Any]):
@@ -158,7 +158,7 @@ class Properties(_Builder):
             raise InvalidMessage(
                 f"properties.keywords must be a list of strings, got {type(keywords).__name__}"
             )
-        words = list(keywords)
+        words = read_list(keywords, "properties.keywords")
         for index, word in enumerate(words):
             if not isinstance(word, str) and not is_lazy_text(word):
                 raise InvalidMessage(
@@ -188,7 +188,10 @@ class Properties(_Builder):
             )
         return self.set(
             "products",
-            [_mapping(f"properties.products[{i}]", p) for i, p in enumerate(products)],
+            [
+                _mapping(f"properties.products[{i}]", p)
+                for i, p in enumerate(read_list(products, "properties.products"))
+            ],
         )
 
     def set_quantity(self, quantity: int) -> Properties:
@@ -244,7 +247,11 @@ class Integrations(_Builder):
                 f"of its options, got {describe(value)}"
             )
         # A mapping that is no dict (a MappingProxyType) is sent as the object it holds.
-        self[name] = value if isinstance(value, bool | dict) else dict(value)
+        self[name] = (
+            value
+            if isinstance(value, bool | dict)
+            else read_dict(value, path_to("integrations", name))
+        )
         return self
 
     def enable_all(self) -> Integrations:

@@ -64,6 +64,8 @@ __all__ = [
     "lazy_text",
     "lone_surrogate_problem",
     "plain",
+    "read_dict",
+    "read_list",
     "replace_lone_surrogates",
     "short_repr",
     "utc_offset",
@@ -206,6 +208,27 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
         ]
     finally:
         open_ids.discard(id(value))
+
+
+def read_dict(value: Mapping[Any, Any], where: str) -> dict[Any, Any]:
+    """A dict of what the mapping ``value`` says it holds (a dict subclass's items, not
+    its storage); an :class:`InvalidMessage` naming ``where`` when its own code
+    fails (a session whose backend is gone)."""
+    return cast(
+        "dict[Any, Any]",
+        _read(
+            lambda held: dict(held.items() if isinstance(held, dict) else held),
+            value,
+            where,
+            "a dict",
+        ),
+    )
+
+
+def read_list(value: Iterable[Any], where: str) -> list[Any]:
+    """``list(value)``; an :class:`InvalidMessage` naming ``where`` when the iterable's
+    own code fails (a generator that raises part way)."""
+    return cast("list[Any]", _read(list, value, where, "a list"))
 
 
 def _read(read: Callable[[Any], Any], value: Any, where: str, what: str) -> Any:
@@ -431,8 +454,9 @@ def date_text(value: dt.date | dt.time) -> str:
     wrong by the local offset. A datetime at UTC ends in ``Z``; else it keeps its
     offset in hours and minutes, or, when its offset has seconds (which RFC 3339
     cannot write), it is written in UTC. Raises ``ValueError`` when its tzinfo
-    gives no usable offset (:func:`utc_offset`), when it falls outside years 1 to
-    9999 in UTC, or when it is no date (:func:`date_problem`).
+    gives no usable offset (:func:`utc_offset`), when one written in UTC falls
+    outside years 1 to 9999 there (one written with its offset is valid ISO-8601
+    text whatever year it is in UTC), or when it is no date (:func:`date_problem`).
 
     >>> date_text(dt.datetime(2024, 5, 1, 12, 30)), date_text(dt.date(2024, 5, 1))
     ('2024-05-01T12:30:00', '2024-05-01')

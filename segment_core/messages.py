@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from segment_core.errors import InvalidMessage
+from segment_core.jsonvalues import read_dict
 from segment_core.spec import CONTEXT_OBJECTS, MAX_NESTING_DEPTH, path_to
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def context_object(value: object, where: str) -> object:
     (Go's ``PageInfo``, ``DeviceInfo``, ...) as :func:`struct_fields` writes it, a
     mapping as a dict of its own, anything else as it is."""
     if isinstance(value, Mapping):
-        return dict(value)
+        return read_dict(value, where)
     if is_dataclass(value) and not isinstance(value, type):
         return struct_fields(value, where)
     return value
@@ -183,7 +184,7 @@ class Context:
         """The encoded form: camelCase keys, unset fields left out, ``extra`` inlined."""
         if not isinstance(self.extra, Mapping):
             raise InvalidMessage(f"context.extra must be a dict, got {type(self.extra).__name__}")
-        out: dict[str, Any] = dict(self.extra)
+        out: dict[str, Any] = read_dict(self.extra, "context.extra")
         for f in fields(self):
             if f.name == "extra":
                 continue

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from segment_core import Client, Context, InvalidMessage, Properties, Track, Traits
+from segment_core import Client, Context, Integrations, InvalidMessage, Properties, Track, Traits
 from segment_core._snapshot import InvalidSnapshot, read_snapshot
 from segment_core.collector import CollectorHandle
 from segment_core.encoding import encode
@@ -440,3 +440,54 @@ def test_a_multidict_context_object_is_checked_as_it_is_sent() -> None:
         InvalidMessage, match=r"context\.campaign\.name must be a string, got array"
     ):
         Client("k", send=False).track("u", "E", context={"campaign": campaign})
+
+
+class GoneSession(collections.abc.Mapping[str, Any]):
+    """A mapping whose backend is gone: it lists a key, then fails to read it."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("backend gone")
+
+    def __iter__(self) -> Any:
+        return iter(["url"])
+
+    def __len__(self) -> int:
+        return 1
+
+
+def _fails_part_way() -> Any:
+    yield {"sku": "a"}
+    raise RuntimeError("cursor closed")
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (
+            lambda: Track(event="E", user_id="u", context=Context(page=GoneSession())),
+            "context.page",
+        ),
+        (
+            lambda: Track(event="E", user_id="u", context=Context(extra=GoneSession())),
+            "context.extra",
+        ),
+        (lambda: Traits().set_address(GoneSession()), "traits.address"),
+        (lambda: Traits().set_company(GoneSession()), "traits.company"),
+        (lambda: Properties().set_products([GoneSession()]), "properties.products[0]"),
+        (lambda: Properties().set_products(_fails_part_way()), "properties.products"),
+        (lambda: Properties().set_keywords(iter_failing_words()), "properties.keywords"),
+        (lambda: Integrations().set("Mixpanel", GoneSession()), "integrations.Mixpanel"),
+    ],
+)
+def test_a_mapping_whose_reads_fail_in_a_typed_message_or_a_builder_is_refused_naming_it(
+    build: Callable[[], Any], field: str
+) -> None:
+    with pytest.raises(InvalidMessage) as raised:
+        Client("key", send=False).enqueue(build()) if field.startswith("context") else build()
+    assert str(raised.value).startswith(f"{field}: ")
+    assert "RuntimeError" in str(raised.value)
+
+
+def iter_failing_words() -> Any:
+    yield "shoes"
+    raise RuntimeError("cursor closed")
