@@ -60,7 +60,7 @@ from segment_asgi._scope import (
 from segment_asgi._tracked_apps import TRACKED_BY_DJANGO, SelfTrackingMounts
 from segment_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from segment_core._clock import monotonic
-from segment_core.adapters import default_client, keep_loggers_on
+from segment_core.adapters import default_client, delivers, keep_loggers_on
 from segment_core.client import Client
 from segment_core.config import (
     Backoff,
@@ -82,7 +82,6 @@ from segment_core.lifespan import (
     stops_through_atexit,
 )
 from segment_core.scope import bind, reset, run_counted
-from segment_core.testing import diverted
 from segment_core.web import (
     REDIRECT_STATUSES,
     CookieSpec,
@@ -847,8 +846,7 @@ class SegmentMiddleware:
     def _client_delivers(self) -> bool:
         """Whether the client sends what it holds: not one diverted to the test outbox
         (``TestClient(app)`` without ``with`` has no lifespan), nor one that does not send."""
-        client = self._client_at_shutdown()
-        return client is None or (client.config.enabled and not diverted(client))
+        return delivers(self._client_at_shutdown())
 
     def _see_the_default_client(self) -> None:
         """Under pytest, the default client this middleware sends with, made from the

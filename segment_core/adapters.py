@@ -43,6 +43,7 @@ __all__ = [
     "SERVER_KEY_IN_BROWSER_FIX",
     "build_client",
     "default_client",
+    "delivers",
     "hands_server_key_to_browsers",
     "keep_loggers_on",
     "named_by_source",
@@ -138,6 +139,16 @@ def default_client() -> Client:
     if client is None:
         client = segment_core._default_or_keyless_client()
     return client
+
+
+def delivers(client: Client | None) -> bool:
+    """Whether ``client`` sends what it holds, so that a server ending its workers
+    without a flush would lose it: not one made with ``send=False`` or without a
+    write key, nor one diverted to the test outbox. None (no client built yet): it
+    may."""
+    from segment_core.testing import diverted
+
+    return client is None or (client.config.enabled and not diverted(client))
 
 
 def build_client(options: Mapping[str, Any]) -> Client:

@@ -57,6 +57,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from segment_core._frames import runs_in
+from segment_core.adapters import delivers
 from segment_core.client import Client
 from segment_core.lifespan import TRACKED_BELOW, ShutdownFlush, stops_through_atexit
 from segment_core.scope import (
@@ -222,6 +223,7 @@ class SegmentMiddleware:
             or _unflushed_warned
             or conf.running_tests()
             or stops_through_atexit()
+            or not delivers(conf.get_client())  # nothing held to lose (SEND False)
         ):
             return
         _unflushed_warned = True

@@ -122,3 +122,48 @@ def test_django_s_own_asgi_application_says_once_that_nothing_flushes_at_shutdow
     assert output.count(NO_LIFESPAN) == warnings, output
     if warnings:
         assert "segment_django.asgi.get_asgi_application()" in output
+
+
+_OWN_ASGI_APPLICATION = """
+import asyncio, logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="x" * 50,
+    ALLOWED_HOSTS=["*"],
+    ROOT_URLCONF=__name__,
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "segment_django"],
+    MIDDLEWARE=["segment_django.middleware.SegmentMiddleware"],
+    DATABASES={},
+    SEGMENT=SEGMENT,
+)
+import httpx
+from django.core.asgi import get_asgi_application
+from django.http import HttpResponse
+from django.urls import path
+
+urlpatterns = [path("", lambda request: HttpResponse("<p>home</p>"), name="home")]
+app = get_asgi_application()
+
+async def main():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        print((await client.get("/", headers={"Accept": "text/html"})).status_code)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("send", "warned"), [(True, True), (False, False)])
+def test_django_s_own_asgi_application_warns_only_for_a_client_that_sends(
+    segment_collector: CollectorHandle, send: bool, warned: bool
+) -> None:
+    # A client made with SEND False holds nothing a server could lose.
+    segment = {"WRITE_KEY": "wk", "HOST": segment_collector.url, "SEND": send}
+    script = f"SEGMENT = {segment!r}\n{_OWN_ASGI_APPLICATION}"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "200" in done.stdout.splitlines(), done.stdout
+    assert (NO_LIFESPAN in done.stdout) is warned, done.stdout
