@@ -41,7 +41,12 @@ from celery.utils.text import match_case
 
 import segment_core
 from segment_core import lifecycle, testing
-from segment_core.adapters import build_client, named_by_source, offer_as_default
+from segment_core.adapters import (
+    build_client,
+    keep_loggers_on,
+    named_by_source,
+    offer_as_default,
+)
 from segment_core.client import Client
 from segment_core.config import (
     ALIASES,
@@ -323,7 +328,16 @@ def _runs_last() -> tuple[tuple[Signal, Any], ...]:
         (signals.task_postrun, _on_postrun),
         (signals.worker_process_shutdown, _on_process_shutdown),
         (signals.worker_shutdown, _on_worker_shutdown),
+        # After the app's logging (its setup_logging receiver's dictConfig, which
+        # turns off the library's loggers), in the worker and in each pool child.
+        (signals.celeryd_after_setup, _on_logging_set_up),
+        (signals.worker_process_init, _on_logging_set_up),
     )
+
+
+def _on_logging_set_up(sender: Any = None, **kw: Any) -> None:
+    """Turn the library's loggers on again: a worker's delivery failures are seen."""
+    keep_loggers_on()
 
 
 def _on_worker_init(sender: Any = None, **kw: Any) -> None:

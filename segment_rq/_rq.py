@@ -45,6 +45,7 @@ except ImportError:  # older RQ
 
 import segment_core
 from segment_core import lifecycle
+from segment_core.adapters import keep_loggers_on
 from segment_core.errors import is_interruption
 from segment_core.scope import (
     Analytics,
@@ -290,7 +291,10 @@ def _start_client() -> None:
     With a spool, this long-lived process then delivers what dead processes left
     (a work-horse the OOM killer took, the worker before a restart) while no job
     runs, and again at its exit (``atexit``). Work-horses get clients of their own.
+    The library's loggers are turned on again first: a worker script's
+    ``dictConfig`` turned them off (its delivery failures would go unseen).
     """
+    keep_loggers_on()
     try:
         segment_core.get_client()
     except Exception:  # the worker runs all the same; jobs build the client again

@@ -14,3 +14,6 @@ STOPPED = "stopped"
 HOLD_UNTIL_EXIT = {"flush_at": 2500, "flush_interval": 3600, "shutdown_timeout": 30}
 #: How long a worker may take to stop once signalled (it flushes as it goes).
 WORKER_STOP_TIMEOUT = 90.0
+
+#: The Redis list a job appends the state of the library's logger to ("on", "off").
+LOGGER_STATES = "segment-logger-states"

@@ -24,7 +24,14 @@ from segment_celery import HEADER, SegmentCelery
 from segment_core import Client
 from segment_core.scope import Analytics, bound
 from tests.e2e.servers import app_env
-from tests.jobs import DONE, HOLD_UNTIL_EXIT, STOPPED, TASK_EVENT, WORKER_STOP_TIMEOUT
+from tests.jobs import (
+    DONE,
+    HOLD_UNTIL_EXIT,
+    LOGGER_STATES,
+    STOPPED,
+    TASK_EVENT,
+    WORKER_STOP_TIMEOUT,
+)
 from tests.request_thread import ANONYMOUS_ID, USER_AGENT, run_in_a_request_thread
 from tests.workers import CELERY_READY, celery_argv, poll, running_worker
 
@@ -511,3 +518,23 @@ def test_the_apps_own_receivers_track_for_the_visitor_and_at_shutdown(
     assert by_event["Task Finished"]["userId"] == "user-42"
     assert by_event["Task Finished"]["properties"] == {"task": f"{APP}.track_with_request"}
     assert "dropped" not in log
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [("--pool", "prefork", "--concurrency", "1"), ("--pool", "solo")],
+    ids=["prefork", "solo"],
+)
+def test_a_worker_whose_app_configures_logging_keeps_the_library_s_warnings(
+    segment_collector: Any, publisher: Celery, redis_db: str, tmp_path: Path, pool: tuple[str, ...]
+) -> None:
+    # A setup_logging receiver's dictConfig turns off the loggers that exist: the
+    # worker's delivery failures would go unseen.
+    env = worker_env(segment_collector.url, redis_db)
+    argv = celery_argv("tests.celery.logging_app", *pool)
+    store = redis.Redis.from_url(redis_db)
+    with running_worker("celery", argv, env=env, log_dir=tmp_path, ready=CELERY_READY) as worker:
+        publisher.send_task("tests.celery.logging_app.record_logger_state")
+        poll(lambda: store.llen(LOGGER_STATES) == 1, timeout=30, what="the task")
+        assert worker.stop() == 0
+    assert store.lrange(LOGGER_STATES, 0, -1) == [b"on"]
