@@ -245,7 +245,8 @@ def shutdown_after_app_threads(*, leave_to_spool: bool = False) -> bool:
     from segment_core.scope import wait_for_bound_calls  # it imports this module
 
     # The app's background work (start_thread) first: it may still use its pools.
-    wait_for_bound_calls(max(0.0, deadline - monotonic()))
+    # What it tracks meanwhile is sent as it goes.
+    wait_for_bound_calls(max(0.0, deadline - monotonic()), sending=send_what_clients_hold)
     _let_thread_pools_end()
     # What the threads track as they go is sent meanwhile: a thread that outlives the
     # wait leaves only what it tracked last to the delivery.
@@ -254,7 +255,7 @@ def shutdown_after_app_threads(*, leave_to_spool: bool = False) -> bool:
 
 
 #: How often what the app's threads track is sent while an exit waits for them.
-_SENDING_EVERY = 0.2
+SENDING_EVERY = 0.2
 
 
 def _let_thread_pools_end() -> None:
@@ -303,7 +304,7 @@ def _wait_for_app_threads(
             if remaining is not None and remaining <= 0:
                 return
             if sending:
-                thread.join(_SENDING_EVERY if remaining is None else min(_SENDING_EVERY, remaining))
+                thread.join(SENDING_EVERY if remaining is None else min(SENDING_EVERY, remaining))
                 start_sending(live_clients())
             else:
                 thread.join(remaining)
@@ -522,6 +523,11 @@ def longest_shutdown_timeout(clients: list[Client]) -> float:
     from segment_core.config import Config
 
     return max((c.config.shutdown_timeout for c in clients), default=Config.shutdown_timeout)
+
+
+def send_what_clients_hold() -> None:
+    """:func:`start_sending` for every live client: what an exit's wait calls as it goes."""
+    start_sending(live_clients())
 
 
 def start_sending(clients: list[Client]) -> None:

@@ -157,7 +157,8 @@ async def flush_in_thread(client: Client | None, *, ends_by: float | None = None
 def _flush_after_bound_calls(client: Client, timeout: float) -> bool:
     deadline = monotonic() + timeout
     client.flush(0)  # what it holds already goes out while the threads finish
-    wait_for_bound_calls_or_warn(timeout, "at shutdown")
+    # What the calls track as they go is sent meanwhile.
+    wait_for_bound_calls_or_warn(timeout, "at shutdown", sending=functools.partial(client.flush, 0))
     return client.flush(max(0.0, deadline - monotonic()))
 
 

@@ -849,15 +849,40 @@ def _bound_calls_elsewhere(excluding: int | None = None) -> bool:
     return bool(_bound_calls_by_thread.keys() - {threading.get_ident(), excluding})
 
 
-def wait_for_bound_calls(timeout: float, *, excluding: int | None = None) -> bool:
+def wait_for_bound_calls(
+    timeout: float,
+    *,
+    excluding: int | None = None,
+    sending: Callable[[], object] | None = None,
+) -> bool:
     """Wait until no function of :func:`with_binding` or :func:`start_thread` runs on
     a non-daemon thread other than this one and ``excluding``, at most ``timeout``
     seconds; True when none does.
 
     For an exit that the interpreter's own wait for threads does not precede.
+    ``sending``: called every :data:`~segment_core.lifecycle.SENDING_EVERY` seconds
+    of the wait, so that what the calls track as they go is sent meanwhile (a call
+    that outlives the wait leaves only what it tracked last undelivered).
     """
-    with _bound_calls_changed:
-        return _bound_calls_changed.wait_for(lambda: not _bound_calls_elsewhere(excluding), timeout)
+
+    def none_left() -> bool:
+        return not _bound_calls_elsewhere(excluding)
+
+    if sending is None:
+        with _bound_calls_changed:
+            return _bound_calls_changed.wait_for(none_left, timeout)
+    deadline = monotonic() + timeout
+    while True:
+        step = min(lifecycle.SENDING_EVERY, max(0.0, deadline - monotonic()))
+        with _bound_calls_changed:
+            if _bound_calls_changed.wait_for(none_left, step):
+                return True
+        if monotonic() >= deadline:
+            return False
+        try:
+            sending()
+        except Exception:  # the wait goes on; the delivery after it says what was lost
+            logger.exception("segment: could not send while waiting for background work")
 
 
 def bound_calls_now() -> frozenset[int]:
@@ -889,17 +914,22 @@ def wait_for_bound_calls_but(known: frozenset[int], timeout: float) -> bool:
 
 
 def wait_for_bound_calls_or_warn(
-    timeout: float, when: str, *, excluding: int | None = None
+    timeout: float,
+    when: str,
+    *,
+    excluding: int | None = None,
+    sending: Callable[[], object] | None = None,
 ) -> None:
-    """:func:`wait_for_bound_calls`, with one WARNING (``when``: "at shutdown") for
-    the calls still running when ``timeout`` is up. Once a wait was given up on, a
-    later one (the process's exit after the app's shutdown) does not wait again for
-    the same calls: what they send would be lost all the same."""
+    """:func:`wait_for_bound_calls` (``sending`` as there), with one WARNING
+    (``when``: "at shutdown") for the calls still running when ``timeout`` is up.
+    Once a wait was given up on, a later one (the process's exit after the app's
+    shutdown) does not wait again for the same calls: what they send would be lost
+    all the same."""
     global _given_up_on
     with _bound_calls_changed:
         running = _bound_calls_by_thread.keys() - {threading.get_ident(), excluding}
         again = bool(running) and running <= _given_up_on
-    if not wait_for_bound_calls(0.0 if again else timeout, excluding=excluding):
+    if not wait_for_bound_calls(0.0 if again else timeout, excluding=excluding, sending=sending):
         if again:
             return
         with _bound_calls_changed:
@@ -947,7 +977,12 @@ def shutdown_after_bound_calls(*, leave_to_spool: bool, excluding: int | None = 
     timeout = lifecycle.longest_shutdown_timeout(clients)
     deadline = monotonic() + timeout
     lifecycle.start_sending(clients)  # what they hold goes out while the calls finish
-    wait_for_bound_calls_or_warn(timeout, "as the process exits", excluding=excluding)
+    wait_for_bound_calls_or_warn(
+        timeout,
+        "as the process exits",
+        excluding=excluding,
+        sending=lifecycle.send_what_clients_hold,  # what the calls track, as they go
+    )
     return lifecycle.shutdown_all(max(0.0, deadline - monotonic()), leave_to_spool=leave_to_spool)
 
 

@@ -160,6 +160,44 @@ def test_sigterm_waits_for_the_background_work_still_running(receiver: Receiver)
     assert events == ["Backgroundexecutor", "Backgroundthread", "Foreground"]
 
 
+def test_sigterm_sends_what_background_work_tracks_while_it_outlives_the_wait(
+    receiver: Receiver,
+) -> None:
+    # Work that goes on past shutdown_timeout (a long upload): what it tracked in
+    # time is delivered, though the client would send it only an hour later.
+    process = run_script(
+        """
+        import sys, threading
+        from segment_core import Client
+        from segment_core.scope import start_thread
+
+        client = Client("k", host=sys.argv[1], flush_interval=3600, shutdown_timeout=5)
+        going = threading.Event()
+
+        def work():
+            going.wait(60)  # until SIGTERM came
+            for step in range(5):
+                client.track("worker", "Step", {"step": step})
+            threading.Event().wait(120)  # then on and on
+
+        start_thread(work)
+        import signal
+        chained = signal.getsignal(signal.SIGTERM)
+        def first(signum, frame):
+            threading.Timer(0.1, going.set).start()
+            chained(signum, frame)
+        signal.signal(signal.SIGTERM, first)
+        print("ready", flush=True)
+        threading.Event().wait(120)
+        """,
+        receiver.url,
+    )
+    stderr = signalled_once_ready(process)
+    assert process.returncode == -signal.SIGTERM, stderr
+    assert sorted(m["properties"]["step"] for m in receiver.messages()) == list(range(5))
+    assert "still running after 5s of shutdown_timeout as the process exits" in stderr
+
+
 def test_sigterm_inside_a_bound_call_of_the_main_thread_waits_not_for_it(
     receiver: Receiver,
 ) -> None:
