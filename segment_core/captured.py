@@ -80,10 +80,14 @@ class Captured(list[Message]):
     def assert_page(self, *name: str | None, **properties: Any) -> Message:
         """The one ``page`` named ``name`` whose properties include ``properties``
         (``name``, as ``assert_tracked``'s ``event``: first, or by its keyword alone;
-        ``None``: a page without a name, as ``find(name=None)``; left out: any)."""
+        ``None``: a page without a name, as ``find(name=None)``; left out: any).
+
+        ``category=`` is the page's category wherever the call wrote it: the
+        message's ``category`` (``client.page(user_id, "Docs", "Install")``), else
+        its properties' (analytics.js's and ``request.analytics.page()``'s)."""
         found = _leading(name, properties, "name", "assert_page")
         where = {} if found is _MISSING else {"name": found}
-        return self._assert_one("page", where, "properties", properties)
+        return self._assert_one("page", where, "properties", properties, also=("category",))
 
     def assert_identified(self, *user_id: object, **traits: Any) -> Message:
         """The one ``identify`` of ``user_id`` (``None``: an anonymous visitor's)
@@ -100,15 +104,23 @@ class Captured(list[Message]):
             raise AssertionError(f"expected no Segment messages, got:\n{self._summary()}")
 
     def _assert_one(
-        self, type: str, where: Mapping[str, Any], part: str, subset: Mapping[str, Any]
+        self,
+        type: str,
+        where: Mapping[str, Any],
+        part: str,
+        subset: Mapping[str, Any],
+        *,
+        also: tuple[str, ...] = (),
     ) -> Message:
+        """The one message of ``type`` with the top-level fields ``where`` whose
+        ``part`` includes ``subset``; ``also``: top-level fields that count as the
+        part's where it has none of that name."""
         expected = _as_sent(subset)
         found = [
             m
             for m in self.find(type, **where)
             if all(
-                _matches((m.get(part) or {}).get(key, _MISSING), value)
-                for key, value in expected.items()
+                _matches(_part_field(m, part, key, also), value) for key, value in expected.items()
             )
         ]
         # The top-level fields as named, each of the rest as what it is: a property
@@ -134,6 +146,15 @@ class Captured(list[Message]):
             detail = m.get("properties") or m.get("traits") or {}
             lines.append(" ".join(["", "", str(m.get("type")), repr(label), *ids, str(detail)]))
         return "\n".join(lines)
+
+
+def _part_field(message: Message, part: str, key: str, also: tuple[str, ...]) -> Any:
+    """``message[part][key]``, else the message's own ``key`` if in ``also``."""
+    held = message.get(part) or {}
+    value = held.get(key, _MISSING) if isinstance(held, Mapping) else _MISSING
+    if value is _MISSING and key in also:
+        return message.get(key, _MISSING)
+    return value
 
 
 def _leading(given: tuple[Any, ...], keywords: dict[str, Any], name: str, method: str) -> Any:

@@ -126,6 +126,17 @@ def test_a_failure_tells_a_property_from_a_field_and_shows_a_page_s_category() -
     assert "page 'Install' category='Docs' userId='u1'" in str(failure.value)
 
 
+def test_a_page_s_category_is_asserted_wherever_the_call_wrote_it() -> None:
+    client = Client("k", send=False)
+    with capture() as events:
+        client.page("u1", "Docs", "Install")  # the message's own category
+        client.page("u1", name="Pricing", properties={"category": "Plans"})  # analytics.js's
+    assert events.assert_page("Install", category="Docs")["category"] == "Docs"
+    assert events.assert_page("Pricing", category="Plans")
+    with pytest.raises(AssertionError, match="found 0"):
+        events.assert_page("Install", category="Plans")
+
+
 def test_a_page_named_none_is_one_without_a_name() -> None:
     client = Client("k", send=False)
     with capture() as events:
