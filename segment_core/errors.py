@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["DeliveryError", "DeliveryResponse", "InvalidMessage", "MessageTooLarge"]
 
@@ -56,15 +56,30 @@ class DeliveryError(Exception):
         self.body = body
 
     @property
-    def code(self) -> str:
-        """The answer's JSON ``code``, else ``"unknown"`` (as analytics-python's ``APIError``)."""
-        return str(self._answer().get("code", "unknown"))
+    def code(self) -> Any:
+        """As analytics-python's ``APIError`` has it: ``"redirect"`` for a redirect
+        not followed (a 3xx), else the answer's JSON ``code`` as it is when the
+        answer holds both a ``code`` and a ``message``, else ``"unknown"``."""
+        if self._redirected():
+            return "redirect"
+        answer = self._answer()
+        return answer["code"] if "code" in answer and "message" in answer else "unknown"
 
     @property
-    def message(self) -> str:
-        """The answer's JSON ``message``, else its text (as ``APIError.message``)."""
+    def message(self) -> Any:
+        """As ``APIError.message``: a redirect's status phrase, else the answer's JSON
+        ``message`` as it is when the answer holds both a ``code`` and a ``message``,
+        else the answer's text as it came. With no answer at all (a network error),
+        what went wrong."""
+        if self._redirected():
+            return DeliveryResponse(cast(int, self.status), self.body).reason
         answer = self._answer()
-        return str(answer["message"]) if "message" in answer else self.body or str(self)
+        if "code" in answer and "message" in answer:
+            return answer["message"]
+        return str(self) if self.status is None else self.body
+
+    def _redirected(self) -> bool:
+        return self.status is not None and 300 <= self.status < 400
 
     @property
     def response(self) -> DeliveryResponse | None:

@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: What the receiver answers a fault with, in Segment's form of an error; errors and
+#: log lines show its message.
+FAULT_MESSAGE = "a fault of the test"
+FAULT_BODY = json.dumps({"code": "fault", "message": FAULT_MESSAGE})
+
 
 @dataclass
 class Fault:
@@ -124,7 +129,7 @@ def start_receiver() -> Receiver:
             with receiver.changed:
                 receiver.requests.append(request)
                 receiver.changed.notify_all()
-            body = b'{"success": true}' if fault.status == 200 else b'{"code": "fault"}'
+            body = b'{"success": true}' if fault.status == 200 else FAULT_BODY.encode()
             self.send_response(fault.status)
             if fault.retry_after is not None:
                 self.send_header("Retry-After", fault.retry_after)

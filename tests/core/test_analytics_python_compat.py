@@ -1169,3 +1169,24 @@ def test_the_oauth_collector_refuses_basic_auth(oauth_collector: Any) -> None:
     client.track("u1", "E")
     assert len(failures) == 1 and "401" in str(failures[0])
     assert oauth_collector.events() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ('{"code": "fault", "message": "bad batch"}', "fault", "bad batch"),
+        ('{"code": 5, "message": "five"}', 5, "five"),  # as the JSON gives it
+        # Both or neither, as APIError reads them: else "unknown" and the whole text.
+        ('{"message": "Forbidden"}', "unknown", '{"message": "Forbidden"}'),
+        ('{"code": "rate_limited"}', "unknown", '{"code": "rate_limited"}'),
+        ("", "unknown", ""),
+        ("<html>Bad Gateway</html>", "unknown", "<html>Bad Gateway</html>"),
+    ],
+)
+def test_a_delivery_error_reads_code_and_message_as_analytics_python_s_api_error(
+    body: str, code: object, message: str
+) -> None:
+    error = segment_core.DeliveryError("HTTP 403", status=403, body=body)
+    assert (error.code, error.message) == (code, message)
+    redirected = segment_core.DeliveryError("HTTP 307", status=307, body=body)
+    assert (redirected.code, redirected.message) == ("redirect", "Temporary Redirect")

@@ -9,7 +9,7 @@ import pytest
 
 from segment_core import Client
 from segment_core.config import Config
-from tests.receiver import Fault, Receiver
+from tests.receiver import FAULT_MESSAGE, Fault, Receiver
 
 NOT_BASE_URLS = [
     ("api.segment.io", "http:// or https://"),
@@ -158,7 +158,7 @@ def test_a_404_names_the_url_posted_to(receiver: Receiver, clients: list[Client]
     client.track("u1", "Lost")
     assert client.flush(10)
     [error] = errors
-    assert str(error) == f'HTTP 404 from {receiver.url}/segment/v1/batch: {{"code": "fault"}}'
+    assert str(error) == f"HTTP 404 from {receiver.url}/segment/v1/batch: {FAULT_MESSAGE}"
 
 
 @pytest.mark.parametrize("prefix", ["/segment", "/segment/", "/a/b"])

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from segment_core import Client
-from tests.receiver import Fault, Receiver
+from tests.receiver import FAULT_MESSAGE, Fault, Receiver
 
 Events = list[tuple[str, ...]]
 
@@ -81,7 +81,7 @@ def test_a_batch_waiting_to_retry_and_the_buffer_fail_before_shutdown_returns(
     client.track("u1", "Waiting 2")
     assert client.shutdown(0.3) is False
     errors = sorted(event for event in events if event[0] == "on_error")
-    retried = 'client shut down before delivery; last error: HTTP 503: {"code": "fault"}'
+    retried = f"client shut down before delivery; last error: HTTP 503: {FAULT_MESSAGE}"
     assert errors == [
         ("on_error", "client shut down before delivery", "Waiting 1", "Waiting 2"),
         ("on_error", retried, "Retried"),
