@@ -701,7 +701,9 @@ class Client(ClientSettings):
         if timeout is None:
             return self.config.shutdown_timeout
         # Thread waits refuse longer ones (OverflowError); 30 days is as good as forever.
-        return min(max(0.0, float(timeout)), MAX_SECONDS)
+        if timeout > MAX_SECONDS:  # an integer beyond a float too
+            return MAX_SECONDS
+        return max(0.0, float(timeout)) if timeout > 0 else 0.0
 
     def _make_parts(self) -> None:
         """What delivers for one process: counters, buffer, senders, locks, connections."""

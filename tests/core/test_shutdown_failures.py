@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,18 @@ def test_a_timeout_that_is_no_number_of_seconds_is_refused_naming_it(
     # Nothing was lost or stopped by the refused calls.
     assert client.shutdown(Fraction(10)) is True
     assert [m["event"] for m in receiver.messages()] == (["Kept"] if send else [])
+
+
+@pytest.mark.parametrize("timeout", [10**400, Decimal("1e400")], ids=["int", "decimal"])
+def test_a_timeout_beyond_a_float_is_a_number_of_seconds_all_the_same(
+    make_client: Any, receiver: Receiver, timeout: object
+) -> None:
+    client = make_client()
+    client.track("u", "Kept")
+    assert client.flush(-timeout) in (True, False)  # below 0: no wait
+    assert client.flush(timeout) is True  # past 30 days: 30 days
+    assert client.shutdown(timeout) is True
+    assert [m["event"] for m in receiver.messages()] == ["Kept"]
 
 
 def test_a_client_in_a_with_block_is_shut_down_as_the_block_ends(receiver: Receiver) -> None:
