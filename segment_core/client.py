@@ -329,14 +329,29 @@ class Client(ClientSettings):
             return self._begin_shutdown()  # in a hook (in sync_mode, of a call's delivery)
         timeout = self._timeout(timeout)
         deadline = monotonic() + timeout
-        if not self._shutting_down.acquire(timeout=timeout):
-            return False  # another shutdown still runs: nothing is known delivered yet
+        if not self._shutting_down.acquire(timeout=timeout) and not (
+            # Another thread's shutdown runs. One the process's exit cut short to this
+            # deadline (end_other_shutdowns_by) is reporting what it gave up: its
+            # answer, once it has, is this one's.
+            self._worker.cut_short_by(deadline)
+            and self._shutting_down.acquire(timeout=_REPORT_GRACE)
+        ):
+            return False  # nothing is known delivered yet
         try:
             if self._shutdown_result is not None:
                 return self._shutdown_result
             return self._shutdown(deadline)
         finally:
             self._shutting_down.release()
+
+    def end_other_shutdowns_by(self, deadline: float) -> None:
+        """For the process's exit, which ends it by ``deadline``: a :meth:`shutdown`
+        under way on another thread (the app's ``shutdown(30)`` as SIGTERM comes)
+        ends by then, and reports what it gives up (``on_error``, the log lines), as
+        it would at its own deadline."""
+        if self._shutting_down.locked() and self._shutdown_result is None:
+            self._own_parts()
+            self._worker.cut_short(deadline)
 
     def _wait_for_sync_calls(self, deadline: float) -> bool:
         """Until the ``sync_mode`` calls of other threads have returned, or the deadline
@@ -373,7 +388,8 @@ class Client(ClientSettings):
         spool = self._spool
         if spool is not None:
             spool.flush(timeout)
-        delivered = self._worker.shutdown(max(0.0, deadline - monotonic()))
+        delivered = self._worker.shutdown(max(0.0, self._worker.cut(deadline) - monotonic()))
+        deadline = self._worker.cut(deadline)  # another shutdown cut this one short
         health.report_given_up()
         # Of the sender's messages, those on disk stay there for the next client (close()
         # says so); the others failed at the deadline.
@@ -877,6 +893,11 @@ def _largest_part(value: dict[str, Any], where: str = "") -> tuple[str, int]:
         if inner_weight * 2 > weights[key]:
             return inner_path, inner_weight
     return path, weights[key]
+
+
+#: How long a shutdown waits past its deadline for the report of another one the
+#: process's exit cut short to it (its on_error, its log lines).
+_REPORT_GRACE = 0.5
 
 
 def _checked_timeout(timeout: object) -> None:

@@ -485,6 +485,7 @@ def shutdown_all(timeout: float | None = None, *, leave_to_spool: bool = False) 
     for client in clients:
         try:
             remaining = 0.0 if client in failing else _remaining(client, started, timeout)
+            client.end_other_shutdowns_by(monotonic() + remaining)  # the process ends then
             delivered = client.shutdown(remaining) and delivered
         except Exception:  # never let one client stop the others at exit
             logger.exception("error while shutting down a Segment client")

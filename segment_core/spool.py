@@ -713,6 +713,7 @@ class Spool:
                     return True
             finally:
                 self._requeue_lock.release()
+            deadline = worker.cut(deadline)  # a shutdown elsewhere ends sooner (SIGTERM)
             remaining = deadline - monotonic()
             if remaining <= 0:
                 return False

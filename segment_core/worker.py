@@ -124,6 +124,8 @@ class Worker:
         self._in_flight: dict[int, int] = {}
         self._flush_upto = 0
         self._closing = False
+        #: The latest end of every wait of a flush (see :meth:`cut_short`), or None.
+        self._cut_at: float | None = None
         # The threads in flush(), and how many messages a delivery's hooks accepted
         # while one waited (on a sender thread, or on that thread itself when it
         # sends what it waits for): it waits for those too.
@@ -178,6 +180,26 @@ class Worker:
         """A shutdown ends at ``deadline``: batches whose wait to retry would end
         after it are tried once more just before it (:data:`LAST_TRY_LEAD`)."""
         self._abandon.last_try_at(deadline - LAST_TRY_LEAD)
+
+    def cut_short(self, deadline: float) -> None:
+        """Every flush under way (a shutdown's, on another thread) ends by ``deadline``
+        at the latest, as if its own came then: the process ends by then (a SIGTERM
+        during an app's ``shutdown(30)``), and what that shutdown gives up at its
+        deadline must be reported before."""
+        with self._lock:
+            if self._cut_at is None or deadline < self._cut_at:
+                self._cut_at = deadline
+            self._progress.notify_all()
+
+    def cut_short_by(self, deadline: float) -> bool:
+        """Whether :meth:`cut_short` made a flush end by ``deadline``."""
+        cut = self._cut_at
+        return cut is not None and cut <= deadline
+
+    def cut(self, deadline: float) -> float:
+        """``deadline``, or the earlier one :meth:`cut_short` set."""
+        cut = self._cut_at
+        return deadline if cut is None or deadline <= cut else cut
 
     def after_fork(self) -> None:
         """In a forked child: a fresh buffer, lock and threads; the parent's queue stays its own."""
@@ -321,6 +343,7 @@ class Worker:
                 # Delivered since (not failed): the host takes them, so wait on.
                 delivered = self._delivery.sent
                 deadline = monotonic() + timeout
+            deadline = self.cut(deadline)
             remaining = deadline - monotonic()
             if remaining <= 0:
                 return False

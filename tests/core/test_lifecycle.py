@@ -198,6 +198,34 @@ def test_sigterm_sends_what_background_work_tracks_while_it_outlives_the_wait(
     assert "still running after 5s of shutdown_timeout as the process exits" in stderr
 
 
+def test_sigterm_during_the_app_s_own_long_shutdown_reports_what_it_gives_up() -> None:
+    # The app's shutdown(30) during an outage, and a SIGTERM (docker stop): the
+    # process ends within shutdown_timeout, saying what was lost, as any shutdown does.
+    process = run_script(
+        """
+        import sys, threading
+        from segment_core import Client
+
+        def on_error(error, messages):
+            print(f"on_error: {len(messages)}", file=sys.stderr, flush=True)
+
+        client = Client(
+            "k", host="http://127.0.0.1:9", shutdown_timeout=2, on_error=on_error
+        )  # nothing listens there
+        for i in range(20):
+            client.track("user", "Before SIGTERM", {"i": i})
+        # Ready once the main thread waits in its shutdown.
+        threading.Timer(0.5, lambda: print("ready", flush=True)).start()
+        client.shutdown(30)
+        threading.Event().wait(60)
+        """,
+    )
+    stderr = signalled_once_ready(process)
+    assert process.returncode == -signal.SIGTERM, stderr
+    assert "on_error: 20" in stderr
+    assert "Segment client shut down with 20 message(s) undelivered" in stderr
+
+
 def test_sigterm_inside_a_bound_call_of_the_main_thread_waits_not_for_it(
     receiver: Receiver,
 ) -> None:
