@@ -70,6 +70,7 @@ from segment_core.config import (
     FailureHook,
     IdGenerator,
     MessageHook,
+    read_flag,
 )
 from segment_core.config import option_names as client_option_names
 from segment_core.lifecycle import live_clients, shutdown_wait
@@ -207,7 +208,7 @@ class SegmentMiddleware:
         app: ASGIApp,
         *,
         client: Client | None = None,
-        websockets: bool = False,
+        websockets: bool | None = False,
         allowed_hosts: Iterable[str] | None = None,
         # Client options (segment_core.config.Config).
         write_key: str | None = None,
@@ -299,8 +300,8 @@ class SegmentMiddleware:
         }
         client_options, web_kwargs = split_options(given)
         web_options = make_web_options(web_kwargs)
-        if not isinstance(websockets, bool):
-            raise ValueError(f"websockets must be True or False, got {websockets!r}")
+        # A yes/no option as the others: 0 and 1 too, None for its default.
+        websockets = False if websockets is None else read_flag("websockets", websockets)
         self._apps = AppFacts(None if allowed_hosts is None else allowed_hosts_of(allowed_hosts))
         self.app = app
         self.websockets = websockets

@@ -276,6 +276,14 @@ def test_a_bad_value_names_the_option(client: Client) -> None:
         SegmentMiddleware(HELLO, client=client, websockets="yes")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("given", "taken"), [(1, True), (0, False), (None, False)])
+def test_websockets_is_a_yes_no_option_as_the_others(
+    client: Client, given: int | None, taken: bool
+) -> None:
+    # 0 and 1 (websockets=int(os.environ["WS"])), None for the default.
+    assert SegmentMiddleware(HELLO, client=client, websockets=given).websockets is taken
+
+
 @pytest.mark.parametrize(
     "value",
     ["shop.example", ["shop.example", ""], ["shop .example"], ["shop*.example"], ["*example"], [1]],
