@@ -221,7 +221,7 @@ class CollectorHandle:
         if not recent:
             lines.append("  (no events)")
         lines.append(f"summary: {self.summary()}")
-        lines.extend(_held_by_a_capture())
+        lines.extend(_held_by_a_capture() or _held_in_the_outbox())
         return "\n".join(lines)
 
     def _describe_no_answer(
@@ -306,6 +306,22 @@ class _Reply:
 
 def _json_text(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _held_in_the_outbox() -> list[str]:
+    """Why this process's clients may have sent nothing: in test mode, what they
+    accepted is in the test outbox, not on the network."""
+    from segment_core.testing import outbox
+
+    if not outbox:
+        return []
+    return [
+        f"{len(outbox)} message(s) this test's clients accepted are in "
+        "segment_core.testing.outbox: their clients are in test mode, which sends "
+        "nothing (to send them to the collector, turn send_in_tests on: "
+        'SEGMENT["SEND_IN_TESTS"], SEGMENT_SEND_IN_TESTS in Flask\'s config, '
+        "send_in_tests=True for SegmentMiddleware and SegmentCelery)"
+    ]
 
 
 def _held_by_a_capture() -> list[str]:

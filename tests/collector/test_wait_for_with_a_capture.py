@@ -100,3 +100,21 @@ def test_a_timeout_counts_what_test_mode_kept_before_the_capture_began(
     with pytest.raises(AssertionError) as raised:
         segment_collector.wait_for(1, timeout=0.1, event="Sent By A Fixture")
     assert "1 message(s) it captured were kept from the network" in str(raised.value)
+
+
+def test_a_timeout_without_a_capture_says_what_test_mode_put_in_the_outbox(
+    segment_collector: CollectorHandle,
+) -> None:
+    # An app's client in test mode (SEND_IN_TESTS off), a test that waits on the
+    # collector: the outbox holds what it waits for.
+    diverted = Client("key", host=segment_collector.url)
+    divert_in_tests(diverted, send=False, running=lambda: True)
+    try:
+        diverted.track("u1", "Order Shipped")
+        with pytest.raises(AssertionError) as raised:
+            segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
+        text = str(raised.value)
+        assert "1 message(s) this test's clients accepted are in segment_core.testing" in text
+        assert 'SEGMENT["SEND_IN_TESTS"]' in text and "capture" not in text
+    finally:
+        diverted.shutdown(5)
