@@ -83,8 +83,9 @@ class Captured(list[Message]):
         ``None``: a page without a name, as ``find(name=None)``; left out: any).
 
         ``category=`` is the page's category wherever the call wrote it: the
-        message's ``category`` (``client.page(user_id, "Docs", "Install")``), else
-        its properties' (analytics.js's and ``request.analytics.page()``'s)."""
+        message's ``category`` (``client.page(user_id, "Docs", "Install")``) or its
+        properties' (analytics.js's and ``request.analytics.page()``'s); either
+        matches."""
         found = _leading(name, properties, "name", "assert_page")
         where = {} if found is _MISSING else {"name": found}
         return self._assert_one("page", where, "properties", properties, also=("category",))
@@ -119,15 +120,16 @@ class Captured(list[Message]):
         found = [
             m
             for m in self.find(type, **where)
-            if all(
-                _matches(_part_field(m, part, key, also), value) for key, value in expected.items()
-            )
+            if all(_part_matches(m, part, key, value, also) for key, value in expected.items())
         ]
         # The top-level fields as named, each of the rest as what it is: a property
         # (or trait) named "userId" is not the message's userId.
         wanted = ", ".join(
             [f"{k}={v!r}" for k, v in where.items()]
-            + [f"{part}.{k}={v!r}" for k, v in subset.items()]
+            + [
+                f"{k}={v!r} (or {part}.{k})" if k in also else f"{part}.{k}={v!r}"
+                for k, v in subset.items()
+            ]
         )
         if len(found) != 1:
             raise AssertionError(
@@ -148,13 +150,17 @@ class Captured(list[Message]):
         return "\n".join(lines)
 
 
-def _part_field(message: Message, part: str, key: str, also: tuple[str, ...]) -> Any:
-    """``message[part][key]``, else the message's own ``key`` if in ``also``."""
+def _part_matches(
+    message: Message, part: str, key: str, expected: Any, also: tuple[str, ...]
+) -> bool:
+    """Whether ``message[part][key]`` matches ``expected``, or, for a key in ``also``,
+    the message's own ``key`` does (a page's category, in the message or in its
+    properties: either is the page's)."""
     held = message.get(part) or {}
     value = held.get(key, _MISSING) if isinstance(held, Mapping) else _MISSING
-    if value is _MISSING and key in also:
-        return message.get(key, _MISSING)
-    return value
+    if _matches(value, expected):
+        return True
+    return key in also and _matches(message.get(key, _MISSING), expected)
 
 
 def _leading(given: tuple[Any, ...], keywords: dict[str, Any], name: str, method: str) -> Any:

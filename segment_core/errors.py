@@ -69,14 +69,14 @@ class DeliveryError(Exception):
     def message(self) -> Any:
         """As ``APIError.message``: a redirect's status phrase, else the answer's JSON
         ``message`` as it is when the answer holds both a ``code`` and a ``message``,
-        else the answer's text as it came. With no answer at all (a network error),
-        what went wrong."""
+        else the answer's text as it came. With no text at all (a network error, a
+        refused OAuth token, an empty answer), what went wrong."""
         if self._redirected():
             return DeliveryResponse(cast(int, self.status), self.body).reason
         answer = self._answer()
         if "code" in answer and "message" in answer:
             return answer["message"]
-        return str(self) if self.status is None else self.body
+        return self.body or str(self)
 
     def _redirected(self) -> bool:
         return self.status is not None and 300 <= self.status < 400
@@ -92,7 +92,8 @@ class DeliveryError(Exception):
 
     def _answer(self) -> dict[str, Any]:
         try:
-            answer = json.loads(self.body) if self.body else None
+            # A byte-order mark before the JSON: requests' json() reads past it too.
+            answer = json.loads(self.body.removeprefix("\ufeff")) if self.body else None
         except ValueError:
             return {}
         return answer if isinstance(answer, dict) else {}

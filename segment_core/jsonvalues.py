@@ -211,18 +211,10 @@ def _plain(value: Any, where: str, depth: int, open_ids: set[int]) -> Any:
 
 
 def read_dict(value: Mapping[Any, Any], where: str) -> dict[Any, Any]:
-    """A dict of what the mapping ``value`` says it holds (a dict subclass's items, not
-    its storage); an :class:`InvalidMessage` naming ``where`` when its own code
-    fails (a session whose backend is gone)."""
-    return cast(
-        "dict[Any, Any]",
-        _read(
-            lambda held: dict(held.items() if isinstance(held, dict) else held),
-            value,
-            where,
-            "a dict",
-        ),
-    )
+    """``dict(value)`` (a dict subclass's storage, as below the top of a message: a
+    list per key for a ``QueryDict``); an :class:`InvalidMessage` naming ``where``
+    when the mapping's own code fails (a session whose backend is gone)."""
+    return cast("dict[Any, Any]", _read(dict, value, where, "a dict"))
 
 
 def read_list(value: Iterable[Any], where: str) -> list[Any]:

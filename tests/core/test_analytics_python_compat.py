@@ -1179,7 +1179,8 @@ def test_the_oauth_collector_refuses_basic_auth(oauth_collector: Any) -> None:
         # Both or neither, as APIError reads them: else "unknown" and the whole text.
         ('{"message": "Forbidden"}', "unknown", '{"message": "Forbidden"}'),
         ('{"code": "rate_limited"}', "unknown", '{"code": "rate_limited"}'),
-        ("", "unknown", ""),
+        ("", "unknown", "HTTP 403"),  # no text: what went wrong
+        ('\ufeff{"code": "c", "message": "m"}', "c", "m"),  # after a BOM
         ("<html>Bad Gateway</html>", "unknown", "<html>Bad Gateway</html>"),
     ],
 )
