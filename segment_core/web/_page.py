@@ -218,8 +218,17 @@ def page_wanted(
             return False
     if options.page_filter is not None:
         target = request.hook_target
-        return bool(call_hook("page_filter", options.page_filter, target, response, default=False))
+        return call_hook(
+            "page_filter", _filter_truth, options.page_filter, target, response, default=False
+        )
     return True
+
+
+def _filter_truth(page_filter: Callable[..., Any], request: Any, response: Any) -> bool:
+    """``page_filter``'s answer read as a condition (``re.match(...)`` or None, as
+    ``if`` reads it), in the hook's guard: an answer with no truth (a numpy array's)
+    is the hook's failure."""
+    return bool(page_filter(request, response))
 
 
 def _is_download(disposition: str | None) -> bool:

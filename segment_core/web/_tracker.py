@@ -950,7 +950,19 @@ class RequestTracker:
                 traits = None
         analytics = self.analytics
         try:
-            analytics.identify(user_id, traits, anonymous_id=analytics.anonymous_id)
+            try:
+                analytics.identify(user_id, traits, anonymous_id=analytics.anonymous_id)
+            except InvalidMessage as error:
+                if traits is None:
+                    raise
+                # The hook's failure (a model object, a NaN, too big): the login's
+                # identify, which joins the visitor to the user, goes without them.
+                analytics.identify(user_id, None, anonymous_id=analytics.anonymous_id)
+                logger.error(
+                    "segment: the automatic identify of a login was sent without what "
+                    "identify_traits returned, which cannot be sent: %s",
+                    error,
+                )
         except Exception:
             logger.exception("segment: the automatic identify of a login failed")
             return False

@@ -226,6 +226,29 @@ def test_a_login_hook_answering_the_wrong_type_is_logged_by_its_type(
     assert EMAIL not in caplog.text
 
 
+class Company:
+    """A model object a trait may hold by mistake (``user.company``)."""
+
+
+@pytest.mark.parametrize(
+    "traits",
+    [{"plan": "pro", "company": Company()}, {"score": float("nan")}, {"bio": "x" * 40_000}],
+    ids=["object", "nan", "too-big"],
+)
+def test_a_login_whose_traits_cannot_be_sent_is_identified_without_them(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture, traits: dict[str, Any]
+) -> None:
+    # The identify joins the visitor's anonymous id to the user: the hook's failure
+    # must not lose it, as page_properties' does not lose the page call.
+    t = tracker(client, WebOptions(identify_traits=lambda user: traits))
+    with caplog.at_level(logging.ERROR, logger="segment"):
+        assert t.identify_login("9", Person()) is True
+    [identify] = sent
+    assert identify["userId"] == "9" and identify["anonymousId"] == t.analytics.anonymous_id
+    assert "traits" not in identify or not identify["traits"]
+    assert "without what identify_traits returned, which cannot be sent" in caplog.text
+
+
 # -- a user_id hook that raises ------------------------------------------------------------
 
 

@@ -399,6 +399,29 @@ def test_page_filter_gets_request_and_response() -> None:
     assert calls == [(request, response)]  # no native request: the RequestInfo
 
 
+class NoTruth:
+    """An answer whose truth cannot be read, as a numpy array's or a pandas Series'."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of an array is ambiguous")
+
+
+@pytest.mark.parametrize(
+    ("answer", "page"),
+    [(None, False), (re.match("a", "a"), True), ("", False), (NoTruth(), False)],
+    ids=["none", "match", "empty", "no-truth"],
+)
+def test_page_filter_s_answer_is_read_as_a_condition_in_the_hook_s_guard(
+    answer: object, page: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = WebOptions(page_filter=lambda request, response: answer)
+    with caplog.at_level(logging.ERROR, logger="segment.core.web"):
+        tracks = should_track_page(make_request(), 200, options, None, content_type="text/html")
+    assert tracks is page
+    failed = isinstance(answer, NoTruth)
+    assert ("the page_filter hook raised" in caplog.text) is failed
+
+
 def broken(*args: object) -> Any:
     raise RuntimeError("bug in user code")
 
