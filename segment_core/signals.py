@@ -55,8 +55,10 @@ class FailureLog:
 
     def failed(self, hook: Hashable, text: str, *args: object, exc_info: bool = True) -> None:
         level = logging.DEBUG if hook in self._failed else logging.ERROR
-        self._failed.add(hook)
         logger.log(level, text, *args, exc_info=exc_info, stacklevel=2)  # where it failed
+        # Noted once logged: a log call that fails itself (a hook recursing into the
+        # client, out of stack at this depth) leaves the ERROR to the next failure.
+        self._failed.add(hook)
 
 
 #: The failures of each sender's receivers: a receiver failing for one client is

@@ -129,3 +129,19 @@ def test_a_result_whose_values_raise_as_they_are_read_is_the_hooks_failure(
     assert sent["message"]["properties"] == {"plan": "pro"}  # the caller's message, unchanged
     [error] = _hook_records(caplog, logging.ERROR)
     assert logged in error.getMessage()
+
+
+def test_a_before_send_that_recurses_into_the_client_is_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An audit event per message, tracked from the hook: it recurses until the stack
+    # runs out, where even logging fails; the failure is still said at ERROR.
+    def before_send(message: dict[str, Any]) -> dict[str, Any]:
+        client.track("audit", "Audited", {"of": message.get("event")})
+        return message
+
+    client = Client("key", send=False, before_send=before_send)
+    with caplog.at_level(logging.DEBUG, logger="segment.core"):
+        assert client.track("u1", "Signed Up")[0] is True
+    [error] = _hook_records(caplog, logging.ERROR)
+    assert error.exc_info is not None and error.exc_info[0] is RecursionError
