@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, KeysView, Mapping
 from typing import Any
 
 from segment_core.errors import is_interruption
+from segment_core.jsonvalues import lone_surrogate_problem
 from segment_core.web._bots import BOT_PATTERN, BotMatcher
 from segment_core.web._guard import call_hook, logger
 from segment_core.web._options import WebOptions
@@ -618,6 +619,13 @@ def page_name(request: RequestInfo, options: WebOptions, path: str | None = None
         return path
     default = request.route_name or request.route_template
     name = call_hook("page_name", mode, request.hook_target, default=default)
+    if isinstance(name, str) and lone_surrogate_problem(name) is not None:
+        logger.error(
+            "segment: page_name returned text that cannot be sent (%s); using %r",
+            lone_surrogate_problem(name),
+            default,
+        )
+        return default
     if name is None or isinstance(name, str):
         if name == request.path:
             return path

@@ -226,6 +226,17 @@ def test_a_login_hook_answering_the_wrong_type_is_logged_by_its_type(
     assert EMAIL not in caplog.text
 
 
+def test_a_page_name_that_cannot_be_sent_is_logged_and_the_route_s_name_taken(
+    client: Client, sent: Messages, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = WebOptions(page_name=lambda request: "Docs \ud800")
+    with caplog.at_level(logging.ERROR, logger="segment"):
+        assert tracker(client, options, route_name="docs").finish(200, content_type=HTML)
+    [page] = sent
+    assert page["name"] == "docs"
+    assert "page_name returned text that cannot be sent" in caplog.text
+
+
 class Company:
     """A model object a trait may hold by mistake (``user.company``)."""
 
