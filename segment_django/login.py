@@ -4,16 +4,19 @@ Connected by the app's ``ready()``. Django's ``login()`` sends its signal with
 the request: the visitor's anonymous id is joined to the user in one
 ``identify``, with traits from the ``IDENTIFY_TRAITS`` hook (none without one).
 ``IDENTIFY_ON_LOGIN`` turns it off, or decides at each login (a hook). A logout
-ends the user for the rest of the request once ``logout()`` is over (its
-receivers' calls are still the user's), whatever a ``USER_ID`` hook would say:
-an async view's calls, made in the event loop, cannot ask it.
+ends the user for the rest of the request (the calls of ``user_logged_out``'s
+receivers are still the user's), whatever a ``USER_ID`` hook would say: an async
+view's calls, made in the event loop, cannot ask it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import sys
 from typing import Any
+
+from django.contrib.auth.signals import user_logged_out
+from django.dispatch import dispatcher
 
 from segment_core.web import RequestTracker
 
@@ -51,31 +54,30 @@ def login_begins(sender: Any, request: Any = None, **kwargs: Any) -> None:
 
 
 def end_user_on_logout(sender: Any, request: Any = None, **kwargs: Any) -> None:
-    """``user_logged_out`` receiver: the request's calls name no user once Django's
-    ``logout()`` is over. It sends the signal while the user is still logged in:
-    the calls its receivers make (a "Signed Out" event) carry the user, whichever
-    were connected first. Over once Django replaced ``request.user`` or flushed the
-    session (else when the response starts)."""
+    """``user_logged_out`` receiver: the request's later calls name no user. Django
+    sends the signal while the user is still logged in: the calls of its receivers
+    (a "Signed Out" event) carry the user, whichever were connected first."""
     try:
         tracker = getattr(request, "_segment_tracker", None)
         if isinstance(tracker, RequestTracker):
-            tracker.user_leaving(_logout_over(tracker.request.native))
+            tracker.logout_announced(_announcing_logout)
     except Exception:
         logger.exception("segment: could not end the user at a logout")
 
 
-def _logout_over(request: Any) -> Callable[[], bool]:
-    """Whether the ``logout()`` of ``request`` under way is over: the request's user
-    object (read from its attributes, so no session is loaded) or its session key
-    is no longer the one it had when the logout began."""
-    attributes = request.__dict__
-    user = attributes.get("user")
-    session = attributes.get("session")
-    key = getattr(session, "session_key", None)
-
-    def over() -> bool:
-        if attributes.get("user") is not user:
+def _announcing_logout() -> bool:
+    """Whether this thread runs the receivers of ``user_logged_out``: a frame of
+    Django's dispatcher sending that signal is on its stack (``send()``, or the
+    thread in which ``asend()`` runs the plain receivers)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if (
+            frame.f_code.co_filename == _DISPATCHER
+            and frame.f_locals.get("self") is user_logged_out
+        ):
             return True
-        return session is not None and getattr(session, "session_key", None) != key
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
-    return over
+
+_DISPATCHER = dispatcher.__file__

@@ -117,7 +117,7 @@ class RequestAnalytics(Analytics):
         tracker = self._tracker
         if tracker is not None:
             if tracker._read_route is not None:
-                tracker.refresh_route()
+                tracker.hide_route_secrets_known_now()
             if tracker._context_private:
                 tracker._share_context()
         value: dict[str, Any] = _CONTEXT_SLOT.__get__(self)
@@ -373,7 +373,7 @@ class RequestTracker:
         "_cookie",
         "_cookie_decided",
         "_finished",
-        "_logout_pending",
+        "_leaving",
         "_named_by_login",
         "_new_visitor",
         "_read_route",
@@ -411,7 +411,8 @@ class RequestTracker:
         self._read_route = read_route
         self._route_guessed = False
         self._finished = False
-        self._logout_pending: Callable[[], bool] | None = None
+        #: The user a logout ended, and whether its announcement still runs.
+        self._leaving: tuple[str, Callable[[], bool]] | None = None
         self._cookie: CookieSpec | None = None
         self._cookie_decided = False
         self._anonymous_used = False
@@ -626,8 +627,6 @@ class RequestTracker:
         ``early``: for a call made before the app routed the request (see
         :meth:`_current_user_id`).
         """
-        if self._logout_pending is not None:
-            self._settle_logout()
         if self._cookie_decided or (self.options.user_id is None and self._read_user is None):
             return
         current = _USER_SLOT.__get__(self.analytics)  # analytics.stored_user_id
@@ -655,32 +654,34 @@ class RequestTracker:
             self.analytics.user_id = found
             self._resolved_user = found
 
-    def user_leaving(self, gone: Callable[[], bool]) -> None:
-        """A logout under way: the calls made until ``gone()`` says the framework
-        ended the user (or until the response starts) still carry the user; none
-        after, as :meth:`user_logged_out`. Django sends ``user_logged_out`` before
-        it ends the user, so that its receivers' calls are the user's, whatever the
-        order they were connected in."""
-        self._logout_pending = gone
+    def logout_announced(self, announcing: Callable[[], bool]) -> None:
+        """A logout the framework announces while the user is still logged in
+        (Django's ``user_logged_out``): the user ends now, as :meth:`user_logged_out`,
+        but the calls made while ``announcing()`` says the announcement runs (its
+        receivers', whichever order they were connected in) still carry them."""
+        self.refresh_user()  # who is leaving, if no call asked yet
+        leaving = _USER_SLOT.__get__(self.analytics)
+        self.analytics.logout()
+        if leaving is not None:
+            self._leaving = (leaving, announcing)
 
-    def _settle_logout(self, *, final: bool = False) -> None:
-        """End the user of a logout under way once it is over (``final``: it is)."""
-        gone = self._logout_pending
-        if gone is None:
+    def _user_still_leaving(self, kw: dict[str, Any]) -> None:
+        """A call of a logout's announcement (see :meth:`logout_announced`) carries the
+        user who is logging out."""
+        leaving = self._leaving
+        if leaving is None or "user_id" in kw:
             return
-        if not final:
-            try:
-                final = gone()
-            except Exception:  # the framework's objects failed: the logout ends now
-                logger.exception("segment: could not tell whether a logout is over")
-                final = True
-        if final:
-            self._logout_pending = None
-            self.analytics.logout()
+        try:
+            announcing = leaving[1]()
+        except Exception:  # the framework's objects failed: the logout is over
+            logger.exception("segment: could not tell whether a logout is announced")
+            announcing = False
+        if announcing:
+            kw["user_id"] = leaving[0]
 
     def user_logged_out(self) -> None:
         """No user for the rest of the request (see :meth:`RequestAnalytics.logout`)."""
-        self._logout_pending = None
+        self._leaving = None
         # A marker no user id equals: refresh_user() and user_answered() leave the
         # user alone from now on, as they leave one a view identified. A login
         # later in the request (identify_login) follows the framework's user again.
@@ -699,8 +700,6 @@ class RequestTracker:
     @property
     def logged_out(self) -> bool:
         """The user logged out during the request (and no login came after)."""
-        if self._logout_pending is not None:
-            self._settle_logout()
         return self._resolved_user is _LOGGED_OUT
 
     def refresh_route(self, final: bool = False) -> None:
@@ -723,6 +722,29 @@ class RequestTracker:
         except Exception:
             logger.exception("segment: could not read the request's route")
         self._read_route = None
+        params = request.path_params
+        if params or request.route_of_path is not router:
+            self._redact_path(params, anew=request.route_of_path is not router)
+
+    def hide_route_secrets_known_now(self) -> None:
+        """As :meth:`refresh_route`, for a read of the context (a snapshot, a page's
+        fields) rather than a call: the route is read again later all the same, since
+        the app may not have routed all the way yet (a mounted app's own router, a
+        Wagtail page's sub-route, matched after a middleware that reads)."""
+        read = self._read_route
+        if read is None:
+            return
+        request = self.request
+        router = request.route_of_path
+        try:
+            routed = read(request, False)
+        except Exception:
+            logger.exception("segment: could not read the request's route")
+            return
+        if not routed:
+            if not self._route_guessed:
+                self._guess_route()
+            return
         params = request.path_params
         if params or request.route_of_path is not router:
             self._redact_path(params, anew=request.route_of_path is not router)
@@ -796,7 +818,7 @@ class RequestTracker:
         """The page fields the request's calls carry: secrets redacted, values cut
         (and what a view added to them)."""
         if self._read_route is not None:
-            self.refresh_route()
+            self.hide_route_secrets_known_now()
         fields = _CONTEXT_SLOT.__get__(self.analytics).get("page")
         if isinstance(fields, Mapping):
             return fields
@@ -823,6 +845,8 @@ class RequestTracker:
             # Before the app routed (a middleware's call), the user_id hook may fail
             # for want of what a middleware inside sets up: asked again later.
             self.refresh_user(self._read_route is not None)
+        if self._leaving is not None:
+            self._user_still_leaving(kw)
         if self._new_visitor:
             self._anonymous_rule(kw)
 
@@ -914,8 +938,7 @@ class RequestTracker:
         request, and what decides on its identify, is gone (logged). The later calls
         carry the user then, and the anonymous id the response's cookie gave.
         """
-        if self._logout_pending is not None:  # a logout before this login is over
-            self._settle_logout()
+        self._leaving = None  # a login (in a logout's receiver too): the new user's calls
         if self._cookie_decided:
             logger.warning(_LOGIN_TOO_LATE)
             if self._new_visitor and self._cookie is not None:
@@ -1029,8 +1052,6 @@ class RequestTracker:
         """
         if self._cookie_decided:
             return self._cookie
-        if self._logout_pending is not None:  # the view is over, and the logout with it
-            self._settle_logout(final=True)
         if self.excluded and not self._anonymous_used:  # no cookie: no user to look up
             self._cookie_decided = True
             return None
@@ -1271,6 +1292,8 @@ class RequestTracker:
         Left as they are, every request and all it holds would wait for the cycle
         collector; broken, they go as soon as the framework lets go of them.
         """
+        if self._read_route is not None:  # not read yet (no page call: a bot, GPC)
+            self.refresh_route(final=True)  # the calls after the response hide its secrets
         self._read_user = self._read_route = None  # no more reads after the response
         analytics = self.analytics
         if type(analytics) is RequestAnalytics and (not self._new_visitor or self._anonymous_used):

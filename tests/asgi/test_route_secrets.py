@@ -8,7 +8,9 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.middleware.gzip import GZipMiddleware
@@ -373,3 +375,49 @@ def test_a_routes_first_call_its_own_page_call_or_a_snapshot_carries_no_path_sec
     assert automatic["properties"]["path"] == "/invite/REDACTED"
     assert [s["context"]["page"]["path"] for s in snapshots] == ["/invite/REDACTED"] * 2
     assert TOKEN not in json.dumps([sent(), snapshots])
+
+
+def test_a_mounted_app_s_middleware_reading_the_context_leaves_its_routes_secrets_hidden(
+    client: Client, sent: Sent
+) -> None:
+    # The mounted app has not matched its own route yet when its middleware reads.
+    class AppInfo(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            request.state.analytics.context["app"] = {"name": "shop"}
+            return await call_next(request)
+
+    async def invite(request: Request) -> HTMLResponse:
+        request.state.analytics.track("Invite Opened")
+        return HTMLResponse("<p>invite</p>")
+
+    shop = Starlette(routes=[Route("/invite/{invite_token}", invite, name="invite")])
+    shop.add_middleware(AppInfo)
+    app = Starlette(routes=[Mount("/shop", shop)])
+    app.add_middleware(SegmentMiddleware, client=client)
+    with TestClient(app) as browser:
+        browser.get(f"/shop/invite/{TOKEN}")
+    track, page = sent()
+    assert track["context"]["app"] == {"name": "shop"}
+    assert [m["context"]["page"]["path"] for m in (track, page)] == ["/shop/invite/REDACTED"] * 2
+    assert page["name"] == "invite"
+    assert TOKEN not in json.dumps(sent())
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"sec-gpc": "1"}, {"user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}],
+    ids=["gpc", "bot"],
+)
+def test_a_background_task_of_a_visitor_without_a_page_call_hides_the_route_s_secrets(
+    client: Client, sent: Sent, headers: dict[str, str]
+) -> None:
+    async def invite(request: Request) -> HTMLResponse:
+        analytics = request.state.analytics
+        return HTMLResponse("<p>invite</p>", background=BackgroundTask(analytics.track, "Mailed"))
+
+    app = Starlette(routes=[Route("/invite/{invite_token}", invite)])
+    app.add_middleware(SegmentMiddleware, client=client)
+    with TestClient(app) as browser:
+        browser.get(f"/invite/{TOKEN}", headers=headers)
+    [mailed] = sent()
+    assert mailed["context"]["page"]["path"] == "/invite/REDACTED"

@@ -78,6 +78,14 @@ def logout(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def custom_logout(request: HttpRequest) -> HttpResponse:
+    """A logout of the app's own (a token's, as django-rest-knox's): it announces the
+    logout with the signal, and leaves request.user and the session as they are."""
+    user_logged_out.send(sender=User, request=request, user=request.user)
+    request.analytics.track("Signed Out")  # type: ignore[attr-defined]
+    return HttpResponse("<p>bye</p>")
+
+
 def track_logout_track(request: HttpRequest) -> HttpResponse:
     request.analytics.track("Signing Out")  # type: ignore[attr-defined]
     auth.logout(request)
@@ -116,6 +124,7 @@ urlpatterns = [
     path("login-at-once/", login_at_once, name="login-at-once"),
     path("logout/", logout, name="logout"),
     path("track-logout-track/", track_logout_track, name="track-logout-track"),
+    path("custom-logout/", custom_logout, name="custom-logout"),
 ]
 
 
@@ -394,12 +403,28 @@ def test_a_logout_receiver_connected_after_the_app_s_tracks_for_the_user_logging
     user_logged_out.connect(receiver)
     try:
         client.get("/track-logout-track/")
+        client.force_login(user)
+        client.get("/logout/")  # the receiver's call the request's first
     finally:
         user_logged_out.disconnect(receiver)
-    signing_out, logging_out, signed_out, page = sent()
-    assert [m.get("event") for m in sent()] == ["Signing Out", "Logging Out", "Signed Out", None]
-    assert signing_out["userId"] == logging_out["userId"] == str(user.pk)
-    assert "userId" not in signed_out and "userId" not in page
+    events = [(m.get("event"), m.get("userId")) for m in sent()]
+    assert events == [
+        ("Signing Out", str(user.pk)),
+        ("Logging Out", str(user.pk)),
+        ("Signed Out", None),
+        (None, None),  # the page call
+        ("Logging Out", str(user.pk)),
+        (None, None),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_logout_the_app_announces_itself_ends_the_user_for_the_calls_after_it(
+    client: Client, sent: Sent
+) -> None:
+    client.force_login(User.objects.create_user("ann"))
+    client.get("/custom-logout/")
+    assert [m.get("userId") for m in sent()] == [None, None]
 
 
 @pytest.mark.django_db
