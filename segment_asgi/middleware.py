@@ -469,6 +469,11 @@ class SegmentMiddleware:
                 cookie = tracker.cookie_to_set(
                     _location(message) if message["status"] in REDIRECT_STATUSES else None
                 )
+                if cookie is None and tracker.new_id_left_unkept:
+                    # None of ours (set_cookie off...): the app may set its own.
+                    app_id = _cookie_lines(message, tracker.options.cookie_name)
+                    if app_id is not None:
+                        tracker.id_cookie_set_by_app(app_id)
                 # A logout's: the browser's user too.
                 expired = tracker.user_cookie_expired
                 if (
@@ -1014,6 +1019,18 @@ def _varying_on_cookie(message: Message) -> Message:
     name, value = headers[first]
     headers[first] = (name, bytes(value) + b", Cookie")
     return {**message, "headers": headers}
+
+
+def _cookie_lines(message: Message, name: str) -> list[str] | None:
+    """The ``Set-Cookie`` lines of a response start that set cookie ``name``; None if
+    none."""
+    prefix = f"{name}=".encode("latin-1")
+    found: list[str] | None = None
+    for key, value in message.get("headers") or ():
+        if key.lower() == b"set-cookie" and value.lstrip().startswith(prefix):
+            line = bytes(value).strip().decode("latin-1")
+            found = [line] if found is None else [*found, line]
+    return found
 
 
 def _with_cookie(message: Message, cookie: CookieSpec) -> tuple[Message, list[str] | None]:

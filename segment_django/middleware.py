@@ -328,6 +328,8 @@ class SegmentMiddleware:
                 _private_varying_on_cookie(response)
             elif tracker.snippet_rendered:  # the page holds the visitor's ids
                 _private_varying_on_cookie(response)
+            if cookie is None and tracker.new_id_left_unkept:
+                _adopt_the_app_s_id_cookie(tracker, response)
             expired = tracker.user_cookie_expired  # a logout's: the browser's user too
             if expired is not None and expired.name not in response.cookies:
                 _set_cookie_slowly(response.cookies, expired)
@@ -758,6 +760,14 @@ _get_host = HttpRequest.get_host
 _get_raw_host = cast(Any, HttpRequest)._get_raw_host
 _hosts: dict[tuple[Any, ...], str] = {}  # get_host()'s answers, by what they depend on
 _settings_read: dict[str, Any] = object.__getattribute__(settings, "__dict__")
+
+
+def _adopt_the_app_s_id_cookie(tracker: RequestTracker, response: HttpResponseBase) -> None:
+    """No cookie of ours (``set_cookie`` off...) for a new visitor, whose id the
+    response may set itself: then the request's later calls carry it."""
+    name = tracker.options.cookie_name
+    if name in response.cookies:
+        tracker.id_cookie_set_by_app([response.cookies[name].OutputString()])
 
 
 def _checked_host(request: HttpRequest) -> str:

@@ -214,6 +214,10 @@ class RequestHooks:
                 kept_out = True
             elif app_id is not None:  # the view set it: its id is the visitor's
                 tracker.id_cookie_set_by_app(app_id)
+            elif tracker.new_id_left_unkept:  # none of ours: the view may set its own
+                app_id = _cookie_set(response, tracker.options.cookie_name)
+                if app_id is not None:
+                    tracker.id_cookie_set_by_app(app_id)
             expired = tracker.user_cookie_expired  # a logout's: the browser's user too
             if expired is not None and not _sets_cookie(response, expired.name):
                 _add_header(response, "Set-Cookie", expired.header_value())

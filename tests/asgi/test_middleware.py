@@ -240,8 +240,12 @@ def test_the_user_cookie_counts_when_the_app_opts_in(browse: Browse, sent: Sent)
     assert sent()[0]["userId"] == "user-5"
 
 
-def test_a_cookie_set_by_the_view_is_left_alone(browser: TestClient, sent: Sent) -> None:
-    response = browser.get("/own-cookie/")
+@pytest.mark.parametrize("set_cookie", [True, False])
+def test_a_cookie_set_by_the_view_is_left_alone(
+    browse: Browse, sent: Sent, set_cookie: bool
+) -> None:
+    # With set_cookie off too: the app that writes the id cookie itself.
+    response = browse(set_cookie=set_cookie).get("/own-cookie/")
     assert response.headers.get_list("set-cookie") == [
         "ajs_anonymous_id=chosen-by-the-view; Path=/; SameSite=lax"
     ]

@@ -179,7 +179,11 @@ def test_the_user_cookie_counts_only_when_the_app_opts_in(
     assert sent()[0]["userId"] == "user-5"
 
 
-def test_a_cookie_set_by_the_view_is_left_alone(client: Client, sent: Sent) -> None:
+@pytest.mark.parametrize("set_cookie", [True, False])
+def test_a_cookie_set_by_the_view_is_left_alone(
+    client: Client, sent: Sent, segment: Any, set_cookie: bool
+) -> None:
+    segment(SET_COOKIE=set_cookie)  # off too: the app that writes the id cookie itself
     response = client.get("/own-cookie/", HTTP_ACCEPT="text/html")
     assert response.cookies["ajs_anonymous_id"].value == "chosen-by-the-view"
     # The id the browser keeps is the page call's.

@@ -124,7 +124,11 @@ def test_the_user_cookie_counts_only_when_the_app_opts_in(make_app: MakeApp, sen
     assert sent()[0]["userId"] == "user-5"
 
 
-def test_a_cookie_set_by_the_view_is_left_alone(app: Flask, sent: Sent) -> None:
+@pytest.mark.parametrize("set_cookie", [True, False])
+def test_a_cookie_set_by_the_view_is_left_alone(
+    make_app: MakeApp, sent: Sent, set_cookie: bool
+) -> None:
+    app = make_app(set_cookie=set_cookie)  # off too: the app that writes the id cookie itself
     response = app.test_client().get("/own-cookie", headers={"Accept": "text/html"})
     [header] = response.headers.getlist("Set-Cookie")
     assert header.startswith("ajs_anonymous_id=chosen-by-the-view;")
