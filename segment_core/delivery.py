@@ -17,6 +17,7 @@ from segment_core.config import Config
 from segment_core.errors import DeliveryError, is_interruption
 from segment_core.health import DeliveryHealth
 from segment_core.hosts import redact_url
+from segment_core.jsonvalues import short_repr
 from segment_core.retry import backoff_delay
 from segment_core.returned import complete
 from segment_core.stats import Stats
@@ -576,9 +577,9 @@ class Delivery:
                 return float(delay)
             logger.log(
                 self._backoff_failure_level(attempt),
-                "backoff must return a number of seconds >= 0, got %r; "
+                "backoff must return a number of seconds >= 0, got %s; "
                 "using the default retry policy",
-                delay,
+                short_repr(delay),  # never fails, whatever the hook answered
             )
         return backoff_delay(
             attempt, minimum=config.retry_backoff_min, maximum=config.retry_backoff_max

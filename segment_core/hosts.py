@@ -222,9 +222,16 @@ def redact_url(value: str) -> str:
     return f"{value[: found.start('userinfo')]}***@{value[found.end('userinfo') :]}"
 
 
-#: A URL's credentials: what comes before the last ``@`` of its server's part (a
-#: scheme counts only when slashes follow it: ``user:pw@host`` has none).
-_USERINFO = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:(?=[/\\]))?[/\\]*(?P<userinfo>[^/\\?#]*@)")
+#: A URL's credentials: what comes before the last ``@`` of its server's part. Spaces
+#: and controls before it are skipped, and tabs and newlines in a scheme, as URL
+#: parsers skip them; a scheme counts only when slashes follow it (``user:pw@host``
+#: has none); without one, a server's part starts the value or follows ``//``, never
+#: one slash (``/@fs/x.js`` is a path). A backslash may be a password's.
+_USERINFO = re.compile(
+    r"[\x00-\x20]*"
+    r"(?:[A-Za-z][A-Za-z0-9+.\-\t\n\r]*:(?=[/\\])[/\\]*|[/\\]{2,})?"
+    r"(?P<userinfo>[^/?#]*@)"
+)
 
 
 def shown_answer(text: str, secrets: Iterable[str | None]) -> str:

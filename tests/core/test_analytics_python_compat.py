@@ -863,7 +863,9 @@ def test_retry_after_wins_over_backoff(
     assert len(receiver.ok_requests()) == 1
 
 
-@pytest.mark.parametrize("delay", [-1, 2**1100], ids=["negative", "beyond a float"])
+@pytest.mark.parametrize(
+    "delay", [-1, 2**1100, 10**5000], ids=["negative", "beyond a float", "beyond its text"]
+)
 def test_a_broken_backoff_falls_back_to_the_default_policy(
     make_client: Callable[..., Client],
     receiver: Receiver,

@@ -9,6 +9,7 @@ import pytest
 
 from segment_core import Client
 from segment_core.config import Config
+from segment_core.hosts import redact_url
 from tests.receiver import FAULT_MESSAGE, Fault, Receiver
 
 NOT_BASE_URLS = [
@@ -82,6 +83,9 @@ def test_credentials_in_host_are_refused_and_never_shown(host: str) -> None:
         "https:/segment:hunter2@collector.internal",  # one slash
         "//segment:hunter2@collector.internal",
         "http:\\\\segment:hunter2@collector.internal",
+        " https://segment:hunter2@collector.internal",  # a space pasted before it
+        "\thttps://segment:hunter2@collector.internal",
+        "segment:hun\\ter2@collector.internal",  # a backslash in the password
     ],
 )
 @pytest.mark.parametrize("option", ["host", "oauth_auth_server"])
@@ -202,3 +206,19 @@ def test_no_display_shows_the_write_key_or_a_proxy_password() -> None:
     for text in shown:
         assert "SecretWriteKey" not in text
         assert "hunter2" not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("https://u:pw@events.example/v1", "https://***@events.example/v1"),
+        ("https://events.example/@fs/a.js", "https://events.example/@fs/a.js"),
+        ("/@fs/a.js", "/@fs/a.js"),  # a path: no server, no credentials
+        ("//u:pw@events.example", "//***@events.example"),
+        ("https://u:p\\w@events.example", "https://***@events.example"),
+    ],
+)
+def test_a_url_is_shown_with_its_credentials_masked_and_nothing_else(
+    value: str, shown: str
+) -> None:
+    assert redact_url(value) == shown
