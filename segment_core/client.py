@@ -325,23 +325,23 @@ class Client(ClientSettings):
         if self._shutdown_result is not None:
             return self._shutdown_result
         self._own_parts()
-        if self._worker.on_sender_thread() or sending_on_this_thread():
+        if (
+            self._worker.on_sender_thread()
+            or sending_on_this_thread()
+            or self._shutdown_thread == threading.get_ident()  # (its on_error hook's call)
+        ):
             return self._begin_shutdown()  # in a hook (in sync_mode, of a call's delivery)
         timeout = self._timeout(timeout)
         deadline = monotonic() + timeout
-        if not self._shutting_down.acquire(timeout=timeout) and not (
-            # Another thread's shutdown runs. One the process's exit cut short to this
-            # deadline (end_other_shutdowns_by) is reporting what it gave up: its
-            # answer, once it has, is this one's.
-            self._worker.cut_short_by(deadline)
-            and self._shutting_down.acquire(timeout=_REPORT_GRACE)
-        ):
-            return False  # nothing is known delivered yet
+        if not self._shutting_down.acquire(timeout=timeout):
+            return False  # another shutdown still runs: nothing is known delivered yet
+        self._shutdown_thread: int | None = threading.get_ident()
         try:
             if self._shutdown_result is not None:
                 return self._shutdown_result
             return self._shutdown(deadline)
         finally:
+            self._shutdown_thread = None
             self._shutting_down.release()
 
     def end_other_shutdowns_by(self, deadline: float) -> None:
@@ -351,7 +351,9 @@ class Client(ClientSettings):
         it would at its own deadline."""
         if self._shutting_down.locked() and self._shutdown_result is None:
             self._own_parts()
-            self._worker.cut_short(deadline)
+            # It ends a little before, to report what it gives up by the deadline.
+            margin = min(_REPORT_MARGIN, max(0.0, deadline - monotonic()) / 4)
+            self._worker.cut_short(deadline - margin)
 
     def _wait_for_sync_calls(self, deadline: float) -> bool:
         """Until the ``sync_mode`` calls of other threads have returned, or the deadline
@@ -359,7 +361,7 @@ class Client(ClientSettings):
         when none is under way any more."""
         me = threading.get_ident()
         while self._sync_calls.keys() - {me}:
-            if monotonic() >= deadline:
+            if monotonic() >= self._worker.cut(deadline):  # (the process's exit's, sooner)
                 return False
             time.sleep(_SYNC_CALLS_LOOK_EVERY)
         return True
@@ -731,6 +733,8 @@ class Client(ClientSettings):
         self._sync_calls: dict[int, int] = {}
         #: Held by the shutdown under way: another waits for its answer.
         self._shutting_down = threading.Lock()
+        #: The thread inside shutdown(): a call from its hooks (on_error) waits for nothing.
+        self._shutdown_thread = None
 
     def _own_parts(self) -> None:
         """In a forked child, at its first use of the client: parts of its own (the
@@ -895,9 +899,9 @@ def _largest_part(value: dict[str, Any], where: str = "") -> tuple[str, int]:
     return path, weights[key]
 
 
-#: How long a shutdown waits past its deadline for the report of another one the
-#: process's exit cut short to it (its on_error, its log lines).
-_REPORT_GRACE = 0.5
+#: How long before the process's exit ends it a shutdown under way elsewhere ends (at
+#: most a quarter of the time left), to report what it gave up by then.
+_REPORT_MARGIN = 0.5
 
 
 def _checked_timeout(timeout: object) -> None:

@@ -190,11 +190,7 @@ class Worker:
             if self._cut_at is None or deadline < self._cut_at:
                 self._cut_at = deadline
             self._progress.notify_all()
-
-    def cut_short_by(self, deadline: float) -> bool:
-        """Whether :meth:`cut_short` made a flush end by ``deadline``."""
-        cut = self._cut_at
-        return cut is not None and cut <= deadline
+        self.last_try_before(deadline)  # a batch waiting to retry: tried once before
 
     def cut(self, deadline: float) -> float:
         """``deadline``, or the earlier one :meth:`cut_short` set."""

@@ -214,3 +214,22 @@ def test_a_client_in_a_with_block_is_shut_down_as_the_block_ends(receiver: Recei
         client.track("u1", "In The Block")
     assert [m["event"] for m in receiver.messages()] == ["In The Block"]
     assert client.track("u1", "After")[0] is False  # shut down: refused
+
+
+def test_a_shutdown_called_by_on_error_during_the_shutdown_waits_for_nothing(
+    silent_url: str,
+) -> None:
+    # The on_error hook of what shutdown gives up calls shutdown() (a handler written
+    # to close the client on failure): it must not wait for the shutdown it runs in.
+    answers: list[tuple[bool, float]] = []
+
+    def on_error(error: Exception, batch: list[dict[str, Any]]) -> None:
+        started = time.monotonic()
+        answers.append((client.shutdown(5), time.monotonic() - started))
+
+    client = Client("key", host=silent_url, on_error=on_error, timeout=30)
+    client.track("u1", "Held")
+    assert client.shutdown(1) is False
+    [(answer, waited)] = answers
+    assert answer is True  # what it gave up counts as failed: nothing left to wait for
+    assert waited < 2.5  # at once, not the 5 s it allowed
