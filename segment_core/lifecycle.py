@@ -1062,7 +1062,10 @@ def _chain_uwsgi() -> None:
     previous = getattr(uwsgi, "atexit", None)
 
     def _uwsgi_atexit() -> None:
-        shutdown_all()
+        # Once the app's background work (start_thread, with_binding, its own
+        # threads) is over, within shutdown_timeout: what it tracks is sent as it
+        # goes. uWSGI ends the worker without waiting for Python's threads.
+        shutdown_after_app_threads()
         if previous is not None:
             previous()
 

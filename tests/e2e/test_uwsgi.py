@@ -145,6 +145,24 @@ def test_graceful_stop_during_traffic_delivers_every_answered_request(
     assert_delivered_for(segment_collector, answered, requested)
 
 
+def test_a_graceful_stop_waits_for_a_view_s_background_work_and_delivers_it(
+    segment_collector: Any, tmp_path: Path
+) -> None:
+    # uWSGI ends a worker without waiting for Python's threads: its atexit hook waits
+    # for the work start_thread runs, within shutdown_timeout.
+    port = free_port()
+    argv = uwsgi(FLASK, port, "--enable-threads", *GRACEFUL_SIGTERM)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    with running("uwsgi", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+        response = requests.get(f"{server.url}/export/7", timeout=30)
+        assert response.status_code == 200, response.text
+        assert server.stop(signal.SIGTERM) == 0
+        log = server.log()
+    [finished] = segment_collector.wait_for(1, event="Export Finished")
+    assert finished["message"]["properties"]["n"] == 7
+    assert "dropped" not in log
+
+
 def start_lingering_request(
     server: Server, stats_port: int, item: int, release: Path
 ) -> tuple[int, dict[int, str]]:

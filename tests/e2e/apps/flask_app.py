@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from flask import Flask, request
 
+from segment_core.scope import analytics, start_thread
 from segment_flask import SegmentFlask
 from tests.e2e.apps.options import client_options, item_properties
 
@@ -22,4 +24,20 @@ def health() -> str:
 @app.get("/item/<int:n>")
 def item(n: int) -> str:
     request.analytics.track("Item Viewed", item_properties(n))
+    return str(os.getpid())
+
+
+#: What the view's background work tracks once done.
+BACKGROUND_EVENT = "Export Finished"
+
+
+@app.get("/export/<int:n>")
+def export(n: int) -> str:
+    """Answers at once; its background work (an export) ends a second later."""
+
+    def work() -> None:
+        threading.Event().wait(1.0)  # the export's own work
+        analytics().track(BACKGROUND_EVENT, {"n": n, "pid": os.getpid()})
+
+    start_thread(work)
     return str(os.getpid())
