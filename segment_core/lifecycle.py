@@ -602,11 +602,56 @@ def shutdown_flush_ended(client: Client, *, deadline: float, delivered: bool) ->
         _flush_ran_out[client] = (deadline, batches)
 
 
+def _stop_begins(clients: list[Client]) -> None:
+    """A server's graceful stop began (SIGTERM): what the clients hold goes now, and
+    the stop's delivery counts its ``shutdown_timeout`` from here (see
+    :func:`_left_after_shutdown_flush`)."""
+    for client in clients:
+        counts = _attempt_counts(client)
+        if counts is not None:
+            _stop_began[client] = (monotonic() + shutdown_wait(client)[0], *counts)
+    start_sending(clients)
+
+
+def _attempt_counts(client: Client) -> tuple[int, int, int] | None:
+    """The batches ``client`` delivered, the attempts that failed, and the messages
+    it holds, now."""
+    try:
+        stats = client.stats()
+        return int(stats["batches"]), int(stats["retries"]), int(stats["pending"])
+    except Exception:
+        logger.exception("error while reading a Segment client's stats")
+        return None
+
+
+def _left_after_stop_began(client: Client) -> float:
+    """What is left of the ``shutdown_timeout`` of a stop that began (SIGTERM to a
+    gunicorn worker) when, since then, no batch went through though attempts failed
+    or messages waited: the app's threads the interpreter waited for meanwhile took
+    the rest (inf: no such stop, or the host answers)."""
+    began = _stop_began.get(client)
+    if began is None:
+        return math.inf
+    deadline, batches, retries, pending = began
+    counts = _attempt_counts(client)
+    if counts is None or counts[0] != batches or (counts[1] == retries and not pending):
+        return math.inf
+    return max(0.0, deadline - monotonic())
+
+
+#: The stops that began, by client: their deadline, the batches delivered, the
+#: attempts that had failed and the messages held then.
+_stop_began: weakref.WeakKeyDictionary[Client, tuple[float, int, int, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _left_after_shutdown_flush(client: Client) -> float:
-    """What is left of the time the app's shutdown flush of ``client`` had (inf: none ran out)."""
+    """What is left of the time the app's shutdown flush of ``client`` had, or of its
+    stop (:func:`_left_after_stop_began`); inf: none ran out."""
     ran_out = _flush_ran_out.get(client)
     if ran_out is None:
-        return math.inf
+        return _left_after_stop_began(client)
     deadline, batches = ran_out
     if _batches_delivered(client) != batches:  # the host answers again: a new wait is worth it
         return math.inf
@@ -788,7 +833,7 @@ def _delivering_first(handle_exit: Callable[[int, FrameType | None], object]) ->
         # no thread to be had, the last delivery comes as before.
         with contextlib.suppress(RuntimeError):
             if clients:
-                _thread.start_new_thread(start_sending, (clients,))
+                _thread.start_new_thread(_stop_begins, (clients,))
 
     handle_exit_and_deliver.__name__ = "handle_exit"
     handle_exit_and_deliver.delivers = True  # type: ignore[attr-defined]

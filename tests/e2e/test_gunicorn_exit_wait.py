@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.e2e.servers import (
     HOLD_UNTIL_EXIT,
@@ -14,6 +17,8 @@ from tests.e2e.servers import (
     assert_a_stop_during_an_outage_is_bounded,
     free_port,
     gunicorn_argv,
+    load,
+    running,
 )
 
 pytestmark = pytest.mark.slow
@@ -35,3 +40,29 @@ def test_gthread_workers_with_the_hook_stop_within_one_shutdown_timeout_during_a
     assert_a_stop_during_an_outage_is_bounded(
         segment_collector, argv, port=port, env=env, log_dir=tmp_path, requests=50
     )
+
+
+def test_a_worker_without_the_hook_stops_within_one_shutdown_timeout_during_an_outage(
+    segment_collector: Any, tmp_path: Path
+) -> None:
+    # A view's background work runs 4 s past SIGTERM; the interpreter waits for it,
+    # then atexit delivers. The stop's delivery began at SIGTERM and failed since:
+    # the exit waits only for what is left of its 6 s (4 + 6 = 10 s if it waited again).
+    port = free_port()
+    argv = gunicorn_argv(FLASK, port)
+    env = app_env(segment_collector.url, shutdown_timeout=6, **HOLD_UNTIL_EXIT)
+    segment_collector.faults({"status": 503, "seconds": 120})
+    try:
+        with running("gunicorn", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+            load(server, 10)
+            for n in range(2):  # one per worker, most likely
+                answer = requests.get(f"{server.url}/export/{n}?seconds=4", timeout=30)
+                assert answer.status_code == 200
+            started = time.monotonic()
+            assert server.stop(signal.SIGTERM) == 0
+            elapsed = time.monotonic() - started
+            log = server.log()
+    finally:
+        segment_collector.clear_faults()
+    assert elapsed < 9, f"{elapsed:.1f}s to stop\n{log}"
+    assert "message(s) undelivered" in log, log

@@ -33,10 +33,11 @@ BACKGROUND_EVENT = "Export Finished"
 
 @app.get("/export/<int:n>")
 def export(n: int) -> str:
-    """Answers at once; its background work (an export) ends a second later."""
+    """Answers at once; its background work (an export) ends ``?seconds=`` (1) later."""
+    seconds = float(request.args.get("seconds", 1.0))
 
     def work() -> None:
-        threading.Event().wait(1.0)  # the export's own work
+        threading.Event().wait(seconds)  # the export's own work
         analytics().track(BACKGROUND_EVENT, {"n": n, "pid": os.getpid()})
 
     start_thread(work)
