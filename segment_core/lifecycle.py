@@ -678,10 +678,23 @@ def _spooled(client: Client) -> bool:
 _LOOK_EVERY = 0.05
 
 
-def flush_while_sends_succeed(clients: list[Client]) -> None:
-    """Flush ``clients``, each within its ``shutdown_timeout``, until delivered or an
-    attempt failed (its host does not answer: not waited for)."""
-    _wait_while_sends_succeed(clients, monotonic(), None)
+def flush_while_sends_succeed(clients: list[Client], *, ends_by: float | None = None) -> None:
+    """Flush ``clients``, each within its ``shutdown_timeout`` (or by the monotonic time
+    ``ends_by``, the app's shutdown's end, which the process's exit then shares: see
+    :func:`shutdown_flush_ended`), until delivered or an attempt failed (its host
+    does not answer: not waited for)."""
+    started = monotonic()
+    timeout = None if ends_by is None else max(0.0, ends_by - started)
+    _wait_while_sends_succeed(clients, started, timeout)
+    if ends_by is None:
+        return
+    for client in clients:
+        try:
+            delivered = client.flush(0)  # whether all is delivered, waiting for nothing
+        except Exception:
+            logger.exception("error while flushing a Segment client")
+            continue
+        shutdown_flush_ended(client, deadline=ends_by, delivered=delivered)
 
 
 def _wait_while_sends_succeed(

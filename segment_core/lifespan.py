@@ -265,17 +265,19 @@ async def flush_with_joined(
             own.setdefault(id(client), client)
     others = [client for client in lifecycle.live_clients() if id(client) not in own]
     lifecycle.start_sending([*own.values(), *others])  # all at once; then each is waited for
-    ends_by = (monotonic() if began is None else began) + max(
-        (lifecycle.shutdown_wait(c)[0] for c in own.values()), default=0.0
-    )
+    start = monotonic() if began is None else began
+    ends_by = start + max((lifecycle.shutdown_wait(c)[0] for c in own.values()), default=0.0)
     for client in own.values():
         await flush_in_thread(client, ends_by=ends_by)
     if others and not pytest_running():
-        await _to_thread(functools.partial(_flush_while_sends_succeed, others), 0.0)
+        # Within the same time as the others, counted from the same start: side by side.
+        others_end = start + max(lifecycle.shutdown_wait(c)[0] for c in others)
+        flush = functools.partial(_flush_while_sends_succeed, others, others_end)
+        await _to_thread(flush, 0.0)
 
 
-def _flush_while_sends_succeed(clients: list[Client], ignored: float) -> bool:
-    lifecycle.flush_while_sends_succeed(clients)
+def _flush_while_sends_succeed(clients: list[Client], ends_by: float, ignored: float) -> bool:
+    lifecycle.flush_while_sends_succeed(clients, ends_by=ends_by)
     return True
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -137,3 +138,27 @@ def test_a_page_streaming_when_the_shutdown_timeout_cuts_it_gets_its_page_call(
     assert pages[0]["message"]["anonymousId"] == page.cookies["ajs_anonymous_id"]
     assert pages[0]["message"]["properties"].get("hooked", "") == hooks
     assert "Cancel 1 running task(s)" in server.log.read_text()  # cut by the shutdown timeout
+
+
+@pytest.mark.slow
+def test_a_stop_while_the_host_hangs_waits_one_shutdown_timeout_for_every_client(
+    segment_collector: CollectorHandle, tmp_path: Path
+) -> None:
+    # The middleware's client and the app's own one: their lifespan flushes run side
+    # by side, and the exit after it does not wait again (5 s each: not 15 s in all).
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        options = ["--lifespan=on", "--log-level=info"]
+        env = {"SERVED_APP": "starlette", "SEGMENT_HOST": host}
+        with uvicorn(segment_collector, tmp_path, options, **env) as server:
+            with httpx.Client(base_url=server.url) as http:
+                assert http.get("/track/?n=1").status_code == 200
+                assert http.get("/own/?n=1").status_code == 200
+            started = time.monotonic()
+            server.stop()
+            elapsed = time.monotonic() - started
+    output = server.log.read_text()
+    assert elapsed < 9, f"{elapsed:.1f}s to stop\n{output}"
+    assert output.count("message(s) undelivered") == 2, output
