@@ -725,13 +725,11 @@ class SegmentMiddleware:
         The names of the ``Mount``s passed on the way are the route's namespaces.
         Litestar routes without Starlette: its ``path_template`` says it has routed.
         """
-        if (
-            not final
-            and "endpoint" not in scope
-            and "route" not in scope
-            and "path_template" not in scope
-        ):
-            return False
+        if not final and "path_template" not in scope:
+            if "endpoint" not in scope and "route" not in scope:
+                return False
+            if _routes_on(scope):  # a Mount's (a Host's): its app's router matches next
+                return False
         # The router that routed the request from the top; an outer app's (there
         # before this one ran) names routes that are not this app's.
         top = app_router if had_router else scope.get("router", app_router)
@@ -1019,6 +1017,20 @@ def _varying_on_cookie(message: Message) -> Message:
     name, value = headers[first]
     headers[first] = (name, bytes(value) + b", Cookie")
     return {**message, "headers": headers}
+
+
+def _routes_on(scope: Scope) -> bool:
+    """Whether the route matched so far is a ``Mount`` or a ``Host`` whose app routes
+    itself (a mounted Starlette or FastAPI app): its own router matches next, and
+    the route's values are not all known yet."""
+    route = scope.get("route")
+    found = getattr(route, "routes", None) if route is not None else None
+    if found is None and route is None:  # an older Starlette sets no route in the scope
+        found = getattr(scope.get("endpoint"), "routes", None)
+    try:
+        return bool(found)
+    except Exception:  # an object of the app's own that has no truth
+        return False
 
 
 def _cookie_lines(message: Message, name: str) -> list[str] | None:

@@ -55,10 +55,17 @@ class FailureLog:
 
     def failed(self, hook: Hashable, text: str, *args: object, exc_info: bool = True) -> None:
         level = logging.DEBUG if hook in self._failed else logging.ERROR
-        logger.log(level, text, *args, exc_info=exc_info, stacklevel=2)  # where it failed
-        # Noted once logged: a log call that fails itself (a hook recursing into the
-        # client, out of stack at this depth) leaves the ERROR to the next failure.
+        # Noted before it is logged: a handler that sends the record through the
+        # client, whose hook fails again, logs that failure at DEBUG, not again.
         self._failed.add(hook)
+        try:
+            logger.log(level, text, *args, exc_info=exc_info, stacklevel=2)  # where it failed
+        except BaseException:
+            # The log call failed itself (a hook recursing into the client, out of stack
+            # at this depth): the ERROR is left to the next failure.
+            if level == logging.ERROR:
+                self._failed.discard(hook)
+            raise
 
 
 #: The failures of each sender's receivers: a receiver failing for one client is

@@ -11,8 +11,10 @@ view's calls, made in the event loop, cannot ask it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import weakref
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_out
@@ -68,7 +70,8 @@ def end_user_on_logout(sender: Any, request: Any = None, **kwargs: Any) -> None:
 def _announcing_logout() -> bool:
     """Whether this thread runs the receivers of ``user_logged_out``: a frame of
     Django's dispatcher sending that signal is on its stack (``send()``, or the
-    thread in which ``asend()`` runs the plain receivers)."""
+    thread in which ``asend()`` runs the plain receivers), or the task running is an
+    ``async def`` receiver of it (``asend()`` runs each as a task of its own)."""
     frame = sys._getframe(1)
     while frame is not None:
         if (
@@ -77,6 +80,26 @@ def _announcing_logout() -> bool:
         ):
             return True
         frame = frame.f_back  # type: ignore[assignment]
+    return _in_an_async_receiver()
+
+
+def _in_an_async_receiver() -> bool:
+    """Whether the asyncio task running on this thread runs a receiver of
+    ``user_logged_out`` (the coroutine of one of its ``async def`` receivers)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop on this thread
+        return False
+    code = getattr(task.get_coro(), "cr_code", None) if task is not None else None
+    if code is None:
+        return False
+    for entry in list(user_logged_out.receivers):
+        receiver = entry[1]
+        if isinstance(receiver, weakref.ReferenceType):  # a weak one: its function
+            receiver = receiver()
+        function = getattr(receiver, "__func__", receiver)  # a bound method's
+        if getattr(function, "__code__", None) is code:
+            return True
     return False
 
 

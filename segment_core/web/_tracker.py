@@ -101,6 +101,10 @@ class RequestAnalytics(Analytics):
         tracker = self._tracker
         if tracker is not None and not tracker._cookie_decided:
             tracker.refresh_user()
+            if tracker._leaving is not None:  # a logout's receiver reads (its snapshot)
+                leaving = tracker.leaving_user()
+                if leaving is not None:
+                    return leaving
         value: str | None = _USER_SLOT.__get__(self)
         return value
 
@@ -668,16 +672,23 @@ class RequestTracker:
     def _user_still_leaving(self, kw: dict[str, Any]) -> None:
         """A call of a logout's announcement (see :meth:`logout_announced`) carries the
         user who is logging out."""
+        if "user_id" not in kw:
+            leaving = self.leaving_user()
+            if leaving is not None:
+                kw["user_id"] = leaving
+
+    def leaving_user(self) -> str | None:
+        """The user a logout ended, while its announcement runs (see
+        :meth:`logout_announced`): what ``user_id`` reads there; else None."""
         leaving = self._leaving
-        if leaving is None or "user_id" in kw:
-            return
+        if leaving is None:
+            return None
         try:
             announcing = leaving[1]()
         except Exception:  # the framework's objects failed: the logout is over
             logger.exception("segment: could not tell whether a logout is announced")
             announcing = False
-        if announcing:
-            kw["user_id"] = leaving[0]
+        return leaving[0] if announcing else None
 
     def user_logged_out(self) -> None:
         """No user for the rest of the request (see :meth:`RequestAnalytics.logout`)."""

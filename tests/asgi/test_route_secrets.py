@@ -384,6 +384,7 @@ def test_a_mounted_app_s_middleware_reading_the_context_leaves_its_routes_secret
     class AppInfo(BaseHTTPMiddleware):
         async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
             request.state.analytics.context["app"] = {"name": "shop"}
+            request.state.analytics.track("Shop Entered")  # a call, before its route
             return await call_next(request)
 
     async def invite(request: Request) -> HTMLResponse:
@@ -396,9 +397,10 @@ def test_a_mounted_app_s_middleware_reading_the_context_leaves_its_routes_secret
     app.add_middleware(SegmentMiddleware, client=client)
     with TestClient(app) as browser:
         browser.get(f"/shop/invite/{TOKEN}")
-    track, page = sent()
+    entered, track, page = sent()
     assert track["context"]["app"] == {"name": "shop"}
-    assert [m["context"]["page"]["path"] for m in (track, page)] == ["/shop/invite/REDACTED"] * 2
+    paths = [m["context"]["page"]["path"] for m in (entered, track, page)]
+    assert paths == ["/shop/invite/REDACTED"] * 3
     assert page["name"] == "invite"
     assert TOKEN not in json.dumps(sent())
 

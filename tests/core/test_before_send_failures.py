@@ -143,5 +143,27 @@ def test_a_before_send_that_recurses_into_the_client_is_logged_as_an_error(
     client = Client("key", send=False, before_send=before_send)
     with caplog.at_level(logging.DEBUG, logger="segment.core"):
         assert client.track("u1", "Signed Up")[0] is True
-    [error] = _hook_records(caplog, logging.ERROR)
-    assert error.exc_info is not None and error.exc_info[0] is RecursionError
+    # (Once, or again where a handler had the record before the stack ran out.)
+    errors = _hook_records(caplog, logging.ERROR)
+    assert errors
+    assert all(e.exc_info is not None and e.exc_info[0] is RecursionError for e in errors)
+
+
+def test_a_log_handler_that_tracks_errors_through_the_client_does_not_recurse() -> None:
+    # An app that reports its ERROR log records as events, through the same client
+    # whose before_send fails on every message: one record, and the call goes on.
+    client = Client("key", send=False, before_send=_raising)
+    records: list[logging.LogRecord] = []
+
+    class Reporting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+            client.track("ops", "Error Logged", {"logger": record.name})
+
+    handler = Reporting(level=logging.ERROR)
+    logging.getLogger("segment").addHandler(handler)
+    try:
+        assert client.track("u1", "Signed Up")[0] is True
+    finally:
+        logging.getLogger("segment").removeHandler(handler)
+    assert [record.levelno for record in records] == [logging.ERROR]

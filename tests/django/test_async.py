@@ -397,14 +397,20 @@ async def test_a_logout_receiver_in_an_async_view_tracks_for_the_user_logging_ou
     def receiver(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         request.analytics.track("Logging Out")
 
+    async def async_receiver(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+        request.analytics.track("Logging Out Async")  # a task of asend()'s own
+
     user = await sync_to_async(User.objects.create_user)("bob")
     await sync_to_async(async_client.force_login)(user)
     user_logged_out.connect(receiver)
+    user_logged_out.connect(async_receiver)
     try:
         assert (await async_client.get("/asignout-alogout/")).json() == {"user_id": None}
     finally:
         user_logged_out.disconnect(receiver)
-    signing_out, logging_out, signed_out = sent()
-    assert logging_out["event"] == "Logging Out"
-    assert signing_out["userId"] == logging_out["userId"] == str(user.pk)
-    assert "userId" not in signed_out and signed_out["anonymousId"]
+        user_logged_out.disconnect(async_receiver)
+    by_event = {m["event"]: m for m in sent()}
+    assert sorted(by_event) == ["Logging Out", "Logging Out Async", "Signed Out", "Signing Out"]
+    for event in ("Signing Out", "Logging Out", "Logging Out Async"):
+        assert by_event[event]["userId"] == str(user.pk), event
+    assert "userId" not in by_event["Signed Out"] and by_event["Signed Out"]["anonymousId"]

@@ -397,6 +397,9 @@ def test_a_logout_receiver_connected_after_the_app_s_tracks_for_the_user_logging
     # by a module the URLconf imports comes after the app's ready()).
     def receiver(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
         request.analytics.track("Logging Out", {"who": user.pk})  # type: ignore[attr-defined]
+        snapshots.append(request.analytics.snapshot())  # type: ignore[attr-defined]
+
+    snapshots: list[dict[str, Any]] = []
 
     user = User.objects.create_user("ann")
     client.force_login(user)
@@ -416,6 +419,7 @@ def test_a_logout_receiver_connected_after_the_app_s_tracks_for_the_user_logging
         ("Logging Out", str(user.pk)),
         (None, None),
     ]
+    assert [snapshot["userId"] for snapshot in snapshots] == [str(user.pk)] * 2  # a job's
 
 
 @pytest.mark.django_db
