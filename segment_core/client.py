@@ -314,7 +314,7 @@ class Client(ClientSettings):
         ``on_error`` and ``on_failure`` on this thread, before it returns (what the
         spool keeps on disk aside). Safe to call twice: the second returns the first's
         answer at once, or, while the first runs, once it has one (False if its own
-        deadline comes first).
+        deadline comes first, or at once when called by the first's own hooks).
 
         On a sender thread (in a hook, as :meth:`flush`) it only starts: new calls are
         refused from now on, and it returns at once whether everything was already
@@ -325,11 +325,9 @@ class Client(ClientSettings):
         if self._shutdown_result is not None:
             return self._shutdown_result
         self._own_parts()
-        if (
-            self._worker.on_sender_thread()
-            or sending_on_this_thread()
-            or self._shutdown_thread == threading.get_ident()  # (its on_error hook's call)
-        ):
+        if self._shutdown_thread == threading.get_ident():
+            return False  # from the shutdown's own hooks (on_error): its answer is not known
+        if self._worker.on_sender_thread() or sending_on_this_thread():
             return self._begin_shutdown()  # in a hook (in sync_mode, of a call's delivery)
         timeout = self._timeout(timeout)
         deadline = monotonic() + timeout

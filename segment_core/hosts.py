@@ -223,13 +223,14 @@ def redact_url(value: str) -> str:
 
 
 #: A URL's credentials: what comes before the last ``@`` of its server's part. Spaces
-#: and controls before it are skipped, and tabs and newlines in a scheme, as URL
-#: parsers skip them; a scheme counts only when slashes follow it (``user:pw@host``
-#: has none); without one, a server's part starts the value or follows ``//``, never
-#: one slash (``/@fs/x.js`` is a path). A backslash may be a password's.
+#: and controls before it are skipped, and tabs and newlines in a scheme and around
+#: its slashes, as URL parsers skip them; a scheme counts only when slashes follow
+#: it (``user:pw@host`` has none); without one, a server's part starts the value or
+#: follows ``//``, never one slash (``/@fs/x.js`` is a path). A backslash may be a
+#: password's: masked with it (the host shown is then the one after the ``@``).
 _USERINFO = re.compile(
     r"[\x00-\x20]*"
-    r"(?:[A-Za-z][A-Za-z0-9+.\-\t\n\r]*:(?=[/\\])[/\\]*|[/\\]{2,})?"
+    r"(?:[A-Za-z][A-Za-z0-9+.\-\t\n\r]*:[\t\n\r]*(?=[/\\])[/\\\t\n\r]*|[/\\]{2,})?"
     r"(?P<userinfo>[^/?#]*@)"
 )
 

@@ -613,12 +613,17 @@ def _stop_begins(clients: list[Client]) -> None:
     start_sending(clients)
 
 
-def _attempt_counts(client: Client) -> tuple[int, int, int] | None:
-    """The batches ``client`` delivered, the attempts that failed, and the messages
-    it holds, now."""
+def _attempt_counts(client: Client) -> tuple[int, int, int, int] | None:
+    """The batches ``client`` delivered, the attempts that failed, the messages that
+    failed for good (a host's verdict), and the messages it holds, now."""
     try:
         stats = client.stats()
-        return int(stats["batches"]), int(stats["retries"]), int(stats["pending"])
+        return (
+            int(stats["batches"]),
+            int(stats["retries"]),
+            int(stats["failed"]),
+            int(stats["pending"]),
+        )
     except Exception:
         logger.exception("error while reading a Segment client's stats")
         return None
@@ -626,22 +631,24 @@ def _attempt_counts(client: Client) -> tuple[int, int, int] | None:
 
 def _left_after_stop_began(client: Client) -> float:
     """What is left of the ``shutdown_timeout`` of a stop that began (SIGTERM to a
-    gunicorn worker) when, since then, no batch went through though attempts failed
-    or messages waited: the app's threads the interpreter waited for meanwhile took
-    the rest (inf: no such stop, or the host answers)."""
+    gunicorn worker) when, since then, the host answered nothing (no batch went
+    through, none was refused for good) though attempts failed or messages waited:
+    the app's threads the interpreter waited for meanwhile took the rest (inf: no
+    such stop, or the host answers)."""
     began = _stop_began.get(client)
     if began is None:
         return math.inf
-    deadline, batches, retries, pending = began
+    deadline, batches, retries, failed, pending = began
     counts = _attempt_counts(client)
-    if counts is None or counts[0] != batches or (counts[1] == retries and not pending):
+    if counts is None or counts[0] != batches or counts[2] != failed:
+        return math.inf
+    if counts[1] == retries and not pending:
         return math.inf
     return max(0.0, deadline - monotonic())
 
 
-#: The stops that began, by client: their deadline, the batches delivered, the
-#: attempts that had failed and the messages held then.
-_stop_began: weakref.WeakKeyDictionary[Client, tuple[float, int, int, int]] = (
+#: The stops that began, by client: their deadline, and :func:`_attempt_counts` then.
+_stop_began: weakref.WeakKeyDictionary[Client, tuple[float, int, int, int, int]] = (
     weakref.WeakKeyDictionary()
 )
 
