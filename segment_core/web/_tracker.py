@@ -121,7 +121,7 @@ class RequestAnalytics(Analytics):
         tracker = self._tracker
         if tracker is not None:
             if tracker._read_route is not None:
-                tracker.hide_route_secrets_known_now()
+                tracker.refresh_route(reads_on=True)
             if tracker._context_private:
                 tracker._share_context()
         value: dict[str, Any] = _CONTEXT_SLOT.__get__(self)
@@ -713,10 +713,15 @@ class RequestTracker:
         """The user logged out during the request (and no login came after)."""
         return self._resolved_user is _LOGGED_OUT
 
-    def refresh_route(self, final: bool = False) -> None:
+    def refresh_route(self, final: bool = False, *, reads_on: bool = False) -> None:
         """Ask the adapter for the route until it knows it; then hide secret path values.
 
         ``final``: the response is complete, what the adapter knows now is all there is.
+        ``reads_on``: for a read of the context (a snapshot, a page's fields) rather
+        than a call: the secrets known now are hidden, and the route is read again
+        later all the same, since the app may not have routed all the way yet (a
+        mounted app's own router, a Wagtail page's sub-route, matched after a
+        middleware that reads).
         """
         read = self._read_route
         if read is None:
@@ -732,30 +737,10 @@ class RequestTracker:
                 return
         except Exception:
             logger.exception("segment: could not read the request's route")
-        self._read_route = None
-        params = request.path_params
-        if params or request.route_of_path is not router:
-            self._redact_path(params, anew=request.route_of_path is not router)
-
-    def hide_route_secrets_known_now(self) -> None:
-        """As :meth:`refresh_route`, for a read of the context (a snapshot, a page's
-        fields) rather than a call: the route is read again later all the same, since
-        the app may not have routed all the way yet (a mounted app's own router, a
-        Wagtail page's sub-route, matched after a middleware that reads)."""
-        read = self._read_route
-        if read is None:
-            return
-        request = self.request
-        router = request.route_of_path
-        try:
-            routed = read(request, False)
-        except Exception:
-            logger.exception("segment: could not read the request's route")
-            return
-        if not routed:
-            if not self._route_guessed:
-                self._guess_route()
-            return
+            if reads_on:
+                return
+        if not reads_on:
+            self._read_route = None
         params = request.path_params
         if params or request.route_of_path is not router:
             self._redact_path(params, anew=request.route_of_path is not router)
@@ -829,7 +814,7 @@ class RequestTracker:
         """The page fields the request's calls carry: secrets redacted, values cut
         (and what a view added to them)."""
         if self._read_route is not None:
-            self.hide_route_secrets_known_now()
+            self.refresh_route(reads_on=True)
         fields = _CONTEXT_SLOT.__get__(self.analytics).get("page")
         if isinstance(fields, Mapping):
             return fields
