@@ -151,7 +151,34 @@ def django_cookies() -> dict[str, str]:
         name = getattr(settings, setting, None)
         if isinstance(name, str) and name:
             taken[name] = f"settings.{setting}"
+    messages = _messages_cookie()
+    if messages is not None:
+        taken.setdefault(messages, "django.contrib.messages (its cookie storage)")
     return taken
+
+
+def _messages_cookie() -> str | None:
+    """The cookie of ``django.contrib.messages``, installed with a storage that keeps
+    messages in a cookie (``CookieStorage``, or ``FallbackStorage``, the default)."""
+    from django.apps import apps
+
+    if not apps.ready or not apps.is_installed("django.contrib.messages"):
+        return None
+    try:
+        from django.contrib.messages.storage.cookie import CookieStorage
+        from django.contrib.messages.storage.fallback import FallbackStorage
+        from django.utils.module_loading import import_string
+
+        storage = import_string(settings.MESSAGE_STORAGE)
+    except Exception:  # Django's own check says what is wrong with it
+        return None
+    if isinstance(storage, type) and issubclass(storage, CookieStorage):
+        name = storage.cookie_name
+    elif isinstance(storage, type) and issubclass(storage, FallbackStorage):
+        name = CookieStorage.cookie_name
+    else:
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 def validate() -> None:

@@ -154,6 +154,8 @@ def test_e002_a_key_written_as_its_environment_variable_names_the_option(setting
         ),
         ({"USER_COOKIE_NAME": "csrftoken"}, "(settings.CSRF_COOKIE_NAME)"),
         ({"COOKIE_NAME": "django_language"}, "(settings.LANGUAGE_COOKIE_NAME)"),
+        # django.contrib.messages, whose default storage keeps messages in a cookie.
+        ({"COOKIE_NAME": "messages"}, "(django.contrib.messages (its cookie storage))"),
         ({"COOKIE_NAME": "uid", "USER_COOKIE_NAME": "uid"}, "both 'uid'"),
     ],
 )
@@ -395,3 +397,11 @@ def test_the_csrf_cookie_name_is_free_when_the_token_is_kept_in_the_session(
     settings.SEGMENT = {"WRITE_KEY": "k", "COOKIE_NAME": "csrftoken"}
     messages = [m for m in run_checks() if m.id and m.id.startswith("segment_django.")]
     assert messages == []
+
+
+def test_the_messages_cookie_is_free_when_messages_are_kept_in_the_session(
+    settings: Any,
+) -> None:
+    settings.MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+    settings.SEGMENT = {"WRITE_KEY": "k", "COOKIE_NAME": "messages"}
+    assert [m.id for m in run_checks() if m.id and m.id.startswith("segment_django.")] == []
