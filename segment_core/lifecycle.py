@@ -631,18 +631,21 @@ def _attempt_counts(client: Client) -> tuple[int, int, int, int] | None:
 
 def _left_after_stop_began(client: Client) -> float:
     """What is left of the ``shutdown_timeout`` of a stop that began (SIGTERM to a
-    gunicorn worker) when, since then, the host answered nothing (no batch went
-    through, none was refused for good) though attempts failed or messages waited:
-    the app's threads the interpreter waited for meanwhile took the rest (inf: no
-    such stop, or the host answers)."""
+    gunicorn worker) when, since then, no batch went through and attempts failed to
+    be retried (a host down, or answering 5xx), or messages waited with no answer at
+    all (none refused for good: a host that hangs): the app's threads the
+    interpreter waited for meanwhile took the rest (inf: no such stop, or the host
+    answers, if only to refuse a batch for good)."""
     began = _stop_began.get(client)
     if began is None:
         return math.inf
     deadline, batches, retries, failed, pending = began
     counts = _attempt_counts(client)
-    if counts is None or counts[0] != batches or counts[2] != failed:
+    if counts is None or counts[0] != batches:
         return math.inf
-    if counts[1] == retries and not pending:
+    retried = counts[1] != retries
+    unanswered = bool(pending) and counts[2] == failed
+    if not (retried or unanswered):
         return math.inf
     return max(0.0, deadline - monotonic())
 
