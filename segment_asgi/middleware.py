@@ -349,11 +349,13 @@ class SegmentMiddleware:
         #: no other request, and an async one is awaited in the event loop meanwhile.
         self._finish_in_thread = self._response_hooks or callable(web_options.page_name)
         #: Whether the page call may be made on the event loop: not by a sync_mode
-        #: client, which sends it on the calling thread (unknown yet for the default
-        #: client, which may change), nor where it runs the app's hooks.
+        #: client, which sends it on the calling thread, nor by one with a before_send
+        #: hook, which may wait (unknown yet for the default client, which may
+        #: change), nor where it runs the app's hooks.
         self._finish_on_loop = (
             self._client is not None
             and not self._client.config.sync_mode
+            and self._client.config.before_send is None
             and not self._finish_in_thread
         )
         self._mounts = MountNames()
@@ -510,7 +512,11 @@ class SegmentMiddleware:
             # outbox once the client has the whole response (a server in the test's
             # process); one that runs the app's hooks, in a worker thread, before it.
             # A sync_mode client's waits for Segment, in a worker thread: after it.
-            if self._finish_on_loop or not (self._finish_in_thread or self.client.config.sync_mode):
+            if self._finish_on_loop or not (
+                self._finish_in_thread
+                or self.client.config.sync_mode
+                or self.client.config.before_send is not None  # a plain hook may wait
+            ):
                 ending, start = start, None  # finished: not again as the app returns
                 self._finish(tracker, ending)
                 await send(message)
@@ -792,9 +798,12 @@ class SegmentMiddleware:
         the worker, must not wait for Segment's answer), and where the page call
         runs the app's hooks (a plain one may wait; an async one is awaited in the
         event loop, where nothing may wait for it); else (a response that is no page
-        view, whose page call runs no hook) here."""
-        if self.client.config.sync_mode or (
-            self._finish_in_thread and self._may_run_page_hooks(tracker, start)
+        view, whose page call runs no hook) here. A client's ``before_send`` is such a
+        hook."""
+        config = self.client.config
+        if config.sync_mode or (
+            (self._finish_in_thread or config.before_send is not None)
+            and self._may_run_page_hooks(tracker, start)
         ):
             await self._finish_in_page_thread(tracker, start)
         else:

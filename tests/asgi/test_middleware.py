@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -806,3 +807,29 @@ def test_under_pytest_a_lifespan_shutdown_does_not_wait_for_another_client_s_sil
             assert [m["type"] for m in sent()] == ["page"]
         finally:
             other.shutdown(timeout=0)
+
+
+def test_a_client_s_before_send_runs_off_the_event_loop_for_the_page_call(
+    segment_collector: Any,
+) -> None:
+    # A plain before_send may wait (a lookup in a sync store): the automatic page call
+    # that runs it must hold up no other request of the event loop.
+    threads: dict[str, int] = {}
+
+    def before_send(message: dict[str, Any]) -> dict[str, Any]:
+        threads.setdefault(message["type"], threading.get_ident())
+        return message
+
+    async def page(request: Request) -> HTMLResponse:
+        threads["view"] = threading.get_ident()  # the event loop's thread
+        return HTMLResponse("<p>page</p>")
+
+    client = Client("key", host=segment_collector.url, before_send=before_send)
+    app = Starlette(routes=[Route("/", page)])
+    app.add_middleware(SegmentMiddleware, client=client)
+    try:
+        with TestClient(app) as browser:
+            assert browser.get("/", headers={"Accept": "text/html"}).status_code == 200
+    finally:
+        client.shutdown(5)
+    assert threads["page"] != threads["view"]
