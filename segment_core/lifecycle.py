@@ -305,7 +305,7 @@ def _wait_for_app_threads(
                 return
             if sending:
                 thread.join(SENDING_EVERY if remaining is None else min(SENDING_EVERY, remaining))
-                start_sending(live_clients())
+                send_what_clients_hold()
             else:
                 thread.join(remaining)
         if not _app_threads(ended):
