@@ -13,6 +13,14 @@ thread from ``/proc`` over the same window. Each sample goes to one part, by
 the innermost frame that names one (the adapter's call into Werkzeug counts as
 the adapter). A part's share of the samples, times the CPU per request, is its
 cost per request.
+
+py-spy stops the worker for each sample by default. ``--nonblocking`` reads the
+stacks while the interpreter runs, which perturbs the worker less, but keeps only
+the samples whose stack held still while read, which it does in the kernel: on
+a busy worker most samples are then lost, and those kept sit in the server's
+system calls. Stopped, a worker is still caught where it enters the kernel more
+often than elsewhere, so a system call's frame gets more samples than its cost.
+The report says how many samples were read of those due.
 """
 
 from __future__ import annotations
@@ -111,6 +119,16 @@ def read_samples(path: Path) -> dict[str, Counter[str]]:
     return threads
 
 
+def sample_count(path: Path) -> int:
+    """How many samples py-spy wrote (waits included)."""
+    read = 0
+    for line in path.read_text().splitlines():
+        count = line.rpartition(" ")[2]
+        if count.isdigit():
+            read += int(count)
+    return read
+
+
 def thread_names(path: Path) -> dict[str, str]:
     """Thread id -> name, from the ``thread (id): name`` heads of py-spy's stacks."""
     names: dict[str, str] = {}
@@ -151,8 +169,10 @@ def profile(args: argparse.Namespace) -> None:
             str(Path(sys.executable).parent / "py-spy"), "record",
             "--pid", str(server.worker.pid), "--rate", str(args.rate),
             "--duration", str(int(args.seconds)), "--format", "raw", "--threads",
-            "--nonblocking", "--output", str(raw),
+            "--output", str(raw),
         ]  # fmt: skip
+        if args.nonblocking:
+            command.append("--nonblocking")
         if args.native:
             command.append("--native")
         spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -189,9 +209,12 @@ def report(
     us = 1e6 / requests
     names = thread_names(raw)
     samples = read_samples(raw)
+    due = int(args.rate * int(args.seconds))
+    mode = "non-blocking" if args.nonblocking else "the worker stopped for each"
     print(
         f"{args.framework} with {args.variant}: {per_second:.0f} req/s while sampled "
-        f"(py-spy {args.rate}/s, non-blocking); worker CPU per request from /proc:"
+        f"(py-spy {args.rate}/s, {mode}: {sample_count(raw):,} samples of {due:,} due); "
+        "worker CPU per request from /proc:"
     )
     parts: Counter[str] = Counter()
     total = 0.0
@@ -225,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--native", action="store_true", help="C frames too (slower)")
     parser.add_argument("--raw", help="keep py-spy's collapsed stacks in this file")
+    parser.add_argument(
+        "--nonblocking", action="store_true", help="sample without stopping the worker"
+    )
     profile(parser.parse_args(argv))
 
 
