@@ -67,28 +67,29 @@ def test_a_timeout_counts_only_what_a_capture_held_back(
         sending.shutdown(5)
 
 
+@pytest.fixture
+def diverted(segment_collector: CollectorHandle) -> Iterator[Client]:
+    """A client in test mode (SEND_IN_TESTS off): what it accepts goes to the outbox."""
+    built = Client("key", host=segment_collector.url)
+    divert_in_tests(built, send=False, running=lambda: True)
+    yield built
+    built.shutdown(5)
+
+
 def test_a_timeout_counts_what_test_mode_kept_under_a_capture(
-    segment_events: list[dict[str, Any]], segment_collector: CollectorHandle
+    segment_events: list[dict[str, Any]], segment_collector: CollectorHandle, diverted: Client
 ) -> None:
-    diverted = Client("key", host=segment_collector.url)
-    divert_in_tests(diverted, send=False, running=lambda: True)
-    try:
-        diverted.track("u1", "Order Shipped")
-        with pytest.raises(AssertionError) as raised:
-            segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
-        assert "1 message(s) it captured were kept from the network" in str(raised.value)
-    finally:
-        diverted.shutdown(5)
+    diverted.track("u1", "Order Shipped")
+    with pytest.raises(AssertionError) as raised:
+        segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
+    assert "1 message(s) it captured were kept from the network" in str(raised.value)
 
 
 @pytest.fixture
-def diverted_early(segment_collector: CollectorHandle) -> Iterator[Client]:
+def diverted_early(diverted: Client) -> Client:
     """A test-mode client that sends before the test's segment_events is set up."""
-    built = Client("key", host=segment_collector.url)
-    divert_in_tests(built, send=False, running=lambda: True)
-    built.track("u1", "Sent By A Fixture")
-    yield built
-    built.shutdown(5)
+    diverted.track("u1", "Sent By A Fixture")
+    return diverted
 
 
 def test_a_timeout_counts_what_test_mode_kept_before_the_capture_began(
@@ -103,18 +104,13 @@ def test_a_timeout_counts_what_test_mode_kept_before_the_capture_began(
 
 
 def test_a_timeout_without_a_capture_says_what_test_mode_put_in_the_outbox(
-    segment_collector: CollectorHandle,
+    segment_collector: CollectorHandle, diverted: Client
 ) -> None:
-    # An app's client in test mode (SEND_IN_TESTS off), a test that waits on the
-    # collector: the outbox holds what it waits for.
-    diverted = Client("key", host=segment_collector.url)
-    divert_in_tests(diverted, send=False, running=lambda: True)
-    try:
-        diverted.track("u1", "Order Shipped")
-        with pytest.raises(AssertionError) as raised:
-            segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
-        text = str(raised.value)
-        assert "1 message(s) this test's clients accepted are in segment_core.testing" in text
-        assert 'SEGMENT["SEND_IN_TESTS"]' in text and "capture" not in text
-    finally:
-        diverted.shutdown(5)
+    # An app's client in test mode, a test that waits on the collector: the outbox
+    # holds what it waits for.
+    diverted.track("u1", "Order Shipped")
+    with pytest.raises(AssertionError) as raised:
+        segment_collector.wait_for(1, timeout=0.1, event="Order Shipped")
+    text = str(raised.value)
+    assert "1 message(s) this test's clients accepted are in segment_core.testing" in text
+    assert 'SEGMENT["SEND_IN_TESTS"]' in text and "capture" not in text

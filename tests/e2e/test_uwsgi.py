@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,17 @@ pytestmark = [
 def uwsgi(app: str, port: int, *options: str) -> list[str]:
     assert UWSGI is not None
     return uwsgi_argv(UWSGI, app, port, *options)
+
+
+def two_graceful_flask_workers(
+    segment_collector: Any, tmp_path: Path
+) -> AbstractContextManager[Server]:
+    """The Flask app in two threaded workers that SIGTERM stops gracefully, its
+    events held until each worker exits."""
+    port = free_port()
+    argv = uwsgi(FLASK, port, "--enable-threads", *GRACEFUL_SIGTERM)
+    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
+    return running("uwsgi", argv, port=port, env=env, log_dir=tmp_path, workers=2)
 
 
 def worker_statuses(stats_port: int) -> dict[int, str]:
@@ -136,10 +148,7 @@ def test_stop_of_idle_workers_delivers_every_event_once(
 def test_graceful_stop_during_traffic_delivers_every_answered_request(
     segment_collector: Any, tmp_path: Path
 ) -> None:
-    port = free_port()
-    argv = uwsgi(FLASK, port, "--enable-threads", *GRACEFUL_SIGTERM)
-    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
-    with running("uwsgi", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+    with two_graceful_flask_workers(segment_collector, tmp_path) as server:
         answered, requested, status = stop_under_load(server, sig=signal.SIGTERM)
         assert status == 0
     assert_delivered_for(segment_collector, answered, requested)
@@ -150,10 +159,7 @@ def test_a_graceful_stop_waits_for_a_view_s_background_work_and_delivers_it(
 ) -> None:
     # uWSGI ends a worker without waiting for Python's threads: its atexit hook waits
     # for the work start_thread runs, within shutdown_timeout.
-    port = free_port()
-    argv = uwsgi(FLASK, port, "--enable-threads", *GRACEFUL_SIGTERM)
-    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
-    with running("uwsgi", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+    with two_graceful_flask_workers(segment_collector, tmp_path) as server:
         response = requests.get(f"{server.url}/export/7", timeout=30)
         assert response.status_code == 200, response.text
         assert server.stop(signal.SIGTERM) == 0
@@ -223,10 +229,7 @@ def test_graceful_reload_loses_nothing(segment_collector: Any, tmp_path: Path) -
     """SIGHUP, more traffic, then the graceful stop: every event of both generations
     of workers arrives (the stop follows the last answer at once, with no wait for
     the workers to be idle: the graceful stop must not need one)."""
-    port = free_port()
-    argv = uwsgi(FLASK, port, "--enable-threads", *GRACEFUL_SIGTERM)
-    env = app_env(segment_collector.url, **HOLD_UNTIL_EXIT)
-    with running("uwsgi", argv, port=port, env=env, log_dir=tmp_path, workers=2) as server:
+    with two_graceful_flask_workers(segment_collector, tmp_path) as server:
         before = load(server, N // 2)
         server.process.send_signal(signal.SIGHUP)
         # The old workers deliver as they exit; the new ones start with empty buffers.
