@@ -619,11 +619,9 @@ def page_name(request: RequestInfo, options: WebOptions, path: str | None = None
         return path
     default = request.route_name or request.route_template
     name = call_hook("page_name", mode, request.hook_target, default=default)
-    if isinstance(name, str) and lone_surrogate_problem(name) is not None:
+    if isinstance(name, str) and (problem := lone_surrogate_problem(name)) is not None:
         logger.error(
-            "segment: page_name returned text that cannot be sent (%s); using %r",
-            lone_surrogate_problem(name),
-            default,
+            "segment: page_name returned text that cannot be sent (%s); using %r", problem, default
         )
         return default
     if name is None or isinstance(name, str):
